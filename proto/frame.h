@@ -1,0 +1,90 @@
+/*
+ * Frame codec of the client protocol: a u32 little-endian length, then one
+ * protobuf message (proto/ringkv.proto). Decoding is zero-copy: keys and
+ * values point into the caller's buffer, and every length is checked against
+ * the limits before anything is used, so bad input costs no allocation.
+ */
+#ifndef RINGKV_PROTO_FRAME_H
+#define RINGKV_PROTO_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FRAME_HEADER_SIZE 4
+
+struct frame_limits {
+	uint32_t max_frame; /* payload bytes after the length prefix (4 MiB) */
+	uint32_t max_key;   /* 4 KiB */
+	uint32_t max_value; /* 1 MiB */
+};
+
+void frame_limits_default(struct frame_limits *l);
+
+struct frame_slice {
+	const uint8_t *data;
+	uint32_t len;
+};
+
+/* Mirrors the oneof in Request; numbering is ours, not the wire's. */
+enum frame_op {
+	FRAME_OP_NONE = 0,
+	FRAME_OP_GET,
+	FRAME_OP_PUT,
+	FRAME_OP_DELETE,
+};
+
+struct frame_request {
+	uint64_t id;
+	enum frame_op op;
+	struct frame_slice key;
+	struct frame_slice value; /* PUT only */
+};
+
+/* Values are ringkv_Status from the generated header (0 = OK ... 8 = INTERNAL). */
+struct frame_response {
+	uint64_t id;
+	int status;
+	struct frame_slice value; /* may be empty */
+	const char *error;        /* NUL-terminated, may be NULL */
+};
+
+/*
+ * Looks at the start of a byte stream. Returns 0 with *payload_len set when a
+ * whole frame (FRAME_HEADER_SIZE + *payload_len bytes) is in `buf`;
+ * RKV_EAGAIN when more bytes are needed (*payload_len set if the prefix is
+ * complete); RKV_ETOOLARGE when the prefix announces more than max_frame (the
+ * stream cannot be parsed further).
+ */
+int frame_peek(const uint8_t *buf, size_t len, const struct frame_limits *l,
+	       uint32_t *payload_len);
+
+/*
+ * Decodes one Request payload (without its length prefix). Returns 0;
+ * RKV_EPROTO when the bytes are not a valid Request; RKV_EINVAL when no op is
+ * set or the key is empty; RKV_ETOOLARGE when key or value pass their limit.
+ * On every return out->id holds the id if it could be read (else 0), and `err`
+ * (errlen bytes, may be NULL) a one-line reason for non-zero returns.
+ */
+int frame_decode_request(const uint8_t *payload, size_t len,
+			 const struct frame_limits *l, struct frame_request *out,
+			 char *err, size_t errlen);
+
+/* Upper bound of the bytes frame_encode_response() writes, prefix included. */
+size_t frame_response_max_size(const struct frame_response *r);
+
+/*
+ * Writes the length prefix and the encoded Response into `out` (cap bytes).
+ * Returns the bytes written, or RKV_ETOOLARGE if cap is too small.
+ */
+int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t cap);
+
+/* Client side: the same pair for requests and responses. */
+size_t frame_request_max_size(const struct frame_request *r);
+int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap);
+/* Returns 0 or RKV_EPROTO; value/error point into `payload` (error is NOT
+ * NUL-terminated there, so it is returned as a slice). */
+int frame_decode_response(const uint8_t *payload, size_t len, uint64_t *id,
+			  int *status, struct frame_slice *value,
+			  struct frame_slice *error);
+
+#endif

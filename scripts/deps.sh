@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages ringkv needs to build, run and test.
+# Does nothing when every package is already installed.
+set -euo pipefail
+
+packages=(
+	build-essential clang meson ninja-build pkg-config
+	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev
+	python3 python3-redis redis-server redis-tools
+	iproute2 procps util-linux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "ringkv: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# Debian starts redis-server as a service on install; the comparisons start
+# their own instance, so the packaged one is stopped to keep port 6379 free.
+if command -v systemctl >/dev/null && systemctl is-active -q redis-server 2>/dev/null; then
+	$sudo systemctl stop redis-server || true
+fi

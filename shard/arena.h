@@ -1,0 +1,37 @@
+/*
+ * Bump-pointer arena: one contiguous mapping, allocations only move a pointer
+ * forward, everything is released at once. Owned by one core; not thread-safe.
+ * The mapping is touched first by the owning core, so pages land on its NUMA
+ * node.
+ */
+#ifndef RINGKV_SHARD_ARENA_H
+#define RINGKV_SHARD_ARENA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct arena {
+	uint8_t *base;   /* start of the mapping */
+	size_t capacity; /* bytes mapped */
+	size_t used;     /* bytes handed out, alignment padding included */
+};
+
+/* Maps `capacity` bytes. Returns 0 or -ENOMEM. */
+int arena_init(struct arena *a, size_t capacity);
+
+/* Unmaps. Safe on a zeroed struct. */
+void arena_destroy(struct arena *a);
+
+/*
+ * Returns `size` bytes aligned to `align` (a power of two), or NULL when they
+ * do not fit; a failed call changes nothing.
+ */
+void *arena_alloc(struct arena *a, size_t size, size_t align);
+
+/* Bytes still available (ignoring alignment padding). */
+size_t arena_remaining(const struct arena *a);
+
+/* Forgets every allocation; the mapping stays. */
+void arena_reset(struct arena *a);
+
+#endif

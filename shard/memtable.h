@@ -1,0 +1,74 @@
+/*
+ * Arena memtable: an ordered map from key to value (or tombstone) whose nodes,
+ * keys and values all live in one bump-pointer arena. The index is a skiplist
+ * ordered by memcmp on the key bytes (shorter key first on a common prefix).
+ * An overwrite allocates the new value and repoints the node; the old bytes
+ * stay in the arena until the whole memtable is dropped. Owned by one core;
+ * not thread-safe.
+ */
+#ifndef RINGKV_SHARD_MEMTABLE_H
+#define RINGKV_SHARD_MEMTABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct memtable;
+
+/* Creates an empty memtable over an arena of `arena_bytes`. 0 or -ENOMEM. */
+int memtable_create(struct memtable **out, size_t arena_bytes);
+
+void memtable_destroy(struct memtable *mt);
+
+/*
+ * Upper bound of the arena bytes one put (or delete, value_len 0) of these
+ * sizes can consume. A caller that reserves this much before a write is sure
+ * the later put cannot fail with RKV_EFULL.
+ */
+size_t memtable_entry_cost(size_t key_len, size_t value_len);
+
+/* Arena bytes still free. */
+size_t memtable_remaining(const struct memtable *mt);
+
+/* Arena bytes used so far. */
+size_t memtable_used(const struct memtable *mt);
+
+/* Number of distinct keys (tombstones included). */
+size_t memtable_count(const struct memtable *mt);
+
+/*
+ * Inserts or overwrites `key` with `value` (copied into the arena).
+ * 0, or RKV_EFULL when the arena cannot hold it (the memtable is unchanged).
+ */
+int memtable_put(struct memtable *mt, const void *key, size_t key_len,
+		 const void *value, size_t value_len);
+
+/* Records a tombstone for `key`. 0 or RKV_EFULL (unchanged). */
+int memtable_delete(struct memtable *mt, const void *key, size_t key_len);
+
+/*
+ * Looks `key` up. 0 with *value/*value_len pointing into the arena (valid
+ * until the memtable is destroyed); RKV_EDELETED for a tombstone;
+ * RKV_ENOTFOUND when the key was never written here.
+ */
+int memtable_get(const struct memtable *mt, const void *key, size_t key_len,
+		 const void **value, size_t *value_len);
+
+/* Forward iterator in key order, tombstones included. */
+struct memtable_iter {
+	const struct memtable *mt;
+	const void *node; /* current node, NULL when past the end */
+};
+
+void memtable_iter_first(struct memtable_iter *it, const struct memtable *mt);
+/* Positions at the first key >= `key`. */
+void memtable_iter_seek(struct memtable_iter *it, const struct memtable *mt,
+			const void *key, size_t key_len);
+bool memtable_iter_valid(const struct memtable_iter *it);
+void memtable_iter_next(struct memtable_iter *it);
+const void *memtable_iter_key(const struct memtable_iter *it, size_t *key_len);
+/* NULL with *value_len 0 for a tombstone. */
+const void *memtable_iter_value(const struct memtable_iter *it, size_t *value_len);
+bool memtable_iter_is_tombstone(const struct memtable_iter *it);
+
+#endif
