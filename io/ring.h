@@ -1,0 +1,78 @@
+/*
+ * One io_uring ring per core, and the one place its completions are
+ * dispatched.
+ *
+ * Every submitted operation carries a struct io_op as its user_data: the
+ * completion handler and its owner. io_ring_dispatch() reaps completions in a
+ * batch, calls each op's handler with the result, and advances the completion
+ * queue once. An op must stay alive until its last completion (for multishot
+ * operations, the one without IORING_CQE_F_MORE).
+ *
+ * Set-up probes what the kernel offers and falls back step by step:
+ * SINGLE_ISSUER|DEFER_TASKRUN, then COOP_TASKRUN, then no flags. It also
+ * records whether MSG_RING (the cross-core doorbell), multishot accept and
+ * multishot recv are available.
+ */
+#ifndef RINGKV_IO_RING_H
+#define RINGKV_IO_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct io_op;
+
+/* Completion handler: `res` is the CQE result, `flags` its CQE flags. */
+typedef void io_done_fn(struct io_op *op, int res, unsigned flags);
+
+struct io_op {
+	io_done_fn *done; /* called once per completion */
+	void *data;       /* the owner */
+};
+
+struct io_ring {
+	struct io_uring ring;
+	unsigned setup_flags;   /* IORING_SETUP_* in effect */
+	bool has_msg_ring;      /* IORING_OP_MSG_RING */
+	bool has_multishot_accept;
+	bool has_recv_multishot;
+	bool has_ftruncate;     /* IORING_OP_FTRUNCATE (kernel 6.9) */
+	uint64_t submitted;     /* SQEs handed to the kernel, for metrics */
+	uint64_t completions;   /* CQEs dispatched */
+	uint64_t waits;         /* io_uring_enter calls that waited */
+};
+
+/*
+ * Creates the ring in the calling thread (SINGLE_ISSUER binds it to that
+ * thread). 0 or a negative errno; `err` says which step failed.
+ */
+int io_ring_init(struct io_ring *r, unsigned entries, char *err, size_t errlen);
+void io_ring_exit(struct io_ring *r);
+
+/* A line describing the chosen set-up, for the start-up log. */
+void io_ring_describe(const struct io_ring *r, char *buf, size_t len);
+
+/*
+ * Returns a free SQE, submitting queued ones first when the submission queue
+ * is full, so an operation is never dropped. Panics only if the kernel refuses
+ * to take SQEs at all.
+ */
+struct io_uring_sqe *io_ring_get_sqe(struct io_ring *r);
+
+/* Attaches `op` as the SQE's user_data. */
+static inline void io_op_attach(struct io_uring_sqe *sqe, struct io_op *op)
+{
+	io_uring_sqe_set_data(sqe, op);
+}
+
+/*
+ * Submits queued SQEs and waits until at least one completion is ready or
+ * `timeout_us` passes (0 = do not wait). Returns 0 or a negative errno other
+ * than the expected ETIME/EINTR.
+ */
+int io_ring_submit_wait(struct io_ring *r, uint64_t timeout_us);
+
+/* Dispatches every ready completion. Returns how many. */
+unsigned io_ring_dispatch(struct io_ring *r);
+
+#endif

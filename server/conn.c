@@ -1,0 +1,433 @@
+/*
+ * Native-protocol connections: receive, decode, answer, send. See
+ * server/conn.h for buffering, back-pressure and lifetime rules.
+ */
+#include "server/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "proto/frame.h"
+#include "ringkv.pb.h"
+#include "server/kv.h"
+#include "server/node.h"
+
+#define CONN_RBUF_INITIAL (64u << 10)
+#define CONN_OBUF_INITIAL (64u << 10)
+
+static struct pool *core_pool(struct node_core *c)
+{
+	return &c->reactor->pool;
+}
+
+static void arm_recv(struct conn *conn);
+static void start_send(struct conn *conn);
+static void try_release(struct conn *conn);
+
+static bool paused(const struct conn *conn)
+{
+	return conn->inflight >= conn->core->node->cfg.max_inflight ||
+	       conn->olen + (conn->slen - conn->ssent) > CONN_OUTPUT_HIGH;
+}
+
+static void mark_dirty(struct conn *conn)
+{
+	if (conn->in_dirty)
+		return;
+	conn->in_dirty = true;
+	conn->next_dirty = conn->core->dirty;
+	conn->core->dirty = conn;
+}
+
+/* Replaces *buf with a pool block of at least `need` bytes, keeping `keep`. */
+static int grow(struct pool *p, uint8_t **buf, size_t *cap, size_t keep, size_t need)
+{
+	size_t want = *cap ? *cap : 4096;
+	uint8_t *nbuf;
+
+	if (need <= *cap)
+		return 0;
+	while (want < need)
+		want *= 2;
+	if (want > POOL_MAX_SIZE)
+		want = need;
+	nbuf = pool_alloc(p, want);
+	if (!nbuf)
+		return -ENOMEM;
+	if (keep)
+		memcpy(nbuf, *buf, keep);
+	pool_free(p, *buf);
+	*buf = nbuf;
+	*cap = pool_block_size(nbuf);
+	return 0;
+}
+
+/* Drops the connection at once: the peer is gone or misbehaved beyond repair. */
+static void conn_kill(struct conn *conn)
+{
+	conn->closing = true;
+	conn->dead = true;
+	conn->olen = 0;
+	if (!conn->fd_closed)
+		shutdown(conn->fd, SHUT_RDWR);
+	try_release(conn);
+}
+
+void conn_reply(struct conn *conn, uint64_t id, int status,
+		const void *value, size_t value_len, const char *error)
+{
+	struct frame_response resp = {
+		.id = id,
+		.status = status,
+		.value = { .data = value, .len = (uint32_t)value_len },
+		.error = error,
+	};
+	size_t need;
+	int n;
+
+	if (conn->dead || conn->fd_closed)
+		return;
+	need = frame_response_max_size(&resp);
+	if (grow(core_pool(conn->core), &conn->obuf, &conn->ocap, conn->olen,
+		 conn->olen + need) != 0) {
+		log_warn("connection %llu: no memory for a %zu-byte answer; closing",
+			 (unsigned long long)conn->serial, need);
+		conn_kill(conn);
+		return;
+	}
+	n = frame_encode_response(&resp, conn->obuf + conn->olen, conn->ocap - conn->olen);
+	if (n < 0)
+		panic("frame_encode_response overflowed its own bound");
+	conn->olen += (size_t)n;
+	mark_dirty(conn);
+}
+
+static void reply_error(struct conn *conn, uint64_t id, int status, const char *text)
+{
+	conn->core->stats.bad_frames++;
+	conn_reply(conn, id, status, NULL, 0, text);
+}
+
+/* Decodes and handles every complete frame in the receive buffer. */
+static void process(struct conn *conn)
+{
+	struct node_core *c = conn->core;
+	const struct frame_limits *limits = &c->node->limits;
+	size_t off = 0;
+
+	while (!conn->closing && !paused(conn)) {
+		struct frame_request req;
+		uint32_t payload_len = 0;
+		char err[128];
+		int rv;
+
+		rv = frame_peek(conn->rbuf + off, conn->rlen - off, limits, &payload_len);
+		if (rv == RKV_EAGAIN) {
+			size_t need = FRAME_HEADER_SIZE + (size_t)payload_len;
+			/* A whole frame must fit the buffer: grow it to the
+			 * announced size (already checked against max_frame). */
+			if (payload_len && need > conn->rcap - off) {
+				if (off) {
+					memmove(conn->rbuf, conn->rbuf + off, conn->rlen - off);
+					conn->rlen -= off;
+					off = 0;
+				}
+				if (grow(core_pool(c), &conn->rbuf, &conn->rcap,
+					 conn->rlen, need) != 0) {
+					conn_kill(conn);
+					return;
+				}
+			}
+			break;
+		}
+		if (rv == RKV_ETOOLARGE) {
+			snprintf(err, sizeof err, "frame of %u bytes exceeds the %u-byte limit",
+				 payload_len, limits->max_frame);
+			reply_error(conn, 0, ringkv_Status_TOO_LARGE, err);
+			/* The stream cannot be resynchronised: answer, then close. */
+			conn->closing = true;
+			break;
+		}
+		c->stats.requests++;
+		rv = frame_decode_request(conn->rbuf + off + FRAME_HEADER_SIZE, payload_len,
+					  limits, &req, err, sizeof err);
+		off += FRAME_HEADER_SIZE + payload_len;
+		switch (rv) {
+		case 0:
+			kv_submit(c, conn, &req);
+			break;
+		case RKV_ETOOLARGE:
+			reply_error(conn, req.id, ringkv_Status_TOO_LARGE, err);
+			break;
+		default:
+			reply_error(conn, req.id, ringkv_Status_INVALID_ARGUMENT, err);
+			break;
+		}
+	}
+	if (off) {
+		memmove(conn->rbuf, conn->rbuf + off, conn->rlen - off);
+		conn->rlen -= off;
+	}
+	if (conn->closing)
+		mark_dirty(conn);
+}
+
+static void recv_done(struct io_op *op, int res, unsigned flags)
+{
+	struct conn *conn = op->data;
+
+	conn->recv_armed = false;
+	if (conn->closing) {
+		try_release(conn);
+		return;
+	}
+	if (res == 0) {
+		/* The peer shut its write side: answer what it sent, then close. */
+		conn->closing = true;
+		mark_dirty(conn);
+		try_release(conn);
+		return;
+	}
+	if (res < 0) {
+		if (res != -ECONNRESET && res != -EPIPE)
+			log_debug("connection %llu: recv: %s",
+				  (unsigned long long)conn->serial, strerror(-res));
+		conn_kill(conn);
+		return;
+	}
+	conn->rlen += (size_t)res;
+	process(conn);
+	arm_recv(conn);
+}
+
+static void arm_recv(struct conn *conn)
+{
+	struct io_uring_sqe *sqe;
+
+	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn))
+		return;
+	if (conn->rlen == conn->rcap &&
+	    grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen,
+		 conn->rcap * 2) != 0) {
+		conn_kill(conn);
+		return;
+	}
+	sqe = io_ring_get_sqe(&conn->core->reactor->io);
+	io_uring_prep_recv(sqe, conn->fd, conn->rbuf + conn->rlen,
+			   conn->rcap - conn->rlen, 0);
+	io_op_attach(sqe, &conn->recv_op);
+	conn->recv_armed = true;
+}
+
+static void send_done(struct io_op *op, int res, unsigned flags)
+{
+	struct conn *conn = op->data;
+	bool was_paused = paused(conn);
+
+	conn->send_armed = false;
+	if (res < 0) {
+		conn_kill(conn);
+		return;
+	}
+	conn->ssent += (size_t)res;
+	if (conn->ssent < conn->slen) {
+		struct io_uring_sqe *sqe = io_ring_get_sqe(&conn->core->reactor->io);
+
+		io_uring_prep_send(sqe, conn->fd, conn->sbuf + conn->ssent,
+				   conn->slen - conn->ssent, MSG_NOSIGNAL);
+		io_op_attach(sqe, &conn->send_op);
+		conn->send_armed = true;
+		return;
+	}
+	conn->slen = conn->ssent = 0;
+	if (conn->olen)
+		mark_dirty(conn);
+	if (was_paused && !paused(conn)) {
+		process(conn);
+		arm_recv(conn);
+	}
+	try_release(conn);
+}
+
+static void start_send(struct conn *conn)
+{
+	struct io_uring_sqe *sqe;
+	uint8_t *tmp;
+	size_t tcap;
+
+	if (conn->send_armed || conn->fd_closed || conn->olen == 0)
+		return;
+	tmp = conn->sbuf;
+	tcap = conn->scap;
+	conn->sbuf = conn->obuf;
+	conn->scap = conn->ocap;
+	conn->slen = conn->olen;
+	conn->ssent = 0;
+	conn->obuf = tmp;
+	conn->ocap = tcap;
+	conn->olen = 0;
+	sqe = io_ring_get_sqe(&conn->core->reactor->io);
+	io_uring_prep_send(sqe, conn->fd, conn->sbuf, conn->slen, MSG_NOSIGNAL);
+	io_op_attach(sqe, &conn->send_op);
+	conn->send_armed = true;
+}
+
+static void conn_free(struct conn *conn)
+{
+	struct node_core *c = conn->core;
+	struct pool *p = core_pool(c);
+
+	if (conn->prev)
+		conn->prev->next = conn->next;
+	else
+		c->conns = conn->next;
+	if (conn->next)
+		conn->next->prev = conn->prev;
+	c->conn_count--;
+	pool_free(p, conn->rbuf);
+	pool_free(p, conn->obuf);
+	pool_free(p, conn->sbuf);
+	pool_free(p, conn);
+}
+
+/*
+ * Closes the socket once no operation uses it and nothing is left to send,
+ * and frees the connection once no request of it is in flight.
+ */
+static void try_release(struct conn *conn)
+{
+	if (!conn->closing || conn->in_dirty)
+		return;
+	if (!conn->fd_closed) {
+		if (conn->olen && !conn->send_armed) {
+			mark_dirty(conn);
+			return;
+		}
+		if (conn->recv_armed) {
+			/* Wake the pending recv; its completion comes back here. */
+			shutdown(conn->fd, SHUT_RD);
+			return;
+		}
+		if (conn->send_armed || conn->olen || (conn->inflight && !conn->dead))
+			return;
+		close(conn->fd);
+		conn->fd_closed = true;
+	}
+	if (conn->inflight == 0 && !conn->recv_armed && !conn->send_armed)
+		conn_free(conn);
+}
+
+void conn_request_done(struct conn *conn)
+{
+	bool was_paused = paused(conn);
+
+	conn->inflight--;
+	if (was_paused && !paused(conn) && !conn->closing) {
+		process(conn);
+		arm_recv(conn);
+	}
+	try_release(conn);
+}
+
+void conn_flush_all(struct node_core *c)
+{
+	while (c->dirty) {
+		struct conn *conn = c->dirty;
+
+		c->dirty = conn->next_dirty;
+		conn->in_dirty = false;
+		start_send(conn);
+		try_release(conn);
+	}
+}
+
+void conn_accept(struct node_core *c, int fd)
+{
+	struct pool *p = core_pool(c);
+	struct conn *conn;
+	int one = 1;
+
+	if (c->conn_count >= c->node->cfg.max_connections) {
+		log_warn("connection limit (%u per core) reached; refusing a client",
+			 c->node->cfg.max_connections);
+		close(fd);
+		return;
+	}
+	conn = pool_alloc(p, sizeof *conn);
+	if (!conn) {
+		close(fd);
+		return;
+	}
+	memset(conn, 0, sizeof *conn);
+	conn->rbuf = pool_alloc(p, CONN_RBUF_INITIAL);
+	if (!conn->rbuf) {
+		pool_free(p, conn);
+		close(fd);
+		return;
+	}
+	conn->rcap = pool_block_size(conn->rbuf);
+	conn->core = c;
+	conn->fd = fd;
+	conn->serial = ++c->stats.connections;
+	conn->recv_op.done = recv_done;
+	conn->recv_op.data = conn;
+	conn->send_op.done = send_done;
+	conn->send_op.data = conn;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	conn->next = c->conns;
+	if (c->conns)
+		c->conns->prev = conn;
+	c->conns = conn;
+	c->conn_count++;
+	arm_recv(conn);
+}
+
+void conn_stop_reading_all(struct node_core *c)
+{
+	struct conn *conn, *next;
+
+	for (conn = c->conns; conn; conn = next) {
+		next = conn->next;
+		conn->closing = true;
+		try_release(conn);
+	}
+}
+
+bool conn_all_flushed(const struct node_core *c)
+{
+	const struct conn *conn;
+
+	if (c->dirty)
+		return false;
+	for (conn = c->conns; conn; conn = conn->next)
+		if (conn->send_armed || conn->olen || conn->recv_armed)
+			return false;
+	return true;
+}
+
+void conn_close_all(struct node_core *c)
+{
+	struct pool *p = core_pool(c);
+
+	while (c->conns) {
+		struct conn *conn = c->conns;
+
+		c->conns = conn->next;
+		if (!conn->fd_closed)
+			close(conn->fd);
+		pool_free(p, conn->rbuf);
+		pool_free(p, conn->obuf);
+		pool_free(p, conn->sbuf);
+		pool_free(p, conn);
+	}
+	c->conn_count = 0;
+	c->dirty = NULL;
+}

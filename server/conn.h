@@ -1,0 +1,86 @@
+/*
+ * A client connection of the native protocol, owned by the core that
+ * accepted it. One recv is in flight at a time, straight into the
+ * connection's receive buffer, so complete frames are decoded in place. Answers
+ * are encoded into an output buffer and sent once per loop iteration (one
+ * send for every answer produced in that iteration).
+ *
+ * Back-pressure: the connection stops reading while it has max_inflight
+ * requests unanswered or more than CONN_OUTPUT_HIGH bytes unsent, and resumes
+ * when both drop. A frame whose length prefix exceeds the limit cannot be
+ * skipped safely, so it is answered TOO_LARGE and the connection closes; every
+ * other bad frame is answered and the stream goes on.
+ *
+ * Lifetime: closing stops I/O at once, but the struct lives until its last
+ * forwarded request has come back.
+ */
+#ifndef RINGKV_SERVER_CONN_H
+#define RINGKV_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/ring.h"
+
+#define CONN_OUTPUT_HIGH (4u << 20)
+
+struct node_core;
+
+struct conn {
+	struct node_core *core;
+	int fd;
+	uint64_t serial;            /* accept order on this core, for logs */
+
+	uint8_t *rbuf;              /* received, not yet decoded */
+	size_t rlen;
+	size_t rcap;
+	uint8_t *obuf;              /* answers gathering */
+	size_t olen;
+	size_t ocap;
+	uint8_t *sbuf;              /* answers being sent */
+	size_t slen;
+	size_t scap;
+	size_t ssent;
+
+	struct io_op recv_op;
+	struct io_op send_op;
+	struct io_op close_op;
+	bool recv_armed;
+	bool send_armed;
+	bool closing;               /* no more reads; close once output is sent */
+	bool dead;                  /* peer gone or broken: drop output, close now */
+	bool fd_closed;
+	bool in_dirty;
+	uint32_t inflight;          /* requests not yet answered */
+
+	struct conn *prev, *next;   /* core's connection list */
+	struct conn *next_dirty;
+};
+
+/* Takes over accepted socket `fd` and starts reading. */
+void conn_accept(struct node_core *c, int fd);
+
+/*
+ * Queues an answer on the connection (dropped if it is closing because the
+ * peer went away). `error` may be NULL.
+ */
+void conn_reply(struct conn *conn, uint64_t id, int status,
+		const void *value, size_t value_len, const char *error);
+
+/* A request counted in conn->inflight got its answer (queued or dropped). */
+void conn_request_done(struct conn *conn);
+
+/* Per-iteration hook: sends what dirty connections gathered. */
+void conn_flush_all(struct node_core *c);
+
+/* Stops reading from every connection (shutdown). */
+void conn_stop_reading_all(struct node_core *c);
+
+/* True when no connection has unsent output. */
+bool conn_all_flushed(const struct node_core *c);
+
+/* Closes every connection and frees those with nothing in flight. */
+void conn_close_all(struct node_core *c);
+
+#endif

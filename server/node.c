@@ -1,0 +1,165 @@
+/*
+ * A core's share of the node: its shards, its listener and its connections,
+ * wired to the reactor's callbacks and per-iteration hooks.
+ */
+#include "server/node.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "server/conn.h"
+#include "shard/shard.h"
+
+#define NODE_STOP_GRACE_US (5u * 1000000u)
+
+static void arm_accept(struct node_core *c);
+
+static void accept_done(struct io_op *op, int res, unsigned flags)
+{
+	struct node_core *c = op->data;
+
+	if (!(flags & IORING_CQE_F_MORE))
+		c->accept_armed = false;
+	if (res >= 0) {
+		if (c->accepting)
+			conn_accept(c, res);
+		else
+			close(res);
+	} else if (res != -ECANCELED && res != -EINVAL && res != -EBADF) {
+		log_warn("accept: %s", strerror(-res));
+	}
+	if (c->accepting && !c->accept_armed)
+		arm_accept(c);
+}
+
+static void arm_accept(struct node_core *c)
+{
+	struct io_uring_sqe *sqe = io_ring_get_sqe(&c->reactor->io);
+
+	if (c->reactor->io.has_multishot_accept)
+		io_uring_prep_multishot_accept(sqe, c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	else
+		io_uring_prep_accept(sqe, c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_op_attach(sqe, &c->accept_op);
+	c->accept_armed = true;
+}
+
+static void flush_hook(struct reactor *r, void *arg)
+{
+	struct node_core *c = arg;
+	unsigned i;
+
+	/* WAL batches first, so their writes are queued before the sends of
+	 * answers that do not depend on them. */
+	for (i = 0; i < c->owned_count; i++)
+		shard_flush(c->owned[i]);
+	conn_flush_all(c);
+}
+
+int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
+{
+	struct node *n = arg;
+	struct node_core *c;
+	unsigned i;
+	int rv;
+
+	c = calloc(1, sizeof *c);
+	if (!c)
+		goto err_nomem;
+	c->node = n;
+	c->reactor = r;
+	r->user = c;
+	c->shards = calloc(n->shards, sizeof *c->shards);
+	c->owned = calloc(n->shards, sizeof *c->owned);
+	if (!c->shards || !c->owned)
+		goto err_nomem;
+	for (i = 0; i < n->shards; i++) {
+		struct shard_config sc;
+		char dir[sizeof n->cfg.data_dir + 32];
+
+		if (node_shard_core(n, i) != r->id)
+			continue;
+		snprintf(dir, sizeof dir, "%s/shard-%u", n->cfg.data_dir, i);
+		sc.id = i;
+		sc.dir = dir;
+		sc.memtable_size = n->cfg.memtable_size;
+		rv = shard_open(&c->shards[i], &sc, &r->io, err, errlen);
+		if (rv)
+			return rv;
+		c->owned[c->owned_count++] = c->shards[i];
+	}
+	rv = reactor_add_hook(r, flush_hook, c);
+	if (rv) {
+		snprintf(err, errlen, "core %u: no room for a hook", r->id);
+		return rv;
+	}
+	c->listen_fd = n->listen_fds[r->id];
+	c->accept_op.done = accept_done;
+	c->accept_op.data = c;
+	c->accepting = true;
+	arm_accept(c);
+	return 0;
+
+err_nomem:
+	snprintf(err, errlen, "core %u: out of memory", r->id);
+	return -ENOMEM;
+}
+
+void node_core_stop(struct reactor *r, void *arg)
+{
+	struct node_core *c = r->user;
+	struct io_uring_sqe *sqe;
+
+	c->accepting = false;
+	c->stop_deadline_us = r->now_us + NODE_STOP_GRACE_US;
+	if (c->accept_armed) {
+		sqe = io_ring_get_sqe(&r->io);
+		io_uring_prep_cancel(sqe, &c->accept_op, 0);
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+	conn_stop_reading_all(c);
+}
+
+bool node_core_quiescent(struct reactor *r, void *arg)
+{
+	struct node_core *c = r->user;
+	unsigned i;
+
+	if (r->now_us >= c->stop_deadline_us) {
+		log_warn("shutdown grace period over: %" PRIu64 " requests unanswered",
+			 c->outstanding);
+		return true;
+	}
+	if (c->outstanding)
+		return false;
+	for (i = 0; i < c->owned_count; i++)
+		if (!shard_idle(c->owned[i]))
+			return false;
+	return conn_all_flushed(c);
+}
+
+void node_core_finish(struct reactor *r, void *arg)
+{
+	struct node_core *c = r->user;
+	unsigned i;
+
+	if (!c)
+		return;
+	conn_close_all(c);
+	for (i = 0; i < c->owned_count; i++)
+		shard_close(c->owned[i]);
+	log_info("core %u: %" PRIu64 " requests, %" PRIu64 " forwarded, %" PRIu64
+		 " served for other cores, %" PRIu64 " connections",
+		 r->id, c->stats.requests, c->stats.forwarded,
+		 c->stats.served_for_peers, c->stats.connections);
+	free(c->shards);
+	free(c->owned);
+	free(c);
+	r->user = NULL;
+}

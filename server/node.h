@@ -1,0 +1,73 @@
+/*
+ * The node: what ringkvd's cores share read-only after start-up (the
+ * configuration and the shard -> core table) and each core's own state.
+ *
+ * Shards are fixed when the data directory is created (one per core by
+ * default) and assigned to cores round-robin at every start, so a node
+ * restarted with another --cores still finds every key's shard.
+ */
+#ifndef RINGKV_SERVER_NODE_H
+#define RINGKV_SERVER_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/reactor.h"
+#include "proto/frame.h"
+
+struct shard;
+struct conn;
+
+struct node {
+	struct config cfg;
+	struct frame_limits limits;
+	unsigned cores;
+	unsigned shards;
+	uint16_t *shard_core;     /* [shards]: owning core of each shard */
+	int *listen_fds;          /* [cores]: SO_REUSEPORT listener per core */
+	uint16_t port;            /* the bound client port */
+};
+
+struct node_stats {
+	uint64_t requests;        /* client requests decoded */
+	uint64_t forwarded;       /* sent to another core's shard */
+	uint64_t served_for_peers;/* executed here for another core */
+	uint64_t bad_frames;      /* undecodable or over a limit */
+	uint64_t connections;     /* accepted since start */
+};
+
+/* One per reactor, reachable as reactor->user. Touched only by its core. */
+struct node_core {
+	struct node *node;
+	struct reactor *reactor;
+	struct shard **shards;    /* [node->shards]; NULL where another core owns it */
+	struct shard **owned;     /* the non-NULL entries, packed */
+	unsigned owned_count;
+
+	int listen_fd;
+	struct io_op accept_op;
+	bool accept_armed;
+	bool accepting;
+
+	struct conn *conns;       /* every open connection */
+	unsigned conn_count;
+	struct conn *dirty;       /* connections with output to send */
+	uint64_t outstanding;     /* requests from this core's clients not yet answered */
+	uint64_t stop_deadline_us;
+	struct node_stats stats;
+};
+
+/* Reactor callbacks of ringkvd's cores (server/node.c). */
+int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen);
+void node_core_stop(struct reactor *r, void *arg);
+bool node_core_quiescent(struct reactor *r, void *arg);
+void node_core_finish(struct reactor *r, void *arg);
+
+/* The core that owns `shard`. */
+static inline unsigned node_shard_core(const struct node *n, uint32_t shard)
+{
+	return n->shard_core[shard];
+}
+
+#endif
