@@ -88,10 +88,17 @@ static inline bool spsc_push(struct spsc_ring *r, void *msg)
 	return true;
 }
 
-/* Producer: makes every staged message visible to the consumer. */
+/*
+ * Producer: makes every staged message visible to the consumer. Cheap when
+ * nothing is staged: it then reads tail and does not write it, so a loop may
+ * publish every ring on every iteration without stealing the consumer's copy
+ * of the line.
+ */
 static inline void spsc_publish(struct spsc_ring *r)
 {
-	atomic_store_explicit(&r->tail, r->staged, memory_order_release);
+	/* Only this thread writes tail, so a relaxed read of it is exact. */
+	if (atomic_load_explicit(&r->tail, memory_order_relaxed) != r->staged)
+		atomic_store_explicit(&r->tail, r->staged, memory_order_release);
 }
 
 /* Producer: number of free slots, staged ones counted as used (re-reads head). */
