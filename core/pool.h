@@ -5,6 +5,11 @@
  * to its class's free list, never to the OS, so the steady state never calls
  * malloc or mmap. Owned by one core; not thread-safe: a block allocated on one
  * core is freed on that core (send it back over the SPSC ring).
+ *
+ * A class size counts the block's POOL_HEADER_SIZE-byte header (it records
+ * the class), so a class of 2^k bytes serves requests up to 2^k - 16 and the
+ * largest request is POOL_MAX_ALLOC. A class larger than what a chunk can
+ * hold gets a mapping of its own, which also returns to the free list.
  */
 #ifndef RINGKV_CORE_POOL_H
 #define RINGKV_CORE_POOL_H
@@ -16,6 +21,11 @@
 #define POOL_MAX_SHIFT 23                /* 8 MiB largest class */
 #define POOL_MAX_SIZE ((size_t)1 << POOL_MAX_SHIFT)
 #define POOL_CLASSES (POOL_MAX_SHIFT - POOL_MIN_SHIFT + 1)
+#define POOL_HEADER_SIZE ((size_t)16)    /* before every block; keeps 16-byte alignment */
+#define POOL_MAX_ALLOC (POOL_MAX_SIZE - POOL_HEADER_SIZE) /* largest request served */
+#define POOL_DEFAULT_CHUNK ((size_t)16 << 20)
+#define POOL_MIN_CHUNK ((size_t)4 << 10)
+#define POOL_MAX_CHUNK ((size_t)1 << 30)
 
 struct pool_stats {
 	uint64_t allocs;       /* pool_alloc calls that succeeded */
@@ -25,30 +35,37 @@ struct pool_stats {
 };
 
 struct pool {
-	void *free_list[POOL_CLASSES]; /* singly linked through the first word */
+	void *free_list[POOL_CLASSES]; /* singly linked through the first word after the header */
 	uint8_t *chunk;                /* current chunk being carved */
 	size_t chunk_left;             /* bytes left in it */
 	size_t chunk_size;             /* bytes per chunk mapping */
-	void *chunks;                  /* list of every mapping, for pool_destroy */
+	void *chunks;                  /* list of every mapping (chunk or own), for pool_destroy */
 	struct pool_stats stats;
 };
 
-/* `chunk_size` 0 picks a default (16 MiB). 0 or -EINVAL. Maps nothing yet. */
+/*
+ * `chunk_size` 0 picks POOL_DEFAULT_CHUNK (16 MiB); otherwise a power of two
+ * from POOL_MIN_CHUNK to POOL_MAX_CHUNK. 0 or -EINVAL. Maps nothing yet.
+ */
 int pool_init(struct pool *p, size_t chunk_size);
 
-/* Unmaps every chunk. Outstanding blocks become invalid. */
+/* Unmaps every chunk and own mapping. Outstanding blocks become invalid. */
 void pool_destroy(struct pool *p);
 
 /*
- * Returns at least `size` bytes, 16-byte aligned, or NULL when size is 0,
- * above POOL_MAX_SIZE, or the OS refuses memory.
+ * Returns at least `size` bytes, 16-byte aligned, owned by the caller until
+ * pool_free(), or NULL when size is 0, above POOL_MAX_ALLOC, or the OS
+ * refuses memory. Contents are not zeroed.
  */
 void *pool_alloc(struct pool *p, size_t size);
 
-/* Returns a block to its class. NULL is ignored. */
+/* Returns a block from pool_alloc(p, ...) to its class. NULL is ignored. */
 void pool_free(struct pool *p, void *block);
 
-/* Usable bytes of a block (its class size minus the header). */
+/*
+ * Usable bytes of a block from pool_alloc() (its class size minus the
+ * header): at least what was asked for, and all of it may be written.
+ */
 size_t pool_block_size(const void *block);
 
 #endif
