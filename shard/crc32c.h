@@ -6,6 +6,7 @@
 #ifndef RINGKV_SHARD_CRC32C_H
 #define RINGKV_SHARD_CRC32C_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,5 +15,13 @@
  * 0xE3069283.
  */
 uint32_t crc32c(uint32_t crc, const void *data, size_t len);
+
+/*
+ * The two implementations behind crc32c(), exposed so tests can check that
+ * they agree. crc32c_hw() may only be called when crc32c_hw_available().
+ */
+uint32_t crc32c_sw(uint32_t crc, const void *data, size_t len);
+uint32_t crc32c_hw(uint32_t crc, const void *data, size_t len);
+bool crc32c_hw_available(void);
 
 #endif

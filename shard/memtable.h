@@ -47,7 +47,7 @@ int memtable_put(struct memtable *mt, const void *key, size_t key_len,
 int memtable_delete(struct memtable *mt, const void *key, size_t key_len);
 
 /*
- * Looks `key` up. 0 with *value/*value_len pointing into the arena (valid
+ * Looks `key` up. 0 with *value and *value_len pointing into the arena (valid
  * until the memtable is destroyed); RKV_EDELETED for a tombstone;
  * RKV_ENOTFOUND when the key was never written here.
  */

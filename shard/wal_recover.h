@@ -3,7 +3,9 @@
  * starts, so it uses ordinary blocking file calls.
  *
  * Segments are read in index order; every record is handed to `replay`. A torn
- * tail in the LAST segment is truncated away (ftruncate + fsync) and reported;
+ * tail in the LAST segment is truncated away (ftruncate + fsync) and reported
+ * (a last segment whose 16-byte header itself was cut short, so it holds no
+ * record, gets its header written again);
  * a torn or corrupt record anywhere else, a gap between segments, or corruption
  * in the last segment stops recovery with an error naming the file and byte
  * offset in `err`. Recovery never drops a record that is followed by a valid one.
@@ -36,7 +38,17 @@ struct wal_recovery {
 int wal_recover(const char *dir, wal_replay_fn *replay, void *arg,
 		struct wal_recovery *out, char *err, size_t errlen);
 
-/* Formats the path of the segment whose first record is `first_index`. */
+/*
+ * Formats the path of the segment whose first record is `first_index`:
+ * "<dir>/wal-<20 digits>.log". 0, or -ENAMETOOLONG when it does not fit.
+ */
 int wal_segment_path(char *buf, size_t buflen, const char *dir, uint64_t first_index);
+
+/*
+ * Parses a directory entry name of the form "wal-<20 digits>.log" (no
+ * directory part). 0 with *first_index set, or RKV_EINVAL for any other name.
+ * The writer uses it to learn the next index of an empty last segment.
+ */
+int wal_segment_name_parse(const char *name, uint64_t *first_index);
 
 #endif

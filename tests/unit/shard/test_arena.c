@@ -1,0 +1,110 @@
+/* Tests for shard/arena.c: alignment, exhaustion, reset. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "shard/arena.h"
+
+static void test_alloc_aligns_and_counts(void **state)
+{
+	struct arena a;
+	uint8_t *p;
+	uint8_t *q;
+
+	(void)state;
+	assert_int_equal(arena_init(&a, 4096), 0);
+	assert_int_equal(arena_remaining(&a), 4096);
+	p = arena_alloc(&a, 3, 1);
+	assert_non_null(p);
+	assert_int_equal(a.used, 3);
+	q = arena_alloc(&a, 8, 8);
+	assert_non_null(q);
+	assert_int_equal((uintptr_t)q % 8, 0);
+	assert_ptr_equal(q, p + 8);
+	assert_int_equal(a.used, 16);
+	assert_int_equal(arena_remaining(&a), 4096 - 16);
+	memset(q, 0xab, 8); /* the memory is writable */
+	q = arena_alloc(&a, 1, 64);
+	assert_int_equal((uintptr_t)q % 64, 0);
+	arena_destroy(&a);
+}
+
+static void test_full_arena_fails_without_change(void **state)
+{
+	struct arena a;
+	void *p;
+
+	(void)state;
+	assert_int_equal(arena_init(&a, 100), 0);
+	assert_non_null(arena_alloc(&a, 99, 1));
+	assert_null(arena_alloc(&a, 2, 1));
+	assert_int_equal(a.used, 99);
+	/* The padding alone would pass the end. */
+	assert_null(arena_alloc(&a, 0, 128));
+	assert_int_equal(a.used, 99);
+	assert_null(arena_alloc(&a, SIZE_MAX, 1));
+	assert_null(arena_alloc(&a, SIZE_MAX - 50, 8));
+	assert_int_equal(a.used, 99);
+	p = arena_alloc(&a, 1, 1);
+	assert_non_null(p);
+	assert_int_equal(arena_remaining(&a), 0);
+	assert_null(arena_alloc(&a, 1, 1));
+	arena_destroy(&a);
+}
+
+static void test_reset_reuses_memory(void **state)
+{
+	struct arena a;
+	void *first;
+
+	(void)state;
+	assert_int_equal(arena_init(&a, 1 << 20), 0);
+	first = arena_alloc(&a, 1000, 16);
+	assert_non_null(arena_alloc(&a, 5000, 16));
+	arena_reset(&a);
+	assert_int_equal(a.used, 0);
+	assert_int_equal(arena_remaining(&a), 1 << 20);
+	assert_ptr_equal(arena_alloc(&a, 1000, 16), first);
+	arena_destroy(&a);
+	assert_null(a.base);
+	arena_destroy(&a); /* twice is harmless */
+}
+
+static void test_zeroed_and_empty_arenas(void **state)
+{
+	struct arena a;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	arena_destroy(&a);
+	assert_int_equal(arena_init(&a, 0), 0);
+	assert_null(arena_alloc(&a, 1, 1));
+	assert_int_equal(arena_remaining(&a), 0);
+	arena_destroy(&a);
+}
+
+static void test_huge_mapping_fails_cleanly(void **state)
+{
+	struct arena a;
+
+	(void)state;
+	assert_int_equal(arena_init(&a, SIZE_MAX - 4095), -ENOMEM);
+	arena_destroy(&a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_alloc_aligns_and_counts),
+		cmocka_unit_test(test_full_arena_fails_without_change),
+		cmocka_unit_test(test_reset_reuses_memory),
+		cmocka_unit_test(test_zeroed_and_empty_arenas),
+		cmocka_unit_test(test_huge_mapping_fails_cleanly),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,116 @@
+/* Tests for shard/command.c: round trips and every malformed-input check. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/errors.h"
+#include "shard/command.h"
+
+static void test_put_round_trip(void **state)
+{
+	struct command c = { .op = COMMAND_PUT, .key = (const uint8_t *)"key",
+			     .key_len = 3, .value = (const uint8_t *)"value",
+			     .value_len = 5 };
+	struct command d;
+	uint8_t buf[64];
+	static const uint8_t want[] = { 1, 3, 0, 0, 0, 'k', 'e', 'y',
+					5, 0, 0, 0, 'v', 'a', 'l', 'u', 'e' };
+
+	(void)state;
+	assert_int_equal(command_encoded_size(&c), sizeof(want));
+	assert_int_equal(command_encode(&c, buf), sizeof(want));
+	assert_memory_equal(buf, want, sizeof(want));
+	assert_int_equal(command_decode(buf, sizeof(want), &d), 0);
+	assert_int_equal(d.op, COMMAND_PUT);
+	assert_int_equal(d.key_len, 3);
+	assert_ptr_equal(d.key, buf + 5);
+	assert_int_equal(d.value_len, 5);
+	assert_memory_equal(d.value, "value", 5);
+}
+
+static void test_delete_round_trip(void **state)
+{
+	struct command c = { .op = COMMAND_DELETE, .key = (const uint8_t *)"k",
+			     .key_len = 1 };
+	struct command d;
+	uint8_t buf[16];
+
+	(void)state;
+	assert_int_equal(command_encoded_size(&c), 6);
+	assert_int_equal(command_encode(&c, buf), 6);
+	assert_int_equal(command_decode(buf, 6, &d), 0);
+	assert_int_equal(d.op, COMMAND_DELETE);
+	assert_int_equal(d.key_len, 1);
+	assert_int_equal(d.key[0], 'k');
+	assert_null(d.value);
+	assert_int_equal(d.value_len, 0);
+}
+
+static void test_empty_key_and_value(void **state)
+{
+	struct command c = { .op = COMMAND_PUT };
+	struct command d;
+	uint8_t buf[16];
+
+	(void)state;
+	assert_int_equal(command_encode(&c, buf), 9);
+	assert_int_equal(command_decode(buf, 9, &d), 0);
+	assert_int_equal(d.key_len, 0);
+	assert_int_equal(d.value_len, 0);
+	assert_non_null(d.value); /* an empty value is not a delete */
+}
+
+static void test_malformed(void **state)
+{
+	struct command c = { .op = COMMAND_PUT, .key = (const uint8_t *)"key",
+			     .key_len = 3, .value = (const uint8_t *)"value",
+			     .value_len = 5 };
+	struct command d = { .op = COMMAND_DELETE, .key_len = 77 };
+	uint8_t buf[64];
+	size_t n;
+
+	(void)state;
+	n = command_encode(&c, buf);
+	/* Every truncation is refused. */
+	for (size_t len = 0; len < n; len++)
+		assert_int_equal(command_decode(buf, len, &d), RKV_ECORRUPT);
+	/* Trailing bytes. */
+	buf[n] = 0;
+	assert_int_equal(command_decode(buf, n + 1, &d), RKV_ECORRUPT);
+	/* Unknown ops. */
+	buf[0] = 0;
+	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
+	buf[0] = 3;
+	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
+	buf[0] = 1;
+	/* Lengths past the end, including ones that would wrap a 32-bit sum. */
+	buf[1] = 0xff, buf[2] = 0xff, buf[3] = 0xff, buf[4] = 0xff;
+	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
+	buf[1] = 3, buf[2] = 0, buf[3] = 0, buf[4] = 0;
+	buf[8] = 0xfc, buf[9] = 0xff, buf[10] = 0xff, buf[11] = 0xff;
+	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
+	buf[8] = 4, buf[9] = 0, buf[10] = 0, buf[11] = 0;
+	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
+	/* A DELETE with bytes after its key. */
+	buf[0] = 2;
+	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
+	/* The output is untouched by a failed decode. */
+	assert_int_equal(d.op, COMMAND_DELETE);
+	assert_int_equal(d.key_len, 77);
+	assert_int_equal(command_decode(NULL, 0, &d), RKV_ECORRUPT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_put_round_trip),
+		cmocka_unit_test(test_delete_round_trip),
+		cmocka_unit_test(test_empty_key_and_value),
+		cmocka_unit_test(test_malformed),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
