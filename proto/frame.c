@@ -1,0 +1,424 @@
+/*
+ * Frame codec of the client protocol: u32 little-endian length prefix, then
+ * one nanopb-encoded Request or Response (proto/ringkv.proto).
+ *
+ * Invariant: decoding never copies or allocates. Every bytes/string field is
+ * a nanopb callback (see proto/ringkv.options) that records a pointer into
+ * the caller's payload and the field's length, after checking that the bytes
+ * really lie inside that payload and that the length is within its limit.
+ * An oversized key or value is skipped, not stored, and decoding goes on so
+ * the request id can still be read and echoed in the TOO_LARGE answer.
+ *
+ * Encoding mirrors it: encode callbacks write the caller's slices straight
+ * into the output buffer, so the only copy is the one into the wire buffer.
+ */
+#include "proto/frame.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <pb_decode.h>
+#include <pb_encode.h>
+
+#include "core/errors.h"
+#include "ringkv.pb.h"
+
+#define FRAME_DEFAULT_MAX_FRAME (4u << 20)
+#define FRAME_DEFAULT_MAX_KEY (4u << 10)
+#define FRAME_DEFAULT_MAX_VALUE (1u << 20)
+
+/* Worst-case sizes of protobuf pieces, used by the *_max_size bounds. */
+#define PB_TAG_MAX 1u         /* our field numbers are all < 16 */
+#define PB_VARINT64_MAX 10u   /* any 64-bit varint (negative enums too) */
+#define PB_LEN32_MAX 5u       /* a length prefix of at most 2^32 - 1 */
+
+void frame_limits_default(struct frame_limits *l)
+{
+	assert(l != NULL);
+	l->max_frame = FRAME_DEFAULT_MAX_FRAME;
+	l->max_key = FRAME_DEFAULT_MAX_KEY;
+	l->max_value = FRAME_DEFAULT_MAX_VALUE;
+}
+
+static uint32_t load_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static void store_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+int frame_peek(const uint8_t *buf, size_t len, const struct frame_limits *l,
+	       uint32_t *payload_len)
+{
+	uint32_t n;
+
+	assert(l != NULL && payload_len != NULL);
+	assert(buf != NULL || len == 0);
+	if (len < FRAME_HEADER_SIZE)
+		return RKV_EAGAIN;
+	n = load_le32(buf);
+	if (n > l->max_frame)
+		return RKV_ETOOLARGE;
+	*payload_len = n;
+	if (len - FRAME_HEADER_SIZE < n)
+		return RKV_EAGAIN;
+	return 0;
+}
+
+/* ---- decoding ---------------------------------------------------------- */
+
+/* Where one bytes field may come from, and where its slice goes. */
+struct field_sink {
+	const uint8_t *base;   /* the whole payload being decoded */
+	const uint8_t *end;
+	uint32_t limit;        /* largest accepted length */
+	bool too_large;        /* a value longer than limit was skipped */
+	uint32_t seen_len;     /* its length, for the error message */
+	struct frame_slice *slice;
+};
+
+/*
+ * Records the field's bytes as a slice of the payload. nanopb hands a bytes
+ * field over as a substream of the payload buffer, except when the sender
+ * used another wire type: then it is a copy on nanopb's stack. The bounds
+ * check turns that case into a decode error instead of a dangling pointer.
+ */
+static bool decode_slice(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct field_sink *sink = *arg;
+	const uint8_t *p = stream->state;
+	uintptr_t at = (uintptr_t)p;
+	size_t n = stream->bytes_left;
+
+	(void)field;
+	if (at < (uintptr_t)sink->base || at > (uintptr_t)sink->end ||
+	    n > (uintptr_t)sink->end - at)
+		PB_RETURN_ERROR(stream, "wrong wire type for bytes field");
+	if (n > sink->limit) {
+		sink->too_large = true;
+		sink->seen_len = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+		sink->slice->data = NULL;
+		sink->slice->len = 0;
+	} else {
+		sink->slice->data = p;
+		sink->slice->len = (uint32_t)n;
+	}
+	return pb_read(stream, NULL, n);
+}
+
+struct request_ctx {
+	struct field_sink key;
+	struct field_sink value;
+	pb_size_t op_tag; /* oneof member whose fields the sinks hold */
+};
+
+/*
+ * Runs before each oneof submessage is decoded (nanopb's submsg_callback).
+ * nanopb zeroed the union if the member changed, so install the callbacks
+ * of the member now in use. A repeated member merges (protobuf rules); a new
+ * member replaces what the old one left in the sinks.
+ */
+static bool decode_op(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct request_ctx *ctx = *arg;
+	pb_callback_t *key_cb, *value_cb = NULL;
+
+	(void)stream;
+	switch (field->tag) {
+	case ringkv_Request_get_tag:
+		key_cb = &((ringkv_GetRequest *)field->pData)->key;
+		break;
+	case ringkv_Request_put_tag:
+		key_cb = &((ringkv_PutRequest *)field->pData)->key;
+		value_cb = &((ringkv_PutRequest *)field->pData)->value;
+		break;
+	case ringkv_Request_delete_tag:
+		key_cb = &((ringkv_DeleteRequest *)field->pData)->key;
+		break;
+	default:
+		return true;
+	}
+	if (field->tag != ctx->op_tag) {
+		ctx->op_tag = field->tag;
+		memset(ctx->key.slice, 0, sizeof(*ctx->key.slice));
+		memset(ctx->value.slice, 0, sizeof(*ctx->value.slice));
+		ctx->key.too_large = false;
+		ctx->value.too_large = false;
+	}
+	key_cb->funcs.decode = decode_slice;
+	key_cb->arg = &ctx->key;
+	if (value_cb) {
+		value_cb->funcs.decode = decode_slice;
+		value_cb->arg = &ctx->value;
+	}
+	return true;
+}
+
+static enum frame_op op_from_tag(pb_size_t tag)
+{
+	switch (tag) {
+	case ringkv_Request_get_tag:
+		return FRAME_OP_GET;
+	case ringkv_Request_put_tag:
+		return FRAME_OP_PUT;
+	case ringkv_Request_delete_tag:
+		return FRAME_OP_DELETE;
+	default:
+		return FRAME_OP_NONE;
+	}
+}
+
+/* Formats only on error paths; the hot path never touches `err`. */
+__attribute__((format(printf, 3, 4))) static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+int frame_decode_request(const uint8_t *payload, size_t len,
+			 const struct frame_limits *l, struct frame_request *out,
+			 char *err, size_t errlen)
+{
+	ringkv_Request msg;
+	struct request_ctx ctx;
+	pb_istream_t stream;
+
+	assert(l != NULL && out != NULL);
+	assert(payload != NULL || len == 0);
+	memset(out, 0, sizeof(*out));
+	if (payload == NULL)
+		payload = (const uint8_t *)"";
+
+	ctx.key = (struct field_sink){ .base = payload, .end = payload + len,
+				       .limit = l->max_key, .slice = &out->key };
+	ctx.value = (struct field_sink){ .base = payload, .end = payload + len,
+					 .limit = l->max_value, .slice = &out->value };
+	ctx.op_tag = 0;
+
+	/* PB_DECODE_NOINIT: we set every static field here, which spares
+	 * nanopb a pass over the descriptor to write defaults. */
+	msg.id = 0;
+	msg.which_op = 0;
+	msg.cb_op.funcs.decode = decode_op;
+	msg.cb_op.arg = &ctx;
+
+	stream = pb_istream_from_buffer(payload, len);
+	if (!pb_decode_ex(&stream, ringkv_Request_fields, &msg, PB_DECODE_NOINIT)) {
+		out->id = msg.id;
+		set_err(err, errlen, "malformed request: %s", PB_GET_ERROR(&stream));
+		return RKV_EPROTO;
+	}
+	/* nanopb stops at a 0x00 tag byte (its zero-terminated message
+	 * feature); field number 0 is invalid protobuf, so refuse the rest. */
+	if (stream.bytes_left != 0) {
+		out->id = msg.id;
+		set_err(err, errlen, "malformed request: zero tag");
+		return RKV_EPROTO;
+	}
+	out->id = msg.id;
+	out->op = op_from_tag(msg.which_op);
+	if (ctx.key.too_large) {
+		set_err(err, errlen, "key of %u bytes exceeds the limit of %u",
+			(unsigned)ctx.key.seen_len, (unsigned)l->max_key);
+		return RKV_ETOOLARGE;
+	}
+	if (ctx.value.too_large) {
+		set_err(err, errlen, "value of %u bytes exceeds the limit of %u",
+			(unsigned)ctx.value.seen_len, (unsigned)l->max_value);
+		return RKV_ETOOLARGE;
+	}
+	if (out->op == FRAME_OP_NONE) {
+		set_err(err, errlen, "request has no operation");
+		return RKV_EINVAL;
+	}
+	if (out->key.len == 0) {
+		set_err(err, errlen, "empty key");
+		return RKV_EINVAL;
+	}
+	return 0;
+}
+
+int frame_decode_response(const uint8_t *payload, size_t len, uint64_t *id,
+			  int *status, struct frame_slice *value,
+			  struct frame_slice *error)
+{
+	ringkv_Response msg;
+	struct field_sink value_sink, error_sink;
+	pb_istream_t stream;
+
+	assert(id != NULL && status != NULL && value != NULL && error != NULL);
+	assert(payload != NULL || len == 0);
+	if (payload == NULL)
+		payload = (const uint8_t *)"";
+	*id = 0;
+	*status = 0;
+	memset(value, 0, sizeof(*value));
+	memset(error, 0, sizeof(*error));
+
+	/* No limits here: the frame size already bounds every field. */
+	value_sink = (struct field_sink){ .base = payload, .end = payload + len,
+					  .limit = UINT32_MAX, .slice = value };
+	error_sink = (struct field_sink){ .base = payload, .end = payload + len,
+					  .limit = UINT32_MAX, .slice = error };
+	msg.id = 0;
+	msg.status = ringkv_Status_OK;
+	msg.value.funcs.decode = decode_slice;
+	msg.value.arg = &value_sink;
+	msg.error.funcs.decode = decode_slice;
+	msg.error.arg = &error_sink;
+
+	stream = pb_istream_from_buffer(payload, len);
+	if (!pb_decode_ex(&stream, ringkv_Response_fields, &msg, PB_DECODE_NOINIT) ||
+	    stream.bytes_left != 0) /* stopped at a zero tag, as above */
+		goto err;
+	/* Unknown positive statuses pass through (enums grow additively);
+	 * negative ones would read as local error codes. */
+	if ((int)msg.status < 0)
+		goto err;
+	*id = msg.id;
+	*status = (int)msg.status;
+	return 0;
+
+err:
+	*id = msg.id;
+	memset(value, 0, sizeof(*value));
+	memset(error, 0, sizeof(*error));
+	return RKV_EPROTO;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+/* Writes one bytes/string field from a slice; proto3 leaves empty ones out. */
+static bool encode_slice(pb_ostream_t *stream, const pb_field_t *field,
+			 void *const *arg)
+{
+	const struct frame_slice *s = *arg;
+
+	if (s->len == 0)
+		return true;
+	return pb_encode_tag_for_field(stream, field) &&
+	       pb_encode_string(stream, s->data, s->len);
+}
+
+static void set_encoder(pb_callback_t *cb, const struct frame_slice *s)
+{
+	cb->funcs.encode = encode_slice;
+	cb->arg = (void *)s;
+}
+
+/*
+ * Encodes `msg` after a 4-byte gap in `out` and fills the gap with the
+ * payload length. The result must fit an int, hence the clamp on cap.
+ */
+static int encode_framed(const pb_msgdesc_t *fields, const void *msg,
+			 uint8_t *out, size_t cap)
+{
+	pb_ostream_t stream;
+	size_t room;
+
+	assert(out != NULL || cap == 0);
+	if (cap < FRAME_HEADER_SIZE)
+		return RKV_ETOOLARGE;
+	room = cap - FRAME_HEADER_SIZE;
+	if (room > (size_t)INT_MAX - FRAME_HEADER_SIZE)
+		room = (size_t)INT_MAX - FRAME_HEADER_SIZE;
+	stream = pb_ostream_from_buffer(out + FRAME_HEADER_SIZE, room);
+	if (!pb_encode(&stream, fields, msg))
+		return RKV_ETOOLARGE;
+	store_le32(out, (uint32_t)stream.bytes_written);
+	return (int)(FRAME_HEADER_SIZE + stream.bytes_written);
+}
+
+size_t frame_response_max_size(const struct frame_response *r)
+{
+	size_t n = FRAME_HEADER_SIZE;
+
+	assert(r != NULL);
+	n += PB_TAG_MAX + PB_VARINT64_MAX;            /* id */
+	n += PB_TAG_MAX + PB_VARINT64_MAX;            /* status */
+	n += PB_TAG_MAX + PB_LEN32_MAX + r->value.len; /* value */
+	if (r->error)                                 /* error: any length */
+		n += PB_TAG_MAX + PB_VARINT64_MAX + strlen(r->error);
+	return n;
+}
+
+int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t cap)
+{
+	ringkv_Response msg;
+	struct frame_slice error = { NULL, 0 };
+
+	assert(r != NULL);
+	assert(r->value.data != NULL || r->value.len == 0);
+	if (r->error) {
+		size_t n = strlen(r->error);
+
+		if (n > UINT32_MAX)
+			return RKV_ETOOLARGE;
+		error.data = (const uint8_t *)r->error;
+		error.len = (uint32_t)n;
+	}
+	msg.id = r->id;
+	msg.status = (ringkv_Status)r->status;
+	set_encoder(&msg.value, &r->value);
+	set_encoder(&msg.error, &error);
+	return encode_framed(ringkv_Response_fields, &msg, out, cap);
+}
+
+size_t frame_request_max_size(const struct frame_request *r)
+{
+	size_t n = FRAME_HEADER_SIZE;
+
+	assert(r != NULL);
+	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* id */
+	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* op submessage header */
+	n += PB_TAG_MAX + PB_LEN32_MAX + r->key.len;   /* key */
+	n += PB_TAG_MAX + PB_LEN32_MAX + r->value.len; /* value (PUT) */
+	return n;
+}
+
+int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap)
+{
+	ringkv_Request msg;
+
+	assert(r != NULL);
+	assert(r->key.data != NULL || r->key.len == 0);
+	assert(r->value.data != NULL || r->value.len == 0);
+	memset(&msg, 0, sizeof(msg));
+	msg.id = r->id;
+	switch (r->op) {
+	case FRAME_OP_GET:
+		msg.which_op = ringkv_Request_get_tag;
+		set_encoder(&msg.op.get.key, &r->key);
+		break;
+	case FRAME_OP_PUT:
+		msg.which_op = ringkv_Request_put_tag;
+		set_encoder(&msg.op.put.key, &r->key);
+		set_encoder(&msg.op.put.value, &r->value);
+		break;
+	case FRAME_OP_DELETE:
+		msg.which_op = ringkv_Request_delete_tag;
+		set_encoder(&msg.op.delete.key, &r->key);
+		break;
+	case FRAME_OP_NONE:
+	default:
+		/* No op: an id-only Request (the server answers INVALID_ARGUMENT). */
+		break;
+	}
+	return encode_framed(ringkv_Request_fields, &msg, out, cap);
+}

@@ -1,0 +1,663 @@
+/*
+ * Tests of proto/frame.c: round trips, frame_peek on every kind of partial
+ * input, each documented decode error, and a bounded mutation loop that
+ * feeds damaged frames to the decoders (exact-size heap copies, so ASan sees
+ * any read past the end).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/errors.h"
+#include "proto/frame.h"
+
+static struct frame_limits limits;
+
+static int setup(void **state)
+{
+	(void)state;
+	frame_limits_default(&limits);
+	return 0;
+}
+
+static struct frame_slice slice_str(const char *s)
+{
+	return (struct frame_slice){ (const uint8_t *)s, (uint32_t)strlen(s) };
+}
+
+static void assert_slice_eq(struct frame_slice s, const void *data, size_t len)
+{
+	assert_int_equal(s.len, len);
+	if (len)
+		assert_memory_equal(s.data, data, len);
+}
+
+/* Decodes a whole frame produced by frame_encode_request. */
+static int decode_framed_request(const uint8_t *buf, int n, struct frame_request *out)
+{
+	uint32_t plen = 0;
+
+	assert_true(n >= FRAME_HEADER_SIZE);
+	assert_int_equal(frame_peek(buf, (size_t)n, &limits, &plen), 0);
+	assert_int_equal(plen + FRAME_HEADER_SIZE, n);
+	return frame_decode_request(buf + FRAME_HEADER_SIZE, plen, &limits, out,
+				    NULL, 0);
+}
+
+static void test_limits_default(void **state)
+{
+	(void)state;
+	assert_int_equal(limits.max_frame, 4u << 20);
+	assert_int_equal(limits.max_key, 4u << 10);
+	assert_int_equal(limits.max_value, 1u << 20);
+}
+
+static void test_request_round_trip(void **state)
+{
+	static const enum frame_op ops[] = { FRAME_OP_GET, FRAME_OP_PUT, FRAME_OP_DELETE };
+	uint8_t buf[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		struct frame_request in = {
+			.id = UINT64_MAX - i,
+			.op = ops[i],
+			.key = slice_str("user:42"),
+			.value = ops[i] == FRAME_OP_PUT ? slice_str("hello\0world")
+							: (struct frame_slice){ 0 },
+		};
+		struct frame_request out;
+		int n = frame_encode_request(&in, buf, sizeof(buf));
+
+		assert_true(n > 0);
+		assert_true((size_t)n <= frame_request_max_size(&in));
+		assert_int_equal(decode_framed_request(buf, n, &out), 0);
+		assert_true(out.id == in.id);
+		assert_int_equal(out.op, in.op);
+		assert_slice_eq(out.key, "user:42", 7);
+		assert_slice_eq(out.value, in.value.data, in.value.len);
+		/* Zero-copy: the key points into the frame. */
+		assert_true(out.key.data > buf && out.key.data < buf + n);
+	}
+}
+
+static void test_request_binary_and_empty_value(void **state)
+{
+	uint8_t key[256], buf[600];
+	struct frame_request in = { .id = 0, .op = FRAME_OP_PUT }, out;
+	int n;
+
+	(void)state;
+	for (int i = 0; i < 256; i++)
+		key[i] = (uint8_t)i;
+	in.key = (struct frame_slice){ key, sizeof(key) };
+	n = frame_encode_request(&in, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_int_equal(decode_framed_request(buf, n, &out), 0);
+	assert_int_equal(out.op, FRAME_OP_PUT);
+	assert_slice_eq(out.key, key, sizeof(key));
+	assert_int_equal(out.value.len, 0);
+	assert_true(out.id == 0);
+}
+
+static void test_response_round_trip(void **state)
+{
+	uint8_t buf[256];
+	struct frame_response in = {
+		.id = 77,
+		.status = 8,
+		.value = slice_str("v\x01v"),
+		.error = "disk on fire",
+	};
+	struct frame_slice value, error;
+	uint64_t id;
+	int status;
+	uint32_t plen;
+	int n;
+
+	(void)state;
+	n = frame_encode_response(&in, buf, sizeof(buf));
+	assert_true(n > 0);
+	assert_true((size_t)n <= frame_response_max_size(&in));
+	assert_int_equal(frame_peek(buf, (size_t)n, &limits, &plen), 0);
+	assert_int_equal(plen + FRAME_HEADER_SIZE, n);
+	assert_int_equal(frame_decode_response(buf + 4, plen, &id, &status, &value,
+					       &error), 0);
+	assert_true(id == 77);
+	assert_int_equal(status, 8);
+	assert_slice_eq(value, "v\x01v", 3);
+	assert_slice_eq(error, "disk on fire", 12);
+
+	/* All defaults: an empty payload, which decodes to id 0, OK. */
+	in = (struct frame_response){ 0 };
+	n = frame_encode_response(&in, buf, sizeof(buf));
+	assert_int_equal(n, FRAME_HEADER_SIZE);
+	assert_int_equal(frame_decode_response(buf + 4, 0, &id, &status, &value,
+					       &error), 0);
+	assert_true(id == 0);
+	assert_int_equal(status, 0);
+	assert_int_equal(value.len, 0);
+	assert_int_equal(error.len, 0);
+}
+
+static void test_encode_cap(void **state)
+{
+	uint8_t buf[128];
+	struct frame_request req = { .id = 300, .op = FRAME_OP_PUT,
+				     .key = slice_str("abc"), .value = slice_str("defg") };
+	struct frame_response resp = { .id = 1u << 30, .status = 1,
+				       .value = slice_str("xyz"), .error = "nope" };
+	int n;
+
+	(void)state;
+	n = frame_encode_request(&req, buf, sizeof(buf));
+	assert_true(n > 0);
+	for (int cap = 0; cap < n; cap++)
+		assert_int_equal(frame_encode_request(&req, buf, (size_t)cap),
+				 RKV_ETOOLARGE);
+	assert_int_equal(frame_encode_request(&req, buf, (size_t)n), n);
+
+	n = frame_encode_response(&resp, buf, sizeof(buf));
+	assert_true(n > 0);
+	for (int cap = 0; cap < n; cap++)
+		assert_int_equal(frame_encode_response(&resp, buf, (size_t)cap),
+				 RKV_ETOOLARGE);
+	assert_int_equal(frame_encode_response(&resp, buf, (size_t)n), n);
+}
+
+/* The worst case of every field: max ids, negative status, big lengths. */
+static void test_max_size_is_upper_bound(void **state)
+{
+	size_t big = 200000;
+	uint8_t *data = calloc(1, big);
+	char *err = malloc(big + 1);
+	uint8_t *buf = malloc(2 * big + 64);
+	struct frame_request req = { .id = UINT64_MAX, .op = FRAME_OP_PUT };
+	struct frame_response resp = { .id = UINT64_MAX, .status = -1 };
+	int n;
+
+	(void)state;
+	assert_non_null(data);
+	assert_non_null(err);
+	assert_non_null(buf);
+	memset(err, 'e', big);
+	err[big] = '\0';
+	req.key = (struct frame_slice){ data, (uint32_t)big };
+	req.value = (struct frame_slice){ data, (uint32_t)big };
+	n = frame_encode_request(&req, buf, frame_request_max_size(&req));
+	assert_true(n > 0);
+	resp.value = (struct frame_slice){ data, (uint32_t)big };
+	resp.error = err;
+	n = frame_encode_response(&resp, buf, frame_response_max_size(&resp));
+	assert_true(n > 0);
+	free(buf);
+	free(err);
+	free(data);
+}
+
+static void test_peek(void **state)
+{
+	uint8_t buf[16] = { 5, 0, 0, 0, 'a', 'b', 'c', 'd', 'e', 'f' };
+	uint32_t plen;
+
+	(void)state;
+	for (size_t len = 0; len < FRAME_HEADER_SIZE; len++) {
+		plen = 12345;
+		assert_int_equal(frame_peek(buf, len, &limits, &plen), RKV_EAGAIN);
+		assert_int_equal(plen, 12345);
+	}
+	assert_int_equal(frame_peek(NULL, 0, &limits, &plen), RKV_EAGAIN);
+	for (size_t len = FRAME_HEADER_SIZE; len < 9; len++) {
+		plen = 0;
+		assert_int_equal(frame_peek(buf, len, &limits, &plen), RKV_EAGAIN);
+		assert_int_equal(plen, 5);
+	}
+	assert_int_equal(frame_peek(buf, 9, &limits, &plen), 0);
+	assert_int_equal(plen, 5);
+	assert_int_equal(frame_peek(buf, 10, &limits, &plen), 0);
+	assert_int_equal(plen, 5);
+
+	/* Zero-length frame: complete with 4 bytes; its payload has no op. */
+	memset(buf, 0, 4);
+	assert_int_equal(frame_peek(buf, 4, &limits, &plen), 0);
+	assert_int_equal(plen, 0);
+	{
+		struct frame_request r;
+
+		assert_int_equal(frame_decode_request(buf + 4, 0, &limits, &r, NULL, 0),
+				 RKV_EINVAL);
+	}
+
+	/* Little-endian, max_frame accepted, one more refused. */
+	buf[0] = 0x00;
+	buf[1] = 0x00;
+	buf[2] = 0x40;
+	buf[3] = 0x00;
+	assert_int_equal(frame_peek(buf, 4, &limits, &plen), RKV_EAGAIN);
+	assert_int_equal(plen, 4u << 20);
+	buf[0] = 0x01;
+	assert_int_equal(frame_peek(buf, 4, &limits, &plen), RKV_ETOOLARGE);
+	memset(buf, 0xff, 4);
+	assert_int_equal(frame_peek(buf, 16, &limits, &plen), RKV_ETOOLARGE);
+}
+
+/* The last buffer decode_bytes decoded; kept so the slices stay valid. */
+static uint8_t *last_copy;
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(last_copy);
+	last_copy = NULL;
+	return 0;
+}
+
+static int decode_bytes(const uint8_t *bytes, size_t len, struct frame_request *out,
+			char *err, size_t errlen)
+{
+	/* Exact-size heap copy: ASan catches any over-read. */
+	uint8_t *copy = malloc(len ? len : 1);
+	int rc;
+
+	assert_non_null(copy);
+	free(last_copy);
+	last_copy = copy;
+	if (len)
+		memcpy(copy, bytes, len);
+	rc = frame_decode_request(copy, len, &limits, out, err, errlen);
+	/* Slices must not outlive their buffer here, so check them now. */
+	if (rc == 0) {
+		assert_true(out->key.data >= copy && out->key.data + out->key.len <= copy + len);
+	}
+	return rc;
+}
+
+static void test_decode_garbage(void **state)
+{
+	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+					   0xff, 0xff, 0xff, 0xff, 0xff };
+	static const uint8_t group[] = { 0x0b, 0x0c };       /* wire types 3/4 */
+	static const uint8_t bad_tag0[] = { 0x00, 0x01 };    /* field number 0 */
+	struct frame_request r;
+	char err[128] = "";
+
+	(void)state;
+	assert_int_equal(decode_bytes(garbage, sizeof(garbage), &r, err, sizeof(err)),
+			 RKV_EPROTO);
+	assert_true(strlen(err) > 0);
+	assert_int_equal(decode_bytes(group, sizeof(group), &r, NULL, 0), RKV_EPROTO);
+	assert_int_equal(decode_bytes(bad_tag0, sizeof(bad_tag0), &r, NULL, 0),
+			 RKV_EPROTO);
+}
+
+static void test_decode_truncated(void **state)
+{
+	/* id 5, get { key "k" } */
+	static const uint8_t msg[] = { 0x08, 0x05, 0x12, 0x03, 0x0a, 0x01, 'k' };
+	/* Prefixes that happen to be whole messages lack the op. */
+	static const int expect[] = { RKV_EINVAL, RKV_EPROTO, RKV_EINVAL, RKV_EPROTO,
+				      RKV_EPROTO, RKV_EPROTO, RKV_EPROTO, 0 };
+	struct frame_request r;
+
+	(void)state;
+	for (size_t len = 0; len <= sizeof(msg); len++) {
+		int rc = decode_bytes(msg, len, &r, NULL, 0);
+
+		assert_int_equal(rc, expect[len]);
+		if (len >= 2)
+			assert_true(r.id == 5);
+	}
+	assert_int_equal(r.op, FRAME_OP_GET);
+	assert_slice_eq(r.key, "k", 1);
+}
+
+static void test_decode_wrong_wire_types(void **state)
+{
+	static const uint8_t id_as_bytes[] = { 0x0a, 0x01, 0x05 };
+	static const uint8_t get_as_varint[] = { 0x10, 0x05 };
+	static const uint8_t key_as_varint[] = { 0x08, 0x09, 0x12, 0x02, 0x08, 0x05 };
+	static const uint8_t key_as_fixed32[] = { 0x12, 0x05, 0x0d, 'a', 'b', 'c', 'd' };
+	static const uint8_t value_as_fixed64[] = { 0x1a, 0x0c, 0x0a, 0x01, 'k', 0x11,
+						    1, 2, 3, 4, 5, 6, 7, 8 };
+	struct frame_request r;
+
+	(void)state;
+	assert_int_equal(decode_bytes(id_as_bytes, sizeof(id_as_bytes), &r, NULL, 0),
+			 RKV_EPROTO);
+	assert_int_equal(decode_bytes(get_as_varint, sizeof(get_as_varint), &r, NULL, 0),
+			 RKV_EPROTO);
+	assert_int_equal(decode_bytes(key_as_varint, sizeof(key_as_varint), &r, NULL, 0),
+			 RKV_EPROTO);
+	assert_true(r.id == 9);
+	assert_int_equal(decode_bytes(key_as_fixed32, sizeof(key_as_fixed32), &r, NULL, 0),
+			 RKV_EPROTO);
+	assert_int_equal(decode_bytes(value_as_fixed64, sizeof(value_as_fixed64), &r,
+				      NULL, 0),
+			 RKV_EPROTO);
+}
+
+/* Appends a varint; returns the new end. */
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* put { key: klen bytes, value: vlen bytes } then id, id last on purpose. */
+static size_t build_put(uint8_t *buf, uint32_t klen, uint32_t vlen, uint64_t id)
+{
+	uint8_t inner_hdr[32], *q = inner_hdr, *p = buf;
+	size_t inner;
+
+	*q++ = 0x0a;
+	q = put_varint(q, klen);
+	inner = (size_t)(q - inner_hdr) + klen;
+	if (vlen) {
+		uint8_t tmp[16];
+
+		inner += 1 + (size_t)(put_varint(tmp, vlen) - tmp) + vlen;
+	}
+	*p++ = 0x1a;
+	p = put_varint(p, inner);
+	memcpy(p, inner_hdr, (size_t)(q - inner_hdr));
+	p += q - inner_hdr;
+	memset(p, 'k', klen);
+	p += klen;
+	if (vlen) {
+		*p++ = 0x12;
+		p = put_varint(p, vlen);
+		memset(p, 'v', vlen);
+		p += vlen;
+	}
+	*p++ = 0x08;
+	p = put_varint(p, id);
+	return (size_t)(p - buf);
+}
+
+static void test_decode_too_large(void **state)
+{
+	size_t cap = limits.max_value + limits.max_key + 64;
+	uint8_t *buf = malloc(cap);
+	struct frame_request r;
+	char err[128];
+	size_t n;
+
+	(void)state;
+	assert_non_null(buf);
+
+	n = build_put(buf, limits.max_key, limits.max_value, 1234567);
+	assert_int_equal(decode_bytes(buf, n, &r, NULL, 0), 0);
+	assert_true(r.id == 1234567);
+	assert_int_equal(r.key.len, limits.max_key);
+
+	n = build_put(buf, limits.max_key + 1, 3, 1234567);
+	err[0] = '\0';
+	assert_int_equal(decode_bytes(buf, n, &r, err, sizeof(err)), RKV_ETOOLARGE);
+	assert_true(r.id == 1234567);
+	assert_non_null(strstr(err, "key"));
+
+	n = build_put(buf, 3, limits.max_value + 1, 99);
+	assert_int_equal(decode_bytes(buf, n, &r, err, sizeof(err)), RKV_ETOOLARGE);
+	assert_true(r.id == 99);
+	assert_non_null(strstr(err, "value"));
+
+	/* Tighter limits apply too. */
+	{
+		struct frame_limits small = { .max_frame = 100, .max_key = 2, .max_value = 2 };
+
+		n = build_put(buf, 3, 1, 5);
+		assert_int_equal(frame_decode_request(buf, n, &small, &r, NULL, 0),
+				 RKV_ETOOLARGE);
+		assert_true(r.id == 5);
+	}
+	free(buf);
+}
+
+static void test_decode_missing_op_and_empty_key(void **state)
+{
+	static const uint8_t only_id[] = { 0x08, 0x07 };
+	static const uint8_t empty_get[] = { 0x08, 0x07, 0x12, 0x00 };
+	static const uint8_t empty_key_del[] = { 0x22, 0x02, 0x0a, 0x00, 0x08, 0x07 };
+	struct frame_request r;
+	char err[64];
+
+	(void)state;
+	assert_int_equal(decode_bytes(only_id, sizeof(only_id), &r, err, sizeof(err)),
+			 RKV_EINVAL);
+	assert_true(r.id == 7);
+	assert_int_equal(r.op, FRAME_OP_NONE);
+	assert_non_null(strstr(err, "operation"));
+	assert_int_equal(decode_bytes(empty_get, sizeof(empty_get), &r, err, sizeof(err)),
+			 RKV_EINVAL);
+	assert_true(r.id == 7);
+	assert_int_equal(r.op, FRAME_OP_GET);
+	assert_non_null(strstr(err, "key"));
+	assert_int_equal(decode_bytes(empty_key_del, sizeof(empty_key_del), &r, NULL, 0),
+			 RKV_EINVAL);
+	assert_int_equal(r.op, FRAME_OP_DELETE);
+	/* A tiny err buffer is still NUL-terminated. */
+	err[0] = 'x';
+	assert_int_equal(decode_bytes(only_id, sizeof(only_id), &r, err, 1), RKV_EINVAL);
+	assert_int_equal(err[0], '\0');
+}
+
+static void test_decode_unknown_fields_and_oneof(void **state)
+{
+	/* get{key "a"}, unknown field 15 (varint), then put{key "b", value "c"}:
+	 * unknown fields are skipped, the last oneof member wins. */
+	static const uint8_t msg[] = { 0x12, 0x03, 0x0a, 0x01, 'a', 0x78, 0x01,
+				       0x1a, 0x06, 0x0a, 0x01, 'b', 0x12, 0x01, 'c' };
+	/* put{key "a"} put{value "z"}: a repeated member merges. */
+	static const uint8_t merge[] = { 0x1a, 0x03, 0x0a, 0x01, 'a',
+					 0x1a, 0x03, 0x12, 0x01, 'z' };
+	/* put{key huge...} replaced by get{key "g"}: the big key is gone. */
+	struct frame_limits small = { .max_frame = 100, .max_key = 2, .max_value = 2 };
+	static const uint8_t replaced[] = { 0x1a, 0x05, 0x0a, 0x03, 'x', 'x', 'x',
+					    0x12, 0x03, 0x0a, 0x01, 'g' };
+	struct frame_request r;
+
+	(void)state;
+	assert_int_equal(decode_bytes(msg, sizeof(msg), &r, NULL, 0), 0);
+	assert_int_equal(r.op, FRAME_OP_PUT);
+	assert_slice_eq(r.key, "b", 1);
+	assert_slice_eq(r.value, "c", 1);
+	assert_int_equal(decode_bytes(merge, sizeof(merge), &r, NULL, 0), 0);
+	assert_int_equal(r.op, FRAME_OP_PUT);
+	assert_slice_eq(r.key, "a", 1);
+	assert_slice_eq(r.value, "z", 1);
+	assert_int_equal(frame_decode_request(replaced, sizeof(replaced), &small, &r,
+					      NULL, 0),
+			 0);
+	assert_int_equal(r.op, FRAME_OP_GET);
+	assert_slice_eq(r.key, "g", 1);
+}
+
+static void test_decode_response_errors(void **state)
+{
+	static const uint8_t garbage[] = { 0xff, 0xff, 0xff };
+	static const uint8_t negative_status[] = { 0x08, 0x01, 0x10, 0xff, 0xff, 0xff,
+						   0xff, 0x0f };
+	static const uint8_t huge_status[] = { 0x10, 0xff, 0xff, 0xff, 0xff, 0x1f };
+	static const uint8_t future_status[] = { 0x08, 0x02, 0x10, 0x63 };
+	static const uint8_t value_as_varint[] = { 0x18, 0x01 };
+	static const uint8_t truncated[] = { 0x08, 0x03, 0x1a, 0x05, 'a' };
+	struct frame_slice value, error;
+	uint64_t id;
+	int status;
+
+	(void)state;
+	assert_int_equal(frame_decode_response(garbage, sizeof(garbage), &id, &status,
+					       &value, &error),
+			 RKV_EPROTO);
+	assert_int_equal(frame_decode_response(negative_status, sizeof(negative_status),
+					       &id, &status, &value, &error),
+			 RKV_EPROTO);
+	assert_int_equal(frame_decode_response(huge_status, sizeof(huge_status), &id,
+					       &status, &value, &error),
+			 RKV_EPROTO);
+	assert_int_equal(frame_decode_response(value_as_varint, sizeof(value_as_varint),
+					       &id, &status, &value, &error),
+			 RKV_EPROTO);
+	assert_int_equal(frame_decode_response(truncated, sizeof(truncated), &id,
+					       &status, &value, &error),
+			 RKV_EPROTO);
+	assert_int_equal(frame_decode_response(future_status, sizeof(future_status), &id,
+					       &status, &value, &error),
+			 0);
+	assert_int_equal(status, 99);
+	assert_true(id == 2);
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng_next(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void mutate(uint8_t *buf, size_t *len, size_t cap)
+{
+	int edits = 1 + (int)(rng_next() % 4);
+
+	for (int i = 0; i < edits; i++) {
+		size_t at = *len ? rng_next() % *len : 0;
+
+		switch (rng_next() % 5) {
+		case 0: /* flip a bit */
+			if (*len)
+				buf[at] ^= (uint8_t)(1u << (rng_next() % 8));
+			break;
+		case 1: /* random byte */
+			if (*len)
+				buf[at] = (uint8_t)rng_next();
+			break;
+		case 2: /* truncate */
+			*len = at;
+			break;
+		case 3: /* insert a byte */
+			if (*len < cap) {
+				memmove(buf + at + 1, buf + at, *len - at);
+				buf[at] = (uint8_t)rng_next();
+				(*len)++;
+			}
+			break;
+		default: /* delete a byte */
+			if (*len) {
+				memmove(buf + at, buf + at + 1, *len - at - 1);
+				(*len)--;
+			}
+			break;
+		}
+	}
+}
+
+static void test_mutation_fuzz(void **state)
+{
+	struct frame_limits small = { .max_frame = 256, .max_key = 8, .max_value = 16 };
+	uint8_t seed[4][128];
+	int seed_len[4];
+	struct frame_request req = { .id = 0x1234567, .op = FRAME_OP_PUT,
+				     .key = slice_str("key-1"), .value = slice_str("value-22") };
+	struct frame_response resp = { .id = 300, .status = 5, .value = slice_str("vvv"),
+				       .error = "try later" };
+
+	(void)state;
+	seed_len[0] = frame_encode_request(&req, seed[0], sizeof(seed[0]));
+	req.op = FRAME_OP_GET;
+	seed_len[1] = frame_encode_request(&req, seed[1], sizeof(seed[1]));
+	req.op = FRAME_OP_DELETE;
+	req.key = slice_str("a-key-that-is-too-long");
+	seed_len[2] = frame_encode_request(&req, seed[2], sizeof(seed[2]));
+	seed_len[3] = frame_encode_response(&resp, seed[3], sizeof(seed[3]));
+	for (int i = 0; i < 4; i++)
+		assert_true(seed_len[i] > 0);
+
+	for (int iter = 0; iter < 20000; iter++) {
+		uint8_t work[160];
+		size_t len = (size_t)seed_len[iter % 4];
+		uint8_t *copy;
+		uint32_t plen = 0;
+		struct frame_request out;
+		struct frame_slice value, error;
+		uint64_t id;
+		int status, rc;
+		char err[64];
+
+		memcpy(work, seed[iter % 4], len);
+		mutate(work, &len, sizeof(work));
+		copy = malloc(len ? len : 1);
+		assert_non_null(copy);
+		memcpy(copy, work, len);
+
+		rc = frame_peek(copy, len, &small, &plen);
+		assert_true(rc == 0 || rc == RKV_EAGAIN || rc == RKV_ETOOLARGE);
+		if (rc == 0)
+			assert_true((size_t)plen + FRAME_HEADER_SIZE <= len);
+		/* Decode whatever follows the prefix, complete or not. */
+		if (len >= FRAME_HEADER_SIZE) {
+			const uint8_t *p = copy + FRAME_HEADER_SIZE;
+			size_t n = len - FRAME_HEADER_SIZE;
+
+			rc = frame_decode_request(p, n, &small, &out, err, sizeof(err));
+			assert_true(rc == 0 || rc == RKV_EPROTO || rc == RKV_EINVAL ||
+				    rc == RKV_ETOOLARGE);
+			if (rc == 0) {
+				assert_true(out.op != FRAME_OP_NONE);
+				assert_true(out.key.len > 0 && out.key.len <= small.max_key);
+				assert_true(out.value.len <= small.max_value);
+				assert_true(out.key.data >= p &&
+					    out.key.data + out.key.len <= p + n);
+				assert_true(out.value.len == 0 ||
+					    (out.value.data >= p &&
+					     out.value.data + out.value.len <= p + n));
+			} else {
+				assert_true(memchr(err, '\0', sizeof(err)) != NULL);
+			}
+			rc = frame_decode_response(p, n, &id, &status, &value, &error);
+			assert_true(rc == 0 || rc == RKV_EPROTO);
+			if (rc == 0) {
+				assert_true(status >= 0);
+				assert_true(value.len == 0 ||
+					    (value.data >= p && value.data + value.len <= p + n));
+				assert_true(error.len == 0 ||
+					    (error.data >= p && error.data + error.len <= p + n));
+			}
+		}
+		free(copy);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_limits_default),
+		cmocka_unit_test(test_request_round_trip),
+		cmocka_unit_test(test_request_binary_and_empty_value),
+		cmocka_unit_test(test_response_round_trip),
+		cmocka_unit_test(test_encode_cap),
+		cmocka_unit_test(test_max_size_is_upper_bound),
+		cmocka_unit_test(test_peek),
+		cmocka_unit_test(test_decode_garbage),
+		cmocka_unit_test(test_decode_truncated),
+		cmocka_unit_test(test_decode_wrong_wire_types),
+		cmocka_unit_test(test_decode_too_large),
+		cmocka_unit_test(test_decode_missing_op_and_empty_key),
+		cmocka_unit_test(test_decode_unknown_fields_and_oneof),
+		cmocka_unit_test(test_decode_response_errors),
+		cmocka_unit_test(test_mutation_fuzz),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
