@@ -68,22 +68,28 @@ size_t wal_record_size(uint32_t payload_len)
 
 size_t wal_record_encode(const struct wal_record *r, uint8_t *out)
 {
-	uint32_t crc;
-
 	assert(r != NULL && out != NULL);
 	assert(r->payload != NULL || r->payload_len == 0);
-	assert(r->payload_len <= WAL_MAX_PAYLOAD);
-	put_le32(out + REC_PAYLOAD_LEN, r->payload_len);
-	put_le64(out + REC_INDEX, r->index);
-	put_le64(out + REC_TERM, r->term);
 	if (r->payload_len != 0)
 		memcpy(out + WAL_RECORD_HEADER_SIZE, r->payload, r->payload_len);
+	return wal_record_finish(out, r->index, r->term, r->payload_len);
+}
+
+size_t wal_record_finish(uint8_t *out, uint64_t index, uint64_t term, uint32_t payload_len)
+{
+	uint32_t crc;
+
+	assert(out != NULL);
+	assert(payload_len <= WAL_MAX_PAYLOAD);
+	put_le32(out + REC_PAYLOAD_LEN, payload_len);
+	put_le64(out + REC_INDEX, index);
+	put_le64(out + REC_TERM, term);
 	crc = crc32c(0, out + REC_INDEX, 16);
-	crc = crc32c(crc, out + WAL_RECORD_HEADER_SIZE, r->payload_len);
+	crc = crc32c(crc, out + WAL_RECORD_HEADER_SIZE, payload_len);
 	put_le32(out + REC_PAYLOAD_CRC, crc);
 	put_le32(out + REC_HEADER_CRC, crc32c(0, out, REC_HEADER_CRC));
 	put_le32(out + REC_RESERVED, 0);
-	return wal_record_size(r->payload_len);
+	return wal_record_size(payload_len);
 }
 
 void wal_segment_header_encode(uint8_t out[WAL_SEGMENT_HEADER_SIZE])

@@ -51,6 +51,14 @@ size_t wal_record_size(uint32_t payload_len);
 /* Writes `r` (wal_record_size bytes) to `out`. Returns the bytes written. */
 size_t wal_record_encode(const struct wal_record *r, uint8_t *out);
 
+/*
+ * Writes the 32-byte header of a record whose payload_len bytes of payload
+ * are already in place at out + WAL_RECORD_HEADER_SIZE (so a caller can encode
+ * the payload straight into its batch buffer, without a second copy). Returns
+ * the record's total size.
+ */
+size_t wal_record_finish(uint8_t *out, uint64_t index, uint64_t term, uint32_t payload_len);
+
 void wal_segment_header_encode(uint8_t out[WAL_SEGMENT_HEADER_SIZE]);
 
 /* 0, or RKV_ECORRUPT (bad magic, version or CRC), or RKV_ETORN (too short). */
