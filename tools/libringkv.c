@@ -1,0 +1,573 @@
+/*
+ * libringkv: one blocking TCP connection speaking the frame protocol of
+ * proto/frame.h.
+ *
+ * Requests are encoded straight into a send buffer and leave it on
+ * rkv_flush (or when it grows past SEND_AUTOFLUSH). Responses are read into
+ * a receive buffer and handed out as slices of it; the frame a result points
+ * into is released at the start of the next call, which is why results stay
+ * valid exactly until then.
+ *
+ * Pipelining over one blocking socket can deadlock: the client blocks
+ * writing requests while the server blocks writing answers nobody reads. So
+ * rkv_flush writes with MSG_DONTWAIT and, when the socket is full, polls for
+ * both directions and drains incoming answers into the receive buffer.
+ *
+ * A transport failure is sticky: it is stored in `failed` and every later
+ * call returns it. Caller mistakes (a request too large to frame, rkv_recv
+ * with nothing in flight) return an error but leave the connection usable.
+ */
+#include "tools/libringkv.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "proto/frame.h"
+
+#define RECV_INITIAL (64u << 10)
+#define SEND_INITIAL (64u << 10)
+#define SEND_AUTOFLUSH (1u << 20) /* queued bytes that trigger a flush */
+#define ADDRESS_MAX 512
+
+struct rkv_client {
+	int fd;
+	uint64_t next_id;           /* ids start at 1; 0 means "unreadable" */
+	uint64_t in_flight;         /* requests queued or sent, not yet answered */
+	struct frame_limits limits; /* protocol defaults, applied to both ways */
+	int failed;                 /* sticky transport error, or 0 */
+
+	uint8_t *send_buf;
+	size_t send_len;  /* bytes queued */
+	size_t send_done; /* of those, bytes already written */
+	size_t send_cap;
+
+	uint8_t *recv_buf;
+	size_t recv_start; /* first unconsumed byte */
+	size_t recv_end;   /* end of received bytes */
+	size_t recv_cap;
+	size_t recv_held;  /* bytes of the frame the last result points into */
+
+	char error[512]; /* last server error text or failure; see rkv_last_error */
+};
+
+static const char *const status_names[] = {
+	[RKV_STATUS_OK] = "OK",
+	[RKV_STATUS_NOT_FOUND] = "NOT_FOUND",
+	[RKV_STATUS_INVALID_ARGUMENT] = "INVALID_ARGUMENT",
+	[RKV_STATUS_TOO_LARGE] = "TOO_LARGE",
+	[RKV_STATUS_RESOURCE_EXHAUSTED] = "RESOURCE_EXHAUSTED",
+	[RKV_STATUS_UNAVAILABLE] = "UNAVAILABLE",
+	[RKV_STATUS_NOT_LEADER] = "NOT_LEADER",
+	[RKV_STATUS_TIMEOUT] = "TIMEOUT",
+	[RKV_STATUS_INTERNAL] = "INTERNAL",
+};
+
+const char *rkv_status_name(int status)
+{
+	if (status < 0)
+		return rkv_strerror(status);
+	if ((size_t)status < sizeof(status_names) / sizeof(status_names[0]))
+		return status_names[status];
+	return "UNKNOWN_STATUS";
+}
+
+__attribute__((format(printf, 3, 4))) static void format_into(char *buf, size_t len,
+							      const char *fmt, ...)
+{
+	va_list ap;
+
+	if (buf == NULL || len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+}
+
+/*
+ * Records a transport failure; the connection is unusable from now on. A
+ * reset or broken pipe is the server going away just as a clean close is,
+ * so all three report RKV_ECLOSED: callers need one code to reconnect on.
+ */
+static int fail(struct rkv_client *c, int rc, const char *what)
+{
+	assert(rc < 0);
+	if (rc == -ECONNRESET || rc == -EPIPE)
+		rc = RKV_ECLOSED;
+	c->failed = rc;
+	if (rc == RKV_ECLOSED)
+		format_into(c->error, sizeof(c->error), "%s: connection closed by the server",
+			    what);
+	else
+		format_into(c->error, sizeof(c->error), "%s: %s", what, rkv_strerror(rc));
+	return rc;
+}
+
+/* ---- connecting -------------------------------------------------------- */
+
+/* Splits "HOST:PORT" or "[V6]:PORT" in place. */
+static int split_address(char *addr, char **host, char **port)
+{
+	char *colon;
+
+	if (addr[0] == '[') {
+		char *close = strchr(addr, ']');
+
+		if (close == NULL || close[1] != ':')
+			return RKV_EINVAL;
+		*close = '\0';
+		*host = addr + 1;
+		*port = close + 2;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL)
+			return RKV_EINVAL;
+		*colon = '\0';
+		*host = addr;
+		*port = colon + 1;
+		/* An unbracketed IPv6 address is ambiguous. */
+		if (strchr(addr, ':'))
+			return RKV_EINVAL;
+	}
+	if (**host == '\0' || **port == '\0')
+		return RKV_EINVAL;
+	return 0;
+}
+
+static int resolve_error(int gai)
+{
+	switch (gai) {
+	case EAI_SYSTEM:
+		return errno ? -errno : -EIO;
+	case EAI_MEMORY:
+		return -ENOMEM;
+	case EAI_AGAIN:
+		return -EAGAIN;
+	default:
+		return -ENXIO;
+	}
+}
+
+/* Connects to the first address that answers; returns the fd or -errno. */
+static int connect_any(const struct addrinfo *list)
+{
+	int rc = -ENXIO;
+
+	for (const struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+		int one = 1;
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+				ai->ai_protocol);
+
+		if (fd < 0) {
+			rc = -errno;
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			rc = -errno;
+			close(fd);
+			continue;
+		}
+		/* Requests are small and latency-bound; batching is ours. */
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+			rc = -errno;
+			close(fd);
+			continue;
+		}
+		return fd;
+	}
+	return rc;
+}
+
+int rkv_connect(const char *address, struct rkv_client **out, char *err, size_t errlen)
+{
+	char copy[ADDRESS_MAX], *host, *port;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo *list = NULL;
+	struct rkv_client *c;
+	int rc, gai;
+
+	assert(out != NULL);
+	*out = NULL;
+	if (address == NULL || strlen(address) >= sizeof(copy)) {
+		format_into(err, errlen, "invalid address");
+		return -EINVAL;
+	}
+	strcpy(copy, address);
+	if (split_address(copy, &host, &port) != 0) {
+		format_into(err, errlen, "invalid address '%s': expected HOST:PORT",
+			    address);
+		return -EINVAL;
+	}
+	gai = getaddrinfo(host, port, &hints, &list);
+	if (gai != 0) {
+		rc = resolve_error(gai);
+		format_into(err, errlen, "cannot resolve '%s': %s", address,
+			    gai_strerror(gai));
+		goto err;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		rc = -ENOMEM;
+		format_into(err, errlen, "out of memory");
+		goto err_after_resolve;
+	}
+	rc = connect_any(list);
+	if (rc < 0) {
+		format_into(err, errlen, "cannot connect to %s: %s", address,
+			    rkv_strerror(rc));
+		goto err_after_alloc;
+	}
+	c->fd = rc;
+	c->next_id = 1;
+	frame_limits_default(&c->limits);
+	freeaddrinfo(list);
+	*out = c;
+	return 0;
+
+err_after_alloc:
+	free(c);
+err_after_resolve:
+	freeaddrinfo(list);
+err:
+	assert(rc < 0);
+	return rc;
+}
+
+void rkv_close(struct rkv_client *c)
+{
+	if (c == NULL)
+		return;
+	close(c->fd);
+	free(c->send_buf);
+	free(c->recv_buf);
+	free(c);
+}
+
+const char *rkv_last_error(const struct rkv_client *c)
+{
+	assert(c != NULL);
+	return c->error;
+}
+
+/* ---- buffers ----------------------------------------------------------- */
+
+/* Grows *buf to hold at least `need` bytes (doubling); 0 or -ENOMEM. */
+static int reserve(uint8_t **buf, size_t *cap, size_t need, size_t initial)
+{
+	size_t n = *cap ? *cap : initial;
+	uint8_t *p;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n = n > SIZE_MAX / 2 ? need : n * 2;
+	p = realloc(*buf, n);
+	if (p == NULL)
+		return -ENOMEM;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+/* Drops the frame the previous result pointed into. */
+static void release_result(struct rkv_client *c)
+{
+	c->recv_start += c->recv_held;
+	c->recv_held = 0;
+	if (c->recv_start == c->recv_end)
+		c->recv_start = c->recv_end = 0;
+}
+
+/* Makes room for `want` more bytes after recv_end, compacting first. */
+static int recv_reserve(struct rkv_client *c, size_t want)
+{
+	if (c->recv_cap - c->recv_end >= want)
+		return 0;
+	if (c->recv_start > 0) {
+		memmove(c->recv_buf, c->recv_buf + c->recv_start,
+			c->recv_end - c->recv_start);
+		c->recv_end -= c->recv_start;
+		c->recv_start = 0;
+		if (c->recv_cap - c->recv_end >= want)
+			return 0;
+	}
+	return reserve(&c->recv_buf, &c->recv_cap, c->recv_end + want, RECV_INITIAL);
+}
+
+/*
+ * Reads what the socket has (at least `want` bytes of room). Returns the
+ * bytes read (> 0), or a failure; `flags` may hold MSG_DONTWAIT, in which
+ * case -EAGAIN is not a failure and is returned as 0.
+ */
+static ssize_t recv_some(struct rkv_client *c, size_t want, int flags)
+{
+	ssize_t n;
+	int rc = recv_reserve(c, want);
+
+	if (rc < 0)
+		return fail(c, rc, "receive buffer");
+	for (;;) {
+		n = recv(c->fd, c->recv_buf + c->recv_end, c->recv_cap - c->recv_end, flags);
+		if (n > 0) {
+			c->recv_end += (size_t)n;
+			return n;
+		}
+		if (n == 0)
+			return fail(c, RKV_ECLOSED, "receive");
+		if (errno == EINTR)
+			continue;
+		if ((flags & MSG_DONTWAIT) && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		return fail(c, -errno, "receive");
+	}
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+int rkv_flush(struct rkv_client *c)
+{
+	assert(c != NULL);
+	if (c->failed)
+		return c->failed;
+	release_result(c);
+	while (c->send_done < c->send_len) {
+		ssize_t n = send(c->fd, c->send_buf + c->send_done,
+				 c->send_len - c->send_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN | POLLOUT };
+
+		if (n >= 0) {
+			c->send_done += (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return fail(c, -errno, "send");
+		/* Socket full: wait, and read answers meanwhile (see top). */
+		if (poll(&pfd, 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return fail(c, -errno, "poll");
+		}
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+			ssize_t r = recv_some(c, 16u << 10, MSG_DONTWAIT);
+
+			if (r < 0)
+				return (int)r;
+		}
+	}
+	c->send_len = c->send_done = 0;
+	return 0;
+}
+
+static int queue_request(struct rkv_client *c, enum frame_op op, const void *key,
+			 size_t key_len, const void *value, size_t value_len,
+			 uint64_t *id)
+{
+	struct frame_request req;
+	size_t max;
+	int n, rc;
+
+	assert(c != NULL);
+	assert(key != NULL || key_len == 0);
+	assert(value != NULL || value_len == 0);
+	if (c->failed)
+		return c->failed;
+	release_result(c);
+	if (key_len > c->limits.max_frame || value_len > c->limits.max_frame) {
+		format_into(c->error, sizeof(c->error),
+			    "request of %zu bytes does not fit a frame",
+			    key_len + value_len);
+		return RKV_ETOOLARGE;
+	}
+	if (c->send_len >= SEND_AUTOFLUSH) {
+		rc = rkv_flush(c);
+		if (rc < 0)
+			return rc;
+	}
+	req = (struct frame_request){
+		.id = c->next_id,
+		.op = op,
+		.key = { key, (uint32_t)key_len },
+		.value = { value, (uint32_t)value_len },
+	};
+	max = frame_request_max_size(&req);
+	rc = reserve(&c->send_buf, &c->send_cap, c->send_len + max, SEND_INITIAL);
+	if (rc < 0)
+		return fail(c, rc, "send buffer");
+	n = frame_encode_request(&req, c->send_buf + c->send_len, max);
+	if (n < 0)
+		return fail(c, n, "encode request"); /* max is a true bound */
+	if ((size_t)n - FRAME_HEADER_SIZE > c->limits.max_frame) {
+		format_into(c->error, sizeof(c->error),
+			    "request of %d bytes exceeds the frame limit of %u", n,
+			    (unsigned)c->limits.max_frame);
+		return RKV_ETOOLARGE;
+	}
+	c->send_len += (size_t)n;
+	c->in_flight++;
+	if (id)
+		*id = c->next_id;
+	c->next_id++;
+	return 0;
+}
+
+int rkv_send_get(struct rkv_client *c, const void *key, size_t key_len, uint64_t *id)
+{
+	return queue_request(c, FRAME_OP_GET, key, key_len, NULL, 0, id);
+}
+
+int rkv_send_put(struct rkv_client *c, const void *key, size_t key_len,
+		 const void *value, size_t value_len, uint64_t *id)
+{
+	return queue_request(c, FRAME_OP_PUT, key, key_len, value, value_len, id);
+}
+
+int rkv_send_del(struct rkv_client *c, const void *key, size_t key_len, uint64_t *id)
+{
+	return queue_request(c, FRAME_OP_DELETE, key, key_len, NULL, 0, id);
+}
+
+/* ---- receiving --------------------------------------------------------- */
+
+/* Fills *res from the complete frame at recv_start (payload_len bytes). */
+static int take_frame(struct rkv_client *c, uint32_t payload_len, struct rkv_result *res)
+{
+	const uint8_t *payload = c->recv_buf + c->recv_start + FRAME_HEADER_SIZE;
+	struct frame_slice value, error;
+	int rc;
+
+	rc = frame_decode_response(payload, payload_len, &res->id, &res->status,
+				   &value, &error);
+	if (rc < 0)
+		return fail(c, rc, "undecodable response from the server");
+	c->recv_held = FRAME_HEADER_SIZE + (size_t)payload_len;
+	c->in_flight--;
+	res->value = value.data;
+	res->value_len = value.len;
+	res->error = "";
+	if (error.len > 0) {
+		size_t n = error.len < sizeof(c->error) ? error.len : sizeof(c->error) - 1;
+
+		memcpy(c->error, error.data, n);
+		c->error[n] = '\0';
+		res->error = c->error;
+	} else if (res->status != RKV_STATUS_OK) {
+		format_into(c->error, sizeof(c->error), "%s", rkv_status_name(res->status));
+	}
+	return 0;
+}
+
+int rkv_recv(struct rkv_client *c, struct rkv_result *res)
+{
+	int rc;
+
+	assert(c != NULL && res != NULL);
+	memset(res, 0, sizeof(*res));
+	res->error = "";
+	rc = rkv_flush(c); /* also releases the previous result */
+	if (rc < 0)
+		return rc;
+	if (c->in_flight == 0) {
+		format_into(c->error, sizeof(c->error), "no request in flight");
+		return RKV_EINVAL;
+	}
+	for (;;) {
+		uint32_t payload_len = 0;
+		ssize_t n;
+
+		/* recv_buf is NULL until the first read; NULL + 0 is UB. */
+		const uint8_t *start = c->recv_buf ? c->recv_buf + c->recv_start : NULL;
+
+		rc = frame_peek(start, c->recv_end - c->recv_start, &c->limits,
+				&payload_len);
+		if (rc == 0)
+			return take_frame(c, payload_len, res);
+		if (rc != RKV_EAGAIN)
+			return fail(c, RKV_EPROTO, "response frame over the size limit");
+		/* Room for the whole frame when its size is known. */
+		n = recv_some(c, FRAME_HEADER_SIZE + (size_t)payload_len -
+					 (c->recv_end - c->recv_start),
+			      0);
+		if (n < 0)
+			return (int)n;
+	}
+}
+
+/* ---- blocking calls ---------------------------------------------------- */
+
+/*
+ * Sends one request and waits for its answer. Answers to earlier pipelined
+ * requests the caller never collected are skipped: a blocking call is one
+ * round trip, and those ids are of no use to it.
+ */
+static int call(struct rkv_client *c, enum frame_op op, const void *key,
+		size_t key_len, const void *value, size_t value_len,
+		struct rkv_result *res)
+{
+	uint64_t id;
+	int rc = queue_request(c, op, key, key_len, value, value_len, &id);
+
+	if (rc < 0)
+		return rc;
+	do {
+		rc = rkv_recv(c, res);
+		if (rc < 0)
+			return rc;
+	} while (res->id != id);
+	return res->status;
+}
+
+int rkv_get(struct rkv_client *c, const void *key, size_t key_len,
+	    void **value, size_t *value_len)
+{
+	struct rkv_result res;
+	int rc = call(c, FRAME_OP_GET, key, key_len, NULL, 0, &res);
+
+	if (value)
+		*value = NULL;
+	if (value_len)
+		*value_len = 0;
+	if (rc != RKV_STATUS_OK)
+		return rc;
+	if (value) {
+		void *copy = malloc(res.value_len ? res.value_len : 1);
+
+		if (copy == NULL) {
+			format_into(c->error, sizeof(c->error), "out of memory");
+			return -ENOMEM;
+		}
+		if (res.value_len)
+			memcpy(copy, res.value, res.value_len);
+		*value = copy;
+	}
+	if (value_len)
+		*value_len = res.value_len;
+	return 0;
+}
+
+int rkv_put(struct rkv_client *c, const void *key, size_t key_len,
+	    const void *value, size_t value_len)
+{
+	struct rkv_result res;
+
+	return call(c, FRAME_OP_PUT, key, key_len, value, value_len, &res);
+}
+
+int rkv_del(struct rkv_client *c, const void *key, size_t key_len)
+{
+	struct rkv_result res;
+
+	return call(c, FRAME_OP_DELETE, key, key_len, NULL, 0, &res);
+}
