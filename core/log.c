@@ -23,6 +23,7 @@ void log_set_thread_name(const char *name)
 	thread_name = name;
 }
 
+__attribute__((format(printf, 2, 0)))
 static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[1024];

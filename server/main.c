@@ -102,7 +102,7 @@ int main(int argc, char **argv)
 	ncpus = topology_cpus(topo, cpus, MAX_CPUS);
 	if (ncpus == 0) {
 		fprintf(stderr, "ringkvd: no usable CPU found in the process cpuset\n");
-		return 1;
+		goto err_after_topology;
 	}
 	node.cores = node.cfg.cores ? node.cfg.cores : ncpus;
 	if (node.cores > ncpus)
@@ -114,12 +114,12 @@ int main(int argc, char **argv)
 	lock_fd = datadir_lock(node.cfg.data_dir, err, sizeof err);
 	if (lock_fd < 0) {
 		fprintf(stderr, "ringkvd: %s\n", err);
-		return 1;
+		goto err_after_topology;
 	}
 	if (datadir_shards(node.cfg.data_dir, node.cfg.shards ? node.cfg.shards : node.cores,
 			   &node.shards, err, sizeof err) != 0) {
 		fprintf(stderr, "ringkvd: %s\n", err);
-		return 1;
+		goto err_after_lock;
 	}
 	if (node.cfg.shards && node.cfg.shards != node.shards)
 		log_warn("--shards %u ignored: %s was created with %u shards",
@@ -128,7 +128,7 @@ int main(int argc, char **argv)
 	node.listen_fds = calloc(node.cores, sizeof *node.listen_fds);
 	if (!node.shard_core || !node.listen_fds) {
 		fprintf(stderr, "ringkvd: out of memory\n");
-		return 1;
+		goto err_after_lock;
 	}
 	for (i = 0; i < node.shards; i++)
 		node.shard_core[i] = (uint16_t)(i % node.cores);
@@ -140,7 +140,7 @@ int main(int argc, char **argv)
 					       err, sizeof err);
 		if (node.listen_fds[i] < 0) {
 			fprintf(stderr, "ringkvd: %s\n", err);
-			return 1;
+			goto err_after_listen;
 		}
 	}
 
@@ -154,7 +154,8 @@ int main(int argc, char **argv)
 
 	if (reactor_group_start(&group, node.cores, core_cpus, topo, &cb, err, sizeof err) != 0) {
 		fprintf(stderr, "ringkvd: %s\n", err);
-		return 1;
+		i = node.cores;
+		goto err_after_listen;
 	}
 	printf("ringkvd: listening on %s:%u (%u cores, %u shards, data in %s)\n",
 	       node.cfg.listen_host, node.port, node.cores, node.shards, node.cfg.data_dir);
@@ -176,4 +177,15 @@ int main(int argc, char **argv)
 	close(lock_fd);
 	log_info("stopped cleanly");
 	return 0;
+
+err_after_listen:
+	while (i-- > 0)
+		close(node.listen_fds[i]);
+err_after_lock:
+	free(node.shard_core);
+	free(node.listen_fds);
+	close(lock_fd);
+err_after_topology:
+	topology_destroy(topo);
+	return 1;
 }
