@@ -22,6 +22,8 @@
 
 #define PROGRESS_POLL_NS (50u * 1000 * 1000)
 #define NS_PER_S 1e9
+/* A rate over less than this is too noisy to print. */
+#define PROGRESS_MIN_SPAN_NS (200u * 1000 * 1000)
 
 static struct bench_run *signal_run;
 
@@ -79,11 +81,13 @@ static void snapshot_take(struct bench_stats *snapshot, struct worker *workers, 
 		worker_stats_merge(snapshot, &workers[i].stats);
 }
 
+/* One progress line: the rate since the previous line (or since the end of
+ * the warm-up) and the p99 of everything measured so far. */
 static void progress_print(const struct bench_run *run, struct bench_stats *snapshot,
 			   uint64_t now, uint64_t *last_ops, uint64_t *last_ns)
 {
 	struct histogram *all = malloc(sizeof(*all));
-	uint64_t ops = 0;
+	uint64_t ops = 0, since = *last_ns > run->measure_ns ? *last_ns : run->measure_ns;
 	unsigned op;
 
 	if (all == NULL)
@@ -93,18 +97,17 @@ static void progress_print(const struct bench_run *run, struct bench_stats *snap
 		histogram_merge(all, &snapshot->latency[op]);
 		ops += snapshot->completed[op];
 	}
-	if (now < run->measure_ns) {
-		printf("\r\033[K[%5.1fs] warming up", (double)(now - run->start_ns) / NS_PER_S);
+	printf("\r\033[K[%5.1fs] ", (double)(now - run->start_ns) / NS_PER_S);
+	if (now < run->measure_ns + PROGRESS_MIN_SPAN_NS) {
+		printf("warming up");
 	} else {
-		printf("\r\033[K[%5.1fs] %10.0f ops/s  p99 %9.1f us  errors %llu",
-		       (double)(now - run->start_ns) / NS_PER_S,
-		       (double)(ops - *last_ops) * NS_PER_S / (double)(now - *last_ns),
-		       (double)histogram_percentile(all, 99) / 1000.0,
-		       report_errors(snapshot));
+		printf("%10.0f ops/s  p99 %9.1f us  errors %llu",
+		       (double)(ops - *last_ops) * NS_PER_S / (double)(now - since),
+		       (double)histogram_percentile(all, 99) / 1000.0, report_errors(snapshot));
+		*last_ops = ops;
+		*last_ns = now;
 	}
 	fflush(stdout);
-	*last_ops = ops;
-	*last_ns = now;
 	free(all);
 }
 
@@ -113,15 +116,13 @@ static void watch(const struct bench_run *run, struct worker *workers, unsigned 
 		  struct bench_stats *snapshot)
 {
 	int tty = isatty(STDOUT_FILENO);
-	uint64_t next_tick = run->start_ns + 1000000000u, last_ops = 0, last_ns = run->measure_ns;
+	uint64_t next_tick = run->start_ns + 1000000000u, last_ops = 0, last_ns = 0;
 
 	while (!all_done(workers, n)) {
 		uint64_t now = worker_now_ns();
 
 		if (tty && now >= next_tick) {
 			snapshot_take(snapshot, workers, n);
-			if (now < run->measure_ns || last_ns == run->measure_ns)
-				last_ns = now < run->measure_ns ? now : run->measure_ns;
 			progress_print(run, snapshot, now, &last_ops, &last_ns);
 			next_tick += 1000000000u;
 		}
