@@ -207,7 +207,7 @@ if [ ${#load[@]} -gt 0 ]; then
 fi
 
 callgraph=(-g)
-[ "$dwarf" = 1 ] && callgraph=(--call-graph dwarf,16384)
+[ "$dwarf" = 1 ] && callgraph=(--call-graph "dwarf,16384")
 echo "$prog: recording $comm ($pid) for ${seconds}s at ${freq} Hz (${callgraph[*]})" >&2
 perf record -F "$freq" "${callgraph[@]}" -p "$pid" -o "$work/perf.data" -- sleep "$seconds" \
 	2> >(grep -v '^\[ perf record: Woken up' >&2) ||
