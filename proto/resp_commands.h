@@ -129,6 +129,9 @@ size_t resp_command_flag_count(uint32_t flags);
 #define RESP_ERR_SYNTAX "ERR syntax error"
 #define RESP_ERR_NOT_INTEGER "ERR value is not an integer or out of range"
 #define RESP_ERR_OVERFLOW "ERR increment or decrement would overflow"
+#define RESP_ERR_DECRBY_MIN "ERR decrement would overflow" /* DECRBY k INT64_MIN */
+#define RESP_ERR_CLIENT_NAME \
+	"ERR Client names cannot contain spaces, newlines or special characters."
 #define RESP_ERR_DB_INDEX "ERR DB index is out of range"
 #define RESP_ERR_INVALID_CURSOR "ERR invalid cursor"
 #define RESP_ERR_NOPROTO "NOPROTO unsupported protocol version"
