@@ -146,7 +146,8 @@ int resp_parse(struct resp_parser *p, const uint8_t *buf, size_t len,
  * is passed to the next resp_parse) must reach before the next call can make
  * progress. Inside a bulk payload this is exact: the end of the payload and
  * its CR LF, so a caller can reserve a large value's room at once. Elsewhere
- * it is one byte more than was passed. Never more than max_request + 2.
+ * it is one byte more than was passed. Never more than max_request + 32
+ * (max_inline for an inline line), so a caller may grow its buffer to it.
  */
 size_t resp_parser_wanted(const struct resp_parser *p);
 
