@@ -15,7 +15,6 @@ when all cases pass, 1 otherwise, 2 when the server cannot be reached.
 import os
 import socket
 import sys
-import time
 
 TIMEOUT = 5.0          # seconds for any single socket operation
 QUIET = 0.3            # how long a truncated command must stay unanswered
