@@ -1,7 +1,9 @@
 /*
- * Bump-pointer arena over one anonymous mapping. The invariant is
- * used <= capacity: an allocation that would pass the end fails without
- * moving the pointer, so a caller can probe and fall back.
+ * Bump-pointer arena over one anonymous mapping, allocating from both ends:
+ * the front cursor is at used - back, the back cursor at capacity - back.
+ * The invariant is used <= capacity (the cursors never cross): an allocation
+ * that would make them cross fails without moving either, so a caller can
+ * probe and fall back.
  *
  * The mapping is MAP_NORESERVE and never pre-faulted: pages are populated by
  * the first write, which the owning core does, so they land on its NUMA node.
@@ -20,6 +22,7 @@ int arena_init(struct arena *a, size_t capacity)
 	a->base = NULL;
 	a->capacity = 0;
 	a->used = 0;
+	a->back = 0;
 	/* An empty arena is legal: every allocation fails, nothing is mapped. */
 	if (capacity == 0)
 		return 0;
@@ -40,6 +43,7 @@ void arena_destroy(struct arena *a)
 	a->base = NULL;
 	a->capacity = 0;
 	a->used = 0;
+	a->back = 0;
 }
 
 void *arena_alloc(struct arena *a, size_t size, size_t align)
@@ -54,13 +58,24 @@ void *arena_alloc(struct arena *a, size_t size, size_t align)
 	if (a->base == NULL)
 		return NULL;
 	/* Align the address, not the offset: the base is only page aligned. */
-	cursor = (uintptr_t)a->base + a->used;
+	cursor = (uintptr_t)a->base + (a->used - a->back);
 	pad = (size_t)(-cursor & (uintptr_t)(align - 1));
 	left = a->capacity - a->used;
 	if (pad > left || size > left - pad)
 		return NULL;
 	a->used += pad + size;
-	return a->base + (a->used - size);
+	return (uint8_t *)cursor + pad;
+}
+
+void *arena_alloc_back(struct arena *a, size_t size)
+{
+	assert(a != NULL);
+	assert(a->used <= a->capacity && a->back <= a->used);
+	if (a->base == NULL || size > a->capacity - a->used)
+		return NULL;
+	a->used += size;
+	a->back += size;
+	return a->base + (a->capacity - a->back);
 }
 
 size_t arena_remaining(const struct arena *a)
@@ -73,4 +88,5 @@ void arena_reset(struct arena *a)
 {
 	assert(a != NULL);
 	a->used = 0;
+	a->back = 0;
 }

@@ -14,6 +14,7 @@ struct arena {
 	uint8_t *base;   /* start of the mapping */
 	size_t capacity; /* bytes mapped */
 	size_t used;     /* bytes handed out, alignment padding included */
+	size_t back;     /* of `used`, bytes handed out from the end */
 };
 
 /* Maps `capacity` bytes. Returns 0 or -ENOMEM. */
@@ -27,6 +28,15 @@ void arena_destroy(struct arena *a);
  * do not fit; a failed call changes nothing.
  */
 void *arena_alloc(struct arena *a, size_t size, size_t align);
+
+/*
+ * Returns `size` unaligned bytes taken from the END of the free space, or
+ * NULL when they do not fit; a failed call changes nothing. Front and back
+ * allocations share the same free space (arena_remaining counts both), so a
+ * user can keep small hot objects packed together at the front and bulky
+ * cold ones (values) out of their way at the back.
+ */
+void *arena_alloc_back(struct arena *a, size_t size);
 
 /* Bytes still available (ignoring alignment padding). */
 size_t arena_remaining(const struct arena *a);

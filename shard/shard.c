@@ -166,19 +166,6 @@ static int create_segment(struct shard *s, uint64_t first_index, char *err, size
 	return 0;
 }
 
-/* The first index of a segment, from its name wal-<20 digits>.log. */
-static int segment_first_index(const char *path, uint64_t *out)
-{
-	const char *base = strrchr(path, '/');
-	unsigned long long v;
-
-	base = base ? base + 1 : path;
-	if (sscanf(base, "wal-%20llu.log", &v) != 1 || v == 0)
-		return RKV_ECORRUPT;
-	*out = v;
-	return 0;
-}
-
 static void write_done(struct io_op *op, int res, unsigned flags);
 static void sync_done(struct io_op *op, int res, unsigned flags);
 
@@ -225,7 +212,9 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	if (rec.last_segment[0]) {
 		uint64_t first;
 
-		rv = segment_first_index(rec.last_segment, &first);
+		const char *base = strrchr(rec.last_segment, '/');
+
+		rv = wal_segment_name_parse(base ? base + 1 : rec.last_segment, &first);
 		if (rv) {
 			snprintf(err, errlen, "%s: unexpected segment name", rec.last_segment);
 			goto err_after_memtable;

@@ -10,11 +10,13 @@
  *        every byte to the end is zero             -> TORN
  *        otherwise                                 -> CORRUPT
  *   4. payload_len above WAL_MAX_PAYLOAD           -> CORRUPT
- *   5. index is not the expected one               -> CORRUPT
+ *   5. index 0 or UINT64_MAX, or not the expected one -> CORRUPT
  *   6. payload runs past the end of the buffer     -> TORN
  *   7. payload CRC wrong:
  *        record ends exactly at the buffer's end   -> TORN
  *        otherwise                                 -> CORRUPT
+ * Index 0 is not a Raft log position, and after UINT64_MAX the next expected
+ * index would wrap to 0, which means "any": both are refused.
  * Rule 5 before 6: a header whose CRC is good was written whole, so a wrong
  * index there is not an interrupted append but a log that does not fit
  * together, and recovery must stop rather than truncate it away.
@@ -81,6 +83,7 @@ size_t wal_record_finish(uint8_t *out, uint64_t index, uint64_t term, uint32_t p
 
 	assert(out != NULL);
 	assert(payload_len <= WAL_MAX_PAYLOAD);
+	assert(index != 0 && index != UINT64_MAX);
 	put_le32(out + REC_PAYLOAD_LEN, payload_len);
 	put_le64(out + REC_INDEX, index);
 	put_le64(out + REC_TERM, term);
@@ -168,6 +171,8 @@ enum wal_scan_result wal_scanner_next(struct wal_scanner *s, struct wal_record *
 	if (payload_len > WAL_MAX_PAYLOAD)
 		return corrupt(s, "payload length above WAL_MAX_PAYLOAD");
 	index = get_le64(h + REC_INDEX);
+	if (index == 0 || index == UINT64_MAX)
+		return corrupt(s, "record index out of range");
 	if (s->next_index != 0 && index != s->next_index)
 		return corrupt(s, "record index does not follow the previous one");
 	if (payload_len > left - WAL_RECORD_HEADER_SIZE)

@@ -24,8 +24,8 @@
  * - a valid header with a bad payload_crc whose record ends exactly at the end
  *   of the buffer: torn (the last write of the file was cut short);
  * - anything else invalid (bad header followed by non-zero bytes, bad payload
- *   CRC with bytes after it, an index that does not follow the previous one,
- *   payload_len above WAL_MAX_PAYLOAD): corrupt.
+ *   CRC with bytes after it, an index that does not follow the previous one
+ *   or is 0 or UINT64_MAX, payload_len above WAL_MAX_PAYLOAD): corrupt.
  */
 #ifndef RINGKV_SHARD_WAL_FORMAT_H
 #define RINGKV_SHARD_WAL_FORMAT_H
@@ -39,7 +39,8 @@
 #define WAL_FORMAT_VERSION 1
 
 struct wal_record {
-	uint64_t index;         /* log position, consecutive within a WAL */
+	uint64_t index;         /* log position, consecutive within a WAL;
+				   1 .. UINT64_MAX - 1 */
 	uint64_t term;          /* Raft term; 0 before replication */
 	const uint8_t *payload; /* borrowed */
 	uint32_t payload_len;

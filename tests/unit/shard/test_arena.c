@@ -75,6 +75,45 @@ static void test_reset_reuses_memory(void **state)
 	arena_destroy(&a); /* twice is harmless */
 }
 
+static void test_alloc_back_shares_free_space(void **state)
+{
+	struct arena a;
+	uint8_t *front;
+	uint8_t *back;
+	uint8_t *back2;
+
+	(void)state;
+	assert_int_equal(arena_init(&a, 100), 0);
+	back = arena_alloc_back(&a, 10);
+	assert_ptr_equal(back, a.base + 90);
+	back2 = arena_alloc_back(&a, 5);
+	assert_ptr_equal(back2, a.base + 85);
+	assert_int_equal(a.used, 15);
+	assert_int_equal(arena_remaining(&a), 85);
+	front = arena_alloc(&a, 3, 1);
+	assert_ptr_equal(front, a.base);
+	/* Front padding counts from the front cursor, not from `used`. */
+	front = arena_alloc(&a, 8, 8);
+	assert_ptr_equal(front, a.base + 8);
+	assert_int_equal(a.used, 31);
+	memset(back, 1, 10);
+	memset(back2, 2, 5);
+	/* The cursors never cross, from either side. */
+	assert_null(arena_alloc_back(&a, 70));
+	assert_null(arena_alloc(&a, 70, 1));
+	assert_null(arena_alloc_back(&a, SIZE_MAX));
+	assert_int_equal(a.used, 31);
+	assert_non_null(arena_alloc_back(&a, 69));
+	assert_int_equal(arena_remaining(&a), 0);
+	assert_non_null(arena_alloc_back(&a, 0));
+	assert_null(arena_alloc(&a, 1, 1));
+	assert_null(arena_alloc_back(&a, 1));
+	arena_reset(&a);
+	assert_int_equal(a.back, 0);
+	assert_ptr_equal(arena_alloc_back(&a, 1), a.base + 99);
+	arena_destroy(&a);
+}
+
 static void test_zeroed_and_empty_arenas(void **state)
 {
 	struct arena a;
@@ -84,6 +123,7 @@ static void test_zeroed_and_empty_arenas(void **state)
 	arena_destroy(&a);
 	assert_int_equal(arena_init(&a, 0), 0);
 	assert_null(arena_alloc(&a, 1, 1));
+	assert_null(arena_alloc_back(&a, 0));
 	assert_int_equal(arena_remaining(&a), 0);
 	arena_destroy(&a);
 }
@@ -103,6 +143,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_aligns_and_counts),
 		cmocka_unit_test(test_full_arena_fails_without_change),
 		cmocka_unit_test(test_reset_reuses_memory),
+		cmocka_unit_test(test_alloc_back_shares_free_space),
 		cmocka_unit_test(test_zeroed_and_empty_arenas),
 		cmocka_unit_test(test_huge_mapping_fails_cleanly),
 	};

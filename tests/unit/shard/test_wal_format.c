@@ -68,6 +68,17 @@ static void reseal_header(uint8_t *rec)
 		rec[24 + i] = (uint8_t)(crc >> (8 * i));
 }
 
+/* Rewrites both CRCs of a record after its index was changed on purpose. */
+static void reseal_record(uint8_t *rec, uint32_t payload_len)
+{
+	uint32_t crc = crc32c(0, rec + 8, 16);
+
+	crc = crc32c(crc, rec + WAL_RECORD_HEADER_SIZE, payload_len);
+	for (int i = 0; i < 4; i++)
+		rec[4 + i] = (uint8_t)(crc >> (8 * i));
+	reseal_header(rec);
+}
+
 static void test_segment_header(void **state)
 {
 	uint8_t h[WAL_SEGMENT_HEADER_SIZE];
@@ -286,6 +297,30 @@ static void test_corrupt_index_gap(void **state)
 	assert_int_equal(s.offset, im.offset[3]);
 }
 
+/* Corrupt: index 0 is no log position; after UINT64_MAX the chain check
+ * would wrap to "any index". */
+static void test_corrupt_index_out_of_range(void **state)
+{
+	struct image im;
+	struct wal_scanner s;
+	uint32_t payload_len;
+	int n;
+
+	(void)state;
+	build(&im);
+	payload_len = (uint32_t)(im.offset[1] - im.offset[0] - WAL_RECORD_HEADER_SIZE);
+	memset(im.buf + im.offset[0] + 8, 0, 8);
+	reseal_record(im.buf + im.offset[0], payload_len);
+	assert_int_equal(scan(im.buf, im.len, 0, &s, &n), WAL_SCAN_CORRUPT);
+	assert_int_equal(n, 0);
+	assert_string_equal(s.reason, "record index out of range");
+	memset(im.buf + im.offset[0] + 8, 0xff, 8);
+	reseal_record(im.buf + im.offset[0], payload_len);
+	assert_int_equal(scan(im.buf, im.len, 0, &s, &n), WAL_SCAN_CORRUPT);
+	assert_int_equal(s.offset, im.offset[0]);
+	assert_string_equal(s.reason, "record index out of range");
+}
+
 /* Corrupt: payload_len above WAL_MAX_PAYLOAD, even with a good header CRC. */
 static void test_corrupt_oversized_payload(void **state)
 {
@@ -329,6 +364,7 @@ int main(void)
 		cmocka_unit_test(test_corrupt_bad_crc_then_zeros),
 		cmocka_unit_test(test_corrupt_garbage_header),
 		cmocka_unit_test(test_corrupt_index_gap),
+		cmocka_unit_test(test_corrupt_index_out_of_range),
 		cmocka_unit_test(test_corrupt_oversized_payload),
 		cmocka_unit_test(test_short_buffer_is_empty),
 	};
