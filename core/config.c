@@ -28,6 +28,7 @@ void config_usage(FILE *out, const char *prog)
 	fprintf(out,
 		"usage: %s [options]\n"
 		"  --listen HOST:PORT       client address (default 127.0.0.1:7070; port 0 = any)\n"
+		"  --resp-listen HOST:PORT  Redis protocol (RESP2) address (default: off)\n"
 		"  --data-dir DIR           data directory (default ./data)\n"
 		"  --cores N                reactor threads (default: every CPU of the cpuset)\n"
 		"  --shards N               shards, fixed when the data dir is created\n"
@@ -131,13 +132,14 @@ static int parse_count(const char *text, uint64_t min, uint64_t max, uint64_t *o
 }
 
 enum {
-	OPT_LISTEN = 256, OPT_DATA_DIR, OPT_CORES, OPT_SHARDS, OPT_MEMTABLE,
+	OPT_LISTEN = 256, OPT_RESP_LISTEN, OPT_DATA_DIR, OPT_CORES, OPT_SHARDS, OPT_MEMTABLE,
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
 	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_HELP,
 };
 
 static const struct option long_options[] = {
 	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "resp-listen", required_argument, NULL, OPT_RESP_LISTEN },
 	{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
 	{ "cores", required_argument, NULL, OPT_CORES },
 	{ "shards", required_argument, NULL, OPT_SHARDS },
@@ -166,6 +168,14 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 			if (config_parse_address(optarg, c->listen_host,
 						 sizeof c->listen_host, &c->listen_port)) {
 				snprintf(err, errlen, "--listen: expected HOST:PORT, got '%s'", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_RESP_LISTEN:
+			if (config_parse_address(optarg, c->resp_host,
+						 sizeof c->resp_host, &c->resp_port)) {
+				snprintf(err, errlen, "--resp-listen: expected HOST:PORT, got '%s'",
+					 optarg);
 				return -EINVAL;
 			}
 			break;

@@ -14,6 +14,8 @@
 struct config {
 	char listen_host[CONFIG_ADDR_MAX]; /* native protocol address, "127.0.0.1" */
 	uint16_t listen_port;              /* 7070; 0 = any free port */
+	char resp_host[CONFIG_ADDR_MAX];   /* RESP2 address; "" = off */
+	uint16_t resp_port;
 	char data_dir[4096];               /* "./data" */
 	unsigned cores;                    /* 0 = every CPU of the process cpuset */
 	unsigned shards;                   /* 0 = one per core, on first start only */

@@ -19,6 +19,7 @@
 #include "ringkv.pb.h"
 #include "server/kv.h"
 #include "server/node.h"
+#include "server/redis.h"
 
 #define CONN_RBUF_INITIAL (64u << 10)
 #define CONN_OBUF_INITIAL (64u << 10)
@@ -29,8 +30,14 @@ static struct pool *core_pool(struct node_core *c)
 }
 
 static void arm_recv(struct conn *conn);
+static bool paused(const struct conn *conn);
 static void start_send(struct conn *conn);
 static void try_release(struct conn *conn);
+
+bool conn_is_paused(const struct conn *conn)
+{
+	return paused(conn);
+}
 
 static bool paused(const struct conn *conn)
 {
@@ -93,20 +100,44 @@ void conn_reply(struct conn *conn, uint64_t id, int status,
 	size_t need;
 	int n;
 
+	uint8_t *out;
+
 	if (conn->dead || conn->fd_closed)
 		return;
 	need = frame_response_max_size(&resp);
+	out = conn_out_reserve(conn, need);
+	if (!out)
+		return;
+	n = frame_encode_response(&resp, out, need);
+	if (n < 0)
+		panic("frame_encode_response overflowed its own bound");
+	conn_out_commit(conn, (size_t)n);
+}
+
+uint8_t *conn_out_reserve(struct conn *conn, size_t need)
+{
+	if (conn->dead || conn->fd_closed)
+		return NULL;
 	if (grow(core_pool(conn->core), &conn->obuf, &conn->ocap, conn->olen,
 		 conn->olen + need) != 0) {
 		log_warn("connection %llu: no memory for a %zu-byte answer; closing",
 			 (unsigned long long)conn->serial, need);
 		conn_kill(conn);
-		return;
+		return NULL;
 	}
-	n = frame_encode_response(&resp, conn->obuf + conn->olen, conn->ocap - conn->olen);
-	if (n < 0)
-		panic("frame_encode_response overflowed its own bound");
-	conn->olen += (size_t)n;
+	return conn->obuf + conn->olen;
+}
+
+void conn_out_commit(struct conn *conn, size_t written)
+{
+	conn->olen += written;
+	mark_dirty(conn);
+}
+
+void conn_close_after_reply(struct conn *conn)
+{
+	conn->closing = true;
+	conn->draining = true;
 	mark_dirty(conn);
 }
 
@@ -117,7 +148,7 @@ static void reply_error(struct conn *conn, uint64_t id, int status, const char *
 }
 
 /* Decodes and handles every complete frame in the receive buffer. */
-static void process(struct conn *conn)
+static void native_process(struct conn *conn)
 {
 	struct node_core *c = conn->core;
 	const struct frame_limits *limits = &c->node->limits;
@@ -153,16 +184,19 @@ static void process(struct conn *conn)
 				 payload_len, limits->max_frame);
 			reply_error(conn, 0, ringkv_Status_TOO_LARGE, err);
 			/* The stream cannot be resynchronised: answer, then close. */
-			conn->closing = true;
+			conn_close_after_reply(conn);
 			break;
 		}
-		c->stats.requests++;
 		rv = frame_decode_request(conn->rbuf + off + FRAME_HEADER_SIZE, payload_len,
 					  limits, &req, err, sizeof err);
+		/* A read waits for this connection's earlier writes. */
+		if (rv == 0 && req.op == FRAME_OP_GET && conn->writes_inflight)
+			break;
+		c->stats.requests++;
 		off += FRAME_HEADER_SIZE + payload_len;
 		switch (rv) {
 		case 0:
-			kv_submit(c, conn, &req);
+			kv_submit_native(c, conn, &req);
 			break;
 		case RKV_ETOOLARGE:
 			reply_error(conn, req.id, ringkv_Status_TOO_LARGE, err);
@@ -180,11 +214,35 @@ static void process(struct conn *conn)
 		mark_dirty(conn);
 }
 
+/* Completions that run while a buffer is being decoded (a request executed
+ * in place) may unpause the connection; the decoding loop then simply goes
+ * on, so decoding is never re-entered. */
+static void process(struct conn *conn)
+{
+	if (conn->in_process)
+		return;
+	conn->in_process = true;
+	if (conn->resp)
+		redis_process(conn);
+	else
+		native_process(conn);
+	conn->in_process = false;
+}
+
 static void recv_done(struct io_op *op, int res, unsigned flags)
 {
 	struct conn *conn = op->data;
 
 	conn->recv_armed = false;
+	if (conn->draining && conn->shut_wr) {
+		/* Discarding what the peer still sends until it closes. */
+		if (res <= 0) {
+			conn_kill(conn);
+			return;
+		}
+		try_release(conn);
+		return;
+	}
 	if (conn->closing) {
 		try_release(conn);
 		return;
@@ -292,6 +350,8 @@ static void conn_free(struct conn *conn)
 	if (conn->next)
 		conn->next->prev = conn->prev;
 	c->conn_count--;
+	if (conn->redis)
+		redis_conn_free(conn);
 	pool_free(p, conn->rbuf);
 	pool_free(p, conn->obuf);
 	pool_free(p, conn->sbuf);
@@ -304,11 +364,28 @@ static void conn_free(struct conn *conn)
  */
 static void try_release(struct conn *conn)
 {
-	if (!conn->closing || conn->in_dirty)
+	if (!conn->closing || conn->in_dirty || conn->in_process)
 		return;
 	if (!conn->fd_closed) {
 		if (conn->olen && !conn->send_armed) {
 			mark_dirty(conn);
+			return;
+		}
+		if (conn->draining && !conn->dead) {
+			if (conn->send_armed || conn->olen || conn->inflight)
+				return;
+			if (!conn->shut_wr) {
+				shutdown(conn->fd, SHUT_WR);
+				conn->shut_wr = true;
+			}
+			if (!conn->recv_armed) {
+				struct io_uring_sqe *sqe =
+					io_ring_get_sqe(&conn->core->reactor->io);
+
+				io_uring_prep_recv(sqe, conn->fd, conn->rbuf, conn->rcap, 0);
+				io_op_attach(sqe, &conn->recv_op);
+				conn->recv_armed = true;
+			}
 			return;
 		}
 		if (conn->recv_armed) {
@@ -325,16 +402,21 @@ static void try_release(struct conn *conn)
 		conn_free(conn);
 }
 
-void conn_request_done(struct conn *conn)
+void conn_poke(struct conn *conn)
 {
-	bool was_paused = paused(conn);
-
-	conn->inflight--;
-	if (was_paused && !paused(conn) && !conn->closing) {
+	if (conn->in_process)
+		return;
+	if (!paused(conn) && !conn->closing) {
 		process(conn);
 		arm_recv(conn);
 	}
 	try_release(conn);
+}
+
+void conn_request_done(struct conn *conn)
+{
+	conn->inflight--;
+	conn_poke(conn);
 }
 
 void conn_flush_all(struct node_core *c)
@@ -349,7 +431,7 @@ void conn_flush_all(struct node_core *c)
 	}
 }
 
-void conn_accept(struct node_core *c, int fd)
+void conn_accept(struct node_core *c, int fd, bool resp)
 {
 	struct pool *p = core_pool(c);
 	struct conn *conn;
@@ -377,6 +459,13 @@ void conn_accept(struct node_core *c, int fd)
 	conn->core = c;
 	conn->fd = fd;
 	conn->serial = ++c->stats.connections;
+	conn->resp = resp;
+	if (resp && redis_conn_init(conn) != 0) {
+		pool_free(p, conn->rbuf);
+		pool_free(p, conn);
+		close(fd);
+		return;
+	}
 	conn->recv_op.done = recv_done;
 	conn->recv_op.data = conn;
 	conn->send_op.done = send_done;
@@ -396,6 +485,10 @@ void conn_stop_reading_all(struct node_core *c)
 
 	for (conn = c->conns; conn; conn = next) {
 		next = conn->next;
+		if (conn->draining && conn->shut_wr) {
+			conn_kill(conn);
+			continue;
+		}
 		conn->closing = true;
 		try_release(conn);
 	}
@@ -423,6 +516,8 @@ void conn_close_all(struct node_core *c)
 		c->conns = conn->next;
 		if (!conn->fd_closed)
 			close(conn->fd);
+		if (conn->redis)
+			redis_conn_free(conn);
 		pool_free(p, conn->rbuf);
 		pool_free(p, conn->obuf);
 		pool_free(p, conn->sbuf);

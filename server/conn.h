@@ -50,16 +50,40 @@ struct conn {
 	bool send_armed;
 	bool closing;               /* no more reads; close once output is sent */
 	bool dead;                  /* peer gone or broken: drop output, close now */
+	bool draining;              /* after the last answer: shut our side, read
+				     * and discard until the peer closes, so the
+				     * answer is not lost to a reset */
+	bool shut_wr;
+	bool in_process;            /* decoding: completions must not re-enter */
+	bool resp;                  /* speaks RESP2 instead of the native protocol */
+	struct redis_conn *redis;   /* RESP state */
 	bool fd_closed;
 	bool in_dirty;
 	uint32_t inflight;          /* requests not yet answered */
+	uint32_t writes_inflight;   /* of which writes: a later read of this
+				     * connection waits for them, so a client
+				     * reads its own pipelined writes */
 
 	struct conn *prev, *next;   /* core's connection list */
 	struct conn *next_dirty;
 };
 
-/* Takes over accepted socket `fd` and starts reading. */
-void conn_accept(struct node_core *c, int fd);
+/* Takes over accepted socket `fd` (RESP2 when `resp`) and starts reading. */
+void conn_accept(struct node_core *c, int fd, bool resp);
+
+/*
+ * Room for `need` more bytes of output: a pointer to write them at, or NULL
+ * (out of memory: the connection is then closed). Follow with
+ * conn_out_commit() of what was written.
+ */
+uint8_t *conn_out_reserve(struct conn *conn, size_t need);
+void conn_out_commit(struct conn *conn, size_t written);
+
+/* Stop reading; close once everything queued is sent (QUIT, protocol error). */
+void conn_close_after_reply(struct conn *conn);
+
+/* Too much in flight or unsent to take more requests now. */
+bool conn_is_paused(const struct conn *conn);
 
 /*
  * Queues an answer on the connection (dropped if it is closing because the
@@ -70,6 +94,13 @@ void conn_reply(struct conn *conn, uint64_t id, int status,
 
 /* A request counted in conn->inflight got its answer (queued or dropped). */
 void conn_request_done(struct conn *conn);
+
+/*
+ * After answers were queued outside the decoding loop: resumes decoding if
+ * the connection had paused, and closes/frees it if it is finished. The
+ * connection may be gone when this returns.
+ */
+void conn_poke(struct conn *conn);
 
 /* Per-iteration hook: sends what dirty connections gathered. */
 void conn_flush_all(struct node_core *c);

@@ -5,13 +5,17 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/glob.h"
 #include "core/log.h"
+#include "proto/frame.h"
 #include "ringkv.pb.h"
 #include "server/conn.h"
 #include "server/node.h"
+#include "server/redis.h"
 #include "shard/route.h"
 
 /* Spare room a forwarded GET carries for its answer; larger values take one
@@ -28,7 +32,7 @@ static struct node_core *core_of(struct reactor *r)
 	return r->user;
 }
 
-static struct kv_req *req_alloc(struct node_core *c, uint32_t key_len, uint32_t room)
+struct kv_req *kv_req_new(struct node_core *c, uint32_t key_len, uint32_t room)
 {
 	struct kv_req *req = pool_alloc(&c->reactor->pool, sizeof *req + key_len + room);
 
@@ -36,45 +40,68 @@ static struct kv_req *req_alloc(struct node_core *c, uint32_t key_len, uint32_t 
 		return NULL;
 	memset(req, 0, sizeof *req);
 	req->cap = (uint32_t)(pool_block_size(req) - sizeof *req);
+	req->shard = KV_NO_SHARD;
 	return req;
 }
 
-/* Origin core: the request is answered; hand it to its connection. */
+void kv_req_free(struct node_core *c, struct kv_req *req)
+{
+	free(req->big);
+	pool_free(&c->reactor->pool, req);
+}
+
+static uint8_t *answer_room(struct kv_req *req, size_t *room)
+{
+	size_t used = (size_t)req->key_len + req->arg_len;
+
+	*room = req->cap - used;
+	return req->data + used;
+}
+
+const uint8_t *kv_answer(const struct kv_req *req, size_t *len)
+{
+	*len = req->value_len;
+	if (req->big)
+		return req->big;
+	return req->data + req->key_len + req->arg_len;
+}
+
+uint32_t kv_shard_of(const struct node_core *c, const void *key, size_t key_len)
+{
+	return route_shard(route_slot(key, key_len), c->node->shards);
+}
+
+/* Origin core: the answer is in. */
 static void finish(struct node_core *c, struct kv_req *req)
 {
-	struct conn *conn = req->conn;
-
 	if (req->status == KV_STATUS_NEED_ROOM) {
-		struct kv_req *bigger = req_alloc(c, req->key_len, req->need);
+		/* Repeat the read with room for the value. */
+		struct kv_req *bigger = kv_req_new(c, req->key_len + req->arg_len, req->need);
 
 		if (bigger) {
-			bigger->conn = conn;
-			bigger->id = req->id;
-			bigger->shard = req->shard;
-			bigger->origin = req->origin;
-			bigger->op = req->op;
+			size_t head = offsetof(struct kv_req, status);
+
+			memcpy(bigger, req, head);
+			bigger->cap = (uint32_t)(pool_block_size(bigger) - sizeof *bigger);
 			bigger->key_len = req->key_len;
-			memcpy(bigger->data, req->data, req->key_len);
-			pool_free(&c->reactor->pool, req);
-			bigger->msg.handle = on_request;
-			c->stats.forwarded++;
-			reactor_send(c->reactor, node_shard_core(c->node, bigger->shard),
-				     &bigger->msg);
+			bigger->arg_len = req->arg_len;
+			bigger->limit = req->limit;
+			bigger->integer = req->integer;
+			memcpy(bigger->data, req->data, req->key_len + req->arg_len);
+			kv_req_free(c, req);
+			c->outstanding--;
+			kv_dispatch(c, bigger);
 			return;
 		}
 		req->status = ringkv_Status_RESOURCE_EXHAUSTED;
 		req->error = "out of memory for the value";
 		req->value_len = 0;
 	}
-	conn_reply(conn, req->id, req->status,
-		   req->op == FRAME_OP_GET ? req->data + req->key_len : NULL,
-		   req->op == FRAME_OP_GET ? req->value_len : 0, req->error);
 	c->outstanding--;
-	pool_free(&c->reactor->pool, req);
-	conn_request_done(conn);
+	req->complete(c, req);
 }
 
-/* Owning core: the request has its result; send it home. */
+/* Executing core: the request has its answer; send it home. */
 static void answer(struct node_core *c, struct kv_req *req)
 {
 	if (req->origin == c->reactor->id) {
@@ -112,51 +139,235 @@ static void set_write_error(struct kv_req *req, int rv, bool queued)
 	}
 }
 
-static void write_done(struct shard_waiter *w, int rv)
+static void write_done(struct shard_waiter *w, int rv, const struct shard_result *res)
 {
 	struct kv_req *req = (struct kv_req *)((char *)w - offsetof(struct kv_req, waiter));
 
 	set_write_error(req, rv, true);
+	if (rv == 0) {
+		req->existed = res->existed;
+		req->applied = res->applied;
+		req->integer = res->integer;
+		req->result = res->error;
+		req->value_len = 0;
+		if (res->old_value) {
+			size_t room;
+			uint8_t *out = answer_room(req, &room);
+
+			if (res->old_len > room) {
+				req->big = malloc(res->old_len);
+				out = req->big;
+			}
+			if (out) {
+				memcpy(out, res->old_value, res->old_len);
+				req->value_len = (uint32_t)res->old_len;
+			} else {
+				req->status = ringkv_Status_RESOURCE_EXHAUSTED;
+				req->error = "out of memory for the previous value";
+			}
+		}
+	}
 	answer(req->exec, req);
+}
+
+struct scan_step {
+	uint8_t *out;             /* entries: u32 length + key, packed */
+	size_t room;
+	size_t used;
+	uint64_t count;
+	const uint8_t *pattern;
+	size_t pattern_len;
+};
+
+static bool key_matches(const struct scan_step *st, const void *key, size_t len)
+{
+	if (st->pattern_len == 0)
+		return true;
+	return glob_match(st->pattern, st->pattern_len, key, len, false);
+}
+
+static bool scan_visit(void *arg, const void *key, size_t key_len,
+		       const void *value, size_t value_len)
+{
+	struct scan_step *st = arg;
+
+	if (!key_matches(st, key, key_len))
+		return true;
+	if (st->used + 4 + key_len > st->room)
+		return false;
+	memcpy(st->out + st->used, &(uint32_t){ (uint32_t)key_len }, 4);
+	memcpy(st->out + st->used + 4, key, key_len);
+	st->used += 4 + key_len;
+	st->count++;
+	return true;
+}
+
+/*
+ * One shard's step of a SCAN. Answer room layout: max_key bytes holding the
+ * resume key (its length in req->need), then the matching keys packed as
+ * u32 length + bytes (req->integer of them, req->value_len bytes in all).
+ */
+static void execute_scan(struct node_core *c, struct shard *s, struct kv_req *req)
+{
+	uint32_t max_key = c->node->cfg.max_key;
+	struct scan_step st = { 0 };
+	const void *last;
+	size_t room, last_len;
+	uint8_t *out = answer_room(req, &room);
+
+	st.out = out + max_key;
+	st.room = room - max_key;
+	st.pattern = req->data + req->key_len;
+	st.pattern_len = req->arg_len;
+	req->done = shard_scan(s, req->data, req->key_len, req->flags & KV_SCAN_AFTER,
+			       req->limit, scan_visit, &st, &last, &last_len);
+	if (last) {
+		memcpy(out, last, last_len);
+		req->need = (uint32_t)last_len;
+	} else {
+		/* Nothing examined: resume where this step started. */
+		memcpy(out, req->data, req->key_len);
+		req->need = req->key_len;
+	}
+	req->integer = (int64_t)st.count;
+	req->value_len = (uint32_t)st.used;
+	req->status = ringkv_Status_OK;
+}
+
+static void execute_core(struct node_core *c, struct kv_req *req)
+{
+	size_t room;
+	uint8_t *out = answer_room(req, &room);
+
+	req->status = ringkv_Status_OK;
+	if (req->op == KV_CORE_STATS) {
+		struct kv_core_stats st = { 0 };
+		unsigned i;
+
+		for (i = 0; i < c->owned_count; i++) {
+			struct shard_stats ss;
+			size_t used, capacity;
+
+			shard_get_stats(c->owned[i], &ss);
+			shard_memory(c->owned[i], &used, &capacity);
+			st.live_keys += shard_live_keys(c->owned[i]);
+			st.writes += ss.writes;
+			st.wal_bytes += ss.wal_bytes;
+			st.batches += ss.batches;
+			st.memtable_used += used;
+			st.memtable_capacity += capacity;
+		}
+		st.shards = c->owned_count;
+		st.connections = c->conn_count;
+		st.requests = c->stats.requests;
+		st.forwarded = c->stats.forwarded;
+		if (room >= sizeof st) {
+			memcpy(out, &st, sizeof st);
+			req->value_len = sizeof st;
+		}
+		return;
+	}
+	if (req->op == KV_CORE_CURSOR) {
+		const void *key;
+		size_t len;
+
+		if (redis_cursor_lookup(c, (uint64_t)req->integer, &key, &len) != 0 || len > room) {
+			req->status = ringkv_Status_NOT_FOUND;
+			return;
+		}
+		memcpy(out, key, len);
+		req->value_len = (uint32_t)len;
+	}
 }
 
 static void execute(struct node_core *c, struct kv_req *req)
 {
-	struct shard *s = c->shards[req->shard];
+	struct shard *s;
 	struct command cmd;
+	const void *value;
+	size_t len;
 	int rv;
 
+	if (req->shard == KV_NO_SHARD) {
+		execute_core(c, req);
+		answer(c, req);
+		return;
+	}
+	s = c->shards[req->shard];
 	if (!s) {
 		/* The table is fixed at start-up, so this cannot happen. */
 		panic("core %u got a request for shard %u it does not own",
 		      c->reactor->id, req->shard);
 	}
-	if (req->op == FRAME_OP_GET) {
-		const void *value;
-		size_t len;
+	req->status = ringkv_Status_OK;
+	switch (req->op) {
+	case KV_GET: {
+		size_t room;
+		uint8_t *out = answer_room(req, &room);
 
 		rv = shard_get(s, req->data, req->key_len, &value, &len);
 		if (rv == RKV_ENOTFOUND) {
 			req->status = ringkv_Status_NOT_FOUND;
 			req->value_len = 0;
-		} else if (len > req->cap - req->key_len) {
+		} else if (len > room) {
 			req->status = KV_STATUS_NEED_ROOM;
 			req->need = (uint32_t)len;
 		} else {
-			memcpy(req->data + req->key_len, value, len);
+			memcpy(out, value, len);
 			req->value_len = (uint32_t)len;
-			req->status = ringkv_Status_OK;
 		}
 		answer(c, req);
 		return;
 	}
-	req->exec = c;
-	cmd.op = req->op == FRAME_OP_PUT ? COMMAND_PUT : COMMAND_DELETE;
+	case KV_EXISTS:
+	case KV_STRLEN:
+		rv = shard_get(s, req->data, req->key_len, &value, &len);
+		req->existed = rv == 0;
+		req->integer = rv == 0 ? (int64_t)len : 0;
+		answer(c, req);
+		return;
+	case KV_SCAN:
+		execute_scan(c, s, req);
+		answer(c, req);
+		return;
+	default:
+		break;
+	}
+
+	memset(&cmd, 0, sizeof cmd);
 	cmd.key = req->data;
 	cmd.key_len = req->key_len;
-	cmd.value = req->op == FRAME_OP_PUT ? req->data + req->key_len : NULL;
-	cmd.value_len = req->op == FRAME_OP_PUT ? req->value_len : 0;
+	cmd.value = req->data + req->key_len;
+	cmd.value_len = req->value_len;
+	switch (req->op) {
+	case KV_PUT:
+		cmd.op = COMMAND_PUT;
+		break;
+	case KV_PUT_NX:
+		cmd.op = COMMAND_PUT_NX;
+		break;
+	case KV_PUT_XX:
+		cmd.op = COMMAND_PUT_XX;
+		break;
+	case KV_APPEND:
+		cmd.op = COMMAND_APPEND;
+		cmd.limit = req->limit;
+		break;
+	case KV_INCRBY:
+		cmd.op = COMMAND_INCRBY;
+		cmd.delta = req->integer;
+		cmd.value = NULL;
+		cmd.value_len = 0;
+		break;
+	default:
+		cmd.op = COMMAND_DELETE;
+		cmd.value = NULL;
+		cmd.value_len = 0;
+		break;
+	}
+	req->exec = c;
 	req->waiter.done = write_done;
+	req->waiter.want_prior = (req->flags & KV_WANT_PRIOR) != 0;
 	rv = shard_write(s, &cmd, &req->waiter);
 	if (rv != 0) {
 		set_write_error(req, rv, false);
@@ -177,36 +388,65 @@ static void on_answer(struct reactor *r, struct reactor_msg *m)
 	finish(core_of(r), (struct kv_req *)m);
 }
 
-void kv_submit(struct node_core *c, struct conn *conn, const struct frame_request *fr)
+void kv_dispatch(struct node_core *c, struct kv_req *req)
 {
-	uint32_t shard = route_shard(route_slot(fr->key.data, fr->key.len), c->node->shards);
-	unsigned owner = node_shard_core(c->node, shard);
-	uint32_t room;
+	unsigned target = req->shard == KV_NO_SHARD ? req->target :
+			  node_shard_core(c->node, req->shard);
+
+	req->origin = (uint16_t)c->reactor->id;
+	req->target = (uint16_t)target;
+	c->outstanding++;
+	if (target == c->reactor->id) {
+		execute(c, req);
+		return;
+	}
+	c->stats.forwarded++;
+	req->msg.handle = on_request;
+	reactor_send(c->reactor, target, &req->msg);
+}
+
+/* Native protocol: encode the answer on the connection. */
+static void native_complete(struct node_core *c, struct kv_req *req)
+{
+	struct conn *conn = req->ctx;
+	size_t len = 0;
+	const uint8_t *value = req->op == KV_GET ? kv_answer(req, &len) : NULL;
+
+	conn_reply(conn, req->id, req->status, value, len, req->error);
+	if (req->op != KV_GET)
+		conn->writes_inflight--;
+	kv_req_free(c, req);
+	conn_request_done(conn);
+}
+
+void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame_request *fr)
+{
+	uint32_t shard = kv_shard_of(c, fr->key.data, fr->key.len);
 	struct kv_req *req;
 
-	if (fr->op == FRAME_OP_GET && owner == c->reactor->id) {
+	if (fr->op == FRAME_OP_GET && node_shard_core(c->node, shard) == c->reactor->id) {
 		const void *value;
 		size_t len;
 
+		/* A read of this core's shard: answered in place, no request. */
 		if (shard_get(c->shards[shard], fr->key.data, fr->key.len, &value, &len) == 0)
 			conn_reply(conn, fr->id, ringkv_Status_OK, value, len, NULL);
 		else
 			conn_reply(conn, fr->id, ringkv_Status_NOT_FOUND, NULL, 0, NULL);
 		return;
 	}
-	room = fr->op == FRAME_OP_PUT ? fr->value.len :
-	       fr->op == FRAME_OP_GET ? KV_GET_ROOM : 0;
-	req = req_alloc(c, fr->key.len, room);
+	req = kv_req_new(c, fr->key.len, fr->op == FRAME_OP_PUT ? fr->value.len :
+				       fr->op == FRAME_OP_GET ? KV_GET_ROOM : 0);
 	if (!req) {
 		conn_reply(conn, fr->id, ringkv_Status_RESOURCE_EXHAUSTED, NULL, 0,
 			   "out of memory");
 		return;
 	}
-	req->conn = conn;
+	req->complete = native_complete;
+	req->ctx = conn;
 	req->id = fr->id;
 	req->shard = shard;
-	req->origin = (uint16_t)c->reactor->id;
-	req->op = (uint8_t)fr->op;
+	req->op = fr->op == FRAME_OP_GET ? KV_GET : fr->op == FRAME_OP_PUT ? KV_PUT : KV_DELETE;
 	req->key_len = fr->key.len;
 	memcpy(req->data, fr->key.data, fr->key.len);
 	if (fr->op == FRAME_OP_PUT) {
@@ -214,12 +454,7 @@ void kv_submit(struct node_core *c, struct conn *conn, const struct frame_reques
 		memcpy(req->data + fr->key.len, fr->value.data, fr->value.len);
 	}
 	conn->inflight++;
-	c->outstanding++;
-	if (owner == c->reactor->id) {
-		execute(c, req);
-		return;
-	}
-	c->stats.forwarded++;
-	req->msg.handle = on_request;
-	reactor_send(c->reactor, owner, &req->msg);
+	if (req->op != KV_GET)
+		conn->writes_inflight++;
+	kv_dispatch(c, req);
 }

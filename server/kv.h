@@ -1,52 +1,125 @@
 /*
- * Execution of client requests on the shard that owns their key, wherever the
- * request arrived.
+ * Requests on their way to the shard (or core) that executes them, for both
+ * client protocols.
  *
- * A GET for a shard of the receiving core is answered in place. Every other
- * request becomes a struct kv_req allocated from the receiving (origin) core's
- * pool; it travels to the owning core over the SPSC ring, is executed there,
- * and travels back carrying its result. It is freed only by its origin, so no
- * core ever frees another core's memory.
+ * A request is a struct kv_req allocated from the pool of the core where the
+ * client's connection lives (the origin). It is executed on the core that
+ * owns its key's shard: in place when that is the origin, else after a trip
+ * over the origin -> owner SPSC ring. It comes back the same way carrying its
+ * answer, and the origin runs req->complete and frees it. Only the origin ever
+ * frees a request, so no core frees another core's memory.
  *
- * A GET value is copied into the request's spare bytes on the owning core; if
- * the value is larger than the spare room, the answer says how much is needed
- * and the origin sends the request again with room for it (a read repeated
- * later is still linearizable: it is a new read).
+ * Answers travel inside the request: a GET value is copied into the spare
+ * room after the key. A value larger than the room sends back the size it
+ * needs and the origin repeats the read once with room for it (a read repeated
+ * later is still linearizable: it is a new read). The previous value of a
+ * write (SET ... GET, GETSET) cannot be repeated, so when it does not fit it
+ * travels in a malloc'd buffer (req->big) that the origin frees: a rare path.
+ *
+ * Core-level requests (statistics, SCAN cursors) name a core instead of a
+ * shard.
  */
 #ifndef RINGKV_SERVER_KV_H
 #define RINGKV_SERVER_KV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/reactor.h"
-#include "proto/frame.h"
 #include "shard/shard.h"
 
-struct conn;
 struct node_core;
+struct kv_req;
+
+enum kv_op {
+	KV_GET,
+	KV_PUT,
+	KV_DELETE,
+	KV_PUT_NX,
+	KV_PUT_XX,
+	KV_INCRBY,     /* integer: delta in, new value out */
+	KV_APPEND,     /* limit: largest result; integer out: new length */
+	KV_EXISTS,     /* existed out */
+	KV_STRLEN,     /* integer out */
+	KV_SCAN,       /* one shard's step of a SCAN, see kv_scan_* */
+	KV_CORE_STATS, /* core-level: struct kv_core_stats in the room */
+	KV_CORE_CURSOR,/* core-level: integer = cursor in; its key out */
+};
+
+#define KV_WANT_PRIOR 0x1 /* writes: return the previous value */
+#define KV_SCAN_AFTER 0x2 /* SCAN: start after the key, not at it */
+
+/* Runs on the origin core once the answer is in. */
+typedef void kv_complete_fn(struct node_core *c, struct kv_req *req);
 
 struct kv_req {
 	struct reactor_msg msg;   /* first: the cross-core envelope */
 	struct shard_waiter waiter;
-	struct conn *conn;        /* origin connection; touched on the origin only */
-	struct node_core *exec;   /* owning core while it executes the request */
-	uint64_t id;              /* the client's request id */
-	uint32_t shard;
-	uint16_t origin;          /* core that received the request */
-	uint8_t op;               /* enum frame_op */
-	int status;               /* ringkv_Status of the answer */
-	const char *error;        /* static text for non-OK answers, or NULL */
+	kv_complete_fn *complete; /* origin side */
+	void *ctx;                /* origin side: connection or reply slot */
+	uint32_t part;            /* origin side: index in a multi-key command */
+	struct node_core *exec;   /* executing core, while it executes */
+	uint64_t id;              /* native protocol request id */
+	uint32_t shard;           /* KV_NO_SHARD for core-level requests */
+	uint16_t origin;          /* core that received it */
+	uint16_t target;          /* executing core */
+	uint8_t op;               /* enum kv_op */
+	uint8_t flags;            /* KV_WANT_PRIOR, KV_SCAN_AFTER */
+	bool existed;             /* out: the key held a value (before a write) */
+	bool applied;             /* out: the write changed the value */
+	bool done;                /* out, SCAN: the shard has nothing further */
+	int status;               /* out: ringkv_Status */
+	int result;               /* out: shard_result.error for RMW commands */
+	const char *error;        /* out: static text for non-OK statuses */
+	int64_t integer;          /* in/out, per op */
+	uint32_t limit;           /* in: APPEND limit; SCAN: keys to examine */
 	uint32_t key_len;
-	uint32_t value_len;       /* PUT: request value; GET: answer value */
+	uint32_t arg_len;         /* in, SCAN: MATCH pattern bytes after the key */
+	uint32_t value_len;       /* in: the value to write; out: the answer's */
 	uint32_t cap;             /* bytes of data[] */
-	uint32_t need;            /* GET: value bytes that did not fit */
-	uint8_t data[];           /* key, then value */
+	uint32_t need;            /* out, GET: value bytes that did not fit */
+	uint8_t *big;             /* out: oversized previous value (malloc) */
+	uint8_t data[];           /* key, argument, then value / answer room */
 };
 
+#define KV_NO_SHARD UINT32_MAX
+
+/* Per-core figures gathered by KV_CORE_STATS. */
+struct kv_core_stats {
+	uint64_t live_keys;
+	uint64_t shards;
+	uint64_t connections;
+	uint64_t requests;
+	uint64_t forwarded;
+	uint64_t writes;
+	uint64_t wal_bytes;
+	uint64_t batches;
+	uint64_t memtable_used;
+	uint64_t memtable_capacity;
+};
+
+/* A request with room for `key_len` + `room` bytes, from this core's pool.
+ * NULL when out of memory. */
+struct kv_req *kv_req_new(struct node_core *c, uint32_t key_len, uint32_t room);
+void kv_req_free(struct node_core *c, struct kv_req *req);
+
+/* Where the answer value of a request is (GET value, previous value, key of
+ * a cursor). */
+const uint8_t *kv_answer(const struct kv_req *req, size_t *len);
+
+/* The shard that owns `key`. */
+uint32_t kv_shard_of(const struct node_core *c, const void *key, size_t key_len);
+
 /*
- * Executes or forwards one decoded request that arrived on `conn` of core `c`.
- * The answer is queued on the connection, now or later.
+ * Sends a filled-in request to where it executes: the owner of req->shard, or
+ * req->target for core-level requests. Sets origin; counts it outstanding
+ * until its completion runs.
  */
-void kv_submit(struct node_core *c, struct conn *conn, const struct frame_request *req);
+void kv_dispatch(struct node_core *c, struct kv_req *req);
+
+/* Native protocol: executes or forwards one decoded request of `conn`. */
+struct conn;
+struct frame_request;
+void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame_request *req);
 
 #endif

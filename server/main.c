@@ -126,7 +126,9 @@ int main(int argc, char **argv)
 			 node.cfg.shards, node.cfg.data_dir, node.shards);
 	node.shard_core = calloc(node.shards, sizeof *node.shard_core);
 	node.listen_fds = calloc(node.cores, sizeof *node.listen_fds);
-	if (!node.shard_core || !node.listen_fds) {
+	if (node.cfg.resp_host[0])
+		node.resp_fds = calloc(node.cores, sizeof *node.resp_fds);
+	if (!node.shard_core || !node.listen_fds || (node.cfg.resp_host[0] && !node.resp_fds)) {
 		fprintf(stderr, "ringkvd: out of memory\n");
 		goto err_after_lock;
 	}
@@ -141,6 +143,17 @@ int main(int argc, char **argv)
 		if (node.listen_fds[i] < 0) {
 			fprintf(stderr, "ringkvd: %s\n", err);
 			goto err_after_listen;
+		}
+		if (node.resp_fds) {
+			if (i == 0)
+				node.resp_port = node.cfg.resp_port;
+			node.resp_fds[i] = listen_on(node.cfg.resp_host, node.resp_port,
+						     &node.resp_port, err, sizeof err);
+			if (node.resp_fds[i] < 0) {
+				fprintf(stderr, "ringkvd: %s\n", err);
+				close(node.listen_fds[i]);
+				goto err_after_listen;
+			}
 		}
 	}
 
@@ -159,6 +172,9 @@ int main(int argc, char **argv)
 	}
 	printf("ringkvd: listening on %s:%u (%u cores, %u shards, data in %s)\n",
 	       node.cfg.listen_host, node.port, node.cores, node.shards, node.cfg.data_dir);
+	if (node.resp_fds)
+		printf("ringkvd: RESP2 (Redis protocol) on %s:%u\n", node.cfg.resp_host,
+		       node.resp_port);
 	printf("ringkvd: try: ringkv -a %s:%u put hello world\n",
 	       node.cfg.listen_host, node.port);
 	fflush(stdout);
@@ -169,21 +185,29 @@ int main(int argc, char **argv)
 	log_info("got %s: stopping (finishing in-flight writes)", strsignal(sig));
 	reactor_group_stop(group);
 	reactor_group_join(group);
-	for (i = 0; i < node.cores; i++)
+	for (i = 0; i < node.cores; i++) {
 		close(node.listen_fds[i]);
+		if (node.resp_fds)
+			close(node.resp_fds[i]);
+	}
 	topology_destroy(topo);
 	free(node.shard_core);
 	free(node.listen_fds);
+	free(node.resp_fds);
 	close(lock_fd);
 	log_info("stopped cleanly");
 	return 0;
 
 err_after_listen:
-	while (i-- > 0)
+	while (i-- > 0) {
 		close(node.listen_fds[i]);
+		if (node.resp_fds)
+			close(node.resp_fds[i]);
+	}
 err_after_lock:
 	free(node.shard_core);
 	free(node.listen_fds);
+	free(node.resp_fds);
 	close(lock_fd);
 err_after_topology:
 	topology_destroy(topo);

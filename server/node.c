@@ -14,40 +14,54 @@
 
 #include "core/log.h"
 #include "server/conn.h"
+#include "server/redis.h"
 #include "shard/shard.h"
 
 #define NODE_STOP_GRACE_US (5u * 1000000u)
 
-static void arm_accept(struct node_core *c);
+static void arm_accept(struct node_listener *l);
 
 static void accept_done(struct io_op *op, int res, unsigned flags)
 {
-	struct node_core *c = op->data;
+	struct node_listener *l = op->data;
+	struct node_core *c = l->core;
 
 	if (!(flags & IORING_CQE_F_MORE))
-		c->accept_armed = false;
+		l->armed = false;
 	if (res >= 0) {
 		if (c->accepting)
-			conn_accept(c, res);
+			conn_accept(c, res, l->resp);
 		else
 			close(res);
 	} else if (res != -ECANCELED && res != -EINVAL && res != -EBADF) {
 		log_warn("accept: %s", strerror(-res));
 	}
-	if (c->accepting && !c->accept_armed)
-		arm_accept(c);
+	if (c->accepting && !l->armed)
+		arm_accept(l);
 }
 
-static void arm_accept(struct node_core *c)
+static void arm_accept(struct node_listener *l)
 {
-	struct io_uring_sqe *sqe = io_ring_get_sqe(&c->reactor->io);
+	struct io_uring_sqe *sqe = io_ring_get_sqe(&l->core->reactor->io);
 
-	if (c->reactor->io.has_multishot_accept)
-		io_uring_prep_multishot_accept(sqe, c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (l->core->reactor->io.has_multishot_accept)
+		io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
 	else
-		io_uring_prep_accept(sqe, c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_op_attach(sqe, &c->accept_op);
-	c->accept_armed = true;
+		io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_op_attach(sqe, &l->op);
+	l->armed = true;
+}
+
+static void add_listener(struct node_core *c, int fd, bool resp)
+{
+	struct node_listener *l = &c->listeners[c->listener_count++];
+
+	l->core = c;
+	l->fd = fd;
+	l->resp = resp;
+	l->op.done = accept_done;
+	l->op.data = l;
+	arm_accept(l);
 }
 
 static void flush_hook(struct reactor *r, void *arg)
@@ -99,11 +113,15 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 		snprintf(err, errlen, "core %u: no room for a hook", r->id);
 		return rv;
 	}
-	c->listen_fd = n->listen_fds[r->id];
-	c->accept_op.done = accept_done;
-	c->accept_op.data = c;
+	rv = redis_core_init(c);
+	if (rv) {
+		snprintf(err, errlen, "core %u: out of memory", r->id);
+		return rv;
+	}
 	c->accepting = true;
-	arm_accept(c);
+	add_listener(c, n->listen_fds[r->id], false);
+	if (n->resp_fds)
+		add_listener(c, n->resp_fds[r->id], true);
 	return 0;
 
 err_nomem:
@@ -116,11 +134,15 @@ void node_core_stop(struct reactor *r, void *arg)
 	struct node_core *c = r->user;
 	struct io_uring_sqe *sqe;
 
+	unsigned i;
+
 	c->accepting = false;
 	c->stop_deadline_us = r->now_us + NODE_STOP_GRACE_US;
-	if (c->accept_armed) {
+	for (i = 0; i < c->listener_count; i++) {
+		if (!c->listeners[i].armed)
+			continue;
 		sqe = io_ring_get_sqe(&r->io);
-		io_uring_prep_cancel(sqe, &c->accept_op, 0);
+		io_uring_prep_cancel(sqe, &c->listeners[i].op, 0);
 		io_uring_sqe_set_data(sqe, NULL);
 	}
 	conn_stop_reading_all(c);
@@ -152,6 +174,7 @@ void node_core_finish(struct reactor *r, void *arg)
 	if (!c)
 		return;
 	conn_close_all(c);
+	redis_core_destroy(c);
 	for (i = 0; i < c->owned_count; i++)
 		shard_close(c->owned[i]);
 	log_info("core %u: %" PRIu64 " requests, %" PRIu64 " forwarded, %" PRIu64

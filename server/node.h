@@ -26,7 +26,9 @@ struct node {
 	unsigned shards;
 	uint16_t *shard_core;     /* [shards]: owning core of each shard */
 	int *listen_fds;          /* [cores]: SO_REUSEPORT listener per core */
+	int *resp_fds;            /* [cores]: RESP listeners, or NULL when off */
 	uint16_t port;            /* the bound client port */
+	uint16_t resp_port;       /* the bound RESP port, 0 when off */
 };
 
 struct node_stats {
@@ -45,10 +47,16 @@ struct node_core {
 	struct shard **owned;     /* the non-NULL entries, packed */
 	unsigned owned_count;
 
-	int listen_fd;
-	struct io_op accept_op;
-	bool accept_armed;
+	struct node_listener {
+		struct node_core *core;
+		int fd;
+		bool resp;            /* RESP2 port rather than native */
+		bool armed;           /* multishot accept posted */
+		struct io_op op;
+	} listeners[2];
+	unsigned listener_count;
 	bool accepting;
+	struct redis_core *redis; /* RESP per-core state (SCAN cursors) */
 
 	struct conn *conns;       /* every open connection */
 	unsigned conn_count;

@@ -6,6 +6,7 @@
 #include "shard/command.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "core/errors.h"
@@ -21,10 +22,34 @@ static inline void put_le32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)(v >> 24);
 }
 
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+static inline uint64_t get_le64(const uint8_t *p);
+
 static inline uint32_t get_le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
 	       (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static bool op_valid(unsigned op)
+{
+	return op >= COMMAND_PUT && op <= COMMAND_OP_MAX;
+}
+
+/* Bytes of the value field as encoded (INCRBY: the 8-byte delta). */
+static uint32_t encoded_value_len(const struct command *c)
+{
+	return c->op == COMMAND_INCRBY ? 8 : c->value_len;
 }
 
 size_t command_encoded_size(const struct command *c)
@@ -32,10 +57,12 @@ size_t command_encoded_size(const struct command *c)
 	size_t n;
 
 	assert(c != NULL);
-	assert(c->op == COMMAND_PUT || c->op == COMMAND_DELETE);
+	assert(op_valid(c->op));
 	n = COMMAND_OP_SIZE + COMMAND_LEN_SIZE + (size_t)c->key_len;
-	if (c->op == COMMAND_PUT)
-		n += COMMAND_LEN_SIZE + (size_t)c->value_len;
+	if (c->op != COMMAND_DELETE)
+		n += COMMAND_LEN_SIZE + (size_t)encoded_value_len(c);
+	if (c->op == COMMAND_APPEND)
+		n += COMMAND_LEN_SIZE;
 	return n;
 }
 
@@ -44,7 +71,7 @@ size_t command_encode(const struct command *c, uint8_t *out)
 	uint8_t *p = out;
 
 	assert(c != NULL && out != NULL);
-	assert(c->op == COMMAND_PUT || c->op == COMMAND_DELETE);
+	assert(op_valid(c->op));
 	assert(c->key != NULL || c->key_len == 0);
 	*p++ = (uint8_t)c->op;
 	put_le32(p, c->key_len);
@@ -52,13 +79,21 @@ size_t command_encode(const struct command *c, uint8_t *out)
 	if (c->key_len != 0)
 		memcpy(p, c->key, c->key_len);
 	p += c->key_len;
-	if (c->op == COMMAND_PUT) {
+	if (c->op == COMMAND_INCRBY) {
+		put_le32(p, 8);
+		put_le64(p + COMMAND_LEN_SIZE, (uint64_t)c->delta);
+		p += COMMAND_LEN_SIZE + 8;
+	} else if (c->op != COMMAND_DELETE) {
 		assert(c->value != NULL || c->value_len == 0);
 		put_le32(p, c->value_len);
 		p += COMMAND_LEN_SIZE;
 		if (c->value_len != 0)
 			memcpy(p, c->value, c->value_len);
 		p += c->value_len;
+	}
+	if (c->op == COMMAND_APPEND) {
+		put_le32(p, c->limit);
+		p += COMMAND_LEN_SIZE;
 	}
 	return (size_t)(p - out);
 }
@@ -78,8 +113,9 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
 	if (left < COMMAND_OP_SIZE + COMMAND_LEN_SIZE)
 		return RKV_ECORRUPT;
 	op = p[0];
-	if (op != COMMAND_PUT && op != COMMAND_DELETE)
+	if (!op_valid(op))
 		return RKV_ECORRUPT;
+	memset(&c, 0, sizeof c);
 	key_len = get_le32(p + COMMAND_OP_SIZE);
 	p += COMMAND_OP_SIZE + COMMAND_LEN_SIZE;
 	left -= COMMAND_OP_SIZE + COMMAND_LEN_SIZE;
@@ -103,9 +139,22 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
 	value_len = get_le32(p);
 	p += COMMAND_LEN_SIZE;
 	left -= COMMAND_LEN_SIZE;
-	if (value_len != left)
+	if (op == COMMAND_APPEND) {
+		/* The value, then the u32 limit. */
+		if (left < COMMAND_LEN_SIZE || value_len != left - COMMAND_LEN_SIZE)
+			return RKV_ECORRUPT;
+		c.limit = get_le32(p + value_len);
+	} else if (value_len != left) {
 		return RKV_ECORRUPT;
-	c.op = COMMAND_PUT;
+	}
+	c.op = (enum command_op)op;
+	if (op == COMMAND_INCRBY) {
+		if (value_len != 8)
+			return RKV_ECORRUPT;
+		c.delta = (int64_t)get_le64(p);
+		*out = c;
+		return 0;
+	}
 	c.value = p;
 	c.value_len = value_len;
 	*out = c;

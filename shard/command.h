@@ -3,8 +3,17 @@
  * entry. Applying the same commands in the same order gives the same state, so
  * a command holds everything its effect depends on.
  *
- * Encoding (little-endian): u8 op, u32 key_len, key bytes, then for PUT u32
- * value_len and value bytes. Decoding checks every length against the buffer.
+ * Encoding (little-endian): u8 op, u32 key_len, key bytes, then for every op
+ * but DELETE u32 value_len and value bytes; INCRBY's value is its 8-byte
+ * signed delta; APPEND ends with a u32 limit on the resulting length (part of
+ * the command so that every replica, and every replay, applies the same
+ * limit). Decoding checks every length against the buffer.
+ *
+ * Effects (shard/shard.c applies them, at run time and at replay alike):
+ * PUT sets; DELETE removes; PUT_NX sets only an absent key, PUT_XX only a
+ * present one; INCRBY adds delta to a value holding a decimal int64 (absent =
+ * 0), failing without change on a non-integer or overflow; APPEND appends,
+ * failing without change past `limit`.
  */
 #ifndef RINGKV_SHARD_COMMAND_H
 #define RINGKV_SHARD_COMMAND_H
@@ -15,14 +24,22 @@
 enum command_op {
 	COMMAND_PUT = 1,
 	COMMAND_DELETE = 2,
+	COMMAND_PUT_NX = 3,
+	COMMAND_PUT_XX = 4,
+	COMMAND_INCRBY = 5,
+	COMMAND_APPEND = 6,
 };
+
+#define COMMAND_OP_MAX COMMAND_APPEND
 
 struct command {
 	enum command_op op;
 	const uint8_t *key;   /* borrowed */
 	uint32_t key_len;
-	const uint8_t *value; /* borrowed; NULL for DELETE */
+	const uint8_t *value; /* borrowed; NULL for DELETE and INCRBY */
 	uint32_t value_len;
+	int64_t delta;        /* INCRBY */
+	uint32_t limit;       /* APPEND: largest allowed resulting length */
 };
 
 /* Bytes command_encode() writes for `c`. */

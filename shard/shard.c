@@ -34,6 +34,7 @@ struct wal_batch {
 	uint64_t first_index;
 	unsigned count;
 	size_t reserved;                /* memtable bytes set aside for it */
+	size_t appended;                /* APPEND value bytes queued in it */
 	struct shard_waiter *head;      /* waiters in index order */
 	struct shard_waiter *tail;
 };
@@ -59,6 +60,11 @@ struct shard {
 	struct io_op sync_op;
 
 	size_t reserved;                /* sum of both batches' reservations */
+	size_t appended;                /* sum of both batches' APPEND bytes */
+	uint64_t live_keys;             /* keys holding a value */
+	uint64_t memtable_size;
+	uint8_t *scratch;               /* APPEND's concatenation, grown on demand */
+	size_t scratch_cap;
 	int failed;                     /* 0, or the errno that stopped writes */
 	struct shard_stats stats;
 };
@@ -74,6 +80,7 @@ static void batch_reset(struct wal_batch *b)
 	b->len = 0;
 	b->count = 0;
 	b->reserved = 0;
+	b->appended = 0;
 	b->head = b->tail = NULL;
 }
 
@@ -97,26 +104,148 @@ static int batch_reserve(struct wal_batch *b, size_t more)
 	return 0;
 }
 
-static int apply_command(struct memtable *mt, const struct command *c)
+/* Parses a value holding a decimal int64 the way Redis does: no spaces, no
+ * '+', no leading zeros, within range. */
+static bool parse_i64(const uint8_t *p, size_t len, int64_t *out)
 {
-	if (c->op == COMMAND_PUT)
-		return memtable_put(mt, c->key, c->key_len, c->value, c->value_len);
-	return memtable_delete(mt, c->key, c->key_len);
+	uint64_t v = 0, limit;
+	bool neg = false;
+	size_t i = 0;
+
+	if (len == 0 || len > 20)
+		return false;
+	if (p[0] == '-') {
+		neg = true;
+		i = 1;
+		if (len == 1)
+			return false;
+	}
+	if (p[i] == '0' && len > i + 1)
+		return false;
+	limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	for (; i < len; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		if (v > (limit - (uint64_t)(p[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(p[i] - '0');
+	}
+	if (neg && v == 0 && len > 1)
+		return false; /* "-0" */
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
+	return true;
+}
+
+static int grow_scratch(struct shard *s, size_t need)
+{
+	uint8_t *buf;
+
+	if (need <= s->scratch_cap)
+		return 0;
+	buf = realloc(s->scratch, need);
+	if (!buf)
+		return -ENOMEM;
+	s->scratch = buf;
+	s->scratch_cap = need;
+	return 0;
+}
+
+static int set_value(struct shard *s, const struct command *c, const void *value,
+		     size_t len, struct shard_result *res)
+{
+	int rv = memtable_put(s->mt, c->key, c->key_len, value, len);
+
+	if (rv == 0) {
+		res->applied = true;
+		s->live_keys += !res->existed;
+	}
+	return rv;
+}
+
+/*
+ * Applies one command to the memtable and says what it did. The same code
+ * runs for live writes and at replay, so both reach the same state. Returns 0
+ * or RKV_EFULL / -ENOMEM (memtable or scratch space); a command refused by its
+ * own semantics (res->error) returns 0.
+ */
+static int apply_command(struct shard *s, const struct command *c, struct shard_result *res)
+{
+	const void *old = NULL;
+	size_t old_len = 0;
+	int rv;
+
+	memset(res, 0, sizeof *res);
+	res->existed = memtable_get(s->mt, c->key, c->key_len, &old, &old_len) == 0;
+	if (res->existed) {
+		res->old_value = old;
+		res->old_len = old_len;
+	}
+	switch (c->op) {
+	case COMMAND_PUT:
+		return set_value(s, c, c->value, c->value_len, res);
+	case COMMAND_PUT_NX:
+		return res->existed ? 0 : set_value(s, c, c->value, c->value_len, res);
+	case COMMAND_PUT_XX:
+		return res->existed ? set_value(s, c, c->value, c->value_len, res) : 0;
+	case COMMAND_DELETE:
+		rv = memtable_delete(s->mt, c->key, c->key_len);
+		if (rv == 0 && res->existed) {
+			res->applied = true;
+			s->live_keys--;
+		}
+		return rv;
+	case COMMAND_INCRBY: {
+		int64_t cur = 0;
+		char text[24];
+		int n;
+
+		if (res->existed && !parse_i64(old, old_len, &cur)) {
+			res->error = RKV_EINVAL;
+			return 0;
+		}
+		if ((c->delta > 0 && cur > INT64_MAX - c->delta) ||
+		    (c->delta < 0 && cur < INT64_MIN - c->delta)) {
+			res->error = -ERANGE;
+			return 0;
+		}
+		res->integer = cur + c->delta;
+		n = snprintf(text, sizeof text, "%" PRId64, res->integer);
+		return set_value(s, c, text, (size_t)n, res);
+	}
+	case COMMAND_APPEND: {
+		size_t len = old_len + c->value_len;
+
+		if (len > c->limit) {
+			res->error = RKV_ETOOLARGE;
+			return 0;
+		}
+		rv = grow_scratch(s, len);
+		if (rv)
+			return rv;
+		if (old_len)
+			memcpy(s->scratch, old, old_len);
+		if (c->value_len)
+			memcpy(s->scratch + old_len, c->value, c->value_len);
+		res->integer = (int64_t)len;
+		return set_value(s, c, s->scratch, len, res);
+	}
+	}
+	return RKV_ECORRUPT;
 }
 
 static int replay_record(void *arg, const struct wal_record *rec)
 {
 	struct shard *s = arg;
+	struct shard_result res;
 	struct command c;
 	int rv;
 
 	rv = command_decode(rec->payload, rec->payload_len, &c);
 	if (rv)
 		return rv;
-	rv = apply_command(s->mt, &c);
-	if (rv == RKV_EFULL)
-		return rv;
-	s->stats.replayed++;
+	rv = apply_command(s, &c, &res);
+	if (rv == 0)
+		s->stats.replayed++;
 	return rv;
 }
 
@@ -190,6 +319,7 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 		goto err_after_alloc;
 	}
 	strcpy(s->dir, cfg->dir);
+	s->memtable_size = cfg->memtable_size;
 	rv = memtable_create(&s->mt, cfg->memtable_size);
 	if (rv) {
 		snprintf(err, errlen, "shard %u: memtable of %" PRIu64 " bytes: %s",
@@ -247,6 +377,7 @@ err_after_memtable:
 	if (s->wal_fd >= 0)
 		close(s->wal_fd);
 	memtable_destroy(s->mt);
+	free(s->scratch);
 err_after_alloc:
 	free(s);
 err:
@@ -265,6 +396,7 @@ void shard_close(struct shard *s)
 		close(s->wal_fd);
 	}
 	memtable_destroy(s->mt);
+	free(s->scratch);
 	free(s->batches[0].buf);
 	free(s->batches[1].buf);
 	free(s);
@@ -289,10 +421,35 @@ int shard_get(struct shard *s, const void *key, size_t key_len,
 	return rv == RKV_EDELETED ? RKV_ENOTFOUND : rv;
 }
 
+/*
+ * Memtable bytes a queued command may take once applied: an upper bound,
+ * reserved at queue time so that applying a durable batch cannot fail.
+ */
+static size_t write_cost(struct shard *s, const struct command *cmd)
+{
+	const void *cur;
+	size_t cur_len = 0, len;
+
+	switch (cmd->op) {
+	case COMMAND_DELETE:
+		return memtable_entry_cost(cmd->key_len, 0);
+	case COMMAND_INCRBY:
+		return memtable_entry_cost(cmd->key_len, 20);
+	case COMMAND_APPEND:
+		/* Whatever other APPENDs queued before it add, this key's value
+		 * can grow by at most all of them. */
+		memtable_get(s->mt, cmd->key, cmd->key_len, &cur, &cur_len);
+		len = cur_len + s->appended + cmd->value_len;
+		return memtable_entry_cost(cmd->key_len, len < cmd->limit ? len : cmd->limit);
+	default:
+		return memtable_entry_cost(cmd->key_len, cmd->value_len);
+	}
+}
+
 int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter *w)
 {
 	struct wal_batch *b = s->pending;
-	size_t cost = memtable_entry_cost(cmd->key_len, cmd->value_len);
+	size_t cost = write_cost(s, cmd);
 	size_t payload = command_encoded_size(cmd);
 	size_t size = wal_record_size((uint32_t)payload);
 	uint8_t *rec;
@@ -315,6 +472,10 @@ int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter 
 	b->count++;
 	b->reserved += cost;
 	s->reserved += cost;
+	if (cmd->op == COMMAND_APPEND) {
+		b->appended += cmd->value_len;
+		s->appended += cmd->value_len;
+	}
 	w->next = NULL;
 	if (b->tail)
 		b->tail->next = w;
@@ -350,6 +511,53 @@ void shard_flush(struct shard *s)
 		submit_batch(s);
 }
 
+bool shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
+		size_t examine, shard_scan_fn *fn, void *arg,
+		const void **last, size_t *last_len)
+{
+	struct memtable_iter it;
+	size_t seen = 0;
+
+	*last = NULL;
+	*last_len = 0;
+	memtable_iter_seek(&it, s->mt, start, start_len);
+	if (after && memtable_iter_valid(&it)) {
+		size_t klen;
+		const void *key = memtable_iter_key(&it, &klen);
+
+		if (klen == start_len && memcmp(key, start, klen) == 0)
+			memtable_iter_next(&it);
+	}
+	for (; memtable_iter_valid(&it); memtable_iter_next(&it)) {
+		size_t klen, vlen;
+		const void *key, *value;
+
+		if (seen == examine)
+			return false;
+		key = memtable_iter_key(&it, &klen);
+		if (!memtable_iter_is_tombstone(&it)) {
+			value = memtable_iter_value(&it, &vlen);
+			if (!fn(arg, key, klen, value, vlen))
+				return false;
+		}
+		seen++;
+		*last = key;
+		*last_len = klen;
+	}
+	return true;
+}
+
+uint64_t shard_live_keys(const struct shard *s)
+{
+	return s->live_keys;
+}
+
+void shard_memory(const struct shard *s, size_t *used, size_t *capacity)
+{
+	*used = memtable_used(s->mt);
+	*capacity = s->memtable_size;
+}
+
 bool shard_idle(const struct shard *s)
 {
 	return !s->inflight && s->pending->count == 0;
@@ -361,28 +569,40 @@ static void complete_waiters(struct wal_batch *b, int rv)
 
 	while (w) {
 		struct shard_waiter *next = w->next;
-		w->done(w, rv);
+		w->done(w, rv, NULL);
 		w = next;
 	}
 }
 
+/* Applies a durable batch in index order and answers each waiter with what
+ * its own command did. */
 static void apply_batch(struct shard *s, struct wal_batch *b)
 {
+	struct shard_waiter *w = b->head;
 	size_t off = 0;
 
 	while (off < b->len) {
 		uint32_t payload = load_le32(b->buf + off);
+		struct shard_result res;
+		struct shard_waiter *next;
 		struct command c;
 		int rv;
 
 		rv = command_decode(b->buf + off + WAL_RECORD_HEADER_SIZE, payload, &c);
 		if (rv == 0)
-			rv = apply_command(s->mt, &c);
+			rv = apply_command(s, &c, &res);
 		/* We encoded these bytes and reserved their space ourselves. */
 		if (rv)
 			panic("shard %u: applying a durable record failed: %s",
 			      s->id, rkv_strerror(rv));
 		off += wal_record_size(payload);
+		next = w->next;
+		if (!w->want_prior) {
+			res.old_value = NULL;
+			res.old_len = 0;
+		}
+		w->done(w, 0, &res);
+		w = next;
 	}
 }
 
@@ -394,6 +614,7 @@ static void fail_batches(struct shard *s, struct wal_batch *inflight, int rv)
 
 	s->next_index = inflight->first_index;
 	s->reserved -= inflight->reserved + pending->reserved;
+	s->appended -= inflight->appended + pending->appended;
 	s->inflight = NULL;
 	complete_waiters(inflight, rv);
 	batch_reset(inflight);
@@ -407,13 +628,13 @@ static void batch_finished(struct shard *s)
 
 	if (s->write_res == (int)b->len && s->sync_res == 0) {
 		s->wal_offset += b->len;
-		apply_batch(s, b);
-		s->reserved -= b->reserved;
 		s->stats.writes += b->count;
 		s->stats.batches++;
 		s->stats.wal_bytes += b->len;
+		apply_batch(s, b);
+		s->reserved -= b->reserved;
+		s->appended -= b->appended;
 		s->inflight = NULL;
-		complete_waiters(b, 0);
 		batch_reset(b);
 		/* Writes that gathered behind this batch go out at once. */
 		shard_flush(s);

@@ -17,6 +17,7 @@
 #define RINGKV_SHARD_SHARD_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,16 +27,31 @@
 struct shard;
 struct shard_waiter;
 
+/* What applying one command did, as seen at its place in the log. */
+struct shard_result {
+	int error;            /* 0; RKV_EINVAL: INCRBY on a non-integer; -ERANGE:
+			       * INCRBY overflow; RKV_ETOOLARGE: APPEND past its
+			       * limit. The command then changed nothing. */
+	bool existed;         /* the key held a value before */
+	bool applied;         /* the value changed (false: NX/XX condition failed) */
+	int64_t integer;      /* INCRBY: the new value; APPEND: the new length */
+	const void *old_value;/* with want_prior and existed: the previous value,
+			       * valid only during the done callback */
+	size_t old_len;
+};
+
 /*
- * Completion of one write: 0 when durable and applied; RKV_EFULL for disk full
- * (nothing was written); -EIO when the WAL could not be made durable (the
- * shard then refuses writes until restart).
+ * Completion of one write: rv 0 when durable and applied (then `res` says
+ * what the command did); RKV_EFULL for disk full (nothing was written); -EIO
+ * when the WAL could not be made durable (the shard then refuses writes until
+ * restart).
  */
-typedef void shard_done_fn(struct shard_waiter *w, int rv);
+typedef void shard_done_fn(struct shard_waiter *w, int rv, const struct shard_result *res);
 
 struct shard_waiter {
 	shard_done_fn *done;
 	struct shard_waiter *next; /* batch list, owned by the shard until done */
+	bool want_prior;           /* report the previous value in res->old_value */
 };
 
 struct shard_config {
@@ -77,6 +93,26 @@ int shard_get(struct shard *s, const void *key, size_t key_len,
  * WAL failed earlier (nothing queued).
  */
 int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter *w);
+
+/*
+ * Visits keys in order from `start` (inclusive, or exclusive with `after`),
+ * skipping deleted ones, until `fn` returns false (that key then counts as not
+ * examined) or `examine` keys (deleted ones included) were looked at. Reads
+ * applied (durable) state only. `last` and `last_len` get the last key examined
+ * (NULL if none; valid until the next write is applied). Returns true when no
+ * key is left past *last.
+ */
+typedef bool shard_scan_fn(void *arg, const void *key, size_t key_len,
+			   const void *value, size_t value_len);
+bool shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
+		size_t examine, shard_scan_fn *fn, void *arg,
+		const void **last, size_t *last_len);
+
+/* Keys holding a value (not deleted). */
+uint64_t shard_live_keys(const struct shard *s);
+
+/* Memtable bytes in use and capacity. */
+void shard_memory(const struct shard *s, size_t *used, size_t *capacity);
 
 /* Once per loop iteration: submits the pending batch if none is in flight. */
 void shard_flush(struct shard *s);

@@ -84,7 +84,9 @@ static void test_malformed(void **state)
 	/* Unknown ops. */
 	buf[0] = 0;
 	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
-	buf[0] = 3;
+	buf[0] = COMMAND_OP_MAX + 1;
+	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
+	buf[0] = 0xff;
 	assert_int_equal(command_decode(buf, n, &d), RKV_ECORRUPT);
 	buf[0] = 1;
 	/* Lengths past the end, including ones that would wrap a 32-bit sum. */
@@ -104,6 +106,48 @@ static void test_malformed(void **state)
 	assert_int_equal(command_decode(NULL, 0, &d), RKV_ECORRUPT);
 }
 
+static void test_conditional_and_read_modify_write_ops(void **state)
+{
+	uint8_t buf[128];
+	struct command d;
+	size_t n;
+
+	(void)state;
+	for (int op = COMMAND_PUT_NX; op <= COMMAND_PUT_XX; op++) {
+		struct command c = { .op = (enum command_op)op, .key = (const uint8_t *)"k",
+				     .key_len = 1, .value = (const uint8_t *)"vv", .value_len = 2 };
+		n = command_encode(&c, buf);
+		assert_int_equal(n, command_encoded_size(&c));
+		assert_int_equal(command_decode(buf, n, &d), 0);
+		assert_int_equal(d.op, op);
+		assert_memory_equal(d.value, "vv", 2);
+	}
+	{
+		struct command c = { .op = COMMAND_INCRBY, .key = (const uint8_t *)"n",
+				     .key_len = 1, .delta = -1234567890123LL };
+		n = command_encode(&c, buf);
+		assert_int_equal(n, command_encoded_size(&c));
+		assert_int_equal(command_decode(buf, n, &d), 0);
+		assert_int_equal(d.op, COMMAND_INCRBY);
+		assert_true(d.delta == -1234567890123LL);
+		/* An INCRBY whose value is not 8 bytes is corrupt. */
+		buf[6] = 7;
+		assert_int_equal(command_decode(buf, n - 1, &d), RKV_ECORRUPT);
+	}
+	{
+		struct command c = { .op = COMMAND_APPEND, .key = (const uint8_t *)"a",
+				     .key_len = 1, .value = (const uint8_t *)"xyz",
+				     .value_len = 3, .limit = 1000 };
+		n = command_encode(&c, buf);
+		assert_int_equal(n, command_encoded_size(&c));
+		assert_int_equal(command_decode(buf, n, &d), 0);
+		assert_int_equal(d.limit, 1000);
+		assert_int_equal(d.value_len, 3);
+		for (size_t len = 0; len < n; len++)
+			assert_int_equal(command_decode(buf, len, &d), RKV_ECORRUPT);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -111,6 +155,7 @@ int main(void)
 		cmocka_unit_test(test_delete_round_trip),
 		cmocka_unit_test(test_empty_key_and_value),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_conditional_and_read_modify_write_ops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -22,14 +24,23 @@ struct waiter {
 	struct shard_waiter w;
 	int rv;
 	int done;
+	struct shard_result res;
+	char old[64];
 };
 
-static void on_done(struct shard_waiter *w, int rv)
+static void on_done(struct shard_waiter *w, int rv, const struct shard_result *res)
 {
 	struct waiter *x = (struct waiter *)w;
 
 	x->rv = rv;
 	x->done++;
+	if (res) {
+		x->res = *res;
+		if (res->old_value && res->old_len < sizeof x->old) {
+			memcpy(x->old, res->old_value, res->old_len);
+			x->old[res->old_len] = '\0';
+		}
+	}
 }
 
 struct fixture {
@@ -213,6 +224,119 @@ static void test_memtable_full_refuses_without_queueing(void **state)
 	assert_int_equal(w[accepted].done, 0);
 }
 
+static int write_one(struct fixture *f, struct command c, struct waiter *w)
+{
+	*w = (struct waiter){ .w.done = on_done };
+	assert_int_equal(shard_write(f->s, &c, &w->w), 0);
+	settle(f);
+	assert_int_equal(w->done, 1);
+	return w->rv;
+}
+
+static void test_read_modify_write_commands(void **state)
+{
+	struct fixture *f = *state;
+	struct waiter w;
+	struct command incr = { .op = COMMAND_INCRBY, .key = (const uint8_t *)"n",
+				.key_len = 1, .delta = 5 };
+	struct command app = { .op = COMMAND_APPEND, .key = (const uint8_t *)"s",
+			       .key_len = 1, .value = (const uint8_t *)"ab", .value_len = 2,
+			       .limit = 5 };
+	struct command nx = put_cmd("k", "first"), xx = put_cmd("k", "second");
+
+	open_shard(f, 1 << 20);
+	/* INCRBY on an absent key starts from 0; then adds. */
+	assert_int_equal(write_one(f, incr, &w), 0);
+	assert_true(w.res.integer == 5);
+	incr.delta = -7;
+	assert_int_equal(write_one(f, incr, &w), 0);
+	assert_true(w.res.integer == -2);
+	check_value(f->s, "n", "-2");
+	/* Overflow and non-integers change nothing. */
+	incr.delta = INT64_MIN;
+	assert_int_equal(write_one(f, incr, &w), 0);
+	assert_int_equal(w.res.error, -ERANGE);
+	check_value(f->s, "n", "-2");
+	assert_int_equal(write_one(f, put_cmd("t", "12a"), &w), 0);
+	incr.key = (const uint8_t *)"t";
+	incr.delta = 1;
+	assert_int_equal(write_one(f, incr, &w), 0);
+	assert_int_equal(w.res.error, RKV_EINVAL);
+	check_value(f->s, "t", "12a");
+	/* APPEND grows up to its limit, and no further. */
+	assert_int_equal(write_one(f, app, &w), 0);
+	assert_true(w.res.integer == 2);
+	assert_int_equal(write_one(f, app, &w), 0);
+	assert_true(w.res.integer == 4);
+	assert_int_equal(write_one(f, app, &w), 0);
+	assert_int_equal(w.res.error, RKV_ETOOLARGE);
+	check_value(f->s, "s", "abab");
+	/* NX only when absent, XX only when present; DELETE says if it existed. */
+	nx.op = COMMAND_PUT_NX;
+	assert_int_equal(write_one(f, nx, &w), 0);
+	assert_true(w.res.applied && !w.res.existed);
+	assert_int_equal(write_one(f, nx, &w), 0);
+	assert_false(w.res.applied);
+	xx.op = COMMAND_PUT_XX;
+	w = (struct waiter){ .w.done = on_done, .w.want_prior = true };
+	assert_int_equal(shard_write(f->s, &xx, &w.w), 0);
+	settle(f);
+	assert_true(w.res.applied && w.res.existed);
+	assert_string_equal(w.old, "first");
+	check_value(f->s, "k", "second");
+	assert_int_equal(shard_live_keys(f->s), 4); /* n, t, s, k */
+	assert_int_equal(write_one(f, (struct command){ .op = COMMAND_DELETE,
+			 .key = (const uint8_t *)"k", .key_len = 1 }, &w), 0);
+	assert_true(w.res.existed);
+	assert_int_equal(shard_live_keys(f->s), 3);
+
+	/* Replay reaches the same state, refusals included. */
+	shard_close(f->s);
+	f->s = NULL;
+	open_shard(f, 1 << 20);
+	check_value(f->s, "n", "-2");
+	check_value(f->s, "t", "12a");
+	check_value(f->s, "s", "abab");
+	assert_int_equal(shard_live_keys(f->s), 3);
+}
+
+static bool collect(void *arg, const void *key, size_t key_len, const void *value,
+		    size_t value_len)
+{
+	char *out = arg;
+
+	strncat(out, key, key_len);
+	strcat(out, ",");
+	return true;
+}
+
+static void test_scan_in_key_order(void **state)
+{
+	struct fixture *f = *state;
+	struct waiter w;
+	const void *last;
+	size_t last_len;
+	char seen[256] = "";
+	bool done;
+
+	open_shard(f, 1 << 20);
+	write_one(f, put_cmd("b", "1"), &w);
+	write_one(f, put_cmd("a", "1"), &w);
+	write_one(f, put_cmd("d", "1"), &w);
+	write_one(f, put_cmd("c", "1"), &w);
+	write_one(f, (struct command){ .op = COMMAND_DELETE, .key = (const uint8_t *)"c",
+				       .key_len = 1 }, &w);
+	done = shard_scan(f->s, "", 0, false, 2, collect, seen, &last, &last_len);
+	assert_false(done);
+	assert_string_equal(seen, "a,b,");
+	assert_memory_equal(last, "b", 1);
+	seen[0] = '\0';
+	/* The deleted key counts as examined but is not visited. */
+	done = shard_scan(f->s, "b", 1, true, 10, collect, seen, &last, &last_len);
+	assert_true(done);
+	assert_string_equal(seen, "d,");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -220,6 +344,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit_batches_one_iteration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memtable_full_refuses_without_queueing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_modify_write_commands, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scan_in_key_order, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

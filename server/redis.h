@@ -1,0 +1,46 @@
+/*
+ * The Redis protocol (RESP2) front door: redis-cli, redis-benchmark and Redis
+ * client libraries talk to ringkvd unchanged.
+ *
+ * Every command of a connection takes a reply slot in a FIFO, so replies leave
+ * in request order although the keys of consecutive commands (or of one MGET)
+ * live on different cores. A slot whose command is answered at once holds the
+ * reply bytes; one waiting on shards holds the returning requests and is
+ * formatted when it reaches the head of the FIFO. When the FIFO is empty, an
+ * immediate reply goes straight to the output buffer.
+ *
+ * Writes are replied to only after they are durable, as on the native port.
+ * INCR/APPEND/SETNX/GETSET and SET's NX/XX/GET are executed on the key's shard
+ * as logged commands, so they are atomic per key. MSET, DEL and EXISTS over
+ * keys of several shards are not atomic across shards.
+ *
+ * SCAN cursors are key positions in the ordered keyspace: each SCAN step asks
+ * every shard for the next COUNT keys after the cursor key and keeps the keys
+ * up to the smallest point all shards have reached. The cursor number names a
+ * slot in the issuing core's cursor table (the last 4096 cursors per core); an
+ * older cursor is refused with "ERR invalid cursor".
+ */
+#ifndef RINGKV_SERVER_REDIS_H
+#define RINGKV_SERVER_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct node_core;
+
+/* Per-core state (cursor table). 0 or -ENOMEM. */
+int redis_core_init(struct node_core *c);
+void redis_core_destroy(struct node_core *c);
+
+/* A new RESP connection. 0 or -ENOMEM. */
+int redis_conn_init(struct conn *conn);
+void redis_conn_free(struct conn *conn);
+
+/* Parses and runs every complete command in the connection's buffer. */
+void redis_process(struct conn *conn);
+
+/* The key of a cursor issued by this core. 0, or -ENOENT when unknown. */
+int redis_cursor_lookup(struct node_core *c, uint64_t cursor, const void **key, size_t *len);
+
+#endif
