@@ -182,6 +182,31 @@ int main(int argc, char **argv)
 	status = server_stop(&srv, SIGTERM, 10000);
 	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "SIGTERM should exit 0");
+
+	/* A flipped byte in the middle of a WAL: start-up refuses and names the
+	 * file and offset, instead of dropping what follows. */
+	{
+		char wal[512], listen[] = "127.0.0.1:0";
+		const char *args3[] = { "--listen", listen, "--data-dir", dir, "--cores", "2",
+					"--memtable-size", "1MiB", NULL };
+		FILE *f;
+		int byte;
+
+		snprintf(wal, sizeof wal, "%s/shard-0/wal-00000000000000000001.log", dir);
+		f = fopen(wal, "r+b");
+		CHECK(f, "open %s", wal);
+		/* First record's payload: segment header 16 + record header 32. */
+		CHECK(fseek(f, 16 + 32 + 2, SEEK_SET) == 0, "seek");
+		byte = fgetc(f);
+		CHECK(byte != EOF, "WAL too short");
+		CHECK(fseek(f, 16 + 32 + 2, SEEK_SET) == 0, "seek");
+		fputc(byte ^ 0x40, f);
+		fclose(f);
+		rc = run_capture(argv[1], args3, out, sizeof out);
+		CHECK(rc == 1 && strstr(out, "wal-00000000000000000001.log") &&
+		      strstr(out, "offset 16"),
+		      "corrupt WAL: exit %d, output: %s", rc, out);
+	}
 	harness_cleanup();
 	printf("1 passed, 0 failed\n");
 	return 0;
