@@ -1,0 +1,301 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of ringkvd and redis-server on this machine, driven
+# by the same load generator (ringkv-bench) with the same workloads:
+#
+#   set-p1     SET only, 50 connections, pipeline 1
+#   set-p16    SET only, 50 connections, pipeline 16
+#   get9-put1  GET:PUT 9:1, 50 connections, pipeline 1
+#
+# against redis-server with --appendonly yes --appendfsync always (every write
+# durable before the reply, as ringkvd acknowledges a write only once it is
+# in its fsynced log) and ringkvd --cores 1 and --cores 2. Each round starts
+# every server fresh (new temp dir, new port), runs the three workloads, and
+# stops it; the order of the sides alternates from round to round so drift
+# (page cache, thermal, neighbours) does not favour one side. The table gives
+# medians over rounds and the median of the per-round ratios ringkvd/redis.
+#
+# Pinning: servers run on --server-cpus, ringkv-bench on --bench-cpus
+# (default: CPU 1 and CPU 0). ringkvd --cores 2 needs two CPUs; on a 2-CPU
+# machine it gets both and so shares CPU 0 with the load generator: that
+# column is not isolated and says so in the output.
+#
+#   perf/compare.sh [--rounds N] [--only redis|ringkvd] [--duration S]
+#                   [--warmup S] [--keys N] [--value-size B]
+#                   [--server-cpus LIST] [--bench-cpus LIST] [--out DIR]
+#
+# Environment: RINGKVD (default build/server/ringkvd), RINGKV_BENCH (default
+# build/perf/bench/ringkv-bench), REDIS_SERVER (default redis-server),
+# RINGKVD_PROTOCOL (native, or resp for ringkvd's Redis front door).
+set -euo pipefail
+
+prog=${0##*/}
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+rounds=3
+only=
+duration=10
+warmup=2
+keys=100000
+value_size=100
+server_cpus=1
+bench_cpus=0
+out=
+ringkvd=${RINGKVD:-$root/build/server/ringkvd}
+bench=${RINGKV_BENCH:-$root/build/perf/bench/ringkv-bench}
+redis=${REDIS_SERVER:-redis-server}
+ringkvd_protocol=${RINGKVD_PROTOCOL:-native}
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+}
+
+die() {
+	echo "$prog: $*" >&2
+	exit 1
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--rounds) rounds=${2:?}; shift 2 ;;
+	--only) only=${2:?}; shift 2 ;;
+	--duration) duration=${2:?}; shift 2 ;;
+	--warmup) warmup=${2:?}; shift 2 ;;
+	--keys) keys=${2:?}; shift 2 ;;
+	--value-size) value_size=${2:?}; shift 2 ;;
+	--server-cpus) server_cpus=${2:?}; shift 2 ;;
+	--bench-cpus) bench_cpus=${2:?}; shift 2 ;;
+	--out) out=${2:?}; shift 2 ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+case $only in "" | redis | ringkvd) ;; *) die "--only takes redis or ringkvd" ;; esac
+
+# Sides: a name, and whether it is isolated from the load generator's CPUs.
+sides=()
+[ "$only" != ringkvd ] && sides+=(redis)
+[ "$only" != redis ] && sides+=(ringkvd-1c ringkvd-2c)
+
+[ -x "$bench" ] || die "ringkv-bench not found at $bench (build with: ninja -C build)"
+command -v python3 >/dev/null || die "python3 is needed to read ringkv-bench --json"
+if [ "$only" != ringkvd ]; then
+	command -v "$redis" >/dev/null || die "redis-server not found (apt-get install redis-server)"
+fi
+if [ "$only" != redis ]; then
+	[ -x "$ringkvd" ] || die "ringkvd not found at $ringkvd (set RINGKVD, or use --only redis)"
+fi
+
+ncpu=$(nproc)
+pin=1
+if [ "$ncpu" -lt 2 ]; then
+	echo "$prog: only $ncpu CPU; running without pinning" >&2
+	pin=0
+fi
+
+if [ -z "$out" ]; then
+	out=$root/perf/out/compare-$(date +%Y%m%d-%H%M%S)
+fi
+mkdir -p "$out"
+runs=$out/runs.jsonl
+: >"$runs"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-compare.XXXXXX")
+server_pid=
+
+stop_server() {
+	if [ -n "$server_pid" ]; then
+		kill "$server_pid" 2>/dev/null || true
+		for _ in $(seq 50); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+		server_pid=
+	fi
+}
+
+cleanup() {
+	stop_server
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Run a command pinned to a CPU list (or not, on a 1-CPU machine). exec, so
+# that "pinned ... &" leaves $! naming the server itself, not a subshell
+# whose death would orphan it.
+pinned() {
+	local cpus=$1
+	shift
+	if [ "$pin" = 1 ]; then
+		exec taskset -c "$cpus" "$@"
+	else
+		exec "$@"
+	fi
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_listening() {
+	local port=$1 what=$2
+	for _ in $(seq 100); do
+		if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
+			return 0
+		fi
+		kill -0 "$server_pid" 2>/dev/null || die "$what exited at start-up (log in $out)"
+		sleep 0.1
+	done
+	die "$what does not listen on port $port"
+}
+
+# start_side SIDE ROUND: start the server of SIDE; sets port, protocol, cpus.
+start_side() {
+	local side=$1 round=$2 dir
+	dir=$tmp/$side-$round
+	mkdir -p "$dir"
+	port=$(free_port)
+	case $side in
+	redis)
+		protocol=resp
+		cpus=$server_cpus
+		pinned "$cpus" "$redis" --port "$port" --bind 127.0.0.1 --dir "$dir" \
+			--appendonly yes --appendfsync always --save '' --daemonize no \
+			--logfile "$out/$side-$round.log" &
+		server_pid=$!
+		;;
+	ringkvd-1c | ringkvd-2c)
+		local cores=${side#ringkvd-}
+		cores=${cores%c}
+		protocol=$ringkvd_protocol
+		cpus=$server_cpus
+		if [ "$cores" -gt 1 ]; then
+			# Not isolated on a 2-CPU machine: see the header.
+			cpus=0-$((cores - 1))
+			[ "$cores" -le "$ncpu" ] || cpus=0-$((ncpu - 1))
+		fi
+		# The lead adjusts these flags to ringkvd's final command line.
+		pinned "$cpus" "$ringkvd" --cores "$cores" --listen "127.0.0.1:$port" \
+			--data-dir "$dir" >"$out/$side-$round.log" 2>&1 &
+		server_pid=$!
+		;;
+	esac
+	wait_listening "$port" "$side"
+}
+
+# Workloads: name and ringkv-bench arguments.
+workloads=(set-p1 set-p16 get9-put1)
+workload_args() {
+	case $1 in
+	set-p1) echo "--ratio 0:1 --connections 50 --pipeline 1" ;;
+	set-p16) echo "--ratio 0:1 --connections 50 --pipeline 16" ;;
+	get9-put1) echo "--ratio 9:1 --connections 50 --pipeline 1" ;;
+	esac
+}
+
+run_workload() {
+	local side=$1 round=$2 workload=$3 args json
+	read -r -a args <<<"$(workload_args "$workload")"
+	echo "$prog: round $round, $side, $workload" >&2
+	json=$( (pinned "$bench_cpus" "$bench" --protocol "$protocol" --addr "127.0.0.1:$port" \
+		"${args[@]}" --keys "$keys" --value-size "$value_size" \
+		--duration "$duration" --warmup "$warmup" --seed "$round" --json \
+		2>>"$out/bench.log") | tail -n 1) || true
+	python3 - "$side" "$round" "$workload" "$cpus" "$json" >>"$runs" <<'EOF' ||
+import json, sys
+side, rnd, workload, cpus, text = sys.argv[1:6]
+result = json.loads(text)
+print(json.dumps({"side": side, "round": int(rnd), "workload": workload,
+                  "server_cpus": cpus, "result": result}))
+EOF
+		die "ringkv-bench gave no JSON for $side/$workload (see $out/bench.log)"
+}
+
+for round in $(seq "$rounds"); do
+	order=("${sides[@]}")
+	if [ $((round % 2)) -eq 0 ]; then
+		# Reverse the order on even rounds: A B C, C B A, A B C, ...
+		order=()
+		for ((i = ${#sides[@]} - 1; i >= 0; i--)); do
+			order+=("${sides[i]}")
+		done
+	fi
+	for side in "${order[@]}"; do
+		start_side "$side" "$round"
+		for workload in "${workloads[@]}"; do
+			run_workload "$side" "$round" "$workload"
+		done
+		stop_server
+	done
+done
+
+python3 - "$runs" "$rounds" "$pin" "$server_cpus" "$bench_cpus" "$ncpu" "$duration" "$warmup" "$keys" "$value_size" <<'EOF'
+import json, statistics, sys
+
+runs_path, rounds, pin, server_cpus, bench_cpus, ncpu, duration, warmup, keys, value_size = sys.argv[1:11]
+runs = [json.loads(line) for line in open(runs_path)]
+workloads = []
+sides = []
+for r in runs:
+    if r["workload"] not in workloads:
+        workloads.append(r["workload"])
+    if r["side"] not in sides:
+        sides.append(r["side"])
+order = {"redis": 0, "ringkvd-1c": 1, "ringkvd-2c": 2}
+sides.sort(key=lambda s: order.get(s, 9))
+
+def cell(side, workload):
+    return [r for r in runs if r["side"] == side and r["workload"] == workload]
+
+def fmt_ops(v):
+    return "%.0f" % v
+
+def fmt_us(v):
+    return "%.0f" % v if v >= 100 else "%.1f" % v
+
+header = ["workload"]
+for side in sides:
+    header += ["%s ops/s" % side, "%s p99 µs" % side]
+    if side != "redis" and "redis" in sides:
+        header.append("%s / redis" % side)
+print("| " + " | ".join(header) + " |")
+print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
+errors = []
+for w in workloads:
+    row = [w]
+    redis_by_round = {r["round"]: r["result"]["ops_per_sec"] for r in cell("redis", w)}
+    for side in sides:
+        rs = cell(side, w)
+        row.append(fmt_ops(statistics.median(r["result"]["ops_per_sec"] for r in rs)))
+        row.append(fmt_us(statistics.median(r["result"]["latency_us"]["p99"] for r in rs)))
+        if side != "redis" and "redis" in sides:
+            ratios = [r["result"]["ops_per_sec"] / redis_by_round[r["round"]]
+                      for r in rs if redis_by_round.get(r["round"])]
+            row.append("%.2f×" % statistics.median(ratios) if ratios else "n/a")
+        for r in rs:
+            if r["result"]["errors"]:
+                errors.append("%s %s round %d: %d errors %s" % (
+                    side, w, r["round"], r["result"]["errors"],
+                    json.dumps(r["result"]["errors_by_status"])))
+    print("| " + " | ".join(row) + " |")
+print()
+print("Medians over %s rounds; ratio = median of per-round ops/s ratios. "
+      "%s s measured after %s s warm-up per run, %s keys, %s-byte values, "
+      "redis-server with appendonly yes, appendfsync always." % (
+          rounds, duration, warmup, keys, value_size))
+if pin == "1":
+    print("Servers pinned to CPU %s, ringkv-bench to CPU %s (%s CPUs)." % (
+        server_cpus, bench_cpus, ncpu))
+    if "ringkvd-2c" in sides:
+        print("ringkvd-2c runs on CPUs 0-1 and so shares a CPU with the load "
+              "generator on a 2-CPU machine: not isolated.")
+else:
+    print("Not pinned (%s CPU)." % ncpu)
+for e in errors:
+    print("- errors: " + e)
+EOF
+echo "$prog: raw results in $runs" >&2
