@@ -370,7 +370,7 @@ static void test_snapshot(void **state)
 
 	/* Large enough to need several records. */
 	manifest_version_init(&big);
-	for (uint32_t i = 0; i < 20000; i++) {
+	for (uint32_t i = 0; i < 6000; i++) {
 		struct manifest_file f = { .level = 1 + i % 6, .number = i + 1, .size = i,
 					   .entry_count = i };
 
