@@ -302,10 +302,14 @@ int sstable_footer_decode(struct sstable_footer *f, const uint8_t *tail, size_t 
 /* Decodes an index entry's value: the block's offset and length. */
 static bool decode_handle(const struct sstable_block_iter *it, struct sstable_handle *h)
 {
-	const uint8_t *p = it->value, *end = it->value + it->value_len;
+	const uint8_t *p, *end;
 	uint64_t offset, len;
 
-	if (it->kind != SSTABLE_VALUE || (p = sstable_get_varint(p, end, &offset)) == NULL ||
+	if (it->kind != SSTABLE_VALUE)
+		return false;
+	p = it->value;
+	end = p + it->value_len;
+	if ((p = sstable_get_varint(p, end, &offset)) == NULL ||
 	    (p = sstable_get_varint(p, end, &len)) == NULL || p != end)
 		return false;
 	if (len < SSTABLE_BLOCK_TRAILER_SIZE || len > UINT32_MAX)
