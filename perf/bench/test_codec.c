@@ -116,7 +116,8 @@ static size_t frame_response(char *buf, size_t cap, uint64_t id, ringkv_Status s
 	}
 	assert_true(pb_encode(&out, ringkv_Response_fields, &resp));
 	body = out.bytes_written;
-	memcpy(buf + 4 + body, extra, extra_len);
+	if (extra_len != 0)
+		memcpy(buf + 4 + body, extra, extra_len);
 	body += extra_len;
 	buf[0] = (char)(body & 0xff);
 	buf[1] = (char)(body >> 8 & 0xff);
