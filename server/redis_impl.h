@@ -1,0 +1,152 @@
+/*
+ * Internals shared by the RESP front door's files: server/redis.c (connection,
+ * reply order, key commands), server/redis_reply.c (reply building),
+ * server/redis_scan.c (SCAN) and server/redis_admin.c (INFO, DBSIZE, HELLO,
+ * COMMAND, CONFIG, CLIENT). See server/redis.h for the rules they implement.
+ */
+#ifndef RINGKV_SERVER_REDIS_IMPL_H
+#define RINGKV_SERVER_REDIS_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "core/pool.h"
+#include "proto/resp.h"
+#include "proto/resp_commands.h"
+#include "server/kv.h"
+
+struct conn;
+struct node_core;
+
+#define REDIS_CURSORS 4096u          /* remembered SCAN cursors per core */
+#define REDIS_SCAN_DEFAULT_COUNT 10u
+#define REDIS_SCAN_MAX_COUNT 10000u
+#define REDIS_GET_ROOM 1024u
+
+#define SET_NX 0x1
+#define SET_XX 0x2
+#define SET_GET 0x4
+
+/* A reply being built: grown from the core's pool, reused per connection. */
+struct reply {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+struct redis_slot {
+	struct redis_slot *next;
+	struct conn *conn;
+	enum resp_cmd_id cmd;
+	unsigned opts;              /* SET_* */
+	unsigned stage;             /* SCAN: 1 = finding the cursor key, 2 = scanning */
+	uint32_t parts;             /* requests sent */
+	uint32_t pending;           /* requests not yet answered */
+	struct kv_req **reqs;       /* [parts], kept until the reply is formatted */
+	struct kv_req *one;         /* reqs storage for a single request */
+	uint8_t *bytes;             /* a reply built at once, waiting for its turn */
+	size_t len;
+	uint32_t count;             /* SCAN: COUNT */
+	uint8_t *pattern;           /* SCAN: MATCH pattern copy, or NULL */
+	uint32_t pattern_len;
+	uint8_t *cursor_key;        /* SCAN: resume key copy, or NULL */
+	uint32_t cursor_len;
+	bool from_start;            /* SCAN: cursor 0 */
+};
+
+struct redis_conn {
+	struct resp_parser parser;
+	struct redis_slot *head;    /* replies in request order */
+	struct redis_slot *tail;
+	struct reply scratch;
+	uint64_t id;
+	char name[128];
+	bool has_name;
+};
+
+struct redis_cursor {
+	uint64_t seq;
+	uint8_t *key;
+	uint32_t len;
+};
+
+struct redis_core {
+	time_t started;             /* for INFO's uptime */
+	uint64_t next_seq;
+	struct redis_cursor cursors[REDIS_CURSORS];
+};
+
+/* ---- reply building (redis_reply.c) ---- */
+
+/* Grows `r` for `more` bytes from the connection's core pool. */
+bool reply_reserve(struct conn *conn, struct reply *r, size_t more);
+
+/* Appends one element; on allocation failure the reply stays shorter (and the
+ * connection is closed when it is emitted). */
+#define REPLY_WRITE(conn, r, size, call)                                    \
+	do {                                                                \
+		if (reply_reserve(conn, r, size)) {                         \
+			struct resp_out o = { (r)->data, (r)->len, (r)->cap }; \
+			if (call == 0)                                      \
+				(r)->len = o.len;                           \
+		}                                                           \
+	} while (0)
+
+void reply_simple(struct conn *conn, struct reply *r, const char *text);
+void reply_error(struct conn *conn, struct reply *r, const char *text);
+void reply_errorf(struct conn *conn, struct reply *r, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void reply_int(struct conn *conn, struct reply *r, int64_t v);
+void reply_bulk(struct conn *conn, struct reply *r, const void *data, size_t len);
+void reply_str(struct conn *conn, struct reply *r, const char *text);
+void reply_null(struct conn *conn, struct reply *r);
+void reply_array(struct conn *conn, struct reply *r, size_t n);
+/* The reply for a request that failed with a status other than OK/NOT_FOUND. */
+void reply_status_error(struct conn *conn, struct reply *r, const struct kv_req *req);
+
+/* ---- reply order and requests (redis.c) ---- */
+
+struct pool *redis_pool(struct conn *conn);
+/* The reply in the connection's scratch is complete: out now, or parked. */
+void redis_reply_now(struct conn *conn);
+/* Appends a slot for a command that waits on `parts` requests. */
+struct redis_slot *redis_slot_new(struct conn *conn, enum resp_cmd_id cmd, uint32_t parts);
+void redis_send_part(struct redis_slot *slot, struct kv_req *req);
+/* Completion of every request a slot sends. */
+void redis_part_done(struct node_core *c, struct kv_req *req);
+/* Writes out the finished replies at the head of the FIFO; may free conn. */
+void redis_drain(struct conn *conn);
+void redis_out_of_memory(struct conn *conn);
+bool redis_arg_is(const struct resp_arg *a, const char *word);
+
+/* ---- SCAN (redis_scan.c) ---- */
+
+void redis_cmd_scan(struct conn *conn, const struct resp_command *cmd);
+/* Sends one step to every shard from the slot's cursor key. */
+int redis_scan_start(struct redis_slot *slot);
+void redis_format_scan(struct conn *conn, struct redis_slot *slot, struct reply *r);
+
+/* ---- server commands (redis_admin.c) ---- */
+
+/* DBSIZE and INFO: one statistics request per core. */
+void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_arg *section);
+void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_core_stats *sum);
+void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply *r);
+void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd);
+void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,
+		       const struct resp_command_info *parent);
+void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
+		      const struct resp_command_info *sub);
+void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
+		      const struct resp_command_info *sub);
+/*
+ * The subcommand of `parent` named by argv[1], or NULL after replying with
+ * the unknown-subcommand or wrong-arity error.
+ */
+const struct resp_command_info *redis_subcommand(struct conn *conn,
+						 const struct resp_command *cmd,
+						 const struct resp_command_info *parent);
+
+#endif

@@ -1,0 +1,285 @@
+/*
+ * SCAN over the ordered keyspace with key-position cursors; see
+ * server/redis.h for the completeness rule and the cursor table.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "ringkv.pb.h"
+#include "server/conn.h"
+#include "server/node.h"
+#include "server/redis.h"
+#include "server/redis_impl.h"
+
+
+static int cursor_register(struct node_core *c, const void *key, size_t len, uint64_t *out)
+{
+	struct redis_core *rcore = c->redis;
+	struct redis_cursor *e;
+	uint64_t seq = ++rcore->next_seq & ((1ull << 48) - 1);
+	uint8_t *copy = pool_alloc(&c->reactor->pool, len ? len : 1);
+
+	if (!copy)
+		return -ENOMEM;
+	e = &rcore->cursors[seq % REDIS_CURSORS];
+	pool_free(&c->reactor->pool, e->key);
+	memcpy(copy, key, len);
+	e->seq = seq;
+	e->key = copy;
+	e->len = (uint32_t)len;
+	*out = ((uint64_t)(c->reactor->id + 1) << 48) | seq;
+	return 0;
+}
+
+int redis_cursor_lookup(struct node_core *c, uint64_t cursor, const void **key, size_t *len)
+{
+	struct redis_core *rcore = c->redis;
+	uint64_t seq = cursor & ((1ull << 48) - 1);
+	struct redis_cursor *e = &rcore->cursors[seq % REDIS_CURSORS];
+
+	if ((cursor >> 48) != c->reactor->id + 1 || e->seq != seq || !e->key)
+		return -ENOENT;
+	*key = e->key;
+	*len = e->len;
+	return 0;
+}
+
+int redis_scan_start(struct redis_slot *slot)
+{
+	struct conn *conn = slot->conn;
+	struct node_core *c = conn->core;
+	uint32_t max_key = c->node->cfg.max_key;
+	uint32_t room = 2 * max_key + 8 + slot->count * 48;
+	uint32_t shards = c->node->shards;
+	struct kv_req **reqs;
+	uint32_t i;
+
+	/* The cursor lookup (if any) is done with; make room for one request
+	 * per shard. */
+	reqs = pool_alloc(redis_pool(conn), shards * sizeof *reqs);
+	if (!reqs)
+		return -ENOMEM;
+	memset(reqs, 0, shards * sizeof *reqs);
+	for (i = 0; i < slot->parts; i++)
+		if (slot->reqs[i])
+			kv_req_free(c, slot->reqs[i]);
+	if (slot->reqs != &slot->one)
+		pool_free(redis_pool(conn), slot->reqs);
+	slot->reqs = reqs;
+	slot->parts = 0;
+	slot->stage = 2;
+	/* Held open until every shard's step is sent (see multi_key). */
+	slot->pending++;
+	for (i = 0; i < shards; i++) {
+		struct kv_req *req = kv_req_new(c, slot->cursor_len,
+						slot->pattern_len + room);
+
+		if (!req) {
+			slot->pending--;
+			return -ENOMEM;
+		}
+		req->complete = redis_part_done;
+		req->ctx = slot;
+		req->part = i;
+		req->op = KV_SCAN;
+		req->shard = i;
+		req->key_len = slot->cursor_len;
+		if (slot->cursor_len)
+			memcpy(req->data, slot->cursor_key, slot->cursor_len);
+		req->arg_len = slot->pattern_len;
+		if (slot->pattern_len)
+			memcpy(req->data + req->key_len, slot->pattern, slot->pattern_len);
+		req->flags = slot->from_start ? 0 : KV_SCAN_AFTER;
+		req->limit = slot->count;
+		redis_send_part(slot, req);
+	}
+	slot->pending--;
+	return 0;
+}
+
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+void redis_format_scan(struct conn *conn, struct redis_slot *slot, struct reply *r)
+{
+	uint32_t max_key = conn->core->node->cfg.max_key;
+	const uint8_t *min_key = NULL;
+	size_t min_len = 0, total = 0, len;
+	uint64_t cursor = 0;
+	char text[24];
+	uint32_t i;
+
+	/* Every shard has examined all its keys up to its own resume key; keys
+	 * up to the smallest of those are therefore complete. */
+	for (i = 0; i < slot->parts; i++) {
+		const struct kv_req *req = slot->reqs[i];
+		const uint8_t *resume = kv_answer(req, &len);
+
+		if (req->done)
+			continue;
+		if (!min_key || key_cmp(resume, req->need, min_key, min_len) < 0) {
+			min_key = resume;
+			min_len = req->need;
+		}
+	}
+	for (i = 0; i < slot->parts; i++) {
+		const struct kv_req *req = slot->reqs[i];
+		const uint8_t *p = kv_answer(req, &len) + max_key;
+		const uint8_t *end = p + req->value_len;
+
+		while (p < end) {
+			uint32_t klen;
+
+			memcpy(&klen, p, 4);
+			if (!min_key || key_cmp(p + 4, klen, min_key, min_len) <= 0)
+				total++;
+			p += 4 + klen;
+		}
+	}
+	if (min_key && cursor_register(conn->core, min_key, min_len, &cursor) != 0) {
+		reply_error(conn, r, "OOM no memory for a SCAN cursor");
+		return;
+	}
+	reply_array(conn, r, 2);
+	snprintf(text, sizeof text, "%" PRIu64, cursor);
+	reply_str(conn, r, text);
+	reply_array(conn, r, total);
+	for (i = 0; i < slot->parts; i++) {
+		const struct kv_req *req = slot->reqs[i];
+		const uint8_t *p = kv_answer(req, &len) + max_key;
+		const uint8_t *end = p + req->value_len;
+
+		while (p < end) {
+			uint32_t klen;
+
+			memcpy(&klen, p, 4);
+			if (!min_key || key_cmp(p + 4, klen, min_key, min_len) <= 0)
+				reply_bulk(conn, r, p + 4, klen);
+			p += 4 + klen;
+		}
+	}
+}
+
+void redis_cmd_scan(struct conn *conn, const struct resp_command *cmd)
+{
+	struct node_core *c = conn->core;
+	struct reply *r = &conn->redis->scratch;
+	const struct resp_arg *pattern = NULL;
+	uint64_t cursor, count = REDIS_SCAN_DEFAULT_COUNT;
+	bool wrong_type = false;
+	struct redis_slot *slot;
+	size_t i;
+
+	r->len = 0;
+	if (resp_parse_uint64(cmd->argv[1].data, cmd->argv[1].len, &cursor) != 0) {
+		reply_error(conn, r, RESP_ERR_INVALID_CURSOR);
+		redis_reply_now(conn);
+		return;
+	}
+	for (i = 2; i < cmd->argc; i++) {
+		const struct resp_arg *a = &cmd->argv[i];
+		int64_t v;
+
+		if (i + 1 >= cmd->argc) {
+			reply_error(conn, r, RESP_ERR_SYNTAX);
+			redis_reply_now(conn);
+			return;
+		}
+		if (redis_arg_is(a, "MATCH")) {
+			pattern = &cmd->argv[++i];
+		} else if (redis_arg_is(a, "COUNT")) {
+			if (resp_parse_int64(cmd->argv[i + 1].data, cmd->argv[i + 1].len, &v) != 0) {
+				reply_error(conn, r, RESP_ERR_NOT_INTEGER);
+				redis_reply_now(conn);
+				return;
+			}
+			if (v < 1) {
+				reply_error(conn, r, RESP_ERR_SYNTAX);
+				redis_reply_now(conn);
+				return;
+			}
+			count = (uint64_t)v > REDIS_SCAN_MAX_COUNT ? REDIS_SCAN_MAX_COUNT : (uint64_t)v;
+			i++;
+		} else if (redis_arg_is(a, "TYPE")) {
+			wrong_type = !redis_arg_is(&cmd->argv[++i], "string");
+		} else {
+			reply_error(conn, r, RESP_ERR_SYNTAX);
+			redis_reply_now(conn);
+			return;
+		}
+	}
+	if (wrong_type) {
+		/* Every ringkv value is a string. */
+		reply_array(conn, r, 2);
+		reply_str(conn, r, "0");
+		reply_array(conn, r, 0);
+		redis_reply_now(conn);
+		return;
+	}
+	if (pattern && pattern->len > c->node->cfg.max_key) {
+		reply_error(conn, r, "ERR MATCH pattern too long");
+		redis_reply_now(conn);
+		return;
+	}
+	slot = redis_slot_new(conn, RESP_CMD_SCAN, 1);
+	if (!slot) {
+		redis_out_of_memory(conn);
+		return;
+	}
+	slot->count = (uint32_t)count;
+	if (pattern) {
+		slot->pattern = pool_alloc(redis_pool(conn), pattern->len ? pattern->len : 1);
+		if (!slot->pattern) {
+			redis_out_of_memory(conn);
+			return;
+		}
+		memcpy(slot->pattern, pattern->data, pattern->len);
+		slot->pattern_len = pattern->len;
+	}
+	if (cursor == 0) {
+		slot->from_start = true;
+		if (redis_scan_start(slot) != 0)
+			redis_out_of_memory(conn);
+		redis_drain(conn);
+		return;
+	}
+	/* Find the cursor's key on the core that issued it. */
+	{
+		unsigned owner = (unsigned)(cursor >> 48);
+		struct kv_req *req;
+
+		if (owner == 0 || owner > c->node->cores) {
+			slot->stage = 3;
+			redis_drain(conn);
+			return;
+		}
+		req = kv_req_new(c, 0, c->node->cfg.max_key);
+		if (!req) {
+			redis_out_of_memory(conn);
+			return;
+		}
+		req->complete = redis_part_done;
+		req->ctx = slot;
+		req->part = 0;
+		req->op = KV_CORE_CURSOR;
+		req->target = (uint16_t)(owner - 1);
+		req->integer = (int64_t)cursor;
+		slot->stage = 1;
+		redis_send_part(slot, req);
+		redis_drain(conn);
+	}
+}
