@@ -26,7 +26,7 @@
 
 struct undo {
 	uint64_t time;
-	int kind; /* 0 restart node, 1 heal network */
+	int kind; /* 0 restart node, 1 heal network, 2 crash node */
 	uint64_t id;
 };
 
@@ -178,10 +178,16 @@ static void run_undo(struct run *run)
 			i++;
 			continue;
 		}
-		if (u->kind == 0)
+		if (u->kind == 0) {
 			sim_restart(run->s, u->id);
-		else
+		} else if (u->kind == 2) {
+			if (run->s->nodes[u->id].up) {
+				sim_crash(run->s, u->id);
+				add_undo(run, 20 + below(run, 300), 0, u->id);
+			}
+		} else {
 			sim_heal(run->s);
+		}
 		*u = run->undo[--run->n_undo];
 	}
 }
@@ -252,7 +258,17 @@ static void run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
 	struct sim *s = run.s;
 
 	uint64_t next_client = 0, next_fault = 100 + below(&run, 300);
+	uint64_t elections = 0;
 	while (!s->failed && s->now < FAULT_PHASE) {
+		if (s->elections != elections) {
+			/* new leaders are fragile: some crash soon after
+			 * winning, with old-term entries half replicated
+			 * (Figure 8 of the paper) */
+			elections = s->elections;
+			uint64_t leader = sim_leader(s);
+			if (leader && below(&run, 3) == 0)
+				add_undo(&run, below(&run, 60), 2, leader);
+		}
 		uint64_t next = next_client < next_fault ? next_client : next_fault;
 		for (int i = 0; i < run.n_undo; i++)
 			if (run.undo[i].time < next)

@@ -40,6 +40,7 @@ struct sim_opts {
 	uint32_t max_msg_bytes; /* entry bytes per APPEND */
 	uint32_t test_bugs;     /* enum raft_test_bug, for every node */
 	bool trace;             /* print every event */
+	bool fixed_ticks;       /* every node ticks at multiples of interval */
 };
 
 void sim_opts_default(struct sim_opts *o, int nodes, uint64_t seed);
@@ -154,6 +155,7 @@ struct sim {
 	uint64_t checks;
 	uint64_t reads_ok;
 	uint64_t trace_hash;
+	uint64_t sent[SIM_MAX_NODES + 1][RAFT_MSG_TIMEOUT_NOW + 1]; /* by type */
 };
 
 struct sim *sim_create(const struct sim_opts *opts);

@@ -451,7 +451,10 @@ static void node_start(struct sim *s, struct sim_node *n)
 	n->seen_commit = raft_commit_index(n->raft);
 	n->seen_role = RAFT_FOLLOWER;
 	check_mirror_restore(s, n);
-	schedule_tick(s, n, 1 + raft_rng_below(&s->rng, s->opts.tick_interval));
+	schedule_tick(s, n,
+		      s->opts.fixed_ticks
+			      ? s->opts.tick_interval - s->now % s->opts.tick_interval
+			      : 1 + raft_rng_below(&s->rng, s->opts.tick_interval));
 }
 
 static struct sim_node *node_new(struct sim *s, uint64_t id,
@@ -602,8 +605,11 @@ static void handle_update(struct sim *s, struct sim_node *n,
 	}
 	if (up->n_persist)
 		disk_queue(s, n, up);
-	for (size_t i = 0; i < up->n_msgs; i++)
+	for (size_t i = 0; i < up->n_msgs; i++) {
+		if (up->msgs[i].type <= RAFT_MSG_TIMEOUT_NOW)
+			s->sent[n->id][up->msgs[i].type]++;
 		net_send(s, &up->msgs[i]);
+	}
 	for (size_t i = 0; i < up->n_apply; i++)
 		sm_apply(s, n, up->apply_first + i, &up->apply[i]);
 	check_after_step(s, n);
