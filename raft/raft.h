@@ -222,7 +222,10 @@ struct raft_event {
 			uint64_t term;  /* its term, to drop stale reports */
 		} persisted;
 		struct {
-			uint64_t index; /* <= every index handed out in apply */
+			/* <= the last index handed out in apply and <=
+			 * raft_persisted_index(): the WAL holds the current
+			 * log up to it, so dropping it loses nothing */
+			uint64_t index;
 			const void *data;
 			size_t len;
 		} snapshot;

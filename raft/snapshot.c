@@ -41,7 +41,7 @@ int raft_snapshot_taken(struct raft *r, uint64_t index, const void *data,
 {
 	if (index <= r->snap.index)
 		return 0;
-	if (index > r->applied || (len && !data))
+	if (index > r->applied || index > r->persisted || (len && !data))
 		return -EINVAL;
 	void *copy = NULL;
 	if (len) {

@@ -190,6 +190,8 @@ void sim_restart(struct sim *s, uint64_t id);
 void sim_cut(struct sim *s, uint64_t from, uint64_t to, bool cut);
 void sim_isolate(struct sim *s, uint64_t id, bool cut);
 void sim_heal(struct sim *s);
+/* Lose every message from id still in flight. */
+void sim_drop_from(struct sim *s, uint64_t id);
 
 /* The live leader with the highest term, or RAFT_NONE. */
 uint64_t sim_leader(const struct sim *s);

@@ -224,6 +224,12 @@ static uint64_t disk_last(const struct sim_disk *d)
 static void disk_append(struct sim *s, struct sim_disk *d, uint64_t from,
 			const struct raft_entry *e, uint64_t n)
 {
+	/* a write at from replaces everything from there on */
+	uint64_t cut = from > d->snap.index ? from : d->snap.index + 1;
+	while (disk_last(d) >= cut) {
+		d->n--;
+		free(d->entries[d->n].data);
+	}
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t index = from + i;
 		if (index <= d->snap.index)
@@ -442,8 +448,15 @@ static void node_start(struct sim *s, struct sim_node *n)
 	rv = raft_restore(n->raft, &d->hs, &d->snap, d->snap_data, d->snap_len,
 			  d->entries, d->n);
 	if (rv != 0) {
-		sim_fail(s, "node %llu: restore failed: %s",
-			 (unsigned long long)n->id, raft_strerror(rv));
+		sim_fail(s, "node %llu: restore failed: %s (term %llu, "
+			 "snapshot %llu/%llu, entries %llu, last term %llu)",
+			 (unsigned long long)n->id, raft_strerror(rv),
+			 (unsigned long long)d->hs.term,
+			 (unsigned long long)d->snap.index,
+			 (unsigned long long)d->snap.term,
+			 (unsigned long long)d->n,
+			 (unsigned long long)(d->n ? d->entries[d->n - 1].term
+						   : 0));
 		return;
 	}
 	n->up = true;
@@ -630,6 +643,18 @@ static void handle_update(struct sim *s, struct sim_node *n,
 	}
 	if (up->n_apply || up->n_reads || up->snapshot)
 		reads_poll(s, n);
+	/* durability: everything reported persisted is in the WAL */
+	if (n->up && !s->failed) {
+		uint64_t p = raft_persisted_index(n->raft), term = 0;
+		s->checks++;
+		if (p > d->snap.index &&
+		    (p > disk_last(d) || !raft_term_at(n->raft, p, &term) ||
+		     d->entries[p - d->snap.index - 1].term != term))
+			sim_fail(s, "node %llu: index %llu reported persisted "
+				 "but not in the WAL",
+				 (unsigned long long)n->id,
+				 (unsigned long long)p);
+	}
 	/* only a leader of the highest term so far knows the latest
 	 * committed configuration (a stale leader may survive its successor) */
 	if (n->up && raft_role(n->raft) == RAFT_LEADER &&
@@ -766,7 +791,7 @@ int sim_conf_change(struct sim *s, uint64_t leader, uint32_t op, uint64_t id)
 void sim_snapshot(struct sim *s, uint64_t id)
 {
 	struct sim_node *n = &s->nodes[id];
-	if (!n->up || n->applied > disk_last(&n->disk) ||
+	if (!n->up || n->applied > raft_persisted_index(n->raft) ||
 	    n->applied <= raft_snapshot(n->raft)->index)
 		return;
 	uint8_t data[SM_SNAP_LEN];
@@ -846,6 +871,13 @@ void sim_isolate(struct sim *s, uint64_t id, bool cut)
 		s->cut[id][i] = cut;
 		s->cut[i][id] = cut;
 	}
+}
+
+void sim_drop_from(struct sim *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].kind == EV_DELIVER && s->heap[i].msg->m.from == id)
+			s->heap[i].node = 0; /* node 0 is never up: dropped */
 }
 
 void sim_heal(struct sim *s)
