@@ -66,7 +66,7 @@ static void client_op(struct run *run)
 	if (below(run, 100) < 65)
 		sim_propose(s, id, key, NULL);
 	else
-		sim_read(s, id, key);
+		sim_read(s, id, key, NULL);
 	for (int i = 1; i <= s->n_nodes && !s->failed; i++) {
 		struct sim_node *n = &s->nodes[i];
 		if (n->up && n->applied >= raft_snapshot(n->raft)->index +

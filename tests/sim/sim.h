@@ -108,6 +108,8 @@ struct sim_read {
 	uint32_t incarnation;
 	uint64_t invoke;
 	uint64_t index;  /* 0 until the leader confirmed */
+	uint64_t value;  /* result, once done */
+	uint64_t done_at; /* completion time, 0 until done */
 	bool live;
 };
 
@@ -178,7 +180,9 @@ int sim_tick(struct sim *s, uint64_t id);
 int sim_campaign(struct sim *s, uint64_t id);
 /* Propose "key = new unique value"; returns raft_step's code. */
 int sim_propose(struct sim *s, uint64_t id, uint32_t key, uint64_t *value);
-int sim_read(struct sim *s, uint64_t id, uint32_t key);
+/* ReadIndex read of key at id; *read_id (if given) names it in
+ * s->reads[read_id - 1]. */
+int sim_read(struct sim *s, uint64_t id, uint32_t key, uint64_t *read_id);
 int sim_transfer(struct sim *s, uint64_t id, uint64_t target);
 /* Leader id: adds id as learner / promotes / removes it. ADD creates the
  * node (empty) if it does not exist. */

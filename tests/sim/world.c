@@ -344,6 +344,8 @@ static void read_complete(struct sim *s, struct sim_node *n,
 			  struct sim_read *rd)
 {
 	rd->live = false;
+	rd->value = n->kv[rd->key];
+	rd->done_at = s->now;
 	s->reads_ok++;
 	check_read(s, rd, n->kv[rd->key], n->kv_index[rd->key]);
 }
@@ -734,7 +736,7 @@ int sim_propose(struct sim *s, uint64_t id, uint32_t key, uint64_t *value)
 	return rv;
 }
 
-int sim_read(struct sim *s, uint64_t id, uint32_t key)
+int sim_read(struct sim *s, uint64_t id, uint32_t key, uint64_t *read_id)
 {
 	struct sim_node *n = &s->nodes[id];
 	if (!n->up)
@@ -758,6 +760,8 @@ int sim_read(struct sim *s, uint64_t id, uint32_t key)
 	int rv = step_node(s, n, &ev, &up);
 	if (rv != 0)
 		s->reads[--s->n_reads].live = false;
+	else if (read_id)
+		*read_id = rd->id;
 	handle_update(s, n, &up);
 	return rv;
 }
