@@ -2,7 +2,7 @@
  * raft-sim: runs seeded whole-cluster simulations of raft/ under faults.
  *
  *   raft-sim --seeds N [--first S] [--nodes K] [--verbose] [--trace]
- *            [--bug NAME]
+ *            [--bug NAME [--expect-failures]]
  *
  * Each seed fixes everything: network and disk timings, loss and
  * duplication rates, pre-vote and check-quorum, the schedule of crashes,
@@ -12,7 +12,8 @@
  * requires a leader, fresh writes acknowledged, and every member caught up
  * within a bounded simulated time. Safety is checked after every step by
  * check.c. --bug NAME turns on a deliberate bug in raft/ to show the
- * checker catches it (commit-old-term, vote-any-log, read-no-quorum).
+ * checker catches it (commit-old-term, vote-any-log, read-no-quorum);
+ * with --expect-failures the exit status is inverted for such runs.
  */
 #include "tests/sim/sim.h"
 
@@ -358,7 +359,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: raft-sim --seeds N [--first S] [--nodes K] "
 			"[--verbose] [--trace] [--bug commit-old-term|vote-any-log|"
-			"read-no-quorum]\n");
+			"read-no-quorum] [--expect-failures]\n");
 	exit(2);
 }
 
@@ -366,7 +367,7 @@ int main(int argc, char **argv)
 {
 	uint64_t seeds = 0, first = 1;
 	int nodes = 0;
-	bool verbose = false;
+	bool verbose = false, expect_failures = false;
 	uint32_t bugs = 0;
 	const char *bug_name = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -379,6 +380,8 @@ int main(int argc, char **argv)
 			nodes = atoi(argv[++i]);
 		else if (!strcmp(a, "--verbose"))
 			verbose = true;
+		else if (!strcmp(a, "--expect-failures"))
+			expect_failures = true;
 		else if (!strcmp(a, "--trace"))
 			trace_events = verbose = true;
 		else if (!strcmp(a, "--bug") && i + 1 < argc) {
@@ -409,5 +412,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)t.checks);
 	if (verbose)
 		printf("trace hash: %016llx\n", (unsigned long long)t.trace);
+	if (expect_failures)
+		return t.failures ? 0 : 1;
 	return t.failures ? 1 : 0;
 }
