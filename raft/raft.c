@@ -219,7 +219,7 @@ struct raft_msg *raft_msg_new(struct raft *r, uint32_t type, uint64_t to)
 {
 	assert(to != r->cfg.id);
 	if (r->n_out == r->cap_out) {
-		uint32_t cap = r->cap_out ? r->cap_out * 2 : 8;
+		uint32_t cap = r->cap_out ? r->cap_out * 2 : 2;
 		struct raft_msg *grown = realloc(r->out, cap * sizeof(*grown));
 		if (!grown) {
 			r->err = -ENOMEM;
