@@ -2,7 +2,7 @@
  * raft-sim: runs seeded whole-cluster simulations of raft/ under faults.
  *
  *   raft-sim --seeds N [--first S] [--nodes K] [--verbose] [--trace]
- *            [--bug NAME [--expect-failures]]
+ *            [--twice] [--bug NAME [--expect-failures]]
  *
  * Each seed fixes everything: network and disk timings, loss and
  * duplication rates, pre-vote and check-quorum, the schedule of crashes,
@@ -14,6 +14,7 @@
  * check.c. --bug NAME turns on a deliberate bug in raft/ to show the
  * checker catches it (commit-old-term, vote-any-log, read-no-quorum);
  * with --expect-failures the exit status is inverted for such runs.
+ * --twice runs every seed twice and fails it if the trace hashes differ.
  */
 #include "tests/sim/sim.h"
 
@@ -234,8 +235,8 @@ struct totals {
 
 static bool trace_events;
 
-static void run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
-		     const char *bug_name, struct totals *t)
+static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
+			 const char *bug_name, struct totals *t)
 {
 	struct run run;
 	memset(&run, 0, sizeof(run));
@@ -352,13 +353,15 @@ static void run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
 		       s->failure, (unsigned long long)seed, nodes,
 		       bug_name ? " --bug " : "", bug_name ? bug_name : "");
 	}
+	uint64_t hash = s->trace_hash;
 	sim_destroy(s);
+	return hash;
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: raft-sim --seeds N [--first S] [--nodes K] "
-			"[--verbose] [--trace] [--bug commit-old-term|vote-any-log|"
+			"[--verbose] [--trace] [--twice] [--bug commit-old-term|vote-any-log|"
 			"read-no-quorum] [--expect-failures]\n");
 	exit(2);
 }
@@ -367,7 +370,7 @@ int main(int argc, char **argv)
 {
 	uint64_t seeds = 0, first = 1;
 	int nodes = 0;
-	bool verbose = false, expect_failures = false;
+	bool verbose = false, expect_failures = false, twice = false;
 	uint32_t bugs = 0;
 	const char *bug_name = NULL;
 	for (int i = 1; i < argc; i++) {
@@ -380,6 +383,8 @@ int main(int argc, char **argv)
 			nodes = atoi(argv[++i]);
 		else if (!strcmp(a, "--verbose"))
 			verbose = true;
+		else if (!strcmp(a, "--twice"))
+			twice = true;
 		else if (!strcmp(a, "--expect-failures"))
 			expect_failures = true;
 		else if (!strcmp(a, "--trace"))
@@ -403,7 +408,19 @@ int main(int argc, char **argv)
 	for (uint64_t seed = first; seed < first + seeds; seed++) {
 		/* without --nodes, alternate 3- and 5-node clusters */
 		int k = nodes ? nodes : (seed % 2 ? 3 : 5);
-		run_seed(seed, k, bugs, verbose, bug_name, &t);
+		uint64_t hash = run_seed(seed, k, bugs, verbose, bug_name, &t);
+		if (twice) {
+			struct totals again = t;
+			if (run_seed(seed, k, bugs, false, bug_name, &again) !=
+			    hash) {
+				t.failures++;
+				printf("FAIL seed %llu: two runs differ\n"
+				       "  reproduce: raft-sim --seeds 1 --first "
+				       "%llu --nodes %d --twice\n",
+				       (unsigned long long)seed,
+				       (unsigned long long)seed, k);
+			}
+		}
 	}
 	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "
 	       "commits, %llu invariant checks\n",
