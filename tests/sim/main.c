@@ -231,6 +231,7 @@ static bool live(struct sim *s, void *arg)
 
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
+	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
 };
 
 static bool trace_events;
@@ -335,6 +336,12 @@ static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
 	t->elections += s->elections;
 	t->commits += s->max_commit;
 	t->checks += s->checks;
+	t->reads += s->reads_ok;
+	t->installs += s->installs;
+	t->crashes += s->crashes;
+	t->torn += s->torn;
+	t->conf_changes += s->conf_changes;
+	t->transfers += s->transfers;
 	t->trace = (t->trace ^ s->trace_hash) * 0x100000001b3ULL;
 	if (verbose)
 		printf("seed %llu: %llu elections, %llu commits, %llu reads, "
@@ -422,6 +429,15 @@ int main(int argc, char **argv)
 			}
 		}
 	}
+	if (verbose)
+		printf("covered: %llu reads, %llu crashes (%llu torn writes), "
+		       "%llu snapshot installs, %llu membership changes, %llu "
+		       "transfers\n",
+		       (unsigned long long)t.reads, (unsigned long long)t.crashes,
+		       (unsigned long long)t.torn,
+		       (unsigned long long)t.installs,
+		       (unsigned long long)t.conf_changes,
+		       (unsigned long long)t.transfers);
 	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "
 	       "commits, %llu invariant checks\n",
 	       (unsigned long long)seeds, (unsigned long long)t.failures,

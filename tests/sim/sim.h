@@ -156,6 +156,11 @@ struct sim {
 	uint64_t elections;
 	uint64_t checks;
 	uint64_t reads_ok;
+	uint64_t installs;  /* snapshots installed from a leader */
+	uint64_t crashes;
+	uint64_t torn;      /* crashes that kept part of the write in progress */
+	uint64_t conf_changes;
+	uint64_t transfers;
 	uint64_t trace_hash;
 	uint64_t sent[SIM_MAX_NODES + 1][RAFT_MSG_TIMEOUT_NOW + 1]; /* by type */
 };

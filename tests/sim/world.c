@@ -603,6 +603,7 @@ static void handle_update(struct sim *s, struct sim_node *n,
 	if (up->hard_state_changed)
 		d->hs = up->hard_state;
 	if (up->snapshot) {
+		s->installs++;
 		/* writes queued before the install land first, in order */
 		for (struct sim_task *t = d->pending; t; t = t->next) {
 			if (!t->done_early)
@@ -770,7 +771,9 @@ int sim_transfer(struct sim *s, uint64_t id, uint64_t target)
 {
 	struct raft_event ev = {.type = RAFT_EV_TRANSFER,
 				.transfer = {.target = target}};
-	return sim_event(s, id, &ev, NULL);
+	int rv = sim_event(s, id, &ev, NULL);
+	s->transfers += rv == 0 && target != id;
+	return rv;
 }
 
 int sim_conf_change(struct sim *s, uint64_t leader, uint32_t op, uint64_t id)
@@ -784,6 +787,7 @@ int sim_conf_change(struct sim *s, uint64_t leader, uint32_t op, uint64_t id)
 		fprintf(stderr, "%llu: leader %llu conf op %u id %llu: %d\n",
 			(unsigned long long)s->now, (unsigned long long)leader,
 			op, (unsigned long long)id, rv);
+	s->conf_changes += rv == 0;
 	if (rv == 0 && op == RAFT_CONF_ADD_LEARNER && !s->nodes[id].exists) {
 		struct raft_conf empty;
 		memset(&empty, 0, sizeof(empty));
@@ -842,9 +846,11 @@ void sim_crash(struct sim *s, uint64_t id)
 	if (t && !t->done_early && raft_rng_below(&s->rng, 2) == 0) {
 		uint64_t keep = raft_rng_below(&s->rng, t->n + 1);
 		disk_append(s, d, t->from, t->entries, keep);
+		s->torn++;
 	}
 	disk_drop_pending(d);
 	d->last_done = 0;
+	s->crashes++;
 	raft_destroy(n->raft);
 	n->raft = NULL;
 	n->up = false;
