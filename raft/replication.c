@@ -45,7 +45,8 @@ void raft_send_append(struct raft *r, struct raft_progress *pr, bool empty_ok)
 	uint64_t n = 0, bytes = 0;
 	while (prev + n < last) {
 		const struct raft_entry *e = raft_log_get(&r->log, prev + n + 1);
-		if (n > 0 && bytes + e->len > r->cfg.max_msg_bytes)
+		if (n > 0 && (bytes >= r->cfg.max_msg_bytes ||
+			      bytes + e->len > r->cfg.max_msg_bytes))
 			break;
 		bytes += e->len;
 		n++;
