@@ -103,26 +103,40 @@ struct raft {
 	int err;                  /* sticky -ENOMEM inside a step */
 };
 
-/* raft.c: role changes (the one place legal transitions are asserted). */
+/* raft.c: role changes (the one place legal transitions are asserted).
+ * become_follower adopts term (>= current; a higher one clears the vote);
+ * become_candidate raises the term and votes for itself; become_leader
+ * (from candidate only) appends the term's NOOP and probes every peer. */
 void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader);
 void raft_become_precandidate(struct raft *r);
 void raft_become_candidate(struct raft *r);
 void raft_become_leader(struct raft *r);
+/* A zeroed message of this step's update from us at our term; NULL (and
+ * r->err = -ENOMEM) when the buffer cannot grow. */
 struct raft_msg *raft_msg_new(struct raft *r, uint32_t type, uint64_t to);
+/* Report a ReadIndex result (index 0: failed) in this step's update. */
 void raft_ready_push(struct raft *r, uint64_t id, uint64_t index);
 bool raft_is_voter(const struct raft *r);
+/* Leader only: append an entry of the current term to the local log and
+ * mark it for persisting; a CONF entry takes effect at once. */
 int raft_append_local(struct raft *r, uint32_t type, const void *data,
 		      uint32_t len);
+/* Restart the election timer with a fresh random timeout. */
 void raft_reset_timeout(struct raft *r);
 
-/* election.c */
+/* election.c: raft_campaign starts a pre-vote or (pre_vote false) an
+ * election; transfer marks the votes as ordered by the leader.
+ * raft_in_lease: check-quorum on and a leader heard within the timeout. */
 void raft_tick(struct raft *r);
 void raft_campaign(struct raft *r, bool pre_vote, bool transfer);
 void raft_handle_vote(struct raft *r, const struct raft_msg *m);
 void raft_handle_vote_resp(struct raft *r, const struct raft_msg *m);
 bool raft_in_lease(const struct raft *r);
 
-/* replication.c */
+/* replication.c: send_append sends what pr's flow control allows (a
+ * snapshot when the needed entries were compacted; an empty probe only if
+ * empty_ok); maybe_commit applies §5.4.2 and reports whether commit moved;
+ * follower_commit raises commit, never past the last index. */
 void raft_send_append(struct raft *r, struct raft_progress *pr, bool empty_ok);
 void raft_bcast_append(struct raft *r);
 void raft_bcast_heartbeat(struct raft *r);
@@ -134,7 +148,10 @@ void raft_handle_persisted(struct raft *r, uint64_t index, uint64_t term);
 bool raft_maybe_commit(struct raft *r);
 void raft_follower_commit(struct raft *r, uint64_t commit);
 
-/* progress.c */
+/* progress.c: reset rebuilds the array from conf, keeping known members;
+ * paused says whether flow control forbids another APPEND; sent records
+ * one; update records an acknowledgement (true if match grew); decr
+ * handles a rejection (true if next moved back); become changes state. */
 int raft_progress_reset(struct raft *r);
 void raft_progress_free(struct raft *r);
 struct raft_progress *raft_progress_get(struct raft *r, uint64_t id);
@@ -151,24 +168,29 @@ uint64_t raft_quorum_value(const struct raft *r, uint64_t self_value,
 			   bool read_ack);
 int raft_quorum_size(const struct raft_conf *conf);
 
-/* read_index.c */
+/* read_index.c: read_index queues (or answers) a request; read_ack
+ * releases the reads a quorum confirmed; reads_fail fails them all. */
 int raft_read_index(struct raft *r, uint64_t id);
 void raft_read_ack(struct raft *r);
 void raft_reads_fail(struct raft *r);
 
-/* transfer.c */
+/* transfer.c: transfer starts one; transfer_check sends TIMEOUT_NOW once
+ * the target's match reaches the last index. */
 int raft_transfer(struct raft *r, uint64_t target);
 void raft_transfer_check(struct raft *r, struct raft_progress *pr);
 void raft_handle_timeout_now(struct raft *r, const struct raft_msg *m);
 
-/* snapshot.c */
+/* snapshot.c: snapshot_taken records and compacts; send_snapshot sends
+ * pr the chunk at its offset (restarting for a newer snapshot). */
 int raft_snapshot_taken(struct raft *r, uint64_t index, const void *data,
 			size_t len);
 void raft_send_snapshot(struct raft *r, struct raft_progress *pr);
 void raft_handle_snapshot(struct raft *r, const struct raft_msg *m);
 void raft_handle_snapshot_resp(struct raft *r, const struct raft_msg *m);
 
-/* membership.c */
+/* membership.c: conf_change appends a one-server change; conf_reload
+ * recomputes the latest configuration after a truncation; conf_committed
+ * makes a leader that is no longer a voter step down. */
 int raft_conf_change(struct raft *r, uint32_t op, uint64_t id);
 void raft_conf_reload(struct raft *r);
 void raft_conf_committed(struct raft *r);
