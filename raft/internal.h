@@ -37,7 +37,7 @@ struct raft_progress {
 	bool probe_sent;         /* PROBE: an APPEND is out, wait */
 	bool recent_active;      /* heard from since the last quorum check */
 	bool voter;
-	uint8_t stall;           /* heartbeats answered without progress */
+	uint32_t stall;          /* heartbeats answered without progress */
 	uint8_t inflight_head;
 	uint8_t inflight_count;
 	struct raft_inflight inflight[RAFT_MAX_INFLIGHT];

@@ -237,10 +237,12 @@ void raft_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m)
 		pr->read_ack = m->context;
 	pr->probe_sent = false;
 	uint64_t last = raft_log_last_index(&r->log);
-	/* APPENDs lost in REPLICATE are never answered: after a few silent
-	 * heartbeats fall back to probing from the last known match. */
+	/* APPENDs lost in REPLICATE are never answered: after an election
+	 * timeout of heartbeats without progress, probe from the last known
+	 * match. (Sooner would resend everything on every slow round trip.) */
+	uint32_t patience = r->cfg.election_ticks / r->cfg.heartbeat_ticks;
 	if (pr->state == PROGRESS_REPLICATE && pr->match < last &&
-	    ++pr->stall >= 3)
+	    ++pr->stall >= patience)
 		raft_progress_become(pr, PROGRESS_PROBE);
 	if (pr->match < last)
 		raft_send_append(r, pr, true);

@@ -254,6 +254,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
 	o.snapshot_chunk = 16 + (uint32_t)below(&run, 64);
 	static const uint32_t msg_bytes[] = {12, 64, 1024};
 	o.max_msg_bytes = msg_bytes[below(&run, 3)];
+	o.max_inflight = 8;
 	o.test_bugs = bugs;
 	o.trace = trace_events;
 	run.snap_every = 10 + below(&run, 60);

@@ -88,6 +88,7 @@ void sim_opts_default(struct sim_opts *o, int nodes, uint64_t seed)
 	o->auto_tick = true;
 	o->snapshot_chunk = 64;
 	o->max_msg_bytes = 64;
+	o->max_inflight = 4;
 }
 
 /* ---- event queue: binary heap on (time, seq) ---- */
@@ -438,7 +439,7 @@ static void node_start(struct sim *s, struct sim_node *n)
 	cfg.rng = &n->rng;
 	cfg.pre_vote = s->opts.pre_vote;
 	cfg.check_quorum = s->opts.check_quorum;
-	cfg.max_inflight_msgs = 4;
+	cfg.max_inflight_msgs = s->opts.max_inflight;
 	cfg.max_inflight_bytes = 512;
 	cfg.max_msg_bytes = s->opts.max_msg_bytes;
 	cfg.snapshot_chunk = s->opts.snapshot_chunk;
