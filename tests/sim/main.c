@@ -299,13 +299,18 @@ static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
 	if (!s->failed &&
 	    !sim_run_while_not(s, healed + LIVENESS_BOUND, live, &run) &&
 	    !s->failed) {
-		uint64_t leader = sim_leader(s);
+		uint64_t leader = sim_leader(s), term = 0, commit = 0, last = 0;
+		if (leader) {
+			struct raft *r = s->nodes[leader].raft;
+			term = raft_term(r);
+			commit = raft_commit_index(r);
+			last = raft_last_index(r);
+		}
 		sim_fail(s, "liveness: not converged %d time units after faults "
 			 "stopped (leader %llu, term %llu, commit %llu, last %llu)",
 			 LIVENESS_BOUND, (unsigned long long)leader,
-			 leader ? (unsigned long long)raft_term(s->nodes[leader].raft) : 0ULL,
-			 leader ? (unsigned long long)raft_commit_index(s->nodes[leader].raft) : 0ULL,
-			 leader ? (unsigned long long)raft_last_index(s->nodes[leader].raft) : 0ULL);
+			 (unsigned long long)term, (unsigned long long)commit,
+			 (unsigned long long)last);
 	}
 	if (verbose && s->failed) {
 		for (int i = 1; i <= s->n_nodes; i++) {

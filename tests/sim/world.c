@@ -1,6 +1,6 @@
 /*
  * The simulated world: an event queue on simulated time, the network, the
- * disks and the state machines of every node, and the glue that feeds each
+ * disks and the life cycle of every node, and the glue that feeds each
  * raft_update back into them exactly as raft.h's contract says (hard state
  * and snapshots durable before messages leave, entries written in order and
  * reported with RAFT_EV_PERSISTED when durable).
@@ -9,6 +9,7 @@
  * seeded from it); the queue orders events by (time, sequence number).
  */
 #include "tests/sim/sim.h"
+#include "tests/sim/world_private.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -43,7 +44,7 @@ struct sim_event {
 	struct sim_msg *msg;
 };
 
-static void *xrealloc(void *p, size_t size)
+void *world_xrealloc(void *p, size_t size)
 {
 	void *q = realloc(p, size ? size : 1);
 	if (!q) {
@@ -53,11 +54,11 @@ static void *xrealloc(void *p, size_t size)
 	return q;
 }
 
-static void *xmemdup(const void *p, size_t len)
+void *world_xmemdup(const void *p, size_t len)
 {
 	if (!len)
 		return NULL;
-	void *q = xrealloc(NULL, len);
+	void *q = world_xrealloc(NULL, len);
 	memcpy(q, p, len);
 	return q;
 }
@@ -102,7 +103,7 @@ static void heap_push(struct sim *s, struct sim_event ev)
 {
 	if (s->heap_n == s->heap_cap) {
 		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 256;
-		s->heap = xrealloc(s->heap, s->heap_cap * sizeof(*s->heap));
+		s->heap = world_xrealloc(s->heap, s->heap_cap * sizeof(*s->heap));
 	}
 	ev.seq = s->seq++;
 	size_t i = s->heap_n++;
@@ -152,11 +153,11 @@ static void entries_copy(struct raft_entry *dst, const struct raft_entry *src,
 {
 	for (uint64_t i = 0; i < n; i++) {
 		dst[i] = src[i];
-		dst[i].data = xmemdup(src[i].data, src[i].len);
+		dst[i].data = world_xmemdup(src[i].data, src[i].len);
 	}
 }
 
-static void entries_free(struct raft_entry *e, uint64_t n)
+void world_entries_free(struct raft_entry *e, uint64_t n)
 {
 	for (uint64_t i = 0; i < n; i++)
 		free(e[i].data);
@@ -164,14 +165,14 @@ static void entries_free(struct raft_entry *e, uint64_t n)
 
 static struct sim_msg *msg_copy(const struct raft_msg *m)
 {
-	struct sim_msg *c = xrealloc(NULL, sizeof(*c));
+	struct sim_msg *c = world_xrealloc(NULL, sizeof(*c));
 	memset(c, 0, sizeof(*c));
 	c->m = *m;
 	if (m->n_entries) {
-		c->entries = xrealloc(NULL, m->n_entries * sizeof(*c->entries));
+		c->entries = world_xrealloc(NULL, m->n_entries * sizeof(*c->entries));
 		entries_copy(c->entries, m->entries, m->n_entries);
 	}
-	c->data = xmemdup(m->data, m->len);
+	c->data = world_xmemdup(m->data, m->len);
 	if (m->conf)
 		c->conf = *m->conf;
 	c->m.entries = c->entries;
@@ -184,7 +185,7 @@ static void msg_free(struct sim_msg *c)
 {
 	if (!c)
 		return;
-	entries_free(c->entries, c->m.n_entries);
+	world_entries_free(c->entries, c->m.n_entries);
 	free(c->entries);
 	free(c->data);
 	free(c);
@@ -217,7 +218,7 @@ static void net_send(struct sim *s, const struct raft_msg *m)
 
 /* ---- disk ---- */
 
-static uint64_t disk_last(const struct sim_disk *d)
+uint64_t world_disk_last(const struct sim_disk *d)
 {
 	return d->snap.index + d->n;
 }
@@ -227,7 +228,7 @@ static void disk_append(struct sim *s, struct sim_disk *d, uint64_t from,
 {
 	/* a write at from replaces everything from there on */
 	uint64_t cut = from > d->snap.index ? from : d->snap.index + 1;
-	while (disk_last(d) >= cut) {
+	while (world_disk_last(d) >= cut) {
 		d->n--;
 		free(d->entries[d->n].data);
 	}
@@ -235,19 +236,19 @@ static void disk_append(struct sim *s, struct sim_disk *d, uint64_t from,
 		uint64_t index = from + i;
 		if (index <= d->snap.index)
 			continue; /* already inside the snapshot */
-		if (index > disk_last(d) + 1) {
+		if (index > world_disk_last(d) + 1) {
 			sim_fail(s, "WAL gap: write at %llu after %llu",
 				 (unsigned long long)index,
-				 (unsigned long long)disk_last(d));
+				 (unsigned long long)world_disk_last(d));
 			return;
 		}
-		while (disk_last(d) >= index) {
+		while (world_disk_last(d) >= index) {
 			d->n--;
 			free(d->entries[d->n].data);
 		}
 		if (d->n == d->cap) {
 			d->cap = d->cap ? d->cap * 2 : 16;
-			d->entries = xrealloc(d->entries,
+			d->entries = world_xrealloc(d->entries,
 					      d->cap * sizeof(*d->entries));
 		}
 		entries_copy(&d->entries[d->n++], &e[i], 1);
@@ -256,7 +257,7 @@ static void disk_append(struct sim *s, struct sim_disk *d, uint64_t from,
 
 static void task_free(struct sim_task *t)
 {
-	entries_free(t->entries, t->n);
+	world_entries_free(t->entries, t->n);
 	free(t->entries);
 	free(t);
 }
@@ -265,11 +266,11 @@ static void disk_queue(struct sim *s, struct sim_node *n,
 		       const struct raft_update *up)
 {
 	struct sim_disk *d = &n->disk;
-	struct sim_task *t = xrealloc(NULL, sizeof(*t));
+	struct sim_task *t = world_xrealloc(NULL, sizeof(*t));
 	memset(t, 0, sizeof(*t));
 	t->from = up->persist_first;
 	t->n = up->n_persist;
-	t->entries = xrealloc(NULL, t->n * sizeof(*t->entries));
+	t->entries = world_xrealloc(NULL, t->n * sizeof(*t->entries));
 	entries_copy(t->entries, up->persist, t->n);
 	if (d->pending_tail)
 		d->pending_tail->next = t;
@@ -300,123 +301,11 @@ static void disk_drop_pending(struct sim_disk *d)
 static void disk_free(struct sim_disk *d)
 {
 	disk_drop_pending(d);
-	entries_free(d->entries, d->n);
+	world_entries_free(d->entries, d->n);
 	free(d->entries);
 	free(d->snap_data);
 	memset(d, 0, sizeof(*d));
 }
-
-/* ---- state machine: SIM_KEYS registers of unique write values ---- */
-
-#define SM_SNAP_LEN (8 + SIM_KEYS * 16)
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, 8);
-	return v;
-}
-
-static void sm_restore(struct sim *s, struct sim_node *n, uint64_t index,
-		       const uint8_t *data, size_t len)
-{
-	memset(n->kv, 0, sizeof(n->kv));
-	memset(n->kv_index, 0, sizeof(n->kv_index));
-	n->applied = index;
-	if (len == 0 && index == 0)
-		return;
-	if (len != SM_SNAP_LEN || get64(data) != index) {
-		sim_fail(s, "node %llu: bad snapshot at %llu",
-			 (unsigned long long)n->id, (unsigned long long)index);
-		return;
-	}
-	for (int k = 0; k < SIM_KEYS; k++) {
-		n->kv[k] = get64(data + 8 + 16 * k);
-		n->kv_index[k] = get64(data + 16 + 16 * k);
-	}
-}
-
-static void read_complete(struct sim *s, struct sim_node *n,
-			  struct sim_read *rd)
-{
-	rd->live = false;
-	rd->value = n->kv[rd->key];
-	rd->done_at = s->now;
-	s->reads_ok++;
-	check_read(s, rd, n->kv[rd->key], n->kv_index[rd->key]);
-}
-
-static void reads_poll(struct sim *s, struct sim_node *n)
-{
-	for (size_t i = 0; i < s->n_reads; i++) {
-		struct sim_read *rd = &s->reads[i];
-		if (rd->live && rd->node == n->id && rd->index &&
-		    rd->incarnation == n->incarnation && rd->index <= n->applied)
-			read_complete(s, n, rd);
-	}
-}
-
-static void sm_apply(struct sim *s, struct sim_node *n, uint64_t index,
-		     const struct raft_entry *e)
-{
-	if (index != n->applied + 1) {
-		sim_fail(s, "node %llu applied %llu after %llu",
-			 (unsigned long long)n->id, (unsigned long long)index,
-			 (unsigned long long)n->applied);
-		return;
-	}
-	check_apply(s, n, index, e);
-	n->applied = index;
-	if (e->type != RAFT_ENTRY_NORMAL)
-		return;
-	if (e->len != 12) {
-		sim_fail(s, "bad entry at %llu", (unsigned long long)index);
-		return;
-	}
-	uint32_t key;
-	uint64_t value;
-	memcpy(&key, e->data, 4);
-	memcpy(&value, (const uint8_t *)e->data + 4, 8);
-	if (key >= SIM_KEYS || value == 0 || value > s->n_writes) {
-		sim_fail(s, "unknown write at %llu", (unsigned long long)index);
-		return;
-	}
-	n->kv[key] = value;
-	n->kv_index[key] = index;
-	struct sim_write *w = &s->writes[value - 1];
-	if (w->applied_at && w->applied_at != index)
-		sim_fail(s, "write %llu applied at %llu and %llu",
-			 (unsigned long long)value,
-			 (unsigned long long)w->applied_at,
-			 (unsigned long long)index);
-	w->applied_at = index;
-}
-
-/* Acknowledge or fail client writes proposed to n at applied indexes. */
-static void writes_settle(struct sim *s, struct sim_node *n, uint64_t from,
-			  uint64_t to)
-{
-	for (size_t i = s->n_writes; i-- > 0;) {
-		struct sim_write *w = &s->writes[i];
-		if (w->node != n->id || w->ack != SIM_NEVER || w->failed)
-			continue;
-		if (w->index < from || w->index > to)
-			continue;
-		if (w->applied_at == w->index) {
-			w->ack = s->now;
-			check_ack(s, w);
-		} else {
-			w->failed = true;
-		}
-	}
-}
-
-/* ---- nodes ---- */
 
 static void schedule_tick(struct sim *s, struct sim_node *n, uint64_t delay)
 {
@@ -473,7 +362,7 @@ static void node_start(struct sim *s, struct sim_node *n)
 			      : 1 + raft_rng_below(&s->rng, s->opts.tick_interval));
 }
 
-static struct sim_node *node_new(struct sim *s, uint64_t id,
+struct sim_node *world_node_new(struct sim *s, uint64_t id,
 				 const struct raft_conf *conf)
 {
 	assert(id >= 1 && id <= SIM_MAX_NODES);
@@ -490,7 +379,7 @@ static struct sim_node *node_new(struct sim *s, uint64_t id,
 
 struct sim *sim_create(const struct sim_opts *opts)
 {
-	struct sim *s = xrealloc(NULL, sizeof(*s));
+	struct sim *s = world_xrealloc(NULL, sizeof(*s));
 	memset(s, 0, sizeof(*s));
 	s->opts = *opts;
 	raft_rng_seed(&s->rng, opts->seed);
@@ -504,7 +393,7 @@ struct sim *sim_create(const struct sim_opts *opts)
 		conf.n++;
 	}
 	for (int i = 1; i <= opts->nodes; i++)
-		node_new(s, (uint64_t)i, &conf);
+		world_node_new(s, (uint64_t)i, &conf);
 	return s;
 }
 
@@ -578,25 +467,13 @@ static void retire_removed(struct sim *s, struct sim_node *leader)
 				(unsigned long long)s->now,
 				(unsigned long long)leader->id,
 				(unsigned long long)n->id);
-		if (s->opts.trace) {
-			fprintf(stderr, " term %llu commit %llu last %llu first %llu snap %llu conf n=%u:",
-				(unsigned long long)raft_term(r), (unsigned long long)raft_commit_index(r),
-				(unsigned long long)raft_last_index(r), (unsigned long long)raft_first_index(r),
-				(unsigned long long)raft_snapshot(r)->index, raft_conf(r)->n);
-			for (uint32_t k = 0; k < raft_conf(r)->n; k++)
-				fprintf(stderr, " %llu/%u", (unsigned long long)raft_conf(r)->servers[k].id, raft_conf(r)->servers[k].role);
-			for (uint64_t k = raft_first_index(r); k <= raft_last_index(r); k++)
-				if (raft_entry_at(r, k)->type == RAFT_ENTRY_CONF)
-					fprintf(stderr, " [conf@%llu]", (unsigned long long)k);
-			fprintf(stderr, "\n");
-		}
 		if (n->up)
 			sim_crash(s, n->id);
 		n->removed = true;
 	}
 }
 
-static void handle_update(struct sim *s, struct sim_node *n,
+void world_handle_update(struct sim *s, struct sim_node *n,
 			  const struct raft_update *up)
 {
 	check_update(s, n, up);
@@ -611,11 +488,11 @@ static void handle_update(struct sim *s, struct sim_node *n,
 				disk_append(s, d, t->from, t->entries, t->n);
 			t->done_early = true;
 		}
-		entries_free(d->entries, d->n);
+		world_entries_free(d->entries, d->n);
 		d->n = 0;
 		d->snap = *up->snapshot;
 		free(d->snap_data);
-		d->snap_data = xmemdup(up->snapshot_data, up->snapshot_len);
+		d->snap_data = world_xmemdup(up->snapshot_data, up->snapshot_len);
 		d->snap_len = up->snapshot_len;
 		sm_restore(s, n, up->snapshot->index, up->snapshot_data,
 			   up->snapshot_len);
@@ -652,7 +529,7 @@ static void handle_update(struct sim *s, struct sim_node *n,
 		uint64_t p = raft_persisted_index(n->raft), term = 0;
 		s->checks++;
 		if (p > d->snap.index &&
-		    (p > disk_last(d) || !raft_term_at(n->raft, p, &term) ||
+		    (p > world_disk_last(d) || !raft_term_at(n->raft, p, &term) ||
 		     d->entries[p - d->snap.index - 1].term != term))
 			sim_fail(s, "node %llu: index %llu reported persisted "
 				 "but not in the WAL",
@@ -666,7 +543,7 @@ static void handle_update(struct sim *s, struct sim_node *n,
 		retire_removed(s, n);
 }
 
-static int step_node(struct sim *s, struct sim_node *n,
+int world_step_node(struct sim *s, struct sim_node *n,
 		     const struct raft_event *ev, struct raft_update *up)
 {
 	int rv = raft_step(n->raft, ev, up);
@@ -684,8 +561,8 @@ int sim_event(struct sim *s, uint64_t id, const struct raft_event *ev,
 	if (!n->up)
 		return RAFT_ENOTLEADER;
 	struct raft_update up;
-	int rv = step_node(s, n, ev, &up);
-	handle_update(s, n, &up);
+	int rv = world_step_node(s, n, ev, &up);
+	world_handle_update(s, n, &up);
 	if (copy_out)
 		*copy_out = up;
 	return rv;
@@ -703,136 +580,6 @@ int sim_campaign(struct sim *s, uint64_t id)
 	return sim_event(s, id, &ev, NULL);
 }
 
-int sim_propose(struct sim *s, uint64_t id, uint32_t key, uint64_t *value)
-{
-	struct sim_node *n = &s->nodes[id];
-	if (!n->up)
-		return RAFT_ENOTLEADER;
-	uint64_t v = s->n_writes + 1;
-	uint8_t data[12];
-	memcpy(data, &key, 4);
-	memcpy(data + 4, &v, 8);
-	struct raft_event ev = {.type = RAFT_EV_PROPOSE,
-				.propose = {.data = data, .len = 12}};
-	struct raft_update up;
-	int rv = step_node(s, n, &ev, &up);
-	if (rv == 0) {
-		if (s->n_writes == s->cap_writes) {
-			s->cap_writes = s->cap_writes ? s->cap_writes * 2 : 64;
-			s->writes = xrealloc(s->writes,
-					     s->cap_writes * sizeof(*s->writes));
-		}
-		struct sim_write *w = &s->writes[s->n_writes++];
-		memset(w, 0, sizeof(*w));
-		w->value = v;
-		w->key = key;
-		w->node = id;
-		w->index = up.proposed_index;
-		w->term = up.proposed_term;
-		w->invoke = s->now;
-		w->ack = SIM_NEVER;
-		if (value)
-			*value = v;
-	}
-	handle_update(s, n, &up);
-	return rv;
-}
-
-int sim_read(struct sim *s, uint64_t id, uint32_t key, uint64_t *read_id)
-{
-	struct sim_node *n = &s->nodes[id];
-	if (!n->up)
-		return RAFT_ENOTLEADER;
-	if (s->n_reads == s->cap_reads) {
-		s->cap_reads = s->cap_reads ? s->cap_reads * 2 : 64;
-		s->reads = xrealloc(s->reads, s->cap_reads * sizeof(*s->reads));
-	}
-	struct sim_read *rd = &s->reads[s->n_reads];
-	memset(rd, 0, sizeof(*rd));
-	rd->id = s->n_reads + 1;
-	rd->key = key;
-	rd->node = id;
-	rd->incarnation = n->incarnation;
-	rd->invoke = s->now;
-	rd->live = true;
-	s->n_reads++;
-	struct raft_event ev = {.type = RAFT_EV_READ_INDEX,
-				.read = {.id = rd->id}};
-	struct raft_update up;
-	int rv = step_node(s, n, &ev, &up);
-	if (rv != 0)
-		s->reads[--s->n_reads].live = false;
-	else if (read_id)
-		*read_id = rd->id;
-	handle_update(s, n, &up);
-	return rv;
-}
-
-int sim_transfer(struct sim *s, uint64_t id, uint64_t target)
-{
-	struct raft_event ev = {.type = RAFT_EV_TRANSFER,
-				.transfer = {.target = target}};
-	int rv = sim_event(s, id, &ev, NULL);
-	s->transfers += rv == 0 && target != id;
-	return rv;
-}
-
-int sim_conf_change(struct sim *s, uint64_t leader, uint32_t op, uint64_t id)
-{
-	if (id == 0 || id > SIM_MAX_NODES)
-		return RAFT_EBADCONF;
-	struct raft_event ev = {.type = RAFT_EV_CONF_CHANGE,
-				.conf_change = {.op = op, .id = id}};
-	int rv = sim_event(s, leader, &ev, NULL);
-	if (s->opts.trace)
-		fprintf(stderr, "%llu: leader %llu conf op %u id %llu: %d\n",
-			(unsigned long long)s->now, (unsigned long long)leader,
-			op, (unsigned long long)id, rv);
-	s->conf_changes += rv == 0;
-	if (rv == 0 && op == RAFT_CONF_ADD_LEARNER && !s->nodes[id].exists) {
-		struct raft_conf empty;
-		memset(&empty, 0, sizeof(empty));
-		node_new(s, id, &empty);
-	}
-	return rv;
-}
-
-void sim_snapshot(struct sim *s, uint64_t id)
-{
-	struct sim_node *n = &s->nodes[id];
-	if (!n->up || n->applied > raft_persisted_index(n->raft) ||
-	    n->applied <= raft_snapshot(n->raft)->index)
-		return;
-	uint8_t data[SM_SNAP_LEN];
-	put64(data, n->applied);
-	for (int k = 0; k < SIM_KEYS; k++) {
-		put64(data + 8 + 16 * k, n->kv[k]);
-		put64(data + 16 + 16 * k, n->kv_index[k]);
-	}
-	struct raft_event ev = {.type = RAFT_EV_SNAPSHOT_TAKEN,
-				.snapshot = {.index = n->applied,
-					     .data = data,
-					     .len = sizeof(data)}};
-	struct raft_update up;
-	int rv = step_node(s, n, &ev, &up);
-	if (rv != 0) {
-		sim_fail(s, "snapshot refused: %s", raft_strerror(rv));
-		return;
-	}
-	/* the snapshot is durable before the event, and the WAL shrinks */
-	struct sim_disk *d = &n->disk;
-	const struct raft_snapshot_meta *meta = raft_snapshot(n->raft);
-	uint64_t drop = meta->index - d->snap.index;
-	entries_free(d->entries, drop);
-	memmove(d->entries, d->entries + drop,
-		(d->n - drop) * sizeof(*d->entries));
-	d->n -= drop;
-	d->snap = *meta;
-	free(d->snap_data);
-	d->snap_data = xmemdup(data, sizeof(data));
-	d->snap_len = sizeof(data);
-	handle_update(s, n, &up);
-}
 
 void sim_crash(struct sim *s, uint64_t id)
 {
