@@ -1,0 +1,48 @@
+/*
+ * The in-memory Raft log of one group: entries offset+1 .. offset+n, after a
+ * compaction point whose term is remembered. Entry data is owned by the log
+ * (copied in, freed on truncation and compaction).
+ *
+ * Invariant: entries are dense; entries[i] has index offset + 1 + i and terms
+ * never decrease along the log.
+ */
+#ifndef RINGKV_RAFT_LOG_H
+#define RINGKV_RAFT_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft/raft.h"
+
+struct raft_log {
+	uint64_t offset;      /* index just before entries[0] */
+	uint64_t offset_term; /* term at offset (0 when offset is 0) */
+	struct raft_entry *entries;
+	uint64_t n;
+	uint64_t cap;
+	uint64_t bytes;       /* sum of entry lengths held */
+};
+
+void raft_log_init(struct raft_log *log);
+void raft_log_free(struct raft_log *log);
+uint64_t raft_log_last_index(const struct raft_log *log);
+uint64_t raft_log_last_term(const struct raft_log *log);
+/* Term at index when known: offset .. last. */
+bool raft_log_term(const struct raft_log *log, uint64_t index, uint64_t *term);
+/* Entry at index, offset < index <= last, else NULL. */
+const struct raft_entry *raft_log_get(const struct raft_log *log,
+				      uint64_t index);
+/* Append a copy of (term, type, data, len). Returns 0 or -ENOMEM. */
+int raft_log_append(struct raft_log *log, uint64_t term, uint32_t type,
+		    const void *data, uint32_t len);
+/* Drop entries index .. last; index > offset. */
+void raft_log_truncate(struct raft_log *log, uint64_t index);
+/* Drop entries up to and including index (offset < index <= last). */
+void raft_log_compact(struct raft_log *log, uint64_t index);
+/* Drop everything; the log restarts after (index, term). */
+void raft_log_reset(struct raft_log *log, uint64_t index, uint64_t term);
+/* Heap bytes held. */
+size_t raft_log_footprint(const struct raft_log *log);
+
+#endif

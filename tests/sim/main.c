@@ -1,0 +1,457 @@
+/*
+ * raft-sim: runs seeded whole-cluster simulations of raft/ under faults.
+ *
+ *   raft-sim --seeds N [--first S] [--nodes K] [--verbose] [--trace]
+ *            [--twice] [--bug NAME [--expect-failures]]
+ *
+ * Each seed fixes everything: network and disk timings, loss and
+ * duplication rates, pre-vote and check-quorum, the schedule of crashes,
+ * partitions (symmetric, one-way, leader isolation), leadership transfers,
+ * membership changes, snapshots, and the client's writes and reads. A run
+ * has a fault phase; then every fault is healed and the liveness check
+ * requires a leader, fresh writes acknowledged, and every member caught up
+ * within a bounded simulated time. Safety is checked after every step by
+ * check.c. --bug NAME turns on a deliberate bug in raft/ to show the
+ * checker catches it (commit-old-term, vote-any-log, read-no-quorum);
+ * with --expect-failures the exit status is inverted for such runs.
+ * --twice runs every seed twice and fails it if the trace hashes differ.
+ */
+#include "tests/sim/sim.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FAULT_PHASE 3000 /* time units (10 per tick) */
+#define LIVENESS_BOUND 3000
+#define FRESH_WRITES 3
+
+struct undo {
+	uint64_t time;
+	int kind; /* 0 restart node, 1 heal network, 2 crash node */
+	uint64_t id;
+};
+
+struct run {
+	struct sim *s;
+	struct raft_rng rng;
+	int nodes;
+	uint64_t snap_every;
+	struct undo undo[32];
+	int n_undo;
+	uint64_t fresh[FRESH_WRITES];
+};
+
+static uint64_t below(struct run *run, uint64_t n)
+{
+	return raft_rng_below(&run->rng, n);
+}
+
+/* A node a client would talk to: usually the leader, sometimes anyone. */
+static uint64_t pick_node(struct run *run)
+{
+	struct sim *s = run->s;
+	uint64_t leader = sim_leader(s);
+	if (leader && below(run, 100) < 85)
+		return leader;
+	uint64_t id = 1 + below(run, (uint64_t)s->n_nodes);
+	return s->nodes[id].up ? id : RAFT_NONE;
+}
+
+static void client_op(struct run *run)
+{
+	struct sim *s = run->s;
+	uint64_t id = pick_node(run);
+	if (!id)
+		return;
+	uint32_t key = (uint32_t)below(run, SIM_KEYS);
+	if (below(run, 100) < 65)
+		sim_propose(s, id, key, NULL);
+	else
+		sim_read(s, id, key, NULL);
+	for (int i = 1; i <= s->n_nodes && !s->failed; i++) {
+		struct sim_node *n = &s->nodes[i];
+		if (n->up && n->applied >= raft_snapshot(n->raft)->index +
+						   run->snap_every)
+			sim_snapshot(s, n->id);
+	}
+}
+
+static int count_role(const struct raft_conf *conf, uint32_t role)
+{
+	int k = 0;
+	for (uint32_t i = 0; i < conf->n; i++)
+		k += conf->servers[i].role == role;
+	return k;
+}
+
+static void membership_step(struct run *run, uint64_t leader)
+{
+	struct sim *s = run->s;
+	const struct raft_conf *conf = raft_conf(s->nodes[leader].raft);
+	if (count_role(conf, RAFT_VOTER) > run->nodes) {
+		uint64_t victim;
+		do
+			victim = conf->servers[below(run, conf->n)].id;
+		while (raft_conf_role(conf, victim) != RAFT_VOTER);
+		sim_conf_change(s, leader, RAFT_CONF_REMOVE, victim);
+	} else if (count_role(conf, RAFT_LEARNER) > 0) {
+		for (uint32_t i = 0; i < conf->n; i++)
+			if (conf->servers[i].role == RAFT_LEARNER)
+				sim_conf_change(s, leader, RAFT_CONF_PROMOTE,
+						conf->servers[i].id);
+	} else if (s->n_nodes < SIM_MAX_NODES) {
+		sim_conf_change(s, leader, RAFT_CONF_ADD_LEARNER,
+				(uint64_t)s->n_nodes + 1);
+	}
+}
+
+static void add_undo(struct run *run, uint64_t delay, int kind, uint64_t id)
+{
+	if (run->n_undo == 32)
+		return;
+	run->undo[run->n_undo++] =
+		(struct undo){.time = run->s->now + delay, .kind = kind, .id = id};
+}
+
+static void fault(struct run *run)
+{
+	struct sim *s = run->s;
+	uint64_t leader = sim_leader(s);
+	uint64_t any = 1 + below(run, (uint64_t)s->n_nodes);
+	switch (below(run, 9)) {
+	case 8: /* the leader crashes */
+		any = leader ? leader : any;
+		/* fall through */
+	case 0:
+	case 1:
+		if (s->nodes[any].up) {
+			sim_crash(s, any);
+			add_undo(run, 20 + below(run, 400), 0, any);
+		}
+		break;
+	case 2:
+		if (leader) {
+			sim_isolate(s, leader, true);
+			add_undo(run, 50 + below(run, 600), 1, 0);
+		}
+		break;
+	case 3:
+		for (int a = 1; a <= s->n_nodes; a++)
+			if (below(run, 2))
+				for (int b = 1; b <= s->n_nodes; b++)
+					if (below(run, 2)) {
+						sim_cut(s, (uint64_t)a,
+							(uint64_t)b, true);
+						sim_cut(s, (uint64_t)b,
+							(uint64_t)a, true);
+					}
+		add_undo(run, 50 + below(run, 600), 1, 0);
+		break;
+	case 4: /* one-way: any can no longer send to the others */
+		for (int b = 1; b <= s->n_nodes; b++)
+			if (below(run, 3))
+				sim_cut(s, any, (uint64_t)b, true);
+		add_undo(run, 50 + below(run, 600), 1, 0);
+		break;
+	case 5:
+		if (leader)
+			sim_transfer(s, leader, 1 + below(run, (uint64_t)s->n_nodes));
+		break;
+	case 6:
+		if (leader)
+			membership_step(run, leader);
+		break;
+	default: {
+		static const uint32_t loss[] = {0, 1, 5, 10, 30};
+		static const uint32_t dup[] = {0, 0, 2, 10};
+		s->opts.loss_pct = loss[below(run, 5)];
+		s->opts.dup_pct = dup[below(run, 4)];
+		break;
+	}
+	}
+}
+
+static void run_undo(struct run *run)
+{
+	for (int i = 0; i < run->n_undo;) {
+		struct undo *u = &run->undo[i];
+		if (u->time > run->s->now) {
+			i++;
+			continue;
+		}
+		if (u->kind == 0) {
+			sim_restart(run->s, u->id);
+		} else if (u->kind == 2) {
+			if (run->s->nodes[u->id].up) {
+				sim_crash(run->s, u->id);
+				add_undo(run, 20 + below(run, 300), 0, u->id);
+			}
+		} else {
+			sim_heal(run->s);
+		}
+		*u = run->undo[--run->n_undo];
+	}
+}
+
+/* Liveness: a leader with a committed entry of its term, fresh writes
+ * acknowledged, and every member holding and applying the whole log. */
+static bool live(struct sim *s, void *arg)
+{
+	struct run *run = arg;
+	uint64_t leader = sim_leader(s);
+	if (!leader)
+		return false;
+	struct raft *r = s->nodes[leader].raft;
+	uint64_t last = raft_last_index(r), term;
+	raft_term_at(r, last, &term);
+	for (int i = 0; i < FRESH_WRITES; i++) {
+		const struct sim_write *w = sim_write_get(s, run->fresh[i]);
+		/* a client gives up on a write whose leader is gone (its
+		 * outcome stays unknown) and writes again */
+		if (!w || w->failed ||
+		    (w->ack == SIM_NEVER &&
+		     (w->node != leader || w->term != raft_term(r))))
+			sim_propose(s, leader, (uint32_t)i, &run->fresh[i]);
+		w = sim_write_get(s, run->fresh[i]);
+		if (!w || w->ack == SIM_NEVER)
+			return false;
+	}
+	if (term != raft_term(r) || raft_commit_index(r) != last)
+		return false;
+	const struct raft_conf *conf = raft_conf(r);
+	for (uint32_t i = 0; i < conf->n; i++) {
+		const struct sim_node *n = &s->nodes[conf->servers[i].id];
+		if (!n->up || raft_commit_index(n->raft) != last ||
+		    n->applied != last)
+			return false;
+	}
+	return true;
+}
+
+struct totals {
+	uint64_t failures, elections, commits, checks, trace;
+	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
+};
+
+static bool trace_events;
+
+static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
+			 const char *bug_name, struct totals *t)
+{
+	struct run run;
+	memset(&run, 0, sizeof(run));
+	raft_rng_seed(&run.rng, seed ^ 0x5eed5eed5eedULL);
+	run.nodes = nodes;
+	struct sim_opts o;
+	sim_opts_default(&o, nodes, seed);
+	o.delay_min = 1 + (uint32_t)below(&run, 5);
+	o.delay_max = o.delay_min + (uint32_t)below(&run, 30);
+	o.disk_max = 1 + (uint32_t)below(&run, 20);
+	o.pre_vote = below(&run, 4) != 0;
+	o.check_quorum = below(&run, 4) != 0;
+	o.compact_keep = below(&run, 2) ? 0 : (uint32_t)below(&run, 10);
+	o.snapshot_chunk = 16 + (uint32_t)below(&run, 64);
+	static const uint32_t msg_bytes[] = {12, 64, 1024};
+	o.max_msg_bytes = msg_bytes[below(&run, 3)];
+	o.max_inflight = 8;
+	o.test_bugs = bugs;
+	o.trace = trace_events;
+	run.snap_every = 10 + below(&run, 60);
+	run.s = sim_create(&o);
+	struct sim *s = run.s;
+
+	uint64_t next_client = 0, next_fault = 100 + below(&run, 300);
+	uint64_t elections = 0;
+	while (!s->failed && s->now < FAULT_PHASE) {
+		if (s->elections != elections) {
+			/* new leaders are fragile: some crash soon after
+			 * winning, with old-term entries half replicated
+			 * (Figure 8 of the paper) */
+			elections = s->elections;
+			uint64_t leader = sim_leader(s);
+			if (leader && below(&run, 3) == 0)
+				add_undo(&run, below(&run, 60), 2, leader);
+		}
+		uint64_t next = next_client < next_fault ? next_client : next_fault;
+		for (int i = 0; i < run.n_undo; i++)
+			if (run.undo[i].time < next)
+				next = run.undo[i].time;
+		sim_run_until(s, next);
+		if (s->failed)
+			break;
+		run_undo(&run);
+		if (s->now >= next_client) {
+			client_op(&run);
+			next_client = s->now + 2 + below(&run, 15);
+		}
+		if (s->now >= next_fault && !s->failed) {
+			fault(&run);
+			next_fault = s->now + 50 + below(&run, 300);
+		}
+	}
+	/* faults stop: heal the network, restart every member */
+	sim_heal(s);
+	s->opts.loss_pct = s->opts.dup_pct = 0;
+	for (int i = 1; i <= s->n_nodes; i++)
+		sim_restart(s, (uint64_t)i);
+	uint64_t healed = s->now;
+	if (!s->failed &&
+	    !sim_run_while_not(s, healed + LIVENESS_BOUND, live, &run) &&
+	    !s->failed) {
+		uint64_t leader = sim_leader(s), term = 0, commit = 0, last = 0;
+		if (leader) {
+			struct raft *r = s->nodes[leader].raft;
+			term = raft_term(r);
+			commit = raft_commit_index(r);
+			last = raft_last_index(r);
+		}
+		sim_fail(s, "liveness: not converged %d time units after faults "
+			 "stopped (leader %llu, term %llu, commit %llu, last %llu)",
+			 LIVENESS_BOUND, (unsigned long long)leader,
+			 (unsigned long long)term, (unsigned long long)commit,
+			 (unsigned long long)last);
+	}
+	if (verbose && s->failed) {
+		for (int i = 1; i <= s->n_nodes; i++) {
+			const struct sim_node *n = &s->nodes[i];
+			printf("  node %d: %s%s", i, n->up ? "up" : "down",
+			       n->removed ? " removed" : "");
+			if (n->up)
+				printf(" %s term %llu commit %llu last %llu "
+				       "applied %llu leader %llu",
+				       raft_role_name(raft_role(n->raft)),
+				       (unsigned long long)raft_term(n->raft),
+				       (unsigned long long)raft_commit_index(n->raft),
+				       (unsigned long long)raft_last_index(n->raft),
+				       (unsigned long long)n->applied,
+				       (unsigned long long)raft_leader(n->raft));
+			printf("\n");
+		}
+		for (int i = 0; i < FRESH_WRITES; i++) {
+			const struct sim_write *w = sim_write_get(s, run.fresh[i]);
+			if (w)
+				printf("  fresh write %llu: node %llu index %llu "
+				       "acked %d failed %d\n",
+				       (unsigned long long)w->value,
+				       (unsigned long long)w->node,
+				       (unsigned long long)w->index,
+				       w->ack != SIM_NEVER, w->failed);
+		}
+	}
+	t->elections += s->elections;
+	t->commits += s->max_commit;
+	t->checks += s->checks;
+	t->reads += s->reads_ok;
+	t->installs += s->installs;
+	t->crashes += s->crashes;
+	t->torn += s->torn;
+	t->conf_changes += s->conf_changes;
+	t->transfers += s->transfers;
+	t->trace = (t->trace ^ s->trace_hash) * 0x100000001b3ULL;
+	if (verbose)
+		printf("seed %llu: %llu elections, %llu commits, %llu reads, "
+		       "%llu checks, converged at %llu\n",
+		       (unsigned long long)seed, (unsigned long long)s->elections,
+		       (unsigned long long)s->max_commit,
+		       (unsigned long long)s->reads_ok,
+		       (unsigned long long)s->checks,
+		       (unsigned long long)(s->now - healed));
+	if (s->failed) {
+		t->failures++;
+		printf("FAIL seed %llu at time %llu: %s\n"
+		       "  reproduce: raft-sim --seeds 1 --first %llu --nodes %d "
+		       "--verbose%s%s\n",
+		       (unsigned long long)seed, (unsigned long long)s->now,
+		       s->failure, (unsigned long long)seed, nodes,
+		       bug_name ? " --bug " : "", bug_name ? bug_name : "");
+	}
+	uint64_t hash = s->trace_hash;
+	sim_destroy(s);
+	return hash;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: raft-sim --seeds N [--first S] [--nodes K] "
+			"[--verbose] [--trace] [--twice] [--bug commit-old-term|vote-any-log|"
+			"read-no-quorum] [--expect-failures]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t seeds = 0, first = 1;
+	int nodes = 0;
+	bool verbose = false, expect_failures = false, twice = false;
+	uint32_t bugs = 0;
+	const char *bug_name = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--seeds") && i + 1 < argc)
+			seeds = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(a, "--first") && i + 1 < argc)
+			first = strtoull(argv[++i], NULL, 10);
+		else if (!strcmp(a, "--nodes") && i + 1 < argc)
+			nodes = atoi(argv[++i]);
+		else if (!strcmp(a, "--verbose"))
+			verbose = true;
+		else if (!strcmp(a, "--twice"))
+			twice = true;
+		else if (!strcmp(a, "--expect-failures"))
+			expect_failures = true;
+		else if (!strcmp(a, "--trace"))
+			trace_events = verbose = true;
+		else if (!strcmp(a, "--bug") && i + 1 < argc) {
+			bug_name = argv[++i];
+			if (!strcmp(bug_name, "commit-old-term"))
+				bugs |= RAFT_BUG_COMMIT_OLD_TERM;
+			else if (!strcmp(bug_name, "vote-any-log"))
+				bugs |= RAFT_BUG_VOTE_ANY_LOG;
+			else if (!strcmp(bug_name, "read-no-quorum"))
+				bugs |= RAFT_BUG_READ_NO_QUORUM;
+			else
+				usage();
+		} else
+			usage();
+	}
+	if (seeds == 0 || nodes < 0 || nodes > 7)
+		usage();
+	struct totals t = {.trace = 0xcbf29ce484222325ULL};
+	for (uint64_t seed = first; seed < first + seeds; seed++) {
+		/* without --nodes, alternate 3- and 5-node clusters */
+		int k = nodes ? nodes : (seed % 2 ? 3 : 5);
+		uint64_t hash = run_seed(seed, k, bugs, verbose, bug_name, &t);
+		if (twice) {
+			struct totals again = t;
+			if (run_seed(seed, k, bugs, false, bug_name, &again) !=
+			    hash) {
+				t.failures++;
+				printf("FAIL seed %llu: two runs differ\n"
+				       "  reproduce: raft-sim --seeds 1 --first "
+				       "%llu --nodes %d --twice\n",
+				       (unsigned long long)seed,
+				       (unsigned long long)seed, k);
+			}
+		}
+	}
+	if (verbose)
+		printf("covered: %llu reads, %llu crashes (%llu torn writes), "
+		       "%llu snapshot installs, %llu membership changes, %llu "
+		       "transfers\n",
+		       (unsigned long long)t.reads, (unsigned long long)t.crashes,
+		       (unsigned long long)t.torn,
+		       (unsigned long long)t.installs,
+		       (unsigned long long)t.conf_changes,
+		       (unsigned long long)t.transfers);
+	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "
+	       "commits, %llu invariant checks\n",
+	       (unsigned long long)seeds, (unsigned long long)t.failures,
+	       (unsigned long long)t.elections, (unsigned long long)t.commits,
+	       (unsigned long long)t.checks);
+	if (verbose)
+		printf("trace hash: %016llx\n", (unsigned long long)t.trace);
+	if (expect_failures)
+		return t.failures ? 0 : 1;
+	return t.failures ? 1 : 0;
+}

@@ -1,0 +1,739 @@
+/*
+ * The simulated world: an event queue on simulated time, the network, the
+ * disks and the life cycle of every node, and the glue that feeds each
+ * raft_update back into them exactly as raft.h's contract says (hard state
+ * and snapshots durable before messages leave, entries written in order and
+ * reported with RAFT_EV_PERSISTED when durable).
+ *
+ * Determinism: the only randomness is s->rng (and each node's generator
+ * seeded from it); the queue orders events by (time, sequence number).
+ */
+#include "tests/sim/sim.h"
+#include "tests/sim/world_private.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum sim_event_kind { EV_TICK = 1, EV_DELIVER, EV_DISK };
+
+struct sim_msg {
+	struct raft_msg m;
+	struct raft_entry *entries;
+	uint8_t *data;
+	struct raft_conf conf;
+};
+
+struct sim_task {
+	uint64_t from;
+	struct raft_entry *entries;
+	uint64_t n;
+	bool done_early; /* forced to disk before a snapshot install */
+	struct sim_task *next;
+};
+
+struct sim_event {
+	uint64_t time;
+	uint64_t seq;
+	uint32_t kind;
+	uint32_t node;
+	uint32_t incarnation;
+	struct sim_msg *msg;
+};
+
+void *world_xrealloc(void *p, size_t size)
+{
+	void *q = realloc(p, size ? size : 1);
+	if (!q) {
+		fprintf(stderr, "raft-sim: out of memory\n");
+		abort();
+	}
+	return q;
+}
+
+void *world_xmemdup(const void *p, size_t len)
+{
+	if (!len)
+		return NULL;
+	void *q = world_xrealloc(NULL, len);
+	memcpy(q, p, len);
+	return q;
+}
+
+void sim_fail(struct sim *s, const char *fmt, ...)
+{
+	if (s->failed)
+		return;
+	s->failed = true;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->failure, sizeof(s->failure), fmt, ap);
+	va_end(ap);
+}
+
+void sim_opts_default(struct sim_opts *o, int nodes, uint64_t seed)
+{
+	memset(o, 0, sizeof(*o));
+	o->nodes = nodes;
+	o->seed = seed;
+	o->tick_interval = 10;
+	o->delay_min = 1;
+	o->delay_max = 1;
+	o->disk_min = 1;
+	o->disk_max = 1;
+	o->pre_vote = true;
+	o->check_quorum = true;
+	o->auto_tick = true;
+	o->snapshot_chunk = 64;
+	o->max_msg_bytes = 64;
+	o->max_inflight = 4;
+}
+
+/* ---- event queue: binary heap on (time, seq) ---- */
+
+static bool ev_before(const struct sim_event *a, const struct sim_event *b)
+{
+	return a->time < b->time || (a->time == b->time && a->seq < b->seq);
+}
+
+static void heap_push(struct sim *s, struct sim_event ev)
+{
+	if (s->heap_n == s->heap_cap) {
+		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 256;
+		s->heap = world_xrealloc(s->heap, s->heap_cap * sizeof(*s->heap));
+	}
+	ev.seq = s->seq++;
+	size_t i = s->heap_n++;
+	while (i > 0 && ev_before(&ev, &s->heap[(i - 1) / 2])) {
+		s->heap[i] = s->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	s->heap[i] = ev;
+}
+
+static struct sim_event heap_pop(struct sim *s)
+{
+	struct sim_event top = s->heap[0];
+	struct sim_event last = s->heap[--s->heap_n];
+	size_t i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= s->heap_n)
+			break;
+		if (c + 1 < s->heap_n && ev_before(&s->heap[c + 1], &s->heap[c]))
+			c++;
+		if (!ev_before(&s->heap[c], &last))
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	if (s->heap_n)
+		s->heap[i] = last;
+	return top;
+}
+
+static void trace(struct sim *s, uint64_t a, uint64_t b, uint64_t c,
+		  uint64_t d)
+{
+	uint64_t v[5] = {s->now, a, b, c, d};
+	for (int i = 0; i < 5; i++) {
+		s->trace_hash ^= v[i];
+		s->trace_hash *= 0x100000001b3ULL;
+		s->trace_hash ^= s->trace_hash >> 29;
+	}
+}
+
+/* ---- entries, messages ---- */
+
+static void entries_copy(struct raft_entry *dst, const struct raft_entry *src,
+			 uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		dst[i] = src[i];
+		dst[i].data = world_xmemdup(src[i].data, src[i].len);
+	}
+}
+
+void world_entries_free(struct raft_entry *e, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		free(e[i].data);
+}
+
+static struct sim_msg *msg_copy(const struct raft_msg *m)
+{
+	struct sim_msg *c = world_xrealloc(NULL, sizeof(*c));
+	memset(c, 0, sizeof(*c));
+	c->m = *m;
+	if (m->n_entries) {
+		c->entries = world_xrealloc(NULL, m->n_entries * sizeof(*c->entries));
+		entries_copy(c->entries, m->entries, m->n_entries);
+	}
+	c->data = world_xmemdup(m->data, m->len);
+	if (m->conf)
+		c->conf = *m->conf;
+	c->m.entries = c->entries;
+	c->m.data = c->data;
+	c->m.conf = m->conf ? &c->conf : NULL;
+	return c;
+}
+
+static void msg_free(struct sim_msg *c)
+{
+	if (!c)
+		return;
+	world_entries_free(c->entries, c->m.n_entries);
+	free(c->entries);
+	free(c->data);
+	free(c);
+}
+
+static uint64_t between(struct sim *s, uint32_t lo, uint32_t hi)
+{
+	return lo + raft_rng_below(&s->rng, (uint64_t)hi - lo + 1);
+}
+
+static void net_send(struct sim *s, const struct raft_msg *m)
+{
+	if (m->to == 0 || m->to > SIM_MAX_NODES)
+		return;
+	if (s->cut[m->from][m->to] ||
+	    raft_rng_below(&s->rng, 100) < s->opts.loss_pct)
+		return;
+	int copies = raft_rng_below(&s->rng, 100) < s->opts.dup_pct ? 2 : 1;
+	for (int i = 0; i < copies; i++) {
+		struct sim_event ev = {
+			.time = s->now + between(s, s->opts.delay_min,
+						 s->opts.delay_max),
+			.kind = EV_DELIVER,
+			.node = (uint32_t)m->to,
+			.msg = msg_copy(m),
+		};
+		heap_push(s, ev);
+	}
+}
+
+/* ---- disk ---- */
+
+uint64_t world_disk_last(const struct sim_disk *d)
+{
+	return d->snap.index + d->n;
+}
+
+static void disk_append(struct sim *s, struct sim_disk *d, uint64_t from,
+			const struct raft_entry *e, uint64_t n)
+{
+	/* a write at from replaces everything from there on */
+	uint64_t cut = from > d->snap.index ? from : d->snap.index + 1;
+	while (world_disk_last(d) >= cut) {
+		d->n--;
+		free(d->entries[d->n].data);
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t index = from + i;
+		if (index <= d->snap.index)
+			continue; /* already inside the snapshot */
+		if (index > world_disk_last(d) + 1) {
+			sim_fail(s, "WAL gap: write at %llu after %llu",
+				 (unsigned long long)index,
+				 (unsigned long long)world_disk_last(d));
+			return;
+		}
+		while (world_disk_last(d) >= index) {
+			d->n--;
+			free(d->entries[d->n].data);
+		}
+		if (d->n == d->cap) {
+			d->cap = d->cap ? d->cap * 2 : 16;
+			d->entries = world_xrealloc(d->entries,
+					      d->cap * sizeof(*d->entries));
+		}
+		entries_copy(&d->entries[d->n++], &e[i], 1);
+	}
+}
+
+static void task_free(struct sim_task *t)
+{
+	world_entries_free(t->entries, t->n);
+	free(t->entries);
+	free(t);
+}
+
+static void disk_queue(struct sim *s, struct sim_node *n,
+		       const struct raft_update *up)
+{
+	struct sim_disk *d = &n->disk;
+	struct sim_task *t = world_xrealloc(NULL, sizeof(*t));
+	memset(t, 0, sizeof(*t));
+	t->from = up->persist_first;
+	t->n = up->n_persist;
+	t->entries = world_xrealloc(NULL, t->n * sizeof(*t->entries));
+	entries_copy(t->entries, up->persist, t->n);
+	if (d->pending_tail)
+		d->pending_tail->next = t;
+	else
+		d->pending = t;
+	d->pending_tail = t;
+	uint64_t done = s->now + between(s, s->opts.disk_min, s->opts.disk_max);
+	if (done < d->last_done)
+		done = d->last_done; /* writes complete in order */
+	d->last_done = done;
+	struct sim_event ev = {.time = done,
+			       .kind = EV_DISK,
+			       .node = (uint32_t)n->id,
+			       .incarnation = n->incarnation};
+	heap_push(s, ev);
+}
+
+static void disk_drop_pending(struct sim_disk *d)
+{
+	while (d->pending) {
+		struct sim_task *t = d->pending;
+		d->pending = t->next;
+		task_free(t);
+	}
+	d->pending_tail = NULL;
+}
+
+static void disk_free(struct sim_disk *d)
+{
+	disk_drop_pending(d);
+	world_entries_free(d->entries, d->n);
+	free(d->entries);
+	free(d->snap_data);
+	memset(d, 0, sizeof(*d));
+}
+
+static void schedule_tick(struct sim *s, struct sim_node *n, uint64_t delay)
+{
+	if (!s->opts.auto_tick)
+		return;
+	struct sim_event ev = {.time = s->now + delay,
+			       .kind = EV_TICK,
+			       .node = (uint32_t)n->id,
+			       .incarnation = n->incarnation};
+	heap_push(s, ev);
+}
+
+static void node_start(struct sim *s, struct sim_node *n)
+{
+	struct raft_config cfg;
+	raft_config_default(&cfg);
+	cfg.id = n->id;
+	raft_rng_seed(&n->rng, s->opts.seed * 1000003ULL + n->id * 7919ULL +
+				       n->incarnation);
+	cfg.rng = &n->rng;
+	cfg.pre_vote = s->opts.pre_vote;
+	cfg.check_quorum = s->opts.check_quorum;
+	cfg.max_inflight_msgs = s->opts.max_inflight;
+	cfg.max_inflight_bytes = 512;
+	cfg.max_msg_bytes = s->opts.max_msg_bytes;
+	cfg.snapshot_chunk = s->opts.snapshot_chunk;
+	cfg.compact_keep = s->opts.compact_keep;
+	cfg.test_bugs = s->opts.test_bugs;
+	int rv = raft_create(&n->raft, &cfg);
+	assert(rv == 0);
+	struct sim_disk *d = &n->disk;
+	rv = raft_restore(n->raft, &d->hs, &d->snap, d->snap_data, d->snap_len,
+			  d->entries, d->n);
+	if (rv != 0) {
+		sim_fail(s, "node %llu: restore failed: %s (term %llu, "
+			 "snapshot %llu/%llu, entries %llu, last term %llu)",
+			 (unsigned long long)n->id, raft_strerror(rv),
+			 (unsigned long long)d->hs.term,
+			 (unsigned long long)d->snap.index,
+			 (unsigned long long)d->snap.term,
+			 (unsigned long long)d->n,
+			 (unsigned long long)(d->n ? d->entries[d->n - 1].term
+						   : 0));
+		return;
+	}
+	n->up = true;
+	sm_restore(s, n, d->snap.index, d->snap_data, d->snap_len);
+	n->seen_commit = raft_commit_index(n->raft);
+	n->seen_role = RAFT_FOLLOWER;
+	check_mirror_restore(s, n);
+	schedule_tick(s, n,
+		      s->opts.fixed_ticks
+			      ? s->opts.tick_interval - s->now % s->opts.tick_interval
+			      : 1 + raft_rng_below(&s->rng, s->opts.tick_interval));
+}
+
+struct sim_node *world_node_new(struct sim *s, uint64_t id,
+				 const struct raft_conf *conf)
+{
+	assert(id >= 1 && id <= SIM_MAX_NODES);
+	struct sim_node *n = &s->nodes[id];
+	memset(n, 0, sizeof(*n));
+	n->id = id;
+	n->exists = true;
+	n->disk.snap.conf = *conf;
+	if ((int)id > s->n_nodes)
+		s->n_nodes = (int)id;
+	node_start(s, n);
+	return n;
+}
+
+struct sim *sim_create(const struct sim_opts *opts)
+{
+	struct sim *s = world_xrealloc(NULL, sizeof(*s));
+	memset(s, 0, sizeof(*s));
+	s->opts = *opts;
+	raft_rng_seed(&s->rng, opts->seed);
+	s->trace_hash = 0xcbf29ce484222325ULL;
+	check_reset(s);
+	struct raft_conf conf;
+	memset(&conf, 0, sizeof(conf));
+	for (int i = 1; i <= opts->nodes; i++) {
+		conf.servers[conf.n].id = (uint64_t)i;
+		conf.servers[conf.n].role = RAFT_VOTER;
+		conf.n++;
+	}
+	for (int i = 1; i <= opts->nodes; i++)
+		world_node_new(s, (uint64_t)i, &conf);
+	return s;
+}
+
+void sim_destroy(struct sim *s)
+{
+	for (int i = 1; i <= s->n_nodes; i++) {
+		raft_destroy(s->nodes[i].raft);
+		disk_free(&s->nodes[i].disk);
+		free(s->nodes[i].mirror);
+	}
+	for (size_t i = 0; i < s->heap_n; i++)
+		msg_free(s->heap[i].msg);
+	free(s->heap);
+	free(s->writes);
+	free(s->reads);
+	for (int k = 0; k < SIM_KEYS; k++) {
+		free(s->acks[k].v);
+		free(s->read_done[k].v);
+	}
+	check_free(s);
+	free(s);
+}
+
+struct raft *sim_raft(struct sim *s, uint64_t id)
+{
+	if (id == 0 || id > SIM_MAX_NODES || !s->nodes[id].up)
+		return NULL;
+	return s->nodes[id].raft;
+}
+
+uint64_t sim_leader(const struct sim *s)
+{
+	uint64_t best = RAFT_NONE, term = 0;
+	for (int i = 1; i <= s->n_nodes; i++) {
+		const struct sim_node *n = &s->nodes[i];
+		if (n->up && raft_role(n->raft) == RAFT_LEADER &&
+		    raft_term(n->raft) >= term) {
+			best = n->id;
+			term = raft_term(n->raft);
+		}
+	}
+	return best;
+}
+
+const struct sim_write *sim_write_get(const struct sim *s, uint64_t value)
+{
+	return value && value <= s->n_writes ? &s->writes[value - 1] : NULL;
+}
+
+/* Shut down members whose removal the current leader has committed. */
+static void retire_removed(struct sim *s, struct sim_node *leader)
+{
+	struct raft *r = leader->raft;
+	for (uint64_t i = raft_commit_index(r) + 1; i <= raft_last_index(r); i++)
+		if (raft_entry_at(r, i)->type == RAFT_ENTRY_CONF)
+			return; /* latest configuration not committed yet */
+	for (int i = 1; i <= s->n_nodes; i++) {
+		struct sim_node *n = &s->nodes[i];
+		if (!n->exists || n->removed)
+			continue;
+		if (raft_conf_role(raft_conf(r), n->id)) {
+			n->member = true;
+			continue;
+		}
+		/* a server only ever added by an entry that was then lost
+		 * may still be added by a later leader: keep it running */
+		if (!n->member)
+			continue;
+		if (s->opts.trace)
+			fprintf(stderr, "%llu: leader %llu retires %llu\n",
+				(unsigned long long)s->now,
+				(unsigned long long)leader->id,
+				(unsigned long long)n->id);
+		if (n->up)
+			sim_crash(s, n->id);
+		n->removed = true;
+	}
+}
+
+void world_handle_update(struct sim *s, struct sim_node *n,
+			  const struct raft_update *up)
+{
+	check_update(s, n, up);
+	struct sim_disk *d = &n->disk;
+	if (up->hard_state_changed)
+		d->hs = up->hard_state;
+	if (up->snapshot) {
+		s->installs++;
+		/* writes queued before the install land first, in order */
+		for (struct sim_task *t = d->pending; t; t = t->next) {
+			if (!t->done_early)
+				disk_append(s, d, t->from, t->entries, t->n);
+			t->done_early = true;
+		}
+		world_entries_free(d->entries, d->n);
+		d->n = 0;
+		d->snap = *up->snapshot;
+		free(d->snap_data);
+		d->snap_data = world_xmemdup(up->snapshot_data, up->snapshot_len);
+		d->snap_len = up->snapshot_len;
+		sm_restore(s, n, up->snapshot->index, up->snapshot_data,
+			   up->snapshot_len);
+	}
+	if (up->n_persist)
+		disk_queue(s, n, up);
+	for (size_t i = 0; i < up->n_msgs; i++) {
+		if (up->msgs[i].type <= RAFT_MSG_TIMEOUT_NOW)
+			s->sent[n->id][up->msgs[i].type]++;
+		net_send(s, &up->msgs[i]);
+	}
+	for (size_t i = 0; i < up->n_apply; i++)
+		sm_apply(s, n, up->apply_first + i, &up->apply[i]);
+	check_after_step(s, n);
+	if (up->n_apply)
+		writes_settle(s, n, up->apply_first,
+			      up->apply_first + up->n_apply - 1);
+	for (size_t i = 0; i < up->n_reads; i++) {
+		const struct raft_read_state *rs = &up->reads[i];
+		if (rs->id == 0 || rs->id > s->n_reads)
+			continue;
+		struct sim_read *rd = &s->reads[rs->id - 1];
+		if (!rd->live)
+			continue;
+		if (rs->index == 0)
+			rd->live = false;
+		else
+			rd->index = rs->index;
+	}
+	if (up->n_apply || up->n_reads || up->snapshot)
+		reads_poll(s, n);
+	/* durability: everything reported persisted is in the WAL */
+	if (n->up && !s->failed) {
+		uint64_t p = raft_persisted_index(n->raft), term = 0;
+		s->checks++;
+		if (p > d->snap.index &&
+		    (p > world_disk_last(d) || !raft_term_at(n->raft, p, &term) ||
+		     d->entries[p - d->snap.index - 1].term != term))
+			sim_fail(s, "node %llu: index %llu reported persisted "
+				 "but not in the WAL",
+				 (unsigned long long)n->id,
+				 (unsigned long long)p);
+	}
+	/* only a leader of the highest term so far knows the latest
+	 * committed configuration (a stale leader may survive its successor) */
+	if (n->up && raft_role(n->raft) == RAFT_LEADER &&
+	    raft_term(n->raft) + 1 >= s->cap_terms_used)
+		retire_removed(s, n);
+}
+
+int world_step_node(struct sim *s, struct sim_node *n,
+		     const struct raft_event *ev, struct raft_update *up)
+{
+	int rv = raft_step(n->raft, ev, up);
+	if (rv == -ENOMEM) {
+		fprintf(stderr, "raft-sim: out of memory in raft_step\n");
+		abort();
+	}
+	return rv;
+}
+
+int sim_event(struct sim *s, uint64_t id, const struct raft_event *ev,
+	      struct raft_update *copy_out)
+{
+	struct sim_node *n = &s->nodes[id];
+	if (!n->up)
+		return RAFT_ENOTLEADER;
+	struct raft_update up;
+	int rv = world_step_node(s, n, ev, &up);
+	world_handle_update(s, n, &up);
+	if (copy_out)
+		*copy_out = up;
+	return rv;
+}
+
+int sim_tick(struct sim *s, uint64_t id)
+{
+	struct raft_event ev = {.type = RAFT_EV_TICK};
+	return sim_event(s, id, &ev, NULL);
+}
+
+int sim_campaign(struct sim *s, uint64_t id)
+{
+	struct raft_event ev = {.type = RAFT_EV_CAMPAIGN};
+	return sim_event(s, id, &ev, NULL);
+}
+
+
+void sim_crash(struct sim *s, uint64_t id)
+{
+	struct sim_node *n = &s->nodes[id];
+	if (!n->up)
+		return;
+	struct sim_disk *d = &n->disk;
+	/* The write in progress may have reached the platter partly: a
+	 * prefix of its records survives, the torn last one is cut off by
+	 * recovery. Nothing of it was reported persisted. */
+	struct sim_task *t = d->pending;
+	if (t && !t->done_early && raft_rng_below(&s->rng, 2) == 0) {
+		uint64_t keep = raft_rng_below(&s->rng, t->n + 1);
+		disk_append(s, d, t->from, t->entries, keep);
+		s->torn++;
+	}
+	disk_drop_pending(d);
+	d->last_done = 0;
+	s->crashes++;
+	raft_destroy(n->raft);
+	n->raft = NULL;
+	n->up = false;
+	n->incarnation++;
+	for (size_t i = 0; i < s->n_reads; i++)
+		if (s->reads[i].node == id)
+			s->reads[i].live = false;
+	trace(s, 0xc4a5, id, 0, 0);
+}
+
+void sim_restart(struct sim *s, uint64_t id)
+{
+	struct sim_node *n = &s->nodes[id];
+	if (n->up || !n->exists || n->removed)
+		return;
+	trace(s, 0x5e57, id, 0, 0);
+	node_start(s, n);
+}
+
+void sim_cut(struct sim *s, uint64_t from, uint64_t to, bool cut)
+{
+	s->cut[from][to] = cut;
+}
+
+void sim_isolate(struct sim *s, uint64_t id, bool cut)
+{
+	for (int i = 1; i <= SIM_MAX_NODES; i++) {
+		s->cut[id][i] = cut;
+		s->cut[i][id] = cut;
+	}
+}
+
+void sim_drop_from(struct sim *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].kind == EV_DELIVER && s->heap[i].msg->m.from == id)
+			s->heap[i].node = 0; /* node 0 is never up: dropped */
+}
+
+void sim_heal(struct sim *s)
+{
+	memset(s->cut, 0, sizeof(s->cut));
+}
+
+uint64_t sim_next_time(const struct sim *s)
+{
+	return s->heap_n ? s->heap[0].time : SIM_NEVER;
+}
+
+static void disk_done(struct sim *s, struct sim_node *n)
+{
+	struct sim_disk *d = &n->disk;
+	struct sim_task *t = d->pending;
+	assert(t);
+	d->pending = t->next;
+	if (!d->pending)
+		d->pending_tail = NULL;
+	if (!t->done_early)
+		disk_append(s, d, t->from, t->entries, t->n);
+	struct raft_event ev = {
+		.type = RAFT_EV_PERSISTED,
+		.persisted = {.index = t->from + t->n - 1,
+			      .term = t->entries[t->n - 1].term}};
+	task_free(t);
+	sim_event(s, n->id, &ev, NULL);
+}
+
+bool sim_step(struct sim *s)
+{
+	if (s->failed || s->heap_n == 0)
+		return false;
+	struct sim_event ev = heap_pop(s);
+	assert(ev.time >= s->now);
+	s->now = ev.time;
+	struct sim_node *n = &s->nodes[ev.node];
+	switch (ev.kind) {
+	case EV_TICK:
+		if (n->up && n->incarnation == ev.incarnation) {
+			trace(s, EV_TICK, n->id, 0, 0);
+			sim_tick(s, n->id);
+			schedule_tick(s, n, s->opts.tick_interval);
+		}
+		break;
+	case EV_DISK:
+		if (n->up && n->incarnation == ev.incarnation) {
+			trace(s, EV_DISK, n->id, 0, 0);
+			disk_done(s, n);
+		}
+		break;
+	case EV_DELIVER:
+		if (n->up) {
+			const struct raft_msg *m = &ev.msg->m;
+			trace(s, EV_DELIVER, m->from * 64 + m->to,
+			      m->type * 1000003ULL + m->term, m->index);
+			if (s->opts.trace)
+				printf("%llu: %llu->%llu %s t%llu i%llu c%llu n%u%s\n",
+				       (unsigned long long)s->now,
+				       (unsigned long long)m->from,
+				       (unsigned long long)m->to,
+				       raft_msg_name((int)m->type),
+				       (unsigned long long)m->term,
+				       (unsigned long long)m->index,
+				       (unsigned long long)m->commit,
+				       m->n_entries, m->reject ? " reject" : "");
+			struct raft_event rev = {.type = RAFT_EV_RECEIVE,
+						 .msg = m};
+			sim_event(s, n->id, &rev, NULL);
+		}
+		msg_free(ev.msg);
+		break;
+	default:
+		abort();
+	}
+	return !s->failed;
+}
+
+void sim_run_until(struct sim *s, uint64_t t)
+{
+	while (!s->failed && sim_next_time(s) <= t)
+		sim_step(s);
+	if (s->now < t)
+		s->now = t;
+}
+
+bool sim_run_while_not(struct sim *s, uint64_t t,
+		       bool (*pred)(struct sim *s, void *arg), void *arg)
+{
+	while (!s->failed) {
+		if (pred(s, arg))
+			return true;
+		if (sim_next_time(s) > t)
+			break;
+		sim_step(s);
+	}
+	if (s->now < t && !s->failed)
+		s->now = t;
+	return !s->failed && pred(s, arg);
+}

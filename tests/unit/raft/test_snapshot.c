@@ -1,0 +1,113 @@
+/*
+ * Snapshots and log compaction (§7): a snapshot replaces the log up to its
+ * index; a follower behind the leader's log start receives the snapshot in
+ * chunks and installs it (InstallSnapshot, Figure 13); a restart begins
+ * from the snapshot plus the entries after it.
+ */
+#include "tests/unit/raft/fixture.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void write_n(struct sim *s, uint64_t leader, int n)
+{
+	for (int i = 0; i < n; i++)
+		assert_int_equal(sim_propose(s, leader, (uint32_t)i % SIM_KEYS,
+					     NULL),
+				 0);
+}
+
+static void test_snapshot_compacts_the_log(void **state)
+{
+	(void)state;
+	struct sim *s = cluster(3);
+	elect(s, 1, 10);
+	write_n(s, 1, 10);
+	sim_run_until(s, 40);
+	ASSERT_APPLIED(s, 1, 11);
+	sim_snapshot(s, 1);
+	const struct raft_snapshot_meta *snap = raft_snapshot(sim_raft(s, 1));
+	assert_int_equal(snap->index, 11);
+	assert_int_equal(snap->term, 1);
+	assert_int_equal(snap->conf.n, 3);
+	assert_int_equal(raft_first_index(sim_raft(s, 1)), 12);
+	assert_null(raft_entry_at(sim_raft(s, 1), 11));
+	ASSERT_SAFE(s);
+	sim_destroy(s);
+}
+
+static void test_lagging_follower_installs_snapshot_in_chunks(void **state)
+{
+	(void)state;
+	struct sim *s = cluster(3);
+	elect(s, 1, 10);
+	sim_isolate(s, 3, true);
+	write_n(s, 1, 20);
+	sim_run_until(s, 60);
+	ASSERT_APPLIED(s, 1, 21);
+	sim_snapshot(s, 1); /* index 21: node 3 needs entries from 2 */
+	sim_isolate(s, 3, false);
+	sim_run_until(s, 200);
+	/* 72 bytes of state machine in 64-byte chunks: two messages */
+	assert_true(s->sent[1][RAFT_MSG_SNAPSHOT] >= 2);
+	assert_int_equal(raft_snapshot(sim_raft(s, 3))->index, 21);
+	ASSERT_APPLIED(s, 3, 21);
+	assert_memory_equal(s->nodes[3].kv, s->nodes[1].kv,
+			    sizeof(s->nodes[1].kv));
+	/* and replication continues after the snapshot */
+	write_n(s, 1, 2);
+	sim_run_until(s, 240);
+	ASSERT_APPLIED(s, 3, 23);
+	ASSERT_SAFE(s);
+	sim_destroy(s);
+}
+
+static void test_restart_from_snapshot(void **state)
+{
+	(void)state;
+	struct sim *s = cluster(3);
+	elect(s, 1, 10);
+	write_n(s, 1, 8);
+	sim_run_until(s, 40);
+	sim_snapshot(s, 2);
+	uint64_t snap = raft_snapshot(sim_raft(s, 2))->index;
+	assert_int_equal(snap, 9);
+	write_n(s, 1, 2);
+	sim_run_until(s, 60);
+	sim_crash(s, 2);
+	sim_restart(s, 2);
+	struct raft *r = sim_raft(s, 2);
+	assert_int_equal(raft_first_index(r), snap + 1);
+	assert_int_equal(raft_last_index(r), 11);
+	assert_int_equal(raft_commit_index(r), snap); /* commit is volatile */
+	assert_int_equal(s->nodes[2].applied, snap);
+	sim_run_until(s, 100);
+	ASSERT_APPLIED(s, 2, 11);
+	assert_memory_equal(s->nodes[2].kv, s->nodes[1].kv,
+			    sizeof(s->nodes[1].kv));
+	ASSERT_SAFE(s);
+	sim_destroy(s);
+}
+
+static void test_snapshot_ahead_of_persisted_is_refused(void **state)
+{
+	(void)state;
+	struct sim *s = cluster(3);
+	elect(s, 1, 10);
+	struct raft_event ev = {.type = RAFT_EV_SNAPSHOT_TAKEN,
+				.snapshot = {.index = 50, .data = "x", .len = 1}};
+	struct raft_update up;
+	assert_int_equal(raft_step(sim_raft(s, 1), &ev, &up), -EINVAL);
+	sim_destroy(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_snapshot_compacts_the_log),
+		cmocka_unit_test(test_lagging_follower_installs_snapshot_in_chunks),
+		cmocka_unit_test(test_restart_from_snapshot),
+		cmocka_unit_test(test_snapshot_ahead_of_persisted_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
