@@ -20,6 +20,7 @@
 #include "server/kv.h"
 #include "server/node.h"
 #include "server/redis.h"
+#include "server/scan.h"
 
 #define CONN_RBUF_INITIAL (64u << 10)
 #define CONN_OBUF_INITIAL (64u << 10)
@@ -190,13 +191,17 @@ static void native_process(struct conn *conn)
 		rv = frame_decode_request(conn->rbuf + off + FRAME_HEADER_SIZE, payload_len,
 					  limits, &req, err, sizeof err);
 		/* A read waits for this connection's earlier writes. */
-		if (rv == 0 && req.op == FRAME_OP_GET && conn->writes_inflight)
+		if (rv == 0 && (req.op == FRAME_OP_GET || req.op == FRAME_OP_SCAN) &&
+		    conn->writes_inflight)
 			break;
 		c->stats.requests++;
 		off += FRAME_HEADER_SIZE + payload_len;
 		switch (rv) {
 		case 0:
-			kv_submit_native(c, conn, &req);
+			if (req.op == FRAME_OP_SCAN)
+				scan_submit(c, conn, &req);
+			else
+				kv_submit_native(c, conn, &req);
 			break;
 		case RKV_ETOOLARGE:
 			reply_error(conn, req.id, ringkv_Status_TOO_LARGE, err);
