@@ -271,11 +271,26 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 	arm_recv(conn);
 }
 
+/*
+ * A whole native frame is still undecoded: decoding stopped at a read that
+ * waits for this connection's writes. The completion of the last write
+ * decodes it and re-arms the recv; arming now would let that decoding move
+ * or grow rbuf under a recv that the kernel still writes at the old place.
+ */
+static bool frame_waiting(const struct conn *conn)
+{
+	uint32_t payload_len;
+
+	return !conn->resp &&
+	       frame_peek(conn->rbuf, conn->rlen, &conn->core->node->limits, &payload_len) == 0;
+}
+
 static void arm_recv(struct conn *conn)
 {
 	struct io_uring_sqe *sqe;
 
-	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn))
+	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn) ||
+	    frame_waiting(conn))
 		return;
 	if (conn->rlen == conn->rcap &&
 	    grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen,
