@@ -248,6 +248,14 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 	}
 	out->id = msg.id;
 	out->op = op_from_tag(msg.which_op);
+	/* Empty fields point at the payload too, so that callers may memcpy
+	 * any slice (memcpy from NULL is undefined even for 0 bytes). */
+	if (out->key.data == NULL)
+		out->key.data = payload;
+	if (out->value.data == NULL)
+		out->value.data = payload;
+	if (out->end.data == NULL)
+		out->end.data = payload;
 	if (ctx.key.too_large) {
 		set_err(err, errlen, "key of %u bytes exceeds the limit of %u",
 			(unsigned)ctx.key.seen_len, (unsigned)l->max_key);
@@ -312,6 +320,11 @@ static bool decode_pair(pb_istream_t *stream, const pb_field_t *field, void **ar
 		return false;
 	if (stream->bytes_left != 0) /* stopped at a zero tag */
 		PB_RETURN_ERROR(stream, "zero tag in a pair");
+	/* Never NULL, as in frame_decode_request. */
+	if (pair.key.data == NULL)
+		pair.key.data = ctx->base;
+	if (pair.value.data == NULL)
+		pair.value.data = ctx->base;
 	if (ctx->on_pair == NULL)
 		return true;
 	ctx->stopped = ctx->on_pair(ctx->arg, &pair);

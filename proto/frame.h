@@ -80,6 +80,7 @@ int frame_peek(const uint8_t *buf, size_t len, const struct frame_limits *l,
  * RKV_EPROTO when the bytes are not a valid Request; RKV_EINVAL when no op is
  * set or the key is empty (a SCAN's start key may be empty); RKV_ETOOLARGE
  * when key or value pass their limit (a SCAN's start and end: max_key).
+ * After a return of 0, key, value and end are never NULL, even when empty.
  * On every return out->id holds the id if it could be read (else 0), and `err`
  * (errlen bytes, may be NULL) a one-line reason for non-zero returns.
  */
@@ -114,7 +115,8 @@ int frame_decode_response(const uint8_t *payload, size_t len, uint64_t *id,
 			  int *status, struct frame_slice *value,
 			  struct frame_slice *error);
 
-/* Called once per SCAN pair, in wire order; slices point into the payload.
+/* Called once per SCAN pair, in wire order; slices point into the payload
+ * (never NULL, even when empty).
  * Returns 0 to go on, anything else to stop decoding with that code. */
 typedef int frame_pair_fn(void *arg, const struct frame_kv *pair);
 

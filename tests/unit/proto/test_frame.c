@@ -192,6 +192,10 @@ static void test_scan_request_round_trip(void **state)
 		assert_int_equal(out.key.len, 0);
 		assert_int_equal(out.end.len, 0);
 		assert_int_equal(out.limit, FRAME_SCAN_DEFAULT_LIMIT);
+		/* Empty slices are not NULL: callers may memcpy them. */
+		assert_non_null(out.key.data);
+		assert_non_null(out.end.data);
+		assert_non_null(out.value.data);
 	}
 }
 

@@ -53,7 +53,7 @@ static void entry_clear(struct fake_entry *e)
 
 static int slice_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
-	int c = memcmp(a, b, alen < blen ? alen : blen);
+	int c = alen && blen ? memcmp(a, b, alen < blen ? alen : blen) : 0;
 
 	if (c)
 		return c;
