@@ -358,7 +358,7 @@ static void check_read_your_writes(struct rkv_client *c)
 
 int main(int argc, char **argv)
 {
-	static unsigned idx[KEYS];
+	static unsigned idx[2 * KEYS];
 	struct server srv = { 0 };
 	struct rkv_client *c;
 	struct rkv_kv *pairs;
@@ -433,10 +433,50 @@ int main(int argc, char **argv)
 	check_read_your_writes(c);
 	check_cli(argv[2], srv.addr);
 
+	/* A client that leaves with a scan in flight: the server finishes it,
+	 * drops the answer and goes on serving. */
+	{
+		struct rkv_client *gone;
+
+		CHECK(rkv_connect(srv.addr, &gone, err, sizeof err) == 0, "connect: %s", err);
+		for (unsigned i = 0; i < 8; i++)
+			CHECK(rkv_send_scan(gone, NULL, 0, NULL, 0, 10000, NULL) == 0, "send");
+		CHECK(rkv_flush(gone) == 0, "flush");
+		rkv_close(gone);
+		CHECK(page_through(c, "", 0, "", 0, 1000) == live, "scan after a client left");
+	}
+
 	rkv_close(c);
 	status = server_stop(&srv, SIGTERM, 10000);
 	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "SIGTERM should exit 0 (status %d)", status);
+
+	/* More shards than cores: 7 shards on 2 cores, same data, same checks. */
+	{
+		const char *dir7 = harness_tmpdir();
+		const char *args7[] = { "--data-dir", dir7, "--cores", "2", "--shards", "7",
+					NULL };
+		unsigned dead = 0;
+
+		CHECK(dir7, "mkdtemp");
+		CHECK(server_start(&srv, argv[1], args7) == 0, "ringkvd (7 shards) did not start");
+		CHECK(rkv_connect(srv.addr, &c, err, sizeof err) == 0, "connect: %s", err);
+		for (unsigned i = 0; i < KEYS; i++)
+			if (!model[i].live)
+				idx[dead++] = i;
+		for (unsigned i = 0; i < KEYS; i++)
+			idx[dead + i] = i;
+		write_entries(c, idx + dead, KEYS, false);
+		write_entries(c, idx, dead, true);
+		check_ranges(c);
+		CHECK(page_through(c, "", 0, "", 0, 7) == live, "paging over 7 shards");
+		CHECK(page_through(c, "", 0, "", 0, 0) == live, "paging over 7 shards");
+		printf("7 shards on 2 cores: ranges and paging match\n");
+		rkv_close(c);
+		status = server_stop(&srv, SIGTERM, 10000);
+		CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "SIGTERM should exit 0 (status %d)", status);
+	}
 	harness_cleanup();
 	printf("1 passed, 0 failed\n");
 	return 0;
