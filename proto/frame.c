@@ -118,8 +118,9 @@ static bool decode_slice(pb_istream_t *stream, const pb_field_t *field, void **a
 }
 
 struct request_ctx {
-	struct field_sink key;
+	struct field_sink key;   /* SCAN: its start key */
 	struct field_sink value;
+	struct field_sink end;   /* SCAN only */
 	pb_size_t op_tag; /* oneof member whose fields the sinks hold */
 };
 
@@ -132,7 +133,7 @@ struct request_ctx {
 static bool decode_op(pb_istream_t *stream, const pb_field_t *field, void **arg)
 {
 	struct request_ctx *ctx = *arg;
-	pb_callback_t *key_cb, *value_cb = NULL;
+	pb_callback_t *key_cb, *value_cb = NULL, *end_cb = NULL;
 
 	(void)stream;
 	switch (field->tag) {
@@ -146,6 +147,10 @@ static bool decode_op(pb_istream_t *stream, const pb_field_t *field, void **arg)
 	case ringkv_Request_delete_tag:
 		key_cb = &((ringkv_DeleteRequest *)field->pData)->key;
 		break;
+	case ringkv_Request_scan_tag:
+		key_cb = &((ringkv_ScanRequest *)field->pData)->start;
+		end_cb = &((ringkv_ScanRequest *)field->pData)->end;
+		break;
 	default:
 		return true;
 	}
@@ -153,14 +158,20 @@ static bool decode_op(pb_istream_t *stream, const pb_field_t *field, void **arg)
 		ctx->op_tag = field->tag;
 		memset(ctx->key.slice, 0, sizeof(*ctx->key.slice));
 		memset(ctx->value.slice, 0, sizeof(*ctx->value.slice));
+		memset(ctx->end.slice, 0, sizeof(*ctx->end.slice));
 		ctx->key.too_large = false;
 		ctx->value.too_large = false;
+		ctx->end.too_large = false;
 	}
 	key_cb->funcs.decode = decode_slice;
 	key_cb->arg = &ctx->key;
 	if (value_cb) {
 		value_cb->funcs.decode = decode_slice;
 		value_cb->arg = &ctx->value;
+	}
+	if (end_cb) {
+		end_cb->funcs.decode = decode_slice;
+		end_cb->arg = &ctx->end;
 	}
 	return true;
 }
@@ -174,6 +185,8 @@ static enum frame_op op_from_tag(pb_size_t tag)
 		return FRAME_OP_PUT;
 	case ringkv_Request_delete_tag:
 		return FRAME_OP_DELETE;
+	case ringkv_Request_scan_tag:
+		return FRAME_OP_SCAN;
 	default:
 		return FRAME_OP_NONE;
 	}
@@ -209,6 +222,8 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 				       .limit = l->max_key, .slice = &out->key };
 	ctx.value = (struct field_sink){ .base = payload, .end = payload + len,
 					 .limit = l->max_value, .slice = &out->value };
+	ctx.end = (struct field_sink){ .base = payload, .end = payload + len,
+				       .limit = l->max_key, .slice = &out->end };
 	ctx.op_tag = 0;
 
 	/* PB_DECODE_NOINIT: we set every static field here, which spares
@@ -233,6 +248,14 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 	}
 	out->id = msg.id;
 	out->op = op_from_tag(msg.which_op);
+	/* Empty fields point at the payload too, so that callers may memcpy
+	 * any slice (memcpy from NULL is undefined even for 0 bytes). */
+	if (out->key.data == NULL)
+		out->key.data = payload;
+	if (out->value.data == NULL)
+		out->value.data = payload;
+	if (out->end.data == NULL)
+		out->end.data = payload;
 	if (ctx.key.too_large) {
 		set_err(err, errlen, "key of %u bytes exceeds the limit of %u",
 			(unsigned)ctx.key.seen_len, (unsigned)l->max_key);
@@ -243,9 +266,23 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 			(unsigned)ctx.value.seen_len, (unsigned)l->max_value);
 		return RKV_ETOOLARGE;
 	}
+	if (ctx.end.too_large) {
+		set_err(err, errlen, "end key of %u bytes exceeds the limit of %u",
+			(unsigned)ctx.end.seen_len, (unsigned)l->max_key);
+		return RKV_ETOOLARGE;
+	}
 	if (out->op == FRAME_OP_NONE) {
 		set_err(err, errlen, "request has no operation");
 		return RKV_EINVAL;
+	}
+	if (out->op == FRAME_OP_SCAN) {
+		/* An empty start key is the beginning of the key space. */
+		out->limit = msg.op.scan.limit;
+		if (out->limit == 0)
+			out->limit = FRAME_SCAN_DEFAULT_LIMIT;
+		if (out->limit > FRAME_SCAN_MAX_LIMIT)
+			out->limit = FRAME_SCAN_MAX_LIMIT;
+		return 0;
 	}
 	if (out->key.len == 0) {
 		set_err(err, errlen, "empty key");
@@ -254,12 +291,64 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 	return 0;
 }
 
+/* Where the pairs of a Response go while it is decoded. */
+struct pairs_ctx {
+	const uint8_t *base; /* the whole payload */
+	const uint8_t *end;
+	frame_pair_fn *on_pair;
+	void *arg;
+	int stopped;         /* on_pair's non-zero answer, or 0 */
+};
+
+/* Decodes one KeyValue (a substream of the payload) and hands it over. */
+static bool decode_pair(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct pairs_ctx *ctx = *arg;
+	struct frame_kv pair = { { NULL, 0 }, { NULL, 0 } };
+	struct field_sink key_sink = { .base = ctx->base, .end = ctx->end,
+				       .limit = UINT32_MAX, .slice = &pair.key };
+	struct field_sink value_sink = { .base = ctx->base, .end = ctx->end,
+					 .limit = UINT32_MAX, .slice = &pair.value };
+	ringkv_KeyValue kv;
+
+	(void)field;
+	kv.key.funcs.decode = decode_slice;
+	kv.key.arg = &key_sink;
+	kv.value.funcs.decode = decode_slice;
+	kv.value.arg = &value_sink;
+	if (!pb_decode_ex(stream, ringkv_KeyValue_fields, &kv, PB_DECODE_NOINIT))
+		return false;
+	if (stream->bytes_left != 0) /* stopped at a zero tag */
+		PB_RETURN_ERROR(stream, "zero tag in a pair");
+	/* Never NULL, as in frame_decode_request. */
+	if (pair.key.data == NULL)
+		pair.key.data = ctx->base;
+	if (pair.value.data == NULL)
+		pair.value.data = ctx->base;
+	if (ctx->on_pair == NULL)
+		return true;
+	ctx->stopped = ctx->on_pair(ctx->arg, &pair);
+	if (ctx->stopped != 0)
+		PB_RETURN_ERROR(stream, "stopped by the caller");
+	return true;
+}
+
 int frame_decode_response(const uint8_t *payload, size_t len, uint64_t *id,
 			  int *status, struct frame_slice *value,
 			  struct frame_slice *error)
 {
+	return frame_decode_response_pairs(payload, len, id, status, value, error,
+					   NULL, NULL);
+}
+
+int frame_decode_response_pairs(const uint8_t *payload, size_t len, uint64_t *id,
+				int *status, struct frame_slice *value,
+				struct frame_slice *error, frame_pair_fn *on_pair,
+				void *arg)
+{
 	ringkv_Response msg;
 	struct field_sink value_sink, error_sink;
+	struct pairs_ctx pairs;
 	pb_istream_t stream;
 
 	assert(id != NULL && status != NULL && value != NULL && error != NULL);
@@ -282,11 +371,23 @@ int frame_decode_response(const uint8_t *payload, size_t len, uint64_t *id,
 	msg.value.arg = &value_sink;
 	msg.error.funcs.decode = decode_slice;
 	msg.error.arg = &error_sink;
+	pairs = (struct pairs_ctx){ .base = payload, .end = payload + len,
+				    .on_pair = on_pair, .arg = arg };
+	/* Pairs are always decoded (to check them), handed over only if asked. */
+	msg.pairs.funcs.decode = decode_pair;
+	msg.pairs.arg = &pairs;
 
 	stream = pb_istream_from_buffer(payload, len);
 	if (!pb_decode_ex(&stream, ringkv_Response_fields, &msg, PB_DECODE_NOINIT) ||
-	    stream.bytes_left != 0) /* stopped at a zero tag, as above */
+	    stream.bytes_left != 0) { /* stopped at a zero tag, as above */
+		if (pairs.stopped != 0) {
+			*id = msg.id;
+			memset(value, 0, sizeof(*value));
+			memset(error, 0, sizeof(*error));
+			return pairs.stopped;
+		}
 		goto err;
+	}
 	/* Unknown positive statuses pass through (enums grow additively);
 	 * negative ones would read as local error codes. */
 	if ((int)msg.status < 0)
@@ -322,6 +423,24 @@ static void set_encoder(pb_callback_t *cb, const struct frame_slice *s)
 	cb->arg = (void *)s;
 }
 
+/* Writes the repeated KeyValue field: one submessage per pair. */
+static bool encode_pairs(pb_ostream_t *stream, const pb_field_t *field,
+			 void *const *arg)
+{
+	const struct frame_response *r = *arg;
+
+	for (size_t i = 0; i < r->pair_count; i++) {
+		ringkv_KeyValue kv;
+
+		set_encoder(&kv.key, &r->pairs[i].key);
+		set_encoder(&kv.value, &r->pairs[i].value);
+		if (!pb_encode_tag_for_field(stream, field) ||
+		    !pb_encode_submessage(stream, ringkv_KeyValue_fields, &kv))
+			return false;
+	}
+	return true;
+}
+
 /*
  * Encodes `msg` after a 4-byte gap in `out` and fills the gap with the
  * payload length. The result must fit an int, hence the clamp on cap.
@@ -355,7 +474,16 @@ size_t frame_response_max_size(const struct frame_response *r)
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->value.len; /* value */
 	if (r->error)                                 /* error: any length */
 		n += PB_TAG_MAX + PB_VARINT64_MAX + strlen(r->error);
+	for (size_t i = 0; i < r->pair_count; i++)
+		n += frame_pair_max_size(r->pairs[i].key.len, r->pairs[i].value.len);
 	return n;
+}
+
+size_t frame_pair_max_size(size_t key_len, size_t value_len)
+{
+	/* Tag and length of the KeyValue, then its two bytes fields. */
+	return PB_TAG_MAX + PB_LEN32_MAX + PB_TAG_MAX + PB_LEN32_MAX + key_len +
+	       PB_TAG_MAX + PB_LEN32_MAX + value_len;
 }
 
 int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t cap)
@@ -365,6 +493,7 @@ int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t c
 
 	assert(r != NULL);
 	assert(r->value.data != NULL || r->value.len == 0);
+	assert(r->pairs != NULL || r->pair_count == 0);
 	if (r->error) {
 		size_t n = strlen(r->error);
 
@@ -377,6 +506,8 @@ int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t c
 	msg.status = (ringkv_Status)r->status;
 	set_encoder(&msg.value, &r->value);
 	set_encoder(&msg.error, &error);
+	msg.pairs.funcs.encode = encode_pairs;
+	msg.pairs.arg = (void *)r;
 	return encode_framed(ringkv_Response_fields, &msg, out, cap);
 }
 
@@ -389,6 +520,8 @@ size_t frame_request_max_size(const struct frame_request *r)
 	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* op submessage header */
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->key.len;   /* key */
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->value.len; /* value (PUT) */
+	n += PB_TAG_MAX + PB_LEN32_MAX + r->end.len;   /* end (SCAN) */
+	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* limit (SCAN) */
 	return n;
 }
 
@@ -399,6 +532,7 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 	assert(r != NULL);
 	assert(r->key.data != NULL || r->key.len == 0);
 	assert(r->value.data != NULL || r->value.len == 0);
+	assert(r->end.data != NULL || r->end.len == 0);
 	memset(&msg, 0, sizeof(msg));
 	msg.id = r->id;
 	switch (r->op) {
@@ -414,6 +548,12 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 	case FRAME_OP_DELETE:
 		msg.which_op = ringkv_Request_delete_tag;
 		set_encoder(&msg.op.delete.key, &r->key);
+		break;
+	case FRAME_OP_SCAN:
+		msg.which_op = ringkv_Request_scan_tag;
+		set_encoder(&msg.op.scan.start, &r->key);
+		set_encoder(&msg.op.scan.end, &r->end);
+		msg.op.scan.limit = r->limit;
 		break;
 	case FRAME_OP_NONE:
 	default:

@@ -20,6 +20,7 @@
 #include "server/kv.h"
 #include "server/node.h"
 #include "server/redis.h"
+#include "server/scan.h"
 
 #define CONN_RBUF_INITIAL (64u << 10)
 #define CONN_OBUF_INITIAL (64u << 10)
@@ -190,13 +191,17 @@ static void native_process(struct conn *conn)
 		rv = frame_decode_request(conn->rbuf + off + FRAME_HEADER_SIZE, payload_len,
 					  limits, &req, err, sizeof err);
 		/* A read waits for this connection's earlier writes. */
-		if (rv == 0 && req.op == FRAME_OP_GET && conn->writes_inflight)
+		if (rv == 0 && (req.op == FRAME_OP_GET || req.op == FRAME_OP_SCAN) &&
+		    conn->writes_inflight)
 			break;
 		c->stats.requests++;
 		off += FRAME_HEADER_SIZE + payload_len;
 		switch (rv) {
 		case 0:
-			kv_submit_native(c, conn, &req);
+			if (req.op == FRAME_OP_SCAN)
+				scan_submit(c, conn, &req);
+			else
+				kv_submit_native(c, conn, &req);
 			break;
 		case RKV_ETOOLARGE:
 			reply_error(conn, req.id, ringkv_Status_TOO_LARGE, err);
@@ -266,11 +271,26 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 	arm_recv(conn);
 }
 
+/*
+ * A whole native frame is still undecoded: decoding stopped at a read that
+ * waits for this connection's writes. The completion of the last write
+ * decodes it and re-arms the recv; arming now would let that decoding move
+ * or grow rbuf under a recv that the kernel still writes at the old place.
+ */
+static bool frame_waiting(const struct conn *conn)
+{
+	uint32_t payload_len;
+
+	return !conn->resp &&
+	       frame_peek(conn->rbuf, conn->rlen, &conn->core->node->limits, &payload_len) == 0;
+}
+
 static void arm_recv(struct conn *conn)
 {
 	struct io_uring_sqe *sqe;
 
-	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn))
+	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn) ||
+	    frame_waiting(conn))
 		return;
 	if (conn->rlen == conn->rcap &&
 	    grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen,

@@ -59,6 +59,10 @@ struct rkv_client {
 	size_t recv_cap;
 	size_t recv_held;  /* bytes of the frame the last result points into */
 
+	struct rkv_kv *pairs; /* the last result's SCAN pairs (into recv_buf) */
+	size_t pair_count;
+	size_t pair_cap;
+
 	char error[512]; /* last server error text or failure; see rkv_last_error */
 };
 
@@ -72,6 +76,7 @@ static const char *const status_names[] = {
 	[RKV_STATUS_NOT_LEADER] = "NOT_LEADER",
 	[RKV_STATUS_TIMEOUT] = "TIMEOUT",
 	[RKV_STATUS_INTERNAL] = "INTERNAL",
+	[RKV_STATUS_DATA_LOSS] = "DATA_LOSS",
 };
 
 const char *rkv_status_name(int status)
@@ -251,6 +256,7 @@ void rkv_close(struct rkv_client *c)
 	close(c->fd);
 	free(c->send_buf);
 	free(c->recv_buf);
+	free(c->pairs);
 	free(c);
 }
 
@@ -371,42 +377,23 @@ int rkv_flush(struct rkv_client *c)
 	return 0;
 }
 
-static int queue_request(struct rkv_client *c, enum frame_op op, const void *key,
-			 size_t key_len, const void *value, size_t value_len,
-			 uint64_t *id)
+/* Encodes `req` (id set here) at the end of the send buffer. */
+static int queue_frame(struct rkv_client *c, struct frame_request *req, uint64_t *id)
 {
-	struct frame_request req;
 	size_t max;
 	int n, rc;
 
-	assert(c != NULL);
-	assert(key != NULL || key_len == 0);
-	assert(value != NULL || value_len == 0);
-	if (c->failed)
-		return c->failed;
-	release_result(c);
-	if (key_len > c->limits.max_frame || value_len > c->limits.max_frame) {
-		format_into(c->error, sizeof(c->error),
-			    "request of %zu bytes does not fit a frame",
-			    key_len + value_len);
-		return RKV_ETOOLARGE;
-	}
 	if (c->send_len >= SEND_AUTOFLUSH) {
 		rc = rkv_flush(c);
 		if (rc < 0)
 			return rc;
 	}
-	req = (struct frame_request){
-		.id = c->next_id,
-		.op = op,
-		.key = { key, (uint32_t)key_len },
-		.value = { value, (uint32_t)value_len },
-	};
-	max = frame_request_max_size(&req);
+	req->id = c->next_id;
+	max = frame_request_max_size(req);
 	rc = reserve(&c->send_buf, &c->send_cap, c->send_len + max, SEND_INITIAL);
 	if (rc < 0)
 		return fail(c, rc, "send buffer");
-	n = frame_encode_request(&req, c->send_buf + c->send_len, max);
+	n = frame_encode_request(req, c->send_buf + c->send_len, max);
 	if (n < 0)
 		return fail(c, n, "encode request"); /* max is a true bound */
 	if ((size_t)n - FRAME_HEADER_SIZE > c->limits.max_frame) {
@@ -421,6 +408,32 @@ static int queue_request(struct rkv_client *c, enum frame_op op, const void *key
 		*id = c->next_id;
 	c->next_id++;
 	return 0;
+}
+
+static int queue_request(struct rkv_client *c, enum frame_op op, const void *key,
+			 size_t key_len, const void *value, size_t value_len,
+			 uint64_t *id)
+{
+	struct frame_request req;
+
+	assert(c != NULL);
+	assert(key != NULL || key_len == 0);
+	assert(value != NULL || value_len == 0);
+	if (c->failed)
+		return c->failed;
+	release_result(c);
+	if (key_len > c->limits.max_frame || value_len > c->limits.max_frame) {
+		format_into(c->error, sizeof(c->error),
+			    "request of %zu bytes does not fit a frame",
+			    key_len + value_len);
+		return RKV_ETOOLARGE;
+	}
+	req = (struct frame_request){
+		.op = op,
+		.key = { key, (uint32_t)key_len },
+		.value = { value, (uint32_t)value_len },
+	};
+	return queue_frame(c, &req, id);
 }
 
 int rkv_send_get(struct rkv_client *c, const void *key, size_t key_len, uint64_t *id)
@@ -439,7 +452,55 @@ int rkv_send_del(struct rkv_client *c, const void *key, size_t key_len, uint64_t
 	return queue_request(c, FRAME_OP_DELETE, key, key_len, NULL, 0, id);
 }
 
+int rkv_send_scan(struct rkv_client *c, const void *start, size_t start_len,
+		  const void *end, size_t end_len, uint32_t limit, uint64_t *id)
+{
+	struct frame_request req;
+
+	assert(c != NULL);
+	assert(start != NULL || start_len == 0);
+	assert(end != NULL || end_len == 0);
+	if (c->failed)
+		return c->failed;
+	release_result(c);
+	if (start_len > c->limits.max_key || end_len > c->limits.max_key) {
+		format_into(c->error, sizeof(c->error),
+			    "scan bound of %zu bytes exceeds the key limit of %u",
+			    start_len > end_len ? start_len : end_len,
+			    (unsigned)c->limits.max_key);
+		return RKV_ETOOLARGE;
+	}
+	req = (struct frame_request){
+		.op = FRAME_OP_SCAN,
+		.key = { start, (uint32_t)start_len },
+		.end = { end, (uint32_t)end_len },
+		.limit = limit,
+	};
+	return queue_frame(c, &req, id);
+}
+
 /* ---- receiving --------------------------------------------------------- */
+
+/* Collects one SCAN pair of the frame being taken. */
+static int add_pair(void *arg, const struct frame_kv *pair)
+{
+	struct rkv_client *c = arg;
+
+	if (c->pair_count == c->pair_cap) {
+		size_t cap = c->pair_cap ? 2 * c->pair_cap : 64;
+		struct rkv_kv *p = realloc(c->pairs, cap * sizeof(*p));
+
+		if (p == NULL)
+			return -ENOMEM;
+		c->pairs = p;
+		c->pair_cap = cap;
+	}
+	c->pairs[c->pair_count++] = (struct rkv_kv){
+		.key = pair->key.data, .key_len = pair->key.len,
+		.value = pair->value.data, .value_len = pair->value.len,
+	};
+	return 0;
+}
 
 /* Fills *res from the complete frame at recv_start (payload_len bytes). */
 static int take_frame(struct rkv_client *c, uint32_t payload_len, struct rkv_result *res)
@@ -448,10 +509,15 @@ static int take_frame(struct rkv_client *c, uint32_t payload_len, struct rkv_res
 	struct frame_slice value, error;
 	int rc;
 
-	rc = frame_decode_response(payload, payload_len, &res->id, &res->status,
-				   &value, &error);
+	c->pair_count = 0;
+	rc = frame_decode_response_pairs(payload, payload_len, &res->id, &res->status,
+					 &value, &error, add_pair, c);
+	if (rc == -ENOMEM)
+		return fail(c, rc, "scan answer");
 	if (rc < 0)
 		return fail(c, rc, "undecodable response from the server");
+	res->pairs = c->pair_count ? c->pairs : NULL;
+	res->pair_count = c->pair_count;
 	c->recv_held = FRAME_HEADER_SIZE + (size_t)payload_len;
 	c->in_flight--;
 	res->value = value.data;
@@ -570,4 +636,66 @@ int rkv_del(struct rkv_client *c, const void *key, size_t key_len)
 	struct rkv_result res;
 
 	return call(c, FRAME_OP_DELETE, key, key_len, NULL, 0, &res);
+}
+
+/* Copies a result's pairs into one malloc'd block: the array, then bytes. */
+static int copy_pairs(const struct rkv_result *res, struct rkv_kv **out)
+{
+	size_t bytes = res->pair_count * sizeof(struct rkv_kv);
+	struct rkv_kv *copy;
+	uint8_t *p;
+
+	for (size_t i = 0; i < res->pair_count; i++)
+		bytes += res->pairs[i].key_len + res->pairs[i].value_len;
+	copy = malloc(bytes);
+	if (copy == NULL)
+		return -ENOMEM;
+	p = (uint8_t *)(copy + res->pair_count);
+	for (size_t i = 0; i < res->pair_count; i++) {
+		const struct rkv_kv *in = &res->pairs[i];
+
+		copy[i] = (struct rkv_kv){ p, in->key_len, p + in->key_len, in->value_len };
+		if (in->key_len)
+			memcpy(p, in->key, in->key_len);
+		p += in->key_len;
+		if (in->value_len)
+			memcpy(p, in->value, in->value_len);
+		p += in->value_len;
+	}
+	*out = copy;
+	return 0;
+}
+
+int rkv_scan(struct rkv_client *c, const void *start, size_t start_len,
+	     const void *end, size_t end_len, uint32_t limit,
+	     struct rkv_kv **pairs, size_t *count)
+{
+	struct rkv_result res;
+	uint64_t id;
+	int rc;
+
+	assert(pairs != NULL && count != NULL);
+	*pairs = NULL;
+	*count = 0;
+	rc = rkv_send_scan(c, start, start_len, end, end_len, limit, &id);
+	if (rc < 0)
+		return rc;
+	do {
+		rc = rkv_recv(c, &res);
+		if (rc < 0)
+			return rc;
+	} while (res.id != id);
+	if (res.status != RKV_STATUS_OK || res.pair_count == 0)
+		return res.status;
+	if (copy_pairs(&res, pairs) != 0) {
+		format_into(c->error, sizeof(c->error), "out of memory");
+		return -ENOMEM;
+	}
+	*count = res.pair_count;
+	return 0;
+}
+
+void rkv_scan_free(struct rkv_kv *pairs)
+{
+	free(pairs);
 }

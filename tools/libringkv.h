@@ -2,13 +2,14 @@
  * libringkv: the C client of ringkv's native protocol.
  *
  * One struct rkv_client is one TCP connection, used by one thread. The simple
- * calls (rkv_get, rkv_put, rkv_del) send one request and wait for its answer.
+ * calls (rkv_get, rkv_put, rkv_del, rkv_scan) send one request and wait for
+ * its answer.
  * For pipelining, queue requests with rkv_send_*, push them out with
  * rkv_flush, and collect answers with rkv_recv in whatever order the server
  * sends them (each carries its request id).
  *
  * Return values: 0 (RKV_STATUS_OK), a positive server status (NOT_FOUND = 1 ...
- * INTERNAL = 8, as in proto/ringkv.proto), or a negative errno / RKV_E* code for
+ * DATA_LOSS = 9, as in proto/ringkv.proto), or a negative errno / RKV_E* code for
  * a local or transport failure (the connection is then unusable).
  */
 #ifndef RINGKV_LIBRINGKV_H
@@ -31,17 +32,31 @@ enum rkv_status {
 	RKV_STATUS_NOT_LEADER = 6,
 	RKV_STATUS_TIMEOUT = 7,
 	RKV_STATUS_INTERNAL = 8,
+	RKV_STATUS_DATA_LOSS = 9,   /* stored data failed its checksum */
 };
 
 struct rkv_client;
 
-/* A server answer. value/error stay valid until the next call on the client. */
+/* One key and its value (a SCAN answer). */
+struct rkv_kv {
+	const void *key;
+	size_t key_len;
+	const void *value;
+	size_t value_len;
+};
+
+/*
+ * A server answer. value/error/pairs stay valid until the next call on the
+ * client.
+ */
 struct rkv_result {
 	uint64_t id;
 	int status;          /* enum rkv_status */
 	const void *value;
 	size_t value_len;
 	const char *error;   /* NUL-terminated, "" when none */
+	const struct rkv_kv *pairs; /* SCAN: pair_count pairs in key order */
+	size_t pair_count;
 };
 
 /* Name of a status ("OK", "NOT_FOUND", ...) or of a negative error code. */
@@ -61,11 +76,32 @@ int rkv_put(struct rkv_client *c, const void *key, size_t key_len,
 	    const void *value, size_t value_len);
 int rkv_del(struct rkv_client *c, const void *key, size_t key_len);
 
+/*
+ * Range scan: up to `limit` keys in [start, end), in key order across the
+ * whole server, with their values. An empty end (end_len 0) means no upper
+ * bound, an empty start the first key; limit 0 asks for the server's default
+ * (1,000); the server caps it (10,000) and may answer fewer pairs than
+ * asked, to keep the answer within its frame limit or its rounds bound.
+ * To page, ask again from the last key returned plus one zero byte; an
+ * answer with no pairs means the range is exhausted.
+ *
+ * On OK, *pairs is one malloc'd block holding the pairs and their bytes
+ * (NULL when *count is 0); free it with rkv_scan_free. A scan is not a
+ * snapshot: see docs/ARCHITECTURE.md, "Range scans".
+ */
+int rkv_scan(struct rkv_client *c, const void *start, size_t start_len,
+	     const void *end, size_t end_len, uint32_t limit,
+	     struct rkv_kv **pairs, size_t *count);
+void rkv_scan_free(struct rkv_kv *pairs);
+
 /* Pipelining: queue (copied into the send buffer), returns the id in *id. */
 int rkv_send_get(struct rkv_client *c, const void *key, size_t key_len, uint64_t *id);
 int rkv_send_put(struct rkv_client *c, const void *key, size_t key_len,
 		 const void *value, size_t value_len, uint64_t *id);
 int rkv_send_del(struct rkv_client *c, const void *key, size_t key_len, uint64_t *id);
+/* Its answer's pairs arrive in rkv_result.pairs. */
+int rkv_send_scan(struct rkv_client *c, const void *start, size_t start_len,
+		  const void *end, size_t end_len, uint32_t limit, uint64_t *id);
 /* Writes every queued request to the socket. */
 int rkv_flush(struct rkv_client *c);
 /* Waits for the next response (flushing first). 0 with *res filled, or < 0. */

@@ -1,12 +1,17 @@
 /*
- * ringkv: the command-line client. Data commands (put, get, del) over
- * libringkv; one connection, one request per run.
+ * ringkv: the command-line client. Data commands (put, get, del, scan) over
+ * libringkv; one connection per run.
  *
  * Exit status, for scripts: 0 success; 1 the key does not exist (get, del);
  * 2 anything else (usage, connection, server error), with a message on
- * stderr. Values are written to stdout byte for byte, then a newline.
+ * stderr. A get writes the value to stdout byte for byte, then a newline. A
+ * scan writes one `key<TAB>value` line per pair, with tab, newline,
+ * backslash and every byte outside printable ASCII written as \xNN, so
+ * each line is one pair whatever the bytes.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +19,7 @@
 #include "tools/libringkv.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:7070"
+#define SCAN_PAGE 1000u /* pairs asked for per request */
 
 enum {
 	CLI_EXIT_OK = 0,
@@ -28,6 +34,9 @@ struct command {
 	const char *help;
 	int (*run)(struct rkv_client *c, char **argv);
 };
+
+/* scan --limit: pairs to print in all; 0 = every pair of the range. */
+static uint64_t scan_limit;
 
 static int report(struct rkv_client *c, int rc, const char *what, const char *key)
 {
@@ -79,11 +88,124 @@ static int cmd_del(struct rkv_client *c, char **argv)
 	return report(c, rc, "del", argv[0]);
 }
 
+/* Writes bytes with tab, newline, backslash and non-printables as \xNN. */
+static void put_escaped(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
+			putchar(p[i]);
+		else
+			printf("\\x%02x", p[i]);
+	}
+}
+
+/*
+ * Prints every pair of [START, END) (empty END: no bound), paging with the
+ * last key plus a zero byte until an answer has no pairs or --limit pairs
+ * are out.
+ */
+static int cmd_scan(struct rkv_client *c, char **argv)
+{
+	const char *end = argv[1];
+	size_t end_len = strlen(end);
+	uint8_t *cursor;
+	size_t cursor_len = strlen(argv[0]);
+	uint64_t printed = 0;
+	int rc = RKV_STATUS_OK;
+
+	cursor = malloc(cursor_len + 1);
+	if (cursor == NULL) {
+		perror("ringkv: scan");
+		return CLI_EXIT_ERROR;
+	}
+	memcpy(cursor, argv[0], cursor_len);
+	for (;;) {
+		struct rkv_kv *pairs = NULL;
+		size_t count = 0;
+		uint32_t page = SCAN_PAGE;
+
+		if (scan_limit && scan_limit - printed < page)
+			page = (uint32_t)(scan_limit - printed);
+		rc = rkv_scan(c, cursor, cursor_len, end, end_len, page, &pairs, &count);
+		if (rc != RKV_STATUS_OK)
+			break;
+		for (size_t i = 0; i < count; i++) {
+			put_escaped(pairs[i].key, pairs[i].key_len);
+			putchar('\t');
+			put_escaped(pairs[i].value, pairs[i].value_len);
+			putchar('\n');
+		}
+		printed += count;
+		if (count > 0) {
+			/* The next page starts just past the last key. */
+			const struct rkv_kv *last = &pairs[count - 1];
+			uint8_t *next = realloc(cursor, last->key_len + 1);
+
+			if (next == NULL) {
+				rkv_scan_free(pairs);
+				free(cursor);
+				perror("ringkv: scan");
+				return CLI_EXIT_ERROR;
+			}
+			cursor = next;
+			if (last->key_len)
+				memcpy(cursor, last->key, last->key_len);
+			cursor[last->key_len] = 0;
+			cursor_len = last->key_len + 1;
+		}
+		rkv_scan_free(pairs);
+		if (count == 0 || (scan_limit && printed >= scan_limit))
+			break;
+	}
+	free(cursor);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		perror("ringkv: scan: stdout");
+		return CLI_EXIT_ERROR;
+	}
+	if (rc == RKV_STATUS_NOT_FOUND)
+		rc = RKV_STATUS_INTERNAL; /* a scan never answers NOT_FOUND */
+	return report(c, rc, "scan", argv[0]);
+}
+
 static const struct command commands[] = {
 	{ "put", 2, "KEY VALUE", "store VALUE under KEY", cmd_put },
 	{ "get", 1, "KEY", "print the value of KEY (exit 1 if missing)", cmd_get },
 	{ "del", 1, "KEY", "delete KEY", cmd_del },
+	{ "scan", 2, "START END [--limit N]",
+	  "print key<TAB>value for keys in [START, END); END \"\" = no end", cmd_scan },
 };
+
+/*
+ * Takes `--limit N` / `--limit=N` out of a scan's arguments. Returns the
+ * count of arguments left, or -1 on a bad limit.
+ */
+static int take_scan_options(int argc, char **argv)
+{
+	int out = 0;
+
+	for (int i = 0; i < argc; i++) {
+		const char *text = NULL;
+		char *endp;
+		unsigned long long v;
+
+		if (strcmp(argv[i], "--limit") == 0) {
+			if (i + 1 == argc)
+				return -1;
+			text = argv[++i];
+		} else if (strncmp(argv[i], "--limit=", 8) == 0) {
+			text = argv[i] + 8;
+		} else {
+			argv[out++] = argv[i];
+			continue;
+		}
+		errno = 0;
+		v = strtoull(text, &endp, 10);
+		if (errno || endp == text || *endp || text[0] == '-')
+			return -1;
+		scan_limit = v;
+	}
+	return out;
+}
 
 static void usage(FILE *out)
 {
@@ -94,7 +216,7 @@ static void usage(FILE *out)
 		     "commands:\n",
 		DEFAULT_ADDRESS);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %s %-10s %s\n", commands[i].name, commands[i].args,
+		fprintf(out, "  %s %-22s %s\n", commands[i].name, commands[i].args,
 			commands[i].help);
 	fprintf(out, "\nexit status: 0 ok, 1 key not found, 2 other errors\n");
 }
@@ -110,7 +232,7 @@ int main(int argc, char **argv)
 	const struct command *cmd = NULL;
 	struct rkv_client *c;
 	char err[256];
-	int opt, rc;
+	int opt, rc, nargs;
 
 	/* '+': stop at the command, so values may start with '-'. */
 	while ((opt = getopt_long(argc, argv, "+a:h", options, NULL)) != -1) {
@@ -133,7 +255,15 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[optind], commands[i].name) == 0)
 			cmd = &commands[i];
-	if (cmd == NULL || argc - optind - 1 != cmd->argc) {
+	nargs = argc - optind - 1;
+	if (cmd && cmd->run == cmd_scan) {
+		nargs = take_scan_options(nargs, argv + optind + 1);
+		if (nargs < 0) {
+			fprintf(stderr, "ringkv: scan: --limit takes a count\n");
+			return CLI_EXIT_ERROR;
+		}
+	}
+	if (cmd == NULL || nargs != cmd->argc) {
 		if (cmd == NULL)
 			fprintf(stderr, "ringkv: unknown command '%s'\n", argv[optind]);
 		else

@@ -2,8 +2,8 @@
  * libFuzzer harness for the frame codec: frame_peek on the raw input, then
  * both payload decoders on what follows the prefix (complete or not), with
  * the default limits and with tiny ones so the too-large paths run too.
- * Invariants: only documented return codes, and every returned slice lies
- * inside the input.
+ * Invariants: only documented return codes, and every returned slice (scan
+ * pairs included) lies inside the input.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +23,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int in_range(struct frame_slice s, const uint8_t *p, size_t n)
 {
 	return s.len == 0 || (s.data >= p && s.len <= n && s.data <= p + n - s.len);
+}
+
+static const uint8_t *fuzz_data;
+static size_t fuzz_size;
+
+/* Every SCAN pair of a response lies inside the input too. */
+static int check_pair(void *arg, const struct frame_kv *pair)
+{
+	(void)arg;
+	CHECK(pair->key.data != NULL && pair->value.data != NULL);
+	CHECK(in_range(pair->key, fuzz_data, fuzz_size) &&
+	      in_range(pair->value, fuzz_data, fuzz_size));
+	return 0;
 }
 
 static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
@@ -47,12 +60,20 @@ static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 	CHECK(rc == 0 || rc == RKV_EPROTO || rc == RKV_EINVAL || rc == RKV_ETOOLARGE);
 	if (rc == 0) {
 		CHECK(req.op == FRAME_OP_GET || req.op == FRAME_OP_PUT ||
-		      req.op == FRAME_OP_DELETE);
-		CHECK(req.key.len > 0 && req.key.len <= l->max_key);
+		      req.op == FRAME_OP_DELETE || req.op == FRAME_OP_SCAN);
+		/* A SCAN's start key may be empty; its end is a key too. */
+		CHECK(req.op == FRAME_OP_SCAN || req.key.len > 0);
+		CHECK(req.key.len <= l->max_key && req.end.len <= l->max_key);
 		CHECK(req.value.len <= l->max_value);
-		CHECK(in_range(req.key, data, size) && in_range(req.value, data, size));
+		CHECK(in_range(req.key, data, size) && in_range(req.value, data, size) &&
+		      in_range(req.end, data, size));
+		CHECK(req.op != FRAME_OP_SCAN ||
+		      (req.limit >= 1 && req.limit <= FRAME_SCAN_MAX_LIMIT));
 	}
-	rc = frame_decode_response(data, size, &id, &status, &value, &error);
+	fuzz_data = data;
+	fuzz_size = size;
+	rc = frame_decode_response_pairs(data, size, &id, &status, &value, &error,
+					 check_pair, NULL);
 	CHECK(rc == 0 || rc == RKV_EPROTO);
 	if (rc == 0)
 		CHECK(status >= 0 && in_range(value, data, size) &&

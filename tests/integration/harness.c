@@ -13,6 +13,7 @@
 #define MAX_TRACKED 16
 
 static pid_t tracked[MAX_TRACKED];
+static void (*cleanup_hook)(void);
 static char dirs[4][256];
 static unsigned ndirs;
 
@@ -40,6 +41,12 @@ void harness_cleanup(void)
 			waitpid(tracked[i], NULL, 0);
 			tracked[i] = 0;
 		}
+	if (cleanup_hook) {
+		void (*fn)(void) = cleanup_hook;
+
+		cleanup_hook = NULL;
+		fn();
+	}
 	for (unsigned i = 0; i < ndirs; i++) {
 		char cmd[300];
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
@@ -47,6 +54,11 @@ void harness_cleanup(void)
 			fprintf(stderr, "could not remove %s\n", dirs[i]);
 	}
 	ndirs = 0;
+}
+
+void harness_at_cleanup(void (*fn)(void))
+{
+	cleanup_hook = fn;
 }
 
 const char *harness_tmpdir(void)

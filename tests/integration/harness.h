@@ -18,8 +18,13 @@ struct server {
 	char addr[64];   /* "127.0.0.1:PORT" */
 };
 
-/* Kills every server still running and removes registered directories. */
+/* Kills every server still running, runs the hook of harness_at_cleanup
+ * (if any), and removes registered directories. */
 void harness_cleanup(void);
+
+/* A function harness_cleanup runs once servers are dead and before it
+ * removes directories (e.g. to unmount a file system inside one). */
+void harness_at_cleanup(void (*fn)(void));
 
 #define CHECK(cond, ...)                                                       \
 	do {                                                                   \

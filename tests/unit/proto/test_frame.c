@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +144,214 @@ static void test_response_round_trip(void **state)
 	assert_int_equal(status, 0);
 	assert_int_equal(value.len, 0);
 	assert_int_equal(error.len, 0);
+}
+
+static void test_scan_request_round_trip(void **state)
+{
+	static const uint32_t limits_in[] = { 7, 0, FRAME_SCAN_MAX_LIMIT,
+					      FRAME_SCAN_MAX_LIMIT + 1, UINT32_MAX };
+	static const uint32_t limits_out[] = { 7, FRAME_SCAN_DEFAULT_LIMIT,
+					       FRAME_SCAN_MAX_LIMIT, FRAME_SCAN_MAX_LIMIT,
+					       FRAME_SCAN_MAX_LIMIT };
+	uint8_t buf[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(limits_in) / sizeof(limits_in[0]); i++) {
+		struct frame_request in = {
+			.id = 40 + i,
+			.op = FRAME_OP_SCAN,
+			.key = slice_str("user:\0042"),
+			.end = slice_str("user:9"),
+			.limit = limits_in[i],
+		};
+		struct frame_request out;
+		int n = frame_encode_request(&in, buf, sizeof(buf));
+
+		assert_true(n > 0);
+		assert_true((size_t)n <= frame_request_max_size(&in));
+		assert_int_equal(decode_framed_request(buf, n, &out), 0);
+		assert_true(out.id == in.id);
+		assert_int_equal(out.op, FRAME_OP_SCAN);
+		assert_slice_eq(out.key, in.key.data, in.key.len);
+		assert_slice_eq(out.end, "user:9", 6);
+		assert_int_equal(out.value.len, 0);
+		assert_int_equal(out.limit, limits_out[i]);
+		/* Zero-copy: start and end point into the frame. */
+		assert_true(out.key.data > buf && out.key.data < buf + n);
+		assert_true(out.end.data > buf && out.end.data < buf + n);
+	}
+
+	/* Empty start and end: the whole key space, which is not an error. */
+	{
+		struct frame_request in = { .id = 9, .op = FRAME_OP_SCAN }, out;
+		int n = frame_encode_request(&in, buf, sizeof(buf));
+
+		assert_true(n > 0);
+		assert_int_equal(decode_framed_request(buf, n, &out), 0);
+		assert_int_equal(out.op, FRAME_OP_SCAN);
+		assert_int_equal(out.key.len, 0);
+		assert_int_equal(out.end.len, 0);
+		assert_int_equal(out.limit, FRAME_SCAN_DEFAULT_LIMIT);
+		/* Empty slices are not NULL: callers may memcpy them. */
+		assert_non_null(out.key.data);
+		assert_non_null(out.end.data);
+		assert_non_null(out.value.data);
+	}
+}
+
+static void test_scan_request_too_large(void **state)
+{
+	size_t cap = 2 * limits.max_key + 64;
+	uint8_t *key = malloc(limits.max_key + 1), *buf = malloc(cap);
+	struct frame_request in = { .id = 31, .op = FRAME_OP_SCAN }, out;
+	char err[128];
+	uint32_t plen;
+	int n;
+
+	(void)state;
+	assert_non_null(key);
+	assert_non_null(buf);
+	memset(key, 'k', limits.max_key + 1);
+
+	/* Both at the limit: fine. */
+	in.key = (struct frame_slice){ key, limits.max_key };
+	in.end = (struct frame_slice){ key, limits.max_key };
+	n = frame_encode_request(&in, buf, cap);
+	assert_true(n > 0);
+	assert_int_equal(decode_framed_request(buf, n, &out), 0);
+
+	/* Start one byte over. */
+	in.key.len = limits.max_key + 1;
+	n = frame_encode_request(&in, buf, cap);
+	assert_true(n > 0);
+	assert_int_equal(frame_peek(buf, (size_t)n, &limits, &plen), 0);
+	assert_int_equal(frame_decode_request(buf + 4, plen, &limits, &out, err, sizeof(err)),
+			 RKV_ETOOLARGE);
+	assert_true(out.id == 31);
+	assert_non_null(strstr(err, "key"));
+
+	/* End one byte over. */
+	in.key.len = 1;
+	in.end.len = limits.max_key + 1;
+	n = frame_encode_request(&in, buf, cap);
+	assert_true(n > 0);
+	assert_int_equal(frame_peek(buf, (size_t)n, &limits, &plen), 0);
+	assert_int_equal(frame_decode_request(buf + 4, plen, &limits, &out, err, sizeof(err)),
+			 RKV_ETOOLARGE);
+	assert_true(out.id == 31);
+	assert_non_null(strstr(err, "end key"));
+	free(key);
+	free(buf);
+}
+
+struct pair_sink {
+	const uint8_t *payload; /* the frame being decoded */
+	size_t payload_len;
+	size_t count;
+	size_t stop_at;         /* stop decoding (code 42) at this pair; 0 = never */
+	const struct frame_kv *want;
+};
+
+static int check_pair(void *arg, const struct frame_kv *pair)
+{
+	struct pair_sink *sink = arg;
+	const struct frame_kv *want = &sink->want[sink->count];
+
+	assert_slice_eq(pair->key, want->key.data, want->key.len);
+	assert_slice_eq(pair->value, want->value.data, want->value.len);
+	/* Zero-copy: both point into the payload. */
+	if (pair->key.len)
+		assert_true(pair->key.data >= sink->payload &&
+			    pair->key.data + pair->key.len <= sink->payload + sink->payload_len);
+	if (pair->value.len)
+		assert_true(pair->value.data >= sink->payload &&
+			    pair->value.data + pair->value.len <=
+				    sink->payload + sink->payload_len);
+	sink->count++;
+	if (sink->stop_at && sink->count == sink->stop_at)
+		return 42;
+	return 0;
+}
+
+static void test_scan_response_many_pairs(void **state)
+{
+	enum { PAIRS = 5000 };
+	struct frame_kv *pairs = calloc(PAIRS, sizeof(*pairs));
+	uint8_t (*keys)[16] = calloc(PAIRS, sizeof(*keys));
+	static uint8_t big_value[300];
+	struct frame_response in = { .id = 5, .status = 0 };
+	struct frame_slice value, error;
+	struct pair_sink sink = { 0 };
+	size_t max, exact_sum = 0;
+	uint8_t *buf;
+	uint64_t id;
+	int status, n;
+	uint32_t plen;
+
+	(void)state;
+	assert_non_null(pairs);
+	assert_non_null(keys);
+	memset(big_value, 0xab, sizeof(big_value));
+	for (size_t i = 0; i < PAIRS; i++) {
+		int kl = snprintf((char *)keys[i], sizeof(keys[i]), "key-%06zu", i);
+
+		pairs[i].key = (struct frame_slice){ keys[i], (uint32_t)kl };
+		/* Empty, short and 300-byte values; one empty key. */
+		pairs[i].value = (struct frame_slice){ big_value, (uint32_t)(i % 3 == 0 ? 0 :
+							     i % 3 == 1 ? 7 : 300) };
+		exact_sum += kl + pairs[i].value.len;
+	}
+	pairs[0].key.len = 0;
+	in.pairs = pairs;
+	in.pair_count = PAIRS;
+	max = frame_response_max_size(&in);
+	assert_true(max >= exact_sum);
+	buf = malloc(max);
+	assert_non_null(buf);
+	n = frame_encode_response(&in, buf, max);
+	assert_true(n > 0 && (size_t)n <= max);
+	/* The bound is within the frame limit, as a server filling it needs. */
+	assert_true((size_t)n - FRAME_HEADER_SIZE <= limits.max_frame);
+	/* One byte short of the exact size fails cleanly. */
+	assert_int_equal(frame_encode_response(&in, buf, (size_t)n - 1), RKV_ETOOLARGE);
+	n = frame_encode_response(&in, buf, max);
+
+	assert_int_equal(frame_peek(buf, (size_t)n, &limits, &plen), 0);
+	sink = (struct pair_sink){ .payload = buf + 4, .payload_len = plen, .want = pairs };
+	assert_int_equal(frame_decode_response_pairs(buf + 4, plen, &id, &status, &value,
+						     &error, check_pair, &sink), 0);
+	assert_true(id == 5);
+	assert_int_equal(status, 0);
+	assert_int_equal(sink.count, PAIRS);
+
+	/* Plain decoding skips the pairs. */
+	assert_int_equal(frame_decode_response(buf + 4, plen, &id, &status, &value, &error), 0);
+	assert_true(id == 5);
+
+	/* The callback can stop decoding with its own code. */
+	sink = (struct pair_sink){ .payload = buf + 4, .payload_len = plen, .want = pairs,
+				   .stop_at = 10 };
+	assert_int_equal(frame_decode_response_pairs(buf + 4, plen, &id, &status, &value,
+						     &error, check_pair, &sink), 42);
+	assert_int_equal(sink.count, 10);
+
+	/* A cut frame is a protocol error. */
+	sink = (struct pair_sink){ .payload = buf + 4, .payload_len = plen, .want = pairs };
+	assert_int_equal(frame_decode_response_pairs(buf + 4, plen - 3, &id, &status,
+						     &value, &error, check_pair, &sink),
+			 RKV_EPROTO);
+
+	/* frame_pair_max_size is what the bound adds per pair. */
+	{
+		struct frame_response one = { .pairs = pairs + 2, .pair_count = 1 };
+		struct frame_response none = { 0 };
+
+		assert_int_equal(frame_response_max_size(&one) - frame_response_max_size(&none),
+				 frame_pair_max_size(pairs[2].key.len, pairs[2].value.len));
+	}
+	free(buf);
+	free(keys);
+	free(pairs);
 }
 
 static void test_encode_cap(void **state)
@@ -563,11 +772,36 @@ static void mutate(uint8_t *buf, size_t *len, size_t cap)
 	}
 }
 
+struct fuzz_pairs {
+	const uint8_t *p;
+	size_t n;
+	size_t count;
+};
+
+/* Every pair of a damaged frame still lies inside it. */
+static int fuzz_pair(void *arg, const struct frame_kv *pair)
+{
+	struct fuzz_pairs *fp = arg;
+
+	assert_true(pair->key.len == 0 ||
+		    (pair->key.data >= fp->p && pair->key.data + pair->key.len <= fp->p + fp->n));
+	assert_true(pair->value.len == 0 ||
+		    (pair->value.data >= fp->p &&
+		     pair->value.data + pair->value.len <= fp->p + fp->n));
+	fp->count++;
+	return 0;
+}
+
 static void test_mutation_fuzz(void **state)
 {
 	struct frame_limits small = { .max_frame = 256, .max_key = 8, .max_value = 16 };
-	uint8_t seed[4][128];
-	int seed_len[4];
+	enum { SEEDS = 6 };
+	uint8_t seed[SEEDS][128];
+	int seed_len[SEEDS];
+	static const struct frame_kv pairs[] = {
+		{ { (const uint8_t *)"k1", 2 }, { (const uint8_t *)"v1", 2 } },
+		{ { (const uint8_t *)"k22", 3 }, { (const uint8_t *)"", 0 } },
+	};
 	struct frame_request req = { .id = 0x1234567, .op = FRAME_OP_PUT,
 				     .key = slice_str("key-1"), .value = slice_str("value-22") };
 	struct frame_response resp = { .id = 300, .status = 5, .value = slice_str("vvv"),
@@ -581,12 +815,20 @@ static void test_mutation_fuzz(void **state)
 	req.key = slice_str("a-key-that-is-too-long");
 	seed_len[2] = frame_encode_request(&req, seed[2], sizeof(seed[2]));
 	seed_len[3] = frame_encode_response(&resp, seed[3], sizeof(seed[3]));
-	for (int i = 0; i < 4; i++)
+	req.op = FRAME_OP_SCAN;
+	req.key = slice_str("a");
+	req.end = slice_str("zz");
+	req.limit = 12;
+	seed_len[4] = frame_encode_request(&req, seed[4], sizeof(seed[4]));
+	resp.pairs = pairs;
+	resp.pair_count = 2;
+	seed_len[5] = frame_encode_response(&resp, seed[5], sizeof(seed[5]));
+	for (int i = 0; i < SEEDS; i++)
 		assert_true(seed_len[i] > 0);
 
 	for (int iter = 0; iter < 20000; iter++) {
 		uint8_t work[160];
-		size_t len = (size_t)seed_len[iter % 4];
+		size_t len = (size_t)seed_len[iter % SEEDS];
 		uint8_t *copy;
 		uint32_t plen = 0;
 		struct frame_request out;
@@ -595,7 +837,7 @@ static void test_mutation_fuzz(void **state)
 		int status, rc;
 		char err[64];
 
-		memcpy(work, seed[iter % 4], len);
+		memcpy(work, seed[iter % SEEDS], len);
 		mutate(work, &len, sizeof(work));
 		copy = malloc(len ? len : 1);
 		assert_non_null(copy);
@@ -615,17 +857,31 @@ static void test_mutation_fuzz(void **state)
 				    rc == RKV_ETOOLARGE);
 			if (rc == 0) {
 				assert_true(out.op != FRAME_OP_NONE);
-				assert_true(out.key.len > 0 && out.key.len <= small.max_key);
+				assert_true(out.op == FRAME_OP_SCAN || out.key.len > 0);
+				assert_true(out.key.len <= small.max_key);
 				assert_true(out.value.len <= small.max_value);
-				assert_true(out.key.data >= p &&
-					    out.key.data + out.key.len <= p + n);
+				assert_true(out.end.len <= small.max_key);
+				assert_true(out.end.len == 0 ||
+					    (out.end.data >= p &&
+					     out.end.data + out.end.len <= p + n));
+				if (out.op == FRAME_OP_SCAN)
+					assert_true(out.limit >= 1 &&
+						    out.limit <= FRAME_SCAN_MAX_LIMIT);
+				assert_true(out.key.len == 0 ||
+					    (out.key.data >= p &&
+					     out.key.data + out.key.len <= p + n));
 				assert_true(out.value.len == 0 ||
 					    (out.value.data >= p &&
 					     out.value.data + out.value.len <= p + n));
 			} else {
 				assert_true(memchr(err, '\0', sizeof(err)) != NULL);
 			}
-			rc = frame_decode_response(p, n, &id, &status, &value, &error);
+			{
+				struct fuzz_pairs fp = { p, n, 0 };
+
+				rc = frame_decode_response_pairs(p, n, &id, &status, &value,
+								 &error, fuzz_pair, &fp);
+			}
 			assert_true(rc == 0 || rc == RKV_EPROTO);
 			if (rc == 0) {
 				assert_true(status >= 0);
@@ -646,6 +902,9 @@ int main(void)
 		cmocka_unit_test(test_request_round_trip),
 		cmocka_unit_test(test_request_binary_and_empty_value),
 		cmocka_unit_test(test_response_round_trip),
+		cmocka_unit_test(test_scan_request_round_trip),
+		cmocka_unit_test(test_scan_request_too_large),
+		cmocka_unit_test(test_scan_response_many_pairs),
 		cmocka_unit_test(test_encode_cap),
 		cmocka_unit_test(test_max_size_is_upper_bound),
 		cmocka_unit_test(test_peek),

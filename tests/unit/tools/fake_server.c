@@ -51,11 +51,54 @@ static void entry_clear(struct fake_entry *e)
 	memset(e, 0, sizeof(*e));
 }
 
+static int slice_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	int c = alen && blen ? memcmp(a, b, alen < blen ? alen : blen) : 0;
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct fake_entry *x = *(const struct fake_entry *const *)a;
+	const struct fake_entry *y = *(const struct fake_entry *const *)b;
+
+	return slice_cmp(x->key, x->key_len, y->key, y->key_len);
+}
+
+/* The pairs of [start, end) in key order, at most limit and FAKE_SCAN_PAGE. */
+static size_t scan_table(struct fake_server *s, const struct frame_request *req,
+			 struct frame_kv *out)
+{
+	const struct fake_entry *sorted[FAKE_SLOTS];
+	size_t n = 0, count = 0;
+
+	for (int i = 0; i < FAKE_SLOTS; i++)
+		if (s->table[i].key)
+			sorted[n++] = &s->table[i];
+	qsort(sorted, n, sizeof(sorted[0]), entry_cmp);
+	for (size_t i = 0; i < n && count < req->limit && count < FAKE_SCAN_PAGE; i++) {
+		const struct fake_entry *e = sorted[i];
+
+		if (slice_cmp(e->key, e->key_len, req->key.data, req->key.len) < 0)
+			continue;
+		if (req->end.len &&
+		    slice_cmp(e->key, e->key_len, req->end.data, req->end.len) >= 0)
+			break;
+		out[count++] = (struct frame_kv){ { e->key, (uint32_t)e->key_len },
+						  { e->value, (uint32_t)e->value_len } };
+	}
+	return count;
+}
+
 /* Executes one request and encodes its answer. */
 static struct answer answer_request(struct fake_server *s, const struct frame_request *req,
 				    int decode_rc)
 {
 	struct frame_response resp = { .id = req->id, .status = 0 };
+	struct frame_kv pairs[FAKE_SCAN_PAGE];
 	struct fake_entry *e;
 	struct answer a;
 
@@ -68,6 +111,9 @@ static struct answer answer_request(struct fake_server *s, const struct frame_re
 		resp.error = FAKE_ERROR_TEXT;
 	} else if (s->mode == FAKE_ECHO) {
 		resp.value = req->value;
+	} else if (req->op == FRAME_OP_SCAN) {
+		resp.pairs = pairs;
+		resp.pair_count = scan_table(s, req, pairs);
 	} else if (req->op == FRAME_OP_PUT) {
 		e = lookup(s, req->key, true);
 		if (e == NULL) {

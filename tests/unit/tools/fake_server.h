@@ -1,7 +1,7 @@
 /*
  * A tiny in-test ringkv server: one thread, 127.0.0.1, an ephemeral port,
  * one connection at a time. It decodes requests with proto/frame.c and
- * answers from a small in-memory table, in one of a few scripted manners
+ * answers from a small in-memory table (SCAN included), in one of a few scripted manners
  * (reversed batches, closing early, garbage) that exercise the client.
  */
 #ifndef RINGKV_TESTS_FAKE_SERVER_H
@@ -21,6 +21,9 @@ enum fake_mode {
 
 #define FAKE_ERROR_TEXT "disk on fire"
 #define FAKE_SLOTS 64
+/* A SCAN answers at most this many pairs, whatever its limit (a real server
+ * may answer fewer than asked too), so that clients must page. */
+#define FAKE_SCAN_PAGE 3
 #define FAKE_MAX_SEEN 4096
 
 struct fake_entry {

@@ -101,6 +101,53 @@ static void test_data_commands(void **state)
 	assert_non_null(strstr(r.err, "INVALID_ARGUMENT"));
 }
 
+static void test_scan(void **state)
+{
+	struct run_result r;
+	const char *addr = server.address;
+	static const char *const keys[] = { "s/4", "s/1", "s/3", "s/2", "s/5", "t/1" };
+
+	(void)state;
+	for (size_t i = 0; i < 6; i++) {
+		run_cli(&r, (const char *[]){ "-a", addr, "put", keys[i], keys[i] + 2, NULL });
+		assert_int_equal(r.status, 0);
+	}
+	/* Bytes that would break a line are escaped. */
+	run_cli(&r, (const char *[]){ "-a", addr, "put", "s/9\ttab", "a\\b\nc\x01", NULL });
+	assert_int_equal(r.status, 0);
+
+	/* Five pairs of s/: the fake answers three at a time, so this pages. */
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "s/", "s/~", NULL });
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, "s/1\t1\ns/2\t2\ns/3\t3\ns/4\t4\ns/5\t5\n"
+				   "s/9\\x09tab\ta\\x5cb\\x0ac\\x01\n");
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "s/2", "s/5", NULL });
+	assert_string_equal(r.out, "s/2\t2\ns/3\t3\ns/4\t4\n");
+	/* --limit anywhere after the command, both spellings. */
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "--limit", "4", "s/", "", NULL });
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, "s/1\t1\ns/2\t2\ns/3\t3\ns/4\t4\n");
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "s/5", "", "--limit=2", NULL });
+	assert_string_equal(r.out, "s/5\t5\ns/9\\x09tab\ta\\x5cb\\x0ac\\x01\n");
+	/* Empty END: to the end of the key space. */
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "t", "", NULL });
+	assert_string_equal(r.out, "t/1\t1\n");
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "u", "", NULL });
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, "");
+	/* Usage errors. */
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "s/", NULL });
+	assert_int_equal(r.status, 2);
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "s/", "", "--limit", "x", NULL });
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--limit"));
+	run_cli(&r, (const char *[]){ "-a", addr, "scan", "s/", "", "--limit", NULL });
+	assert_int_equal(r.status, 2);
+	for (size_t i = 0; i < 6; i++)
+		run_cli(&r, (const char *[]){ "-a", addr, "del", keys[i], NULL });
+	run_cli(&r, (const char *[]){ "-a", addr, "del", "s/9\ttab", NULL });
+}
+
 static void test_usage(void **state)
 {
 	struct run_result r;
@@ -143,6 +190,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_data_commands),
+		cmocka_unit_test(test_scan),
 		cmocka_unit_test(test_usage),
 	};
 

@@ -319,12 +319,106 @@ static void test_connect_by_name(void **state)
 	assert_int_equal(rkv_put(f->client, "k", 1, "v", 1), RKV_STATUS_OK);
 }
 
+static void assert_pair(const struct rkv_kv *p, const char *key, const char *value)
+{
+	assert_int_equal(p->key_len, strlen(key));
+	assert_memory_equal(p->key, key, p->key_len);
+	assert_int_equal(p->value_len, strlen(value));
+	if (p->value_len)
+		assert_memory_equal(p->value, value, p->value_len);
+}
+
+static void test_scan(void **state)
+{
+	struct fixture *f = start(state, FAKE_STORE, 0, 0);
+	struct rkv_client *c = f->client;
+	static const char *const keys[] = { "b", "a", "d", "c", "e" };
+	struct rkv_kv *pairs = (struct rkv_kv *)1;
+	size_t count = 99;
+	char big[8192];
+
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(rkv_put(c, keys[i], 1, keys[i], 1), RKV_STATUS_OK);
+	assert_int_equal(rkv_put(c, "a\0z", 3, "", 0), RKV_STATUS_OK);
+
+	/* Unbounded: the fake answers at most FAKE_SCAN_PAGE pairs. */
+	assert_int_equal(rkv_scan(c, NULL, 0, NULL, 0, 0, &pairs, &count), RKV_STATUS_OK);
+	assert_int_equal(count, 3);
+	assert_pair(&pairs[0], "a", "a");
+	assert_int_equal(pairs[1].key_len, 3);
+	assert_memory_equal(pairs[1].key, "a\0z", 3);
+	assert_int_equal(pairs[1].value_len, 0);
+	assert_pair(&pairs[2], "b", "b");
+	rkv_scan_free(pairs);
+
+	/* Paging from the last key plus a zero byte, up to an end. */
+	assert_int_equal(rkv_scan(c, "b\0", 2, "e", 1, 10, &pairs, &count), RKV_STATUS_OK);
+	assert_int_equal(count, 2);
+	assert_pair(&pairs[0], "c", "c");
+	assert_pair(&pairs[1], "d", "d");
+	rkv_scan_free(pairs);
+
+	/* The limit is sent; an empty range answers no pairs and NULL. */
+	assert_int_equal(rkv_scan(c, "c", 1, NULL, 0, 1, &pairs, &count), RKV_STATUS_OK);
+	assert_int_equal(count, 1);
+	assert_pair(&pairs[0], "c", "c");
+	rkv_scan_free(pairs);
+	assert_int_equal(rkv_scan(c, "f", 1, NULL, 0, 0, &pairs, &count), RKV_STATUS_OK);
+	assert_int_equal(count, 0);
+	assert_null(pairs);
+	rkv_scan_free(NULL);
+
+	/* Pipelined: pairs come in the result, valid until the next call. */
+	{
+		uint64_t put_id, scan_id;
+		struct rkv_result res;
+
+		assert_int_equal(rkv_send_put(c, "bb", 2, "x", 1, &put_id), 0);
+		assert_int_equal(rkv_send_scan(c, "b", 1, "c", 1, 5, &scan_id), 0);
+		assert_int_equal(rkv_recv(c, &res), 0);
+		assert_true(res.id == put_id);
+		assert_int_equal(res.pair_count, 0);
+		assert_null(res.pairs);
+		assert_int_equal(rkv_recv(c, &res), 0);
+		assert_true(res.id == scan_id);
+		assert_int_equal(res.status, RKV_STATUS_OK);
+		assert_int_equal(res.pair_count, 2);
+		assert_pair(&res.pairs[0], "b", "b");
+		assert_pair(&res.pairs[1], "bb", "x");
+	}
+
+	/* Bounds over the key limit are refused locally; the client stays usable. */
+	memset(big, 'k', sizeof(big));
+	assert_int_equal(rkv_scan(c, big, sizeof(big), NULL, 0, 0, &pairs, &count),
+			 RKV_ETOOLARGE);
+	assert_int_equal(rkv_scan(c, NULL, 0, big, sizeof(big), 0, &pairs, &count),
+			 RKV_ETOOLARGE);
+	assert_null(pairs);
+	assert_int_equal(rkv_scan(c, "e", 1, NULL, 0, 0, &pairs, &count), RKV_STATUS_OK);
+	assert_int_equal(count, 1);
+	rkv_scan_free(pairs);
+}
+
+static void test_scan_server_error(void **state)
+{
+	struct fixture *f = start(state, FAKE_ERROR, 0, 0);
+	struct rkv_kv *pairs = (struct rkv_kv *)1;
+	size_t count = 7;
+
+	assert_int_equal(rkv_scan(f->client, "a", 1, "z", 1, 0, &pairs, &count),
+			 RKV_STATUS_INTERNAL);
+	assert_null(pairs);
+	assert_int_equal(count, 0);
+	assert_string_equal(rkv_last_error(f->client), FAKE_ERROR_TEXT);
+}
+
 static void test_status_names(void **state)
 {
 	(void)state;
 	assert_string_equal(rkv_status_name(RKV_STATUS_OK), "OK");
 	assert_string_equal(rkv_status_name(RKV_STATUS_NOT_FOUND), "NOT_FOUND");
 	assert_string_equal(rkv_status_name(RKV_STATUS_INTERNAL), "INTERNAL");
+	assert_string_equal(rkv_status_name(RKV_STATUS_DATA_LOSS), "DATA_LOSS");
 	assert_string_equal(rkv_status_name(42), "UNKNOWN_STATUS");
 	assert_string_equal(rkv_status_name(RKV_ECLOSED), "connection closed");
 	assert_non_null(strstr(rkv_status_name(-ECONNREFUSED), "refused"));
@@ -342,6 +436,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_server_garbage, teardown),
 		cmocka_unit_test_teardown(test_big_pipeline_no_deadlock, teardown),
 		cmocka_unit_test_teardown(test_request_too_large_locally, teardown),
+		cmocka_unit_test_teardown(test_scan, teardown),
+		cmocka_unit_test_teardown(test_scan_server_error, teardown),
 		cmocka_unit_test(test_connect_errors),
 		cmocka_unit_test_teardown(test_connect_by_name, teardown),
 		cmocka_unit_test(test_status_names),
