@@ -233,6 +233,33 @@ void *pool_alloc(struct pool *p, size_t size)
 	return user;
 }
 
+/* Class index of blocks mapped alone by pool_alloc_large (header.reserved
+ * holds the mapping's length). */
+#define LARGE_CLASS 0xffffffffu
+
+void *pool_alloc_large(struct pool *p, size_t size)
+{
+	struct block_header *h;
+	size_t len;
+	void *mem;
+
+	if (size <= POOL_MAX_ALLOC)
+		return pool_alloc(p, size);
+	if (size > SIZE_MAX - POOL_HEADER_SIZE - 4096)
+		return NULL;
+	len = (size + POOL_HEADER_SIZE + 4095) & ~(size_t)4095;
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return NULL;
+	h = mem;
+	h->class_index = LARGE_CLASS;
+	h->magic = BLOCK_MAGIC_USED;
+	h->reserved = len;
+	p->stats.allocs++;
+	p->stats.bytes_in_use += len;
+	return user_of(h);
+}
+
 void pool_free(struct pool *p, void *block)
 {
 	struct block_header *h;
@@ -242,6 +269,12 @@ void pool_free(struct pool *p, void *block)
 		return;
 	h = header_of(block);
 	assert(h->magic == BLOCK_MAGIC_USED && "double free or foreign pointer");
+	if (h->class_index == LARGE_CLASS) {
+		p->stats.frees++;
+		p->stats.bytes_in_use -= h->reserved;
+		munmap(h, h->reserved);
+		return;
+	}
 	assert(h->class_index < POOL_CLASSES);
 	p->stats.frees++;
 	p->stats.bytes_in_use -= class_bytes(h->class_index);
@@ -253,5 +286,7 @@ size_t pool_block_size(const void *block)
 	const struct block_header *h = header_of(block);
 
 	assert(h->magic == BLOCK_MAGIC_USED);
+	if (h->class_index == LARGE_CLASS)
+		return h->reserved - POOL_HEADER_SIZE;
 	return class_bytes(h->class_index) - POOL_HEADER_SIZE;
 }

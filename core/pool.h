@@ -59,7 +59,15 @@ void pool_destroy(struct pool *p);
  */
 void *pool_alloc(struct pool *p, size_t size);
 
-/* Returns a block from pool_alloc(p, ...) to its class. NULL is ignored. */
+/*
+ * Like pool_alloc, but sizes above POOL_MAX_ALLOC get a mapping of their own,
+ * unmapped again by pool_free. For the rare buffers that outgrow the classes
+ * (a reply to a huge MGET, a value near the frame limit); never the hot path.
+ */
+void *pool_alloc_large(struct pool *p, size_t size);
+
+/* Returns a block from pool_alloc or pool_alloc_large to its class (or unmaps
+ * a large one). NULL is ignored. */
 void pool_free(struct pool *p, void *block);
 
 /*

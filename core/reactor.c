@@ -96,7 +96,7 @@ static void ring_doorbell(struct reactor *r, struct reactor *dest)
 
 		io_uring_prep_msg_ring(sqe, dest->io.ring.ring_fd, 0,
 				       (uint64_t)(uintptr_t)&dest->doorbell_op, 0);
-		io_op_attach(sqe, &r->msg_sent_op);
+		io_op_attach(sqe, &r->peers[dest->id].ring_op);
 		return;
 	}
 	/* eventfd writes never block (the counter cannot overflow here). */
@@ -118,16 +118,19 @@ static void publish(struct reactor *r)
 		}
 		if (!p->overflow)
 			p->overflow_tail = NULL;
-		if (!p->staged)
+		if (!p->staged && !p->rering)
 			continue;
 		p->staged = false;
 		spsc_publish(p->out);
 		if (i == r->id)
 			continue;
 		atomic_thread_fence(memory_order_seq_cst);
-		if (atomic_load_explicit(&g->reactors[i].sleeping, memory_order_relaxed) &&
-		    atomic_exchange(&g->reactors[i].sleeping, 0))
+		if (p->rering ||
+		    (atomic_load_explicit(&g->reactors[i].sleeping, memory_order_relaxed) &&
+		     atomic_exchange(&g->reactors[i].sleeping, 0))) {
+			p->rering = false;
 			ring_doorbell(r, &g->reactors[i]);
+		}
 	}
 }
 
@@ -179,7 +182,7 @@ static void doorbell_done(struct io_op *op, int res, unsigned flags)
 {
 	struct reactor *r = op->data;
 
-	if (r->eventfd < 0)
+	if (r->eventfd < 0 || res == -ECANCELED)
 		return;
 	/* Re-arm the eventfd read: the next doorbell must wake us too. */
 	{
@@ -192,8 +195,14 @@ static void doorbell_done(struct io_op *op, int res, unsigned flags)
 
 static void msg_sent_done(struct io_op *op, int res, unsigned flags)
 {
-	if (res < 0)
+	struct reactor_peer *p = op->data;
+
+	/* The peer may be asleep waiting for this doorbell: ring again at the
+	 * next publish. */
+	if (res < 0) {
 		log_warn("doorbell MSG_RING failed: %s", strerror(-res));
+		p->rering = true;
+	}
 }
 
 static void run_loop(struct reactor *r)
@@ -273,17 +282,22 @@ static int reactor_init(struct reactor *r, char *err, size_t errlen)
 		snprintf(err, errlen, "core %u: out of memory", r->id);
 		return -ENOMEM;
 	}
-	for (i = 0; i < g->count; i++)
+	for (i = 0; i < g->count; i++) {
 		r->peers[i].out = ring_between(g, r->id, i);
+		r->peers[i].ring_op.done = msg_sent_done;
+		r->peers[i].ring_op.data = &r->peers[i];
+	}
 	r->doorbell_op.done = doorbell_done;
 	r->doorbell_op.data = r;
-	r->msg_sent_op.done = msg_sent_done;
-	r->msg_sent_op.data = r;
+	/* MSG_RING doorbells are posted by the peers' rings, not ours. */
+	r->doorbell_op.foreign = r->io.has_msg_ring;
 	r->eventfd = -1;
 	if (!r->io.has_msg_ring) {
 		struct io_uring_sqe *sqe;
 
-		r->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		/* Blocking: some kernels complete a ring read of a non-blocking
+		 * eventfd at once with -EAGAIN, which would spin the loop. */
+		r->eventfd = eventfd(0, EFD_CLOEXEC);
 		if (r->eventfd < 0) {
 			rv = -errno;
 			snprintf(err, errlen, "core %u: eventfd: %s", r->id, strerror(errno));
@@ -329,6 +343,14 @@ static void *reactor_thread(void *argp)
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	if (atomic_load(&g->go) == 1)
 		run_loop(r);
+	/* Nothing the kernel still works on may be freed by `finish`. */
+	if (r->io.ring.ring_fd > 0) {
+		int64_t left = io_ring_cancel_all(&r->io, 2000);
+
+		if (left > 0)
+			log_warn("core %u: %lld I/O operations still pending at exit",
+				 r->id, (long long)left);
+	}
 	if (rv == 0 && g->cb.finish)
 		g->cb.finish(r, g->cb.arg);
 	if (r->eventfd >= 0)

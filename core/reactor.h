@@ -69,6 +69,8 @@ struct reactor_callbacks {
 
 struct reactor_peer {
 	struct spsc_ring *out;          /* this core -> peer */
+	struct io_op ring_op;           /* completion of our MSG_RING to the peer */
+	bool rering;                    /* that MSG_RING failed: ring again */
 	struct reactor_msg *overflow;   /* FIFO of messages that did not fit */
 	struct reactor_msg *overflow_tail;
 	bool staged;                    /* pushed since the last publish */
@@ -87,7 +89,6 @@ struct reactor {
 	int eventfd;                  /* doorbell when MSG_RING is missing, else -1 */
 	uint64_t eventfd_value;
 	struct io_op doorbell_op;     /* completion of a doorbell (either kind) */
-	struct io_op msg_sent_op;     /* completion of our own MSG_RING SQEs */
 
 	struct reactor_peer *peers;   /* [count] */
 	struct reactor_hook {

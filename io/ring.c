@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 
@@ -62,6 +64,9 @@ int io_ring_init(struct io_ring *r, unsigned entries, char *err, size_t errlen)
 void io_ring_exit(struct io_ring *r)
 {
 	io_uring_queue_exit(&r->ring);
+	free(r->deferred);
+	r->deferred = NULL;
+	r->ndeferred = r->deferred_cap = 0;
 }
 
 void io_ring_describe(const struct io_ring *r, char *buf, size_t len)
@@ -78,25 +83,74 @@ void io_ring_describe(const struct io_ring *r, char *buf, size_t len)
 		 r->has_ftruncate ? "yes" : "no");
 }
 
+/* Moves every ready CQE into the deferred queue (handlers run later, from
+ * io_ring_dispatch). Returns how many were moved. */
+static unsigned defer_ready(struct io_ring *r)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&r->ring, head, cqe) {
+		if (r->ndeferred == r->deferred_cap) {
+			size_t cap = r->deferred_cap ? r->deferred_cap * 2 : 256;
+			struct io_deferred *d = realloc(r->deferred, cap * sizeof *d);
+
+			if (!d)
+				panic("io_uring: out of memory deferring completions");
+			r->deferred = d;
+			r->deferred_cap = cap;
+		}
+		r->deferred[r->ndeferred].op = io_uring_cqe_get_data(cqe);
+		r->deferred[r->ndeferred].res = cqe->res;
+		r->deferred[r->ndeferred].flags = cqe->flags;
+		r->ndeferred++;
+		n++;
+	}
+	io_uring_cq_advance(&r->ring, n);
+	return n;
+}
+
+/* Submits queued SQEs until the SQ has `n` free entries. Never runs a
+ * completion handler: if the kernel refuses more SQEs because the CQ is full
+ * (-EBUSY), ready CQEs are moved to the deferred queue to make room. */
+static void make_room(struct io_ring *r, unsigned n)
+{
+	int tries;
+
+	for (tries = 0; io_uring_sq_space_left(&r->ring) < n; tries++) {
+		int rv = io_uring_submit(&r->ring);
+
+		if (rv > 0) {
+			r->submitted += (unsigned)rv;
+			continue;
+		}
+		if (rv < 0 && rv != -EAGAIN && rv != -EBUSY && rv != -EINTR)
+			panic("io_uring_submit: %s", strerror(-rv));
+		if (tries == 1000)
+			panic("io_uring: no room in the submission queue after 1000 tries");
+		io_uring_get_events(&r->ring);
+		defer_ready(r);
+	}
+}
+
+void io_ring_reserve(struct io_ring *r, unsigned n)
+{
+	make_room(r, n);
+}
+
 struct io_uring_sqe *io_ring_get_sqe(struct io_ring *r)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
-	int tries;
 
-	for (tries = 0; !sqe && tries < 1000; tries++) {
-		int rv = io_uring_submit(&r->ring);
-		if (rv > 0)
-			r->submitted += (unsigned)rv;
-		else if (rv < 0 && rv != -EAGAIN && rv != -EBUSY && rv != -EINTR)
-			panic("io_uring_submit: %s", strerror(-rv));
-		if (rv <= 0) {
-			/* The CQ is full: make room by handling completions. */
-			io_ring_dispatch(r);
-		}
+	if (!sqe) {
+		make_room(r, 1);
 		sqe = io_uring_get_sqe(&r->ring);
+		if (!sqe)
+			panic("io_uring: no submission queue entry");
 	}
-	if (!sqe)
-		panic("io_uring: no submission queue entry after 1000 tries");
+	/* Every SQE ends in exactly one final CQE (no CQE_SKIP is used). */
+	r->pending++;
+	io_uring_sqe_set_data(sqe, NULL);
 	return sqe;
 }
 
@@ -106,8 +160,12 @@ int io_ring_submit_wait(struct io_ring *r, uint64_t timeout_us)
 	struct io_uring_cqe *cqe;
 	int rv;
 
+	if (r->ndeferred)
+		timeout_us = 0;
 	if (timeout_us == 0) {
-		rv = io_uring_submit(&r->ring);
+		/* With DEFER_TASKRUN a plain submit never runs the deferred
+		 * task work that posts completions: ask for events too. */
+		rv = io_uring_submit_and_get_events(&r->ring);
 		if (rv > 0)
 			r->submitted += (unsigned)rv;
 		return rv < 0 && rv != -EINTR && rv != -EBUSY && rv != -EAGAIN ? rv : 0;
@@ -121,21 +179,38 @@ int io_ring_submit_wait(struct io_ring *r, uint64_t timeout_us)
 	return 0;
 }
 
+static void handle(struct io_ring *r, struct io_op *op, int res, unsigned flags)
+{
+	if (!(flags & IORING_CQE_F_MORE) && !(op && op->foreign))
+		r->pending--;
+	if (op && op->done)
+		op->done(op, res, flags);
+}
+
 unsigned io_ring_dispatch(struct io_ring *r)
 {
-	struct io_uring_cqe *cqes[64];
-	struct {
-		struct io_op *op;
-		int res;
-		unsigned flags;
-	} batch[64];
 	unsigned total = 0;
 	unsigned n, i;
 
+	/* Completions deferred while making room come first, in order. */
+	while (r->ndeferred) {
+		size_t count = r->ndeferred;
+		struct io_deferred batch[64];
+
+		n = count < 64 ? (unsigned)count : 64;
+		memcpy(batch, r->deferred, n * sizeof batch[0]);
+		memmove(r->deferred, r->deferred + n, (count - n) * sizeof batch[0]);
+		r->ndeferred -= n;
+		for (i = 0; i < n; i++)
+			handle(r, batch[i].op, batch[i].res, batch[i].flags);
+		total += n;
+	}
 	do {
+		struct io_uring_cqe *cqes[64];
+		struct io_deferred batch[64];
+
 		/* Copy the batch out and advance the CQ before any handler runs:
-		 * a handler may submit (and so re-enter this function through
-		 * io_ring_get_sqe), and must never see these CQEs again. */
+		 * a handler may submit, and must never see these CQEs again. */
 		n = io_uring_peek_batch_cqe(&r->ring, cqes, 64);
 		for (i = 0; i < n; i++) {
 			batch[i].op = io_uring_cqe_get_data(cqes[i]);
@@ -143,12 +218,30 @@ unsigned io_ring_dispatch(struct io_ring *r)
 			batch[i].flags = cqes[i]->flags;
 		}
 		io_uring_cq_advance(&r->ring, n);
-		for (i = 0; i < n; i++) {
-			if (batch[i].op && batch[i].op->done)
-				batch[i].op->done(batch[i].op, batch[i].res, batch[i].flags);
-		}
+		for (i = 0; i < n; i++)
+			handle(r, batch[i].op, batch[i].res, batch[i].flags);
 		total += n;
 	} while (n == 64);
 	r->completions += total;
 	return total;
+}
+
+int64_t io_ring_cancel_all(struct io_ring *r, unsigned timeout_ms)
+{
+	struct timespec start, now;
+	struct io_uring_sqe *sqe;
+
+	sqe = io_ring_get_sqe(r);
+	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		io_ring_submit_wait(r, 10000);
+		io_ring_dispatch(r);
+		if (r->pending <= 0)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - start.tv_sec) * 1000 +
+		    (now.tv_nsec - start.tv_nsec) / 1000000 > (long)timeout_ms)
+			return r->pending;
+	}
 }

@@ -28,6 +28,8 @@ typedef void io_done_fn(struct io_op *op, int res, unsigned flags);
 struct io_op {
 	io_done_fn *done; /* called once per completion */
 	void *data;       /* the owner */
+	bool foreign;     /* its completions are posted by another ring
+			   * (MSG_RING doorbells): not counted as pending */
 };
 
 struct io_ring {
@@ -40,6 +42,18 @@ struct io_ring {
 	uint64_t submitted;     /* SQEs handed to the kernel, for metrics */
 	uint64_t completions;   /* CQEs dispatched */
 	uint64_t waits;         /* io_uring_enter calls that waited */
+	int64_t pending;        /* operations whose last completion is not in */
+
+	/* Completions reaped while making room for SQEs: handed to their
+	 * handlers by the next io_ring_dispatch, never from inside
+	 * io_ring_get_sqe (a handler must not run under its caller). */
+	struct io_deferred {
+		struct io_op *op;
+		int res;
+		unsigned flags;
+	} *deferred;
+	size_t ndeferred;
+	size_t deferred_cap;
 };
 
 /*
@@ -59,11 +73,19 @@ void io_ring_describe(const struct io_ring *r, char *buf, size_t len);
  */
 struct io_uring_sqe *io_ring_get_sqe(struct io_ring *r);
 
-/* Attaches `op` as the SQE's user_data. */
+/*
+ * Makes sure the next `n` io_ring_get_sqe() calls need no submission in
+ * between, so SQEs linked with IOSQE_IO_LINK reach the kernel in one chain.
+ */
+void io_ring_reserve(struct io_ring *r, unsigned n);
+
+/* Attaches `op` as the SQE's user_data and counts it pending until its last
+ * completion (the one without IORING_CQE_F_MORE). */
 static inline void io_op_attach(struct io_uring_sqe *sqe, struct io_op *op)
 {
 	io_uring_sqe_set_data(sqe, op);
 }
+
 
 /*
  * Submits queued SQEs and waits until at least one completion is ready or
@@ -74,5 +96,12 @@ int io_ring_submit_wait(struct io_ring *r, uint64_t timeout_us);
 
 /* Dispatches every ready completion. Returns how many. */
 unsigned io_ring_dispatch(struct io_ring *r);
+
+/*
+ * At exit: cancels every pending operation and dispatches completions until
+ * none is pending or `timeout_ms` passed, so no buffer is freed while the
+ * kernel may still use it. Returns the operations still pending.
+ */
+int64_t io_ring_cancel_all(struct io_ring *r, unsigned timeout_ms);
 
 #endif

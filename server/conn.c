@@ -65,9 +65,7 @@ static int grow(struct pool *p, uint8_t **buf, size_t *cap, size_t keep, size_t 
 		return 0;
 	while (want < need)
 		want *= 2;
-	if (want > POOL_MAX_SIZE)
-		want = need;
-	nbuf = pool_alloc(p, want);
+	nbuf = pool_alloc_large(p, want);
 	if (!nbuf)
 		return -ENOMEM;
 	if (keep)
@@ -153,7 +151,7 @@ static void native_process(struct conn *conn)
 {
 	struct node_core *c = conn->core;
 	const struct frame_limits *limits = &c->node->limits;
-	size_t off = 0;
+	size_t off = conn->roff;
 
 	while (!conn->closing && !paused(conn)) {
 		struct frame_request req;
@@ -163,21 +161,10 @@ static void native_process(struct conn *conn)
 
 		rv = frame_peek(conn->rbuf + off, conn->rlen - off, limits, &payload_len);
 		if (rv == RKV_EAGAIN) {
-			size_t need = FRAME_HEADER_SIZE + (size_t)payload_len;
-			/* A whole frame must fit the buffer: grow it to the
-			 * announced size (already checked against max_frame). */
-			if (payload_len && need > conn->rcap - off) {
-				if (off) {
-					memmove(conn->rbuf, conn->rbuf + off, conn->rlen - off);
-					conn->rlen -= off;
-					off = 0;
-				}
-				if (grow(core_pool(c), &conn->rbuf, &conn->rcap,
-					 conn->rlen, need) != 0) {
-					conn_kill(conn);
-					return;
-				}
-			}
+			/* A whole frame must fit the buffer: arm_recv grows it to
+			 * the announced size (checked against max_frame). */
+			if (payload_len)
+				conn->rwant = FRAME_HEADER_SIZE + (size_t)payload_len;
 			break;
 		}
 		if (rv == RKV_ETOOLARGE) {
@@ -211,10 +198,7 @@ static void native_process(struct conn *conn)
 			break;
 		}
 	}
-	if (off) {
-		memmove(conn->rbuf, conn->rbuf + off, conn->rlen - off);
-		conn->rlen -= off;
-	}
+	conn->roff = off;
 	if (conn->closing)
 		mark_dirty(conn);
 }
@@ -227,6 +211,7 @@ static void process(struct conn *conn)
 	if (conn->in_process)
 		return;
 	conn->in_process = true;
+	conn->rwant = 0;
 	if (conn->resp)
 		redis_process(conn);
 	else
@@ -269,34 +254,30 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 	conn->rlen += (size_t)res;
 	process(conn);
 	arm_recv(conn);
-}
-
-/*
- * A whole native frame is still undecoded: decoding stopped at a read that
- * waits for this connection's writes. The completion of the last write
- * decodes it and re-arms the recv; arming now would let that decoding move
- * or grow rbuf under a recv that the kernel still writes at the old place.
- */
-static bool frame_waiting(const struct conn *conn)
-{
-	uint32_t payload_len;
-
-	return !conn->resp &&
-	       frame_peek(conn->rbuf, conn->rlen, &conn->core->node->limits, &payload_len) == 0;
+	/* Decoding may have closed it (protocol error, out of memory). */
+	try_release(conn);
 }
 
 static void arm_recv(struct conn *conn)
 {
 	struct io_uring_sqe *sqe;
 
-	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn) ||
-	    frame_waiting(conn))
+	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn))
 		return;
-	if (conn->rlen == conn->rcap &&
-	    grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen,
-		 conn->rcap * 2) != 0) {
-		conn_kill(conn);
-		return;
+	/* The only place the receive buffer moves or grows: no recv is in
+	 * flight into it now. Decoding only advances roff. */
+	if (conn->roff) {
+		memmove(conn->rbuf, conn->rbuf + conn->roff, conn->rlen - conn->roff);
+		conn->rlen -= conn->roff;
+		conn->roff = 0;
+	}
+	if (conn->rwant > conn->rcap || conn->rlen == conn->rcap) {
+		size_t need = conn->rwant > conn->rcap ? conn->rwant : conn->rcap * 2;
+
+		if (grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen, need) != 0) {
+			conn_kill(conn);
+			return;
+		}
 	}
 	sqe = io_ring_get_sqe(&conn->core->reactor->io);
 	io_uring_prep_recv(sqe, conn->fd, conn->rbuf + conn->rlen,
@@ -391,7 +372,8 @@ static void try_release(struct conn *conn)
 			mark_dirty(conn);
 			return;
 		}
-		if (conn->draining && !conn->dead) {
+		/* Draining waits for the peer to close; not during shutdown. */
+		if (conn->draining && !conn->dead && !reactor_stopping(conn->core->reactor)) {
 			if (conn->send_armed || conn->olen || conn->inflight)
 				return;
 			if (!conn->shut_wr) {
@@ -402,6 +384,7 @@ static void try_release(struct conn *conn)
 				struct io_uring_sqe *sqe =
 					io_ring_get_sqe(&conn->core->reactor->io);
 
+				conn->rlen = conn->roff = 0;
 				io_uring_prep_recv(sqe, conn->fd, conn->rbuf, conn->rcap, 0);
 				io_op_attach(sqe, &conn->recv_op);
 				conn->recv_armed = true;

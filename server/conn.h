@@ -32,9 +32,11 @@ struct conn {
 	int fd;
 	uint64_t serial;            /* accept order on this core, for logs */
 
-	uint8_t *rbuf;              /* received, not yet decoded */
+	uint8_t *rbuf;              /* received bytes; [roff, rlen) not yet decoded */
+	size_t roff;
 	size_t rlen;
 	size_t rcap;
+	size_t rwant;               /* bytes from roff the next frame needs, 0 = unknown */
 	uint8_t *obuf;              /* answers gathering */
 	size_t olen;
 	size_t ocap;

@@ -639,7 +639,7 @@ static bool reads_keys(const struct resp_command *cmd)
 void redis_process(struct conn *conn)
 {
 	struct redis_conn *rc = conn->redis;
-	size_t off = 0;
+	size_t off = conn->roff;
 
 	while (!conn->closing && !conn_is_paused(conn)) {
 		struct resp_command cmd;
@@ -649,26 +649,9 @@ void redis_process(struct conn *conn)
 		rv = resp_parse(&rc->parser, conn->rbuf + off, conn->rlen - off, &cmd, &consumed);
 		off += consumed;
 		if (rv == RKV_EAGAIN) {
-			size_t wanted = resp_parser_wanted(&rc->parser);
-
-			/* Make room for the whole command the parser expects. */
-			if (wanted > conn->rcap - off) {
-				memmove(conn->rbuf, conn->rbuf + off, conn->rlen - off);
-				conn->rlen -= off;
-				off = 0;
-				if (wanted > conn->rcap) {
-					uint8_t *nbuf = pool_alloc(redis_pool(conn), wanted);
-
-					if (!nbuf) {
-						redis_out_of_memory(conn);
-						break;
-					}
-					memcpy(nbuf, conn->rbuf, conn->rlen);
-					pool_free(redis_pool(conn), conn->rbuf);
-					conn->rbuf = nbuf;
-					conn->rcap = pool_block_size(nbuf);
-				}
-			}
+			/* The whole command must fit: arm_recv grows the buffer
+			 * (never while a recv is in flight into it). */
+			conn->rwant = resp_parser_wanted(&rc->parser);
 			break;
 		}
 		if (rv == 0 && conn->writes_inflight && reads_keys(&cmd)) {
@@ -690,10 +673,7 @@ void redis_process(struct conn *conn)
 		}
 		execute(conn, &cmd);
 	}
-	if (off) {
-		memmove(conn->rbuf, conn->rbuf + off, conn->rlen - off);
-		conn->rlen -= off;
-	}
+	conn->roff = off;
 }
 
 int redis_conn_init(struct conn *conn)

@@ -268,6 +268,32 @@ static void test_random_churn(void **state)
 	pool_destroy(&p);
 }
 
+static void test_large_blocks(void **state)
+{
+	struct pool p;
+	size_t big = POOL_MAX_ALLOC + 1;
+	uint8_t *b, *small;
+
+	(void)state;
+	assert_int_equal(pool_init(&p, 0), 0);
+	/* pool_alloc still refuses it; pool_alloc_large maps it alone. */
+	assert_null(pool_alloc(&p, big));
+	b = pool_alloc_large(&p, big);
+	assert_non_null(b);
+	assert_true(pool_block_size(b) >= big);
+	memset(b, 0xab, big);
+	assert_int_equal(b[big - 1], 0xab);
+	assert_true(p.stats.bytes_in_use >= big);
+	pool_free(&p, b);
+	assert_int_equal(p.stats.bytes_in_use, 0);
+	/* Small sizes come from the classes as usual. */
+	small = pool_alloc_large(&p, 100);
+	assert_non_null(small);
+	assert_true(pool_block_size(small) < POOL_MAX_ALLOC);
+	pool_free(&p, small);
+	pool_destroy(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_stats),
 		cmocka_unit_test(test_chunk_tail_spill),
 		cmocka_unit_test(test_random_churn),
+		cmocka_unit_test(test_large_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
