@@ -28,7 +28,7 @@ done
 pid=$!
 port=
 for _ in $(seq 150); do
-	port=$(sed -n 's/.*RESP2 (Redis protocol) on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out")
+	port=$(sed -n 's/.*RESP2 (Redis protocol) on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$out" 2>/dev/null || true)
 	[ -n "$port" ] && break
 	kill -0 "$pid" 2>/dev/null || break
 	sleep 0.1
