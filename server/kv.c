@@ -195,7 +195,8 @@ static bool key_matches(const struct scan_step *st, const void *key, size_t len)
 static bool scan_visit(void *arg, const void *key, size_t key_len,
 		       const void *value, size_t value_len)
 {
-	struct scan_step *st = arg;
+	struct kv_req *req = arg;
+	struct scan_step *st = (struct scan_step *)(void *)req->big;
 
 	if (!key_matches(st, key, key_len))
 		return true;
