@@ -394,7 +394,8 @@ static int list_segments(struct shard *s, char *err, size_t errlen)
 		}
 	}
 	closedir(d);
-	qsort(s->segments, s->nsegments, sizeof *s->segments, cmp_u64);
+	if (s->nsegments > 1)
+		qsort(s->segments, s->nsegments, sizeof *s->segments, cmp_u64);
 	return 0;
 }
 
@@ -497,6 +498,8 @@ static void retain_blocking(struct shard *s)
 			s->stats.wal_deleted++;
 		drop++;
 	}
+	if (drop == 0)
+		return;
 	memmove(s->segments, s->segments + drop, (s->nsegments - drop) * sizeof *s->segments);
 	s->nsegments -= drop;
 }

@@ -79,6 +79,8 @@ void shard_wal_retain(struct shard *s)
 		s->stats.wal_deleted++;
 		drop++;
 	}
+	if (drop == 0)
+		return;
 	memmove(s->segments, s->segments + drop, (s->nsegments - drop) * sizeof *s->segments);
 	s->nsegments -= drop;
 }

@@ -237,7 +237,7 @@ static void fill_until_flushes(struct fixture *f, const char *prefix, uint64_t f
 {
 	static char value[200];
 	struct shard_stats st;
-	struct waiter w;
+	struct waiter w = { 0 };
 	char key[32];
 
 	memset(value, 'v', sizeof value - 1);
@@ -257,7 +257,7 @@ static void test_flush_writes_table_and_reads_hit_it(void **state)
 {
 	struct fixture *f = *state;
 	struct shard_stats st;
-	struct waiter w;
+	struct waiter w = { 0 };
 
 	open_shard(f);
 	assert_int_equal(write_one(f, put_cmd("apple", "red"), &w), 0);
@@ -310,7 +310,7 @@ static void check_model(struct fixture *f, const struct model *m)
 static void random_ops(struct fixture *f, struct model *m, unsigned n, uint64_t *seed)
 {
 	static char big[600];
-	struct waiter w;
+	struct waiter w = { 0 };
 	char key[32];
 
 	memset(big, 'p', sizeof big - 1);
@@ -413,7 +413,7 @@ static void test_scan_merges_memtables_and_tables(void **state)
 {
 	struct fixture *f = *state;
 	static struct scan_out o;
-	struct waiter w;
+	struct waiter w = { 0 };
 
 	open_shard(f);
 	assert_int_equal(write_one(f, put_cmd("a1", "x"), &w), 0);
@@ -529,7 +529,7 @@ static void test_flipped_byte_is_data_loss(void **state)
 	struct fixture *f = *state;
 	static struct scan_out o;
 	struct get_result g;
-	struct waiter w;
+	struct waiter w = { 0 };
 
 	open_shard(f);
 	assert_int_equal(write_one(f, put_cmd("a0", "first"), &w), 0);
@@ -568,7 +568,7 @@ static void test_corrupt_manifest_or_footer_refuses_start(void **state)
 {
 	struct fixture *f = *state;
 	char path[512], err[512];
-	struct waiter w;
+	struct waiter w = { 0 };
 	uint8_t b;
 	int fd;
 
