@@ -1241,9 +1241,16 @@ static void apply_batch(struct shard *s, struct wal_batch *b)
 			res.old_value = NULL;
 			res.old_len = 0;
 		}
-		w->done(w, 0, &res);
-		/* old_value pointed into the pinned block until now. */
-		release_prior(s, w);
+		{
+			/* old_value may point into the pinned block: release it
+			 * after the callback, which may free w. */
+			struct block_cache_handle *pin = w->prior_pin;
+
+			w->prior_pin = NULL;
+			w->done(w, 0, &res);
+			if (pin)
+				block_cache_release(s->cache, pin);
+		}
 		w = next;
 	}
 }
