@@ -121,8 +121,14 @@ static void set_write_error(struct kv_req *req, int rv, bool queued)
 		break;
 	case RKV_EFULL:
 		req->status = ringkv_Status_RESOURCE_EXHAUSTED;
-		req->error = queued ? "disk full: the write was not stored"
-				    : "memtable full: the shard cannot take more data";
+		req->error = queued || (req->exec && req->shard != KV_NO_SHARD &&
+					shard_disk_full(req->exec->shards[req->shard]))
+				     ? "disk full: the write was not stored"
+				     : "write stall: the shard is flushing; retry later";
+		break;
+	case RKV_ECORRUPT:
+		req->status = ringkv_Status_DATA_LOSS;
+		req->error = "stored data failed its checksum (see the server log)";
 		break;
 	case RKV_ETOOLARGE:
 		req->status = ringkv_Status_TOO_LARGE;
@@ -189,7 +195,8 @@ static bool key_matches(const struct scan_step *st, const void *key, size_t len)
 static bool scan_visit(void *arg, const void *key, size_t key_len,
 		       const void *value, size_t value_len)
 {
-	struct scan_step *st = arg;
+	struct kv_req *req = arg;
+	struct scan_step *st = (struct scan_step *)(void *)req->big;
 
 	if (!key_matches(st, key, key_len))
 		return true;
@@ -202,36 +209,116 @@ static bool scan_visit(void *arg, const void *key, size_t key_len,
 	return true;
 }
 
-/*
- * One shard's step of a SCAN. Answer room layout: max_key bytes holding the
- * resume key (its length in req->need), then the matching keys packed as
- * u32 length + bytes (req->integer of them, req->value_len bytes in all).
- */
-static void execute_scan(struct node_core *c, struct shard *s, struct kv_req *req)
+static void scan_done(void *arg, int rv, bool exhausted, const void *last, size_t last_len)
 {
-	uint32_t max_key = c->node->cfg.max_key;
-	struct scan_step st = { 0 };
-	const void *last;
-	size_t room, last_len;
+	struct kv_req *req = arg;
+	struct node_core *c = req->exec;
+	size_t room;
 	uint8_t *out = answer_room(req, &room);
+	struct scan_step *st = (struct scan_step *)(void *)req->big;
 
-	st.out = out + max_key;
-	st.room = room - max_key;
-	st.pattern = req->data + req->key_len;
-	st.pattern_len = req->arg_len;
-	req->done = shard_scan(s, req->data, req->key_len, req->flags & KV_SCAN_AFTER,
-			       req->limit, scan_visit, &st, &last, &last_len);
+	req->big = NULL;
+	req->done = exhausted;
 	if (last) {
 		memcpy(out, last, last_len);
 		req->need = (uint32_t)last_len;
 	} else {
 		/* Nothing examined: resume where this step started. */
-		memcpy(out, req->data, req->key_len);
+		memmove(out, req->data, req->key_len);
 		req->need = req->key_len;
 	}
-	req->integer = (int64_t)st.count;
-	req->value_len = (uint32_t)st.used;
+	req->integer = (int64_t)st->count;
+	req->value_len = (uint32_t)st->used;
 	req->status = ringkv_Status_OK;
+	if (rv == RKV_ECORRUPT) {
+		req->status = ringkv_Status_DATA_LOSS;
+		req->error = "stored data failed its checksum (see the server log)";
+	} else if (rv) {
+		req->status = ringkv_Status_INTERNAL;
+		req->error = "scan failed";
+	}
+	free(st);
+	answer(c, req);
+}
+
+/*
+ * One shard's step of a SCAN. Answer room layout: max_key bytes holding the
+ * resume key (its length in req->need), then the matching keys packed as
+ * u32 length + bytes (req->integer of them, req->value_len bytes in all).
+ * The step may wait for SSTable blocks; the request is answered from
+ * scan_done. The step's state rides in req->big until then (freed there).
+ */
+static void execute_scan(struct node_core *c, struct shard *s, struct kv_req *req)
+{
+	uint32_t max_key = c->node->cfg.max_key;
+	struct scan_step *st = calloc(1, sizeof *st);
+	size_t room;
+	uint8_t *out = answer_room(req, &room);
+	int rv;
+
+	if (!st) {
+		req->status = ringkv_Status_RESOURCE_EXHAUSTED;
+		req->error = "out of memory";
+		answer(c, req);
+		return;
+	}
+	st->out = out + max_key;
+	st->room = room - max_key;
+	st->pattern = req->data + req->key_len;
+	st->pattern_len = req->arg_len;
+	req->exec = c;
+	req->big = (uint8_t *)st;
+	rv = shard_scan(s, req->data, req->key_len, req->flags & KV_SCAN_AFTER, req->limit,
+			scan_visit, scan_done, req);
+	if (rv) {
+		req->big = NULL;
+		free(st);
+		req->status = ringkv_Status_RESOURCE_EXHAUSTED;
+		req->error = "out of memory";
+		answer(c, req);
+	}
+}
+
+/* A read's answer, from memory or from blocks read on the ring. */
+static void read_answer(struct kv_req *req, int rv, const void *value, size_t len)
+{
+	size_t room;
+	uint8_t *out = answer_room(req, &room);
+
+	req->status = ringkv_Status_OK;
+	req->value_len = 0;
+	if (rv == RKV_ECORRUPT) {
+		req->status = ringkv_Status_DATA_LOSS;
+		req->error = "stored data failed its checksum (see the server log)";
+		return;
+	}
+	if (rv != 0 && rv != RKV_ENOTFOUND) {
+		req->status = ringkv_Status_INTERNAL;
+		req->error = "read failed";
+		return;
+	}
+	if (req->op != KV_GET) {
+		req->existed = rv == 0;
+		req->integer = rv == 0 ? (int64_t)len : 0;
+		return;
+	}
+	if (rv == RKV_ENOTFOUND) {
+		req->status = ringkv_Status_NOT_FOUND;
+	} else if (len > room) {
+		req->status = KV_STATUS_NEED_ROOM;
+		req->need = (uint32_t)len;
+	} else {
+		memcpy(out, value, len);
+		req->value_len = (uint32_t)len;
+	}
+}
+
+static void read_done(struct shard_read *rd, int rv, const void *value, size_t len)
+{
+	struct kv_req *req = rd->arg;
+
+	read_answer(req, rv, value, len);
+	answer(req->exec, req);
 }
 
 static void execute_core(struct node_core *c, struct kv_req *req)
@@ -301,34 +388,20 @@ static void execute(struct node_core *c, struct kv_req *req)
 	}
 	req->status = ringkv_Status_OK;
 	switch (req->op) {
-	case KV_GET: {
-		size_t room;
-		uint8_t *out = answer_room(req, &room);
-
-		rv = shard_get(s, req->data, req->key_len, &value, &len);
-		if (rv == RKV_ENOTFOUND) {
-			req->status = ringkv_Status_NOT_FOUND;
-			req->value_len = 0;
-		} else if (len > room) {
-			req->status = KV_STATUS_NEED_ROOM;
-			req->need = (uint32_t)len;
-		} else {
-			memcpy(out, value, len);
-			req->value_len = (uint32_t)len;
-		}
-		answer(c, req);
-		return;
-	}
+	case KV_GET:
 	case KV_EXISTS:
 	case KV_STRLEN:
-		rv = shard_get(s, req->data, req->key_len, &value, &len);
-		req->existed = rv == 0;
-		req->integer = rv == 0 ? (int64_t)len : 0;
+		req->exec = c;
+		req->read.done = read_done;
+		req->read.arg = req;
+		rv = shard_read(s, req->data, req->key_len, &req->read, &value, &len);
+		if (rv == SHARD_READ_PENDING)
+			return;
+		read_answer(req, rv, value, len);
 		answer(c, req);
 		return;
 	case KV_SCAN:
 		execute_scan(c, s, req);
-		answer(c, req);
 		return;
 	default:
 		break;
@@ -428,12 +501,25 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 		const void *value;
 		size_t len;
 
-		/* A read of this core's shard: answered in place, no request. */
-		if (shard_get(c->shards[shard], fr->key.data, fr->key.len, &value, &len) == 0)
+		int rv;
+
+		/* A read of this core's shard answered from memory (memtables,
+		 * blooms, cached blocks): no request. A block to read takes the
+		 * request path below. */
+		rv = shard_get(c->shards[shard], fr->key.data, fr->key.len, &value, &len);
+		if (rv == 0) {
 			conn_reply(conn, fr->id, ringkv_Status_OK, value, len, NULL);
-		else
+			return;
+		}
+		if (rv == RKV_ENOTFOUND) {
 			conn_reply(conn, fr->id, ringkv_Status_NOT_FOUND, NULL, 0, NULL);
-		return;
+			return;
+		}
+		if (rv == RKV_ECORRUPT) {
+			conn_reply(conn, fr->id, ringkv_Status_DATA_LOSS, NULL, 0,
+				   "stored data failed its checksum (see the server log)");
+			return;
+		}
 	}
 	req = kv_req_new(c, fr->key.len, fr->op == FRAME_OP_PUT ? fr->value.len :
 				       fr->op == FRAME_OP_GET ? KV_GET_ROOM : 0);

@@ -55,6 +55,7 @@ typedef void kv_complete_fn(struct node_core *c, struct kv_req *req);
 struct kv_req {
 	struct reactor_msg msg;   /* first: the cross-core envelope */
 	struct shard_waiter waiter;
+	struct shard_read read;   /* executing side: a GET/EXISTS/STRLEN reading blocks */
 	kv_complete_fn *complete; /* origin side */
 	void *ctx;                /* origin side: connection or reply slot */
 	uint32_t part;            /* origin side: index in a multi-key command */

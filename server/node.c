@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "server/conn.h"
 #include "server/redis.h"
+#include "shard/block_cache.h"
 #include "shard/shard.h"
 
 #define NODE_STOP_GRACE_US (5u * 1000000u)
@@ -93,6 +94,12 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 	c->owned = calloc(n->shards, sizeof *c->owned);
 	if (!c->shards || !c->owned)
 		goto err_nomem;
+	{
+		struct block_cache_options copt = { .capacity = n->cfg.block_cache_size };
+
+		if (block_cache_create(&c->cache, &copt) != 0)
+			goto err_nomem;
+	}
 	for (i = 0; i < n->shards; i++) {
 		struct shard_config sc;
 		char dir[sizeof n->cfg.data_dir + 32];
@@ -100,9 +107,11 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 		if (node_shard_core(n, i) != r->id)
 			continue;
 		snprintf(dir, sizeof dir, "%s/shard-%u", n->cfg.data_dir, i);
+		memset(&sc, 0, sizeof sc);
 		sc.id = i;
 		sc.dir = dir;
 		sc.memtable_size = n->cfg.memtable_size;
+		sc.cache = c->cache;
 		rv = shard_open(&c->shards[i], &sc, &r->io, err, errlen);
 		if (rv)
 			return rv;
@@ -177,6 +186,8 @@ void node_core_finish(struct reactor *r, void *arg)
 	redis_core_destroy(c);
 	for (i = 0; i < c->owned_count; i++)
 		shard_close(c->owned[i]);
+	if (c->cache)
+		block_cache_destroy(c->cache);
 	log_info("core %u: %" PRIu64 " requests, %" PRIu64 " forwarded, %" PRIu64
 		 " served for other cores, %" PRIu64 " connections",
 		 r->id, c->stats.requests, c->stats.forwarded,

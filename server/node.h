@@ -17,6 +17,7 @@
 #include "proto/frame.h"
 
 struct shard;
+struct block_cache;
 struct conn;
 
 struct node {
@@ -46,6 +47,7 @@ struct node_core {
 	struct shard **shards;    /* [node->shards]; NULL where another core owns it */
 	struct shard **owned;     /* the non-NULL entries, packed */
 	unsigned owned_count;
+	struct block_cache *cache;/* SSTable blocks of this core's shards */
 
 	struct node_listener {
 		struct node_core *core;

@@ -1,16 +1,37 @@
 /*
- * One shard: WAL group commit through the core's io_uring ring, and the
- * memtable it feeds. See shard/shard.h for the write path's contract.
+ * One shard: WAL group commit through the core's io_uring ring, the
+ * memtables it feeds, and the memtable switch. See shard/shard.h for the
+ * write path's contract, shard_internal.h for who owns what.
  *
  * Invariants:
  * - at most one batch is in flight (one write linked to one fdatasync); WAL
  *   offsets and indexes therefore advance strictly in order;
- * - reserved <= memtable_remaining(): every queued record has its memtable
- *   space set aside, so applying a durable batch cannot fail;
- * - a record reaches the memtable only after its batch's fdatasync succeeded.
+ * - reserved <= room of the active memtable: every queued record has its
+ *   memtable space set aside, so applying a durable batch cannot fail;
+ * - a record reaches the memtable only after its batch's fdatasync succeeded;
+ * - writes enter the log in arrival order: once one waits (stall queue),
+ *   every later write of the shard waits behind it;
+ * - a command whose effect depends on the current value has that value
+ *   settled when it enters the batch: found in the memtables (which keep it
+ *   until the command is applied: an immutable memtable is dropped only once
+ *   every record queued before its table was installed is applied), or read
+ *   from the tables of the current version through a pinned cache block.
+ *   Records applied in between land in the memtables, which apply consults
+ *   first; so the result is the one replay computes (memtable, then tables,
+ *   read directly at start-up).
+ *
+ * Memtable switch: when the active memtable cannot hold the next write, the
+ * shard stops queueing (writes wait in the stall queue), lets both batches
+ * finish, creates the next WAL segment (OPENAT, header WRITE, FSYNC, FSYNC of
+ * the directory), then makes the active memtable immutable (it holds exactly
+ * the records up to the new segment's first index - 1) and starts a fresh
+ * one. Only one immutable memtable exists; while it is still being flushed,
+ * writes that need room wait (bounded by stall_limit bytes, beyond which they
+ * get RKV_EFULL).
  */
 #include "shard/shard.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,51 +44,11 @@
 
 #include "core/errors.h"
 #include "core/log.h"
-#include "shard/memtable.h"
+#include "shard/shard_internal.h"
 #include "shard/wal_format.h"
 #include "shard/wal_recover.h"
 
-struct wal_batch {
-	uint8_t *buf;
-	size_t len;
-	size_t cap;
-	uint64_t first_index;
-	unsigned count;
-	size_t reserved;                /* memtable bytes set aside for it */
-	size_t appended;                /* APPEND value bytes queued in it */
-	struct shard_waiter *head;      /* waiters in index order */
-	struct shard_waiter *tail;
-};
-
-struct shard {
-	uint32_t id;
-	char dir[PATH_MAX];
-	struct memtable *mt;
-	struct io_ring *io;
-
-	int wal_fd;
-	char wal_path[PATH_MAX];
-	uint64_t wal_offset;            /* end of the last durable record */
-	uint64_t next_index;            /* index of the next record queued */
-
-	struct wal_batch batches[2];
-	struct wal_batch *pending;      /* gathering */
-	struct wal_batch *inflight;     /* being written, NULL when none */
-	int inflight_cqes;              /* completions still expected */
-	int write_res;
-	int sync_res;
-	struct io_op write_op;
-	struct io_op sync_op;
-
-	size_t reserved;                /* sum of both batches' reservations */
-	size_t appended;                /* sum of both batches' APPEND bytes */
-	uint64_t live_keys;             /* keys holding a value */
-	uint64_t memtable_size;
-	uint8_t *scratch;               /* APPEND's concatenation, grown on demand */
-	size_t scratch_cap;
-	int failed;                     /* 0, or the errno that stopped writes */
-	struct shard_stats stats;
-};
+#define QUEUE_STALL 1
 
 static uint32_t load_le32(const uint8_t *p)
 {
@@ -150,87 +131,155 @@ static int grow_scratch(struct shard *s, size_t need)
 	return 0;
 }
 
-static int set_value(struct shard *s, const struct command *c, const void *value,
-		     size_t len, struct shard_result *res)
+struct io_uring_sqe *shard_sqe(struct shard *s, struct io_op *op)
 {
-	int rv = memtable_put(s->mt, c->key, c->key_len, value, len);
+	struct io_uring_sqe *sqe = io_ring_get_sqe(s->io);
+
+	io_op_attach(sqe, op);
+	s->io_inflight++;
+	return sqe;
+}
+
+void shard_op_get(struct shard *s)
+{
+	s->io_inflight++;
+}
+
+void shard_op_put(struct shard *s)
+{
+	s->io_inflight--;
+}
+
+static void misc_done(struct io_op *op, int res, unsigned flags)
+{
+	struct shard *s = op->data;
+
+	shard_op_put(s);
+	if (res < 0)
+		log_warn("shard %u: close/unlink failed: %s", s->id, strerror(-res));
+}
+
+static size_t mem_room(const struct shard *s)
+{
+	size_t used = memtable_used(s->mem->mt);
+	size_t left = memtable_remaining(s->mem->mt);
+	size_t cap = used < s->memtable_size ? s->memtable_size - used : 0;
+
+	return left < cap ? left : cap;
+}
+
+static int set_value(struct shard *s, const struct command *c, const void *value,
+		     size_t len, struct shard_result *res, int before)
+{
+	int rv = memtable_put(s->mem->mt, c->key, c->key_len, value, len);
 
 	if (rv == 0) {
 		res->applied = true;
-		s->live_keys += !res->existed;
+		s->mem->live_delta += !res->existed;
 	}
 	return rv;
 }
 
 /*
- * Applies one command to the memtable and says what it did. The same code
- * runs for live writes and at replay, so both reach the same state. Returns 0
- * or RKV_EFULL / -ENOMEM (memtable or scratch space); a command refused by its
- * own semantics (res->error) returns 0.
+ * Applies one command to the active memtable and says what it did. The same
+ * code runs for live writes and at replay, so both reach the same state: the
+ * current value comes from the memtables, else from the tables (read
+ * directly at replay; settled before queueing at run time, in `w`). Returns
+ * 0 or RKV_EFULL / -ENOMEM / RKV_ECORRUPT; a command refused by its own
+ * semantics (res->error) returns 0.
  */
-static int apply_command(struct shard *s, const struct command *c, struct shard_result *res)
+static int apply_command(struct shard *s, const struct command *c, struct shard_waiter *w,
+			 struct shard_result *res)
 {
+	struct block_cache_handle *pin = NULL;
 	const void *old = NULL;
 	size_t old_len = 0;
-	int rv;
+	int before, rv;
 
 	memset(res, 0, sizeof *res);
-	res->existed = memtable_get(s->mt, c->key, c->key_len, &old, &old_len) == 0;
+	before = memtable_get(s->mem->mt, c->key, c->key_len, &old, &old_len);
+	rv = before;
+	if (rv == RKV_ENOTFOUND && s->imm)
+		rv = memtable_get(s->imm->mt, c->key, c->key_len, &old, &old_len);
+	if (rv == RKV_ENOTFOUND && s->replaying && c->op != COMMAND_PUT &&
+	    c->op != COMMAND_DELETE) {
+		rv = lsm_get_blocking(s, c->key, c->key_len, &old, &old_len, &pin);
+		if (rv != 0 && rv != RKV_ENOTFOUND)
+			return rv;
+	} else if (rv == RKV_ENOTFOUND && w && w->prior_state == SHARD_PRIOR_TABLE) {
+		old = w->prior;
+		old_len = w->prior_len;
+		rv = 0;
+	}
+	res->existed = rv == 0;
 	if (res->existed) {
 		res->old_value = old;
 		res->old_len = old_len;
 	}
 	switch (c->op) {
 	case COMMAND_PUT:
-		return set_value(s, c, c->value, c->value_len, res);
+		rv = set_value(s, c, c->value, c->value_len, res, before);
+		break;
 	case COMMAND_PUT_NX:
-		return res->existed ? 0 : set_value(s, c, c->value, c->value_len, res);
+		rv = res->existed ? 0 : set_value(s, c, c->value, c->value_len, res, before);
+		break;
 	case COMMAND_PUT_XX:
-		return res->existed ? set_value(s, c, c->value, c->value_len, res) : 0;
+		rv = res->existed ? set_value(s, c, c->value, c->value_len, res, before) : 0;
+		break;
 	case COMMAND_DELETE:
-		rv = memtable_delete(s->mt, c->key, c->key_len);
-		if (rv == 0 && res->existed) {
-			res->applied = true;
-			s->live_keys--;
+		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
+		if (rv == 0) {
+			res->applied = res->existed;
+			s->mem->live_delta -= res->existed;
 		}
-		return rv;
+		break;
 	case COMMAND_INCRBY: {
 		int64_t cur = 0;
 		char text[24];
 		int n;
 
+		rv = 0;
 		if (res->existed && !parse_i64(old, old_len, &cur)) {
 			res->error = RKV_EINVAL;
-			return 0;
+			break;
 		}
 		if ((c->delta > 0 && cur > INT64_MAX - c->delta) ||
 		    (c->delta < 0 && cur < INT64_MIN - c->delta)) {
 			res->error = -ERANGE;
-			return 0;
+			break;
 		}
 		res->integer = cur + c->delta;
 		n = snprintf(text, sizeof text, "%" PRId64, res->integer);
-		return set_value(s, c, text, (size_t)n, res);
+		rv = set_value(s, c, text, (size_t)n, res, before);
+		break;
 	}
 	case COMMAND_APPEND: {
 		size_t len = old_len + c->value_len;
 
+		rv = 0;
 		if (len > c->limit) {
 			res->error = RKV_ETOOLARGE;
-			return 0;
+			break;
 		}
 		rv = grow_scratch(s, len);
 		if (rv)
-			return rv;
+			break;
 		if (old_len)
 			memcpy(s->scratch, old, old_len);
 		if (c->value_len)
 			memcpy(s->scratch + old_len, c->value, c->value_len);
 		res->integer = (int64_t)len;
-		return set_value(s, c, s->scratch, len, res);
+		rv = set_value(s, c, s->scratch, len, res, before);
+		break;
 	}
+	default:
+		rv = RKV_ECORRUPT;
+		break;
 	}
-	return RKV_ECORRUPT;
+	/* The pin (replay only) kept old_value alive; nobody reads it after. */
+	if (pin)
+		block_cache_release(s->cache, pin);
+	return rv;
 }
 
 static int replay_record(void *arg, const struct wal_record *rec)
@@ -240,12 +289,17 @@ static int replay_record(void *arg, const struct wal_record *rec)
 	struct command c;
 	int rv;
 
+	if (rec->index <= s->manifest.flushed_index)
+		return 0; /* already in an SSTable */
 	rv = command_decode(rec->payload, rec->payload_len, &c);
 	if (rv)
 		return rv;
-	rv = apply_command(s, &c, &res);
-	if (rv == 0)
+	rv = apply_command(s, &c, NULL, &res);
+	if (rv == 0) {
 		s->stats.replayed++;
+		s->applied_index = rec->index;
+		s->mem->last_index = rec->index;
+	}
 	return rv;
 }
 
@@ -262,27 +316,46 @@ static int fsync_dir(const char *dir)
 	return rv;
 }
 
+static int add_segment(struct shard *s, uint64_t first)
+{
+	if (s->nsegments == s->segments_cap) {
+		size_t cap = s->segments_cap ? s->segments_cap * 2 : 16;
+		uint64_t *grown = realloc(s->segments, cap * sizeof *grown);
+
+		if (!grown)
+			return -ENOMEM;
+		s->segments = grown;
+		s->segments_cap = cap;
+	}
+	s->segments[s->nsegments++] = first;
+	return 0;
+}
+
+/* Start-up (blocking): creates the segment that starts at `first_index`. */
 static int create_segment(struct shard *s, uint64_t first_index, char *err, size_t errlen)
 {
 	uint8_t header[WAL_SEGMENT_HEADER_SIZE];
+	char path[PATH_MAX + 64];
 	int rv;
 
-	rv = wal_segment_path(s->wal_path, sizeof s->wal_path, s->dir, first_index);
+	rv = wal_segment_path(path, sizeof path, s->dir, first_index);
 	if (rv) {
 		snprintf(err, errlen, "shard %u: WAL path too long", s->id);
 		return rv;
 	}
-	s->wal_fd = open(s->wal_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (s->wal_fd >= 0)
+		close(s->wal_fd);
+	s->wal_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (s->wal_fd < 0) {
 		rv = -errno;
-		snprintf(err, errlen, "%s: create: %s", s->wal_path, strerror(errno));
+		snprintf(err, errlen, "%s: create: %s", path, strerror(errno));
 		return rv;
 	}
 	wal_segment_header_encode(header);
 	if (pwrite(s->wal_fd, header, sizeof header, 0) != (ssize_t)sizeof header ||
 	    fdatasync(s->wal_fd) != 0) {
 		rv = errno ? -errno : -EIO;
-		snprintf(err, errlen, "%s: write header: %s", s->wal_path, strerror(-rv));
+		snprintf(err, errlen, "%s: write header: %s", path, strerror(-rv));
 		return rv;
 	}
 	rv = fsync_dir(s->dir);
@@ -292,16 +365,165 @@ static int create_segment(struct shard *s, uint64_t first_index, char *err, size
 	}
 	s->wal_offset = WAL_SEGMENT_HEADER_SIZE;
 	s->next_index = first_index;
+	return add_segment(s, first_index);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int list_segments(struct shard *s, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *d = opendir(s->dir);
+
+	if (!d) {
+		snprintf(err, errlen, "%s: %s", s->dir, strerror(errno));
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		uint64_t first;
+
+		if (wal_segment_name_parse(de->d_name, &first) == 0 && add_segment(s, first)) {
+			closedir(d);
+			snprintf(err, errlen, "shard %u: out of memory", s->id);
+			return -ENOMEM;
+		}
+	}
+	closedir(d);
+	if (s->nsegments > 1)
+		qsort(s->segments, s->nsegments, sizeof *s->segments, cmp_u64);
 	return 0;
+}
+
+/* Start-up (blocking): opens or creates the manifest and replays it. */
+static int manifest_open(struct shard *s, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	struct manifest_replay r;
+	struct stat st;
+	uint8_t *buf;
+	int rv;
+
+	snprintf(path, sizeof path, "%s/MANIFEST", s->dir);
+	manifest_version_init(&s->manifest);
+	s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (s->manifest_fd < 0 && errno == ENOENT) {
+		struct sstable_buf out = { 0 };
+		int fd;
+
+		/* Write whole, then rename: a manifest file always has its header. */
+		snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", s->dir);
+		if (manifest_version_snapshot(&s->manifest, &out) != 0) {
+			snprintf(err, errlen, "shard %u: out of memory", s->id);
+			return -ENOMEM;
+		}
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		rv = fd < 0 ? -errno : 0;
+		if (rv == 0 && (pwrite(fd, out.data, out.len, 0) != (ssize_t)out.len ||
+				fdatasync(fd) != 0))
+			rv = errno ? -errno : -EIO;
+		if (fd >= 0)
+			close(fd);
+		if (rv == 0 && rename(tmp, path) != 0)
+			rv = -errno;
+		if (rv == 0)
+			rv = fsync_dir(s->dir);
+		sstable_buf_free(&out);
+		if (rv) {
+			snprintf(err, errlen, "%s: create: %s", path, strerror(-rv));
+			return rv;
+		}
+		s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
+	}
+	if (s->manifest_fd < 0) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+		return rv;
+	}
+	if (fstat(s->manifest_fd, &st) != 0) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
+		return rv;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	if (pread(s->manifest_fd, buf, (size_t)st.st_size, 0) != st.st_size) {
+		free(buf);
+		snprintf(err, errlen, "%s: read: %s", path, strerror(errno ? errno : EIO));
+		return -EIO;
+	}
+	rv = manifest_replay(&s->manifest, buf, (size_t)st.st_size, &r);
+	free(buf);
+	if (rv == RKV_ECORRUPT) {
+		snprintf(err, errlen, "%s: corrupt record at offset %zu: %s", path, r.offset,
+			 r.reason ? r.reason : "bad data");
+		return rv;
+	}
+	if (rv) {
+		snprintf(err, errlen, "%s: %s", path, rkv_strerror(rv));
+		return rv;
+	}
+	if (r.torn) {
+		log_warn("shard %u: %s: truncated a torn tail at offset %zu", s->id, path,
+			 r.valid_len);
+		if (ftruncate(s->manifest_fd, (off_t)r.valid_len) != 0 ||
+		    fdatasync(s->manifest_fd) != 0) {
+			rv = -errno;
+			snprintf(err, errlen, "%s: truncate: %s", path, strerror(errno));
+			return rv;
+		}
+	}
+	s->manifest_len = r.valid_len;
+	return 0;
+}
+
+/* Start-up (blocking): the WAL segments wholly below the retention point go. */
+static void retain_blocking(struct shard *s)
+{
+	uint64_t keep = shard_wal_retention_point(s);
+	size_t drop = 0;
+
+	while (drop + 1 < s->nsegments && s->segments[drop + 1] - 1 <= keep) {
+		char path[PATH_MAX + 64];
+
+		if (wal_segment_path(path, sizeof path, s->dir, s->segments[drop]) == 0 &&
+		    unlink(path) == 0)
+			s->stats.wal_deleted++;
+		drop++;
+	}
+	if (drop == 0)
+		return;
+	memmove(s->segments, s->segments + drop, (s->nsegments - drop) * sizeof *s->segments);
+	s->nsegments -= drop;
 }
 
 static void write_done(struct io_op *op, int res, unsigned flags);
 static void sync_done(struct io_op *op, int res, unsigned flags);
+static void switch_done(struct io_op *op, int res, unsigned flags);
+
+/* Makes the active memtable immutable and starts a fresh one. */
+static void seal_memtable(struct shard *s, struct lsm_mem *fresh)
+{
+	s->imm = s->mem;
+	s->imm->last_index = s->next_index - 1;
+	s->imm_installed = false;
+	s->mem = fresh;
+	s->gen++;
+	shard_job_schedule_flush(s);
+}
 
 int shard_open(struct shard **out, const struct shard_config *cfg,
 	       struct io_ring *io, char *err, size_t errlen)
 {
 	struct wal_recovery rec;
+	struct block_cache_options copt = { 0 };
 	struct shard *s;
 	int rv = -ENOMEM;
 
@@ -313,6 +535,9 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	s->id = cfg->id;
 	s->io = io;
 	s->wal_fd = -1;
+	s->switch_fd = -1;
+	s->dir_fd = -1;
+	s->manifest_fd = -1;
 	if (strlen(cfg->dir) >= sizeof s->dir - 64) {
 		rv = -ENAMETOOLONG;
 		snprintf(err, errlen, "shard %u: directory name too long", cfg->id);
@@ -320,82 +545,187 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	}
 	strcpy(s->dir, cfg->dir);
 	s->memtable_size = cfg->memtable_size;
-	rv = memtable_create(&s->mt, cfg->memtable_size);
-	if (rv) {
+	s->wal_sync_off = cfg->wal_sync_off;
+	s->table_size = cfg->table_size ? cfg->table_size : SHARD_DEFAULT_TABLE_SIZE;
+	s->stall_limit = cfg->stall_limit ? cfg->stall_limit : SHARD_DEFAULT_STALL_LIMIT;
+	sstable_options_default(&s->sst_opt);
+	if (cfg->block_size)
+		s->sst_opt.block_size = cfg->block_size;
+	compaction_options_default(&s->compact_opt);
+	if (cfg->level_base)
+		s->compact_opt.base_bytes = cfg->level_base;
+	compaction_cursor_init(&s->cursor);
+	sstable_block_iter_init(&s->get_scratch);
+	s->misc_op.done = misc_done;
+	s->misc_op.data = s;
+	s->cache = cfg->cache;
+	if (!s->cache) {
+		copt.capacity = 8u << 20;
+		rv = block_cache_create(&s->cache, &copt);
+		if (rv) {
+			snprintf(err, errlen, "shard %u: out of memory", cfg->id);
+			goto err_after_alloc;
+		}
+		s->own_cache = true;
+	}
+	if (mkdir(s->dir, 0755) != 0 && errno != EEXIST) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: mkdir: %s", s->dir, strerror(errno));
+		goto err_after_alloc;
+	}
+	s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dir_fd < 0) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: open: %s", s->dir, strerror(errno));
+		goto err_after_alloc;
+	}
+	rv = manifest_open(s, err, errlen);
+	if (rv)
+		goto err_after_alloc;
+	rv = lsm_tables_open(s, err, errlen);
+	if (rv)
+		goto err_after_alloc;
+	/* Replay into room for two memtables: the WAL may hold an immutable
+	 * memtable that was not flushed yet besides the active one. */
+	s->mem = lsm_mem_new(2 * cfg->memtable_size);
+	if (!s->mem) {
+		rv = -ENOMEM;
 		snprintf(err, errlen, "shard %u: memtable of %" PRIu64 " bytes: %s",
 			 cfg->id, cfg->memtable_size, rkv_strerror(rv));
 		goto err_after_alloc;
 	}
+	s->applied_index = s->manifest.flushed_index;
+	s->replaying = true;
 	rv = wal_recover(s->dir, replay_record, s, &rec, err, errlen);
+	s->replaying = false;
 	if (rv == RKV_EFULL) {
 		snprintf(err, errlen,
-			 "shard %u: the WAL in %s holds more than --memtable-size "
+			 "shard %u: the WAL in %s holds more than twice --memtable-size "
 			 "(%" PRIu64 " bytes) can; start with a larger --memtable-size",
 			 cfg->id, s->dir, cfg->memtable_size);
-		goto err_after_memtable;
+		goto err_after_alloc;
 	}
 	if (rv)
-		goto err_after_memtable;
+		goto err_after_alloc;
 	if (rec.torn_bytes)
 		log_warn("shard %u: truncated a torn WAL tail of %" PRIu64 " bytes in %s",
 			 s->id, rec.torn_bytes, rec.last_segment);
+	rv = list_segments(s, err, errlen);
+	if (rv)
+		goto err_after_alloc;
 	if (rec.last_segment[0]) {
 		uint64_t first;
-
 		const char *base = strrchr(rec.last_segment, '/');
 
 		rv = wal_segment_name_parse(base ? base + 1 : rec.last_segment, &first);
 		if (rv) {
 			snprintf(err, errlen, "%s: unexpected segment name", rec.last_segment);
-			goto err_after_memtable;
+			goto err_after_alloc;
 		}
-		snprintf(s->wal_path, sizeof s->wal_path, "%s", rec.last_segment);
-		s->wal_fd = open(s->wal_path, O_WRONLY | O_CLOEXEC);
+		s->wal_fd = open(rec.last_segment, O_WRONLY | O_CLOEXEC);
 		if (s->wal_fd < 0) {
 			rv = -errno;
-			snprintf(err, errlen, "%s: open: %s", s->wal_path, strerror(errno));
-			goto err_after_memtable;
+			snprintf(err, errlen, "%s: open: %s", rec.last_segment, strerror(errno));
+			goto err_after_alloc;
 		}
 		s->wal_offset = rec.append_offset;
 		s->next_index = rec.last_index ? rec.last_index + 1 : first;
 	} else {
-		rv = create_segment(s, 1, err, errlen);
+		rv = create_segment(s, s->manifest.flushed_index + 1, err, errlen);
 		if (rv)
-			goto err_after_memtable;
+			goto err_after_alloc;
 	}
+	if (s->next_index <= s->manifest.flushed_index) {
+		snprintf(err, errlen, "shard %u: the WAL ends at index %" PRIu64 " but the "
+			 "manifest says index %" PRIu64 " was flushed", s->id,
+			 s->next_index - 1, s->manifest.flushed_index);
+		rv = RKV_ECORRUPT;
+		goto err_after_alloc;
+	}
+	s->applied_index = s->next_index - 1;
+	s->mem->last_index = s->applied_index;
+	if (memtable_used(s->mem->mt) > s->memtable_size) {
+		/* More than one memtable's worth: flush it once the loop runs. */
+		struct lsm_mem *fresh = lsm_mem_new(cfg->memtable_size);
+
+		if (!fresh) {
+			rv = -ENOMEM;
+			snprintf(err, errlen, "shard %u: out of memory", s->id);
+			goto err_after_alloc;
+		}
+		rv = create_segment(s, s->next_index, err, errlen);
+		if (rv) {
+			lsm_mem_unref(fresh);
+			goto err_after_alloc;
+		}
+		seal_memtable(s, fresh);
+	}
+	s->next_file = s->manifest.next_file_number;
+	retain_blocking(s);
 	s->pending = &s->batches[0];
 	s->write_op.done = write_done;
 	s->write_op.data = s;
 	s->sync_op.done = sync_done;
 	s->sync_op.data = s;
-	log_info("shard %u: %" PRIu64 " records replayed, %zu keys, next index %" PRIu64,
-		 s->id, s->stats.replayed, memtable_count(s->mt), s->next_index);
+	for (int i = 0; i < 3; i++) {
+		s->switch_op[i].done = switch_done;
+		s->switch_op[i].data = s;
+	}
+	shard_jobs_init(s);
+	log_info("shard %u: %u tables, %" PRIu64 " records replayed, %zu keys in memory, "
+		 "next index %" PRIu64, s->id, (unsigned)s->stats.table_files,
+		 s->stats.replayed, memtable_count(s->mem->mt), s->next_index);
 	*out = s;
 	return 0;
 
-err_after_memtable:
-	if (s->wal_fd >= 0)
-		close(s->wal_fd);
-	memtable_destroy(s->mt);
-	free(s->scratch);
 err_after_alloc:
-	free(s);
+	shard_close(s);
 err:
 	return rv;
 }
 
+static void wait_io(struct shard *s)
+{
+	for (int i = 0; s->io_inflight > 0 && i < 100000; i++) {
+		io_ring_submit_wait(s->io, 100000);
+		io_ring_dispatch(s->io);
+	}
+}
+
 void shard_close(struct shard *s)
 {
+	struct shard_waiter *w;
+
 	if (!s)
 		return;
+	s->closing = true;
+	wait_io(s);
+	for (w = s->stall_head; w; w = w->next)
+		if (w->prior_pin)
+			block_cache_release(s->cache, w->prior_pin);
+	if (s->sync_pin)
+		block_cache_release(s->cache, s->sync_pin);
+	shard_jobs_destroy(s);
 	if (s->wal_fd >= 0) {
-		/* Every acknowledged write was already synced; this only makes
-		 * sure nothing is left for the kernel to do at exit. */
+		/* Every acknowledged write was already synced (unless the
+		 * benchmark-only sync-off mode); this makes sure of it. */
 		if (fdatasync(s->wal_fd) != 0)
 			log_warn("shard %u: final fdatasync: %s", s->id, strerror(errno));
 		close(s->wal_fd);
 	}
-	memtable_destroy(s->mt);
+	lsm_mem_unref(s->mem);
+	lsm_mem_unref(s->imm);
+	lsm_tables_close_all(s);
+	if (s->own_cache)
+		block_cache_destroy(s->cache);
+	if (s->manifest_fd >= 0)
+		close(s->manifest_fd);
+	if (s->dir_fd >= 0)
+		close(s->dir_fd);
+	manifest_version_destroy(&s->manifest);
+	compaction_cursor_destroy(&s->cursor);
+	sstable_block_iter_destroy(&s->get_scratch);
+	free(s->segments);
 	free(s->scratch);
 	free(s->batches[0].buf);
 	free(s->batches[1].buf);
@@ -412,21 +742,24 @@ void shard_get_stats(const struct shard *s, struct shard_stats *out)
 	*out = s->stats;
 }
 
-int shard_get(struct shard *s, const void *key, size_t key_len,
-	      const void **value, size_t *value_len)
+void shard_level_files(const struct shard *s, unsigned counts[], unsigned nlevels)
 {
-	int rv = memtable_get(s->mt, key, key_len, value, value_len);
+	for (unsigned l = 0; l < nlevels; l++)
+		counts[l] = l < MANIFEST_LEVELS ? (unsigned)s->manifest.levels[l].count : 0;
+}
 
-	s->stats.reads++;
-	return rv == RKV_EDELETED ? RKV_ENOTFOUND : rv;
+bool shard_disk_full(const struct shard *s)
+{
+	return s->disk_full;
 }
 
 /*
  * Memtable bytes a queued command may take once applied: an upper bound,
  * reserved at queue time so that applying a durable batch cannot fail.
  */
-static size_t write_cost(struct shard *s, const struct command *cmd)
+static size_t write_cost(struct shard *s, const struct shard_waiter *w)
 {
+	const struct command *cmd = &w->cmd;
 	const void *cur;
 	size_t cur_len = 0, len;
 
@@ -438,7 +771,10 @@ static size_t write_cost(struct shard *s, const struct command *cmd)
 	case COMMAND_APPEND:
 		/* Whatever other APPENDs queued before it add, this key's value
 		 * can grow by at most all of them. */
-		memtable_get(s->mt, cmd->key, cmd->key_len, &cur, &cur_len);
+		if (memtable_get(s->mem->mt, cmd->key, cmd->key_len, &cur, &cur_len) != 0 &&
+		    !(s->imm && memtable_get(s->imm->mt, cmd->key, cmd->key_len, &cur,
+					     &cur_len) == 0))
+			cur_len = w->prior_state == SHARD_PRIOR_TABLE ? w->prior_len : 0;
 		len = cur_len + s->appended + cmd->value_len;
 		return memtable_entry_cost(cmd->key_len, len < cmd->limit ? len : cmd->limit);
 	default:
@@ -446,22 +782,144 @@ static size_t write_cost(struct shard *s, const struct command *cmd)
 	}
 }
 
-int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter *w)
+static bool needs_prior(const struct shard_waiter *w)
 {
+	return w->cmd.op != COMMAND_PUT || w->want_prior;
+}
+
+static void release_prior(struct shard *s, struct shard_waiter *w)
+{
+	if (w->prior_pin)
+		block_cache_release(s->cache, w->prior_pin);
+	w->prior_pin = NULL;
+	w->prior = NULL;
+	w->prior_len = 0;
+	w->prior_state = SHARD_PRIOR_UNKNOWN;
+	w->warm_done = false;
+}
+
+static void warm_done(struct shard_read *rd, int rv, const void *value, size_t len)
+{
+	struct shard_waiter *w = rd->arg;
+	struct shard *s = rd->s;
+
+	w->warming = false;
+	w->warm_done = true;
+	w->warm_rv = rv;
+	w->prior = value;
+	w->prior_len = (uint32_t)len;
+	w->prior_pin = rd->pin;
+	rd->pin = NULL;
+	if (!s->closing)
+		shard_stall_drain(s);
+}
+
+/*
+ * Settles the current value of w's key for apply (see the invariants at the
+ * top). 0, QUEUE_STALL (a table lookup is reading blocks), RKV_ECORRUPT or
+ * another error for the write.
+ */
+static int resolve_prior(struct shard *s, struct shard_waiter *w)
+{
+	const struct command *c = &w->cmd;
+	struct block_cache_handle *pin = NULL;
+	struct sstable_handle h;
+	struct lsm_table *t;
+	const void *value;
+	size_t len;
+	unsigned level = 0;
+	size_t file = 0;
+	int rv;
+
+	if (w->warming)
+		return QUEUE_STALL;
+	rv = memtable_get(s->mem->mt, c->key, c->key_len, &value, &len);
+	if (rv == RKV_ENOTFOUND && s->imm)
+		rv = memtable_get(s->imm->mt, c->key, c->key_len, &value, &len);
+	if (rv != RKV_ENOTFOUND) {
+		release_prior(s, w);
+		w->prior_state = SHARD_PRIOR_MEMORY;
+		return 0;
+	}
+	if (w->warm_done && w->warm_gen == s->gen) {
+		rv = w->warm_rv;
+	} else {
+		release_prior(s, w);
+		rv = lsm_lookup_cached(s, s->version, c->key, c->key_len,
+				       bloom_hash(c->key, c->key_len), &level, &file, &value,
+				       &len, &pin, &t, &h);
+		if (rv == RKV_EAGAIN) {
+			w->warming = true;
+			w->warm_gen = s->gen;
+			w->warm.done = warm_done;
+			w->warm.arg = w;
+			w->warm.warm_only = true;
+			shard_read_start(s, &w->warm, c->key, c->key_len);
+			return w->warming ? QUEUE_STALL : resolve_prior(s, w);
+		}
+		w->prior = value;
+		w->prior_len = (uint32_t)len;
+		w->prior_pin = pin;
+	}
+	w->warm_done = false;
+	if (rv == 0) {
+		w->prior_state = SHARD_PRIOR_TABLE;
+		return 0;
+	}
+	if (w->prior_pin)
+		block_cache_release(s->cache, w->prior_pin);
+	w->prior_pin = NULL;
+	if (rv == RKV_ENOTFOUND) {
+		w->prior_state = SHARD_PRIOR_MEMORY;
+		return 0;
+	}
+	return rv;
+}
+
+static void start_switch(struct shard *s)
+{
+	s->switching = true;
+	s->switch_stage = 0;
+}
+
+/*
+ * Moves `w` into the pending batch: 0; QUEUE_STALL (it must wait: memtable
+ * switch, table lookup); or an error for it (nothing queued).
+ */
+static int try_queue(struct shard *s, struct shard_waiter *w)
+{
+	const struct command *cmd = &w->cmd;
 	struct wal_batch *b = s->pending;
-	size_t cost = write_cost(s, cmd);
 	size_t payload = command_encoded_size(cmd);
 	size_t size = wal_record_size((uint32_t)payload);
+	size_t cost;
 	uint8_t *rec;
+	int rv;
 
 	if (s->failed)
 		return -EIO;
-	if (payload > WAL_MAX_PAYLOAD)
-		return RKV_ETOOLARGE;
-	if (memtable_remaining(s->mt) < s->reserved + cost)
-		return RKV_EFULL;
-	if (batch_reserve(b, size))
+	if (s->switching)
+		return QUEUE_STALL;
+	if (needs_prior(w)) {
+		rv = resolve_prior(s, w);
+		if (rv)
+			return rv;
+	}
+	cost = write_cost(s, w);
+	if (mem_room(s) < s->reserved + cost) {
+		release_prior(s, w);
+		if (s->reserved == 0 && memtable_count(s->mem->mt) == 0)
+			return RKV_EFULL; /* larger than a whole memtable */
+		if (s->imm && s->disk_full)
+			return RKV_EFULL;
+		if (!s->imm)
+			start_switch(s);
+		return QUEUE_STALL;
+	}
+	if (batch_reserve(b, size)) {
+		release_prior(s, w);
 		return -ENOMEM;
+	}
 	rec = b->buf + b->len;
 	command_encode(cmd, rec + WAL_RECORD_HEADER_SIZE);
 	wal_record_finish(rec, s->next_index, 0, (uint32_t)payload);
@@ -485,6 +943,88 @@ int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter 
 	return 0;
 }
 
+/* Removes the head of the stall queue, whose successor was `next` (its own
+ * link may already serve a batch list). */
+static void stall_pop(struct shard *s, struct shard_waiter *next)
+{
+	struct shard_waiter *w = s->stall_head;
+
+	s->stall_head = next;
+	if (!s->stall_head)
+		s->stall_tail = NULL;
+	s->stall_bytes -= w->stall_bytes;
+}
+
+void shard_stall_drain(struct shard *s)
+{
+	if (s->draining) {
+		s->drain_again = true;
+		return;
+	}
+	s->draining = true;
+	do {
+		struct shard_waiter *w;
+
+		s->drain_again = false;
+		while ((w = s->stall_head) != NULL) {
+			struct shard_waiter *next = w->next;
+			int rv = try_queue(s, w);
+
+			if (rv == QUEUE_STALL)
+				break;
+			stall_pop(s, next);
+			if (rv) {
+				release_prior(s, w);
+				w->done(w, rv, NULL);
+			}
+		}
+	} while (s->drain_again);
+	s->draining = false;
+}
+
+int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter *w)
+{
+	size_t payload = command_encoded_size(cmd);
+	int rv;
+
+	if (s->failed)
+		return -EIO;
+	if (payload > WAL_MAX_PAYLOAD)
+		return RKV_ETOOLARGE;
+	w->cmd = *cmd;
+	w->next = NULL;
+	w->prior_state = SHARD_PRIOR_UNKNOWN;
+	w->prior_pin = NULL;
+	w->prior = NULL;
+	w->prior_len = 0;
+	w->warming = false;
+	w->warm_done = false;
+	if (!s->stall_head) {
+		rv = try_queue(s, w);
+		if (rv != QUEUE_STALL)
+			return rv;
+	}
+	w->stall_bytes = payload + sizeof *w;
+	if (s->stall_bytes + w->stall_bytes > s->stall_limit ||
+	    (s->disk_full && s->imm)) {
+		/* A warm lookup in flight still points at w: let it finish. */
+		if (w->warming) {
+			w->stall_bytes = 0;
+		} else {
+			release_prior(s, w);
+			return RKV_EFULL;
+		}
+	}
+	s->stats.stalls++;
+	s->stall_bytes += w->stall_bytes;
+	if (s->stall_tail)
+		s->stall_tail->next = w;
+	else
+		s->stall_head = w;
+	s->stall_tail = w;
+	return 0;
+}
+
 static void submit_batch(struct shard *s)
 {
 	struct wal_batch *b = s->pending;
@@ -492,83 +1032,179 @@ static void submit_batch(struct shard *s)
 
 	s->inflight = b;
 	s->pending = b == &s->batches[0] ? &s->batches[1] : &s->batches[0];
-	s->inflight_cqes = 2;
+	s->inflight_cqes = s->wal_sync_off ? 1 : 2;
 	s->write_res = 0;
 	s->sync_res = 0;
 
-	sqe = io_ring_get_sqe(s->io);
+	sqe = shard_sqe(s, &s->write_op);
 	io_uring_prep_write(sqe, s->wal_fd, b->buf, (unsigned)b->len, s->wal_offset);
+	if (s->wal_sync_off)
+		return;
 	sqe->flags |= IOSQE_IO_LINK;
-	io_op_attach(sqe, &s->write_op);
-	sqe = io_ring_get_sqe(s->io);
+	sqe = shard_sqe(s, &s->sync_op);
 	io_uring_prep_fsync(sqe, s->wal_fd, IORING_FSYNC_DATASYNC);
-	io_op_attach(sqe, &s->sync_op);
+}
+
+/* Fails every stalled write with `rv`. */
+static void fail_stalled(struct shard *s, int rv)
+{
+	struct shard_waiter *w;
+
+	while ((w = s->stall_head) != NULL) {
+		if (w->warming)
+			break; /* its lookup still points at it; failed when it lands */
+		stall_pop(s, w->next);
+		release_prior(s, w);
+		w->done(w, rv, NULL);
+	}
+}
+
+static void switch_fail(struct shard *s, int err)
+{
+	log_error("shard %u: creating WAL segment %" PRIu64 " failed: %s", s->id,
+		  s->next_index, strerror(-err));
+	s->switching = false;
+	if (s->switch_fd >= 0) {
+		char name[64];
+
+		close(s->switch_fd);
+		snprintf(name, sizeof name, "wal-%020" PRIu64 ".log", s->next_index);
+		unlinkat(s->dir_fd, name, 0);
+		s->switch_fd = -1;
+	}
+	fail_stalled(s, err == -ENOSPC ? RKV_EFULL : -EIO);
+}
+
+static void switch_step(struct shard *s)
+{
+	struct io_uring_sqe *sqe;
+	char name[64];
+
+	if (s->switch_stage != 0 || s->inflight || s->pending->count > 0)
+		return;
+	s->switch_stage = 1;
+	s->switch_fd = -1;
+	s->switch_cqes = 1;
+	snprintf(name, sizeof name, "wal-%020" PRIu64 ".log", s->next_index);
+	sqe = shard_sqe(s, &s->switch_op[0]);
+	/* The name is copied by the kernel when the SQE is submitted. */
+	io_uring_prep_openat(sqe, s->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			     0644);
+	io_uring_submit(&s->io->ring);
+}
+
+static void switch_complete(struct shard *s)
+{
+	struct lsm_mem *fresh = lsm_mem_new(s->memtable_size);
+	struct io_uring_sqe *sqe;
+
+	if (!fresh || add_segment(s, s->next_index) != 0) {
+		lsm_mem_unref(fresh);
+		switch_fail(s, -ENOMEM);
+		return;
+	}
+	sqe = shard_sqe(s, &s->misc_op);
+	io_uring_prep_close(sqe, s->wal_fd);
+	s->wal_fd = s->switch_fd;
+	s->switch_fd = -1;
+	s->wal_offset = WAL_SEGMENT_HEADER_SIZE;
+	s->switching = false;
+	seal_memtable(s, fresh);
+	shard_stall_drain(s);
+}
+
+static void switch_done(struct io_op *op, int res, unsigned flags)
+{
+	struct shard *s = op->data;
+	struct io_uring_sqe *sqe;
+	int i = (int)(op - s->switch_op);
+
+	shard_op_put(s);
+	s->switch_res[i] = res;
+	if (--s->switch_cqes > 0)
+		return;
+	if (s->switch_stage == 1) {
+		if (res < 0) {
+			switch_fail(s, res);
+			return;
+		}
+		s->switch_fd = res;
+		if (s->closing) {
+			switch_fail(s, -ESHUTDOWN);
+			return;
+		}
+		s->switch_stage = 2;
+		s->switch_cqes = 3;
+		wal_segment_header_encode(s->switch_header);
+		sqe = shard_sqe(s, &s->switch_op[0]);
+		io_uring_prep_write(sqe, s->switch_fd, s->switch_header, WAL_SEGMENT_HEADER_SIZE, 0);
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe = shard_sqe(s, &s->switch_op[1]);
+		io_uring_prep_fsync(sqe, s->switch_fd, IORING_FSYNC_DATASYNC);
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe = shard_sqe(s, &s->switch_op[2]);
+		io_uring_prep_fsync(sqe, s->dir_fd, 0);
+		return;
+	}
+	if (s->switch_res[0] != WAL_SEGMENT_HEADER_SIZE || s->switch_res[1] < 0 ||
+	    s->switch_res[2] < 0) {
+		switch_fail(s, s->switch_res[0] < 0 ? s->switch_res[0] :
+			       s->switch_res[1] < 0 ? s->switch_res[1] :
+			       s->switch_res[2] < 0 ? s->switch_res[2] : -ENOSPC);
+		return;
+	}
+	switch_complete(s);
 }
 
 void shard_flush(struct shard *s)
 {
+	if (s->closing)
+		return;
+	if (s->stall_head)
+		shard_stall_drain(s);
 	if (!s->inflight && s->pending->count > 0)
 		submit_batch(s);
-}
-
-bool shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
-		size_t examine, shard_scan_fn *fn, void *arg,
-		const void **last, size_t *last_len)
-{
-	struct memtable_iter it;
-	size_t seen = 0;
-
-	*last = NULL;
-	*last_len = 0;
-	memtable_iter_seek(&it, s->mt, start, start_len);
-	if (after && memtable_iter_valid(&it)) {
-		size_t klen;
-		const void *key = memtable_iter_key(&it, &klen);
-
-		if (klen == start_len && memcmp(key, start, klen) == 0)
-			memtable_iter_next(&it);
-	}
-	for (; memtable_iter_valid(&it); memtable_iter_next(&it)) {
-		size_t klen, vlen;
-		const void *key, *value;
-
-		if (seen == examine)
-			return false;
-		key = memtable_iter_key(&it, &klen);
-		if (!memtable_iter_is_tombstone(&it)) {
-			value = memtable_iter_value(&it, &vlen);
-			if (!fn(arg, key, klen, value, vlen))
-				return false;
-		}
-		seen++;
-		*last = key;
-		*last_len = klen;
-	}
-	return true;
+	if (s->switching)
+		switch_step(s);
+	shard_jobs_step(s);
 }
 
 uint64_t shard_live_keys(const struct shard *s)
 {
-	return s->live_keys;
+	int64_t n = s->mem->live_delta;
+
+	if (s->imm)
+		n += s->imm->live_delta;
+	if (s->version) {
+		for (unsigned l = 0; l < MANIFEST_LEVELS; l++)
+			for (size_t i = 0; i < s->version->count[l]; i++) {
+				const struct sstable_meta *m = &s->version->files[l][i]->meta;
+
+				n += (int64_t)m->entry_count - 2 * (int64_t)m->tombstone_count;
+			}
+	}
+	return n > 0 ? (uint64_t)n : 0;
 }
 
 void shard_memory(const struct shard *s, size_t *used, size_t *capacity)
 {
-	*used = memtable_used(s->mt);
+	*used = memtable_used(s->mem->mt) + (s->imm ? memtable_used(s->imm->mt) : 0);
 	*capacity = s->memtable_size;
 }
 
 bool shard_idle(const struct shard *s)
 {
-	return !s->inflight && s->pending->count == 0;
+	return !s->inflight && s->pending->count == 0 && !s->stall_head && !s->switching;
 }
 
-static void complete_waiters(struct wal_batch *b, int rv)
+static void complete_waiters(struct shard *s, struct wal_batch *b, int rv)
 {
 	struct shard_waiter *w = b->head;
 
 	while (w) {
 		struct shard_waiter *next = w->next;
+
+		release_prior(s, w);
 		w->done(w, rv, NULL);
 		w = next;
 	}
@@ -579,6 +1215,7 @@ static void complete_waiters(struct wal_batch *b, int rv)
 static void apply_batch(struct shard *s, struct wal_batch *b)
 {
 	struct shard_waiter *w = b->head;
+	uint64_t index = b->first_index;
 	size_t off = 0;
 
 	while (off < b->len) {
@@ -590,18 +1227,30 @@ static void apply_batch(struct shard *s, struct wal_batch *b)
 
 		rv = command_decode(b->buf + off + WAL_RECORD_HEADER_SIZE, payload, &c);
 		if (rv == 0)
-			rv = apply_command(s, &c, &res);
+			rv = apply_command(s, &c, w, &res);
 		/* We encoded these bytes and reserved their space ourselves. */
 		if (rv)
 			panic("shard %u: applying a durable record failed: %s",
 			      s->id, rkv_strerror(rv));
 		off += wal_record_size(payload);
+		s->applied_index = index;
+		s->mem->last_index = index;
+		index++;
 		next = w->next;
 		if (!w->want_prior) {
 			res.old_value = NULL;
 			res.old_len = 0;
 		}
-		w->done(w, 0, &res);
+		{
+			/* old_value may point into the pinned block: release it
+			 * after the callback, which may free w. */
+			struct block_cache_handle *pin = w->prior_pin;
+
+			w->prior_pin = NULL;
+			w->done(w, 0, &res);
+			if (pin)
+				block_cache_release(s->cache, pin);
+		}
 		w = next;
 	}
 }
@@ -616,9 +1265,9 @@ static void fail_batches(struct shard *s, struct wal_batch *inflight, int rv)
 	s->reserved -= inflight->reserved + pending->reserved;
 	s->appended -= inflight->appended + pending->appended;
 	s->inflight = NULL;
-	complete_waiters(inflight, rv);
+	complete_waiters(s, inflight, rv);
 	batch_reset(inflight);
-	complete_waiters(pending, rv);
+	complete_waiters(s, pending, rv);
 	batch_reset(pending);
 }
 
@@ -636,8 +1285,14 @@ static void batch_finished(struct shard *s)
 		s->appended -= b->appended;
 		s->inflight = NULL;
 		batch_reset(b);
+		shard_imm_maybe_drop(s);
+		if (s->closing)
+			return;
 		/* Writes that gathered behind this batch go out at once. */
-		shard_flush(s);
+		if (s->pending->count > 0)
+			submit_batch(s);
+		else if (s->switching)
+			switch_step(s);
 		return;
 	}
 	if (s->write_res == -ENOSPC ||
@@ -660,12 +1315,14 @@ static void batch_finished(struct shard *s)
 	log_error("shard %u: WAL write/sync failed (write %d, sync %d); shard read-only "
 		  "until restart", s->id, s->write_res, s->sync_res);
 	fail_batches(s, b, -EIO);
+	fail_stalled(s, -EIO);
 }
 
 static void write_done(struct io_op *op, int res, unsigned flags)
 {
 	struct shard *s = op->data;
 
+	shard_op_put(s);
 	s->write_res = res;
 	if (--s->inflight_cqes == 0)
 		batch_finished(s);
@@ -675,6 +1332,7 @@ static void sync_done(struct io_op *op, int res, unsigned flags)
 {
 	struct shard *s = op->data;
 
+	shard_op_put(s);
 	s->sync_res = res;
 	if (--s->inflight_cqes == 0)
 		batch_finished(s);

@@ -12,6 +12,13 @@
  *
  * The record is index + term + command: the layout of a Raft log entry, so the
  * WAL can become the Raft log without changing this file's format.
+ *
+ * Storage is an LSM tree (docs/ARCHITECTURE.md, "A shard: the LSM tree"): a
+ * full memtable becomes immutable and is flushed to an L0 SSTable in slices
+ * on the core's ring, a manifest log names the tables of each level, WAL
+ * segments whose records are all in tables are deleted, and leveled
+ * compaction runs in slices too. Reads go memtable, immutable memtable, L0
+ * newest first, then one table per level, blocks through the core's cache.
  */
 #ifndef RINGKV_SHARD_SHARD_H
 #define RINGKV_SHARD_SHARD_H
@@ -26,6 +33,11 @@
 
 struct shard;
 struct shard_waiter;
+struct shard_read;
+struct block_cache;
+struct block_cache_handle;
+struct lsm_version;
+struct lsm_table;
 
 /* What applying one command did, as seen at its place in the log. */
 struct shard_result {
@@ -41,23 +53,82 @@ struct shard_result {
 };
 
 /*
+ * Completion of an asynchronous point read: rv 0 with the value (valid only
+ * during the call), RKV_ENOTFOUND, RKV_ECORRUPT (a block failed its checks;
+ * the file and offset were logged) or a negative errno (the read failed).
+ */
+typedef void shard_read_fn(struct shard_read *rd, int rv, const void *value, size_t len);
+
+/*
+ * A point read in progress, embedded in the caller's request. The caller
+ * sets `done` and `arg`; the rest is the shard's. The key passed to
+ * shard_read() must stay valid until `done` runs.
+ */
+struct shard_read {
+	shard_read_fn *done;
+	void *arg;                      /* the caller's context */
+	/* private to the shard */
+	struct shard *s;
+	const uint8_t *key;
+	size_t key_len;
+	uint64_t hash;                  /* bloom_hash(key) */
+	struct lsm_version *version;    /* held while the read walks it */
+	unsigned level;                 /* position: level, file within it */
+	size_t file;
+	struct lsm_table *table;        /* table of the block being read */
+	uint64_t offset;                /* that block's offset and length */
+	uint32_t len;
+	uint8_t *buf;                   /* the block read lands here */
+	struct block_cache_handle *pin; /* block holding the answer */
+	struct io_op op;
+	bool warm_only;                 /* just fill the cache (write path) */
+};
+
+/*
  * Completion of one write: rv 0 when durable and applied (then `res` says
- * what the command did); RKV_EFULL for disk full (nothing was written); -EIO
- * when the WAL could not be made durable (the shard then refuses writes until
- * restart).
+ * what the command did); RKV_EFULL: the write could not be stored (disk full,
+ * or too many writes stalled behind a flush: nothing was written);
+ * RKV_ECORRUPT: the key's current value could not be read (a damaged
+ * SSTable block; nothing was written); -EIO when the WAL could not be made
+ * durable (the shard then refuses writes until restart).
  */
 typedef void shard_done_fn(struct shard_waiter *w, int rv, const struct shard_result *res);
 
+enum shard_prior {
+	SHARD_PRIOR_UNKNOWN,  /* not looked up yet */
+	SHARD_PRIOR_MEMORY,   /* the memtables decide (they hold the key, or nothing does) */
+	SHARD_PRIOR_TABLE,    /* an SSTable holds the current value: prior, prior_len */
+};
+
 struct shard_waiter {
 	shard_done_fn *done;
-	struct shard_waiter *next; /* batch list, owned by the shard until done */
+	struct shard_waiter *next; /* batch or stall list, owned by the shard until done */
 	bool want_prior;           /* report the previous value in res->old_value */
+	/* private to the shard */
+	struct command cmd;        /* the command while it waits in the stall queue */
+	uint8_t prior_state;       /* enum shard_prior */
+	uint32_t prior_len;
+	const void *prior;         /* into the pinned block */
+	struct block_cache_handle *prior_pin;
+	bool warming;              /* `warm` is looking the key up in the tables */
+	bool warm_done;            /* its answer: warm_rv, prior, prior_pin */
+	int warm_rv;
+	uint64_t warm_gen;         /* shard generation when it started */
+	size_t stall_bytes;        /* counted against the stall limit */
+	struct shard_read warm;
 };
 
 struct shard_config {
 	uint32_t id;
-	const char *dir;        /* the shard's directory, created if missing */
-	uint64_t memtable_size; /* arena bytes */
+	const char *dir;            /* the shard's directory, created if missing */
+	uint64_t memtable_size;     /* arena bytes of one memtable */
+	struct block_cache *cache;  /* the core's block cache (shared by its shards) */
+	bool wal_sync_off;          /* BENCHMARK ONLY: group writes without fdatasync;
+				     * acknowledged writes may be lost on power failure */
+	uint64_t table_size;        /* compaction output files rotate here; 0 = 64 MiB */
+	uint64_t level_base;        /* L1 target / 10; 0 = compaction default (8 MiB) */
+	uint64_t stall_limit;       /* bytes of writes that may wait for a flush; 0 = 16 MiB */
+	size_t block_size;          /* SSTable data block target; 0 = 4 KiB */
 };
 
 struct shard_stats {
@@ -66,61 +137,118 @@ struct shard_stats {
 	uint64_t wal_bytes;    /* bytes appended to the WAL since start */
 	uint64_t reads;
 	uint64_t replayed;     /* records replayed at start-up */
+	uint64_t flushes;      /* memtables written to L0 */
+	uint64_t compactions;  /* compactions installed (trivial moves included) */
+	uint64_t compact_read; /* bytes read by compactions */
+	uint64_t compact_written;
+	uint64_t stalls;       /* writes that waited in the stall queue */
+	uint64_t block_reads;  /* blocks read from disk for gets and scans */
+	uint64_t wal_deleted;  /* WAL segments deleted */
+	uint64_t bg_errors;    /* flush/compaction failures (retried) */
+	uint64_t table_files;  /* SSTables in the current version */
+	uint64_t table_bytes;
 };
 
 /*
- * Opens the shard: replays its WAL into a fresh memtable (blocking I/O, before
- * the reactor loop runs) and prepares the segment to append to. `io` is the
+ * Opens the shard (blocking I/O, before the reactor loop runs): the manifest,
+ * every SSTable it names (footer and metadata checked against it), then the
+ * WAL records not yet in SSTables, replayed into a fresh memtable. `io` is the
  * owning core's ring. 0, or an error with the reason (file, offset) in `err`.
  */
 int shard_open(struct shard **out, const struct shard_config *cfg,
 	       struct io_ring *io, char *err, size_t errlen);
 
-/* Frees the shard. The caller ensures nothing is in flight (shard_idle). */
+/*
+ * Frees the shard. The caller ensures no foreground work is in flight
+ * (shard_idle); background I/O still in flight (a flush or compaction slice)
+ * is waited for here, after the loop stopped, and the unfinished job is
+ * abandoned (its file is removed at the next start).
+ */
 void shard_close(struct shard *s);
 
 /*
- * Reads `key`. 0 with *value pointing at memtable bytes (valid until the next
- * write is applied: copy or use it before returning to the loop), or
- * RKV_ENOTFOUND.
+ * Reads `key` from memory only: the memtables, the bloom filters and the
+ * block cache. 0 with *value (valid until the next call into this shard or
+ * its ring: copy it at once), RKV_ENOTFOUND, RKV_ECORRUPT, or RKV_EAGAIN when
+ * a block must be read from disk (use shard_read).
  */
 int shard_get(struct shard *s, const void *key, size_t key_len,
 	      const void **value, size_t *value_len);
 
 /*
- * Queues a PUT or DELETE. 0: w->done will be called from a later completion.
- * RKV_EFULL: the memtable cannot hold it (nothing queued). -EIO: the shard's
- * WAL failed earlier (nothing queued).
+ * Reads `key`: memtable, immutable memtable, L0 newest first, then L1..Ln,
+ * each table through its bloom filter and index, blocks through the block
+ * cache. Returns 0 when answered synchronously from memory (rd->done is then
+ * NOT called; *value as for shard_get), RKV_ENOTFOUND / RKV_ECORRUPT
+ * likewise synchronous, or 1: a block is being read and rd->done will be
+ * called from a completion. The key must stay valid until then.
+ */
+#define SHARD_READ_PENDING 1
+int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_read *rd,
+	       const void **value, size_t *value_len);
+
+/*
+ * Queues a command. 0: w->done will be called from a later completion (or,
+ * for a write that had to wait, possibly from within a later shard call).
+ * RKV_EFULL: no room (disk full, or the stall queue is over its limit);
+ * RKV_ETOOLARGE; -EIO: the shard's WAL failed earlier. Nothing is queued on
+ * an error. The command's key and value must stay valid until done.
+ *
+ * Commands whose effect depends on the current value (every op but PUT, and
+ * PUT with want_prior) have that value looked up before they enter the log:
+ * from the memtables, or from SSTables through the block cache (reading the
+ * block first when needed, while the write waits in order behind others).
  */
 int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter *w);
 
 /*
- * Visits keys in order from `start` (inclusive, or exclusive with `after`),
- * skipping deleted ones, until `fn` returns false (that key then counts as not
- * examined) or `examine` keys (deleted ones included) were looked at. Reads
- * applied (durable) state only. `last` and `last_len` get the last key examined
- * (NULL if none; valid until the next write is applied). Returns true when no
- * key is left past *last.
+ * Asynchronous scan. Visits keys in order from `start` (inclusive, or
+ * exclusive with `after`) over memtables and SSTables, skipping deleted
+ * ones, until `fn` returns false (that key then counts as not examined) or
+ * `examine` keys (deleted ones included) were looked at. Then `done` runs
+ * once, possibly before shard_scan returns: rv 0 or RKV_ECORRUPT / -errno;
+ * `last` (NULL if no key was examined) is the last key examined, valid
+ * during the call; `exhausted` says no key is left past it. The start key
+ * must stay valid until done. Returns 0, or -ENOMEM (done not called).
  */
 typedef bool shard_scan_fn(void *arg, const void *key, size_t key_len,
 			   const void *value, size_t value_len);
-bool shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
-		size_t examine, shard_scan_fn *fn, void *arg,
-		const void **last, size_t *last_len);
+typedef void shard_scan_done_fn(void *arg, int rv, bool exhausted,
+				const void *last, size_t last_len);
+int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
+	       size_t examine, shard_scan_fn *fn, shard_scan_done_fn *done, void *arg);
 
-/* Keys holding a value (not deleted). */
+/*
+ * Keys holding a value: an ESTIMATE once SSTables exist. Each memtable and
+ * table counts its values minus its tombstones, so a key overwritten in two
+ * places counts twice and a delete of a key held elsewhere subtracts one,
+ * until compaction merges them; exact while everything is in one memtable.
+ */
 uint64_t shard_live_keys(const struct shard *s);
 
-/* Memtable bytes in use and capacity. */
+/* Memtable bytes in use (both memtables) and the capacity of one. */
 void shard_memory(const struct shard *s, size_t *used, size_t *capacity);
 
-/* Once per loop iteration: submits the pending batch if none is in flight. */
+/*
+ * Once per loop iteration: submits the pending WAL batch if none is in
+ * flight, moves stalled writes on, and runs one bounded slice of background
+ * work (memtable flush, compaction).
+ */
 void shard_flush(struct shard *s);
 
-/* Nothing pending and nothing in flight. */
+/* No write pending, stalled or in flight. */
 bool shard_idle(const struct shard *s);
+
+/* No flush or compaction running, waiting or due (tests, benchmarks). */
+bool shard_background_idle(const struct shard *s);
+
+/* Flush and compaction are failing for lack of disk space (retrying). */
+bool shard_disk_full(const struct shard *s);
 
 uint32_t shard_id(const struct shard *s);
 void shard_get_stats(const struct shard *s, struct shard_stats *out);
+
+/* Files per level of the current version (tests, INFO). */
+void shard_level_files(const struct shard *s, unsigned counts[], unsigned nlevels);
 
 #endif

@@ -65,9 +65,10 @@ static unsigned write_keys(struct rkv_client *c)
 	char key[32];
 
 	for (unsigned base = 0; base < KEYS; base += DEPTH) {
+		unsigned end = base + DEPTH < KEYS ? base + DEPTH : KEYS;
 		uint64_t first = 0;
 
-		for (unsigned i = base; i < base + DEPTH; i++) {
+		for (unsigned i = base; i < end; i++) {
 			uint64_t id;
 
 			make_value(value, i);
@@ -76,7 +77,7 @@ static unsigned write_keys(struct rkv_client *c)
 			if (i == base)
 				first = id;
 		}
-		for (unsigned n = 0; n < DEPTH; n++) {
+		for (unsigned n = base; n < end; n++) {
 			struct rkv_result res;
 
 			CHECK(rkv_recv(c, &res) == 0, "recv: %s", rkv_last_error(c));
@@ -86,6 +87,7 @@ static unsigned write_keys(struct rkv_client *c)
 			}
 			CHECK(res.status == RKV_STATUS_OK, "put: %s %s",
 			      rkv_status_name(res.status), res.error);
+			CHECK(res.id >= first && res.id - first < end - base, "unexpected id");
 			acked[base + (unsigned)(res.id - first)] = true;
 			ok++;
 		}

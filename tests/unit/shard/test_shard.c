@@ -191,21 +191,30 @@ static void test_recovery_after_reopen(void **state)
 	check_value(f->s, "a", "1");
 }
 
-static void test_memtable_full_refuses_without_queueing(void **state)
+/* A full memtable is switched for a fresh one (the old one is flushed);
+ * writes wait meanwhile, up to the stall limit, beyond which they are
+ * refused at once. Every accepted write lands. */
+static void test_memtable_full_stalls_then_refuses(void **state)
 {
 	struct fixture *f = *state;
 	static struct waiter w[4096];
 	static char value[1000];
+	struct shard_config cfg = { .id = 7, .dir = f->dir, .memtable_size = 64 << 10,
+				    .stall_limit = 32 << 10 };
 	unsigned accepted = 0;
+	char err[512];
 	int rv = 0;
 
 	memset(value, 'x', sizeof value - 1);
-	open_shard(f, 64 << 10);
+	if (shard_open(&f->s, &cfg, &f->io, err, sizeof err))
+		fail_msg("shard_open: %s", err);
+	static char keys[4096][16]; /* a stalled write's key stays valid until done */
+
 	for (unsigned i = 0; i < 4096; i++) {
-		char key[16];
+		char *key = keys[i];
 		struct command c;
 
-		snprintf(key, sizeof key, "f%u", i);
+		snprintf(key, sizeof keys[i], "f%u", i);
 		c = put_cmd(key, value);
 		w[i] = (struct waiter){ .w.done = on_done };
 		rv = shard_write(f->s, &c, &w[i].w);
@@ -215,13 +224,13 @@ static void test_memtable_full_refuses_without_queueing(void **state)
 	}
 	assert_int_equal(rv, RKV_EFULL);
 	assert_true(accepted > 10);
-	/* Every accepted write still lands: the reservation was exact enough. */
 	settle(f);
 	for (unsigned i = 0; i < accepted; i++) {
 		assert_int_equal(w[i].done, 1);
 		assert_int_equal(w[i].rv, 0);
 	}
 	assert_int_equal(w[accepted].done, 0);
+	check_value(f->s, "f0", value);
 }
 
 static int write_one(struct fixture *f, struct command c, struct waiter *w)
@@ -310,14 +319,48 @@ static bool collect(void *arg, const void *key, size_t key_len, const void *valu
 	return true;
 }
 
+struct scan_result {
+	int done;
+	int rv;
+	bool exhausted;
+	char last[64];
+};
+
+static void scan_finished(void *arg, int rv, bool exhausted, const void *last, size_t last_len)
+{
+	struct scan_result *r = (struct scan_result *)((char *)arg + 256);
+
+	r->done++;
+	r->rv = rv;
+	r->exhausted = exhausted;
+	r->last[0] = '\0';
+	if (last)
+		snprintf(r->last, sizeof r->last, "%.*s", (int)last_len, (const char *)last);
+}
+
+/* Runs one scan step to its end; `buf` = 256 bytes of visited keys + result. */
+static struct scan_result *scan_step(struct fixture *f, char *buf, const char *start,
+				     bool after, size_t examine)
+{
+	struct scan_result *r = (struct scan_result *)(buf + 256);
+
+	memset(buf, 0, 256 + sizeof *r);
+	assert_int_equal(shard_scan(f->s, start, strlen(start), after, examine, collect,
+				    scan_finished, buf), 0);
+	for (int i = 0; i < 1000 && !r->done; i++) {
+		assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
+		io_ring_dispatch(&f->io);
+	}
+	assert_int_equal(r->done, 1);
+	return r;
+}
+
 static void test_scan_in_key_order(void **state)
 {
 	struct fixture *f = *state;
 	struct waiter w;
-	const void *last;
-	size_t last_len;
-	char seen[256] = "";
-	bool done;
+	char buf[256 + sizeof(struct scan_result)];
+	struct scan_result *r;
 
 	open_shard(f, 1 << 20);
 	write_one(f, put_cmd("b", "1"), &w);
@@ -326,15 +369,14 @@ static void test_scan_in_key_order(void **state)
 	write_one(f, put_cmd("c", "1"), &w);
 	write_one(f, (struct command){ .op = COMMAND_DELETE, .key = (const uint8_t *)"c",
 				       .key_len = 1 }, &w);
-	done = shard_scan(f->s, "", 0, false, 2, collect, seen, &last, &last_len);
-	assert_false(done);
-	assert_string_equal(seen, "a,b,");
-	assert_memory_equal(last, "b", 1);
-	seen[0] = '\0';
+	r = scan_step(f, buf, "", false, 2);
+	assert_false(r->exhausted);
+	assert_string_equal(buf, "a,b,");
+	assert_string_equal(r->last, "b");
 	/* The deleted key counts as examined but is not visited. */
-	done = shard_scan(f->s, "b", 1, true, 10, collect, seen, &last, &last_len);
-	assert_true(done);
-	assert_string_equal(seen, "d,");
+	r = scan_step(f, buf, "b", true, 10);
+	assert_true(r->exhausted);
+	assert_string_equal(buf, "d,");
 }
 
 int main(void)
@@ -343,7 +385,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_visible_only_when_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit_batches_one_iteration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_after_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_memtable_full_refuses_without_queueing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memtable_full_stalls_then_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_modify_write_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_in_key_order, setup, teardown),
 	};

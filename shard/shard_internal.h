@@ -1,0 +1,298 @@
+/*
+ * The inside of a shard, shared by its files: shard.c (write path, memtable
+ * switch, WAL segments, open/close), shard_read.c (gets and scans),
+ * shard_job.c (flush, compaction, manifest appends, WAL retention) and
+ * lsm_version.c (tables, versions and their reference counts).
+ *
+ * Ownership. A `struct lsm_table` is one open SSTable (fd + metadata). A
+ * `struct lsm_version` is the set of tables of each level at one moment;
+ * readers and jobs hold a reference to the version they walk, so a table
+ * dropped by a compaction stays open (and on disk) until the last reader
+ * of an older version lets go, and is then closed and unlinked. Memtables
+ * are reference counted the same way (`struct lsm_mem`), for scans that
+ * iterate them across block reads.
+ */
+#ifndef RINGKV_SHARD_SHARD_INTERNAL_H
+#define RINGKV_SHARD_SHARD_INTERNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shard/block_cache.h"
+#include "shard/compaction_pick.h"
+#include "shard/manifest.h"
+#include "shard/memtable.h"
+#include "shard/shard.h"
+#include "shard/sstable.h"
+
+#define SHARD_SLICE_BYTES (256u << 10)   /* output bytes per background slice */
+#define SHARD_READ_CHUNK (256u << 10)    /* compaction input read size */
+#define SHARD_DEFAULT_TABLE_SIZE (64ull << 20)
+#define SHARD_DEFAULT_STALL_LIMIT (16ull << 20)
+#define SHARD_BACKOFF_MIN_MS 100
+#define SHARD_BACKOFF_MAX_MS 5000
+
+struct lsm_table {
+	uint64_t number;          /* <number>.sst */
+	uint64_t size;
+	int fd;                   /* open for reads */
+	unsigned refs;            /* versions and in-flight reads holding it */
+	bool obsolete;            /* gone from the manifest: unlink at the last unref */
+	struct sstable_meta meta; /* index, bloom, key range */
+};
+
+struct lsm_version {
+	unsigned refs;
+	struct lsm_table **files[MANIFEST_LEVELS]; /* as in the manifest: L0 newest first */
+	size_t count[MANIFEST_LEVELS];
+};
+
+struct lsm_mem {
+	struct memtable *mt;
+	unsigned refs;
+	uint64_t last_index;      /* highest WAL index applied to it */
+	int64_t live_delta;       /* live keys added (or removed, < 0) by its writes,
+				   * as far as apply could tell */
+};
+
+struct wal_batch {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+	uint64_t first_index;
+	unsigned count;
+	size_t reserved;                /* memtable bytes set aside for it */
+	size_t appended;                /* APPEND value bytes queued in it */
+	struct shard_waiter *head;      /* waiters in index order */
+	struct shard_waiter *tail;
+};
+
+/* One SSTable being written: opened, filled in slices, synced. */
+struct table_writer {
+	struct sstable_builder b;
+	struct sstable_buf buf;         /* bytes of the write in flight */
+	uint64_t number;
+	int fd;                         /* -1 until the open completes */
+	bool finished;                  /* builder finished, tail taken */
+	uint64_t file_size;
+	struct sstable_footer footer;   /* decoded from our own tail */
+	struct sstable_meta meta;       /* loaded from our own tail */
+	bool have_meta;
+};
+
+enum job_state {
+	JOB_IDLE,
+	JOB_OPEN,        /* OPENAT of an output in flight */
+	JOB_RUN,         /* between slices: the next shard_flush does one */
+	JOB_IO,          /* a read or write in flight */
+	JOB_SYNC,        /* fsync of the outputs + directory in flight */
+	JOB_MANIFEST,    /* manifest append in flight, or waiting for the manifest */
+	JOB_BACKOFF,     /* failed; a timeout will restart it */
+};
+
+/* A compaction input: one table, read in chunks. */
+struct compact_src {
+	struct lsm_table *table;
+	struct sstable_iter it;
+	uint8_t *chunk;
+	uint64_t chunk_off;
+	size_t chunk_len;
+	bool started;
+};
+
+struct bg_job {
+	enum job_state state;
+	bool compaction;                /* else a flush */
+	int res;                        /* result of the I/O in flight */
+	int res2;
+	int pending_cqes;
+	struct io_op op;
+	struct io_op op2;
+	struct io_op timer_op;
+	struct __kernel_timespec ts;
+	unsigned backoff_ms;
+	struct table_writer out;        /* output being written */
+	struct manifest_file *outputs;  /* finished outputs (keys malloc'd) */
+	size_t noutputs;
+	size_t outputs_cap;
+	struct lsm_table **out_tables;  /* their open tables */
+	uint8_t *edit_buf;
+	size_t edit_len;
+	/* flush */
+	struct lsm_mem *mem;
+	struct memtable_iter mit;
+	bool mem_done;
+	/* compaction */
+	struct compaction pick;
+	struct lsm_version *version;    /* the version the inputs come from */
+	struct manifest_file_id *deleted;
+	size_t ndeleted;
+	struct compact_src *src;
+	size_t nsrc;
+	struct merge merge;
+	bool merge_live;
+	size_t need_slot;               /* slot whose read is in flight */
+	bool merge_end;
+	bool trivial;
+	int io_kind;                    /* what the I/O in flight is */
+	bool edit_submitted;
+	struct merge_entry held;        /* entry waiting for the next output */
+	bool have_held;
+	uint64_t started_us;
+};
+
+struct shard {
+	uint32_t id;
+	char dir[PATH_MAX];
+	int dir_fd;                     /* for OPENAT/UNLINKAT and directory fsync */
+	struct io_ring *io;
+	struct block_cache *cache;
+	bool own_cache;                 /* created here (no cache configured) */
+
+	/* memtables */
+	struct lsm_mem *mem;            /* active: takes writes */
+	struct lsm_mem *imm;            /* immutable, being flushed; NULL when none */
+	uint64_t imm_drop_index;        /* drop imm once applied up to here */
+	bool imm_installed;             /* its table is in the manifest */
+	uint64_t memtable_size;
+
+	/* WAL */
+	int wal_fd;
+	uint64_t wal_offset;            /* end of the last durable record */
+	uint64_t next_index;            /* index of the next record queued */
+	uint64_t applied_index;         /* last index applied to a memtable */
+	uint64_t *segments;             /* first index of each live segment, ascending */
+	size_t nsegments;
+	size_t segments_cap;
+	bool wal_sync_off;
+
+	struct wal_batch batches[2];
+	struct wal_batch *pending;      /* gathering */
+	struct wal_batch *inflight;     /* being written, NULL when none */
+	int inflight_cqes;              /* completions still expected */
+	int write_res;
+	int sync_res;
+	struct io_op write_op;
+	struct io_op sync_op;
+
+	/* memtable switch: drain the batches, create the next segment, swap */
+	bool switching;
+	int switch_stage;               /* 0 wait for batches, 1 open, 2 header+sync */
+	int switch_fd;
+	int switch_res[3];
+	int switch_cqes;
+	struct io_op switch_op[3];
+	uint8_t switch_header[16];
+
+	/* writes waiting, in arrival order (memtable switch, prior lookups) */
+	struct shard_waiter *stall_head;
+	struct shard_waiter *stall_tail;
+	uint64_t stall_bytes;
+	uint64_t stall_limit;
+	bool draining;
+	bool drain_again;
+	uint64_t gen;                   /* bumped when the memtables or tables change */
+
+	size_t reserved;                /* sum of both batches' reservations */
+	size_t appended;                /* sum of both batches' APPEND bytes */
+	uint8_t *scratch;               /* APPEND's concatenation, grown on demand */
+	size_t scratch_cap;
+	int failed;                     /* 0, or the errno that stopped writes */
+	bool replaying;                 /* shard_open: apply may read tables directly */
+	bool closing;
+
+	/* LSM */
+	struct manifest_version manifest;
+	int manifest_fd;
+	uint64_t manifest_len;
+	bool manifest_busy;             /* an append is in flight */
+	struct lsm_version *version;    /* current */
+	struct lsm_table **tables;      /* every open table (for lookup by number) */
+	size_t ntables;
+	size_t tables_cap;
+	struct sstable_options sst_opt;
+	struct compaction_options compact_opt;
+	struct compaction_cursor cursor;
+	uint64_t table_size;
+	uint64_t next_file;             /* next SSTable number to hand out */
+	bool compaction_broken;         /* an input was corrupt: stop compacting */
+	bool disk_full;
+	struct bg_job flush;
+	struct bg_job compact;
+
+	/* reads */
+	struct sstable_block_iter get_scratch;
+	struct block_cache_handle *sync_pin; /* answer of the last shard_get */
+	unsigned io_inflight;           /* every op that references this shard */
+	struct io_op misc_op;           /* fire-and-forget: unlink, close */
+
+	struct shard_stats stats;
+};
+
+/* lsm_version.c */
+struct lsm_mem *lsm_mem_new(size_t arena_bytes);
+void lsm_mem_unref(struct lsm_mem *m);
+void lsm_table_unref(struct shard *s, struct lsm_table *t);
+void lsm_version_unref(struct shard *s, struct lsm_version *v);
+static inline struct lsm_version *lsm_version_ref(struct lsm_version *v)
+{
+	v->refs++;
+	return v;
+}
+/*
+ * Makes the current version from s->manifest: tables are looked up in
+ * s->tables by number (`fresh` lists tables just written, added to it).
+ * 0 or -ENOMEM (nothing changed).
+ */
+int lsm_version_install(struct shard *s, struct lsm_table **fresh, size_t nfresh);
+/* Opens every table of s->manifest and checks it (start-up, blocking). */
+int lsm_tables_open(struct shard *s, char *err, size_t errlen);
+/* A table from a writer's fd and metadata (takes both). NULL on -ENOMEM. */
+struct lsm_table *lsm_table_new(uint64_t number, uint64_t size, int fd,
+				const struct sstable_meta *meta);
+/* Start-up (blocking): the current value of `key` in the tables. */
+int lsm_get_blocking(struct shard *s, const void *key, size_t key_len,
+		     const void **value, size_t *value_len, struct block_cache_handle **pin);
+/* Forgets a table's blocks and queues its close + unlink. */
+void lsm_table_destroy(struct shard *s, struct lsm_table *t);
+void lsm_tables_close_all(struct shard *s);
+int lsm_path(char *buf, size_t len, const struct shard *s, uint64_t number);
+
+/*
+ * Cache-only lookup in the tables of `v`: 0 (found, *pin holds the block),
+ * RKV_ENOTFOUND (absent or deleted), RKV_ECORRUPT, or RKV_EAGAIN with the
+ * block to read in *t / *h.
+ */
+int lsm_lookup_cached(struct shard *s, struct lsm_version *v, const void *key,
+		      size_t key_len, uint64_t hash, unsigned *level, size_t *file,
+		      const void **value, size_t *value_len,
+		      struct block_cache_handle **pin, struct lsm_table **t,
+		      struct sstable_handle *h);
+
+/* Logs a damaged block or table. */
+void lsm_report_corrupt(const struct shard *s, uint64_t number, uint64_t offset,
+			const char *reason);
+
+/* shard_read.c */
+void shard_read_start(struct shard *s, struct shard_read *rd, const void *key,
+		      size_t key_len);
+
+/* shard_job.c */
+void shard_jobs_step(struct shard *s);
+void shard_job_schedule_flush(struct shard *s);
+void shard_jobs_init(struct shard *s);
+void shard_jobs_destroy(struct shard *s);
+/* The WAL index below which segments may go: one place decides it. */
+uint64_t shard_wal_retention_point(const struct shard *s);
+void shard_wal_retain(struct shard *s);
+void shard_imm_maybe_drop(struct shard *s);
+
+/* shard.c */
+void shard_stall_drain(struct shard *s);
+void shard_op_get(struct shard *s);
+void shard_op_put(struct shard *s);
+struct io_uring_sqe *shard_sqe(struct shard *s, struct io_op *op);
+
+#endif
