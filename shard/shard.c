@@ -1030,6 +1030,9 @@ static void submit_batch(struct shard *s)
 	struct wal_batch *b = s->pending;
 	struct io_uring_sqe *sqe;
 
+	/* Both SQEs in one submission, or the link would be cut and the fsync
+	 * could run before the write. */
+	io_ring_reserve(s->io, s->wal_sync_off ? 1 : 2);
 	s->inflight = b;
 	s->pending = b == &s->batches[0] ? &s->batches[1] : &s->batches[0];
 	s->inflight_cqes = s->wal_sync_off ? 1 : 2;
@@ -1136,6 +1139,7 @@ static void switch_done(struct io_op *op, int res, unsigned flags)
 		s->switch_stage = 2;
 		s->switch_cqes = 3;
 		wal_segment_header_encode(s->switch_header);
+		io_ring_reserve(s->io, 3); /* one linked chain */
 		sqe = shard_sqe(s, &s->switch_op[0]);
 		io_uring_prep_write(sqe, s->switch_fd, s->switch_header, WAL_SEGMENT_HEADER_SIZE, 0);
 		sqe->flags |= IOSQE_IO_LINK;
@@ -1197,10 +1201,9 @@ bool shard_idle(const struct shard *s)
 	return !s->inflight && s->pending->count == 0 && !s->stall_head && !s->switching;
 }
 
-static void complete_waiters(struct shard *s, struct wal_batch *b, int rv)
+/* Answers a detached list of waiters with `rv`. */
+static void complete_waiters(struct shard *s, struct shard_waiter *w, int rv)
 {
-	struct shard_waiter *w = b->head;
-
 	while (w) {
 		struct shard_waiter *next = w->next;
 
@@ -1260,15 +1263,20 @@ static void apply_batch(struct shard *s, struct wal_batch *b)
 static void fail_batches(struct shard *s, struct wal_batch *inflight, int rv)
 {
 	struct wal_batch *pending = s->pending;
+	struct shard_waiter *failed_inflight = inflight->head;
+	struct shard_waiter *failed_pending = pending->head;
 
+	/* Make the shard consistent before any callback runs: a callback may
+	 * queue a new write at once, which must get the next free index, go
+	 * into an empty batch, and be reserved from correct totals. */
 	s->next_index = inflight->first_index;
 	s->reserved -= inflight->reserved + pending->reserved;
 	s->appended -= inflight->appended + pending->appended;
 	s->inflight = NULL;
-	complete_waiters(s, inflight, rv);
 	batch_reset(inflight);
-	complete_waiters(s, pending, rv);
 	batch_reset(pending);
+	complete_waiters(s, failed_inflight, rv);
+	complete_waiters(s, failed_pending, rv);
 }
 
 static void batch_finished(struct shard *s)

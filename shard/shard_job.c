@@ -297,6 +297,7 @@ static int job_write(struct shard *s, struct bg_job *job, bool final)
 	job->io_kind = final ? IO_FINAL : IO_WRITE;
 	job->pending_cqes = final ? 2 : 1;
 	job->res = job->res2 = 0;
+	io_ring_reserve(s->io, final ? 2 : 1); /* write + fsync in one chain */
 	sqe = shard_sqe(s, &job->op);
 	io_uring_prep_write(sqe, out->fd, out->buf.data, (unsigned)out->buf.len, offset);
 	if (final) {
@@ -399,6 +400,7 @@ static int job_manifest(struct shard *s, struct bg_job *job)
 	job->io_kind = IO_MANIFEST;
 	job->pending_cqes = 2;
 	job->res = job->res2 = 0;
+	io_ring_reserve(s->io, 2); /* write + fsync in one chain */
 	sqe = shard_sqe(s, &job->op);
 	io_uring_prep_write(sqe, s->manifest_fd, job->edit_buf, (unsigned)job->edit_len,
 			    s->manifest_len);
