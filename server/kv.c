@@ -34,7 +34,8 @@ static struct node_core *core_of(struct reactor *r)
 
 struct kv_req *kv_req_new(struct node_core *c, uint32_t key_len, uint32_t room)
 {
-	struct kv_req *req = pool_alloc(&c->reactor->pool, sizeof *req + key_len + room);
+	struct kv_req *req = pool_alloc_large(&c->reactor->pool,
+					    sizeof *req + (size_t)key_len + room);
 
 	if (!req)
 		return NULL;

@@ -34,10 +34,33 @@ static void accept_done(struct io_op *op, int res, unsigned flags)
 			conn_accept(c, res, l->resp);
 		else
 			close(res);
+	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+		/* Out of descriptors or memory: retrying at once would spin.
+		 * Wait a little; connections closing meanwhile free some. */
+		if (!l->backing_off) {
+			struct io_uring_sqe *sqe = io_ring_get_sqe(&c->reactor->io);
+
+			log_warn("accept: %s; pausing accepts for 100 ms", strerror(-res));
+			l->backoff.tv_sec = 0;
+			l->backoff.tv_nsec = 100 * 1000 * 1000;
+			io_uring_prep_timeout(sqe, &l->backoff, 0, 0);
+			io_op_attach(sqe, &l->timer_op);
+			l->backing_off = true;
+		}
+		return;
 	} else if (res != -ECANCELED && res != -EINVAL && res != -EBADF) {
 		log_warn("accept: %s", strerror(-res));
 	}
-	if (c->accepting && !l->armed)
+	if (c->accepting && !l->armed && !l->backing_off)
+		arm_accept(l);
+}
+
+static void backoff_done(struct io_op *op, int res, unsigned flags)
+{
+	struct node_listener *l = op->data;
+
+	l->backing_off = false;
+	if (l->core->accepting && !l->armed)
 		arm_accept(l);
 }
 
@@ -62,6 +85,8 @@ static void add_listener(struct node_core *c, int fd, bool resp)
 	l->resp = resp;
 	l->op.done = accept_done;
 	l->op.data = l;
+	l->timer_op.done = backoff_done;
+	l->timer_op.data = l;
 	arm_accept(l);
 }
 

@@ -54,7 +54,10 @@ struct node_core {
 		int fd;
 		bool resp;            /* RESP2 port rather than native */
 		bool armed;           /* multishot accept posted */
+		bool backing_off;     /* out of descriptors: waiting before re-arming */
 		struct io_op op;
+		struct io_op timer_op;
+		struct __kernel_timespec backoff;
 	} listeners[2];
 	unsigned listener_count;
 	bool accepting;

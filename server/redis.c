@@ -50,10 +50,25 @@ static void slot_free(struct conn *conn, struct redis_slot *slot)
 	pool_free(p, slot);
 }
 
-/* Copies a finished reply to the connection's output. */
+/* Copies a finished reply to the connection's output. A reply that could
+ * not be built whole is never sent in part: the client gets an error and
+ * the connection closes (its stream of replies would be off by one). */
 static void emit(struct conn *conn, const struct reply *r)
 {
-	uint8_t *out = conn_out_reserve(conn, r->len);
+	uint8_t *out;
+
+	if (r->failed) {
+		static const char oom[] = "-ERR out of memory building the reply\r\n";
+
+		out = conn_out_reserve(conn, sizeof oom - 1);
+		if (out) {
+			memcpy(out, oom, sizeof oom - 1);
+			conn_out_commit(conn, sizeof oom - 1);
+		}
+		conn_close_after_reply(conn);
+		return;
+	}
+	out = conn_out_reserve(conn, r->len);
 
 	if (out) {
 		memcpy(out, r->data, r->len);
@@ -71,10 +86,11 @@ void redis_drain(struct conn *conn)
 		struct redis_slot *slot = rc->head;
 
 		if (slot->bytes) {
-			struct reply r = { slot->bytes, slot->len, slot->len };
+			struct reply r = { slot->bytes, slot->len, slot->len, false };
 			emit(conn, &r);
 		} else {
-			rc->scratch.len = 0;
+			reply_reset(&rc->scratch);
+			rc->scratch.failed = false;
 			format_slot(conn, slot, &rc->scratch);
 			emit(conn, &rc->scratch);
 		}
@@ -123,13 +139,20 @@ void redis_reply_now(struct conn *conn)
 	struct redis_conn *rc = conn->redis;
 	struct redis_slot *slot;
 
+	if (rc->scratch.failed) {
+		/* Not sent in part: an error in its place, then close. */
+		reply_reset(&rc->scratch);
+		reply_error(conn, &rc->scratch, "ERR out of memory building the reply");
+		conn_close_after_reply(conn);
+	}
 	if (!rc->head) {
 		emit(conn, &rc->scratch);
 		return;
 	}
 	slot = redis_slot_new(conn, RESP_CMD_PING, 0);
 	if (slot) {
-		slot->bytes = pool_alloc(redis_pool(conn), rc->scratch.len ? rc->scratch.len : 1);
+		slot->bytes = pool_alloc_large(redis_pool(conn),
+					       rc->scratch.len ? rc->scratch.len : 1);
 		if (slot->bytes) {
 			memcpy(slot->bytes, rc->scratch.data, rc->scratch.len);
 			slot->len = rc->scratch.len;
@@ -218,6 +241,10 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 	size_t len;
 	uint32_t i;
 
+	if (slot->oom) {
+		reply_error(conn, r, "ERR out of memory");
+		return;
+	}
 	if (slot->cmd == RESP_CMD_SCAN) {
 		if (slot->stage != 2)
 			reply_error(conn, r, RESP_ERR_INVALID_CURSOR);
@@ -237,7 +264,7 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 		return;
 	}
 	/* Any part that failed outright fails the command. */
-	if (slot->parts == 0) {
+	if (slot->oom || slot->parts == 0) {
 		reply_error(conn, r, "ERR out of memory");
 		return;
 	}
@@ -372,7 +399,7 @@ static void single_key(struct conn *conn, const struct resp_command *cmd, enum r
 	struct redis_slot *slot;
 	struct kv_req *req;
 
-	rc->scratch.len = 0;
+	reply_reset(&rc->scratch);
 	if (!key_ok(conn, &rc->scratch, key)) {
 		redis_reply_now(conn);
 		return;
@@ -413,7 +440,13 @@ static void multi_key(struct conn *conn, const struct resp_command *cmd, enum re
 	struct redis_slot *slot;
 	uint32_t i;
 
-	rc->scratch.len = 0;
+	reply_reset(&rc->scratch);
+	if (n > REDIS_MAX_KEYS) {
+		reply_errorf(conn, &rc->scratch, "ERR too many keys in one command (the limit is %u)",
+			     REDIS_MAX_KEYS);
+		redis_reply_now(conn);
+		return;
+	}
 	for (i = 0; i < n; i++) {
 		if (!key_ok(conn, &rc->scratch, &cmd->argv[1 + (pairs ? 2 * i : i)])) {
 			redis_reply_now(conn);
@@ -432,10 +465,11 @@ static void multi_key(struct conn *conn, const struct resp_command *cmd, enum re
 		const struct resp_arg *key = &cmd->argv[1 + (pairs ? 2 * i : i)];
 		const struct resp_arg *value = pairs ? &cmd->argv[2 + 2 * i] : NULL;
 		struct kv_req *req = part_new(conn, slot, i, op, key, 0,
-					      value ? value->len : op == KV_GET ? REDIS_GET_ROOM : 0);
+					      value ? value->len : op == KV_GET ? REDIS_MGET_ROOM : 0);
 
 		if (!req) {
 			slot->pending--;
+			slot->oom = true;
 			redis_out_of_memory(conn);
 			return;
 		}
@@ -456,7 +490,7 @@ static void cmd_set(struct conn *conn, const struct resp_command *cmd)
 	enum kv_op op = KV_PUT;
 	size_t i;
 
-	r->len = 0;
+	reply_reset(r);
 	for (i = 3; i < cmd->argc; i++) {
 		const struct resp_arg *a = &cmd->argv[i];
 
@@ -494,7 +528,7 @@ static void cmd_incr(struct conn *conn, const struct resp_command *cmd, enum res
 	struct reply *r = &conn->redis->scratch;
 	int64_t delta = id == RESP_CMD_DECR ? -1 : 1;
 
-	r->len = 0;
+	reply_reset(r);
 	if (id == RESP_CMD_INCRBY || id == RESP_CMD_DECRBY) {
 		if (resp_parse_int64(cmd->argv[2].data, cmd->argv[2].len, &delta) != 0) {
 			reply_error(conn, r, RESP_ERR_NOT_INTEGER);
@@ -520,7 +554,7 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 	char err[256];
 	int64_t db;
 
-	r->len = 0;
+	reply_reset(r);
 	ci = resp_command_lookup(cmd->argv[0].data, cmd->argv[0].len);
 	if (!ci) {
 		resp_format_unknown_command(err, sizeof err, cmd->argv, cmd->argc);
@@ -664,7 +698,7 @@ void redis_process(struct conn *conn)
 		}
 		if (rv != 0) {
 			conn->core->stats.bad_frames++;
-			rc->scratch.len = 0;
+			reply_reset(&rc->scratch);
 			reply_error(conn, &rc->scratch, rv == RKV_EPROTO ? resp_parser_error(&rc->parser)
 							  : "ERR out of memory");
 			redis_reply_now(conn);

@@ -120,6 +120,7 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 
 		if (!req) {
 			slot->pending--;
+			slot->oom = true;
 			redis_out_of_memory(conn);
 			return;
 		}
@@ -140,7 +141,7 @@ void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd)
 	struct reply *r = &rc->scratch;
 	int64_t proto = 2;
 
-	r->len = 0;
+	reply_reset(r);
 	if (cmd->argc >= 2) {
 		if (resp_parse_int64(cmd->argv[1].data, cmd->argv[1].len, &proto) != 0) {
 			reply_error(conn, r, "ERR Protocol version is not an integer or out of range");
@@ -215,7 +216,7 @@ void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,
 	const struct resp_command_info *table, *sub;
 	size_t n, i;
 
-	r->len = 0;
+	reply_reset(r);
 	table = resp_command_table(&n);
 	if (cmd->argc == 1) {
 		reply_array(conn, r, n);
@@ -294,7 +295,7 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 	snprintf(maxmem, sizeof maxmem, "%" PRIu64, n->cfg.memtable_size * n->shards);
 	snprintf(port, sizeof port, "%u", n->resp_port);
 	snprintf(maxval, sizeof maxval, "%u", n->cfg.max_value);
-	r->len = 0;
+	reply_reset(r);
 	if (sub->id == RESP_CMD_CONFIG_RESETSTAT) {
 		reply_simple(conn, r, "OK");
 		redis_reply_now(conn);
@@ -344,7 +345,7 @@ void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
 	char line[256];
 	uint32_t i;
 
-	r->len = 0;
+	reply_reset(r);
 	switch (sub->id) {
 	case RESP_CMD_CLIENT_ID:
 		reply_int(conn, r, (int64_t)rc->id);
@@ -392,7 +393,7 @@ const struct resp_command_info *redis_subcommand(struct conn *conn,
 		resp_subcommand_lookup(parent, cmd->argv[1].data, cmd->argv[1].len);
 	char err[256];
 
-	r->len = 0;
+	reply_reset(r);
 	if (!sub) {
 		resp_format_unknown_subcommand(err, sizeof err, parent, cmd->argv[1].data,
 					       cmd->argv[1].len);

@@ -24,6 +24,8 @@ struct node_core;
 #define REDIS_SCAN_DEFAULT_COUNT 10u
 #define REDIS_SCAN_MAX_COUNT 10000u
 #define REDIS_GET_ROOM 1024u
+#define REDIS_MGET_ROOM 192u           /* per key of MGET: larger values take one more trip */
+#define REDIS_MAX_KEYS 65536u          /* keys of one MGET/MSET/DEL/EXISTS */
 
 #define SET_NX 0x1
 #define SET_XX 0x2
@@ -34,6 +36,7 @@ struct reply {
 	uint8_t *data;
 	size_t len;
 	size_t cap;
+	bool failed;                /* an element did not fit: never emit it */
 };
 
 struct redis_slot {
@@ -54,6 +57,7 @@ struct redis_slot {
 	uint8_t *cursor_key;        /* SCAN: resume key copy, or NULL */
 	uint32_t cursor_len;
 	bool from_start;            /* SCAN: cursor 0 */
+	bool oom;                   /* a request could not be built: answer an error */
 };
 
 struct redis_conn {
@@ -91,8 +95,18 @@ bool reply_reserve(struct conn *conn, struct reply *r, size_t more);
 			struct resp_out o = { (r)->data, (r)->len, (r)->cap }; \
 			if (call == 0)                                      \
 				(r)->len = o.len;                           \
+			else                                                \
+				(r)->failed = true;                         \
+		} else {                                                    \
+			(r)->failed = true;                                 \
 		}                                                           \
 	} while (0)
+
+static inline void reply_reset(struct reply *r)
+{
+	r->len = 0;
+	r->failed = false;
+}
 
 void reply_simple(struct conn *conn, struct reply *r, const char *text);
 void reply_error(struct conn *conn, struct reply *r, const char *text);

@@ -20,7 +20,7 @@ bool reply_reserve(struct conn *conn, struct reply *r, size_t more)
 		return true;
 	while (want < r->len + more)
 		want *= 2;
-	buf = pool_alloc(redis_pool(conn), want);
+	buf = pool_alloc_large(redis_pool(conn), want);
 	if (!buf)
 		return false;
 	if (r->len)

@@ -84,6 +84,7 @@ int redis_scan_start(struct redis_slot *slot)
 
 		if (!req) {
 			slot->pending--;
+			slot->oom = true;
 			return -ENOMEM;
 		}
 		req->complete = redis_part_done;
@@ -184,7 +185,7 @@ void redis_cmd_scan(struct conn *conn, const struct resp_command *cmd)
 	struct redis_slot *slot;
 	size_t i;
 
-	r->len = 0;
+	reply_reset(r);
 	if (resp_parse_uint64(cmd->argv[1].data, cmd->argv[1].len, &cursor) != 0) {
 		reply_error(conn, r, RESP_ERR_INVALID_CURSOR);
 		redis_reply_now(conn);
