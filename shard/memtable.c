@@ -205,7 +205,8 @@ size_t memtable_count(const struct memtable *mt)
 
 /* The common write: `value` NULL with tombstone true records a delete. */
 static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
-		       const uint8_t *value, size_t value_len, bool tombstone)
+		       const uint8_t *value, size_t value_len, bool tombstone,
+		       struct memtable_prior *prior)
 {
 	struct mt_node *prev[MT_MAX_HEIGHT];
 	struct mt_node *node;
@@ -221,6 +222,13 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 
 	node = find_ge(mt, key, key_len, prev);
 	if (node != NULL && node_cmp(node, key, key_len) == 0) {
+		if (prior) {
+			/* The old bytes stay in the arena: the pointer outlives
+			 * the overwrite. */
+			prior->state = node->value ? 0 : RKV_EDELETED;
+			prior->value = node->value;
+			prior->value_len = node->value_len;
+		}
 		if (tombstone) {
 			node->value = NULL;
 			node->value_len = 0;
@@ -237,6 +245,11 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 		return 0;
 	}
 
+	if (prior) {
+		prior->state = RKV_ENOTFOUND;
+		prior->value = NULL;
+		prior->value_len = 0;
+	}
 	rng = mt->rng;
 	height = random_height(&rng);
 	/* Two allocations, node and value: check room for both (with the
@@ -281,12 +294,24 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 int memtable_put(struct memtable *mt, const void *key, size_t key_len,
 		 const void *value, size_t value_len)
 {
-	return write_entry(mt, key, key_len, value, value_len, false);
+	return write_entry(mt, key, key_len, value, value_len, false, NULL);
+}
+
+int memtable_put_prior(struct memtable *mt, const void *key, size_t key_len,
+		       const void *value, size_t value_len, struct memtable_prior *prior)
+{
+	return write_entry(mt, key, key_len, value, value_len, false, prior);
+}
+
+int memtable_delete_prior(struct memtable *mt, const void *key, size_t key_len,
+			  struct memtable_prior *prior)
+{
+	return write_entry(mt, key, key_len, NULL, 0, true, prior);
 }
 
 int memtable_delete(struct memtable *mt, const void *key, size_t key_len)
 {
-	return write_entry(mt, key, key_len, NULL, 0, true);
+	return write_entry(mt, key, key_len, NULL, 0, true, NULL);
 }
 
 int memtable_get(const struct memtable *mt, const void *key, size_t key_len,

@@ -43,6 +43,23 @@ size_t memtable_count(const struct memtable *mt);
 int memtable_put(struct memtable *mt, const void *key, size_t key_len,
 		 const void *value, size_t value_len);
 
+/* What a key held before a write, found by the write's own search. */
+struct memtable_prior {
+	int state;            /* 0 value, RKV_EDELETED tombstone, RKV_ENOTFOUND absent */
+	const void *value;    /* the old value (stays valid: the arena keeps it) */
+	size_t value_len;
+};
+
+/*
+ * memtable_put / memtable_delete that also report what the key held before,
+ * with one skiplist search instead of a get and a put. On RKV_EFULL nothing
+ * changed (`prior` may already describe the key).
+ */
+int memtable_put_prior(struct memtable *mt, const void *key, size_t key_len,
+		       const void *value, size_t value_len, struct memtable_prior *prior);
+int memtable_delete_prior(struct memtable *mt, const void *key, size_t key_len,
+			  struct memtable_prior *prior);
+
 /* Records a tombstone for `key`. 0 or RKV_EFULL (unchanged). */
 int memtable_delete(struct memtable *mt, const void *key, size_t key_len);
 
