@@ -343,6 +343,8 @@ static void *reactor_thread(void *argp)
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	if (atomic_load(&g->go) == 1)
 		run_loop(r);
+	else if (rv == 0 && g->cb.stop)
+		g->cb.stop(r, g->cb.arg); /* another core failed to start */
 	/* Nothing the kernel still works on may be freed by `finish`. */
 	if (r->io.ring.ring_fd > 0) {
 		int64_t left = io_ring_cancel_all(&r->io, 2000);
@@ -351,7 +353,7 @@ static void *reactor_thread(void *argp)
 			log_warn("core %u: %lld I/O operations still pending at exit",
 				 r->id, (long long)left);
 	}
-	if (rv == 0 && g->cb.finish)
+	if (g->cb.finish)
 		g->cb.finish(r, g->cb.arg);
 	if (r->eventfd >= 0)
 		close(r->eventfd);

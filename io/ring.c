@@ -229,19 +229,26 @@ unsigned io_ring_dispatch(struct io_ring *r)
 int64_t io_ring_cancel_all(struct io_ring *r, unsigned timeout_ms)
 {
 	struct timespec start, now;
-	struct io_uring_sqe *sqe;
+	long elapsed_ms, next_cancel_ms = 0;
 
-	sqe = io_ring_get_sqe(r);
-	io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		elapsed_ms = (now.tv_sec - start.tv_sec) * 1000 +
+			     (now.tv_nsec - start.tv_nsec) / 1000000;
+		if (elapsed_ms > (long)timeout_ms)
+			return r->pending;
+		/* Cancel again every 50 ms: an operation submitted together
+		 * with the first cancel may have been armed only after it. */
+		if (elapsed_ms >= next_cancel_ms) {
+			struct io_uring_sqe *sqe = io_ring_get_sqe(r);
+
+			io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+			next_cancel_ms = elapsed_ms + 50;
+		}
 		io_ring_submit_wait(r, 10000);
 		io_ring_dispatch(r);
 		if (r->pending <= 0)
 			return 0;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - start.tv_sec) * 1000 +
-		    (now.tv_nsec - start.tv_nsec) / 1000000 > (long)timeout_ms)
-			return r->pending;
 	}
 }
