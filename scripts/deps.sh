@@ -3,8 +3,10 @@
 # Does nothing when every package is already installed.
 set -euo pipefail
 
+# libclang-rt-14-dev holds clang's sanitizer and libFuzzer runtimes; clang only
+# recommends it, and recommends are not installed below.
 packages=(
-	build-essential clang meson ninja-build pkg-config
+	build-essential clang libclang-rt-14-dev meson ninja-build pkg-config
 	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev
 	python3 python3-redis redis-server redis-tools
 	iproute2 procps util-linux
