@@ -369,6 +369,22 @@ static void job_dirsync(struct shard *s, struct bg_job *job)
 	io_uring_prep_fsync(sqe, s->dir_fd, 0);
 }
 
+/* The manifest edit a finished job records: its outputs in, its inputs out,
+ * and for a flush the WAL index now covered by tables. */
+static void job_edit(const struct shard *s, const struct bg_job *job, struct manifest_edit *e)
+{
+	e->has_next_file_number = true;
+	e->next_file_number = s->next_file;
+	if (!job->compaction) {
+		e->has_flushed_index = true;
+		e->flushed_index = job->mem->last_index;
+	}
+	e->deleted = job->deleted;
+	e->ndeleted = job->ndeleted;
+	e->added = job->outputs;
+	e->nadded = job->noutputs;
+}
+
 /* Encodes the job's manifest record and appends it when the manifest is free. */
 static int job_manifest(struct shard *s, struct bg_job *job)
 {
@@ -379,16 +395,7 @@ static int job_manifest(struct shard *s, struct bg_job *job)
 	job->state = JOB_MANIFEST;
 	if (s->manifest_busy)
 		return 0; /* the next step tries again */
-	e.has_next_file_number = true;
-	e.next_file_number = s->next_file;
-	if (!job->compaction) {
-		e.has_flushed_index = true;
-		e.flushed_index = job->mem->last_index;
-	}
-	e.deleted = job->deleted;
-	e.ndeleted = job->ndeleted;
-	e.added = job->outputs;
-	e.nadded = job->noutputs;
+	job_edit(s, job, &e);
 	size = manifest_edit_size(&e);
 	free(job->edit_buf);
 	job->edit_buf = malloc(size);
@@ -417,16 +424,7 @@ static int job_install(struct shard *s, struct bg_job *job)
 	const char *why = NULL;
 	int rv;
 
-	e.has_next_file_number = true;
-	e.next_file_number = s->next_file;
-	if (!job->compaction) {
-		e.has_flushed_index = true;
-		e.flushed_index = job->mem->last_index;
-	}
-	e.deleted = job->deleted;
-	e.ndeleted = job->ndeleted;
-	e.added = job->outputs;
-	e.nadded = job->noutputs;
+	job_edit(s, job, &e);
 	s->manifest_len += job->edit_len;
 	rv = manifest_version_apply(&s->manifest, &e, &why);
 	if (rv)
