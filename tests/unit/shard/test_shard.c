@@ -19,29 +19,7 @@
 #include "core/errors.h"
 #include "io/ring.h"
 #include "shard/shard.h"
-
-struct waiter {
-	struct shard_waiter w;
-	int rv;
-	int done;
-	struct shard_result res;
-	char old[64];
-};
-
-static void on_done(struct shard_waiter *w, int rv, const struct shard_result *res)
-{
-	struct waiter *x = (struct waiter *)w;
-
-	x->rv = rv;
-	x->done++;
-	if (res) {
-		x->res = *res;
-		if (res->old_value && res->old_len < sizeof x->old) {
-			memcpy(x->old, res->old_value, res->old_len);
-			x->old[res->old_len] = '\0';
-		}
-	}
-}
+#include "shard_test.h"
 
 struct fixture {
 	char dir[64];
@@ -93,13 +71,6 @@ static void settle(struct fixture *f)
 		io_ring_dispatch(&f->io);
 	}
 	assert_true(shard_idle(f->s));
-}
-
-static struct command put_cmd(const char *k, const char *v)
-{
-	return (struct command){ .op = COMMAND_PUT, .key = (const uint8_t *)k,
-				 .key_len = (uint32_t)strlen(k), .value = (const uint8_t *)v,
-				 .value_len = (uint32_t)strlen(v) };
 }
 
 static void check_value(struct shard *s, const char *k, const char *v)
