@@ -1,6 +1,8 @@
 /* Process and directory helpers for integration tests; see harness.h. */
 #include "harness.h"
 
+#include "tools/libringkv.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -219,4 +221,18 @@ int run_capture(const char *binary, const char *const *args, char *buf, size_t l
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return 128 + WTERMSIG(status);
+}
+
+void harness_connect_all(struct rkv_client **c, unsigned n, const char *addr)
+{
+	char err[256];
+
+	for (unsigned k = 0; k < n; k++)
+		CHECK(rkv_connect(addr, &c[k], err, sizeof err) == 0, "connect %s: %s", addr, err);
+}
+
+void harness_close_all(struct rkv_client **c, unsigned n)
+{
+	for (unsigned k = 0; k < n; k++)
+		rkv_close(c[k]);
 }

@@ -18,6 +18,12 @@ struct server {
 	char addr[64];   /* "127.0.0.1:PORT" */
 };
 
+struct rkv_client;
+
+/* Opens `n` client connections to `addr`; any failure fails the test. */
+void harness_connect_all(struct rkv_client **c, unsigned n, const char *addr);
+void harness_close_all(struct rkv_client **c, unsigned n);
+
 /* Kills every server still running, runs the hook of harness_at_cleanup
  * (if any), and removes registered directories. */
 void harness_cleanup(void);

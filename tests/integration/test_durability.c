@@ -113,20 +113,6 @@ static unsigned run_ops(struct rkv_client **c, struct op *ops, unsigned n,
 	return acked;
 }
 
-static void connect_all(struct rkv_client **c, const char *addr)
-{
-	char err[256];
-
-	for (unsigned k = 0; k < CONNS; k++)
-		CHECK(rkv_connect(addr, &c[k], err, sizeof err) == 0, "connect %s: %s", addr, err);
-}
-
-static void close_all(struct rkv_client **c)
-{
-	for (unsigned k = 0; k < CONNS; k++)
-		rkv_close(c[k]);
-}
-
 /* Reads every key back (pipelined) and compares with the model. */
 static void verify(struct rkv_client **c, unsigned nkeys)
 {
@@ -240,7 +226,7 @@ int main(int argc, char **argv)
 		ops[n++] = (struct op){ .key = i, .version = 2 };
 	for (unsigned i = 5; i < KEYS; i += 10)
 		ops[n++] = (struct op){ .key = i, .version = 0 };
-	connect_all(c, srv.addr);
+	harness_connect_all(c, CONNS, srv.addr);
 	acked = run_ops(c, ops, n, &srv, 0);
 	CHECK(acked == n, "acked %u of %u", acked, n);
 	printf("%u writes acknowledged\n", acked);
@@ -250,13 +236,13 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < EXTRA; i++)
 		extra[i] = (struct op){ .key = KEYS + i, .version = 1 + i % 3 };
 	acked = run_ops(c, extra, EXTRA, &srv, EXTRA / 3);
-	close_all(c);
+	harness_close_all(c, CONNS);
 	printf("killed with SIGKILL after %u more acknowledged writes\n", acked);
 
 	CHECK(server_start(&srv, argv[1], args) == 0, "ringkvd did not restart");
-	connect_all(c, srv.addr);
+	harness_connect_all(c, CONNS, srv.addr);
 	verify(c, KEYS + EXTRA);
-	close_all(c);
+	harness_close_all(c, CONNS);
 
 	status = server_stop(&srv, SIGTERM, 10000);
 	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -264,9 +250,9 @@ int main(int argc, char **argv)
 
 	/* Clean stop, restart: still everything. */
 	CHECK(server_start(&srv, argv[1], args) == 0, "ringkvd did not restart");
-	connect_all(c, srv.addr);
+	harness_connect_all(c, CONNS, srv.addr);
 	verify(c, KEYS + EXTRA);
-	close_all(c);
+	harness_close_all(c, CONNS);
 	status = server_stop(&srv, SIGINT, 10000);
 	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	      "SIGINT should exit 0 (status %d)", status);

@@ -172,20 +172,6 @@ static void load_and_kill(struct rkv_client **c, struct server *srv, long load_m
 	}
 }
 
-static void connect_all(struct rkv_client **c, const char *addr)
-{
-	char err[256];
-
-	for (unsigned k = 0; k < CONNS; k++)
-		CHECK(rkv_connect(addr, &c[k], err, sizeof err) == 0, "connect %s: %s", addr, err);
-}
-
-static void close_all(struct rkv_client **c)
-{
-	for (unsigned k = 0; k < CONNS; k++)
-		rkv_close(c[k]);
-}
-
 static bool is_value(const struct rkv_result *res, unsigned key, uint32_t version)
 {
 	char value[640];
@@ -317,13 +303,13 @@ int main(int argc, char **argv)
 		long load_ms = 200 + (long)(rng() % (MAX_LOAD_MS - 200));
 
 		CHECK(server_start(&srv, argv[1], args) == 0, "ringkvd did not (re)start");
-		connect_all(c, srv.addr);
+		harness_connect_all(c, CONNS, srv.addr);
 		verify_gets(c[0], &survived);
 		verify_scan(c[1]);
 		printf("round %u: after restart all keys match (%u unacknowledged writes "
 		       "survived); loading for %ld ms\n", round, survived, load_ms);
 		load_and_kill(c, &srv, load_ms, &st);
-		close_all(c);
+		harness_close_all(c, CONNS);
 		printf("  killed: %u acknowledged, %u refused (RESOURCE_EXHAUSTED), "
 		       "%u in flight\n", st.acked, st.refused, st.unknown);
 		total.acked += st.acked;
@@ -334,10 +320,10 @@ int main(int argc, char **argv)
 		unsigned survived = 0;
 
 		CHECK(server_start(&srv, argv[1], args) == 0, "ringkvd did not restart");
-		connect_all(c, srv.addr);
+		harness_connect_all(c, CONNS, srv.addr);
 		verify_gets(c[0], &survived);
 		verify_scan(c[1]);
-		close_all(c);
+		harness_close_all(c, CONNS);
 		printf("final restart: all keys match (%u unacknowledged writes survived)\n",
 		       survived);
 	}
