@@ -404,6 +404,30 @@ static void single_key(struct conn *conn, const struct resp_command *cmd, enum r
 		redis_reply_now(conn);
 		return;
 	}
+	if ((op == KV_GET || op == KV_STRLEN) && !rc->head) {
+		/* Nothing queued before it and the key's shard is on this core:
+		 * answer from memory (memtables, blooms, cached blocks) with no
+		 * slot and no request. A block to read takes the path below. */
+		uint32_t shard = kv_shard_of(conn->core, key->data, key->len);
+
+		if (node_shard_core(conn->core->node, shard) == conn->core->reactor->id) {
+			const void *v;
+			size_t len;
+			int rv = shard_get(conn->core->shards[shard], key->data, key->len,
+					   &v, &len);
+
+			if (rv == 0 || rv == RKV_ENOTFOUND) {
+				if (op == KV_STRLEN)
+					reply_int(conn, &rc->scratch, rv == 0 ? (int64_t)len : 0);
+				else if (rv == 0)
+					reply_bulk(conn, &rc->scratch, v, len);
+				else
+					reply_null(conn, &rc->scratch);
+				redis_reply_now(conn);
+				return;
+			}
+		}
+	}
 	if (op == KV_GET || (opts & SET_GET) || id == RESP_CMD_GETSET)
 		room = room > REDIS_GET_ROOM ? room : REDIS_GET_ROOM;
 	slot = redis_slot_new(conn, id, 1);
