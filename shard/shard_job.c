@@ -329,6 +329,20 @@ static int grow_outputs(struct bg_job *job)
 	return 0;
 }
 
+/* The manifest entry of table `t` at `level`; keys point into t's metadata. */
+static void manifest_file_of(struct manifest_file *mf, unsigned level,
+			     const struct lsm_table *t)
+{
+	mf->level = level;
+	mf->number = t->number;
+	mf->size = t->size;
+	mf->entry_count = t->meta.entry_count;
+	mf->smallest = t->meta.smallest;
+	mf->smallest_len = t->meta.smallest_len;
+	mf->largest = t->meta.largest;
+	mf->largest_len = t->meta.largest_len;
+}
+
 /* The output just written and synced becomes a table of the job. */
 static int job_output_done(struct shard *s, struct bg_job *job)
 {
@@ -344,14 +358,7 @@ static int job_output_done(struct shard *s, struct bg_job *job)
 	out->fd = -1;
 	out->have_meta = false;
 	mf = &job->outputs[job->noutputs];
-	mf->level = job->compaction ? job->pick.output_level : 0;
-	mf->number = t->number;
-	mf->size = t->size;
-	mf->entry_count = t->meta.entry_count;
-	mf->smallest = t->meta.smallest;
-	mf->smallest_len = t->meta.smallest_len;
-	mf->largest = t->meta.largest;
-	mf->largest_len = t->meta.largest_len;
+	manifest_file_of(mf, job->compaction ? job->pick.output_level : 0, t);
 	job->out_tables[job->noutputs++] = t;
 	sstable_builder_destroy(&out->b);
 	memset(&out->b, 0, sizeof out->b);
@@ -620,14 +627,7 @@ static bool compact_pick(struct shard *s, struct bg_job *job)
 		if (grow_outputs(job))
 			goto err;
 		mf = &job->outputs[0];
-		mf->level = c->output_level;
-		mf->number = t->number;
-		mf->size = t->size;
-		mf->entry_count = t->meta.entry_count;
-		mf->smallest = t->meta.smallest;
-		mf->smallest_len = t->meta.smallest_len;
-		mf->largest = t->meta.largest;
-		mf->largest_len = t->meta.largest_len;
+		manifest_file_of(mf, c->output_level, t);
 		job->out_tables[0] = NULL; /* already open and listed */
 		job->noutputs = 1;
 		job->trivial = true;
