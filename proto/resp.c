@@ -13,6 +13,7 @@
 #include "proto/resp.h"
 
 #include "core/errors.h"
+#include "core/strint.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -91,69 +92,12 @@ const char *resp_parser_error(const struct resp_parser *p)
 
 int resp_parse_int64(const uint8_t *s, size_t len, int64_t *value)
 {
-	uint64_t magnitude = 0;
-	uint64_t bound = (uint64_t)INT64_MAX;
-	bool negative = false;
-	size_t i = 0;
-
-	assert(value != NULL);
-	if (len == 0 || s == NULL)
-		return RKV_EINVAL;
-	if (len == 1 && s[0] == '0') {
-		*value = 0;
-		return 0;
-	}
-	if (s[0] == '-') {
-		negative = true;
-		bound = (uint64_t)INT64_MAX + 1;
-		i = 1;
-	}
-	/* The first digit must be 1-9: rejects "", "-", "01", "-0", "+1", " 1". */
-	if (i >= len || s[i] < '1' || s[i] > '9')
-		return RKV_EINVAL;
-	for (; i < len; i++) {
-		unsigned digit;
-
-		if (s[i] < '0' || s[i] > '9')
-			return RKV_EINVAL;
-		digit = (unsigned)(s[i] - '0');
-		if (magnitude > (bound - digit) / 10)
-			return RKV_EINVAL;
-		magnitude = magnitude * 10 + digit;
-	}
-	if (negative)
-		*value = magnitude == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)magnitude;
-	else
-		*value = (int64_t)magnitude;
-	return 0;
+	return strint_parse_i64(s, len, value);
 }
 
 int resp_parse_uint64(const uint8_t *s, size_t len, uint64_t *value)
 {
-	uint64_t magnitude = 0;
-	size_t i;
-
-	assert(value != NULL);
-	if (len == 0 || s == NULL)
-		return RKV_EINVAL;
-	if (len == 1 && s[0] == '0') {
-		*value = 0;
-		return 0;
-	}
-	if (s[0] < '1' || s[0] > '9')
-		return RKV_EINVAL;
-	for (i = 0; i < len; i++) {
-		unsigned digit;
-
-		if (s[i] < '0' || s[i] > '9')
-			return RKV_EINVAL;
-		digit = (unsigned)(s[i] - '0');
-		if (magnitude > (UINT64_MAX - digit) / 10)
-			return RKV_EINVAL;
-		magnitude = magnitude * 10 + digit;
-	}
-	*value = magnitude;
-	return 0;
+	return strint_parse_u64(s, len, value);
 }
 
 /* ---- parser ---- */

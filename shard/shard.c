@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/strint.h"
 #include "core/log.h"
 #include "shard/shard_internal.h"
 #include "shard/wal_format.h"
@@ -83,38 +84,6 @@ static int batch_reserve(struct wal_batch *b, size_t more)
 	b->buf = buf;
 	b->cap = cap;
 	return 0;
-}
-
-/* Parses a value holding a decimal int64 the way Redis does: no spaces, no
- * '+', no leading zeros, within range. */
-static bool parse_i64(const uint8_t *p, size_t len, int64_t *out)
-{
-	uint64_t v = 0, limit;
-	bool neg = false;
-	size_t i = 0;
-
-	if (len == 0 || len > 20)
-		return false;
-	if (p[0] == '-') {
-		neg = true;
-		i = 1;
-		if (len == 1)
-			return false;
-	}
-	if (p[i] == '0' && len > i + 1)
-		return false;
-	limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-	for (; i < len; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		if (v > (limit - (uint64_t)(p[i] - '0')) / 10)
-			return false;
-		v = v * 10 + (uint64_t)(p[i] - '0');
-	}
-	if (neg && v == 0 && len > 1)
-		return false; /* "-0" */
-	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
-	return true;
 }
 
 static int grow_scratch(struct shard *s, size_t need)
@@ -289,7 +258,7 @@ static int apply_command(struct shard *s, const struct command *c, struct shard_
 		int n;
 
 		rv = 0;
-		if (res->existed && !parse_i64(old, old_len, &cur)) {
+		if (res->existed && strint_parse_i64(old, old_len, &cur) != 0) {
 			res->error = RKV_EINVAL;
 			break;
 		}
