@@ -17,7 +17,12 @@
 	X(RKV_EAGAIN, -1008, "incomplete input, need more bytes")              \
 	X(RKV_ECLOSED, -1009, "connection closed")                             \
 	X(RKV_ESHUTDOWN, -1010, "shutting down")                               \
-	X(RKV_ETORN, -1011, "torn record at end of log")
+	X(RKV_ETORN, -1011, "torn record at end of log")                      \
+	/* raft/ */                                                            \
+	X(RAFT_ENOTLEADER, -2001, "not the leader")                            \
+	X(RAFT_EBUSY, -2002, "leadership transfer or membership change pending") \
+	X(RAFT_EBADCONF, -2003, "invalid membership change")                   \
+	X(RAFT_ENOTREADY, -2004, "learner has not caught up")
 
 enum rkv_error {
 #define RKV_ERROR_ENUM(name, value, text) name = (value),

@@ -37,26 +37,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/errors.h"
+
 #define RAFT_MAX_SERVERS 9  /* members (voters + learners) of one group */
 #define RAFT_MAX_INFLIGHT 16 /* hard cap on in-flight APPENDs per follower */
 #define RAFT_NONE 0         /* node id 0 means "nobody" */
 
-/* Error codes of this module, below RKV_E* (core/errors.h) so they never
- * collide; raft_strerror() falls back to rkv_strerror() for the rest. */
-#define RAFT_ERRORS(X)                                                         \
-	X(RAFT_ENOTLEADER, -2001, "not the leader")                            \
-	X(RAFT_EBUSY, -2002, "leadership transfer or membership change pending") \
-	X(RAFT_EBADCONF, -2003, "invalid membership change")                   \
-	X(RAFT_ENOTREADY, -2004, "learner has not caught up")
-
-enum raft_error {
-#define RAFT_ERROR_ENUM(name, value, text) name = (value),
-	RAFT_ERRORS(RAFT_ERROR_ENUM)
-#undef RAFT_ERROR_ENUM
-};
-
-/* A static message for any code raft_* functions return. */
-const char *raft_strerror(int code);
+/* Error codes: RAFT_E* in core/errors.h's table (rkv_strerror names them). */
 
 /*
  * The caller-owned random generator (xorshift64*, seeded by splitmix64).

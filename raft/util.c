@@ -31,19 +31,6 @@ uint64_t raft_rng_below(struct raft_rng *rng, uint64_t n)
 	return raft_rng_next(rng) % n;
 }
 
-const char *raft_strerror(int code)
-{
-	switch (code) {
-#define RAFT_ERROR_CASE(name, value, text) \
-	case name:                         \
-		return text;
-		RAFT_ERRORS(RAFT_ERROR_CASE)
-#undef RAFT_ERROR_CASE
-	default:
-		return rkv_strerror(code);
-	}
-}
-
 const char *raft_role_name(int role)
 {
 	switch (role) {

@@ -238,7 +238,7 @@ void sim_snapshot(struct sim *s, uint64_t id)
 	struct raft_update up;
 	int rv = world_step_node(s, n, &ev, &up);
 	if (rv != 0) {
-		sim_fail(s, "snapshot refused: %s", raft_strerror(rv));
+		sim_fail(s, "snapshot refused: %s", rkv_strerror(rv));
 		return;
 	}
 	/* the snapshot is durable before the event, and the WAL shrinks */

@@ -342,7 +342,7 @@ static void node_start(struct sim *s, struct sim_node *n)
 	if (rv != 0) {
 		sim_fail(s, "node %llu: restore failed: %s (term %llu, "
 			 "snapshot %llu/%llu, entries %llu, last term %llu)",
-			 (unsigned long long)n->id, raft_strerror(rv),
+			 (unsigned long long)n->id, rkv_strerror(rv),
 			 (unsigned long long)d->hs.term,
 			 (unsigned long long)d->snap.index,
 			 (unsigned long long)d->snap.term,

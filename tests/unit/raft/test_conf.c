@@ -51,7 +51,7 @@ static void test_bad_bytes_are_refused(void **state)
 	buf[24] = 1;
 	buf[0] = 200; /* too many servers */
 	assert_int_equal(raft_conf_decode(buf, len, &conf), RKV_ECORRUPT);
-	assert_string_equal(raft_strerror(RAFT_ENOTLEADER), "not the leader");
+	assert_string_equal(rkv_strerror(RAFT_ENOTLEADER), "not the leader");
 }
 
 int main(void)
