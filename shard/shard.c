@@ -506,21 +506,17 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 /* Start-up (blocking): the WAL segments wholly below the retention point go. */
 static void retain_blocking(struct shard *s)
 {
-	uint64_t keep = shard_wal_retention_point(s);
-	size_t drop = 0;
+	size_t drop = shard_wal_droppable(s);
 
-	while (drop + 1 < s->nsegments && s->segments[drop + 1] - 1 <= keep) {
+	for (size_t i = 0; i < drop; i++) {
 		char path[PATH_MAX + 64];
 
-		if (wal_segment_path(path, sizeof path, s->dir, s->segments[drop]) == 0 &&
-		    unlink(path) == 0)
-			s->stats.wal_deleted++;
-		drop++;
+		if (wal_segment_path(path, sizeof path, s->dir, s->segments[i]) != 0 ||
+		    unlink(path) != 0)
+			log_warn("shard %u: could not delete WAL segment %" PRIu64 ": %s",
+				 s->id, s->segments[i], strerror(errno));
 	}
-	if (drop == 0)
-		return;
-	memmove(s->segments, s->segments + drop, (s->nsegments - drop) * sizeof *s->segments);
-	s->nsegments -= drop;
+	shard_wal_forget(s, drop);
 }
 
 static void write_done(struct io_op *op, int res, unsigned flags);

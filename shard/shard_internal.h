@@ -286,6 +286,11 @@ void shard_jobs_init(struct shard *s);
 void shard_jobs_destroy(struct shard *s);
 /* The WAL index below which segments may go: one place decides it. */
 uint64_t shard_wal_retention_point(const struct shard *s);
+/* How many of the oldest WAL segments lie wholly below the retention point. */
+size_t shard_wal_droppable(const struct shard *s);
+/* Forgets the `drop` oldest segments (after deleting their files). */
+void shard_wal_forget(struct shard *s, size_t drop);
+/* Deletes, through the ring, the segments below the retention point. */
 void shard_wal_retain(struct shard *s);
 void shard_imm_maybe_drop(struct shard *s);
 

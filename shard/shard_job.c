@@ -62,27 +62,42 @@ uint64_t shard_wal_retention_point(const struct shard *s)
 	return s->manifest.flushed_index;
 }
 
-void shard_wal_retain(struct shard *s)
+size_t shard_wal_droppable(const struct shard *s)
 {
 	uint64_t keep = shard_wal_retention_point(s);
 	size_t drop = 0;
 
-	/* The last segment is the one being appended to: never deleted. */
-	while (drop + 1 < s->nsegments && s->segments[drop + 1] - 1 <= keep) {
+	/* A segment goes when its last record (the next segment's first index
+	 * minus one) is kept elsewhere. The last segment is the one being
+	 * appended to: never deleted. */
+	while (drop + 1 < s->nsegments && s->segments[drop + 1] - 1 <= keep)
+		drop++;
+	return drop;
+}
+
+void shard_wal_forget(struct shard *s, size_t drop)
+{
+	if (drop == 0)
+		return;
+	s->stats.wal_deleted += drop;
+	memmove(s->segments, s->segments + drop, (s->nsegments - drop) * sizeof *s->segments);
+	s->nsegments -= drop;
+}
+
+void shard_wal_retain(struct shard *s)
+{
+	size_t drop = shard_wal_droppable(s);
+
+	for (size_t i = 0; i < drop; i++) {
 		char name[64];
 		struct io_uring_sqe *sqe;
 
-		snprintf(name, sizeof name, "wal-%020" PRIu64 ".log", s->segments[drop]);
+		snprintf(name, sizeof name, "wal-%020" PRIu64 ".log", s->segments[i]);
 		sqe = shard_sqe(s, &s->misc_op);
 		io_uring_prep_unlinkat(sqe, s->dir_fd, name, 0);
 		io_uring_submit(&s->io->ring); /* the kernel copies the name here */
-		s->stats.wal_deleted++;
-		drop++;
 	}
-	if (drop == 0)
-		return;
-	memmove(s->segments, s->segments + drop, (s->nsegments - drop) * sizeof *s->segments);
-	s->nsegments -= drop;
+	shard_wal_forget(s, drop);
 }
 
 void shard_imm_maybe_drop(struct shard *s)
