@@ -4,8 +4,14 @@
  * write path's contract, shard_internal.h for who owns what.
  *
  * Invariants:
- * - at most one batch is in flight (one write linked to one fdatasync); WAL
- *   offsets and indexes therefore advance strictly in order;
+ * - at most one batch is in flight (stored into the mapped segment, then one
+ *   fdatasync: see wal_map.h); WAL offsets and indexes therefore advance
+ *   strictly in order, and a batch is stored only after the one before it
+ *   is durable;
+ * - a batch is stored only into space the file already holds (FALLOCATE
+ *   through the ring, wal_step ahead of the writer); a batch that does not
+ *   fit waits for the FALLOCATE, and fails with RKV_EFULL, untouched, when
+ *   the disk is full;
  * - reserved <= room of the active memtable: every queued record has its
  *   memtable space set aside, so applying a durable batch cannot fail;
  * - a record reaches the memtable only after its batch's fdatasync succeeded;
@@ -364,7 +370,7 @@ static int create_segment(struct shard *s, uint64_t first_index, char *err, size
 	}
 	if (s->wal_fd >= 0)
 		close(s->wal_fd);
-	s->wal_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	s->wal_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (s->wal_fd < 0) {
 		rv = -errno;
 		snprintf(err, errlen, "%s: create: %s", path, strerror(errno));
@@ -380,6 +386,12 @@ static int create_segment(struct shard *s, uint64_t first_index, char *err, size
 	rv = fsync_dir(s->dir);
 	if (rv) {
 		snprintf(err, errlen, "%s: fsync: %s", s->dir, strerror(-rv));
+		return rv;
+	}
+	wal_map_close(&s->wal_map);
+	rv = wal_map_open(&s->wal_map, s->wal_fd, s->wal_map_min);
+	if (rv) {
+		snprintf(err, errlen, "%s: mmap: %s", path, strerror(-rv));
 		return rv;
 	}
 	s->wal_offset = WAL_SEGMENT_HEADER_SIZE;
@@ -519,7 +531,7 @@ static void retain_blocking(struct shard *s)
 	shard_wal_forget(s, drop);
 }
 
-static void write_done(struct io_op *op, int res, unsigned flags);
+static void grow_done(struct io_op *op, int res, unsigned flags);
 static void sync_done(struct io_op *op, int res, unsigned flags);
 static void switch_done(struct io_op *op, int res, unsigned flags);
 
@@ -561,6 +573,14 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	strcpy(s->dir, cfg->dir);
 	s->memtable_size = cfg->memtable_size;
 	s->wal_sync_off = cfg->wal_sync_off;
+	/* A segment ends at a memtable switch, so it holds about one memtable
+	 * of records; four, plus two of the largest records, is ample. */
+	s->wal_map_min = 4 * cfg->memtable_size + 2 * (WAL_MAX_PAYLOAD + WAL_RECORD_HEADER_SIZE);
+	s->wal_step = cfg->memtable_size / 4;
+	if (s->wal_step < WAL_MAP_RELEASE_CHUNK)
+		s->wal_step = WAL_MAP_RELEASE_CHUNK;
+	if (s->wal_step > SHARD_WAL_STEP_MAX)
+		s->wal_step = SHARD_WAL_STEP_MAX;
 	s->table_size = cfg->table_size ? cfg->table_size : SHARD_DEFAULT_TABLE_SIZE;
 	s->stall_limit = cfg->stall_limit ? cfg->stall_limit : SHARD_DEFAULT_STALL_LIMIT;
 	sstable_options_default(&s->sst_opt);
@@ -637,10 +657,15 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 			snprintf(err, errlen, "%s: unexpected segment name", rec.last_segment);
 			goto err_after_alloc;
 		}
-		s->wal_fd = open(rec.last_segment, O_WRONLY | O_CLOEXEC);
+		s->wal_fd = open(rec.last_segment, O_RDWR | O_CLOEXEC);
 		if (s->wal_fd < 0) {
 			rv = -errno;
 			snprintf(err, errlen, "%s: open: %s", rec.last_segment, strerror(errno));
+			goto err_after_alloc;
+		}
+		rv = wal_map_open(&s->wal_map, s->wal_fd, s->wal_map_min);
+		if (rv) {
+			snprintf(err, errlen, "%s: mmap: %s", rec.last_segment, strerror(-rv));
 			goto err_after_alloc;
 		}
 		s->wal_offset = rec.append_offset;
@@ -678,8 +703,8 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	s->next_file = s->manifest.next_file_number;
 	retain_blocking(s);
 	s->pending = &s->batches[0];
-	s->write_op.done = write_done;
-	s->write_op.data = s;
+	s->grow_op.done = grow_done;
+	s->grow_op.data = s;
 	s->sync_op.done = sync_done;
 	s->sync_op.data = s;
 	for (int i = 0; i < 3; i++) {
@@ -728,6 +753,7 @@ void shard_close(struct shard *s)
 			log_warn("shard %u: final fdatasync: %s", s->id, strerror(errno));
 		close(s->wal_fd);
 	}
+	wal_map_close(&s->wal_map);
 	lsm_mem_unref(s->mem);
 	lsm_mem_unref(s->imm);
 	lsm_tables_close_all(s);
@@ -931,6 +957,15 @@ static int try_queue(struct shard *s, struct shard_waiter *w)
 			start_switch(s);
 		return QUEUE_STALL;
 	}
+	if (s->wal_offset + (s->inflight ? s->inflight->len : 0) + b->len + size >
+	    s->wal_map.len) {
+		/* The segment's mapping is full (rare: writes that change no
+		 * memtable bytes, like refused PUT_NX): go on in a new one. */
+		release_prior(s, w);
+		if (!s->imm)
+			start_switch(s);
+		return QUEUE_STALL;
+	}
 	if (batch_reserve(b, size)) {
 		release_prior(s, w);
 		return -ENOMEM;
@@ -1040,27 +1075,55 @@ int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter 
 	return 0;
 }
 
+/*
+ * Makes the segment's file at least `need` bytes long, and wal_step beyond
+ * unless the last attempt failed, with one FALLOCATE through the ring;
+ * nothing if one is in flight. grow_done submits a batch that waited.
+ */
+static void wal_grow(struct shard *s, uint64_t need)
+{
+	struct io_uring_sqe *sqe;
+	uint64_t size;
+
+	if (s->grow_inflight)
+		return;
+	size = wal_map_grow_target(&s->wal_map, need, s->grow_failed ? 0 : s->wal_step);
+	if (size <= s->wal_map.alloc)
+		return;
+	s->grow_inflight = true;
+	s->grow_size = size;
+	sqe = shard_sqe(s, &s->grow_op);
+	io_uring_prep_fallocate(sqe, s->wal_fd, 0, s->wal_map.alloc, size - s->wal_map.alloc);
+}
+
+/*
+ * Stores the pending batch into the mapped segment and makes it durable:
+ * one FSYNC (datasync) through the ring, or, in the benchmark-only sync-off
+ * mode, a NOP, so a batch always completes through the same callback and
+ * never inside the call that submitted it.
+ */
 static void submit_batch(struct shard *s)
 {
 	struct wal_batch *b = s->pending;
+	uint64_t end = s->wal_offset + b->len;
 	struct io_uring_sqe *sqe;
 
-	/* Both SQEs in one submission, or the link would be cut and the fsync
-	 * could run before the write. */
-	io_ring_reserve(s->io, s->wal_sync_off ? 1 : 2);
+	if (end > s->wal_map.alloc) {
+		wal_grow(s, end);
+		return;
+	}
+	wal_map_store(&s->wal_map, s->wal_offset, b->buf, b->len);
 	s->inflight = b;
 	s->pending = b == &s->batches[0] ? &s->batches[1] : &s->batches[0];
-	s->inflight_cqes = s->wal_sync_off ? 1 : 2;
-	s->write_res = 0;
 	s->sync_res = 0;
-
-	sqe = shard_sqe(s, &s->write_op);
-	io_uring_prep_write(sqe, s->wal_fd, b->buf, (unsigned)b->len, s->wal_offset);
-	if (s->wal_sync_off)
-		return;
-	sqe->flags |= IOSQE_IO_LINK;
 	sqe = shard_sqe(s, &s->sync_op);
-	io_uring_prep_fsync(sqe, s->wal_fd, IORING_FSYNC_DATASYNC);
+	if (s->wal_sync_off)
+		io_uring_prep_nop(sqe);
+	else
+		io_uring_prep_fsync(sqe, s->wal_fd, IORING_FSYNC_DATASYNC);
+	/* Keep wal_step preallocated ahead, so writers rarely wait for it. */
+	if (!s->grow_failed && s->wal_map.alloc - end < s->wal_step / 2)
+		wal_grow(s, end);
 }
 
 /* Fails every stalled write with `rv`. */
@@ -1098,7 +1161,7 @@ static void switch_step(struct shard *s)
 	struct io_uring_sqe *sqe;
 	char name[64];
 
-	if (s->switch_stage != 0 || s->inflight || s->pending->count > 0)
+	if (s->switch_stage != 0 || s->inflight || s->pending->count > 0 || s->grow_inflight)
 		return;
 	s->switch_stage = 1;
 	s->switch_fd = -1;
@@ -1106,7 +1169,7 @@ static void switch_step(struct shard *s)
 	snprintf(name, sizeof name, "wal-%020" PRIu64 ".log", s->next_index);
 	sqe = shard_sqe(s, &s->switch_op[0]);
 	/* The name is copied by the kernel when the SQE is submitted. */
-	io_uring_prep_openat(sqe, s->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	io_uring_prep_openat(sqe, s->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 			     0644);
 	io_uring_submit(&s->io->ring);
 }
@@ -1115,18 +1178,31 @@ static void switch_complete(struct shard *s)
 {
 	struct lsm_mem *fresh = lsm_mem_new(s->memtable_size);
 	struct io_uring_sqe *sqe;
+	struct wal_map map;
+	int rv;
 
+	rv = wal_map_open(&map, s->switch_fd, s->wal_map_min);
+	if (rv) {
+		lsm_mem_unref(fresh);
+		switch_fail(s, rv);
+		return;
+	}
 	if (!fresh || add_segment(s, s->next_index) != 0) {
+		wal_map_close(&map);
 		lsm_mem_unref(fresh);
 		switch_fail(s, -ENOMEM);
 		return;
 	}
+	wal_map_close(&s->wal_map);
+	s->wal_map = map;
+	s->grow_failed = false;
 	sqe = shard_sqe(s, &s->misc_op);
 	io_uring_prep_close(sqe, s->wal_fd);
 	s->wal_fd = s->switch_fd;
 	s->switch_fd = -1;
 	s->wal_offset = WAL_SEGMENT_HEADER_SIZE;
 	s->switching = false;
+	wal_grow(s, s->wal_offset);
 	seal_memtable(s, fresh);
 	shard_stall_drain(s);
 }
@@ -1278,27 +1354,44 @@ static void apply_batch(struct shard *s, struct wal_batch *b)
 static void fail_batches(struct shard *s, struct wal_batch *inflight, int rv)
 {
 	struct wal_batch *pending = s->pending;
-	struct shard_waiter *failed_inflight = inflight->head;
+	struct shard_waiter *failed_inflight = inflight ? inflight->head : NULL;
 	struct shard_waiter *failed_pending = pending->head;
 
 	/* Make the shard consistent before any callback runs: a callback may
 	 * queue a new write at once, which must get the next free index, go
 	 * into an empty batch, and be reserved from correct totals. */
-	s->next_index = inflight->first_index;
-	s->reserved -= inflight->reserved + pending->reserved;
-	s->appended -= inflight->appended + pending->appended;
+	if (inflight) {
+		s->next_index = inflight->first_index;
+		s->reserved -= inflight->reserved;
+		s->appended -= inflight->appended;
+		batch_reset(inflight);
+	} else if (pending->count > 0) {
+		s->next_index = pending->first_index;
+	}
+	s->reserved -= pending->reserved;
+	s->appended -= pending->appended;
 	s->inflight = NULL;
-	batch_reset(inflight);
 	batch_reset(pending);
 	complete_waiters(s, failed_inflight, rv);
 	complete_waiters(s, failed_pending, rv);
+}
+
+/* Submits a batch that gathered meanwhile, or lets a switch go on. */
+static void wal_continue(struct shard *s)
+{
+	if (s->closing || s->inflight)
+		return;
+	if (s->pending->count > 0)
+		submit_batch(s);
+	else if (s->switching)
+		switch_step(s);
 }
 
 static void batch_finished(struct shard *s)
 {
 	struct wal_batch *b = s->inflight;
 
-	if (s->write_res == (int)b->len && s->sync_res == 0) {
+	if (s->sync_res == 0) {
 		s->wal_offset += b->len;
 		s->stats.writes += b->count;
 		s->stats.batches++;
@@ -1309,46 +1402,18 @@ static void batch_finished(struct shard *s)
 		s->inflight = NULL;
 		batch_reset(b);
 		shard_imm_maybe_drop(s);
-		if (s->closing)
-			return;
+		wal_map_release(&s->wal_map, s->wal_offset);
 		/* Writes that gathered behind this batch go out at once. */
-		if (s->pending->count > 0)
-			submit_batch(s);
-		else if (s->switching)
-			switch_step(s);
+		wal_continue(s);
 		return;
 	}
-	if (s->write_res == -ENOSPC ||
-	    (s->write_res >= 0 && s->write_res < (int)b->len)) {
-		/* Disk full: nothing, or part of the batch, reached the file.
-		 * Cut it back so the WAL ends on a whole record, fail these
-		 * writes, and keep serving: the next batch may find space. A
-		 * rare path, so the ftruncate is a plain (blocking) call. */
-		if (ftruncate(s->wal_fd, (off_t)s->wal_offset) == 0) {
-			log_error("shard %u: WAL append failed (%d of %zu bytes): disk full",
-				  s->id, s->write_res, b->len);
-			fail_batches(s, b, RKV_EFULL);
-			return;
-		}
-	}
-	/* fdatasync failed, or a write error we cannot undo: what the kernel
-	 * kept is unknown, so stop taking writes until restart replays the WAL. */
-	s->failed = s->sync_res < 0 && s->sync_res != -ECANCELED ? -s->sync_res :
-		    s->write_res < 0 ? -s->write_res : EIO;
-	log_error("shard %u: WAL write/sync failed (write %d, sync %d); shard read-only "
-		  "until restart", s->id, s->write_res, s->sync_res);
+	/* fdatasync failed: what the kernel kept is unknown, so stop taking
+	 * writes until restart replays the WAL. */
+	s->failed = s->sync_res != -ECANCELED ? -s->sync_res : EIO;
+	log_error("shard %u: WAL fdatasync failed: %s; shard read-only until restart",
+		  s->id, strerror(-s->sync_res));
 	fail_batches(s, b, -EIO);
 	fail_stalled(s, -EIO);
-}
-
-static void write_done(struct io_op *op, int res, unsigned flags)
-{
-	struct shard *s = op->data;
-
-	shard_op_put(s);
-	s->write_res = res;
-	if (--s->inflight_cqes == 0)
-		batch_finished(s);
 }
 
 static void sync_done(struct io_op *op, int res, unsigned flags)
@@ -1357,6 +1422,37 @@ static void sync_done(struct io_op *op, int res, unsigned flags)
 
 	shard_op_put(s);
 	s->sync_res = res;
-	if (--s->inflight_cqes == 0)
-		batch_finished(s);
+	batch_finished(s);
+}
+
+static void grow_done(struct io_op *op, int res, unsigned flags)
+{
+	struct shard *s = op->data;
+	bool exact = s->grow_failed;
+	uint64_t need;
+
+	shard_op_put(s);
+	s->grow_inflight = false;
+	if (res == 0) {
+		wal_map_allocated(&s->wal_map, s->grow_size);
+		s->grow_failed = false;
+		wal_continue(s);
+		return;
+	}
+	s->grow_failed = true;
+	need = s->wal_offset + s->pending->len;
+	if (s->closing || s->inflight || s->pending->count == 0 || need <= s->wal_map.alloc) {
+		wal_continue(s);
+		return; /* an early grow: retried, exactly, when a batch needs it */
+	}
+	if (!exact) {
+		wal_grow(s, need); /* ask for just what this batch needs */
+		return;
+	}
+	/* Nothing of the batch reached the file: fail its writes, keep serving;
+	 * the next batch tries again and may find space. */
+	log_error("shard %u: preallocating the WAL to %" PRIu64 " bytes failed: %s",
+		  s->id, s->grow_size, strerror(-res));
+	fail_batches(s, NULL, res == -ENOSPC ? RKV_EFULL : -EIO);
+	wal_continue(s);
 }

@@ -26,10 +26,13 @@
 #include "shard/memtable.h"
 #include "shard/shard.h"
 #include "shard/sstable.h"
+#include "shard/wal_map.h"
 
 #define SHARD_SLICE_BYTES (256u << 10)   /* output bytes per background slice */
 #define SHARD_READ_CHUNK (256u << 10)    /* compaction input read size */
 #define SHARD_DEFAULT_TABLE_SIZE (64ull << 20)
+/* Most bytes of WAL preallocated ahead of the writer at once. */
+#define SHARD_WAL_STEP_MAX (16ull << 20)
 #define SHARD_DEFAULT_STALL_LIMIT (16ull << 20)
 #define SHARD_BACKOFF_MIN_MS 100
 #define SHARD_BACKOFF_MAX_MS 5000
@@ -171,11 +174,17 @@ struct shard {
 	struct wal_batch batches[2];
 	struct wal_batch *pending;      /* gathering */
 	struct wal_batch *inflight;     /* being written, NULL when none */
-	int inflight_cqes;              /* completions still expected */
-	int write_res;
-	int sync_res;
-	struct io_op write_op;
+	int sync_res;                   /* result of the batch's FSYNC (or NOP) */
 	struct io_op sync_op;
+
+	/* the segment being appended to: mapped, preallocated ahead (wal_map.h) */
+	struct wal_map wal_map;
+	uint64_t wal_map_min;           /* address space mapped per segment */
+	uint64_t wal_step;              /* bytes preallocated ahead of the writer */
+	bool grow_inflight;             /* a FALLOCATE is in flight */
+	bool grow_failed;               /* the last one failed: grow only on need */
+	uint64_t grow_size;             /* file size the FALLOCATE in flight asks for */
+	struct io_op grow_op;
 
 	/* memtable switch: drain the batches, create the next segment, swap */
 	bool switching;

@@ -159,11 +159,13 @@ enum wal_scan_result wal_scanner_next(struct wal_scanner *s, struct wal_record *
 	if (left == 0)
 		return WAL_SCAN_END;
 	h = s->buf + s->offset;
+	if (all_zero(h, left))
+		return WAL_SCAN_END; /* the preallocated, never written rest */
 	if (left < WAL_RECORD_HEADER_SIZE)
 		return WAL_SCAN_TORN;
 	if (get_le32(h + REC_HEADER_CRC) != crc32c(0, h, REC_HEADER_CRC) ||
 	    get_le32(h + REC_RESERVED) != 0) {
-		if (all_zero(h, left))
+		if (all_zero(h + WAL_RECORD_HEADER_SIZE, left - WAL_RECORD_HEADER_SIZE))
 			return WAL_SCAN_TORN;
 		return corrupt(s, "bad record header");
 	}
@@ -180,7 +182,9 @@ enum wal_scan_result wal_scanner_next(struct wal_scanner *s, struct wal_record *
 	crc = crc32c(0, h + REC_INDEX, 16);
 	crc = crc32c(crc, h + WAL_RECORD_HEADER_SIZE, payload_len);
 	if (crc != get_le32(h + REC_PAYLOAD_CRC)) {
-		if (payload_len == left - WAL_RECORD_HEADER_SIZE)
+		size_t size = wal_record_size(payload_len);
+
+		if (all_zero(h + size, left - size))
 			return WAL_SCAN_TORN;
 		return corrupt(s, "bad payload crc");
 	}

@@ -17,15 +17,21 @@
  *   u32 reserved      0
  *   payload_len bytes
  *
- * Torn tail versus corruption, as decided by wal_scanner_next():
+ * The writer preallocates a segment ahead of its records (wal_map.h), so a
+ * segment normally ends in zeros: space that was never written.
+ *
+ * End, torn tail and corruption, as decided by wal_scanner_next():
+ * - nothing left, or only zero bytes left: the end of the log;
  * - fewer than 32 bytes left, or a valid header whose payload runs past the end
  *   of the buffer: torn (an append that never completed);
- * - an invalid header whose bytes up to the end are all zero: torn;
- * - a valid header with a bad payload_crc whose record ends exactly at the end
- *   of the buffer: torn (the last write of the file was cut short);
+ * - an invalid header followed by nothing but zeros: torn (only part of the
+ *   header reached the disk);
+ * - a valid header with a bad payload_crc whose record is followed by nothing
+ *   but zeros: torn (the last write of the file was cut short);
  * - anything else invalid (bad header followed by non-zero bytes, bad payload
- *   CRC with bytes after it, an index that does not follow the previous one
- *   or is 0 or UINT64_MAX, payload_len above WAL_MAX_PAYLOAD): corrupt.
+ *   CRC with non-zero bytes after it, an index that does not follow the
+ *   previous one or is 0 or UINT64_MAX, payload_len above WAL_MAX_PAYLOAD):
+ *   corrupt.
  */
 #ifndef RINGKV_SHARD_WAL_FORMAT_H
 #define RINGKV_SHARD_WAL_FORMAT_H
@@ -67,7 +73,7 @@ int wal_segment_header_check(const uint8_t *buf, size_t len);
 
 enum wal_scan_result {
 	WAL_SCAN_RECORD,  /* *out holds the next record */
-	WAL_SCAN_END,     /* clean end: every byte consumed */
+	WAL_SCAN_END,     /* clean end: every byte consumed, or only zeros left */
 	WAL_SCAN_TORN,    /* torn tail starting at scanner.offset */
 	WAL_SCAN_CORRUPT, /* corruption at scanner.offset; scanner.reason says what */
 };

@@ -3,10 +3,12 @@
  * bytes on disk are the log. It runs before the reactor, so it uses plain
  * blocking calls and may read a whole segment into memory.
  *
- * What is safe to throw away. An append is a single write at the end of the
- * last segment followed by fdatasync; a crash can leave only a prefix of that
- * write on disk, possibly followed by zeros where the file system extended
- * the file but never wrote the data. So the only bytes recovery may drop are
+ * What is safe to throw away. An append stores one batch of records at the
+ * end of the last segment (into preallocated, zero-filled space) followed by
+ * fdatasync; a crash can leave only a prefix of that batch on disk, followed
+ * by zeros where the data never arrived. Zeros after the last whole record
+ * are simply the unused end of the segment and stay where they are (the
+ * writer appends into them). So the only bytes recovery may drop are
  * at the end of the LAST segment, and only when wal_scanner_next() calls them
  * torn (see the rules in wal_format.h: nothing valid may follow them).
  * Anything else that does not parse -- a bad record in an earlier segment,

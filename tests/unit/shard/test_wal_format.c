@@ -171,8 +171,27 @@ static void test_torn_every_cut_of_last_record(void **state)
 	}
 }
 
-/* Torn: an invalid header whose bytes up to the end are all zero. */
-static void test_torn_zero_tail(void **state)
+/* The same cuts inside preallocated space: the part of the last record that
+ * never arrived reads as zeros, up to the end of the file. */
+static void test_torn_every_cut_zero_filled(void **state)
+{
+	struct image im, cut_im;
+	struct wal_scanner s;
+	int n;
+
+	(void)state;
+	build(&im);
+	for (size_t cut = im.offset[NREC - 1] + 1; cut < im.len; cut++) {
+		cut_im = im;
+		memset(cut_im.buf + cut, 0, sizeof(cut_im.buf) - cut);
+		assert_int_equal(scan(cut_im.buf, im.len + 256, 10, &s, &n), WAL_SCAN_TORN);
+		assert_int_equal(n, NREC - 1);
+		assert_int_equal(s.offset, im.offset[NREC - 1]);
+	}
+}
+
+/* End: only zeros after the last record (preallocated, never written). */
+static void test_end_zero_tail(void **state)
 {
 	struct image im;
 	struct wal_scanner s;
@@ -180,14 +199,16 @@ static void test_torn_zero_tail(void **state)
 
 	(void)state;
 	build(&im);
-	/* A preallocated, never-written tail after the last record. */
 	memset(im.buf + im.len, 0, 200);
-	assert_int_equal(scan(im.buf, im.len + 200, 10, &s, &n), WAL_SCAN_TORN);
+	assert_int_equal(scan(im.buf, im.len + 200, 10, &s, &n), WAL_SCAN_END);
 	assert_int_equal(n, NREC);
 	assert_int_equal(s.offset, im.len);
-	/* A last record whose header was never written, payload zero too. */
+	/* Fewer zero bytes than a record header: still the end. */
+	assert_int_equal(scan(im.buf, im.len + 5, 10, &s, &n), WAL_SCAN_END);
+	assert_int_equal(s.offset, im.len);
+	/* A last record none of whose bytes arrived: nothing of it to keep. */
 	memset(im.buf + im.offset[NREC - 1], 0, im.len - im.offset[NREC - 1]);
-	assert_int_equal(scan(im.buf, im.len, 10, &s, &n), WAL_SCAN_TORN);
+	assert_int_equal(scan(im.buf, im.len, 10, &s, &n), WAL_SCAN_END);
 	assert_int_equal(n, NREC - 1);
 	assert_int_equal(s.offset, im.offset[NREC - 1]);
 }
@@ -236,8 +257,9 @@ static void test_corrupt_middle_record(void **state)
 	}
 }
 
-/* Corrupt: a bad payload CRC with bytes after it, even zero bytes. */
-static void test_corrupt_bad_crc_then_zeros(void **state)
+/* Torn: a bad payload CRC followed only by zeros (preallocated space);
+ * corrupt once any non-zero byte follows. */
+static void test_bad_crc_then_zeros(void **state)
 {
 	struct image im;
 	struct wal_scanner s;
@@ -247,6 +269,9 @@ static void test_corrupt_bad_crc_then_zeros(void **state)
 	build(&im);
 	im.buf[im.len - 1] ^= 0x01;
 	memset(im.buf + im.len, 0, 64);
+	assert_int_equal(scan(im.buf, im.len + 64, 10, &s, &n), WAL_SCAN_TORN);
+	assert_int_equal(s.offset, im.offset[NREC - 1]);
+	im.buf[im.len + 40] = 1;
 	assert_int_equal(scan(im.buf, im.len + 64, 10, &s, &n), WAL_SCAN_CORRUPT);
 	assert_int_equal(s.offset, im.offset[NREC - 1]);
 }
@@ -358,10 +383,11 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_empty_payload),
 		cmocka_unit_test(test_torn_every_cut_of_last_record),
-		cmocka_unit_test(test_torn_zero_tail),
+		cmocka_unit_test(test_end_zero_tail),
+		cmocka_unit_test(test_torn_every_cut_zero_filled),
 		cmocka_unit_test(test_torn_bad_crc_last_record),
 		cmocka_unit_test(test_corrupt_middle_record),
-		cmocka_unit_test(test_corrupt_bad_crc_then_zeros),
+		cmocka_unit_test(test_bad_crc_then_zeros),
 		cmocka_unit_test(test_corrupt_garbage_header),
 		cmocka_unit_test(test_corrupt_index_gap),
 		cmocka_unit_test(test_corrupt_index_out_of_range),

@@ -315,7 +315,9 @@ static void test_torn_tail_truncated(void **state)
 	}
 }
 
-static void test_torn_zero_tail_truncated(void **state)
+/* Zeros after the last record are preallocated space: kept, not torn, in
+ * the last segment and in earlier ones. */
+static void test_zero_tail_kept(void **state)
 {
 	struct fixture *f = *state;
 	static const uint8_t zeros[4096];
@@ -327,8 +329,42 @@ static void test_torn_zero_tail_truncated(void **state)
 	append_bytes(path, zeros, sizeof(zeros));
 	assert_int_equal(recover(f), 0);
 	assert_replayed_range(f, 1, 6);
-	assert_int_equal(f->rec.torn_bytes, sizeof(zeros));
-	assert_int_equal(file_size(path), (off_t)offsets[6]);
+	assert_int_equal(f->rec.torn_bytes, 0);
+	assert_int_equal(f->rec.append_offset, offsets[6]);
+	assert_int_equal(file_size(path), (off_t)(offsets[6] + sizeof(zeros)));
+	/* Segment 1 is no longer the last one: its zeros still end it. */
+	write_segment(f, 7, 3, NULL);
+	assert_int_equal(recover(f), 0);
+	assert_replayed_range(f, 1, 9);
+	assert_int_equal(f->rec.segments, 2);
+}
+
+/* A last record cut short inside preallocated space (the rest of it, and
+ * everything after, zeros): torn, truncated away. */
+static void test_torn_in_zero_tail_truncated(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t zeros[4096];
+	size_t offsets[8];
+	char path[4096];
+
+	write_segment(f, 1, 6, offsets);
+	seg_path(f, 1, path, sizeof(path));
+	append_bytes(path, zeros, sizeof(zeros));
+	for (off_t at = (off_t)offsets[5] + 20; at < (off_t)offsets[6]; at++) {
+		int fd = open(path, O_RDWR);
+		uint8_t b;
+
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, &b, 1, at), 1);
+		if (b != 0)
+			patch_byte(path, at, b);
+		close(fd);
+	}
+	assert_int_equal(recover(f), 0);
+	assert_replayed_range(f, 1, 5);
+	assert_int_equal(f->rec.append_offset, offsets[5]);
+	assert_int_equal(file_size(path), (off_t)offsets[5]);
 }
 
 static void test_torn_bad_crc_at_end_truncated(void **state)
@@ -495,7 +531,8 @@ int main(void)
 		T(test_empty_middle_segment),
 		T(test_empty_last_segment),
 		T(test_torn_tail_truncated),
-		T(test_torn_zero_tail_truncated),
+		T(test_zero_tail_kept),
+		T(test_torn_in_zero_tail_truncated),
 		T(test_torn_bad_crc_at_end_truncated),
 		T(test_torn_in_earlier_segment_refused),
 		T(test_mid_log_corruption),
