@@ -133,7 +133,7 @@ struct shard_config {
 
 struct shard_stats {
 	uint64_t writes;       /* records made durable */
-	uint64_t batches;      /* write+fdatasync pairs completed */
+	uint64_t batches;      /* WAL batches made durable */
 	uint64_t wal_bytes;    /* bytes appended to the WAL since start */
 	uint64_t reads;
 	uint64_t replayed;     /* records replayed at start-up */

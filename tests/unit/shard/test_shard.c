@@ -1,7 +1,8 @@
 /*
  * shard/shard.c on a real io_uring ring: group commit, visibility only after
  * durability, recovery on reopen, the memtable-full answer, and the batching
- * itself (many writes queued in one iteration share one write + fdatasync).
+ * itself (many writes queued in one iteration share one fdatasync), and the
+ * WAL segment's preallocation and mapping limit.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -121,7 +122,7 @@ static void test_group_commit_batches_one_iteration(void **state)
 	settle(f);
 	shard_get_stats(f->s, &st);
 	assert_int_equal(st.writes, 100);
-	assert_int_equal(st.batches, 1); /* one write + one fdatasync for all */
+	assert_int_equal(st.batches, 1); /* one fdatasync for all */
 	for (int i = 0; i < 100; i++)
 		assert_int_equal(w[i].done, 1);
 }
@@ -211,6 +212,63 @@ static int write_one(struct fixture *f, struct command c, struct waiter *w)
 	settle(f);
 	assert_int_equal(w->done, 1);
 	return w->rv;
+}
+
+
+static unsigned count_segments(const char *dir, off_t *largest)
+{
+	char cmd[256];
+	unsigned n = 0;
+	FILE *p;
+
+	*largest = 0;
+	snprintf(cmd, sizeof cmd, "stat -c %%s %s/wal-*.log", dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	for (long long size; fscanf(p, "%lld", &size) == 1; n++)
+		if (size > *largest)
+			*largest = (off_t)size;
+	pclose(p);
+	return n;
+}
+
+/* The WAL segment is preallocated ahead of the writer (its file is larger
+ * than its records), and a segment that would outgrow its mapping without
+ * filling the memtable (refused PUT_NX of 1 MiB values add WAL bytes, no
+ * memtable bytes) continues in a new segment. Everything replays. */
+static void test_wal_preallocated_and_outgrown(void **state)
+{
+	struct fixture *f = *state;
+	static char big[1 << 20];
+	struct command nx = { .op = COMMAND_PUT_NX, .key = (const uint8_t *)"nx", .key_len = 2,
+			      .value = (const uint8_t *)big, .value_len = sizeof big - 1 };
+	struct waiter w;
+	struct shard_stats st;
+	off_t largest;
+
+	memset(big, 'b', sizeof big - 1);
+	open_shard(f, 2 << 20);
+	assert_int_equal(write_one(f, put_cmd("nx", "kept"), &w), 0);
+	assert_int_equal(count_segments(f->dir, &largest), 1);
+	assert_true(largest >= (1 << 20)); /* preallocated: one record is < 100 bytes */
+	/* 4 memtables + 2 maximal records of address space: 40 MiB here. */
+	for (int i = 0; i < 60; i++) {
+		assert_int_equal(write_one(f, nx, &w), 0);
+		assert_false(w.res.applied);
+	}
+	/* The switch flushed the memtable and deleted the outgrown segment. */
+	shard_get_stats(f->s, &st);
+	assert_true(st.flushes >= 1);
+	assert_true(st.wal_deleted >= 1);
+	assert_int_equal(count_segments(f->dir, &largest), 1);
+	assert_true(largest <= (41 << 20));
+	check_value(f->s, "nx", "kept");
+	shard_close(f->s);
+	f->s = NULL;
+	open_shard(f, 2 << 20);
+	check_value(f->s, "nx", "kept");
+	assert_int_equal(write_one(f, put_cmd("after", "reopen"), &w), 0);
+	check_value(f->s, "after", "reopen");
 }
 
 static void test_read_modify_write_commands(void **state)
@@ -357,6 +415,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit_batches_one_iteration, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memtable_full_stalls_then_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_preallocated_and_outgrown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_modify_write_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_in_key_order, setup, teardown),
 	};
