@@ -22,6 +22,11 @@
 #   perf/compare.sh [--rounds N] [--only redis|ringkvd] [--duration S]
 #                   [--warmup S] [--keys N] [--value-size B]
 #                   [--server-cpus LIST] [--bench-cpus LIST] [--out DIR]
+#                   [--baseline RINGKVD]
+#
+# --baseline adds a side "baseline-1c": another ringkvd binary (say, a build
+# of the previous commit) with --cores 1, to measure a change side by side.
+# Ratios are then to redis when redis runs, else to the baseline.
 #
 # Environment: RINGKVD (default build/server/ringkvd), RINGKV_BENCH (default
 # build/perf/bench/ringkv-bench), REDIS_SERVER (default redis-server),
@@ -44,6 +49,7 @@ ringkvd=${RINGKVD:-$root/build/server/ringkvd}
 bench=${RINGKV_BENCH:-$root/build/perf/bench/ringkv-bench}
 redis=${REDIS_SERVER:-redis-server}
 ringkvd_protocol=${RINGKVD_PROTOCOL:-native}
+baseline=
 
 usage() {
 	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -65,6 +71,7 @@ while [ $# -gt 0 ]; do
 	--server-cpus) server_cpus=${2:?}; shift 2 ;;
 	--bench-cpus) bench_cpus=${2:?}; shift 2 ;;
 	--out) out=${2:?}; shift 2 ;;
+	--baseline) baseline=${2:?}; shift 2 ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
@@ -76,6 +83,7 @@ case $only in "" | redis | ringkvd) ;; *) die "--only takes redis or ringkvd" ;;
 # Sides: a name, and whether it is isolated from the load generator's CPUs.
 sides=()
 [ "$only" != ringkvd ] && sides+=(redis)
+[ -n "$baseline" ] && sides+=(baseline-1c)
 [ "$only" != redis ] && sides+=(ringkvd-1c ringkvd-2c)
 
 [ -x "$bench" ] || die "ringkv-bench not found at $bench (build with: ninja -C build)"
@@ -85,6 +93,9 @@ if [ "$only" != ringkvd ]; then
 fi
 if [ "$only" != redis ]; then
 	[ -x "$ringkvd" ] || die "ringkvd not found at $ringkvd (set RINGKVD, or use --only redis)"
+fi
+if [ -n "$baseline" ]; then
+	[ -x "$baseline" ] || die "--baseline: no ringkvd at $baseline"
 fi
 
 ncpu=$(nproc)
@@ -168,9 +179,10 @@ start_side() {
 			--logfile "$out/$side-$round.log" &
 		server_pid=$!
 		;;
-	ringkvd-1c | ringkvd-2c)
-		local cores=${side#ringkvd-}
+	ringkvd-1c | ringkvd-2c | baseline-1c)
+		local cores=${side#*-} binary=$ringkvd
 		cores=${cores%c}
+		[ "$side" = baseline-1c ] && binary=$baseline
 		protocol=$ringkvd_protocol
 		cpus=$server_cpus
 		if [ "$cores" -gt 1 ]; then
@@ -179,7 +191,7 @@ start_side() {
 			[ "$cores" -le "$ncpu" ] || cpus=0-$((ncpu - 1))
 		fi
 		# The lead adjusts these flags to ringkvd's final command line.
-		pinned "$cpus" "$ringkvd" --cores "$cores" --listen "127.0.0.1:$port" \
+		pinned "$cpus" "$binary" --cores "$cores" --listen "127.0.0.1:$port" \
 			--data-dir "$dir" >"$out/$side-$round.log" 2>&1 &
 		server_pid=$!
 		;;
@@ -245,8 +257,9 @@ for r in runs:
         workloads.append(r["workload"])
     if r["side"] not in sides:
         sides.append(r["side"])
-order = {"redis": 0, "ringkvd-1c": 1, "ringkvd-2c": 2}
+order = {"redis": 0, "baseline-1c": 1, "ringkvd-1c": 2, "ringkvd-2c": 3}
 sides.sort(key=lambda s: order.get(s, 9))
+ref = "redis" if "redis" in sides else "baseline-1c" if "baseline-1c" in sides else None
 
 def cell(side, workload):
     return [r for r in runs if r["side"] == side and r["workload"] == workload]
@@ -260,21 +273,21 @@ def fmt_us(v):
 header = ["workload"]
 for side in sides:
     header += ["%s ops/s" % side, "%s p99 µs" % side]
-    if side != "redis" and "redis" in sides:
-        header.append("%s / redis" % side)
+    if ref and side != ref:
+        header.append("%s / %s" % (side, ref))
 print("| " + " | ".join(header) + " |")
 print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
 errors = []
 for w in workloads:
     row = [w]
-    redis_by_round = {r["round"]: r["result"]["ops_per_sec"] for r in cell("redis", w)}
+    ref_by_round = {r["round"]: r["result"]["ops_per_sec"] for r in cell(ref, w)} if ref else {}
     for side in sides:
         rs = cell(side, w)
         row.append(fmt_ops(statistics.median(r["result"]["ops_per_sec"] for r in rs)))
         row.append(fmt_us(statistics.median(r["result"]["latency_us"]["p99"] for r in rs)))
-        if side != "redis" and "redis" in sides:
-            ratios = [r["result"]["ops_per_sec"] / redis_by_round[r["round"]]
-                      for r in rs if redis_by_round.get(r["round"])]
+        if ref and side != ref:
+            ratios = [r["result"]["ops_per_sec"] / ref_by_round[r["round"]]
+                      for r in rs if ref_by_round.get(r["round"])]
             row.append("%.2f×" % statistics.median(ratios) if ratios else "n/a")
         for r in rs:
             if r["result"]["errors"]:
