@@ -37,6 +37,7 @@
  */
 #include "shard/shard.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -978,6 +979,7 @@ static int try_queue(struct shard *s, struct shard_waiter *w)
 	s->next_index++;
 	b->len += size;
 	b->count++;
+	w->reserved = cost;
 	b->reserved += cost;
 	s->reserved += cost;
 	if (cmd->op == COMMAND_APPEND) {
@@ -1330,6 +1332,14 @@ static void apply_batch(struct shard *s, struct wal_batch *b)
 		s->applied_index = index;
 		s->mem->last_index = index;
 		index++;
+		/* Applied: its bytes are in the memtable now, not set aside, so
+		 * a write queued from the callback below sees the true room. */
+		s->reserved -= w->reserved;
+		b->reserved -= w->reserved;
+		if (c.op == COMMAND_APPEND) {
+			s->appended -= c.value_len;
+			b->appended -= c.value_len;
+		}
 		next = w->next;
 		if (!w->want_prior) {
 			res.old_value = NULL;
@@ -1397,8 +1407,7 @@ static void batch_finished(struct shard *s)
 		s->stats.batches++;
 		s->stats.wal_bytes += b->len;
 		apply_batch(s, b);
-		s->reserved -= b->reserved;
-		s->appended -= b->appended;
+		assert(b->reserved == 0 && b->appended == 0);
 		s->inflight = NULL;
 		batch_reset(b);
 		shard_imm_maybe_drop(s);

@@ -115,6 +115,7 @@ struct shard_waiter {
 	int warm_rv;
 	uint64_t warm_gen;         /* shard generation when it started */
 	size_t stall_bytes;        /* counted against the stall limit */
+	size_t reserved;           /* memtable bytes set aside for it while queued */
 	struct shard_read warm;
 };
 

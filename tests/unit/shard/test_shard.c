@@ -205,6 +205,65 @@ static void test_memtable_full_stalls_then_refuses(void **state)
 	check_value(f->s, "f0", value);
 }
 
+/* A waiter whose callback queues one more write, as a connection does when
+ * an answer lets its next request in. */
+struct chain_waiter {
+	struct waiter x;
+	struct shard *s;
+	struct command next_cmd;
+	struct waiter *next;
+	int next_rv;
+};
+
+static void on_done_chain(struct shard_waiter *w, int rv, const struct shard_result *res)
+{
+	struct chain_waiter *c = (struct chain_waiter *)w;
+
+	on_done(w, rv, res);
+	*c->next = (struct waiter){ .w.done = on_done };
+	c->next_rv = shard_write(c->s, &c->next_cmd, &c->next->w);
+}
+
+/* A write queued from the callback of a durable batch is measured against
+ * the memtable's true room: the records already applied no longer count as
+ * set aside, so it neither waits nor forces an early memtable switch. */
+static void test_callback_write_sees_true_room(void **state)
+{
+	struct fixture *f = *state;
+	static char value[16 << 10];
+	static struct waiter plain[3], next;
+	static struct chain_waiter last;
+	struct shard_stats st;
+	char keys[3][8];
+
+	memset(value, 'v', sizeof value - 1);
+	open_shard(f, 64 << 10);
+	/* One batch of three 16 KiB values: 3/4 of the memtable set aside. */
+	for (int i = 0; i < 3; i++) {
+		struct command c;
+
+		snprintf(keys[i], sizeof keys[i], "k%d", i);
+		c = put_cmd(keys[i], value);
+		if (i < 2) {
+			plain[i] = (struct waiter){ .w.done = on_done };
+			assert_int_equal(shard_write(f->s, &c, &plain[i].w), 0);
+			continue;
+		}
+		last = (struct chain_waiter){ .x.w.done = on_done_chain, .s = f->s,
+					      .next_cmd = put_cmd("small", "1"), .next = &next };
+		assert_int_equal(shard_write(f->s, &c, &last.x.w), 0);
+	}
+	settle(f);
+	assert_int_equal(last.x.done, 1);
+	assert_int_equal(last.next_rv, 0);
+	assert_int_equal(next.done, 1);
+	assert_int_equal(next.rv, 0);
+	shard_get_stats(f->s, &st);
+	assert_int_equal(st.stalls, 0);
+	assert_int_equal(st.flushes, 0);
+	check_value(f->s, "small", "1");
+}
+
 static int write_one(struct fixture *f, struct command c, struct waiter *w)
 {
 	*w = (struct waiter){ .w.done = on_done };
@@ -416,6 +475,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recovery_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_memtable_full_stalls_then_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_preallocated_and_outgrown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_callback_write_sees_true_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_modify_write_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_in_key_order, setup, teardown),
 	};
