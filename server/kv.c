@@ -67,6 +67,37 @@ const uint8_t *kv_answer(const struct kv_req *req, size_t *len)
 	return req->data + req->key_len + req->arg_len;
 }
 
+int kv_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+bool kv_scan_bound(struct kv_req *const *steps, uint32_t n, kv_scan_finished_fn *finished,
+		   void *arg, const uint8_t **key, uint32_t *len)
+{
+	bool found = false;
+
+	for (uint32_t i = 0; i < n; i++) {
+		const struct kv_req *req = steps[i];
+		const uint8_t *resume;
+		size_t answer_len;
+
+		if (!req || finished(req, arg))
+			continue;
+		resume = kv_answer(req, &answer_len);
+		if (!found || kv_key_cmp(resume, req->need, *key, *len) < 0) {
+			*key = resume;
+			*len = req->need;
+			found = true;
+		}
+	}
+	return found;
+}
+
 uint32_t kv_shard_of(const struct node_core *c, const void *key, size_t key_len)
 {
 	return route_shard(route_slot(key, key_len), c->node->shards);

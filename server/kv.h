@@ -108,6 +108,24 @@ void kv_req_free(struct node_core *c, struct kv_req *req);
  * a cursor). */
 const uint8_t *kv_answer(const struct kv_req *req, size_t *len);
 
+/* memcmp order, a shorter key before the longer one it prefixes. */
+int kv_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+
+/* Whether a KV_SCAN step has nothing more to give (see kv_scan_bound). */
+typedef bool kv_scan_finished_fn(const struct kv_req *step, void *arg);
+
+/*
+ * The completeness rule of a SCAN fanned out as one KV_SCAN step per shard:
+ * each step examined every key of its shard below its resume key (its
+ * answer, req->need bytes), so every key up to the smallest resume key among
+ * the steps that are not finished is complete, from every shard. Sets *key
+ * and *len to that bound (pointing into the step's answer) and returns true;
+ * false when every step is finished (NULL steps are skipped), and then all
+ * keys the steps returned are complete.
+ */
+bool kv_scan_bound(struct kv_req *const *steps, uint32_t n, kv_scan_finished_fn *finished,
+		   void *arg, const uint8_t **key, uint32_t *len);
+
 /* The shard that owns `key`. */
 uint32_t kv_shard_of(const struct node_core *c, const void *key, size_t key_len);
 

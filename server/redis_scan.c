@@ -106,37 +106,25 @@ int redis_scan_start(struct redis_slot *slot)
 	return 0;
 }
 
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+static bool step_done(const struct kv_req *req, void *arg)
 {
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
+	(void)arg;
+	return req->done;
 }
 
 void redis_format_scan(struct conn *conn, struct redis_slot *slot, struct reply *r)
 {
 	uint32_t max_key = conn->core->node->cfg.max_key;
 	const uint8_t *min_key = NULL;
-	size_t min_len = 0, total = 0, len;
+	uint32_t min_len = 0;
+	size_t total = 0, len;
 	uint64_t cursor = 0;
 	char text[24];
 	uint32_t i;
 
-	/* Every shard has examined all its keys up to its own resume key; keys
-	 * up to the smallest of those are therefore complete. */
-	for (i = 0; i < slot->parts; i++) {
-		const struct kv_req *req = slot->reqs[i];
-		const uint8_t *resume = kv_answer(req, &len);
-
-		if (req->done)
-			continue;
-		if (!min_key || key_cmp(resume, req->need, min_key, min_len) < 0) {
-			min_key = resume;
-			min_len = req->need;
-		}
-	}
+	/* Keys up to the bound are complete; the cursor resumes after it. */
+	if (!kv_scan_bound(slot->reqs, slot->parts, step_done, NULL, &min_key, &min_len))
+		min_key = NULL;
 	for (i = 0; i < slot->parts; i++) {
 		const struct kv_req *req = slot->reqs[i];
 		const uint8_t *p = kv_answer(req, &len) + max_key;
@@ -146,7 +134,7 @@ void redis_format_scan(struct conn *conn, struct redis_slot *slot, struct reply 
 			uint32_t klen;
 
 			memcpy(&klen, p, 4);
-			if (!min_key || key_cmp(p + 4, klen, min_key, min_len) <= 0)
+			if (!min_key || kv_key_cmp(p + 4, klen, min_key, min_len) <= 0)
 				total++;
 			p += 4 + klen;
 		}
@@ -168,7 +156,7 @@ void redis_format_scan(struct conn *conn, struct redis_slot *slot, struct reply 
 			uint32_t klen;
 
 			memcpy(&klen, p, 4);
-			if (!min_key || key_cmp(p + 4, klen, min_key, min_len) <= 0)
+			if (!min_key || kv_key_cmp(p + 4, klen, min_key, min_len) <= 0)
 				reply_bulk(conn, r, p + 4, klen);
 			p += 4 + klen;
 		}

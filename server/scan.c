@@ -82,18 +82,18 @@ static struct pool *pool_of(const struct scan *s)
 	return &s->core->reactor->pool;
 }
 
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
 static bool below_end(const struct scan *s, const uint8_t *key, size_t len)
 {
-	return s->end_len == 0 || key_cmp(key, len, s->end, s->end_len) < 0;
+	return s->end_len == 0 || kv_key_cmp(key, len, s->end, s->end_len) < 0;
+}
+
+/* Finished: nothing left in the shard, or only keys past end. */
+static bool step_finished(const struct kv_req *req, void *arg)
+{
+	const struct scan *s = arg;
+	size_t len;
+
+	return req->done || !below_end(s, kv_answer(req, &len), req->need);
 }
 
 static void fail(struct scan *s, int status, const char *error)
@@ -220,7 +220,7 @@ static int smallest_head(const struct scan *s, const uint8_t **key, uint32_t *le
 		if (h->at >= h->end)
 			continue;
 		memcpy(&klen, h->at, 4);
-		if (best < 0 || key_cmp(h->at + 4, klen, *key, *len) < 0) {
+		if (best < 0 || kv_key_cmp(h->at + 4, klen, *key, *len) < 0) {
 			best = (int)i;
 			*key = h->at + 4;
 			*len = klen;
@@ -238,7 +238,7 @@ static void merge_keys(struct scan *s)
 	uint32_t max_key = s->core->node->cfg.max_key;
 	const uint8_t *bound = NULL, *last = NULL;
 	uint32_t bound_len = 0, last_len = 0, want = s->limit - s->kept;
-	bool all_finished = true, more = false;
+	bool all_finished, more = false;
 	const uint8_t *key = NULL;
 	uint32_t key_len = 0;
 
@@ -262,20 +262,14 @@ static void merge_keys(struct scan *s)
 		}
 		s->heads[i] = (struct scan_head){ resume + max_key,
 						  resume + max_key + req->value_len };
-		/* Finished: nothing left in the shard, or only keys past end. */
-		if (req->done || !below_end(s, resume, req->need))
-			continue;
-		all_finished = false;
-		if (!bound || key_cmp(resume, req->need, bound, bound_len) < 0) {
-			bound = resume;
-			bound_len = req->need;
-		}
 	}
 	if (s->status != ringkv_Status_OK)
 		goto out;
 
-	/* Every shard has examined its keys up to its resume key, so keys up
-	 * to the smallest of those (of unfinished shards) are complete. */
+	/* Keys up to the bound are complete (kv_scan_bound). */
+	all_finished = !kv_scan_bound(s->steps, s->shards, step_finished, s, &bound, &bound_len);
+	if (all_finished)
+		bound = NULL;
 	while (s->count - s->kept < want) {
 		int i = smallest_head(s, &key, &key_len);
 		struct kv_req *get;
@@ -283,7 +277,7 @@ static void merge_keys(struct scan *s)
 		if (i < 0)
 			break;
 		if (!below_end(s, key, key_len) ||
-		    (bound && key_cmp(key, key_len, bound, bound_len) > 0))
+		    (bound && kv_key_cmp(key, key_len, bound, bound_len) > 0))
 			break;
 		if (key_len > max_key) {
 			fail(s, ringkv_Status_INTERNAL, "key longer than the key limit");
@@ -311,13 +305,13 @@ static void merge_keys(struct scan *s)
 		int i = smallest_head(s, &key, &key_len);
 
 		more = i >= 0 && below_end(s, key, key_len) &&
-		       (!bound || key_cmp(key, key_len, bound, bound_len) <= 0);
+		       (!bound || kv_key_cmp(key, key_len, bound, bound_len) <= 0);
 		s->exhausted = all_finished && !more;
 		set_cursor(s, last, last_len);
 	} else if (all_finished) {
 		s->exhausted = true;
 	} else if (s->count == s->kept && s->cursor_after &&
-		   key_cmp(bound, bound_len, s->cursor, s->cursor_len) <= 0) {
+		   kv_key_cmp(bound, bound_len, s->cursor, s->cursor_len) <= 0) {
 		/* A step that is not done always examines a key past the
 		 * cursor; if none did, looping would never end. */
 		fail(s, ringkv_Status_INTERNAL, "scan made no progress");
