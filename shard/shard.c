@@ -116,6 +116,23 @@ struct io_uring_sqe *shard_sqe(struct shard *s, struct io_op *op)
 	return sqe;
 }
 
+struct io_uring_sqe *shard_write_chain(struct shard *s, struct io_op *write_op,
+				       struct io_op *sync_op, int fd, const void *buf,
+				       size_t len, uint64_t offset, unsigned extra)
+{
+	struct io_uring_sqe *sqe;
+
+	io_ring_reserve(s->io, (sync_op ? 2 : 1) + extra);
+	sqe = shard_sqe(s, write_op);
+	io_uring_prep_write(sqe, fd, buf, (unsigned)len, offset);
+	if (!sync_op)
+		return sqe;
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = shard_sqe(s, sync_op);
+	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	return sqe;
+}
+
 void shard_op_get(struct shard *s)
 {
 	s->io_inflight++;
@@ -1232,12 +1249,9 @@ static void switch_done(struct io_op *op, int res, unsigned flags)
 		s->switch_stage = 2;
 		s->switch_cqes = 3;
 		wal_segment_header_encode(s->switch_header);
-		io_ring_reserve(s->io, 3); /* one linked chain */
-		sqe = shard_sqe(s, &s->switch_op[0]);
-		io_uring_prep_write(sqe, s->switch_fd, s->switch_header, WAL_SEGMENT_HEADER_SIZE, 0);
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe = shard_sqe(s, &s->switch_op[1]);
-		io_uring_prep_fsync(sqe, s->switch_fd, IORING_FSYNC_DATASYNC);
+		/* header, its fsync, the directory's fsync: one chain */
+		sqe = shard_write_chain(s, &s->switch_op[0], &s->switch_op[1], s->switch_fd,
+					s->switch_header, WAL_SEGMENT_HEADER_SIZE, 0, 1);
 		sqe->flags |= IOSQE_IO_LINK;
 		sqe = shard_sqe(s, &s->switch_op[2]);
 		io_uring_prep_fsync(sqe, s->dir_fd, 0);

@@ -308,5 +308,14 @@ void shard_stall_drain(struct shard *s);
 void shard_op_get(struct shard *s);
 void shard_op_put(struct shard *s);
 struct io_uring_sqe *shard_sqe(struct shard *s, struct io_op *op);
+/*
+ * Queues a WRITE of `len` bytes at `offset` of `fd` (write_op) and, when
+ * sync_op is not NULL, an FSYNC(DATASYNC) of `fd` linked behind it, in one
+ * submission (a link holds only within one). `extra` more SQEs are reserved
+ * for the caller to link behind the returned SQE (the FSYNC, or the WRITE).
+ */
+struct io_uring_sqe *shard_write_chain(struct shard *s, struct io_op *write_op,
+				       struct io_op *sync_op, int fd, const void *buf,
+				       size_t len, uint64_t offset, unsigned extra);
 
 #endif

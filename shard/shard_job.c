@@ -283,7 +283,6 @@ static void job_open_output(struct shard *s, struct bg_job *job)
 static int job_write(struct shard *s, struct bg_job *job, bool final)
 {
 	struct table_writer *out = &job->out;
-	struct io_uring_sqe *sqe;
 	uint64_t offset;
 
 	sstable_builder_take(&out->b, &out->buf);
@@ -312,14 +311,8 @@ static int job_write(struct shard *s, struct bg_job *job, bool final)
 	job->io_kind = final ? IO_FINAL : IO_WRITE;
 	job->pending_cqes = final ? 2 : 1;
 	job->res = job->res2 = 0;
-	io_ring_reserve(s->io, final ? 2 : 1); /* write + fsync in one chain */
-	sqe = shard_sqe(s, &job->op);
-	io_uring_prep_write(sqe, out->fd, out->buf.data, (unsigned)out->buf.len, offset);
-	if (final) {
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe = shard_sqe(s, &job->op2);
-		io_uring_prep_fsync(sqe, out->fd, IORING_FSYNC_DATASYNC);
-	}
+	shard_write_chain(s, &job->op, final ? &job->op2 : NULL, out->fd, out->buf.data,
+			  out->buf.len, offset, 0);
 	if (job->compaction)
 		s->stats.compact_written += out->buf.len;
 	return 0;
@@ -411,7 +404,6 @@ static void job_edit(const struct shard *s, const struct bg_job *job, struct man
 static int job_manifest(struct shard *s, struct bg_job *job)
 {
 	struct manifest_edit e = { 0 };
-	struct io_uring_sqe *sqe;
 	size_t size;
 
 	job->state = JOB_MANIFEST;
@@ -429,13 +421,8 @@ static int job_manifest(struct shard *s, struct bg_job *job)
 	job->io_kind = IO_MANIFEST;
 	job->pending_cqes = 2;
 	job->res = job->res2 = 0;
-	io_ring_reserve(s->io, 2); /* write + fsync in one chain */
-	sqe = shard_sqe(s, &job->op);
-	io_uring_prep_write(sqe, s->manifest_fd, job->edit_buf, (unsigned)job->edit_len,
-			    s->manifest_len);
-	sqe->flags |= IOSQE_IO_LINK;
-	sqe = shard_sqe(s, &job->op2);
-	io_uring_prep_fsync(sqe, s->manifest_fd, IORING_FSYNC_DATASYNC);
+	shard_write_chain(s, &job->op, &job->op2, s->manifest_fd, job->edit_buf,
+			  job->edit_len, s->manifest_len, 0);
 	return 0;
 }
 
