@@ -449,11 +449,51 @@ static int list_segments(struct shard *s, char *err, size_t errlen)
 }
 
 /* Start-up (blocking): opens or creates the manifest and replays it. */
+/*
+ * Start-up (blocking): writes s->manifest whole as a new manifest file and
+ * puts it in place of `path` (temp file, fdatasync, rename, directory
+ * fsync), so a manifest file always holds a whole version. Sets *len to its
+ * size. 0 or a negative errno, with `err` filled.
+ */
+static int manifest_write_whole(struct shard *s, const char *path, size_t *len,
+				char *err, size_t errlen)
+{
+	char tmp[PATH_MAX + 32];
+	struct sstable_buf out = { 0 };
+	int fd, rv;
+
+	snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", s->dir);
+	if (manifest_version_snapshot(&s->manifest, &out) != 0) {
+		snprintf(err, errlen, "shard %u: out of memory", s->id);
+		return -ENOMEM;
+	}
+	errno = 0;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	rv = fd < 0 ? -errno : 0;
+	if (rv == 0 && (pwrite(fd, out.data, out.len, 0) != (ssize_t)out.len ||
+			fdatasync(fd) != 0))
+		rv = errno ? -errno : -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (rv == 0 && rename(tmp, path) != 0)
+		rv = -errno;
+	if (rv == 0)
+		rv = fsync_dir(s->dir);
+	*len = out.len;
+	sstable_buf_free(&out);
+	if (rv) {
+		unlink(tmp);
+		snprintf(err, errlen, "%s: write: %s", path, strerror(-rv));
+	}
+	return rv;
+}
+
 static int manifest_open(struct shard *s, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
+	char path[PATH_MAX + 32];
 	struct manifest_replay r;
 	struct stat st;
+	size_t whole_len;
 	uint8_t *buf;
 	int rv;
 
@@ -461,31 +501,9 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 	manifest_version_init(&s->manifest);
 	s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (s->manifest_fd < 0 && errno == ENOENT) {
-		struct sstable_buf out = { 0 };
-		int fd;
-
-		/* Write whole, then rename: a manifest file always has its header. */
-		snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", s->dir);
-		if (manifest_version_snapshot(&s->manifest, &out) != 0) {
-			snprintf(err, errlen, "shard %u: out of memory", s->id);
-			return -ENOMEM;
-		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		rv = fd < 0 ? -errno : 0;
-		if (rv == 0 && (pwrite(fd, out.data, out.len, 0) != (ssize_t)out.len ||
-				fdatasync(fd) != 0))
-			rv = errno ? -errno : -EIO;
-		if (fd >= 0)
-			close(fd);
-		if (rv == 0 && rename(tmp, path) != 0)
-			rv = -errno;
-		if (rv == 0)
-			rv = fsync_dir(s->dir);
-		sstable_buf_free(&out);
-		if (rv) {
-			snprintf(err, errlen, "%s: create: %s", path, strerror(-rv));
+		rv = manifest_write_whole(s, path, &whole_len, err, errlen);
+		if (rv)
 			return rv;
-		}
 		s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
 	}
 	if (s->manifest_fd < 0) {
@@ -530,6 +548,31 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 		}
 	}
 	s->manifest_len = r.valid_len;
+	if (s->manifest_len > SHARD_MANIFEST_REWRITE_MIN) {
+		/* Mostly the history of edits long since undone (~100 bytes per
+		 * flush or compaction): replace it with the version it adds up
+		 * to, when that is much smaller. */
+		struct sstable_buf probe = { 0 };
+		bool rewrite = manifest_version_snapshot(&s->manifest, &probe) == 0 &&
+			       probe.len * 4 < s->manifest_len;
+
+		sstable_buf_free(&probe);
+		if (rewrite) {
+			rv = manifest_write_whole(s, path, &whole_len, err, errlen);
+			if (rv)
+				return rv;
+			log_info("shard %u: rewrote the manifest: %zu bytes of edits -> %zu",
+				 s->id, s->manifest_len, whole_len);
+			close(s->manifest_fd);
+			s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
+			if (s->manifest_fd < 0) {
+				rv = -errno;
+				snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+				return rv;
+			}
+			s->manifest_len = whole_len;
+		}
+	}
 	return 0;
 }
 

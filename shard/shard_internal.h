@@ -31,6 +31,9 @@
 #define SHARD_SLICE_BYTES (256u << 10)   /* output bytes per background slice */
 #define SHARD_READ_CHUNK (256u << 10)    /* compaction input read size */
 #define SHARD_DEFAULT_TABLE_SIZE (64ull << 20)
+/* A manifest longer than this is rewritten at start-up when the version it
+ * describes takes under a quarter of it. */
+#define SHARD_MANIFEST_REWRITE_MIN (1ull << 20)
 /* Most bytes of WAL preallocated ahead of the writer at once. */
 #define SHARD_WAL_STEP_MAX (16ull << 20)
 #define SHARD_DEFAULT_STALL_LIMIT (16ull << 20)

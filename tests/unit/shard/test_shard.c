@@ -2,7 +2,7 @@
  * shard/shard.c on a real io_uring ring: group commit, visibility only after
  * durability, recovery on reopen, the memtable-full answer, and the batching
  * itself (many writes queued in one iteration share one fdatasync), and the
- * WAL segment's preallocation and mapping limit.
+ * WAL segment's preallocation and mapping limit, and the manifest rewrite.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,12 +13,14 @@
 #include <string.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/errors.h"
 #include "io/ring.h"
+#include "shard/manifest.h"
 #include "shard/shard.h"
 #include "shard_test.h"
 
@@ -273,6 +275,52 @@ static int write_one(struct fixture *f, struct command c, struct waiter *w)
 	return w->rv;
 }
 
+static off_t manifest_size(const struct fixture *f)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/MANIFEST", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* A manifest that is mostly history (here 80,000 edits that each moved the
+ * flushed index) is rewritten at start-up as the version it adds up to; the
+ * version survives (the WAL continues after the flushed index). */
+static void test_long_manifest_rewritten(void **state)
+{
+	struct fixture *f = *state;
+	static uint8_t rec[64];
+	char path[128];
+	struct waiter w;
+	FILE *fp;
+
+	snprintf(path, sizeof path, "%s/MANIFEST", f->dir);
+	fp = fopen(path, "wb");
+	assert_non_null(fp);
+	manifest_header_encode(rec);
+	assert_int_equal(fwrite(rec, 1, MANIFEST_HEADER_SIZE, fp), MANIFEST_HEADER_SIZE);
+	for (uint64_t i = 1; i <= 80000; i++) {
+		struct manifest_edit e = { .has_flushed_index = true, .flushed_index = i };
+		size_t n = manifest_edit_encode(&e, rec);
+
+		assert_int_equal(fwrite(rec, 1, n, fp), n);
+	}
+	assert_int_equal(fclose(fp), 0);
+	assert_true(manifest_size(f) > (1 << 20));
+
+	open_shard(f, 1 << 20);
+	assert_true(manifest_size(f) < 1024);
+	snprintf(path, sizeof path, "%s/wal-%020d.log", f->dir, 80001);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(write_one(f, put_cmd("after", "rewrite"), &w), 0);
+	shard_close(f->s);
+	f->s = NULL;
+	open_shard(f, 1 << 20);
+	check_value(f->s, "after", "rewrite");
+	assert_true(manifest_size(f) < 1024);
+}
 
 static unsigned count_segments(const char *dir, off_t *largest)
 {
@@ -476,6 +524,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_memtable_full_stalls_then_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_preallocated_and_outgrown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_write_sees_true_room, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_manifest_rewritten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_modify_write_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_in_key_order, setup, teardown),
 	};
