@@ -46,7 +46,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -576,6 +578,39 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * Start-up (blocking): preallocates wal_step of the segment being appended
+ * to. A file system without fallocate cannot hold the WAL (appends are
+ * stores into preallocated space, see wal_map.h): refused here with a clear
+ * error rather than failing every write later. A full disk is not refused:
+ * writes get RKV_EFULL until space returns.
+ */
+static int wal_preallocate_blocking(struct shard *s, char *err, size_t errlen)
+{
+	uint64_t size = wal_map_grow_target(&s->wal_map, s->wal_offset, s->wal_step);
+	struct statfs fs;
+
+	if (fstatfs(s->wal_fd, &fs) == 0 && fs.f_type == BTRFS_SUPER_MAGIC)
+		log_warn("shard %u: %s is on btrfs: a copy-on-write file system may "
+			 "need space when a preallocated WAL page is first written, and "
+			 "on a full disk that ends the process (SIGBUS); use ext4 or XFS",
+			 s->id, s->dir);
+	if (size <= s->wal_map.alloc)
+		return 0;
+	if (fallocate(s->wal_fd, 0, (off_t)s->wal_map.alloc,
+		      (off_t)(size - s->wal_map.alloc)) == 0) {
+		wal_map_allocated(&s->wal_map, size);
+		return 0;
+	}
+	if (errno == EOPNOTSUPP || errno == ENOSYS) {
+		snprintf(err, errlen, "%s: the file system does not support fallocate, "
+			 "which the WAL needs (use ext4, XFS or tmpfs)", s->dir);
+		return -EOPNOTSUPP;
+	}
+	log_warn("shard %u: preallocating the WAL: %s", s->id, strerror(errno));
+	return 0;
+}
+
 /* Start-up (blocking): the WAL segments wholly below the retention point go. */
 static void retain_blocking(struct shard *s)
 {
@@ -762,6 +797,9 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 		seal_memtable(s, fresh);
 	}
 	s->next_file = s->manifest.next_file_number;
+	rv = wal_preallocate_blocking(s, err, errlen);
+	if (rv)
+		goto err_after_alloc;
 	retain_blocking(s);
 	s->pending = &s->batches[0];
 	s->grow_op.done = grow_done;
@@ -1023,6 +1061,8 @@ static int try_queue(struct shard *s, struct shard_waiter *w)
 		/* The segment's mapping is full (rare: writes that change no
 		 * memtable bytes, like refused PUT_NX): go on in a new one. */
 		release_prior(s, w);
+		if (s->imm && s->disk_full)
+			return RKV_EFULL;
 		if (!s->imm)
 			start_switch(s);
 		return QUEUE_STALL;
@@ -1459,12 +1499,14 @@ static void batch_finished(struct shard *s)
 	struct wal_batch *b = s->inflight;
 
 	if (s->sync_res == 0) {
-		s->wal_offset += b->len;
 		s->stats.writes += b->count;
 		s->stats.batches++;
 		s->stats.wal_bytes += b->len;
 		apply_batch(s, b);
 		assert(b->reserved == 0 && b->appended == 0);
+		/* Only now: while the callbacks ran, wal_offset + inflight->len
+		 * was where the next batch goes (try_queue counts it so). */
+		s->wal_offset += b->len;
 		s->inflight = NULL;
 		batch_reset(b);
 		shard_imm_maybe_drop(s);

@@ -6,6 +6,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -52,9 +53,31 @@ void wal_map_close(struct wal_map *m)
 
 void wal_map_store(struct wal_map *m, uint64_t off, const void *src, size_t len)
 {
+	const uint8_t *from = src;
+	volatile uint8_t *to;
+	volatile uint64_t *words;
+
 	assert(m->base != NULL);
 	assert(off <= m->alloc && len <= m->alloc - off);
-	memcpy(m->base + off, src, len);
+	/* Front to back, never as memcpy: glibc's vector memcpy stores the
+	 * first bytes of a large copy last, so a kill in the middle would
+	 * leave a hole at the batch's start, which recovery must call
+	 * corruption. A process stops between two instructions, so ascending
+	 * stores leave a prefix. volatile keeps the compiler from turning the
+	 * loops back into a memcpy call or reordering them. */
+	to = m->base + off;
+	for (; len > 0 && ((uintptr_t)to & 7) != 0; len--)
+		*to++ = *from++;
+	words = (volatile uint64_t *)(uintptr_t)to;
+	for (; len >= 8; len -= 8, from += 8) {
+		uint64_t v;
+
+		memcpy(&v, from, 8);
+		*words++ = v;
+	}
+	to = (volatile uint8_t *)words;
+	while (len-- > 0)
+		*to++ = *from++;
 }
 
 uint64_t wal_map_grow_target(const struct wal_map *m, uint64_t need, uint64_t ahead)

@@ -51,8 +51,10 @@ int wal_map_open(struct wal_map *m, int fd, uint64_t min_len);
 void wal_map_close(struct wal_map *m);
 
 /*
- * Copies `len` bytes to file offset `off`. Precondition (asserted): the range
- * lies within alloc, which FALLOCATE made real blocks.
+ * Copies `len` bytes to file offset `off`, strictly in ascending address
+ * order, so a process killed during the copy leaves a prefix of the bytes in
+ * the page cache and zeros after it (a torn tail), never a hole. Precondition
+ * (asserted): the range lies within alloc, which FALLOCATE made real blocks.
  */
 void wal_map_store(struct wal_map *m, uint64_t off, const void *src, size_t len);
 
