@@ -13,6 +13,8 @@
 #include <string.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -275,6 +277,57 @@ static int write_one(struct fixture *f, struct command c, struct waiter *w)
 	return w->rv;
 }
 
+/* Preallocation fails (a file size limit stands in for a full disk: the
+ * FALLOCATE fails, for the step ahead and for the exact retry): the batch's
+ * writes fail with nothing stored, the shard keeps serving, and writes
+ * succeed again once there is room. What was acknowledged replays. */
+static void test_wal_preallocation_failure(void **state)
+{
+	struct fixture *f = *state;
+	static char value[64 << 10];
+	struct rlimit old, lim;
+	struct waiter w;
+	char key[16];
+	int ok = 0, failed = 0;
+
+	memset(value, 'p', sizeof value - 1);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	open_shard(f, 4 << 20);
+	/* Start-up preallocated 2 MiB (the header plus wal_step = 1 MiB, rounded
+	 * up to a chunk); below that limit every later FALLOCATE fails. */
+	lim = old;
+	lim.rlim_cur = (3 << 20) / 2;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	for (int i = 0; i < 40; i++) {
+		struct command c;
+
+		snprintf(key, sizeof key, "p%02d", i);
+		c = put_cmd(key, value);
+		w = (struct waiter){ .w.done = on_done };
+		assert_int_equal(shard_write(f->s, &c, &w.w), 0);
+		settle(f);
+		assert_int_equal(w.done, 1);
+		if (w.rv == 0) {
+			ok++;
+			check_value(f->s, key, value);
+		} else {
+			failed++;
+			assert_true(w.rv == -EIO || w.rv == RKV_EFULL);
+		}
+	}
+	assert_true(ok >= 15 && ok < 40);
+	assert_true(failed > 0);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	assert_int_equal(write_one(f, put_cmd("after", "room"), &w), 0);
+	shard_close(f->s);
+	f->s = NULL;
+	open_shard(f, 4 << 20);
+	check_value(f->s, "after", "room");
+	check_value(f->s, "p00", value);
+	signal(SIGXFSZ, SIG_DFL);
+}
+
 static off_t manifest_size(const struct fixture *f)
 {
 	char path[128];
@@ -525,6 +578,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wal_preallocated_and_outgrown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_callback_write_sees_true_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_manifest_rewritten, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_preallocation_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_modify_write_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_in_key_order, setup, teardown),
 	};
