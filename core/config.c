@@ -15,6 +15,7 @@ void config_defaults(struct config *c)
 	c->listen_port = 7070;
 	strcpy(c->data_dir, "./data");
 	c->memtable_size = 64ull << 20;
+	c->manifest_rewrite_min = 1ull << 20;
 	c->block_cache_size = 256ull << 20;
 	c->max_frame = 4u << 20;
 	c->max_key = 4u << 10;
@@ -36,6 +37,8 @@ void config_usage(FILE *out, const char *prog)
 		"                           (default: one per core)\n"
 		"  --memtable-size BYTES    memtable per shard (default 64MiB)\n"
 		"  --block-cache-size BYTES SSTable block cache per core (default 256MiB)\n"
+		"  --manifest-rewrite-min BYTES  rewrite a shard's manifest whole once it\n"
+		"                           is this long and 4x its version (default 1MiB)\n"
 		"  --max-frame BYTES        largest client frame (default 4MiB)\n"
 		"  --max-key BYTES          largest key (default 4KiB)\n"
 		"  --max-value BYTES        largest value (default 1MiB)\n"
@@ -134,7 +137,7 @@ static int parse_count(const char *text, uint64_t min, uint64_t max, uint64_t *o
 }
 
 enum {
-	OPT_LISTEN = 256, OPT_RESP_LISTEN, OPT_DATA_DIR, OPT_CORES, OPT_SHARDS, OPT_MEMTABLE, OPT_BLOCK_CACHE,
+	OPT_LISTEN = 256, OPT_RESP_LISTEN, OPT_DATA_DIR, OPT_CORES, OPT_SHARDS, OPT_MEMTABLE, OPT_BLOCK_CACHE, OPT_MANIFEST_REWRITE,
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
 	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_HELP,
 };
@@ -147,6 +150,7 @@ static const struct option long_options[] = {
 	{ "shards", required_argument, NULL, OPT_SHARDS },
 	{ "memtable-size", required_argument, NULL, OPT_MEMTABLE },
 	{ "block-cache-size", required_argument, NULL, OPT_BLOCK_CACHE },
+	{ "manifest-rewrite-min", required_argument, NULL, OPT_MANIFEST_REWRITE },
 	{ "max-frame", required_argument, NULL, OPT_MAX_FRAME },
 	{ "max-key", required_argument, NULL, OPT_MAX_KEY },
 	{ "max-value", required_argument, NULL, OPT_MAX_VALUE },
@@ -203,6 +207,11 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 			if (parse_count(optarg, 64 << 10, 64ull << 30, &v))
 				goto bad_value;
 			c->memtable_size = v;
+			break;
+		case OPT_MANIFEST_REWRITE:
+			if (parse_count(optarg, 1024, 1ull << 40, &v))
+				goto bad_value;
+			c->manifest_rewrite_min = v;
 			break;
 		case OPT_BLOCK_CACHE:
 			if (parse_count(optarg, 0, 1ull << 40, &v))

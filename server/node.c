@@ -136,6 +136,7 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 		sc.id = i;
 		sc.dir = dir;
 		sc.memtable_size = n->cfg.memtable_size;
+		sc.manifest_rewrite_min = n->cfg.manifest_rewrite_min;
 		sc.cache = c->cache;
 		rv = shard_open(&c->shards[i], &sc, &r->io, err, errlen);
 		if (rv)

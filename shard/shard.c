@@ -550,15 +550,19 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 		}
 	}
 	s->manifest_len = r.valid_len;
-	if (s->manifest_len > SHARD_MANIFEST_REWRITE_MIN) {
+	{
 		/* Mostly the history of edits long since undone (~100 bytes per
 		 * flush or compaction): replace it with the version it adds up
-		 * to, when that is much smaller. */
+		 * to, when that is much smaller. While running, the same rule
+		 * applies through the ring (shard_manifest.c). */
 		struct sstable_buf probe = { 0 };
-		bool rewrite = manifest_version_snapshot(&s->manifest, &probe) == 0 &&
-			       probe.len * 4 < s->manifest_len;
+		size_t whole = manifest_version_snapshot(&s->manifest, &probe) == 0 ?
+			       probe.len : 0;
+		bool rewrite = whole > 0 && s->manifest_len >= s->manifest_rewrite_min &&
+			       whole * 4 < s->manifest_len;
 
 		sstable_buf_free(&probe);
+		shard_manifest_rewrite_schedule(s, whole);
 		if (rewrite) {
 			rv = manifest_write_whole(s, path, &whole_len, err, errlen);
 			if (rv)
@@ -661,6 +665,9 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	s->switch_fd = -1;
 	s->dir_fd = -1;
 	s->manifest_fd = -1;
+	shard_manifest_init(s);
+	s->manifest_rewrite_min = cfg->manifest_rewrite_min ? cfg->manifest_rewrite_min :
+				  SHARD_MANIFEST_REWRITE_MIN;
 	if (strlen(cfg->dir) >= sizeof s->dir - 64) {
 		rv = -ENAMETOOLONG;
 		snprintf(err, errlen, "shard %u: directory name too long", cfg->id);
@@ -845,6 +852,7 @@ void shard_close(struct shard *s)
 	if (s->sync_pin)
 		block_cache_release(s->cache, s->sync_pin);
 	shard_jobs_destroy(s);
+	shard_manifest_destroy(s);
 	if (s->wal_fd >= 0) {
 		/* Every acknowledged write was already synced (unless the
 		 * benchmark-only sync-off mode); this makes sure of it. */

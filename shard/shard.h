@@ -130,6 +130,9 @@ struct shard_config {
 	uint64_t level_base;        /* L1 target / 10; 0 = compaction default (8 MiB) */
 	uint64_t stall_limit;       /* bytes of writes that may wait for a flush; 0 = 16 MiB */
 	size_t block_size;          /* SSTable data block target; 0 = 4 KiB */
+	uint64_t manifest_rewrite_min; /* the manifest is rewritten whole once it is
+				     * 4x the version's size and at least this
+				     * long; 0 = 1 MiB */
 };
 
 struct shard_stats {
@@ -145,6 +148,7 @@ struct shard_stats {
 	uint64_t stalls;       /* writes that waited in the stall queue */
 	uint64_t block_reads;  /* blocks read from disk for gets and scans */
 	uint64_t wal_deleted;  /* WAL segments deleted */
+	uint64_t manifest_rewrites; /* manifest rewritten whole while running */
 	uint64_t bg_errors;    /* flush/compaction failures (retried) */
 	uint64_t table_files;  /* SSTables in the current version */
 	uint64_t table_bytes;

@@ -31,8 +31,7 @@
 #define SHARD_SLICE_BYTES (256u << 10)   /* output bytes per background slice */
 #define SHARD_READ_CHUNK (256u << 10)    /* compaction input read size */
 #define SHARD_DEFAULT_TABLE_SIZE (64ull << 20)
-/* A manifest longer than this is rewritten at start-up when the version it
- * describes takes under a quarter of it. */
+/* Default shard_config.manifest_rewrite_min. */
 #define SHARD_MANIFEST_REWRITE_MIN (1ull << 20)
 /* Most bytes of WAL preallocated ahead of the writer at once. */
 #define SHARD_WAL_STEP_MAX (16ull << 20)
@@ -219,7 +218,15 @@ struct shard {
 	struct manifest_version manifest;
 	int manifest_fd;
 	uint64_t manifest_len;
-	bool manifest_busy;             /* an append is in flight */
+	bool manifest_busy;             /* an append or a rewrite is in flight */
+	uint64_t manifest_rewrite_min;  /* rewrite no manifest shorter than this */
+	uint64_t manifest_rewrite_at;   /* rewrite once manifest_len reaches this */
+	int mrw_stage;                  /* rewrite: 0 none, 1 OPENAT, 2 the chain */
+	int mrw_fd;                     /* the new manifest, -1 when none */
+	int mrw_cqes;
+	int mrw_res[4];
+	struct io_op mrw_op[4];
+	struct sstable_buf mrw_buf;     /* the snapshot being written */
 	struct lsm_version *version;    /* current */
 	struct lsm_table **tables;      /* every open table (for lookup by number) */
 	size_t ntables;
@@ -295,6 +302,14 @@ void shard_read_start(struct shard *s, struct shard_read *rd, const void *key,
 void shard_jobs_step(struct shard *s);
 void shard_job_schedule_flush(struct shard *s);
 void shard_jobs_init(struct shard *s);
+/* shard_manifest.c: rewriting the manifest while running. */
+void shard_manifest_init(struct shard *s);
+void shard_manifest_destroy(struct shard *s);
+/* Rewrite once the manifest reaches 4x `written` (the size of the version as
+ * last written whole) or manifest_rewrite_min, whichever is larger. */
+void shard_manifest_rewrite_schedule(struct shard *s, uint64_t written);
+/* Starts a rewrite when due and the manifest is free (each loop step). */
+void shard_manifest_maybe_rewrite(struct shard *s);
 void shard_jobs_destroy(struct shard *s);
 /* The WAL index below which segments may go: one place decides it. */
 uint64_t shard_wal_retention_point(const struct shard *s);

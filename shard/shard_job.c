@@ -873,6 +873,7 @@ void shard_jobs_step(struct shard *s)
 
 	if (s->closing)
 		return;
+	shard_manifest_maybe_rewrite(s);
 	if (f->state == JOB_IDLE && s->imm && !s->imm_installed)
 		flush_start(s, f);
 	else if (f->state == JOB_RUN)

@@ -88,6 +88,49 @@ static void check_value(struct shard *s, const char *k, const char *v)
 	assert_memory_equal(got, v, len);
 }
 
+struct table_read {
+	struct shard_read rd;
+	int done, rv;
+	size_t len;
+	char first;
+};
+
+static void table_read_done(struct shard_read *rd, int rv, const void *value, size_t len)
+{
+	struct table_read *t = rd->arg;
+
+	t->done++;
+	t->rv = rv;
+	t->len = len;
+	t->first = rv == 0 && len ? *(const char *)value : 0;
+}
+
+/* Reads `key` through the asynchronous path (memtables, then tables). */
+static void check_table_value(struct fixture *f, const char *key, const char *want)
+{
+	struct table_read t = { .rd.done = table_read_done };
+	const void *value;
+	size_t len;
+	int rv;
+
+	t.rd.arg = &t;
+	rv = shard_read(f->s, key, strlen(key), &t.rd, &value, &len);
+	if (rv == SHARD_READ_PENDING) {
+		for (int i = 0; i < 10000 && !t.done; i++) {
+			assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
+			io_ring_dispatch(&f->io);
+		}
+		assert_int_equal(t.done, 1);
+		rv = t.rv;
+		len = t.len;
+	} else if (rv == 0) {
+		t.first = len ? *(const char *)value : 0;
+	}
+	assert_int_equal(rv, 0);
+	assert_int_equal(len, strlen(want));
+	assert_int_equal(t.first, want[0]);
+}
+
 static void test_write_visible_only_when_durable(void **state)
 {
 	struct fixture *f = *state;
@@ -206,7 +249,8 @@ static void test_memtable_full_stalls_then_refuses(void **state)
 		assert_int_equal(w[i].rv, 0);
 	}
 	assert_int_equal(w[accepted].done, 0);
-	check_value(f->s, "f0", value);
+	/* In a memtable or, once flushed, in a table. */
+	check_table_value(f, "f0", value);
 }
 
 /* A waiter whose callback queues one more write, as a connection does when
@@ -277,6 +321,50 @@ static int write_one(struct fixture *f, struct command c, struct waiter *w)
 	return w->rv;
 }
 
+static off_t manifest_size(const struct fixture *f)
+{
+	char path[128];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/MANIFEST", f->dir);
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* While running, a manifest grown to 4x its version (and past
+ * manifest_rewrite_min) is rewritten whole through the ring; what it
+ * describes survives a reopen. */
+static void test_manifest_rewritten_while_running(void **state)
+{
+	struct fixture *f = *state;
+	static char value[1000];
+	struct shard_config cfg = { .id = 7, .dir = f->dir, .memtable_size = 64 << 10,
+				    .manifest_rewrite_min = 2048 };
+	struct shard_stats st;
+	struct waiter w;
+	char key[16], err[512];
+
+	memset(value, 'm', sizeof value - 1);
+	if (shard_open(&f->s, &cfg, &f->io, err, sizeof err))
+		fail_msg("shard_open: %s", err);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(key, sizeof key, "m%05d", i % 1500);
+		assert_int_equal(write_one(f, put_cmd(key, value), &w), 0);
+	}
+	shard_get_stats(f->s, &st);
+	assert_true(st.flushes >= 20);
+	assert_true(st.manifest_rewrites >= 1);
+	assert_true(manifest_size(f) < 16384);
+	shard_close(f->s);
+	f->s = NULL;
+	if (shard_open(&f->s, &cfg, &f->io, err, sizeof err))
+		fail_msg("shard_open: %s", err);
+	for (int i = 0; i < 1500; i += 7) {
+		snprintf(key, sizeof key, "m%05d", i);
+		check_table_value(f, key, value);
+	}
+}
+
 /* Preallocation fails (a file size limit stands in for a full disk: the
  * FALLOCATE fails, for the step ahead and for the exact retry): the batch's
  * writes fail with nothing stored, the shard keeps serving, and writes
@@ -323,19 +411,9 @@ static void test_wal_preallocation_failure(void **state)
 	shard_close(f->s);
 	f->s = NULL;
 	open_shard(f, 4 << 20);
-	check_value(f->s, "after", "room");
-	check_value(f->s, "p00", value);
+	check_table_value(f, "after", "room");
+	check_table_value(f, "p00", value);
 	signal(SIGXFSZ, SIG_DFL);
-}
-
-static off_t manifest_size(const struct fixture *f)
-{
-	char path[128];
-	struct stat st;
-
-	snprintf(path, sizeof path, "%s/MANIFEST", f->dir);
-	assert_int_equal(stat(path, &st), 0);
-	return st.st_size;
 }
 
 /* A manifest that is mostly history (here 80,000 edits that each moved the
@@ -426,7 +504,7 @@ static void test_wal_preallocated_and_outgrown(void **state)
 	shard_close(f->s);
 	f->s = NULL;
 	open_shard(f, 2 << 20);
-	check_value(f->s, "nx", "kept");
+	check_table_value(f, "nx", "kept");
 	assert_int_equal(write_one(f, put_cmd("after", "reopen"), &w), 0);
 	check_value(f->s, "after", "reopen");
 }
@@ -579,6 +657,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_callback_write_sees_true_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_manifest_rewritten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_preallocation_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manifest_rewritten_while_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_modify_write_commands, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_in_key_order, setup, teardown),
 	};
