@@ -221,7 +221,8 @@ struct shard {
 	bool manifest_busy;             /* an append or a rewrite is in flight */
 	uint64_t manifest_rewrite_min;  /* rewrite no manifest shorter than this */
 	uint64_t manifest_rewrite_at;   /* rewrite once manifest_len reaches this */
-	int mrw_stage;                  /* rewrite: 0 none, 1 OPENAT, 2 the chain */
+	int mrw_stage;                  /* rewrite: 0 none, 1 OPENAT, 2 the chain,
+					 * 3 directory fsync to retry, 4 retrying */
 	int mrw_fd;                     /* the new manifest, -1 when none */
 	int mrw_cqes;
 	int mrw_res[4];

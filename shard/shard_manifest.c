@@ -16,9 +16,12 @@
  * Failure before the rename: the temp file is closed and unlinked, the old
  * manifest stays, and the next attempt waits until the manifest has grown by
  * another rewrite_min. After the rename the new file is the manifest; if the
- * directory fsync then fails, the rename may not survive a power loss while
- * later edits go to the new file, so the shard stops taking writes (as for a
- * failed WAL fdatasync) until a restart.
+ * directory fsync then fails, the rename may not survive a power loss, so no
+ * edit may be appended to the new file (a flush or compaction installed
+ * there would be lost with the rename, with its WAL segments or input tables
+ * already deleted): the manifest stays busy and the directory fsync is
+ * retried at every loop step until it succeeds, and the shard stops taking
+ * writes (as for a failed WAL fdatasync) until a restart.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -57,12 +60,13 @@ static void rewrite_abandon(struct shard *s, int err)
 	log_warn("shard %u: rewriting the manifest failed: %s; kept the old one", s->id,
 		 strerror(-err));
 	if (s->mrw_fd >= 0) {
+		/* We created the temp file: close and remove it. */
 		sqe = shard_sqe(s, &s->misc_op);
 		io_uring_prep_close(sqe, s->mrw_fd);
 		s->mrw_fd = -1;
+		sqe = shard_sqe(s, &s->misc_op);
+		io_uring_prep_unlinkat(sqe, s->dir_fd, tmp_name, 0);
 	}
-	sqe = shard_sqe(s, &s->misc_op);
-	io_uring_prep_unlinkat(sqe, s->dir_fd, tmp_name, 0);
 	s->manifest_rewrite_at = s->manifest_len + s->manifest_rewrite_min;
 	s->stats.bg_errors++;
 	rewrite_end(s);
@@ -78,17 +82,18 @@ static void rewrite_finish(struct shard *s)
 	s->manifest_fd = s->mrw_fd;
 	s->mrw_fd = -1;
 	s->manifest_len = s->mrw_buf.len;
-	s->stats.manifest_rewrites++;
+	shard_manifest_rewrite_schedule(s, s->mrw_buf.len);
 	if (s->mrw_res[3] < 0) {
 		s->failed = -s->mrw_res[3];
 		log_error("shard %u: fsync of %s after the manifest rewrite failed: %s; "
-			  "shard read-only until restart", s->id, s->dir,
+			  "shard read-only until restart, retrying the fsync", s->id, s->dir,
 			  strerror(-s->mrw_res[3]));
-	} else {
-		log_info("shard %u: rewrote the manifest: %" PRIu64 " bytes of edits -> %zu",
-			 s->id, old_len, s->mrw_buf.len);
+		s->mrw_stage = 3; /* manifest stays busy until the fsync succeeds */
+		return;
 	}
-	shard_manifest_rewrite_schedule(s, s->mrw_buf.len);
+	s->stats.manifest_rewrites++;
+	log_info("shard %u: rewrote the manifest: %" PRIu64 " bytes of edits -> %zu",
+		 s->id, old_len, s->mrw_buf.len);
 	rewrite_end(s);
 }
 
@@ -123,7 +128,22 @@ static void rewrite_done(struct io_op *op, int res, unsigned flags)
 		io_uring_prep_fsync(sqe, s->dir_fd, 0);
 		return;
 	}
+	if (s->mrw_stage == 4) {
+		/* A retried directory fsync after a rename. */
+		if (res < 0) {
+			s->mrw_stage = 3;
+			return;
+		}
+		log_info("shard %u: %s synced after the manifest rewrite", s->id, s->dir);
+		s->stats.manifest_rewrites++;
+		rewrite_end(s);
+		return;
+	}
 	if (s->mrw_res[2] >= 0) {
+		/* A short write or a failed fsync cancels the rest of the chain. */
+		if (s->mrw_res[0] != (int)s->mrw_buf.len || s->mrw_res[1] < 0)
+			panic("shard %u: manifest renamed after a failed write (%d) or "
+			      "fsync (%d)", s->id, s->mrw_res[0], s->mrw_res[1]);
 		rewrite_finish(s); /* renamed: the new file is the manifest now */
 		return;
 	}
@@ -145,7 +165,16 @@ void shard_manifest_maybe_rewrite(struct shard *s)
 {
 	struct io_uring_sqe *sqe;
 
-	if (s->closing || s->mrw_stage != 0 || s->manifest_busy || s->failed ||
+	if (s->closing)
+		return;
+	if (s->mrw_stage == 3) {
+		s->mrw_stage = 4;
+		s->mrw_cqes = 1;
+		sqe = shard_sqe(s, &s->mrw_op[3]);
+		io_uring_prep_fsync(sqe, s->dir_fd, 0);
+		return;
+	}
+	if (s->mrw_stage != 0 || s->manifest_busy || s->failed ||
 	    s->manifest_len < s->manifest_rewrite_at)
 		return;
 	if (manifest_version_snapshot(&s->manifest, &s->mrw_buf) != 0) {

@@ -59,10 +59,10 @@ void wal_map_store(struct wal_map *m, uint64_t off, const void *src, size_t len)
 
 	assert(m->base != NULL);
 	assert(off <= m->alloc && len <= m->alloc - off);
-	/* Front to back, never as memcpy: glibc's vector memcpy stores the
-	 * first bytes of a large copy last, so a kill in the middle would
-	 * leave a hole at the batch's start, which recovery must call
-	 * corruption. A process stops between two instructions, so ascending
+	/* Front to back, never as memcpy: glibc's memcpy does not store in
+	 * ascending order (it may save the first bytes for last, and copies
+	 * large blocks several pages at a time, interleaved), so a kill in the
+	 * middle could leave a hole, which recovery must call corruption. A process stops between two instructions, so ascending
 	 * stores leave a prefix. volatile keeps the compiler from turning the
 	 * loops back into a memcpy call or reordering them. */
 	to = m->base + off;

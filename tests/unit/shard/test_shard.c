@@ -57,7 +57,15 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
+	struct rlimit lim;
 	char cmd[128];
+
+	/* Undo test_wal_preallocation_failure's limit, even if it failed. */
+	signal(SIGXFSZ, SIG_DFL);
+	if (getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != lim.rlim_max) {
+		lim.rlim_cur = lim.rlim_max;
+		setrlimit(RLIMIT_FSIZE, &lim);
+	}
 
 	shard_close(f->s);
 	io_ring_exit(&f->io);
