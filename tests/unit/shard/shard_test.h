@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "io/ring.h"
 #include "shard/shard.h"
 
 struct waiter {
@@ -39,6 +40,54 @@ static inline struct command put_cmd(const char *k, const char *v)
 	return (struct command){ .op = COMMAND_PUT, .key = (const uint8_t *)k,
 				 .key_len = (uint32_t)strlen(k), .value = (const uint8_t *)v,
 				 .value_len = (uint32_t)strlen(v) };
+}
+
+/* The answer of a read; the value's first bytes in `value`. */
+struct get_result {
+	struct shard_read rd;
+	int done;
+	int rv;
+	char value[256];
+	size_t len;
+};
+
+static inline void get_done(struct shard_read *rd, int rv, const void *value, size_t len)
+{
+	struct get_result *g = rd->arg;
+
+	g->done++;
+	g->rv = rv;
+	g->len = len;
+	if (rv == 0)
+		memcpy(g->value, value, len < sizeof g->value ? len : sizeof g->value);
+}
+
+/* A get through the asynchronous path (memtables, then tables), driving
+ * `io` until it is answered. */
+static inline int shard_test_get(struct shard *s, struct io_ring *io, const char *key,
+				 struct get_result *g)
+{
+	const void *value;
+	size_t len;
+	int rv;
+
+	memset(g, 0, sizeof *g);
+	g->rd.done = get_done;
+	g->rd.arg = g;
+	rv = shard_read(s, key, strlen(key), &g->rd, &value, &len);
+	if (rv != SHARD_READ_PENDING) {
+		if (rv == 0)
+			get_done(&g->rd, 0, value, len);
+		g->done = 0;
+		g->rv = rv;
+		return rv;
+	}
+	for (int i = 0; i < 10000 && !g->done; i++) {
+		assert_int_equal(io_ring_submit_wait(io, 100000), 0);
+		io_ring_dispatch(io);
+	}
+	assert_int_equal(g->done, 1);
+	return g->rv;
 }
 
 #endif

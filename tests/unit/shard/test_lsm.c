@@ -124,49 +124,10 @@ static int write_one(struct fixture *f, struct command c, struct waiter *w)
 	return w->rv;
 }
 
-struct get_result {
-	struct shard_read rd;
-	int done;
-	int rv;
-	char value[256];
-	size_t len;
-};
-
-static void get_done(struct shard_read *rd, int rv, const void *value, size_t len)
-{
-	struct get_result *g = rd->arg;
-
-	g->done++;
-	g->rv = rv;
-	g->len = len;
-	if (rv == 0 && len < sizeof g->value)
-		memcpy(g->value, value, len);
-}
-
 /* A get through the asynchronous path; the value in g->value. */
 static int get(struct fixture *f, const char *key, struct get_result *g)
 {
-	const void *value;
-	size_t len;
-	int rv;
-
-	memset(g, 0, sizeof *g);
-	g->rd.done = get_done;
-	g->rd.arg = g;
-	rv = shard_read(f->s, key, strlen(key), &g->rd, &value, &len);
-	if (rv != SHARD_READ_PENDING) {
-		g->rv = rv;
-		g->len = len;
-		if (rv == 0)
-			memcpy(g->value, value, len);
-		return rv;
-	}
-	for (int i = 0; i < 10000 && !g->done; i++) {
-		assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
-		io_ring_dispatch(&f->io);
-	}
-	assert_int_equal(g->done, 1);
-	return g->rv;
+	return shard_test_get(f->s, &f->io, key, g);
 }
 
 static void check_value(struct fixture *f, const char *key, const char *want)

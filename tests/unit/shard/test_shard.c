@@ -96,47 +96,14 @@ static void check_value(struct shard *s, const char *k, const char *v)
 	assert_memory_equal(got, v, len);
 }
 
-struct table_read {
-	struct shard_read rd;
-	int done, rv;
-	size_t len;
-	char first;
-};
-
-static void table_read_done(struct shard_read *rd, int rv, const void *value, size_t len)
-{
-	struct table_read *t = rd->arg;
-
-	t->done++;
-	t->rv = rv;
-	t->len = len;
-	t->first = rv == 0 && len ? *(const char *)value : 0;
-}
-
 /* Reads `key` through the asynchronous path (memtables, then tables). */
 static void check_table_value(struct fixture *f, const char *key, const char *want)
 {
-	struct table_read t = { .rd.done = table_read_done };
-	const void *value;
-	size_t len;
-	int rv;
+	struct get_result g;
 
-	t.rd.arg = &t;
-	rv = shard_read(f->s, key, strlen(key), &t.rd, &value, &len);
-	if (rv == SHARD_READ_PENDING) {
-		for (int i = 0; i < 10000 && !t.done; i++) {
-			assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
-			io_ring_dispatch(&f->io);
-		}
-		assert_int_equal(t.done, 1);
-		rv = t.rv;
-		len = t.len;
-	} else if (rv == 0) {
-		t.first = len ? *(const char *)value : 0;
-	}
-	assert_int_equal(rv, 0);
-	assert_int_equal(len, strlen(want));
-	assert_int_equal(t.first, want[0]);
+	assert_int_equal(shard_test_get(f->s, &f->io, key, &g), 0);
+	assert_int_equal(g.len, strlen(want));
+	assert_memory_equal(g.value, want, g.len < sizeof g.value ? g.len : sizeof g.value);
 }
 
 static void test_write_visible_only_when_durable(void **state)
