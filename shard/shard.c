@@ -1,7 +1,8 @@
 /*
  * One shard: WAL group commit through the core's io_uring ring, the
  * memtables it feeds, and the memtable switch. See shard/shard.h for the
- * write path's contract, shard_internal.h for who owns what.
+ * write path's contract, shard_internal.h for who owns what; opening and
+ * closing (blocking, outside the loop) are in shard_open.c.
  *
  * Invariants:
  * - at most one batch is in flight (stored into the mapped segment, then one
@@ -38,17 +39,12 @@
 #include "shard/shard.h"
 
 #include <assert.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/magic.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -56,7 +52,6 @@
 #include "core/log.h"
 #include "shard/shard_internal.h"
 #include "shard/wal_format.h"
-#include "shard/wal_recover.h"
 
 #define QUEUE_STALL 1
 
@@ -327,7 +322,7 @@ static int apply_command(struct shard *s, const struct command *c, struct shard_
 	return rv;
 }
 
-static int replay_record(void *arg, const struct wal_record *rec)
+int shard_replay_record(void *arg, const struct wal_record *rec)
 {
 	struct shard *s = arg;
 	struct shard_result res;
@@ -348,467 +343,14 @@ static int replay_record(void *arg, const struct wal_record *rec)
 	return rv;
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rv = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rv = -errno;
-	close(fd);
-	return rv;
-}
-
-static int add_segment(struct shard *s, uint64_t first)
-{
-	if (s->nsegments == s->segments_cap) {
-		size_t cap = s->segments_cap ? s->segments_cap * 2 : 16;
-		uint64_t *grown = realloc(s->segments, cap * sizeof *grown);
-
-		if (!grown)
-			return -ENOMEM;
-		s->segments = grown;
-		s->segments_cap = cap;
-	}
-	s->segments[s->nsegments++] = first;
-	return 0;
-}
-
-/* Start-up (blocking): creates the segment that starts at `first_index`. */
-static int create_segment(struct shard *s, uint64_t first_index, char *err, size_t errlen)
-{
-	uint8_t header[WAL_SEGMENT_HEADER_SIZE];
-	char path[PATH_MAX + 64];
-	int rv;
-
-	rv = wal_segment_path(path, sizeof path, s->dir, first_index);
-	if (rv) {
-		snprintf(err, errlen, "shard %u: WAL path too long", s->id);
-		return rv;
-	}
-	if (s->wal_fd >= 0)
-		close(s->wal_fd);
-	s->wal_fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (s->wal_fd < 0) {
-		rv = -errno;
-		snprintf(err, errlen, "%s: create: %s", path, strerror(errno));
-		return rv;
-	}
-	wal_segment_header_encode(header);
-	if (pwrite(s->wal_fd, header, sizeof header, 0) != (ssize_t)sizeof header ||
-	    fdatasync(s->wal_fd) != 0) {
-		rv = errno ? -errno : -EIO;
-		snprintf(err, errlen, "%s: write header: %s", path, strerror(-rv));
-		return rv;
-	}
-	rv = fsync_dir(s->dir);
-	if (rv) {
-		snprintf(err, errlen, "%s: fsync: %s", s->dir, strerror(-rv));
-		return rv;
-	}
-	wal_map_close(&s->wal_map);
-	rv = wal_map_open(&s->wal_map, s->wal_fd, s->wal_map_min);
-	if (rv) {
-		snprintf(err, errlen, "%s: mmap: %s", path, strerror(-rv));
-		return rv;
-	}
-	s->wal_offset = WAL_SEGMENT_HEADER_SIZE;
-	s->next_index = first_index;
-	return add_segment(s, first_index);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int list_segments(struct shard *s, char *err, size_t errlen)
-{
-	struct dirent *de;
-	DIR *d = opendir(s->dir);
-
-	if (!d) {
-		snprintf(err, errlen, "%s: %s", s->dir, strerror(errno));
-		return -errno;
-	}
-	while ((de = readdir(d)) != NULL) {
-		uint64_t first;
-
-		if (wal_segment_name_parse(de->d_name, &first) == 0 && add_segment(s, first)) {
-			closedir(d);
-			snprintf(err, errlen, "shard %u: out of memory", s->id);
-			return -ENOMEM;
-		}
-	}
-	closedir(d);
-	if (s->nsegments > 1)
-		qsort(s->segments, s->nsegments, sizeof *s->segments, cmp_u64);
-	return 0;
-}
-
-/* Start-up (blocking): opens or creates the manifest and replays it. */
-/*
- * Start-up (blocking): writes s->manifest whole as a new manifest file and
- * puts it in place of `path` (temp file, fdatasync, rename, directory
- * fsync), so a manifest file always holds a whole version. Sets *len to its
- * size. 0 or a negative errno, with `err` filled.
- */
-static int manifest_write_whole(struct shard *s, const char *path, size_t *len,
-				char *err, size_t errlen)
-{
-	char tmp[PATH_MAX + 32];
-	struct sstable_buf out = { 0 };
-	int fd, rv;
-
-	snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", s->dir);
-	if (manifest_version_snapshot(&s->manifest, &out) != 0) {
-		snprintf(err, errlen, "shard %u: out of memory", s->id);
-		return -ENOMEM;
-	}
-	errno = 0;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	rv = fd < 0 ? -errno : 0;
-	if (rv == 0 && (pwrite(fd, out.data, out.len, 0) != (ssize_t)out.len ||
-			fdatasync(fd) != 0))
-		rv = errno ? -errno : -EIO;
-	if (fd >= 0)
-		close(fd);
-	if (rv == 0 && rename(tmp, path) != 0)
-		rv = -errno;
-	if (rv == 0)
-		rv = fsync_dir(s->dir);
-	*len = out.len;
-	sstable_buf_free(&out);
-	if (rv) {
-		unlink(tmp);
-		snprintf(err, errlen, "%s: write: %s", path, strerror(-rv));
-	}
-	return rv;
-}
-
-static int manifest_open(struct shard *s, char *err, size_t errlen)
-{
-	char path[PATH_MAX + 32];
-	struct manifest_replay r;
-	struct stat st;
-	size_t whole_len;
-	uint8_t *buf;
-	int rv;
-
-	snprintf(path, sizeof path, "%s/MANIFEST", s->dir);
-	manifest_version_init(&s->manifest);
-	s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
-	if (s->manifest_fd < 0 && errno == ENOENT) {
-		rv = manifest_write_whole(s, path, &whole_len, err, errlen);
-		if (rv)
-			return rv;
-		s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
-	}
-	if (s->manifest_fd < 0) {
-		rv = -errno;
-		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
-		return rv;
-	}
-	if (fstat(s->manifest_fd, &st) != 0) {
-		rv = -errno;
-		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
-		return rv;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	if (pread(s->manifest_fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-		free(buf);
-		snprintf(err, errlen, "%s: read: %s", path, strerror(errno ? errno : EIO));
-		return -EIO;
-	}
-	rv = manifest_replay(&s->manifest, buf, (size_t)st.st_size, &r);
-	free(buf);
-	if (rv == RKV_ECORRUPT) {
-		snprintf(err, errlen, "%s: corrupt record at offset %zu: %s", path, r.offset,
-			 r.reason ? r.reason : "bad data");
-		return rv;
-	}
-	if (rv) {
-		snprintf(err, errlen, "%s: %s", path, rkv_strerror(rv));
-		return rv;
-	}
-	if (r.torn) {
-		log_warn("shard %u: %s: truncated a torn tail at offset %zu", s->id, path,
-			 r.valid_len);
-		if (ftruncate(s->manifest_fd, (off_t)r.valid_len) != 0 ||
-		    fdatasync(s->manifest_fd) != 0) {
-			rv = -errno;
-			snprintf(err, errlen, "%s: truncate: %s", path, strerror(errno));
-			return rv;
-		}
-	}
-	s->manifest_len = r.valid_len;
-	{
-		/* Mostly the history of edits long since undone (~100 bytes per
-		 * flush or compaction): replace it with the version it adds up
-		 * to, when that is much smaller. While running, the same rule
-		 * applies through the ring (shard_manifest.c). */
-		struct sstable_buf probe = { 0 };
-		size_t whole = manifest_version_snapshot(&s->manifest, &probe) == 0 ?
-			       probe.len : 0;
-		bool rewrite = whole > 0 && s->manifest_len >= s->manifest_rewrite_min &&
-			       whole * 4 < s->manifest_len;
-
-		sstable_buf_free(&probe);
-		shard_manifest_rewrite_schedule(s, whole);
-		if (rewrite) {
-			rv = manifest_write_whole(s, path, &whole_len, err, errlen);
-			if (rv)
-				return rv;
-			log_info("shard %u: rewrote the manifest: %zu bytes of edits -> %zu",
-				 s->id, s->manifest_len, whole_len);
-			close(s->manifest_fd);
-			s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
-			if (s->manifest_fd < 0) {
-				rv = -errno;
-				snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
-				return rv;
-			}
-			s->manifest_len = whole_len;
-		}
-	}
-	return 0;
-}
-
-/*
- * Start-up (blocking): preallocates wal_step of the segment being appended
- * to. A file system without fallocate cannot hold the WAL (appends are
- * stores into preallocated space, see wal_map.h): refused here with a clear
- * error rather than failing every write later. A full disk is not refused:
- * writes get RKV_EFULL until space returns.
- */
-static int wal_preallocate_blocking(struct shard *s, char *err, size_t errlen)
-{
-	uint64_t size = wal_map_grow_target(&s->wal_map, s->wal_offset, s->wal_step);
-	struct statfs fs;
-
-	if (fstatfs(s->wal_fd, &fs) == 0 && fs.f_type == BTRFS_SUPER_MAGIC)
-		log_warn("shard %u: %s is on btrfs: a copy-on-write file system may "
-			 "need space when a preallocated WAL page is first written, and "
-			 "on a full disk that ends the process (SIGBUS); use ext4 or XFS",
-			 s->id, s->dir);
-	if (size <= s->wal_map.alloc)
-		return 0;
-	if (fallocate(s->wal_fd, 0, (off_t)s->wal_map.alloc,
-		      (off_t)(size - s->wal_map.alloc)) == 0) {
-		wal_map_allocated(&s->wal_map, size);
-		return 0;
-	}
-	if (errno == EOPNOTSUPP || errno == ENOSYS) {
-		snprintf(err, errlen, "%s: the file system does not support fallocate, "
-			 "which the WAL needs (use ext4, XFS or tmpfs)", s->dir);
-		return -EOPNOTSUPP;
-	}
-	log_warn("shard %u: preallocating the WAL: %s", s->id, strerror(errno));
-	return 0;
-}
-
-/* Start-up (blocking): the WAL segments wholly below the retention point go. */
-static void retain_blocking(struct shard *s)
-{
-	size_t drop = shard_wal_droppable(s);
-
-	for (size_t i = 0; i < drop; i++) {
-		char path[PATH_MAX + 64];
-
-		if (wal_segment_path(path, sizeof path, s->dir, s->segments[i]) != 0 ||
-		    unlink(path) != 0)
-			log_warn("shard %u: could not delete WAL segment %" PRIu64 ": %s",
-				 s->id, s->segments[i], strerror(errno));
-	}
-	shard_wal_forget(s, drop);
-}
-
 static void grow_done(struct io_op *op, int res, unsigned flags);
 static void sync_done(struct io_op *op, int res, unsigned flags);
 static void switch_done(struct io_op *op, int res, unsigned flags);
 
-/* Makes the active memtable immutable and starts a fresh one. */
-static void seal_memtable(struct shard *s, struct lsm_mem *fresh)
+void shard_ops_init(struct shard *s)
 {
-	s->imm = s->mem;
-	s->imm->last_index = s->next_index - 1;
-	s->imm_installed = false;
-	s->mem = fresh;
-	s->gen++;
-	shard_job_schedule_flush(s);
-}
-
-int shard_open(struct shard **out, const struct shard_config *cfg,
-	       struct io_ring *io, char *err, size_t errlen)
-{
-	struct wal_recovery rec;
-	struct block_cache_options copt = { 0 };
-	struct shard *s;
-	int rv = -ENOMEM;
-
-	s = calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "shard %u: out of memory", cfg->id);
-		goto err;
-	}
-	s->id = cfg->id;
-	s->io = io;
-	s->wal_fd = -1;
-	s->switch_fd = -1;
-	s->dir_fd = -1;
-	s->manifest_fd = -1;
-	shard_manifest_init(s);
-	s->manifest_rewrite_min = cfg->manifest_rewrite_min ? cfg->manifest_rewrite_min :
-				  SHARD_MANIFEST_REWRITE_MIN;
-	if (strlen(cfg->dir) >= sizeof s->dir - 64) {
-		rv = -ENAMETOOLONG;
-		snprintf(err, errlen, "shard %u: directory name too long", cfg->id);
-		goto err_after_alloc;
-	}
-	strcpy(s->dir, cfg->dir);
-	s->memtable_size = cfg->memtable_size;
-	s->wal_sync_off = cfg->wal_sync_off;
-	/* A segment ends at a memtable switch, so it holds about one memtable
-	 * of records; four, plus two of the largest records, is ample. */
-	s->wal_map_min = 4 * cfg->memtable_size + 2 * (WAL_MAX_PAYLOAD + WAL_RECORD_HEADER_SIZE);
-	s->wal_step = cfg->memtable_size / 4;
-	if (s->wal_step < WAL_MAP_RELEASE_CHUNK)
-		s->wal_step = WAL_MAP_RELEASE_CHUNK;
-	if (s->wal_step > SHARD_WAL_STEP_MAX)
-		s->wal_step = SHARD_WAL_STEP_MAX;
-	s->table_size = cfg->table_size ? cfg->table_size : SHARD_DEFAULT_TABLE_SIZE;
-	s->stall_limit = cfg->stall_limit ? cfg->stall_limit : SHARD_DEFAULT_STALL_LIMIT;
-	sstable_options_default(&s->sst_opt);
-	if (cfg->block_size)
-		s->sst_opt.block_size = cfg->block_size;
-	compaction_options_default(&s->compact_opt);
-	if (cfg->level_base)
-		s->compact_opt.base_bytes = cfg->level_base;
-	compaction_cursor_init(&s->cursor);
-	sstable_block_iter_init(&s->get_scratch);
 	s->misc_op.done = misc_done;
 	s->misc_op.data = s;
-	s->cache = cfg->cache;
-	if (!s->cache) {
-		copt.capacity = 8u << 20;
-		rv = block_cache_create(&s->cache, &copt);
-		if (rv) {
-			snprintf(err, errlen, "shard %u: out of memory", cfg->id);
-			goto err_after_alloc;
-		}
-		s->own_cache = true;
-	}
-	if (mkdir(s->dir, 0755) != 0 && errno != EEXIST) {
-		rv = -errno;
-		snprintf(err, errlen, "%s: mkdir: %s", s->dir, strerror(errno));
-		goto err_after_alloc;
-	}
-	s->dir_fd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->dir_fd < 0) {
-		rv = -errno;
-		snprintf(err, errlen, "%s: open: %s", s->dir, strerror(errno));
-		goto err_after_alloc;
-	}
-	rv = manifest_open(s, err, errlen);
-	if (rv)
-		goto err_after_alloc;
-	rv = lsm_tables_open(s, err, errlen);
-	if (rv)
-		goto err_after_alloc;
-	/* Replay into room for two memtables: the WAL may hold an immutable
-	 * memtable that was not flushed yet besides the active one. */
-	s->mem = lsm_mem_new(2 * cfg->memtable_size);
-	if (!s->mem) {
-		rv = -ENOMEM;
-		snprintf(err, errlen, "shard %u: memtable of %" PRIu64 " bytes: %s",
-			 cfg->id, cfg->memtable_size, rkv_strerror(rv));
-		goto err_after_alloc;
-	}
-	s->applied_index = s->manifest.flushed_index;
-	s->replaying = true;
-	rv = wal_recover(s->dir, replay_record, s, &rec, err, errlen);
-	s->replaying = false;
-	if (rv == RKV_EFULL) {
-		snprintf(err, errlen,
-			 "shard %u: the WAL in %s holds more than twice --memtable-size "
-			 "(%" PRIu64 " bytes) can; start with a larger --memtable-size",
-			 cfg->id, s->dir, cfg->memtable_size);
-		goto err_after_alloc;
-	}
-	if (rv)
-		goto err_after_alloc;
-	if (rec.torn_bytes)
-		log_warn("shard %u: truncated a torn WAL tail of %" PRIu64 " bytes in %s",
-			 s->id, rec.torn_bytes, rec.last_segment);
-	rv = list_segments(s, err, errlen);
-	if (rv)
-		goto err_after_alloc;
-	if (rec.last_segment[0]) {
-		uint64_t first;
-		const char *base = strrchr(rec.last_segment, '/');
-
-		rv = wal_segment_name_parse(base ? base + 1 : rec.last_segment, &first);
-		if (rv) {
-			snprintf(err, errlen, "%s: unexpected segment name", rec.last_segment);
-			goto err_after_alloc;
-		}
-		s->wal_fd = open(rec.last_segment, O_RDWR | O_CLOEXEC);
-		if (s->wal_fd < 0) {
-			rv = -errno;
-			snprintf(err, errlen, "%s: open: %s", rec.last_segment, strerror(errno));
-			goto err_after_alloc;
-		}
-		rv = wal_map_open(&s->wal_map, s->wal_fd, s->wal_map_min);
-		if (rv) {
-			snprintf(err, errlen, "%s: mmap: %s", rec.last_segment, strerror(-rv));
-			goto err_after_alloc;
-		}
-		s->wal_offset = rec.append_offset;
-		s->next_index = rec.last_index ? rec.last_index + 1 : first;
-	} else {
-		rv = create_segment(s, s->manifest.flushed_index + 1, err, errlen);
-		if (rv)
-			goto err_after_alloc;
-	}
-	if (s->next_index <= s->manifest.flushed_index) {
-		snprintf(err, errlen, "shard %u: the WAL ends at index %" PRIu64 " but the "
-			 "manifest says index %" PRIu64 " was flushed", s->id,
-			 s->next_index - 1, s->manifest.flushed_index);
-		rv = RKV_ECORRUPT;
-		goto err_after_alloc;
-	}
-	s->applied_index = s->next_index - 1;
-	s->mem->last_index = s->applied_index;
-	if (memtable_used(s->mem->mt) > s->memtable_size) {
-		/* More than one memtable's worth: flush it once the loop runs. */
-		struct lsm_mem *fresh = lsm_mem_new(cfg->memtable_size);
-
-		if (!fresh) {
-			rv = -ENOMEM;
-			snprintf(err, errlen, "shard %u: out of memory", s->id);
-			goto err_after_alloc;
-		}
-		rv = create_segment(s, s->next_index, err, errlen);
-		if (rv) {
-			lsm_mem_unref(fresh);
-			goto err_after_alloc;
-		}
-		seal_memtable(s, fresh);
-	}
-	s->next_file = s->manifest.next_file_number;
-	rv = wal_preallocate_blocking(s, err, errlen);
-	if (rv)
-		goto err_after_alloc;
-	retain_blocking(s);
-	s->pending = &s->batches[0];
 	s->grow_op.done = grow_done;
 	s->grow_op.data = s;
 	s->sync_op.done = sync_done;
@@ -817,67 +359,16 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 		s->switch_op[i].done = switch_done;
 		s->switch_op[i].data = s;
 	}
-	shard_jobs_init(s);
-	log_info("shard %u: %u tables, %" PRIu64 " records replayed, %zu keys in memory, "
-		 "next index %" PRIu64, s->id, (unsigned)s->stats.table_files,
-		 s->stats.replayed, memtable_count(s->mem->mt), s->next_index);
-	*out = s;
-	return 0;
-
-err_after_alloc:
-	shard_close(s);
-err:
-	return rv;
 }
 
-static void wait_io(struct shard *s)
+void shard_seal_memtable(struct shard *s, struct lsm_mem *fresh)
 {
-	for (int i = 0; s->io_inflight > 0 && i < 100000; i++) {
-		io_ring_submit_wait(s->io, 100000);
-		io_ring_dispatch(s->io);
-	}
-}
-
-void shard_close(struct shard *s)
-{
-	struct shard_waiter *w;
-
-	if (!s)
-		return;
-	s->closing = true;
-	wait_io(s);
-	for (w = s->stall_head; w; w = w->next)
-		if (w->prior_pin)
-			block_cache_release(s->cache, w->prior_pin);
-	if (s->sync_pin)
-		block_cache_release(s->cache, s->sync_pin);
-	shard_jobs_destroy(s);
-	shard_manifest_destroy(s);
-	if (s->wal_fd >= 0) {
-		/* Every acknowledged write was already synced (unless the
-		 * benchmark-only sync-off mode); this makes sure of it. */
-		if (fdatasync(s->wal_fd) != 0)
-			log_warn("shard %u: final fdatasync: %s", s->id, strerror(errno));
-		close(s->wal_fd);
-	}
-	wal_map_close(&s->wal_map);
-	lsm_mem_unref(s->mem);
-	lsm_mem_unref(s->imm);
-	lsm_tables_close_all(s);
-	if (s->own_cache)
-		block_cache_destroy(s->cache);
-	if (s->manifest_fd >= 0)
-		close(s->manifest_fd);
-	if (s->dir_fd >= 0)
-		close(s->dir_fd);
-	manifest_version_destroy(&s->manifest);
-	compaction_cursor_destroy(&s->cursor);
-	sstable_block_iter_destroy(&s->get_scratch);
-	free(s->segments);
-	free(s->scratch);
-	free(s->batches[0].buf);
-	free(s->batches[1].buf);
-	free(s);
+	s->imm = s->mem;
+	s->imm->last_index = s->next_index - 1;
+	s->imm_installed = false;
+	s->mem = fresh;
+	s->gen++;
+	shard_job_schedule_flush(s);
 }
 
 uint32_t shard_id(const struct shard *s)
@@ -1297,7 +788,7 @@ static void switch_complete(struct shard *s)
 		switch_fail(s, rv);
 		return;
 	}
-	if (!fresh || add_segment(s, s->next_index) != 0) {
+	if (!fresh || shard_add_segment(s, s->next_index) != 0) {
 		wal_map_close(&map);
 		lsm_mem_unref(fresh);
 		switch_fail(s, -ENOMEM);
@@ -1313,7 +804,7 @@ static void switch_complete(struct shard *s)
 	s->wal_offset = WAL_SEGMENT_HEADER_SIZE;
 	s->switching = false;
 	wal_grow(s, s->wal_offset);
-	seal_memtable(s, fresh);
+	shard_seal_memtable(s, fresh);
 	shard_stall_drain(s);
 }
 

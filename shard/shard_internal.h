@@ -26,6 +26,7 @@
 #include "shard/memtable.h"
 #include "shard/shard.h"
 #include "shard/sstable.h"
+#include "shard/wal_format.h"
 #include "shard/wal_map.h"
 
 #define SHARD_SLICE_BYTES (256u << 10)   /* output bytes per background slice */
@@ -303,6 +304,14 @@ void shard_read_start(struct shard *s, struct shard_read *rd, const void *key,
 void shard_jobs_step(struct shard *s);
 void shard_job_schedule_flush(struct shard *s);
 void shard_jobs_init(struct shard *s);
+/* shard.c, for shard_open.c: the completion handlers of the shard's own
+ * ops; a WAL record replayed at start-up (a wal_replay_fn); the active
+ * memtable made immutable, `fresh` taking writes. */
+void shard_ops_init(struct shard *s);
+int shard_replay_record(void *arg, const struct wal_record *rec);
+void shard_seal_memtable(struct shard *s, struct lsm_mem *fresh);
+/* shard_open.c: appends a segment's first index to s->segments. 0 or -ENOMEM. */
+int shard_add_segment(struct shard *s, uint64_t first);
 /* shard_manifest.c: rewriting the manifest while running. */
 void shard_manifest_init(struct shard *s);
 void shard_manifest_destroy(struct shard *s);
