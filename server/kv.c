@@ -10,6 +10,7 @@
 
 #include "core/errors.h"
 #include "core/glob.h"
+#include "core/key_order.h"
 #include "core/log.h"
 #include "proto/frame.h"
 #include "ringkv.pb.h"
@@ -67,15 +68,6 @@ const uint8_t *kv_answer(const struct kv_req *req, size_t *len)
 	return req->data + req->key_len + req->arg_len;
 }
 
-int kv_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	int c = memcmp(a, b, alen < blen ? alen : blen);
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
 bool kv_scan_bound(struct kv_req *const *steps, uint32_t n, kv_scan_finished_fn *finished,
 		   void *arg, const uint8_t **key, uint32_t *len)
 {
@@ -89,7 +81,7 @@ bool kv_scan_bound(struct kv_req *const *steps, uint32_t n, kv_scan_finished_fn 
 		if (!req || finished(req, arg))
 			continue;
 		resume = kv_answer(req, &answer_len);
-		if (!found || kv_key_cmp(resume, req->need, *key, *len) < 0) {
+		if (!found || key_order_cmp(resume, req->need, *key, *len) < 0) {
 			*key = resume;
 			*len = req->need;
 			found = true;

@@ -108,9 +108,6 @@ void kv_req_free(struct node_core *c, struct kv_req *req);
  * a cursor). */
 const uint8_t *kv_answer(const struct kv_req *req, size_t *len);
 
-/* memcmp order, a shorter key before the longer one it prefixes. */
-int kv_key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
-
 /* Whether a KV_SCAN step has nothing more to give (see kv_scan_bound). */
 typedef bool kv_scan_finished_fn(const struct kv_req *step, void *arg);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/key_order.h"
 #include "core/log.h"
 #include "ringkv.pb.h"
 #include "server/conn.h"
@@ -134,7 +135,7 @@ void redis_format_scan(struct conn *conn, struct redis_slot *slot, struct reply 
 			uint32_t klen;
 
 			memcpy(&klen, p, 4);
-			if (!min_key || kv_key_cmp(p + 4, klen, min_key, min_len) <= 0)
+			if (!min_key || key_order_cmp(p + 4, klen, min_key, min_len) <= 0)
 				total++;
 			p += 4 + klen;
 		}
@@ -156,7 +157,7 @@ void redis_format_scan(struct conn *conn, struct redis_slot *slot, struct reply 
 			uint32_t klen;
 
 			memcpy(&klen, p, 4);
-			if (!min_key || kv_key_cmp(p + 4, klen, min_key, min_len) <= 0)
+			if (!min_key || key_order_cmp(p + 4, klen, min_key, min_len) <= 0)
 				reply_bulk(conn, r, p + 4, klen);
 			p += 4 + klen;
 		}

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/key_order.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "proto/frame.h"
@@ -84,7 +85,7 @@ static struct pool *pool_of(const struct scan *s)
 
 static bool below_end(const struct scan *s, const uint8_t *key, size_t len)
 {
-	return s->end_len == 0 || kv_key_cmp(key, len, s->end, s->end_len) < 0;
+	return s->end_len == 0 || key_order_cmp(key, len, s->end, s->end_len) < 0;
 }
 
 /* Finished: nothing left in the shard, or only keys past end. */
@@ -220,7 +221,7 @@ static int smallest_head(const struct scan *s, const uint8_t **key, uint32_t *le
 		if (h->at >= h->end)
 			continue;
 		memcpy(&klen, h->at, 4);
-		if (best < 0 || kv_key_cmp(h->at + 4, klen, *key, *len) < 0) {
+		if (best < 0 || key_order_cmp(h->at + 4, klen, *key, *len) < 0) {
 			best = (int)i;
 			*key = h->at + 4;
 			*len = klen;
@@ -277,7 +278,7 @@ static void merge_keys(struct scan *s)
 		if (i < 0)
 			break;
 		if (!below_end(s, key, key_len) ||
-		    (bound && kv_key_cmp(key, key_len, bound, bound_len) > 0))
+		    (bound && key_order_cmp(key, key_len, bound, bound_len) > 0))
 			break;
 		if (key_len > max_key) {
 			fail(s, ringkv_Status_INTERNAL, "key longer than the key limit");
@@ -305,13 +306,13 @@ static void merge_keys(struct scan *s)
 		int i = smallest_head(s, &key, &key_len);
 
 		more = i >= 0 && below_end(s, key, key_len) &&
-		       (!bound || kv_key_cmp(key, key_len, bound, bound_len) <= 0);
+		       (!bound || key_order_cmp(key, key_len, bound, bound_len) <= 0);
 		s->exhausted = all_finished && !more;
 		set_cursor(s, last, last_len);
 	} else if (all_finished) {
 		s->exhausted = true;
 	} else if (s->count == s->kept && s->cursor_after &&
-		   kv_key_cmp(bound, bound_len, s->cursor, s->cursor_len) <= 0) {
+		   key_order_cmp(bound, bound_len, s->cursor, s->cursor_len) <= 0) {
 		/* A step that is not done always examines a key past the
 		 * cursor; if none did, looping would never end. */
 		fail(s, ringkv_Status_INTERNAL, "scan made no progress");

@@ -73,7 +73,7 @@ int compaction_cursor_advance(struct compaction_cursor *cur, const struct manife
 
 static int key_cmp_files_largest(const struct manifest_file *f, const void *key, size_t len)
 {
-	return sstable_key_cmp(f->largest, f->largest_len, key, len);
+	return key_order_cmp(f->largest, f->largest_len, key, len);
 }
 
 size_t compaction_overlapping(const struct manifest_version *v, unsigned level,
@@ -99,7 +99,7 @@ size_t compaction_overlapping(const struct manifest_version *v, unsigned level,
 	for (n = 0; lo + n < lv->count; n++) {
 		const struct manifest_file *f = &lv->files[lo + n];
 
-		if (sstable_key_cmp(f->smallest, f->smallest_len, largest, largest_len) > 0)
+		if (key_order_cmp(f->smallest, f->smallest_len, largest, largest_len) > 0)
 			break;
 	}
 	return n;
@@ -115,12 +115,12 @@ static void widen(const struct manifest_version *v, const struct compaction_inpu
 		const struct manifest_file *f = &lv->files[i];
 
 		if (c->smallest == NULL ||
-		    sstable_key_cmp(f->smallest, f->smallest_len, c->smallest, c->smallest_len) < 0) {
+		    key_order_cmp(f->smallest, f->smallest_len, c->smallest, c->smallest_len) < 0) {
 			c->smallest = f->smallest;
 			c->smallest_len = f->smallest_len;
 		}
 		if (c->largest == NULL ||
-		    sstable_key_cmp(f->largest, f->largest_len, c->largest, c->largest_len) > 0) {
+		    key_order_cmp(f->largest, f->largest_len, c->largest, c->largest_len) > 0) {
 			c->largest = f->largest;
 			c->largest_len = f->largest_len;
 		}
@@ -136,7 +136,7 @@ static size_t next_file(const struct manifest_level *lv, const struct compaction
 	for (size_t i = 0; i < lv->count; i++) {
 		const struct manifest_file *f = &lv->files[i];
 
-		if (sstable_key_cmp(f->smallest, f->smallest_len, cur->key[level].data,
+		if (key_order_cmp(f->smallest, f->smallest_len, cur->key[level].data,
 				    cur->key[level].len) > 0)
 			return i;
 	}
@@ -204,7 +204,7 @@ bool compaction_pick(const struct manifest_version *v, const struct compaction_o
 static bool before(const struct merge *m, uint32_t a, uint32_t b)
 {
 	const struct merge_slot *x = &m->slots[a], *y = &m->slots[b];
-	int c = sstable_key_cmp(x->entry.key, x->entry.key_len, y->entry.key, y->entry.key_len);
+	int c = key_order_cmp(x->entry.key, x->entry.key_len, y->entry.key, y->entry.key_len);
 
 	return c < 0 || (c == 0 && x->age > y->age);
 }
@@ -334,7 +334,7 @@ enum merge_result merge_next(struct merge *m, struct merge_entry *out, size_t *n
 		w = heap_pop(m);
 		e = &m->slots[w].entry;
 		if (m->have_last &&
-		    sstable_key_cmp(e->key, e->key_len, m->last_key.data, m->last_key.len) <= 0) {
+		    key_order_cmp(e->key, e->key_len, m->last_key.data, m->last_key.len) <= 0) {
 			m->error = RKV_ECORRUPT;
 			return MERGE_ERROR;
 		}
@@ -350,7 +350,7 @@ enum merge_result merge_next(struct merge *m, struct merge_entry *out, size_t *n
 			uint32_t top = m->heap[0];
 			const struct merge_entry *o = &m->slots[top].entry;
 
-			if (sstable_key_cmp(o->key, o->key_len, e->key, e->key_len) != 0)
+			if (key_order_cmp(o->key, o->key_len, e->key, e->key_len) != 0)
 				break;
 			heap_pop(m);
 			take(m, top);

@@ -281,8 +281,8 @@ static int open_table(struct shard *s, const struct manifest_file *mf, char *err
 		goto err_after_buf;
 	}
 	if (meta.entry_count != mf->entry_count ||
-	    sstable_key_cmp(meta.smallest, meta.smallest_len, mf->smallest, mf->smallest_len) ||
-	    sstable_key_cmp(meta.largest, meta.largest_len, mf->largest, mf->largest_len)) {
+	    key_order_cmp(meta.smallest, meta.smallest_len, mf->smallest, mf->smallest_len) ||
+	    key_order_cmp(meta.largest, meta.largest_len, mf->largest, mf->largest_len)) {
 		snprintf(err, errlen, "%s: footer (offset %" PRIu64 ") and manifest disagree on "
 			 "the entry count or key range", path, mf->size - SSTABLE_FOOTER_SIZE);
 		rv = RKV_ECORRUPT;

@@ -192,7 +192,7 @@ static size_t insert_pos(const struct manifest_level *lv, uint32_t level,
 		size_t mid = lo + (hi - lo) / 2;
 		const struct manifest_file *m = &lv->files[mid];
 		bool before = level == 0 ? m->number > f->number
-					 : sstable_key_cmp(m->smallest, m->smallest_len, f->smallest,
+					 : key_order_cmp(m->smallest, m->smallest_len, f->smallest,
 							   f->smallest_len) <= 0;
 
 		if (before)
@@ -213,7 +213,7 @@ static int add_file(struct manifest_version *v, const struct manifest_file *f,
 
 	if (f->level >= MANIFEST_LEVELS)
 		return fail(reason, "level out of range");
-	if (sstable_key_cmp(f->smallest, f->smallest_len, f->largest, f->largest_len) > 0)
+	if (key_order_cmp(f->smallest, f->smallest_len, f->largest, f->largest_len) > 0)
 		return fail(reason, "file with smallest key above largest");
 	lv = &v->levels[f->level];
 	for (size_t i = 0; i < lv->count; i++)
@@ -262,7 +262,7 @@ static int check_edit(const struct manifest_version *v, const struct apply_state
 		for (size_t i = 1; i < lv->count; i++) {
 			const struct manifest_file *a = &lv->files[i - 1], *b = &lv->files[i];
 
-			if (sstable_key_cmp(a->largest, a->largest_len, b->smallest,
+			if (key_order_cmp(a->largest, a->largest_len, b->smallest,
 					    b->smallest_len) >= 0)
 				return fail(reason, "files of a level >= 1 overlap");
 		}

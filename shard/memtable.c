@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/key_order.h"
 #include "shard/arena.h"
 
 #define MT_MAX_HEIGHT 12           /* with p = 1/4: ~16M keys before it caps */
@@ -69,22 +70,10 @@ static inline size_t node_size(unsigned height, size_t key_len)
 	return sizeof(struct mt_node) + height * sizeof(struct mt_node *) + key_len;
 }
 
-/* memcmp order on the common prefix, then the shorter key first. */
-static inline int key_cmp(const uint8_t *a, size_t a_len, const uint8_t *b,
-			  size_t b_len)
-{
-	size_t n = a_len < b_len ? a_len : b_len;
-	int c = n != 0 ? memcmp(a, b, n) : 0;
-
-	if (c != 0)
-		return c;
-	return (a_len > b_len) - (a_len < b_len);
-}
-
 static inline int node_cmp(const struct mt_node *n, const uint8_t *key,
 			   size_t key_len)
 {
-	return key_cmp(node_key(n), n->key_len, key, key_len);
+	return key_order_cmp(node_key(n), n->key_len, key, key_len);
 }
 
 static uint64_t rng_next(uint64_t *state)

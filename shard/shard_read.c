@@ -62,8 +62,8 @@ static int try_table(struct shard *s, struct lsm_table *t, const void *key, size
 	size_t len;
 	int rv;
 
-	if (sstable_key_cmp(key, key_len, m->smallest, m->smallest_len) < 0 ||
-	    sstable_key_cmp(key, key_len, m->largest, m->largest_len) > 0)
+	if (key_order_cmp(key, key_len, m->smallest, m->smallest_len) < 0 ||
+	    key_order_cmp(key, key_len, m->largest, m->largest_len) > 0)
 		return LOOKUP_NEXT;
 	if (!sstable_meta_may_contain(m, hash))
 		return LOOKUP_NEXT;
@@ -91,7 +91,7 @@ static size_t level_seek(const struct lsm_version *v, unsigned level, const void
 		size_t mid = lo + (hi - lo) / 2;
 		const struct sstable_meta *m = &v->files[level][mid]->meta;
 
-		if (sstable_key_cmp(m->largest, m->largest_len, key, key_len) < 0)
+		if (key_order_cmp(m->largest, m->largest_len, key, key_len) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -601,7 +601,7 @@ static void scan_run(struct scan *sc)
 			}
 			break;
 		case MERGE_ENTRY:
-			if (sc->after && sstable_key_cmp(e.key, e.key_len, sc->start,
+			if (sc->after && key_order_cmp(e.key, e.key_len, sc->start,
 							 sc->start_len) == 0)
 				break;
 			if (sc->seen == sc->examine) {

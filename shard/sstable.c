@@ -137,7 +137,7 @@ int sstable_builder_add(struct sstable_builder *b, const void *key, size_t key_l
 	int rv;
 
 	assert(b != NULL && !b->finished);
-	assert(b->entry_count == 0 || sstable_key_cmp(b->data.last_key.data, b->data.last_key.len,
+	assert(b->entry_count == 0 || key_order_cmp(b->data.last_key.data, b->data.last_key.len,
 						      key, key_len) < 0);
 	assert(b->block_count < UINT32_MAX - 1);
 	if (b->entry_count == b->hashes_cap) {
@@ -448,7 +448,7 @@ int sstable_meta_load(struct sstable_meta *m, const struct sstable_footer *f,
 		size_t a_len, b_len;
 		const uint8_t *a = sep_of(m, i - 1, &a_len), *b = sep_of(m, i, &b_len);
 
-		if (sstable_key_cmp(a, a_len, b, b_len) >= 0) {
+		if (key_order_cmp(a, a_len, b, b_len) >= 0) {
 			rv = fail(reason, "index separators not increasing");
 			goto err;
 		}
@@ -459,11 +459,11 @@ int sstable_meta_load(struct sstable_meta *m, const struct sstable_footer *f,
 		size_t first_len;
 		const uint8_t *first = sep_of(m, 0, &first_len);
 
-		if (sstable_key_cmp(last, last_len, m->largest, m->largest_len) != 0) {
+		if (key_order_cmp(last, last_len, m->largest, m->largest_len) != 0) {
 			rv = fail(reason, "largest key differs from the last separator");
 			goto err;
 		}
-		if (sstable_key_cmp(m->smallest, m->smallest_len, first, first_len) > 0) {
+		if (key_order_cmp(m->smallest, m->smallest_len, first, first_len) > 0) {
 			rv = fail(reason, "smallest key above the first separator");
 			goto err;
 		}
@@ -494,7 +494,7 @@ static uint32_t find_index(const struct sstable_meta *m, const void *key, size_t
 		size_t sep_len;
 		const uint8_t *sep = sep_of(m, mid, &sep_len);
 
-		if (sstable_key_cmp(sep, sep_len, key, key_len) < 0)
+		if (key_order_cmp(sep, sep_len, key, key_len) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -519,7 +519,7 @@ bool sstable_meta_find_block(const struct sstable_meta *m, const void *key, size
 
 	assert(m != NULL && h != NULL);
 	if (m->nblocks == 0 ||
-	    sstable_key_cmp(key, key_len, m->smallest, m->smallest_len) < 0)
+	    key_order_cmp(key, key_len, m->smallest, m->smallest_len) < 0)
 		return false;
 	i = find_index(m, key, key_len);
 	if (i == m->nblocks)
@@ -546,7 +546,7 @@ int sstable_block_get(struct sstable_block_iter *scratch, const uint8_t *block, 
 		*reason = scratch->reason;
 	if (rv != 0)
 		return rv;
-	if (!scratch->valid || sstable_key_cmp(scratch->key, scratch->key_len, key, key_len) != 0)
+	if (!scratch->valid || key_order_cmp(scratch->key, scratch->key_len, key, key_len) != 0)
 		return RKV_ENOTFOUND;
 	if (scratch->kind == SSTABLE_TOMBSTONE)
 		return RKV_EDELETED;

@@ -101,7 +101,7 @@ int sstable_block_builder_add(struct sstable_block_builder *b, const void *key, 
 	assert(value != NULL || value_len == 0);
 	assert(kind == SSTABLE_VALUE || (kind == SSTABLE_TOMBSTONE && value_len == 0));
 	assert(b->count == 0 ||
-	       sstable_key_cmp(b->last_key.data, b->last_key.len, key, key_len) < 0);
+	       key_order_cmp(b->last_key.data, b->last_key.len, key, key_len) < 0);
 	assert(b->entries.len + key_len + value_len < UINT32_MAX / 2);
 
 	restart = b->count == 0 || b->since_restart >= b->restart_interval;
@@ -376,7 +376,7 @@ int sstable_block_iter_seek(struct sstable_block_iter *it, const struct sstable_
 			return corrupt_iter(it, why);
 		if (h.shared != 0)
 			return corrupt_iter(it, "restart entry with a shared prefix");
-		if (sstable_key_cmp(h.key_delta, h.unshared, key, key_len) < 0)
+		if (key_order_cmp(h.key_delta, h.unshared, key, key_len) < 0)
 			lo = mid;
 		else
 			hi = mid - 1;
@@ -386,7 +386,7 @@ int sstable_block_iter_seek(struct sstable_block_iter *it, const struct sstable_
 		rv = step(it);
 		if (rv != 0 || !it->valid)
 			return rv;
-		if (sstable_key_cmp(it->key, it->key_len, key, key_len) >= 0)
+		if (key_order_cmp(it->key, it->key_len, key, key_len) >= 0)
 			return 0;
 	}
 }

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/key_order.h"
+
 #define SSTABLE_BLOCK_DEFAULT_RESTART_INTERVAL 16
 #define SSTABLE_BLOCK_TRAILER_SIZE 8 /* nrestarts + crc */
 #define SSTABLE_VARINT_MAX 10
@@ -112,16 +114,6 @@ static inline const uint8_t *sstable_get_varint(const uint8_t *p, const uint8_t 
 	return NULL;
 }
 
-/* Key order: memcmp on the common prefix, then the shorter key first. */
-static inline int sstable_key_cmp(const void *a, size_t a_len, const void *b, size_t b_len)
-{
-	size_t n = a_len < b_len ? a_len : b_len;
-	int c = n != 0 ? memcmp(a, b, n) : 0;
-
-	if (c != 0)
-		return c;
-	return a_len < b_len ? -1 : a_len > b_len;
-}
 
 /* Builds one block at a time; reusable after finish. */
 struct sstable_block_builder {

@@ -44,8 +44,8 @@ static void add(struct manifest_version *v, uint32_t level, unsigned lo, unsigne
 static bool overlaps(const struct manifest_file *f, const uint8_t *lo, size_t lo_len,
 		     const uint8_t *hi, size_t hi_len)
 {
-	return sstable_key_cmp(f->largest, f->largest_len, lo, lo_len) >= 0 &&
-	       sstable_key_cmp(f->smallest, f->smallest_len, hi, hi_len) <= 0;
+	return key_order_cmp(f->largest, f->largest_len, lo, lo_len) >= 0 &&
+	       key_order_cmp(f->smallest, f->smallest_len, hi, hi_len) <= 0;
 }
 
 /* Checks a pick against brute force over the version. */
@@ -76,11 +76,11 @@ static void check_pick(const struct manifest_version *v, const struct compaction
 	for (size_t i = c->inputs[0].first; i < c->inputs[0].first + c->inputs[0].count; i++) {
 		const struct manifest_file *f = &in->files[i];
 
-		if (lo == NULL || sstable_key_cmp(f->smallest, f->smallest_len, lo, lo_len) < 0) {
+		if (lo == NULL || key_order_cmp(f->smallest, f->smallest_len, lo, lo_len) < 0) {
 			lo = f->smallest;
 			lo_len = f->smallest_len;
 		}
-		if (hi == NULL || sstable_key_cmp(f->largest, f->largest_len, hi, hi_len) > 0) {
+		if (hi == NULL || key_order_cmp(f->largest, f->largest_len, hi, hi_len) > 0) {
 			hi = f->largest;
 			hi_len = f->largest_len;
 		}
@@ -95,9 +95,9 @@ static void check_pick(const struct manifest_version *v, const struct compaction
 		const struct manifest_level *lv = &v->levels[c->inputs[k].level];
 
 		for (size_t i = c->inputs[k].first; i < c->inputs[k].first + c->inputs[k].count; i++) {
-			assert_true(sstable_key_cmp(lv->files[i].smallest, lv->files[i].smallest_len,
+			assert_true(key_order_cmp(lv->files[i].smallest, lv->files[i].smallest_len,
 						    c->smallest, c->smallest_len) >= 0);
-			assert_true(sstable_key_cmp(lv->files[i].largest, lv->files[i].largest_len,
+			assert_true(key_order_cmp(lv->files[i].largest, lv->files[i].largest_len,
 						    c->largest, c->largest_len) <= 0);
 		}
 	}
