@@ -132,29 +132,23 @@ static int list_segments(struct shard *s, char *err, size_t errlen)
 	return 0;
 }
 
-/* Start-up (blocking): opens or creates the manifest and replays it. */
 /*
- * Start-up (blocking): writes s->manifest whole as a new manifest file and
- * puts it in place of `path` (temp file, fdatasync, rename, directory
- * fsync), so a manifest file always holds a whole version. Sets *len to its
- * size. 0 or a negative errno, with `err` filled.
+ * Start-up (blocking): puts `whole` (a manifest_version_snapshot) in place
+ * of the manifest at `path` (temp file, fdatasync, rename, directory fsync),
+ * so a manifest file always holds a whole version, and opens it for
+ * appends. 0 or a negative errno, with `err` filled.
  */
-static int manifest_write_whole(struct shard *s, const char *path, size_t *len,
-				char *err, size_t errlen)
+static int manifest_write_whole(struct shard *s, const char *path,
+				const struct sstable_buf *whole, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX + 32];
-	struct sstable_buf out = { 0 };
 	int fd, rv;
 
 	snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", s->dir);
-	if (manifest_version_snapshot(&s->manifest, &out) != 0) {
-		snprintf(err, errlen, "shard %u: out of memory", s->id);
-		return -ENOMEM;
-	}
 	errno = 0;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	rv = fd < 0 ? -errno : 0;
-	if (rv == 0 && (pwrite(fd, out.data, out.len, 0) != (ssize_t)out.len ||
+	if (rv == 0 && (pwrite(fd, whole->data, whole->len, 0) != (ssize_t)whole->len ||
 			fdatasync(fd) != 0))
 		rv = errno ? -errno : -EIO;
 	if (fd >= 0)
@@ -163,21 +157,31 @@ static int manifest_write_whole(struct shard *s, const char *path, size_t *len,
 		rv = -errno;
 	if (rv == 0)
 		rv = fsync_dir(s->dir);
-	*len = out.len;
-	sstable_buf_free(&out);
 	if (rv) {
 		unlink(tmp);
 		snprintf(err, errlen, "%s: write: %s", path, strerror(-rv));
+		return rv;
 	}
-	return rv;
+	if (s->manifest_fd >= 0)
+		close(s->manifest_fd);
+	s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
+	if (s->manifest_fd < 0) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
+		return rv;
+	}
+	s->manifest_len = whole->len;
+	return 0;
 }
 
+/* Start-up (blocking): opens or creates the manifest and replays it
+ * (rewriting it whole when it is mostly history). */
 static int manifest_open(struct shard *s, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 32];
+	struct sstable_buf whole = { 0 };
 	struct manifest_replay r;
 	struct stat st;
-	size_t whole_len;
 	uint8_t *buf;
 	int rv;
 
@@ -185,10 +189,15 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 	manifest_version_init(&s->manifest);
 	s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (s->manifest_fd < 0 && errno == ENOENT) {
-		rv = manifest_write_whole(s, path, &whole_len, err, errlen);
+		/* A new shard: the empty version, written whole. */
+		rv = manifest_version_snapshot(&s->manifest, &whole);
+		if (rv == 0)
+			rv = manifest_write_whole(s, path, &whole, err, errlen);
+		else
+			snprintf(err, errlen, "shard %u: out of memory", s->id);
+		sstable_buf_free(&whole);
 		if (rv)
 			return rv;
-		s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
 	}
 	if (s->manifest_fd < 0) {
 		rv = -errno;
@@ -232,36 +241,24 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 		}
 	}
 	s->manifest_len = r.valid_len;
-	{
-		/* Mostly the history of edits long since undone (~100 bytes per
-		 * flush or compaction): replace it with the version it adds up
-		 * to, when that is much smaller. While running, the same rule
-		 * applies through the ring (shard_manifest.c). */
-		struct sstable_buf probe = { 0 };
-		size_t whole = manifest_version_snapshot(&s->manifest, &probe) == 0 ?
-			       probe.len : 0;
-		bool rewrite = whole > 0 && s->manifest_len >= s->manifest_rewrite_min &&
-			       whole * 4 < s->manifest_len;
-
-		sstable_buf_free(&probe);
-		shard_manifest_rewrite_schedule(s, whole);
-		if (rewrite) {
-			rv = manifest_write_whole(s, path, &whole_len, err, errlen);
-			if (rv)
-				return rv;
-			log_info("shard %u: rewrote the manifest: %zu bytes of edits -> %zu",
-				 s->id, s->manifest_len, whole_len);
-			close(s->manifest_fd);
-			s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
-			if (s->manifest_fd < 0) {
-				rv = -errno;
-				snprintf(err, errlen, "%s: open: %s", path, strerror(errno));
-				return rv;
-			}
-			s->manifest_len = whole_len;
-		}
+	/* Mostly the history of edits long since undone (~100 bytes per flush
+	 * or compaction)? Replace it with the version it adds up to, by the
+	 * rule the running shard uses (shard_manifest.c). */
+	if (manifest_version_snapshot(&s->manifest, &whole) != 0) {
+		snprintf(err, errlen, "shard %u: out of memory", s->id);
+		return -ENOMEM;
 	}
-	return 0;
+	shard_manifest_rewrite_schedule(s, whole.len);
+	if (s->manifest_len >= s->manifest_rewrite_at) {
+		uint64_t edits_len = s->manifest_len;
+
+		rv = manifest_write_whole(s, path, &whole, err, errlen);
+		if (rv == 0)
+			log_info("shard %u: rewrote the manifest: %" PRIu64 " bytes of edits -> %zu",
+				 s->id, edits_len, whole.len);
+	}
+	sstable_buf_free(&whole);
+	return rv;
 }
 
 /*
