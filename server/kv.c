@@ -10,13 +10,13 @@
 
 #include "core/errors.h"
 #include "core/glob.h"
-#include "core/key_order.h"
 #include "core/log.h"
 #include "proto/frame.h"
 #include "ringkv.pb.h"
 #include "server/conn.h"
 #include "server/node.h"
 #include "server/redis.h"
+#include "shard/key_order.h"
 #include "shard/route.h"
 
 /* Spare room a forwarded GET carries for its answer; larger values take one

@@ -12,13 +12,13 @@
 #include <unistd.h>
 
 #include "core/errors.h"
-#include "core/key_order.h"
 #include "core/log.h"
 #include "ringkv.pb.h"
 #include "server/conn.h"
 #include "server/node.h"
 #include "server/redis.h"
 #include "server/redis_impl.h"
+#include "shard/key_order.h"
 
 
 static int cursor_register(struct node_core *c, const void *key, size_t len, uint64_t *out)

@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/key_order.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "proto/frame.h"
@@ -25,6 +24,7 @@
 #include "server/conn.h"
 #include "server/kv.h"
 #include "server/node.h"
+#include "shard/key_order.h"
 
 /* Value room of a GET; a larger value takes one more trip (server/kv.h). */
 #define SCAN_GET_ROOM 256u

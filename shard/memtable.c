@@ -36,8 +36,8 @@
 #include <string.h>
 
 #include "core/errors.h"
-#include "core/key_order.h"
 #include "shard/arena.h"
+#include "shard/key_order.h"
 
 #define MT_MAX_HEIGHT 12           /* with p = 1/4: ~16M keys before it caps */
 #define MT_NODE_ALIGN (_Alignof(struct mt_node))

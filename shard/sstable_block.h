@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/key_order.h"
+#include "shard/key_order.h"
 
 #define SSTABLE_BLOCK_DEFAULT_RESTART_INTERVAL 16
 #define SSTABLE_BLOCK_TRAILER_SIZE 8 /* nrestarts + crc */
