@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/durable_file.h"
+
 static int mkdir_p(const char *dir)
 {
 	char path[4096];
@@ -67,35 +69,13 @@ int datadir_lock(const char *dir, char *err, size_t errlen)
 
 static int write_cluster_file(const char *dir, unsigned shards, char *err, size_t errlen)
 {
-	char tmp[4200], path[4200], text[64];
-	int fd, dfd, rv = 0;
-	size_t len;
+	char text[64];
+	size_t len = (size_t)snprintf(text, sizeof text, "ringkv-cluster 1\nshards %u\n",
+				      shards);
+	int rv = durable_file_replace(dir, "CLUSTER", text, len);
 
-	snprintf(tmp, sizeof tmp, "%s/CLUSTER.tmp", dir);
-	snprintf(path, sizeof path, "%s/CLUSTER", dir);
-	len = (size_t)snprintf(text, sizeof text, "ringkv-cluster 1\nshards %u\n", shards);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		goto fail;
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) != 0) {
-		close(fd);
-		goto fail;
-	}
-	close(fd);
-	if (rename(tmp, path) != 0)
-		goto fail;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		goto fail;
-	if (fsync(dfd) != 0) {
-		close(dfd);
-		goto fail;
-	}
-	close(dfd);
-	return 0;
-fail:
-	rv = errno ? -errno : -EIO;
-	snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rv));
+	if (rv)
+		snprintf(err, errlen, "cannot write %s/CLUSTER: %s", dir, strerror(-rv));
 	return rv;
 }
 

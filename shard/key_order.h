@@ -4,8 +4,8 @@
  * ranges and the scans that merge shards all sort by it; two of them
  * disagreeing would lose keys, so there is exactly one definition.
  */
-#ifndef RINGKV_CORE_KEY_ORDER_H
-#define RINGKV_CORE_KEY_ORDER_H
+#ifndef RINGKV_SHARD_KEY_ORDER_H
+#define RINGKV_SHARD_KEY_ORDER_H
 
 #include <stddef.h>
 #include <string.h>

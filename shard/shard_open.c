@@ -22,6 +22,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "core/durable_file.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "io/ring.h"
@@ -29,19 +30,6 @@
 #include "shard/wal_format.h"
 #include "shard/wal_map.h"
 #include "shard/wal_recover.h"
-
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rv = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rv = -errno;
-	close(fd);
-	return rv;
-}
 
 int shard_add_segment(struct shard *s, uint64_t first)
 {
@@ -85,7 +73,7 @@ static int create_segment(struct shard *s, uint64_t first_index, char *err, size
 		snprintf(err, errlen, "%s: write header: %s", path, strerror(-rv));
 		return rv;
 	}
-	rv = fsync_dir(s->dir);
+	rv = durable_dir_sync(s->dir);
 	if (rv) {
 		snprintf(err, errlen, "%s: fsync: %s", s->dir, strerror(-rv));
 		return rv;
@@ -141,24 +129,9 @@ static int list_segments(struct shard *s, char *err, size_t errlen)
 static int manifest_write_whole(struct shard *s, const char *path,
 				const struct sstable_buf *whole, char *err, size_t errlen)
 {
-	char tmp[PATH_MAX + 32];
-	int fd, rv;
+	int rv = durable_file_replace(s->dir, "MANIFEST", whole->data, whole->len);
 
-	snprintf(tmp, sizeof tmp, "%s/MANIFEST.tmp", s->dir);
-	errno = 0;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	rv = fd < 0 ? -errno : 0;
-	if (rv == 0 && (pwrite(fd, whole->data, whole->len, 0) != (ssize_t)whole->len ||
-			fdatasync(fd) != 0))
-		rv = errno ? -errno : -EIO;
-	if (fd >= 0)
-		close(fd);
-	if (rv == 0 && rename(tmp, path) != 0)
-		rv = -errno;
-	if (rv == 0)
-		rv = fsync_dir(s->dir);
 	if (rv) {
-		unlink(tmp);
 		snprintf(err, errlen, "%s: write: %s", path, strerror(-rv));
 		return rv;
 	}
