@@ -441,6 +441,7 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	uint8_t *p;
 
 	assert(out != NULL && h != NULL);
+	assert(h->node_id != RAFT_NONE && h->version != 0);
 	body = u64_field_size(ringkv_peer_Hello_cluster_id_tag, h->cluster_id) +
 	       u64_field_size(ringkv_peer_Hello_node_id_tag, h->node_id) +
 	       u64_field_size(ringkv_peer_Hello_from_core_tag, h->from_core) +

@@ -183,6 +183,7 @@ int peer_msg_encode_batch(struct peer_msg_buf *out, const struct peer_msg_limits
  * PEER_MSG_MAX_* constants; RKV_EINVAL for a chunk's file name that a
  * receiver would refuse; -ENOMEM.
  */
+/* h->node_id and h->version are not 0 (asserted). */
 int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello *h);
 int peer_msg_encode_hello_reply(struct peer_msg_buf *out,
 				const struct peer_msg_hello_reply *r);
