@@ -824,6 +824,74 @@ static void test_hand_made_refused(void **state)
 	expect(&env, RKV_EINVAL, "offset overflows");
 }
 
+/* Hand-made frames past the limits the encoder never writes. */
+static void test_hand_made_too_large(void **state)
+{
+	static uint8_t frame[8192];
+	struct peer_msg_limits small = limits;
+	struct peer_msg_frame f;
+	uint8_t name[PEER_MSG_MAX_FILE_NAME + 1];
+	struct w *h = malloc(sizeof(*h)), *env = malloc(sizeof(*env));
+	char why[128];
+	size_t n;
+
+	(void)state;
+	assert_non_null(h);
+	assert_non_null(env);
+	/* A refusal reason over PEER_MSG_MAX_REASON: built in `frame` by hand
+	 * (struct w is too small). Envelope field 2, HelloReply field 2. */
+	n = 0;
+	frame[n++] = (ringkv_peer_Envelope_hello_reply_tag << 3) | 2;
+	frame[n++] = 0x84; /* body: 3 + 1025 = 1028 bytes */
+	frame[n++] = 0x08;
+	frame[n++] = (ringkv_peer_HelloReply_reason_tag << 3) | 2;
+	frame[n++] = 0x81; /* 1025 */
+	frame[n++] = 0x08;
+	memset(frame + n, 'r', PEER_MSG_MAX_REASON + 1);
+	n += PEER_MSG_MAX_REASON + 1;
+	assert_int_equal(decode_all(frame, n, &limits, why, sizeof(why)), RKV_ETOOLARGE);
+	assert_non_null(strstr(why, "reason"));
+	frame[4] = 0x80; /* exactly 1024 bytes: accepted */
+	frame[1] = 0x83;
+	assert_int_equal(decode_all(frame, n - 1, &limits, NULL, 0), 0);
+
+	/* A file name over PEER_MSG_MAX_FILE_NAME. */
+	memset(name, 'n', sizeof(name));
+	h->n = 0;
+	w_bytes(h, ringkv_peer_SnapshotChunk_file_tag, name, sizeof(name));
+	env->n = 0;
+	w_sub(env, ringkv_peer_Envelope_snapshot_chunk_tag, h);
+	assert_int_equal(decode_all(env->b, env->n, &limits, why, sizeof(why)),
+			 RKV_ETOOLARGE);
+	assert_non_null(strstr(why, "file name"));
+
+	/* Chunk data, forwarded request and response over max_data_bytes. */
+	small.max_data_bytes = 3;
+	h->n = 0;
+	w_bytes(h, ringkv_peer_SnapshotChunk_file_tag, "f", 1);
+	w_bytes(h, ringkv_peer_SnapshotChunk_data_tag, "abcd", 4);
+	env->n = 0;
+	w_sub(env, ringkv_peer_Envelope_snapshot_chunk_tag, h);
+	assert_int_equal(decode_all(env->b, env->n, &small, NULL, 0), RKV_ETOOLARGE);
+	h->n = 0;
+	w_bytes(h, ringkv_peer_Forward_request_tag, "abcd", 4);
+	env->n = 0;
+	w_sub(env, ringkv_peer_Envelope_forward_tag, h);
+	assert_int_equal(decode_all(env->b, env->n, &small, NULL, 0), RKV_ETOOLARGE);
+	assert_int_equal(decode_all(env->b, env->n, &limits, NULL, 0), 0);
+	h->n = 0;
+	w_bytes(h, ringkv_peer_ForwardReply_response_tag, "abcd", 4);
+	env->n = 0;
+	w_sub(env, ringkv_peer_Envelope_forward_reply_tag, h);
+	assert_int_equal(decode_all(env->b, env->n, &small, NULL, 0), RKV_ETOOLARGE);
+	assert_int_equal(decode_all(env->b, env->n, &limits, NULL, 0), 0);
+
+	/* No bytes at all. */
+	assert_int_equal(peer_msg_decode(&f, NULL, 0, &limits, NULL, 0), RKV_EPROTO);
+	free(h);
+	free(env);
+}
+
 /* ---- limits -------------------------------------------------------------- */
 
 static void test_decode_limits(void **state)
@@ -1334,6 +1402,7 @@ int main(void)
 		cmocka_unit_test(test_peek),
 		cmocka_unit_test(test_hand_made_valid),
 		cmocka_unit_test(test_hand_made_refused),
+		cmocka_unit_test(test_hand_made_too_large),
 		cmocka_unit_test(test_decode_limits),
 		cmocka_unit_test(test_encode_limits),
 		cmocka_unit_test(test_buffer_reuse),
