@@ -1054,6 +1054,7 @@ int peer_msg_decode(struct peer_msg_frame *f, const uint8_t *payload, size_t len
 	f->scratch_cap = scratch_cap;
 	f->seen = 0;
 	f->error = 0;
+	f->msg_bytes = (struct peer_msg_slice){ payload, 0 };
 	f->err[0] = '\0';
 	if (len > l->max_frame)
 		return fail(f, RKV_ETOOLARGE, "frame of %zu bytes > %u", len, l->max_frame);
@@ -1307,6 +1308,7 @@ int peer_msg_next(struct peer_msg_frame *f, uint64_t *group, struct raft_msg *ms
 		if (field != ringkv_peer_Envelope_raft_tag)
 			continue;
 		f->next = r.p;
+		f->msg_bytes = (struct peer_msg_slice){ data, (uint32_t)n };
 		rv = decode_msg(f, &(struct reader){ data, data + n }, group, msg);
 		if (rv != 0) {
 			f->error = rv; /* the rest of the frame is refused */
@@ -1317,4 +1319,40 @@ int peer_msg_next(struct peer_msg_frame *f, uint64_t *group, struct raft_msg *ms
 	}
 	f->next = f->end;
 	return 0;
+}
+
+int peer_msg_decode_one(struct peer_msg_frame *f, const uint8_t *bytes, size_t len,
+			const struct peer_msg_limits *l, struct raft_entry *scratch,
+			uint32_t scratch_cap, uint64_t *group, struct raft_msg *msg)
+{
+	int rv;
+
+	assert(f != NULL && l != NULL && group != NULL && msg != NULL);
+	assert(bytes != NULL || len == 0);
+	assert(scratch != NULL || scratch_cap == 0);
+	if (bytes == NULL)
+		bytes = (const uint8_t *)"";
+	f->kind = PEER_MSG_RAFT;
+	f->n_msgs = 1;
+	f->payload = bytes;
+	f->end = bytes + len;
+	f->next = f->end;
+	f->limits = l;
+	f->scratch = scratch;
+	f->scratch_cap = scratch_cap;
+	f->seen = 1;
+	f->error = 0;
+	f->err[0] = '\0';
+	f->msg_bytes = (struct peer_msg_slice){ bytes, 0 };
+	/* As a field of a frame, the message could not pass max_frame. */
+	if (len > l->max_frame) {
+		f->error = fail(f, RKV_ETOOLARGE, "raft message of %zu bytes > %u", len,
+				l->max_frame);
+		return f->error;
+	}
+	f->msg_bytes.len = (uint32_t)len;
+	rv = decode_msg(f, &(struct reader){ bytes, bytes + len }, group, msg);
+	if (rv != 0)
+		f->error = rv;
+	return rv;
 }

@@ -225,6 +225,10 @@ struct peer_msg_frame {
 		struct peer_msg_forward_reply forward_reply;
 		uint32_t n_msgs; /* PEER_MSG_RAFT: messages in the batch, >= 1 */
 	};
+	/* After peer_msg_next() returned 1: the encoded RaftMessage it came
+	 * from, inside the payload. A message for a group of another core can
+	 * cross over as these bytes and be decoded there (peer_msg_decode_one). */
+	struct peer_msg_slice msg_bytes;
 	/* Iterator state (private). */
 	const uint8_t *payload;
 	const uint8_t *end;
@@ -271,5 +275,16 @@ int peer_msg_decode(struct peer_msg_frame *f, const uint8_t *payload, size_t len
  * later calls return the same error.
  */
 int peer_msg_next(struct peer_msg_frame *f, uint64_t *group, struct raft_msg *msg);
+
+/*
+ * Decodes one encoded RaftMessage on its own (f->msg_bytes of a frame,
+ * copied elsewhere; untrusted), with the same checks and results as
+ * peer_msg_next: returns 0 with *group and *msg filled (pointers into
+ * `bytes`, `scratch` and f->conf), or an error code with f->err set. f is
+ * initialized as a PEER_MSG_RAFT frame whose messages were all read.
+ */
+int peer_msg_decode_one(struct peer_msg_frame *f, const uint8_t *bytes, size_t len,
+			const struct peer_msg_limits *l, struct raft_entry *scratch,
+			uint32_t scratch_cap, uint64_t *group, struct raft_msg *msg);
 
 #endif

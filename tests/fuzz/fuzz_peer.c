@@ -203,8 +203,19 @@ static void run_payload(const uint8_t *data, size_t size, const struct peer_msg_
 	case PEER_MSG_RAFT:
 		CHECK(f.n_msgs >= 1 && f.n_msgs <= l->max_msgs);
 		while ((rv = peer_msg_next(&f, &group, &m)) == 1) {
+			struct peer_msg_frame one;
+			struct raft_msg copy;
+			uint64_t group2;
+
 			check_msg_inside(&m, p, size);
 			CHECK(m.n_entries <= l->max_entries && m.len <= l->max_data_bytes);
+			/* Its own bytes decode alone to the same message. */
+			CHECK(inside(f.msg_bytes.data, f.msg_bytes.len, p, size));
+			CHECK(peer_msg_decode_one(&one, f.msg_bytes.data, f.msg_bytes.len,
+						  l, scratch_b, SCRATCH, &group2,
+						  &copy) == 0);
+			CHECK(group2 == group);
+			check_msg_eq(&m, &copy);
 		}
 		CHECK(rv == 0 || rv == RKV_EPROTO || rv == RKV_EINVAL ||
 		      rv == RKV_ETOOLARGE);

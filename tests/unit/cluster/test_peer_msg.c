@@ -159,6 +159,62 @@ static void check_batch(const uint8_t *payload, size_t len, const uint64_t *grou
 	assert_int_equal(peer_msg_next(&f, &group, &m), 0);
 }
 
+/* Each message's own bytes decode on their own to the same message (the
+ * path of a message handed to another core). */
+static void test_decode_one(void **state)
+{
+	struct raft_msg want[3] = { full_msg(RAFT_MSG_SNAPSHOT), full_msg(RAFT_MSG_APPEND),
+				    { .type = RAFT_MSG_TIMEOUT_NOW, .from = 4, .to = 5 } };
+	struct peer_msg_item items[3] = { { 10, &want[0] }, { 11, &want[1] },
+					   { 12, &want[2] } };
+	static struct raft_entry other[SCRATCH];
+	struct peer_msg_buf out;
+	struct peer_msg_frame f, one;
+	struct raft_msg m, copy;
+	const uint8_t *payload;
+	uint64_t group, group2;
+	uint8_t *bytes;
+	size_t len;
+	uint32_t i = 0;
+
+	(void)state;
+	peer_msg_buf_init(&out);
+	assert_int_equal(peer_msg_encode_batch(&out, &limits, items, 3), 0);
+	payload = payload_of(&out, 0, &len);
+	assert_int_equal(peer_msg_decode(&f, payload, len, &limits, scratch, SCRATCH), 0);
+	while (peer_msg_next(&f, &group, &m) == 1) {
+		assert_true(inside(f.msg_bytes.data, f.msg_bytes.len, payload, len));
+		bytes = malloc(f.msg_bytes.len ? f.msg_bytes.len : 1);
+		assert_non_null(bytes);
+		memcpy(bytes, f.msg_bytes.data, f.msg_bytes.len);
+		assert_int_equal(peer_msg_decode_one(&one, bytes, f.msg_bytes.len, &limits,
+						     other, SCRATCH, &group2, &copy), 0);
+		assert_int_equal(group2, items[i].group);
+		assert_msg_eq(&copy, &want[i]);
+		for (uint32_t k = 0; k < copy.n_entries; k++)
+			assert_true(inside(copy.entries[k].data, copy.entries[k].len,
+					   bytes, f.msg_bytes.len));
+		assert_true(copy.conf == NULL || copy.conf == &one.conf);
+		/* Cut short, it is refused; over max_frame too. */
+		if (f.msg_bytes.len > 0)
+			assert_int_equal(peer_msg_decode_one(&one, bytes,
+							     f.msg_bytes.len - 1, &limits,
+							     other, SCRATCH, &group2,
+							     &copy) < 0, true);
+		free(bytes);
+		i++;
+	}
+	assert_int_equal(i, 3);
+	{
+		struct peer_msg_limits small = limits;
+
+		small.max_frame = 2;
+		assert_int_equal(peer_msg_decode_one(&one, payload, 3, &small, other,
+						     SCRATCH, &group2, &copy), RKV_ETOOLARGE);
+	}
+	peer_msg_buf_free(&out);
+}
+
 static void test_limits_default(void **state)
 {
 	(void)state;
@@ -1395,6 +1451,7 @@ int main(void)
 		cmocka_unit_test(test_varint_edges),
 		cmocka_unit_test(test_batch_many_groups),
 		cmocka_unit_test(test_frames_back_to_back),
+		cmocka_unit_test(test_decode_one),
 		cmocka_unit_test(test_hello_round_trip),
 		cmocka_unit_test(test_chunk_round_trip),
 		cmocka_unit_test(test_chunk_crc_checked),
