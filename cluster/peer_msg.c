@@ -387,7 +387,8 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	       u64_field_size(ringkv_peer_Hello_node_id_tag, h->node_id) +
 	       u64_field_size(ringkv_peer_Hello_from_core_tag, h->from_core) +
 	       u64_field_size(ringkv_peer_Hello_to_core_tag, h->to_core) +
-	       u64_field_size(ringkv_peer_Hello_version_tag, h->version);
+	       u64_field_size(ringkv_peer_Hello_version_tag, h->version) +
+	       u64_field_size(ringkv_peer_Hello_to_node_id_tag, h->to_node_id);
 	p = frame_open(out, ringkv_peer_Envelope_hello_tag, body, &frame_len);
 	if (p == NULL)
 		return -ENOMEM;
@@ -396,6 +397,7 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	p = put_u64_field(p, ringkv_peer_Hello_from_core_tag, h->from_core);
 	p = put_u64_field(p, ringkv_peer_Hello_to_core_tag, h->to_core);
 	p = put_u64_field(p, ringkv_peer_Hello_version_tag, h->version);
+	p = put_u64_field(p, ringkv_peer_Hello_to_node_id_tag, h->to_node_id);
 	frame_close(out, p, frame_len);
 	return 0;
 }

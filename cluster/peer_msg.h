@@ -70,6 +70,7 @@ struct peer_msg_hello {
 	uint32_t from_core; /* its sending core */
 	uint32_t to_core;   /* the receiving core asked for */
 	uint32_t version;   /* PEER_MSG_VERSION */
+	uint64_t to_node_id; /* the node the dialer means to reach; 0: unknown */
 };
 
 struct peer_msg_hello_reply {

@@ -234,6 +234,9 @@ static int decode_hello(struct peer_msg_frame *f, struct reader *r)
 		case ringkv_peer_Hello_version_tag:
 			fe = get_u32(r, wire, &h->version);
 			break;
+		case ringkv_peer_Hello_to_node_id_tag:
+			fe = get_u64(r, wire, &h->to_node_id);
+			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
 			break;

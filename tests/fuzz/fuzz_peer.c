@@ -155,7 +155,8 @@ static void round_trip_other(const struct peer_msg_frame *a,
 		      a->hello.node_id == b.hello.node_id &&
 		      a->hello.from_core == b.hello.from_core &&
 		      a->hello.to_core == b.hello.to_core &&
-		      a->hello.version == b.hello.version);
+		      a->hello.version == b.hello.version &&
+		      a->hello.to_node_id == b.hello.to_node_id);
 		break;
 	case PEER_MSG_HELLO_REPLY:
 		CHECK(a->hello_reply.ok == b.hello_reply.ok &&

@@ -322,7 +322,7 @@ static void test_frames_back_to_back(void **state)
 {
 	struct raft_msg a = full_msg(RAFT_MSG_APPEND), b = full_msg(RAFT_MSG_VOTE);
 	struct peer_msg_item ia = { 1, &a }, ib = { 2, &b };
-	struct peer_msg_hello h = { 5, 6, 7, 8, PEER_MSG_VERSION };
+	struct peer_msg_hello h = { 5, 6, 7, 8, PEER_MSG_VERSION, 0 };
 	struct peer_msg_buf out;
 	const uint8_t *payload;
 	size_t len, first, at;
@@ -345,7 +345,7 @@ static void test_frames_back_to_back(void **state)
 
 static void test_hello_round_trip(void **state)
 {
-	struct peer_msg_hello h = { UINT64_MAX, 3, 1, 65535, PEER_MSG_VERSION };
+	struct peer_msg_hello h = { UINT64_MAX, 3, 1, 65535, PEER_MSG_VERSION, 4 };
 	struct peer_msg_hello_reply r = { false, { (const uint8_t *)"cluster id differs", 18 },
 					  42, 9, 1 };
 	struct peer_msg_hello_reply ok = { .ok = true, .node_id = 2, .version = 1 };
@@ -365,6 +365,7 @@ static void test_hello_round_trip(void **state)
 	assert_int_equal(f.hello.from_core, h.from_core);
 	assert_int_equal(f.hello.to_core, h.to_core);
 	assert_int_equal(f.hello.version, h.version);
+	assert_int_equal(f.hello.to_node_id, 4);
 
 	at = out.len;
 	assert_int_equal(peer_msg_encode_hello_reply(&out, &r), 0);
@@ -1173,7 +1174,7 @@ static void test_flipped_bytes(void **state)
 	struct peer_msg_item items[2] = { { 300, &m }, { 5, &a } };
 	struct peer_msg_chunk c = { .group = 1, .file = { (const uint8_t *)"f.sst", 5 },
 				    .data = { big, 40 }, .last = true };
-	struct peer_msg_hello h = { 1, 2, 3, 4, 1 };
+	struct peer_msg_hello h = { 1, 2, 3, 4, 1, 2 };
 	struct peer_msg_buf out;
 	uint8_t *copy;
 	size_t at[3], n_ok = 0;
@@ -1308,7 +1309,7 @@ static void test_nanopb_encodes_we_decode(void **state)
 
 	memset(&env, 0, sizeof(env));
 	env.which_body = ringkv_peer_Envelope_hello_tag;
-	env.body.hello = (ringkv_peer_Hello){ 11, 12, 13, 14, 1 };
+	env.body.hello = (ringkv_peer_Hello){ 11, 12, 13, 14, 1, 15 };
 	s = pb_ostream_from_buffer(buf, sizeof(buf));
 	assert_true(pb_encode(&s, ringkv_peer_Envelope_fields, &env));
 	assert_int_equal(peer_msg_decode(&f, buf, s.bytes_written, &limits, NULL, 0), 0);
@@ -1318,6 +1319,7 @@ static void test_nanopb_encodes_we_decode(void **state)
 	assert_int_equal(f.hello.from_core, 13);
 	assert_int_equal(f.hello.to_core, 14);
 	assert_int_equal(f.hello.version, 1);
+	assert_int_equal(f.hello.to_node_id, 15);
 }
 
 struct nb_seen {
@@ -1382,7 +1384,7 @@ static void test_we_encode_nanopb_decodes(void **state)
 	struct raft_msg hb = { .type = RAFT_MSG_HEARTBEAT_RESP, .from = 3, .to = 1,
 			       .context = 9 };
 	struct peer_msg_item items[2] = { { 77, &m }, { 78, &hb } };
-	struct peer_msg_hello h = { 1ull << 60, 5, 6, 7, 1 };
+	struct peer_msg_hello h = { 1ull << 60, 5, 6, 7, 1, 8 };
 	static struct nb_seen seen;
 	ringkv_peer_Envelope env;
 	struct peer_msg_buf out;
@@ -1440,6 +1442,7 @@ static void test_we_encode_nanopb_decodes(void **state)
 	assert_int_equal(env.body.hello.from_core, 6);
 	assert_int_equal(env.body.hello.to_core, 7);
 	assert_int_equal(env.body.hello.version, 1);
+	assert_int_equal(env.body.hello.to_node_id, 8);
 	peer_msg_buf_free(&out);
 }
 
