@@ -310,8 +310,8 @@ static int check_cluster(struct config *c, bool peer_given, char *err, size_t er
 		return -EINVAL;
 	}
 	if (c->replicas && c->replicas % 2 == 0)
-		log_warn("--replicas %u: an even count survives no more failures than %u "
-			 "replicas would (a majority of %u is %u) and costs one more copy",
+		log_warn("--replicas %u: an even count survives no more failures than "
+			 "--replicas %u (a majority of %u is %u) and costs one more copy",
 			 c->replicas, c->replicas - 1, c->replicas, c->replicas / 2 + 1);
 	if (c->heartbeat_ms >= c->election_timeout_ms) {
 		snprintf(err, errlen, "--heartbeat-interval %ums must be shorter than "
