@@ -73,6 +73,11 @@ uint64_t cluster_map_id(const struct cluster_map_node *nodes, unsigned count,
 /* Index of node `id` in m->nodes, or -1 if it is not a member. */
 int cluster_map_index(const struct cluster_map *m, uint64_t id);
 
+/*
+ * Lookups. Precondition for all: shard < m->shards, node < m->node_count
+ * (asserted: a shard id from the network is checked before it gets here).
+ */
+
 /* Index of shard `shard`'s first replica: its preferred first leader. */
 unsigned cluster_map_first(const struct cluster_map *m, uint32_t shard);
 
