@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/strint.h"
 
 void config_defaults(struct config *c)
 {
@@ -23,6 +24,10 @@ void config_defaults(struct config *c)
 	c->max_inflight = 1024;
 	c->max_connections = 4096;
 	c->log_level = LOG_INFO;
+	c->node_id = 1;
+	c->election_timeout_ms = 300;
+	c->heartbeat_ms = 50;
+	c->snapshot_rate = 64ull << 20;
 }
 
 void config_usage(FILE *out, const char *prog)
@@ -45,6 +50,21 @@ void config_usage(FILE *out, const char *prog)
 		"  --max-inflight N         requests in flight per connection (default 1024)\n"
 		"  --max-connections N      connections per core (default 4096)\n"
 		"  --log-level LEVEL        debug, info, warn or error (default info)\n"
+		"cluster:\n"
+		"  --node-id N              this node's id, >= 1 (default 1)\n"
+		"  --peer-listen HOST:PORT  this node's peer address (default: its\n"
+		"                           --initial-cluster entry)\n"
+		"  --initial-cluster ID=HOST:PORT,...  peer addresses of the founding\n"
+		"                           nodes, the same on every node (default: a\n"
+		"                           one-node cluster)\n"
+		"  --replicas R             copies of each shard, 1..nodes, fixed when the\n"
+		"                           data dir is created (default min(3, nodes))\n"
+		"  --cluster-token STR      tells apart clusters started with the same\n"
+		"                           flags (default: none)\n"
+		"  --election-timeout DURATION  e.g. 300ms or 1s; timeouts are random in\n"
+		"                           [e, 2e) (default 300ms)\n"
+		"  --heartbeat-interval DURATION  leader heartbeats (default 50ms)\n"
+		"  --snapshot-rate BYTES/s  snapshot streaming limit, 0 = none (default 64MiB)\n"
 		"  --help                   this text\n",
 		prog);
 }
@@ -126,6 +146,181 @@ int config_parse_address(const char *text, char *host, size_t hostlen, uint16_t 
 	return 0;
 }
 
+int config_parse_duration(const char *text, uint32_t *ms)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mult = 1;
+
+	if (!text || *text < '0' || *text > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || end == text)
+		return -EINVAL;
+	if (!strcmp(end, "s"))
+		mult = 1000;
+	else if (*end && strcmp(end, "ms"))
+		return -EINVAL;
+	if (v > UINT32_MAX / mult)
+		return -EINVAL;
+	*ms = (uint32_t)(v * mult);
+	return 0;
+}
+
+void config_format_address(const char *host, uint16_t port, char *buf, size_t len)
+{
+	if (!host[0])
+		snprintf(buf, len, "-");
+	else if (strchr(host, ':'))
+		snprintf(buf, len, "[%s]:%u", host, port);
+	else
+		snprintf(buf, len, "%s:%u", host, port);
+}
+
+static int compare_nodes(const void *a, const void *b)
+{
+	const struct config_node *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int config_parse_initial_cluster(const char *text, struct config_node *nodes, unsigned max,
+				 char *err, size_t errlen)
+{
+	char entry[CONFIG_ADDR_MAX + 32];
+	const char *p = text;
+	unsigned count = 0, i, j;
+
+	if (!text || !*text) {
+		snprintf(err, errlen, "--initial-cluster: empty");
+		return -EINVAL;
+	}
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		struct config_node *n;
+		char *eq;
+
+		if (len == 0 || len >= sizeof entry) {
+			snprintf(err, errlen, "--initial-cluster: entry %u is %s; expected ID=HOST:PORT",
+				 count + 1, len == 0 ? "empty" : "too long");
+			return -EINVAL;
+		}
+		if (count == max) {
+			snprintf(err, errlen, "--initial-cluster: more than %u nodes", max);
+			return -EINVAL;
+		}
+		memcpy(entry, p, len);
+		entry[len] = '\0';
+		n = &nodes[count];
+		eq = strchr(entry, '=');
+		if (!eq || strint_parse_u64(entry, (size_t)(eq - entry), &n->id) != 0 ||
+		    config_parse_address(eq + 1, n->host, sizeof n->host, &n->port) != 0) {
+			snprintf(err, errlen, "--initial-cluster: malformed entry '%s'; "
+				 "expected ID=HOST:PORT", entry);
+			return -EINVAL;
+		}
+		if (n->id == 0) {
+			snprintf(err, errlen, "--initial-cluster: '%s': node ids start at 1", entry);
+			return -EINVAL;
+		}
+		if (n->port == 0) {
+			snprintf(err, errlen, "--initial-cluster: '%s': port 0 cannot be dialled",
+				 entry);
+			return -EINVAL;
+		}
+		count++;
+		p += len;
+		if (!*p)
+			break;
+		p++;
+	}
+	for (i = 0; i < count; i++)
+		for (j = i + 1; j < count; j++) {
+			if (nodes[i].id == nodes[j].id) {
+				snprintf(err, errlen, "--initial-cluster: node id %llu appears twice",
+					 (unsigned long long)nodes[i].id);
+				return -EINVAL;
+			}
+			if (nodes[i].port == nodes[j].port &&
+			    !strcmp(nodes[i].host, nodes[j].host)) {
+				config_format_address(nodes[i].host, nodes[i].port, entry,
+						      sizeof entry);
+				snprintf(err, errlen, "--initial-cluster: nodes %llu and %llu "
+					 "have the same address %s",
+					 (unsigned long long)nodes[i].id,
+					 (unsigned long long)nodes[j].id, entry);
+				return -EINVAL;
+			}
+		}
+	qsort(nodes, count, sizeof *nodes, compare_nodes);
+	return (int)count;
+}
+
+static bool token_valid(const char *token)
+{
+	size_t len = strlen(token);
+
+	if (len == 0 || len >= CONFIG_TOKEN_MAX)
+		return false;
+	return strspn(token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789._:-") == len;
+}
+
+/*
+ * The cluster flags depend on each other whatever their order on the
+ * command line: checked once all are read.
+ */
+static int check_cluster(struct config *c, bool peer_given, char *err, size_t errlen)
+{
+	char want[CONFIG_ADDR_MAX + 8], have[CONFIG_ADDR_MAX + 8];
+	struct config_node *self = NULL;
+	unsigned i;
+
+	if (peer_given && c->peer_port == 0) {
+		snprintf(err, errlen, "--peer-listen: port 0 cannot be dialled by peers");
+		return -EINVAL;
+	}
+	if (!c->initial_given) {
+		c->initial_count = 1;
+		c->initial[0].id = c->node_id;
+		strcpy(c->initial[0].host, c->peer_host);
+		c->initial[0].port = c->peer_port;
+	}
+	for (i = 0; i < c->initial_count; i++)
+		if (c->initial[i].id == c->node_id)
+			self = &c->initial[i];
+	if (!self) {
+		snprintf(err, errlen, "--initial-cluster does not list this node "
+			 "(--node-id %llu)", (unsigned long long)c->node_id);
+		return -EINVAL;
+	}
+	if (peer_given && (c->peer_port != self->port || strcmp(c->peer_host, self->host))) {
+		config_format_address(c->peer_host, c->peer_port, have, sizeof have);
+		config_format_address(self->host, self->port, want, sizeof want);
+		snprintf(err, errlen, "--peer-listen %s differs from node %llu's entry in "
+			 "--initial-cluster (%s)", have, (unsigned long long)c->node_id, want);
+		return -EINVAL;
+	}
+	strcpy(c->peer_host, self->host);
+	c->peer_port = self->port;
+	if (c->replicas > c->initial_count) {
+		snprintf(err, errlen, "--replicas %u: more than the %u node%s of the cluster",
+			 c->replicas, c->initial_count, c->initial_count == 1 ? "" : "s");
+		return -EINVAL;
+	}
+	if (c->replicas && c->replicas % 2 == 0)
+		log_warn("--replicas %u: an even count survives no more failures than "
+			 "--replicas %u (a majority of %u is %u) and costs one more copy",
+			 c->replicas, c->replicas - 1, c->replicas, c->replicas / 2 + 1);
+	if (c->heartbeat_ms >= c->election_timeout_ms) {
+		snprintf(err, errlen, "--heartbeat-interval %ums must be shorter than "
+			 "--election-timeout %ums", c->heartbeat_ms, c->election_timeout_ms);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int parse_count(const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
 	uint64_t v;
@@ -139,7 +334,9 @@ static int parse_count(const char *text, uint64_t min, uint64_t max, uint64_t *o
 enum {
 	OPT_LISTEN = 256, OPT_RESP_LISTEN, OPT_DATA_DIR, OPT_CORES, OPT_SHARDS, OPT_MEMTABLE, OPT_BLOCK_CACHE, OPT_MANIFEST_REWRITE,
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
-	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_HELP,
+	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_NODE_ID, OPT_PEER_LISTEN, OPT_INITIAL_CLUSTER,
+	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
+	OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -157,14 +354,24 @@ static const struct option long_options[] = {
 	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "node-id", required_argument, NULL, OPT_NODE_ID },
+	{ "peer-listen", required_argument, NULL, OPT_PEER_LISTEN },
+	{ "initial-cluster", required_argument, NULL, OPT_INITIAL_CLUSTER },
+	{ "replicas", required_argument, NULL, OPT_REPLICAS },
+	{ "cluster-token", required_argument, NULL, OPT_CLUSTER_TOKEN },
+	{ "election-timeout", required_argument, NULL, OPT_ELECTION_TIMEOUT },
+	{ "heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT },
+	{ "snapshot-rate", required_argument, NULL, OPT_SNAPSHOT_RATE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
 
 int config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
 {
+	bool peer_given = false;
+	uint32_t ms;
 	uint64_t v;
-	int opt;
+	int opt, rv;
 	int idx = 0;
 
 	optind = 1;
@@ -255,6 +462,76 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 			else
 				goto bad_value;
 			break;
+		case OPT_NODE_ID:
+			if (strint_parse_u64(optarg, strlen(optarg), &v) != 0 || v == 0) {
+				snprintf(err, errlen, "--node-id: expected an integer >= 1, got '%s'",
+					 optarg);
+				return -EINVAL;
+			}
+			c->node_id = v;
+			break;
+		case OPT_PEER_LISTEN:
+			if (config_parse_address(optarg, c->peer_host,
+						 sizeof c->peer_host, &c->peer_port)) {
+				snprintf(err, errlen, "--peer-listen: expected HOST:PORT, got '%s'",
+					 optarg);
+				return -EINVAL;
+			}
+			peer_given = true;
+			break;
+		case OPT_INITIAL_CLUSTER:
+			rv = config_parse_initial_cluster(optarg, c->initial, CONFIG_MAX_NODES,
+							  err, errlen);
+			if (rv < 0)
+				return rv;
+			c->initial_count = (unsigned)rv;
+			c->initial_given = true;
+			break;
+		case OPT_REPLICAS:
+			if (parse_count(optarg, 1, CONFIG_MAX_NODES, &v))
+				goto bad_value;
+			c->replicas = (unsigned)v;
+			break;
+		case OPT_CLUSTER_TOKEN:
+			if (!token_valid(optarg)) {
+				snprintf(err, errlen, "--cluster-token: 1 to %d characters of "
+					 "[A-Za-z0-9._:-], got '%s'", CONFIG_TOKEN_MAX - 1, optarg);
+				return -EINVAL;
+			}
+			strcpy(c->cluster_token, optarg);
+			break;
+		case OPT_ELECTION_TIMEOUT:
+			if (config_parse_duration(optarg, &ms) || ms < 20 || ms > 60000) {
+				snprintf(err, errlen, "--election-timeout: expected 20ms to 60s, "
+					 "got '%s'", optarg);
+				return -EINVAL;
+			}
+			c->election_timeout_ms = ms;
+			break;
+		case OPT_HEARTBEAT:
+			if (config_parse_duration(optarg, &ms) || ms < 5 || ms > 30000) {
+				snprintf(err, errlen, "--heartbeat-interval: expected 5ms to 30s, "
+					 "got '%s'", optarg);
+				return -EINVAL;
+			}
+			c->heartbeat_ms = ms;
+			break;
+		case OPT_SNAPSHOT_RATE: {
+			char rate[64];
+			size_t len = strlen(optarg);
+
+			/* "64MiB/s" or "64MiB" */
+			if (len >= 2 && !strcmp(optarg + len - 2, "/s"))
+				len -= 2;
+			if (len >= sizeof rate)
+				goto bad_value;
+			memcpy(rate, optarg, len);
+			rate[len] = '\0';
+			if (config_parse_size(rate, &v))
+				goto bad_value;
+			c->snapshot_rate = v;
+			break;
+		}
 		case OPT_HELP:
 			config_usage(stdout, argv[0]);
 			return 1;
@@ -272,7 +549,7 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 		snprintf(err, errlen, "--max-frame must exceed --max-key + --max-value");
 		return -EINVAL;
 	}
-	return 0;
+	return check_cluster(c, peer_given, err, errlen);
 
 bad_value:
 	snprintf(err, errlen, "--%s: bad value '%s'", long_options[idx].name, optarg);

@@ -5,11 +5,21 @@
 #ifndef RINGKV_CORE_CONFIG_H
 #define RINGKV_CORE_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #define CONFIG_ADDR_MAX 256
+#define CONFIG_MAX_NODES 64        /* founding nodes in --initial-cluster */
+#define CONFIG_TOKEN_MAX 65        /* --cluster-token, with its NUL */
+
+/* One entry of --initial-cluster: a founding node and its peer address. */
+struct config_node {
+	uint64_t id;                       /* >= 1 */
+	char host[CONFIG_ADDR_MAX];        /* "" = none (a one-node cluster without --peer-listen) */
+	uint16_t port;
+};
 
 struct config {
 	char listen_host[CONFIG_ADDR_MAX]; /* native protocol address, "127.0.0.1" */
@@ -28,6 +38,21 @@ struct config {
 	uint32_t max_inflight;             /* requests in flight per connection (1024) */
 	uint32_t max_connections;          /* per core (4096) */
 	int log_level;                     /* enum log_level */
+
+	/* The cluster (see docs/notes/placement.md). After config_parse,
+	 * `initial` always lists the founding nodes, sorted by id: without
+	 * --initial-cluster it holds this node alone (a one-node cluster). */
+	uint64_t node_id;                  /* --node-id (1) */
+	char peer_host[CONFIG_ADDR_MAX];   /* --peer-listen; defaults to this node's entry */
+	uint16_t peer_port;
+	bool initial_given;                /* --initial-cluster was on the command line */
+	unsigned initial_count;            /* entries of `initial`, >= 1 */
+	struct config_node initial[CONFIG_MAX_NODES];
+	unsigned replicas;                 /* R; 0 = not given (recorded, or min(3, nodes)) */
+	uint32_t election_timeout_ms;      /* timeouts are random in [e, 2e) (300) */
+	uint32_t heartbeat_ms;             /* < election timeout (50) */
+	uint64_t snapshot_rate;            /* bytes/s a snapshot is streamed at; 0 = unlimited */
+	char cluster_token[CONFIG_TOKEN_MAX]; /* "" = not given */
 };
 
 void config_defaults(struct config *c);
@@ -48,5 +73,22 @@ int config_parse_address(const char *text, char *host, size_t hostlen, uint16_t 
 
 /* Parses "123", "64K", "64MiB", "1G"... into bytes. 0 or -EINVAL. */
 int config_parse_size(const char *text, uint64_t *out);
+
+/* Parses a duration "500ms", "2s" or "300" (milliseconds) into
+ * milliseconds. 0 or -EINVAL (also when it does not fit 32 bits). */
+int config_parse_duration(const char *text, uint32_t *ms);
+
+/*
+ * Parses --initial-cluster "1=HOST:PORT,2=HOST:PORT,..." into `nodes`
+ * (at most `max`), sorted by id. Refuses an empty list, a malformed entry,
+ * id 0, port 0, a duplicate id or a duplicate address. Returns the count or
+ * -EINVAL with the reason in `err`.
+ */
+int config_parse_initial_cluster(const char *text, struct config_node *nodes, unsigned max,
+				 char *err, size_t errlen);
+
+/* Writes "HOST:PORT" ("[V6]:PORT" when HOST holds a ':'), or "-" for a node
+ * without an address, into buf (NUL-terminated, truncated to len). */
+void config_format_address(const char *host, uint16_t port, char *buf, size_t len);
 
 #endif

@@ -1,16 +1,26 @@
-/* Data directory lock and cluster file; see server/datadir.h. */
+/*
+ * Data directory lock and the CLUSTER file; see server/datadir.h. The
+ * recorded file is untrusted input: every field is parsed with a checked
+ * error, never an assert.
+ */
 #include "server/datadir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "core/durable_file.h"
+#include "core/log.h"
+#include "core/strint.h"
 
 static int mkdir_p(const char *dir)
 {
@@ -67,50 +77,498 @@ int datadir_lock(const char *dir, char *err, size_t errlen)
 	return fd;
 }
 
-static int write_cluster_file(const char *dir, unsigned shards, char *err, size_t errlen)
-{
-	char text[64];
-	size_t len = (size_t)snprintf(text, sizeof text, "ringkv-cluster 1\nshards %u\n",
-				      shards);
-	int rv = durable_file_replace(dir, "CLUSTER", text, len);
 
-	if (rv)
-		snprintf(err, errlen, "cannot write %s/CLUSTER: %s", dir, strerror(-rv));
-	return rv;
+#define CLUSTER_FILE_MAX (96u << 10)   /* 64 nodes of 300 bytes fit many times */
+
+static void format_nodes(const struct cluster_map *m, char *buf, size_t len)
+{
+	char addr[CONFIG_ADDR_MAX + 8];
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < m->node_count && used < len; i++) {
+		config_format_address(m->nodes[i].host, m->nodes[i].port, addr, sizeof addr);
+		used += (size_t)snprintf(buf + used, len - used, "%s%llu=%s", i ? "," : "",
+					 (unsigned long long)m->nodes[i].id, addr);
+	}
 }
 
-int datadir_shards(const char *dir, unsigned wanted, unsigned *shards,
-		   char *err, size_t errlen)
+int datadir_cluster_format(const struct datadir_cluster *c, char *buf, size_t len)
 {
-	char path[4200], text[128];
-	unsigned version, n;
+	char addr[CONFIG_ADDR_MAX + 8];
+	size_t used = 0;
+	int n;
+
+#define EMIT(...)                                                            \
+	do {                                                                 \
+		n = snprintf(buf + used, len - used, __VA_ARGS__);           \
+		if (n < 0 || (size_t)n >= len - used)                        \
+			return -ENOSPC;                                      \
+		used += (size_t)n;                                           \
+	} while (0)
+
+	if (len == 0)
+		return -ENOSPC;
+	EMIT("ringkv-cluster 2\ncluster-id %016llx\nnode-id %llu\nnodes %u\n",
+	     (unsigned long long)c->map.cluster_id, (unsigned long long)c->node_id,
+	     c->map.node_count);
+	for (unsigned i = 0; i < c->map.node_count; i++) {
+		config_format_address(c->map.nodes[i].host, c->map.nodes[i].port, addr,
+				      sizeof addr);
+		EMIT("node %llu %s\n", (unsigned long long)c->map.nodes[i].id, addr);
+	}
+	EMIT("shards %u\nreplicas %u\ncores %u\n", c->map.shards, c->map.replicas, c->cores);
+	if (c->token[0])
+		EMIT("token %s\n", c->token);
+	EMIT("map-version %llu\nplacement %016llx\n", (unsigned long long)c->map.version,
+	     (unsigned long long)c->placement);
+	EMIT("checksum %016llx\n", (unsigned long long)XXH3_64bits(buf, used));
+#undef EMIT
+	return (int)used;
+}
+
+/* A cursor over the lines of an untrusted text. */
+struct lines {
+	const char *p, *end;
+	unsigned number;        /* of the line last taken, from 1 */
+	char line[CONFIG_ADDR_MAX + 64];
+	const char *value;      /* after "key " in line */
+};
+
+/* Takes the next line, which must start with "key "; false otherwise. */
+static bool take(struct lines *l, const char *key)
+{
+	const char *nl = memchr(l->p, '\n', (size_t)(l->end - l->p));
+	size_t len, klen = strlen(key);
+
+	if (!nl)
+		return false;
+	len = (size_t)(nl - l->p);
+	l->number++;
+	/* Kept (cut short if need be) so that an error can quote it. */
+	memcpy(l->line, l->p, len < sizeof l->line ? len : sizeof l->line - 1);
+	l->line[len < sizeof l->line ? len : sizeof l->line - 1] = '\0';
+	if (len >= sizeof l->line || len <= klen || memcmp(l->p, key, klen) != 0 ||
+	    l->p[klen] != ' ' || memchr(l->p, '\0', len))
+		return false;
+	l->value = l->line + klen + 1;
+	l->p = nl + 1;
+	return true;
+}
+
+static bool take_u64(struct lines *l, const char *key, uint64_t min, uint64_t max,
+		     uint64_t *v)
+{
+	return take(l, key) && strint_parse_u64(l->value, strlen(l->value), v) == 0 &&
+	       *v >= min && *v <= max;
+}
+
+static bool take_hex(struct lines *l, const char *key, uint64_t *v)
+{
+	char *end;
+
+	if (!take(l, key) || strlen(l->value) != 16 ||
+	    strspn(l->value, "0123456789abcdef") != 16)
+		return false;
+	*v = strtoull(l->value, &end, 16);
+	return true;
+}
+
+int datadir_cluster_parse(const char *text, size_t len, struct datadir_cluster *out,
+			  char *err, size_t errlen)
+{
+	struct lines l = { .p = text, .end = text + len };
+	const char *sum_at;
+	uint64_t v, checksum;
+	bool self = false;
+
+	memset(out, 0, sizeof *out);
+	if (take_u64(&l, "ringkv-cluster", 1, 1, &v)) {
+		/* Version 1: a single-node ringkvd, node 1, R = 1. */
+		if (!take_u64(&l, "shards", 1, CLUSTER_MAP_MAX_SHARDS, &v) || l.p != l.end)
+			goto bad;
+		out->file_version = 1;
+		out->node_id = 1;
+		out->map.node_count = 1;
+		out->map.nodes[0].id = 1;
+		out->map.shards = (uint32_t)v;
+		out->map.replicas = 1;
+		out->map.version = 1;
+		return 0;
+	}
+	l = (struct lines){ .p = text, .end = text + len };
+	if (!take_u64(&l, "ringkv-cluster", 2, 2, &v)) {
+		snprintf(err, errlen, "not a ringkv cluster file (version 1 or 2)");
+		return -EINVAL;
+	}
+	out->file_version = 2;
+	if (!take_hex(&l, "cluster-id", &out->map.cluster_id) || out->map.cluster_id == 0 ||
+	    !take_u64(&l, "node-id", 1, UINT64_MAX, &out->node_id) ||
+	    !take_u64(&l, "nodes", 1, CLUSTER_MAP_MAX_NODES, &v))
+		goto bad;
+	out->map.node_count = (uint32_t)v;
+	for (unsigned i = 0; i < out->map.node_count; i++) {
+		struct cluster_map_node *node = &out->map.nodes[i];
+		char *space;
+
+		if (!take(&l, "node"))
+			goto bad;
+		space = strchr(l.value, ' ');
+		if (!space || strint_parse_u64(l.value, (size_t)(space - l.value), &node->id) ||
+		    node->id == 0 || (i > 0 && node->id <= out->map.nodes[i - 1].id))
+			goto bad;
+		if (strcmp(space + 1, "-") != 0 &&
+		    (config_parse_address(space + 1, node->host, sizeof node->host,
+					  &node->port) != 0 || node->port == 0))
+			goto bad;
+		self |= node->id == out->node_id;
+	}
+	if (!self) {
+		snprintf(err, errlen, "damaged: node-id %llu is not one of its nodes",
+			 (unsigned long long)out->node_id);
+		return -EINVAL;
+	}
+	if (!take_u64(&l, "shards", 1, CLUSTER_MAP_MAX_SHARDS, &v))
+		goto bad;
+	out->map.shards = (uint32_t)v;
+	if (!take_u64(&l, "replicas", 1, out->map.node_count, &v))
+		goto bad;
+	out->map.replicas = (uint32_t)v;
+	if (!take_u64(&l, "cores", 1, 1024, &v))
+		goto bad;
+	out->cores = (unsigned)v;
+	if (l.p + 6 < l.end && !memcmp(l.p, "token ", 6)) {
+		if (!take(&l, "token") || strlen(l.value) >= sizeof out->token || !l.value[0])
+			goto bad;
+		strcpy(out->token, l.value);
+	}
+	if (!take_u64(&l, "map-version", 1, UINT64_MAX, &out->map.version) ||
+	    !take_hex(&l, "placement", &out->placement))
+		goto bad;
+	sum_at = l.p;
+	if (!take_hex(&l, "checksum", &checksum) || l.p != l.end)
+		goto bad;
+	if (checksum != XXH3_64bits(text, (size_t)(sum_at - text))) {
+		snprintf(err, errlen, "damaged: its checksum does not match its contents");
+		return -EINVAL;
+	}
+	return 0;
+
+bad:
+	for (char *c = l.line; *c; c++)
+		if (*c < 0x20 || *c == 0x7f)
+			*c = '?';
+	snprintf(err, errlen, "damaged or not a ringkv cluster file: line %u%s%s%s", l.number,
+		 l.number ? " ('" : "", l.number ? l.line : "", l.number ? "')" : "");
+	return -EINVAL;
+}
+
+/* Lists the shard-* entries of `dir` into buf ("shard-0, shard-1, ..."); returns
+ * how many there are. */
+static unsigned find_shard_dirs(const char *dir, char *buf, size_t len)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	size_t used = 0;
+	unsigned count = 0;
+
+	buf[0] = '\0';
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, "shard-", 6) != 0)
+			continue;
+		if (count < 8 && used < len)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s",
+						 count ? ", " : "", e->d_name);
+		else if (count == 8 && used < len)
+			used += (size_t)snprintf(buf + used, len - used, ", ...");
+		count++;
+	}
+	closedir(d);
+	return count;
+}
+
+int datadir_cluster_read(const char *dir, struct datadir_cluster *rec, char *err,
+			 size_t errlen)
+{
+	char path[4200], found[256], why[512];
+	char *text;
 	ssize_t len;
-	int fd;
+	unsigned count;
+	int fd, rv;
 
 	snprintf(path, sizeof path, "%s/CLUSTER", dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno != ENOENT) {
-			snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
-			return -errno;
+		rv = -errno;
+		if (rv != -ENOENT) {
+			snprintf(err, errlen, "cannot open %s: %s", path, strerror(-rv));
+			return rv;
 		}
-		if (write_cluster_file(dir, wanted, err, errlen))
-			return -EIO;
-		*shards = wanted;
-		return 0;
+		count = find_shard_dirs(dir, found, sizeof found);
+		if (count == 0)
+			return 0;
+		snprintf(err, errlen,
+			 "data dir %s holds %u shard director%s (%s) but no CLUSTER file; "
+			 "refusing to start: a new cluster there would not be the one that "
+			 "wrote them. Restore %s from a backup, or move the data dir away "
+			 "to start afresh", dir, count, count == 1 ? "y" : "ies", found, path);
+		return -ENOENT;
 	}
-	len = read(fd, text, sizeof text - 1);
+	text = malloc(CLUSTER_FILE_MAX + 1);
+	if (!text) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	len = read(fd, text, CLUSTER_FILE_MAX + 1);
+	rv = len < 0 ? -errno : 0;
 	close(fd);
-	if (len < 0) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-		return -EIO;
+	if (rv) {
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(-rv));
+	} else if ((size_t)len > CLUSTER_FILE_MAX) {
+		snprintf(err, errlen, "%s is damaged: longer than %u bytes", path,
+			 CLUSTER_FILE_MAX);
+		rv = -EINVAL;
+	} else if (datadir_cluster_parse(text, (size_t)len, rec, why, sizeof why) != 0) {
+		snprintf(err, errlen, "%s is %s", path, why);
+		rv = -EINVAL;
 	}
-	text[len] = '\0';
-	if (sscanf(text, "ringkv-cluster %u\nshards %u", &version, &n) != 2 ||
-	    version != 1 || n == 0 || n > 16384) {
-		snprintf(err, errlen, "%s is not a ringkv cluster file (version 1)", path);
+	free(text);
+	return rv ? rv : 1;
+}
+
+/* The readable PLACEMENT list: one line per shard. */
+static int write_placement(const char *dir, const struct datadir_cluster *c, char *err,
+			   size_t errlen)
+{
+	const struct cluster_map *m = &c->map;
+	int self = cluster_map_index(m, c->node_id);
+	size_t cap = 512 + (size_t)m->shards * (48 + 21 * m->replicas), used = 0;
+	char *text = malloc(cap);
+	uint64_t ids[CLUSTER_MAP_MAX_NODES];
+	int rv;
+
+	if (!text) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	used += (size_t)snprintf(text + used, cap - used,
+		"# ringkv placement of cluster %016llx as node %llu (%u cores) sees it.\n"
+		"# Derived from CLUSTER, whose \"placement\" line is its hash; for reading.\n"
+		"# shard: replica node ids, preferred leader first; core on this node\n",
+		(unsigned long long)m->cluster_id, (unsigned long long)c->node_id, c->cores);
+	for (uint32_t s = 0; s < m->shards; s++) {
+		unsigned n = cluster_map_replica_ids(m, s, ids);
+
+		used += (size_t)snprintf(text + used, cap - used, "shard %u:", s);
+		for (unsigned k = 0; k < n; k++)
+			used += (size_t)snprintf(text + used, cap - used, " %llu",
+						 (unsigned long long)ids[k]);
+		if (self >= 0 && cluster_map_rank(m, s, (unsigned)self) >= 0)
+			used += (size_t)snprintf(text + used, cap - used, "; core %u\n",
+						 cluster_map_core(m, s, c->cores));
+		else
+			used += (size_t)snprintf(text + used, cap - used, "; not here\n");
+	}
+	rv = durable_file_replace(dir, "PLACEMENT", text, used);
+	free(text);
+	if (rv)
+		snprintf(err, errlen, "cannot write %s/PLACEMENT: %s", dir, strerror(-rv));
+	return rv;
+}
+
+int datadir_cluster_write(const char *dir, const struct datadir_cluster *c, char *err,
+			  size_t errlen)
+{
+	char *text = malloc(CLUSTER_FILE_MAX);
+	int len, rv;
+
+	if (!text) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rv = write_placement(dir, c, err, errlen);
+	len = rv ? rv : datadir_cluster_format(c, text, CLUSTER_FILE_MAX);
+	if (rv == 0 && len < 0) {
+		snprintf(err, errlen, "cluster file too long");
+		rv = len;
+	}
+	if (rv == 0) {
+		rv = durable_file_replace(dir, "CLUSTER", text, (size_t)len);
+		if (rv)
+			snprintf(err, errlen, "cannot write %s/CLUSTER: %s", dir, strerror(-rv));
+	}
+	free(text);
+	return rv;
+}
+
+/* Appends one line "  what: recorded X, given Y" to the refusal. */
+static void differs(char *err, size_t errlen, size_t *used, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void differs(char *err, size_t errlen, size_t *used, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*used >= errlen)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(err + *used, errlen - *used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*used += (size_t)n;
+}
+
+/*
+ * Every difference between the recorded identity and the one the flags
+ * give, one line each, after a first line that says whose directory it is.
+ * Returns how many there are.
+ */
+static unsigned compare(const char *dir, const struct datadir_cluster *rec,
+			const struct datadir_cluster *given, const struct config *cfg,
+			char *err, size_t errlen)
+{
+	static char have[CLUSTER_MAP_MAX_NODES * (CONFIG_ADDR_MAX + 32)];
+	static char want[sizeof have];
+	size_t used = 0;
+	unsigned count = 0;
+	bool same_nodes = rec->map.node_count == given->map.node_count;
+	/* Without --initial-cluster the one node's id is --node-id: a changed
+	 * id is said once, on the --node-id line. */
+	bool ids_said = !cfg->initial_given && rec->map.node_count == 1 &&
+			given->map.node_count == 1;
+
+	if (rec->file_version == 1)
+		differs(err, errlen, &used, "data dir %s was made by a single-node ringkvd "
+			"(CLUSTER version 1: node 1, %u shards); refusing to start:",
+			dir, rec->map.shards);
+	else
+		differs(err, errlen, &used, "data dir %s belongs to node %llu of cluster "
+			"%016llx (%u node%s, %u shards, R=%u, %u cores); refusing to start:",
+			dir, (unsigned long long)rec->node_id,
+			(unsigned long long)rec->map.cluster_id, rec->map.node_count,
+			rec->map.node_count == 1 ? "" : "s", rec->map.shards,
+			rec->map.replicas, rec->cores);
+	if (rec->node_id != given->node_id) {
+		differs(err, errlen, &used, "\n  started as node %llu (--node-id); recorded "
+			"node %llu", (unsigned long long)given->node_id,
+			(unsigned long long)rec->node_id);
+		count++;
+	}
+	for (unsigned i = 0; same_nodes && i < rec->map.node_count; i++) {
+		const struct cluster_map_node *a = &rec->map.nodes[i], *b = &given->map.nodes[i];
+
+		/* A version 1 file knew no address: any is accepted for node 1. */
+		same_nodes = (a->id == b->id || ids_said) &&
+			     (rec->file_version == 1 ||
+			      (a->port == b->port && !strcmp(a->host, b->host)));
+	}
+	if (!same_nodes) {
+		if (rec->file_version == 1)
+			snprintf(have, sizeof have, "none (a one-node cluster)");
+		else
+			format_nodes(&rec->map, have, sizeof have);
+		format_nodes(&given->map, want, sizeof want);
+		differs(err, errlen, &used, "\n  --initial-cluster: recorded %s; given %s%s",
+			have, want, cfg->initial_given ? "" :
+			" (none given: a one-node cluster of --node-id and --peer-listen)");
+		count++;
+	}
+	if (rec->map.shards != given->map.shards) {
+		differs(err, errlen, &used, "\n  --shards: recorded %u, given %u",
+			rec->map.shards, given->map.shards);
+		count++;
+	}
+	if (rec->map.replicas != given->map.replicas) {
+		differs(err, errlen, &used, "\n  --replicas: recorded %u, given %u%s",
+			rec->map.replicas, given->map.replicas,
+			cfg->replicas ? "" : " (the default for the nodes given)");
+		count++;
+	}
+	if (rec->cores && rec->cores != given->cores) {
+		differs(err, errlen, &used, "\n  --cores: recorded %u, given %u (a replica's "
+			"Raft log lives in its core's WAL: changing the core count is not "
+			"supported yet)", rec->cores, given->cores);
+		count++;
+	}
+	if (rec->file_version == 2 && strcmp(rec->token, given->token)) {
+		differs(err, errlen, &used, "\n  --cluster-token: recorded %s%s%s, given %s%s%s",
+			rec->token[0] ? "'" : "", rec->token[0] ? rec->token : "none",
+			rec->token[0] ? "'" : "", given->token[0] ? "'" : "",
+			given->token[0] ? given->token : "none", given->token[0] ? "'" : "");
+		count++;
+	}
+	if (count == 0 && rec->file_version == 2 &&
+	    rec->map.cluster_id != given->map.cluster_id) {
+		differs(err, errlen, &used, "\n  cluster id: recorded %016llx, computed %016llx "
+			"from the same flags (this build derives cluster ids differently)",
+			(unsigned long long)rec->map.cluster_id,
+			(unsigned long long)given->map.cluster_id);
+		count++;
+	}
+	if (count == 0 && rec->file_version == 2 && rec->placement != given->placement) {
+		differs(err, errlen, &used, "\n  placement: recorded %016llx, computed %016llx "
+			"from the same flags (this build places replicas differently from "
+			"the one that made the data dir)", (unsigned long long)rec->placement,
+			(unsigned long long)given->placement);
+		count++;
+	}
+	return count;
+}
+
+int datadir_cluster_open(const char *dir, const struct config *cfg, unsigned cpus,
+			 struct datadir_cluster *out, char *err, size_t errlen)
+{
+	static struct datadir_cluster rec;
+	struct cluster_map_node nodes[CLUSTER_MAP_MAX_NODES];
+	unsigned n = cfg->initial_count, shards, replicas;
+	char path[4200];
+	bool found;
+	int rv;
+
+	rv = datadir_cluster_read(dir, &rec, err, errlen);
+	if (rv < 0)
+		return rv;
+	found = rv == 1;
+
+	/* What the flags leave open comes from the record, else the defaults. */
+	memset(out, 0, sizeof *out);
+	out->node_id = cfg->node_id;
+	out->cores = cfg->cores ? cfg->cores : found && rec.cores ? rec.cores : cpus;
+	shards = cfg->shards ? cfg->shards : found ? rec.map.shards : out->cores * n;
+	if (shards > CLUSTER_MAP_MAX_SHARDS)
+		shards = CLUSTER_MAP_MAX_SHARDS;
+	replicas = cfg->replicas ? cfg->replicas
+		   : found && rec.map.replicas <= n ? rec.map.replicas : n < 3 ? n : 3;
+	strcpy(out->token, cfg->cluster_token[0] || !found ? cfg->cluster_token : rec.token);
+	for (unsigned i = 0; i < n; i++) {
+		memset(&nodes[i], 0, sizeof nodes[i]);
+		nodes[i].id = cfg->initial[i].id;
+		strcpy(nodes[i].host, cfg->initial[i].host);
+		nodes[i].port = cfg->initial[i].port;
+	}
+	rv = cluster_map_init(&out->map, nodes, n, shards, replicas, out->token, err, errlen);
+	if (rv)
+		return rv;
+	out->placement = cluster_map_placement_hash(&out->map, out->cores);
+	out->file_version = 2;
+
+	if (found && compare(dir, &rec, out, cfg, err, errlen) > 0)
 		return -EINVAL;
+	if (found && rec.file_version == 2) {
+		out->map.version = rec.map.version;
+		snprintf(path, sizeof path, "%s/PLACEMENT", dir);
+		if (access(path, F_OK) == 0)
+			return 0;
+		log_warn("%s is missing: writing it again from CLUSTER", path);
+		return write_placement(dir, out, err, errlen);
 	}
-	*shards = n;
-	return 0;
+	if (found)
+		log_info("%s/CLUSTER: upgrading version 1 (single node, %u shards) to "
+			 "version 2 (cluster %016llx)", dir, rec.map.shards,
+			 (unsigned long long)out->map.cluster_id);
+	return datadir_cluster_write(dir, out, err, errlen);
 }

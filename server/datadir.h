@@ -1,15 +1,53 @@
 /*
- * The data directory: an exclusive lock so two processes never share it, and
- * the CLUSTER file that fixes the shard count when the directory is created.
- * Start-up only (blocking calls).
+ * The data directory: an exclusive lock so two processes never share it,
+ * and the CLUSTER file that records whose data it is. Start-up only
+ * (blocking calls).
  *
- * Layout: DIR/LOCK (flock'ed, holds the owner's pid), DIR/CLUSTER
- * ("ringkv-cluster 1\nshards N\n", replaced atomically), DIR/shard-<id>/.
+ * Layout: DIR/LOCK (flock'ed, holds the owner's pid), DIR/CLUSTER (the
+ * node's identity, replaced atomically), DIR/PLACEMENT (the placement as a
+ * readable list, derived from CLUSTER), DIR/shard-<id>/.
+ *
+ * CLUSTER version 2 (docs/notes/placement.md), one "key value" per line in
+ * this order, the last line an XXH3-64 of every byte before it:
+ *
+ *   ringkv-cluster 2
+ *   cluster-id 2b0bbc7039ccba27
+ *   node-id 2
+ *   nodes 3
+ *   node 1 127.0.0.11:7100          ("-" for a one-node cluster without an address)
+ *   node 2 127.0.0.12:7100
+ *   node 3 127.0.0.13:7100
+ *   shards 16
+ *   replicas 3
+ *   cores 4
+ *   token prod-eu                   (only when --cluster-token was given)
+ *   map-version 1
+ *   placement 5d0c...               (cluster_map_placement_hash with `cores`)
+ *   checksum 91aa...
+ *
+ * Version 1 ("ringkv-cluster 1\nshards N\n", single-node ringkvd) is read
+ * as a one-node cluster (node 1, R = 1) and rewritten as version 2 once the
+ * flags agree with it. The invariant: a directory that holds replicas
+ * (shard-*) is only ever opened by the node and cluster that made it.
  */
 #ifndef RINGKV_SERVER_DATADIR_H
 #define RINGKV_SERVER_DATADIR_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/map.h"
+#include "core/config.h"
+
+/* A node's identity, as CLUSTER records it or as the flags give it. */
+struct datadir_cluster {
+	struct cluster_map map;         /* nodes, shards, replicas, cluster id, version */
+	uint64_t node_id;               /* this node, a member of map */
+	unsigned cores;                 /* this node's cores; 0 = not recorded (version 1) */
+	char token[CONFIG_TOKEN_MAX];   /* --cluster-token; "" = none */
+	uint64_t placement;             /* cluster_map_placement_hash(&map, cores) */
+	unsigned file_version;          /* of the CLUSTER file read: 1 or 2 */
+};
 
 /*
  * Creates `dir` if needed and locks it. Returns the lock's fd (keep it open
@@ -19,10 +57,45 @@
 int datadir_lock(const char *dir, char *err, size_t errlen);
 
 /*
- * Reads the shard count from DIR/CLUSTER, or writes `wanted` there when the
- * file does not exist yet. 0 with *shards set, or an error with its reason.
+ * The start-up step: reads DIR/CLUSTER, settles what the flags left open
+ * from it (--shards, --replicas, --cores and --cluster-token not given take
+ * the recorded values; a new directory takes the defaults: shards = cores *
+ * nodes, R = min(3, nodes), cores = `cpus`), compares the identity the
+ * flags give with the recorded one and refuses any difference, and records
+ * it when the directory is new, holds a version 1 file, or lacks PLACEMENT.
+ * Call with the directory locked.
+ *
+ * Returns 0 with `out` set, or an error with a human message in `err`
+ * (several lines when several things differ): -EINVAL the flags disagree
+ * with the data dir, or a recorded file is damaged; -ENOENT the directory
+ * holds shard-* directories but no CLUSTER file (never re-created: that is
+ * how data is lost); another negative errno for I/O.
  */
-int datadir_shards(const char *dir, unsigned wanted, unsigned *shards,
-		   char *err, size_t errlen);
+int datadir_cluster_open(const char *dir, const struct config *cfg, unsigned cpus,
+			 struct datadir_cluster *out, char *err, size_t errlen);
+
+/*
+ * Reads DIR/CLUSTER. Returns 1 with `rec` set, 0 when there is no CLUSTER
+ * file and no shard-* directory (a new data dir), or an error as above.
+ */
+int datadir_cluster_read(const char *dir, struct datadir_cluster *rec, char *err,
+			 size_t errlen);
+
+/*
+ * The CLUSTER text (version 2) of `c` into buf; returns its length, or a
+ * negative errno when buf is too small. datadir_cluster_parse is its
+ * inverse: 0, or -EINVAL with the line that is wrong in `err` (the text is
+ * untrusted: every field is checked). Exposed for the tests.
+ */
+int datadir_cluster_format(const struct datadir_cluster *c, char *buf, size_t len);
+int datadir_cluster_parse(const char *text, size_t len, struct datadir_cluster *out,
+			  char *err, size_t errlen);
+
+/*
+ * Writes DIR/PLACEMENT, then DIR/CLUSTER (the commit point), each replaced
+ * atomically. 0 or a negative errno with the reason in `err`.
+ */
+int datadir_cluster_write(const char *dir, const struct datadir_cluster *c, char *err,
+			  size_t errlen);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * ringkvd: parse flags, lock the data directory, bind one SO_REUSEPORT
+ * ringkvd: parse flags, lock the data directory, check or record the
+ * cluster identity it holds (server/datadir.h), bind one SO_REUSEPORT
  * listener per core, start the reactors, and wait for SIGINT/SIGTERM to stop
  * them cleanly (stop accepting, finish in-flight writes, sync, exit 0).
  */
@@ -65,6 +66,9 @@ fail:
 int main(int argc, char **argv)
 {
 	static struct node node;
+	static struct datadir_cluster identity;
+	static char long_err[16384];   /* a refusal names every difference */
+	char peer[CONFIG_ADDR_MAX + 8];
 	struct reactor_callbacks cb = {
 		.start = node_core_start,
 		.stop = node_core_stop,
@@ -104,26 +108,32 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringkvd: no usable CPU found in the process cpuset\n");
 		goto err_after_topology;
 	}
-	node.cores = node.cfg.cores ? node.cfg.cores : ncpus;
-	if (node.cores > ncpus)
-		log_warn("--cores %u exceeds the %u CPUs of the cpuset; cores will share CPUs",
-			 node.cores, ncpus);
-	for (i = 0; i < node.cores; i++)
-		core_cpus[i] = cpus[i % ncpus];
 
 	lock_fd = datadir_lock(node.cfg.data_dir, err, sizeof err);
 	if (lock_fd < 0) {
 		fprintf(stderr, "ringkvd: %s\n", err);
 		goto err_after_topology;
 	}
-	if (datadir_shards(node.cfg.data_dir, node.cfg.shards ? node.cfg.shards : node.cores,
-			   &node.shards, err, sizeof err) != 0) {
-		fprintf(stderr, "ringkvd: %s\n", err);
+	/* The cluster identity: recorded on first start, refused if it differs
+	 * later. It settles the core and shard counts the flags left open. */
+	if (datadir_cluster_open(node.cfg.data_dir, &node.cfg, ncpus, &identity, long_err,
+				 sizeof long_err) != 0) {
+		fprintf(stderr, "ringkvd: %s\n", long_err);
 		goto err_after_lock;
 	}
-	if (node.cfg.shards && node.cfg.shards != node.shards)
-		log_warn("--shards %u ignored: %s was created with %u shards",
-			 node.cfg.shards, node.cfg.data_dir, node.shards);
+	node.cores = identity.cores;
+	node.shards = identity.map.shards;
+	if (node.cores > ncpus)
+		log_warn("--cores %u exceeds the %u CPUs of the cpuset; cores will share CPUs",
+			 node.cores, ncpus);
+	for (i = 0; i < node.cores; i++)
+		core_cpus[i] = cpus[i % ncpus];
+	config_format_address(node.cfg.peer_host, node.cfg.peer_port, peer, sizeof peer);
+	log_info("node %llu of cluster %016llx (%u node%s, %u shards, R=%u): peer %s",
+		 (unsigned long long)identity.node_id,
+		 (unsigned long long)identity.map.cluster_id, identity.map.node_count,
+		 identity.map.node_count == 1 ? "" : "s", identity.map.shards,
+		 identity.map.replicas, peer[0] == '-' ? "none" : peer);
 	node.shard_core = calloc(node.shards, sizeof *node.shard_core);
 	node.listen_fds = calloc(node.cores, sizeof *node.listen_fds);
 	if (node.cfg.resp_host[0])
