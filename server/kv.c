@@ -205,15 +205,17 @@ struct scan_step {
 	size_t room;
 	size_t used;
 	uint64_t count;
+	uint64_t visited;         /* keys handed to scan_visit */
+	uint64_t work;            /* glob steps spent so far */
 	const uint8_t *pattern;
 	size_t pattern_len;
 };
 
-static bool key_matches(const struct scan_step *st, const void *key, size_t len)
+static bool key_matches(struct scan_step *st, const void *key, size_t len)
 {
 	if (st->pattern_len == 0)
 		return true;
-	return glob_match(st->pattern, st->pattern_len, key, len, false);
+	return glob_match_counted(st->pattern, st->pattern_len, key, len, false, &st->work);
 }
 
 static bool scan_visit(void *arg, const void *key, size_t key_len,
@@ -222,6 +224,14 @@ static bool scan_visit(void *arg, const void *key, size_t key_len,
 	struct kv_req *req = arg;
 	struct scan_step *st = (struct scan_step *)(void *)req->big;
 
+	/* A pathological MATCH pattern (long, many '*') over long keys costs
+	 * pattern x key steps per key: past the budget the step ends early
+	 * (this key not examined, the cursor resumes at it), so one SCAN
+	 * holds its core for a bounded time. The first key always goes in,
+	 * so every step makes progress. */
+	if (st->visited > 0 && st->work >= KV_SCAN_WORK_MAX)
+		return false;
+	st->visited++;
 	if (!key_matches(st, key, key_len))
 		return true;
 	if (st->used + 4 + key_len > st->room)

@@ -303,6 +303,40 @@ class RespTest(unittest.TestCase):
             self.assertEqual(len(seen), len(expected))
         self.assertEqual(len(self.r.mget(sorted(expected)[:500])), 500)
 
+    @ringkv_only
+    def test_scan_pathological_match_is_bounded(self):
+        # A '*' followed by a long literal run over long keys costs pattern x key
+        # steps per key: each SCAN call must still return quickly (the
+        # per-step work cap), keep making progress, and find every match.
+        import time
+        body = b"a" * 3900
+        want = set()
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(120):
+            key = self.k(b"p%03d:" % i) + body + (b"c" if i % 20 == 0 else b"b")
+            if i % 20 == 0:
+                want.add(key)
+            pipe.set(key, b"1")
+        pipe.execute()
+        pattern = self.prefix + b"*" + b"a" * 2000 + b"c"
+        other = client()
+        found, cursor, calls, slowest = set(), 0, 0, 0.0
+        while True:
+            t0 = time.monotonic()
+            cursor, keys = self.r.scan(cursor, match=pattern, count=10000)
+            slowest = max(slowest, time.monotonic() - t0)
+            found.update(keys)
+            calls += 1
+            if calls % 10 == 0:
+                t1 = time.monotonic()
+                self.assertTrue(other.ping())
+                self.assertLess(time.monotonic() - t1, 1.0)
+            if cursor == 0:
+                break
+            self.assertLess(calls, 5000)
+        self.assertEqual(found, want)
+        self.assertLess(slowest, 1.0)
+
     def test_scan_errors(self):
         self.assertError("invalid cursor", "SCAN", "x")
         self.assertError("not an integer", "SCAN", "0", "COUNT", "x")
