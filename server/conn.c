@@ -153,12 +153,16 @@ static void native_process(struct conn *conn)
 	const struct frame_limits *limits = &c->node->limits;
 	size_t off = conn->roff;
 
-	while (!conn->closing && !paused(conn)) {
+	while (!conn->closing) {
 		struct frame_request req;
 		uint32_t payload_len = 0;
 		char err[128];
 		int rv;
 
+		if (paused(conn)) {
+			conn->held = true;
+			break;
+		}
 		rv = frame_peek(conn->rbuf + off, conn->rlen - off, limits, &payload_len);
 		if (rv == RKV_EAGAIN) {
 			/* A whole frame must fit the buffer: arm_recv grows it to
@@ -179,8 +183,10 @@ static void native_process(struct conn *conn)
 					  limits, &req, err, sizeof err);
 		/* A read waits for this connection's earlier writes. */
 		if (rv == 0 && (req.op == FRAME_OP_GET || req.op == FRAME_OP_SCAN) &&
-		    conn->writes_inflight)
+		    conn->writes_inflight) {
+			conn->held = true;
 			break;
+		}
 		c->stats.requests++;
 		off += FRAME_HEADER_SIZE + payload_len;
 		switch (rv) {
@@ -212,11 +218,19 @@ static void process(struct conn *conn)
 		return;
 	conn->in_process = true;
 	conn->rwant = 0;
+	conn->held = false;
 	if (conn->resp)
 		redis_process(conn);
 	else
 		native_process(conn);
 	conn->in_process = false;
+	if (conn->eof && !conn->held && !conn->closing) {
+		/* Every request the peer sent before its FIN is decoded (a
+		 * partial one at the end can never complete): close once
+		 * they are answered. */
+		conn->closing = true;
+		mark_dirty(conn);
+	}
 }
 
 static void recv_done(struct io_op *op, int res, unsigned flags)
@@ -238,9 +252,10 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 		return;
 	}
 	if (res == 0) {
-		/* The peer shut its write side: answer what it sent, then close. */
-		conn->closing = true;
-		mark_dirty(conn);
+		/* The peer shut its write side: answer every request it sent,
+		 * including those still held behind its writes, then close. */
+		conn->eof = true;
+		process(conn);
 		try_release(conn);
 		return;
 	}
@@ -262,7 +277,7 @@ static void arm_recv(struct conn *conn)
 {
 	struct io_uring_sqe *sqe;
 
-	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn))
+	if (conn->recv_armed || conn->closing || conn->eof || conn->fd_closed || paused(conn))
 		return;
 	/* The only place the receive buffer moves or grows: no recv is in
 	 * flight into it now. Decoding only advances roff. */

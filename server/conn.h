@@ -56,6 +56,11 @@ struct conn {
 				     * and discard until the peer closes, so the
 				     * answer is not lost to a reset */
 	bool shut_wr;
+	bool eof;                   /* the peer shut its write side: decode what
+				     * it sent, answer it all, then close */
+	bool held;                  /* decoding stopped with a whole request
+				     * still in the buffer (it waits for this
+				     * connection's writes, or back-pressure) */
 	bool in_process;            /* decoding: completions must not re-enter */
 	bool resp;                  /* speaks RESP2 instead of the native protocol */
 	struct redis_conn *redis;   /* RESP state */

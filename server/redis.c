@@ -699,11 +699,15 @@ void redis_process(struct conn *conn)
 	struct redis_conn *rc = conn->redis;
 	size_t off = conn->roff;
 
-	while (!conn->closing && !conn_is_paused(conn)) {
+	while (!conn->closing) {
 		struct resp_command cmd;
 		size_t consumed = 0;
 		int rv;
 
+		if (conn_is_paused(conn)) {
+			conn->held = true;
+			break;
+		}
 		rv = resp_parse(&rc->parser, conn->rbuf + off, conn->rlen - off, &cmd, &consumed);
 		off += consumed;
 		if (rv == RKV_EAGAIN) {
@@ -718,6 +722,7 @@ void redis_process(struct conn *conn)
 			 * command stays in the buffer; the last write's completion
 			 * resumes decoding here. */
 			off -= consumed;
+			conn->held = true;
 			break;
 		}
 		if (rv != 0) {
