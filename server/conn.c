@@ -40,10 +40,20 @@ bool conn_is_paused(const struct conn *conn)
 	return paused(conn);
 }
 
+static size_t held_bytes(const struct conn *conn)
+{
+	return conn->answer_bytes + conn->olen + (conn->slen - conn->ssent);
+}
+
 static bool paused(const struct conn *conn)
 {
 	return conn->inflight >= conn->core->node->cfg.max_inflight ||
-	       conn->olen + (conn->slen - conn->ssent) > CONN_OUTPUT_HIGH;
+	       held_bytes(conn) > CONN_OUTPUT_HIGH;
+}
+
+bool conn_answer_room(const struct conn *conn, size_t need)
+{
+	return held_bytes(conn) + need <= CONN_REPLY_MAX;
 }
 
 static void mark_dirty(struct conn *conn)
@@ -304,7 +314,6 @@ static void arm_recv(struct conn *conn)
 static void send_done(struct io_op *op, int res, unsigned flags)
 {
 	struct conn *conn = op->data;
-	bool was_paused = paused(conn);
 
 	conn->send_armed = false;
 	if (res < 0) {
@@ -324,7 +333,10 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 	conn->slen = conn->ssent = 0;
 	if (conn->olen)
 		mark_dirty(conn);
-	if (was_paused && !paused(conn)) {
+	/* Whether the connection was paused is not known here (a partial
+	 * send took the early return above): decode whatever waits and read
+	 * again whenever it is not paused now. Both are no-ops otherwise. */
+	if (!paused(conn) && !conn->closing) {
 		process(conn);
 		arm_recv(conn);
 	}

@@ -65,6 +65,9 @@ struct kv_req {
 	struct shard_read read;   /* executing side: a GET/EXISTS/STRLEN reading blocks */
 	kv_complete_fn *complete; /* origin side */
 	void *ctx;                /* origin side: connection or reply slot */
+	struct conn *owner;       /* origin side: the client connection charged
+				   * for a large value's room, or NULL */
+	uint32_t charged;         /* bytes charged to owner->answer_bytes */
 	uint32_t part;            /* origin side: index in a multi-key command */
 	struct node_core *exec;   /* executing core, while it executes */
 	uint64_t id;              /* native protocol request id */

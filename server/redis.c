@@ -176,6 +176,7 @@ static struct kv_req *part_new(struct conn *conn, struct redis_slot *slot, uint3
 		return NULL;
 	req->complete = redis_part_done;
 	req->ctx = slot;
+	req->owner = conn;
 	req->part = part;
 	req->op = (uint8_t)op;
 	req->shard = kv_shard_of(conn->core, key->data, key->len);
