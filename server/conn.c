@@ -30,6 +30,9 @@ static struct pool *core_pool(struct node_core *c)
 	return &c->reactor->pool;
 }
 
+/* Connections of this core being told "max number of clients reached". */
+static _Thread_local unsigned refusing;
+
 static void arm_recv(struct conn *conn);
 static bool paused(const struct conn *conn);
 static void start_send(struct conn *conn);
@@ -371,6 +374,8 @@ static void conn_free(struct conn *conn)
 	struct node_core *c = conn->core;
 	struct pool *p = core_pool(c);
 
+	if (conn->refused)
+		refusing--;
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else
@@ -467,11 +472,16 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 	struct conn *conn;
 	int one = 1;
 
-	if (c->conn_count >= c->node->cfg.max_connections) {
-		log_warn("connection limit (%u per core) reached; refusing a client",
-			 c->node->cfg.max_connections);
-		close(fd);
-		return;
+	bool refuse = c->conn_count >= c->node->cfg.max_connections;
+
+	if (refuse) {
+		log_every(LOG_WARN, 10000, "connection limit (%u per core) reached; refusing clients",
+			  c->node->cfg.max_connections);
+		if (refusing >= CONN_REFUSING_MAX) {
+			/* A flood: no room even to say why. */
+			close(fd);
+			return;
+		}
 	}
 	conn = pool_alloc(p, sizeof *conn);
 	if (!conn) {
@@ -506,6 +516,27 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 		c->conns->prev = conn;
 	c->conns = conn;
 	c->conn_count++;
+	if (refuse) {
+		/* Say why before closing, through the usual answer-then-drain
+		 * path, so the reason is not lost to a reset. */
+		static const char resp_err[] = "-ERR max number of clients reached\r\n";
+
+		conn->refused = true;
+		refusing++;
+		if (resp) {
+			uint8_t *out = conn_out_reserve(conn, sizeof resp_err - 1);
+
+			if (out) {
+				memcpy(out, resp_err, sizeof resp_err - 1);
+				conn_out_commit(conn, sizeof resp_err - 1);
+			}
+		} else {
+			conn_reply(conn, 0, ringkv_Status_RESOURCE_EXHAUSTED, NULL, 0,
+				   "max number of clients reached");
+		}
+		conn_close_after_reply(conn);
+		return;
+	}
 	arm_recv(conn);
 }
 

@@ -34,6 +34,9 @@
 
 #define CONN_OUTPUT_HIGH (4u << 20)
 #define CONN_REPLY_MAX (64u << 20)
+/* Connections past --max-connections that are being told so before they
+ * close; further ones are closed at once. Per core. */
+#define CONN_REFUSING_MAX 64u
 
 struct node_core;
 
@@ -66,6 +69,7 @@ struct conn {
 				     * and discard until the peer closes, so the
 				     * answer is not lost to a reset */
 	bool shut_wr;
+	bool refused;               /* over the connection limit: told so, closing */
 	bool eof;                   /* the peer shut its write side: decode what
 				     * it sent, answer it all, then close */
 	bool held;                  /* decoding stopped with a whole request

@@ -70,6 +70,7 @@ class RespTest(unittest.TestCase):
         self.assertEqual(raw.execute_command("PING"), b"PONG")
         self.assertEqual(raw.execute_command("PING", "hello"), b"hello")
         raw.close()
+        self.assertError("wrong number of arguments for 'ping' command", "PING", "a", "b")
         self.assertEqual(self.r.echo(b"hi \x00 there"), b"hi \x00 there")
         self.assertEqual(self.r.echo(b""), b"")
 
@@ -145,6 +146,10 @@ class RespTest(unittest.TestCase):
                      ("PXAT", 4000000000000), ("KEEPTTL",)):
             with self.subTest(opts=opts):
                 self.assertError("not supported", "SET", k, "v", *opts)
+        # A time option without its number is a syntax error, as in Redis.
+        for opt in ("EX", "PX", "EXAT", "PXAT"):
+            with self.subTest(opt=opt):
+                self.assertError("syntax error", "SET", k, "v", opt)
         self.assertIsNone(self.r.get(k))
 
     def test_setnx_getset(self):
