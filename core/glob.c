@@ -13,10 +13,12 @@ static uint8_t fold(uint8_t c, bool nocase)
  * the closing ']' (or to the end of a class left open, which then extends to
  * the end of the pattern, as in Redis).
  */
-static bool class_match(const uint8_t *p, size_t plen, size_t *i, uint8_t c, bool nocase)
+static bool class_match(const uint8_t *p, size_t plen, size_t *i, uint8_t c, bool nocase,
+			uint64_t *work)
 {
 	bool negate = false, hit = false;
 	size_t k = *i;
+	size_t start = k;
 
 	if (k < plen && p[k] == '^') {
 		negate = true;
@@ -43,24 +45,31 @@ static bool class_match(const uint8_t *p, size_t plen, size_t *i, uint8_t c, boo
 			k++;
 		}
 	}
+	*work += k - start;
 	*i = k < plen ? k + 1 : k;
 	return negate ? !hit : hit;
 }
 
-bool glob_match(const uint8_t *p, size_t plen, const uint8_t *s, size_t slen, bool nocase)
+bool glob_match_counted(const uint8_t *p, size_t plen, const uint8_t *s, size_t slen,
+			bool nocase, uint64_t *work)
 {
 	size_t pi = 0, si = 0;
 	size_t star_p = SIZE_MAX, star_s = 0; /* last '*' and where it resumes */
+	uint64_t steps = 0;
+	bool matched;
 
 	while (si < slen) {
+		steps++;
 		if (pi < plen) {
 			uint8_t c = p[pi];
 
 			if (c == '*') {
 				while (pi < plen && p[pi] == '*')
 					pi++;
-				if (pi == plen)
-					return true;
+				if (pi == plen) {
+					matched = true;
+					goto out;
+				}
 				star_p = pi;
 				star_s = si;
 				continue;
@@ -73,7 +82,7 @@ bool glob_match(const uint8_t *p, size_t plen, const uint8_t *s, size_t slen, bo
 			if (c == '[') {
 				size_t k = pi + 1;
 
-				if (class_match(p, plen, &k, s[si], nocase)) {
+				if (class_match(p, plen, &k, s[si], nocase, &steps)) {
 					pi = k;
 					si++;
 					continue;
@@ -89,12 +98,24 @@ bool glob_match(const uint8_t *p, size_t plen, const uint8_t *s, size_t slen, bo
 			}
 		}
 		/* Mismatch: let the last '*' swallow one more byte. */
-		if (star_p == SIZE_MAX)
-			return false;
+		if (star_p == SIZE_MAX) {
+			matched = false;
+			goto out;
+		}
 		pi = star_p;
 		si = ++star_s;
 	}
 	while (pi < plen && p[pi] == '*')
 		pi++;
-	return pi == plen;
+	matched = pi == plen;
+out:
+	*work += steps;
+	return matched;
+}
+
+bool glob_match(const uint8_t *p, size_t plen, const uint8_t *s, size_t slen, bool nocase)
+{
+	uint64_t work = 0;
+
+	return glob_match_counted(p, plen, s, slen, nocase, &work);
 }

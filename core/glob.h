@@ -14,4 +14,13 @@
 bool glob_match(const uint8_t *pattern, size_t pattern_len,
 		const uint8_t *subject, size_t subject_len, bool nocase);
 
+/*
+ * glob_match(), adding the steps it took (bytes of pattern and subject
+ * compared, backtracking included) to *work, so a caller matching many
+ * subjects can cap the time one request holds its core.
+ */
+bool glob_match_counted(const uint8_t *pattern, size_t pattern_len,
+			const uint8_t *subject, size_t subject_len, bool nocase,
+			uint64_t *work);
+
 #endif

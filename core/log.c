@@ -62,6 +62,34 @@ void log_write(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
+void log_limited(struct log_limit *limit, enum log_level level, unsigned interval_ms,
+		 const char *fmt, ...)
+{
+	char text[768];
+	struct timespec ts;
+	uint64_t now_us;
+	va_list ap;
+
+	if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_us = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+	if (now_us < limit->next_us) {
+		limit->suppressed++;
+		return;
+	}
+	limit->next_us = now_us + (uint64_t)interval_ms * 1000u;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	if (limit->suppressed)
+		log_write(level, "%s (%llu similar lines suppressed)", text,
+			  (unsigned long long)limit->suppressed);
+	else
+		log_write(level, "%s", text);
+	limit->suppressed = 0;
+}
+
 void log_panic(const char *fmt, ...)
 {
 	va_list ap;

@@ -7,6 +7,8 @@
 #ifndef RINGKV_CORE_LOG_H
 #define RINGKV_CORE_LOG_H
 
+#include <stdint.h>
+
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Lines below `level` are dropped. Default LOG_INFO. */
@@ -20,6 +22,32 @@ void log_write(enum log_level level, const char *fmt, ...)
 
 /* Logs and aborts: for "the kernel did something impossible", never bad input. */
 _Noreturn void log_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The state of one rate-limited call site on one thread (see log_every). */
+struct log_limit {
+	uint64_t next_us;    /* monotonic time before which lines are counted only */
+	uint64_t suppressed; /* lines counted since the last one written */
+};
+
+/*
+ * Writes the line unless one went out from the same limit less than
+ * `interval_ms` ago; then only counts it. The next line written says how
+ * many were suppressed ("... (41 similar lines suppressed)").
+ */
+void log_limited(struct log_limit *limit, enum log_level level, unsigned interval_ms,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Rate-limited logging for faults that can repeat at request rate (refused
+ * clients, a full disk): at most one line per call site and thread every
+ * `interval_ms`. State changes (a fault starting, then clearing) should
+ * still be logged plainly.
+ */
+#define log_every(level, interval_ms, ...)                                   \
+	do {                                                                 \
+		static _Thread_local struct log_limit log_every_limit_;      \
+		log_limited(&log_every_limit_, level, interval_ms, __VA_ARGS__); \
+	} while (0)
 
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, __VA_ARGS__)

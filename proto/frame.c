@@ -68,9 +68,9 @@ int frame_peek(const uint8_t *buf, size_t len, const struct frame_limits *l,
 	if (len < FRAME_HEADER_SIZE)
 		return RKV_EAGAIN;
 	n = load_le32(buf);
+	*payload_len = n; /* also when too large: the error names the size */
 	if (n > l->max_frame)
 		return RKV_ETOOLARGE;
-	*payload_len = n;
 	if (len - FRAME_HEADER_SIZE < n)
 		return RKV_EAGAIN;
 	return 0;

@@ -69,8 +69,8 @@ struct frame_response {
  * Looks at the start of a byte stream. Returns 0 with *payload_len set when a
  * whole frame (FRAME_HEADER_SIZE + *payload_len bytes) is in `buf`;
  * RKV_EAGAIN when more bytes are needed (*payload_len set if the prefix is
- * complete); RKV_ETOOLARGE when the prefix announces more than max_frame (the
- * stream cannot be parsed further).
+ * complete); RKV_ETOOLARGE when the prefix announces more than max_frame
+ * (*payload_len = the announced size; the stream cannot be parsed further).
  */
 int frame_peek(const uint8_t *buf, size_t len, const struct frame_limits *l,
 	       uint32_t *payload_len);

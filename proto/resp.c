@@ -110,6 +110,16 @@ static int fail(struct resp_parser *p, const char *what)
 	return RKV_EPROTO;
 }
 
+static int fail_bulk_too_large(struct resp_parser *p, int64_t len)
+{
+	snprintf(p->error, sizeof(p->error),
+		 "ERR Protocol error: invalid bulk length %lld (the limit is %zu bytes)",
+		 (long long)len, (size_t)p->limits.max_bulk);
+	p->state = RESP_STATE_ERROR;
+	p->wanted = 0;
+	return RKV_EPROTO;
+}
+
 static int fail_type_byte(struct resp_parser *p, uint8_t got)
 {
 	/* Redis prints the byte raw; a CR or LF there would break the reply. */
@@ -417,8 +427,10 @@ int resp_parse(struct resp_parser *p, const uint8_t *buf, size_t len,
 				p->wanted = avail + 1;
 				goto need_more;
 			}
-			if (rv != 0 || number < 0 || number > (int64_t)p->limits.max_bulk)
+			if (rv != 0 || number < 0)
 				return fail(p, "invalid bulk length");
+			if (number > (int64_t)p->limits.max_bulk)
+				return fail_bulk_too_large(p, number);
 			if (next + (uint64_t)number + 2 > p->limits.max_request)
 				return fail(p, "request too large");
 			rv = argv_reserve(p, (size_t)p->args_done + 1,

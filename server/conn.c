@@ -30,6 +30,9 @@ static struct pool *core_pool(struct node_core *c)
 	return &c->reactor->pool;
 }
 
+/* Connections of this core being told "max number of clients reached". */
+static _Thread_local unsigned refusing;
+
 static void arm_recv(struct conn *conn);
 static bool paused(const struct conn *conn);
 static void start_send(struct conn *conn);
@@ -40,10 +43,20 @@ bool conn_is_paused(const struct conn *conn)
 	return paused(conn);
 }
 
+static size_t held_bytes(const struct conn *conn)
+{
+	return conn->answer_bytes + conn->olen + (conn->slen - conn->ssent);
+}
+
 static bool paused(const struct conn *conn)
 {
 	return conn->inflight >= conn->core->node->cfg.max_inflight ||
-	       conn->olen + (conn->slen - conn->ssent) > CONN_OUTPUT_HIGH;
+	       held_bytes(conn) > CONN_OUTPUT_HIGH;
+}
+
+bool conn_answer_room(const struct conn *conn, size_t need)
+{
+	return held_bytes(conn) + need <= CONN_REPLY_MAX;
 }
 
 static void mark_dirty(struct conn *conn)
@@ -153,12 +166,16 @@ static void native_process(struct conn *conn)
 	const struct frame_limits *limits = &c->node->limits;
 	size_t off = conn->roff;
 
-	while (!conn->closing && !paused(conn)) {
+	while (!conn->closing) {
 		struct frame_request req;
 		uint32_t payload_len = 0;
 		char err[128];
 		int rv;
 
+		if (paused(conn)) {
+			conn->held = true;
+			break;
+		}
 		rv = frame_peek(conn->rbuf + off, conn->rlen - off, limits, &payload_len);
 		if (rv == RKV_EAGAIN) {
 			/* A whole frame must fit the buffer: arm_recv grows it to
@@ -179,8 +196,10 @@ static void native_process(struct conn *conn)
 					  limits, &req, err, sizeof err);
 		/* A read waits for this connection's earlier writes. */
 		if (rv == 0 && (req.op == FRAME_OP_GET || req.op == FRAME_OP_SCAN) &&
-		    conn->writes_inflight)
+		    conn->writes_inflight) {
+			conn->held = true;
 			break;
+		}
 		c->stats.requests++;
 		off += FRAME_HEADER_SIZE + payload_len;
 		switch (rv) {
@@ -212,11 +231,19 @@ static void process(struct conn *conn)
 		return;
 	conn->in_process = true;
 	conn->rwant = 0;
+	conn->held = false;
 	if (conn->resp)
 		redis_process(conn);
 	else
 		native_process(conn);
 	conn->in_process = false;
+	if (conn->eof && !conn->held && !conn->closing) {
+		/* Every request the peer sent before its FIN is decoded (a
+		 * partial one at the end can never complete): close once
+		 * they are answered. */
+		conn->closing = true;
+		mark_dirty(conn);
+	}
 }
 
 static void recv_done(struct io_op *op, int res, unsigned flags)
@@ -238,9 +265,10 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 		return;
 	}
 	if (res == 0) {
-		/* The peer shut its write side: answer what it sent, then close. */
-		conn->closing = true;
-		mark_dirty(conn);
+		/* The peer shut its write side: answer every request it sent,
+		 * including those still held behind its writes, then close. */
+		conn->eof = true;
+		process(conn);
 		try_release(conn);
 		return;
 	}
@@ -262,7 +290,7 @@ static void arm_recv(struct conn *conn)
 {
 	struct io_uring_sqe *sqe;
 
-	if (conn->recv_armed || conn->closing || conn->fd_closed || paused(conn))
+	if (conn->recv_armed || conn->closing || conn->eof || conn->fd_closed || paused(conn))
 		return;
 	/* The only place the receive buffer moves or grows: no recv is in
 	 * flight into it now. Decoding only advances roff. */
@@ -289,7 +317,6 @@ static void arm_recv(struct conn *conn)
 static void send_done(struct io_op *op, int res, unsigned flags)
 {
 	struct conn *conn = op->data;
-	bool was_paused = paused(conn);
 
 	conn->send_armed = false;
 	if (res < 0) {
@@ -309,7 +336,10 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 	conn->slen = conn->ssent = 0;
 	if (conn->olen)
 		mark_dirty(conn);
-	if (was_paused && !paused(conn)) {
+	/* Whether the connection was paused is not known here (a partial
+	 * send took the early return above): decode whatever waits and read
+	 * again whenever it is not paused now. Both are no-ops otherwise. */
+	if (!paused(conn) && !conn->closing) {
 		process(conn);
 		arm_recv(conn);
 	}
@@ -344,6 +374,8 @@ static void conn_free(struct conn *conn)
 	struct node_core *c = conn->core;
 	struct pool *p = core_pool(c);
 
+	if (conn->refused)
+		refusing--;
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else
@@ -440,11 +472,16 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 	struct conn *conn;
 	int one = 1;
 
-	if (c->conn_count >= c->node->cfg.max_connections) {
-		log_warn("connection limit (%u per core) reached; refusing a client",
-			 c->node->cfg.max_connections);
-		close(fd);
-		return;
+	bool refuse = c->conn_count >= c->node->cfg.max_connections;
+
+	if (refuse) {
+		log_every(LOG_WARN, 10000, "connection limit (%u per core) reached; refusing clients",
+			  c->node->cfg.max_connections);
+		if (refusing >= CONN_REFUSING_MAX) {
+			/* A flood: no room even to say why. */
+			close(fd);
+			return;
+		}
 	}
 	conn = pool_alloc(p, sizeof *conn);
 	if (!conn) {
@@ -479,6 +516,27 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 		c->conns->prev = conn;
 	c->conns = conn;
 	c->conn_count++;
+	if (refuse) {
+		/* Say why before closing, through the usual answer-then-drain
+		 * path, so the reason is not lost to a reset. */
+		static const char resp_err[] = "-ERR max number of clients reached\r\n";
+
+		conn->refused = true;
+		refusing++;
+		if (resp) {
+			uint8_t *out = conn_out_reserve(conn, sizeof resp_err - 1);
+
+			if (out) {
+				memcpy(out, resp_err, sizeof resp_err - 1);
+				conn_out_commit(conn, sizeof resp_err - 1);
+			}
+		} else {
+			conn_reply(conn, 0, ringkv_Status_RESOURCE_EXHAUSTED, NULL, 0,
+				   "max number of clients reached");
+		}
+		conn_close_after_reply(conn);
+		return;
+	}
 	arm_recv(conn);
 }
 

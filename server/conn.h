@@ -6,8 +6,17 @@
  * send for every answer produced in that iteration).
  *
  * Back-pressure: the connection stops reading while it has max_inflight
- * requests unanswered or more than CONN_OUTPUT_HIGH bytes unsent, and resumes
- * when both drop. A frame whose length prefix exceeds the limit cannot be
+ * requests unanswered or more than CONN_OUTPUT_HIGH bytes of answers held
+ * (unsent output plus large values fetched for it), and resumes when both
+ * drop.
+ *
+ * Memory bound: a value larger than a request's first answer room is
+ * fetched again with room for it (kv.h); that room is charged to the
+ * connection, and a fetch that would take the connection's held answers
+ * past CONN_REPLY_MAX is answered RESOURCE_EXHAUSTED instead. So a client
+ * that pipelines large GETs (or one huge MGET) and never reads holds at
+ * most about CONN_REPLY_MAX + CONN_OUTPUT_HIGH + max_inflight small
+ * answers, however much it asks for. A frame whose length prefix exceeds the limit cannot be
  * skipped safely, so it is answered TOO_LARGE and the connection closes; every
  * other bad frame is answered and the stream goes on.
  *
@@ -24,6 +33,10 @@
 #include "io/ring.h"
 
 #define CONN_OUTPUT_HIGH (4u << 20)
+#define CONN_REPLY_MAX (64u << 20)
+/* Connections past --max-connections that are being told so before they
+ * close; further ones are closed at once. Per core. */
+#define CONN_REFUSING_MAX 64u
 
 struct node_core;
 
@@ -56,11 +69,19 @@ struct conn {
 				     * and discard until the peer closes, so the
 				     * answer is not lost to a reset */
 	bool shut_wr;
+	bool refused;               /* over the connection limit: told so, closing */
+	bool eof;                   /* the peer shut its write side: decode what
+				     * it sent, answer it all, then close */
+	bool held;                  /* decoding stopped with a whole request
+				     * still in the buffer (it waits for this
+				     * connection's writes, or back-pressure) */
 	bool in_process;            /* decoding: completions must not re-enter */
 	bool resp;                  /* speaks RESP2 instead of the native protocol */
 	struct redis_conn *redis;   /* RESP state */
 	bool fd_closed;
 	bool in_dirty;
+	uint64_t answer_bytes;      /* rooms of large values fetched for this
+				     * connection and not yet freed */
 	uint32_t inflight;          /* requests not yet answered */
 	uint32_t writes_inflight;   /* of which writes: a later read of this
 				     * connection waits for them, so a client
@@ -80,6 +101,14 @@ void conn_accept(struct node_core *c, int fd, bool resp);
  */
 uint8_t *conn_out_reserve(struct conn *conn, size_t need);
 void conn_out_commit(struct conn *conn, size_t written);
+
+/*
+ * Whether a value of `need` bytes may be fetched for `conn` now: its held
+ * answers (large values in flight or waiting for their turn, plus unsent
+ * output) stay within CONN_REPLY_MAX. False means the request gets
+ * RESOURCE_EXHAUSTED (the client asks for more than it reads).
+ */
+bool conn_answer_room(const struct conn *conn, size_t need);
 
 /* Stop reading; close once everything queued is sent (QUIT, protocol error). */
 void conn_close_after_reply(struct conn *conn);

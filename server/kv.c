@@ -48,6 +48,8 @@ struct kv_req *kv_req_new(struct node_core *c, uint32_t key_len, uint32_t room)
 
 void kv_req_free(struct node_core *c, struct kv_req *req)
 {
+	if (req->charged)
+		req->owner->answer_bytes -= req->charged;
 	free(req->big);
 	pool_free(&c->reactor->pool, req);
 }
@@ -99,9 +101,20 @@ uint32_t kv_shard_of(const struct node_core *c, const void *key, size_t key_len)
 static void finish(struct node_core *c, struct kv_req *req)
 {
 	if (req->status == KV_STATUS_NEED_ROOM) {
-		/* Repeat the read with room for the value. */
-		struct kv_req *bigger = kv_req_new(c, req->key_len + req->arg_len, req->need);
+		/* Repeat the read with room for the value, unless the client
+		 * already holds as much as it may in unread answers. */
+		struct kv_req *bigger = NULL;
 
+		if (req->owner && !conn_answer_room(req->owner, req->need)) {
+			req->status = ringkv_Status_RESOURCE_EXHAUSTED;
+			req->error = "replies waiting on this connection exceed the 64 MiB limit "
+				     "(read replies before asking for more)";
+			req->value_len = 0;
+			c->outstanding--;
+			req->complete(c, req);
+			return;
+		}
+		bigger = kv_req_new(c, req->key_len + req->arg_len, req->need);
 		if (bigger) {
 			size_t head = offsetof(struct kv_req, status);
 
@@ -112,6 +125,11 @@ static void finish(struct node_core *c, struct kv_req *req)
 			bigger->limit = req->limit;
 			bigger->integer = req->integer;
 			memcpy(bigger->data, req->data, req->key_len + req->arg_len);
+			bigger->charged = 0;
+			if (bigger->owner) {
+				bigger->charged = (uint32_t)pool_block_size(bigger);
+				bigger->owner->answer_bytes += bigger->charged;
+			}
 			kv_req_free(c, req);
 			c->outstanding--;
 			kv_dispatch(c, bigger);
@@ -205,15 +223,17 @@ struct scan_step {
 	size_t room;
 	size_t used;
 	uint64_t count;
+	uint64_t visited;         /* keys handed to scan_visit */
+	uint64_t work;            /* glob steps spent so far */
 	const uint8_t *pattern;
 	size_t pattern_len;
 };
 
-static bool key_matches(const struct scan_step *st, const void *key, size_t len)
+static bool key_matches(struct scan_step *st, const void *key, size_t len)
 {
 	if (st->pattern_len == 0)
 		return true;
-	return glob_match(st->pattern, st->pattern_len, key, len, false);
+	return glob_match_counted(st->pattern, st->pattern_len, key, len, false, &st->work);
 }
 
 static bool scan_visit(void *arg, const void *key, size_t key_len,
@@ -222,6 +242,14 @@ static bool scan_visit(void *arg, const void *key, size_t key_len,
 	struct kv_req *req = arg;
 	struct scan_step *st = (struct scan_step *)(void *)req->big;
 
+	/* A pathological MATCH pattern (long, many '*') over long keys costs
+	 * pattern x key steps per key: past the budget the step ends early
+	 * (this key not examined, the cursor resumes at it), so one SCAN
+	 * holds its core for a bounded time. The first key always goes in,
+	 * so every step makes progress. */
+	if (st->visited > 0 && st->work >= KV_SCAN_WORK_MAX)
+		return false;
+	st->visited++;
 	if (!key_matches(st, key, key_len))
 		return true;
 	if (st->used + 4 + key_len > st->room)
@@ -554,6 +582,7 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 	}
 	req->complete = native_complete;
 	req->ctx = conn;
+	req->owner = conn;
 	req->id = fr->id;
 	req->shard = shard;
 	req->op = fr->op == FRAME_OP_GET ? KV_GET : fr->op == FRAME_OP_PUT ? KV_PUT : KV_DELETE;

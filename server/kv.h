@@ -49,6 +49,13 @@ enum kv_op {
 #define KV_WANT_PRIOR 0x1 /* writes: return the previous value */
 #define KV_SCAN_AFTER 0x2 /* SCAN: start after the key, not at it */
 
+/*
+ * Glob steps (bytes compared) one shard's SCAN step may spend on MATCH
+ * before it ends early: a few milliseconds of one core. A single key costs
+ * at most pattern x key bytes (both at most --max-key: 16 M steps).
+ */
+#define KV_SCAN_WORK_MAX (4u << 20)
+
 /* Runs on the origin core once the answer is in. */
 typedef void kv_complete_fn(struct node_core *c, struct kv_req *req);
 
@@ -58,6 +65,9 @@ struct kv_req {
 	struct shard_read read;   /* executing side: a GET/EXISTS/STRLEN reading blocks */
 	kv_complete_fn *complete; /* origin side */
 	void *ctx;                /* origin side: connection or reply slot */
+	struct conn *owner;       /* origin side: the client connection charged
+				   * for a large value's room, or NULL */
+	uint32_t charged;         /* bytes charged to owner->answer_bytes */
 	uint32_t part;            /* origin side: index in a multi-key command */
 	struct node_core *exec;   /* executing core, while it executes */
 	uint64_t id;              /* native protocol request id */

@@ -176,6 +176,7 @@ static struct kv_req *part_new(struct conn *conn, struct redis_slot *slot, uint3
 		return NULL;
 	req->complete = redis_part_done;
 	req->ctx = slot;
+	req->owner = conn;
 	req->part = part;
 	req->op = (uint8_t)op;
 	req->shard = kv_shard_of(conn->core, key->data, key->len);
@@ -526,7 +527,12 @@ static void cmd_set(struct conn *conn, const struct resp_command *cmd)
 			opts |= SET_GET;
 		} else if (redis_arg_is(a, "EX") || redis_arg_is(a, "PX") || redis_arg_is(a, "EXAT") ||
 			   redis_arg_is(a, "PXAT") || redis_arg_is(a, "KEEPTTL")) {
-			reply_error(conn, r, RESP_ERR_TTL_UNSUPPORTED);
+			/* As Redis: a time option without its number is a syntax
+			 * error; a well-formed one is refused until expiry exists. */
+			bool needs_number = !redis_arg_is(a, "KEEPTTL");
+
+			reply_error(conn, r, needs_number && i + 1 >= cmd->argc ? RESP_ERR_SYNTAX
+						  : RESP_ERR_TTL_UNSUPPORTED);
 			redis_reply_now(conn);
 			return;
 		} else {
@@ -596,7 +602,12 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 	conn->core->stats.requests++;
 	switch (ci->id) {
 	case RESP_CMD_PING:
-		if (cmd->argc == 2)
+		if (cmd->argc > 2) {
+			/* PING's arity is -1 in Redis's table; the command itself
+			 * refuses more than one argument. */
+			resp_format_wrong_arity(err, sizeof err, ci);
+			reply_error(conn, r, err);
+		} else if (cmd->argc == 2)
 			reply_bulk(conn, r, cmd->argv[1].data, cmd->argv[1].len);
 		else
 			reply_simple(conn, r, "PONG");
@@ -699,11 +710,15 @@ void redis_process(struct conn *conn)
 	struct redis_conn *rc = conn->redis;
 	size_t off = conn->roff;
 
-	while (!conn->closing && !conn_is_paused(conn)) {
+	while (!conn->closing) {
 		struct resp_command cmd;
 		size_t consumed = 0;
 		int rv;
 
+		if (conn_is_paused(conn)) {
+			conn->held = true;
+			break;
+		}
 		rv = resp_parse(&rc->parser, conn->rbuf + off, conn->rlen - off, &cmd, &consumed);
 		off += consumed;
 		if (rv == RKV_EAGAIN) {
@@ -718,6 +733,7 @@ void redis_process(struct conn *conn)
 			 * command stays in the buffer; the last write's completion
 			 * resumes decoding here. */
 			off -= consumed;
+			conn->held = true;
 			break;
 		}
 		if (rv != 0) {

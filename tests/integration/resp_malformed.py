@@ -175,6 +175,26 @@ def cases():
     ]
 
 
+def half_close_answers_all(host, port):
+    """SET then GET, then shutdown(SHUT_WR): both replies arrive before the
+    server closes (the GET waits for the SET; the FIN must not drop it)."""
+    for attempt in range(5):
+        key = b"halfclose:%d:%d" % (os.getpid(), attempt)
+        with connect(host, port) as s:
+            set_cmd = b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\n1\r\n" % (len(key), key)
+            get_cmd = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
+            if not send(s, set_cmd + get_cmd):
+                return "server closed before the commands were sent"
+            s.shutdown(socket.SHUT_WR)
+            r = Reader(s)
+            got = [r.line(), r.line(), r.line()]
+            if got != [b"+OK\r\n", b"$1\r\n", b"1\r\n"]:
+                return "try %d: replies %r" % (attempt, got)
+            if not r.closed_by_server():
+                return "try %d: not closed after the replies" % attempt
+    return None
+
+
 def main():
     if len(sys.argv) != 3:
         print(__doc__)
@@ -198,8 +218,12 @@ def main():
         status = "ok  " if problem is None else "FAIL"
         print("%s %s%s" % (status, case.name, "" if problem is None else ": " + problem))
         failures += problem is not None
+    problem = half_close_answers_all(host, port)
+    print("%s half-close answers every request%s"
+          % ("ok  " if problem is None else "FAIL", "" if problem is None else ": " + problem))
+    failures += problem is not None
     print("resp_malformed: %d cases, %d failed (target %s at %s:%d)"
-          % (len(all_cases), failures, TARGET, host, port))
+          % (len(all_cases) + 1, failures, TARGET, host, port))
     return 1 if failures else 0
 
 

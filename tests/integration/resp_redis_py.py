@@ -70,6 +70,7 @@ class RespTest(unittest.TestCase):
         self.assertEqual(raw.execute_command("PING"), b"PONG")
         self.assertEqual(raw.execute_command("PING", "hello"), b"hello")
         raw.close()
+        self.assertError("wrong number of arguments for 'ping' command", "PING", "a", "b")
         self.assertEqual(self.r.echo(b"hi \x00 there"), b"hi \x00 there")
         self.assertEqual(self.r.echo(b""), b"")
 
@@ -145,6 +146,10 @@ class RespTest(unittest.TestCase):
                      ("PXAT", 4000000000000), ("KEEPTTL",)):
             with self.subTest(opts=opts):
                 self.assertError("not supported", "SET", k, "v", *opts)
+        # A time option without its number is a syntax error, as in Redis.
+        for opt in ("EX", "PX", "EXAT", "PXAT"):
+            with self.subTest(opt=opt):
+                self.assertError("syntax error", "SET", k, "v", opt)
         self.assertIsNone(self.r.get(k))
 
     def test_setnx_getset(self):
@@ -302,6 +307,40 @@ class RespTest(unittest.TestCase):
             # ordered keyspace positions and never do.
             self.assertEqual(len(seen), len(expected))
         self.assertEqual(len(self.r.mget(sorted(expected)[:500])), 500)
+
+    @ringkv_only
+    def test_scan_pathological_match_is_bounded(self):
+        # A '*' followed by a long literal run over long keys costs pattern x key
+        # steps per key: each SCAN call must still return quickly (the
+        # per-step work cap), keep making progress, and find every match.
+        import time
+        body = b"a" * 3900
+        want = set()
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(120):
+            key = self.k(b"p%03d:" % i) + body + (b"c" if i % 20 == 0 else b"b")
+            if i % 20 == 0:
+                want.add(key)
+            pipe.set(key, b"1")
+        pipe.execute()
+        pattern = self.prefix + b"*" + b"a" * 2000 + b"c"
+        other = client()
+        found, cursor, calls, slowest = set(), 0, 0, 0.0
+        while True:
+            t0 = time.monotonic()
+            cursor, keys = self.r.scan(cursor, match=pattern, count=10000)
+            slowest = max(slowest, time.monotonic() - t0)
+            found.update(keys)
+            calls += 1
+            if calls % 10 == 0:
+                t1 = time.monotonic()
+                self.assertTrue(other.ping())
+                self.assertLess(time.monotonic() - t1, 1.0)
+            if cursor == 0:
+                break
+            self.assertLess(calls, 5000)
+        self.assertEqual(found, want)
+        self.assertLess(slowest, 1.0)
 
     def test_scan_errors(self):
         self.assertError("invalid cursor", "SCAN", "x")

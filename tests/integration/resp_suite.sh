@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the RESP2 front-door checks against a fresh ringkvd (2 cores) on
 # ephemeral 127.0.0.1 ports: the scripted redis-cli session, the redis-py
-# suite, malformed input, and redis-benchmark with zero errors allowed.
+# suite, malformed input, a client that never reads its replies, and
+# redis-benchmark with zero errors allowed.
 # usage: resp_suite.sh RINGKVD [TOOLS_DIR]
 set -euo pipefail
 ringkvd=$1
@@ -50,6 +51,7 @@ export RESP_TARGET=ringkv
 run bash "$here/resp_cli_session.sh" 127.0.0.1 "$port"
 run /usr/bin/python3 "$here/resp_redis_py.py" 127.0.0.1 "$port"
 run /usr/bin/python3 "$here/resp_malformed.py" 127.0.0.1 "$port"
+run /usr/bin/python3 "$here/resp_abuse.py" 127.0.0.1 "$port" "$pid"
 
 echo "== redis-benchmark -t set,get,incr,mset -n 100000 -c 50"
 bench="$dir/bench.txt"

@@ -131,6 +131,32 @@ int main(int argc, char **argv)
 	}
 	close(fd);
 
+	/* Half-close: PUT then GET of the same key, then shutdown(SHUT_WR).
+	 * The GET waits for the PUT; both are answered before the close. */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct frame_request put = { .id = 1, .op = FRAME_OP_PUT,
+					     .key = { (const uint8_t *)"hk", 2 },
+					     .value = { (const uint8_t *)"1", 1 } };
+		struct frame_request get = { .id = 2, .op = FRAME_OP_GET,
+					     .key = { (const uint8_t *)"hk", 2 } };
+		uint8_t buf[256];
+		int n = frame_encode_request(&put, buf, sizeof buf), m;
+
+		CHECK(n > 0, "encode");
+		m = frame_encode_request(&get, buf + n, sizeof buf - (size_t)n);
+		CHECK(m > 0, "encode");
+		fd2 = raw_connect(srv.port);
+		send_all(fd2, buf, (size_t)(n + m));
+		CHECK(shutdown(fd2, SHUT_WR) == 0, "shutdown");
+		status = read_response(fd2, &id);
+		CHECK(status == RKV_STATUS_OK && id == 1, "half-close: PUT answered %d", status);
+		status = read_response(fd2, &id);
+		CHECK(status == RKV_STATUS_OK && id == 2,
+		      "half-close try %d: GET answered %d (-1: closed unanswered)", attempt, status);
+		CHECK(read_response(fd2, &id) == -1, "half-close: closed after the answers");
+		close(fd2);
+	}
+
 	/* A third connection works. */
 	check_client_works(srv.addr);
 

@@ -69,6 +69,33 @@ static void test_backtracking_is_bounded(void **state)
 	assert_false(m("*a*a*a*a*a*a*a*a*a*b", subject));
 }
 
+/* The work count grows with pattern x subject for the backtracking worst
+ * case and stays small for a plain match, so callers can cap it. */
+static void test_work_is_counted(void **state)
+{
+	static uint8_t subject[4000];
+	static uint8_t pattern[2000];
+	uint64_t plain = 0, worst = 0;
+	size_t i;
+
+	(void)state;
+	/* "*aaa...ab" against "aaa...a": the star tries every start and the
+	 * literal run fails only at its end. */
+	memset(subject, 'a', sizeof subject);
+	pattern[0] = '*';
+	for (i = 1; i < sizeof pattern; i++)
+		pattern[i] = 'a';
+	pattern[sizeof pattern - 1] = 'b';
+	assert_false(glob_match_counted(pattern, sizeof pattern, subject, sizeof subject,
+					false, &worst));
+	assert_true(glob_match_counted((const uint8_t *)"a*", 2, subject, sizeof subject,
+				       false, &plain));
+	assert_true(plain <= 2);
+	assert_true(worst > (uint64_t)sizeof subject * 1000);
+	/* Counting changes no answer. */
+	assert_false(glob_match(pattern, sizeof pattern, subject, sizeof subject, false));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -76,6 +103,7 @@ int main(void)
 		cmocka_unit_test(test_classes_and_escapes),
 		cmocka_unit_test(test_binary_subjects),
 		cmocka_unit_test(test_backtracking_is_bounded),
+		cmocka_unit_test(test_work_is_counted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

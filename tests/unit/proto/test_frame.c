@@ -451,8 +451,10 @@ static void test_peek(void **state)
 	assert_int_equal(plen, 4u << 20);
 	buf[0] = 0x01;
 	assert_int_equal(frame_peek(buf, 4, &limits, &plen), RKV_ETOOLARGE);
+	assert_int_equal(plen, (4u << 20) + 1); /* the error can name the size */
 	memset(buf, 0xff, 4);
 	assert_int_equal(frame_peek(buf, 16, &limits, &plen), RKV_ETOOLARGE);
+	assert_int_equal(plen, 0xffffffffu);
 }
 
 /* The last buffer decode_bytes decoded; kept so the slices stay valid. */

@@ -285,8 +285,10 @@ static void test_bulk_length_limits(void **state)
 
 	(void)state;
 	/* A 2 GiB header is refused from the header alone. */
-	EXPECT("*1\r\n$2147483648\r\n", "ERR Protocol error: invalid bulk length");
-	EXPECT("*1\r\n$1048577\r\n", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$2147483648\r\n",
+	       "ERR Protocol error: invalid bulk length 2147483648 (the limit is 1048576 bytes)");
+	EXPECT("*1\r\n$1048577\r\n",
+	       "ERR Protocol error: invalid bulk length 1048577 (the limit is 1048576 bytes)");
 	EXPECT("*1\r\n$1048576\r\n", "EAGAIN");
 	EXPECT("*1\r\n$-1\r\n", "ERR Protocol error: invalid bulk length");
 	EXPECT("*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length");
@@ -297,7 +299,8 @@ static void test_bulk_length_limits(void **state)
 	EXPECT("*1\r\n$123456789012345678901234567890",
 	       "ERR Protocol error: invalid bulk length");
 	EXPECT_LIMITS("*1\r\n$5\r\nhello\r\n", &l, "hello; END");
-	EXPECT_LIMITS("*1\r\n$6\r\n", &l, "ERR Protocol error: invalid bulk length");
+	EXPECT_LIMITS("*1\r\n$6\r\n", &l,
+		      "ERR Protocol error: invalid bulk length 6 (the limit is 5 bytes)");
 }
 
 static void test_request_limit(void **state)
