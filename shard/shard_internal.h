@@ -1,6 +1,7 @@
 /*
  * The inside of a shard, shared by its files: shard.c (write path, memtable
- * switch, WAL segments, open/close), shard_read.c (gets and scans),
+ * switch, WAL segments), shard_open.c (open/close), shard_exec.c (one command
+ * against the memtables), shard_read.c (gets and scans),
  * shard_job.c (flush, compaction, manifest appends, WAL retention) and
  * lsm_version.c (tables, versions and their reference counts).
  *
@@ -331,8 +332,41 @@ void shard_wal_forget(struct shard *s, size_t drop);
 void shard_wal_retain(struct shard *s);
 void shard_imm_maybe_drop(struct shard *s);
 
+/*
+ * shard_exec.c: one command against the memtables (both modes).
+ *
+ * shard_exec applies `c` to the active memtable and says what it did. The
+ * current value comes from the memtables, else from the tables: read
+ * directly at replay (s->replaying), else settled beforehand by
+ * shard_prior_resolve in `w` (NULL: the memtables decide). 0 or RKV_EFULL
+ * (the memtable has no room) / -ENOMEM / RKV_ECORRUPT; a command refused by
+ * its own semantics (res->error) returns 0.
+ */
+int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
+	       struct shard_result *res);
+/* Memtable bytes executing w->cmd may take: a true upper bound (APPEND counts
+ * s->appended, the APPEND bytes queued before it). */
+size_t shard_exec_cost(struct shard *s, const struct shard_waiter *w);
+/* Bytes the active memtable may still take (its arena, capped at memtable_size). */
+size_t shard_mem_room(const struct shard *s);
+/* The WAL path's rule: every op but a plain PUT needs the current value. */
+bool shard_needs_prior(const struct shard_waiter *w);
+/*
+ * Settles the current value of w->cmd's key (see shard.c's invariants): the
+ * memtables hold it or nothing does (SHARD_PRIOR_MEMORY), or a table holds
+ * it (SHARD_PRIOR_TABLE, w->prior in a pinned block). 0; SHARD_PRIOR_WAIT: a
+ * block is being read for it (shard_resume runs when it lands; call again);
+ * RKV_ECORRUPT or a negative errno from the lookup. The key must stay valid
+ * while the read is in flight.
+ */
+#define SHARD_PRIOR_WAIT 1
+int shard_prior_resolve(struct shard *s, struct shard_waiter *w);
+void shard_prior_release(struct shard *s, struct shard_waiter *w);
+
 /* shard.c */
 void shard_stall_drain(struct shard *s);
+/* Work that waited on something (a block read, a flush) may go on. */
+void shard_resume(struct shard *s);
 void shard_op_get(struct shard *s);
 void shard_op_put(struct shard *s);
 struct io_uring_sqe *shard_sqe(struct shard *s, struct io_op *op);

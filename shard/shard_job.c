@@ -110,7 +110,7 @@ void shard_imm_maybe_drop(struct shard *s)
 	s->gen++;
 	/* Writes waiting for room can switch memtables now. */
 	if (!s->closing)
-		shard_stall_drain(s);
+		shard_resume(s);
 }
 
 static void job_io_done(struct io_op *op, int res, unsigned flags);
@@ -250,7 +250,7 @@ static void job_fail(struct shard *s, struct bg_job *job, int err, const char *w
 	if (err == -ENOSPC) {
 		s->disk_full = true;
 		/* Writes waiting for a memtable now get "disk full". */
-		shard_stall_drain(s);
+		shard_resume(s);
 	}
 	job->backoff_ms = job->backoff_ms ? job->backoff_ms * 2 : SHARD_BACKOFF_MIN_MS;
 	if (job->backoff_ms > SHARD_BACKOFF_MAX_MS)
