@@ -176,7 +176,9 @@ void shard_ops_init(struct shard *s)
 void shard_seal_memtable(struct shard *s, struct lsm_mem *fresh)
 {
 	s->imm = s->mem;
-	s->imm->last_index = s->next_index - 1;
+	/* Both modes seal only with nothing queued unapplied (the WAL switch
+	 * waits for both batches), so this is the memtable's last record. */
+	s->imm->last_index = s->applied_index;
 	s->imm_installed = false;
 	s->mem = fresh;
 	s->gen++;
@@ -323,7 +325,10 @@ void shard_stall_drain(struct shard *s)
 
 void shard_resume(struct shard *s)
 {
-	shard_stall_drain(s);
+	if (s->replicated)
+		shard_apply_drain(s);
+	else
+		shard_stall_drain(s);
 }
 
 int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter *w)
@@ -331,6 +336,8 @@ int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter 
 	size_t payload = command_encoded_size(cmd);
 	int rv;
 
+	if (s->replicated)
+		return RKV_EINVAL;
 	if (s->failed)
 		return -EIO;
 	if (payload > WAL_MAX_PAYLOAD)
@@ -546,6 +553,14 @@ void shard_flush(struct shard *s)
 {
 	if (s->closing)
 		return;
+	if (s->replicated) {
+		/* Resumes a head that waited for memory (the other waits
+		 * resume from their own completions). */
+		if (s->apply.count > 0 && s->apply.waiting_room && !s->imm)
+			shard_apply_drain(s);
+		shard_jobs_step(s);
+		return;
+	}
 	if (s->stall_head)
 		shard_stall_drain(s);
 	if (!s->inflight && s->pending->count > 0)
@@ -580,6 +595,8 @@ void shard_memory(const struct shard *s, size_t *used, size_t *capacity)
 
 bool shard_idle(const struct shard *s)
 {
+	if (s->replicated)
+		return s->apply.count == 0;
 	return !s->inflight && s->pending->count == 0 && !s->stall_head && !s->switching;
 }
 

@@ -1,8 +1,8 @@
 /*
- * Executing one command against the memtables: the state machine step of
- * shard.c's WAL group commit and of its replay, kept apart from the log so
- * that a log kept elsewhere (Raft's) can drive it too; and the lookup that
- * settles a command's current value before it executes.
+ * Executing one command against the memtables: the state machine step that
+ * both modes share (shard.c's WAL group commit and replay, shard_apply.c's
+ * replicated apply), and the lookup that settles a command's current value
+ * before it executes.
  *
  * Determinism: the effect of a command depends only on the command and on
  * the current value of its key, taken from the active memtable, then the

@@ -1,7 +1,8 @@
 /*
  * The inside of a shard, shared by its files: shard.c (write path, memtable
  * switch, WAL segments), shard_open.c (open/close), shard_exec.c (one command
- * against the memtables), shard_read.c (gets and scans),
+ * against the memtables, both modes), shard_apply.c (replicated mode:
+ * committed entries applied in order), shard_read.c (gets and scans),
  * shard_job.c (flush, compaction, manifest appends, WAL retention) and
  * lsm_version.c (tables, versions and their reference counts).
  *
@@ -150,8 +151,37 @@ struct bg_job {
 	uint64_t started_us;
 };
 
+/*
+ * Replicated mode (shard_apply.c): committed entries accepted and not yet
+ * applied, in index order, each a struct apply_rec then its payload (8-byte
+ * aligned) in one buffer grown geometrically to its peak and rewound when
+ * it empties. Only the head is ever being worked on.
+ */
+struct apply_queue {
+	uint8_t *buf;
+	size_t head;                    /* offset of the oldest record */
+	size_t tail;                    /* end of the newest */
+	size_t cap;
+	size_t count;
+	uint64_t limit;                 /* bytes: beyond, shard_apply says RKV_EAGAIN */
+	uint64_t last_index;            /* last index accepted (applied or queued) */
+	bool refused;                   /* RKV_EAGAIN given: call on_ready once drained */
+	bool draining;
+	bool drain_again;
+	bool waiting_room;              /* the head waits for a flush to make room */
+	int error;                      /* apply stopped for good (shard_apply_error) */
+	struct shard_waiter carrier;    /* settles the head's current value */
+	uint8_t *key;                   /* the head's key, stable while a block is read */
+	size_t key_cap;
+	shard_flushed_fn *on_flushed;
+	shard_apply_ready_fn *on_ready;
+	void *hook_arg;
+};
+
 struct shard {
 	uint32_t id;
+	bool replicated;                /* no WAL: entries come through shard_apply */
+	struct apply_queue apply;
 	char dir[PATH_MAX];
 	int dir_fd;                     /* for OPENAT/UNLINKAT and directory fsync */
 	struct io_ring *io;
@@ -363,9 +393,18 @@ bool shard_needs_prior(const struct shard_waiter *w);
 int shard_prior_resolve(struct shard *s, struct shard_waiter *w);
 void shard_prior_release(struct shard *s, struct shard_waiter *w);
 
+/* shard_apply.c: applies what waits at the head of the queue, in order. */
+void shard_apply_drain(struct shard *s);
+/* A flush installed: tells on_flushed (both modes). */
+void shard_apply_flushed(struct shard *s);
+/* shard_open/shard_close of the replicated state. */
+void shard_apply_init(struct shard *s, const struct shard_config *cfg);
+void shard_apply_destroy(struct shard *s);
+
 /* shard.c */
 void shard_stall_drain(struct shard *s);
-/* Work that waited on something (a block read, a flush) may go on. */
+/* Work that waited on something (a block read, a flush) may go on: the stall
+ * queue (WAL mode) or the apply queue (replicated mode). */
 void shard_resume(struct shard *s);
 void shard_op_get(struct shard *s);
 void shard_op_put(struct shard *s);

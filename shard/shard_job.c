@@ -461,12 +461,17 @@ static int job_install(struct shard *s, struct bg_job *job)
 	if (!job->compaction) {
 		s->stats.flushes++;
 		s->imm_installed = true;
-		s->imm_drop_index = s->next_index - 1;
+		/* WAL mode: records queued before now settled their current
+		 * value against the memtables, so the immutable one stays until
+		 * they are applied. Replicated mode settles and applies in one
+		 * step: nothing waits on it. */
+		s->imm_drop_index = s->replicated ? s->applied_index : s->next_index - 1;
 		log_debug("shard %u: flushed %" PRIu64 " records up to index %" PRIu64
 			  " in %" PRIu64 " us", s->id, memtable_count(job->mem->mt),
 			  job->mem->last_index, now_us() - job->started_us);
 		job_reset(s, job, false);
 		shard_wal_retain(s);
+		shard_apply_flushed(s);
 		shard_imm_maybe_drop(s);
 	} else {
 		s->stats.compactions++;
