@@ -306,6 +306,86 @@ size_t shard_apply_pending(const struct shard *s, size_t *bytes);
 int shard_apply_error(const struct shard *s);
 
 /*
+ * Snapshots (replicated mode): the state at the flushed index, shipped as
+ * the SSTables of the current version plus a manifest image naming them.
+ *
+ * Sender: shard_snapshot_begin() pins the current version (its tables stay
+ * open and on disk, even if a compaction drops them, until
+ * shard_snapshot_end) and describes it: `index` (the flushed index: the
+ * last log index whose effect the files hold), the manifest image (a whole
+ * MANIFEST file's bytes, malloc'd, the snapshot's own) and the table files.
+ * Entries above `index` (in the memtables) are not part of it: the receiver
+ * gets them from the log. 0, RKV_EINVAL (not replicated) or -ENOMEM.
+ */
+struct shard_snapshot_file {
+	char name[32];                  /* "<number>.sst" in the shard directory */
+	uint64_t size;
+};
+
+struct shard_snapshot {
+	uint64_t index;
+	uint8_t *manifest;
+	size_t manifest_len;
+	struct shard_snapshot_file *files;
+	size_t nfiles;
+	/* private to the shard */
+	struct shard *s;
+	struct lsm_version *version;
+	struct lsm_table **tables;      /* parallel to files */
+};
+
+int shard_snapshot_begin(struct shard *s, struct shard_snapshot *snap);
+
+/* Lets the version go (its dropped tables are then deleted) and frees the
+ * description. Every chunk read must have completed. */
+void shard_snapshot_end(struct shard_snapshot *snap);
+
+/*
+ * Reads `len` bytes at `offset` of file `file` of the snapshot into `buf`,
+ * through the shard's ring. 0: c->done(c, rv) runs from the completion, rv
+ * the bytes read (fewer only at the end of the file) or a negative errno;
+ * RKV_EINVAL: no such file or offset past its end (done not called).
+ */
+struct shard_snapshot_chunk;
+typedef void shard_snapshot_chunk_fn(struct shard_snapshot_chunk *c, int rv);
+struct shard_snapshot_chunk {
+	shard_snapshot_chunk_fn *done;
+	void *arg;
+	/* private to the shard */
+	struct shard *s;
+	struct io_op op;
+};
+
+int shard_snapshot_read(struct shard_snapshot *snap, size_t file, uint64_t offset,
+			void *buf, uint32_t len, struct shard_snapshot_chunk *c);
+
+/*
+ * Receiver, BLOCKING (file creation, fsyncs, renames: call it where
+ * shard_open may run, with the shard at `dir` closed).
+ *
+ * shard_snapshot_stage() makes an empty staging directory for a snapshot
+ * of the shard at `dir` (`dir`.incoming, a leftover one removed first) and
+ * puts its path in `staging`. The caller writes each file of the snapshot
+ * there under its name (shard_snapshot_file.name, size as listed).
+ *
+ * shard_snapshot_install() checks the manifest image (it must decode, and
+ * every table it names must be staged with the size it says), writes it
+ * as the staged MANIFEST, fsyncs every table and the staging directory,
+ * then swaps the staging directory with `dir` in one rename
+ * (RENAME_EXCHANGE; a plain rename when `dir` does not exist), fsyncs the
+ * parent directory and removes the old replica. A crash at any point
+ * leaves `dir` as the old replica or the new one, never a mix (a leftover
+ * staging directory is removed by the next stage). *index gets the
+ * snapshot's flushed index: open the shard again, it starts there. 0, or
+ * an error with the reason in `err` (RKV_ECORRUPT: the image or the files
+ * do not match; `dir` unchanged).
+ */
+int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, char *err,
+			 size_t errlen);
+int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t manifest_len,
+			   uint64_t *index, char *err, size_t errlen);
+
+/*
  * Asynchronous scan. Visits keys in order from `start` (inclusive, or
  * exclusive with `after`) over memtables and SSTables, skipping deleted
  * ones, until `fn` returns false (that key then counts as not examined) or

@@ -9,7 +9,8 @@
  * entry that waits for a block read holds back the entries after it; the
  * queue refuses entries while flushes lag and says when to resume;
  * undecodable payloads and NOOPs advance the applied index alike on every
- * shard.
+ * shard; a snapshot shipped in chunks and installed gives a replica that,
+ * with the log after the snapshot's index, holds the same contents.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -356,8 +360,9 @@ static void scan_end(void *arg, int rv, bool exhausted, const void *last, size_t
 	st->rv = rv;
 }
 
-/* Every key of the model, read back by get and by one scan, and nothing else. */
-static void check_model(struct fixture *f, struct shard *s)
+/* Every key of the model, read back by get and (`scan`) by one scan, and
+ * nothing else. */
+static void check_model_keys(struct fixture *f, struct shard *s, bool scan)
 {
 	struct scan_state st = { 0 };
 	unsigned present = 0;
@@ -381,6 +386,8 @@ static void check_model(struct fixture *f, struct shard *s)
 		assert_memory_equal(g.value, model[k].value,
 				    g.len < sizeof g.value ? g.len : sizeof g.value);
 	}
+	if (!scan)
+		return;
 	assert_int_equal(shard_scan(s, "", 0, false, 100000, scan_visit, scan_end, &st), 0);
 	for (int i = 0; i < 100000 && !st.done; i++) {
 		assert_int_equal(io_ring_submit_wait(&f->io, 1000), 0);
@@ -390,6 +397,11 @@ static void check_model(struct fixture *f, struct shard *s)
 	assert_int_equal(st.rv, 0);
 	assert_false(st.bad);
 	assert_int_equal(st.keys, present);
+}
+
+static void check_model(struct fixture *f, struct shard *s)
+{
+	check_model_keys(f, s, true);
 }
 
 /* ---- tests ---- */
@@ -693,6 +705,170 @@ static void test_corrupt_noop_and_large_entries(void **state)
 	}
 }
 
+struct chunk_io {
+	struct shard_snapshot_chunk c;
+	int done;
+	int rv;
+};
+
+static void chunk_cb(struct shard_snapshot_chunk *c, int rv)
+{
+	struct chunk_io *x = (struct chunk_io *)c;
+
+	x->done++;
+	x->rv = rv;
+}
+
+/* The receiver's side, blocking: every file of `snap`, read in chunks
+ * through the sender's ring, staged for the shard at `dir`. */
+static void ship(struct fixture *f, struct shard_snapshot *snap, const char *dir)
+{
+	static uint8_t buf[7000];
+	char staging[256], path[512], err[512];
+
+	if (shard_snapshot_stage(dir, staging, sizeof staging, err, sizeof err))
+		fail_msg("stage: %s", err);
+	for (size_t i = 0; i < snap->nfiles; i++) {
+		int fd;
+
+		snprintf(path, sizeof path, "%s/%s", staging, snap->files[i].name);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		assert_true(fd >= 0);
+		for (uint64_t off = 0; off < snap->files[i].size;) {
+			struct chunk_io x = { .c.done = chunk_cb };
+
+			assert_int_equal(shard_snapshot_read(snap, i, off, buf, sizeof buf, &x.c), 0);
+			for (int n = 0; n < 10000 && !x.done; n++) {
+				assert_int_equal(io_ring_submit_wait(&f->io, 1000), 0);
+				io_ring_dispatch(&f->io);
+			}
+			assert_int_equal(x.done, 1);
+			assert_true(x.rv > 0);
+			assert_int_equal(pwrite(fd, buf, (size_t)x.rv, (off_t)off), x.rv);
+			off += (uint64_t)x.rv;
+		}
+		assert_int_equal(shard_snapshot_read(snap, i, snap->files[i].size, buf, 1,
+						     &(struct chunk_io){ 0 }.c), RKV_EINVAL);
+		close(fd);
+	}
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return stat(path, &st) == 0;
+}
+
+/*
+ * A snapshot of a shard with data, shipped in chunks while the sender goes
+ * on (its compactions drop the snapshot's tables, which stay readable while
+ * pinned), installed where no replica was: the new replica starts at the
+ * snapshot's index and, with the log after it, holds every key the model
+ * holds. Installed again over an existing replica (the exchange), and a
+ * failed install leaves the old replica whole.
+ */
+static void test_snapshot_install(void **state)
+{
+	struct fixture *f = *state;
+	struct shard_snapshot snap, again;
+	char adir[128], bdir[128], err[512], fill[32], value[200];
+	uint64_t index = 0, i, before;
+	struct shard_stats st;
+	bool dropped = false;
+	char names[64][32];
+	size_t nnames;
+
+	make_entries(0x5eed5eedull);
+	snprintf(adir, sizeof adir, "%s/sa", f->dir);
+	snprintf(bdir, sizeof bdir, "%s/sb", f->dir);
+	open_rep(f, 0, "sa", 0);
+	apply_range(f, f->s[0], 1, NENTRIES, 4);
+	settle(f);
+	assert_int_equal(shard_snapshot_begin(f->s[0], &snap), 0);
+	assert_int_equal(snap.index, shard_flushed_index(f->s[0]));
+	assert_true(snap.index > 0 && snap.nfiles > 0);
+
+	/* The sender goes on: new keys, flushes, compactions. */
+	shard_get_stats(f->s[0], &st);
+	before = st.compactions;
+	memset(value, 'w', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	for (i = NENTRIES + 1; i <= NENTRIES + 1500; i++) {
+		/* Between the model's keys: compactions take in every range. */
+		snprintf(fill, sizeof fill, "key%04ux%05u", (unsigned)(i % NKEYS), (unsigned)i);
+		assert_int_equal(apply_cmd(f->s[0], i, put_cmd(fill, value), NULL), 0);
+		if (i % 8 == 0)
+			turn(f);
+	}
+	settle(f);
+	shard_get_stats(f->s[0], &st);
+	assert_true(st.compactions > before);
+	for (size_t k = 0; k < snap.nfiles; k++) {
+		/* pinned: still there, though maybe no longer in the version */
+		assert_true(file_exists(adir, snap.files[k].name));
+	}
+	ship(f, &snap, bdir);
+	assert_int_equal(shard_snapshot_install(bdir, snap.manifest, snap.manifest_len, &index,
+						err, sizeof err), 0);
+	assert_int_equal(index, snap.index);
+	assert_false(file_exists(f->dir, "sb.incoming"));
+	for (size_t k = 0; k < snap.nfiles; k++)
+		assert_true(file_exists(bdir, snap.files[k].name));
+	nnames = snap.nfiles < 64 ? snap.nfiles : 64;
+	for (size_t k = 0; k < nnames; k++)
+		memcpy(names[k], snap.files[k].name, sizeof names[k]);
+	shard_snapshot_end(&snap);
+	assert_int_equal(snap.nfiles, 0);
+	turn(f);
+	turn(f);
+	/* Unpinned: the tables the compactions dropped are gone now. */
+	for (size_t k = 0; k < nnames; k++)
+		dropped |= !file_exists(adir, names[k]);
+	assert_true(dropped);
+
+	open_rep(f, 1, "sb", 0);
+	assert_int_equal(shard_applied_index(f->s[1]), index);
+	apply_range(f, f->s[1], index + 1, NENTRIES, 3);
+	settle(f);
+	check_model(f, f->s[1]);
+
+	/* Over an existing replica: swapped whole. */
+	shard_close(f->s[1]);
+	f->s[1] = NULL;
+	assert_int_equal(shard_snapshot_begin(f->s[0], &again), 0);
+	assert_true(again.index > NENTRIES);
+	ship(f, &again, bdir);
+	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
+						&index, err, sizeof err), 0);
+	assert_int_equal(index, again.index);
+	open_rep(f, 1, "sb", 0);
+	assert_int_equal(shard_applied_index(f->s[1]), again.index);
+	check_model_keys(f, f->s[1], false);
+
+	/* A staged snapshot missing its files, or a damaged image: refused,
+	 * the replica unchanged. */
+	shard_close(f->s[1]);
+	f->s[1] = NULL;
+	ship(f, &(struct shard_snapshot){ 0 }, bdir);
+	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
+						&index, err, sizeof err), RKV_ECORRUPT);
+	assert_non_null(strstr(err, ".sst"));
+	again.manifest[again.manifest_len / 2] ^= 0x40;
+	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
+						&index, err, sizeof err), RKV_ECORRUPT);
+	shard_snapshot_end(&again);
+	open_rep(f, 1, "sb", 0);
+	assert_int_equal(shard_applied_index(f->s[1]), index);
+	check_model_keys(f, f->s[1], false);
+
+	/* Only replicated shards take snapshots. */
+	assert_int_equal(shard_snapshot_read(&snap, 0, 0, value, 1, &(struct chunk_io){ 0 }.c),
+			 RKV_EINVAL);
+}
+
 /* A directory of the single-node mode (WAL segments) is not opened as a
  * replicated shard, and a replicated directory stays one. */
 static void test_wal_directory_refused(void **state)
@@ -724,6 +900,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_noop_and_large_entries, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_install, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_directory_refused, setup, teardown),
 	};
 
