@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -705,6 +706,74 @@ static void test_corrupt_noop_and_large_entries(void **state)
 	}
 }
 
+/*
+ * A current value that cannot be read (a damaged block) stops apply for
+ * good: the entry and those behind it are answered with the error, later
+ * entries are refused, the applied index stays before it.
+ */
+static void test_damaged_block_stops_apply(void **state)
+{
+	struct fixture *f = *state;
+	struct waiter wi = { .w.done = on_done }, wp = { .w.done = on_done };
+	struct block_cache_options copt = { .capacity = 64 << 10 };
+	char dir[128], fill[16], value[200];
+	struct get_result g;
+	struct dirent *de;
+	uint64_t i = 1;
+	DIR *d;
+
+	open_rep(f, 0, "d", 0);
+	assert_int_equal(apply_cmd(f->s[0], i++, put_cmd("a0", "7"), NULL), 0);
+	memset(value, 'f', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	while (shard_flushed_index(f->s[0]) < 1) {
+		snprintf(fill, sizeof fill, "f%05u", (unsigned)i);
+		assert_int_equal(apply_cmd(f->s[0], i++, put_cmd(fill, value), NULL), 0);
+		turn(f);
+	}
+	settle(f);
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	block_cache_destroy(f->cache);
+	assert_int_equal(block_cache_create(&f->cache, &copt), 0);
+	/* The first data block of every table: where "a0" lives. */
+	snprintf(dir, sizeof dir, "%s/d", f->dir);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char path[512];
+		uint8_t b;
+		int fd;
+
+		if (!strstr(de->d_name, ".sst"))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		fd = open(path, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, &b, 1, 10), 1);
+		b ^= 0x40;
+		assert_int_equal(pwrite(fd, &b, 1, 10), 1);
+		close(fd);
+	}
+	closedir(d);
+	open_rep(f, 0, "d", 0);
+	i = shard_applied_index(f->s[0]) + 1;
+	assert_int_equal(apply_cmd(f->s[0], i, incrby_cmd("a0", 1), &wi.w), 0);
+	assert_int_equal(apply_cmd(f->s[0], i + 1, put_cmd("b", "x"), &wp.w), 0);
+	for (int n = 0; n < 10000 && !(wi.done && wp.done); n++)
+		turn(f);
+	assert_int_equal(wi.done, 1);
+	assert_int_equal(wi.rv, RKV_ECORRUPT);
+	assert_int_equal(wp.done, 1);
+	assert_int_equal(wp.rv, RKV_ECORRUPT);
+	assert_int_equal(shard_apply_error(f->s[0]), RKV_ECORRUPT);
+	assert_int_equal(shard_applied_index(f->s[0]), i - 1);
+	assert_int_equal(apply_cmd(f->s[0], i + 2, put_cmd("c", "y"), NULL), RKV_ECORRUPT);
+	assert_int_equal(shard_apply_pending(f->s[0], NULL), 0);
+	assert_true(shard_idle(f->s[0]));
+	assert_int_equal(shard_test_get(f->s[0], &f->io, "b", &g), RKV_ENOTFOUND);
+}
+
 struct chunk_io {
 	struct shard_snapshot_chunk c;
 	int done;
@@ -900,6 +969,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_noop_and_large_entries, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_block_stops_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_install, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_directory_refused, setup, teardown),
 	};
