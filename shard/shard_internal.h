@@ -299,6 +299,13 @@ static inline struct lsm_version *lsm_version_ref(struct lsm_version *v)
  * 0 or -ENOMEM (nothing changed).
  */
 int lsm_version_install(struct shard *s, struct lsm_table **fresh, size_t nfresh);
+/*
+ * Checks the table open at `fd` against its manifest entry (blocking): size,
+ * footer, metadata, entry count and key range. 0 with *meta loaded (the
+ * caller frees it), or an error with the reason (`path`, offset) in `err`.
+ */
+int lsm_table_check(int fd, const char *path, const struct manifest_file *mf,
+		    struct sstable_meta *meta, char *err, size_t errlen);
 /* Opens every table of s->manifest and checks it (start-up, blocking). */
 int lsm_tables_open(struct shard *s, char *err, size_t errlen);
 /* A table from a writer's fd and metadata (takes both). NULL on -ENOMEM. */

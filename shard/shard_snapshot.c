@@ -178,20 +178,11 @@ int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, cha
 	return 0;
 }
 
-static int fsync_path(const char *path, int flags)
-{
-	int fd = open(path, flags | O_CLOEXEC);
-	int rv = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		rv = -errno;
-	close(fd);
-	return rv;
-}
-
-/* Every table the image names is staged with its size; each is fsync'ed. */
+/*
+ * Every table the image names is staged and matches its entry (size,
+ * footer, metadata, key range: what shard_open will check, checked before
+ * the swap so that a bad transfer leaves the old replica), and is fsync'ed.
+ */
 static int check_staged(const char *staging, const struct manifest_version *v, char *err,
 			size_t errlen)
 {
@@ -199,25 +190,29 @@ static int check_staged(const char *staging, const struct manifest_version *v, c
 		for (size_t i = 0; i < v->levels[l].count; i++) {
 			const struct manifest_file *mf = &v->levels[l].files[i];
 			char path[PATH_MAX + 64];
-			struct stat st;
-			int rv;
+			struct sstable_meta meta;
+			int fd, rv;
 
 			snprintf(path, sizeof path, "%s/%06" PRIu64 ".sst", staging, mf->number);
-			if (stat(path, &st) != 0) {
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
 				snprintf(err, errlen, "%s: named by the snapshot's manifest: %s",
 					 path, strerror(errno));
 				return RKV_ECORRUPT;
 			}
-			if ((uint64_t)st.st_size != mf->size) {
-				snprintf(err, errlen, "%s: %lld bytes, the snapshot's manifest "
-					 "says %" PRIu64, path, (long long)st.st_size, mf->size);
-				return RKV_ECORRUPT;
+			rv = lsm_table_check(fd, path, mf, &meta, err, errlen);
+			if (rv == 0) {
+				sstable_meta_free(&meta);
+				if (fsync(fd) != 0) {
+					rv = -errno;
+					snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
+				}
+			} else if (rv != -ENOMEM) {
+				rv = RKV_ECORRUPT;
 			}
-			rv = fsync_path(path, O_RDONLY);
-			if (rv) {
-				snprintf(err, errlen, "%s: fsync: %s", path, strerror(-rv));
+			close(fd);
+			if (rv)
 				return rv;
-			}
 		}
 	}
 	return 0;

@@ -925,6 +925,24 @@ static void test_snapshot_install(void **state)
 	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
 						&index, err, sizeof err), RKV_ECORRUPT);
 	assert_non_null(strstr(err, ".sst"));
+	/* A table cut short in transfer (its size right, its tail zeros). */
+	ship(f, &again, bdir);
+	{
+		char path[512];
+		uint8_t zeros[64] = { 0 };
+		int fd;
+
+		snprintf(path, sizeof path, "%s.incoming/%s", bdir, again.files[0].name);
+		fd = open(path, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, zeros, sizeof zeros,
+					(off_t)(again.files[0].size - sizeof zeros)),
+				 (ssize_t)sizeof zeros);
+		close(fd);
+	}
+	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
+						&index, err, sizeof err), RKV_ECORRUPT);
+	assert_non_null(strstr(err, "footer"));
 	again.manifest[again.manifest_len / 2] ^= 0x40;
 	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
 						&index, err, sizeof err), RKV_ECORRUPT);
