@@ -84,7 +84,13 @@ void shard_apply_destroy(struct shard *s)
 	q->key = NULL;
 }
 
-/* Room for `size` more bytes at the tail: rewinds, moves or grows. */
+/*
+ * Room for `size` more bytes at the tail. The live records move down only
+ * when at least as many bytes were popped before them as they hold, so a
+ * move is paid for by the pops (no quadratic copying while the queue stays
+ * nearly full); otherwise the buffer grows to twice what is needed, so it
+ * settles at a few times its peak and stops allocating.
+ */
 static int queue_reserve(struct apply_queue *q, size_t size)
 {
 	size_t used = q->tail - q->head;
@@ -102,7 +108,7 @@ static int queue_reserve(struct apply_queue *q, size_t size)
 		q->tail = used;
 		return 0;
 	}
-	while (cap < used + size)
+	while (cap < 2 * (used + size))
 		cap *= 2;
 	buf = malloc(cap);
 	if (!buf)
