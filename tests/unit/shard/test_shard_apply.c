@@ -73,6 +73,19 @@ struct model_key {
 
 static struct model_key model[NKEYS];
 
+/* What each entry's waiter should be told (a client asking for the prior
+ * value), computed by the model at the entry's place in the log. */
+struct expect {
+	bool existed;
+	bool applied;
+	int error;
+	int64_t integer;
+	size_t old_len;           /* with existed: the previous value */
+	char old[APPEND_LIMIT + 1];
+};
+
+static struct expect expects[NENTRIES + 1];
+
 static uint64_t rng_state;
 
 static uint64_t rnd(void)
@@ -101,6 +114,48 @@ static bool model_int(const struct model_key *m, long long *out)
 	errno = 0;
 	*out = strtoll(buf, &end, 10);
 	return errno == 0 && *end == '\0';
+}
+
+/* The expected answer of `c` on key k, before model_apply changes it. */
+static void model_expect(const struct command *c, unsigned k, struct expect *e)
+{
+	const struct model_key *m = &model[k];
+	long long cur = 0;
+
+	memset(e, 0, sizeof *e);
+	e->existed = m->present;
+	if (m->present) {
+		memcpy(e->old, m->value, m->len);
+		e->old_len = m->len;
+	}
+	switch (c->op) {
+	case COMMAND_PUT:
+		e->applied = true;
+		break;
+	case COMMAND_PUT_NX:
+		e->applied = !m->present;
+		break;
+	case COMMAND_PUT_XX:
+	case COMMAND_DELETE:
+		e->applied = m->present;
+		break;
+	case COMMAND_INCRBY:
+		if (m->present && !model_int(m, &cur)) {
+			e->error = RKV_EINVAL;
+			break;
+		}
+		e->applied = true;
+		e->integer = cur + c->delta;
+		break;
+	case COMMAND_APPEND:
+		if ((m->present ? m->len : 0) + c->value_len > c->limit) {
+			e->error = RKV_ETOOLARGE;
+			break;
+		}
+		e->applied = true;
+		e->integer = (int64_t)((m->present ? m->len : 0) + c->value_len);
+		break;
+	}
 }
 
 static void model_apply(const struct command *c, unsigned k)
@@ -166,6 +221,7 @@ static void make_entries(uint64_t seed)
 		struct command c = { 0 };
 
 		e->noop = i % 20 == 0;
+		memset(&expects[i], 0, sizeof expects[i]);
 		if (e->noop) {
 			e->len = 0;
 			continue;
@@ -201,7 +257,57 @@ static void make_entries(uint64_t seed)
 		}
 		assert_true(command_encoded_size(&c) <= sizeof e->bytes);
 		e->len = command_encode(&c, e->bytes);
+		model_expect(&c, k, &expects[i]);
 		model_apply(&c, k);
+	}
+}
+
+/* A client's waiter that keeps its whole answer. */
+struct client {
+	struct shard_waiter w;
+	int done;
+	int rv;
+	struct shard_result res;
+	size_t old_len;
+	char old[APPEND_LIMIT + 1];
+};
+
+static struct client clients[NENTRIES + 1];
+
+static void client_done(struct shard_waiter *w, int rv, const struct shard_result *res)
+{
+	struct client *c = (struct client *)w;
+
+	c->done++;
+	c->rv = rv;
+	if (!res)
+		return;
+	c->res = *res;
+	c->old_len = res->old_value ? res->old_len : 0;
+	if (res->old_value && res->old_len <= APPEND_LIMIT)
+		memcpy(c->old, res->old_value, res->old_len);
+	c->res.old_value = NULL;
+}
+
+/* Every entry answered once, as the model says. */
+static void check_answers(void)
+{
+	for (unsigned i = 1; i <= NENTRIES; i++) {
+		const struct client *c = &clients[i];
+		const struct expect *e = &expects[i];
+
+		if (c->done != 1 || c->rv != 0)
+			fail_msg("entry %u: answered %d times, rv %d", i, c->done, c->rv);
+		if (c->res.existed != e->existed || c->res.applied != e->applied ||
+		    c->res.error != e->error || c->res.integer != e->integer)
+			fail_msg("entry %u: existed %d applied %d error %d integer %" PRId64
+				 ", the model says %d %d %d %" PRId64, i, c->res.existed,
+				 c->res.applied, c->res.error, c->res.integer, e->existed,
+				 e->applied, e->error, e->integer);
+		if (e->existed && !entries[i].noop) {
+			assert_int_equal(c->old_len, e->old_len);
+			assert_memory_equal(c->old, e->old, e->old_len);
+		}
 	}
 }
 
@@ -302,14 +408,22 @@ static int apply_entry(struct shard *s, uint64_t index, struct shard_waiter *w)
 	return shard_apply(s, index, SHARD_ENTRY_COMMAND, e->bytes, e->len, w);
 }
 
-/* Hands in entries [from, to], turning the ring while the shard refuses. */
-static void apply_range(struct fixture *f, struct shard *s, uint64_t from, uint64_t to,
-			unsigned turn_every)
+/* Hands in entries [from, to], turning the ring while the shard refuses;
+ * `with_clients`: each with its client's waiter, asking for the prior value. */
+static void apply_range_as(struct fixture *f, struct shard *s, uint64_t from, uint64_t to,
+			   unsigned turn_every, bool with_clients)
 {
 	for (uint64_t i = from; i <= to; i++) {
+		struct shard_waiter *w = NULL;
 		int rv;
 
-		for (int tries = 0; (rv = apply_entry(s, i, NULL)) == RKV_EAGAIN; tries++) {
+		if (with_clients) {
+			memset(&clients[i], 0, sizeof clients[i]);
+			clients[i].w.done = client_done;
+			clients[i].w.want_prior = true;
+			w = &clients[i].w;
+		}
+		for (int tries = 0; (rv = apply_entry(s, i, w)) == RKV_EAGAIN; tries++) {
 			assert_true(tries < 100000);
 			turn(f);
 		}
@@ -317,6 +431,12 @@ static void apply_range(struct fixture *f, struct shard *s, uint64_t from, uint6
 		if (turn_every && i % turn_every == 0)
 			turn(f);
 	}
+}
+
+static void apply_range(struct fixture *f, struct shard *s, uint64_t from, uint64_t to,
+			unsigned turn_every)
+{
+	apply_range_as(f, s, from, to, turn_every, false);
 }
 
 struct scan_state {
@@ -408,9 +528,11 @@ static void check_model(struct fixture *f, struct shard *s)
 /* ---- tests ---- */
 
 /*
- * Two shards, one fed an entry at a time with the ring turning often, the
- * other fed as fast as it takes them: both end equal to the model, with
- * flushes and compactions behind them and current values read from tables.
+ * Two shards, one fed an entry at a time with the ring turning often and a
+ * client waiting on every entry (a leader), the other fed as fast as it
+ * takes them with no waiters (a follower): both end equal to the model,
+ * with flushes and compactions behind them and current values read from
+ * tables, and every client is told what the model says its command did.
  */
 static void test_two_paces_same_state(void **state)
 {
@@ -420,9 +542,11 @@ static void test_two_paces_same_state(void **state)
 	make_entries(0x9e3779b97f4a7c15ull);
 	open_rep(f, 0, "a", 0);
 	open_rep(f, 1, "b", 0);
-	apply_range(f, f->s[0], 1, NENTRIES, 1);
+	/* A: the leader, every entry its client's, prior values asked for. */
+	apply_range_as(f, f->s[0], 1, NENTRIES, 1, true);
 	apply_range(f, f->s[1], 1, NENTRIES, 0);
 	settle(f);
+	check_answers();
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(shard_applied_index(f->s[i]), NENTRIES);
 		shard_get_stats(f->s[i], &st[i]);
