@@ -196,9 +196,11 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 
 /*
  * Frees the shard. The caller ensures no foreground work is in flight
- * (shard_idle); background I/O still in flight (a flush or compaction slice)
- * is waited for here, after the loop stopped, and the unfinished job is
- * abandoned (its file is removed at the next start).
+ * (shard_idle: replicated, no entry waiting to be applied; queued entries
+ * are dropped unanswered) and no snapshot is pinned (shard_snapshot_end);
+ * background I/O still in flight (a flush or compaction slice) is waited
+ * for here, after the loop stopped, and the unfinished job is abandoned
+ * (its file is removed at the next start).
  */
 void shard_close(struct shard *s);
 
@@ -420,7 +422,8 @@ void shard_memory(const struct shard *s, size_t *used, size_t *capacity);
  */
 void shard_flush(struct shard *s);
 
-/* No write pending, stalled or in flight. */
+/* No write pending, stalled or in flight (replicated: no entry waiting to
+ * be applied). */
 bool shard_idle(const struct shard *s);
 
 /* No flush or compaction running, waiting or due (tests, benchmarks). */
