@@ -78,6 +78,13 @@ void shard_apply_destroy(struct shard *s)
 	struct apply_queue *q = &s->apply;
 
 	shard_prior_release(s, &q->carrier);
+	if (q->prefetch) {
+		/* shard_close waited for their reads: only the buffers are left. */
+		for (int i = 0; i < SHARD_APPLY_PREFETCH; i++)
+			free(q->prefetch[i].key);
+		free(q->prefetch);
+		q->prefetch = NULL;
+	}
 	free(q->buf);
 	free(q->key);
 	q->buf = NULL;
@@ -260,6 +267,74 @@ static enum step step_head(struct shard *s, const struct apply_rec *r, int *rv,
 	return STEP_DONE;
 }
 
+static void prefetch_done(struct shard_read *rd, int rv, const void *value, size_t len)
+{
+	struct apply_prefetch *p = rd->arg;
+
+	(void)rv;
+	(void)value;
+	(void)len;
+	/* Only the cache was the point: the head finds the block there. */
+	if (rd->pin)
+		block_cache_release(rd->s->cache, rd->pin);
+	rd->pin = NULL;
+	p->busy = false;
+}
+
+/*
+ * An entry queued behind a head that waits: when it will need a current
+ * value that the memtables do not hold, start reading its block into the
+ * cache now, so that a run of commands on cold keys costs about one read
+ * time, not one per entry. Warming only: the entry still settles its value
+ * when it is the head, in order. Best effort (no free slot, no memory:
+ * nothing).
+ */
+static void prefetch(struct shard *s, const struct apply_rec *r)
+{
+	struct apply_queue *q = &s->apply;
+	struct apply_prefetch *p = NULL;
+	const void *value;
+	struct command cmd;
+	size_t len;
+
+	if (r->type != SHARD_ENTRY_COMMAND ||
+	    command_decode((const uint8_t *)(r + 1), r->len, &cmd) != 0 ||
+	    !needs_prior(&cmd, r->w) ||
+	    memtable_get(s->mem->mt, cmd.key, cmd.key_len, &value, &len) != RKV_ENOTFOUND ||
+	    (s->imm && memtable_get(s->imm->mt, cmd.key, cmd.key_len, &value, &len) !=
+			       RKV_ENOTFOUND))
+		return;
+	if (!q->prefetch) {
+		q->prefetch = calloc(SHARD_APPLY_PREFETCH, sizeof *q->prefetch);
+		if (!q->prefetch)
+			return;
+	}
+	for (int i = 0; i < SHARD_APPLY_PREFETCH && !p; i++)
+		if (!q->prefetch[i].busy)
+			p = &q->prefetch[i];
+	if (!p)
+		return;
+	if (p->key_cap < cmd.key_len || !p->key) {
+		size_t cap = p->key_cap ? p->key_cap : 64;
+		uint8_t *k;
+
+		while (cap < cmd.key_len)
+			cap *= 2;
+		k = realloc(p->key, cap);
+		if (!k)
+			return;
+		p->key = k;
+		p->key_cap = cap;
+	}
+	if (cmd.key_len)
+		memcpy(p->key, cmd.key, cmd.key_len);
+	p->busy = true;
+	p->rd.done = prefetch_done;
+	p->rd.arg = p;
+	p->rd.warm_only = true;
+	shard_read_start(s, &p->rd, p->key, cmd.key_len);
+}
+
 /* Answers every queued entry's waiter with the error that stopped apply. */
 static void fail_queue(struct shard *s)
 {
@@ -378,6 +453,8 @@ int shard_apply(struct shard *s, uint64_t index, enum shard_entry_type type,
 	 * head back resumes the queue (shard_resume) when it is done. */
 	if (q->count == 1)
 		shard_apply_drain(s);
+	else if (q->carrier.warming)
+		prefetch(s, r);
 	return 0;
 }
 

@@ -157,6 +157,17 @@ struct bg_job {
  * aligned) in one buffer grown geometrically to its peak and rewound when
  * it empties. Only the head is ever being worked on.
  */
+/* A block read that only warms the cache for an entry queued behind the
+ * head (shard_apply.c). */
+struct apply_prefetch {
+	struct shard_read rd;
+	uint8_t *key;                   /* the read's key, grown to the largest */
+	size_t key_cap;
+	bool busy;
+};
+
+#define SHARD_APPLY_PREFETCH 4          /* reads in flight for queued entries */
+
 struct apply_queue {
 	uint8_t *buf;
 	size_t head;                    /* offset of the oldest record */
@@ -173,6 +184,7 @@ struct apply_queue {
 	struct shard_waiter carrier;    /* settles the head's current value */
 	uint8_t *key;                   /* the head's key, stable while a block is read */
 	size_t key_cap;
+	struct apply_prefetch *prefetch; /* SHARD_APPLY_PREFETCH, made on first use */
 	shard_flushed_fn *on_flushed;
 	shard_apply_ready_fn *on_ready;
 	void *hook_arg;

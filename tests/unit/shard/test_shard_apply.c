@@ -720,6 +720,61 @@ static void test_order_across_block_read(void **state)
 }
 
 /*
+ * Commands on cold keys queued behind one that waits for its block have
+ * their blocks read meanwhile (into the cache only), yet are applied in
+ * order with the values the model gives.
+ */
+static void test_prefetch_keeps_order(void **state)
+{
+	struct fixture *f = *state;
+	struct ordered w[4];
+	struct block_cache_options copt = { .capacity = 256 << 10 };
+	struct shard_stats st;
+	char key[16], value[300];
+	uint64_t i = 1;
+
+	open_rep(f, 0, "p", 0);
+	memset(value, 'p', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	/* Counters k000, k050, k100, k150, each in a block of its own. */
+	for (unsigned j = 0; j < 200; j++) {
+		snprintf(key, sizeof key, "k%03u", j);
+		assert_int_equal(apply_cmd(f->s[0], i++, put_cmd(key, j % 50 ? value : "5"), NULL),
+				 0);
+	}
+	while (shard_flushed_index(f->s[0]) < 200) {
+		snprintf(key, sizeof key, "z%05u", (unsigned)i);
+		assert_int_equal(apply_cmd(f->s[0], i++, put_cmd(key, value), NULL), 0);
+		turn(f);
+	}
+	settle(f);
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	block_cache_destroy(f->cache);
+	assert_int_equal(block_cache_create(&f->cache, &copt), 0);
+	open_rep(f, 0, "p", 0);
+	i = shard_applied_index(f->s[0]) + 1;
+	answer_seq = 0;
+	for (unsigned j = 0; j < 4; j++) {
+		w[j] = (struct ordered){ .x.w.done = on_done_ordered };
+		snprintf(key, sizeof key, "k%03u", j * 50);
+		assert_int_equal(apply_cmd(f->s[0], i + j, incrby_cmd(key, (int64_t)j + 1), &w[j].x.w),
+				 0);
+	}
+	/* The head's read and the three behind it are all in flight. */
+	shard_get_stats(f->s[0], &st);
+	assert_true(st.block_reads >= 4);
+	assert_int_equal(shard_applied_index(f->s[0]), i - 1);
+	settle(f);
+	for (unsigned j = 0; j < 4; j++) {
+		assert_int_equal(w[j].x.done, 1);
+		assert_int_equal(w[j].x.rv, 0);
+		assert_int_equal(w[j].x.res.integer, 5 + (int64_t)j + 1);
+		assert_int_equal(w[j].seq, j + 1);
+	}
+}
+
+/*
  * Flushes that lag: with the ring not turning, the first full memtable is
  * sealed, the second fills, entries queue up to the limit and shard_apply
  * refuses; once the flush is done the queue drains, on_apply_ready says
@@ -1107,6 +1162,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_replays_above_flushed_index, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_order_across_block_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_keeps_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_backpressure_while_flush_lags, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_noop_and_large_entries, setup,
