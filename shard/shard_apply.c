@@ -430,7 +430,7 @@ int shard_apply(struct shard *s, uint64_t index, enum shard_entry_type type,
 	if (type == SHARD_ENTRY_NOOP)
 		len = 0;
 	if (len > UINT32_MAX)
-		len = UINT32_MAX; /* cannot be a command: skipped as undecodable */
+		len = 0; /* no command is this long: kept empty, skipped as undecodable */
 	size = rec_size(len);
 	if (q->count > 0 && q->tail - q->head + size > q->limit) {
 		q->refused = true;
