@@ -219,18 +219,72 @@ static int read_exact(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int lsm_table_check(int fd, const char *path, const struct manifest_file *mf,
+		    struct sstable_meta *meta, char *err, size_t errlen)
+{
+	uint8_t tail[SSTABLE_FOOTER_SIZE];
+	struct sstable_footer footer;
+	const char *why = NULL;
+	uint8_t *buf = NULL;
+	struct stat st;
+	int rv;
+
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != mf->size) {
+		snprintf(err, errlen, "%s: size %lld, the manifest says %" PRIu64, path,
+			 (long long)st.st_size, mf->size);
+		return RKV_ECORRUPT;
+	}
+	if (mf->size < SSTABLE_FOOTER_SIZE) {
+		snprintf(err, errlen, "%s: too short for a footer", path);
+		return RKV_ECORRUPT;
+	}
+	rv = read_exact(fd, tail, sizeof tail, mf->size - SSTABLE_FOOTER_SIZE);
+	if (rv) {
+		snprintf(err, errlen, "%s: read footer: %s", path, strerror(-rv));
+		return rv;
+	}
+	rv = sstable_footer_decode(&footer, tail, sizeof tail, mf->size, &why);
+	if (rv) {
+		snprintf(err, errlen, "%s: corrupt footer at offset %" PRIu64 ": %s", path,
+			 mf->size - SSTABLE_FOOTER_SIZE, why);
+		return rv;
+	}
+	buf = malloc(footer.meta_len ? footer.meta_len : 1);
+	if (!buf) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	rv = read_exact(fd, buf, footer.meta_len, footer.meta_offset);
+	if (rv) {
+		snprintf(err, errlen, "%s: read metadata: %s", path, strerror(-rv));
+		goto out;
+	}
+	rv = sstable_meta_load(meta, &footer, buf, footer.meta_len, &why);
+	if (rv) {
+		snprintf(err, errlen, "%s: corrupt metadata at offset %" PRIu64 ": %s", path,
+			 footer.meta_offset, why ? why : rkv_strerror(rv));
+		goto out;
+	}
+	if (meta->entry_count != mf->entry_count ||
+	    key_order_cmp(meta->smallest, meta->smallest_len, mf->smallest, mf->smallest_len) ||
+	    key_order_cmp(meta->largest, meta->largest_len, mf->largest, mf->largest_len)) {
+		snprintf(err, errlen, "%s: footer (offset %" PRIu64 ") and manifest disagree on "
+			 "the entry count or key range", path, mf->size - SSTABLE_FOOTER_SIZE);
+		sstable_meta_free(meta);
+		rv = RKV_ECORRUPT;
+	}
+out:
+	free(buf);
+	return rv;
+}
+
 /* Opens one table and checks its footer and metadata against the manifest. */
 static int open_table(struct shard *s, const struct manifest_file *mf, char *err,
 		      size_t errlen)
 {
-	uint8_t tail[SSTABLE_FOOTER_SIZE];
-	struct sstable_footer footer;
 	struct sstable_meta meta;
 	char path[PATH_MAX + 32];
-	const char *why = NULL;
 	struct lsm_table *t;
-	uint8_t *buf = NULL;
-	struct stat st;
 	int fd, rv;
 
 	lsm_path(path, sizeof path, s, mf->number);
@@ -241,55 +295,11 @@ static int open_table(struct shard *s, const struct manifest_file *mf, char *err
 			 path, mf->level, strerror(errno));
 		return rv;
 	}
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != mf->size) {
-		snprintf(err, errlen, "%s: size %lld, the manifest says %" PRIu64, path,
-			 (long long)st.st_size, mf->size);
-		rv = RKV_ECORRUPT;
-		goto err_after_open;
-	}
-	if (mf->size < SSTABLE_FOOTER_SIZE) {
-		snprintf(err, errlen, "%s: too short for a footer", path);
-		rv = RKV_ECORRUPT;
-		goto err_after_open;
-	}
-	rv = read_exact(fd, tail, sizeof tail, mf->size - SSTABLE_FOOTER_SIZE);
+	rv = lsm_table_check(fd, path, mf, &meta, err, errlen);
 	if (rv) {
-		snprintf(err, errlen, "%s: read footer: %s", path, strerror(-rv));
-		goto err_after_open;
+		close(fd);
+		return rv;
 	}
-	rv = sstable_footer_decode(&footer, tail, sizeof tail, mf->size, &why);
-	if (rv) {
-		snprintf(err, errlen, "%s: corrupt footer at offset %" PRIu64 ": %s", path,
-			 mf->size - SSTABLE_FOOTER_SIZE, why);
-		goto err_after_open;
-	}
-	buf = malloc(footer.meta_len ? footer.meta_len : 1);
-	if (!buf) {
-		rv = -ENOMEM;
-		snprintf(err, errlen, "%s: out of memory", path);
-		goto err_after_open;
-	}
-	rv = read_exact(fd, buf, footer.meta_len, footer.meta_offset);
-	if (rv) {
-		snprintf(err, errlen, "%s: read metadata: %s", path, strerror(-rv));
-		goto err_after_buf;
-	}
-	rv = sstable_meta_load(&meta, &footer, buf, footer.meta_len, &why);
-	if (rv) {
-		snprintf(err, errlen, "%s: corrupt metadata at offset %" PRIu64 ": %s", path,
-			 footer.meta_offset, why ? why : rkv_strerror(rv));
-		goto err_after_buf;
-	}
-	if (meta.entry_count != mf->entry_count ||
-	    key_order_cmp(meta.smallest, meta.smallest_len, mf->smallest, mf->smallest_len) ||
-	    key_order_cmp(meta.largest, meta.largest_len, mf->largest, mf->largest_len)) {
-		snprintf(err, errlen, "%s: footer (offset %" PRIu64 ") and manifest disagree on "
-			 "the entry count or key range", path, mf->size - SSTABLE_FOOTER_SIZE);
-		rv = RKV_ECORRUPT;
-		sstable_meta_free(&meta);
-		goto err_after_buf;
-	}
-	free(buf);
 	t = lsm_table_new(mf->number, mf->size, fd, &meta);
 	if (!t || add_table(s, t) != 0) {
 		free(t);
@@ -299,12 +309,6 @@ static int open_table(struct shard *s, const struct manifest_file *mf, char *err
 		return -ENOMEM;
 	}
 	return 0;
-
-err_after_buf:
-	free(buf);
-err_after_open:
-	close(fd);
-	return rv;
 }
 
 static bool in_manifest(const struct shard *s, uint64_t number)

@@ -48,12 +48,11 @@
 #include <unistd.h>
 
 #include "core/errors.h"
-#include "core/strint.h"
 #include "core/log.h"
 #include "shard/shard_internal.h"
 #include "shard/wal_format.h"
 
-#define QUEUE_STALL 1
+#define QUEUE_STALL SHARD_PRIOR_WAIT /* the same meaning: wait, in order */
 
 static uint32_t load_le32(const uint8_t *p)
 {
@@ -87,20 +86,6 @@ static int batch_reserve(struct wal_batch *b, size_t more)
 		return -ENOMEM;
 	b->buf = buf;
 	b->cap = cap;
-	return 0;
-}
-
-static int grow_scratch(struct shard *s, size_t need)
-{
-	uint8_t *buf;
-
-	if (need <= s->scratch_cap)
-		return 0;
-	buf = realloc(s->scratch, need);
-	if (!buf)
-		return -ENOMEM;
-	s->scratch = buf;
-	s->scratch_cap = need;
 	return 0;
 }
 
@@ -149,179 +134,6 @@ static void misc_done(struct io_op *op, int res, unsigned flags)
 		log_warn("shard %u: close/unlink failed: %s", s->id, strerror(-res));
 }
 
-static size_t mem_room(const struct shard *s)
-{
-	size_t used = memtable_used(s->mem->mt);
-	size_t left = memtable_remaining(s->mem->mt);
-	size_t cap = used < s->memtable_size ? s->memtable_size - used : 0;
-
-	return left < cap ? left : cap;
-}
-
-static int set_value(struct shard *s, const struct command *c, const void *value,
-		     size_t len, struct shard_result *res, int before)
-{
-	int rv = memtable_put(s->mem->mt, c->key, c->key_len, value, len);
-
-	if (rv == 0) {
-		res->applied = true;
-		s->mem->live_delta += !res->existed;
-	}
-	return rv;
-}
-
-/*
- * Applies one command to the active memtable and says what it did. The same
- * code runs for live writes and at replay, so both reach the same state: the
- * current value comes from the memtables, else from the tables (read
- * directly at replay; settled before queueing at run time, in `w`). Returns
- * 0 or RKV_EFULL / -ENOMEM / RKV_ECORRUPT; a command refused by its own
- * semantics (res->error) returns 0.
- */
-/*
- * PUT and DELETE, whose effect does not depend on the old value: the write's
- * own skiplist search reports what the active memtable held, so the common
- * write costs one search (apply_command's general path costs two).
- */
-static int apply_blind(struct shard *s, const struct command *c, struct shard_waiter *w,
-		       struct shard_result *res)
-{
-	struct memtable_prior pr;
-	const void *old = NULL;
-	size_t old_len = 0;
-	int rv, before;
-
-	memset(res, 0, sizeof *res);
-	if (c->op == COMMAND_PUT)
-		rv = memtable_put_prior(s->mem->mt, c->key, c->key_len, c->value,
-					c->value_len, &pr);
-	else
-		rv = memtable_delete_prior(s->mem->mt, c->key, c->key_len, &pr);
-	if (rv)
-		return rv;
-	before = pr.state;
-	if (before == 0) {
-		old = pr.value;
-		old_len = pr.value_len;
-	} else if (before == RKV_ENOTFOUND && s->imm) {
-		before = memtable_get(s->imm->mt, c->key, c->key_len, &old, &old_len);
-	}
-	if (before == RKV_ENOTFOUND && w && w->prior_state == SHARD_PRIOR_TABLE) {
-		old = w->prior;
-		old_len = w->prior_len;
-		before = 0;
-	}
-	res->existed = before == 0;
-	if (res->existed) {
-		res->old_value = old;
-		res->old_len = old_len;
-	}
-	if (c->op == COMMAND_PUT) {
-		res->applied = true;
-		s->mem->live_delta += !res->existed;
-	} else {
-		res->applied = res->existed;
-		s->mem->live_delta -= res->existed;
-	}
-	return 0;
-}
-
-static int apply_command(struct shard *s, const struct command *c, struct shard_waiter *w,
-			 struct shard_result *res)
-{
-	struct block_cache_handle *pin = NULL;
-	const void *old = NULL;
-	size_t old_len = 0;
-	int before, rv;
-
-	if (c->op == COMMAND_PUT || c->op == COMMAND_DELETE)
-		return apply_blind(s, c, w, res);
-	memset(res, 0, sizeof *res);
-	before = memtable_get(s->mem->mt, c->key, c->key_len, &old, &old_len);
-	rv = before;
-	if (rv == RKV_ENOTFOUND && s->imm)
-		rv = memtable_get(s->imm->mt, c->key, c->key_len, &old, &old_len);
-	if (rv == RKV_ENOTFOUND && s->replaying && c->op != COMMAND_PUT &&
-	    c->op != COMMAND_DELETE) {
-		rv = lsm_get_blocking(s, c->key, c->key_len, &old, &old_len, &pin);
-		if (rv != 0 && rv != RKV_ENOTFOUND)
-			return rv;
-	} else if (rv == RKV_ENOTFOUND && w && w->prior_state == SHARD_PRIOR_TABLE) {
-		old = w->prior;
-		old_len = w->prior_len;
-		rv = 0;
-	}
-	res->existed = rv == 0;
-	if (res->existed) {
-		res->old_value = old;
-		res->old_len = old_len;
-	}
-	switch (c->op) {
-	case COMMAND_PUT:
-		rv = set_value(s, c, c->value, c->value_len, res, before);
-		break;
-	case COMMAND_PUT_NX:
-		rv = res->existed ? 0 : set_value(s, c, c->value, c->value_len, res, before);
-		break;
-	case COMMAND_PUT_XX:
-		rv = res->existed ? set_value(s, c, c->value, c->value_len, res, before) : 0;
-		break;
-	case COMMAND_DELETE:
-		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
-		if (rv == 0) {
-			res->applied = res->existed;
-			s->mem->live_delta -= res->existed;
-		}
-		break;
-	case COMMAND_INCRBY: {
-		int64_t cur = 0;
-		char text[24];
-		int n;
-
-		rv = 0;
-		if (res->existed && strint_parse_i64(old, old_len, &cur) != 0) {
-			res->error = RKV_EINVAL;
-			break;
-		}
-		if ((c->delta > 0 && cur > INT64_MAX - c->delta) ||
-		    (c->delta < 0 && cur < INT64_MIN - c->delta)) {
-			res->error = -ERANGE;
-			break;
-		}
-		res->integer = cur + c->delta;
-		n = snprintf(text, sizeof text, "%" PRId64, res->integer);
-		rv = set_value(s, c, text, (size_t)n, res, before);
-		break;
-	}
-	case COMMAND_APPEND: {
-		size_t len = old_len + c->value_len;
-
-		rv = 0;
-		if (len > c->limit) {
-			res->error = RKV_ETOOLARGE;
-			break;
-		}
-		rv = grow_scratch(s, len);
-		if (rv)
-			break;
-		if (old_len)
-			memcpy(s->scratch, old, old_len);
-		if (c->value_len)
-			memcpy(s->scratch + old_len, c->value, c->value_len);
-		res->integer = (int64_t)len;
-		rv = set_value(s, c, s->scratch, len, res, before);
-		break;
-	}
-	default:
-		rv = RKV_ECORRUPT;
-		break;
-	}
-	/* The pin (replay only) kept old_value alive; nobody reads it after. */
-	if (pin)
-		block_cache_release(s->cache, pin);
-	return rv;
-}
-
 int shard_replay_record(void *arg, const struct wal_record *rec)
 {
 	struct shard *s = arg;
@@ -334,7 +146,7 @@ int shard_replay_record(void *arg, const struct wal_record *rec)
 	rv = command_decode(rec->payload, rec->payload_len, &c);
 	if (rv)
 		return rv;
-	rv = apply_command(s, &c, NULL, &res);
+	rv = shard_exec(s, &c, NULL, &res);
 	if (rv == 0) {
 		s->stats.replayed++;
 		s->applied_index = rec->index;
@@ -364,7 +176,9 @@ void shard_ops_init(struct shard *s)
 void shard_seal_memtable(struct shard *s, struct lsm_mem *fresh)
 {
 	s->imm = s->mem;
-	s->imm->last_index = s->next_index - 1;
+	/* Both modes seal only with nothing queued unapplied (the WAL switch
+	 * waits for both batches), so this is the memtable's last record. */
+	s->imm->last_index = s->applied_index;
 	s->imm_installed = false;
 	s->mem = fresh;
 	s->gen++;
@@ -391,130 +205,6 @@ bool shard_disk_full(const struct shard *s)
 {
 	return s->disk_full;
 }
-
-/*
- * Memtable bytes a queued command may take once applied: an upper bound,
- * reserved at queue time so that applying a durable batch cannot fail.
- */
-static size_t write_cost(struct shard *s, const struct shard_waiter *w)
-{
-	const struct command *cmd = &w->cmd;
-	const void *cur;
-	size_t cur_len = 0, len;
-
-	switch (cmd->op) {
-	case COMMAND_DELETE:
-		return memtable_entry_cost(cmd->key_len, 0);
-	case COMMAND_INCRBY:
-		return memtable_entry_cost(cmd->key_len, 20);
-	case COMMAND_APPEND:
-		/* Whatever other APPENDs queued before it add, this key's value
-		 * can grow by at most all of them. */
-		if (memtable_get(s->mem->mt, cmd->key, cmd->key_len, &cur, &cur_len) != 0 &&
-		    !(s->imm && memtable_get(s->imm->mt, cmd->key, cmd->key_len, &cur,
-					     &cur_len) == 0))
-			cur_len = w->prior_state == SHARD_PRIOR_TABLE ? w->prior_len : 0;
-		len = cur_len + s->appended + cmd->value_len;
-		return memtable_entry_cost(cmd->key_len, len < cmd->limit ? len : cmd->limit);
-	default:
-		return memtable_entry_cost(cmd->key_len, cmd->value_len);
-	}
-}
-
-static bool needs_prior(const struct shard_waiter *w)
-{
-	return w->cmd.op != COMMAND_PUT || w->want_prior;
-}
-
-static void release_prior(struct shard *s, struct shard_waiter *w)
-{
-	if (w->prior_pin)
-		block_cache_release(s->cache, w->prior_pin);
-	w->prior_pin = NULL;
-	w->prior = NULL;
-	w->prior_len = 0;
-	w->prior_state = SHARD_PRIOR_UNKNOWN;
-	w->warm_done = false;
-}
-
-static void warm_done(struct shard_read *rd, int rv, const void *value, size_t len)
-{
-	struct shard_waiter *w = rd->arg;
-	struct shard *s = rd->s;
-
-	w->warming = false;
-	w->warm_done = true;
-	w->warm_rv = rv;
-	w->prior = value;
-	w->prior_len = (uint32_t)len;
-	w->prior_pin = rd->pin;
-	rd->pin = NULL;
-	if (!s->closing)
-		shard_stall_drain(s);
-}
-
-/*
- * Settles the current value of w's key for apply (see the invariants at the
- * top). 0, QUEUE_STALL (a table lookup is reading blocks), RKV_ECORRUPT or
- * another error for the write.
- */
-static int resolve_prior(struct shard *s, struct shard_waiter *w)
-{
-	const struct command *c = &w->cmd;
-	struct block_cache_handle *pin = NULL;
-	struct sstable_handle h;
-	struct lsm_table *t;
-	const void *value;
-	size_t len;
-	unsigned level = 0;
-	size_t file = 0;
-	int rv;
-
-	if (w->warming)
-		return QUEUE_STALL;
-	rv = memtable_get(s->mem->mt, c->key, c->key_len, &value, &len);
-	if (rv == RKV_ENOTFOUND && s->imm)
-		rv = memtable_get(s->imm->mt, c->key, c->key_len, &value, &len);
-	if (rv != RKV_ENOTFOUND) {
-		release_prior(s, w);
-		w->prior_state = SHARD_PRIOR_MEMORY;
-		return 0;
-	}
-	if (w->warm_done && w->warm_gen == s->gen) {
-		rv = w->warm_rv;
-	} else {
-		release_prior(s, w);
-		rv = lsm_lookup_cached(s, s->version, c->key, c->key_len,
-				       bloom_hash(c->key, c->key_len), &level, &file, &value,
-				       &len, &pin, &t, &h);
-		if (rv == RKV_EAGAIN) {
-			w->warming = true;
-			w->warm_gen = s->gen;
-			w->warm.done = warm_done;
-			w->warm.arg = w;
-			w->warm.warm_only = true;
-			shard_read_start(s, &w->warm, c->key, c->key_len);
-			return w->warming ? QUEUE_STALL : resolve_prior(s, w);
-		}
-		w->prior = value;
-		w->prior_len = (uint32_t)len;
-		w->prior_pin = pin;
-	}
-	w->warm_done = false;
-	if (rv == 0) {
-		w->prior_state = SHARD_PRIOR_TABLE;
-		return 0;
-	}
-	if (w->prior_pin)
-		block_cache_release(s->cache, w->prior_pin);
-	w->prior_pin = NULL;
-	if (rv == RKV_ENOTFOUND) {
-		w->prior_state = SHARD_PRIOR_MEMORY;
-		return 0;
-	}
-	return rv;
-}
-
 static void start_switch(struct shard *s)
 {
 	s->switching = true;
@@ -539,14 +229,14 @@ static int try_queue(struct shard *s, struct shard_waiter *w)
 		return -EIO;
 	if (s->switching)
 		return QUEUE_STALL;
-	if (needs_prior(w)) {
-		rv = resolve_prior(s, w);
+	if (shard_needs_prior(w)) {
+		rv = shard_prior_resolve(s, w);
 		if (rv)
 			return rv;
 	}
-	cost = write_cost(s, w);
-	if (mem_room(s) < s->reserved + cost) {
-		release_prior(s, w);
+	cost = shard_exec_cost(s, w);
+	if (shard_mem_room(s) < s->reserved + cost) {
+		shard_prior_release(s, w);
 		if (s->reserved == 0 && memtable_count(s->mem->mt) == 0)
 			return RKV_EFULL; /* larger than a whole memtable */
 		if (s->imm && s->disk_full)
@@ -559,7 +249,7 @@ static int try_queue(struct shard *s, struct shard_waiter *w)
 	    s->wal_map.len) {
 		/* The segment's mapping is full (rare: writes that change no
 		 * memtable bytes, like refused PUT_NX): go on in a new one. */
-		release_prior(s, w);
+		shard_prior_release(s, w);
 		if (s->imm && s->disk_full)
 			return RKV_EFULL;
 		if (!s->imm)
@@ -567,7 +257,7 @@ static int try_queue(struct shard *s, struct shard_waiter *w)
 		return QUEUE_STALL;
 	}
 	if (batch_reserve(b, size)) {
-		release_prior(s, w);
+		shard_prior_release(s, w);
 		return -ENOMEM;
 	}
 	rec = b->buf + b->len;
@@ -625,7 +315,7 @@ void shard_stall_drain(struct shard *s)
 				break;
 			stall_pop(s, next);
 			if (rv) {
-				release_prior(s, w);
+				shard_prior_release(s, w);
 				w->done(w, rv, NULL);
 			}
 		}
@@ -633,11 +323,21 @@ void shard_stall_drain(struct shard *s)
 	s->draining = false;
 }
 
+void shard_resume(struct shard *s)
+{
+	if (s->replicated)
+		shard_apply_drain(s);
+	else
+		shard_stall_drain(s);
+}
+
 int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter *w)
 {
 	size_t payload = command_encoded_size(cmd);
 	int rv;
 
+	if (s->replicated)
+		return RKV_EINVAL;
 	if (s->failed)
 		return -EIO;
 	if (payload > WAL_MAX_PAYLOAD)
@@ -662,7 +362,7 @@ int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter 
 		if (w->warming) {
 			w->stall_bytes = 0;
 		} else {
-			release_prior(s, w);
+			shard_prior_release(s, w);
 			return RKV_EFULL;
 		}
 	}
@@ -736,7 +436,7 @@ static void fail_stalled(struct shard *s, int rv)
 		if (w->warming)
 			break; /* its lookup still points at it; failed when it lands */
 		stall_pop(s, w->next);
-		release_prior(s, w);
+		shard_prior_release(s, w);
 		w->done(w, rv, NULL);
 	}
 }
@@ -853,6 +553,14 @@ void shard_flush(struct shard *s)
 {
 	if (s->closing)
 		return;
+	if (s->replicated) {
+		/* Resumes a head that waited for memory (the other waits
+		 * resume from their own completions). */
+		if (s->apply.count > 0 && s->apply.waiting_room && !s->imm)
+			shard_apply_drain(s);
+		shard_jobs_step(s);
+		return;
+	}
 	if (s->stall_head)
 		shard_stall_drain(s);
 	if (!s->inflight && s->pending->count > 0)
@@ -887,6 +595,8 @@ void shard_memory(const struct shard *s, size_t *used, size_t *capacity)
 
 bool shard_idle(const struct shard *s)
 {
+	if (s->replicated)
+		return s->apply.count == 0;
 	return !s->inflight && s->pending->count == 0 && !s->stall_head && !s->switching;
 }
 
@@ -896,7 +606,7 @@ static void complete_waiters(struct shard *s, struct shard_waiter *w, int rv)
 	while (w) {
 		struct shard_waiter *next = w->next;
 
-		release_prior(s, w);
+		shard_prior_release(s, w);
 		w->done(w, rv, NULL);
 		w = next;
 	}
@@ -919,7 +629,7 @@ static void apply_batch(struct shard *s, struct wal_batch *b)
 
 		rv = command_decode(b->buf + off + WAL_RECORD_HEADER_SIZE, payload, &c);
 		if (rv == 0)
-			rv = apply_command(s, &c, w, &res);
+			rv = shard_exec(s, &c, w, &res);
 		/* We encoded these bytes and reserved their space ourselves. */
 		if (rv)
 			panic("shard %u: applying a durable record failed: %s",

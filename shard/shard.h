@@ -1,6 +1,13 @@
 /*
  * One shard replica: its memtable and its WAL, owned by exactly one core.
  *
+ * Two modes, chosen at open. Single-node (the default): the shard keeps its
+ * own WAL and numbers its records, as below. Replicated
+ * (shard_config.replicated): the shard is a Raft group's state machine; it
+ * has no WAL, committed log entries come in through shard_apply() in index
+ * order, and its state after a restart is its SSTables at the manifest's
+ * flushed index. Both execute commands with the same code (shard_exec.c).
+ *
  * Write path (group commit): shard_write() encodes the command as the next WAL
  * record into the pending batch and reserves its memtable space; once per loop
  * iteration shard_flush() hands the pending batch to the kernel as one write
@@ -119,6 +126,18 @@ struct shard_waiter {
 	struct shard_read warm;
 };
 
+/*
+ * Replicated mode hooks (see shard_apply below). shard_flushed_fn: a flush
+ * made `flushed_index` durable in SSTables (the manifest record is synced):
+ * log entries up to it are no longer needed to rebuild this shard.
+ * shard_apply_ready_fn: shard_apply refused an entry with RKV_EAGAIN and
+ * the queue has drained to half its limit: hand entries in again. Both run
+ * from within shard calls or ring completions, never re-entrantly inside
+ * shard_apply's own hand-in; they may call shard_apply.
+ */
+typedef void shard_flushed_fn(void *arg, struct shard *s, uint64_t flushed_index);
+typedef void shard_apply_ready_fn(void *arg, struct shard *s);
+
 struct shard_config {
 	uint32_t id;
 	const char *dir;            /* the shard's directory, created if missing */
@@ -133,6 +152,14 @@ struct shard_config {
 	uint64_t manifest_rewrite_min; /* the manifest is rewritten whole once it is
 				     * 4x the version's size and at least this
 				     * long; 0 = 1 MiB */
+	/* Replicated mode: no WAL of its own; committed log entries come in
+	 * through shard_apply (shard_write is refused). */
+	bool replicated;
+	uint64_t apply_limit;       /* bytes of entries that may wait to be applied
+				     * before shard_apply says RKV_EAGAIN; 0 = 16 MiB */
+	shard_flushed_fn *on_flushed;        /* may be NULL */
+	shard_apply_ready_fn *on_apply_ready; /* may be NULL */
+	void *hook_arg;
 };
 
 struct shard_stats {
@@ -145,11 +172,15 @@ struct shard_stats {
 	uint64_t compactions;  /* compactions installed (trivial moves included) */
 	uint64_t compact_read; /* bytes read by compactions */
 	uint64_t compact_written;
-	uint64_t stalls;       /* writes that waited in the stall queue */
+	uint64_t stalls;       /* writes that waited in the stall queue (replicated:
+			        * times apply waited for a flush to make room) */
 	uint64_t block_reads;  /* blocks read from disk for gets and scans */
 	uint64_t wal_deleted;  /* WAL segments deleted */
 	uint64_t manifest_rewrites; /* manifest rewritten whole while running */
 	uint64_t bg_errors;    /* flush/compaction failures (retried) */
+	uint64_t applied;      /* replicated: entries applied (NOOPs included) */
+	uint64_t apply_skipped;/* replicated: entries at or below the applied index */
+	uint64_t apply_errors; /* replicated: entries skipped as undecodable */
 	uint64_t table_files;  /* SSTables in the current version */
 	uint64_t table_bytes;
 };
@@ -165,9 +196,11 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 
 /*
  * Frees the shard. The caller ensures no foreground work is in flight
- * (shard_idle); background I/O still in flight (a flush or compaction slice)
- * is waited for here, after the loop stopped, and the unfinished job is
- * abandoned (its file is removed at the next start).
+ * (shard_idle: replicated, no entry waiting to be applied; queued entries
+ * are dropped unanswered) and no snapshot is pinned (shard_snapshot_end);
+ * background I/O still in flight (a flush or compaction slice) is waited
+ * for here, after the loop stopped, and the unfinished job is abandoned
+ * (its file is removed at the next start).
  */
 void shard_close(struct shard *s);
 
@@ -196,8 +229,8 @@ int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_re
  * Queues a command. 0: w->done will be called from a later completion (or,
  * for a write that had to wait, possibly from within a later shard call).
  * RKV_EFULL: no room (disk full, or the stall queue is over its limit);
- * RKV_ETOOLARGE; -EIO: the shard's WAL failed earlier. Nothing is queued on
- * an error. The command's key and value must stay valid until done.
+ * RKV_ETOOLARGE; -EIO: the shard's WAL failed earlier; RKV_EINVAL: the shard
+ * is in replicated mode (use shard_apply). Nothing is queued on an error. The command's key and value must stay valid until done.
  *
  * Commands whose effect depends on the current value (every op but PUT, and
  * PUT with want_prior) have that value looked up before they enter the log:
@@ -205,6 +238,154 @@ int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_re
  * block first when needed, while the write waits in order behind others).
  */
 int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter *w);
+
+/*
+ * Replicated mode: hands in the committed log entry `index`. Entries come
+ * strictly in index order: `index` is the next one (the last accepted + 1),
+ * or at or below the last accepted, which is skipped (the state already
+ * holds it: after a restart the shard starts at its flushed index, and
+ * Raft may hand in older entries again). The shard applies entries in
+ * index order, asynchronously when needed: a command whose effect depends
+ * on a current value that only an SSTable holds waits for its block (read
+ * through the block cache on the ring), and every later entry waits behind
+ * it; an entry that needs no read (PUT, a DELETE without waiter) applies
+ * before shard_apply returns when nothing waits before it. The payload is
+ * copied; the caller may free it on return.
+ *
+ * `type` SHARD_ENTRY_COMMAND: `payload` is a command as command_encode()
+ * writes it (a Raft NORMAL entry). SHARD_ENTRY_NOOP: no effect; only the
+ * applied index moves (Raft NOOP and configuration entries).
+ *
+ * `w` (may be NULL: a follower's entry) is answered once, from within this
+ * call or a later shard call or completion: rv 0 with `res` (what the
+ * command did at its place in the log; NOOP: all zero); -EALREADY: `index`
+ * was skipped as above (nothing done, res NULL); RKV_ECORRUPT: the payload
+ * does not decode, the entry was skipped, counted in stats.apply_errors and
+ * logged, on every replica alike (it still advances the applied index);
+ * otherwise the error that stopped apply (shard_apply_error). With
+ * w->want_prior, res->old_value is the previous value (during the call).
+ * Only w->done and w->want_prior are read; the rest of w is not used.
+ *
+ * Returns 0 (accepted: applied, skipped or queued); RKV_EAGAIN: the queue
+ * of entries waiting to be applied holds apply_limit bytes or more (a
+ * flush is behind): nothing was taken, `w` is not answered, hand the same
+ * entry in again after on_apply_ready ran (or poll shard_apply_pending);
+ * RKV_EINVAL: not in replicated mode, an unknown type, or `index` leaves a
+ * gap; shard_apply_error()'s error once apply stopped; -ENOMEM.
+ */
+enum shard_entry_type {
+	SHARD_ENTRY_COMMAND = 0,
+	SHARD_ENTRY_NOOP = 1,
+};
+int shard_apply(struct shard *s, uint64_t index, enum shard_entry_type type,
+		const void *payload, size_t len, struct shard_waiter *w);
+
+/* shard_apply of a NOOP entry without waiter. */
+int shard_apply_skip(struct shard *s, uint64_t index);
+
+/*
+ * The last index whose effect reads see (replicated mode: applied to the
+ * memtables; single-node mode: the last durable record applied).
+ */
+uint64_t shard_applied_index(const struct shard *s);
+
+/* The last index whose effect is in SSTables (the manifest's flushed index):
+ * in replicated mode the shard's state after a restart. */
+uint64_t shard_flushed_index(const struct shard *s);
+
+/* The last index shard_apply accepted (applied or waiting). */
+uint64_t shard_apply_last(const struct shard *s);
+
+/* Entries accepted and not applied yet, and their bytes. */
+size_t shard_apply_pending(const struct shard *s, size_t *bytes);
+
+/*
+ * 0, or the error that stopped apply for good: the current value a command
+ * needs could not be read (RKV_ECORRUPT: a damaged block; -EIO; -ENOMEM).
+ * Applying on without it would make this replica diverge, so it refuses
+ * every later entry; the replica needs repair from its peers (a snapshot).
+ */
+int shard_apply_error(const struct shard *s);
+
+/*
+ * Snapshots (replicated mode): the state at the flushed index, shipped as
+ * the SSTables of the current version plus a manifest image naming them.
+ *
+ * Sender: shard_snapshot_begin() pins the current version (its tables stay
+ * open and on disk, even if a compaction drops them, until
+ * shard_snapshot_end) and describes it: `index` (the flushed index: the
+ * last log index whose effect the files hold), the manifest image (a whole
+ * MANIFEST file's bytes, malloc'd, the snapshot's own) and the table files.
+ * Entries above `index` (in the memtables) are not part of it: the receiver
+ * gets them from the log. 0, RKV_EINVAL (not replicated) or -ENOMEM.
+ */
+struct shard_snapshot_file {
+	char name[32];                  /* "<number>.sst" in the shard directory */
+	uint64_t size;
+};
+
+struct shard_snapshot {
+	uint64_t index;
+	uint8_t *manifest;
+	size_t manifest_len;
+	struct shard_snapshot_file *files;
+	size_t nfiles;
+	/* private to the shard */
+	struct shard *s;
+	struct lsm_version *version;
+	struct lsm_table **tables;      /* parallel to files */
+};
+
+int shard_snapshot_begin(struct shard *s, struct shard_snapshot *snap);
+
+/* Lets the version go (its dropped tables are then deleted) and frees the
+ * description. Every chunk read must have completed. */
+void shard_snapshot_end(struct shard_snapshot *snap);
+
+/*
+ * Reads `len` bytes at `offset` of file `file` of the snapshot into `buf`,
+ * through the shard's ring. 0: c->done(c, rv) runs from the completion, rv
+ * the bytes read (fewer only at the end of the file) or a negative errno;
+ * RKV_EINVAL: no such file or offset past its end (done not called).
+ */
+struct shard_snapshot_chunk;
+typedef void shard_snapshot_chunk_fn(struct shard_snapshot_chunk *c, int rv);
+struct shard_snapshot_chunk {
+	shard_snapshot_chunk_fn *done;
+	void *arg;
+	/* private to the shard */
+	struct shard *s;
+	struct io_op op;
+};
+
+int shard_snapshot_read(struct shard_snapshot *snap, size_t file, uint64_t offset,
+			void *buf, uint32_t len, struct shard_snapshot_chunk *c);
+
+/*
+ * Receiver, BLOCKING (file creation, fsyncs, renames: call it where
+ * shard_open may run, with the shard at `dir` closed).
+ *
+ * shard_snapshot_stage() makes an empty staging directory for a snapshot
+ * of the shard at `dir` (`dir`.incoming, a leftover one removed first) and
+ * puts its path in `staging`. The caller writes each file of the snapshot
+ * there under its name (shard_snapshot_file.name, size as listed).
+ *
+ * shard_snapshot_install() checks the manifest image (it must decode, and
+ * every table it names must be staged with the size it says), writes it
+ * as the staged MANIFEST, fsyncs every table and the staging directory,
+ * then swaps the staging directory with `dir` in one rename
+ * (RENAME_EXCHANGE; a plain rename when `dir` does not exist), fsyncs the
+ * parent directory and removes the old replica. A crash at any point
+ * leaves `dir` as the old replica or the new one, never a mix (a leftover
+ * staging directory is removed by the next stage). *index gets the
+ * snapshot's flushed index: open the shard again, it starts there. 0, or
+ * an error with the reason in `err` (RKV_ECORRUPT: the image or the files
+ * do not match; `dir` unchanged).
+ */
+int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, char *err,
+			 size_t errlen);
+int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t manifest_len,
+			   uint64_t *index, char *err, size_t errlen);
 
 /*
  * Asynchronous scan. Visits keys in order from `start` (inclusive, or
@@ -241,7 +422,8 @@ void shard_memory(const struct shard *s, size_t *used, size_t *capacity);
  */
 void shard_flush(struct shard *s);
 
-/* No write pending, stalled or in flight. */
+/* No write pending, stalled or in flight (replicated: no entry waiting to
+ * be applied). */
 bool shard_idle(const struct shard *s);
 
 /* No flush or compaction running, waiting or due (tests, benchmarks). */

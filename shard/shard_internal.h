@@ -1,6 +1,8 @@
 /*
  * The inside of a shard, shared by its files: shard.c (write path, memtable
- * switch, WAL segments, open/close), shard_read.c (gets and scans),
+ * switch, WAL segments), shard_open.c (open/close), shard_exec.c (one command
+ * against the memtables, both modes), shard_apply.c (replicated mode:
+ * committed entries applied in order), shard_read.c (gets and scans),
  * shard_job.c (flush, compaction, manifest appends, WAL retention) and
  * lsm_version.c (tables, versions and their reference counts).
  *
@@ -149,8 +151,49 @@ struct bg_job {
 	uint64_t started_us;
 };
 
+/*
+ * Replicated mode (shard_apply.c): committed entries accepted and not yet
+ * applied, in index order, each a struct apply_rec then its payload (8-byte
+ * aligned) in one buffer grown geometrically to its peak and rewound when
+ * it empties. Only the head is ever being worked on.
+ */
+/* A block read that only warms the cache for an entry queued behind the
+ * head (shard_apply.c). */
+struct apply_prefetch {
+	struct shard_read rd;
+	uint8_t *key;                   /* the read's key, grown to the largest */
+	size_t key_cap;
+	bool busy;
+};
+
+#define SHARD_APPLY_PREFETCH 4          /* reads in flight for queued entries */
+
+struct apply_queue {
+	uint8_t *buf;
+	size_t head;                    /* offset of the oldest record */
+	size_t tail;                    /* end of the newest */
+	size_t cap;
+	size_t count;
+	uint64_t limit;                 /* bytes: beyond, shard_apply says RKV_EAGAIN */
+	uint64_t last_index;            /* last index accepted (applied or queued) */
+	bool refused;                   /* RKV_EAGAIN given: call on_ready once drained */
+	bool draining;
+	bool drain_again;
+	bool waiting_room;              /* the head waits for a flush to make room */
+	int error;                      /* apply stopped for good (shard_apply_error) */
+	struct shard_waiter carrier;    /* settles the head's current value */
+	uint8_t *key;                   /* the head's key, stable while a block is read */
+	size_t key_cap;
+	struct apply_prefetch *prefetch; /* SHARD_APPLY_PREFETCH, made on first use */
+	shard_flushed_fn *on_flushed;
+	shard_apply_ready_fn *on_ready;
+	void *hook_arg;
+};
+
 struct shard {
 	uint32_t id;
+	bool replicated;                /* no WAL: entries come through shard_apply */
+	struct apply_queue apply;
 	char dir[PATH_MAX];
 	int dir_fd;                     /* for OPENAT/UNLINKAT and directory fsync */
 	struct io_ring *io;
@@ -268,6 +311,13 @@ static inline struct lsm_version *lsm_version_ref(struct lsm_version *v)
  * 0 or -ENOMEM (nothing changed).
  */
 int lsm_version_install(struct shard *s, struct lsm_table **fresh, size_t nfresh);
+/*
+ * Checks the table open at `fd` against its manifest entry (blocking): size,
+ * footer, metadata, entry count and key range. 0 with *meta loaded (the
+ * caller frees it), or an error with the reason (`path`, offset) in `err`.
+ */
+int lsm_table_check(int fd, const char *path, const struct manifest_file *mf,
+		    struct sstable_meta *meta, char *err, size_t errlen);
 /* Opens every table of s->manifest and checks it (start-up, blocking). */
 int lsm_tables_open(struct shard *s, char *err, size_t errlen);
 /* A table from a writer's fd and metadata (takes both). NULL on -ENOMEM. */
@@ -331,8 +381,50 @@ void shard_wal_forget(struct shard *s, size_t drop);
 void shard_wal_retain(struct shard *s);
 void shard_imm_maybe_drop(struct shard *s);
 
+/*
+ * shard_exec.c: one command against the memtables (both modes).
+ *
+ * shard_exec applies `c` to the active memtable and says what it did. The
+ * current value comes from the memtables, else from the tables: read
+ * directly at replay (s->replaying), else settled beforehand by
+ * shard_prior_resolve in `w` (NULL: the memtables decide). 0 or RKV_EFULL
+ * (the memtable has no room) / -ENOMEM / RKV_ECORRUPT; a command refused by
+ * its own semantics (res->error) returns 0.
+ */
+int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
+	       struct shard_result *res);
+/* Memtable bytes executing w->cmd may take: a true upper bound (APPEND counts
+ * s->appended, the APPEND bytes queued before it). */
+size_t shard_exec_cost(struct shard *s, const struct shard_waiter *w);
+/* Bytes the active memtable may still take (its arena, capped at memtable_size). */
+size_t shard_mem_room(const struct shard *s);
+/* The WAL path's rule: every op but a plain PUT needs the current value. */
+bool shard_needs_prior(const struct shard_waiter *w);
+/*
+ * Settles the current value of w->cmd's key (see shard.c's invariants): the
+ * memtables hold it or nothing does (SHARD_PRIOR_MEMORY), or a table holds
+ * it (SHARD_PRIOR_TABLE, w->prior in a pinned block). 0; SHARD_PRIOR_WAIT: a
+ * block is being read for it (shard_resume runs when it lands; call again);
+ * RKV_ECORRUPT or a negative errno from the lookup. The key must stay valid
+ * while the read is in flight.
+ */
+#define SHARD_PRIOR_WAIT 1
+int shard_prior_resolve(struct shard *s, struct shard_waiter *w);
+void shard_prior_release(struct shard *s, struct shard_waiter *w);
+
+/* shard_apply.c: applies what waits at the head of the queue, in order. */
+void shard_apply_drain(struct shard *s);
+/* A flush installed: tells on_flushed (both modes). */
+void shard_apply_flushed(struct shard *s);
+/* shard_open/shard_close of the replicated state. */
+void shard_apply_init(struct shard *s, const struct shard_config *cfg);
+void shard_apply_destroy(struct shard *s);
+
 /* shard.c */
 void shard_stall_drain(struct shard *s);
+/* Work that waited on something (a block read, a flush) may go on: the stall
+ * queue (WAL mode) or the apply queue (replicated mode). */
+void shard_resume(struct shard *s);
 void shard_op_get(struct shard *s);
 void shard_op_put(struct shard *s);
 struct io_uring_sqe *shard_sqe(struct shard *s, struct io_op *op);

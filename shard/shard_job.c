@@ -110,7 +110,7 @@ void shard_imm_maybe_drop(struct shard *s)
 	s->gen++;
 	/* Writes waiting for room can switch memtables now. */
 	if (!s->closing)
-		shard_stall_drain(s);
+		shard_resume(s);
 }
 
 static void job_io_done(struct io_op *op, int res, unsigned flags);
@@ -250,7 +250,7 @@ static void job_fail(struct shard *s, struct bg_job *job, int err, const char *w
 	if (err == -ENOSPC) {
 		s->disk_full = true;
 		/* Writes waiting for a memtable now get "disk full". */
-		shard_stall_drain(s);
+		shard_resume(s);
 	}
 	job->backoff_ms = job->backoff_ms ? job->backoff_ms * 2 : SHARD_BACKOFF_MIN_MS;
 	if (job->backoff_ms > SHARD_BACKOFF_MAX_MS)
@@ -461,12 +461,17 @@ static int job_install(struct shard *s, struct bg_job *job)
 	if (!job->compaction) {
 		s->stats.flushes++;
 		s->imm_installed = true;
-		s->imm_drop_index = s->next_index - 1;
+		/* WAL mode: records queued before now settled their current
+		 * value against the memtables, so the immutable one stays until
+		 * they are applied. Replicated mode settles and applies in one
+		 * step: nothing waits on it. */
+		s->imm_drop_index = s->replicated ? s->applied_index : s->next_index - 1;
 		log_debug("shard %u: flushed %" PRIu64 " records up to index %" PRIu64
 			  " in %" PRIu64 " us", s->id, memtable_count(job->mem->mt),
 			  job->mem->last_index, now_us() - job->started_us);
 		job_reset(s, job, false);
 		shard_wal_retain(s);
+		shard_apply_flushed(s);
 		shard_imm_maybe_drop(s);
 	} else {
 		s->stats.compactions++;

@@ -283,10 +283,137 @@ static void retain_blocking(struct shard *s)
 	shard_wal_forget(s, drop);
 }
 
+/*
+ * Start-up (blocking), single-node mode: replays the WAL records above the
+ * flushed index, continues or creates the segment being appended to, and
+ * deletes the segments wholly in tables.
+ */
+static int wal_open(struct shard *s, const struct shard_config *cfg, char *err,
+		    size_t errlen)
+{
+	struct wal_recovery rec;
+	int rv;
+
+	/* Replay into room for two memtables: the WAL may hold an immutable
+	 * memtable that was not flushed yet besides the active one. */
+	s->mem = lsm_mem_new(2 * cfg->memtable_size);
+	if (!s->mem) {
+		rv = -ENOMEM;
+		snprintf(err, errlen, "shard %u: memtable of %" PRIu64 " bytes: %s",
+			 cfg->id, cfg->memtable_size, rkv_strerror(rv));
+		return rv;
+	}
+	s->applied_index = s->manifest.flushed_index;
+	s->replaying = true;
+	rv = wal_recover(s->dir, shard_replay_record, s, &rec, err, errlen);
+	s->replaying = false;
+	if (rv == RKV_EFULL) {
+		snprintf(err, errlen,
+			 "shard %u: the WAL in %s holds more than twice --memtable-size "
+			 "(%" PRIu64 " bytes) can; start with a larger --memtable-size",
+			 cfg->id, s->dir, cfg->memtable_size);
+		return rv;
+	}
+	if (rv)
+		return rv;
+	if (rec.torn_bytes)
+		log_warn("shard %u: truncated a torn WAL tail of %" PRIu64 " bytes in %s",
+			 s->id, rec.torn_bytes, rec.last_segment);
+	rv = list_segments(s, err, errlen);
+	if (rv)
+		return rv;
+	if (rec.last_segment[0]) {
+		uint64_t first;
+		const char *base = strrchr(rec.last_segment, '/');
+
+		rv = wal_segment_name_parse(base ? base + 1 : rec.last_segment, &first);
+		if (rv) {
+			snprintf(err, errlen, "%s: unexpected segment name", rec.last_segment);
+			return rv;
+		}
+		s->wal_fd = open(rec.last_segment, O_RDWR | O_CLOEXEC);
+		if (s->wal_fd < 0) {
+			rv = -errno;
+			snprintf(err, errlen, "%s: open: %s", rec.last_segment, strerror(errno));
+			return rv;
+		}
+		rv = wal_map_open(&s->wal_map, s->wal_fd, s->wal_map_min);
+		if (rv) {
+			snprintf(err, errlen, "%s: mmap: %s", rec.last_segment, strerror(-rv));
+			return rv;
+		}
+		s->wal_offset = rec.append_offset;
+		s->next_index = rec.last_index ? rec.last_index + 1 : first;
+	} else {
+		rv = create_segment(s, s->manifest.flushed_index + 1, err, errlen);
+		if (rv)
+			return rv;
+	}
+	if (s->next_index <= s->manifest.flushed_index) {
+		snprintf(err, errlen, "shard %u: the WAL ends at index %" PRIu64 " but the "
+			 "manifest says index %" PRIu64 " was flushed", s->id,
+			 s->next_index - 1, s->manifest.flushed_index);
+		rv = RKV_ECORRUPT;
+		return rv;
+	}
+	s->applied_index = s->next_index - 1;
+	s->mem->last_index = s->applied_index;
+	if (memtable_used(s->mem->mt) > s->memtable_size) {
+		/* More than one memtable's worth: flush it once the loop runs. */
+		struct lsm_mem *fresh = lsm_mem_new(cfg->memtable_size);
+
+		if (!fresh) {
+			rv = -ENOMEM;
+			snprintf(err, errlen, "shard %u: out of memory", s->id);
+			return rv;
+		}
+		rv = create_segment(s, s->next_index, err, errlen);
+		if (rv) {
+			lsm_mem_unref(fresh);
+			return rv;
+		}
+		shard_seal_memtable(s, fresh);
+	}
+	rv = wal_preallocate_blocking(s, err, errlen);
+	if (rv)
+		return rv;
+	retain_blocking(s);
+	return 0;
+}
+
+/*
+ * Start-up (blocking), replicated mode: the state is the tables; the log,
+ * kept elsewhere, supplies the entries above the flushed index again. A
+ * directory with WAL segments belongs to the single-node mode: refused
+ * rather than ignoring what its WAL holds.
+ */
+static int replicated_open(struct shard *s, const struct shard_config *cfg, char *err,
+			   size_t errlen)
+{
+	int rv = list_segments(s, err, errlen);
+
+	if (rv)
+		return rv;
+	if (s->nsegments > 0) {
+		snprintf(err, errlen, "shard %u: %s holds WAL segments (wal-*.log) of a "
+			 "single-node shard; a replicated shard has none", s->id, s->dir);
+		return RKV_EINVAL;
+	}
+	s->mem = lsm_mem_new(cfg->memtable_size);
+	if (!s->mem) {
+		snprintf(err, errlen, "shard %u: memtable of %" PRIu64 " bytes: %s",
+			 cfg->id, cfg->memtable_size, rkv_strerror(-ENOMEM));
+		return -ENOMEM;
+	}
+	s->applied_index = s->manifest.flushed_index;
+	s->next_index = s->applied_index + 1;
+	s->mem->last_index = s->applied_index;
+	return 0;
+}
+
 int shard_open(struct shard **out, const struct shard_config *cfg,
 	       struct io_ring *io, char *err, size_t errlen)
 {
-	struct wal_recovery rec;
 	struct block_cache_options copt = { 0 };
 	struct shard *s;
 	int rv = -ENOMEM;
@@ -297,6 +424,7 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 		goto err;
 	}
 	s->id = cfg->id;
+	s->replicated = cfg->replicated;
 	s->io = io;
 	s->wal_fd = -1;
 	s->switch_fd = -1;
@@ -359,96 +487,21 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	rv = lsm_tables_open(s, err, errlen);
 	if (rv)
 		goto err_after_alloc;
-	/* Replay into room for two memtables: the WAL may hold an immutable
-	 * memtable that was not flushed yet besides the active one. */
-	s->mem = lsm_mem_new(2 * cfg->memtable_size);
-	if (!s->mem) {
-		rv = -ENOMEM;
-		snprintf(err, errlen, "shard %u: memtable of %" PRIu64 " bytes: %s",
-			 cfg->id, cfg->memtable_size, rkv_strerror(rv));
-		goto err_after_alloc;
-	}
-	s->applied_index = s->manifest.flushed_index;
-	s->replaying = true;
-	rv = wal_recover(s->dir, shard_replay_record, s, &rec, err, errlen);
-	s->replaying = false;
-	if (rv == RKV_EFULL) {
-		snprintf(err, errlen,
-			 "shard %u: the WAL in %s holds more than twice --memtable-size "
-			 "(%" PRIu64 " bytes) can; start with a larger --memtable-size",
-			 cfg->id, s->dir, cfg->memtable_size);
-		goto err_after_alloc;
-	}
+	rv = cfg->replicated ? replicated_open(s, cfg, err, errlen) :
+			       wal_open(s, cfg, err, errlen);
 	if (rv)
 		goto err_after_alloc;
-	if (rec.torn_bytes)
-		log_warn("shard %u: truncated a torn WAL tail of %" PRIu64 " bytes in %s",
-			 s->id, rec.torn_bytes, rec.last_segment);
-	rv = list_segments(s, err, errlen);
-	if (rv)
-		goto err_after_alloc;
-	if (rec.last_segment[0]) {
-		uint64_t first;
-		const char *base = strrchr(rec.last_segment, '/');
-
-		rv = wal_segment_name_parse(base ? base + 1 : rec.last_segment, &first);
-		if (rv) {
-			snprintf(err, errlen, "%s: unexpected segment name", rec.last_segment);
-			goto err_after_alloc;
-		}
-		s->wal_fd = open(rec.last_segment, O_RDWR | O_CLOEXEC);
-		if (s->wal_fd < 0) {
-			rv = -errno;
-			snprintf(err, errlen, "%s: open: %s", rec.last_segment, strerror(errno));
-			goto err_after_alloc;
-		}
-		rv = wal_map_open(&s->wal_map, s->wal_fd, s->wal_map_min);
-		if (rv) {
-			snprintf(err, errlen, "%s: mmap: %s", rec.last_segment, strerror(-rv));
-			goto err_after_alloc;
-		}
-		s->wal_offset = rec.append_offset;
-		s->next_index = rec.last_index ? rec.last_index + 1 : first;
-	} else {
-		rv = create_segment(s, s->manifest.flushed_index + 1, err, errlen);
-		if (rv)
-			goto err_after_alloc;
-	}
-	if (s->next_index <= s->manifest.flushed_index) {
-		snprintf(err, errlen, "shard %u: the WAL ends at index %" PRIu64 " but the "
-			 "manifest says index %" PRIu64 " was flushed", s->id,
-			 s->next_index - 1, s->manifest.flushed_index);
-		rv = RKV_ECORRUPT;
-		goto err_after_alloc;
-	}
-	s->applied_index = s->next_index - 1;
-	s->mem->last_index = s->applied_index;
-	if (memtable_used(s->mem->mt) > s->memtable_size) {
-		/* More than one memtable's worth: flush it once the loop runs. */
-		struct lsm_mem *fresh = lsm_mem_new(cfg->memtable_size);
-
-		if (!fresh) {
-			rv = -ENOMEM;
-			snprintf(err, errlen, "shard %u: out of memory", s->id);
-			goto err_after_alloc;
-		}
-		rv = create_segment(s, s->next_index, err, errlen);
-		if (rv) {
-			lsm_mem_unref(fresh);
-			goto err_after_alloc;
-		}
-		shard_seal_memtable(s, fresh);
-	}
 	s->next_file = s->manifest.next_file_number;
-	rv = wal_preallocate_blocking(s, err, errlen);
-	if (rv)
-		goto err_after_alloc;
-	retain_blocking(s);
 	s->pending = &s->batches[0];
+	shard_apply_init(s, cfg);
 	shard_jobs_init(s);
-	log_info("shard %u: %u tables, %" PRIu64 " records replayed, %zu keys in memory, "
-		 "next index %" PRIu64, s->id, (unsigned)s->stats.table_files,
-		 s->stats.replayed, memtable_count(s->mem->mt), s->next_index);
+	if (s->replicated)
+		log_info("shard %u: replicated, %u tables, applied index %" PRIu64, s->id,
+			 (unsigned)s->stats.table_files, s->applied_index);
+	else
+		log_info("shard %u: %u tables, %" PRIu64 " records replayed, %zu keys in "
+			 "memory, next index %" PRIu64, s->id, (unsigned)s->stats.table_files,
+			 s->stats.replayed, memtable_count(s->mem->mt), s->next_index);
 	*out = s;
 	return 0;
 
@@ -479,6 +532,7 @@ void shard_close(struct shard *s)
 			block_cache_release(s->cache, w->prior_pin);
 	if (s->sync_pin)
 		block_cache_release(s->cache, s->sync_pin);
+	shard_apply_destroy(s);
 	shard_jobs_destroy(s);
 	shard_manifest_destroy(s);
 	if (s->wal_fd >= 0) {

@@ -1,0 +1,317 @@
+/*
+ * Executing one command against the memtables: the state machine step that
+ * both modes share (shard.c's WAL group commit and replay, shard_apply.c's
+ * replicated apply), and the lookup that settles a command's current value
+ * before it executes.
+ *
+ * Determinism: the effect of a command depends only on the command and on
+ * the current value of its key, taken from the active memtable, then the
+ * immutable one, then the tables (read directly at replay, settled through
+ * the block cache before execution otherwise). So every replica, and every
+ * replay, that executes the same commands in the same order reaches the
+ * same state. Live-key counting (res->existed of a blind PUT) may differ;
+ * it is an estimate.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/errors.h"
+#include "core/strint.h"
+#include "shard/shard_internal.h"
+
+static int grow_scratch(struct shard *s, size_t need)
+{
+	uint8_t *buf;
+
+	if (need <= s->scratch_cap)
+		return 0;
+	buf = realloc(s->scratch, need);
+	if (!buf)
+		return -ENOMEM;
+	s->scratch = buf;
+	s->scratch_cap = need;
+	return 0;
+}
+
+size_t shard_mem_room(const struct shard *s)
+{
+	size_t used = memtable_used(s->mem->mt);
+	size_t left = memtable_remaining(s->mem->mt);
+	size_t cap = used < s->memtable_size ? s->memtable_size - used : 0;
+
+	return left < cap ? left : cap;
+}
+
+static int set_value(struct shard *s, const struct command *c, const void *value,
+		     size_t len, struct shard_result *res, int before)
+{
+	int rv = memtable_put(s->mem->mt, c->key, c->key_len, value, len);
+
+	if (rv == 0) {
+		res->applied = true;
+		s->mem->live_delta += !res->existed;
+	}
+	return rv;
+}
+
+/*
+ * PUT and DELETE, whose effect does not depend on the old value: the write's
+ * own skiplist search reports what the active memtable held, so the common
+ * write costs one search (shard_exec's general path costs two).
+ */
+static int apply_blind(struct shard *s, const struct command *c, struct shard_waiter *w,
+		       struct shard_result *res)
+{
+	struct memtable_prior pr;
+	const void *old = NULL;
+	size_t old_len = 0;
+	int rv, before;
+
+	memset(res, 0, sizeof *res);
+	if (c->op == COMMAND_PUT)
+		rv = memtable_put_prior(s->mem->mt, c->key, c->key_len, c->value,
+					c->value_len, &pr);
+	else
+		rv = memtable_delete_prior(s->mem->mt, c->key, c->key_len, &pr);
+	if (rv)
+		return rv;
+	before = pr.state;
+	if (before == 0) {
+		old = pr.value;
+		old_len = pr.value_len;
+	} else if (before == RKV_ENOTFOUND && s->imm) {
+		before = memtable_get(s->imm->mt, c->key, c->key_len, &old, &old_len);
+	}
+	if (before == RKV_ENOTFOUND && w && w->prior_state == SHARD_PRIOR_TABLE) {
+		old = w->prior;
+		old_len = w->prior_len;
+		before = 0;
+	}
+	res->existed = before == 0;
+	if (res->existed) {
+		res->old_value = old;
+		res->old_len = old_len;
+	}
+	if (c->op == COMMAND_PUT) {
+		res->applied = true;
+		s->mem->live_delta += !res->existed;
+	} else {
+		res->applied = res->existed;
+		s->mem->live_delta -= res->existed;
+	}
+	return 0;
+}
+
+int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
+			 struct shard_result *res)
+{
+	struct block_cache_handle *pin = NULL;
+	const void *old = NULL;
+	size_t old_len = 0;
+	int before, rv;
+
+	if (c->op == COMMAND_PUT || c->op == COMMAND_DELETE)
+		return apply_blind(s, c, w, res);
+	memset(res, 0, sizeof *res);
+	before = memtable_get(s->mem->mt, c->key, c->key_len, &old, &old_len);
+	rv = before;
+	if (rv == RKV_ENOTFOUND && s->imm)
+		rv = memtable_get(s->imm->mt, c->key, c->key_len, &old, &old_len);
+	if (rv == RKV_ENOTFOUND && s->replaying && c->op != COMMAND_PUT &&
+	    c->op != COMMAND_DELETE) {
+		rv = lsm_get_blocking(s, c->key, c->key_len, &old, &old_len, &pin);
+		if (rv != 0 && rv != RKV_ENOTFOUND)
+			return rv;
+	} else if (rv == RKV_ENOTFOUND && w && w->prior_state == SHARD_PRIOR_TABLE) {
+		old = w->prior;
+		old_len = w->prior_len;
+		rv = 0;
+	}
+	res->existed = rv == 0;
+	if (res->existed) {
+		res->old_value = old;
+		res->old_len = old_len;
+	}
+	switch (c->op) {
+	case COMMAND_PUT:
+		rv = set_value(s, c, c->value, c->value_len, res, before);
+		break;
+	case COMMAND_PUT_NX:
+		rv = res->existed ? 0 : set_value(s, c, c->value, c->value_len, res, before);
+		break;
+	case COMMAND_PUT_XX:
+		rv = res->existed ? set_value(s, c, c->value, c->value_len, res, before) : 0;
+		break;
+	case COMMAND_DELETE:
+		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
+		if (rv == 0) {
+			res->applied = res->existed;
+			s->mem->live_delta -= res->existed;
+		}
+		break;
+	case COMMAND_INCRBY: {
+		int64_t cur = 0;
+		char text[24];
+		int n;
+
+		rv = 0;
+		if (res->existed && strint_parse_i64(old, old_len, &cur) != 0) {
+			res->error = RKV_EINVAL;
+			break;
+		}
+		if ((c->delta > 0 && cur > INT64_MAX - c->delta) ||
+		    (c->delta < 0 && cur < INT64_MIN - c->delta)) {
+			res->error = -ERANGE;
+			break;
+		}
+		res->integer = cur + c->delta;
+		n = snprintf(text, sizeof text, "%" PRId64, res->integer);
+		rv = set_value(s, c, text, (size_t)n, res, before);
+		break;
+	}
+	case COMMAND_APPEND: {
+		size_t len = old_len + c->value_len;
+
+		rv = 0;
+		if (len > c->limit) {
+			res->error = RKV_ETOOLARGE;
+			break;
+		}
+		rv = grow_scratch(s, len);
+		if (rv)
+			break;
+		if (old_len)
+			memcpy(s->scratch, old, old_len);
+		if (c->value_len)
+			memcpy(s->scratch + old_len, c->value, c->value_len);
+		res->integer = (int64_t)len;
+		rv = set_value(s, c, s->scratch, len, res, before);
+		break;
+	}
+	default:
+		rv = RKV_ECORRUPT;
+		break;
+	}
+	/* The pin (replay only) kept old_value alive; nobody reads it after. */
+	if (pin)
+		block_cache_release(s->cache, pin);
+	return rv;
+}
+
+size_t shard_exec_cost(struct shard *s, const struct shard_waiter *w)
+{
+	const struct command *cmd = &w->cmd;
+	const void *cur;
+	size_t cur_len = 0, len;
+
+	switch (cmd->op) {
+	case COMMAND_DELETE:
+		return memtable_entry_cost(cmd->key_len, 0);
+	case COMMAND_INCRBY:
+		return memtable_entry_cost(cmd->key_len, 20);
+	case COMMAND_APPEND:
+		/* Whatever other APPENDs queued before it add, this key's value
+		 * can grow by at most all of them. */
+		if (memtable_get(s->mem->mt, cmd->key, cmd->key_len, &cur, &cur_len) != 0 &&
+		    !(s->imm && memtable_get(s->imm->mt, cmd->key, cmd->key_len, &cur,
+					     &cur_len) == 0))
+			cur_len = w->prior_state == SHARD_PRIOR_TABLE ? w->prior_len : 0;
+		len = cur_len + s->appended + cmd->value_len;
+		return memtable_entry_cost(cmd->key_len, len < cmd->limit ? len : cmd->limit);
+	default:
+		return memtable_entry_cost(cmd->key_len, cmd->value_len);
+	}
+}
+
+bool shard_needs_prior(const struct shard_waiter *w)
+{
+	return w->cmd.op != COMMAND_PUT || w->want_prior;
+}
+
+void shard_prior_release(struct shard *s, struct shard_waiter *w)
+{
+	if (w->prior_pin)
+		block_cache_release(s->cache, w->prior_pin);
+	w->prior_pin = NULL;
+	w->prior = NULL;
+	w->prior_len = 0;
+	w->prior_state = SHARD_PRIOR_UNKNOWN;
+	w->warm_done = false;
+}
+
+static void warm_done(struct shard_read *rd, int rv, const void *value, size_t len)
+{
+	struct shard_waiter *w = rd->arg;
+	struct shard *s = rd->s;
+
+	w->warming = false;
+	w->warm_done = true;
+	w->warm_rv = rv;
+	w->prior = value;
+	w->prior_len = (uint32_t)len;
+	w->prior_pin = rd->pin;
+	rd->pin = NULL;
+	if (!s->closing)
+		shard_resume(s);
+}
+
+int shard_prior_resolve(struct shard *s, struct shard_waiter *w)
+{
+	const struct command *c = &w->cmd;
+	struct block_cache_handle *pin = NULL;
+	struct sstable_handle h;
+	struct lsm_table *t;
+	const void *value;
+	size_t len;
+	unsigned level = 0;
+	size_t file = 0;
+	int rv;
+
+	if (w->warming)
+		return SHARD_PRIOR_WAIT;
+	rv = memtable_get(s->mem->mt, c->key, c->key_len, &value, &len);
+	if (rv == RKV_ENOTFOUND && s->imm)
+		rv = memtable_get(s->imm->mt, c->key, c->key_len, &value, &len);
+	if (rv != RKV_ENOTFOUND) {
+		shard_prior_release(s, w);
+		w->prior_state = SHARD_PRIOR_MEMORY;
+		return 0;
+	}
+	if (w->warm_done && w->warm_gen == s->gen) {
+		rv = w->warm_rv;
+	} else {
+		shard_prior_release(s, w);
+		rv = lsm_lookup_cached(s, s->version, c->key, c->key_len,
+				       bloom_hash(c->key, c->key_len), &level, &file, &value,
+				       &len, &pin, &t, &h);
+		if (rv == RKV_EAGAIN) {
+			w->warming = true;
+			w->warm_gen = s->gen;
+			w->warm.done = warm_done;
+			w->warm.arg = w;
+			w->warm.warm_only = true;
+			shard_read_start(s, &w->warm, c->key, c->key_len);
+			return w->warming ? SHARD_PRIOR_WAIT : shard_prior_resolve(s, w);
+		}
+		w->prior = value;
+		w->prior_len = (uint32_t)len;
+		w->prior_pin = pin;
+	}
+	w->warm_done = false;
+	if (rv == 0) {
+		w->prior_state = SHARD_PRIOR_TABLE;
+		return 0;
+	}
+	if (w->prior_pin)
+		block_cache_release(s->cache, w->prior_pin);
+	w->prior_pin = NULL;
+	if (rv == RKV_ENOTFOUND) {
+		w->prior_state = SHARD_PRIOR_MEMORY;
+		return 0;
+	}
+	return rv;
+}
+

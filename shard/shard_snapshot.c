@@ -1,0 +1,275 @@
+/*
+ * Snapshots of a replicated shard: its state at the flushed index is the
+ * SSTables of the current version, named by the manifest. The sender pins
+ * that version (lsm_version.c's reference counts keep its tables open and
+ * on disk while a compaction drops them) and reads the files in chunks on
+ * the ring; the receiver stages the files beside the shard directory and
+ * swaps the staged directory in with one rename.
+ *
+ * Crash safety of an install: until the exchange, `dir` is untouched and
+ * the staging directory is garbage (removed by the next stage); the
+ * exchange is one rename, atomic on the file system, made durable by the
+ * parent directory's fsync; everything it brings in (tables, MANIFEST, the
+ * staging directory's entries) was fsync'ed before. So `dir` is always a
+ * whole replica, old or new.
+ *
+ * The receiver side blocks (file creation, fsyncs, renames), like
+ * shard_open, which must run after it anyway.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/durable_file.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "shard/shard_internal.h"
+
+int shard_snapshot_begin(struct shard *s, struct shard_snapshot *snap)
+{
+	struct lsm_version *v = s->version;
+	struct sstable_buf image = { 0 };
+	size_t n = 0;
+
+	memset(snap, 0, sizeof *snap);
+	if (!s->replicated)
+		return RKV_EINVAL;
+	for (unsigned l = 0; l < MANIFEST_LEVELS; l++)
+		n += v->count[l];
+	if (manifest_version_snapshot(&s->manifest, &image) != 0)
+		return -ENOMEM;
+	snap->files = calloc(n ? n : 1, sizeof *snap->files);
+	snap->tables = calloc(n ? n : 1, sizeof *snap->tables);
+	if (!snap->files || !snap->tables) {
+		free(snap->files);
+		free(snap->tables);
+		sstable_buf_free(&image);
+		memset(snap, 0, sizeof *snap);
+		return -ENOMEM;
+	}
+	/* The version is the manifest's, installed together (job_install):
+	 * the image and the files describe the same state. */
+	for (unsigned l = 0; l < MANIFEST_LEVELS; l++) {
+		for (size_t i = 0; i < v->count[l]; i++) {
+			struct lsm_table *t = v->files[l][i];
+			struct shard_snapshot_file *f = &snap->files[snap->nfiles];
+
+			snprintf(f->name, sizeof f->name, "%06" PRIu64 ".sst", t->number);
+			f->size = t->size;
+			snap->tables[snap->nfiles++] = t;
+		}
+	}
+	snap->index = s->manifest.flushed_index;
+	snap->manifest = image.data;
+	snap->manifest_len = image.len;
+	snap->s = s;
+	snap->version = lsm_version_ref(v);
+	return 0;
+}
+
+void shard_snapshot_end(struct shard_snapshot *snap)
+{
+	if (snap->version)
+		lsm_version_unref(snap->s, snap->version);
+	free(snap->manifest);
+	free(snap->files);
+	free(snap->tables);
+	memset(snap, 0, sizeof *snap);
+}
+
+static void chunk_done(struct io_op *op, int res, unsigned flags)
+{
+	struct shard_snapshot_chunk *c = op->data;
+
+	(void)flags;
+	shard_op_put(c->s);
+	c->done(c, res);
+}
+
+int shard_snapshot_read(struct shard_snapshot *snap, size_t file, uint64_t offset,
+			void *buf, uint32_t len, struct shard_snapshot_chunk *c)
+{
+	struct io_uring_sqe *sqe;
+	struct lsm_table *t;
+
+	if (!snap->version || file >= snap->nfiles || offset >= snap->files[file].size)
+		return RKV_EINVAL;
+	t = snap->tables[file];
+	if (len > t->size - offset)
+		len = (uint32_t)(t->size - offset);
+	c->s = snap->s;
+	c->op.done = chunk_done;
+	c->op.data = c;
+	sqe = shard_sqe(snap->s, &c->op);
+	io_uring_prep_read(sqe, t->fd, buf, len, offset);
+	return 0;
+}
+
+/* ---- receiver (blocking) ---- */
+
+static int staging_path(char *out, size_t len, const char *dir)
+{
+	int n = snprintf(out, len, "%s.incoming", dir);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Removes directory `path` and the files in it (a shard directory holds
+ * no subdirectories). 0 or a negative errno; ENOENT is 0. */
+static int remove_dir(const char *path)
+{
+	struct dirent *de;
+	DIR *d = opendir(path);
+	int rv = 0;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) != 0 && rv == 0)
+			rv = -errno;
+	}
+	closedir(d);
+	if (rmdir(path) != 0 && rv == 0)
+		rv = -errno;
+	return rv;
+}
+
+/* The directory holding `path`, for its fsync. */
+static void parent_of(char *out, size_t len, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(out, len, ".");
+	else if (slash == path)
+		snprintf(out, len, "/");
+	else
+		snprintf(out, len, "%.*s", (int)(slash - path), path);
+}
+
+int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, char *err,
+			 size_t errlen)
+{
+	int rv = staging_path(staging, staging_len, dir);
+
+	if (rv) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return rv;
+	}
+	rv = remove_dir(staging);
+	if (rv) {
+		snprintf(err, errlen, "%s: removing a leftover: %s", staging, strerror(-rv));
+		return rv;
+	}
+	if (mkdir(staging, 0755) != 0) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: mkdir: %s", staging, strerror(errno));
+		return rv;
+	}
+	return 0;
+}
+
+/*
+ * Every table the image names is staged and matches its entry (size,
+ * footer, metadata, key range: what shard_open will check, checked before
+ * the swap so that a bad transfer leaves the old replica), and is fsync'ed.
+ */
+static int check_staged(const char *staging, const struct manifest_version *v, char *err,
+			size_t errlen)
+{
+	for (unsigned l = 0; l < MANIFEST_LEVELS; l++) {
+		for (size_t i = 0; i < v->levels[l].count; i++) {
+			const struct manifest_file *mf = &v->levels[l].files[i];
+			char path[PATH_MAX + 64];
+			struct sstable_meta meta;
+			int fd, rv;
+
+			snprintf(path, sizeof path, "%s/%06" PRIu64 ".sst", staging, mf->number);
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				snprintf(err, errlen, "%s: named by the snapshot's manifest: %s",
+					 path, strerror(errno));
+				return RKV_ECORRUPT;
+			}
+			rv = lsm_table_check(fd, path, mf, &meta, err, errlen);
+			if (rv == 0) {
+				sstable_meta_free(&meta);
+				if (fsync(fd) != 0) {
+					rv = -errno;
+					snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
+				}
+			} else if (rv != -ENOMEM) {
+				rv = RKV_ECORRUPT;
+			}
+			close(fd);
+			if (rv)
+				return rv;
+		}
+	}
+	return 0;
+}
+
+int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t manifest_len,
+			   uint64_t *index, char *err, size_t errlen)
+{
+	char staging[PATH_MAX], parent[PATH_MAX];
+	struct manifest_version v;
+	struct manifest_replay r = { 0 };
+	int rv;
+
+	rv = staging_path(staging, sizeof staging, dir);
+	if (rv) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return rv;
+	}
+	manifest_version_init(&v);
+	rv = manifest_replay(&v, manifest, manifest_len, &r);
+	if (rv == 0 && (r.torn || r.valid_len != manifest_len))
+		rv = RKV_ECORRUPT;
+	if (rv) {
+		snprintf(err, errlen, "snapshot manifest: %s at offset %zu",
+			 r.reason ? r.reason : rkv_strerror(rv), r.torn ? r.valid_len : r.offset);
+		goto out;
+	}
+	rv = check_staged(staging, &v, err, errlen);
+	if (rv)
+		goto out;
+	rv = durable_file_replace(staging, "MANIFEST", manifest, manifest_len);
+	if (rv) {
+		snprintf(err, errlen, "%s/MANIFEST: %s", staging, strerror(-rv));
+		goto out;
+	}
+	/* durable_file_replace synced the staging directory: its entries last. */
+	if (renameat2(AT_FDCWD, staging, AT_FDCWD, dir, RENAME_EXCHANGE) != 0) {
+		if (errno != ENOENT || rename(staging, dir) != 0) {
+			rv = -errno;
+			snprintf(err, errlen, "%s -> %s: %s", staging, dir, strerror(errno));
+			goto out;
+		}
+	}
+	parent_of(parent, sizeof parent, dir);
+	rv = durable_dir_sync(parent);
+	if (rv) {
+		/* The swap happened; whether it lasts a power loss is unknown. */
+		snprintf(err, errlen, "%s: fsync: %s", parent, strerror(-rv));
+		goto out;
+	}
+	/* The old replica now sits at the staging path. */
+	if (remove_dir(staging) != 0)
+		log_warn("%s: could not remove the replaced replica; the next snapshot "
+			 "stage removes it", staging);
+	*index = v.flushed_index;
+	log_info("%s: installed a snapshot at index %" PRIu64, dir, v.flushed_index);
+out:
+	manifest_version_destroy(&v);
+	return rv;
+}

@@ -1,0 +1,1176 @@
+/*
+ * The shard in replicated mode (shard/shard_apply.c), on a real io_uring
+ * ring with 64 KiB memtables, so entries land in SSTables quickly:
+ * committed entries applied in order agree with a model of the state
+ * machine and between shards driven at different paces (read-modify-write
+ * commands whose current value lives only in tables included); a restart
+ * starts at the flushed index and replaying the log above it gives the
+ * same contents; entries at or below the applied index are skipped; an
+ * entry that waits for a block read holds back the entries after it; the
+ * queue refuses entries while flushes lag and says when to resume;
+ * undecodable payloads and NOOPs advance the applied index alike on every
+ * shard; a snapshot shipped in chunks and installed gives a replica that,
+ * with the log after the snapshot's index, holds the same contents.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/errors.h"
+#include "io/ring.h"
+#include "shard/block_cache.h"
+#include "shard/command.h"
+#include "shard/shard.h"
+#include "shard_test.h"
+
+#define NKEYS 160
+#define NENTRIES 4000
+#define APPEND_LIMIT 700
+#define MEMTABLE (64u << 10)
+
+struct hooks {
+	uint64_t flushed[256];  /* flushed indexes reported, in order */
+	unsigned nflushed;
+	unsigned ready;         /* on_apply_ready calls */
+};
+
+struct fixture {
+	char dir[64];
+	struct io_ring io;
+	struct block_cache *cache;
+	struct shard *s[2];
+	struct hooks hooks[2];
+};
+
+/* ---- the entries and a model of their effect ---- */
+
+struct entry {
+	uint8_t bytes[400];
+	size_t len;
+	bool noop;
+};
+
+static struct entry entries[NENTRIES + 1]; /* 1-based, like log indexes */
+
+struct model_key {
+	bool present;
+	char value[APPEND_LIMIT + 1];
+	size_t len;
+};
+
+static struct model_key model[NKEYS];
+
+/* What each entry's waiter should be told (a client asking for the prior
+ * value), computed by the model at the entry's place in the log. */
+struct expect {
+	bool existed;
+	bool applied;
+	int error;
+	int64_t integer;
+	size_t old_len;           /* with existed: the previous value */
+	char old[APPEND_LIMIT + 1];
+};
+
+static struct expect expects[NENTRIES + 1];
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static void key_name(char *out, unsigned k)
+{
+	snprintf(out, 16, "key%04u", k);
+}
+
+/* Strictly a decimal int64 as INCRBY writes it (the generator never makes
+ * other numbers: PUT values start with 'v', APPEND values with 'a'). */
+static bool model_int(const struct model_key *m, long long *out)
+{
+	char buf[32], *end;
+
+	if (m->len == 0 || m->len >= sizeof buf)
+		return false;
+	memcpy(buf, m->value, m->len);
+	buf[m->len] = '\0';
+	errno = 0;
+	*out = strtoll(buf, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+/* The expected answer of `c` on key k, before model_apply changes it. */
+static void model_expect(const struct command *c, unsigned k, struct expect *e)
+{
+	const struct model_key *m = &model[k];
+	long long cur = 0;
+
+	memset(e, 0, sizeof *e);
+	e->existed = m->present;
+	if (m->present) {
+		memcpy(e->old, m->value, m->len);
+		e->old_len = m->len;
+	}
+	switch (c->op) {
+	case COMMAND_PUT:
+		e->applied = true;
+		break;
+	case COMMAND_PUT_NX:
+		e->applied = !m->present;
+		break;
+	case COMMAND_PUT_XX:
+	case COMMAND_DELETE:
+		e->applied = m->present;
+		break;
+	case COMMAND_INCRBY:
+		if (m->present && !model_int(m, &cur)) {
+			e->error = RKV_EINVAL;
+			break;
+		}
+		e->applied = true;
+		e->integer = cur + c->delta;
+		break;
+	case COMMAND_APPEND:
+		if ((m->present ? m->len : 0) + c->value_len > c->limit) {
+			e->error = RKV_ETOOLARGE;
+			break;
+		}
+		e->applied = true;
+		e->integer = (int64_t)((m->present ? m->len : 0) + c->value_len);
+		break;
+	}
+}
+
+static void model_apply(const struct command *c, unsigned k)
+{
+	struct model_key *m = &model[k];
+	long long cur = 0;
+
+	switch (c->op) {
+	case COMMAND_PUT:
+		m->present = true;
+		memcpy(m->value, c->value, c->value_len);
+		m->len = c->value_len;
+		break;
+	case COMMAND_PUT_NX:
+		if (!m->present)
+			model_apply(&(struct command){ .op = COMMAND_PUT, .value = c->value,
+						       .value_len = c->value_len }, k);
+		break;
+	case COMMAND_PUT_XX:
+		if (m->present)
+			model_apply(&(struct command){ .op = COMMAND_PUT, .value = c->value,
+						       .value_len = c->value_len }, k);
+		break;
+	case COMMAND_DELETE:
+		m->present = false;
+		break;
+	case COMMAND_INCRBY:
+		if (m->present && !model_int(m, &cur))
+			break;
+		m->present = true;
+		m->len = (size_t)snprintf(m->value, sizeof m->value, "%lld", cur + c->delta);
+		break;
+	case COMMAND_APPEND:
+		if (!m->present)
+			m->len = 0;
+		if (m->len + c->value_len > c->limit)
+			break;
+		memcpy(m->value + m->len, c->value, c->value_len);
+		m->len += c->value_len;
+		m->present = true;
+		break;
+	}
+}
+
+/*
+ * Entries 1..NENTRIES: a mix of every command over NKEYS keys (every
+ * twentieth a NOOP), applied to the model as they are made, so
+ * model[] is the state after all of them. Values of 60-250 bytes fill a
+ * 64 KiB memtable every ~300 entries.
+ */
+static void make_entries(uint64_t seed)
+{
+	static char value[300];
+	static char key[16];
+
+	rng_state = seed;
+	memset(model, 0, sizeof model);
+	for (unsigned i = 1; i <= NENTRIES; i++) {
+		struct entry *e = &entries[i];
+		unsigned k = (unsigned)(rnd() % NKEYS);
+		unsigned r = (unsigned)(rnd() % 100);
+		size_t vlen = 60 + rnd() % 190;
+		struct command c = { 0 };
+
+		e->noop = i % 20 == 0;
+		memset(&expects[i], 0, sizeof expects[i]);
+		if (e->noop) {
+			e->len = 0;
+			continue;
+		}
+		key_name(key, k);
+		memset(value, 'v', vlen);
+		snprintf(value + 1, 12, "%06u", i);
+		value[7] = '.';
+		c.key = (const uint8_t *)key;
+		c.key_len = (uint32_t)strlen(key);
+		c.value = (const uint8_t *)value;
+		c.value_len = (uint32_t)vlen;
+		if (r < 35) {
+			c.op = COMMAND_PUT;
+		} else if (r < 45) {
+			c.op = COMMAND_DELETE;
+			c.value = NULL;
+			c.value_len = 0;
+		} else if (r < 65) {
+			c.op = COMMAND_INCRBY;
+			c.value = NULL;
+			c.value_len = 0;
+			c.delta = (int64_t)(rnd() % 2001) - 1000;
+		} else if (r < 80) {
+			c.op = COMMAND_APPEND;
+			value[0] = 'a';
+			c.value_len = (uint32_t)(5 + rnd() % 60);
+			c.limit = APPEND_LIMIT;
+		} else if (r < 90) {
+			c.op = COMMAND_PUT_NX;
+		} else {
+			c.op = COMMAND_PUT_XX;
+		}
+		assert_true(command_encoded_size(&c) <= sizeof e->bytes);
+		e->len = command_encode(&c, e->bytes);
+		model_expect(&c, k, &expects[i]);
+		model_apply(&c, k);
+	}
+}
+
+/* A client's waiter that keeps its whole answer. */
+struct client {
+	struct shard_waiter w;
+	int done;
+	int rv;
+	struct shard_result res;
+	size_t old_len;
+	char old[APPEND_LIMIT + 1];
+};
+
+static struct client clients[NENTRIES + 1];
+
+static void client_done(struct shard_waiter *w, int rv, const struct shard_result *res)
+{
+	struct client *c = (struct client *)w;
+
+	c->done++;
+	c->rv = rv;
+	if (!res)
+		return;
+	c->res = *res;
+	c->old_len = res->old_value ? res->old_len : 0;
+	if (res->old_value && res->old_len <= APPEND_LIMIT)
+		memcpy(c->old, res->old_value, res->old_len);
+	c->res.old_value = NULL;
+}
+
+/* Every entry answered once, as the model says. */
+static void check_answers(void)
+{
+	for (unsigned i = 1; i <= NENTRIES; i++) {
+		const struct client *c = &clients[i];
+		const struct expect *e = &expects[i];
+
+		if (c->done != 1 || c->rv != 0)
+			fail_msg("entry %u: answered %d times, rv %d", i, c->done, c->rv);
+		if (c->res.existed != e->existed || c->res.applied != e->applied ||
+		    c->res.error != e->error || c->res.integer != e->integer)
+			fail_msg("entry %u: existed %d applied %d error %d integer %" PRId64
+				 ", the model says %d %d %d %" PRId64, i, c->res.existed,
+				 c->res.applied, c->res.error, c->res.integer, e->existed,
+				 e->applied, e->error, e->integer);
+		if (e->existed && !entries[i].noop) {
+			assert_int_equal(c->old_len, e->old_len);
+			assert_memory_equal(c->old, e->old, e->old_len);
+		}
+	}
+}
+
+/* ---- driving shards ---- */
+
+static void on_flushed(void *arg, struct shard *s, uint64_t flushed_index)
+{
+	struct hooks *h = arg;
+
+	assert_int_equal(flushed_index, shard_flushed_index(s));
+	if (h->nflushed < sizeof h->flushed / sizeof h->flushed[0])
+		h->flushed[h->nflushed++] = flushed_index;
+}
+
+static void on_ready(void *arg, struct shard *s)
+{
+	struct hooks *h = arg;
+
+	(void)s;
+	h->ready++;
+}
+
+static struct shard *open_rep(struct fixture *f, int slot, const char *name,
+			      uint64_t apply_limit)
+{
+	char dir[128], err[512];
+	struct shard_config cfg = {
+		.id = (uint32_t)slot, .dir = dir, .memtable_size = MEMTABLE, .cache = f->cache,
+		.table_size = 32 << 10, .level_base = 16 << 10, .block_size = 1024,
+		.replicated = true, .apply_limit = apply_limit, .on_flushed = on_flushed,
+		.on_apply_ready = on_ready, .hook_arg = &f->hooks[slot],
+	};
+
+	snprintf(dir, sizeof dir, "%s/%s", f->dir, name);
+	if (shard_open(&f->s[slot], &cfg, &f->io, err, sizeof err))
+		fail_msg("shard_open: %s", err);
+	return f->s[slot];
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	/* Small: table blocks fall out, so current values must be read. */
+	struct block_cache_options copt = { .capacity = 64 << 10 };
+	char err[256];
+
+	strcpy(f->dir, "/tmp/ringkv-apply-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(io_ring_init(&f->io, 256, err, sizeof err), 0);
+	assert_int_equal(block_cache_create(&f->cache, &copt), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	shard_close(f->s[0]);
+	shard_close(f->s[1]);
+	block_cache_destroy(f->cache);
+	io_ring_exit(&f->io);
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void turn(struct fixture *f)
+{
+	for (int i = 0; i < 2; i++)
+		if (f->s[i])
+			shard_flush(f->s[i]);
+	assert_int_equal(io_ring_submit_wait(&f->io, 1000), 0);
+	io_ring_dispatch(&f->io);
+}
+
+static bool settled(struct shard *s)
+{
+	return !s || (shard_idle(s) && shard_background_idle(s));
+}
+
+static void settle(struct fixture *f)
+{
+	for (int i = 0; i < 200000 && !(settled(f->s[0]) && settled(f->s[1])); i++)
+		turn(f);
+	assert_true(settled(f->s[0]));
+	assert_true(settled(f->s[1]));
+}
+
+static int apply_entry(struct shard *s, uint64_t index, struct shard_waiter *w)
+{
+	const struct entry *e = &entries[index];
+
+	if (e->noop)
+		return shard_apply(s, index, SHARD_ENTRY_NOOP, NULL, 0, w);
+	return shard_apply(s, index, SHARD_ENTRY_COMMAND, e->bytes, e->len, w);
+}
+
+/* Hands in entries [from, to], turning the ring while the shard refuses;
+ * `with_clients`: each with its client's waiter, asking for the prior value. */
+static void apply_range_as(struct fixture *f, struct shard *s, uint64_t from, uint64_t to,
+			   unsigned turn_every, bool with_clients)
+{
+	for (uint64_t i = from; i <= to; i++) {
+		struct shard_waiter *w = NULL;
+		int rv;
+
+		if (with_clients) {
+			memset(&clients[i], 0, sizeof clients[i]);
+			clients[i].w.done = client_done;
+			clients[i].w.want_prior = true;
+			w = &clients[i].w;
+		}
+		for (int tries = 0; (rv = apply_entry(s, i, w)) == RKV_EAGAIN; tries++) {
+			assert_true(tries < 100000);
+			turn(f);
+		}
+		assert_int_equal(rv, 0);
+		if (turn_every && i % turn_every == 0)
+			turn(f);
+	}
+}
+
+static void apply_range(struct fixture *f, struct shard *s, uint64_t from, uint64_t to,
+			unsigned turn_every)
+{
+	apply_range_as(f, s, from, to, turn_every, false);
+}
+
+struct scan_state {
+	unsigned keys;
+	bool bad;
+	int done;
+	int rv;
+};
+
+static bool scan_visit(void *arg, const void *key, size_t key_len, const void *value,
+		       size_t value_len)
+{
+	struct scan_state *st = arg;
+	char name[16], text[8];
+	unsigned k;
+
+	if (key_len == 7)
+		memcpy(text, key, 7);
+	text[7] = '\0';
+	if (key_len != 7 || sscanf(text + 3, "%4u", &k) != 1 || k >= NKEYS) {
+		st->bad = true;
+		return true;
+	}
+	key_name(name, k);
+	if (memcmp(name, key, 7) != 0 || !model[k].present || model[k].len != value_len ||
+	    memcmp(model[k].value, value, value_len) != 0) {
+		print_error("key %.*s differs from the model\n", (int)key_len, (const char *)key);
+		st->bad = true;
+	}
+	st->keys++;
+	return true;
+}
+
+static void scan_end(void *arg, int rv, bool exhausted, const void *last, size_t last_len)
+{
+	struct scan_state *st = arg;
+
+	(void)exhausted;
+	(void)last;
+	(void)last_len;
+	st->done++;
+	st->rv = rv;
+}
+
+/* Every key of the model, read back by get and (`scan`) by one scan, and
+ * nothing else. */
+static void check_model_keys(struct fixture *f, struct shard *s, bool scan)
+{
+	struct scan_state st = { 0 };
+	unsigned present = 0;
+
+	for (unsigned k = 0; k < NKEYS; k++) {
+		struct get_result g;
+		char name[16];
+		int rv;
+
+		key_name(name, k);
+		rv = shard_test_get(s, &f->io, name, &g);
+		if (!model[k].present) {
+			if (rv != RKV_ENOTFOUND)
+				fail_msg("%s: expected absent, got %d", name, rv);
+			continue;
+		}
+		present++;
+		if (rv != 0)
+			fail_msg("%s: expected a value, got %d", name, rv);
+		assert_int_equal(g.len, model[k].len);
+		assert_memory_equal(g.value, model[k].value,
+				    g.len < sizeof g.value ? g.len : sizeof g.value);
+	}
+	if (!scan)
+		return;
+	assert_int_equal(shard_scan(s, "", 0, false, 100000, scan_visit, scan_end, &st), 0);
+	for (int i = 0; i < 100000 && !st.done; i++) {
+		assert_int_equal(io_ring_submit_wait(&f->io, 1000), 0);
+		io_ring_dispatch(&f->io);
+	}
+	assert_int_equal(st.done, 1);
+	assert_int_equal(st.rv, 0);
+	assert_false(st.bad);
+	assert_int_equal(st.keys, present);
+}
+
+static void check_model(struct fixture *f, struct shard *s)
+{
+	check_model_keys(f, s, true);
+}
+
+/* ---- tests ---- */
+
+/*
+ * Two shards, one fed an entry at a time with the ring turning often and a
+ * client waiting on every entry (a leader), the other fed as fast as it
+ * takes them with no waiters (a follower): both end equal to the model,
+ * with flushes and compactions behind them and current values read from
+ * tables, and every client is told what the model says its command did.
+ */
+static void test_two_paces_same_state(void **state)
+{
+	struct fixture *f = *state;
+	struct shard_stats st[2];
+
+	make_entries(0x9e3779b97f4a7c15ull);
+	open_rep(f, 0, "a", 0);
+	open_rep(f, 1, "b", 0);
+	/* A: the leader, every entry its client's, prior values asked for. */
+	apply_range_as(f, f->s[0], 1, NENTRIES, 1, true);
+	apply_range(f, f->s[1], 1, NENTRIES, 0);
+	settle(f);
+	check_answers();
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(shard_applied_index(f->s[i]), NENTRIES);
+		shard_get_stats(f->s[i], &st[i]);
+		assert_true(st[i].flushes >= 4);
+		assert_true(st[i].compactions >= 1);
+		assert_int_equal(st[i].applied, NENTRIES);
+		assert_int_equal(st[i].apply_errors, 0);
+		check_model(f, f->s[i]);
+	}
+	/* Some current values came from blocks that had to be read. */
+	assert_true(st[0].block_reads > 0 || st[1].block_reads > 0);
+	/* The hook saw every flush, in order, ending at the flushed index. */
+	for (int i = 0; i < 2; i++) {
+		const struct hooks *h = &f->hooks[i];
+
+		assert_true(h->nflushed >= 4);
+		for (unsigned j = 1; j < h->nflushed; j++)
+			assert_true(h->flushed[j] >= h->flushed[j - 1]);
+		assert_int_equal(h->flushed[h->nflushed - 1], shard_flushed_index(f->s[i]));
+	}
+}
+
+/*
+ * A restart keeps only what reached SSTables: the shard reopens at its
+ * flushed index, skips the log's entries up to it and applies the rest,
+ * ending where a shard that never restarted ends.
+ */
+static void test_restart_replays_above_flushed_index(void **state)
+{
+	struct fixture *f = *state;
+	struct waiter old = { .w.done = on_done };
+	struct shard_stats st;
+	uint64_t flushed;
+
+	make_entries(0x1234567ull);
+	open_rep(f, 0, "r", 0);
+	apply_range(f, f->s[0], 1, NENTRIES / 2, 3);
+	settle(f);
+	flushed = shard_flushed_index(f->s[0]);
+	assert_true(flushed > 0 && flushed < NENTRIES / 2);
+	assert_int_equal(shard_applied_index(f->s[0]), NENTRIES / 2);
+
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	open_rep(f, 0, "r", 0);
+	assert_int_equal(shard_applied_index(f->s[0]), flushed);
+	assert_int_equal(shard_flushed_index(f->s[0]), flushed);
+	assert_int_equal(shard_apply_last(f->s[0]), flushed);
+
+	/* An entry the tables already hold: answered, nothing done. */
+	assert_int_equal(apply_entry(f->s[0], flushed, &old.w), 0);
+	assert_int_equal(old.done, 1);
+	assert_int_equal(old.rv, -EALREADY);
+	/* The log from its start again: up to `flushed` skipped. */
+	apply_range(f, f->s[0], 1, NENTRIES, 2);
+	settle(f);
+	shard_get_stats(f->s[0], &st);
+	assert_int_equal(st.apply_skipped, flushed + 1);
+	assert_int_equal(st.applied, NENTRIES - flushed);
+	assert_int_equal(shard_applied_index(f->s[0]), NENTRIES);
+	check_model(f, f->s[0]);
+
+	/* And once more after a restart with everything applied. */
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	open_rep(f, 0, "r", 0);
+	apply_range(f, f->s[0], shard_flushed_index(f->s[0]) + 1, NENTRIES, 0);
+	settle(f);
+	check_model(f, f->s[0]);
+}
+
+static unsigned answer_seq;
+
+struct ordered {
+	struct waiter x;
+	unsigned seq;
+};
+
+static void on_done_ordered(struct shard_waiter *w, int rv, const struct shard_result *res)
+{
+	struct ordered *o = (struct ordered *)w;
+
+	on_done(w, rv, res);
+	o->seq = ++answer_seq;
+}
+
+static struct command incrby_cmd(const char *k, int64_t delta)
+{
+	return (struct command){ .op = COMMAND_INCRBY, .key = (const uint8_t *)k,
+				 .key_len = (uint32_t)strlen(k), .delta = delta };
+}
+
+static int apply_cmd(struct shard *s, uint64_t index, struct command c,
+		     struct shard_waiter *w)
+{
+	uint8_t buf[512];
+	size_t len = command_encode(&c, buf);
+
+	return shard_apply(s, index, SHARD_ENTRY_COMMAND, buf, len, w);
+}
+
+/*
+ * INCRBY of a key held only by an SSTable whose block is not cached waits
+ * for the block; the PUT of the same key right behind it waits too and
+ * lands after it; reads meanwhile see the applied state.
+ */
+static void test_order_across_block_read(void **state)
+{
+	struct fixture *f = *state;
+	struct ordered incr = { .x.w.done = on_done_ordered };
+	struct ordered put = { .x.w.done = on_done_ordered };
+	struct ordered del = { .x.w.done = on_done_ordered, .x.w.want_prior = true };
+	struct block_cache_options copt = { .capacity = 64 << 10 };
+	struct get_result g;
+	uint64_t i = 1;
+	char filler[16], value[200];
+
+	open_rep(f, 0, "o", 0);
+	assert_int_equal(apply_cmd(f->s[0], i++, put_cmd("counter", "5"), NULL), 0);
+	memset(value, 'f', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	while (shard_flushed_index(f->s[0]) < 1) {
+		snprintf(filler, sizeof filler, "f%05u", (unsigned)i);
+		assert_int_equal(apply_cmd(f->s[0], i++, put_cmd(filler, value), NULL), 0);
+		turn(f);
+	}
+	settle(f);
+	/* A cold cache: the counter's block must come from disk. */
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	block_cache_destroy(f->cache);
+	assert_int_equal(block_cache_create(&f->cache, &copt), 0);
+	open_rep(f, 0, "o", 0);
+	i = shard_applied_index(f->s[0]) + 1;
+
+	assert_int_equal(apply_cmd(f->s[0], i, incrby_cmd("counter", 1), &incr.x.w), 0);
+	assert_int_equal(apply_cmd(f->s[0], i + 1, put_cmd("counter", "100"), &put.x.w), 0);
+	assert_int_equal(apply_cmd(f->s[0], i + 2, put_cmd("other", "x"), NULL), 0);
+	assert_int_equal(incr.x.done, 0);
+	assert_int_equal(put.x.done, 0);
+	assert_int_equal(shard_applied_index(f->s[0]), i - 1);
+	assert_int_equal(shard_apply_pending(f->s[0], NULL), 3);
+	assert_int_equal(shard_apply_last(f->s[0]), i + 2);
+	assert_false(shard_idle(f->s[0]));
+	/* Not applied yet: the PUT behind the read is invisible. */
+	assert_int_equal(shard_test_get(f->s[0], &f->io, "other", &g), RKV_ENOTFOUND);
+
+	settle(f);
+	assert_int_equal(incr.x.done, 1);
+	assert_int_equal(incr.x.rv, 0);
+	assert_int_equal(incr.x.res.integer, 6);
+	assert_true(incr.x.res.existed);
+	assert_int_equal(put.x.done, 1);
+	assert_int_equal(put.x.rv, 0);
+	assert_true(incr.seq < put.seq);
+	assert_int_equal(shard_applied_index(f->s[0]), i + 2);
+	assert_int_equal(shard_test_get(f->s[0], &f->io, "counter", &g), 0);
+	assert_int_equal(g.len, 3);
+	assert_memory_equal(g.value, "100", 3);
+
+	/* A client DELETE asks whether the key existed, and for its value. */
+	assert_int_equal(apply_cmd(f->s[0], i + 3,
+				   (struct command){ .op = COMMAND_DELETE,
+						     .key = (const uint8_t *)"counter",
+						     .key_len = 7 }, &del.x.w), 0);
+	settle(f);
+	assert_int_equal(del.x.done, 1);
+	assert_true(del.x.res.existed);
+	assert_true(del.x.res.applied);
+	assert_string_equal(del.x.old, "100");
+}
+
+/*
+ * Commands on cold keys queued behind one that waits for its block have
+ * their blocks read meanwhile (into the cache only), yet are applied in
+ * order with the values the model gives.
+ */
+static void test_prefetch_keeps_order(void **state)
+{
+	struct fixture *f = *state;
+	struct ordered w[4];
+	struct block_cache_options copt = { .capacity = 256 << 10 };
+	struct shard_stats st;
+	char key[16], value[300];
+	uint64_t i = 1;
+
+	open_rep(f, 0, "p", 0);
+	memset(value, 'p', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	/* Counters k000, k050, k100, k150, each in a block of its own. */
+	for (unsigned j = 0; j < 200; j++) {
+		snprintf(key, sizeof key, "k%03u", j);
+		assert_int_equal(apply_cmd(f->s[0], i++, put_cmd(key, j % 50 ? value : "5"), NULL),
+				 0);
+	}
+	while (shard_flushed_index(f->s[0]) < 200) {
+		snprintf(key, sizeof key, "z%05u", (unsigned)i);
+		assert_int_equal(apply_cmd(f->s[0], i++, put_cmd(key, value), NULL), 0);
+		turn(f);
+	}
+	settle(f);
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	block_cache_destroy(f->cache);
+	assert_int_equal(block_cache_create(&f->cache, &copt), 0);
+	open_rep(f, 0, "p", 0);
+	i = shard_applied_index(f->s[0]) + 1;
+	answer_seq = 0;
+	for (unsigned j = 0; j < 4; j++) {
+		w[j] = (struct ordered){ .x.w.done = on_done_ordered };
+		snprintf(key, sizeof key, "k%03u", j * 50);
+		assert_int_equal(apply_cmd(f->s[0], i + j, incrby_cmd(key, (int64_t)j + 1), &w[j].x.w),
+				 0);
+	}
+	/* The head's read and the three behind it are all in flight. */
+	shard_get_stats(f->s[0], &st);
+	assert_true(st.block_reads >= 4);
+	assert_int_equal(shard_applied_index(f->s[0]), i - 1);
+	settle(f);
+	for (unsigned j = 0; j < 4; j++) {
+		assert_int_equal(w[j].x.done, 1);
+		assert_int_equal(w[j].x.rv, 0);
+		assert_int_equal(w[j].x.res.integer, 5 + (int64_t)j + 1);
+		assert_int_equal(w[j].seq, j + 1);
+	}
+}
+
+/*
+ * Flushes that lag: with the ring not turning, the first full memtable is
+ * sealed, the second fills, entries queue up to the limit and shard_apply
+ * refuses; once the flush is done the queue drains, on_apply_ready says
+ * so, and the rest goes in.
+ */
+static void test_backpressure_while_flush_lags(void **state)
+{
+	struct fixture *f = *state;
+	struct shard_stats st;
+	uint64_t i;
+	size_t bytes;
+	int rv = 0;
+
+	make_entries(0xabcdefull);
+	open_rep(f, 0, "bp", 4096);
+	for (i = 1; i <= NENTRIES; i++) {
+		rv = apply_entry(f->s[0], i, NULL);
+		if (rv == RKV_EAGAIN)
+			break;
+		assert_int_equal(rv, 0);
+	}
+	assert_int_equal(rv, RKV_EAGAIN);
+	assert_true(i > 300); /* a whole memtable went in first */
+	assert_true(shard_apply_pending(f->s[0], &bytes) > 0);
+	assert_true(bytes > 4096 / 2 && bytes <= 4096);
+	assert_int_equal(shard_apply_last(f->s[0]), i - 1);
+	assert_true(shard_applied_index(f->s[0]) < i - 1);
+	assert_int_equal(f->hooks[0].ready, 0);
+	assert_int_equal(f->hooks[0].nflushed, 0);
+	/* Refused again: nothing taken. */
+	assert_int_equal(apply_entry(f->s[0], i, NULL), RKV_EAGAIN);
+	shard_get_stats(f->s[0], &st);
+	assert_true(st.stalls >= 1);
+
+	for (int n = 0; n < 100000 && f->hooks[0].ready == 0; n++)
+		turn(f);
+	assert_int_equal(f->hooks[0].ready, 1);
+	assert_true(f->hooks[0].nflushed >= 1);
+	apply_range(f, f->s[0], i, NENTRIES, 0);
+	settle(f);
+	assert_int_equal(shard_applied_index(f->s[0]), NENTRIES);
+	check_model(f, f->s[0]);
+}
+
+/*
+ * Bytes that do not decode are skipped by every shard alike, advancing the
+ * applied index like a NOOP; an entry larger than a memtable still
+ * applies; indexes must follow on; shard_write is refused.
+ */
+static void test_corrupt_noop_and_large_entries(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t garbage[] = { 0x7f, 1, 2, 3, 4, 5 };
+	static uint8_t big[100 << 10];
+	struct waiter wg = { .w.done = on_done }, wt = { .w.done = on_done };
+	struct waiter wn = { .w.done = on_done }, wb = { .w.done = on_done };
+	struct waiter ww = { .w.done = on_done };
+	struct command c = put_cmd("t", "truncated");
+	uint8_t trunc[64];
+	size_t tlen = command_encode(&c, trunc) - 2;
+
+	memset(big, 'b', sizeof big);
+	for (int k = 0; k < 2; k++) {
+		struct shard *s = open_rep(f, k, k ? "c1" : "c0", 0);
+		struct command bc = { .op = COMMAND_PUT, .key = (const uint8_t *)"big",
+				      .key_len = 3, .value = big, .value_len = sizeof big };
+		uint8_t *enc = malloc(command_encoded_size(&bc));
+		struct shard_stats st;
+		struct get_result g;
+
+		assert_non_null(enc);
+		assert_int_equal(apply_cmd(s, 1, put_cmd("a", "1"), NULL), 0);
+		wg.done = wt.done = wn.done = wb.done = ww.done = 0;
+		assert_int_equal(shard_apply(s, 2, SHARD_ENTRY_COMMAND, garbage, sizeof garbage,
+					     &wg.w), 0);
+		assert_int_equal(shard_apply(s, 3, SHARD_ENTRY_COMMAND, trunc, tlen, &wt.w), 0);
+		assert_int_equal(shard_apply(s, 4, SHARD_ENTRY_COMMAND, NULL, 0, NULL), 0);
+		assert_int_equal(shard_apply(s, 5, SHARD_ENTRY_NOOP, NULL, 0, &wn.w), 0);
+		assert_int_equal(shard_apply_skip(s, 6), 0);
+		assert_int_equal(wg.done, 1);
+		assert_int_equal(wg.rv, RKV_ECORRUPT);
+		assert_int_equal(wt.rv, RKV_ECORRUPT);
+		assert_int_equal(wn.done, 1);
+		assert_int_equal(wn.rv, 0);
+		assert_int_equal(shard_applied_index(s), 6);
+		shard_get_stats(s, &st);
+		assert_int_equal(st.apply_errors, 3);
+		/* Gaps and other types are the caller's bug: nothing taken. */
+		assert_int_equal(shard_apply_skip(s, 8), RKV_EINVAL);
+		assert_int_equal(shard_apply(s, 7, (enum shard_entry_type)9, NULL, 0, NULL),
+				 RKV_EINVAL);
+		assert_int_equal(shard_write(s, &c, &ww.w), RKV_EINVAL);
+		assert_int_equal(ww.done, 0);
+		/* Larger than a whole memtable: applied all the same. */
+		assert_int_equal(shard_apply(s, 7, SHARD_ENTRY_COMMAND, enc,
+					     command_encode(&bc, enc), &wb.w), 0);
+		free(enc);
+		assert_int_equal(apply_cmd(s, 8, put_cmd("z", "26"), NULL), 0);
+		settle(f);
+		assert_int_equal(wb.done, 1);
+		assert_int_equal(wb.rv, 0);
+		assert_int_equal(shard_applied_index(s), 8);
+		assert_int_equal(shard_test_get(s, &f->io, "a", &g), 0);
+		assert_int_equal(shard_test_get(s, &f->io, "z", &g), 0);
+		assert_int_equal(shard_test_get(s, &f->io, "t", &g), RKV_ENOTFOUND);
+		assert_int_equal(shard_test_get(s, &f->io, "big", &g), 0);
+		assert_int_equal(g.len, sizeof big);
+	}
+}
+
+/*
+ * A current value that cannot be read (a damaged block) stops apply for
+ * good: the entry and those behind it are answered with the error, later
+ * entries are refused, the applied index stays before it.
+ */
+static void test_damaged_block_stops_apply(void **state)
+{
+	struct fixture *f = *state;
+	struct waiter wi = { .w.done = on_done }, wp = { .w.done = on_done };
+	struct block_cache_options copt = { .capacity = 64 << 10 };
+	char dir[128], fill[16], value[200];
+	struct get_result g;
+	struct dirent *de;
+	uint64_t i = 1;
+	DIR *d;
+
+	open_rep(f, 0, "d", 0);
+	assert_int_equal(apply_cmd(f->s[0], i++, put_cmd("a0", "7"), NULL), 0);
+	memset(value, 'f', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	while (shard_flushed_index(f->s[0]) < 1) {
+		snprintf(fill, sizeof fill, "f%05u", (unsigned)i);
+		assert_int_equal(apply_cmd(f->s[0], i++, put_cmd(fill, value), NULL), 0);
+		turn(f);
+	}
+	settle(f);
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	block_cache_destroy(f->cache);
+	assert_int_equal(block_cache_create(&f->cache, &copt), 0);
+	/* The first data block of every table: where "a0" lives. */
+	snprintf(dir, sizeof dir, "%s/d", f->dir);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		char path[512];
+		uint8_t b;
+		int fd;
+
+		if (!strstr(de->d_name, ".sst"))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+		fd = open(path, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, &b, 1, 10), 1);
+		b ^= 0x40;
+		assert_int_equal(pwrite(fd, &b, 1, 10), 1);
+		close(fd);
+	}
+	closedir(d);
+	open_rep(f, 0, "d", 0);
+	i = shard_applied_index(f->s[0]) + 1;
+	assert_int_equal(apply_cmd(f->s[0], i, incrby_cmd("a0", 1), &wi.w), 0);
+	assert_int_equal(apply_cmd(f->s[0], i + 1, put_cmd("b", "x"), &wp.w), 0);
+	for (int n = 0; n < 10000 && !(wi.done && wp.done); n++)
+		turn(f);
+	assert_int_equal(wi.done, 1);
+	assert_int_equal(wi.rv, RKV_ECORRUPT);
+	assert_int_equal(wp.done, 1);
+	assert_int_equal(wp.rv, RKV_ECORRUPT);
+	assert_int_equal(shard_apply_error(f->s[0]), RKV_ECORRUPT);
+	assert_int_equal(shard_applied_index(f->s[0]), i - 1);
+	assert_int_equal(apply_cmd(f->s[0], i + 2, put_cmd("c", "y"), NULL), RKV_ECORRUPT);
+	assert_int_equal(shard_apply_pending(f->s[0], NULL), 0);
+	assert_true(shard_idle(f->s[0]));
+	assert_int_equal(shard_test_get(f->s[0], &f->io, "b", &g), RKV_ENOTFOUND);
+}
+
+struct chunk_io {
+	struct shard_snapshot_chunk c;
+	int done;
+	int rv;
+};
+
+static void chunk_cb(struct shard_snapshot_chunk *c, int rv)
+{
+	struct chunk_io *x = (struct chunk_io *)c;
+
+	x->done++;
+	x->rv = rv;
+}
+
+/* The receiver's side, blocking: every file of `snap`, read in chunks
+ * through the sender's ring, staged for the shard at `dir`. */
+static void ship(struct fixture *f, struct shard_snapshot *snap, const char *dir)
+{
+	static uint8_t buf[7000];
+	char staging[256], path[512], err[512];
+
+	if (shard_snapshot_stage(dir, staging, sizeof staging, err, sizeof err))
+		fail_msg("stage: %s", err);
+	for (size_t i = 0; i < snap->nfiles; i++) {
+		int fd;
+
+		snprintf(path, sizeof path, "%s/%s", staging, snap->files[i].name);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		assert_true(fd >= 0);
+		for (uint64_t off = 0; off < snap->files[i].size;) {
+			struct chunk_io x = { .c.done = chunk_cb };
+
+			assert_int_equal(shard_snapshot_read(snap, i, off, buf, sizeof buf, &x.c), 0);
+			for (int n = 0; n < 10000 && !x.done; n++) {
+				assert_int_equal(io_ring_submit_wait(&f->io, 1000), 0);
+				io_ring_dispatch(&f->io);
+			}
+			assert_int_equal(x.done, 1);
+			assert_true(x.rv > 0);
+			assert_int_equal(pwrite(fd, buf, (size_t)x.rv, (off_t)off), x.rv);
+			off += (uint64_t)x.rv;
+		}
+		assert_int_equal(shard_snapshot_read(snap, i, snap->files[i].size, buf, 1,
+						     &(struct chunk_io){ 0 }.c), RKV_EINVAL);
+		close(fd);
+	}
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return stat(path, &st) == 0;
+}
+
+/*
+ * A snapshot of a shard with data, shipped in chunks while the sender goes
+ * on (its compactions drop the snapshot's tables, which stay readable while
+ * pinned), installed where no replica was: the new replica starts at the
+ * snapshot's index and, with the log after it, holds every key the model
+ * holds. Installed again over an existing replica (the exchange), and a
+ * failed install leaves the old replica whole.
+ */
+static void test_snapshot_install(void **state)
+{
+	struct fixture *f = *state;
+	struct shard_snapshot snap, again;
+	char adir[128], bdir[128], err[512], fill[32], value[200];
+	uint64_t index = 0, i, before;
+	struct shard_stats st;
+	bool dropped = false;
+	char names[64][32];
+	size_t nnames;
+
+	make_entries(0x5eed5eedull);
+	snprintf(adir, sizeof adir, "%s/sa", f->dir);
+	snprintf(bdir, sizeof bdir, "%s/sb", f->dir);
+	open_rep(f, 0, "sa", 0);
+	apply_range(f, f->s[0], 1, NENTRIES, 4);
+	settle(f);
+	assert_int_equal(shard_snapshot_begin(f->s[0], &snap), 0);
+	assert_int_equal(snap.index, shard_flushed_index(f->s[0]));
+	assert_true(snap.index > 0 && snap.nfiles > 0);
+
+	/* The sender goes on: new keys, flushes, compactions. */
+	shard_get_stats(f->s[0], &st);
+	before = st.compactions;
+	memset(value, 'w', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	for (i = NENTRIES + 1; i <= NENTRIES + 1500; i++) {
+		/* Between the model's keys: compactions take in every range. */
+		snprintf(fill, sizeof fill, "key%04ux%05u", (unsigned)(i % NKEYS), (unsigned)i);
+		assert_int_equal(apply_cmd(f->s[0], i, put_cmd(fill, value), NULL), 0);
+		if (i % 8 == 0)
+			turn(f);
+	}
+	settle(f);
+	shard_get_stats(f->s[0], &st);
+	assert_true(st.compactions > before);
+	for (size_t k = 0; k < snap.nfiles; k++) {
+		/* pinned: still there, though maybe no longer in the version */
+		assert_true(file_exists(adir, snap.files[k].name));
+	}
+	ship(f, &snap, bdir);
+	assert_int_equal(shard_snapshot_install(bdir, snap.manifest, snap.manifest_len, &index,
+						err, sizeof err), 0);
+	assert_int_equal(index, snap.index);
+	assert_false(file_exists(f->dir, "sb.incoming"));
+	for (size_t k = 0; k < snap.nfiles; k++)
+		assert_true(file_exists(bdir, snap.files[k].name));
+	nnames = snap.nfiles < 64 ? snap.nfiles : 64;
+	for (size_t k = 0; k < nnames; k++)
+		memcpy(names[k], snap.files[k].name, sizeof names[k]);
+	shard_snapshot_end(&snap);
+	assert_int_equal(snap.nfiles, 0);
+	turn(f);
+	turn(f);
+	/* Unpinned: the tables the compactions dropped are gone now. */
+	for (size_t k = 0; k < nnames; k++)
+		dropped |= !file_exists(adir, names[k]);
+	assert_true(dropped);
+
+	open_rep(f, 1, "sb", 0);
+	assert_int_equal(shard_applied_index(f->s[1]), index);
+	apply_range(f, f->s[1], index + 1, NENTRIES, 3);
+	settle(f);
+	check_model(f, f->s[1]);
+
+	/* Over an existing replica: swapped whole. */
+	shard_close(f->s[1]);
+	f->s[1] = NULL;
+	assert_int_equal(shard_snapshot_begin(f->s[0], &again), 0);
+	assert_true(again.index > NENTRIES);
+	ship(f, &again, bdir);
+	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
+						&index, err, sizeof err), 0);
+	assert_int_equal(index, again.index);
+	open_rep(f, 1, "sb", 0);
+	assert_int_equal(shard_applied_index(f->s[1]), again.index);
+	check_model_keys(f, f->s[1], false);
+
+	/* A staged snapshot missing its files, or a damaged image: refused,
+	 * the replica unchanged. */
+	shard_close(f->s[1]);
+	f->s[1] = NULL;
+	ship(f, &(struct shard_snapshot){ 0 }, bdir);
+	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
+						&index, err, sizeof err), RKV_ECORRUPT);
+	assert_non_null(strstr(err, ".sst"));
+	/* A table cut short in transfer (its size right, its tail zeros). */
+	ship(f, &again, bdir);
+	{
+		char path[512];
+		uint8_t zeros[64] = { 0 };
+		int fd;
+
+		snprintf(path, sizeof path, "%s.incoming/%s", bdir, again.files[0].name);
+		fd = open(path, O_WRONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pwrite(fd, zeros, sizeof zeros,
+					(off_t)(again.files[0].size - sizeof zeros)),
+				 (ssize_t)sizeof zeros);
+		close(fd);
+	}
+	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
+						&index, err, sizeof err), RKV_ECORRUPT);
+	assert_non_null(strstr(err, "footer"));
+	again.manifest[again.manifest_len / 2] ^= 0x40;
+	assert_int_equal(shard_snapshot_install(bdir, again.manifest, again.manifest_len,
+						&index, err, sizeof err), RKV_ECORRUPT);
+	shard_snapshot_end(&again);
+	open_rep(f, 1, "sb", 0);
+	assert_int_equal(shard_applied_index(f->s[1]), index);
+	check_model_keys(f, f->s[1], false);
+
+	/* Only replicated shards take snapshots. */
+	assert_int_equal(shard_snapshot_read(&snap, 0, 0, value, 1, &(struct chunk_io){ 0 }.c),
+			 RKV_EINVAL);
+}
+
+/* A directory of the single-node mode (WAL segments) is not opened as a
+ * replicated shard, and a replicated directory stays one. */
+static void test_wal_directory_refused(void **state)
+{
+	struct fixture *f = *state;
+	char dir[128], err[512];
+	struct shard_config cfg = {
+		.id = 1, .dir = dir, .memtable_size = MEMTABLE, .cache = f->cache,
+	};
+
+	snprintf(dir, sizeof dir, "%s/single", f->dir);
+	assert_int_equal(shard_open(&f->s[0], &cfg, &f->io, err, sizeof err), 0);
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	cfg.replicated = true;
+	assert_int_equal(shard_open(&f->s[0], &cfg, &f->io, err, sizeof err), RKV_EINVAL);
+	assert_non_null(strstr(err, "WAL"));
+	f->s[0] = NULL;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_two_paces_same_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_replays_above_flushed_index, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_order_across_block_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefetch_keeps_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backpressure_while_flush_lags, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_corrupt_noop_and_large_entries, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_block_stops_apply, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_install, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wal_directory_refused, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
