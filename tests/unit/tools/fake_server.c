@@ -197,6 +197,14 @@ static void serve_connection(struct fake_server *s, int fd)
 				write_all(fd, junk, sizeof(junk));
 				break;
 			}
+			if (s->mode == FAKE_RESP) {
+				static const char err[] = "-ERR unknown command\r\n";
+
+				write_all(fd, (const uint8_t *)err, sizeof(err) - 1);
+				break;
+			}
+			if (s->mode == FAKE_SILENT)
+				continue;
 			pending[count++] = answer_request(s, &req, drc);
 			if (count == batch && !send_answers(s, fd, pending, &count))
 				break;
