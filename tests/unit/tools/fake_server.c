@@ -127,7 +127,9 @@ static struct answer answer_request(struct fake_server *s, const struct frame_re
 		}
 	} else {
 		e = lookup(s, req->key, false);
-		if (e == NULL)
+		if (e == NULL && req->op == FRAME_OP_DELETE)
+			resp.status = 0; /* as ringkvd: a delete is idempotent */
+		else if (e == NULL)
 			resp.status = 1;
 		else if (req->op == FRAME_OP_GET)
 			resp.value = (struct frame_slice){ e->value, (uint32_t)e->value_len };
