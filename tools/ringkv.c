@@ -772,9 +772,7 @@ int main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	if (rc == PARSE_VERSION) {
-		printf("ringkv %s%s%s%s\n", RINGKV_PROJECT_VERSION,
-		       RINGKV_GIT_DESCRIBE[0] ? " (git " : "", RINGKV_GIT_DESCRIBE,
-		       RINGKV_GIT_DESCRIBE[0] ? ")" : "");
+		version_print(stdout, "ringkv");
 		free(args);
 		return CLI_EXIT_OK;
 	}
