@@ -319,7 +319,8 @@ int main(int argc, char **argv)
 	uint64_t proposals = 200000, count;
 	int groups = 1000;
 
-	for (int i = 1; i < argc; i++) {
+	/* Flags come alone (--help) or with a value (--groups G). */
+	for (int i = 1; i < argc; i += 2) {
 		bool takes_value = !strcmp(argv[i], "--proposals") || !strcmp(argv[i], "--groups");
 
 		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -346,7 +347,6 @@ int main(int argc, char **argv)
 				return 2;
 			groups = (int)count;
 		}
-		i++;
 	}
 	throughput(proposals, 1);
 	throughput(proposals, 64);
