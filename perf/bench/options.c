@@ -135,6 +135,19 @@ static int parse_addr(const char *text, struct bench_options *opts)
 	memcpy(opts->host, host, host_len);
 	opts->host[host_len] = '\0';
 	strcpy(opts->port, colon + 1);
+	/* A port is 1 to 65535 in decimal; the resolver would take 70000 or
+	 * 0 and the connect fail later as "connection refused". */
+	{
+		char *end;
+		unsigned long port;
+
+		if (colon[1] < '0' || colon[1] > '9')
+			return -ERANGE;
+		errno = 0;
+		port = strtoul(colon + 1, &end, 10);
+		if (errno || *end || port < 1 || port > 65535)
+			return -ERANGE;
+	}
 	return 0;
 }
 
@@ -230,6 +243,9 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 		switch (opt) {
 		case OPT_ADDR:
 			rv = parse_addr(arg, opts);
+			if (rv == -ERANGE)
+				return fail(err, err_len, "--addr '%s': a port is 1 to 65535 "
+					    "(see --help)", arg);
 			have_addr = 1;
 			break;
 		case OPT_PROTOCOL:

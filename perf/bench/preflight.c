@@ -50,15 +50,16 @@ void preflight_check_keys(const struct bench_options *opts)
 	/* The first key after every prefixed key: the prefix's last byte + 1
 	 * (':' is no 0xff, so no carry). */
 	past_prefix[WORKLOAD_KEY_PREFIX_LEN - 1]++;
+	snprintf(address, sizeof(address), strchr(opts->host, ':') ? "[%s]:%s" : "%s:%s",
+		 opts->host, opts->port);
+	if (opts->protocol == BENCH_PROTOCOL_NATIVE &&
+	    rkv_connect_timeout(address, PREFLIGHT_TIMEOUT_MS, &c, err, sizeof(err)) != 0)
+		return; /* the workers' own connect reports it */
 	fprintf(stderr, "ringkv-bench: writes only keys that start with '%s' (%llu of "
 			"them); other keys are never touched\n",
 		WORKLOAD_KEY_PREFIX, (unsigned long long)opts->keys);
 	if (opts->protocol != BENCH_PROTOCOL_NATIVE)
 		return; /* RESP servers differ in how to list keys: not checked */
-	snprintf(address, sizeof(address), strchr(opts->host, ':') ? "[%s]:%s" : "%s:%s",
-		 opts->host, opts->port);
-	if (rkv_connect_timeout(address, PREFLIGHT_TIMEOUT_MS, &c, err, sizeof(err)) != 0)
-		return; /* the workers' own connect reports it */
 	rkv_set_timeout(c, PREFLIGHT_TIMEOUT_MS);
 	other = first_key(c, "", WORKLOAD_KEY_PREFIX, WORKLOAD_KEY_PREFIX_LEN, example,
 			  sizeof(example), &rc);

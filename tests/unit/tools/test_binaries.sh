@@ -19,6 +19,12 @@ for bin in "$@"; do
 	[[ $rc == 2 && $err == *--no-such-flag* && $err == *--help* &&
 		$(printf '%s\n' "$err" | wc -l) == 1 ]] ||
 		{ echo "FAIL: $name --no-such-flag: exit $rc, stderr '$err'"; fail=1; }
+	# A port out of range is refused as such, not reported as refused.
+	if [[ $name == ringkv-bench ]]; then
+		err=$(timeout 10 "$bin" --addr 127.0.0.1:70000 2>&1 >/dev/null); rc=$?
+		[[ $rc == 2 && $err == *"1 to 65535"* ]] ||
+			{ echo "FAIL: $name --addr 127.0.0.1:70000: exit $rc, '$err'"; fail=1; }
+	fi
 done
 [[ $fail == 0 ]] && echo "binaries: ok ($#)"
 exit $fail
