@@ -63,6 +63,9 @@ _ringkv() {
 		mapfile -t keys < <("$cli" ${address:+-a "$address"} -t 1 scan \
 			--prefix "$cur" --limit 100 2>/dev/null | cut -f1 | grep -v '\\x')
 		COMPREPLY=("${keys[@]}")
+		# Bash splits words at ':' (user:1); bash-completion undoes it.
+		declare -F __ltrim_colon_completions >/dev/null &&
+			__ltrim_colon_completions "$cur"
 		;;
 	esac
 }
