@@ -5,7 +5,8 @@
  * processes show that
  *   - a 2-core node starts (its own cores still share the port);
  *   - a second node on the same client port, on an overlapping wildcard
- *     address, or on the same RESP port exits 1 naming the address;
+ *     address (0.0.0.0, or [::] across families), or on the same RESP port
+ *     exits 1 naming the address;
  *   - the first node still answers every new connection with its own data;
  *   - a restart on the same port right after a shutdown that left
  *     connections in TIME_WAIT is not refused.
@@ -30,6 +31,7 @@
 #define CLIENTS 32
 
 static const char *ringkvd;
+static const char *second_dir; /* data of every refused node, one at a time */
 
 /* A port free at this moment on 127.0.0.1 (for --resp-listen). */
 static int free_port(void)
@@ -47,14 +49,25 @@ static int free_port(void)
 	return port;
 }
 
+/* True when this machine can listen on IPv6 "::" (a port of its choice). */
+static bool have_ipv6(void)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT };
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
 /* Runs a second node with `listen` (and `resp` unless NULL) and expects it
  * to refuse, naming `named` and the option `flag`. */
 static void expect_refused(const char *listen, const char *resp, const char *named,
 			   const char *flag)
 {
 	char out[8192];
-	const char *dir = harness_tmpdir();
-	const char *args[] = { "--data-dir", dir, "--cores", "2", "--listen", listen,
+	const char *args[] = { "--data-dir", second_dir, "--cores", "2", "--listen", listen,
 			       resp ? "--resp-listen" : NULL, resp, NULL };
 	int rc = run_capture(ringkvd, args, out, sizeof out);
 
@@ -115,7 +128,7 @@ int main(int argc, char **argv)
 {
 	struct server first, again;
 	struct rkv_client *c;
-	char addr[64], any[64], resp[64], err[256];
+	char addr[64], any[64], any6[64], resp[64], err[256];
 	const char *dir;
 	int resp_port, rc;
 
@@ -125,6 +138,8 @@ int main(int argc, char **argv)
 	}
 	ringkvd = argv[1];
 	dir = harness_tmpdir();
+	second_dir = harness_tmpdir();
+	CHECK(dir && second_dir, "temporary directories");
 	resp_port = free_port();
 	snprintf(resp, sizeof resp, "127.0.0.1:%d", resp_port);
 	CHECK(server_start(&first, ringkvd,
@@ -146,6 +161,12 @@ int main(int argc, char **argv)
 	snprintf(any, sizeof any, "0.0.0.0:%d", first.port);
 	expect_refused(addr, NULL, addr, "--listen");
 	expect_refused(any, NULL, addr, "--listen");
+	/* "::" takes IPv4 too: it overlaps 127.0.0.1 across families. */
+	snprintf(any6, sizeof any6, "[::]:%d", first.port);
+	if (have_ipv6())
+		expect_refused(any6, NULL, addr, "--listen");
+	else
+		printf("no IPv6 here: the [::] case is not run\n");
 	expect_refused("127.0.0.1:0", resp, resp, "--resp-listen");
 	check_all_clients_served(first.addr);
 
