@@ -298,14 +298,14 @@ static int cmd_get(struct cli *cli, int argc, char **argv)
 
 	(void)argc;
 	if (rc == RKV_STATUS_NOT_FOUND) {
-		if (cli->format == CLI_JSON) {
-			putchar('{');
-			print_bytes_json("key", (const uint8_t *)key, strlen(key));
-			puts(",\"found\":false}");
-			rc = finish_stdout("get");
-		} else {
+		if (cli->format != CLI_JSON) {
 			fprintf(stderr, "ringkv: get: key '%s' not found\n", key);
+			return CLI_EXIT_MISSING;
 		}
+		putchar('{');
+		print_bytes_json("key", (const uint8_t *)key, strlen(key));
+		puts(",\"found\":false}");
+		rc = finish_stdout("get");
 		return rc == CLI_EXIT_OK ? CLI_EXIT_MISSING : rc;
 	}
 	if (rc != RKV_STATUS_OK)
