@@ -67,7 +67,7 @@ while [ $# -gt 0 ]; do
 	--keep) keep=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	--) shift; load=("$@"); break ;;
-	*) usage >&2; exit 2 ;;
+	*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
 
