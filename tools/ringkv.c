@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tools/libringkv.h"
 #include "tools/version.h"
@@ -276,6 +277,9 @@ static int cmd_put(struct cli *cli, int argc, char **argv)
 
 	(void)argc;
 	if (strcmp(argv[1], "-") == 0) {
+		if (isatty(STDIN_FILENO))
+			fputs("ringkv: put: reading the value from the terminal; end it with "
+			      "Ctrl-D\n", stderr);
 		rc = read_stdin(&stdin_value, &value_len);
 		if (rc != CLI_EXIT_OK)
 			return rc;
