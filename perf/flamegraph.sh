@@ -67,7 +67,7 @@ while [ $# -gt 0 ]; do
 	--keep) keep=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	--) shift; load=("$@"); break ;;
-	*) usage >&2; exit 2 ;;
+	*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 done
 
@@ -200,10 +200,24 @@ fi
 mkdir -p "$(dirname "$out")"
 out=$(cd "$(dirname "$out")" && pwd)/$(basename "$out")
 
+# Dies when the load command has already exited with an error: a profile
+# of the server without its load would be a profile of an idle server.
+check_load() {
+	local status=0
+	[ -n "$load_pid" ] || return 0
+	kill -0 "$load_pid" 2>/dev/null && return 0
+	wait "$load_pid" || status=$?
+	load_pid=
+	[ "$status" = 0 ] ||
+		die "the load command failed (exit $status) $1: ${load[*]}"
+	echo "$prog: the load command finished $1; the profile covers less load than asked" >&2
+}
+
 if [ ${#load[@]} -gt 0 ]; then
 	"${load[@]}" &
 	load_pid=$!
 	sleep 1 # let the load connect before sampling
+	check_load "before recording began"
 fi
 
 callgraph=(-g)
@@ -213,6 +227,7 @@ perf record -F "$freq" "${callgraph[@]}" -p "$pid" -o "$work/perf.data" -- sleep
 	2> >(grep -v '^\[ perf record: Woken up' >&2) ||
 	die "perf record failed (perf_event_paranoid is $(cat /proc/sys/kernel/perf_event_paranoid); run as root or lower it)"
 
+check_load "while recording"
 if [ -n "$load_pid" ]; then
 	kill "$load_pid" 2>/dev/null || true
 	wait "$load_pid" 2>/dev/null || true

@@ -77,6 +77,27 @@ void node_core_stop(struct reactor *r, void *arg);
 bool node_core_quiescent(struct reactor *r, void *arg);
 void node_core_finish(struct reactor *r, void *arg);
 
+/*
+ * Refuses to share the node's addresses with another process: every socket
+ * listening on an address that overlaps a listener of the node (same port,
+ * same address or a wildcard) must be one of n->listen_fds / n->resp_fds.
+ * Sockets in TIME_WAIT or other connection states do not count. 0, or
+ * -EADDRINUSE with `err` naming the address (and the other process when
+ * /proc shows it). Blocking (reads /proc): call at start-up only. Core 0's
+ * start callback runs it, after every listener is bound.
+ */
+int node_listeners_check(const struct node *n, char *err, size_t errlen);
+
+/*
+ * The same check before binding host:port (`flag` names the option in the
+ * message, e.g. "--listen"): -EADDRINUSE when any process listens there
+ * already. Port 0 and unresolvable hosts pass (binding reports them). It
+ * keeps a second node from joining the first one's SO_REUSEPORT group even
+ * for the moment before node_listeners_check refuses it.
+ */
+int node_address_check(const char *host, uint16_t port, const char *flag, char *err,
+		       size_t errlen);
+
 /* The core that owns `shard`. */
 static inline unsigned node_shard_core(const struct node *n, uint32_t shard)
 {

@@ -16,11 +16,19 @@
  * A transport failure is sticky: it is stored in `failed` and every later
  * call returns it. Caller mistakes (a request too large to frame, rkv_recv
  * with nothing in flight) return an error but leave the connection usable.
+ *
+ * Timeouts: every wait (connect, a full socket, an answer) is a poll() with
+ * what is left of a deadline set when the public call began, so a server
+ * that accepts and never answers costs a caller at most its timeout. A
+ * timed-out request is a transport failure like any other: its answer may
+ * still come, and the connection can no longer pair answers with calls.
  */
 #include "tools/libringkv.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -40,6 +49,7 @@
 #define SEND_INITIAL (64u << 10)
 #define SEND_AUTOFLUSH (1u << 20) /* queued bytes that trigger a flush */
 #define ADDRESS_MAX 512
+#define NO_DEADLINE INT64_MAX
 
 struct rkv_client {
 	int fd;
@@ -47,6 +57,8 @@ struct rkv_client {
 	uint64_t in_flight;         /* requests queued or sent, not yet answered */
 	struct frame_limits limits; /* protocol defaults, applied to both ways */
 	int failed;                 /* sticky transport error, or 0 */
+	int timeout_ms;             /* per public call; 0 = wait forever */
+	int64_t deadline_ms;        /* of the call in progress, or NO_DEADLINE */
 
 	uint8_t *send_buf;
 	size_t send_len;  /* bytes queued */
@@ -119,6 +131,56 @@ static int fail(struct rkv_client *c, int rc, const char *what)
 	return rc;
 }
 
+/* ---- deadlines ---------------------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t deadline_after(int timeout_ms)
+{
+	return timeout_ms > 0 ? now_ms() + timeout_ms : NO_DEADLINE;
+}
+
+/*
+ * Waits for `events` on fd until `deadline`: poll()'s revents, or 0 when
+ * the deadline passed, or -errno.
+ */
+static int wait_fd(int fd, short events, int64_t deadline)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+
+	for (;;) {
+		int wait_ms = -1, n;
+
+		if (deadline != NO_DEADLINE) {
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0)
+				return 0;
+			wait_ms = left > INT_MAX ? INT_MAX : (int)left;
+		}
+		n = poll(&pfd, 1, wait_ms);
+		if (n > 0)
+			return pfd.revents;
+		if (n < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* A timeout is sticky too: the late answer would be taken for the next one. */
+static int fail_timeout(struct rkv_client *c, const char *what)
+{
+	c->failed = -ETIMEDOUT;
+	format_into(c->error, sizeof(c->error),
+		    "%s: no answer from the server within %d ms", what, c->timeout_ms);
+	return -ETIMEDOUT;
+}
+
 /* ---- connecting -------------------------------------------------------- */
 
 /* Splits "HOST:PORT" or "[V6]:PORT" in place. */
@@ -150,6 +212,19 @@ static int split_address(char *addr, char **host, char **port)
 	return 0;
 }
 
+/* A port is 1 to 65535, in decimal. */
+static bool port_valid(const char *port)
+{
+	unsigned long v;
+	char *end;
+
+	if (port[0] < '0' || port[0] > '9')
+		return false;
+	errno = 0;
+	v = strtoul(port, &end, 10);
+	return errno == 0 && *end == '\0' && v >= 1 && v <= 65535;
+}
+
 static int resolve_error(int gai)
 {
 	switch (gai) {
@@ -164,8 +239,38 @@ static int resolve_error(int gai)
 	}
 }
 
+/*
+ * Connects without blocking past `deadline`: a non-blocking connect, a wait
+ * for writability, then the outcome from SO_ERROR. The socket is blocking
+ * again on success. 0, -ETIMEDOUT or -errno.
+ */
+static int connect_by(int fd, const struct addrinfo *ai, int64_t deadline)
+{
+	int flags = fcntl(fd, F_GETFL), soerr = 0, rc;
+	socklen_t len = sizeof(soerr);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS)
+			return -errno;
+		rc = wait_fd(fd, POLLOUT, deadline);
+		if (rc == 0)
+			return -ETIMEDOUT;
+		if (rc < 0)
+			return rc;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
+			return -errno;
+		if (soerr != 0)
+			return -soerr;
+	}
+	if (fcntl(fd, F_SETFL, flags) < 0)
+		return -errno;
+	return 0;
+}
+
 /* Connects to the first address that answers; returns the fd or -errno. */
-static int connect_any(const struct addrinfo *list)
+static int connect_any(const struct addrinfo *list, int64_t deadline)
 {
 	int rc = -ENXIO;
 
@@ -178,9 +283,11 @@ static int connect_any(const struct addrinfo *list)
 			rc = -errno;
 			continue;
 		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-			rc = -errno;
+		rc = connect_by(fd, ai, deadline);
+		if (rc < 0) {
 			close(fd);
+			if (rc == -ETIMEDOUT)
+				return rc; /* no time left for the other addresses */
 			continue;
 		}
 		/* Requests are small and latency-bound; batching is ours. */
@@ -195,6 +302,12 @@ static int connect_any(const struct addrinfo *list)
 }
 
 int rkv_connect(const char *address, struct rkv_client **out, char *err, size_t errlen)
+{
+	return rkv_connect_timeout(address, RKV_DEFAULT_CONNECT_TIMEOUT_MS, out, err, errlen);
+}
+
+int rkv_connect_timeout(const char *address, int timeout_ms, struct rkv_client **out,
+			char *err, size_t errlen)
 {
 	char copy[ADDRESS_MAX], *host, *port;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
@@ -214,6 +327,11 @@ int rkv_connect(const char *address, struct rkv_client **out, char *err, size_t 
 			    address);
 		return -EINVAL;
 	}
+	if (!port_valid(port)) {
+		format_into(err, errlen, "invalid port '%s' in '%s': a port is 1 to 65535",
+			    port, address);
+		return -EINVAL;
+	}
 	gai = getaddrinfo(host, port, &hints, &list);
 	if (gai != 0) {
 		rc = resolve_error(gai);
@@ -227,7 +345,12 @@ int rkv_connect(const char *address, struct rkv_client **out, char *err, size_t 
 		format_into(err, errlen, "out of memory");
 		goto err_after_resolve;
 	}
-	rc = connect_any(list);
+	rc = connect_any(list, deadline_after(timeout_ms));
+	if (rc == -ETIMEDOUT) {
+		format_into(err, errlen, "cannot connect to %s: no answer within %d ms",
+			    address, timeout_ms);
+		goto err_after_alloc;
+	}
 	if (rc < 0) {
 		format_into(err, errlen, "cannot connect to %s: %s", address,
 			    rkv_strerror(rc));
@@ -235,6 +358,7 @@ int rkv_connect(const char *address, struct rkv_client **out, char *err, size_t 
 	}
 	c->fd = rc;
 	c->next_id = 1;
+	c->deadline_ms = NO_DEADLINE;
 	frame_limits_default(&c->limits);
 	freeaddrinfo(list);
 	*out = c;
@@ -258,6 +382,18 @@ void rkv_close(struct rkv_client *c)
 	free(c->recv_buf);
 	free(c->pairs);
 	free(c);
+}
+
+void rkv_set_timeout(struct rkv_client *c, int timeout_ms)
+{
+	assert(c != NULL);
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+int rkv_get_timeout(const struct rkv_client *c)
+{
+	assert(c != NULL);
+	return c->timeout_ms;
 }
 
 const char *rkv_last_error(const struct rkv_client *c)
@@ -324,6 +460,14 @@ static ssize_t recv_some(struct rkv_client *c, size_t want, int flags)
 	if (rc < 0)
 		return fail(c, rc, "receive buffer");
 	for (;;) {
+		if (!(flags & MSG_DONTWAIT) && c->deadline_ms != NO_DEADLINE) {
+			int ready = wait_fd(c->fd, POLLIN, c->deadline_ms);
+
+			if (ready == 0)
+				return fail_timeout(c, "receive");
+			if (ready < 0)
+				return fail(c, ready, "poll");
+		}
 		n = recv(c->fd, c->recv_buf + c->recv_end, c->recv_cap - c->recv_end, flags);
 		if (n > 0) {
 			c->recv_end += (size_t)n;
@@ -341,16 +485,27 @@ static ssize_t recv_some(struct rkv_client *c, size_t want, int flags)
 
 /* ---- sending ----------------------------------------------------------- */
 
-int rkv_flush(struct rkv_client *c)
+/* Starts the deadline of a public call, unless one is running already. */
+static bool call_begin(struct rkv_client *c)
 {
-	assert(c != NULL);
-	if (c->failed)
-		return c->failed;
-	release_result(c);
+	if (c->deadline_ms != NO_DEADLINE)
+		return false;
+	c->deadline_ms = deadline_after(c->timeout_ms);
+	return true;
+}
+
+static void call_end(struct rkv_client *c, bool began)
+{
+	if (began)
+		c->deadline_ms = NO_DEADLINE;
+}
+
+static int flush_queued(struct rkv_client *c)
+{
 	while (c->send_done < c->send_len) {
 		ssize_t n = send(c->fd, c->send_buf + c->send_done,
 				 c->send_len - c->send_done, MSG_NOSIGNAL | MSG_DONTWAIT);
-		struct pollfd pfd = { .fd = c->fd, .events = POLLIN | POLLOUT };
+		int revents;
 
 		if (n >= 0) {
 			c->send_done += (size_t)n;
@@ -361,12 +516,12 @@ int rkv_flush(struct rkv_client *c)
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return fail(c, -errno, "send");
 		/* Socket full: wait, and read answers meanwhile (see top). */
-		if (poll(&pfd, 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			return fail(c, -errno, "poll");
-		}
-		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
+		revents = wait_fd(c->fd, POLLIN | POLLOUT, c->deadline_ms);
+		if (revents == 0)
+			return fail_timeout(c, "send");
+		if (revents < 0)
+			return fail(c, revents, "poll");
+		if (revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t r = recv_some(c, 16u << 10, MSG_DONTWAIT);
 
 			if (r < 0)
@@ -375,6 +530,21 @@ int rkv_flush(struct rkv_client *c)
 	}
 	c->send_len = c->send_done = 0;
 	return 0;
+}
+
+int rkv_flush(struct rkv_client *c)
+{
+	bool began;
+	int rc;
+
+	assert(c != NULL);
+	if (c->failed)
+		return c->failed;
+	release_result(c);
+	began = call_begin(c);
+	rc = flush_queued(c);
+	call_end(c, began);
+	return rc;
 }
 
 /* Encodes `req` (id set here) at the end of the send buffer. */
@@ -535,23 +705,19 @@ static int take_frame(struct rkv_client *c, uint32_t payload_len, struct rkv_res
 	return 0;
 }
 
-int rkv_recv(struct rkv_client *c, struct rkv_result *res)
+/* The start of an answer in the Redis protocol: +OK, -ERR, :1, $5, *2. */
+static bool looks_like_resp(const uint8_t *p, size_t len)
 {
-	int rc;
+	return len > 0 && (p[0] == '+' || p[0] == '-' || p[0] == ':' || p[0] == '$' ||
+			   p[0] == '*');
+}
 
-	assert(c != NULL && res != NULL);
-	memset(res, 0, sizeof(*res));
-	res->error = "";
-	rc = rkv_flush(c); /* also releases the previous result */
-	if (rc < 0)
-		return rc;
-	if (c->in_flight == 0) {
-		format_into(c->error, sizeof(c->error), "no request in flight");
-		return RKV_EINVAL;
-	}
+static int recv_answer(struct rkv_client *c, struct rkv_result *res)
+{
 	for (;;) {
 		uint32_t payload_len = 0;
 		ssize_t n;
+		int rc;
 
 		/* recv_buf is NULL until the first read; NULL + 0 is UB. */
 		const uint8_t *start = c->recv_buf ? c->recv_buf + c->recv_start : NULL;
@@ -560,6 +726,14 @@ int rkv_recv(struct rkv_client *c, struct rkv_result *res)
 				&payload_len);
 		if (rc == 0)
 			return take_frame(c, payload_len, res);
+		if (rc != RKV_EAGAIN && looks_like_resp(start, c->recv_end - c->recv_start)) {
+			fail(c, RKV_EPROTO, "receive");
+			format_into(c->error, sizeof(c->error),
+				    "the server answered in the Redis protocol (RESP): this "
+				    "is a --resp-listen port; ringkv speaks the native "
+				    "protocol (use redis-cli here, or the --listen port)");
+			return RKV_EPROTO;
+		}
 		if (rc != RKV_EAGAIN)
 			return fail(c, RKV_EPROTO, "response frame over the size limit");
 		/* Room for the whole frame when its size is known. */
@@ -569,6 +743,29 @@ int rkv_recv(struct rkv_client *c, struct rkv_result *res)
 		if (n < 0)
 			return (int)n;
 	}
+}
+
+int rkv_recv(struct rkv_client *c, struct rkv_result *res)
+{
+	bool began;
+	int rc;
+
+	assert(c != NULL && res != NULL);
+	memset(res, 0, sizeof(*res));
+	res->error = "";
+	if (c->failed)
+		return c->failed;
+	release_result(c);
+	if (c->in_flight == 0) {
+		format_into(c->error, sizeof(c->error), "no request in flight");
+		return RKV_EINVAL;
+	}
+	began = call_begin(c);
+	rc = flush_queued(c);
+	if (rc == 0)
+		rc = recv_answer(c, res);
+	call_end(c, began);
+	return rc;
 }
 
 /* ---- blocking calls ---------------------------------------------------- */
@@ -583,16 +780,18 @@ static int call(struct rkv_client *c, enum frame_op op, const void *key,
 		struct rkv_result *res)
 {
 	uint64_t id;
+	bool began = call_begin(c);
 	int rc = queue_request(c, op, key, key_len, value, value_len, &id);
 
-	if (rc < 0)
-		return rc;
-	do {
+	while (rc == 0) {
 		rc = rkv_recv(c, res);
-		if (rc < 0)
-			return rc;
-	} while (res->id != id);
-	return res->status;
+		if (rc == 0 && res->id == id) {
+			rc = res->status;
+			break;
+		}
+	}
+	call_end(c, began);
+	return rc;
 }
 
 int rkv_get(struct rkv_client *c, const void *key, size_t key_len,
@@ -674,17 +873,21 @@ int rkv_scan(struct rkv_client *c, const void *start, size_t start_len,
 	uint64_t id;
 	int rc;
 
+	bool began;
+
 	assert(pairs != NULL && count != NULL);
 	*pairs = NULL;
 	*count = 0;
+	began = call_begin(c);
 	rc = rkv_send_scan(c, start, start_len, end, end_len, limit, &id);
+	while (rc == 0) {
+		rc = rkv_recv(c, &res);
+		if (rc == 0 && res.id == id)
+			break;
+	}
+	call_end(c, began);
 	if (rc < 0)
 		return rc;
-	do {
-		rc = rkv_recv(c, &res);
-		if (rc < 0)
-			return rc;
-	} while (res.id != id);
 	if (res.status != RKV_STATUS_OK || res.pair_count == 0)
 		return res.status;
 	if (copy_pairs(&res, pairs) != 0) {
@@ -698,4 +901,14 @@ int rkv_scan(struct rkv_client *c, const void *start, size_t start_len,
 void rkv_scan_free(struct rkv_kv *pairs)
 {
 	free(pairs);
+}
+
+int rkv_ping(struct rkv_client *c)
+{
+	struct rkv_result res;
+	int rc = call(c, FRAME_OP_GET, NULL, 0, NULL, 0, &res);
+
+	/* The front door refuses the empty key itself, without a shard: any
+	 * answer in the native protocol is a live server. */
+	return rc < 0 ? rc : 0;
 }

@@ -11,6 +11,12 @@
  * Return values: 0 (RKV_STATUS_OK), a positive server status (NOT_FOUND = 1 ...
  * DATA_LOSS = 9, as in proto/ringkv.proto), or a negative errno / RKV_E* code for
  * a local or transport failure (the connection is then unusable).
+ *
+ * Timeouts: rkv_connect gives up after RKV_DEFAULT_CONNECT_TIMEOUT_MS
+ * (rkv_connect_timeout takes another); a request waits for its answer as
+ * long as rkv_set_timeout allows (by default forever). Either returns
+ * -ETIMEDOUT, and a timed-out connection is unusable like any other
+ * transport failure: close it and connect again.
  */
 #ifndef RINGKV_LIBRINGKV_H
 #define RINGKV_LIBRINGKV_H
@@ -68,6 +74,34 @@ const char *rkv_status_name(int status);
  */
 int rkv_connect(const char *address, struct rkv_client **out, char *err, size_t errlen);
 void rkv_close(struct rkv_client *c);
+
+/* What rkv_connect waits for the TCP handshake, in milliseconds. */
+#define RKV_DEFAULT_CONNECT_TIMEOUT_MS 10000
+
+/*
+ * rkv_connect with a bound on the whole connect (every address the name
+ * resolves to, in turn), in milliseconds; 0 or less waits as long as the
+ * kernel does (minutes). -ETIMEDOUT when it passes. Name resolution itself
+ * is not bounded (getaddrinfo cannot be).
+ */
+int rkv_connect_timeout(const char *address, int timeout_ms, struct rkv_client **out,
+			char *err, size_t errlen);
+
+/*
+ * Bounds every later call on `c` (rkv_get ... rkv_scan, rkv_ping, rkv_flush,
+ * rkv_recv): the whole call, sending and waiting, takes at most timeout_ms
+ * milliseconds, or returns -ETIMEDOUT and the connection is unusable.
+ * 0 or less: no bound (the default).
+ */
+void rkv_set_timeout(struct rkv_client *c, int timeout_ms);
+int rkv_get_timeout(const struct rkv_client *c);
+
+/*
+ * One round trip that touches no data: 0 when the server answered in the
+ * native protocol, or a negative transport error (-ETIMEDOUT, RKV_ECLOSED,
+ * or RKV_EPROTO when the port speaks another protocol, e.g. the RESP port).
+ */
+int rkv_ping(struct rkv_client *c);
 
 /* Blocking calls. rkv_get copies the value into a malloc'd buffer the caller frees. */
 int rkv_get(struct rkv_client *c, const void *key, size_t key_len,

@@ -1,95 +1,125 @@
 /*
- * ringkv: the command-line client. Data commands (put, get, del, scan) over
- * libringkv; one connection per run.
+ * ringkv: the command-line client. Data commands (get, put, del, scan) and
+ * ping over libringkv; one connection per run.
  *
- * Exit status, for scripts: 0 success; 1 the key does not exist (get, del);
- * 2 anything else (usage, connection, server error), with a message on
- * stderr. A get writes the value to stdout byte for byte, then a newline. A
- * scan writes one `key<TAB>value` line per pair, with tab, newline,
- * backslash and every byte outside printable ASCII written as \xNN, so
- * each line is one pair whatever the bytes.
+ * The command table below is the one place a command is declared: its
+ * name, its arguments for --help and for checking, the command options it
+ * takes, and its function. Global options (-a, -t, -w, --json) are taken
+ * anywhere on the line; after the command, a word that is not one of the
+ * known options is an argument whatever it starts with (`put k -v` stores
+ * "-v"), and `--` ends the options altogether.
+ *
+ * Exit status, for scripts (CLI_EXIT_* below; --help prints it too):
+ * 0 success; 1 the key does not exist (get, del); 2 usage error (one line
+ * on stderr naming the bad argument); 3 any other error (cannot connect,
+ * the server answered an error, stdout or stdin failed); 4 timeout.
+ *
+ * Text output: get writes the value byte for byte, then a newline; put
+ * prints OK; del prints the number of keys deleted (1, or 0 with exit 1);
+ * ping prints PONG; scan writes one `key<TAB>value` line per pair, with
+ * tab, newline, backslash and every byte outside printable ASCII written as
+ * \xNN, so each line is one pair whatever the bytes. JSON output (-w json):
+ * see print_bytes_json.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tools/libringkv.h"
+#include "tools/version.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:7070"
-#define SCAN_PAGE 1000u /* pairs asked for per request */
+#define ADDRESS_ENV "RINGKV_ADDR"
+#define DEFAULT_TIMEOUT_MS 5000
+#define SCAN_PAGE 1000u                   /* pairs asked for per request */
+#define STDIN_VALUE_MAX (64u << 20)       /* far above any server's value limit */
 
-enum {
+enum cli_exit {
 	CLI_EXIT_OK = 0,
 	CLI_EXIT_MISSING = 1,
-	CLI_EXIT_ERROR = 2,
+	CLI_EXIT_USAGE = 2,
+	CLI_EXIT_ERROR = 3,
+	CLI_EXIT_TIMEOUT = 4,
+};
+
+enum cli_format {
+	CLI_TEXT,
+	CLI_JSON,
+};
+
+/* Command options, as a mask in struct command. */
+enum {
+	CMD_OPT_LIMIT = 1u << 0,
+	CMD_OPT_PREFIX = 1u << 1,
+};
+
+/* What the command line said, and the connection once open. */
+struct cli {
+	const char *address;
+	int timeout_ms;       /* connect and each request; 0 = none */
+	enum cli_format format;
+	uint64_t scan_limit;  /* scan --limit: pairs in all; 0 = every pair */
+	const char *prefix;   /* scan --prefix, or NULL */
+	struct rkv_client *client;
 };
 
 struct command {
 	const char *name;
-	int argc;         /* arguments after the command name */
-	const char *args; /* for the usage text */
+	const char *args;      /* for --help */
 	const char *help;
-	int (*run)(struct rkv_client *c, char **argv);
+	int min_args, max_args;
+	unsigned options;      /* CMD_OPT_* it takes */
+	/* Optional: checks the arguments before connecting; 0 or an exit status. */
+	int (*check)(const struct cli *cli, int argc, char **argv);
+	int (*run)(struct cli *cli, int argc, char **argv);
 };
 
-/* scan --limit: pairs to print in all; 0 = every pair of the range. */
-static uint64_t scan_limit;
-
-static int report(struct rkv_client *c, int rc, const char *what, const char *key)
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
-	if (rc == RKV_STATUS_OK)
-		return CLI_EXIT_OK;
-	if (rc == RKV_STATUS_NOT_FOUND) {
-		fprintf(stderr, "ringkv: %s: key '%s' not found\n", what, key);
-		return CLI_EXIT_MISSING;
+	va_list ap;
+
+	fputs("ringkv: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see ringkv --help)\n", stderr);
+	return CLI_EXIT_USAGE;
+}
+
+/* Exit status and message for a failed call. */
+static int report(struct cli *cli, int rc, const char *what)
+{
+	if (rc == -ETIMEDOUT) {
+		fprintf(stderr, "ringkv: %s: timed out: %s\n", what,
+			rkv_last_error(cli->client));
+		return CLI_EXIT_TIMEOUT;
 	}
 	if (rc > 0)
 		fprintf(stderr, "ringkv: %s: %s: %s\n", what, rkv_status_name(rc),
-			rkv_last_error(c));
+			rkv_last_error(cli->client));
 	else
-		fprintf(stderr, "ringkv: %s: %s\n", what, rkv_last_error(c));
+		fprintf(stderr, "ringkv: %s: %s\n", what, rkv_last_error(cli->client));
 	return CLI_EXIT_ERROR;
 }
 
-static int cmd_put(struct rkv_client *c, char **argv)
+static int finish_stdout(const char *what)
 {
-	int rc = rkv_put(c, argv[0], strlen(argv[0]), argv[1], strlen(argv[1]));
-
-	return report(c, rc, "put", argv[0]);
-}
-
-static int cmd_get(struct rkv_client *c, char **argv)
-{
-	void *value = NULL;
-	size_t len = 0;
-	int rc = rkv_get(c, argv[0], strlen(argv[0]), &value, &len);
-
-	if (rc == RKV_STATUS_OK) {
-		int bad = fwrite(value, 1, len, stdout) != len || putchar('\n') == EOF ||
-			  fflush(stdout) != 0;
-
-		free(value);
-		if (bad) {
-			perror("ringkv: get: stdout");
-			return CLI_EXIT_ERROR;
-		}
-		return CLI_EXIT_OK;
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "ringkv: %s: stdout: %s\n", what, strerror(errno));
+		return CLI_EXIT_ERROR;
 	}
-	return report(c, rc, "get", argv[0]);
+	return CLI_EXIT_OK;
 }
 
-static int cmd_del(struct rkv_client *c, char **argv)
-{
-	int rc = rkv_del(c, argv[0], strlen(argv[0]));
-
-	return report(c, rc, "del", argv[0]);
-}
+/* ---- output ------------------------------------------------------------ */
 
 /* Writes bytes with tab, newline, backslash and non-printables as \xNN. */
-static void put_escaped(const uint8_t *p, size_t len)
+static void print_escaped(const uint8_t *p, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\')
@@ -99,42 +129,338 @@ static void put_escaped(const uint8_t *p, size_t len)
 	}
 }
 
-/*
- * Prints every pair of [START, END) (empty END: no bound), paging with the
- * last key plus a zero byte until an answer has no pairs or --limit pairs
- * are out.
- */
-static int cmd_scan(struct rkv_client *c, char **argv)
+/* Length of the UTF-8 sequence at p (1-4), or 0 when it is not valid
+ * UTF-8 (overlong forms, surrogates and code points past U+10FFFF too). */
+static size_t utf8_sequence(const uint8_t *p, size_t len)
 {
-	const char *end = argv[1];
-	size_t end_len = strlen(end);
+	size_t n;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+static bool utf8_valid(const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_sequence(p + i, len - i);
+
+		if (n == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+static void print_base64(const uint8_t *p, size_t len)
+{
+	static const char digits[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		putchar(digits[v >> 18 & 63]);
+		putchar(digits[v >> 12 & 63]);
+		putchar(i + 1 < len ? digits[v >> 6 & 63] : '=');
+		putchar(i + 2 < len ? digits[v & 63] : '=');
+	}
+}
+
+/*
+ * Writes `"name":"text"` for bytes that are valid UTF-8 (quote, backslash
+ * and control characters escaped), else `"name_base64":"..."`: JSON strings
+ * are Unicode, keys and values are bytes, and a reader must never have to
+ * guess which encoding a string is in.
+ */
+static void print_bytes_json(const char *name, const uint8_t *p, size_t len)
+{
+	if (!utf8_valid(p, len)) {
+		printf("\"%s_base64\":\"", name);
+		print_base64(p, len);
+		putchar('"');
+		return;
+	}
+	printf("\"%s\":\"", name);
+	for (size_t i = 0; i < len; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			printf("\\%c", p[i]);
+		else if (p[i] == '\n')
+			fputs("\\n", stdout);
+		else if (p[i] == '\t')
+			fputs("\\t", stdout);
+		else if (p[i] < 0x20 || p[i] == 0x7f)
+			printf("\\u%04x", p[i]);
+		else
+			putchar(p[i]);
+	}
+	putchar('"');
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+/* Reads all of standard input into a malloc'd buffer. */
+static int read_stdin(uint8_t **out, size_t *out_len)
+{
+	size_t cap = 64u << 10, len = 0;
+	uint8_t *buf = malloc(cap);
+
+	if (buf == NULL)
+		goto err_nomem;
+	for (;;) {
+		size_t n = fread(buf + len, 1, cap - len, stdin);
+
+		len += n;
+		if (len < cap) {
+			if (ferror(stdin)) {
+				fprintf(stderr, "ringkv: put: stdin: %s\n", strerror(errno));
+				free(buf);
+				return CLI_EXIT_ERROR;
+			}
+			break; /* end of input */
+		}
+		if (cap >= STDIN_VALUE_MAX) {
+			fprintf(stderr, "ringkv: put: the value on stdin exceeds %u MiB\n",
+				STDIN_VALUE_MAX >> 20);
+			free(buf);
+			return CLI_EXIT_ERROR;
+		}
+		{
+			uint8_t *bigger = realloc(buf, cap * 2);
+
+			if (bigger == NULL)
+				goto err_nomem;
+			buf = bigger;
+			cap *= 2;
+		}
+	}
+	*out = buf;
+	*out_len = len;
+	return CLI_EXIT_OK;
+
+err_nomem:
+	free(buf);
+	fprintf(stderr, "ringkv: put: out of memory reading stdin\n");
+	return CLI_EXIT_ERROR;
+}
+
+static int cmd_put(struct cli *cli, int argc, char **argv)
+{
+	const char *key = argv[0];
+	uint8_t *stdin_value = NULL;
+	const void *value = argv[1];
+	size_t value_len = strlen(argv[1]);
+	int rc;
+
+	(void)argc;
+	if (strcmp(argv[1], "-") == 0) {
+		if (isatty(STDIN_FILENO))
+			fputs("ringkv: put: reading the value from the terminal; end it with "
+			      "Ctrl-D\n", stderr);
+		rc = read_stdin(&stdin_value, &value_len);
+		if (rc != CLI_EXIT_OK)
+			return rc;
+		value = stdin_value;
+	}
+	rc = rkv_put(cli->client, key, strlen(key), value, value_len);
+	free(stdin_value);
+	if (rc != RKV_STATUS_OK)
+		return report(cli, rc, "put");
+	puts(cli->format == CLI_JSON ? "{\"ok\":true}" : "OK");
+	return finish_stdout("put");
+}
+
+static int cmd_get(struct cli *cli, int argc, char **argv)
+{
+	const char *key = argv[0];
+	void *value = NULL;
+	size_t len = 0;
+	int rc = rkv_get(cli->client, key, strlen(key), &value, &len);
+
+	(void)argc;
+	if (rc == RKV_STATUS_NOT_FOUND) {
+		if (cli->format != CLI_JSON) {
+			fprintf(stderr, "ringkv: get: key '%s' not found\n", key);
+			return CLI_EXIT_MISSING;
+		}
+		putchar('{');
+		print_bytes_json("key", (const uint8_t *)key, strlen(key));
+		puts(",\"found\":false}");
+		rc = finish_stdout("get");
+		return rc == CLI_EXIT_OK ? CLI_EXIT_MISSING : rc;
+	}
+	if (rc != RKV_STATUS_OK)
+		return report(cli, rc, "get");
+	if (cli->format == CLI_JSON) {
+		putchar('{');
+		print_bytes_json("key", (const uint8_t *)key, strlen(key));
+		fputs(",\"found\":true,", stdout);
+		print_bytes_json("value", value, len);
+		puts("}");
+	} else {
+		fwrite(value, 1, len, stdout);
+		putchar('\n');
+	}
+	free(value);
+	return finish_stdout("get");
+}
+
+/*
+ * The native DELETE answers OK whether or not the key held a value (deletes
+ * are idempotent), so the count comes from a GET first: NOT_FOUND prints 0
+ * and sends no DELETE. A writer between the two calls can make the count
+ * stale, never the delete wrong. A key whose stored value fails its
+ * checksum (DATA_LOSS) exists and is deleted: that is how one removes it.
+ */
+static int cmd_del(struct cli *cli, int argc, char **argv)
+{
+	const char *key = argv[0];
+	int rc = rkv_get(cli->client, key, strlen(key), NULL, NULL);
+	int deleted = 0;
+
+	(void)argc;
+	if (rc == RKV_STATUS_OK || rc == RKV_STATUS_DATA_LOSS) {
+		rc = rkv_del(cli->client, key, strlen(key));
+		deleted = rc == RKV_STATUS_OK;
+	}
+	if (rc != RKV_STATUS_OK && rc != RKV_STATUS_NOT_FOUND)
+		return report(cli, rc, "del");
+	if (cli->format == CLI_JSON)
+		printf("{\"deleted\":%d}\n", deleted);
+	else
+		printf("%d\n", deleted);
+	rc = finish_stdout("del");
+	if (rc == CLI_EXIT_OK && !deleted)
+		return CLI_EXIT_MISSING;
+	return rc;
+}
+
+static int cmd_ping(struct cli *cli, int argc, char **argv)
+{
+	int rc = rkv_ping(cli->client);
+
+	(void)argc;
+	(void)argv;
+	if (rc != 0)
+		return report(cli, rc, "ping");
+	puts(cli->format == CLI_JSON ? "{\"pong\":true}" : "PONG");
+	return finish_stdout("ping");
+}
+
+/*
+ * The first key after every key that starts with `prefix`: the prefix with
+ * trailing 0xff bytes dropped and its last byte incremented. 0 bytes (no
+ * upper bound) when the prefix is all 0xff or empty.
+ */
+static size_t prefix_end(const char *prefix, char *end)
+{
+	size_t len = strlen(prefix);
+
+	memcpy(end, prefix, len);
+	while (len > 0 && (uint8_t)end[len - 1] == 0xff)
+		len--;
+	if (len > 0)
+		end[len - 1] = (char)((uint8_t)end[len - 1] + 1);
+	return len;
+}
+
+static void print_pair(const struct cli *cli, const struct rkv_kv *pair, bool first)
+{
+	if (cli->format == CLI_JSON) {
+		fputs(first ? "{" : ",\n{", stdout);
+		print_bytes_json("key", pair->key, pair->key_len);
+		putchar(',');
+		print_bytes_json("value", pair->value, pair->value_len);
+		putchar('}');
+		return;
+	}
+	print_escaped(pair->key, pair->key_len);
+	putchar('\t');
+	print_escaped(pair->value, pair->value_len);
+	putchar('\n');
+}
+
+static int check_scan(const struct cli *cli, int argc, char **argv)
+{
+	(void)argv;
+	if (cli->prefix && argc > 0)
+		return usage_error("scan: --prefix takes the place of START and END");
+	if (!cli->prefix && argc != 2)
+		return usage_error("scan takes START END, or --prefix P");
+	return CLI_EXIT_OK;
+}
+
+/*
+ * Prints every pair of [START, END) (empty END: no bound), or of the keys
+ * starting with --prefix, paging with the last key plus a zero byte until
+ * an answer has no pairs or --limit pairs are out. JSON: one array, a pair
+ * object per line.
+ */
+static int cmd_scan(struct cli *cli, int argc, char **argv)
+{
+	char *end_buf = NULL;
+	const char *start, *end;
+	size_t end_len;
 	uint8_t *cursor;
-	size_t cursor_len = strlen(argv[0]);
+	size_t cursor_len;
 	uint64_t printed = 0;
 	int rc = RKV_STATUS_OK;
 
-	cursor = malloc(cursor_len + 1);
-	if (cursor == NULL) {
-		perror("ringkv: scan");
-		return CLI_EXIT_ERROR;
+	if (cli->prefix) {
+		end_buf = malloc(strlen(cli->prefix) + 1);
+		if (end_buf == NULL)
+			goto err_nomem;
+		start = cli->prefix;
+		end = end_buf;
+		end_len = prefix_end(cli->prefix, end_buf);
+	} else {
+		start = argv[0];
+		end = argv[1];
+		end_len = strlen(end);
 	}
-	memcpy(cursor, argv[0], cursor_len);
+	cursor_len = strlen(start);
+	cursor = malloc(cursor_len + 1);
+	if (cursor == NULL)
+		goto err_nomem;
+	memcpy(cursor, start, cursor_len);
+	if (cli->format == CLI_JSON)
+		putchar('[');
 	for (;;) {
 		struct rkv_kv *pairs = NULL;
 		size_t count = 0;
 		uint32_t page = SCAN_PAGE;
 
-		if (scan_limit && scan_limit - printed < page)
-			page = (uint32_t)(scan_limit - printed);
-		rc = rkv_scan(c, cursor, cursor_len, end, end_len, page, &pairs, &count);
+		if (cli->scan_limit && cli->scan_limit - printed < page)
+			page = (uint32_t)(cli->scan_limit - printed);
+		rc = rkv_scan(cli->client, cursor, cursor_len, end, end_len, page, &pairs,
+			      &count);
 		if (rc != RKV_STATUS_OK)
 			break;
-		for (size_t i = 0; i < count; i++) {
-			put_escaped(pairs[i].key, pairs[i].key_len);
-			putchar('\t');
-			put_escaped(pairs[i].value, pairs[i].value_len);
-			putchar('\n');
-		}
+		for (size_t i = 0; i < count; i++)
+			print_pair(cli, &pairs[i], printed + i == 0);
 		printed += count;
 		if (count > 0) {
 			/* The next page starts just past the last key. */
@@ -144,8 +470,7 @@ static int cmd_scan(struct rkv_client *c, char **argv)
 			if (next == NULL) {
 				rkv_scan_free(pairs);
 				free(cursor);
-				perror("ringkv: scan");
-				return CLI_EXIT_ERROR;
+				goto err_nomem;
 			}
 			cursor = next;
 			if (last->key_len)
@@ -154,130 +479,319 @@ static int cmd_scan(struct rkv_client *c, char **argv)
 			cursor_len = last->key_len + 1;
 		}
 		rkv_scan_free(pairs);
-		if (count == 0 || (scan_limit && printed >= scan_limit))
+		if (count == 0 || (cli->scan_limit && printed >= cli->scan_limit))
 			break;
 	}
 	free(cursor);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		perror("ringkv: scan: stdout");
+	free(end_buf);
+	if (cli->format == CLI_JSON && rc == RKV_STATUS_OK)
+		puts("]");
+	if (finish_stdout("scan") != CLI_EXIT_OK)
 		return CLI_EXIT_ERROR;
-	}
 	if (rc == RKV_STATUS_NOT_FOUND)
 		rc = RKV_STATUS_INTERNAL; /* a scan never answers NOT_FOUND */
-	return report(c, rc, "scan", argv[0]);
+	return rc == RKV_STATUS_OK ? CLI_EXIT_OK : report(cli, rc, "scan");
+
+err_nomem:
+	free(end_buf);
+	fprintf(stderr, "ringkv: scan: out of memory\n");
+	return CLI_EXIT_ERROR;
 }
 
+/* Every command; --help lists them in this order. */
 static const struct command commands[] = {
-	{ "put", 2, "KEY VALUE", "store VALUE under KEY", cmd_put },
-	{ "get", 1, "KEY", "print the value of KEY (exit 1 if missing)", cmd_get },
-	{ "del", 1, "KEY", "delete KEY", cmd_del },
-	{ "scan", 2, "START END [--limit N]",
-	  "print key<TAB>value for keys in [START, END); END \"\" = no end", cmd_scan },
+	{ "get", "KEY", "print the value of KEY (exit 1 if missing)", 1, 1, 0, NULL,
+	  cmd_get },
+	{ "put", "KEY VALUE", "store VALUE under KEY; prints OK\n"
+			      "VALUE - reads the value from stdin",
+	  2, 2, 0, NULL, cmd_put },
+	{ "del", "KEY", "delete KEY; prints the number deleted\n"
+			"(1, or 0 with exit 1)", 1, 1, 0, NULL, cmd_del },
+	{ "scan", "START END", "print key<TAB>value for keys in [START, END)\n"
+			       "(END \"\" = no end); --limit N: at most N pairs;\n"
+			       "scan --prefix P: the keys that start with P",
+	  0, 2, CMD_OPT_LIMIT | CMD_OPT_PREFIX, check_scan, cmd_scan },
+	{ "ping", "", "check that the server answers; prints PONG", 0, 0, 0, NULL,
+	  cmd_ping },
 };
 
-/*
- * Takes `--limit N` / `--limit=N` out of a scan's arguments. Returns the
- * count of arguments left, or -1 on a bad limit.
- */
-static int take_scan_options(int argc, char **argv)
-{
-	int out = 0;
-
-	for (int i = 0; i < argc; i++) {
-		const char *text = NULL;
-		char *endp;
-		unsigned long long v;
-
-		if (strcmp(argv[i], "--limit") == 0) {
-			if (i + 1 == argc)
-				return -1;
-			text = argv[++i];
-		} else if (strncmp(argv[i], "--limit=", 8) == 0) {
-			text = argv[i] + 8;
-		} else {
-			argv[out++] = argv[i];
-			continue;
-		}
-		errno = 0;
-		v = strtoull(text, &endp, 10);
-		if (errno || endp == text || *endp || text[0] == '-')
-			return -1;
-		scan_limit = v;
-	}
-	return out;
-}
+#define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: ringkv [-a HOST:PORT] COMMAND [ARGS]\n\n"
-		     "options:\n"
-		     "  -a, --address HOST:PORT  server to talk to (default %s)\n"
-		     "  -h, --help               show this help\n\n"
-		     "commands:\n",
-		DEFAULT_ADDRESS);
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %s %-22s %s\n", commands[i].name, commands[i].args,
-			commands[i].help);
-	fprintf(out, "\nexit status: 0 ok, 1 key not found, 2 other errors\n");
+	fprintf(out,
+		"usage: ringkv [OPTIONS] COMMAND [ARGS] [OPTIONS]\n\n"
+		"options (before or after the command; -- ends them):\n"
+		"  -a, --address HOST:PORT  server (default $" ADDRESS_ENV
+		", else %s)\n"
+		"  -t, --timeout SECONDS    bound on connecting and on each request\n"
+		"                           (default %d; 0 = wait forever)\n"
+		"  -w, --format text|json   output format (default text)\n"
+		"      --json               same as -w json\n"
+		"  -h, --help               show this help\n"
+		"  -V, --version            show the version\n\n"
+		"commands:\n",
+		DEFAULT_ADDRESS, DEFAULT_TIMEOUT_MS / 1000);
+	for (size_t i = 0; i < COMMAND_COUNT; i++) {
+		char synopsis[64];
+		const char *line = commands[i].help;
+
+		snprintf(synopsis, sizeof(synopsis), "%s %s", commands[i].name,
+			 commands[i].args);
+		/* Help lines after the first are indented under the first. */
+		fprintf(out, "  %-28s ", synopsis);
+		for (const char *nl; (nl = strchr(line, '\n')) != NULL; line = nl + 1)
+			fprintf(out, "%.*s\n  %-28s ", (int)(nl - line), line, "");
+		fprintf(out, "%s\n", line);
+	}
+	fprintf(out, "\nexit status: 0 ok, 1 key not found, 2 usage error, 3 other error,\n"
+		     "4 timeout\n");
+}
+
+/* ---- the command line -------------------------------------------------- */
+
+/* "5", "0.25", "0": seconds to milliseconds; -1 when not a duration. */
+static int parse_timeout(const char *text)
+{
+	char *end;
+	double seconds;
+
+	errno = 0;
+	seconds = strtod(text, &end);
+	if (errno || end == text || *end || !(seconds >= 0) || seconds > 86400)
+		return -1;
+	if (seconds > 0 && seconds < 0.001)
+		return 1;
+	return (int)(seconds * 1000 + 0.5);
+}
+
+static int parse_count(const char *text, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/*
+ * If argv[*i] is the option `long_name` (or `short_name`), takes its value
+ * ("--x V", "--x=V", "-x V", and "-xV" when `attached` allows it) into
+ * *value and advances *i past it. 1 matched, 0 not this option, -1 the
+ * value is missing.
+ */
+static int take_option(int argc, char **argv, int *i, const char *long_name,
+		       char short_name, bool attached, const char **value)
+{
+	const char *arg = argv[*i];
+	size_t n = strlen(long_name);
+
+	if (arg[0] != '-')
+		return 0;
+	if (arg[1] == '-') {
+		if (strncmp(arg + 2, long_name, n) != 0)
+			return 0;
+		if (arg[2 + n] == '=') {
+			*value = arg + 3 + n;
+			return 1;
+		}
+		if (arg[2 + n] != '\0')
+			return 0;
+	} else {
+		if (short_name == 0 || arg[1] != short_name)
+			return 0;
+		if (arg[2] != '\0') {
+			if (!attached)
+				return 0;
+			*value = arg + 2;
+			return 1;
+		}
+	}
+	if (*i + 1 >= argc)
+		return -1;
+	*value = argv[++*i];
+	return 1;
+}
+
+static bool is_flag(const char *arg, const char *long_name, char short_name)
+{
+	return (arg[0] == '-' && arg[1] == '-' && strcmp(arg + 2, long_name) == 0) ||
+	       (short_name && arg[0] == '-' && arg[1] == short_name && arg[2] == '\0');
+}
+
+enum parse_result {
+	PARSE_RUN,
+	PARSE_HELP,
+	PARSE_VERSION,
+};
+
+/*
+ * Parses the whole line: global options anywhere, the command, its options
+ * and its arguments (packed at the front of args, *nargs of them). Returns
+ * a parse_result, or -CLI_EXIT_USAGE after printing the one-line error.
+ */
+static int parse(struct cli *cli, int argc, char **argv, const struct command **cmd,
+		 char **args, int *nargs)
+{
+	bool options_done = false;
+	enum parse_result result = PARSE_RUN;
+
+	*cmd = NULL;
+	*nargs = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i], *value = NULL;
+		int taken;
+
+		if (options_done || arg[0] != '-' || arg[1] == '\0')
+			goto positional;
+		if (strcmp(arg, "--") == 0) {
+			options_done = true;
+			continue;
+		}
+		if (is_flag(arg, "help", 'h')) {
+			result = PARSE_HELP;
+			continue;
+		}
+		if (is_flag(arg, "version", 'V')) {
+			if (result == PARSE_RUN)
+				result = PARSE_VERSION;
+			continue;
+		}
+		if (is_flag(arg, "json", 0)) {
+			cli->format = CLI_JSON;
+			continue;
+		}
+		if ((taken = take_option(argc, argv, &i, "address", 'a', !*cmd, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->address = value;
+			continue;
+		}
+		if ((taken = take_option(argc, argv, &i, "timeout", 't', !*cmd, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->timeout_ms = parse_timeout(value);
+			if (cli->timeout_ms < 0)
+				return -usage_error("--timeout takes seconds (e.g. 5 or 0.5), "
+						    "not '%s'", value);
+			continue;
+		}
+		if ((taken = take_option(argc, argv, &i, "format", 'w', !*cmd, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			if (strcmp(value, "json") == 0)
+				cli->format = CLI_JSON;
+			else if (strcmp(value, "text") == 0)
+				cli->format = CLI_TEXT;
+			else
+				return -usage_error("--format takes text or json, not '%s'",
+						    value);
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_LIMIT) &&
+		    (taken = take_option(argc, argv, &i, "limit", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			if (parse_count(value, &cli->scan_limit) != 0)
+				return -usage_error("--limit takes a count, not '%s'", value);
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_PREFIX) &&
+		    (taken = take_option(argc, argv, &i, "prefix", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->prefix = value;
+			continue;
+		}
+		if (*cmd == NULL)
+			return -usage_error("unknown option '%s'", arg);
+		/* After the command, any other word is an argument: put k -v. */
+positional:
+		if (*cmd == NULL) {
+			for (size_t k = 0; k < COMMAND_COUNT && !*cmd; k++)
+				if (strcmp(arg, commands[k].name) == 0)
+					*cmd = &commands[k];
+			if (*cmd == NULL && result == PARSE_RUN)
+				return -usage_error("unknown command '%s'", arg);
+			continue;
+		}
+		args[(*nargs)++] = argv[i];
+		continue;
+err_missing:
+		return -usage_error("%s needs a value", arg);
+	}
+	if (result != PARSE_RUN)
+		return result;
+	if (*cmd == NULL)
+		return -usage_error("no command given");
+	if (*nargs > (*cmd)->max_args)
+		return -usage_error("%s takes %s; unexpected '%s'", (*cmd)->name,
+				    (*cmd)->max_args ? (*cmd)->args : "no arguments",
+				    args[(*cmd)->max_args]);
+	if (*nargs < (*cmd)->min_args)
+		return -usage_error("%s takes %s", (*cmd)->name, (*cmd)->args);
+	if ((*cmd)->check) {
+		int rc = (*cmd)->check(cli, *nargs, args);
+
+		if (rc != CLI_EXIT_OK)
+			return -rc;
+	}
+	return PARSE_RUN;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "address", required_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	struct cli cli = {
+		.address = DEFAULT_ADDRESS,
+		.timeout_ms = DEFAULT_TIMEOUT_MS,
+		.format = CLI_TEXT,
 	};
-	const char *address = DEFAULT_ADDRESS;
-	const struct command *cmd = NULL;
-	struct rkv_client *c;
+	const char *env = getenv(ADDRESS_ENV);
+	const struct command *cmd;
+	char **args;
 	char err[256];
-	int opt, rc, nargs;
+	int nargs, rc;
 
-	/* '+': stop at the command, so values may start with '-'. */
-	while ((opt = getopt_long(argc, argv, "+a:h", options, NULL)) != -1) {
-		switch (opt) {
-		case 'a':
-			address = optarg;
-			break;
-		case 'h':
-			usage(stdout);
-			return CLI_EXIT_OK;
-		default:
-			usage(stderr);
-			return CLI_EXIT_ERROR;
-		}
-	}
-	if (optind >= argc) {
-		usage(stderr);
+	if (env && env[0])
+		cli.address = env;
+	args = calloc((size_t)argc + 1, sizeof(*args));
+	if (args == NULL) {
+		fprintf(stderr, "ringkv: out of memory\n");
 		return CLI_EXIT_ERROR;
 	}
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[optind], commands[i].name) == 0)
-			cmd = &commands[i];
-	nargs = argc - optind - 1;
-	if (cmd && cmd->run == cmd_scan) {
-		nargs = take_scan_options(nargs, argv + optind + 1);
-		if (nargs < 0) {
-			fprintf(stderr, "ringkv: scan: --limit takes a count\n");
-			return CLI_EXIT_ERROR;
-		}
+	rc = parse(&cli, argc, argv, &cmd, args, &nargs);
+	if (rc < 0) {
+		free(args);
+		return -rc;
 	}
-	if (cmd == NULL || nargs != cmd->argc) {
-		if (cmd == NULL)
-			fprintf(stderr, "ringkv: unknown command '%s'\n", argv[optind]);
-		else
-			fprintf(stderr, "ringkv: %s takes %s\n", cmd->name, cmd->args);
-		usage(stderr);
-		return CLI_EXIT_ERROR;
+	if (rc == PARSE_HELP) {
+		usage(stdout);
+		free(args);
+		return CLI_EXIT_OK;
+	}
+	if (rc == PARSE_VERSION) {
+		version_print(stdout, "ringkv");
+		free(args);
+		return CLI_EXIT_OK;
 	}
 
-	rc = rkv_connect(address, &c, err, sizeof(err));
+	rc = rkv_connect_timeout(cli.address, cli.timeout_ms, &cli.client, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "ringkv: %s\n", err);
-		return CLI_EXIT_ERROR;
+		free(args);
+		if (rc == -EINVAL)
+			return CLI_EXIT_USAGE; /* a malformed address */
+		return rc == -ETIMEDOUT ? CLI_EXIT_TIMEOUT : CLI_EXIT_ERROR;
 	}
-	rc = cmd->run(c, argv + optind + 1);
-	rkv_close(c);
+	rkv_set_timeout(cli.client, cli.timeout_ms);
+	rc = cmd->run(&cli, nargs, args);
+	rkv_close(cli.client);
+	free(args);
 	return rc;
 }

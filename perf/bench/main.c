@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "perf/bench/options.h"
+#include "perf/bench/preflight.h"
 #include "perf/bench/report.h"
 #include "perf/bench/worker.h"
 
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
 	run.opts = &opts;
 	if (resolve(&opts, &run) != 0)
 		return 1;
+	preflight_check_keys(&opts);
 	workers = calloc(opts.threads, sizeof(*workers));
 	stats = malloc(sizeof(*stats));
 	if (workers == NULL || stats == NULL)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "perf/bench/workload.h"
+#include "tools/version.h"
 
 #define DEFAULT_ZIPF_S 0.99
 
@@ -34,6 +35,7 @@ enum {
 	OPT_JSON,
 	OPT_SEED,
 	OPT_HELP,
+	OPT_VERSION,
 };
 
 void options_usage(const char *argv0, void *out)
@@ -61,7 +63,8 @@ void options_usage(const char *argv0, void *out)
 		"                          (default 0: closed loop)\n"
 		"  --json                  print one JSON object as the last line of stdout\n"
 		"  --seed N                random seed (default 1)\n"
-		"  --help                  this text\n",
+		"  --help                  this text\n"
+		"  --version               the version\n",
 		argv0, DEFAULT_ZIPF_S);
 }
 
@@ -132,6 +135,19 @@ static int parse_addr(const char *text, struct bench_options *opts)
 	memcpy(opts->host, host, host_len);
 	opts->host[host_len] = '\0';
 	strcpy(opts->port, colon + 1);
+	/* A port is 1 to 65535 in decimal; the resolver would take 70000 or
+	 * 0 and the connect fail later as "connection refused". */
+	{
+		char *end;
+		unsigned long port;
+
+		if (colon[1] < '0' || colon[1] > '9')
+			return -ERANGE;
+		errno = 0;
+		port = strtoul(colon + 1, &end, 10);
+		if (errno || *end || port < 1 || port > 65535)
+			return -ERANGE;
+	}
 	return 0;
 }
 
@@ -213,6 +229,7 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	int have_addr = 0, have_duration = 0, have_requests = 0, opt, rv = 0, index = 0;
@@ -220,12 +237,15 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 	set_defaults(opts);
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", longopts, &index)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", longopts, &index)) != -1) {
 		const char *arg = optarg;
 
 		switch (opt) {
 		case OPT_ADDR:
 			rv = parse_addr(arg, opts);
+			if (rv == -ERANGE)
+				return fail(err, err_len, "--addr '%s': a port is 1 to 65535 "
+					    "(see --help)", arg);
 			have_addr = 1;
 			break;
 		case OPT_PROTOCOL:
@@ -284,13 +304,17 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 		case OPT_HELP:
 			options_usage(argv[0], stdout);
 			return 1;
+		case 'V':
+		case OPT_VERSION:
+			version_print(stdout, "ringkv-bench");
+			return 1;
 		default:
 			return fail(err, err_len, "unknown or incomplete option '%s' (see --help)",
 				    argv[optind - 1]);
 		}
 		if (rv != 0)
-			return fail(err, err_len, "bad value for --%s: '%s'", longopts[index].name,
-				    arg);
+			return fail(err, err_len, "bad value for --%s: '%s' (see --help)",
+				    longopts[index].name, arg);
 	}
 	if (optind < argc)
 		return fail(err, err_len, "unexpected argument '%s'", argv[optind]);

@@ -14,12 +14,16 @@
  * 3. Bytes per idle group: G groups of 3 members each are elected, commit
  *    their NOOP and compact; raft_footprint() of followers and leaders.
  */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "raft/raft.h"
+#include "tools/version.h"
 
 #define NODES 3
 
@@ -284,15 +288,65 @@ static void idle_footprint(int groups)
 	       groups);
 }
 
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: raft-bench [--proposals N] [--groups G]\n"
+		     "Micro-benchmarks of the Raft library alone (no I/O): proposal\n"
+		     "throughput with 1 and 64 groups, heartbeat cost, idle footprint.\n\n"
+		     "  --proposals N  proposals per throughput run (default 200000)\n"
+		     "  --groups G     groups for the idle footprint (default 1000)\n"
+		     "  -h, --help     this text\n"
+		     "  -V, --version  the version\n");
+}
+
+/* A count for `flag`; false (with the one-line error printed) if not one. */
+static bool parse_count(const char *flag, const char *text, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(text, &end, 10);
+	if (text[0] < '0' || text[0] > '9' || errno || *end || *out == 0 || *out > max) {
+		fprintf(stderr, "raft-bench: %s takes a count from 1 to %" PRIu64
+				", not '%s' (see --help)\n", flag, max, text);
+		return false;
+	}
+	return true;
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t proposals = 200000;
+	uint64_t proposals = 200000, count;
 	int groups = 1000;
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (!strcmp(argv[i], "--proposals"))
-			proposals = strtoull(argv[i + 1], NULL, 10);
-		else if (!strcmp(argv[i], "--groups"))
-			groups = atoi(argv[i + 1]);
+
+	/* Flags come alone (--help) or with a value (--groups G). */
+	for (int i = 1; i < argc; i += 2) {
+		bool takes_value = !strcmp(argv[i], "--proposals") || !strcmp(argv[i], "--groups");
+
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		}
+		if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
+			version_print(stdout, "raft-bench");
+			return 0;
+		}
+		if (!takes_value) {
+			fprintf(stderr, "raft-bench: unknown argument '%s' (see --help)\n", argv[i]);
+			return 2;
+		}
+		if (i + 1 == argc) {
+			fprintf(stderr, "raft-bench: %s needs a value (see --help)\n", argv[i]);
+			return 2;
+		}
+		if (!strcmp(argv[i], "--proposals")) {
+			if (!parse_count(argv[i], argv[i + 1], UINT64_C(1) << 40, &proposals))
+				return 2;
+		} else {
+			if (!parse_count(argv[i], argv[i + 1], 1000000, &count))
+				return 2;
+			groups = (int)count;
+		}
 	}
 	throughput(proposals, 1);
 	throughput(proposals, 64);

@@ -35,6 +35,7 @@
 #include "io/ring.h"
 #include "shard/block_cache.h"
 #include "shard/shard.h"
+#include "tools/version.h"
 
 struct options {
 	char benchmarks[512];
@@ -113,6 +114,32 @@ static bool parse_flag(const char *arg, const char *name, const char **val)
 	return true;
 }
 
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: ringkv-storage-bench [--FLAG=VALUE ...]\n"
+		"One shard's storage engine in-process, with RocksDB db_bench's flags and\n"
+		"output lines, to run beside db_bench (perf/storage/vs-db_bench.sh).\n\n"
+		"  --benchmarks=LIST        fillrandom,fillseq,readrandom,readwhilewriting,stats\n"
+		"                           (default fillrandom,readrandom)\n"
+		"  --num=N                  keys (default 1000000)\n"
+		"  --reads=N                reads (default: --num)\n"
+		"  --key_size=B             8..255 (default 16)\n"
+		"  --value_size=B           (default 100)\n"
+		"  --db=DIR                 removed first unless --use_existing_db=1\n"
+		"                           (default /tmp/storage-bench)\n"
+		"  --use_existing_db=0|1    keep DIR's data\n"
+		"  --sync=0|1               fdatasync every write group (default 0)\n"
+		"  --cache_size=BYTES       block cache (default 8MiB)\n"
+		"  --write_buffer_size=BYTES memtable (default 64MiB)\n"
+		"  --inflight=N             operations in flight (default 1)\n"
+		"  --seed=N                 (default 1)\n"
+		"  --duration_reads=N       readwhilewriting: reads to time\n"
+		"  --threads=1, --compression_type=none  accepted for db_bench's sake\n"
+		"  -h, --help               this text\n"
+		"  -V, --version            the version\n");
+}
+
 static int parse_args(struct options *o, int argc, char **argv)
 {
 	memset(o, 0, sizeof *o);
@@ -129,6 +156,14 @@ static int parse_args(struct options *o, int argc, char **argv)
 		const char *v;
 		uint64_t n;
 
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 1;
+		}
+		if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
+			version_print(stdout, "ringkv-storage-bench");
+			return 1;
+		}
 		if (parse_flag(argv[i], "benchmarks", &v)) {
 			snprintf(o->benchmarks, sizeof o->benchmarks, "%s", v);
 		} else if (parse_flag(argv[i], "db", &v)) {
@@ -150,7 +185,8 @@ static int parse_args(struct options *o, int argc, char **argv)
 				if (parse_flag(argv[i], names[k], &v))
 					break;
 			if (k == sizeof names / sizeof names[0] || config_parse_size(v, &n) != 0) {
-				fprintf(stderr, "storage-bench: unknown or bad flag %s\n", argv[i]);
+				fprintf(stderr, "ringkv-storage-bench: unknown or bad flag '%s' "
+						"(see --help)\n", argv[i]);
 				return -1;
 			}
 			switch (k) {
@@ -467,8 +503,9 @@ int main(int argc, char **argv)
 	int rv;
 
 	memset(&b, 0, sizeof b);
-	if (parse_args(&b.opt, argc, argv))
-		return 2;
+	rv = parse_args(&b.opt, argc, argv);
+	if (rv != 0)
+		return rv > 0 ? 0 : 2;
 	log_set_level(LOG_WARN);
 	b.rng = b.opt.seed * 0x2545F4914F6CDD1Dull;
 	if (!b.opt.use_existing_db) {

@@ -11,7 +11,7 @@
 # --sync passes --sync=1 to both: an fdatasync per write (db_bench) or per
 # group of writes (storage-bench; one write in flight unless --inflight).
 #
-# Environment: STORAGE_BENCH (default build/perf/storage/storage-bench),
+# Environment: STORAGE_BENCH (default build/perf/storage/ringkv-storage-bench),
 # DB_BENCH (default db_bench).
 set -euo pipefail
 
@@ -21,7 +21,7 @@ rounds=5
 num=1000000
 cpu=1
 dir=${TMPDIR:-/tmp}
-storage_bench=${STORAGE_BENCH:-$root/build/perf/storage/storage-bench}
+storage_bench=${STORAGE_BENCH:-$root/build/perf/storage/ringkv-storage-bench}
 db_bench=${DB_BENCH:-db_bench}
 extra=()
 sync_flag=()

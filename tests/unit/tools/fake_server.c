@@ -127,7 +127,9 @@ static struct answer answer_request(struct fake_server *s, const struct frame_re
 		}
 	} else {
 		e = lookup(s, req->key, false);
-		if (e == NULL)
+		if (e == NULL && req->op == FRAME_OP_DELETE)
+			resp.status = 0; /* as ringkvd: a delete is idempotent */
+		else if (e == NULL)
 			resp.status = 1;
 		else if (req->op == FRAME_OP_GET)
 			resp.value = (struct frame_slice){ e->value, (uint32_t)e->value_len };
@@ -197,6 +199,14 @@ static void serve_connection(struct fake_server *s, int fd)
 				write_all(fd, junk, sizeof(junk));
 				break;
 			}
+			if (s->mode == FAKE_RESP) {
+				static const char err[] = "-ERR unknown command\r\n";
+
+				write_all(fd, (const uint8_t *)err, sizeof(err) - 1);
+				break;
+			}
+			if (s->mode == FAKE_SILENT)
+				continue;
 			pending[count++] = answer_request(s, &req, drc);
 			if (count == batch && !send_answers(s, fd, pending, &count))
 				break;

@@ -17,6 +17,8 @@ enum fake_mode {
 	FAKE_ECHO,    /* every answer carries the request's value back */
 	FAKE_ERROR,   /* every answer is INTERNAL with error text FAKE_ERROR_TEXT */
 	FAKE_GARBAGE, /* answers the first request with an undecodable frame */
+	FAKE_SILENT,  /* reads every request, never answers (timeouts) */
+	FAKE_RESP,    /* answers the first request as a Redis server would */
 };
 
 #define FAKE_ERROR_TEXT "disk on fire"

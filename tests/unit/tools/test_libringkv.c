@@ -2,7 +2,8 @@
  * Tests of tools/libringkv.c against the in-test server of fake_server.c:
  * blocking calls and status mapping, pipelining, answers out of order,
  * server error texts, a server that closes or sends garbage, and a pipeline
- * big enough to fill both socket directions at once.
+ * big enough to fill both socket directions at once; connect and request
+ * timeouts against a server that never answers, bad ports, a RESP port.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -82,7 +84,8 @@ static void test_put_get_del(void **state)
 
 	assert_int_equal(rkv_del(c, "k", 1), RKV_STATUS_OK);
 	assert_int_equal(rkv_get(c, "k", 1, &value, &len), RKV_STATUS_NOT_FOUND);
-	assert_int_equal(rkv_del(c, "k", 1), RKV_STATUS_NOT_FOUND);
+	/* As ringkvd answers: deleting a missing key is OK. */
+	assert_int_equal(rkv_del(c, "k", 1), RKV_STATUS_OK);
 
 	/* The server refuses an empty key; the connection goes on. */
 	assert_int_equal(rkv_put(c, "", 0, "v", 1), RKV_STATUS_INVALID_ARGUMENT);
@@ -305,6 +308,157 @@ static void test_connect_errors(void **state)
 	assert_non_null(strstr(err, "refused"));
 }
 
+static long elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* A server that accepts and never answers costs each call its timeout. */
+static void test_request_timeout(void **state)
+{
+	struct fixture *f = start(state, FAKE_SILENT, 0, 0);
+	struct rkv_client *c = f->client;
+	struct timespec t0;
+	void *value = (void *)1;
+	size_t len;
+	long ms;
+
+	assert_int_equal(rkv_get_timeout(c), 0);
+	rkv_set_timeout(c, 200);
+	assert_int_equal(rkv_get_timeout(c), 200);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rkv_get(c, "k", 1, &value, &len), -ETIMEDOUT);
+	ms = elapsed_ms(&t0);
+	assert_true(ms >= 190 && ms < 3000);
+	assert_null(value);
+	assert_non_null(strstr(rkv_last_error(c), "within 200 ms"));
+	assert_string_equal(rkv_status_name(-ETIMEDOUT), strerror(ETIMEDOUT));
+	/* Sticky: a late answer would be taken for the next call's. */
+	assert_int_equal(rkv_put(c, "k", 1, "v", 1), -ETIMEDOUT);
+	assert_int_equal(rkv_ping(c), -ETIMEDOUT);
+}
+
+static void test_timeout_each_call(void **state)
+{
+	struct fixture *f = start(state, FAKE_SILENT, 0, 0);
+	struct rkv_client *c = f->client;
+	struct rkv_kv *pairs = (struct rkv_kv *)1;
+	struct rkv_result res;
+	struct rkv_client *d;
+	struct timespec t0;
+	size_t count = 1;
+	char err[128];
+
+	rkv_set_timeout(c, 100);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rkv_scan(c, "a", 1, "", 0, 10, &pairs, &count), -ETIMEDOUT);
+	assert_true(elapsed_ms(&t0) >= 90);
+	assert_null(pairs);
+	assert_int_equal(count, 0);
+	rkv_close(c);
+
+	/* Pipelined: rkv_recv waits at most the timeout for an answer. */
+	assert_int_equal(rkv_connect(f->server.address, &d, err, sizeof(err)), 0);
+	f->client = d;
+	rkv_set_timeout(d, 100);
+	assert_int_equal(rkv_send_get(d, "a", 1, NULL), 0);
+	assert_int_equal(rkv_send_get(d, "b", 1, NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rkv_recv(d, &res), -ETIMEDOUT);
+	assert_true(elapsed_ms(&t0) >= 90);
+}
+
+/* A timeout on a server that answers changes nothing. */
+static void test_timeout_answered(void **state)
+{
+	struct fixture *f = start(state, FAKE_STORE, 0, 0);
+	struct rkv_client *c = f->client;
+	void *value;
+	size_t len;
+
+	rkv_set_timeout(c, 2000);
+	assert_int_equal(rkv_ping(c), 0);
+	assert_int_equal(rkv_put(c, "k", 1, "v", 1), RKV_STATUS_OK);
+	assert_int_equal(rkv_get(c, "k", 1, &value, &len), RKV_STATUS_OK);
+	assert_memory_equal(value, "v", 1);
+	free(value);
+	rkv_set_timeout(c, -5);
+	assert_int_equal(rkv_get_timeout(c), 0);
+	assert_int_equal(rkv_del(c, "k", 1), RKV_STATUS_OK);
+}
+
+/*
+ * A listener whose accept queue is full drops new handshakes, as a
+ * black-holed address would: the connect must give up at its timeout.
+ */
+static void test_connect_timeout(void **state)
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET };
+	socklen_t len = sizeof(addr);
+	struct rkv_client *c = (struct rkv_client *)1;
+	int lfd, filled = 0, rc = 0;
+	char address[64], err[128];
+	struct timespec t0;
+
+	(void)state;
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&addr, &len), 0);
+	snprintf(address, sizeof(address), "127.0.0.1:%u", (unsigned)ntohs(addr.sin_port));
+	/* Fill the queue: connects that complete until one does not. */
+	for (; filled < 8; filled++) {
+		rc = rkv_connect_timeout(address, 100, &c, NULL, 0);
+		if (rc != 0)
+			break;
+		rkv_close(c); /* stays queued on the listener: nobody accepts */
+	}
+	if (filled == 8) {
+		close(lfd);
+		skip(); /* this kernel never drops a handshake */
+	}
+	assert_int_equal(rc, -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(rkv_connect_timeout(address, 300, &c, err, sizeof(err)), -ETIMEDOUT);
+	assert_true(elapsed_ms(&t0) >= 290 && elapsed_ms(&t0) < 5000);
+	assert_null(c);
+	assert_non_null(strstr(err, "no answer within 300 ms"));
+	close(lfd);
+}
+
+static void test_bad_ports(void **state)
+{
+	static const char *const bad[] = { "127.0.0.1:0", "127.0.0.1:65536",
+					   "127.0.0.1:99999999999", "127.0.0.1:-1",
+					   "127.0.0.1:http", "127.0.0.1:7070x",
+					   "[::1]:70000" };
+	struct rkv_client *c;
+	char err[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(rkv_connect(bad[i], &c, err, sizeof(err)), -EINVAL);
+		assert_null(c);
+		assert_non_null(strstr(err, "1 to 65535"));
+	}
+}
+
+/* The native client aimed at the Redis-protocol port says so. */
+static void test_resp_port(void **state)
+{
+	struct fixture *f = start(state, FAKE_RESP, 0, 0);
+	void *value;
+	size_t len;
+
+	assert_int_equal(rkv_get(f->client, "k", 1, &value, &len), RKV_EPROTO);
+	assert_non_null(strstr(rkv_last_error(f->client), "Redis protocol"));
+}
+
 static void test_connect_by_name(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -441,6 +595,12 @@ int main(void)
 		cmocka_unit_test(test_connect_errors),
 		cmocka_unit_test_teardown(test_connect_by_name, teardown),
 		cmocka_unit_test(test_status_names),
+		cmocka_unit_test_teardown(test_request_timeout, teardown),
+		cmocka_unit_test_teardown(test_timeout_each_call, teardown),
+		cmocka_unit_test_teardown(test_timeout_answered, teardown),
+		cmocka_unit_test(test_connect_timeout),
+		cmocka_unit_test(test_bad_ports),
+		cmocka_unit_test_teardown(test_resp_port, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

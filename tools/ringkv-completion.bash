@@ -1,0 +1,73 @@
+# Bash completion for ringkv, the ringkv command-line client.
+# Installed by `meson install` as share/bash-completion/completions/ringkv;
+# to try it from a build tree: source tools/ringkv-completion.bash
+#
+# Completes commands, options, --format values, and for get and del the keys
+# that start with the word typed (one `ringkv scan --prefix` of at most 100
+# keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR).
+
+_ringkv() {
+	local cur prev words cword
+	if declare -F _init_completion >/dev/null; then
+		_init_completion -n : || return
+	else
+		cur=${COMP_WORDS[COMP_CWORD]}
+		prev=${COMP_WORDS[COMP_CWORD - 1]}
+		words=("${COMP_WORDS[@]}")
+		cword=$COMP_CWORD
+	fi
+
+	local commands="get put del scan ping"
+	local options="-a --address -t --timeout -w --format --json -h --help -V --version"
+
+	case $prev in
+	-a | --address)
+		return # a HOST:PORT: nothing to offer
+		;;
+	-t | --timeout | --limit | --prefix)
+		return
+		;;
+	-w | --format)
+		COMPREPLY=($(compgen -W "text json" -- "$cur"))
+		return
+		;;
+	esac
+
+	# The command, and the -a address, if the line has them already.
+	local i command="" address=""
+	for ((i = 1; i < cword; i++)); do
+		case ${words[i]} in
+		-a | --address) address=${words[i + 1]}; ((i++)) ;;
+		--address=*) address=${words[i]#--address=} ;;
+		-t | --timeout | -w | --format | --limit | --prefix) ((i++)) ;;
+		-*) ;;
+		*) [[ -z $command ]] && command=${words[i]} ;;
+		esac
+	done
+
+	if [[ $cur == -* ]]; then
+		local more=""
+		[[ $command == scan ]] && more="--limit --prefix"
+		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))
+		return
+	fi
+	if [[ -z $command ]]; then
+		COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+		return
+	fi
+	case $command in
+	get | del)
+		local cli=${words[0]}
+		local -a keys
+		# Keys with bytes the scan output escapes (\xNN) are left out.
+		mapfile -t keys < <("$cli" ${address:+-a "$address"} -t 1 scan \
+			--prefix "$cur" --limit 100 2>/dev/null | cut -f1 | grep -v '\\x')
+		COMPREPLY=("${keys[@]}")
+		# Bash splits words at ':' (user:1); bash-completion undoes it.
+		declare -F __ltrim_colon_completions >/dev/null &&
+			__ltrim_colon_completions "$cur"
+		;;
+	esac
+}
+
+complete -F _ringkv ringkv
