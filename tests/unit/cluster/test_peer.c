@@ -58,6 +58,8 @@ struct tcore {
 	struct peer_stats stats[MAX_NODES];
 	struct peer_core_counters counters;
 	int send_rv[64];
+	uint8_t *scratch;                    /* frames are built here */
+	size_t scratch_cap;
 };
 
 struct tnode {
@@ -256,15 +258,17 @@ static void run_job(struct tnode *n, void (*job)(struct tcore *c))
 static int send_one(struct tcore *c, uint64_t to, enum peer_class cls, uint32_t seq,
 		    size_t len)
 {
-	static __thread uint8_t *buf;
-	static __thread size_t cap;
+	uint8_t *buf;
 	size_t i;
 
-	if (len > cap) {
-		free(buf);
-		buf = malloc(len);
-		cap = len;
+	if (len > c->scratch_cap) {
+		free(c->scratch);
+		c->scratch = malloc(len);
+		c->scratch_cap = c->scratch ? len : 0;
+		if (!c->scratch)
+			return -ENOMEM;
 	}
+	buf = c->scratch;
 	buf[0] = (uint8_t)cls;
 	buf[1] = (uint8_t)c->r->id;
 	put32(buf + 2, seq);
@@ -366,6 +370,9 @@ static void core_finish(struct reactor *r, void *arg)
 	reactor_timer_cancel(r, &c->poll);
 	peer_core_finish(c->pc);
 	c->pc = NULL;
+	free(c->scratch);
+	c->scratch = NULL;
+	c->scratch_cap = 0;
 }
 
 /* -- nodes -- */
@@ -822,6 +829,137 @@ static void test_oversized_frame_closes(void **state)
 	assert_int_equal(node_received(&nodes[1]), 0);
 }
 
+/* Reads exactly n bytes; false on EOF, error or timeout. */
+static bool read_exact(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
+static void test_slow_peer_never_blocks(void **state)
+{
+	static const unsigned peers1[] = { 2 };
+	const size_t bulk_limit = 256 << 10, control_limit = 64 << 10;
+	const size_t bulk_size = 64 << 10, control_size = 2000;
+	struct sockaddr_in a;
+	struct timeval tv = { .tv_sec = 3 };
+	struct tcore *c1;
+	unsigned bulk_sent = 0, control_sent = 0, i, job;
+	unsigned next_control = 0, last_bulk = 0, bulk_got = 0;
+	bool saw_last_bulk = false;
+	uint8_t *frame = malloc(bulk_size);
+	int lfd, fds[CORES], core0 = -1, small = 16 << 10, one = 1;
+	uint64_t t0;
+
+	assert_non_null(frame);
+	node_init(1, 7, true);
+	node_init(2, 7, false);
+	/* Node 2 is the test itself: it listens but neither accepts nor reads. */
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+	a = nodes[2].addr;
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	node_set_peers(&nodes[1], peers1, 1);
+	nodes[1].cfg.bulk_limit = bulk_limit;
+	nodes[1].cfg.control_limit = control_limit;
+	node_start(&nodes[1]);
+	c1 = &nodes[1].cores[0];
+	memset(sent_seq, 0, sizeof sent_seq);
+
+	/* 16 MiB of bulk frames into a connection nobody reads. */
+	nodes[1].job_to = 2;
+	nodes[1].job_cls = PEER_BULK;
+	nodes[1].job_size = bulk_size;
+	nodes[1].job_count = 64;
+	for (job = 0; job < 4; job++) {
+		run_job(&nodes[1], job_send_sized);
+		for (i = 0; i < 64; i++)
+			assert_int_equal(c1->send_rv[i], 0);
+		bulk_sent += 64;
+	}
+	sleep_ms(100);
+	nodes[1].job_cls = PEER_CONTROL;
+	nodes[1].job_size = control_size;
+	nodes[1].job_count = 64;
+	run_job(&nodes[1], job_send_sized);
+	for (i = 0; i < 64; i++) {
+		if (c1->send_rv[i] == 0)
+			control_sent++;
+		else
+			assert_int_equal(c1->send_rv[i], -ENOBUFS);
+	}
+	assert_true(control_sent < 64);  /* the bound refused some */
+	/* The core still answers at once, and memory stayed bounded. */
+	t0 = mono_us();
+	run_job(&nodes[1], job_stats);
+	assert_true(mono_us() - t0 < 500000);
+	assert_true(c1->stats[0].connected);
+	assert_true(c1->stats[0].dropped_frames > 0);
+	assert_true(c1->stats[0].queued_bytes <= bulk_limit + control_limit);
+	assert_true(c1->stats[0].refused_frames >= 64 - control_sent);
+
+	/* Now read: every control frame accepted arrives, in order; bulk
+	 * frames arrive in increasing order up to the newest, never torn. */
+	for (i = 0; i < CORES; i++) {
+		uint8_t hello[4 + HELLO_LEN];
+
+		fds[i] = accept(lfd, NULL, NULL);
+		assert_true(fds[i] >= 0);
+		setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		assert_true(read_exact(fds[i], hello, sizeof hello));
+		assert_int_equal(get32(hello), HELLO_LEN);
+		if (get64(hello + 4 + 24) == 0)
+			core0 = fds[i];
+	}
+	assert_true(core0 >= 0);
+	while (next_control < control_sent || !saw_last_bulk) {
+		uint8_t hdr[4];
+		uint32_t len, seq;
+		unsigned cls;
+		size_t k;
+
+		assert_true(read_exact(core0, hdr, 4));
+		len = get32(hdr);
+		assert_true(len >= FRAME_HDR && len <= bulk_size);
+		assert_true(read_exact(core0, frame, len));
+		assert_int_equal(get32(frame + 6), len);
+		cls = frame[0];
+		seq = get32(frame + 2);
+		for (k = FRAME_HDR; k < len; k++)
+			if (frame[k] != pattern(seq, cls, k))
+				break;
+		assert_int_equal(k, len);
+		if (cls == PEER_CONTROL) {
+			assert_int_equal(seq, next_control);
+			next_control++;
+		} else {
+			assert_true(bulk_got == 0 || seq > last_bulk);
+			last_bulk = seq;
+			bulk_got++;
+			saw_last_bulk = seq == bulk_sent - 1;
+		}
+	}
+	assert_true(bulk_got < bulk_sent);
+	run_job(&nodes[1], job_stats);
+	assert_int_equal(c1->stats[0].dropped_frames, bulk_sent - bulk_got);
+	for (i = 0; i < CORES; i++)
+		close(fds[i]);
+	close(lfd);
+	node_stop(&nodes[1]);
+	free(frame);
+}
+
 static int setup(void **state)
 {
 	char err[256];
@@ -853,6 +991,7 @@ int main(void)
 		cmocka_unit_test(test_foreign_cluster_refused),
 		cmocka_unit_test(test_down_peer_bounded_then_delivered),
 		cmocka_unit_test(test_large_frames),
+		cmocka_unit_test(test_slow_peer_never_blocks),
 		cmocka_unit_test(test_oversized_frame_closes),
 	};
 
