@@ -317,6 +317,9 @@ int peer_send(struct peer_core *pc, uint64_t to, enum peer_class cls,
 	} else {
 		queue_push_back(&p->control, f);
 	}
+	/* Queued by a hook that runs after ours: do not sleep on it. */
+	if (p->state == OUT_UP && !p->sending)
+		reactor_poll_again(pc->r);
 	return 0;
 }
 
@@ -1099,6 +1102,10 @@ int peer_net_create(struct peer_net **out, const struct peer_config *cfg,
 	struct peer_net *n;
 	unsigned i;
 
+	if (!cfg->listen_fds) {
+		snprintf(err, errlen, "peer transport: no listeners");
+		return -EINVAL;
+	}
 	n = calloc(1, sizeof *n);
 	if (!n)
 		goto err_nomem;

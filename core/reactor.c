@@ -233,6 +233,7 @@ static void run_loop(struct reactor *r)
 		r->iterations++;
 		drain(r);
 		timer_wheel_run(&r->timers, r->now_us);
+		r->poll_again = false;
 		for (i = 0; i < r->nhooks; i++)
 			r->hooks[i].fn(r, r->hooks[i].arg);
 		publish(r);
@@ -256,7 +257,7 @@ static void run_loop(struct reactor *r)
 		if (next_us != TIMER_NEVER)
 			wait_us = next_us <= r->now_us ? 0 :
 				  next_us - r->now_us < wait_us ? next_us - r->now_us : wait_us;
-		if (overflow_pending(r))
+		if (overflow_pending(r) || r->poll_again)
 			wait_us = 0;
 		if (wait_us) {
 			atomic_store(&r->sleeping, 1);

@@ -14,6 +14,8 @@
  *   5. submit queued SQEs and wait for a completion, a doorbell or the next
  *      timer deadline, at most REACTOR_IDLE_WAIT_US (100 ms: it bounds how
  *      late a core notices reactor_group_stop(), which rings no doorbell);
+ *      not at all when a hook's work was queued after it ran
+ *      (reactor_poll_again);
  *   6. read the clock into r->now_us (once per iteration, after the wait, so
  *      completions and the next pass see the time they run at, not the time
  *      before a sleep) and dispatch completions.
@@ -92,6 +94,8 @@ struct reactor {
 	void *user;                   /* the server's per-core state */
 	uint64_t now_us;              /* monotonic clock, read once per iteration */
 	struct timer_wheel timers;    /* this core's timers, run by the loop */
+	bool poll_again;              /* work queued after the hooks began:
+				       * the next pass runs without sleeping */
 
 	_Atomic int sleeping;         /* 1 while waiting in the kernel */
 	int eventfd;                  /* doorbell when MSG_RING is missing, else -1 */
@@ -140,6 +144,16 @@ void reactor_send(struct reactor *r, unsigned to, struct reactor_msg *m);
 
 /* Registers a function run once per loop iteration. 0 or -ENOSPC. */
 int reactor_add_hook(struct reactor *r, reactor_hook_fn *fn, void *arg);
+
+/*
+ * Says that work for a hook was queued and the hook may already have run in
+ * this pass (a later hook queued it): the next pass then starts without
+ * sleeping. Cheap; calling it from anywhere on the core is harmless.
+ */
+static inline void reactor_poll_again(struct reactor *r)
+{
+	r->poll_again = true;
+}
 
 /*
  * Arms (or re-arms) `t`, embedded in its owner, to run fn(t, arg) from this
