@@ -285,32 +285,59 @@ static struct peer *find_peer(struct peer_core *pc, uint64_t node)
 	return NULL;
 }
 
-int peer_send(struct peer_core *pc, uint64_t to, enum peer_class cls,
-	      const void *data, size_t len)
+static struct peer_frame *frame_of(void *payload)
+{
+	return (struct peer_frame *)((uint8_t *)payload - 4 - offsetof(struct peer_frame, wire));
+}
+
+void *peer_frame_reserve(struct peer_core *pc, size_t len)
+{
+	struct peer_frame *f;
+
+	if (len > pc->net->cfg.max_frame)
+		return NULL;
+	f = frame_alloc(pc, len);
+	return f ? f->wire + 4 : NULL;
+}
+
+void peer_frame_release(struct peer_core *pc, void *payload)
+{
+	if (payload)
+		pool_free(core_pool(pc), frame_of(payload));
+}
+
+int peer_send_reserved(struct peer_core *pc, uint64_t to, enum peer_class cls,
+		       void *payload, size_t len)
 {
 	const struct peer_config *cfg = &pc->net->cfg;
-	struct peer *p;
-	struct peer_frame *f;
+	struct peer_frame *f = frame_of(payload);
 	size_t wire = 4 + len;
+	struct peer *p;
+	int rv;
 
 	assert(cls == PEER_CONTROL || cls == PEER_BULK);
-	if (pc->stopping)
-		return -ESHUTDOWN;
+	assert(wire <= f->wire_len); /* within what was reserved */
+	if (pc->stopping) {
+		rv = -ESHUTDOWN;
+		goto err;
+	}
 	p = find_peer(pc, to);
-	if (!p)
-		return -ENOENT;
-	if (len > cfg->max_frame || (cls == PEER_BULK && wire > cfg->bulk_limit))
-		return -EMSGSIZE;
+	if (!p) {
+		rv = -ENOENT;
+		goto err;
+	}
+	if (cls == PEER_BULK && wire > cfg->bulk_limit) {
+		rv = -EMSGSIZE;
+		goto err;
+	}
 	if (cls == PEER_CONTROL && p->control.bytes + wire > cfg->control_limit) {
 		p->stats.refused_frames++;
-		return -ENOBUFS;
+		rv = -ENOBUFS;
+		goto err;
 	}
-	f = frame_alloc(pc, len);
-	if (!f)
-		return -ENOMEM;
 	f->cls = (uint8_t)cls;
-	if (len)
-		memcpy(f->wire + 4, data, len);
+	f->wire_len = (uint32_t)wire;
+	put_le32(f->wire, (uint32_t)len);
 	if (cls == PEER_BULK) {
 		bulk_make_room(p, wire);
 		queue_push_back(&p->bulk, f);
@@ -321,6 +348,30 @@ int peer_send(struct peer_core *pc, uint64_t to, enum peer_class cls,
 	if (p->state == OUT_UP && !p->sending)
 		reactor_poll_again(pc->r);
 	return 0;
+
+err:
+	pool_free(core_pool(pc), f);
+	return rv;
+}
+
+int peer_send(struct peer_core *pc, uint64_t to, enum peer_class cls,
+	      const void *data, size_t len)
+{
+	void *payload;
+
+	if (len > pc->net->cfg.max_frame)
+		return -EMSGSIZE;
+	/* Cheap refusals first, before copying. */
+	if (pc->stopping)
+		return -ESHUTDOWN;
+	if (!find_peer(pc, to))
+		return -ENOENT;
+	payload = peer_frame_reserve(pc, len);
+	if (!payload)
+		return -ENOMEM;
+	if (len)
+		memcpy(payload, data, len);
+	return peer_send_reserved(pc, to, cls, payload, len);
 }
 
 /* -- outbound -- */

@@ -193,6 +193,19 @@ void peer_core_finish(struct peer_core *pc);
 int peer_send(struct peer_core *pc, uint64_t to, enum peer_class cls,
 	      const void *data, size_t len);
 
+/*
+ * Encoding in place, without peer_send's copy: a payload buffer of `len`
+ * bytes (the most the frame will need), or NULL when len exceeds max_frame
+ * or the pool is out of memory. Fill it, then either send it with
+ * peer_send_reserved() — which takes the buffer back whatever it returns, with
+ * peer_send's return codes; `len` there is the final size, at most the
+ * reserved one — or give it back with peer_frame_release().
+ */
+void *peer_frame_reserve(struct peer_core *pc, size_t len);
+int peer_send_reserved(struct peer_core *pc, uint64_t to, enum peer_class cls,
+		       void *payload, size_t len);
+void peer_frame_release(struct peer_core *pc, void *payload);
+
 /* Number of peers (index order = cfg.peers order). */
 unsigned peer_core_count(const struct peer_core *pc);
 
