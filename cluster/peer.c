@@ -129,6 +129,8 @@ struct peer_core {
 	struct timer accept_pause;
 
 	uint64_t accepted, handed_off, adopted, refused;
+	uint64_t refusal_log_at_us;  /* next refusal logged at warn from then */
+	uint64_t refusals_quiet;     /* refusals logged at debug since the last warn */
 };
 
 /* A connection whose hello names another core, on its way there. */
@@ -140,6 +142,8 @@ struct handoff {
 	char from_text[64];
 	struct sockaddr_storage from;
 };
+
+#define PEER_REFUSAL_LOG_US (10u * 1000000u)
 
 static void connect_start(struct peer *p);
 static void start_batch(struct peer *p);
@@ -199,6 +203,29 @@ static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
 	} else {
 		snprintf(buf, len, "(family %d)", sa->sa_family);
 	}
+}
+
+/*
+ * Logs a refused inbound connection: the first at warn, then at most one
+ * warning per PEER_REFUSAL_LOG_US per core (a misconfigured node redials
+ * every second from every core), counting the quiet ones.
+ */
+static void log_refusal(struct peer_core *pc, const char *from, const char *why)
+{
+	pc->refused++;
+	if (pc->r->now_us < pc->refusal_log_at_us) {
+		pc->refusals_quiet++;
+		log_debug("peer connection from %s refused: %s", from, why);
+		return;
+	}
+	if (pc->refusals_quiet)
+		log_warn("peer connection from %s refused: %s (%" PRIu64
+			 " more refused in the last %u s)", from, why, pc->refusals_quiet,
+			 PEER_REFUSAL_LOG_US / 1000000u);
+	else
+		log_warn("peer connection from %s refused: %s", from, why);
+	pc->refusals_quiet = 0;
+	pc->refusal_log_at_us = pc->r->now_us + PEER_REFUSAL_LOG_US;
 }
 
 /* -- frames and queues -- */
@@ -829,9 +856,7 @@ static void hello_received(struct peer_in *in)
 		rv = -EINVAL;
 	}
 	if (rv != 0) {
-		pc->refused++;
-		log_warn("peer connection from %s refused: %s", in->from_text,
-			 err[0] ? err : "bad hello");
+		log_refusal(pc, in->from_text, err[0] ? err : "bad hello");
 		in_close(in);
 		return;
 	}
@@ -926,10 +951,11 @@ static void in_recv_done(struct io_op *op, int res, unsigned flags)
 			uint32_t hl = get_le32(in->buf);
 
 			if (hl > PEER_HELLO_MAX) {
-				pc->refused++;
-				log_warn("peer connection from %s refused: a %" PRIu32
-					 "-byte hello (limit %u)", in->from_text, hl,
-					 PEER_HELLO_MAX);
+				char why[64];
+
+				snprintf(why, sizeof why, "a %" PRIu32 "-byte hello (limit %u)",
+					 hl, PEER_HELLO_MAX);
+				log_refusal(pc, in->from_text, why);
 				in_close(in);
 				return;
 			}
