@@ -19,7 +19,7 @@
 #define REACTOR_RING_ENTRIES 4096
 #define REACTOR_MAILBOX_SLOTS 16384
 #define REACTOR_DRAIN_BATCH 256
-#define REACTOR_IDLE_WAIT_US 100000  /* wake at least every 100 ms */
+#define REACTOR_IDLE_WAIT_US 100000  /* wake at least every 100 ms: see reactor.h */
 #define REACTOR_STOP_WAIT_US 5000    /* while stopping, poll every 5 ms */
 
 struct reactor_group {
@@ -58,6 +58,19 @@ bool reactor_stopping(const struct reactor *r)
 unsigned reactor_count(const struct reactor *r)
 {
 	return r->group->count;
+}
+
+void reactor_timer_arm(struct reactor *r, struct timer *t, uint64_t delay_us,
+		       timer_fn *fn, void *arg)
+{
+	t->fn = fn;
+	t->arg = arg;
+	timer_arm_at(&r->timers, t, r->now_us + delay_us);
+}
+
+void reactor_timer_cancel(struct reactor *r, struct timer *t)
+{
+	timer_cancel(&r->timers, t);
 }
 
 int reactor_add_hook(struct reactor *r, reactor_hook_fn *fn, void *arg)
@@ -212,13 +225,15 @@ static void run_loop(struct reactor *r)
 	bool reported = false;
 	unsigned i;
 
+	r->now_us = monotonic_us();
 	for (;;) {
-		uint64_t wait_us;
+		uint64_t wait_us, next_us;
 		int rv;
 
 		r->iterations++;
-		r->now_us = monotonic_us();
 		drain(r);
+		timer_wheel_run(&r->timers, r->now_us);
+		r->poll_again = false;
 		for (i = 0; i < r->nhooks; i++)
 			r->hooks[i].fn(r, r->hooks[i].arg);
 		publish(r);
@@ -238,7 +253,11 @@ static void run_loop(struct reactor *r)
 			break;
 
 		wait_us = stop_called ? REACTOR_STOP_WAIT_US : REACTOR_IDLE_WAIT_US;
-		if (overflow_pending(r))
+		next_us = timer_wheel_next_us(&r->timers);
+		if (next_us != TIMER_NEVER)
+			wait_us = next_us <= r->now_us ? 0 :
+				  next_us - r->now_us < wait_us ? next_us - r->now_us : wait_us;
+		if (overflow_pending(r) || r->poll_again)
 			wait_us = 0;
 		if (wait_us) {
 			atomic_store(&r->sleeping, 1);
@@ -250,6 +269,7 @@ static void run_loop(struct reactor *r)
 		atomic_store(&r->sleeping, 0);
 		if (rv < 0)
 			panic("io_uring wait failed: %s", strerror(-rv));
+		r->now_us = monotonic_us();
 		io_ring_dispatch(&r->io);
 	}
 }
@@ -312,6 +332,7 @@ static int reactor_init(struct reactor *r, char *err, size_t errlen)
 	log_info("core %u on cpu %u: %s, doorbell %s", r->id, r->cpu, desc,
 		 r->eventfd < 0 ? "msg_ring" : "eventfd");
 	r->now_us = monotonic_us();
+	timer_wheel_init(&r->timers, r->now_us);
 	return 0;
 }
 

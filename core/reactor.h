@@ -6,11 +6,19 @@
  *
  * One iteration of the loop:
  *   1. drain every inbound ring and run each message's handler;
- *   2. run the hooks (group commit, send flushing: work batched per iteration);
- *   3. publish what this core staged for others, ringing a doorbell only for a
+ *   2. run the timers whose deadline passed (core/timer.h), in deadline order;
+ *   3. run the hooks (group commit, send flushing: work batched per iteration,
+ *      after the timers so what a Raft tick produced goes out in this pass);
+ *   4. publish what this core staged for others, ringing a doorbell only for a
  *      consumer that said it is going to sleep;
- *   4. submit queued SQEs and wait for a completion, a doorbell or the timer;
- *   5. dispatch completions.
+ *   5. submit queued SQEs and wait for a completion, a doorbell or the next
+ *      timer deadline, at most REACTOR_IDLE_WAIT_US (100 ms: it bounds how
+ *      late a core notices reactor_group_stop(), which rings no doorbell);
+ *      not at all when a hook's work was queued after it ran
+ *      (reactor_poll_again);
+ *   6. read the clock into r->now_us (once per iteration, after the wait, so
+ *      completions and the next pass see the time they run at, not the time
+ *      before a sleep) and dispatch completions.
  *
  * Sleeping without losing a wake-up: before waiting, a consumer stores
  * sleeping = 1, issues a full fence and re-checks its inbound rings; a producer
@@ -35,6 +43,7 @@
 
 #include "core/pool.h"
 #include "core/spsc.h"
+#include "core/timer.h"
 #include "io/ring.h"
 
 struct reactor;
@@ -84,6 +93,9 @@ struct reactor {
 	struct pool pool;
 	void *user;                   /* the server's per-core state */
 	uint64_t now_us;              /* monotonic clock, read once per iteration */
+	struct timer_wheel timers;    /* this core's timers, run by the loop */
+	bool poll_again;              /* work queued after the hooks began:
+				       * the next pass runs without sleeping */
 
 	_Atomic int sleeping;         /* 1 while waiting in the kernel */
 	int eventfd;                  /* doorbell when MSG_RING is missing, else -1 */
@@ -132,5 +144,27 @@ void reactor_send(struct reactor *r, unsigned to, struct reactor_msg *m);
 
 /* Registers a function run once per loop iteration. 0 or -ENOSPC. */
 int reactor_add_hook(struct reactor *r, reactor_hook_fn *fn, void *arg);
+
+/*
+ * Says that work for a hook was queued and the hook may already have run in
+ * this pass (a later hook queued it): the next pass then starts without
+ * sleeping. Cheap; calling it from anywhere on the core is harmless.
+ */
+static inline void reactor_poll_again(struct reactor *r)
+{
+	r->poll_again = true;
+}
+
+/*
+ * Arms (or re-arms) `t`, embedded in its owner, to run fn(t, arg) from this
+ * core's loop once `delay_us` has passed since r->now_us (millisecond
+ * resolution, never early). O(1), no allocation, no system call; the callback
+ * never runs from inside this call. The owner cancels it before freeing it.
+ */
+void reactor_timer_arm(struct reactor *r, struct timer *t, uint64_t delay_us,
+		       timer_fn *fn, void *arg);
+
+/* Disarms `t`; harmless when it is not armed. */
+void reactor_timer_cancel(struct reactor *r, struct timer *t);
 
 #endif
