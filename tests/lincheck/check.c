@@ -1,0 +1,568 @@
+/*
+ * The search of lincheck.h, one key at a time.
+ *
+ * The key's operations become 2n entries, a call and a return each, sorted
+ * by time (a call before a return at the same nanosecond: operations that
+ * touch are taken as concurrent, which can only hide a violation, never
+ * invent one) and threaded on a doubly linked list. The walk: at a call,
+ * try to linearize that operation now (the register model accepts it and
+ * the resulting (linearized set, value) pair was never seen); on success
+ * lift the call and its return out of the list, push, and restart from the
+ * front. At a return, the operation it ends was not linearized before it
+ * returned: undo the last choice (pop, unlift) and try the next call. The
+ * history is linearizable when the list empties, and not when a return is
+ * met with nothing to undo. The memo (Zobrist hash of the bit set plus the
+ * value, full bit set kept to compare) makes each (set, value) pair
+ * explored once, which is what keeps histories with little concurrency
+ * linear in practice.
+ *
+ * Invariant of the list: every call still in it precedes its own return,
+ * so a walk from the front meets a return before it runs off the end.
+ */
+#include "lincheck.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SHRINK_SECONDS 5.0          /* wall time shrinking a window may take */
+
+struct entry {
+	uint64_t time;
+	uint32_t local;      /* index into the searched op list */
+	uint32_t is_return;
+	uint32_t match;      /* a call: its return's entry */
+	uint32_t prev;
+	uint32_t next;       /* 0 = end of list (entry 0 is the head) */
+};
+
+struct frame {
+	uint32_t entry;      /* the call linearized */
+	uint32_t value;      /* register value before it */
+};
+
+struct memo {
+	uint64_t *arena;     /* per entry: hash, value, bit set words */
+	size_t words;        /* words per entry */
+	size_t count;
+	size_t cap;
+	uint32_t *slots;     /* entry + 1, 0 = empty */
+	size_t nslots;       /* power of two, at most half full */
+};
+
+struct stuck {
+	bool found;
+	size_t depth;
+	size_t local;
+	uint32_t value;
+};
+
+struct ctx {
+	const struct lc_history *h;
+	struct timespec deadline;
+	bool has_deadline;
+	uint64_t steps;       /* over every search */
+	bool out_of_time;
+};
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static bool past(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec ||
+	       (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static void deadline_in(struct timespec *t, double seconds)
+{
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += (time_t)seconds;
+	t->tv_nsec += (long)((seconds - (double)(time_t)seconds) * 1e9);
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static void memo_free(struct memo *m)
+{
+	free(m->arena);
+	free(m->slots);
+}
+
+static int memo_grow(struct memo *m)
+{
+	size_t nslots = m->nslots ? m->nslots * 2 : 1024;
+	uint32_t *slots = calloc(nslots, sizeof *slots);
+
+	if (!slots)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->count; i++) {
+		const uint64_t *e = m->arena + i * m->words;
+		size_t s = (size_t)(e[0] ^ mix64(e[1])) & (nslots - 1);
+
+		while (slots[s])
+			s = (s + 1) & (nslots - 1);
+		slots[s] = (uint32_t)(i + 1);
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->nslots = nslots;
+	return 0;
+}
+
+/* 1 when (bits, value) is new (and now remembered), 0 when seen, -ENOMEM. */
+static int memo_insert(struct memo *m, const uint64_t *bits, uint64_t hash,
+		       uint32_t value)
+{
+	size_t nbits = m->words - 2;
+	uint64_t *e;
+	size_t s;
+
+	if ((m->count + 1) * 2 > m->nslots && memo_grow(m))
+		return -ENOMEM;
+	s = (size_t)(hash ^ mix64(value)) & (m->nslots - 1);
+	while (m->slots[s]) {
+		e = m->arena + (size_t)(m->slots[s] - 1) * m->words;
+		if (e[0] == hash && e[1] == value &&
+		    memcmp(e + 2, bits, nbits * sizeof *bits) == 0)
+			return 0;
+		s = (s + 1) & (m->nslots - 1);
+	}
+	if (m->count == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 1024;
+		uint64_t *arena = realloc(m->arena, cap * m->words * sizeof *arena);
+
+		if (!arena)
+			return -ENOMEM;
+		m->arena = arena;
+		m->cap = cap;
+	}
+	e = m->arena + m->count * m->words;
+	e[0] = hash;
+	e[1] = value;
+	memcpy(e + 2, bits, nbits * sizeof *bits);
+	m->slots[s] = (uint32_t)(++m->count);
+	return 1;
+}
+
+/* The register: put sets it, del clears it, get must see it. */
+static bool model_step(uint32_t value, const struct lc_op *op, uint32_t *next)
+{
+	switch (op->kind) {
+	case LC_PUT:
+		*next = op->value;
+		return true;
+	case LC_DEL:
+		*next = LC_NIL;
+		return true;
+	case LC_GET:
+		*next = value;
+		return value == op->value;
+	}
+	return false;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	if (x->is_return != y->is_return)
+		return x->is_return ? 1 : -1;
+	return x->local < y->local ? -1 : x->local > y->local;
+}
+
+static void lift(struct entry *ent, uint32_t e)
+{
+	uint32_t m = ent[e].match;
+
+	ent[ent[e].prev].next = ent[e].next;
+	ent[ent[e].next].prev = ent[e].prev;
+	ent[ent[m].prev].next = ent[m].next;
+	if (ent[m].next)
+		ent[ent[m].next].prev = ent[m].prev;
+}
+
+static void unlift(struct entry *ent, uint32_t e)
+{
+	uint32_t m = ent[e].match;
+
+	ent[ent[m].prev].next = m;
+	if (ent[m].next)
+		ent[ent[m].next].prev = m;
+	ent[ent[e].prev].next = e;
+	ent[ent[e].next].prev = e;
+}
+
+/*
+ * Searches the operations ops[0..n) (indexes into c->h->ops, all of one
+ * key, already filtered). Returns a verdict or -ENOMEM; fills `stuck` on
+ * LC_NOT_LINEARIZABLE and `max_open` (may be NULL).
+ */
+static int search(struct ctx *c, const size_t *ops, size_t n,
+		  uint64_t max_steps, struct stuck *stuck, size_t *max_open)
+{
+	size_t nwords = (n + 63) / 64 + (n == 0);
+	struct entry *ent = calloc(2 * n + 1, sizeof *ent);
+	struct frame *stack = calloc(n + 1, sizeof *stack);
+	uint64_t *bits = calloc(nwords, sizeof *bits);
+	uint64_t *zob = calloc(n + 1, sizeof *zob);
+	struct memo memo = { .words = nwords + 2 };
+	uint32_t *where = calloc(n + 1, sizeof *where);
+	uint64_t steps = 0, hash = 0;
+	uint32_t value = LC_NIL, e;
+	size_t depth = 0, open = 0;
+	int rv = -ENOMEM;
+
+	memset(stuck, 0, sizeof *stuck);
+	if (!ent || !stack || !bits || !zob || !where)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		const struct lc_op *op = &c->h->ops[ops[i]];
+
+		ent[1 + 2 * i] = (struct entry){ .time = op->invoke, .local = (uint32_t)i };
+		ent[2 + 2 * i] = (struct entry){ .time = op->ret, .local = (uint32_t)i,
+						 .is_return = 1 };
+		zob[i] = mix64(i * 0x632be59bd9b4e019ull + 1);
+	}
+	qsort(ent + 1, 2 * n, sizeof *ent, entry_cmp);
+	for (uint32_t i = 1; i <= 2 * n; i++) {
+		ent[i].prev = i - 1;
+		ent[i].next = i < 2 * n ? i + 1 : 0;
+		if (ent[i].is_return) {
+			ent[where[ent[i].local]].match = i;
+			open--;
+		} else {
+			where[ent[i].local] = i;
+			if (++open > *max_open)
+				*max_open = open;
+		}
+	}
+	ent[0].next = n ? 1 : 0;
+
+	e = ent[0].next;
+	while (ent[0].next) {
+		struct entry *x = &ent[e];
+
+		steps++;
+		if (max_steps && steps > max_steps) {
+			rv = LC_UNDECIDED;
+			goto out;
+		}
+		if ((steps & 0xfff) == 0 && c->has_deadline && past(&c->deadline)) {
+			c->out_of_time = true;
+			rv = LC_UNDECIDED;
+			goto out;
+		}
+		if (!x->is_return) {
+			uint32_t next;
+
+			if (model_step(value, &c->h->ops[ops[x->local]], &next)) {
+				int fresh;
+
+				bits[x->local / 64] |= 1ull << (x->local % 64);
+				hash ^= zob[x->local];
+				fresh = memo_insert(&memo, bits, hash, next);
+				if (fresh < 0)
+					goto out;
+				if (fresh) {
+					stack[depth++] = (struct frame){ e, value };
+					value = next;
+					lift(ent, e);
+					e = ent[0].next;
+					continue;
+				}
+				bits[x->local / 64] &= ~(1ull << (x->local % 64));
+				hash ^= zob[x->local];
+			}
+			e = x->next;
+		} else {
+			if (!stuck->found || depth > stuck->depth) {
+				stuck->found = true;
+				stuck->depth = depth;
+				stuck->local = ops[x->local];
+				stuck->value = value;
+			}
+			if (depth == 0) {
+				rv = LC_NOT_LINEARIZABLE;
+				goto out;
+			}
+			depth--;
+			e = stack[depth].entry;
+			value = stack[depth].value;
+			bits[ent[e].local / 64] &= ~(1ull << (ent[e].local % 64));
+			hash ^= zob[ent[e].local];
+			unlift(ent, e);
+			e = ent[e].next;
+		}
+	}
+	rv = LC_LINEARIZABLE;
+out:
+	c->steps += steps;
+	memo_free(&memo);
+	free(where);
+	free(zob);
+	free(bits);
+	free(stack);
+	free(ent);
+	return rv;
+}
+
+/*
+ * Keeps of ops[0..n) (one key) what constrains the search: ok operations,
+ * and unknown writes whose effect some ok get observed. `read` (one flag
+ * per value id, all false on entry and on return) is scratch. Returns the
+ * count kept, compacted to the front of `ops`.
+ */
+static size_t filter(const struct lc_history *h, size_t *ops, size_t n,
+		     bool *read)
+{
+	bool nil_read = false;
+	size_t kept = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct lc_op *op = &h->ops[ops[i]];
+
+		if (op->kind == LC_GET && op->outcome == LC_OK) {
+			read[op->value] = true;
+			nil_read |= op->value == LC_NIL;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct lc_op *op = &h->ops[ops[i]];
+		bool keep = op->outcome == LC_OK;
+
+		if (op->outcome == LC_UNKNOWN && op->kind == LC_PUT)
+			keep = read[op->value];
+		else if (op->outcome == LC_UNKNOWN && op->kind == LC_DEL)
+			keep = nil_read;
+		if (keep)
+			ops[kept++] = ops[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		read[h->ops[ops[i]].value] = false;
+	read[LC_NIL] = false;
+	return kept;
+}
+
+/*
+ * Candidate = alive minus [from, to), then put back the writes a remaining
+ * get needs: a put whose value is read, a del when nil is read. Every
+ * removal left is sound (a linearizable history stays linearizable without
+ * it), so a candidate that still fails is a true witness.
+ */
+static size_t candidate(const struct lc_history *h, const size_t *ops, size_t n,
+			const bool *alive, bool *cand, size_t from, size_t to,
+			bool *read)
+{
+	bool nil_read = false;
+	size_t count = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct lc_op *op = &h->ops[ops[i]];
+
+		cand[i] = alive[i] && (i < from || i >= to);
+		if (cand[i] && op->kind == LC_GET) {
+			read[op->value] = true;
+			nil_read |= op->value == LC_NIL;
+		}
+	}
+	for (size_t i = from; i < to && i < n; i++) {
+		const struct lc_op *op = &h->ops[ops[i]];
+
+		if (alive[i] && ((op->kind == LC_PUT && read[op->value]) ||
+				 (op->kind == LC_DEL && nil_read)))
+			cand[i] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		read[h->ops[ops[i]].value] = false;
+		count += cand[i];
+	}
+	return count;
+}
+
+/* Shrinks a failing key's ops[0..n) to a 1-minimal failing subset. */
+static int shrink(struct ctx *c, const size_t *ops, size_t n, uint64_t max_steps,
+		  bool *read, struct lc_result *r)
+{
+	bool *alive = malloc(n * sizeof *alive);
+	bool *cand = malloc(n * sizeof *cand);
+	size_t *list = malloc(n * sizeof *list);
+	size_t alive_count = n, dummy = 0;
+	struct timespec until;
+	struct stuck stuck;
+	bool minimal = true;
+	int rv = -ENOMEM;
+
+	if (!alive || !cand || !list)
+		goto out;
+	deadline_in(&until, SHRINK_SECONDS);
+	for (size_t i = 0; i < n; i++)
+		alive[i] = true;
+	for (size_t chunk = n / 2 ? n / 2 : 1;; chunk = chunk > 1 ? chunk / 2 : 1) {
+		bool changed = false;
+
+		for (size_t from = 0; from < n && minimal; from += chunk) {
+			size_t count = candidate(c->h, ops, n, alive, cand, from,
+						 from + chunk, read), len = 0;
+			int v;
+
+			if (count == alive_count)
+				continue;
+			if (past(&until)) {
+				minimal = false;
+				break;
+			}
+			for (size_t i = 0; i < n; i++)
+				if (cand[i])
+					list[len++] = ops[i];
+			v = search(c, list, len, max_steps, &stuck, &dummy);
+			if (v < 0)
+				goto out;
+			if (v == LC_NOT_LINEARIZABLE) {
+				memcpy(alive, cand, n * sizeof *alive);
+				alive_count = count;
+				changed = true;
+			}
+		}
+		if (!minimal || (chunk == 1 && !changed))
+			break;
+	}
+	r->window_len = 0;
+	r->window = malloc(alive_count * sizeof *r->window);
+	if (!r->window)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		if (alive[i])
+			r->window[r->window_len++] = ops[i];
+	r->window_minimal = minimal;
+	/* The window failed its last search, or is the whole key (which failed). */
+	rv = search(c, r->window, r->window_len, max_steps, &stuck, &dummy);
+	if (rv == LC_NOT_LINEARIZABLE) {
+		r->stuck_op = stuck.local;
+		r->stuck_depth = stuck.depth;
+		r->stuck_value = stuck.value;
+	}
+	rv = rv < 0 ? rv : 0;
+out:
+	free(list);
+	free(cand);
+	free(alive);
+	return rv;
+}
+
+void lc_budget_default(struct lc_budget *b)
+{
+	b->max_states = 10 * 1000 * 1000;
+	b->max_seconds = 60;
+	b->explain = true;
+}
+
+static int invoke_cmp(const void *a, const void *b, void *arg)
+{
+	const struct lc_history *h = arg;
+	const struct lc_op *x = &h->ops[*(const size_t *)a];
+	const struct lc_op *y = &h->ops[*(const size_t *)b];
+
+	if (x->invoke != y->invoke)
+		return x->invoke < y->invoke ? -1 : 1;
+	return *(const size_t *)a < *(const size_t *)b ? -1 : 1;
+}
+
+int lc_check(const struct lc_history *h, const struct lc_budget *b,
+	     struct lc_result *r)
+{
+	size_t nkeys = h->keys.count;
+	size_t *start = calloc(nkeys + 1, sizeof *start);
+	size_t *byKey = malloc((h->count + 1) * sizeof *byKey);
+	bool *read = calloc(h->values.count + 1, sizeof *read);
+	struct ctx c = { .h = h };
+	bool found_bad = false;
+	int rv = -ENOMEM;
+
+	memset(r, 0, sizeof *r);
+	r->keys = nkeys;
+	if (!start || !byKey || !read)
+		goto out;
+	if (b->max_seconds > 0) {
+		deadline_in(&c.deadline, b->max_seconds);
+		c.has_deadline = true;
+	}
+	/* Counting sort by key, keeping history order within a key. */
+	for (size_t i = 0; i < h->count; i++)
+		start[h->ops[i].key + 1]++;
+	for (size_t k = 0; k < nkeys; k++)
+		start[k + 1] += start[k];
+	{
+		size_t *fill = calloc(nkeys + 1, sizeof *fill);
+
+		if (!fill)
+			goto out;
+		memcpy(fill, start, (nkeys + 1) * sizeof *fill);
+		for (size_t i = 0; i < h->count; i++)
+			byKey[fill[h->ops[i].key]++] = i;
+		free(fill);
+	}
+	for (size_t k = 0; k < nkeys; k++) {
+		size_t *ops = byKey + start[k];
+		size_t n = filter(h, ops, start[k + 1] - start[k], read);
+		struct stuck stuck;
+		int v;
+
+		v = search(&c, ops, n, b->max_states, &stuck, &r->max_open);
+		if (v < 0)
+			goto out;
+		if (v == LC_UNDECIDED) {
+			if (r->keys_undecided++ == 0 && !found_bad)
+				r->bad_key = (uint32_t)k;
+		} else if (v == LC_NOT_LINEARIZABLE) {
+			r->keys_bad++;
+			if (!found_bad) {
+				found_bad = true;
+				r->bad_key = (uint32_t)k;
+				if (b->explain) {
+					v = shrink(&c, ops, n, b->max_states, read, r);
+					if (v < 0)
+						goto out;
+				}
+			}
+		}
+		if (c.out_of_time) {
+			r->keys_undecided += nkeys - k - 1;
+			break;
+		}
+	}
+	if (r->window)
+		qsort_r(r->window, r->window_len, sizeof *r->window, invoke_cmp,
+			(void *)h);
+	r->states = c.steps;
+	r->verdict = r->keys_bad ? LC_NOT_LINEARIZABLE :
+		     r->keys_undecided ? LC_UNDECIDED : LC_LINEARIZABLE;
+	rv = (int)r->verdict;
+out:
+	if (rv < 0)
+		lc_result_free(r);
+	free(read);
+	free(byKey);
+	free(start);
+	return rv;
+}
+
+void lc_result_free(struct lc_result *r)
+{
+	free(r->window);
+	r->window = NULL;
+	r->window_len = 0;
+}
