@@ -546,6 +546,121 @@ static void test_random_future_read_fails(void **state)
 	}
 }
 
+/* ---- brute force on small histories --------------------------------------- */
+
+/* Is there an order of ops[0..n) (the ones in `use`) that respects real
+ * time and the register? Tries every permutation. */
+static bool brute_order(const struct lc_op *ops, size_t n, unsigned use,
+			size_t *perm, size_t depth, unsigned placed, uint32_t value)
+{
+	if (placed == use)
+		return true;
+	for (size_t i = 0; i < n; i++) {
+		bool ok = true;
+
+		if (!(use >> i & 1) || (placed >> i & 1))
+			continue;
+		/* Everything that returned before i was invoked is placed. */
+		for (size_t j = 0; j < n && ok; j++)
+			if ((use >> j & 1) && !(placed >> j & 1) && j != i &&
+			    ops[j].ret < ops[i].invoke)
+				ok = false;
+		if (!ok)
+			continue;
+		if (ops[i].kind == LC_GET && ops[i].value != value)
+			continue;
+		perm[depth] = i;
+		if (brute_order(ops, n, use, perm, depth + 1, placed | 1u << i,
+				ops[i].kind == LC_PUT ? ops[i].value :
+				ops[i].kind == LC_DEL ? LC_NIL : value))
+			return true;
+	}
+	return false;
+}
+
+/* Definite ops always happen; each unknown write happens or not. */
+static bool brute_linearizable(const struct lc_history *h)
+{
+	unsigned must = 0, maybe = 0;
+	size_t perm[16];
+
+	for (size_t i = 0; i < h->count; i++) {
+		const struct lc_op *op = &h->ops[i];
+
+		if (op->outcome == LC_OK)
+			must |= 1u << i;
+		else if (op->outcome == LC_UNKNOWN && op->kind != LC_GET)
+			maybe |= 1u << i;
+	}
+	for (unsigned sub = maybe;; sub = (sub - 1) & maybe) {
+		if (brute_order(h->ops, h->count, must | sub, perm, 0, 0, LC_NIL))
+			return true;
+		if (sub == 0)
+			return false;
+	}
+}
+
+/* Random small histories, linearizable or not: the search agrees with
+ * trying every order. */
+static void test_random_small_vs_brute_force(void **state)
+{
+	unsigned verdicts[2] = { 0, 0 };
+
+	(void)state;
+	for (uint64_t seed = 1; seed <= 3000; seed++) {
+		struct lc_history h;
+		struct lc_budget b;
+		struct lc_result r;
+		uint64_t s = seed;
+		size_t n = 3 + rng_below(&s, 5);
+		char value[8];
+		bool expect;
+		int v;
+
+		lc_history_init(&h);
+		for (size_t i = 0; i < n; i++) {
+			uint64_t inv = rng_below(&s, 20), ret = inv + rng_below(&s, 8);
+			uint64_t kind = rng_below(&s, 10);
+			enum lc_outcome o = rng_below(&s, 8) == 0 ? LC_UNKNOWN :
+					    rng_below(&s, 12) == 0 ? LC_FAIL : LC_OK;
+
+			snprintf(value, sizeof value, "p%zu", i);
+			if (kind < 4) {
+				assert_int_equal(lc_history_add(&h, (uint32_t)i, LC_PUT, "x",
+						 value, inv, ret, o), 0);
+			} else if (kind < 5) {
+				assert_int_equal(lc_history_add(&h, (uint32_t)i, LC_DEL, "x",
+						 NULL, inv, ret, o), 0);
+			} else {
+				/* Read a value some put may write, or nil. */
+				uint64_t pick = rng_below(&s, n + 1);
+				const char *read = NULL;
+
+				if (pick < n) {
+					snprintf(value, sizeof value, "p%llu",
+						 (unsigned long long)pick);
+					read = value;
+				}
+				assert_int_equal(lc_history_add(&h, (uint32_t)i, LC_GET, "x",
+						 read, inv, ret, o), 0);
+			}
+		}
+		expect = brute_linearizable(&h);
+		lc_budget_default(&b);
+		v = lc_check(&h, &b, &r);
+		if (v != (expect ? LC_LINEARIZABLE : LC_NOT_LINEARIZABLE)) {
+			lc_history_write(stderr, &h);
+			fail_msg("seed %llu: search says %d, brute force %s",
+				 (unsigned long long)seed, v, expect ? "yes" : "no");
+		}
+		verdicts[expect]++;
+		lc_result_free(&r);
+		lc_history_free(&h);
+	}
+	printf("brute force: %u linearizable, %u not\n", verdicts[1], verdicts[0]);
+	assert_true(verdicts[0] > 300 && verdicts[1] > 300);
+}
+
 static double seconds_since(const struct timespec *t0)
 {
 	struct timespec t1;
@@ -646,6 +761,7 @@ int main(void)
 		cmocka_unit_test(test_text_form),
 		cmocka_unit_test(test_random_pass_and_mutants_fail),
 		cmocka_unit_test(test_random_future_read_fails),
+		cmocka_unit_test(test_random_small_vs_brute_force),
 		cmocka_unit_test(test_speed),
 		cmocka_unit_test(test_budget_undecided),
 	};
