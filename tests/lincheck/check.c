@@ -9,18 +9,27 @@
  * the resulting (linearized set, value) pair was never seen); on success
  * lift the call and its return out of the list, push, and restart from the
  * front. At a return, the operation it ends was not linearized before it
- * returned: undo the last choice (pop, unlift) and try the next call. One
- * pruning on top: a read that sees the current value is linearized first,
- * with no alternative tried (it changes nothing, and every open operation
- * returns after its invocation, so any order that works has a twin with
- * the read first); without it, a group commit's batch of overlapping
- * writes costs 2^batch states before each read, with it a recorded
- * history of 80,000 operations takes 0.3 s. The
+ * returned: undo the last choice (pop, unlift) and try the next call. The
  * history is linearizable when the list empties, and not when a return is
- * met with nothing to undo. The memo (Zobrist hash of the bit set plus the
- * value, full bit set kept to compare) makes each (set, value) pair
+ * met with nothing to undo. The memo (a Zobrist hash of the set plus the
+ * value to find an entry; the linearized prefix and the few words of the
+ * set above it to compare, struct lin_set) makes each (set, value) pair
  * explored once, which is what keeps histories with little concurrency
  * linear in practice.
+ *
+ * Three prunings on top, each keeping every order that could work (a
+ * valid order without the pruned choice always has a twin with it):
+ *   - a read that sees the current value is linearized first, with no
+ *     alternative tried: it changes nothing, and every open operation
+ *     returns after its invocation;
+ *   - with a write, every open put whose value no read returns is taken
+ *     too, just before it: nothing can observe it in between;
+ *   - when values are unique among the key's puts, no write is taken while
+ *     a read of the current value is still to come (that value would be
+ *     gone for good).
+ * Without them a group commit's batch of overlapping writes costs
+ * 2^batch states before each read; with them a recorded history of 84,000
+ * operations checks in 0.4 s.
  *
  * Invariant of the list: every call still in it precedes its own return,
  * so a walk from the front meets a return before it runs off the end.
@@ -50,6 +59,7 @@ struct frame {
 	uint32_t prefix;     /* the linearized prefix before it */
 	int64_t highest;     /* the highest linearized op before it, -1 = none */
 	bool forced;         /* a read taken greedily: no alternative to try */
+	bool glued;          /* an unread put taken with the write above it */
 };
 
 struct memo {
@@ -74,6 +84,8 @@ struct ctx {
 	bool has_deadline;
 	uint64_t steps;       /* over every search */
 	bool out_of_time;
+	bool *read;           /* scratch, one flag per value id, all false */
+	uint32_t *readers;    /* scratch, one count per value id, all 0 */
 };
 
 static uint64_t mix64(uint64_t x)
@@ -301,17 +313,45 @@ static int search(struct ctx *c, const size_t *unsorted, size_t n,
 			       .highest = -1 };
 	uint64_t *zob = calloc(n + 1, sizeof *zob);
 	uint32_t *where = calloc(n + 1, sizeof *where);
+	uint32_t *glue = calloc(n + 1, sizeof *glue);
+	bool *unread = calloc(n + 1, sizeof *unread);
 	struct memo memo = { 0 };
 	uint64_t steps = 0, hash = 0;
 	uint32_t value = LC_NIL, e;
 	size_t depth = 0, open = 0;
+	bool unique = true;
 	int rv = -ENOMEM;
 
 	memset(stuck, 0, sizeof *stuck);
-	if (!ops || !ent || !stack || !set.bits || !zob || !where)
+	if (!ops || !ent || !stack || !set.bits || !zob || !where || !glue || !unread)
 		goto out;
 	memcpy(ops, unsorted, n * sizeof *ops);
 	qsort_r(ops, n, sizeof *ops, invoke_order, (void *)c->h);
+	/* Values unique among the puts? Then a value, once overwritten, is
+	 * gone for good, and the rule on writes below holds. */
+	for (size_t i = 0; i < n; i++) {
+		const struct lc_op *op = &c->h->ops[ops[i]];
+
+		if (op->kind == LC_PUT) {
+			unique &= !c->read[op->value];
+			c->read[op->value] = true;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		c->read[c->h->ops[ops[i]].value] = false;
+	for (size_t i = 0; i < n; i++) {
+		const struct lc_op *op = &c->h->ops[ops[i]];
+
+		if (op->kind == LC_GET) {
+			c->read[op->value] = true;
+			c->readers[op->value] += unique && op->value != LC_NIL;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		unread[i] = c->h->ops[ops[i]].kind == LC_PUT &&
+			    !c->read[c->h->ops[ops[i]].value];
+	for (size_t i = 0; i < n; i++)
+		c->read[c->h->ops[ops[i]].value] = false;
 	for (size_t i = 0; i < n; i++) {
 		const struct lc_op *op = &c->h->ops[ops[i]];
 
@@ -367,29 +407,62 @@ static int search(struct ctx *c, const size_t *unsorted, size_t n,
 			}
 		}
 		x = &ent[e];
+		/* A write now would bury the current value for good while a
+		 * read of it is still to come (values are unique): not now. */
 		if (!take && !x->is_return &&
-		    model_step(value, &c->h->ops[ops[x->local]], &next))
+		    model_step(value, &c->h->ops[ops[x->local]], &next) &&
+		    (c->h->ops[ops[x->local]].kind == LC_GET || value == LC_NIL ||
+		     c->readers[value] == 0))
 			take = e;
 		if (take) {
 			uint32_t local = ent[take].local;
-			struct frame saved = { take, value, set.prefix, set.highest, forced };
+			struct frame saved = { take, value, set.prefix, set.highest, forced, false };
 			const uint64_t *words;
-			size_t nwords;
+			uint64_t hash_after = hash ^ zob[local];
+			size_t nwords, glued = 0;
 			int fresh;
 
+			/* With a write, take every open put that no read sees:
+			 * it can sit just before this write in any order that
+			 * works (nothing can observe it between), so placing
+			 * it here loses nothing and spares trying its subsets. */
+			if (c->h->ops[ops[local]].kind != LC_GET) {
+				for (uint32_t f = ent[0].next; f && !ent[f].is_return;
+				     f = ent[f].next)
+					if (f != take && unread[ent[f].local]) {
+						glue[glued++] = f;
+						set_add(&set, ent[f].local);
+						hash_after ^= zob[ent[f].local];
+					}
+			}
 			set_add(&set, local);
 			nwords = set_words(&set, &words);
-			fresh = memo_insert(&memo, hash ^ zob[local], next, set.prefix,
+			fresh = memo_insert(&memo, hash_after, next, set.prefix,
 					    words, nwords);
 			if (fresh < 0)
 				goto out;
 			if (fresh) {
-				hash ^= zob[local];
+				/* Frames of the glued puts first, each restoring the
+				 * state before all of them. */
+				for (size_t g = 0; g < glued; g++) {
+					stack[depth++] = (struct frame){ glue[g], value,
+						saved.prefix, saved.highest, false, true };
+					lift(ent, glue[g]);
+				}
+				hash = hash_after;
+				if (c->h->ops[ops[local]].kind == LC_GET && unique &&
+				    next != LC_NIL)
+					c->readers[next]--;
 				stack[depth++] = saved;
 				value = next;
 				lift(ent, take);
 				e = ent[0].next;
 				continue;
+			}
+			for (size_t g = 0; g < glued; g++) {
+				uint32_t gl = ent[glue[g]].local;
+
+				set.bits[gl / 64] &= ~(1ull << (gl % 64));
 			}
 			set.bits[local / 64] &= ~(1ull << (local % 64));
 			set.prefix = saved.prefix;
@@ -409,27 +482,46 @@ static int search(struct ctx *c, const size_t *unsorted, size_t n,
 			stuck->local = ops[x->local];
 			stuck->value = value;
 		}
-		/* Backtrack past every forced read to the last real choice. */
-		do {
+		/* Backtrack past every forced read to the last real choice,
+		 * taking the puts glued under a choice with it. */
+		for (;;) {
+			struct frame top;
+
 			if (depth == 0) {
 				rv = LC_NOT_LINEARIZABLE;
 				goto out;
 			}
-			depth--;
-			e = stack[depth].entry;
-			value = stack[depth].value;
-			set.bits[ent[e].local / 64] &= ~(1ull << (ent[e].local % 64));
-			set.prefix = stack[depth].prefix;
-			set.highest = stack[depth].highest;
-			hash ^= zob[ent[e].local];
-			unlift(ent, e);
-		} while (stack[depth].forced);
-		e = ent[e].next;
+			top = stack[--depth];
+			for (;;) {
+				uint32_t l = ent[stack[depth].entry].local;
+
+				value = stack[depth].value;
+				set.bits[l / 64] &= ~(1ull << (l % 64));
+				set.prefix = stack[depth].prefix;
+				set.highest = stack[depth].highest;
+				hash ^= zob[l];
+				if (c->h->ops[ops[l]].kind == LC_GET && unique &&
+				    value != LC_NIL)
+					c->readers[value]++;
+				unlift(ent, stack[depth].entry);
+				if (depth == 0 || !stack[depth - 1].glued)
+					break;
+				depth--;
+			}
+			if (!top.forced) {
+				e = ent[top.entry].next;
+				break;
+			}
+		}
 	}
 	rv = LC_LINEARIZABLE;
 out:
+	for (size_t i = 0; ops && i < n; i++)
+		c->readers[c->h->ops[ops[i]].value] = 0;
 	c->steps += steps;
 	memo_free(&memo);
+	free(unread);
+	free(glue);
 	free(where);
 	free(zob);
 	free(set.bits);
@@ -607,13 +699,14 @@ int lc_check(const struct lc_history *h, const struct lc_budget *b,
 	size_t *start = calloc(nkeys + 1, sizeof *start);
 	size_t *byKey = malloc((h->count + 1) * sizeof *byKey);
 	bool *read = calloc(h->values.count + 1, sizeof *read);
-	struct ctx c = { .h = h };
+	uint32_t *readers = calloc(h->values.count + 1, sizeof *readers);
+	struct ctx c = { .h = h, .read = read, .readers = readers };
 	bool found_bad = false;
 	int rv = -ENOMEM;
 
 	memset(r, 0, sizeof *r);
 	r->keys = nkeys;
-	if (!start || !byKey || !read)
+	if (!start || !byKey || !read || !readers)
 		goto out;
 	if (b->max_seconds > 0) {
 		deadline_in(&c.deadline, b->max_seconds);
@@ -673,6 +766,7 @@ int lc_check(const struct lc_history *h, const struct lc_budget *b,
 out:
 	if (rv < 0)
 		lc_result_free(r);
+	free(readers);
 	free(read);
 	free(byKey);
 	free(start);

@@ -74,7 +74,12 @@ void lc_result_print(FILE *out, const struct lc_history *h,
 		}
 		fprintf(out, "  stuck after %zu of them linearized: ", r->stuck_depth);
 		print_op(out, h, &h->ops[r->stuck_op], origin);
-		fprintf(out, "\n    cannot take effect before it returns; the register then holds %s\n",
-			lc_value_name(h, r->stuck_value));
+		if (h->ops[r->stuck_op].kind == LC_GET)
+			fprintf(out, "\n    cannot take effect before it returns: the register then holds %s\n",
+				lc_value_name(h, r->stuck_value));
+		else
+			fprintf(out, "\n    must take effect before it returns, but the register holds %s"
+				" and a read of %s is still to come\n",
+				lc_value_name(h, r->stuck_value), lc_value_name(h, r->stuck_value));
 	}
 }

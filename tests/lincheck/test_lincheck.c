@@ -282,9 +282,14 @@ static void test_explanation_window(void **state)
 	assert_int_equal(r.window[0], 2); /* put x a */
 	assert_int_equal(r.window[1], 5); /* put x b */
 	assert_int_equal(r.window[2], 8); /* get x -> a */
+	/* Stuck either at the read (the register holds b) or at the write
+	 * of b (which would bury a, still to be read). */
 	stuck = &h.ops[r.stuck_op];
-	assert_int_equal(stuck->kind, LC_GET);
-	assert_string_equal(lc_value_name(&h, r.stuck_value), "b");
+	if (stuck->kind == LC_GET)
+		assert_string_equal(lc_value_name(&h, r.stuck_value), "b");
+	else
+		assert_string_equal(lc_value_name(&h, r.stuck_value), "a");
+	assert_true(r.stuck_op == 5 || r.stuck_op == 8);
 	lc_result_print(stdout, &h, &r);
 	lc_result_free(&r);
 	lc_history_free(&h);
@@ -607,12 +612,15 @@ static void test_random_small_vs_brute_force(void **state)
 	unsigned verdicts[2] = { 0, 0 };
 
 	(void)state;
-	for (uint64_t seed = 1; seed <= 3000; seed++) {
+	for (uint64_t seed = 1; seed <= 6000; seed++) {
 		struct lc_history h;
 		struct lc_budget b;
 		struct lc_result r;
 		uint64_t s = seed;
 		size_t n = 3 + rng_below(&s, 5);
+		/* Every other history writes values more than once, where the
+		 * search may not assume an overwritten value is gone. */
+		size_t distinct = seed % 2 ? n : 2;
 		char value[8];
 		bool expect;
 		int v;
@@ -624,7 +632,7 @@ static void test_random_small_vs_brute_force(void **state)
 			enum lc_outcome o = rng_below(&s, 8) == 0 ? LC_UNKNOWN :
 					    rng_below(&s, 12) == 0 ? LC_FAIL : LC_OK;
 
-			snprintf(value, sizeof value, "p%zu", i);
+			snprintf(value, sizeof value, "p%zu", i % distinct);
 			if (kind < 4) {
 				assert_int_equal(lc_history_add(&h, (uint32_t)i, LC_PUT, "x",
 						 value, inv, ret, o), 0);
@@ -633,10 +641,10 @@ static void test_random_small_vs_brute_force(void **state)
 						 NULL, inv, ret, o), 0);
 			} else {
 				/* Read a value some put may write, or nil. */
-				uint64_t pick = rng_below(&s, n + 1);
+				uint64_t pick = rng_below(&s, distinct + 1);
 				const char *read = NULL;
 
-				if (pick < n) {
+				if (pick < distinct) {
 					snprintf(value, sizeof value, "p%llu",
 						 (unsigned long long)pick);
 					read = value;
