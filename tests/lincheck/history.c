@@ -298,7 +298,7 @@ int lc_history_read(FILE *in, struct lc_history *h, char *err, size_t errlen)
 		}
 	}
 	if (rv == 0 && ferror(in)) {
-		snprintf(err, errlen, "read error");
+		snprintf(err, errlen, "read error: %s", strerror(errno));
 		rv = -EIO;
 	}
 	free(line);
