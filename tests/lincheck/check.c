@@ -569,95 +569,99 @@ static size_t filter(const struct lc_history *h, size_t *ops, size_t n,
 }
 
 /*
- * Candidate = alive minus [from, to), then put back the writes a remaining
- * get needs: a put whose value is read, a del when nil is read. Every
+ * cand = list minus list[from, to), with the writes a remaining get needs
+ * put back: a put whose value is read, a del when nil is read. Every
  * removal left is sound (a linearizable history stays linearizable without
- * it), so a candidate that still fails is a true witness.
+ * it), so a candidate that still fails is a true witness. Returns the
+ * candidate's length.
  */
-static size_t candidate(const struct lc_history *h, const size_t *ops, size_t n,
-			const bool *alive, bool *cand, size_t from, size_t to,
-			bool *read)
+static size_t candidate(const struct lc_history *h, const size_t *list, size_t m,
+			size_t from, size_t to, size_t *cand, bool *read)
 {
 	bool nil_read = false;
-	size_t count = 0;
+	size_t len = 0;
 
-	for (size_t i = 0; i < n; i++) {
-		const struct lc_op *op = &h->ops[ops[i]];
+	for (size_t i = 0; i < m; i++) {
+		const struct lc_op *op = &h->ops[list[i]];
 
-		cand[i] = alive[i] && (i < from || i >= to);
-		if (cand[i] && op->kind == LC_GET) {
+		if ((i < from || i >= to) && op->kind == LC_GET) {
 			read[op->value] = true;
 			nil_read |= op->value == LC_NIL;
 		}
 	}
-	for (size_t i = from; i < to && i < n; i++) {
-		const struct lc_op *op = &h->ops[ops[i]];
+	for (size_t i = 0; i < m; i++) {
+		const struct lc_op *op = &h->ops[list[i]];
 
-		if (alive[i] && ((op->kind == LC_PUT && read[op->value]) ||
-				 (op->kind == LC_DEL && nil_read)))
-			cand[i] = true;
+		if (i < from || i >= to || (op->kind == LC_PUT && read[op->value]) ||
+		    (op->kind == LC_DEL && nil_read))
+			cand[len++] = list[i];
 	}
-	for (size_t i = 0; i < n; i++) {
-		read[h->ops[ops[i]].value] = false;
-		count += cand[i];
-	}
-	return count;
+	for (size_t i = 0; i < m; i++)
+		read[h->ops[list[i]].value] = false;
+	return len;
 }
 
-/* Shrinks a failing key's ops[0..n) to a 1-minimal failing subset. */
+/*
+ * Shrinks a failing key's ops[0..n) to a 1-minimal failing subset (ddmin:
+ * drop chunks of halving size while the rest still fails, the list
+ * compacted after each success so later tries cost what is left).
+ */
 static int shrink(struct ctx *c, const size_t *ops, size_t n, uint64_t max_steps,
 		  bool *read, struct lc_result *r)
 {
-	bool *alive = malloc(n * sizeof *alive);
-	bool *cand = malloc(n * sizeof *cand);
-	size_t *list = malloc(n * sizeof *list);
-	size_t alive_count = n, dummy = 0;
+	size_t *list = malloc((n + 1) * sizeof *list);
+	size_t *cand = malloc((n + 1) * sizeof *cand);
+	size_t m = n, chunk, dummy = 0;
 	struct timespec until;
 	struct stuck stuck;
 	bool minimal = true;
 	int rv = -ENOMEM;
 
-	if (!alive || !cand || !list)
+	if (!list || !cand)
 		goto out;
+	memcpy(list, ops, n * sizeof *list);
 	deadline_in(&until, SHRINK_SECONDS);
-	for (size_t i = 0; i < n; i++)
-		alive[i] = true;
-	for (size_t chunk = n / 2 ? n / 2 : 1;; chunk = chunk > 1 ? chunk / 2 : 1) {
+	chunk = m / 2 ? m / 2 : 1;
+	for (;;) {
 		bool changed = false;
 
-		for (size_t from = 0; from < n && minimal; from += chunk) {
-			size_t count = candidate(c->h, ops, n, alive, cand, from,
-						 from + chunk, read), len = 0;
+		for (size_t from = 0; from < m;) {
+			size_t len = candidate(c->h, list, m, from, from + chunk, cand, read);
 			int v;
 
-			if (count == alive_count)
+			if (len == m) {
+				from += chunk;
 				continue;
+			}
 			if (past(&until)) {
 				minimal = false;
 				break;
 			}
-			for (size_t i = 0; i < n; i++)
-				if (cand[i])
-					list[len++] = ops[i];
-			v = search(c, list, len, max_steps, &stuck, &dummy);
+			v = search(c, cand, len, max_steps, &stuck, &dummy);
 			if (v < 0)
 				goto out;
 			if (v == LC_NOT_LINEARIZABLE) {
-				memcpy(alive, cand, n * sizeof *alive);
-				alive_count = count;
+				size_t *swap = list;
+
+				list = cand;
+				cand = swap;
+				m = len;
 				changed = true;
+			} else {
+				from += chunk;
 			}
 		}
 		if (!minimal || (chunk == 1 && !changed))
 			break;
+		chunk = chunk > 1 ? chunk / 2 : 1;
+		if (chunk > m / 2)
+			chunk = m / 2 ? m / 2 : 1;
 	}
-	r->window_len = 0;
-	r->window = malloc(alive_count * sizeof *r->window);
+	r->window = malloc((m + 1) * sizeof *r->window);
 	if (!r->window)
 		goto out;
-	for (size_t i = 0; i < n; i++)
-		if (alive[i])
-			r->window[r->window_len++] = ops[i];
+	memcpy(r->window, list, m * sizeof *list);
+	r->window_len = m;
 	r->window_minimal = minimal;
 	/* The window failed its last search, or is the whole key (which failed). */
 	rv = search(c, r->window, r->window_len, max_steps, &stuck, &dummy);
@@ -668,9 +672,8 @@ static int shrink(struct ctx *c, const size_t *ops, size_t n, uint64_t max_steps
 	}
 	rv = rv < 0 ? rv : 0;
 out:
-	free(list);
 	free(cand);
-	free(alive);
+	free(list);
 	return rv;
 }
 

@@ -22,8 +22,8 @@
 # finds the violation.
 set -euo pipefail
 
-recorder= lincheck= ringkvd= nodes_file= seconds=20 clients=10 keys=3
-timeout_ms=400 faults=kill,pause partition_cmd= keep= seed=$$ min_ok=200
+recorder='' lincheck='' ringkvd='' nodes_file='' seconds=20 clients=10 keys=3
+timeout_ms=400 faults=kill,pause partition_cmd='' keep='' seed=$$ min_ok=200
 expect_violation=0
 extra_recorder=()
 
@@ -70,6 +70,7 @@ case ",$faults," in *,partition,*)
 	fi ;;
 esac
 RANDOM=$seed
+command -v python3 >/dev/null || { echo "faults.sh: python3 missing: skipped"; exit 77; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-faults-XXXXXX")
 names=() addrs=() cmds=() pids=() stopped=() isolated=()

@@ -12,7 +12,7 @@
 # verdict, 1 otherwise, 4 when a run recorded too little to mean anything.
 set -euo pipefail
 
-ringkvd= proxy= recorder= lincheck= runs=1 seconds=3 clients=10 keys=3
+ringkvd='' proxy='' recorder='' lincheck='' runs=1 seconds=3 clients=10 keys=3
 stale=20 lag=50 expect=violation
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -34,7 +34,7 @@ done
 case "$expect" in violation) want=1 ;; linearizable) want=0 ;; *) exit 2 ;; esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-stale-XXXXXX")
-server_pid= proxy_pid=
+server_pid='' proxy_pid=''
 cleanup() {
 	local rc=$?
 	set +e
