@@ -665,7 +665,8 @@ static int shrink(struct ctx *c, const size_t *ops, size_t n, uint64_t max_steps
 	r->window_minimal = minimal;
 	/* The window failed its last search, or is the whole key (which failed). */
 	rv = search(c, r->window, r->window_len, max_steps, &stuck, &dummy);
-	if (rv == LC_NOT_LINEARIZABLE) {
+	if (rv == LC_NOT_LINEARIZABLE && stuck.found) {
+		r->stuck_known = true;
 		r->stuck_op = stuck.local;
 		r->stuck_depth = stuck.depth;
 		r->stuck_value = stuck.value;

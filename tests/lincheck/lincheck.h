@@ -58,7 +58,9 @@ struct lc_result {
 	/* Where the search over the window got stuck: after `stuck_depth`
 	 * operations linearized, op `stuck_op` (index into history.ops) could
 	 * not take effect before its return; the register then held
-	 * `stuck_value`. */
+	 * `stuck_value`. Only when stuck_known (the window's own search can
+	 * run out of budget when it is not minimal). */
+	bool stuck_known;
 	size_t stuck_op;
 	size_t stuck_depth;
 	uint32_t stuck_value;

@@ -8,6 +8,8 @@
 
 #include <inttypes.h>
 
+#define REPORT_MAX_OPS 40   /* a window not shrunk to minimal can be long */
+
 static void print_op(FILE *out, const struct lc_history *h, const struct lc_op *op,
 		     uint64_t origin)
 {
@@ -33,6 +35,40 @@ static void print_op(FILE *out, const struct lc_history *h, const struct lc_op *
 	else
 		fprintf(out, "%.3f]", (double)(op->ret - origin) / 1e6);
 	fprintf(out, " %s", outcome[op->outcome]);
+}
+
+/* A read still to come of the value a stuck write would bury? */
+static bool read_later(const struct lc_history *h, const struct lc_result *r)
+{
+	const struct lc_op *w = &h->ops[r->stuck_op];
+
+	for (size_t i = 0; i < r->window_len; i++) {
+		const struct lc_op *op = &h->ops[r->window[i]];
+
+		if (op->kind == LC_GET && op->value == r->stuck_value &&
+		    op->value != LC_NIL && op->invoke > w->ret)
+			return true;
+	}
+	return false;
+}
+
+static void print_stuck(FILE *out, const struct lc_history *h,
+			const struct lc_result *r, uint64_t origin)
+{
+	const struct lc_op *op = &h->ops[r->stuck_op];
+	const char *value = lc_value_name(h, r->stuck_value);
+
+	fprintf(out, "  stuck after %zu of them linearized: ", r->stuck_depth);
+	print_op(out, h, op, origin);
+	if (op->kind == LC_GET)
+		fprintf(out, "\n    cannot take effect before it returns: the register then holds %s\n",
+			value);
+	else if (read_later(h, r))
+		fprintf(out, "\n    must take effect before it returns, but the register holds %s"
+			" and a read of %s comes after that return\n", value, value);
+	else
+		fprintf(out, "\n    must take effect before it returns, but no order of what"
+			" comes before it allows that (the register holds %s)\n", value);
 }
 
 void lc_result_print(FILE *out, const struct lc_history *h,
@@ -67,19 +103,14 @@ void lc_result_print(FILE *out, const struct lc_history *h,
 		fprintf(out, "  %zu operation%s that cannot be ordered%s (ms from the first invocation):\n",
 			r->window_len, r->window_len == 1 ? "" : "s", r->window_minimal ? "" :
 			" (shrinking ran out of time: not minimal)");
-		for (size_t i = 0; i < r->window_len; i++) {
+		for (size_t i = 0; i < r->window_len && i < REPORT_MAX_OPS; i++) {
 			fprintf(out, "    ");
 			print_op(out, h, &h->ops[r->window[i]], origin);
 			fprintf(out, "\n");
 		}
-		fprintf(out, "  stuck after %zu of them linearized: ", r->stuck_depth);
-		print_op(out, h, &h->ops[r->stuck_op], origin);
-		if (h->ops[r->stuck_op].kind == LC_GET)
-			fprintf(out, "\n    cannot take effect before it returns: the register then holds %s\n",
-				lc_value_name(h, r->stuck_value));
-		else
-			fprintf(out, "\n    must take effect before it returns, but the register holds %s"
-				" and a read of %s is still to come\n",
-				lc_value_name(h, r->stuck_value), lc_value_name(h, r->stuck_value));
+		if (r->window_len > REPORT_MAX_OPS)
+			fprintf(out, "    ... and %zu more\n", r->window_len - REPORT_MAX_OPS);
+		if (r->stuck_known)
+			print_stuck(out, h, r, origin);
 	}
 }

@@ -282,6 +282,7 @@ static void test_explanation_window(void **state)
 	assert_int_equal(r.window[0], 2); /* put x a */
 	assert_int_equal(r.window[1], 5); /* put x b */
 	assert_int_equal(r.window[2], 8); /* get x -> a */
+	assert_true(r.stuck_known);
 	/* Stuck either at the read (the register holds b) or at the write
 	 * of b (which would bury a, still to be read). */
 	stuck = &h.ops[r.stuck_op];
