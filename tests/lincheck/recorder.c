@@ -13,7 +13,8 @@
  *     fail; any other status is unknown;
  *   - anything else once a byte of the request may have left (timeout, reset,
  *     end of stream, a garbled answer): unknown. The connection is then
- *     dropped and the next operation connects to the next node.
+ *     dropped and the next operation connects to the next node (so it is
+ *     after NOT_LEADER and UNAVAILABLE answers).
  * Every write carries a value unique in the run ("c<client>.<seq>"), and the
  * keys carry a per-run prefix, so every key starts absent (nil).
  *
@@ -46,6 +47,7 @@
 #define STATUS_NOT_FOUND 1
 #define STATUS_INVALID_ARGUMENT 2
 #define STATUS_TOO_LARGE 3
+#define STATUS_UNAVAILABLE 5
 #define STATUS_NOT_LEADER 6
 
 struct options {
@@ -367,6 +369,9 @@ static void run_op(struct client *c)
 	} else {
 		rec->outcome = LC_UNKNOWN;
 	}
+	/* A node that does not lead, or cannot serve: try the next one. */
+	if (status == STATUS_NOT_LEADER || status == STATUS_UNAVAILABLE)
+		drop_connection(c);
 done:
 	rec->ret = now_ns();
 }
