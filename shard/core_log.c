@@ -99,6 +99,15 @@ static struct core_log_slot *slot_of(struct core_log *log, uint32_t gi)
 			return NULL;
 		b->slots = grown;
 		b->slots_cap = cap;
+		/* fail_pending copies the slots aside: room made now, so that
+		 * failing a batch never needs memory. */
+		if (cap > log->scratch_cap) {
+			grown = realloc(log->scratch, cap * sizeof *grown);
+			if (!grown)
+				return NULL;
+			log->scratch = grown;
+			log->scratch_cap = cap;
+		}
 	}
 	g->slot = (uint32_t)b->nslots;
 	s = &b->slots[b->nslots++];
@@ -316,17 +325,9 @@ static void fail_pending(struct core_log *log, int err)
 
 	if (b->len == 0)
 		return;
-	if (n > log->scratch_cap) {
-		struct core_log_slot *grown = realloc(log->scratch, n * sizeof *grown);
-
-		if (!grown) {
-			log_error("core log %s: out of memory failing a batch", log->cfg.dir);
-			abort();
-		}
-		log->scratch = grown;
-		log->scratch_cap = n;
-	}
-	memcpy(log->scratch, b->slots, n * sizeof *b->slots);
+	assert(n <= log->scratch_cap);
+	if (n > 0)
+		memcpy(log->scratch, b->slots, n * sizeof *b->slots);
 	if (b->retain)
 		log->retain_staged = log->retain_durable;
 	batch_clear(log, b);
