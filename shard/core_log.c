@@ -507,6 +507,13 @@ static void prep_failed(struct core_log *log, int err)
 	log->prep_fd = -1;
 	log->prep_err = err;
 	log->prep = PREP_FAILED;
+	/* The batch that waited for this attempt fails; a later one tries
+	 * again (never fails on an old attempt's error). */
+	if (log->switch_waiting) {
+		log->switch_waiting = false;
+		if (!log->inflight)
+			fail_pending(log, full_or(err));
+	}
 }
 
 static void prep_done(struct io_op *op, int res, unsigned flags)
@@ -601,11 +608,11 @@ static int switch_segment(struct core_log *log, uint64_t need)
 	}
 	rv = wal_map_open(&map, log->prep_fd, min_len);
 	if (rv != 0) {
-		prep_failed(log, rv);
-		log->prep = PREP_NONE;
-		fail_pending(log, rv);
+		log->switch_waiting = true;
+		prep_failed(log, rv); /* fails the pending batch */
 		return rv;
 	}
+	log->switch_waiting = false;
 	wal_map_close(&log->map);
 	queue_close(log, log->fd);
 	log->map = map;
@@ -768,15 +775,16 @@ static void submit(struct core_log *log)
 		if (round > 0 || log->grow_inflight)
 			return;
 		switch (log->prep) {
+		case PREP_FAILED: /* an earlier attempt: try again for this batch */
+			log->prep = PREP_NONE;
+			/* fall through */
 		case PREP_NONE:
 			prepare_start(log);
+			log->switch_waiting = true;
 			return;
 		case PREP_OPENING:
 		case PREP_WRITING:
-			return;
-		case PREP_FAILED:
-			log->prep = PREP_NONE;
-			fail_pending(log, full_or(log->prep_err));
+			log->switch_waiting = true;
 			return;
 		case PREP_READY:
 			if (switch_segment(log, need) != 0)

@@ -144,6 +144,7 @@ struct core_log {
 
 	/* the next segment, prepared ahead */
 	enum core_log_prep prep;
+	bool switch_waiting;        /* the pending batch waits for it */
 	int prep_fd;
 	int prep_err;
 	unsigned prep_cqes;

@@ -534,6 +534,97 @@ static void test_torn_tail_truncated(void **state)
 	assert_int_equal(f->rg[1].terms[6], 2);
 }
 
+/* Zeros the second half of ENTRY(g, index)'s payload in segment `seq`. */
+static void tear(struct fx *f, uint64_t seq, uint64_t g, uint64_t index, size_t payload)
+{
+	static uint8_t zeros[64 * KIB];
+	char path[256];
+	long at = find_entry(f, seq, g, index);
+	int fd;
+
+	assert_true(at > 0);
+	path_of(f, seq, path, sizeof path);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, zeros, payload / 2,
+				at + CORE_LOG_RECORD_HEADER_SIZE + (long)(payload - payload / 2)),
+			 (ssize_t)(payload / 2));
+	close(fd);
+}
+
+/* Fills segments until the next one has been prepared ahead (and is empty);
+ * returns the active segment's seq and the last index of group 1. */
+static uint64_t fill_until_prepared(struct fx *f, uint64_t *last)
+{
+	uint64_t lo, hi, i = 1;
+	struct core_log_stats st;
+
+	for (;;) {
+		assert_int_equal(append(f, 1, i, 1, 1, 4 * KIB), 0);
+		settle(f);
+		seg_range(f, &lo, &hi);
+		core_log_stats(f->log, &st);
+		if (st.segments >= 2 && hi == lo + st.segments)
+			break;
+		i++;
+	}
+	*last = i;
+	return hi - 1;
+}
+
+/* The writer prepares the next segment ahead: a torn tail in the active
+ * one, followed only by that empty file, is still the end of the log. */
+static void test_torn_tail_before_prepared_segment(void **state)
+{
+	struct fx *f = *state;
+	uint64_t last, active;
+
+	must_open(f);
+	active = fill_until_prepared(f, &last);
+	close_log(f);
+	assert_true(find_entry(f, active, 1, last) > 0);
+	assert_true(seg_exists(f, active + 1));
+	tear(f, active, 1, last, 4 * KIB);
+	must_open(f);
+	check_group(f, 1, 1, (size_t)last - 1, 1);
+	/* Appends go on (into the prepared file), and all of it reopens. */
+	assert_int_equal(append(f, 1, last, 2, 2, 4 * KIB), 0);
+	reopen(f);
+	check_group(f, 1, 1, (size_t)last + 1, 0);
+	assert_int_equal(f->rg[1].terms[last - 1], 2);
+}
+
+/* A torn-looking record in a segment that valid records follow (in a
+ * later segment) is not a torn tail: refused, naming where. */
+static void test_torn_record_followed_by_segment_refused(void **state)
+{
+	struct fx *f = *state;
+	char want[400], path[256];
+	uint64_t last, active;
+	long at;
+
+	must_open(f);
+	active = fill_until_prepared(f, &last);
+	/* Force a record into the prepared segment, then tear the last
+	 * record of the one before. */
+	for (uint64_t i = last + 1;; i++) {
+		assert_int_equal(append(f, 1, i, 1, 1, 4 * KIB), 0);
+		settle(f);
+		if (find_entry(f, active + 1, 1, i) > 0)
+			break;
+	}
+	close_log(f);
+	while (find_entry(f, active, 1, last + 1) > 0)
+		last++; /* the last record of that segment */
+	at = find_entry(f, active, 1, last);
+	tear(f, active, 1, last, 4 * KIB);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	path_of(f, active, path, sizeof path);
+	snprintf(want, sizeof want, "%s: offset %ld: bad record followed by valid data in ",
+		 path, at);
+	assert_memory_equal(f->err, want, strlen(want));
+}
+
 static void test_corruption_refused(void **state)
 {
 	struct fx *f = *state;
@@ -675,9 +766,8 @@ static void test_retention(void **state)
 
 /* Disk full: a 512 KiB tmpfs (root only). The failed batch is untouched,
  * the log keeps working once there is room again. */
-static void test_disk_full(void **state)
+static void disk_full(struct fx *f, uint64_t segment_size)
 {
-	struct fx *f = *state;
 	char filler[256];
 	uint64_t i = 1;
 	int fd, rv = 0;
@@ -694,7 +784,7 @@ static void test_disk_full(void **state)
 	for (int k = 0; k < 5; k++)
 		assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
 	close(fd);
-	f->segment_size = 1u << 20;
+	f->segment_size = segment_size;
 	f->prealloc = 64 * KIB;
 	must_open(f);
 	for (int round = 0; round < 200 && f->calls_failed == 0; round++) {
@@ -719,6 +809,18 @@ static void test_disk_full(void **state)
 	check_group(f, 1, 1, (size_t)i + 3, 0);
 	assert_int_equal(f->rg[1].terms[i - 1], 2);
 	close_log(f);
+}
+
+/* Full while growing the active segment (one segment is never exceeded). */
+static void test_disk_full(void **state)
+{
+	disk_full(*state, 1u << 20);
+}
+
+/* Full while preparing the next segment too (64 KiB segments). */
+static void test_disk_full_small_segments(void **state)
+{
+	disk_full(*state, 64 * KIB);
 }
 
 /* Killed in the middle of a store: reopens with a prefix of the batch. */
@@ -797,11 +899,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remove_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_fsync_per_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_before_prepared_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_record_followed_by_segment_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_corruption_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_middle_segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_first_segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_small_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_mid_store, setup, teardown),
 	};
 
