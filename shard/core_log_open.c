@@ -613,6 +613,7 @@ static int adopt(struct replay *rp, struct seg_map *maps, size_t n)
 			log->checkpoint_durable = maps[k].seq;
 	}
 	log->active_checkpointed = last->checkpointed;
+	log->active_batches = last->records ? 1 : 0; /* size bound applies at once */
 	log->offset = last->end;
 	rv = wal_map_open(&log->map, last->fd, log->cfg.segment_size + log->cfg.prealloc);
 	if (rv != 0) {
