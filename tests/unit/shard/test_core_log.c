@@ -30,6 +30,7 @@
 #include "core/log.h"
 #include "shard/core_log.h"
 #include "shard/core_log_format.h"
+#include "shard/core_log_internal.h" /* the fdatasync failure test swaps the fd */
 
 #define MAXG 1024
 #define KIB 1024u
@@ -625,6 +626,39 @@ static void test_torn_record_followed_by_segment_refused(void **state)
 	assert_memory_equal(f->err, want, strlen(want));
 }
 
+/*
+ * A failed fdatasync fails the log for good. Simulated by putting a pipe
+ * under the active segment's descriptor (the mapping stays valid; FSYNC on
+ * a pipe fails with EINVAL): both batches are answered with the error and
+ * every later call is refused.
+ */
+static void test_failed_fsync_fails_the_log(void **state)
+{
+	struct fx *f = *state;
+	struct raft_hard_state hs = { 2, 1 };
+	int p[2];
+
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 2, 1, 10), 0);
+	settle(f);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(dup2(p[0], f->log->fd), f->log->fd);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(append(f, 1, 3, 1, 1, 10), 0);
+	core_log_flush(f->log);   /* batch 1 in flight */
+	assert_int_equal(append(f, 2, 1, 1, 1, 10), 0); /* batch 2 pending */
+	settle(f);
+	assert_true(core_log_error(f->log) < 0);
+	assert_int_equal(f->last_status[1], core_log_error(f->log));
+	assert_int_equal(f->last_status[2], core_log_error(f->log));
+	assert_int_equal(f->durable_index[1], 2);
+	assert_int_equal(append(f, 1, 4, 1, 1, 10), core_log_error(f->log));
+	assert_int_equal(core_log_set_hard_state(f->log, 1, &hs), core_log_error(f->log));
+	assert_int_equal(core_log_reset(f->log, 1, 9, 1), core_log_error(f->log));
+	close_log(f);
+}
+
 static void test_corruption_refused(void **state)
 {
 	struct fx *f = *state;
@@ -902,6 +936,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_torn_tail_before_prepared_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_record_followed_by_segment_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_failed_fsync_fails_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corruption_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_middle_segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_first_segment_refused, setup, teardown),
