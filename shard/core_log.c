@@ -330,6 +330,7 @@ static void fail_pending(struct core_log *log, int err)
 		memcpy(log->scratch, b->slots, n * sizeof *b->slots);
 	if (b->retain)
 		log->retain_staged = log->retain_durable;
+	log->switch_waiting = false;
 	batch_clear(log, b);
 	if (err == RKV_EFULL)
 		log->stats.full++;
