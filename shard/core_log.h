@@ -105,7 +105,8 @@ struct core_log_stats {
 	uint64_t deleted;      /* segments deleted since open */
 	uint64_t full;         /* batches failed with RKV_EFULL */
 	uint64_t groups;       /* live groups */
-	uint64_t torn_bytes;   /* bytes cut from a torn tail at open */
+	uint64_t torn_bytes;   /* bytes cut from the file at a torn tail at open
+				* (the preallocated zeros after it included) */
 };
 
 struct core_log;
@@ -201,6 +202,7 @@ void core_log_group_pinned(const struct core_log *log, uint64_t group,
  */
 bool core_log_oldest_pinner(const struct core_log *log, uint64_t *group, uint64_t *bytes);
 
+/* Counters since open (see struct core_log_stats), for metrics. */
 void core_log_stats(const struct core_log *log, struct core_log_stats *out);
 
 #endif
