@@ -798,6 +798,51 @@ static void test_retention(void **state)
 	check_group(f, 2, 2, 1, 1);
 }
 
+/* A LOG_RESET or a removal lets go of what the group pinned. */
+static void test_retention_after_reset_and_remove(void **state)
+{
+	struct fx *f = *state;
+	struct core_log_stats st;
+	uint64_t i = 1;
+
+	must_open(f);
+	assert_int_equal(append(f, 7, 1, 3, 1, 10), 0);  /* X pins log-1 */
+	settle(f);
+	for (; i <= 60; i += 2) {                         /* Y fills segments */
+		assert_int_equal(append(f, 1, i, 2, 1, 4 * KIB), 0);
+		settle(f);
+	}
+	core_log_release(f->log, 1, i - 1);
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.deleted, 0);
+	/* X installs a snapshot: its entries are gone, log-1 may go. */
+	assert_int_equal(core_log_reset(f->log, 7, 1000, 5), 0);
+	assert_int_equal(append(f, 8, 1, 1, 1, 10), 0); /* Z pins the active one */
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.segments, 1);
+	assert_true(st.deleted > 0);
+	/* Z pins the active segment; more segments come; Z is removed. */
+	for (; i <= 120; i += 2) {
+		assert_int_equal(append(f, 1, i, 2, 1, 4 * KIB), 0);
+		settle(f);
+		core_log_release(f->log, 1, i + 1);
+	}
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_true(st.segments > 1);
+	assert_int_equal(core_log_remove_group(f->log, 8), 0);
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.segments, 1);
+	reopen(f);
+	assert_int_equal(f->rg[7].start_index, 1000);
+	assert_int_equal(f->rg[7].start_term, 5);
+	assert_int_equal(f->rg[7].n, 0);
+	assert_false(f->rg[8].present);
+}
+
 /* Disk full: a 512 KiB tmpfs (root only). The failed batch is untouched,
  * the log keeps working once there is room again. */
 static void disk_full(struct fx *f, uint64_t segment_size)
@@ -941,6 +986,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_middle_segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_first_segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_after_reset_and_remove, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_small_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_mid_store, setup, teardown),
