@@ -1,0 +1,202 @@
+/*
+ * The inside of the per-core log, shared by its files: core_log.c (staging,
+ * batches, segments, retention), core_log_group.c (the group table, runs and
+ * pins) and core_log_open.c (recovery and open).
+ *
+ * Each group keeps two views of its state: `staged` (after every record put
+ * in a batch) validates new appends; `written` (after every record stored
+ * into a segment) is what checkpoints copy and what a batch failed with
+ * RKV_EFULL rolls the staged view back to.
+ *
+ * Retention bookkeeping is per group, not per record: a group's `runs` say
+ * in which segment each stretch of its current log was written ((seq, first
+ * index) pairs, ascending); it pins the segment of the run holding its first
+ * unreleased entry, and each segment counts the groups that pin it. Segments
+ * are deleted oldest first while their count is zero, so the cost is a few
+ * runs per group and a counter per segment, whatever the number of groups.
+ */
+#ifndef RINGKV_SHARD_CORE_LOG_INTERNAL_H
+#define RINGKV_SHARD_CORE_LOG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shard/core_log.h"
+#include "shard/core_log_format.h"
+#include "shard/wal_map.h"
+
+#define CORE_LOG_NONE UINT32_MAX
+
+struct core_log_run {
+	uint64_t seq;         /* segment holding the stretch */
+	uint64_t first_index; /* its first index */
+};
+
+struct core_log_view {
+	struct raft_hard_state hs;
+	uint64_t start_index; /* log starts after (start_index, start_term) */
+	uint64_t start_term;
+	uint64_t last_index;  /* last entry, valid when has_entries */
+	uint64_t last_term;
+	bool has_entries;
+};
+
+struct core_log_group {
+	uint64_t id;
+	bool used;            /* the table slot is taken */
+	bool dead;            /* removed: out of the id table, its REMOVE staged */
+	bool written_dead;    /* its REMOVE is stored (checkpoints skip it) */
+	uint32_t slot;        /* its slot in the pending batch, or CORE_LOG_NONE */
+	uint32_t next_free;   /* free list link while !used */
+	struct core_log_view staged;
+	struct core_log_view written;
+	uint64_t released;    /* entries <= released are not needed */
+	uint64_t pin_seq;     /* segment it pins, 0 for none */
+	struct core_log_run *runs;
+	uint32_t nruns;
+	uint32_t runs_cap;
+};
+
+/* One group's records in a batch. */
+struct core_log_slot {
+	uint32_t group;       /* index into log->groups */
+	bool entries;
+	bool hard_state;
+	bool reset;
+	bool remove;
+	uint64_t min_append;  /* lowest first index appended since the batch's
+			       * last reset of the group; 0: none */
+	uint64_t last_index;
+	uint64_t last_term;
+};
+
+struct core_log_batch {
+	uint8_t *buf;
+	size_t len;
+	size_t cap;
+	struct core_log_slot *slots;
+	size_t nslots;
+	size_t slots_cap;
+	uint64_t records;
+	uint64_t retain;      /* a RETAIN record of this seq is in it; 0: none */
+	uint64_t seq;         /* segment it was stored into */
+	bool checkpoint;      /* stored behind the segment's checkpoint */
+};
+
+struct core_log_seg {
+	uint64_t seq;
+	uint64_t bytes;       /* bytes stored (header, checkpoint, records) */
+	uint32_t pins;        /* groups whose pin_seq is this segment */
+};
+
+enum core_log_prep {
+	PREP_NONE,
+	PREP_OPENING,   /* OPENAT in flight */
+	PREP_WRITING,   /* FALLOCATE, header WRITE, FSYNC, directory FSYNC */
+	PREP_READY,
+	PREP_FAILED,
+};
+
+struct core_log {
+	struct core_log_config cfg;
+	struct io_ring *io;
+	int dir_fd;
+	int failed;                 /* 0 or the error that failed the log */
+	unsigned ops;               /* operations in flight */
+
+	/* groups: a table indexed by group id, entries in `groups` */
+	struct core_log_group *groups;
+	uint32_t ngroups;           /* used + free entries */
+	uint32_t groups_cap;
+	uint32_t free_head;
+	uint32_t live;              /* groups in the id table */
+	uint32_t *table;            /* open addressing: index + 1, 0 = empty */
+	uint32_t table_mask;
+
+	/* segments, oldest first; the last is the active one */
+	struct core_log_seg *segs;
+	size_t nsegs;
+	size_t segs_cap;
+	int fd;                     /* active segment */
+	struct wal_map map;
+	uint64_t offset;            /* append offset in the active segment */
+	bool active_checkpointed;   /* its checkpoint is stored */
+	uint64_t active_batches;    /* batches stored into it */
+	uint64_t checkpoint_durable;/* newest segment whose checkpoint is durable */
+	uint8_t *ckpt_buf;
+	size_t ckpt_len;
+	uint64_t ckpt_records;
+	size_t ckpt_cap;
+
+	/* batches */
+	struct core_log_batch batches[2];
+	struct core_log_batch *pending;
+	struct core_log_batch *inflight;
+	struct io_op sync_op;
+
+	/* preallocation of the active segment */
+	struct io_op grow_op;
+	bool grow_inflight;
+	bool grow_failed;           /* the last one failed: grow exactly next */
+	bool grow_exact;            /* the one in flight has no room ahead */
+	uint64_t grow_size;
+
+	/* the next segment, prepared ahead */
+	enum core_log_prep prep;
+	bool switch_waiting;        /* the pending batch waits for it */
+	int prep_fd;
+	int prep_err;
+	unsigned prep_cqes;
+	int prep_res[4];
+	struct io_op prep_op[4];
+	uint8_t prep_header[CORE_LOG_SEGMENT_HEADER_SIZE];
+	char prep_name[64];
+
+	/* retention */
+	uint64_t retain_staged;     /* highest RETAIN seq put in a batch */
+	uint64_t retain_durable;    /* highest RETAIN seq durable */
+	bool unlink_inflight;
+	bool unlink_broken;         /* an unlink failed: stop deleting */
+	struct io_op unlink_op;
+	char unlink_name[64];
+	int *close_fds;             /* old segment fds waiting for a CLOSE */
+	size_t nclose;
+	size_t close_cap;
+	bool close_inflight;
+	struct io_op close_op;
+
+	struct core_log_slot *scratch; /* a failed batch's slots, while called back */
+	size_t scratch_cap;
+
+	struct core_log_stats stats;
+};
+
+/* core_log_group.c */
+int core_log_groups_init(struct core_log *log);
+void core_log_groups_free(struct core_log *log);
+/* Index of group `id`, or CORE_LOG_NONE. */
+uint32_t core_log_group_find(const struct core_log *log, uint64_t id);
+/* Index of group `id`, created (empty) if new; CORE_LOG_NONE on -ENOMEM. */
+uint32_t core_log_group_get(struct core_log *log, uint64_t id);
+/* Takes the group out of the id table (it stays in `groups` until freed). */
+void core_log_group_unlink(struct core_log *log, uint32_t gi);
+/* Returns the entry to the free list (unpinned, runs freed). */
+void core_log_group_free(struct core_log *log, uint32_t gi);
+/*
+ * The group's entries from `first_index` on were written to segment `seq`
+ * (after a reset if `reset`). 0 or -ENOMEM.
+ */
+int core_log_group_wrote(struct core_log *log, uint32_t gi, uint64_t seq, bool reset,
+			 uint64_t first_index);
+/* Recomputes what the group pins from released and its runs. */
+void core_log_group_repin(struct core_log *log, uint32_t gi);
+/* The segment record of `seq`, or NULL if it is not (any longer) there. */
+struct core_log_seg *core_log_seg_find(struct core_log *log, uint64_t seq);
+
+/* core_log_open.c: recovery (see there); segment names. */
+int core_log_open_segments(struct core_log *log, char *err, size_t errlen);
+int core_log_segment_name(char *buf, size_t len, uint64_t seq);
+int core_log_segment_name_parse(const char *name, uint64_t *seq);
+
+#endif

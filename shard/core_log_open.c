@@ -1,0 +1,721 @@
+/*
+ * Opening the per-core log: the only code that decides which bytes on disk
+ * are the log. It runs before the reactor, so it uses plain blocking calls;
+ * each segment is mapped read-only while the groups are rebuilt and handed
+ * to the caller, then unmapped.
+ *
+ * What may be thrown away. A batch is stored at the end of the active
+ * segment, into preallocated zero-filled space, and then fdatasync'ed; a
+ * crash leaves a prefix of the batch followed by zeros. So the only bytes
+ * recovery may drop are a torn tail (core_log_format.c's rules: nothing
+ * valid may follow it) of the last segment that holds records; segments
+ * after it may exist only as freshly prepared, empty ones (header and zeros:
+ * the writer prepares the next segment ahead of the switch), and a last
+ * segment whose header is cut short or all zero was being created and gets
+ * its header written again. Anything else -- a bad record followed by data,
+ * a record that does not fit its group's log, a gap in segment numbers, a
+ * first segment newer than the last RETAIN record allows -- means data that
+ * was acknowledged may be gone: open refuses, naming the file and offset.
+ *
+ * Replay. Segments are read oldest first; each one but a trailing empty one
+ * begins with a RETAIN record and a checkpoint of every live group's hard
+ * state and log start, so replay may start at any segment the writer kept.
+ * Per group, a later record wins: an entry at index i drops the entries >= i,
+ * LOG_RESET and REMOVE drop all of them. Entries must stay consecutive
+ * (an index above the last + 1 is a hole: refused); entries below the first
+ * one seen went with deleted segments, which the group had released.
+ */
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "shard/core_log_internal.h"
+
+#define NAME_PREFIX "log-"
+#define NAME_SUFFIX ".log"
+#define NAME_DIGITS 20
+
+int core_log_segment_name(char *buf, size_t len, uint64_t seq)
+{
+	int n = snprintf(buf, len, NAME_PREFIX "%020" PRIu64 NAME_SUFFIX, seq);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int core_log_segment_name_parse(const char *name, uint64_t *seq)
+{
+	const size_t prefix = sizeof(NAME_PREFIX) - 1;
+	const size_t suffix = sizeof(NAME_SUFFIX) - 1;
+	uint64_t v = 0;
+
+	if (strlen(name) != prefix + NAME_DIGITS + suffix ||
+	    memcmp(name, NAME_PREFIX, prefix) != 0 ||
+	    memcmp(name + prefix + NAME_DIGITS, NAME_SUFFIX, suffix) != 0)
+		return RKV_EINVAL;
+	for (size_t i = 0; i < NAME_DIGITS; i++) {
+		char c = name[prefix + i];
+
+		if (c < '0' || c > '9' || v > (UINT64_MAX - (uint64_t)(c - '0')) / 10)
+			return RKV_EINVAL;
+		v = v * 10 + (uint64_t)(c - '0');
+	}
+	if (v == 0)
+		return RKV_EINVAL;
+	*seq = v;
+	return 0;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int make_dirs(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len == 0)
+		return -ENOENT;
+	if (len >= sizeof path)
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0755) != 0 && errno != EEXIST)
+			return -errno;
+		path[i] = dir[i];
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Segment seqs in `dir_fd`, ascending, in a malloc'd array. 0 or -errno. */
+static int list_segments(int dir_fd, uint64_t **out, size_t *count)
+{
+	uint64_t *seqs = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int fd = dup(dir_fd);
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	rewinddir(d);
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		uint64_t seq;
+
+		if (core_log_segment_name_parse(de->d_name, &seq) != 0)
+			continue;
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			uint64_t *grown = realloc(seqs, c * sizeof *grown);
+
+			if (!grown) {
+				free(seqs);
+				closedir(d);
+				return -ENOMEM;
+			}
+			seqs = grown;
+			cap = c;
+		}
+		seqs[n++] = seq;
+	}
+	if (errno != 0) {
+		int rv = -errno;
+
+		free(seqs);
+		closedir(d);
+		return rv;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(seqs, n, sizeof *seqs, cmp_u64);
+	*out = seqs;
+	*count = n;
+	return 0;
+}
+
+static int write_header(int fd, uint64_t seq)
+{
+	uint8_t header[CORE_LOG_SEGMENT_HEADER_SIZE];
+	ssize_t n;
+
+	core_log_segment_header_encode(header, seq);
+	if (ftruncate(fd, 0) != 0)
+		return -errno;
+	do
+		n = pwrite(fd, header, sizeof header, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != sizeof header)
+		return -EIO;
+	return fsync(fd) != 0 ? -errno : 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0)
+			return false;
+	return true;
+}
+
+/* A last segment whose creation was cut short: see the essay above. */
+static bool header_torn(const uint8_t *buf, size_t len, uint64_t seq)
+{
+	uint8_t good[CORE_LOG_SEGMENT_HEADER_SIZE];
+
+	if (all_zero(buf, len))
+		return true;
+	if (len >= CORE_LOG_SEGMENT_HEADER_SIZE)
+		return false;
+	core_log_segment_header_encode(good, seq);
+	return memcmp(buf, good, len) == 0;
+}
+
+/* Entries of one group rebuilt by replay. */
+struct rec_entries {
+	struct raft_entry *v;
+	size_t n;
+	size_t cap;
+	uint64_t first; /* index of v[0] */
+};
+
+struct seg_map {
+	uint64_t seq;
+	int fd;
+	uint8_t *base;
+	size_t len;
+	size_t end;         /* after the last good record */
+	bool checkpointed;  /* begins with RETAIN (its checkpoint) */
+	bool records;       /* holds at least one record */
+};
+
+struct replay {
+	struct core_log *log;
+	struct rec_entries *recs;
+	size_t nrecs;
+	uint64_t retain;    /* highest RETAIN seen */
+	char *err;
+	size_t errlen;
+	const char *dir;
+};
+
+static struct rec_entries *rec_of(struct replay *rp, uint32_t gi)
+{
+	if (gi >= rp->nrecs) {
+		size_t n = rp->nrecs ? rp->nrecs * 2 : 64;
+		struct rec_entries *grown;
+
+		while (n <= gi)
+			n *= 2;
+		grown = realloc(rp->recs, n * sizeof *grown);
+		if (!grown)
+			return NULL;
+		memset(grown + rp->nrecs, 0, (n - rp->nrecs) * sizeof *grown);
+		rp->recs = grown;
+		rp->nrecs = n;
+	}
+	return &rp->recs[gi];
+}
+
+/* Drops the group's rebuilt entries at or below `index`. */
+static void rec_drop_through(struct rec_entries *rec, uint64_t index)
+{
+	uint64_t k;
+
+	if (rec->n == 0 || index < rec->first)
+		return;
+	k = index - rec->first + 1;
+	if (k >= rec->n) {
+		rec->n = 0;
+		return;
+	}
+	memmove(rec->v, rec->v + k, (size_t)(rec->n - k) * sizeof *rec->v);
+	rec->n -= (size_t)k;
+	rec->first = index + 1;
+}
+
+/* Applies one record; NULL, or why it does not fit (RKV_ECORRUPT). */
+static const char *apply(struct replay *rp, const struct seg_map *sm,
+			 const struct core_log_record *r, int *rv)
+{
+	struct core_log *log = rp->log;
+	struct core_log_checkpoint_item it;
+	struct core_log_group *g;
+	struct rec_entries *rec;
+	uint32_t gi;
+
+	*rv = -ENOMEM;
+	switch (r->kind) {
+	case CORE_LOG_RETAIN:
+		if (r->a > rp->retain)
+			rp->retain = r->a;
+		return NULL;
+	case CORE_LOG_CHECKPOINT:
+		if (r->a != sm->seq) {
+			*rv = RKV_ECORRUPT;
+			return "checkpoint of another segment";
+		}
+		for (uint32_t i = 0; i < r->b; i++) {
+			core_log_checkpoint_item_decode(r, i, &it);
+			gi = core_log_group_get(log, it.group);
+			if (gi == CORE_LOG_NONE || !(rec = rec_of(rp, gi)))
+				return "out of memory";
+			g = &log->groups[gi];
+			g->written.hs.term = it.term;
+			g->written.hs.vote = it.vote;
+			g->written.start_index = it.start_index;
+			g->written.start_term = it.start_term;
+			if (g->written.has_entries && g->written.last_index <= it.start_index) {
+				g->written.has_entries = false;
+				g->written.last_index = it.start_index;
+				g->written.last_term = it.start_term;
+				g->nruns = 0;
+			}
+			rec_drop_through(rec, it.start_index);
+		}
+		return NULL;
+	default:
+		break;
+	}
+	gi = core_log_group_get(log, r->group);
+	if (gi == CORE_LOG_NONE || !(rec = rec_of(rp, gi)))
+		return "out of memory";
+	g = &log->groups[gi];
+	switch (r->kind) {
+	case CORE_LOG_ENTRY:
+		*rv = RKV_ECORRUPT;
+		if (r->a <= g->written.start_index)
+			return "entry at or below its group's log start";
+		if (g->written.has_entries && r->a > g->written.last_index + 1)
+			return "entry leaves a gap in its group's log";
+		if (rec->n == 0 || r->a < rec->first) {
+			rec->first = r->a;
+			rec->n = 0;
+		} else {
+			rec->n = (size_t)(r->a - rec->first);
+		}
+		if (rec->n == rec->cap) {
+			size_t cap = rec->cap ? rec->cap * 2 : 16;
+			struct raft_entry *grown = realloc(rec->v, cap * sizeof *grown);
+
+			if (!grown) {
+				*rv = -ENOMEM;
+				return "out of memory";
+			}
+			rec->v = grown;
+			rec->cap = cap;
+		}
+		rec->v[rec->n].term = r->b;
+		rec->v[rec->n].type = r->type;
+		rec->v[rec->n].len = r->payload_len;
+		/* Read-only mapping: the restore callback copies (raft_restore). */
+		rec->v[rec->n].data = (void *)(uintptr_t)r->payload;
+		rec->n++;
+		g->written.last_index = r->a;
+		g->written.last_term = r->b;
+		g->written.has_entries = true;
+		if (core_log_group_wrote(log, gi, sm->seq, false, r->a) != 0)
+			return "out of memory";
+		return NULL;
+	case CORE_LOG_HARD_STATE:
+		g->written.hs.term = r->a;
+		g->written.hs.vote = r->b;
+		return NULL;
+	case CORE_LOG_RESET:
+		g->written.start_index = r->a;
+		g->written.start_term = r->b;
+		g->written.last_index = r->a;
+		g->written.last_term = r->b;
+		g->written.has_entries = false;
+		rec->n = 0;
+		(void)core_log_group_wrote(log, gi, sm->seq, true, 0);
+		return NULL;
+	case CORE_LOG_REMOVE:
+		rec->n = 0;
+		rec->first = 0;
+		core_log_group_unlink(log, gi);
+		core_log_group_free(log, gi);
+		return NULL;
+	default:
+		*rv = RKV_ECORRUPT;
+		return "unknown record kind";
+	}
+}
+
+static void unmap_all(struct seg_map *maps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (maps[i].base)
+			munmap(maps[i].base, maps[i].len);
+		if (maps[i].fd >= 0)
+			close(maps[i].fd);
+	}
+}
+
+/* Opens and maps segment `sm->seq`; checks or (last) repairs its header. */
+static int map_segment(struct replay *rp, struct seg_map *sm, bool last)
+{
+	char name[64];
+	struct stat st;
+	uint64_t seq;
+	int rv;
+
+	core_log_segment_name(name, sizeof name, sm->seq);
+	sm->fd = openat(rp->log->dir_fd, name, O_RDWR | O_CLOEXEC);
+	if (sm->fd < 0) {
+		rv = -errno;
+		set_err(rp->err, rp->errlen, "%s/%s: open: %s", rp->dir, name, strerror(-rv));
+		return rv;
+	}
+	if (fstat(sm->fd, &st) != 0) {
+		rv = -errno;
+		set_err(rp->err, rp->errlen, "%s/%s: stat: %s", rp->dir, name, strerror(-rv));
+		return rv;
+	}
+	sm->len = (size_t)st.st_size;
+	if (sm->len > 0) {
+		void *p = mmap(NULL, sm->len, PROT_READ, MAP_SHARED, sm->fd, 0);
+
+		if (p == MAP_FAILED) {
+			rv = -errno;
+			sm->len = 0;
+			set_err(rp->err, rp->errlen, "%s/%s: mmap: %s", rp->dir, name,
+				strerror(-rv));
+			return rv;
+		}
+		sm->base = p;
+	}
+	rv = core_log_segment_header_check(sm->base, sm->len, &seq);
+	if (rv == 0 && seq != sm->seq) {
+		set_err(rp->err, rp->errlen, "%s/%s: offset 0: header names segment %" PRIu64,
+			rp->dir, name, seq);
+		return RKV_ECORRUPT;
+	}
+	if (rv == 0)
+		return 0;
+	if (!last || !header_torn(sm->base, sm->len, sm->seq)) {
+		set_err(rp->err, rp->errlen, "%s/%s: offset 0: bad segment header", rp->dir, name);
+		return RKV_ECORRUPT;
+	}
+	log_warn("core log %s/%s: segment header cut short, written again", rp->dir, name);
+	if (sm->base)
+		munmap(sm->base, sm->len);
+	sm->base = NULL;
+	sm->len = 0;
+	rv = write_header(sm->fd, sm->seq);
+	if (rv != 0) {
+		set_err(rp->err, rp->errlen, "%s/%s: rewriting header: %s", rp->dir, name,
+			strerror(-rv));
+		return rv;
+	}
+	rp->log->stats.torn_bytes += CORE_LOG_SEGMENT_HEADER_SIZE;
+	sm->len = CORE_LOG_SEGMENT_HEADER_SIZE;
+	sm->base = mmap(NULL, sm->len, PROT_READ, MAP_SHARED, sm->fd, 0);
+	if (sm->base == MAP_FAILED) {
+		rv = -errno;
+		sm->base = NULL;
+		sm->len = 0;
+		return rv;
+	}
+	return 0;
+}
+
+/* Creates segment `seq` (blocking): header, fsync, directory fsync. */
+static int create_segment(struct core_log *log, uint64_t seq)
+{
+	char name[64];
+	int fd, rv;
+
+	core_log_segment_name(name, sizeof name, seq);
+	fd = openat(log->dir_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	rv = write_header(fd, seq);
+	if (rv == 0 && fsync(log->dir_fd) != 0)
+		rv = -errno;
+	close(fd);
+	return rv;
+}
+
+/* Scans every segment and replays it; see the essay at the top. */
+static int replay_all(struct replay *rp, struct seg_map *maps, size_t n)
+{
+	const char *dir = rp->dir;
+	size_t torn_at = SIZE_MAX; /* segment index with a torn tail */
+	size_t torn_off = 0;
+	char name[64];
+	int rv;
+
+	for (size_t k = 0; k < n; k++) {
+		struct seg_map *sm = &maps[k];
+		struct core_log_scanner sc;
+		struct core_log_record r;
+		enum core_log_scan_result res;
+
+		rv = map_segment(rp, sm, k == n - 1);
+		if (rv != 0)
+			return rv;
+		core_log_segment_name(name, sizeof name, sm->seq);
+		core_log_scan_init(&sc, sm->base, sm->len);
+		while ((res = core_log_scan_next(&sc, &r)) == CORE_LOG_SCAN_RECORD) {
+			size_t at = sc.offset - core_log_record_size(r.payload_len);
+			const char *why;
+
+			if (torn_at != SIZE_MAX) {
+				char torn_name[64];
+
+				core_log_segment_name(torn_name, sizeof torn_name,
+						      maps[torn_at].seq);
+				set_err(rp->err, rp->errlen,
+					"%s/%s: offset %zu: bad record followed by valid data "
+					"in %s", dir, torn_name, torn_off, name);
+				return RKV_ECORRUPT;
+			}
+			if (!sm->records && r.kind != CORE_LOG_RETAIN) {
+				set_err(rp->err, rp->errlen,
+					"%s/%s: offset %zu: segment does not begin with its "
+					"checkpoint", dir, name, at);
+				return RKV_ECORRUPT;
+			}
+			if (!sm->records)
+				sm->checkpointed = true;
+			sm->records = true;
+			why = apply(rp, sm, &r, &rv);
+			if (why) {
+				set_err(rp->err, rp->errlen, "%s/%s: offset %zu: %s (group %" PRIu64
+					")", dir, name, at, why, r.group);
+				return rv;
+			}
+		}
+		sm->end = sc.offset;
+		switch (res) {
+		case CORE_LOG_SCAN_END:
+			break;
+		case CORE_LOG_SCAN_TORN:
+			torn_at = k;
+			torn_off = sc.offset;
+			break;
+		case CORE_LOG_SCAN_CORRUPT:
+			set_err(rp->err, rp->errlen, "%s/%s: offset %zu: %s", dir, name,
+				sc.offset, sc.reason);
+			return RKV_ECORRUPT;
+		case CORE_LOG_SCAN_RECORD:
+			assert(false);
+			break;
+		}
+	}
+	if (torn_at != SIZE_MAX) {
+		struct seg_map *sm = &maps[torn_at];
+
+		core_log_segment_name(name, sizeof name, sm->seq);
+		if (ftruncate(sm->fd, (off_t)torn_off) != 0 || fsync(sm->fd) != 0) {
+			rv = -errno;
+			set_err(rp->err, rp->errlen, "%s/%s: truncating torn tail at offset %zu: %s",
+				dir, name, torn_off, strerror(-rv));
+			return rv;
+		}
+		log_warn("core log %s/%s: torn tail of %zu bytes at offset %zu truncated", dir,
+			 name, sm->len - torn_off, torn_off);
+		rp->log->stats.torn_bytes += sm->len - torn_off;
+	}
+	return 0;
+}
+
+static int restore_groups(struct replay *rp)
+{
+	struct core_log *log = rp->log;
+
+	for (uint32_t gi = 0; gi < log->ngroups; gi++) {
+		struct core_log_group *g = &log->groups[gi];
+		struct rec_entries *rec = gi < rp->nrecs ? &rp->recs[gi] : NULL;
+		struct core_log_group_state st;
+		int rv;
+
+		if (!g->used)
+			continue;
+		g->staged = g->written;
+		if (!log->cfg.restore)
+			continue;
+		memset(&st, 0, sizeof st);
+		st.group = g->id;
+		st.hard_state = g->written.hs;
+		st.start_index = g->written.start_index;
+		st.start_term = g->written.start_term;
+		if (rec && rec->n > 0) {
+			st.first_index = rec->first;
+			st.entries = rec->v;
+			st.n_entries = rec->n;
+		}
+		rv = log->cfg.restore(log->cfg.restore_arg, &st);
+		if (rv != 0) {
+			set_err(rp->err, rp->errlen, "%s: restoring group %" PRIu64 ": %s",
+				rp->dir, g->id, rkv_strerror(rv));
+			return rv;
+		}
+	}
+	return 0;
+}
+
+/* The segments become the log's; the last one is mapped for appending. */
+static int adopt(struct replay *rp, struct seg_map *maps, size_t n)
+{
+	struct core_log *log = rp->log;
+	struct seg_map *last = &maps[n - 1];
+	int rv;
+
+	log->segs = calloc(n + 4, sizeof *log->segs);
+	if (!log->segs)
+		return -ENOMEM;
+	log->segs_cap = n + 4;
+	log->nsegs = n;
+	for (size_t k = 0; k < n; k++) {
+		log->segs[k].seq = maps[k].seq;
+		log->segs[k].bytes = maps[k].end;
+		if (maps[k].checkpointed)
+			log->checkpoint_durable = maps[k].seq;
+	}
+	log->active_checkpointed = last->checkpointed;
+	log->active_batches = last->records ? 1 : 0; /* size bound applies at once */
+	log->offset = last->end;
+	rv = wal_map_open(&log->map, last->fd, log->cfg.segment_size + log->cfg.prealloc);
+	if (rv != 0) {
+		set_err(rp->err, rp->errlen, "%s: mapping the last segment: %s", rp->dir,
+			strerror(-rv));
+		return rv;
+	}
+	log->fd = last->fd;
+	last->fd = -1;
+	for (uint32_t gi = 0; gi < log->ngroups; gi++)
+		if (log->groups[gi].used)
+			core_log_group_repin(log, gi);
+	log->retain_staged = log->retain_durable = rp->retain;
+	log->stats.segments = n;
+	return 0;
+}
+
+int core_log_open_segments(struct core_log *log, char *err, size_t errlen)
+{
+	const char *dir = log->cfg.dir;
+	struct replay rp = { .log = log, .retain = 1, .err = err, .errlen = errlen, .dir = dir };
+	struct seg_map *maps = NULL;
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+	int rv;
+
+	rv = make_dirs(dir);
+	if (rv != 0) {
+		set_err(err, errlen, "%s: mkdir: %s", dir, strerror(-rv));
+		return rv;
+	}
+	log->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log->dir_fd < 0) {
+		rv = -errno;
+		set_err(err, errlen, "%s: open: %s", dir, strerror(-rv));
+		return rv;
+	}
+	rv = list_segments(log->dir_fd, &seqs, &n);
+	if (rv != 0) {
+		set_err(err, errlen, "%s: listing segments: %s", dir, strerror(-rv));
+		return rv;
+	}
+	if (n == 0) {
+		rv = create_segment(log, 1);
+		if (rv != 0) {
+			set_err(err, errlen, "%s: creating the first segment: %s", dir,
+				strerror(-rv));
+			goto out;
+		}
+		free(seqs);
+		seqs = malloc(sizeof *seqs);
+		if (!seqs) {
+			rv = -ENOMEM;
+			goto out;
+		}
+		seqs[0] = 1;
+		n = 1;
+	}
+	for (size_t k = 1; k < n; k++) {
+		if (seqs[k] != seqs[k - 1] + 1) {
+			char name[64];
+
+			core_log_segment_name(name, sizeof name, seqs[k - 1] + 1);
+			set_err(err, errlen, "%s/%s: offset 0: segment missing (between %" PRIu64
+				" and %" PRIu64 ")", dir, name, seqs[k - 1], seqs[k]);
+			rv = RKV_ECORRUPT;
+			goto out;
+		}
+	}
+	maps = calloc(n, sizeof *maps);
+	if (!maps) {
+		rv = -ENOMEM;
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		maps[k].seq = seqs[k];
+		maps[k].fd = -1;
+	}
+	rv = replay_all(&rp, maps, n);
+	if (rv != 0)
+		goto out;
+	if (seqs[0] > rp.retain) {
+		char name[64];
+
+		core_log_segment_name(name, sizeof name, rp.retain);
+		set_err(err, errlen, "%s/%s: offset 0: segment missing (the log keeps segments "
+			"from %" PRIu64 " on, the oldest present is %" PRIu64 ")", dir, name,
+			rp.retain, seqs[0]);
+		rv = RKV_ECORRUPT;
+		goto out;
+	}
+	rv = restore_groups(&rp);
+	if (rv != 0)
+		goto out;
+	rv = adopt(&rp, maps, n);
+out:
+	if (maps)
+		unmap_all(maps, n);
+	for (size_t i = 0; i < rp.nrecs; i++)
+		free(rp.recs[i].v);
+	free(rp.recs);
+	free(maps);
+	free(seqs);
+	return rv;
+}

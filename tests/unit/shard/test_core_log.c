@@ -1,0 +1,998 @@
+/*
+ * Tests for shard/core_log.c and core_log_open.c on a real io_uring ring:
+ * group commit across groups, truncation and reset semantics across
+ * reopen and across segments, the checkpoint that keeps hard states alive
+ * when old segments go, retention, and every recovery rule (torn tail cut,
+ * corruption and missing segments refused with file and offset, a process
+ * killed in the middle of a store).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "shard/core_log.h"
+#include "shard/core_log_format.h"
+#include "shard/core_log_internal.h" /* the fdatasync failure test swaps the fd */
+
+#define MAXG 1024
+#define KIB 1024u
+
+struct rgroup {
+	bool present;
+	struct raft_hard_state hs;
+	uint64_t start_index, start_term;
+	uint64_t first;
+	size_t n;
+	uint64_t *terms;
+};
+
+struct fx {
+	char base[64];
+	char dir[128];
+	struct io_ring io;
+	struct core_log *log;
+	uint64_t segment_size;
+	uint64_t prealloc;
+	char err[512];
+	/* persisted callbacks */
+	uint64_t calls;
+	uint64_t calls_failed;
+	int last_status[MAXG];
+	uint64_t durable_index[MAXG];
+	uint64_t durable_term[MAXG];
+	unsigned hs_durable[MAXG];
+	/* restore callbacks */
+	struct rgroup rg[MAXG];
+	size_t restored;
+	int bad_payloads;
+};
+
+static void fill(uint8_t *p, size_t len, uint64_t g, uint64_t i, uint64_t t)
+{
+	for (size_t k = 0; k < len; k++)
+		p[k] = (uint8_t)(g * 31 + i * 7 + t * 13 + k);
+}
+
+static int on_restore(void *arg, const struct core_log_group_state *st)
+{
+	struct fx *f = arg;
+	struct rgroup *r;
+	uint8_t want[64 * KIB];
+
+	if (st->group >= MAXG)
+		return RKV_EINVAL;
+	r = &f->rg[st->group];
+	r->present = true;
+	r->hs = st->hard_state;
+	r->start_index = st->start_index;
+	r->start_term = st->start_term;
+	r->first = st->first_index;
+	r->n = st->n_entries;
+	r->terms = realloc(r->terms, (st->n_entries + 1) * sizeof *r->terms);
+	for (size_t i = 0; i < st->n_entries; i++) {
+		const struct raft_entry *e = &st->entries[i];
+
+		r->terms[i] = e->term;
+		if (e->len > sizeof want) {
+			f->bad_payloads++;
+			continue;
+		}
+		fill(want, e->len, st->group, st->first_index + i, e->term);
+		if (e->type != 1 || memcmp(want, e->data, e->len) != 0)
+			f->bad_payloads++;
+	}
+	f->restored++;
+	return 0;
+}
+
+static void on_persisted(void *arg, const struct core_log_persisted *p)
+{
+	struct fx *f = arg;
+
+	assert_true(p->group < MAXG);
+	f->calls++;
+	f->last_status[p->group] = p->status;
+	if (p->status != 0) {
+		f->calls_failed++;
+		return;
+	}
+	if (p->entries) {
+		f->durable_index[p->group] = p->last_index;
+		f->durable_term[p->group] = p->last_term;
+	}
+	if (p->hard_state)
+		f->hs_durable[p->group]++;
+}
+
+static void clear_restored(struct fx *f)
+{
+	for (int g = 0; g < MAXG; g++) {
+		free(f->rg[g].terms);
+		memset(&f->rg[g], 0, sizeof f->rg[g]);
+	}
+	f->restored = 0;
+	f->bad_payloads = 0;
+}
+
+static int open_log(struct fx *f)
+{
+	struct core_log_config cfg = {
+		.dir = f->dir,
+		.segment_size = f->segment_size,
+		.prealloc = f->prealloc,
+		.restore = on_restore,
+		.restore_arg = f,
+		.persisted = on_persisted,
+		.persisted_arg = f,
+	};
+
+	clear_restored(f);
+	f->err[0] = '\0';
+	return core_log_open(&f->log, &cfg, &f->io, f->err, sizeof f->err);
+}
+
+static void must_open(struct fx *f)
+{
+	int rv = open_log(f);
+
+	if (rv)
+		fail_msg("core_log_open: %s (%s)", f->err, rkv_strerror(rv));
+}
+
+/* Runs the ring until the log has nothing pending or in flight. */
+static void settle(struct fx *f)
+{
+	for (int i = 0; i < 10000 && !core_log_idle(f->log); i++) {
+		core_log_flush(f->log);
+		assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
+		io_ring_dispatch(&f->io);
+	}
+	assert_true(core_log_idle(f->log));
+}
+
+/* A few more passes: retention needs a RETAIN to be durable, then unlinks
+ * one segment per pass. */
+static void settle_long(struct fx *f)
+{
+	for (int i = 0; i < 64; i++) {
+		core_log_flush(f->log);
+		settle(f);
+	}
+}
+
+static void close_log(struct fx *f)
+{
+	settle(f);
+	core_log_close(f->log);
+	f->log = NULL;
+}
+
+static void reopen(struct fx *f)
+{
+	close_log(f);
+	must_open(f);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	char err[256];
+
+	strcpy(f->base, "/tmp/ringkv-corelog-XXXXXX");
+	assert_non_null(mkdtemp(f->base));
+	snprintf(f->dir, sizeof f->dir, "%s/core-0", f->base);
+	f->segment_size = 64 * KIB;
+	f->prealloc = 64 * KIB;
+	assert_int_equal(io_ring_init(&f->io, 256, err, sizeof err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[160];
+
+	if (f->log)
+		close_log(f);
+	io_ring_exit(&f->io);
+	clear_restored(f);
+	umount2(f->dir, MNT_DETACH); /* the disk-full test's tmpfs, if any */
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->base);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Stages entries [first, first + n) of `g` in `term`, `len` bytes each. */
+static int append(struct fx *f, uint64_t g, uint64_t first, size_t n, uint64_t term, size_t len)
+{
+	static uint8_t data[64][64 * KIB];
+	struct raft_entry e[64];
+
+	assert_true(n <= 64 && len <= sizeof data[0]);
+	for (size_t i = 0; i < n; i++) {
+		fill(data[i], len, g, first + i, term);
+		e[i] = (struct raft_entry){ .term = term, .type = 1, .len = (uint32_t)len,
+					    .data = data[i] };
+	}
+	return core_log_append(f->log, g, first, e, n);
+}
+
+static void path_of(struct fx *f, uint64_t seq, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/log-%020" PRIu64 ".log", f->dir, seq);
+}
+
+static bool seg_exists(struct fx *f, uint64_t seq)
+{
+	char path[256];
+
+	path_of(f, seq, path, sizeof path);
+	return access(path, F_OK) == 0;
+}
+
+/* Lowest and highest segment seq present in the directory. */
+static void seg_range(struct fx *f, uint64_t *lo, uint64_t *hi)
+{
+	DIR *d = opendir(f->dir);
+	struct dirent *de;
+
+	*lo = UINT64_MAX;
+	*hi = 0;
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		uint64_t seq;
+
+		if (sscanf(de->d_name, "log-%" SCNu64 ".log", &seq) != 1)
+			continue;
+		if (seq < *lo)
+			*lo = seq;
+		if (seq > *hi)
+			*hi = seq;
+	}
+	closedir(d);
+}
+
+/* Offset of the record holding ENTRY(g, index) in segment `seq`, or -1. */
+static long find_entry(struct fx *f, uint64_t seq, uint64_t g, uint64_t index)
+{
+	char path[256];
+	static uint8_t buf[4u << 20];
+	struct core_log_scanner s;
+	struct core_log_record r;
+	ssize_t len;
+	long at = -1;
+	int fd;
+
+	path_of(f, seq, path, sizeof path);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	len = pread(fd, buf, sizeof buf, 0);
+	close(fd);
+	assert_true(len >= 0);
+	core_log_scan_init(&s, buf, (size_t)len);
+	while (core_log_scan_next(&s, &r) == CORE_LOG_SCAN_RECORD)
+		if (r.kind == CORE_LOG_ENTRY && r.group == g && r.a == index)
+			at = (long)(s.offset - core_log_record_size(r.payload_len));
+	return at;
+}
+
+static void check_group(struct fx *f, uint64_t g, uint64_t first, size_t n, uint64_t term_of_all)
+{
+	struct rgroup *r = &f->rg[g];
+
+	assert_true(r->present);
+	assert_int_equal(r->n, n);
+	if (n) {
+		assert_int_equal(r->first, first);
+		if (term_of_all)
+			for (size_t i = 0; i < n; i++)
+				assert_int_equal(r->terms[i], term_of_all);
+	}
+	assert_int_equal(f->bad_payloads, 0);
+}
+
+/* ---- tests ----------------------------------------------------------- */
+
+static void test_round_trip_many_groups(void **state)
+{
+	struct fx *f = *state;
+	const int groups = 100, rounds = 12;
+
+	must_open(f);
+	assert_int_equal(f->restored, 0);
+	for (int r = 0; r < rounds; r++) {
+		for (int g = 0; g < groups; g++) {
+			assert_int_equal(append(f, (uint64_t)g, (uint64_t)r + 1, 1, 1, 10 + (size_t)g), 0);
+			if (r == 3 && g % 3 == 0) {
+				struct raft_hard_state hs = { .term = 2 + (uint64_t)g, .vote = 7 };
+
+				assert_int_equal(core_log_set_hard_state(f->log, (uint64_t)g, &hs), 0);
+			}
+		}
+		settle(f);
+		for (int g = 0; g < groups; g++) {
+			assert_int_equal(f->durable_index[g], (uint64_t)r + 1);
+			assert_int_equal(f->durable_term[g], 1);
+		}
+	}
+	assert_int_equal(f->calls, (uint64_t)groups * rounds);
+	for (int g = 0; g < groups; g++)
+		assert_int_equal(f->hs_durable[g], g % 3 == 0 ? 1 : 0);
+	reopen(f);
+	assert_int_equal(f->restored, (size_t)groups);
+	for (int g = 0; g < groups; g++) {
+		check_group(f, (uint64_t)g, 1, (size_t)rounds, 1);
+		assert_int_equal(f->rg[g].hs.term, g % 3 == 0 ? 2 + (uint64_t)g : 0);
+		assert_int_equal(f->rg[g].hs.vote, g % 3 == 0 ? 7 : 0);
+	}
+	/* And appending goes on where it stopped, across one more reopen. */
+	assert_int_equal(append(f, 5, (uint64_t)rounds + 1, 2, 2, 3), 0);
+	reopen(f);
+	assert_int_equal(f->rg[5].n, (size_t)rounds + 2);
+	assert_int_equal(f->rg[5].terms[rounds + 1], 2);
+	assert_int_equal(f->bad_payloads, 0);
+}
+
+static void test_truncate_semantics(void **state)
+{
+	struct fx *f = *state;
+
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 10, 1, 20), 0);
+	assert_int_equal(append(f, 2, 1, 3, 1, 20), 0);
+	settle(f);
+	/* Same batch: append then overwrite part of it. */
+	assert_int_equal(append(f, 1, 6, 3, 2, 20), 0);  /* 6..8 in term 2 */
+	assert_int_equal(append(f, 1, 8, 1, 3, 20), 0);  /* 8 in term 3 */
+	settle(f);
+	assert_int_equal(f->durable_index[1], 8);
+	assert_int_equal(f->durable_term[1], 3);
+	/* A gap, or an index 0, is refused and changes nothing. */
+	assert_int_equal(append(f, 1, 10, 1, 3, 20), RKV_EINVAL);
+	assert_int_equal(append(f, 1, 0, 1, 3, 20), RKV_EINVAL);
+	reopen(f);
+	check_group(f, 1, 1, 8, 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(f->rg[1].terms[i], 1);
+	assert_int_equal(f->rg[1].terms[5], 2);
+	assert_int_equal(f->rg[1].terms[6], 2);
+	assert_int_equal(f->rg[1].terms[7], 3);
+	check_group(f, 2, 1, 3, 1);
+}
+
+/* The overwritten entries live in an older segment than the overwrite. */
+static void test_truncate_across_segments(void **state)
+{
+	struct fx *f = *state;
+	struct core_log_stats st;
+
+	must_open(f);
+	for (uint64_t i = 1; i <= 40; i += 4) {
+		assert_int_equal(append(f, 3, i, 4, 1, 4 * KIB), 0);
+		settle(f);
+	}
+	core_log_stats(f->log, &st);
+	assert_true(st.segments >= 3);
+	assert_true(find_entry(f, 1, 3, 5) >= 0);
+	/* Back to index 5 (in the first segment) from the last one. */
+	assert_int_equal(append(f, 3, 5, 2, 2, 4 * KIB), 0);
+	settle(f);
+	reopen(f);
+	check_group(f, 3, 1, 6, 0);
+	assert_int_equal(f->rg[3].terms[3], 1);
+	assert_int_equal(f->rg[3].terms[4], 2);
+	assert_int_equal(f->rg[3].terms[5], 2);
+	/* It continues from 7 after the reopen. */
+	assert_int_equal(append(f, 3, 8, 1, 2, 10), RKV_EINVAL);
+	assert_int_equal(append(f, 3, 7, 1, 2, 10), 0);
+	reopen(f);
+	check_group(f, 3, 1, 7, 0);
+}
+
+static void test_log_reset(void **state)
+{
+	struct fx *f = *state;
+
+	must_open(f);
+	assert_int_equal(append(f, 4, 1, 10, 1, 100), 0);
+	assert_int_equal(append(f, 9, 1, 2, 1, 100), 0);
+	settle(f);
+	assert_int_equal(core_log_reset(f->log, 4, 50, 3), 0);
+	/* At or below the new start: refused. */
+	assert_int_equal(append(f, 4, 50, 1, 3, 100), RKV_EINVAL);
+	assert_int_equal(append(f, 4, 51, 2, 4, 100), 0);
+	settle(f);
+	assert_int_equal(f->durable_index[4], 52);
+	reopen(f);
+	assert_int_equal(f->rg[4].start_index, 50);
+	assert_int_equal(f->rg[4].start_term, 3);
+	check_group(f, 4, 51, 2, 4);
+	check_group(f, 9, 1, 2, 1);
+	/* A reset with nothing after it. */
+	assert_int_equal(core_log_reset(f->log, 9, 7, 2), 0);
+	reopen(f);
+	assert_int_equal(f->rg[9].start_index, 7);
+	assert_int_equal(f->rg[9].n, 0);
+}
+
+static void test_remove_group(void **state)
+{
+	struct fx *f = *state;
+	struct core_log_stats st;
+	struct raft_hard_state hs = { 3, 1 };
+
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 3, 1, 10), 0);
+	assert_int_equal(append(f, 2, 1, 3, 1, 10), 0);
+	assert_int_equal(core_log_set_hard_state(f->log, 2, &hs), 0);
+	settle(f);
+	assert_int_equal(core_log_remove_group(f->log, 2), 0);
+	assert_int_equal(core_log_remove_group(f->log, 77), 0); /* unknown: nothing */
+	settle(f);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.groups, 1);
+	reopen(f);
+	assert_true(f->rg[1].present);
+	assert_false(f->rg[2].present);
+	/* The id can come back, starting afresh. */
+	assert_int_equal(append(f, 2, 40, 1, 5, 10), 0);
+	reopen(f);
+	check_group(f, 2, 40, 1, 5);
+	assert_int_equal(f->rg[2].hs.term, 0);
+}
+
+/* Same appends, 1 group or 64: one fdatasync per flush either way. */
+static void test_one_fsync_per_flush(void **state)
+{
+	struct fx *f = *state;
+	const int rounds = 50;
+	uint64_t fsyncs[2];
+
+	f->segment_size = 64u << 20;
+	for (int pass = 0; pass < 2; pass++) {
+		int groups = pass == 0 ? 1 : 64;
+		uint64_t next[64];
+		struct core_log_stats st;
+
+		snprintf(f->dir, sizeof f->dir, "%s/core-%d", f->base, pass);
+		must_open(f);
+		for (int g = 0; g < 64; g++)
+			next[g] = 1;
+		f->calls = 0;
+		for (int r = 0; r < rounds; r++) {
+			for (int k = 0; k < 64; k++) {
+				int g = k % groups;
+
+				assert_int_equal(append(f, (uint64_t)g, next[g]++, 1, 1, 100), 0);
+			}
+			settle(f);
+		}
+		core_log_stats(f->log, &st);
+		fsyncs[pass] = st.fsyncs;
+		assert_int_equal(st.batches, rounds);
+		/* + the segment's RETAIN (no group has a hard state to keep) */
+		assert_int_equal(st.records, (uint64_t)rounds * 64 + 1);
+		assert_int_equal(f->calls, (uint64_t)rounds * groups);
+		close_log(f);
+	}
+	assert_int_equal(fsyncs[0], rounds);
+	assert_int_equal(fsyncs[1], rounds);
+}
+
+/* A torn last record (written by hand): cut at open, appends go on. */
+static void test_torn_tail_truncated(void **state)
+{
+	struct fx *f = *state;
+	struct core_log_stats st;
+	char path[256];
+	long at;
+	int fd;
+	uint8_t zeros[600] = { 0 };
+
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 5, 1, 1000), 0);
+	settle(f);
+	assert_int_equal(append(f, 1, 6, 1, 1, 1000), 0);
+	settle(f);
+	close_log(f);
+	at = find_entry(f, 1, 1, 6);
+	assert_true(at > 0);
+	/* The end of record 6 never reached the disk. */
+	path_of(f, 1, path, sizeof path);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, zeros, sizeof zeros,
+				at + CORE_LOG_RECORD_HEADER_SIZE + 400), (ssize_t)sizeof zeros);
+	close(fd);
+	must_open(f);
+	check_group(f, 1, 1, 5, 1);
+	core_log_stats(f->log, &st);
+	assert_true(st.torn_bytes > 0);
+	assert_int_equal(append(f, 1, 6, 2, 2, 1000), 0);
+	reopen(f);
+	check_group(f, 1, 1, 7, 0);
+	assert_int_equal(f->rg[1].terms[6], 2);
+}
+
+/* Zeros the second half of ENTRY(g, index)'s payload in segment `seq`. */
+static void tear(struct fx *f, uint64_t seq, uint64_t g, uint64_t index, size_t payload)
+{
+	static uint8_t zeros[64 * KIB];
+	char path[256];
+	long at = find_entry(f, seq, g, index);
+	int fd;
+
+	assert_true(at > 0);
+	path_of(f, seq, path, sizeof path);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, zeros, payload / 2,
+				at + CORE_LOG_RECORD_HEADER_SIZE + (long)(payload - payload / 2)),
+			 (ssize_t)(payload / 2));
+	close(fd);
+}
+
+/* Fills segments until the next one has been prepared ahead (and is empty);
+ * returns the active segment's seq and the last index of group 1. */
+static uint64_t fill_until_prepared(struct fx *f, uint64_t *last)
+{
+	uint64_t lo, hi, i = 1;
+	struct core_log_stats st;
+
+	for (;;) {
+		assert_int_equal(append(f, 1, i, 1, 1, 4 * KIB), 0);
+		settle(f);
+		seg_range(f, &lo, &hi);
+		core_log_stats(f->log, &st);
+		if (st.segments >= 2 && hi == lo + st.segments)
+			break;
+		i++;
+	}
+	*last = i;
+	return hi - 1;
+}
+
+/* The writer prepares the next segment ahead: a torn tail in the active
+ * one, followed only by that empty file, is still the end of the log. */
+static void test_torn_tail_before_prepared_segment(void **state)
+{
+	struct fx *f = *state;
+	uint64_t last, active;
+
+	must_open(f);
+	active = fill_until_prepared(f, &last);
+	close_log(f);
+	assert_true(find_entry(f, active, 1, last) > 0);
+	assert_true(seg_exists(f, active + 1));
+	tear(f, active, 1, last, 4 * KIB);
+	must_open(f);
+	check_group(f, 1, 1, (size_t)last - 1, 1);
+	/* Appends go on (into the prepared file), and all of it reopens. */
+	assert_int_equal(append(f, 1, last, 2, 2, 4 * KIB), 0);
+	reopen(f);
+	check_group(f, 1, 1, (size_t)last + 1, 0);
+	assert_int_equal(f->rg[1].terms[last - 1], 2);
+}
+
+/* A torn-looking record in a segment that valid records follow (in a
+ * later segment) is not a torn tail: refused, naming where. */
+static void test_torn_record_followed_by_segment_refused(void **state)
+{
+	struct fx *f = *state;
+	char want[400], path[256];
+	uint64_t last, active;
+	long at;
+
+	must_open(f);
+	active = fill_until_prepared(f, &last);
+	/* Force a record into the prepared segment, then tear the last
+	 * record of the one before. */
+	for (uint64_t i = last + 1;; i++) {
+		assert_int_equal(append(f, 1, i, 1, 1, 4 * KIB), 0);
+		settle(f);
+		if (find_entry(f, active + 1, 1, i) > 0)
+			break;
+	}
+	close_log(f);
+	while (find_entry(f, active, 1, last + 1) > 0)
+		last++; /* the last record of that segment */
+	at = find_entry(f, active, 1, last);
+	tear(f, active, 1, last, 4 * KIB);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	path_of(f, active, path, sizeof path);
+	snprintf(want, sizeof want, "%s: offset %ld: bad record followed by valid data in ",
+		 path, at);
+	assert_memory_equal(f->err, want, strlen(want));
+}
+
+/*
+ * A failed fdatasync fails the log for good. Simulated by putting a pipe
+ * under the active segment's descriptor (the mapping stays valid; FSYNC on
+ * a pipe fails with EINVAL): both batches are answered with the error and
+ * every later call is refused.
+ */
+static void test_failed_fsync_fails_the_log(void **state)
+{
+	struct fx *f = *state;
+	struct raft_hard_state hs = { 2, 1 };
+	int p[2];
+
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 2, 1, 10), 0);
+	settle(f);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(dup2(p[0], f->log->fd), f->log->fd);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(append(f, 1, 3, 1, 1, 10), 0);
+	core_log_flush(f->log);   /* batch 1 in flight */
+	assert_int_equal(append(f, 2, 1, 1, 1, 10), 0); /* batch 2 pending */
+	settle(f);
+	assert_true(core_log_error(f->log) < 0);
+	assert_int_equal(f->last_status[1], core_log_error(f->log));
+	assert_int_equal(f->last_status[2], core_log_error(f->log));
+	assert_int_equal(f->durable_index[1], 2);
+	assert_int_equal(append(f, 1, 4, 1, 1, 10), core_log_error(f->log));
+	assert_int_equal(core_log_set_hard_state(f->log, 1, &hs), core_log_error(f->log));
+	assert_int_equal(core_log_reset(f->log, 1, 9, 1), core_log_error(f->log));
+	close_log(f);
+}
+
+static void test_corruption_refused(void **state)
+{
+	struct fx *f = *state;
+	char path[256], want[300];
+	long at;
+	int fd;
+	uint8_t byte;
+
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 5, 1, 100), 0);
+	assert_int_equal(append(f, 2, 1, 5, 1, 100), 0);
+	settle(f);
+	close_log(f);
+	at = find_entry(f, 1, 1, 3);
+	assert_true(at > 0);
+	path_of(f, 1, path, sizeof path);
+	fd = open(path, O_RDWR);
+	assert_int_equal(pread(fd, &byte, 1, at + CORE_LOG_RECORD_HEADER_SIZE + 10), 1);
+	byte ^= 0x20;
+	assert_int_equal(pwrite(fd, &byte, 1, at + CORE_LOG_RECORD_HEADER_SIZE + 10), 1);
+	close(fd);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	snprintf(want, sizeof want, "%s: offset %ld: bad payload crc", path, at);
+	assert_string_equal(f->err, want);
+}
+
+static void make_segments(struct fx *f, uint64_t n)
+{
+	uint64_t lo, hi, i = 1;
+
+	must_open(f);
+	do {
+		assert_int_equal(append(f, 1, i, 4, 1, 4 * KIB), 0);
+		i += 4;
+		settle(f);
+		seg_range(f, &lo, &hi);
+	} while (hi < n + 1);
+	close_log(f);
+}
+
+static void test_missing_middle_segment_refused(void **state)
+{
+	struct fx *f = *state;
+	char path[256];
+
+	make_segments(f, 3);
+	path_of(f, 2, path, sizeof path);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000002.log: offset 0: segment missing"));
+}
+
+static void test_missing_first_segment_refused(void **state)
+{
+	struct fx *f = *state;
+	char path[256];
+
+	make_segments(f, 3);
+	path_of(f, 1, path, sizeof path);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000001.log: offset 0: segment missing"));
+}
+
+/*
+ * Retention: a segment goes only when no group needs an entry in it; a
+ * hard state written once, long ago, survives its segment's deletion.
+ */
+static void test_retention(void **state)
+{
+	struct fx *f = *state;
+	struct raft_hard_state hs = { .term = 7, .vote = 3 };
+	struct core_log_stats st;
+	uint64_t lo, hi, segs, bytes, g;
+
+	must_open(f);
+	assert_int_equal(core_log_set_hard_state(f->log, 3, &hs), 0);
+	assert_int_equal(append(f, 2, 1, 1, 1, 10), 0);  /* B: one entry in log-1 */
+	settle(f);
+	for (uint64_t i = 1; i <= 100; i += 2) {          /* A: many segments */
+		assert_int_equal(append(f, 1, i, 2, 1, 4 * KIB), 0);
+		settle(f);
+	}
+	seg_range(f, &lo, &hi);
+	assert_true(hi >= 5);
+	/* A releases all; B still pins log-1: nothing goes. */
+	core_log_release(f->log, 1, 100);
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.deleted, 0);
+	assert_true(seg_exists(f, 1));
+	assert_true(core_log_oldest_pinner(f->log, &g, &bytes));
+	assert_int_equal(g, 2);
+	core_log_group_pinned(f->log, 2, &segs, &bytes);
+	assert_int_equal(segs, st.segments);
+	core_log_group_pinned(f->log, 1, &segs, &bytes);
+	assert_int_equal(segs, 0);
+	/* B releases: every segment but the active one goes (hi may be the
+	 * next one, prepared ahead). */
+	core_log_release(f->log, 2, 1);
+	settle_long(f);
+	assert_false(core_log_oldest_pinner(f->log, &g, &bytes));
+	seg_range(f, &lo, &hi);
+	assert_true(lo + 1 >= hi);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.segments, 1);
+	assert_int_equal(st.deleted, lo - 1);
+	/* A goes on; after a partial release exactly the segments before the
+	 * one holding its first needed entry go. */
+	for (uint64_t i = 101; i <= 160; i += 2) {
+		assert_int_equal(append(f, 1, i, 2, 1, 4 * KIB), 0);
+		settle(f);
+	}
+	core_log_release(f->log, 1, 120);
+	settle_long(f);
+	seg_range(f, &lo, &hi);
+	assert_true(lo < hi);
+	assert_true(find_entry(f, lo, 1, 121) >= 0);
+	core_log_stats(f->log, &st);
+	core_log_group_pinned(f->log, 1, &segs, &bytes);
+	assert_int_equal(segs, st.segments);
+	assert_true(st.segments >= 2);
+	/* Reopen: the hard state written in the long gone log-1 is there
+	 * (checkpoints), and A's entries from the kept segments on. */
+	reopen(f);
+	assert_false(seg_exists(f, 1));
+	assert_true(f->rg[3].present);
+	assert_int_equal(f->rg[3].hs.term, 7);
+	assert_int_equal(f->rg[3].hs.vote, 3);
+	assert_int_equal(f->rg[2].n, 0); /* B kept nothing: maybe not even known */
+	assert_true(f->rg[1].first <= 121);
+	assert_int_equal(f->rg[1].first + f->rg[1].n - 1, 160);
+	assert_int_equal(f->bad_payloads, 0);
+	/* B, all of whose entries are gone, appends after them. */
+	assert_int_equal(append(f, 2, 2, 1, 1, 10), 0);
+	reopen(f);
+	check_group(f, 2, 2, 1, 1);
+}
+
+/* A LOG_RESET or a removal lets go of what the group pinned. */
+static void test_retention_after_reset_and_remove(void **state)
+{
+	struct fx *f = *state;
+	struct core_log_stats st;
+	uint64_t i = 1;
+
+	must_open(f);
+	assert_int_equal(append(f, 7, 1, 3, 1, 10), 0);  /* X pins log-1 */
+	settle(f);
+	for (; i <= 60; i += 2) {                         /* Y fills segments */
+		assert_int_equal(append(f, 1, i, 2, 1, 4 * KIB), 0);
+		settle(f);
+	}
+	core_log_release(f->log, 1, i - 1);
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.deleted, 0);
+	/* X installs a snapshot: its entries are gone, log-1 may go. */
+	assert_int_equal(core_log_reset(f->log, 7, 1000, 5), 0);
+	assert_int_equal(append(f, 8, 1, 1, 1, 10), 0); /* Z pins the active one */
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.segments, 1);
+	assert_true(st.deleted > 0);
+	/* Z pins the active segment; more segments come; Z is removed. */
+	for (; i <= 120; i += 2) {
+		assert_int_equal(append(f, 1, i, 2, 1, 4 * KIB), 0);
+		settle(f);
+		core_log_release(f->log, 1, i + 1);
+	}
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_true(st.segments > 1);
+	assert_int_equal(core_log_remove_group(f->log, 8), 0);
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.segments, 1);
+	reopen(f);
+	assert_int_equal(f->rg[7].start_index, 1000);
+	assert_int_equal(f->rg[7].start_term, 5);
+	assert_int_equal(f->rg[7].n, 0);
+	assert_false(f->rg[8].present);
+}
+
+/* Disk full: a 512 KiB tmpfs (root only). The failed batch is untouched,
+ * the log keeps working once there is room again. */
+static void disk_full(struct fx *f, uint64_t segment_size)
+{
+	char filler[256];
+	uint64_t i = 1;
+	int fd, rv = 0;
+	static uint8_t junk[64 * KIB];
+
+	if (mkdir(f->dir, 0700) != 0 ||
+	    mount("tmpfs", f->dir, "tmpfs", 0, "size=512k") != 0) {
+		printf("cannot mount a tmpfs (%s): skipped\n", strerror(errno));
+		skip();
+	}
+	snprintf(filler, sizeof filler, "%s/filler", f->dir);
+	fd = open(filler, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+	close(fd);
+	f->segment_size = segment_size;
+	f->prealloc = 64 * KIB;
+	must_open(f);
+	for (int round = 0; round < 200 && f->calls_failed == 0; round++) {
+		rv = append(f, 1, i, 4, 1, 4 * KIB);
+		assert_int_equal(rv, 0);
+		settle(f);
+		if (f->last_status[1] == 0)
+			i += 4;
+	}
+	assert_true(f->calls_failed > 0);
+	assert_int_equal(f->last_status[1], RKV_EFULL);
+	assert_int_equal(core_log_error(f->log), 0);
+	assert_int_equal(f->durable_index[1], i - 1);
+	/* Rolled back: the next append must start at i again. */
+	assert_int_equal(append(f, 1, i + 4, 1, 1, 10), RKV_EINVAL);
+	assert_int_equal(unlink(filler), 0);
+	assert_int_equal(append(f, 1, i, 4, 2, 4 * KIB), 0);
+	settle(f);
+	assert_int_equal(f->last_status[1], 0);
+	assert_int_equal(f->durable_index[1], i + 3);
+	reopen(f);
+	check_group(f, 1, 1, (size_t)i + 3, 0);
+	assert_int_equal(f->rg[1].terms[i - 1], 2);
+	close_log(f);
+}
+
+/* Full while growing the active segment (one segment is never exceeded). */
+static void test_disk_full(void **state)
+{
+	disk_full(*state, 1u << 20);
+}
+
+/* Full while preparing the next segment too (64 KiB segments). */
+static void test_disk_full_small_segments(void **state)
+{
+	disk_full(*state, 64 * KIB);
+}
+
+/* Killed in the middle of a store: reopens with a prefix of the batch. */
+static void test_killed_mid_store(void **state)
+{
+	struct fx *f = *state;
+	const int trials = 6;
+	unsigned seed = (unsigned)time(NULL);
+
+	f->segment_size = 256u << 20;
+	f->prealloc = 32u << 20;
+	for (int t = 0; t < trials; t++) {
+		int ready[2];
+		pid_t pid;
+		char c;
+		int status;
+
+		snprintf(f->dir, sizeof f->dir, "%s/kill-%d", f->base, t);
+		must_open(f);
+		assert_int_equal(append(f, 1, 1, 1, 1, 100), 0);
+		settle(f); /* the file is preallocated and the first entry durable */
+		assert_int_equal(pipe(ready), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			/* The child shares the mapping; it stages 24 MiB in one
+			 * batch and stores it (no ring use needed to be killed). */
+			close(ready[0]);
+			for (uint64_t i = 2; i < 2 + 384; i += 64)
+				if (append(f, 1, i, 64, 1, 1 * KIB) != 0)
+					_exit(1);
+			for (uint64_t i = 386; i < 386 + 360; i += 1)
+				if (append(f, 2, i - 385, 1, 1, 64 * KIB) != 0)
+					_exit(1);
+			if (write(ready[1], "r", 1) != 1)
+				_exit(1);
+			core_log_flush(f->log);
+			pause();
+			_exit(0);
+		}
+		close(ready[1]);
+		assert_int_equal(read(ready[0], &c, 1), 1);
+		close(ready[0]);
+		usleep((useconds_t)(rand_r(&seed) % 12000));
+		kill(pid, SIGKILL);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		/* The parent's log object knows nothing of the child's
+		 * stores: drop it (idle, so nothing is written) and reopen. */
+		core_log_close(f->log);
+		f->log = NULL;
+		must_open(f);
+		{
+			struct core_log_stats st;
+
+			core_log_stats(f->log, &st);
+			printf("  trial %d: group 1 has %zu entries, group 2 %zu, %" PRIu64
+			       " torn bytes cut\n", t, f->rg[1].n, f->rg[2].n, st.torn_bytes);
+		}
+		assert_int_equal(f->bad_payloads, 0);
+		assert_true(f->rg[1].present);
+		assert_int_equal(f->rg[1].first, 1);
+		assert_true(f->rg[1].n >= 1);
+		if (f->rg[2].present && f->rg[2].n)
+			assert_int_equal(f->rg[2].first, 1);
+		close_log(f);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_round_trip_many_groups, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncate_semantics, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncate_across_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_group, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_fsync_per_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_tail_before_prepared_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_record_followed_by_segment_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_failed_fsync_fails_the_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_corruption_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_middle_segment_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_first_segment_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_after_reset_and_remove, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_small_segments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_killed_mid_store, setup, teardown),
+	};
+
+	log_set_level(LOG_ERROR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
