@@ -28,7 +28,7 @@
 #define DEFAULT_ELECTION_MS 300u
 #define DEFAULT_HEARTBEAT_MS 50u
 #define DEFAULT_COMPACT_MARGIN 8192u
-#define HELLO_CAP 128
+#define FIRST_ELECTION_HOLD 4 /* x election timeout: see tick_hold */
 
 int cluster_msg_class(const struct raft_msg *m)
 {
@@ -667,9 +667,12 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	for (size_t i = 0; i < c->nreps; i++) {
 		struct replica *rep = c->reps[i];
 
-		if (raft_term(rep->raft) == 0 &&
-		    cluster_map_first(map, rep->id) == n->self_index)
+		if (raft_term(rep->raft) != 0)
+			continue;
+		if (cluster_map_first(map, rep->id) == n->self_index)
 			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
+		else
+			rep->tick_hold = FIRST_ELECTION_HOLD * c->election_ticks;
 	}
 	*out = c;
 	return 0;

@@ -383,7 +383,10 @@ void replica_tick(struct replica *rep)
 	uint64_t timeout_us = (uint64_t)n->cfg.election_timeout_ms * 1000u *
 			      PROPOSAL_TIMEOUT_FACTOR;
 
-	replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
+	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
+		rep->tick_hold--;
+	else
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
 	if (!rep->was_leader && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
 		props_fail_all(rep, RKV_EUNKNOWN);

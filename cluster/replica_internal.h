@@ -75,6 +75,9 @@ struct replica {
 	uint64_t n_asked, n_ready;
 
 	bool dirty;                   /* in the core's dirty list */
+	uint32_t tick_hold;           /* ticks still withheld: a fresh group's
+				       * other replicas give its preferred
+				       * leader time to start and campaign */
 	uint64_t compacted;           /* last RAFT_EV_SNAPSHOT_TAKEN index */
 	uint64_t flushed;             /* last flushed index reported by the shard */
 	struct restore_state restore;
