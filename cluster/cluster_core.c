@@ -616,7 +616,9 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		c->election_ticks = 2;
 	c->by_shard = calloc(map->shards, sizeof *c->by_shard);
 	c->reps = calloc(map->shards, sizeof *c->reps);
-	if (!c->by_shard || !c->reps || block_cache_create(&c->cache, &copt) != 0)
+	c->dirty = calloc(map->shards, sizeof *c->dirty);
+	c->dirty_next = calloc(map->shards, sizeof *c->dirty_next);
+	if (!c->by_shard || !c->reps || !c->dirty || !c->dirty_next || block_cache_create(&c->cache, &copt) != 0)
 		goto fail;
 	if (mkdir(n->data_dir, 0755) != 0 && errno != EEXIST) {
 		rv = -errno;

@@ -32,21 +32,8 @@ void replica_mark_dirty(struct replica *rep)
 
 	if (rep->dirty)
 		return;
-	if (c->ndirty == c->cap_dirty) {
-		size_t cap = c->cap_dirty ? c->cap_dirty * 2 : 64;
-		struct replica **a = realloc(c->dirty, cap * sizeof *a);
-		struct replica **b = realloc(c->dirty_next, cap * sizeof *b);
-
-		if (a)
-			c->dirty = a;
-		if (b)
-			c->dirty_next = b;
-		if (!a || !b) {
-			log_error("replica %u: out of memory for the dirty list", rep->id);
-			return;
-		}
-		c->cap_dirty = cap;
-	}
+	/* Both lists hold every replica of the core at most once (the flag):
+	 * sized for all of them at start, never grown. */
 	c->dirty[c->ndirty++] = rep;
 	rep->dirty = true;
 	cluster_core_wake(c);

@@ -111,7 +111,7 @@ struct cluster_core {
 	struct replica **reps;
 	size_t nreps;
 	struct replica **dirty, **dirty_next;
-	size_t ndirty, cap_dirty;
+	size_t ndirty;
 	struct out_batch out[CLUSTER_MAP_MAX_NODES][2]; /* [node index][class] */
 	bool out_pending;
 	bool in_hook;
