@@ -5,7 +5,7 @@
  * copy (memcpy is a valid copy), and the placement is computed on demand
  * from the struct, never stored, so lookups allocate nothing.
  *
- * The placement rule (docs/notes/placement.md has the proofs). Nodes are
+ * The placement rule (docs/cluster/placement.md has the proofs). Nodes are
  * sorted by id and numbered 0..N-1 ("index"); S shards, R replicas. Shards
  * are dealt in rounds of N: shard s is in round q = s / N at position
  * j = s % N. A full round (q < S / N) gives position j to node j; the last,

@@ -39,7 +39,7 @@ struct config {
 	uint32_t max_connections;          /* per core (4096) */
 	int log_level;                     /* enum log_level */
 
-	/* The cluster (see docs/notes/placement.md). After config_parse,
+	/* The cluster (see docs/cluster/placement.md). After config_parse,
 	 * `initial` always lists the founding nodes, sorted by id: without
 	 * --initial-cluster it holds this node alone (a one-node cluster). */
 	uint64_t node_id;                  /* --node-id (1) */

@@ -284,10 +284,7 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 			out->limit = FRAME_SCAN_MAX_LIMIT;
 		return 0;
 	}
-	if (out->key.len == 0) {
-		set_err(err, errlen, "empty key");
-		return RKV_EINVAL;
-	}
+	/* The empty key is a key, as over RESP (and in Redis). */
 	return 0;
 }
 

@@ -7,7 +7,7 @@
  * node's identity, replaced atomically), DIR/PLACEMENT (the placement as a
  * readable list, derived from CLUSTER), DIR/shard-<id>/.
  *
- * CLUSTER version 2 (docs/notes/placement.md), one "key value" per line in
+ * CLUSTER version 2 (docs/cluster/placement.md), one "key value" per line in
  * this order, the last line an XXH3-64 of every byte before it:
  *
  *   ringkv-cluster 2

@@ -25,6 +25,8 @@
 
 #define KV_STATUS_NEED_ROOM (-1)
 
+const char kv_error_disk_full[] = "disk full: the write was not stored";
+
 static void on_request(struct reactor *r, struct reactor_msg *m);
 static void on_answer(struct reactor *r, struct reactor_msg *m);
 
@@ -165,7 +167,7 @@ static void set_write_error(struct kv_req *req, int rv, bool queued)
 		req->status = ringkv_Status_RESOURCE_EXHAUSTED;
 		req->error = queued || (req->exec && req->shard != KV_NO_SHARD &&
 					shard_disk_full(req->exec->shards[req->shard]))
-				     ? "disk full: the write was not stored"
+				     ? kv_error_disk_full
 				     : "write stall: the shard is flushing; retry later";
 		break;
 	case RKV_ECORRUPT:

@@ -109,6 +109,10 @@ struct kv_core_stats {
 	uint64_t memtable_capacity;
 };
 
+/* The error text of a write refused for lack of disk space (compared by
+ * address: the RESP door says ERR, not OOM, for it). */
+extern const char kv_error_disk_full[];
+
 /* A request with room for `key_len` + `room` bytes, from this core's pool.
  * NULL when out of memory. */
 struct kv_req *kv_req_new(struct node_core *c, uint32_t key_len, uint32_t room);

@@ -145,6 +145,15 @@ int main(int argc, char **argv)
 	for (i = 0; i < node.shards; i++)
 		node.shard_core[i] = (uint16_t)(i % node.cores);
 
+	/* Another process on one of our addresses: refuse before binding, so a
+	 * second node never joins the first one's SO_REUSEPORT group. */
+	if (node_address_check(node.cfg.listen_host, node.cfg.listen_port, "--listen", err,
+			       sizeof err) != 0 ||
+	    (node.resp_fds && node_address_check(node.cfg.resp_host, node.cfg.resp_port,
+						 "--resp-listen", err, sizeof err) != 0)) {
+		fprintf(stderr, "ringkvd: %s\n", err);
+		goto err_after_lock;
+	}
 	node.port = node.cfg.listen_port;
 	for (i = 0; i < node.cores; i++) {
 		/* The first bind may pick the port; the others join it. */

@@ -83,7 +83,7 @@ void reply_status_error(struct conn *conn, struct reply *r, const struct kv_req 
 {
 	const char *text = req->error ? req->error : "internal error";
 
-	if (req->status == ringkv_Status_RESOURCE_EXHAUSTED)
+	if (req->status == ringkv_Status_RESOURCE_EXHAUSTED && req->error != kv_error_disk_full)
 		reply_errorf(conn, r, "OOM %s", text);
 	else
 		reply_errorf(conn, r, "ERR %s", text);

@@ -2,7 +2,7 @@
  * One Raft log per core, shared by every replica (Raft group) the core owns.
  *
  * The core's log directory holds segments log-<seq>.log (format in
- * core_log_format.h and docs/notes/core-log.md); every record carries its
+ * core_log_format.h and docs/cluster/core-log.md); every record carries its
  * group. Appends, hard states and log resets of every group are staged into
  * one pending batch; core_log_flush(), once per loop pass, stores that batch
  * into the mapped segment (shard/wal_map.h) and issues ONE fdatasync through
@@ -116,7 +116,7 @@ struct core_log;
  * the loop runs. Scans the segments in order and rebuilds, per group, the
  * hard state, log start and entries (appending at index i drops the group's
  * entries >= i; LOG_RESET and REMOVE drop everything), then calls
- * cfg->restore once per group. Recovery rules (docs/notes/core-log.md):
+ * cfg->restore once per group. Recovery rules (docs/cluster/core-log.md):
  * zeros after the last record are the end; a torn tail of the LAST segment
  * is truncated and logged; anything else (corruption, a record followed by
  * valid data, a gap in segment numbers, a missing first segment) refuses:

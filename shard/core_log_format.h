@@ -2,7 +2,7 @@
  * On-disk format of the per-core Raft log (shard/core_log.h): segment files
  * log-<seq, 20 digits>.log in the core's log directory, seq 1, 2, 3, ...
  * without gaps. Every multi-byte field is little-endian. The byte-by-byte
- * layout, with the reasons, is in docs/notes/core-log.md; in short:
+ * layout, with the reasons, is in docs/cluster/core-log.md; in short:
  *
  * Segment header (32 bytes):
  *   0  magic "RKVCLOG" 0x01 (8)

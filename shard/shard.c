@@ -443,7 +443,7 @@ static void fail_stalled(struct shard *s, int rv)
 
 static void switch_fail(struct shard *s, int err)
 {
-	log_error("shard %u: creating WAL segment %" PRIu64 " failed: %s", s->id,
+	log_every(LOG_ERROR, 10000, "shard %u: creating WAL segment %" PRIu64 " failed: %s", s->id,
 		  s->next_index, strerror(-err));
 	s->switching = false;
 	if (s->switch_fd >= 0) {
@@ -768,7 +768,8 @@ static void grow_done(struct io_op *op, int res, unsigned flags)
 	}
 	/* Nothing of the batch reached the file: fail its writes, keep serving;
 	 * the next batch tries again and may find space. */
-	log_error("shard %u: preallocating the WAL to %" PRIu64 " bytes failed: %s",
+	/* Every batch retries on a full disk: one line per 10 s, not per batch. */
+	log_every(LOG_ERROR, 10000, "shard %u: preallocating the WAL to %" PRIu64 " bytes failed: %s",
 		  s->id, s->grow_size, strerror(-res));
 	fail_batches(s, NULL, res == -ENOSPC ? RKV_EFULL : -EIO);
 	wal_continue(s);

@@ -908,7 +908,7 @@ int rkv_ping(struct rkv_client *c)
 	struct rkv_result res;
 	int rc = call(c, FRAME_OP_GET, NULL, 0, NULL, 0, &res);
 
-	/* The front door refuses the empty key itself, without a shard: any
-	 * answer in the native protocol is a live server. */
+	/* A GET of the empty key: any answer in the native protocol (found or
+	 * not) is a live server. */
 	return rc < 0 ? rc : 0;
 }

@@ -107,6 +107,14 @@ int server_start(struct server *s, const char *binary, const char *const *args)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
+		if (s->stderr_path) {
+			int efd = open(s->stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+			if (efd >= 0) {
+				dup2(efd, STDERR_FILENO);
+				close(efd);
+			}
+		}
 		dup2(pipefd[1], STDOUT_FILENO);
 		close(pipefd[0]);
 		close(pipefd[1]);

@@ -16,6 +16,8 @@ struct server {
 	pid_t pid;
 	int port;
 	char addr[64];   /* "127.0.0.1:PORT" */
+	const char *stderr_path; /* set before server_start: its stderr goes
+				  * to this file (appended) instead of ours */
 };
 
 struct rkv_client;

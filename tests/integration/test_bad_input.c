@@ -1,7 +1,7 @@
 /*
  * Bad input against a real ringkvd: a garbage frame (answered, stream goes
  * on), an oversized length prefix (answered TOO_LARGE, connection closed),
- * oversized keys and values, empty keys, a full memtable, bad flags; after
+ * oversized keys and values, the empty key, a full memtable, bad flags; after
  * each, other connections keep being served.
  *
  * usage: test_bad_input RINGKVD
@@ -172,7 +172,12 @@ int main(int argc, char **argv)
 		memset(key, 'k', sizeof key);
 		CHECK(rkv_put(c, "big", 3, v, big) == RKV_STATUS_TOO_LARGE, "1 MiB + 1 value");
 		CHECK(rkv_put(c, key, sizeof key, "v", 1) == RKV_STATUS_TOO_LARGE, "5000-byte key");
-		CHECK(rkv_put(c, "", 0, "v", 1) == RKV_STATUS_INVALID_ARGUMENT, "empty key");
+		/* The empty key is a key, on both protocols (as in Redis). */
+		CHECK(rkv_put(c, "", 0, "ev", 2) == 0, "PUT of the empty key");
+		CHECK(rkv_get(c, "", 0, &got, &gl) == 0 && gl == 2 && !memcmp(got, "ev", 2),
+		      "GET of the empty key");
+		free(got);
+		CHECK(rkv_del(c, "", 0) == 0, "DELETE of the empty key");
 		CHECK(rkv_get(c, "missing", 7, &got, &gl) == RKV_STATUS_NOT_FOUND, "missing key");
 		CHECK(rkv_del(c, "missing", 7) == 0, "DELETE of a missing key is OK");
 		free(v);

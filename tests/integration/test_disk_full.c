@@ -32,6 +32,7 @@
 static char mnt[512];
 static bool mounted;
 static bool acked[MAX_KEYS];
+static bool said_disk_full; /* a refusal named the full disk */
 
 static void unmount(void)
 {
@@ -78,6 +79,8 @@ static unsigned fill(struct rkv_client *c, unsigned *ok)
 
 			CHECK(rkv_recv(c, &res) == 0, "recv: %s", rkv_last_error(c));
 			if (res.status == RKV_STATUS_RESOURCE_EXHAUSTED) {
+				if (res.error && strstr(res.error, "disk full"))
+					said_disk_full = true;
 				refused++;
 				continue;
 			}
@@ -90,6 +93,25 @@ static unsigned fill(struct rkv_client *c, unsigned *ok)
 			extra_batches++;
 	}
 	return refused;
+}
+
+/* Lines of `path` containing `what`. */
+static unsigned count_lines(const char *path, const char *what)
+{
+	char line[2048];
+	unsigned n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f)) {
+		if (strstr(line, what)) {
+			printf("  log: %s", line);
+			n++;
+		}
+	}
+	fclose(f);
+	return n;
 }
 
 static void verify(struct rkv_client *c, unsigned again)
@@ -129,7 +151,7 @@ static void verify(struct rkv_client *c, unsigned again)
 int main(int argc, char **argv)
 {
 	static char value[VALUE_LEN];
-	char filler[600], data[600], err[256], key[32];
+	char filler[600], data[600], err[256], key[32], log_path[600];
 	struct server srv = { 0 };
 	struct rkv_client *c;
 	unsigned ok = 0, refused;
@@ -160,12 +182,36 @@ int main(int argc, char **argv)
 	CHECK(mkdir(data, 0700) == 0, "mkdir %s", data);
 
 	const char *args[] = { "--data-dir", data, "--cores", "2", NULL };
+	/* The node's log goes beside the full file system, not into it. */
+	snprintf(log_path, sizeof log_path, "%s/stderr", dir);
+	srv.stderr_path = log_path;
 	CHECK(server_start(&srv, argv[1], args) == 0, "ringkvd did not start");
 	CHECK(rkv_connect(srv.addr, &c, err, sizeof err) == 0, "connect: %s", err);
 
 	refused = fill(c, &ok);
 	printf("%s tmpfs full: %u puts acknowledged, %u refused\n", FS_SIZE, ok, refused);
 	CHECK(refused > 0, "no write was refused on a full file system");
+	CHECK(said_disk_full, "a refusal on a full disk should say 'disk full'");
+	/* Keep writing into the full disk: every batch fails the same way,
+	 * and the log must say so once per interval, not once per batch. */
+	for (unsigned round = 0; round < 20; round++) {
+		uint64_t id;
+		struct rkv_result res;
+
+		for (unsigned i = 0; i < DEPTH; i++)
+			CHECK(rkv_send_put(c, key, make_key(key, "more", i), value, VALUE_LEN,
+					   &id) == 0, "send put");
+		for (unsigned i = 0; i < DEPTH; i++)
+			CHECK(rkv_recv(c, &res) == 0, "recv: %s", rkv_last_error(c));
+	}
+	{
+		unsigned lines = count_lines(log_path, "bytes failed: No space");
+
+		/* One line per core per 10 s; the test takes a few seconds. */
+		printf("full disk: %u log line(s) about it\n", lines);
+		CHECK(lines >= 1 && lines <= 4,
+		      "%u log lines for a full disk (one per core per 10 s expected)", lines);
+	}
 	CHECK(ok > 0, "no write was accepted");
 	verify(c, 0);
 

@@ -15,7 +15,7 @@
  * Keys and values are strings without white space, interned into ids:
  * value id LC_NIL (0) is "absent" (a get that found nothing, the state a
  * del leaves, the initial state of every key). The text form is described
- * in docs/notes/lincheck.md ("History format") and by lc_history_read().
+ * in docs/LINCHECK.md ("History format") and by lc_history_read().
  */
 #ifndef RINGKV_TESTS_LINCHECK_HISTORY_H
 #define RINGKV_TESTS_LINCHECK_HISTORY_H

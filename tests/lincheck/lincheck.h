@@ -10,7 +10,7 @@
  * its call could be placed. The search is exponential in the number of
  * operations open at once on one key, so it is bounded by a budget of
  * states and of seconds; a key that runs out of budget is "undecided",
- * never silently passed. docs/notes/lincheck.md has the details and the
+ * never silently passed. docs/LINCHECK.md has the details and the
  * limits measured.
  *
  * Unknown outcomes (history.h): an unknown write's return is +infinity; an
