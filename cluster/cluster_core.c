@@ -669,6 +669,14 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	for (size_t i = 0; i < c->nreps; i++) {
 		struct replica *rep = c->reps[i];
 
+		/* A group of one (a one-node cluster) elects itself at once,
+		 * after a restart too: nobody else can, and clients should
+		 * not wait an election timeout for it. */
+		if (raft_conf(rep->raft)->n == 1 &&
+		    raft_conf_role(raft_conf(rep->raft), n->cfg.self_id) == RAFT_VOTER) {
+			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
+			continue;
+		}
 		if (raft_term(rep->raft) != 0)
 			continue;
 		if (cluster_map_first(map, rep->id) == n->self_index)
