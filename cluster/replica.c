@@ -377,6 +377,13 @@ void replica_tick(struct replica *rep)
 	if (!rep->was_leader && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
 		props_fail_all(rep, RKV_EUNKNOWN);
+	/* Proposals whose entries cannot be made durable (full disk) are
+	 * retried with every batch; if they are still waiting after the
+	 * timeout their clients learn that the outcome is unknown (they may
+	 * still commit once space frees). */
+	if (rep->core->log_full && props_count(rep) > 0 &&
+	    rep->core->r->now_us - rep->core->log_full_since_us >= timeout_us)
+		props_fail_all(rep, RKV_EUNKNOWN);
 }
 
 void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
@@ -384,6 +391,7 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 	struct cluster_core *c = rep->core;
 
 	if (p->status == 0) {
+		c->log_full = false;
 		if (p->hard_state && rep->hs_staged && cluster_core_batches(c) >= rep->hs_batch) {
 			rep->hs_staged = false;
 			release_held(rep);
@@ -402,6 +410,10 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 		struct raft_hard_state hs = { raft_term(rep->raft), raft_vote(rep->raft) };
 
 		c->stats.log_full++;
+		if (!c->log_full) {
+			c->log_full = true;
+			c->log_full_since_us = c->r->now_us;
+		}
 		if (p->hard_state || rep->hs_staged) {
 			core_log_set_hard_state(c->log, rep->id, &hs);
 			rep->hs_staged = true;
@@ -413,7 +425,8 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 			if (!e || core_log_append(c->log, rep->id, i, e, 1) != 0)
 				break;
 		}
-		cluster_core_wake(c);
+		/* No wake-up: the retry goes with the next pass (the tick timer
+		 * makes one every heartbeat), not in a tight loop on a full disk. */
 		return;
 	}
 	if (!c->log_failed)
@@ -497,6 +510,12 @@ int replica_propose(struct replica *rep, const struct command *cmd, struct shard
 		return RKV_ESHUTDOWN;
 	if (c->log_failed)
 		return -EIO;
+	if (c->log_full) {
+		/* Nothing entered the log: safe to retry. The waiting batch is
+		 * tried again on the next pass, so space freed since is seen. */
+		cluster_core_wake(c);
+		return RKV_EFULL;
+	}
 	if (raft_role(rep->raft) != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
 	if (need > c->limits.max_entry_bytes)

@@ -124,6 +124,10 @@ struct cluster_core {
 	uint32_t dec_cap;
 	uint32_t election_ticks;
 	bool log_failed;
+	bool log_full;            /* the last batch failed for lack of disk: new
+				   * proposals are refused (RKV_EFULL) until a
+				   * batch is durable again */
+	uint64_t log_full_since_us;
 	bool stopping;
 	bool grace_over;
 	uint64_t stop_deadline_us;

@@ -569,7 +569,8 @@ static void execute(struct node_core *c, struct kv_req *req)
 	req->waiter.want_prior = (req->flags & KV_WANT_PRIOR) != 0;
 	rv = replica_propose(rep, &cmd, &req->waiter);
 	if (rv != 0) {
-		set_write_error(req, rv, false);
+		/* RKV_EFULL from the engine: its log's disk is full. */
+		set_write_error(req, rv, rv == RKV_EFULL);
 		answer(c, req);
 	}
 }
