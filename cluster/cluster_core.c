@@ -223,7 +223,10 @@ static void core_hook(struct reactor *r, void *arg)
 	for (size_t i = 0; i < c->nreps; i++)
 		shard_flush(c->reps[i]->shard);
 	send_all(c);
-	core_log_flush(c->log);
+	/* Once stopping and idle, start nothing new (a segment deletion
+	 * would be cancelled when the ring goes). */
+	if (!c->grace_over || !core_log_idle(c->log))
+		core_log_flush(c->log);
 	c->in_hook = false;
 }
 
@@ -599,7 +602,6 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	struct cluster_core *c;
 	struct core_log_config lc = { 0 };
 	struct block_cache_options copt = { .capacity = n->cfg.cache_bytes };
-	char dir[PATH_MAX];
 	int rv = -ENOMEM;
 
 	c = calloc(1, sizeof *c);
@@ -633,8 +635,9 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		if (rv)
 			goto fail;
 	}
-	snprintf(dir, sizeof dir, "%s/core-%u", n->data_dir, c->index);
-	lc.dir = dir;
+	/* The log keeps the pointer, not a copy: the path lives in c. */
+	snprintf(c->log_dir, sizeof c->log_dir, "%s/core-%u", n->data_dir, c->index);
+	lc.dir = c->log_dir;
 	lc.segment_size = n->cfg.core_log_segment_size;
 	lc.restore = log_restore;
 	lc.restore_arg = c;

@@ -104,6 +104,7 @@ struct cluster_core {
 	struct reactor *r;
 	unsigned index;
 	struct core_log *log;
+	char log_dir[PATH_MAX];
 	struct block_cache *cache;
 	struct peer_net *net;
 	struct peer_core *pc;

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cluster/map.h"
+#include "cluster/peer_msg.h"
 #include "cluster/peer.h"
 #include "cluster/replica.h"
 #include "core/reactor.h"
@@ -588,6 +589,49 @@ static bool converged(unsigned count, uint32_t shard, unsigned timeout_ms)
 	}
 }
 
+static uint64_t node_dropped_bad(struct tnode *n)
+{
+	refresh(n);
+	return n->core_stats[0].dropped_bad + n->core_stats[1].dropped_bad;
+}
+
+/* Connects to node `to` claiming to be node `claim`, sends a valid hello
+ * and then frames that must each be dropped and counted: a group that does
+ * not exist, a message whose `from` is not the connection's node, one
+ * addressed to another node, and bytes that do not decode. */
+static void send_bad_frames(unsigned to, uint64_t claim)
+{
+	struct peer_msg_limits l;
+	struct peer_msg_buf b;
+	struct peer_msg_hello h = {
+		.cluster_id = map.cluster_id, .node_id = claim, .from_core = 0, .to_core = 0,
+		.version = PEER_MSG_VERSION, .to_node_id = to,
+	};
+	struct raft_msg m = { .type = RAFT_MSG_HEARTBEAT, .from = claim, .to = to, .term = 1 };
+	struct peer_msg_item item = { .group = 1000000, .msg = &m };
+	static const uint8_t junk[] = { 7, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&nodes[to].addr, sizeof nodes[to].addr),
+			 0);
+	peer_msg_limits_default(&l);
+	peer_msg_buf_init(&b);
+	assert_int_equal(peer_msg_encode_hello(&b, &h), 0);
+	assert_int_equal(peer_msg_encode_batch(&b, &l, &item, 1), 0); /* no such group */
+	m.from = claim % 3 + 1 == to ? (to % 3 + 1) : claim % 3 + 1;  /* not the link's node */
+	item.group = 0;
+	assert_int_equal(peer_msg_encode_batch(&b, &l, &item, 1), 0);
+	m.from = claim;
+	m.to = claim;                                                   /* not for this node */
+	assert_int_equal(peer_msg_encode_batch(&b, &l, &item, 1), 0);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+	peer_msg_buf_free(&b);
+	sleep_ms(200);
+	close(fd);
+}
+
 /* ---- tests ---- */
 
 static void test_one_node(void **state)
@@ -648,6 +692,17 @@ static void test_three_nodes(void **state)
 	refresh(&nodes[1]);
 	assert_int_equal(nodes[1].status[0].keys, 25);
 
+	/* Untrusted input is dropped and counted, never asserted on. */
+	{
+		uint64_t before = node_dropped_bad(&nodes[1]);
+
+		send_bad_frames(1, 2);
+		uint64_t after = node_dropped_bad(&nodes[1]);
+
+		fprintf(stderr, "bad frames dropped: %llu\n", (unsigned long long)(after - before));
+		assert_true(after >= before + 4);
+		assert_true(converged(3, 0, 3000));
+	}
 	/* A follower says not-leader and names the leader. */
 	{
 		uint64_t f = leader[0] % 3 + 1;
