@@ -81,6 +81,8 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 		n->cfg.heartbeat_ms = n->cfg.election_timeout_ms / 2 ? n->cfg.election_timeout_ms / 2 : 1;
 	if (!n->cfg.follower_compact_margin)
 		n->cfg.follower_compact_margin = DEFAULT_COMPACT_MARGIN;
+	if (!n->cfg.proposal_timeout_ms)
+		n->cfg.proposal_timeout_ms = 2 * n->cfg.election_timeout_ms;
 	if (!n->cfg.stop_grace_ms)
 		n->cfg.stop_grace_ms = n->cfg.election_timeout_ms;
 	if (!n->cfg.seed) {

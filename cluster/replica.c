@@ -19,8 +19,6 @@
 
 #include "core/log.h"
 
-#define PROPOSAL_TIMEOUT_FACTOR 2 /* x election timeout, after leadership loss */
-
 static struct cluster_node *node_of(const struct replica *rep)
 {
 	return rep->core->node;
@@ -367,8 +365,7 @@ bool replica_idle(const struct replica *rep)
 void replica_tick(struct replica *rep)
 {
 	struct cluster_node *n = node_of(rep);
-	uint64_t timeout_us = (uint64_t)n->cfg.election_timeout_ms * 1000u *
-			      PROPOSAL_TIMEOUT_FACTOR;
+	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
 
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
 		rep->tick_hold--;

@@ -62,6 +62,7 @@ struct twrite {
 
 struct tread {
 	struct replica_read rd;
+	struct shard_read srd;      /* the read of the key, once allowed */
 	_Atomic int done;
 	int status;
 	int found;        /* after done: the key was there with the value */
@@ -77,13 +78,18 @@ struct tcore {
 	struct cluster_core *cc;
 	struct timer poll;
 	unsigned job_seen;
+	bool job_active;
+	unsigned job_calls;   /* calls of the current job so far */
+	unsigned scans;       /* job_status: scans not finished */
 };
 
 struct tstatus {
 	bool here;
 	struct replica_status st;
-	uint64_t digest;
+	uint64_t digest;     /* of every key and value, in order */
 	unsigned keys;
+	int scan_rv;
+	struct tcore *core;
 };
 
 struct tnode {
@@ -97,8 +103,9 @@ struct tnode {
 	struct peer_net *net;
 	struct cluster_node *cn;
 	struct reactor_group *g;
+	unsigned ncores;      /* reactors of this node: 1 or CORES */
 	struct tcore cores[CORES];
-	void (*job)(struct tcore *c);
+	bool (*job)(struct tcore *c); /* false: not finished, call again */
 	_Atomic unsigned job_seq;
 	_Atomic unsigned job_done;
 	/* job parameters and results */
@@ -122,6 +129,7 @@ static unsigned key_space; /* keys k0..k<key_space-1> are compared */
 static uint64_t memtable_size = 1u << 20;
 static uint64_t segment_size;   /* 0: the core log's default */
 static unsigned value_pad;      /* extra bytes of each value */
+static uint32_t proposal_timeout_ms; /* 0: the engine's default */
 
 static uint64_t mono_us(void)
 {
@@ -160,22 +168,28 @@ static void poll_fired(struct timer *t, void *arg)
 	(void)t;
 	if (seq != c->job_seen) {
 		c->job_seen = seq;
-		c->node->job(c);
+		c->job_active = true;
+		c->job_calls = 0;
+	}
+	if (c->job_active && c->node->job(c)) {
+		c->job_active = false;
 		atomic_fetch_add(&c->node->job_done, 1);
+	} else if (c->job_active) {
+		c->job_calls++;
 	}
 	reactor_timer_arm(c->r, &c->poll, 2000, poll_fired, c);
 }
 
-static void run_job(struct tnode *n, void (*job)(struct tcore *c))
+static void run_job(struct tnode *n, bool (*job)(struct tcore *c))
 {
 	uint64_t t0 = mono_us();
 
 	n->job = job;
 	atomic_store(&n->job_done, 0);
 	atomic_fetch_add(&n->job_seq, 1);
-	while (atomic_load(&n->job_done) < CORES && mono_us() - t0 < 5000000)
+	while (atomic_load(&n->job_done) < n->ncores && mono_us() - t0 < 5000000)
 		sleep_ms(1);
-	assert_int_equal(atomic_load(&n->job_done), CORES);
+	assert_int_equal(atomic_load(&n->job_done), n->ncores);
 }
 
 static void key_name(char *buf, size_t cap, unsigned i)
@@ -194,13 +208,13 @@ static void write_done(struct shard_waiter *w, int rv, const struct shard_result
 
 /* Proposes writes[first, first+count) on job_shard if this core leads it:
  * key k<i> (mod key_space), value v<i>. */
-static void job_propose(struct tcore *c)
+static bool job_propose(struct tcore *c)
 {
 	struct tnode *n = c->node;
 	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
 
 	if (!rep)
-		return;
+		return true;
 	for (unsigned i = n->job_first; i < n->job_first + n->job_count; i++) {
 		struct twrite *tw = &writes[i];
 		struct command cmd = { .op = COMMAND_PUT };
@@ -216,8 +230,24 @@ static void job_propose(struct tcore *c)
 		cmd.value_len = (uint32_t)strlen(tw->value);
 		n->job_rv[i] = replica_propose(rep, &cmd, &tw->w);
 	}
+	return true;
 }
 
+static bool value_is(const struct tread *tr, const void *v, size_t len)
+{
+	return len == strlen(tr->value) && memcmp(v, tr->value, len) == 0;
+}
+
+static void key_read_done(struct shard_read *srd, int rv, const void *value, size_t len)
+{
+	struct tread *tr = srd->arg;
+
+	tr->found = rv == 0 && value_is(tr, value, len);
+	atomic_store(&tr->done, 1);
+}
+
+/* Allowed to read: the key is read from the shard (memory, or its block
+ * from disk when a flush moved it into an SSTable). */
 static void read_done(struct replica_read *rd, int status)
 {
 	struct tread *tr = (struct tread *)rd;
@@ -225,22 +255,31 @@ static void read_done(struct replica_read *rd, int status)
 	struct replica *rep = cluster_core_replica(c->cc, tr->shard);
 	const void *v;
 	size_t len;
+	int rv;
 
 	tr->status = status;
 	tr->found = 0;
-	if (status == 0 && shard_get(replica_shard(rep), tr->key, strlen(tr->key), &v, &len) == 0)
-		tr->found = len == strlen(tr->value) && memcmp(v, tr->value, len) == 0;
+	if (status != 0) {
+		atomic_store(&tr->done, 1);
+		return;
+	}
+	tr->srd.done = key_read_done;
+	tr->srd.arg = tr;
+	rv = shard_read(replica_shard(rep), tr->key, strlen(tr->key), &tr->srd, &v, &len);
+	if (rv == SHARD_READ_PENDING)
+		return;
+	tr->found = rv == 0 && value_is(tr, v, len);
 	atomic_store(&tr->done, 1);
 }
 
 /* Reads the keys of writes[first, first+count) through ReadIndex. */
-static void job_read(struct tcore *c)
+static bool job_read(struct tcore *c)
 {
 	struct tnode *n = c->node;
 	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
 
 	if (!rep)
-		return;
+		return true;
 	for (unsigned i = n->job_first; i < n->job_first + n->job_count; i++) {
 		struct tread *tr = &reads[i];
 
@@ -252,48 +291,65 @@ static void job_read(struct tcore *c)
 		tr->shard = n->job_shard;
 		n->job_rv[i] = replica_read(rep, &tr->rd);
 	}
+	return true;
 }
 
-static uint64_t shard_digest(struct shard *s, unsigned *keys)
+static bool digest_key(void *arg, const void *key, size_t key_len, const void *value,
+		       size_t value_len)
 {
-	uint64_t h = 1469598103934665603ull;
+	struct tstatus *st = arg;
+	uint64_t h = st->digest;
 
-	*keys = 0;
-	for (unsigned i = 0; i < key_space; i++) {
-		char key[32];
-		const void *v;
-		size_t len;
-		int rv;
-
-		key_name(key, sizeof key, i);
-		rv = shard_get(s, key, strlen(key), &v, &len);
-		h = (h ^ i) * 1099511628211ull;
-		if (rv == 0) {
-			(*keys)++;
-			for (size_t k = 0; k < len; k++)
-				h = (h ^ ((const uint8_t *)v)[k]) * 1099511628211ull;
-		} else {
-			h = (h ^ (uint64_t)(-rv)) * 1099511628211ull;
-		}
-	}
-	return h;
+	for (size_t k = 0; k < key_len; k++)
+		h = (h ^ ((const uint8_t *)key)[k]) * 1099511628211ull;
+	h = (h ^ 0x100) * 1099511628211ull;
+	for (size_t k = 0; k < value_len; k++)
+		h = (h ^ ((const uint8_t *)value)[k]) * 1099511628211ull;
+	st->digest = (h ^ 0x200) * 1099511628211ull;
+	st->keys++;
+	return true;
 }
 
-static void job_status(struct tcore *c)
+static void digest_done(void *arg, int rv, bool exhausted, const void *last, size_t last_len)
+{
+	struct tstatus *st = arg;
+
+	(void)last;
+	(void)last_len;
+	st->scan_rv = rv != 0 ? rv : exhausted ? 0 : -EAGAIN;
+	st->core->scans--;
+}
+
+/* Status of every replica on the core and a digest of its whole contents
+ * (a scan: keys in SSTables are read from disk as needed). */
+static bool job_status(struct tcore *c)
 {
 	struct tnode *n = c->node;
 
-	for (uint32_t s = 0; s < map.shards; s++) {
-		struct replica *rep = cluster_core_replica(c->cc, s);
+	if (c->job_calls == 0) {
+		c->scans = 0;
+		for (uint32_t s = 0; s < map.shards; s++) {
+			struct replica *rep = cluster_core_replica(c->cc, s);
+			struct tstatus *st = &n->status[s];
 
-		if (!rep)
-			continue;
-		n->status[s].here = true;
-		replica_status(rep, &n->status[s].st);
-		n->status[s].digest = shard_digest(replica_shard(rep), &n->status[s].keys);
+			if (!rep)
+				continue;
+			st->here = true;
+			replica_status(rep, &st->st);
+			st->digest = 1469598103934665603ull;
+			st->keys = 0;
+			st->core = c;
+			c->scans++;
+			if (shard_scan(replica_shard(rep), "", 0, false, SIZE_MAX, digest_key,
+				       digest_done, st) != 0) {
+				st->scan_rv = -ENOMEM;
+				c->scans--;
+			}
+		}
+		core_log_stats(cluster_core_log(c->cc), &n->log_stats[c->r->id]);
+		cluster_core_stats(c->cc, &n->core_stats[c->r->id]);
 	}
-	core_log_stats(cluster_core_log(c->cc), &n->log_stats[c->r->id]);
-	cluster_core_stats(c->cc, &n->core_stats[c->r->id]);
+	return c->scans == 0;
 }
 
 static void refresh(struct tnode *n)
@@ -348,20 +404,28 @@ static void core_finish(struct reactor *r, void *arg)
 
 /* ---- nodes ---- */
 
-static void node_addr(unsigned id)
+/* A node with `cores` reactors: nodes with different core counts place a
+ * group on different core indexes, so messages cross cores. */
+static void node_addr_cores(unsigned id, unsigned cores)
 {
 	struct tnode *n = &nodes[id];
 	char err[256];
 
 	memset(n, 0, sizeof *n);
 	n->id = id;
+	n->ncores = cores;
 	snprintf(n->ip, sizeof n->ip, "127.%u.%u.%u", ip_x, ip_y, 10 + id);
 	snprintf(n->dir, sizeof n->dir, "%s/n%u", root, id);
 	n->addr.sin_family = AF_INET;
 	assert_int_equal(inet_pton(AF_INET, n->ip, &n->addr.sin_addr), 1);
-	assert_int_equal(peer_listen((struct sockaddr *)&n->addr, sizeof n->addr, CORES, n->fds,
+	assert_int_equal(peer_listen((struct sockaddr *)&n->addr, sizeof n->addr, cores, n->fds,
 				     &n->port, err, sizeof err), 0);
 	n->addr.sin_port = htons(n->port);
+}
+
+static void node_addr(unsigned id)
+{
+	node_addr_cores(id, CORES);
 }
 
 static void make_map(unsigned count, uint32_t shards, uint32_t replicas)
@@ -393,7 +457,7 @@ static void node_start(unsigned id, unsigned count)
 
 	cfg.map = &map;
 	cfg.self_id = id;
-	cfg.cores = CORES;
+	cfg.cores = n->ncores;
 	cfg.data_dir = n->dir;
 	cfg.shard.memtable_size = memtable_size;
 	cfg.core_log_segment_size = segment_size;
@@ -401,6 +465,7 @@ static void node_start(unsigned id, unsigned count)
 	cfg.election_timeout_ms = ELECTION_MS;
 	cfg.heartbeat_ms = HEARTBEAT_MS;
 	cfg.seed = id * 7919u + 1;
+	cfg.proposal_timeout_ms = proposal_timeout_ms;
 	assert_int_equal(cluster_node_create(&n->cn, &cfg, err, sizeof err), 0);
 	n->net = NULL;
 	if (count > 1) {
@@ -408,7 +473,7 @@ static void node_start(unsigned id, unsigned count)
 			uint16_t port;
 
 			assert_int_equal(peer_listen((struct sockaddr *)&n->addr, sizeof n->addr,
-						     CORES, n->fds, &port, err, sizeof err), 0);
+						     n->ncores, n->fds, &port, err, sizeof err), 0);
 			assert_int_equal(port, n->port);
 		}
 		memset(&n->pcfg, 0, sizeof n->pcfg);
@@ -428,10 +493,10 @@ static void node_start(unsigned id, unsigned count)
 		n->pcfg.backoff_min_us = 5000;
 		n->pcfg.backoff_max_us = 100000;
 		cluster_peer_callbacks(&n->pcfg.cb);
-		assert_int_equal(peer_net_create(&n->net, &n->pcfg, CORES, err, sizeof err), 0);
+		assert_int_equal(peer_net_create(&n->net, &n->pcfg, n->ncores, err, sizeof err), 0);
 		n->fds[0] = n->fds[1] = -1; /* taken over */
 	}
-	if (reactor_group_start(&n->g, CORES, cpus, topo, &cb, err, sizeof err) != 0)
+	if (reactor_group_start(&n->g, n->ncores, cpus, topo, &cb, err, sizeof err) != 0)
 		fail_msg("node %u: %s", id, err);
 }
 
@@ -572,7 +637,7 @@ static bool converged(unsigned count, uint32_t shard, unsigned timeout_ms)
 
 			if (!node_up(id) || !st->here)
 				continue;
-			if (st->st.applied < commit || commit == 0)
+			if (st->st.applied < commit || commit == 0 || st->scan_rv != 0)
 				ok = false;
 			if (first) {
 				digest = st->digest;
@@ -670,8 +735,9 @@ static void test_three_nodes(void **state)
 	unsigned next = 0;
 
 	(void)state;
-	for (unsigned id = 1; id <= 3; id++)
-		node_addr(id);
+	node_addr(1);
+	node_addr(2);
+	node_addr_cores(3, 1);
 	make_map(3, shards, 3);
 	key_space = 25;
 	for (unsigned id = 1; id <= 3; id++)
@@ -691,6 +757,9 @@ static void test_three_nodes(void **state)
 		assert_true(converged(3, s, 5000));
 	refresh(&nodes[1]);
 	assert_int_equal(nodes[1].status[0].keys, 25);
+	/* Node 3 has one core: what it sends for groups of node 1's second
+	 * core crossed over from the core that received it. */
+	assert_true(nodes[1].core_stats[0].msgs_forwarded > 0);
 
 	/* Untrusted input is dropped and counted, never asserted on. */
 	{
@@ -780,7 +849,7 @@ static void test_three_nodes(void **state)
 }
 
 /* writes[first, +count): write i goes to shard i % shards. */
-static void job_propose_spread(struct tcore *c)
+static bool job_propose_spread(struct tcore *c)
 {
 	struct tnode *n = c->node;
 
@@ -805,6 +874,7 @@ static void job_propose_spread(struct tcore *c)
 			atomic_store(&tw->done, 1);
 		}
 	}
+	return true;
 }
 
 /* fdatasyncs on a core do not grow with the number of groups on it: the
@@ -898,6 +968,86 @@ static void test_compaction_and_restart(void **state)
 	value_pad = 0;
 }
 
+/* A leader cut off with an uncommitted proposal rejoins: either it wins
+ * again and its entry commits (0), or another leader overwrites the index
+ * (RAFT_ENOTLEADER). Whichever status comes, it matches what every replica
+ * holds; never "unknown" while the node learns the outcome in time. */
+static void test_outcome_matches_replicas(void **state)
+{
+	const uint32_t s = 0;
+	unsigned next = 0, f1, f2;
+	uint64_t l, t0;
+
+	(void)state;
+	proposal_timeout_ms = 20000;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 2, 3);
+	key_space = 8;
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3);
+	l = wait_leader(3, s, 5000);
+	assert_true(l != 0);
+	write_ok(l, s, next, 4);
+	next += 4;
+	assert_true(converged(3, s, 3000));
+	f1 = (unsigned)(l % 3 + 1);
+	f2 = (unsigned)(f1 % 3 + 1);
+	node_stop(f1);
+	node_stop(f2);
+	{
+		struct tnode *n = &nodes[l];
+
+		n->job_shard = s;
+		n->job_first = next;
+		n->job_count = 1;
+		run_job(n, job_propose);
+		assert_int_equal(n->job_rv[next], 0);
+	}
+	/* Wait until check-quorum makes it step down, then bring the others
+	 * back. */
+	t0 = mono_us();
+	do {
+		sleep_ms(20);
+		refresh(&nodes[l]);
+	} while (nodes[l].status[s].st.role == RAFT_LEADER && mono_us() - t0 < 3000000);
+	assert_true(nodes[l].status[s].st.role != RAFT_LEADER);
+	assert_false(atomic_load(&writes[next].done));
+	node_start(f1, 3);
+	node_start(f2, 3);
+	assert_true(wait_writes(next, 1, 10000));
+	fprintf(stderr, "cut-off proposal answered %s\n", rkv_strerror(writes[next].rv));
+	assert_true(writes[next].rv == 0 || writes[next].rv == RAFT_ENOTLEADER);
+	uint64_t l2 = wait_leader(3, s, 5000);
+	assert_true(l2 != 0);
+	write_ok(l2, s, next + 1, 1); /* a later write, so every replica applies past it */
+	assert_true(converged(3, s, 5000));
+	/* Read key k<next % 8> on the new leader: it holds v<next> exactly
+	 * when the write was acknowledged. */
+	nodes[l2].job_shard = s;
+	nodes[l2].job_first = next;
+	nodes[l2].job_count = 1;
+	{
+		struct tnode *n = &nodes[l2];
+
+		run_job(n, job_read);
+		t0 = mono_us();
+		while (!atomic_load(&reads[next].done) && mono_us() - t0 < 5000000)
+			sleep_ms(1);
+		assert_int_equal(reads[next].status, 0);
+		assert_int_equal(reads[next].found, writes[next].rv == 0);
+		if (writes[next].rv == RAFT_ENOTLEADER) {
+			refresh(&nodes[l]);
+			assert_int_equal(nodes[l].status[s].st.overwritten, 1);
+		}
+	}
+	for (unsigned id = 1; id <= 3; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+	}
+	proposal_timeout_ms = 0;
+}
+
 static void test_fsyncs_independent_of_groups(void **state)
 {
 	uint64_t one, sixteen;
@@ -951,6 +1101,7 @@ int main(void)
 		cmocka_unit_test(test_one_node),
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_compaction_and_restart),
+		cmocka_unit_test(test_outcome_matches_replicas),
 		cmocka_unit_test(test_fsyncs_independent_of_groups),
 	};
 
