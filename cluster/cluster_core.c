@@ -733,7 +733,7 @@ bool cluster_core_quiescent(struct cluster_core *c)
 			struct replica *rep = c->reps[i];
 
 			if ((raft_role(rep->raft) == RAFT_LEADER && raft_conf(rep->raft)->n > 1) ||
-			    !replica_idle(rep))
+			    !replica_idle(rep) || !shard_background_idle(rep->shard))
 				pending = true;
 		}
 		if (pending && c->r->now_us < c->stop_deadline_us)
