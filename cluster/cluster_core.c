@@ -13,8 +13,10 @@
  */
 #include "cluster/replica_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,6 +382,26 @@ static int hello_make(void *arg, uint64_t to_node, uint8_t *buf, size_t cap)
 	return len;
 }
 
+/* The connection comes from the node's own peer address (outbound sockets
+ * bind it before connecting). A host that is a name, not an address
+ * literal, is not checked here. */
+static bool from_matches(const struct cluster_map_node *node, const struct sockaddr *from)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!from)
+		return true;
+	if (inet_pton(AF_INET, node->host, &a4) == 1)
+		return from->sa_family == AF_INET &&
+		       ((const struct sockaddr_in *)from)->sin_addr.s_addr == a4.s_addr;
+	if (inet_pton(AF_INET6, node->host, &a6) == 1)
+		return from->sa_family == AF_INET6 &&
+		       memcmp(&((const struct sockaddr_in6 *)from)->sin6_addr, &a6,
+			      sizeof a6) == 0;
+	return true;
+}
+
 static int hello_check(void *arg, const uint8_t *hello, size_t len,
 		       const struct sockaddr *from, uint64_t *from_node,
 		       unsigned *target_core, char *err, size_t errlen)
@@ -388,7 +410,6 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 	struct peer_msg_frame f;
 	int rv;
 
-	(void)from;
 	rv = peer_msg_decode(&f, hello, len, &c->limits, NULL, 0);
 	if (rv != 0 || f.kind != PEER_MSG_HELLO) {
 		snprintf(err, errlen, "not a hello");
@@ -408,6 +429,12 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 	    cluster_map_index(&c->node->map, f.hello.node_id) < 0) {
 		snprintf(err, errlen, "node %" PRIu64 " is not a peer of this cluster",
 			 f.hello.node_id);
+		return -1;
+	}
+	if (!from_matches(&c->node->map.nodes[cluster_map_index(&c->node->map, f.hello.node_id)],
+			  from)) {
+		snprintf(err, errlen, "node %" PRIu64 " connected from an address that is not its "
+			 "peer address", f.hello.node_id);
 		return -1;
 	}
 	*from_node = f.hello.node_id;

@@ -665,7 +665,7 @@ static uint64_t node_dropped_bad(struct tnode *n)
  * and then frames that must each be dropped and counted: a group that does
  * not exist, a message whose `from` is not the connection's node, one
  * addressed to another node, and bytes that do not decode. */
-static void send_bad_frames(unsigned to, uint64_t claim)
+static void send_bad_frames(unsigned to, uint64_t claim, bool from_claimed_addr)
 {
 	struct peer_msg_limits l;
 	struct peer_msg_buf b;
@@ -679,6 +679,12 @@ static void send_bad_frames(unsigned to, uint64_t claim)
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	assert_true(fd >= 0);
+	if (from_claimed_addr) {
+		struct sockaddr_in a = nodes[claim].addr;
+
+		a.sin_port = 0;
+		assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	}
 	assert_int_equal(connect(fd, (struct sockaddr *)&nodes[to].addr, sizeof nodes[to].addr),
 			 0);
 	peer_msg_limits_default(&l);
@@ -766,11 +772,15 @@ static void test_three_nodes(void **state)
 	{
 		uint64_t before = node_dropped_bad(&nodes[1]);
 
-		send_bad_frames(1, 2);
+		send_bad_frames(1, 2, true);
 		uint64_t after = node_dropped_bad(&nodes[1]);
 
 		fprintf(stderr, "bad frames dropped: %llu\n", (unsigned long long)(after - before));
-		assert_true(after >= before + 4);
+		assert_int_equal(after, before + 4);
+		/* The same from another address: the hello is refused, so no
+		 * frame is even looked at. */
+		send_bad_frames(1, 2, false);
+		assert_int_equal(node_dropped_bad(&nodes[1]), after);
 		assert_true(converged(3, 0, 3000));
 	}
 	/* A follower says not-leader and names the leader. */
