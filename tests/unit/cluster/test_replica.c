@@ -1018,6 +1018,12 @@ static void test_outcome_matches_replicas(void **state)
 		n->job_count = 1;
 		run_job(n, job_propose);
 		assert_int_equal(n->job_rv[next], 0);
+		/* A linearizable read asked now can never be confirmed. */
+		n->job_first = next + 1;
+		memcpy(writes[next + 1].key, writes[next].key, sizeof writes[next].key);
+		memcpy(writes[next + 1].value, writes[next].value, sizeof writes[next].value);
+		run_job(n, job_read);
+		assert_int_equal(n->job_rv[next + 1], 0);
 	}
 	/* Wait until check-quorum makes it step down, then bring the others
 	 * back. */
@@ -1028,6 +1034,13 @@ static void test_outcome_matches_replicas(void **state)
 	} while (nodes[l].status[s].st.role == RAFT_LEADER && mono_us() - t0 < 6000000);
 	assert_true(nodes[l].status[s].st.role != RAFT_LEADER);
 	assert_false(atomic_load(&writes[next].done));
+	/* The read failed when leadership went: "not leader", nothing read. */
+	t0 = mono_us();
+	while (!atomic_load(&reads[next + 1].done) && mono_us() - t0 < 2000000)
+		sleep_ms(5);
+	assert_true(atomic_load(&reads[next + 1].done));
+	assert_int_equal(reads[next + 1].status, RAFT_ENOTLEADER);
+	assert_false(reads[next + 1].found);
 	node_start(f1, 3);
 	node_start(f2, 3);
 	assert_true(wait_writes(next, 1, 10000));
@@ -1035,7 +1048,7 @@ static void test_outcome_matches_replicas(void **state)
 	assert_true(writes[next].rv == 0 || writes[next].rv == RAFT_ENOTLEADER);
 	uint64_t l2 = wait_leader(3, s, 5000);
 	assert_true(l2 != 0);
-	write_ok(l2, s, next + 1, 1); /* a later write, so every replica applies past it */
+	write_ok(l2, s, next + 2, 1); /* a later write, so every replica applies past it */
 	assert_true(converged(3, s, 5000));
 	/* Read key k<next % 8> on the new leader: it holds v<next> exactly
 	 * when the write was acknowledged. */
