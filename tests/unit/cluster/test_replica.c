@@ -131,6 +131,9 @@ static uint64_t segment_size;   /* 0: the core log's default */
 static unsigned value_pad;      /* extra bytes of each value */
 static uint32_t proposal_timeout_ms; /* 0: the engine's default */
 static uint32_t election_ms[MAX_NODES + 1]; /* per node; 0: ELECTION_MS */
+static size_t bulk_limit[MAX_NODES + 1];    /* per node; 0: the default */
+#define BIG_VALUE 40000
+static uint8_t big_value[BIG_VALUE];
 
 static uint64_t mono_us(void)
 {
@@ -188,7 +191,7 @@ static void run_job(struct tnode *n, bool (*job)(struct tcore *c))
 	n->job = job;
 	atomic_store(&n->job_done, 0);
 	atomic_fetch_add(&n->job_seq, 1);
-	while (atomic_load(&n->job_done) < n->ncores && mono_us() - t0 < 5000000)
+	while (atomic_load(&n->job_done) < n->ncores && mono_us() - t0 < 20000000)
 		sleep_ms(1);
 	assert_int_equal(atomic_load(&n->job_done), n->ncores);
 }
@@ -493,6 +496,7 @@ static void node_start(unsigned id, unsigned count)
 		n->pcfg.listen_fds = n->fds;
 		n->pcfg.backoff_min_us = 5000;
 		n->pcfg.backoff_max_us = 100000;
+		n->pcfg.bulk_limit = bulk_limit[id];
 		cluster_peer_callbacks(&n->pcfg.cb);
 		assert_int_equal(peer_net_create(&n->net, &n->pcfg, n->ncores, err, sizeof err), 0);
 		n->fds[0] = n->fds[1] = -1; /* taken over */
@@ -1077,6 +1081,106 @@ static void test_outcome_matches_replicas(void **state)
 	proposal_timeout_ms = 0;
 }
 
+/* writes[job_first]: key "big<i>" with a BIG_VALUE-byte value. */
+static bool job_propose_big(struct tcore *c)
+{
+	struct tnode *n = c->node;
+	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
+	struct twrite *tw = &writes[n->job_first];
+	struct command cmd = { .op = COMMAND_PUT };
+
+	if (!rep)
+		return true;
+	memset(&tw->w, 0, sizeof tw->w);
+	tw->w.done = write_done;
+	atomic_store(&tw->done, 0);
+	snprintf(tw->key, sizeof tw->key, "big%u", n->job_first);
+	cmd.key = (const uint8_t *)tw->key;
+	cmd.key_len = (uint32_t)strlen(tw->key);
+	cmd.value = big_value;
+	cmd.value_len = BIG_VALUE;
+	n->job_rv[n->job_first] = replica_propose(rep, &cmd, &tw->w);
+	return true;
+}
+
+/* The "overwritten" outcome, made deterministic: the cut-off leader's
+ * transport may queue only 64 KiB of bulk frames per peer, and after its
+ * small write A it proposes four 40 KB writes, one per loop pass, so the
+ * APPEND carrying A is evicted before the followers return; they cannot
+ * accept the later APPENDs (they lack A's index), elect one of themselves
+ * (the old leader is slow to campaign) and overwrite A's index. Every one
+ * of the five writes is answered RAFT_ENOTLEADER ("not applied") and none
+ * is on any replica. */
+static void test_overwritten_outcome(void **state)
+{
+	const uint32_t s = 0;
+	unsigned next = 0, f1, f2;
+	uint64_t l, l2, t0;
+
+	(void)state;
+	proposal_timeout_ms = 20000;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 2, 3);
+	l = map.nodes[cluster_map_first(&map, s)].id;
+	election_ms[l] = 1500;
+	bulk_limit[l] = 64u << 10;
+	key_space = 8;
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3);
+	assert_int_equal(wait_leader(3, s, 5000), l);
+	write_ok(l, s, next, 4);
+	next += 4;
+	assert_true(converged(3, s, 3000));
+	f1 = (unsigned)(l % 3 + 1);
+	f2 = (unsigned)(f1 % 3 + 1);
+	node_stop(f1);
+	node_stop(f2);
+	nodes[l].job_shard = s;
+	nodes[l].job_first = next;
+	nodes[l].job_count = 1;
+	run_job(&nodes[l], job_propose);            /* A */
+	assert_int_equal(nodes[l].job_rv[next], 0);
+	for (unsigned k = 1; k <= 4; k++) {          /* B1..B4 */
+		nodes[l].job_first = next + k;
+		run_job(&nodes[l], job_propose_big);
+		assert_int_equal(nodes[l].job_rv[next + k], 0);
+	}
+	t0 = mono_us();
+	do {
+		sleep_ms(20);
+		refresh(&nodes[l]);
+	} while (nodes[l].status[s].st.role == RAFT_LEADER && mono_us() - t0 < 6000000);
+	assert_true(nodes[l].status[s].st.role != RAFT_LEADER);
+	node_start(f1, 3);
+	node_start(f2, 3);
+	assert_true(wait_writes(next, 5, 10000));
+	for (unsigned k = 0; k <= 4; k++) {
+		fprintf(stderr, "cut-off write %u answered %s\n", k, rkv_strerror(writes[next + k].rv));
+		assert_int_equal(writes[next + k].rv, RAFT_ENOTLEADER);
+	}
+	refresh(&nodes[l]);
+	assert_int_equal(nodes[l].status[s].st.overwritten, 5);
+	assert_int_equal(nodes[l].status[s].st.unknown, 0);
+	l2 = wait_leader(3, s, 5000);
+	assert_true(l2 != 0 && l2 != l);
+	write_ok(l2, s, next + 5, 1);
+	assert_true(converged(3, s, 5000));
+	/* Only k0..k3 exist (the last write went to k1 again): neither A's
+	 * key k4 nor any big key was applied anywhere. */
+	for (unsigned id = 1; id <= 3; id++) {
+		refresh(&nodes[id]);
+		assert_int_equal(nodes[id].status[s].keys, 4);
+	}
+	for (unsigned id = 1; id <= 3; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+		election_ms[id] = 0;
+		bulk_limit[id] = 0;
+	}
+	proposal_timeout_ms = 0;
+}
+
 static void test_fsyncs_independent_of_groups(void **state)
 {
 	uint64_t one, sixteen;
@@ -1131,6 +1235,7 @@ int main(void)
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_compaction_and_restart),
 		cmocka_unit_test(test_outcome_matches_replicas),
+		cmocka_unit_test(test_overwritten_outcome),
 		cmocka_unit_test(test_fsyncs_independent_of_groups),
 	};
 
