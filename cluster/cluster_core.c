@@ -13,8 +13,10 @@
  */
 #include "cluster/replica_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,8 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 		n->cfg.heartbeat_ms = n->cfg.election_timeout_ms / 2 ? n->cfg.election_timeout_ms / 2 : 1;
 	if (!n->cfg.follower_compact_margin)
 		n->cfg.follower_compact_margin = DEFAULT_COMPACT_MARGIN;
+	if (!n->cfg.proposal_timeout_ms)
+		n->cfg.proposal_timeout_ms = 2 * n->cfg.election_timeout_ms;
 	if (!n->cfg.stop_grace_ms)
 		n->cfg.stop_grace_ms = n->cfg.election_timeout_ms;
 	if (!n->cfg.seed) {
@@ -223,7 +227,10 @@ static void core_hook(struct reactor *r, void *arg)
 	for (size_t i = 0; i < c->nreps; i++)
 		shard_flush(c->reps[i]->shard);
 	send_all(c);
-	core_log_flush(c->log);
+	/* Once stopping and idle, start nothing new (a segment deletion
+	 * would be cancelled when the ring goes). */
+	if (!c->grace_over || !core_log_idle(c->log))
+		core_log_flush(c->log);
 	c->in_hook = false;
 }
 
@@ -375,6 +382,26 @@ static int hello_make(void *arg, uint64_t to_node, uint8_t *buf, size_t cap)
 	return len;
 }
 
+/* The connection comes from the node's own peer address (outbound sockets
+ * bind it before connecting). A host that is a name, not an address
+ * literal, is not checked here. */
+static bool from_matches(const struct cluster_map_node *node, const struct sockaddr *from)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!from)
+		return true;
+	if (inet_pton(AF_INET, node->host, &a4) == 1)
+		return from->sa_family == AF_INET &&
+		       ((const struct sockaddr_in *)from)->sin_addr.s_addr == a4.s_addr;
+	if (inet_pton(AF_INET6, node->host, &a6) == 1)
+		return from->sa_family == AF_INET6 &&
+		       memcmp(&((const struct sockaddr_in6 *)from)->sin6_addr, &a6,
+			      sizeof a6) == 0;
+	return true;
+}
+
 static int hello_check(void *arg, const uint8_t *hello, size_t len,
 		       const struct sockaddr *from, uint64_t *from_node,
 		       unsigned *target_core, char *err, size_t errlen)
@@ -383,7 +410,6 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 	struct peer_msg_frame f;
 	int rv;
 
-	(void)from;
 	rv = peer_msg_decode(&f, hello, len, &c->limits, NULL, 0);
 	if (rv != 0 || f.kind != PEER_MSG_HELLO) {
 		snprintf(err, errlen, "not a hello");
@@ -403,6 +429,12 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 	    cluster_map_index(&c->node->map, f.hello.node_id) < 0) {
 		snprintf(err, errlen, "node %" PRIu64 " is not a peer of this cluster",
 			 f.hello.node_id);
+		return -1;
+	}
+	if (!from_matches(&c->node->map.nodes[cluster_map_index(&c->node->map, f.hello.node_id)],
+			  from)) {
+		snprintf(err, errlen, "node %" PRIu64 " connected from an address that is not its "
+			 "peer address", f.hello.node_id);
 		return -1;
 	}
 	*from_node = f.hello.node_id;
@@ -599,7 +631,6 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	struct cluster_core *c;
 	struct core_log_config lc = { 0 };
 	struct block_cache_options copt = { .capacity = n->cfg.cache_bytes };
-	char dir[PATH_MAX];
 	int rv = -ENOMEM;
 
 	c = calloc(1, sizeof *c);
@@ -633,8 +664,9 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		if (rv)
 			goto fail;
 	}
-	snprintf(dir, sizeof dir, "%s/core-%u", n->data_dir, c->index);
-	lc.dir = dir;
+	/* The log keeps the pointer, not a copy: the path lives in c. */
+	snprintf(c->log_dir, sizeof c->log_dir, "%s/core-%u", n->data_dir, c->index);
+	lc.dir = c->log_dir;
 	lc.segment_size = n->cfg.core_log_segment_size;
 	lc.restore = log_restore;
 	lc.restore_arg = c;
@@ -736,7 +768,7 @@ bool cluster_core_quiescent(struct cluster_core *c)
 			struct replica *rep = c->reps[i];
 
 			if ((raft_role(rep->raft) == RAFT_LEADER && raft_conf(rep->raft)->n > 1) ||
-			    !replica_idle(rep))
+			    !replica_idle(rep) || !shard_background_idle(rep->shard))
 				pending = true;
 		}
 		if (pending && c->r->now_us < c->stop_deadline_us)

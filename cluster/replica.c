@@ -19,8 +19,6 @@
 
 #include "core/log.h"
 
-#define PROPOSAL_TIMEOUT_FACTOR 2 /* x election timeout, after leadership loss */
-
 static struct cluster_node *node_of(const struct replica *rep)
 {
 	return rep->core->node;
@@ -105,10 +103,51 @@ static void props_fail_all(struct replica *rep, int status)
 	}
 }
 
+/*
+ * Entry (index, term) is committed: every proposal of an older term is dead
+ * whatever its index. A log holding (j, t') with j > index and t' < term
+ * would hold at `index` an entry of a term <= t', not this one, and every
+ * future leader's log holds this one (Leader Completeness, §5.4). Runs once
+ * per new term seen in the applied entries, so O(proposals) per term change.
+ */
+static void props_fail_older(struct replica *rep, uint64_t term)
+{
+	struct shard_waiter *dead = NULL, **tail = &dead;
+	size_t kept = rep->props_head;
+
+	for (size_t i = rep->props_head; i < rep->props_tail; i++) {
+		struct proposal *p = &rep->props[i];
+
+		if (p->term < term) {
+			p->w->next = NULL;
+			*tail = p->w;
+			tail = &p->w->next;
+		} else {
+			rep->props[kept++] = *p;
+		}
+	}
+	rep->props_tail = kept;
+	if (rep->props_head == rep->props_tail)
+		rep->props_head = rep->props_tail = 0;
+	/* Answered after the queue is consistent: a callback may propose. */
+	while (dead) {
+		struct shard_waiter *w = dead;
+
+		dead = w->next;
+		w->next = NULL;
+		rep->overwritten++;
+		w->done(w, RAFT_ENOTLEADER, NULL);
+	}
+}
+
 /* The waiter of the proposal that became entry (index, term), after
  * answering the proposals that entry proves overwritten. */
 static struct shard_waiter *props_match(struct replica *rep, uint64_t index, uint64_t term)
 {
+	if (term > rep->applied_term) {
+		rep->applied_term = term;
+		props_fail_older(rep, term);
+	}
 	while (props_count(rep) > 0) {
 		struct proposal *p = &rep->props[rep->props_head];
 
@@ -367,8 +406,7 @@ bool replica_idle(const struct replica *rep)
 void replica_tick(struct replica *rep)
 {
 	struct cluster_node *n = node_of(rep);
-	uint64_t timeout_us = (uint64_t)n->cfg.election_timeout_ms * 1000u *
-			      PROPOSAL_TIMEOUT_FACTOR;
+	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
 
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
 		rep->tick_hold--;

@@ -56,6 +56,9 @@ struct cluster_node_config {
 	uint64_t core_log_segment_size; /* 0: default (tests use small ones) */
 	uint64_t follower_compact_margin; /* entries a follower keeps behind its
 					   * flushed index; 0: 8192 */
+	uint32_t proposal_timeout_ms;  /* after losing leadership, a proposal not
+					* resolved by then is answered
+					* RKV_EUNKNOWN; 0: 2 x election timeout */
 	uint32_t stop_grace_ms;        /* how long a stop waits for handoffs and
 					* proposals; 0: election timeout */
 	uint64_t seed;                 /* election randomness; 0: from the clock */
@@ -144,7 +147,7 @@ struct core_log *cluster_core_log(struct cluster_core *c);
  *                   retry, at replica_leader());
  *   RKV_EUNKNOWN    the outcome is unknown: leadership was lost and no entry
  *                   at its index was seen committed within the proposal
- *                   timeout (2 x election timeout), or the node is stopping;
+ *                   timeout (proposal_timeout_ms), or the node is stopping;
  *                   it may or may not be applied (retry only if idempotent);
  *   other           shard_apply's errors for its entry (apply stopped on
  *                   this replica: RKV_ECORRUPT, -EIO, ...; committed

@@ -64,6 +64,7 @@ struct replica {
 	/* Proposals sorted by (index, term), from head. */
 	struct proposal *props;
 	size_t props_head, props_tail, props_cap;
+	uint64_t applied_term;        /* term of the last entry handed to apply */
 	bool was_leader;
 	uint64_t lost_at_us;          /* when leadership was last lost */
 
@@ -104,6 +105,7 @@ struct cluster_core {
 	struct reactor *r;
 	unsigned index;
 	struct core_log *log;
+	char log_dir[PATH_MAX];
 	struct block_cache *cache;
 	struct peer_net *net;
 	struct peer_core *pc;

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "cluster/map.h"
+#include "cluster/peer_msg.h"
 #include "cluster/peer.h"
 #include "cluster/replica.h"
 #include "core/reactor.h"
@@ -61,6 +62,7 @@ struct twrite {
 
 struct tread {
 	struct replica_read rd;
+	struct shard_read srd;      /* the read of the key, once allowed */
 	_Atomic int done;
 	int status;
 	int found;        /* after done: the key was there with the value */
@@ -76,13 +78,18 @@ struct tcore {
 	struct cluster_core *cc;
 	struct timer poll;
 	unsigned job_seen;
+	bool job_active;
+	unsigned job_calls;   /* calls of the current job so far */
+	unsigned scans;       /* job_status: scans not finished */
 };
 
 struct tstatus {
 	bool here;
 	struct replica_status st;
-	uint64_t digest;
+	uint64_t digest;     /* of every key and value, in order */
 	unsigned keys;
+	int scan_rv;
+	struct tcore *core;
 };
 
 struct tnode {
@@ -96,8 +103,9 @@ struct tnode {
 	struct peer_net *net;
 	struct cluster_node *cn;
 	struct reactor_group *g;
+	unsigned ncores;      /* reactors of this node: 1 or CORES */
 	struct tcore cores[CORES];
-	void (*job)(struct tcore *c);
+	bool (*job)(struct tcore *c); /* false: not finished, call again */
 	_Atomic unsigned job_seq;
 	_Atomic unsigned job_done;
 	/* job parameters and results */
@@ -121,6 +129,11 @@ static unsigned key_space; /* keys k0..k<key_space-1> are compared */
 static uint64_t memtable_size = 1u << 20;
 static uint64_t segment_size;   /* 0: the core log's default */
 static unsigned value_pad;      /* extra bytes of each value */
+static uint32_t proposal_timeout_ms; /* 0: the engine's default */
+static uint32_t election_ms[MAX_NODES + 1]; /* per node; 0: ELECTION_MS */
+static size_t bulk_limit[MAX_NODES + 1];    /* per node; 0: the default */
+#define BIG_VALUE 40000
+static uint8_t big_value[BIG_VALUE];
 
 static uint64_t mono_us(void)
 {
@@ -159,22 +172,28 @@ static void poll_fired(struct timer *t, void *arg)
 	(void)t;
 	if (seq != c->job_seen) {
 		c->job_seen = seq;
-		c->node->job(c);
+		c->job_active = true;
+		c->job_calls = 0;
+	}
+	if (c->job_active && c->node->job(c)) {
+		c->job_active = false;
 		atomic_fetch_add(&c->node->job_done, 1);
+	} else if (c->job_active) {
+		c->job_calls++;
 	}
 	reactor_timer_arm(c->r, &c->poll, 2000, poll_fired, c);
 }
 
-static void run_job(struct tnode *n, void (*job)(struct tcore *c))
+static void run_job(struct tnode *n, bool (*job)(struct tcore *c))
 {
 	uint64_t t0 = mono_us();
 
 	n->job = job;
 	atomic_store(&n->job_done, 0);
 	atomic_fetch_add(&n->job_seq, 1);
-	while (atomic_load(&n->job_done) < CORES && mono_us() - t0 < 5000000)
+	while (atomic_load(&n->job_done) < n->ncores && mono_us() - t0 < 20000000)
 		sleep_ms(1);
-	assert_int_equal(atomic_load(&n->job_done), CORES);
+	assert_int_equal(atomic_load(&n->job_done), n->ncores);
 }
 
 static void key_name(char *buf, size_t cap, unsigned i)
@@ -193,13 +212,13 @@ static void write_done(struct shard_waiter *w, int rv, const struct shard_result
 
 /* Proposes writes[first, first+count) on job_shard if this core leads it:
  * key k<i> (mod key_space), value v<i>. */
-static void job_propose(struct tcore *c)
+static bool job_propose(struct tcore *c)
 {
 	struct tnode *n = c->node;
 	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
 
 	if (!rep)
-		return;
+		return true;
 	for (unsigned i = n->job_first; i < n->job_first + n->job_count; i++) {
 		struct twrite *tw = &writes[i];
 		struct command cmd = { .op = COMMAND_PUT };
@@ -215,8 +234,24 @@ static void job_propose(struct tcore *c)
 		cmd.value_len = (uint32_t)strlen(tw->value);
 		n->job_rv[i] = replica_propose(rep, &cmd, &tw->w);
 	}
+	return true;
 }
 
+static bool value_is(const struct tread *tr, const void *v, size_t len)
+{
+	return len == strlen(tr->value) && memcmp(v, tr->value, len) == 0;
+}
+
+static void key_read_done(struct shard_read *srd, int rv, const void *value, size_t len)
+{
+	struct tread *tr = srd->arg;
+
+	tr->found = rv == 0 && value_is(tr, value, len);
+	atomic_store(&tr->done, 1);
+}
+
+/* Allowed to read: the key is read from the shard (memory, or its block
+ * from disk when a flush moved it into an SSTable). */
 static void read_done(struct replica_read *rd, int status)
 {
 	struct tread *tr = (struct tread *)rd;
@@ -224,22 +259,31 @@ static void read_done(struct replica_read *rd, int status)
 	struct replica *rep = cluster_core_replica(c->cc, tr->shard);
 	const void *v;
 	size_t len;
+	int rv;
 
 	tr->status = status;
 	tr->found = 0;
-	if (status == 0 && shard_get(replica_shard(rep), tr->key, strlen(tr->key), &v, &len) == 0)
-		tr->found = len == strlen(tr->value) && memcmp(v, tr->value, len) == 0;
+	if (status != 0) {
+		atomic_store(&tr->done, 1);
+		return;
+	}
+	tr->srd.done = key_read_done;
+	tr->srd.arg = tr;
+	rv = shard_read(replica_shard(rep), tr->key, strlen(tr->key), &tr->srd, &v, &len);
+	if (rv == SHARD_READ_PENDING)
+		return;
+	tr->found = rv == 0 && value_is(tr, v, len);
 	atomic_store(&tr->done, 1);
 }
 
 /* Reads the keys of writes[first, first+count) through ReadIndex. */
-static void job_read(struct tcore *c)
+static bool job_read(struct tcore *c)
 {
 	struct tnode *n = c->node;
 	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
 
 	if (!rep)
-		return;
+		return true;
 	for (unsigned i = n->job_first; i < n->job_first + n->job_count; i++) {
 		struct tread *tr = &reads[i];
 
@@ -251,48 +295,65 @@ static void job_read(struct tcore *c)
 		tr->shard = n->job_shard;
 		n->job_rv[i] = replica_read(rep, &tr->rd);
 	}
+	return true;
 }
 
-static uint64_t shard_digest(struct shard *s, unsigned *keys)
+static bool digest_key(void *arg, const void *key, size_t key_len, const void *value,
+		       size_t value_len)
 {
-	uint64_t h = 1469598103934665603ull;
+	struct tstatus *st = arg;
+	uint64_t h = st->digest;
 
-	*keys = 0;
-	for (unsigned i = 0; i < key_space; i++) {
-		char key[32];
-		const void *v;
-		size_t len;
-		int rv;
-
-		key_name(key, sizeof key, i);
-		rv = shard_get(s, key, strlen(key), &v, &len);
-		h = (h ^ i) * 1099511628211ull;
-		if (rv == 0) {
-			(*keys)++;
-			for (size_t k = 0; k < len; k++)
-				h = (h ^ ((const uint8_t *)v)[k]) * 1099511628211ull;
-		} else {
-			h = (h ^ (uint64_t)(-rv)) * 1099511628211ull;
-		}
-	}
-	return h;
+	for (size_t k = 0; k < key_len; k++)
+		h = (h ^ ((const uint8_t *)key)[k]) * 1099511628211ull;
+	h = (h ^ 0x100) * 1099511628211ull;
+	for (size_t k = 0; k < value_len; k++)
+		h = (h ^ ((const uint8_t *)value)[k]) * 1099511628211ull;
+	st->digest = (h ^ 0x200) * 1099511628211ull;
+	st->keys++;
+	return true;
 }
 
-static void job_status(struct tcore *c)
+static void digest_done(void *arg, int rv, bool exhausted, const void *last, size_t last_len)
+{
+	struct tstatus *st = arg;
+
+	(void)last;
+	(void)last_len;
+	st->scan_rv = rv != 0 ? rv : exhausted ? 0 : -EAGAIN;
+	st->core->scans--;
+}
+
+/* Status of every replica on the core and a digest of its whole contents
+ * (a scan: keys in SSTables are read from disk as needed). */
+static bool job_status(struct tcore *c)
 {
 	struct tnode *n = c->node;
 
-	for (uint32_t s = 0; s < map.shards; s++) {
-		struct replica *rep = cluster_core_replica(c->cc, s);
+	if (c->job_calls == 0) {
+		c->scans = 0;
+		for (uint32_t s = 0; s < map.shards; s++) {
+			struct replica *rep = cluster_core_replica(c->cc, s);
+			struct tstatus *st = &n->status[s];
 
-		if (!rep)
-			continue;
-		n->status[s].here = true;
-		replica_status(rep, &n->status[s].st);
-		n->status[s].digest = shard_digest(replica_shard(rep), &n->status[s].keys);
+			if (!rep)
+				continue;
+			st->here = true;
+			replica_status(rep, &st->st);
+			st->digest = 1469598103934665603ull;
+			st->keys = 0;
+			st->core = c;
+			c->scans++;
+			if (shard_scan(replica_shard(rep), "", 0, false, SIZE_MAX, digest_key,
+				       digest_done, st) != 0) {
+				st->scan_rv = -ENOMEM;
+				c->scans--;
+			}
+		}
+		core_log_stats(cluster_core_log(c->cc), &n->log_stats[c->r->id]);
+		cluster_core_stats(c->cc, &n->core_stats[c->r->id]);
 	}
-	core_log_stats(cluster_core_log(c->cc), &n->log_stats[c->r->id]);
-	cluster_core_stats(c->cc, &n->core_stats[c->r->id]);
+	return c->scans == 0;
 }
 
 static void refresh(struct tnode *n)
@@ -347,20 +408,28 @@ static void core_finish(struct reactor *r, void *arg)
 
 /* ---- nodes ---- */
 
-static void node_addr(unsigned id)
+/* A node with `cores` reactors: nodes with different core counts place a
+ * group on different core indexes, so messages cross cores. */
+static void node_addr_cores(unsigned id, unsigned cores)
 {
 	struct tnode *n = &nodes[id];
 	char err[256];
 
 	memset(n, 0, sizeof *n);
 	n->id = id;
+	n->ncores = cores;
 	snprintf(n->ip, sizeof n->ip, "127.%u.%u.%u", ip_x, ip_y, 10 + id);
 	snprintf(n->dir, sizeof n->dir, "%s/n%u", root, id);
 	n->addr.sin_family = AF_INET;
 	assert_int_equal(inet_pton(AF_INET, n->ip, &n->addr.sin_addr), 1);
-	assert_int_equal(peer_listen((struct sockaddr *)&n->addr, sizeof n->addr, CORES, n->fds,
+	assert_int_equal(peer_listen((struct sockaddr *)&n->addr, sizeof n->addr, cores, n->fds,
 				     &n->port, err, sizeof err), 0);
 	n->addr.sin_port = htons(n->port);
+}
+
+static void node_addr(unsigned id)
+{
+	node_addr_cores(id, CORES);
 }
 
 static void make_map(unsigned count, uint32_t shards, uint32_t replicas)
@@ -392,14 +461,15 @@ static void node_start(unsigned id, unsigned count)
 
 	cfg.map = &map;
 	cfg.self_id = id;
-	cfg.cores = CORES;
+	cfg.cores = n->ncores;
 	cfg.data_dir = n->dir;
 	cfg.shard.memtable_size = memtable_size;
 	cfg.core_log_segment_size = segment_size;
 	cfg.cache_bytes = 1u << 20;
-	cfg.election_timeout_ms = ELECTION_MS;
+	cfg.election_timeout_ms = election_ms[id] ? election_ms[id] : ELECTION_MS;
 	cfg.heartbeat_ms = HEARTBEAT_MS;
 	cfg.seed = id * 7919u + 1;
+	cfg.proposal_timeout_ms = proposal_timeout_ms;
 	assert_int_equal(cluster_node_create(&n->cn, &cfg, err, sizeof err), 0);
 	n->net = NULL;
 	if (count > 1) {
@@ -407,7 +477,7 @@ static void node_start(unsigned id, unsigned count)
 			uint16_t port;
 
 			assert_int_equal(peer_listen((struct sockaddr *)&n->addr, sizeof n->addr,
-						     CORES, n->fds, &port, err, sizeof err), 0);
+						     n->ncores, n->fds, &port, err, sizeof err), 0);
 			assert_int_equal(port, n->port);
 		}
 		memset(&n->pcfg, 0, sizeof n->pcfg);
@@ -426,11 +496,12 @@ static void node_start(unsigned id, unsigned count)
 		n->pcfg.listen_fds = n->fds;
 		n->pcfg.backoff_min_us = 5000;
 		n->pcfg.backoff_max_us = 100000;
+		n->pcfg.bulk_limit = bulk_limit[id];
 		cluster_peer_callbacks(&n->pcfg.cb);
-		assert_int_equal(peer_net_create(&n->net, &n->pcfg, CORES, err, sizeof err), 0);
+		assert_int_equal(peer_net_create(&n->net, &n->pcfg, n->ncores, err, sizeof err), 0);
 		n->fds[0] = n->fds[1] = -1; /* taken over */
 	}
-	if (reactor_group_start(&n->g, CORES, cpus, topo, &cb, err, sizeof err) != 0)
+	if (reactor_group_start(&n->g, n->ncores, cpus, topo, &cb, err, sizeof err) != 0)
 		fail_msg("node %u: %s", id, err);
 }
 
@@ -571,7 +642,7 @@ static bool converged(unsigned count, uint32_t shard, unsigned timeout_ms)
 
 			if (!node_up(id) || !st->here)
 				continue;
-			if (st->st.applied < commit || commit == 0)
+			if (st->st.applied < commit || commit == 0 || st->scan_rv != 0)
 				ok = false;
 			if (first) {
 				digest = st->digest;
@@ -586,6 +657,55 @@ static bool converged(unsigned count, uint32_t shard, unsigned timeout_ms)
 			return false;
 		sleep_ms(20);
 	}
+}
+
+static uint64_t node_dropped_bad(struct tnode *n)
+{
+	refresh(n);
+	return n->core_stats[0].dropped_bad + n->core_stats[1].dropped_bad;
+}
+
+/* Connects to node `to` claiming to be node `claim`, sends a valid hello
+ * and then frames that must each be dropped and counted: a group that does
+ * not exist, a message whose `from` is not the connection's node, one
+ * addressed to another node, and bytes that do not decode. */
+static void send_bad_frames(unsigned to, uint64_t claim, bool from_claimed_addr)
+{
+	struct peer_msg_limits l;
+	struct peer_msg_buf b;
+	struct peer_msg_hello h = {
+		.cluster_id = map.cluster_id, .node_id = claim, .from_core = 0, .to_core = 0,
+		.version = PEER_MSG_VERSION, .to_node_id = to,
+	};
+	struct raft_msg m = { .type = RAFT_MSG_HEARTBEAT, .from = claim, .to = to, .term = 1 };
+	struct peer_msg_item item = { .group = 1000000, .msg = &m };
+	static const uint8_t junk[] = { 7, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0xfa, 0xf9 };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	if (from_claimed_addr) {
+		struct sockaddr_in a = nodes[claim].addr;
+
+		a.sin_port = 0;
+		assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+	}
+	assert_int_equal(connect(fd, (struct sockaddr *)&nodes[to].addr, sizeof nodes[to].addr),
+			 0);
+	peer_msg_limits_default(&l);
+	peer_msg_buf_init(&b);
+	assert_int_equal(peer_msg_encode_hello(&b, &h), 0);
+	assert_int_equal(peer_msg_encode_batch(&b, &l, &item, 1), 0); /* no such group */
+	m.from = claim % 3 + 1 == to ? (to % 3 + 1) : claim % 3 + 1;  /* not the link's node */
+	item.group = 0;
+	assert_int_equal(peer_msg_encode_batch(&b, &l, &item, 1), 0);
+	m.from = claim;
+	m.to = claim;                                                   /* not for this node */
+	assert_int_equal(peer_msg_encode_batch(&b, &l, &item, 1), 0);
+	assert_int_equal(write(fd, b.data, b.len), (ssize_t)b.len);
+	assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+	peer_msg_buf_free(&b);
+	sleep_ms(200);
+	close(fd);
 }
 
 /* ---- tests ---- */
@@ -626,8 +746,9 @@ static void test_three_nodes(void **state)
 	unsigned next = 0;
 
 	(void)state;
-	for (unsigned id = 1; id <= 3; id++)
-		node_addr(id);
+	node_addr(1);
+	node_addr(2);
+	node_addr_cores(3, 1);
 	make_map(3, shards, 3);
 	key_space = 25;
 	for (unsigned id = 1; id <= 3; id++)
@@ -647,7 +768,25 @@ static void test_three_nodes(void **state)
 		assert_true(converged(3, s, 5000));
 	refresh(&nodes[1]);
 	assert_int_equal(nodes[1].status[0].keys, 25);
+	/* Node 3 has one core: what it sends for groups of node 1's second
+	 * core crossed over from the core that received it. */
+	assert_true(nodes[1].core_stats[0].msgs_forwarded > 0);
 
+	/* Untrusted input is dropped and counted, never asserted on. */
+	{
+		uint64_t before = node_dropped_bad(&nodes[1]);
+
+		send_bad_frames(1, 2, true);
+		uint64_t after = node_dropped_bad(&nodes[1]);
+
+		fprintf(stderr, "bad frames dropped: %llu\n", (unsigned long long)(after - before));
+		assert_int_equal(after, before + 4);
+		/* The same from another address: the hello is refused, so no
+		 * frame is even looked at. */
+		send_bad_frames(1, 2, false);
+		assert_int_equal(node_dropped_bad(&nodes[1]), after);
+		assert_true(converged(3, 0, 3000));
+	}
 	/* A follower says not-leader and names the leader. */
 	{
 		uint64_t f = leader[0] % 3 + 1;
@@ -725,7 +864,7 @@ static void test_three_nodes(void **state)
 }
 
 /* writes[first, +count): write i goes to shard i % shards. */
-static void job_propose_spread(struct tcore *c)
+static bool job_propose_spread(struct tcore *c)
 {
 	struct tnode *n = c->node;
 
@@ -750,6 +889,7 @@ static void job_propose_spread(struct tcore *c)
 			atomic_store(&tw->done, 1);
 		}
 	}
+	return true;
 }
 
 /* fdatasyncs on a core do not grow with the number of groups on it: the
@@ -843,6 +983,204 @@ static void test_compaction_and_restart(void **state)
 	value_pad = 0;
 }
 
+/* A leader cut off with an uncommitted proposal rejoins the others. The
+ * outcome depends on timing: the transport delivers the APPENDs it queued
+ * while the followers were down, so the entry usually commits (0); if the
+ * followers elect one of themselves first, its entry overwrites the index
+ * (RAFT_ENOTLEADER). Either way the status matches what the replicas hold,
+ * and it is never "unknown" while the node learns the outcome in time. */
+static void test_outcome_matches_replicas(void **state)
+{
+	const uint32_t s = 0;
+	unsigned next = 0, f1, f2;
+	uint64_t l, t0;
+
+	(void)state;
+	proposal_timeout_ms = 20000;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 2, 3);
+	/* The placed first leader of the shard, slow to campaign again. */
+	election_ms[map.nodes[cluster_map_first(&map, s)].id] = 1500;
+	key_space = 8;
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3);
+	l = wait_leader(3, s, 5000);
+	assert_int_equal(l, map.nodes[cluster_map_first(&map, s)].id);
+	write_ok(l, s, next, 4);
+	next += 4;
+	assert_true(converged(3, s, 3000));
+	f1 = (unsigned)(l % 3 + 1);
+	f2 = (unsigned)(f1 % 3 + 1);
+	node_stop(f1);
+	node_stop(f2);
+	{
+		struct tnode *n = &nodes[l];
+
+		n->job_shard = s;
+		n->job_first = next;
+		n->job_count = 1;
+		run_job(n, job_propose);
+		assert_int_equal(n->job_rv[next], 0);
+		/* A linearizable read asked now can never be confirmed. */
+		n->job_first = next + 1;
+		memcpy(writes[next + 1].key, writes[next].key, sizeof writes[next].key);
+		memcpy(writes[next + 1].value, writes[next].value, sizeof writes[next].value);
+		run_job(n, job_read);
+		assert_int_equal(n->job_rv[next + 1], 0);
+	}
+	/* Wait until check-quorum makes it step down, then bring the others
+	 * back. */
+	t0 = mono_us();
+	do {
+		sleep_ms(20);
+		refresh(&nodes[l]);
+	} while (nodes[l].status[s].st.role == RAFT_LEADER && mono_us() - t0 < 6000000);
+	assert_true(nodes[l].status[s].st.role != RAFT_LEADER);
+	assert_false(atomic_load(&writes[next].done));
+	/* The read failed when leadership went: "not leader", nothing read. */
+	t0 = mono_us();
+	while (!atomic_load(&reads[next + 1].done) && mono_us() - t0 < 2000000)
+		sleep_ms(5);
+	assert_true(atomic_load(&reads[next + 1].done));
+	assert_int_equal(reads[next + 1].status, RAFT_ENOTLEADER);
+	assert_false(reads[next + 1].found);
+	node_start(f1, 3);
+	node_start(f2, 3);
+	assert_true(wait_writes(next, 1, 10000));
+	fprintf(stderr, "cut-off proposal answered %s\n", rkv_strerror(writes[next].rv));
+	assert_true(writes[next].rv == 0 || writes[next].rv == RAFT_ENOTLEADER);
+	uint64_t l2 = wait_leader(3, s, 5000);
+	assert_true(l2 != 0);
+	write_ok(l2, s, next + 2, 1); /* a later write, so every replica applies past it */
+	assert_true(converged(3, s, 5000));
+	/* Read key k<next % 8> on the new leader: it holds v<next> exactly
+	 * when the write was acknowledged. */
+	nodes[l2].job_shard = s;
+	nodes[l2].job_first = next;
+	nodes[l2].job_count = 1;
+	{
+		struct tnode *n = &nodes[l2];
+
+		run_job(n, job_read);
+		t0 = mono_us();
+		while (!atomic_load(&reads[next].done) && mono_us() - t0 < 5000000)
+			sleep_ms(1);
+		assert_int_equal(reads[next].status, 0);
+		assert_int_equal(reads[next].found, writes[next].rv == 0);
+		if (writes[next].rv == RAFT_ENOTLEADER) {
+			refresh(&nodes[l]);
+			assert_int_equal(nodes[l].status[s].st.overwritten, 1);
+		}
+	}
+	for (unsigned id = 1; id <= 3; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+		election_ms[id] = 0;
+	}
+	proposal_timeout_ms = 0;
+}
+
+/* writes[job_first]: key "big<i>" with a BIG_VALUE-byte value. */
+static bool job_propose_big(struct tcore *c)
+{
+	struct tnode *n = c->node;
+	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
+	struct twrite *tw = &writes[n->job_first];
+	struct command cmd = { .op = COMMAND_PUT };
+
+	if (!rep)
+		return true;
+	memset(&tw->w, 0, sizeof tw->w);
+	tw->w.done = write_done;
+	atomic_store(&tw->done, 0);
+	snprintf(tw->key, sizeof tw->key, "big%u", n->job_first);
+	cmd.key = (const uint8_t *)tw->key;
+	cmd.key_len = (uint32_t)strlen(tw->key);
+	cmd.value = big_value;
+	cmd.value_len = BIG_VALUE;
+	n->job_rv[n->job_first] = replica_propose(rep, &cmd, &tw->w);
+	return true;
+}
+
+/* The "overwritten" outcome, made deterministic: the cut-off leader's
+ * transport may queue only 64 KiB of bulk frames per peer, and after its
+ * small write A it proposes four 40 KB writes, one per loop pass, so the
+ * APPEND carrying A is evicted before the followers return; they cannot
+ * accept the later APPENDs (they lack A's index), elect one of themselves
+ * (the old leader is slow to campaign) and overwrite A's index. Every one
+ * of the five writes is answered RAFT_ENOTLEADER ("not applied") and none
+ * is on any replica. */
+static void test_overwritten_outcome(void **state)
+{
+	const uint32_t s = 0;
+	unsigned next = 0, f1, f2;
+	uint64_t l, l2, t0;
+
+	(void)state;
+	proposal_timeout_ms = 20000;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 2, 3);
+	l = map.nodes[cluster_map_first(&map, s)].id;
+	election_ms[l] = 1500;
+	bulk_limit[l] = 64u << 10;
+	key_space = 8;
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3);
+	assert_int_equal(wait_leader(3, s, 5000), l);
+	write_ok(l, s, next, 4);
+	next += 4;
+	assert_true(converged(3, s, 3000));
+	f1 = (unsigned)(l % 3 + 1);
+	f2 = (unsigned)(f1 % 3 + 1);
+	node_stop(f1);
+	node_stop(f2);
+	nodes[l].job_shard = s;
+	nodes[l].job_first = next;
+	nodes[l].job_count = 1;
+	run_job(&nodes[l], job_propose);            /* A */
+	assert_int_equal(nodes[l].job_rv[next], 0);
+	for (unsigned k = 1; k <= 4; k++) {          /* B1..B4 */
+		nodes[l].job_first = next + k;
+		run_job(&nodes[l], job_propose_big);
+		assert_int_equal(nodes[l].job_rv[next + k], 0);
+	}
+	t0 = mono_us();
+	do {
+		sleep_ms(20);
+		refresh(&nodes[l]);
+	} while (nodes[l].status[s].st.role == RAFT_LEADER && mono_us() - t0 < 6000000);
+	assert_true(nodes[l].status[s].st.role != RAFT_LEADER);
+	node_start(f1, 3);
+	node_start(f2, 3);
+	assert_true(wait_writes(next, 5, 10000));
+	for (unsigned k = 0; k <= 4; k++) {
+		fprintf(stderr, "cut-off write %u answered %s\n", k, rkv_strerror(writes[next + k].rv));
+		assert_int_equal(writes[next + k].rv, RAFT_ENOTLEADER);
+	}
+	refresh(&nodes[l]);
+	assert_int_equal(nodes[l].status[s].st.overwritten, 5);
+	assert_int_equal(nodes[l].status[s].st.unknown, 0);
+	l2 = wait_leader(3, s, 5000);
+	assert_true(l2 != 0 && l2 != l);
+	write_ok(l2, s, next + 5, 1);
+	assert_true(converged(3, s, 5000));
+	/* Only k0..k3 exist (the last write went to k1 again): neither A's
+	 * key k4 nor any big key was applied anywhere. */
+	for (unsigned id = 1; id <= 3; id++) {
+		refresh(&nodes[id]);
+		assert_int_equal(nodes[id].status[s].keys, 4);
+	}
+	for (unsigned id = 1; id <= 3; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+		election_ms[id] = 0;
+		bulk_limit[id] = 0;
+	}
+	proposal_timeout_ms = 0;
+}
+
 static void test_fsyncs_independent_of_groups(void **state)
 {
 	uint64_t one, sixteen;
@@ -896,6 +1234,8 @@ int main(void)
 		cmocka_unit_test(test_one_node),
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_compaction_and_restart),
+		cmocka_unit_test(test_outcome_matches_replicas),
+		cmocka_unit_test(test_overwritten_outcome),
 		cmocka_unit_test(test_fsyncs_independent_of_groups),
 	};
 
