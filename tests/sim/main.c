@@ -2,7 +2,7 @@
  * raft-sim: runs seeded whole-cluster simulations of raft/ under faults.
  *
  *   raft-sim --seeds N [--first S] [--nodes K] [--verbose] [--trace]
- *            [--twice] [--bug NAME [--expect-failures]]
+ *            [--twice] [--stop]
  *
  * Each seed fixes everything: network and disk timings, loss and
  * duplication rates, pre-vote and check-quorum, the schedule of crashes,
@@ -11,9 +11,8 @@
  * has a fault phase; then every fault is healed and the liveness check
  * requires a leader, fresh writes acknowledged, and every member caught up
  * within a bounded simulated time. Safety is checked after every step by
- * check.c. --bug NAME turns on a deliberate bug in raft/ to show the
- * checker catches it (commit-old-term, vote-any-log, read-no-quorum);
- * with --expect-failures the exit status is inverted for such runs.
+ * check.c. --stop ends the run at the first failing seed and prints how
+ * many seeds it took (the mutation tests, tests/sim/mutate.py, use it).
  * --twice runs every seed twice and fails it if the trace hashes differ.
  */
 #include "tests/sim/sim.h"
@@ -236,8 +235,8 @@ struct totals {
 
 static bool trace_events;
 
-static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
-			 const char *bug_name, struct totals *t)
+static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
+			 struct totals *t)
 {
 	struct run run;
 	memset(&run, 0, sizeof(run));
@@ -255,7 +254,6 @@ static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
 	static const uint32_t msg_bytes[] = {12, 64, 1024};
 	o.max_msg_bytes = msg_bytes[below(&run, 3)];
 	o.max_inflight = 8;
-	o.test_bugs = bugs;
 	o.trace = trace_events;
 	run.snap_every = 10 + below(&run, 60);
 	run.s = sim_create(&o);
@@ -361,10 +359,9 @@ static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
 		t->failures++;
 		printf("FAIL seed %llu at time %llu: %s\n"
 		       "  reproduce: raft-sim --seeds 1 --first %llu --nodes %d "
-		       "--verbose%s%s\n",
+		       "--verbose\n",
 		       (unsigned long long)seed, (unsigned long long)s->now,
-		       s->failure, (unsigned long long)seed, nodes,
-		       bug_name ? " --bug " : "", bug_name ? bug_name : "");
+		       s->failure, (unsigned long long)seed, nodes);
 	}
 	uint64_t hash = s->trace_hash;
 	sim_destroy(s);
@@ -374,8 +371,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, uint32_t bugs, bool verbose,
 static void usage(void)
 {
 	fprintf(stderr, "usage: raft-sim --seeds N [--first S] [--nodes K] "
-			"[--verbose] [--trace] [--twice] [--bug commit-old-term|vote-any-log|"
-			"read-no-quorum] [--expect-failures]\n");
+			"[--verbose] [--trace] [--twice] [--stop]\n");
 	exit(2);
 }
 
@@ -383,9 +379,7 @@ int main(int argc, char **argv)
 {
 	uint64_t seeds = 0, first = 1;
 	int nodes = 0;
-	bool verbose = false, expect_failures = false, twice = false;
-	uint32_t bugs = 0;
-	const char *bug_name = NULL;
+	bool verbose = false, stop = false, twice = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--seeds") && i + 1 < argc)
@@ -398,33 +392,25 @@ int main(int argc, char **argv)
 			verbose = true;
 		else if (!strcmp(a, "--twice"))
 			twice = true;
-		else if (!strcmp(a, "--expect-failures"))
-			expect_failures = true;
+		else if (!strcmp(a, "--stop"))
+			stop = true;
 		else if (!strcmp(a, "--trace"))
 			trace_events = verbose = true;
-		else if (!strcmp(a, "--bug") && i + 1 < argc) {
-			bug_name = argv[++i];
-			if (!strcmp(bug_name, "commit-old-term"))
-				bugs |= RAFT_BUG_COMMIT_OLD_TERM;
-			else if (!strcmp(bug_name, "vote-any-log"))
-				bugs |= RAFT_BUG_VOTE_ANY_LOG;
-			else if (!strcmp(bug_name, "read-no-quorum"))
-				bugs |= RAFT_BUG_READ_NO_QUORUM;
-			else
-				usage();
-		} else
+		else
 			usage();
 	}
 	if (seeds == 0 || nodes < 0 || nodes > 7)
 		usage();
 	struct totals t = {.trace = 0xcbf29ce484222325ULL};
+	uint64_t ran = 0;
 	for (uint64_t seed = first; seed < first + seeds; seed++) {
+		ran++;
 		/* without --nodes, alternate 3- and 5-node clusters */
 		int k = nodes ? nodes : (seed % 2 ? 3 : 5);
-		uint64_t hash = run_seed(seed, k, bugs, verbose, bug_name, &t);
+		uint64_t hash = run_seed(seed, k, verbose, &t);
 		if (twice) {
 			struct totals again = t;
-			if (run_seed(seed, k, bugs, false, bug_name, &again) !=
+			if (run_seed(seed, k, false, &again) !=
 			    hash) {
 				t.failures++;
 				printf("FAIL seed %llu: two runs differ\n"
@@ -433,6 +419,11 @@ int main(int argc, char **argv)
 				       (unsigned long long)seed,
 				       (unsigned long long)seed, k);
 			}
+		}
+		if (stop && t.failures) {
+			printf("raft-sim: first failure after %llu seeds\n",
+			       (unsigned long long)ran);
+			break;
 		}
 	}
 	if (verbose)
@@ -446,12 +437,10 @@ int main(int argc, char **argv)
 		       (unsigned long long)t.transfers);
 	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "
 	       "commits, %llu invariant checks\n",
-	       (unsigned long long)seeds, (unsigned long long)t.failures,
+	       (unsigned long long)ran, (unsigned long long)t.failures,
 	       (unsigned long long)t.elections, (unsigned long long)t.commits,
 	       (unsigned long long)t.checks);
 	if (verbose)
 		printf("trace hash: %016llx\n", (unsigned long long)t.trace);
-	if (expect_failures)
-		return t.failures ? 0 : 1;
 	return t.failures ? 1 : 0;
 }

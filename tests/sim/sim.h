@@ -39,7 +39,6 @@ struct sim_opts {
 	uint32_t snapshot_chunk;
 	uint32_t max_msg_bytes; /* entry bytes per APPEND */
 	uint32_t max_inflight;  /* APPENDs in flight per follower */
-	uint32_t test_bugs;     /* enum raft_test_bug, for every node */
 	bool trace;             /* print every event */
 	bool fixed_ticks;       /* every node ticks at multiples of interval */
 };

@@ -333,7 +333,6 @@ static void node_start(struct sim *s, struct sim_node *n)
 	cfg.max_msg_bytes = s->opts.max_msg_bytes;
 	cfg.snapshot_chunk = s->opts.snapshot_chunk;
 	cfg.compact_keep = s->opts.compact_keep;
-	cfg.test_bugs = s->opts.test_bugs;
 	int rv = raft_create(&n->raft, &cfg);
 	assert(rv == 0);
 	struct sim_disk *d = &n->disk;
