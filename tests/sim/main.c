@@ -17,9 +17,11 @@
  */
 #include "tests/sim/sim.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define FAULT_PHASE 3000 /* time units (10 per tick) */
 #define LIVENESS_BOUND 3000
@@ -368,6 +370,23 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	return hash;
 }
 
+/* The seed being run, for a failed assertion in raft/ (a mutant, or a
+ * real bug) to name. */
+static uint64_t current_seed, seeds_run;
+
+static void on_abort(int sig)
+{
+	char buf[96];
+	int n = snprintf(buf, sizeof(buf),
+			 "raft-sim: aborted in seed %llu after %llu seeds\n",
+			 (unsigned long long)current_seed,
+			 (unsigned long long)seeds_run);
+	if (n > 0 && write(STDERR_FILENO, buf, (size_t)n) < 0)
+		_exit(3);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: raft-sim --seeds N [--first S] [--nodes K] "
@@ -403,8 +422,10 @@ int main(int argc, char **argv)
 		usage();
 	struct totals t = {.trace = 0xcbf29ce484222325ULL};
 	uint64_t ran = 0;
+	signal(SIGABRT, on_abort);
 	for (uint64_t seed = first; seed < first + seeds; seed++) {
-		ran++;
+		seeds_run = ++ran;
+		current_seed = seed;
 		/* without --nodes, alternate 3- and 5-node clusters */
 		int k = nodes ? nodes : (seed % 2 ? 3 : 5);
 		uint64_t hash = run_seed(seed, k, verbose, &t);
