@@ -48,16 +48,30 @@ static uint64_t below(struct run *run, uint64_t n)
 	return raft_rng_below(&run->rng, n);
 }
 
-/* A node a client would talk to: usually the leader, sometimes anyone. */
+/* A node a client would talk to: usually the leader, sometimes a deposed
+ * leader that does not know it yet, sometimes anyone. */
 static uint64_t pick_node(struct run *run)
 {
 	struct sim *s = run->s;
 	uint64_t leader = sim_leader(s);
+	if (below(run, 100) < 10) {
+		uint64_t stale[SIM_MAX_NODES];
+		int n = 0;
+		for (int i = 1; i <= s->n_nodes; i++)
+			if (s->nodes[i].up && (uint64_t)i != leader &&
+			    raft_role(s->nodes[i].raft) == RAFT_LEADER)
+				stale[n++] = (uint64_t)i;
+		if (n)
+			return stale[below(run, (uint64_t)n)];
+	}
 	if (leader && below(run, 100) < 85)
 		return leader;
 	uint64_t id = 1 + below(run, (uint64_t)s->n_nodes);
 	return s->nodes[id].up ? id : RAFT_NONE;
 }
+
+static void add_undo(struct run *run, uint64_t delay, int kind, uint64_t id);
+static void transfer(struct run *run, uint64_t leader);
 
 static void client_op(struct run *run)
 {
@@ -66,10 +80,17 @@ static void client_op(struct run *run)
 	if (!id)
 		return;
 	uint32_t key = (uint32_t)below(run, SIM_KEYS);
-	if (below(run, 100) < 65)
+	if (below(run, 100) < 65) {
 		sim_propose(s, id, key, NULL);
-	else
-		sim_read(s, id, key, NULL);
+	} else if (sim_read(s, id, key, NULL) == 0 && below(run, 100) < 8) {
+		/* leadership moves while the read's round is out */
+		if (below(run, 2)) {
+			transfer(run, id);
+		} else {
+			sim_isolate(s, id, true);
+			add_undo(run, 50 + below(run, 400), 1, 0);
+		}
+	}
 	for (int i = 1; i <= s->n_nodes && !s->failed; i++) {
 		struct sim_node *n = &s->nodes[i];
 		if (n->up && n->applied >= raft_snapshot(n->raft)->index +
@@ -86,25 +107,89 @@ static int count_role(const struct raft_conf *conf, uint32_t role)
 	return k;
 }
 
+/* A random member of conf with the given role, or RAFT_NONE. */
+static uint64_t pick_member(struct run *run, const struct raft_conf *conf,
+			    uint32_t role)
+{
+	int k = count_role(conf, role);
+	if (k == 0)
+		return RAFT_NONE;
+	uint64_t nth = below(run, (uint64_t)k);
+	for (uint32_t i = 0; i < conf->n; i++)
+		if (conf->servers[i].role == role && nth-- == 0)
+			return conf->servers[i].id;
+	return RAFT_NONE;
+}
+
+/*
+ * One membership change, chosen at random among those that keep between
+ * nodes - 1 and nodes + 1 voters and at most two learners (so even voter
+ * counts and learner-heavy groups occur: a learner counted as a voter
+ * there breaks the majority). Sometimes a second change follows at once,
+ * before the first can commit; the leader must refuse it.
+ */
 static void membership_step(struct run *run, uint64_t leader)
 {
 	struct sim *s = run->s;
-	const struct raft_conf *conf = raft_conf(s->nodes[leader].raft);
-	if (count_role(conf, RAFT_VOTER) > run->nodes) {
-		uint64_t victim;
-		do
-			victim = conf->servers[below(run, conf->n)].id;
-		while (raft_conf_role(conf, victim) != RAFT_VOTER);
-		sim_conf_change(s, leader, RAFT_CONF_REMOVE, victim);
-	} else if (count_role(conf, RAFT_LEARNER) > 0) {
-		for (uint32_t i = 0; i < conf->n; i++)
-			if (conf->servers[i].role == RAFT_LEARNER)
+	for (int round = 0; round < 2; round++) {
+		if (!s->nodes[leader].up ||
+		    raft_role(s->nodes[leader].raft) != RAFT_LEADER)
+			return;
+		const struct raft_conf *conf = raft_conf(s->nodes[leader].raft);
+		int voters = count_role(conf, RAFT_VOTER);
+		int learners = count_role(conf, RAFT_LEARNER);
+		switch (below(run, 4)) {
+		case 0:
+			if (learners < 2 && s->n_nodes < SIM_MAX_NODES) {
+				sim_conf_change(s, leader, RAFT_CONF_ADD_LEARNER,
+						(uint64_t)s->n_nodes + 1);
+				break;
+			}
+			/* fall through */
+		case 1:
+			if (learners && voters <= run->nodes) {
 				sim_conf_change(s, leader, RAFT_CONF_PROMOTE,
-						conf->servers[i].id);
-	} else if (s->n_nodes < SIM_MAX_NODES) {
-		sim_conf_change(s, leader, RAFT_CONF_ADD_LEARNER,
-				(uint64_t)s->n_nodes + 1);
+						pick_member(run, conf,
+							    RAFT_LEARNER));
+				break;
+			}
+			/* fall through */
+		case 2:
+			if (voters >= run->nodes) {
+				sim_conf_change(s, leader, RAFT_CONF_REMOVE,
+						pick_member(run, conf,
+							    RAFT_VOTER));
+				break;
+			}
+			/* fall through */
+		default:
+			if (learners)
+				sim_conf_change(s, leader, RAFT_CONF_REMOVE,
+						pick_member(run, conf,
+							    RAFT_LEARNER));
+			break;
+		}
+		if (below(run, 4) != 0)
+			return;
 	}
+}
+
+/* Ask the leader to hand over to a random member; while the transfer is
+ * pending it must refuse proposals (§3.10). */
+static void transfer(struct run *run, uint64_t leader)
+{
+	struct sim *s = run->s;
+	uint64_t target = 1 + below(run, (uint64_t)s->n_nodes);
+	if (sim_transfer(s, leader, target) != 0 || target == leader ||
+	    !s->nodes[leader].up ||
+	    raft_role(s->nodes[leader].raft) != RAFT_LEADER)
+		return;
+	int rv = sim_propose(s, leader, 0, NULL);
+	if (rv != RAFT_EBUSY)
+		sim_fail(s, "availability: leader %llu took a proposal during "
+			 "a transfer to %llu (%s)",
+			 (unsigned long long)leader, (unsigned long long)target,
+			 rkv_strerror(rv));
 }
 
 static void add_undo(struct run *run, uint64_t delay, int kind, uint64_t id)
@@ -157,7 +242,7 @@ static void fault(struct run *run)
 		break;
 	case 5:
 		if (leader)
-			sim_transfer(s, leader, 1 + below(run, (uint64_t)s->n_nodes));
+			transfer(run, leader);
 		break;
 	case 6:
 		if (leader)
@@ -230,6 +315,70 @@ static bool live(struct sim *s, void *arg)
 	return true;
 }
 
+/* Lose every message in flight, as a network flush would. */
+static void drop_in_flight(struct sim *s)
+{
+	for (int i = 1; i <= s->n_nodes; i++)
+		sim_drop_to(s, (uint64_t)i);
+}
+
+/*
+ * Availability, on the converged cluster (no safety property breaks when
+ * these fail, so only a direct check catches them):
+ *   - a follower cut off for several election timeouts, with pre-vote on,
+ *     rejoins without raising anyone's term or deposing the leader (§9.6);
+ *   - with check-quorum on, an isolated leader steps down within two
+ *     election timeouts (§6.2).
+ * (A leader refusing proposals during a transfer is checked in transfer().)
+ */
+static void availability(struct run *run, const struct sim_opts *o)
+{
+	struct sim *s = run->s;
+	const uint64_t timeout = 10 * o->tick_interval; /* election_ticks */
+	uint64_t leader = sim_leader(s);
+	if (!leader)
+		return;
+	struct raft *r = s->nodes[leader].raft;
+	const struct raft_conf *conf = raft_conf(r);
+	uint64_t term = raft_term(r);
+	int voters = count_role(conf, RAFT_VOTER);
+	if (o->pre_vote && voters >= 3) {
+		uint64_t f;
+		do
+			f = pick_member(run, conf, RAFT_VOTER);
+		while (f == leader);
+		drop_in_flight(s);
+		sim_isolate(s, f, true);
+		sim_run_until(s, s->now + 6 * timeout);
+		sim_isolate(s, f, false);
+		sim_run_until(s, s->now + 3 * timeout);
+		if (s->failed)
+			return;
+		if (sim_leader(s) != leader || raft_term(r) != term ||
+		    raft_term(s->nodes[f].raft) != term) {
+			sim_fail(s, "availability: node %llu rejoined with "
+				 "pre-vote and the term moved from %llu to %llu "
+				 "(leader %llu, was %llu)",
+				 (unsigned long long)f, (unsigned long long)term,
+				 (unsigned long long)raft_term(s->nodes[f].raft),
+				 (unsigned long long)sim_leader(s),
+				 (unsigned long long)leader);
+			return;
+		}
+	}
+	if (o->check_quorum && voters >= 2 &&
+	    raft_conf_role(conf, leader) == RAFT_VOTER) {
+		drop_in_flight(s);
+		sim_isolate(s, leader, true);
+		sim_run_until(s, s->now + 2 * timeout + 2 * o->tick_interval);
+		if (!s->failed && raft_role(r) == RAFT_LEADER)
+			sim_fail(s, "availability: leader %llu, cut off, still "
+				 "leads two election timeouts later",
+				 (unsigned long long)leader);
+		sim_heal(s);
+	}
+}
+
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
 	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
@@ -256,6 +405,12 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	static const uint32_t msg_bytes[] = {12, 64, 1024};
 	o.max_msg_bytes = msg_bytes[below(&run, 3)];
 	o.max_inflight = 8;
+	o.slow_pct = below(&run, 3) ? (uint32_t)below(&run, 5) : 0;
+	o.crash_vote_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 20) : 0;
+	o.crash_truncate_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 30) : 0;
+	o.crash_conf_pct = below(&run, 2) ? 10 + (uint32_t)below(&run, 40) : 0;
+	o.crash_down_min = 10;
+	o.crash_down_max = 10 + (uint32_t)below(&run, 400);
 	o.trace = trace_events;
 	run.snap_every = 10 + below(&run, 60);
 	run.s = sim_create(&o);
@@ -272,6 +427,10 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 			uint64_t leader = sim_leader(s);
 			if (leader && below(&run, 3) == 0)
 				add_undo(&run, below(&run, 60), 2, leader);
+			/* and some change membership before their term's
+			 * first entry commits (the leader must refuse) */
+			if (leader && below(&run, 4) == 0)
+				membership_step(&run, leader);
 		}
 		uint64_t next = next_client < next_fault ? next_client : next_fault;
 		for (int i = 0; i < run.n_undo; i++)
@@ -292,7 +451,9 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	}
 	/* faults stop: heal the network, restart every member */
 	sim_heal(s);
-	s->opts.loss_pct = s->opts.dup_pct = 0;
+	s->opts.loss_pct = s->opts.dup_pct = s->opts.slow_pct = 0;
+	s->opts.crash_vote_pct = s->opts.crash_truncate_pct = 0;
+	s->opts.crash_conf_pct = 0;
 	for (int i = 1; i <= s->n_nodes; i++)
 		sim_restart(s, (uint64_t)i);
 	uint64_t healed = s->now;
@@ -312,6 +473,8 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 			 (unsigned long long)term, (unsigned long long)commit,
 			 (unsigned long long)last);
 	}
+	if (!s->failed)
+		availability(&run, &o);
 	if (verbose && s->failed) {
 		for (int i = 1; i <= s->n_nodes; i++) {
 			const struct sim_node *n = &s->nodes[i];

@@ -32,6 +32,16 @@ struct sim_opts {
 	uint32_t disk_max;
 	uint32_t loss_pct;      /* messages dropped, percent */
 	uint32_t dup_pct;       /* messages delivered twice, percent */
+	uint32_t slow_pct;      /* heavy tail: messages delayed 10-20x, percent */
+	/* crash a node right after it acts on a decision its disk has not
+	 * caught up with (percent of such moments): a vote granted, a log
+	 * write that overwrites durable entries, a configuration entry
+	 * appended; it restarts crash_down_min..max units later */
+	uint32_t crash_vote_pct;
+	uint32_t crash_truncate_pct;
+	uint32_t crash_conf_pct;
+	uint32_t crash_down_min;
+	uint32_t crash_down_max;
 	bool pre_vote;
 	bool check_quorum;
 	bool auto_tick;         /* nodes tick by themselves */
@@ -159,6 +169,8 @@ struct sim {
 	uint64_t installs;  /* snapshots installed from a leader */
 	uint64_t crashes;
 	uint64_t torn;      /* crashes that kept part of the write in progress */
+	uint64_t crashes_at; /* crashes scheduled at a vote, truncation, conf */
+	uint64_t slowed;     /* messages given a heavy-tailed delay */
 	uint64_t conf_changes;
 	uint64_t transfers;
 	uint64_t trace_hash;
@@ -199,8 +211,9 @@ void sim_restart(struct sim *s, uint64_t id);
 void sim_cut(struct sim *s, uint64_t from, uint64_t to, bool cut);
 void sim_isolate(struct sim *s, uint64_t id, bool cut);
 void sim_heal(struct sim *s);
-/* Lose every message from id still in flight. */
+/* Lose every message from (to) id still in flight. */
 void sim_drop_from(struct sim *s, uint64_t id);
+void sim_drop_to(struct sim *s, uint64_t id);
 
 /* The live leader with the highest term, or RAFT_NONE. */
 uint64_t sim_leader(const struct sim *s);

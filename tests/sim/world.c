@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum sim_event_kind { EV_TICK = 1, EV_DELIVER, EV_DISK };
+enum sim_event_kind { EV_TICK = 1, EV_DELIVER, EV_DISK, EV_CRASH, EV_RESTART };
 
 struct sim_msg {
 	struct raft_msg m;
@@ -205,9 +205,17 @@ static void net_send(struct sim *s, const struct raft_msg *m)
 		return;
 	int copies = raft_rng_below(&s->rng, 100) < s->opts.dup_pct ? 2 : 1;
 	for (int i = 0; i < copies; i++) {
+		uint64_t delay = between(s, s->opts.delay_min, s->opts.delay_max);
+		/* a heavy tail: a few messages take 10-20 times the usual
+		 * delay, so acknowledgements of a deposed leader's rounds and
+		 * votes of past terms land late */
+		if (s->opts.slow_pct &&
+		    raft_rng_below(&s->rng, 100) < s->opts.slow_pct) {
+			delay = (delay + s->opts.delay_max) * between(s, 10, 20);
+			s->slowed++;
+		}
 		struct sim_event ev = {
-			.time = s->now + between(s, s->opts.delay_min,
-						 s->opts.delay_max),
+			.time = s->now + delay,
 			.kind = EV_DELIVER,
 			.node = (uint32_t)m->to,
 			.msg = msg_copy(m),
@@ -472,11 +480,118 @@ static void retire_removed(struct sim *s, struct sim_node *leader)
 	}
 }
 
+/* Crash n (and restart it later) at a moment chosen by the schedule: the
+ * crash lands between the decision and the disk write that records it. */
+static void crash_soon(struct sim *s, struct sim_node *n, uint32_t pct)
+{
+	if (!pct || raft_rng_below(&s->rng, 100) >= pct)
+		return;
+	s->crashes_at++;
+	struct sim_event ev = {.time = s->now + between(s, 0, s->opts.disk_max),
+			       .kind = EV_CRASH,
+			       .node = (uint32_t)n->id,
+			       .incarnation = n->incarnation};
+	heap_push(s, ev);
+}
+
+static bool disk_term_at(const struct sim_disk *d, uint64_t index,
+			 uint64_t *term)
+{
+	if (index == d->snap.index) {
+		*term = d->snap.term;
+		return true;
+	}
+	if (index < d->snap.index || index > world_disk_last(d))
+		return false;
+	*term = d->entries[index - d->snap.index - 1].term;
+	return true;
+}
+
+/*
+ * What a node tells others must be backed by its disk (raft.h's contract):
+ * the term and vote it acts under are the durable ones, and an
+ * acknowledgement of index i means the WAL holds the log up to i. An
+ * acknowledgement also claims that the log up to i matches the leader's
+ * (§5.3), checked against the leader's own log while it still leads.
+ */
+static void check_durable(struct sim *s, struct sim_node *n,
+			  const struct raft_update *up)
+{
+	const struct sim_disk *d = &n->disk;
+	struct raft *r = n->raft;
+	s->checks++;
+	if (d->hs.term != raft_term(r) || d->hs.vote != raft_vote(r)) {
+		sim_fail(s, "node %llu: hard state term %llu vote %llu acted "
+			 "on, but the disk holds term %llu vote %llu",
+			 (unsigned long long)n->id,
+			 (unsigned long long)raft_term(r),
+			 (unsigned long long)raft_vote(r),
+			 (unsigned long long)d->hs.term,
+			 (unsigned long long)d->hs.vote);
+		return;
+	}
+	for (size_t i = 0; i < up->n_msgs; i++) {
+		const struct raft_msg *m = &up->msgs[i];
+		if (m->type != RAFT_MSG_APPEND_RESP || m->reject || m->index == 0)
+			continue;
+		uint64_t on_disk = 0, in_log = 0;
+		s->checks++;
+		if (m->index < d->snap.index)
+			continue; /* inside the durable snapshot */
+		if (!disk_term_at(d, m->index, &on_disk) ||
+		    !raft_term_at(r, m->index, &in_log) || on_disk != in_log) {
+			sim_fail(s, "node %llu: acknowledged index %llu that "
+				 "its disk does not hold",
+				 (unsigned long long)n->id,
+				 (unsigned long long)m->index);
+			return;
+		}
+		const struct sim_node *l = m->to <= SIM_MAX_NODES
+						   ? &s->nodes[m->to]
+						   : NULL;
+		if (!l || !l->up || raft_role(l->raft) != RAFT_LEADER ||
+		    raft_term(l->raft) != m->term || m->index > l->mirror_hi ||
+		    m->index < l->mirror_lo || m->index < n->mirror_lo ||
+		    m->index > n->mirror_hi)
+			continue;
+		if (n->mirror[m->index].hash != l->mirror[m->index].hash) {
+			sim_fail(s, "node %llu: acknowledged index %llu to "
+				 "leader %llu, but its log differs there",
+				 (unsigned long long)n->id,
+				 (unsigned long long)m->index,
+				 (unsigned long long)l->id);
+			return;
+		}
+	}
+}
+
+static bool has_conf_entry(const struct raft_update *up)
+{
+	for (size_t i = 0; i < up->n_persist; i++)
+		if (up->persist[i].type == RAFT_ENTRY_CONF)
+			return true;
+	return false;
+}
+
+static bool grants_vote(const struct raft_update *up)
+{
+	for (size_t i = 0; i < up->n_msgs; i++)
+		if (up->msgs[i].type == RAFT_MSG_VOTE_RESP && !up->msgs[i].reject)
+			return true;
+	return false;
+}
+
 void world_handle_update(struct sim *s, struct sim_node *n,
 			  const struct raft_update *up)
 {
 	check_update(s, n, up);
 	struct sim_disk *d = &n->disk;
+	if (n->up && up->n_persist && up->persist_first <= world_disk_last(d))
+		crash_soon(s, n, s->opts.crash_truncate_pct);
+	if (n->up && has_conf_entry(up))
+		crash_soon(s, n, s->opts.crash_conf_pct);
+	if (n->up && grants_vote(up))
+		crash_soon(s, n, s->opts.crash_vote_pct);
 	if (up->hard_state_changed)
 		d->hs = up->hard_state;
 	if (up->snapshot) {
@@ -498,6 +613,8 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 	}
 	if (up->n_persist)
 		disk_queue(s, n, up);
+	if (n->up && !s->failed)
+		check_durable(s, n, up);
 	for (size_t i = 0; i < up->n_msgs; i++) {
 		if (up->msgs[i].type <= RAFT_MSG_TIMEOUT_NOW)
 			s->sent[n->id][up->msgs[i].type]++;
@@ -637,6 +754,13 @@ void sim_drop_from(struct sim *s, uint64_t id)
 			s->heap[i].node = 0; /* node 0 is never up: dropped */
 }
 
+void sim_drop_to(struct sim *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].kind == EV_DELIVER && s->heap[i].node == id)
+			s->heap[i].node = 0;
+}
+
 void sim_heal(struct sim *s)
 {
 	memset(s->cut, 0, sizeof(s->cut));
@@ -686,6 +810,22 @@ bool sim_step(struct sim *s)
 			trace(s, EV_DISK, n->id, 0, 0);
 			disk_done(s, n);
 		}
+		break;
+	case EV_CRASH:
+		if (n->up && n->incarnation == ev.incarnation) {
+			sim_crash(s, n->id);
+			struct sim_event up = {
+				.time = s->now + between(s, s->opts.crash_down_min,
+							 s->opts.crash_down_max),
+				.kind = EV_RESTART,
+				.node = (uint32_t)n->id,
+				.incarnation = n->incarnation};
+			heap_push(s, up);
+		}
+		break;
+	case EV_RESTART:
+		if (!n->up && n->incarnation == ev.incarnation)
+			sim_restart(s, n->id);
 		break;
 	case EV_DELIVER:
 		if (n->up) {
