@@ -402,13 +402,16 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	o.check_quorum = below(&run, 4) != 0;
 	o.compact_keep = below(&run, 2) ? 0 : (uint32_t)below(&run, 10);
 	o.snapshot_chunk = 16 + (uint32_t)below(&run, 64);
-	static const uint32_t msg_bytes[] = {12, 64, 1024};
-	o.max_msg_bytes = msg_bytes[below(&run, 3)];
+	/* one client entry per APPEND in half the seeds: a probe then
+	 * carries less than the follower holds, leaving stale tails */
+	static const uint32_t msg_bytes[] = {12, 12, 64, 1024};
+	o.max_msg_bytes = msg_bytes[below(&run, 4)];
 	o.max_inflight = 8;
-	o.slow_pct = below(&run, 3) ? (uint32_t)below(&run, 5) : 0;
+	o.slow_pct = below(&run, 3) ? (uint32_t)below(&run, 9) : 0;
 	o.crash_vote_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 20) : 0;
 	o.crash_truncate_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 30) : 0;
 	o.crash_conf_pct = below(&run, 2) ? 10 + (uint32_t)below(&run, 40) : 0;
+	o.crash_commit_pct = below(&run, 3) ? 0 : 2 + (uint32_t)below(&run, 10);
 	o.crash_down_min = 10;
 	o.crash_down_max = 10 + (uint32_t)below(&run, 400);
 	o.trace = trace_events;
@@ -453,7 +456,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	sim_heal(s);
 	s->opts.loss_pct = s->opts.dup_pct = s->opts.slow_pct = 0;
 	s->opts.crash_vote_pct = s->opts.crash_truncate_pct = 0;
-	s->opts.crash_conf_pct = 0;
+	s->opts.crash_conf_pct = s->opts.crash_commit_pct = 0;
 	for (int i = 1; i <= s->n_nodes; i++)
 		sim_restart(s, (uint64_t)i);
 	uint64_t healed = s->now;

@@ -40,6 +40,8 @@ struct sim_opts {
 	uint32_t crash_vote_pct;
 	uint32_t crash_truncate_pct;
 	uint32_t crash_conf_pct;
+	uint32_t crash_commit_pct; /* a leader whose commit index moved, its
+				      messages still unsent lost with it */
 	uint32_t crash_down_min;
 	uint32_t crash_down_max;
 	bool pre_vote;

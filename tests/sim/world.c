@@ -18,7 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum sim_event_kind { EV_TICK = 1, EV_DELIVER, EV_DISK, EV_CRASH, EV_RESTART };
+enum sim_event_kind {
+	EV_TICK = 1,
+	EV_DELIVER,
+	EV_DISK,
+	EV_CRASH,        /* crash, restart later */
+	EV_CRASH_SILENT, /* the same, losing the messages it sent last */
+	EV_RESTART,
+};
 
 struct sim_msg {
 	struct raft_msg m;
@@ -482,13 +489,15 @@ static void retire_removed(struct sim *s, struct sim_node *leader)
 
 /* Crash n (and restart it later) at a moment chosen by the schedule: the
  * crash lands between the decision and the disk write that records it. */
-static void crash_soon(struct sim *s, struct sim_node *n, uint32_t pct)
+static void crash_soon(struct sim *s, struct sim_node *n, uint32_t pct,
+		       bool silent)
 {
 	if (!pct || raft_rng_below(&s->rng, 100) >= pct)
 		return;
 	s->crashes_at++;
-	struct sim_event ev = {.time = s->now + between(s, 0, s->opts.disk_max),
-			       .kind = EV_CRASH,
+	struct sim_event ev = {.time = s->now + (silent ? 0
+						: between(s, 0, s->opts.disk_max)),
+			       .kind = silent ? EV_CRASH_SILENT : EV_CRASH,
 			       .node = (uint32_t)n->id,
 			       .incarnation = n->incarnation};
 	heap_push(s, ev);
@@ -586,12 +595,14 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 {
 	check_update(s, n, up);
 	struct sim_disk *d = &n->disk;
+	uint64_t commit_before = n->seen_commit;
 	if (n->up && up->n_persist && up->persist_first <= world_disk_last(d))
-		crash_soon(s, n, s->opts.crash_truncate_pct);
+		crash_soon(s, n, s->opts.crash_truncate_pct, false);
 	if (n->up && has_conf_entry(up))
-		crash_soon(s, n, s->opts.crash_conf_pct);
+		crash_soon(s, n, s->opts.crash_conf_pct,
+			   raft_rng_below(&s->rng, 2));
 	if (n->up && grants_vote(up))
-		crash_soon(s, n, s->opts.crash_vote_pct);
+		crash_soon(s, n, s->opts.crash_vote_pct, false);
 	if (up->hard_state_changed)
 		d->hs = up->hard_state;
 	if (up->snapshot) {
@@ -652,6 +663,9 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 				 (unsigned long long)n->id,
 				 (unsigned long long)p);
 	}
+	if (n->up && !s->failed && raft_role(n->raft) == RAFT_LEADER &&
+	    raft_commit_index(n->raft) > commit_before)
+		crash_soon(s, n, s->opts.crash_commit_pct, true);
 	/* only a leader of the highest term so far knows the latest
 	 * committed configuration (a stale leader may survive its successor) */
 	if (n->up && raft_role(n->raft) == RAFT_LEADER &&
@@ -812,8 +826,11 @@ bool sim_step(struct sim *s)
 		}
 		break;
 	case EV_CRASH:
+	case EV_CRASH_SILENT:
 		if (n->up && n->incarnation == ev.incarnation) {
 			sim_crash(s, n->id);
+			if (ev.kind == EV_CRASH_SILENT)
+				sim_drop_from(s, n->id);
 			struct sim_event up = {
 				.time = s->now + between(s, s->opts.crash_down_min,
 							 s->opts.crash_down_max),

@@ -9,6 +9,7 @@
  *   - replication to a follower is pipelined but bounded.
  */
 #include "tests/unit/raft/fixture.h"
+#include "tests/unit/raft/raw.h"
 
 #include <string.h>
 
@@ -218,6 +219,52 @@ static void test_crash_loses_only_unpersisted_entries(void **state)
 	sim_destroy(s);
 }
 
+/*
+ * Figure 2, AppendEntries rule 5 with a stale tail: "if leaderCommit >
+ * commitIndex, set commitIndex = min(leaderCommit, index of last new
+ * entry)". Follower 2 holds 1 1 2 2; the leader of term 3 holds 1 1 2 3
+ * and has committed all four. Its APPEND carries only index 3, which
+ * matches: index 4 (term 2) stays, stale, until a later APPEND overwrites
+ * it. The follower may commit, and acknowledge, only up to 3.
+ */
+static void test_follower_commits_only_what_the_append_matched(void **state)
+{
+	(void)state;
+	struct raw w;
+	const uint64_t log[] = {1, 1, 2, 2};
+	raw_init(&w, 2, 3, log, 4);
+	const struct raft_entry entry = {.term = 2, .type = RAFT_ENTRY_NORMAL};
+	struct raft_msg append = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2,
+				  .term = 3, .index = 2, .log_term = 1,
+				  .commit = 4, .entries = &entry,
+				  .n_entries = 1};
+	assert_int_equal(raw_recv(&w, &append), 0);
+	assert_int_equal(raft_commit_index(w.r), 3);
+	assert_int_equal(raft_last_index(w.r), 4); /* the stale tail */
+	const struct raft_msg *ack = raw_reply(&w, RAFT_MSG_APPEND_RESP);
+	assert_non_null(ack);
+	assert_false(ack->reject);
+	assert_int_equal(ack->index, 3); /* not 4: it is not the leader's */
+	assert_int_equal(w.up.n_apply, 3);
+	raft_destroy(w.r);
+}
+
+/* A follower never commits past the end of its own log, whatever commit
+ * index a heartbeat carries. */
+static void test_heartbeat_commit_stops_at_last_index(void **state)
+{
+	(void)state;
+	struct raw w;
+	const uint64_t log[] = {1, 1};
+	raw_init(&w, 2, 1, log, 2);
+	struct raft_msg heartbeat = {.type = RAFT_MSG_HEARTBEAT, .from = 1,
+				     .to = 2, .term = 1, .commit = 10};
+	assert_int_equal(raw_recv(&w, &heartbeat), 0);
+	assert_int_equal(raft_commit_index(w.r), 2);
+	assert_int_equal(w.up.n_apply, 2);
+	raft_destroy(w.r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +274,8 @@ int main(void)
 		cmocka_unit_test(test_figure8_old_term_entry_not_committed_by_counting),
 		cmocka_unit_test(test_in_flight_appends_are_bounded),
 		cmocka_unit_test(test_crash_loses_only_unpersisted_entries),
+		cmocka_unit_test(test_follower_commits_only_what_the_append_matched),
+		cmocka_unit_test(test_heartbeat_commit_stops_at_last_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
