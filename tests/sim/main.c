@@ -382,6 +382,7 @@ static void availability(struct run *run, const struct sim_opts *o)
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
 	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
+	uint64_t crashes_at, slowed, stale_tails;
 };
 
 static bool trace_events;
@@ -408,6 +409,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	o.max_msg_bytes = msg_bytes[below(&run, 4)];
 	o.max_inflight = 8;
 	o.slow_pct = below(&run, 3) ? (uint32_t)below(&run, 9) : 0;
+	o.disk_slow_pct = below(&run, 2) ? (uint32_t)below(&run, 10) : 0;
 	o.crash_vote_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 20) : 0;
 	o.crash_truncate_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 30) : 0;
 	o.crash_conf_pct = below(&run, 2) ? 10 + (uint32_t)below(&run, 40) : 0;
@@ -455,6 +457,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	/* faults stop: heal the network, restart every member */
 	sim_heal(s);
 	s->opts.loss_pct = s->opts.dup_pct = s->opts.slow_pct = 0;
+	s->opts.disk_slow_pct = 0;
 	s->opts.crash_vote_pct = s->opts.crash_truncate_pct = 0;
 	s->opts.crash_conf_pct = s->opts.crash_commit_pct = 0;
 	for (int i = 1; i <= s->n_nodes; i++)
@@ -514,6 +517,9 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	t->torn += s->torn;
 	t->conf_changes += s->conf_changes;
 	t->transfers += s->transfers;
+	t->crashes_at += s->crashes_at;
+	t->slowed += s->slowed;
+	t->stale_tails += s->stale_tails;
 	t->trace = (t->trace ^ s->trace_hash) * 0x100000001b3ULL;
 	if (verbose)
 		printf("seed %llu: %llu elections, %llu commits, %llu reads, "
@@ -614,14 +620,19 @@ int main(int argc, char **argv)
 		}
 	}
 	if (verbose)
-		printf("covered: %llu reads, %llu crashes (%llu torn writes), "
+		printf("covered: %llu reads, %llu crashes (%llu torn writes, "
+		       "%llu at a vote, truncation, conf entry or commit), "
 		       "%llu snapshot installs, %llu membership changes, %llu "
-		       "transfers\n",
+		       "transfers, %llu slowed messages, %llu APPENDs "
+		       "accepted over a stale tail\n",
 		       (unsigned long long)t.reads, (unsigned long long)t.crashes,
 		       (unsigned long long)t.torn,
+		       (unsigned long long)t.crashes_at,
 		       (unsigned long long)t.installs,
 		       (unsigned long long)t.conf_changes,
-		       (unsigned long long)t.transfers);
+		       (unsigned long long)t.transfers,
+		       (unsigned long long)t.slowed,
+		       (unsigned long long)t.stale_tails);
 	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "
 	       "commits, %llu invariant checks\n",
 	       (unsigned long long)ran, (unsigned long long)t.failures,

@@ -30,6 +30,7 @@ struct sim_opts {
 	uint32_t delay_max;
 	uint32_t disk_min;      /* write latency range */
 	uint32_t disk_max;
+	uint32_t disk_slow_pct; /* writes that stall 10-20x, percent */
 	uint32_t loss_pct;      /* messages dropped, percent */
 	uint32_t dup_pct;       /* messages delivered twice, percent */
 	uint32_t slow_pct;      /* heavy tail: messages delayed 10-20x, percent */
@@ -173,6 +174,8 @@ struct sim {
 	uint64_t torn;      /* crashes that kept part of the write in progress */
 	uint64_t crashes_at; /* crashes scheduled at a vote, truncation, conf */
 	uint64_t slowed;     /* messages given a heavy-tailed delay */
+	uint64_t stale_tails; /* APPENDs accepted by a follower whose log goes
+				 on past them with entries the leader lacks */
 	uint64_t conf_changes;
 	uint64_t transfers;
 	uint64_t trace_hash;

@@ -292,7 +292,14 @@ static void disk_queue(struct sim *s, struct sim_node *n,
 	else
 		d->pending = t;
 	d->pending_tail = t;
-	uint64_t done = s->now + between(s, s->opts.disk_min, s->opts.disk_max);
+	uint64_t done = between(s, s->opts.disk_min, s->opts.disk_max);
+	/* a disk stall: the write (and every one queued behind it) takes
+	 * 10-20 times longer, so the node acknowledges far less than it
+	 * holds and its leader's view of it lags */
+	if (s->opts.disk_slow_pct &&
+	    raft_rng_below(&s->rng, 100) < s->opts.disk_slow_pct)
+		done = (done + s->opts.disk_max) * between(s, 10, 20);
+	done += s->now;
 	if (done < d->last_done)
 		done = d->last_done; /* writes complete in order */
 	d->last_done = done;
@@ -490,13 +497,12 @@ static void retire_removed(struct sim *s, struct sim_node *leader)
 /* Crash n (and restart it later) at a moment chosen by the schedule: the
  * crash lands between the decision and the disk write that records it. */
 static void crash_soon(struct sim *s, struct sim_node *n, uint32_t pct,
-		       bool silent)
+		       uint32_t within, bool silent)
 {
 	if (!pct || raft_rng_below(&s->rng, 100) >= pct)
 		return;
 	s->crashes_at++;
-	struct sim_event ev = {.time = s->now + (silent ? 0
-						: between(s, 0, s->opts.disk_max)),
+	struct sim_event ev = {.time = s->now + between(s, 0, within),
 			       .kind = silent ? EV_CRASH_SILENT : EV_CRASH,
 			       .node = (uint32_t)n->id,
 			       .incarnation = n->incarnation};
@@ -597,12 +603,15 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 	struct sim_disk *d = &n->disk;
 	uint64_t commit_before = n->seen_commit;
 	if (n->up && up->n_persist && up->persist_first <= world_disk_last(d))
-		crash_soon(s, n, s->opts.crash_truncate_pct, false);
-	if (n->up && has_conf_entry(up))
+		crash_soon(s, n, s->opts.crash_truncate_pct, 0, false);
+	if (n->up && has_conf_entry(up)) {
+		bool silent = raft_rng_below(&s->rng, 2);
 		crash_soon(s, n, s->opts.crash_conf_pct,
-			   raft_rng_below(&s->rng, 2));
+			   silent ? 0 : s->opts.disk_max, silent);
+	}
 	if (n->up && grants_vote(up))
-		crash_soon(s, n, s->opts.crash_vote_pct, false);
+		crash_soon(s, n, s->opts.crash_vote_pct, s->opts.disk_max,
+			   false);
 	if (up->hard_state_changed)
 		d->hs = up->hard_state;
 	if (up->snapshot) {
@@ -665,7 +674,7 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 	}
 	if (n->up && !s->failed && raft_role(n->raft) == RAFT_LEADER &&
 	    raft_commit_index(n->raft) > commit_before)
-		crash_soon(s, n, s->opts.crash_commit_pct, true);
+		crash_soon(s, n, s->opts.crash_commit_pct, 0, true);
 	/* only a leader of the highest term so far knows the latest
 	 * committed configuration (a stale leader may survive its successor) */
 	if (n->up && raft_role(n->raft) == RAFT_LEADER &&
@@ -785,6 +794,23 @@ uint64_t sim_next_time(const struct sim *s)
 	return s->heap_n ? s->heap[0].time : SIM_NEVER;
 }
 
+/* Coverage of the follower commit rule: did n accept m while holding,
+ * right after m's entries and at or below m's commit index, an entry the
+ * leader's log does not have? (Only then does Figure 2 rule 5 matter.) */
+static void count_stale_tail(struct sim *s, struct sim_node *n,
+			     const struct raft_msg *m)
+{
+	const struct sim_node *l = &s->nodes[m->from];
+	uint64_t next = m->index + m->n_entries + 1, mine, theirs, prev;
+	if (!n->up || !l->up || raft_term(n->raft) != m->term ||
+	    raft_leader(n->raft) != m->from || m->commit < next ||
+	    !raft_term_at(n->raft, m->index, &prev) || prev != m->log_term ||
+	    !raft_term_at(n->raft, next, &mine))
+		return;
+	if (raft_term_at(l->raft, next, &theirs) && mine != theirs)
+		s->stale_tails++;
+}
+
 static void disk_done(struct sim *s, struct sim_node *n)
 {
 	struct sim_disk *d = &n->disk;
@@ -862,6 +888,8 @@ bool sim_step(struct sim *s)
 			struct raft_event rev = {.type = RAFT_EV_RECEIVE,
 						 .msg = m};
 			sim_event(s, n->id, &rev, NULL);
+			if (m->type == RAFT_MSG_APPEND)
+				count_stale_tail(s, n, m);
 		}
 		msg_free(ev.msg);
 		break;
