@@ -188,6 +188,8 @@ void raft_handle_append_resp(struct raft *r, const struct raft_msg *m)
 	if (!pr)
 		return;
 	pr->recent_active = true;
+	if (m->index > raft_log_last_index(&r->log))
+		return; /* acknowledges what we never sent: bad input */
 	if (m->reject) {
 		/* find the leader's last index whose term <= the hint's term */
 		uint64_t last = raft_log_last_index(&r->log);

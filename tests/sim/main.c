@@ -29,7 +29,8 @@
 
 struct undo {
 	uint64_t time;
-	int kind; /* 0 restart node, 1 heal network, 2 crash node */
+	int kind; /* 0 restart node, 1 heal network, 2 crash node,
+		     3 isolate node (and heal later) */
 	uint64_t id;
 };
 
@@ -83,13 +84,15 @@ static void client_op(struct run *run)
 	if (below(run, 100) < 65) {
 		sim_propose(s, id, key, NULL);
 	} else if (sim_read(s, id, key, NULL) == 0 && below(run, 100) < 8) {
-		/* leadership moves while the read's round is out */
-		if (below(run, 2)) {
+		/* leadership moves while the read's round is out: a
+		 * transfer now, or the node cut off once some of the
+		 * round's acknowledgements are on their way (a slow one
+		 * may reach it after a new leader took writes) */
+		if (below(run, 2))
 			transfer(run, id);
-		} else {
-			sim_isolate(s, id, true);
-			add_undo(run, 50 + below(run, 400), 1, 0);
-		}
+		else
+			add_undo(run, below(run, 2ULL * s->opts.delay_max), 3,
+				 id);
 	}
 	for (int i = 1; i <= s->n_nodes && !s->failed; i++) {
 		struct sim_node *n = &s->nodes[i];
@@ -273,6 +276,9 @@ static void run_undo(struct run *run)
 				sim_crash(run->s, u->id);
 				add_undo(run, 20 + below(run, 300), 0, u->id);
 			}
+		} else if (u->kind == 3) {
+			sim_isolate(run->s, u->id, true);
+			add_undo(run, 100 + below(run, 500), 1, 0);
 		} else {
 			sim_heal(run->s);
 		}

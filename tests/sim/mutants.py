@@ -175,6 +175,24 @@ MUTANTS = [
            '''	uint64_t last_new = m->index + m->n_entries;
 	r->leader_match = raft_log_last_index(&r->log);''',
            by='unit'),
+    Mutant('leader-match-survives-term',
+           '§5.3: a follower\'s knowledge of what matches the leader holds '
+           'for one leader in one term',
+           'raft/raft.c',
+           '''	if (leader != r->leader || term != r->term)
+		r->leader_match = 0;''',
+           '''	if (leader != r->leader)
+		r->leader_match = 0;''',
+           by='unit'),
+    Mutant('leader-counts-ack-beyond-log',
+           'untrusted input: an acknowledgement of an index the leader '
+           'never had is dropped',
+           'raft/replication.c',
+           '''	if (m->index > raft_log_last_index(&r->log))
+		return; /* acknowledges what we never sent: bad input */
+''',
+           '''''',
+           by='unit'),
     Mutant('persisted-ignores-term',
            'raft.h contract: a "persisted" report for entries overwritten '
            'since counts for nothing',

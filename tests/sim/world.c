@@ -565,8 +565,18 @@ static void check_durable(struct sim *s, struct sim_node *n,
 						   ? &s->nodes[m->to]
 						   : NULL;
 		if (!l || !l->up || raft_role(l->raft) != RAFT_LEADER ||
-		    raft_term(l->raft) != m->term || m->index > l->mirror_hi ||
-		    m->index < l->mirror_lo || m->index < n->mirror_lo ||
+		    raft_term(l->raft) != m->term)
+			continue;
+		if (m->index > l->mirror_hi) {
+			sim_fail(s, "node %llu: acknowledged index %llu to "
+				 "leader %llu, whose log ends at %llu",
+				 (unsigned long long)n->id,
+				 (unsigned long long)m->index,
+				 (unsigned long long)l->id,
+				 (unsigned long long)l->mirror_hi);
+			return;
+		}
+		if (m->index < l->mirror_lo || m->index < n->mirror_lo ||
 		    m->index > n->mirror_hi)
 			continue;
 		if (n->mirror[m->index].hash != l->mirror[m->index].hash) {

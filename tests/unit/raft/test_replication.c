@@ -265,6 +265,54 @@ static void test_heartbeat_commit_stops_at_last_index(void **state)
 	raft_destroy(w.r);
 }
 
+/*
+ * A follower acknowledges only what it knows matches the leader of the
+ * current term. Node 2 matched leader 1 up to index 5 in term 9; node 1
+ * then leads term 10 having lost index 3-5 (they were not durable on it).
+ * Its first APPEND of term 10 matches only index 1: the acknowledgement
+ * says 1, not the 5 of the earlier term.
+ */
+static void test_match_of_an_earlier_term_is_not_acknowledged(void **state)
+{
+	(void)state;
+	struct raw w;
+	const uint64_t log[] = {1, 9, 9, 9, 9};
+	raw_init(&w, 2, 9, log, 5);
+	struct raft_msg append = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2,
+				  .term = 9, .index = 5, .log_term = 9};
+	assert_int_equal(raw_recv(&w, &append), 0);
+	assert_int_equal(raw_reply(&w, RAFT_MSG_APPEND_RESP)->index, 5);
+	append = (struct raft_msg){.type = RAFT_MSG_APPEND, .from = 1, .to = 2,
+				   .term = 10, .index = 1, .log_term = 1};
+	assert_int_equal(raw_recv(&w, &append), 0);
+	const struct raft_msg *ack = raw_reply(&w, RAFT_MSG_APPEND_RESP);
+	assert_non_null(ack);
+	assert_false(ack->reject);
+	assert_int_equal(ack->index, 1);
+	raft_destroy(w.r);
+}
+
+/* Acknowledgements arrive from the network: one for an index the leader
+ * never had is dropped, never counted toward a commit. */
+static void test_leader_drops_ack_beyond_its_log(void **state)
+{
+	(void)state;
+	struct sim *s = cluster(3);
+	elect(s, 1, 10);
+	uint64_t last = raft_last_index(sim_raft(s, 1));
+	for (uint64_t from = 2; from <= 3; from++) {
+		struct raft_msg ack = {.type = RAFT_MSG_APPEND_RESP,
+				       .from = from, .to = 1, .term = 1,
+				       .index = last + 100};
+		struct raft_event ev = {.type = RAFT_EV_RECEIVE, .msg = &ack};
+		sim_event(s, 1, &ev, NULL);
+	}
+	ASSERT_LEADER(s, 1);
+	assert_int_equal(commit_of(s, 1), last);
+	ASSERT_SAFE(s);
+	sim_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +324,8 @@ int main(void)
 		cmocka_unit_test(test_crash_loses_only_unpersisted_entries),
 		cmocka_unit_test(test_follower_commits_only_what_the_append_matched),
 		cmocka_unit_test(test_heartbeat_commit_stops_at_last_index),
+		cmocka_unit_test(test_match_of_an_earlier_term_is_not_acknowledged),
+		cmocka_unit_test(test_leader_drops_ack_beyond_its_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
