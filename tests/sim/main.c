@@ -55,7 +55,7 @@ static uint64_t pick_node(struct run *run)
 {
 	struct sim *s = run->s;
 	uint64_t leader = sim_leader(s);
-	if (below(run, 100) < 10) {
+	if (below(run, 100) < 25) {
 		uint64_t stale[SIM_MAX_NODES];
 		int n = 0;
 		for (int i = 1; i <= s->n_nodes; i++)
@@ -83,7 +83,7 @@ static void client_op(struct run *run)
 	uint32_t key = (uint32_t)below(run, SIM_KEYS);
 	if (below(run, 100) < 65) {
 		sim_propose(s, id, key, NULL);
-	} else if (sim_read(s, id, key, NULL) == 0 && below(run, 100) < 8) {
+	} else if (sim_read(s, id, key, NULL) == 0 && below(run, 100) < 20) {
 		/* leadership moves while the read's round is out: a
 		 * transfer now, or the node cut off once some of the
 		 * round's acknowledgements are on their way (a slow one
@@ -494,11 +494,14 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 			       n->removed ? " removed" : "");
 			if (n->up)
 				printf(" %s term %llu commit %llu last %llu "
-				       "applied %llu leader %llu",
+				       "persisted %llu (disk %llu) applied "
+				       "%llu leader %llu",
 				       raft_role_name(raft_role(n->raft)),
 				       (unsigned long long)raft_term(n->raft),
 				       (unsigned long long)raft_commit_index(n->raft),
 				       (unsigned long long)raft_last_index(n->raft),
+				       (unsigned long long)raft_persisted_index(n->raft),
+				       (unsigned long long)(n->disk.snap.index + n->disk.n),
 				       (unsigned long long)n->applied,
 				       (unsigned long long)raft_leader(n->raft));
 			printf("\n");
