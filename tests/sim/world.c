@@ -590,6 +590,40 @@ static void check_durable(struct sim *s, struct sim_node *n,
 	}
 }
 
+/*
+ * The commit rule, checked where the leader applies it (§5.3, §5.4.2): when
+ * a leader's commit index moves to c, a majority of the voters of its
+ * configuration hold entry c durably (on disk, with the leader's term for
+ * it, or inside their snapshot). Learners never count.
+ */
+static void check_commit_durable(struct sim *s, struct sim_node *n)
+{
+	struct raft *r = n->raft;
+	uint64_t c = raft_commit_index(r), term;
+	if (c == 0 || !raft_term_at(r, c, &term))
+		return;
+	const struct raft_conf *conf = raft_conf(r);
+	int voters = 0, holding = 0;
+	for (uint32_t i = 0; i < conf->n; i++) {
+		if (conf->servers[i].role != RAFT_VOTER)
+			continue;
+		voters++;
+		uint64_t id = conf->servers[i].id, on_disk;
+		if (id > SIM_MAX_NODES || !s->nodes[id].exists)
+			continue;
+		const struct sim_disk *d = &s->nodes[id].disk;
+		if (c < d->snap.index ||
+		    (disk_term_at(d, c, &on_disk) && on_disk == term))
+			holding++;
+	}
+	s->checks++;
+	if (holding < voters / 2 + 1)
+		sim_fail(s, "commit rule: leader %llu committed index %llu, "
+			 "held durably by %d of %d voters",
+			 (unsigned long long)n->id, (unsigned long long)c,
+			 holding, voters);
+}
+
 static bool has_conf_entry(const struct raft_update *up)
 {
 	for (size_t i = 0; i < up->n_persist; i++)
@@ -683,8 +717,10 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 				 (unsigned long long)p);
 	}
 	if (n->up && !s->failed && raft_role(n->raft) == RAFT_LEADER &&
-	    raft_commit_index(n->raft) > commit_before)
+	    raft_commit_index(n->raft) > commit_before) {
+		check_commit_durable(s, n);
 		crash_soon(s, n, s->opts.crash_commit_pct, 0, true);
+	}
 	/* only a leader of the highest term so far knows the latest
 	 * committed configuration (a stale leader may survive its successor) */
 	if (n->up && raft_role(n->raft) == RAFT_LEADER &&
