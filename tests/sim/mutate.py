@@ -14,7 +14,7 @@ mutant counts as a survivor unless --unit is given and a unit test fails.
 
     mutate.py [--seeds 3000] [--first 1] [--only a,b] [--sample K]
               [--sample-seed S] [--unit] [--cc "ccache gcc"] [--list]
-              [--no-baseline] [--jobs J] [--markdown]
+              [--no-baseline] [--jobs J] [--markdown] [--sim-only]
 
 Exit status: 0 every mutant killed; 1 some survived; 2 the catalogue no
 longer matches the source, a build failed, or the unmutated baseline failed.
@@ -193,6 +193,8 @@ def main():
     ap.add_argument('--jobs', type=int, default=2)
     ap.add_argument('--timeout', type=int, default=600)
     ap.add_argument('--markdown', action='store_true')
+    ap.add_argument('--sim-only', action='store_true',
+                    help='only the mutants raft-sim must kill (no cmocka)')
     args = ap.parse_args()
 
     mutants = MUTANTS
@@ -212,6 +214,8 @@ def main():
                   file=sys.stderr)
             return 2
         mutants = [m for m in MUTANTS if m.name in wanted]
+    if args.sim_only:
+        mutants = [m for m in mutants if m.by == 'sim']
     if args.sample:
         # a different sample every day by default, reproducible by seed
         seed = args.sample_seed or time.strftime('%Y%m%d', time.gmtime())
