@@ -1,9 +1,11 @@
 /*
  * The simulated world for raft/: whole clusters in one process on simulated
- * time, with a simulated network (loss, delay, reordering, duplication,
- * partitions including one-way cuts) and simulated disks (ordered writes
- * that complete later, crashes that lose unfinished writes, torn tails),
- * all driven by one seeded generator. The unit tests use it as their
+ * time, with a simulated network (loss, delay with a heavy tail, reordering,
+ * duplication, partitions including one-way cuts) and simulated disks
+ * (ordered writes that complete later and sometimes stall, crashes that
+ * lose unfinished writes, torn tails), crashes placed right where a node
+ * has decided something its disk has not recorded yet, all driven by one
+ * seeded generator. The unit tests use it as their
  * fixture with faults off; raft-sim adds random faults and a workload.
  *
  * Every raft_step() is followed by the safety checks of check.c; the first
@@ -238,6 +240,11 @@ void check_apply(struct sim *s, struct sim_node *n, uint64_t index,
 void check_read(struct sim *s, const struct sim_read *rd, uint64_t value,
 		uint64_t pos);
 void check_ack(struct sim *s, struct sim_write *w);
+/* After n carried out update up: its disk backs what it acts on and what it
+ * acknowledged; after a leader's commit index moved: the commit rule. */
+void check_durable(struct sim *s, struct sim_node *n,
+		   const struct raft_update *up);
+void check_commit_durable(struct sim *s, struct sim_node *n);
 void check_reset(struct sim *s);
 void check_free(struct sim *s);
 uint64_t check_entry_hash(const struct raft_entry *e);
