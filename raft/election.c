@@ -101,8 +101,6 @@ void raft_campaign(struct raft *r, bool pre_vote, bool transfer)
  * term, then whichever log is longer is more up-to-date." */
 static bool log_up_to_date(const struct raft *r, const struct raft_msg *m)
 {
-	if (r->cfg.test_bugs & RAFT_BUG_VOTE_ANY_LOG)
-		return true;
 	uint64_t last_term = raft_log_last_term(&r->log);
 	return m->log_term > last_term ||
 	       (m->log_term == last_term &&

@@ -126,6 +126,7 @@ static void role_set(struct raft *r, uint8_t to)
 		[RAFT_LEADER] = {true, false, false, false},
 	};
 	assert(legal[r->role][to]);
+	(void)legal; /* only the assert reads it: unused under NDEBUG */
 	if (r->role == RAFT_LEADER) {
 		raft_reads_fail(r);
 		raft_progress_free(r);
@@ -137,13 +138,16 @@ static void role_set(struct raft *r, uint8_t to)
 void raft_become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
 	assert(term >= r->term);
+	/* what matches the leader's log is known per leader AND term: the
+	 * same node leading a later term may have lost entries it sent in
+	 * the earlier one (they were not durable on it yet) */
+	if (leader != r->leader || term != r->term)
+		r->leader_match = 0;
 	if (term > r->term) {
 		r->term = term;
 		r->vote = RAFT_NONE;
 		r->hs_dirty = true;
 	}
-	if (leader != r->leader)
-		r->leader_match = 0;
 	role_set(r, RAFT_FOLLOWER);
 	r->leader = leader;
 	raft_reset_timeout(r);

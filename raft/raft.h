@@ -250,13 +250,6 @@ struct raft_update {
 	uint64_t proposed_term;
 };
 
-/* Deliberate bugs, for proving that tests and the simulator catch them. */
-enum raft_test_bug {
-	RAFT_BUG_COMMIT_OLD_TERM = 1 << 0, /* count replicas of old-term entries */
-	RAFT_BUG_VOTE_ANY_LOG = 1 << 1,    /* grant votes to out-of-date logs */
-	RAFT_BUG_READ_NO_QUORUM = 1 << 2,  /* ReadIndex without confirmation */
-};
-
 struct raft_config {
 	uint64_t id;                 /* this member's node id, not RAFT_NONE */
 	uint32_t election_ticks;     /* timeouts are random in [e, 2e) */
@@ -270,8 +263,9 @@ struct raft_config {
 	uint32_t snapshot_chunk;     /* bytes per SNAPSHOT message */
 	uint32_t compact_keep;       /* entries kept behind a snapshot */
 	struct raft_rng *rng;        /* caller-owned; outlives the group */
-	uint32_t test_bugs;          /* enum raft_test_bug; 0 in production */
 };
+/* There are no deliberate-bug switches in the library: the mutation tests
+ * (tests/sim/mutate.py) break a rule in a copy of the source instead. */
 
 struct raft;
 

@@ -188,6 +188,8 @@ void raft_handle_append_resp(struct raft *r, const struct raft_msg *m)
 	if (!pr)
 		return;
 	pr->recent_active = true;
+	if (m->index > raft_log_last_index(&r->log))
+		return; /* acknowledges what we never sent: bad input */
 	if (m->reject) {
 		/* find the leader's last index whose term <= the hint's term */
 		uint64_t last = raft_log_last_index(&r->log);
@@ -255,10 +257,11 @@ bool raft_maybe_commit(struct raft *r)
 	uint64_t index = raft_quorum_value(r, r->persisted, false);
 	if (index <= r->commit)
 		return false;
-	uint64_t term;
+	uint64_t term = 0;
 	bool known = raft_log_term(&r->log, index, &term);
-	assert(known);
-	if (term != r->term && !(r->cfg.test_bugs & RAFT_BUG_COMMIT_OLD_TERM))
+	assert(known); /* a quorum holds it, so the leader does too */
+	(void)known;
+	if (term != r->term)
 		return false; /* §5.4.2 */
 	r->commit = index;
 	raft_conf_committed(r);

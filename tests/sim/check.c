@@ -25,10 +25,18 @@
  *                       at or after the value of every read that completed
  *                       before it began (positions are log indexes, the
  *                       total order State Machine Safety establishes).
+ *   Durability          the disk holds the term and vote a node acts
+ *                       under; an acknowledgement of index i is backed by
+ *                       the WAL and matches the leader's log up to i,
+ *                       never past its end (check_durable).
+ *   Commit rule         when a leader's commit index moves to c, a
+ *                       majority of its configuration's voters hold entry c
+ *                       on disk (check_commit_durable).
  * Also: the update contract (persist lists every log change, so the mirror
  * always ends at the library's last index).
  */
 #include "tests/sim/sim.h"
+#include "tests/sim/world_private.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -414,4 +422,119 @@ void check_read(struct sim *s, const struct sim_read *rd, uint64_t value,
 		return;
 	}
 	points_add(&s->read_done[rd->key], s->now, pos);
+}
+
+static bool disk_term_at(const struct sim_disk *d, uint64_t index,
+			 uint64_t *term)
+{
+	if (index == d->snap.index) {
+		*term = d->snap.term;
+		return true;
+	}
+	if (index < d->snap.index || index > world_disk_last(d))
+		return false;
+	*term = d->entries[index - d->snap.index - 1].term;
+	return true;
+}
+
+/*
+ * What a node tells others must be backed by its disk (raft.h's contract):
+ * the term and vote it acts under are the durable ones, and an
+ * acknowledgement of index i means the WAL holds the log up to i. An
+ * acknowledgement also claims that the log up to i matches the leader's
+ * (§5.3), checked against the leader's own log while it still leads.
+ */
+void check_durable(struct sim *s, struct sim_node *n,
+			  const struct raft_update *up)
+{
+	const struct sim_disk *d = &n->disk;
+	struct raft *r = n->raft;
+	s->checks++;
+	if (d->hs.term != raft_term(r) || d->hs.vote != raft_vote(r)) {
+		sim_fail(s, "node %llu: hard state term %llu vote %llu acted "
+			 "on, but the disk holds term %llu vote %llu",
+			 (unsigned long long)n->id,
+			 (unsigned long long)raft_term(r),
+			 (unsigned long long)raft_vote(r),
+			 (unsigned long long)d->hs.term,
+			 (unsigned long long)d->hs.vote);
+		return;
+	}
+	for (size_t i = 0; i < up->n_msgs; i++) {
+		const struct raft_msg *m = &up->msgs[i];
+		if (m->type != RAFT_MSG_APPEND_RESP || m->reject || m->index == 0)
+			continue;
+		uint64_t on_disk = 0, in_log = 0;
+		s->checks++;
+		if (m->index < d->snap.index)
+			continue; /* inside the durable snapshot */
+		if (!disk_term_at(d, m->index, &on_disk) ||
+		    !raft_term_at(r, m->index, &in_log) || on_disk != in_log) {
+			sim_fail(s, "node %llu: acknowledged index %llu that "
+				 "its disk does not hold",
+				 (unsigned long long)n->id,
+				 (unsigned long long)m->index);
+			return;
+		}
+		const struct sim_node *l = m->to <= SIM_MAX_NODES
+						   ? &s->nodes[m->to]
+						   : NULL;
+		if (!l || !l->up || raft_role(l->raft) != RAFT_LEADER ||
+		    raft_term(l->raft) != m->term)
+			continue;
+		if (m->index > l->mirror_hi) {
+			sim_fail(s, "node %llu: acknowledged index %llu to "
+				 "leader %llu, whose log ends at %llu",
+				 (unsigned long long)n->id,
+				 (unsigned long long)m->index,
+				 (unsigned long long)l->id,
+				 (unsigned long long)l->mirror_hi);
+			return;
+		}
+		if (m->index < l->mirror_lo || m->index < n->mirror_lo ||
+		    m->index > n->mirror_hi)
+			continue;
+		if (n->mirror[m->index].hash != l->mirror[m->index].hash) {
+			sim_fail(s, "node %llu: acknowledged index %llu to "
+				 "leader %llu, but its log differs there",
+				 (unsigned long long)n->id,
+				 (unsigned long long)m->index,
+				 (unsigned long long)l->id);
+			return;
+		}
+	}
+}
+
+/*
+ * The commit rule, checked where the leader applies it (§5.3, §5.4.2): when
+ * a leader's commit index moves to c, a majority of the voters of its
+ * configuration hold entry c durably (on disk, with the leader's term for
+ * it, or inside their snapshot). Learners never count.
+ */
+void check_commit_durable(struct sim *s, struct sim_node *n)
+{
+	struct raft *r = n->raft;
+	uint64_t c = raft_commit_index(r), term;
+	if (c == 0 || !raft_term_at(r, c, &term))
+		return;
+	const struct raft_conf *conf = raft_conf(r);
+	int voters = 0, holding = 0;
+	for (uint32_t i = 0; i < conf->n; i++) {
+		if (conf->servers[i].role != RAFT_VOTER)
+			continue;
+		voters++;
+		uint64_t id = conf->servers[i].id, on_disk;
+		if (id > SIM_MAX_NODES || !s->nodes[id].exists)
+			continue;
+		const struct sim_disk *d = &s->nodes[id].disk;
+		if (c < d->snap.index ||
+		    (disk_term_at(d, c, &on_disk) && on_disk == term))
+			holding++;
+	}
+	s->checks++;
+	if (holding < voters / 2 + 1)
+		sim_fail(s, "commit rule: leader %llu committed index %llu, "
+			 "held durably by %d of %d voters",
+			 (unsigned long long)n->id, (unsigned long long)c,
+			 holding, voters);
 }

@@ -199,6 +199,35 @@ int sim_transfer(struct sim *s, uint64_t id, uint64_t target)
 	return rv;
 }
 
+/*
+ * §4.1 and its errata, as a leader must apply them when it accepts a change
+ * (a violation needs a rare interleaving to break safety, so the rule is
+ * checked where it is decided): no other configuration entry is
+ * uncommitted, and the leader has committed an entry of its own term.
+ */
+static void check_conf_accepted(struct sim *s, uint64_t leader)
+{
+	struct raft *r = sim_raft(s, leader);
+	uint64_t commit = raft_commit_index(r), last = raft_last_index(r);
+	uint64_t term = 0;
+	s->checks++;
+	for (uint64_t i = commit + 1; i < last; i++) {
+		const struct raft_entry *e = raft_entry_at(r, i);
+		if (e && e->type == RAFT_ENTRY_CONF) {
+			sim_fail(s, "membership: leader %llu accepted a change "
+				 "with the change at %llu uncommitted",
+				 (unsigned long long)leader,
+				 (unsigned long long)i);
+			return;
+		}
+	}
+	if (!raft_term_at(r, commit, &term) || term != raft_term(r))
+		sim_fail(s, "membership: leader %llu accepted a change before "
+			 "committing an entry of its term %llu",
+			 (unsigned long long)leader,
+			 (unsigned long long)raft_term(r));
+}
+
 int sim_conf_change(struct sim *s, uint64_t leader, uint32_t op, uint64_t id)
 {
 	if (id == 0 || id > SIM_MAX_NODES)
@@ -206,6 +235,9 @@ int sim_conf_change(struct sim *s, uint64_t leader, uint32_t op, uint64_t id)
 	struct raft_event ev = {.type = RAFT_EV_CONF_CHANGE,
 				.conf_change = {.op = op, .id = id}};
 	int rv = sim_event(s, leader, &ev, NULL);
+	if (rv == 0 && sim_raft(s, leader) &&
+	    raft_role(sim_raft(s, leader)) == RAFT_LEADER)
+		check_conf_accepted(s, leader);
 	if (s->opts.trace)
 		fprintf(stderr, "%llu: leader %llu conf op %u id %llu: %d\n",
 			(unsigned long long)s->now, (unsigned long long)leader,

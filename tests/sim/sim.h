@@ -1,9 +1,11 @@
 /*
  * The simulated world for raft/: whole clusters in one process on simulated
- * time, with a simulated network (loss, delay, reordering, duplication,
- * partitions including one-way cuts) and simulated disks (ordered writes
- * that complete later, crashes that lose unfinished writes, torn tails),
- * all driven by one seeded generator. The unit tests use it as their
+ * time, with a simulated network (loss, delay with a heavy tail, reordering,
+ * duplication, partitions including one-way cuts) and simulated disks
+ * (ordered writes that complete later and sometimes stall, crashes that
+ * lose unfinished writes, torn tails), crashes placed right where a node
+ * has decided something its disk has not recorded yet, all driven by one
+ * seeded generator. The unit tests use it as their
  * fixture with faults off; raft-sim adds random faults and a workload.
  *
  * Every raft_step() is followed by the safety checks of check.c; the first
@@ -30,8 +32,21 @@ struct sim_opts {
 	uint32_t delay_max;
 	uint32_t disk_min;      /* write latency range */
 	uint32_t disk_max;
+	uint32_t disk_slow_pct; /* writes that stall 10-20x, percent */
 	uint32_t loss_pct;      /* messages dropped, percent */
 	uint32_t dup_pct;       /* messages delivered twice, percent */
+	uint32_t slow_pct;      /* heavy tail: messages delayed 10-20x, percent */
+	/* crash a node right after it acts on a decision its disk has not
+	 * caught up with (percent of such moments): a vote granted, a log
+	 * write that overwrites durable entries, a configuration entry
+	 * appended; it restarts crash_down_min..max units later */
+	uint32_t crash_vote_pct;
+	uint32_t crash_truncate_pct;
+	uint32_t crash_conf_pct;
+	uint32_t crash_commit_pct; /* a leader whose commit index moved, its
+				      messages still unsent lost with it */
+	uint32_t crash_down_min;
+	uint32_t crash_down_max;
 	bool pre_vote;
 	bool check_quorum;
 	bool auto_tick;         /* nodes tick by themselves */
@@ -39,7 +54,6 @@ struct sim_opts {
 	uint32_t snapshot_chunk;
 	uint32_t max_msg_bytes; /* entry bytes per APPEND */
 	uint32_t max_inflight;  /* APPENDs in flight per follower */
-	uint32_t test_bugs;     /* enum raft_test_bug, for every node */
 	bool trace;             /* print every event */
 	bool fixed_ticks;       /* every node ticks at multiples of interval */
 };
@@ -160,6 +174,10 @@ struct sim {
 	uint64_t installs;  /* snapshots installed from a leader */
 	uint64_t crashes;
 	uint64_t torn;      /* crashes that kept part of the write in progress */
+	uint64_t crashes_at; /* crashes scheduled at a vote, truncation, conf */
+	uint64_t slowed;     /* messages given a heavy-tailed delay */
+	uint64_t stale_tails; /* APPENDs accepted by a follower whose log goes
+				 on past them with entries the leader lacks */
 	uint64_t conf_changes;
 	uint64_t transfers;
 	uint64_t trace_hash;
@@ -200,8 +218,9 @@ void sim_restart(struct sim *s, uint64_t id);
 void sim_cut(struct sim *s, uint64_t from, uint64_t to, bool cut);
 void sim_isolate(struct sim *s, uint64_t id, bool cut);
 void sim_heal(struct sim *s);
-/* Lose every message from id still in flight. */
+/* Lose every message from (to) id still in flight. */
 void sim_drop_from(struct sim *s, uint64_t id);
+void sim_drop_to(struct sim *s, uint64_t id);
 
 /* The live leader with the highest term, or RAFT_NONE. */
 uint64_t sim_leader(const struct sim *s);
@@ -221,6 +240,11 @@ void check_apply(struct sim *s, struct sim_node *n, uint64_t index,
 void check_read(struct sim *s, const struct sim_read *rd, uint64_t value,
 		uint64_t pos);
 void check_ack(struct sim *s, struct sim_write *w);
+/* After n carried out update up: its disk backs what it acts on and what it
+ * acknowledged; after a leader's commit index moved: the commit rule. */
+void check_durable(struct sim *s, struct sim_node *n,
+		   const struct raft_update *up);
+void check_commit_durable(struct sim *s, struct sim_node *n);
 void check_reset(struct sim *s);
 void check_free(struct sim *s);
 uint64_t check_entry_hash(const struct raft_entry *e);

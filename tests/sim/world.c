@@ -3,7 +3,8 @@
  * disks and the life cycle of every node, and the glue that feeds each
  * raft_update back into them exactly as raft.h's contract says (hard state
  * and snapshots durable before messages leave, entries written in order and
- * reported with RAFT_EV_PERSISTED when durable).
+ * reported with RAFT_EV_PERSISTED when durable), then has check.c verify
+ * that the disk backs what the node acts on.
  *
  * Determinism: the only randomness is s->rng (and each node's generator
  * seeded from it); the queue orders events by (time, sequence number).
@@ -18,7 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum sim_event_kind { EV_TICK = 1, EV_DELIVER, EV_DISK };
+enum sim_event_kind {
+	EV_TICK = 1,
+	EV_DELIVER,
+	EV_DISK,
+	EV_CRASH,        /* crash, restart later */
+	EV_CRASH_SILENT, /* the same, losing the messages it sent last */
+	EV_RESTART,
+};
 
 struct sim_msg {
 	struct raft_msg m;
@@ -205,9 +213,17 @@ static void net_send(struct sim *s, const struct raft_msg *m)
 		return;
 	int copies = raft_rng_below(&s->rng, 100) < s->opts.dup_pct ? 2 : 1;
 	for (int i = 0; i < copies; i++) {
+		uint64_t delay = between(s, s->opts.delay_min, s->opts.delay_max);
+		/* a heavy tail: a few messages take 10-20 times the usual
+		 * delay, so acknowledgements of a deposed leader's rounds and
+		 * votes of past terms land late */
+		if (s->opts.slow_pct &&
+		    raft_rng_below(&s->rng, 100) < s->opts.slow_pct) {
+			delay = (delay + s->opts.delay_max) * between(s, 10, 20);
+			s->slowed++;
+		}
 		struct sim_event ev = {
-			.time = s->now + between(s, s->opts.delay_min,
-						 s->opts.delay_max),
+			.time = s->now + delay,
 			.kind = EV_DELIVER,
 			.node = (uint32_t)m->to,
 			.msg = msg_copy(m),
@@ -277,7 +293,14 @@ static void disk_queue(struct sim *s, struct sim_node *n,
 	else
 		d->pending = t;
 	d->pending_tail = t;
-	uint64_t done = s->now + between(s, s->opts.disk_min, s->opts.disk_max);
+	uint64_t done = between(s, s->opts.disk_min, s->opts.disk_max);
+	/* a disk stall: the write (and every one queued behind it) takes
+	 * 10-20 times longer, so the node acknowledges far less than it
+	 * holds and its leader's view of it lags */
+	if (s->opts.disk_slow_pct &&
+	    raft_rng_below(&s->rng, 100) < s->opts.disk_slow_pct)
+		done = (done + s->opts.disk_max) * between(s, 10, 20);
+	done += s->now;
 	if (done < d->last_done)
 		done = d->last_done; /* writes complete in order */
 	d->last_done = done;
@@ -333,7 +356,6 @@ static void node_start(struct sim *s, struct sim_node *n)
 	cfg.max_msg_bytes = s->opts.max_msg_bytes;
 	cfg.snapshot_chunk = s->opts.snapshot_chunk;
 	cfg.compact_keep = s->opts.compact_keep;
-	cfg.test_bugs = s->opts.test_bugs;
 	int rv = raft_create(&n->raft, &cfg);
 	assert(rv == 0);
 	struct sim_disk *d = &n->disk;
@@ -473,11 +495,53 @@ static void retire_removed(struct sim *s, struct sim_node *leader)
 	}
 }
 
+/* Crash n (and restart it later) at a moment chosen by the schedule: the
+ * crash lands between the decision and the disk write that records it. */
+static void crash_soon(struct sim *s, struct sim_node *n, uint32_t pct,
+		       uint32_t within, bool silent)
+{
+	if (!pct || raft_rng_below(&s->rng, 100) >= pct)
+		return;
+	s->crashes_at++;
+	struct sim_event ev = {.time = s->now + between(s, 0, within),
+			       .kind = silent ? EV_CRASH_SILENT : EV_CRASH,
+			       .node = (uint32_t)n->id,
+			       .incarnation = n->incarnation};
+	heap_push(s, ev);
+}
+
+static bool has_conf_entry(const struct raft_update *up)
+{
+	for (size_t i = 0; i < up->n_persist; i++)
+		if (up->persist[i].type == RAFT_ENTRY_CONF)
+			return true;
+	return false;
+}
+
+static bool grants_vote(const struct raft_update *up)
+{
+	for (size_t i = 0; i < up->n_msgs; i++)
+		if (up->msgs[i].type == RAFT_MSG_VOTE_RESP && !up->msgs[i].reject)
+			return true;
+	return false;
+}
+
 void world_handle_update(struct sim *s, struct sim_node *n,
 			  const struct raft_update *up)
 {
 	check_update(s, n, up);
 	struct sim_disk *d = &n->disk;
+	uint64_t commit_before = n->seen_commit;
+	if (n->up && up->n_persist && up->persist_first <= world_disk_last(d))
+		crash_soon(s, n, s->opts.crash_truncate_pct, 0, false);
+	if (n->up && has_conf_entry(up)) {
+		bool silent = raft_rng_below(&s->rng, 2);
+		crash_soon(s, n, s->opts.crash_conf_pct,
+			   silent ? 0 : s->opts.disk_max, silent);
+	}
+	if (n->up && grants_vote(up))
+		crash_soon(s, n, s->opts.crash_vote_pct, s->opts.disk_max,
+			   false);
 	if (up->hard_state_changed)
 		d->hs = up->hard_state;
 	if (up->snapshot) {
@@ -499,6 +563,8 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 	}
 	if (up->n_persist)
 		disk_queue(s, n, up);
+	if (n->up && !s->failed)
+		check_durable(s, n, up);
 	for (size_t i = 0; i < up->n_msgs; i++) {
 		if (up->msgs[i].type <= RAFT_MSG_TIMEOUT_NOW)
 			s->sent[n->id][up->msgs[i].type]++;
@@ -535,6 +601,11 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 				 "but not in the WAL",
 				 (unsigned long long)n->id,
 				 (unsigned long long)p);
+	}
+	if (n->up && !s->failed && raft_role(n->raft) == RAFT_LEADER &&
+	    raft_commit_index(n->raft) > commit_before) {
+		check_commit_durable(s, n);
+		crash_soon(s, n, s->opts.crash_commit_pct, 0, true);
 	}
 	/* only a leader of the highest term so far knows the latest
 	 * committed configuration (a stale leader may survive its successor) */
@@ -638,6 +709,13 @@ void sim_drop_from(struct sim *s, uint64_t id)
 			s->heap[i].node = 0; /* node 0 is never up: dropped */
 }
 
+void sim_drop_to(struct sim *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].kind == EV_DELIVER && s->heap[i].node == id)
+			s->heap[i].node = 0;
+}
+
 void sim_heal(struct sim *s)
 {
 	memset(s->cut, 0, sizeof(s->cut));
@@ -646,6 +724,23 @@ void sim_heal(struct sim *s)
 uint64_t sim_next_time(const struct sim *s)
 {
 	return s->heap_n ? s->heap[0].time : SIM_NEVER;
+}
+
+/* Coverage of the follower commit rule: did n accept m while holding,
+ * right after m's entries and at or below m's commit index, an entry the
+ * leader's log does not have? (Only then does Figure 2 rule 5 matter.) */
+static void count_stale_tail(struct sim *s, struct sim_node *n,
+			     const struct raft_msg *m)
+{
+	const struct sim_node *l = &s->nodes[m->from];
+	uint64_t next = m->index + m->n_entries + 1, mine, theirs, prev;
+	if (!n->up || !l->up || raft_term(n->raft) != m->term ||
+	    raft_leader(n->raft) != m->from || m->commit < next ||
+	    !raft_term_at(n->raft, m->index, &prev) || prev != m->log_term ||
+	    !raft_term_at(n->raft, next, &mine))
+		return;
+	if (raft_term_at(l->raft, next, &theirs) && mine != theirs)
+		s->stale_tails++;
 }
 
 static void disk_done(struct sim *s, struct sim_node *n)
@@ -688,6 +783,25 @@ bool sim_step(struct sim *s)
 			disk_done(s, n);
 		}
 		break;
+	case EV_CRASH:
+	case EV_CRASH_SILENT:
+		if (n->up && n->incarnation == ev.incarnation) {
+			sim_crash(s, n->id);
+			if (ev.kind == EV_CRASH_SILENT)
+				sim_drop_from(s, n->id);
+			struct sim_event up = {
+				.time = s->now + between(s, s->opts.crash_down_min,
+							 s->opts.crash_down_max),
+				.kind = EV_RESTART,
+				.node = (uint32_t)n->id,
+				.incarnation = n->incarnation};
+			heap_push(s, up);
+		}
+		break;
+	case EV_RESTART:
+		if (!n->up && n->incarnation == ev.incarnation)
+			sim_restart(s, n->id);
+		break;
 	case EV_DELIVER:
 		if (n->up) {
 			const struct raft_msg *m = &ev.msg->m;
@@ -706,6 +820,8 @@ bool sim_step(struct sim *s)
 			struct raft_event rev = {.type = RAFT_EV_RECEIVE,
 						 .msg = m};
 			sim_event(s, n->id, &rev, NULL);
+			if (m->type == RAFT_MSG_APPEND)
+				count_stale_tail(s, n, m);
 		}
 		msg_free(ev.msg);
 		break;

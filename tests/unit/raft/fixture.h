@@ -20,13 +20,12 @@
 #include "raft/raft.h"
 #include "tests/sim/sim.h"
 
-static inline struct sim *cluster_with(int nodes, uint32_t bugs,
-				       bool pre_vote, bool check_quorum)
+static inline struct sim *cluster_with(int nodes, bool pre_vote,
+				       bool check_quorum)
 {
 	struct sim_opts o;
 	sim_opts_default(&o, nodes, 42);
 	o.fixed_ticks = true;
-	o.test_bugs = bugs;
 	o.pre_vote = pre_vote;
 	o.check_quorum = check_quorum;
 	return sim_create(&o);
@@ -34,7 +33,7 @@ static inline struct sim *cluster_with(int nodes, uint32_t bugs,
 
 static inline struct sim *cluster(int nodes)
 {
-	return cluster_with(nodes, 0, true, true);
+	return cluster_with(nodes, true, true);
 }
 
 /* Node id campaigns at the current time and the cluster runs until t. */

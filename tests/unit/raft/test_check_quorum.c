@@ -29,7 +29,7 @@ static void test_isolated_leader_steps_down(void **state)
 static void test_without_check_quorum_isolated_leader_stays(void **state)
 {
 	(void)state;
-	struct sim *s = cluster_with(3, 0, true, false);
+	struct sim *s = cluster_with(3, true, false);
 	elect(s, 1, 10);
 	sim_isolate(s, 1, true);
 	sim_run_until(s, 1000);
@@ -41,7 +41,7 @@ static void test_without_check_quorum_isolated_leader_stays(void **state)
 static void test_lease_ignores_higher_term_votes(void **state)
 {
 	(void)state;
-	struct sim *s = cluster_with(3, 0, false, true);
+	struct sim *s = cluster_with(3, false, true);
 	elect(s, 1, 15);
 	struct raft_msg vote = {.type = RAFT_MSG_VOTE, .from = 3, .to = 2,
 				.term = 9, .index = 100, .log_term = 9};

@@ -40,6 +40,28 @@ static void test_learner_joins_then_is_promoted(void **state)
 	sim_destroy(s);
 }
 
+/* The errata of §4.1: a new leader changes membership only once it has
+ * committed an entry of its own term (its NOOP). */
+static void test_change_waits_for_commit_in_own_term(void **state)
+{
+	(void)state;
+	struct sim *s = cluster(3);
+	sim_campaign(s, 1);
+	sim_run_until(s, 4); /* leader from 4, its NOOP commits at 7 */
+	ASSERT_LEADER(s, 1);
+	ASSERT_NOT_COMMITTED(s, 1, 1);
+	assert_int_equal(sim_conf_change(s, 1, RAFT_CONF_ADD_LEARNER, 4),
+			 RAFT_EBUSY);
+	sim_run_until(s, 7);
+	ASSERT_COMMITTED(s, 1, 1);
+	assert_int_equal(sim_conf_change(s, 1, RAFT_CONF_REMOVE, 3), 0);
+	/* and one at a time: the removal is not committed yet */
+	assert_int_equal(sim_conf_change(s, 1, RAFT_CONF_REMOVE, 2),
+			 RAFT_EBUSY);
+	ASSERT_SAFE(s);
+	sim_destroy(s);
+}
+
 static void test_promotion_requires_catch_up(void **state)
 {
 	(void)state;
@@ -116,6 +138,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_learner_joins_then_is_promoted),
+		cmocka_unit_test(test_change_waits_for_commit_in_own_term),
 		cmocka_unit_test(test_promotion_requires_catch_up),
 		cmocka_unit_test(test_learner_never_campaigns),
 		cmocka_unit_test(test_removed_leader_steps_down),

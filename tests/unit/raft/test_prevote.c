@@ -29,7 +29,7 @@ static void test_rejoining_node_does_not_disrupt(void **state)
 static void test_without_prevote_rejoining_node_deposes_leader(void **state)
 {
 	(void)state;
-	struct sim *s = cluster_with(3, 0, false, false);
+	struct sim *s = cluster_with(3, false, false);
 	elect(s, 1, 10);
 	sim_isolate(s, 3, true);
 	sim_run_until(s, 1010);
