@@ -18,6 +18,7 @@
 	X(RKV_ECLOSED, -1009, "connection closed")                             \
 	X(RKV_ESHUTDOWN, -1010, "shutting down")                               \
 	X(RKV_ETORN, -1011, "torn record at end of log")                      \
+	X(RKV_EUNKNOWN, -1012, "outcome unknown: the write may or may not have happened") \
 	/* raft/ */                                                            \
 	X(RAFT_ENOTLEADER, -2001, "not the leader")                            \
 	X(RAFT_EBUSY, -2002, "leadership transfer or membership change pending") \

@@ -539,3 +539,16 @@ size_t raft_footprint(const struct raft *r)
 		bytes += sizeof(*r->recv) + r->recv->cap;
 	return bytes;
 }
+
+bool raft_follower_match(const struct raft *r, uint64_t id, uint64_t *match)
+{
+	if (r->role != RAFT_LEADER)
+		return false;
+	for (uint32_t i = 0; i < r->n_progress; i++) {
+		if (r->progress[i].id == id) {
+			*match = r->progress[i].match;
+			return true;
+		}
+	}
+	return false;
+}

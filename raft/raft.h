@@ -317,5 +317,8 @@ const struct raft_conf *raft_conf(const struct raft *r);
 const struct raft_snapshot_meta *raft_snapshot(const struct raft *r);
 /* Bytes of heap and struct this group holds now. */
 size_t raft_footprint(const struct raft *r);
+/* Leader only: the highest index known replicated on member `id` (its
+ * matchIndex). False when not leader or `id` is not a member. */
+bool raft_follower_match(const struct raft *r, uint64_t id, uint64_t *match);
 
 #endif

@@ -182,6 +182,25 @@ static void set_write_error(struct kv_req *req, int rv, bool queued)
 		req->status = ringkv_Status_UNAVAILABLE;
 		req->error = "the shard's WAL failed; writes are refused until restart";
 		break;
+	case RAFT_ENOTLEADER:
+		/* Refused before it entered the log, or overwritten in it by
+		 * another leader's entry: not applied, safe to retry. */
+		req->status = ringkv_Status_NOT_LEADER;
+		req->error = "this node does not lead the key's shard; the write was not applied";
+		break;
+	case RAFT_EBUSY:
+		req->status = ringkv_Status_UNAVAILABLE;
+		req->error = "leadership of the key's shard is moving; retry shortly";
+		break;
+	case RKV_EUNKNOWN:
+		req->status = ringkv_Status_UNKNOWN;
+		req->error = "outcome unknown: leadership was lost before the write was seen "
+			     "committed; it may or may not have been applied";
+		break;
+	case RKV_ESHUTDOWN:
+		req->status = ringkv_Status_UNAVAILABLE;
+		req->error = "the node is stopping; the write was not applied";
+		break;
 	default:
 		req->status = ringkv_Status_INTERNAL;
 		req->error = "internal error";
@@ -421,12 +440,67 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 	}
 }
 
-static void execute(struct node_core *c, struct kv_req *req)
+/* A read whose read index is confirmed (or that needs none): read the shard. */
+static void execute_read(struct node_core *c, struct kv_req *req)
 {
-	struct shard *s;
-	struct command cmd;
+	struct shard *s = c->shards[req->shard];
 	const void *value;
 	size_t len;
+	int rv;
+
+	req->status = ringkv_Status_OK;
+	if (req->op == KV_SCAN) {
+		execute_scan(c, s, req);
+		return;
+	}
+	req->exec = c;
+	req->read.done = read_done;
+	req->read.arg = req;
+	rv = shard_read(s, req->data, req->key_len, &req->read, &value, &len);
+	if (rv == SHARD_READ_PENDING)
+		return;
+	read_answer(req, rv, value, len);
+	answer(c, req);
+}
+
+static void set_read_error(struct kv_req *req, int status)
+{
+	req->value_len = 0;
+	if (status == RAFT_ENOTLEADER) {
+		req->status = ringkv_Status_NOT_LEADER;
+		req->error = "this node does not lead the key's shard";
+	} else if (status == RKV_ESHUTDOWN) {
+		req->status = ringkv_Status_UNAVAILABLE;
+		req->error = "the node is stopping";
+	} else {
+		req->status = ringkv_Status_INTERNAL;
+		req->error = "read failed";
+	}
+}
+
+/* The read index of a linearizable read is confirmed and applied. */
+static void read_index_done(struct replica_read *rd, int status)
+{
+	struct kv_req *req = rd->arg;
+
+	if (status == 0) {
+		execute_read(req->exec, req);
+		return;
+	}
+	set_read_error(req, status);
+	answer(req->exec, req);
+}
+
+static bool is_read(const struct kv_req *req)
+{
+	return req->op == KV_GET || req->op == KV_EXISTS || req->op == KV_STRLEN ||
+	       req->op == KV_SCAN;
+}
+
+static void execute(struct node_core *c, struct kv_req *req)
+{
+	struct replica *rep;
+	struct command cmd;
 	int rv;
 
 	if (req->shard == KV_NO_SHARD) {
@@ -434,31 +508,30 @@ static void execute(struct node_core *c, struct kv_req *req)
 		answer(c, req);
 		return;
 	}
-	s = c->shards[req->shard];
-	if (!s) {
+	rep = c->replicas[req->shard];
+	if (!rep) {
 		/* The table is fixed at start-up, so this cannot happen. */
 		panic("core %u got a request for shard %u it does not own",
 		      c->reactor->id, req->shard);
 	}
 	req->status = ringkv_Status_OK;
-	switch (req->op) {
-	case KV_GET:
-	case KV_EXISTS:
-	case KV_STRLEN:
-		req->exec = c;
-		req->read.done = read_done;
-		req->read.arg = req;
-		rv = shard_read(s, req->data, req->key_len, &req->read, &value, &len);
-		if (rv == SHARD_READ_PENDING)
+	req->exec = c;
+	if (is_read(req)) {
+		/* Linearizable: served by the leader once a majority confirmed
+		 * its leadership after the read arrived (ReadIndex, batched),
+		 * or at once by a group of one that leads. */
+		if (replica_read_local_ok(rep)) {
+			execute_read(c, req);
 			return;
-		read_answer(req, rv, value, len);
-		answer(c, req);
+		}
+		req->rread.done = read_index_done;
+		req->rread.arg = req;
+		rv = replica_read(rep, &req->rread);
+		if (rv != 0) {
+			set_read_error(req, rv);
+			answer(c, req);
+		}
 		return;
-	case KV_SCAN:
-		execute_scan(c, s, req);
-		return;
-	default:
-		break;
 	}
 
 	memset(&cmd, 0, sizeof cmd);
@@ -492,12 +565,12 @@ static void execute(struct node_core *c, struct kv_req *req)
 		cmd.value_len = 0;
 		break;
 	}
-	req->exec = c;
 	req->waiter.done = write_done;
 	req->waiter.want_prior = (req->flags & KV_WANT_PRIOR) != 0;
-	rv = shard_write(s, &cmd, &req->waiter);
+	rv = replica_propose(rep, &cmd, &req->waiter);
 	if (rv != 0) {
-		set_write_error(req, rv, false);
+		/* RKV_EFULL from the engine: its log's disk is full. */
+		set_write_error(req, rv, rv == RKV_EFULL);
 		answer(c, req);
 	}
 }
@@ -523,6 +596,16 @@ void kv_dispatch(struct node_core *c, struct kv_req *req)
 	req->origin = (uint16_t)c->reactor->id;
 	req->target = (uint16_t)target;
 	c->outstanding++;
+	if (target == NODE_NO_CORE) {
+		/* No replica of the key's shard on this node. Forwarding to its
+		 * leader's node is not built yet: say so (not applied). */
+		req->status = ringkv_Status_NOT_LEADER;
+		req->error = "this node holds no replica of the key's shard; "
+			     "send the request to a node that does";
+		req->value_len = 0;
+		finish(c, req);
+		return;
+	}
 	if (target == c->reactor->id) {
 		execute(c, req);
 		return;
@@ -551,7 +634,8 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 	uint32_t shard = kv_shard_of(c, fr->key.data, fr->key.len);
 	struct kv_req *req;
 
-	if (fr->op == FRAME_OP_GET && node_shard_core(c->node, shard) == c->reactor->id) {
+	if (fr->op == FRAME_OP_GET && node_shard_core(c->node, shard) == c->reactor->id &&
+	    replica_read_local_ok(c->replicas[shard])) {
 		const void *value;
 		size_t len;
 

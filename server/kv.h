@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster/replica.h"
 #include "core/reactor.h"
 #include "shard/shard.h"
 
@@ -63,6 +64,7 @@ struct kv_req {
 	struct reactor_msg msg;   /* first: the cross-core envelope */
 	struct shard_waiter waiter;
 	struct shard_read read;   /* executing side: a GET/EXISTS/STRLEN reading blocks */
+	struct replica_read rread;/* executing side: a read waiting for its read index */
 	kv_complete_fn *complete; /* origin side */
 	void *ctx;                /* origin side: connection or reply slot */
 	struct conn *owner;       /* origin side: the client connection charged

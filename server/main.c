@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cluster/peer.h"
+#include "cluster/replica.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/reactor.h"
@@ -60,6 +62,95 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	freeaddrinfo(ai);
+	return rv;
+}
+
+/* HOST:PORT to a socket address (blocking: start-up only). */
+static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out,
+		   socklen_t *outlen, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *ai;
+	char portstr[8];
+	int rv;
+
+	snprintf(portstr, sizeof portstr, "%u", port);
+	rv = getaddrinfo(host, portstr, &hints, &ai);
+	if (rv != 0) {
+		snprintf(err, errlen, "cannot resolve %s:%u: %s", host, port, gai_strerror(rv));
+		return -EINVAL;
+	}
+	memcpy(out, ai->ai_addr, ai->ai_addrlen);
+	*outlen = ai->ai_addrlen;
+	freeaddrinfo(ai);
+	return 0;
+}
+
+/*
+ * The replication engine's node and, for a cluster of several nodes, the
+ * peer transport: one listener per core on this node's peer address (bound
+ * before the reactors start, like the client listeners) and the address of
+ * every other node. A one-node cluster has no transport: its groups of one
+ * need no messages.
+ */
+static int start_cluster(struct node *n, const struct datadir_cluster *id, char *err,
+			 size_t errlen)
+{
+	struct cluster_node_config cfg;
+	struct peer_config pcfg;
+	int *fds;
+	uint16_t port;
+	int rv;
+
+	memset(&cfg, 0, sizeof cfg);
+	cfg.map = &id->map;
+	cfg.self_id = id->node_id;
+	cfg.cores = n->cores;
+	cfg.data_dir = n->cfg.data_dir;
+	cfg.shard.memtable_size = n->cfg.memtable_size;
+	cfg.shard.manifest_rewrite_min = n->cfg.manifest_rewrite_min;
+	cfg.cache_bytes = n->cfg.block_cache_size;
+	cfg.election_timeout_ms = n->cfg.election_timeout_ms;
+	cfg.heartbeat_ms = n->cfg.heartbeat_ms;
+	rv = cluster_node_create(&n->cluster, &cfg, err, errlen);
+	if (rv)
+		return rv;
+	if (id->map.node_count == 1)
+		return 0;
+
+	memset(&pcfg, 0, sizeof pcfg);
+	pcfg.self_id = id->node_id;
+	rv = resolve(n->cfg.peer_host, n->cfg.peer_port, &pcfg.self_addr, &pcfg.self_addrlen,
+		     err, errlen);
+	if (rv)
+		return rv;
+	for (unsigned i = 0; i < id->map.node_count; i++) {
+		const struct cluster_map_node *node = &id->map.nodes[i];
+		struct peer_node *p = &pcfg.peers[pcfg.npeers];
+
+		if (node->id == id->node_id)
+			continue;
+		p->id = node->id;
+		rv = resolve(node->host, node->port, &p->addr, &p->addrlen, err, errlen);
+		if (rv)
+			return rv;
+		pcfg.npeers++;
+	}
+	fds = calloc(n->cores, sizeof *fds);
+	if (!fds) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rv = peer_listen((struct sockaddr *)&pcfg.self_addr, pcfg.self_addrlen, n->cores, fds,
+			 &port, err, errlen);
+	if (rv == 0) {
+		pcfg.listen_fds = fds;
+		cluster_peer_callbacks(&pcfg.cb);
+		/* Takes the listeners over (closes them on failure too). */
+		rv = peer_net_create(&n->net, &pcfg, n->cores, err, errlen);
+	}
+	free(fds);
 	return rv;
 }
 
@@ -142,8 +233,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringkvd: out of memory\n");
 		goto err_after_lock;
 	}
-	for (i = 0; i < node.shards; i++)
-		node.shard_core[i] = (uint16_t)(i % node.cores);
+	/* The core of each shard this node holds a replica of (the placement's
+	 * rule, cluster_map_core); the others are reached through their nodes. */
+	{
+		int self = cluster_map_index(&identity.map, identity.node_id);
+
+		for (i = 0; i < node.shards; i++)
+			node.shard_core[i] = cluster_map_rank(&identity.map, i, (unsigned)self) >= 0
+						     ? (uint16_t)cluster_map_core(&identity.map, i, node.cores)
+						     : NODE_NO_CORE;
+	}
+	if (start_cluster(&node, &identity, long_err, sizeof long_err) != 0) {
+		fprintf(stderr, "ringkvd: %s\n", long_err);
+		goto err_after_lock;
+	}
 
 	/* Another process on one of our addresses: refuse before binding, so a
 	 * second node never joins the first one's SO_REUSEPORT group. */
@@ -210,6 +313,9 @@ int main(int argc, char **argv)
 			close(node.resp_fds[i]);
 	}
 	topology_destroy(topo);
+	if (node.net)
+		peer_net_destroy(node.net);
+	cluster_node_destroy(node.cluster);
 	free(node.shard_core);
 	free(node.listen_fds);
 	free(node.resp_fds);
@@ -224,6 +330,9 @@ err_after_listen:
 			close(node.resp_fds[i]);
 	}
 err_after_lock:
+	if (node.net)
+		peer_net_destroy(node.net);
+	cluster_node_destroy(node.cluster);
 	free(node.shard_core);
 	free(node.listen_fds);
 	free(node.resp_fds);

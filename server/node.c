@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "server/conn.h"
 #include "server/redis.h"
+#include "cluster/replica.h"
 #include "shard/block_cache.h"
 #include "shard/shard.h"
 
@@ -408,12 +409,10 @@ int node_address_check(const char *host, uint16_t port, const char *flag, char *
 static void flush_hook(struct reactor *r, void *arg)
 {
 	struct node_core *c = arg;
-	unsigned i;
 
-	/* WAL batches first, so their writes are queued before the sends of
-	 * answers that do not depend on them. */
-	for (i = 0; i < c->owned_count; i++)
-		shard_flush(c->owned[i]);
+	/* The replication engine's hook runs first (registered before this
+	 * one): Raft batches and the core log's writes are queued before the
+	 * sends of answers that do not depend on them. */
 	conn_flush_all(c);
 }
 
@@ -437,31 +436,28 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 	c->reactor = r;
 	r->user = c;
 	c->shards = calloc(n->shards, sizeof *c->shards);
+	c->replicas = calloc(n->shards, sizeof *c->replicas);
 	c->owned = calloc(n->shards, sizeof *c->owned);
-	if (!c->shards || !c->owned)
+	if (!c->shards || !c->replicas || !c->owned)
 		goto err_nomem;
-	{
-		struct block_cache_options copt = { .capacity = n->cfg.block_cache_size };
-
-		if (block_cache_create(&c->cache, &copt) != 0)
-			goto err_nomem;
-	}
+	/* Every shard replica of this core, its Raft group, the core's log and
+	 * its peer connections: the replication engine opens them all (a
+	 * one-node cluster too: a group of one per shard). */
+	rv = cluster_core_start(n->cluster, r, n->net, &c->cluster, err, errlen);
+	if (rv)
+		return rv;
 	for (i = 0; i < n->shards; i++) {
-		struct shard_config sc;
-		char dir[sizeof n->cfg.data_dir + 32];
+		struct replica *rep;
 
 		if (node_shard_core(n, i) != r->id)
 			continue;
-		snprintf(dir, sizeof dir, "%s/shard-%u", n->cfg.data_dir, i);
-		memset(&sc, 0, sizeof sc);
-		sc.id = i;
-		sc.dir = dir;
-		sc.memtable_size = n->cfg.memtable_size;
-		sc.manifest_rewrite_min = n->cfg.manifest_rewrite_min;
-		sc.cache = c->cache;
-		rv = shard_open(&c->shards[i], &sc, &r->io, err, errlen);
-		if (rv)
-			return rv;
+		rep = cluster_core_replica(c->cluster, i);
+		if (!rep) {
+			snprintf(err, errlen, "core %u: shard %u placed here has no replica", r->id, i);
+			return -EINVAL;
+		}
+		c->replicas[i] = rep;
+		c->shards[i] = replica_shard(rep);
 		c->owned[c->owned_count++] = c->shards[i];
 	}
 	rv = reactor_add_hook(r, flush_hook, c);
@@ -502,12 +498,14 @@ void node_core_stop(struct reactor *r, void *arg)
 		io_uring_sqe_set_data(sqe, NULL);
 	}
 	conn_stop_reading_all(c);
+	/* Hands leadership off, then answers what is left. */
+	if (c->cluster)
+		cluster_core_stop(c->cluster);
 }
 
 bool node_core_quiescent(struct reactor *r, void *arg)
 {
 	struct node_core *c = r->user;
-	unsigned i;
 
 	if (r->now_us >= c->stop_deadline_us) {
 		log_warn("shutdown grace period over: %" PRIu64 " requests unanswered",
@@ -516,30 +514,27 @@ bool node_core_quiescent(struct reactor *r, void *arg)
 	}
 	if (c->outstanding)
 		return false;
-	for (i = 0; i < c->owned_count; i++)
-		if (!shard_idle(c->owned[i]))
-			return false;
+	if (c->cluster && !cluster_core_quiescent(c->cluster))
+		return false;
 	return conn_all_flushed(c);
 }
 
 void node_core_finish(struct reactor *r, void *arg)
 {
 	struct node_core *c = r->user;
-	unsigned i;
 
 	if (!c)
 		return;
 	conn_close_all(c);
 	redis_core_destroy(c);
-	for (i = 0; i < c->owned_count; i++)
-		shard_close(c->owned[i]);
-	if (c->cache)
-		block_cache_destroy(c->cache);
+	if (c->cluster)
+		cluster_core_finish(c->cluster);
 	log_info("core %u: %" PRIu64 " requests, %" PRIu64 " forwarded, %" PRIu64
 		 " served for other cores, %" PRIu64 " connections",
 		 r->id, c->stats.requests, c->stats.forwarded,
 		 c->stats.served_for_peers, c->stats.connections);
 	free(c->shards);
+	free(c->replicas);
 	free(c->owned);
 	free(c);
 	r->user = NULL;

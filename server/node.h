@@ -19,13 +19,23 @@
 struct shard;
 struct block_cache;
 struct conn;
+struct cluster_node;
+struct cluster_core;
+struct peer_net;
+struct replica;
+
+/* node->shard_core of a shard this node holds no replica of. */
+#define NODE_NO_CORE UINT16_MAX
 
 struct node {
 	struct config cfg;
 	struct frame_limits limits;
 	unsigned cores;
 	unsigned shards;
-	uint16_t *shard_core;     /* [shards]: owning core of each shard */
+	uint16_t *shard_core;     /* [shards]: the core holding this node's replica
+				   * of each shard, or NODE_NO_CORE */
+	struct cluster_node *cluster; /* the replication engine's node */
+	struct peer_net *net;     /* peer transport; NULL for a one-node cluster */
 	int *listen_fds;          /* [cores]: SO_REUSEPORT listener per core */
 	int *resp_fds;            /* [cores]: RESP listeners, or NULL when off */
 	uint16_t port;            /* the bound client port */
@@ -45,6 +55,8 @@ struct node_core {
 	struct node *node;
 	struct reactor *reactor;
 	struct shard **shards;    /* [node->shards]; NULL where another core owns it */
+	struct replica **replicas;/* [node->shards]: the Raft group of each shard above */
+	struct cluster_core *cluster; /* this core's replicas, log and peers */
 	struct shard **owned;     /* the non-NULL entries, packed */
 	unsigned owned_count;
 	struct block_cache *cache;/* SSTable blocks of this core's shards */

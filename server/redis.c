@@ -411,7 +411,8 @@ static void single_key(struct conn *conn, const struct resp_command *cmd, enum r
 		 * slot and no request. A block to read takes the path below. */
 		uint32_t shard = kv_shard_of(conn->core, key->data, key->len);
 
-		if (node_shard_core(conn->core->node, shard) == conn->core->reactor->id) {
+		if (node_shard_core(conn->core->node, shard) == conn->core->reactor->id &&
+		    replica_read_local_ok(conn->core->replicas[shard])) {
 			const void *v;
 			size_t len;
 			int rv = shard_get(conn->core->shards[shard], key->data, key->len,

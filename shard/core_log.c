@@ -334,8 +334,8 @@ static void fail_pending(struct core_log *log, int err)
 	batch_clear(log, b);
 	if (err == RKV_EFULL)
 		log->stats.full++;
-	log_warn("core log %s: batch of %zu groups failed: %s", log->cfg.dir, n,
-		 rkv_strerror(err));
+	log_every(LOG_WARN, 10000, "core log %s: batch of %zu groups failed: %s", log->cfg.dir, n,
+		  rkv_strerror(err));
 	for (size_t i = 0; i < n; i++) {
 		struct core_log_group *g = &log->groups[log->scratch[i].group];
 
@@ -430,8 +430,8 @@ static void grow_done(struct io_op *op, int res, unsigned flags)
 		return;
 	}
 	log->grow_failed = true;
-	log_warn("core log %s: preallocating %" PRIu64 " bytes failed: %s", log->cfg.dir,
-		 log->grow_size, strerror(-res));
+	log_every(LOG_WARN, 10000, "core log %s: preallocating %" PRIu64 " bytes failed: %s",
+		  log->cfg.dir, log->grow_size, strerror(-res));
 	/* A batch that waited for an exact grow fails; after a grow with room
 	 * ahead, the next flush retries the exact size first. */
 	if (log->grow_exact && !log->inflight &&

@@ -89,6 +89,7 @@ static const char *const status_names[] = {
 	[RKV_STATUS_TIMEOUT] = "TIMEOUT",
 	[RKV_STATUS_INTERNAL] = "INTERNAL",
 	[RKV_STATUS_DATA_LOSS] = "DATA_LOSS",
+	[RKV_STATUS_UNKNOWN] = "UNKNOWN",
 };
 
 const char *rkv_status_name(int status)

@@ -39,6 +39,9 @@ enum rkv_status {
 	RKV_STATUS_TIMEOUT = 7,
 	RKV_STATUS_INTERNAL = 8,
 	RKV_STATUS_DATA_LOSS = 9,   /* stored data failed its checksum */
+	RKV_STATUS_UNKNOWN = 10,    /* a write's outcome is unknown (leadership lost
+				     * before it was seen committed): it may or may
+				     * not have been applied */
 };
 
 struct rkv_client;

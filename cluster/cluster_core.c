@@ -1,0 +1,816 @@
+/*
+ * One core's replication engine: its Raft log, its replicas, one tick timer,
+ * its peer transport and the per-pass batching of Raft messages
+ * (cluster/replica.h).
+ *
+ * Loop pass, in the reactor's order: inbound frames and cross-core messages
+ * step their groups (completions, mailbox), the tick timer steps every group,
+ * then this core's hook: dirty replicas hand committed entries to their
+ * shards and serve ready reads, each shard runs its background slice, every
+ * destination's batch frames go to the transport (whose own send hook,
+ * registered after ours, puts them on the wire in the same pass), and the
+ * core log stores and fdatasyncs everything staged in the pass at once.
+ */
+#include "cluster/replica_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "shard/block_cache.h"
+
+#define DEFAULT_CACHE_BYTES (8u << 20)
+#define DEFAULT_ELECTION_MS 300u
+#define DEFAULT_HEARTBEAT_MS 50u
+#define DEFAULT_COMPACT_MARGIN 8192u
+#define FIRST_ELECTION_HOLD 4 /* x election timeout: see tick_hold */
+
+int cluster_msg_class(const struct raft_msg *m)
+{
+	return m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_SNAPSHOT ? PEER_BULK
+									  : PEER_CONTROL;
+}
+
+/* ---- node ------------------------------------------------------------------ */
+
+int cluster_node_create(struct cluster_node **out, const struct cluster_node_config *cfg,
+			char *err, size_t errlen)
+{
+	struct cluster_node *n;
+	int idx;
+
+	if (!cfg->map || cfg->cores == 0 || !cfg->data_dir) {
+		snprintf(err, errlen, "cluster: no map, no cores or no data dir");
+		return -EINVAL;
+	}
+	idx = cluster_map_index(cfg->map, cfg->self_id);
+	if (idx < 0) {
+		snprintf(err, errlen, "cluster: node %" PRIu64 " is not in the map", cfg->self_id);
+		return -EINVAL;
+	}
+	if (strlen(cfg->data_dir) >= PATH_MAX - 64) {
+		snprintf(err, errlen, "cluster: data dir path too long");
+		return -EINVAL;
+	}
+	n = calloc(1, sizeof *n);
+	if (!n)
+		return -ENOMEM;
+	n->cores = calloc(cfg->cores, sizeof *n->cores);
+	if (!n->cores) {
+		free(n);
+		return -ENOMEM;
+	}
+	n->cfg = *cfg;
+	n->map = *cfg->map;
+	n->cfg.map = &n->map;
+	snprintf(n->data_dir, sizeof n->data_dir, "%s", cfg->data_dir);
+	n->cfg.data_dir = n->data_dir;
+	n->self_index = (unsigned)idx;
+	if (!n->cfg.cache_bytes)
+		n->cfg.cache_bytes = DEFAULT_CACHE_BYTES;
+	if (!n->cfg.election_timeout_ms)
+		n->cfg.election_timeout_ms = DEFAULT_ELECTION_MS;
+	if (!n->cfg.heartbeat_ms)
+		n->cfg.heartbeat_ms = DEFAULT_HEARTBEAT_MS;
+	if (n->cfg.heartbeat_ms >= n->cfg.election_timeout_ms)
+		n->cfg.heartbeat_ms = n->cfg.election_timeout_ms / 2 ? n->cfg.election_timeout_ms / 2 : 1;
+	if (!n->cfg.follower_compact_margin)
+		n->cfg.follower_compact_margin = DEFAULT_COMPACT_MARGIN;
+	if (!n->cfg.proposal_timeout_ms)
+		n->cfg.proposal_timeout_ms = 2 * n->cfg.election_timeout_ms;
+	if (!n->cfg.stop_grace_ms)
+		n->cfg.stop_grace_ms = n->cfg.election_timeout_ms;
+	if (!n->cfg.seed) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		n->cfg.seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ cfg->self_id;
+	}
+	*out = n;
+	return 0;
+}
+
+void cluster_node_destroy(struct cluster_node *n)
+{
+	if (!n)
+		return;
+	free(n->cores);
+	free(n);
+}
+
+/* ---- sending ----------------------------------------------------------------- */
+
+void cluster_core_wake(struct cluster_core *c)
+{
+	if (!c->in_hook)
+		reactor_poll_again(c->r);
+}
+
+uint64_t cluster_core_batches(struct cluster_core *c)
+{
+	struct core_log_stats st;
+
+	core_log_stats(c->log, &st);
+	return st.batches;
+}
+
+static void out_send(struct cluster_core *c, unsigned node, int cls)
+{
+	struct out_batch *ob = &c->out[node][cls];
+	size_t len;
+	int rv;
+
+	if (!ob->open)
+		return;
+	len = peer_msg_batch_end(&ob->buf, &ob->batch);
+	ob->open = false;
+	if (len > PEER_MSG_HEADER_SIZE) {
+		rv = c->pc ? peer_send(c->pc, c->node->map.nodes[node].id, (enum peer_class)cls,
+				       ob->buf.data + ob->batch.start + PEER_MSG_HEADER_SIZE,
+				       len - PEER_MSG_HEADER_SIZE)
+			   : -ENOENT;
+		if (rv == 0)
+			c->stats.frames_sent++;
+		else
+			c->stats.send_errors++;
+	}
+	ob->buf.len = 0;
+}
+
+void cluster_core_queue_msg(struct cluster_core *c, uint32_t group, const struct raft_msg *m)
+{
+	int idx = cluster_map_index(&c->node->map, m->to);
+	int cls = cluster_msg_class(m);
+	struct out_batch *ob;
+	int rv;
+
+	if (idx < 0 || (unsigned)idx == c->node->self_index) {
+		c->stats.send_errors++;
+		return;
+	}
+	ob = &c->out[idx][cls];
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (!ob->open) {
+			if (peer_msg_batch_begin(&ob->buf, &ob->batch) != 0)
+				break;
+			ob->open = true;
+		}
+		rv = peer_msg_batch_add(&ob->buf, &ob->batch, &c->limits, group, m);
+		if (rv == 0) {
+			c->stats.msgs_sent++;
+			c->out_pending = true;
+			cluster_core_wake(c);
+			return;
+		}
+		if (rv != RKV_ETOOLARGE || ob->batch.n_msgs == 0)
+			break;
+		out_send(c, (unsigned)idx, cls); /* full: send it, start another */
+	}
+	c->stats.send_errors++;
+}
+
+void cluster_core_send_now(struct cluster_core *c, uint64_t to, int cls, const void *data,
+			   size_t len)
+{
+	int rv = c->pc ? peer_send(c->pc, to, (enum peer_class)cls, data, len) : -ENOENT;
+
+	if (rv == 0)
+		c->stats.frames_sent++;
+	else
+		c->stats.send_errors++;
+}
+
+static void send_all(struct cluster_core *c)
+{
+	if (!c->out_pending)
+		return;
+	c->out_pending = false;
+	for (unsigned i = 0; i < c->node->map.node_count; i++) {
+		out_send(c, i, PEER_CONTROL);
+		out_send(c, i, PEER_BULK);
+	}
+}
+
+/* ---- the loop pass ------------------------------------------------------------- */
+
+static void core_hook(struct reactor *r, void *arg)
+{
+	struct cluster_core *c = arg;
+	struct replica **list;
+	size_t n;
+
+	(void)r;
+	c->in_hook = true;
+	/* Swap the dirty lists: what services marks dirty goes to the next. */
+	list = c->dirty;
+	n = c->ndirty;
+	c->dirty = c->dirty_next;
+	c->dirty_next = list;
+	c->ndirty = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct replica *rep = list[i];
+
+		rep->dirty = false;
+		replica_service(rep);
+		/* Reads waiting for apply: look again next pass (apply moves
+		 * from completions, which wake the loop). */
+		if (rep->ready)
+			replica_mark_dirty(rep);
+	}
+	for (size_t i = 0; i < c->nreps; i++)
+		shard_flush(c->reps[i]->shard);
+	send_all(c);
+	/* Once stopping and idle, start nothing new (a segment deletion
+	 * would be cancelled when the ring goes). */
+	if (!c->grace_over || !core_log_idle(c->log))
+		core_log_flush(c->log);
+	c->in_hook = false;
+}
+
+static void tick_fired(struct timer *t, void *arg)
+{
+	struct cluster_core *c = arg;
+
+	(void)t;
+	c->stats.ticks++;
+	for (size_t i = 0; i < c->nreps; i++)
+		replica_tick(c->reps[i]);
+	if (c->stopping && !c->grace_over && c->r->now_us >= c->stop_deadline_us) {
+		/* handled in quiescent; keep ticking until then */
+	}
+	reactor_timer_arm(c->r, &c->tick, (uint64_t)c->node->cfg.heartbeat_ms * 1000u,
+			  tick_fired, c);
+}
+
+/* ---- inbound ------------------------------------------------------------------- */
+
+/* A Raft message for a group of another core, as its encoded bytes. */
+struct xmsg {
+	struct reactor_msg base;
+	struct cluster_core *to;
+	uint32_t len;
+	uint8_t bytes[];
+};
+
+static bool msg_ok(struct cluster_core *c, uint64_t from_node, uint64_t group,
+		   const struct raft_msg *m, unsigned *core)
+{
+	const struct cluster_map *map = &c->node->map;
+	int from_idx;
+
+	if (group >= map->shards || m->to != c->node->cfg.self_id || m->from != from_node)
+		return false;
+	from_idx = cluster_map_index(map, from_node);
+	if (from_idx < 0 || cluster_map_rank(map, (uint32_t)group, c->node->self_index) < 0 ||
+	    cluster_map_rank(map, (uint32_t)group, (unsigned)from_idx) < 0)
+		return false;
+	*core = cluster_map_core(map, (uint32_t)group, c->node->cfg.cores);
+	return true;
+}
+
+static void step_local(struct cluster_core *c, uint64_t group, const struct raft_msg *m)
+{
+	struct replica *rep = c->by_shard[group];
+
+	if (!rep) {
+		c->stats.dropped_bad++;
+		return;
+	}
+	c->stats.msgs_received++;
+	replica_step(rep, &(struct raft_event){ .type = RAFT_EV_RECEIVE, .msg = m });
+}
+
+static int ensure_dec(struct cluster_core *c)
+{
+	if (c->dec)
+		return 0;
+	c->dec_cap = c->limits.max_entries;
+	c->dec = malloc(c->dec_cap * sizeof *c->dec);
+	return c->dec ? 0 : -ENOMEM;
+}
+
+static void xmsg_handle(struct reactor *r, struct reactor_msg *base)
+{
+	struct xmsg *x = (struct xmsg *)base;
+	struct cluster_core *c = x->to;
+	struct peer_msg_frame f;
+	struct raft_msg m;
+	uint64_t group;
+
+	(void)r;
+	if (ensure_dec(c) == 0 &&
+	    peer_msg_decode_one(&f, x->bytes, x->len, &c->limits, c->dec, c->dec_cap, &group,
+				&m) == 0)
+		step_local(c, group, &m);
+	else
+		c->stats.dropped_bad++;
+	free(x);
+}
+
+static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t len)
+{
+	struct cluster_core *c = arg;
+	struct peer_msg_frame f;
+	struct raft_msg m;
+	uint64_t group;
+	unsigned core;
+	int rv;
+
+	if (ensure_dec(c) != 0 ||
+	    peer_msg_decode(&f, data, len, &c->limits, c->dec, c->dec_cap) != 0) {
+		c->stats.dropped_bad++;
+		return;
+	}
+	if (f.kind != PEER_MSG_RAFT) {
+		c->stats.dropped_other++;
+		return;
+	}
+	while ((rv = peer_msg_next(&f, &group, &m)) == 1) {
+		if (!msg_ok(c, from_node, group, &m, &core)) {
+			c->stats.dropped_bad++;
+			continue;
+		}
+		if (core == c->index) {
+			step_local(c, group, &m);
+			continue;
+		}
+		struct cluster_core *to = atomic_load(&c->node->cores[core]);
+		struct xmsg *x = to ? malloc(sizeof *x + f.msg_bytes.len) : NULL;
+
+		if (!x) {
+			c->stats.dropped_bad++;
+			continue;
+		}
+		x->base.handle = xmsg_handle;
+		x->to = to;
+		x->len = f.msg_bytes.len;
+		memcpy(x->bytes, f.msg_bytes.data, f.msg_bytes.len);
+		reactor_send(c->r, core, &x->base);
+		c->stats.msgs_forwarded++;
+	}
+	if (rv < 0)
+		c->stats.dropped_bad++;
+}
+
+static int hello_make(void *arg, uint64_t to_node, uint8_t *buf, size_t cap)
+{
+	struct cluster_core *c = arg;
+	struct peer_msg_hello h = {
+		.cluster_id = c->node->map.cluster_id,
+		.node_id = c->node->cfg.self_id,
+		.from_core = c->index,
+		.to_core = c->index,
+		.version = PEER_MSG_VERSION,
+		.to_node_id = to_node,
+	};
+	struct peer_msg_buf b;
+	int len = -1;
+
+	peer_msg_buf_init(&b);
+	if (peer_msg_encode_hello(&b, &h) == 0 && b.len - PEER_MSG_HEADER_SIZE <= cap) {
+		len = (int)(b.len - PEER_MSG_HEADER_SIZE);
+		memcpy(buf, b.data + PEER_MSG_HEADER_SIZE, (size_t)len);
+	}
+	peer_msg_buf_free(&b);
+	return len;
+}
+
+/* The connection comes from the node's own peer address (outbound sockets
+ * bind it before connecting). A host that is a name, not an address
+ * literal, is not checked here. */
+static bool from_matches(const struct cluster_map_node *node, const struct sockaddr *from)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!from)
+		return true;
+	if (inet_pton(AF_INET, node->host, &a4) == 1)
+		return from->sa_family == AF_INET &&
+		       ((const struct sockaddr_in *)from)->sin_addr.s_addr == a4.s_addr;
+	if (inet_pton(AF_INET6, node->host, &a6) == 1)
+		return from->sa_family == AF_INET6 &&
+		       memcmp(&((const struct sockaddr_in6 *)from)->sin6_addr, &a6,
+			      sizeof a6) == 0;
+	return true;
+}
+
+static int hello_check(void *arg, const uint8_t *hello, size_t len,
+		       const struct sockaddr *from, uint64_t *from_node,
+		       unsigned *target_core, char *err, size_t errlen)
+{
+	struct cluster_core *c = arg;
+	struct peer_msg_frame f;
+	int rv;
+
+	rv = peer_msg_decode(&f, hello, len, &c->limits, NULL, 0);
+	if (rv != 0 || f.kind != PEER_MSG_HELLO) {
+		snprintf(err, errlen, "not a hello");
+		return -1;
+	}
+	if (f.hello.cluster_id != c->node->map.cluster_id) {
+		snprintf(err, errlen, "cluster id %016" PRIx64 ", ours is %016" PRIx64,
+			 f.hello.cluster_id, c->node->map.cluster_id);
+		return -1;
+	}
+	if (f.hello.to_node_id != 0 && f.hello.to_node_id != c->node->cfg.self_id) {
+		snprintf(err, errlen, "addressed to node %" PRIu64 ", this is node %" PRIu64,
+			 f.hello.to_node_id, c->node->cfg.self_id);
+		return -1;
+	}
+	if (f.hello.node_id == c->node->cfg.self_id ||
+	    cluster_map_index(&c->node->map, f.hello.node_id) < 0) {
+		snprintf(err, errlen, "node %" PRIu64 " is not a peer of this cluster",
+			 f.hello.node_id);
+		return -1;
+	}
+	if (!from_matches(&c->node->map.nodes[cluster_map_index(&c->node->map, f.hello.node_id)],
+			  from)) {
+		snprintf(err, errlen, "node %" PRIu64 " connected from an address that is not its "
+			 "peer address", f.hello.node_id);
+		return -1;
+	}
+	*from_node = f.hello.node_id;
+	*target_core = f.hello.to_core % c->node->cfg.cores;
+	return 0;
+}
+
+void cluster_peer_callbacks(struct peer_callbacks *cb)
+{
+	cb->hello_make = hello_make;
+	cb->hello_check = hello_check;
+	cb->on_frame = on_frame;
+}
+
+/* ---- start-up: open, restore ------------------------------------------------------ */
+
+static void log_persisted(void *arg, const struct core_log_persisted *p)
+{
+	struct cluster_core *c = arg;
+
+	if (p->group >= c->node->map.shards || !c->by_shard[p->group])
+		return;
+	replica_persisted(c->by_shard[p->group], p);
+}
+
+static int log_restore(void *arg, const struct core_log_group_state *st)
+{
+	struct cluster_core *c = arg;
+	struct replica *rep;
+	struct restore_state *rs;
+	size_t bytes = 0, off = 0;
+
+	if (st->group >= c->node->map.shards || !c->by_shard[st->group])
+		return 0; /* removed after open */
+	rep = c->by_shard[st->group];
+	rs = &rep->restore;
+	rs->found = true;
+	rs->hs = st->hard_state;
+	rs->start_index = st->start_index;
+	rs->start_term = st->start_term;
+	rs->first_index = st->first_index;
+	rs->n = st->n_entries;
+	if (st->n_entries == 0)
+		return 0;
+	for (size_t i = 0; i < st->n_entries; i++)
+		bytes += st->entries[i].len;
+	rs->entries = malloc(st->n_entries * sizeof *rs->entries);
+	rs->blob = malloc(bytes ? bytes : 1);
+	if (!rs->entries || !rs->blob)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_entries; i++) {
+		rs->entries[i] = st->entries[i];
+		rs->entries[i].data = rs->blob + off;
+		if (st->entries[i].len)
+			memcpy(rs->blob + off, st->entries[i].data, st->entries[i].len);
+		off += st->entries[i].len;
+	}
+	return 0;
+}
+
+/* Feeds raft_restore from what the log and the shard hold (see
+ * docs/notes/replica.md, "Restart"). */
+static int restore_group(struct cluster_core *c, struct replica *rep, char *err, size_t errlen)
+{
+	struct restore_state *rs = &rep->restore;
+	uint64_t flushed = shard_flushed_index(rep->shard);
+	struct raft_snapshot_meta snap = { 0 };
+	struct raft_hard_state hs = { 0, RAFT_NONE };
+	uint64_t ids[CLUSTER_MAP_MAX_NODES];
+	unsigned r = cluster_map_replica_ids(&c->node->map, rep->id, ids);
+	const struct raft_entry *entries = NULL;
+	size_t n = 0;
+	int rv;
+
+	for (unsigned i = 0; i < r; i++)
+		snap.conf.servers[i] = (struct raft_server){ .id = ids[i], .role = RAFT_VOTER };
+	snap.conf.n = r;
+	if (rs->found) {
+		uint64_t last = rs->n ? rs->first_index + rs->n - 1 : rs->start_index;
+
+		hs = rs->hs;
+		/* Snapshot point: the shard's flushed index F when the log
+		 * knows its term, else the highest index <= F it knows (the
+		 * entries in between come again from the leader and the shard
+		 * skips them). */
+		snap.index = rs->start_index;
+		snap.term = rs->start_term;
+		if (rs->n) {
+			uint64_t point = flushed < last ? flushed : last;
+
+			if (point >= rs->first_index) {
+				snap.index = point;
+				snap.term = rs->entries[point - rs->first_index].term;
+			} else if (rs->first_index != rs->start_index + 1) {
+				/* Released entries go only up to flushed - 1,
+				 * so this means lost entries. */
+				snprintf(err, errlen, "shard %u: flushed index %" PRIu64 " but "
+					 "the log holds entries from %" PRIu64 " only", rep->id,
+					 flushed, rs->first_index);
+				return RKV_ECORRUPT;
+			}
+			if (snap.index < last) {
+				entries = rs->entries + (snap.index + 1 - rs->first_index);
+				n = (size_t)(last - snap.index);
+			}
+		}
+	}
+	rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, entries, n);
+	if (rv != 0) {
+		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
+		return rv;
+	}
+	rep->apply_next = snap.index + 1;
+	rep->apply_to = snap.index;
+	rep->compacted = snap.index;
+	free(rs->entries);
+	free(rs->blob);
+	rs->entries = NULL;
+	rs->blob = NULL;
+	/* One entry short of the snapshot point: a restart then always finds
+	 * the entry at the flushed index, hence its term. */
+	if (snap.index > 1)
+		core_log_release(c->log, rep->id, snap.index - 1);
+	return 0;
+}
+
+static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_t errlen)
+{
+	struct cluster_node *n = c->node;
+	struct replica *rep = calloc(1, sizeof *rep);
+	struct shard_config sc = n->cfg.shard;
+	struct raft_config rc;
+	int rv;
+
+	if (!rep)
+		return -ENOMEM;
+	rep->core = c;
+	rep->id = shard;
+	peer_msg_buf_init(&rep->held);
+	c->by_shard[shard] = rep;
+	c->reps[c->nreps++] = rep;
+	snprintf(rep->dir, sizeof rep->dir, "%s/shard-%u", n->data_dir, shard);
+	sc.id = shard;
+	sc.dir = rep->dir;
+	sc.cache = c->cache;
+	sc.replicated = true;
+	sc.on_flushed = replica_flushed;
+	sc.on_apply_ready = replica_apply_ready;
+	sc.hook_arg = rep;
+	rv = shard_open(&rep->shard, &sc, &c->r->io, err, errlen);
+	if (rv)
+		return rv;
+	raft_config_default(&rc);
+	rc.id = n->cfg.self_id;
+	rc.rng = &c->rng;
+	rc.election_ticks = c->election_ticks;
+	rc.heartbeat_ticks = 1;
+	rc.pre_vote = true;
+	rc.check_quorum = true;
+	rv = raft_create(&rep->raft, &rc);
+	if (rv)
+		snprintf(err, errlen, "shard %u: raft_create: %s", shard, rkv_strerror(rv));
+	return rv;
+}
+
+static void close_all(struct cluster_core *c)
+{
+	for (size_t i = 0; i < c->nreps; i++) {
+		if (c->reps[i]->shard)
+			shard_close(c->reps[i]->shard);
+		replica_free(c->reps[i]);
+	}
+	c->nreps = 0;
+	if (c->log)
+		core_log_close(c->log);
+	if (c->cache)
+		block_cache_destroy(c->cache);
+	for (unsigned i = 0; i < CLUSTER_MAP_MAX_NODES; i++)
+		for (unsigned k = 0; k < 2; k++)
+			peer_msg_buf_free(&c->out[i][k].buf);
+	free(c->by_shard);
+	free(c->reps);
+	free(c->dirty);
+	free(c->dirty_next);
+	free(c->scratch);
+	free(c->dec);
+	free(c);
+}
+
+int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_net *net,
+		       struct cluster_core **out, char *err, size_t errlen)
+{
+	const struct cluster_map *map = &n->map;
+	struct cluster_core *c;
+	struct core_log_config lc = { 0 };
+	struct block_cache_options copt = { .capacity = n->cfg.cache_bytes };
+	int rv = -ENOMEM;
+
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->node = n;
+	c->r = r;
+	c->index = r->id;
+	c->net = net;
+	peer_msg_limits_default(&c->limits);
+	raft_rng_seed(&c->rng, n->cfg.seed * 1000003u + r->id);
+	c->election_ticks = n->cfg.election_timeout_ms / n->cfg.heartbeat_ms;
+	if (c->election_ticks < 2)
+		c->election_ticks = 2;
+	c->by_shard = calloc(map->shards, sizeof *c->by_shard);
+	c->reps = calloc(map->shards, sizeof *c->reps);
+	c->dirty = calloc(map->shards, sizeof *c->dirty);
+	c->dirty_next = calloc(map->shards, sizeof *c->dirty_next);
+	if (!c->by_shard || !c->reps || !c->dirty || !c->dirty_next || block_cache_create(&c->cache, &copt) != 0)
+		goto fail;
+	if (mkdir(n->data_dir, 0755) != 0 && errno != EEXIST) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: %s", n->data_dir, strerror(errno));
+		goto fail;
+	}
+	for (uint32_t s = 0; s < map->shards; s++) {
+		if (cluster_map_rank(map, s, n->self_index) < 0 ||
+		    cluster_map_core(map, s, n->cfg.cores) != c->index)
+			continue;
+		rv = open_replica(c, s, err, errlen);
+		if (rv)
+			goto fail;
+	}
+	/* The log keeps the pointer, not a copy: the path lives in c. */
+	snprintf(c->log_dir, sizeof c->log_dir, "%s/core-%u", n->data_dir, c->index);
+	lc.dir = c->log_dir;
+	lc.segment_size = n->cfg.core_log_segment_size;
+	lc.restore = log_restore;
+	lc.restore_arg = c;
+	lc.persisted = log_persisted;
+	lc.persisted_arg = c;
+	rv = core_log_open(&c->log, &lc, &r->io, err, errlen);
+	if (rv)
+		goto fail;
+	for (size_t i = 0; i < c->nreps; i++) {
+		rv = restore_group(c, c->reps[i], err, errlen);
+		if (rv)
+			goto fail;
+	}
+	/* Our hook first: the transport's send hook then sends this pass's
+	 * batches in the same pass. */
+	rv = reactor_add_hook(r, core_hook, c);
+	if (rv) {
+		snprintf(err, errlen, "core %u: no room for a hook", c->index);
+		goto fail;
+	}
+	if (net) {
+		rv = peer_core_start(net, r, c, &c->pc, err, errlen);
+		if (rv)
+			goto fail;
+	}
+	atomic_store(&n->cores[c->index], c);
+	c->stats.replicas = c->nreps;
+	timer_init(&c->tick, tick_fired, c);
+	reactor_timer_arm(r, &c->tick, (uint64_t)n->cfg.heartbeat_ms * 1000u, tick_fired, c);
+	/* A fresh group's preferred first leader campaigns at once, so first
+	 * leaders spread as placed. */
+	for (size_t i = 0; i < c->nreps; i++) {
+		struct replica *rep = c->reps[i];
+
+		/* A group of one (a one-node cluster) elects itself at once,
+		 * after a restart too: nobody else can, and clients should
+		 * not wait an election timeout for it. */
+		if (raft_conf(rep->raft)->n == 1 &&
+		    raft_conf_role(raft_conf(rep->raft), n->cfg.self_id) == RAFT_VOTER) {
+			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
+			continue;
+		}
+		if (raft_term(rep->raft) != 0)
+			continue;
+		if (cluster_map_first(map, rep->id) == n->self_index)
+			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
+		else
+			rep->tick_hold = FIRST_ELECTION_HOLD * c->election_ticks;
+	}
+	*out = c;
+	return 0;
+fail:
+	/* A hook cannot be removed: only reached before it was added, or when
+	 * the start fails and the reactor group is torn down. */
+	close_all(c);
+	return rv;
+}
+
+/* ---- stop ----------------------------------------------------------------------------- */
+
+void cluster_core_stop(struct cluster_core *c)
+{
+	c->stopping = true;
+	c->stop_deadline_us = c->r->now_us + (uint64_t)c->node->cfg.stop_grace_ms * 1000u;
+	for (size_t i = 0; i < c->nreps; i++) {
+		struct replica *rep = c->reps[i];
+		const struct raft_conf *conf = raft_conf(rep->raft);
+		uint64_t best = RAFT_NONE, best_match = 0;
+
+		if (raft_role(rep->raft) != RAFT_LEADER)
+			continue;
+		for (uint32_t k = 0; k < conf->n; k++) {
+			uint64_t match;
+
+			if (conf->servers[k].id == raft_id(rep->raft) ||
+			    conf->servers[k].role != RAFT_VOTER ||
+			    !raft_follower_match(rep->raft, conf->servers[k].id, &match))
+				continue;
+			if (best == RAFT_NONE || match > best_match) {
+				best = conf->servers[k].id;
+				best_match = match;
+			}
+		}
+		if (best != RAFT_NONE)
+			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TRANSFER,
+								 .transfer = { .target = best } });
+	}
+	reactor_poll_again(c->r);
+}
+
+bool cluster_core_quiescent(struct cluster_core *c)
+{
+	bool idle = true;
+
+	if (!c->grace_over) {
+		bool pending = false;
+
+		for (size_t i = 0; i < c->nreps; i++) {
+			struct replica *rep = c->reps[i];
+
+			if ((raft_role(rep->raft) == RAFT_LEADER && raft_conf(rep->raft)->n > 1) ||
+			    !replica_idle(rep) || !shard_background_idle(rep->shard))
+				pending = true;
+		}
+		if (pending && c->r->now_us < c->stop_deadline_us)
+			return false;
+		c->grace_over = true;
+		for (size_t i = 0; i < c->nreps; i++)
+			replica_fail_all(c->reps[i], RKV_EUNKNOWN, RKV_ESHUTDOWN);
+		reactor_timer_cancel(c->r, &c->tick);
+		if (c->pc)
+			peer_core_stop(c->pc);
+	}
+	for (size_t i = 0; i < c->nreps; i++)
+		if (!shard_idle(c->reps[i]->shard))
+			idle = false;
+	if (!core_log_idle(c->log))
+		idle = false;
+	if (c->pc && !peer_core_quiescent(c->pc))
+		idle = false;
+	return idle;
+}
+
+void cluster_core_finish(struct cluster_core *c)
+{
+	reactor_timer_cancel(c->r, &c->tick);
+	atomic_store(&c->node->cores[c->index], NULL);
+	if (c->pc)
+		peer_core_finish(c->pc);
+	c->pc = NULL;
+	close_all(c);
+}
+
+struct replica *cluster_core_replica(struct cluster_core *c, uint32_t shard)
+{
+	return shard < c->node->map.shards ? c->by_shard[shard] : NULL;
+}
+
+void cluster_core_stats(const struct cluster_core *c, struct cluster_core_stats *out)
+{
+	*out = c->stats;
+}
+
+struct core_log *cluster_core_log(struct cluster_core *c)
+{
+	return c->log;
+}

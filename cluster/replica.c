@@ -1,0 +1,715 @@
+/*
+ * One replica: a Raft group's member driven by its core (cluster/replica.h).
+ *
+ * Invariant: every message a raft_update produces after a hard-state change
+ * waits in `held` until the core log reports that hard state durable, so no
+ * vote, no acknowledgement and no message of a new term leaves before the
+ * term and vote are on disk; messages of the group stay in order because
+ * nothing of the group is sent while anything is held. Committed entries go
+ * to the shard strictly in index order, from Raft's in-memory log (it keeps
+ * every entry above its last compaction, and we compact only up to what the
+ * shard flushed, which is below what it applied), so a hand-in refused with
+ * RKV_EAGAIN resumes where it stopped.
+ */
+#include "cluster/replica_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+static struct cluster_node *node_of(const struct replica *rep)
+{
+	return rep->core->node;
+}
+
+void replica_mark_dirty(struct replica *rep)
+{
+	struct cluster_core *c = rep->core;
+
+	if (rep->dirty)
+		return;
+	/* Both lists hold every replica of the core at most once (the flag):
+	 * sized for all of them at start, never grown. */
+	c->dirty[c->ndirty++] = rep;
+	rep->dirty = true;
+	cluster_core_wake(c);
+}
+
+/* ---- proposals ---------------------------------------------------------- */
+
+static size_t props_count(const struct replica *rep)
+{
+	return rep->props_tail - rep->props_head;
+}
+
+static int props_insert(struct replica *rep, uint64_t index, uint64_t term,
+			struct shard_waiter *w)
+{
+	size_t i;
+
+	if (rep->props_tail == rep->props_cap) {
+		size_t n = props_count(rep);
+
+		if (rep->props_head > 0 && n < rep->props_cap / 2) {
+			memmove(rep->props, rep->props + rep->props_head, n * sizeof *rep->props);
+		} else {
+			size_t cap = rep->props_cap ? rep->props_cap * 2 : 16;
+			struct proposal *p = malloc(cap * sizeof *p);
+
+			if (!p)
+				return -ENOMEM;
+			if (n)
+				memcpy(p, rep->props + rep->props_head, n * sizeof *p);
+			free(rep->props);
+			rep->props = p;
+			rep->props_cap = cap;
+		}
+		rep->props_head = 0;
+		rep->props_tail = n;
+	}
+	/* Sorted by (index, term): almost always appended at the tail. */
+	i = rep->props_tail;
+	while (i > rep->props_head &&
+	       (rep->props[i - 1].index > index ||
+		(rep->props[i - 1].index == index && rep->props[i - 1].term > term))) {
+		rep->props[i] = rep->props[i - 1];
+		i--;
+	}
+	rep->props[i] = (struct proposal){ .index = index, .term = term, .w = w };
+	rep->props_tail++;
+	return 0;
+}
+
+static struct shard_waiter *props_pop(struct replica *rep)
+{
+	struct shard_waiter *w = rep->props[rep->props_head].w;
+
+	rep->props_head++;
+	if (rep->props_head == rep->props_tail)
+		rep->props_head = rep->props_tail = 0;
+	return w;
+}
+
+static void props_fail_all(struct replica *rep, int status)
+{
+	while (props_count(rep) > 0) {
+		struct shard_waiter *w = props_pop(rep);
+
+		if (status == RKV_EUNKNOWN)
+			rep->unknown++;
+		w->done(w, status, NULL);
+	}
+}
+
+/*
+ * Entry (index, term) is committed: every proposal of an older term is dead
+ * whatever its index. A log holding (j, t') with j > index and t' < term
+ * would hold at `index` an entry of a term <= t', not this one, and every
+ * future leader's log holds this one (Leader Completeness, §5.4). Runs once
+ * per new term seen in the applied entries, so O(proposals) per term change.
+ */
+static void props_fail_older(struct replica *rep, uint64_t term)
+{
+	struct shard_waiter *dead = NULL, **tail = &dead;
+	size_t kept = rep->props_head;
+
+	for (size_t i = rep->props_head; i < rep->props_tail; i++) {
+		struct proposal *p = &rep->props[i];
+
+		if (p->term < term) {
+			p->w->next = NULL;
+			*tail = p->w;
+			tail = &p->w->next;
+		} else {
+			rep->props[kept++] = *p;
+		}
+	}
+	rep->props_tail = kept;
+	if (rep->props_head == rep->props_tail)
+		rep->props_head = rep->props_tail = 0;
+	/* Answered after the queue is consistent: a callback may propose. */
+	while (dead) {
+		struct shard_waiter *w = dead;
+
+		dead = w->next;
+		w->next = NULL;
+		rep->overwritten++;
+		w->done(w, RAFT_ENOTLEADER, NULL);
+	}
+}
+
+/* The waiter of the proposal that became entry (index, term), after
+ * answering the proposals that entry proves overwritten. */
+static struct shard_waiter *props_match(struct replica *rep, uint64_t index, uint64_t term)
+{
+	if (term > rep->applied_term) {
+		rep->applied_term = term;
+		props_fail_older(rep, term);
+	}
+	while (props_count(rep) > 0) {
+		struct proposal *p = &rep->props[rep->props_head];
+
+		if (p->index > index)
+			return NULL;
+		if (p->index == index && p->term == term)
+			return p->w;
+		/* Another entry is committed at (or before it, below) its
+		 * index: the proposal's entry is gone for good. */
+		rep->overwritten++;
+		struct shard_waiter *w = props_pop(rep);
+		w->done(w, RAFT_ENOTLEADER, NULL);
+	}
+	return NULL;
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+static void read_push(struct replica_read **head, struct replica_read **tail,
+		      struct replica_read *rd)
+{
+	rd->next = NULL;
+	if (*tail)
+		(*tail)->next = rd;
+	else
+		*head = rd;
+	*tail = rd;
+}
+
+static void reads_take_states(struct replica *rep, const struct raft_read_state *st, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct replica_read *prev = NULL, *rd = rep->asked;
+
+		while (rd && rd->id != st[i].id) {
+			prev = rd;
+			rd = rd->next;
+		}
+		if (!rd)
+			continue;
+		if (prev)
+			prev->next = rd->next;
+		else
+			rep->asked = rd->next;
+		if (rep->asked_tail == rd)
+			rep->asked_tail = prev;
+		rep->n_asked--;
+		rd->index = st[i].index;
+		read_push(&rep->ready, &rep->ready_tail, rd);
+		rep->n_ready++;
+	}
+	if (n)
+		replica_mark_dirty(rep);
+}
+
+static void reads_serve(struct replica *rep)
+{
+	uint64_t applied = shard_applied_index(rep->shard);
+	struct replica_read *rd = rep->ready, *prev = NULL, *next;
+
+	while (rd) {
+		next = rd->next;
+		if (rd->index == 0 || rd->index <= applied) {
+			if (prev)
+				prev->next = next;
+			else
+				rep->ready = next;
+			if (rep->ready_tail == rd)
+				rep->ready_tail = prev;
+			rep->n_ready--;
+			rd->done(rd, rd->index == 0 ? RAFT_ENOTLEADER : 0);
+		} else {
+			prev = rd;
+		}
+		rd = next;
+	}
+}
+
+static void reads_fail_list(struct replica_read **head, struct replica_read **tail,
+			    uint64_t *count, int status)
+{
+	while (*head) {
+		struct replica_read *rd = *head;
+
+		*head = rd->next;
+		if (!*head)
+			*tail = NULL;
+		(*count)--;
+		rd->done(rd, status);
+	}
+}
+
+void replica_fail_all(struct replica *rep, int prop_status, int read_status)
+{
+	props_fail_all(rep, prop_status);
+	reads_fail_list(&rep->asked, &rep->asked_tail, &rep->n_asked, read_status);
+	reads_fail_list(&rep->ready, &rep->ready_tail, &rep->n_ready, read_status);
+}
+
+/* ---- apply -------------------------------------------------------------- */
+
+static void apply_drain(struct replica *rep)
+{
+	while (!rep->apply_stopped && !rep->apply_blocked && rep->apply_next <= rep->apply_to) {
+		uint64_t i = rep->apply_next;
+		const struct raft_entry *e = raft_entry_at(rep->raft, i);
+		struct shard_waiter *w;
+		int rv;
+
+		if (!e) {
+			log_error("replica %u: committed entry %llu is not in the Raft log; "
+				  "apply stopped", rep->id, (unsigned long long)i);
+			rep->apply_stopped = true;
+			break;
+		}
+		w = props_match(rep, i, e->term);
+		rv = shard_apply(rep->shard, i,
+				 e->type == RAFT_ENTRY_NORMAL ? SHARD_ENTRY_COMMAND : SHARD_ENTRY_NOOP,
+				 e->data, e->len, w);
+		if (rv == RKV_EAGAIN) {
+			rep->apply_blocked = true;
+			break;
+		}
+		if (w)
+			props_pop(rep);
+		if (rv != 0) {
+			log_error("replica %u: apply of entry %llu refused: %s; apply stopped",
+				  rep->id, (unsigned long long)i, rkv_strerror(rv));
+			rep->apply_stopped = true;
+			if (w)
+				w->done(w, rv, NULL);
+			break;
+		}
+		rep->apply_next++;
+	}
+}
+
+/* ---- updates ------------------------------------------------------------ */
+
+static void hold(struct replica *rep, const struct raft_msg *m)
+{
+	struct cluster_core *c = rep->core;
+	struct peer_msg_item item = { .group = rep->id, .msg = m };
+	size_t start = rep->held.len;
+	int rv;
+
+	if (rep->n_held == rep->cap_held) {
+		size_t cap = rep->cap_held ? rep->cap_held * 2 : 8;
+		struct held_msg *v = realloc(rep->held_v, cap * sizeof *v);
+
+		if (!v)
+			goto drop;
+		rep->held_v = v;
+		rep->cap_held = cap;
+	}
+	rv = peer_msg_encode_batch(&rep->held, &c->limits, &item, 1);
+	if (rv != 0)
+		goto drop;
+	rep->held_v[rep->n_held++] = (struct held_msg){
+		.to = m->to, .cls = (uint8_t)cluster_msg_class(m),
+		.off = start + PEER_MSG_HEADER_SIZE,
+		.len = rep->held.len - start - PEER_MSG_HEADER_SIZE,
+	};
+	c->stats.msgs_held++;
+	return;
+drop:
+	/* Raft resends what is lost (timeouts, heartbeats, probes). */
+	c->stats.send_errors++;
+}
+
+static void release_held(struct replica *rep)
+{
+	for (size_t i = 0; i < rep->n_held; i++) {
+		const struct held_msg *h = &rep->held_v[i];
+
+		cluster_core_send_now(rep->core, h->to, h->cls, rep->held.data + h->off, h->len);
+	}
+	rep->n_held = 0;
+	rep->held.len = 0;
+}
+
+void replica_handle_update(struct replica *rep, const struct raft_update *up)
+{
+	struct cluster_core *c = rep->core;
+	int rv;
+
+	if (up->snapshot) {
+		/* Installing needs the shard's files streamed from the leader
+		 * (not in this step): the state machine cannot follow. */
+		rep->snapshots_refused++;
+		rep->apply_stopped = true;
+		log_error("replica %u: snapshot at %llu received but snapshot install is not "
+			  "built yet; this replica stops applying", rep->id,
+			  (unsigned long long)up->snapshot->index);
+	}
+	if (up->hard_state_changed) {
+		rv = core_log_set_hard_state(c->log, rep->id, &up->hard_state);
+		if (rv != 0)
+			log_error("replica %u: hard state not staged: %s", rep->id, rkv_strerror(rv));
+		rep->hs_staged = true;
+		rep->hs_batch = cluster_core_batches(c) + 1;
+		cluster_core_wake(c);
+	}
+	if (up->n_persist > 0) {
+		rv = core_log_append(c->log, rep->id, up->persist_first, up->persist, up->n_persist);
+		if (rv != 0)
+			log_error("replica %u: entries %llu.. not staged: %s", rep->id,
+				  (unsigned long long)up->persist_first, rkv_strerror(rv));
+		cluster_core_wake(c);
+	}
+	for (size_t i = 0; i < up->n_msgs; i++) {
+		if (rep->hs_staged)
+			hold(rep, &up->msgs[i]);
+		else
+			cluster_core_queue_msg(c, rep->id, &up->msgs[i]);
+	}
+	if (up->n_apply > 0) {
+		uint64_t last = up->apply_first + up->n_apply - 1;
+
+		if (last > rep->apply_to)
+			rep->apply_to = last;
+		replica_mark_dirty(rep);
+	}
+	if (up->n_reads > 0)
+		reads_take_states(rep, up->reads, up->n_reads);
+
+	bool leader = raft_role(rep->raft) == RAFT_LEADER;
+	if (rep->was_leader && !leader)
+		rep->lost_at_us = c->r->now_us;
+	rep->was_leader = leader;
+}
+
+void replica_step(struct replica *rep, const struct raft_event *ev)
+{
+	struct raft_update up;
+	int rv = raft_step(rep->raft, ev, &up);
+
+	if (rv == -ENOMEM)
+		log_error("replica %u: out of memory in raft_step", rep->id);
+	replica_handle_update(rep, &up);
+}
+
+void replica_service(struct replica *rep)
+{
+	apply_drain(rep);
+	if (rep->ready)
+		reads_serve(rep);
+}
+
+bool replica_idle(const struct replica *rep)
+{
+	return props_count(rep) == 0 && rep->n_asked == 0 && rep->n_ready == 0 &&
+	       shard_idle(rep->shard);
+}
+
+void replica_tick(struct replica *rep)
+{
+	struct cluster_node *n = node_of(rep);
+	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
+
+	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
+		rep->tick_hold--;
+	else
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
+	if (!rep->was_leader && props_count(rep) > 0 &&
+	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
+		props_fail_all(rep, RKV_EUNKNOWN);
+	/* Proposals whose entries cannot be made durable (full disk) are
+	 * retried with every batch; if they are still waiting after the
+	 * timeout their clients learn that the outcome is unknown (they may
+	 * still commit once space frees). */
+	if (rep->core->log_full && props_count(rep) > 0 &&
+	    rep->core->r->now_us - rep->core->log_full_since_us >= timeout_us)
+		props_fail_all(rep, RKV_EUNKNOWN);
+}
+
+void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
+{
+	struct cluster_core *c = rep->core;
+
+	if (p->status == 0) {
+		c->log_full = false;
+		if (p->hard_state && rep->hs_staged && cluster_core_batches(c) >= rep->hs_batch) {
+			rep->hs_staged = false;
+			release_held(rep);
+		}
+		if (p->entries)
+			replica_step(rep, &(struct raft_event){
+				.type = RAFT_EV_PERSISTED,
+				.persisted = { .index = p->last_index, .term = p->last_term } });
+		return;
+	}
+	if (p->status == RKV_EFULL) {
+		/* Nothing of the group's part of the batch was written: stage
+		 * the current hard state and the unpersisted entries again. */
+		uint64_t first = raft_persisted_index(rep->raft) + 1;
+		uint64_t last = raft_last_index(rep->raft);
+		struct raft_hard_state hs = { raft_term(rep->raft), raft_vote(rep->raft) };
+
+		c->stats.log_full++;
+		if (!c->log_full) {
+			c->log_full = true;
+			c->log_full_since_us = c->r->now_us;
+		}
+		if (p->hard_state || rep->hs_staged) {
+			core_log_set_hard_state(c->log, rep->id, &hs);
+			rep->hs_staged = true;
+			rep->hs_batch = cluster_core_batches(c) + 1;
+		}
+		for (uint64_t i = first; i <= last; i++) {
+			const struct raft_entry *e = raft_entry_at(rep->raft, i);
+
+			if (!e || core_log_append(c->log, rep->id, i, e, 1) != 0)
+				break;
+		}
+		/* No wake-up: the retry goes with the next pass (the tick timer
+		 * makes one every heartbeat), not in a tight loop on a full disk. */
+		return;
+	}
+	if (!c->log_failed)
+		log_error("core %u: the Raft log failed (%s): no write is served any more",
+			  c->index, rkv_strerror(p->status));
+	c->log_failed = true;
+}
+
+/* ---- shard hooks ---------------------------------------------------------- */
+
+void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index)
+{
+	struct replica *rep = arg;
+	struct cluster_node *n = node_of(rep);
+	uint64_t to = flushed_index;
+	uint64_t desc[1];
+	int rv;
+
+	(void)s;
+	rep->flushed = flushed_index;
+	if (raft_role(rep->raft) == RAFT_LEADER) {
+		/* Keep what any follower still lacks: a follower behind the
+		 * compaction would need a snapshot, not streamed yet. */
+		const struct raft_conf *conf = raft_conf(rep->raft);
+
+		for (uint32_t i = 0; i < conf->n; i++) {
+			uint64_t match;
+
+			if (conf->servers[i].id == raft_id(rep->raft))
+				continue;
+			if (!raft_follower_match(rep->raft, conf->servers[i].id, &match))
+				match = 0;
+			if (match < to)
+				to = match;
+		}
+	} else {
+		uint64_t margin = n->cfg.follower_compact_margin;
+
+		to = to > margin ? to - margin : 0;
+	}
+	if (to > raft_persisted_index(rep->raft))
+		to = raft_persisted_index(rep->raft);
+	if (to <= rep->compacted || to <= raft_snapshot(rep->raft)->index)
+		return;
+	/* The snapshot's data: a descriptor (the shard's flushed index); the
+	 * files themselves are streamed out of band when that is built. */
+	desc[0] = flushed_index;
+	rv = raft_step(rep->raft, &(struct raft_event){
+		.type = RAFT_EV_SNAPSHOT_TAKEN,
+		.snapshot = { .index = to, .data = desc, .len = sizeof desc } },
+		&(struct raft_update){ 0 });
+	if (rv != 0) {
+		log_warn("replica %u: compaction to %llu refused: %s", rep->id,
+			 (unsigned long long)to, rkv_strerror(rv));
+		return;
+	}
+	rep->compacted = to;
+	/* One short: a restart must find the entry at its snapshot point. */
+	core_log_release(rep->core->log, rep->id, to - 1);
+}
+
+void replica_apply_ready(void *arg, struct shard *s)
+{
+	struct replica *rep = arg;
+
+	(void)s;
+	rep->apply_blocked = false;
+	replica_mark_dirty(rep);
+}
+
+/* ---- the API -------------------------------------------------------------- */
+
+int replica_propose(struct replica *rep, const struct command *cmd, struct shard_waiter *w)
+{
+	struct cluster_core *c = rep->core;
+	struct raft_update up;
+	size_t need = command_encoded_size(cmd);
+	int rv;
+
+	if (c->stopping)
+		return RKV_ESHUTDOWN;
+	if (c->log_failed)
+		return -EIO;
+	if (c->log_full) {
+		/* Nothing entered the log: safe to retry. The waiting batch is
+		 * tried again on the next pass, so space freed since is seen. */
+		cluster_core_wake(c);
+		return RKV_EFULL;
+	}
+	if (raft_role(rep->raft) != RAFT_LEADER)
+		return RAFT_ENOTLEADER;
+	if (need > c->limits.max_entry_bytes)
+		return RKV_ETOOLARGE;
+	if (need > c->scratch_cap) {
+		size_t cap = c->scratch_cap ? c->scratch_cap : 256;
+		uint8_t *b;
+
+		while (cap < need)
+			cap *= 2;
+		b = realloc(c->scratch, cap);
+		if (!b)
+			return -ENOMEM;
+		c->scratch = b;
+		c->scratch_cap = cap;
+	}
+	command_encode(cmd, c->scratch);
+	rv = raft_step(rep->raft, &(struct raft_event){
+		.type = RAFT_EV_PROPOSE, .propose = { .data = c->scratch, .len = (uint32_t)need } },
+		&up);
+	if (rv == 0 && props_insert(rep, up.proposed_index, up.proposed_term, w) != 0) {
+		/* The entry is in the log; without a record of it the caller can
+		 * only be told the outcome is unknown. */
+		log_error("replica %u: out of memory tracking a proposal", rep->id);
+		rv = RKV_EUNKNOWN;
+	}
+	if (rv == 0)
+		rep->proposed++;
+	replica_handle_update(rep, &up);
+	return rv;
+}
+
+int replica_read(struct replica *rep, struct replica_read *rd)
+{
+	struct raft_update up;
+	int rv;
+
+	if (rep->core->stopping)
+		return RKV_ESHUTDOWN;
+	if (raft_role(rep->raft) != RAFT_LEADER)
+		return RAFT_ENOTLEADER;
+	rd->id = ++rep->read_seq;
+	rd->index = 0;
+	/* Queued first: Raft may answer within this very step (one voter). */
+	read_push(&rep->asked, &rep->asked_tail, rd);
+	rep->n_asked++;
+	rv = raft_step(rep->raft, &(struct raft_event){ .type = RAFT_EV_READ_INDEX,
+							 .read = { .id = rd->id } }, &up);
+	if (rv != 0) {
+		/* Not queued in Raft: take it back. */
+		struct replica_read *prev = NULL, *it = rep->asked;
+
+		while (it && it != rd) {
+			prev = it;
+			it = it->next;
+		}
+		if (it) {
+			if (prev)
+				prev->next = it->next;
+			else
+				rep->asked = it->next;
+			if (rep->asked_tail == it)
+				rep->asked_tail = prev;
+			rep->n_asked--;
+		}
+	}
+	replica_handle_update(rep, &up);
+	return rv;
+}
+
+bool replica_read_local_ok(const struct replica *rep)
+{
+	const struct raft *r = rep->raft;
+	const struct raft_conf *conf = raft_conf(r);
+	uint64_t commit = raft_commit_index(r), term;
+	unsigned voters = 0;
+
+	if (raft_role(r) != RAFT_LEADER)
+		return false;
+	for (uint32_t i = 0; i < conf->n; i++)
+		voters += conf->servers[i].role == RAFT_VOTER;
+	if (voters != 1)
+		return false;
+	if (!raft_term_at(r, commit, &term) || term != raft_term(r))
+		return false;
+	return shard_applied_index(rep->shard) >= commit;
+}
+
+uint64_t replica_leader(const struct replica *rep)
+{
+	return raft_leader(rep->raft);
+}
+
+bool replica_is_leader(const struct replica *rep)
+{
+	return raft_role(rep->raft) == RAFT_LEADER;
+}
+
+struct shard *replica_shard(struct replica *rep)
+{
+	return rep->shard;
+}
+
+uint32_t replica_id(const struct replica *rep)
+{
+	return rep->id;
+}
+
+void replica_status(const struct replica *rep, struct replica_status *out)
+{
+	const struct raft *r = rep->raft;
+
+	memset(out, 0, sizeof *out);
+	out->shard = rep->id;
+	out->role = raft_role(r);
+	out->term = raft_term(r);
+	out->leader = raft_leader(r);
+	out->commit = raft_commit_index(r);
+	out->applied = shard_applied_index(rep->shard);
+	out->last_index = raft_last_index(r);
+	out->persisted = raft_persisted_index(r);
+	out->snapshot_index = raft_snapshot(r)->index;
+	if (out->role == RAFT_LEADER) {
+		const struct raft_conf *conf = raft_conf(r);
+
+		for (uint32_t i = 0; i < conf->n; i++) {
+			uint64_t match;
+
+			if (conf->servers[i].id == raft_id(r) ||
+			    !raft_follower_match(r, conf->servers[i].id, &match))
+				continue;
+			out->followers[out->n_followers++] = (struct replica_follower){
+				.node = conf->servers[i].id, .match = match,
+				.lag = out->last_index > match ? out->last_index - match : 0,
+			};
+		}
+	}
+	out->proposals = props_count(rep);
+	out->reads = rep->n_asked + rep->n_ready;
+	out->apply_stopped = rep->apply_stopped;
+	out->proposed = rep->proposed;
+	out->overwritten = rep->overwritten;
+	out->unknown = rep->unknown;
+	out->snapshots_refused = rep->snapshots_refused;
+}
+
+void replica_free(struct replica *rep)
+{
+	if (!rep)
+		return;
+	if (rep->raft)
+		raft_destroy(rep->raft);
+	peer_msg_buf_free(&rep->held);
+	free(rep->held_v);
+	free(rep->props);
+	free(rep->restore.entries);
+	free(rep->restore.blob);
+	free(rep);
+}

@@ -1,0 +1,231 @@
+/*
+ * The replication engine: every shard replica a node holds is one member of
+ * a Raft group (group id = shard id), driven by the core that owns it.
+ *
+ * Per node, one `struct cluster_node` (shared, read-only after start-up
+ * except for the per-core pointers it publishes); per core, one
+ * `struct cluster_core`: the core's Raft log (shard/core_log.h, one
+ * fdatasync per loop pass for all its groups), its shard replicas opened in
+ * replicated mode, one timer that ticks every group, the core's peer
+ * transport, and per destination node one outgoing Raft batch per loop pass.
+ *
+ * Ordering per raft_update (raft/raft.h's contract):
+ *   1. hard state -> core_log_set_hard_state; entries -> core_log_append;
+ *   2. messages: while a hard state of the group is staged and not yet
+ *      reported durable, EVERY message of the group is held (copied,
+ *      encoded) and released in order from the persisted callback; otherwise
+ *      it joins this pass's batch for its destination (votes, heartbeats,
+ *      TIMEOUT_NOW: CONTROL; appends and snapshots: BULK);
+ *   3. committed entries -> shard_apply, in order, the proposer's waiter
+ *      attached on the leader; RKV_EAGAIN stops the hand-in until the
+ *      shard's on_apply_ready;
+ *   4. ReadIndex results wait until the shard's applied index reaches them.
+ * The loop-pass hook (registered before the transport's send hook) sends the
+ * batches and calls core_log_flush.
+ *
+ * Threading: a cluster_core and its replicas belong to one core; every call
+ * is made there. Raft messages for a group of another core cross over the
+ * reactor's SPSC rings as their encoded bytes.
+ */
+#ifndef RINGKV_CLUSTER_REPLICA_H
+#define RINGKV_CLUSTER_REPLICA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cluster/map.h"
+#include "cluster/peer.h"
+#include "raft/raft.h"
+#include "shard/shard.h"
+
+struct cluster_node;
+struct cluster_core;
+struct replica;
+
+struct cluster_node_config {
+	const struct cluster_map *map; /* copied */
+	uint64_t self_id;              /* this node, a member of map */
+	unsigned cores;                /* this node's core count */
+	const char *data_dir;          /* DIR: DIR/core-<i>/ logs, DIR/shard-<id>/ */
+	struct shard_config shard;     /* template: id, dir, replicated and the
+					* hooks are set per shard; cache per core */
+	size_t cache_bytes;            /* block cache of each core; 0: 8 MiB */
+	uint32_t election_timeout_ms;  /* 0: 300 */
+	uint32_t heartbeat_ms;         /* tick; 0: 50 */
+	uint64_t core_log_segment_size; /* 0: default (tests use small ones) */
+	uint64_t follower_compact_margin; /* entries a follower keeps behind its
+					   * flushed index; 0: 8192 */
+	uint32_t proposal_timeout_ms;  /* after losing leadership, a proposal not
+					* resolved by then is answered
+					* RKV_EUNKNOWN; 0: 2 x election timeout */
+	uint32_t stop_grace_ms;        /* how long a stop waits for handoffs and
+					* proposals; 0: election timeout */
+	uint64_t seed;                 /* election randomness; 0: from the clock */
+};
+
+/*
+ * Copies cfg. Blocking-free. 0, -EINVAL (self not in the map, no cores) or
+ * -ENOMEM. Destroy after the reactors were joined.
+ */
+int cluster_node_create(struct cluster_node **out, const struct cluster_node_config *cfg,
+			char *err, size_t errlen);
+void cluster_node_destroy(struct cluster_node *n);
+
+/*
+ * The peer transport's callbacks (hello_make, hello_check, on_frame) to put
+ * into peer_config.cb before peer_net_create. The hello carries the cluster
+ * id, this node id, the sending core and the node it means to reach; a hello
+ * of another cluster, for another node, or from a node id outside the map
+ * (or this node's own) is refused with the reason. The callback `arg` is the
+ * cluster_core (cluster_core_start passes it to peer_core_start).
+ */
+void cluster_peer_callbacks(struct peer_callbacks *cb);
+
+/*
+ * From the core's reactor start callback (blocking I/O allowed there):
+ * opens DIR/core-<i>/ (the core log, recovery included), every shard this
+ * node holds whose replica belongs to this core (cluster_map_core), restores
+ * each Raft group (bootstrap or restart, see docs/notes/replica.md),
+ * registers the loop-pass hook, starts the peer core on `net` (may be NULL
+ * for a one-node cluster) and the tick timer; the preferred first leader of
+ * a fresh group campaigns at once. 0 or an error with the reason in err
+ * (everything opened is closed again).
+ */
+int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_net *net,
+		       struct cluster_core **out, char *err, size_t errlen);
+
+/*
+ * From the reactor stop callback: refuses new proposals and reads
+ * (RKV_ESHUTDOWN), hands leadership of every group this core leads to its
+ * most caught-up follower (RAFT_EV_TRANSFER), and keeps replicating for up to
+ * stop_grace_ms; then answers what is still pending (proposals RKV_EUNKNOWN,
+ * reads RKV_ESHUTDOWN) and stops the transport.
+ */
+void cluster_core_stop(struct cluster_core *c);
+
+/* From the quiescent callback: true once the grace ended, no log batch is in
+ * flight, every shard is idle and the transport is quiescent. */
+bool cluster_core_quiescent(struct cluster_core *c);
+
+/* From the finish callback: closes shards, log, transport; frees the core. */
+void cluster_core_finish(struct cluster_core *c);
+
+/* The replica of `shard` on this core, or NULL (not held here). */
+struct replica *cluster_core_replica(struct cluster_core *c, uint32_t shard);
+
+struct cluster_core_stats {
+	uint64_t replicas;        /* groups on this core */
+	uint64_t ticks;           /* tick timer firings */
+	uint64_t msgs_sent;       /* Raft messages put into batches */
+	uint64_t frames_sent;     /* batch frames given to the transport */
+	uint64_t send_errors;     /* frames the transport refused (Raft resends) */
+	uint64_t msgs_held;       /* messages held behind an undurable hard state */
+	uint64_t msgs_received;   /* Raft messages stepped */
+	uint64_t msgs_forwarded;  /* handed to the owning core */
+	uint64_t dropped_bad;     /* frames/messages refused: undecodable, a group
+				   * not ours, from/to not matching the link */
+	uint64_t dropped_other;   /* frames of kinds this step does not handle
+				   * (snapshot chunks, forwards) */
+	uint64_t log_full;        /* persisted callbacks with RKV_EFULL */
+};
+void cluster_core_stats(const struct cluster_core *c, struct cluster_core_stats *out);
+
+/* The core's log (tests, metrics: core_log_stats). */
+struct core_log *cluster_core_log(struct cluster_core *c);
+
+/* ---- one replica: the API of the front doors ----------------------------- */
+
+/*
+ * Proposes `cmd` (its key and value are copied before the call returns).
+ * Returns 0: w->done(w, rv, res) runs exactly once, later (never from
+ * inside this call), with
+ *   0               committed by a majority and applied here; `res` says
+ *                   what the command did (shard_result);
+ *   RAFT_ENOTLEADER the entry was overwritten by another leader's entry at
+ *                   its index: it was NOT applied and never will be (safe to
+ *                   retry, at replica_leader());
+ *   RKV_EUNKNOWN    the outcome is unknown: leadership was lost and no entry
+ *                   at its index was seen committed within the proposal
+ *                   timeout (proposal_timeout_ms), or the node is stopping;
+ *                   it may or may not be applied (retry only if idempotent);
+ *   other           shard_apply's errors for its entry (apply stopped on
+ *                   this replica: RKV_ECORRUPT, -EIO, ...; committed
+ *                   elsewhere).
+ * Or, synchronously and w not called: RAFT_ENOTLEADER (not the leader: see
+ * replica_leader() for a hint), RAFT_EBUSY (a leadership transfer is under
+ * way: retry shortly), RKV_ESHUTDOWN (stopping), RKV_ETOOLARGE (the encoded
+ * command exceeds the entry limit), -ENOMEM. Only w->done and
+ * w->want_prior are used; the rest of w is the shard's.
+ */
+int replica_propose(struct replica *rep, const struct command *cmd, struct shard_waiter *w);
+
+struct replica_read;
+/*
+ * status 0: the shard has applied everything committed when the read was
+ * asked and leadership was confirmed by a majority after it: read the shard
+ * now (linearizable). RAFT_ENOTLEADER: leadership was lost before it was
+ * confirmed (nothing was read; safe to retry at the leader). RKV_ESHUTDOWN:
+ * the node is stopping.
+ */
+typedef void replica_read_fn(struct replica_read *rd, int status);
+
+struct replica_read {
+	replica_read_fn *done;
+	void *arg;                 /* the caller's */
+	/* private to the replica */
+	uint64_t id;
+	uint64_t index;            /* read index, once known */
+	struct replica_read *next;
+};
+
+/*
+ * Asks for a linearizable read point (ReadIndex, batched: one heartbeat
+ * round serves every read queued behind it). 0: rd->done runs once, later
+ * (never from inside this call). Or synchronously: RAFT_ENOTLEADER,
+ * RKV_ESHUTDOWN, -ENOMEM.
+ */
+int replica_read(struct replica *rep, struct replica_read *rd);
+
+/*
+ * True when the shard may be read linearizably right now without a round:
+ * a group of one voter, leader, that has committed an entry of its term and
+ * applied everything committed.
+ */
+bool replica_read_local_ok(const struct replica *rep);
+
+/* The leader this replica knows of (node id), or RAFT_NONE. */
+uint64_t replica_leader(const struct replica *rep);
+bool replica_is_leader(const struct replica *rep);
+struct shard *replica_shard(struct replica *rep);
+uint32_t replica_id(const struct replica *rep);
+
+struct replica_follower {
+	uint64_t node;
+	uint64_t match;   /* highest index known replicated there */
+	uint64_t lag;     /* last index - match */
+};
+
+struct replica_status {
+	uint32_t shard;
+	int role;                 /* enum raft_role */
+	uint64_t term;
+	uint64_t leader;          /* node id or RAFT_NONE */
+	uint64_t commit;
+	uint64_t applied;         /* shard_applied_index */
+	uint64_t last_index;
+	uint64_t persisted;
+	uint64_t snapshot_index;  /* Raft log compacted up to here */
+	unsigned n_followers;     /* leader only */
+	struct replica_follower followers[RAFT_MAX_SERVERS];
+	uint64_t proposals;       /* waiting for their outcome */
+	uint64_t reads;           /* waiting */
+	bool apply_stopped;       /* the shard refused to apply on */
+	uint64_t proposed;        /* counters since start */
+	uint64_t overwritten;
+	uint64_t unknown;
+	uint64_t snapshots_refused; /* snapshots received and not installable */
+};
+void replica_status(const struct replica *rep, struct replica_status *out);
+
+#endif

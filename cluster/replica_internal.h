@@ -1,0 +1,161 @@
+/*
+ * Private to cluster/replica.c and cluster/cluster_core.c: the structures of
+ * a core's replication engine (see cluster/replica.h for what it does).
+ */
+#ifndef RINGKV_CLUSTER_REPLICA_INTERNAL_H
+#define RINGKV_CLUSTER_REPLICA_INTERNAL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+
+#include "cluster/peer_msg.h"
+#include "cluster/replica.h"
+#include "core/timer.h"
+#include "shard/core_log.h"
+
+/* A message held until its group's hard state is durable: an encoded
+ * one-message batch frame in the replica's `held` buffer. */
+struct held_msg {
+	uint64_t to;
+	uint8_t cls;      /* enum peer_class */
+	size_t off;       /* payload (after the length prefix) in held.data */
+	size_t len;
+};
+
+/* A client proposal waiting for its entry's fate. */
+struct proposal {
+	uint64_t index;
+	uint64_t term;
+	struct shard_waiter *w;
+};
+
+/* What the core log reported for a group at open, copied for raft_restore. */
+struct restore_state {
+	bool found;
+	struct raft_hard_state hs;
+	uint64_t start_index, start_term;
+	uint64_t first_index;
+	struct raft_entry *entries; /* data copied into one block, `blob` */
+	size_t n;
+	uint8_t *blob;
+};
+
+struct replica {
+	struct cluster_core *core;
+	uint32_t id;
+	struct shard *shard;
+	struct raft *raft;
+	char dir[PATH_MAX];
+
+	/* Hard state staged and not yet reported durable: every message of
+	 * the group waits in `held` until it is. */
+	bool hs_staged;
+	uint64_t hs_batch;            /* core log batch number that carries it */
+	struct peer_msg_buf held;
+	struct held_msg *held_v;
+	size_t n_held, cap_held;
+
+	/* Apply: entries apply_next..apply_to are committed, not handed in. */
+	uint64_t apply_next;
+	uint64_t apply_to;
+	bool apply_blocked;           /* RKV_EAGAIN: wait for on_apply_ready */
+	bool apply_stopped;           /* for good (shard error, snapshot) */
+
+	/* Proposals sorted by (index, term), from head. */
+	struct proposal *props;
+	size_t props_head, props_tail, props_cap;
+	uint64_t applied_term;        /* term of the last entry handed to apply */
+	bool was_leader;
+	uint64_t lost_at_us;          /* when leadership was last lost */
+
+	/* Reads: asked (waiting for Raft), then ready (index known, waiting
+	 * for apply, or failed with index 0). FIFO lists. */
+	struct replica_read *asked, *asked_tail;
+	struct replica_read *ready, *ready_tail;
+	uint64_t read_seq;
+	uint64_t n_asked, n_ready;
+
+	bool dirty;                   /* in the core's dirty list */
+	uint32_t tick_hold;           /* ticks still withheld: a fresh group's
+				       * other replicas give its preferred
+				       * leader time to start and campaign */
+	uint64_t compacted;           /* last RAFT_EV_SNAPSHOT_TAKEN index */
+	uint64_t flushed;             /* last flushed index reported by the shard */
+	struct restore_state restore;
+
+	uint64_t proposed, overwritten, unknown, snapshots_refused;
+};
+
+struct out_batch {
+	struct peer_msg_buf buf;
+	struct peer_msg_batch batch;
+	bool open;
+};
+
+struct cluster_node {
+	struct cluster_node_config cfg;
+	struct cluster_map map;
+	unsigned self_index;
+	char data_dir[PATH_MAX - 64];
+	_Atomic(struct cluster_core *) *cores; /* [cfg.cores], set by each start */
+};
+
+struct cluster_core {
+	struct cluster_node *node;
+	struct reactor *r;
+	unsigned index;
+	struct core_log *log;
+	char log_dir[PATH_MAX];
+	struct block_cache *cache;
+	struct peer_net *net;
+	struct peer_core *pc;
+	struct replica **by_shard;      /* [map.shards]: NULL when not here */
+	struct replica **reps;
+	size_t nreps;
+	struct replica **dirty, **dirty_next;
+	size_t ndirty;
+	struct out_batch out[CLUSTER_MAP_MAX_NODES][2]; /* [node index][class] */
+	bool out_pending;
+	bool in_hook;
+	struct timer tick;
+	struct raft_rng rng;
+	struct peer_msg_limits limits;
+	uint8_t *scratch;               /* proposals are encoded here */
+	size_t scratch_cap;
+	struct raft_entry *dec;         /* entries of one decoded message */
+	uint32_t dec_cap;
+	uint32_t election_ticks;
+	bool log_failed;
+	bool log_full;            /* the last batch failed for lack of disk: new
+				   * proposals are refused (RKV_EFULL) until a
+				   * batch is durable again */
+	uint64_t log_full_since_us;
+	bool stopping;
+	bool grace_over;
+	uint64_t stop_deadline_us;
+	struct cluster_core_stats stats;
+};
+
+/* replica.c, used by cluster_core.c */
+void replica_handle_update(struct replica *rep, const struct raft_update *up);
+void replica_step(struct replica *rep, const struct raft_event *ev);
+void replica_mark_dirty(struct replica *rep);
+void replica_service(struct replica *rep);   /* from the hook: apply, reads */
+void replica_tick(struct replica *rep);
+void replica_persisted(struct replica *rep, const struct core_log_persisted *p);
+void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index);
+void replica_apply_ready(void *arg, struct shard *s);
+void replica_fail_all(struct replica *rep, int prop_status, int read_status);
+bool replica_idle(const struct replica *rep);
+void replica_free(struct replica *rep);
+
+/* cluster_core.c, used by replica.c */
+void cluster_core_queue_msg(struct cluster_core *c, uint32_t group, const struct raft_msg *m);
+void cluster_core_send_now(struct cluster_core *c, uint64_t to, int cls, const void *data,
+			   size_t len);
+void cluster_core_wake(struct cluster_core *c);
+uint64_t cluster_core_batches(struct cluster_core *c);
+
+int cluster_msg_class(const struct raft_msg *m);
+
+#endif
