@@ -516,6 +516,16 @@ static void execute(struct node_core *c, struct kv_req *req)
 	}
 	req->status = ringkv_Status_OK;
 	req->exec = c;
+#ifdef RINGKV_TEST_STALE_READS
+	/* DELIBERATELY BROKEN, test build only (tests/lincheck builds
+	 * ringkvd-stale-reads with this defined; the product never is): every
+	 * replica serves reads from its own state, as a follower read without
+	 * ReadIndex would. The cluster linearizability run must catch it. */
+	if (is_read(req)) {
+		execute_read(c, req);
+		return;
+	}
+#endif
 	if (is_read(req)) {
 		/* Linearizable: served by the leader once a majority confirmed
 		 * its leadership after the read arrived (ReadIndex, batched),
