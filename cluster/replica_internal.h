@@ -126,6 +126,8 @@ struct cluster_core {
 	uint32_t dec_cap;
 	uint32_t election_ticks;
 	bool log_failed;
+	bool hooked;                    /* our hook is registered */
+	bool dead;                      /* start failed after that: hook is a no-op */
 	bool stopping;
 	bool grace_over;
 	uint64_t stop_deadline_us;
