@@ -207,6 +207,8 @@ static void core_hook(struct reactor *r, void *arg)
 	size_t n;
 
 	(void)r;
+	if (c->dead)
+		return;
 	c->in_hook = true;
 	/* Swap the dirty lists: what services marks dirty goes to the next. */
 	list = c->dirty;
@@ -600,7 +602,9 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	return rv;
 }
 
-static void close_all(struct cluster_core *c)
+/* Closes and frees what the core holds; the core itself too when
+ * `free_self` (its hook, if registered, will not run again). */
+static void close_all(struct cluster_core *c, bool free_self)
 {
 	for (size_t i = 0; i < c->nreps; i++) {
 		if (c->reps[i]->shard)
@@ -621,7 +625,16 @@ static void close_all(struct cluster_core *c)
 	free(c->dirty_next);
 	free(c->scratch);
 	free(c->dec);
-	free(c);
+	c->by_shard = NULL;
+	c->reps = NULL;
+	c->dirty = c->dirty_next = NULL;
+	c->scratch = NULL;
+	c->dec = NULL;
+	c->log = NULL;
+	c->cache = NULL;
+	c->dead = true;
+	if (free_self)
+		free(c);
 }
 
 int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_net *net,
@@ -687,6 +700,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		snprintf(err, errlen, "core %u: no room for a hook", c->index);
 		goto fail;
 	}
+	c->hooked = true;
 	if (net) {
 		rv = peer_core_start(net, r, c, &c->pc, err, errlen);
 		if (rv)
@@ -719,9 +733,9 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	*out = c;
 	return 0;
 fail:
-	/* A hook cannot be removed: only reached before it was added, or when
-	 * the start fails and the reactor group is torn down. */
-	close_all(c);
+	/* A hook cannot be removed: once it is registered, the core stays
+	 * allocated (marked dead, the hook returns at once) and leaks. */
+	close_all(c, !c->hooked);
 	return rv;
 }
 
@@ -797,7 +811,7 @@ void cluster_core_finish(struct cluster_core *c)
 	if (c->pc)
 		peer_core_finish(c->pc);
 	c->pc = NULL;
-	close_all(c);
+	close_all(c, true); /* the loop has ended: the hook never runs again */
 }
 
 struct replica *cluster_core_replica(struct cluster_core *c, uint32_t shard)

@@ -480,6 +480,7 @@ void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index)
 	struct replica *rep = arg;
 	struct cluster_node *n = node_of(rep);
 	uint64_t to = flushed_index;
+	struct raft_update up;
 	uint64_t desc[1];
 	int rv;
 
@@ -514,8 +515,8 @@ void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index)
 	desc[0] = flushed_index;
 	rv = raft_step(rep->raft, &(struct raft_event){
 		.type = RAFT_EV_SNAPSHOT_TAKEN,
-		.snapshot = { .index = to, .data = desc, .len = sizeof desc } },
-		&(struct raft_update){ 0 });
+		.snapshot = { .index = to, .data = desc, .len = sizeof desc } }, &up);
+	replica_handle_update(rep, &up);
 	if (rv != 0) {
 		log_warn("replica %u: compaction to %llu refused: %s", rep->id,
 			 (unsigned long long)to, rkv_strerror(rv));

@@ -130,6 +130,8 @@ struct cluster_core {
 				   * proposals are refused (RKV_EFULL) until a
 				   * batch is durable again */
 	uint64_t log_full_since_us;
+	bool hooked;                    /* our hook is registered */
+	bool dead;                      /* start failed after that: hook is a no-op */
 	bool stopping;
 	bool grace_over;
 	uint64_t stop_deadline_us;
