@@ -11,7 +11,12 @@
  * key's shard (the others answer NOT_LEADER). A write answered UNKNOWN, or
  * cut off by a kill, counts as neither acknowledged nor refused.
  *
- * usage: test_cluster_failover RINGKVD
+ * usage: test_cluster_failover RINGKVD [KILLS]
+ * With KILLS, it then measures failover: KILLS rounds of kill -9 of one node
+ * (in turn), each timed from the kill until 60 keys spread over every shard
+ * were all written again, the node restarted and caught up before the next
+ * round; it prints every time, the median and the maximum
+ * (docs/PERFORMANCE.md, "Failover").
  */
 #include <errno.h>
 #include <signal.h>
@@ -29,7 +34,7 @@
 
 #define NODES 3
 #define KEYS_PER_ROUND 300
-#define MAX_KEYS (4 * KEYS_PER_ROUND)
+#define MAX_KEYS (5 * KEYS_PER_ROUND) /* the last round's worth: failover runs */
 #define RESUME_LIMIT_MS 10000   /* writes must resume within this after a kill */
 
 static const char *binary;
@@ -39,6 +44,13 @@ static struct server nodes[NODES];
 static bool up[NODES];
 static struct rkv_client *clients[NODES];
 static bool acked[MAX_KEYS];
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
 
 static long now_ms(void)
 {
@@ -227,7 +239,7 @@ int main(int argc, char **argv)
 	unsigned ok = 0, port = 17100 + (unsigned)getpid() % 500;
 	long worst, t0;
 
-	CHECK(argc == 2, "usage: %s RINGKVD", argv[0]);
+	CHECK(argc == 2 || argc == 3, "usage: %s RINGKVD [KILLS]", argv[0]);
 	binary = argv[1];
 	base_dir = harness_tmpdir();
 	CHECK(base_dir, "mkdtemp");
@@ -272,6 +284,47 @@ int main(int argc, char **argv)
 	       KEYS_PER_ROUND, worst);
 	CHECK(ok >= KEYS_PER_ROUND - 5, "writes did not resume after the second kill");
 	printf("nodes 1 and 3: %u acknowledged keys read back\n", check_all());
+
+	if (argc > 2) {
+		unsigned kills = (unsigned)atoi(argv[2]), next = 0;
+		long times[64], waits[64];
+
+		CHECK(kills >= 1 && kills <= 64, "KILLS is 1 to 64");
+		if (!up[1])
+			start_node(1);
+		usleep(1500 * 1000);
+		for (unsigned r = 0; r < kills; r++) {
+			unsigned victim = r % NODES;
+			long start;
+
+			kill_node(victim);
+			start = now_ms();
+			waits[r] = 0;
+			/* 60 fresh keys cover every shard: each is retried until
+			 * acknowledged, so the round ends once every shard the
+			 * victim led has a new leader accepting writes. */
+			for (unsigned k = 0; k < 60; k++) {
+				unsigned key = 4 * KEYS_PER_ROUND + (next++ % (MAX_KEYS - 4 * KEYS_PER_ROUND));
+				long began = now_ms();
+
+				while (!put_retry(key, RESUME_LIMIT_MS))
+					CHECK(now_ms() - began < RESUME_LIMIT_MS, "writes did not resume");
+				if (now_ms() - start > waits[r] && now_ms() - began > 50)
+					waits[r] = now_ms() - start; /* a write that had to wait */
+			}
+			times[r] = now_ms() - start;
+			printf("failover %u: node %u killed; the last write that had to wait for a new "
+			       "leader was acknowledged %ld ms after the kill; 60 writes done at %ld ms\n",
+			       r + 1, victim + 1, waits[r], times[r]);
+			start_node(victim);
+			usleep(1500 * 1000); /* catch up before the next kill */
+		}
+		qsort(waits, kills, sizeof waits[0], cmp_long);
+		qsort(times, kills, sizeof times[0], cmp_long);
+		printf("failover over %u kills: writes accepted again after median %ld ms, "
+		       "max %ld ms (60 writes done: median %ld ms, max %ld ms)\n", kills,
+		       waits[kills / 2], waits[kills - 1], times[kills / 2], times[kills - 1]);
+	}
 
 	for (unsigned i = 0; i < NODES; i++) {
 		drop_client(i);
