@@ -14,6 +14,7 @@
 #include "proto/frame.h"
 #include "ringkv.pb.h"
 #include "server/conn.h"
+#include "shard/core_log.h"
 #include "server/node.h"
 #include "server/redis.h"
 #include "shard/key_order.h"
@@ -411,11 +412,18 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 			shard_get_stats(c->owned[i], &ss);
 			shard_memory(c->owned[i], &used, &capacity);
 			st.live_keys += shard_live_keys(c->owned[i]);
-			st.writes += ss.writes;
-			st.wal_bytes += ss.wal_bytes;
-			st.batches += ss.batches;
+			st.writes += ss.writes + ss.applied;
 			st.memtable_used += used;
 			st.memtable_capacity += capacity;
+		}
+		if (c->cluster) {
+			/* One log per core, whatever its number of shards. */
+			struct core_log_stats ls;
+
+			core_log_stats(cluster_core_log(c->cluster), &ls);
+			st.wal_bytes = ls.bytes;
+			st.batches = ls.batches;
+			st.fsyncs = ls.fsyncs;
 		}
 		st.shards = c->owned_count;
 		st.connections = c->conn_count;

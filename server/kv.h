@@ -106,7 +106,8 @@ struct kv_core_stats {
 	uint64_t forwarded;
 	uint64_t writes;
 	uint64_t wal_bytes;
-	uint64_t batches;
+	uint64_t batches;         /* log batches made durable (core logs) */
+	uint64_t fsyncs;          /* fdatasyncs of the core logs */
 	uint64_t memtable_used;
 	uint64_t memtable_capacity;
 };

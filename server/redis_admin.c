@@ -39,6 +39,7 @@ void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_co
 		sum->writes += st.writes;
 		sum->wal_bytes += st.wal_bytes;
 		sum->batches += st.batches;
+		sum->fsyncs += st.fsyncs;
 		sum->memtable_used += st.memtable_used;
 		sum->memtable_capacity += st.memtable_capacity;
 	}
@@ -85,8 +86,8 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			"# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\n"
 			"ringkv_requests_forwarded:%" PRIu64 "\r\n"
 			"ringkv_writes_durable:%" PRIu64 "\r\nringkv_wal_batches:%" PRIu64 "\r\n"
-			"ringkv_wal_bytes:%" PRIu64 "\r\n\r\n",
-			st.requests, st.forwarded, st.writes, st.batches, st.wal_bytes);
+			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n\r\n",
+			st.requests, st.forwarded, st.writes, st.batches, st.wal_bytes, st.fsyncs);
 	if (section_wanted(section, "keyspace"))
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n",
