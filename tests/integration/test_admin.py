@@ -5,7 +5,10 @@ writes, /health and /ready, and clients that misbehave (silent, slow,
 oversized, too many) without holding anything up. Also: the node reads
 its settings from --config, and refuses a bad file with file:line.
 
-usage: test_admin.py RINGKVD RINGKV
+usage: test_admin.py RINGKVD RINGKV [DASHBOARD.json]
+
+With a Grafana dashboard, also checks that every ringkv_ metric it queries
+is one the node exposes.
 
 Starts its own ringkvd (two cores, ephemeral ports) and stops it. Every
 socket has a timeout. Exits 0 when all checks pass, 1 otherwise.
@@ -138,10 +141,11 @@ def raw(base, data, wait_reply=True):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__)
         return 2
     ringkvd, ringkv = sys.argv[1], sys.argv[2]
+    dashboard = sys.argv[3] if len(sys.argv) == 4 else None
     work = tempfile.mkdtemp(prefix="ringkv-admin-")
     try:
         # A bad config file: refused with file:line before anything starts.
@@ -164,7 +168,7 @@ def main():
         # The flag overrides the file's log level.
         p, base, addr = start(ringkvd, ["--config", conf, "--log-level", "warn"], work)
         try:
-            run(base, addr, ringkv)
+            run(base, addr, ringkv, dashboard)
         finally:
             p.terminate()
             try:
@@ -182,7 +186,17 @@ def main():
     return 0
 
 
-def run(base, addr, ringkv):
+def check_dashboard(path, exposed):
+    """Every ringkv_ name the dashboard queries is a sample name exposed."""
+    with open(path) as f:
+        exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+    names = set(re.findall(r"ringkv_[a-z_]+", " ".join(exprs)))
+    check(len(names) > 10, "dashboard queries ringkv metrics")
+    for name in sorted(names):
+        check(name in exposed, "dashboard metric %s is exposed" % name)
+
+
+def run(base, addr, ringkv, dashboard):
     status, headers, body = get(base, "/health")
     check(status == 200 and json.loads(body)["status"] == "ok", "/health: %d %s" % (status, body))
     status, headers, body = get(base, "/ready")
@@ -231,6 +245,8 @@ def run(base, addr, ringkv):
     check(total(after, "ringkv_memtable_bytes") > total(before, "ringkv_memtable_bytes"),
           "memtable bytes grew")
     check(total(after, "ringkv_disk_full_shards") == 0, "no disk full")
+    if dashboard:
+        check_dashboard(dashboard, {name for name, _ in after})
 
     # A silent client and a slow one hold nothing up; both are cut off.
     host, port = base[len("http://"):].split(":")
