@@ -36,6 +36,7 @@ except ImportError:
     sys.exit(77)
 
 TIMEOUT = 5.0
+RINGKVD = None
 failures = []
 
 SAMPLE = re.compile(
@@ -144,7 +145,9 @@ def main():
     if len(sys.argv) not in (3, 4):
         print(__doc__)
         return 2
+    global RINGKVD
     ringkvd, ringkv = sys.argv[1], sys.argv[2]
+    RINGKVD = ringkvd
     dashboard = sys.argv[3] if len(sys.argv) == 4 else None
     work = tempfile.mkdtemp(prefix="ringkv-admin-")
     try:
@@ -247,6 +250,17 @@ def run(base, addr, ringkv, dashboard):
     check(total(after, "ringkv_disk_full_shards") == 0, "no disk full")
     if dashboard:
         check_dashboard(dashboard, {name for name, _ in after})
+
+    # A second node on the same admin port fails at start, naming the flag.
+    other = tempfile.mkdtemp(prefix="ringkv-admin-2-")
+    try:
+        r = subprocess.run([RINGKVD, "--listen", "127.0.0.1:0", "--data-dir", other + "/d",
+                            "--admin-listen", base[len("http://"):]],
+                           capture_output=True, text=True, timeout=20)
+        check(r.returncode != 0 and "--admin-listen" in r.stderr,
+              "second node on the admin port refused: %d %s" % (r.returncode, r.stderr))
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
 
     # A silent client and a slow one hold nothing up; both are cut off.
     host, port = base[len("http://"):].split(":")
