@@ -7,9 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stdatomic.h>
+#include <time.h>
+
 #include <cmocka.h>
 
 #include "core/metrics.h"
+#include "core/reactor.h"
+#include "core/topology.h"
 
 /* The rows a scrape would gather: each core's values, one after another. */
 static uint64_t *rows_of(const struct metrics *m)
@@ -175,6 +180,108 @@ static void test_buf_grows(void **state)
 	metrics_buf_free(&b);
 }
 
+/* ---- a scrape across real reactors ---------------------------------------- */
+
+#define SCRAPE_CORES 3
+
+static struct {
+	struct metrics m;
+	struct metrics_scrape scrape;
+	int who;            /* gauge: the core's id + 10, set by its collector */
+	int passes;         /* counter: loop passes, a plain increment in a hook */
+	int summed;         /* SUM_CORES gauge: only core 2 writes it */
+	struct timer timer;
+	uint64_t rows[SCRAPE_CORES * 16];  /* a copy of the scrape's rows */
+	unsigned collected_on[SCRAPE_CORES];
+	atomic_int done;
+} sc;
+
+static void collect(struct metrics_core *mc, void *arg)
+{
+	struct reactor *r = arg;
+
+	/* Runs on the row's own core. */
+	sc.collected_on[mc->id] = r->id;
+	metrics_set(mc, sc.who, mc->id + 10);
+	if (mc->id == 2)
+		metrics_set(mc, sc.summed, 7);
+}
+
+static void count_pass(struct reactor *r, void *arg)
+{
+	metrics_inc(metrics_core_of(&sc.m, r->id), sc.passes);
+}
+
+static void scraped(struct metrics_scrape *s, void *arg)
+{
+	memcpy(sc.rows, s->rows, SCRAPE_CORES * sc.m.values * sizeof(uint64_t));
+	atomic_store(&sc.done, 1);
+}
+
+static void begin(struct timer *t, void *arg)
+{
+	metrics_scrape_start(arg, &sc.scrape, scraped, NULL);
+}
+
+static int scrape_start(struct reactor *r, void *arg, char *err, size_t errlen)
+{
+	if (metrics_core_add_collector(metrics_core_of(&sc.m, r->id), collect, r) != 0 ||
+	    reactor_add_hook(r, count_pass, NULL) != 0)
+		return -1;
+	if (r->id == 0)
+		reactor_timer_arm(r, &sc.timer, 5000, begin, r);
+	return 0;
+}
+
+static void test_scrape_across_cores(void **state)
+{
+	struct reactor_callbacks cb = { .start = scrape_start };
+	struct reactor_group *g;
+	struct topology *topo;
+	unsigned cpus[SCRAPE_CORES];
+	char err[256];
+	int waited = 0;
+
+	(void)state;
+	assert_int_equal(metrics_init(&sc.m, SCRAPE_CORES), 0);
+	sc.who = metrics_gauge(&sc.m, "who", NULL, "Core id + 10.", 0);
+	sc.passes = metrics_counter(&sc.m, "passes_total", NULL, "Loop passes.", 0);
+	sc.summed = metrics_gauge(&sc.m, "summed", NULL, "One core's.", METRICS_SUM_CORES);
+	assert_true(sc.who >= 0 && sc.passes >= 0 && sc.summed >= 0);
+	assert_int_equal(metrics_freeze(&sc.m), 0);
+	assert_true(sc.m.values <= 16);
+	assert_int_equal(metrics_scrape_init(&sc.scrape, &sc.m, 0), 0);
+	assert_int_equal(topology_load(&topo, err, sizeof err), 0);
+	assert_true(topology_cpus(topo, cpus, 1) >= 1);
+	cpus[1] = cpus[2] = cpus[0];
+	assert_int_equal(reactor_group_start(&g, SCRAPE_CORES, cpus, topo, &cb, err,
+					     sizeof err), 0);
+	while (!atomic_load(&sc.done) && waited++ < 10000)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	reactor_group_stop(g);
+	reactor_group_join(g);
+	topology_destroy(topo);
+	assert_true(atomic_load(&sc.done));
+	for (unsigned i = 0; i < SCRAPE_CORES; i++) {
+		assert_int_equal(sc.collected_on[i], i);
+		const uint64_t *row = sc.rows + (size_t)i * sc.m.values;
+
+		assert_int_equal(row[sc.m.series[sc.who].slot], i + 10);
+		assert_true(row[sc.m.series[sc.passes].slot] > 0);
+	}
+	{
+		struct metrics_buf b = { 0 };
+
+		assert_int_equal(metrics_format(&sc.m, sc.rows, &b), 0);
+		metrics_buf_printf(&b, "%s", "");
+		assert_non_null(strstr(b.data, "who{core=\"2\"} 12\n"));
+		assert_non_null(strstr(b.data, "\nsummed 7\n"));
+		metrics_buf_free(&b);
+	}
+	metrics_scrape_destroy(&sc.scrape);
+	metrics_destroy(&sc.m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_family_grouping),
 		cmocka_unit_test(test_buf_grows),
+		cmocka_unit_test(test_scrape_across_cores),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
