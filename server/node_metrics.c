@@ -154,6 +154,14 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 		"Wake-ups rung for a sleeping core.", 0);
 	ids->io_submitted = metrics_counter(m, "ringkv_io_submitted_total", NULL,
 		"io_uring operations submitted.", 0);
+	ids->outbox_messages = metrics_gauge(m, "ringkv_core_mailbox_depth", NULL,
+		"Messages this core sent to other cores that they have not taken yet "
+		"(the SPSC mailboxes' depth, summed over the peers).", 0);
+	ids->outbox_overflowing = metrics_gauge(m, "ringkv_core_mailbox_overflowing", NULL,
+		"Peers whose mailbox from this core is full (messages wait in an "
+		"overflow queue).", 0);
+	CHECK(ids->outbox_messages);
+	CHECK(ids->outbox_overflowing);
 	ids->build_info = metrics_gauge(m, "ringkv_build_info", "version=\"" RINGKV_VERSION "\"",
 		"Always 1; the version in a label.", METRICS_SUM_CORES);
 	ids->admin_requests = metrics_counter(m, "ringkv_admin_requests_total", NULL,
@@ -247,6 +255,21 @@ static void collect(struct metrics_core *mc, void *arg)
 	metrics_set(mc, ids->messages_out, c->reactor->msgs_out);
 	metrics_set(mc, ids->doorbells, c->reactor->doorbells);
 	metrics_set(mc, ids->io_submitted, c->reactor->io.submitted);
+	{
+		struct reactor *r = c->reactor;
+		uint64_t queued = 0, overflowing = 0;
+
+		/* The producer's side of each mailbox: exact for what this core
+		 * staged, a snapshot of what its peers have taken. */
+		for (i = 0; i < c->node->cores; i++) {
+			if (!r->peers[i].out)
+				continue;
+			queued += r->peers[i].out->mask + 1 - spsc_free(r->peers[i].out);
+			overflowing += r->peers[i].overflow != NULL;
+		}
+		metrics_set(mc, ids->outbox_messages, queued);
+		metrics_set(mc, ids->outbox_overflowing, overflowing);
+	}
 	metrics_set(mc, ids->build_info, c->reactor->id == 0);
 }
 

@@ -62,6 +62,8 @@ struct node_metric_ids {
 	int messages_out;
 	int doorbells;
 	int io_submitted;
+	int outbox_messages;     /* sent to other cores, not yet taken by them */
+	int outbox_overflowing;  /* peers whose mailbox is full (overflow queue in use) */
 	int build_info;
 	int admin_requests;
 };
