@@ -194,6 +194,7 @@ static struct {
 	uint64_t rows[SCRAPE_CORES * 16];  /* a copy of the scrape's rows */
 	unsigned collected_on[SCRAPE_CORES];
 	atomic_int done;
+	atomic_int looped[SCRAPE_CORES]; /* the core ran its hook at least once */
 } sc;
 
 static void collect(struct metrics_core *mc, void *arg)
@@ -210,6 +211,7 @@ static void collect(struct metrics_core *mc, void *arg)
 static void count_pass(struct reactor *r, void *arg)
 {
 	metrics_inc(metrics_core_of(&sc.m, r->id), sc.passes);
+	atomic_store(&sc.looped[r->id], 1);
 }
 
 static void scraped(struct metrics_scrape *s, void *arg)
@@ -218,8 +220,14 @@ static void scraped(struct metrics_scrape *s, void *arg)
 	atomic_store(&sc.done, 1);
 }
 
+/* Core 0: once every core has counted a pass, scrape. */
 static void begin(struct timer *t, void *arg)
 {
+	for (unsigned i = 0; i < SCRAPE_CORES; i++)
+		if (!atomic_load(&sc.looped[i])) {
+			reactor_timer_arm(arg, t, 1000, begin, arg);
+			return;
+		}
 	metrics_scrape_start(arg, &sc.scrape, scraped, NULL);
 }
 
