@@ -498,7 +498,7 @@ static int log_restore(void *arg, const struct core_log_group_state *st)
 }
 
 /* Feeds raft_restore from what the log and the shard hold (see
- * docs/notes/replica.md, "Restart"). */
+ * docs/cluster/replica.md, "Restart"). */
 static int restore_group(struct cluster_core *c, struct replica *rep, char *err, size_t errlen)
 {
 	struct restore_state *rs = &rep->restore;

@@ -86,7 +86,7 @@ void cluster_peer_callbacks(struct peer_callbacks *cb);
  * From the core's reactor start callback (blocking I/O allowed there):
  * opens DIR/core-<i>/ (the core log, recovery included), every shard this
  * node holds whose replica belongs to this core (cluster_map_core), restores
- * each Raft group (bootstrap or restart, see docs/notes/replica.md),
+ * each Raft group (bootstrap or restart, see docs/cluster/replica.md),
  * registers the loop-pass hook, starts the peer core on `net` (may be NULL
  * for a one-node cluster) and the tick timer; the preferred first leader of
  * a fresh group campaigns at once. 0 or an error with the reason in err

@@ -1,10 +1,13 @@
-/* Command-line flags of ringkvd; see core/config.h. */
+/* Command-line flags and the config file of ringkvd; see core/config.h. */
 #include "core/config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <ini.h>
 
 #include "core/log.h"
 #include "core/strint.h"
@@ -50,6 +53,10 @@ void config_usage(FILE *out, const char *prog)
 		"  --max-inflight N         requests in flight per connection (default 1024)\n"
 		"  --max-connections N      connections per core (default 4096)\n"
 		"  --log-level LEVEL        debug, info, warn or error (default info)\n"
+		"  --admin-listen HOST:PORT HTTP /metrics, /health, /ready (default: none = off)\n"
+		"  --config FILE            settings as 'key = value' lines named like these\n"
+		"                           flags (no dashes); flags given here override it\n"
+		"  --print-config           print the effective settings as a config file, exit\n"
 		"cluster:\n"
 		"  --node-id N              this node's id, >= 1 (default 1)\n"
 		"  --peer-listen HOST:PORT  this node's peer address (default: its\n"
@@ -336,7 +343,7 @@ enum {
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
 	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_NODE_ID, OPT_PEER_LISTEN, OPT_INITIAL_CLUSTER,
 	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
-	OPT_HELP,
+	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP,
 };
 
 static const struct option long_options[] = {
@@ -362,183 +369,299 @@ static const struct option long_options[] = {
 	{ "election-timeout", required_argument, NULL, OPT_ELECTION_TIMEOUT },
 	{ "heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT },
 	{ "snapshot-rate", required_argument, NULL, OPT_SNAPSHOT_RATE },
+	{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
+	{ "config", required_argument, NULL, OPT_CONFIG },
+	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
 
-int config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
+/*
+ * Applies one setting, from a flag or from the config file: `opt` is its
+ * OPT_* code, `name` its flag name without dashes. 0 or -EINVAL with the
+ * reason in `err`.
+ */
+static int apply(struct config *c, int opt, const char *name, const char *arg,
+		 bool *peer_given, char *err, size_t errlen)
 {
-	bool peer_given = false;
 	uint32_t ms;
 	uint64_t v;
+	int rv;
+
+	switch (opt) {
+	case OPT_LISTEN:
+		if (config_parse_address(arg, c->listen_host,
+					 sizeof c->listen_host, &c->listen_port)) {
+			snprintf(err, errlen, "--listen: expected HOST:PORT, got '%s'", arg);
+			return -EINVAL;
+		}
+		break;
+	case OPT_RESP_LISTEN:
+		if (config_parse_address(arg, c->resp_host,
+					 sizeof c->resp_host, &c->resp_port)) {
+			snprintf(err, errlen, "--resp-listen: expected HOST:PORT, got '%s'",
+				 arg);
+			return -EINVAL;
+		}
+		break;
+	case OPT_DATA_DIR:
+		if (!*arg || strlen(arg) >= sizeof c->data_dir - 64) {
+			snprintf(err, errlen, "--data-dir: empty or too long");
+			return -EINVAL;
+		}
+		strcpy(c->data_dir, arg);
+		break;
+	case OPT_CORES:
+		if (parse_count(arg, 1, 1024, &v))
+			goto bad_value;
+		c->cores = (unsigned)v;
+		break;
+	case OPT_SHARDS:
+		if (parse_count(arg, 1, 16384, &v))
+			goto bad_value;
+		c->shards = (unsigned)v;
+		break;
+	case OPT_MEMTABLE:
+		if (parse_count(arg, 64 << 10, 64ull << 30, &v))
+			goto bad_value;
+		c->memtable_size = v;
+		break;
+	case OPT_MANIFEST_REWRITE:
+		if (parse_count(arg, 1024, 1ull << 40, &v))
+			goto bad_value;
+		c->manifest_rewrite_min = v;
+		break;
+	case OPT_BLOCK_CACHE:
+		if (parse_count(arg, 0, 1ull << 40, &v))
+			goto bad_value;
+		c->block_cache_size = v;
+		break;
+	case OPT_MAX_FRAME:
+		if (parse_count(arg, 1024, 64u << 20, &v))
+			goto bad_value;
+		c->max_frame = (uint32_t)v;
+		break;
+	case OPT_MAX_KEY:
+		if (parse_count(arg, 1, 64u << 10, &v))
+			goto bad_value;
+		c->max_key = (uint32_t)v;
+		break;
+	case OPT_MAX_VALUE:
+		if (parse_count(arg, 0, 32u << 20, &v))
+			goto bad_value;
+		c->max_value = (uint32_t)v;
+		break;
+	case OPT_MAX_INFLIGHT:
+		if (parse_count(arg, 1, 1u << 20, &v))
+			goto bad_value;
+		c->max_inflight = (uint32_t)v;
+		break;
+	case OPT_MAX_CONNS:
+		if (parse_count(arg, 1, 1u << 20, &v))
+			goto bad_value;
+		c->max_connections = (uint32_t)v;
+		break;
+	case OPT_LOG_LEVEL:
+		if (!strcmp(arg, "debug"))
+			c->log_level = LOG_DEBUG;
+		else if (!strcmp(arg, "info"))
+			c->log_level = LOG_INFO;
+		else if (!strcmp(arg, "warn"))
+			c->log_level = LOG_WARN;
+		else if (!strcmp(arg, "error"))
+			c->log_level = LOG_ERROR;
+		else
+			goto bad_value;
+		break;
+	case OPT_NODE_ID:
+		if (strint_parse_u64(arg, strlen(arg), &v) != 0 || v == 0) {
+			snprintf(err, errlen, "--node-id: expected an integer >= 1, got '%s'",
+				 arg);
+			return -EINVAL;
+		}
+		c->node_id = v;
+		break;
+	case OPT_PEER_LISTEN:
+		if (config_parse_address(arg, c->peer_host,
+					 sizeof c->peer_host, &c->peer_port)) {
+			snprintf(err, errlen, "--peer-listen: expected HOST:PORT, got '%s'",
+				 arg);
+			return -EINVAL;
+		}
+		*peer_given = true;
+		break;
+	case OPT_INITIAL_CLUSTER:
+		rv = config_parse_initial_cluster(arg, c->initial, CONFIG_MAX_NODES,
+						  err, errlen);
+		if (rv < 0)
+			return rv;
+		c->initial_count = (unsigned)rv;
+		c->initial_given = true;
+		break;
+	case OPT_REPLICAS:
+		if (parse_count(arg, 1, CONFIG_MAX_NODES, &v))
+			goto bad_value;
+		c->replicas = (unsigned)v;
+		break;
+	case OPT_CLUSTER_TOKEN:
+		if (!token_valid(arg)) {
+			snprintf(err, errlen, "--cluster-token: 1 to %d characters of "
+				 "[A-Za-z0-9._:-], got '%s'", CONFIG_TOKEN_MAX - 1, arg);
+			return -EINVAL;
+		}
+		strcpy(c->cluster_token, arg);
+		break;
+	case OPT_ELECTION_TIMEOUT:
+		if (config_parse_duration(arg, &ms) || ms < 20 || ms > 60000) {
+			snprintf(err, errlen, "--election-timeout: expected 20ms to 60s, "
+				 "got '%s'", arg);
+			return -EINVAL;
+		}
+		c->election_timeout_ms = ms;
+		break;
+	case OPT_HEARTBEAT:
+		if (config_parse_duration(arg, &ms) || ms < 5 || ms > 30000) {
+			snprintf(err, errlen, "--heartbeat-interval: expected 5ms to 30s, "
+				 "got '%s'", arg);
+			return -EINVAL;
+		}
+		c->heartbeat_ms = ms;
+		break;
+	case OPT_SNAPSHOT_RATE: {
+		char rate[64];
+		size_t len = strlen(arg);
+
+		/* "64MiB/s" or "64MiB" */
+		if (len >= 2 && !strcmp(arg + len - 2, "/s"))
+			len -= 2;
+		if (len >= sizeof rate)
+			goto bad_value;
+		memcpy(rate, arg, len);
+		rate[len] = '\0';
+		if (config_parse_size(rate, &v))
+			goto bad_value;
+		c->snapshot_rate = v;
+		break;
+	}
+	case OPT_ADMIN_LISTEN:
+		if (!strcmp(arg, "none")) {
+			c->admin_host[0] = '\0';
+			c->admin_port = 0;
+		} else if (config_parse_address(arg, c->admin_host, sizeof c->admin_host,
+						&c->admin_port)) {
+			snprintf(err, errlen, "--admin-listen: expected HOST:PORT or none, got '%s'",
+				 arg);
+			return -EINVAL;
+		}
+		break;
+	default:
+		snprintf(err, errlen, "--%s: not a setting", name);
+		return -EINVAL;
+	}
+	return 0;
+
+bad_value:
+	snprintf(err, errlen, "--%s: bad value '%s'", name, arg);
+	return -EINVAL;
+}
+
+struct file_state {
+	struct config *c;
+	bool *peer_given;
+	char *err;
+	size_t errlen;
+	bool failed;
+};
+
+/* inih's handler: one key = value. Returning 0 makes ini_parse report the
+ * line; only the first failure's reason is kept. */
+static int file_setting(void *user, const char *section, const char *key, const char *value)
+{
+	struct file_state *st = user;
+	const struct option *o;
+
+	(void)section; /* sections only group settings */
+	if (st->failed)
+		return 0;
+	for (o = long_options; o->name; o++)
+		if (!strcmp(o->name, key) && o->val != OPT_HELP && o->val != OPT_CONFIG &&
+		    o->val != OPT_PRINT_CONFIG)
+			break;
+	if (!o->name) {
+		snprintf(st->err, st->errlen, "unknown key '%s'", key);
+		st->failed = true;
+		return 0;
+	}
+	if (apply(st->c, o->val, o->name, value, st->peer_given, st->err, st->errlen) != 0) {
+		st->failed = true;
+		return 0;
+	}
+	return 1;
+}
+
+int config_load_file(struct config *c, const char *path, bool *peer_given, char *err,
+		     size_t errlen)
+{
+	char reason[400] = "";
+	struct file_state st = { .c = c, .peer_given = peer_given, .err = reason,
+				 .errlen = sizeof reason };
+	FILE *f = fopen(path, "re");
+	int line;
+
+	if (!f) {
+		snprintf(err, errlen, "--config %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	line = ini_parse_file(f, file_setting, &st);
+	fclose(f);
+	if (line == 0)
+		return 0;
+	if (line < 0) {
+		snprintf(err, errlen, "--config %s: cannot read it", path);
+		return -EIO;
+	}
+	snprintf(err, errlen, "%s:%d: %s", path, line,
+		 st.failed ? reason : "not a 'key = value' line or a [section]");
+	return -EINVAL;
+}
+
+int config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen)
+{
+	bool peer_given = false, print = false;
 	int opt, rv;
 	int idx = 0;
 
+	/* The file first, wherever --config stands: flags override it. */
 	optind = 1;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "", long_options, &idx)) != -1) {
-		switch (opt) {
-		case OPT_LISTEN:
-			if (config_parse_address(optarg, c->listen_host,
-						 sizeof c->listen_host, &c->listen_port)) {
-				snprintf(err, errlen, "--listen: expected HOST:PORT, got '%s'", optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_RESP_LISTEN:
-			if (config_parse_address(optarg, c->resp_host,
-						 sizeof c->resp_host, &c->resp_port)) {
-				snprintf(err, errlen, "--resp-listen: expected HOST:PORT, got '%s'",
-					 optarg);
-				return -EINVAL;
-			}
-			break;
-		case OPT_DATA_DIR:
-			if (!*optarg || strlen(optarg) >= sizeof c->data_dir - 64) {
-				snprintf(err, errlen, "--data-dir: empty or too long");
-				return -EINVAL;
-			}
-			strcpy(c->data_dir, optarg);
-			break;
-		case OPT_CORES:
-			if (parse_count(optarg, 1, 1024, &v))
-				goto bad_value;
-			c->cores = (unsigned)v;
-			break;
-		case OPT_SHARDS:
-			if (parse_count(optarg, 1, 16384, &v))
-				goto bad_value;
-			c->shards = (unsigned)v;
-			break;
-		case OPT_MEMTABLE:
-			if (parse_count(optarg, 64 << 10, 64ull << 30, &v))
-				goto bad_value;
-			c->memtable_size = v;
-			break;
-		case OPT_MANIFEST_REWRITE:
-			if (parse_count(optarg, 1024, 1ull << 40, &v))
-				goto bad_value;
-			c->manifest_rewrite_min = v;
-			break;
-		case OPT_BLOCK_CACHE:
-			if (parse_count(optarg, 0, 1ull << 40, &v))
-				goto bad_value;
-			c->block_cache_size = v;
-			break;
-		case OPT_MAX_FRAME:
-			if (parse_count(optarg, 1024, 64u << 20, &v))
-				goto bad_value;
-			c->max_frame = (uint32_t)v;
-			break;
-		case OPT_MAX_KEY:
-			if (parse_count(optarg, 1, 64u << 10, &v))
-				goto bad_value;
-			c->max_key = (uint32_t)v;
-			break;
-		case OPT_MAX_VALUE:
-			if (parse_count(optarg, 0, 32u << 20, &v))
-				goto bad_value;
-			c->max_value = (uint32_t)v;
-			break;
-		case OPT_MAX_INFLIGHT:
-			if (parse_count(optarg, 1, 1u << 20, &v))
-				goto bad_value;
-			c->max_inflight = (uint32_t)v;
-			break;
-		case OPT_MAX_CONNS:
-			if (parse_count(optarg, 1, 1u << 20, &v))
-				goto bad_value;
-			c->max_connections = (uint32_t)v;
-			break;
-		case OPT_LOG_LEVEL:
-			if (!strcmp(optarg, "debug"))
-				c->log_level = LOG_DEBUG;
-			else if (!strcmp(optarg, "info"))
-				c->log_level = LOG_INFO;
-			else if (!strcmp(optarg, "warn"))
-				c->log_level = LOG_WARN;
-			else if (!strcmp(optarg, "error"))
-				c->log_level = LOG_ERROR;
-			else
-				goto bad_value;
-			break;
-		case OPT_NODE_ID:
-			if (strint_parse_u64(optarg, strlen(optarg), &v) != 0 || v == 0) {
-				snprintf(err, errlen, "--node-id: expected an integer >= 1, got '%s'",
-					 optarg);
-				return -EINVAL;
-			}
-			c->node_id = v;
-			break;
-		case OPT_PEER_LISTEN:
-			if (config_parse_address(optarg, c->peer_host,
-						 sizeof c->peer_host, &c->peer_port)) {
-				snprintf(err, errlen, "--peer-listen: expected HOST:PORT, got '%s'",
-					 optarg);
-				return -EINVAL;
-			}
-			peer_given = true;
-			break;
-		case OPT_INITIAL_CLUSTER:
-			rv = config_parse_initial_cluster(optarg, c->initial, CONFIG_MAX_NODES,
-							  err, errlen);
-			if (rv < 0)
+		if (opt == OPT_CONFIG) {
+			rv = config_load_file(c, optarg, &peer_given, err, errlen);
+			if (rv)
 				return rv;
-			c->initial_count = (unsigned)rv;
-			c->initial_given = true;
-			break;
-		case OPT_REPLICAS:
-			if (parse_count(optarg, 1, CONFIG_MAX_NODES, &v))
-				goto bad_value;
-			c->replicas = (unsigned)v;
-			break;
-		case OPT_CLUSTER_TOKEN:
-			if (!token_valid(optarg)) {
-				snprintf(err, errlen, "--cluster-token: 1 to %d characters of "
-					 "[A-Za-z0-9._:-], got '%s'", CONFIG_TOKEN_MAX - 1, optarg);
-				return -EINVAL;
-			}
-			strcpy(c->cluster_token, optarg);
-			break;
-		case OPT_ELECTION_TIMEOUT:
-			if (config_parse_duration(optarg, &ms) || ms < 20 || ms > 60000) {
-				snprintf(err, errlen, "--election-timeout: expected 20ms to 60s, "
-					 "got '%s'", optarg);
-				return -EINVAL;
-			}
-			c->election_timeout_ms = ms;
-			break;
-		case OPT_HEARTBEAT:
-			if (config_parse_duration(optarg, &ms) || ms < 5 || ms > 30000) {
-				snprintf(err, errlen, "--heartbeat-interval: expected 5ms to 30s, "
-					 "got '%s'", optarg);
-				return -EINVAL;
-			}
-			c->heartbeat_ms = ms;
-			break;
-		case OPT_SNAPSHOT_RATE: {
-			char rate[64];
-			size_t len = strlen(optarg);
-
-			/* "64MiB/s" or "64MiB" */
-			if (len >= 2 && !strcmp(optarg + len - 2, "/s"))
-				len -= 2;
-			if (len >= sizeof rate)
-				goto bad_value;
-			memcpy(rate, optarg, len);
-			rate[len] = '\0';
-			if (config_parse_size(rate, &v))
-				goto bad_value;
-			c->snapshot_rate = v;
-			break;
 		}
+	}
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_options, &idx)) != -1) {
+		switch (opt) {
+		case OPT_CONFIG:
+			break;
 		case OPT_HELP:
 			config_usage(stdout, argv[0]);
 			return 1;
-		default:
+		case OPT_PRINT_CONFIG:
+			print = true;
+			break;
+		case '?':
+		case ':':
 			snprintf(err, errlen, "unknown option or missing value: '%s'",
 				 argv[optind - 1]);
 			return -EINVAL;
+		default:
+			rv = apply(c, opt, long_options[idx].name, optarg, &peer_given, err, errlen);
+			if (rv)
+				return rv;
+			break;
 		}
 	}
 	if (optind < argc) {
@@ -549,9 +672,74 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 		snprintf(err, errlen, "--max-frame must exceed --max-key + --max-value");
 		return -EINVAL;
 	}
-	return check_cluster(c, peer_given, err, errlen);
+	rv = check_cluster(c, peer_given, err, errlen);
+	if (rv == 0 && print) {
+		config_print(stdout, c);
+		return 1;
+	}
+	return rv;
+}
 
-bad_value:
-	snprintf(err, errlen, "--%s: bad value '%s'", long_options[idx].name, optarg);
-	return -EINVAL;
+static const char *level_name(int level)
+{
+	switch (level) {
+	case LOG_DEBUG: return "debug";
+	case LOG_WARN: return "warn";
+	case LOG_ERROR: return "error";
+	default: return "info";
+	}
+}
+
+void config_print(FILE *out, const struct config *c)
+{
+	char addr[CONFIG_ADDR_MAX + 8];
+	unsigned i;
+
+	fprintf(out, "# ringkvd's effective settings (--print-config)\n");
+	config_format_address(c->listen_host, c->listen_port, addr, sizeof addr);
+	fprintf(out, "listen = %s\n", addr);
+	if (c->resp_host[0]) {
+		config_format_address(c->resp_host, c->resp_port, addr, sizeof addr);
+		fprintf(out, "resp-listen = %s\n", addr);
+	}
+	if (c->admin_host[0]) {
+		config_format_address(c->admin_host, c->admin_port, addr, sizeof addr);
+		fprintf(out, "admin-listen = %s\n", addr);
+	} else {
+		fprintf(out, "admin-listen = none\n");
+	}
+	fprintf(out, "data-dir = %s\n", c->data_dir);
+	if (c->cores)
+		fprintf(out, "cores = %u\n", c->cores);
+	if (c->shards)
+		fprintf(out, "shards = %u\n", c->shards);
+	fprintf(out, "memtable-size = %" PRIu64 "\n", c->memtable_size);
+	fprintf(out, "block-cache-size = %" PRIu64 "\n", c->block_cache_size);
+	fprintf(out, "manifest-rewrite-min = %" PRIu64 "\n", c->manifest_rewrite_min);
+	fprintf(out, "max-frame = %u\nmax-key = %u\nmax-value = %u\n", c->max_frame,
+		c->max_key, c->max_value);
+	fprintf(out, "max-inflight = %u\nmax-connections = %u\n", c->max_inflight,
+		c->max_connections);
+	fprintf(out, "log-level = %s\n", level_name(c->log_level));
+	fprintf(out, "node-id = %" PRIu64 "\n", c->node_id);
+	if (c->peer_host[0]) {
+		config_format_address(c->peer_host, c->peer_port, addr, sizeof addr);
+		fprintf(out, "peer-listen = %s\n", addr);
+	}
+	if (c->initial_given) {
+		fprintf(out, "initial-cluster = ");
+		for (i = 0; i < c->initial_count; i++) {
+			config_format_address(c->initial[i].host, c->initial[i].port, addr,
+					      sizeof addr);
+			fprintf(out, "%s%" PRIu64 "=%s", i ? "," : "", c->initial[i].id, addr);
+		}
+		fprintf(out, "\n");
+	}
+	if (c->replicas)
+		fprintf(out, "replicas = %u\n", c->replicas);
+	if (c->cluster_token[0])
+		fprintf(out, "cluster-token = %s\n", c->cluster_token);
+	fprintf(out, "election-timeout = %ums\nheartbeat-interval = %ums\n",
+		c->election_timeout_ms, c->heartbeat_ms);
+	fprintf(out, "snapshot-rate = %" PRIu64 "\n", c->snapshot_rate);
 }

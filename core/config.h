@@ -1,6 +1,9 @@
 /*
- * ringkvd's configuration: embedded defaults overridden by command-line flags.
- * Parsed once in main() before any reactor starts, then read-only.
+ * ringkvd's configuration: embedded defaults, overridden by a config file
+ * (--config FILE: INI lines "key = value", keys named like the flags without
+ * their dashes, [sections] allowed for grouping and ignored), overridden by
+ * command-line flags. Parsed once in main() before any reactor starts, then
+ * read-only.
  */
 #ifndef RINGKV_CORE_CONFIG_H
 #define RINGKV_CORE_CONFIG_H
@@ -38,6 +41,8 @@ struct config {
 	uint32_t max_inflight;             /* requests in flight per connection (1024) */
 	uint32_t max_connections;          /* per core (4096) */
 	int log_level;                     /* enum log_level */
+	char admin_host[CONFIG_ADDR_MAX];  /* admin HTTP port; "" = off (the default) */
+	uint16_t admin_port;
 
 	/* The cluster (see docs/cluster/placement.md). After config_parse,
 	 * `initial` always lists the founding nodes, sorted by id: without
@@ -58,11 +63,26 @@ struct config {
 void config_defaults(struct config *c);
 
 /*
- * Parses argv into `c` (which holds defaults). Returns 0; 1 when --help was
- * asked (usage already printed to stdout); -EINVAL on a bad flag or value, with
- * the reason in `err` (the caller prints it and the usage, then exits 2).
+ * Parses argv into `c` (which holds defaults), reading the --config file
+ * first wherever the flag stands. Returns 0; 1 when --help or
+ * --print-config was asked (the text already printed to stdout); a
+ * negative errno on a bad flag, value or file, with the reason in `err`
+ * ("FILE:LINE: reason" for the file; the caller prints it, then exits 2).
  */
 int config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen);
+
+/*
+ * Applies the settings of config file `path` to `c` (config_parse does this
+ * for --config). Every key must name a flag; `*peer_given` is set when the
+ * file holds peer-listen. 0; -EINVAL with "PATH:LINE: reason" in `err` for
+ * an unknown key, a bad value or a malformed line (the first one); a
+ * negative errno when the file cannot be opened.
+ */
+int config_load_file(struct config *c, const char *path, bool *peer_given, char *err,
+		     size_t errlen);
+
+/* Writes the settings of `c` as a config file config_load_file accepts. */
+void config_print(FILE *out, const struct config *c);
 
 void config_usage(FILE *out, const char *prog);
 

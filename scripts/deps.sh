@@ -7,8 +7,8 @@ set -euo pipefail
 # recommends it, and recommends are not installed below.
 packages=(
 	build-essential clang libclang-rt-14-dev meson ninja-build pkg-config
-	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev
-	python3 python3-redis redis-server redis-tools
+	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev libinih-dev
+	python3 python3-redis python3-prometheus-client redis-server redis-tools
 	iproute2 procps util-linux
 )
 

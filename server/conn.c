@@ -116,6 +116,8 @@ void conn_reply(struct conn *conn, uint64_t id, int status,
 
 	if (conn->dead || conn->fd_closed)
 		return;
+	if ((unsigned)status < NODE_METRICS_STATUSES)
+		conn->core->stats.replies[status]++;
 	need = frame_response_max_size(&resp);
 	out = conn_out_reserve(conn, need);
 	if (!out)
@@ -201,6 +203,7 @@ static void native_process(struct conn *conn)
 			break;
 		}
 		c->stats.requests++;
+		c->stats.native_ops[rv == 0 && req.op < NODE_METRICS_OPS ? req.op : 0]++;
 		off += FRAME_HEADER_SIZE + payload_len;
 		switch (rv) {
 		case 0:
@@ -280,6 +283,7 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 		return;
 	}
 	conn->rlen += (size_t)res;
+	conn->core->stats.bytes_in += (size_t)res;
 	process(conn);
 	arm_recv(conn);
 	/* Decoding may have closed it (protocol error, out of memory). */
@@ -324,6 +328,7 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 		return;
 	}
 	conn->ssent += (size_t)res;
+	conn->core->stats.bytes_out += (size_t)res;
 	if (conn->ssent < conn->slen) {
 		struct io_uring_sqe *sqe = io_ring_get_sqe(&conn->core->reactor->io);
 
@@ -479,6 +484,7 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 			  c->node->cfg.max_connections);
 		if (refusing >= CONN_REFUSING_MAX) {
 			/* A flood: no room even to say why. */
+			c->stats.refused++;
 			close(fd);
 			return;
 		}
@@ -523,6 +529,7 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 
 		conn->refused = true;
 		refusing++;
+		c->stats.refused++;
 		if (resp) {
 			uint8_t *out = conn_out_reserve(conn, sizeof resp_err - 1);
 

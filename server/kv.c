@@ -641,8 +641,11 @@ static void native_complete(struct node_core *c, struct kv_req *req)
 	const uint8_t *value = req->op == KV_GET ? kv_answer(req, &len) : NULL;
 
 	conn_reply(conn, req->id, req->status, value, len, req->error);
-	if (req->op != KV_GET)
+	if (req->op != KV_GET) {
 		conn->writes_inflight--;
+		metrics_observe(c->metrics, c->node->metric_ids->write_latency,
+				c->reactor->now_us - req->start_us);
+	}
 	kv_req_free(c, req);
 	conn_request_done(conn);
 }
@@ -699,5 +702,6 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 	conn->inflight++;
 	if (req->op != KV_GET)
 		conn->writes_inflight++;
+	req->start_us = c->reactor->now_us;
 	kv_dispatch(c, req);
 }

@@ -78,6 +78,7 @@ struct kv_req {
 	uint16_t target;          /* executing core */
 	uint8_t op;               /* enum kv_op */
 	uint8_t flags;            /* KV_WANT_PRIOR, KV_SCAN_AFTER */
+	uint64_t start_us;        /* origin side, native writes: decoded at (metrics) */
 	bool existed;             /* out: the key held a value (before a write) */
 	bool applied;             /* out: the write changed the value */
 	bool done;                /* out, SCAN: the shard has nothing further */

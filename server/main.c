@@ -19,8 +19,10 @@
 #include "cluster/replica.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/reactor.h"
 #include "core/topology.h"
+#include "server/admin.h"
 #include "server/datadir.h"
 #include "server/node.h"
 
@@ -159,6 +161,9 @@ int main(int argc, char **argv)
 	static struct node node;
 	static struct datadir_cluster identity;
 	static char long_err[16384];   /* a refusal names every difference */
+	static struct metrics metrics;
+	static struct node_metric_ids metric_ids;
+	uint16_t admin_port = 0;
 	char peer[CONFIG_ADDR_MAX + 8];
 	struct reactor_callbacks cb = {
 		.start = node_core_start,
@@ -279,6 +284,22 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* The metrics registry and the admin port (server/admin.h), before the
+	 * reactors start: every core's row exists before any core runs. */
+	if (metrics_init(&metrics, node.cores) != 0 ||
+	    node_metrics_register(&metrics, &metric_ids) != 0 || metrics_freeze(&metrics) != 0) {
+		fprintf(stderr, "ringkvd: cannot set up the metrics registry\n");
+		goto err_after_metrics;
+	}
+	node.metrics = &metrics;
+	node.metric_ids = &metric_ids;
+	if (node.cfg.admin_host[0] &&
+	    admin_create(&node.admin, &node, &metrics, node.cfg.admin_host, node.cfg.admin_port,
+			 &admin_port, err, sizeof err) != 0) {
+		fprintf(stderr, "ringkvd: %s\n", err);
+		goto err_after_metrics;
+	}
+
 	/* Signals go to this thread alone (sigwait below); reactors inherit the
 	 * blocked mask. A peer closing a socket must not kill the process. */
 	signal(SIGPIPE, SIG_IGN);
@@ -289,14 +310,16 @@ int main(int argc, char **argv)
 
 	if (reactor_group_start(&group, node.cores, core_cpus, topo, &cb, err, sizeof err) != 0) {
 		fprintf(stderr, "ringkvd: %s\n", err);
-		i = node.cores;
-		goto err_after_listen;
+		goto err_after_metrics;
 	}
 	printf("ringkvd: listening on %s:%u (%u cores, %u shards, data in %s)\n",
 	       node.cfg.listen_host, node.port, node.cores, node.shards, node.cfg.data_dir);
 	if (node.resp_fds)
 		printf("ringkvd: RESP2 (Redis protocol) on %s:%u\n", node.cfg.resp_host,
 		       node.resp_port);
+	if (node.admin)
+		printf("ringkvd: admin (/metrics, /health, /ready) on http://%s:%u\n",
+		       node.cfg.admin_host, admin_port);
 	printf("ringkvd: try: ringkv -a %s:%u put hello world\n",
 	       node.cfg.listen_host, node.port);
 	fflush(stdout);
@@ -307,6 +330,8 @@ int main(int argc, char **argv)
 	log_info("got %s: stopping (finishing in-flight writes)", strsignal(sig));
 	reactor_group_stop(group);
 	reactor_group_join(group);
+	admin_destroy(node.admin);
+	metrics_destroy(&metrics);
 	for (i = 0; i < node.cores; i++) {
 		close(node.listen_fds[i]);
 		if (node.resp_fds)
@@ -323,6 +348,10 @@ int main(int argc, char **argv)
 	log_info("stopped cleanly");
 	return 0;
 
+err_after_metrics:
+	admin_destroy(node.admin);
+	metrics_destroy(&metrics);
+	i = node.cores;
 err_after_listen:
 	while (i-- > 0) {
 		close(node.listen_fds[i]);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "server/admin.h"
 #include "server/conn.h"
 #include "server/redis.h"
 #include "cluster/replica.h"
@@ -470,6 +471,15 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 		snprintf(err, errlen, "core %u: out of memory", r->id);
 		return rv;
 	}
+	/* Metrics and the admin port (server/node_metrics.h, server/admin.h). */
+	c->metrics = metrics_core_of(n->metrics, r->id);
+	rv = node_metrics_core_start(c);
+	if (rv) {
+		snprintf(err, errlen, "core %u: no room for a metrics collector", r->id);
+		return rv;
+	}
+	if (r->id == 0 && n->admin)
+		admin_start(n->admin, r);
 	c->accepting = true;
 	add_listener(c, n->listen_fds[r->id], false);
 	if (n->resp_fds)
@@ -490,6 +500,8 @@ void node_core_stop(struct reactor *r, void *arg)
 
 	c->accepting = false;
 	c->stop_deadline_us = r->now_us + NODE_STOP_GRACE_US;
+	if (r->id == 0 && c->node->admin)
+		admin_stop(c->node->admin);
 	for (i = 0; i < c->listener_count; i++) {
 		if (!c->listeners[i].armed)
 			continue;

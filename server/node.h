@@ -15,10 +15,12 @@
 #include "core/config.h"
 #include "core/reactor.h"
 #include "proto/frame.h"
+#include "server/node_metrics.h"
 
 struct shard;
 struct block_cache;
 struct conn;
+struct admin;
 struct cluster_node;
 struct cluster_core;
 struct peer_net;
@@ -40,6 +42,9 @@ struct node {
 	int *resp_fds;            /* [cores]: RESP listeners, or NULL when off */
 	uint16_t port;            /* the bound client port */
 	uint16_t resp_port;       /* the bound RESP port, 0 when off */
+	struct metrics *metrics;  /* the registry (server/node_metrics.h) */
+	const struct node_metric_ids *metric_ids;
+	struct admin *admin;      /* the admin HTTP port on core 0, or NULL */
 };
 
 struct node_stats {
@@ -48,6 +53,11 @@ struct node_stats {
 	uint64_t served_for_peers;/* executed here for another core */
 	uint64_t bad_frames;      /* undecodable or over a limit */
 	uint64_t connections;     /* accepted since start */
+	uint64_t refused;         /* of which refused over --max-connections */
+	uint64_t native_ops[NODE_METRICS_OPS]; /* native requests by FRAME_OP_* (0 = invalid) */
+	uint64_t replies[NODE_METRICS_STATUSES]; /* native answers by ringkv_Status */
+	uint64_t bytes_in;        /* received from clients */
+	uint64_t bytes_out;       /* sent to clients */
 };
 
 /* One per reactor, reachable as reactor->user. Touched only by its core. */
@@ -81,6 +91,7 @@ struct node_core {
 	uint64_t outstanding;     /* requests from this core's clients not yet answered */
 	uint64_t stop_deadline_us;
 	struct node_stats stats;
+	struct metrics_core *metrics; /* this core's row of node->metrics */
 };
 
 /* Reactor callbacks of ringkvd's cores (server/node.c). */

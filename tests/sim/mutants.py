@@ -16,7 +16,7 @@ Mutant = namedtuple('Mutant', 'name rule file old new by',
                     defaults=['sim'])
 
 # by='unit' marks a mutant raft-sim does not kill within the seed budget
-# (docs/notes/raft-mutation.md says why); a unit test that reads like the
+# (docs/RAFT-MUTATION.md says why); a unit test that reads like the
 # paper must kill it instead, and mutate.py requires that with --unit.
 
 MUTANTS = [

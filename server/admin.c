@@ -1,0 +1,453 @@
+/*
+ * The admin HTTP port on core 0's ring; see server/admin.h for its bounds.
+ *
+ * A connection goes READ (request head into a fixed buffer) -> answer now
+ * (/health, errors) or WAIT for a scrape (/metrics, /ready) -> SEND -> close.
+ * A deadline timer runs from accept; when it fires, or the peer misbehaves,
+ * the socket is shut down so whatever operation is in flight completes, and
+ * the slot is released once none is. One scrape runs at a time: a request
+ * arriving while one is in flight is answered from that scrape.
+ */
+#include "server/admin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/reactor.h"
+#include "server/node.h"
+#include "server/node_metrics.h"
+
+enum admin_want {
+	ADMIN_WANT_NOTHING,
+	ADMIN_WANT_METRICS,
+	ADMIN_WANT_READY,
+};
+
+struct admin_conn {
+	struct admin *admin;
+	int fd;
+	bool in_use;
+	bool recv_armed;
+	bool send_armed;
+	bool dead;                   /* shut down: release once nothing is in flight */
+	bool head_only;              /* HEAD: no body */
+	enum admin_want want;        /* waiting for the scrape */
+	char req[ADMIN_REQUEST_MAX]; /* the request head */
+	size_t rlen;
+	struct metrics_buf out;      /* the answer: head and body (kept at its peak) */
+	size_t sent;
+	struct io_op recv_op;
+	struct io_op send_op;
+	struct timer deadline;
+};
+
+struct admin {
+	struct node *node;
+	struct metrics *m;
+	struct reactor *r;           /* core 0, once started */
+	int fd;
+	bool accepting;
+	bool armed;
+	struct io_op accept_op;
+	struct metrics_scrape scrape;
+	struct metrics_buf body;     /* scratch for one answer's body */
+	struct admin_conn conns[ADMIN_CONNS_MAX];
+};
+
+static void arm_accept(struct admin *a);
+static void arm_recv(struct admin_conn *conn);
+static void start_send(struct admin_conn *conn);
+
+static void release(struct admin_conn *conn)
+{
+	if (conn->recv_armed || conn->send_armed)
+		return;
+	reactor_timer_cancel(conn->admin->r, &conn->deadline);
+	close(conn->fd);
+	conn->in_use = false;
+	conn->want = ADMIN_WANT_NOTHING;
+}
+
+/* Cuts the exchange: in-flight operations complete, then the slot frees. */
+static void conn_kill(struct admin_conn *conn)
+{
+	if (!conn->dead) {
+		conn->dead = true;
+		conn->want = ADMIN_WANT_NOTHING;
+		shutdown(conn->fd, SHUT_RDWR);
+	}
+	release(conn);
+}
+
+static void deadline_passed(struct timer *t, void *arg)
+{
+	struct admin_conn *conn = arg;
+
+	(void)t;
+	log_debug("admin: a client took over %u ms; closing it", ADMIN_TIMEOUT_MS);
+	conn_kill(conn);
+}
+
+static const char *reason_of(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Unknown";
+	}
+}
+
+/* Queues the whole answer and sends it; the connection closes after. */
+static void respond(struct admin_conn *conn, int status, const char *type, const char *body,
+		    size_t len)
+{
+	struct metrics_buf *out = &conn->out;
+
+	out->len = 0;
+	out->failed = false;
+	metrics_buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+			   "Content-Length: %zu\r\nConnection: close\r\n"
+			   "Cache-Control: no-store\r\n\r\n", status, reason_of(status), type, len);
+	if (!conn->head_only && len)
+		metrics_buf_printf(out, "%.*s", (int)len, body);
+	if (out->failed) {
+		log_warn("admin: no memory for a %zu-byte answer", len);
+		conn_kill(conn);
+		return;
+	}
+	conn->sent = 0;
+	start_send(conn);
+}
+
+static void respond_text(struct admin_conn *conn, int status, const char *text)
+{
+	respond(conn, status, "text/plain; charset=utf-8", text, strlen(text));
+}
+
+static void start_send(struct admin_conn *conn)
+{
+	struct io_uring_sqe *sqe = io_ring_get_sqe(&conn->admin->r->io);
+
+	io_uring_prep_send(sqe, conn->fd, conn->out.data + conn->sent,
+			   conn->out.len - conn->sent, MSG_NOSIGNAL);
+	io_op_attach(sqe, &conn->send_op);
+	conn->send_armed = true;
+}
+
+static void send_done(struct io_op *op, int res, unsigned flags)
+{
+	struct admin_conn *conn = op->data;
+
+	(void)flags;
+	conn->send_armed = false;
+	if (conn->dead || res <= 0) {
+		conn_kill(conn);
+		return;
+	}
+	conn->sent += (size_t)res;
+	if (conn->sent < conn->out.len) {
+		start_send(conn);
+		return;
+	}
+	/* All sent: shut our side so the client sees the end, then close. */
+	conn_kill(conn);
+}
+
+/* The scrape is home: answer every connection waiting for it. */
+static void scrape_done(struct metrics_scrape *s, void *arg)
+{
+	struct admin *a = arg;
+	const struct node_metric_ids *ids = a->node->metric_ids;
+	uint64_t disk_full = metrics_row_sum(a->m, s->rows, ids->disk_full);
+	char text[256];
+
+	for (unsigned i = 0; i < ADMIN_CONNS_MAX; i++) {
+		struct admin_conn *conn = &a->conns[i];
+
+		if (!conn->in_use || conn->dead || conn->want == ADMIN_WANT_NOTHING)
+			continue;
+		if (conn->want == ADMIN_WANT_METRICS) {
+			a->body.len = 0;
+			a->body.failed = false;
+			if (metrics_format(a->m, s->rows, &a->body) != 0) {
+				conn->want = ADMIN_WANT_NOTHING;
+				respond_text(conn, 500, "out of memory\n");
+				continue;
+			}
+			conn->want = ADMIN_WANT_NOTHING;
+			respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8",
+				a->body.data, a->body.len);
+			continue;
+		}
+		conn->want = ADMIN_WANT_NOTHING;
+		if (reactor_stopping(a->r))
+			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"stopping\"}\n");
+		else if (disk_full)
+			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"disk full: %"
+				 PRIu64 " shard%s cannot flush or compact\"}\n", disk_full,
+				 disk_full == 1 ? "" : "s");
+		else
+			snprintf(text, sizeof text, "{\"ready\":true,\"shards\":%u,\"cores\":%u}\n",
+				 a->node->shards, a->node->cores);
+		respond(conn, strstr(text, "true") ? 200 : 503, "application/json", text,
+			strlen(text));
+	}
+}
+
+static void want_scrape(struct admin_conn *conn, enum admin_want want)
+{
+	struct admin *a = conn->admin;
+
+	conn->want = want;
+	if (!metrics_scrape_busy(&a->scrape))
+		metrics_scrape_start(a->r, &a->scrape, scrape_done, a);
+}
+
+/* A whole request head is in conn->req. */
+static void handle_request(struct admin_conn *conn)
+{
+	struct admin *a = conn->admin;
+	char method[8], target[512], version[16], text[256];
+	size_t path_len;
+
+	metrics_inc(metrics_core_of(a->m, 0), a->node->metric_ids->admin_requests);
+	conn->req[conn->rlen < sizeof conn->req ? conn->rlen : sizeof conn->req - 1] = '\0';
+	if (sscanf(conn->req, "%7s %511s %15s", method, target, version) != 3 ||
+	    strncmp(version, "HTTP/1.", 7) != 0) {
+		respond_text(conn, 400, "expected 'GET /path HTTP/1.1'\n");
+		return;
+	}
+	conn->head_only = !strcmp(method, "HEAD");
+	if (strcmp(method, "GET") != 0 && !conn->head_only) {
+		respond_text(conn, 405, "only GET and HEAD\n");
+		return;
+	}
+	path_len = strcspn(target, "?");
+	target[path_len] = '\0';
+	if (!strcmp(target, "/metrics")) {
+		want_scrape(conn, ADMIN_WANT_METRICS);
+	} else if (!strcmp(target, "/ready")) {
+		want_scrape(conn, ADMIN_WANT_READY);
+	} else if (!strcmp(target, "/health")) {
+		snprintf(text, sizeof text, "{\"status\":\"ok\",\"node_id\":%" PRIu64 "}\n",
+			 a->node->cfg.node_id);
+		respond(conn, 200, "application/json", text, strlen(text));
+	} else {
+		respond_text(conn, 404, "try /metrics, /health or /ready\n");
+	}
+}
+
+static void recv_done(struct io_op *op, int res, unsigned flags)
+{
+	struct admin_conn *conn = op->data;
+
+	(void)flags;
+	conn->recv_armed = false;
+	if (conn->dead || res <= 0) {
+		conn_kill(conn);
+		return;
+	}
+	conn->rlen += (size_t)res;
+	if (memmem(conn->req, conn->rlen, "\r\n\r\n", 4) || memmem(conn->req, conn->rlen,
+								    "\n\n", 2)) {
+		handle_request(conn);
+		return;
+	}
+	if (conn->rlen == sizeof conn->req) {
+		respond_text(conn, 431, "request head over 4096 bytes\n");
+		return;
+	}
+	arm_recv(conn);
+}
+
+static void arm_recv(struct admin_conn *conn)
+{
+	struct io_uring_sqe *sqe = io_ring_get_sqe(&conn->admin->r->io);
+
+	io_uring_prep_recv(sqe, conn->fd, conn->req + conn->rlen,
+			   sizeof conn->req - conn->rlen, 0);
+	io_op_attach(sqe, &conn->recv_op);
+	conn->recv_armed = true;
+}
+
+static void take(struct admin *a, int fd)
+{
+	struct admin_conn *conn = NULL;
+
+	for (unsigned i = 0; i < ADMIN_CONNS_MAX && !conn; i++)
+		if (!a->conns[i].in_use)
+			conn = &a->conns[i];
+	if (!conn) {
+		log_every(LOG_WARN, 10000, "admin: %u connections open; closing new ones",
+			  ADMIN_CONNS_MAX);
+		close(fd);
+		return;
+	}
+	conn->in_use = true;
+	conn->dead = false;
+	conn->fd = fd;
+	conn->rlen = 0;
+	conn->want = ADMIN_WANT_NOTHING;
+	conn->head_only = false;
+	reactor_timer_arm(a->r, &conn->deadline, (uint64_t)ADMIN_TIMEOUT_MS * 1000,
+			  deadline_passed, conn);
+	arm_recv(conn);
+}
+
+static void accept_done(struct io_op *op, int res, unsigned flags)
+{
+	struct admin *a = op->data;
+
+	if (!(flags & IORING_CQE_F_MORE))
+		a->armed = false;
+	if (res >= 0) {
+		if (a->accepting)
+			take(a, res);
+		else
+			close(res);
+	} else if (res != -ECANCELED && res != -EINVAL && res != -EBADF) {
+		log_every(LOG_WARN, 10000, "admin: accept: %s", strerror(-res));
+		/* Out of descriptors: the next connection closing frees one;
+		 * re-arming only once this op is done keeps it from spinning. */
+		if (res == -EMFILE || res == -ENFILE)
+			return;
+	}
+	if (a->accepting && !a->armed)
+		arm_accept(a);
+}
+
+static void arm_accept(struct admin *a)
+{
+	struct io_uring_sqe *sqe = io_ring_get_sqe(&a->r->io);
+
+	if (a->r->io.has_multishot_accept)
+		io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
+	else
+		io_uring_prep_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_op_attach(sqe, &a->accept_op);
+	a->armed = true;
+}
+
+int admin_create(struct admin **out, struct node *n, struct metrics *m, const char *host,
+		 uint16_t port, uint16_t *bound, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *ai = NULL;
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof ss;
+	struct admin *a;
+	char portstr[8];
+	int one = 1, rv;
+
+	a = calloc(1, sizeof *a);
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	a->node = n;
+	a->m = m;
+	a->fd = -1;
+	a->accept_op.done = accept_done;
+	a->accept_op.data = a;
+	for (unsigned i = 0; i < ADMIN_CONNS_MAX; i++) {
+		a->conns[i].admin = a;
+		a->conns[i].recv_op.done = recv_done;
+		a->conns[i].recv_op.data = &a->conns[i];
+		a->conns[i].send_op.done = send_done;
+		a->conns[i].send_op.data = &a->conns[i];
+	}
+	rv = metrics_scrape_init(&a->scrape, m, 0);
+	if (rv) {
+		snprintf(err, errlen, "out of memory");
+		goto err_after_alloc;
+	}
+	snprintf(portstr, sizeof portstr, "%u", port);
+	rv = getaddrinfo(host, portstr, &hints, &ai);
+	if (rv) {
+		snprintf(err, errlen, "--admin-listen: cannot resolve %s: %s", host,
+			 gai_strerror(rv));
+		rv = -EINVAL;
+		goto err_after_scrape;
+	}
+	/* No SO_REUSEPORT: one listener, and a second node on the port must
+	 * fail here rather than share it. */
+	a->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (a->fd < 0 || setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    bind(a->fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(a->fd, 128) != 0 ||
+	    getsockname(a->fd, (struct sockaddr *)&ss, &sslen) != 0) {
+		rv = -errno;
+		snprintf(err, errlen, "--admin-listen: cannot listen on %s:%u: %s", host, port,
+			 strerror(errno));
+		goto err_after_addr;
+	}
+	freeaddrinfo(ai);
+	*bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+		       ((struct sockaddr_in *)&ss)->sin_port);
+	*out = a;
+	return 0;
+
+err_after_addr:
+	if (a->fd >= 0)
+		close(a->fd);
+	freeaddrinfo(ai);
+err_after_scrape:
+	metrics_scrape_destroy(&a->scrape);
+err_after_alloc:
+	free(a);
+	return rv;
+}
+
+void admin_start(struct admin *a, struct reactor *r)
+{
+	a->r = r;
+	a->accepting = true;
+	arm_accept(a);
+}
+
+void admin_stop(struct admin *a)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!a->r)
+		return;
+	a->accepting = false;
+	if (a->armed) {
+		sqe = io_ring_get_sqe(&a->r->io);
+		io_uring_prep_cancel(sqe, &a->accept_op, 0);
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+	for (unsigned i = 0; i < ADMIN_CONNS_MAX; i++)
+		if (a->conns[i].in_use && a->conns[i].want == ADMIN_WANT_NOTHING &&
+		    !a->conns[i].send_armed)
+			conn_kill(&a->conns[i]);
+}
+
+void admin_destroy(struct admin *a)
+{
+	if (!a)
+		return;
+	for (unsigned i = 0; i < ADMIN_CONNS_MAX; i++) {
+		if (a->conns[i].in_use)
+			close(a->conns[i].fd);
+		metrics_buf_free(&a->conns[i].out);
+	}
+	metrics_buf_free(&a->body);
+	metrics_scrape_destroy(&a->scrape);
+	if (a->fd >= 0)
+		close(a->fd);
+	free(a);
+}

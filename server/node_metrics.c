@@ -1,0 +1,279 @@
+/*
+ * The node's metric series and its per-core collector; see
+ * server/node_metrics.h. The collector runs on its own core when a scrape
+ * reaches it, so it reads that core's plain fields without races.
+ */
+#include "server/node_metrics.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "server/node.h"
+#include "shard/block_cache.h"
+#include "shard/shard.h"
+
+static const char *const op_names[NODE_METRICS_OPS] = {
+	"invalid", "get", "put", "delete", "scan",
+};
+
+static const char *const status_names[NODE_METRICS_STATUSES] = {
+	"ok", "not_found", "invalid_argument", "too_large", "resource_exhausted",
+	"unavailable", "not_leader", "timeout", "internal", "data_loss",
+};
+
+/* Write latency buckets, microseconds: 100 us .. 10 s. */
+static const uint64_t latency_bounds[] = {
+	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+	500000, 1000000, 2500000, 10000000,
+};
+
+#define CHECK(id) do { if ((id) < 0) return (id); } while (0)
+
+int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
+{
+	char labels[METRICS_LABELS_MAX];
+	unsigned i;
+
+	for (i = 0; i < NODE_METRICS_OPS; i++) {
+		snprintf(labels, sizeof labels, "protocol=\"native\",op=\"%s\"", op_names[i]);
+		ids->requests_native[i] = metrics_counter(m, "ringkv_requests_total", labels,
+			"Client requests decoded, by protocol and operation (RESP: all commands "
+			"as op=\"any\"; undecodable native frames as op=\"invalid\").", 0);
+		CHECK(ids->requests_native[i]);
+	}
+	ids->requests_resp = metrics_counter(m, "ringkv_requests_total",
+		"protocol=\"resp\",op=\"any\"",
+		"Client requests decoded, by protocol and operation (RESP: all commands "
+		"as op=\"any\"; undecodable native frames as op=\"invalid\").", 0);
+	CHECK(ids->requests_resp);
+	for (i = 0; i < NODE_METRICS_STATUSES; i++) {
+		snprintf(labels, sizeof labels, "protocol=\"native\",status=\"%s\"",
+			 status_names[i]);
+		ids->replies[i] = metrics_counter(m, "ringkv_replies_total", labels,
+			"Answers queued to native-protocol clients, by status.", 0);
+		CHECK(ids->replies[i]);
+	}
+	ids->forwarded = metrics_counter(m, "ringkv_requests_forwarded_total", NULL,
+		"Requests sent to the core owning their shard.", 0);
+	ids->served_for_peers = metrics_counter(m, "ringkv_requests_served_for_cores_total",
+		NULL, "Requests executed here for a client of another core.", 0);
+	ids->bad_frames = metrics_counter(m, "ringkv_bad_requests_total", NULL,
+		"Requests refused as malformed or over a limit.", 0);
+	ids->connections = metrics_gauge(m, "ringkv_connections", NULL,
+		"Client connections open (refused ones still being told included).", 0);
+	ids->connections_accepted = metrics_counter(m, "ringkv_connections_accepted_total",
+		NULL, "Client connections accepted since start.", 0);
+	ids->connections_refused = metrics_counter(m, "ringkv_connections_refused_total",
+		NULL, "Client connections refused over --max-connections.", 0);
+	ids->received_bytes = metrics_counter(m, "ringkv_network_received_bytes_total", NULL,
+		"Bytes received from clients.", 0);
+	ids->sent_bytes = metrics_counter(m, "ringkv_network_sent_bytes_total", NULL,
+		"Bytes sent to clients.", 0);
+	CHECK(ids->forwarded);
+	CHECK(ids->served_for_peers);
+	CHECK(ids->bad_frames);
+	CHECK(ids->connections);
+	CHECK(ids->connections_accepted);
+	CHECK(ids->connections_refused);
+	CHECK(ids->received_bytes);
+	CHECK(ids->sent_bytes);
+	ids->write_latency = metrics_histogram(m, "ringkv_write_duration_seconds",
+		"protocol=\"native\"",
+		"Native PUT and DELETE: from decoding the request to queueing its answer "
+		"(the WAL fdatasync included).", 0, latency_bounds,
+		sizeof latency_bounds / sizeof latency_bounds[0], 1e-6);
+	CHECK(ids->write_latency);
+
+	ids->wal_bytes = metrics_counter(m, "ringkv_wal_bytes_total", NULL,
+		"Bytes appended to the write-ahead logs.", 0);
+	ids->wal_syncs = metrics_counter(m, "ringkv_wal_syncs_total", NULL,
+		"WAL batches made durable, one fdatasync each.", 0);
+	ids->wal_records = metrics_counter(m, "ringkv_wal_records_total", NULL,
+		"Writes made durable in the WAL (records per sync = this / syncs).", 0);
+	ids->shards = metrics_gauge(m, "ringkv_shards", NULL, "Shards owned by the core.", 0);
+	ids->memtable_bytes = metrics_gauge(m, "ringkv_memtable_bytes", NULL,
+		"Memtable bytes in use (active and flushing).", 0);
+	ids->memtable_capacity = metrics_gauge(m, "ringkv_memtable_capacity_bytes", NULL,
+		"Memtable capacity (--memtable-size per shard).", 0);
+	CHECK(ids->wal_bytes);
+	CHECK(ids->wal_syncs);
+	CHECK(ids->wal_records);
+	CHECK(ids->shards);
+	CHECK(ids->memtable_bytes);
+	CHECK(ids->memtable_capacity);
+	for (i = 0; i < NODE_METRICS_LEVELS; i++) {
+		snprintf(labels, sizeof labels, "level=\"%u\"", i);
+		ids->sstables[i] = metrics_gauge(m, "ringkv_sstables", labels,
+			"SSTables in the current version, by LSM level.", 0);
+		CHECK(ids->sstables[i]);
+	}
+	ids->sstable_bytes = metrics_gauge(m, "ringkv_sstable_bytes", NULL,
+		"Bytes of the SSTables in the current version.", 0);
+	ids->flushes = metrics_counter(m, "ringkv_flushes_total", NULL,
+		"Memtables written to level 0.", 0);
+	ids->compactions = metrics_counter(m, "ringkv_compactions_total", NULL,
+		"Compactions installed (trivial moves included).", 0);
+	ids->compaction_read = metrics_counter(m, "ringkv_compaction_read_bytes_total", NULL,
+		"Bytes read by compactions.", 0);
+	ids->compaction_written = metrics_counter(m, "ringkv_compaction_written_bytes_total",
+		NULL, "Bytes written by compactions.", 0);
+	ids->write_stalls = metrics_counter(m, "ringkv_write_stalls_total", NULL,
+		"Writes that waited for a memtable flush to make room.", 0);
+	ids->background_errors = metrics_counter(m, "ringkv_background_errors_total", NULL,
+		"Flush or compaction failures (retried).", 0);
+	ids->block_reads = metrics_counter(m, "ringkv_block_reads_total", NULL,
+		"SSTable blocks read from disk for gets and scans.", 0);
+	ids->cache_hits = metrics_counter(m, "ringkv_block_cache_hits_total", NULL,
+		"Block cache lookups that found the block.", 0);
+	ids->cache_misses = metrics_counter(m, "ringkv_block_cache_misses_total", NULL,
+		"Block cache lookups that did not.", 0);
+	ids->cache_bytes = metrics_gauge(m, "ringkv_block_cache_bytes", NULL,
+		"Bytes held by the block cache.", 0);
+	ids->disk_full = metrics_gauge(m, "ringkv_disk_full_shards", NULL,
+		"Shards whose flushes or compactions fail for lack of disk space.", 0);
+	CHECK(ids->sstable_bytes);
+	CHECK(ids->flushes);
+	CHECK(ids->compactions);
+	CHECK(ids->compaction_read);
+	CHECK(ids->compaction_written);
+	CHECK(ids->write_stalls);
+	CHECK(ids->background_errors);
+	CHECK(ids->block_reads);
+	CHECK(ids->cache_hits);
+	CHECK(ids->cache_misses);
+	CHECK(ids->cache_bytes);
+	CHECK(ids->disk_full);
+
+	ids->loop_iterations = metrics_counter(m, "ringkv_reactor_iterations_total", NULL,
+		"Passes of the core's event loop.", 0);
+	ids->messages_in = metrics_counter(m, "ringkv_core_messages_received_total", NULL,
+		"Messages from other cores handled.", 0);
+	ids->messages_out = metrics_counter(m, "ringkv_core_messages_sent_total", NULL,
+		"Messages sent to other cores.", 0);
+	ids->doorbells = metrics_counter(m, "ringkv_core_doorbells_total", NULL,
+		"Wake-ups rung for a sleeping core.", 0);
+	ids->io_submitted = metrics_counter(m, "ringkv_io_submitted_total", NULL,
+		"io_uring operations submitted.", 0);
+	ids->outbox_messages = metrics_gauge(m, "ringkv_core_mailbox_depth", NULL,
+		"Messages this core sent to other cores that they have not taken yet "
+		"(the SPSC mailboxes' depth, summed over the peers).", 0);
+	ids->outbox_overflowing = metrics_gauge(m, "ringkv_core_mailbox_overflowing", NULL,
+		"Peers whose mailbox from this core is full (messages wait in an "
+		"overflow queue).", 0);
+	CHECK(ids->outbox_messages);
+	CHECK(ids->outbox_overflowing);
+	ids->build_info = metrics_gauge(m, "ringkv_build_info", "version=\"" RINGKV_VERSION "\"",
+		"Always 1; the version in a label.", METRICS_SUM_CORES);
+	ids->admin_requests = metrics_counter(m, "ringkv_admin_requests_total", NULL,
+		"Requests served by the admin HTTP port.", METRICS_SUM_CORES);
+	CHECK(ids->loop_iterations);
+	CHECK(ids->messages_in);
+	CHECK(ids->messages_out);
+	CHECK(ids->doorbells);
+	CHECK(ids->io_submitted);
+	CHECK(ids->build_info);
+	CHECK(ids->admin_requests);
+	return 0;
+}
+
+static void collect(struct metrics_core *mc, void *arg)
+{
+	struct node_core *c = arg;
+	const struct node_metric_ids *ids = c->node->metric_ids;
+	const struct node_stats *st = &c->stats;
+	struct block_cache_stats cs;
+	uint64_t native = 0, memtable_used = 0, memtable_cap = 0, disk_full = 0;
+	uint64_t levels[NODE_METRICS_LEVELS] = { 0 };
+	struct shard_stats sum = { 0 };
+	unsigned i, l;
+
+	for (i = 0; i < NODE_METRICS_OPS; i++) {
+		metrics_set(mc, ids->requests_native[i], st->native_ops[i]);
+		native += st->native_ops[i];
+	}
+	metrics_set(mc, ids->requests_resp, st->requests - native);
+	for (i = 0; i < NODE_METRICS_STATUSES; i++)
+		metrics_set(mc, ids->replies[i], st->replies[i]);
+	metrics_set(mc, ids->forwarded, st->forwarded);
+	metrics_set(mc, ids->served_for_peers, st->served_for_peers);
+	metrics_set(mc, ids->bad_frames, st->bad_frames);
+	metrics_set(mc, ids->connections, c->conn_count);
+	metrics_set(mc, ids->connections_accepted, st->connections);
+	metrics_set(mc, ids->connections_refused, st->refused);
+	metrics_set(mc, ids->received_bytes, st->bytes_in);
+	metrics_set(mc, ids->sent_bytes, st->bytes_out);
+
+	for (i = 0; i < c->owned_count; i++) {
+		struct shard_stats ss;
+		unsigned counts[NODE_METRICS_LEVELS];
+		size_t used, cap;
+
+		shard_get_stats(c->owned[i], &ss);
+		sum.wal_bytes += ss.wal_bytes;
+		sum.batches += ss.batches;
+		sum.writes += ss.writes;
+		sum.flushes += ss.flushes;
+		sum.compactions += ss.compactions;
+		sum.compact_read += ss.compact_read;
+		sum.compact_written += ss.compact_written;
+		sum.stalls += ss.stalls;
+		sum.bg_errors += ss.bg_errors;
+		sum.block_reads += ss.block_reads;
+		sum.table_bytes += ss.table_bytes;
+		shard_memory(c->owned[i], &used, &cap);
+		memtable_used += used;
+		memtable_cap += cap;
+		shard_level_files(c->owned[i], counts, NODE_METRICS_LEVELS);
+		for (l = 0; l < NODE_METRICS_LEVELS; l++)
+			levels[l] += counts[l];
+		disk_full += shard_disk_full(c->owned[i]);
+	}
+	metrics_set(mc, ids->wal_bytes, sum.wal_bytes);
+	metrics_set(mc, ids->wal_syncs, sum.batches);
+	metrics_set(mc, ids->wal_records, sum.writes);
+	metrics_set(mc, ids->shards, c->owned_count);
+	metrics_set(mc, ids->memtable_bytes, memtable_used);
+	metrics_set(mc, ids->memtable_capacity, memtable_cap);
+	for (l = 0; l < NODE_METRICS_LEVELS; l++)
+		metrics_set(mc, ids->sstables[l], levels[l]);
+	metrics_set(mc, ids->sstable_bytes, sum.table_bytes);
+	metrics_set(mc, ids->flushes, sum.flushes);
+	metrics_set(mc, ids->compactions, sum.compactions);
+	metrics_set(mc, ids->compaction_read, sum.compact_read);
+	metrics_set(mc, ids->compaction_written, sum.compact_written);
+	metrics_set(mc, ids->write_stalls, sum.stalls);
+	metrics_set(mc, ids->background_errors, sum.bg_errors);
+	metrics_set(mc, ids->block_reads, sum.block_reads);
+	metrics_set(mc, ids->disk_full, disk_full);
+	block_cache_get_stats(c->cache, &cs);
+	metrics_set(mc, ids->cache_hits, cs.hits);
+	metrics_set(mc, ids->cache_misses, cs.misses);
+	metrics_set(mc, ids->cache_bytes, cs.usage);
+
+	metrics_set(mc, ids->loop_iterations, c->reactor->iterations);
+	metrics_set(mc, ids->messages_in, c->reactor->msgs_in);
+	metrics_set(mc, ids->messages_out, c->reactor->msgs_out);
+	metrics_set(mc, ids->doorbells, c->reactor->doorbells);
+	metrics_set(mc, ids->io_submitted, c->reactor->io.submitted);
+	{
+		struct reactor *r = c->reactor;
+		uint64_t queued = 0, overflowing = 0;
+
+		/* The producer's side of each mailbox: exact for what this core
+		 * staged, a snapshot of what its peers have taken. */
+		for (i = 0; i < c->node->cores; i++) {
+			if (!r->peers[i].out)
+				continue;
+			queued += r->peers[i].out->mask + 1 - spsc_free(r->peers[i].out);
+			overflowing += r->peers[i].overflow != NULL;
+		}
+		metrics_set(mc, ids->outbox_messages, queued);
+		metrics_set(mc, ids->outbox_overflowing, overflowing);
+	}
+	metrics_set(mc, ids->build_info, c->reactor->id == 0);
+}
+
+int node_metrics_core_start(struct node_core *c)
+{
+	return metrics_core_add_collector(c->metrics, collect, c);
+}

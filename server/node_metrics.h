@@ -1,0 +1,77 @@
+/*
+ * ringkvd's metrics: the series the node registers (one call each, see
+ * core/metrics.h) and the per-core collector that copies the counters the
+ * node already keeps (node_stats, shard_get_stats, the block cache, the
+ * reactor and its ring) into the core's row when a scrape asks.
+ *
+ * To add a metric: a field in struct node_metric_ids, one registration call
+ * in node_metrics_register, and either a plain metrics_inc/observe where it
+ * happens or a metrics_set in the collector. Replication metrics (per shard
+ * replica: role, term, commit and applied index...) go in with
+ * METRICS_SUM_CORES and a `shard` label, written by the owning core.
+ */
+#ifndef RINGKV_SERVER_NODE_METRICS_H
+#define RINGKV_SERVER_NODE_METRICS_H
+
+#include <stdint.h>
+
+#include "core/metrics.h"
+
+struct node;
+struct node_core;
+
+#define NODE_METRICS_OPS 5       /* invalid, get, put, delete, scan (FRAME_OP_*) */
+#define NODE_METRICS_STATUSES 10 /* ringkv_Status OK .. DATA_LOSS */
+#define NODE_METRICS_LEVELS 7    /* MANIFEST_LEVELS */
+
+/* Series ids, fixed at start-up. */
+struct node_metric_ids {
+	int requests_native[NODE_METRICS_OPS];
+	int requests_resp;
+	int replies[NODE_METRICS_STATUSES];
+	int forwarded;
+	int served_for_peers;
+	int bad_frames;
+	int connections;
+	int connections_accepted;
+	int connections_refused;
+	int received_bytes;
+	int sent_bytes;
+	int write_latency;       /* histogram, microseconds */
+	int wal_bytes;
+	int wal_syncs;
+	int wal_records;
+	int shards;
+	int memtable_bytes;
+	int memtable_capacity;
+	int sstables[NODE_METRICS_LEVELS];
+	int sstable_bytes;
+	int flushes;
+	int compactions;
+	int compaction_read;
+	int compaction_written;
+	int write_stalls;
+	int background_errors;
+	int block_reads;
+	int cache_hits;
+	int cache_misses;
+	int cache_bytes;
+	int disk_full;           /* shards of the core retrying for lack of space */
+	int loop_iterations;
+	int messages_in;
+	int messages_out;
+	int doorbells;
+	int io_submitted;
+	int outbox_messages;     /* sent to other cores, not yet taken by them */
+	int outbox_overflowing;  /* peers whose mailbox is full (overflow queue in use) */
+	int build_info;
+	int admin_requests;
+};
+
+/* Registers every series of the node. 0 or a negative errno. */
+int node_metrics_register(struct metrics *m, struct node_metric_ids *ids);
+
+/* On core c, at start: adds its collector. 0 or -ENOSPC. */
+int node_metrics_core_start(struct node_core *c);
+
+#endif

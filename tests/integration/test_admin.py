@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""The admin port: /metrics in the Prometheus text format (checked line by
+line and by Debian's prometheus_client parser), counters that move with
+writes, /health and /ready, and clients that misbehave (silent, slow,
+oversized, too many) without holding anything up. Also: the node reads
+its settings from --config, and refuses a bad file with file:line.
+
+usage: test_admin.py RINGKVD RINGKV [DASHBOARD.json]
+
+With a Grafana dashboard, also checks that every ringkv_ metric it queries
+is one the node exposes.
+
+Starts its own ringkvd (two cores, ephemeral ports) and stops it. Every
+socket has a timeout. Exits 0 when all checks pass, 1 otherwise.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+try:
+    from prometheus_client.parser import text_string_to_metric_families
+except ImportError:
+    # Debian's python3-prometheus-client lives in the system interpreter; a
+    # pyenv or venv python3 first on PATH does not see it.
+    if os.path.exists("/usr/bin/python3") and sys.executable != "/usr/bin/python3":
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
+    print("test_admin: python3 module 'prometheus_client' not found, skipping")
+    sys.exit(77)
+
+TIMEOUT = 5.0
+RINGKVD = None
+failures = []
+
+SAMPLE = re.compile(
+    r'^[a-zA-Z_:][a-zA-Z0-9_:]*'
+    r'(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*\})?'
+    r' (-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?|\+Inf|-Inf|NaN)$')
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+
+
+def get(base, path):
+    """(status, headers, body) of GET base+path."""
+    try:
+        with urllib.request.urlopen(base + path, timeout=TIMEOUT) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def check_format(text):
+    """Every line a comment or a sample; HELP and TYPE once per family."""
+    seen_type = set()
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            parts = line.split(" ", 3)
+            if parts[1] == "TYPE":
+                check(parts[2] not in seen_type, "TYPE twice for " + parts[2])
+                seen_type.add(parts[2])
+                check(parts[3] in ("counter", "gauge", "histogram"), "type " + line)
+            continue
+        check(SAMPLE.match(line) is not None, "not a sample line: %r" % line)
+    check(text.endswith("\n"), "exposition ends with a newline")
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} with prometheus_client's parser,
+    which also checks histograms are well formed (buckets, +Inf, count)."""
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+        if family.type == "histogram":
+            by_core = {}
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    key = frozenset((k, v) for k, v in s.labels.items() if k != "le")
+                    by_core.setdefault(key, []).append((s.labels["le"], s.value))
+            for key, buckets in by_core.items():
+                values = [v for _, v in buckets]
+                check(values == sorted(values), "buckets cumulative: %s" % family.name)
+                check(buckets[-1][0] == "+Inf", "last bucket +Inf: %s" % family.name)
+                count = samples.get((family.name + "_count", key))
+                check(count == values[-1], "count = +Inf bucket: %s" % family.name)
+    return samples
+
+
+def total(samples, name, **labels):
+    want = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+
+def start(ringkvd, args, work):
+    out = open(os.path.join(work, "out"), "w+")
+    err = open(os.path.join(work, "err"), "w+")
+    p = subprocess.Popen([ringkvd] + args, stdout=out, stderr=err)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        out.seek(0)
+        text = out.read()
+        m = re.search(r"admin \(.*\) on (http://[0-9.]+:\d+)", text)
+        n = re.search(r"listening on ([0-9.]+:\d+)", text)
+        if m and n:
+            return p, m.group(1), n.group(1)
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    err.seek(0)
+    print(err.read())
+    raise SystemExit("ringkvd did not start")
+
+
+def raw(base, data, wait_reply=True):
+    """Sends raw bytes to the admin port; returns what came back."""
+    host, port = base[len("http://"):].split(":")
+    s = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    s.sendall(data)
+    reply = b""
+    if wait_reply:
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        except (ConnectionResetError, socket.timeout):
+            pass
+    s.close()
+    return reply
+
+
+def main():
+    if len(sys.argv) not in (3, 4):
+        print(__doc__)
+        return 2
+    global RINGKVD
+    ringkvd, ringkv = sys.argv[1], sys.argv[2]
+    RINGKVD = ringkvd
+    dashboard = sys.argv[3] if len(sys.argv) == 4 else None
+    work = tempfile.mkdtemp(prefix="ringkv-admin-")
+    try:
+        # A bad config file: refused with file:line before anything starts.
+        bad = os.path.join(work, "bad.conf")
+        with open(bad, "w") as f:
+            f.write("# comment\n[storage]\ndata-dir = %s/bad\nno-such = 1\n" % work)
+        r = subprocess.run([ringkvd, "--config", bad], capture_output=True, text=True,
+                           timeout=20)
+        check(r.returncode == 2, "bad config exits 2 (got %d)" % r.returncode)
+        check("%s:4: unknown key 'no-such'" % bad in r.stderr, "file:line: " + r.stderr)
+
+        conf = os.path.join(work, "ringkvd.conf")
+        with open(conf, "w") as f:
+            f.write("listen = 127.0.0.1:0\n"
+                    "admin-listen = 127.0.0.1:0\n"
+                    "[storage]\n"
+                    "data-dir = %s/data\n"
+                    "cores = 2\n"
+                    "log-level = error\n" % work)
+        # The flag overrides the file's log level.
+        p, base, addr = start(ringkvd, ["--config", conf, "--log-level", "warn"], work)
+        try:
+            run(base, addr, ringkv, dashboard)
+        finally:
+            p.terminate()
+            try:
+                rc = p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                rc = -1
+            check(rc == 0, "ringkvd exits 0 on SIGTERM (got %d)" % rc)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("all admin checks passed")
+    return 0
+
+
+def check_dashboard(path, exposed):
+    """Every ringkv_ name the dashboard queries is a sample name exposed."""
+    with open(path) as f:
+        exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+    names = set(re.findall(r"ringkv_[a-z_]+", " ".join(exprs)))
+    check(len(names) > 10, "dashboard queries ringkv metrics")
+    for name in sorted(names):
+        check(name in exposed, "dashboard metric %s is exposed" % name)
+
+
+def run(base, addr, ringkv, dashboard):
+    status, headers, body = get(base, "/health")
+    check(status == 200 and json.loads(body)["status"] == "ok", "/health: %d %s" % (status, body))
+    status, headers, body = get(base, "/ready")
+    check(status == 200 and json.loads(body)["ready"] is True, "/ready: %d %s" % (status, body))
+    check(get(base, "/nope")[0] == 404, "unknown path is 404")
+    reply = raw(base, b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(reply.startswith(b"HTTP/1.1 405"), "POST is 405: %r" % reply[:40])
+    reply = raw(base, b"garbage\r\n\r\n")
+    check(reply.startswith(b"HTTP/1.1 400"), "garbage is 400: %r" % reply[:40])
+
+    status, headers, before_text = get(base, "/metrics")
+    check(status == 200, "/metrics is 200")
+    check(headers.get("Content-Type", "").startswith("text/plain; version=0.0.4"),
+          "content type: %s" % headers.get("Content-Type"))
+    check_format(before_text)
+    before = parse(before_text)
+    check(total(before, "ringkv_shards") == 2, "two shards")
+    check(total(before, "ringkv_build_info") == 1, "build info once")
+
+    n = 20
+    for i in range(n):
+        r = subprocess.run([ringkv, "-a", addr, "put", "key-%d" % i, "value-%d" % i],
+                           capture_output=True, text=True, timeout=20)
+        check(r.returncode == 0, "put %d: %s" % (i, r.stderr))
+    r = subprocess.run([ringkv, "-a", addr, "get", "key-1"], capture_output=True, text=True,
+                       timeout=20)
+    check(r.returncode == 0, "get: %s" % r.stderr)
+
+    status, headers, after_text = get(base, "/metrics")
+    check_format(after_text)
+    after = parse(after_text)
+    for name, labels, at_least in [
+            ("ringkv_requests_total", {"op": "put"}, n),
+            ("ringkv_requests_total", {"op": "get"}, 1),
+            ("ringkv_replies_total", {"status": "ok"}, n + 1),
+            ("ringkv_wal_records_total", {}, n),
+            ("ringkv_wal_syncs_total", {}, 1),
+            ("ringkv_wal_bytes_total", {}, n * 10),
+            ("ringkv_write_duration_seconds_count", {}, n),
+            ("ringkv_connections_accepted_total", {}, n + 1),
+            ("ringkv_network_received_bytes_total", {}, n * 10),
+            ("ringkv_network_sent_bytes_total", {}, n),
+            ("ringkv_admin_requests_total", {}, 1)]:
+        moved = total(after, name, **labels) - total(before, name, **labels)
+        check(moved >= at_least, "%s%s moved by %s, want >= %d" % (name, labels, moved, at_least))
+    check(total(after, "ringkv_memtable_bytes") > total(before, "ringkv_memtable_bytes"),
+          "memtable bytes grew")
+    check(total(after, "ringkv_disk_full_shards") == 0, "no disk full")
+    if dashboard:
+        check_dashboard(dashboard, {name for name, _ in after})
+
+    # A second node on the same admin port fails at start, naming the flag.
+    other = tempfile.mkdtemp(prefix="ringkv-admin-2-")
+    try:
+        r = subprocess.run([RINGKVD, "--listen", "127.0.0.1:0", "--data-dir", other + "/d",
+                            "--admin-listen", base[len("http://"):]],
+                           capture_output=True, text=True, timeout=20)
+        check(r.returncode != 0 and "--admin-listen" in r.stderr,
+              "second node on the admin port refused: %d %s" % (r.returncode, r.stderr))
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+    # A silent client and a slow one hold nothing up; both are cut off.
+    host, port = base[len("http://"):].split(":")
+    silent = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    slow = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+    slow.sendall(b"GET /met")
+    t0 = time.time()
+    check(get(base, "/health")[0] == 200, "/health beside a silent client")
+    check(get(base, "/metrics")[0] == 200, "/metrics beside a slow client")
+    check(time.time() - t0 < 2, "answers beside them come at once")
+    r = subprocess.run([ringkv, "-a", addr, "put", "k", "v"], capture_output=True, timeout=20)
+    check(r.returncode == 0, "client port works beside them")
+    # Oversized head: 431, not a buffer overrun or a wait.
+    reply = raw(base, b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 5000 + b"\r\n\r\n")
+    check(reply.startswith(b"HTTP/1.1 431"), "oversized head is 431: %r" % reply[:40])
+    # The deadline (5 s) closes the silent and slow ones.
+    for s, what in ((silent, "silent"), (slow, "slow")):
+        s.settimeout(10)
+        try:
+            data = s.recv(100)
+        except ConnectionResetError:
+            data = b""
+        check(data == b"", "%s client closed by the deadline" % what)
+        s.close()
+    check(time.time() - t0 < 9, "deadline near 5 s (%.1f s)" % (time.time() - t0))
+
+    # More clients than slots: the excess is closed, the port recovers.
+    hogs = [socket.create_connection((host, int(port)), timeout=TIMEOUT) for _ in range(20)]
+    time.sleep(0.3)
+    closed = 0
+    for s in hogs:
+        s.settimeout(0.2)
+        try:
+            if s.recv(10) == b"":
+                closed += 1
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            closed += 1
+    check(closed >= 4, "connections over the admin limit closed (%d)" % closed)
+    r = subprocess.run([ringkv, "-a", addr, "get", "k"], capture_output=True, timeout=20)
+    check(r.returncode == 0, "client port works while the admin port is full")
+    for s in hogs:
+        s.close()
+    time.sleep(0.3)
+    check(get(base, "/ready")[0] == 200, "/ready once the hogs left")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+/* Tests for core/config.c's config file: keys, precedence, refusals with
+ * file:line, and --print-config's round trip. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "core/config.h"
+
+static char path[64];
+
+static const char *write_file(const char *text)
+{
+	int fd;
+	FILE *f;
+
+	strcpy(path, "/tmp/ringkv-config-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static int parse(struct config *c, const char *file, const char *flag, const char *value,
+		 char *err, size_t errlen)
+{
+	char *argv[6] = { "ringkvd" };
+	int argc = 1;
+
+	if (file) {
+		argv[argc++] = "--config";
+		argv[argc++] = (char *)file;
+	}
+	if (flag) {
+		argv[argc++] = (char *)flag;
+		argv[argc++] = (char *)value;
+	}
+	config_defaults(c);
+	return config_parse(c, argc, argv, err, errlen);
+}
+
+static void test_file_sets_keys(void **state)
+{
+	struct config c;
+	char err[512] = "";
+
+	(void)state;
+	write_file("# a comment\n"
+		   "; another\n"
+		   "listen = 127.0.0.1:7170\n"
+		   "[storage]\n"
+		   "data-dir = /var/lib/ringkv\n"
+		   "memtable-size = 8MiB\n"
+		   "[ops]\n"
+		   "admin-listen = 127.0.0.1:7171\n"
+		   "log-level = warn\n");
+	assert_int_equal(parse(&c, path, NULL, NULL, err, sizeof err), 0);
+	assert_string_equal(c.listen_host, "127.0.0.1");
+	assert_int_equal(c.listen_port, 7170);
+	assert_string_equal(c.data_dir, "/var/lib/ringkv");
+	assert_int_equal(c.memtable_size, 8u << 20);
+	assert_string_equal(c.admin_host, "127.0.0.1");
+	assert_int_equal(c.admin_port, 7171);
+	unlink(path);
+}
+
+static void test_flags_override_file(void **state)
+{
+	struct config c;
+	char err[512] = "";
+
+	(void)state;
+	write_file("admin-listen = 127.0.0.1:7171\nlisten = 127.0.0.1:7170\n");
+	assert_int_equal(parse(&c, path, "--admin-listen", "none", err, sizeof err), 0);
+	assert_string_equal(c.admin_host, "");
+	assert_int_equal(c.listen_port, 7170);
+	assert_int_equal(parse(&c, path, "--listen", "127.0.0.1:1", err, sizeof err), 0);
+	assert_int_equal(c.listen_port, 1);
+	assert_int_equal(c.admin_port, 7171);
+	unlink(path);
+}
+
+static void expect_refusal(const char *text, const char *want)
+{
+	struct config c;
+	char err[512] = "", full[600];
+
+	write_file(text);
+	assert_int_equal(parse(&c, path, NULL, NULL, err, sizeof err), -EINVAL);
+	snprintf(full, sizeof full, "%s:%s", path, want);
+	if (strcmp(err, full) != 0)
+		fail_msg("got '%s', want '%s'", err, full);
+	unlink(path);
+}
+
+static void test_refusals_name_file_and_line(void **state)
+{
+	(void)state;
+	expect_refusal("listen = 127.0.0.1:1\n\nno-such-key = 3\n", "3: unknown key 'no-such-key'");
+	expect_refusal("memtable-size = lots\n", "1: --memtable-size: bad value 'lots'");
+	expect_refusal("\n[a]\nadmin-listen = nowhere\n",
+		       "3: --admin-listen: expected HOST:PORT or none, got 'nowhere'");
+	expect_refusal("listen\n", "1: not a 'key = value' line or a [section]");
+	/* Flags that are not settings are refused in a file. */
+	expect_refusal("config = /etc/other\n", "1: unknown key 'config'");
+	expect_refusal("help = 1\n", "1: unknown key 'help'");
+	/* Only the first failure is reported. */
+	expect_refusal("cores = 0\nbogus = 1\n", "1: --cores: bad value '0'");
+}
+
+static void test_missing_file(void **state)
+{
+	struct config c;
+	char err[512] = "";
+
+	(void)state;
+	assert_true(parse(&c, "/nonexistent/ringkv.conf", NULL, NULL, err, sizeof err) < 0);
+	assert_non_null(strstr(err, "/nonexistent/ringkv.conf"));
+}
+
+/* --print-config's text reads back as the same settings. */
+static void test_print_round_trip(void **state)
+{
+	struct config a, b;
+	char err[512] = "";
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	write_file("listen = 127.0.0.1:7170\nresp-listen = [::1]:6380\n"
+		   "admin-listen = 127.0.0.1:7171\nmax-value = 2MiB\nmax-frame = 8MiB\n"
+		   "node-id = 2\ninitial-cluster = 1=10.0.0.1:7100,2=10.0.0.2:7100\n"
+		   "replicas = 1\ncluster-token = t1\nlog-level = debug\n");
+	assert_int_equal(parse(&a, path, NULL, NULL, err, sizeof err), 0);
+	unlink(path);
+	f = open_memstream(&text, &len);
+	config_print(f, &a);
+	fclose(f);
+	write_file(text);
+	free(text);
+	assert_int_equal(parse(&b, path, NULL, NULL, err, sizeof err), 0);
+	unlink(path);
+	assert_memory_equal(&a, &b, sizeof a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_file_sets_keys),
+		cmocka_unit_test(test_flags_override_file),
+		cmocka_unit_test(test_refusals_name_file_and_line),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_print_round_trip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
