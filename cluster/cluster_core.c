@@ -824,6 +824,11 @@ void cluster_core_stats(const struct cluster_core *c, struct cluster_core_stats 
 	*out = c->stats;
 }
 
+struct block_cache *cluster_core_cache(struct cluster_core *c)
+{
+	return c->cache;
+}
+
 struct core_log *cluster_core_log(struct cluster_core *c)
 {
 	return c->log;

@@ -134,6 +134,9 @@ void cluster_core_stats(const struct cluster_core *c, struct cluster_core_stats 
 /* The core's log (tests, metrics: core_log_stats). */
 struct core_log *cluster_core_log(struct cluster_core *c);
 
+/* The block cache shared by the core's shards (metrics). */
+struct block_cache *cluster_core_cache(struct cluster_core *c);
+
 /* ---- one replica: the API of the front doors ----------------------------- */
 
 /*

@@ -447,6 +447,7 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 	rv = cluster_core_start(n->cluster, r, n->net, &c->cluster, err, errlen);
 	if (rv)
 		return rv;
+	c->cache = cluster_core_cache(c->cluster); /* the engine's, for metrics */
 	for (i = 0; i < n->shards; i++) {
 		struct replica *rep;
 

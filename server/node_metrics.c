@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/replica.h"
 #include "server/node.h"
 #include "shard/block_cache.h"
+#include "shard/core_log.h"
 #include "shard/shard.h"
 
 static const char *const op_names[NODE_METRICS_OPS] = {
@@ -227,6 +229,15 @@ static void collect(struct metrics_core *mc, void *arg)
 		for (l = 0; l < NODE_METRICS_LEVELS; l++)
 			levels[l] += counts[l];
 		disk_full += shard_disk_full(c->owned[i]);
+	}
+	if (c->cluster) {
+		/* The Raft log of the core: one for all its shards. */
+		struct core_log_stats ls;
+
+		core_log_stats(cluster_core_log(c->cluster), &ls);
+		sum.wal_bytes += ls.bytes;
+		sum.batches += ls.fsyncs;
+		sum.writes += ls.records;
 	}
 	metrics_set(mc, ids->wal_bytes, sum.wal_bytes);
 	metrics_set(mc, ids->wal_syncs, sum.batches);
