@@ -92,7 +92,7 @@ void lsm_table_destroy(struct shard *s, struct lsm_table *t)
 
 	forget_table(s, t);
 	if (s->cache)
-		block_cache_erase_file(s->cache, t->number);
+		block_cache_erase_file(s->cache, lsm_cache_file(s, t->number));
 	if (s->closing) {
 		close(t->fd);
 	} else {
@@ -395,7 +395,7 @@ int lsm_get_blocking(struct shard *s, const void *key, size_t key_len,
 			rv = RKV_ECORRUPT;
 		}
 		if (rv == 0)
-			rv = block_cache_insert(s->cache, t->number, h.offset, buf, h.len, &ipin);
+			rv = block_cache_insert(s->cache, lsm_cache_file(s, t->number), h.offset, buf, h.len, &ipin);
 		if (rv) {
 			free(buf);
 			return rv;

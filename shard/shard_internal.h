@@ -342,6 +342,16 @@ int lsm_lookup_cached(struct shard *s, struct lsm_version *v, const void *key,
 		      struct block_cache_handle **pin, struct lsm_table **t,
 		      struct sstable_handle *h);
 
+/*
+ * The block cache's file id of table `number`: the cache is per core and
+ * shared by the core's shards, whose file numbers each start at 1, so the
+ * shard id is part of it (number below 2^40, shard ids below 2^24).
+ */
+static inline uint64_t lsm_cache_file(const struct shard *s, uint64_t number)
+{
+	return (uint64_t)s->id << 40 | number;
+}
+
 /* Logs a damaged block or table. */
 void lsm_report_corrupt(const struct shard *s, uint64_t number, uint64_t offset,
 			const char *reason);

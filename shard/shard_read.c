@@ -69,7 +69,7 @@ static int try_table(struct shard *s, struct lsm_table *t, const void *key, size
 		return LOOKUP_NEXT;
 	if (!sstable_meta_find_block(m, key, key_len, h, NULL))
 		return LOOKUP_NEXT;
-	bh = block_cache_lookup(s->cache, t->number, h->offset);
+	bh = block_cache_lookup(s->cache, lsm_cache_file(s, t->number), h->offset);
 	if (!bh)
 		return RKV_EAGAIN;
 	data = block_cache_data(bh, &len);
@@ -248,7 +248,7 @@ static void read_done(struct io_op *op, int res, unsigned flags)
 		rv = RKV_ECORRUPT;
 		goto finish;
 	}
-	rv = block_cache_insert(s->cache, t->number, rd->offset, rd->buf, rd->len, &pin);
+	rv = block_cache_insert(s->cache, lsm_cache_file(s, t->number), rd->offset, rd->buf, rd->len, &pin);
 	if (rv) {
 		free(rd->buf);
 		goto finish;
@@ -469,7 +469,8 @@ static int src_drive(struct scan *sc, size_t slot, enum sstable_iter_state st)
 				src->pin = NULL;
 			}
 			src->block_off = src->it.need.offset;
-			bh = block_cache_lookup(s->cache, src->table->number, src->it.need.offset);
+			bh = block_cache_lookup(s->cache, lsm_cache_file(s, src->table->number),
+							src->it.need.offset);
 			if (bh) {
 				const void *data;
 				size_t len;
@@ -565,8 +566,8 @@ static void scan_read_done(struct io_op *op, int res, unsigned flags)
 		scan_finish(sc, RKV_ECORRUPT, false);
 		return;
 	}
-	rv = block_cache_insert(s->cache, sc->rtable->number, sc->h.offset, sc->buf, sc->h.len,
-				&src->pin);
+	rv = block_cache_insert(s->cache, lsm_cache_file(s, sc->rtable->number), sc->h.offset,
+				sc->buf, sc->h.len, &src->pin);
 	if (rv) {
 		free(sc->buf);
 		scan_finish(sc, rv, false);
