@@ -543,6 +543,20 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 				n = (size_t)(last - snap.index);
 			}
 		}
+		/* The shard's tables must reach the log's start: entries at or
+		 * below it are in no file of this node any more. A shard whose
+		 * tables were lost (or set aside by `ringkv repair`) would
+		 * otherwise apply only the log's suffix and serve a state that
+		 * never existed. It needs a snapshot from a peer (not built
+		 * yet), so refuse. */
+		if (flushed < snap.index) {
+			snprintf(err, errlen, "shard %u: its tables hold the state up to index %" PRIu64
+				 " but its Raft log starts after index %" PRIu64 ": the entries in "
+				 "between are in no file of this node (tables lost or set aside?); "
+				 "it needs a snapshot from a peer, which is not built yet",
+				 rep->id, flushed, snap.index);
+			return RKV_ECORRUPT;
+		}
 	}
 	rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, entries, n);
 	if (rv != 0) {
