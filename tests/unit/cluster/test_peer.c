@@ -332,12 +332,16 @@ static void job_send_sized(struct tcore *c)
 	}
 }
 
+/* Set by core 0 once job_send_then_stop queued its frames and asked for the stop. */
+static _Atomic int send_then_stop_ran;
+
 static void job_send_then_stop(struct tcore *c)
 {
 	if (c->r->id != 0)
 		return;
 	job_send_sized(c);
 	reactor_group_stop(c->node->g);
+	atomic_store(&send_then_stop_ran, 1);
 }
 
 static void job_stats(struct tcore *c)
@@ -998,14 +1002,25 @@ static void test_stop_flushes_queued_frames(void **state)
 	memset(sent_seq, 0, sizeof sent_seq);
 	nodes[1].job_to = 2;
 	nodes[1].job_cls = PEER_BULK;
-	nodes[1].job_size = 50000;
+	/* 3 x 64 x 10 KB stays well under the 8 MiB bulk bound, so nothing may
+	 * be dropped however slowly the peer drains (with 50 KB frames a
+	 * loaded machine let the queue pass the bound and drop the oldest). */
+	nodes[1].job_size = 10000;
 	nodes[1].job_count = 64;
 	for (job = 0; job < 2; job++)
 		run_job(&nodes[1], job_send_sized);
 	/* The last batch is queued and the stop asked in the same pass,
 	 * before the send hook ran: it must still go out. */
 	nodes[1].job = job_send_then_stop;
+	atomic_store(&send_then_stop_ran, 0);
 	atomic_fetch_add(&nodes[1].job_seq, 1);
+	/* The job itself asks for the stop; joining before it ran would stop
+	 * the node first and refuse its sends (a race of the test, not of the
+	 * transport). */
+	for (unsigned waited = 0; !atomic_load(&send_then_stop_ran) && waited < 5000; waited++)
+		sleep_ms(1);
+	assert_true(atomic_load(&send_then_stop_ran));
+	assert_int_equal(sent_seq[0][PEER_BULK], 3 * 64);
 	node_stop(&nodes[1]);
 	assert_true(wait_received(&nodes[2], 3 * 64, 3000));
 	assert_int_equal(node_bad(&nodes[2]), 0);
