@@ -157,7 +157,7 @@ static void answer(struct node_core *c, struct kv_req *req)
 	reactor_send(c->reactor, req->origin, &req->msg);
 }
 
-static void set_write_error(struct kv_req *req, int rv, bool queued)
+static void set_write_error(struct kv_req *req, int rv)
 {
 	switch (rv) {
 	case 0:
@@ -166,10 +166,10 @@ static void set_write_error(struct kv_req *req, int rv, bool queued)
 		break;
 	case RKV_EFULL:
 		req->status = ringkv_Status_RESOURCE_EXHAUSTED;
-		req->error = queued || (req->exec && req->shard != KV_NO_SHARD &&
-					shard_disk_full(req->exec->shards[req->shard]))
-				     ? kv_error_disk_full
-				     : "write stall: the shard is flushing; retry later";
+		/* Writes go through the replication engine, whose only
+		 * RKV_EFULL is its log's full disk (a shard that cannot flush
+		 * holds apply back instead of refusing entries). */
+		req->error = kv_error_disk_full;
 		break;
 	case RKV_ECORRUPT:
 		req->status = ringkv_Status_DATA_LOSS;
@@ -213,7 +213,7 @@ static void write_done(struct shard_waiter *w, int rv, const struct shard_result
 {
 	struct kv_req *req = (struct kv_req *)((char *)w - offsetof(struct kv_req, waiter));
 
-	set_write_error(req, rv, true);
+	set_write_error(req, rv);
 	if (rv == 0) {
 		req->existed = res->existed;
 		req->applied = res->applied;
@@ -587,8 +587,7 @@ static void execute(struct node_core *c, struct kv_req *req)
 	req->waiter.want_prior = (req->flags & KV_WANT_PRIOR) != 0;
 	rv = replica_propose(rep, &cmd, &req->waiter);
 	if (rv != 0) {
-		/* RKV_EFULL from the engine: its log's disk is full. */
-		set_write_error(req, rv, rv == RKV_EFULL);
+		set_write_error(req, rv);
 		answer(c, req);
 	}
 }

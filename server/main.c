@@ -28,45 +28,6 @@
 
 #define MAX_CPUS 1024
 
-/* Binds host:port with SO_REUSEPORT; port 0 picks a free one. */
-static int listen_on(const char *host, uint16_t port, uint16_t *bound, char *err, size_t errlen)
-{
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *ai;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof ss;
-	char portstr[8];
-	int fd = -1, one = 1, rv;
-
-	snprintf(portstr, sizeof portstr, "%u", port);
-	rv = getaddrinfo(host, portstr, &hints, &ai);
-	if (rv) {
-		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rv));
-		return -EINVAL;
-	}
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 4096) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0)
-		goto fail;
-	freeaddrinfo(ai);
-	*bound = ntohs(ss.ss_family == AF_INET6 ?
-		       ((struct sockaddr_in6 *)&ss)->sin6_port :
-		       ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
-fail:
-	rv = -errno;
-	snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	freeaddrinfo(ai);
-	return rv;
-}
-
 /* HOST:PORT to a socket address (blocking: start-up only). */
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out,
 		   socklen_t *outlen, char *err, size_t errlen)
@@ -87,6 +48,33 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_storage *out
 	*outlen = ai->ai_addrlen;
 	freeaddrinfo(ai);
 	return 0;
+}
+
+/* Binds host:port with SO_REUSEPORT; port 0 picks a free one. */
+static int listen_on(const char *host, uint16_t port, uint16_t *bound, char *err, size_t errlen)
+{
+	struct sockaddr_storage addr, ss;
+	socklen_t addrlen, sslen = sizeof ss;
+	int fd, one = 1, rv;
+
+	rv = resolve(host, port, &addr, &addrlen, err, errlen);
+	if (rv)
+		return rv;
+	fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+	    bind(fd, (struct sockaddr *)&addr, addrlen) != 0 || listen(fd, 4096) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0) {
+		rv = -errno;
+		snprintf(err, errlen, "cannot listen on %s:%u: %s", host, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rv;
+	}
+	*bound = ntohs(ss.ss_family == AF_INET6 ?
+		       ((struct sockaddr_in6 *)&ss)->sin6_port :
+		       ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
 }
 
 /*
