@@ -3,7 +3,8 @@
 to know its leader (a lone node of three is live but not ready), the replication metrics add up across the nodes (each
 shard led once, followed twice; every core connected to both peers), and
 after kill -9 of one node the survivors elect new leaders, report the dead
-peer as disconnected and are ready again.
+peer as disconnected and are ready again. The nodes log with
+--log-format json, and every line must be one JSON object.
 
 usage: test_admin_cluster.py RINGKVD
 
@@ -11,6 +12,7 @@ Starts three ringkvd processes on 127.0.0.21-23 (one core, four shards,
 three replicas each) and stops them all, whatever happens. Exits 0 when all
 checks pass, 1 otherwise, 77 when prometheus_client is missing.
 """
+import json
 import os
 import shutil
 import signal
@@ -36,7 +38,7 @@ def node_args(ringkvd, work, nid):
             "--listen", "%s:%d" % (host, CLIENT_PORT),
             "--admin-listen", "%s:%d" % (host, ADMIN_PORT),
             "--data-dir", os.path.join(work, "n%d" % nid), "--cores", "1",
-            "--shards", str(SHARDS), "--log-level", "warn"]
+            "--shards", str(SHARDS), "--log-level", "info", "--log-format", "json"]
 
 
 def base(nid):
@@ -86,8 +88,31 @@ def leaders_settled(nids, seconds):
 
 def launch(ringkvd, work, procs, nid):
     out = open(os.path.join(work, "n%d.out" % nid), "w")
-    procs[nid] = subprocess.Popen(node_args(ringkvd, work, nid), stdout=out,
-                                  stderr=subprocess.STDOUT)
+    err = open(os.path.join(work, "n%d.err" % nid), "w")
+    procs[nid] = subprocess.Popen(node_args(ringkvd, work, nid), stdout=out, stderr=err)
+
+
+def check_json_logs(work, survivors):
+    """--log-format json: every stderr line is one object with ts, level,
+    thread and msg; the survivors logged losing the killed peer."""
+    for nid in NODES:
+        with open(os.path.join(work, "n%d.err" % nid)) as f:
+            lines = f.read().splitlines()
+        adm.check(len(lines) > 0, "node %d logged something" % nid)
+        lost = False
+        for line in lines:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                adm.check(False, "node %d: log line is not JSON: %r" % (nid, line))
+                continue
+            adm.check(set(obj) == {"ts", "level", "thread", "msg"},
+                      "node %d: log fields %s" % (nid, sorted(obj)))
+            adm.check(obj.get("level") in ("debug", "info", "warn", "error"),
+                      "node %d: level %r" % (nid, obj.get("level")))
+            lost = lost or "connection lost" in obj.get("msg", "")
+        if nid in survivors:
+            adm.check(lost, "node %d logged the lost peer" % nid)
 
 
 def run(ringkvd, work, procs):
@@ -156,6 +181,7 @@ def run(ringkvd, work, procs):
                   "node %d: the dead peer is disconnected" % nid)
         adm.check(s is not None and adm.total(s, "ringkv_peer_reconnects_total") >= 1,
                   "node %d: it keeps redialing the dead peer" % nid)
+    return rest
 
 
 def main():
@@ -165,7 +191,9 @@ def main():
     work = tempfile.mkdtemp(prefix="ringkv-admin-cluster-")
     procs = {}
     try:
-        run(sys.argv[1], work, procs)
+        survivors = run(sys.argv[1], work, procs)
+        if survivors:
+            check_json_logs(work, survivors)
     finally:
         for p in procs.values():
             if p.poll() is None:
@@ -178,7 +206,7 @@ def main():
                 p.wait()
         if adm.failures:
             for nid in NODES:
-                path = os.path.join(work, "n%d.out" % nid)
+                path = os.path.join(work, "n%d.err" % nid)
                 if os.path.exists(path):
                     print("--- node %d log (tail)" % nid)
                     with open(path) as f:
