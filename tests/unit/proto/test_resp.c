@@ -402,6 +402,30 @@ static void test_inline_too_long(void **state)
 	free(line);
 }
 
+/*
+ * A NUL before the end of an inline line is another protocol: ringkv's
+ * native frame (u32 length, then protobuf) is refused as soon as its first
+ * four bytes are in, instead of both sides waiting for each other.
+ */
+static void test_inline_binary_refused(void **state)
+{
+	static const uint8_t native_ping[] = { 0x04, 0x00, 0x00, 0x00, 0x08, 0x01 };
+	static const char refused[] = "ERR Protocol error: binary data in an inline "
+				      "command: this is a Redis protocol (RESP) port";
+	struct trace t;
+
+	(void)state;
+	expect_stream(native_ping, 4, NULL, refused);
+	expect_stream(native_ping, sizeof native_ping, NULL, refused);
+	feed(native_ping, sizeof native_ping, NULL, 1, 0, &t);
+	assert_string_equal(t.text, refused);
+	EXPECT("GET a\0b\r\n", refused);
+	EXPECT("GET k\r\n\x01\0", "GET|k;i ERR Protocol error: binary data in an inline "
+				      "command: this is a Redis protocol (RESP) port");
+	/* Other bytes stay the inline line's, as in Redis. */
+	EXPECT("\x01\x02\xff\r\n", "\\x01\\x02\\xff;i END");
+}
+
 static void test_inline_arg_limit(void **state)
 {
 	struct resp_limits l = { .max_args = 2 };
@@ -734,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_inline_quotes),
 		cmocka_unit_test(test_inline_too_long),
 		cmocka_unit_test(test_inline_arg_limit),
+		cmocka_unit_test(test_inline_binary_refused),
 		cmocka_unit_test(test_parse_int64),
 		cmocka_unit_test(test_writer_exact_bytes),
 		cmocka_unit_test(test_writer_sizes_match),
