@@ -74,7 +74,7 @@ void config_usage(FILE *out, const char *prog)
 		"  --heartbeat-interval DURATION  leader heartbeats (default 50ms)\n"
 		"  --snapshot-rate BYTES/s  snapshot streaming limit, 0 = none (default 64MiB)\n"
 		"  -h, --help               this text\n"
-		"  --version                print the version, exit\n",
+		"  -V, --version            print the version, exit\n",
 		prog);
 }
 
@@ -658,7 +658,7 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 	/* The file first, wherever --config stands: flags override it. */
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "h", long_options, &idx)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", long_options, &idx)) != -1) {
 		if (opt == OPT_CONFIG) {
 			rv = config_load_file(c, optarg, &peer_given, err, errlen);
 			if (rv)
@@ -666,7 +666,7 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 		}
 	}
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "h", long_options, &idx)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", long_options, &idx)) != -1) {
 		switch (opt) {
 		case OPT_CONFIG:
 			break;
@@ -675,6 +675,7 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 			config_usage(stdout, argv[0]);
 			return 1;
 		case OPT_VERSION:
+		case 'V':
 			return CONFIG_PARSE_VERSION;
 		case OPT_PRINT_CONFIG:
 			print = true;
