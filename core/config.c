@@ -672,7 +672,8 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 			break;
 		case OPT_HELP:
 		case 'h':
-			config_usage(stdout, argv[0]);
+			config_usage(stdout, strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 :
+					    argv[0]);
 			return 1;
 		case OPT_VERSION:
 		case 'V':

@@ -10,7 +10,7 @@ packages=(
 	build-essential clang libclang-rt-14-dev meson ninja-build pkg-config
 	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev libinih-dev
 	python3 python3-redis python3-prometheus-client redis-server redis-tools
-	iproute2 procps util-linux
+	iproute2 procps util-linux help2man groff-base
 )
 
 # Optional tools, never installed here (large, and each serves one task):

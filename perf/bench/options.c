@@ -302,7 +302,7 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 			break;
 		case 'h':
 		case OPT_HELP:
-			options_usage(argv[0], stdout);
+			options_usage("ringkv-bench", stdout);
 			return 1;
 		case 'V':
 		case OPT_VERSION:
