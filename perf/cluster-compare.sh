@@ -244,6 +244,8 @@ wait_listening() { # HOST PORT WHAT
 
 # Ports come from this helper's range 27000-27999, shifted each round so a
 # socket of the previous round's servers (TIME_WAIT) never gets in the way.
+# Per round, from base: ringkv clients +1..3, peers +4..6, one-node ringkvd
+# +7 (admin +8), etcd clients +11..13, peers +14..16, ringkv admin +17..19.
 round_ports() { # ROUND -> base
 	base=$((27100 + ((($1 - 1) % 40) * 20)))
 }
@@ -262,7 +264,7 @@ start_ringkv3() {
 		pinned "$server_cpus" "$ringkvd" --node-id "$i" --initial-cluster "$ic" \
 			--cluster-token "cc$round" --cores 1 "${shards[@]}" \
 			--listen "127.0.7.1$i:$((base + i))" --data-dir "$tmp/ringkv3-$round/n$i" \
-			--log-level warn >"$out/ringkv3-$round-n$i.log" 2>&1 &
+			--admin-listen "127.0.7.1$i:$((base + 16 + i))" --log-level warn >"$out/ringkv3-$round-n$i.log" 2>&1 &
 		server_pids+=($!)
 	done
 	for i in 1 2 3; do
@@ -282,6 +284,10 @@ start_ringkv3() {
 		sleep 0.5
 	done
 	[ -n "$target" ] || die "ringkv cluster: no node accepted a write within 30 s (logs in $out)"
+	metrics_urls=()
+	for i in 1 2 3; do
+		metrics_urls+=("http://127.0.7.1$i:$((base + 16 + i))/metrics")
+	done
 	if [ "$ringkv_path" = route ]; then
 		target=127.0.7.11:$((base + 1))
 	fi
@@ -294,10 +300,12 @@ start_ringkv1() {
 	round_ports "$round"
 	mkdir -p "$tmp/ringkv1-$round"
 	pinned "$server_cpus" "$ringkvd" --cores 1 --listen "127.0.7.14:$((base + 7))" \
-		--data-dir "$tmp/ringkv1-$round" --log-level warn >"$out/ringkv1-$round.log" 2>&1 &
+		--data-dir "$tmp/ringkv1-$round" --admin-listen "127.0.7.14:$((base + 8))" \
+		--log-level warn >"$out/ringkv1-$round.log" 2>&1 &
 	server_pids+=($!)
 	wait_listening 127.0.7.14 $((base + 7)) "ringkvd (one node)"
 	target=127.0.7.14:$((base + 7))
+	metrics_urls=("http://127.0.7.14:$((base + 8))/metrics")
 	for _ in $(seq 60); do
 		"$cli" -a "$target" -t 2 put cluster-compare-probe ok >/dev/null 2>>"$out/probe.log" && return 0
 		sleep 0.5
@@ -326,8 +334,10 @@ start_etcd3() {
 			>"$out/etcd3-$round-n$i.log" 2>&1 &
 		server_pids+=($!)
 	done
+	metrics_urls=()
 	for i in 1 2 3; do
 		wait_listening "127.0.7.2$i" $((base + 10 + i)) "etcd node $i"
+		metrics_urls+=("http://127.0.7.2$i:$((base + 10 + i))/metrics")
 	done
 	target=
 	for _ in $(seq 60); do
@@ -353,6 +363,30 @@ for e in st:
 
 workloads=(put-p1 "put-p$pipeline")
 
+# fsyncs: each node's count of log fdatasyncs so far, from its /metrics
+# (ringkvd: ringkv_wal_syncs_total over its cores; etcd:
+# etcd_disk_wal_fsync_duration_seconds_count), space-separated in node order.
+# Recorded around every run, as evidence that both sides sync every node's
+# log and of how many writes each fdatasync carried.
+fsyncs() {
+	python3 - "${metrics_urls[@]}" <<'EOF'
+import sys, urllib.request
+counts = []
+for url in sys.argv[1:]:
+    total = None
+    try:
+        text = urllib.request.urlopen(url, timeout=5).read().decode()
+        for line in text.splitlines():
+            name = line.split("{")[0].split(" ")[0]
+            if name in ("ringkv_wal_syncs_total", "etcd_disk_wal_fsync_duration_seconds_count"):
+                total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    except (OSError, ValueError):
+        pass
+    counts.append("-1" if total is None else "%d" % total)
+print(" ".join(counts))
+EOF
+}
+
 # The load generator's CPU use over its whole run (user + system over
 # wall time, from bash's time): near 1 means it, not the servers, may have
 # been the limit; the summary warns then.
@@ -373,6 +407,8 @@ run_workload() { # SIDE ROUND WORKLOAD
 	cmd+=(--connections "$connections" --pipeline "$depth" --keys "$keys"
 		--value-size "$value_size" --seed "$round" --json)
 	: >"$tmp/bench.json"
+	local syncs_before syncs_after
+	syncs_before=$(fsyncs)
 	local pin_cmd=()
 	[ "$pin" = 1 ] && pin_cmd=(taskset -c "$bench_cpus")
 	{
@@ -380,15 +416,19 @@ run_workload() { # SIDE ROUND WORKLOAD
 		time "${pin_cmd[@]}" timeout "$limit" "${cmd[@]}" >"$tmp/bench.json" \
 			2>>"$out/bench.log" || true
 	} 2>"$tmp/bench.time"
-	python3 - "$side" "$round" "$workload" "$tmp/bench.json" "$tmp/bench.time" >>"$runs" <<'EOF' ||
+	syncs_after=$(fsyncs)
+	python3 - "$side" "$round" "$workload" "$tmp/bench.json" "$tmp/bench.time" \
+		"$syncs_before" "$syncs_after" >>"$runs" <<'EOF' ||
 import json, sys
-side, rnd, workload, json_path, time_path = sys.argv[1:6]
+side, rnd, workload, json_path, time_path, before, after = sys.argv[1:8]
+syncs = [int(b) - int(a) if int(a) >= 0 and int(b) >= 0 else None
+         for a, b in zip(before.split(), after.split())]
 lines = open(json_path).read().splitlines()
 result = json.loads(lines[-1])
 user, system, real = (float(v) for v in open(time_path).read().split()[-3:])
 print(json.dumps({"side": side, "round": int(rnd), "workload": workload,
                   "load_cpu": (user + system) / real if real > 0 else 0,
-                  "result": result}))
+                  "fsyncs_per_node": syncs, "run_s": real, "result": result}))
 EOF
 		die "no JSON from the load generator for $side/$workload (see $out/bench.log)"
 }
@@ -535,6 +575,28 @@ if pin == "1":
         server_cpus, bench_cpus, ncpu))
 else:
     print("Not pinned (%s CPU)." % ncpu)
+print()
+print("Log fdatasyncs per node during each run (warm-up included), median over rounds; "
+      "writes per fdatasync = measured put/s / the busiest node's fdatasyncs/s:")
+for s in sides:
+    for w in workloads:
+        rs = [r for r in runs if r["side"] == s and r["workload"] == w]
+        per_node = []
+        for r in rs:
+            f = r.get("fsyncs_per_node") or []
+            if f and all(x is not None for x in f):
+                per_node.append(f)
+        if not per_node:
+            print("- %s %s: no fsync counts (metrics not readable)" % (s, w))
+            continue
+        nodes = [statistics.median(f[i] for f in per_node) for i in range(len(per_node[0]))]
+        wps = [r["result"]["ops_per_sec"] / (max(r["fsyncs_per_node"]) / r["run_s"])
+               for r in rs if r.get("fsyncs_per_node") and all(x is not None for x in r["fsyncs_per_node"])
+               and max(r["fsyncs_per_node"]) > 0 and r.get("run_s")]
+        print("- %s %s: %s fdatasyncs; about %s writes per fdatasync" % (
+            s, w, " / ".join("%.0f" % n for n in nodes),
+            "%.1f" % statistics.median(wps) if wps else "n/a"))
+print()
 for v in verdicts:
     print("- " + v)
 for e in errors:
