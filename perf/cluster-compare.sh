@@ -26,6 +26,11 @@
 #   leader  every shard's leader on one node: --shards 1, so the cluster is
 #           one Raft group like etcd's; the leader is found by a probe write
 #           and all connections go to it. Works without forwarding/routing.
+#   forward default shards (leaders spread over the nodes), every
+#           connection to node 1, which serves the shards it leads and
+#           forwards the others to their leaders (needs server-side
+#           forwarding: a ringkvd without it answers NOT_LEADER, counted as
+#           errors).
 #   route   default shards (leaders spread over the nodes); ringkv-bench
 #           routes each request to its shard's leader itself, with the flag
 #           in RINGKV_BENCH_ROUTE_FLAG (default --route).
@@ -34,7 +39,7 @@
 #
 #   perf/cluster-compare.sh [--mode compare|replication] [--rounds N]
 #       [--duration S] [--warmup S] [--connections N] [--pipeline D]
-#       [--keys N] [--value-size B] [--ringkv-path auto|leader|route]
+#       [--keys N] [--value-size B] [--ringkv-path auto|leader|forward|route]
 #       [--only ringkv|etcd] [--server-cpus LIST] [--bench-cpus LIST]
 #       [--data-root DIR] [--out DIR]
 #
@@ -114,7 +119,10 @@ in_range "$pipeline" 2 1024 || die "--pipeline (the pipelined depth) must be 2..
 in_range "$keys" 1 100000000 || die "--keys must be 1..100000000"
 in_range "$value_size" 0 1048576 || die "--value-size must be 0..1048576"
 case $mode in compare | replication) ;; *) die "--mode takes compare or replication" ;; esac
-case $ringkv_path in auto | leader | route) ;; *) die "--ringkv-path takes auto, leader or route" ;; esac
+case $ringkv_path in
+auto | leader | forward | route) ;;
+*) die "--ringkv-path takes auto, leader, forward or route" ;;
+esac
 case $only in "" | ringkv | etcd) ;; *) die "--only takes ringkv or etcd" ;; esac
 [ "$mode" = replication ] && [ -n "$only" ] && die "--only is for --mode compare"
 
@@ -288,8 +296,23 @@ start_ringkv3() {
 	for i in 1 2 3; do
 		metrics_urls+=("http://127.0.7.1$i:$((base + 16 + i))/metrics")
 	done
-	if [ "$ringkv_path" = route ]; then
+	# forward and route: the probe only showed that leaders exist; wait
+	# until every shard has one (a write to each shard through node 1
+	# succeeds), then load node 1.
+	if [ "$ringkv_path" != leader ]; then
 		target=127.0.7.11:$((base + 1))
+		local k ok=0
+		for _ in $(seq 60); do
+			ok=1
+			for k in $(seq 0 63); do
+				"$cli" -a "$target" -t 2 put "cluster-compare-probe-$k" ok \
+					>/dev/null 2>>"$out/probe.log" || { ok=0; break; }
+			done
+			[ "$ok" = 1 ] && break
+			sleep 0.5
+		done
+		[ "$ok" = 1 ] || die "ringkv cluster: node 1 could not write to every shard within 30 s" \
+			"(does this ringkvd forward? logs in $out)"
 	fi
 	echo "$prog: round $round, ringkv3: load to $target ($ringkv_path path)" >&2
 }
