@@ -195,6 +195,7 @@ runs=$out/runs.jsonl
 
 tmp=$(mktemp -d "$data_root/ringkv-cluster-compare.XXXXXX")
 server_pids=()
+bench_pid=
 
 stop_servers() {
 	local pid
@@ -218,6 +219,10 @@ stop_servers() {
 }
 
 cleanup() {
+	if [ -n "$bench_pid" ]; then
+		kill "$bench_pid" 2>/dev/null || true
+		wait "$bench_pid" 2>/dev/null || true
+	fi
 	stop_servers
 	rm -rf "$tmp"
 }
@@ -411,7 +416,7 @@ EOF
 }
 
 # The load generator's CPU use over its whole run (user + system over
-# wall time, from bash's time): near 1 means it, not the servers, may have
+# wall time): near 1 means it, not the servers, may have
 # been the limit; the summary warns then.
 run_workload() { # SIDE ROUND WORKLOAD
 	local side=$1 round=$2 workload=$3 depth=${3#put-p} limit cmd=() route=()
@@ -432,25 +437,39 @@ run_workload() { # SIDE ROUND WORKLOAD
 	: >"$tmp/bench.json"
 	local syncs_before syncs_after
 	syncs_before=$(fsyncs)
-	local pin_cmd=()
+	local pin_cmd=() started ended
 	[ "$pin" = 1 ] && pin_cmd=(taskset -c "$bench_cpus")
-	{
-		TIMEFORMAT='%U %S %R'
-		time "${pin_cmd[@]}" timeout "$limit" "${cmd[@]}" >"$tmp/bench.json" \
-			2>>"$out/bench.log" || true
-	} 2>"$tmp/bench.time"
+	# In the background and waited for, so that a TERM or INT reaches the
+	# trap at once rather than after the run; the shell's children times
+	# before and after (times, not in a subshell) give its CPU use.
+	times >"$tmp/times.before"
+	started=$EPOCHREALTIME
+	"${pin_cmd[@]}" timeout "$limit" "${cmd[@]}" >"$tmp/bench.json" 2>>"$out/bench.log" &
+	bench_pid=$!
+	wait "$bench_pid" || true
+	bench_pid=
+	ended=$EPOCHREALTIME
+	times >"$tmp/times.after"
 	syncs_after=$(fsyncs)
-	python3 - "$side" "$round" "$workload" "$tmp/bench.json" "$tmp/bench.time" \
-		"$syncs_before" "$syncs_after" >>"$runs" <<'EOF' ||
-import json, sys
-side, rnd, workload, json_path, time_path, before, after = sys.argv[1:8]
+	python3 - "$side" "$round" "$workload" "$tmp/bench.json" "$tmp/times.before" \
+		"$tmp/times.after" "$started" "$ended" "$syncs_before" "$syncs_after" >>"$runs" <<'EOF' ||
+import json, re, sys
+(side, rnd, workload, json_path, times_before, times_after, started, ended,
+ before, after) = sys.argv[1:11]
+
+def children_cpu(path):
+    # times: the shell's user/system, then its children's, as "1m2.345s".
+    fields = re.findall(r"(\d+)m([\d.]+)s", open(path).read())
+    return sum(int(m) * 60 + float(sec) for m, sec in fields[2:4])
+
+real = float(ended) - float(started)
+cpu = children_cpu(times_after) - children_cpu(times_before)
 syncs = [int(b) - int(a) if int(a) >= 0 and int(b) >= 0 else None
          for a, b in zip(before.split(), after.split())]
 lines = open(json_path).read().splitlines()
 result = json.loads(lines[-1])
-user, system, real = (float(v) for v in open(time_path).read().split()[-3:])
 print(json.dumps({"side": side, "round": int(rnd), "workload": workload,
-                  "load_cpu": (user + system) / real if real > 0 else 0,
+                  "load_cpu": cpu / real if real > 0 else 0,
                   "fsyncs_per_node": syncs, "run_s": real, "result": result}))
 EOF
 		die "no JSON from the load generator for $side/$workload (see $out/bench.log)"
