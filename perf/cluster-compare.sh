@@ -27,14 +27,14 @@
 #           one Raft group like etcd's; the leader is found by a probe write
 #           and all connections go to it. Works without forwarding/routing.
 #   forward default shards (leaders spread over the nodes), every
-#           connection to node 1, which serves the shards it leads and
-#           forwards the others to their leaders (needs server-side
-#           forwarding: a ringkvd without it answers NOT_LEADER, counted as
-#           errors).
+#           connection to node 1 (ringkv-bench --no-route where it routes),
+#           which serves the shards it leads and forwards the others to
+#           their leaders; needs server-side forwarding.
 #   route   default shards (leaders spread over the nodes); ringkv-bench
-#           routes each request to its shard's leader itself, with the flag
-#           in RINGKV_BENCH_ROUTE_FLAG (default --route).
-#   auto    route if ringkv-bench --help lists that flag, else leader.
+#           fetches the cluster map and sends each connection's keys to
+#           their shard's leader itself (needs a ringkv-bench that routes:
+#           one whose --help lists --no-route).
+#   auto    route if ringkv-bench routes, else leader.
 # etcd's clients likewise all connect to its leader (no follower hop).
 #
 #   perf/cluster-compare.sh [--mode compare|replication] [--rounds N]
@@ -77,7 +77,6 @@ cli=${RINGKV_CLI:-$root/build/tools/ringkv}
 etcd=${ETCD:-etcd}
 etcdctl=${ETCDCTL:-etcdctl}
 etcd_load=${ETCD_LOAD:-$root/build/perf/etcd-load/etcd-load}
-route_flag=${RINGKV_BENCH_ROUTE_FLAG:---route}
 
 usage() {
 	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
@@ -168,12 +167,21 @@ if [ "$uses_etcd" = 1 ]; then
 	[ -x "$etcd_load" ] || die "no etcd-load at $etcd_load"
 fi
 
+# Whether ringkv-bench and the CLI route requests to leaders by themselves
+# (they do once they know --no-route, which turns it off).
+bench_routes=0 cli_no_route=()
+if [ "$uses_ringkv" = 1 ]; then
+	help=$("$bench" --help 2>&1 || true)
+	[[ $help == *--no-route* ]] && bench_routes=1
+	help=$("$cli" --help 2>&1 || true)
+	[[ $help == *--no-route* ]] && cli_no_route=(--no-route)
+fi
 if [ "$ringkv_path" = auto ]; then
 	ringkv_path=leader
-	if [ "$uses_ringkv" = 1 ] && "$bench" --help 2>&1 | grep -q -- "$route_flag\b"; then
-		ringkv_path=route
-	fi
+	[ "$bench_routes" = 1 ] && ringkv_path=route
 fi
+[ "$ringkv_path" != route ] || [ "$bench_routes" = 1 ] || [ "$uses_ringkv" = 0 ] ||
+	die "--ringkv-path route: $bench does not route (no --no-route in its --help); use leader or forward"
 
 ncpu=$(nproc)
 pin=1
@@ -288,7 +296,8 @@ start_ringkv3() {
 	target=
 	for _ in $(seq 60); do
 		for i in 1 2 3; do
-			if "$cli" -a "127.0.7.1$i:$((base + i))" -t 2 put cluster-compare-probe ok \
+			if "$cli" "${cli_no_route[@]}" -a "127.0.7.1$i:$((base + i))" -t 2 \
+				put cluster-compare-probe ok \
 				>/dev/null 2>>"$out/probe.log"; then
 				target=127.0.7.1$i:$((base + i))
 				break 2
@@ -302,15 +311,17 @@ start_ringkv3() {
 		metrics_urls+=("http://127.0.7.1$i:$((base + 16 + i))/metrics")
 	done
 	# forward and route: the probe only showed that leaders exist; wait
-	# until every shard has one (a write to each shard through node 1
-	# succeeds), then load node 1.
+	# until every shard has one (64 keys written through node 1: by
+	# forwarding, or by the CLI's routing on the route path), then load
+	# node 1.
 	if [ "$ringkv_path" != leader ]; then
 		target=127.0.7.11:$((base + 1))
-		local k ok=0
+		local k ok=0 probe_route=()
+		[ "$ringkv_path" = forward ] && probe_route=("${cli_no_route[@]}")
 		for _ in $(seq 60); do
 			ok=1
 			for k in $(seq 0 63); do
-				"$cli" -a "$target" -t 2 put "cluster-compare-probe-$k" ok \
+				"$cli" "${probe_route[@]}" -a "$target" -t 2 put "cluster-compare-probe-$k" ok \
 					>/dev/null 2>>"$out/probe.log" || { ok=0; break; }
 			done
 			[ "$ok" = 1 ] && break
@@ -427,7 +438,10 @@ run_workload() { # SIDE ROUND WORKLOAD
 		cmd=("$etcd_load" --endpoints "$target" --duration "${duration}s" --warmup "${warmup}s")
 		;;
 	*)
-		[ "$side" = ringkv3 ] && [ "$ringkv_path" = route ] && route=("$route_flag")
+		# route: ringkv-bench routes by default; leader: one shard, one
+		# leader, nothing to route; forward: every request to node 1.
+		[ "$side" = ringkv3 ] && [ "$ringkv_path" = forward ] && [ "$bench_routes" = 1 ] &&
+			route=(--no-route)
 		cmd=("$bench" --addr "$target" "${route[@]}" --ratio 0:1 --duration "$duration"
 			--warmup "$warmup")
 		;;
