@@ -18,7 +18,7 @@ command -v go >/dev/null || { echo "etcd-load: go is missing (perf/deps.sh insta
 [ -d /usr/share/gocode/src/go.etcd.io/etcd/clientv3 ] ||
 	{ echo "etcd-load: clientv3 is missing (perf/deps.sh installs golang-etcd-server-dev)" >&2; exit 1; }
 cd "$src"
-export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOPROXY=off
+export GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS='' GOPROXY=off
 if [ "$test" = 1 ]; then
 	exec go test histogram.go histogram_test.go
 fi
