@@ -376,7 +376,6 @@ static void send_forward(struct node_core *c, struct kv_req *req, uint64_t to)
 	s->deadline_us = c->reactor->now_us + timeout;
 	reactor_timer_arm(c->reactor, &s->timer, timeout, timed_out, s);
 	fc->stats.sent++;
-	c->stats.forwarded++;
 }
 
 void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)

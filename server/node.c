@@ -558,6 +558,16 @@ void node_core_finish(struct reactor *r, void *arg)
 		return;
 	conn_close_all(c);
 	redis_core_destroy(c);
+	if (c->forward) {
+		struct forward_stats fs;
+
+		forward_core_stats(c, &fs);
+		log_info("core %u: %" PRIu64 " requests forwarded to other nodes (%" PRIu64
+			 " answered, %" PRIu64 " timed out, %" PRIu64 " refused), %" PRIu64
+			 " forwarded in (%" PRIu64 " refused)",
+			 r->id, fs.sent, fs.answered, fs.timeouts, fs.refused, fs.inbound,
+			 fs.inbound_refused);
+	}
 	forward_core_finish(c);
 	if (c->cluster)
 		cluster_core_finish(c->cluster);
