@@ -865,6 +865,20 @@ int cluster_core_send_control(struct cluster_core *c, uint64_t to, const void *p
 	return peer_send(c->pc, to, PEER_CONTROL, payload, len);
 }
 
+bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to)
+{
+	unsigned n = c->pc ? peer_core_count(c->pc) : 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct peer_stats st;
+
+		peer_core_stats(c->pc, i, &st);
+		if (st.node_id == to)
+			return st.connected;
+	}
+	return false;
+}
+
 const struct cluster_map *cluster_core_map(const struct cluster_core *c)
 {
 	return &c->node->map;

@@ -152,6 +152,10 @@ void cluster_core_set_frame_handler(struct cluster_core *c, cluster_frame_fn *fn
 int cluster_core_send_control(struct cluster_core *c, uint64_t to, const void *payload,
 			      size_t len);
 
+/* Whether this core's outbound connection to node `to` is up (what it sends
+ * now goes out without waiting for a reconnect). False without peers. */
+bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to);
+
 /* The cluster map and this node's id (read-only). */
 const struct cluster_map *cluster_core_map(const struct cluster_core *c);
 uint64_t cluster_core_self(const struct cluster_core *c);

@@ -378,6 +378,31 @@ static void send_forward(struct node_core *c, struct kv_req *req, uint64_t to)
 	fc->stats.sent++;
 }
 
+/*
+ * A node holding a replica of `shard`, for a request this node cannot
+ * serve: any holder knows its leader (or learns it first). Starts at the
+ * shard's rotating guess (moved on by timeouts) and prefers a holder this
+ * core is connected to. 0 when there is none but this node.
+ */
+static uint64_t pick_holder(struct node_core *c, uint32_t shard, uint64_t self)
+{
+	struct forward_core *fc = c->forward;
+	uint64_t ids[CLUSTER_MAP_MAX_NODES], fallback = 0;
+	unsigned n = cluster_map_replica_ids(cluster_core_map(c->cluster), shard, ids);
+
+	for (unsigned k = 0; k < n; k++) {
+		uint64_t id = ids[(fc->guess[shard] + k) % n];
+
+		if (id == self)
+			continue;
+		if (cluster_core_peer_connected(c->cluster, id))
+			return id;
+		if (!fallback)
+			fallback = id;
+	}
+	return fallback;
+}
+
 void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)
 {
 	struct forward_core *fc = c->forward;
@@ -388,15 +413,11 @@ void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)
 		to = replica_leader(rep);
 	} else {
 		to = fc->leader[req->shard];
-		if (!to && !(req->flags & KV_NO_FORWARD)) {
-			/* Any replica holder knows its leader, or learns it
-			 * first; rotate after failures. */
-			uint64_t ids[CLUSTER_MAP_MAX_NODES];
-			unsigned n = cluster_map_replica_ids(cluster_core_map(c->cluster),
-							     req->shard, ids);
-
-			to = ids[fc->guess[req->shard] % n];
-		}
+		if (to && !(req->flags & KV_NO_FORWARD) &&
+		    !cluster_core_peer_connected(c->cluster, to))
+			to = 0; /* the leader we learned is gone: ask a holder */
+		if (!to && !(req->flags & KV_NO_FORWARD))
+			to = pick_holder(c, req->shard, self);
 	}
 	if (to == self)
 		to = 0;
@@ -421,6 +442,15 @@ void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)
 	}
 	if (fc->stopping) {
 		refuse(c, req, ringkv_Status_UNAVAILABLE, "the node is stopping; not applied");
+		return;
+	}
+	if (!cluster_core_peer_connected(c->cluster, to)) {
+		/* Not sent: a frame queued for a peer that is down could be
+		 * delivered much later, and its write's outcome would be
+		 * unknown; refusing now is safe to retry. */
+		refuse(c, req, ringkv_Status_UNAVAILABLE,
+		       "the leader's node is not reachable from this node (down, or an "
+		       "election is under way); not applied, retry shortly");
 		return;
 	}
 	send_forward(c, req, to);

@@ -363,6 +363,24 @@ static void key_of(char *buf, size_t cap, const char *prefix, unsigned k)
 
 /* ---- the checks ----------------------------------------------------------------- */
 
+/* What key k holds after check_native. */
+static void final_value(char *buf, size_t cap, unsigned k)
+{
+	if (k % 5 == 0)
+		snprintf(buf, cap, "v%u-again", k);
+	else
+		snprintf(buf, cap, "v%u-through-%u", k, k % NODES + 1);
+}
+
+static int dial_native(unsigned i)
+{
+	char host[32];
+	const char *colon = strrchr(nodes[i].addr, ':');
+
+	snprintf(host, sizeof host, "%.*s", (int)(colon - nodes[i].addr), nodes[i].addr);
+	return dial(host, (unsigned)atoi(colon + 1));
+}
+
 static void check_native(struct rkv_client **c)
 {
 	char key[32], value[64];
@@ -463,13 +481,8 @@ static void check_no_forward(void)
 	int fd[NODES];
 	unsigned hinted = 0;
 
-	for (unsigned i = 0; i < NODES; i++) {
-		char host[32];
-		const char *colon = strrchr(nodes[i].addr, ':');
-
-		snprintf(host, sizeof host, "%.*s", (int)(colon - nodes[i].addr), nodes[i].addr);
-		fd[i] = dial(host, (unsigned)atoi(colon + 1));
-	}
+	for (unsigned i = 0; i < NODES; i++)
+		fd[i] = dial_native(i);
 	for (unsigned k = 1; k < KEYS; k += 3) {
 		char key[32];
 		struct answer a[NODES];
@@ -507,10 +520,7 @@ static void check_no_forward(void)
 		char key[32], want[64];
 
 		key_of(key, sizeof key, "key", k);
-		if (k % 5 == 0)
-			snprintf(want, sizeof want, "v%u-again", k);
-		else
-			snprintf(want, sizeof want, "v%u-through-%u", k, k % NODES + 1);
+		final_value(want, sizeof want, k);
 		for (unsigned i = 0; i < NODES; i++) {
 			long deadline = now_ms() + 5000;
 			struct answer a;
@@ -597,6 +607,27 @@ static void check_kill(void)
 	       counts[ringkv_Status_UNAVAILABLE], counts[ringkv_Status_NOT_LEADER]);
 	CHECK(counts[ringkv_Status_OK] > 0, "no write succeeded");
 	harness_close_all(c, 2);
+
+	/* Node 1 down: the shards it shared with another node have no
+	 * majority, yet every key is readable stale through nodes 2 and 3,
+	 * from whichever replica is left. */
+	for (unsigned i = 1; i < NODES; i++) {
+		int fd = dial_native(i);
+
+		for (unsigned k = 0; k < KEYS; k++) {
+			char key[32], want[64];
+			struct answer a;
+
+			key_of(key, sizeof key, "key", k);
+			final_value(want, sizeof want, k);
+			raw_get(fd, key, false, true, &a);
+			CHECK(a.status == ringkv_Status_OK && strcmp(a.value, want) == 0,
+			      "stale GET %s through node %u with node 1 down: status %d '%s'", key,
+			      i + 1, a.status, a.value);
+		}
+		close(fd);
+	}
+	printf("node 1 down: every key read stale through nodes 2 and 3\n");
 
 	/* Node 1 back: every shard has a majority again. */
 	start_node(0);
