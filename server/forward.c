@@ -542,7 +542,7 @@ static void on_forward(struct node_core *c, uint64_t from, const struct peer_msg
 	uint32_t room;
 
 	if (fwd_request_decode(f->request.data, f->request.len, &fr) != 0 ||
-	    fr.op > KV_SCAN || (fr.flags & ~known) != 0 || fr.shard != f->group ||
+	    (fr.op > KV_SCAN && fr.op != KV_COUNT) || (fr.flags & ~known) != 0 || fr.shard != f->group ||
 	    fr.shard >= c->node->shards || fr.key_len > cfg->max_key ||
 	    fr.arg_len > cfg->max_key || fr.value_len > cfg->max_value || fr.room > max_room ||
 	    fr.hops == 0 || fr.hops > FORWARD_MAX_HOPS ||

@@ -473,6 +473,11 @@ static void execute_read(struct node_core *c, struct kv_req *req)
 		execute_scan(c, s, req);
 		return;
 	}
+	if (req->op == KV_COUNT) {
+		req->integer = (int64_t)shard_live_keys(s);
+		answer(c, req);
+		return;
+	}
 	req->exec = c;
 	req->read.done = read_done;
 	req->read.arg = req;
@@ -520,7 +525,7 @@ static void read_index_done(struct replica_read *rd, int status)
 static bool is_read(const struct kv_req *req)
 {
 	return req->op == KV_GET || req->op == KV_EXISTS || req->op == KV_STRLEN ||
-	       req->op == KV_SCAN;
+	       req->op == KV_SCAN || req->op == KV_COUNT;
 }
 
 static void execute(struct node_core *c, struct kv_req *req)

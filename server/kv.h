@@ -45,6 +45,8 @@ enum kv_op {
 	KV_SCAN,       /* one shard's step of a SCAN, see kv_scan_* */
 	KV_CORE_STATS, /* core-level: struct kv_core_stats in the room */
 	KV_CORE_CURSOR,/* core-level: integer = cursor in; its key out */
+	KV_COUNT,      /* a shard's live keys (shard_live_keys) out in integer;
+			* a linearizable read (DBSIZE sums it over every shard) */
 };
 
 #define KV_WANT_PRIOR 0x1 /* writes: return the previous value */
