@@ -10,7 +10,8 @@
  *    INCR/INCRBY/DECR, APPEND, STRLEN, MSET, MGET, SCAN);
  *  - Request.no_forward: exactly one node (the leader) answers OK; every
  *    other answers NOT_LEADER, and each non-zero leader_hint names the
- *    leader (a follower always knows it);
+ *    leader (a follower always knows it); of no_forward PUTs through every
+ *    node only the leader's is applied;
  *  - stale reads (GetRequest.stale, ScanRequest.stale) through every node
  *    return the applied value, and never a value that was not written;
  *  - kill -9 of node 1 with pipelined writes in flight through nodes 2
@@ -206,6 +207,22 @@ static void raw_get(int fd, const char *key, bool no_forward, bool stale, struct
 		.end = { (const uint8_t *)"", 0 },
 		.no_forward = no_forward,
 		.stale = stale,
+	};
+
+	raw_call(fd, &rq, a);
+}
+
+static void raw_put(int fd, const char *key, const char *value, bool no_forward,
+		    struct answer *a)
+{
+	static uint64_t next_id = 1u << 20;
+	struct frame_request rq = {
+		.id = next_id++,
+		.op = FRAME_OP_PUT,
+		.key = { (const uint8_t *)key, (uint32_t)strlen(key) },
+		.value = { (const uint8_t *)value, (uint32_t)strlen(value) },
+		.end = { (const uint8_t *)"", 0 },
+		.no_forward = no_forward,
 	};
 
 	raw_call(fd, &rq, a);
@@ -519,6 +536,36 @@ static void check_no_forward(void)
 	/* Every key has a follower (R = 2), and a follower knows its leader. */
 	CHECK(hinted >= (KEYS + 2) / 3, "only %u NOT_LEADER answers carried a hint", hinted);
 
+	/* no_forward writes: only the leader's is applied; NOT_LEADER means
+	 * not applied, so the key ends with the leader's value. */
+	for (unsigned k = 0; k < 12; k++) {
+		char key[32], value[NODES][32], want[40];
+		struct answer a;
+		int leader = -1;
+
+		key_of(key, sizeof key, "nofwd", k);
+		for (unsigned i = 0; i < NODES; i++) {
+			snprintf(value[i], sizeof value[i], "nf%u-from-%u", k, i + 1);
+			raw_put(fd[i], key, value[i], true, &a);
+			if (a.status == ringkv_Status_OK) {
+				CHECK(leader < 0, "%s: two nodes accept a no_forward PUT", key);
+				leader = (int)i;
+			} else {
+				CHECK(a.status == ringkv_Status_NOT_LEADER,
+				      "%s: no_forward PUT through node %u: status %d", key, i + 1,
+				      a.status);
+			}
+		}
+		CHECK(leader >= 0, "%s: no node accepts a no_forward PUT", key);
+		snprintf(want, sizeof want, "%s", value[leader]);
+		for (unsigned i = 0; i < NODES; i++) {
+			raw_get(fd[i], key, false, false, &a);
+			CHECK(a.status == ringkv_Status_OK && strcmp(a.value, want) == 0,
+			      "%s through node %u: '%s', want the leader's '%s'", key, i + 1,
+			      a.value, want);
+		}
+	}
+
 	/* Stale reads: through every node, the applied value (followers apply
 	 * within moments); never anything that was not written. */
 	for (unsigned k = 1; k < KEYS; k += 3) {
@@ -552,8 +599,8 @@ static void check_no_forward(void)
 	}
 	for (unsigned i = 0; i < NODES; i++)
 		close(fd[i]);
-	printf("no_forward: one OK per key, %u hints all naming the leader; stale GET and SCAN "
-	       "through every node\n", hinted);
+	printf("no_forward: one OK per key, %u hints all naming the leader; only the leader's "
+	       "no_forward PUT applied; stale GET and SCAN through every node\n", hinted);
 }
 
 /* Pipelined writes through nodes 2 and 3 while node 1 is killed. */
