@@ -230,6 +230,7 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 	 * nanopb a pass over the descriptor to write defaults. */
 	msg.id = 0;
 	msg.which_op = 0;
+	msg.no_forward = false;
 	msg.cb_op.funcs.decode = decode_op;
 	msg.cb_op.arg = &ctx;
 
@@ -248,6 +249,11 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 	}
 	out->id = msg.id;
 	out->op = op_from_tag(msg.which_op);
+	out->no_forward = msg.no_forward;
+	if (out->op == FRAME_OP_GET)
+		out->stale = msg.op.get.stale;
+	else if (out->op == FRAME_OP_SCAN)
+		out->stale = msg.op.scan.stale;
 	/* Empty fields point at the payload too, so that callers may memcpy
 	 * any slice (memcpy from NULL is undefined even for 0 bytes). */
 	if (out->key.data == NULL)
@@ -400,6 +406,24 @@ err:
 	return RKV_EPROTO;
 }
 
+int frame_decode_response_hint(const uint8_t *payload, size_t len, uint64_t *leader_hint)
+{
+	ringkv_Response msg;
+	pb_istream_t stream;
+
+	assert(leader_hint != NULL);
+	assert(payload != NULL || len == 0);
+	*leader_hint = 0;
+	/* Zeroed callbacks: nanopb skips bytes and pairs. */
+	memset(&msg, 0, sizeof(msg));
+	stream = pb_istream_from_buffer(payload ? payload : (const uint8_t *)"", len);
+	if (!pb_decode_ex(&stream, ringkv_Response_fields, &msg, PB_DECODE_NOINIT) ||
+	    stream.bytes_left != 0)
+		return RKV_EPROTO;
+	*leader_hint = msg.leader_hint;
+	return 0;
+}
+
 /* ---- encoding ---------------------------------------------------------- */
 
 /* Writes one bytes/string field from a slice; proto3 leaves empty ones out. */
@@ -473,6 +497,8 @@ size_t frame_response_max_size(const struct frame_response *r)
 		n += PB_TAG_MAX + PB_VARINT64_MAX + strlen(r->error);
 	for (size_t i = 0; i < r->pair_count; i++)
 		n += frame_pair_max_size(r->pairs[i].key.len, r->pairs[i].value.len);
+	if (r->leader_hint)
+		n += PB_TAG_MAX + PB_VARINT64_MAX;
 	return n;
 }
 
@@ -501,6 +527,7 @@ int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t c
 	}
 	msg.id = r->id;
 	msg.status = (ringkv_Status)r->status;
+	msg.leader_hint = r->leader_hint;
 	set_encoder(&msg.value, &r->value);
 	set_encoder(&msg.error, &error);
 	msg.pairs.funcs.encode = encode_pairs;
@@ -519,6 +546,7 @@ size_t frame_request_max_size(const struct frame_request *r)
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->value.len; /* value (PUT) */
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->end.len;   /* end (SCAN) */
 	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* limit (SCAN) */
+	n += 2 * (PB_TAG_MAX + 1);                     /* no_forward, stale */
 	return n;
 }
 
@@ -532,10 +560,12 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 	assert(r->end.data != NULL || r->end.len == 0);
 	memset(&msg, 0, sizeof(msg));
 	msg.id = r->id;
+	msg.no_forward = r->no_forward;
 	switch (r->op) {
 	case FRAME_OP_GET:
 		msg.which_op = ringkv_Request_get_tag;
 		set_encoder(&msg.op.get.key, &r->key);
+		msg.op.get.stale = r->stale;
 		break;
 	case FRAME_OP_PUT:
 		msg.which_op = ringkv_Request_put_tag;
@@ -551,6 +581,7 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 		set_encoder(&msg.op.scan.start, &r->key);
 		set_encoder(&msg.op.scan.end, &r->end);
 		msg.op.scan.limit = r->limit;
+		msg.op.scan.stale = r->stale;
 		break;
 	case FRAME_OP_NONE:
 	default:
