@@ -10,6 +10,7 @@ packages=(
 	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev libinih-dev
 	python3 python3-redis python3-prometheus-client redis-server redis-tools
 	iproute2 procps util-linux
+	iptables # partition faults on lo (tests/integration/netfault.sh)
 )
 
 missing=()
