@@ -10,21 +10,24 @@
 #
 # usage: cluster_faults.sh RINGKVD RECORDER LINCHECK FAULTS_SH
 #            [--netfault NETFAULT_SH] [--faults kill,pause,partition]
-#            [--expect-violation] [--seconds S] [--keep DIR]
+#            [--cli RINGKV_CLI] [--expect-violation] [--seconds S] [--keep DIR]
 # --netfault: the partition tool; needed for the partition fault. Without
 #   it the faults default to kill,pause.
+# --cli: the ringkv CLI; with it SIGSTOP and partitions hit the leader of a
+#   recorded key's shard (leader_of.sh), else a random node.
 # --expect-violation: RINGKVD is a deliberately broken build; the run passes
 #   when lincheck finds the violation.
 set -euo pipefail
 ringkvd=$1 recorder=$2 lincheck=$3 faults_sh=$4
 shift 4
-extra=() seconds=15 netfault='' faults=''
+extra=() seconds=15 netfault='' faults='' cli=''
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--expect-violation) extra+=(--expect-violation); shift ;;
 	--seconds) seconds=$2; shift 2 ;;
 	--netfault) netfault=$2; shift 2 ;;
 	--faults) faults=$2; shift 2 ;;
+	--cli) cli=$2; shift 2 ;;
 	--keep) extra+=(--keep "$2"); shift 2 ;;
 	*) echo "cluster_faults.sh: unknown argument $1" >&2; exit 3 ;;
 	esac
@@ -40,7 +43,8 @@ case ",$faults," in *,partition,*)
 		# and removes it however this run ends (or skips, or fails in
 		# CI, when iptables cannot be used).
 		exec "$netfault" wrap -- "$0" "$ringkvd" "$recorder" "$lincheck" "$faults_sh" \
-			--netfault "$netfault" --faults "$faults" --seconds "$seconds" "${extra[@]}"
+			--netfault "$netfault" --faults "$faults" --seconds "$seconds" \
+			${cli:+--cli "$cli"} "${extra[@]}"
 	fi ;;
 esac
 work=$(mktemp -d /tmp/ringkv-lincheck-cluster-XXXXXX)
@@ -55,10 +59,13 @@ for i in 1 2 3; do
 	     "--listen 127.0.4.3$i:$client --cores 2 --data-dir $work/n$i" \
 	     "--election-timeout 300ms"
 done >"$work/nodes"
-partition=()
-[ -n "$netfault" ] && partition=(--partition-cmd
+fault_args=()
+[ -n "$netfault" ] && fault_args+=(--partition-cmd
 	"$netfault --addrs n1=127.0.4.31,n2=127.0.4.32,n3=127.0.4.33")
+prefix=lcc$$-
+clients="n1=127.0.4.31:$client,n2=127.0.4.32:$client,n3=127.0.4.33:$client"
+[ -n "$cli" ] && fault_args+=(--leader-probe "$(dirname "$0")/leader_of.sh $cli $prefix $clients")
 # Not exec: the trap above removes the data dirs.
 "$faults_sh" --recorder "$recorder" --lincheck "$lincheck" --nodes "$work/nodes" \
-	--faults "$faults" "${partition[@]}" --seconds "$seconds" --keys 6 --clients 10 \
-	"${extra[@]}"
+	--faults "$faults" "${fault_args[@]}" --seconds "$seconds" --keys 6 --clients 10 \
+	"${extra[@]}" -- --prefix "$prefix"
