@@ -68,7 +68,6 @@
 static const char *binary, *netfault, *base_dir;
 static char initial[256], peer_addr[NODES][32], addr_list[128];
 static struct server nodes[NODES];
-static struct rkv_client *clients[NODES];
 
 static _Atomic unsigned acked_gen[KEYS]; /* last generation acknowledged OK */
 static unsigned sent_gen[KEYS];           /* last generation sent (ok or unknown) */
@@ -131,28 +130,6 @@ static void start_node(unsigned i)
 	CHECK(server_start(&nodes[i], binary, args) == 0, "node %u did not start", i + 1);
 }
 
-static struct rkv_client *client_of(unsigned i)
-{
-	char err[256];
-
-	if (!clients[i]) {
-		if (rkv_connect_timeout(nodes[i].addr, 2000, &clients[i], err, sizeof err) != 0) {
-			clients[i] = NULL;
-			return NULL;
-		}
-		rkv_set_timeout(clients[i], 3000);
-	}
-	return clients[i];
-}
-
-static void drop_client(unsigned i)
-{
-	if (clients[i]) {
-		rkv_close(clients[i]);
-		clients[i] = NULL;
-	}
-}
-
 static void netfault_run(const char *what, unsigned i)
 {
 	char out[1024];
@@ -162,65 +139,173 @@ static void netfault_run(const char *what, unsigned i)
 	CHECK(rc == 0, "netfault.sh %s %s failed (%d): %s", what, peer_addr[i], rc, out);
 }
 
+
+/*
+ * Requests encoded here by hand (a few varints, so no nanopb callbacks),
+ * for the two request fields libringkv does not set: Request.no_forward
+ * (field 8: a node that does not lead the key's shard answers NOT_LEADER
+ * instead of forwarding to the leader) and GetRequest.stale (field 2: the
+ * node answers from its own replica, leader or not). A server that predates
+ * a field skips it as unknown, so without forwarding no_forward changes
+ * nothing. One fresh connection per request (127.0.0.1 is never cut).
+ */
+#define RAW_NO_FORWARD 1u
+#define RAW_STALE 2u
+
+static bool read_full(int fd, void *buf, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t r = read(fd, (char *)buf + done, len - done);
+
+		if (r <= 0)
+			return false;
+		done += (size_t)r;
+	}
+	return true;
+}
+
+static bool get_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
+{
+	const uint8_t *next = sstable_get_varint(p + *pos, p + len, v);
+
+	if (!next)
+		return false;
+	*pos = (size_t)(next - p);
+	return true;
+}
+
+/* Appends a length-delimited field. */
+static size_t put_bytes(uint8_t *p, uint8_t tag, const void *data, size_t len)
+{
+	size_t n = 0;
+
+	p[n++] = tag;
+	n += sstable_put_varint(p + n, len);
+	memcpy(p + n, data, len);
+	return n + len;
+}
+
+/*
+ * A GET of key k (value NULL) or a PUT of `value` through node i, with
+ * RAW_* flags, waiting at most timeout_ms. Returns the status, or -1 when
+ * the connection failed or timed out. On a served GET *gen is the
+ * generation read (0: absent, or a value the majority never wrote).
+ */
+static int raw_call(unsigned i, int timeout_ms, unsigned flags, unsigned k, const char *value,
+		    int *gen)
+{
+	uint8_t req[160], op[128], resp[4096], lenbuf[4];
+	char key[32];
+	size_t kl = key_of(key, sizeof key, k), ol = 0, rl = 4, pos = 0;
+	const uint8_t *got = NULL;
+	uint64_t status = 0, got_len = 0;
+	uint32_t len;
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000 };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)nodes[i].port) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rv = -1;
+
+	*gen = 0;
+	if (fd < 0)
+		return -1;
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+		goto out;
+	ol += put_bytes(op + ol, 0x0a, key, kl);              /* key = 1 */
+	if (value)
+		ol += put_bytes(op + ol, 0x12, value, strlen(value)); /* PutRequest.value = 2 */
+	if (!value && (flags & RAW_STALE)) {
+		op[ol++] = 0x10;                              /* GetRequest.stale = 2 */
+		op[ol++] = 1;
+	}
+	req[rl++] = 0x08;                                     /* Request.id = 1 */
+	req[rl++] = 1;
+	rl += put_bytes(req + rl, value ? 0x1a : 0x12, op, ol); /* put = 3, get = 2 */
+	if (flags & RAW_NO_FORWARD) {
+		req[rl++] = 0x40;                             /* Request.no_forward = 8 */
+		req[rl++] = 1;
+	}
+	len = (uint32_t)(rl - 4);
+	memcpy(req, (uint8_t[4]){ (uint8_t)len, (uint8_t)(len >> 8), 0, 0 }, 4);
+	if (write(fd, req, rl) != (ssize_t)rl || !read_full(fd, lenbuf, 4))
+		goto out;
+	len = (uint32_t)lenbuf[0] | (uint32_t)lenbuf[1] << 8 | (uint32_t)lenbuf[2] << 16 |
+	      (uint32_t)lenbuf[3] << 24;
+	if (len > sizeof resp || !read_full(fd, resp, len))
+		goto out;
+	while (pos < len) {
+		uint64_t tag, v;
+
+		if (!get_varint(resp, len, &pos, &tag))
+			goto out;
+		if ((tag & 7) == 0) {
+			if (!get_varint(resp, len, &pos, &v))
+				goto out;
+			if (tag >> 3 == 2)
+				status = v;
+		} else if ((tag & 7) == 2) {
+			if (!get_varint(resp, len, &pos, &v) || v > len - pos)
+				goto out;
+			if (tag >> 3 == 3) {
+				got = resp + pos;
+				got_len = v;
+			}
+			pos += v;
+		} else {
+			goto out;
+		}
+	}
+	if (status > INT32_MAX)
+		goto out;
+	rv = (int)status;
+	if (rv == RKV_STATUS_OK && got)
+		*gen = (int)gen_of(got, got_len, k);
+out:
+	close(fd);
+	return rv;
+}
+
+/* Reads key k through node i, linearizably (only k's leader serves it; no
+ * forwarding). The status or -1; *gen as raw_call's. */
+static int get_via(unsigned i, unsigned k, int *gen)
+{
+	return raw_call(i, 3000, RAW_NO_FORWARD, k, NULL, gen);
+}
+
 /*
  * Writes generation `gen` of key k through any node but `avoid` (NODES for
- * none), retrying NOT_LEADER and UNAVAILABLE until `limit_ms`. 1 when
- * acknowledged, 0 when the outcome is unknown (never retried: a retry could
- * not tell the two writes apart), -1 when no node took it in time.
+ * none), each node asked not to forward: NOT_LEADER and UNAVAILABLE move on
+ * to the next node, until `limit_ms`. 1 when acknowledged, 0 when the
+ * outcome is unknown (never retried with the same value: a retry could not
+ * tell the two writes apart), -1 when no node took it in time.
  */
 static int put_via_others(unsigned k, unsigned gen, unsigned avoid, long limit_ms)
 {
-	char key[32], value[32];
-	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k, gen);
+	char value[32];
 	long deadline = now_ms() + limit_ms;
+	int ignored;
 
+	value_of(value, sizeof value, k, gen);
 	sent_gen[k] = gen;
 	while (now_ms() < deadline) {
 		for (unsigned i = 0; i < NODES; i++) {
-			struct rkv_client *c;
 			int rv;
 
-			if (i == avoid || !(c = client_of(i)))
+			if (i == avoid)
 				continue;
-			rv = rkv_put(c, key, kl, value, vl);
+			rv = raw_call(i, 3000, RAW_NO_FORWARD, k, value, &ignored);
 			if (rv == RKV_STATUS_OK) {
 				atomic_store(&acked_gen[k], gen);
-				leader_of[k] = i;
 				return 1;
 			}
 			if (rv == RKV_STATUS_NOT_LEADER || rv == RKV_STATUS_UNAVAILABLE)
 				continue;
-			if (rv < 0)
-				drop_client(i);
 			return 0;
 		}
 		usleep(20000);
 	}
 	return -1;
-}
-
-/* Reads key k through node i (a linearizable read: only a leader serves
- * it). The status, or a transport error (< 0, the connection dropped); on a
- * served read *gen is the generation read (0: absent or not ours). */
-static int get_via(unsigned i, unsigned k, int *gen)
-{
-	struct rkv_client *c = client_of(i);
-	char key[32];
-	size_t kl = key_of(key, sizeof key, k), vl;
-	void *v;
-	int rv;
-
-	if (!c)
-		return -1;
-	rv = rkv_get(c, key, kl, &v, &vl);
-	*gen = 0;
-	if (rv == RKV_STATUS_OK) {
-		*gen = (int)gen_of(v, vl, k);
-		free(v);
-	}
-	if (rv < 0)
-		drop_client(i);
-	return rv;
 }
 
 /* The node that serves a read of key k (the others say NOT_LEADER), or
@@ -275,69 +360,82 @@ static void count_status(struct victim_probe *p, int rv)
 		p->by_status[rv]++;
 }
 
+/* One write or read (value NULL) by the isolated node's client: through
+ * libringkv (*c, a plain request, which a node may forward) or, when `raw`,
+ * asking the node not to forward. The status or < 0; *gen as raw_call's. */
+static int victim_call(struct victim_probe *p, struct rkv_client **c, bool raw, unsigned k,
+		       const char *value, int *gen)
+{
+	char key[32], err[256];
+	size_t kl = key_of(key, sizeof key, k), gl;
+	void *got;
+	int rv;
+
+	*gen = 0;
+	if (raw)
+		return raw_call(p->node, VICTIM_TIMEOUT_MS, RAW_NO_FORWARD, k, value, gen);
+	if (!*c) {
+		if (rkv_connect_timeout(nodes[p->node].addr, 2000, c, err, sizeof err) != 0) {
+			*c = NULL;
+			return -1;
+		}
+		rkv_set_timeout(*c, VICTIM_TIMEOUT_MS);
+	}
+	if (value) {
+		rv = rkv_put(*c, key, kl, value, strlen(value));
+	} else {
+		rv = rkv_get(*c, key, kl, &got, &gl);
+		if (rv == RKV_STATUS_OK) {
+			*gen = (int)gen_of(got, gl, k);
+			free(got);
+		}
+	}
+	if (rv < 0) {
+		rkv_close(*c);
+		*c = NULL;
+	}
+	return rv;
+}
+
 /* Alternates writes and reads of the keys the isolated node led, through
- * that node, until told to stop (bounded by VICTIM_MAX_OPS). */
+ * that node (plain and no-forward requests in turn), until told to stop
+ * (bounded by VICTIM_MAX_OPS). */
 static void *victim_main(void *arg)
 {
 	struct victim_probe *p = arg;
 	struct rkv_client *c = NULL;
-	char err[256];
 
 	for (unsigned n = 0; n < VICTIM_MAX_OPS && !atomic_load(&p->stop); n++) {
 		unsigned k = p->keys[n % p->n_keys], before;
-		char key[32], value[32];
-		size_t kl = key_of(key, sizeof key, k), vl;
-		void *got;
-		size_t gl;
-		int rv;
+		bool raw = n % 2;
+		char value[32];
+		int rv, gen;
 
-		if (!c) {
-			if (rkv_connect_timeout(nodes[p->node].addr, 2000, &c, err, sizeof err) != 0) {
-				c = NULL;
-				p->transport_errors++;
-				usleep(50000);
-				continue;
-			}
-			rkv_set_timeout(c, VICTIM_TIMEOUT_MS);
-		}
 		usleep(VICTIM_PACE_US);
-		vl = (size_t)snprintf(value, sizeof value, "x%u.%u", k, n);
-		rv = rkv_put(c, key, kl, value, vl);
+		snprintf(value, sizeof value, "x%u.%u", k, n);
+		rv = victim_call(p, &c, raw, k, value, &gen);
 		p->puts++;
 		count_status(p, rv);
 		if (rv == RKV_STATUS_OK) {
 			p->acked_writes++;
-			violation(p, "a write of key %u (x%u.%u) was acknowledged OK", k, k, n);
+			violation(p, "a write of key %u (%s) was acknowledged OK", k, value);
 		}
 		if (rv == RKV_STATUS_NOT_LEADER && !p->first_not_leader_ms)
 			p->first_not_leader_ms = now_ms() - p->t0;
-		if (rv < 0) {
-			rkv_close(c);
-			c = NULL;
-			continue;
-		}
 
 		before = atomic_load(&acked_gen[k]);
-		rv = rkv_get(c, key, kl, &got, &gl);
+		rv = victim_call(p, &c, raw, k, NULL, &gen);
 		p->gets++;
 		count_status(p, rv);
 		if (rv == RKV_STATUS_OK || rv == RKV_STATUS_NOT_FOUND) {
-			unsigned gen = rv == RKV_STATUS_OK ? gen_of(got, gl, k) : 0;
-
 			p->served_reads++;
-			if (gen < before) {
+			if (gen < (int)before) {
 				p->stale_reads++;
-				violation(p, "STALE read of key %u: generation %u after the majority "
+				violation(p, "STALE read of key %u: generation %d after the majority "
 					  "acknowledged %u", k, gen, before);
 			}
-			violation(p, "a read of key %u was served (generation %u; %u acknowledged "
+			violation(p, "a read of key %u was served (generation %d; %u acknowledged "
 				  "before it began)", k, gen, before);
-		}
-		if (rv == RKV_STATUS_OK)
-			free(got);
-		if (rv < 0) {
-			rkv_close(c);
-			c = NULL;
 		}
 	}
 	if (c)
@@ -345,10 +443,6 @@ static void *victim_main(void *arg)
 	return NULL;
 }
 
-/*
- * Key k's value as node i's own replica holds it: generation (0 = absent),
- * or -1 when it cannot tell. See the file's end for how.
- */
 static int read_replica(unsigned i, unsigned k);
 
 
@@ -450,7 +544,6 @@ int main(int argc, char **argv)
 	/* 2. Partition. */
 	netfault_run("isolate", victim);
 	t_iso = now_ms();
-	drop_client(victim);
 	memset(&probe, 0, sizeof probe);
 	probe.node = victim;
 	probe.keys = led;
@@ -519,7 +612,6 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < NODES; i++) {
 		int status;
 
-		drop_client(i);
 		status = server_stop(&nodes[i], SIGTERM, 15000);
 		CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "node %u should stop cleanly on SIGTERM (status %d)", i + 1, status);
@@ -527,111 +619,6 @@ int main(int argc, char **argv)
 	harness_cleanup();
 	printf("1 passed, 0 failed\n");
 	return 0;
-}
-
-/*
- * Reading each node's own replica. With stale reads (GetRequest.stale,
- * field 2 of proto/ringkv.proto: the node answers from its own replica,
- * leader or not, without forwarding) every node is asked directly, so a
- * replica that diverged is seen even when it never leads again. The request
- * is encoded here by hand (a few varints), so this file needs no nanopb
- * callbacks. A tree whose proto has no stale field yet can only compare
- * through each shard's leader (every key's leader holds exactly what was
- * acknowledged); the test says so in its output.
- */
-
-static bool get_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *v)
-{
-	const uint8_t *next = sstable_get_varint(p + *pos, p + len, v);
-
-	if (!next)
-		return false;
-	*pos = (size_t)(next - p);
-	return true;
-}
-
-static bool read_full(int fd, void *buf, size_t len)
-{
-	for (size_t done = 0; done < len;) {
-		ssize_t r = read(fd, (char *)buf + done, len - done);
-
-		if (r <= 0)
-			return false;
-		done += (size_t)r;
-	}
-	return true;
-}
-
-/* One stale GET of key k on a fresh connection to node i: the generation,
- * 0 when absent, -1 on any other answer. */
-static int stale_get(unsigned i, unsigned k)
-{
-	uint8_t req[96], get[48], resp[4096], lenbuf[4];
-	char key[32];
-	size_t kl = key_of(key, sizeof key, k), gl = 0, rl = 4, pos = 0;
-	const uint8_t *value = NULL;
-	uint64_t status = 0, vlen = 0;
-	uint32_t len;
-	struct timeval tv = { .tv_sec = 3 };
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)nodes[i].port) };
-	int fd = socket(AF_INET, SOCK_STREAM, 0), rv = -1;
-
-	if (fd < 0)
-		return -1;
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-		goto out;
-	get[gl++] = 0x0a; /* GetRequest.key, bytes */
-	gl += sstable_put_varint(get + gl, kl);
-	memcpy(get + gl, key, kl);
-	gl += kl;
-	get[gl++] = 0x10; /* GetRequest.stale, varint */
-	get[gl++] = 1;
-	req[rl++] = 0x08; /* Request.id */
-	req[rl++] = 1;
-	req[rl++] = 0x12; /* Request.get */
-	rl += sstable_put_varint(req + rl, gl);
-	memcpy(req + rl, get, gl);
-	rl += gl;
-	len = (uint32_t)(rl - 4);
-	memcpy(req, (uint8_t[4]){ (uint8_t)len, (uint8_t)(len >> 8), 0, 0 }, 4);
-	if (write(fd, req, rl) != (ssize_t)rl || !read_full(fd, lenbuf, 4))
-		goto out;
-	len = (uint32_t)lenbuf[0] | (uint32_t)lenbuf[1] << 8 | (uint32_t)lenbuf[2] << 16 |
-	      (uint32_t)lenbuf[3] << 24;
-	if (len > sizeof resp || !read_full(fd, resp, len))
-		goto out;
-	while (pos < len) {
-		uint64_t tag, v;
-
-		if (!get_varint(resp, len, &pos, &tag))
-			goto out;
-		if ((tag & 7) == 0) {
-			if (!get_varint(resp, len, &pos, &v))
-				goto out;
-			if (tag >> 3 == 2)
-				status = v;
-		} else if ((tag & 7) == 2) {
-			if (!get_varint(resp, len, &pos, &v) || v > len - pos)
-				goto out;
-			if (tag >> 3 == 3) {
-				value = resp + pos;
-				vlen = v;
-			}
-			pos += v;
-		} else {
-			goto out;
-		}
-	}
-	if (status == RKV_STATUS_NOT_FOUND)
-		rv = 0;
-	else if (status == RKV_STATUS_OK)
-		rv = value ? (int)gen_of(value, vlen, k) : 0;
-out:
-	close(fd);
-	return rv;
 }
 
 /* The generation key k's leader serves, -1 when none answers. */
@@ -646,7 +633,21 @@ static int leader_get(unsigned k)
 	return -1;
 }
 
+/*
+ * Key k's value as node i's own replica holds it: the generation, 0 when
+ * absent or not a majority write, -1 when it cannot tell. With stale reads
+ * (the node answers from its own applied state, leader or not) every node is
+ * asked directly, so a replica that diverged shows even if it never leads
+ * again. A tree whose proto has no stale field yet can only ask each key's
+ * leader (every leader holds exactly what was acknowledged); the output
+ * says so.
+ */
 static int read_replica(unsigned i, unsigned k)
 {
-	return HAVE_STALE_READS ? stale_get(i, k) : leader_get(k);
+	int gen, rv;
+
+	if (!HAVE_STALE_READS)
+		return leader_get(k);
+	rv = raw_call(i, 3000, RAW_STALE | RAW_NO_FORWARD, k, NULL, &gen);
+	return rv == RKV_STATUS_OK || rv == RKV_STATUS_NOT_FOUND ? gen : -1;
 }
