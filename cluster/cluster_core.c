@@ -843,6 +843,11 @@ struct block_cache *cluster_core_cache(struct cluster_core *c)
 	return c->cache;
 }
 
+const struct peer_core *cluster_core_peers(const struct cluster_core *c)
+{
+	return c->pc;
+}
+
 struct core_log *cluster_core_log(struct cluster_core *c)
 {
 	return c->log;

@@ -137,6 +137,9 @@ struct core_log *cluster_core_log(struct cluster_core *c);
 /* The block cache shared by the core's shards (metrics). */
 struct block_cache *cluster_core_cache(struct cluster_core *c);
 
+/* The core's peer transport (metrics, status); NULL in a one-node cluster. */
+const struct peer_core *cluster_core_peers(const struct cluster_core *c);
+
 /* ---- one replica: the API of the front doors ----------------------------- */
 
 /*

@@ -53,6 +53,7 @@ void config_usage(FILE *out, const char *prog)
 		"  --max-inflight N         requests in flight per connection (default 1024)\n"
 		"  --max-connections N      connections per core (default 4096)\n"
 		"  --log-level LEVEL        debug, info, warn or error (default info)\n"
+		"  --log-format FORMAT      text or json (one object per line; default text)\n"
 		"  --admin-listen HOST:PORT HTTP /metrics, /health, /ready (default: none = off)\n"
 		"  --config FILE            settings as 'key = value' lines named like these\n"
 		"                           flags (no dashes); flags given here override it\n"
@@ -343,7 +344,7 @@ enum {
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
 	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_NODE_ID, OPT_PEER_LISTEN, OPT_INITIAL_CLUSTER,
 	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
-	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP,
+	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
 };
 
 static const struct option long_options[] = {
@@ -361,6 +362,7 @@ static const struct option long_options[] = {
 	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "node-id", required_argument, NULL, OPT_NODE_ID },
 	{ "peer-listen", required_argument, NULL, OPT_PEER_LISTEN },
 	{ "initial-cluster", required_argument, NULL, OPT_INITIAL_CLUSTER },
@@ -470,6 +472,14 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 			c->log_level = LOG_WARN;
 		else if (!strcmp(arg, "error"))
 			c->log_level = LOG_ERROR;
+		else
+			goto bad_value;
+		break;
+	case OPT_LOG_FORMAT:
+		if (!strcmp(arg, "text"))
+			c->log_format = LOG_TEXT;
+		else if (!strcmp(arg, "json"))
+			c->log_format = LOG_JSON;
 		else
 			goto bad_value;
 		break;
@@ -721,6 +731,7 @@ void config_print(FILE *out, const struct config *c)
 	fprintf(out, "max-inflight = %u\nmax-connections = %u\n", c->max_inflight,
 		c->max_connections);
 	fprintf(out, "log-level = %s\n", level_name(c->log_level));
+	fprintf(out, "log-format = %s\n", c->log_format == LOG_JSON ? "json" : "text");
 	fprintf(out, "node-id = %" PRIu64 "\n", c->node_id);
 	if (c->peer_host[0]) {
 		config_format_address(c->peer_host, c->peer_port, addr, sizeof addr);

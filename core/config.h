@@ -41,6 +41,7 @@ struct config {
 	uint32_t max_inflight;             /* requests in flight per connection (1024) */
 	uint32_t max_connections;          /* per core (4096) */
 	int log_level;                     /* enum log_level */
+	int log_format;                    /* enum log_format (text) */
 	char admin_host[CONFIG_ADDR_MAX];  /* admin HTTP port; "" = off (the default) */
 	uint16_t admin_port;
 

@@ -178,6 +178,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	log_set_level((enum log_level)node.cfg.log_level);
+	log_set_format((enum log_format)node.cfg.log_format);
 	frame_limits_default(&node.limits);
 	node.limits.max_frame = node.cfg.max_frame;
 	node.limits.max_key = node.cfg.max_key;
