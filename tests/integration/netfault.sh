@@ -117,22 +117,35 @@ rules_for() {
 	done
 }
 
+# The chain's rules as -S prints them (a missing chain: nothing, and the
+# restore below fails naming it).
+list_rules() { iptables -w 10 -S "$chain" 2>/dev/null || true; }
+
+# One iptables-restore call per change (atomic, and one process instead of
+# one per rule, which matters on a loaded machine).
 cmd_isolate() {
-	local target rule
+	local target rule present
 	target=$(resolve "$1")
-	while read -r rule; do
-		# shellcheck disable=SC2086 # the rule is split on purpose
-		ipt -C "$chain" $rule 2>/dev/null || ipt -A "$chain" $rule
-	done < <(rules_for "$target")
+	present=$(list_rules)
+	{
+		echo "*filter"
+		while read -r rule; do
+			# Not twice: -S prints the rules in the same form.
+			grep -qxF -- "-A $chain $rule" <<<"$present" || echo "-A $chain $rule"
+		done < <(rules_for "$target")
+		echo COMMIT
+	} | iptables-restore -w 10 --noflush
 }
 
 cmd_heal() {
-	local target rule
+	local target
 	target=$(resolve "$1")
-	while read -r rule; do
-		# shellcheck disable=SC2086
-		while ipt -D "$chain" $rule 2>/dev/null; do :; done
-	done < <(rules_for "$target")
+	{
+		echo "*filter"
+		list_rules | grep -F -e "-s $target/32 " -e "-d $target/32 " |
+			grep -E -- "^-A $chain .* -j DROP\$" | sed 's/^-A /-D /' || true
+		echo COMMIT
+	} | iptables-restore -w 10 --noflush
 }
 
 while [ $# -gt 0 ]; do
@@ -148,7 +161,6 @@ while [ $# -gt 0 ]; do
 		[ $# -eq 2 ] || die "$1 takes one TARGET"
 		[ -n "$chain" ] || die "no chain: run under 'netfault.sh wrap', or give --chain"
 		[ -n "$addrs" ] || die "$1 needs --addrs"
-		ipt -S "$chain" >/dev/null 2>&1 || die "chain $chain does not exist"
 		"cmd_$1" "$2"
 		exit 0 ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 3 ;;

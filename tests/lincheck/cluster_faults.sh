@@ -10,24 +10,24 @@
 #
 # usage: cluster_faults.sh RINGKVD RECORDER LINCHECK FAULTS_SH
 #            [--netfault NETFAULT_SH] [--faults kill,pause,partition]
-#            [--cli RINGKV_CLI] [--expect-violation] [--seconds S] [--keep DIR]
+#            [--leader-probe] [--expect-violation] [--seconds S] [--keep DIR]
 # --netfault: the partition tool; needed for the partition fault. Without
 #   it the faults default to kill,pause.
-# --cli: the ringkv CLI; with it SIGSTOP and partitions hit the leader of a
-#   recorded key's shard (leader_of.sh), else a random node.
+# --leader-probe: SIGSTOP and partitions hit the leader of a recorded key's
+#   shard (found by leader_of.py), not a random node.
 # --expect-violation: RINGKVD is a deliberately broken build; the run passes
 #   when lincheck finds the violation.
 set -euo pipefail
 ringkvd=$1 recorder=$2 lincheck=$3 faults_sh=$4
 shift 4
-extra=() seconds=15 netfault='' faults='' cli=''
+extra=() seconds=15 netfault='' faults='' probe=0
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--expect-violation) extra+=(--expect-violation); shift ;;
 	--seconds) seconds=$2; shift 2 ;;
 	--netfault) netfault=$2; shift 2 ;;
 	--faults) faults=$2; shift 2 ;;
-	--cli) cli=$2; shift 2 ;;
+	--leader-probe) probe=1; shift ;;
 	--keep) extra+=(--keep "$2"); shift 2 ;;
 	*) echo "cluster_faults.sh: unknown argument $1" >&2; exit 3 ;;
 	esac
@@ -44,7 +44,7 @@ case ",$faults," in *,partition,*)
 		# CI, when iptables cannot be used).
 		exec "$netfault" wrap -- "$0" "$ringkvd" "$recorder" "$lincheck" "$faults_sh" \
 			--netfault "$netfault" --faults "$faults" --seconds "$seconds" \
-			${cli:+--cli "$cli"} "${extra[@]}"
+			$([ $probe = 1 ] && echo --leader-probe) "${extra[@]}"
 	fi ;;
 esac
 work=$(mktemp -d /tmp/ringkv-lincheck-cluster-XXXXXX)
@@ -64,7 +64,7 @@ fault_args=()
 	"$netfault --addrs n1=127.0.4.31,n2=127.0.4.32,n3=127.0.4.33")
 prefix=lcc$$-
 clients="n1=127.0.4.31:$client,n2=127.0.4.32:$client,n3=127.0.4.33:$client"
-[ -n "$cli" ] && fault_args+=(--leader-probe "$(dirname "$0")/leader_of.sh $cli $prefix $clients")
+[ $probe = 1 ] && fault_args+=(--leader-probe "$(dirname "$0")/leader_of.py $prefix $clients")
 # Not exec: the trap above removes the data dirs.
 "$faults_sh" --recorder "$recorder" --lincheck "$lincheck" --nodes "$work/nodes" \
 	--faults "$faults" "${fault_args[@]}" --seconds "$seconds" --keys 6 --clients 10 \
