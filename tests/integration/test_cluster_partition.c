@@ -507,6 +507,7 @@ int main(int argc, char **argv)
 	unsigned port = 24400 + (unsigned)getpid() % 200, victim, n_led = 0, written = 0;
 	static unsigned led[KEYS];
 	static bool was_led[KEYS];
+	static unsigned new_leader[KEYS];
 	struct victim_probe probe;
 	pthread_t thread;
 	long t_iso, first_ack = -1, all_acked, step_down_wait;
@@ -575,6 +576,12 @@ int main(int argc, char **argv)
 		put_via_others(led[j], 3, victim, ELECT_LIMIT_MS);
 	while (now_ms() - t_iso < PARTITION_MIN_MS)
 		usleep(50000);
+	/* The majority's leaders of the victim's former shards. */
+	for (unsigned j = 0; j < n_led && step_down_wait > 0; j++) {
+		new_leader[j] = find_leader(led[j], ELECT_LIMIT_MS);
+		CHECK(new_leader[j] != NODES && new_leader[j] != victim,
+		      "key %u: no leader on the majority's side (%u)", led[j], new_leader[j] + 1);
+	}
 	atomic_store(&probe.stop, true);
 	pthread_join(thread, NULL);
 	printf("partition: the majority acknowledged its first write %ld ms after the cut, "
@@ -597,7 +604,14 @@ int main(int argc, char **argv)
 	 * the majority wrote them, so that a value it was sent would show). */
 	netfault_run("heal", victim);
 	write_until_acked(was_led);
-	CHECK(find_leader(led[0], ELECT_LIMIT_MS) != NODES, "no leader after healing");
+	/* Pre-vote (§9.6): the returning node cannot disrupt the leaders the
+	 * majority elected; it rejoins as a follower. */
+	for (unsigned j = 0; j < n_led; j++) {
+		unsigned now = find_leader(led[j], ELECT_LIMIT_MS);
+
+		CHECK(now == new_leader[j], "key %u: led by node %u after healing, by node %u "
+		      "during the partition", led[j], now + 1, new_leader[j] + 1);
+	}
 
 	/* 4. Every replica holds the same contents, the majority's. */
 	printf("after healing: %s equal to the acknowledged contents in %ld ms\n",
