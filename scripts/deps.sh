@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ringkv needs to build, run and test.
-# Does nothing when every package is already installed.
+# Installs nothing when every package is already installed; names the optional
+# tools it never installs (perf, npm, db_bench) when they are missing.
 set -euo pipefail
 
 # libclang-rt-14-dev holds clang's sanitizer and libFuzzer runtimes; clang only
@@ -12,6 +13,22 @@ packages=(
 	iproute2 procps util-linux
 	iptables # partition faults on lo (tests/integration/netfault.sh)
 )
+
+# Optional tools, never installed here (large, and each serves one task):
+# say which are missing (neither the package nor the command is there), what
+# needs them and how to add them.
+optional=(
+	"linux-perf perf:perf/flamegraph.sh (profiling)"
+	"npm npm:perf/flamegraph.sh's flame graph template (d3-flame-graph)"
+	"rocksdb-tools db_bench:the engine comparison in docs/PERFORMANCE.md"
+)
+for o in "${optional[@]}"; do
+	read -r pkg cmd <<<"${o%%:*}"
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+		command -v "$cmd" >/dev/null ||
+		echo "ringkv: optional, not installed: $pkg ($cmd) for ${o#*:};" \
+			"apt-get install $pkg" >&2
+done
 
 missing=()
 for p in "${packages[@]}"; do
