@@ -508,9 +508,16 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	uint64_t ids[CLUSTER_MAP_MAX_NODES];
 	unsigned r = cluster_map_replica_ids(&c->node->map, rep->id, ids);
 	const struct raft_entry *entries = NULL;
+	char holder[48];
 	size_t n = 0;
 	int rv;
 
+	/* Segments removed or cut below the shard's flushed index (or the
+	 * group gone from the log): refused, never restored empty. */
+	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
+	rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
+	if (rv != 0)
+		return rv;
 	for (unsigned i = 0; i < r; i++)
 		snap.conf.servers[i] = (struct raft_server){ .id = ids[i], .role = RAFT_VOTER };
 	snap.conf.n = r;

@@ -262,6 +262,9 @@ struct shard {
 	struct manifest_version manifest;
 	int manifest_fd;
 	uint64_t manifest_len;
+	bool manifest_cut;   /* start-up: a torn tail of the manifest was cut, so
+			      * an edit naming a table may be gone (lsm_tables_open
+			      * keeps tables it does not name) */
 	bool manifest_busy;             /* an append or a rewrite is in flight */
 	uint64_t manifest_rewrite_min;  /* rewrite no manifest shorter than this */
 	uint64_t manifest_rewrite_at;   /* rewrite once manifest_len reaches this */
