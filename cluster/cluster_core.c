@@ -570,6 +570,8 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
 		return rv;
 	}
+	/* The log agrees with the manifest: a crash's unfinished tables go. */
+	shard_drop_unfinished(rep->shard);
 	rep->apply_next = snap.index + 1;
 	rep->apply_to = snap.index;
 	rep->compacted = snap.index;

@@ -357,12 +357,24 @@ static bool shard_file_known(const char *name)
 	       !strcmp(name, "MANIFEST.tmp") || wal_segment_name_parse(name, &first) == 0;
 }
 
+static void remove_unfinished(struct shard *s, const char *name)
+{
+	if (unlinkat(s->dir_fd, name, 0) == 0)
+		log_warn("shard %u: removed %s/%s: its number was allocated to a flush or "
+			 "compaction that never reached the manifest", s->id, s->dir, name);
+	else
+		log_warn("shard %u: could not remove %s/%s: %s", s->id, s->dir, name,
+			 strerror(errno));
+}
+
 /*
  * One entry of the shard's directory besides the tables the manifest names.
  * Only a table the manifest proves obsolete is deleted: one numbered at or
  * above the manifest's next file number was allocated to a flush or
  * compaction whose edit never reached the manifest (a crash), so nothing
- * refers to it -- provided the manifest was read whole. When its torn tail
+ * refers to it -- provided the manifest is the current one, which in
+ * replicated mode only the log can confirm (shard_drop_unfinished, called
+ * once it has), and was read whole. When its torn tail
  * was cut at this start, the cut may have taken the edit that named the
  * table: it is kept, and numbers continue above it. Anything else (a table
  * numbered below, an operator's copy, a file ringkv does not write) is
@@ -395,13 +407,31 @@ static void dir_entry_check(struct shard *s, const char *name)
 		s->manifest.next_file_number = number + 1;
 		return;
 	}
-	if (unlinkat(s->dir_fd, name, 0) == 0)
-		log_warn("shard %u: removed %s/%s: its number was allocated to a flush or "
-			 "compaction that never reached the manifest (next file number %" PRIu64
-			 ")", s->id, s->dir, name, s->manifest.next_file_number);
-	else
-		log_warn("shard %u: could not remove %s/%s: %s", s->id, s->dir, name,
-			 strerror(errno));
+	if (s->replicated) {
+		/* Deleted once the log agrees the manifest is current. */
+		uint64_t *grown = realloc(s->unfinished, (s->n_unfinished + 1) * sizeof *grown);
+
+		if (grown) {
+			s->unfinished = grown;
+			s->unfinished[s->n_unfinished++] = number;
+		}
+		s->manifest.next_file_number = number + 1;
+		return;
+	}
+	remove_unfinished(s, name);
+}
+
+void shard_drop_unfinished(struct shard *s)
+{
+	char name[32];
+
+	for (size_t i = 0; i < s->n_unfinished; i++) {
+		snprintf(name, sizeof name, "%06" PRIu64 ".sst", s->unfinished[i]);
+		remove_unfinished(s, name);
+	}
+	free(s->unfinished);
+	s->unfinished = NULL;
+	s->n_unfinished = 0;
 }
 
 int lsm_tables_open(struct shard *s, char *err, size_t errlen)

@@ -613,6 +613,7 @@ void shard_close(struct shard *s)
 	compaction_cursor_destroy(&s->cursor);
 	sstable_block_iter_destroy(&s->get_scratch);
 	free(s->segments);
+	free(s->unfinished);
 	free(s->scratch);
 	free(s->batches[0].buf);
 	free(s->batches[1].buf);

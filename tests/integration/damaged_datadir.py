@@ -396,6 +396,18 @@ def damage_cases(ringkvd, pristine, tmp):
     start_serves(ringkvd, d, tmp, "PLACEMENT removed")
     check(os.path.exists(os.path.join(d, "PLACEMENT")), "PLACEMENT written again")
 
+    # A table numbered at or above the manifest's next file number is an
+    # unfinished flush's (a crash): removed once the log agrees with the
+    # manifest, and every key still served.
+    d = fresh(pristine, work)
+    t = tables(d, 2)
+    if t:
+        unfinished = os.path.join(d, "shard-2", "900000.sst")
+        shutil.copy(t[0], unfinished)
+        err = start_serves(ringkvd, d, tmp, "an unfinished job's table")
+        check(not os.path.exists(unfinished) and "900000.sst" in err,
+              "the unfinished job's table removed and reported")
+
     # Additions: reported, left alone, every key served.
     d = fresh(pristine, work)
     t = tables(d, 1)

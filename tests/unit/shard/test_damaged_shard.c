@@ -300,6 +300,39 @@ static void test_unnamed_table_kept_after_manifest_cut(void **state)
 	assert_int_equal(access(high, F_OK), 0);
 }
 
+/* Replicated mode: an unfinished job's table is deleted only once the
+ * caller checked the manifest against the log (shard_drop_unfinished). */
+static void test_unfinished_table_dropped_after_log_check(void **state)
+{
+	struct fixture *f = *state;
+	char table[128], high[128], path[400];
+	DIR *d;
+	struct dirent *de;
+
+	open_shard(f);
+	fill_until_flushes(f, "k", 1);
+	close_shard(f);
+	/* The tables and manifest as a replicated shard has them. */
+	d = opendir(f->dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		if (strncmp(de->d_name, "wal-", 4) != 0)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", f->dir, de->d_name);
+		assert_int_equal(unlink(path), 0);
+	}
+	closedir(d);
+	first_file(f->dir, ".sst", table, sizeof table);
+	snprintf(high, sizeof high, "%s/900000.sst", f->dir);
+	copy_file(table, high);
+	f->replicated = true;
+	open_shard(f);
+	assert_int_equal(access(high, F_OK), 0);
+	shard_drop_unfinished(f->s);
+	assert_int_equal(access(high, F_OK), -1);
+	assert_int_equal(access(table, F_OK), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +344,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_unnamed_table_kept_after_manifest_cut, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_unfinished_table_dropped_after_log_check,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
