@@ -251,7 +251,9 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 	rv = manifest_replay(&s->manifest, buf, (size_t)st.st_size, &r);
 	free(buf);
 	if (rv == RKV_ECORRUPT) {
-		snprintf(err, errlen, "%s: corrupt record at offset %zu: %s", path, r.offset,
+		snprintf(err, errlen, "%s: corrupt record at offset %zu: %s; it says which "
+			 "tables make up the shard and up to which log index: refusing to "
+			 "start, nothing was deleted", path, r.offset,
 			 r.reason ? r.reason : "bad data");
 		return rv;
 	}
