@@ -16,7 +16,9 @@
  * written again. A file that ends inside a record was cut, not torn: the
  * writer stores records only into space that FALLOCATE gave the file and an
  * fdatasync made durable first (core_log.c, grow), so after a crash zeros
- * follow the last bytes written. Anything else -- a bad record followed by data,
+ * follow the last bytes written; and segment sizes are whole pages, so a
+ * file that ends right after a record at another size was cut at a record
+ * boundary. Anything else -- a bad record followed by data,
  * a record that does not fit its group's log, a gap in segment numbers, a
  * first segment newer than the last RETAIN record allows -- means data that
  * was acknowledged may be gone: open refuses, naming the file and offset.
@@ -50,6 +52,8 @@
 #define NAME_PREFIX "log-"
 #define NAME_SUFFIX ".log"
 #define NAME_DIGITS 20
+/* Segment sizes are multiples of this (see replay_all). */
+#define CORE_LOG_PAGE 4096u
 
 int core_log_segment_name(char *buf, size_t len, uint64_t seq)
 {
@@ -569,11 +573,36 @@ static int replay_all(struct replay *rp, struct seg_map *maps, size_t n)
 			break;
 		}
 	}
+	for (size_t k = n; torn_at == SIZE_MAX && k-- > 0;) {
+		struct seg_map *sm = &maps[k];
+
+		if (!sm->records)
+			continue;
+		/* Segments are sized in whole pages (prepared with `prealloc`,
+		 * grown to page multiples, a torn tail cut to the next page), so
+		 * one that ends right after its last record at another size was
+		 * cut at a record boundary. */
+		if (sm->end == sm->len && sm->len % CORE_LOG_PAGE != 0) {
+			core_log_segment_name(name, sizeof name, sm->seq);
+			set_err(rp->err, rp->errlen,
+				"%s/%s: offset %zu: the file ends right after a record, at a "
+				"size the writer never gives a segment (not a multiple of %u "
+				"bytes, no zeros after the records): it was cut at a record "
+				"boundary, and the records synced after offset %zu are lost; "
+				"refusing to start, nothing was deleted", dir, name, sm->len,
+				CORE_LOG_PAGE, sm->len);
+			return RKV_ECORRUPT;
+		}
+		break;
+	}
 	if (torn_at != SIZE_MAX) {
 		struct seg_map *sm = &maps[torn_at];
+		/* Zeros up to the next page: the file keeps a whole-page size. */
+		off_t keep = (off_t)((torn_off + CORE_LOG_PAGE - 1) / CORE_LOG_PAGE * CORE_LOG_PAGE);
 
 		core_log_segment_name(name, sizeof name, sm->seq);
-		if (ftruncate(sm->fd, (off_t)torn_off) != 0 || fsync(sm->fd) != 0) {
+		if (ftruncate(sm->fd, (off_t)torn_off) != 0 || ftruncate(sm->fd, keep) != 0 ||
+		    fsync(sm->fd) != 0) {
 			rv = -errno;
 			set_err(rp->err, rp->errlen, "%s/%s: truncating torn tail at offset %zu: %s",
 				dir, name, torn_off, strerror(-rv));

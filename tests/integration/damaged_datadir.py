@@ -361,6 +361,18 @@ def damage_cases(ringkvd, pristine, tmp):
         os.truncate(seg, recs[2][0])
         start_refused(ringkvd, d, tmp, "core-0 log cut at a record boundary", "core-0")
 
+    # Cut at a record boundary above every flushed index: the file parses,
+    # but segments are sized in whole pages with zeros after the records.
+    d = fresh(pristine, work)
+    seg = segments(d, 1)[-1]
+    recs = records(seg)
+    cuts = [off for off, _ in recs[-6:] if off % 4096 != 0]
+    check(len(cuts) > 0, "core-1's last records give a cut point")
+    if cuts:
+        os.truncate(seg, cuts[0])
+        start_refused(ringkvd, d, tmp, "core-1 log cut at a record boundary near its end",
+                      rel(seg))
+
     # A dir without OPENED is a half-created one, but a shard whose tables
     # hold entries still needs its log.
     d = fresh(pristine, work)

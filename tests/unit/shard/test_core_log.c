@@ -1050,6 +1050,51 @@ static void test_check_holds(void **state)
 	close_log(f);
 }
 
+/* Cut exactly at a record boundary: the records parse, but segments are
+ * sized in whole pages with zeros after the records, so a file ending
+ * right after a record at another size was cut. A torn tail is cut to the
+ * next page, so a crash right after that recovery is not mistaken for it. */
+static void test_cut_at_record_boundary_refused(void **state)
+{
+	struct fx *f = *state;
+	char path[256];
+	struct stat st;
+	uint8_t junk[30];
+	long at;
+	int fd;
+
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 8, 1, 1000), 0);
+	settle(f);
+	close_log(f);
+	/* A torn tail: recovery cuts it, the file keeps a whole-page size. */
+	at = find_entry(f, 1, 1, 8);
+	assert_true(at > 0);
+	path_of(f, 1, path, sizeof path);
+	memset(junk, 0x5a, sizeof junk);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof junk, at + CORE_LOG_RECORD_HEADER_SIZE + 1000),
+			 (ssize_t)sizeof junk);
+	close(fd);
+	must_open(f);
+	close_log(f);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size % 4096, 0);
+	must_open(f);
+	check_group(f, 1, 1, 8, 1);
+	close_log(f);
+	/* Now cut right before entry 5. */
+	at = find_entry(f, 1, 1, 5);
+	assert_true(at > 0 && at % 4096 != 0);
+	assert_int_equal(truncate(path, at), 0);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000001.log"));
+	assert_non_null(strstr(f->err, "record boundary"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, at);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1077,6 +1122,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lone_headerless_segment_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_check_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_at_record_boundary_refused, setup,
+						teardown),
 	};
 
 	log_set_level(LOG_ERROR);
