@@ -968,6 +968,17 @@ static void test_killed_mid_store(void **state)
 	}
 }
 
+/* A closed log of group 1's entries 1..8 (1000 bytes each), in segment 1
+ * at `path`. */
+static void eight_entries(struct fx *f, char *path, size_t len)
+{
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 8, 1, 1000), 0);
+	settle(f);
+	close_log(f);
+	path_of(f, 1, path, len);
+}
+
 /* Issue 14: a segment cut inside a record is not a torn write (records go
  * only into space made durable first, so a crash leaves zeros after them):
  * refused, naming the file, and the file left as it was. */
@@ -978,13 +989,9 @@ static void test_cut_mid_record_refused(void **state)
 	struct stat st;
 	long at;
 
-	must_open(f);
-	assert_int_equal(append(f, 1, 1, 8, 1, 1000), 0);
-	settle(f);
-	close_log(f);
+	eight_entries(f, path, sizeof path);
 	at = find_entry(f, 1, 1, 5);
 	assert_true(at > 0);
-	path_of(f, 1, path, sizeof path);
 	assert_int_equal(truncate(path, at + CORE_LOG_RECORD_HEADER_SIZE + 100), 0);
 	assert_int_equal(open_log(f), RKV_ECORRUPT);
 	assert_non_null(strstr(f->err, "log-00000000000000000001.log"));
@@ -1063,14 +1070,10 @@ static void test_cut_at_record_boundary_refused(void **state)
 	long at;
 	int fd;
 
-	must_open(f);
-	assert_int_equal(append(f, 1, 1, 8, 1, 1000), 0);
-	settle(f);
-	close_log(f);
+	eight_entries(f, path, sizeof path);
 	/* A torn tail: recovery cuts it, the file keeps a whole-page size. */
 	at = find_entry(f, 1, 1, 8);
 	assert_true(at > 0);
-	path_of(f, 1, path, sizeof path);
 	memset(junk, 0x5a, sizeof junk);
 	fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
