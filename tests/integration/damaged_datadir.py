@@ -11,12 +11,13 @@ RESP and a clean stop. Then, on fresh copies of that dir, one kind of damage
 each (docs/notes/damaged.md): the node must exit 1 within a bound, its
 message must name the damaged file, and the listing of the dir must be the
 same after as before (nothing deleted). Harmless additions (a stray file, a
-table no record accounts for), a torn tail and a removed PLACEMENT (derived
-from CLUSTER) must be reported, left in place, and every acknowledged key
-served. An undamaged copy serves every key. Then ROUNDS (default 12) rounds
-of random damage (files removed, truncated, flipped, added): each start
-either refuses with a file of the dir named, or serves every acknowledged
-key with its value (a key in a damaged block may answer a data-loss error,
+table below the manifest's next file number), a torn tail and a removed
+PLACEMENT (derived from CLUSTER) must be reported, left in place, and every
+acknowledged key served; an unfinished flush's table is removed. An
+undamaged copy serves every key. Then ROUNDS (default 12) rounds of random
+damage (files removed, truncated, flipped, added, core logs cut at a record
+boundary): each start either refuses with a file of the dir named, or
+serves every acknowledged key with its value (a key in a damaged block may answer a data-loss error,
 never a wrong value or nil). Every process is stopped, every wait bounded.
 """
 import glob
@@ -449,11 +450,21 @@ def random_rounds(ringkvd, pristine, tmp, rounds, seed):
         for _ in range(rng.randint(1, 3)):
             p = rng.choice(files)
             full = os.path.join(d, p)
-            kind = rng.choice(["remove", "truncate", "flip", "add"])
+            kind = rng.choice(["remove", "truncate", "flip", "add", "cut"])
             if not os.path.exists(full):
                 continue
             size = os.path.getsize(full)
-            if kind == "remove":
+            # A core log cut at a record boundary (not a page boundary: a
+            # cut there above every flushed index is not detected, see
+            # docs/notes/damaged.md, limits).
+            cuts = [off for off, _ in records(full) if off % 4096 != 0] \
+                if kind == "cut" and p.startswith("core-") else []
+            if kind == "cut" and cuts:
+                os.truncate(full, rng.choice(cuts))
+            elif kind == "cut":
+                kind = "truncate"
+                os.truncate(full, rng.randint(0, max(0, size - 1)))
+            elif kind == "remove":
                 os.unlink(full)
             elif kind == "truncate":
                 os.truncate(full, rng.randint(0, max(0, size - 1)))
