@@ -55,13 +55,14 @@ def key_of(i):
 class Node:
     """A ringkvd on DIR; .port is its RESP port once started."""
 
-    def __init__(self, ringkvd, data_dir, log):
+    def __init__(self, ringkvd, data_dir, log, host="127.0.0.1", extra=()):
         self.log = open(log, "wb")
         self.logpath = log
         self.proc = subprocess.Popen(
-            [ringkvd, "--data-dir", data_dir, "--listen", "127.0.0.1:0",
-             "--resp-listen", "127.0.0.1:0", "--cores", os.environ.get("DD_CORES", "2"), "--shards", os.environ.get("DD_SHARDS", "4"),
-             "--memtable-size", os.environ.get("DD_MEMTABLE", "1048576")],
+            [ringkvd, "--data-dir", data_dir, "--listen", host + ":0",
+             "--resp-listen", host + ":0", "--cores", os.environ.get("DD_CORES", "2"),
+             "--shards", os.environ.get("DD_SHARDS", "4"),
+             "--memtable-size", os.environ.get("DD_MEMTABLE", "1048576")] + list(extra),
             stdout=subprocess.PIPE, stderr=self.log)
         self.port = None
 
@@ -202,11 +203,12 @@ def listing(d):
     return out
 
 
-def start_refused(ringkvd, d, logdir, what, must_name, may_add=()):
+def start_refused(ringkvd, d, logdir, what, must_name, may_add=(), extra=(),
+                  host="127.0.0.1"):
     """Starts on damaged `d`: exit 1 naming must_name, listing unchanged
     (but for the paths in may_add)."""
     before = listing(d)
-    n = Node(ringkvd, d, os.path.join(logdir, "refused.log"))
+    n = Node(ringkvd, d, os.path.join(logdir, "refused.log"), host=host, extra=extra)
     port = n.wait_ready()
     if port is not None:
         check(False, "%s: started instead of refusing" % what)
@@ -439,6 +441,43 @@ def damage_cases(ringkvd, pristine, tmp):
         check(os.path.basename(p) in err, "stray %s reported" % rel(p))
 
 
+def cluster_case(ringkvd, tmp):
+    """Three nodes (R = 3, on 127.0.5.11-13, peer port from 25000-25899):
+    a follower whose core log is gone is refused too -- its hard state
+    (the vote it cast) went with it, and voting again could elect two
+    leaders in one term."""
+    port = 25000 + os.getpid() % 900
+    ic = ",".join("%d=127.0.5.%d:%d" % (i, 10 + i, port) for i in (1, 2, 3))
+    dirs = [os.path.join(tmp, "cluster%d" % i) for i in (1, 2, 3)]
+
+    def node(i):
+        return Node(ringkvd, dirs[i - 1], os.path.join(tmp, "cluster%d.log" % i),
+                    host="127.0.5.%d" % (10 + i),
+                    extra=["--node-id", str(i), "--initial-cluster", ic,
+                           "--election-timeout", "300ms"])
+
+    nodes = [node(i) for i in (1, 2, 3)]
+    try:
+        ready = [n.wait_ready() is not None for n in nodes]
+        check(all(ready), "three nodes start (%s)" % ready)
+        if not all(ready):
+            for n in nodes:
+                print(n.stderr()[-1500:])
+            return
+        time.sleep(3)  # elections: every group's hard state is written
+    finally:
+        codes = [n.stop() for n in nodes]
+    check(codes == [0, 0, 0], "three nodes stop cleanly (%s)" % codes)
+    for n in nodes:
+        n.stderr()
+    check(all(os.path.exists(os.path.join(d, "OPENED")) for d in dirs), "OPENED on each")
+    for p in segments(dirs[2], 0):
+        os.unlink(p)
+    start_refused(ringkvd, dirs[2], tmp, "node 3 of 3, core-0 log removed", "core-0",
+                  extra=["--node-id", "3", "--initial-cluster", ic,
+                         "--election-timeout", "300ms"], host="127.0.5.13")
+
+
 def random_rounds(ringkvd, pristine, tmp, rounds, seed):
     rng = random.Random(seed)
     work = os.path.join(tmp, "work")
@@ -538,6 +577,7 @@ def main():
         start_serves(ringkvd, fresh(pristine, os.path.join(tmp, "work")), tmp,
                      "undamaged restart")
         damage_cases(ringkvd, pristine, tmp)
+        cluster_case(ringkvd, tmp)
         random_rounds(ringkvd, pristine, tmp, rounds, seed)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
