@@ -766,6 +766,10 @@ int core_log_open_segments(struct core_log *log, char *err, size_t errlen)
 		goto out;
 	rv = adopt(&rp, maps, n);
 out:
+	/* Damage: the whole text in the log too (a core's start-up error
+	 * reaches ringkvd's own message cut to 255 bytes). */
+	if (rv == RKV_ECORRUPT)
+		log_error("%s", err);
 	if (maps)
 		unmap_all(maps, n);
 	for (size_t i = 0; i < rp.nrecs; i++)

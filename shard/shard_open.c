@@ -169,7 +169,6 @@ static int manifest_missing_check(struct shard *s, const char *path, char *err,
 		 "deleted (docs/notes/damaged.md: restore it, or rebuild the replica from its "
 		 "peers)", path, s->id, tables, tables == 1 ? "" : "s",
 		 segments ? " and WAL segments" : "", example);
-	log_error("%s", err);
 	return RKV_ECORRUPT;
 }
 
@@ -565,6 +564,10 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	return 0;
 
 err_after_alloc:
+	/* The whole text in the log too (a core's start-up error reaches
+	 * ringkvd's own message cut to 255 bytes). */
+	if (errlen > 0 && err[0])
+		log_error("%s", err);
 	shard_close(s);
 err:
 	return rv;
