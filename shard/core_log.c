@@ -907,6 +907,8 @@ int core_log_open(struct core_log **out, const struct core_log_config *cfg,
 		log->cfg.segment_size = CORE_LOG_DEFAULT_SEGMENT_SIZE;
 	if (log->cfg.prealloc == 0)
 		log->cfg.prealloc = CORE_LOG_DEFAULT_PREALLOC;
+	/* Whole pages: recovery tells a cut segment by its size. */
+	log->cfg.prealloc = (log->cfg.prealloc + CORE_LOG_PAGE - 1) / CORE_LOG_PAGE * CORE_LOG_PAGE;
 	if (log->cfg.segment_size < 4096)
 		log->cfg.segment_size = 4096;
 	log->io = io;

@@ -88,7 +88,8 @@ typedef void core_log_persisted_fn(void *arg, const struct core_log_persisted *p
 struct core_log_config {
 	const char *dir;           /* this core's log directory; created if missing */
 	uint64_t segment_size;     /* start a new segment past this; 0: default */
-	uint64_t prealloc;         /* FALLOCATE this far ahead; 0: default */
+	uint64_t prealloc;         /* FALLOCATE this far ahead (rounded up to 4 KiB);
+				    * 0: default */
 	core_log_restore_fn *restore; /* may be NULL */
 	void *restore_arg;
 	core_log_persisted_fn *persisted; /* required */

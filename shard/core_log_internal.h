@@ -27,6 +27,11 @@
 #include "shard/wal_map.h"
 
 #define CORE_LOG_NONE UINT32_MAX
+/* Segment sizes are multiples of this: prepared with `prealloc` (rounded
+ * up to it), grown to multiples of it, a torn tail cut to the next one.
+ * Recovery refuses a segment that ends right after a record at another
+ * size (it was cut). */
+#define CORE_LOG_PAGE 4096u
 
 struct core_log_run {
 	uint64_t seq;         /* segment holding the stretch */

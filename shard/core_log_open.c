@@ -52,8 +52,6 @@
 #define NAME_PREFIX "log-"
 #define NAME_SUFFIX ".log"
 #define NAME_DIGITS 20
-/* Segment sizes are multiples of this (see replay_all). */
-#define CORE_LOG_PAGE 4096u
 
 int core_log_segment_name(char *buf, size_t len, uint64_t seq)
 {
