@@ -511,9 +511,16 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	uint64_t ids[CLUSTER_MAP_MAX_NODES];
 	unsigned r = cluster_map_replica_ids(&c->node->map, rep->id, ids);
 	const struct raft_entry *entries = NULL;
+	char holder[48];
 	size_t n = 0;
 	int rv;
 
+	/* Segments removed or cut below the shard's flushed index (or the
+	 * group gone from the log): refused, never restored empty. */
+	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
+	rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
+	if (rv != 0)
+		return rv;
 	for (unsigned i = 0; i < r; i++)
 		snap.conf.servers[i] = (struct raft_server){ .id = ids[i], .role = RAFT_VOTER };
 	snap.conf.n = r;
@@ -566,6 +573,8 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
 		return rv;
 	}
+	/* The log agrees with the manifest: a crash's unfinished tables go. */
+	shard_drop_unfinished(rep->shard);
 	rep->apply_next = snap.index + 1;
 	rep->apply_to = snap.index;
 	rep->compacted = snap.index;

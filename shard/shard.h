@@ -195,6 +195,17 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	       struct io_ring *io, char *err, size_t errlen);
 
 /*
+ * Start-up, replicated mode, once the caller has checked the shard's
+ * flushed index against its log (the log holds the entries after it, so
+ * the manifest is the current one): deletes the tables numbered at or above
+ * the manifest's next file number, left by a flush or compaction whose edit
+ * never reached it. Until then they are kept: an older MANIFEST put back by
+ * hand would otherwise make the newer tables look unfinished. Blocking.
+ * (Single-node mode deletes them in shard_open.)
+ */
+void shard_drop_unfinished(struct shard *s);
+
+/*
  * Frees the shard. The caller ensures no foreground work is in flight
  * (shard_idle: replicated, no entry waiting to be applied; queued entries
  * are dropped unanswered) and no snapshot is pinned (shard_snapshot_end);
