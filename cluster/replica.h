@@ -56,6 +56,13 @@ struct cluster_node_config {
 	uint64_t core_log_segment_size; /* 0: default (tests use small ones) */
 	uint64_t follower_compact_margin; /* entries a follower keeps behind its
 					   * flushed index; 0: 8192 */
+	uint64_t snapshot_rate;        /* bytes/s a snapshot streams at; 0: unlimited */
+	uint64_t snapshot_lag;         /* a leader compacts past a follower that lags
+					* more entries than this behind its flushed
+					* index (it gets a snapshot); 0: 65536 */
+	bool join_existing;            /* --initial-cluster-state existing: a replica
+					* that starts empty never votes before it
+					* caught up from a leader */
 	uint32_t proposal_timeout_ms;  /* after losing leadership, a proposal not
 					* resolved by then is answered
 					* RKV_EUNKNOWN; 0: 2 x election timeout */
@@ -228,6 +235,13 @@ struct replica_status {
 	uint64_t overwritten;
 	uint64_t unknown;
 	uint64_t snapshots_refused; /* snapshots received and not installable */
+	uint64_t snap_sent;         /* streams completed (leader) */
+	uint64_t snap_send_bytes;
+	uint64_t snap_installed;    /* snapshots installed here */
+	uint64_t snap_recv_bytes;
+	uint64_t snap_rejected;     /* chunks refused (checks, order) */
+	uint64_t votes_withheld;    /* vote requests dropped while joining */
+	bool joining;
 };
 void replica_status(const struct replica *rep, struct replica_status *out);
 
