@@ -923,6 +923,12 @@ void cluster_core_finish(struct cluster_core *c)
 	close_all(c, true); /* the loop has ended: the hook never runs again */
 }
 
+void cluster_core_on_shard_swap(struct cluster_core *c, cluster_shard_swap_fn *fn, void *arg)
+{
+	c->swap_fn = fn;
+	c->swap_arg = arg;
+}
+
 struct replica *cluster_core_replica(struct cluster_core *c, uint32_t shard)
 {
 	return shard < c->node->map.shards ? c->by_shard[shard] : NULL;

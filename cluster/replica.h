@@ -118,6 +118,15 @@ bool cluster_core_quiescent(struct cluster_core *c);
 /* From the finish callback: closes shards, log, transport; frees the core. */
 void cluster_core_finish(struct cluster_core *c);
 
+/*
+ * A snapshot install closes a replica's shard and opens it again: a new
+ * `struct shard *`. `fn` is called on the core, right after, with the new
+ * one (the old pointer is freed): whoever keeps shard pointers updates
+ * them there. No I/O of the old shard was in flight.
+ */
+typedef void cluster_shard_swap_fn(void *arg, uint32_t shard, struct shard *fresh);
+void cluster_core_on_shard_swap(struct cluster_core *c, cluster_shard_swap_fn *fn, void *arg);
+
 /* The replica of `shard` on this core, or NULL (not held here). */
 struct replica *cluster_core_replica(struct cluster_core *c, uint32_t shard);
 

@@ -206,6 +206,8 @@ struct cluster_core {
 	bool grace_over;
 	uint64_t stop_deadline_us;
 	struct cluster_core_stats stats;
+	cluster_shard_swap_fn *swap_fn;  /* a shard was reopened (snapshot) */
+	void *swap_arg;
 };
 
 /* replica.c, used by cluster_core.c */

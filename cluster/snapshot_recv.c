@@ -417,6 +417,8 @@ static void install(struct replica *rep)
 		panic("replica %u: no shard after a snapshot install", rep->id);
 	}
 	rep->shard = fresh;
+	if (c->swap_fn)
+		c->swap_fn(c->swap_arg, rep->id, fresh);
 	if (index) {
 		rep->snap_installed++;
 		log_info("replica %u: snapshot installed, the shard is at index %" PRIu64,
