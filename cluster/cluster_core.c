@@ -22,7 +22,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "core/durable_file.h"
 #include "core/log.h"
 #include "shard/block_cache.h"
 
@@ -638,10 +640,21 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 			return RKV_ECORRUPT;
 		}
 	}
-	/* Nothing at all (a new group, or a wiped node's): see join_check
-	 * in replica.c. */
-	if (!rs->found && flushed == 0 && r > 1)
+	/* Nothing at all (a new group, or a wiped node's), or a marker left
+	 * by such a start that never caught up: see join_check in replica.c.
+	 * The marker is durable before anything of the group is. */
+	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
+	if (r > 1 && c->node->cfg.join_existing &&
+	    ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
+		const char *base = strrchr(rep->join_marker, '/') + 1;
+
 		rep->joining = true;
+		rv = durable_file_replace(c->node->data_dir, base, "", 0);
+		if (rv) {
+			snprintf(err, errlen, "%s: %s", rep->join_marker, strerror(-rv));
+			return rv;
+		}
+	}
 	rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, entries, n);
 	if (rv != 0) {
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
@@ -903,7 +916,8 @@ bool cluster_core_quiescent(struct cluster_core *c)
 		if (!shard_idle(c->reps[i]->shard))
 			idle = false;
 		/* Streams end here: pins go, ring ops of the receiver drain. */
-		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]))
+		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]) ||
+		    c->reps[i]->join_unlinking)
 			idle = false;
 	}
 	if (!core_log_idle(c->log))

@@ -14,6 +14,7 @@
 #include "cluster/replica_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -434,7 +435,7 @@ void replica_tick(struct replica *rep)
 		join_check(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
 		rep->tick_hold--;
-	else if (!(rep->joining && n->cfg.join_existing))
+	else if (!rep->joining)
 		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
 	snapshot_send_tick(rep);
 	if (!rep->was_leader && props_count(rep) > 0 &&
@@ -506,18 +507,27 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
  * voted (and acknowledged entries) before: it forgot both. Until it holds
  * everything that may have been committed with its help, it must not help
  * elect anyone, or an entry stored on it and one other node could be lost
- * (docs/notes/snapshot.md, "Wiped node"). So while `joining`:
- *   - vote requests are dropped, except (initial-cluster-state new) from a
- *     candidate with an empty log: that is a cluster's first election, and
- *     a candidate with an empty log can win only with a majority of empty
- *     voters, which a cluster holding data does not have;
- *   - with initial-cluster-state existing it does not tick (no campaign);
+ * (docs/notes/snapshot.md, "Wiped node"). With --initial-cluster-state
+ * existing, such a replica is `joining` (and a marker file keeps it so
+ * across restarts until it caught up); while joining:
+ *   - vote requests (and TIMEOUT_NOW) are dropped, and it does not tick,
+ *     so it never campaigns;
  *   - join_target is the commit index announced by the leader; joining
  *     ends once the shard applied up to it and that entry is of the
  *     leader's term: the leader had committed an entry of its own term by
  *     then, so its commit covered every entry committed before (§5.4.2),
  *     including any this node stored before it was wiped.
  */
+static void join_unlinked(struct io_op *op, int res, unsigned flags)
+{
+	struct replica *rep = op->data;
+
+	(void)flags;
+	rep->join_unlinking = false;
+	if (res < 0 && res != -ENOENT)
+		log_warn("replica %u: %s: %s", rep->id, rep->join_marker, strerror(-res));
+}
+
 static void join_check(struct replica *rep)
 {
 	uint64_t term;
@@ -530,13 +540,23 @@ static void join_check(struct replica *rep)
 		return;
 	}
 	rep->joining = false;
+	/* The marker goes (a crash before this is durable only means the
+	 * node waits to catch up once more after a restart). */
+	{
+		struct io_uring_sqe *sqe = io_ring_get_sqe(&rep->core->r->io);
+
+		rep->join_op.done = join_unlinked;
+		rep->join_op.data = rep;
+		io_op_attach(sqe, &rep->join_op);
+		io_uring_prep_unlinkat(sqe, AT_FDCWD, rep->join_marker, 0);
+		rep->join_unlinking = true;
+	}
 	log_info("replica %u: caught up from the leader at index %llu; it votes again", rep->id,
 		 (unsigned long long)rep->join_target);
 }
 
 bool replica_accept(struct replica *rep, const struct raft_msg *m)
 {
-	struct cluster_node *n = node_of(rep);
 
 	if (m->type == RAFT_MSG_SNAPSHOT && m->term >= raft_term(rep->raft) &&
 	    m->index > raft_commit_index(rep->raft) &&
@@ -552,10 +572,6 @@ bool replica_accept(struct replica *rep, const struct raft_msg *m)
 	switch (m->type) {
 	case RAFT_MSG_PREVOTE:
 	case RAFT_MSG_VOTE:
-		if (!n->cfg.join_existing && m->index == 0)
-			return true;
-		rep->votes_withheld++;
-		return false;
 	case RAFT_MSG_TIMEOUT_NOW:
 		rep->votes_withheld++;
 		return false;
@@ -805,6 +821,10 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->snap_rejected = rep->snap_rejected;
 	out->votes_withheld = rep->votes_withheld;
 	out->joining = rep->joining;
+	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
+		if (rep->sends[i] && rep->sends[i]->state == SNAP_SEND_STREAMING)
+			out->snapshot_sending = true;
 }
 
 void replica_free(struct replica *rep)

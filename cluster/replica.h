@@ -250,7 +250,9 @@ struct replica_status {
 	uint64_t snap_recv_bytes;
 	uint64_t snap_rejected;     /* chunks refused (checks, order) */
 	uint64_t votes_withheld;    /* vote requests dropped while joining */
-	bool joining;
+	bool joining;               /* started empty, not caught up yet */
+	bool snapshot_sending;      /* a stream to a follower is under way */
+	bool snapshot_receiving;    /* a stream from the leader, or its install */
 };
 void replica_status(const struct replica *rep, struct replica_status *out);
 

@@ -152,6 +152,11 @@ struct replica {
 					  * caught up from a leader */
 	uint64_t join_target;            /* leader commit seen first; caught up
 					  * once applied reaches it */
+	char join_marker[PATH_MAX + 16]; /* DATA/shard-N.joining: durable while
+					  * joining, so a restart before the
+					  * catch-up still withholds votes */
+	struct io_op join_op;            /* its unlink */
+	bool join_unlinking;
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
 };

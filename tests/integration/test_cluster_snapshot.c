@@ -5,7 +5,8 @@
  *   A. node 3 is killed, keys are written until the leaders compacted past
  *      it, it restarts and must install a snapshot (its log says so);
  *   B. node 3 is killed, its data dir wiped, it restarts with the same
- *      flags and must rejoin by snapshot;
+ *      flags plus --initial-cluster-state existing (it forgot its votes:
+ *      it must not vote before it caught up) and must rejoin by snapshot;
  *   C. node 3 is killed with -9 while receiving a snapshot and must restart
  *      cleanly and install one.
  * After A and B every acknowledged key is read back with node 3 holding the
@@ -52,6 +53,9 @@ static long now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
+/* Node 3 after its data dir was wiped: it joins a running cluster. */
+static bool joining[NODES];
+
 static void start_node(unsigned i)
 {
 	char dir[512], id[8], peer[64];
@@ -81,6 +85,10 @@ static void start_node(unsigned i)
 	args[n++] = "4MiB";
 	args[n++] = "--log-level";
 	args[n++] = "info";
+	if (joining[i]) {
+		args[n++] = "--initial-cluster-state";
+		args[n++] = "existing";
+	}
 	args[n] = NULL;
 	nodes[i].stderr_path = logs[i];
 	CHECK(server_start(&nodes[i], binary, args) == 0, "node %u did not start", i + 1);
@@ -331,11 +339,15 @@ int main(int argc, char **argv)
 	snprintf(cmd, sizeof cmd, "rm -rf '%s/node3'", base_dir);
 	CHECK(system(cmd) == 0, "wipe node 3");
 	write_keys(1500, 200);
+	joining[2] = true;
 	{
 		unsigned before = log_count(2, installed);
+		unsigned voting = log_count(2, "it votes again");
 
 		start_node(2);
 		wait_log(2, installed, before + 1);
+		/* every replica of node 3 caught up before it votes again */
+		wait_log(2, "it votes again", voting + 4);
 	}
 	printf("B: wiped node 3 rejoined by snapshot\n");
 	verify_node3(1700);
