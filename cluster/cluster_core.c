@@ -649,6 +649,8 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 		const char *base = strrchr(rep->join_marker, '/') + 1;
 
 		rep->joining = true;
+		log_info("replica %u: joining (started empty, or not caught up before a restart): "
+			 "no vote until caught up from a leader", rep->id);
 		rv = durable_file_replace(c->node->data_dir, base, "", 0);
 		if (rv) {
 			snprintf(err, errlen, "%s: %s", rep->join_marker, strerror(-rv));
@@ -724,6 +726,8 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 static void close_all(struct cluster_core *c, bool free_self)
 {
 	for (size_t i = 0; i < c->nreps; i++) {
+		/* No pin may outlive the shard (shard_close's precondition). */
+		snapshot_send_stop(c->reps[i]);
 		if (c->reps[i]->shard)
 			shard_close(c->reps[i]->shard);
 		replica_free(c->reps[i]);

@@ -512,11 +512,15 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
  * across restarts until it caught up); while joining:
  *   - vote requests (and TIMEOUT_NOW) are dropped, and it does not tick,
  *     so it never campaigns;
- *   - join_target is the commit index announced by the leader; joining
- *     ends once the shard applied up to it and that entry is of the
- *     leader's term: the leader had committed an entry of its own term by
- *     then, so its commit covered every entry committed before (§5.4.2),
- *     including any this node stored before it was wiped.
+ *   - join_target is the commit index of the first APPEND from a leader
+ *     (its whole commit index; heartbeats carry at most our match, and
+ *     the leader sends an APPEND right after a snapshot). Joining ends once
+ *     the shard applied up to it AND an entry of the current term is
+ *     committed and applied here. Any entry this node acknowledged before
+ *     it was wiped was committed before the wipe, so either before the
+ *     current term began (then it precedes that term's first entry, which
+ *     is applied here) or in this term, with this leader, whose commit
+ *     index then already covered it when it sent join_target.
  */
 static void join_unlinked(struct io_op *op, int res, unsigned flags)
 {
@@ -530,15 +534,17 @@ static void join_unlinked(struct io_op *op, int res, unsigned flags)
 
 static void join_check(struct replica *rep)
 {
-	uint64_t term;
+	uint64_t applied = shard_applied_index(rep->shard);
+	uint64_t commit = raft_commit_index(rep->raft);
+	uint64_t point = applied < commit ? applied : commit, term;
 
-	if (rep->join_target == 0 || shard_applied_index(rep->shard) < rep->join_target ||
+	if (rep->join_target == 0 || applied < rep->join_target ||
 	    raft_leader(rep->raft) == RAFT_NONE)
 		return;
-	if (!raft_term_at(rep->raft, rep->join_target, &term) || term != raft_term(rep->raft)) {
-		rep->join_target = 0; /* sample the leader's commit again */
+	/* An entry of the current term, committed, is applied here: so is
+	 * everything committed before this term began (§5.4.2). */
+	if (!raft_term_at(rep->raft, point, &term) || term != raft_term(rep->raft))
 		return;
-	}
 	rep->joining = false;
 	/* The marker goes (a crash before this is durable only means the
 	 * node waits to catch up once more after a restart). */

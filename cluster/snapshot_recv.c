@@ -322,8 +322,11 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		      rc->index == ch->index && rc->term == ch->term;
 	if (!same_stream) {
 		/* A new stream starts at offset 0 of its first file; anything
-		 * else is the tail of one we dropped. */
-		if (ch->offset != 0 || ch->index <= shard_applied_index(rep->shard)) {
+		 * else is the tail of one we dropped. Only from the leader this
+		 * replica follows (never while it leads: its proposals wait on
+		 * the shard's answers), and only ahead of what it applied. */
+		if (ch->offset != 0 || ch->index <= shard_applied_index(rep->shard) ||
+		    raft_role(rep->raft) == RAFT_LEADER || from != raft_leader(rep->raft)) {
 			rep->snap_rejected++;
 			return;
 		}
