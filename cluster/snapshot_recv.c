@@ -435,7 +435,9 @@ void snapshot_recv_service(struct replica *rep)
 
 	if (rc->state != SNAP_RECV_INSTALLING)
 		return;
-	if (!shard_snapshot_quiet(rep->shard)) {
+	/* No pin of the old shard may survive it (a stream this replica sent
+	 * while it led), and nothing of it in flight. */
+	if (!snapshot_send_stop(rep) || !shard_snapshot_quiet(rep->shard)) {
 		replica_mark_dirty(rep); /* look again next pass */
 		return;
 	}
