@@ -399,6 +399,23 @@ int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t mani
 			   uint64_t *index, char *err, size_t errlen);
 
 /*
+ * True when the shard may be closed without waiting: no ring operation of
+ * it is in flight and no entry waits to be applied (a background job cut
+ * between slices is abandoned by shard_close and cleaned at the next open).
+ * The replica stops handing in entries and driving slices, then polls this
+ * before it closes the shard to install a snapshot.
+ */
+bool shard_snapshot_quiet(const struct shard *s);
+
+/*
+ * Start-up recovery (BLOCKING, before shard_open): removes `dir`.incoming, a
+ * staging directory left by a crash during a stage or right after the
+ * exchange (see shard_snapshot_install: `dir` is then whole, old or new).
+ * 0 or a negative errno with the reason in err.
+ */
+int shard_snapshot_recover(const char *dir, char *err, size_t errlen);
+
+/*
  * Asynchronous scan. Visits keys in order from `start` (inclusive, or
  * exclusive with `after`) over memtables and SSTables, skipping deleted
  * ones, until `fn` returns false (that key then counts as not examined) or
