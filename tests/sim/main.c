@@ -30,8 +30,10 @@
 struct undo {
 	uint64_t time;
 	int kind; /* 0 restart node, 1 heal network, 2 crash node,
-		     3 isolate node (and heal later) */
+		     3 isolate node (and heal later), 4 cut node off from
+		     all but id2, then crash it (and heal later) */
 	uint64_t id;
+	uint64_t id2;
 };
 
 struct run {
@@ -71,7 +73,8 @@ static uint64_t pick_node(struct run *run)
 	return s->nodes[id].up ? id : RAFT_NONE;
 }
 
-static void add_undo(struct run *run, uint64_t delay, int kind, uint64_t id);
+static struct undo *add_undo(struct run *run, uint64_t delay, int kind,
+			     uint64_t id);
 static void transfer(struct run *run, uint64_t leader);
 
 static void client_op(struct run *run)
@@ -195,12 +198,14 @@ static void transfer(struct run *run, uint64_t leader)
 			 rkv_strerror(rv));
 }
 
-static void add_undo(struct run *run, uint64_t delay, int kind, uint64_t id)
+static struct undo *add_undo(struct run *run, uint64_t delay, int kind,
+			     uint64_t id)
 {
 	if (run->n_undo == 32)
-		return;
-	run->undo[run->n_undo++] =
-		(struct undo){.time = run->s->now + delay, .kind = kind, .id = id};
+		return NULL;
+	struct undo *u = &run->undo[run->n_undo++];
+	*u = (struct undo){.time = run->s->now + delay, .kind = kind, .id = id};
+	return u;
 }
 
 static void fault(struct run *run)
@@ -208,7 +213,20 @@ static void fault(struct run *run)
 	struct sim *s = run->s;
 	uint64_t leader = sim_leader(s);
 	uint64_t any = 1 + below(run, (uint64_t)s->n_nodes);
-	switch (below(run, 9)) {
+	switch (below(run, 10)) {
+	case 9: /* a follower's disk stalls (an fsync that hangs), and the
+		 * leader fails while the follower holds entries it has not
+		 * made durable: once a new leader overwrites part of them, a
+		 * crash may bring the follower back with a stale tail */
+		if (leader && any != leader && s->nodes[any].up) {
+			sim_disk_freeze(s, any, s->now + 200 + below(run, 500));
+			s->nodes[any].crash_at_overwrite = below(run, 2);
+			struct undo *u = add_undo(run, below(run, 100), 4,
+						  leader);
+			if (u)
+				u->id2 = any;
+		}
+		break;
 	case 8: /* the leader crashes */
 		any = leader ? leader : any;
 		/* fall through */
@@ -276,8 +294,21 @@ static void run_undo(struct run *run)
 				sim_crash(run->s, u->id);
 				add_undo(run, 20 + below(run, 300), 0, u->id);
 			}
+		} else if (u->kind == 4) {
+			/* the leader's last entries reach id2 only, so the
+			 * next leader lacks them; then it fails */
+			for (int b = 1; b <= run->s->n_nodes; b++)
+				if ((uint64_t)b != u->id2)
+					sim_cut(run->s, u->id, (uint64_t)b, true);
+			add_undo(run, 20 + below(run, 100), 2, u->id);
+			add_undo(run, 200 + below(run, 400), 1, 0);
 		} else if (u->kind == 3) {
 			sim_isolate(run->s, u->id, true);
+			/* what was on its way to it sits in a queue: the
+			 * acknowledgements of its last ReadIndex round land
+			 * after a new leader may have taken writes */
+			if (below(run, 2))
+				sim_hold_to(run->s, u->id, 100, 600);
 			add_undo(run, 100 + below(run, 500), 1, 0);
 		} else {
 			sim_heal(run->s);
@@ -388,7 +419,7 @@ static void availability(struct run *run, const struct sim_opts *o)
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
 	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
-	uint64_t crashes_at, slowed, stale_tails;
+	uint64_t crashes_at, slowed, stale_tails, forged;
 };
 
 static bool trace_events;
@@ -416,6 +447,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	o.max_inflight = 8;
 	o.slow_pct = below(&run, 3) ? (uint32_t)below(&run, 9) : 0;
 	o.disk_slow_pct = below(&run, 2) ? (uint32_t)below(&run, 10) : 0;
+	o.forge_pct = below(&run, 2) ? 1 + (uint32_t)below(&run, 3) : 0;
 	o.crash_vote_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 20) : 0;
 	o.crash_truncate_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 30) : 0;
 	o.crash_conf_pct = below(&run, 2) ? 10 + (uint32_t)below(&run, 40) : 0;
@@ -463,6 +495,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	/* faults stop: heal the network, restart every member */
 	sim_heal(s);
 	s->opts.loss_pct = s->opts.dup_pct = s->opts.slow_pct = 0;
+	s->opts.forge_pct = 0;
 	s->opts.disk_slow_pct = 0;
 	s->opts.crash_vote_pct = s->opts.crash_truncate_pct = 0;
 	s->opts.crash_conf_pct = s->opts.crash_commit_pct = 0;
@@ -528,6 +561,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	t->transfers += s->transfers;
 	t->crashes_at += s->crashes_at;
 	t->slowed += s->slowed;
+	t->forged += s->forged;
 	t->stale_tails += s->stale_tails;
 	t->trace = (t->trace ^ s->trace_hash) * 0x100000001b3ULL;
 	if (verbose)
@@ -633,7 +667,7 @@ int main(int argc, char **argv)
 		       "%llu at a vote, truncation, conf entry or commit), "
 		       "%llu snapshot installs, %llu membership changes, %llu "
 		       "transfers, %llu slowed messages, %llu APPENDs "
-		       "accepted over a stale tail\n",
+		       "accepted over a stale tail, %llu forged messages\n",
 		       (unsigned long long)t.reads, (unsigned long long)t.crashes,
 		       (unsigned long long)t.torn,
 		       (unsigned long long)t.crashes_at,
@@ -641,7 +675,8 @@ int main(int argc, char **argv)
 		       (unsigned long long)t.conf_changes,
 		       (unsigned long long)t.transfers,
 		       (unsigned long long)t.slowed,
-		       (unsigned long long)t.stale_tails);
+		       (unsigned long long)t.stale_tails,
+		       (unsigned long long)t.forged);
 	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "
 	       "commits, %llu invariant checks\n",
 	       (unsigned long long)ran, (unsigned long long)t.failures,

@@ -150,8 +150,7 @@ MUTANTS = [
            '''	if (commit > last)
 		commit = last;
 	if (commit > r->commit)''',
-           '''	if (commit > r->commit)''',
-           by='unit'),
+           '''	if (commit > r->commit)'''),
     Mutant('heartbeat-commit-unclamped',
            'a heartbeat carries min(leaderCommit, matchIndex): a follower with '
            'a stale tail must not commit it',
@@ -191,8 +190,7 @@ MUTANTS = [
            '''	if (m->index > raft_log_last_index(&r->log))
 		return; /* acknowledges what we never sent: bad input */
 ''',
-           '''''',
-           by='unit'),
+           ''''''),
     Mutant('persisted-ignores-term',
            'raft.h contract: a "persisted" report for entries overwritten '
            'since counts for nothing',
@@ -245,8 +243,7 @@ MUTANTS = [
            'raft/read_index.c',
            '''	read->round = r->read_next_round;''',
            '''	read->round = r->read_sent_round ? r->read_sent_round
-					 : r->read_next_round;''',
-           by='unit'),
+					 : r->read_next_round;'''),
     Mutant('read-index-before-noop',
            '§6.4 step 1: a new leader\'s read index is at least its term\'s '
            'first entry',
