@@ -15,6 +15,7 @@
  * many seeds it took (the mutation tests, tests/sim/mutate.py, use it).
  * --twice runs every seed twice and fails it if the trace hashes differ.
  */
+#include "tests/sim/scenario.h"
 #include "tests/sim/sim.h"
 
 #include <signal.h>
@@ -416,6 +417,28 @@ static void availability(struct run *run, const struct sim_opts *o)
 	}
 }
 
+/* Liveness: converged (live()) within LIVENESS_BOUND from now. */
+static void converge(struct run *run, const char *when)
+{
+	struct sim *s = run->s;
+	if (s->failed ||
+	    sim_run_while_not(s, s->now + LIVENESS_BOUND, live, run) ||
+	    s->failed)
+		return;
+	uint64_t leader = sim_leader(s), term = 0, commit = 0, last = 0;
+	if (leader) {
+		struct raft *r = s->nodes[leader].raft;
+		term = raft_term(r);
+		commit = raft_commit_index(r);
+		last = raft_last_index(r);
+	}
+	sim_fail(s, "liveness: not converged %d time units %s (leader %llu, "
+		 "term %llu, commit %llu, last %llu)",
+		 LIVENESS_BOUND, when, (unsigned long long)leader,
+		 (unsigned long long)term, (unsigned long long)commit,
+		 (unsigned long long)last);
+}
+
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
 	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
@@ -502,24 +525,18 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	for (int i = 1; i <= s->n_nodes; i++)
 		sim_restart(s, (uint64_t)i);
 	uint64_t healed = s->now;
-	if (!s->failed &&
-	    !sim_run_while_not(s, healed + LIVENESS_BOUND, live, &run) &&
-	    !s->failed) {
-		uint64_t leader = sim_leader(s), term = 0, commit = 0, last = 0;
-		if (leader) {
-			struct raft *r = s->nodes[leader].raft;
-			term = raft_term(r);
-			commit = raft_commit_index(r);
-			last = raft_last_index(r);
-		}
-		sim_fail(s, "liveness: not converged %d time units after faults "
-			 "stopped (leader %llu, term %llu, commit %llu, last %llu)",
-			 LIVENESS_BOUND, (unsigned long long)leader,
-			 (unsigned long long)term, (unsigned long long)commit,
-			 (unsigned long long)last);
-	}
+	converge(&run, "after faults stopped");
 	if (!s->failed)
 		availability(&run, &o);
+	/* directed schedules (scenario.c), then converge again */
+	if (!s->failed) {
+		converge(&run, "after the availability checks");
+		scenario_stale_tail(s, &run.rng, o.delay_max);
+		sim_heal(s);
+		for (int i = 1; i <= s->n_nodes; i++)
+			sim_restart(s, (uint64_t)i);
+		converge(&run, "after the directed schedules");
+	}
 	if (verbose && s->failed) {
 		for (int i = 1; i <= s->n_nodes; i++) {
 			const struct sim_node *n = &s->nodes[i];

@@ -142,8 +142,7 @@ MUTANTS = [
            'index of last new entry)',
            'raft/replication.c',
            '''	raft_follower_commit(r, m->commit < last_new ? m->commit : last_new);''',
-           '''	raft_follower_commit(r, m->commit);''',
-           by='unit'),
+           '''	raft_follower_commit(r, m->commit);'''),
     Mutant('follower-commit-past-last',
            'a follower never commits past the end of its log',
            'raft/replication.c',
@@ -172,8 +171,7 @@ MUTANTS = [
 	if (last_new > r->leader_match)
 		r->leader_match = last_new;''',
            '''	uint64_t last_new = m->index + m->n_entries;
-	r->leader_match = raft_log_last_index(&r->log);''',
-           by='unit'),
+	r->leader_match = raft_log_last_index(&r->log);'''),
     Mutant('leader-match-survives-term',
            '§5.3: a follower\'s knowledge of what matches the leader holds '
            'for one leader in one term',

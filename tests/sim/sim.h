@@ -224,6 +224,10 @@ int sim_conf_change(struct sim *s, uint64_t leader, uint32_t op,
 		    uint64_t id);
 void sim_snapshot(struct sim *s, uint64_t id);
 void sim_crash(struct sim *s, uint64_t id);
+/* Crash id with exactly its first `whole` queued writes reaching the disk
+ * (the rest lost, none torn); sim_queued_writes counts them. */
+void sim_crash_cut(struct sim *s, uint64_t id, uint64_t whole);
+uint64_t sim_queued_writes(const struct sim *s, uint64_t id);
 void sim_restart(struct sim *s, uint64_t id);
 void sim_cut(struct sim *s, uint64_t from, uint64_t to, bool cut);
 void sim_isolate(struct sim *s, uint64_t id, bool cut);
@@ -231,6 +235,8 @@ void sim_heal(struct sim *s);
 /* Stall id's disk: no write completes (writes queue up) until `until`. A
  * crash ends the stall. */
 void sim_disk_freeze(struct sim *s, uint64_t id, uint64_t until);
+/* End a stall now: the writes it held complete at once, in order. */
+void sim_disk_thaw(struct sim *s, uint64_t id);
 /* Lose every message from (to) id still in flight. */
 void sim_drop_from(struct sim *s, uint64_t id);
 void sim_drop_to(struct sim *s, uint64_t id);

@@ -676,34 +676,59 @@ int sim_campaign(struct sim *s, uint64_t id)
 }
 
 
+/* Land the first `whole` queued writes of d, then `keep` records of the
+ * next one (a torn write that left no record changed nothing). */
+static void disk_cut(struct sim *s, struct sim_disk *d, uint64_t whole,
+		     uint64_t keep)
+{
+	struct sim_task *t = d->pending;
+	for (; t && whole > 0; whole--, t = t->next)
+		if (!t->done_early)
+			disk_append(s, d, t->from, t->entries, t->n);
+	if (t && !t->done_early && keep)
+		disk_append(s, d, t->from, t->entries, keep < t->n ? keep : t->n);
+}
+
+uint64_t sim_queued_writes(const struct sim *s, uint64_t id)
+{
+	uint64_t queued = 0;
+	for (const struct sim_task *t = s->nodes[id].disk.pending; t; t = t->next)
+		queued++;
+	return queued;
+}
+
 void sim_crash(struct sim *s, uint64_t id)
 {
 	struct sim_node *n = &s->nodes[id];
 	if (!n->up)
 		return;
-	struct sim_disk *d = &n->disk;
 	/* The crash cuts the stream of queued writes somewhere: the writes
 	 * before the cut reached the platter whole (writes complete in
 	 * order), the one it lands in may leave a prefix of its records
 	 * (recovery cuts the torn last one off), the rest are lost. None of
 	 * them was reported persisted, so a node can come back holding
 	 * entries its in-memory log had already truncated away. */
-	if (d->pending && raft_rng_below(&s->rng, 2) == 0) {
-		uint64_t queued = 0;
-		for (struct sim_task *t = d->pending; t; t = t->next)
-			queued++;
+	if (n->disk.pending && raft_rng_below(&s->rng, 2) == 0) {
+		uint64_t queued = sim_queued_writes(s, id);
 		uint64_t whole = queued > 1 ? raft_rng_below(&s->rng, queued)
 					    : 0;
-		struct sim_task *t = d->pending;
-		for (; whole > 0; whole--, t = t->next)
-			if (!t->done_early)
-				disk_append(s, d, t->from, t->entries, t->n);
-		/* a torn write that left no record changed nothing */
-		uint64_t keep = raft_rng_below(&s->rng, t->n + 1);
-		if (!t->done_early && keep)
-			disk_append(s, d, t->from, t->entries, keep);
+		struct sim_task *t = n->disk.pending;
+		for (uint64_t i = 0; i < whole; i++)
+			t = t->next;
+		disk_cut(s, &n->disk, whole,
+			 raft_rng_below(&s->rng, t->n + 1));
 		s->torn++;
 	}
+	sim_crash_cut(s, id, 0);
+}
+
+void sim_crash_cut(struct sim *s, uint64_t id, uint64_t whole)
+{
+	struct sim_node *n = &s->nodes[id];
+	if (!n->up)
+		return;
+	struct sim_disk *d = &n->disk;
+	disk_cut(s, d, whole, 0);
 	disk_drop_pending(d);
 	d->last_done = 0;
 	d->frozen_until = 0;
@@ -762,6 +787,18 @@ void sim_disk_freeze(struct sim *s, uint64_t id, uint64_t until)
 		n->disk.frozen_until = until;
 }
 
+/* Restore the heap order after event times were changed in place. */
+static void heap_rebuild(struct sim *s)
+{
+	size_t n = s->heap_n;
+	struct sim_event *all = world_xrealloc(NULL, n * sizeof(*all));
+	memcpy(all, s->heap, n * sizeof(*all));
+	s->heap_n = 0;
+	for (size_t i = 0; i < n; i++)
+		heap_insert(s, all[i]);
+	free(all);
+}
+
 void sim_hold_to(struct sim *s, uint64_t id, uint32_t lo, uint32_t hi)
 {
 	bool moved = false;
@@ -771,16 +808,23 @@ void sim_hold_to(struct sim *s, uint64_t id, uint32_t lo, uint32_t hi)
 			moved = true;
 		}
 	}
-	if (!moved)
+	if (moved)
+		heap_rebuild(s);
+}
+
+void sim_disk_thaw(struct sim *s, uint64_t id)
+{
+	struct sim_disk *d = &s->nodes[id].disk;
+	if (d->frozen_until <= s->now)
 		return;
-	/* keys only grew: restore the heap by pushing everything again */
-	size_t n = s->heap_n;
-	struct sim_event *all = world_xrealloc(NULL, n * sizeof(*all));
-	memcpy(all, s->heap, n * sizeof(*all));
-	s->heap_n = 0;
-	for (size_t i = 0; i < n; i++)
-		heap_insert(s, all[i]);
-	free(all);
+	/* the stalled writes complete now, still in order */
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].kind == EV_DISK && s->heap[i].node == id &&
+		    s->heap[i].time >= d->frozen_until)
+			s->heap[i].time = s->now;
+	d->frozen_until = 0;
+	d->last_done = s->now;
+	heap_rebuild(s);
 }
 
 void sim_heal(struct sim *s)

@@ -1,0 +1,18 @@
+/*
+ * Directed fault schedules of raft-sim (scenario.c): each plays one
+ * sequence of faults on a converged cluster, at the seed's timings, to
+ * reach a state the random schedules reach too rarely; the checkers of
+ * check.c judge the outcome. The caller runs the cluster to convergence
+ * afterwards (liveness).
+ */
+#ifndef RINGKV_TESTS_SIM_SCENARIO_H
+#define RINGKV_TESTS_SIM_SCENARIO_H
+
+#include "tests/sim/sim.h"
+
+/* A follower left holding a stale tail behind entries that match a new
+ * leader, which then re-probes it below the tail (Figure 2, rule 5). */
+void scenario_stale_tail(struct sim *s, struct raft_rng *rng,
+			 uint32_t delay_max);
+
+#endif
