@@ -442,7 +442,7 @@ static void converge(struct run *run, const char *when)
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
 	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
-	uint64_t crashes_at, slowed, stale_tails, forged;
+	uint64_t crashes_at, slowed, stale_tails, forged, directed;
 };
 
 static bool trace_events;
@@ -535,6 +535,11 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 		sim_heal(s);
 		for (int i = 1; i <= s->n_nodes; i++)
 			sim_restart(s, (uint64_t)i);
+		converge(&run, "after the stale tail schedule");
+		scenario_lost_tail(s, &run.rng, o.tick_interval);
+		sim_heal(s);
+		for (int i = 1; i <= s->n_nodes; i++)
+			sim_restart(s, (uint64_t)i);
 		converge(&run, "after the directed schedules");
 	}
 	if (verbose && s->failed) {
@@ -579,6 +584,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	t->crashes_at += s->crashes_at;
 	t->slowed += s->slowed;
 	t->forged += s->forged;
+	t->directed += s->directed;
 	t->stale_tails += s->stale_tails;
 	t->trace = (t->trace ^ s->trace_hash) * 0x100000001b3ULL;
 	if (verbose)
@@ -684,7 +690,8 @@ int main(int argc, char **argv)
 		       "%llu at a vote, truncation, conf entry or commit), "
 		       "%llu snapshot installs, %llu membership changes, %llu "
 		       "transfers, %llu slowed messages, %llu APPENDs "
-		       "accepted over a stale tail, %llu forged messages\n",
+		       "accepted over a stale tail, %llu forged messages, %llu "
+		       "directed schedules played out\n",
 		       (unsigned long long)t.reads, (unsigned long long)t.crashes,
 		       (unsigned long long)t.torn,
 		       (unsigned long long)t.crashes_at,
@@ -693,7 +700,8 @@ int main(int argc, char **argv)
 		       (unsigned long long)t.transfers,
 		       (unsigned long long)t.slowed,
 		       (unsigned long long)t.stale_tails,
-		       (unsigned long long)t.forged);
+		       (unsigned long long)t.forged,
+		       (unsigned long long)t.directed);
 	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "
 	       "commits, %llu invariant checks\n",
 	       (unsigned long long)ran, (unsigned long long)t.failures,

@@ -179,8 +179,7 @@ MUTANTS = [
            '''	if (leader != r->leader || term != r->term)
 		r->leader_match = 0;''',
            '''	if (leader != r->leader)
-		r->leader_match = 0;''',
-           by='unit'),
+		r->leader_match = 0;'''),
     Mutant('leader-counts-ack-beyond-log',
            'untrusted input: an acknowledgement of an index the leader '
            'never had is dropped',

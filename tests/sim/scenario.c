@@ -11,14 +11,16 @@
 
 #include <stdlib.h>
 
-struct stale_tail {
+/* The cast of a scenario: the leader O when it starts, its term, and the
+ * follower F the faults centre on. */
+struct scene {
 	uint64_t old_leader, follower, term;
-	uint64_t upto; /* run until every other member holds this durably */
+	uint64_t upto; /* the index the step being waited for is about */
 };
 
 static bool others_hold(struct sim *s, void *arg)
 {
-	const struct stale_tail *st = arg;
+	const struct scene *st = arg;
 	struct raft *r = sim_raft(s, st->old_leader);
 	if (!r || raft_commit_index(r) < st->upto)
 		return false;
@@ -34,7 +36,7 @@ static bool others_hold(struct sim *s, void *arg)
 
 static bool leader_knows(struct sim *s, void *arg)
 {
-	const struct stale_tail *st = arg;
+	const struct scene *st = arg;
 	struct raft *r = sim_raft(s, st->old_leader);
 	uint64_t match = 0;
 	return !r || raft_role(r) != RAFT_LEADER ||
@@ -44,14 +46,14 @@ static bool leader_knows(struct sim *s, void *arg)
 
 static bool follower_has(struct sim *s, void *arg)
 {
-	const struct stale_tail *st = arg;
+	const struct scene *st = arg;
 	struct raft *r = sim_raft(s, st->follower);
 	return !r || raft_last_index(r) >= st->upto;
 }
 
 static bool new_leader(struct sim *s, void *arg)
 {
-	const struct stale_tail *st = arg;
+	const struct scene *st = arg;
 	uint64_t l = sim_leader(s);
 	return l && l != st->follower && raft_term(sim_raft(s, l)) > st->term;
 }
@@ -60,7 +62,7 @@ static bool new_leader(struct sim *s, void *arg)
  * term: it took the new leader's first APPEND. */
 static bool follower_overwrote(struct sim *s, void *arg)
 {
-	const struct stale_tail *st = arg;
+	const struct scene *st = arg;
 	struct raft *f = sim_raft(s, st->follower);
 	uint64_t l = sim_leader(s), term;
 	return !f || !l ||
@@ -79,6 +81,30 @@ static uint64_t pick(const struct raft_conf *conf, uint64_t not,
 	return n ? ids[raft_rng_below(rng, (uint64_t)n)] : RAFT_NONE;
 }
 
+/* Pick the leader O and a follower F (voter or learner) of a group of at
+ * least 3 voters, and have F acknowledge one fresh entry: O then
+ * replicates to it in a pipeline (a probing leader would send one APPEND
+ * at a time). False when the cluster does not allow it. */
+static bool setup(struct sim *s, struct raft_rng *rng, struct scene *st)
+{
+	if (!st->old_leader)
+		return false;
+	struct raft *o = sim_raft(s, st->old_leader);
+	st->term = raft_term(o);
+	const struct raft_conf *conf = raft_conf(o);
+	int voters = 0;
+	for (uint32_t i = 0; i < conf->n; i++)
+		voters += conf->servers[i].role == RAFT_VOTER;
+	st->follower = pick(conf, st->old_leader, rng, s);
+	if (voters < 3 || !st->follower ||
+	    raft_conf_role(conf, st->old_leader) != RAFT_VOTER)
+		return false;
+	sim_propose(s, st->old_leader, 0, NULL);
+	st->upto = raft_last_index(o);
+	return sim_run_while_not(s, s->now + 1000, leader_knows, st) &&
+	       raft_role(o) == RAFT_LEADER;
+}
+
 /*
  * A follower F whose disk stalls holds entries p+1..j that every other
  * member makes durable, then j+1..k that only it receives from the leader
@@ -92,79 +118,38 @@ static uint64_t pick(const struct raft_conf *conf, uint64_t not,
  * (and acknowledging) its stale tail.
  */
 static void stale_tail(struct sim *s, struct raft_rng *rng,
-		       uint32_t delay_max, struct stale_tail *st);
-
-void scenario_stale_tail(struct sim *s, struct raft_rng *rng,
-			 uint32_t delay_max)
+		       uint32_t delay_max, struct scene *st)
 {
-	struct stale_tail st = {.old_leader = sim_leader(s)};
-	/* a steady network (every message takes the longest delay, so none
-	 * overtakes another): the follower must take the entries in order
-	 * while its acknowledgements stay stuck */
-	uint32_t delay_min = s->opts.delay_min;
-	s->opts.delay_min = s->opts.delay_max;
-	stale_tail(s, rng, delay_max, &st);
-	s->opts.delay_min = delay_min;
-	/* whatever step it stopped at, no disk stays stalled */
-	if (st.old_leader)
-		sim_disk_thaw(s, st.old_leader);
-	if (st.follower)
-		sim_disk_thaw(s, st.follower);
-}
-
-static void stale_tail(struct sim *s, struct raft_rng *rng,
-		       uint32_t delay_max, struct stale_tail *stp)
-{
-	struct stale_tail st = *stp;
-	if (!st.old_leader)
-		return;
-	struct raft *o = sim_raft(s, st.old_leader);
-	st.term = raft_term(o);
-	const struct raft_conf *conf = raft_conf(o);
-	int voters = 0;
-	for (uint32_t i = 0; i < conf->n; i++)
-		voters += conf->servers[i].role == RAFT_VOTER;
-	st.follower = pick(conf, st.old_leader, rng, s);
-	if (voters < 3 || !st.follower ||
-	    raft_conf_role(conf, st.old_leader) != RAFT_VOTER)
-		return;
-	*stp = st;
-	uint64_t f = st.follower;
-	/* one entry F acknowledges first: its leader then replicates to it
-	 * in a pipeline (a probing leader would send one APPEND at a time) */
-	sim_propose(s, st.old_leader, 0, NULL);
-	st.upto = raft_last_index(o);
-	if (!sim_run_while_not(s, s->now + 1000, leader_knows, &st) ||
-	    raft_role(o) != RAFT_LEADER)
-		return;
+	uint64_t f = st->follower;
+	struct raft *o = sim_raft(s, st->old_leader);
 	sim_disk_freeze(s, f, s->now + 20000); /* until F crashes */
 	for (uint64_t i = 2 + raft_rng_below(rng, 3); i > 0; i--)
-		sim_propose(s, st.old_leader, (uint32_t)(i % SIM_KEYS), NULL);
-	st.upto = raft_last_index(o);
-	if (!sim_run_while_not(s, s->now + 2000, others_hold, &st))
+		sim_propose(s, st->old_leader, (uint32_t)(i % SIM_KEYS), NULL);
+	st->upto = raft_last_index(o);
+	if (!sim_run_while_not(s, s->now + 2000, others_hold, st))
 		return;
-	uint64_t j = st.upto;
-	o = sim_raft(s, st.old_leader);
-	sim_disk_freeze(s, st.old_leader, s->now + 20000);
+	uint64_t j = st->upto;
+	o = sim_raft(s, st->old_leader);
+	sim_disk_freeze(s, st->old_leader, s->now + 20000);
 	for (uint64_t b = 1; b <= SIM_MAX_NODES; b++)
 		if (b != f)
-			sim_cut(s, st.old_leader, b, true);
+			sim_cut(s, st->old_leader, b, true);
 	for (uint64_t i = 1 + raft_rng_below(rng, 3); i > 0; i--)
-		sim_propose(s, st.old_leader, (uint32_t)(i % SIM_KEYS), NULL);
-	st.upto = raft_last_index(o);
-	if (!sim_run_while_not(s, s->now + 500, follower_has, &st))
+		sim_propose(s, st->old_leader, (uint32_t)(i % SIM_KEYS), NULL);
+	st->upto = raft_last_index(o);
+	if (!sim_run_while_not(s, s->now + 500, follower_has, st))
 		return;
 	/* O loses j+1..k; F may not lead (its log is the longest) */
-	sim_crash_cut(s, st.old_leader, 0);
+	sim_crash_cut(s, st->old_leader, 0);
 	sim_heal(s);
 	for (uint64_t b = 1; b <= SIM_MAX_NODES; b++)
 		sim_cut(s, f, b, true);
-	sim_restart(s, st.old_leader);
-	if (!sim_run_while_not(s, s->now + 3000, new_leader, &st))
+	sim_restart(s, st->old_leader);
+	if (!sim_run_while_not(s, s->now + 3000, new_leader, st))
 		return;
 	sim_heal(s);
-	st.upto = j + 1;
-	if (!sim_run_while_not(s, s->now + 1000, follower_overwrote, &st) ||
+	st->upto = j + 1;
+	if (!sim_run_while_not(s, s->now + 1000, follower_overwrote, st) ||
 	    !sim_raft(s, f))
 		return;
 	/* F's queued writes land, the overwrite does not */
@@ -172,4 +157,105 @@ static void stale_tail(struct sim *s, struct raft_rng *rng,
 	sim_crash_cut(s, f, queued ? queued - 1 : 0);
 	sim_run_until(s, s->now + 3ULL * delay_max + 20);
 	sim_restart(s, f);
+	s->directed++;
+}
+
+static bool follower_in_new_term(struct sim *s, void *arg)
+{
+	const struct scene *st = arg;
+	struct raft *f = sim_raft(s, st->follower);
+	return !f || raft_term(f) > st->term;
+}
+
+static bool old_leader_leads_again(struct sim *s, void *arg)
+{
+	const struct scene *st = arg;
+	uint64_t l = sim_leader(s);
+	return l && raft_term(sim_raft(s, l)) > st->term;
+}
+
+/*
+ * The leader O loses entries it sent (not yet durable on it) and is
+ * elected again in a later term; F, which took them, first hears of the
+ * new term from O's own heartbeat, and then makes them durable. What F
+ * knows matches its leader's log held for O in the old term only: F must
+ * not acknowledge the lost entries to O's new term.
+ */
+static void lost_tail(struct sim *s, struct raft_rng *rng,
+		      uint32_t tick_interval, struct scene *st)
+{
+	uint64_t f = st->follower;
+	struct raft *o = sim_raft(s, st->old_leader);
+	/* both disks stall; O's next entries reach F alone, which takes
+	 * them (it now knows they match O's log) without making them
+	 * durable */
+	sim_disk_freeze(s, f, s->now + 20000);
+	sim_disk_freeze(s, st->old_leader, s->now + 20000);
+	for (uint64_t b = 1; b <= SIM_MAX_NODES; b++)
+		if (b != f)
+			sim_cut(s, st->old_leader, b, true);
+	uint64_t cut_at = s->now;
+	for (uint64_t i = 2 + raft_rng_below(rng, 3); i > 0; i--)
+		sim_propose(s, st->old_leader, (uint32_t)(i % SIM_KEYS), NULL);
+	st->upto = raft_last_index(o);
+	if (!sim_run_while_not(s, s->now + 500, follower_has, st))
+		return;
+	/* F stops (SIGSTOP) before it hears of any new term; O crashes
+	 * losing those entries and, restarted, campaigns as soon as the
+	 * others stop hearing from a leader */
+	sim_pause(s, f, s->now + 20000);
+	sim_crash_cut(s, st->old_leader, 0);
+	sim_heal(s);
+	sim_cut(s, st->old_leader, f, true);
+	sim_restart(s, st->old_leader);
+	sim_run_until(s, cut_at + 10ULL * tick_interval + 1);
+	sim_campaign(s, st->old_leader);
+	if (!sim_run_while_not(s, s->now + 3000, old_leader_leads_again, st) ||
+	    sim_leader(s) != st->old_leader)
+		return;
+	/* F resumes and first hears of the new term from O itself; then
+	 * its stalled write of the entries O lost lands */
+	sim_heal(s);
+	sim_resume(s, f);
+	if (!sim_run_while_not(s, s->now + 1000, follower_in_new_term, st))
+		return;
+	sim_disk_thaw(s, f);
+	sim_run_until(s, s->now + 200);
+	s->directed++;
+}
+
+typedef void scenario_fn(struct sim *s, struct raft_rng *rng, uint32_t param,
+			 struct scene *st);
+
+/* Set up and play one scenario on a steady network (every message takes
+ * the longest delay, so none overtakes another: the follower takes the
+ * leader's entries in order while its acknowledgements stay stuck), then
+ * undo what it left: no disk stays stalled, no process paused. */
+static void play(struct sim *s, struct raft_rng *rng, uint32_t param,
+		 scenario_fn *fn)
+{
+	struct scene st = {.old_leader = sim_leader(s)};
+	uint32_t delay_min = s->opts.delay_min;
+	s->opts.delay_min = s->opts.delay_max;
+	if (setup(s, rng, &st))
+		fn(s, rng, param, &st);
+	s->opts.delay_min = delay_min;
+	if (st.follower) {
+		sim_resume(s, st.follower);
+		sim_disk_thaw(s, st.follower);
+	}
+	if (st.old_leader)
+		sim_disk_thaw(s, st.old_leader);
+}
+
+void scenario_stale_tail(struct sim *s, struct raft_rng *rng,
+			 uint32_t delay_max)
+{
+	play(s, rng, delay_max, stale_tail);
+}
+
+void scenario_lost_tail(struct sim *s, struct raft_rng *rng,
+			uint32_t tick_interval)
+{
+	play(s, rng, tick_interval, lost_tail);
 }

@@ -15,4 +15,11 @@
 void scenario_stale_tail(struct sim *s, struct raft_rng *rng,
 			 uint32_t delay_max);
 
+/* A leader that lost entries it had sent, elected again in a later term,
+ * while a follower that took them still holds them and first hears of
+ * the new term from that same leader (§5.3: what matches is known per
+ * leader and term). */
+void scenario_lost_tail(struct sim *s, struct raft_rng *rng,
+			uint32_t tick_interval);
+
 #endif

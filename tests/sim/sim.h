@@ -92,6 +92,8 @@ struct sim_node {
 	uint32_t incarnation;
 	bool crash_at_overwrite; /* crash at its next write over queued or
 				    durable entries (a fault schedule) */
+	uint64_t paused_until;   /* a paused process: none of its events
+				    (ticks, messages, disk) runs before */
 	struct raft *raft;
 	struct raft_rng rng;
 	struct sim_disk disk;
@@ -186,6 +188,7 @@ struct sim {
 	uint64_t crashes_at; /* crashes scheduled at a vote, truncation, conf */
 	uint64_t slowed;     /* messages given a heavy-tailed delay */
 	uint64_t forged;     /* forged copies delivered (untrusted input) */
+	uint64_t directed;   /* directed schedules played to the end */
 	uint64_t stale_tails; /* APPENDs accepted by a follower whose log goes
 				 on past them with entries the leader lacks */
 	uint64_t conf_changes;
@@ -237,6 +240,10 @@ void sim_heal(struct sim *s);
 void sim_disk_freeze(struct sim *s, uint64_t id, uint64_t until);
 /* End a stall now: the writes it held complete at once, in order. */
 void sim_disk_thaw(struct sim *s, uint64_t id);
+/* Pause id's process (SIGSTOP): its ticks, messages and disk completions
+ * wait until `until`, or until sim_resume(), then run in order. */
+void sim_pause(struct sim *s, uint64_t id, uint64_t until);
+void sim_resume(struct sim *s, uint64_t id);
 /* Lose every message from (to) id still in flight. */
 void sim_drop_from(struct sim *s, uint64_t id);
 void sim_drop_to(struct sim *s, uint64_t id);

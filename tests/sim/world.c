@@ -125,6 +125,8 @@ static void heap_insert(struct sim *s, struct sim_event ev)
 static void heap_push(struct sim *s, struct sim_event ev)
 {
 	ev.seq = s->seq++;
+	if (ev.node && s->nodes[ev.node].paused_until > ev.time)
+		ev.time = s->nodes[ev.node].paused_until;
 	heap_insert(s, ev);
 }
 
@@ -733,6 +735,7 @@ void sim_crash_cut(struct sim *s, uint64_t id, uint64_t whole)
 	d->last_done = 0;
 	d->frozen_until = 0;
 	n->crash_at_overwrite = false;
+	n->paused_until = 0;
 	s->crashes++;
 	raft_destroy(n->raft);
 	n->raft = NULL;
@@ -824,6 +827,30 @@ void sim_disk_thaw(struct sim *s, uint64_t id)
 			s->heap[i].time = s->now;
 	d->frozen_until = 0;
 	d->last_done = s->now;
+	heap_rebuild(s);
+}
+
+void sim_pause(struct sim *s, uint64_t id, uint64_t until)
+{
+	struct sim_node *n = &s->nodes[id];
+	n->paused_until = until;
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].node == id && s->heap[i].time < until)
+			s->heap[i].time = until;
+	heap_rebuild(s);
+}
+
+void sim_resume(struct sim *s, uint64_t id)
+{
+	struct sim_node *n = &s->nodes[id];
+	if (n->paused_until <= s->now) {
+		n->paused_until = 0;
+		return;
+	}
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].node == id && s->heap[i].time == n->paused_until)
+			s->heap[i].time = s->now;
+	n->paused_until = 0;
 	heap_rebuild(s);
 }
 
