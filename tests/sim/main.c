@@ -526,8 +526,15 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 		sim_restart(s, (uint64_t)i);
 	uint64_t healed = s->now;
 	converge(&run, "after faults stopped");
-	if (!s->failed)
+	if (!s->failed) {
+		/* a transfer the fault phase started may still fire (its
+		 * TIMEOUT_NOW goes out once the target caught up, and moves
+		 * the term): leaders abort transfers after an election
+		 * timeout, so wait three and converge again */
+		sim_run_until(s, s->now + 30ULL * o.tick_interval);
+		converge(&run, "after pending transfers");
 		availability(&run, &o);
+	}
 	/* directed schedules (scenario.c), then converge again */
 	if (!s->failed) {
 		converge(&run, "after the availability checks");
@@ -537,6 +544,11 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 			sim_restart(s, (uint64_t)i);
 		converge(&run, "after the stale tail schedule");
 		scenario_lost_tail(s, &run.rng, o.tick_interval);
+		sim_heal(s);
+		for (int i = 1; i <= s->n_nodes; i++)
+			sim_restart(s, (uint64_t)i);
+		converge(&run, "after the lost tail schedule");
+		scenario_deposed_read(s, &run.rng, o.delay_max);
 		sim_heal(s);
 		for (int i = 1; i <= s->n_nodes; i++)
 			sim_restart(s, (uint64_t)i);

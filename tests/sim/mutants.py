@@ -315,4 +315,38 @@ MUTANTS = [
            'raft/snapshot.c',
            '''	r->snap_installed = true;''',
            ''''''),
+    # ---- added in session 3 (issue #15): more single rules ----
+    Mutant('restart-trusts-commit',
+           'Figure 2: commitIndex is volatile; a restarted server knows '
+           'only its snapshot to be committed',
+           'raft/raft.c',
+           '''	r->commit = r->applied = snap->index;''',
+           '''	r->commit = raft_log_last_index(&r->log);
+	r->applied = snap->index;'''),
+    Mutant('follower-commit-goes-back',
+           'Figure 2: a follower raises commitIndex only when the leader\'s '
+           'is higher; it never moves back',
+           'raft/replication.c',
+           '''	if (commit > r->commit)
+		r->commit = commit;''',
+           '''	r->commit = commit;'''),
+    Mutant('apply-uncommitted',
+           'Figure 2: only entries up to commitIndex are applied to the '
+           'state machine',
+           'raft/raft.c',
+           '''	uint64_t apply_to = r->commit < last ? r->commit : last;''',
+           '''	uint64_t apply_to = last;'''),
+    Mutant('read-ack-any-round',
+           '§6.4 step 2: a heartbeat response confirms only the ReadIndex '
+           'round it echoes',
+           'raft/replication.c',
+           '''	if (m->context > pr->read_ack)
+		pr->read_ack = m->context;''',
+           '''	pr->read_ack = r->read_sent_round;'''),
+    Mutant('snapshot-install-keeps-conf',
+           'Figure 13 / §7: installing a snapshot replaces the configuration '
+           'with the snapshot\'s',
+           'raft/snapshot.c',
+           '''	r->conf = r->snap.conf;''',
+           ''''''),
 ]

@@ -224,6 +224,57 @@ static void lost_tail(struct sim *s, struct raft_rng *rng,
 	s->directed++;
 }
 
+static bool someone_else_leads(struct sim *s, void *arg)
+{
+	const struct scene *st = arg;
+	uint64_t l = sim_leader(s);
+	return l && l != st->old_leader;
+}
+
+static bool write_acknowledged(struct sim *s, void *arg)
+{
+	const struct sim_write *w = sim_write_get(s, *(const uint64_t *)arg);
+	return !w || w->ack != SIM_NEVER || w->failed;
+}
+
+/*
+ * A read reaches a deposed leader that does not know it yet, while the
+ * acknowledgements of the heartbeat round it sent before it was cut off
+ * are still on their way (§6.4). The leader O sends a ReadIndex round;
+ * the followers acknowledge it; before the acknowledgements arrive O is
+ * cut off and paused (SIGSTOP: it neither ticks nor receives). The others
+ * elect a new leader, which acknowledges a write. O resumes, a client
+ * reads the written key at O, and only then do the old acknowledgements
+ * land: they confirm the round they echo, which began before the write
+ * was acknowledged, not the read; O must not serve it from them.
+ */
+static void deposed_read(struct sim *s, struct raft_rng *rng,
+			 uint32_t delay_max, struct scene *st)
+{
+	uint64_t o = st->old_leader;
+	uint32_t key = (uint32_t)raft_rng_below(rng, SIM_KEYS);
+	if (sim_read(s, o, key, NULL) != 0)
+		return;
+	/* the round's heartbeats arrive, the acknowledgements are sent */
+	sim_run_until(s, s->now + delay_max + 1);
+	sim_pause(s, o, s->now + 20000);
+	sim_isolate(s, o, true);
+	if (!sim_run_while_not(s, s->now + 3000, someone_else_leads, st))
+		return;
+	uint64_t value = 0;
+	if (sim_propose(s, sim_leader(s), key, &value) != 0 ||
+	    !sim_run_while_not(s, s->now + 3000, write_acknowledged, &value))
+		return;
+	/* the read begins strictly after the acknowledgement */
+	sim_run_until(s, s->now + 1);
+	sim_resume(s, o);
+	if (sim_read(s, o, key, NULL) != 0)
+		return;
+	sim_run_until(s, s->now + 2ULL * delay_max + 20);
+	sim_isolate(s, o, false);
+	s->directed++;
+}
+
 typedef void scenario_fn(struct sim *s, struct raft_rng *rng, uint32_t param,
 			 struct scene *st);
 
@@ -258,4 +309,10 @@ void scenario_lost_tail(struct sim *s, struct raft_rng *rng,
 			uint32_t tick_interval)
 {
 	play(s, rng, tick_interval, lost_tail);
+}
+
+void scenario_deposed_read(struct sim *s, struct raft_rng *rng,
+			   uint32_t delay_max)
+{
+	play(s, rng, delay_max, deposed_read);
 }

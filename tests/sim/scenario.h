@@ -22,4 +22,9 @@ void scenario_stale_tail(struct sim *s, struct raft_rng *rng,
 void scenario_lost_tail(struct sim *s, struct raft_rng *rng,
 			uint32_t tick_interval);
 
+/* A read sent to a deposed leader (paused while cut off) just before the
+ * acknowledgements of its last ReadIndex round land (§6.4). */
+void scenario_deposed_read(struct sim *s, struct raft_rng *rng,
+			   uint32_t delay_max);
+
 #endif
