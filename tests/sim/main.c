@@ -528,9 +528,11 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	converge(&run, "after faults stopped");
 	if (!s->failed) {
 		/* a transfer the fault phase started may still fire (its
-		 * TIMEOUT_NOW goes out once the target caught up, and moves
-		 * the term): leaders abort transfers after an election
-		 * timeout, so wait three and converge again */
+		 * TIMEOUT_NOW goes out once the target caught up, or arrives
+		 * late: slowed 10-20x, held) and move the term: lose what is
+		 * in flight, let leaders abort transfers (they do after an
+		 * election timeout; wait three) and converge again */
+		drop_in_flight(s);
 		sim_run_until(s, s->now + 30ULL * o.tick_interval);
 		converge(&run, "after pending transfers");
 		availability(&run, &o);
