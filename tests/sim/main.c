@@ -15,6 +15,7 @@
  * many seeds it took (the mutation tests, tests/sim/mutate.py, use it).
  * --twice runs every seed twice and fails it if the trace hashes differ.
  */
+#include "tests/sim/scenario.h"
 #include "tests/sim/sim.h"
 
 #include <errno.h>
@@ -42,8 +43,10 @@ static void version_print(FILE *out, const char *program)
 struct undo {
 	uint64_t time;
 	int kind; /* 0 restart node, 1 heal network, 2 crash node,
-		     3 isolate node (and heal later) */
+		     3 isolate node (and heal later), 4 cut node off from
+		     all but id2, then crash it (and heal later) */
 	uint64_t id;
+	uint64_t id2;
 };
 
 struct run {
@@ -83,7 +86,8 @@ static uint64_t pick_node(struct run *run)
 	return s->nodes[id].up ? id : RAFT_NONE;
 }
 
-static void add_undo(struct run *run, uint64_t delay, int kind, uint64_t id);
+static struct undo *add_undo(struct run *run, uint64_t delay, int kind,
+			     uint64_t id);
 static void transfer(struct run *run, uint64_t leader);
 
 static void client_op(struct run *run)
@@ -207,12 +211,14 @@ static void transfer(struct run *run, uint64_t leader)
 			 rkv_strerror(rv));
 }
 
-static void add_undo(struct run *run, uint64_t delay, int kind, uint64_t id)
+static struct undo *add_undo(struct run *run, uint64_t delay, int kind,
+			     uint64_t id)
 {
 	if (run->n_undo == 32)
-		return;
-	run->undo[run->n_undo++] =
-		(struct undo){.time = run->s->now + delay, .kind = kind, .id = id};
+		return NULL;
+	struct undo *u = &run->undo[run->n_undo++];
+	*u = (struct undo){.time = run->s->now + delay, .kind = kind, .id = id};
+	return u;
 }
 
 static void fault(struct run *run)
@@ -220,7 +226,20 @@ static void fault(struct run *run)
 	struct sim *s = run->s;
 	uint64_t leader = sim_leader(s);
 	uint64_t any = 1 + below(run, (uint64_t)s->n_nodes);
-	switch (below(run, 9)) {
+	switch (below(run, 10)) {
+	case 9: /* a follower's disk stalls (an fsync that hangs), and the
+		 * leader fails while the follower holds entries it has not
+		 * made durable: once a new leader overwrites part of them, a
+		 * crash may bring the follower back with a stale tail */
+		if (leader && any != leader && s->nodes[any].up) {
+			sim_disk_freeze(s, any, s->now + 200 + below(run, 500));
+			s->nodes[any].crash_at_overwrite = below(run, 2);
+			struct undo *u = add_undo(run, below(run, 100), 4,
+						  leader);
+			if (u)
+				u->id2 = any;
+		}
+		break;
 	case 8: /* the leader crashes */
 		any = leader ? leader : any;
 		/* fall through */
@@ -288,8 +307,21 @@ static void run_undo(struct run *run)
 				sim_crash(run->s, u->id);
 				add_undo(run, 20 + below(run, 300), 0, u->id);
 			}
+		} else if (u->kind == 4) {
+			/* the leader's last entries reach id2 only, so the
+			 * next leader lacks them; then it fails */
+			for (int b = 1; b <= run->s->n_nodes; b++)
+				if ((uint64_t)b != u->id2)
+					sim_cut(run->s, u->id, (uint64_t)b, true);
+			add_undo(run, 20 + below(run, 100), 2, u->id);
+			add_undo(run, 200 + below(run, 400), 1, 0);
 		} else if (u->kind == 3) {
 			sim_isolate(run->s, u->id, true);
+			/* what was on its way to it sits in a queue: the
+			 * acknowledgements of its last ReadIndex round land
+			 * after a new leader may have taken writes */
+			if (below(run, 2))
+				sim_hold_to(run->s, u->id, 100, 600);
 			add_undo(run, 100 + below(run, 500), 1, 0);
 		} else {
 			sim_heal(run->s);
@@ -397,10 +429,32 @@ static void availability(struct run *run, const struct sim_opts *o)
 	}
 }
 
+/* Liveness: converged (live()) within LIVENESS_BOUND from now. */
+static void converge(struct run *run, const char *when)
+{
+	struct sim *s = run->s;
+	if (s->failed ||
+	    sim_run_while_not(s, s->now + LIVENESS_BOUND, live, run) ||
+	    s->failed)
+		return;
+	uint64_t leader = sim_leader(s), term = 0, commit = 0, last = 0;
+	if (leader) {
+		struct raft *r = s->nodes[leader].raft;
+		term = raft_term(r);
+		commit = raft_commit_index(r);
+		last = raft_last_index(r);
+	}
+	sim_fail(s, "liveness: not converged %d time units %s (leader %llu, "
+		 "term %llu, commit %llu, last %llu)",
+		 LIVENESS_BOUND, when, (unsigned long long)leader,
+		 (unsigned long long)term, (unsigned long long)commit,
+		 (unsigned long long)last);
+}
+
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
 	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
-	uint64_t crashes_at, slowed, stale_tails;
+	uint64_t crashes_at, slowed, stale_tails, forged, directed;
 };
 
 static bool trace_events;
@@ -428,6 +482,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	o.max_inflight = 8;
 	o.slow_pct = below(&run, 3) ? (uint32_t)below(&run, 9) : 0;
 	o.disk_slow_pct = below(&run, 2) ? (uint32_t)below(&run, 10) : 0;
+	o.forge_pct = below(&run, 2) ? 1 + (uint32_t)below(&run, 3) : 0;
 	o.crash_vote_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 20) : 0;
 	o.crash_truncate_pct = below(&run, 2) ? 5 + (uint32_t)below(&run, 30) : 0;
 	o.crash_conf_pct = below(&run, 2) ? 10 + (uint32_t)below(&run, 40) : 0;
@@ -475,30 +530,44 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	/* faults stop: heal the network, restart every member */
 	sim_heal(s);
 	s->opts.loss_pct = s->opts.dup_pct = s->opts.slow_pct = 0;
+	s->opts.forge_pct = 0;
 	s->opts.disk_slow_pct = 0;
 	s->opts.crash_vote_pct = s->opts.crash_truncate_pct = 0;
 	s->opts.crash_conf_pct = s->opts.crash_commit_pct = 0;
 	for (int i = 1; i <= s->n_nodes; i++)
 		sim_restart(s, (uint64_t)i);
 	uint64_t healed = s->now;
-	if (!s->failed &&
-	    !sim_run_while_not(s, healed + LIVENESS_BOUND, live, &run) &&
-	    !s->failed) {
-		uint64_t leader = sim_leader(s), term = 0, commit = 0, last = 0;
-		if (leader) {
-			struct raft *r = s->nodes[leader].raft;
-			term = raft_term(r);
-			commit = raft_commit_index(r);
-			last = raft_last_index(r);
-		}
-		sim_fail(s, "liveness: not converged %d time units after faults "
-			 "stopped (leader %llu, term %llu, commit %llu, last %llu)",
-			 LIVENESS_BOUND, (unsigned long long)leader,
-			 (unsigned long long)term, (unsigned long long)commit,
-			 (unsigned long long)last);
-	}
-	if (!s->failed)
+	converge(&run, "after faults stopped");
+	if (!s->failed) {
+		/* a transfer the fault phase started may still fire (its
+		 * TIMEOUT_NOW goes out once the target caught up, or arrives
+		 * late: slowed 10-20x, held) and move the term: lose what is
+		 * in flight, let leaders abort transfers (they do after an
+		 * election timeout; wait three) and converge again */
+		drop_in_flight(s);
+		sim_run_until(s, s->now + 30ULL * o.tick_interval);
+		converge(&run, "after pending transfers");
 		availability(&run, &o);
+	}
+	/* directed schedules (scenario.c), then converge again */
+	if (!s->failed) {
+		converge(&run, "after the availability checks");
+		scenario_stale_tail(s, &run.rng, o.delay_max);
+		sim_heal(s);
+		for (int i = 1; i <= s->n_nodes; i++)
+			sim_restart(s, (uint64_t)i);
+		converge(&run, "after the stale tail schedule");
+		scenario_lost_tail(s, &run.rng, o.tick_interval);
+		sim_heal(s);
+		for (int i = 1; i <= s->n_nodes; i++)
+			sim_restart(s, (uint64_t)i);
+		converge(&run, "after the lost tail schedule");
+		scenario_deposed_read(s, &run.rng, o.delay_max);
+		sim_heal(s);
+		for (int i = 1; i <= s->n_nodes; i++)
+			sim_restart(s, (uint64_t)i);
+		converge(&run, "after the directed schedules");
+	}
 	if (verbose && s->failed) {
 		for (int i = 1; i <= s->n_nodes; i++) {
 			const struct sim_node *n = &s->nodes[i];
@@ -540,6 +609,8 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	t->transfers += s->transfers;
 	t->crashes_at += s->crashes_at;
 	t->slowed += s->slowed;
+	t->forged += s->forged;
+	t->directed += s->directed;
 	t->stale_tails += s->stale_tails;
 	t->trace = (t->trace ^ s->trace_hash) * 0x100000001b3ULL;
 	if (verbose)
@@ -689,7 +760,8 @@ int main(int argc, char **argv)
 		       "%llu at a vote, truncation, conf entry or commit), "
 		       "%llu snapshot installs, %llu membership changes, %llu "
 		       "transfers, %llu slowed messages, %llu APPENDs "
-		       "accepted over a stale tail\n",
+		       "accepted over a stale tail, %llu forged messages, %llu "
+		       "directed schedules played out\n",
 		       (unsigned long long)t.reads, (unsigned long long)t.crashes,
 		       (unsigned long long)t.torn,
 		       (unsigned long long)t.crashes_at,
@@ -697,7 +769,9 @@ int main(int argc, char **argv)
 		       (unsigned long long)t.conf_changes,
 		       (unsigned long long)t.transfers,
 		       (unsigned long long)t.slowed,
-		       (unsigned long long)t.stale_tails);
+		       (unsigned long long)t.stale_tails,
+		       (unsigned long long)t.forged,
+		       (unsigned long long)t.directed);
 	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "
 	       "commits, %llu invariant checks\n",
 	       (unsigned long long)ran, (unsigned long long)t.failures,

@@ -142,16 +142,14 @@ MUTANTS = [
            'index of last new entry)',
            'raft/replication.c',
            '''	raft_follower_commit(r, m->commit < last_new ? m->commit : last_new);''',
-           '''	raft_follower_commit(r, m->commit);''',
-           by='unit'),
+           '''	raft_follower_commit(r, m->commit);'''),
     Mutant('follower-commit-past-last',
            'a follower never commits past the end of its log',
            'raft/replication.c',
            '''	if (commit > last)
 		commit = last;
 	if (commit > r->commit)''',
-           '''	if (commit > r->commit)''',
-           by='unit'),
+           '''	if (commit > r->commit)'''),
     Mutant('heartbeat-commit-unclamped',
            'a heartbeat carries min(leaderCommit, matchIndex): a follower with '
            'a stale tail must not commit it',
@@ -173,8 +171,7 @@ MUTANTS = [
 	if (last_new > r->leader_match)
 		r->leader_match = last_new;''',
            '''	uint64_t last_new = m->index + m->n_entries;
-	r->leader_match = raft_log_last_index(&r->log);''',
-           by='unit'),
+	r->leader_match = raft_log_last_index(&r->log);'''),
     Mutant('leader-match-survives-term',
            '§5.3: a follower\'s knowledge of what matches the leader holds '
            'for one leader in one term',
@@ -182,8 +179,7 @@ MUTANTS = [
            '''	if (leader != r->leader || term != r->term)
 		r->leader_match = 0;''',
            '''	if (leader != r->leader)
-		r->leader_match = 0;''',
-           by='unit'),
+		r->leader_match = 0;'''),
     Mutant('leader-counts-ack-beyond-log',
            'untrusted input: an acknowledgement of an index the leader '
            'never had is dropped',
@@ -191,8 +187,7 @@ MUTANTS = [
            '''	if (m->index > raft_log_last_index(&r->log))
 		return; /* acknowledges what we never sent: bad input */
 ''',
-           '''''',
-           by='unit'),
+           ''''''),
     Mutant('persisted-ignores-term',
            'raft.h contract: a "persisted" report for entries overwritten '
            'since counts for nothing',
@@ -245,8 +240,7 @@ MUTANTS = [
            'raft/read_index.c',
            '''	read->round = r->read_next_round;''',
            '''	read->round = r->read_sent_round ? r->read_sent_round
-					 : r->read_next_round;''',
-           by='unit'),
+					 : r->read_next_round;'''),
     Mutant('read-index-before-noop',
            '§6.4 step 1: a new leader\'s read index is at least its term\'s '
            'first entry',
@@ -320,5 +314,39 @@ MUTANTS = [
            'persist and load',
            'raft/snapshot.c',
            '''	r->snap_installed = true;''',
+           ''''''),
+    # ---- added in session 3 (issue #15): more single rules ----
+    Mutant('restart-trusts-commit',
+           'Figure 2: commitIndex is volatile; a restarted server knows '
+           'only its snapshot to be committed',
+           'raft/raft.c',
+           '''	r->commit = r->applied = snap->index;''',
+           '''	r->commit = raft_log_last_index(&r->log);
+	r->applied = snap->index;'''),
+    Mutant('follower-commit-goes-back',
+           'Figure 2: a follower raises commitIndex only when the leader\'s '
+           'is higher; it never moves back',
+           'raft/replication.c',
+           '''	if (commit > r->commit)
+		r->commit = commit;''',
+           '''	r->commit = commit;'''),
+    Mutant('apply-uncommitted',
+           'Figure 2: only entries up to commitIndex are applied to the '
+           'state machine',
+           'raft/raft.c',
+           '''	uint64_t apply_to = r->commit < last ? r->commit : last;''',
+           '''	uint64_t apply_to = last;'''),
+    Mutant('read-ack-any-round',
+           '§6.4 step 2: a heartbeat response confirms only the ReadIndex '
+           'round it echoes',
+           'raft/replication.c',
+           '''	if (m->context > pr->read_ack)
+		pr->read_ack = m->context;''',
+           '''	pr->read_ack = r->read_sent_round;'''),
+    Mutant('snapshot-install-keeps-conf',
+           'Figure 13 / §7: installing a snapshot replaces the configuration '
+           'with the snapshot\'s',
+           'raft/snapshot.c',
+           '''	r->conf = r->snap.conf;''',
            ''''''),
 ]

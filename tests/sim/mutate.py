@@ -38,7 +38,8 @@ sys.path.insert(0, HERE)
 from mutants import MUTANTS  # noqa: E402
 
 SRC = os.path.normpath(os.path.join(HERE, '..', '..'))
-SIM_SOURCES = ['tests/sim/world.c', 'tests/sim/client.c', 'tests/sim/check.c']
+SIM_SOURCES = ['tests/sim/world.c', 'tests/sim/client.c', 'tests/sim/check.c',
+               'tests/sim/scenario.c']
 UNIT_TESTS = ['election', 'replication', 'prevote', 'check_quorum',
               'read_index', 'transfer', 'snapshot', 'membership', 'log',
               'conf']

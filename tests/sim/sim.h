@@ -36,6 +36,12 @@ struct sim_opts {
 	uint32_t loss_pct;      /* messages dropped, percent */
 	uint32_t dup_pct;       /* messages delivered twice, percent */
 	uint32_t slow_pct;      /* heavy tail: messages delayed 10-20x, percent */
+	/* untrusted input: messages delivered alongside a forged copy that
+	 * no correct peer sends but the library must survive (percent): an
+	 * acknowledgement past the receiver's log, a heartbeat whose commit
+	 * index passes the receiver's log (only to a receiver whose whole
+	 * log is committed, so the clamped commit stays safe) */
+	uint32_t forge_pct;
 	/* crash a node right after it acts on a decision its disk has not
 	 * caught up with (percent of such moments): a vote granted, a log
 	 * write that overwrites durable entries, a configuration entry
@@ -74,6 +80,7 @@ struct sim_disk {
 	struct sim_task *pending;   /* FIFO of writes not yet durable */
 	struct sim_task *pending_tail;
 	uint64_t last_done;         /* completion time of the last write */
+	uint64_t frozen_until;      /* a stall: no write completes before */
 };
 
 struct sim_node {
@@ -83,6 +90,10 @@ struct sim_node {
 	bool removed;    /* its removal committed: shut down for good */
 	bool member;     /* seen in a committed configuration */
 	uint32_t incarnation;
+	bool crash_at_overwrite; /* crash at its next write over queued or
+				    durable entries (a fault schedule) */
+	uint64_t paused_until;   /* a paused process: none of its events
+				    (ticks, messages, disk) runs before */
 	struct raft *raft;
 	struct raft_rng rng;
 	struct sim_disk disk;
@@ -176,6 +187,8 @@ struct sim {
 	uint64_t torn;      /* crashes that kept part of the write in progress */
 	uint64_t crashes_at; /* crashes scheduled at a vote, truncation, conf */
 	uint64_t slowed;     /* messages given a heavy-tailed delay */
+	uint64_t forged;     /* forged copies delivered (untrusted input) */
+	uint64_t directed;   /* directed schedules played to the end */
 	uint64_t stale_tails; /* APPENDs accepted by a follower whose log goes
 				 on past them with entries the leader lacks */
 	uint64_t conf_changes;
@@ -214,13 +227,30 @@ int sim_conf_change(struct sim *s, uint64_t leader, uint32_t op,
 		    uint64_t id);
 void sim_snapshot(struct sim *s, uint64_t id);
 void sim_crash(struct sim *s, uint64_t id);
+/* Crash id with exactly its first `whole` queued writes reaching the disk
+ * (the rest lost, none torn); sim_queued_writes counts them. */
+void sim_crash_cut(struct sim *s, uint64_t id, uint64_t whole);
+uint64_t sim_queued_writes(const struct sim *s, uint64_t id);
 void sim_restart(struct sim *s, uint64_t id);
 void sim_cut(struct sim *s, uint64_t from, uint64_t to, bool cut);
 void sim_isolate(struct sim *s, uint64_t id, bool cut);
 void sim_heal(struct sim *s);
+/* Stall id's disk: no write completes (writes queue up) until `until`. A
+ * crash ends the stall. */
+void sim_disk_freeze(struct sim *s, uint64_t id, uint64_t until);
+/* End a stall now: the writes it held complete at once, in order. */
+void sim_disk_thaw(struct sim *s, uint64_t id);
+/* Pause id's process (SIGSTOP): its ticks, messages and disk completions
+ * wait until `until`, or until sim_resume(), then run in order. */
+void sim_pause(struct sim *s, uint64_t id, uint64_t until);
+void sim_resume(struct sim *s, uint64_t id);
 /* Lose every message from (to) id still in flight. */
 void sim_drop_from(struct sim *s, uint64_t id);
 void sim_drop_to(struct sim *s, uint64_t id);
+/* Hold back every message in flight to id by lo..hi more time units each
+ * (stuck in a queue while id is cut off: acknowledgements sent before a
+ * partition land after it, when a new leader may have taken over). */
+void sim_hold_to(struct sim *s, uint64_t id, uint32_t lo, uint32_t hi);
 
 /* The live leader with the highest term, or RAFT_NONE. */
 uint64_t sim_leader(const struct sim *s);

@@ -107,19 +107,27 @@ static bool ev_before(const struct sim_event *a, const struct sim_event *b)
 	return a->time < b->time || (a->time == b->time && a->seq < b->seq);
 }
 
-static void heap_push(struct sim *s, struct sim_event ev)
+/* Insert ev, keeping its sequence number. */
+static void heap_insert(struct sim *s, struct sim_event ev)
 {
 	if (s->heap_n == s->heap_cap) {
 		s->heap_cap = s->heap_cap ? s->heap_cap * 2 : 256;
 		s->heap = world_xrealloc(s->heap, s->heap_cap * sizeof(*s->heap));
 	}
-	ev.seq = s->seq++;
 	size_t i = s->heap_n++;
 	while (i > 0 && ev_before(&ev, &s->heap[(i - 1) / 2])) {
 		s->heap[i] = s->heap[(i - 1) / 2];
 		i = (i - 1) / 2;
 	}
 	s->heap[i] = ev;
+}
+
+static void heap_push(struct sim *s, struct sim_event ev)
+{
+	ev.seq = s->seq++;
+	if (ev.node && s->nodes[ev.node].paused_until > ev.time)
+		ev.time = s->nodes[ev.node].paused_until;
+	heap_insert(s, ev);
 }
 
 static struct sim_event heap_pop(struct sim *s)
@@ -301,6 +309,8 @@ static void disk_queue(struct sim *s, struct sim_node *n,
 	    raft_rng_below(&s->rng, 100) < s->opts.disk_slow_pct)
 		done = (done + s->opts.disk_max) * between(s, 10, 20);
 	done += s->now;
+	if (done < d->frozen_until)
+		done = d->frozen_until;
 	if (done < d->last_done)
 		done = d->last_done; /* writes complete in order */
 	d->last_done = done;
@@ -510,6 +520,16 @@ static void crash_soon(struct sim *s, struct sim_node *n, uint32_t pct,
 	heap_push(s, ev);
 }
 
+/* The last index the disk will hold once the queued writes land. */
+static uint64_t disk_last_queued(const struct sim_disk *d)
+{
+	uint64_t last = world_disk_last(d);
+	for (const struct sim_task *t = d->pending; t; t = t->next)
+		if (!t->done_early)
+			last = t->from + t->n - 1;
+	return last;
+}
+
 static bool has_conf_entry(const struct raft_update *up)
 {
 	for (size_t i = 0; i < up->n_persist; i++)
@@ -532,8 +552,14 @@ void world_handle_update(struct sim *s, struct sim_node *n,
 	check_update(s, n, up);
 	struct sim_disk *d = &n->disk;
 	uint64_t commit_before = n->seen_commit;
-	if (n->up && up->n_persist && up->persist_first <= world_disk_last(d))
-		crash_soon(s, n, s->opts.crash_truncate_pct, 0, false);
+	/* a write that overwrites entries durable or still queued: crash
+	 * before it lands, and the node may restart with the old ones */
+	if (n->up && up->n_persist && up->persist_first <= disk_last_queued(d)) {
+		crash_soon(s, n, n->crash_at_overwrite ? 100
+						       : s->opts.crash_truncate_pct,
+			   0, false);
+		n->crash_at_overwrite = false;
+	}
 	if (n->up && has_conf_entry(up)) {
 		bool silent = raft_rng_below(&s->rng, 2);
 		crash_soon(s, n, s->opts.crash_conf_pct,
@@ -652,23 +678,64 @@ int sim_campaign(struct sim *s, uint64_t id)
 }
 
 
+/* Land the first `whole` queued writes of d, then `keep` records of the
+ * next one (a torn write that left no record changed nothing). */
+static void disk_cut(struct sim *s, struct sim_disk *d, uint64_t whole,
+		     uint64_t keep)
+{
+	struct sim_task *t = d->pending;
+	for (; t && whole > 0; whole--, t = t->next)
+		if (!t->done_early)
+			disk_append(s, d, t->from, t->entries, t->n);
+	if (t && !t->done_early && keep)
+		disk_append(s, d, t->from, t->entries, keep < t->n ? keep : t->n);
+}
+
+uint64_t sim_queued_writes(const struct sim *s, uint64_t id)
+{
+	uint64_t queued = 0;
+	for (const struct sim_task *t = s->nodes[id].disk.pending; t; t = t->next)
+		queued++;
+	return queued;
+}
+
 void sim_crash(struct sim *s, uint64_t id)
 {
 	struct sim_node *n = &s->nodes[id];
 	if (!n->up)
 		return;
-	struct sim_disk *d = &n->disk;
-	/* The write in progress may have reached the platter partly: a
-	 * prefix of its records survives, the torn last one is cut off by
-	 * recovery. Nothing of it was reported persisted. */
-	struct sim_task *t = d->pending;
-	if (t && !t->done_early && raft_rng_below(&s->rng, 2) == 0) {
-		uint64_t keep = raft_rng_below(&s->rng, t->n + 1);
-		disk_append(s, d, t->from, t->entries, keep);
+	/* The crash cuts the stream of queued writes somewhere: the writes
+	 * before the cut reached the platter whole (writes complete in
+	 * order), the one it lands in may leave a prefix of its records
+	 * (recovery cuts the torn last one off), the rest are lost. None of
+	 * them was reported persisted, so a node can come back holding
+	 * entries its in-memory log had already truncated away. */
+	if (n->disk.pending && raft_rng_below(&s->rng, 2) == 0) {
+		uint64_t queued = sim_queued_writes(s, id);
+		uint64_t whole = queued > 1 ? raft_rng_below(&s->rng, queued)
+					    : 0;
+		struct sim_task *t = n->disk.pending;
+		for (uint64_t i = 0; i < whole; i++)
+			t = t->next;
+		disk_cut(s, &n->disk, whole,
+			 raft_rng_below(&s->rng, t->n + 1));
 		s->torn++;
 	}
+	sim_crash_cut(s, id, 0);
+}
+
+void sim_crash_cut(struct sim *s, uint64_t id, uint64_t whole)
+{
+	struct sim_node *n = &s->nodes[id];
+	if (!n->up)
+		return;
+	struct sim_disk *d = &n->disk;
+	disk_cut(s, d, whole, 0);
 	disk_drop_pending(d);
 	d->last_done = 0;
+	d->frozen_until = 0;
+	n->crash_at_overwrite = false;
+	n->paused_until = 0;
 	s->crashes++;
 	raft_destroy(n->raft);
 	n->raft = NULL;
@@ -716,6 +783,77 @@ void sim_drop_to(struct sim *s, uint64_t id)
 			s->heap[i].node = 0;
 }
 
+void sim_disk_freeze(struct sim *s, uint64_t id, uint64_t until)
+{
+	struct sim_node *n = &s->nodes[id];
+	if (n->up && until > n->disk.frozen_until)
+		n->disk.frozen_until = until;
+}
+
+/* Restore the heap order after event times were changed in place. */
+static void heap_rebuild(struct sim *s)
+{
+	size_t n = s->heap_n;
+	struct sim_event *all = world_xrealloc(NULL, n * sizeof(*all));
+	memcpy(all, s->heap, n * sizeof(*all));
+	s->heap_n = 0;
+	for (size_t i = 0; i < n; i++)
+		heap_insert(s, all[i]);
+	free(all);
+}
+
+void sim_hold_to(struct sim *s, uint64_t id, uint32_t lo, uint32_t hi)
+{
+	bool moved = false;
+	for (size_t i = 0; i < s->heap_n; i++) {
+		if (s->heap[i].kind == EV_DELIVER && s->heap[i].node == id) {
+			s->heap[i].time += between(s, lo, hi);
+			moved = true;
+		}
+	}
+	if (moved)
+		heap_rebuild(s);
+}
+
+void sim_disk_thaw(struct sim *s, uint64_t id)
+{
+	struct sim_disk *d = &s->nodes[id].disk;
+	if (d->frozen_until <= s->now)
+		return;
+	/* the stalled writes complete now, still in order */
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].kind == EV_DISK && s->heap[i].node == id &&
+		    s->heap[i].time >= d->frozen_until)
+			s->heap[i].time = s->now;
+	d->frozen_until = 0;
+	d->last_done = s->now;
+	heap_rebuild(s);
+}
+
+void sim_pause(struct sim *s, uint64_t id, uint64_t until)
+{
+	struct sim_node *n = &s->nodes[id];
+	n->paused_until = until;
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].node == id && s->heap[i].time < until)
+			s->heap[i].time = until;
+	heap_rebuild(s);
+}
+
+void sim_resume(struct sim *s, uint64_t id)
+{
+	struct sim_node *n = &s->nodes[id];
+	if (n->paused_until <= s->now) {
+		n->paused_until = 0;
+		return;
+	}
+	for (size_t i = 0; i < s->heap_n; i++)
+		if (s->heap[i].node == id && s->heap[i].time == n->paused_until)
+			s->heap[i].time = s->now;
+	n->paused_until = 0;
+	heap_rebuild(s);
+}
+
 void sim_heal(struct sim *s)
 {
 	memset(s->cut, 0, sizeof(s->cut));
@@ -741,6 +879,35 @@ static void count_stale_tail(struct sim *s, struct sim_node *n,
 		return;
 	if (raft_term_at(l->raft, next, &theirs) && mine != theirs)
 		s->stale_tails++;
+}
+
+/* Untrusted input: before m, hand n a forged copy of it that no correct
+ * peer would send. The library must drop or clamp it (raft.h: messages
+ * with a bad shape are dropped), and the checkers judge what it does. Only
+ * forgeries a correct library survives with safety intact are made. */
+static void forge(struct sim *s, struct sim_node *n, const struct raft_msg *m)
+{
+	if (!s->opts.forge_pct || raft_rng_below(&s->rng, 100) >= s->opts.forge_pct)
+		return;
+	struct raft_msg f = *m;
+	uint64_t last = raft_last_index(n->raft);
+	if (m->type == RAFT_MSG_APPEND_RESP && !m->reject) {
+		/* acknowledges what the receiver never had */
+		f.index = last + 1 + raft_rng_below(&s->rng, 4);
+	} else if (m->type == RAFT_MSG_HEARTBEAT) {
+		/* a commit index past the receiver's log: clamped to its
+		 * last index, which must then be committed already */
+		if (last == 0 || last > s->max_commit ||
+		    last < n->mirror_lo || last > n->mirror_hi ||
+		    s->committed[last].hash != n->mirror[last].hash)
+			return;
+		f.commit = last + 1 + raft_rng_below(&s->rng, 4);
+	} else {
+		return;
+	}
+	s->forged++;
+	struct raft_event ev = {.type = RAFT_EV_RECEIVE, .msg = &f};
+	sim_event(s, n->id, &ev, NULL);
 }
 
 static void disk_done(struct sim *s, struct sim_node *n)
@@ -778,7 +945,12 @@ bool sim_step(struct sim *s)
 		}
 		break;
 	case EV_DISK:
-		if (n->up && n->incarnation == ev.incarnation) {
+		if (n->up && n->incarnation == ev.incarnation &&
+		    s->now < n->disk.frozen_until) {
+			/* stalled: complete later, still in order */
+			ev.time = n->disk.frozen_until;
+			heap_push(s, ev);
+		} else if (n->up && n->incarnation == ev.incarnation) {
 			trace(s, EV_DISK, n->id, 0, 0);
 			disk_done(s, n);
 		}
@@ -817,9 +989,11 @@ bool sim_step(struct sim *s)
 				       (unsigned long long)m->index,
 				       (unsigned long long)m->commit,
 				       m->n_entries, m->reject ? " reject" : "");
+			forge(s, n, m);
 			struct raft_event rev = {.type = RAFT_EV_RECEIVE,
 						 .msg = m};
-			sim_event(s, n->id, &rev, NULL);
+			if (n->up && !s->failed)
+				sim_event(s, n->id, &rev, NULL);
 			if (m->type == RAFT_MSG_APPEND)
 				count_stale_tail(s, n, m);
 		}
