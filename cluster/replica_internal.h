@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdatomic.h>
 
+#include "cluster/client_addrs.h"
 #include "cluster/peer_msg.h"
 #include "cluster/replica.h"
 #include "core/timer.h"
@@ -136,6 +137,7 @@ struct cluster_core {
 	bool grace_over;
 	uint64_t stop_deadline_us;
 	struct cluster_core_stats stats;
+	struct client_addrs client_addrs; /* ours, and what peers' hellos said */
 };
 
 /* replica.c, used by cluster_core.c */
