@@ -29,6 +29,7 @@
 struct client_addrs_entry {
 	char client[CLIENT_ADDRS_MAX]; /* "HOST:PORT", "" = unknown */
 	char resp[CLIENT_ADDRS_MAX];   /* "" = off or unknown */
+	uint32_t cores;                /* the node's core count; 0 = unknown */
 	uint64_t learnt_us;            /* reactor clock when learnt; 0 = never */
 };
 
@@ -44,9 +45,19 @@ struct client_addrs {
  * not printable ASCII are replaced by '?', so the table holds text.
  */
 void client_addrs_learn(struct client_addrs_entry *e, struct peer_msg_slice client,
-			struct peer_msg_slice resp, uint64_t now_us);
+			struct peer_msg_slice resp, uint32_t cores, uint64_t now_us);
 
 struct cluster_core;
+struct cluster_node;
+struct peer_core;
+
+/* The node's cluster map (shared, read-only after start-up). */
+const struct cluster_map *cluster_node_map(const struct cluster_node *n);
+/* This node's id. */
+uint64_t cluster_node_self_id(const struct cluster_node *n);
+
+/* The core's peer transport, or NULL (a one-node cluster). */
+struct peer_core *cluster_core_peer_core(struct cluster_core *c);
 
 /* This core's table (read it on this core only). */
 const struct client_addrs *cluster_core_client_addrs(const struct cluster_core *c);

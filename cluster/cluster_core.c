@@ -375,6 +375,7 @@ static int hello_make(void *arg, uint64_t to_node, uint8_t *buf, size_t cap)
 				    (uint32_t)strlen(c->client_addrs.self.client) },
 		.resp_address = { (const uint8_t *)c->client_addrs.self.resp,
 				  (uint32_t)strlen(c->client_addrs.self.resp) },
+		.cores = c->node->cfg.cores,
 	};
 	struct peer_msg_buf b;
 	int len = -1;
@@ -445,7 +446,8 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 	}
 	client_addrs_learn(&c->client_addrs.nodes[cluster_map_index(&c->node->map,
 								    f.hello.node_id)],
-			   f.hello.client_address, f.hello.resp_address, c->r->now_us);
+			   f.hello.client_address, f.hello.resp_address, f.hello.cores,
+			   c->r->now_us);
 	*from_node = f.hello.node_id;
 	*target_core = f.hello.to_core % c->node->cfg.cores;
 	return 0;

@@ -77,6 +77,7 @@ struct peer_msg_hello {
 	                                       * empty = unknown; at most
 	                                       * PEER_MSG_MAX_ADDRESS bytes */
 	struct peer_msg_slice resp_address;   /* its RESP address, empty = off */
+	uint32_t cores;                       /* its core count, 0 = unknown */
 };
 
 struct peer_msg_hello_reply {

@@ -262,6 +262,9 @@ static int decode_hello(struct peer_msg_frame *f, struct reader *r)
 		case ringkv_peer_Hello_resp_address_tag:
 			fe = get_address(f, r, wire, &h->resp_address);
 			break;
+		case ringkv_peer_Hello_cores_tag:
+			fe = get_u32(r, wire, &h->cores);
+			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
 			break;

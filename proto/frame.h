@@ -63,7 +63,7 @@ struct frame_kv {
 /* ---- cluster map and status (Response fields 8 and 9) ----------------- */
 
 /* Limits a decoder enforces (an encoder never exceeds them for real data). */
-#define FRAME_MAP_MAX_REPLICAS 64     /* replicas of one shard (CONFIG_MAX_NODES) */
+#define FRAME_MAP_MAX_REPLICAS 16     /* replicas of one shard (>= RAFT_MAX_SERVERS) */
 #define FRAME_STATUS_MAX_FOLLOWERS 16 /* followers of one leader (>= RAFT_MAX_SERVERS) */
 #define FRAME_ADDRESS_MAX 512         /* bytes of one address or role name */
 

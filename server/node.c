@@ -26,6 +26,7 @@
 
 #include "core/log.h"
 #include "server/admin.h"
+#include "server/cluster_info.h"
 #include "server/conn.h"
 #include "server/redis.h"
 #include "cluster/replica.h"
@@ -448,6 +449,7 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 	if (rv)
 		return rv;
 	c->cache = cluster_core_cache(c->cluster); /* the engine's, for metrics */
+	cluster_info_core_start(c); /* the client addresses our hellos carry */
 	for (i = 0; i < n->shards; i++) {
 		struct replica *rep;
 
