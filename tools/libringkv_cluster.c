@@ -8,7 +8,7 @@
  * Its answer decides: a status other than NOT_LEADER and UNAVAILABLE is
  * final; NOT_LEADER moves the shard's leader to the hint (if any) and
  * refreshes the map; UNAVAILABLE (leadership moving) and transport failures
- * (connection closed: the node is marked down until the next map refresh)
+ * (connection closed or refused: the node is skipped for a second)
  * wait a little and try again, on another replica for a node that is down.
  * Attempts are bounded by RKV_ROUTER_ATTEMPTS, and each call by the timeout.
  */
@@ -278,17 +278,33 @@ int rkv_cluster_status(struct rkv_client *c, struct rkv_cluster_status **out)
 
 /* ---- the router ------------------------------------------------------------- */
 
+#define RKV_ROUTER_DOWN_MS 1000 /* a node that failed is skipped this long */
+
 struct rkv_router {
 	char *seeds;                  /* comma-separated, as given */
 	int connect_timeout_ms;
 	int timeout_ms;
 	struct rkv_cluster_map *map;
 	struct rkv_client **conns;    /* [map->node_count], NULL until used */
-	bool *down;                   /* [map->node_count]: failed since the last refresh */
+	int64_t *down_until;          /* [map->node_count]: a node that failed is
+				       * skipped until then (ms, CLOCK_MONOTONIC) */
 	char seed_used[RKV_ADDRESS_MAX]; /* the seed that gave the first map */
 	struct rkv_router_stats stats;
 	char error[2048];
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool is_down(const struct rkv_router *r, size_t i)
+{
+	return r->down_until[i] > now_ms();
+}
 
 static void router_close_conns(struct rkv_router *r)
 {
@@ -296,9 +312,9 @@ static void router_close_conns(struct rkv_router *r)
 		for (size_t i = 0; i < r->map->node_count; i++)
 			rkv_close(r->conns[i]);
 	free(r->conns);
-	free(r->down);
+	free(r->down_until);
 	r->conns = NULL;
-	r->down = NULL;
+	r->down_until = NULL;
 }
 
 /* The address to dial for node index i: its client address, or for the
@@ -330,7 +346,7 @@ static struct rkv_client *node_conn(struct rkv_router *r, size_t i)
 		snprintf(r->error, sizeof r->error, "node %llu at %s: %s",
 			 (unsigned long long)r->map->nodes[i].id, addr, err);
 		r->conns[i] = NULL;
-		r->down[i] = true;
+		r->down_until[i] = now_ms() + RKV_ROUTER_DOWN_MS;
 		r->stats.unreachable++;
 		return NULL;
 	}
@@ -342,7 +358,7 @@ static void drop_conn(struct rkv_router *r, size_t i)
 {
 	rkv_close(r->conns[i]);
 	r->conns[i] = NULL;
-	r->down[i] = true;
+	r->down_until[i] = now_ms() + RKV_ROUTER_DOWN_MS;
 	r->stats.unreachable++;
 }
 
@@ -379,14 +395,13 @@ static void install_map(struct rkv_router *r, struct rkv_cluster_map *m)
 			m->node_id = r->map->node_id;
 		rkv_cluster_map_free(r->map);
 		r->map = m;
-		memset(r->down, 0, m->node_count * sizeof *r->down);
 		return;
 	}
 	router_close_conns(r);
 	rkv_cluster_map_free(r->map);
 	r->map = m;
 	r->conns = calloc(m->node_count, sizeof *r->conns);
-	r->down = calloc(m->node_count, sizeof *r->down);
+	r->down_until = calloc(m->node_count, sizeof *r->down_until);
 }
 
 /* A map from the seeds (the first that answers). */
@@ -430,7 +445,7 @@ int rkv_router_refresh(struct rkv_router *r)
 	for (size_t i = 0; r->map && i < r->map->node_count && !m; i++) {
 		struct rkv_client *c;
 
-		if (r->down[i] || !(c = node_conn(r, i)))
+		if (is_down(r, i) || !(c = node_conn(r, i)))
 			continue;
 		rc = rkv_cluster_map(c, &m);
 		if (rc < 0)
@@ -443,7 +458,7 @@ int rkv_router_refresh(struct rkv_router *r)
 	if (rc != 0)
 		return rc;
 	install_map(r, m);
-	if (!r->conns || !r->down)
+	if (!r->conns || !r->down_until)
 		return -ENOMEM;
 	return 0;
 }
@@ -506,7 +521,7 @@ void rkv_router_stats(const struct rkv_router *r, struct rkv_router_stats *out)
 
 static void pause_ms(int attempt)
 {
-	int ms = attempt < 6 ? 10 << attempt : 320; /* 10, 20, ... 320 ms */
+	int ms = attempt < 6 ? 10 << attempt : 500; /* 10, 20, ... 320, then 500 ms */
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
@@ -518,11 +533,11 @@ static int pick_node(const struct rkv_router *r, const struct rkv_shard *sh)
 {
 	int i = sh->leader ? node_index(r->map, sh->leader) : -1;
 
-	if (i >= 0 && !r->down[i])
+	if (i >= 0 && !is_down(r, (size_t)i))
 		return i;
 	for (unsigned k = 0; k < sh->replica_count; k++) {
 		i = node_index(r->map, sh->replicas[k].node);
-		if (i >= 0 && !r->down[i])
+		if (i >= 0 && !is_down(r, (size_t)i))
 			return i;
 	}
 	return -1;
@@ -550,8 +565,8 @@ static int routed(struct rkv_router *r, int op, const void *key, size_t key_len,
 		if (i < 0) {
 			/* Every replica failed: look again from scratch. */
 			pause_ms(attempt);
-			if (rkv_router_refresh(r) != 0)
-				memset(r->down, 0, r->map->node_count * sizeof *r->down);
+			memset(r->down_until, 0, r->map->node_count * sizeof *r->down_until);
+			rkv_router_refresh(r);
 			continue;
 		}
 		c = node_conn(r, (size_t)i);
@@ -574,19 +589,19 @@ static int routed(struct rkv_router *r, int op, const void *key, size_t key_len,
 			if (frame_decode_cluster_answer(payload, len, &a, NULL) == 0)
 				hint = a.leader_hint;
 			snprintf(r->error, sizeof r->error, "%s", rkv_last_error(c));
-			if (rkv_router_refresh(r) != 0)
-				pause_ms(attempt);
-			sh = &r->map->shards[shard];
-			if (hint && node_index(r->map, hint) >= 0 && hint != sh->leader) {
+			rkv_router_refresh(r);
+			if (hint && hint != r->map->nodes[i].id && node_index(r->map, hint) >= 0 &&
+			    !is_down(r, (size_t)node_index(r->map, hint))) {
 				/* The hint is newer than any map: the node that
-				 * gave it took part in the shard's term. */
+				 * gave it took part in the shard's term. Go now. */
 				r->map->shards[shard].leader = hint;
-			} else if (!hint && r->map->shards[shard].leader == r->map->nodes[i].id) {
-				/* The map still names the node that said no:
-				 * an election is under way. */
-				r->map->shards[shard].leader = 0;
-				pause_ms(attempt);
+				continue;
 			}
+			/* No usable hint: an election is under way, or the
+			 * map is behind. Wait a little before the next try. */
+			if (r->map->shards[shard].leader == r->map->nodes[i].id)
+				r->map->shards[shard].leader = 0;
+			pause_ms(attempt);
 			continue;
 		}
 		if (rc == RKV_STATUS_UNAVAILABLE) {
