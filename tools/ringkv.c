@@ -637,6 +637,22 @@ static void shard_leader(const struct rkv_cluster_map *m, const struct node_view
 	}
 }
 
+/* The leader and term to show for a shard (with statuses: as the replicas
+ * say; else the map's), and the leader's own status, or NULL. */
+static const struct rkv_replica_status *shown_leader(const struct rkv_cluster_map *m,
+						      const struct node_view *views,
+						      const struct rkv_shard *sh, bool status,
+						      uint64_t *leader, uint64_t *term)
+{
+	*leader = sh->leader;
+	*term = sh->term;
+	if (status)
+		shard_leader(m, views, sh, leader, term);
+	if (*leader && node_pos(m, *leader) >= 0)
+		return find_replica(&views[node_pos(m, *leader)], sh->id);
+	return NULL;
+}
+
 static void print_cluster_json(const struct rkv_cluster_map *m, const struct node_view *views,
 			       bool status)
 {
@@ -666,15 +682,10 @@ static void print_cluster_json(const struct rkv_cluster_map *m, const struct nod
 	fputs("],\"shards\":[", stdout);
 	for (size_t s = 0; s < m->shard_count; s++) {
 		const struct rkv_shard *sh = &m->shards[s];
-		const struct rkv_replica_status *leader_rs = NULL;
 		uint64_t leader, term;
+		const struct rkv_replica_status *leader_rs =
+			shown_leader(m, views, sh, status, &leader, &term);
 
-		if (status)
-			shard_leader(m, views, sh, &leader, &term);
-		else
-			leader = sh->leader, term = sh->term;
-		if (leader && node_pos(m, leader) >= 0)
-			leader_rs = find_replica(&views[node_pos(m, leader)], sh->id);
 		printf("%s{\"id\":%u,\"slots\":[%u,%u],\"leader\":", s ? "," : "", sh->id,
 		       sh->slot_start, sh->slot_end);
 		if (leader)
@@ -736,17 +747,12 @@ static void print_cluster_table(const struct rkv_cluster_map *m, const struct no
 	       "+-------+--------+------+----------------------------------------------\n");
 	for (size_t s = 0; s < m->shard_count; s++) {
 		const struct rkv_shard *sh = &m->shards[s];
-		const struct rkv_replica_status *leader_rs = NULL;
 		uint64_t leader, term;
+		const struct rkv_replica_status *leader_rs =
+			shown_leader(m, views, sh, status, &leader, &term);
 		char line[1024] = "", leader_text[24];
 		size_t used = 0;
 
-		if (status)
-			shard_leader(m, views, sh, &leader, &term);
-		else
-			leader = sh->leader, term = sh->term;
-		if (leader && node_pos(m, leader) >= 0)
-			leader_rs = find_replica(&views[node_pos(m, leader)], sh->id);
 		for (unsigned k = 0; k < sh->replica_count && used < sizeof line - 80; k++) {
 			int pos = node_pos(m, sh->replicas[k].node);
 			const struct rkv_replica_status *rs =
