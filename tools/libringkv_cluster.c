@@ -435,6 +435,50 @@ static int fetch_from_seeds(struct rkv_router *r, struct rkv_cluster_map **out)
 	return rc;
 }
 
+/* Nodes whose client address m does not know (a node learns a peer's from
+ * the hello of the peer's first connection to it). */
+static size_t addresses_missing(const struct rkv_cluster_map *m)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < m->node_count; i++)
+		n += !m->nodes[i].client[0] && m->nodes[i].id != m->node_id;
+	return n;
+}
+
+/* Fills the client addresses m lacks from `other`, a map of the same
+ * cluster. */
+static void fill_addresses(struct rkv_cluster_map *m, const struct rkv_cluster_map *other)
+{
+	if (other->cluster_id != m->cluster_id || other->node_count != m->node_count)
+		return;
+	for (size_t i = 0; i < m->node_count; i++) {
+		if (m->nodes[i].client[0] || other->nodes[i].id != m->nodes[i].id)
+			continue;
+		memcpy(m->nodes[i].client, other->nodes[i].client, sizeof m->nodes[i].client);
+		memcpy(m->nodes[i].resp, other->nodes[i].resp, sizeof m->nodes[i].resp);
+	}
+}
+
+/* When m lacks some client addresses: the maps of the other nodes (each
+ * knows its own) fill them in, as far as they answer. */
+static void complete_addresses(struct rkv_router *r, struct rkv_cluster_map *m)
+{
+	for (size_t i = 0; r->map && i < m->node_count && addresses_missing(m) > 0; i++) {
+		struct rkv_cluster_map *other = NULL;
+		struct rkv_client *c;
+
+		if (i >= r->map->node_count || m->nodes[i].id == m->node_id || is_down(r, i) ||
+		    !(c = node_conn(r, i)))
+			continue;
+		if (rkv_cluster_map(c, &other) < 0)
+			drop_conn(r, i);
+		if (other)
+			fill_addresses(m, other);
+		rkv_cluster_map_free(other);
+	}
+}
+
 int rkv_router_refresh(struct rkv_router *r)
 {
 	struct rkv_cluster_map *m = NULL;
@@ -457,9 +501,13 @@ int rkv_router_refresh(struct rkv_router *r)
 		rc = fetch_from_seeds(r, &m);
 	if (rc != 0)
 		return rc;
+	if (r->map)
+		fill_addresses(m, r->map);
 	install_map(r, m);
 	if (!r->conns || !r->down_until)
 		return -ENOMEM;
+	if (addresses_missing(r->map) > 0)
+		complete_addresses(r, r->map);
 	return 0;
 }
 
@@ -571,7 +619,11 @@ static int routed(struct rkv_router *r, int op, const void *key, size_t key_len,
 		}
 		c = node_conn(r, (size_t)i);
 		if (!c) {
+			/* Refused, or its address is not known yet: skip it
+			 * for a while, ask the others for a fresher map. */
 			rc = RKV_ECLOSED;
+			r->down_until[i] = now_ms() + RKV_ROUTER_DOWN_MS;
+			rkv_router_refresh(r);
 			continue;
 		}
 		rc = libringkv_call_raw(c, op, true, key, key_len, value, value_len, &res,

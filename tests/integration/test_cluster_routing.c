@@ -11,10 +11,12 @@
  *    leaders (every write and read succeeds within a bound, and the router
  *    counted the dead node or a NOT_LEADER on the way), and the live nodes'
  *    map names another leader for shard 0;
+ *  - ringkv-bench routes too: every request it sends (marked no_forward)
+ *    is answered without error;
  *  - `ringkv cluster status --json` (checked by check_cluster_status.py)
  *    shows the killed node unreachable and every shard led by a live node.
  *
- * usage: test_cluster_routing RINGKVD RINGKV CHECKER.py
+ * usage: test_cluster_routing RINGKVD RINGKV CHECKER.py RINGKV-BENCH
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -211,7 +213,7 @@ static void write_read_all(struct rkv_router *r, unsigned round, long deadline)
 
 int main(int argc, char **argv)
 {
-	const char *cli, *checker;
+	const char *cli, *checker, *bench;
 	struct rkv_cluster_map *m;
 	struct rkv_router *r;
 	struct rkv_router_stats st;
@@ -220,13 +222,14 @@ int main(int argc, char **argv)
 	uint64_t old_leader;
 	int rc;
 
-	if (argc < 4) {
-		fprintf(stderr, "usage: %s RINGKVD RINGKV CHECKER.py\n", argv[0]);
+	if (argc < 5) {
+		fprintf(stderr, "usage: %s RINGKVD RINGKV CHECKER.py RINGKV-BENCH\n", argv[0]);
 		return 2;
 	}
 	binary = argv[1];
 	cli = argv[2];
 	checker = argv[3];
+	bench = argv[4];
 	if (system("command -v python3 >/dev/null 2>&1") != 0) {
 		fprintf(stderr, "SKIP: python3 is not installed (scripts/deps.sh)\n");
 		return 77;
@@ -271,6 +274,16 @@ int main(int argc, char **argv)
 	      "routed requests missed their leader: %llu NOT_LEADER, %llu retries, "
 	      "%llu unreachable", (unsigned long long)st.not_leader,
 	      (unsigned long long)st.retries, (unsigned long long)st.unreachable);
+
+	/* ringkv-bench: each connection to one node, only keys that node leads,
+	 * marked no_forward: a request that missed its leader is an error. */
+	snprintf(out_path, sizeof out_path, "%s/bench.txt", base_dir);
+	snprintf(cmd, sizeof cmd, "'%s' --addr %s --connections 6 --requests 600 --warmup 0 "
+		 "--ratio 1:1 --keys 1000 > '%s' 2>&1", bench, nodes[0].addr, out_path);
+	rc = system(cmd);
+	snprintf(cmd, sizeof cmd, "cat '%s'; grep -q 'routing to the leaders of' '%s' && "
+		 "grep -q 'errors by status: none' '%s'", out_path, out_path, out_path);
+	CHECK(rc == 0 && system(cmd) == 0, "ringkv-bench did not route cleanly (exit %d)", rc);
 
 	/* kill -9 the leader of shard 0: the router follows the new leaders. */
 	killed = (unsigned)old_leader - 1;
