@@ -832,6 +832,13 @@ int libringkv_call_raw(struct rkv_client *c, int op, bool no_forward, const void
 {
 	int rc;
 
+	/* A cluster request's frame has no key, so no byte of it may end a
+	 * line: sent to a Redis-protocol port by mistake, it would wait for
+	 * the rest of a line for the whole timeout. An id of 10 ('\n') makes
+	 * such a port answer at once (and rkv_recv says which port it is).
+	 * Ids are the client's to choose; later ones go on from there. */
+	if ((op == FRAME_OP_CLUSTER_MAP || op == FRAME_OP_CLUSTER_STATUS) && c->next_id < 10)
+		c->next_id = 10;
 	c->no_forward = no_forward;
 	rc = call(c, (enum frame_op)op, key, key_len, value, value_len, res);
 	c->no_forward = false;
