@@ -539,6 +539,7 @@ size_t frame_request_max_size(const struct frame_request *r)
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->value.len; /* value (PUT) */
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->end.len;   /* end (SCAN) */
 	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* limit (SCAN) */
+	n += PB_TAG_MAX + 1;                           /* no_forward */
 	return n;
 }
 
