@@ -331,7 +331,10 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 		return;
 	}
 	if (f.kind != PEER_MSG_RAFT) {
-		c->stats.dropped_other++;
+		if (c->frame_fn && (f.kind == PEER_MSG_FORWARD || f.kind == PEER_MSG_FORWARD_REPLY))
+			c->frame_fn(c->frame_arg, from_node, &f);
+		else
+			c->stats.dropped_other++;
 		return;
 	}
 	while ((rv = peer_msg_next(&f, &group, &m)) == 1) {
@@ -852,7 +855,50 @@ struct block_cache *cluster_core_cache(struct cluster_core *c)
 	return c->cache;
 }
 
+const struct peer_core *cluster_core_peers(const struct cluster_core *c)
+{
+	return c->pc;
+}
+
 struct core_log *cluster_core_log(struct cluster_core *c)
 {
 	return c->log;
+}
+
+void cluster_core_set_frame_handler(struct cluster_core *c, cluster_frame_fn *fn, void *arg)
+{
+	c->frame_fn = fn;
+	c->frame_arg = arg;
+}
+
+int cluster_core_send_control(struct cluster_core *c, uint64_t to, const void *payload,
+			      size_t len)
+{
+	if (!c->pc || to == c->node->cfg.self_id || cluster_map_index(&c->node->map, to) < 0)
+		return -ENOENT;
+	return peer_send(c->pc, to, PEER_CONTROL, payload, len);
+}
+
+bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to)
+{
+	unsigned n = c->pc ? peer_core_count(c->pc) : 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct peer_stats st;
+
+		peer_core_stats(c->pc, i, &st);
+		if (st.node_id == to)
+			return st.connected;
+	}
+	return false;
+}
+
+const struct cluster_map *cluster_core_map(const struct cluster_core *c)
+{
+	return &c->node->map;
+}
+
+uint64_t cluster_core_self(const struct cluster_core *c)
+{
+	return c->node->cfg.self_id;
 }

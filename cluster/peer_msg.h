@@ -107,12 +107,12 @@ struct peer_msg_chunk {
 struct peer_msg_forward {
 	uint64_t forward_id;
 	uint64_t group;
-	struct peer_msg_slice request; /* an encoded ringkv.Request */
+	struct peer_msg_slice request; /* server/forward_wire.c's bytes */
 };
 
 struct peer_msg_forward_reply {
 	uint64_t forward_id;
-	struct peer_msg_slice response; /* an encoded ringkv.Response */
+	struct peer_msg_slice response; /* server/forward_wire.c's bytes */
 };
 
 /* ---- output buffer ------------------------------------------------------ */

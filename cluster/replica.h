@@ -131,11 +131,43 @@ struct cluster_core_stats {
 };
 void cluster_core_stats(const struct cluster_core *c, struct cluster_core_stats *out);
 
+/*
+ * Frames the engine does not handle itself (Forward, ForwardReply: the front
+ * door's request forwarding) go to fn(arg, from_node, frame) on the core
+ * whose inbound connection received them; `frame` and the bytes it points
+ * into are valid during the call only. Set from the core's start callback,
+ * after cluster_core_start (no frame is handled before the loop runs);
+ * without a handler such frames are counted in dropped_other.
+ */
+struct peer_msg_frame;
+typedef void cluster_frame_fn(void *arg, uint64_t from_node, const struct peer_msg_frame *frame);
+void cluster_core_set_frame_handler(struct cluster_core *c, cluster_frame_fn *fn, void *arg);
+
+/*
+ * Queues one control-class frame payload (an Envelope, without the length
+ * prefix) for node `to` on this core's transport (copied). 0, or peer_send's
+ * errors: -ENOBUFS (the control bound is reached: nothing queued),
+ * -ESHUTDOWN, -EMSGSIZE; -ENOENT for a node without peers or an unknown node.
+ */
+int cluster_core_send_control(struct cluster_core *c, uint64_t to, const void *payload,
+			      size_t len);
+
+/* Whether this core's outbound connection to node `to` is up (what it sends
+ * now goes out without waiting for a reconnect). False without peers. */
+bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to);
+
+/* The cluster map and this node's id (read-only). */
+const struct cluster_map *cluster_core_map(const struct cluster_core *c);
+uint64_t cluster_core_self(const struct cluster_core *c);
+
 /* The core's log (tests, metrics: core_log_stats). */
 struct core_log *cluster_core_log(struct cluster_core *c);
 
 /* The block cache shared by the core's shards (metrics). */
 struct block_cache *cluster_core_cache(struct cluster_core *c);
+
+/* The core's peer transport (metrics, status); NULL in a one-node cluster. */
+const struct peer_core *cluster_core_peers(const struct cluster_core *c);
 
 /* ---- one replica: the API of the front doors ----------------------------- */
 

@@ -137,6 +137,8 @@ struct cluster_core {
 	bool grace_over;
 	uint64_t stop_deadline_us;
 	struct cluster_core_stats stats;
+	cluster_frame_fn *frame_fn;     /* Forward frames: the front door's */
+	void *frame_arg;
 	struct client_addrs client_addrs; /* ours, and what peers' hellos said */
 };
 

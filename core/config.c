@@ -53,6 +53,7 @@ void config_usage(FILE *out, const char *prog)
 		"  --max-inflight N         requests in flight per connection (default 1024)\n"
 		"  --max-connections N      connections per core (default 4096)\n"
 		"  --log-level LEVEL        debug, info, warn or error (default info)\n"
+		"  --log-format FORMAT      text or json (one object per line; default text)\n"
 		"  --admin-listen HOST:PORT HTTP /metrics, /health, /ready (default: none = off)\n"
 		"  --config FILE            settings as 'key = value' lines named like these\n"
 		"                           flags (no dashes); flags given here override it\n"
@@ -72,7 +73,8 @@ void config_usage(FILE *out, const char *prog)
 		"                           [e, 2e) (default 300ms)\n"
 		"  --heartbeat-interval DURATION  leader heartbeats (default 50ms)\n"
 		"  --snapshot-rate BYTES/s  snapshot streaming limit, 0 = none (default 64MiB)\n"
-		"  --help                   this text\n",
+		"  -h, --help               this text\n"
+		"  -V, --version            print the version, exit\n",
 		prog);
 }
 
@@ -343,7 +345,8 @@ enum {
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
 	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_NODE_ID, OPT_PEER_LISTEN, OPT_INITIAL_CLUSTER,
 	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
-	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP,
+	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
+	OPT_VERSION,
 };
 
 static const struct option long_options[] = {
@@ -361,6 +364,7 @@ static const struct option long_options[] = {
 	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
 	{ "max-connections", required_argument, NULL, OPT_MAX_CONNS },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "node-id", required_argument, NULL, OPT_NODE_ID },
 	{ "peer-listen", required_argument, NULL, OPT_PEER_LISTEN },
 	{ "initial-cluster", required_argument, NULL, OPT_INITIAL_CLUSTER },
@@ -373,8 +377,28 @@ static const struct option long_options[] = {
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
+
+/*
+ * Fills `err` with why config_parse_address refused `arg` for `flag`: a port
+ * out of range says so, so that "127.0.0.1:70000" is not taken for a
+ * malformed address (nor, later, for a refused connection). Returns -EINVAL.
+ */
+static int address_error(const char *flag, const char *expected, const char *arg, char *err,
+			 size_t errlen)
+{
+	const char *colon = strrchr(arg, ':');
+	const char *port = colon ? colon + 1 : "";
+
+	if (*port && strspn(port, "+-0123456789") == strlen(port))
+		snprintf(err, errlen, "%s: port '%s' in '%s' is out of range: a port is 0 to "
+			 "65535 (0 = any free one)", flag, port, arg);
+	else
+		snprintf(err, errlen, "%s: expected %s, got '%s'", flag, expected, arg);
+	return -EINVAL;
+}
 
 /*
  * Applies one setting, from a flag or from the config file: `opt` is its
@@ -391,18 +415,13 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 	switch (opt) {
 	case OPT_LISTEN:
 		if (config_parse_address(arg, c->listen_host,
-					 sizeof c->listen_host, &c->listen_port)) {
-			snprintf(err, errlen, "--listen: expected HOST:PORT, got '%s'", arg);
-			return -EINVAL;
-		}
+					 sizeof c->listen_host, &c->listen_port))
+			return address_error("--listen", "HOST:PORT", arg, err, errlen);
 		break;
 	case OPT_RESP_LISTEN:
 		if (config_parse_address(arg, c->resp_host,
-					 sizeof c->resp_host, &c->resp_port)) {
-			snprintf(err, errlen, "--resp-listen: expected HOST:PORT, got '%s'",
-				 arg);
-			return -EINVAL;
-		}
+					 sizeof c->resp_host, &c->resp_port))
+			return address_error("--resp-listen", "HOST:PORT", arg, err, errlen);
 		break;
 	case OPT_DATA_DIR:
 		if (!*arg || strlen(arg) >= sizeof c->data_dir - 64) {
@@ -473,6 +492,14 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		else
 			goto bad_value;
 		break;
+	case OPT_LOG_FORMAT:
+		if (!strcmp(arg, "text"))
+			c->log_format = LOG_TEXT;
+		else if (!strcmp(arg, "json"))
+			c->log_format = LOG_JSON;
+		else
+			goto bad_value;
+		break;
 	case OPT_NODE_ID:
 		if (strint_parse_u64(arg, strlen(arg), &v) != 0 || v == 0) {
 			snprintf(err, errlen, "--node-id: expected an integer >= 1, got '%s'",
@@ -483,11 +510,8 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		break;
 	case OPT_PEER_LISTEN:
 		if (config_parse_address(arg, c->peer_host,
-					 sizeof c->peer_host, &c->peer_port)) {
-			snprintf(err, errlen, "--peer-listen: expected HOST:PORT, got '%s'",
-				 arg);
-			return -EINVAL;
-		}
+					 sizeof c->peer_host, &c->peer_port))
+			return address_error("--peer-listen", "HOST:PORT", arg, err, errlen);
 		*peer_given = true;
 		break;
 	case OPT_INITIAL_CLUSTER:
@@ -549,9 +573,8 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 			c->admin_port = 0;
 		} else if (config_parse_address(arg, c->admin_host, sizeof c->admin_host,
 						&c->admin_port)) {
-			snprintf(err, errlen, "--admin-listen: expected HOST:PORT or none, got '%s'",
-				 arg);
-			return -EINVAL;
+			return address_error("--admin-listen", "HOST:PORT or none", arg, err,
+					     errlen);
 		}
 		break;
 	default:
@@ -584,7 +607,8 @@ static int file_setting(void *user, const char *section, const char *key, const 
 	if (st->failed)
 		return 0;
 	for (o = long_options; o->name; o++)
-		if (!strcmp(o->name, key) && o->val != OPT_HELP && o->val != OPT_CONFIG &&
+		if (!strcmp(o->name, key) && o->val != OPT_HELP && o->val != OPT_VERSION &&
+		    o->val != OPT_CONFIG &&
 		    o->val != OPT_PRINT_CONFIG)
 			break;
 	if (!o->name) {
@@ -634,7 +658,7 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 	/* The file first, wherever --config stands: flags override it. */
 	optind = 1;
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "", long_options, &idx)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", long_options, &idx)) != -1) {
 		if (opt == OPT_CONFIG) {
 			rv = config_load_file(c, optarg, &peer_given, err, errlen);
 			if (rv)
@@ -642,13 +666,18 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 		}
 	}
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", long_options, &idx)) != -1) {
+	while ((opt = getopt_long(argc, argv, "hV", long_options, &idx)) != -1) {
 		switch (opt) {
 		case OPT_CONFIG:
 			break;
 		case OPT_HELP:
-			config_usage(stdout, argv[0]);
+		case 'h':
+			config_usage(stdout, strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 :
+					    argv[0]);
 			return 1;
+		case OPT_VERSION:
+		case 'V':
+			return CONFIG_PARSE_VERSION;
 		case OPT_PRINT_CONFIG:
 			print = true;
 			break;
@@ -721,6 +750,7 @@ void config_print(FILE *out, const struct config *c)
 	fprintf(out, "max-inflight = %u\nmax-connections = %u\n", c->max_inflight,
 		c->max_connections);
 	fprintf(out, "log-level = %s\n", level_name(c->log_level));
+	fprintf(out, "log-format = %s\n", c->log_format == LOG_JSON ? "json" : "text");
 	fprintf(out, "node-id = %" PRIu64 "\n", c->node_id);
 	if (c->peer_host[0]) {
 		config_format_address(c->peer_host, c->peer_port, addr, sizeof addr);

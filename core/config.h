@@ -41,6 +41,7 @@ struct config {
 	uint32_t max_inflight;             /* requests in flight per connection (1024) */
 	uint32_t max_connections;          /* per core (4096) */
 	int log_level;                     /* enum log_level */
+	int log_format;                    /* enum log_format (text) */
 	char admin_host[CONFIG_ADDR_MAX];  /* admin HTTP port; "" = off (the default) */
 	uint16_t admin_port;
 
@@ -64,11 +65,14 @@ void config_defaults(struct config *c);
 
 /*
  * Parses argv into `c` (which holds defaults), reading the --config file
- * first wherever the flag stands. Returns 0; 1 when --help or
- * --print-config was asked (the text already printed to stdout); a
- * negative errno on a bad flag, value or file, with the reason in `err`
- * ("FILE:LINE: reason" for the file; the caller prints it, then exits 2).
+ * first wherever the flag stands. Returns 0; 1 when -h/--help or
+ * --print-config was asked (the text already printed to stdout);
+ * CONFIG_PARSE_VERSION for --version (nothing printed: the program prints
+ * its own version); a negative errno on a bad flag, value or file, with the
+ * reason in `err`, one line naming the bad argument ("FILE:LINE: reason" for
+ * the file; the caller prints it with a hint to --help, then exits 2).
  */
+#define CONFIG_PARSE_VERSION 2
 int config_parse(struct config *c, int argc, char **argv, char *err, size_t errlen);
 
 /*

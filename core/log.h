@@ -11,6 +11,17 @@
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
+/*
+ * LOG_TEXT (the default): "HH:MM:SS.mmm level [thread] message".
+ * LOG_JSON, for log shippers: one object per line,
+ * {"ts":"2026-12-06T08:54:22.123Z","level":"warn","thread":"core 0","msg":"..."},
+ * the message escaped as a JSON string (control bytes as \u00XX, bytes of
+ * 0x80 and above passed through: messages are ASCII or UTF-8 file names).
+ */
+enum log_format { LOG_TEXT, LOG_JSON };
+
+void log_set_format(enum log_format format);
+
 /* Lines below `level` are dropped. Default LOG_INFO. */
 void log_set_level(enum log_level level);
 

@@ -254,6 +254,10 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 	out->id = msg.id;
 	out->op = op_from_tag(msg.which_op);
 	out->no_forward = msg.no_forward;
+	if (out->op == FRAME_OP_GET)
+		out->stale = msg.op.get.stale;
+	else if (out->op == FRAME_OP_SCAN)
+		out->stale = msg.op.scan.stale;
 	/* Empty fields point at the payload too, so that callers may memcpy
 	 * any slice (memcpy from NULL is undefined even for 0 bytes). */
 	if (out->key.data == NULL)
@@ -412,6 +416,24 @@ err:
 	return RKV_EPROTO;
 }
 
+int frame_decode_response_hint(const uint8_t *payload, size_t len, uint64_t *leader_hint)
+{
+	ringkv_Response msg;
+	pb_istream_t stream;
+
+	assert(leader_hint != NULL);
+	assert(payload != NULL || len == 0);
+	*leader_hint = 0;
+	/* Zeroed callbacks: nanopb skips bytes and pairs. */
+	memset(&msg, 0, sizeof(msg));
+	stream = pb_istream_from_buffer(payload ? payload : (const uint8_t *)"", len);
+	if (!pb_decode_ex(&stream, ringkv_Response_fields, &msg, PB_DECODE_NOINIT) ||
+	    stream.bytes_left != 0)
+		return RKV_EPROTO;
+	*leader_hint = msg.leader_hint;
+	return 0;
+}
+
 /* ---- encoding ---------------------------------------------------------- */
 
 /* Writes one bytes/string field from a slice; proto3 leaves empty ones out. */
@@ -489,6 +511,8 @@ size_t frame_response_max_size(const struct frame_response *r)
 		n += frame_map_max_size(r->map);
 	if (r->cluster_status)
 		n += frame_status_max_size(r->cluster_status);
+	if (r->leader_hint)
+		n += PB_TAG_MAX + PB_VARINT64_MAX;
 	return n;
 }
 
@@ -519,11 +543,11 @@ int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t c
 	}
 	msg.id = r->id;
 	msg.status = (ringkv_Status)r->status;
+	msg.leader_hint = r->leader_hint;
 	set_encoder(&msg.value, &r->value);
 	set_encoder(&msg.error, &error);
 	msg.pairs.funcs.encode = encode_pairs;
 	msg.pairs.arg = (void *)r;
-	msg.leader_hint = 0;
 	set_cluster_encoders(&msg, r);
 	return encode_framed(ringkv_Response_fields, &msg, out, cap);
 }
@@ -539,7 +563,7 @@ size_t frame_request_max_size(const struct frame_request *r)
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->value.len; /* value (PUT) */
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->end.len;   /* end (SCAN) */
 	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* limit (SCAN) */
-	n += PB_TAG_MAX + 1;                           /* no_forward */
+	n += 2 * (PB_TAG_MAX + 1);                     /* no_forward, stale */
 	return n;
 }
 
@@ -558,6 +582,7 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 	case FRAME_OP_GET:
 		msg.which_op = ringkv_Request_get_tag;
 		set_encoder(&msg.op.get.key, &r->key);
+		msg.op.get.stale = r->stale;
 		break;
 	case FRAME_OP_PUT:
 		msg.which_op = ringkv_Request_put_tag;
@@ -573,6 +598,7 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 		set_encoder(&msg.op.scan.start, &r->key);
 		set_encoder(&msg.op.scan.end, &r->end);
 		msg.op.scan.limit = r->limit;
+		msg.op.scan.stale = r->stale;
 		break;
 	case FRAME_OP_CLUSTER_MAP:
 		msg.which_op = ringkv_Request_cluster_map_tag;

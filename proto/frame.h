@@ -50,8 +50,8 @@ struct frame_request {
 	struct frame_slice end;   /* SCAN: end key (exclusive); empty = unbounded */
 	uint32_t limit;           /* SCAN: pairs wanted; decoding turns 0 into the
 				   * default and caps it at FRAME_SCAN_MAX_LIMIT */
-	bool no_forward;          /* the client routes by itself: answer
-				   * NOT_LEADER rather than forward */
+	bool no_forward;          /* Request.no_forward */
+	bool stale;               /* GET, SCAN: a stale read (GetRequest.stale) */
 };
 
 /* One key and its value, both slices of someone else's memory. */
@@ -145,6 +145,7 @@ struct frame_response {
 	const char *error;           /* NUL-terminated, may be NULL */
 	const struct frame_kv *pairs;/* SCAN: pair_count pairs, in key order */
 	size_t pair_count;
+	uint64_t leader_hint;        /* NOT_LEADER: the believed leader, 0 none */
 	const struct frame_map *map;       /* CLUSTER_MAP answer, or NULL */
 	const struct frame_status *cluster_status; /* CLUSTER_STATUS answer, or NULL */
 };
@@ -198,6 +199,13 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 int frame_decode_response(const uint8_t *payload, size_t len, uint64_t *id,
 			  int *status, struct frame_slice *value,
 			  struct frame_slice *error);
+
+/*
+ * Reads Response.leader_hint from an encoded Response (0 when absent).
+ * Returns 0 or RKV_EPROTO. A second pass over the payload, meant for the
+ * rare NOT_LEADER answer.
+ */
+int frame_decode_response_hint(const uint8_t *payload, size_t len, uint64_t *leader_hint);
 
 /* Called once per SCAN pair, in wire order; slices point into the payload
  * (never NULL, even when empty).

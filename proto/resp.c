@@ -344,6 +344,16 @@ static int parse_inline(struct resp_parser *p, const uint8_t *cmd, size_t avail,
 
 	if (p->pos < limit)
 		lf = memchr(cmd + p->pos, '\n', limit - p->pos);
+	/*
+	 * No one types a NUL: binary bytes before the end of the line are
+	 * another protocol, most likely ringkv's native client (whose frame's
+	 * u32 length holds a zero byte in its first four), which would wait
+	 * for an answer while this waits for a newline. Refused at once.
+	 */
+	if (p->pos < limit &&
+	    memchr(cmd + p->pos, '\0', (lf ? (size_t)(lf - cmd) : limit) - p->pos))
+		return fail(p, "binary data in an inline command: this is a Redis "
+			       "protocol (RESP) port");
 	if (!lf) {
 		if (avail >= p->limits.max_inline)
 			return fail(p, "too big inline request");

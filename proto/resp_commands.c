@@ -146,6 +146,24 @@ static const struct resp_command_info commands[RESP_CMD_TOP_COUNT] = {
 	  "A container for client connection commands", "2.4.0", "connection",
 	  "Depends on subcommand.", client_subcommands,
 	  ARRAY_LEN(client_subcommands) },
+	/* KEYS: one pass over every shard, answered whole or refused past
+	 * REDIS_KEYS_MAX_REPLY bytes (server/redis.h), so the complexity below
+	 * is the cost. */
+	{ RESP_CMD_KEYS, "keys", 2, F_R, 0, 0, 0,
+	  "Find all keys matching the given pattern", "1.0.0", "generic",
+	  "O(N) with N being the number of keys in the database, under the "
+	  "assumption that the key names in the database and the given pattern "
+	  "have limited length.", NULL, 0 },
+	{ RESP_CMD_TYPE, "type", 2, F_R | F_FAST, 1, 1, 1,
+	  "Determine the type stored at key", "1.0.0", "generic", "O(1)", NULL, 0 },
+	{ RESP_CMD_TIME, "time", 1, F_LOADING | F_STALE | F_FAST, 0, 0, 0,
+	  "Return the current server time", "2.6.0", "server", "O(1)", NULL, 0 },
+	{ RESP_CMD_FLUSHDB, "flushdb", -1, F_W, 0, 0, 0,
+	  "Remove all keys from the current database", "1.0.0", "server",
+	  "O(N) where N is the number of keys in the selected database", NULL, 0 },
+	{ RESP_CMD_FLUSHALL, "flushall", -1, F_W, 0, 0, 0,
+	  "Remove all keys from all databases", "1.0.0", "server",
+	  "O(N) where N is the total number of keys in all databases", NULL, 0 },
 };
 
 static const char *const flag_names[RESP_CMDF_COUNT] = {

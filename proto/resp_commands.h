@@ -48,6 +48,11 @@ enum resp_cmd_id {
 	RESP_CMD_COMMAND,
 	RESP_CMD_CONFIG,
 	RESP_CMD_CLIENT,
+	RESP_CMD_KEYS,
+	RESP_CMD_TYPE,
+	RESP_CMD_TIME,
+	RESP_CMD_FLUSHDB,
+	RESP_CMD_FLUSHALL,
 	RESP_CMD_TOP_COUNT, /* number of top-level commands */
 	/* Subcommands, found with resp_subcommand_lookup. */
 	RESP_CMD_COMMAND_COUNT = 100,
@@ -135,6 +140,9 @@ size_t resp_command_flag_count(uint32_t flags);
 #define RESP_ERR_DB_INDEX "ERR DB index is out of range"
 #define RESP_ERR_INVALID_CURSOR "ERR invalid cursor"
 #define RESP_ERR_NOPROTO "NOPROTO unsupported protocol version"
+#define RESP_ERR_FLUSH_UNSUPPORTED \
+	"ERR FLUSHDB and FLUSHALL are not supported: a flush must be replicated by every " \
+	"shard's Raft group, which ringkv does not do yet (delete keys with SCAN and DEL)"
 #define RESP_ERR_TTL_UNSUPPORTED "ERR expiration (EX, PX, EXAT, PXAT, KEEPTTL) is not supported"
 
 /*

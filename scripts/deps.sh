@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages ringkv needs to build, run and test.
-# Does nothing when every package is already installed.
+# Installs nothing when every package is already installed; names the optional
+# tools it never installs (perf, npm, db_bench) when they are missing.
 set -euo pipefail
 
 # libclang-rt-14-dev holds clang's sanitizer and libFuzzer runtimes; clang only
@@ -9,8 +10,24 @@ packages=(
 	build-essential clang libclang-rt-14-dev meson ninja-build pkg-config
 	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev libinih-dev
 	python3 python3-redis python3-prometheus-client redis-server redis-tools
-	iproute2 procps util-linux
+	iproute2 procps util-linux help2man groff-base
 )
+
+# Optional tools, never installed here (large, and each serves one task):
+# say which are missing (neither the package nor the command is there), what
+# needs them and how to add them.
+optional=(
+	"linux-perf perf:perf/flamegraph.sh (profiling)"
+	"npm npm:perf/flamegraph.sh's flame graph template (d3-flame-graph)"
+	"rocksdb-tools db_bench:the engine comparison in docs/PERFORMANCE.md"
+)
+for o in "${optional[@]}"; do
+	read -r pkg cmd <<<"${o%%:*}"
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+		command -v "$cmd" >/dev/null ||
+		echo "ringkv: optional, not installed: $pkg ($cmd) for ${o#*:};" \
+			"apt-get install $pkg" >&2
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -172,6 +172,8 @@ static void scrape_done(struct metrics_scrape *s, void *arg)
 	struct admin *a = arg;
 	const struct node_metric_ids *ids = a->node->metric_ids;
 	uint64_t disk_full = metrics_row_sum(a->m, s->rows, ids->disk_full);
+	uint64_t leaderless = metrics_row_sum(a->m, s->rows, ids->raft_leaderless);
+	uint64_t stopped = metrics_row_sum(a->m, s->rows, ids->raft_apply_stopped);
 	char text[256];
 
 	for (unsigned i = 0; i < ADMIN_CONNS_MAX; i++) {
@@ -199,6 +201,14 @@ static void scrape_done(struct metrics_scrape *s, void *arg)
 			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"disk full: %"
 				 PRIu64 " shard%s cannot flush or compact\"}\n", disk_full,
 				 disk_full == 1 ? "" : "s");
+		else if (stopped)
+			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"%" PRIu64
+				 " shard replica%s stopped applying (see the log)\"}\n", stopped,
+				 stopped == 1 ? "" : "s");
+		else if (leaderless)
+			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"%" PRIu64
+				 " shard replica%s know%s no leader\"}\n", leaderless,
+				 leaderless == 1 ? "" : "s", leaderless == 1 ? "s" : "");
 		else
 			snprintf(text, sizeof text, "{\"ready\":true,\"shards\":%u,\"cores\":%u}\n",
 				 a->node->shards, a->node->cores);

@@ -103,11 +103,18 @@ static void conn_kill(struct conn *conn)
 void conn_reply(struct conn *conn, uint64_t id, int status,
 		const void *value, size_t value_len, const char *error)
 {
+	conn_reply_hint(conn, id, status, value, value_len, error, 0);
+}
+
+void conn_reply_hint(struct conn *conn, uint64_t id, int status, const void *value,
+		     size_t value_len, const char *error, uint64_t leader_hint)
+{
 	struct frame_response resp = {
 		.id = id,
 		.status = status,
 		.value = { .data = value, .len = (uint32_t)value_len },
 		.error = error,
+		.leader_hint = leader_hint,
 	};
 	size_t need;
 	int n;

@@ -122,6 +122,9 @@ bool conn_is_paused(const struct conn *conn);
  */
 void conn_reply(struct conn *conn, uint64_t id, int status,
 		const void *value, size_t value_len, const char *error);
+/* The same with Response.leader_hint (NOT_LEADER answers; 0: none). */
+void conn_reply_hint(struct conn *conn, uint64_t id, int status, const void *value,
+		     size_t value_len, const char *error, uint64_t leader_hint);
 
 /* A request counted in conn->inflight got its answer (queued or dropped). */
 void conn_request_done(struct conn *conn);

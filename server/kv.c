@@ -15,6 +15,7 @@
 #include "ringkv.pb.h"
 #include "server/cluster_info.h"
 #include "server/conn.h"
+#include "server/forward.h"
 #include "shard/core_log.h"
 #include "server/node.h"
 #include "server/redis.h"
@@ -24,8 +25,6 @@
 /* Spare room a forwarded GET carries for its answer; larger values take one
  * more round trip (see kv.h). */
 #define KV_GET_ROOM 1024u
-
-#define KV_STATUS_NEED_ROOM (-1)
 
 const char kv_error_disk_full[] = "disk full: the write was not stored";
 
@@ -158,6 +157,11 @@ static void answer(struct node_core *c, struct kv_req *req)
 	reactor_send(c->reactor, req->origin, &req->msg);
 }
 
+void kv_answer_home(struct node_core *c, struct kv_req *req)
+{
+	answer(c, req);
+}
+
 static void set_write_error(struct kv_req *req, int rv)
 {
 	switch (rv) {
@@ -214,6 +218,14 @@ static void write_done(struct shard_waiter *w, int rv, const struct shard_result
 {
 	struct kv_req *req = (struct kv_req *)((char *)w - offsetof(struct kv_req, waiter));
 
+	if (rv == RAFT_ENOTLEADER) {
+		/* Overwritten by another leader's entry: not applied, so it
+		 * may go to the new leader (bounded by the hop limit). */
+		struct node_core *c = req->exec;
+
+		forward_route(c, req, c->replicas[req->shard]);
+		return;
+	}
 	set_write_error(req, rv);
 	if (rv == 0) {
 		req->existed = res->existed;
@@ -462,6 +474,11 @@ static void execute_read(struct node_core *c, struct kv_req *req)
 		execute_scan(c, s, req);
 		return;
 	}
+	if (req->op == KV_COUNT) {
+		req->integer = (int64_t)shard_live_keys(s);
+		answer(c, req);
+		return;
+	}
 	req->exec = c;
 	req->read.done = read_done;
 	req->read.arg = req;
@@ -496,6 +513,12 @@ static void read_index_done(struct replica_read *rd, int status)
 		execute_read(req->exec, req);
 		return;
 	}
+	if (status == RAFT_ENOTLEADER) {
+		/* Leadership lost before the read was confirmed: nothing was
+		 * read; ask the new leader. */
+		forward_route(req->exec, req, req->exec->replicas[req->shard]);
+		return;
+	}
 	set_read_error(req, status);
 	answer(req->exec, req);
 }
@@ -503,7 +526,7 @@ static void read_index_done(struct replica_read *rd, int status)
 static bool is_read(const struct kv_req *req)
 {
 	return req->op == KV_GET || req->op == KV_EXISTS || req->op == KV_STRLEN ||
-	       req->op == KV_SCAN;
+	       req->op == KV_SCAN || req->op == KV_COUNT;
 }
 
 static void execute(struct node_core *c, struct kv_req *req)
@@ -525,6 +548,13 @@ static void execute(struct node_core *c, struct kv_req *req)
 	}
 	req->status = ringkv_Status_OK;
 	req->exec = c;
+	req->leader_hint = replica_leader(rep);
+	if (is_read(req) && (req->flags & KV_STALE)) {
+		/* Stale read: this replica's applied state, no ReadIndex
+		 * (docs/notes/forward.md says what it may return). */
+		execute_read(c, req);
+		return;
+	}
 #ifdef RINGKV_TEST_STALE_READS
 	/* DELIBERATELY BROKEN, test build only (tests/lincheck builds
 	 * ringkvd-stale-reads with this defined; the product never is): every
@@ -546,6 +576,10 @@ static void execute(struct node_core *c, struct kv_req *req)
 		req->rread.done = read_index_done;
 		req->rread.arg = req;
 		rv = replica_read(rep, &req->rread);
+		if (rv == RAFT_ENOTLEADER) {
+			forward_route(c, req, rep);
+			return;
+		}
 		if (rv != 0) {
 			set_read_error(req, rv);
 			answer(c, req);
@@ -587,6 +621,10 @@ static void execute(struct node_core *c, struct kv_req *req)
 	req->waiter.done = write_done;
 	req->waiter.want_prior = (req->flags & KV_WANT_PRIOR) != 0;
 	rv = replica_propose(rep, &cmd, &req->waiter);
+	if (rv == RAFT_ENOTLEADER) {
+		forward_route(c, req, rep);
+		return;
+	}
 	if (rv != 0) {
 		set_write_error(req, rv);
 		answer(c, req);
@@ -615,13 +653,9 @@ void kv_dispatch(struct node_core *c, struct kv_req *req)
 	req->target = (uint16_t)target;
 	c->outstanding++;
 	if (target == NODE_NO_CORE) {
-		/* No replica of the key's shard on this node. Forwarding to its
-		 * leader's node is not built yet: say so (not applied). */
-		req->status = ringkv_Status_NOT_LEADER;
-		req->error = "this node holds no replica of the key's shard; "
-			     "send the request to a node that does";
-		req->value_len = 0;
-		finish(c, req);
+		/* No replica of the key's shard on this node: to a node that
+		 * holds one (server/forward.h). */
+		forward_route(c, req, NULL);
 		return;
 	}
 	if (target == c->reactor->id) {
@@ -640,7 +674,8 @@ static void native_complete(struct node_core *c, struct kv_req *req)
 	size_t len = 0;
 	const uint8_t *value = req->op == KV_GET ? kv_answer(req, &len) : NULL;
 
-	conn_reply(conn, req->id, req->status, value, len, req->error);
+	conn_reply_hint(conn, req->id, req->status, value, len, req->error,
+			req->status == ringkv_Status_NOT_LEADER ? req->leader_hint : 0);
 	if (req->op != KV_GET) {
 		conn->writes_inflight--;
 		metrics_observe(c->metrics, c->node->metric_ids->write_latency,
@@ -658,7 +693,7 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 	if (cluster_info_submit(c, conn, fr))
 		return; /* cluster map or status: server/cluster_info.c */
 	if (fr->op == FRAME_OP_GET && node_shard_core(c->node, shard) == c->reactor->id &&
-	    replica_read_local_ok(c->replicas[shard])) {
+	    (fr->stale || replica_read_local_ok(c->replicas[shard]))) {
 		const void *value;
 		size_t len;
 
@@ -666,7 +701,8 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 
 		/* A read of this core's shard answered from memory (memtables,
 		 * blooms, cached blocks): no request. A block to read takes the
-		 * request path below. */
+		 * request path below. A stale read may be served so by any
+		 * replica, leader or not. */
 		rv = shard_get(c->shards[shard], fr->key.data, fr->key.len, &value, &len);
 		if (rv == 0) {
 			conn_reply(conn, fr->id, ringkv_Status_OK, value, len, NULL);
@@ -695,6 +731,10 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 	req->id = fr->id;
 	req->shard = shard;
 	req->op = fr->op == FRAME_OP_GET ? KV_GET : fr->op == FRAME_OP_PUT ? KV_PUT : KV_DELETE;
+	if (fr->no_forward)
+		req->flags |= KV_NO_FORWARD;
+	if (fr->stale && req->op == KV_GET)
+		req->flags |= KV_STALE;
 	req->key_len = fr->key.len;
 	memcpy(req->data, fr->key.data, fr->key.len);
 	if (fr->op == FRAME_OP_PUT) {

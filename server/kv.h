@@ -45,10 +45,16 @@ enum kv_op {
 	KV_SCAN,       /* one shard's step of a SCAN, see kv_scan_* */
 	KV_CORE_STATS, /* core-level: struct kv_core_stats in the room */
 	KV_CORE_CURSOR,/* core-level: integer = cursor in; its key out */
+	KV_COUNT,      /* a shard's live keys (shard_live_keys) out in integer;
+			* a linearizable read (DBSIZE sums it over every shard) */
 };
 
 #define KV_WANT_PRIOR 0x1 /* writes: return the previous value */
 #define KV_SCAN_AFTER 0x2 /* SCAN: start after the key, not at it */
+#define KV_STALE 0x4      /* reads: any replica answers from its applied state,
+			   * without ReadIndex (server/forward.h) */
+#define KV_NO_FORWARD 0x8 /* a node that does not lead the shard answers
+			   * NOT_LEADER with leader_hint instead of forwarding */
 
 /*
  * Glob steps (bytes compared) one shard's SCAN step may spend on MATCH
@@ -77,7 +83,13 @@ struct kv_req {
 	uint16_t origin;          /* core that received it */
 	uint16_t target;          /* executing core */
 	uint8_t op;               /* enum kv_op */
-	uint8_t flags;            /* KV_WANT_PRIOR, KV_SCAN_AFTER */
+	uint8_t flags;            /* KV_WANT_PRIOR, KV_SCAN_AFTER, KV_STALE,
+				   * KV_NO_FORWARD */
+	uint8_t hops;             /* node-to-node forwards taken so far */
+	uint64_t leader_hint;     /* out: the node believed to lead the shard
+				   * (NOT_LEADER; the executing leader else), 0
+				   * unknown */
+	uint64_t reply_to;        /* forwarded in from this node (0: a client's) */
 	uint64_t start_us;        /* origin side, native writes: decoded at (metrics) */
 	bool existed;             /* out: the key held a value (before a write) */
 	bool applied;             /* out: the write changed the value */
@@ -97,6 +109,10 @@ struct kv_req {
 };
 
 #define KV_NO_SHARD UINT32_MAX
+
+/* req->status of a GET whose value did not fit its room (req->need bytes):
+ * the origin repeats it with room for the value; clients never see it. */
+#define KV_STATUS_NEED_ROOM (-1)
 
 /* Per-core figures gathered by KV_CORE_STATS. */
 struct kv_core_stats {
@@ -150,6 +166,12 @@ uint32_t kv_shard_of(const struct node_core *c, const void *key, size_t key_len)
  * until its completion runs.
  */
 void kv_dispatch(struct node_core *c, struct kv_req *req);
+
+/*
+ * Executing core (or the origin, for a shard this node holds no replica
+ * of): the request has its answer, send it home to its origin core.
+ */
+void kv_answer_home(struct node_core *c, struct kv_req *req);
 
 /* Native protocol: executes or forwards one decoded request of `conn`. */
 struct conn;

@@ -25,6 +25,7 @@
 #include "server/admin.h"
 #include "server/datadir.h"
 #include "server/node.h"
+#include "tools/version.h"
 
 #define MAX_CPUS 1024
 
@@ -170,14 +171,17 @@ int main(int argc, char **argv)
 
 	config_defaults(&node.cfg);
 	rv = config_parse(&node.cfg, argc, argv, err, sizeof err);
-	if (rv == 1)
+	if (rv == CONFIG_PARSE_VERSION)
+		version_print(stdout, "ringkvd");
+	if (rv == 1 || rv == CONFIG_PARSE_VERSION)
 		return 0;
 	if (rv != 0) {
-		fprintf(stderr, "ringkvd: %s\n", err);
-		config_usage(stderr, argv[0]);
+		/* One line naming the bad argument: the usage would bury it. */
+		fprintf(stderr, "ringkvd: %s (see ringkvd --help)\n", err);
 		return 2;
 	}
 	log_set_level((enum log_level)node.cfg.log_level);
+	log_set_format((enum log_format)node.cfg.log_format);
 	frame_limits_default(&node.limits);
 	node.limits.max_frame = node.cfg.max_frame;
 	node.limits.max_key = node.cfg.max_key;

@@ -30,6 +30,7 @@
 #include "server/conn.h"
 #include "server/redis.h"
 #include "cluster/replica.h"
+#include "server/forward.h"
 #include "shard/block_cache.h"
 #include "shard/shard.h"
 
@@ -408,6 +409,19 @@ int node_address_check(const char *host, uint16_t port, const char *flag, char *
 	return rv == 1 ? refuse_address(&a, &other, found, flag, err, errlen) : 0;
 }
 
+/*
+ * How long a forward waits for the leader's node: longer than a leader
+ * takes to answer a proposal it cannot commit (UNKNOWN after two election
+ * timeouts once its leadership is lost) plus an election, so that the
+ * node that knows answers first.
+ */
+static uint32_t node_forward_timeout_ms(const struct node *n)
+{
+	uint32_t election = n->cfg.election_timeout_ms ? n->cfg.election_timeout_ms : 300;
+
+	return 3000 + 4 * election;
+}
+
 static void flush_hook(struct reactor *r, void *arg)
 {
 	struct node_core *c = arg;
@@ -450,6 +464,9 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 		return rv;
 	c->cache = cluster_core_cache(c->cluster); /* the engine's, for metrics */
 	cluster_info_core_start(c); /* the client addresses our hellos carry */
+	rv = forward_core_start(c, node_forward_timeout_ms(n));
+	if (rv)
+		goto err_nomem;
 	for (i = 0; i < n->shards; i++) {
 		struct replica *rep;
 
@@ -513,6 +530,7 @@ void node_core_stop(struct reactor *r, void *arg)
 		io_uring_sqe_set_data(sqe, NULL);
 	}
 	conn_stop_reading_all(c);
+	forward_core_stop(c);
 	/* Hands leadership off, then answers what is left. */
 	if (c->cluster)
 		cluster_core_stop(c->cluster);
@@ -542,6 +560,17 @@ void node_core_finish(struct reactor *r, void *arg)
 		return;
 	conn_close_all(c);
 	redis_core_destroy(c);
+	if (c->forward) {
+		struct forward_stats fs;
+
+		forward_core_stats(c, &fs);
+		log_info("core %u: %" PRIu64 " requests forwarded to other nodes (%" PRIu64
+			 " answered, %" PRIu64 " timed out, %" PRIu64 " refused), %" PRIu64
+			 " forwarded in (%" PRIu64 " refused)",
+			 r->id, fs.sent, fs.answered, fs.timeouts, fs.refused, fs.inbound,
+			 fs.inbound_refused);
+	}
+	forward_core_finish(c);
 	if (c->cluster)
 		cluster_core_finish(c->cluster);
 	log_info("core %u: %" PRIu64 " requests, %" PRIu64 " forwarded, %" PRIu64

@@ -25,6 +25,7 @@ struct cluster_node;
 struct cluster_core;
 struct peer_net;
 struct replica;
+struct forward_core;
 
 /* node->shard_core of a shard this node holds no replica of. */
 #define NODE_NO_CORE UINT16_MAX
@@ -84,6 +85,7 @@ struct node_core {
 	unsigned listener_count;
 	bool accepting;
 	struct redis_core *redis; /* RESP per-core state (SCAN cursors) */
+	struct forward_core *forward; /* requests forwarded to other nodes */
 
 	struct conn *conns;       /* every open connection */
 	unsigned conn_count;

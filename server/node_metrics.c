@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cluster/peer.h"
 #include "cluster/replica.h"
 #include "server/node.h"
 #include "shard/block_cache.h"
@@ -20,7 +21,12 @@ static const char *const op_names[NODE_METRICS_OPS] = {
 
 static const char *const status_names[NODE_METRICS_STATUSES] = {
 	"ok", "not_found", "invalid_argument", "too_large", "resource_exhausted",
-	"unavailable", "not_leader", "timeout", "internal", "data_loss",
+	"unavailable", "not_leader", "timeout", "internal", "data_loss", "unknown",
+};
+
+/* enum raft_role, in order. */
+static const char *const role_names[NODE_METRICS_ROLES] = {
+	"follower", "precandidate", "candidate", "leader",
 };
 
 /* Write latency buckets, microseconds: 100 us .. 10 s. */
@@ -30,6 +36,87 @@ static const uint64_t latency_bounds[] = {
 };
 
 #define CHECK(id) do { if ((id) < 0) return (id); } while (0)
+
+/* Replication series: sums over the core's replicas and peer connections. */
+static int register_replication(struct metrics *m, struct node_metric_ids *ids)
+{
+	char labels[METRICS_LABELS_MAX];
+	unsigned i;
+
+	for (i = 0; i < NODE_METRICS_ROLES; i++) {
+		snprintf(labels, sizeof labels, "role=\"%s\"", role_names[i]);
+		ids->raft_replicas[i] = metrics_gauge(m, "ringkv_raft_replicas", labels,
+			"Shard replicas (Raft group members) the core holds, by role.", 0);
+		CHECK(ids->raft_replicas[i]);
+	}
+	ids->raft_leaderless = metrics_gauge(m, "ringkv_raft_leaderless_replicas", NULL,
+		"Replicas that know no leader of their group (an election is due or "
+		"under way; writes and linearizable reads of the shard wait).", 0);
+	ids->raft_apply_stopped = metrics_gauge(m, "ringkv_raft_apply_stopped_replicas", NULL,
+		"Replicas whose shard refused to apply committed entries (see the log).", 0);
+	ids->raft_proposed = metrics_counter(m, "ringkv_raft_proposals_total", NULL,
+		"Writes proposed to a group this core leads.", 0);
+	ids->raft_overwritten = metrics_counter(m, "ringkv_raft_proposals_overwritten_total",
+		NULL, "Proposals whose entry a new leader overwrote: answered NOT_LEADER, "
+		"not applied.", 0);
+	ids->raft_unknown = metrics_counter(m, "ringkv_raft_proposals_unknown_total", NULL,
+		"Proposals answered UNKNOWN: leadership lost or the disk stayed full "
+		"before their commit was seen.", 0);
+	ids->raft_proposals_pending = metrics_gauge(m, "ringkv_raft_proposals_pending", NULL,
+		"Proposals waiting for their outcome.", 0);
+	ids->raft_reads_pending = metrics_gauge(m, "ringkv_raft_reads_pending", NULL,
+		"Linearizable reads waiting for their read index to be confirmed and applied.",
+		0);
+	ids->raft_apply_lag = metrics_gauge(m, "ringkv_raft_apply_lag_entries", NULL,
+		"Committed entries not yet applied, summed over the core's replicas.", 0);
+	ids->raft_follower_lag = metrics_gauge(m, "ringkv_raft_follower_lag_entries", NULL,
+		"Largest lag (leader's last index - match index) of a follower of a "
+		"group this core leads.", 0);
+	ids->raft_snapshots_refused = metrics_counter(m, "ringkv_raft_snapshots_refused_total",
+		NULL, "Snapshots received that could not be installed.", 0);
+	CHECK(ids->raft_leaderless);
+	CHECK(ids->raft_apply_stopped);
+	CHECK(ids->raft_proposed);
+	CHECK(ids->raft_overwritten);
+	CHECK(ids->raft_unknown);
+	CHECK(ids->raft_proposals_pending);
+	CHECK(ids->raft_reads_pending);
+	CHECK(ids->raft_apply_lag);
+	CHECK(ids->raft_follower_lag);
+	CHECK(ids->raft_snapshots_refused);
+
+	ids->peer_nodes = metrics_gauge(m, "ringkv_peer_nodes", NULL,
+		"Peer nodes the core keeps a connection to.", 0);
+	ids->peer_connected = metrics_gauge(m, "ringkv_peer_connected_nodes", NULL,
+		"Peer nodes the core's outbound connection to is up.", 0);
+	ids->peer_sent_bytes = metrics_counter(m, "ringkv_peer_sent_bytes_total", NULL,
+		"Bytes sent to peer nodes (Raft, snapshots, forwarded requests).", 0);
+	ids->peer_received_bytes = metrics_counter(m, "ringkv_peer_received_bytes_total", NULL,
+		"Bytes received from peer nodes on connections this core holds.", 0);
+	ids->peer_queued_bytes = metrics_gauge(m, "ringkv_peer_queued_bytes", NULL,
+		"Bytes waiting to be sent to peer nodes.", 0);
+	ids->peer_dropped_frames = metrics_counter(m, "ringkv_peer_dropped_frames_total", NULL,
+		"Bulk frames dropped by a peer's send-queue bound (resent by Raft).", 0);
+	ids->peer_refused_frames = metrics_counter(m, "ringkv_peer_refused_frames_total", NULL,
+		"Control frames refused by a peer's send-queue bound.", 0);
+	ids->peer_reconnects = metrics_counter(m, "ringkv_peer_reconnects_total", NULL,
+		"Connection attempts to peer nodes after a failure or a loss.", 0);
+	ids->peer_inbound = metrics_gauge(m, "ringkv_peer_inbound_connections", NULL,
+		"Connections from peer nodes the core holds.", 0);
+	ids->peer_hellos_refused = metrics_counter(m, "ringkv_peer_hellos_refused_total", NULL,
+		"Peer connections refused at the handshake (another cluster or node id).", 0);
+	CHECK(ids->peer_nodes);
+	CHECK(ids->peer_connected);
+	CHECK(ids->peer_sent_bytes);
+	CHECK(ids->peer_received_bytes);
+	CHECK(ids->peer_queued_bytes);
+	CHECK(ids->peer_dropped_frames);
+	CHECK(ids->peer_refused_frames);
+	CHECK(ids->peer_reconnects);
+	CHECK(ids->peer_inbound);
+	CHECK(ids->peer_hellos_refused);
+	return 0;
+}
 
 int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 {
@@ -175,7 +262,83 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 	CHECK(ids->io_submitted);
 	CHECK(ids->build_info);
 	CHECK(ids->admin_requests);
-	return 0;
+	return register_replication(m, ids);
+}
+
+/* The core's replicas and peer connections into its row. */
+static void collect_replication(struct metrics_core *mc, struct node_core *c)
+{
+	const struct node_metric_ids *ids = c->node->metric_ids;
+	uint64_t roles[NODE_METRICS_ROLES] = { 0 };
+	uint64_t leaderless = 0, stopped = 0, proposed = 0, overwritten = 0, unknown = 0;
+	uint64_t proposals = 0, reads = 0, apply_lag = 0, follower_lag = 0, refused = 0;
+	struct replica_status st;
+	unsigned i, f;
+
+	for (i = 0; i < c->node->shards; i++) {
+		if (!c->replicas[i])
+			continue;
+		replica_status(c->replicas[i], &st);
+		if ((unsigned)st.role < NODE_METRICS_ROLES)
+			roles[st.role]++;
+		leaderless += st.leader == RAFT_NONE;
+		stopped += st.apply_stopped;
+		proposed += st.proposed;
+		overwritten += st.overwritten;
+		unknown += st.unknown;
+		proposals += st.proposals;
+		reads += st.reads;
+		refused += st.snapshots_refused;
+		if (st.commit > st.applied)
+			apply_lag += st.commit - st.applied;
+		for (f = 0; f < st.n_followers; f++)
+			if (st.followers[f].lag > follower_lag)
+				follower_lag = st.followers[f].lag;
+	}
+	for (i = 0; i < NODE_METRICS_ROLES; i++)
+		metrics_set(mc, ids->raft_replicas[i], roles[i]);
+	metrics_set(mc, ids->raft_leaderless, leaderless);
+	metrics_set(mc, ids->raft_apply_stopped, stopped);
+	metrics_set(mc, ids->raft_proposed, proposed);
+	metrics_set(mc, ids->raft_overwritten, overwritten);
+	metrics_set(mc, ids->raft_unknown, unknown);
+	metrics_set(mc, ids->raft_proposals_pending, proposals);
+	metrics_set(mc, ids->raft_reads_pending, reads);
+	metrics_set(mc, ids->raft_apply_lag, apply_lag);
+	metrics_set(mc, ids->raft_follower_lag, follower_lag);
+	metrics_set(mc, ids->raft_snapshots_refused, refused);
+
+	{
+		const struct peer_core *pc = c->cluster ? cluster_core_peers(c->cluster) : NULL;
+		unsigned n = pc ? peer_core_count(pc) : 0;
+		uint64_t connected = 0, sent = 0, received = 0, queued = 0, dropped = 0;
+		uint64_t refused_frames = 0, reconnects = 0;
+		struct peer_core_counters in = { 0 };
+		struct peer_stats ps;
+
+		for (i = 0; i < n; i++) {
+			peer_core_stats(pc, i, &ps);
+			connected += ps.connected;
+			sent += ps.bytes_sent;
+			received += ps.bytes_received;
+			queued += ps.queued_bytes;
+			dropped += ps.dropped_frames;
+			refused_frames += ps.refused_frames;
+			reconnects += ps.reconnects;
+		}
+		if (pc)
+			peer_core_counters(pc, &in);
+		metrics_set(mc, ids->peer_nodes, n);
+		metrics_set(mc, ids->peer_connected, connected);
+		metrics_set(mc, ids->peer_sent_bytes, sent);
+		metrics_set(mc, ids->peer_received_bytes, received);
+		metrics_set(mc, ids->peer_queued_bytes, queued);
+		metrics_set(mc, ids->peer_dropped_frames, dropped);
+		metrics_set(mc, ids->peer_refused_frames, refused_frames);
+		metrics_set(mc, ids->peer_reconnects, reconnects);
+		metrics_set(mc, ids->peer_inbound, in.inbound);
+		metrics_set(mc, ids->peer_hellos_refused, in.refused);
+	}
 }
 
 static void collect(struct metrics_core *mc, void *arg)
@@ -282,6 +445,7 @@ static void collect(struct metrics_core *mc, void *arg)
 		metrics_set(mc, ids->outbox_overflowing, overflowing);
 	}
 	metrics_set(mc, ids->build_info, c->reactor->id == 0);
+	collect_replication(mc, c);
 }
 
 int node_metrics_core_start(struct node_core *c)

@@ -6,9 +6,10 @@
  *
  * To add a metric: a field in struct node_metric_ids, one registration call
  * in node_metrics_register, and either a plain metrics_inc/observe where it
- * happens or a metrics_set in the collector. Replication metrics (per shard
- * replica: role, term, commit and applied index...) go in with
- * METRICS_SUM_CORES and a `shard` label, written by the owning core.
+ * happens or a metrics_set in the collector. Replication metrics are per
+ * core sums over its replicas (role counts, proposal outcomes, lags), not
+ * per shard series: a node holds thousands of replicas; per-shard detail is
+ * `ringkv cluster status`.
  */
 #ifndef RINGKV_SERVER_NODE_METRICS_H
 #define RINGKV_SERVER_NODE_METRICS_H
@@ -21,7 +22,8 @@ struct node;
 struct node_core;
 
 #define NODE_METRICS_OPS 5       /* invalid, get, put, delete, scan (FRAME_OP_*) */
-#define NODE_METRICS_STATUSES 10 /* ringkv_Status OK .. DATA_LOSS */
+#define NODE_METRICS_STATUSES 11 /* ringkv_Status OK .. UNKNOWN */
+#define NODE_METRICS_ROLES 4     /* enum raft_role */
 #define NODE_METRICS_LEVELS 7    /* MANIFEST_LEVELS */
 
 /* Series ids, fixed at start-up. */
@@ -66,6 +68,28 @@ struct node_metric_ids {
 	int outbox_overflowing;  /* peers whose mailbox is full (overflow queue in use) */
 	int build_info;
 	int admin_requests;
+	/* Replication: the core's Raft groups and its peer connections. */
+	int raft_replicas[NODE_METRICS_ROLES]; /* by role */
+	int raft_leaderless;     /* replicas that know no leader */
+	int raft_apply_stopped;  /* replicas whose shard refused to apply on */
+	int raft_proposed;
+	int raft_overwritten;
+	int raft_unknown;
+	int raft_proposals_pending;
+	int raft_reads_pending;
+	int raft_apply_lag;      /* sum over replicas of commit - applied */
+	int raft_follower_lag;   /* largest lag of a follower of a group led here */
+	int raft_snapshots_refused;
+	int peer_nodes;          /* peer nodes this core talks to */
+	int peer_connected;      /* of which its outbound connection is up */
+	int peer_sent_bytes;
+	int peer_received_bytes;
+	int peer_queued_bytes;
+	int peer_dropped_frames;
+	int peer_refused_frames;
+	int peer_reconnects;
+	int peer_inbound;
+	int peer_hellos_refused;
 };
 
 /* Registers every series of the node. 0 or a negative errno. */

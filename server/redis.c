@@ -47,6 +47,7 @@ static void slot_free(struct conn *conn, struct redis_slot *slot)
 	pool_free(p, slot->bytes);
 	pool_free(p, slot->pattern);
 	pool_free(p, slot->cursor_key);
+	pool_free(p, slot->keys);
 	pool_free(p, slot);
 }
 
@@ -232,6 +233,10 @@ void redis_part_done(struct node_core *c, struct kv_req *req)
 		/* Unknown cursor (or no memory): answer with the error now. */
 		slot->stage = 3;
 	}
+	if (slot->cmd == RESP_CMD_KEYS) {
+		redis_keys_continue(slot); /* the next round, or the answer */
+		return;
+	}
 	redis_drain(conn);
 }
 
@@ -244,6 +249,10 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 
 	if (slot->oom) {
 		reply_error(conn, r, "ERR out of memory");
+		return;
+	}
+	if (slot->cmd == RESP_CMD_KEYS) {
+		redis_format_keys(conn, slot, r);
 		return;
 	}
 	if (slot->cmd == RESP_CMD_SCAN) {
@@ -356,6 +365,10 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 	case RESP_CMD_STRLEN:
 		reply_int(conn, r, req->integer);
 		return;
+	case RESP_CMD_TYPE:
+		/* Every ringkv value is a string. */
+		reply_simple(conn, r, req->existed ? "string" : "none");
+		return;
 	default:
 		reply_error(conn, r, "ERR internal error: unexpected reply");
 		return;
@@ -419,7 +432,9 @@ static void single_key(struct conn *conn, const struct resp_command *cmd, enum r
 					   &v, &len);
 
 			if (rv == 0 || rv == RKV_ENOTFOUND) {
-				if (op == KV_STRLEN)
+				if (id == RESP_CMD_TYPE)
+					reply_simple(conn, &rc->scratch, rv == 0 ? "string" : "none");
+				else if (op == KV_STRLEN)
 					reply_int(conn, &rc->scratch, rv == 0 ? (int64_t)len : 0);
 				else if (rv == 0)
 					reply_bulk(conn, &rc->scratch, v, len);
@@ -651,6 +666,7 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		single_key(conn, cmd, ci->id, KV_APPEND, &cmd->argv[2], 0, 0);
 		return;
 	case RESP_CMD_STRLEN:
+	case RESP_CMD_TYPE:
 		single_key(conn, cmd, ci->id, KV_STRLEN, NULL, 0, 0);
 		return;
 	case RESP_CMD_INCR:
@@ -667,6 +683,29 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	case RESP_CMD_SCAN:
 		redis_cmd_scan(conn, cmd);
+		return;
+	case RESP_CMD_KEYS:
+		redis_cmd_keys(conn, cmd);
+		return;
+	case RESP_CMD_TIME: {
+		struct timespec now;
+		char text[24];
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		reply_array(conn, r, 2);
+		snprintf(text, sizeof text, "%lld", (long long)now.tv_sec);
+		reply_str(conn, r, text);
+		snprintf(text, sizeof text, "%ld", now.tv_nsec / 1000);
+		reply_str(conn, r, text);
+		redis_reply_now(conn);
+		return;
+	}
+	case RESP_CMD_FLUSHDB:
+	case RESP_CMD_FLUSHALL:
+		/* Destructive, and correct only as a command replicated through
+		 * every shard's Raft group, which does not exist yet. */
+		reply_error(conn, r, RESP_ERR_FLUSH_UNSUPPORTED);
+		redis_reply_now(conn);
 		return;
 	case RESP_CMD_DBSIZE:
 		redis_all_cores(conn, ci->id, NULL);

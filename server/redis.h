@@ -19,6 +19,13 @@
  * up to the smallest point all shards have reached. The cursor number names a
  * slot in the issuing core's cursor table (the last 4096 cursors per core); an
  * older cursor is refused with "ERR invalid cursor".
+ *
+ * KEYS is that SCAN run to its end in the server, with the same completeness
+ * rule: a full pass over the keyspace, O(keys stored), answered whole or, past
+ * 4 MiB of matches, refused with an error pointing to SCAN. TYPE answers
+ * "string" or "none" (every value is a string); TIME the node's clock.
+ * FLUSHDB and FLUSHALL are refused: a flush is correct only as a command
+ * replicated by every shard's Raft group, which does not exist yet.
  */
 #ifndef RINGKV_SERVER_REDIS_H
 #define RINGKV_SERVER_REDIS_H

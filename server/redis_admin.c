@@ -20,14 +20,29 @@
 
 void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_core_stats *sum)
 {
+	uint64_t counted = 0;
+	bool counts = false, count_failed = false;
 	uint32_t i;
 
 	memset(sum, 0, sizeof *sum);
 	for (i = 0; i < slot->parts; i++) {
 		struct kv_core_stats st;
 		size_t len;
-		const uint8_t *p = kv_answer(slot->reqs[i], &len);
+		const uint8_t *p;
 
+		if (!slot->reqs[i])
+			continue;
+		if (slot->reqs[i]->op == KV_COUNT) {
+			/* A shard's keys as its leader has them (see
+			 * redis_all_cores). */
+			counts = true;
+			if (slot->reqs[i]->status == ringkv_Status_OK)
+				counted += (uint64_t)slot->reqs[i]->integer;
+			else
+				count_failed = true;
+			continue;
+		}
+		p = kv_answer(slot->reqs[i], &len);
 		if (len != sizeof st)
 			continue;
 		memcpy(&st, p, sizeof st);
@@ -43,6 +58,10 @@ void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_co
 		sum->memtable_used += st.memtable_used;
 		sum->memtable_capacity += st.memtable_capacity;
 	}
+	/* The cluster's keys when every shard answered; else this node's
+	 * replicas' (a follower's may lag, a node holds only its shards). */
+	if (counts && !count_failed)
+		sum->live_keys = counted;
 }
 
 static bool section_wanted(const char *section, const char *name)
@@ -101,7 +120,12 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 {
 	struct node_core *c = conn->core;
 	unsigned cores = c->node->cores;
-	struct redis_slot *slot = redis_slot_new(conn, id, cores);
+	/* DBSIZE and INFO's keyspace count each shard at its leader
+	 * (KV_COUNT, forwarded where needed), so every node gives the
+	 * cluster's figure; redis_format_stats falls back to this node's
+	 * replicas when a shard does not answer. */
+	unsigned shards = c->node->shards;
+	struct redis_slot *slot = redis_slot_new(conn, id, cores + shards);
 	unsigned i;
 
 	if (!slot) {
@@ -116,8 +140,8 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 		}
 	}
 	slot->pending = 1;
-	for (i = 0; i < cores; i++) {
-		struct kv_req *req = kv_req_new(c, 0, sizeof(struct kv_core_stats));
+	for (i = 0; i < cores + shards; i++) {
+		struct kv_req *req = kv_req_new(c, 0, i < cores ? sizeof(struct kv_core_stats) : 0);
 
 		if (!req) {
 			slot->pending--;
@@ -128,8 +152,13 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 		req->complete = redis_part_done;
 		req->ctx = slot;
 		req->part = i;
-		req->op = KV_CORE_STATS;
-		req->target = (uint16_t)i;
+		if (i < cores) {
+			req->op = KV_CORE_STATS;
+			req->target = (uint16_t)i;
+		} else {
+			req->op = KV_COUNT;
+			req->shard = i - cores;
+		}
 		redis_send_part(slot, req);
 	}
 	slot->pending--;

@@ -26,6 +26,8 @@ struct node_core;
 #define REDIS_GET_ROOM 1024u
 #define REDIS_MGET_ROOM 192u           /* per key of MGET: larger values take one more trip */
 #define REDIS_MAX_KEYS 65536u          /* keys of one MGET/MSET/DEL/EXISTS */
+#define REDIS_KEYS_STEP 1000u          /* keys a KEYS round examines per shard */
+#define REDIS_KEYS_MAX_REPLY (4u << 20) /* KEYS answers whole up to this, or refuses */
 
 #define SET_NX 0x1
 #define SET_XX 0x2
@@ -57,6 +59,10 @@ struct redis_slot {
 	uint8_t *cursor_key;        /* SCAN: resume key copy, or NULL */
 	uint32_t cursor_len;
 	bool from_start;            /* SCAN: cursor 0 */
+	uint8_t *keys;              /* KEYS: the matches so far, as RESP bulk strings */
+	size_t keys_len;
+	size_t keys_cap;
+	uint32_t keys_found;
 	bool oom;                   /* a request could not be built: answer an error */
 };
 
@@ -141,6 +147,21 @@ void redis_cmd_scan(struct conn *conn, const struct resp_command *cmd);
 /* Sends one step to every shard from the slot's cursor key. */
 int redis_scan_start(struct redis_slot *slot);
 void redis_format_scan(struct conn *conn, struct redis_slot *slot, struct reply *r);
+
+/* ---- KEYS (redis_scan.c) ---- */
+
+/* SCAN stages of a KEYS slot after redis_scan_start's 2 (a round out). */
+enum redis_keys_stage {
+	KEYS_FAILED = 3,  /* a shard's step failed: its status is the answer */
+	KEYS_TOO_MANY,    /* the matches passed REDIS_KEYS_MAX_REPLY */
+	KEYS_DONE,        /* every shard finished: slot->keys is the answer */
+};
+
+void redis_cmd_keys(struct conn *conn, const struct resp_command *cmd);
+/* A round's steps are all back: keeps the complete keys, starts the next
+ * round or lets the answer out (redis_drain; the slot may be freed). */
+void redis_keys_continue(struct redis_slot *slot);
+void redis_format_keys(struct conn *conn, struct redis_slot *slot, struct reply *r);
 
 /* ---- server commands (redis_admin.c) ---- */
 

@@ -273,3 +273,191 @@ void redis_cmd_scan(struct conn *conn, const struct resp_command *cmd)
 		redis_drain(conn);
 	}
 }
+
+/*
+ * KEYS is SCAN run to its end inside the server: rounds of one step per
+ * shard (REDIS_KEYS_STEP keys examined each), every round keeping the keys
+ * up to kv_scan_bound, SCAN's completeness rule, and resuming after that
+ * bound. Its cost is a pass over the whole keyspace, O(N) in the keys
+ * stored, on every shard's core, while the later commands of the connection
+ * wait behind it. The answer is whole or refused: past REDIS_KEYS_MAX_REPLY
+ * bytes of matches it is an error pointing to SCAN, never a partial list.
+ */
+
+#define KEYS_EMPTY_PATTERN 0x1 /* slot->opts: KEYS "" (only the empty key) */
+
+void redis_cmd_keys(struct conn *conn, const struct resp_command *cmd)
+{
+	struct reply *r = &conn->redis->scratch;
+	const struct resp_arg *pattern = &cmd->argv[1];
+	struct redis_slot *slot;
+
+	reply_reset(r);
+	if (pattern->len > conn->core->node->cfg.max_key) {
+		reply_error(conn, r, "ERR pattern too long");
+		redis_reply_now(conn);
+		return;
+	}
+	slot = redis_slot_new(conn, RESP_CMD_KEYS, 1);
+	if (!slot) {
+		redis_out_of_memory(conn);
+		return;
+	}
+	slot->count = REDIS_KEYS_STEP;
+	slot->from_start = true;
+	/* A step without a pattern keeps every key: right for "*", and for ""
+	 * once the round filters all but the empty key. */
+	if (pattern->len == 0)
+		slot->opts = KEYS_EMPTY_PATTERN;
+	else if (pattern->len > 1 || pattern->data[0] != '*') {
+		slot->pattern = pool_alloc(redis_pool(conn), pattern->len);
+		if (!slot->pattern) {
+			redis_out_of_memory(conn);
+			return;
+		}
+		memcpy(slot->pattern, pattern->data, pattern->len);
+		slot->pattern_len = pattern->len;
+	}
+	if (redis_scan_start(slot) != 0)
+		slot->oom = true;
+	redis_keys_continue(slot);
+}
+
+/* Appends one match as a bulk string. 0; -E2BIG past the reply's cap,
+ * -ENOMEM (the stage or slot->oom says which). */
+static int keys_append(struct redis_slot *slot, const uint8_t *key, uint32_t len)
+{
+	struct pool *p = redis_pool(slot->conn);
+	size_t need = resp_size_bulk(len);
+	struct resp_out o;
+
+	if (slot->keys_len + need > REDIS_KEYS_MAX_REPLY) {
+		slot->stage = KEYS_TOO_MANY;
+		return -E2BIG;
+	}
+	if (slot->keys_len + need > slot->keys_cap) {
+		size_t cap = slot->keys_cap ? slot->keys_cap : 4096;
+		uint8_t *grown;
+
+		while (cap < slot->keys_len + need)
+			cap *= 2;
+		grown = pool_alloc_large(p, cap);
+		if (!grown) {
+			slot->oom = true;
+			return -ENOMEM;
+		}
+		if (slot->keys_len)
+			memcpy(grown, slot->keys, slot->keys_len);
+		pool_free(p, slot->keys);
+		slot->keys = grown;
+		slot->keys_cap = pool_block_size(grown);
+	}
+	o = (struct resp_out){ slot->keys, slot->keys_len, slot->keys_cap };
+	if (resp_write_bulk(&o, key, len) != 0) {
+		slot->oom = true;
+		return -ENOMEM;
+	}
+	slot->keys_len = o.len;
+	slot->keys_found++;
+	return 0;
+}
+
+/* Takes one finished round: its complete keys, then the next round or the
+ * end (slot->stage, slot->oom). */
+static void keys_round(struct redis_slot *slot)
+{
+	struct conn *conn = slot->conn;
+	uint32_t max_key = conn->core->node->cfg.max_key;
+	const uint8_t *bound = NULL;
+	uint32_t bound_len = 0, i;
+	uint8_t *resume;
+
+	for (i = 0; i < slot->parts; i++) {
+		if (!slot->reqs[i]) {
+			slot->oom = true;
+			return;
+		}
+		if (slot->reqs[i]->status != ringkv_Status_OK) {
+			slot->stage = KEYS_FAILED;
+			return;
+		}
+	}
+	if (!kv_scan_bound(slot->reqs, slot->parts, step_done, NULL, &bound, &bound_len))
+		bound = NULL;
+	for (i = 0; i < slot->parts; i++) {
+		const struct kv_req *req = slot->reqs[i];
+		size_t len;
+		const uint8_t *p = kv_answer(req, &len) + max_key;
+		const uint8_t *end = p + req->value_len;
+		uint32_t klen;
+
+		for (; p < end; p += 4 + klen) {
+			memcpy(&klen, p, 4);
+			if (bound && key_order_cmp(p + 4, klen, bound, bound_len) > 0)
+				continue;
+			if ((slot->opts & KEYS_EMPTY_PATTERN) && klen)
+				continue;
+			if (keys_append(slot, p + 4, klen) != 0)
+				return;
+		}
+	}
+	if (!bound) {
+		slot->stage = KEYS_DONE;
+		return;
+	}
+	/* The bound lives in a step's answer, which the next round frees. */
+	resume = pool_alloc(redis_pool(conn), bound_len ? bound_len : 1);
+	if (!resume) {
+		slot->oom = true;
+		return;
+	}
+	memcpy(resume, bound, bound_len);
+	pool_free(redis_pool(conn), slot->cursor_key);
+	slot->cursor_key = resume;
+	slot->cursor_len = bound_len;
+	slot->from_start = false;
+	if (redis_scan_start(slot) != 0)
+		slot->oom = true;
+}
+
+void redis_keys_continue(struct redis_slot *slot)
+{
+	struct conn *conn = slot->conn;
+
+	/* A round whose steps all answered at once is taken here too. */
+	while (slot->stage == 2 && slot->pending == 0 && !slot->oom)
+		keys_round(slot);
+	redis_drain(conn);
+}
+
+void redis_format_keys(struct conn *conn, struct redis_slot *slot, struct reply *r)
+{
+	uint32_t i;
+
+	switch (slot->stage) {
+	case KEYS_DONE:
+		reply_array(conn, r, slot->keys_found);
+		if (!reply_reserve(conn, r, slot->keys_len)) {
+			r->failed = true;
+			return;
+		}
+		if (slot->keys_len)
+			memcpy(r->data + r->len, slot->keys, slot->keys_len);
+		r->len += slot->keys_len;
+		return;
+	case KEYS_TOO_MANY:
+		reply_errorf(conn, r, "ERR KEYS would answer more than %u MiB; iterate with "
+			     "SCAN (MATCH, COUNT) instead", REDIS_KEYS_MAX_REPLY >> 20);
+		return;
+	case KEYS_FAILED:
+		for (i = 0; i < slot->parts; i++)
+			if (slot->reqs[i] && slot->reqs[i]->status != ringkv_Status_OK) {
+				reply_status_error(conn, r, slot->reqs[i]);
+				return;
+			}
+		break;
+	default:
+		break;
+	}
+	reply_error(conn, r, "ERR out of memory");
+}

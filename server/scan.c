@@ -61,6 +61,7 @@ struct scan {
 	bool exhausted;          /* no key of the range after the cursor */
 	bool frame_full;         /* the answer has no room for another pair */
 	bool cursor_after;       /* the next round starts after the cursor key */
+	bool stale;              /* ScanRequest.stale: steps and GETs are stale reads */
 	int status;              /* first failure of a request, else OK */
 	const char *error;
 	uint32_t shards;
@@ -172,7 +173,7 @@ static void start_keys(struct scan *s)
 		req->key_len = s->cursor_len;
 		if (s->cursor_len)
 			memcpy(req->data, s->cursor, s->cursor_len);
-		req->flags = s->cursor_after ? KV_SCAN_AFTER : 0;
+		req->flags = (s->cursor_after ? KV_SCAN_AFTER : 0) | (s->stale ? KV_STALE : 0);
 		req->limit = s->examine;
 		s->steps[i] = req;
 		s->pending++;
@@ -293,6 +294,7 @@ static void merge_keys(struct scan *s)
 		get->ctx = s;
 		get->part = s->count;
 		get->op = KV_GET;
+		get->flags = s->stale ? KV_STALE : 0;
 		get->shard = kv_shard_of(s->core, key, key_len);
 		get->key_len = key_len;
 		memcpy(get->data, key, key_len);
@@ -516,6 +518,7 @@ void scan_submit(struct node_core *c, struct conn *conn, const struct frame_requ
 		memcpy(s->cursor, req->key.data, req->key.len);
 	s->cursor_len = req->key.len;
 	s->cursor_after = false; /* the start key is inclusive */
+	s->stale = req->stale;
 	conn->inflight++;
 	drive(s);
 }

@@ -310,7 +310,7 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 			break;
 		case 'h':
 		case OPT_HELP:
-			options_usage(argv[0], stdout);
+			options_usage("ringkv-bench", stdout);
 			return 1;
 		case 'V':
 		case OPT_VERSION:
@@ -325,19 +325,21 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 				    longopts[index].name, arg);
 	}
 	if (optind < argc)
-		return fail(err, err_len, "unexpected argument '%s'", argv[optind]);
+		return fail(err, err_len, "unexpected argument '%s' (see --help)", argv[optind]);
 	if (have_duration && have_requests)
-		return fail(err, err_len, "give --duration or --requests, not both");
+		return fail(err, err_len, "give --duration or --requests, not both (see --help)");
 	if (have_requests)
 		opts->duration_s = 0;
 	if (!have_addr) {
 		if (opts->protocol == BENCH_PROTOCOL_NATIVE)
-			return fail(err, err_len, "--addr HOST:PORT is required with --protocol native");
+			return fail(err, err_len, "--addr HOST:PORT is required with --protocol native "
+				    "(see --help)");
 		strcpy(opts->host, "127.0.0.1");
 		strcpy(opts->port, "6379");
 	}
 	if (opts->key_size < workload_key_size_min(opts->keys))
-		return fail(err, err_len, "--key-size %u cannot hold %llu keys (need at least %u)",
+		return fail(err, err_len, "--key-size %u cannot hold %llu keys (need at least %u; "
+			    "see --help)",
 			    opts->key_size, (unsigned long long)opts->keys,
 			    workload_key_size_min(opts->keys));
 	if (opts->threads > opts->connections)

@@ -72,6 +72,10 @@ head -c 2000000 /dev/zero | "$ringkv" -a "$addr" put huge - 2>"$work/err"
 # usage error.
 expect "" 3 "$ringkv" -a "$resp" get hello
 grep -q "Redis protocol" "$work/err" || fail "at the RESP port: $(cat "$work/err")"
+# A ping frame holds no newline: the RESP port refuses its binary bytes at
+# once rather than wait for a line (a timeout here would exit 4).
+expect "" 3 "$ringkv" -a "$resp" -t 3 ping
+grep -q "Redis protocol" "$work/err" || fail "ping at the RESP port: $(cat "$work/err")"
 expect "" 2 "$ringkv" -a 127.0.0.1:99999 get hello
 grep -q "1 to 65535" "$work/err" || fail "port 99999: $(cat "$work/err")"
 

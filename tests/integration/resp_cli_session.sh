@@ -245,6 +245,22 @@ expect "SCAN bad COUNT" "(error) ERR value is not an integer or out of range" \
 expect "SCAN COUNT 0" "(error) ERR syntax error" SCAN 0 COUNT 0
 expect "DBSIZE with scan keys" "(integer) 70" DBSIZE
 
+# KEYS, TYPE, TIME; FLUSHDB/FLUSHALL refused (not replicated yet).
+got_keys=$("${RAW[@]}" KEYS 'rkv:scan:*' 2>&1 | sort)
+compare "KEYS finds every key once" "$want_scan" "$got_keys"
+expect "KEYS none" "(empty array)" KEYS 'rkv:nothing:*'
+expect "TYPE string" "string" TYPE rkv:a
+expect "TYPE none" "none" TYPE rkv:missing
+expect_match "TIME" '^1\) "[0-9]{10,}"
+2\) "[0-9]{1,6}"$' TIME
+if ringkv_only "FLUSHDB refused"; then
+	for flush in FLUSHDB FLUSHALL; do
+		expect_match "$flush refused" '^\(error\) ERR FLUSHDB and FLUSHALL are not supported' \
+			$flush
+	done
+	expect "nothing flushed" "(integer) 70" DBSIZE
+fi
+
 # ---- server ----
 info=$("${RAW[@]}" INFO 2>&1 | tr -d '\r')
 for section in Server Clients Stats Keyspace; do

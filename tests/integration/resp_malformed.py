@@ -159,9 +159,12 @@ def cases():
         Case("empty command name", b"*1\r\n$0\r\n\r\n", "error"),
         Case("binary garbage inline", b"\x01\x02\xff\x7f\r\n", "error"),
         # Redis looks for an inline line's LF with strchr, so a NUL hides it
-        # and Redis waits for more; ringkv's inline lines are binary-safe.
+        # and Redis waits for more; ringkv refuses a NUL in an inline line at
+        # once as another protocol (its native client's frames hold one).
         Case("inline with a NUL byte", b"\x01\x00\xff\r\n",
-             "error" if ringkv else "silent"),
+             "protocol" if ringkv else "silent"),
+        Case("ringkv native frame", b"\x04\x00\x00\x00\x08\x01",
+             "protocol" if ringkv else "silent"),
         Case("truncated multibulk count", b"*3", "silent"),
         Case("truncated bulk header", b"*2\r\n$3", "silent"),
         Case("truncated bulk data",

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """redis-py against the RESP front door: every served command, pipelines,
 MGET with missing keys, SET NX/XX, wrong arity, values up to 1 MiB,
-binary-safe keys and values, and SCAN over 2000 keys.
+binary-safe keys and values, SCAN over 2000 keys, KEYS over 6000, TYPE,
+TIME.
 
 usage: resp_redis_py.py HOST PORT [unittest options]
 
 Every test works under its own key prefix and deletes what it wrote.
 RESP_TARGET=ringkv (default) also checks what is specific to ringkv (only
-DB 0, HELLO 3 and SET EX/PX/KEEPTTL refused, values over 1 MiB refused,
-SCAN without repeats); RESP_TARGET=redis skips those, so the test can be
+DB 0, HELLO 3, SET EX/PX/KEEPTTL and FLUSHDB/FLUSHALL refused, values
+over 1 MiB refused, SCAN without repeats, KEYS's cap); RESP_TARGET=redis skips those, so the test can be
 checked against a real redis-server. Needs python3-redis (4.x); exits 77
 (skipped) when it is missing.
 """
@@ -307,6 +308,64 @@ class RespTest(unittest.TestCase):
             # ordered keyspace positions and never do.
             self.assertEqual(len(seen), len(expected))
         self.assertEqual(len(self.r.mget(sorted(expected)[:500])), 500)
+
+    def test_keys(self):
+        # 6000 keys: more than one round of KEYS's per-shard steps (1000
+        # keys each), so the answer spans rounds and must still be whole.
+        expected = {self.k("key:%05d" % i) for i in range(6000)}
+        p = self.r.pipeline(transaction=False)
+        batch = {}
+        for key in sorted(expected):
+            batch[key] = b"v"
+            if len(batch) == 200:
+                p.mset(batch)
+                batch = {}
+        p.execute()
+        self.r.set(self.k("other"), b"v")
+        got = self.r.keys(self.prefix + b"key:*")
+        self.assertEqual(len(got), len(expected))
+        self.assertEqual(set(got), expected)
+        self.assertEqual(set(self.r.keys(self.prefix + b"key:0000?")),
+                         {self.k("key:%05d" % i) for i in range(10)})
+        self.assertEqual(self.r.keys(self.prefix + b"nothing*"), [])
+        self.assertEqual(self.r.keys(self.k("other")), [self.k("other")])
+        self.assertError("wrong number of arguments", "KEYS")
+
+    @ringkv_only
+    def test_keys_refuses_an_answer_over_its_cap(self):
+        # 1100 keys of 3.9 KB: over the 4 MiB cap. The answer is an error
+        # that points to SCAN, never a partial list.
+        p = self.r.pipeline(transaction=False)
+        for i in range(1100):
+            p.set(self.k("%04d" % i) + b"x" * 3900, b"v")
+        p.execute()
+        self.assertError("SCAN", "KEYS", self.prefix + b"*")
+        # The connection goes on.
+        self.assertTrue(self.r.ping())
+        self.assertEqual(len(self.r.keys(self.prefix + b"000*")), 10)
+
+    def test_type(self):
+        self.r.set(self.k("a"), b"1")
+        self.assertEqual(self.r.type(self.k("a")), b"string")
+        self.assertEqual(self.r.type(self.k("missing")), b"none")
+        p = self.r.pipeline(transaction=False)
+        p.set(self.k("b"), b"2")
+        p.type(self.k("b"))
+        self.assertEqual(p.execute(), [True, b"string"])
+
+    def test_time(self):
+        import time
+        seconds, micros = self.r.time()
+        self.assertLess(abs(seconds + micros / 1e6 - time.time()), 5)
+        self.assertTrue(0 <= micros < 1000000)
+
+    @ringkv_only
+    def test_flush_refused(self):
+        self.r.set(self.k("kept"), b"v")
+        for name in ("FLUSHDB", "FLUSHALL"):
+            self.assertError("not supported", name)
+            self.assertError("not supported", name, "ASYNC")
+        self.assertEqual(self.r.get(self.k("kept")), b"v")
 
     @ringkv_only
     def test_scan_pathological_match_is_bounded(self):

@@ -242,12 +242,19 @@ def run(base, addr, ringkv, dashboard):
             ("ringkv_connections_accepted_total", {}, n + 1),
             ("ringkv_network_received_bytes_total", {}, n * 10),
             ("ringkv_network_sent_bytes_total", {}, n),
-            ("ringkv_admin_requests_total", {}, 1)]:
+            ("ringkv_admin_requests_total", {}, 1),
+            ("ringkv_raft_proposals_total", {}, n)]:
         moved = total(after, name, **labels) - total(before, name, **labels)
         check(moved >= at_least, "%s%s moved by %s, want >= %d" % (name, labels, moved, at_least))
     check(total(after, "ringkv_memtable_bytes") > total(before, "ringkv_memtable_bytes"),
           "memtable bytes grew")
     check(total(after, "ringkv_disk_full_shards") == 0, "no disk full")
+    # A one-node cluster: every shard a group of one that leads itself.
+    check(total(after, "ringkv_raft_replicas", role="leader") == 2, "two leaders")
+    check(total(after, "ringkv_raft_replicas", role="follower") == 0, "no followers")
+    check(total(after, "ringkv_raft_leaderless_replicas") == 0, "no leaderless replica")
+    check(total(after, "ringkv_raft_proposals_unknown_total") == 0, "no unknown outcome")
+    check(total(after, "ringkv_peer_nodes") == 0, "no peers")
     if dashboard:
         check_dashboard(dashboard, {name for name, _ in after})
 

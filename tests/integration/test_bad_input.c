@@ -87,12 +87,14 @@ int main(int argc, char **argv)
 
 	CHECK(argc == 2, "usage: %s RINGKVD", argv[0]);
 
-	/* Bad flags: usage on stderr, exit 2. */
+	/* Bad flags: one line naming the flag and pointing to --help, exit 2. */
 	{
 		const char *bad[] = { "--no-such-flag", NULL };
 		const char *bad2[] = { "--cores", "zero", NULL };
 		rc = run_capture(argv[1], bad, out, sizeof out);
-		CHECK(rc == 2 && strstr(out, "usage"), "bad flag: exit %d: %s", rc, out);
+		CHECK(rc == 2 && strstr(out, "'--no-such-flag'") && strstr(out, "--help") &&
+		      !strstr(out, "usage") && strchr(out, '\n') == out + strlen(out) - 1,
+		      "bad flag: exit %d: %s", rc, out);
 		rc = run_capture(argv[1], bad2, out, sizeof out);
 		CHECK(rc == 2 && strstr(out, "--cores"), "bad value: exit %d: %s", rc, out);
 	}

@@ -17,11 +17,23 @@
  */
 #include "tests/sim/sim.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#ifdef RINGKV_PROJECT_VERSION
+#include "tools/version.h"
+#else
+/* Built outside meson (tests/sim/mutate.py compiles this file by itself):
+ * there is no generated tools/version.h to print from. */
+static void version_print(FILE *out, const char *program)
+{
+	fprintf(out, "%s (built outside meson: no version)\n", program);
+}
+#endif
 
 #define FAULT_PHASE 3000 /* time units (10 per tick) */
 #define LIVENESS_BOUND 3000
@@ -568,11 +580,40 @@ static void on_abort(int sig)
 	raise(sig);
 }
 
-static void usage(void)
+static void usage(FILE *out)
 {
-	fprintf(stderr, "usage: raft-sim --seeds N [--first S] [--nodes K] "
-			"[--verbose] [--trace] [--twice] [--stop]\n");
+	fprintf(out, "usage: raft-sim --seeds N [--first S] [--nodes K] "
+		     "[--verbose] [--trace] [--twice] [--stop]\n"
+		     "Seeded whole-cluster simulations of raft/ under faults.\n\n"
+		     "  --seeds N      seeds to run (required)\n"
+		     "  --first S      first seed (default 1)\n"
+		     "  --nodes K      nodes, 1 to 7 (default: 3 and 5 alternately)\n"
+		     "  --verbose      per-seed lines and the coverage totals\n"
+		     "  --trace        every event (implies --verbose)\n"
+		     "  --twice        run each seed twice; the traces must match\n"
+		     "  --stop         stop at the first failing seed\n"
+		     "  -h, --help     this text\n"
+		     "  -V, --version  the version\n");
+}
+
+/* One line naming the bad argument, a hint, exit 2. */
+static void usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "raft-sim: %s '%s' (see raft-sim --help)\n", what, arg);
 	exit(2);
+}
+
+/* A number for `flag` in [min, max], or a usage error. */
+static uint64_t parse_number(const char *flag, const char *text, uint64_t min, uint64_t max)
+{
+	char *end;
+	uint64_t v;
+
+	errno = 0;
+	v = strtoull(text, &end, 10);
+	if (text[0] < '0' || text[0] > '9' || errno || *end || v < min || v > max)
+		usage_error(flag, text);
+	return v;
 }
 
 int main(int argc, char **argv)
@@ -582,12 +623,25 @@ int main(int argc, char **argv)
 	bool verbose = false, stop = false, twice = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		if (!strcmp(a, "--seeds") && i + 1 < argc)
-			seeds = strtoull(argv[++i], NULL, 10);
-		else if (!strcmp(a, "--first") && i + 1 < argc)
-			first = strtoull(argv[++i], NULL, 10);
-		else if (!strcmp(a, "--nodes") && i + 1 < argc)
-			nodes = atoi(argv[++i]);
+		bool takes_value = !strcmp(a, "--seeds") || !strcmp(a, "--first") ||
+				   !strcmp(a, "--nodes");
+
+		if (takes_value && i + 1 == argc)
+			usage_error("missing value after", a);
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+			version_print(stdout, "raft-sim");
+			return 0;
+		} else if (!strcmp(a, "--seeds"))
+			seeds = parse_number("--seeds takes a count, not", argv[++i], 1,
+					     UINT64_MAX / 2);
+		else if (!strcmp(a, "--first"))
+			first = parse_number("--first takes a seed, not", argv[++i], 0,
+					     UINT64_MAX / 2);
+		else if (!strcmp(a, "--nodes"))
+			nodes = (int)parse_number("--nodes takes 1 to 7, not", argv[++i], 1, 7);
 		else if (!strcmp(a, "--verbose"))
 			verbose = true;
 		else if (!strcmp(a, "--twice"))
@@ -597,10 +651,12 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--trace"))
 			trace_events = verbose = true;
 		else
-			usage();
+			usage_error("unknown argument", a);
 	}
-	if (seeds == 0 || nodes < 0 || nodes > 7)
-		usage();
+	if (seeds == 0) {
+		fprintf(stderr, "raft-sim: --seeds N is required (see raft-sim --help)\n");
+		return 2;
+	}
 	struct totals t = {.trace = 0xcbf29ce484222325ULL};
 	uint64_t ran = 0;
 	signal(SIGABRT, on_abort);

@@ -146,6 +146,55 @@ static void test_response_round_trip(void **state)
 	assert_int_equal(error.len, 0);
 }
 
+/* Request.no_forward, GetRequest.stale, ScanRequest.stale and
+ * Response.leader_hint: encoded when set, absent (false, 0) otherwise, and a
+ * stale flag never leaks from one op to another. */
+static void test_forward_fields(void **state)
+{
+	static const enum frame_op ops[] = { FRAME_OP_GET, FRAME_OP_PUT, FRAME_OP_DELETE,
+					     FRAME_OP_SCAN };
+	uint8_t buf[256];
+	struct frame_response resp = { .id = 5, .status = 6, .leader_hint = 0x123456789aULL };
+	struct frame_slice value, error;
+	uint64_t id, hint;
+	int status, n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+		for (int bits = 0; bits < 4; bits++) {
+			struct frame_request in = {
+				.id = 9,
+				.op = ops[i],
+				.key = slice_str("k"),
+				.no_forward = (bits & 1) != 0,
+				.stale = (bits & 2) != 0,
+			}, out;
+			bool has_stale = ops[i] == FRAME_OP_GET || ops[i] == FRAME_OP_SCAN;
+
+			n = frame_encode_request(&in, buf, sizeof(buf));
+			assert_true(n > 0);
+			assert_true((size_t)n <= frame_request_max_size(&in));
+			assert_int_equal(decode_framed_request(buf, n, &out), 0);
+			assert_int_equal(out.no_forward, in.no_forward);
+			assert_int_equal(out.stale, in.stale && has_stale);
+		}
+	}
+	n = frame_encode_response(&resp, buf, sizeof(buf));
+	assert_true(n > 0 && (size_t)n <= frame_response_max_size(&resp));
+	assert_int_equal(frame_decode_response(buf + 4, (size_t)n - 4, &id, &status, &value,
+					       &error), 0);
+	assert_int_equal(status, 6);
+	assert_int_equal(frame_decode_response_hint(buf + 4, (size_t)n - 4, &hint), 0);
+	assert_true(hint == 0x123456789aULL);
+	resp.leader_hint = 0;
+	n = frame_encode_response(&resp, buf, sizeof(buf));
+	assert_int_equal(frame_decode_response_hint(buf + 4, (size_t)n - 4, &hint), 0);
+	assert_true(hint == 0);
+	/* Damaged bytes are refused, not read. */
+	assert_int_equal(frame_decode_response_hint((const uint8_t *)"\x30", 1, &hint),
+			 RKV_EPROTO);
+}
+
 static void test_scan_request_round_trip(void **state)
 {
 	static const uint32_t limits_in[] = { 7, 0, FRAME_SCAN_MAX_LIMIT,
@@ -905,6 +954,7 @@ int main(void)
 		cmocka_unit_test(test_request_binary_and_empty_value),
 		cmocka_unit_test(test_response_round_trip),
 		cmocka_unit_test(test_scan_request_round_trip),
+		cmocka_unit_test(test_forward_fields),
 		cmocka_unit_test(test_scan_request_too_large),
 		cmocka_unit_test(test_scan_response_many_pairs),
 		cmocka_unit_test(test_encode_cap),

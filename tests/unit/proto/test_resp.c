@@ -402,6 +402,30 @@ static void test_inline_too_long(void **state)
 	free(line);
 }
 
+/*
+ * A NUL before the end of an inline line is another protocol: ringkv's
+ * native frame (u32 length, then protobuf) is refused as soon as its first
+ * four bytes are in, instead of both sides waiting for each other.
+ */
+static void test_inline_binary_refused(void **state)
+{
+	static const uint8_t native_ping[] = { 0x04, 0x00, 0x00, 0x00, 0x08, 0x01 };
+	static const char refused[] = "ERR Protocol error: binary data in an inline "
+				      "command: this is a Redis protocol (RESP) port";
+	struct trace t;
+
+	(void)state;
+	expect_stream(native_ping, 4, NULL, refused);
+	expect_stream(native_ping, sizeof native_ping, NULL, refused);
+	feed(native_ping, sizeof native_ping, NULL, 1, 0, &t);
+	assert_string_equal(t.text, refused);
+	EXPECT("GET a\0b\r\n", refused);
+	EXPECT("GET k\r\n\x01\0", "GET|k;i ERR Protocol error: binary data in an inline "
+				      "command: this is a Redis protocol (RESP) port");
+	/* Other bytes stay the inline line's, as in Redis. */
+	EXPECT("\x01\x02\xff\r\n", "\\x01\\x02\\xff;i END");
+}
+
 static void test_inline_arg_limit(void **state)
 {
 	struct resp_limits l = { .max_args = 2 };
@@ -577,7 +601,7 @@ static void test_command_lookup(void **state)
 		"PING", "ECHO", "QUIT", "SELECT", "HELLO", "GET", "SET", "SETNX",
 		"GETSET", "DEL", "EXISTS", "MGET", "MSET", "INCR", "DECR", "INCRBY",
 		"DECRBY", "APPEND", "STRLEN", "SCAN", "DBSIZE", "INFO", "COMMAND",
-		"CONFIG", "CLIENT",
+		"CONFIG", "CLIENT", "KEYS", "TYPE", "TIME", "FLUSHDB", "FLUSHALL",
 	};
 	size_t count;
 	const struct resp_command_info *table = resp_command_table(&count);
@@ -600,7 +624,7 @@ static void test_command_lookup(void **state)
 	assert_null(lookup("GETT"));
 	assert_null(lookup("GET "));
 	assert_null(lookup(""));
-	assert_null(lookup("FLUSHALL"));
+	assert_null(lookup("LPUSH"));
 	assert_null(resp_command_lookup((const uint8_t *)"GET\0", 4));
 	/* Non-ASCII bytes must not fold into letters. */
 	assert_null(lookup("G\xc5T"));
@@ -734,6 +758,7 @@ int main(void)
 		cmocka_unit_test(test_inline_quotes),
 		cmocka_unit_test(test_inline_too_long),
 		cmocka_unit_test(test_inline_arg_limit),
+		cmocka_unit_test(test_inline_binary_refused),
 		cmocka_unit_test(test_parse_int64),
 		cmocka_unit_test(test_writer_exact_bytes),
 		cmocka_unit_test(test_writer_sizes_match),

@@ -20,10 +20,19 @@ for bin in "$@"; do
 		$(printf '%s\n' "$err" | wc -l) == 1 ]] ||
 		{ echo "FAIL: $name --no-such-flag: exit $rc, stderr '$err'"; fail=1; }
 	# A port out of range is refused as such, not reported as refused.
-	if [[ $name == ringkv-bench ]]; then
-		err=$(timeout 10 "$bin" --addr 127.0.0.1:70000 2>&1 >/dev/null); rc=$?
-		[[ $rc == 2 && $err == *"1 to 65535"* ]] ||
-			{ echo "FAIL: $name --addr 127.0.0.1:70000: exit $rc, '$err'"; fail=1; }
+	case $name in
+	ringkv-bench) flag=--addr range="1 to 65535" ;;
+	ringkv) flag=-a range="1 to 65535" ;;
+	ringkvd) flag=--listen range="0 to 65535" ;;
+	*) flag= ;;
+	esac
+	if [[ -n $flag ]]; then
+		for port in 70000 -1; do
+			err=$(timeout 10 "$bin" $flag 127.0.0.1:$port ping 2>&1 >/dev/null); rc=$?
+			[[ $rc == 2 && $err == *"$range"* && $err == *$port* &&
+				$(printf '%s\n' "$err" | wc -l) == 1 ]] ||
+				{ echo "FAIL: $name $flag 127.0.0.1:$port: exit $rc, '$err'"; fail=1; }
+		done
 	fi
 done
 [[ $fail == 0 ]] && echo "binaries: ok ($#)"
