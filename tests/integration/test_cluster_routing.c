@@ -14,7 +14,10 @@
  *  - ringkv-bench routes too: every request it sends (marked no_forward)
  *    is answered without error;
  *  - `ringkv cluster status --json` (checked by check_cluster_status.py)
- *    shows the killed node unreachable and every shard led by a live node.
+ *    shows the killed node unreachable and every shard led by a live node;
+ *  - the two nodes that stop cleanly log that they forwarded no request to
+ *    another node (forward.c's per-core count, logged at exit): everything
+ *    went straight to its leader.
  *
  * usage: test_cluster_routing RINGKVD RINGKV CHECKER.py RINGKV-BENCH
  */
@@ -64,8 +67,12 @@ static void start_node(unsigned i)
 	const char *args[20];
 	unsigned n = 0;
 
+	static char logs[NODES][600];
+
 	snprintf(dir, sizeof dir, "%s/node%u", base_dir, i + 1);
 	snprintf(id, sizeof id, "%u", i + 1);
+	snprintf(logs[i], sizeof logs[i], "%s/node%u.log", base_dir, i + 1);
+	nodes[i].stderr_path = logs[i];
 	args[n++] = "--node-id";
 	args[n++] = id;
 	args[n++] = "--initial-cluster";
@@ -322,6 +329,38 @@ int main(int argc, char **argv)
 	/* And the table prints. */
 	snprintf(cmd, sizeof cmd, "'%s' -a %s -t 5 cluster status", cli, nodes[live].addr);
 	CHECK(system(cmd) == 0, "ringkv cluster status failed");
+
+	/* No request needed forwarding: the live nodes' own count, at exit. */
+	for (unsigned i = 0; i < NODES; i++) {
+		char line[512];
+		unsigned long long total = 0, n;
+		unsigned lines = 0;
+		FILE *f;
+
+		if (i == killed)
+			continue;
+		CHECK(server_stop(&nodes[i], SIGTERM, 20000) == 0, "node %u did not stop cleanly",
+		      i + 1);
+		up[i] = false;
+		f = fopen(nodes[i].stderr_path, "r");
+		CHECK(f != NULL, "no log of node %u", i + 1);
+		while (fgets(line, sizeof line, f)) {
+			const char *p = strstr(line, "] core ");
+
+			if (!p || !strstr(p, "requests forwarded to other nodes"))
+				continue;
+			p = strchr(p + 7, ':');
+			CHECK(p && sscanf(p + 1, " %llu", &n) == 1, "log line: %s", line);
+			total += n;
+			lines++;
+		}
+		fclose(f);
+		printf("node %u: %llu requests forwarded to other nodes (%u cores)\n", i + 1,
+		       total, lines);
+		CHECK(lines == 2, "node %u logged %u forward counts, want one per core", i + 1,
+		      lines);
+		CHECK(total == 0, "node %u forwarded %llu requests", i + 1, total);
+	}
 
 	harness_cleanup();
 	printf("ok\n");
