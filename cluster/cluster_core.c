@@ -22,7 +22,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "core/durable_file.h"
 #include "core/log.h"
 #include "shard/block_cache.h"
 
@@ -30,6 +32,7 @@
 #define DEFAULT_ELECTION_MS 300u
 #define DEFAULT_HEARTBEAT_MS 50u
 #define DEFAULT_COMPACT_MARGIN 8192u
+#define DEFAULT_SNAPSHOT_LAG 65536u
 #define FIRST_ELECTION_HOLD 4 /* x election timeout: see tick_hold */
 
 int cluster_msg_class(const struct raft_msg *m)
@@ -83,6 +86,8 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 		n->cfg.heartbeat_ms = n->cfg.election_timeout_ms / 2 ? n->cfg.election_timeout_ms / 2 : 1;
 	if (!n->cfg.follower_compact_margin)
 		n->cfg.follower_compact_margin = DEFAULT_COMPACT_MARGIN;
+	if (!n->cfg.snapshot_lag)
+		n->cfg.snapshot_lag = DEFAULT_SNAPSHOT_LAG;
 	if (!n->cfg.proposal_timeout_ms)
 		n->cfg.proposal_timeout_ms = 2 * n->cfg.election_timeout_ms;
 	if (!n->cfg.stop_grace_ms)
@@ -227,7 +232,8 @@ static void core_hook(struct reactor *r, void *arg)
 			replica_mark_dirty(rep);
 	}
 	for (size_t i = 0; i < c->nreps; i++)
-		shard_flush(c->reps[i]->shard);
+		if (!c->reps[i]->installing)
+			shard_flush(c->reps[i]->shard);
 	send_all(c);
 	/* Once stopping and idle, start nothing new (a segment deletion
 	 * would be cancelled when the ring goes). */
@@ -286,6 +292,8 @@ static void step_local(struct cluster_core *c, uint64_t group, const struct raft
 		return;
 	}
 	c->stats.msgs_received++;
+	if (!replica_accept(rep, m))
+		return;
 	replica_step(rep, &(struct raft_event){ .type = RAFT_EV_RECEIVE, .msg = m });
 }
 
@@ -316,6 +324,76 @@ static void xmsg_handle(struct reactor *r, struct reactor_msg *base)
 	free(x);
 }
 
+/* A snapshot chunk frame for a group of another core, whole. */
+struct xchunk {
+	struct reactor_msg base;
+	struct cluster_core *to;
+	uint64_t from;
+	uint32_t len;
+	uint8_t bytes[];
+};
+
+static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct peer_msg_chunk *ch)
+{
+	struct replica *rep = c->by_shard[ch->group];
+
+	if (!rep) {
+		c->stats.dropped_bad++;
+		return;
+	}
+	snapshot_recv_chunk(rep, from_node, ch);
+}
+
+static void xchunk_handle(struct reactor *r, struct reactor_msg *base)
+{
+	struct xchunk *x = (struct xchunk *)base;
+	struct peer_msg_frame f;
+
+	(void)r;
+	if (peer_msg_decode(&f, x->bytes, x->len, &x->to->limits, NULL, 0) == 0 &&
+	    f.kind == PEER_MSG_SNAPSHOT_CHUNK)
+		chunk_local(x->to, x->from, &f.chunk);
+	else
+		x->to->stats.dropped_bad++;
+	free(x);
+}
+
+/* Chunks only from a member of the group, for a group this node holds. */
+static void chunk_in(struct cluster_core *c, uint64_t from_node, const struct peer_msg_frame *f,
+		     const uint8_t *data, size_t len)
+{
+	const struct cluster_map *map = &c->node->map;
+	int from_idx = cluster_map_index(map, from_node);
+	unsigned core;
+	struct cluster_core *to;
+	struct xchunk *x;
+
+	if (f->chunk.group >= map->shards || from_idx < 0 ||
+	    cluster_map_rank(map, (uint32_t)f->chunk.group, c->node->self_index) < 0 ||
+	    cluster_map_rank(map, (uint32_t)f->chunk.group, (unsigned)from_idx) < 0) {
+		c->stats.dropped_bad++;
+		return;
+	}
+	core = cluster_map_core(map, (uint32_t)f->chunk.group, c->node->cfg.cores);
+	if (core == c->index) {
+		chunk_local(c, from_node, &f->chunk);
+		return;
+	}
+	to = atomic_load(&c->node->cores[core]);
+	x = to ? malloc(sizeof *x + len) : NULL;
+	if (!x) {
+		c->stats.dropped_bad++;
+		return;
+	}
+	x->base.handle = xchunk_handle;
+	x->to = to;
+	x->from = from_node;
+	x->len = (uint32_t)len;
+	memcpy(x->bytes, data, len);
+	reactor_send(c->r, core, &x->base);
+	c->stats.msgs_forwarded++;
+}
+
 static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t len)
 {
 	struct cluster_core *c = arg;
@@ -328,6 +406,10 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 	if (ensure_dec(c) != 0 ||
 	    peer_msg_decode(&f, data, len, &c->limits, c->dec, c->dec_cap) != 0) {
 		c->stats.dropped_bad++;
+		return;
+	}
+	if (f.kind == PEER_MSG_SNAPSHOT_CHUNK) {
+		chunk_in(c, from_node, &f, data, len);
 		return;
 	}
 	if (f.kind != PEER_MSG_RAFT) {
@@ -520,9 +602,16 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	uint64_t ids[CLUSTER_MAP_MAX_NODES];
 	unsigned r = cluster_map_replica_ids(&c->node->map, rep->id, ids);
 	const struct raft_entry *entries = NULL;
+	char holder[48];
 	size_t n = 0;
 	int rv;
 
+	/* Segments removed or cut below the shard's flushed index (or the
+	 * group gone from the log): refused, never restored empty. */
+	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
+	rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
+	if (rv != 0)
+		return rv;
 	for (unsigned i = 0; i < r; i++)
 		snap.conf.servers[i] = (struct raft_server){ .id = ids[i], .role = RAFT_VOTER };
 	snap.conf.n = r;
@@ -570,11 +659,30 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 			return RKV_ECORRUPT;
 		}
 	}
+	/* Nothing at all (a new group, or a wiped node's), or a marker left
+	 * by such a start that never caught up: see join_check in replica.c.
+	 * The marker is durable before anything of the group is. */
+	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
+	if (r > 1 && c->node->cfg.join_existing &&
+	    ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
+		const char *base = strrchr(rep->join_marker, '/') + 1;
+
+		rep->joining = true;
+		log_info("replica %u: joining (started empty, or not caught up before a restart): "
+			 "no vote until caught up from a leader", rep->id);
+		rv = durable_file_replace(c->node->data_dir, base, "", 0);
+		if (rv) {
+			snprintf(err, errlen, "%s: %s", rep->join_marker, strerror(-rv));
+			return rv;
+		}
+	}
 	rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, entries, n);
 	if (rv != 0) {
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
 		return rv;
 	}
+	/* The log agrees with the manifest: a crash's unfinished tables go. */
+	shard_drop_unfinished(rep->shard);
 	rep->apply_next = snap.index + 1;
 	rep->apply_to = snap.index;
 	rep->compacted = snap.index;
@@ -612,6 +720,12 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	sc.on_flushed = replica_flushed;
 	sc.on_apply_ready = replica_apply_ready;
 	sc.hook_arg = rep;
+	rep->shard_cfg = sc;
+	rep->shard_cfg.dir = rep->dir;
+	rep->recv.fd = -1;
+	rv = shard_snapshot_recover(rep->dir, err, errlen);
+	if (rv)
+		return rv;
 	rv = shard_open(&rep->shard, &sc, &c->r->io, err, errlen);
 	if (rv)
 		return rv;
@@ -633,6 +747,8 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 static void close_all(struct cluster_core *c, bool free_self)
 {
 	for (size_t i = 0; i < c->nreps; i++) {
+		/* No pin may outlive the shard (shard_close's precondition). */
+		snapshot_send_stop(c->reps[i]);
 		if (c->reps[i]->shard)
 			shard_close(c->reps[i]->shard);
 		replica_free(c->reps[i]);
@@ -808,7 +924,8 @@ bool cluster_core_quiescent(struct cluster_core *c)
 			struct replica *rep = c->reps[i];
 
 			if ((raft_role(rep->raft) == RAFT_LEADER && raft_conf(rep->raft)->n > 1) ||
-			    !replica_idle(rep) || !shard_background_idle(rep->shard))
+			    !replica_idle(rep) || !shard_background_idle(rep->shard) ||
+			    rep->installing)
 				pending = true;
 		}
 		if (pending && c->r->now_us < c->stop_deadline_us)
@@ -820,9 +937,14 @@ bool cluster_core_quiescent(struct cluster_core *c)
 		if (c->pc)
 			peer_core_stop(c->pc);
 	}
-	for (size_t i = 0; i < c->nreps; i++)
+	for (size_t i = 0; i < c->nreps; i++) {
 		if (!shard_idle(c->reps[i]->shard))
 			idle = false;
+		/* Streams end here: pins go, ring ops of the receiver drain. */
+		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]) ||
+		    c->reps[i]->join_unlinking)
+			idle = false;
+	}
 	if (!core_log_idle(c->log))
 		idle = false;
 	if (c->pc && !peer_core_quiescent(c->pc))
@@ -838,6 +960,12 @@ void cluster_core_finish(struct cluster_core *c)
 		peer_core_finish(c->pc);
 	c->pc = NULL;
 	close_all(c, true); /* the loop has ended: the hook never runs again */
+}
+
+void cluster_core_on_shard_swap(struct cluster_core *c, cluster_shard_swap_fn *fn, void *arg)
+{
+	c->swap_fn = fn;
+	c->swap_arg = arg;
 }
 
 struct replica *cluster_core_replica(struct cluster_core *c, uint32_t shard)

@@ -14,10 +14,13 @@
 #include "cluster/replica_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
+
+static void join_check(struct replica *rep);
 
 static struct cluster_node *node_of(const struct replica *rep)
 {
@@ -251,7 +254,8 @@ void replica_fail_all(struct replica *rep, int prop_status, int read_status)
 
 static void apply_drain(struct replica *rep)
 {
-	while (!rep->apply_stopped && !rep->apply_blocked && rep->apply_next <= rep->apply_to) {
+	while (!rep->apply_stopped && !rep->apply_blocked && !rep->installing &&
+	       rep->apply_next <= rep->apply_to) {
 		uint64_t i = rep->apply_next;
 		const struct raft_entry *e = raft_entry_at(rep->raft, i);
 		struct shard_waiter *w;
@@ -335,13 +339,28 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 	int rv;
 
 	if (up->snapshot) {
-		/* Installing needs the shard's files streamed from the leader
-		 * (not in this step): the state machine cannot follow. */
-		rep->snapshots_refused++;
-		rep->apply_stopped = true;
-		log_error("replica %u: snapshot at %llu received but snapshot install is not "
-			  "built yet; this replica stops applying", rep->id,
-			  (unsigned long long)up->snapshot->index);
+		/* Raft installed a received snapshot: replica_accept let its
+		 * message in only once the shard holds that state (streamed and
+		 * installed before, cluster/snapshot_recv.c), so only the log
+		 * must follow: it restarts after the snapshot, durably before
+		 * the acknowledgement leaves (held like a hard state). */
+		uint64_t index = up->snapshot->index;
+
+		rv = core_log_reset(c->log, rep->id, index, up->snapshot->term);
+		if (rv != 0)
+			log_error("replica %u: log reset not staged: %s", rep->id, rkv_strerror(rv));
+		rep->hs_staged = true;
+		rep->hs_batch = cluster_core_batches(c) + 1;
+		if (rep->apply_next <= index)
+			rep->apply_next = index + 1;
+		if (rep->apply_to < index)
+			rep->apply_to = index;
+		rep->compacted = index;
+		props_fail_all(rep, RKV_EUNKNOWN);
+		log_info("replica %u: Raft took the snapshot at %llu (shard at %llu)", rep->id,
+			 (unsigned long long)index,
+			 (unsigned long long)shard_applied_index(rep->shard));
+		cluster_core_wake(c);
 	}
 	if (up->hard_state_changed) {
 		rv = core_log_set_hard_state(c->log, rep->id, &up->hard_state);
@@ -359,6 +378,9 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		cluster_core_wake(c);
 	}
 	for (size_t i = 0; i < up->n_msgs; i++) {
+		if (up->msgs[i].type == RAFT_MSG_SNAPSHOT &&
+		    snapshot_send_intercept(rep, &up->msgs[i]))
+			continue;
 		if (rep->hs_staged)
 			hold(rep, &up->msgs[i]);
 		else
@@ -392,6 +414,7 @@ void replica_step(struct replica *rep, const struct raft_event *ev)
 
 void replica_service(struct replica *rep)
 {
+	snapshot_recv_service(rep);
 	apply_drain(rep);
 	if (rep->ready)
 		reads_serve(rep);
@@ -408,10 +431,13 @@ void replica_tick(struct replica *rep)
 	struct cluster_node *n = node_of(rep);
 	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
 
+	if (rep->joining)
+		join_check(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
 		rep->tick_hold--;
-	else
+	else if (!rep->joining)
 		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
+	snapshot_send_tick(rep);
 	if (!rep->was_leader && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
 		props_fail_all(rep, RKV_EUNKNOWN);
@@ -430,7 +456,8 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 
 	if (p->status == 0) {
 		c->log_full = false;
-		if (p->hard_state && rep->hs_staged && cluster_core_batches(c) >= rep->hs_batch) {
+		if ((p->hard_state || p->reset) && rep->hs_staged &&
+		    cluster_core_batches(c) >= rep->hs_batch) {
 			rep->hs_staged = false;
 			release_held(rep);
 		}
@@ -473,6 +500,96 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 	c->log_failed = true;
 }
 
+/* ---- a replica that started empty ----------------------------------------- */
+
+/*
+ * A replica that starts with no log and no tables may be a wiped node that
+ * voted (and acknowledged entries) before: it forgot both. Until it holds
+ * everything that may have been committed with its help, it must not help
+ * elect anyone, or an entry stored on it and one other node could be lost
+ * (docs/notes/snapshot.md, "Wiped node"). With --initial-cluster-state
+ * existing, such a replica is `joining` (and a marker file keeps it so
+ * across restarts until it caught up); while joining:
+ *   - vote requests (and TIMEOUT_NOW) are dropped, and it does not tick,
+ *     so it never campaigns;
+ *   - join_target is the commit index of the first APPEND from a leader
+ *     (its whole commit index; heartbeats carry at most our match, and
+ *     the leader sends an APPEND right after a snapshot). Joining ends once
+ *     the shard applied up to it AND an entry of the current term is
+ *     committed and applied here. Any entry this node acknowledged before
+ *     it was wiped was committed before the wipe, so either before the
+ *     current term began (then it precedes that term's first entry, which
+ *     is applied here) or in this term, with this leader, whose commit
+ *     index then already covered it when it sent join_target.
+ */
+static void join_unlinked(struct io_op *op, int res, unsigned flags)
+{
+	struct replica *rep = op->data;
+
+	(void)flags;
+	rep->join_unlinking = false;
+	if (res < 0 && res != -ENOENT)
+		log_warn("replica %u: %s: %s", rep->id, rep->join_marker, strerror(-res));
+}
+
+static void join_check(struct replica *rep)
+{
+	uint64_t applied = shard_applied_index(rep->shard);
+	uint64_t commit = raft_commit_index(rep->raft);
+	uint64_t point = applied < commit ? applied : commit, term;
+
+	if (rep->join_target == 0 || applied < rep->join_target ||
+	    raft_leader(rep->raft) == RAFT_NONE)
+		return;
+	/* An entry of the current term, committed, is applied here: so is
+	 * everything committed before this term began (§5.4.2). */
+	if (!raft_term_at(rep->raft, point, &term) || term != raft_term(rep->raft))
+		return;
+	rep->joining = false;
+	/* The marker goes (a crash before this is durable only means the
+	 * node waits to catch up once more after a restart). */
+	{
+		struct io_uring_sqe *sqe = io_ring_get_sqe(&rep->core->r->io);
+
+		rep->join_op.done = join_unlinked;
+		rep->join_op.data = rep;
+		io_op_attach(sqe, &rep->join_op);
+		io_uring_prep_unlinkat(sqe, AT_FDCWD, rep->join_marker, 0);
+		rep->join_unlinking = true;
+	}
+	log_info("replica %u: caught up from the leader at index %llu; it votes again", rep->id,
+		 (unsigned long long)rep->join_target);
+}
+
+bool replica_accept(struct replica *rep, const struct raft_msg *m)
+{
+
+	if (m->type == RAFT_MSG_SNAPSHOT && m->term >= raft_term(rep->raft) &&
+	    m->index > raft_commit_index(rep->raft) &&
+	    m->index > shard_applied_index(rep->shard)) {
+		/* Raft would reset the state machine to it: only once the
+		 * shard has the streamed state (the leader sends the message
+		 * again with every heartbeat). */
+		rep->snap_msgs_waiting++;
+		return false;
+	}
+	if (!rep->joining)
+		return true;
+	switch (m->type) {
+	case RAFT_MSG_PREVOTE:
+	case RAFT_MSG_VOTE:
+	case RAFT_MSG_TIMEOUT_NOW:
+		rep->votes_withheld++;
+		return false;
+	case RAFT_MSG_APPEND:
+		if (m->term >= raft_term(rep->raft) && rep->join_target == 0 && m->commit > 0)
+			rep->join_target = m->commit;
+		return true;
+	default:
+		return true;
+	}
+}
+
 /* ---- shard hooks ---------------------------------------------------------- */
 
 void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index)
@@ -487,9 +604,13 @@ void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index)
 	(void)s;
 	rep->flushed = flushed_index;
 	if (raft_role(rep->raft) == RAFT_LEADER) {
-		/* Keep what any follower still lacks: a follower behind the
-		 * compaction would need a snapshot, not streamed yet. */
+		/* Keep what any follower still lacks, within a bound: a
+		 * follower more than snapshot_lag entries behind gets a
+		 * snapshot instead, so one that stays down does not pin the
+		 * log (and the disk) for ever. */
 		const struct raft_conf *conf = raft_conf(rep->raft);
+		uint64_t floor = flushed_index > n->cfg.snapshot_lag ?
+				 flushed_index - n->cfg.snapshot_lag : 0;
 
 		for (uint32_t i = 0; i < conf->n; i++) {
 			uint64_t match;
@@ -499,7 +620,7 @@ void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index)
 			if (!raft_follower_match(rep->raft, conf->servers[i].id, &match))
 				match = 0;
 			if (match < to)
-				to = match;
+				to = match > floor ? match : floor;
 		}
 	} else {
 		uint64_t margin = n->cfg.follower_compact_margin;
@@ -511,7 +632,7 @@ void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index)
 	if (to <= rep->compacted || to <= raft_snapshot(rep->raft)->index)
 		return;
 	/* The snapshot's data: a descriptor (the shard's flushed index); the
-	 * files themselves are streamed out of band when that is built. */
+	 * files themselves are streamed out of band (snapshot_send.c). */
 	desc[0] = flushed_index;
 	rv = raft_step(rep->raft, &(struct raft_event){
 		.type = RAFT_EV_SNAPSHOT_TAKEN,
@@ -699,6 +820,17 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->overwritten = rep->overwritten;
 	out->unknown = rep->unknown;
 	out->snapshots_refused = rep->snapshots_refused;
+	out->snap_sent = rep->snap_sent;
+	out->snap_send_bytes = rep->snap_send_bytes;
+	out->snap_installed = rep->snap_installed;
+	out->snap_recv_bytes = rep->snap_recv_bytes;
+	out->snap_rejected = rep->snap_rejected;
+	out->votes_withheld = rep->votes_withheld;
+	out->joining = rep->joining;
+	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
+		if (rep->sends[i] && rep->sends[i]->state == SNAP_SEND_STREAMING)
+			out->snapshot_sending = true;
 }
 
 void replica_free(struct replica *rep)
@@ -707,6 +839,8 @@ void replica_free(struct replica *rep)
 		return;
 	if (rep->raft)
 		raft_destroy(rep->raft);
+	snapshot_send_free(rep);
+	snapshot_recv_free(rep);
 	peer_msg_buf_free(&rep->held);
 	free(rep->held_v);
 	free(rep->props);

@@ -56,6 +56,13 @@ struct cluster_node_config {
 	uint64_t core_log_segment_size; /* 0: default (tests use small ones) */
 	uint64_t follower_compact_margin; /* entries a follower keeps behind its
 					   * flushed index; 0: 8192 */
+	uint64_t snapshot_rate;        /* bytes/s a snapshot streams at; 0: unlimited */
+	uint64_t snapshot_lag;         /* a leader compacts past a follower that lags
+					* more entries than this behind its flushed
+					* index (it gets a snapshot); 0: 65536 */
+	bool join_existing;            /* --initial-cluster-state existing: a replica
+					* that starts empty never votes before it
+					* caught up from a leader */
 	uint32_t proposal_timeout_ms;  /* after losing leadership, a proposal not
 					* resolved by then is answered
 					* RKV_EUNKNOWN; 0: 2 x election timeout */
@@ -110,6 +117,15 @@ bool cluster_core_quiescent(struct cluster_core *c);
 
 /* From the finish callback: closes shards, log, transport; frees the core. */
 void cluster_core_finish(struct cluster_core *c);
+
+/*
+ * A snapshot install closes a replica's shard and opens it again: a new
+ * `struct shard *`. `fn` is called on the core, right after, with the new
+ * one (the old pointer is freed): whoever keeps shard pointers updates
+ * them there. No I/O of the old shard was in flight.
+ */
+typedef void cluster_shard_swap_fn(void *arg, uint32_t shard, struct shard *fresh);
+void cluster_core_on_shard_swap(struct cluster_core *c, cluster_shard_swap_fn *fn, void *arg);
 
 /* The replica of `shard` on this core, or NULL (not held here). */
 struct replica *cluster_core_replica(struct cluster_core *c, uint32_t shard);
@@ -260,6 +276,15 @@ struct replica_status {
 	uint64_t overwritten;
 	uint64_t unknown;
 	uint64_t snapshots_refused; /* snapshots received and not installable */
+	uint64_t snap_sent;         /* streams completed (leader) */
+	uint64_t snap_send_bytes;
+	uint64_t snap_installed;    /* snapshots installed here */
+	uint64_t snap_recv_bytes;
+	uint64_t snap_rejected;     /* chunks refused (checks, order) */
+	uint64_t votes_withheld;    /* vote requests dropped while joining */
+	bool joining;               /* started empty, not caught up yet */
+	bool snapshot_sending;      /* a stream to a follower is under way */
+	bool snapshot_receiving;    /* a stream from the leader, or its install */
 };
 void replica_status(const struct replica *rep, struct replica_status *out);
 

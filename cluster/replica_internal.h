@@ -23,6 +23,64 @@ struct held_msg {
 	size_t len;
 };
 
+/* Leader side: one snapshot stream to one follower (cluster/snapshot_send.c). */
+enum snap_send_state {
+	SNAP_SEND_IDLE,      /* nothing pinned */
+	SNAP_SEND_STREAMING, /* version pinned, chunks going out */
+	SNAP_SEND_SENT,      /* every chunk handed to the transport; Raft's
+			      * SNAPSHOT message now passes, until the follower
+			      * matches or the stream times out */
+};
+
+struct snap_send {
+	struct replica *rep;
+	enum snap_send_state state;
+	uint64_t to;                  /* follower node id */
+	uint64_t raft_index;          /* Raft snapshot it was started for */
+	uint64_t index, term;         /* the pinned version: flushed index, its term */
+	struct shard_snapshot snap;   /* pinned while STREAMING */
+	size_t file;                  /* snap.files index; nfiles = the manifest */
+	uint64_t offset;              /* next byte of that file */
+	uint8_t *buf;                 /* one chunk, allocated once per slot */
+	struct peer_msg_buf frame;    /* encoded chunk, reused */
+	bool reading;                 /* a chunk read is in flight */
+	bool abandon;                 /* stop once the read completes */
+	struct shard_snapshot_chunk rd;
+	struct timer timer;           /* rate limit: the next chunk's time */
+	bool timer_armed;
+	uint64_t next_us;             /* not before this */
+	uint64_t sent_at_us;          /* when SENT began */
+	uint64_t bytes;               /* this stream */
+};
+
+/* Follower side: the stream being received (cluster/snapshot_recv.c). */
+enum snap_recv_state {
+	SNAP_RECV_IDLE,
+	SNAP_RECV_RECEIVING,  /* chunks are written into the staging directory */
+	SNAP_RECV_INSTALLING, /* every file durable: waiting for the shard to be
+			       * quiet, then the swap and the reopen */
+};
+
+struct snap_recv_op;
+
+struct snap_recv {
+	enum snap_recv_state state;
+	uint64_t from, index, term;   /* stream identity */
+	char staging[PATH_MAX];
+	char file[PEER_MSG_MAX_FILE_NAME + 1]; /* file being received */
+	char path[PATH_MAX + PEER_MSG_MAX_FILE_NAME + 2]; /* of the op in flight */
+	uint64_t offset;              /* next expected byte of it */
+	uint32_t nfiles;
+	int fd;                       /* of `file`, -1 when none */
+	uint8_t *manifest;            /* the MANIFEST image, kept in memory */
+	size_t manifest_len, manifest_cap;
+	struct snap_recv_op *head, *tail; /* ring ops, one in flight at a time */
+	size_t queued_bytes;
+	bool op_inflight;
+	bool failed;                  /* a write failed: drop until a new stream */
+	struct io_op op;
+};
+
 /* A client proposal waiting for its entry's fate. */
 struct proposal {
 	uint64_t index;
@@ -85,6 +143,23 @@ struct replica {
 	struct restore_state restore;
 
 	uint64_t proposed, overwritten, unknown, snapshots_refused;
+
+	/* Snapshots (docs/notes/snapshot.md). */
+	struct shard_config shard_cfg;   /* to reopen the shard after an install */
+	struct snap_send *sends[RAFT_MAX_SERVERS]; /* leader: streams, made on use */
+	struct snap_recv recv;           /* follower */
+	bool installing;                 /* apply and background slices stopped */
+	bool joining;                    /* came up empty: votes withheld until
+					  * caught up from a leader */
+	uint64_t join_target;            /* leader commit seen first; caught up
+					  * once applied reaches it */
+	char join_marker[PATH_MAX + 16]; /* DATA/shard-N.joining: durable while
+					  * joining, so a restart before the
+					  * catch-up still withholds votes */
+	struct io_op join_op;            /* its unlink */
+	bool join_unlinking;
+	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
+		 snap_rejected, snap_msgs_waiting, votes_withheld;
 };
 
 struct out_batch {
@@ -139,6 +214,8 @@ struct cluster_core {
 	struct cluster_core_stats stats;
 	cluster_frame_fn *frame_fn;     /* Forward frames: the front door's */
 	void *frame_arg;
+	cluster_shard_swap_fn *swap_fn;  /* a shard was reopened (snapshot) */
+	void *swap_arg;
 	struct client_addrs client_addrs; /* ours, and what peers' hellos said */
 };
 
@@ -154,6 +231,31 @@ void replica_apply_ready(void *arg, struct shard *s);
 void replica_fail_all(struct replica *rep, int prop_status, int read_status);
 bool replica_idle(const struct replica *rep);
 void replica_free(struct replica *rep);
+
+/* snapshot_send.c / snapshot_recv.c, used by replica.c and cluster_core.c */
+/* Leader: Raft wants to send its SNAPSHOT message m; true when the stream
+ * takes it (not to be sent now), false to send it. */
+bool snapshot_send_intercept(struct replica *rep, const struct raft_msg *m);
+/* Checks every stream (tick): finished, timed out, leadership lost. */
+void snapshot_send_tick(struct replica *rep);
+/* Stops every stream of rep; true once no read of it is in flight. */
+bool snapshot_send_stop(struct replica *rep);
+void snapshot_send_free(struct replica *rep);
+/* Follower: one decoded chunk from node `from` for this replica. */
+void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_msg_chunk *ch);
+/* From the hook: an install waiting for the shard to be quiet. */
+void snapshot_recv_service(struct replica *rep);
+/* Stops receiving; true once no ring op of it is in flight. */
+bool snapshot_recv_stop(struct replica *rep);
+void snapshot_recv_free(struct replica *rep);
+/* The chunk checks (unit-tested): 0, or RKV_EINVAL / RKV_ETOOLARGE with a
+ * reason. `expected` is the offset the stream is at for `file`. */
+int snapshot_chunk_check(const struct peer_msg_chunk *ch, bool same_file, uint64_t expected,
+			 const char **why);
+
+/* replica.c: gate for inbound Raft messages (wiped-node rule, snapshots).
+ * False: drop it. */
+bool replica_accept(struct replica *rep, const struct raft_msg *m);
 
 /* cluster_core.c, used by replica.c */
 void cluster_core_queue_msg(struct cluster_core *c, uint32_t group, const struct raft_msg *m);

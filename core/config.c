@@ -31,6 +31,7 @@ void config_defaults(struct config *c)
 	c->election_timeout_ms = 300;
 	c->heartbeat_ms = 50;
 	c->snapshot_rate = 64ull << 20;
+	c->snapshot_lag = 65536;
 }
 
 void config_usage(FILE *out, const char *prog)
@@ -73,6 +74,10 @@ void config_usage(FILE *out, const char *prog)
 		"                           [e, 2e) (default 300ms)\n"
 		"  --heartbeat-interval DURATION  leader heartbeats (default 50ms)\n"
 		"  --snapshot-rate BYTES/s  snapshot streaming limit, 0 = none (default 64MiB)\n"
+		"  --snapshot-lag ENTRIES   a leader stops keeping its log for a follower this\n"
+		"                           far behind; it gets a snapshot (default 65536)\n"
+		"  --initial-cluster-state new|existing  existing: a replica found empty\n"
+		"                           never votes before it caught up (default new)\n"
 		"  -h, --help               this text\n"
 		"  -V, --version            print the version, exit\n",
 		prog);
@@ -345,6 +350,7 @@ enum {
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
 	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_NODE_ID, OPT_PEER_LISTEN, OPT_INITIAL_CLUSTER,
 	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
+	OPT_SNAPSHOT_LAG, OPT_INITIAL_STATE,
 	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
 	OPT_VERSION,
 };
@@ -373,6 +379,8 @@ static const struct option long_options[] = {
 	{ "election-timeout", required_argument, NULL, OPT_ELECTION_TIMEOUT },
 	{ "heartbeat-interval", required_argument, NULL, OPT_HEARTBEAT },
 	{ "snapshot-rate", required_argument, NULL, OPT_SNAPSHOT_RATE },
+	{ "snapshot-lag", required_argument, NULL, OPT_SNAPSHOT_LAG },
+	{ "initial-cluster-state", required_argument, NULL, OPT_INITIAL_STATE },
 	{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
@@ -567,6 +575,19 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		c->snapshot_rate = v;
 		break;
 	}
+	case OPT_SNAPSHOT_LAG:
+		if (config_parse_size(arg, &v) || v == 0)
+			goto bad_value;
+		c->snapshot_lag = v;
+		break;
+	case OPT_INITIAL_STATE:
+		if (!strcmp(arg, "new"))
+			c->join_existing = false;
+		else if (!strcmp(arg, "existing"))
+			c->join_existing = true;
+		else
+			goto bad_value;
+		break;
 	case OPT_ADMIN_LISTEN:
 		if (!strcmp(arg, "none")) {
 			c->admin_host[0] = '\0';
@@ -772,4 +793,6 @@ void config_print(FILE *out, const struct config *c)
 	fprintf(out, "election-timeout = %ums\nheartbeat-interval = %ums\n",
 		c->election_timeout_ms, c->heartbeat_ms);
 	fprintf(out, "snapshot-rate = %" PRIu64 "\n", c->snapshot_rate);
+	fprintf(out, "snapshot-lag = %" PRIu64 "\n", c->snapshot_lag);
+	fprintf(out, "initial-cluster-state = %s\n", c->join_existing ? "existing" : "new");
 }

@@ -58,6 +58,9 @@ struct config {
 	uint32_t election_timeout_ms;      /* timeouts are random in [e, 2e) (300) */
 	uint32_t heartbeat_ms;             /* < election timeout (50) */
 	uint64_t snapshot_rate;            /* bytes/s a snapshot is streamed at; 0 = unlimited */
+	uint64_t snapshot_lag;             /* entries a leader keeps for a lagging
+					    * follower before it needs a snapshot (65536) */
+	bool join_existing;                /* --initial-cluster-state existing */
 	char cluster_token[CONFIG_TOKEN_MAX]; /* "" = not given */
 };
 

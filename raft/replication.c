@@ -204,17 +204,23 @@ void raft_handle_append_resp(struct raft *r, const struct raft_msg *m)
 	}
 	if (!raft_progress_update(pr, m->index))
 		return;
+	bool after_snapshot = pr->state == PROGRESS_SNAPSHOT;
 	if (pr->state == PROGRESS_PROBE ||
 	    (pr->state == PROGRESS_SNAPSHOT && pr->match >= pr->snap_index))
 		raft_progress_become(pr, PROGRESS_REPLICATE);
 	if (raft_maybe_commit(r) && r->role != RAFT_LEADER)
 		return;
 	raft_transfer_check(r, pr);
-	uint32_t before;
+	uint32_t before, first = r->n_out;
 	do {
 		before = r->n_out;
 		raft_send_append(r, pr, false);
 	} while (r->n_out != before && pr->state == PROGRESS_REPLICATE);
+	/* A follower that just installed a snapshot hears the leader's commit
+	 * index at once, even with no entry to send (heartbeats carry at most
+	 * its match): a replica rejoining empty waits for it. */
+	if (after_snapshot && r->n_out == first && pr->state == PROGRESS_REPLICATE)
+		raft_send_append(r, pr, true);
 }
 
 void raft_handle_heartbeat(struct raft *r, const struct raft_msg *m)

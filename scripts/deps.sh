@@ -10,7 +10,9 @@ packages=(
 	build-essential clang libclang-rt-14-dev meson ninja-build pkg-config
 	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev libinih-dev
 	python3 python3-redis python3-prometheus-client redis-server redis-tools
-	iproute2 procps util-linux help2man groff-base
+	iproute2 procps util-linux
+	help2man groff-base # man pages (packaging/man)
+	iptables # partition faults on lo (tests/integration/netfault.sh)
 )
 
 # Optional tools, never installed here (large, and each serves one task):

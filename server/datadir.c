@@ -19,8 +19,11 @@
 #include <xxhash.h>
 
 #include "core/durable_file.h"
+#include "core/errors.h"
 #include "core/log.h"
 #include "core/strint.h"
+#include "shard/core_log.h"
+#include "shard/core_log_format.h"
 
 static int mkdir_p(const char *dir)
 {
@@ -263,9 +266,10 @@ bad:
 	return -EINVAL;
 }
 
-/* Lists the shard-* entries of `dir` into buf ("shard-0, shard-1, ..."); returns
- * how many there are. */
-static unsigned find_shard_dirs(const char *dir, char *buf, size_t len)
+/* Lists the entries of `dir` only a node that ran there writes (shard-*,
+ * core-*, OPENED) into buf ("shard-0, core-0, ..."); returns how many there
+ * are, the shard directories among them in *shard_dirs. */
+static unsigned find_node_files(const char *dir, char *buf, size_t len, unsigned *shard_dirs)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -276,8 +280,10 @@ static unsigned find_shard_dirs(const char *dir, char *buf, size_t len)
 	if (!d)
 		return 0;
 	while ((e = readdir(d))) {
-		if (strncmp(e->d_name, "shard-", 6) != 0)
+		if (strncmp(e->d_name, "shard-", 6) != 0 && strncmp(e->d_name, "core-", 5) != 0 &&
+		    strcmp(e->d_name, "OPENED") != 0)
 			continue;
+		*shard_dirs += strncmp(e->d_name, "shard-", 6) == 0;
 		if (count < 8 && used < len)
 			used += (size_t)snprintf(buf + used, len - used, "%s%s",
 						 count ? ", " : "", e->d_name);
@@ -295,7 +301,7 @@ int datadir_cluster_read(const char *dir, struct datadir_cluster *rec, char *err
 	char path[4200], found[256], why[512];
 	char *text;
 	ssize_t len;
-	unsigned count;
+	unsigned count, shard_dirs = 0;
 	int fd, rv;
 
 	snprintf(path, sizeof path, "%s/CLUSTER", dir);
@@ -306,14 +312,22 @@ int datadir_cluster_read(const char *dir, struct datadir_cluster *rec, char *err
 			snprintf(err, errlen, "cannot open %s: %s", path, strerror(-rv));
 			return rv;
 		}
-		count = find_shard_dirs(dir, found, sizeof found);
+		count = find_node_files(dir, found, sizeof found, &shard_dirs);
 		if (count == 0)
 			return 0;
+		/* The shard count, the replicas and the cores a shard lives on
+		 * all come from CLUSTER: a new one made from today's flags may
+		 * place the shards differently and read the wrong files. */
 		snprintf(err, errlen,
-			 "data dir %s holds %u shard director%s (%s) but no CLUSTER file; "
-			 "refusing to start: a new cluster there would not be the one that "
-			 "wrote them. Restore %s from a backup, or move the data dir away "
-			 "to start afresh", dir, count, count == 1 ? "y" : "ies", found, path);
+			 "data dir %s holds %u shard director%s and %u other entr%s a node "
+			 "writes once it has run there (%s) but no CLUSTER file; refusing to start, nothing was changed: the "
+			 "placement of the shards cannot be trusted without it, and a new "
+			 "cluster there would not be the one that wrote them. Restore %s from "
+			 "a backup (or from a copy of the data dir), or, in a cluster of "
+			 "several nodes, wipe this data dir and restart the node so its "
+			 "replicas are rebuilt from its peers (docs/notes/damaged.md)",
+			 dir, shard_dirs, shard_dirs == 1 ? "y" : "ies", count - shard_dirs,
+			 count - shard_dirs == 1 ? "y" : "ies", found, path);
 		return -ENOENT;
 	}
 	text = malloc(CLUSTER_FILE_MAX + 1);
@@ -571,4 +585,182 @@ int datadir_cluster_open(const char *dir, const struct config *cfg, unsigned cpu
 			 "version 2 (cluster %016llx)", dir, rec.map.shards,
 			 (unsigned long long)out->map.cluster_id);
 	return datadir_cluster_write(dir, out, err, errlen);
+}
+
+/* ---- the whole-directory check ------------------------------------------ */
+
+/* Appends `name` to a short list ("a, b, ..."): at most 8 names. */
+static void list_add(char *buf, size_t len, size_t *used, unsigned *count, const char *name)
+{
+	if (*count < 8 && *used < len)
+		*used += (size_t)snprintf(buf + *used, len - *used, "%s%s", *count ? ", " : "",
+					  name);
+	else if (*count == 8 && *used < len)
+		*used += (size_t)snprintf(buf + *used, len - *used, ", ...");
+	(*count)++;
+}
+
+/* Top-level names ringkv writes (durable_file_replace's temp files too). */
+static bool top_entry_known(const char *name, const struct datadir_cluster *c)
+{
+	static const char *const files[] = { ".", "..", "LOCK", "CLUSTER", "CLUSTER.tmp",
+					     "PLACEMENT", "PLACEMENT.tmp", "OPENED",
+					     "OPENED.tmp", "lost+found" };
+	uint64_t id;
+
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+		if (!strcmp(name, files[i]))
+			return true;
+	if (!strncmp(name, "shard-", 6)) {
+		size_t len = strlen(name + 6);
+
+		/* A snapshot's staging dir (shard/shard_snapshot.c) is ours too. */
+		if (len > 9 && !strcmp(name + 6 + len - 9, ".incoming"))
+			len -= 9;
+		return strint_parse_u64(name + 6, len, &id) == 0 && id < c->map.shards;
+	}
+	return !strncmp(name, "core-", 5) &&
+	       strint_parse_u64(name + 5, strlen(name + 5), &id) == 0 && id < c->cores;
+}
+
+/*
+ * Core `core`'s Raft log directory once the node has run: it must hold a
+ * segment with at least a whole header. The log creates its first segment
+ * (header, fsync) when it opens, and never deletes the newest; so no segment
+ * at all, or only one shorter than a header, means segments were removed or
+ * cut, and with them the hard state and every entry after the shards'
+ * flushed indexes (the core log's own checks, core_log_open, cover the
+ * segments that are there).
+ */
+static int core_log_dir_check(const char *dir, unsigned core, char *err, size_t errlen)
+{
+	char path[4200], short_name[300] = "";
+	unsigned whole = 0;
+	off_t short_size = 0;
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+
+	snprintf(path, sizeof path, "%s/core-%u", dir, core);
+	d = opendir(path);
+	if (!d) {
+		snprintf(err, errlen, "%s: %s, but the node has run on data dir %s before "
+			 "(%s/OPENED): core %u's Raft log was there, with the hard state (term, "
+			 "vote) and every entry after the flushed index of each shard on the core; "
+			 "refusing to start, nothing was changed (docs/notes/damaged.md: restore "
+			 "it, or rebuild the node from its peers)", path,
+			 errno == ENOENT ? "missing" : strerror(errno), dir, dir, core);
+		return RKV_ECORRUPT;
+	}
+	while ((e = readdir(d))) {
+		uint64_t seq;
+
+		if (core_log_segment_name_parse(e->d_name, &seq) != 0)
+			continue;
+		if (fstatat(dirfd(d), e->d_name, &st, 0) == 0 &&
+		    st.st_size >= CORE_LOG_SEGMENT_HEADER_SIZE) {
+			whole++;
+		} else if (!short_name[0]) {
+			snprintf(short_name, sizeof short_name, "%s", e->d_name);
+			short_size = st.st_size;
+		}
+	}
+	closedir(d);
+	if (whole > 0)
+		return 0;
+	if (short_name[0]) {
+		snprintf(err, errlen, "%s/%s: %lld bytes, shorter than a segment header, and "
+			 "no other segment in %s, but the node has run on data dir %s before "
+			 "(%s/OPENED): core %u's Raft log held the hard state (term, vote) and "
+			 "every acknowledged entry after the flushed index of each shard on the "
+			 "core, and they would be gone; refusing to start, nothing was changed "
+			 "(docs/notes/damaged.md: restore the segments, or rebuild the node from "
+			 "its peers)", path, short_name, (long long)short_size, path, dir, dir,
+			 core);
+		return RKV_ECORRUPT;
+	}
+	snprintf(err, errlen, "%s: %s, but the node has run on data dir %s before (%s/OPENED): "
+		 "core %u's Raft log held the hard state (term, vote) and every acknowledged "
+		 "entry after the flushed index of each shard on the core, and they would be "
+		 "gone; refusing to start, nothing was changed (docs/notes/damaged.md: restore "
+		 "the segments, or rebuild the node from its peers)", path,
+		 "no log segment (log-*.log)", dir, dir, core);
+	return RKV_ECORRUPT;
+}
+
+int datadir_check_whole(const char *dir, const struct datadir_cluster *c, char *err,
+			size_t errlen)
+{
+	int self = cluster_map_index(&c->map, c->node_id);
+	unsigned missing = 0, strays = 0;
+	char path[4200], names[256] = "", stray_names[256] = "";
+	size_t used = 0, stray_used = 0;
+	struct dirent *e;
+	struct stat st;
+	bool opened;
+	DIR *d;
+	int rv;
+
+	snprintf(path, sizeof path, "%s/OPENED", dir);
+	opened = access(path, F_OK) == 0;
+	/* Without OPENED, a first start that stopped part way (another
+	 * core's shard refused, a port in use) may have made only some of
+	 * the directories: nothing is missing yet. */
+	for (uint32_t s = 0; opened && self >= 0 && s < c->map.shards; s++) {
+		char name[32];
+
+		if (cluster_map_rank(&c->map, s, (unsigned)self) < 0)
+			continue;
+		snprintf(path, sizeof path, "%s/shard-%u", dir, s);
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+			continue;
+		snprintf(name, sizeof name, "shard-%u", s);
+		list_add(names, sizeof names, &used, &missing, name);
+	}
+	if (missing > 0) {
+		snprintf(err, errlen, "data dir %s: %u shard director%s missing (%s), but "
+			 "CLUSTER places %s on this node and the node has run on this data dir "
+			 "before (%s/OPENED): the keys %s held would be gone; refusing to start "
+			 "rather than re-create %s empty, nothing was changed. Restore %s from a "
+			 "backup, or rebuild the node from its peers (docs/notes/damaged.md)",
+			 dir, missing, missing == 1 ? "y is" : "ies are", names,
+			 missing == 1 ? "it" : "them", dir, missing == 1 ? "it" : "they",
+			 missing == 1 ? "it" : "them", missing == 1 ? "it" : "them");
+		return RKV_ECORRUPT;
+	}
+	for (unsigned core = 0; opened && core < c->cores; core++) {
+		rv = core_log_dir_check(dir, core, err, errlen);
+		if (rv)
+			return rv;
+	}
+	d = opendir(dir);
+	if (!d) {
+		rv = -errno;
+		snprintf(err, errlen, "cannot list %s: %s", dir, strerror(errno));
+		return rv;
+	}
+	while ((e = readdir(d)))
+		if (!top_entry_known(e->d_name, c))
+			list_add(stray_names, sizeof stray_names, &stray_used, &strays, e->d_name);
+	closedir(d);
+	if (strays > 0)
+		log_warn("data dir %s: %u entr%s ringkv does not write (or not of this cluster "
+			 "of %u shards on %u cores): %s; left alone", dir, strays,
+			 strays == 1 ? "y" : "ies", c->map.shards, c->cores, stray_names);
+	return 0;
+}
+
+int datadir_mark_opened(const char *dir, char *err, size_t errlen)
+{
+	static const char text[] = "ringkv-opened 1\n";
+	char path[4200];
+	int rv;
+
+	snprintf(path, sizeof path, "%s/OPENED", dir);
+	if (access(path, F_OK) == 0)
+		return 0;
+	rv = durable_file_replace(dir, "OPENED", text, sizeof text - 1);
+	if (rv)
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(-rv));
+	return rv;
 }

@@ -5,7 +5,9 @@
  *
  * Layout: DIR/LOCK (flock'ed, holds the owner's pid), DIR/CLUSTER (the
  * node's identity, replaced atomically), DIR/PLACEMENT (the placement as a
- * readable list, derived from CLUSTER), DIR/shard-<id>/.
+ * readable list, derived from CLUSTER), DIR/OPENED (written once every
+ * core of the node started: from then on every shard-<id> the node holds
+ * and every core-<i> log must exist), DIR/core-<i>/, DIR/shard-<id>/.
  *
  * CLUSTER version 2 (docs/cluster/placement.md), one "key value" per line in
  * this order, the last line an XXH3-64 of every byte before it:
@@ -97,5 +99,28 @@ int datadir_cluster_parse(const char *text, size_t len, struct datadir_cluster *
  */
 int datadir_cluster_write(const char *dir, const struct datadir_cluster *c, char *err,
 			  size_t errlen);
+
+/*
+ * The whole-directory check, after datadir_cluster_open (which refuses
+ * shard-*, core-* or OPENED without CLUSTER). Once the node has run on the
+ * directory (DIR/OPENED, see datadir_mark_opened): every shard-<id> CLUSTER
+ * places on this node must exist, and every core-<i> must hold a log
+ * segment with a whole header; a missing one is never re-created empty,
+ * since its keys (or the hard state and the entries after the shards'
+ * flushed indexes) would be gone without a word. Without OPENED a first
+ * start may have stopped part way, so nothing is missing yet. Entries
+ * ringkv does not write are logged and left alone. 0, or RKV_ECORRUPT with
+ * what is missing named in `err`; a negative errno when the directory
+ * cannot be listed.
+ */
+int datadir_check_whole(const char *dir, const struct datadir_cluster *c, char *err,
+			size_t errlen);
+
+/*
+ * Records (DIR/OPENED, durably, once) that every core of this node started
+ * on the directory: from then on a missing shard directory or core log is
+ * damage, not a new node. 0 or a negative errno with the reason in `err`.
+ */
+int datadir_mark_opened(const char *dir, char *err, size_t errlen);
 
 #endif

@@ -104,6 +104,9 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	cfg.cache_bytes = n->cfg.block_cache_size;
 	cfg.election_timeout_ms = n->cfg.election_timeout_ms;
 	cfg.heartbeat_ms = n->cfg.heartbeat_ms;
+	cfg.snapshot_rate = n->cfg.snapshot_rate;
+	cfg.snapshot_lag = n->cfg.snapshot_lag;
+	cfg.join_existing = n->cfg.join_existing;
 	rv = cluster_node_create(&n->cluster, &cfg, err, errlen);
 	if (rv)
 		return rv;
@@ -209,6 +212,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringkvd: %s\n", long_err);
 		goto err_after_lock;
 	}
+	/* Every shard dir and core log the node holds is there (or none yet). */
+	if (datadir_check_whole(node.cfg.data_dir, &identity, long_err, sizeof long_err) != 0) {
+		fprintf(stderr, "ringkvd: %s\n", long_err);
+		goto err_after_lock;
+	}
 	node.cores = identity.cores;
 	node.shards = identity.map.shards;
 	if (node.cores > ncpus)
@@ -304,6 +312,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringkvd: %s\n", err);
 		goto err_after_metrics;
 	}
+	/* Every core opened its log and shards: from now on a missing one
+	 * is damage. */
+	if (datadir_mark_opened(node.cfg.data_dir, err, sizeof err) != 0)
+		log_warn("%s", err);
 	printf("ringkvd: listening on %s:%u (%u cores, %u shards, data in %s)\n",
 	       node.cfg.listen_host, node.port, node.cores, node.shards, node.cfg.data_dir);
 	if (node.resp_fds)

@@ -432,6 +432,17 @@ static void flush_hook(struct reactor *r, void *arg)
 	conn_flush_all(c);
 }
 
+/* A snapshot install reopened a shard (cluster_core_on_shard_swap). */
+static void shard_swapped(void *arg, uint32_t shard, struct shard *fresh)
+{
+	struct node_core *c = arg;
+
+	for (unsigned i = 0; i < c->owned_count; i++)
+		if (c->owned[i] == c->shards[shard])
+			c->owned[i] = fresh;
+	c->shards[shard] = fresh;
+}
+
 int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 {
 	struct node *n = arg;
@@ -481,6 +492,7 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 		c->shards[i] = replica_shard(rep);
 		c->owned[c->owned_count++] = c->shards[i];
 	}
+	cluster_core_on_shard_swap(c->cluster, shard_swapped, c);
 	rv = reactor_add_hook(r, flush_hook, c);
 	if (rv) {
 		snprintf(err, errlen, "core %u: no room for a hook", r->id);

@@ -417,12 +417,20 @@ static uint64_t pending_need(const struct core_log *log)
 	return log->pending->len + (log->active_checkpointed ? 0 : log->ckpt_len);
 }
 
+/* FALLOCATE and its fdatasync (linked): both complete, then the space is
+ * the writer's. */
 static void grow_done(struct io_op *op, int res, unsigned flags)
 {
 	struct core_log *log = op->data;
 
 	(void)flags;
 	log->ops--;
+	/* The FALLOCATE's error wins over the fdatasync it cancelled. */
+	if (op == &log->grow_op ? res < 0 : res < 0 && res != -ECANCELED && log->grow_res >= 0)
+		log->grow_res = res;
+	if (--log->grow_cqes > 0)
+		return;
+	res = log->grow_res;
 	log->grow_inflight = false;
 	if (res >= 0) {
 		wal_map_allocated(&log->map, log->grow_size);
@@ -454,8 +462,18 @@ static void grow(struct core_log *log, uint64_t need)
 	log->grow_exact = size == wal_map_grow_target(&log->map, need, 0);
 	log->grow_inflight = true;
 	log->grow_size = size;
+	/* The new size is made durable before a record goes into the space:
+	 * after a crash, zeros follow the last bytes written, never the end
+	 * of the file, so recovery can tell a file cut short (damage) from a
+	 * torn write (core_log_open.c). One fdatasync per `prealloc` bytes. */
+	log->grow_cqes = 2;
+	log->grow_res = 0;
+	io_ring_reserve(log->io, 2);
 	sqe = log_sqe(log, &log->grow_op);
 	io_uring_prep_fallocate(sqe, log->fd, 0, log->map.alloc, size - log->map.alloc);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = log_sqe(log, &log->grow_sync_op);
+	io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
 }
 
 /* ---- the next segment ------------------------------------------------- */
@@ -889,6 +907,8 @@ int core_log_open(struct core_log **out, const struct core_log_config *cfg,
 		log->cfg.segment_size = CORE_LOG_DEFAULT_SEGMENT_SIZE;
 	if (log->cfg.prealloc == 0)
 		log->cfg.prealloc = CORE_LOG_DEFAULT_PREALLOC;
+	/* Whole pages: recovery tells a cut segment by its size. */
+	log->cfg.prealloc = (log->cfg.prealloc + CORE_LOG_PAGE - 1) / CORE_LOG_PAGE * CORE_LOG_PAGE;
 	if (log->cfg.segment_size < 4096)
 		log->cfg.segment_size = 4096;
 	log->io = io;
@@ -898,6 +918,7 @@ int core_log_open(struct core_log **out, const struct core_log_config *cfg,
 	log->pending = &log->batches[0];
 	log->sync_op = (struct io_op){ .done = sync_done, .data = log };
 	log->grow_op = (struct io_op){ .done = grow_done, .data = log };
+	log->grow_sync_op = (struct io_op){ .done = grow_done, .data = log };
 	log->unlink_op = (struct io_op){ .done = unlink_done, .data = log };
 	log->close_op = (struct io_op){ .done = close_done, .data = log };
 	for (int i = 0; i < 4; i++)

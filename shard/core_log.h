@@ -88,7 +88,8 @@ typedef void core_log_persisted_fn(void *arg, const struct core_log_persisted *p
 struct core_log_config {
 	const char *dir;           /* this core's log directory; created if missing */
 	uint64_t segment_size;     /* start a new segment past this; 0: default */
-	uint64_t prealloc;         /* FALLOCATE this far ahead; 0: default */
+	uint64_t prealloc;         /* FALLOCATE this far ahead (rounded up to 4 KiB);
+				    * 0: default */
 	core_log_restore_fn *restore; /* may be NULL */
 	void *restore_arg;
 	core_log_persisted_fn *persisted; /* required */
@@ -204,5 +205,26 @@ bool core_log_oldest_pinner(const struct core_log *log, uint64_t *group, uint64_
 
 /* Counters since open (see struct core_log_stats), for metrics. */
 void core_log_stats(const struct core_log *log, struct core_log_stats *out);
+
+/*
+ * Start-up, after core_log_open: checks that the log still holds what the
+ * group's state machine says it took from it. `index` is the state
+ * machine's flushed index F (its state up to F is in its own files, e.g.
+ * a shard's SSTables); the log then must hold entry F (release is only
+ * ever called below F) or start at or after it (a snapshot installed at
+ * F). `holder` names the file that says so, for the message. Less means
+ * segments were removed or cut: the hard state and the acknowledged entries
+ * after F went with them. 0, or RKV_ECORRUPT with the log, the group and
+ * the entries lost in `err` (also logged: start-up errors from a core may
+ * be cut short).
+ */
+int core_log_check_holds(const struct core_log *log, uint64_t group, uint64_t index,
+			 const char *holder, char *err, size_t errlen);
+
+/*
+ * A segment file name, "log-<seq, 20 digits>.log": 0 with *seq, else -1.
+ * For tools that check a data dir without opening the log.
+ */
+int core_log_segment_name_parse(const char *name, uint64_t *seq);
 
 #endif

@@ -178,6 +178,7 @@ void core_log_scan_init(struct core_log_scanner *s, const uint8_t *buf, size_t l
 	s->len = len;
 	s->offset = len < CORE_LOG_SEGMENT_HEADER_SIZE ? len : CORE_LOG_SEGMENT_HEADER_SIZE;
 	s->reason = NULL;
+	s->cut = false;
 }
 
 static bool all_zero(const uint8_t *p, size_t n)
@@ -221,8 +222,11 @@ enum core_log_scan_result core_log_scan_next(struct core_log_scanner *s,
 	h = s->buf + s->offset;
 	if (left == 0 || all_zero(h, left))
 		return CORE_LOG_SCAN_END;
-	if (left < CORE_LOG_RECORD_HEADER_SIZE)
+	s->cut = false;
+	if (left < CORE_LOG_RECORD_HEADER_SIZE) {
+		s->cut = true;
 		return CORE_LOG_SCAN_TORN;
+	}
 	if (get_le32(h + REC_HEADER_CRC) != crc32c(0, h, REC_HEADER_CRC) ||
 	    get_le32(h + REC_RESERVED) != 0 || h[REC_PAD8] != 0 || h[REC_PAD16] != 0 ||
 	    h[REC_PAD16 + 1] != 0) {
@@ -239,8 +243,10 @@ enum core_log_scan_result core_log_scan_next(struct core_log_scanner *s,
 	why = shape_error(out->kind, out->type, out->group, out->a, out->b, payload_len);
 	if (why)
 		return corrupt(s, why);
-	if (payload_len > left - CORE_LOG_RECORD_HEADER_SIZE)
+	if (payload_len > left - CORE_LOG_RECORD_HEADER_SIZE) {
+		s->cut = true;
 		return CORE_LOG_SCAN_TORN;
+	}
 	size = core_log_record_size(payload_len);
 	crc = crc32c(0, h + REC_KIND, REC_HEADER_CRC - REC_KIND);
 	crc = crc32c(crc, h + CORE_LOG_RECORD_HEADER_SIZE, payload_len);

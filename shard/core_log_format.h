@@ -35,6 +35,7 @@
 #ifndef RINGKV_SHARD_CORE_LOG_FORMAT_H
 #define RINGKV_SHARD_CORE_LOG_FORMAT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,6 +130,9 @@ struct core_log_scanner {
 	size_t len;
 	size_t offset;      /* start of the next record, or of the bad bytes */
 	const char *reason; /* static text for CORE_LOG_SCAN_CORRUPT */
+	bool cut;           /* CORE_LOG_SCAN_TORN: the end of the buffer falls
+			     * inside the record (its header checks out, or is
+			     * partly there), rather than zeros following it */
 };
 
 /* Starts right after the segment header (which the caller checked). */

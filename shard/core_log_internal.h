@@ -27,6 +27,11 @@
 #include "shard/wal_map.h"
 
 #define CORE_LOG_NONE UINT32_MAX
+/* Segment sizes are multiples of this: prepared with `prealloc` (rounded
+ * up to it), grown to multiples of it, a torn tail cut to the next one.
+ * Recovery refuses a segment that ends right after a record at another
+ * size (it was cut). */
+#define CORE_LOG_PAGE 4096u
 
 struct core_log_run {
 	uint64_t seq;         /* segment holding the stretch */
@@ -136,7 +141,10 @@ struct core_log {
 	struct io_op sync_op;
 
 	/* preallocation of the active segment */
-	struct io_op grow_op;
+	struct io_op grow_op;       /* FALLOCATE, linked to: */
+	struct io_op grow_sync_op;  /* its fdatasync (the new size durable) */
+	unsigned grow_cqes;         /* completions still to come */
+	int grow_res;               /* the first error of the two */
 	bool grow_inflight;
 	bool grow_failed;           /* the last one failed: grow exactly next */
 	bool grow_exact;            /* the one in flight has no room ahead */
@@ -197,6 +205,5 @@ struct core_log_seg *core_log_seg_find(struct core_log *log, uint64_t seq);
 /* core_log_open.c: recovery (see there); segment names. */
 int core_log_open_segments(struct core_log *log, char *err, size_t errlen);
 int core_log_segment_name(char *buf, size_t len, uint64_t seq);
-int core_log_segment_name_parse(const char *name, uint64_t *seq);
 
 #endif

@@ -11,8 +11,14 @@
  * valid may follow it) of the last segment that holds records; segments
  * after it may exist only as freshly prepared, empty ones (header and zeros:
  * the writer prepares the next segment ahead of the switch), and a last
- * segment whose header is cut short or all zero was being created and gets
- * its header written again. Anything else -- a bad record followed by data,
+ * segment whose header is cut short or all zero was being created (if it is
+ * the first segment ever, or a segment precedes it) and gets its header
+ * written again. A file that ends inside a record was cut, not torn: the
+ * writer stores records only into space that FALLOCATE gave the file and an
+ * fdatasync made durable first (core_log.c, grow), so after a crash zeros
+ * follow the last bytes written; and segment sizes are whole pages, so a
+ * file that ends right after a record at another size was cut at a record
+ * boundary. Anything else -- a bad record followed by data,
  * a record that does not fit its group's log, a gap in segment numbers, a
  * first segment newer than the last RETAIN record allows -- means data that
  * was acknowledged may be gone: open refuses, naming the file and offset.
@@ -120,7 +126,7 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* Segment seqs in `dir_fd`, ascending, in a malloc'd array. 0 or -errno. */
-static int list_segments(int dir_fd, uint64_t **out, size_t *count)
+static int list_segments(const char *dir, int dir_fd, uint64_t **out, size_t *count)
 {
 	uint64_t *seqs = NULL;
 	size_t n = 0, cap = 0;
@@ -139,8 +145,12 @@ static int list_segments(int dir_fd, uint64_t **out, size_t *count)
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		uint64_t seq;
 
-		if (core_log_segment_name_parse(de->d_name, &seq) != 0)
+		if (core_log_segment_name_parse(de->d_name, &seq) != 0) {
+			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+				log_warn("core log %s: %s is not a file the log writes; left "
+					 "alone and not read", dir, de->d_name);
 			continue;
+		}
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 16;
 			uint64_t *grown = realloc(seqs, c * sizeof *grown);
@@ -391,7 +401,7 @@ static void unmap_all(struct seg_map *maps, size_t n)
 }
 
 /* Opens and maps segment `sm->seq`; checks or (last) repairs its header. */
-static int map_segment(struct replay *rp, struct seg_map *sm, bool last)
+static int map_segment(struct replay *rp, struct seg_map *sm, bool last, bool alone)
 {
 	char name[64];
 	struct stat st;
@@ -431,8 +441,16 @@ static int map_segment(struct replay *rp, struct seg_map *sm, bool last)
 	}
 	if (rv == 0)
 		return 0;
-	if (!last || !header_torn(sm->base, sm->len, sm->seq)) {
-		set_err(rp->err, rp->errlen, "%s/%s: offset 0: bad segment header", rp->dir, name);
+	/* Being created: the last segment, and either the first one ever or
+	 * prepared ahead while the one before it (present) was active. */
+	if (!last || !header_torn(sm->base, sm->len, sm->seq) || (alone && sm->seq > 1)) {
+		set_err(rp->err, rp->errlen, "%s/%s: offset 0: %s (%zu bytes)%s", rp->dir, name,
+			sm->len < CORE_LOG_SEGMENT_HEADER_SIZE ? "no whole segment header" :
+								 "bad segment header",
+			sm->len, alone && sm->seq > 1 ?
+			": the only segment, so not one being created ahead; it was cut or "
+			"overwritten, and the hard states and entries it held are lost; "
+			"refusing to start, nothing was deleted" : "");
 		return RKV_ECORRUPT;
 	}
 	log_warn("core log %s/%s: segment header cut short, written again", rp->dir, name);
@@ -490,7 +508,7 @@ static int replay_all(struct replay *rp, struct seg_map *maps, size_t n)
 		struct core_log_record r;
 		enum core_log_scan_result res;
 
-		rv = map_segment(rp, sm, k == n - 1);
+		rv = map_segment(rp, sm, k == n - 1, n == 1);
 		if (rv != 0)
 			return rv;
 		core_log_segment_name(name, sizeof name, sm->seq);
@@ -530,6 +548,17 @@ static int replay_all(struct replay *rp, struct seg_map *maps, size_t n)
 		case CORE_LOG_SCAN_END:
 			break;
 		case CORE_LOG_SCAN_TORN:
+			if (sc.cut) {
+				set_err(rp->err, rp->errlen,
+					"%s/%s: offset %zu: the file ends (at %zu bytes) inside "
+					"a record, which a crash cannot do (records are stored "
+					"only into space preallocated and made durable before "
+					"them, so a torn write leaves zeros after it): the file "
+					"was cut, and the records synced after offset %zu are "
+					"lost; refusing to start, nothing was deleted", dir, name,
+					sc.offset, sm->len, sc.offset);
+				return RKV_ECORRUPT;
+			}
 			torn_at = k;
 			torn_off = sc.offset;
 			break;
@@ -542,11 +571,36 @@ static int replay_all(struct replay *rp, struct seg_map *maps, size_t n)
 			break;
 		}
 	}
+	for (size_t k = n; torn_at == SIZE_MAX && k-- > 0;) {
+		struct seg_map *sm = &maps[k];
+
+		if (!sm->records)
+			continue;
+		/* Segments are sized in whole pages (prepared with `prealloc`,
+		 * grown to page multiples, a torn tail cut to the next page), so
+		 * one that ends right after its last record at another size was
+		 * cut at a record boundary. */
+		if (sm->end == sm->len && sm->len % CORE_LOG_PAGE != 0) {
+			core_log_segment_name(name, sizeof name, sm->seq);
+			set_err(rp->err, rp->errlen,
+				"%s/%s: offset %zu: the file ends right after a record, at a "
+				"size the writer never gives a segment (not a multiple of %u "
+				"bytes, no zeros after the records): it was cut at a record "
+				"boundary, and the records synced after offset %zu are lost; "
+				"refusing to start, nothing was deleted", dir, name, sm->len,
+				CORE_LOG_PAGE, sm->len);
+			return RKV_ECORRUPT;
+		}
+		break;
+	}
 	if (torn_at != SIZE_MAX) {
 		struct seg_map *sm = &maps[torn_at];
+		/* Zeros up to the next page: the file keeps a whole-page size. */
+		off_t keep = (off_t)((torn_off + CORE_LOG_PAGE - 1) / CORE_LOG_PAGE * CORE_LOG_PAGE);
 
 		core_log_segment_name(name, sizeof name, sm->seq);
-		if (ftruncate(sm->fd, (off_t)torn_off) != 0 || fsync(sm->fd) != 0) {
+		if (ftruncate(sm->fd, (off_t)torn_off) != 0 || ftruncate(sm->fd, keep) != 0 ||
+		    fsync(sm->fd) != 0) {
 			rv = -errno;
 			set_err(rp->err, rp->errlen, "%s/%s: truncating torn tail at offset %zu: %s",
 				dir, name, torn_off, strerror(-rv));
@@ -651,7 +705,7 @@ int core_log_open_segments(struct core_log *log, char *err, size_t errlen)
 		set_err(err, errlen, "%s: open: %s", dir, strerror(-rv));
 		return rv;
 	}
-	rv = list_segments(log->dir_fd, &seqs, &n);
+	rv = list_segments(dir, log->dir_fd, &seqs, &n);
 	if (rv != 0) {
 		set_err(err, errlen, "%s: listing segments: %s", dir, strerror(-rv));
 		return rv;
@@ -710,6 +764,10 @@ int core_log_open_segments(struct core_log *log, char *err, size_t errlen)
 		goto out;
 	rv = adopt(&rp, maps, n);
 out:
+	/* Damage: the whole text in the log too (a core's start-up error
+	 * reaches ringkvd's own message cut to 255 bytes). */
+	if (rv == RKV_ECORRUPT)
+		log_error("%s", err);
 	if (maps)
 		unmap_all(maps, n);
 	for (size_t i = 0; i < rp.nrecs; i++)
@@ -718,4 +776,42 @@ out:
 	free(maps);
 	free(seqs);
 	return rv;
+}
+
+int core_log_check_holds(const struct core_log *log, uint64_t group, uint64_t index,
+			 const char *holder, char *err, size_t errlen)
+{
+	uint32_t gi = core_log_group_find(log, group);
+	const struct core_log_view *v;
+	char first[64] = "", last[64] = "";
+
+	if (index == 0)
+		return 0;
+	if (gi != CORE_LOG_NONE) {
+		v = &log->groups[gi].written;
+		if (v->start_index >= index || (v->has_entries && v->last_index >= index))
+			return 0;
+	}
+	if (log->nsegs > 0) {
+		core_log_segment_name(first, sizeof first, log->segs[0].seq);
+		core_log_segment_name(last, sizeof last, log->segs[log->nsegs - 1].seq);
+	}
+	if (gi == CORE_LOG_NONE)
+		set_err(err, errlen, "core log %s (%s..%s): no record of group %" PRIu64 ", but "
+			"%s says its state up to index %" PRIu64 " came from this log, so the "
+			"log held the group's hard state (term, vote), entry %" PRIu64 " and "
+			"every acknowledged entry after it: they are lost (segments removed or "
+			"cut); refusing to start, nothing was deleted (docs/notes/damaged.md)",
+			log->cfg.dir, first, last, group, holder, index, index);
+	else
+		set_err(err, errlen, "core log %s (%s..%s): group %" PRIu64 "'s entries end at "
+			"index %" PRIu64 ", but %s says its state up to index %" PRIu64 " came "
+			"from this log, which always keeps that entry: entries %" PRIu64 "..%"
+			PRIu64 " and every acknowledged one after them are lost (segments "
+			"removed or cut); refusing to start, nothing was deleted "
+			"(docs/notes/damaged.md)", log->cfg.dir, first, last, group,
+			v->has_entries ? v->last_index : v->start_index, holder, index,
+			(v->has_entries ? v->last_index : v->start_index) + 1, index);
+	log_error("%s", err);
+	return RKV_ECORRUPT;
 }

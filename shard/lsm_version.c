@@ -20,6 +20,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "shard/shard_internal.h"
+#include "shard/wal_recover.h"
 
 struct lsm_mem *lsm_mem_new(size_t arena_bytes)
 {
@@ -291,12 +292,18 @@ static int open_table(struct shard *s, const struct manifest_file *mf, char *err
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		rv = -errno;
-		snprintf(err, errlen, "%s: named by the manifest (level %u) but: %s",
+		snprintf(err, errlen, "%s: named by the manifest (level %u) but: %s; its keys "
+			 "would be missing: refusing to start, nothing was deleted",
 			 path, mf->level, strerror(errno));
 		return rv;
 	}
 	rv = lsm_table_check(fd, path, mf, &meta, err, errlen);
 	if (rv) {
+		size_t used = strlen(err);
+
+		if (used < errlen)
+			snprintf(err + used, errlen - used, " (a table the manifest names, level "
+				 "%u): refusing to start, nothing was deleted", mf->level);
 		close(fd);
 		return rv;
 	}
@@ -320,6 +327,113 @@ static bool in_manifest(const struct shard *s, uint64_t number)
 	return false;
 }
 
+/* A table file name as lsm_path() writes it: 0 with *number, else -1. */
+static int table_name_parse(const char *name, uint64_t *number)
+{
+	char again[64];
+	char *end;
+	unsigned long long n;
+
+	if (name[0] < '0' || name[0] > '9')
+		return -1;
+	errno = 0;
+	n = strtoull(name, &end, 10);
+	if (errno || strcmp(end, ".sst") != 0)
+		return -1;
+	snprintf(again, sizeof again, "%06llu.sst", n);
+	if (strcmp(again, name) != 0)
+		return -1;
+	*number = n;
+	return 0;
+}
+
+/* Names the shard writes besides its tables (the single-node mode's WAL
+ * segments too: shard_open refuses those in replicated mode). */
+static bool shard_file_known(const char *name)
+{
+	uint64_t first;
+
+	return !strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "MANIFEST") ||
+	       !strcmp(name, "MANIFEST.tmp") || wal_segment_name_parse(name, &first) == 0;
+}
+
+static void remove_unfinished(struct shard *s, const char *name)
+{
+	if (unlinkat(s->dir_fd, name, 0) == 0)
+		log_warn("shard %u: removed %s/%s: its number was allocated to a flush or "
+			 "compaction that never reached the manifest", s->id, s->dir, name);
+	else
+		log_warn("shard %u: could not remove %s/%s: %s", s->id, s->dir, name,
+			 strerror(errno));
+}
+
+/*
+ * One entry of the shard's directory besides the tables the manifest names.
+ * Only a table the manifest proves obsolete is deleted: one numbered at or
+ * above the manifest's next file number was allocated to a flush or
+ * compaction whose edit never reached the manifest (a crash), so nothing
+ * refers to it -- provided the manifest is the current one, which in
+ * replicated mode only the log can confirm (shard_drop_unfinished, called
+ * once it has), and was read whole. When its torn tail
+ * was cut at this start, the cut may have taken the edit that named the
+ * table: it is kept, and numbers continue above it. Anything else (a table
+ * numbered below, an operator's copy, a file ringkv does not write) is
+ * reported, never read, and left alone.
+ */
+static void dir_entry_check(struct shard *s, const char *name)
+{
+	uint64_t number;
+
+	if (table_name_parse(name, &number) != 0) {
+		if (!shard_file_known(name))
+			log_warn("shard %u: %s/%s is not a file ringkv writes; left alone",
+				 s->id, s->dir, name);
+		return;
+	}
+	if (in_manifest(s, number))
+		return;
+	if (number < s->manifest.next_file_number) {
+		log_warn("shard %u: %s/%s is a table the manifest does not name, numbered "
+			 "below its next file number %" PRIu64 ": nothing proves it obsolete, "
+			 "so it is left alone and not read (move it away once you know what it "
+			 "is)", s->id, s->dir, name, s->manifest.next_file_number);
+		return;
+	}
+	if (s->manifest_cut) {
+		log_warn("shard %u: %s/%s is a table the manifest does not name, numbered at "
+			 "or above its next file number %" PRIu64 ", and the manifest's tail was "
+			 "cut at this start (which may have taken the edit naming it): left "
+			 "alone and not read", s->id, s->dir, name, s->manifest.next_file_number);
+		s->manifest.next_file_number = number + 1;
+		return;
+	}
+	if (s->replicated) {
+		/* Deleted once the log agrees the manifest is current. */
+		uint64_t *grown = realloc(s->unfinished, (s->n_unfinished + 1) * sizeof *grown);
+
+		if (grown) {
+			s->unfinished = grown;
+			s->unfinished[s->n_unfinished++] = number;
+		}
+		s->manifest.next_file_number = number + 1;
+		return;
+	}
+	remove_unfinished(s, name);
+}
+
+void shard_drop_unfinished(struct shard *s)
+{
+	char name[32];
+
+	for (size_t i = 0; i < s->n_unfinished; i++) {
+		snprintf(name, sizeof name, "%06" PRIu64 ".sst", s->unfinished[i]);
+		remove_unfinished(s, name);
+	}
+	free(s->unfinished);
+	s->unfinished = NULL;
+	s->n_unfinished = 0;
+}
+
 int lsm_tables_open(struct shard *s, char *err, size_t errlen)
 {
 	struct dirent *de;
@@ -333,24 +447,14 @@ int lsm_tables_open(struct shard *s, char *err, size_t errlen)
 				return rv;
 		}
 	}
-	/* Tables a crash left behind (a flush or compaction that never reached
-	 * the manifest) hold nothing the manifest needs. */
 	d = opendir(s->dir);
 	if (!d) {
 		rv = -errno;
 		snprintf(err, errlen, "%s: %s", s->dir, strerror(errno));
 		return rv;
 	}
-	while ((de = readdir(d)) != NULL) {
-		char *end;
-		unsigned long long n = strtoull(de->d_name, &end, 10);
-
-		if (end == de->d_name || strcmp(end, ".sst") != 0 || in_manifest(s, n))
-			continue;
-		if (unlinkat(s->dir_fd, de->d_name, 0) == 0)
-			log_warn("shard %u: removed %s/%s, a table the manifest does not name",
-				 s->id, s->dir, de->d_name);
-	}
+	while ((de = readdir(d)) != NULL)
+		dir_entry_check(s, de->d_name);
 	closedir(d);
 	return lsm_version_install(s, NULL, 0);
 }

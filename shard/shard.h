@@ -195,6 +195,17 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	       struct io_ring *io, char *err, size_t errlen);
 
 /*
+ * Start-up, replicated mode, once the caller has checked the shard's
+ * flushed index against its log (the log holds the entries after it, so
+ * the manifest is the current one): deletes the tables numbered at or above
+ * the manifest's next file number, left by a flush or compaction whose edit
+ * never reached it. Until then they are kept: an older MANIFEST put back by
+ * hand would otherwise make the newer tables look unfinished. Blocking.
+ * (Single-node mode deletes them in shard_open.)
+ */
+void shard_drop_unfinished(struct shard *s);
+
+/*
  * Frees the shard. The caller ensures no foreground work is in flight
  * (shard_idle: replicated, no entry waiting to be applied; queued entries
  * are dropped unanswered) and no snapshot is pinned (shard_snapshot_end);
@@ -386,6 +397,23 @@ int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, cha
 			 size_t errlen);
 int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t manifest_len,
 			   uint64_t *index, char *err, size_t errlen);
+
+/*
+ * True when the shard may be closed without waiting: no ring operation of
+ * it is in flight and no entry waits to be applied (a background job cut
+ * between slices is abandoned by shard_close and cleaned at the next open).
+ * The replica stops handing in entries and driving slices, then polls this
+ * before it closes the shard to install a snapshot.
+ */
+bool shard_snapshot_quiet(const struct shard *s);
+
+/*
+ * Start-up recovery (BLOCKING, before shard_open): removes `dir`.incoming, a
+ * staging directory left by a crash during a stage or right after the
+ * exchange (see shard_snapshot_install: `dir` is then whole, old or new).
+ * 0 or a negative errno with the reason in err.
+ */
+int shard_snapshot_recover(const char *dir, char *err, size_t errlen);
 
 /*
  * Asynchronous scan. Visits keys in order from `start` (inclusive, or

@@ -1,6 +1,9 @@
 /*
  * Opening and closing a shard: everything that runs before the reactor
- * loop starts or after it ends, with plain blocking calls. Start-up reads
+ * loop starts or after it ends, with plain blocking calls. Start-up refuses
+ * a directory that is not whole, naming the file and deleting nothing (no
+ * MANIFEST beside tables, a table the manifest names missing or short, an
+ * empty MANIFEST; docs/notes/damaged.md), reads
  * the manifest (rewriting it when it is mostly history), opens and checks
  * every table, replays the WAL records above the flushed index, continues
  * or creates the WAL segment (mapped and preallocated, see wal_map.h), and
@@ -121,6 +124,55 @@ static int list_segments(struct shard *s, char *err, size_t errlen)
 }
 
 /*
+ * Start-up (blocking): what a shard directory without a MANIFEST holds. A
+ * new shard's directory is empty (the manifest is the first file a shard
+ * writes; the single-node mode's first WAL segment may be there, holding
+ * at most a header). A table, or a WAL segment with records, means the
+ * manifest that accounted for them is gone: which tables make up the shard
+ * and up to which log index they hold the state. The shard is refused,
+ * naming what depends on the manifest, and nothing is deleted.
+ */
+static int manifest_missing_check(struct shard *s, const char *path, char *err,
+				  size_t errlen)
+{
+	size_t tables = 0, segments = 0;
+	char example[300] = "";
+	struct dirent *de;
+	DIR *d = opendir(s->dir);
+
+	if (!d) {
+		snprintf(err, errlen, "%s: %s", s->dir, strerror(errno));
+		return -errno;
+	}
+	while ((de = readdir(d)) != NULL) {
+		uint64_t first;
+		struct stat st;
+		size_t len = strlen(de->d_name);
+
+		if (len > 4 && strcmp(de->d_name + len - 4, ".sst") == 0)
+			tables++;
+		else if (wal_segment_name_parse(de->d_name, &first) == 0 &&
+			 (fstatat(s->dir_fd, de->d_name, &st, 0) != 0 ||
+			  st.st_size > WAL_SEGMENT_HEADER_SIZE))
+			segments++;
+		else
+			continue;
+		if (!example[0])
+			snprintf(example, sizeof example, ", %s among them", de->d_name);
+	}
+	closedir(d);
+	if (tables == 0 && segments == 0)
+		return 0;
+	snprintf(err, errlen, "%s is missing, but shard %u's directory holds %zu table%s "
+		 "(*.sst)%s%s that depend on it (it says which tables make up the shard and "
+		 "up to which log index they hold its state); refusing to start, nothing was "
+		 "deleted (docs/notes/damaged.md: restore it, or rebuild the replica from its "
+		 "peers)", path, s->id, tables, tables == 1 ? "" : "s",
+		 segments ? " and WAL segments" : "", example);
+	return RKV_ECORRUPT;
+}
+
+/*
  * Start-up (blocking): puts `whole` (a manifest_version_snapshot) in place
  * of the manifest at `path` (temp file, fdatasync, rename, directory fsync),
  * so a manifest file always holds a whole version, and opens it for
@@ -163,6 +215,9 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 	s->manifest_fd = open(path, O_RDWR | O_CLOEXEC);
 	if (s->manifest_fd < 0 && errno == ENOENT) {
 		/* A new shard: the empty version, written whole. */
+		rv = manifest_missing_check(s, path, err, errlen);
+		if (rv)
+			return rv;
 		rv = manifest_version_snapshot(&s->manifest, &whole);
 		if (rv == 0)
 			rv = manifest_write_whole(s, path, &whole, err, errlen);
@@ -195,7 +250,9 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 	rv = manifest_replay(&s->manifest, buf, (size_t)st.st_size, &r);
 	free(buf);
 	if (rv == RKV_ECORRUPT) {
-		snprintf(err, errlen, "%s: corrupt record at offset %zu: %s", path, r.offset,
+		snprintf(err, errlen, "%s: corrupt record at offset %zu: %s; it says which "
+			 "tables make up the shard and up to which log index: refusing to "
+			 "start, nothing was deleted", path, r.offset,
 			 r.reason ? r.reason : "bad data");
 		return rv;
 	}
@@ -204,6 +261,7 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
 		return rv;
 	}
 	if (r.torn) {
+		s->manifest_cut = true;
 		log_warn("shard %u: %s: truncated a torn tail at offset %zu", s->id, path,
 			 r.valid_len);
 		if (ftruncate(s->manifest_fd, (off_t)r.valid_len) != 0 ||
@@ -506,6 +564,10 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	return 0;
 
 err_after_alloc:
+	/* The whole text in the log too (a core's start-up error reaches
+	 * ringkvd's own message cut to 255 bytes). */
+	if (errlen > 0 && err[0])
+		log_error("%s", err);
 	shard_close(s);
 err:
 	return rv;
@@ -556,6 +618,7 @@ void shard_close(struct shard *s)
 	compaction_cursor_destroy(&s->cursor);
 	sstable_block_iter_destroy(&s->get_scratch);
 	free(s->segments);
+	free(s->unfinished);
 	free(s->scratch);
 	free(s->batches[0].buf);
 	free(s->batches[1].buf);

@@ -273,3 +273,32 @@ out:
 	manifest_version_destroy(&v);
 	return rv;
 }
+
+/* ---- install on a running core ---- */
+
+bool shard_snapshot_quiet(const struct shard *s)
+{
+	return s->io_inflight == 0 && s->apply.count == 0;
+}
+
+int shard_snapshot_recover(const char *dir, char *err, size_t errlen)
+{
+	char staging[PATH_MAX];
+	struct stat st;
+	int rv = staging_path(staging, sizeof staging, dir);
+
+	if (rv) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return rv;
+	}
+	if (stat(staging, &st) != 0)
+		return 0;
+	/* Either an unfinished stage (the exchange never happened: `dir` is
+	 * the old replica) or the replaced replica after an exchange (`dir`
+	 * is the new one): in both cases `dir` is whole and this is garbage. */
+	log_info("%s: removing a leftover snapshot staging directory", staging);
+	rv = remove_dir(staging);
+	if (rv)
+		snprintf(err, errlen, "%s: %s", staging, strerror(-rv));
+	return rv;
+}

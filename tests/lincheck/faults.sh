@@ -14,6 +14,9 @@
 #   partition run "PARTITION_CMD isolate NAME", 1-2.5 s later
 #             "PARTITION_CMD heal NAME" (--partition-cmd; e.g. iptables rules
 #             dropping NAME's peer and client ports)
+# With --leader-probe CMD, pause and partition hit a leader: "CMD I" prints
+# the name of the node leading recorded key I's shard (I random in
+# [0, --keys)); when it prints nothing, a random node.
 #
 # Exit: lincheck's (0 linearizable, 1 not, 2 undecided, 3 bad history), or
 # 4 when the run is not meaningful (too few operations, no fault injected),
@@ -24,6 +27,7 @@ set -euo pipefail
 
 recorder='' lincheck='' ringkvd='' nodes_file='' seconds=20 clients=10 keys=3
 timeout_ms=400 faults=kill,pause partition_cmd='' keep='' seed=$$ min_ok=200
+leader_probe=''
 expect_violation=0
 extra_recorder=()
 
@@ -33,8 +37,8 @@ usage() {
 usage: faults.sh --recorder BIN --lincheck BIN (--ringkvd BIN | --nodes FILE)
          [--seconds 20] [--clients 10] [--keys 3] [--timeout-ms 400]
          [--faults kill,pause[,partition]] [--partition-cmd CMD]
-         [--seed N] [--min-ok 200] [--keep DIR] [--expect-violation]
-         [-- RECORDER-ARGS...]
+         [--leader-probe CMD] [--seed N] [--min-ok 200] [--keep DIR]
+         [--expect-violation] [-- RECORDER-ARGS...]
 USAGE
 }
 
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
 	--timeout-ms) timeout_ms=$2; shift 2 ;;
 	--faults) faults=$2; shift 2 ;;
 	--partition-cmd) partition_cmd=$2; shift 2 ;;
+	--leader-probe) leader_probe=$2; shift 2 ;;
 	--seed) seed=$2; shift 2 ;;
 	--min-ok) min_ok=$2; shift 2 ;;
 	--keep) keep=$2; shift 2 ;;
@@ -159,6 +164,13 @@ while kill -0 "$recorder_pid" 2>/dev/null && [ $(( $(date +%s) - start )) -lt $(
 	sleep "0.$((5 + RANDOM % 10))"
 	i=$((RANDOM % ${#names[@]}))
 	action=${actions[$((RANDOM % ${#actions[@]}))]}
+	leader=''
+	if [ -n "$leader_probe" ] && [ "$action" != kill ]; then
+		leader=$($leader_probe $((RANDOM % keys)) || true)
+		for j in "${!names[@]}"; do
+			if [ "${names[$j]}" = "$leader" ]; then i=$j; fi
+		done
+	fi
 	case "$action" in
 	kill)
 		log "kill -9 ${names[$i]} (pid ${pids[$i]})"
@@ -170,7 +182,7 @@ while kill -0 "$recorder_pid" 2>/dev/null && [ $(( $(date +%s) - start )) -lt $(
 		log "restarted ${names[$i]} (pid ${pids[$i]})"
 		;;
 	pause)
-		log "SIGSTOP ${names[$i]}"
+		log "SIGSTOP ${names[$i]}${leader:+ (leader probe: $leader)}"
 		kill -STOP "${pids[$i]}"
 		stopped[$i]=1
 		sleep "$((RANDOM % 2)).$((5 + RANDOM % 5))"
@@ -179,7 +191,7 @@ while kill -0 "$recorder_pid" 2>/dev/null && [ $(( $(date +%s) - start )) -lt $(
 		log "SIGCONT ${names[$i]}"
 		;;
 	partition)
-		log "isolate ${names[$i]}"
+		log "isolate ${names[$i]}${leader:+ (leader probe: $leader)}"
 		isolated[$i]=1
 		$partition_cmd isolate "${names[$i]}"
 		sleep "$((1 + RANDOM % 2)).$((RANDOM % 10))"

@@ -36,16 +36,25 @@ static void test_snapshot_compacts_the_log(void **state)
 	sim_destroy(s);
 }
 
-static void test_lagging_follower_installs_snapshot_in_chunks(void **state)
+/* Node 3 isolated while node 1 commits 20 entries and snapshots at 21:
+ * node 3 needs entries from 2, which only the snapshot holds. Node 3 is
+ * still isolated on return. */
+static struct sim *node3_behind_snapshot(void)
 {
-	(void)state;
 	struct sim *s = cluster(3);
 	elect(s, 1, 10);
 	sim_isolate(s, 3, true);
 	write_n(s, 1, 20);
 	sim_run_until(s, 60);
 	ASSERT_APPLIED(s, 1, 21);
-	sim_snapshot(s, 1); /* index 21: node 3 needs entries from 2 */
+	sim_snapshot(s, 1);
+	return s;
+}
+
+static void test_lagging_follower_installs_snapshot_in_chunks(void **state)
+{
+	(void)state;
+	struct sim *s = node3_behind_snapshot();
 	sim_isolate(s, 3, false);
 	sim_run_until(s, 200);
 	/* 72 bytes of state machine in 64-byte chunks: two messages */
@@ -58,6 +67,24 @@ static void test_lagging_follower_installs_snapshot_in_chunks(void **state)
 	write_n(s, 1, 2);
 	sim_run_until(s, 240);
 	ASSERT_APPLIED(s, 3, 23);
+	ASSERT_SAFE(s);
+	sim_destroy(s);
+}
+
+/* After a snapshot, the leader tells the follower its commit index in an
+ * APPEND (empty when nothing follows the snapshot), not only in
+ * heartbeats, which never carry more than the follower's match. */
+static void test_append_after_snapshot_without_entries(void **state)
+{
+	(void)state;
+	struct sim *s = node3_behind_snapshot();
+	uint64_t appends = s->sent[1][RAFT_MSG_APPEND];
+	sim_isolate(s, 3, false);
+	sim_run_until(s, 200);
+	assert_int_equal(raft_snapshot(sim_raft(s, 3))->index, 21);
+	/* node 2 was caught up: every APPEND since went to node 3 */
+	assert_true(s->sent[1][RAFT_MSG_APPEND] > appends);
+	assert_int_equal(commit_of(s, 3), 21);
 	ASSERT_SAFE(s);
 	sim_destroy(s);
 }
@@ -106,6 +133,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_snapshot_compacts_the_log),
 		cmocka_unit_test(test_lagging_follower_installs_snapshot_in_chunks),
+		cmocka_unit_test(test_append_after_snapshot_without_entries),
 		cmocka_unit_test(test_restart_from_snapshot),
 		cmocka_unit_test(test_snapshot_ahead_of_persisted_is_refused),
 	};

@@ -968,6 +968,136 @@ static void test_killed_mid_store(void **state)
 	}
 }
 
+/* A closed log of group 1's entries 1..8 (1000 bytes each), in segment 1
+ * at `path`. */
+static void eight_entries(struct fx *f, char *path, size_t len)
+{
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 8, 1, 1000), 0);
+	settle(f);
+	close_log(f);
+	path_of(f, 1, path, len);
+}
+
+/* Issue 14: a segment cut inside a record is not a torn write (records go
+ * only into space made durable first, so a crash leaves zeros after them):
+ * refused, naming the file, and the file left as it was. */
+static void test_cut_mid_record_refused(void **state)
+{
+	struct fx *f = *state;
+	char path[256];
+	struct stat st;
+	long at;
+
+	eight_entries(f, path, sizeof path);
+	at = find_entry(f, 1, 1, 5);
+	assert_true(at > 0);
+	assert_int_equal(truncate(path, at + CORE_LOG_RECORD_HEADER_SIZE + 100), 0);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000001.log"));
+	assert_non_null(strstr(f->err, "inside a record"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, at + CORE_LOG_RECORD_HEADER_SIZE + 100);
+	/* Cut inside a record header too. */
+	assert_int_equal(truncate(path, at + 20), 0);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "inside a record"));
+}
+
+/* A segment without a whole header is one being created only if it is the
+ * first ever or another precedes it: alone with seq > 1 it was cut. */
+static void test_lone_headerless_segment_refused(void **state)
+{
+	struct fx *f = *state;
+	char path[256];
+	int fd;
+
+	assert_int_equal(mkdir(f->dir, 0755), 0);
+	path_of(f, 7, path, sizeof path);
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000007.log"));
+	assert_non_null(strstr(f->err, "only segment"));
+	/* The first segment ever, cut short while being created: rewritten. */
+	assert_int_equal(unlink(path), 0);
+	path_of(f, 1, path, sizeof path);
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	must_open(f);
+	close_log(f);
+}
+
+/* core_log_check_holds: the log must still hold the entry at a state
+ * machine's flushed index (or start after it). */
+static void test_check_holds(void **state)
+{
+	struct fx *f = *state;
+
+	must_open(f);
+	assert_int_equal(append(f, 1, 1, 5, 1, 100), 0);
+	assert_int_equal(core_log_reset(f->log, 2, 40, 3), 0);
+	settle(f);
+	reopen(f);
+	assert_int_equal(core_log_check_holds(f->log, 1, 0, "m", f->err, sizeof f->err), 0);
+	assert_int_equal(core_log_check_holds(f->log, 1, 5, "m", f->err, sizeof f->err), 0);
+	assert_int_equal(core_log_check_holds(f->log, 2, 40, "m", f->err, sizeof f->err), 0);
+	assert_int_equal(core_log_check_holds(f->log, 9, 0, "m", f->err, sizeof f->err), 0);
+	assert_int_equal(core_log_check_holds(f->log, 1, 8, "shard-1/MANIFEST", f->err,
+					      sizeof f->err), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "entries 6..8"));
+	assert_non_null(strstr(f->err, "shard-1/MANIFEST"));
+	assert_int_equal(core_log_check_holds(f->log, 2, 41, "m", f->err, sizeof f->err),
+			 RKV_ECORRUPT);
+	assert_int_equal(core_log_check_holds(f->log, 9, 3, "m", f->err, sizeof f->err),
+			 RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "no record of group 9"));
+	close_log(f);
+}
+
+/* Cut exactly at a record boundary: the records parse, but segments are
+ * sized in whole pages with zeros after the records, so a file ending
+ * right after a record at another size was cut. A torn tail is cut to the
+ * next page, so a crash right after that recovery is not mistaken for it. */
+static void test_cut_at_record_boundary_refused(void **state)
+{
+	struct fx *f = *state;
+	char path[256];
+	struct stat st;
+	uint8_t junk[30];
+	long at;
+	int fd;
+
+	eight_entries(f, path, sizeof path);
+	/* A torn tail: recovery cuts it, the file keeps a whole-page size. */
+	at = find_entry(f, 1, 1, 8);
+	assert_true(at > 0);
+	memset(junk, 0x5a, sizeof junk);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof junk, at + CORE_LOG_RECORD_HEADER_SIZE + 1000),
+			 (ssize_t)sizeof junk);
+	close(fd);
+	must_open(f);
+	close_log(f);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size % 4096, 0);
+	must_open(f);
+	check_group(f, 1, 1, 8, 1);
+	close_log(f);
+	/* Now cut right before entry 5. */
+	at = find_entry(f, 1, 1, 5);
+	assert_true(at > 0 && at % 4096 != 0);
+	assert_int_equal(truncate(path, at), 0);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000001.log"));
+	assert_non_null(strstr(f->err, "record boundary"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, at);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -991,6 +1121,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_small_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_mid_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_mid_record_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lone_headerless_segment_refused, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_check_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_at_record_boundary_refused, setup,
+						teardown),
 	};
 
 	log_set_level(LOG_ERROR);

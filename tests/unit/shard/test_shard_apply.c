@@ -1135,6 +1135,103 @@ static void test_snapshot_install(void **state)
 			 RKV_EINVAL);
 }
 
+/* The staged MANIFEST, as shard_snapshot_install writes it. */
+static void stage_manifest(const char *dir, const struct shard_snapshot *snap)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof path, "%s.incoming/MANIFEST", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, snap->manifest, snap->manifest_len), (ssize_t)snap->manifest_len);
+	assert_int_equal(fsync(fd), 0);
+	close(fd);
+}
+
+/* Recovery at start-up, then the replica must be whole at `index`; the
+ * new one (`whole`) then holds the model once the rest of the log is in. */
+static void recover_expect(struct fixture *f, const char *dir, uint64_t index, bool whole)
+{
+	char err[512], staging[256];
+	struct stat st;
+
+	assert_int_equal(shard_snapshot_recover(dir, err, sizeof err), 0);
+	snprintf(staging, sizeof staging, "%s.incoming", dir);
+	assert_int_not_equal(stat(staging, &st), 0);
+	open_rep(f, 1, "sb", 0);
+	assert_int_equal(shard_applied_index(f->s[1]), index);
+	if (whole) {
+		apply_range(f, f->s[1], index + 1, NENTRIES, 3);
+		settle(f);
+		check_model_keys(f, f->s[1], false);
+	}
+	shard_close(f->s[1]);
+	f->s[1] = NULL;
+}
+
+/*
+ * The crash points of an install (docs/notes/snapshot.md), each left on
+ * disk as a crash would leave it, then recovered as at start-up: before
+ * the exchange the old replica comes back, after it the new one, never a
+ * mix, and the staging directory is gone either way.
+ */
+static void test_snapshot_crash_points(void **state)
+{
+	struct fixture *f = *state;
+	struct shard_snapshot snap;
+	char bdir[128], err[512];
+	uint64_t old_index, index = 0;
+
+	make_entries(0xc0ffee11ull);
+	snprintf(bdir, sizeof bdir, "%s/sb", f->dir);
+	/* The old replica: the first quarter of the log. */
+	open_rep(f, 1, "sb", 0);
+	apply_range(f, f->s[1], 1, NENTRIES / 4, 4);
+	settle(f);
+	old_index = shard_flushed_index(f->s[1]);
+	shard_close(f->s[1]);
+	f->s[1] = NULL;
+	/* The snapshot: all of it, from another replica. */
+	open_rep(f, 0, "sa", 0);
+	apply_range(f, f->s[0], 1, NENTRIES, 4);
+	settle(f);
+	assert_int_equal(shard_snapshot_begin(f->s[0], &snap), 0);
+	assert_true(snap.index > old_index && old_index > 0);
+
+	/* 1. while the tables stream in: half a table staged */
+	ship(f, &snap, bdir);
+	{
+		char path[512];
+
+		snprintf(path, sizeof path, "%s.incoming/%s", bdir, snap.files[0].name);
+		assert_int_equal(truncate(path, (off_t)(snap.files[0].size / 2)), 0);
+	}
+	recover_expect(f, bdir, old_index, false);
+	/* 2. every table and the MANIFEST staged and synced, no exchange */
+	ship(f, &snap, bdir);
+	stage_manifest(bdir, &snap);
+	recover_expect(f, bdir, old_index, false);
+	/* 3. right after the exchange: the old replica sits in the staging
+	 * directory, not removed yet */
+	ship(f, &snap, bdir);
+	stage_manifest(bdir, &snap);
+	{
+		char staging[256];
+
+		snprintf(staging, sizeof staging, "%s.incoming", bdir);
+		assert_int_equal(renameat2(AT_FDCWD, staging, AT_FDCWD, bdir, RENAME_EXCHANGE), 0);
+	}
+	recover_expect(f, bdir, snap.index, true);
+	/* 4. a whole install, then a crash before anything else: no staging
+	 * directory, the new replica */
+	ship(f, &snap, bdir);
+	assert_int_equal(shard_snapshot_install(bdir, snap.manifest, snap.manifest_len, &index,
+						err, sizeof err), 0);
+	recover_expect(f, bdir, snap.index, true);
+	shard_snapshot_end(&snap);
+}
+
 /* A directory of the single-node mode (WAL segments) is not opened as a
  * replicated shard, and a replicated directory stays one. */
 static void test_wal_directory_refused(void **state)
@@ -1169,6 +1266,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_block_stops_apply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_install, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_directory_refused, setup, teardown),
 	};
 

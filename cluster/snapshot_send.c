@@ -1,0 +1,321 @@
+/*
+ * Leader side of snapshot streaming (docs/notes/snapshot.md).
+ *
+ * Raft's snapshot data is a small descriptor; the state itself is the
+ * shard's SSTables and manifest. When Raft asks to send its SNAPSHOT
+ * message to a follower, the message is held back and a stream starts: the
+ * shard's current version is pinned (shard_snapshot_begin: its tables stay
+ * on disk and open while compactions drop them), every table is read
+ * through the core's ring in chunks and sent as SnapshotChunk frames on the
+ * BULK class (behind votes and heartbeats), CRC32C per chunk, no faster
+ * than --snapshot-rate, then the manifest image as the last file. The pin
+ * goes when the last chunk is handed to the transport. From then on
+ * Raft's SNAPSHOT message (resent by Raft on every heartbeat) passes: the
+ * follower steps it once its install is done, which moves its progress
+ * back to replicating. A stream the follower did not take within
+ * SEND_TIMEOUT is started over on a fresh pin; one stream per follower.
+ *
+ * Invariant: a slot holds a pin exactly while STREAMING, and is freed only
+ * when no read of it is in flight (`reading`).
+ */
+#include "cluster/replica_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+#define SEND_CHUNK (256u << 10)
+#define SEND_TIMEOUT_US (5u * 1000000u) /* after SENT, before starting over */
+
+static struct snap_send *slot_get(struct replica *rep, uint64_t to, bool make)
+{
+	struct snap_send *free_slot = NULL;
+
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		if (rep->sends[i] && rep->sends[i]->to == to)
+			return rep->sends[i];
+		if (!rep->sends[i] && !free_slot && make) {
+			struct snap_send *s = calloc(1, sizeof *s);
+
+			if (!s)
+				return NULL;
+			s->buf = malloc(SEND_CHUNK);
+			if (!s->buf) {
+				free(s);
+				return NULL;
+			}
+			s->rep = rep;
+			s->to = to;
+			peer_msg_buf_init(&s->frame);
+			timer_init(&s->timer, NULL, s);
+			rep->sends[i] = s;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static void unpin(struct snap_send *s)
+{
+	if (s->state == SNAP_SEND_STREAMING)
+		shard_snapshot_end(&s->snap);
+	if (s->timer_armed) {
+		reactor_timer_cancel(s->rep->core->r, &s->timer);
+		s->timer_armed = false;
+	}
+	s->state = SNAP_SEND_IDLE;
+}
+
+static void pump(struct snap_send *s);
+
+static void timer_fired(struct timer *t, void *arg)
+{
+	struct snap_send *s = arg;
+
+	(void)t;
+	s->timer_armed = false;
+	pump(s);
+}
+
+/* Sends one chunk of the current file; advances the position. */
+static int send_chunk(struct snap_send *s, const char *name, const void *data, uint32_t len,
+		      bool last)
+{
+	struct cluster_core *c = s->rep->core;
+	struct peer_msg_chunk ch = {
+		.group = s->rep->id, .index = s->index, .term = s->term,
+		.file = { .data = (const uint8_t *)name, .len = (uint32_t)strlen(name) },
+		.offset = s->offset, .data = { .data = data, .len = len }, .last = last,
+	};
+	int rv;
+
+	s->frame.len = 0;
+	rv = peer_msg_encode_chunk(&s->frame, &c->limits, &ch);
+	if (rv == 0)
+		rv = c->pc ? peer_send(c->pc, s->to, PEER_BULK, s->frame.data + PEER_MSG_HEADER_SIZE,
+				       s->frame.len - PEER_MSG_HEADER_SIZE)
+			   : -ENOENT;
+	if (rv != 0)
+		return rv;
+	c->stats.frames_sent++;
+	s->bytes += len;
+	s->rep->snap_send_bytes += len;
+	s->offset += len;
+	/* The rate: this chunk's bytes buy time before the next one. */
+	if (c->node->cfg.snapshot_rate)
+		s->next_us = c->r->now_us + (uint64_t)len * 1000000u / c->node->cfg.snapshot_rate;
+	return 0;
+}
+
+static void stream_failed(struct snap_send *s, const char *what, int rv)
+{
+	log_warn("replica %u: snapshot stream to node %llu stopped (%s: %s); it starts over",
+		 s->rep->id, (unsigned long long)s->to, what, rkv_strerror(rv));
+	unpin(s);
+}
+
+static void read_done(struct shard_snapshot_chunk *rd, int res)
+{
+	struct snap_send *s = rd->arg;
+	int rv;
+
+	s->reading = false;
+	if (s->abandon) {
+		s->abandon = false;
+		unpin(s);
+		return;
+	}
+	if (res <= 0) {
+		stream_failed(s, "read", res < 0 ? res : -EIO);
+		return;
+	}
+	rv = send_chunk(s, s->snap.files[s->file].name, s->buf, (uint32_t)res, false);
+	if (rv != 0) {
+		stream_failed(s, "send", rv);
+		return;
+	}
+	if (s->offset >= s->snap.files[s->file].size) {
+		s->file++;
+		s->offset = 0;
+	}
+	pump(s);
+}
+
+/* Moves the stream on: one chunk in flight at a time, at the rate. */
+static void pump(struct snap_send *s)
+{
+	struct cluster_core *c = s->rep->core;
+	uint64_t now = c->r->now_us;
+
+	if (s->state != SNAP_SEND_STREAMING || s->reading || s->timer_armed)
+		return;
+	if (s->next_us > now) {
+		s->timer_armed = true;
+		reactor_timer_arm(c->r, &s->timer, s->next_us - now, timer_fired, s);
+		return;
+	}
+	while (s->file < s->snap.nfiles && s->offset >= s->snap.files[s->file].size) {
+		s->file++; /* an empty table (never written so) */
+		s->offset = 0;
+	}
+	if (s->file < s->snap.nfiles) {
+		uint64_t left = s->snap.files[s->file].size - s->offset;
+		uint32_t len = left < SEND_CHUNK ? (uint32_t)left : SEND_CHUNK;
+		int rv;
+
+		s->rd.done = read_done;
+		s->rd.arg = s;
+		rv = shard_snapshot_read(&s->snap, s->file, s->offset, s->buf, len, &s->rd);
+		if (rv != 0) {
+			stream_failed(s, "read", rv);
+			return;
+		}
+		s->reading = true;
+		return;
+	}
+	/* The manifest image: the last file, last chunk flagged. */
+	while (s->state == SNAP_SEND_STREAMING) {
+		uint64_t left = s->snap.manifest_len - s->offset;
+		uint32_t len = left < SEND_CHUNK ? (uint32_t)left : SEND_CHUNK;
+		bool last = len == left;
+		int rv = send_chunk(s, "MANIFEST", s->snap.manifest + s->offset, len, last);
+
+		if (rv != 0) {
+			stream_failed(s, "send", rv);
+			return;
+		}
+		if (last) {
+			shard_snapshot_end(&s->snap);
+			s->state = SNAP_SEND_SENT;
+			s->sent_at_us = now;
+			s->rep->snap_sent++;
+			log_info("replica %u: snapshot at %llu streamed to node %llu (%llu bytes)",
+				 s->rep->id, (unsigned long long)s->index,
+				 (unsigned long long)s->to, (unsigned long long)s->bytes);
+			return;
+		}
+		if (s->next_us > c->r->now_us) {
+			pump(s);
+			return;
+		}
+	}
+}
+
+static void start(struct snap_send *s, uint64_t raft_index)
+{
+	struct replica *rep = s->rep;
+	uint64_t term = 0;
+	int rv;
+
+	rv = shard_snapshot_begin(rep->shard, &s->snap);
+	if (rv != 0) {
+		log_warn("replica %u: cannot pin a snapshot: %s", rep->id, rkv_strerror(rv));
+		return;
+	}
+	/* The pinned version holds the state at its flushed index F >= the
+	 * Raft snapshot (compaction never passes the flushed index); F's term
+	 * is in the log (entries above the Raft snapshot are kept). */
+	if (s->snap.index < raft_index ||
+	    (s->snap.index > 0 && !raft_term_at(rep->raft, s->snap.index, &term))) {
+		log_warn("replica %u: flushed index %llu has no known term (Raft snapshot %llu)",
+			 rep->id, (unsigned long long)s->snap.index, (unsigned long long)raft_index);
+		shard_snapshot_end(&s->snap);
+		return;
+	}
+	s->state = SNAP_SEND_STREAMING;
+	s->raft_index = raft_index;
+	s->index = s->snap.index;
+	s->term = term;
+	s->file = 0;
+	s->offset = 0;
+	s->bytes = 0;
+	s->next_us = 0;
+	log_info("replica %u: streaming a snapshot at %llu (%zu tables) to node %llu",
+		 rep->id, (unsigned long long)s->index, s->snap.nfiles, (unsigned long long)s->to);
+	pump(s);
+}
+
+bool snapshot_send_intercept(struct replica *rep, const struct raft_msg *m)
+{
+	struct snap_send *s = slot_get(rep, m->to, true);
+	uint64_t now = rep->core->r->now_us;
+
+	if (!s)
+		return true; /* out of memory: Raft resends later */
+	switch (s->state) {
+	case SNAP_SEND_IDLE:
+		if (!s->reading)
+			start(s, m->index);
+		return true;
+	case SNAP_SEND_STREAMING:
+		return true;
+	case SNAP_SEND_SENT:
+		if (s->raft_index != m->index || now - s->sent_at_us > SEND_TIMEOUT_US) {
+			/* A newer Raft snapshot, or the follower did not take
+			 * this one (lost chunks, restart): start over. */
+			s->state = SNAP_SEND_IDLE;
+			start(s, m->index);
+			return true;
+		}
+		return false;
+	}
+	return true;
+}
+
+void snapshot_send_tick(struct replica *rep)
+{
+	bool leader = raft_role(rep->raft) == RAFT_LEADER;
+
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		struct snap_send *s = rep->sends[i];
+		uint64_t match;
+
+		if (!s || s->state == SNAP_SEND_IDLE)
+			continue;
+		if (leader && !(raft_follower_match(rep->raft, s->to, &match) &&
+				match >= s->raft_index))
+			continue;
+		/* Done (the follower matches) or no longer ours to send. */
+		if (s->reading)
+			s->abandon = true;
+		else
+			unpin(s);
+	}
+}
+
+bool snapshot_send_stop(struct replica *rep)
+{
+	bool quiet = true;
+
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		struct snap_send *s = rep->sends[i];
+
+		if (!s)
+			continue;
+		if (s->reading) {
+			s->abandon = true;
+			quiet = false;
+		} else {
+			unpin(s);
+		}
+	}
+	return quiet;
+}
+
+void snapshot_send_free(struct replica *rep)
+{
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		struct snap_send *s = rep->sends[i];
+
+		if (!s)
+			continue;
+		if (s->state == SNAP_SEND_STREAMING)
+			shard_snapshot_end(&s->snap);
+		peer_msg_buf_free(&s->frame);
+		free(s->buf);
+		free(s);
+		rep->sends[i] = NULL;
+	}
+}
