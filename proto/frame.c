@@ -640,6 +640,7 @@ size_t frame_status_max_size(const struct frame_status *st)
 	assert(st != NULL);
 	for (size_t i = 0; i < st->replica_count; i++)
 		n += PB_SUB_MAX + 13 * PB_NUM_MAX + PB_SUB_MAX + st->replicas[i].role.len +
+		     PB_SUB_MAX + st->replicas[i].snapshot.len +
 		     st->replicas[i].follower_count * (PB_SUB_MAX + 3 * PB_NUM_MAX);
 	n += st->peer_count * (PB_SUB_MAX + 10 * PB_NUM_MAX);
 	return n;
@@ -747,6 +748,7 @@ static bool encode_replica_statuses(pb_ostream_t *stream, const pb_field_t *fiel
 		rs.proposals = x->proposals;
 		rs.reads = x->reads;
 		rs.apply_stopped = x->apply_stopped;
+		set_encoder(&rs.snapshot, &x->snapshot);
 		if (!pb_encode_tag_for_field(stream, field) ||
 		    !pb_encode_submessage(stream, ringkv_ReplicaStatus_fields, &rs))
 			return false;
@@ -957,7 +959,7 @@ static bool decode_replica_status(pb_istream_t *stream, const pb_field_t *field,
 	struct cluster_ctx *ctx = *arg;
 	struct frame_replica_status rs;
 	struct status_sink sink = { ctx, &rs };
-	struct field_sink role;
+	struct field_sink role, snapshot;
 	ringkv_ReplicaStatus msg;
 
 	(void)field;
@@ -966,6 +968,9 @@ static bool decode_replica_status(pb_istream_t *stream, const pb_field_t *field,
 	role = text_sink(ctx, &rs.role);
 	msg.role.funcs.decode = decode_slice;
 	msg.role.arg = &role;
+	snapshot = text_sink(ctx, &rs.snapshot);
+	msg.snapshot.funcs.decode = decode_slice;
+	msg.snapshot.arg = &snapshot;
 	msg.followers.funcs.decode = decode_follower;
 	msg.followers.arg = &sink;
 	if (!pb_decode_ex(stream, ringkv_ReplicaStatus_fields, &msg, PB_DECODE_NOINIT))
@@ -983,7 +988,8 @@ static bool decode_replica_status(pb_istream_t *stream, const pb_field_t *field,
 	rs.reads = msg.reads;
 	rs.apply_stopped = msg.apply_stopped;
 	fill_empty(ctx, &rs.role);
-	return item_done(ctx, stream, role.too_large,
+	fill_empty(ctx, &rs.snapshot);
+	return item_done(ctx, stream, role.too_large || snapshot.too_large,
 			 (int (*)(void *, const void *))ctx->h->on_replica, &rs);
 }
 

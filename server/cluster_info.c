@@ -282,6 +282,9 @@ static void answer_status(struct gather *g)
 		x->proposals = st->proposals;
 		x->reads = st->reads;
 		x->apply_stopped = st->apply_stopped;
+		x->snapshot = text(st->snapshot_sending     ? "sending"
+				   : st->snapshot_receiving ? "receiving"
+							    : "");
 		for (unsigned k = 0; k < st->n_followers && k < FRAME_STATUS_MAX_FOLLOWERS; k++)
 			x->followers[x->follower_count++] = (struct frame_follower){
 				.node = st->followers[k].node, .match = st->followers[k].match,

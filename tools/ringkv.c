@@ -711,6 +711,11 @@ static void print_cluster_json(const struct rkv_cluster_map *m, const struct nod
 				       (unsigned long long)rs->commit,
 				       (unsigned long long)rs->applied,
 				       (unsigned long long)rs->last_index);
+				fputs(",\"snapshot\":", stdout);
+				if (rs->snapshot[0])
+					print_json_text(rs->snapshot);
+				else
+					fputs("null", stdout);
 				for (unsigned f = 0; leader_rs && f < leader_rs->follower_count; f++)
 					if (leader_rs->followers[f].node == sh->replicas[k].node)
 						printf(",\"match\":%llu,\"lag\":%llu",
@@ -769,9 +774,11 @@ static void print_cluster_table(const struct rkv_cluster_map *m, const struct no
 						 : (int)sh->replicas[k].core);
 			if (rs)
 				used += (size_t)snprintf(line + used, sizeof line - used,
-							 " %s %llu/%llu", rs->role,
+							 " %s %llu/%llu%s%s", rs->role,
 							 (unsigned long long)rs->commit,
-							 (unsigned long long)rs->applied);
+							 (unsigned long long)rs->applied,
+							 rs->snapshot[0] ? " snapshot " : "",
+							 rs->snapshot);
 			else if (status)
 				used += (size_t)snprintf(line + used, sizeof line - used,
 							 " unreachable");

@@ -65,6 +65,8 @@ static int check_replica(void *arg, const struct frame_replica_status *r)
 	(void)arg;
 	CHECK(r->role.data && r->role.len <= FRAME_ADDRESS_MAX &&
 	      in_range(r->role, fuzz_data, fuzz_size));
+	CHECK(r->snapshot.data && r->snapshot.len <= FRAME_ADDRESS_MAX &&
+	      in_range(r->snapshot, fuzz_data, fuzz_size));
 	CHECK(r->follower_count <= FRAME_STATUS_MAX_FOLLOWERS);
 	return 0;
 }

@@ -52,6 +52,8 @@ def main():
                     fail("shard %d: killed node's replica %r" % (s["id"], r))
             elif r["commit"] < r["applied"] or r["commit"] < 1:
                 fail("shard %d: replica %r" % (s["id"], r))
+            elif r.get("snapshot", "missing") not in (None, "sending", "receiving"):
+                fail("shard %d: replica snapshot %r" % (s["id"], r.get("snapshot")))
         if roles.get(s["leader"]) != "leader":
             fail("shard %d: leader %d's replica says %r" % (s["id"], s["leader"],
                                                           roles.get(s["leader"])))

@@ -264,7 +264,8 @@ static void test_status_round_trip(void **state)
 	reps[0].followers[0] = (struct frame_follower){ 1, 101, 0 };
 	reps[0].followers[1] = (struct frame_follower){ 3, 40, 61 };
 	reps[1] = (struct frame_replica_status){ .shard = 5, .role = slice_str("follower"),
-						 .term = 3, .leader = 1, .apply_stopped = true };
+						 .term = 3, .leader = 1, .apply_stopped = true,
+						 .snapshot = slice_str("receiving") };
 	payload = encode(&r, &len);
 	assert_int_equal(frame_decode_cluster_answer(payload, len, &a, &h), 0);
 	assert_true(a.has_status);
@@ -283,6 +284,10 @@ static void test_status_round_trip(void **state)
 	assert_int_equal(s.replicas[0].followers[1].node, 3);
 	assert_int_equal(s.replicas[0].followers[1].lag, 61);
 	assert_true(s.replicas[1].apply_stopped);
+	assert_int_equal(s.replicas[1].snapshot.len, 9);
+	assert_memory_equal(s.replicas[1].snapshot.data, "receiving", 9);
+	assert_int_equal(s.replicas[0].snapshot.len, 0);
+	assert_non_null(s.replicas[0].snapshot.data);
 	assert_int_equal(s.replicas[1].follower_count, 0);
 	assert_int_equal(s.n_peers, 2);
 	assert_true(s.peers[0].reachable);
