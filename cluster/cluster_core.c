@@ -456,6 +456,11 @@ static int hello_make(void *arg, uint64_t to_node, uint8_t *buf, size_t cap)
 		.to_core = c->index,
 		.version = PEER_MSG_VERSION,
 		.to_node_id = to_node,
+		.client_address = { (const uint8_t *)c->client_addrs.self.client,
+				    (uint32_t)strlen(c->client_addrs.self.client) },
+		.resp_address = { (const uint8_t *)c->client_addrs.self.resp,
+				  (uint32_t)strlen(c->client_addrs.self.resp) },
+		.cores = c->node->cfg.cores,
 	};
 	struct peer_msg_buf b;
 	int len = -1;
@@ -524,6 +529,10 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 			 "peer address", f.hello.node_id);
 		return -1;
 	}
+	client_addrs_learn(&c->client_addrs.nodes[cluster_map_index(&c->node->map,
+								    f.hello.node_id)],
+			   f.hello.client_address, f.hello.resp_address, f.hello.cores,
+			   c->r->now_us);
 	*from_node = f.hello.node_id;
 	*target_core = f.hello.to_core % c->node->cfg.cores;
 	return 0;

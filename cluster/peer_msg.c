@@ -383,7 +383,15 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 
 	assert(out != NULL && h != NULL);
 	assert(h->node_id != RAFT_NONE && h->version != 0);
-	body = u64_field_size(ringkv_peer_Hello_cluster_id_tag, h->cluster_id) +
+	assert(h->client_address.data != NULL || h->client_address.len == 0);
+	assert(h->resp_address.data != NULL || h->resp_address.len == 0);
+	if (h->client_address.len > PEER_MSG_MAX_ADDRESS ||
+	    h->resp_address.len > PEER_MSG_MAX_ADDRESS)
+		return RKV_ETOOLARGE;
+	body = len_field_size(ringkv_peer_Hello_client_address_tag, h->client_address.len) +
+	       len_field_size(ringkv_peer_Hello_resp_address_tag, h->resp_address.len) +
+	       u64_field_size(ringkv_peer_Hello_cores_tag, h->cores) +
+	       u64_field_size(ringkv_peer_Hello_cluster_id_tag, h->cluster_id) +
 	       u64_field_size(ringkv_peer_Hello_node_id_tag, h->node_id) +
 	       u64_field_size(ringkv_peer_Hello_from_core_tag, h->from_core) +
 	       u64_field_size(ringkv_peer_Hello_to_core_tag, h->to_core) +
@@ -398,6 +406,11 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	p = put_u64_field(p, ringkv_peer_Hello_to_core_tag, h->to_core);
 	p = put_u64_field(p, ringkv_peer_Hello_version_tag, h->version);
 	p = put_u64_field(p, ringkv_peer_Hello_to_node_id_tag, h->to_node_id);
+	p = put_bytes_field(p, ringkv_peer_Hello_client_address_tag, h->client_address.data,
+			    h->client_address.len);
+	p = put_bytes_field(p, ringkv_peer_Hello_resp_address_tag, h->resp_address.data,
+			    h->resp_address.len);
+	p = put_u64_field(p, ringkv_peer_Hello_cores_tag, h->cores);
 	frame_close(out, p, frame_len);
 	return 0;
 }
@@ -410,9 +423,16 @@ int peer_msg_encode_hello_reply(struct peer_msg_buf *out,
 
 	assert(out != NULL && r != NULL);
 	assert(r->reason.data != NULL || r->reason.len == 0);
-	if (r->reason.len > PEER_MSG_MAX_REASON)
+	assert(r->client_address.data != NULL || r->client_address.len == 0);
+	assert(r->resp_address.data != NULL || r->resp_address.len == 0);
+	if (r->reason.len > PEER_MSG_MAX_REASON ||
+	    r->client_address.len > PEER_MSG_MAX_ADDRESS ||
+	    r->resp_address.len > PEER_MSG_MAX_ADDRESS)
 		return RKV_ETOOLARGE;
-	body = u64_field_size(ringkv_peer_HelloReply_ok_tag, r->ok) +
+	body = len_field_size(ringkv_peer_HelloReply_client_address_tag,
+			      r->client_address.len) +
+	       len_field_size(ringkv_peer_HelloReply_resp_address_tag, r->resp_address.len) +
+	       u64_field_size(ringkv_peer_HelloReply_ok_tag, r->ok) +
 	       len_field_size(ringkv_peer_HelloReply_reason_tag, r->reason.len) +
 	       u64_field_size(ringkv_peer_HelloReply_cluster_id_tag, r->cluster_id) +
 	       u64_field_size(ringkv_peer_HelloReply_node_id_tag, r->node_id) +
@@ -426,6 +446,10 @@ int peer_msg_encode_hello_reply(struct peer_msg_buf *out,
 	p = put_u64_field(p, ringkv_peer_HelloReply_cluster_id_tag, r->cluster_id);
 	p = put_u64_field(p, ringkv_peer_HelloReply_node_id_tag, r->node_id);
 	p = put_u64_field(p, ringkv_peer_HelloReply_version_tag, r->version);
+	p = put_bytes_field(p, ringkv_peer_HelloReply_client_address_tag,
+			    r->client_address.data, r->client_address.len);
+	p = put_bytes_field(p, ringkv_peer_HelloReply_resp_address_tag, r->resp_address.data,
+			    r->resp_address.len);
 	frame_close(out, p, frame_len);
 	return 0;
 }

@@ -30,6 +30,8 @@
 #define PEER_MSG_VERSION 1        /* Hello.version this code speaks */
 #define PEER_MSG_MAX_FILE_NAME 255 /* SnapshotChunk.file, bytes */
 #define PEER_MSG_MAX_REASON 1024  /* HelloReply.reason, bytes */
+#define PEER_MSG_MAX_ADDRESS 300  /* Hello{,Reply}.client_address and
+                                   * resp_address, bytes ("HOST:PORT") */
 
 /*
  * What a receiver accepts; a sender checks the same limits (with the same
@@ -71,6 +73,11 @@ struct peer_msg_hello {
 	uint32_t to_core;   /* the receiving core asked for */
 	uint32_t version;   /* PEER_MSG_VERSION */
 	uint64_t to_node_id; /* the node the dialer means to reach; 0: unknown */
+	struct peer_msg_slice client_address; /* its native client "HOST:PORT",
+	                                       * empty = unknown; at most
+	                                       * PEER_MSG_MAX_ADDRESS bytes */
+	struct peer_msg_slice resp_address;   /* its RESP address, empty = off */
+	uint32_t cores;                       /* its core count, 0 = unknown */
 };
 
 struct peer_msg_hello_reply {
@@ -80,6 +87,8 @@ struct peer_msg_hello_reply {
 	uint64_t cluster_id;          /* the acceptor's */
 	uint64_t node_id;             /* the acceptor's */
 	uint32_t version;
+	struct peer_msg_slice client_address; /* as in the hello */
+	struct peer_msg_slice resp_address;
 };
 
 /* One piece of one snapshot file (see SnapshotChunk in proto/peer.proto). */

@@ -208,6 +208,23 @@ static struct peer_msg_slice slice_of(const struct peer_msg_frame *f,
 	return s;
 }
 
+/* A client address of a hello or its reply: at most PEER_MSG_MAX_ADDRESS
+ * bytes (FE_RANGE past it). */
+static enum field_err get_address(struct peer_msg_frame *f, struct reader *r, uint32_t wire,
+				  struct peer_msg_slice *out)
+{
+	const uint8_t *data;
+	uint64_t len;
+	enum field_err fe = get_bytes(r, wire, &data, &len);
+
+	if (fe != FE_OK)
+		return fe;
+	if (len > PEER_MSG_MAX_ADDRESS)
+		return FE_RANGE;
+	*out = slice_of(f, data, len);
+	return FE_OK;
+}
+
 static int decode_hello(struct peer_msg_frame *f, struct reader *r)
 {
 	struct peer_msg_hello *h = &f->hello;
@@ -215,6 +232,8 @@ static int decode_hello(struct peer_msg_frame *f, struct reader *r)
 	enum field_err fe;
 
 	memset(h, 0, sizeof(*h));
+	h->client_address = slice_of(f, NULL, 0);
+	h->resp_address = h->client_address;
 	while (r->p < r->end) {
 		if (!get_tag(r, &field, &wire))
 			return fail(f, RKV_EPROTO, "hello: bad field key");
@@ -236,6 +255,15 @@ static int decode_hello(struct peer_msg_frame *f, struct reader *r)
 			break;
 		case ringkv_peer_Hello_to_node_id_tag:
 			fe = get_u64(r, wire, &h->to_node_id);
+			break;
+		case ringkv_peer_Hello_client_address_tag:
+			fe = get_address(f, r, wire, &h->client_address);
+			break;
+		case ringkv_peer_Hello_resp_address_tag:
+			fe = get_address(f, r, wire, &h->resp_address);
+			break;
+		case ringkv_peer_Hello_cores_tag:
+			fe = get_u32(r, wire, &h->cores);
 			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
@@ -260,6 +288,8 @@ static int decode_hello_reply(struct peer_msg_frame *f, struct reader *r)
 	enum field_err fe;
 
 	memset(h, 0, sizeof(*h));
+	h->client_address = slice_of(f, NULL, 0);
+	h->resp_address = h->client_address;
 	while (r->p < r->end) {
 		if (!get_tag(r, &field, &wire))
 			return fail(f, RKV_EPROTO, "hello reply: bad field key");
@@ -283,6 +313,12 @@ static int decode_hello_reply(struct peer_msg_frame *f, struct reader *r)
 			break;
 		case ringkv_peer_HelloReply_version_tag:
 			fe = get_u32(r, wire, &h->version);
+			break;
+		case ringkv_peer_HelloReply_client_address_tag:
+			fe = get_address(f, r, wire, &h->client_address);
+			break;
+		case ringkv_peer_HelloReply_resp_address_tag:
+			fe = get_address(f, r, wire, &h->resp_address);
 			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;

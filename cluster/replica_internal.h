@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdatomic.h>
 
+#include "cluster/client_addrs.h"
 #include "cluster/peer_msg.h"
 #include "cluster/replica.h"
 #include "core/timer.h"
@@ -215,6 +216,7 @@ struct cluster_core {
 	void *frame_arg;
 	cluster_shard_swap_fn *swap_fn;  /* a shard was reopened (snapshot) */
 	void *swap_arg;
+	struct client_addrs client_addrs; /* ours, and what peers' hellos said */
 };
 
 /* replica.c, used by cluster_core.c */

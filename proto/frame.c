@@ -187,6 +187,10 @@ static enum frame_op op_from_tag(pb_size_t tag)
 		return FRAME_OP_DELETE;
 	case ringkv_Request_scan_tag:
 		return FRAME_OP_SCAN;
+	case ringkv_Request_cluster_map_tag:
+		return FRAME_OP_CLUSTER_MAP;
+	case ringkv_Request_cluster_status_tag:
+		return FRAME_OP_CLUSTER_STATUS;
 	default:
 		return FRAME_OP_NONE;
 	}
@@ -370,6 +374,12 @@ int frame_decode_response_pairs(const uint8_t *payload, size_t len, uint64_t *id
 					  .limit = UINT32_MAX, .slice = error };
 	msg.id = 0;
 	msg.status = ringkv_Status_OK;
+	/* The cluster parts are skipped here (NULL callbacks): see
+	 * frame_decode_cluster_answer. */
+	msg.leader_hint = 0;
+	memset(&msg.cluster_map, 0, sizeof msg.cluster_map);
+	memset(&msg.cluster_status, 0, sizeof msg.cluster_status);
+	msg.has_cluster_map = msg.has_cluster_status = false;
 	msg.value.funcs.decode = decode_slice;
 	msg.value.arg = &value_sink;
 	msg.error.funcs.decode = decode_slice;
@@ -497,6 +507,10 @@ size_t frame_response_max_size(const struct frame_response *r)
 		n += PB_TAG_MAX + PB_VARINT64_MAX + strlen(r->error);
 	for (size_t i = 0; i < r->pair_count; i++)
 		n += frame_pair_max_size(r->pairs[i].key.len, r->pairs[i].value.len);
+	if (r->map)
+		n += frame_map_max_size(r->map);
+	if (r->cluster_status)
+		n += frame_status_max_size(r->cluster_status);
 	if (r->leader_hint)
 		n += PB_TAG_MAX + PB_VARINT64_MAX;
 	return n;
@@ -508,6 +522,8 @@ size_t frame_pair_max_size(size_t key_len, size_t value_len)
 	return PB_TAG_MAX + PB_LEN32_MAX + PB_TAG_MAX + PB_LEN32_MAX + key_len +
 	       PB_TAG_MAX + PB_LEN32_MAX + value_len;
 }
+
+static void set_cluster_encoders(ringkv_Response *msg, const struct frame_response *r);
 
 int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t cap)
 {
@@ -532,6 +548,7 @@ int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t c
 	set_encoder(&msg.error, &error);
 	msg.pairs.funcs.encode = encode_pairs;
 	msg.pairs.arg = (void *)r;
+	set_cluster_encoders(&msg, r);
 	return encode_framed(ringkv_Response_fields, &msg, out, cap);
 }
 
@@ -583,10 +600,475 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 		msg.op.scan.limit = r->limit;
 		msg.op.scan.stale = r->stale;
 		break;
+	case FRAME_OP_CLUSTER_MAP:
+		msg.which_op = ringkv_Request_cluster_map_tag;
+		break;
+	case FRAME_OP_CLUSTER_STATUS:
+		msg.which_op = ringkv_Request_cluster_status_tag;
+		break;
 	case FRAME_OP_NONE:
 	default:
 		/* No op: an id-only Request (the server answers INVALID_ARGUMENT). */
 		break;
 	}
 	return encode_framed(ringkv_Request_fields, &msg, out, cap);
+}
+
+/* ---- cluster map and status (Response fields 8 and 9) ------------------ */
+
+#define PB_SUB_MAX (PB_TAG_MAX + PB_LEN32_MAX) /* a submessage's tag and length */
+#define PB_NUM_MAX (PB_TAG_MAX + PB_VARINT64_MAX) /* one number field */
+
+size_t frame_map_max_size(const struct frame_map *m)
+{
+	size_t n = PB_SUB_MAX + 5 * PB_NUM_MAX;
+
+	assert(m != NULL);
+	for (size_t i = 0; i < m->node_count; i++)
+		n += PB_SUB_MAX + PB_NUM_MAX + 3 * PB_SUB_MAX + m->nodes[i].peer.len +
+		     m->nodes[i].client.len + m->nodes[i].resp.len;
+	for (size_t i = 0; i < m->shard_count; i++)
+		n += PB_SUB_MAX + 5 * PB_NUM_MAX +
+		     m->shards[i].replica_count * (PB_SUB_MAX + 2 * PB_NUM_MAX);
+	return n;
+}
+
+size_t frame_status_max_size(const struct frame_status *st)
+{
+	size_t n = PB_SUB_MAX + 3 * PB_NUM_MAX;
+
+	assert(st != NULL);
+	for (size_t i = 0; i < st->replica_count; i++)
+		n += PB_SUB_MAX + 13 * PB_NUM_MAX + PB_SUB_MAX + st->replicas[i].role.len +
+		     PB_SUB_MAX + st->replicas[i].snapshot.len +
+		     st->replicas[i].follower_count * (PB_SUB_MAX + 3 * PB_NUM_MAX);
+	n += st->peer_count * (PB_SUB_MAX + 10 * PB_NUM_MAX);
+	return n;
+}
+
+static bool encode_shard_replicas(pb_ostream_t *stream, const pb_field_t *field,
+				  void *const *arg)
+{
+	const struct frame_map_shard *sh = *arg;
+
+	for (uint32_t i = 0; i < sh->replica_count; i++) {
+		ringkv_ShardReplica r = { .node = sh->replicas[i].node,
+					  .core = sh->replicas[i].core };
+
+		if (!pb_encode_tag_for_field(stream, field) ||
+		    !pb_encode_submessage(stream, ringkv_ShardReplica_fields, &r))
+			return false;
+	}
+	return true;
+}
+
+static bool encode_map_nodes(pb_ostream_t *stream, const pb_field_t *field,
+			     void *const *arg)
+{
+	const struct frame_map *m = *arg;
+
+	for (size_t i = 0; i < m->node_count; i++) {
+		ringkv_ClusterNode n;
+
+		memset(&n, 0, sizeof n);
+		n.id = m->nodes[i].id;
+		set_encoder(&n.peer, &m->nodes[i].peer);
+		set_encoder(&n.client, &m->nodes[i].client);
+		set_encoder(&n.resp, &m->nodes[i].resp);
+		if (!pb_encode_tag_for_field(stream, field) ||
+		    !pb_encode_submessage(stream, ringkv_ClusterNode_fields, &n))
+			return false;
+	}
+	return true;
+}
+
+static bool encode_map_shards(pb_ostream_t *stream, const pb_field_t *field,
+			      void *const *arg)
+{
+	const struct frame_map *m = *arg;
+
+	for (size_t i = 0; i < m->shard_count; i++) {
+		const struct frame_map_shard *sh = &m->shards[i];
+		ringkv_ClusterShard s;
+
+		memset(&s, 0, sizeof s);
+		s.id = sh->id;
+		s.slot_start = sh->slot_start;
+		s.slot_end = sh->slot_end;
+		s.leader = sh->leader;
+		s.term = sh->term;
+		s.replicas.funcs.encode = encode_shard_replicas;
+		s.replicas.arg = (void *)sh;
+		if (!pb_encode_tag_for_field(stream, field) ||
+		    !pb_encode_submessage(stream, ringkv_ClusterShard_fields, &s))
+			return false;
+	}
+	return true;
+}
+
+static bool encode_followers(pb_ostream_t *stream, const pb_field_t *field,
+			     void *const *arg)
+{
+	const struct frame_replica_status *rs = *arg;
+
+	for (uint32_t i = 0; i < rs->follower_count; i++) {
+		ringkv_FollowerStatus f = { .node = rs->followers[i].node,
+					    .match = rs->followers[i].match,
+					    .lag = rs->followers[i].lag };
+
+		if (!pb_encode_tag_for_field(stream, field) ||
+		    !pb_encode_submessage(stream, ringkv_FollowerStatus_fields, &f))
+			return false;
+	}
+	return true;
+}
+
+static bool encode_replica_statuses(pb_ostream_t *stream, const pb_field_t *field,
+				    void *const *arg)
+{
+	const struct frame_status *st = *arg;
+
+	for (size_t i = 0; i < st->replica_count; i++) {
+		const struct frame_replica_status *x = &st->replicas[i];
+		ringkv_ReplicaStatus rs;
+
+		memset(&rs, 0, sizeof rs);
+		rs.shard = x->shard;
+		rs.core = x->core;
+		set_encoder(&rs.role, &x->role);
+		rs.term = x->term;
+		rs.leader = x->leader;
+		rs.commit = x->commit;
+		rs.applied = x->applied;
+		rs.last_index = x->last_index;
+		rs.persisted = x->persisted;
+		rs.snapshot_index = x->snapshot_index;
+		rs.followers.funcs.encode = encode_followers;
+		rs.followers.arg = (void *)x;
+		rs.proposals = x->proposals;
+		rs.reads = x->reads;
+		rs.apply_stopped = x->apply_stopped;
+		set_encoder(&rs.snapshot, &x->snapshot);
+		if (!pb_encode_tag_for_field(stream, field) ||
+		    !pb_encode_submessage(stream, ringkv_ReplicaStatus_fields, &rs))
+			return false;
+	}
+	return true;
+}
+
+static bool encode_peer_statuses(pb_ostream_t *stream, const pb_field_t *field,
+				 void *const *arg)
+{
+	const struct frame_status *st = *arg;
+
+	for (size_t i = 0; i < st->peer_count; i++) {
+		const struct frame_peer_status *x = &st->peers[i];
+		ringkv_PeerStatus p = {
+			.node = x->node, .reachable = x->reachable,
+			.connected_cores = x->connected_cores, .cores = x->cores,
+			.bytes_sent = x->bytes_sent, .bytes_received = x->bytes_received,
+			.queued_bytes = x->queued_bytes, .dropped_frames = x->dropped_frames,
+			.reconnects = x->reconnects, .last_error = x->last_error,
+		};
+
+		if (!pb_encode_tag_for_field(stream, field) ||
+		    !pb_encode_submessage(stream, ringkv_PeerStatus_fields, &p))
+			return false;
+	}
+	return true;
+}
+
+static void set_cluster_encoders(ringkv_Response *msg, const struct frame_response *r)
+{
+	memset(&msg->cluster_map, 0, sizeof msg->cluster_map);
+	memset(&msg->cluster_status, 0, sizeof msg->cluster_status);
+	msg->has_cluster_map = r->map != NULL;
+	if (r->map) {
+		ringkv_ClusterMap *m = &msg->cluster_map;
+
+		m->version = r->map->version;
+		m->cluster_id = r->map->cluster_id;
+		m->epoch = r->map->epoch;
+		m->node_id = r->map->node_id;
+		m->slots = r->map->slots;
+		m->nodes.funcs.encode = encode_map_nodes;
+		m->nodes.arg = (void *)r->map;
+		m->shards.funcs.encode = encode_map_shards;
+		m->shards.arg = (void *)r->map;
+	}
+	msg->has_cluster_status = r->cluster_status != NULL;
+	if (r->cluster_status) {
+		ringkv_ClusterStatus *st = &msg->cluster_status;
+
+		st->node_id = r->cluster_status->node_id;
+		st->cluster_id = r->cluster_status->cluster_id;
+		st->cores = r->cluster_status->cores;
+		st->replicas.funcs.encode = encode_replica_statuses;
+		st->replicas.arg = (void *)r->cluster_status;
+		st->peers.funcs.encode = encode_peer_statuses;
+		st->peers.arg = (void *)r->cluster_status;
+	}
+}
+
+/* Decoding: where the items go, and why decoding stopped. */
+struct cluster_ctx {
+	const uint8_t *base;      /* the whole payload */
+	const uint8_t *end;
+	const struct frame_cluster_handlers *h;
+	int stopped;              /* a handler's non-zero code */
+	bool too_large;           /* a FRAME_*_MAX limit was passed */
+};
+
+static struct field_sink text_sink(const struct cluster_ctx *ctx, struct frame_slice *slice)
+{
+	return (struct field_sink){ .base = ctx->base, .end = ctx->end,
+				    .limit = FRAME_ADDRESS_MAX, .slice = slice };
+}
+
+/* After one item's submessage: limits, then hand it over. */
+static bool item_done(struct cluster_ctx *ctx, pb_istream_t *stream, bool too_large,
+		      int (*fn)(void *, const void *), const void *item)
+{
+	if (stream->bytes_left != 0) /* stopped at a zero tag */
+		PB_RETURN_ERROR(stream, "zero tag in a cluster item");
+	if (too_large) {
+		ctx->too_large = true;
+		PB_RETURN_ERROR(stream, "cluster item over a limit");
+	}
+	if (fn == NULL)
+		return true;
+	ctx->stopped = fn(ctx->h->arg, item);
+	if (ctx->stopped != 0)
+		PB_RETURN_ERROR(stream, "stopped by the caller");
+	return true;
+}
+
+/* Slices of absent fields point at the payload, as elsewhere. */
+static void fill_empty(const struct cluster_ctx *ctx, struct frame_slice *s)
+{
+	if (s->data == NULL)
+		s->data = ctx->base;
+}
+
+static bool decode_map_node(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct cluster_ctx *ctx = *arg;
+	struct frame_map_node node;
+	struct field_sink peer, client, resp;
+	ringkv_ClusterNode msg;
+
+	(void)field;
+	memset(&node, 0, sizeof node);
+	memset(&msg, 0, sizeof msg);
+	peer = text_sink(ctx, &node.peer);
+	client = text_sink(ctx, &node.client);
+	resp = text_sink(ctx, &node.resp);
+	msg.peer.funcs.decode = decode_slice;
+	msg.peer.arg = &peer;
+	msg.client.funcs.decode = decode_slice;
+	msg.client.arg = &client;
+	msg.resp.funcs.decode = decode_slice;
+	msg.resp.arg = &resp;
+	if (!pb_decode_ex(stream, ringkv_ClusterNode_fields, &msg, PB_DECODE_NOINIT))
+		return false;
+	node.id = msg.id;
+	fill_empty(ctx, &node.peer);
+	fill_empty(ctx, &node.client);
+	fill_empty(ctx, &node.resp);
+	return item_done(ctx, stream, peer.too_large || client.too_large || resp.too_large,
+			 (int (*)(void *, const void *))ctx->h->on_node, &node);
+}
+
+/* One shard's replicas go into its struct, up to the limit. */
+struct shard_sink {
+	struct cluster_ctx *ctx;
+	struct frame_map_shard *shard;
+};
+
+static bool decode_shard_replica(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct shard_sink *sink = *arg;
+	ringkv_ShardReplica r;
+
+	(void)field;
+	memset(&r, 0, sizeof r);
+	if (!pb_decode_ex(stream, ringkv_ShardReplica_fields, &r, PB_DECODE_NOINIT))
+		return false;
+	if (stream->bytes_left != 0)
+		PB_RETURN_ERROR(stream, "zero tag in a replica");
+	if (sink->shard->replica_count >= FRAME_MAP_MAX_REPLICAS) {
+		sink->ctx->too_large = true;
+		PB_RETURN_ERROR(stream, "too many replicas");
+	}
+	sink->shard->replicas[sink->shard->replica_count].node = r.node;
+	sink->shard->replicas[sink->shard->replica_count].core = r.core;
+	sink->shard->replica_count++;
+	return true;
+}
+
+static bool decode_map_shard(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct cluster_ctx *ctx = *arg;
+	struct frame_map_shard shard;
+	struct shard_sink sink = { ctx, &shard };
+	ringkv_ClusterShard msg;
+
+	(void)field;
+	memset(&shard, 0, sizeof shard);
+	memset(&msg, 0, sizeof msg);
+	msg.replicas.funcs.decode = decode_shard_replica;
+	msg.replicas.arg = &sink;
+	if (!pb_decode_ex(stream, ringkv_ClusterShard_fields, &msg, PB_DECODE_NOINIT))
+		return false;
+	shard.id = msg.id;
+	shard.slot_start = msg.slot_start;
+	shard.slot_end = msg.slot_end;
+	shard.leader = msg.leader;
+	shard.term = msg.term;
+	return item_done(ctx, stream, false,
+			 (int (*)(void *, const void *))ctx->h->on_shard, &shard);
+}
+
+struct status_sink {
+	struct cluster_ctx *ctx;
+	struct frame_replica_status *rs;
+};
+
+static bool decode_follower(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct status_sink *sink = *arg;
+	ringkv_FollowerStatus f;
+
+	(void)field;
+	memset(&f, 0, sizeof f);
+	if (!pb_decode_ex(stream, ringkv_FollowerStatus_fields, &f, PB_DECODE_NOINIT))
+		return false;
+	if (stream->bytes_left != 0)
+		PB_RETURN_ERROR(stream, "zero tag in a follower");
+	if (sink->rs->follower_count >= FRAME_STATUS_MAX_FOLLOWERS) {
+		sink->ctx->too_large = true;
+		PB_RETURN_ERROR(stream, "too many followers");
+	}
+	sink->rs->followers[sink->rs->follower_count++] =
+		(struct frame_follower){ .node = f.node, .match = f.match, .lag = f.lag };
+	return true;
+}
+
+static bool decode_replica_status(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct cluster_ctx *ctx = *arg;
+	struct frame_replica_status rs;
+	struct status_sink sink = { ctx, &rs };
+	struct field_sink role, snapshot;
+	ringkv_ReplicaStatus msg;
+
+	(void)field;
+	memset(&rs, 0, sizeof rs);
+	memset(&msg, 0, sizeof msg);
+	role = text_sink(ctx, &rs.role);
+	msg.role.funcs.decode = decode_slice;
+	msg.role.arg = &role;
+	snapshot = text_sink(ctx, &rs.snapshot);
+	msg.snapshot.funcs.decode = decode_slice;
+	msg.snapshot.arg = &snapshot;
+	msg.followers.funcs.decode = decode_follower;
+	msg.followers.arg = &sink;
+	if (!pb_decode_ex(stream, ringkv_ReplicaStatus_fields, &msg, PB_DECODE_NOINIT))
+		return false;
+	rs.shard = msg.shard;
+	rs.core = msg.core;
+	rs.term = msg.term;
+	rs.leader = msg.leader;
+	rs.commit = msg.commit;
+	rs.applied = msg.applied;
+	rs.last_index = msg.last_index;
+	rs.persisted = msg.persisted;
+	rs.snapshot_index = msg.snapshot_index;
+	rs.proposals = msg.proposals;
+	rs.reads = msg.reads;
+	rs.apply_stopped = msg.apply_stopped;
+	fill_empty(ctx, &rs.role);
+	fill_empty(ctx, &rs.snapshot);
+	return item_done(ctx, stream, role.too_large || snapshot.too_large,
+			 (int (*)(void *, const void *))ctx->h->on_replica, &rs);
+}
+
+static bool decode_peer_status(pb_istream_t *stream, const pb_field_t *field, void **arg)
+{
+	struct cluster_ctx *ctx = *arg;
+	ringkv_PeerStatus msg;
+	struct frame_peer_status p;
+
+	(void)field;
+	memset(&msg, 0, sizeof msg);
+	if (!pb_decode_ex(stream, ringkv_PeerStatus_fields, &msg, PB_DECODE_NOINIT))
+		return false;
+	p = (struct frame_peer_status){
+		.node = msg.node, .reachable = msg.reachable,
+		.connected_cores = msg.connected_cores, .cores = msg.cores,
+		.bytes_sent = msg.bytes_sent, .bytes_received = msg.bytes_received,
+		.queued_bytes = msg.queued_bytes, .dropped_frames = msg.dropped_frames,
+		.reconnects = msg.reconnects, .last_error = msg.last_error,
+	};
+	return item_done(ctx, stream, false,
+			 (int (*)(void *, const void *))ctx->h->on_peer, &p);
+}
+
+int frame_decode_cluster_answer(const uint8_t *payload, size_t len,
+				struct frame_cluster_answer *out,
+				const struct frame_cluster_handlers *h)
+{
+	static const struct frame_cluster_handlers none;
+	ringkv_Response msg;
+	struct field_sink error_sink;
+	struct cluster_ctx ctx;
+	pb_istream_t stream;
+
+	assert(out != NULL);
+	assert(payload != NULL || len == 0);
+	if (payload == NULL)
+		payload = (const uint8_t *)"";
+	memset(out, 0, sizeof *out);
+	memset(&msg, 0, sizeof msg);
+	ctx = (struct cluster_ctx){ .base = payload, .end = payload + len,
+				    .h = h ? h : &none };
+	error_sink = (struct field_sink){ .base = payload, .end = payload + len,
+					  .limit = UINT32_MAX, .slice = &out->error };
+	/* value and pairs: NULL callbacks, skipped. */
+	msg.error.funcs.decode = decode_slice;
+	msg.error.arg = &error_sink;
+	msg.cluster_map.nodes.funcs.decode = decode_map_node;
+	msg.cluster_map.nodes.arg = &ctx;
+	msg.cluster_map.shards.funcs.decode = decode_map_shard;
+	msg.cluster_map.shards.arg = &ctx;
+	msg.cluster_status.replicas.funcs.decode = decode_replica_status;
+	msg.cluster_status.replicas.arg = &ctx;
+	msg.cluster_status.peers.funcs.decode = decode_peer_status;
+	msg.cluster_status.peers.arg = &ctx;
+
+	stream = pb_istream_from_buffer(payload, len);
+	if (!pb_decode_ex(&stream, ringkv_Response_fields, &msg, PB_DECODE_NOINIT) ||
+	    stream.bytes_left != 0 || (int)msg.status < 0) {
+		int rv = ctx.stopped ? ctx.stopped : ctx.too_large ? RKV_ETOOLARGE : RKV_EPROTO;
+
+		memset(out, 0, sizeof *out);
+		out->id = msg.id;
+		return rv;
+	}
+	out->id = msg.id;
+	out->status = (int)msg.status;
+	if (out->error.data == NULL)
+		out->error.data = payload;
+	out->leader_hint = msg.leader_hint;
+	out->has_map = msg.has_cluster_map;
+	out->map.version = msg.cluster_map.version;
+	out->map.cluster_id = msg.cluster_map.cluster_id;
+	out->map.epoch = msg.cluster_map.epoch;
+	out->map.node_id = msg.cluster_map.node_id;
+	out->map.slots = msg.cluster_map.slots;
+	out->has_status = msg.has_cluster_status;
+	out->cluster_status.node_id = msg.cluster_status.node_id;
+	out->cluster_status.cluster_id = msg.cluster_status.cluster_id;
+	out->cluster_status.cores = msg.cluster_status.cores;
+	return 0;
 }

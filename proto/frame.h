@@ -33,6 +33,8 @@ enum frame_op {
 	FRAME_OP_PUT,
 	FRAME_OP_DELETE,
 	FRAME_OP_SCAN,
+	FRAME_OP_CLUSTER_MAP,    /* no key: answered with a struct frame_map */
+	FRAME_OP_CLUSTER_STATUS, /* no key: answered with a struct frame_status */
 };
 
 /* SCAN limits: a request's limit of 0 asks for the default; a larger one
@@ -58,6 +60,84 @@ struct frame_kv {
 	struct frame_slice value;
 };
 
+/* ---- cluster map and status (Response fields 8 and 9) ----------------- */
+
+/* Limits a decoder enforces (an encoder never exceeds them for real data). */
+#define FRAME_MAP_MAX_REPLICAS 16     /* replicas of one shard (>= RAFT_MAX_SERVERS) */
+#define FRAME_STATUS_MAX_FOLLOWERS 16 /* followers of one leader (>= RAFT_MAX_SERVERS) */
+#define FRAME_ADDRESS_MAX 512         /* bytes of one address or role name */
+
+struct frame_map_node {
+	uint64_t id;
+	struct frame_slice peer;   /* "HOST:PORT", may be empty */
+	struct frame_slice client; /* native client address; empty = unknown */
+	struct frame_slice resp;   /* RESP address; empty = off or unknown */
+};
+
+struct frame_map_replica {
+	uint64_t node;
+	uint32_t core;
+};
+
+struct frame_map_shard {
+	uint32_t id;
+	uint32_t slot_start;       /* first slot */
+	uint32_t slot_end;         /* one past the last */
+	uint64_t leader;           /* node id, 0 = unknown */
+	uint64_t term;             /* term the leader is known for, 0 = none */
+	uint32_t replica_count;
+	struct frame_map_replica replicas[FRAME_MAP_MAX_REPLICAS];
+};
+
+/* The map: see ClusterMap in proto/ringkv.proto (version rule there). */
+struct frame_map {
+	uint64_t version;
+	uint64_t cluster_id;
+	uint64_t epoch;
+	uint64_t node_id;          /* the node that answered */
+	uint32_t slots;
+	const struct frame_map_node *nodes;   /* encoding only */
+	size_t node_count;
+	const struct frame_map_shard *shards; /* encoding only */
+	size_t shard_count;
+};
+
+struct frame_follower {
+	uint64_t node;
+	uint64_t match;
+	uint64_t lag;
+};
+
+struct frame_replica_status {
+	uint32_t shard;
+	uint32_t core;
+	struct frame_slice role;   /* "leader", "follower", ... */
+	uint64_t term, leader, commit, applied, last_index, persisted, snapshot_index;
+	uint64_t proposals, reads;
+	bool apply_stopped;
+	struct frame_slice snapshot; /* "sending", "receiving", or empty */
+	uint32_t follower_count;
+	struct frame_follower followers[FRAME_STATUS_MAX_FOLLOWERS];
+};
+
+struct frame_peer_status {
+	uint64_t node;
+	bool reachable;
+	uint32_t connected_cores, cores;
+	uint64_t bytes_sent, bytes_received, queued_bytes, dropped_frames, reconnects;
+	int32_t last_error;
+};
+
+struct frame_status {
+	uint64_t node_id;
+	uint64_t cluster_id;
+	uint32_t cores;
+	const struct frame_replica_status *replicas; /* encoding only */
+	size_t replica_count;
+	const struct frame_peer_status *peers;       /* encoding only */
+	size_t peer_count;
+};
+
 /* Values are ringkv_Status from the generated header (0 = OK ... 9 = DATA_LOSS). */
 struct frame_response {
 	uint64_t id;
@@ -67,6 +147,8 @@ struct frame_response {
 	const struct frame_kv *pairs;/* SCAN: pair_count pairs, in key order */
 	size_t pair_count;
 	uint64_t leader_hint;        /* NOT_LEADER: the believed leader, 0 none */
+	const struct frame_map *map;       /* CLUSTER_MAP answer, or NULL */
+	const struct frame_status *cluster_status; /* CLUSTER_STATUS answer, or NULL */
 };
 
 /*
@@ -140,5 +222,45 @@ int frame_decode_response_pairs(const uint8_t *payload, size_t len, uint64_t *id
 				int *status, struct frame_slice *value,
 				struct frame_slice *error, frame_pair_fn *on_pair,
 				void *arg);
+
+/*
+ * Client side: a whole Response with the cluster parts. Each handler (any
+ * may be NULL: those parts are checked and skipped) gets one item at a time,
+ * in wire order; slices point into the payload. A handler returns 0 to go
+ * on, anything else to stop decoding with that code.
+ */
+struct frame_cluster_handlers {
+	int (*on_node)(void *arg, const struct frame_map_node *node);
+	int (*on_shard)(void *arg, const struct frame_map_shard *shard);
+	int (*on_replica)(void *arg, const struct frame_replica_status *replica);
+	int (*on_peer)(void *arg, const struct frame_peer_status *peer);
+	void *arg;
+};
+
+struct frame_cluster_answer {
+	uint64_t id;
+	int status;
+	struct frame_slice error;
+	uint64_t leader_hint;       /* NOT_LEADER: the leader's node id, 0 = unknown */
+	bool has_map;
+	struct frame_map map;       /* scalars only (nodes, shards: NULL, 0) */
+	bool has_status;
+	struct frame_status cluster_status; /* scalars only */
+};
+
+/*
+ * Decodes a Response payload (untrusted). Returns 0; RKV_EPROTO when it is
+ * not a valid Response; RKV_ETOOLARGE when a shard has more than
+ * FRAME_MAP_MAX_REPLICAS replicas, a replica more than
+ * FRAME_STATUS_MAX_FOLLOWERS followers, or an address or role more than
+ * FRAME_ADDRESS_MAX bytes; or the non-zero code a handler stopped with.
+ */
+int frame_decode_cluster_answer(const uint8_t *payload, size_t len,
+				struct frame_cluster_answer *out,
+				const struct frame_cluster_handlers *h);
+
+/* Upper bounds of what a map or status adds to an encoded Response. */
+size_t frame_map_max_size(const struct frame_map *m);
+size_t frame_status_max_size(const struct frame_status *st);
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "core/log.h"
 #include "server/admin.h"
+#include "server/cluster_info.h"
 #include "server/conn.h"
 #include "server/redis.h"
 #include "cluster/replica.h"
@@ -473,6 +474,7 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 	if (rv)
 		return rv;
 	c->cache = cluster_core_cache(c->cluster); /* the engine's, for metrics */
+	cluster_info_core_start(c); /* the client addresses our hellos carry */
 	rv = forward_core_start(c, node_forward_timeout_ms(n));
 	if (rv)
 		goto err_nomem;

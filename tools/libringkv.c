@@ -44,6 +44,7 @@
 
 #include "core/errors.h"
 #include "proto/frame.h"
+#include "tools/libringkv_private.h"
 
 #define RECV_INITIAL (64u << 10)
 #define SEND_INITIAL (64u << 10)
@@ -59,6 +60,7 @@ struct rkv_client {
 	int failed;                 /* sticky transport error, or 0 */
 	int timeout_ms;             /* per public call; 0 = wait forever */
 	int64_t deadline_ms;        /* of the call in progress, or NO_DEADLINE */
+	bool no_forward;            /* mark requests queued now no_forward */
 
 	uint8_t *send_buf;
 	size_t send_len;  /* bytes queued */
@@ -560,6 +562,7 @@ static int queue_frame(struct rkv_client *c, struct frame_request *req, uint64_t
 			return rc;
 	}
 	req->id = c->next_id;
+	req->no_forward = c->no_forward;
 	max = frame_request_max_size(req);
 	rc = reserve(&c->send_buf, &c->send_cap, c->send_len + max, SEND_INITIAL);
 	if (rc < 0)
@@ -821,6 +824,52 @@ int rkv_get(struct rkv_client *c, const void *key, size_t key_len,
 	if (value_len)
 		*value_len = res.value_len;
 	return 0;
+}
+
+int libringkv_call_raw(struct rkv_client *c, int op, bool no_forward, const void *key,
+		       size_t key_len, const void *value, size_t value_len,
+		       struct rkv_result *res, const uint8_t **payload, size_t *payload_len)
+{
+	int rc;
+
+	/* A cluster request's frame has no key, so no byte of it may end a
+	 * line: sent to a Redis-protocol port by mistake, it would wait for
+	 * the rest of a line for the whole timeout. An id of 10 ('\n') makes
+	 * such a port answer at once (and rkv_recv says which port it is).
+	 * Ids are the client's to choose; later ones go on from there. */
+	if ((op == FRAME_OP_CLUSTER_MAP || op == FRAME_OP_CLUSTER_STATUS) && c->next_id < 10)
+		c->next_id = 10;
+	c->no_forward = no_forward;
+	rc = call(c, (enum frame_op)op, key, key_len, value, value_len, res);
+	c->no_forward = false;
+	*payload = NULL;
+	*payload_len = 0;
+	if (rc >= 0 && c->recv_held >= FRAME_HEADER_SIZE) {
+		*payload = c->recv_buf + c->recv_start + FRAME_HEADER_SIZE;
+		*payload_len = c->recv_held - FRAME_HEADER_SIZE;
+	}
+	return rc;
+}
+
+int libringkv_copy_value(struct rkv_client *c, const struct rkv_result *res, void **value,
+			 size_t *value_len)
+{
+	void *copy = malloc(res->value_len ? res->value_len : 1);
+
+	if (copy == NULL) {
+		format_into(c->error, sizeof(c->error), "out of memory");
+		return -ENOMEM;
+	}
+	if (res->value_len)
+		memcpy(copy, res->value, res->value_len);
+	*value = copy;
+	*value_len = res->value_len;
+	return 0;
+}
+
+void libringkv_set_error(struct rkv_client *c, const char *text)
+{
+	format_into(c->error, sizeof(c->error), "%s", text);
 }
 
 int rkv_put(struct rkv_client *c, const void *key, size_t key_len,

@@ -147,6 +147,141 @@ int rkv_recv(struct rkv_client *c, struct rkv_result *res);
 /* The text of the last server error or transport failure on this client. */
 const char *rkv_last_error(const struct rkv_client *c);
 
+/* ---- the cluster: its map, its status, and routing ----------------------- */
+
+#define RKV_ADDRESS_MAX 520     /* bytes of an address, NUL included */
+#define RKV_MAX_REPLICAS 16     /* replicas of one shard */
+
+struct rkv_node {
+	uint64_t id;
+	char peer[RKV_ADDRESS_MAX];   /* "HOST:PORT" of its peer transport, "" = none */
+	char client[RKV_ADDRESS_MAX]; /* native client address, "" = not known */
+	char resp[RKV_ADDRESS_MAX];   /* RESP address, "" = off or not known */
+};
+
+struct rkv_replica {
+	uint64_t node;
+	uint32_t core;                /* UINT32_MAX: not known to the node asked */
+};
+
+struct rkv_shard {
+	uint32_t id;
+	uint32_t slot_start;          /* its slots: [slot_start, slot_end) */
+	uint32_t slot_end;
+	uint64_t leader;              /* node id, 0 = not known */
+	uint64_t term;                /* term the leader is known for */
+	unsigned replica_count;
+	struct rkv_replica replicas[RKV_MAX_REPLICAS]; /* preferred leader first */
+};
+
+/*
+ * The cluster map one node answered (proto/ringkv.proto, ClusterMap): the
+ * larger version is the newer view of one cluster; shard by shard, the
+ * larger term.
+ */
+struct rkv_cluster_map {
+	uint64_t version;
+	uint64_t cluster_id;
+	uint64_t epoch;
+	uint64_t node_id;             /* the node that answered */
+	uint32_t slots;               /* slot = XXH3_64(key) % slots */
+	size_t node_count;
+	struct rkv_node *nodes;
+	size_t shard_count;
+	struct rkv_shard *shards;     /* by id: shards[i].id == i */
+};
+
+/* Asks c's node for the map: 0 with *out (free with rkv_cluster_map_free),
+ * a server status, or a negative error. */
+int rkv_cluster_map(struct rkv_client *c, struct rkv_cluster_map **out);
+void rkv_cluster_map_free(struct rkv_cluster_map *m);
+
+/* The shard of a key in map m. */
+const struct rkv_shard *rkv_cluster_map_shard(const struct rkv_cluster_map *m,
+					      const void *key, size_t key_len);
+
+struct rkv_follower {
+	uint64_t node;
+	uint64_t match;
+	uint64_t lag;
+};
+
+struct rkv_replica_status {
+	uint32_t shard;
+	uint32_t core;
+	char role[16];                /* "leader", "follower", "candidate", ... */
+	uint64_t term, leader, commit, applied, last_index, persisted, snapshot_index;
+	uint64_t proposals, reads;
+	int apply_stopped;
+	char snapshot[16];            /* in progress: "sending", "receiving"; "" = none */
+	unsigned follower_count;
+	struct rkv_follower followers[16];
+};
+
+struct rkv_peer_status {
+	uint64_t node;
+	int reachable;                /* at least one core's connection is up */
+	uint32_t connected_cores, cores;
+	uint64_t bytes_sent, bytes_received, queued_bytes, dropped_frames, reconnects;
+	int32_t last_error;
+};
+
+/* One node's own view (proto/ringkv.proto, ClusterStatus). */
+struct rkv_cluster_status {
+	uint64_t node_id;
+	uint64_t cluster_id;
+	uint32_t cores;
+	size_t replica_count;
+	struct rkv_replica_status *replicas;
+	size_t peer_count;
+	struct rkv_peer_status *peers;
+};
+
+int rkv_cluster_status(struct rkv_client *c, struct rkv_cluster_status **out);
+void rkv_cluster_status_free(struct rkv_cluster_status *st);
+
+/*
+ * Routing. A struct rkv_router fetches the cluster map from the first of
+ * `seeds` (comma-separated addresses) that answers, caches it, and sends
+ * each GET/PUT/DELETE straight to the node that leads the key's shard, over
+ * one connection per node opened when first needed (with the connect
+ * timeout; requests bounded by rkv_router_set_timeout). Requests are marked
+ * no_forward: a node that does not lead the shard answers NOT_LEADER
+ * (with a leader hint when it knows one) instead of forwarding. On
+ * NOT_LEADER or UNAVAILABLE the router follows the hint, refreshes the map
+ * and retries, at most RKV_ROUTER_ATTEMPTS times with a short backoff; a
+ * node that cannot be reached is skipped over to the shard's other
+ * replicas. The result codes are those of rkv_get/rkv_put/rkv_del.
+ * One thread per router.
+ */
+#define RKV_ROUTER_ATTEMPTS 10
+
+struct rkv_router;
+
+int rkv_router_open(const char *seeds, int connect_timeout_ms, struct rkv_router **out,
+		    char *err, size_t errlen);
+void rkv_router_close(struct rkv_router *r);
+void rkv_router_set_timeout(struct rkv_router *r, int timeout_ms);
+int rkv_router_get(struct rkv_router *r, const void *key, size_t key_len, void **value,
+		   size_t *value_len);
+int rkv_router_put(struct rkv_router *r, const void *key, size_t key_len, const void *value,
+		   size_t value_len);
+int rkv_router_del(struct rkv_router *r, const void *key, size_t key_len);
+/* Fetches the map again (from any node that answers). */
+int rkv_router_refresh(struct rkv_router *r);
+/* The cached map (valid until the next call on r). */
+const struct rkv_cluster_map *rkv_router_map(const struct rkv_router *r);
+const char *rkv_router_last_error(const struct rkv_router *r);
+
+struct rkv_router_stats {
+	uint64_t requests;            /* routed calls */
+	uint64_t retries;             /* attempts after the first */
+	uint64_t not_leader;          /* NOT_LEADER answers seen */
+	uint64_t refreshes;           /* map fetches */
+	uint64_t unreachable;         /* connections that failed */
+};
+void rkv_router_stats(const struct rkv_router *r, struct rkv_router_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

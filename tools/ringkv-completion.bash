@@ -17,8 +17,8 @@ _ringkv() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put del scan ping"
-	local options="-a --address -t --timeout -w --format --json -h --help -V --version"
+	local commands="get put del scan ping cluster"
+	local options="-a --address -t --timeout -w --format --json --no-route -h --help -V --version"
 
 	case $prev in
 	-a | --address)
@@ -56,6 +56,11 @@ _ringkv() {
 		return
 	fi
 	case $command in
+	cluster)
+		# Its one argument: status or map.
+		[[ ${words[cword - 1]} == cluster ]] &&
+			COMPREPLY=($(compgen -W "status map" -- "$cur"))
+		;;
 	get | del)
 		local cli=${words[0]}
 		local -a keys

@@ -170,6 +170,8 @@ int main(int argc, char **argv)
 	if (resolve(&opts, &run) != 0)
 		return 1;
 	preflight_check_keys(&opts);
+	if (bench_route_init(&run.route, &opts) != 0)
+		return 1;
 	workers = calloc(opts.threads, sizeof(*workers));
 	stats = malloc(sizeof(*stats));
 	if (workers == NULL || stats == NULL)
@@ -189,7 +191,7 @@ int main(int argc, char **argv)
 		for (j = 0; j < w->connections; j++)
 			w->fds[j] = -1;
 		for (j = 0; j < w->connections; j++, c++) {
-			rv = worker_connect(&run);
+			rv = worker_connect(&run, c);
 			if (rv < 0) {
 				fprintf(stderr, "ringkv-bench: connect to %s:%s: %s\n", opts.host,
 					opts.port, strerror(-rv));

@@ -33,6 +33,7 @@ enum {
 	OPT_WARMUP,
 	OPT_RATE,
 	OPT_JSON,
+	OPT_NO_ROUTE,
 	OPT_SEED,
 	OPT_HELP,
 	OPT_VERSION,
@@ -62,6 +63,9 @@ void options_usage(const char *argv0, void *out)
 		"                          latency counts from the intended send time\n"
 		"                          (default 0: closed loop)\n"
 		"  --json                  print one JSON object as the last line of stdout\n"
+		"  --no-route              every connection to --addr; by default, in a\n"
+		"                          cluster, each connection goes to one node and\n"
+		"                          gets the keys whose shard that node leads\n"
 		"  --seed N                random seed (default 1)\n"
 		"  --help                  this text\n"
 		"  --version               the version\n",
@@ -227,6 +231,7 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 		{ "warmup", required_argument, NULL, OPT_WARMUP },
 		{ "rate", required_argument, NULL, OPT_RATE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "no-route", no_argument, NULL, OPT_NO_ROUTE },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -299,6 +304,9 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 			break;
 		case OPT_SEED:
 			rv = parse_u64(arg, 0, UINT64_MAX, &opts->seed);
+			break;
+		case OPT_NO_ROUTE:
+			opts->no_route = 1;
 			break;
 		case 'h':
 		case OPT_HELP:

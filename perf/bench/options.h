@@ -29,6 +29,7 @@ struct bench_options {
 	double warmup_s;              /* --warmup */
 	double rate;                  /* --rate, requests/s over all connections; 0 = closed loop */
 	int json;                     /* --json */
+	int no_route;                 /* --no-route: every connection to --addr */
 	uint64_t seed;                /* --seed */
 	char ratio_text[32];          /* --ratio as given, for reports */
 	char distribution_text[32];   /* --distribution as given, for reports */

@@ -91,6 +91,7 @@ struct conn {
 	uint64_t seq;             /* native: request counter, for ids */
 	uint64_t next_due_ns;     /* open loop: intended time of the next request */
 	uint64_t interval_ns;     /* open loop: time between two requests */
+	unsigned node;            /* routing: the node index it talks to */
 };
 
 struct loop {
@@ -143,14 +144,22 @@ void worker_stats_merge(struct bench_stats *dst, const struct bench_stats *src)
 		dst->finish_ns = finish;
 }
 
-int worker_connect(const struct bench_run *run)
+int worker_connect(const struct bench_run *run, unsigned connection)
 {
+	const struct sockaddr_storage *addr = &run->addr;
+	socklen_t addr_len = run->addr_len;
 	int fd, one = 1;
 
-	fd = socket(run->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (run->route.nodes) {
+		unsigned node = bench_route_conn_node(&run->route, connection);
+
+		addr = &run->route.addr[node];
+		addr_len = run->route.addr_len[node];
+	}
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (const struct sockaddr *)&run->addr, run->addr_len) != 0) {
+	if (connect(fd, (const struct sockaddr *)addr, addr_len) != 0) {
 		int rv = -errno;
 
 		close(fd);
@@ -203,6 +212,27 @@ static int may_issue(const struct loop *loop, uint64_t start_ns)
 	return start_ns < loop->run->measure_ns || loop->issued_measured < w->quota;
 }
 
+/* Appends Request.no_forward = true (field 8, varint: 0x40 0x01) to the
+ * native frame at `frame` (n bytes, length prefix included) and fixes its
+ * length prefix: protobuf fields may come in any order. Returns the new
+ * size (n + ROUTE_NO_FORWARD_BYTES). */
+#define ROUTE_NO_FORWARD_BYTES 2
+static size_t mark_no_forward(char *frame, size_t n)
+{
+	uint8_t *p = (uint8_t *)frame;
+	uint32_t len = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+		       (uint32_t)p[3] << 24;
+
+	len += ROUTE_NO_FORWARD_BYTES;
+	p[0] = (uint8_t)len;
+	p[1] = (uint8_t)(len >> 8);
+	p[2] = (uint8_t)(len >> 16);
+	p[3] = (uint8_t)(len >> 24);
+	p[n] = 0x40;
+	p[n + 1] = 0x01;
+	return n + ROUTE_NO_FORWARD_BYTES;
+}
+
 /* Queue one request on c, to be sent at the next flush. c has a free slot. */
 static void issue(struct conn *c, uint64_t start_ns)
 {
@@ -213,6 +243,7 @@ static void issue(struct conn *c, uint64_t start_ns)
 	unsigned index;
 	struct slot *s;
 	uint64_t id = 0;
+	size_t n;
 
 	if (loop->opts->protocol == BENCH_PROTOCOL_NATIVE) {
 		index = c->free_slots[--c->free_count];
@@ -228,10 +259,17 @@ static void issue(struct conn *c, uint64_t start_ns)
 	if (s->measured)
 		loop->issued_measured++;
 	workload_format_key(wl, workload_next_key(wl), loop->key);
+	/* Routing: a key this connection's node leads (see route.h). */
+	for (unsigned draw = 1; loop->run->route.nodes && draw < BENCH_ROUTE_DRAWS &&
+	     bench_route_node_of(&loop->run->route, loop->key, wl->key_size) != c->node; draw++)
+		workload_format_key(wl, workload_next_key(wl), loop->key);
 	if (op == BENCH_OP_PUT)
 		value = workload_next_value(wl);
-	c->out_len += codec_encode(loop->opts->protocol, c->out + c->out_len, id, op, loop->key,
-				   wl->key_size, value, wl->value_size);
+	n = codec_encode(loop->opts->protocol, c->out + c->out_len, id, op, loop->key,
+			 wl->key_size, value, wl->value_size);
+	if (loop->run->route.nodes)
+		n = mark_no_forward(c->out + c->out_len, n);
+	c->out_len += n;
 	c->in_flight++;
 	loop->in_flight++;
 }
@@ -399,7 +437,7 @@ static int loop_init(struct loop *loop, struct worker *w)
 {
 	const struct bench_options *opts = w->run->opts;
 	size_t request_max = codec_request_size_max(opts->protocol, opts->key_size,
-						   opts->value_size);
+						   opts->value_size) + ROUTE_NO_FORWARD_BYTES;
 	unsigned i, j, entries = 64;
 	int rv;
 
@@ -424,6 +462,7 @@ static int loop_init(struct loop *loop, struct worker *w)
 
 		c->loop = loop;
 		c->fd = w->fds[i];
+		c->node = w->run->route.nodes ? bench_route_conn_node(&w->run->route, global) : 0;
 		c->recv_op = (struct io_op){ IO_RECV, c };
 		c->send_op = (struct io_op){ IO_SEND, c };
 		c->out_cap = loop->pipeline * request_max;

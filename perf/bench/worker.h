@@ -18,6 +18,7 @@
 #include "perf/bench/codec.h"
 #include "perf/bench/histogram.h"
 #include "perf/bench/options.h"
+#include "perf/bench/route.h"
 
 /* The run as every worker sees it; read-only once workers start, but stop. */
 struct bench_run {
@@ -28,6 +29,7 @@ struct bench_run {
 	uint64_t measure_ns;          /* requests started at or after this are measured */
 	uint64_t end_ns;              /* --duration: end of measurement; 0 with --requests */
 	int stop;                     /* set (atomically) to end the run early */
+	struct bench_route route;     /* cluster: the leaders' nodes (nodes 0: off) */
 };
 
 struct bench_stats {
@@ -53,9 +55,10 @@ struct worker {
 	int done;                  /* set (release) when the thread is about to exit */
 };
 
-/* Open one blocking TCP connection to run->addr with TCP_NODELAY set.
- * Returns the socket or a negative errno. */
-int worker_connect(const struct bench_run *run);
+/* Open one blocking TCP connection with TCP_NODELAY set for connection
+ * number `connection`: to run->addr, or when routing to its node
+ * (bench_route_conn_node). Returns the socket or a negative errno. */
+int worker_connect(const struct bench_run *run, unsigned connection);
 
 /* Start w's thread. The caller fills run, index, first_connection,
  * connections and quota first. Returns 0 or a negative errno. */

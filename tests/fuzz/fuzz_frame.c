@@ -1,6 +1,7 @@
 /*
  * libFuzzer harness for the frame codec: frame_peek on the raw input, then
- * both payload decoders on what follows the prefix (complete or not), with
+ * the payload decoders (request, response, response with its cluster map
+ * and status parts) on what follows the prefix (complete or not), with
  * the default limits and with tiny ones so the too-large paths run too.
  * Invariants: only documented return codes, and every returned slice (scan
  * pairs included) lies inside the input.
@@ -38,8 +39,51 @@ static int check_pair(void *arg, const struct frame_kv *pair)
 	return 0;
 }
 
+/* The cluster parts of a response: slices inside the input, counts
+ * within the decoder's limits. */
+static int check_node(void *arg, const struct frame_map_node *n)
+{
+	(void)arg;
+	CHECK(n->peer.data && n->client.data && n->resp.data);
+	CHECK(n->peer.len <= FRAME_ADDRESS_MAX && n->client.len <= FRAME_ADDRESS_MAX &&
+	      n->resp.len <= FRAME_ADDRESS_MAX);
+	CHECK(in_range(n->peer, fuzz_data, fuzz_size) &&
+	      in_range(n->client, fuzz_data, fuzz_size) &&
+	      in_range(n->resp, fuzz_data, fuzz_size));
+	return 0;
+}
+
+static int check_shard(void *arg, const struct frame_map_shard *sh)
+{
+	(void)arg;
+	CHECK(sh->replica_count <= FRAME_MAP_MAX_REPLICAS);
+	return 0;
+}
+
+static int check_replica(void *arg, const struct frame_replica_status *r)
+{
+	(void)arg;
+	CHECK(r->role.data && r->role.len <= FRAME_ADDRESS_MAX &&
+	      in_range(r->role, fuzz_data, fuzz_size));
+	CHECK(r->snapshot.data && r->snapshot.len <= FRAME_ADDRESS_MAX &&
+	      in_range(r->snapshot, fuzz_data, fuzz_size));
+	CHECK(r->follower_count <= FRAME_STATUS_MAX_FOLLOWERS);
+	return 0;
+}
+
+static int check_peer(void *arg, const struct frame_peer_status *p)
+{
+	(void)arg;
+	(void)p;
+	return 0;
+}
+
 static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 {
+	static const struct frame_cluster_handlers cluster = { check_node, check_shard,
+							       check_replica, check_peer,
+							       NULL };
+	struct frame_cluster_answer answer;
 	struct frame_request req;
 	struct frame_slice value, error;
 	uint64_t id;
@@ -60,7 +104,8 @@ static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 	CHECK(rc == 0 || rc == RKV_EPROTO || rc == RKV_EINVAL || rc == RKV_ETOOLARGE);
 	if (rc == 0) {
 		CHECK(req.op == FRAME_OP_GET || req.op == FRAME_OP_PUT ||
-		      req.op == FRAME_OP_DELETE || req.op == FRAME_OP_SCAN);
+		      req.op == FRAME_OP_DELETE || req.op == FRAME_OP_SCAN ||
+		      req.op == FRAME_OP_CLUSTER_MAP || req.op == FRAME_OP_CLUSTER_STATUS);
 		/* Any key may be empty (the empty key is a key); none is
 		 * over the limit. */
 		CHECK(req.key.len <= l->max_key && req.end.len <= l->max_key);
@@ -78,6 +123,11 @@ static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 	if (rc == 0)
 		CHECK(status >= 0 && in_range(value, data, size) &&
 		      in_range(error, data, size));
+	rc = frame_decode_cluster_answer(data, size, &answer, &cluster);
+	CHECK(rc == 0 || rc == RKV_EPROTO || rc == RKV_ETOOLARGE);
+	if (rc == 0)
+		CHECK(answer.status >= 0 && answer.error.data != NULL &&
+		      in_range(answer.error, data, size));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

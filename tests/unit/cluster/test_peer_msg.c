@@ -322,7 +322,7 @@ static void test_frames_back_to_back(void **state)
 {
 	struct raft_msg a = full_msg(RAFT_MSG_APPEND), b = full_msg(RAFT_MSG_VOTE);
 	struct peer_msg_item ia = { 1, &a }, ib = { 2, &b };
-	struct peer_msg_hello h = { 5, 6, 7, 8, PEER_MSG_VERSION, 0 };
+	struct peer_msg_hello h = { .cluster_id = 5, .node_id = 6, .from_core = 7, .to_core = 8, .version = PEER_MSG_VERSION, .to_node_id = 0 };
 	struct peer_msg_buf out;
 	const uint8_t *payload;
 	size_t len, first, at;
@@ -345,9 +345,10 @@ static void test_frames_back_to_back(void **state)
 
 static void test_hello_round_trip(void **state)
 {
-	struct peer_msg_hello h = { UINT64_MAX, 3, 1, 65535, PEER_MSG_VERSION, 4 };
-	struct peer_msg_hello_reply r = { false, { (const uint8_t *)"cluster id differs", 18 },
-					  42, 9, 1 };
+	struct peer_msg_hello h = { .cluster_id = UINT64_MAX, .node_id = 3, .from_core = 1, .to_core = 65535, .version = PEER_MSG_VERSION, .to_node_id = 4 };
+	struct peer_msg_hello_reply r = {
+		.ok = false, .reason = { (const uint8_t *)"cluster id differs", 18 },
+		.cluster_id = 42, .node_id = 9, .version = 1 };
 	struct peer_msg_hello_reply ok = { .ok = true, .node_id = 2, .version = 1 };
 	struct peer_msg_buf out;
 	struct peer_msg_frame f;
@@ -393,6 +394,90 @@ static void test_hello_round_trip(void **state)
 	at = out.len;
 	assert_int_equal(peer_msg_encode_hello_reply(&out, &r), RKV_ETOOLARGE);
 	assert_int_equal(out.len, at);
+	peer_msg_buf_free(&out);
+}
+
+/* The client addresses a hello carries (what a node tells clients in its
+ * cluster map about the sender), and their bound. */
+static void test_hello_addresses(void **state)
+{
+	struct peer_msg_hello h = { .cluster_id = 7, .node_id = 2, .version = PEER_MSG_VERSION,
+				    .client_address = { (const uint8_t *)"127.0.2.12:22070", 16 },
+				    .resp_address = { (const uint8_t *)"[::1]:6379", 10 },
+				    .cores = 12 };
+	struct peer_msg_hello_reply r = { .ok = true, .node_id = 3, .version = 1,
+					  .client_address = { (const uint8_t *)"h:1", 3 } };
+	uint8_t long_addr[PEER_MSG_MAX_ADDRESS + 1];
+	struct peer_msg_buf out;
+	struct peer_msg_frame f;
+	const uint8_t *payload;
+	size_t len, at;
+
+	(void)state;
+	memset(long_addr, 'a', sizeof long_addr);
+	peer_msg_buf_init(&out);
+	assert_int_equal(peer_msg_encode_hello(&out, &h), 0);
+	payload = payload_of(&out, 0, &len);
+	assert_int_equal(peer_msg_decode(&f, payload, len, &limits, NULL, 0), 0);
+	assert_int_equal(f.kind, PEER_MSG_HELLO);
+	assert_int_equal(f.hello.node_id, 2);
+	assert_int_equal(f.hello.client_address.len, 16);
+	assert_memory_equal(f.hello.client_address.data, "127.0.2.12:22070", 16);
+	assert_true(inside(f.hello.client_address.data, 16, payload, len));
+	assert_int_equal(f.hello.resp_address.len, 10);
+	assert_memory_equal(f.hello.resp_address.data, "[::1]:6379", 10);
+	assert_int_equal(f.hello.cores, 12);
+
+	at = out.len;
+	assert_int_equal(peer_msg_encode_hello_reply(&out, &r), 0);
+	payload = payload_of(&out, at, &len);
+	assert_int_equal(peer_msg_decode(&f, payload, len, &limits, NULL, 0), 0);
+	assert_int_equal(f.hello_reply.client_address.len, 3);
+	assert_memory_equal(f.hello_reply.client_address.data, "h:1", 3);
+	assert_int_equal(f.hello_reply.resp_address.len, 0);
+	assert_non_null(f.hello_reply.resp_address.data);
+
+	/* Too long: the sender refuses it, and so does a receiver. */
+	h.client_address = (struct peer_msg_slice){ long_addr, sizeof long_addr };
+	at = out.len;
+	assert_int_equal(peer_msg_encode_hello(&out, &h), RKV_ETOOLARGE);
+	assert_int_equal(out.len, at);
+	h.client_address.len = PEER_MSG_MAX_ADDRESS;
+	assert_int_equal(peer_msg_encode_hello(&out, &h), 0);
+	payload = payload_of(&out, at, &len);
+	assert_int_equal(peer_msg_decode(&f, payload, len, &limits, NULL, 0), 0);
+	assert_int_equal(f.hello.client_address.len, PEER_MSG_MAX_ADDRESS);
+	{
+		/* Patch the length varint (300 = 0xac 0x02) to 301: the frame
+		 * then holds 301 bytes of address if we drop the resp field. */
+		uint8_t buf[512];
+		size_t n = 0;
+
+		buf[n++] = 0x0a; /* Envelope.hello, length below */
+		buf[n++] = 0;
+		buf[n++] = 0x10; /* node_id = 2 */
+		buf[n++] = 2;
+		buf[n++] = 0x28; /* version = 1 */
+		buf[n++] = 1;
+		buf[n++] = 0x3a; /* client_address, 301 bytes */
+		buf[n++] = 0xad;
+		buf[n++] = 0x02;
+		memset(buf + n, 'a', 301);
+		n += 301;
+		/* The Envelope's length needs two bytes: rebuild with it. */
+		{
+			uint8_t frame[520];
+			size_t body = n - 2, m = 0;
+
+			frame[m++] = 0x0a;
+			frame[m++] = (uint8_t)(body | 0x80);
+			frame[m++] = (uint8_t)(body >> 7);
+			memcpy(frame + m, buf + 2, body);
+			m += body;
+			assert_int_equal(peer_msg_decode(&f, frame, m, &limits, NULL, 0),
+					 RKV_EINVAL);
+		}
+	}
 	peer_msg_buf_free(&out);
 }
 
@@ -1174,7 +1259,7 @@ static void test_flipped_bytes(void **state)
 	struct peer_msg_item items[2] = { { 300, &m }, { 5, &a } };
 	struct peer_msg_chunk c = { .group = 1, .file = { (const uint8_t *)"f.sst", 5 },
 				    .data = { big, 40 }, .last = true };
-	struct peer_msg_hello h = { 1, 2, 3, 4, 1, 2 };
+	struct peer_msg_hello h = { .cluster_id = 1, .node_id = 2, .from_core = 3, .to_core = 4, .version = 1, .to_node_id = 2 };
 	struct peer_msg_buf out;
 	uint8_t *copy;
 	size_t at[3], n_ok = 0;
@@ -1309,7 +1394,8 @@ static void test_nanopb_encodes_we_decode(void **state)
 
 	memset(&env, 0, sizeof(env));
 	env.which_body = ringkv_peer_Envelope_hello_tag;
-	env.body.hello = (ringkv_peer_Hello){ 11, 12, 13, 14, 1, 15 };
+	env.body.hello = (ringkv_peer_Hello){ .cluster_id = 11, .node_id = 12, .from_core = 13,
+					      .to_core = 14, .version = 1, .to_node_id = 15 };
 	s = pb_ostream_from_buffer(buf, sizeof(buf));
 	assert_true(pb_encode(&s, ringkv_peer_Envelope_fields, &env));
 	assert_int_equal(peer_msg_decode(&f, buf, s.bytes_written, &limits, NULL, 0), 0);
@@ -1384,7 +1470,7 @@ static void test_we_encode_nanopb_decodes(void **state)
 	struct raft_msg hb = { .type = RAFT_MSG_HEARTBEAT_RESP, .from = 3, .to = 1,
 			       .context = 9 };
 	struct peer_msg_item items[2] = { { 77, &m }, { 78, &hb } };
-	struct peer_msg_hello h = { 1ull << 60, 5, 6, 7, 1, 8 };
+	struct peer_msg_hello h = { .cluster_id = 1ull << 60, .node_id = 5, .from_core = 6, .to_core = 7, .version = 1, .to_node_id = 8 };
 	static struct nb_seen seen;
 	ringkv_peer_Envelope env;
 	struct peer_msg_buf out;
@@ -1456,6 +1542,7 @@ int main(void)
 		cmocka_unit_test(test_frames_back_to_back),
 		cmocka_unit_test(test_decode_one),
 		cmocka_unit_test(test_hello_round_trip),
+		cmocka_unit_test(test_hello_addresses),
 		cmocka_unit_test(test_chunk_round_trip),
 		cmocka_unit_test(test_chunk_crc_checked),
 		cmocka_unit_test(test_forward_round_trip),

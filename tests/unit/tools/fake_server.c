@@ -106,6 +106,8 @@ static struct answer answer_request(struct fake_server *s, const struct frame_re
 		resp.status = 3;
 	else if (decode_rc != 0)
 		resp.status = 2;
+	else if (req->op == FRAME_OP_CLUSTER_MAP || req->op == FRAME_OP_CLUSTER_STATUS)
+		resp.status = 2; /* as a server without the cluster requests */
 	else if (s->mode == FAKE_ERROR) {
 		resp.status = 8;
 		resp.error = FAKE_ERROR_TEXT;

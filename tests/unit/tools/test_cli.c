@@ -154,6 +154,31 @@ static void test_data_commands(void **state)
 	assert_string_equal(r->out, "v\n");
 }
 
+/* cluster takes status or map; a server without the cluster requests
+ * (the fake one) is an error, and get/put/del then keep the plain path. */
+static void test_cluster_command(void **state)
+{
+	struct run_result *r = &run_buf;
+	const char *addr = server.address;
+
+	(void)state;
+	run_cli(r, (const char *[]){ "-a", addr, "cluster", "nodes", NULL });
+	assert_int_equal(r->status, 2);
+	assert_non_null(strstr(r->err, "status or map"));
+	run_cli(r, (const char *[]){ "-a", addr, "cluster", NULL });
+	assert_int_equal(r->status, 2);
+	run_cli(r, (const char *[]){ "-a", addr, "cluster", "map", NULL });
+	assert_int_equal(r->status, 3);
+	assert_non_null(strstr(r->err, "INVALID_ARGUMENT"));
+	run_cli(r, (const char *[]){ "-a", addr, "--json", "cluster", "status", NULL });
+	assert_int_equal(r->status, 3);
+	run_cli(r, (const char *[]){ "-a", addr, "--no-route", "put", "rk", "rv", NULL });
+	assert_int_equal(r->status, 0);
+	run_cli(r, (const char *[]){ "-a", addr, "get", "rk", NULL });
+	assert_int_equal(r->status, 0);
+	assert_string_equal(r->out, "rv\n");
+}
+
 static void test_scan(void **state)
 {
 	struct run_result *r = &run_buf;
@@ -464,6 +489,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_data_commands),
 		cmocka_unit_test(test_scan),
+		cmocka_unit_test(test_cluster_command),
 		cmocka_unit_test(test_usage),
 		cmocka_unit_test(test_option_placement),
 		cmocka_unit_test(test_put_stdin),

@@ -24,7 +24,7 @@ expect() {
 	fi
 }
 
-expect "ringkv " "get put del scan ping"
+expect "ringkv " "get put del scan ping cluster"
 expect "ringkv p" "put ping"
 expect "ringkv -a 127.0.0.1:1 s" "scan"
 expect "ringkv --j" "--json"
@@ -34,6 +34,11 @@ expect "ringkv scan --l" "--limit"
 expect "ringkv scan --p" "--prefix"
 expect "ringkv get --p" ""
 expect "ringkv --ti" "--timeout"
+expect "ringkv c" "cluster"
+expect "ringkv cluster " "status map"
+expect "ringkv cluster s" "status"
+expect "ringkv cluster status " ""
+expect "ringkv --no" "--no-route"
 complete -p ringkv >/dev/null || { echo "FAIL: no completion registered"; fail=1; }
 [[ $fail == 0 ]] && echo "completion: ok"
 exit $fail

@@ -1,0 +1,31 @@
+/*
+ * What libringkv's files share and users never see (not exported: the
+ * version script exports rkv_* only).
+ */
+#ifndef RINGKV_LIBRINGKV_PRIVATE_H
+#define RINGKV_LIBRINGKV_PRIVATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tools/libringkv.h"
+
+/*
+ * One blocking round trip of op (enum frame_op) on c, marked no_forward if
+ * asked. Returns as call() does (a status >= 0, or a negative transport
+ * error); on a status, *payload and *payload_len give the answer's whole
+ * payload (valid until the next call on c) for the cluster decoders.
+ */
+int libringkv_call_raw(struct rkv_client *c, int op, bool no_forward, const void *key,
+		       size_t key_len, const void *value, size_t value_len,
+		       struct rkv_result *res, const uint8_t **payload, size_t *payload_len);
+
+/* A malloc'd copy of res's value; 0 or -ENOMEM. */
+int libringkv_copy_value(struct rkv_client *c, const struct rkv_result *res, void **value,
+			 size_t *value_len);
+
+/* Sets the text rkv_last_error(c) returns. */
+void libringkv_set_error(struct rkv_client *c, const char *text);
+
+#endif
