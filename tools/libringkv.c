@@ -61,6 +61,7 @@ struct rkv_client {
 	int timeout_ms;             /* per public call; 0 = wait forever */
 	int64_t deadline_ms;        /* of the call in progress, or NO_DEADLINE */
 	bool no_forward;            /* mark requests queued now no_forward */
+	bool stale;                 /* mark GETs queued now stale */
 
 	uint8_t *send_buf;
 	size_t send_len;  /* bytes queued */
@@ -563,6 +564,7 @@ static int queue_frame(struct rkv_client *c, struct frame_request *req, uint64_t
 	}
 	req->id = c->next_id;
 	req->no_forward = c->no_forward;
+	req->stale = c->stale && req->op == FRAME_OP_GET;
 	max = frame_request_max_size(req);
 	rc = reserve(&c->send_buf, &c->send_cap, c->send_len + max, SEND_INITIAL);
 	if (rc < 0)
@@ -798,8 +800,8 @@ static int call(struct rkv_client *c, enum frame_op op, const void *key,
 	return rc;
 }
 
-int rkv_get(struct rkv_client *c, const void *key, size_t key_len,
-	    void **value, size_t *value_len)
+static int get(struct rkv_client *c, const void *key, size_t key_len, void **value,
+	       size_t *value_len)
 {
 	struct rkv_result res;
 	int rc = call(c, FRAME_OP_GET, key, key_len, NULL, 0, &res);
@@ -824,6 +826,23 @@ int rkv_get(struct rkv_client *c, const void *key, size_t key_len,
 	if (value_len)
 		*value_len = res.value_len;
 	return 0;
+}
+
+int rkv_get(struct rkv_client *c, const void *key, size_t key_len,
+	    void **value, size_t *value_len)
+{
+	return get(c, key, key_len, value, value_len);
+}
+
+int rkv_get_stale(struct rkv_client *c, const void *key, size_t key_len, void **value,
+		  size_t *value_len)
+{
+	int rc;
+
+	c->stale = true;
+	rc = get(c, key, key_len, value, value_len);
+	c->stale = false;
+	return rc;
 }
 
 int libringkv_call_raw(struct rkv_client *c, int op, bool no_forward, const void *key,

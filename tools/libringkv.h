@@ -109,6 +109,15 @@ int rkv_ping(struct rkv_client *c);
 /* Blocking calls. rkv_get copies the value into a malloc'd buffer the caller frees. */
 int rkv_get(struct rkv_client *c, const void *key, size_t key_len,
 	    void **value, size_t *value_len);
+
+/*
+ * A stale read (GetRequest.stale): the node answers from its own replica's
+ * applied state without a ReadIndex round (forwarded to a replica holder
+ * when it has none). The value was committed, but may be older than the
+ * last acknowledged write. Same results as rkv_get.
+ */
+int rkv_get_stale(struct rkv_client *c, const void *key, size_t key_len, void **value,
+		  size_t *value_len);
 int rkv_put(struct rkv_client *c, const void *key, size_t key_len,
 	    const void *value, size_t value_len);
 int rkv_del(struct rkv_client *c, const void *key, size_t key_len);
