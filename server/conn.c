@@ -203,9 +203,14 @@ static void native_process(struct conn *conn)
 		}
 		rv = frame_decode_request(conn->rbuf + off + FRAME_HEADER_SIZE, payload_len,
 					  limits, &req, err, sizeof err);
-		/* A read waits for this connection's earlier writes. */
-		if (rv == 0 && (req.op == FRAME_OP_GET || req.op == FRAME_OP_SCAN) &&
-		    conn->writes_inflight) {
+		/* Requests of a connection take effect in order: a read waits
+		 * for the connection's earlier writes, a write for its earlier
+		 * reads (a read forwarded to a leader may wait for its read
+		 * index while a later write of the pipeline commits). */
+		if (rv == 0 && (((req.op == FRAME_OP_GET || req.op == FRAME_OP_SCAN) &&
+				 conn->writes_inflight) ||
+				((req.op == FRAME_OP_PUT || req.op == FRAME_OP_DELETE) &&
+				 conn->reads_inflight))) {
 			conn->held = true;
 			break;
 		}

@@ -86,6 +86,11 @@ struct conn {
 	uint32_t writes_inflight;   /* of which writes: a later read of this
 				     * connection waits for them, so a client
 				     * reads its own pipelined writes */
+	uint32_t reads_inflight;    /* of which reads: a later write waits for
+				     * them, so a pipelined read never sees a
+				     * write sent after it (a forwarded read
+				     * may wait for its read index while the
+				     * write commits) */
 
 	struct conn *prev, *next;   /* core's connection list */
 	struct conn *next_dirty;

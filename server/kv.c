@@ -680,6 +680,8 @@ static void native_complete(struct node_core *c, struct kv_req *req)
 		conn->writes_inflight--;
 		metrics_observe(c->metrics, c->node->metric_ids->write_latency,
 				c->reactor->now_us - req->start_us);
+	} else {
+		conn->reads_inflight--;
 	}
 	kv_req_free(c, req);
 	conn_request_done(conn);
@@ -744,6 +746,8 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 	conn->inflight++;
 	if (req->op != KV_GET)
 		conn->writes_inflight++;
+	else
+		conn->reads_inflight++;
 	req->start_us = c->reactor->now_us;
 	kv_dispatch(c, req);
 }

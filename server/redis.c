@@ -192,6 +192,8 @@ void redis_send_part(struct redis_slot *slot, struct kv_req *req)
 {
 	if (is_write(req->op))
 		slot->conn->writes_inflight++;
+	else
+		slot->conn->reads_inflight++;
 	slot->pending++;
 	slot->parts = req->part + 1 > slot->parts ? req->part + 1 : slot->parts;
 	kv_dispatch(slot->conn->core, req);
@@ -212,6 +214,8 @@ void redis_part_done(struct node_core *c, struct kv_req *req)
 
 	if (is_write(req->op))
 		conn->writes_inflight--;
+	else
+		conn->reads_inflight--;
 	slot->reqs[req->part] = req;
 	if (--slot->pending)
 		return;
@@ -737,12 +741,12 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 }
 
 /* Commands that read the keyspace (and so must see earlier writes). */
-static bool reads_keys(const struct resp_command *cmd)
+static bool has_flag(const struct resp_command *cmd, uint32_t flag)
 {
 	const struct resp_command_info *ci =
 		resp_command_lookup(cmd->argv[0].data, cmd->argv[0].len);
 
-	return ci && (ci->flags & RESP_CMDF_READONLY) != 0;
+	return ci && (ci->flags & flag) != 0;
 }
 
 void redis_process(struct conn *conn)
@@ -767,11 +771,15 @@ void redis_process(struct conn *conn)
 			conn->rwant = resp_parser_wanted(&rc->parser);
 			break;
 		}
-		if (rv == 0 && conn->writes_inflight && reads_keys(&cmd)) {
-			/* A read waits for this connection's earlier writes, so a
-			 * pipelined SET then GET sees the SET (as with Redis). The
-			 * command stays in the buffer; the last write's completion
-			 * resumes decoding here. */
+		if (rv == 0 && ((conn->writes_inflight && has_flag(&cmd, RESP_CMDF_READONLY)) ||
+				(conn->reads_inflight && has_flag(&cmd, RESP_CMDF_WRITE)))) {
+			/* Commands of a connection take effect in order, as with
+			 * Redis: a read waits for the connection's earlier writes
+			 * (a pipelined SET then GET sees the SET), and a write for
+			 * its earlier reads (a pipelined GET then INCR does not see
+			 * the INCR, even when the GET waits for a read index). The
+			 * command stays in the buffer; the last completion resumes
+			 * decoding here. */
 			off -= consumed;
 			conn->held = true;
 			break;

@@ -408,6 +408,7 @@ static void finish(struct scan *s)
 		kv_req_free(s->core, s->pairs[i]);
 	free_steps(s);
 	pool_free(pool_of(s), s);
+	conn->reads_inflight--;
 	conn_request_done(conn);
 }
 
@@ -520,5 +521,6 @@ void scan_submit(struct node_core *c, struct conn *conn, const struct frame_requ
 	s->cursor_after = false; /* the start key is inclusive */
 	s->stale = req->stale;
 	conn->inflight++;
+	conn->reads_inflight++;
 	drive(s);
 }

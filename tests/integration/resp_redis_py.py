@@ -261,6 +261,22 @@ class RespTest(unittest.TestCase):
         self.assertEqual(results[400], 8)
         self.assertEqual(results[401], [b"1", None, b"2"])
 
+    def test_pipeline_keeps_order(self):
+        # Reads and writes of one connection take effect in the order sent,
+        # even when a read waits for a read index at a leader on another
+        # node while the write after it commits.
+        key = self.k("order")
+        self.r.set(key, "0")
+        p = self.r.pipeline(transaction=False)
+        for _ in range(300):
+            p.get(key)
+            p.incr(key)
+        results = p.execute()
+        gets = [int(v) for v in results[0::2]]
+        incrs = results[1::2]
+        self.assertEqual(gets, list(range(300)))
+        self.assertEqual(incrs, list(range(1, 301)))
+
     def test_pipeline_with_errors_in_the_middle(self):
         p = self.r.pipeline(transaction=False)
         p.set(self.k("s"), b"abc")
