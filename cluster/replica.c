@@ -333,6 +333,30 @@ static void release_held(struct replica *rep)
 	rep->held.len = 0;
 }
 
+/*
+ * Raft's write `mark` went into the gathering core log batch. A batch's
+ * report names the last write staged into it: an older write's (index,
+ * term) may have been overwritten and written back since (raft.h). Two
+ * slots suffice: batch b is staged only once b - 2 has been called back.
+ */
+static void mark_staged(struct replica *rep, uint64_t mark)
+{
+	uint64_t batch = cluster_core_batches(rep->core) + 1;
+
+	rep->persist_marks[batch & 1].batch = batch;
+	rep->persist_marks[batch & 1].mark = mark;
+}
+
+/* The mark of the batch being called back (0, which Raft ignores, if the
+ * group staged no write into it). */
+static uint64_t mark_completed(const struct replica *rep)
+{
+	uint64_t batch = cluster_core_batches(rep->core);
+
+	return rep->persist_marks[batch & 1].batch == batch ? rep->persist_marks[batch & 1].mark
+							    : 0;
+}
+
 void replica_handle_update(struct replica *rep, const struct raft_update *up)
 {
 	struct cluster_core *c = rep->core;
@@ -371,10 +395,13 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		cluster_core_wake(c);
 	}
 	if (up->n_persist > 0) {
+		rep->persist_mark_last = up->persist_mark;
 		rv = core_log_append(c->log, rep->id, up->persist_first, up->persist, up->n_persist);
 		if (rv != 0)
 			log_error("replica %u: entries %llu.. not staged: %s", rep->id,
 				  (unsigned long long)up->persist_first, rkv_strerror(rv));
+		else
+			mark_staged(rep, up->persist_mark);
 		cluster_core_wake(c);
 	}
 	for (size_t i = 0; i < up->n_msgs; i++) {
@@ -464,7 +491,9 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 		if (p->entries)
 			replica_step(rep, &(struct raft_event){
 				.type = RAFT_EV_PERSISTED,
-				.persisted = { .index = p->last_index, .term = p->last_term } });
+				.persisted = { .index = p->last_index,
+					       .term = p->last_term,
+					       .mark = mark_completed(rep) } });
 		return;
 	}
 	if (p->status == RKV_EFULL) {
@@ -489,6 +518,8 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 
 			if (!e || core_log_append(c->log, rep->id, i, e, 1) != 0)
 				break;
+			/* the log as of Raft's last write, copied from it */
+			mark_staged(rep, rep->persist_mark_last);
 		}
 		/* No wake-up: the retry goes with the next pass (the tick timer
 		 * makes one every heartbeat), not in a tight loop on a full disk. */

@@ -110,6 +110,11 @@ struct replica {
 	 * the group waits in `held` until it is. */
 	bool hs_staged;
 	uint64_t hs_batch;            /* core log batch number that carries it */
+	/* Raft's persist_mark of the last write staged into each core log
+	 * batch alive (in flight, gathering), at [batch & 1]: the mark its
+	 * RAFT_EV_PERSISTED must carry (raft.h) */
+	struct { uint64_t batch, mark; } persist_marks[2];
+	uint64_t persist_mark_last;   /* of the last write Raft handed out */
 	struct peer_msg_buf held;
 	struct held_msg *held_v;
 	size_t n_held, cap_held;

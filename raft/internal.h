@@ -72,6 +72,9 @@ struct raft {
 	uint64_t persisted;       /* highest index known durable locally */
 	uint64_t leader_match;    /* follower: last index known to match leader */
 	uint64_t unstable_from;   /* lowest index changed since the last update */
+	uint64_t write_mark;      /* persist_mark of the last write handed out */
+	uint64_t stale_below;     /* reports of writes older than this mark
+				     predate a truncation: ignored */
 	struct raft_conf conf;    /* latest configuration in the log */
 	uint64_t conf_index;      /* index of its entry (snapshot index if none) */
 	struct raft_snapshot_meta snap; /* last snapshot taken or installed */
@@ -144,7 +147,11 @@ void raft_handle_append(struct raft *r, const struct raft_msg *m);
 void raft_handle_append_resp(struct raft *r, const struct raft_msg *m);
 void raft_handle_heartbeat(struct raft *r, const struct raft_msg *m);
 void raft_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m);
-void raft_handle_persisted(struct raft *r, uint64_t index, uint64_t term);
+void raft_handle_persisted(struct raft *r, uint64_t index, uint64_t term,
+			   uint64_t mark);
+/* The stored log is cut (a conflict or a snapshot install): reports of the
+ * writes handed out so far no longer say what the disk will hold. */
+void raft_persist_cut(struct raft *r);
 bool raft_maybe_commit(struct raft *r);
 void raft_follower_commit(struct raft *r, uint64_t commit);
 

@@ -396,6 +396,7 @@ static void finish(struct raft *r, struct raft_update *up)
 		up->persist_first = r->unstable_from;
 		up->persist = raft_log_get(&r->log, r->unstable_from);
 		up->n_persist = last - r->unstable_from + 1;
+		up->persist_mark = ++r->write_mark;
 	}
 	r->unstable_from = last + 1;
 	uint64_t apply_to = r->commit < last ? r->commit : last;
@@ -430,7 +431,7 @@ int raft_step(struct raft *r, const struct raft_event *ev,
 		break;
 	case RAFT_EV_PERSISTED:
 		raft_handle_persisted(r, ev->persisted.index,
-				      ev->persisted.term);
+				      ev->persisted.term, ev->persisted.mark);
 		break;
 	case RAFT_EV_SNAPSHOT_TAKEN:
 		rv = raft_snapshot_taken(r, ev->snapshot.index,

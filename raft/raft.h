@@ -15,7 +15,15 @@
  *      both must be durable before any message of this update is sent.
  *   2. start writing `persist` (truncate the stored log after persist_first-1,
  *      then append); when durable, give back RAFT_EV_PERSISTED with the index
- *      and term of the last entry written. Writes must complete in order.
+ *      and term of the last entry written and the update's `persist_mark`.
+ *      Writes must complete in order. One report may cover several writes
+ *      (a group commit): it names the last entry and mark of the last one.
+ *      The mark is what makes a report trustworthy: a write issued before a
+ *      later truncation may name an (index, term) that the log holds again
+ *      after a rewrite, while the disk is about to be cut back below it by
+ *      the queued truncating write; the library ignores every report whose
+ *      mark is older than the last truncation (or snapshot install), and
+ *      waits for the report of the write that carried it.
  *   3. send `msgs` (they may go before step 2 completes: the leader writes its
  *      own log in parallel with replication, and followers only acknowledge
  *      what RAFT_EV_PERSISTED reported).
@@ -206,7 +214,9 @@ struct raft_event {
 		} propose;
 		struct {
 			uint64_t index; /* last entry now durable */
-			uint64_t term;  /* its term, to drop stale reports */
+			uint64_t term;  /* its term */
+			uint64_t mark;  /* persist_mark of the last write it
+					   covers, to drop stale reports */
 		} persisted;
 		struct {
 			/* <= the last index handed out in apply and <=
@@ -239,6 +249,8 @@ struct raft_update {
 	uint64_t persist_first; /* index of persist[0] */
 	const struct raft_entry *persist;
 	size_t n_persist;
+	uint64_t persist_mark;  /* n_persist > 0: this write's number (1, 2,
+				   ...), echoed in RAFT_EV_PERSISTED */
 	const struct raft_msg *msgs;
 	size_t n_msgs;
 	uint64_t apply_first; /* index of apply[0] */

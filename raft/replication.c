@@ -109,6 +109,7 @@ static void send_ack(struct raft *r, uint64_t to)
 static void truncate_from(struct raft *r, uint64_t index)
 {
 	raft_log_truncate(&r->log, index);
+	raft_persist_cut(r);
 	if (r->persisted >= index)
 		r->persisted = index - 1;
 	if (r->conf_index >= index)
@@ -274,12 +275,27 @@ bool raft_maybe_commit(struct raft *r)
 	return true;
 }
 
-void raft_handle_persisted(struct raft *r, uint64_t index, uint64_t term)
+void raft_persist_cut(struct raft *r)
+{
+	/* the write that carries the cut to the disk is the next one */
+	r->stale_below = r->write_mark + 1;
+}
+
+/*
+ * A report is taken only for a write handed out after the last cut of the
+ * log: an earlier write's (index, term) can match the log again after a
+ * rewrite, yet the disk is still to be cut back by the queued truncating
+ * write (raft-sim seed 1,032,489). Its own report, in order, follows.
+ */
+void raft_handle_persisted(struct raft *r, uint64_t index, uint64_t term,
+			   uint64_t mark)
 {
 	uint64_t have;
+	if (mark < r->stale_below || mark == 0 || mark > r->write_mark)
+		return; /* issued before a truncation, or never issued */
 	if (index <= r->persisted || !raft_log_term(&r->log, index, &have) ||
 	    have != term)
-		return; /* stale: that write was overwritten since */
+		return; /* not (or no longer) what the log holds */
 	r->persisted = index;
 	if (r->role == RAFT_LEADER)
 		raft_maybe_commit(r);

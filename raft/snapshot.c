@@ -131,6 +131,7 @@ static void install(struct raft *r, uint64_t from)
 		return;
 	}
 	raft_log_reset(&r->log, recv->meta.index, recv->meta.term);
+	raft_persist_cut(r);
 	r->snap = recv->meta;
 	free(r->snap_data);
 	r->snap_data = recv->data;

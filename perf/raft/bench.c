@@ -127,7 +127,8 @@ static void handle(struct cluster *c, uint64_t id, const struct raft_update *up)
 			.type = RAFT_EV_PERSISTED,
 			.persisted = {
 				.index = up->persist_first + up->n_persist - 1,
-				.term = up->persist[up->n_persist - 1].term}};
+				.term = up->persist[up->n_persist - 1].term,
+				.mark = up->persist_mark}};
 		step(c, id, &ev);
 	}
 }

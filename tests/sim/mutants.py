@@ -189,12 +189,21 @@ MUTANTS = [
 ''',
            ''''''),
     Mutant('persisted-ignores-term',
-           'raft.h contract: a "persisted" report for entries overwritten '
-           'since counts for nothing',
+           'raft.h contract: a "persisted" report naming an entry the log '
+           'does not hold (index, term) counts for nothing',
            'raft/replication.c',
            '''	if (index <= r->persisted || !raft_log_term(&r->log, index, &have) ||
 	    have != term)''',
-           '''	if (index <= r->persisted || !raft_log_term(&r->log, index, &have))'''),
+           '''	if (index <= r->persisted || !raft_log_term(&r->log, index, &have))''',
+           'unit'),
+    Mutant('persisted-ignores-mark',
+           'raft.h contract: a "persisted" report of a write issued before a '
+           'later truncation counts for nothing, even when its (index, term) '
+           'is in the log again',
+           'raft/replication.c',
+           '''	if (mark < r->stale_below || mark == 0 || mark > r->write_mark)''',
+           '''	if (mark == 0 || mark > r->write_mark)''',
+           'unit'),
     Mutant('truncate-keeps-persisted',
            'truncating the log also forgets that the dropped entries were '
            'durable',

@@ -39,6 +39,7 @@ struct sim_task {
 	uint64_t from;
 	struct raft_entry *entries;
 	uint64_t n;
+	uint64_t mark;   /* the update's persist_mark, echoed when durable */
 	bool done_early; /* forced to disk before a snapshot install */
 	struct sim_task *next;
 };
@@ -294,6 +295,7 @@ static void disk_queue(struct sim *s, struct sim_node *n,
 	memset(t, 0, sizeof(*t));
 	t->from = up->persist_first;
 	t->n = up->n_persist;
+	t->mark = up->persist_mark;
 	t->entries = world_xrealloc(NULL, t->n * sizeof(*t->entries));
 	entries_copy(t->entries, up->persist, t->n);
 	if (d->pending_tail)
@@ -923,7 +925,8 @@ static void disk_done(struct sim *s, struct sim_node *n)
 	struct raft_event ev = {
 		.type = RAFT_EV_PERSISTED,
 		.persisted = {.index = t->from + t->n - 1,
-			      .term = t->entries[t->n - 1].term}};
+			      .term = t->entries[t->n - 1].term,
+			      .mark = t->mark}};
 	task_free(t);
 	sim_event(s, n->id, &ev, NULL);
 }
