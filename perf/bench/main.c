@@ -235,6 +235,7 @@ int main(int argc, char **argv)
 		free(workers[i].fds);
 	free(workers);
 	free(stats);
+	bench_route_free(&run.route);
 	return status;
 
 err_connect:
@@ -249,5 +250,6 @@ err_connect:
 err_alloc:
 	free(workers);
 	free(stats);
+	bench_route_free(&run.route);
 	return 1;
 }
