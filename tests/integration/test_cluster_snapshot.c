@@ -371,17 +371,34 @@ static unsigned dir_entries(const char *path)
 	return n;
 }
 
-/* SNAPSHOT_TEST_LOGS=DIR keeps the nodes' logs there (for a failure). */
+static bool passed; /* set just before the clean end */
+
+/* SNAPSHOT_TEST_LOGS=DIR keeps the nodes' logs there. A failed run keeps
+ * them anyway (in TMPDIR) and shows the end of node 3's log, so a failure
+ * in CI can be read afterwards. */
 static void keep_logs(void)
 {
 	const char *to = getenv("SNAPSHOT_TEST_LOGS");
-	char cmd[1200];
+	char fallback[256], cmd[1200];
 
-	if (!to)
+	if (!to && passed)
 		return;
+	if (!to) {
+		snprintf(fallback, sizeof fallback, "%s/ringkv-snapshot-failed-%d",
+			 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+		to = fallback;
+	}
 	snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s'/node*.log '%s'/", to, base_dir, to);
-	if (system(cmd) != 0)
+	if (system(cmd) != 0) {
 		fprintf(stderr, "could not keep the logs in %s\n", to);
+		return;
+	}
+	fprintf(stderr, "node logs kept in %s\n", to);
+	if (!passed) {
+		snprintf(cmd, sizeof cmd, "tail -n 60 '%s/node3.log' >&2", to);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(no node 3 log)\n");
+	}
 }
 
 int main(int argc, char **argv)
@@ -462,6 +479,7 @@ int main(int argc, char **argv)
 			      "node %u should stop cleanly on SIGTERM (status %d)", i + 1, status);
 		}
 	}
+	passed = true;
 	harness_cleanup();
 	printf("1 passed, 0 failed\n");
 	return 0;
