@@ -86,7 +86,8 @@ void raft_send_snapshot(struct raft *r, struct raft_progress *pr)
 	m->log_term = r->snap.term;
 	m->conf = &r->snap.conf;
 	m->offset = offset;
-	m->data = (const uint8_t *)r->snap_data + offset;
+	/* A snapshot restored without data (snap_len 0) has no buffer. */
+	m->data = r->snap_data ? (const uint8_t *)r->snap_data + offset : NULL;
 	m->len = (uint32_t)n;
 	m->done = offset + n == r->snap_len;
 }
