@@ -40,6 +40,57 @@ static const uint64_t latency_bounds[] = {
 /* Replication series: sums over the core's replicas and peer connections. */
 static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 {
+	const struct {
+		int *id;
+		bool counter;
+		const char *name, *help;
+	} series[] = {
+		{ &ids->raft_leaderless, false, "ringkv_raft_leaderless_replicas",
+		  "Replicas that know no leader of their group (an election is due or "
+		  "under way; writes and linearizable reads of the shard wait)." },
+		{ &ids->raft_apply_stopped, false, "ringkv_raft_apply_stopped_replicas",
+		  "Replicas whose shard refused to apply committed entries (see the log)." },
+		{ &ids->raft_proposed, true, "ringkv_raft_proposals_total",
+		  "Writes proposed to a group this core leads." },
+		{ &ids->raft_overwritten, true, "ringkv_raft_proposals_overwritten_total",
+		  "Proposals whose entry a new leader overwrote: answered NOT_LEADER, "
+		  "not applied." },
+		{ &ids->raft_unknown, true, "ringkv_raft_proposals_unknown_total",
+		  "Proposals answered UNKNOWN: leadership lost or the disk stayed full "
+		  "before their commit was seen." },
+		{ &ids->raft_proposals_pending, false, "ringkv_raft_proposals_pending",
+		  "Proposals waiting for their outcome." },
+		{ &ids->raft_reads_pending, false, "ringkv_raft_reads_pending",
+		  "Linearizable reads waiting for their read index to be confirmed and "
+		  "applied." },
+		{ &ids->raft_apply_lag, false, "ringkv_raft_apply_lag_entries",
+		  "Committed entries not yet applied, summed over the core's replicas." },
+		{ &ids->raft_follower_lag, false, "ringkv_raft_follower_lag_entries",
+		  "Largest lag (leader's last index - match index) of a follower of a "
+		  "group this core leads." },
+		{ &ids->raft_snapshots_refused, true, "ringkv_raft_snapshots_refused_total",
+		  "Snapshots received that could not be installed." },
+		{ &ids->peer_nodes, false, "ringkv_peer_nodes",
+		  "Peer nodes the core keeps a connection to." },
+		{ &ids->peer_connected, false, "ringkv_peer_connected_nodes",
+		  "Peer nodes the core's outbound connection to is up." },
+		{ &ids->peer_sent_bytes, true, "ringkv_peer_sent_bytes_total",
+		  "Bytes sent to peer nodes (Raft, snapshots, forwarded requests)." },
+		{ &ids->peer_received_bytes, true, "ringkv_peer_received_bytes_total",
+		  "Bytes received from peer nodes on connections this core holds." },
+		{ &ids->peer_queued_bytes, false, "ringkv_peer_queued_bytes",
+		  "Bytes waiting to be sent to peer nodes." },
+		{ &ids->peer_dropped_frames, true, "ringkv_peer_dropped_frames_total",
+		  "Bulk frames dropped by a peer's send-queue bound (resent by Raft)." },
+		{ &ids->peer_refused_frames, true, "ringkv_peer_refused_frames_total",
+		  "Control frames refused by a peer's send-queue bound." },
+		{ &ids->peer_reconnects, true, "ringkv_peer_reconnects_total",
+		  "Connection attempts to peer nodes after a failure or a loss." },
+		{ &ids->peer_inbound, false, "ringkv_peer_inbound_connections",
+		  "Connections from peer nodes the core holds." },
+		{ &ids->peer_hellos_refused, true, "ringkv_peer_hellos_refused_total",
+		  "Peer connections refused at the handshake (another cluster or node id)." },
+	};
 	char labels[METRICS_LABELS_MAX];
 	unsigned i;
 
@@ -49,72 +100,12 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 			"Shard replicas (Raft group members) the core holds, by role.", 0);
 		CHECK(ids->raft_replicas[i]);
 	}
-	ids->raft_leaderless = metrics_gauge(m, "ringkv_raft_leaderless_replicas", NULL,
-		"Replicas that know no leader of their group (an election is due or "
-		"under way; writes and linearizable reads of the shard wait).", 0);
-	ids->raft_apply_stopped = metrics_gauge(m, "ringkv_raft_apply_stopped_replicas", NULL,
-		"Replicas whose shard refused to apply committed entries (see the log).", 0);
-	ids->raft_proposed = metrics_counter(m, "ringkv_raft_proposals_total", NULL,
-		"Writes proposed to a group this core leads.", 0);
-	ids->raft_overwritten = metrics_counter(m, "ringkv_raft_proposals_overwritten_total",
-		NULL, "Proposals whose entry a new leader overwrote: answered NOT_LEADER, "
-		"not applied.", 0);
-	ids->raft_unknown = metrics_counter(m, "ringkv_raft_proposals_unknown_total", NULL,
-		"Proposals answered UNKNOWN: leadership lost or the disk stayed full "
-		"before their commit was seen.", 0);
-	ids->raft_proposals_pending = metrics_gauge(m, "ringkv_raft_proposals_pending", NULL,
-		"Proposals waiting for their outcome.", 0);
-	ids->raft_reads_pending = metrics_gauge(m, "ringkv_raft_reads_pending", NULL,
-		"Linearizable reads waiting for their read index to be confirmed and applied.",
-		0);
-	ids->raft_apply_lag = metrics_gauge(m, "ringkv_raft_apply_lag_entries", NULL,
-		"Committed entries not yet applied, summed over the core's replicas.", 0);
-	ids->raft_follower_lag = metrics_gauge(m, "ringkv_raft_follower_lag_entries", NULL,
-		"Largest lag (leader's last index - match index) of a follower of a "
-		"group this core leads.", 0);
-	ids->raft_snapshots_refused = metrics_counter(m, "ringkv_raft_snapshots_refused_total",
-		NULL, "Snapshots received that could not be installed.", 0);
-	CHECK(ids->raft_leaderless);
-	CHECK(ids->raft_apply_stopped);
-	CHECK(ids->raft_proposed);
-	CHECK(ids->raft_overwritten);
-	CHECK(ids->raft_unknown);
-	CHECK(ids->raft_proposals_pending);
-	CHECK(ids->raft_reads_pending);
-	CHECK(ids->raft_apply_lag);
-	CHECK(ids->raft_follower_lag);
-	CHECK(ids->raft_snapshots_refused);
-
-	ids->peer_nodes = metrics_gauge(m, "ringkv_peer_nodes", NULL,
-		"Peer nodes the core keeps a connection to.", 0);
-	ids->peer_connected = metrics_gauge(m, "ringkv_peer_connected_nodes", NULL,
-		"Peer nodes the core's outbound connection to is up.", 0);
-	ids->peer_sent_bytes = metrics_counter(m, "ringkv_peer_sent_bytes_total", NULL,
-		"Bytes sent to peer nodes (Raft, snapshots, forwarded requests).", 0);
-	ids->peer_received_bytes = metrics_counter(m, "ringkv_peer_received_bytes_total", NULL,
-		"Bytes received from peer nodes on connections this core holds.", 0);
-	ids->peer_queued_bytes = metrics_gauge(m, "ringkv_peer_queued_bytes", NULL,
-		"Bytes waiting to be sent to peer nodes.", 0);
-	ids->peer_dropped_frames = metrics_counter(m, "ringkv_peer_dropped_frames_total", NULL,
-		"Bulk frames dropped by a peer's send-queue bound (resent by Raft).", 0);
-	ids->peer_refused_frames = metrics_counter(m, "ringkv_peer_refused_frames_total", NULL,
-		"Control frames refused by a peer's send-queue bound.", 0);
-	ids->peer_reconnects = metrics_counter(m, "ringkv_peer_reconnects_total", NULL,
-		"Connection attempts to peer nodes after a failure or a loss.", 0);
-	ids->peer_inbound = metrics_gauge(m, "ringkv_peer_inbound_connections", NULL,
-		"Connections from peer nodes the core holds.", 0);
-	ids->peer_hellos_refused = metrics_counter(m, "ringkv_peer_hellos_refused_total", NULL,
-		"Peer connections refused at the handshake (another cluster or node id).", 0);
-	CHECK(ids->peer_nodes);
-	CHECK(ids->peer_connected);
-	CHECK(ids->peer_sent_bytes);
-	CHECK(ids->peer_received_bytes);
-	CHECK(ids->peer_queued_bytes);
-	CHECK(ids->peer_dropped_frames);
-	CHECK(ids->peer_refused_frames);
-	CHECK(ids->peer_reconnects);
-	CHECK(ids->peer_inbound);
-	CHECK(ids->peer_hellos_refused);
+	for (i = 0; i < sizeof series / sizeof series[0]; i++) {
+		*series[i].id = series[i].counter ?
+			metrics_counter(m, series[i].name, NULL, series[i].help, 0) :
+			metrics_gauge(m, series[i].name, NULL, series[i].help, 0);
+		CHECK(*series[i].id);
+	}
 	return 0;
 }
 
