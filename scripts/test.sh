@@ -16,4 +16,4 @@ echo "== clang, address + undefined sanitizers"
 CC=clang scripts/build.sh build-san -Db_sanitize=address,undefined -Db_lundef=false
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-san --no-rebuild --print-errorlogs --num-processes "$jobs" \
-	--no-suite slow --no-suite bench --timeout-multiplier 3
+	--no-suite slow --no-suite bench --no-suite timing-proof --timeout-multiplier 3
