@@ -86,7 +86,17 @@ struct core_log_batch {
 	uint64_t records;
 	uint64_t retain;      /* a RETAIN record of this seq is in it; 0: none */
 	uint64_t seq;         /* segment it was stored into */
+	uint64_t end;         /* offset in the segment just past it, once stored */
+	uint64_t gen;         /* its number among stored batches (from 1) */
 	bool checkpoint;      /* stored behind the segment's checkpoint */
+};
+
+/* An fdatasync in flight, issued right after batch `gen` was stored: its
+ * success makes that batch and every earlier one durable. */
+struct core_log_sync {
+	struct io_op op;
+	uint64_t gen;
+	bool busy;
 };
 
 struct core_log_seg {
@@ -134,11 +144,16 @@ struct core_log {
 	uint64_t ckpt_records;
 	size_t ckpt_cap;
 
-	/* batches */
-	struct core_log_batch batches[2];
+	/* batches: a ring; from `head`, `nstored` batches stored and not yet
+	 * durable (in gen order), then the pending one. */
+	struct core_log_batch batches[CORE_LOG_MAX_SYNCS + 1];
 	struct core_log_batch *pending;
-	struct core_log_batch *inflight;
-	struct io_op sync_op;
+	unsigned head;
+	unsigned nstored;
+	uint64_t gen_stored;        /* gen of the last batch stored */
+	uint64_t gen_durable;       /* every batch up to this gen is durable */
+	struct core_log_sync syncs[CORE_LOG_MAX_SYNCS];
+	unsigned syncs_busy;
 
 	/* preallocation of the active segment */
 	struct io_op grow_op;       /* FALLOCATE, linked to: */
