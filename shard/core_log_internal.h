@@ -18,6 +18,7 @@
 #ifndef RINGKV_SHARD_CORE_LOG_INTERNAL_H
 #define RINGKV_SHARD_CORE_LOG_INTERNAL_H
 
+#include <sys/uio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,10 +92,15 @@ struct core_log_batch {
 	bool checkpoint;      /* stored behind the segment's checkpoint */
 };
 
-/* An fdatasync in flight, issued right after batch `gen` was stored: its
- * success makes that batch and every earlier one durable. */
+/* A batch's WRITE and, linked behind it, its fdatasync: the fdatasync's
+ * success makes batch `gen` and every earlier one durable. */
 struct core_log_sync {
-	struct io_op op;
+	struct io_op op;       /* the fdatasync */
+	struct io_op write_op; /* the WRITEV of the checkpoint and the batch */
+	struct iovec iov[2];
+	size_t write_len;
+	int write_res;
+	unsigned cqes;         /* completions still to come, of the two */
 	uint64_t gen;
 	bool busy;
 };
@@ -154,6 +160,7 @@ struct core_log {
 	uint64_t gen_durable;       /* every batch up to this gen is durable */
 	struct core_log_sync syncs[CORE_LOG_MAX_SYNCS];
 	unsigned syncs_busy;
+	bool write_inflight;        /* a batch's WRITE has not completed */
 
 	/* preallocation of the active segment */
 	struct io_op grow_op;       /* FALLOCATE, linked to: */
