@@ -90,9 +90,10 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		  "Forwarded requests answered here at their timeout (outcome unknown "
 		  "for writes)." },
 		{ &ids->node_forwards_refused, true, "ringkv_node_forwards_refused_total",
-		  "Requests that could not be forwarded (no leader known, bounds, "
-		  "hops, stopping): answered NOT_LEADER, UNAVAILABLE or "
-		  "RESOURCE_EXHAUSTED." },
+		  "Requests for a shard led elsewhere that were answered here instead "
+		  "of forwarded: NOT_LEADER when the client asked not to be forwarded, "
+		  "UNAVAILABLE or RESOURCE_EXHAUSTED when no leader is known or "
+		  "reachable, a bound or the hop limit is reached, or the node stops." },
 		{ &ids->node_forwards_received, true, "ringkv_node_forwards_received_total",
 		  "Requests forwarded here by another node and executed." },
 		{ &ids->node_forwards_received_refused, true,
