@@ -1,6 +1,8 @@
 /*
  * ringkv: the command-line client. Data commands (get, put, del, scan) and
- * ping over libringkv; one connection per run.
+ * ping over libringkv; one connection per run. `node health` reads the
+ * node's admin HTTP port instead (tools/node_health.c) and opens no client
+ * connection.
  *
  * The command table below is the one place a command is declared: its
  * name, its arguments for --help and for checking, the command options it
@@ -10,9 +12,10 @@
  * "-v"), and `--` ends the options altogether.
  *
  * Exit status, for scripts (CLI_EXIT_* below; --help prints it too):
- * 0 success; 1 the key does not exist (get, del); 2 usage error (one line
- * on stderr naming the bad argument); 3 any other error (cannot connect,
- * the server answered an error, stdout or stdin failed); 4 timeout.
+ * 0 success; 1 the key does not exist (get, del), or the node is alive but
+ * not ready (node health); 2 usage error (one line on stderr naming the bad
+ * argument); 3 any other error (cannot connect, the server answered an
+ * error, stdout or stdin failed); 4 timeout.
  *
  * Text output: get writes the value byte for byte, then a newline; put
  * prints OK; del prints the number of keys deleted (1, or 0 with exit 1);
