@@ -427,6 +427,12 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 	if (rep->was_leader && !leader)
 		rep->lost_at_us = c->r->now_us;
 	rep->was_leader = leader;
+	/* For the metrics: a leader other than the last one known. */
+	uint64_t known = raft_leader(rep->raft);
+	if (known != RAFT_NONE && known != rep->leader_seen) {
+		rep->leader_seen = known;
+		rep->leader_changes++;
+	}
 }
 
 void replica_step(struct replica *rep, const struct raft_event *ev)
@@ -851,6 +857,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->overwritten = rep->overwritten;
 	out->unknown = rep->unknown;
 	out->snapshots_refused = rep->snapshots_refused;
+	out->leader_changes = rep->leader_changes;
 	out->snap_sent = rep->snap_sent;
 	out->snap_send_bytes = rep->snap_send_bytes;
 	out->snap_installed = rep->snap_installed;

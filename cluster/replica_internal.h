@@ -150,6 +150,8 @@ struct replica {
 	struct restore_state restore;
 
 	uint64_t proposed, overwritten, unknown, snapshots_refused;
+	uint64_t leader_seen;         /* last leader known, for leader_changes */
+	uint64_t leader_changes;      /* times a different leader became known */
 
 	/* Snapshots (docs/notes/snapshot.md). */
 	struct shard_config shard_cfg;   /* to reopen the shard after an install */

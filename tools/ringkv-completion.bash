@@ -2,7 +2,8 @@
 # Installed by `meson install` as share/bash-completion/completions/ringkv;
 # to try it from a build tree: source tools/ringkv-completion.bash
 #
-# Completes commands, options, --format values, and for get and del the keys
+# Completes commands, options (node: --admin), --format values, node's
+# subcommand (health), and for get and del the keys
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
 # keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR).
 
@@ -17,14 +18,14 @@ _ringkv() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put del scan ping cluster"
+	local commands="get put del scan ping cluster node"
 	local options="-a --address -t --timeout -w --format --json --no-route -h --help -V --version"
 
 	case $prev in
 	-a | --address)
 		return # a HOST:PORT: nothing to offer
 		;;
-	-t | --timeout | --limit | --prefix)
+	-t | --timeout | --limit | --prefix | --admin)
 		return
 		;;
 	-w | --format)
@@ -39,7 +40,7 @@ _ringkv() {
 		case ${words[i]} in
 		-a | --address) address=${words[i + 1]}; ((i++)) ;;
 		--address=*) address=${words[i]#--address=} ;;
-		-t | --timeout | -w | --format | --limit | --prefix) ((i++)) ;;
+		-t | --timeout | -w | --format | --limit | --prefix | --admin) ((i++)) ;;
 		-*) ;;
 		*) [[ -z $command ]] && command=${words[i]} ;;
 		esac
@@ -48,6 +49,7 @@ _ringkv() {
 	if [[ $cur == -* ]]; then
 		local more=""
 		[[ $command == scan ]] && more="--limit --prefix"
+		[[ $command == node ]] && more="--admin"
 		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))
 		return
 	fi
@@ -60,6 +62,10 @@ _ringkv() {
 		# Its one argument: status or map.
 		[[ ${words[cword - 1]} == cluster ]] &&
 			COMPREPLY=($(compgen -W "status map" -- "$cur"))
+		;;
+	node)
+		[[ ${words[cword - 1]} == node ]] &&
+			COMPREPLY=($(compgen -W "health" -- "$cur"))
 		;;
 	get | del)
 		local cli=${words[0]}
