@@ -106,15 +106,18 @@ static void add_class(struct text *t, const struct redis_slot *slot, bool unknow
 		      const char *label)
 {
 	const char *why = NULL;
-	uint32_t named = 0;
+	uint32_t named = 0, count = 0;
 
+	for (uint32_t i = 0; i < slot->parts; i++)
+		count += slot->reqs[i] && slot->reqs[i]->status != ringkv_Status_OK &&
+			 outcome_unknown(slot->reqs[i]) == unknown;
 	for (uint32_t i = 0; i < slot->parts; i++) {
 		const struct kv_req *p = slot->reqs[i];
 
 		if (!p || p->status == ringkv_Status_OK || outcome_unknown(p) != unknown)
 			continue;
 		if (named == 0)
-			add(t, "; %s on shard %" PRIu32, label, i);
+			add(t, "; %s on shard%s %" PRIu32, label, count > 1 ? "s" : "", i);
 		else if (named < FLUSH_NAMED_MAX)
 			add(t, ", %" PRIu32, i);
 		else if (named == FLUSH_NAMED_MAX)
