@@ -130,6 +130,8 @@ static void drop_install(struct shard *s)
 	d->fresh = NULL;
 	s->gen++;
 	s->disk_full = false;
+	/* A damaged table that stopped compaction is gone with the rest. */
+	s->compaction_broken = false;
 	s->apply.waiting_room = false;
 	d->backoff_ms = 0;
 	d->state = DROP_DONE;
