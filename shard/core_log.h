@@ -49,7 +49,7 @@
 #define CORE_LOG_DEFAULT_PREALLOC (4u << 20)
 /* fdatasyncs of batches in flight at once, at most (see core_log_config). */
 #define CORE_LOG_MAX_SYNCS 4
-#define CORE_LOG_DEFAULT_SYNCS 2
+#define CORE_LOG_DEFAULT_SYNCS 1
 
 /* What a group had stored when the log was opened: fed to raft_restore(). */
 struct core_log_group_state {
@@ -98,11 +98,12 @@ struct core_log_config {
 	uint64_t prealloc;         /* FALLOCATE this far ahead (rounded up to 4 KiB);
 				    * 0: default */
 	/* Batches whose fdatasyncs may be in flight together, 1 to
-	 * CORE_LOG_MAX_SYNCS; 0: CORE_LOG_DEFAULT_SYNCS. With 1, a batch waits
-	 * for the previous one's fdatasync to finish before it is stored; with
-	 * more, it is stored and synced at once, so a write that arrives during
-	 * an fdatasync waits one fdatasync, not up to two (a disk serves
-	 * overlapping flushes faster than the same flushes one by one). */
+	 * CORE_LOG_MAX_SYNCS; 0: CORE_LOG_DEFAULT_SYNCS (1). With 1, a batch
+	 * waits for the previous one's fdatasync to finish before it is
+	 * stored; with more, it is stored and synced at once, so a write that
+	 * arrives during an fdatasync waits one fdatasync, not up to two. On
+	 * this project's test machine (one virtio disk, 3 nodes on one CPU) 2
+	 * and 3 gave no gain over 1 (docs/cluster/core-log.md), so 1 it is. */
 	unsigned max_syncs;
 	core_log_restore_fn *restore; /* may be NULL */
 	void *restore_arg;
