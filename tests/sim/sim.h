@@ -191,6 +191,9 @@ struct sim {
 	uint64_t directed;   /* directed schedules played to the end */
 	uint64_t stale_tails; /* APPENDs accepted by a follower whose log goes
 				 on past them with entries the leader lacks */
+	uint64_t rewritten_reports; /* "persisted" reports of a write whose
+				       (index, term) the log holds again
+				       while a queued write cuts below it */
 	uint64_t conf_changes;
 	uint64_t transfers;
 	uint64_t trace_hash;

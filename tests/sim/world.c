@@ -912,6 +912,23 @@ static void forge(struct sim *s, struct sim_node *n, const struct raft_msg *m)
 	sim_event(s, n->id, &ev, NULL);
 }
 
+/* Coverage of the write marks: is t's report about to name an (index,
+ * term) n's log holds again, while a write queued behind t will cut the
+ * disk back below it? (Only then does the mark tell a stale report.) */
+static void count_rewritten_report(struct sim *s, struct sim_node *n,
+				   const struct sim_task *t)
+{
+	uint64_t index = t->from + t->n - 1, term;
+	for (const struct sim_task *q = n->disk.pending; q; q = q->next) {
+		if (q->done_early || q->from > index)
+			continue;
+		if (raft_term_at(n->raft, index, &term) &&
+		    term == t->entries[t->n - 1].term)
+			s->rewritten_reports++;
+		return;
+	}
+}
+
 static void disk_done(struct sim *s, struct sim_node *n)
 {
 	struct sim_disk *d = &n->disk;
@@ -922,6 +939,7 @@ static void disk_done(struct sim *s, struct sim_node *n)
 		d->pending_tail = NULL;
 	if (!t->done_early)
 		disk_append(s, d, t->from, t->entries, t->n);
+	count_rewritten_report(s, n, t);
 	struct raft_event ev = {
 		.type = RAFT_EV_PERSISTED,
 		.persisted = {.index = t->from + t->n - 1,
