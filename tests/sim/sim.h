@@ -40,7 +40,9 @@ struct sim_opts {
 	 * no correct peer sends but the library must survive (percent): an
 	 * acknowledgement past the receiver's log, a heartbeat whose commit
 	 * index passes the receiver's log (only to a receiver whose whole
-	 * log is committed, so the clamped commit stays safe) */
+	 * log is committed, so the clamped commit stays safe); and, as from
+	 * a caller in error, a "persisted" report whose term the entry it
+	 * names does not have (before an APPEND, if a write is queued) */
 	uint32_t forge_pct;
 	/* crash a node right after it acts on a decision its disk has not
 	 * caught up with (percent of such moments): a vote granted, a log
