@@ -385,8 +385,8 @@ static bool rewrite_possible(struct sim *s, const struct scene *st)
  * took the first reports as fresh would count entries its disk is about
  * to lose (the write marks of raft.h keep it from doing so).
  */
-static void rewrite_steps(struct sim *s, struct raft_rng *rng,
-			  uint32_t delay_max, struct scene *st)
+static void rewritten_tail(struct sim *s, struct raft_rng *rng,
+			   uint32_t delay_max, struct scene *st)
 {
 	uint64_t f = st->follower, o = st->old_leader;
 	struct rewrite rw = {.st = st};
@@ -445,13 +445,6 @@ static void rewrite_steps(struct sim *s, struct raft_rng *rng,
 	s->directed++;
 }
 
-static void rewritten_tail(struct sim *s, struct raft_rng *rng,
-			   uint32_t delay_max, struct scene *st)
-{
-	rewrite_steps(s, rng, delay_max, st);
-	sim_resume(s, st->old_leader); /* paused when it stopped early */
-}
-
 typedef void scenario_fn(struct sim *s, struct raft_rng *rng, uint32_t param,
 			 struct scene *st);
 
@@ -473,8 +466,10 @@ static void play(struct sim *s, struct raft_rng *rng, uint32_t param,
 		sim_resume(s, st.follower);
 		sim_disk_thaw(s, st.follower);
 	}
-	if (st.old_leader)
+	if (st.old_leader) {
+		sim_resume(s, st.old_leader);
 		sim_disk_thaw(s, st.old_leader);
+	}
 }
 
 void scenario_stale_tail(struct sim *s, struct raft_rng *rng,
