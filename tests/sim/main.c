@@ -451,6 +451,16 @@ static void converge(struct run *run, const char *when)
 		 (unsigned long long)last);
 }
 
+/* After a directed schedule: heal the network, restart every member,
+ * converge (liveness). */
+static void settle(struct run *run, const char *when)
+{
+	sim_heal(run->s);
+	for (int i = 1; i <= run->s->n_nodes; i++)
+		sim_restart(run->s, (uint64_t)i);
+	converge(run, when);
+}
+
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
 	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
@@ -554,25 +564,13 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	if (!s->failed) {
 		converge(&run, "after the availability checks");
 		scenario_stale_tail(s, &run.rng, o.delay_max);
-		sim_heal(s);
-		for (int i = 1; i <= s->n_nodes; i++)
-			sim_restart(s, (uint64_t)i);
-		converge(&run, "after the stale tail schedule");
+		settle(&run, "after the stale tail schedule");
 		scenario_lost_tail(s, &run.rng, o.tick_interval);
-		sim_heal(s);
-		for (int i = 1; i <= s->n_nodes; i++)
-			sim_restart(s, (uint64_t)i);
-		converge(&run, "after the lost tail schedule");
+		settle(&run, "after the lost tail schedule");
 		scenario_deposed_read(s, &run.rng, o.delay_max);
-		sim_heal(s);
-		for (int i = 1; i <= s->n_nodes; i++)
-			sim_restart(s, (uint64_t)i);
-		converge(&run, "after the deposed read schedule");
+		settle(&run, "after the deposed read schedule");
 		scenario_rewritten_tail(s, &run.rng, o.delay_max);
-		sim_heal(s);
-		for (int i = 1; i <= s->n_nodes; i++)
-			sim_restart(s, (uint64_t)i);
-		converge(&run, "after the directed schedules");
+		settle(&run, "after the directed schedules");
 	}
 	if (verbose && s->failed) {
 		for (int i = 1; i <= s->n_nodes; i++) {
