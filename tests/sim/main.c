@@ -451,10 +451,21 @@ static void converge(struct run *run, const char *when)
 		 (unsigned long long)last);
 }
 
+/* After a directed schedule: heal the network, restart every member,
+ * converge (liveness). */
+static void settle(struct run *run, const char *when)
+{
+	sim_heal(run->s);
+	for (int i = 1; i <= run->s->n_nodes; i++)
+		sim_restart(run->s, (uint64_t)i);
+	converge(run, when);
+}
+
 struct totals {
 	uint64_t failures, elections, commits, checks, trace;
 	uint64_t reads, installs, crashes, torn, conf_changes, transfers;
 	uint64_t crashes_at, slowed, stale_tails, forged, directed;
+	uint64_t rewritten_reports;
 };
 
 static bool trace_events;
@@ -553,20 +564,13 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	if (!s->failed) {
 		converge(&run, "after the availability checks");
 		scenario_stale_tail(s, &run.rng, o.delay_max);
-		sim_heal(s);
-		for (int i = 1; i <= s->n_nodes; i++)
-			sim_restart(s, (uint64_t)i);
-		converge(&run, "after the stale tail schedule");
+		settle(&run, "after the stale tail schedule");
 		scenario_lost_tail(s, &run.rng, o.tick_interval);
-		sim_heal(s);
-		for (int i = 1; i <= s->n_nodes; i++)
-			sim_restart(s, (uint64_t)i);
-		converge(&run, "after the lost tail schedule");
+		settle(&run, "after the lost tail schedule");
 		scenario_deposed_read(s, &run.rng, o.delay_max);
-		sim_heal(s);
-		for (int i = 1; i <= s->n_nodes; i++)
-			sim_restart(s, (uint64_t)i);
-		converge(&run, "after the directed schedules");
+		settle(&run, "after the deposed read schedule");
+		scenario_rewritten_tail(s, &run.rng, o.delay_max);
+		settle(&run, "after the directed schedules");
 	}
 	if (verbose && s->failed) {
 		for (int i = 1; i <= s->n_nodes; i++) {
@@ -612,6 +616,7 @@ static uint64_t run_seed(uint64_t seed, int nodes, bool verbose,
 	t->forged += s->forged;
 	t->directed += s->directed;
 	t->stale_tails += s->stale_tails;
+	t->rewritten_reports += s->rewritten_reports;
 	t->trace = (t->trace ^ s->trace_hash) * 0x100000001b3ULL;
 	if (verbose)
 		printf("seed %llu: %llu elections, %llu commits, %llu reads, "
@@ -760,7 +765,8 @@ int main(int argc, char **argv)
 		       "%llu at a vote, truncation, conf entry or commit), "
 		       "%llu snapshot installs, %llu membership changes, %llu "
 		       "transfers, %llu slowed messages, %llu APPENDs "
-		       "accepted over a stale tail, %llu forged messages, %llu "
+		       "accepted over a stale tail, %llu persisted reports of "
+		       "rewritten entries, %llu forged messages, %llu "
 		       "directed schedules played out\n",
 		       (unsigned long long)t.reads, (unsigned long long)t.crashes,
 		       (unsigned long long)t.torn,
@@ -770,6 +776,7 @@ int main(int argc, char **argv)
 		       (unsigned long long)t.transfers,
 		       (unsigned long long)t.slowed,
 		       (unsigned long long)t.stale_tails,
+		       (unsigned long long)t.rewritten_reports,
 		       (unsigned long long)t.forged,
 		       (unsigned long long)t.directed);
 	printf("raft-sim: %llu seeds, %llu failures, %llu elections, %llu "

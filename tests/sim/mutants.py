@@ -15,9 +15,10 @@ from collections import namedtuple
 Mutant = namedtuple('Mutant', 'name rule file old new by',
                     defaults=['sim'])
 
-# by='unit' marks a mutant raft-sim does not kill within the seed budget
-# (docs/RAFT-MUTATION.md says why); a unit test that reads like the
-# paper must kill it instead, and mutate.py requires that with --unit.
+# by='unit' would mark a mutant raft-sim does not kill within the seed
+# budget (docs/RAFT-MUTATION.md would say why); a unit test that reads like
+# the paper must kill it instead, and mutate.py requires that with --unit.
+# None is so marked: raft-sim alone kills every mutant.
 
 MUTANTS = [
     # ---- terms and roles (§5.1) ----
@@ -194,16 +195,14 @@ MUTANTS = [
            'raft/replication.c',
            '''	if (index <= r->persisted || !raft_log_term(&r->log, index, &have) ||
 	    have != term)''',
-           '''	if (index <= r->persisted || !raft_log_term(&r->log, index, &have))''',
-           'unit'),
+           '''	if (index <= r->persisted || !raft_log_term(&r->log, index, &have))'''),
     Mutant('persisted-ignores-mark',
            'raft.h contract: a "persisted" report of a write issued before a '
            'later truncation counts for nothing, even when its (index, term) '
            'is in the log again',
            'raft/replication.c',
            '''	if (mark < r->stale_below || mark == 0 || mark > r->write_mark)''',
-           '''	if (mark == 0 || mark > r->write_mark)''',
-           'unit'),
+           '''	if (mark == 0 || mark > r->write_mark)'''),
     Mutant('truncate-keeps-persisted',
            'truncating the log also forgets that the dropped entries were '
            'durable',

@@ -16,6 +16,7 @@
 struct scene {
 	uint64_t old_leader, follower, term;
 	uint64_t upto; /* the index the step being waited for is about */
+	bool learner_first; /* F: a learner when the group has one */
 };
 
 static bool others_hold(struct sim *s, void *arg)
@@ -70,19 +71,22 @@ static bool follower_overwrote(struct sim *s, void *arg)
 		term == raft_term(sim_raft(s, l)));
 }
 
+/* A running member other than `not`, of the given role (0: any). */
 static uint64_t pick(const struct raft_conf *conf, uint64_t not,
-		     struct raft_rng *rng, struct sim *s)
+		     uint32_t role, struct raft_rng *rng, struct sim *s)
 {
 	uint64_t ids[RAFT_MAX_SERVERS];
 	int n = 0;
 	for (uint32_t i = 0; i < conf->n; i++)
-		if (conf->servers[i].id != not && sim_raft(s, conf->servers[i].id))
+		if (conf->servers[i].id != not &&
+		    (!role || conf->servers[i].role == role) &&
+		    sim_raft(s, conf->servers[i].id))
 			ids[n++] = conf->servers[i].id;
 	return n ? ids[raft_rng_below(rng, (uint64_t)n)] : RAFT_NONE;
 }
 
-/* Pick the leader O and a follower F (voter or learner) of a group of at
- * least 3 voters, and have F acknowledge one fresh entry: O then
+/* Pick the leader O and a follower F (voter or learner; a learner if
+ * st->learner_first and the group has one) of a group of at least 3 voters, and have F acknowledge one fresh entry: O then
  * replicates to it in a pipeline (a probing leader would send one APPEND
  * at a time). False when the cluster does not allow it. */
 static bool setup(struct sim *s, struct raft_rng *rng, struct scene *st)
@@ -95,7 +99,10 @@ static bool setup(struct sim *s, struct raft_rng *rng, struct scene *st)
 	int voters = 0;
 	for (uint32_t i = 0; i < conf->n; i++)
 		voters += conf->servers[i].role == RAFT_VOTER;
-	st->follower = pick(conf, st->old_leader, rng, s);
+	if (st->learner_first)
+		st->follower = pick(conf, st->old_leader, RAFT_LEARNER, rng, s);
+	if (!st->follower)
+		st->follower = pick(conf, st->old_leader, 0, rng, s);
 	if (voters < 3 || !st->follower ||
 	    raft_conf_role(conf, st->old_leader) != RAFT_VOTER)
 		return false;
@@ -275,6 +282,169 @@ static void deposed_read(struct sim *s, struct raft_rng *rng,
 	s->directed++;
 }
 
+/* The cast of the rewritten tail: the scene (O, F, O's term), the leader
+ * L of the term in between, and the entries from..last O sent F alone. */
+struct rewrite {
+	struct scene *st;
+	uint64_t between; /* L, once it campaigns */
+	uint64_t from, last;
+};
+
+/* A voter other than O and F asks for votes in a term after O's. */
+static bool someone_campaigns(struct sim *s, void *arg)
+{
+	struct rewrite *rw = arg;
+	const struct scene *st = rw->st;
+	for (uint64_t id = 1; id <= SIM_MAX_NODES; id++) {
+		struct raft *r = sim_raft(s, id);
+		if (id != st->old_leader && id != st->follower && r &&
+		    raft_role(r) == RAFT_CANDIDATE && raft_term(r) > st->term) {
+			rw->between = id;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool between_leads(struct sim *s, void *arg)
+{
+	const struct rewrite *rw = arg;
+	struct raft *l = sim_raft(s, rw->between);
+	return !l || raft_role(l) == RAFT_LEADER;
+}
+
+/* F holds L's entry at from: the tail O sent it is cut in memory. */
+static bool follower_took_between(struct sim *s, void *arg)
+{
+	const struct rewrite *rw = arg;
+	struct raft *f = sim_raft(s, rw->st->follower);
+	struct raft *l = sim_raft(s, rw->between);
+	uint64_t term;
+	return !f || !l ||
+	       (raft_term_at(f, rw->from, &term) && term == raft_term(l));
+}
+
+static bool old_leader_steps_down(struct sim *s, void *arg)
+{
+	const struct rewrite *rw = arg;
+	struct raft *o = sim_raft(s, rw->st->old_leader);
+	return !o || raft_role(o) != RAFT_LEADER;
+}
+
+static bool old_leader_leads_after_between(struct sim *s, void *arg)
+{
+	const struct rewrite *rw = arg;
+	struct raft *o = sim_raft(s, rw->st->old_leader);
+	struct raft *l = sim_raft(s, rw->between);
+	return !o || !l ||
+	       (raft_role(o) == RAFT_LEADER && raft_term(o) > raft_term(l));
+}
+
+/* F's log holds O's tail from..last (of O's first term) again, taken
+ * from O in its new term. */
+static bool follower_restored(struct sim *s, void *arg)
+{
+	const struct rewrite *rw = arg;
+	const struct scene *st = rw->st;
+	struct raft *f = sim_raft(s, st->follower);
+	uint64_t first, last;
+	return !f ||
+	       (raft_leader(f) == st->old_leader &&
+		raft_term_at(f, rw->from, &first) && first == st->term &&
+		raft_term_at(f, rw->last, &last) && last == st->term);
+}
+
+/* Whether a leader of a term between O's two can be elected without O and
+ * F, and O again without that leader and F: the voters other than O, F
+ * and one more must reach a quorum with either leader. */
+static bool rewrite_possible(struct sim *s, const struct scene *st)
+{
+	const struct raft_conf *conf = raft_conf(sim_raft(s, st->old_leader));
+	uint32_t voters = 0, rest = 0;
+	for (uint32_t i = 0; i < conf->n; i++) {
+		if (conf->servers[i].role != RAFT_VOTER)
+			continue;
+		voters++;
+		rest += conf->servers[i].id != st->old_leader &&
+			conf->servers[i].id != st->follower;
+	}
+	return rest >= 1 && rest >= voters / 2 + 1;
+}
+
+/*
+ * F's log is rewritten to what it held before, while its disk still has
+ * the writes of both versions queued (raft-sim seed 1,032,489, which
+ * found the library's bug 3): F's disk stalls; O's entries from..last
+ * reach F alone; O is paused; another voter L (lacking them) wins the
+ * next term, and its first APPEND reaches F only, which cuts from..last
+ * and takes L's entry at `from`; L is cut off, O resumes and wins a later
+ * term (a quorum lacks L's entry), and its APPENDs give F from..last of
+ * O's first term back. F's disk then lands its writes in order: O's first
+ * ones, whose reports name (index, term) pairs F's log holds again, then
+ * L's, which cuts the disk back to `from`, then O's again. A library that
+ * took the first reports as fresh would count entries its disk is about
+ * to lose (the write marks of raft.h keep it from doing so).
+ */
+static void rewritten_tail(struct sim *s, struct raft_rng *rng,
+			   uint32_t delay_max, struct scene *st)
+{
+	uint64_t f = st->follower, o = st->old_leader;
+	struct rewrite rw = {.st = st};
+	if (!rewrite_possible(s, st))
+		return;
+	/* everyone holds O's log: L's first entry will go right after it */
+	st->upto = raft_last_index(sim_raft(s, o));
+	if (!sim_run_while_not(s, s->now + 2000, others_hold, st))
+		return;
+	rw.from = st->upto + 1;
+	sim_disk_freeze(s, f, s->now + 20000);
+	for (uint64_t b = 1; b <= SIM_MAX_NODES; b++)
+		if (b != f)
+			sim_cut(s, o, b, true);
+	for (uint64_t i = 1 + raft_rng_below(rng, 3); i > 0; i--)
+		sim_propose(s, o, (uint32_t)(i % SIM_KEYS), NULL);
+	st->upto = rw.last = raft_last_index(sim_raft(s, o));
+	if (!sim_run_while_not(s, s->now + 500, follower_has, st))
+		return;
+	/* O and F stop (F may not campaign with the longest log); the
+	 * others elect L once they stop hearing from O. L's vote requests
+	 * reach everyone, its APPENDs only F (paused: they wait for it) */
+	sim_pause(s, o, s->now + 20000);
+	sim_pause(s, f, s->now + 20000);
+	if (!sim_run_while_not(s, s->now + 3000, someone_campaigns, &rw))
+		return;
+	for (uint64_t b = 1; b <= SIM_MAX_NODES; b++)
+		if (b != f)
+			sim_cut(s, rw.between, b, true);
+	if (!sim_run_while_not(s, s->now + 1000, between_leads, &rw) ||
+	    !sim_raft(s, rw.between))
+		return;
+	sim_isolate(s, rw.between, true);
+	sim_resume(s, f);
+	if (!sim_run_while_not(s, s->now + 1000, follower_took_between, &rw))
+		return;
+	/* O resumes, hears of L's term and wins the next one; F may only
+	 * answer O (its log, ending in L's entry, would win a vote) */
+	sim_heal(s);
+	sim_isolate(s, rw.between, true);
+	for (uint64_t b = 1; b <= SIM_MAX_NODES; b++)
+		if (b != o)
+			sim_cut(s, f, b, true);
+	sim_resume(s, o);
+	if (!sim_run_while_not(s, s->now + 2ULL * delay_max + 20,
+			       old_leader_steps_down, &rw))
+		return;
+	sim_campaign(s, o);
+	if (!sim_run_while_not(s, s->now + 3000,
+			       old_leader_leads_after_between, &rw) ||
+	    !sim_run_while_not(s, s->now + 1000, follower_restored, &rw))
+		return;
+	/* the stalled writes land in order: O's, L's, O's again */
+	sim_disk_thaw(s, f);
+	sim_run_until(s, s->now + 3ULL * delay_max + 20);
+	s->directed++;
+}
+
 typedef void scenario_fn(struct sim *s, struct raft_rng *rng, uint32_t param,
 			 struct scene *st);
 
@@ -283,9 +453,10 @@ typedef void scenario_fn(struct sim *s, struct raft_rng *rng, uint32_t param,
  * leader's entries in order while its acknowledgements stay stuck), then
  * undo what it left: no disk stays stalled, no process paused. */
 static void play(struct sim *s, struct raft_rng *rng, uint32_t param,
-		 scenario_fn *fn)
+		 scenario_fn *fn, bool learner_first)
 {
-	struct scene st = {.old_leader = sim_leader(s)};
+	struct scene st = {.old_leader = sim_leader(s),
+			   .learner_first = learner_first};
 	uint32_t delay_min = s->opts.delay_min;
 	s->opts.delay_min = s->opts.delay_max;
 	if (setup(s, rng, &st))
@@ -295,24 +466,32 @@ static void play(struct sim *s, struct raft_rng *rng, uint32_t param,
 		sim_resume(s, st.follower);
 		sim_disk_thaw(s, st.follower);
 	}
-	if (st.old_leader)
+	if (st.old_leader) {
+		sim_resume(s, st.old_leader);
 		sim_disk_thaw(s, st.old_leader);
+	}
 }
 
 void scenario_stale_tail(struct sim *s, struct raft_rng *rng,
 			 uint32_t delay_max)
 {
-	play(s, rng, delay_max, stale_tail);
+	play(s, rng, delay_max, stale_tail, false);
 }
 
 void scenario_lost_tail(struct sim *s, struct raft_rng *rng,
 			uint32_t tick_interval)
 {
-	play(s, rng, tick_interval, lost_tail);
+	play(s, rng, tick_interval, lost_tail, false);
 }
 
 void scenario_deposed_read(struct sim *s, struct raft_rng *rng,
 			   uint32_t delay_max)
 {
-	play(s, rng, delay_max, deposed_read);
+	play(s, rng, delay_max, deposed_read, false);
+}
+
+void scenario_rewritten_tail(struct sim *s, struct raft_rng *rng,
+			     uint32_t delay_max)
+{
+	play(s, rng, delay_max, rewritten_tail, true);
 }

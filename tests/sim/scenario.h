@@ -27,4 +27,11 @@ void scenario_lost_tail(struct sim *s, struct raft_rng *rng,
 void scenario_deposed_read(struct sim *s, struct raft_rng *rng,
 			   uint32_t delay_max);
 
+/* A follower whose stalled disk holds queued writes of entries that its
+ * log cuts and then takes back from a later leader, so the reports of the
+ * first writes name (index, term) pairs the log holds again while the
+ * disk is still to be cut back below them (raft.h: write marks). */
+void scenario_rewritten_tail(struct sim *s, struct raft_rng *rng,
+			     uint32_t delay_max);
+
 #endif

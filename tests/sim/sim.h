@@ -40,7 +40,9 @@ struct sim_opts {
 	 * no correct peer sends but the library must survive (percent): an
 	 * acknowledgement past the receiver's log, a heartbeat whose commit
 	 * index passes the receiver's log (only to a receiver whose whole
-	 * log is committed, so the clamped commit stays safe) */
+	 * log is committed, so the clamped commit stays safe); and, as from
+	 * a caller in error, a "persisted" report whose term the entry it
+	 * names does not have (before an APPEND, if a write is queued) */
 	uint32_t forge_pct;
 	/* crash a node right after it acts on a decision its disk has not
 	 * caught up with (percent of such moments): a vote granted, a log
@@ -191,6 +193,9 @@ struct sim {
 	uint64_t directed;   /* directed schedules played to the end */
 	uint64_t stale_tails; /* APPENDs accepted by a follower whose log goes
 				 on past them with entries the leader lacks */
+	uint64_t rewritten_reports; /* "persisted" reports of a write whose
+				       (index, term) the log holds again
+				       while a queued write cuts below it */
 	uint64_t conf_changes;
 	uint64_t transfers;
 	uint64_t trace_hash;

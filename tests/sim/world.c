@@ -883,6 +883,28 @@ static void count_stale_tail(struct sim *s, struct sim_node *n,
 		s->stale_tails++;
 }
 
+/* A caller's wrong report, before an APPEND reaches n: "persisted" with
+ * the mark and last index of n's last queued write but a term that entry
+ * does not have. raft.h: a report naming an entry the log does not hold
+ * counts for nothing; a library that took it would count an entry its
+ * disk has not got yet (the WAL check then fails). With the mark of the
+ * last write handed out, (index, term) is the only thing that tells it
+ * wrong: a correct caller never sends one, so only such input reaches
+ * the term check (docs: persisted-ignores-term). */
+static void forge_report(struct sim *s, struct sim_node *n)
+{
+	const struct sim_task *t = n->disk.pending_tail;
+	if (!t || t->done_early || t->n == 0)
+		return;
+	s->forged++;
+	struct raft_event ev = {
+		.type = RAFT_EV_PERSISTED,
+		.persisted = {.index = t->from + t->n - 1,
+			      .term = t->entries[t->n - 1].term + 1,
+			      .mark = t->mark}};
+	sim_event(s, n->id, &ev, NULL);
+}
+
 /* Untrusted input: before m, hand n a forged copy of it that no correct
  * peer would send. The library must drop or clamp it (raft.h: messages
  * with a bad shape are dropped), and the checkers judge what it does. Only
@@ -904,12 +926,32 @@ static void forge(struct sim *s, struct sim_node *n, const struct raft_msg *m)
 		    s->committed[last].hash != n->mirror[last].hash)
 			return;
 		f.commit = last + 1 + raft_rng_below(&s->rng, 4);
+	} else if (m->type == RAFT_MSG_APPEND) {
+		forge_report(s, n); /* no draw: the random stream is kept */
+		return;
 	} else {
 		return;
 	}
 	s->forged++;
 	struct raft_event ev = {.type = RAFT_EV_RECEIVE, .msg = &f};
 	sim_event(s, n->id, &ev, NULL);
+}
+
+/* Coverage of the write marks: is t's report about to name an (index,
+ * term) n's log holds again, while a write queued behind t will cut the
+ * disk back below it? (Only then does the mark tell a stale report.) */
+static void count_rewritten_report(struct sim *s, struct sim_node *n,
+				   const struct sim_task *t)
+{
+	uint64_t index = t->from + t->n - 1, term;
+	for (const struct sim_task *q = n->disk.pending; q; q = q->next) {
+		if (q->done_early || q->from > index)
+			continue;
+		if (raft_term_at(n->raft, index, &term) &&
+		    term == t->entries[t->n - 1].term)
+			s->rewritten_reports++;
+		return;
+	}
 }
 
 static void disk_done(struct sim *s, struct sim_node *n)
@@ -922,6 +964,7 @@ static void disk_done(struct sim *s, struct sim_node *n)
 		d->pending_tail = NULL;
 	if (!t->done_early)
 		disk_append(s, d, t->from, t->entries, t->n);
+	count_rewritten_report(s, n, t);
 	struct raft_event ev = {
 		.type = RAFT_EV_PERSISTED,
 		.persisted = {.index = t->from + t->n - 1,
