@@ -20,7 +20,8 @@
  * a back-off (IORING_OP_TIMEOUT, doubling from 100 ms to 5 s). The immutable
  * memtable stays, so nothing acknowledged is lost; meanwhile writes that need
  * a new memtable are answered RKV_EFULL ("disk full"). A corrupt compaction
- * input stops compaction for the shard (reads of it report DATA_LOSS).
+ * input marks its table damaged and stops compaction for the shard; level 0
+ * then grows only to a limit, where flushes are held (shard_damage.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -201,6 +202,8 @@ static void job_reset(struct shard *s, struct bg_job *job, bool unlink_outputs)
 	job->mem_done = false;
 	job->edit_submitted = false;
 	job->trivial = false;
+	job->marks_only = false;
+	job->nmarks = 0;
 	job->state = JOB_IDLE;
 }
 
@@ -237,14 +240,22 @@ static void job_fail(struct shard *s, struct bg_job *job, int err, const char *w
 {
 	struct io_uring_sqe *sqe;
 
-	log_error("shard %u: %s failed: %s; retrying in %u ms", s->id, what,
-		  err == RKV_ECORRUPT ? "corrupt input" : strerror(-err),
-		  job->backoff_ms ? job->backoff_ms * 2 : SHARD_BACKOFF_MIN_MS);
+	if (err == RKV_ECORRUPT)
+		log_error("shard %u: %s failed: corrupt input; not retried", s->id, what);
+	else
+		log_error("shard %u: %s failed: %s; retrying in %u ms", s->id, what,
+			  strerror(-err),
+			  job->backoff_ms ? job->backoff_ms * 2 : SHARD_BACKOFF_MIN_MS);
 	s->stats.bg_errors++;
 	job_reset(s, job, true);
 	if (err == RKV_ECORRUPT) {
-		s->compaction_broken = true;
-		log_error("shard %u: compaction stopped: an input table is damaged", s->id);
+		/* The damaged input was marked (lsm_report_corrupt), which
+		 * stops compaction; a corrupt merge without a table to name
+		 * (keys out of order) stops it here. */
+		if (shard_damaged_tables(s) == 0) {
+			s->compaction_broken = true;
+			log_error("shard %u: compaction stopped: an input table is damaged", s->id);
+		}
 		return;
 	}
 	if (err == -ENOSPC) {
@@ -349,6 +360,7 @@ static void manifest_file_of(struct manifest_file *mf, unsigned level,
 	mf->smallest_len = t->meta.smallest_len;
 	mf->largest = t->meta.largest;
 	mf->largest_len = t->meta.largest_len;
+	mf->damaged = false;
 }
 
 /* The output just written and synced becomes a table of the job. */
@@ -398,6 +410,8 @@ static void job_edit(const struct shard *s, const struct bg_job *job, struct man
 	e->ndeleted = job->ndeleted;
 	e->added = job->outputs;
 	e->nadded = job->noutputs;
+	e->damaged = s->damage_new;
+	e->ndamaged = job->nmarks;
 }
 
 /* Encodes the job's manifest record and appends it when the manifest is free. */
@@ -409,6 +423,15 @@ static int job_manifest(struct shard *s, struct bg_job *job)
 	job->state = JOB_MANIFEST;
 	if (s->manifest_busy)
 		return 0; /* the next step tries again */
+	if (job->marks_only) {
+		/* The manifest is ours from here to the install, so the marks
+		 * taken now still name tables of the version then. */
+		job->nmarks = shard_damage_prepare(s);
+		if (job->nmarks == 0) {
+			job_reset(s, job, false);
+			return 0;
+		}
+	}
 	job_edit(s, job, &e);
 	size = manifest_edit_size(&e);
 	free(job->edit_buf);
@@ -454,6 +477,7 @@ static int job_install(struct shard *s, struct bg_job *job)
 				 job->trivial ? 0 : job->noutputs);
 	if (rv)
 		panic("shard %u: out of memory installing a version", s->id);
+	shard_damage_recorded(s, job->nmarks);
 	job->noutputs = 0; /* the tables belong to the shard now */
 	s->gen++;
 	job->backoff_ms = 0;
@@ -474,7 +498,8 @@ static int job_install(struct shard *s, struct bg_job *job)
 		shard_apply_flushed(s);
 		shard_imm_maybe_drop(s);
 	} else {
-		s->stats.compactions++;
+		if (!job->marks_only)
+			s->stats.compactions++;
 		job_reset(s, job, false);
 	}
 	return 0;
@@ -879,14 +904,20 @@ void shard_jobs_step(struct shard *s)
 	if (s->closing)
 		return;
 	shard_manifest_maybe_rewrite(s);
-	if (f->state == JOB_IDLE && s->imm && !s->imm_installed)
+	if (f->state == JOB_IDLE && s->imm && !s->imm_installed && !shard_flush_held(s))
 		flush_start(s, f);
 	else if (f->state == JOB_RUN)
 		flush_slice(s, f);
 	else if (f->state == JOB_MANIFEST && !f->edit_submitted && (rv = job_manifest(s, f)))
 		job_fail(s, f, rv, "flush");
 
-	if (c->state == JOB_IDLE && !s->compaction_broken && compact_pick(s, c)) {
+	if (c->state == JOB_IDLE && s->ndamage_new > 0) {
+		/* A table found damaged: mark it in the manifest (shard_damage.c). */
+		c->marks_only = true;
+		c->trivial = true;
+		if ((rv = job_manifest(s, c)))
+			job_fail(s, c, rv, "marking a damaged table");
+	} else if (c->state == JOB_IDLE && !shard_compaction_stopped(s) && compact_pick(s, c)) {
 		if (c->trivial)
 			rv = job_manifest(s, c);
 		else
@@ -905,8 +936,10 @@ bool shard_background_idle(const struct shard *s)
 {
 	struct compaction c;
 
-	if (s->imm || s->flush.state != JOB_IDLE || s->compact.state != JOB_IDLE)
+	/* A flush held by damage waits for a repair, not for time. */
+	if ((s->imm && !shard_flush_held(s)) || s->flush.state != JOB_IDLE ||
+	    s->compact.state != JOB_IDLE || s->ndamage_new > 0)
 		return false;
-	return s->compaction_broken ||
+	return shard_compaction_stopped(s) ||
 	       !compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, &c);
 }
