@@ -328,7 +328,9 @@ int shard_apply_error(const struct shard *s);
  * last log index whose effect the files hold), the manifest image (a whole
  * MANIFEST file's bytes, malloc'd, the snapshot's own) and the table files.
  * Entries above `index` (in the memtables) are not part of it: the receiver
- * gets them from the log. 0, RKV_EINVAL (not replicated) or -ENOMEM.
+ * gets them from the log. 0, RKV_EINVAL (not replicated), RKV_ECORRUPT (a
+ * table of the shard is damaged: never shipped, shard_damaged_tables) or
+ * -ENOMEM.
  */
 struct shard_snapshot_file {
 	char name[32];                  /* "<number>.sst" in the shard directory */

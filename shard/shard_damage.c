@@ -5,16 +5,20 @@
  * The table is marked damaged, first in memory (s->damage_new) and then in
  * the manifest (item 5, manifest.h), by an edit of its own that the
  * compaction job appends (shard_job.c, "marks"), so a restart remembers it
- * without reading the block again. While any table is damaged:
- * - compaction stops: merging past a hole would drop the newest value of
- *   the keys in the damaged block and let an older one (or a deleted one)
- *   come back;
+ * without reading the block again. While a table is damaged:
+ * - no compaction takes it as an input (shard_damage_in_pick): merging past
+ *   a hole would drop the newest value of the keys in the damaged block and
+ *   let an older one (or a deleted one) come back, and moving it would
+ *   lose its mark; compactions of other tables go on, so a shard whose
+ *   damaged table lies away from the writes stays healthy around it;
  * - reads go on: a read that needs the damaged block answers RKV_ECORRUPT
  *   (DATA_LOSS to the client), every other key is served;
- * - flushes go on until level 0 holds shard_damage_l0_limit() files; then
- *   they are held and shard_writes_refused() says so, so the node refuses
- *   new writes with a named status instead of growing level 0 without
- *   bound (57 files in 15 s before this).
+ * - when the compaction that is due needs the damaged table (level 0 over
+ *   its range, say), it is held (s->compaction_blocked), and flushes go on
+ *   until level 0 holds shard_damage_l0_limit() files; then they are held
+ *   and shard_writes_refused() says so, so the node refuses new writes with
+ *   a named status instead of growing level 0 without bound (57 files in
+ *   15 s before this).
  * Invariant: s->damage_new lists tables of the current manifest version
  * not yet marked in it, each once; a table leaves it only when an edit
  * marking it is durable (or when the table left the version).
@@ -60,9 +64,9 @@ bool shard_damage_mark(struct shard *s, uint64_t number)
 	}
 	s->damage_new[s->ndamage_new].level = mf->level;
 	s->damage_new[s->ndamage_new++].number = number;
-	log_error("shard %u: table %06" PRIu64 ".sst (level %u) is damaged: compaction "
-		  "stopped, its other blocks are still read; writes are refused once level 0 "
-		  "holds %u files (ringkvd repair, docs/DAMAGED-DATADIR.md)",
+	log_error("shard %u: table %06" PRIu64 ".sst (level %u) is damaged: it is never "
+		  "compacted, its other blocks are still read; if level 0 fills behind it "
+		  "(%u files) writes are refused (ringkvd repair, docs/DAMAGED-DATADIR.md)",
 		  s->id, number, mf->level, shard_damage_l0_limit(s));
 	return true;
 }
@@ -99,7 +103,23 @@ size_t shard_damaged_tables(const struct shard *s)
 
 bool shard_compaction_stopped(const struct shard *s)
 {
-	return s->compaction_broken || shard_damaged_tables(s) > 0;
+	return s->compaction_broken;
+}
+
+bool shard_damage_in_pick(const struct shard *s, const struct compaction *c)
+{
+	for (int k = 0; k < 2; k++) {
+		const struct compaction_input *in = &c->inputs[k];
+
+		for (size_t i = 0; i < in->count; i++) {
+			const struct manifest_file *f =
+				&s->manifest.levels[in->level].files[in->first + i];
+
+			if (f->damaged || pending(s, f->number))
+				return true;
+		}
+	}
+	return false;
 }
 
 unsigned shard_damage_l0_limit(const struct shard *s)
@@ -111,7 +131,7 @@ unsigned shard_damage_l0_limit(const struct shard *s)
 
 bool shard_flush_held(const struct shard *s)
 {
-	return shard_compaction_stopped(s) &&
+	return (s->compaction_broken || s->compaction_blocked) &&
 	       s->manifest.levels[0].count >= shard_damage_l0_limit(s);
 }
 
@@ -132,15 +152,24 @@ uint64_t shard_damaged_table(const struct shard *s, unsigned i)
 	return 0;
 }
 
-void shard_damage_report_open(const struct shard *s)
+void shard_damage_open(struct shard *s)
 {
+	struct compaction c;
+
+	/* Whether the compaction due is held is known before the first
+	 * write, so a restart refuses at once what it refused before. */
+	s->compaction_blocked = s->manifest.ndamaged > 0 &&
+		compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, &c) &&
+		shard_damage_in_pick(s, &c);
 	for (unsigned l = 0; l < MANIFEST_LEVELS; l++)
 		for (size_t k = 0; k < s->manifest.levels[l].count; k++)
 			if (s->manifest.levels[l].files[k].damaged)
 				log_error("shard %u: table %06" PRIu64 ".sst (level %u) is marked "
-					  "damaged in the manifest: compaction stays stopped "
+					  "damaged in the manifest: it is never compacted%s "
 					  "(ringkvd repair, docs/DAMAGED-DATADIR.md)", s->id,
-					  s->manifest.levels[l].files[k].number, l);
+					  s->manifest.levels[l].files[k].number, l,
+					  shard_writes_refused(s) ? "; level 0 is full behind it: "
+					  "writes are refused" : "");
 }
 
 void shard_damage_close(struct shard *s)

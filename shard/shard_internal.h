@@ -298,6 +298,7 @@ struct shard {
 					      * the manifest (shard_damage.c) */
 	size_t ndamage_new;
 	size_t damage_cap;
+	bool compaction_blocked;        /* the compaction due takes a damaged table */
 	bool disk_full;
 	struct bg_job flush;
 	struct bg_job compact;
@@ -381,10 +382,14 @@ bool shard_damage_mark(struct shard *s, uint64_t number);
 size_t shard_damage_prepare(struct shard *s);
 /* The edit marking the first `n` of s->damage_new is durable. */
 void shard_damage_recorded(struct shard *s, size_t n);
+/* Compaction stopped for good: a corrupt merge with no table to name. */
 bool shard_compaction_stopped(const struct shard *s);
+/* `c` takes a damaged table as an input: it must not run. */
+bool shard_damage_in_pick(const struct shard *s, const struct compaction *c);
 unsigned shard_damage_l0_limit(const struct shard *s);
-/* Logs the tables the manifest marks damaged (shard_open). */
-void shard_damage_report_open(const struct shard *s);
+/* shard_open: whether the compaction due is held by a damaged table, and
+ * the tables the manifest marks damaged logged. */
+void shard_damage_open(struct shard *s);
 /* shard_close (blocking): marks not yet in the manifest are appended to it
  * and synced, so the next start knows them; then the list is freed. */
 void shard_damage_close(struct shard *s);

@@ -636,8 +636,19 @@ static bool compact_pick(struct shard *s, struct bg_job *job)
 	size_t n = 0;
 	uint64_t *ages = NULL;
 
-	if (!compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, c))
+	if (!compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, c)) {
+		s->compaction_blocked = false;
 		return false;
+	}
+	if (shard_damage_in_pick(s, c)) {
+		/* Held (shard_damage.c). Past level 0 the cursor moves on, so
+		 * the next pick tries the level's next range. */
+		s->compaction_blocked = true;
+		if (c->level >= 1)
+			(void)compaction_cursor_advance(&s->cursor, &s->manifest, c);
+		return false;
+	}
+	s->compaction_blocked = false;
 	if (compaction_cursor_advance(&s->cursor, &s->manifest, c) != 0)
 		return false;
 	job->version = lsm_version_ref(s->version);
@@ -941,5 +952,6 @@ bool shard_background_idle(const struct shard *s)
 	    s->compact.state != JOB_IDLE || s->ndamage_new > 0)
 		return false;
 	return shard_compaction_stopped(s) ||
-	       !compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, &c);
+	       !compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, &c) ||
+	       shard_damage_in_pick(s, &c);
 }

@@ -550,7 +550,7 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	if (rv)
 		goto err_after_alloc;
 	s->next_file = s->manifest.next_file_number;
-	shard_damage_report_open(s);
+	shard_damage_open(s);
 	s->pending = &s->batches[0];
 	shard_apply_init(s, cfg);
 	shard_jobs_init(s);
