@@ -338,9 +338,14 @@ static void examine_segment(struct repair *r, const char *rel, const char *path)
 	while ((res = core_log_scan_next(&sc, &rec)) == CORE_LOG_SCAN_RECORD)
 		;
 	if (res == CORE_LOG_SCAN_CORRUPT || (res == CORE_LOG_SCAN_TORN && sc.cut)) {
-		printf("cannot mend: %s: unreadable from offset %zu to its end (%zu bytes): %s; "
-		       "the acknowledged writes there are in no table (restore the data dir "
-		       "from a backup)\n", rel, sc.offset, len - sc.offset,
+		size_t end = len;
+
+		while (end > sc.offset && buf[end - 1] == 0)
+			end--; /* preallocated space never written */
+		printf("cannot mend: %s: unreadable from offset %zu (%zu bytes up to the last "
+		       "written byte): %s; the entries there above the shards' flushed indexes "
+		       "are in no table (restore the data dir from a backup)\n", rel, sc.offset,
+		       end - sc.offset,
 		       res == CORE_LOG_SCAN_CORRUPT && sc.reason ? sc.reason : "cut inside a record");
 		r->unmendable++;
 	} else if (res == CORE_LOG_SCAN_TORN) {
@@ -540,8 +545,11 @@ static int act(struct repair *r)
 		rv = make_parents(qdir, r->drops[i].rel);
 		if (rv == 0 && rename(from, to) != 0)
 			rv = -errno;
-		if (rv == -ENOENT && r->drops[i].shard >= 0)
-			rv = 0; /* a missing table: only its manifest entry went */
+		if (rv == -ENOENT && r->drops[i].shard >= 0) {
+			printf("dropped %s from its manifest (the file was missing)\n",
+			       r->drops[i].rel);
+			continue;
+		}
 		if (rv)
 			return rv;
 		printf("moved %s -> %s\n", r->drops[i].rel, to + strlen(r->dir) + 1);
