@@ -73,8 +73,9 @@ void lsm_report_corrupt(struct shard *s, uint64_t number, uint64_t offset,
 
 	if (lsm_path(path, sizeof path, s, number))
 		snprintf(path, sizeof path, "table %" PRIu64, number);
-	log_write(first ? LOG_ERROR : LOG_DEBUG, "shard %u: %s: corrupt block at offset %" PRIu64 ": %s",
-		  s->id, path, offset, reason ? reason : "bad data");
+	log_write(first ? LOG_ERROR : LOG_DEBUG,
+		  "shard %u: %s: corrupt block at offset %" PRIu64 ": %s", s->id, path, offset,
+		  reason ? reason : "bad data");
 }
 
 static void forget_table(struct shard *s, struct lsm_table *t)

@@ -47,8 +47,10 @@ bool shard_damage_mark(struct shard *s, uint64_t number)
 {
 	const struct manifest_file *mf = manifest_version_find(&s->manifest, number);
 
-	if (!mf || mf->damaged || pending(s, number))
-		return false; /* known already, or no longer in the version */
+	if (!mf)
+		return true; /* read through an older version: nothing to mark */
+	if (mf->damaged || pending(s, number))
+		return false; /* known already */
 	if (s->ndamage_new == s->damage_cap) {
 		size_t cap = s->damage_cap ? s->damage_cap * 2 : 4;
 		struct manifest_file_id *p = realloc(s->damage_new, cap * sizeof *p);
@@ -92,6 +94,8 @@ void shard_damage_recorded(struct shard *s, size_t n)
 {
 	if (n > s->ndamage_new)
 		n = s->ndamage_new;
+	if (n == 0)
+		return;
 	memmove(s->damage_new, s->damage_new + n, (s->ndamage_new - n) * sizeof *s->damage_new);
 	s->ndamage_new -= n;
 }

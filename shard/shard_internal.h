@@ -153,6 +153,8 @@ struct bg_job {
 	bool have_held;
 	uint64_t started_us;
 	bool marks_only;                /* an edit that only marks tables damaged */
+	bool corrupt_named;             /* its RKV_ECORRUPT came from an input
+					 * table, now marked damaged */
 	size_t nmarks;                  /* s->damage_new[0..nmarks) in its edit */
 };
 
@@ -375,7 +377,8 @@ void lsm_report_corrupt(struct shard *s, uint64_t number, uint64_t offset,
 			const char *reason);
 
 /* shard_damage.c */
-/* Marks table `number` damaged (logged once). true when newly marked. */
+/* Marks table `number` damaged (logged once). false when it was known
+ * damaged already (the caller then logs the block at debug level). */
 bool shard_damage_mark(struct shard *s, uint64_t number);
 /* Drops marks of tables gone from the version, fixes their levels: the
  * count of s->damage_new to put in the next edit. */

@@ -20,8 +20,9 @@
  * a back-off (IORING_OP_TIMEOUT, doubling from 100 ms to 5 s). The immutable
  * memtable stays, so nothing acknowledged is lost; meanwhile writes that need
  * a new memtable are answered RKV_EFULL ("disk full"). A corrupt compaction
- * input marks its table damaged and stops compaction for the shard; level 0
- * then grows only to a limit, where flushes are held (shard_damage.c).
+ * input marks its table damaged: no compaction takes it again, and if the
+ * one due needs it, level 0 grows only to a limit, where flushes are held
+ * (shard_damage.c). Corruption with no table to name stops compaction.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -203,6 +204,7 @@ static void job_reset(struct shard *s, struct bg_job *job, bool unlink_outputs)
 	job->edit_submitted = false;
 	job->trivial = false;
 	job->marks_only = false;
+	job->corrupt_named = false;
 	job->nmarks = 0;
 	job->state = JOB_IDLE;
 }
@@ -247,17 +249,17 @@ static void job_fail(struct shard *s, struct bg_job *job, int err, const char *w
 			  strerror(-err),
 			  job->backoff_ms ? job->backoff_ms * 2 : SHARD_BACKOFF_MIN_MS);
 	s->stats.bg_errors++;
-	job_reset(s, job, true);
-	if (err == RKV_ECORRUPT) {
-		/* The damaged input was marked (lsm_report_corrupt), which
-		 * stops compaction; a corrupt merge without a table to name
-		 * (keys out of order) stops it here. */
-		if (shard_damaged_tables(s) == 0) {
-			s->compaction_broken = true;
-			log_error("shard %u: compaction stopped: an input table is damaged", s->id);
-		}
-		return;
+	if (err == RKV_ECORRUPT && !job->corrupt_named) {
+		/* Keys out of order in a merge, or our own output unreadable:
+		 * no table to hold apart, so compaction stops. (A damaged input
+		 * was marked by lsm_report_corrupt: picks that take it are
+		 * held, shard_damage_in_pick.) */
+		s->compaction_broken = true;
+		log_error("shard %u: compaction stopped: corrupt data with no table to name", s->id);
 	}
+	job_reset(s, job, true);
+	if (err == RKV_ECORRUPT)
+		return;
 	if (err == -ENOSPC) {
 		s->disk_full = true;
 		/* Writes waiting for a memtable now get "disk full". */
@@ -587,8 +589,10 @@ static int csrc_drive(struct shard *s, struct bg_job *job, size_t slot,
 			merge_feed_end(&job->merge, slot);
 			return 0;
 		case SSTABLE_ITER_ERROR:
-			if (src->it.error == RKV_ECORRUPT)
+			if (src->it.error == RKV_ECORRUPT) {
 				compact_report(s, src);
+				job->corrupt_named = true;
+			}
 			return src->it.error;
 		case SSTABLE_ITER_NEED_BLOCK: {
 			struct sstable_handle h = src->it.need;
