@@ -211,7 +211,8 @@ static void start(struct snap_send *s, uint64_t raft_index)
 
 	rv = shard_snapshot_begin(rep->shard, &s->snap);
 	if (rv != 0) {
-		log_warn("replica %u: cannot pin a snapshot: %s", rep->id, rkv_strerror(rv));
+		log_every(LOG_WARN, 10000, "replica %u: cannot pin a snapshot: %s", rep->id,
+			  rkv_strerror(rv));
 		return;
 	}
 	/* The pinned version holds the state at its flushed index F >= the

@@ -27,6 +27,9 @@
 #define KV_GET_ROOM 1024u
 
 const char kv_error_disk_full[] = "disk full: the write was not stored";
+const char kv_error_damaged[] = "the shard has a damaged table (a block failed its "
+	"checksum, see the server log) and refuses writes until it is repaired "
+	"(ringkvd repair); the write was not stored";
 
 static void on_request(struct reactor *r, struct reactor_msg *m);
 static void on_answer(struct reactor *r, struct reactor_msg *m);
@@ -428,6 +431,8 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 			st.writes += ss.writes + ss.applied;
 			st.memtable_used += used;
 			st.memtable_capacity += capacity;
+			st.damaged_tables += shard_damaged_tables(c->owned[i]);
+			st.writes_refused += shard_writes_refused(c->owned[i]);
 		}
 		if (c->cluster) {
 			/* One log per core, whatever its number of shards. */
@@ -626,6 +631,14 @@ static void execute(struct node_core *c, struct kv_req *req)
 	}
 	req->waiter.done = write_done;
 	req->waiter.want_prior = (req->flags & KV_WANT_PRIOR) != 0;
+	if (replica_is_leader(rep) && shard_writes_refused(replica_shard(rep))) {
+		/* Its level 0 is full behind a damaged table (shard_damage.c):
+		 * refused before it enters the log, so it never applies. */
+		req->status = ringkv_Status_DATA_LOSS;
+		req->error = kv_error_damaged;
+		answer(c, req);
+		return;
+	}
 	rv = replica_propose(rep, &cmd, &req->waiter);
 	if (rv == RAFT_ENOTLEADER) {
 		forward_route(c, req, rep);

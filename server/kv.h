@@ -129,11 +129,15 @@ struct kv_core_stats {
 	uint64_t fsyncs;          /* fdatasyncs of the core logs */
 	uint64_t memtable_used;
 	uint64_t memtable_capacity;
+	uint64_t damaged_tables;  /* tables with a damaged block (issue 14) */
+	uint64_t writes_refused;  /* shards refusing writes for one */
 };
 
 /* The error text of a write refused for lack of disk space (compared by
  * address: the RESP door says ERR, not OOM, for it). */
 extern const char kv_error_disk_full[];
+/* A write refused because the shard holds a damaged table (issue 14). */
+extern const char kv_error_damaged[];
 
 /* A request with room for `key_len` + `room` bytes, from this core's pool.
  * NULL when out of memory. */

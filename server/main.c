@@ -24,6 +24,7 @@
 #include "core/topology.h"
 #include "server/admin.h"
 #include "server/datadir.h"
+#include "server/repair.h"
 #include "server/node.h"
 #include "tools/version.h"
 
@@ -172,6 +173,8 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int lock_fd, sig, rv;
 
+	if (argc > 1 && strcmp(argv[1], "repair") == 0)
+		return repair_main(argc - 1, argv + 1); /* offline (server/repair.c) */
 	config_defaults(&node.cfg);
 	rv = config_parse(&node.cfg, argc, argv, err, sizeof err);
 	if (rv == CONFIG_PARSE_VERSION)

@@ -252,6 +252,12 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 	CHECK(ids->cache_misses);
 	CHECK(ids->cache_bytes);
 	CHECK(ids->disk_full);
+	ids->damaged_tables = metrics_gauge(m, "ringkv_damaged_tables", NULL,
+		"SSTables with a block that failed its checksum (compaction of the shard stopped).", 0);
+	ids->writes_refused = metrics_gauge(m, "ringkv_shards_refusing_writes", NULL,
+		"Shards refusing writes: level 0 full behind a damaged table.", 0);
+	CHECK(ids->damaged_tables);
+	CHECK(ids->writes_refused);
 
 	ids->loop_iterations = metrics_counter(m, "ringkv_reactor_iterations_total", NULL,
 		"Passes of the core's event loop.", 0);
@@ -390,6 +396,7 @@ static void collect(struct metrics_core *mc, void *arg)
 	const struct node_stats *st = &c->stats;
 	struct block_cache_stats cs;
 	uint64_t native = 0, memtable_used = 0, memtable_cap = 0, disk_full = 0;
+	uint64_t damaged = 0, refusing = 0;
 	uint64_t levels[NODE_METRICS_LEVELS] = { 0 };
 	struct shard_stats sum = { 0 };
 	unsigned i, l;
@@ -434,6 +441,8 @@ static void collect(struct metrics_core *mc, void *arg)
 		for (l = 0; l < NODE_METRICS_LEVELS; l++)
 			levels[l] += counts[l];
 		disk_full += shard_disk_full(c->owned[i]);
+		damaged += shard_damaged_tables(c->owned[i]);
+		refusing += shard_writes_refused(c->owned[i]);
 	}
 	if (c->cluster) {
 		/* The Raft log of the core: one for all its shards. */
@@ -461,6 +470,8 @@ static void collect(struct metrics_core *mc, void *arg)
 	metrics_set(mc, ids->background_errors, sum.bg_errors);
 	metrics_set(mc, ids->block_reads, sum.block_reads);
 	metrics_set(mc, ids->disk_full, disk_full);
+	metrics_set(mc, ids->damaged_tables, damaged);
+	metrics_set(mc, ids->writes_refused, refusing);
 	block_cache_get_stats(c->cache, &cs);
 	metrics_set(mc, ids->cache_hits, cs.hits);
 	metrics_set(mc, ids->cache_misses, cs.misses);

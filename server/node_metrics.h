@@ -59,6 +59,8 @@ struct node_metric_ids {
 	int cache_misses;
 	int cache_bytes;
 	int disk_full;           /* shards of the core retrying for lack of space */
+	int damaged_tables;      /* tables with a damaged block (issue 14) */
+	int writes_refused;      /* shards refusing writes for a damaged table */
 	int loop_iterations;
 	int messages_in;
 	int messages_out;

@@ -57,6 +57,8 @@ void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_co
 		sum->fsyncs += st.fsyncs;
 		sum->memtable_used += st.memtable_used;
 		sum->memtable_capacity += st.memtable_capacity;
+		sum->damaged_tables += st.damaged_tables;
+		sum->writes_refused += st.writes_refused;
 	}
 	/* The cluster's keys when every shard answered; else this node's
 	 * replicas' (a follower's may lag, a node holds only its shards). */
@@ -99,7 +101,9 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 	if (section_wanted(section, "persistence"))
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Persistence\r\nloading:0\r\naof_enabled:1\r\n"
-			"ringkv_fsync:always\r\n\r\n");
+			"ringkv_fsync:always\r\nringkv_damaged_tables:%" PRIu64 "\r\n"
+			"ringkv_shards_refusing_writes:%" PRIu64 "\r\n\r\n",
+			st.damaged_tables, st.writes_refused);
 	if (section_wanted(section, "stats"))
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\n"

@@ -65,15 +65,17 @@ struct lsm_table *lsm_table_new(uint64_t number, uint64_t size, int fd,
 	return t;
 }
 
-void lsm_report_corrupt(const struct shard *s, uint64_t number, uint64_t offset,
+void lsm_report_corrupt(struct shard *s, uint64_t number, uint64_t offset,
 			const char *reason)
 {
 	char path[PATH_MAX + 32];
+	bool first = shard_damage_mark(s, number);
 
 	if (lsm_path(path, sizeof path, s, number))
 		snprintf(path, sizeof path, "table %" PRIu64, number);
-	log_error("shard %u: %s: corrupt block at offset %" PRIu64 ": %s",
-		  s->id, path, offset, reason ? reason : "bad data");
+	log_write(first ? LOG_ERROR : LOG_DEBUG,
+		  "shard %u: %s: corrupt block at offset %" PRIu64 ": %s", s->id, path, offset,
+		  reason ? reason : "bad data");
 }
 
 static void forget_table(struct shard *s, struct lsm_table *t)

@@ -23,6 +23,7 @@ enum item_tag {
 	TAG_FLUSHED_INDEX = 2,
 	TAG_DELETE_FILE = 3,
 	TAG_ADD_FILE = 4,
+	TAG_DAMAGED_FILE = 5,
 };
 
 /* Payload bytes a snapshot puts in one record before starting the next. */
@@ -71,6 +72,14 @@ static uint8_t *put_add_item(uint8_t *p, const struct manifest_file *f)
 	return p + f->largest_len;
 }
 
+static uint8_t *put_damaged_item(uint8_t *p, uint64_t level, uint64_t number)
+{
+	*p++ = TAG_DAMAGED_FILE;
+	p += sstable_put_varint(p, level);
+	p += sstable_put_varint(p, number);
+	return p;
+}
+
 static size_t payload_size(const struct manifest_edit *e)
 {
 	size_t n = 0;
@@ -83,6 +92,8 @@ static size_t payload_size(const struct manifest_edit *e)
 		n += 1 + varint_len(e->deleted[i].level) + varint_len(e->deleted[i].number);
 	for (size_t i = 0; i < e->nadded; i++)
 		n += add_item_size(&e->added[i]);
+	for (size_t i = 0; i < e->ndamaged; i++)
+		n += 1 + varint_len(e->damaged[i].level) + varint_len(e->damaged[i].number);
 	return n;
 }
 
@@ -110,6 +121,7 @@ size_t manifest_edit_encode(const struct manifest_edit *e, uint8_t *out)
 	assert(e != NULL && out != NULL);
 	assert(e->deleted != NULL || e->ndeleted == 0);
 	assert(e->added != NULL || e->nadded == 0);
+	assert(e->damaged != NULL || e->ndamaged == 0);
 	if (e->has_next_file_number) {
 		*p++ = TAG_NEXT_FILE_NUMBER;
 		p += sstable_put_varint(p, e->next_file_number);
@@ -125,6 +137,8 @@ size_t manifest_edit_encode(const struct manifest_edit *e, uint8_t *out)
 	}
 	for (size_t i = 0; i < e->nadded; i++)
 		p = put_add_item(p, &e->added[i]);
+	for (size_t i = 0; i < e->ndamaged; i++)
+		p = put_damaged_item(p, e->damaged[i].level, e->damaged[i].number);
 	return seal_record(out, (size_t)(p - out - MANIFEST_RECORD_HEADER_SIZE));
 }
 
@@ -161,25 +175,39 @@ struct apply_state {
 	uint64_t max_added;      /* largest file number added, 0 if none */
 };
 
+/* The file numbered `number` in level `level`, or NULL (a bad level too). */
+static struct manifest_file *level_file(struct manifest_version *v, uint64_t level,
+					uint64_t number)
+{
+	if (level >= MANIFEST_LEVELS)
+		return NULL;
+	for (size_t i = 0; i < v->levels[level].count; i++)
+		if (v->levels[level].files[i].number == number)
+			return &v->levels[level].files[i];
+	return NULL;
+}
+
 static int delete_file(struct manifest_version *v, uint64_t level, uint64_t number,
 		       struct apply_state *st, const char **reason)
 {
+	struct manifest_file *f = level_file(v, level, number);
 	struct manifest_level *lv;
+	size_t i;
 
 	if (level >= MANIFEST_LEVELS)
 		return fail(reason, "level out of range");
+	if (!f)
+		return fail(reason, "delete of a file not in its level");
 	lv = &v->levels[level];
-	for (size_t i = 0; i < lv->count; i++) {
-		if (lv->files[i].number != number)
-			continue;
-		lv->bytes -= lv->files[i].size;
-		free((void *)lv->files[i].smallest);
-		memmove(&lv->files[i], &lv->files[i + 1], (lv->count - i - 1) * sizeof(*lv->files));
-		lv->count--;
-		st->touched |= 1u << level;
-		return 0;
-	}
-	return fail(reason, "delete of a file not in its level");
+	i = (size_t)(f - lv->files);
+	lv->bytes -= f->size;
+	if (f->damaged)
+		v->ndamaged--;
+	free((void *)f->smallest);
+	memmove(&lv->files[i], &lv->files[i + 1], (lv->count - i - 1) * sizeof(*lv->files));
+	lv->count--;
+	st->touched |= 1u << level;
+	return 0;
 }
 
 /* Where `f` goes: level 0 by number descending, others by smallest key. */
@@ -237,6 +265,7 @@ static int add_file(struct manifest_version *v, const struct manifest_file *f,
 		memcpy(keys + f->smallest_len, f->largest, f->largest_len);
 	copy.smallest = keys;
 	copy.largest = keys + f->smallest_len;
+	copy.damaged = false; /* only item 5 marks a file */
 	pos = insert_pos(lv, f->level, &copy);
 	memmove(&lv->files[pos + 1], &lv->files[pos], (lv->count - pos) * sizeof(*lv->files));
 	lv->files[pos] = copy;
@@ -246,6 +275,33 @@ static int add_file(struct manifest_version *v, const struct manifest_file *f,
 	if (f->number > st->max_added)
 		st->max_added = f->number;
 	return 0;
+}
+
+static int mark_damaged(struct manifest_version *v, uint64_t level, uint64_t number,
+			const char **reason)
+{
+	struct manifest_file *f = level_file(v, level, number);
+
+	if (level >= MANIFEST_LEVELS)
+		return fail(reason, "level out of range");
+	if (!f)
+		return fail(reason, "damage mark on a file not in its level");
+	if (!f->damaged) {
+		f->damaged = true;
+		v->ndamaged++;
+	}
+	return 0;
+}
+
+const struct manifest_file *manifest_version_find(const struct manifest_version *v,
+						  uint64_t number)
+{
+	assert(v != NULL);
+	for (int l = 0; l < MANIFEST_LEVELS; l++)
+		for (size_t i = 0; i < v->levels[l].count; i++)
+			if (v->levels[l].files[i].number == number)
+				return &v->levels[l].files[i];
+	return NULL;
 }
 
 /* The invariants of manifest.h, for the levels an edit touched. */
@@ -288,6 +344,11 @@ int manifest_version_apply(struct manifest_version *v, const struct manifest_edi
 	}
 	for (size_t i = 0; i < e->nadded; i++) {
 		rv = add_file(v, &e->added[i], &st, reason);
+		if (rv != 0)
+			return rv;
+	}
+	for (size_t i = 0; i < e->ndamaged; i++) {
+		rv = mark_damaged(v, e->damaged[i].level, e->damaged[i].number, reason);
 		if (rv != 0)
 			return rv;
 	}
@@ -348,6 +409,13 @@ static int apply_payload(struct manifest_version *v, const uint8_t *p, const uin
 				return fail(reason, "level out of range");
 			f.level = (uint32_t)a;
 			if ((rv = add_file(v, &f, &st, reason)) != 0)
+				return rv;
+			break;
+		case TAG_DAMAGED_FILE:
+			if ((p = sstable_get_varint(p, end, &a)) == NULL ||
+			    (p = sstable_get_varint(p, end, &b)) == NULL)
+				return fail(reason, "truncated damaged item");
+			if ((rv = mark_damaged(v, a, b, reason)) != 0)
 				return rv;
 			break;
 		default:
@@ -464,6 +532,9 @@ int manifest_version_snapshot(const struct manifest_version *v, struct sstable_b
 			const struct manifest_file *f = &lv->files[i];
 			size_t item = add_item_size(f);
 
+			if (f->damaged) /* the mark follows its add, in the same record */
+				item += 1 + varint_len(f->level) + varint_len(f->number);
+
 			assert(item <= MANIFEST_MAX_PAYLOAD);
 			rv = sstable_buf_reserve(out, MANIFEST_RECORD_HEADER_SIZE + item);
 			if (rv != 0) {
@@ -476,7 +547,12 @@ int manifest_version_snapshot(const struct manifest_version *v, struct sstable_b
 				payload = 0;
 				out->len += MANIFEST_RECORD_HEADER_SIZE;
 			}
-			put_add_item(out->data + out->len, f);
+			{
+				uint8_t *p = put_add_item(out->data + out->len, f);
+
+				if (f->damaged)
+					put_damaged_item(p, f->level, f->number);
+			}
 			out->len += item;
 			payload += item;
 		}

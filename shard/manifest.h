@@ -22,6 +22,16 @@
  *       3 delete file          level, file number
  *       4 add file             level, file number, file size, entry count,
  *                              smallest key, largest key
+ *       5 damaged file         level, file number: the file is in the
+ *                              version and a block of it failed its
+ *                              checksum; it stays (its other blocks are
+ *                              read) but is never compacted (issue 14;
+ *                              docs/DAMAGED-DATADIR.md). Applied after the
+ *                              record's deletes and adds; a delete of the
+ *                              file drops the mark with it. A manifest
+ *                              without damage has no such item, so older
+ *                              readers read it; one with damage is refused
+ *                              by them ("unknown manifest item").
  *
  * Torn tail versus corruption, as for the WAL (shard/wal_format.h): fewer
  * bytes than a record header, an invalid header followed only by zeros, a
@@ -64,6 +74,7 @@ struct manifest_file {
 	uint32_t smallest_len;
 	const uint8_t *largest;
 	uint32_t largest_len;
+	bool damaged;             /* in a version: marked damaged (item 5) */
 };
 
 struct manifest_file_id {
@@ -81,6 +92,8 @@ struct manifest_edit {
 	size_t ndeleted;
 	const struct manifest_file *added;
 	size_t nadded;
+	const struct manifest_file_id *damaged; /* files to mark damaged */
+	size_t ndamaged;
 };
 
 void manifest_header_encode(uint8_t out[MANIFEST_HEADER_SIZE]);
@@ -105,6 +118,7 @@ struct manifest_level {
 struct manifest_version {
 	uint64_t next_file_number;
 	uint64_t flushed_index;
+	size_t ndamaged;             /* files marked damaged */
 	struct manifest_level levels[MANIFEST_LEVELS];
 };
 
@@ -138,6 +152,10 @@ struct manifest_replay {
  */
 int manifest_replay(struct manifest_version *v, const uint8_t *buf, size_t len,
 		    struct manifest_replay *r);
+
+/* The file numbered `number` of `v`, or NULL. */
+const struct manifest_file *manifest_version_find(const struct manifest_version *v,
+						  uint64_t number);
 
 /*
  * Appends a whole manifest file describing `v` to `out`: header, then edits

@@ -227,6 +227,8 @@ static int try_queue(struct shard *s, struct shard_waiter *w)
 
 	if (s->failed)
 		return -EIO;
+	if (shard_writes_refused(s))
+		return RKV_ECORRUPT; /* a damaged table holds flushes (shard_damage.c) */
 	if (s->switching)
 		return QUEUE_STALL;
 	if (shard_needs_prior(w)) {

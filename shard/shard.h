@@ -329,7 +329,9 @@ int shard_apply_error(const struct shard *s);
  * last log index whose effect the files hold), the manifest image (a whole
  * MANIFEST file's bytes, malloc'd, the snapshot's own) and the table files.
  * Entries above `index` (in the memtables) are not part of it: the receiver
- * gets them from the log. 0, RKV_EINVAL (not replicated) or -ENOMEM.
+ * gets them from the log. 0, RKV_EINVAL (not replicated), RKV_ECORRUPT (a
+ * table of the shard is damaged: never shipped, shard_damaged_tables) or
+ * -ENOMEM.
  */
 struct shard_snapshot_file {
 	char name[32];                  /* "<number>.sst" in the shard directory */
@@ -463,6 +465,20 @@ bool shard_disk_full(const struct shard *s);
 
 uint32_t shard_id(const struct shard *s);
 void shard_get_stats(const struct shard *s, struct shard_stats *out);
+
+/*
+ * Damaged tables (issue 14, shard/shard_damage.c): how many tables of the
+ * shard are known damaged (a block failed its checksum; marked in the
+ * manifest, or about to be), and the number of the i-th (0 past the end).
+ * While there is one, compaction is stopped, and once level 0 holds its
+ * limit of files flushes are held and shard_writes_refused() is true: the
+ * caller refuses new writes (DATA_LOSS, naming the damage) rather than let
+ * level 0 or the log grow without bound. shard_flush_held: the same test.
+ */
+size_t shard_damaged_tables(const struct shard *s);
+uint64_t shard_damaged_table(const struct shard *s, unsigned i);
+bool shard_writes_refused(const struct shard *s);
+bool shard_flush_held(const struct shard *s);
 
 /* Files per level of the current version (tests, INFO). */
 void shard_level_files(const struct shard *s, unsigned counts[], unsigned nlevels);

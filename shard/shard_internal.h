@@ -41,6 +41,9 @@
 #define SHARD_DEFAULT_STALL_LIMIT (16ull << 20)
 #define SHARD_BACKOFF_MIN_MS 100
 #define SHARD_BACKOFF_MAX_MS 5000
+/* Level 0 files at which a shard with a damaged table holds its flushes
+ * and refuses writes: at least this, or 3 x the L0 compaction trigger. */
+#define SHARD_DAMAGE_L0_MIN 8
 
 struct lsm_table {
 	uint64_t number;          /* <number>.sst */
@@ -149,6 +152,10 @@ struct bg_job {
 	struct merge_entry held;        /* entry waiting for the next output */
 	bool have_held;
 	uint64_t started_us;
+	bool marks_only;                /* an edit that only marks tables damaged */
+	bool corrupt_named;             /* its RKV_ECORRUPT came from an input
+					 * table, now marked damaged */
+	size_t nmarks;                  /* s->damage_new[0..nmarks) in its edit */
 };
 
 /*
@@ -313,7 +320,13 @@ struct shard {
 	struct compaction_cursor cursor;
 	uint64_t table_size;
 	uint64_t next_file;             /* next SSTable number to hand out */
-	bool compaction_broken;         /* an input was corrupt: stop compacting */
+	bool compaction_broken;         /* an input was corrupt (no table to name,
+					 * or no memory to mark it): stop compacting */
+	struct manifest_file_id *damage_new; /* found damaged, not yet marked in
+					      * the manifest (shard_damage.c) */
+	size_t ndamage_new;
+	size_t damage_cap;
+	bool compaction_blocked;        /* the compaction due takes a damaged table */
 	bool disk_full;
 	struct bg_job flush;
 	struct bg_job compact;
@@ -384,9 +397,31 @@ static inline uint64_t lsm_cache_file(const struct shard *s, uint64_t number)
 	return (uint64_t)s->id << 40 | number;
 }
 
-/* Logs a damaged block or table. */
-void lsm_report_corrupt(const struct shard *s, uint64_t number, uint64_t offset,
+/* Logs a damaged block of table `number` and marks the table damaged
+ * (shard_damage_mark): logged as an error the first time, then at debug. */
+void lsm_report_corrupt(struct shard *s, uint64_t number, uint64_t offset,
 			const char *reason);
+
+/* shard_damage.c */
+/* Marks table `number` damaged (logged once). false when it was known
+ * damaged already (the caller then logs the block at debug level). */
+bool shard_damage_mark(struct shard *s, uint64_t number);
+/* Drops marks of tables gone from the version, fixes their levels: the
+ * count of s->damage_new to put in the next edit. */
+size_t shard_damage_prepare(struct shard *s);
+/* The edit marking the first `n` of s->damage_new is durable. */
+void shard_damage_recorded(struct shard *s, size_t n);
+/* Compaction stopped for good: a corrupt merge with no table to name. */
+bool shard_compaction_stopped(const struct shard *s);
+/* `c` takes a damaged table as an input: it must not run. */
+bool shard_damage_in_pick(const struct shard *s, const struct compaction *c);
+unsigned shard_damage_l0_limit(const struct shard *s);
+/* shard_open: whether the compaction due is held by a damaged table, and
+ * the tables the manifest marks damaged logged. */
+void shard_damage_open(struct shard *s);
+/* shard_close (blocking): marks not yet in the manifest are appended to it
+ * and synced, so the next start knows them; then the list is freed. */
+void shard_damage_close(struct shard *s);
 
 /* shard_read.c */
 void shard_read_start(struct shard *s, struct shard_read *rd, const void *key,

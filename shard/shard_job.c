@@ -20,7 +20,9 @@
  * a back-off (IORING_OP_TIMEOUT, doubling from 100 ms to 5 s). The immutable
  * memtable stays, so nothing acknowledged is lost; meanwhile writes that need
  * a new memtable are answered RKV_EFULL ("disk full"). A corrupt compaction
- * input stops compaction for the shard (reads of it report DATA_LOSS).
+ * input marks its table damaged: no compaction takes it again, and if the
+ * one due needs it, level 0 grows only to a limit, where flushes are held
+ * (shard_damage.c). Corruption with no table to name stops compaction.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -201,6 +203,9 @@ static void job_reset(struct shard *s, struct bg_job *job, bool unlink_outputs)
 	job->mem_done = false;
 	job->edit_submitted = false;
 	job->trivial = false;
+	job->marks_only = false;
+	job->corrupt_named = false;
+	job->nmarks = 0;
 	job->state = JOB_IDLE;
 }
 
@@ -237,16 +242,24 @@ static void job_fail(struct shard *s, struct bg_job *job, int err, const char *w
 {
 	struct io_uring_sqe *sqe;
 
-	log_error("shard %u: %s failed: %s; retrying in %u ms", s->id, what,
-		  err == RKV_ECORRUPT ? "corrupt input" : strerror(-err),
-		  job->backoff_ms ? job->backoff_ms * 2 : SHARD_BACKOFF_MIN_MS);
+	if (err == RKV_ECORRUPT)
+		log_error("shard %u: %s failed: corrupt input; not retried", s->id, what);
+	else
+		log_error("shard %u: %s failed: %s; retrying in %u ms", s->id, what,
+			  strerror(-err),
+			  job->backoff_ms ? job->backoff_ms * 2 : SHARD_BACKOFF_MIN_MS);
 	s->stats.bg_errors++;
-	job_reset(s, job, true);
-	if (err == RKV_ECORRUPT) {
+	if (err == RKV_ECORRUPT && !job->corrupt_named) {
+		/* Keys out of order in a merge, or our own output unreadable:
+		 * no table to hold apart, so compaction stops. (A damaged input
+		 * was marked by lsm_report_corrupt: picks that take it are
+		 * held, shard_damage_in_pick.) */
 		s->compaction_broken = true;
-		log_error("shard %u: compaction stopped: an input table is damaged", s->id);
-		return;
+		log_error("shard %u: compaction stopped: corrupt data with no table to name", s->id);
 	}
+	job_reset(s, job, true);
+	if (err == RKV_ECORRUPT)
+		return;
 	if (err == -ENOSPC) {
 		s->disk_full = true;
 		/* Writes waiting for a memtable now get "disk full". */
@@ -349,6 +362,7 @@ static void manifest_file_of(struct manifest_file *mf, unsigned level,
 	mf->smallest_len = t->meta.smallest_len;
 	mf->largest = t->meta.largest;
 	mf->largest_len = t->meta.largest_len;
+	mf->damaged = false;
 }
 
 /* The output just written and synced becomes a table of the job. */
@@ -398,6 +412,8 @@ static void job_edit(const struct shard *s, const struct bg_job *job, struct man
 	e->ndeleted = job->ndeleted;
 	e->added = job->outputs;
 	e->nadded = job->noutputs;
+	e->damaged = s->damage_new;
+	e->ndamaged = job->nmarks;
 }
 
 /* Encodes the job's manifest record and appends it when the manifest is free. */
@@ -409,6 +425,15 @@ static int job_manifest(struct shard *s, struct bg_job *job)
 	job->state = JOB_MANIFEST;
 	if (s->manifest_busy)
 		return 0; /* the next step tries again */
+	if (job->marks_only) {
+		/* The manifest is ours from here to the install, so the marks
+		 * taken now still name tables of the version then. */
+		job->nmarks = shard_damage_prepare(s);
+		if (job->nmarks == 0) {
+			job_reset(s, job, false);
+			return 0;
+		}
+	}
 	job_edit(s, job, &e);
 	size = manifest_edit_size(&e);
 	free(job->edit_buf);
@@ -454,6 +479,7 @@ static int job_install(struct shard *s, struct bg_job *job)
 				 job->trivial ? 0 : job->noutputs);
 	if (rv)
 		panic("shard %u: out of memory installing a version", s->id);
+	shard_damage_recorded(s, job->nmarks);
 	job->noutputs = 0; /* the tables belong to the shard now */
 	s->gen++;
 	job->backoff_ms = 0;
@@ -474,7 +500,8 @@ static int job_install(struct shard *s, struct bg_job *job)
 		shard_apply_flushed(s);
 		shard_imm_maybe_drop(s);
 	} else {
-		s->stats.compactions++;
+		if (!job->marks_only)
+			s->stats.compactions++;
 		job_reset(s, job, false);
 	}
 	return 0;
@@ -562,8 +589,10 @@ static int csrc_drive(struct shard *s, struct bg_job *job, size_t slot,
 			merge_feed_end(&job->merge, slot);
 			return 0;
 		case SSTABLE_ITER_ERROR:
-			if (src->it.error == RKV_ECORRUPT)
+			if (src->it.error == RKV_ECORRUPT) {
 				compact_report(s, src);
+				job->corrupt_named = true;
+			}
 			return src->it.error;
 		case SSTABLE_ITER_NEED_BLOCK: {
 			struct sstable_handle h = src->it.need;
@@ -611,8 +640,19 @@ static bool compact_pick(struct shard *s, struct bg_job *job)
 	size_t n = 0;
 	uint64_t *ages = NULL;
 
-	if (!compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, c))
+	if (!compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, c)) {
+		s->compaction_blocked = false;
 		return false;
+	}
+	if (shard_damage_in_pick(s, c)) {
+		/* Held (shard_damage.c). Past level 0 the cursor moves on, so
+		 * the next pick tries the level's next range. */
+		s->compaction_blocked = true;
+		if (c->level >= 1)
+			(void)compaction_cursor_advance(&s->cursor, &s->manifest, c);
+		return false;
+	}
+	s->compaction_blocked = false;
 	if (compaction_cursor_advance(&s->cursor, &s->manifest, c) != 0)
 		return false;
 	job->version = lsm_version_ref(s->version);
@@ -884,14 +924,20 @@ void shard_jobs_step(struct shard *s)
 		shard_drop_poll(s);
 		return;
 	}
-	if (f->state == JOB_IDLE && s->imm && !s->imm_installed)
+	if (f->state == JOB_IDLE && s->imm && !s->imm_installed && !shard_flush_held(s))
 		flush_start(s, f);
 	else if (f->state == JOB_RUN)
 		flush_slice(s, f);
 	else if (f->state == JOB_MANIFEST && !f->edit_submitted && (rv = job_manifest(s, f)))
 		job_fail(s, f, rv, "flush");
 
-	if (c->state == JOB_IDLE && !s->compaction_broken && compact_pick(s, c)) {
+	if (c->state == JOB_IDLE && s->ndamage_new > 0) {
+		/* A table found damaged: mark it in the manifest (shard_damage.c). */
+		c->marks_only = true;
+		c->trivial = true;
+		if ((rv = job_manifest(s, c)))
+			job_fail(s, c, rv, "marking a damaged table");
+	} else if (c->state == JOB_IDLE && !shard_compaction_stopped(s) && compact_pick(s, c)) {
 		if (c->trivial)
 			rv = job_manifest(s, c);
 		else
@@ -926,8 +972,11 @@ bool shard_background_idle(const struct shard *s)
 {
 	struct compaction c;
 
-	if (s->imm || s->flush.state != JOB_IDLE || s->compact.state != JOB_IDLE)
+	/* A flush held by damage waits for a repair, not for time. */
+	if ((s->imm && !shard_flush_held(s)) || s->flush.state != JOB_IDLE ||
+	    s->compact.state != JOB_IDLE || s->ndamage_new > 0)
 		return false;
-	return s->compaction_broken ||
-	       !compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, &c);
+	return shard_compaction_stopped(s) ||
+	       !compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, &c) ||
+	       shard_damage_in_pick(s, &c);
 }

@@ -550,6 +550,7 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	if (rv)
 		goto err_after_alloc;
 	s->next_file = s->manifest.next_file_number;
+	shard_damage_open(s);
 	s->pending = &s->batches[0];
 	shard_apply_init(s, cfg);
 	shard_jobs_init(s);
@@ -599,6 +600,7 @@ void shard_close(struct shard *s)
 	shard_drop_destroy(s);
 	shard_jobs_destroy(s);
 	shard_manifest_destroy(s);
+	shard_damage_close(s);
 	if (s->wal_fd >= 0) {
 		/* Every acknowledged write was already synced (unless the
 		 * benchmark-only sync-off mode); this makes sure of it. */

@@ -41,6 +41,8 @@ int shard_snapshot_begin(struct shard *s, struct shard_snapshot *snap)
 	memset(snap, 0, sizeof *snap);
 	if (!s->replicated)
 		return RKV_EINVAL;
+	if (shard_damaged_tables(s) > 0)
+		return RKV_ECORRUPT; /* never ship a damaged table (shard_damage.c) */
 	for (unsigned l = 0; l < MANIFEST_LEVELS; l++)
 		n += v->count[l];
 	if (manifest_version_snapshot(&s->manifest, &image) != 0)

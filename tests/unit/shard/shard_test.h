@@ -90,4 +90,23 @@ static inline int shard_test_get(struct shard *s, struct io_ring *io, const char
 	return g->rv;
 }
 
+/* One loop pass of a shard on its ring. */
+static inline void shard_test_turn(struct shard *s, struct io_ring *io)
+{
+	shard_flush(s);
+	assert_int_equal(io_ring_submit_wait(io, 1000), 0);
+	io_ring_dispatch(io);
+}
+
+/* Loop passes until the shard has nothing in flight, nor background work. */
+static inline void shard_test_settle(struct shard *s, struct io_ring *io)
+{
+	for (int i = 0; i < 200000; i++) {
+		if (shard_idle(s) && shard_background_idle(s))
+			return;
+		shard_test_turn(s, io);
+	}
+	fail_msg("the shard did not settle");
+}
+
 #endif
