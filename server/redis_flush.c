@@ -80,6 +80,8 @@ struct text {
 	size_t len;
 };
 
+static void add(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static void add(struct text *t, const char *fmt, ...)
 {
 	va_list ap;
