@@ -30,6 +30,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tools/backup.h"
 #include "tools/libringkv.h"
 #include "tools/version.h"
 
@@ -56,6 +57,7 @@ enum cli_format {
 enum {
 	CMD_OPT_LIMIT = 1u << 0,
 	CMD_OPT_PREFIX = 1u << 1,
+	CMD_OPT_BACKUP = 1u << 2, /* backup restore: --data-dir, --cores */
 };
 
 /* What the command line said, and the connection once open. */
@@ -65,6 +67,8 @@ struct cli {
 	enum cli_format format;
 	uint64_t scan_limit;  /* scan --limit: pairs in all; 0 = every pair */
 	const char *prefix;   /* scan --prefix, or NULL */
+	const char *data_dir; /* backup restore --data-dir */
+	uint64_t cores;       /* backup restore --cores; 0 = this machine's CPUs */
 	struct rkv_client *client;
 	bool no_route;        /* --no-route: talk to -a's node only */
 	struct rkv_router *router; /* get/put/del of a cluster: to the leaders */
@@ -851,6 +855,31 @@ static int cmd_cluster(struct cli *cli, int argc, char **argv)
 	return finish_stdout("cluster");
 }
 
+static int check_backup(const struct cli *cli, int argc, char **argv)
+{
+	(void)argc;
+	if (strcmp(argv[0], "create") == 0) {
+		if (cli->data_dir || cli->cores)
+			return usage_error("backup create takes DIR only (--data-dir and --cores "
+					   "are for restore)");
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(argv[0], "restore") == 0) {
+		if (!cli->data_dir)
+			return usage_error("backup restore DIR needs --data-dir NEWDIR");
+		return CLI_EXIT_OK;
+	}
+	return usage_error("backup takes create or restore, not '%s'", argv[0]);
+}
+
+static int cmd_backup(struct cli *cli, int argc, char **argv)
+{
+	(void)argc;
+	if (strcmp(argv[0], "restore") == 0)
+		return backup_restore(argv[1], cli->data_dir, (unsigned)cli->cores);
+	return backup_create(cli->client, cli->address, cli->timeout_ms, argv[1]);
+}
+
 /* Every command; --help lists them in this order. */
 static const struct command commands[] = {
 	{ "get", "KEY", "print the value of KEY (exit 1 if missing)", 1, 1, 0, NULL,
@@ -870,6 +899,14 @@ static const struct command commands[] = {
 				   "(leaders, terms, indexes, lag, reachability);\n"
 				   "map: the nodes, their addresses, shards and leaders",
 	  1, 1, 0, check_cluster, cmd_cluster },
+	{ "backup", "create|restore DIR",
+	  "create DIR: an online copy of every shard (each\n"
+	  "at its own applied index, holding every write\n"
+	  "acknowledged before it began), checksummed;\n"
+	  "restore DIR --data-dir NEWDIR [--cores N]: check\n"
+	  "the whole backup, then build a one-node data dir\n"
+	  "that ringkvd --data-dir NEWDIR serves",
+	  2, 2, CMD_OPT_BACKUP, check_backup, cmd_backup },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -1065,6 +1102,22 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 				return -usage_error("--limit takes a count, not '%s'", value);
 			continue;
 		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_BACKUP) &&
+		    (taken = take_option(argc, argv, &i, "data-dir", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->data_dir = value;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_BACKUP) &&
+		    (taken = take_option(argc, argv, &i, "cores", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			if (parse_count(value, &cli->cores) != 0 || cli->cores == 0 ||
+			    cli->cores > 1024)
+				return -usage_error("--cores takes a count 1..1024, not '%s'", value);
+			continue;
+		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_PREFIX) &&
 		    (taken = take_option(argc, argv, &i, "prefix", 0, false, &value)) != 0) {
 			if (taken < 0)
@@ -1144,6 +1197,12 @@ int main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 
+	/* A restore works on files only: no server. */
+	if (cmd->run == cmd_backup && strcmp(args[0], "restore") == 0) {
+		rc = cmd->run(&cli, nargs, args);
+		free(args);
+		return rc;
+	}
 	rc = rkv_connect_timeout(cli.address, cli.timeout_ms, &cli.client, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "ringkv: %s\n", err);
