@@ -15,10 +15,21 @@
 int backup_create(struct rkv_client *client, const char *address, int timeout_ms,
 		  const char *dir);
 
-/* Checks every file of the backup in DIR, then builds a one-node data dir
- * at `data_dir` (absent or empty) for a node with `cores` cores (0: the
- * CPUs this process may run on). Nothing is written before every check
- * passed; the data dir appears whole or not at all. */
-int backup_restore(const char *dir, const char *data_dir, unsigned cores);
+/* Where a restore puts the data: ringkvd's own flags, NULL when not given. */
+struct backup_restore_opts {
+	const char *data_dir;         /* required: absent or empty */
+	const char *cores;            /* default: the CPUs this process may use */
+	const char *node_id;          /* with initial_cluster: one node of a new cluster */
+	const char *initial_cluster;  /* default: a one-node cluster */
+	const char *replicas;
+	const char *cluster_token;
+};
+
+/* Checks every file of the backup in DIR, then builds the data dir of one
+ * node of a new cluster (by default a one-node cluster) as ringkvd with
+ * the same flags would make it, holding the backup's copies of the shards
+ * that node holds. Nothing is written before every check passed; the data
+ * dir appears whole or not at all. */
+int backup_restore(const char *dir, const struct backup_restore_opts *o);
 
 #endif

@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,25 +274,46 @@ static int target_ok(const char *data_dir, int *exists)
 }
 
 static int build(const char *dir, const char *tmp, const struct backup_manifest *m,
-		 unsigned cores, struct datadir_cluster *id)
+		 const struct backup_restore_opts *o, struct datadir_cluster *id)
 {
 	struct config cfg;
 	char err[2048], from[PATH_MAX + 64], to[PATH_MAX + 64];
 	uint32_t *on_core = calloc(m->shard_count, sizeof *on_core);
+	uint32_t *held = calloc(m->shard_count, sizeof *held);
+	bool *mine = calloc(m->shard_count, sizeof *mine);
 	uint8_t *buf = malloc(CHUNK);
 	char shards_arg[16], cores_arg[16];
-	char *argv[] = { "ringkv", "--data-dir", (char *)tmp, "--shards", shards_arg,
-			 "--cores", cores_arg, NULL };
-	int rv = -ENOMEM;
+	char *argv[16] = { "ringkv", "--data-dir", (char *)tmp, "--shards", shards_arg,
+			   "--cores", cores_arg };
+	int argc = 7, self, rv = -ENOMEM;
+	unsigned nheld;
 
-	if (!on_core || !buf)
+	if (!on_core || !held || !mine || !buf)
 		goto out;
-	/* The flags a one-node ringkvd would get, through its own parser: the
-	 * identity is then the one ringkvd computes for itself. */
+	/* The flags ringkvd would get, through its own parser: the identity is
+	 * then the one ringkvd computes for itself from the same flags. */
 	snprintf(shards_arg, sizeof shards_arg, "%" PRIu32, m->shard_count);
-	snprintf(cores_arg, sizeof cores_arg, "%u", cores ? cores : usable_cpus());
+	snprintf(cores_arg, sizeof cores_arg, "%s", o->cores ? o->cores : "");
+	if (!o->cores)
+		snprintf(cores_arg, sizeof cores_arg, "%u", usable_cpus());
+	if (o->node_id) {
+		argv[argc++] = "--node-id";
+		argv[argc++] = (char *)o->node_id;
+	}
+	if (o->initial_cluster) {
+		argv[argc++] = "--initial-cluster";
+		argv[argc++] = (char *)o->initial_cluster;
+	}
+	if (o->replicas) {
+		argv[argc++] = "--replicas";
+		argv[argc++] = (char *)o->replicas;
+	}
+	if (o->cluster_token) {
+		argv[argc++] = "--cluster-token";
+		argv[argc++] = (char *)o->cluster_token;
+	}
 	config_defaults(&cfg);
-	rv = config_parse(&cfg, 7, argv, err, sizeof err);
+	rv = config_parse(&cfg, argc, argv, err, sizeof err);
 	if (rv) {
 		fprintf(stderr, "ringkv: restore: %s\n", err);
 		rv = -EINVAL;
@@ -307,8 +329,16 @@ static int build(const char *dir, const char *tmp, const struct backup_manifest 
 		fprintf(stderr, "ringkv: restore: %s\n", err);
 		goto out;
 	}
+	self = cluster_map_index(&id->map, id->node_id);
+	nheld = self < 0 ? 0 : cluster_map_node_shards(&id->map, (unsigned)self, held,
+						       m->shard_count);
+	for (unsigned i = 0; i < nheld && i < m->shard_count; i++)
+		mine[held[i]] = true;
 	for (uint32_t s = 0; s < m->shard_count; s++) {
 		const struct backup_shard *sh = &m->shards[s];
+
+		if (!mine[s])
+			continue; /* another node of the new cluster holds it */
 
 		snprintf(to, sizeof to, "%s/shard-%" PRIu32, tmp, s);
 		if (mkdir(to, 0755) != 0) {
@@ -336,7 +366,8 @@ static int build(const char *dir, const char *tmp, const struct backup_manifest 
 		unsigned n = 0;
 
 		for (uint32_t s = 0; s < m->shard_count; s++)
-			if (cluster_map_core(&id->map, s, id->cores) == core && m->shards[s].index)
+			if (mine[s] && cluster_map_core(&id->map, s, id->cores) == core &&
+			    m->shards[s].index)
 				on_core[n++] = s;
 		if (n == 0)
 			continue; /* ringkvd creates an empty log */
@@ -350,12 +381,15 @@ static int build(const char *dir, const char *tmp, const struct backup_manifest 
 	rv = durable_dir_sync(tmp);
 out:
 	free(on_core);
+	free(held);
+	free(mine);
 	free(buf);
 	return rv;
 }
 
-int backup_restore(const char *dir, const char *data_dir, unsigned cores)
+int backup_restore(const char *dir, const struct backup_restore_opts *o)
 {
+	const char *data_dir = o->data_dir;
 	struct backup_manifest m;
 	struct datadir_cluster id;
 	char tmp[PATH_MAX];
@@ -375,7 +409,7 @@ int backup_restore(const char *dir, const char *data_dir, unsigned cores)
 	}
 	if (check_backup(dir, &m) != 0)
 		return EXIT_ERROR;
-	rv = build(dir, tmp, &m, cores, &id);
+	rv = build(dir, tmp, &m, o, &id);
 	if (rv == 0 && exists && rmdir(data_dir) != 0)
 		rv = -errno;
 	if (rv == 0 && rename(tmp, data_dir) != 0)
@@ -388,9 +422,11 @@ int backup_restore(const char *dir, const char *data_dir, unsigned cores)
 		backup_manifest_free(&m);
 		return EXIT_ERROR;
 	}
-	fprintf(stderr, "ringkv: restore: %s: %" PRIu32 " shards on %u cores (cluster %016"
-		PRIx64 ", one node); start it with ringkvd --data-dir %s\n", data_dir,
-		m.shard_count, id.cores, id.map.cluster_id, data_dir);
+	fprintf(stderr, "ringkv: restore: %s: node %" PRIu64 " of cluster %016" PRIx64
+		" (%u node%s, %" PRIu32 " shards, R=%u, %u cores); start it with ringkvd "
+		"--data-dir %s and the same cluster flags\n", data_dir, id.node_id,
+		id.map.cluster_id, id.map.node_count, id.map.node_count == 1 ? "" : "s",
+		m.shard_count, id.map.replicas, id.cores, data_dir);
 	backup_manifest_free(&m);
 	return EXIT_OK;
 }

@@ -67,8 +67,7 @@ struct cli {
 	enum cli_format format;
 	uint64_t scan_limit;  /* scan --limit: pairs in all; 0 = every pair */
 	const char *prefix;   /* scan --prefix, or NULL */
-	const char *data_dir; /* backup restore --data-dir */
-	uint64_t cores;       /* backup restore --cores; 0 = this machine's CPUs */
+	struct backup_restore_opts restore; /* backup restore's ringkvd flags */
 	struct rkv_client *client;
 	bool no_route;        /* --no-route: talk to -a's node only */
 	struct rkv_router *router; /* get/put/del of a cluster: to the leaders */
@@ -859,13 +858,15 @@ static int check_backup(const struct cli *cli, int argc, char **argv)
 {
 	(void)argc;
 	if (strcmp(argv[0], "create") == 0) {
-		if (cli->data_dir || cli->cores)
-			return usage_error("backup create takes DIR only (--data-dir and --cores "
-					   "are for restore)");
+		if (cli->restore.data_dir || cli->restore.cores || cli->restore.node_id ||
+		    cli->restore.initial_cluster || cli->restore.replicas ||
+		    cli->restore.cluster_token)
+			return usage_error("backup create takes DIR only (--data-dir and the "
+					   "cluster flags are for restore)");
 		return CLI_EXIT_OK;
 	}
 	if (strcmp(argv[0], "restore") == 0) {
-		if (!cli->data_dir)
+		if (!cli->restore.data_dir)
 			return usage_error("backup restore DIR needs --data-dir NEWDIR");
 		return CLI_EXIT_OK;
 	}
@@ -876,7 +877,7 @@ static int cmd_backup(struct cli *cli, int argc, char **argv)
 {
 	(void)argc;
 	if (strcmp(argv[0], "restore") == 0)
-		return backup_restore(argv[1], cli->data_dir, (unsigned)cli->cores);
+		return backup_restore(argv[1], &cli->restore);
 	return backup_create(cli->client, cli->address, cli->timeout_ms, argv[1]);
 }
 
@@ -905,7 +906,9 @@ static const struct command commands[] = {
 	  "acknowledged before it began), checksummed;\n"
 	  "restore DIR --data-dir NEWDIR [--cores N]: check\n"
 	  "the whole backup, then build a one-node data dir\n"
-	  "that ringkvd --data-dir NEWDIR serves",
+	  "that ringkvd --data-dir NEWDIR serves; with\n"
+	  "--node-id N --initial-cluster ... [--replicas R]\n"
+	  "[--cluster-token T]: node N's dir of a new cluster",
 	  2, 2, CMD_OPT_BACKUP, check_backup, cmd_backup },
 };
 
@@ -1021,6 +1024,28 @@ static bool is_flag(const char *arg, const char *long_name, char short_name)
 	       (short_name && arg[0] == '-' && arg[1] == short_name && arg[2] == '\0');
 }
 
+/* backup restore's options: ringkvd's own flags, checked by its parser. */
+static int take_restore_option(struct cli *cli, int argc, char **argv, int *i)
+{
+	struct backup_restore_opts *o = &cli->restore;
+	const struct {
+		const char *name;
+		const char **into;
+	} flags[] = {
+		{ "data-dir", &o->data_dir },       { "cores", &o->cores },
+		{ "node-id", &o->node_id },         { "initial-cluster", &o->initial_cluster },
+		{ "replicas", &o->replicas },       { "cluster-token", &o->cluster_token },
+	};
+
+	for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+		int taken = take_option(argc, argv, i, flags[k].name, 0, false, flags[k].into);
+
+		if (taken != 0)
+			return taken;
+	}
+	return 0;
+}
+
 enum parse_result {
 	PARSE_RUN,
 	PARSE_HELP,
@@ -1103,19 +1128,9 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			continue;
 		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_BACKUP) &&
-		    (taken = take_option(argc, argv, &i, "data-dir", 0, false, &value)) != 0) {
+		    (taken = take_restore_option(cli, argc, argv, &i)) != 0) {
 			if (taken < 0)
 				goto err_missing;
-			cli->data_dir = value;
-			continue;
-		}
-		if (*cmd && ((*cmd)->options & CMD_OPT_BACKUP) &&
-		    (taken = take_option(argc, argv, &i, "cores", 0, false, &value)) != 0) {
-			if (taken < 0)
-				goto err_missing;
-			if (parse_count(value, &cli->cores) != 0 || cli->cores == 0 ||
-			    cli->cores > 1024)
-				return -usage_error("--cores takes a count 1..1024, not '%s'", value);
 			continue;
 		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_PREFIX) &&
