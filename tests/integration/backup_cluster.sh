@@ -6,38 +6,12 @@
 # (--node-id N --initial-cluster ...). Both serve every key acknowledged
 # before the backup began, with its value.
 # usage: backup_cluster.sh RINGKVD RINGKV
-set -u
-ringkvd=$1 ringkv=$2
-work=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-backup-cluster.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	if [ -n "${KEEP_BACKUP_TEST:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$work"/*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -15 "$f" >&2; }; done
-	exit 1
-}
+ringkvd=$1 ringkv=$2 test_name=backup-cluster
+. "$(dirname "$0")/backup_lib.sh"
 
 # Ports 33200-33399 of this test's range, on 127.0.13.x.
 old_cluster="1=127.0.13.11:33211,2=127.0.13.12:33212,3=127.0.13.13:33213"
 new_cluster="1=127.0.13.21:33311,2=127.0.13.22:33312,3=127.0.13.23:33313"
-
-start() { # NAME ADDR DATA_DIR [FLAGS...]
-	local name=$1 addr=$2 dir=$3
-	shift 3
-	"$ringkvd" --listen "$addr" --data-dir "$dir" --cores 2 --memtable-size 64KiB \
-		--election-timeout 500ms "$@" >"$work/$name.out" 2>"$work/$name.log" &
-	pids+=($!)
-	for _ in $(seq 200); do
-		grep -q "listening on" "$work/$name.out" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	fail "$name did not start"
-}
 
 put_retry() { # ADDR KEY VALUE: retried while leaders are elected
 	for _ in $(seq 50); do
@@ -49,7 +23,7 @@ put_retry() { # ADDR KEY VALUE: retried while leaders are elected
 
 for n in 1 2 3; do
 	start "old$n" "127.0.13.1$n:3320$n" "$work/old$n" --node-id $n --shards 6 \
-		--initial-cluster "$old_cluster"
+		--election-timeout 500ms --initial-cluster "$old_cluster"
 done
 pad=$(printf '%0300d' 0)
 for i in $(seq 150); do
@@ -82,18 +56,6 @@ for p in "${pids[@]}"; do kill -TERM "$p"; done
 for p in "${pids[@]}"; do wait "$p"; done
 pids=()
 
-check_keys() { # ADDR WHAT
-	local missing=0 got
-	while read -r key value; do
-		got=$("$ringkv" -a "$1" -t 5 get "$key" 2>/dev/null)
-		if [ "$got" != "$value" ]; then
-			missing=$((missing + 1))
-			[ $missing -le 5 ] && echo "$2: key $key: got '${got:0:20}'" >&2
-		fi
-	done <"$work/before"
-	[ $missing -eq 0 ] || fail "$2: $missing of $before keys acknowledged before the backup are missing"
-}
-
 # (1) One node.
 "$ringkv" backup restore "$work/bk" --data-dir "$work/single" --cores 2 2>"$work/r1.err" ||
 	fail "restore (one node): $(cat "$work/r1.err")"
@@ -111,7 +73,7 @@ for n in 1 2 3; do
 done
 for n in 1 2 3; do
 	start "new$n" "127.0.13.2$n:3330$n" "$work/new$n" --node-id $n \
-		--initial-cluster "$new_cluster"
+		--election-timeout 500ms --initial-cluster "$new_cluster"
 done
 # Leaders first: a write to every shard goes through once they are elected.
 for i in $(seq 30); do put_retry 127.0.13.21:33301 "after-$i" x || fail "new cluster: no write"; done

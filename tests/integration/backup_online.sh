@@ -6,35 +6,11 @@
 # of the backup, a bit flipped in BACKUP itself, a backup without BACKUP
 # (cut short), a non-empty target; each leaves the target untouched.
 # usage: backup_online.sh RINGKVD RINGKV
-set -u
-ringkvd=$1 ringkv=$2
-work=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-backup-online.XXXXXX")
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-	if [ -n "${KEEP_BACKUP_TEST:-}" ]; then echo "kept $work" >&2; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	for f in "$work"/node*.log; do [ -f "$f" ] && { echo "== $f" >&2; tail -20 "$f" >&2; }; done
-	exit 1
-}
+ringkvd=$1 ringkv=$2 test_name=backup-online
+. "$(dirname "$0")/backup_lib.sh"
 
 # Ports from this test's range (33000-33999) on 127.0.13.x.
 src=127.0.13.1:33101 dst=127.0.13.2:33102
-
-start() { # NAME ADDR DATA_DIR
-	"$ringkvd" --listen "$2" --data-dir "$3" --cores 2 --shards 4 --memtable-size 64KiB \
-		>"$work/$1.out" 2>"$work/$1.log" &
-	pids+=($!)
-	for _ in $(seq 200); do
-		grep -q "listening on" "$work/$1.out" 2>/dev/null && return 0
-		sleep 0.05
-	done
-	fail "$1 did not start"
-}
 
 stop_last() {
 	local p=${pids[-1]}
@@ -43,7 +19,7 @@ stop_last() {
 	unset 'pids[-1]'
 }
 
-start node1 "$src" "$work/data"
+start node1 "$src" "$work/data" --shards 4
 pad=$(printf '%0300d' 0)
 # Enough to flush memtables: the backup then holds several tables.
 for i in $(seq 200); do
@@ -84,15 +60,7 @@ stop_last
 "$ringkv" backup restore "$work/bk" --data-dir "$work/restored" --cores 2 2>"$work/restore.err" ||
 	fail "restore: $(cat "$work/restore.err")"
 start node2 "$dst" "$work/restored"
-missing=0
-while read -r key value; do
-	got=$("$ringkv" -a "$dst" get "$key" 2>/dev/null)
-	if [ "$got" != "$value" ]; then
-		missing=$((missing + 1))
-		[ $missing -le 5 ] && echo "key $key: got '${got:0:20}'" >&2
-	fi
-done <"$work/before"
-[ $missing -eq 0 ] || fail "$missing of $before keys acknowledged before the backup are missing"
+check_keys "$dst" "restored"
 ls "$work"/bk/shard-*/*.sst >/dev/null 2>&1 || fail "no table in the backup"
 "$ringkv" -a "$dst" put after-restore yes >/dev/null || fail "the restored node takes no write"
 stop_last
