@@ -4,7 +4,8 @@
 #
 # Completes commands, options, --format values, and for get and del the keys
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
-# keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR).
+# keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR); for
+# backup, create or restore, then directories.
 
 _ringkv() {
 	local cur prev words cword
@@ -17,14 +18,19 @@ _ringkv() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put del scan ping cluster"
+	local commands="get put del scan ping cluster backup"
 	local options="-a --address -t --timeout -w --format --json --no-route -h --help -V --version"
 
 	case $prev in
 	-a | --address)
 		return # a HOST:PORT: nothing to offer
 		;;
-	-t | --timeout | --limit | --prefix)
+	-t | --timeout | --limit | --prefix | --cores | --node-id | --initial-cluster | \
+		--replicas | --cluster-token)
+		return
+		;;
+	--data-dir)
+		COMPREPLY=($(compgen -d -- "$cur"))
 		return
 		;;
 	-w | --format)
@@ -39,7 +45,8 @@ _ringkv() {
 		case ${words[i]} in
 		-a | --address) address=${words[i + 1]}; ((i++)) ;;
 		--address=*) address=${words[i]#--address=} ;;
-		-t | --timeout | -w | --format | --limit | --prefix) ((i++)) ;;
+		-t | --timeout | -w | --format | --limit | --prefix | --data-dir | --cores | \
+			--node-id | --initial-cluster | --replicas | --cluster-token) ((i++)) ;;
 		-*) ;;
 		*) [[ -z $command ]] && command=${words[i]} ;;
 		esac
@@ -48,6 +55,8 @@ _ringkv() {
 	if [[ $cur == -* ]]; then
 		local more=""
 		[[ $command == scan ]] && more="--limit --prefix"
+		[[ $command == backup ]] &&
+			more="--data-dir --cores --node-id --initial-cluster --replicas --cluster-token"
 		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))
 		return
 	fi
@@ -60,6 +69,14 @@ _ringkv() {
 		# Its one argument: status or map.
 		[[ ${words[cword - 1]} == cluster ]] &&
 			COMPREPLY=($(compgen -W "status map" -- "$cur"))
+		;;
+	backup)
+		# create|restore, then the backup directory.
+		if [[ ${words[cword - 1]} == backup ]]; then
+			COMPREPLY=($(compgen -W "create restore" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -d -- "$cur"))
+		fi
 		;;
 	get | del)
 		local cli=${words[0]}
