@@ -63,6 +63,20 @@ static void test_request_round_trip(void **state)
 	assert_int_equal(out.backup.length, 1u << 20);
 }
 
+/* What frame_decode_backup_answer gives back. */
+struct decoded {
+	struct frame_backup got;
+	struct frame_slice error;
+	uint64_t id;
+	int status, has;
+};
+
+static int decode(const uint8_t *p, size_t len, struct decoded *d, struct seen *seen)
+{
+	return frame_decode_backup_answer(p, len, &d->id, &d->status, &d->error, &d->got, &d->has,
+					  seen ? on_file : NULL, seen);
+}
+
 static int encode(const struct frame_response *r, uint8_t **out)
 {
 	size_t cap = frame_response_max_size(r);
@@ -85,11 +99,9 @@ static void test_begin_answer_round_trip(void **state)
 				  .files = files, .file_count = 2 };
 	struct frame_response r = { .id = 11, .status = ringkv_Status_OK, .backup = &b };
 	struct seen seen = { .stop_at = -1 };
-	struct frame_backup got;
-	struct frame_slice error;
-	uint64_t id;
-	int status, has, n;
+	struct decoded d;
 	uint8_t *buf;
+	int n;
 
 	(void)state;
 	n = encode(&r, &buf);
@@ -97,25 +109,21 @@ static void test_begin_answer_round_trip(void **state)
 	uint8_t *exact = malloc((size_t)n - FRAME_HEADER_SIZE);
 
 	memcpy(exact, buf + FRAME_HEADER_SIZE, (size_t)n - FRAME_HEADER_SIZE);
-	assert_int_equal(frame_decode_backup_answer(exact, (size_t)n - FRAME_HEADER_SIZE, &id,
-						    &status, &error, &got, &has, on_file, &seen),
-			 0);
-	assert_int_equal(id, 11);
-	assert_int_equal(status, ringkv_Status_OK);
-	assert_true(has);
-	assert_int_equal(got.backup_id, 77);
-	assert_int_equal(got.shard, 3);
-	assert_int_equal(got.index, 900);
-	assert_int_equal(got.term, 4);
+	assert_int_equal(decode(exact, (size_t)n - FRAME_HEADER_SIZE, &d, &seen), 0);
+	assert_int_equal(d.id, 11);
+	assert_int_equal(d.status, ringkv_Status_OK);
+	assert_true(d.has);
+	assert_int_equal(d.got.backup_id, 77);
+	assert_int_equal(d.got.shard, 3);
+	assert_int_equal(d.got.index, 900);
+	assert_int_equal(d.got.term, 4);
 	assert_int_equal(seen.n, 2);
 	assert_string_equal(seen.names[0], "000007.sst");
 	assert_int_equal(seen.sizes[0], 123456);
 	assert_string_equal(seen.names[1], "MANIFEST");
 	/* A handler's stop code comes back as the result. */
 	seen = (struct seen){ .stop_at = 1 };
-	assert_int_equal(frame_decode_backup_answer(exact, (size_t)n - FRAME_HEADER_SIZE, &id,
-						    &status, &error, &got, &has, on_file, &seen),
-			 77);
+	assert_int_equal(decode(exact, (size_t)n - FRAME_HEADER_SIZE, &d, &seen), 77);
 	free(exact);
 	free(buf);
 }
@@ -128,35 +136,30 @@ static void test_read_answer_and_others(void **state)
 	struct frame_response r = { .id = 12, .status = ringkv_Status_OK, .backup = &b };
 	struct frame_response plain = { .id = 13, .status = ringkv_Status_NOT_FOUND,
 					.error = "no such backup" };
-	struct frame_backup got;
-	struct frame_slice error, value;
-	uint64_t id;
-	int status, has, n;
+	struct frame_slice value;
+	struct decoded d;
 	uint8_t *buf;
+	int n;
 
 	(void)state;
 	n = encode(&r, &buf);
-	assert_int_equal(frame_decode_backup_answer(buf + FRAME_HEADER_SIZE,
-						    (size_t)n - FRAME_HEADER_SIZE, &id, &status,
-						    &error, &got, &has, NULL, NULL), 0);
-	assert_true(has);
-	assert_int_equal(got.data.len, sizeof data);
-	assert_memory_equal(got.data.data, data, sizeof data);
-	assert_int_equal(got.crc32c, 0xdeadbeef);
+	assert_int_equal(decode(buf + FRAME_HEADER_SIZE, (size_t)n - FRAME_HEADER_SIZE, &d, NULL), 0);
+	assert_true(d.has);
+	assert_int_equal(d.got.data.len, sizeof data);
+	assert_memory_equal(d.got.data.data, data, sizeof data);
+	assert_int_equal(d.got.crc32c, 0xdeadbeef);
 	/* The older decoders skip the backup part. */
 	assert_int_equal(frame_decode_response(buf + FRAME_HEADER_SIZE,
-					       (size_t)n - FRAME_HEADER_SIZE, &id, &status, &value,
-					       &error), 0);
-	assert_int_equal(id, 12);
+					       (size_t)n - FRAME_HEADER_SIZE, &d.id, &d.status,
+					       &value, &d.error), 0);
+	assert_int_equal(d.id, 12);
 	free(buf);
 	/* An answer without a backup part says so. */
 	n = encode(&plain, &buf);
-	assert_int_equal(frame_decode_backup_answer(buf + FRAME_HEADER_SIZE,
-						    (size_t)n - FRAME_HEADER_SIZE, &id, &status,
-						    &error, &got, &has, NULL, NULL), 0);
-	assert_false(has);
-	assert_int_equal(status, ringkv_Status_NOT_FOUND);
-	assert_int_equal(error.len, strlen("no such backup"));
+	assert_int_equal(decode(buf + FRAME_HEADER_SIZE, (size_t)n - FRAME_HEADER_SIZE, &d, NULL), 0);
+	assert_false(d.has);
+	assert_int_equal(d.status, ringkv_Status_NOT_FOUND);
+	assert_int_equal(d.error.len, strlen("no such backup"));
 	free(buf);
 }
 
@@ -167,11 +170,9 @@ static void test_bad_names_refused(void **state)
 	struct frame_backup b = { .backup_id = 1, .files = files, .file_count = 1 };
 	struct frame_response r = { .id = 1, .backup = &b };
 	struct seen seen = { .stop_at = -1 };
-	struct frame_backup got;
-	struct frame_slice error;
-	uint64_t id;
-	int status, has, n;
+	struct decoded d;
 	uint8_t *buf;
+	int n;
 
 	(void)state;
 	memset(longname, 'a', sizeof longname - 1);
@@ -179,9 +180,7 @@ static void test_bad_names_refused(void **state)
 	files[0] = (struct frame_backup_file){ { (const uint8_t *)longname,
 						 (uint32_t)strlen(longname) }, 1 };
 	n = encode(&r, &buf);
-	assert_int_equal(frame_decode_backup_answer(buf + FRAME_HEADER_SIZE,
-						    (size_t)n - FRAME_HEADER_SIZE, &id, &status,
-						    &error, &got, &has, on_file, &seen),
+	assert_int_equal(decode(buf + FRAME_HEADER_SIZE, (size_t)n - FRAME_HEADER_SIZE, &d, &seen),
 			 RKV_EPROTO);
 	assert_int_equal(seen.n, 0);
 	/* Cut anywhere: refused or decoded, never read past the end. */
@@ -190,8 +189,7 @@ static void test_bad_names_refused(void **state)
 
 		memcpy(part, buf + FRAME_HEADER_SIZE, (size_t)cut);
 		seen = (struct seen){ .stop_at = -1 };
-		(void)frame_decode_backup_answer(part, (size_t)cut, &id, &status, &error, &got, &has,
-						 on_file, &seen);
+		(void)decode(part, (size_t)cut, &d, &seen);
 		free(part);
 	}
 	free(buf);
