@@ -28,6 +28,8 @@
 #define EXIT_ERROR 3
 #define EXIT_TIMEOUT 4
 #define BEGIN_ATTEMPTS 20
+/* BEGIN waits for a memtable flush; the server gives up after 30 s. */
+#define BEGIN_TIMEOUT_MS 35000
 #define PROGRESS_STEP (64ull << 20)
 
 struct create {
@@ -37,7 +39,8 @@ struct create {
 	struct rkv_cluster_map *map;
 	struct rkv_client **conns;    /* [map->node_count], opened when first used */
 	uint8_t *buf;
-	uint64_t bytes_done;
+	uint64_t bytes_done;          /* of the whole backup */
+	uint64_t shard_done, shard_total; /* of the shard being copied */
 	uint64_t next_progress;
 	char tmp[PATH_MAX];
 };
@@ -81,6 +84,30 @@ static struct rkv_client *conn_to(struct create *cr, uint64_t id)
 	return NULL;
 }
 
+/* A connection that failed is closed, so the next use connects again. */
+static void drop_conn(struct create *cr, struct rkv_client *c)
+{
+	for (size_t i = 0; i < cr->map->node_count; i++) {
+		if (cr->conns[i] == c) {
+			rkv_close(c);
+			cr->conns[i] = NULL;
+		}
+	}
+}
+
+/* BEGIN with room for the flush it waits for. */
+static int begin_once(struct rkv_client *c, uint32_t shard, struct rkv_backup **out,
+		      uint64_t *hint)
+{
+	int timeout = rkv_get_timeout(c), rc;
+
+	if (timeout && timeout < BEGIN_TIMEOUT_MS)
+		rkv_set_timeout(c, BEGIN_TIMEOUT_MS);
+	rc = rkv_backup_begin(c, shard, out, hint);
+	rkv_set_timeout(c, timeout);
+	return rc;
+}
+
 /* BEGIN on the shard's leader: follows hints, refreshes the map. */
 static int begin(struct create *cr, uint32_t shard, struct rkv_client **on,
 		 struct rkv_backup **out)
@@ -93,13 +120,15 @@ static int begin(struct create *cr, uint32_t shard, struct rkv_client **on,
 		uint64_t hint = 0;
 
 		if (c) {
-			rc = rkv_backup_begin(c, shard, out, &hint);
+			rc = begin_once(c, shard, out, &hint);
 			if (rc == 0) {
 				*on = c;
 				return 0;
 			}
-			if (rc < 0 && rc != -ETIMEDOUT && c == cr->seed)
+			if (rc < 0 && c == cr->seed)
 				break; /* the seed itself is gone */
+			if (rc < 0)
+				drop_conn(cr, c);
 			if (rc != RKV_STATUS_NOT_LEADER && rc != RKV_STATUS_UNAVAILABLE && rc > 0)
 				break;
 			if (rc == RKV_STATUS_NOT_LEADER && hint && hint != leader) {
@@ -148,8 +177,9 @@ static void progress(struct create *cr, uint32_t shard, uint32_t shards, bool fo
 {
 	if (!force && cr->bytes_done < cr->next_progress)
 		return;
-	fprintf(stderr, "ringkv: backup: shard %" PRIu32 "/%" PRIu32 ", %.1f MiB copied\n",
-		shard + 1, shards, (double)cr->bytes_done / (1 << 20));
+	fprintf(stderr, "ringkv: backup: shard %" PRIu32 "/%" PRIu32 ": %.1f of %.1f MiB; "
+		"%.1f MiB in all\n", shard + 1, shards, (double)cr->shard_done / (1 << 20),
+		(double)cr->shard_total / (1 << 20), (double)cr->bytes_done / (1 << 20));
 	while (cr->next_progress <= cr->bytes_done)
 		cr->next_progress += PROGRESS_STEP;
 }
@@ -178,8 +208,7 @@ static int copy_file(struct create *cr, struct rkv_client *c, const struct rkv_b
 		rc = rkv_backup_read(c, b->id, i, offset, cr->buf, want, &got);
 		if (rc != 0) {
 			fprintf(stderr, "ringkv: backup: shard %" PRIu32 " %s at %" PRIu64 ": %s\n",
-				b->shard, f->name, offset,
-				rc < 0 ? rkv_last_error(c) : rkv_last_error(c));
+				b->shard, f->name, offset, rkv_last_error(c));
 			break;
 		}
 		if (got == 0) {
@@ -196,6 +225,7 @@ static int copy_file(struct create *cr, struct rkv_client *c, const struct rkv_b
 		crc = crc32c(crc, cr->buf, got);
 		offset += got;
 		cr->bytes_done += got;
+		cr->shard_done += got;
 		progress(cr, b->shard, (uint32_t)cr->map->shard_count, false);
 	}
 	if (rc == 0 && fsync(fd) != 0) {
@@ -228,6 +258,10 @@ static int copy_shard(struct create *cr, uint32_t shard, struct backup_shard *ou
 		return rc;
 	out->index = b->index;
 	out->term = b->term;
+	cr->shard_done = 0;
+	cr->shard_total = 0;
+	for (size_t i = 0; i < b->file_count; i++)
+		cr->shard_total += b->files[i].size;
 	out->files = calloc(b->file_count, sizeof *out->files);
 	rc = out->files ? 0 : -ENOMEM;
 	for (uint32_t i = 0; rc == 0 && i < b->file_count; i++) {
