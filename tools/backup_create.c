@@ -8,10 +8,12 @@
  * written and fsynced, and DIR.tmp renamed to DIR: a backup that stopped
  * part way is never at DIR.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@
 #define EXIT_ERROR 3
 #define EXIT_TIMEOUT 4
 #define BEGIN_ATTEMPTS 20
+#define SHARD_ATTEMPTS 3 /* a copy the server stopped serving starts over */
 /* BEGIN waits for a memtable flush; the server gives up after 30 s. */
 #define BEGIN_TIMEOUT_MS 35000
 #define PROGRESS_STEP (64ull << 20)
@@ -184,9 +187,11 @@ static void progress(struct create *cr, uint32_t shard, uint32_t shards, bool fo
 		cr->next_progress += PROGRESS_STEP;
 }
 
-/* Copies file `i` of backup `b` into `dir`; sets its CRC32C. */
+/* Copies file `i` of backup `b` into `dir`; sets its CRC32C. *remote: the
+ * failure came from the server or the connection (worth a fresh pin), not
+ * from this machine's disk. */
 static int copy_file(struct create *cr, struct rkv_client *c, const struct rkv_backup *b,
-		     uint32_t i, const char *dir, struct backup_file *out)
+		     uint32_t i, const char *dir, struct backup_file *out, bool *remote)
 {
 	const struct rkv_backup_file *f = &b->files[i];
 	char path[PATH_MAX + 64];
@@ -206,6 +211,7 @@ static int copy_file(struct create *cr, struct rkv_client *c, const struct rkv_b
 		uint32_t got = 0;
 
 		rc = rkv_backup_read(c, b->id, i, offset, cr->buf, want, &got);
+		*remote = rc != 0 || got == 0;
 		if (rc != 0) {
 			fprintf(stderr, "ringkv: backup: shard %" PRIu32 " %s at %" PRIu64 ": %s\n",
 				b->shard, f->name, offset, rkv_last_error(c));
@@ -241,18 +247,15 @@ static int copy_file(struct create *cr, struct rkv_client *c, const struct rkv_b
 	return rc;
 }
 
-static int copy_shard(struct create *cr, uint32_t shard, struct backup_shard *out)
+/* One attempt at a shard: pin, copy every file, unpin. */
+static int copy_pinned(struct create *cr, uint32_t shard, const char *dir,
+		       struct backup_shard *out, bool *remote)
 {
-	char dir[PATH_MAX + 32];
 	struct rkv_client *c = NULL;
 	struct rkv_backup *b = NULL;
 	int rc;
 
-	snprintf(dir, sizeof dir, "%s/shard-%" PRIu32, cr->tmp, shard);
-	if (mkdir(dir, 0755) != 0) {
-		fprintf(stderr, "ringkv: backup: %s: %s\n", dir, strerror(errno));
-		return -errno;
-	}
+	*remote = false; /* begin() retried already */
 	rc = begin(cr, shard, &c, &b);
 	if (rc)
 		return rc;
@@ -269,15 +272,60 @@ static int copy_shard(struct create *cr, uint32_t shard, struct backup_shard *ou
 			rc = -EPROTO;
 			break;
 		}
-		rc = copy_file(cr, c, b, i, dir, &out->files[i]);
+		*remote = false;
+		rc = copy_file(cr, c, b, i, dir, &out->files[i], remote);
 		if (rc == 0)
 			out->file_count++;
 	}
 	/* Unpin either way (the server would after 60 s unused). */
 	rkv_backup_end(c, b->id);
 	rkv_backup_free(b);
-	if (rc == 0)
+	if (rc == 0) {
+		*remote = false;
 		rc = durable_dir_sync(dir);
+	} else if (*remote && c != cr->seed) {
+		drop_conn(cr, c);
+	}
+	return rc;
+}
+
+/* Forgets a failed attempt: its files, and its bytes in the progress. */
+static void forget_attempt(struct create *cr, const char *dir, struct backup_shard *out)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d)) != NULL)
+		if (backup_name_ok(de->d_name))
+			unlinkat(dirfd(d), de->d_name, 0);
+	if (d)
+		closedir(d);
+	free(out->files);
+	memset(out, 0, sizeof *out);
+	cr->bytes_done -= cr->shard_done;
+	cr->shard_done = 0;
+}
+
+static int copy_shard(struct create *cr, uint32_t shard, struct backup_shard *out)
+{
+	char dir[PATH_MAX + 32];
+	bool remote = false;
+	int rc = 0;
+
+	snprintf(dir, sizeof dir, "%s/shard-%" PRIu32, cr->tmp, shard);
+	if (mkdir(dir, 0755) != 0) {
+		fprintf(stderr, "ringkv: backup: %s: %s\n", dir, strerror(errno));
+		return -errno;
+	}
+	for (int attempt = 1; attempt <= SHARD_ATTEMPTS; attempt++) {
+		rc = copy_pinned(cr, shard, dir, out, &remote);
+		if (rc == 0 || !remote || attempt == SHARD_ATTEMPTS)
+			break;
+		forget_attempt(cr, dir, out);
+		fprintf(stderr, "ringkv: backup: shard %" PRIu32 ": starting over on a fresh pin "
+			"(attempt %d of %d)\n", shard, attempt + 1, SHARD_ATTEMPTS);
+		sleep_ms(500);
+	}
 	return rc;
 }
 
