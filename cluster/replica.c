@@ -342,19 +342,19 @@ static void release_held(struct replica *rep)
 static void mark_staged(struct replica *rep, uint64_t mark)
 {
 	uint64_t batch = cluster_core_batches(rep->core) + 1;
+	size_t slot = batch % (CORE_LOG_MAX_SYNCS + 1);
 
-	rep->persist_marks[batch & 1].batch = batch;
-	rep->persist_marks[batch & 1].mark = mark;
+	rep->persist_marks[slot].batch = batch;
+	rep->persist_marks[slot].mark = mark;
 }
 
-/* The mark of the batch being called back (0, which Raft ignores, if the
- * group staged no write into it). */
-static uint64_t mark_completed(const struct replica *rep)
+/* The mark of batch `batch`, being called back (0, which Raft ignores, if
+ * the group staged no write into it). */
+static uint64_t mark_completed(const struct replica *rep, uint64_t batch)
 {
-	uint64_t batch = cluster_core_batches(rep->core);
+	size_t slot = batch % (CORE_LOG_MAX_SYNCS + 1);
 
-	return rep->persist_marks[batch & 1].batch == batch ? rep->persist_marks[batch & 1].mark
-							    : 0;
+	return rep->persist_marks[slot].batch == batch ? rep->persist_marks[slot].mark : 0;
 }
 
 void replica_handle_update(struct replica *rep, const struct raft_update *up)
@@ -427,6 +427,12 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 	if (rep->was_leader && !leader)
 		rep->lost_at_us = c->r->now_us;
 	rep->was_leader = leader;
+	/* For the metrics: a leader other than the last one known. */
+	uint64_t known = raft_leader(rep->raft);
+	if (known != RAFT_NONE && known != rep->leader_seen) {
+		rep->leader_seen = known;
+		rep->leader_changes++;
+	}
 }
 
 void replica_step(struct replica *rep, const struct raft_event *ev)
@@ -484,7 +490,7 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 	if (p->status == 0) {
 		c->log_full = false;
 		if ((p->hard_state || p->reset) && rep->hs_staged &&
-		    cluster_core_batches(c) >= rep->hs_batch) {
+		    p->batch >= rep->hs_batch) {
 			rep->hs_staged = false;
 			release_held(rep);
 		}
@@ -493,7 +499,7 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 				.type = RAFT_EV_PERSISTED,
 				.persisted = { .index = p->last_index,
 					       .term = p->last_term,
-					       .mark = mark_completed(rep) } });
+					       .mark = mark_completed(rep, p->batch) } });
 		return;
 	}
 	if (p->status == RKV_EFULL) {
@@ -851,6 +857,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->overwritten = rep->overwritten;
 	out->unknown = rep->unknown;
 	out->snapshots_refused = rep->snapshots_refused;
+	out->leader_changes = rep->leader_changes;
 	out->snap_sent = rep->snap_sent;
 	out->snap_send_bytes = rep->snap_send_bytes;
 	out->snap_installed = rep->snap_installed;

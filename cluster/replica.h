@@ -276,6 +276,7 @@ struct replica_status {
 	uint64_t overwritten;
 	uint64_t unknown;
 	uint64_t snapshots_refused; /* snapshots received and not installable */
+	uint64_t leader_changes;    /* times a different leader became known */
 	uint64_t snap_sent;         /* streams completed (leader) */
 	uint64_t snap_send_bytes;
 	uint64_t snap_installed;    /* snapshots installed here */

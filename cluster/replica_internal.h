@@ -113,7 +113,9 @@ struct replica {
 	/* Raft's persist_mark of the last write staged into each core log
 	 * batch alive (in flight, gathering), at [batch & 1]: the mark its
 	 * RAFT_EV_PERSISTED must carry (raft.h) */
-	struct { uint64_t batch, mark; } persist_marks[2];
+	/* the mark of each core log batch not yet durable (numbers in a
+	 * window of CORE_LOG_MAX_SYNCS + 1: the stored ones and the pending) */
+	struct { uint64_t batch, mark; } persist_marks[CORE_LOG_MAX_SYNCS + 1];
 	uint64_t persist_mark_last;   /* of the last write Raft handed out */
 	struct peer_msg_buf held;
 	struct held_msg *held_v;
@@ -148,6 +150,8 @@ struct replica {
 	struct restore_state restore;
 
 	uint64_t proposed, overwritten, unknown, snapshots_refused;
+	uint64_t leader_seen;         /* last leader known, for leader_changes */
+	uint64_t leader_changes;      /* times a different leader became known */
 
 	/* Snapshots (docs/notes/snapshot.md). */
 	struct shard_config shard_cfg;   /* to reopen the shard after an install */

@@ -56,6 +56,8 @@ void config_usage(FILE *out, const char *prog)
 		"  --log-level LEVEL        debug, info, warn or error (default info)\n"
 		"  --log-format FORMAT      text or json (one object per line; default text)\n"
 		"  --admin-listen HOST:PORT HTTP /metrics, /health, /ready (default: none = off)\n"
+		"  --enable-flush           allow FLUSHDB/FLUSHALL, which drop every key of\n"
+		"                           the cluster (default: refused)\n"
 		"  --config FILE            settings as 'key = value' lines named like these\n"
 		"                           flags (no dashes); flags given here override it\n"
 		"  --print-config           print the effective settings as a config file, exit\n"
@@ -352,7 +354,7 @@ enum {
 	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
 	OPT_SNAPSHOT_LAG, OPT_INITIAL_STATE,
 	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
-	OPT_VERSION,
+	OPT_VERSION, OPT_ENABLE_FLUSH,
 };
 
 static const struct option long_options[] = {
@@ -382,6 +384,7 @@ static const struct option long_options[] = {
 	{ "snapshot-lag", required_argument, NULL, OPT_SNAPSHOT_LAG },
 	{ "initial-cluster-state", required_argument, NULL, OPT_INITIAL_STATE },
 	{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
+	{ "enable-flush", no_argument, NULL, OPT_ENABLE_FLUSH },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -598,6 +601,16 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 					     errlen);
 		}
 		break;
+	case OPT_ENABLE_FLUSH:
+		/* A flag on the command line (no value); "true"/"false" in the
+		 * config file. */
+		if (!arg || !strcmp(arg, "true") || !strcmp(arg, "yes") || !strcmp(arg, "1"))
+			c->enable_flush = true;
+		else if (!strcmp(arg, "false") || !strcmp(arg, "no") || !strcmp(arg, "0"))
+			c->enable_flush = false;
+		else
+			goto bad_value;
+		break;
 	default:
 		snprintf(err, errlen, "--%s: not a setting", name);
 		return -EINVAL;
@@ -759,6 +772,7 @@ void config_print(FILE *out, const struct config *c)
 		fprintf(out, "admin-listen = none\n");
 	}
 	fprintf(out, "data-dir = %s\n", c->data_dir);
+	fprintf(out, "enable-flush = %s\n", c->enable_flush ? "true" : "false");
 	if (c->cores)
 		fprintf(out, "cores = %u\n", c->cores);
 	if (c->shards)

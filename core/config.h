@@ -44,6 +44,7 @@ struct config {
 	int log_format;                    /* enum log_format (text) */
 	char admin_host[CONFIG_ADDR_MAX];  /* admin HTTP port; "" = off (the default) */
 	uint16_t admin_port;
+	bool enable_flush;                 /* --enable-flush: FLUSHDB/FLUSHALL allowed */
 
 	/* The cluster (see docs/cluster/placement.md). After config_parse,
 	 * `initial` always lists the founding nodes, sorted by id: without

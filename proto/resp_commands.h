@@ -140,9 +140,10 @@ size_t resp_command_flag_count(uint32_t flags);
 #define RESP_ERR_DB_INDEX "ERR DB index is out of range"
 #define RESP_ERR_INVALID_CURSOR "ERR invalid cursor"
 #define RESP_ERR_NOPROTO "NOPROTO unsupported protocol version"
-#define RESP_ERR_FLUSH_UNSUPPORTED \
-	"ERR FLUSHDB and FLUSHALL are not supported: a flush must be replicated by every " \
-	"shard's Raft group, which ringkv does not do yet (delete keys with SCAN and DEL)"
+#define RESP_ERR_FLUSH_DISABLED \
+	"ERR FLUSHDB and FLUSHALL are disabled on this node: they drop every key of the " \
+	"cluster; start ringkvd with --enable-flush (or enable-flush = true in its config " \
+	"file) to allow them"
 #define RESP_ERR_TTL_UNSUPPORTED "ERR expiration (EX, PX, EXAT, PXAT, KEEPTTL) is not supported"
 
 /*

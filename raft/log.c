@@ -1,6 +1,7 @@
 /*
- * In-memory log: a dense array of entries after a compaction offset. Only the
- * tail changes (append, truncate on conflict); compaction drops the head.
+ * In-memory log: a dense array of entries after a compaction offset, their
+ * data in chunks. Only the tail changes (append, truncate on conflict);
+ * compaction drops the head.
  * Raft's Log Matching property lives on top of this in replication.c; this
  * file only keeps indexes and ownership of entry bytes straight.
  */
@@ -11,21 +12,91 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Chunks start small (a quiet group holds a few bytes) and double up to
+ * CHUNK_MAX as the log grows; an entry larger than that gets a chunk of
+ * its own size. */
+#define CHUNK_MIN 1024u
+#define CHUNK_MAX (256u * 1024u)
+#define DATA_ALIGN 8u
+
+struct raft_log_chunk {
+	size_t cap;
+	size_t used;
+	uint8_t data[];
+};
+
 void raft_log_init(struct raft_log *log)
 {
 	memset(log, 0, sizeof(*log));
 }
 
-static void entry_free(struct raft_entry *e)
+static bool chunk_holds(const struct raft_log_chunk *c, const void *p)
 {
-	free(e->data);
-	e->data = NULL;
+	const uint8_t *b = p;
+
+	return b >= c->data && b < c->data + c->cap;
+}
+
+/* An emptied chunk: kept as the spare if it is the larger, else freed. */
+static void chunk_drop(struct raft_log *log, struct raft_log_chunk *c)
+{
+	if (log->spare && log->spare->cap >= c->cap) {
+		log->chunk_bytes -= c->cap;
+		free(c);
+		return;
+	}
+	if (log->spare) {
+		log->chunk_bytes -= log->spare->cap;
+		free(log->spare);
+	}
+	c->used = 0;
+	log->spare = c;
+}
+
+/* A chunk at the end with room for len bytes, or NULL (-ENOMEM). */
+static struct raft_log_chunk *chunk_for(struct raft_log *log, size_t len)
+{
+	struct raft_log_chunk *last = log->nchunks ? log->chunks[log->nchunks - 1] : NULL;
+	struct raft_log_chunk *c;
+	size_t cap;
+
+	if (last && last->cap - last->used >= len)
+		return last;
+	if (log->nchunks == log->chunks_cap) {
+		size_t n = log->chunks_cap ? log->chunks_cap * 2 : 4;
+		struct raft_log_chunk **grown = realloc(log->chunks, n * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		log->chunks = grown;
+		log->chunks_cap = n;
+	}
+	if (log->spare && log->spare->cap >= len) {
+		c = log->spare;
+		log->spare = NULL;
+	} else {
+		cap = last ? last->cap * 2 : CHUNK_MIN;
+		if (cap > CHUNK_MAX)
+			cap = CHUNK_MAX;
+		if (cap < len)
+			cap = len;
+		c = malloc(sizeof(*c) + cap);
+		if (!c)
+			return NULL;
+		c->cap = cap;
+		c->used = 0;
+		log->chunk_bytes += cap;
+	}
+	log->chunks[log->nchunks++] = c;
+	return c;
 }
 
 void raft_log_free(struct raft_log *log)
 {
-	for (uint64_t i = 0; i < log->n; i++)
-		entry_free(&log->entries[i]);
+	for (size_t i = 0; i < log->nchunks; i++)
+		free(log->chunks[i]);
+	free(log->chunks);
+	free(log->spare);
 	free(log->entries);
 	raft_log_init(log);
 }
@@ -79,9 +150,17 @@ int raft_log_append(struct raft_log *log, uint64_t term, uint32_t type,
 	e->len = len;
 	e->data = NULL;
 	if (len) {
-		e->data = malloc(len);
-		if (!e->data)
+		size_t at, need;
+		struct raft_log_chunk *c;
+
+		/* Aligned, so decoders may read fields in place. */
+		need = ((size_t)len + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN;
+		c = chunk_for(log, need);
+		if (!c)
 			return -ENOMEM;
+		at = c->used;
+		c->used += need;
+		e->data = c->data + at;
 		memcpy(e->data, data, len);
 	}
 	log->n++;
@@ -94,9 +173,43 @@ void raft_log_truncate(struct raft_log *log, uint64_t index)
 	assert(index > log->offset);
 	while (raft_log_last_index(log) >= index) {
 		struct raft_entry *e = &log->entries[log->n - 1];
+
+		if (e->len) {
+			/* The last data placed: in the last chunk, once the
+			 * chunks emptied after it are gone. */
+			while (!chunk_holds(log->chunks[log->nchunks - 1], e->data)) {
+				assert(log->nchunks > 1);
+				chunk_drop(log, log->chunks[--log->nchunks]);
+			}
+			log->chunks[log->nchunks - 1]->used =
+				(size_t)((uint8_t *)e->data - log->chunks[log->nchunks - 1]->data);
+		}
 		log->bytes -= e->len;
-		entry_free(e);
+		e->data = NULL;
 		log->n--;
+	}
+}
+
+/* Gives back the chunks before the one holding the first remaining data. */
+static void chunks_compact(struct raft_log *log)
+{
+	const void *first = NULL;
+	size_t k = 0;
+
+	for (uint64_t i = 0; i < log->n && !first; i++)
+		if (log->entries[i].len)
+			first = log->entries[i].data;
+	if (!first) {
+		for (size_t i = 0; i < log->nchunks; i++)
+			chunk_drop(log, log->chunks[i]);
+		log->nchunks = 0;
+		return;
+	}
+	while (!chunk_holds(log->chunks[k], first))
+		chunk_drop(log, log->chunks[k++]);
+	if (k > 0) {
+		memmove(log->chunks, log->chunks + k, (log->nchunks - k) * sizeof(*log->chunks));
+		log->nchunks -= k;
 	}
 }
 
@@ -105,14 +218,13 @@ void raft_log_compact(struct raft_log *log, uint64_t index)
 	assert(index > log->offset && index <= raft_log_last_index(log));
 	uint64_t drop = index - log->offset;
 	log->offset_term = log->entries[drop - 1].term;
-	for (uint64_t i = 0; i < drop; i++) {
+	for (uint64_t i = 0; i < drop; i++)
 		log->bytes -= log->entries[i].len;
-		entry_free(&log->entries[i]);
-	}
 	memmove(log->entries, log->entries + drop,
 		(log->n - drop) * sizeof(*log->entries));
 	log->n -= drop;
 	log->offset = index;
+	chunks_compact(log);
 	if (log->n == 0) {
 		free(log->entries);
 		log->entries = NULL;
@@ -129,5 +241,6 @@ void raft_log_reset(struct raft_log *log, uint64_t index, uint64_t term)
 
 size_t raft_log_footprint(const struct raft_log *log)
 {
-	return log->cap * sizeof(*log->entries) + log->bytes;
+	return log->cap * sizeof(*log->entries) + log->chunks_cap * sizeof(*log->chunks) +
+	       log->chunk_bytes;
 }

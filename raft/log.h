@@ -1,10 +1,14 @@
 /*
  * The in-memory Raft log of one group: entries offset+1 .. offset+n, after a
- * compaction point whose term is remembered. Entry data is owned by the log
- * (copied in, freed on truncation and compaction).
+ * compaction point whose term is remembered. Entry data is owned by the log:
+ * copied in, in index order, into chunks it allocates a few at a time (not a
+ * malloc per entry), given back on truncation and compaction. An entry's
+ * data never moves while the entry is in the log.
  *
- * Invariant: entries are dense; entries[i] has index offset + 1 + i and terms
- * never decrease along the log.
+ * Invariants: entries are dense; entries[i] has index offset + 1 + i and
+ * terms never decrease along the log. The data of entries in index order
+ * lies in chunks[0], chunks[1], ... in that order, each chunk's in the order
+ * placed, the last one's ending at its `used`.
  */
 #ifndef RINGKV_RAFT_LOG_H
 #define RINGKV_RAFT_LOG_H
@@ -15,6 +19,8 @@
 
 #include "raft/raft.h"
 
+struct raft_log_chunk;
+
 struct raft_log {
 	uint64_t offset;      /* index just before entries[0] */
 	uint64_t offset_term; /* term at offset (0 when offset is 0) */
@@ -22,6 +28,11 @@ struct raft_log {
 	uint64_t n;
 	uint64_t cap;
 	uint64_t bytes;       /* sum of entry lengths held */
+	struct raft_log_chunk **chunks; /* oldest first; data of the entries */
+	size_t nchunks;
+	size_t chunks_cap;
+	struct raft_log_chunk *spare;   /* one emptied chunk kept for reuse */
+	size_t chunk_bytes;   /* capacity of chunks and spare */
 };
 
 void raft_log_init(struct raft_log *log);

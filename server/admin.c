@@ -166,54 +166,111 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 	conn_kill(conn);
 }
 
+/* What /ready reports: the conditions, from the scrape's rows. */
+struct readiness {
+	bool stopping;
+	uint64_t disk_full;       /* shards that cannot flush or compact */
+	uint64_t apply_stopped;   /* replicas whose shard refused to apply */
+	uint64_t leaderless;      /* replicas that know no leader */
+	uint64_t peer_links;      /* outbound peer connections, summed over cores */
+	uint64_t peer_links_up;
+};
+
+static void reason_add(struct metrics_buf *b, unsigned *n, const char *text)
+{
+	metrics_buf_printf(b, "%s\"%s\"", (*n)++ ? "," : "", text);
+}
+
+/*
+ * The /ready body: {"ready":..., "reason": the first failing condition (kept
+ * for readers of the first version), "reasons": every one, then the counts
+ * behind them}. Peer connections down are no reason of their own (a node
+ * whose replicas all know their leader serves with a peer gone), but they
+ * explain leaderless replicas, so they are listed when the node is not
+ * ready. Returns whether the node is ready.
+ */
+static bool ready_body(struct admin *a, const struct readiness *st, struct metrics_buf *b)
+{
+	char text[4][128];
+	unsigned n_text = 0, n = 0;
+	uint64_t down = st->peer_links - st->peer_links_up;
+	bool ready;
+
+	if (st->stopping)
+		snprintf(text[n_text++], sizeof text[0], "stopping");
+	if (st->disk_full)
+		snprintf(text[n_text++], sizeof text[0], "disk full: %" PRIu64
+			 " shard%s cannot flush or compact", st->disk_full,
+			 st->disk_full == 1 ? "" : "s");
+	if (st->apply_stopped)
+		snprintf(text[n_text++], sizeof text[0], "%" PRIu64
+			 " shard replica%s stopped applying (see the log)", st->apply_stopped,
+			 st->apply_stopped == 1 ? "" : "s");
+	if (st->leaderless)
+		snprintf(text[n_text++], sizeof text[0], "%" PRIu64
+			 " shard replica%s know%s no leader", st->leaderless,
+			 st->leaderless == 1 ? "" : "s", st->leaderless == 1 ? "s" : "");
+	ready = n_text == 0;
+	if (!ready && down)
+		snprintf(text[n_text++], sizeof text[0], "%" PRIu64 " of %" PRIu64
+			 " peer connection%s down", down, st->peer_links,
+			 st->peer_links == 1 ? "" : "s");
+	metrics_buf_printf(b, "{\"ready\":%s,", ready ? "true" : "false");
+	if (!ready) {
+		metrics_buf_printf(b, "\"reason\":\"%s\",\"reasons\":[", text[0]);
+		for (unsigned i = 0; i < n_text; i++)
+			reason_add(b, &n, text[i]);
+		metrics_buf_printf(b, "],");
+	}
+	metrics_buf_printf(b, "\"node_id\":%" PRIu64 ",\"shards\":%u,\"cores\":%u,"
+			   "\"stopping\":%s,\"disk_full_shards\":%" PRIu64 ","
+			   "\"apply_stopped_replicas\":%" PRIu64 ",\"leaderless_replicas\":%"
+			   PRIu64 ",\"peer_connections\":%" PRIu64 ",\"peer_connections_up\":%"
+			   PRIu64 "}\n", a->node->cfg.node_id, a->node->shards, a->node->cores,
+			   st->stopping ? "true" : "false", st->disk_full, st->apply_stopped,
+			   st->leaderless, st->peer_links, st->peer_links_up);
+	return ready;
+}
+
 /* The scrape is home: answer every connection waiting for it. */
 static void scrape_done(struct metrics_scrape *s, void *arg)
 {
 	struct admin *a = arg;
 	const struct node_metric_ids *ids = a->node->metric_ids;
-	uint64_t disk_full = metrics_row_sum(a->m, s->rows, ids->disk_full);
-	uint64_t leaderless = metrics_row_sum(a->m, s->rows, ids->raft_leaderless);
-	uint64_t stopped = metrics_row_sum(a->m, s->rows, ids->raft_apply_stopped);
-	char text[256];
+	const struct readiness st = {
+		.stopping = reactor_stopping(a->r),
+		.disk_full = metrics_row_sum(a->m, s->rows, ids->disk_full),
+		.apply_stopped = metrics_row_sum(a->m, s->rows, ids->raft_apply_stopped),
+		.leaderless = metrics_row_sum(a->m, s->rows, ids->raft_leaderless),
+		.peer_links = metrics_row_sum(a->m, s->rows, ids->peer_nodes),
+		.peer_links_up = metrics_row_sum(a->m, s->rows, ids->peer_connected),
+	};
+	bool ready;
 
 	for (unsigned i = 0; i < ADMIN_CONNS_MAX; i++) {
 		struct admin_conn *conn = &a->conns[i];
 
 		if (!conn->in_use || conn->dead || conn->want == ADMIN_WANT_NOTHING)
 			continue;
+		a->body.len = 0;
+		a->body.failed = false;
 		if (conn->want == ADMIN_WANT_METRICS) {
-			a->body.len = 0;
-			a->body.failed = false;
+			conn->want = ADMIN_WANT_NOTHING;
 			if (metrics_format(a->m, s->rows, &a->body) != 0) {
-				conn->want = ADMIN_WANT_NOTHING;
 				respond_text(conn, 500, "out of memory\n");
 				continue;
 			}
-			conn->want = ADMIN_WANT_NOTHING;
 			respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8",
 				a->body.data, a->body.len);
 			continue;
 		}
 		conn->want = ADMIN_WANT_NOTHING;
-		if (reactor_stopping(a->r))
-			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"stopping\"}\n");
-		else if (disk_full)
-			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"disk full: %"
-				 PRIu64 " shard%s cannot flush or compact\"}\n", disk_full,
-				 disk_full == 1 ? "" : "s");
-		else if (stopped)
-			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"%" PRIu64
-				 " shard replica%s stopped applying (see the log)\"}\n", stopped,
-				 stopped == 1 ? "" : "s");
-		else if (leaderless)
-			snprintf(text, sizeof text, "{\"ready\":false,\"reason\":\"%" PRIu64
-				 " shard replica%s know%s no leader\"}\n", leaderless,
-				 leaderless == 1 ? "" : "s", leaderless == 1 ? "s" : "");
-		else
-			snprintf(text, sizeof text, "{\"ready\":true,\"shards\":%u,\"cores\":%u}\n",
-				 a->node->shards, a->node->cores);
-		respond(conn, strstr(text, "true") ? 200 : 503, "application/json", text,
-			strlen(text));
+		ready = ready_body(a, &st, &a->body);
+		if (a->body.failed) {
+			respond_text(conn, 500, "out of memory\n");
+			continue;
+		}
+		respond(conn, ready ? 200 : 503, "application/json", a->body.data, a->body.len);
 	}
 }
 

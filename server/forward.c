@@ -80,7 +80,7 @@ static struct node_core *core_of(struct reactor *r)
 static bool op_is_write(uint8_t op)
 {
 	return op == KV_PUT || op == KV_DELETE || op == KV_PUT_NX || op == KV_PUT_XX ||
-	       op == KV_INCRBY || op == KV_APPEND;
+	       op == KV_INCRBY || op == KV_APPEND || op == KV_FLUSH;
 }
 
 static void refuse(struct node_core *c, struct kv_req *req, int status, const char *text)
@@ -542,7 +542,9 @@ static void on_forward(struct node_core *c, uint64_t from, const struct peer_msg
 	uint32_t room;
 
 	if (fwd_request_decode(f->request.data, f->request.len, &fr) != 0 ||
-	    (fr.op > KV_SCAN && fr.op != KV_COUNT) || (fr.flags & ~known) != 0 || fr.shard != f->group ||
+	    (fr.op > KV_SCAN && fr.op != KV_COUNT && fr.op != KV_FLUSH) ||
+	    (fr.op == KV_FLUSH && fr.key_len != 0) || (fr.flags & ~known) != 0 ||
+	    fr.shard != f->group ||
 	    fr.shard >= c->node->shards || fr.key_len > cfg->max_key ||
 	    fr.arg_len > cfg->max_key || fr.value_len > cfg->max_value || fr.room > max_room ||
 	    fr.hops == 0 || fr.hops > FORWARD_MAX_HOPS ||

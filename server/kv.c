@@ -613,6 +613,12 @@ static void execute(struct node_core *c, struct kv_req *req)
 		cmd.value = NULL;
 		cmd.value_len = 0;
 		break;
+	case KV_FLUSH:
+		cmd.op = COMMAND_FLUSH;
+		cmd.key_len = 0;
+		cmd.value = NULL;
+		cmd.value_len = 0;
+		break;
 	default:
 		cmd.op = COMMAND_DELETE;
 		cmd.value = NULL;

@@ -47,6 +47,8 @@ enum kv_op {
 	KV_CORE_CURSOR,/* core-level: integer = cursor in; its key out */
 	KV_COUNT,      /* a shard's live keys (shard_live_keys) out in integer;
 			* a linearizable read (DBSIZE sums it over every shard) */
+	KV_FLUSH,      /* a write without a key: drop every key of the shard
+			* (COMMAND_FLUSH; FLUSHDB sends one to every shard) */
 };
 
 #define KV_WANT_PRIOR 0x1 /* writes: return the previous value */

@@ -10,6 +10,7 @@
 
 #include "cluster/peer.h"
 #include "cluster/replica.h"
+#include "server/forward.h"
 #include "server/node.h"
 #include "shard/block_cache.h"
 #include "shard/core_log.h"
@@ -70,6 +71,34 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		  "group this core leads." },
 		{ &ids->raft_snapshots_refused, true, "ringkv_raft_snapshots_refused_total",
 		  "Snapshots received that could not be installed." },
+		{ &ids->raft_leader_changes, true, "ringkv_raft_leader_changes_total",
+		  "Times a replica learned of a leader other than the last it knew "
+		  "(the first leader included), summed over the core's replicas." },
+		{ &ids->snapshots_sent, true, "ringkv_snapshots_sent_total",
+		  "Snapshot streams a leader on this core completed to a follower." },
+		{ &ids->snapshots_sent_bytes, true, "ringkv_snapshots_sent_bytes_total",
+		  "Bytes of snapshot streams sent to followers." },
+		{ &ids->snapshots_received, true, "ringkv_snapshots_received_total",
+		  "Snapshots received from a leader and installed here." },
+		{ &ids->snapshots_received_bytes, true, "ringkv_snapshots_received_bytes_total",
+		  "Bytes of snapshot streams received from leaders." },
+		{ &ids->node_forwards_sent, true, "ringkv_node_forwards_sent_total",
+		  "Requests forwarded to another node (the shard's leader, or a holder)." },
+		{ &ids->node_forwards_answered, true, "ringkv_node_forwards_answered_total",
+		  "Forwarded requests whose answer came back from the other node." },
+		{ &ids->node_forward_timeouts, true, "ringkv_node_forward_timeouts_total",
+		  "Forwarded requests answered here at their timeout (outcome unknown "
+		  "for writes)." },
+		{ &ids->node_forwards_refused, true, "ringkv_node_forwards_refused_total",
+		  "Requests for a shard led elsewhere that were answered here instead "
+		  "of forwarded: NOT_LEADER when the client asked not to be forwarded, "
+		  "UNAVAILABLE or RESOURCE_EXHAUSTED when no leader is known or "
+		  "reachable, a bound or the hop limit is reached, or the node stops." },
+		{ &ids->node_forwards_received, true, "ringkv_node_forwards_received_total",
+		  "Requests forwarded here by another node and executed." },
+		{ &ids->node_forwards_received_refused, true,
+		  "ringkv_node_forwards_received_refused_total",
+		  "Requests forwarded here by another node and refused (bounds, bad bytes)." },
 		{ &ids->peer_nodes, false, "ringkv_peer_nodes",
 		  "Peer nodes the core keeps a connection to." },
 		{ &ids->peer_connected, false, "ringkv_peer_connected_nodes",
@@ -263,6 +292,9 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	uint64_t roles[NODE_METRICS_ROLES] = { 0 };
 	uint64_t leaderless = 0, stopped = 0, proposed = 0, overwritten = 0, unknown = 0;
 	uint64_t proposals = 0, reads = 0, apply_lag = 0, follower_lag = 0, refused = 0;
+	uint64_t leader_changes = 0, snap_sent = 0, snap_sent_bytes = 0, snap_received = 0;
+	uint64_t snap_received_bytes = 0;
+	struct forward_stats fs;
 	struct replica_status st;
 	unsigned i, f;
 
@@ -280,6 +312,11 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 		proposals += st.proposals;
 		reads += st.reads;
 		refused += st.snapshots_refused;
+		leader_changes += st.leader_changes;
+		snap_sent += st.snap_sent;
+		snap_sent_bytes += st.snap_send_bytes;
+		snap_received += st.snap_installed;
+		snap_received_bytes += st.snap_recv_bytes;
 		if (st.commit > st.applied)
 			apply_lag += st.commit - st.applied;
 		for (f = 0; f < st.n_followers; f++)
@@ -298,6 +335,20 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	metrics_set(mc, ids->raft_apply_lag, apply_lag);
 	metrics_set(mc, ids->raft_follower_lag, follower_lag);
 	metrics_set(mc, ids->raft_snapshots_refused, refused);
+	metrics_set(mc, ids->raft_leader_changes, leader_changes);
+	metrics_set(mc, ids->snapshots_sent, snap_sent);
+	metrics_set(mc, ids->snapshots_sent_bytes, snap_sent_bytes);
+	metrics_set(mc, ids->snapshots_received, snap_received);
+	metrics_set(mc, ids->snapshots_received_bytes, snap_received_bytes);
+
+	/* Requests forwarded between nodes (server/forward.c keeps the counts). */
+	forward_core_stats(c, &fs);
+	metrics_set(mc, ids->node_forwards_sent, fs.sent);
+	metrics_set(mc, ids->node_forwards_answered, fs.answered);
+	metrics_set(mc, ids->node_forward_timeouts, fs.timeouts);
+	metrics_set(mc, ids->node_forwards_refused, fs.refused);
+	metrics_set(mc, ids->node_forwards_received, fs.inbound);
+	metrics_set(mc, ids->node_forwards_received_refused, fs.inbound_refused);
 
 	{
 		const struct peer_core *pc = c->cluster ? cluster_core_peers(c->cluster) : NULL;

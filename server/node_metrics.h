@@ -80,6 +80,17 @@ struct node_metric_ids {
 	int raft_apply_lag;      /* sum over replicas of commit - applied */
 	int raft_follower_lag;   /* largest lag of a follower of a group led here */
 	int raft_snapshots_refused;
+	int raft_leader_changes; /* sum over replicas of leaders newly known */
+	int snapshots_sent;      /* streams completed to followers */
+	int snapshots_sent_bytes;
+	int snapshots_received;  /* installed here */
+	int snapshots_received_bytes;
+	int node_forwards_sent;  /* requests forwarded to another node */
+	int node_forwards_answered;
+	int node_forward_timeouts;
+	int node_forwards_refused;
+	int node_forwards_received;
+	int node_forwards_received_refused;
 	int peer_nodes;          /* peer nodes this core talks to */
 	int peer_connected;      /* of which its outbound connection is up */
 	int peer_sent_bytes;

@@ -186,6 +186,23 @@ static struct kv_req *part_new(struct conn *conn, struct redis_slot *slot, uint3
 	return req;
 }
 
+struct kv_req *redis_part_new(struct redis_slot *slot, uint32_t part, uint32_t room)
+{
+	struct conn *conn = slot->conn;
+	struct kv_req *req = kv_req_new(conn->core, 0, room);
+
+	if (!req) {
+		slot->pending--;
+		slot->oom = true;
+		redis_out_of_memory(conn);
+		return NULL;
+	}
+	req->complete = redis_part_done;
+	req->ctx = slot;
+	req->part = part;
+	return req;
+}
+
 static bool is_write(enum kv_op op);
 
 void redis_send_part(struct redis_slot *slot, struct kv_req *req)
@@ -204,7 +221,7 @@ void redis_send_part(struct redis_slot *slot, struct kv_req *req)
 static bool is_write(enum kv_op op)
 {
 	return op == KV_PUT || op == KV_DELETE || op == KV_PUT_NX || op == KV_PUT_XX ||
-	       op == KV_INCRBY || op == KV_APPEND;
+	       op == KV_INCRBY || op == KV_APPEND || op == KV_FLUSH;
 }
 
 void redis_part_done(struct node_core *c, struct kv_req *req)
@@ -268,6 +285,10 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 	}
 	if (slot->cmd == RESP_CMD_INFO) {
 		redis_format_info(conn, slot, r);
+		return;
+	}
+	if (slot->cmd == RESP_CMD_FLUSHDB || slot->cmd == RESP_CMD_FLUSHALL) {
+		redis_format_flush(conn, slot, r);
 		return;
 	}
 	if (slot->cmd == RESP_CMD_DBSIZE) {
@@ -706,10 +727,7 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 	}
 	case RESP_CMD_FLUSHDB:
 	case RESP_CMD_FLUSHALL:
-		/* Destructive, and correct only as a command replicated through
-		 * every shard's Raft group, which does not exist yet. */
-		reply_error(conn, r, RESP_ERR_FLUSH_UNSUPPORTED);
-		redis_reply_now(conn);
+		redis_cmd_flush(conn, cmd, ci->id); /* server/redis_flush.c */
 		return;
 	case RESP_CMD_DBSIZE:
 		redis_all_cores(conn, ci->id, NULL);

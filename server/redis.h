@@ -24,8 +24,10 @@
  * rule: a full pass over the keyspace, O(keys stored), answered whole or, past
  * 4 MiB of matches, refused with an error pointing to SCAN. TYPE answers
  * "string" or "none" (every value is a string); TIME the node's clock.
- * FLUSHDB and FLUSHALL are refused: a flush is correct only as a command
- * replicated by every shard's Raft group, which does not exist yet.
+ * FLUSHDB and FLUSHALL (one database: the same) are refused unless ringkvd
+ * runs with --enable-flush; then one FLUSH entry goes through every shard's
+ * Raft group and the reply is +OK once every shard applied it
+ * (server/redis_flush.c).
  */
 #ifndef RINGKV_SERVER_REDIS_H
 #define RINGKV_SERVER_REDIS_H

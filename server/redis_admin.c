@@ -141,17 +141,11 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 	}
 	slot->pending = 1;
 	for (i = 0; i < cores + shards; i++) {
-		struct kv_req *req = kv_req_new(c, 0, i < cores ? sizeof(struct kv_core_stats) : 0);
+		struct kv_req *req = redis_part_new(slot, i,
+						    i < cores ? sizeof(struct kv_core_stats) : 0);
 
-		if (!req) {
-			slot->pending--;
-			slot->oom = true;
-			redis_out_of_memory(conn);
+		if (!req)
 			return;
-		}
-		req->complete = redis_part_done;
-		req->ctx = slot;
-		req->part = i;
 		if (i < cores) {
 			req->op = KV_CORE_STATS;
 			req->target = (uint16_t)i;

@@ -136,6 +136,13 @@ struct redis_slot *redis_slot_new(struct conn *conn, enum resp_cmd_id cmd, uint3
 void redis_send_part(struct redis_slot *slot, struct kv_req *req);
 /* Completion of every request a slot sends. */
 void redis_part_done(struct node_core *c, struct kv_req *req);
+/*
+ * Part `part` of a command fanned out to shards or cores (no key, `room`
+ * answer bytes), completing into `slot`, whose pending count holds one
+ * guard while parts are sent. NULL when out of memory: the guard is then
+ * dropped, the slot failed and the connection closing (the caller returns).
+ */
+struct kv_req *redis_part_new(struct redis_slot *slot, uint32_t part, uint32_t room);
 /* Writes out the finished replies at the head of the FIFO; may free conn. */
 void redis_drain(struct conn *conn);
 void redis_out_of_memory(struct conn *conn);
@@ -167,6 +174,9 @@ void redis_format_keys(struct conn *conn, struct redis_slot *slot, struct reply 
 
 /* DBSIZE and INFO: one statistics request per core. */
 void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_arg *section);
+/* server/redis_flush.c: FLUSHDB / FLUSHALL (`id`) and their reply. */
+void redis_cmd_flush(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id);
+void redis_format_flush(struct conn *conn, struct redis_slot *slot, struct reply *r);
 void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_core_stats *sum);
 void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply *r);
 void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd);

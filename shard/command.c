@@ -59,7 +59,7 @@ size_t command_encoded_size(const struct command *c)
 	assert(c != NULL);
 	assert(op_valid(c->op));
 	n = COMMAND_OP_SIZE + COMMAND_LEN_SIZE + (size_t)c->key_len;
-	if (c->op != COMMAND_DELETE)
+	if (c->op != COMMAND_DELETE && c->op != COMMAND_FLUSH)
 		n += COMMAND_LEN_SIZE + (size_t)encoded_value_len(c);
 	if (c->op == COMMAND_APPEND)
 		n += COMMAND_LEN_SIZE;
@@ -73,6 +73,7 @@ size_t command_encode(const struct command *c, uint8_t *out)
 	assert(c != NULL && out != NULL);
 	assert(op_valid(c->op));
 	assert(c->key != NULL || c->key_len == 0);
+	assert(c->op != COMMAND_FLUSH || c->key_len == 0);
 	*p++ = (uint8_t)c->op;
 	put_le32(p, c->key_len);
 	p += COMMAND_LEN_SIZE;
@@ -83,7 +84,7 @@ size_t command_encode(const struct command *c, uint8_t *out)
 		put_le32(p, 8);
 		put_le64(p + COMMAND_LEN_SIZE, (uint64_t)c->delta);
 		p += COMMAND_LEN_SIZE + 8;
-	} else if (c->op != COMMAND_DELETE) {
+	} else if (c->op != COMMAND_DELETE && c->op != COMMAND_FLUSH) {
 		assert(c->value != NULL || c->value_len == 0);
 		put_le32(p, c->value_len);
 		p += COMMAND_LEN_SIZE;
@@ -125,10 +126,11 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
 	c.key_len = key_len;
 	p += key_len;
 	left -= key_len;
-	if (op == COMMAND_DELETE) {
-		if (left != 0)
+	if (op == COMMAND_DELETE || op == COMMAND_FLUSH) {
+		/* Nothing after the key; FLUSH names no key. */
+		if (left != 0 || (op == COMMAND_FLUSH && key_len != 0))
 			return RKV_ECORRUPT;
-		c.op = COMMAND_DELETE;
+		c.op = (enum command_op)op;
 		c.value = NULL;
 		c.value_len = 0;
 		*out = c;

@@ -7,13 +7,15 @@
  * but DELETE u32 value_len and value bytes; INCRBY's value is its 8-byte
  * signed delta; APPEND ends with a u32 limit on the resulting length (part of
  * the command so that every replica, and every replay, applies the same
- * limit). Decoding checks every length against the buffer.
+ * limit). FLUSH is the op and a zero key length, nothing else. Decoding
+ * checks every length against the buffer.
  *
  * Effects (shard/shard.c applies them, at run time and at replay alike):
  * PUT sets; DELETE removes; PUT_NX sets only an absent key, PUT_XX only a
  * present one; INCRBY adds delta to a value holding a decimal int64 (absent =
  * 0), failing without change on a non-integer or overflow; APPEND appends,
- * failing without change past `limit`.
+ * failing without change past `limit`; FLUSH drops every key the shard
+ * holds (replicated mode only: shard/shard_drop.c; a WAL shard refuses it).
  */
 #ifndef RINGKV_SHARD_COMMAND_H
 #define RINGKV_SHARD_COMMAND_H
@@ -28,13 +30,14 @@ enum command_op {
 	COMMAND_PUT_XX = 4,
 	COMMAND_INCRBY = 5,
 	COMMAND_APPEND = 6,
+	COMMAND_FLUSH = 7,
 };
 
-#define COMMAND_OP_MAX COMMAND_APPEND
+#define COMMAND_OP_MAX COMMAND_FLUSH
 
 struct command {
 	enum command_op op;
-	const uint8_t *key;   /* borrowed */
+	const uint8_t *key;   /* borrowed; FLUSH: none (key_len 0) */
 	uint32_t key_len;
 	const uint8_t *value; /* borrowed; NULL for DELETE and INCRBY */
 	uint32_t value_len;

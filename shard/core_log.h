@@ -47,6 +47,9 @@
 
 #define CORE_LOG_DEFAULT_SEGMENT_SIZE (64u << 20)
 #define CORE_LOG_DEFAULT_PREALLOC (4u << 20)
+/* fdatasyncs of batches in flight at once, at most (see core_log_config). */
+#define CORE_LOG_MAX_SYNCS 4
+#define CORE_LOG_DEFAULT_SYNCS 2
 
 /* What a group had stored when the log was opened: fed to raft_restore(). */
 struct core_log_group_state {
@@ -80,6 +83,10 @@ struct core_log_persisted {
 	uint64_t last_term;  /* RAFT_EV_PERSISTED */
 	bool hard_state;     /* the batch held a hard state of the group */
 	bool reset;          /* the batch held a LOG_RESET of the group */
+	uint64_t batch;      /* the batch's number: stats.batches just after it
+			      * was stored (batches are numbered from 1 in the
+			      * order stored, and become durable in that order);
+			      * 0 for a batch failed before it was stored */
 };
 
 /* Called for every group (not removed) with records in a completed batch. */
@@ -90,6 +97,13 @@ struct core_log_config {
 	uint64_t segment_size;     /* start a new segment past this; 0: default */
 	uint64_t prealloc;         /* FALLOCATE this far ahead (rounded up to 4 KiB);
 				    * 0: default */
+	/* Batches whose fdatasyncs may be in flight together, 1 to
+	 * CORE_LOG_MAX_SYNCS; 0: CORE_LOG_DEFAULT_SYNCS. With 1, a batch waits
+	 * for the previous one's fdatasync to finish before it is stored; with
+	 * more, it is stored and synced at once, so a write that arrives during
+	 * an fdatasync waits one fdatasync, not up to two (a disk serves
+	 * overlapping flushes faster than the same flushes one by one). */
+	unsigned max_syncs;
 	core_log_restore_fn *restore; /* may be NULL */
 	void *restore_arg;
 	core_log_persisted_fn *persisted; /* required */

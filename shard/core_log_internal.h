@@ -18,6 +18,7 @@
 #ifndef RINGKV_SHARD_CORE_LOG_INTERNAL_H
 #define RINGKV_SHARD_CORE_LOG_INTERNAL_H
 
+#include <sys/uio.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,7 +87,22 @@ struct core_log_batch {
 	uint64_t records;
 	uint64_t retain;      /* a RETAIN record of this seq is in it; 0: none */
 	uint64_t seq;         /* segment it was stored into */
+	uint64_t end;         /* offset in the segment just past it, once stored */
+	uint64_t gen;         /* its number among stored batches (from 1) */
 	bool checkpoint;      /* stored behind the segment's checkpoint */
+};
+
+/* A batch's WRITE and, linked behind it, its fdatasync: the fdatasync's
+ * success makes batch `gen` and every earlier one durable. */
+struct core_log_sync {
+	struct io_op op;       /* the fdatasync */
+	struct io_op write_op; /* the WRITEV of the checkpoint and the batch */
+	struct iovec iov[2];
+	size_t write_len;
+	int write_res;
+	unsigned cqes;         /* completions still to come, of the two */
+	uint64_t gen;
+	bool busy;
 };
 
 struct core_log_seg {
@@ -134,11 +150,17 @@ struct core_log {
 	uint64_t ckpt_records;
 	size_t ckpt_cap;
 
-	/* batches */
-	struct core_log_batch batches[2];
+	/* batches: a ring; from `head`, `nstored` batches stored and not yet
+	 * durable (in gen order), then the pending one. */
+	struct core_log_batch batches[CORE_LOG_MAX_SYNCS + 1];
 	struct core_log_batch *pending;
-	struct core_log_batch *inflight;
-	struct io_op sync_op;
+	unsigned head;
+	unsigned nstored;
+	uint64_t gen_stored;        /* gen of the last batch stored */
+	uint64_t gen_durable;       /* every batch up to this gen is durable */
+	struct core_log_sync syncs[CORE_LOG_MAX_SYNCS];
+	unsigned syncs_busy;
+	bool write_inflight;        /* a batch's WRITE has not completed */
 
 	/* preallocation of the active segment */
 	struct io_op grow_op;       /* FALLOCATE, linked to: */

@@ -336,8 +336,8 @@ int shard_write(struct shard *s, const struct command *cmd, struct shard_waiter 
 	size_t payload = command_encoded_size(cmd);
 	int rv;
 
-	if (s->replicated)
-		return RKV_EINVAL;
+	if (s->replicated || cmd->op == COMMAND_FLUSH)
+		return RKV_EINVAL; /* FLUSH: replicated shards only (shard_drop.c) */
 	if (s->failed)
 		return -EIO;
 	if (payload > WAL_MAX_PAYLOAD)

@@ -183,6 +183,7 @@ struct shard_stats {
 	uint64_t apply_errors; /* replicated: entries skipped as undecodable */
 	uint64_t table_files;  /* SSTables in the current version */
 	uint64_t table_bytes;
+	uint64_t drops;        /* replicated: FLUSH entries applied (shard_drop.c) */
 };
 
 /*

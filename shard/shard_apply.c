@@ -188,6 +188,8 @@ static bool needs_prior(const struct command *c, const struct shard_waiter *w)
 		return w && w->want_prior;
 	case COMMAND_DELETE:
 		return w != NULL; /* only the client asks whether the key existed */
+	case COMMAND_FLUSH:
+		return false;
 	default:
 		return true;
 	}
@@ -227,6 +229,11 @@ static enum step step_head(struct shard *s, const struct apply_rec *r, int *rv,
 		s->stats.apply_errors++;
 		*rv = RKV_ECORRUPT;
 		return STEP_DONE;
+	}
+	if (cmd.op == COMMAND_FLUSH) {
+		/* Every key goes, in time independent of their number. */
+		shard_prior_release(s, c);
+		return shard_drop_head(s, r->index) ? STEP_DONE : STEP_WAIT;
 	}
 	/* Decoded afresh at every step: the queue may have moved since. */
 	c->cmd = cmd;

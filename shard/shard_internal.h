@@ -190,10 +190,36 @@ struct apply_queue {
 	void *hook_arg;
 };
 
+/* A committed FLUSH at the head of the apply queue (shard_drop.c). */
+enum drop_state {
+	DROP_NONE,                      /* none */
+	DROP_WAIT,                      /* waits for the jobs and the manifest to be free */
+	DROP_IO,                        /* its manifest edit is being written and synced */
+	DROP_DONE,                      /* durable and installed: the head may go */
+};
+
+struct shard_drop {
+	enum drop_state state;
+	uint64_t index;                 /* the FLUSH entry's log index */
+	int res;                        /* the edit's WRITE */
+	int res2;                       /* its FSYNC */
+	int pending_cqes;
+	struct io_op op;
+	struct io_op op2;
+	uint8_t *edit_buf;              /* the encoded edit while it is written */
+	size_t edit_len;
+	struct manifest_file_id *deleted; /* every table of the manifest */
+	size_t ndeleted;
+	struct lsm_mem *fresh;          /* the empty memtable that takes over */
+	uint64_t retry_us;              /* after a failure: not before (monotonic) */
+	unsigned backoff_ms;
+};
+
 struct shard {
 	uint32_t id;
 	bool replicated;                /* no WAL: entries come through shard_apply */
 	struct apply_queue apply;
+	struct shard_drop drop;         /* replicated: a FLUSH being applied */
 	char dir[PATH_MAX];
 	int dir_fd;                     /* for OPENAT/UNLINKAT and directory fsync */
 	struct io_ring *io;
@@ -427,6 +453,24 @@ bool shard_needs_prior(const struct shard_waiter *w);
 #define SHARD_PRIOR_WAIT 1
 int shard_prior_resolve(struct shard *s, struct shard_waiter *w);
 void shard_prior_release(struct shard *s, struct shard_waiter *w);
+
+/*
+ * shard_drop.c: FLUSH, "drop every key up to this index". shard_drop_head
+ * is called by apply for a FLUSH entry at the head of the queue: true once
+ * the drop is durable and installed (the entry is applied), false while it
+ * waits (shard_resume runs the queue again when it is done). shard_drop_poll
+ * moves a waiting drop on (each loop step, from shard_jobs_step);
+ * shard_drop_waiting says that one waits, so that no flush or compaction
+ * starts meanwhile.
+ */
+bool shard_drop_head(struct shard *s, uint64_t index);
+void shard_drop_poll(struct shard *s);
+bool shard_drop_waiting(const struct shard *s);
+void shard_drop_init(struct shard *s);
+void shard_drop_destroy(struct shard *s);
+/* shard_job.c: abandons the flush and compaction jobs that have no I/O in
+ * flight (their unfinished files are unlinked); true when both are idle. */
+bool shard_jobs_abandon(struct shard *s);
 
 /* shard_apply.c: applies what waits at the head of the queue, in order. */
 void shard_apply_drain(struct shard *s);

@@ -879,6 +879,11 @@ void shard_jobs_step(struct shard *s)
 	if (s->closing)
 		return;
 	shard_manifest_maybe_rewrite(s);
+	if (shard_drop_waiting(s)) {
+		/* A FLUSH drops the tables these jobs would write. */
+		shard_drop_poll(s);
+		return;
+	}
 	if (f->state == JOB_IDLE && s->imm && !s->imm_installed)
 		flush_start(s, f);
 	else if (f->state == JOB_RUN)
@@ -899,6 +904,22 @@ void shard_jobs_step(struct shard *s)
 		   (rv = job_manifest(s, c))) {
 		job_fail(s, c, rv, "compaction");
 	}
+}
+
+bool shard_jobs_abandon(struct shard *s)
+{
+	struct bg_job *jobs[2] = { &s->flush, &s->compact };
+	bool idle = true;
+
+	for (int i = 0; i < 2; i++) {
+		struct bg_job *job = jobs[i];
+
+		if (job->state == JOB_RUN || (job->state == JOB_MANIFEST && !job->edit_submitted))
+			job_reset(s, job, true);
+		else if (job->state != JOB_IDLE)
+			idle = false;
+	}
+	return idle;
 }
 
 bool shard_background_idle(const struct shard *s)

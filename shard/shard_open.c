@@ -553,6 +553,7 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	s->pending = &s->batches[0];
 	shard_apply_init(s, cfg);
 	shard_jobs_init(s);
+	shard_drop_init(s);
 	if (s->replicated)
 		log_info("shard %u: replicated, %u tables, applied index %" PRIu64, s->id,
 			 (unsigned)s->stats.table_files, s->applied_index);
@@ -595,6 +596,7 @@ void shard_close(struct shard *s)
 	if (s->sync_pin)
 		block_cache_release(s->cache, s->sync_pin);
 	shard_apply_destroy(s);
+	shard_drop_destroy(s);
 	shard_jobs_destroy(s);
 	shard_manifest_destroy(s);
 	if (s->wal_fd >= 0) {

@@ -2,7 +2,8 @@
 # Installed by `meson install` as share/bash-completion/completions/ringkv;
 # to try it from a build tree: source tools/ringkv-completion.bash
 #
-# Completes commands, options, --format values, and for get and del the keys
+# Completes commands, options (node: --admin), --format values, node's
+# subcommand (health), and for get and del the keys
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
 # keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR); for
 # backup, create or restore, then directories.
@@ -18,15 +19,15 @@ _ringkv() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put del scan ping cluster backup"
+	local commands="get put del scan ping cluster node backup"
 	local options="-a --address -t --timeout -w --format --json --no-route -h --help -V --version"
 
 	case $prev in
 	-a | --address)
 		return # a HOST:PORT: nothing to offer
 		;;
-	-t | --timeout | --limit | --prefix | --cores | --node-id | --initial-cluster | \
-		--replicas | --cluster-token)
+	-t | --timeout | --limit | --prefix | --admin | --cores | --node-id | \
+		--initial-cluster | --replicas | --cluster-token)
 		return
 		;;
 	--data-dir)
@@ -45,8 +46,8 @@ _ringkv() {
 		case ${words[i]} in
 		-a | --address) address=${words[i + 1]}; ((i++)) ;;
 		--address=*) address=${words[i]#--address=} ;;
-		-t | --timeout | -w | --format | --limit | --prefix | --data-dir | --cores | \
-			--node-id | --initial-cluster | --replicas | --cluster-token) ((i++)) ;;
+		-t | --timeout | -w | --format | --limit | --prefix | --admin | --data-dir | \
+			--cores | --node-id | --initial-cluster | --replicas | --cluster-token) ((i++)) ;;
 		-*) ;;
 		*) [[ -z $command ]] && command=${words[i]} ;;
 		esac
@@ -55,6 +56,7 @@ _ringkv() {
 	if [[ $cur == -* ]]; then
 		local more=""
 		[[ $command == scan ]] && more="--limit --prefix"
+		[[ $command == node ]] && more="--admin"
 		[[ $command == backup ]] &&
 			more="--data-dir --cores --node-id --initial-cluster --replicas --cluster-token"
 		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))
@@ -69,6 +71,10 @@ _ringkv() {
 		# Its one argument: status or map.
 		[[ ${words[cword - 1]} == cluster ]] &&
 			COMPREPLY=($(compgen -W "status map" -- "$cur"))
+		;;
+	node)
+		[[ ${words[cword - 1]} == node ]] &&
+			COMPREPLY=($(compgen -W "health" -- "$cur"))
 		;;
 	backup)
 		# create|restore, then the backup directory.

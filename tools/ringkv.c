@@ -1,6 +1,8 @@
 /*
  * ringkv: the command-line client. Data commands (get, put, del, scan) and
- * ping over libringkv; one connection per run.
+ * ping over libringkv; one connection per run. `node health` reads the
+ * node's admin HTTP port instead (tools/node_health.c) and opens no client
+ * connection.
  *
  * The command table below is the one place a command is declared: its
  * name, its arguments for --help and for checking, the command options it
@@ -10,9 +12,10 @@
  * "-v"), and `--` ends the options altogether.
  *
  * Exit status, for scripts (CLI_EXIT_* below; --help prints it too):
- * 0 success; 1 the key does not exist (get, del); 2 usage error (one line
- * on stderr naming the bad argument); 3 any other error (cannot connect,
- * the server answered an error, stdout or stdin failed); 4 timeout.
+ * 0 success; 1 the key does not exist (get, del), or the node is alive but
+ * not ready (node health); 2 usage error (one line on stderr naming the bad
+ * argument); 3 any other error (cannot connect, the server answered an
+ * error, stdout or stdin failed); 4 timeout.
  *
  * Text output: get writes the value byte for byte, then a newline; put
  * prints OK; del prints the number of keys deleted (1, or 0 with exit 1);
@@ -31,7 +34,9 @@
 #include <unistd.h>
 
 #include "tools/backup.h"
+#include "tools/cli_json.h"
 #include "tools/libringkv.h"
+#include "tools/node_health.h"
 #include "tools/version.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:7070"
@@ -57,7 +62,9 @@ enum cli_format {
 enum {
 	CMD_OPT_LIMIT = 1u << 0,
 	CMD_OPT_PREFIX = 1u << 1,
-	CMD_OPT_BACKUP = 1u << 2, /* backup restore: --data-dir, --cores */
+	CMD_OPT_ADMIN = 1u << 2,   /* --admin HOST:PORT */
+	CMD_OFFLINE = 1u << 3,     /* runs without connecting to -a */
+	CMD_OPT_BACKUP = 1u << 4,  /* backup restore: --data-dir, ringkvd's cluster flags */
 };
 
 /* What the command line said, and the connection once open. */
@@ -67,6 +74,7 @@ struct cli {
 	enum cli_format format;
 	uint64_t scan_limit;  /* scan --limit: pairs in all; 0 = every pair */
 	const char *prefix;   /* scan --prefix, or NULL */
+	const char *admin;    /* node health --admin: the node's admin port */
 	struct backup_restore_opts restore; /* backup restore's ringkvd flags */
 	struct rkv_client *client;
 	bool no_route;        /* --no-route: talk to -a's node only */
@@ -570,18 +578,7 @@ struct node_view {
 /* A JSON string of printable text (addresses, roles, errors). */
 static void print_json_text(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
+	cli_json_string(stdout, s);
 }
 
 static const struct rkv_replica_status *find_replica(const struct node_view *v, uint32_t shard)
@@ -854,6 +851,40 @@ static int cmd_cluster(struct cli *cli, int argc, char **argv)
 	return finish_stdout("cluster");
 }
 
+/* ---- node health ---------------------------------------------------------- */
+
+static int check_node(const struct cli *cli, int argc, char **argv)
+{
+	(void)cli;
+	(void)argc;
+	if (strcmp(argv[0], "health") != 0)
+		return usage_error("node takes health, not '%s'", argv[0]);
+	return CLI_EXIT_OK;
+}
+
+/* 0 ready; 1 alive but not ready (like a key not found: the node answered
+ * no); 2 a malformed --admin; 3 unreachable; 4 timeout. */
+static int cmd_node(struct cli *cli, int argc, char **argv)
+{
+	enum node_health_result r = node_health_run(cli->admin, cli->timeout_ms,
+						     cli->format == CLI_JSON);
+
+	(void)argc;
+	(void)argv;
+	if (finish_stdout("node health") != CLI_EXIT_OK)
+		return CLI_EXIT_ERROR;
+	switch (r) {
+	case NODE_HEALTH_READY: return CLI_EXIT_OK;
+	case NODE_HEALTH_NOT_READY: return CLI_EXIT_MISSING;
+	case NODE_HEALTH_BAD_ADDRESS: return CLI_EXIT_USAGE;
+	case NODE_HEALTH_TIMEOUT: return CLI_EXIT_TIMEOUT;
+	case NODE_HEALTH_UNREACHABLE: break;
+	}
+	return CLI_EXIT_ERROR;
+}
+
+/* ---- backups (tools/backup_*.c) ------------------------------------------ */
+
 static int check_backup(const struct cli *cli, int argc, char **argv)
 {
 	(void)argc;
@@ -900,6 +931,10 @@ static const struct command commands[] = {
 				   "(leaders, terms, indexes, lag, reachability);\n"
 				   "map: the nodes, their addresses, shards and leaders",
 	  1, 1, 0, check_cluster, cmd_cluster },
+	{ "node", "health", "health: the node's admin port /health and /ready\n"
+			    "(--admin HOST:PORT, default " NODE_HEALTH_DEFAULT_ADMIN ");\n"
+			    "exit 0 ready, 1 alive but not ready",
+	  1, 1, CMD_OPT_ADMIN | CMD_OFFLINE, check_node, cmd_node },
 	{ "backup", "create|restore DIR",
 	  "create DIR: an online copy of every shard (each\n"
 	  "at its own applied index, holding every write\n"
@@ -943,8 +978,8 @@ static void usage(FILE *out)
 			fprintf(out, "%.*s\n  %-28s ", (int)(nl - line), line, "");
 		fprintf(out, "%s\n", line);
 	}
-	fprintf(out, "\nexit status: 0 ok, 1 key not found, 2 usage error, 3 other error,\n"
-		     "4 timeout\n");
+	fprintf(out, "\nexit status: 0 ok, 1 key not found (node health: not ready),\n"
+		     "2 usage error, 3 other error (cannot connect), 4 timeout\n");
 }
 
 /* ---- the command line -------------------------------------------------- */
@@ -1140,6 +1175,13 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			cli->prefix = value;
 			continue;
 		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_ADMIN) &&
+		    (taken = take_option(argc, argv, &i, "admin", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->admin = value;
+			continue;
+		}
 		if (*cmd == NULL)
 			return -usage_error("unknown option '%s'", arg);
 		/* After the command, any other word is an argument: put k -v. */
@@ -1182,6 +1224,7 @@ int main(int argc, char **argv)
 		.address = DEFAULT_ADDRESS,
 		.timeout_ms = DEFAULT_TIMEOUT_MS,
 		.format = CLI_TEXT,
+		.admin = NODE_HEALTH_DEFAULT_ADMIN,
 	};
 	const char *env = getenv(ADDRESS_ENV);
 	const struct command *cmd;
@@ -1212,8 +1255,9 @@ int main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 
-	/* A restore works on files only: no server. */
-	if (cmd->run == cmd_backup && strcmp(args[0], "restore") == 0) {
+	/* Offline commands, and a backup restore (files only): no server. */
+	if ((cmd->options & CMD_OFFLINE) ||
+	    (cmd->run == cmd_backup && strcmp(args[0], "restore") == 0)) {
 		rc = cmd->run(&cli, nargs, args);
 		free(args);
 		return rc;

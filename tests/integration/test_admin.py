@@ -102,6 +102,26 @@ def total(samples, name, **labels):
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
+def stop_all(procs, logs):
+    """Stops every process of procs (SIGTERM, then SIGKILL after 20 s);
+    when a check failed, prints the tail of each {name: path} log."""
+    for p in procs.values():
+        if p.poll() is None:
+            p.terminate()
+    for p in procs.values():
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    if failures:
+        for name, path in logs.items():
+            if os.path.exists(path):
+                print("--- %s log (tail)" % name)
+                with open(path) as f:
+                    print("".join(f.readlines()[-20:]))
+
+
 def start(ringkvd, args, work):
     out = open(os.path.join(work, "out"), "w+")
     err = open(os.path.join(work, "err"), "w+")

@@ -195,22 +195,8 @@ def main():
         if survivors:
             check_json_logs(work, survivors)
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for nid, p in procs.items():
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        if adm.failures:
-            for nid in NODES:
-                path = os.path.join(work, "n%d.err" % nid)
-                if os.path.exists(path):
-                    print("--- node %d log (tail)" % nid)
-                    with open(path) as f:
-                        print("".join(f.readlines()[-20:]))
+        adm.stop_all(procs, {"node %d" % nid: os.path.join(work, "n%d.err" % nid)
+                             for nid in NODES})
         shutil.rmtree(work, ignore_errors=True)
     if adm.failures:
         print("%d check(s) failed" % len(adm.failures))

@@ -116,6 +116,7 @@ static void test_refusals_name_file_and_line(void **state)
 	expect_refusal("help = 1\n", "1: unknown key 'help'");
 	/* Only the first failure is reported. */
 	expect_refusal("cores = 0\nbogus = 1\n", "1: --cores: bad value '0'");
+	expect_refusal("enable-flush = maybe\n", "1: --enable-flush: bad value 'maybe'");
 }
 
 static void test_missing_file(void **state)
@@ -141,7 +142,7 @@ static void test_print_round_trip(void **state)
 	write_file("listen = 127.0.0.1:7170\nresp-listen = [::1]:6380\n"
 		   "admin-listen = 127.0.0.1:7171\nmax-value = 2MiB\nmax-frame = 8MiB\n"
 		   "node-id = 2\ninitial-cluster = 1=10.0.0.1:7100,2=10.0.0.2:7100\n"
-		   "replicas = 1\ncluster-token = t1\nlog-level = debug\n");
+		   "replicas = 1\ncluster-token = t1\nlog-level = debug\nenable-flush = true\n");
 	assert_int_equal(parse(&a, path, NULL, NULL, err, sizeof err), 0);
 	unlink(path);
 	f = open_memstream(&text, &len);
@@ -151,7 +152,32 @@ static void test_print_round_trip(void **state)
 	free(text);
 	assert_int_equal(parse(&b, path, NULL, NULL, err, sizeof err), 0);
 	unlink(path);
+	assert_true(b.enable_flush);
 	assert_memory_equal(&a, &b, sizeof a);
+}
+
+/* --enable-flush: off by default, a flag without a value, true/false in a
+ * file, the flag over the file. */
+static void test_enable_flush(void **state)
+{
+	char *argv[] = { "ringkvd", "--config", path, "--enable-flush", NULL };
+	struct config c;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, NULL, NULL, err, sizeof err), 0);
+	assert_false(c.enable_flush);
+	write_file("enable-flush = yes\n");
+	assert_int_equal(parse(&c, path, NULL, NULL, err, sizeof err), 0);
+	assert_true(c.enable_flush);
+	unlink(path);
+	write_file("enable-flush = false\n");
+	assert_int_equal(parse(&c, path, NULL, NULL, err, sizeof err), 0);
+	assert_false(c.enable_flush);
+	config_defaults(&c);
+	assert_int_equal(config_parse(&c, 4, argv, err, sizeof err), 0);
+	assert_true(c.enable_flush);
+	unlink(path);
 }
 
 int main(void)
@@ -162,6 +188,7 @@ int main(void)
 		cmocka_unit_test(test_refusals_name_file_and_line),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_print_round_trip),
+		cmocka_unit_test(test_enable_flush),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdlib.h>
+#include <string.h>
+
 #include <cmocka.h>
 
 #include "raft/log.h"
@@ -44,10 +47,91 @@ static void test_append_truncate_compact(void **state)
 	raft_log_free(&log);
 }
 
+/* The bytes entry `index` was appended with: a function of index and len. */
+static void fill(uint8_t *p, uint32_t len, uint64_t index)
+{
+	for (uint32_t k = 0; k < len; k++)
+		p[k] = (uint8_t)(index * 131 + k * 7);
+}
+
+#define MODEL_MAX 4096
+
+/*
+ * Random appends (empty, small, and larger than a chunk), truncations and
+ * compactions against a model: every entry keeps its bytes, and an entry's
+ * data never moves while it is in the log (messages and updates point at
+ * it). Memory comes and goes by chunk: the footprint stays within twice
+ * the bytes held plus three of the largest chunks, and a log emptied by
+ * compaction keeps at most one spare chunk.
+ */
+static void test_data_survives_random_operations(void **state)
+{
+	(void)state;
+	static uint8_t buf[300 * 1024];
+	static uint32_t lens[MODEL_MAX + 1];
+	static const void *where[MODEL_MAX + 1];
+	struct raft_log log;
+	uint64_t term = 1;
+	unsigned seed = 12345;
+
+	raft_log_init(&log);
+	for (int step = 0; step < 20000; step++) {
+		unsigned r = (unsigned)rand_r(&seed) % 100;
+		uint64_t last = raft_log_last_index(&log);
+
+		if (r < 80 && last < MODEL_MAX) {
+			uint32_t len = (unsigned)rand_r(&seed) % 8 == 0 ? 0 :
+				       (unsigned)rand_r(&seed) % 500 == 0 ? sizeof buf :
+				       (uint32_t)((unsigned)rand_r(&seed) % 3000);
+
+			fill(buf, len, last + 1);
+			assert_int_equal(raft_log_append(&log, term, RAFT_ENTRY_NORMAL, buf, len), 0);
+			lens[last + 1] = len;
+			where[last + 1] = raft_log_get(&log, last + 1)->data;
+		} else if (r < 90 && last > log.offset) {
+			uint64_t from = log.offset + 1 + (unsigned)rand_r(&seed) % (last - log.offset);
+
+			raft_log_truncate(&log, from);
+			term++;
+		} else if (last > log.offset) {
+			uint64_t to = log.offset + 1 + (unsigned)rand_r(&seed) % (last - log.offset);
+
+			raft_log_compact(&log, to);
+		}
+		if (last >= MODEL_MAX && log.offset == last)
+			raft_log_reset(&log, 0, 0);
+		for (uint64_t i = log.offset + 1; i <= raft_log_last_index(&log); i++) {
+			const struct raft_entry *e = raft_log_get(&log, i);
+
+			assert_non_null(e);
+			assert_int_equal(e->len, lens[i]);
+			assert_ptr_equal(e->data, where[i]);
+			if (e->len) {
+				fill(buf, e->len, i);
+				assert_memory_equal(e->data, buf, e->len);
+			}
+		}
+		/* Waste: the first chunk's compacted part, the last one's
+		 * free part, the spare (each at most the largest chunk) and a
+		 * chunk's unused tail when the next entry did not fit (less
+		 * than that entry). */
+		if (raft_log_footprint(&log) > 2 * log.bytes + 3 * sizeof buf + log.cap * 64 +
+						       log.chunks_cap * sizeof(void *))
+			fail_msg("step %d: footprint %zu, bytes %llu, chunks %zu, cap %llu", step,
+				 raft_log_footprint(&log), (unsigned long long)log.bytes, log.nchunks,
+				 (unsigned long long)log.cap);
+	}
+	if (raft_log_last_index(&log) > log.offset)
+		raft_log_compact(&log, raft_log_last_index(&log));
+	assert_true(raft_log_footprint(&log) <= 2 * sizeof buf);
+	raft_log_free(&log);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_append_truncate_compact),
+		cmocka_unit_test(test_data_survives_random_operations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

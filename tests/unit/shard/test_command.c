@@ -148,6 +148,29 @@ static void test_conditional_and_read_modify_write_ops(void **state)
 	}
 }
 
+/* FLUSH: the op and a zero key length; a key or trailing bytes are corrupt. */
+static void test_flush(void **state)
+{
+	struct command c = { .op = COMMAND_FLUSH };
+	uint8_t buf[16];
+	struct command d;
+	size_t n;
+
+	(void)state;
+	n = command_encode(&c, buf);
+	assert_int_equal(n, 5);
+	assert_int_equal(n, command_encoded_size(&c));
+	assert_int_equal(command_decode(buf, n, &d), 0);
+	assert_int_equal(d.op, COMMAND_FLUSH);
+	assert_int_equal(d.key_len, 0);
+	for (size_t len = 0; len < n; len++)
+		assert_int_equal(command_decode(buf, len, &d), RKV_ECORRUPT);
+	buf[5] = 'k';
+	assert_int_equal(command_decode(buf, n + 1, &d), RKV_ECORRUPT);
+	buf[1] = 1; /* a one-byte key */
+	assert_int_equal(command_decode(buf, n + 1, &d), RKV_ECORRUPT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -156,6 +179,7 @@ int main(void)
 		cmocka_unit_test(test_empty_key_and_value),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_conditional_and_read_modify_write_ops),
+		cmocka_unit_test(test_flush),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,10 +51,13 @@ struct fx {
 	struct core_log *log;
 	uint64_t segment_size;
 	uint64_t prealloc;
+	unsigned max_syncs;
 	char err[512];
 	/* persisted callbacks */
 	uint64_t calls;
 	uint64_t calls_failed;
+	uint64_t last_batch;  /* of the last successful callback */
+	uint64_t batch_order; /* callbacks whose batch number went backwards */
 	int last_status[MAXG];
 	uint64_t durable_index[MAXG];
 	uint64_t durable_term[MAXG];
@@ -114,6 +117,10 @@ static void on_persisted(void *arg, const struct core_log_persisted *p)
 		f->calls_failed++;
 		return;
 	}
+	/* Durable in the order stored, each with its number. */
+	if (p->batch == 0 || p->batch < f->last_batch)
+		f->batch_order++;
+	f->last_batch = p->batch;
 	if (p->entries) {
 		f->durable_index[p->group] = p->last_index;
 		f->durable_term[p->group] = p->last_term;
@@ -138,6 +145,7 @@ static int open_log(struct fx *f)
 		.dir = f->dir,
 		.segment_size = f->segment_size,
 		.prealloc = f->prealloc,
+		.max_syncs = f->max_syncs,
 		.restore = on_restore,
 		.restore_arg = f,
 		.persisted = on_persisted,
@@ -146,6 +154,7 @@ static int open_log(struct fx *f)
 
 	clear_restored(f);
 	f->err[0] = '\0';
+	f->last_batch = 0;
 	return core_log_open(&f->log, &cfg, &f->io, f->err, sizeof f->err);
 }
 
@@ -166,6 +175,7 @@ static void settle(struct fx *f)
 		io_ring_dispatch(&f->io);
 	}
 	assert_true(core_log_idle(f->log));
+	assert_int_equal(f->batch_order, 0);
 }
 
 /* A few more passes: retention needs a RETAIN to be durable, then unlinks
@@ -460,6 +470,77 @@ static void test_remove_group(void **state)
 	reopen(f);
 	check_group(f, 2, 40, 1, 5);
 	assert_int_equal(f->rg[2].hs.term, 0);
+}
+
+/*
+ * With max_syncs N, a flush stores the pending batch (once the last
+ * batch's WRITE is done) while up to N - 1 earlier ones still wait for
+ * their fdatasyncs (each gets its own), and no more. Every batch is called back once, in the
+ * order stored, with its number, whichever fdatasync finishes first.
+ */
+static void test_overlapping_fsyncs(void **state)
+{
+	struct fx *f = *state;
+
+	for (unsigned n = 1; n <= CORE_LOG_MAX_SYNCS; n++) {
+		struct core_log_stats st;
+		uint64_t next = 1;
+
+		snprintf(f->dir, sizeof f->dir, "%s/core-%u", f->base, n);
+		memset(f->durable_index, 0, sizeof f->durable_index);
+		f->max_syncs = n;
+		must_open(f);
+		/* The segment's first space is allocated by then. */
+		assert_int_equal(append(f, 1, next++, 1, 1, 100), 0);
+		settle(f);
+		f->calls = 0;
+		/* Each flush stores a batch once the last one's WRITE is back
+		 * (microseconds; an fdatasync takes far longer), so fdatasyncs
+		 * overlap: never more than n, and (n >= 2) at least two at
+		 * some point. */
+		unsigned most = 0;
+
+		for (unsigned k = 0; k < 300; k++) {
+			assert_int_equal(append(f, 1, next++, 1, 1, 100), 0);
+			core_log_flush(f->log);
+			for (int i = 0; i < 1000 && f->log->write_inflight; i++) {
+				assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
+				io_ring_dispatch(&f->io);
+			}
+			assert_true(f->log->nstored <= n && f->log->syncs_busy <= n);
+			if (f->log->nstored > most)
+				most = f->log->nstored;
+		}
+		if (most < (n < 2 ? n : 2))
+			fail_msg("max_syncs %u: at most %u fdatasyncs were in flight at once", n,
+				 most);
+		settle(f);
+		core_log_stats(f->log, &st);
+		/* Appends that waited share a batch: one callback per batch,
+		 * the last one numbered as the batches stored. */
+		assert_int_equal(f->calls, st.batches - 1);
+		assert_int_equal(f->last_batch, st.batches);
+		assert_int_equal(f->durable_index[1], 1 + 300);
+		/* Many rounds of overlapping batches, then everything is back. */
+		uint64_t gnext[4] = { 0, next, 1, 1 };
+
+		for (int r = 0; r < 200; r++) {
+			uint64_t g = 1 + (uint64_t)r % 3;
+
+			assert_int_equal(append(f, g, gnext[g]++, 1, 1, 500), 0);
+			core_log_flush(f->log);
+			if (r % 7 == 6)
+				settle(f);
+		}
+		settle(f);
+		for (uint64_t g = 1; g <= 3; g++)
+			assert_int_equal(f->durable_index[g], gnext[g] - 1);
+		reopen(f);
+		for (uint64_t g = 1; g <= 3; g++)
+			check_group(f, g, 1, gnext[g] - 1, 1);
+		close_log(f);
+	}
+	f->max_syncs = 0;
 }
 
 /* Same appends, 1 group or 64: one fdatasync per flush either way. */
@@ -922,12 +1003,20 @@ static void test_killed_mid_store(void **state)
 		assert_int_equal(append(f, 1, 1, 1, 1, 100), 0);
 		settle(f); /* the file is preallocated and the first entry durable */
 		assert_int_equal(pipe(ready), 0);
+		/* The parent's log is idle from here; the child opens the
+		 * directory again on a ring of its own, stages 24 MiB in one
+		 * batch and writes it, and is killed at a random moment:
+		 * before, during or after the WRITE and its fdatasync. */
+		core_log_close(f->log);
+		f->log = NULL;
 		pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			/* The child shares the mapping; it stages 24 MiB in one
-			 * batch and stores it (no ring use needed to be killed). */
+			char err[256];
+
 			close(ready[0]);
+			if (io_ring_init(&f->io, 256, err, sizeof err) != 0 || open_log(f) != 0)
+				_exit(1);
 			for (uint64_t i = 2; i < 2 + 384; i += 64)
 				if (append(f, 1, i, 64, 1, 1 * KIB) != 0)
 					_exit(1);
@@ -936,9 +1025,12 @@ static void test_killed_mid_store(void **state)
 					_exit(1);
 			if (write(ready[1], "r", 1) != 1)
 				_exit(1);
-			core_log_flush(f->log);
-			pause();
-			_exit(0);
+			for (;;) {
+				core_log_flush(f->log);
+				if (io_ring_submit_wait(&f->io, 100000) != 0)
+					_exit(1);
+				io_ring_dispatch(&f->io);
+			}
 		}
 		close(ready[1]);
 		assert_int_equal(read(ready[0], &c, 1), 1);
@@ -946,10 +1038,6 @@ static void test_killed_mid_store(void **state)
 		usleep((useconds_t)(rand_r(&seed) % 12000));
 		kill(pid, SIGKILL);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
-		/* The parent's log object knows nothing of the child's
-		 * stores: drop it (idle, so nothing is written) and reopen. */
-		core_log_close(f->log);
-		f->log = NULL;
 		must_open(f);
 		{
 			struct core_log_stats st;
@@ -1107,6 +1195,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_fsync_per_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overlapping_fsyncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_before_prepared_segment, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_record_followed_by_segment_refused, setup,

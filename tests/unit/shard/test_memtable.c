@@ -513,6 +513,38 @@ static void test_reserved_write_always_fits(void **state)
 	assert_int_equal(memtable_entry_cost((size_t)UINT32_MAX + 1, 0), SIZE_MAX);
 }
 
+/*
+ * A destroyed memtable's arena serves the next one of the same size (its
+ * pages stay mapped: no page faults on the write path), and the new table
+ * starts empty: nothing of the old one shows through.
+ */
+static void test_arena_reused_empty(void **state)
+{
+	struct memtable *mt;
+	const void *first, *again;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(memtable_create(&mt, 1 << 18), 0);
+	put_str(mt, "old", "value-1");
+	put_str(mt, "older", "value-2");
+	assert_int_equal(memtable_get(mt, "old", 3, &first, &len), 0);
+	memtable_destroy(mt);
+	assert_int_equal(memtable_create(&mt, 1 << 18), 0);
+	/* The old bytes are still there: the pages were kept, not a fresh
+	 * (zeroed) mapping made. */
+	assert_memory_equal(first, "value-1", 7);
+	assert_int_equal(memtable_count(mt), 0);
+	assert_int_equal(memtable_used(mt), 0);
+	assert_int_equal(memtable_remaining(mt), 1 << 18);
+	assert_int_equal(memtable_get(mt, "old", 3, &again, &len), RKV_ENOTFOUND);
+	put_str(mt, "new", "value-1");
+	assert_int_equal(memtable_get(mt, "new", 3, &again, &len), 0);
+	assert_ptr_equal(again, first); /* the same mapping, from its end */
+	assert_int_equal(memtable_get(mt, "older", 5, &again, &len), RKV_ENOTFOUND);
+	memtable_destroy(mt);
+}
+
 static void test_deterministic_shape(void **state)
 {
 	struct memtable *a;
@@ -545,6 +577,7 @@ int main(void)
 		cmocka_unit_test(test_fill_until_full),
 		cmocka_unit_test(test_reserved_write_always_fits),
 		cmocka_unit_test(test_deterministic_shape),
+		cmocka_unit_test(test_arena_reused_empty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

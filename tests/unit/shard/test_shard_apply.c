@@ -11,6 +11,9 @@
  * undecodable payloads and NOOPs advance the applied index alike on every
  * shard; a snapshot shipped in chunks and installed gives a replica that,
  * with the log after the snapshot's index, holds the same contents.
+ * FLUSH entries (shard/shard_drop.c) in the mix drop every key on every
+ * replica at their place in the log, whatever flush or compaction runs,
+ * survive a reopen, and a snapshot taken after one carries the empty state.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,6 +90,8 @@ struct expect {
 static struct expect expects[NENTRIES + 1];
 
 static uint64_t rng_state;
+/* make_entries: every flush_every-th entry is a FLUSH (0: none). */
+static unsigned flush_every;
 
 static uint64_t rnd(void)
 {
@@ -147,6 +152,8 @@ static void model_expect(const struct command *c, unsigned k, struct expect *e)
 		e->applied = true;
 		e->integer = cur + c->delta;
 		break;
+	case COMMAND_FLUSH:
+		break; /* make_entries: no key, nothing to say */
 	case COMMAND_APPEND:
 		if ((m->present ? m->len : 0) + c->value_len > c->limit) {
 			e->error = RKV_ETOOLARGE;
@@ -181,6 +188,9 @@ static void model_apply(const struct command *c, unsigned k)
 		break;
 	case COMMAND_DELETE:
 		m->present = false;
+		break;
+	case COMMAND_FLUSH:
+		memset(model, 0, sizeof model);
 		break;
 	case COMMAND_INCRBY:
 		if (m->present && !model_int(m, &cur))
@@ -224,6 +234,12 @@ static void make_entries(uint64_t seed)
 		memset(&expects[i], 0, sizeof expects[i]);
 		if (e->noop) {
 			e->len = 0;
+			continue;
+		}
+		if (flush_every && i % flush_every == 0) {
+			c.op = COMMAND_FLUSH;
+			e->len = command_encode(&c, e->bytes);
+			model_apply(&c, k);
 			continue;
 		}
 		key_name(key, k);
@@ -354,6 +370,7 @@ static int setup(void **state)
 	struct block_cache_options copt = { .capacity = 64 << 10 };
 	char err[256];
 
+	flush_every = 0;
 	strcpy(f->dir, "/tmp/ringkv-apply-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	assert_int_equal(io_ring_init(&f->io, 256, err, sizeof err), 0);
@@ -525,7 +542,34 @@ static void check_model(struct fixture *f, struct shard *s)
 	check_model_keys(f, s, true);
 }
 
+/* A restart of the shard in `slot`: reopened at its flushed index, the log
+ * above it handed in again, it holds the model. */
+static void reopen_replay(struct fixture *f, int slot, const char *name)
+{
+	shard_close(f->s[slot]);
+	f->s[slot] = NULL;
+	open_rep(f, slot, name, 0);
+	apply_range(f, f->s[slot], shard_flushed_index(f->s[slot]) + 1, NENTRIES, 0);
+	settle(f);
+	check_model(f, f->s[slot]);
+}
+
 /* ---- tests ---- */
+
+/* The entries of `seed` into shard "a", one at a time with the ring turning
+ * often and a client waiting on every entry, asking for the prior value (a
+ * leader), and into "b" as fast as it takes them with no waiters (a
+ * follower); settled, and every client told what the model says. */
+static void feed_two_paces(struct fixture *f, uint64_t seed)
+{
+	make_entries(seed);
+	open_rep(f, 0, "a", 0);
+	open_rep(f, 1, "b", 0);
+	apply_range_as(f, f->s[0], 1, NENTRIES, 1, true);
+	apply_range(f, f->s[1], 1, NENTRIES, 0);
+	settle(f);
+	check_answers();
+}
 
 /*
  * Two shards, one fed an entry at a time with the ring turning often and a
@@ -539,14 +583,7 @@ static void test_two_paces_same_state(void **state)
 	struct fixture *f = *state;
 	struct shard_stats st[2];
 
-	make_entries(0x9e3779b97f4a7c15ull);
-	open_rep(f, 0, "a", 0);
-	open_rep(f, 1, "b", 0);
-	/* A: the leader, every entry its client's, prior values asked for. */
-	apply_range_as(f, f->s[0], 1, NENTRIES, 1, true);
-	apply_range(f, f->s[1], 1, NENTRIES, 0);
-	settle(f);
-	check_answers();
+	feed_two_paces(f, 0x9e3779b97f4a7c15ull);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(shard_applied_index(f->s[i]), NENTRIES);
 		shard_get_stats(f->s[i], &st[i]);
@@ -610,12 +647,7 @@ static void test_restart_replays_above_flushed_index(void **state)
 	check_model(f, f->s[0]);
 
 	/* And once more after a restart with everything applied. */
-	shard_close(f->s[0]);
-	f->s[0] = NULL;
-	open_rep(f, 0, "r", 0);
-	apply_range(f, f->s[0], shard_flushed_index(f->s[0]) + 1, NENTRIES, 0);
-	settle(f);
-	check_model(f, f->s[0]);
+	reopen_replay(f, 0, "r");
 }
 
 static unsigned answer_seq;
@@ -1252,6 +1284,179 @@ static void test_wal_directory_refused(void **state)
 	f->s[0] = NULL;
 }
 
+/* ---- FLUSH (shard/shard_drop.c) ---- */
+
+/* .sst files in the shard directory `name`. */
+static unsigned sst_files(struct fixture *f, const char *name)
+{
+	char dir[128];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof dir, "%s/%s", f->dir, name);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		n += strstr(de->d_name, ".sst") != NULL;
+	closedir(d);
+	return n;
+}
+
+/*
+ * A FLUSH every 1333rd entry, fed to a leader (a client on every entry, the
+ * ring turning) and to a follower (as fast as it takes them, so FLUSHes
+ * land while memtable flushes and compactions run): both end as the model,
+ * which holds only what was written after the last FLUSH; every FLUSH was
+ * applied once on each and answered; a reopen replays the log above the
+ * flushed index to the same state.
+ */
+static void test_flush_entries_same_state(void **state)
+{
+	struct fixture *f = *state;
+	struct shard_stats st;
+
+	flush_every = 1333;
+	feed_two_paces(f, 0xf1a5f1a5ull);
+	for (int i = 0; i < 2; i++) {
+		shard_get_stats(f->s[i], &st);
+		assert_int_equal(st.drops, NENTRIES / 1333);
+		assert_int_equal(st.apply_errors, 0);
+		assert_int_equal(shard_applied_index(f->s[i]), NENTRIES);
+		assert_true(shard_flushed_index(f->s[i]) >= NENTRIES / 1333 * 1333);
+		check_model(f, f->s[i]);
+	}
+	reopen_replay(f, 1, "b");
+}
+
+/*
+ * One FLUSH after tables exist and while background work is pending: once
+ * applied, no key is left (gets, a scan, the live-key count), no table is
+ * in the version nor on disk, the flushed index is the FLUSH's and the hook
+ * was told. A key written after it lives and survives a reopen, which
+ * brings back none of the old keys. A crash image taken before the FLUSH's
+ * edit was durable comes back with the old keys, and the FLUSH handed in
+ * again from the log drops them. A snapshot taken after the FLUSH installs
+ * an empty replica that catches up from the log.
+ */
+static void test_flush_drops_tables(void **state)
+{
+	struct fixture *f = *state;
+	const uint64_t F = NENTRIES / 2 + 1;
+	struct waiter fl = { .w.done = on_done };
+	struct command flush = { .op = COMMAND_FLUSH };
+	char cmd[512], ddir[128], err[512];
+	struct shard_snapshot snap;
+	static struct get_result before[NKEYS];
+	struct shard_stats st;
+	unsigned old_keys = 0;
+	uint64_t index = 0;
+
+	make_entries(0xd20bd20bull);
+	open_rep(f, 0, "d", 0);
+	apply_range(f, f->s[0], 1, F - 1, 0);
+	for (int i = 0; i < 20; i++)
+		turn(f);
+	shard_get_stats(f->s[0], &st);
+	assert_true(st.table_files > 0);
+	assert_true(shard_live_keys(f->s[0]) > 0);
+
+	assert_int_equal(apply_cmd(f->s[0], F, flush, &fl.w), 0);
+	for (int i = 0; i < 100000 && !fl.done; i++)
+		turn(f);
+	assert_int_equal(fl.done, 1);
+	assert_int_equal(fl.rv, 0);
+	assert_int_equal(shard_applied_index(f->s[0]), F);
+	assert_int_equal(shard_flushed_index(f->s[0]), F);
+	assert_int_equal(f->hooks[0].flushed[f->hooks[0].nflushed - 1], F);
+	shard_get_stats(f->s[0], &st);
+	assert_int_equal(st.drops, 1);
+	assert_int_equal(st.table_files, 0);
+	assert_int_equal(shard_live_keys(f->s[0]), 0);
+	memset(model, 0, sizeof model);
+	check_model(f, f->s[0]);
+	for (int i = 0; i < 1000 && sst_files(f, "d") > 0; i++)
+		turn(f);
+	assert_int_equal(sst_files(f, "d"), 0);
+
+	/* Written after it: lives, here and after a reopen (from the log). */
+	assert_int_equal(apply_cmd(f->s[0], F + 1, put_cmd("key0001", "after"), NULL), 0);
+	settle(f);
+	model[1].present = true;
+	memcpy(model[1].value, "after", 5);
+	model[1].len = 5;
+	check_model(f, f->s[0]);
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	open_rep(f, 0, "d", 0);
+	assert_int_equal(shard_applied_index(f->s[0]), F);
+	assert_int_equal(apply_cmd(f->s[0], F + 1, put_cmd("key0001", "after"), NULL), 0);
+	settle(f);
+	check_model(f, f->s[0]);
+
+	/* A snapshot after the FLUSH: no table, the FLUSH's index. */
+	assert_int_equal(shard_snapshot_begin(f->s[0], &snap), 0);
+	assert_int_equal(snap.index, F);
+	assert_int_equal(snap.nfiles, 0);
+	snprintf(ddir, sizeof ddir, "%s/ds", f->dir);
+	ship(f, &snap, ddir);
+	assert_int_equal(shard_snapshot_install(ddir, snap.manifest, snap.manifest_len, &index,
+						err, sizeof err), 0);
+	shard_snapshot_end(&snap);
+	assert_int_equal(index, F);
+	open_rep(f, 1, "ds", 0);
+	assert_int_equal(shard_applied_index(f->s[1]), F);
+	assert_int_equal(apply_cmd(f->s[1], F + 1, put_cmd("key0001", "after"), NULL), 0);
+	settle(f);
+	check_model(f, f->s[1]);
+	shard_close(f->s[1]);
+	f->s[1] = NULL;
+
+	/* The crash image before the FLUSH's edit is durable: "e" at F - 1
+	 * settled, the FLUSH handed in (its edit queued, not submitted), the
+	 * directory copied as a crash would leave it. */
+	open_rep(f, 1, "e", 0);
+	apply_range(f, f->s[1], 1, F - 1, 0);
+	settle(f);
+	for (unsigned k = 0; k < NKEYS; k++) {
+		char name[16];
+
+		key_name(name, k);
+		before[k].rv = shard_test_get(f->s[1], &f->io, name, &before[k]);
+	}
+	memset(&fl, 0, sizeof fl);
+	fl.w.done = on_done;
+	assert_int_equal(apply_cmd(f->s[1], F, flush, &fl.w), 0);
+	assert_int_equal(fl.done, 0);
+	snprintf(cmd, sizeof cmd, "cp -a %s/e %s/e2", f->dir, f->dir);
+	assert_int_equal(system(cmd), 0);
+	shard_close(f->s[1]);
+	f->s[1] = NULL;
+	open_rep(f, 1, "e2", 0);
+	assert_true(shard_applied_index(f->s[1]) < F);
+	apply_range(f, f->s[1], shard_applied_index(f->s[1]) + 1, F - 1, 0);
+	settle(f);
+	for (unsigned k = 0; k < NKEYS; k++) {
+		struct get_result g;
+		char name[16];
+
+		key_name(name, k);
+		assert_int_equal(shard_test_get(f->s[1], &f->io, name, &g), before[k].rv);
+		old_keys += g.rv == 0;
+		if (g.rv == 0) {
+			assert_int_equal(g.len, before[k].len);
+			assert_memory_equal(g.value, before[k].value,
+					    g.len < sizeof g.value ? g.len : sizeof g.value);
+		}
+	}
+	assert_true(old_keys > 0);
+	assert_int_equal(apply_cmd(f->s[1], F, flush, NULL), 0);
+	settle(f);
+	assert_int_equal(shard_applied_index(f->s[1]), F);
+	memset(model, 0, sizeof model);
+	check_model(f, f->s[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1268,6 +1473,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_snapshot_install, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_crash_points, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_directory_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_entries_same_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_drops_tables, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

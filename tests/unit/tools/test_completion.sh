@@ -24,7 +24,7 @@ expect() {
 	fi
 }
 
-expect "ringkv " "get put del scan ping cluster backup"
+expect "ringkv " "get put del scan ping cluster node backup"
 expect "ringkv p" "put ping"
 expect "ringkv -a 127.0.0.1:1 s" "scan"
 expect "ringkv --j" "--json"
@@ -44,6 +44,11 @@ expect "ringkv cluster " "status map"
 expect "ringkv cluster s" "status"
 expect "ringkv cluster status " ""
 expect "ringkv --no" "--no-route"
+expect "ringkv n" "node"
+expect "ringkv node " "health"
+expect "ringkv node health --adm" "--admin"
+expect "ringkv node health --admin " ""
+expect "ringkv get --ad" "--address"
 complete -p ringkv >/dev/null || { echo "FAIL: no completion registered"; fail=1; }
 [[ $fail == 0 ]] && echo "completion: ok"
 exit $fail
