@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/replica_backup.h"
 #include "core/log.h"
 
 #define SEND_CHUNK (256u << 10)
@@ -288,7 +289,8 @@ void snapshot_send_tick(struct replica *rep)
 
 bool snapshot_send_stop(struct replica *rep)
 {
-	bool quiet = true;
+	/* Backup pins go too: whoever stops the sends lets the shard go. */
+	bool quiet = replica_backup_stop(rep);
 
 	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
 		struct snap_send *s = rep->sends[i];

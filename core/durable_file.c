@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 int durable_dir_sync(const char *dir)
@@ -20,6 +21,26 @@ int durable_dir_sync(const char *dir)
 		rv = -errno;
 	close(fd);
 	return rv;
+}
+
+void durable_parent_dir(const char *path, char *out, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (!slash)
+		snprintf(out, len, ".");
+	else if (slash == path)
+		snprintf(out, len, "/");
+	else
+		snprintf(out, len, "%.*s", (int)(slash - path), path);
+}
+
+int durable_parent_sync(const char *path)
+{
+	char parent[PATH_MAX];
+
+	durable_parent_dir(path, parent, sizeof parent);
+	return durable_dir_sync(parent);
 }
 
 int durable_file_replace(const char *dir, const char *name, const void *data, size_t len)

@@ -11,6 +11,13 @@
  * 0 or a negative errno. */
 int durable_dir_sync(const char *dir);
 
+/* The directory holding `path` ("." for a bare name, "/" at the root)
+ * into out. */
+void durable_parent_dir(const char *path, char *out, size_t len);
+
+/* fsync of the directory holding `path` (after a rename to `path`). */
+int durable_parent_sync(const char *path);
+
 /*
  * Replaces `dir`/`name` with `len` bytes of `data` atomically: writes
  * `dir`/`name`.tmp, fdatasyncs it, renames it over `name`, fsyncs `dir`. A

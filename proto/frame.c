@@ -25,6 +25,7 @@
 #include <pb_encode.h>
 
 #include "core/errors.h"
+#include "proto/frame_backup.h"
 #include "ringkv.pb.h"
 
 #define FRAME_DEFAULT_MAX_FRAME (4u << 20)
@@ -191,6 +192,8 @@ static enum frame_op op_from_tag(pb_size_t tag)
 		return FRAME_OP_CLUSTER_MAP;
 	case ringkv_Request_cluster_status_tag:
 		return FRAME_OP_CLUSTER_STATUS;
+	case ringkv_Request_backup_tag:
+		return FRAME_OP_BACKUP;
 	default:
 		return FRAME_OP_NONE;
 	}
@@ -258,6 +261,8 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 		out->stale = msg.op.get.stale;
 	else if (out->op == FRAME_OP_SCAN)
 		out->stale = msg.op.scan.stale;
+	else if (out->op == FRAME_OP_BACKUP)
+		frame_backup_req_from_msg(&out->backup, &msg.op.backup);
 	/* Empty fields point at the payload too, so that callers may memcpy
 	 * any slice (memcpy from NULL is undefined even for 0 bytes). */
 	if (out->key.data == NULL)
@@ -379,7 +384,8 @@ int frame_decode_response_pairs(const uint8_t *payload, size_t len, uint64_t *id
 	msg.leader_hint = 0;
 	memset(&msg.cluster_map, 0, sizeof msg.cluster_map);
 	memset(&msg.cluster_status, 0, sizeof msg.cluster_status);
-	msg.has_cluster_map = msg.has_cluster_status = false;
+	memset(&msg.backup, 0, sizeof msg.backup); /* frame_decode_backup_answer */
+	msg.has_cluster_map = msg.has_cluster_status = msg.has_backup = false;
 	msg.value.funcs.decode = decode_slice;
 	msg.value.arg = &value_sink;
 	msg.error.funcs.decode = decode_slice;
@@ -511,6 +517,8 @@ size_t frame_response_max_size(const struct frame_response *r)
 		n += frame_map_max_size(r->map);
 	if (r->cluster_status)
 		n += frame_status_max_size(r->cluster_status);
+	if (r->backup)
+		n += frame_backup_max_size(r->backup);
 	if (r->leader_hint)
 		n += PB_TAG_MAX + PB_VARINT64_MAX;
 	return n;
@@ -549,6 +557,7 @@ int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t c
 	msg.pairs.funcs.encode = encode_pairs;
 	msg.pairs.arg = (void *)r;
 	set_cluster_encoders(&msg, r);
+	frame_backup_set_encoders(&msg, r->backup);
 	return encode_framed(ringkv_Response_fields, &msg, out, cap);
 }
 
@@ -564,6 +573,7 @@ size_t frame_request_max_size(const struct frame_request *r)
 	n += PB_TAG_MAX + PB_LEN32_MAX + r->end.len;   /* end (SCAN) */
 	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* limit (SCAN) */
 	n += 2 * (PB_TAG_MAX + 1);                     /* no_forward, stale */
+	n += 6 * (PB_TAG_MAX + PB_VARINT64_MAX);       /* BackupRequest's numbers */
 	return n;
 }
 
@@ -605,6 +615,10 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 		break;
 	case FRAME_OP_CLUSTER_STATUS:
 		msg.which_op = ringkv_Request_cluster_status_tag;
+		break;
+	case FRAME_OP_BACKUP:
+		msg.which_op = ringkv_Request_backup_tag;
+		frame_backup_req_to_msg(&msg.op.backup, &r->backup);
 		break;
 	case FRAME_OP_NONE:
 	default:

@@ -35,6 +35,18 @@ enum frame_op {
 	FRAME_OP_SCAN,
 	FRAME_OP_CLUSTER_MAP,    /* no key: answered with a struct frame_map */
 	FRAME_OP_CLUSTER_STATUS, /* no key: answered with a struct frame_status */
+	FRAME_OP_BACKUP,         /* no key: frame_request.backup, answered with a
+				  * struct frame_backup (proto/frame_backup.h) */
+};
+
+/* Request.backup (BackupRequest): values as on the wire, unchecked. */
+struct frame_backup_req {
+	int op;                   /* ringkv_BackupOp */
+	uint32_t shard;
+	uint64_t backup_id;
+	uint32_t file;
+	uint64_t offset;
+	uint32_t length;
 };
 
 /* SCAN limits: a request's limit of 0 asks for the default; a larger one
@@ -52,6 +64,7 @@ struct frame_request {
 				   * default and caps it at FRAME_SCAN_MAX_LIMIT */
 	bool no_forward;          /* Request.no_forward */
 	bool stale;               /* GET, SCAN: a stale read (GetRequest.stale) */
+	struct frame_backup_req backup; /* BACKUP only */
 };
 
 /* One key and its value, both slices of someone else's memory. */
@@ -149,6 +162,7 @@ struct frame_response {
 	uint64_t leader_hint;        /* NOT_LEADER: the believed leader, 0 none */
 	const struct frame_map *map;       /* CLUSTER_MAP answer, or NULL */
 	const struct frame_status *cluster_status; /* CLUSTER_STATUS answer, or NULL */
+	const struct frame_backup *backup; /* BACKUP answer, or NULL */
 };
 
 /*

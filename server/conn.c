@@ -116,20 +116,25 @@ void conn_reply_hint(struct conn *conn, uint64_t id, int status, const void *val
 		.error = error,
 		.leader_hint = leader_hint,
 	};
-	size_t need;
-	int n;
 
+	conn_reply_response(conn, &resp);
+}
+
+void conn_reply_response(struct conn *conn, const struct frame_response *resp)
+{
+	size_t need;
 	uint8_t *out;
+	int n;
 
 	if (conn->dead || conn->fd_closed)
 		return;
-	if ((unsigned)status < NODE_METRICS_STATUSES)
-		conn->core->stats.replies[status]++;
-	need = frame_response_max_size(&resp);
+	if ((unsigned)resp->status < NODE_METRICS_STATUSES)
+		conn->core->stats.replies[resp->status]++;
+	need = frame_response_max_size(resp);
 	out = conn_out_reserve(conn, need);
 	if (!out)
 		return;
-	n = frame_encode_response(&resp, out, need);
+	n = frame_encode_response(resp, out, need);
 	if (n < 0)
 		panic("frame_encode_response overflowed its own bound");
 	conn_out_commit(conn, (size_t)n);

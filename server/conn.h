@@ -131,6 +131,10 @@ void conn_reply(struct conn *conn, uint64_t id, int status,
 void conn_reply_hint(struct conn *conn, uint64_t id, int status, const void *value,
 		     size_t value_len, const char *error, uint64_t leader_hint);
 
+/* Queues an encoded `resp` (any Response: cluster or backup answers). */
+struct frame_response;
+void conn_reply_response(struct conn *conn, const struct frame_response *resp);
+
 /* A request counted in conn->inflight got its answer (queued or dropped). */
 void conn_request_done(struct conn *conn);
 

@@ -145,19 +145,6 @@ static int remove_dir(const char *path)
 	return rv;
 }
 
-/* The directory holding `path`, for its fsync. */
-static void parent_of(char *out, size_t len, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash)
-		snprintf(out, len, ".");
-	else if (slash == path)
-		snprintf(out, len, "/");
-	else
-		snprintf(out, len, "%.*s", (int)(slash - path), path);
-}
-
 int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, char *err,
 			 size_t errlen)
 {
@@ -258,7 +245,7 @@ int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t mani
 			goto out;
 		}
 	}
-	parent_of(parent, sizeof parent, dir);
+	durable_parent_dir(dir, parent, sizeof parent);
 	rv = durable_dir_sync(parent);
 	if (rv) {
 		/* The swap happened; whether it lasts a power loss is unknown. */

@@ -62,6 +62,7 @@ struct rkv_client {
 	int64_t deadline_ms;        /* of the call in progress, or NO_DEADLINE */
 	bool no_forward;            /* mark requests queued now no_forward */
 	bool stale;                 /* mark GETs queued now stale */
+	const struct frame_backup_req *backup; /* the BACKUP request being queued */
 
 	uint8_t *send_buf;
 	size_t send_len;  /* bytes queued */
@@ -609,6 +610,8 @@ static int queue_request(struct rkv_client *c, enum frame_op op, const void *key
 		.key = { key, (uint32_t)key_len },
 		.value = { value, (uint32_t)value_len },
 	};
+	if (op == FRAME_OP_BACKUP && c->backup)
+		req.backup = *c->backup;
 	return queue_frame(c, &req, id);
 }
 
@@ -856,7 +859,8 @@ int libringkv_call_raw(struct rkv_client *c, int op, bool no_forward, const void
 	 * the rest of a line for the whole timeout. An id of 10 ('\n') makes
 	 * such a port answer at once (and rkv_recv says which port it is).
 	 * Ids are the client's to choose; later ones go on from there. */
-	if ((op == FRAME_OP_CLUSTER_MAP || op == FRAME_OP_CLUSTER_STATUS) && c->next_id < 10)
+	if ((op == FRAME_OP_CLUSTER_MAP || op == FRAME_OP_CLUSTER_STATUS || op == FRAME_OP_BACKUP) &&
+	    c->next_id < 10)
 		c->next_id = 10;
 	c->no_forward = no_forward;
 	rc = call(c, (enum frame_op)op, key, key_len, value, value_len, res);
@@ -867,6 +871,18 @@ int libringkv_call_raw(struct rkv_client *c, int op, bool no_forward, const void
 		*payload = c->recv_buf + c->recv_start + FRAME_HEADER_SIZE;
 		*payload_len = c->recv_held - FRAME_HEADER_SIZE;
 	}
+	return rc;
+}
+
+int libringkv_call_backup(struct rkv_client *c, const struct frame_backup_req *q,
+			  struct rkv_result *res, const uint8_t **payload, size_t *payload_len)
+{
+	int rc;
+
+	c->backup = q;
+	rc = libringkv_call_raw(c, FRAME_OP_BACKUP, true, NULL, 0, NULL, 0, res, payload,
+				payload_len);
+	c->backup = NULL;
 	return rc;
 }
 

@@ -291,6 +291,45 @@ struct rkv_router_stats {
 };
 void rkv_router_stats(const struct rkv_router *r, struct rkv_router_stats *out);
 
+/* ---- online backups (Request.backup; docs/notes/backup.md) --------------- */
+
+#define RKV_BACKUP_READ_MAX (1u << 20) /* bytes of one rkv_backup_read */
+
+struct rkv_backup_file {
+	char name[32];               /* "000012.sst" or "MANIFEST" (checked: a
+				      * plain name, never a path) */
+	uint64_t size;
+};
+
+struct rkv_backup {
+	uint64_t id;                 /* the server's pin */
+	uint32_t shard;
+	uint64_t index;              /* the pinned version's flushed index */
+	uint64_t term;               /* the Raft term of that index */
+	struct rkv_backup_file *files; /* the tables, then MANIFEST */
+	size_t file_count;
+};
+
+/*
+ * Pins shard `shard` on the node `c` talks to, which must lead it
+ * (NOT_LEADER otherwise, *leader_hint set when the node knows the leader):
+ * the pinned version holds every write acknowledged before this call.
+ * 0 with *out (free with rkv_backup_free), a status > 0 (rkv_last_error
+ * says why) or a negative transport error.
+ */
+int rkv_backup_begin(struct rkv_client *c, uint32_t shard, struct rkv_backup **out,
+		     uint64_t *leader_hint);
+void rkv_backup_free(struct rkv_backup *b);
+/*
+ * Reads up to `len` (<= RKV_BACKUP_READ_MAX) bytes of file `file` of backup
+ * `id` at `offset` into buf; *got = bytes read (0 at the end). The bytes'
+ * CRC32C is checked: RKV_ECORRUPT when it does not match.
+ */
+int rkv_backup_read(struct rkv_client *c, uint64_t id, uint32_t file, uint64_t offset,
+		    void *buf, uint32_t len, uint32_t *got);
+/* Unpins backup `id` (the server drops it anyway after 60 s unused). */
+int rkv_backup_end(struct rkv_client *c, uint64_t id);
+
 #ifdef __cplusplus
 }
 #endif

@@ -5,7 +5,8 @@
 # Completes commands, options (node: --admin), --format values, node's
 # subcommand (health), and for get and del the keys
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
-# keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR).
+# keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR); for
+# backup, create or restore, then directories.
 
 _ringkv() {
 	local cur prev words cword
@@ -18,14 +19,19 @@ _ringkv() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put del scan ping cluster node"
+	local commands="get put del scan ping cluster node backup"
 	local options="-a --address -t --timeout -w --format --json --no-route -h --help -V --version"
 
 	case $prev in
 	-a | --address)
 		return # a HOST:PORT: nothing to offer
 		;;
-	-t | --timeout | --limit | --prefix | --admin)
+	-t | --timeout | --limit | --prefix | --admin | --cores | --node-id | \
+		--initial-cluster | --replicas | --cluster-token)
+		return
+		;;
+	--data-dir)
+		COMPREPLY=($(compgen -d -- "$cur"))
 		return
 		;;
 	-w | --format)
@@ -40,7 +46,8 @@ _ringkv() {
 		case ${words[i]} in
 		-a | --address) address=${words[i + 1]}; ((i++)) ;;
 		--address=*) address=${words[i]#--address=} ;;
-		-t | --timeout | -w | --format | --limit | --prefix | --admin) ((i++)) ;;
+		-t | --timeout | -w | --format | --limit | --prefix | --admin | --data-dir | \
+			--cores | --node-id | --initial-cluster | --replicas | --cluster-token) ((i++)) ;;
 		-*) ;;
 		*) [[ -z $command ]] && command=${words[i]} ;;
 		esac
@@ -50,6 +57,8 @@ _ringkv() {
 		local more=""
 		[[ $command == scan ]] && more="--limit --prefix"
 		[[ $command == node ]] && more="--admin"
+		[[ $command == backup ]] &&
+			more="--data-dir --cores --node-id --initial-cluster --replicas --cluster-token"
 		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))
 		return
 	fi
@@ -66,6 +75,14 @@ _ringkv() {
 	node)
 		[[ ${words[cword - 1]} == node ]] &&
 			COMPREPLY=($(compgen -W "health" -- "$cur"))
+		;;
+	backup)
+		# create|restore, then the backup directory.
+		if [[ ${words[cword - 1]} == backup ]]; then
+			COMPREPLY=($(compgen -W "create restore" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -d -- "$cur"))
+		fi
 		;;
 	get | del)
 		local cli=${words[0]}

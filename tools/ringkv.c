@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tools/backup.h"
 #include "tools/cli_json.h"
 #include "tools/libringkv.h"
 #include "tools/node_health.h"
@@ -63,6 +64,7 @@ enum {
 	CMD_OPT_PREFIX = 1u << 1,
 	CMD_OPT_ADMIN = 1u << 2,   /* --admin HOST:PORT */
 	CMD_OFFLINE = 1u << 3,     /* runs without connecting to -a */
+	CMD_OPT_BACKUP = 1u << 4,  /* backup restore: --data-dir, ringkvd's cluster flags */
 };
 
 /* What the command line said, and the connection once open. */
@@ -73,6 +75,7 @@ struct cli {
 	uint64_t scan_limit;  /* scan --limit: pairs in all; 0 = every pair */
 	const char *prefix;   /* scan --prefix, or NULL */
 	const char *admin;    /* node health --admin: the node's admin port */
+	struct backup_restore_opts restore; /* backup restore's ringkvd flags */
 	struct rkv_client *client;
 	bool no_route;        /* --no-route: talk to -a's node only */
 	struct rkv_router *router; /* get/put/del of a cluster: to the leaders */
@@ -880,6 +883,35 @@ static int cmd_node(struct cli *cli, int argc, char **argv)
 	return CLI_EXIT_ERROR;
 }
 
+/* ---- backups (tools/backup_*.c) ------------------------------------------ */
+
+static int check_backup(const struct cli *cli, int argc, char **argv)
+{
+	(void)argc;
+	if (strcmp(argv[0], "create") == 0) {
+		if (cli->restore.data_dir || cli->restore.cores || cli->restore.node_id ||
+		    cli->restore.initial_cluster || cli->restore.replicas ||
+		    cli->restore.cluster_token)
+			return usage_error("backup create takes DIR only (--data-dir and the "
+					   "cluster flags are for restore)");
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(argv[0], "restore") == 0) {
+		if (!cli->restore.data_dir)
+			return usage_error("backup restore DIR needs --data-dir NEWDIR");
+		return CLI_EXIT_OK;
+	}
+	return usage_error("backup takes create or restore, not '%s'", argv[0]);
+}
+
+static int cmd_backup(struct cli *cli, int argc, char **argv)
+{
+	(void)argc;
+	if (strcmp(argv[0], "restore") == 0)
+		return backup_restore(argv[1], &cli->restore);
+	return backup_create(cli->client, cli->address, cli->timeout_ms, argv[1]);
+}
+
 /* Every command; --help lists them in this order. */
 static const struct command commands[] = {
 	{ "get", "KEY", "print the value of KEY (exit 1 if missing)", 1, 1, 0, NULL,
@@ -903,6 +935,16 @@ static const struct command commands[] = {
 			    "(--admin HOST:PORT, default " NODE_HEALTH_DEFAULT_ADMIN ");\n"
 			    "exit 0 ready, 1 alive but not ready",
 	  1, 1, CMD_OPT_ADMIN | CMD_OFFLINE, check_node, cmd_node },
+	{ "backup", "create|restore DIR",
+	  "create DIR: an online copy of every shard (each\n"
+	  "at its own applied index, holding every write\n"
+	  "acknowledged before it began), checksummed;\n"
+	  "restore DIR --data-dir NEWDIR [--cores N]: check\n"
+	  "the whole backup, then build a one-node data dir\n"
+	  "that ringkvd --data-dir NEWDIR serves; with\n"
+	  "--node-id N --initial-cluster ... [--replicas R]\n"
+	  "[--cluster-token T]: node N's dir of a new cluster",
+	  2, 2, CMD_OPT_BACKUP, check_backup, cmd_backup },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -1017,6 +1059,28 @@ static bool is_flag(const char *arg, const char *long_name, char short_name)
 	       (short_name && arg[0] == '-' && arg[1] == short_name && arg[2] == '\0');
 }
 
+/* backup restore's options: ringkvd's own flags, checked by its parser. */
+static int take_restore_option(struct cli *cli, int argc, char **argv, int *i)
+{
+	struct backup_restore_opts *o = &cli->restore;
+	const struct {
+		const char *name;
+		const char **into;
+	} flags[] = {
+		{ "data-dir", &o->data_dir },       { "cores", &o->cores },
+		{ "node-id", &o->node_id },         { "initial-cluster", &o->initial_cluster },
+		{ "replicas", &o->replicas },       { "cluster-token", &o->cluster_token },
+	};
+
+	for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+		int taken = take_option(argc, argv, i, flags[k].name, 0, false, flags[k].into);
+
+		if (taken != 0)
+			return taken;
+	}
+	return 0;
+}
+
 enum parse_result {
 	PARSE_RUN,
 	PARSE_HELP,
@@ -1096,6 +1160,12 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 				goto err_missing;
 			if (parse_count(value, &cli->scan_limit) != 0)
 				return -usage_error("--limit takes a count, not '%s'", value);
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_BACKUP) &&
+		    (taken = take_restore_option(cli, argc, argv, &i)) != 0) {
+			if (taken < 0)
+				goto err_missing;
 			continue;
 		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_PREFIX) &&
@@ -1185,7 +1255,9 @@ int main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 
-	if (cmd->options & CMD_OFFLINE) {
+	/* Offline commands, and a backup restore (files only): no server. */
+	if ((cmd->options & CMD_OFFLINE) ||
+	    (cmd->run == cmd_backup && strcmp(args[0], "restore") == 0)) {
 		rc = cmd->run(&cli, nargs, args);
 		free(args);
 		return rc;

@@ -24,7 +24,7 @@ expect() {
 	fi
 }
 
-expect "ringkv " "get put del scan ping cluster node"
+expect "ringkv " "get put del scan ping cluster node backup"
 expect "ringkv p" "put ping"
 expect "ringkv -a 127.0.0.1:1 s" "scan"
 expect "ringkv --j" "--json"
@@ -35,6 +35,11 @@ expect "ringkv scan --p" "--prefix"
 expect "ringkv get --p" ""
 expect "ringkv --ti" "--timeout"
 expect "ringkv c" "cluster"
+expect "ringkv b" "backup"
+expect "ringkv backup " "create restore"
+expect "ringkv backup r" "restore"
+expect "ringkv backup restore /nonexistent-dir-x/ --data-" "--data-dir"
+expect "ringkv backup restore d --node-id 2 --initial-cluster x --rep" "--replicas"
 expect "ringkv cluster " "status map"
 expect "ringkv cluster s" "status"
 expect "ringkv cluster status " ""
