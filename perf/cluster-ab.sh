@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Two ringkvd builds side by side as 3-node clusters: A and B alternate,
+# each round on fresh data dirs, servers pinned to one CPU and ringkv-bench
+# to the other; prints put/s, p50 and p99 per run and the median of the
+# per-round B/A ratios. For a change to the replication path, where
+# perf/compare.sh (one node) does not show it.
+#
+#   perf/cluster-ab.sh [--rounds N] [--duration S] [--warmup S]
+#       [--connections N] [--pipeline D] [--keys N] [--value-size B]
+#       [--env-b VAR=VALUE] [--server-cpus LIST] [--bench-cpus LIST]
+#       RINGKVD_A RINGKVD_B
+#
+# Defaults: 3 rounds, 5 s after 1 s warm-up, 50 connections, pipeline 1,
+# 100,000 keys, 100-byte values, servers on CPU 0, load on CPU 1; data
+# under $TMPDIR or /var/tmp. --env-b sets an environment variable for B's
+# servers only (an experiment's switch). Nodes: 127.0.7.31-33, ports
+# 27301-27326. The same ringkv-bench and ringkv (build/) drive both.
+set -euo pipefail
+
+prog=${0##*/}
+root=$(cd "$(dirname "$0")/.." && pwd)
+rounds=3 duration=5 warmup=1 connections=50 pipeline=1 keys=100000 value_size=100
+server_cpus=0 bench_cpus=1 env_b=
+bench=${RINGKV_BENCH:-$root/build/perf/bench/ringkv-bench}
+cli=${RINGKV_CLI:-$root/build/tools/ringkv}
+data_root=${TMPDIR:-/var/tmp}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+die() { echo "$prog: $*" >&2; exit 1; }
+
+args=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--rounds) rounds=${2:?}; shift 2 ;;
+	--duration) duration=${2:?}; shift 2 ;;
+	--warmup) warmup=${2:?}; shift 2 ;;
+	--connections) connections=${2:?}; shift 2 ;;
+	--pipeline) pipeline=${2:?}; shift 2 ;;
+	--keys) keys=${2:?}; shift 2 ;;
+	--value-size) value_size=${2:?}; shift 2 ;;
+	--env-b) env_b=${2:?}; shift 2 ;;
+	--server-cpus) server_cpus=${2:?}; shift 2 ;;
+	--bench-cpus) bench_cpus=${2:?}; shift 2 ;;
+	-h | --help) usage; exit 0 ;;
+	-*) echo "$prog: unknown option '$1' (see --help)" >&2; exit 2 ;;
+	*) args+=("$1"); shift ;;
+	esac
+done
+[ ${#args[@]} -eq 2 ] || { echo "$prog: two ringkvd binaries expected (see --help)" >&2; exit 2; }
+in_range() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+in_range "$rounds" 1 20 || die "--rounds must be 1..20"
+in_range "$duration" 1 300 || die "--duration must be 1..300 seconds"
+in_range "$warmup" 0 60 || die "--warmup must be 0..60 seconds"
+in_range "$connections" 1 1000 || die "--connections must be 1..1000"
+in_range "$pipeline" 1 1024 || die "--pipeline must be 1..1024"
+for f in "${args[@]}" "$bench" "$cli"; do [ -x "$f" ] || die "$f: not an executable"; done
+[ -z "$env_b" ] || [[ $env_b == *=* ]] || die "--env-b takes VAR=VALUE"
+
+tmp=$(mktemp -d "$data_root/cluster-ab.XXXXXX")
+pids=()
+stop_nodes() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	pids=()
+}
+trap 'stop_nodes; rm -rf "$tmp"' EXIT
+
+# run SIDE BINARY ROUND: prints "put/s p50 p99" of one run.
+run() {
+	local side=$1 bin=$2 round=$3 i ic="" dir=$tmp/$1-$3 env=()
+	for i in 1 2 3; do ic+="${ic:+,}$i=127.0.7.3$i:$((27310 + i))"; done
+	[ "$side" = B ] && [ -n "$env_b" ] && env=("$env_b")
+	for i in 1 2 3; do
+		mkdir -p "$dir/n$i"
+		env "${env[@]}" taskset -c "$server_cpus" "$bin" --node-id "$i" --initial-cluster "$ic" \
+			--cluster-token "ab$round$side" --cores 1 --listen "127.0.7.3$i:$((27300 + i))" \
+			--data-dir "$dir/n$i" --log-level warn >"$dir/n$i.log" 2>&1 &
+		pids+=($!)
+	done
+	# Leaders for every shard: 64 keys written through node 1 (routed).
+	local ok=0 k
+	for _ in $(seq 60); do
+		ok=1
+		for k in $(seq 0 63); do
+			"$cli" -a 127.0.7.31:27301 -t 2 put "ab-probe-$k" ok >/dev/null 2>&1 || { ok=0; break; }
+		done
+		[ "$ok" = 1 ] && break
+		sleep 0.5
+	done
+	[ "$ok" = 1 ] || { stop_nodes; die "$side: the cluster took no write within 30 s (logs in $dir)"; }
+	local pipe=()
+	[ "$pipeline" -gt 1 ] && pipe=(--pipeline "$pipeline")
+	taskset -c "$bench_cpus" "$bench" --addr 127.0.7.31:27301 --ratio 0:1 --duration "$duration" \
+		--warmup "$warmup" --connections "$connections" "${pipe[@]}" --keys "$keys" \
+		--value-size "$value_size" --seed "$round" | awk '$1 == "put" { print $2, $4, $6 }'
+	stop_nodes
+}
+
+declare -a ratios=()
+printf '%-5s %-4s %10s %10s %10s\n' round side put/s p50_us p99_us
+for r in $(seq "$rounds"); do
+	# A then B in odd rounds, B then A in even ones.
+	order=(A B)
+	[ $((r % 2)) -eq 0 ] && order=(B A)
+	declare -A got=()
+	for side in "${order[@]}"; do
+		bin=${args[0]}
+		[ "$side" = B ] && bin=${args[1]}
+		line=$(run "$side" "$bin" "$r")
+		[ -n "$line" ] || die "round $r, $side: no result"
+		got[$side]=${line%% *}
+		printf '%-5s %-4s %10s %10s %10s\n' "$r" "$side" $line
+	done
+	ratios+=("$(awk -v a="${got[A]}" -v b="${got[B]}" 'BEGIN { printf "%.3f", b / a }')")
+	unset got
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+echo "B/A per round: ${ratios[*]}; median $median"
+echo "A: ${args[0]}"
+echo "B: ${args[1]}${env_b:+ with $env_b}"
+echo "3 x ringkvd --cores 1 (R=3, default shards) on CPU $server_cpus, ringkv-bench on CPU $bench_cpus, $connections connections, pipeline $pipeline, $keys keys, $value_size-byte values, PUT only, $duration s after $warmup s warm-up."
