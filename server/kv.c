@@ -186,11 +186,12 @@ static void set_write_error(struct kv_req *req, int rv)
 		break;
 	case RKV_ETOOLARGE:
 		req->status = ringkv_Status_TOO_LARGE;
-		req->error = "record too large for the WAL";
+		req->error = "record too large for the log";
 		break;
 	case -EIO:
 		req->status = ringkv_Status_UNAVAILABLE;
-		req->error = "the shard's WAL failed; writes are refused until restart";
+		req->error = "this node's log failed (a write or fdatasync error, see the server "
+			     "log); writes are refused until restart";
 		break;
 	case RAFT_ENOTLEADER:
 		/* Refused before it entered the log, or overwritten in it by
