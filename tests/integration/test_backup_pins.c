@@ -65,6 +65,9 @@ int main(int argc, char **argv)
 	CHECK(rc == RKV_STATUS_NOT_FOUND, "read after end: %d", rc);
 	rc = rkv_backup_begin(c, 1, &extra, NULL);
 	CHECK(rc == 0, "a pin after one ended: %d", rc);
+	/* The next begin writes its own answer (or NULL) into `extra`. */
+	rkv_backup_free(extra);
+	extra = NULL;
 
 	/* Reads that make no sense. */
 	rc = rkv_backup_read(c, b[1]->id ^ 0xffff, 0, 0, buf, 100, &got);
