@@ -105,7 +105,8 @@ static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 	if (rc == 0) {
 		CHECK(req.op == FRAME_OP_GET || req.op == FRAME_OP_PUT ||
 		      req.op == FRAME_OP_DELETE || req.op == FRAME_OP_SCAN ||
-		      req.op == FRAME_OP_CLUSTER_MAP || req.op == FRAME_OP_CLUSTER_STATUS);
+		      req.op == FRAME_OP_CLUSTER_MAP || req.op == FRAME_OP_CLUSTER_STATUS ||
+		      req.op == FRAME_OP_BACKUP);
 		/* Any key may be empty (the empty key is a key); none is
 		 * over the limit. */
 		CHECK(req.key.len <= l->max_key && req.end.len <= l->max_key);
