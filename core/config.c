@@ -38,6 +38,9 @@ void config_usage(FILE *out, const char *prog)
 {
 	fprintf(out,
 		"usage: %s [options]\n"
+		"       %s repair --data-dir DIR [--dry-run | --yes]\n"
+		"                           offline: list what a damaged one-node data dir\n"
+		"                           loses; with --yes set it aside in DIR/quarantine/\n"
 		"  --listen HOST:PORT       client address (default 127.0.0.1:7070; port 0 = any)\n"
 		"  --resp-listen HOST:PORT  Redis protocol (RESP2) address (default: off)\n"
 		"  --data-dir DIR           data directory (default ./data)\n"
@@ -82,7 +85,7 @@ void config_usage(FILE *out, const char *prog)
 		"                           never votes before it caught up (default new)\n"
 		"  -h, --help               this text\n"
 		"  -V, --version            print the version, exit\n",
-		prog);
+		prog, prog);
 }
 
 int config_parse_size(const char *text, uint64_t *out)
