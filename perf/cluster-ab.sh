@@ -25,8 +25,9 @@ bench=${RINGKV_BENCH:-$root/build/perf/bench/ringkv-bench}
 cli=${RINGKV_CLI:-$root/build/tools/ringkv}
 data_root=${TMPDIR:-/var/tmp}
 
-usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
-die() { echo "$prog: $*" >&2; exit 1; }
+# usage, die, stop_pid
+# shellcheck source=perf/lib.sh
+. "$root/perf/lib.sh"
 
 args=()
 while [ $# -gt 0 ]; do
@@ -60,8 +61,7 @@ tmp=$(mktemp -d "$data_root/cluster-ab.XXXXXX")
 pids=()
 stop_nodes() {
 	local p
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do stop_pid "$p"; done
 	pids=()
 }
 trap 'stop_nodes; rm -rf "$tmp"' EXIT

@@ -4,7 +4,8 @@
 # Helpers for the perf/ scripts that start servers and drive them with
 # ringkv-bench: `source "$(dirname "$0")/lib.sh"` after setting prog (the
 # script's name, for messages), pin (1: taskset, 0: not), server_pid and
-# out (where the server logs go). perf/metrics-cost.sh uses it;
+# out (where the server logs go). perf/metrics-cost.sh and cluster-ab.sh
+# (usage, die, stop_pid) use it;
 # compare.sh, cluster-compare.sh and resp-compare.sh still carry their own
 # copies of these and can move to it.
 
