@@ -24,11 +24,16 @@
 
 struct lsm_mem *lsm_mem_new(size_t arena_bytes)
 {
+	return lsm_mem_new_sized(arena_bytes, 0);
+}
+
+struct lsm_mem *lsm_mem_new_sized(size_t arena_bytes, size_t expected_keys)
+{
 	struct lsm_mem *m = calloc(1, sizeof *m);
 
 	if (!m)
 		return NULL;
-	if (memtable_create(&m->mt, arena_bytes) != 0) {
+	if (memtable_create_sized(&m->mt, arena_bytes, expected_keys) != 0) {
 		free(m);
 		return NULL;
 	}

@@ -18,6 +18,14 @@ struct memtable;
 /* Creates an empty memtable over an arena of `arena_bytes`. 0 or -ENOMEM. */
 int memtable_create(struct memtable **out, size_t arena_bytes);
 
+/*
+ * The same, with its hash index sized up front for `expected_keys` distinct
+ * keys (e.g. the count the memtable it replaces reached), so that a steady
+ * workload never waits for the index to double. -EINVAL for an arena over
+ * 32 GiB (the index names nodes by offset / 8 in 32 bits).
+ */
+int memtable_create_sized(struct memtable **out, size_t arena_bytes, size_t expected_keys);
+
 void memtable_destroy(struct memtable *mt);
 
 /*
@@ -35,6 +43,16 @@ size_t memtable_used(const struct memtable *mt);
 
 /* Number of distinct keys (tombstones included). */
 size_t memtable_count(const struct memtable *mt);
+
+/* Slots of the hash index (8 bytes each); 0 once it was dropped. */
+size_t memtable_index_slots(const struct memtable *mt);
+
+/*
+ * Frees the hash index: lookups search the skiplist from then on. What a
+ * failed growth of the index does by itself; tests use it to check that
+ * the memtable answers the same without one.
+ */
+void memtable_drop_index(struct memtable *mt);
 
 /*
  * Inserts or overwrites `key` with `value` (copied into the arena).

@@ -479,7 +479,7 @@ static void switch_step(struct shard *s)
 
 static void switch_complete(struct shard *s)
 {
-	struct lsm_mem *fresh = lsm_mem_new(s->memtable_size);
+	struct lsm_mem *fresh = lsm_mem_new_sized(s->memtable_size, memtable_count(s->mem->mt));
 	struct io_uring_sqe *sqe;
 	struct wal_map map;
 	int rv;

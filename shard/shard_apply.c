@@ -169,7 +169,7 @@ static bool make_room(struct shard *s, size_t cost)
 	 * memtable of its own size. */
 	if (cost > size / 2)
 		size += cost;
-	fresh = lsm_mem_new(size);
+	fresh = lsm_mem_new_sized(size, memtable_count(s->mem->mt));
 	if (!fresh) {
 		log_warn("shard %u: no memory for a memtable of %" PRIu64 " bytes; apply waits",
 			 s->id, size);

@@ -342,6 +342,8 @@ struct shard {
 
 /* lsm_version.c */
 struct lsm_mem *lsm_mem_new(size_t arena_bytes);
+/* The same, its index sized for `expected_keys` (the memtable it replaces). */
+struct lsm_mem *lsm_mem_new_sized(size_t arena_bytes, size_t expected_keys);
 void lsm_mem_unref(struct lsm_mem *m);
 void lsm_table_unref(struct shard *s, struct lsm_table *t);
 void lsm_version_unref(struct shard *s, struct lsm_version *v);

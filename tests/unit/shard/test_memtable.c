@@ -1,9 +1,11 @@
 /*
  * Tests for shard/memtable.c: order, overwrite, tombstones, seek, a long run
- * of random operations checked against a plain reference model, and the
+ * of random operations checked against a plain reference model (with the
+ * hash index, across its growth, and without it), the index's sizing, and the
  * RKV_EFULL contract (a failed write changes nothing; a write whose
  * memtable_entry_cost() fits in memtable_remaining() always succeeds).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -353,9 +355,123 @@ static void test_random_against_model(void **state)
 		}
 		if (op % 2000 == 0)
 			model_check_all(mt);
+		/* The second half runs on the skiplist alone, as after a
+		 * failed growth of the index: the same answers. */
+		if (op == 10000) {
+			assert_true(memtable_index_slots(mt) > 512); /* it grew */
+			memtable_drop_index(mt);
+			assert_int_equal(memtable_index_slots(mt), 0);
+			model_check_all(mt);
+		}
 	}
 	model_check_all(mt);
 	memtable_destroy(mt);
+}
+
+/* ---- the hash index ---- */
+
+static size_t key_of(char *buf, size_t cap, uint32_t i)
+{
+	return (size_t)snprintf(buf, cap, "user:%08u", i);
+}
+
+/*
+ * 200,000 keys through several doublings of the index: every key found with
+ * its latest value, absent keys (including ones sharing a long prefix)
+ * not found, the table at most 3/4 full and not absurdly large, the
+ * skiplist still complete and in order.
+ */
+static void test_index_grows(void **state)
+{
+	enum { N = 200000 };
+	struct memtable *mt;
+	char key[32];
+	uint32_t v;
+	const void *got;
+	size_t len, slots, seen = 0;
+	struct memtable_iter it;
+	char prev[32] = "";
+
+	(void)state;
+	assert_int_equal(memtable_create(&mt, 64 << 20), 0);
+	assert_int_equal(memtable_index_slots(mt), 512);
+	for (uint32_t i = 0; i < N; i++) {
+		size_t kl = key_of(key, sizeof key, (uint32_t)((uint64_t)i * 2654435761u % N));
+
+		assert_int_equal(memtable_put(mt, key, kl, &i, sizeof i), 0);
+	}
+	assert_int_equal(memtable_count(mt), N);
+	slots = memtable_index_slots(mt);
+	assert_true((slots & (slots - 1)) == 0);
+	assert_true(slots * 3 >= (size_t)N * 4);
+	assert_true(slots <= (size_t)N * 4);
+	/* Overwrite every third key; delete every seventh. */
+	for (uint32_t i = 0; i < N; i += 3) {
+		uint32_t nv = i + N;
+		size_t kl = key_of(key, sizeof key, i);
+
+		assert_int_equal(memtable_put(mt, key, kl, &nv, sizeof nv), 0);
+	}
+	for (uint32_t i = 0; i < N; i += 7)
+		assert_int_equal(memtable_delete(mt, key, key_of(key, sizeof key, i)), 0);
+	assert_int_equal(memtable_count(mt), N);
+	assert_int_equal(memtable_index_slots(mt), slots);
+	for (uint32_t i = 0; i < N; i++) {
+		size_t kl = key_of(key, sizeof key, i);
+		int rv = memtable_get(mt, key, kl, &got, &len);
+
+		if (i % 7 == 0) {
+			assert_int_equal(rv, RKV_EDELETED);
+			continue;
+		}
+		assert_int_equal(rv, 0);
+		assert_int_equal(len, sizeof v);
+		memcpy(&v, got, sizeof v);
+		if (i % 3 == 0)
+			assert_int_equal(v, i + N);
+		else
+			assert_int_equal((uint64_t)v * 2654435761u % N, i);
+	}
+	for (uint32_t i = N; i < N + 20000; i++) {
+		size_t kl = key_of(key, sizeof key, i);
+
+		assert_int_equal(memtable_get(mt, key, kl, &got, &len), RKV_ENOTFOUND);
+		assert_int_equal(memtable_get(mt, key, kl - 1, &got, &len), RKV_ENOTFOUND);
+	}
+	for (memtable_iter_first(&it, mt); memtable_iter_valid(&it); memtable_iter_next(&it)) {
+		const char *k = memtable_iter_key(&it, &len);
+
+		assert_int_equal(len, 13);
+		assert_true(memcmp(prev, k, len) < 0);
+		memcpy(prev, k, len);
+		seen++;
+	}
+	assert_int_equal(seen, N);
+	memtable_destroy(mt);
+}
+
+/* Sized for what its predecessor held, a memtable never doubles its index. */
+static void test_index_sized(void **state)
+{
+	struct memtable *mt;
+	char key[32];
+	size_t slots;
+
+	(void)state;
+	assert_int_equal(memtable_create_sized(&mt, 4 << 20, 5000), 0);
+	slots = memtable_index_slots(mt);
+	assert_int_equal(slots, 8192);
+	for (uint32_t i = 0; i < 5000; i++)
+		assert_int_equal(memtable_put(mt, key, key_of(key, sizeof key, i), "v", 1), 0);
+	assert_int_equal(memtable_index_slots(mt), slots);
+	memtable_put(mt, key, key_of(key, sizeof key, 7000), "v", 1);
+	assert_int_equal(memtable_index_slots(mt), 8192);
+	for (uint32_t i = 5001; i < 6200; i++)
+		assert_int_equal(memtable_put(mt, key, key_of(key, sizeof key, i), "v", 1), 0);
+	assert_int_equal(memtable_index_slots(mt), 16384); /* past 3/4: doubled */
+	memtable_destroy(mt);
+	/* No index for an arena the 32-bit node numbers cannot cover. */
+	assert_int_equal(memtable_create_sized(&mt, (size_t)40 << 30, 0), -EINVAL);
 }
 
 /* ---- the RKV_EFULL contract ---- */
@@ -578,6 +694,8 @@ int main(void)
 		cmocka_unit_test(test_reserved_write_always_fits),
 		cmocka_unit_test(test_deterministic_shape),
 		cmocka_unit_test(test_arena_reused_empty),
+		cmocka_unit_test(test_index_grows),
+		cmocka_unit_test(test_index_sized),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
