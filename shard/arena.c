@@ -7,12 +7,40 @@
  *
  * The mapping is MAP_NORESERVE and never pre-faulted: pages are populated by
  * the first write, which the owning core does, so they land on its NUMA node.
+ *
+ * Huge pages inside, small pages at the ends: in a large arena the range
+ * more than ARENA_EDGE from either end is advised MADV_HUGEPAGE (used when
+ * the system's transparent_hugepage setting is `madvise` or `always`). A
+ * memtable that fills takes one page fault per 2 MiB there instead of one
+ * per 4 KiB (perf put first-touch faults of the arena at about 6% of a
+ * replicated write's CPU, most of it the fault's entry and exit, not the
+ * zeroing); a quiet one (a few keys at the front, their values at the
+ * back) touches only small pages, so an idle shard still costs kilobytes.
  */
 #include "shard/arena.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <sys/mman.h>
+
+#define ARENA_HUGE (2u << 20)          /* the x86-64 transparent huge page */
+#define ARENA_EDGE ARENA_HUGE          /* small pages this far from either end */
+#define ARENA_HUGE_MIN (8u * ARENA_HUGE) /* smaller arenas stay small-paged */
+
+/* Advises huge pages for the interior; a refusal only costs speed. */
+static void advise_huge(void *base, size_t capacity)
+{
+	uintptr_t lo = (uintptr_t)base + ARENA_EDGE;
+	uintptr_t hi = (uintptr_t)base + capacity - ARENA_EDGE;
+
+	if (capacity < ARENA_HUGE_MIN)
+		return;
+	lo = (lo + ARENA_HUGE - 1) & ~(uintptr_t)(ARENA_HUGE - 1);
+	hi &= ~(uintptr_t)(ARENA_HUGE - 1);
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+}
 
 int arena_init(struct arena *a, size_t capacity)
 {
@@ -32,6 +60,7 @@ int arena_init(struct arena *a, size_t capacity)
 		return -ENOMEM;
 	a->base = p;
 	a->capacity = capacity;
+	advise_huge(p, capacity);
 	return 0;
 }
 

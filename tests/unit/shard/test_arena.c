@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -137,6 +139,53 @@ static void test_huge_mapping_fails_cleanly(void **state)
 	arena_destroy(&a);
 }
 
+/*
+ * Whether the mapping holding `addr` carries the MADV_HUGEPAGE advice ("hg"
+ * in its VmFlags in /proc/self/smaps). -1 when no mapping holds it.
+ */
+static int advised_huge(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	bool inside = false;
+	int found = -1;
+	uintptr_t a = (uintptr_t)addr;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof line, f) != NULL) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			inside = a >= lo && a < hi;
+			continue;
+		}
+		if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+			found = strstr(line, " hg") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+/* A large arena asks for huge pages inside and keeps small pages at its
+ * ends (a quiet memtable touches only those); a small one asks for none. */
+static void test_huge_pages_inside_only(void **state)
+{
+	struct arena a;
+	size_t cap = 64u << 20;
+
+	(void)state;
+	assert_int_equal(arena_init(&a, cap), 0);
+	assert_int_equal(advised_huge(a.base + cap / 2), 1);
+	assert_int_equal(advised_huge(a.base), 0);
+	assert_int_equal(advised_huge(a.base + cap - 1), 0);
+	arena_destroy(&a);
+	assert_int_equal(arena_init(&a, 1u << 20), 0);
+	assert_int_equal(advised_huge(a.base + (1u << 19)), 0);
+	arena_destroy(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -146,6 +195,7 @@ int main(void)
 		cmocka_unit_test(test_alloc_back_shares_free_space),
 		cmocka_unit_test(test_zeroed_and_empty_arenas),
 		cmocka_unit_test(test_huge_mapping_fails_cleanly),
+		cmocka_unit_test(test_huge_pages_inside_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
