@@ -107,6 +107,19 @@ int metrics_counter(struct metrics *m, const char *name, const char *labels,
 	return add_simple(m, METRICS_COUNTER, name, labels, help, flags);
 }
 
+int metrics_counter_scaled(struct metrics *m, const char *name, const char *labels,
+			   const char *help, unsigned flags, double scale)
+{
+	int id;
+
+	if (!(scale > 0))
+		return -EINVAL;
+	id = add_simple(m, METRICS_COUNTER, name, labels, help, flags);
+	if (id >= 0)
+		m->series[id].scale = scale;
+	return id;
+}
+
 int metrics_gauge(struct metrics *m, const char *name, const char *labels,
 		  const char *help, unsigned flags)
 {
@@ -175,6 +188,22 @@ void metrics_observe(struct metrics_core *mc, int id, uint64_t v)
 	slot[i]++;
 	slot[s->nbounds + 1] += v;
 	slot[s->nbounds + 2]++;
+}
+
+void metrics_set_histogram(struct metrics_core *mc, int id, const uint64_t *counts,
+			   uint64_t sum)
+{
+	const struct metrics_series *s = &mc->m->series[id];
+	uint64_t *slot = &mc->values[s->slot];
+	uint64_t n = 0;
+
+	assert(s->type == METRICS_HISTOGRAM);
+	for (unsigned i = 0; i <= s->nbounds; i++) {
+		slot[i] = counts[i];
+		n += counts[i];
+	}
+	slot[s->nbounds + 1] = sum;
+	slot[s->nbounds + 2] = n;
 }
 
 /* ---- text ---------------------------------------------------------------- */
@@ -289,6 +318,8 @@ static void print_series(struct metrics_buf *b, const struct metrics *m,
 		label_set(labels, sizeof labels, s, core, NULL);
 		if (s->type == METRICS_GAUGE)
 			snprintf(value, sizeof value, "%" PRId64, (int64_t)v);
+		else if (s->scale > 0)
+			snprintf(value, sizeof value, "%.9g", (double)v * s->scale);
 		else
 			snprintf(value, sizeof value, "%" PRIu64, v);
 		print_sample(b, s->name, "", labels, value);

@@ -100,6 +100,10 @@ int metrics_counter(struct metrics *m, const char *name, const char *labels,
 		    const char *help, unsigned flags);
 int metrics_gauge(struct metrics *m, const char *name, const char *labels,
 		  const char *help, unsigned flags);
+/* A counter kept in integer units and exposed multiplied by `scale`
+ * (microseconds kept, seconds shown: 1e-6). */
+int metrics_counter_scaled(struct metrics *m, const char *name, const char *labels,
+			   const char *help, unsigned flags, double scale);
 /*
  * A histogram observed in integer units (e.g. microseconds) with ascending
  * upper bounds `bounds` (1..METRICS_BUCKETS_MAX of them) in those units;
@@ -144,6 +148,13 @@ static inline void metrics_set(struct metrics_core *mc, int id, uint64_t v)
 
 /* Counts one observation of `v` (in the histogram's integer units). */
 void metrics_observe(struct metrics_core *mc, int id, uint64_t v);
+
+/*
+ * A histogram kept elsewhere (collectors): `counts` per bucket, not
+ * cumulative, one per bound and the last for +Inf; `sum` of the values.
+ */
+void metrics_set_histogram(struct metrics_core *mc, int id, const uint64_t *counts,
+			   uint64_t sum);
 
 /* Slots a histogram takes in a row: one per bound, +Inf, sum, count. */
 static inline unsigned metrics_histogram_slots(unsigned nbounds)

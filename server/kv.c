@@ -703,6 +703,8 @@ static void native_complete(struct node_core *c, struct kv_req *req)
 				c->reactor->now_us - req->start_us);
 	} else {
 		conn->reads_inflight--;
+		metrics_observe(c->metrics, c->node->metric_ids->read_latency,
+				c->reactor->now_us - req->start_us);
 	}
 	kv_req_free(c, req);
 	conn_request_done(conn);

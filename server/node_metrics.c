@@ -31,6 +31,8 @@ static const char *const role_names[NODE_METRICS_ROLES] = {
 };
 
 /* Write latency buckets, microseconds: 100 us .. 10 s. */
+static const uint64_t sync_bounds[] = CORE_LOG_SYNC_US_BOUNDS;
+static const uint64_t record_bounds[] = CORE_LOG_BATCH_RECORD_BOUNDS;
 static const uint64_t latency_bounds[] = {
 	100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
 	500000, 1000000, 2500000, 10000000,
@@ -192,6 +194,24 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 		"(the WAL fdatasync included).", 0, latency_bounds,
 		sizeof latency_bounds / sizeof latency_bounds[0], 1e-6);
 	CHECK(ids->write_latency);
+	ids->read_latency = metrics_histogram(m, "ringkv_read_duration_seconds",
+		"protocol=\"native\"",
+		"Native GET: from decoding the request to queueing its answer (a "
+		"linearizable read's ReadIndex round included).", 0, latency_bounds,
+		sizeof latency_bounds / sizeof latency_bounds[0], 1e-6);
+	CHECK(ids->read_latency);
+	ids->wal_sync_latency = metrics_histogram(m, "ringkv_wal_sync_duration_seconds",
+		NULL, "Raft log batches: from submitting the WRITE to its fdatasync's "
+		"completion.", 0, sync_bounds, CORE_LOG_SYNC_BUCKETS, 1e-6);
+	CHECK(ids->wal_sync_latency);
+	ids->wal_batch_records = metrics_histogram(m, "ringkv_wal_batch_records",
+		NULL, "Records (writes and other Raft log records) per durable Raft log "
+		"batch, one fdatasync each.", 0, record_bounds, CORE_LOG_SYNC_BUCKETS, 1);
+	CHECK(ids->wal_batch_records);
+	ids->compaction_time = metrics_counter_scaled(m, "ringkv_compaction_seconds_total",
+		NULL, "Wall time of installed compactions, start to install (they run in "
+		"slices between requests).", 0, 1e-6);
+	CHECK(ids->compaction_time);
 
 	ids->wal_bytes = metrics_counter(m, "ringkv_wal_bytes_total", NULL,
 		"Bytes appended to the write-ahead logs.", 0);
@@ -430,6 +450,7 @@ static void collect(struct metrics_core *mc, void *arg)
 		sum.compactions += ss.compactions;
 		sum.compact_read += ss.compact_read;
 		sum.compact_written += ss.compact_written;
+		sum.compact_us += ss.compact_us;
 		sum.stalls += ss.stalls;
 		sum.bg_errors += ss.bg_errors;
 		sum.block_reads += ss.block_reads;
@@ -452,7 +473,11 @@ static void collect(struct metrics_core *mc, void *arg)
 		sum.wal_bytes += ls.bytes;
 		sum.batches += ls.fsyncs;
 		sum.writes += ls.records;
+		metrics_set_histogram(mc, ids->wal_sync_latency, ls.sync_us, ls.sync_us_sum);
+		metrics_set_histogram(mc, ids->wal_batch_records, ls.batch_records,
+				      ls.batch_records_sum);
 	}
+	metrics_set(mc, ids->compaction_time, sum.compact_us);
 	metrics_set(mc, ids->wal_bytes, sum.wal_bytes);
 	metrics_set(mc, ids->wal_syncs, sum.batches);
 	metrics_set(mc, ids->wal_records, sum.writes);

@@ -40,6 +40,10 @@ struct node_metric_ids {
 	int received_bytes;
 	int sent_bytes;
 	int write_latency;       /* histogram, microseconds */
+	int read_latency;        /* histogram, microseconds */
+	int wal_sync_latency;    /* histogram, microseconds (the core log's) */
+	int wal_batch_records;   /* histogram, records per durable batch */
+	int compaction_time;     /* counter, microseconds, shown in seconds */
 	int wal_bytes;
 	int wal_syncs;
 	int wal_records;

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/errors.h"
@@ -410,6 +411,36 @@ static void batch_durable(struct core_log *log)
 	log->nstored--;
 }
 
+static uint64_t monotonic_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The bucket of `v` among ascending upper bounds (the last: above all). */
+static unsigned bucket_of(const uint64_t *bounds, uint64_t v)
+{
+	unsigned i = 0;
+
+	while (i < CORE_LOG_SYNC_BUCKETS && v > bounds[i])
+		i++;
+	return i;
+}
+
+static void count_sync(struct core_log *log, const struct core_log_sync *sync)
+{
+	static const uint64_t us_bounds[] = CORE_LOG_SYNC_US_BOUNDS;
+	static const uint64_t record_bounds[] = CORE_LOG_BATCH_RECORD_BOUNDS;
+	uint64_t us = monotonic_us() - sync->start_us;
+
+	log->stats.sync_us[bucket_of(us_bounds, us)]++;
+	log->stats.sync_us_sum += us;
+	log->stats.batch_records[bucket_of(record_bounds, sync->records)]++;
+	log->stats.batch_records_sum += sync->records;
+}
+
 /*
  * Batch `gen`'s WRITE and then its fdatasync succeeded: that batch and
  * every earlier one are durable (each earlier batch's WRITE completed
@@ -431,6 +462,7 @@ static void sync_finished(struct core_log *log, struct core_log_sync *sync, int 
 		fail_log(log, res);
 		return;
 	}
+	count_sync(log, sync);
 	while (log->nstored > 0 && log->gen_durable < sync->gen)
 		batch_durable(log);
 }
@@ -850,6 +882,8 @@ static void store(struct core_log *log)
 	assert(log->pending->len == 0 && log->pending->nslots == 0);
 	sync->busy = true;
 	sync->gen = b->gen;
+	sync->start_us = monotonic_us();
+	sync->records = b->records;
 	sync->cqes = 2;
 	sync->write_res = 0;
 	log->syncs_busy++;

@@ -111,6 +111,17 @@ struct core_log_config {
 	void *persisted_arg;
 };
 
+/*
+ * Histogram bounds (upper, inclusive) of the batch statistics below: an
+ * fdatasync's time in microseconds, from its WRITE's submission to its
+ * completion, and the records of a batch. The arrays have one more bucket,
+ * for what is above the last bound; counts are per bucket, not cumulative.
+ */
+#define CORE_LOG_SYNC_BUCKETS 12
+#define CORE_LOG_SYNC_US_BOUNDS \
+	{ 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000 }
+#define CORE_LOG_BATCH_RECORD_BOUNDS { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096 }
+
 struct core_log_stats {
 	uint64_t bytes;        /* record bytes stored into segments */
 	uint64_t records;      /* records stored (checkpoints included) */
@@ -123,6 +134,11 @@ struct core_log_stats {
 	uint64_t groups;       /* live groups */
 	uint64_t torn_bytes;   /* bytes cut from the file at a torn tail at open
 				* (the preallocated zeros after it included) */
+	/* Batches made durable: time of WRITE + fdatasync, records each. */
+	uint64_t sync_us[CORE_LOG_SYNC_BUCKETS + 1];
+	uint64_t sync_us_sum;
+	uint64_t batch_records[CORE_LOG_SYNC_BUCKETS + 1];
+	uint64_t batch_records_sum;
 };
 
 struct core_log;

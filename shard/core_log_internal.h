@@ -102,6 +102,8 @@ struct core_log_sync {
 	int write_res;
 	unsigned cqes;         /* completions still to come, of the two */
 	uint64_t gen;
+	uint64_t start_us;     /* CLOCK_MONOTONIC at submission */
+	uint64_t records;      /* the batch's records (its checkpoint not counted) */
 	bool busy;
 };
 

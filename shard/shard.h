@@ -172,6 +172,8 @@ struct shard_stats {
 	uint64_t compactions;  /* compactions installed (trivial moves included) */
 	uint64_t compact_read; /* bytes read by compactions */
 	uint64_t compact_written;
+	uint64_t compact_us;   /* wall time of installed compactions, start to
+			* install (they run in slices between requests) */
 	uint64_t stalls;       /* writes that waited in the stall queue (replicated:
 			        * times apply waited for a flush to make room) */
 	uint64_t block_reads;  /* blocks read from disk for gets and scans */

@@ -500,8 +500,10 @@ static int job_install(struct shard *s, struct bg_job *job)
 		shard_apply_flushed(s);
 		shard_imm_maybe_drop(s);
 	} else {
-		if (!job->marks_only)
+		if (!job->marks_only) {
 			s->stats.compactions++;
+			s->stats.compact_us += now_us() - job->started_us;
+		}
 		job_reset(s, job, false);
 	}
 	return 0;

@@ -119,6 +119,41 @@ static void test_histogram(void **state)
 	metrics_destroy(&m);
 }
 
+/* A histogram kept elsewhere and set whole; a counter kept in
+ * microseconds and shown in seconds. */
+static void test_set_histogram_and_scaled_counter(void **state)
+{
+	static const uint64_t bounds[] = { 100, 1000 };
+	static const uint64_t counts[] = { 2, 1, 1 };
+	struct metrics m;
+	int h, c;
+	char *text;
+
+	(void)state;
+	assert_int_equal(metrics_init(&m, 1), 0);
+	h = metrics_histogram(&m, "ringkv_sync_seconds", NULL, "Syncs.", 0, bounds, 2, 1e-6);
+	c = metrics_counter_scaled(&m, "ringkv_busy_seconds_total", NULL, "Busy.", 0, 1e-6);
+	assert_true(h >= 0 && c >= 0);
+	assert_int_equal(metrics_counter_scaled(&m, "ringkv_x_total", NULL, "X.", 0, 0), -EINVAL);
+	assert_int_equal(metrics_freeze(&m), 0);
+	metrics_set_histogram(m.core[0], h, counts, 5650);
+	metrics_set(m.core[0], c, 2500000);
+	text = format(&m);
+	assert_string_equal(text,
+		"# HELP ringkv_sync_seconds Syncs.\n"
+		"# TYPE ringkv_sync_seconds histogram\n"
+		"ringkv_sync_seconds_bucket{core=\"0\",le=\"0.0001\"} 2\n"
+		"ringkv_sync_seconds_bucket{core=\"0\",le=\"0.001\"} 3\n"
+		"ringkv_sync_seconds_bucket{core=\"0\",le=\"+Inf\"} 4\n"
+		"ringkv_sync_seconds_sum{core=\"0\"} 0.00565\n"
+		"ringkv_sync_seconds_count{core=\"0\"} 4\n"
+		"# HELP ringkv_busy_seconds_total Busy.\n"
+		"# TYPE ringkv_busy_seconds_total counter\n"
+		"ringkv_busy_seconds_total{core=\"0\"} 2.5\n");
+	free(text);
+	metrics_destroy(&m);
+}
+
 static void test_refusals(void **state)
 {
 	static const uint64_t down[] = { 10, 5 };
@@ -296,6 +331,7 @@ int main(void)
 		cmocka_unit_test(test_counter_per_core),
 		cmocka_unit_test(test_summed_gauge_and_help_escape),
 		cmocka_unit_test(test_histogram),
+		cmocka_unit_test(test_set_histogram_and_scaled_counter),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_family_grouping),
 		cmocka_unit_test(test_buf_grows),

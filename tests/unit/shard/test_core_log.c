@@ -575,6 +575,18 @@ static void test_one_fsync_per_flush(void **state)
 		/* + the segment's RETAIN (no group has a hard state to keep) */
 		assert_int_equal(st.records, (uint64_t)rounds * 64 + 1);
 		assert_int_equal(f->calls, (uint64_t)rounds * groups);
+		/* The histograms for metrics: every durable batch counted
+		 * once, all 64 records in the 33-64 bucket. */
+		{
+			uint64_t n = 0;
+
+			for (int b = 0; b <= CORE_LOG_SYNC_BUCKETS; b++)
+				n += st.sync_us[b];
+			assert_int_equal(n, rounds);
+			assert_int_equal(st.batch_records[6], rounds);
+			assert_int_equal(st.batch_records_sum, (uint64_t)rounds * 64);
+			assert_true(st.sync_us_sum > 0);
+		}
 		close_log(f);
 	}
 	assert_int_equal(fsyncs[0], rounds);
