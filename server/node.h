@@ -57,6 +57,8 @@ struct node_stats {
 	uint64_t refused;         /* of which refused over --max-connections */
 	uint64_t native_ops[NODE_METRICS_OPS]; /* native requests by FRAME_OP_* (0 = invalid) */
 	uint64_t replies[NODE_METRICS_STATUSES]; /* native answers by ringkv_Status */
+	uint64_t resp_ops[NODE_METRICS_RESP_OPS]; /* RESP requests by command */
+	uint64_t resp_errors;     /* RESP error replies */
 	uint64_t bytes_in;        /* received from clients */
 	uint64_t bytes_out;       /* sent to clients */
 };

@@ -140,6 +140,25 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 	return 0;
 }
 
+/* The RESP command name of `id` (resp_cmd_id), "unknown" past the table. */
+static const char *resp_op_name(unsigned id)
+{
+	size_t n;
+	const struct resp_command_info *t = resp_command_table(&n);
+
+	for (size_t k = 0; k < n; k++)
+		if ((unsigned)t[k].id == id)
+			return t[k].name;
+	return "unknown";
+}
+
+static const char requests_help[] =
+	"Client requests decoded, by protocol and operation (RESP: by command, "
+	"unknown ones as op=\"unknown\"; undecodable native frames as op=\"invalid\").";
+static const char replies_help[] =
+	"Answers queued to clients: native by status; RESP error replies as "
+	"status=\"error\".";
+
 int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 {
 	char labels[METRICS_LABELS_MAX];
@@ -148,22 +167,25 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 	for (i = 0; i < NODE_METRICS_OPS; i++) {
 		snprintf(labels, sizeof labels, "protocol=\"native\",op=\"%s\"", op_names[i]);
 		ids->requests_native[i] = metrics_counter(m, "ringkv_requests_total", labels,
-			"Client requests decoded, by protocol and operation (RESP: all commands "
-			"as op=\"any\"; undecodable native frames as op=\"invalid\").", 0);
+							  requests_help, 0);
 		CHECK(ids->requests_native[i]);
 	}
-	ids->requests_resp = metrics_counter(m, "ringkv_requests_total",
-		"protocol=\"resp\",op=\"any\"",
-		"Client requests decoded, by protocol and operation (RESP: all commands "
-		"as op=\"any\"; undecodable native frames as op=\"invalid\").", 0);
-	CHECK(ids->requests_resp);
+	for (i = 0; i < NODE_METRICS_RESP_OPS; i++) {
+		snprintf(labels, sizeof labels, "protocol=\"resp\",op=\"%s\"", resp_op_name(i));
+		ids->requests_resp[i] = metrics_counter(m, "ringkv_requests_total", labels,
+							requests_help, 0);
+		CHECK(ids->requests_resp[i]);
+	}
 	for (i = 0; i < NODE_METRICS_STATUSES; i++) {
 		snprintf(labels, sizeof labels, "protocol=\"native\",status=\"%s\"",
 			 status_names[i]);
 		ids->replies[i] = metrics_counter(m, "ringkv_replies_total", labels,
-			"Answers queued to native-protocol clients, by status.", 0);
+						  replies_help, 0);
 		CHECK(ids->replies[i]);
 	}
+	ids->resp_errors = metrics_counter(m, "ringkv_replies_total",
+					   "protocol=\"resp\",status=\"error\"", replies_help, 0);
+	CHECK(ids->resp_errors);
 	ids->forwarded = metrics_counter(m, "ringkv_requests_forwarded_total", NULL,
 		"Requests sent to the core owning their shard.", 0);
 	ids->served_for_peers = metrics_counter(m, "ringkv_requests_served_for_cores_total",
@@ -415,17 +437,17 @@ static void collect(struct metrics_core *mc, void *arg)
 	const struct node_metric_ids *ids = c->node->metric_ids;
 	const struct node_stats *st = &c->stats;
 	struct block_cache_stats cs;
-	uint64_t native = 0, memtable_used = 0, memtable_cap = 0, disk_full = 0;
+	uint64_t memtable_used = 0, memtable_cap = 0, disk_full = 0;
 	uint64_t damaged = 0, refusing = 0;
 	uint64_t levels[NODE_METRICS_LEVELS] = { 0 };
 	struct shard_stats sum = { 0 };
 	unsigned i, l;
 
-	for (i = 0; i < NODE_METRICS_OPS; i++) {
+	for (i = 0; i < NODE_METRICS_OPS; i++)
 		metrics_set(mc, ids->requests_native[i], st->native_ops[i]);
-		native += st->native_ops[i];
-	}
-	metrics_set(mc, ids->requests_resp, st->requests - native);
+	for (i = 0; i < NODE_METRICS_RESP_OPS; i++)
+		metrics_set(mc, ids->requests_resp[i], st->resp_ops[i]);
+	metrics_set(mc, ids->resp_errors, st->resp_errors);
 	for (i = 0; i < NODE_METRICS_STATUSES; i++)
 		metrics_set(mc, ids->replies[i], st->replies[i]);
 	metrics_set(mc, ids->forwarded, st->forwarded);

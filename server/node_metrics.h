@@ -14,6 +14,7 @@
 #ifndef RINGKV_SERVER_NODE_METRICS_H
 #define RINGKV_SERVER_NODE_METRICS_H
 
+#include "proto/resp_commands.h"
 #include <stdint.h>
 
 #include "core/metrics.h"
@@ -22,6 +23,8 @@ struct node;
 struct node_core;
 
 #define NODE_METRICS_OPS 5       /* invalid, get, put, delete, scan (FRAME_OP_*) */
+/* RESP requests by command (resp_cmd_id), the last for unknown commands. */
+#define NODE_METRICS_RESP_OPS (RESP_CMD_TOP_COUNT + 1)
 #define NODE_METRICS_STATUSES 11 /* ringkv_Status OK .. UNKNOWN */
 #define NODE_METRICS_ROLES 4     /* enum raft_role */
 #define NODE_METRICS_LEVELS 7    /* MANIFEST_LEVELS */
@@ -29,7 +32,8 @@ struct node_core;
 /* Series ids, fixed at start-up. */
 struct node_metric_ids {
 	int requests_native[NODE_METRICS_OPS];
-	int requests_resp;
+	int requests_resp[NODE_METRICS_RESP_OPS];
+	int resp_errors;
 	int replies[NODE_METRICS_STATUSES];
 	int forwarded;
 	int served_for_peers;

@@ -627,6 +627,7 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 
 	reply_reset(r);
 	ci = resp_command_lookup(cmd->argv[0].data, cmd->argv[0].len);
+	conn->core->stats.resp_ops[ci ? (unsigned)ci->id : RESP_CMD_TOP_COUNT]++;
 	if (!ci) {
 		resp_format_unknown_command(err, sizeof err, cmd->argv, cmd->argc);
 		reply_error(conn, r, err);

@@ -39,6 +39,7 @@ void reply_simple(struct conn *conn, struct reply *r, const char *text)
 
 void reply_error(struct conn *conn, struct reply *r, const char *text)
 {
+	conn->core->stats.resp_errors++;
 	REPLY_WRITE(conn, r, resp_size_error(strlen(text)), resp_write_error_str(&o, text));
 }
 
