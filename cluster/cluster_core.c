@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -591,6 +592,20 @@ static int log_restore(void *arg, const struct core_log_group_state *st)
 	return 0;
 }
 
+/* Whether a replica's marker says "undecided" (else: joining). Start-up. */
+static bool marker_says_undecided(const char *path)
+{
+	char buf[16] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	return n == 9 && memcmp(buf, "undecided", 9) == 0;
+}
+
 /* Feeds raft_restore from what the log and the shard hold (see
  * docs/cluster/replica.md, "Restart"). */
 static int restore_group(struct cluster_core *c, struct replica *rep, char *err, size_t errlen)
@@ -660,20 +675,35 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 		}
 	}
 	/* Nothing at all (a new group, or a wiped node's), or a marker left
-	 * by such a start that never caught up: see join_check in replica.c.
-	 * The marker is durable before anything of the group is. */
+	 * by such a start that was not settled: see join_check and
+	 * undecided_filter in replica.c. The marker is durable before
+	 * anything of the group is; it says "undecided" or is empty
+	 * (joining). */
 	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
-	if (r > 1 && c->node->cfg.join_existing &&
-	    ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
+	if (r > 1 && ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
 		const char *base = strrchr(rep->join_marker, '/') + 1;
+		bool marked = access(rep->join_marker, F_OK) == 0;
+		bool undecided = marked ? marker_says_undecided(rep->join_marker)
+					: !c->node->cfg.join_existing;
 
-		rep->joining = true;
-		log_info("replica %u: joining (started empty, or not caught up before a restart): "
-			 "no vote until caught up from a leader", rep->id);
-		rv = durable_file_replace(c->node->data_dir, base, "", 0);
-		if (rv) {
-			snprintf(err, errlen, "%s: %s", rep->join_marker, strerror(-rv));
-			return rv;
+		if (undecided && !c->node->cfg.join_existing) {
+			rep->undecided = true;
+			log_info("replica %u: started empty: a new group, or a wiped node's; "
+				 "no vote for a candidate with a log until its peers tell which",
+				 rep->id);
+		} else {
+			rep->joining = true;
+			log_info("replica %u: joining (started empty, or not caught up before a "
+				 "restart): no vote until caught up from a leader", rep->id);
+		}
+		if (!marked || (rep->joining && undecided)) {
+			rv = rep->undecided ? durable_file_replace(c->node->data_dir, base,
+								   "undecided", 9)
+					    : durable_file_replace(c->node->data_dir, base, "", 0);
+			if (rv) {
+				snprintf(err, errlen, "%s: %s", rep->join_marker, strerror(-rv));
+				return rv;
+			}
 		}
 	}
 	rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, entries, n);

@@ -21,6 +21,7 @@
 #include "core/log.h"
 
 static void join_check(struct replica *rep);
+static void undecided_settled(struct replica *rep);
 
 static struct cluster_node *node_of(const struct replica *rep)
 {
@@ -466,6 +467,10 @@ void replica_tick(struct replica *rep)
 
 	if (rep->joining)
 		join_check(rep);
+	/* Elected with an empty log by a majority that granted it: the group
+	 * had no history on a majority, so nothing is lost. */
+	if (rep->undecided && raft_role(rep->raft) == RAFT_LEADER)
+		undecided_settled(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
 		rep->tick_hold--;
 	else if (!rep->joining)
@@ -569,6 +574,17 @@ static void join_unlinked(struct io_op *op, int res, unsigned flags)
 		log_warn("replica %u: %s: %s", rep->id, rep->join_marker, strerror(-res));
 }
 
+static void marker_unlink(struct replica *rep)
+{
+	struct io_uring_sqe *sqe = io_ring_get_sqe(&rep->core->r->io);
+
+	rep->join_op.done = join_unlinked;
+	rep->join_op.data = rep;
+	io_op_attach(sqe, &rep->join_op);
+	io_uring_prep_unlinkat(sqe, AT_FDCWD, rep->join_marker, 0);
+	rep->join_unlinking = true;
+}
+
 static void join_check(struct replica *rep)
 {
 	uint64_t applied = shard_applied_index(rep->shard);
@@ -585,21 +601,93 @@ static void join_check(struct replica *rep)
 	rep->joining = false;
 	/* The marker goes (a crash before this is durable only means the
 	 * node waits to catch up once more after a restart). */
-	{
-		struct io_uring_sqe *sqe = io_ring_get_sqe(&rep->core->r->io);
-
-		rep->join_op.done = join_unlinked;
-		rep->join_op.data = rep;
-		io_op_attach(sqe, &rep->join_op);
-		io_uring_prep_unlinkat(sqe, AT_FDCWD, rep->join_marker, 0);
-		rep->join_unlinking = true;
-	}
+	marker_unlink(rep);
 	log_info("replica %u: caught up from the leader at index %llu; it votes again", rep->id,
 		 (unsigned long long)rep->join_target);
 }
 
+/*
+ * A replica that started empty without --initial-cluster-state existing is
+ * `undecided`: the first replica of a new group, or a wiped node's, which
+ * must not help elect a leader that lacks what it acknowledged before (an
+ * entry committed on {old leader, this node} would be lost if the third
+ * node, lacking it, won with this node's vote). Peers' messages tell:
+ *   - a vote request from a candidate with an empty log is granted as Raft
+ *     would (all replicas of a new group start empty; in a group with a
+ *     history, a candidate with an empty log has nothing and cannot win
+ *     without a second empty node: two faults of three);
+ *   - a vote request from a candidate with a log, a snapshot, or an APPEND
+ *     that is not a new group's first (it has a commit index, starts
+ *     after index 0, or carries entries of an earlier term) says the group
+ *     has a history: the replica becomes `joining` (no vote until it caught
+ *     up from a leader, as with `existing`);
+ *   - an APPEND of a new group's first leader (after index 0, commit 0,
+ *     every entry of the leader's term: nothing was committed before this
+ *     term, so nothing can have been lost) settles it as a new member.
+ * It ticks and may campaign meanwhile: its vote requests carry an empty
+ * log, so members with a history refuse them. The marker file (content
+ * "undecided") keeps the state across restarts until settled.
+ * Returns 1 to accept the message, -1 to drop it, 0 for the joining rules.
+ */
+static void undecided_joins(struct replica *rep, const char *why)
+{
+	rep->undecided = false;
+	rep->joining = true;
+	log_warn("replica %u: started empty in a group with a history (%s): a wiped node? "
+		 "no vote until caught up from a leader", rep->id, why);
+}
+
+static int undecided_filter(struct replica *rep, const struct raft_msg *m)
+{
+	switch (m->type) {
+	case RAFT_MSG_PREVOTE:
+	case RAFT_MSG_VOTE:
+		if (m->index == 0)
+			return 1;
+		undecided_joins(rep, "a candidate with a log");
+		return 0;
+	case RAFT_MSG_APPEND:
+		if (m->term < raft_term(rep->raft))
+			return 1; /* Raft refuses a stale leader by itself */
+		if (m->index == 0 && m->commit == 0) {
+			uint32_t i = 0;
+
+			while (i < m->n_entries && m->entries[i].term == m->term)
+				i++;
+			if (i == m->n_entries) {
+				undecided_settled(rep);
+				return 1;
+			}
+		}
+		undecided_joins(rep, "a leader with a history");
+		return 0;
+	case RAFT_MSG_SNAPSHOT:
+		undecided_joins(rep, "a leader sends a snapshot");
+		return 0;
+	case RAFT_MSG_TIMEOUT_NOW:
+		rep->votes_withheld++;
+		return -1;
+	default:
+		return 1;
+	}
+}
+
+static void undecided_settled(struct replica *rep)
+{
+	rep->undecided = false;
+	marker_unlink(rep);
+	log_info("replica %u: a new group (its first leader's first entries): it votes as any "
+		 "member", rep->id);
+}
+
 bool replica_accept(struct replica *rep, const struct raft_msg *m)
 {
+	if (rep->undecided) {
+		int v = undecided_filter(rep, m);
+
+		if (v != 0)
+			return v > 0;
+	}
 
 	if (m->type == RAFT_MSG_SNAPSHOT && m->term >= raft_term(rep->raft) &&
 	    m->index > raft_commit_index(rep->raft) &&
@@ -865,6 +953,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->snap_rejected = rep->snap_rejected;
 	out->votes_withheld = rep->votes_withheld;
 	out->joining = rep->joining;
+	out->undecided = rep->undecided;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
 	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
 		if (rep->sends[i] && rep->sends[i]->state == SNAP_SEND_STREAMING)

@@ -284,6 +284,7 @@ struct replica_status {
 	uint64_t snap_rejected;     /* chunks refused (checks, order) */
 	uint64_t votes_withheld;    /* vote requests dropped while joining */
 	bool joining;               /* started empty, not caught up yet */
+	bool undecided;             /* started empty: new group or wiped node, not told yet */
 	bool snapshot_sending;      /* a stream to a follower is under way */
 	bool snapshot_receiving;    /* a stream from the leader, or its install */
 };

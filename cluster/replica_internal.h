@@ -160,6 +160,10 @@ struct replica {
 	bool installing;                 /* apply and background slices stopped */
 	bool joining;                    /* came up empty: votes withheld until
 					  * caught up from a leader */
+	bool undecided;                  /* came up empty without --initial-cluster-
+					  * state existing: a new group or a wiped
+					  * node's, told apart by what peers send
+					  * (replica.c, undecided_filter) */
 	uint64_t join_target;            /* leader commit seen first; caught up
 					  * once applied reaches it */
 	char join_marker[PATH_MAX + 16]; /* DATA/shard-N.joining: durable while

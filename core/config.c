@@ -82,7 +82,9 @@ void config_usage(FILE *out, const char *prog)
 		"  --snapshot-lag ENTRIES   a leader stops keeping its log for a follower this\n"
 		"                           far behind; it gets a snapshot (default 65536)\n"
 		"  --initial-cluster-state new|existing  existing: a replica found empty\n"
-		"                           never votes before it caught up (default new)\n"
+		"                           never votes before it caught up; new (default):\n"
+		"                           it votes only for empty candidates until peers\n"
+		"                           show a history (then as existing)\n"
 		"  -h, --help               this text\n"
 		"  -V, --version            print the version, exit\n",
 		prog, prog);

@@ -889,6 +889,72 @@ static void test_three_nodes(void **state)
 		rm_rf(nodes[id].dir);
 }
 
+/*
+ * A wiped node restarted with the default flags must not hand the
+ * election to a node that lacks what the wiped one acknowledged. Writes
+ * commit on nodes 1 and 3 while node 2 is down; then 1 and 3 stop, 3's data
+ * dir is wiped, and 2 (behind) and 3 (empty) start. If 3 granted 2's vote
+ * request, 2 would lead and the writes would be gone; so for many election
+ * timeouts there must be no leader, and 3 must have become "joining".
+ * Once node 1 is back, it leads, 3 catches up, and every write is there.
+ */
+static void test_wiped_node_elects_no_stale_leader(void **state)
+{
+	uint64_t leader;
+
+	(void)state;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 1, 3);
+	key_space = 40;
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3);
+	assert_true(wait_leader(3, 0, 5000) != 0);
+	/* Every replica settled as a member of a new group (a replica that
+	 * restarts before it settled comes back withholding its vote too). */
+	for (unsigned id = 1, t = 0; id <= 3; t++) {
+		refresh(&nodes[id]);
+		if (!nodes[id].status[0].st.undecided && !nodes[id].status[0].st.joining) {
+			id++;
+			continue;
+		}
+		assert_true(t < 500);
+		sleep_ms(10);
+	}
+	node_stop(2);
+	leader = wait_leader(3, 0, 5000);
+	assert_true(leader == 1 || leader == 3);
+	write_ok(leader, 0, 0, 40);
+	assert_true(converged(3, 0, 5000));
+	node_stop(1);
+	node_stop(3);
+	rm_rf(nodes[3].dir);
+	node_start(2, 3);
+	node_start(3, 3);
+	/* 20 election timeouts: plenty for 2 to win if 3 voted for it. */
+	for (unsigned t = 0; t < 20 * ELECTION_MS / 10; t++) {
+		for (unsigned id = 2; id <= 3; id++) {
+			refresh(&nodes[id]);
+			assert_true(nodes[id].status[0].st.role != RAFT_LEADER);
+		}
+		sleep_ms(10);
+	}
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.joining);
+	assert_true(nodes[3].status[0].st.votes_withheld > 0);
+	node_start(1, 3);
+	leader = wait_leader(3, 0, 8000);
+	assert_int_equal(leader, 1);
+	assert_true(converged(3, 0, 8000));
+	read_ok(leader, 0, 0, 40);
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].keys, 40);
+	for (unsigned id = 1; id <= 3; id++)
+		node_stop(id);
+	for (unsigned id = 1; id <= 3; id++)
+		rm_rf(nodes[id].dir);
+}
+
 /* writes[first, +count): write i goes to shard i % shards. */
 static bool job_propose_spread(struct tcore *c)
 {
@@ -1302,6 +1368,7 @@ int main(void)
 		cmocka_unit_test(test_converged_needs_commit_of_term),
 		cmocka_unit_test(test_one_node),
 		cmocka_unit_test(test_three_nodes),
+		cmocka_unit_test(test_wiped_node_elects_no_stale_leader),
 		cmocka_unit_test(test_compaction_and_restart),
 		cmocka_unit_test(test_outcome_matches_replicas),
 		cmocka_unit_test(test_overwritten_outcome),
