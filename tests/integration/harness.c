@@ -3,6 +3,7 @@
 
 #include "tools/libringkv.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -78,11 +79,19 @@ const char *harness_tmpdir(void)
 	return dirs[ndirs++];
 }
 
-static long now_ms(void)
+long harness_now_ms(void)
 {
 	struct timespec ts;
+
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+void harness_sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
 }
 
 int server_start(struct server *s, const char *binary, const char *const *args)
@@ -124,8 +133,8 @@ int server_start(struct server *s, const char *binary, const char *const *args)
 	close(pipefd[1]);
 	track(pid);
 	s->pid = pid;
-	deadline = now_ms() + 15000;
-	while (now_ms() < deadline) {
+	deadline = harness_now_ms() + 15000;
+	while (harness_now_ms() < deadline) {
 		struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
 		char *p;
 		ssize_t r;
@@ -156,13 +165,13 @@ int server_start(struct server *s, const char *binary, const char *const *args)
 
 int server_stop(struct server *s, int sig, int timeout_ms)
 {
-	long deadline = now_ms() + timeout_ms;
+	long deadline = harness_now_ms() + timeout_ms;
 	int status;
 
 	if (s->pid <= 0)
 		return -1;
 	kill(s->pid, sig);
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		pid_t r = waitpid(s->pid, &status, WNOHANG);
 		if (r == s->pid) {
 			untrack(s->pid);
@@ -204,12 +213,12 @@ int run_capture(const char *binary, const char *const *args, char *buf, size_t l
 	}
 	close(pipefd[1]);
 	track(pid);
-	deadline = now_ms() + 15000;
+	deadline = harness_now_ms() + 15000;
 	for (;;) {
 		struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
 		ssize_t r;
 
-		if (now_ms() > deadline) {
+		if (harness_now_ms() > deadline) {
 			kill(pid, SIGKILL);
 			break;
 		}
@@ -243,4 +252,162 @@ void harness_close_all(struct rkv_client **c, unsigned n)
 {
 	for (unsigned k = 0; k < n; k++)
 		rkv_close(c[k]);
+}
+
+/* ---- a cluster of ringkvd nodes ---------------------------------------------- */
+
+void cluster_init(struct cluster *c, const char *binary, unsigned count,
+		  const char *host_prefix, unsigned port)
+{
+	size_t used = 0;
+
+	CHECK(count >= 1 && count <= CLUSTER_MAX_NODES, "%u nodes", count);
+	memset(c, 0, sizeof *c);
+	c->binary = binary;
+	c->count = count;
+	c->connect_timeout_ms = 2000;
+	c->request_timeout_ms = 3000;
+	c->base_dir = harness_tmpdir();
+	CHECK(c->base_dir, "mkdtemp");
+	for (unsigned i = 0; i < count; i++) {
+		struct cluster_node *n = &c->nodes[i];
+
+		snprintf(n->id, sizeof n->id, "%u", i + 1);
+		snprintf(n->peer, sizeof n->peer, "%s%u:%u", host_prefix, i + 1, port);
+		snprintf(n->dir, sizeof n->dir, "%s/node%u", c->base_dir, i + 1);
+		used += (size_t)snprintf(c->initial + used, sizeof c->initial - used, "%s%u=%s",
+					 i ? "," : "", i + 1, n->peer);
+		CHECK(used < sizeof c->initial, "--initial-cluster too long");
+	}
+}
+
+void cluster_keep_logs(struct cluster *c, const char *dir)
+{
+	for (unsigned i = 0; i < c->count; i++) {
+		struct cluster_node *n = &c->nodes[i];
+
+		snprintf(n->log, sizeof n->log, "%s/node%u.log", dir ? dir : c->base_dir, i + 1);
+		n->srv.stderr_path = n->log;
+	}
+}
+
+void cluster_start(struct cluster *c, unsigned i)
+{
+	struct cluster_node *n = &c->nodes[i];
+	const char *args[40];
+	unsigned k = 0;
+
+	assert(i < c->count && !n->up);
+	args[k++] = "--node-id";
+	args[k++] = n->id;
+	args[k++] = "--initial-cluster";
+	args[k++] = c->initial;
+	args[k++] = "--data-dir";
+	args[k++] = n->dir;
+	for (unsigned j = 0; c->args && c->args[j]; j++, k++) {
+		CHECK(k < 28, "node %u: too many flags for server_start", i + 1);
+		args[k] = c->args[j];
+	}
+	for (unsigned j = 0; n->args[j]; j++, k++) {
+		CHECK(k < 28, "node %u: too many flags for server_start", i + 1);
+		args[k] = n->args[j];
+	}
+	args[k] = NULL;
+	CHECK(server_start(&n->srv, c->binary, args) == 0, "node %u did not start%s%s", i + 1,
+	      n->log[0] ? " (see " : "", n->log[0] ? n->log : "");
+	n->up = true;
+}
+
+void cluster_start_all(struct cluster *c)
+{
+	for (unsigned i = 0; i < c->count; i++)
+		cluster_start(c, i);
+}
+
+void cluster_kill(struct cluster *c, unsigned i)
+{
+	cluster_drop_client(c, i);
+	CHECK(server_stop(&c->nodes[i].srv, SIGKILL, 10000) != -1, "kill -9 node %u", i + 1);
+	c->nodes[i].up = false;
+}
+
+void cluster_stop(struct cluster *c, unsigned i, int timeout_ms)
+{
+	int status;
+
+	cluster_drop_client(c, i);
+	status = server_stop(&c->nodes[i].srv, SIGTERM, timeout_ms);
+	c->nodes[i].up = false;
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "node %u should stop cleanly on SIGTERM (status %d)%s%s", i + 1, status,
+	      c->nodes[i].log[0] ? ", see " : "", c->nodes[i].log);
+}
+
+void cluster_stop_all(struct cluster *c, int timeout_ms)
+{
+	for (unsigned i = 0; i < c->count; i++)
+		if (c->nodes[i].up)
+			cluster_stop(c, i, timeout_ms);
+}
+
+struct rkv_client *cluster_client(struct cluster *c, unsigned i)
+{
+	struct cluster_node *n = &c->nodes[i];
+	char err[256];
+
+	if (!n->up)
+		return NULL;
+	if (!n->client) {
+		if (rkv_connect_timeout(n->srv.addr, c->connect_timeout_ms, &n->client, err,
+					sizeof err) != 0) {
+			n->client = NULL;
+			return NULL;
+		}
+		rkv_set_timeout(n->client, c->request_timeout_ms);
+	}
+	return n->client;
+}
+
+void cluster_drop_client(struct cluster *c, unsigned i)
+{
+	if (c->nodes[i].client) {
+		rkv_close(c->nodes[i].client);
+		c->nodes[i].client = NULL;
+	}
+}
+
+/* Every shard has a leader and every node's client address is known. */
+static bool all_led(const struct rkv_cluster_map *m)
+{
+	for (size_t s = 0; s < m->shard_count; s++)
+		if (m->shards[s].leader == 0)
+			return false;
+	for (size_t i = 0; i < m->node_count; i++)
+		if (!m->nodes[i].client[0])
+			return false;
+	return true;
+}
+
+struct rkv_cluster_map *cluster_wait_leaders(struct cluster *c, unsigned i, long within_ms)
+{
+	long deadline = harness_now_ms() + within_ms;
+
+	while (harness_now_ms() < deadline) {
+		struct rkv_cluster_map *m = NULL;
+		struct rkv_client *client;
+		char err[256];
+
+		/* A fresh connection each time: the node may just have started. */
+		if (rkv_connect_timeout(c->nodes[i].srv.addr, 2000, &client, err, sizeof err) == 0) {
+			rkv_set_timeout(client, 3000);
+			if (rkv_cluster_map(client, &m) != 0)
+				m = NULL;
+			rkv_close(client);
+		}
+		if (m && all_led(m))
+			return m;
+		rkv_cluster_map_free(m);
+		harness_sleep_ms(100);
+	}
+	return NULL;
 }
