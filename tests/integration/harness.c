@@ -187,6 +187,14 @@ int server_stop(struct server *s, int sig, int timeout_ms)
 	return -1;
 }
 
+void server_stop_clean(struct server *s, int timeout_ms, const char *what)
+{
+	int status = server_stop(s, SIGTERM, timeout_ms);
+
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "%s should stop cleanly on SIGTERM (status %d)", what, status);
+}
+
 int run_capture(const char *binary, const char *const *args, char *buf, size_t len)
 {
 	const char *argv[32];
@@ -333,14 +341,14 @@ void cluster_kill(struct cluster *c, unsigned i)
 
 void cluster_stop(struct cluster *c, unsigned i, int timeout_ms)
 {
-	int status;
+	struct cluster_node *n = &c->nodes[i];
+	char what[700];
 
 	cluster_drop_client(c, i);
-	status = server_stop(&c->nodes[i].srv, SIGTERM, timeout_ms);
-	c->nodes[i].up = false;
-	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	      "node %u should stop cleanly on SIGTERM (status %d)%s%s", i + 1, status,
-	      c->nodes[i].log[0] ? ", see " : "", c->nodes[i].log);
+	snprintf(what, sizeof what, "node %u%s%s%s", i + 1, n->log[0] ? " (see " : "", n->log,
+		 n->log[0] ? ")" : "");
+	n->up = false;
+	server_stop_clean(&n->srv, timeout_ms, what);
 }
 
 void cluster_stop_all(struct cluster *c, int timeout_ms)

@@ -61,6 +61,10 @@ int server_start(struct server *s, const char *binary, const char *const *args);
  * waitpid reports it, or -1 on timeout (then it is SIGKILLed). */
 int server_stop(struct server *s, int sig, int timeout_ms);
 
+/* SIGTERM, then fails the test (naming `what`) unless it exits 0 within
+ * timeout_ms. */
+void server_stop_clean(struct server *s, int timeout_ms, const char *what);
+
 /* Runs `binary` with args to completion (timeout 15 s), returns its exit
  * code (or 128+signal), capturing stderr into buf. */
 int run_capture(const char *binary, const char *const *args, char *buf, size_t len);
