@@ -94,30 +94,41 @@ void harness_sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-int server_start(struct server *s, const char *binary, const char *const *args)
+/*
+ * Forks and runs `binary` with the words of `pre` (NULL-terminated, may be
+ * NULL) and then those of `args` (likewise; 31 words in all at most). Its
+ * stdout goes to a pipe whose read end is returned in *fd; so does its
+ * stderr when capture_stderr, else it goes to stderr_path (appended) when
+ * that is not NULL, or stays ours. The child is tracked (harness_cleanup
+ * kills it). Returns its pid, or -1.
+ */
+static pid_t spawn(const char *binary, const char *const *pre, const char *const *args,
+		   bool capture_stderr, const char *stderr_path, int *fd)
 {
 	const char *argv[32];
-	char line[512];
-	size_t used = 0;
 	int pipefd[2];
 	unsigned n = 0;
-	long deadline;
 	pid_t pid;
 
 	argv[n++] = binary;
-	argv[n++] = "--listen";
-	argv[n++] = "127.0.0.1:0";
+	for (unsigned i = 0; pre && pre[i] && n < 31; i++)
+		argv[n++] = pre[i];
 	for (unsigned i = 0; args && args[i] && n < 31; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
 	if (pipe(pipefd) != 0)
 		return -1;
 	pid = fork();
-	if (pid < 0)
+	if (pid < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
 		return -1;
+	}
 	if (pid == 0) {
-		if (s->stderr_path) {
-			int efd = open(s->stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (capture_stderr) {
+			dup2(pipefd[1], STDERR_FILENO);
+		} else if (stderr_path) {
+			int efd = open(stderr_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
 			if (efd >= 0) {
 				dup2(efd, STDERR_FILENO);
@@ -132,16 +143,32 @@ int server_start(struct server *s, const char *binary, const char *const *args)
 	}
 	close(pipefd[1]);
 	track(pid);
+	*fd = pipefd[0];
+	return pid;
+}
+
+int server_start(struct server *s, const char *binary, const char *const *args)
+{
+	static const char *const listen_any[] = { "--listen", "127.0.0.1:0", NULL };
+	char line[512];
+	size_t used = 0;
+	int out_fd;
+	long deadline;
+	pid_t pid;
+
+	pid = spawn(binary, listen_any, args, false, s->stderr_path, &out_fd);
+	if (pid < 0)
+		return -1;
 	s->pid = pid;
 	deadline = harness_now_ms() + 15000;
 	while (harness_now_ms() < deadline) {
-		struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+		struct pollfd pfd = { .fd = out_fd, .events = POLLIN };
 		char *p;
 		ssize_t r;
 
 		if (poll(&pfd, 1, 200) <= 0)
 			continue;
-		r = read(pipefd[0], line + used, sizeof line - 1 - used);
+		r = read(out_fd, line + used, sizeof line - 1 - used);
 		if (r <= 0)
 			break;
 		used += (size_t)r;
@@ -152,13 +179,13 @@ int server_start(struct server *s, const char *binary, const char *const *args)
 			snprintf(s->addr, sizeof s->addr, "127.0.0.1:%d", s->port);
 			/* Keep the pipe open in a detached reader? The server
 			 * writes only at start-up, so closing is safe. */
-			close(pipefd[0]);
+			close(out_fd);
 			return 0;
 		}
 		if (used >= sizeof line - 1)
 			break;
 	}
-	close(pipefd[0]);
+	close(out_fd);
 	server_stop(s, SIGKILL, 5000);
 	return -1;
 }
@@ -197,33 +224,17 @@ void server_stop_clean(struct server *s, int timeout_ms, const char *what)
 
 int run_capture(const char *binary, const char *const *args, char *buf, size_t len)
 {
-	const char *argv[32];
-	int pipefd[2], status;
-	unsigned n = 0;
+	int out_fd, status;
 	size_t used = 0;
 	long deadline;
 	pid_t pid;
 
-	argv[n++] = binary;
-	for (unsigned i = 0; args && args[i] && n < 31; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	if (pipe(pipefd) != 0)
+	pid = spawn(binary, NULL, args, true, NULL, &out_fd);
+	if (pid < 0)
 		return -1;
-	pid = fork();
-	if (pid == 0) {
-		dup2(pipefd[1], STDERR_FILENO);
-		dup2(pipefd[1], STDOUT_FILENO);
-		close(pipefd[0]);
-		close(pipefd[1]);
-		execv(binary, (char *const *)argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
-	track(pid);
 	deadline = harness_now_ms() + 15000;
 	for (;;) {
-		struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+		struct pollfd pfd = { .fd = out_fd, .events = POLLIN };
 		ssize_t r;
 
 		if (harness_now_ms() > deadline) {
@@ -232,7 +243,7 @@ int run_capture(const char *binary, const char *const *args, char *buf, size_t l
 		}
 		if (poll(&pfd, 1, 100) <= 0)
 			continue;
-		r = read(pipefd[0], buf + used, len - 1 - used);
+		r = read(out_fd, buf + used, len - 1 - used);
 		if (r <= 0)
 			break;
 		used += (size_t)r;
@@ -240,7 +251,7 @@ int run_capture(const char *binary, const char *const *args, char *buf, size_t l
 			break;
 	}
 	buf[used] = '\0';
-	close(pipefd[0]);
+	close(out_fd);
 	waitpid(pid, &status, 0);
 	untrack(pid);
 	if (WIFEXITED(status))
