@@ -131,6 +131,15 @@ static void expect(const struct w *env, int code, const char *fragment)
 		fail_msg("error \"%s\" does not mention \"%s\"", why, fragment);
 }
 
+/* expect() of an envelope holding just the RaftMessage m. */
+static void expect_raft(const struct w *m, int code, const char *fragment)
+{
+	struct w env = { .n = 0 };
+
+	w_sub(&env, ringkv_peer_Envelope_raft_tag, m);
+	expect(&env, code, fragment);
+}
+
 static void test_hand_made_refused(void **state)
 {
 	struct w m, e, h, env;
@@ -151,25 +160,19 @@ static void test_hand_made_refused(void **state)
 		w_u64(&m, ringkv_peer_RaftMessage_type_tag, type);
 		w_u64(&m, ringkv_peer_RaftMessage_from_tag, 1);
 		w_u64(&m, ringkv_peer_RaftMessage_to_tag, 2);
-		env.n = 0;
-		w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-		expect(&env, RKV_EINVAL, "unknown type");
+		expect_raft(&m, RKV_EINVAL, "unknown type");
 	}
 
 	/* from or to missing (node 0). */
 	m.n = 0;
 	w_u64(&m, ringkv_peer_RaftMessage_type_tag, RAFT_MSG_VOTE);
 	w_u64(&m, ringkv_peer_RaftMessage_from_tag, 1);
-	env.n = 0;
-	w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-	expect(&env, RKV_EINVAL, "node 0");
+	expect_raft(&m, RKV_EINVAL, "node 0");
 
 	/* A bool that is neither 0 nor 1. */
 	w_heartbeat(&m);
 	w_u64(&m, ringkv_peer_RaftMessage_reject_tag, 2);
-	env.n = 0;
-	w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-	expect(&env, RKV_EINVAL, "out of range");
+	expect_raft(&m, RKV_EINVAL, "out of range");
 
 	/* Unknown entry type; entry without a type. */
 	for (int t = 0; t < 2; t++) {
@@ -179,9 +182,7 @@ static void test_hand_made_refused(void **state)
 		if (t == 0)
 			w_u64(&e, ringkv_peer_Entry_type_tag, 4);
 		w_sub(&m, ringkv_peer_RaftMessage_entries_tag, &e);
-		env.n = 0;
-		w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-		expect(&env, RKV_EINVAL, "entry: unknown type");
+		expect_raft(&m, RKV_EINVAL, "entry: unknown type");
 	}
 
 	/* Bad confs: a bad role, a duplicate id, a wrong length, empty. */
@@ -200,22 +201,16 @@ static void test_hand_made_refused(void **state)
 			n = 0; /* empty bytes field written explicitly */
 		w_heartbeat(&m);
 		w_bytes(&m, ringkv_peer_RaftMessage_conf_tag, bad_conf, n);
-		env.n = 0;
-		w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-		expect(&env, RKV_EINVAL, "bad conf");
+		expect_raft(&m, RKV_EINVAL, "bad conf");
 	}
 
 	/* Wrong wire types for known fields. */
 	w_heartbeat(&m);
 	w_bytes(&m, ringkv_peer_RaftMessage_term_tag, "ab", 2);
-	env.n = 0;
-	w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-	expect(&env, RKV_EPROTO, "field 7");
+	expect_raft(&m, RKV_EPROTO, "field 7");
 	w_heartbeat(&m);
 	w_u64(&m, ringkv_peer_RaftMessage_entries_tag, 1);
-	env.n = 0;
-	w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-	expect(&env, RKV_EPROTO, "field 14");
+	expect_raft(&m, RKV_EPROTO, "field 14");
 	env.n = 0;
 	w_u64(&env, ringkv_peer_Envelope_raft_tag, 1);
 	expect(&env, RKV_EPROTO, "envelope");
@@ -227,33 +222,25 @@ static void test_hand_made_refused(void **state)
 		w_heartbeat(&m);
 		w_tag(&m, 60, wt);
 		w_varint(&m, 0);
-		env.n = 0;
-		w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-		expect(&env, RKV_EPROTO, NULL);
+		expect_raft(&m, RKV_EPROTO, NULL);
 	}
 
 	/* A zero field number, a varint of 11 bytes, one past 64 bits. */
 	w_heartbeat(&m);
 	m.b[m.n++] = 0x00;
-	env.n = 0;
-	w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-	expect(&env, RKV_EPROTO, "key");
+	expect_raft(&m, RKV_EPROTO, "key");
 	w_heartbeat(&m);
 	w_tag(&m, ringkv_peer_RaftMessage_term_tag, 0);
 	for (int i = 0; i < 10; i++)
 		m.b[m.n++] = 0xff;
 	m.b[m.n++] = 0x01;
-	env.n = 0;
-	w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-	expect(&env, RKV_EPROTO, "field 7");
+	expect_raft(&m, RKV_EPROTO, "field 7");
 	w_heartbeat(&m);
 	w_tag(&m, ringkv_peer_RaftMessage_term_tag, 0);
 	for (int i = 0; i < 9; i++)
 		m.b[m.n++] = 0xff;
 	m.b[m.n++] = 0x02; /* bit 64 */
-	env.n = 0;
-	w_sub(&env, ringkv_peer_Envelope_raft_tag, &m);
-	expect(&env, RKV_EPROTO, "field 7");
+	expect_raft(&m, RKV_EPROTO, "field 7");
 
 	/* Kinds mixed, or one kind twice. */
 	h.n = 0;
