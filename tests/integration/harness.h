@@ -1,8 +1,9 @@
 /*
  * Helpers for integration tests that run real ringkvd processes on
  * 127.0.0.1: start one on an ephemeral port, stop it (signal + wait with a
- * deadline), temporary data directories. Every process a test starts, the
- * harness stops, also when a check fails (CHECK exits through the cleanup).
+ * deadline), temporary data directories, and a cluster of N nodes (struct
+ * cluster, below). Every process a test starts, the harness stops, also
+ * when a check fails (CHECK exits through the cleanup).
  */
 #ifndef RINGKV_TESTS_HARNESS_H
 #define RINGKV_TESTS_HARNESS_H
