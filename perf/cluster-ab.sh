@@ -25,30 +25,21 @@ bench=${RINGKV_BENCH:-$root/build/perf/bench/ringkv-bench}
 cli=${RINGKV_CLI:-$root/build/tools/ringkv}
 data_root=${TMPDIR:-/var/tmp}
 
-# usage, die, stop_pid
+# usage, die, parse_options, in_range, round_order, stop_pids
 # shellcheck source=perf/lib.sh
 . "$root/perf/lib.sh"
 
 args=()
-while [ $# -gt 0 ]; do
+value_options=(rounds duration warmup connections pipeline keys value_size env_b server_cpus
+	       bench_cpus)
+other_option() {
 	case $1 in
-	--rounds) rounds=${2:?}; shift 2 ;;
-	--duration) duration=${2:?}; shift 2 ;;
-	--warmup) warmup=${2:?}; shift 2 ;;
-	--connections) connections=${2:?}; shift 2 ;;
-	--pipeline) pipeline=${2:?}; shift 2 ;;
-	--keys) keys=${2:?}; shift 2 ;;
-	--value-size) value_size=${2:?}; shift 2 ;;
-	--env-b) env_b=${2:?}; shift 2 ;;
-	--server-cpus) server_cpus=${2:?}; shift 2 ;;
-	--bench-cpus) bench_cpus=${2:?}; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
 	-*) echo "$prog: unknown option '$1' (see --help)" >&2; exit 2 ;;
-	*) args+=("$1"); shift ;;
+	*) args+=("$1"); taken=1 ;;
 	esac
-done
+}
+parse_options "$@"
 [ ${#args[@]} -eq 2 ] || { echo "$prog: two ringkvd binaries expected (see --help)" >&2; exit 2; }
-in_range() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 in_range "$rounds" 1 20 || die "--rounds must be 1..20"
 in_range "$duration" 1 300 || die "--duration must be 1..300 seconds"
 in_range "$warmup" 0 60 || die "--warmup must be 0..60 seconds"
@@ -60,8 +51,7 @@ for f in "${args[@]}" "$bench" "$cli"; do [ -x "$f" ] || die "$f: not an executa
 tmp=$(mktemp -d "$data_root/cluster-ab.XXXXXX")
 pids=()
 stop_nodes() {
-	local p
-	for p in "${pids[@]}"; do stop_pid "$p"; done
+	[ ${#pids[@]} -eq 0 ] || stop_pids "${pids[@]}"
 	pids=()
 }
 trap 'stop_nodes; rm -rf "$tmp"' EXIT
@@ -101,8 +91,7 @@ declare -a ratios=()
 printf '%-5s %-4s %10s %10s %10s\n' round side put/s p50_us p99_us
 for r in $(seq "$rounds"); do
 	# A then B in odd rounds, B then A in even ones.
-	order=(A B)
-	[ $((r % 2)) -eq 0 ] && order=(B A)
+	mapfile -t order < <(round_order "$r" A B)
 	declare -A got=()
 	for side in "${order[@]}"; do
 		bin=${args[0]}

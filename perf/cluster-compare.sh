@@ -78,38 +78,20 @@ etcd=${ETCD:-etcd}
 etcdctl=${ETCDCTL:-etcdctl}
 etcd_load=${ETCD_LOAD:-$root/build/perf/etcd-load/etcd-load}
 
-usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-}
+# usage, die, parse_options, in_range, round_order, stop_pids, pin_setup,
+# pinned
+# shellcheck source=perf/lib.sh
+. "$root/perf/lib.sh"
 
-die() {
-	echo "$prog: $*" >&2
-	exit 1
+value_options=(mode rounds duration warmup connections pipeline keys value_size ringkv_path only
+	       server_cpus bench_cpus data_root out)
+other_option() {
+	echo "$prog: unknown argument '$1' (see --help)" >&2
+	exit 2
 }
-
-while [ $# -gt 0 ]; do
-	case $1 in
-	--mode) mode=${2:?}; shift 2 ;;
-	--rounds) rounds=${2:?}; shift 2 ;;
-	--duration) duration=${2:?}; shift 2 ;;
-	--warmup) warmup=${2:?}; shift 2 ;;
-	--connections) connections=${2:?}; shift 2 ;;
-	--pipeline) pipeline=${2:?}; shift 2 ;;
-	--keys) keys=${2:?}; shift 2 ;;
-	--value-size) value_size=${2:?}; shift 2 ;;
-	--ringkv-path) ringkv_path=${2:?}; shift 2 ;;
-	--only) only=${2:?}; shift 2 ;;
-	--server-cpus) server_cpus=${2:?}; shift 2 ;;
-	--bench-cpus) bench_cpus=${2:?}; shift 2 ;;
-	--data-root) data_root=${2:?}; shift 2 ;;
-	--out) out=${2:?}; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-	esac
-done
+parse_options "$@"
 
 # Bounded: a typo must not start an hour-long run.
-in_range() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 in_range "$rounds" 1 20 || die "--rounds must be 1..20"
 in_range "$duration" 1 300 || die "--duration must be 1..300 seconds"
 in_range "$warmup" 0 60 || die "--warmup must be 0..60 seconds"
@@ -183,12 +165,7 @@ fi
 [ "$ringkv_path" != route ] || [ "$bench_routes" = 1 ] || [ "$uses_ringkv" = 0 ] ||
 	die "--ringkv-path route: $bench does not route (no --no-route in its --help); use leader or forward"
 
-ncpu=$(nproc)
-pin=1
-if [ "$ncpu" -lt 2 ]; then
-	echo "$prog: only $ncpu CPU; running without pinning" >&2
-	pin=0
-fi
+pin_setup
 
 [ -d "$data_root" ] || die "--data-root $data_root is not a directory"
 [ "$(stat -f -c %T "$data_root")" != tmpfs ] ||
@@ -206,23 +183,8 @@ server_pids=()
 bench_pid=
 
 stop_servers() {
-	local pid
 	[ ${#server_pids[@]} -gt 0 ] || return 0
-	for pid in "${server_pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for _ in $(seq 50); do
-		local alive=0
-		for pid in "${server_pids[@]}"; do
-			kill -0 "$pid" 2>/dev/null && alive=1
-		done
-		[ "$alive" = 0 ] && break
-		sleep 0.1
-	done
-	for pid in "${server_pids[@]}"; do
-		kill -9 "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_pids "${server_pids[@]}"
 	server_pids=()
 }
 
@@ -237,19 +199,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Run a command pinned to a CPU list. exec, so that "pinned ... &" leaves $!
-# naming the server itself, not a subshell whose death would orphan it.
-pinned() {
-	local cpus=$1
-	shift
-	if [ "$pin" = 1 ]; then
-		exec taskset -c "$cpus" "$@"
-	else
-		exec "$@"
-	fi
-}
-
-wait_listening() { # HOST PORT WHAT
+wait_node_listening() { # HOST PORT WHAT
 	local host=$1 port=$2 what=$3 pid
 	for _ in $(seq 150); do
 		if python3 -c "import socket; socket.create_connection(('$host', $port), 0.2)" 2>/dev/null; then
@@ -289,7 +239,7 @@ start_ringkv3() {
 		server_pids+=($!)
 	done
 	for i in 1 2 3; do
-		wait_listening "127.0.7.1$i" $((base + i)) "ringkvd node $i"
+		wait_node_listening "127.0.7.1$i" $((base + i)) "ringkvd node $i"
 	done
 	# A probe write until one node takes it: that node leads the shard
 	# (leader path) or the cluster has elected leaders (route path).
@@ -342,7 +292,7 @@ start_ringkv1() {
 		--data-dir "$tmp/ringkv1-$round" --admin-listen "127.0.7.14:$((base + 8))" \
 		--log-level warn >"$out/ringkv1-$round.log" 2>&1 &
 	server_pids+=($!)
-	wait_listening 127.0.7.14 $((base + 7)) "ringkvd (one node)"
+	wait_node_listening 127.0.7.14 $((base + 7)) "ringkvd (one node)"
 	target=127.0.7.14:$((base + 7))
 	metrics_urls=("http://127.0.7.14:$((base + 8))/metrics")
 	for _ in $(seq 60); do
@@ -375,7 +325,7 @@ start_etcd3() {
 	done
 	metrics_urls=()
 	for i in 1 2 3; do
-		wait_listening "127.0.7.2$i" $((base + 10 + i)) "etcd node $i"
+		wait_node_listening "127.0.7.2$i" $((base + 10 + i)) "etcd node $i"
 		metrics_urls+=("http://127.0.7.2$i:$((base + 10 + i))/metrics")
 	done
 	target=
@@ -490,13 +440,7 @@ EOF
 }
 
 for round in $(seq "$rounds"); do
-	order=("${sides[@]}")
-	if [ $((round % 2)) -eq 0 ]; then
-		order=()
-		for ((i = ${#sides[@]} - 1; i >= 0; i--)); do
-			order+=("${sides[i]}")
-		done
-	fi
+	mapfile -t order < <(round_order "$round" "${sides[@]}")
 	for side in "${order[@]}"; do
 		"start_$side" "$round"
 		for workload in "${workloads[@]}"; do

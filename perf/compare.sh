@@ -51,31 +51,17 @@ redis=${REDIS_SERVER:-redis-server}
 ringkvd_protocol=${RINGKVD_PROTOCOL:-native}
 baseline=
 
-usage() {
-	sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-}
+# usage, die, parse_options, round_order, stop_server, pin_setup, pinned,
+# free_port, wait_listening
+# shellcheck source=perf/lib.sh
+. "$root/perf/lib.sh"
 
-die() {
-	echo "$prog: $*" >&2
-	exit 1
+value_options=(rounds only duration warmup keys value_size server_cpus bench_cpus out baseline)
+other_option() {
+	echo "$prog: unknown argument '$1' (see --help)" >&2
+	exit 2
 }
-
-while [ $# -gt 0 ]; do
-	case $1 in
-	--rounds) rounds=${2:?}; shift 2 ;;
-	--only) only=${2:?}; shift 2 ;;
-	--duration) duration=${2:?}; shift 2 ;;
-	--warmup) warmup=${2:?}; shift 2 ;;
-	--keys) keys=${2:?}; shift 2 ;;
-	--value-size) value_size=${2:?}; shift 2 ;;
-	--server-cpus) server_cpus=${2:?}; shift 2 ;;
-	--bench-cpus) bench_cpus=${2:?}; shift 2 ;;
-	--out) out=${2:?}; shift 2 ;;
-	--baseline) baseline=${2:?}; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-	esac
-done
+parse_options "$@"
 
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 case $only in "" | redis | ringkvd) ;; *) die "--only takes redis or ringkvd" ;; esac
@@ -98,12 +84,7 @@ if [ -n "$baseline" ]; then
 	[ -x "$baseline" ] || die "--baseline: no ringkvd at $baseline"
 fi
 
-ncpu=$(nproc)
-pin=1
-if [ "$ncpu" -lt 2 ]; then
-	echo "$prog: only $ncpu CPU; running without pinning" >&2
-	pin=0
-fi
+pin_setup
 
 if [ -z "$out" ]; then
 	out=$root/perf/out/compare-$(date +%Y%m%d-%H%M%S)
@@ -115,54 +96,12 @@ runs=$out/runs.jsonl
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-compare.XXXXXX")
 server_pid=
 
-stop_server() {
-	if [ -n "$server_pid" ]; then
-		kill "$server_pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$server_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-		server_pid=
-	fi
-}
-
 cleanup() {
 	stop_server
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Run a command pinned to a CPU list (or not, on a 1-CPU machine). exec, so
-# that "pinned ... &" leaves $! naming the server itself, not a subshell
-# whose death would orphan it.
-pinned() {
-	local cpus=$1
-	shift
-	if [ "$pin" = 1 ]; then
-		exec taskset -c "$cpus" "$@"
-	else
-		exec "$@"
-	fi
-}
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_listening() {
-	local port=$1 what=$2
-	for _ in $(seq 100); do
-		if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
-			return 0
-		fi
-		kill -0 "$server_pid" 2>/dev/null || die "$what exited at start-up (log in $out)"
-		sleep 0.1
-	done
-	die "$what does not listen on port $port"
-}
 
 # start_side SIDE ROUND: start the server of SIDE; sets port, protocol, cpus.
 start_side() {
@@ -228,14 +167,7 @@ EOF
 }
 
 for round in $(seq "$rounds"); do
-	order=("${sides[@]}")
-	if [ $((round % 2)) -eq 0 ]; then
-		# Reverse the order on even rounds: A B C, C B A, A B C, ...
-		order=()
-		for ((i = ${#sides[@]} - 1; i >= 0; i--)); do
-			order+=("${sides[i]}")
-		done
-	fi
+	mapfile -t order < <(round_order "$round" "${sides[@]}")
 	for side in "${order[@]}"; do
 		start_side "$side" "$round"
 		for workload in "${workloads[@]}"; do

@@ -27,6 +27,10 @@ template=${RINGKV_FLAMEGRAPH_TEMPLATE:-}
 keep=0
 load=()
 
+# die (usage is this script's own, below)
+# shellcheck source=perf/lib.sh
+. "$root/perf/lib.sh"
+
 usage() {
 	cat <<EOF
 usage: $prog [--pid PID | --name NAME] [--seconds N] [--out FILE.html] [options] [-- LOAD...]
@@ -50,10 +54,6 @@ interactive, self-contained flame graph (HTML).
 EOF
 }
 
-die() {
-	echo "$prog: $*" >&2
-	exit 1
-}
 
 while [ $# -gt 0 ]; do
 	case $1 in

@@ -2,12 +2,13 @@
 # The caller sets these before using the helpers:
 # shellcheck disable=SC2154
 # Helpers for the perf/ scripts that start servers and drive them with
-# ringkv-bench: `source "$(dirname "$0")/lib.sh"` after setting prog (the
-# script's name, for messages), pin (1: taskset, 0: not), server_pid and
-# out (where the server logs go). perf/metrics-cost.sh and cluster-ab.sh
-# (usage, die, stop_pid) use it;
-# compare.sh, cluster-compare.sh and resp-compare.sh still carry their own
-# copies of these and can move to it.
+# ringkv-bench: `. "$root/perf/lib.sh"` after setting prog (the script's
+# name, for messages); the helpers that need them also read pin (1:
+# taskset, 0: not), server_pid and out (where the server logs go).
+# compare.sh, cluster-compare.sh, cluster-ab.sh, metrics-cost.sh,
+# resp-compare.sh, flamegraph.sh and storage/vs-db_bench.sh use it. Nothing
+# here prints unless a script asks: the scripts' output is quoted in
+# docs/PERFORMANCE.md and must not change.
 
 # The lines from the second to `set -euo` of the script: its help.
 usage() {
@@ -19,16 +20,89 @@ die() {
 	exit 1
 }
 
-# Stops a process: SIGTERM, up to 5 s for it to leave, then SIGKILL.
-stop_pid() {
-	local pid=$1
-	kill "$pid" 2>/dev/null || true
+# Reads the command line. "--NAME VALUE" sets the variable NAME (dashes as
+# underscores) when NAME is one of the caller's value_options; -h and
+# --help print usage and exit 0. Anything else goes to the caller's
+# other_option, given the rest of the line, which sets `taken` to the
+# number of words it used (or exits on what it does not know).
+parse_options() {
+	local opt_name
+	while [ $# -gt 0 ]; do
+		case $1 in
+		-h | --help) usage; exit 0 ;;
+		--*)
+			opt_name=${1#--}
+			opt_name=${opt_name//-/_}
+			if [[ $1 != *_* && " ${value_options[*]} " == *" $opt_name "* ]]; then
+				[ -n "${2:-}" ] || die "$1 needs a value (see --help)"
+				printf -v "$opt_name" '%s' "$2"
+				shift 2
+				continue
+			fi
+			;;
+		esac
+		taken=0
+		other_option "$@"
+		[ "$taken" -ge 1 ] || die "other_option took nothing of '$1'"
+		shift "$taken"
+	done
+}
+
+# Whether $1 is a whole number from $2 to $3.
+in_range() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+
+# Prints the sides (the arguments after ROUND) one a line, reversed in even
+# rounds (A B C, C B A, A B C, ...) so that drift favours none of them.
+round_order() { # ROUND SIDE...
+	local round=$1 i
+	shift
+	if [ $((round % 2)) -eq 0 ]; then
+		for ((i = $#; i >= 1; i--)); do
+			echo "${!i}"
+		done
+	else
+		printf '%s\n' "$@"
+	fi
+}
+
+# Stops processes: SIGTERM to each, up to 5 s for all of them to leave,
+# then SIGKILL to any left.
+stop_pids() {
+	local pid alive
+	for pid in "$@"; do
+		kill "$pid" 2>/dev/null || true
+	done
 	for _ in $(seq 50); do
-		kill -0 "$pid" 2>/dev/null || break
+		alive=0
+		for pid in "$@"; do
+			kill -0 "$pid" 2>/dev/null && alive=1
+		done
+		[ "$alive" = 0 ] && break
 		sleep 0.1
 	done
-	kill -9 "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	for pid in "$@"; do
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+}
+
+# Stops the server of server_pid, if there is one, and forgets it.
+stop_server() {
+	if [ -n "$server_pid" ]; then
+		stop_pids "$server_pid"
+		server_pid=
+	fi
+}
+
+# Sets ncpu, and pin=1 unless the machine has a single CPU (then it says
+# so and sets pin=0).
+pin_setup() {
+	ncpu=$(nproc)
+	pin=1
+	if [ "$ncpu" -lt 2 ]; then
+		echo "$prog: only $ncpu CPU; running without pinning" >&2
+		pin=0
+	fi
 }
 
 # Runs a command pinned to a CPU list (or not, with pin=0). exec, so that

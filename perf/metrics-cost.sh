@@ -54,27 +54,18 @@ ringkvd=${RINGKVD:-$root/build/server/ringkvd}
 bench=${RINGKV_BENCH:-$root/build/perf/bench/ringkv-bench}
 server_pid=
 scraper_pid=
+# usage, die, parse_options, round_order, stop_pids, stop_server, pin_setup,
+# pinned, free_port, wait_listening
 # shellcheck source=perf/lib.sh
-source "$root/perf/lib.sh"
+. "$root/perf/lib.sh"
 
-while [ $# -gt 0 ]; do
-	case $1 in
-	--rounds) rounds=${2:?}; shift 2 ;;
-	--duration) duration=${2:?}; shift 2 ;;
-	--warmup) warmup=${2:?}; shift 2 ;;
-	--connections) connections=${2:?}; shift 2 ;;
-	--pipeline) pipeline=${2:?}; shift 2 ;;
-	--keys) keys=${2:?}; shift 2 ;;
-	--value-size) value_size=${2:?}; shift 2 ;;
-	--scrape-interval) scrape_interval=${2:?}; shift 2 ;;
-	--server-cpus) server_cpus=${2:?}; shift 2 ;;
-	--bench-cpus) bench_cpus=${2:?}; shift 2 ;;
-	--baseline) baseline=${2:?}; shift 2 ;;
-	--out) out=${2:?}; shift 2 ;;
-	-h | --help) usage; exit 0 ;;
-	*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-	esac
-done
+value_options=(rounds duration warmup connections pipeline keys value_size scrape_interval
+	       server_cpus bench_cpus baseline out)
+other_option() {
+	echo "$prog: unknown argument '$1' (see --help)" >&2
+	exit 2
+}
+parse_options "$@"
 
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ $scrape_interval =~ ^[0-9]*\.?[0-9]+$ ]] || die "--scrape-interval takes seconds"
@@ -88,12 +79,7 @@ fi
 sides=(off on)
 [ -n "$baseline" ] && sides+=(baseline)
 
-ncpu=$(nproc)
-pin=1
-if [ "$ncpu" -lt 2 ]; then
-	echo "$prog: only $ncpu CPU; running without pinning" >&2
-	pin=0
-fi
+pin_setup
 
 if [ -z "$out" ]; then
 	out=$root/perf/out/metrics-cost-$(date +%Y%m%d-%H%M%S)
@@ -104,19 +90,16 @@ runs=$out/runs.jsonl
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-metrics-cost.XXXXXX")
 
-stop_server() {
+stop_side() {
 	if [ -n "$scraper_pid" ]; then
-		stop_pid "$scraper_pid"
+		stop_pids "$scraper_pid"
 		scraper_pid=
 	fi
-	if [ -n "$server_pid" ]; then
-		stop_pid "$server_pid"
-		server_pid=
-	fi
+	stop_server
 }
 
 cleanup() {
-	stop_server
+	stop_side
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -198,17 +181,11 @@ EOF
 }
 
 for round in $(seq "$rounds"); do
-	order=("${sides[@]}")
-	if [ $((round % 2)) -eq 0 ]; then
-		order=()
-		for ((i = ${#sides[@]} - 1; i >= 0; i--)); do
-			order+=("${sides[i]}")
-		done
-	fi
+	mapfile -t order < <(round_order "$round" "${sides[@]}")
 	for side in "${order[@]}"; do
 		start_side "$side" "$round"
 		run_side "$side" "$round"
-		stop_server
+		stop_side
 	done
 done
 

@@ -37,18 +37,16 @@ server_cpu=$((ncpu - 1))
 client_cpu=0
 work=$(mktemp -d /tmp/ringkv-resp-compare-XXXXXX)
 pid=
+# free_port, stop_pids
+# shellcheck source=perf/lib.sh
+. perf/lib.sh
 stop_server() {
 	if [ -n "$pid" ]; then
-		kill -TERM "$pid" 2>/dev/null || true
-		wait "$pid" 2>/dev/null || true
+		stop_pids "$pid"
 		pid=
 	fi
 }
 trap 'stop_server; rm -rf "$work"' EXIT
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 
 wait_port() {
 	for _ in $(seq 100); do

@@ -26,23 +26,19 @@ db_bench=${DB_BENCH:-db_bench}
 extra=()
 sync_flag=()
 
-die() {
-	echo "$prog: $*" >&2
-	exit 1
-}
+# usage, die, parse_options
+# shellcheck source=perf/lib.sh
+. "$root/perf/lib.sh"
 
-while [ $# -gt 0 ]; do
+value_options=(rounds num cpu dir)
+other_option() {
 	case $1 in
-	--rounds) rounds=${2:?}; shift 2 ;;
-	--num) num=${2:?}; shift 2 ;;
-	--cpu) cpu=${2:?}; shift 2 ;;
-	--dir) dir=${2:?}; shift 2 ;;
-	--sync) sync_flag=(--sync=1); shift ;;
-	--) shift; extra=("$@"); break ;;
-	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	--sync) sync_flag=(--sync=1); taken=1 ;;
+	--) extra=("${@:2}"); taken=$# ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
-done
+}
+parse_options "$@"
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [ -x "$storage_bench" ] || die "no storage-bench at $storage_bench (ninja -C build)"
 command -v "$db_bench" >/dev/null || die "db_bench not found (apt-get install rocksdb-tools)"

@@ -18,15 +18,11 @@
  * round; it prints every time, the median and the maximum
  * (docs/PERFORMANCE.md, "Failover").
  */
-#include <errno.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -37,12 +33,7 @@
 #define MAX_KEYS (5 * KEYS_PER_ROUND) /* the last round's worth: failover runs */
 #define RESUME_LIMIT_MS 10000   /* writes must resume within this after a kill */
 
-static const char *binary;
-static const char *base_dir;
-static char initial[256];
-static struct server nodes[NODES];
-static bool up[NODES];
-static struct rkv_client *clients[NODES];
+static struct cluster cluster;
 static bool acked[MAX_KEYS];
 
 static int cmp_long(const void *a, const void *b)
@@ -50,72 +41,6 @@ static int cmp_long(const void *a, const void *b)
 	long x = *(const long *)a, y = *(const long *)b;
 
 	return (x > y) - (x < y);
-}
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void start_node(unsigned i)
-{
-	char dir[512], id[8], peer[64];
-	const char *args[16];
-	unsigned n = 0;
-
-	snprintf(dir, sizeof dir, "%s/node%u", base_dir, i + 1);
-	snprintf(id, sizeof id, "%u", i + 1);
-	snprintf(peer, sizeof peer, "127.0.0.1%u:%u", i + 1, 17100 + (unsigned)getpid() % 500);
-	args[n++] = "--node-id";
-	args[n++] = id;
-	args[n++] = "--initial-cluster";
-	args[n++] = initial;
-	args[n++] = "--cores";
-	args[n++] = "2";
-	args[n++] = "--data-dir";
-	args[n++] = dir;
-	args[n++] = "--election-timeout";
-	args[n++] = "300ms";
-	args[n] = NULL;
-	CHECK(server_start(&nodes[i], binary, args) == 0, "node %u did not start", i + 1);
-	up[i] = true;
-}
-
-static void kill_node(unsigned i)
-{
-	if (clients[i]) {
-		rkv_close(clients[i]);
-		clients[i] = NULL;
-	}
-	CHECK(server_stop(&nodes[i], SIGKILL, 10000) != -1, "kill node %u", i + 1);
-	up[i] = false;
-}
-
-static struct rkv_client *client_of(unsigned i)
-{
-	char err[256];
-
-	if (!up[i])
-		return NULL;
-	if (!clients[i]) {
-		if (rkv_connect_timeout(nodes[i].addr, 2000, &clients[i], err, sizeof err) != 0) {
-			clients[i] = NULL;
-			return NULL;
-		}
-		rkv_set_timeout(clients[i], 3000);
-	}
-	return clients[i];
-}
-
-static void drop_client(unsigned i)
-{
-	if (clients[i]) {
-		rkv_close(clients[i]);
-		clients[i] = NULL;
-	}
 }
 
 static size_t key_of(char *buf, size_t len, unsigned k)
@@ -136,7 +61,7 @@ static int put_once(unsigned k)
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
 
 	for (unsigned i = 0; i < NODES; i++) {
-		struct rkv_client *c = client_of(i);
+		struct rkv_client *c = cluster_client(&cluster, i);
 		int rv;
 
 		if (!c)
@@ -147,7 +72,7 @@ static int put_once(unsigned k)
 		if (rv == RKV_STATUS_NOT_LEADER || rv == RKV_STATUS_UNAVAILABLE)
 			continue;
 		if (rv < 0)
-			drop_client(i); /* cut off: outcome unknown */
+			cluster_drop_client(&cluster, i); /* cut off: outcome unknown */
 		return 0;
 	}
 	return -1;
@@ -156,9 +81,9 @@ static int put_once(unsigned k)
 /* Writes k until acknowledged, for at most `limit_ms`. True when acked. */
 static bool put_retry(unsigned k, long limit_ms)
 {
-	long deadline = now_ms() + limit_ms;
+	long deadline = harness_now_ms() + limit_ms;
 
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		int rv = put_once(k);
 
 		if (rv == 1) {
@@ -177,11 +102,11 @@ static void check_key(unsigned k)
 {
 	char key[32], value[64];
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-	long deadline = now_ms() + RESUME_LIMIT_MS;
+	long deadline = harness_now_ms() + RESUME_LIMIT_MS;
 
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		for (unsigned i = 0; i < NODES; i++) {
-			struct rkv_client *c = client_of(i);
+			struct rkv_client *c = cluster_client(&cluster, i);
 			void *got;
 			size_t gl;
 			int rv;
@@ -198,7 +123,7 @@ static void check_key(unsigned k)
 			CHECK(rv != RKV_STATUS_NOT_FOUND,
 			      "acknowledged key %u is lost (read through node %u)", k, i + 1);
 			if (rv < 0)
-				drop_client(i);
+				cluster_drop_client(&cluster, i);
 		}
 		usleep(10000);
 	}
@@ -224,12 +149,12 @@ static long write_round(unsigned first, unsigned count, unsigned *ok)
 	long worst = 0;
 
 	for (unsigned k = first; k < first + count; k++) {
-		long t0 = now_ms();
+		long t0 = harness_now_ms();
 
 		if (put_retry(k, RESUME_LIMIT_MS))
 			(*ok)++;
-		if (now_ms() - t0 > worst)
-			worst = now_ms() - t0;
+		if (harness_now_ms() - t0 > worst)
+			worst = harness_now_ms() - t0;
 	}
 	return worst;
 }
@@ -240,13 +165,9 @@ int main(int argc, char **argv)
 	long worst, t0;
 
 	CHECK(argc == 2 || argc == 3, "usage: %s RINGKVD [KILLS]", argv[0]);
-	binary = argv[1];
-	base_dir = harness_tmpdir();
-	CHECK(base_dir, "mkdtemp");
-	snprintf(initial, sizeof initial,
-		 "1=127.0.0.11:%u,2=127.0.0.12:%u,3=127.0.0.13:%u", port, port, port);
-	for (unsigned i = 0; i < NODES; i++)
-		start_node(i);
+	cluster_init(&cluster, argv[1], NODES, "127.0.0.1", port);
+	cluster.args = (const char *const[]){ "--cores", "2", "--election-timeout", "300ms", NULL };
+	cluster_start_all(&cluster);
 
 	/* Round 1: every node up. The first writes also wait for the first
 	 * elections. */
@@ -257,27 +178,27 @@ int main(int argc, char **argv)
 
 	/* Round 2: kill -9 node 1, which leads a third of the shards; writes to
 	 * them wait for the others to elect a leader. */
-	t0 = now_ms();
-	kill_node(0);
+	t0 = harness_now_ms();
+	cluster_kill(&cluster, 0);
 	ok = 0;
 	worst = write_round(KEYS_PER_ROUND, KEYS_PER_ROUND, &ok);
 	printf("round 2 (node 1 killed): %u of %u acknowledged; longest wait for one write "
 	       "%ld ms (all %u written %ld ms after the kill)\n",
-	       ok, KEYS_PER_ROUND, worst, KEYS_PER_ROUND, now_ms() - t0);
+	       ok, KEYS_PER_ROUND, worst, KEYS_PER_ROUND, harness_now_ms() - t0);
 	CHECK(ok >= KEYS_PER_ROUND - 5, "writes did not resume after a leader's node died");
 	CHECK(worst < RESUME_LIMIT_MS, "failover took %ld ms", worst);
 	printf("after the kill: %u acknowledged keys read back\n", check_all());
 
 	/* Round 3: node 1 restarts on its data dir and catches up by log; then
 	 * node 2 dies, so node 1 must serve what it missed while down. */
-	start_node(0);
+	cluster_start(&cluster, 0);
 	ok = 0;
 	write_round(2 * KEYS_PER_ROUND, KEYS_PER_ROUND, &ok);
 	printf("round 3 (node 1 back): %u of %u acknowledged\n", ok, KEYS_PER_ROUND);
 	CHECK(ok >= KEYS_PER_ROUND - 5, "writes failed with every node up again");
 	/* Let node 1 catch up before its peers go (a few heartbeats). */
 	usleep(1500 * 1000);
-	kill_node(1);
+	cluster_kill(&cluster, 1);
 	ok = 0;
 	worst = write_round(3 * KEYS_PER_ROUND, KEYS_PER_ROUND, &ok);
 	printf("round 4 (node 2 killed): %u of %u acknowledged; longest wait %ld ms\n", ok,
@@ -290,33 +211,33 @@ int main(int argc, char **argv)
 		long times[64], waits[64];
 
 		CHECK(kills >= 1 && kills <= 64, "KILLS is 1 to 64");
-		if (!up[1])
-			start_node(1);
+		if (!cluster.nodes[1].up)
+			cluster_start(&cluster, 1);
 		usleep(1500 * 1000);
 		for (unsigned r = 0; r < kills; r++) {
 			unsigned victim = r % NODES;
 			long start;
 
-			kill_node(victim);
-			start = now_ms();
+			cluster_kill(&cluster, victim);
+			start = harness_now_ms();
 			waits[r] = 0;
 			/* 60 fresh keys cover every shard: each is retried until
 			 * acknowledged, so the round ends once every shard the
 			 * victim led has a new leader accepting writes. */
 			for (unsigned k = 0; k < 60; k++) {
 				unsigned key = 4 * KEYS_PER_ROUND + (next++ % (MAX_KEYS - 4 * KEYS_PER_ROUND));
-				long began = now_ms();
+				long began = harness_now_ms();
 
 				while (!put_retry(key, RESUME_LIMIT_MS))
-					CHECK(now_ms() - began < RESUME_LIMIT_MS, "writes did not resume");
-				if (now_ms() - start > waits[r] && now_ms() - began > 50)
-					waits[r] = now_ms() - start; /* a write that had to wait */
+					CHECK(harness_now_ms() - began < RESUME_LIMIT_MS, "writes did not resume");
+				if (harness_now_ms() - start > waits[r] && harness_now_ms() - began > 50)
+					waits[r] = harness_now_ms() - start; /* a write that had to wait */
 			}
-			times[r] = now_ms() - start;
+			times[r] = harness_now_ms() - start;
 			printf("failover %u: node %u killed; the last write that had to wait for a new "
 			       "leader was acknowledged %ld ms after the kill; 60 writes done at %ld ms\n",
 			       r + 1, victim + 1, waits[r], times[r]);
-			start_node(victim);
+			cluster_start(&cluster, victim);
 			usleep(1500 * 1000); /* catch up before the next kill */
 		}
 		qsort(waits, kills, sizeof waits[0], cmp_long);
@@ -326,15 +247,7 @@ int main(int argc, char **argv)
 		       waits[kills / 2], waits[kills - 1], times[kills / 2], times[kills - 1]);
 	}
 
-	for (unsigned i = 0; i < NODES; i++) {
-		drop_client(i);
-		if (up[i]) {
-			int status = server_stop(&nodes[i], SIGTERM, 15000);
-
-			CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			      "node %u should stop cleanly on SIGTERM (status %d)", i + 1, status);
-		}
-	}
+	cluster_stop_all(&cluster, 15000);
 	harness_cleanup();
 	printf("1 passed, 0 failed\n");
 	return 0;

@@ -31,14 +31,12 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -50,28 +48,11 @@
 #define VALUE_LEN 3000 /* 120 keys fill more than a 64 KiB memtable per shard */
 
 static const char *binary;
-static const char *base_dir;
-static char initial[256];
+static struct cluster cluster;
 static unsigned base_port;
-static struct server nodes[NODES + 1]; /* [NODES]: the node without the flag */
-static char logs[NODES + 1][600];
-static struct rkv_client *clients[NODES + 1];
-static bool down[NODES];
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void pause_ms(long ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
+static char resp[NODES][64];          /* each node's --resp-listen */
+static struct server single;          /* node 4: no cluster, no --enable-flush */
+static struct rkv_client *single_client;
 
 /* The RESP port of node i (0-based; NODES: the node without the flag). */
 static unsigned resp_port(unsigned i)
@@ -79,56 +60,33 @@ static unsigned resp_port(unsigned i)
 	return base_port + 1 + i;
 }
 
-static void start_node(unsigned i)
+/* A connection to node i (NODES: the node without the flag). */
+static struct rkv_client *client(unsigned i)
 {
-	char dir[512], id[8], resp[64];
-	const char *args[24];
-	unsigned n = 0;
-
-	snprintf(dir, sizeof dir, "%s/node%u", base_dir, i + 1);
-	snprintf(id, sizeof id, "%u", i + 1);
-	snprintf(resp, sizeof resp, "127.0.11.%u:%u", i + 1, resp_port(i));
-	snprintf(logs[i], sizeof logs[i], "%s/node%u.log", base_dir, i + 1);
-	args[n++] = "--data-dir";
-	args[n++] = dir;
-	args[n++] = "--resp-listen";
-	args[n++] = resp;
-	args[n++] = "--cores";
-	args[n++] = "2";
-	if (i < NODES) {
-		args[n++] = "--node-id";
-		args[n++] = id;
-		args[n++] = "--initial-cluster";
-		args[n++] = initial;
-		args[n++] = "--shards";
-		args[n++] = "6";
-		args[n++] = "--replicas";
-		args[n++] = "3";
-		args[n++] = "--election-timeout";
-		args[n++] = "300ms";
-		args[n++] = "--memtable-size";
-		args[n++] = "64KiB";
-		args[n++] = "--snapshot-lag";
-		args[n++] = "16";
-		args[n++] = "--enable-flush";
-	}
-	args[n] = NULL;
-	nodes[i].stderr_path = logs[i];
-	CHECK(server_start(&nodes[i], binary, args) == 0, "node %u did not start (see %s)", i + 1,
-	      logs[i]);
-	if (clients[i])
-		rkv_close(clients[i]);
-	clients[i] = NULL;
-	CHECK(rkv_connect(nodes[i].addr, &clients[i], NULL, 0) == 0, "connect node %u", i + 1);
-	rkv_set_timeout(clients[i], 30000);
-	if (i < NODES)
-		down[i] = false;
+	return i < NODES ? cluster_client(&cluster, i) : single_client;
 }
 
-static void kill_node(unsigned i)
+static void start_node(unsigned i)
 {
-	CHECK(server_stop(&nodes[i], SIGKILL, 10000) != -1, "kill -9 node %u", i + 1);
-	down[i] = true;
+	cluster_start(&cluster, i);
+	CHECK(cluster_client(&cluster, i), "connect node %u", i + 1);
+}
+
+static void start_single(void)
+{
+	static char dir[600], log[600], resp_addr[64];
+	const char *args[] = { "--data-dir", dir, "--resp-listen", resp_addr, "--cores", "2",
+			       NULL };
+
+	snprintf(dir, sizeof dir, "%s/node%u", cluster.base_dir, NODES + 1);
+	snprintf(log, sizeof log, "%s/node%u.log", cluster.base_dir, NODES + 1);
+	snprintf(resp_addr, sizeof resp_addr, "127.0.11.%u:%u", NODES + 1, resp_port(NODES));
+	single.stderr_path = log;
+	CHECK(server_start(&single, binary, args) == 0, "node %u did not start (see %s)",
+	      NODES + 1, log);
+	CHECK(rkv_connect(single.addr, &single_client, NULL, 0) == 0, "connect node %u",
+	      NODES + 1);
+	rkv_set_timeout(single_client, 30000);
 }
 
 /* ---- a RESP client: one command, its first reply line ---------------------- */
@@ -138,7 +96,7 @@ static void resp_call(unsigned node, char *reply, size_t cap, int argc, const ch
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)resp_port(node)) };
 	char host[32], out[512];
 	size_t len = 0, got = 0;
-	long deadline = now_ms() + WAIT_MS;
+	long deadline = harness_now_ms() + WAIT_MS;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	CHECK(fd >= 0, "socket: %s", strerror(errno));
@@ -155,7 +113,7 @@ static void resp_call(unsigned node, char *reply, size_t cap, int argc, const ch
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		ssize_t r;
 
-		CHECK(now_ms() < deadline && poll(&pfd, 1, 1000) >= 0, "no reply to %s", argv[0]);
+		CHECK(harness_now_ms() < deadline && poll(&pfd, 1, 1000) >= 0, "no reply to %s", argv[0]);
 		if (!(pfd.revents & (POLLIN | POLLHUP)))
 			continue;
 		r = read(fd, reply + got, cap - 1 - got);
@@ -182,19 +140,19 @@ static void key_of(char *out, size_t cap, const char *prefix, unsigned k)
 /* PUT through node i, retried while the cluster elects. */
 static void put_until_ok(unsigned i, const char *key, const char *value)
 {
-	long deadline = now_ms() + WAIT_MS;
+	long deadline = harness_now_ms() + WAIT_MS;
 	int rv;
 
-	while ((rv = rkv_put(clients[i], key, strlen(key), value, strlen(value))) != 0) {
+	while ((rv = rkv_put(client(i), key, strlen(key), value, strlen(value))) != 0) {
 		/* Not applied, or maybe (a forward to a node just killed):
 		 * the same PUT again is harmless. */
 		CHECK(rv == RKV_STATUS_UNAVAILABLE || rv == RKV_STATUS_NOT_LEADER ||
 		      rv == RKV_STATUS_UNKNOWN,
 		      "PUT %s through node %u: %s (%s)", key, i + 1, rkv_status_name(rv),
-		      rkv_last_error(clients[i]));
-		CHECK(now_ms() < deadline, "PUT %s through node %u: no leader in %d ms", key, i + 1,
+		      rkv_last_error(client(i)));
+		CHECK(harness_now_ms() < deadline, "PUT %s through node %u: no leader in %d ms", key, i + 1,
 		      WAIT_MS);
-		pause_ms(100);
+		harness_sleep_ms(100);
 	}
 }
 
@@ -217,7 +175,7 @@ static void put_keys(unsigned via, const char *prefix)
 	for (unsigned k = 0; k < KEYS; k++) {
 		unsigned i = (via + k) % NODES;
 
-		while (down[i])
+		while (!cluster.nodes[i].up)
 			i = (i + 1) % NODES;
 		key_of(key, sizeof key, prefix, k);
 		put_until_ok(i, key, value_of(prefix));
@@ -229,11 +187,11 @@ static int stale_get(unsigned i, const char *key, const char *value)
 {
 	void *v = NULL;
 	size_t len = 0;
-	int rv = rkv_get_stale(clients[i], key, strlen(key), &v, &len);
+	int rv = rkv_get_stale(client(i), key, strlen(key), &v, &len);
 
 	CHECK(rv == RKV_STATUS_OK || rv == RKV_STATUS_NOT_FOUND,
 	      "stale GET %s through node %u: %s (%s)", key, i + 1, rkv_status_name(rv),
-	      rkv_last_error(clients[i]));
+	      rkv_last_error(client(i)));
 	if (rv == RKV_STATUS_OK)
 		CHECK(len == strlen(value) && memcmp(v, value, len) == 0,
 		      "stale GET %s through node %u: '%.*s', want '%s'", key, i + 1, (int)len,
@@ -265,10 +223,10 @@ static unsigned copies(unsigned i, const char *prefix)
 static void expect_copies(const char *gone, const char *kept, const char *going,
 			  const char *when)
 {
-	long deadline = now_ms() + WAIT_MS;
+	long deadline = harness_now_ms() + WAIT_MS;
 
 	for (unsigned i = 0; i < NODES; i++) {
-		if (down[i])
+		if (!cluster.nodes[i].up)
 			continue;
 		for (;;) {
 			unsigned old = gone ? copies(i, gone) : 0;
@@ -278,10 +236,10 @@ static void expect_copies(const char *gone, const char *kept, const char *going,
 			CHECK(old == 0, "%s: node %u holds %u keys '%s:*'", when, i + 1, old, gone);
 			if (held == KEYS && left == 0)
 				break;
-			CHECK(now_ms() < deadline, "%s: node %u holds %u of %u keys '%s:*' and %u "
+			CHECK(harness_now_ms() < deadline, "%s: node %u holds %u of %u keys '%s:*' and %u "
 			      "keys '%s:*' after %d ms", when, i + 1, held, KEYS, kept ? kept : "-",
 			      left, going ? going : "-", WAIT_MS);
-			pause_ms(100);
+			harness_sleep_ms(100);
 		}
 	}
 }
@@ -291,12 +249,12 @@ static unsigned least_leader(void)
 {
 	struct rkv_cluster_map *m = NULL;
 	unsigned leads[NODES] = { 0 }, best = 0;
-	long deadline = now_ms() + WAIT_MS;
+	long deadline = harness_now_ms() + WAIT_MS;
 
 	for (;;) {
 		bool known = true;
 
-		CHECK(rkv_cluster_map(clients[0], &m) == 0, "cluster map");
+		CHECK(rkv_cluster_map(client(0), &m) == 0, "cluster map");
 		memset(leads, 0, sizeof leads);
 		for (size_t s = 0; s < m->shard_count; s++) {
 			uint64_t l = m->shards[s].leader;
@@ -309,8 +267,8 @@ static unsigned least_leader(void)
 		rkv_cluster_map_free(m);
 		if (known)
 			break;
-		CHECK(now_ms() < deadline, "the map names no leader for some shard");
-		pause_ms(100);
+		CHECK(harness_now_ms() < deadline, "the map names no leader for some shard");
+		harness_sleep_ms(100);
 	}
 	for (unsigned i = 1; i < NODES; i++)
 		if (leads[i] < leads[best])
@@ -325,9 +283,9 @@ static bool installed_snapshot(unsigned i)
 {
 	char line[1024];
 	bool found = false;
-	FILE *f = fopen(logs[i], "r");
+	FILE *f = fopen(cluster.nodes[i].log, "r");
 
-	CHECK(f != NULL, "open %s", logs[i]);
+	CHECK(f != NULL, "open %s", cluster.nodes[i].log);
 	while (!found && fgets(line, sizeof line, f))
 		found = strstr(line, "installed a snapshot") != NULL;
 	fclose(f);
@@ -339,7 +297,7 @@ static void dbsize_everywhere(const char *want)
 	char reply[256];
 
 	for (unsigned i = 0; i < NODES; i++) {
-		if (down[i])
+		if (!cluster.nodes[i].up)
 			continue;
 		RESP(i, reply, "DBSIZE");
 		CHECK(strcmp(reply, want) == 0, "DBSIZE through node %u: '%s', want '%s'", i + 1,
@@ -383,7 +341,7 @@ static void check_flush(void)
 	printf("FLUSHDB: +OK, every node's copy of every key gone, DBSIZE 0 everywhere\n");
 
 	/* Node 3 misses what follows, past --snapshot-lag. */
-	kill_node(2);
+	cluster_kill(&cluster, 2);
 	put_keys(0, "mid");
 	expect_copies("old", "mid", NULL, "writes after FLUSHDB");
 	RESP(via == 2 ? 0 : via, reply, "FLUSHALL", "SYNC");
@@ -399,7 +357,8 @@ static void check_flush(void)
 	 * read is committed state, maybe old); at the end none is left. */
 	expect_copies("old", "new", "mid", "node 3 back");
 	dbsize_everywhere(":120");
-	CHECK(installed_snapshot(2), "node 3 caught up without a snapshot (see %s)", logs[2]);
+	CHECK(installed_snapshot(2), "node 3 caught up without a snapshot (see %s)",
+	      cluster.nodes[2].log);
 	printf("node 3, down during FLUSHALL, caught up by snapshot: old and dropped keys "
 	       "absent, later keys there\n");
 }
@@ -407,7 +366,7 @@ static void check_flush(void)
 static void check_restart(void)
 {
 	for (unsigned i = 0; i < NODES; i++)
-		kill_node(i);
+		cluster_kill(&cluster, i);
 	for (unsigned i = 0; i < NODES; i++)
 		start_node(i);
 	/* Each node's own copy, from its own disk, while the cluster elects
@@ -424,8 +383,8 @@ static void check_no_majority(void)
 {
 	char reply[512];
 
-	kill_node(1);
-	kill_node(2);
+	cluster_kill(&cluster, 1);
+	cluster_kill(&cluster, 2);
 	RESP(0, reply, "FLUSHDB");
 	CHECK(strncmp(reply, "-ERR FLUSHDB incomplete: applied on 0 of 6 shards; ", 51) == 0 &&
 	      strstr(reply, " on shards 0, ") && strstr(reply, "FLUSHDB again completes it"),
@@ -440,21 +399,31 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	binary = argv[1];
-	base_dir = harness_tmpdir();
 	/* Ports 31000-31999 (this test's range), from the pid so that two runs
 	 * at once differ. */
 	base_port = 31000u + (unsigned)(getpid() % 150) * 6u;
-	snprintf(initial, sizeof initial,
-		 "1=127.0.11.1:%u,2=127.0.11.2:%u,3=127.0.11.3:%u", base_port, base_port,
-		 base_port);
-	for (unsigned i = 0; i <= NODES; i++)
+	cluster_init(&cluster, binary, NODES, "127.0.11.", base_port);
+	cluster.args = (const char *const[]){ "--cores", "2", "--shards", "6", "--replicas", "3",
+					      "--election-timeout", "300ms", "--memtable-size",
+					      "64KiB", "--snapshot-lag", "16", "--enable-flush",
+					      NULL };
+	cluster.connect_timeout_ms = RKV_DEFAULT_CONNECT_TIMEOUT_MS;
+	cluster.request_timeout_ms = 30000;
+	cluster_keep_logs(&cluster, NULL);
+	for (unsigned i = 0; i < NODES; i++) {
+		snprintf(resp[i], sizeof resp[i], "127.0.11.%u:%u", i + 1, resp_port(i));
+		cluster.nodes[i].args[0] = "--resp-listen";
+		cluster.nodes[i].args[1] = resp[i];
 		start_node(i);
+	}
+	start_single();
 	check_refused_without_flag();
 	check_flush();
 	check_restart();
 	check_no_majority();
-	for (unsigned i = 0; i <= NODES; i++)
-		rkv_close(clients[i]);
+	for (unsigned i = 0; i < NODES; i++)
+		cluster_drop_client(&cluster, i);
+	rkv_close(single_client);
 	harness_cleanup();
 	printf("cluster-flush: all checks passed\n");
 	return 0;

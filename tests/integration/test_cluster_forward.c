@@ -35,8 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -50,56 +48,9 @@
 #define READY_MS 30000
 #define ANSWER_MS 30000 /* a forwarded request is answered within this */
 
-static const char *binary;
-static const char *base_dir;
-static char initial[256];
+static struct cluster cluster;
 static unsigned base_port;
-static struct server nodes[NODES];
-static char logs[NODES][600];   /* each node's stderr */
-static bool up[NODES];
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void start_node(unsigned i)
-{
-	char dir[512], id[8], resp[64];
-	const char *args[24];
-	unsigned n = 0;
-
-	snprintf(dir, sizeof dir, "%s/node%u", base_dir, i + 1);
-	snprintf(id, sizeof id, "%u", i + 1);
-	snprintf(resp, sizeof resp, "127.0.1.1%u:%u", i + 1, base_port + 1);
-	/* $FORWARD_LOG_DIR keeps the logs after the run (e.g. under ASan). */
-	snprintf(logs[i], sizeof logs[i], "%s/node%u.log",
-		 getenv("FORWARD_LOG_DIR") ? getenv("FORWARD_LOG_DIR") : base_dir, i + 1);
-	args[n++] = "--node-id";
-	args[n++] = id;
-	args[n++] = "--initial-cluster";
-	args[n++] = initial;
-	args[n++] = "--cores";
-	args[n++] = i == 2 ? "1" : "2";
-	args[n++] = "--shards";
-	args[n++] = "6";
-	args[n++] = "--replicas";
-	args[n++] = "2";
-	args[n++] = "--data-dir";
-	args[n++] = dir;
-	args[n++] = "--resp-listen";
-	args[n++] = resp;
-	args[n++] = "--election-timeout";
-	args[n++] = "300ms";
-	args[n] = NULL;
-	nodes[i].stderr_path = logs[i];
-	CHECK(server_start(&nodes[i], binary, args) == 0, "node %u did not start (see %s)", i + 1,
-	      logs[i]);
-	up[i] = true;
-}
+static char resp[NODES][64]; /* each node's --resp-listen */
 
 /* ---- a raw native client: the fields libringkv does not send ------------- */
 
@@ -137,7 +88,7 @@ static bool recv_all(int fd, void *buf, size_t len, long deadline)
 
 	while (len) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		long left = deadline - now_ms();
+		long left = deadline - harness_now_ms();
 		ssize_t r;
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
@@ -177,11 +128,11 @@ static void raw_call(int fd, const struct frame_request *rq, struct answer *a)
 
 	CHECK(n > 0, "encode");
 	send_all(fd, out, (size_t)n);
-	CHECK(recv_all(fd, head, 4, now_ms() + ANSWER_MS), "no answer in %d ms", ANSWER_MS);
+	CHECK(recv_all(fd, head, 4, harness_now_ms() + ANSWER_MS), "no answer in %d ms", ANSWER_MS);
 	len = (uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16 |
 	      (uint32_t)head[3] << 24;
 	CHECK(len <= sizeof in, "answer of %u bytes", len);
-	CHECK(recv_all(fd, in, len, now_ms() + ANSWER_MS), "short answer");
+	CHECK(recv_all(fd, in, len, harness_now_ms() + ANSWER_MS), "short answer");
 	memset(a, 0, sizeof *a);
 	CHECK(frame_decode_response_pairs(in, len, &id, &a->status, &value, &error, count_pair,
 					  &a->pairs) == 0,
@@ -262,7 +213,7 @@ static void resp_send(int fd, unsigned argc, const char *const *argv)
 static void resp_line(int fd, char *line, size_t cap)
 {
 	size_t n = 0;
-	long deadline = now_ms() + ANSWER_MS;
+	long deadline = harness_now_ms() + ANSWER_MS;
 
 	for (;;) {
 		CHECK(n + 1 < cap, "RESP line too long");
@@ -291,7 +242,7 @@ static void resp_reply(int fd, char *out, size_t cap)
 		}
 		CHECK((size_t)len + 2 < cap, "bulk too long");
 		out[0] = '$';
-		CHECK(recv_all(fd, out + 1, (size_t)len + 2, now_ms() + ANSWER_MS), "short bulk");
+		CHECK(recv_all(fd, out + 1, (size_t)len + 2, harness_now_ms() + ANSWER_MS), "short bulk");
 		out[1 + len] = '\0';
 		return;
 	}
@@ -336,7 +287,7 @@ static struct rkv_client *connect_node(unsigned i)
 	struct rkv_client *c;
 	char err[256];
 
-	CHECK(rkv_connect_timeout(nodes[i].addr, 5000, &c, err, sizeof err) == 0,
+	CHECK(rkv_connect_timeout(cluster.nodes[i].srv.addr, 5000, &c, err, sizeof err) == 0,
 	      "connect node %u: %s", i + 1, err);
 	rkv_set_timeout(c, ANSWER_MS);
 	return c;
@@ -345,10 +296,10 @@ static struct rkv_client *connect_node(unsigned i)
 /* Writes until OK (a fresh cluster elects its leaders): true when acked. */
 static void put_until_ok(struct rkv_client *c, const char *key, const char *value)
 {
-	long deadline = now_ms() + READY_MS;
+	long deadline = harness_now_ms() + READY_MS;
 	int rv = -1;
 
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		rv = rkv_put(c, key, strlen(key), value, strlen(value));
 		if (rv == RKV_STATUS_OK)
 			return;
@@ -396,10 +347,10 @@ static void final_value(char *buf, size_t cap, unsigned k)
 
 static int dial_native(unsigned i)
 {
+	const char *addr = cluster.nodes[i].srv.addr, *colon = strrchr(addr, ':');
 	char host[32];
-	const char *colon = strrchr(nodes[i].addr, ':');
 
-	snprintf(host, sizeof host, "%.*s", (int)(colon - nodes[i].addr), nodes[i].addr);
+	snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
 	return dial(host, (unsigned)atoi(colon + 1));
 }
 
@@ -574,7 +525,7 @@ static void check_no_forward(void)
 		key_of(key, sizeof key, "key", k);
 		final_value(want, sizeof want, k);
 		for (unsigned i = 0; i < NODES; i++) {
-			long deadline = now_ms() + 5000;
+			long deadline = harness_now_ms() + 5000;
 			struct answer a;
 
 			for (;;) {
@@ -584,7 +535,7 @@ static void check_no_forward(void)
 				      "stale GET %s through node %u: status %d", key, i + 1, a.status);
 				if (a.status == ringkv_Status_OK && strcmp(a.value, want) == 0)
 					break;
-				CHECK(now_ms() < deadline, "stale GET %s through node %u: '%s'", key,
+				CHECK(harness_now_ms() < deadline, "stale GET %s through node %u: '%s'", key,
 				      i + 1, a.value);
 				usleep(20000);
 			}
@@ -624,12 +575,11 @@ static void check_kill(void)
 		status[k] = -1;
 		if (k == KILL_KEYS / 2) {
 			CHECK(rkv_flush(c[0]) == 0 && rkv_flush(c[1]) == 0, "flush");
-			CHECK(server_stop(&nodes[0], SIGKILL, 10000) != -1, "kill node 1");
-			up[0] = false;
+			cluster_kill(&cluster, 0);
 		}
 	}
 	CHECK(rkv_flush(c[0]) == 0 && rkv_flush(c[1]) == 0, "flush");
-	t0 = now_ms();
+	t0 = harness_now_ms();
 	for (unsigned j = 0; j < 2; j++) {
 		for (unsigned n = 0; n < (KILL_KEYS + 1 - j) / 2; n++) {
 			struct rkv_result res;
@@ -654,7 +604,7 @@ static void check_kill(void)
 		counts[status[k] < 16 ? status[k] : 15]++;
 	}
 	printf("kill -9 of node 1 under forwarded writes: all %u answered within %ld ms: %u OK, "
-	       "%u UNKNOWN, %u UNAVAILABLE, %u NOT_LEADER\n", KILL_KEYS, now_ms() - t0,
+	       "%u UNKNOWN, %u UNAVAILABLE, %u NOT_LEADER\n", KILL_KEYS, harness_now_ms() - t0,
 	       counts[ringkv_Status_OK], counts[ringkv_Status_UNKNOWN],
 	       counts[ringkv_Status_UNAVAILABLE], counts[ringkv_Status_NOT_LEADER]);
 	CHECK(counts[ringkv_Status_OK] > 0, "no write succeeded");
@@ -682,21 +632,21 @@ static void check_kill(void)
 	printf("node 1 down: every key read stale through nodes 2 and 3\n");
 
 	/* Node 1 back: every shard has a majority again. */
-	start_node(0);
+	cluster_start(&cluster, 0);
 	c[0] = connect_node(1);
 	put_until_ok(c[0], "after:kill", "1");
 	for (unsigned k = 0; k < KILL_KEYS; k++) {
 		char key[32], value[32];
 		void *got = NULL;
 		size_t len = 0;
-		long deadline = now_ms() + READY_MS;
+		long deadline = harness_now_ms() + READY_MS;
 		int rv;
 
 		key_of(key, sizeof key, "kill", k);
 		snprintf(value, sizeof value, "k%u", k);
 		while ((rv = rkv_get(c[0], key, strlen(key), &got, &len)) ==
 			       RKV_STATUS_UNAVAILABLE &&
-		       now_ms() < deadline)
+		       harness_now_ms() < deadline)
 			usleep(50000);
 		if (status[k] == ringkv_Status_OK) {
 			CHECK(rv == RKV_STATUS_OK && len == strlen(value) &&
@@ -725,13 +675,22 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	binary = argv[1];
-	base_dir = harness_tmpdir();
 	base_port = 21000 + (unsigned)getpid() % 400 * 2;
-	snprintf(initial, sizeof initial, "1=127.0.1.11:%u,2=127.0.1.12:%u,3=127.0.1.13:%u",
-		 base_port, base_port, base_port);
-	for (unsigned i = 0; i < NODES; i++)
-		start_node(i);
+	cluster_init(&cluster, argv[1], NODES, "127.0.1.1", base_port);
+	cluster.args = (const char *const[]){ "--shards", "6", "--replicas", "2",
+					      "--election-timeout", "300ms", NULL };
+	/* $FORWARD_LOG_DIR keeps the logs after the run (e.g. under ASan). */
+	cluster_keep_logs(&cluster, getenv("FORWARD_LOG_DIR"));
+	for (unsigned i = 0; i < NODES; i++) {
+		struct cluster_node *n = &cluster.nodes[i];
+
+		snprintf(resp[i], sizeof resp[i], "127.0.1.1%u:%u", i + 1, base_port + 1);
+		n->args[0] = "--cores";
+		n->args[1] = i == 2 ? "1" : "2";
+		n->args[2] = "--resp-listen";
+		n->args[3] = resp[i];
+	}
+	cluster_start_all(&cluster);
 	for (unsigned i = 0; i < NODES; i++)
 		c[i] = connect_node(i);
 	check_native(c);
@@ -740,15 +699,7 @@ int main(int argc, char **argv)
 	harness_close_all(c, NODES);
 	check_kill();
 	/* A clean exit: a sanitizer report or a leak would make it non-zero. */
-	for (unsigned i = 0; i < NODES; i++) {
-		int st;
-
-		if (!up[i])
-			continue;
-		st = server_stop(&nodes[i], SIGTERM, 20000);
-		CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-		      "node %u did not exit cleanly (status %d, see %s)", i + 1, st, logs[i]);
-	}
+	cluster_stop_all(&cluster, 20000);
 	harness_cleanup();
 	printf("cluster-forward: all checks passed\n");
 	return 0;

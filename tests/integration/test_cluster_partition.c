@@ -29,7 +29,6 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -39,8 +38,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -65,21 +62,13 @@
 #define VICTIM_PACE_US 10000     /* between two pairs */
 #define PARTITION_MIN_MS 3000    /* the partition lasts at least this */
 
-static const char *binary, *netfault, *base_dir;
-static char initial[256], peer_addr[NODES][32], addr_list[128];
-static struct server nodes[NODES];
+static const char *netfault;
+static char peer_addr[NODES][32], addr_list[128];
+static struct cluster cluster;
 
 static _Atomic unsigned acked_gen[KEYS]; /* last generation acknowledged OK */
 static unsigned sent_gen[KEYS];           /* last generation sent (ok or unknown) */
 static unsigned leader_of[KEYS];
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 static size_t key_of(char *buf, size_t len, unsigned k)
 {
@@ -106,28 +95,6 @@ static unsigned gen_of(const void *value, size_t len, unsigned k)
 	buf[len] = '\0';
 	gen = (unsigned)strtoul(buf + n, NULL, 10);
 	return gen;
-}
-
-static void start_node(unsigned i)
-{
-	char dir[512], id[8];
-	const char *args[16];
-	unsigned n = 0;
-
-	snprintf(dir, sizeof dir, "%s/node%u", base_dir, i + 1);
-	snprintf(id, sizeof id, "%u", i + 1);
-	args[n++] = "--node-id";
-	args[n++] = id;
-	args[n++] = "--initial-cluster";
-	args[n++] = initial;
-	args[n++] = "--cores";
-	args[n++] = "2";
-	args[n++] = "--data-dir";
-	args[n++] = dir;
-	args[n++] = "--election-timeout";
-	args[n++] = "300ms";
-	args[n] = NULL;
-	CHECK(server_start(&nodes[i], binary, args) == 0, "node %u did not start", i + 1);
 }
 
 static void netfault_run(const char *what, unsigned i)
@@ -201,7 +168,8 @@ static int raw_call(unsigned i, int timeout_ms, unsigned flags, unsigned k, cons
 	uint64_t status = 0, got_len = 0;
 	uint32_t len;
 	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = timeout_ms % 1000 * 1000 };
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)nodes[i].port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+				  .sin_port = htons((uint16_t)cluster.nodes[i].srv.port) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), rv = -1;
 
 	*gen = 0;
@@ -283,12 +251,12 @@ static int get_via(unsigned i, unsigned k, int *gen)
 static int put_via_others(unsigned k, unsigned gen, unsigned avoid, long limit_ms)
 {
 	char value[32];
-	long deadline = now_ms() + limit_ms;
+	long deadline = harness_now_ms() + limit_ms;
 	int ignored;
 
 	value_of(value, sizeof value, k, gen);
 	sent_gen[k] = gen;
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		for (unsigned i = 0; i < NODES; i++) {
 			int rv;
 
@@ -312,10 +280,10 @@ static int put_via_others(unsigned k, unsigned gen, unsigned avoid, long limit_m
  * NODES when none does within `limit_ms`. */
 static unsigned find_leader(unsigned k, long limit_ms)
 {
-	long deadline = now_ms() + limit_ms;
+	long deadline = harness_now_ms() + limit_ms;
 	int gen;
 
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		for (unsigned i = 0; i < NODES; i++) {
 			int rv = get_via(i, k, &gen);
 
@@ -375,7 +343,7 @@ static int victim_call(struct victim_probe *p, struct rkv_client **c, bool raw, 
 	if (raw)
 		return raw_call(p->node, VICTIM_TIMEOUT_MS, RAW_NO_FORWARD, k, value, gen);
 	if (!*c) {
-		if (rkv_connect_timeout(nodes[p->node].addr, 2000, c, err, sizeof err) != 0) {
+		if (rkv_connect_timeout(cluster.nodes[p->node].srv.addr, 2000, c, err, sizeof err) != 0) {
 			*c = NULL;
 			return -1;
 		}
@@ -421,7 +389,7 @@ static void *victim_main(void *arg)
 			violation(p, "a write of key %u (%s) was acknowledged OK", k, value);
 		}
 		if (rv == RKV_STATUS_NOT_LEADER && !p->first_not_leader_ms)
-			p->first_not_leader_ms = now_ms() - p->t0;
+			p->first_not_leader_ms = harness_now_ms() - p->t0;
 
 		before = atomic_load(&acked_gen[k]);
 		rv = victim_call(p, &c, raw, k, NULL, &gen);
@@ -454,10 +422,10 @@ static int read_replica(unsigned i, unsigned k);
  */
 static long check_converged(void)
 {
-	long t0 = now_ms(), deadline = t0 + CONVERGE_LIMIT_MS;
+	long t0 = harness_now_ms(), deadline = t0 + CONVERGE_LIMIT_MS;
 	char why[256] = "";
 
-	while (now_ms() < deadline) {
+	while (harness_now_ms() < deadline) {
 		bool all = true;
 
 		for (unsigned k = 0; k < KEYS && all; k++) {
@@ -481,7 +449,7 @@ static long check_converged(void)
 			}
 		}
 		if (all)
-			return now_ms() - t0;
+			return harness_now_ms() - t0;
 		usleep(200000);
 	}
 	CHECK(false, "replicas differ %d ms after healing: %s", CONVERGE_LIMIT_MS, why);
@@ -493,12 +461,12 @@ static long check_converged(void)
 static void write_until_acked(const bool *skip)
 {
 	for (unsigned k = 0; k < KEYS; k++) {
-		long t0 = now_ms();
+		long t0 = harness_now_ms();
 
 		if (skip && skip[k])
 			continue;
 		while (put_via_others(k, sent_gen[k] + 1, NODES, ELECT_LIMIT_MS) != 1)
-			CHECK(now_ms() - t0 < ELECT_LIMIT_MS, "key %u not written after healing", k);
+			CHECK(harness_now_ms() - t0 < ELECT_LIMIT_MS, "key %u not written after healing", k);
 	}
 }
 
@@ -513,18 +481,14 @@ int main(int argc, char **argv)
 	long t_iso, first_ack = -1, all_acked, step_down_wait;
 
 	CHECK(argc == 3, "usage: %s RINGKVD NETFAULT_SH (under netfault.sh wrap)", argv[0]);
-	binary = argv[1];
 	netfault = argv[2];
 	CHECK(getenv("RINGKV_NETFAULT_CHAIN"), "run me under 'netfault.sh wrap --'");
-	base_dir = harness_tmpdir();
-	CHECK(base_dir, "mkdtemp");
 	for (unsigned i = 0; i < NODES; i++)
 		snprintf(peer_addr[i], sizeof peer_addr[i], "127.0.4.1%u", i + 1);
 	snprintf(addr_list, sizeof addr_list, "%s,%s,%s", peer_addr[0], peer_addr[1], peer_addr[2]);
-	snprintf(initial, sizeof initial, "1=%s:%u,2=%s:%u,3=%s:%u", peer_addr[0], port,
-		 peer_addr[1], port, peer_addr[2], port);
-	for (unsigned i = 0; i < NODES; i++)
-		start_node(i);
+	cluster_init(&cluster, argv[1], NODES, "127.0.4.1", port);
+	cluster.args = (const char *const[]){ "--cores", "2", "--election-timeout", "300ms", NULL };
+	cluster_start_all(&cluster);
 
 	/* 1. Every key written once (the first writes wait for elections). */
 	for (unsigned k = 0; k < KEYS; k++)
@@ -544,7 +508,7 @@ int main(int argc, char **argv)
 
 	/* 2. Partition. */
 	netfault_run("isolate", victim);
-	t_iso = now_ms();
+	t_iso = harness_now_ms();
 	memset(&probe, 0, sizeof probe);
 	probe.node = victim;
 	probe.keys = led;
@@ -561,20 +525,20 @@ int main(int argc, char **argv)
 		if (rv == 1) {
 			written++;
 			if (first_ack < 0)
-				first_ack = now_ms() - t_iso;
+				first_ack = harness_now_ms() - t_iso;
 		}
 	}
-	all_acked = now_ms() - t_iso;
+	all_acked = harness_now_ms() - t_iso;
 	CHECK(first_ack >= 0 && written + 2 >= n_led, "only %u of %u keys acknowledged by the "
 	      "majority", written, n_led);
 	/* Hold the partition until the isolated node has stepped down (it
 	 * answers NOT_LEADER for a key it led), then write once more. */
-	while (!probe.first_not_leader_ms && now_ms() - t_iso < STEP_DOWN_LIMIT_MS)
+	while (!probe.first_not_leader_ms && harness_now_ms() - t_iso < STEP_DOWN_LIMIT_MS)
 		usleep(50000);
 	step_down_wait = probe.first_not_leader_ms;
 	for (unsigned j = 0; j < n_led; j++)
 		put_via_others(led[j], 3, victim, ELECT_LIMIT_MS);
-	while (now_ms() - t_iso < PARTITION_MIN_MS)
+	while (harness_now_ms() - t_iso < PARTITION_MIN_MS)
 		usleep(50000);
 	/* The majority's leaders of the victim's former shards. */
 	for (unsigned j = 0; j < n_led && step_down_wait > 0; j++) {
@@ -623,13 +587,7 @@ int main(int argc, char **argv)
 	write_until_acked(NULL);
 	printf("all keys written again: replicas equal after %ld ms\n", check_converged());
 
-	for (unsigned i = 0; i < NODES; i++) {
-		int status;
-
-		status = server_stop(&nodes[i], SIGTERM, 15000);
-		CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "node %u should stop cleanly on SIGTERM (status %d)", i + 1, status);
-	}
+	cluster_stop_all(&cluster, 15000);
 	harness_cleanup();
 	printf("1 passed, 0 failed\n");
 	return 0;

@@ -21,13 +21,11 @@
  *
  * usage: test_cluster_routing RINGKVD RINGKV CHECKER.py RINGKV-BENCH
  */
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -38,102 +36,8 @@
 #define LEADERS_WITHIN_MS 20000  /* first elections, on a loaded machine */
 #define RESUME_WITHIN_MS 20000   /* writes and reads after the kill */
 
-static const char *binary;
-static const char *base_dir;
-static char initial[256];
-static char peer[NODES][64];
+static struct cluster cluster;
 static char resp[NODES][64];
-static struct server nodes[NODES];
-static bool up[NODES];
-
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static void start_node(unsigned i)
-{
-	char dir[512], id[8];
-	const char *args[20];
-	unsigned n = 0;
-
-	static char logs[NODES][600];
-
-	snprintf(dir, sizeof dir, "%s/node%u", base_dir, i + 1);
-	snprintf(id, sizeof id, "%u", i + 1);
-	snprintf(logs[i], sizeof logs[i], "%s/node%u.log", base_dir, i + 1);
-	nodes[i].stderr_path = logs[i];
-	args[n++] = "--node-id";
-	args[n++] = id;
-	args[n++] = "--initial-cluster";
-	args[n++] = initial;
-	args[n++] = "--resp-listen";
-	args[n++] = resp[i];
-	args[n++] = "--cores";
-	args[n++] = "2";
-	args[n++] = "--data-dir";
-	args[n++] = dir;
-	args[n++] = "--election-timeout";
-	args[n++] = "300ms";
-	args[n] = NULL;
-	CHECK(server_start(&nodes[i], binary, args) == 0, "node %u did not start", i + 1);
-	up[i] = true;
-}
-
-/* The map as node i sees it (NULL if it does not answer). */
-static struct rkv_cluster_map *map_of(unsigned i)
-{
-	struct rkv_cluster_map *m = NULL;
-	struct rkv_client *c;
-	char err[256];
-
-	if (rkv_connect_timeout(nodes[i].addr, 2000, &c, err, sizeof err) != 0)
-		return NULL;
-	rkv_set_timeout(c, 3000);
-	if (rkv_cluster_map(c, &m) != 0)
-		m = NULL;
-	rkv_close(c);
-	return m;
-}
-
-/* Every shard has a leader and every node's client address is known (a
- * node learns a peer's from the hello of the peer's first connection). */
-static bool all_led(const struct rkv_cluster_map *m)
-{
-	for (size_t s = 0; s < m->shard_count; s++)
-		if (m->shards[s].leader == 0)
-			return false;
-	for (size_t i = 0; i < m->node_count; i++)
-		if (!m->nodes[i].client[0])
-			return false;
-	return true;
-}
-
-/* Waits until node i's map is complete (all_led); returns it. */
-static struct rkv_cluster_map *wait_all_led(unsigned i, long within_ms)
-{
-	long deadline = now_ms() + within_ms;
-
-	while (now_ms() < deadline) {
-		struct rkv_cluster_map *m = map_of(i);
-
-		if (m && all_led(m))
-			return m;
-		rkv_cluster_map_free(m);
-		sleep_ms(100);
-	}
-	return NULL;
-}
 
 static void check_map(const struct rkv_cluster_map *m)
 {
@@ -144,12 +48,13 @@ static void check_map(const struct rkv_cluster_map *m)
 	CHECK(m->shard_count >= NODES, "%zu shards", m->shard_count);
 	for (unsigned i = 0; i < NODES; i++) {
 		const struct rkv_node *n = &m->nodes[i];
+		const struct cluster_node *want = &cluster.nodes[i];
 
 		CHECK(n->id == i + 1, "node %u has id %llu", i, (unsigned long long)n->id);
-		CHECK(strcmp(n->peer, peer[i]) == 0, "node %u peer '%s', want '%s'", i + 1,
-		      n->peer, peer[i]);
-		CHECK(strcmp(n->client, nodes[i].addr) == 0, "node %u client '%s', want '%s'",
-		      i + 1, n->client, nodes[i].addr);
+		CHECK(strcmp(n->peer, want->peer) == 0, "node %u peer '%s', want '%s'", i + 1,
+		      n->peer, want->peer);
+		CHECK(strcmp(n->client, want->srv.addr) == 0, "node %u client '%s', want '%s'",
+		      i + 1, n->client, want->srv.addr);
 		CHECK(strcmp(n->resp, resp[i]) == 0, "node %u resp '%s', want '%s'", i + 1,
 		      n->resp, resp[i]);
 	}
@@ -194,8 +99,8 @@ static void write_read_all(struct rkv_router *r, unsigned round, long deadline)
 		key_of(key, sizeof key, k);
 		value_of(value, sizeof value, k, round);
 		while ((rc = rkv_router_put(r, key, strlen(key), value, strlen(value))) != 0 &&
-		       deadline && now_ms() < deadline)
-			sleep_ms(50);
+		       deadline && harness_now_ms() < deadline)
+			harness_sleep_ms(50);
 		CHECK(rc == 0, "put %s (round %u): %s: %s", key, round, rkv_status_name(rc),
 		      rkv_router_last_error(r));
 	}
@@ -208,8 +113,8 @@ static void write_read_all(struct rkv_router *r, unsigned round, long deadline)
 		key_of(key, sizeof key, k);
 		value_of(value, sizeof value, k, round);
 		while ((rc = rkv_router_get(r, key, strlen(key), &got, &len)) != 0 && deadline &&
-		       now_ms() < deadline)
-			sleep_ms(50);
+		       harness_now_ms() < deadline)
+			harness_sleep_ms(50);
 		CHECK(rc == 0, "get %s (round %u): %s: %s", key, round, rkv_status_name(rc),
 		      rkv_router_last_error(r));
 		CHECK(len == strlen(value) && memcmp(got, value, len) == 0,
@@ -233,7 +138,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s RINGKVD RINGKV CHECKER.py RINGKV-BENCH\n", argv[0]);
 		return 2;
 	}
-	binary = argv[1];
 	cli = argv[2];
 	checker = argv[3];
 	bench = argv[4];
@@ -241,19 +145,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "SKIP: python3 is not installed (scripts/deps.sh)\n");
 		return 77;
 	}
-	base_dir = harness_tmpdir();
 	/* Ports of the routing range: peers even, RESP odd, by pid. */
 	base = 22000 + ((unsigned)getpid() % 490) * 2;
+	cluster_init(&cluster, argv[1], NODES, "127.0.2.1", base);
+	cluster.args = (const char *const[]){ "--cores", "2", "--election-timeout", "300ms", NULL };
+	cluster_keep_logs(&cluster, NULL);
 	for (unsigned i = 0; i < NODES; i++) {
-		snprintf(peer[i], sizeof peer[i], "127.0.2.1%u:%u", i + 1, base);
 		snprintf(resp[i], sizeof resp[i], "127.0.2.1%u:%u", i + 1, base + 1);
+		cluster.nodes[i].args[0] = "--resp-listen";
+		cluster.nodes[i].args[1] = resp[i];
 	}
-	snprintf(initial, sizeof initial, "1=%s,2=%s,3=%s", peer[0], peer[1], peer[2]);
-	for (unsigned i = 0; i < NODES; i++)
-		start_node(i);
+	cluster_start_all(&cluster);
 
 	/* The map: leaders everywhere, placement and addresses right. */
-	m = wait_all_led(1, LEADERS_WITHIN_MS);
+	m = cluster_wait_leaders(&cluster, 1, LEADERS_WITHIN_MS);
 	CHECK(m != NULL, "node 2's map still has shards without a leader after %d ms",
 	      LEADERS_WITHIN_MS);
 	CHECK(m->node_id == 2, "answered by node %llu", (unsigned long long)m->node_id);
@@ -268,7 +173,8 @@ int main(int argc, char **argv)
 
 	/* Routed writes and reads go straight to the leaders. Seeds: node 3
 	 * (any node will do), then node 1. */
-	snprintf(seeds, sizeof seeds, "%s,%s", nodes[2].addr, nodes[0].addr);
+	snprintf(seeds, sizeof seeds, "%s,%s", cluster.nodes[2].srv.addr,
+		 cluster.nodes[0].srv.addr);
 	CHECK(rkv_router_open(seeds, 2000, &r, err, sizeof err) == 0, "router: %s", err);
 	rkv_router_set_timeout(r, 3000);
 	write_read_all(r, 1, 0);
@@ -284,9 +190,10 @@ int main(int argc, char **argv)
 
 	/* ringkv-bench: each connection to one node, only keys that node leads,
 	 * marked no_forward: a request that missed its leader is an error. */
-	snprintf(out_path, sizeof out_path, "%s/bench.txt", base_dir);
+	snprintf(out_path, sizeof out_path, "%s/bench.txt", cluster.base_dir);
 	snprintf(cmd, sizeof cmd, "'%s' --addr %s --connections 6 --requests 600 --warmup 0 "
-		 "--ratio 1:1 --keys 1000 > '%s' 2>&1", bench, nodes[0].addr, out_path);
+		 "--ratio 1:1 --keys 1000 > '%s' 2>&1", bench, cluster.nodes[0].srv.addr,
+		 out_path);
 	rc = system(cmd);
 	snprintf(cmd, sizeof cmd, "cat '%s'; grep -q 'routing to the leaders of' '%s' && "
 		 "grep -q 'errors by status: none' '%s'", out_path, out_path, out_path);
@@ -295,9 +202,8 @@ int main(int argc, char **argv)
 	/* kill -9 the leader of shard 0: the router follows the new leaders. */
 	killed = (unsigned)old_leader - 1;
 	live = (killed + 1) % NODES;
-	CHECK(server_stop(&nodes[killed], SIGKILL, 10000) != -1, "kill node %u", killed + 1);
-	up[killed] = false;
-	write_read_all(r, 2, now_ms() + RESUME_WITHIN_MS);
+	cluster_kill(&cluster, killed);
+	write_read_all(r, 2, harness_now_ms() + RESUME_WITHIN_MS);
 	rkv_router_stats(r, &st);
 	printf("after kill -9 of node %u: %llu requests, %llu NOT_LEADER, %llu retries, "
 	       "%llu refreshes, %llu unreachable\n", killed + 1,
@@ -306,7 +212,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.unreachable);
 	CHECK(st.unreachable + st.not_leader > 0,
 	      "the router never noticed that node %u died", killed + 1);
-	m = wait_all_led(live, RESUME_WITHIN_MS);
+	m = cluster_wait_leaders(&cluster, live, RESUME_WITHIN_MS);
 	CHECK(m != NULL, "node %u's map lacks leaders after the kill", live + 1);
 	CHECK(m->shards[0].leader != old_leader, "shard 0 still led by the killed node");
 	for (size_t s = 0; s < m->shard_count; s++)
@@ -318,16 +224,17 @@ int main(int argc, char **argv)
 	rkv_router_close(r);
 
 	/* ringkv cluster status --json, asked of a live node. */
-	snprintf(out_path, sizeof out_path, "%s/status.json", base_dir);
+	snprintf(out_path, sizeof out_path, "%s/status.json", cluster.base_dir);
 	snprintf(cmd, sizeof cmd, "'%s' -a %s -t 5 cluster status --json > '%s'", cli,
-		 nodes[live].addr, out_path);
+		 cluster.nodes[live].srv.addr, out_path);
 	rc = system(cmd);
 	CHECK(rc == 0, "ringkv cluster status --json exited %d", rc);
 	snprintf(cmd, sizeof cmd, "python3 '%s' '%s' %u", checker, out_path, killed + 1);
 	rc = system(cmd);
 	CHECK(rc == 0, "check_cluster_status.py failed (%d)", rc);
 	/* And the table prints. */
-	snprintf(cmd, sizeof cmd, "'%s' -a %s -t 5 cluster status", cli, nodes[live].addr);
+	snprintf(cmd, sizeof cmd, "'%s' -a %s -t 5 cluster status", cli,
+		 cluster.nodes[live].srv.addr);
 	CHECK(system(cmd) == 0, "ringkv cluster status failed");
 
 	/* No request needed forwarding: the live nodes' own count, at exit. */
@@ -339,10 +246,8 @@ int main(int argc, char **argv)
 
 		if (i == killed)
 			continue;
-		CHECK(server_stop(&nodes[i], SIGTERM, 20000) == 0, "node %u did not stop cleanly",
-		      i + 1);
-		up[i] = false;
-		f = fopen(nodes[i].stderr_path, "r");
+		cluster_stop(&cluster, i, 20000);
+		f = fopen(cluster.nodes[i].log, "r");
 		CHECK(f != NULL, "no log of node %u", i + 1);
 		while (fgets(line, sizeof line, f)) {
 			const char *p = strstr(line, "] core ");

@@ -8,12 +8,10 @@
  * without CLUSTER, and a damaged CLUSTER, are refused and left alone; bad
  * cluster flags exit 2. Every process is bounded (harness: 15 s each).
  */
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -59,12 +57,9 @@ static bool exists(const char *dir, const char *name)
 static void start_stop(const char *binary, const char *const *args, const char *what)
 {
 	struct server srv = { 0 };
-	int status;
 
 	CHECK(server_start(&srv, binary, args) == 0, "%s: ringkvd did not start", what);
-	status = server_stop(&srv, SIGTERM, 10000);
-	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	      "%s: SIGTERM should exit 0 (status %d)", what, status);
+	server_stop_clean(&srv, 10000, what);
 }
 
 /* Runs ringkvd to completion; it must exit `code` and print every string
@@ -219,7 +214,6 @@ int main(int argc, char **argv)
 		char err[256];
 		void *value;
 		size_t len;
-		int status;
 
 		CHECK(server_start(&srv, bin, args) == 0, "single node did not start");
 		CHECK(rkv_connect(srv.addr, &c, err, sizeof err) == 0, "connect: %s", err);
@@ -230,9 +224,7 @@ int main(int argc, char **argv)
 			CHECK(rkv_put(c, key, strlen(key), "v", 1) == 0, "put %s", key);
 		}
 		rkv_close(c);
-		status = server_stop(&srv, SIGTERM, 10000);
-		CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "SIGTERM should exit 0 (status %d)", status);
+		server_stop_clean(&srv, 10000, "the single node");
 		/* What the previous build wrote. */
 		write_file(old, "CLUSTER", "ringkv-cluster 1\nshards 3\n");
 		snprintf(err, sizeof err, "%s/PLACEMENT", old);
@@ -258,9 +250,7 @@ int main(int argc, char **argv)
 			free(value);
 		}
 		rkv_close(c);
-		status = server_stop(&srv, SIGTERM, 10000);
-		CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "SIGTERM should exit 0 (status %d)", status);
+		server_stop_clean(&srv, 10000, "the upgraded node");
 		read_file(old, "CLUSTER", out, sizeof out);
 		CHECK(strstr(out, "ringkv-cluster 2\n") && strstr(out, "\nnode-id 1\n") &&
 		      strstr(out, "\nnodes 1\nnode 1 -\n") && strstr(out, "\nshards 3\n") &&
