@@ -386,8 +386,12 @@ static void check_no_majority(void)
 	cluster_kill(&cluster, 1);
 	cluster_kill(&cluster, 2);
 	RESP(0, reply, "FLUSHDB");
+	/* Shard 0 is named first in whichever class it falls in: with the
+	 * shards node 1 leads (outcome unknown) or, when another node won it
+	 * after the restart, alone or first among those not applied. */
 	CHECK(strncmp(reply, "-ERR FLUSHDB incomplete: applied on 0 of 6 shards; ", 51) == 0 &&
-	      strstr(reply, " on shards 0, ") && strstr(reply, "FLUSHDB again completes it"),
+	      (strstr(reply, " on shards 0, ") || strstr(reply, " on shard 0 (")) &&
+	      strstr(reply, "FLUSHDB again completes it"),
 	      "FLUSHDB with two nodes down: '%s'", reply);
 	printf("two nodes down: %s\n", reply);
 }
