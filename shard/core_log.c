@@ -716,6 +716,10 @@ static int switch_segment(struct core_log *log, uint64_t need)
 		return rv;
 	}
 	log->switch_waiting = false;
+	/* Every batch stored into the old segment is durable (nstored == 0):
+	 * the new segment's checkpoint says where its records end. */
+	log->sealed_seq = active_seg(log)->seq;
+	log->sealed_end = log->offset;
 	wal_map_close(&log->map);
 	queue_close(log, log->fd);
 	log->map = map;
@@ -759,18 +763,25 @@ static int build_checkpoint(struct core_log *log)
 {
 	struct core_log_record r = { .kind = CORE_LOG_CHECKPOINT, .a = active_seg(log)->seq };
 	struct core_log_record retain = { .kind = CORE_LOG_RETAIN, .a = log->retain_staged };
+	struct core_log_record seal = { .kind = CORE_LOG_SEAL, .a = log->sealed_seq,
+					.b = log->sealed_end };
+	bool sealed = log->sealed_seq != 0 && log->sealed_seq + 1 == active_seg(log)->seq;
 	size_t count = 0, size, at;
 	uint32_t gi = 0;
 
 	for (uint32_t i = 0; i < log->ngroups; i++)
 		if (in_checkpoint(&log->groups[i]))
 			count++;
-	size = CORE_LOG_RECORD_HEADER_SIZE * (2 + count / CORE_LOG_CHECKPOINT_MAX_ITEMS) +
+	size = CORE_LOG_RECORD_HEADER_SIZE * (3 + count / CORE_LOG_CHECKPOINT_MAX_ITEMS) +
 	       count * CORE_LOG_CHECKPOINT_ITEM;
 	if (buf_reserve(&log->ckpt_buf, &log->ckpt_cap, 0, size) != 0)
 		return -ENOMEM;
 	log->ckpt_len = core_log_record_finish(log->ckpt_buf, &retain);
 	log->ckpt_records = 1;
+	if (sealed) {
+		log->ckpt_len += core_log_record_finish(log->ckpt_buf + log->ckpt_len, &seal);
+		log->ckpt_records++;
+	}
 	while (count > 0) {
 		uint32_t items = count < CORE_LOG_CHECKPOINT_MAX_ITEMS ?
 					 (uint32_t)count : CORE_LOG_CHECKPOINT_MAX_ITEMS;

@@ -90,6 +90,11 @@ static const char *shape_error(uint8_t kind, uint32_t type, uint64_t group, uint
 		if (payload_len != 0 || type != 0 || group != 0 || a == 0 || b != 0)
 			return "malformed retain record";
 		return NULL;
+	case CORE_LOG_SEAL:
+		if (payload_len != 0 || type != 0 || group != 0 || a == 0 ||
+		    b < CORE_LOG_SEGMENT_HEADER_SIZE)
+			return "malformed seal record";
+		return NULL;
 	case CORE_LOG_CHECKPOINT:
 		if (type != 0 || group != 0 || a == 0 || b == 0 ||
 		    b > CORE_LOG_CHECKPOINT_MAX_ITEMS ||

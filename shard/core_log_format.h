@@ -67,6 +67,12 @@ enum core_log_kind {
 	 * and log start of every group live when the segment began, so that no
 	 * older segment ever holds the only copy of one. */
 	CORE_LOG_CHECKPOINT = 6,
+	/* group 0, a = seq of the segment before this one (>= 1), b = where
+	 * its records end (>= the segment header): written in the checkpoint
+	 * of a segment begun after every batch of the one before was durable,
+	 * so recovery can tell that segment's end was cut or zeroed even at a
+	 * record and page boundary. No payload. */
+	CORE_LOG_SEAL = 7,
 };
 
 struct core_log_record {

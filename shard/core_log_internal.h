@@ -145,6 +145,9 @@ struct core_log {
 	struct wal_map map;
 	uint64_t offset;            /* append offset in the active segment */
 	bool active_checkpointed;   /* its checkpoint is stored */
+	uint64_t sealed_seq;        /* the segment before the active one, when the
+				     * switch to it happened here (0: none) */
+	uint64_t sealed_end;        /* where its records end (all durable) */
 	uint64_t active_batches;    /* batches stored into it */
 	uint64_t checkpoint_durable;/* newest segment whose checkpoint is durable */
 	uint8_t *ckpt_buf;

@@ -298,6 +298,8 @@ static const char *apply(struct replay *rp, const struct seg_map *sm,
 		if (r->a > rp->retain)
 			rp->retain = r->a;
 		return NULL;
+	case CORE_LOG_SEAL:
+		return NULL; /* checked against the segment before, in replay_all */
 	case CORE_LOG_CHECKPOINT:
 		if (r->a != sm->seq) {
 			*rv = RKV_ECORRUPT;
@@ -536,6 +538,20 @@ static int replay_all(struct replay *rp, struct seg_map *maps, size_t n)
 			if (!sm->records)
 				sm->checkpointed = true;
 			sm->records = true;
+			if (r.kind == CORE_LOG_SEAL && k > 0 && maps[k - 1].seq == r.a &&
+			    maps[k - 1].end != r.b) {
+				char prev[64];
+
+				core_log_segment_name(prev, sizeof prev, r.a);
+				set_err(rp->err, rp->errlen,
+					"%s/%s: offset %zu: its records end at offset %zu, but %s "
+					"(begun once they were all synced) says they end at %" PRIu64
+					": the file was cut or zeroed and the records synced after "
+					"offset %zu are lost; refusing to start, nothing was "
+					"deleted", dir, prev, maps[k - 1].end, maps[k - 1].end, name,
+					r.b, maps[k - 1].end);
+				return RKV_ECORRUPT;
+			}
 			why = apply(rp, sm, &r, &rv);
 			if (why) {
 				set_err(rp->err, rp->errlen, "%s/%s: offset %zu: %s (group %" PRIu64

@@ -804,6 +804,81 @@ static void test_missing_middle_segment_refused(void **state)
 	assert_non_null(strstr(f->err, "log-00000000000000000002.log: offset 0: segment missing"));
 }
 
+/* Offset of the last record of `kind` in segment `seq` (-1: none), and
+ * the number of such records. */
+static long last_of_kind(struct fx *f, uint64_t seq, uint8_t kind, unsigned *count,
+			 struct core_log_record *out)
+{
+	char path[256];
+	static uint8_t buf[4u << 20];
+	struct core_log_scanner s;
+	struct core_log_record r;
+	ssize_t len;
+	long at = -1;
+	int fd;
+
+	*count = 0;
+	path_of(f, seq, path, sizeof path);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	len = pread(fd, buf, sizeof buf, 0);
+	close(fd);
+	assert_true(len >= 0);
+	core_log_scan_init(&s, buf, (size_t)len);
+	while (core_log_scan_next(&s, &r) == CORE_LOG_SCAN_RECORD)
+		if (r.kind == kind) {
+			at = (long)(s.offset - core_log_record_size(r.payload_len));
+			(*count)++;
+			if (out)
+				*out = r;
+		}
+	return at;
+}
+
+/*
+ * The records at the end of a segment that is not the last replaced by
+ * zeros (or the file cut at a record boundary that is also a page
+ * boundary): the segment parses as a whole one that just ends there. The
+ * next segment's checkpoint says where its records really end (a SEAL
+ * record, written once they were all durable), so it is refused.
+ */
+static void test_zeroed_end_of_older_segment_refused(void **state)
+{
+	struct fx *f = *state;
+	struct core_log_record seal;
+	static uint8_t zeros[64 * KIB];
+	char path[256];
+	struct stat st;
+	unsigned n;
+	long at;
+	int fd;
+
+	make_segments(f, 3);
+	/* Every segment after the first names the end of the one before. */
+	assert_true(last_of_kind(f, 2, CORE_LOG_SEAL, &n, &seal) > 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(seal.a, 1);
+	assert_true(last_of_kind(f, 1, CORE_LOG_SEAL, &n, NULL) < 0);
+	must_open(f); /* untouched: opens */
+	close_log(f);
+	at = last_of_kind(f, 2, CORE_LOG_ENTRY, &n, NULL);
+	assert_true(at > 0 && n > 1);
+	path_of(f, 2, path, sizeof path);
+	assert_int_equal(stat(path, &st), 0);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	for (off_t o = at; o < st.st_size; o += (off_t)sizeof zeros) {
+		size_t len = (size_t)(st.st_size - o) < sizeof zeros ? (size_t)(st.st_size - o)
+								   : sizeof zeros;
+
+		assert_int_equal(pwrite(fd, zeros, len, o), (ssize_t)len);
+	}
+	close(fd);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000002.log"));
+	assert_non_null(strstr(f->err, "cut or zeroed"));
+}
+
 static void test_missing_first_segment_refused(void **state)
 {
 	struct fx *f = *state;
@@ -1215,6 +1290,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failed_fsync_fails_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corruption_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_middle_segment_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zeroed_end_of_older_segment_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_missing_first_segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_after_reset_and_remove, setup,
