@@ -282,25 +282,34 @@ static void seg_range(struct fx *f, uint64_t *lo, uint64_t *hi)
 	closedir(d);
 }
 
-/* Offset of the record holding ENTRY(g, index) in segment `seq`, or -1. */
-static long find_entry(struct fx *f, uint64_t seq, uint64_t g, uint64_t index)
+/* Starts a scan of segment `seq` (its first 4 MiB); false if it is missing. */
+static bool scan_segment(struct fx *f, uint64_t seq, struct core_log_scanner *s)
 {
 	char path[256];
 	static uint8_t buf[4u << 20];
-	struct core_log_scanner s;
-	struct core_log_record r;
 	ssize_t len;
-	long at = -1;
 	int fd;
 
 	path_of(f, seq, path, sizeof path);
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
-		return -1;
+		return false;
 	len = pread(fd, buf, sizeof buf, 0);
 	close(fd);
 	assert_true(len >= 0);
-	core_log_scan_init(&s, buf, (size_t)len);
+	core_log_scan_init(s, buf, (size_t)len);
+	return true;
+}
+
+/* Offset of the record holding ENTRY(g, index) in segment `seq`, or -1. */
+static long find_entry(struct fx *f, uint64_t seq, uint64_t g, uint64_t index)
+{
+	struct core_log_scanner s;
+	struct core_log_record r;
+	long at = -1;
+
+	if (!scan_segment(f, seq, &s))
+		return -1;
 	while (core_log_scan_next(&s, &r) == CORE_LOG_SCAN_RECORD)
 		if (r.kind == CORE_LOG_ENTRY && r.group == g && r.a == index)
 			at = (long)(s.offset - core_log_record_size(r.payload_len));
@@ -809,22 +818,12 @@ static void test_missing_middle_segment_refused(void **state)
 static long last_of_kind(struct fx *f, uint64_t seq, uint8_t kind, unsigned *count,
 			 struct core_log_record *out)
 {
-	char path[256];
-	static uint8_t buf[4u << 20];
 	struct core_log_scanner s;
 	struct core_log_record r;
-	ssize_t len;
 	long at = -1;
-	int fd;
 
 	*count = 0;
-	path_of(f, seq, path, sizeof path);
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	len = pread(fd, buf, sizeof buf, 0);
-	close(fd);
-	assert_true(len >= 0);
-	core_log_scan_init(&s, buf, (size_t)len);
+	assert_true(scan_segment(f, seq, &s));
 	while (core_log_scan_next(&s, &r) == CORE_LOG_SCAN_RECORD)
 		if (r.kind == kind) {
 			at = (long)(s.offset - core_log_record_size(r.payload_len));
