@@ -225,6 +225,18 @@ const struct resp_command_info *resp_command_table(size_t *count)
 	return commands;
 }
 
+const struct resp_command_info *resp_command_by_id(enum resp_cmd_id id)
+{
+	if ((unsigned)id >= RESP_CMD_TOP_COUNT)
+		return NULL;
+	if (commands[id].id == id)
+		return &commands[id];
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		if (commands[i].id == id)
+			return &commands[i];
+	return NULL;
+}
+
 bool resp_command_arity_ok(const struct resp_command_info *cmd, size_t argc)
 {
 	assert(cmd != NULL);

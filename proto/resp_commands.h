@@ -118,6 +118,9 @@ resp_subcommand_lookup(const struct resp_command_info *parent,
 /* The top-level table, for COMMAND, COMMAND LIST and COMMAND COUNT. */
 const struct resp_command_info *resp_command_table(size_t *count);
 
+/* The top-level command `id`, or NULL (a subcommand id or out of range). */
+const struct resp_command_info *resp_command_by_id(enum resp_cmd_id id);
+
 /* Whether argc (name included) satisfies the command's arity. */
 bool resp_command_arity_ok(const struct resp_command_info *cmd, size_t argc);
 

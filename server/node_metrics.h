@@ -45,6 +45,8 @@ struct node_metric_ids {
 	int sent_bytes;
 	int write_latency;       /* histogram, microseconds */
 	int read_latency;        /* histogram, microseconds */
+	int write_latency_resp;  /* the same for RESP commands flagged write */
+	int read_latency_resp;   /* and readonly */
 	int wal_sync_latency;    /* histogram, microseconds (the core log's) */
 	int wal_batch_records;   /* histogram, records per durable batch */
 	int compaction_time;     /* counter, microseconds, shown in seconds */

@@ -95,6 +95,13 @@ void redis_drain(struct conn *conn)
 			format_slot(conn, slot, &rc->scratch);
 			emit(conn, &rc->scratch);
 		}
+		if (slot->timed) {
+			const struct node_metric_ids *ids = conn->core->node->metric_ids;
+
+			metrics_observe(conn->core->metrics, slot->timed == 2 ? ids->write_latency_resp
+									      : ids->read_latency_resp,
+					conn->core->reactor->now_us - slot->start_us);
+		}
 		rc->head = slot->next;
 		if (!rc->head)
 			rc->tail = NULL;
@@ -115,6 +122,13 @@ struct redis_slot *redis_slot_new(struct conn *conn, enum resp_cmd_id cmd, uint3
 	memset(slot, 0, sizeof *slot);
 	slot->conn = conn;
 	slot->cmd = cmd;
+	{
+		const struct resp_command_info *ci = resp_command_by_id(cmd);
+
+		slot->timed = !ci ? 0 : (ci->flags & RESP_CMDF_WRITE) ? 2 :
+			      (ci->flags & RESP_CMDF_READONLY) ? 1 : 0;
+		slot->start_us = conn->core->reactor->now_us;
+	}
 	slot->reqs = &slot->one;
 	if (parts > 1) {
 		slot->reqs = pool_alloc(redis_pool(conn), parts * sizeof *slot->reqs);
@@ -465,6 +479,9 @@ static void single_key(struct conn *conn, const struct resp_command *cmd, enum r
 					reply_bulk(conn, &rc->scratch, v, len);
 				else
 					reply_null(conn, &rc->scratch);
+				/* Within this loop pass: 0 on the loop's clock. */
+				metrics_observe(conn->core->metrics,
+						conn->core->node->metric_ids->read_latency_resp, 0);
 				redis_reply_now(conn);
 				return;
 			}

@@ -64,6 +64,8 @@ struct redis_slot {
 	size_t keys_cap;
 	uint32_t keys_found;
 	bool oom;                   /* a request could not be built: answer an error */
+	uint8_t timed;              /* latency histogram: 0 none, 1 read, 2 write */
+	uint64_t start_us;          /* the loop's clock when the command began */
 };
 
 struct redis_conn {
