@@ -17,8 +17,9 @@
 #include "shard/shard.h"
 
 static const char *const op_names[NODE_METRICS_OPS] = {
-	"invalid", "get", "put", "delete", "scan",
+	"invalid", "get", "put", "delete", "scan", "cluster_map", "cluster_status", "backup",
 };
+_Static_assert(FRAME_OP_BACKUP + 1 == NODE_METRICS_OPS, "a name for every native op");
 
 static const char *const status_names[NODE_METRICS_STATUSES] = {
 	"ok", "not_found", "invalid_argument", "too_large", "resource_exhausted",

@@ -22,7 +22,8 @@
 struct node;
 struct node_core;
 
-#define NODE_METRICS_OPS 5       /* invalid, get, put, delete, scan (FRAME_OP_*) */
+#define NODE_METRICS_OPS 8       /* invalid, get, put, delete, scan, cluster_map,
+				  * cluster_status, backup (FRAME_OP_*) */
 /* RESP requests by command (resp_cmd_id), the last for unknown commands. */
 #define NODE_METRICS_RESP_OPS (RESP_CMD_TOP_COUNT + 1)
 #define NODE_METRICS_STATUSES 11 /* ringkv_Status OK .. UNKNOWN */
