@@ -75,6 +75,7 @@ struct snap_recv {
 	uint8_t *manifest;            /* the MANIFEST image, kept in memory */
 	size_t manifest_len, manifest_cap;
 	struct snap_recv_op *head, *tail; /* ring ops, one in flight at a time */
+	struct snap_recv_op *spare;   /* done ones, reused until the stream ends */
 	size_t queued_bytes;
 	bool op_inflight;
 	bool failed;                  /* a write failed: drop until a new stream */

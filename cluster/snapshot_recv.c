@@ -43,11 +43,15 @@
 
 enum op_kind { OP_UNLINK, OP_RMDIR, OP_MKDIR, OP_OPEN, OP_WRITE, OP_SYNC, OP_CLOSE, OP_INSTALL };
 
+/* A queued operation, its chunk's bytes after it. Done ones are kept on
+ * a spare list and reused for the next (a stream allocates its peak
+ * queue, not one per chunk); the spares go when the stream ends. */
 struct snap_recv_op {
 	struct snap_recv_op *next;
 	enum op_kind kind;
 	uint64_t offset;
 	uint32_t len, done;
+	uint32_t cap;                 /* room for data */
 	char name[PEER_MSG_MAX_FILE_NAME + 1];
 	uint8_t data[];
 };
@@ -96,16 +100,51 @@ int snapshot_chunk_check(const struct peer_msg_chunk *ch, bool same_file, uint64
 	return 0;
 }
 
+static void op_put(struct snap_recv *rc, struct snap_recv_op *op)
+{
+	op->next = rc->spare;
+	rc->spare = op;
+}
+
+/* The stream is over: its spare operations go. */
+static void spare_drop(struct snap_recv *rc)
+{
+	while (rc->spare) {
+		struct snap_recv_op *op = rc->spare;
+
+		rc->spare = op->next;
+		free(op);
+	}
+}
+
 static void op_free_all(struct snap_recv *rc)
 {
 	while (rc->head) {
 		struct snap_recv_op *op = rc->head;
 
 		rc->head = op->next;
-		free(op);
+		op_put(rc, op);
 	}
 	rc->tail = NULL;
 	rc->queued_bytes = 0;
+}
+
+/* A spare with room for `len` bytes, or a new one. */
+static struct snap_recv_op *op_get(struct snap_recv *rc, uint32_t len)
+{
+	struct snap_recv_op **p, *op;
+
+	for (p = &rc->spare; *p; p = &(*p)->next) {
+		if ((*p)->cap >= len) {
+			op = *p;
+			*p = op->next;
+			return op;
+		}
+	}
+	op = malloc(sizeof *op + len);
+	if (op)
+		op->cap = len;
+	return op;
 }
 
 /* Drops the stream (the leader starts over). Ring ops in flight finish
@@ -128,6 +167,7 @@ static void recv_reset(struct replica *rep, const char *why)
 		rc->failed = true;
 	} else {
 		op_free_all(rc);
+		spare_drop(rc);
 		if (rc->fd >= 0) {
 			close(rc->fd); /* blocking but cheap: an aborted stream */
 			rc->fd = -1;
@@ -186,6 +226,7 @@ static void op_done(struct io_op *iop, int res, unsigned flags)
 		rc->fd = -1;
 		rc->failed = false;
 		op_free_all(rc);
+		spare_drop(rc);
 		return;
 	}
 	stage_result(rep, op, &res);
@@ -226,7 +267,7 @@ static void op_done(struct io_op *iop, int res, unsigned flags)
 	rc->head = op->next;
 	if (!rc->head)
 		rc->tail = NULL;
-	free(op);
+	op_put(rc, op);
 	op_submit(rep);
 }
 
@@ -242,6 +283,7 @@ static void op_submit(struct replica *rep)
 	if (op->kind == OP_INSTALL) {
 		rc->head = rc->tail = NULL;
 		free(op);
+		spare_drop(rc);
 		rc->state = SNAP_RECV_INSTALLING;
 		rep->installing = true;
 		replica_mark_dirty(rep);
@@ -288,7 +330,7 @@ static int op_queue(struct replica *rep, enum op_kind kind, const char *name, ui
 		    const void *data, uint32_t len)
 {
 	struct snap_recv *rc = &rep->recv;
-	struct snap_recv_op *op = malloc(sizeof *op + len);
+	struct snap_recv_op *op = op_get(rc, len);
 
 	if (!op)
 		return -ENOMEM;
@@ -612,6 +654,7 @@ void snapshot_recv_free(struct replica *rep)
 	struct snap_recv *rc = &rep->recv;
 
 	op_free_all(rc);
+	spare_drop(rc);
 	if (rc->fd >= 0)
 		close(rc->fd);
 	rc->fd = -1;
@@ -620,8 +663,11 @@ void snapshot_recv_free(struct replica *rep)
 	free(rc->names);
 	rc->names = NULL;
 	rc->nnames = rc->names_cap = 0;
-	/* After the ring's operations were cancelled and reaped. */
-	shard_install_free(rc->install);
+	/* After the ring's operations were cancelled and reaped; one still
+	 * in flight (a stop that timed out) is left to the process exit
+	 * rather than freed under the kernel. */
+	if (rc->install && !shard_install_busy(rc->install))
+		shard_install_free(rc->install);
 	rc->install = NULL;
 	shard_close(rc->retired);
 	rc->retired = NULL;
