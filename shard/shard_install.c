@@ -289,6 +289,8 @@ static void done(struct io_op *op, int res, unsigned flags)
 		if (in->rw_done < in->rw_len)
 			break; /* the rest */
 		if (in->step == INSTALL_MANIFEST_WRITE) {
+			/* The new shard appends its edits after the image. */
+			in->parts.manifest_len = in->rw_len;
 			in->step = INSTALL_MANIFEST_SYNC;
 		} else if (in->step == INSTALL_TABLE_FOOTER) {
 			const struct manifest_file *mf = in->mfs[in->cur];
@@ -350,8 +352,6 @@ static void done(struct io_op *op, int res, unsigned flags)
 		in->rw_len = in->a.manifest_len;
 		in->rw_off = 0;
 		in->rw_done = 0;
-		if (in->rw_len == 0)
-			in->step = INSTALL_MANIFEST_SYNC;
 		break;
 	case INSTALL_MANIFEST_SYNC:
 	case INSTALL_MANIFEST_RENAME:
@@ -578,8 +578,10 @@ static int load_image(struct shard_install *in)
 	int rv;
 
 	rv = manifest_replay(v, in->a.manifest, in->a.manifest_len, &r);
-	if (rv == 0 && (r.torn || r.valid_len != in->a.manifest_len))
+	if (rv == 0 && (r.torn || r.valid_len != in->a.manifest_len || r.records == 0)) {
 		rv = RKV_ECORRUPT;
+		r.reason = r.records == 0 ? "no record" : r.reason;
+	}
 	if (rv) {
 		snprintf(in->err, sizeof in->err, "snapshot manifest: %s at offset %zu",
 			 r.reason ? r.reason : rkv_strerror(rv), r.torn ? r.valid_len : r.offset);
