@@ -87,6 +87,8 @@ struct snap_recv {
 	bool stage_fallback;          /* the blocking stage made the directory */
 	struct shard_install *install; /* on the ring (shard/shard_install.c) */
 	struct shard *retired;        /* the replaced shard: closed once quiet */
+	struct io_op retire_op;       /* its files' closes on the ring */
+	unsigned retire_closes;       /* of them, in flight */
 };
 
 /* A client proposal waiting for its entry's fate. */

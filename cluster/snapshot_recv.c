@@ -526,13 +526,26 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		recv_reset(rep, rkv_strerror(rv));
 }
 
+static void retire_closed(struct io_op *op, int res, unsigned flags)
+{
+	struct replica *rep = op->data;
+
+	(void)res;
+	(void)flags;
+	rep->recv.retire_closes--;
+}
+
 /* Closes the replaced shard once nothing of it is in flight (a read the
- * server started before the swap). Blocking: close(2) of its files. */
+ * server started before the swap): its files through the ring, then its
+ * memory. */
 static void retire(struct replica *rep)
 {
 	struct snap_recv *rc = &rep->recv;
 
 	if (rc->retired && shard_snapshot_quiet(rc->retired)) {
+		rc->retire_op.done = retire_closed;
+		rc->retire_op.data = rep;
+		rc->retire_closes += shard_close_files_async(rc->retired, &rc->retire_op);
 		shard_close(rc->retired);
 		rc->retired = NULL;
 	}
@@ -646,7 +659,7 @@ bool snapshot_recv_stop(struct replica *rep)
 		rep->installing = false;
 	}
 	retire(rep);
-	return !rc->op_inflight && !rc->install && !rc->retired;
+	return !rc->op_inflight && !rc->install && !rc->retired && rc->retire_closes == 0;
 }
 
 void snapshot_recv_free(struct replica *rep)

@@ -97,7 +97,8 @@ void lsm_table_destroy(struct shard *s, struct lsm_table *t)
 	if (s->cache)
 		block_cache_erase_file(s->cache, lsm_cache_file(s, t->number));
 	if (s->closing) {
-		close(t->fd);
+		if (t->fd >= 0) /* else handed to the ring (shard_close_files_async) */
+			close(t->fd);
 	} else {
 		sqe = shard_sqe(s, &s->misc_op);
 		io_uring_prep_close(sqe, t->fd);

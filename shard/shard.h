@@ -515,6 +515,16 @@ void shard_install_free(struct shard_install *in);
 bool shard_snapshot_quiet(const struct shard *s);
 
 /*
+ * For a shard about to be closed on a running core (a replaced replica,
+ * quiet: shard_snapshot_quiet): hands each of its files' descriptors to
+ * the ring (IORING_OP_CLOSE, every completion on `op`), so shard_close
+ * then only frees memory. Returns how many closes were submitted: `op`
+ * must live until that many completions ran. No damage mark is written
+ * at the close (the replica is being replaced).
+ */
+unsigned shard_close_files_async(struct shard *s, struct io_op *op);
+
+/*
  * Start-up recovery (BLOCKING, before shard_open): removes `dir`.incoming, a
  * staging directory left by a crash during a stage or right after the
  * exchange (see shard_snapshot_install: `dir` is then whole, old or new).

@@ -648,6 +648,33 @@ err_after_alloc:
 	return shard_ready(out, s, cfg, rv, err, errlen);
 }
 
+unsigned shard_close_files_async(struct shard *s, struct io_op *op)
+{
+	int *fds[] = { &s->manifest_fd, &s->dir_fd, &s->wal_fd };
+	struct io_uring_sqe *sqe;
+	unsigned n = 0;
+
+	for (size_t i = 0; i < s->ntables; i++) {
+		if (s->tables[i]->fd < 0)
+			continue;
+		sqe = io_ring_get_sqe(s->io);
+		io_uring_prep_close(sqe, s->tables[i]->fd);
+		io_op_attach(sqe, op);
+		s->tables[i]->fd = -1;
+		n++;
+	}
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+		if (*fds[i] < 0)
+			continue;
+		sqe = io_ring_get_sqe(s->io);
+		io_uring_prep_close(sqe, *fds[i]);
+		io_op_attach(sqe, op);
+		*fds[i] = -1;
+		n++;
+	}
+	return n;
+}
+
 static void wait_io(struct shard *s)
 {
 	for (int i = 0; s->io_inflight > 0 && i < 100000; i++) {

@@ -651,6 +651,18 @@ static void test_install_failures_keep_the_old_replica(void **state)
 	crash_and_check(f, false);
 }
 
+struct closer {
+	struct io_op op;
+	unsigned done;
+};
+
+static void closer_done(struct io_op *op, int res, unsigned flags)
+{
+	(void)flags;
+	assert_int_equal(res, 0);
+	((struct closer *)op->data)->done++;
+}
+
 /*
  * About twenty tables: how long one loop turn was held at most during the
  * install (its steps are ring operations; the longest turn is the one that
@@ -667,7 +679,8 @@ static void test_install_twenty_tables_figures(void **state)
 	uint64_t index = 0;
 	double t0, close_ms, blocking_ms;
 
-	unsigned old_tables, ops, close_calls;
+	unsigned old_tables, ops, close_calls, closes;
+	struct closer closer = { .op = { .done = closer_done, .data = &closer } };
 
 	assert_true(f->snap.nfiles >= 15);
 	run(f, -1, &rs);
@@ -676,13 +689,22 @@ static void test_install_twenty_tables_figures(void **state)
 	assert_int_equal(f->res.rv, 0);
 	assert_non_null(f->res.fresh);
 	check_state(f, f->res.fresh, f->new_keys, "new");
+	/* As the receiver retires it: its files closed by the ring. */
 	fs_watch_calls = 0;
 	fs_watch_on = true;
 	t0 = now_ms();
+	closes = shard_close_files_async(f->dst, &closer.op);
 	shard_close(f->dst);
 	close_ms = now_ms() - t0;
 	fs_watch_on = false;
 	close_calls = fs_watch_calls;
+	assert_int_equal(closes, old_tables + 2);
+	assert_int_equal(close_calls, 0);
+	for (int i = 0; i < 1000 && closer.done < closes; i++) {
+		assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
+		io_ring_dispatch(&f->io);
+	}
+	assert_int_equal(closer.done, closes);
 	f->dst = f->res.fresh;
 	shard_install_free(f->in);
 	f->in = NULL;
