@@ -431,7 +431,11 @@ static void done(struct io_op *op, int res, unsigned flags)
 	submit(in);
 }
 
-/* The SQE of the step at hand, or NULL when it needs none (handled here). */
+/*
+ * Takes the step at hand: the steps that need no operation (skipping
+ * named staged files, BUILD, the end, a stop) run here; the others get
+ * their SQE, and done() continues from the completion.
+ */
 static void submit(struct shard_install *in)
 {
 	struct io_uring_sqe *sqe;
