@@ -421,7 +421,7 @@ static int stream_begin(struct replica *rep, uint64_t from, const struct peer_ms
 	rv = stage(rep);
 	if (rv) {
 		log_warn("replica %u: snapshot staging: %s", rep->id, rkv_strerror(rv));
-		op_free_all(rc);
+		recv_reset(rep, NULL); /* keeps an unlink in flight until it completes */
 		return rv;
 	}
 	rc->state = SNAP_RECV_RECEIVING;

@@ -436,7 +436,7 @@ enum shard_install_step {
 	INSTALL_BUILD,           /* no I/O: the new shard; `installed` runs */
 	INSTALL_OLD_UNLINK,      /* the old replica's files, at the staging path */
 	INSTALL_OLD_RMDIR,
-	INSTALL_CLOSE,           /* after a failure: what is still open */
+	INSTALL_CLOSE,           /* what is still open (after a failure, or no cfg) */
 	INSTALL_DONE,            /* `finished` runs */
 };
 

@@ -122,7 +122,7 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The image's table number that `name` is written as, or false. */
+/* True when `name` is the name of a table the image names. */
 static bool named_by_image(const struct shard_install *in, const char *name)
 {
 	char again[SHARD_FILE_NAME_MAX];
@@ -224,11 +224,10 @@ static void build(struct shard_install *in)
 	/* A failed parent fsync leaves the old replica where the staging
 	 * directory was: the next stage or start-up removes it. */
 	in->cur = 0;
-	if (in->res.rv != 0)
-		in->step = INSTALL_CLOSE;
+	if (in->res.rv != 0 || in->stats.plain_rename || !in->a.old)
+		in->step = INSTALL_CLOSE; /* (without cfg: the files still open) */
 	else
-		in->step = in->stats.plain_rename || !in->a.old ? INSTALL_DONE :
-			   INSTALL_OLD_UNLINK;
+		in->step = INSTALL_OLD_UNLINK;
 	report(in);
 }
 
@@ -420,7 +419,7 @@ static void done(struct io_op *op, int res, unsigned flags)
 		else if (res < 0 && res != -ENOENT)
 			log_warn("%s: could not remove the replaced replica: %s; the next "
 				 "snapshot stage removes it", in->staging, strerror(-res));
-		in->step = INSTALL_DONE;
+		in->step = INSTALL_CLOSE;
 		break;
 	case INSTALL_CLOSE:
 		/* The fd was let go at submission. */
