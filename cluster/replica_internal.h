@@ -58,7 +58,7 @@ enum snap_recv_state {
 	SNAP_RECV_IDLE,
 	SNAP_RECV_RECEIVING,  /* chunks are written into the staging directory */
 	SNAP_RECV_INSTALLING, /* every file durable: waiting for the shard to be
-			       * quiet, then the swap and the reopen */
+			       * quiet, then the install runs on the ring */
 };
 
 struct snap_recv_op;
@@ -75,10 +75,20 @@ struct snap_recv {
 	uint8_t *manifest;            /* the MANIFEST image, kept in memory */
 	size_t manifest_len, manifest_cap;
 	struct snap_recv_op *head, *tail; /* ring ops, one in flight at a time */
+	struct snap_recv_op *spare;   /* done ones, reused until the stream ends */
 	size_t queued_bytes;
 	bool op_inflight;
 	bool failed;                  /* a write failed: drop until a new stream */
 	struct io_op op;
+	/* Tables created in the staging directory and not installed: the
+	 * next stage unlinks them (no directory listing on the ring). */
+	char (*names)[SHARD_FILE_NAME_MAX];
+	size_t nnames, names_cap;
+	bool stage_fallback;          /* the blocking stage made the directory */
+	struct shard_install *install; /* on the ring (shard/shard_install.c) */
+	struct shard *retired;        /* the replaced shard: closed once quiet */
+	struct io_op retire_op;       /* its files' closes on the ring */
+	unsigned retire_closes;       /* of them, in flight */
 };
 
 /* A client proposal waiting for its entry's fate. */

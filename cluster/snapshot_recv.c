@@ -9,17 +9,20 @@
  * most SNAP_MAX_FILES files. Anything else drops the stream; the leader
  * starts over after its timeout.
  *
- * Tables go into the staging directory `shard-N.incoming` through the
- * core's ring, one operation in flight at a time, in order: open (create),
- * writes, fsync, close, next file. The manifest image stays in memory. At
- * the last chunk, once every table is durable, the replica stops applying
- * and driving background slices, waits for the shard to have nothing in
- * flight, then installs (shard_snapshot_install: the staged MANIFEST, one
- * RENAME_EXCHANGE with the shard directory, the parent fsync'ed) and opens
- * the shard again. Those last steps (swap, reopen: a few fsyncs and the
- * reads of the tables' footers) block the core; see "Not done" in the notes.
- * Raft learns of it when the leader's SNAPSHOT message arrives next
- * (replica_accept lets it through once the shard has the state).
+ * The staging directory `shard-N.incoming` is made through the core's
+ * ring at the start of a stream (unlinkat of the files a dropped stream
+ * left, rmdir, mkdirat), and tables go into it the same way, one
+ * operation in flight at a time, in order: open (create), writes, fsync,
+ * close, next file. The manifest image stays in memory. At the last
+ * chunk, once every table is durable, the replica stops applying and
+ * driving background slices, waits for the shard to have nothing in
+ * flight, then installs on the ring (shard/shard_install.c: checks, the
+ * staged MANIFEST, one RENAME_EXCHANGE with the shard directory, the
+ * parent fsync'ed, the new shard built from the files it opened) while
+ * the old shard goes on serving reads; the new shard replaces it from the
+ * install's completion, and the old one is closed once nothing of it is
+ * in flight. Raft learns of it when the leader's SNAPSHOT message arrives
+ * next (replica_accept lets it through once the shard has the state).
  */
 #include "cluster/replica_internal.h"
 
@@ -38,13 +41,17 @@
 #define SNAP_MAX_FILES 100000u
 #define SNAP_MAX_QUEUED (64u << 20) /* chunk bytes waiting for the disk */
 
-enum op_kind { OP_OPEN, OP_WRITE, OP_SYNC, OP_CLOSE, OP_INSTALL };
+enum op_kind { OP_UNLINK, OP_RMDIR, OP_MKDIR, OP_OPEN, OP_WRITE, OP_SYNC, OP_CLOSE, OP_INSTALL };
 
+/* A queued operation, its chunk's bytes after it. Done ones are kept on
+ * a spare list and reused for the next (a stream allocates its peak
+ * queue, not one per chunk); the spares go when the stream ends. */
 struct snap_recv_op {
 	struct snap_recv_op *next;
 	enum op_kind kind;
 	uint64_t offset;
 	uint32_t len, done;
+	uint32_t cap;                 /* room for data */
 	char name[PEER_MSG_MAX_FILE_NAME + 1];
 	uint8_t data[];
 };
@@ -93,16 +100,51 @@ int snapshot_chunk_check(const struct peer_msg_chunk *ch, bool same_file, uint64
 	return 0;
 }
 
+static void op_put(struct snap_recv *rc, struct snap_recv_op *op)
+{
+	op->next = rc->spare;
+	rc->spare = op;
+}
+
+/* The stream is over: its spare operations go. */
+static void spare_drop(struct snap_recv *rc)
+{
+	while (rc->spare) {
+		struct snap_recv_op *op = rc->spare;
+
+		rc->spare = op->next;
+		free(op);
+	}
+}
+
 static void op_free_all(struct snap_recv *rc)
 {
 	while (rc->head) {
 		struct snap_recv_op *op = rc->head;
 
 		rc->head = op->next;
-		free(op);
+		op_put(rc, op);
 	}
 	rc->tail = NULL;
 	rc->queued_bytes = 0;
+}
+
+/* A spare with room for `len` bytes, or a new one. */
+static struct snap_recv_op *op_get(struct snap_recv *rc, uint32_t len)
+{
+	struct snap_recv_op **p, *op;
+
+	for (p = &rc->spare; *p; p = &(*p)->next) {
+		if ((*p)->cap >= len) {
+			op = *p;
+			*p = op->next;
+			return op;
+		}
+	}
+	op = malloc(sizeof *op + len);
+	if (op)
+		op->cap = len;
+	return op;
 }
 
 /* Drops the stream (the leader starts over). Ring ops in flight finish
@@ -125,6 +167,7 @@ static void recv_reset(struct replica *rep, const char *why)
 		rc->failed = true;
 	} else {
 		op_free_all(rc);
+		spare_drop(rc);
 		if (rc->fd >= 0) {
 			close(rc->fd); /* blocking but cheap: an aborted stream */
 			rc->fd = -1;
@@ -138,6 +181,33 @@ static void recv_reset(struct replica *rep, const char *why)
 }
 
 static void op_submit(struct replica *rep);
+
+/*
+ * The stage's results that are not errors: a leftover file or directory
+ * already gone; a leftover directory holding files no stream of ours
+ * wrote (a crash's, an operator's): the blocking stage empties it then
+ * (rare, logged), and the mkdir that follows finds it made.
+ */
+static void stage_result(struct replica *rep, const struct snap_recv_op *op, int *res)
+{
+	struct snap_recv *rc = &rep->recv;
+	char err[256], staging[PATH_MAX];
+
+	if ((op->kind == OP_UNLINK || op->kind == OP_RMDIR) && *res == -ENOENT)
+		*res = 0;
+	if (op->kind == OP_RMDIR && *res == -ENOTEMPTY) {
+		log_warn("replica %u: %s holds files no snapshot stream of this process "
+			 "wrote: removing them, blocking", rep->id, rc->staging);
+		*res = shard_snapshot_stage(rep->dir, staging, sizeof staging, err, sizeof err);
+		if (*res)
+			log_warn("replica %u: snapshot staging: %s", rep->id, err);
+		rc->stage_fallback = *res == 0;
+	}
+	if (op->kind == OP_MKDIR && *res == -EEXIST && rc->stage_fallback)
+		*res = 0;
+	if (op->kind == OP_MKDIR)
+		rc->stage_fallback = false;
+}
 
 static void op_done(struct io_op *iop, int res, unsigned flags)
 {
@@ -156,14 +226,20 @@ static void op_done(struct io_op *iop, int res, unsigned flags)
 		rc->fd = -1;
 		rc->failed = false;
 		op_free_all(rc);
+		spare_drop(rc);
 		return;
 	}
+	stage_result(rep, op, &res);
 	if (res < 0 || (op->kind == OP_WRITE && res == 0)) {
+		static const char *const what[] = {
+			[OP_UNLINK] = "unlink", [OP_RMDIR] = "rmdir", [OP_MKDIR] = "mkdir",
+			[OP_OPEN] = "create", [OP_WRITE] = "write", [OP_SYNC] = "fsync",
+			[OP_CLOSE] = "close", [OP_INSTALL] = "install",
+		};
 		char why[PEER_MSG_MAX_FILE_NAME + 128];
 
-		snprintf(why, sizeof why, "%s of %s: %s",
-			 op->kind == OP_OPEN ? "create" : op->kind == OP_WRITE ? "write" :
-			 op->kind == OP_SYNC ? "fsync" : "close", op->name,
+		snprintf(why, sizeof why, "%s of %s: %s", what[op->kind],
+			 op->name[0] ? op->name : "the staging directory",
 			 strerror(res < 0 ? -res : EIO));
 		if (op->kind == OP_CLOSE)
 			rc->fd = -1;
@@ -191,7 +267,7 @@ static void op_done(struct io_op *iop, int res, unsigned flags)
 	rc->head = op->next;
 	if (!rc->head)
 		rc->tail = NULL;
-	free(op);
+	op_put(rc, op);
 	op_submit(rep);
 }
 
@@ -207,6 +283,7 @@ static void op_submit(struct replica *rep)
 	if (op->kind == OP_INSTALL) {
 		rc->head = rc->tail = NULL;
 		free(op);
+		spare_drop(rc);
 		rc->state = SNAP_RECV_INSTALLING;
 		rep->installing = true;
 		replica_mark_dirty(rep);
@@ -217,6 +294,16 @@ static void op_submit(struct replica *rep)
 	sqe = io_ring_get_sqe(io);
 	io_op_attach(sqe, &rc->op);
 	switch (op->kind) {
+	case OP_UNLINK:
+		snprintf(rc->path, sizeof rc->path, "%s/%s", rc->staging, op->name);
+		io_uring_prep_unlinkat(sqe, AT_FDCWD, rc->path, 0);
+		break;
+	case OP_RMDIR:
+		io_uring_prep_unlinkat(sqe, AT_FDCWD, rc->staging, AT_REMOVEDIR);
+		break;
+	case OP_MKDIR:
+		io_uring_prep_mkdirat(sqe, AT_FDCWD, rc->staging, 0755);
+		break;
 	case OP_OPEN:
 		/* rc->path lives until the completion: one op in flight. */
 		snprintf(rc->path, sizeof rc->path, "%s/%s", rc->staging, op->name);
@@ -243,7 +330,7 @@ static int op_queue(struct replica *rep, enum op_kind kind, const char *name, ui
 		    const void *data, uint32_t len)
 {
 	struct snap_recv *rc = &rep->recv;
-	struct snap_recv_op *op = malloc(sizeof *op + len);
+	struct snap_recv_op *op = op_get(rc, len);
 
 	if (!op)
 		return -ENOMEM;
@@ -279,19 +366,62 @@ static int file_end(struct replica *rep)
 	return rv;
 }
 
+/* Remembers a table created in the staging directory. */
+static int name_add(struct snap_recv *rc, const char *name)
+{
+	if (rc->nnames == rc->names_cap) {
+		size_t cap = rc->names_cap ? rc->names_cap * 2 : 64;
+		char (*grown)[SHARD_FILE_NAME_MAX] = realloc(rc->names, cap * sizeof *grown);
+
+		if (!grown)
+			return -ENOMEM;
+		rc->names = grown;
+		rc->names_cap = cap;
+	}
+	/* A table name, checked: at most 24 bytes. */
+	if (strlen(name) >= SHARD_FILE_NAME_MAX)
+		return RKV_EINVAL;
+	memcpy(rc->names[rc->nnames++], name, strlen(name) + 1);
+	return 0;
+}
+
+/*
+ * The staging directory, empty, through the ring: the files a dropped
+ * stream or a failed install left (the tables we created, the MANIFEST
+ * an install wrote), the directory, then a new one. Chunks' ops queue
+ * behind.
+ */
+static int stage(struct replica *rep)
+{
+	struct snap_recv *rc = &rep->recv;
+	int rv = shard_snapshot_staging_path(rc->staging, sizeof rc->staging, rep->dir);
+
+	for (size_t i = 0; rv == 0 && i < rc->nnames; i++)
+		rv = op_queue(rep, OP_UNLINK, rc->names[i], 0, NULL, 0);
+	if (rv == 0)
+		rv = op_queue(rep, OP_UNLINK, "MANIFEST", 0, NULL, 0);
+	if (rv == 0)
+		rv = op_queue(rep, OP_UNLINK, "MANIFEST.tmp", 0, NULL, 0);
+	if (rv == 0)
+		rv = op_queue(rep, OP_RMDIR, "", 0, NULL, 0);
+	if (rv == 0)
+		rv = op_queue(rep, OP_MKDIR, "", 0, NULL, 0);
+	if (rv == 0)
+		rc->nnames = 0;
+	return rv;
+}
+
 static int stream_begin(struct replica *rep, uint64_t from, const struct peer_msg_chunk *ch)
 {
 	struct snap_recv *rc = &rep->recv;
-	char err[256];
 	int rv;
 
-	if (rc->op_inflight || rc->head)
-		return RKV_EAGAIN; /* the last stream's ops still drain */
-	/* Blocking (a mkdir, and unlinks of a dropped stream's files): see
-	 * "Not done" in docs/notes/snapshot.md. */
-	rv = shard_snapshot_stage(rep->dir, rc->staging, sizeof rc->staging, err, sizeof err);
+	if (rc->op_inflight || rc->head || rc->install)
+		return RKV_EAGAIN; /* the last stream's ops or install still drain */
+	rv = stage(rep);
 	if (rv) {
-		log_warn("replica %u: snapshot staging: %s", rep->id, err);
+		log_warn("replica %u: snapshot staging: %s", rep->id, rkv_strerror(rv));
+		recv_reset(rep, NULL); /* keeps an unlink in flight until it completes */
 		return rv;
 	}
 	rc->state = SNAP_RECV_RECEIVING;
@@ -360,6 +490,8 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		rc->file[ch->file.len] = '\0';
 		rc->offset = 0;
 		if (rv == 0 && !is_manifest(ch))
+			rv = name_add(rc, rc->file);
+		if (rv == 0 && !is_manifest(ch))
 			rv = op_queue(rep, OP_OPEN, rc->file, 0, NULL, 0);
 	}
 	if (rv == 0 && is_manifest(ch)) {
@@ -394,62 +526,122 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		recv_reset(rep, rkv_strerror(rv));
 }
 
-/* The blocking part: swap the staged replica in and open it. */
-static void install(struct replica *rep)
+static void retire_closed(struct io_op *op, int res, unsigned flags)
+{
+	struct replica *rep = op->data;
+
+	(void)res;
+	(void)flags;
+	rep->recv.retire_closes--;
+}
+
+/* Closes the replaced shard once nothing of it is in flight (a read the
+ * server started before the swap): its files through the ring, then its
+ * memory. */
+static void retire(struct replica *rep)
 {
 	struct snap_recv *rc = &rep->recv;
-	struct cluster_core *c = rep->core;
-	struct shard *fresh = NULL;
-	uint64_t index = 0;
-	char err[512];
-	int rv;
 
-	shard_close(rep->shard);
-	rep->shard = NULL;
-	rv = shard_snapshot_install(rep->dir, rc->manifest, rc->manifest_len, &index, err,
-				    sizeof err);
-	if (rv != 0)
-		log_warn("replica %u: snapshot at %" PRIu64 " not installed: %s", rep->id,
-			 rc->index, err);
-	/* Installed or not, `dir` is a whole replica: open it. */
-	rv = shard_open(&fresh, &rep->shard_cfg, &c->r->io, err, sizeof err);
-	if (rv != 0) {
-		/* Nothing to serve from: this replica is out until restart. */
-		log_error("replica %u: reopening the shard after a snapshot failed: %s; "
-			  "restart the node", rep->id, err);
-		panic("replica %u: no shard after a snapshot install", rep->id);
+	if (rc->retired && shard_snapshot_quiet(rc->retired)) {
+		rc->retire_op.done = retire_closed;
+		rc->retire_op.data = rep;
+		rc->retire_closes += shard_close_files_async(rc->retired, &rc->retire_op);
+		shard_close(rc->retired);
+		rc->retired = NULL;
 	}
-	rep->shard = fresh;
-	if (c->swap_fn)
-		c->swap_fn(c->swap_arg, rep->id, fresh);
-	if (index) {
+}
+
+/* The install's outcome, from a ring completion. */
+static void installed(void *arg, const struct shard_install_result *res)
+{
+	struct replica *rep = arg;
+	struct snap_recv *rc = &rep->recv;
+	struct cluster_core *c = rep->core;
+	struct shard *fresh = res->fresh;
+	char err[512];
+
+	if (res->rv != 0)
+		log_warn("replica %u: snapshot at %" PRIu64 " %s: %s", rep->id, rc->index,
+			 res->swapped ? "swapped in, with an error" : "not installed",
+			 res->err ? res->err : "");
+	if (res->swapped && !fresh) {
+		/* `dir` is the new replica but the shard could not be built
+		 * from what the install opened: open it the blocking way. */
+		if (shard_open(&fresh, &rep->shard_cfg, &c->r->io, err, sizeof err) != 0) {
+			log_error("replica %u: reopening the shard after a snapshot failed: %s; "
+				  "restart the node", rep->id, err);
+			panic("replica %u: no shard after a snapshot install", rep->id);
+		}
+	}
+	if (fresh) {
+		/* The old shard may still have reads in flight: it is closed
+		 * once quiet; the server serves from the new one from now. */
+		rc->retired = rep->shard;
+		rep->shard = fresh;
+		if (c->swap_fn)
+			c->swap_fn(c->swap_arg, rep->id, fresh);
+		retire(rep);
+		/* Its tables are the shard's now, not leftovers to remove. */
+		rc->nnames = 0;
+	}
+	if (res->swapped && res->rv == 0) {
 		rep->snap_installed++;
 		log_info("replica %u: snapshot installed, the shard is at index %" PRIu64,
 			 rep->id, shard_applied_index(fresh));
 	}
+	rc->state = SNAP_RECV_IDLE;
+	rc->manifest_len = 0;
+	rep->installing = false;
+	/* Apply resumes from the shard's state (new, or the old one after a
+	 * failure): Raft's entries at or below it are skipped by the shard. */
+	rep->apply_blocked = false;
+	rep->apply_stopped = false;
+	replica_mark_dirty(rep);
+}
+
+/* The install ended (the old replica removed): nothing of it in flight. */
+static void install_finished(void *arg)
+{
+	struct replica *rep = arg;
+
+	shard_install_free(rep->recv.install);
+	rep->recv.install = NULL;
+	replica_mark_dirty(rep);
 }
 
 void snapshot_recv_service(struct replica *rep)
 {
 	struct snap_recv *rc = &rep->recv;
+	struct shard_install_args a = {
+		.cfg = &rep->shard_cfg, .io = &rep->core->r->io,
+		.manifest = rc->manifest, .manifest_len = rc->manifest_len,
+		.staged = (const char (*)[SHARD_FILE_NAME_MAX])rc->names, .nstaged = rc->nnames,
+		.old = rep->shard, .installed = installed, .finished = install_finished,
+		.arg = rep,
+	};
+	char err[512];
+	int rv;
 
-	if (rc->state != SNAP_RECV_INSTALLING)
+	if (rc->retired) {
+		retire(rep);
+		if (rc->retired)
+			replica_mark_dirty(rep); /* look again next pass */
+	}
+	if (rc->state != SNAP_RECV_INSTALLING || rc->install)
 		return;
 	/* No pin of the old shard may survive it (a stream this replica sent
-	 * while it led), and nothing of it in flight. */
-	if (!snapshot_send_stop(rep) || !shard_snapshot_quiet(rep->shard)) {
+	 * while it led), nothing of it in flight, nothing waiting to apply. */
+	if (!snapshot_send_stop(rep) || !shard_snapshot_quiet(rep->shard) || rc->retired) {
 		replica_mark_dirty(rep); /* look again next pass */
 		return;
 	}
-	install(rep);
-	rc->state = SNAP_RECV_IDLE;
-	rc->manifest_len = 0;
-	rep->installing = false;
-	/* Apply resumes from the shard's new state: Raft's entries at or below
-	 * it are skipped by the shard. */
-	rep->apply_blocked = false;
-	rep->apply_stopped = false;
-	replica_mark_dirty(rep);
+	rv = shard_install_start(&rc->install, &a, err, sizeof err);
+	if (rv != 0) {
+		/* Nothing done: the old shard goes on. */
+		struct shard_install_result res = { .rv = rv, .err = err };
+
+		installed(rep, &res);
+	}
 }
 
 bool snapshot_recv_stop(struct replica *rep)
@@ -458,12 +650,16 @@ bool snapshot_recv_stop(struct replica *rep)
 
 	if (rc->state == SNAP_RECV_RECEIVING)
 		recv_reset(rep, "stopping");
-	if (rc->state == SNAP_RECV_INSTALLING) {
-		/* Not swapped yet: the staged files are garbage. */
+	if (rc->install) {
+		/* Fails at its next step unless past the exchange. */
+		shard_install_stop(rc->install);
+	} else if (rc->state == SNAP_RECV_INSTALLING) {
+		/* Not started: the staged files are garbage. */
 		rc->state = SNAP_RECV_IDLE;
 		rep->installing = false;
 	}
-	return !rc->op_inflight;
+	retire(rep);
+	return !rc->op_inflight && !rc->install && !rc->retired && rc->retire_closes == 0;
 }
 
 void snapshot_recv_free(struct replica *rep)
@@ -471,9 +667,21 @@ void snapshot_recv_free(struct replica *rep)
 	struct snap_recv *rc = &rep->recv;
 
 	op_free_all(rc);
+	spare_drop(rc);
 	if (rc->fd >= 0)
 		close(rc->fd);
 	rc->fd = -1;
 	free(rc->manifest);
 	rc->manifest = NULL;
+	free(rc->names);
+	rc->names = NULL;
+	rc->nnames = rc->names_cap = 0;
+	/* After the ring's operations were cancelled and reaped; one still
+	 * in flight (a stop that timed out) is left to the process exit
+	 * rather than freed under the kernel. */
+	if (rc->install && !shard_install_busy(rc->install))
+		shard_install_free(rc->install);
+	rc->install = NULL;
+	shard_close(rc->retired);
+	rc->retired = NULL;
 }

@@ -102,7 +102,8 @@ void lsm_table_destroy(struct shard *s, struct lsm_table *t)
 	if (s->cache)
 		block_cache_erase_file(s->cache, lsm_cache_file(s, t->number));
 	if (s->closing) {
-		close(t->fd);
+		if (t->fd >= 0) /* else handed to the ring (shard_close_files_async) */
+			close(t->fd);
 	} else {
 		sqe = shard_sqe(s, &s->misc_op);
 		io_uring_prep_close(sqe, t->fd);
@@ -227,51 +228,45 @@ static int read_exact(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-int lsm_table_check(int fd, const char *path, const struct manifest_file *mf,
-		    struct sstable_meta *meta, char *err, size_t errlen)
+int lsm_table_check_size(const char *path, const struct manifest_file *mf, uint64_t size,
+			 char *err, size_t errlen)
 {
-	uint8_t tail[SSTABLE_FOOTER_SIZE];
-	struct sstable_footer footer;
-	const char *why = NULL;
-	uint8_t *buf = NULL;
-	struct stat st;
-	int rv;
-
-	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != mf->size) {
-		snprintf(err, errlen, "%s: size %lld, the manifest says %" PRIu64, path,
-			 (long long)st.st_size, mf->size);
+	if (size != mf->size) {
+		snprintf(err, errlen, "%s: size %" PRIu64 ", the manifest says %" PRIu64, path,
+			 size, mf->size);
 		return RKV_ECORRUPT;
 	}
 	if (mf->size < SSTABLE_FOOTER_SIZE) {
 		snprintf(err, errlen, "%s: too short for a footer", path);
 		return RKV_ECORRUPT;
 	}
-	rv = read_exact(fd, tail, sizeof tail, mf->size - SSTABLE_FOOTER_SIZE);
-	if (rv) {
-		snprintf(err, errlen, "%s: read footer: %s", path, strerror(-rv));
-		return rv;
-	}
-	rv = sstable_footer_decode(&footer, tail, sizeof tail, mf->size, &why);
-	if (rv) {
+	return 0;
+}
+
+int lsm_table_check_footer(const char *path, const struct manifest_file *mf,
+			   const uint8_t *tail, struct sstable_footer *footer, char *err,
+			   size_t errlen)
+{
+	const char *why = NULL;
+	int rv = sstable_footer_decode(footer, tail, SSTABLE_FOOTER_SIZE, mf->size, &why);
+
+	if (rv)
 		snprintf(err, errlen, "%s: corrupt footer at offset %" PRIu64 ": %s", path,
 			 mf->size - SSTABLE_FOOTER_SIZE, why);
-		return rv;
-	}
-	buf = malloc(footer.meta_len ? footer.meta_len : 1);
-	if (!buf) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	rv = read_exact(fd, buf, footer.meta_len, footer.meta_offset);
-	if (rv) {
-		snprintf(err, errlen, "%s: read metadata: %s", path, strerror(-rv));
-		goto out;
-	}
-	rv = sstable_meta_load(meta, &footer, buf, footer.meta_len, &why);
+	return rv;
+}
+
+int lsm_table_check_meta(const char *path, const struct manifest_file *mf,
+			 const struct sstable_footer *footer, const uint8_t *buf,
+			 struct sstable_meta *meta, char *err, size_t errlen)
+{
+	const char *why = NULL;
+	int rv = sstable_meta_load(meta, footer, buf, footer->meta_len, &why);
+
 	if (rv) {
 		snprintf(err, errlen, "%s: corrupt metadata at offset %" PRIu64 ": %s", path,
-			 footer.meta_offset, why ? why : rkv_strerror(rv));
-		goto out;
+			 footer->meta_offset, why ? why : rkv_strerror(rv));
+		return rv;
 	}
 	if (meta->entry_count != mf->entry_count ||
 	    key_order_cmp(meta->smallest, meta->smallest_len, mf->smallest, mf->smallest_len) ||
@@ -279,11 +274,62 @@ int lsm_table_check(int fd, const char *path, const struct manifest_file *mf,
 		snprintf(err, errlen, "%s: footer (offset %" PRIu64 ") and manifest disagree on "
 			 "the entry count or key range", path, mf->size - SSTABLE_FOOTER_SIZE);
 		sstable_meta_free(meta);
-		rv = RKV_ECORRUPT;
+		return RKV_ECORRUPT;
 	}
-out:
+	return 0;
+}
+
+int lsm_table_check(int fd, const char *path, const struct manifest_file *mf,
+		    struct sstable_meta *meta, char *err, size_t errlen)
+{
+	uint8_t tail[SSTABLE_FOOTER_SIZE];
+	struct sstable_footer footer;
+	uint8_t *buf = NULL;
+	struct stat st;
+	int rv;
+
+	if (fstat(fd, &st) != 0) {
+		rv = -errno;
+		snprintf(err, errlen, "%s: stat: %s", path, strerror(errno));
+		return rv;
+	}
+	rv = lsm_table_check_size(path, mf, (uint64_t)st.st_size, err, errlen);
+	if (rv)
+		return rv;
+	rv = read_exact(fd, tail, sizeof tail, mf->size - SSTABLE_FOOTER_SIZE);
+	if (rv) {
+		snprintf(err, errlen, "%s: read footer: %s", path, strerror(-rv));
+		return rv;
+	}
+	rv = lsm_table_check_footer(path, mf, tail, &footer, err, errlen);
+	if (rv)
+		return rv;
+	buf = malloc(footer.meta_len ? footer.meta_len : 1);
+	if (!buf) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	rv = read_exact(fd, buf, footer.meta_len, footer.meta_offset);
+	if (rv)
+		snprintf(err, errlen, "%s: read metadata: %s", path, strerror(-rv));
+	else
+		rv = lsm_table_check_meta(path, mf, &footer, buf, meta, err, errlen);
 	free(buf);
 	return rv;
+}
+
+int lsm_tables_adopt(struct shard *s, uint64_t number, uint64_t size, int fd,
+		     const struct sstable_meta *meta)
+{
+	struct lsm_table *t = lsm_table_new(number, size, fd, meta);
+
+	if (!t)
+		return -ENOMEM;
+	if (add_table(s, t) != 0) {
+		free(t);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* Opens one table and checks its footer and metadata against the manifest. */

@@ -335,8 +335,10 @@ int shard_apply_error(const struct shard *s);
  * table of the shard is damaged: never shipped, shard_damaged_tables) or
  * -ENOMEM.
  */
+#define SHARD_FILE_NAME_MAX 32
+
 struct shard_snapshot_file {
-	char name[32];                  /* "<number>.sst" in the shard directory */
+	char name[SHARD_FILE_NAME_MAX]; /* "<number>.sst" in the shard directory */
 	uint64_t size;
 };
 
@@ -378,30 +380,132 @@ int shard_snapshot_read(struct shard_snapshot *snap, size_t file, uint64_t offse
 			void *buf, uint32_t len, struct shard_snapshot_chunk *c);
 
 /*
- * Receiver, BLOCKING (file creation, fsyncs, renames: call it where
- * shard_open may run, with the shard at `dir` closed).
+ * Receiver.
  *
- * shard_snapshot_stage() makes an empty staging directory for a snapshot
- * of the shard at `dir` (`dir`.incoming, a leftover one removed first) and
- * puts its path in `staging`. The caller writes each file of the snapshot
- * there under its name (shard_snapshot_file.name, size as listed).
+ * shard_snapshot_staging_path(): `dir`.incoming, where a snapshot of the
+ * shard at `dir` is staged. 0 or -ENAMETOOLONG.
  *
- * shard_snapshot_install() checks the manifest image (it must decode, and
- * every table it names must be staged with the size it says), writes it
- * as the staged MANIFEST, fsyncs every table and the staging directory,
- * then swaps the staging directory with `dir` in one rename
- * (RENAME_EXCHANGE; a plain rename when `dir` does not exist), fsyncs the
- * parent directory and removes the old replica. A crash at any point
- * leaves `dir` as the old replica or the new one, never a mix (a leftover
- * staging directory is removed by the next stage). *index gets the
- * snapshot's flushed index: open the shard again, it starts there. 0, or
- * an error with the reason in `err` (RKV_ECORRUPT: the image or the files
- * do not match; `dir` unchanged).
+ * shard_snapshot_stage() (BLOCKING: start-up, tests, and the rare fallback
+ * when a leftover holds files ringkv did not write) makes an empty staging
+ * directory, a leftover one removed first, and puts its path in
+ * `staging`. The caller writes each file of the snapshot there under its
+ * name (shard_snapshot_file.name, size as listed). A running core stages
+ * through its ring instead (cluster/snapshot_recv.c: unlinkat, rmdir,
+ * mkdirat).
+ *
+ * shard_install_start() installs the staged snapshot on the ring (below);
+ * shard_snapshot_install() is the same, BLOCKING on a private ring (tests):
+ * *index gets the snapshot's flushed index; open the shard again, it
+ * starts there. 0, or an error with the reason in `err` (RKV_ECORRUPT: the
+ * image or the files do not match; `dir` unchanged).
  */
+int shard_snapshot_staging_path(char *out, size_t len, const char *dir);
 int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, char *err,
 			 size_t errlen);
 int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t manifest_len,
 			   uint64_t *index, char *err, size_t errlen);
+
+/*
+ * Installing a staged snapshot through the core's ring (shard_install.c),
+ * one operation in flight, each step continued from its completion:
+ * checks the manifest image (it must decode) and every table it names
+ * (staged with the size it says, footer, metadata, key range) and fsyncs
+ * each, writes the image as the staged MANIFEST (fdatasync, rename),
+ * fsyncs the staging directory, swaps it with `dir` in one rename
+ * (RENAME_EXCHANGE; a plain rename when `dir` does not exist), fsyncs the
+ * parent directory, opens the new shard from the files already open and
+ * checked (no read, no blocking call), then removes the old replica (now
+ * at the staging path). A crash at any point leaves `dir` as the old
+ * replica or the new one, never a mix.
+ */
+enum shard_install_step {
+	INSTALL_STRAY_UNLINK,    /* staged files the image does not name */
+	INSTALL_TABLE_OPEN,      /* per table: */
+	INSTALL_TABLE_STATX,
+	INSTALL_TABLE_FOOTER,
+	INSTALL_TABLE_META,
+	INSTALL_TABLE_FSYNC,
+	INSTALL_MANIFEST_OPEN,   /* MANIFEST.tmp */
+	INSTALL_MANIFEST_WRITE,
+	INSTALL_MANIFEST_SYNC,
+	INSTALL_MANIFEST_RENAME, /* to MANIFEST */
+	INSTALL_STAGING_OPEN,
+	INSTALL_STAGING_SYNC,
+	INSTALL_PARENT_OPEN,
+	INSTALL_EXCHANGE,        /* the commit point */
+	INSTALL_PARENT_SYNC,
+	INSTALL_PARENT_CLOSE,
+	INSTALL_BUILD,           /* no I/O: the new shard; `installed` runs */
+	INSTALL_OLD_UNLINK,      /* the old replica's files, at the staging path */
+	INSTALL_OLD_RMDIR,
+	INSTALL_CLOSE,           /* what is still open (after a failure, or no cfg) */
+	INSTALL_DONE,            /* `finished` runs */
+};
+
+struct shard_install_result {
+	int rv;                 /* 0: installed */
+	bool swapped;           /* `dir` now holds the new replica (even when rv
+				 * != 0: a failed parent fsync or building the
+				 * shard); false: `dir` is unchanged */
+	struct shard *fresh;    /* swapped and built (cfg given): the new shard,
+				 * the caller's; NULL otherwise */
+	uint64_t index;         /* the snapshot's flushed index */
+	const char *err;        /* the reason when rv != 0 */
+};
+
+struct shard_install_stats {
+	uint64_t steps;         /* steps taken (BUILD and DONE included) */
+	uint64_t ops;           /* ring operations completed */
+	bool plain_rename;      /* nothing was at `dir` */
+};
+
+typedef void shard_install_fn(void *arg, const struct shard_install_result *res);
+typedef void shard_install_finished_fn(void *arg);
+typedef bool shard_install_hook_fn(void *arg, enum shard_install_step step);
+
+struct shard_install_args {
+	const struct shard_config *cfg; /* the shard to build (replicated), at
+					 * cfg->dir; or NULL: build none (dir) */
+	const char *dir;                /* without cfg */
+	struct io_ring *io;
+	const uint8_t *manifest;        /* the image: valid until finished */
+	size_t manifest_len;
+	const char (*staged)[SHARD_FILE_NAME_MAX]; /* names written into the
+					 * staging directory (those the image does
+					 * not name are removed); valid until finished */
+	size_t nstaged;
+	const struct shard *old;        /* the shard open at `dir` (NULL: none):
+					 * its files are removed after the swap.
+					 * Read at start only; it may go on serving
+					 * reads, but must write nothing. */
+	shard_install_fn *installed;    /* once, from a completion: the outcome */
+	shard_install_finished_fn *finished; /* once, last: nothing in flight;
+					 * the installer may be freed in it */
+	void *arg;
+	shard_install_hook_fn *step_hook; /* tests: called before each step;
+					 * false stops the installer there (as a
+					 * crash would), no callback runs */
+};
+
+struct shard_install;
+
+/*
+ * Starts an install. 0: the steps run from the ring's completions; or an
+ * error with the reason in `err` (the image does not decode, memory, a
+ * path too long), nothing done and no callback.
+ */
+int shard_install_start(struct shard_install **out, const struct shard_install_args *a,
+			char *err, size_t errlen);
+/* An operation in flight or steps left (false once finished, or stopped by
+ * the hook). */
+bool shard_install_busy(const struct shard_install *in);
+/* Shutdown: an install not past its exchange fails at its next step
+ * (RKV_ESHUTDOWN, `dir` unchanged); one past it runs to the end. */
+void shard_install_stop(struct shard_install *in);
+const struct shard_install_stats *shard_install_stats(const struct shard_install *in);
+const char *shard_install_step_name(enum shard_install_step step);
+/* Only when !shard_install_busy (or from `finished`). */
+void shard_install_free(struct shard_install *in);
 
 /*
  * True when the shard may be closed without waiting: no ring operation of
@@ -411,6 +515,16 @@ int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t mani
  * before it closes the shard to install a snapshot.
  */
 bool shard_snapshot_quiet(const struct shard *s);
+
+/*
+ * For a shard about to be closed on a running core (a replaced replica,
+ * quiet: shard_snapshot_quiet): hands each of its files' descriptors to
+ * the ring (IORING_OP_CLOSE, every completion on `op`), so shard_close
+ * then only frees memory. Returns how many closes were submitted: `op`
+ * must live until that many completions ran. No damage mark is written
+ * at the close (the replica is being replaced).
+ */
+unsigned shard_close_files_async(struct shard *s, struct io_op *op);
 
 /*
  * Start-up recovery (BLOCKING, before shard_open): removes `dir`.incoming, a

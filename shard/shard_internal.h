@@ -365,6 +365,57 @@ int lsm_version_install(struct shard *s, struct lsm_table **fresh, size_t nfresh
  */
 int lsm_table_check(int fd, const char *path, const struct manifest_file *mf,
 		    struct sstable_meta *meta, char *err, size_t errlen);
+/*
+ * The same checks, one at a time, for a caller that reads through the ring
+ * (shard_install.c): the file's size against the entry (and room for a
+ * footer); the footer's SSTABLE_FOOTER_SIZE bytes; the metadata
+ * (footer->meta_len bytes at footer->meta_offset), loaded into *meta and
+ * compared with the entry. Each: 0, or an error with the reason in `err`.
+ */
+int lsm_table_check_size(const char *path, const struct manifest_file *mf, uint64_t size,
+			 char *err, size_t errlen);
+int lsm_table_check_footer(const char *path, const struct manifest_file *mf,
+			   const uint8_t *tail, struct sstable_footer *footer, char *err,
+			   size_t errlen);
+int lsm_table_check_meta(const char *path, const struct manifest_file *mf,
+			 const struct sstable_footer *footer, const uint8_t *buf,
+			 struct sstable_meta *meta, char *err, size_t errlen);
+/*
+ * A replicated shard's files, already opened and checked by a snapshot
+ * install (shard_install.c), for shard_open_installed: the directory, the
+ * MANIFEST open for appends and its replayed version, each table's fd and
+ * loaded metadata. What the shard takes is cleared in `p` (fd -1, version
+ * emptied); the rest stays the caller's to close and free.
+ */
+struct shard_open_table {
+	uint64_t number, size;
+	int fd;
+	struct sstable_meta meta;
+	bool loaded;                    /* meta holds memory */
+};
+
+struct shard_open_parts {
+	int dir_fd;
+	int manifest_fd;
+	uint64_t manifest_len;
+	struct manifest_version manifest;
+	struct shard_open_table *tables;
+	size_t ntables;
+};
+
+/*
+ * shard_open without a read or a blocking call: builds the shard from
+ * `p` (CPU and memory only). 0, or an error in `err` (the shard is not
+ * made; `p` keeps what was not taken).
+ */
+int shard_open_installed(struct shard **out, const struct shard_config *cfg,
+			 struct io_ring *io, struct shard_open_parts *p, char *err,
+			 size_t errlen);
+/* Adds a checked table (its fd and metadata, both taken on success) to
+ * s->tables; lsm_version_install then builds the version. 0 or -ENOMEM
+ * (nothing taken). */
+int lsm_tables_adopt(struct shard *s, uint64_t number, uint64_t size, int fd,
+		     const struct sstable_meta *meta);
 /* Opens every table of s->manifest and checks it (start-up, blocking). */
 int lsm_tables_open(struct shard *s, char *err, size_t errlen);
 /* A table from a writer's fd and metadata (takes both). NULL on -ENOMEM. */

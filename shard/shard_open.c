@@ -445,10 +445,10 @@ static int wal_open(struct shard *s, const struct shard_config *cfg, char *err,
  * directory with WAL segments belongs to the single-node mode: refused
  * rather than ignoring what its WAL holds.
  */
-static int replicated_open(struct shard *s, const struct shard_config *cfg, char *err,
-			   size_t errlen)
+static int replicated_open(struct shard *s, const struct shard_config *cfg, bool list,
+			   char *err, size_t errlen)
 {
-	int rv = list_segments(s, err, errlen);
+	int rv = list ? list_segments(s, err, errlen) : 0;
 
 	if (rv)
 		return rv;
@@ -469,18 +469,20 @@ static int replicated_open(struct shard *s, const struct shard_config *cfg, char
 	return 0;
 }
 
-int shard_open(struct shard **out, const struct shard_config *cfg,
-	       struct io_ring *io, char *err, size_t errlen)
+/* The shard's memory and settings from `cfg`, before any file is read. */
+static int shard_alloc(struct shard **out, const struct shard_config *cfg,
+		       struct io_ring *io, char *err, size_t errlen)
 {
 	struct block_cache_options copt = { 0 };
 	struct shard *s;
-	int rv = -ENOMEM;
+	int rv;
 
 	s = calloc(1, sizeof *s);
 	if (!s) {
 		snprintf(err, errlen, "shard %u: out of memory", cfg->id);
-		goto err;
+		return -ENOMEM;
 	}
+	*out = s;
 	s->id = cfg->id;
 	s->replicated = cfg->replicated;
 	s->io = io;
@@ -492,9 +494,8 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	s->manifest_rewrite_min = cfg->manifest_rewrite_min ? cfg->manifest_rewrite_min :
 				  SHARD_MANIFEST_REWRITE_MIN;
 	if (strlen(cfg->dir) >= sizeof s->dir - 64) {
-		rv = -ENAMETOOLONG;
 		snprintf(err, errlen, "shard %u: directory name too long", cfg->id);
-		goto err_after_alloc;
+		return -ENAMETOOLONG;
 	}
 	strcpy(s->dir, cfg->dir);
 	s->memtable_size = cfg->memtable_size;
@@ -524,10 +525,54 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 		rv = block_cache_create(&s->cache, &copt);
 		if (rv) {
 			snprintf(err, errlen, "shard %u: out of memory", cfg->id);
-			goto err_after_alloc;
+			return rv;
 		}
 		s->own_cache = true;
 	}
+	return 0;
+}
+
+/*
+ * What follows the files (rv 0): the shard's state machine parts, the log
+ * line, *out. Or (rv != 0) the error logged and the shard closed.
+ */
+static int shard_ready(struct shard **out, struct shard *s, const struct shard_config *cfg,
+		       int rv, const char *err, size_t errlen)
+{
+	if (rv) {
+		/* The whole text in the log too (a core's start-up error reaches
+		 * ringkvd's own message cut to 255 bytes). */
+		if (errlen > 0 && err[0])
+			log_error("%s", err);
+		shard_close(s);
+		return rv;
+	}
+	s->next_file = s->manifest.next_file_number;
+	shard_damage_open(s);
+	s->pending = &s->batches[0];
+	shard_apply_init(s, cfg);
+	shard_jobs_init(s);
+	shard_drop_init(s);
+	if (s->replicated)
+		log_info("shard %u: replicated, %u tables, applied index %" PRIu64, s->id,
+			 (unsigned)s->stats.table_files, s->applied_index);
+	else
+		log_info("shard %u: %u tables, %" PRIu64 " records replayed, %zu keys in "
+			 "memory, next index %" PRIu64, s->id, (unsigned)s->stats.table_files,
+			 s->stats.replayed, memtable_count(s->mem->mt), s->next_index);
+	*out = s;
+	return 0;
+}
+
+int shard_open(struct shard **out, const struct shard_config *cfg,
+	       struct io_ring *io, char *err, size_t errlen)
+{
+	struct shard *s = NULL;
+	int rv;
+
+	rv = shard_alloc(&s, cfg, io, err, errlen);
+	if (rv)
+		goto err_after_alloc;
 	if (mkdir(s->dir, 0755) != 0 && errno != EEXIST) {
 		rv = -errno;
 		snprintf(err, errlen, "%s: mkdir: %s", s->dir, strerror(errno));
@@ -545,34 +590,89 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 	rv = lsm_tables_open(s, err, errlen);
 	if (rv)
 		goto err_after_alloc;
-	rv = cfg->replicated ? replicated_open(s, cfg, err, errlen) :
+	rv = cfg->replicated ? replicated_open(s, cfg, true, err, errlen) :
 			       wal_open(s, cfg, err, errlen);
+err_after_alloc:
+	return shard_ready(out, s, cfg, rv, err, errlen);
+}
+
+int shard_open_installed(struct shard **out, const struct shard_config *cfg,
+			 struct io_ring *io, struct shard_open_parts *p, char *err,
+			 size_t errlen)
+{
+	struct sstable_buf whole = { 0 };
+	struct shard *s = NULL;
+	int rv;
+
+	if (!cfg->replicated) {
+		snprintf(err, errlen, "shard %u: only a replicated shard installs", cfg->id);
+		return RKV_EINVAL;
+	}
+	rv = shard_alloc(&s, cfg, io, err, errlen);
 	if (rv)
 		goto err_after_alloc;
-	s->next_file = s->manifest.next_file_number;
-	shard_damage_open(s);
-	s->pending = &s->batches[0];
-	shard_apply_init(s, cfg);
-	shard_jobs_init(s);
-	shard_drop_init(s);
-	if (s->replicated)
-		log_info("shard %u: replicated, %u tables, applied index %" PRIu64, s->id,
-			 (unsigned)s->stats.table_files, s->applied_index);
-	else
-		log_info("shard %u: %u tables, %" PRIu64 " records replayed, %zu keys in "
-			 "memory, next index %" PRIu64, s->id, (unsigned)s->stats.table_files,
-			 s->stats.replayed, memtable_count(s->mem->mt), s->next_index);
-	*out = s;
-	return 0;
+	s->dir_fd = p->dir_fd;
+	p->dir_fd = -1;
+	s->manifest_fd = p->manifest_fd;
+	p->manifest_fd = -1;
+	s->manifest_len = p->manifest_len;
+	s->manifest = p->manifest;
+	manifest_version_init(&p->manifest);
+	for (size_t i = 0; i < p->ntables; i++) {
+		struct shard_open_table *t = &p->tables[i];
 
+		if (lsm_tables_adopt(s, t->number, t->size, t->fd, &t->meta) != 0) {
+			rv = -ENOMEM;
+			snprintf(err, errlen, "shard %u: out of memory", cfg->id);
+			goto err_after_alloc;
+		}
+		t->fd = -1;
+		t->loaded = false;
+		memset(&t->meta, 0, sizeof t->meta);
+	}
+	rv = lsm_version_install(s, NULL, 0);
+	if (rv == 0)
+		rv = manifest_version_snapshot(&s->manifest, &whole);
+	if (rv) {
+		snprintf(err, errlen, "shard %u: out of memory", cfg->id);
+		goto err_after_alloc;
+	}
+	/* A long history in the image is rewritten by the running shard, at
+	 * its next manifest edit (shard_manifest.c), not here. */
+	shard_manifest_rewrite_schedule(s, whole.len);
+	sstable_buf_free(&whole);
+	/* The directory was made by the install and holds the tables and the
+	 * MANIFEST only: nothing to list. */
+	rv = replicated_open(s, cfg, false, err, errlen);
 err_after_alloc:
-	/* The whole text in the log too (a core's start-up error reaches
-	 * ringkvd's own message cut to 255 bytes). */
-	if (errlen > 0 && err[0])
-		log_error("%s", err);
-	shard_close(s);
-err:
-	return rv;
+	return shard_ready(out, s, cfg, rv, err, errlen);
+}
+
+unsigned shard_close_files_async(struct shard *s, struct io_op *op)
+{
+	int *fds[] = { &s->manifest_fd, &s->dir_fd, &s->wal_fd };
+	struct io_uring_sqe *sqe;
+	unsigned n = 0;
+
+	for (size_t i = 0; i < s->ntables; i++) {
+		if (s->tables[i]->fd < 0)
+			continue;
+		sqe = io_ring_get_sqe(s->io);
+		io_uring_prep_close(sqe, s->tables[i]->fd);
+		io_op_attach(sqe, op);
+		s->tables[i]->fd = -1;
+		n++;
+	}
+	for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) {
+		if (*fds[i] < 0)
+			continue;
+		sqe = io_ring_get_sqe(s->io);
+		io_uring_prep_close(sqe, *fds[i]);
+		io_op_attach(sqe, op);
+		*fds[i] = -1;
+		n++;
+	}
+	return n;
 }
 
 static void wait_io(struct shard *s)

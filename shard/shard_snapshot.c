@@ -13,8 +13,8 @@
  * staging directory's entries) was fsync'ed before. So `dir` is always a
  * whole replica, old or new.
  *
- * The receiver side blocks (file creation, fsyncs, renames), like
- * shard_open, which must run after it anyway.
+ * The receiver's install runs on the core's ring (shard_install.c);
+ * what is here of it blocks and serves start-up, tests and rare fallbacks.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -114,14 +114,7 @@ int shard_snapshot_read(struct shard_snapshot *snap, size_t file, uint64_t offse
 	return 0;
 }
 
-/* ---- receiver (blocking) ---- */
-
-static int staging_path(char *out, size_t len, const char *dir)
-{
-	int n = snprintf(out, len, "%s.incoming", dir);
-
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
+/* ---- receiver (blocking: start-up, tests, fallbacks) ---- */
 
 /* Removes directory `path` and the files in it (a shard directory holds
  * no subdirectories). 0 or a negative errno; ENOENT is 0. */
@@ -148,7 +141,7 @@ static int remove_dir(const char *path)
 int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, char *err,
 			 size_t errlen)
 {
-	int rv = staging_path(staging, staging_len, dir);
+	int rv = shard_snapshot_staging_path(staging, staging_len, dir);
 
 	if (rv) {
 		snprintf(err, errlen, "%s: path too long", dir);
@@ -167,100 +160,62 @@ int shard_snapshot_stage(const char *dir, char *staging, size_t staging_len, cha
 	return 0;
 }
 
-/*
- * Every table the image names is staged and matches its entry (size,
- * footer, metadata, key range: what shard_open will check, checked before
- * the swap so that a bad transfer leaves the old replica), and is fsync'ed.
- */
-static int check_staged(const char *staging, const struct manifest_version *v, char *err,
-			size_t errlen)
-{
-	for (unsigned l = 0; l < MANIFEST_LEVELS; l++) {
-		for (size_t i = 0; i < v->levels[l].count; i++) {
-			const struct manifest_file *mf = &v->levels[l].files[i];
-			char path[PATH_MAX + 64];
-			struct sstable_meta meta;
-			int fd, rv;
+struct install_wait {
+	bool done;
+	struct shard_install_result res;
+	char err[512];
+};
 
-			snprintf(path, sizeof path, "%s/%06" PRIu64 ".sst", staging, mf->number);
-			fd = open(path, O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
-				snprintf(err, errlen, "%s: named by the snapshot's manifest: %s",
-					 path, strerror(errno));
-				return RKV_ECORRUPT;
-			}
-			rv = lsm_table_check(fd, path, mf, &meta, err, errlen);
-			if (rv == 0) {
-				sstable_meta_free(&meta);
-				if (fsync(fd) != 0) {
-					rv = -errno;
-					snprintf(err, errlen, "%s: fsync: %s", path, strerror(errno));
-				}
-			} else if (rv != -ENOMEM) {
-				rv = RKV_ECORRUPT;
-			}
-			close(fd);
-			if (rv)
-				return rv;
-		}
-	}
-	return 0;
+static void wait_installed(void *arg, const struct shard_install_result *res)
+{
+	struct install_wait *w = arg;
+
+	w->res = *res;
+	snprintf(w->err, sizeof w->err, "%s", res->err ? res->err : "");
+}
+
+static void wait_finished(void *arg)
+{
+	((struct install_wait *)arg)->done = true;
 }
 
 int shard_snapshot_install(const char *dir, const uint8_t *manifest, size_t manifest_len,
 			   uint64_t *index, char *err, size_t errlen)
 {
-	char staging[PATH_MAX], parent[PATH_MAX];
-	struct manifest_version v;
-	struct manifest_replay r = { 0 };
+	struct install_wait w = { 0 };
+	struct shard_install_args a = {
+		.dir = dir, .manifest = manifest, .manifest_len = manifest_len,
+		.installed = wait_installed, .finished = wait_finished, .arg = &w,
+	};
+	struct shard_install *in = NULL;
+	char staging[PATH_MAX];
+	struct io_ring io;
 	int rv;
 
-	rv = staging_path(staging, sizeof staging, dir);
-	if (rv) {
-		snprintf(err, errlen, "%s: path too long", dir);
-		return rv;
-	}
-	manifest_version_init(&v);
-	rv = manifest_replay(&v, manifest, manifest_len, &r);
-	if (rv == 0 && (r.torn || r.valid_len != manifest_len))
-		rv = RKV_ECORRUPT;
-	if (rv) {
-		snprintf(err, errlen, "snapshot manifest: %s at offset %zu",
-			 r.reason ? r.reason : rkv_strerror(rv), r.torn ? r.valid_len : r.offset);
-		goto out;
-	}
-	rv = check_staged(staging, &v, err, errlen);
+	rv = io_ring_init(&io, 16, err, errlen);
 	if (rv)
-		goto out;
-	rv = durable_file_replace(staging, "MANIFEST", manifest, manifest_len);
-	if (rv) {
-		snprintf(err, errlen, "%s/MANIFEST: %s", staging, strerror(-rv));
-		goto out;
+		return rv;
+	a.io = &io;
+	rv = shard_install_start(&in, &a, err, errlen);
+	while (rv == 0 && !w.done) {
+		rv = io_ring_submit_wait(&io, 100000);
+		io_ring_dispatch(&io);
 	}
-	/* durable_file_replace synced the staging directory: its entries last. */
-	if (renameat2(AT_FDCWD, staging, AT_FDCWD, dir, RENAME_EXCHANGE) != 0) {
-		if (errno != ENOENT || rename(staging, dir) != 0) {
-			rv = -errno;
-			snprintf(err, errlen, "%s -> %s: %s", staging, dir, strerror(errno));
-			goto out;
-		}
+	shard_install_free(in);
+	io_ring_exit(&io);
+	if (rv)
+		return rv;
+	if (w.res.rv) {
+		snprintf(err, errlen, "%s", w.err);
+		return w.res.rv;
 	}
-	durable_parent_dir(dir, parent, sizeof parent);
-	rv = durable_dir_sync(parent);
-	if (rv) {
-		/* The swap happened; whether it lasts a power loss is unknown. */
-		snprintf(err, errlen, "%s: fsync: %s", parent, strerror(-rv));
-		goto out;
-	}
-	/* The old replica now sits at the staging path. */
-	if (remove_dir(staging) != 0)
-		log_warn("%s: could not remove the replaced replica; the next snapshot "
-			 "stage removes it", staging);
-	*index = v.flushed_index;
-	log_info("%s: installed a snapshot at index %" PRIu64, dir, v.flushed_index);
-out:
-	manifest_version_destroy(&v);
-	return rv;
+	/* Without an open shard the installer knew no names of the old
+	 * replica's files: remove what it left of it here. */
+	if (!w.res.swapped || shard_snapshot_staging_path(staging, sizeof staging, dir) != 0 ||
+	    remove_dir(staging) != 0)
+		log_warn("%s: could not remove the replaced replica", dir);
+	*index = w.res.index;
+	return 0;
 }
 
 /* ---- install on a running core ---- */
@@ -274,7 +229,7 @@ int shard_snapshot_recover(const char *dir, char *err, size_t errlen)
 {
 	char staging[PATH_MAX];
 	struct stat st;
-	int rv = staging_path(staging, sizeof staging, dir);
+	int rv = shard_snapshot_staging_path(staging, sizeof staging, dir);
 
 	if (rv) {
 		snprintf(err, errlen, "%s: path too long", dir);
