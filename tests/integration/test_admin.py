@@ -220,9 +220,24 @@ def families(text):
 def check_dashboard(path, exposed):
     """Every ringkv_ name the dashboard queries is a name exposed."""
     with open(path) as f:
-        exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+        panels = json.load(f)["panels"]
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    ids = [p["id"] for p in panels]
+    check(len(ids) == len(set(ids)), "dashboard panel ids unique: %s" % ids)
+    cells = [(p["gridPos"]["x"] + dx, p["gridPos"]["y"] + dy) for p in panels
+             for dx in range(p["gridPos"]["w"]) for dy in range(p["gridPos"]["h"])]
+    check(len(cells) == len(set(cells)), "dashboard panels do not overlap")
+    for p in panels:
+        refs = [t["refId"] for t in p["targets"]]
+        check(len(refs) == len(set(refs)), "panel %s: refIds unique" % p["title"])
+        for t in p["targets"]:
+            check(t["expr"].count("(") == t["expr"].count(")") and
+                  t["expr"].count("{") == t["expr"].count("}"),
+                  "panel %s: brackets balance in %s" % (p["title"], t["expr"]))
     names = set(re.findall(r"ringkv_[a-z_]+", " ".join(exprs)))
     check(len(names) > 10, "dashboard queries ringkv metrics")
+    check(any(n.startswith("ringkv_replica_") for n in names),
+          "dashboard queries per-replica series")
     for name in sorted(names):
         check(name in exposed, "dashboard metric %s is exposed" % name)
 
