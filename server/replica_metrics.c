@@ -208,7 +208,8 @@ int replica_metrics_format(struct replica_metrics *rm, bool enabled, struct metr
 	for (unsigned c = 0; c < rm->cores; c++)
 		for (i = 0; i < rm->msgs[c].count; i++)
 			rm->order[n++] = &rm->msgs[c].rows[i];
-	qsort(rm->order, n, sizeof *rm->order, by_shard);
+	if (n)
+		qsort(rm->order, n, sizeof *rm->order, by_shard);
 
 	header(out, "ringkv_replica_role", "gauge",
 	       "1 for the replica's current Raft role (follower, precandidate, "
@@ -235,9 +236,11 @@ int replica_metrics_format(struct replica_metrics *rm, bool enabled, struct metr
 	       "minus the follower's match index.");
 	for (i = 0; i < n; i++) {
 		const struct replica_metrics_row *row = rm->order[i];
-		const struct replica_metrics_follower *fl =
-			rm->msgs[row->core].followers + row->first_follower;
+		const struct replica_metrics_follower *fl;
 
+		if (!row->n_followers)
+			continue; /* (followers may be NULL: no offset from it) */
+		fl = rm->msgs[row->core].followers + row->first_follower;
 		for (unsigned f = 0; f < row->n_followers; f++)
 			metrics_buf_printf(out, "ringkv_replica_follower_lag_entries{shard=\"%"
 					   PRIu32 "\",core=\"%u\",follower=\"%" PRIu64 "\"} %"
