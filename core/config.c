@@ -65,7 +65,7 @@ void config_usage(FILE *out, const char *prog)
 		"                           (role, term, indexes, follower lag...); auto:\n"
 		"                           while the node holds at most\n"
 		"                           --metrics-per-replica-max replicas (default auto)\n"
-		"  --metrics-per-replica-max N  (default 1024)\n"
+		"  --metrics-per-replica-max N  auto's limit (default 1024)\n"
 		"  --enable-flush           allow FLUSHDB/FLUSHALL, which drop every key of\n"
 		"                           the cluster (default: refused)\n"
 		"  --config FILE            settings as 'key = value' lines named like these\n"
