@@ -32,6 +32,8 @@ void config_defaults(struct config *c)
 	c->heartbeat_ms = 50;
 	c->snapshot_rate = 64ull << 20;
 	c->snapshot_lag = 65536;
+	c->metrics_per_replica = CONFIG_PER_REPLICA_AUTO;
+	c->metrics_per_replica_max = 1024;
 }
 
 void config_usage(FILE *out, const char *prog)
@@ -59,6 +61,11 @@ void config_usage(FILE *out, const char *prog)
 		"  --log-level LEVEL        debug, info, warn or error (default info)\n"
 		"  --log-format FORMAT      text or json (one object per line; default text)\n"
 		"  --admin-listen HOST:PORT HTTP /metrics, /health, /ready (default: none = off)\n"
+		"  --metrics-per-replica on|off|auto  /metrics series per shard replica\n"
+		"                           (role, term, indexes, follower lag...); auto:\n"
+		"                           while the node holds at most\n"
+		"                           --metrics-per-replica-max replicas (default auto)\n"
+		"  --metrics-per-replica-max N  auto's limit (default 1024)\n"
 		"  --enable-flush           allow FLUSHDB/FLUSHALL, which drop every key of\n"
 		"                           the cluster (default: refused)\n"
 		"  --config FILE            settings as 'key = value' lines named like these\n"
@@ -359,7 +366,7 @@ enum {
 	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
 	OPT_SNAPSHOT_LAG, OPT_INITIAL_STATE,
 	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
-	OPT_VERSION, OPT_ENABLE_FLUSH,
+	OPT_VERSION, OPT_ENABLE_FLUSH, OPT_METRICS_PER_REPLICA, OPT_METRICS_PER_REPLICA_MAX,
 };
 
 static const struct option long_options[] = {
@@ -390,6 +397,8 @@ static const struct option long_options[] = {
 	{ "initial-cluster-state", required_argument, NULL, OPT_INITIAL_STATE },
 	{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
 	{ "enable-flush", no_argument, NULL, OPT_ENABLE_FLUSH },
+	{ "metrics-per-replica", required_argument, NULL, OPT_METRICS_PER_REPLICA },
+	{ "metrics-per-replica-max", required_argument, NULL, OPT_METRICS_PER_REPLICA_MAX },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -616,6 +625,21 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		else
 			goto bad_value;
 		break;
+	case OPT_METRICS_PER_REPLICA:
+		if (!strcmp(arg, "auto"))
+			c->metrics_per_replica = CONFIG_PER_REPLICA_AUTO;
+		else if (!strcmp(arg, "on"))
+			c->metrics_per_replica = CONFIG_PER_REPLICA_ON;
+		else if (!strcmp(arg, "off"))
+			c->metrics_per_replica = CONFIG_PER_REPLICA_OFF;
+		else
+			goto bad_value;
+		break;
+	case OPT_METRICS_PER_REPLICA_MAX:
+		if (parse_count(arg, 0, UINT32_MAX, &v))
+			goto bad_value;
+		c->metrics_per_replica_max = (uint32_t)v;
+		break;
 	default:
 		snprintf(err, errlen, "--%s: not a setting", name);
 		return -EINVAL;
@@ -778,6 +802,10 @@ void config_print(FILE *out, const struct config *c)
 	}
 	fprintf(out, "data-dir = %s\n", c->data_dir);
 	fprintf(out, "enable-flush = %s\n", c->enable_flush ? "true" : "false");
+	fprintf(out, "metrics-per-replica = %s\n",
+		c->metrics_per_replica == CONFIG_PER_REPLICA_ON ? "on" :
+		c->metrics_per_replica == CONFIG_PER_REPLICA_OFF ? "off" : "auto");
+	fprintf(out, "metrics-per-replica-max = %u\n", c->metrics_per_replica_max);
 	if (c->cores)
 		fprintf(out, "cores = %u\n", c->cores);
 	if (c->shards)

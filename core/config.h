@@ -24,6 +24,14 @@ struct config_node {
 	uint16_t port;
 };
 
+/* --metrics-per-replica: whether /metrics carries one series per replica. */
+enum config_per_replica {
+	CONFIG_PER_REPLICA_AUTO,           /* on while the node holds at most
+					    * metrics_per_replica_max replicas */
+	CONFIG_PER_REPLICA_ON,
+	CONFIG_PER_REPLICA_OFF,
+};
+
 struct config {
 	char listen_host[CONFIG_ADDR_MAX]; /* native protocol address, "127.0.0.1" */
 	uint16_t listen_port;              /* 7070; 0 = any free port */
@@ -45,6 +53,9 @@ struct config {
 	char admin_host[CONFIG_ADDR_MAX];  /* admin HTTP port; "" = off (the default) */
 	uint16_t admin_port;
 	bool enable_flush;                 /* --enable-flush: FLUSHDB/FLUSHALL allowed */
+	int metrics_per_replica;           /* enum config_per_replica (auto) */
+	uint32_t metrics_per_replica_max;  /* auto: per-replica series up to this
+					    * many replicas on the node (1024) */
 
 	/* The cluster (see docs/cluster/placement.md). After config_parse,
 	 * `initial` always lists the founding nodes, sorted by id: without

@@ -6,7 +6,10 @@
  * A deadline timer runs from accept; when it fires, or the peer misbehaves,
  * the socket is shut down so whatever operation is in flight completes, and
  * the slot is released once none is. One scrape runs at a time: a request
- * arriving while one is in flight is answered from that scrape.
+ * arriving while one is in flight is answered from that scrape. A scrape is
+ * the registry's rows (core/metrics.h), then, when a /metrics request waits
+ * and --metrics-per-replica allows, the replicas' rows
+ * (server/replica_metrics.h); /ready is answered after the first part.
  */
 #include "server/admin.h"
 
@@ -24,6 +27,7 @@
 #include "core/reactor.h"
 #include "server/node.h"
 #include "server/node_metrics.h"
+#include "server/replica_metrics.h"
 
 enum admin_want {
 	ADMIN_WANT_NOTHING,
@@ -58,6 +62,8 @@ struct admin {
 	bool armed;
 	struct io_op accept_op;
 	struct metrics_scrape scrape;
+	struct replica_metrics replicas; /* the second part of a scrape */
+	bool per_replica;            /* this scrape's /metrics carries replicas' series */
 	struct metrics_buf body;     /* scratch for one answer's body */
 	struct admin_conn conns[ADMIN_CONNS_MAX];
 };
@@ -232,31 +238,36 @@ static bool ready_body(struct admin *a, const struct readiness *st, struct metri
 	return ready;
 }
 
-/* The scrape is home: answer every connection waiting for it. */
-static void scrape_done(struct metrics_scrape *s, void *arg)
+/*
+ * Answers the connections waiting for the scrape: those that asked for
+ * /ready only, or every one once the scrape is whole.
+ */
+static void answer_waiting(struct admin *a, bool ready_only)
 {
-	struct admin *a = arg;
+	const uint64_t *rows = a->scrape.rows;
 	const struct node_metric_ids *ids = a->node->metric_ids;
 	const struct readiness st = {
 		.stopping = reactor_stopping(a->r),
-		.disk_full = metrics_row_sum(a->m, s->rows, ids->disk_full),
-		.apply_stopped = metrics_row_sum(a->m, s->rows, ids->raft_apply_stopped),
-		.leaderless = metrics_row_sum(a->m, s->rows, ids->raft_leaderless),
-		.peer_links = metrics_row_sum(a->m, s->rows, ids->peer_nodes),
-		.peer_links_up = metrics_row_sum(a->m, s->rows, ids->peer_connected),
+		.disk_full = metrics_row_sum(a->m, rows, ids->disk_full),
+		.apply_stopped = metrics_row_sum(a->m, rows, ids->raft_apply_stopped),
+		.leaderless = metrics_row_sum(a->m, rows, ids->raft_leaderless),
+		.peer_links = metrics_row_sum(a->m, rows, ids->peer_nodes),
+		.peer_links_up = metrics_row_sum(a->m, rows, ids->peer_connected),
 	};
 	bool ready;
 
 	for (unsigned i = 0; i < ADMIN_CONNS_MAX; i++) {
 		struct admin_conn *conn = &a->conns[i];
 
-		if (!conn->in_use || conn->dead || conn->want == ADMIN_WANT_NOTHING)
+		if (!conn->in_use || conn->dead || conn->want == ADMIN_WANT_NOTHING ||
+		    (ready_only && conn->want != ADMIN_WANT_READY))
 			continue;
 		a->body.len = 0;
 		a->body.failed = false;
 		if (conn->want == ADMIN_WANT_METRICS) {
 			conn->want = ADMIN_WANT_NOTHING;
-			if (metrics_format(a->m, s->rows, &a->body) != 0) {
+			if (metrics_format(a->m, rows, &a->body) != 0 ||
+			    replica_metrics_format(&a->replicas, a->per_replica, &a->body) != 0) {
 				respond_text(conn, 500, "out of memory\n");
 				continue;
 			}
@@ -274,12 +285,61 @@ static void scrape_done(struct metrics_scrape *s, void *arg)
 	}
 }
 
+/* The replicas' rows are home: the scrape is whole. */
+static void replicas_done(struct replica_metrics *rm, void *arg)
+{
+	(void)rm;
+	answer_waiting(arg, false);
+}
+
+/*
+ * Whether /metrics carries the per-replica series: --metrics-per-replica
+ * on, or auto while the node holds at most --metrics-per-replica-max
+ * replicas (counted in the registry's rows just gathered, so a node over
+ * the limit does not gather replicas' rows at all).
+ */
+static bool per_replica_wanted(const struct admin *a)
+{
+	const struct node_metric_ids *ids = a->node->metric_ids;
+	uint64_t replicas = 0;
+
+	switch (a->node->cfg.metrics_per_replica) {
+	case CONFIG_PER_REPLICA_ON:
+		return true;
+	case CONFIG_PER_REPLICA_OFF:
+		return false;
+	default:
+		for (unsigned i = 0; i < NODE_METRICS_ROLES; i++)
+			replicas += metrics_row_sum(a->m, a->scrape.rows, ids->raft_replicas[i]);
+		return replicas <= a->node->cfg.metrics_per_replica_max;
+	}
+}
+
+/* The registry's rows are home: answer, or gather the replicas' first. */
+static void scrape_done(struct metrics_scrape *s, void *arg)
+{
+	struct admin *a = arg;
+	bool metrics_wanted = false;
+
+	(void)s;
+	for (unsigned i = 0; i < ADMIN_CONNS_MAX; i++)
+		metrics_wanted |= a->conns[i].in_use && !a->conns[i].dead &&
+				  a->conns[i].want == ADMIN_WANT_METRICS;
+	a->per_replica = per_replica_wanted(a);
+	if (metrics_wanted && a->per_replica) {
+		answer_waiting(a, true);
+		replica_metrics_start(a->r, &a->replicas, replicas_done, a);
+		return;
+	}
+	answer_waiting(a, false);
+}
+
 static void want_scrape(struct admin_conn *conn, enum admin_want want)
 {
 	struct admin *a = conn->admin;
 
 	conn->want = want;
-	if (!metrics_scrape_busy(&a->scrape))
+	if (!metrics_scrape_busy(&a->scrape) && !replica_metrics_busy(&a->replicas))
 		metrics_scrape_start(a->r, &a->scrape, scrape_done, a);
 }
 
@@ -442,6 +502,11 @@ int admin_create(struct admin **out, struct node *n, struct metrics *m, const ch
 		snprintf(err, errlen, "out of memory");
 		goto err_after_alloc;
 	}
+	rv = replica_metrics_init(&a->replicas, n->cores, 0);
+	if (rv) {
+		snprintf(err, errlen, "out of memory");
+		goto err_after_scrape;
+	}
 	snprintf(portstr, sizeof portstr, "%u", port);
 	rv = getaddrinfo(host, portstr, &hints, &ai);
 	if (rv) {
@@ -472,6 +537,7 @@ err_after_addr:
 		close(a->fd);
 	freeaddrinfo(ai);
 err_after_scrape:
+	replica_metrics_destroy(&a->replicas);
 	metrics_scrape_destroy(&a->scrape);
 err_after_alloc:
 	free(a);
@@ -513,6 +579,7 @@ void admin_destroy(struct admin *a)
 		metrics_buf_free(&a->conns[i].out);
 	}
 	metrics_buf_free(&a->body);
+	replica_metrics_destroy(&a->replicas);
 	metrics_scrape_destroy(&a->scrape);
 	if (a->fd >= 0)
 		close(a->fd);

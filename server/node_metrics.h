@@ -6,10 +6,12 @@
  *
  * To add a metric: a field in struct node_metric_ids, one registration call
  * in node_metrics_register, and either a plain metrics_inc/observe where it
- * happens or a metrics_set in the collector. Replication metrics are per
- * core sums over its replicas (role counts, proposal outcomes, lags), not
- * per shard series: a node holds thousands of replicas; per-shard detail is
- * `ringkv cluster status`.
+ * happens or a metrics_set in the collector. Replication metrics here are
+ * per core sums over its replicas (role counts, proposal outcomes, lags):
+ * the registry is fixed at start-up, and a node holds thousands of
+ * replicas. The series per replica (role, term, indexes, each follower's
+ * lag...) are gathered apart, when --metrics-per-replica allows: see
+ * server/replica_metrics.h.
  */
 #ifndef RINGKV_SERVER_NODE_METRICS_H
 #define RINGKV_SERVER_NODE_METRICS_H

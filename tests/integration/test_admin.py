@@ -3,7 +3,9 @@
 line and by Debian's prometheus_client parser), counters that move with
 writes, /health and /ready, and clients that misbehave (silent, slow,
 oversized, too many) without holding anything up. Also: the node reads
-its settings from --config, and refuses a bad file with file:line.
+its settings from --config, and refuses a bad file with file:line; the
+per-replica series follow the writes, and --metrics-per-replica auto
+leaves them out over --metrics-per-replica-max replicas.
 
 usage: test_admin.py RINGKVD RINGKV [DASHBOARD.json]
 
@@ -209,14 +211,64 @@ def main():
     return 0
 
 
+def families(text):
+    """Names declared by the exposition's TYPE lines (a family may have no
+    sample: follower lags on a node without followers)."""
+    return {line.split(" ")[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
+
 def check_dashboard(path, exposed):
-    """Every ringkv_ name the dashboard queries is a sample name exposed."""
+    """Every ringkv_ name the dashboard queries is a name exposed."""
     with open(path) as f:
-        exprs = [t["expr"] for p in json.load(f)["panels"] for t in p["targets"]]
+        panels = json.load(f)["panels"]
+    exprs = [t["expr"] for p in panels for t in p["targets"]]
+    ids = [p["id"] for p in panels]
+    check(len(ids) == len(set(ids)), "dashboard panel ids unique: %s" % ids)
+    cells = [(p["gridPos"]["x"] + dx, p["gridPos"]["y"] + dy) for p in panels
+             for dx in range(p["gridPos"]["w"]) for dy in range(p["gridPos"]["h"])]
+    check(len(cells) == len(set(cells)), "dashboard panels do not overlap")
+    for p in panels:
+        refs = [t["refId"] for t in p["targets"]]
+        check(len(refs) == len(set(refs)), "panel %s: refIds unique" % p["title"])
+        for t in p["targets"]:
+            check(t["expr"].count("(") == t["expr"].count(")") and
+                  t["expr"].count("{") == t["expr"].count("}"),
+                  "panel %s: brackets balance in %s" % (p["title"], t["expr"]))
     names = set(re.findall(r"ringkv_[a-z_]+", " ".join(exprs)))
     check(len(names) > 10, "dashboard queries ringkv metrics")
+    check(any(n.startswith("ringkv_replica_") for n in names),
+          "dashboard queries per-replica series")
     for name in sorted(names):
         check(name in exposed, "dashboard metric %s is exposed" % name)
+
+
+def check_per_replica_limit():
+    """--metrics-per-replica auto stops at --metrics-per-replica-max
+    replicas (2 here, over a limit of 1); on ignores the limit."""
+    for flag, enabled in (("auto", 0), ("on", 1)):
+        other = tempfile.mkdtemp(prefix="ringkv-admin-limit-")
+        try:
+            p, base, _ = start(RINGKVD, ["--listen", "127.0.0.1:0", "--admin-listen",
+                                         "127.0.0.1:0", "--data-dir", other + "/d",
+                                         "--cores", "2", "--metrics-per-replica", flag,
+                                         "--metrics-per-replica-max", "1"], other)
+            try:
+                status, _, text = get(base, "/metrics")
+                check(status == 200, "/metrics with per-replica %s" % flag)
+                check_format(text)
+                s = parse(text)
+                check(total(s, "ringkv_metrics_per_replica_enabled") == enabled,
+                      "per-replica %s over the limit: enabled %d" % (flag, enabled))
+                names = {name for name, _ in s if name.startswith("ringkv_replica_")}
+                check(bool(names) == bool(enabled),
+                      "per-replica %s over the limit: series %s" % (flag, sorted(names)))
+                check(total(s, "ringkv_raft_replicas", role="leader") == 2,
+                      "per-replica %s: per-core series there" % flag)
+            finally:
+                p.terminate()
+                p.wait(timeout=20)
+        finally:
+            shutil.rmtree(other, ignore_errors=True)
 
 
 def run(base, addr, ringkv, dashboard):
@@ -275,8 +327,23 @@ def run(base, addr, ringkv, dashboard):
     check(total(after, "ringkv_raft_leaderless_replicas") == 0, "no leaderless replica")
     check(total(after, "ringkv_raft_proposals_unknown_total") == 0, "no unknown outcome")
     check(total(after, "ringkv_peer_nodes") == 0, "no peers")
+    # Per replica (auto: 2 replicas are under the limit): each shard once,
+    # led here, its commit and applied indexes moved by the writes.
+    check(total(after, "ringkv_metrics_per_replica_enabled") == 1, "per-replica series on")
+    roles = {dict(ls)["shard"]: dict(ls)["role"] for (name, ls) in after
+             if name == "ringkv_replica_role"}
+    check(roles == {"0": "leader", "1": "leader"}, "per-replica roles: %s" % roles)
+    for name in ("ringkv_replica_commit_index", "ringkv_replica_applied_index"):
+        moved = total(after, name) - total(before, name)
+        check(moved >= n, "%s moved by %s with %d writes" % (name, moved, n))
+    check(total(after, "ringkv_replica_commit_index") ==
+          total(after, "ringkv_replica_applied_index"), "applied = commit when idle")
+    check(not any(name == "ringkv_replica_follower_lag_entries" for name, _ in after),
+          "no follower lag without followers")
     if dashboard:
-        check_dashboard(dashboard, {name for name, _ in after})
+        check_dashboard(dashboard, {name for name, _ in after} | families(after_text))
+
+    check_per_replica_limit()
 
     # A second node on the same admin port fails at start, naming the flag.
     other = tempfile.mkdtemp(prefix="ringkv-admin-2-")

@@ -117,6 +117,10 @@ static void test_refusals_name_file_and_line(void **state)
 	/* Only the first failure is reported. */
 	expect_refusal("cores = 0\nbogus = 1\n", "1: --cores: bad value '0'");
 	expect_refusal("enable-flush = maybe\n", "1: --enable-flush: bad value 'maybe'");
+	expect_refusal("metrics-per-replica = yes\n",
+		       "1: --metrics-per-replica: bad value 'yes'");
+	expect_refusal("metrics-per-replica-max = -1\n",
+		       "1: --metrics-per-replica-max: bad value '-1'");
 }
 
 static void test_missing_file(void **state)
@@ -142,7 +146,8 @@ static void test_print_round_trip(void **state)
 	write_file("listen = 127.0.0.1:7170\nresp-listen = [::1]:6380\n"
 		   "admin-listen = 127.0.0.1:7171\nmax-value = 2MiB\nmax-frame = 8MiB\n"
 		   "node-id = 2\ninitial-cluster = 1=10.0.0.1:7100,2=10.0.0.2:7100\n"
-		   "replicas = 1\ncluster-token = t1\nlog-level = debug\nenable-flush = true\n");
+		   "replicas = 1\ncluster-token = t1\nlog-level = debug\nenable-flush = true\n"
+		   "metrics-per-replica = off\nmetrics-per-replica-max = 7\n");
 	assert_int_equal(parse(&a, path, NULL, NULL, err, sizeof err), 0);
 	unlink(path);
 	f = open_memstream(&text, &len);
@@ -153,6 +158,8 @@ static void test_print_round_trip(void **state)
 	assert_int_equal(parse(&b, path, NULL, NULL, err, sizeof err), 0);
 	unlink(path);
 	assert_true(b.enable_flush);
+	assert_int_equal(b.metrics_per_replica, CONFIG_PER_REPLICA_OFF);
+	assert_int_equal(b.metrics_per_replica_max, 7);
 	assert_memory_equal(&a, &b, sizeof a);
 }
 
@@ -180,6 +187,31 @@ static void test_enable_flush(void **state)
 	unlink(path);
 }
 
+/* --metrics-per-replica: auto up to 1024 by default; on, off, a limit; the
+ * flag over the file. */
+static void test_metrics_per_replica(void **state)
+{
+	struct config c;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, NULL, NULL, err, sizeof err), 0);
+	assert_int_equal(c.metrics_per_replica, CONFIG_PER_REPLICA_AUTO);
+	assert_int_equal(c.metrics_per_replica_max, 1024);
+	write_file("metrics-per-replica = on\nmetrics-per-replica-max = 5\n");
+	assert_int_equal(parse(&c, path, NULL, NULL, err, sizeof err), 0);
+	assert_int_equal(c.metrics_per_replica, CONFIG_PER_REPLICA_ON);
+	assert_int_equal(c.metrics_per_replica_max, 5);
+	assert_int_equal(parse(&c, path, "--metrics-per-replica", "off", err, sizeof err), 0);
+	assert_int_equal(c.metrics_per_replica, CONFIG_PER_REPLICA_OFF);
+	assert_int_equal(parse(&c, path, "--metrics-per-replica", "auto", err, sizeof err), 0);
+	assert_int_equal(c.metrics_per_replica, CONFIG_PER_REPLICA_AUTO);
+	assert_int_equal(parse(&c, NULL, "--metrics-per-replica", "sometimes", err, sizeof err),
+			 -EINVAL);
+	assert_string_equal(err, "--metrics-per-replica: bad value 'sometimes'");
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +221,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_enable_flush),
+		cmocka_unit_test(test_metrics_per_replica),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
