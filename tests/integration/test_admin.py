@@ -320,6 +320,23 @@ def run(base, addr, ringkv, dashboard):
         check(moved >= at_least, "%s%s moved by %s, want >= %d" % (name, labels, moved, at_least))
     check(total(after, "ringkv_memtable_bytes") > total(before, "ringkv_memtable_bytes"),
           "memtable bytes grew")
+    # The Raft log's batches: each timed and its records counted once.
+    synced = (total(after, "ringkv_wal_sync_duration_seconds_count") -
+              total(before, "ringkv_wal_sync_duration_seconds_count"))
+    check(1 <= synced <= total(after, "ringkv_wal_syncs_total") -
+          total(before, "ringkv_wal_syncs_total"), "fdatasync histogram counted %s" % synced)
+    check(total(after, "ringkv_wal_sync_duration_seconds_sum") >
+          total(before, "ringkv_wal_sync_duration_seconds_sum"), "fdatasync time moved")
+    check(total(after, "ringkv_wal_batch_records_sum") -
+          total(before, "ringkv_wal_batch_records_sum") >= n, "records per batch counted")
+    check(total(after, "ringkv_read_duration_seconds_count", protocol="native") -
+          total(before, "ringkv_read_duration_seconds_count", protocol="native") >= 1,
+          "native read timed")
+    check(total(after, "ringkv_requests_total", op="invalid") ==
+          total(before, "ringkv_requests_total", op="invalid"),
+          "no request of the CLI counted as invalid")
+    check("ringkv_compaction_seconds_total" in families(after_text),
+          "compaction time exported")
     check(total(after, "ringkv_disk_full_shards") == 0, "no disk full")
     # A one-node cluster: every shard a group of one that leads itself.
     check(total(after, "ringkv_raft_replicas", role="leader") == 2, "two leaders")

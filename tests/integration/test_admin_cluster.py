@@ -328,8 +328,27 @@ def run(ringkvd, work, procs, dashboard):
                    for n in smp) for shard in range(SHARDS)}
     before = leader_commit(samples)
     # Writes move commit and applied; once idle every copy agrees, lag 0.
+    resp_before = samples[2]
     written = resp_set(2, 40, 16, "a")
     adm.check(written == 40, "40 writes through node 2's RESP port: %d" % written)
+    # RESP requests by command, timed, errors counted.
+    with socket.create_connection((NODES[2], RESP_PORT), timeout=10) as s:
+        f = s.makefile("rb")
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\na-1\r\n*1\r\n$6\r\nNOSUCH\r\n")
+        adm.check(f.readline() == b"$16\r\n" and f.readline() == b"v" * 16 + b"\r\n",
+                  "RESP GET of a written key")
+        adm.check(f.readline().startswith(b"-ERR unknown command"), "RESP unknown command")
+    resp_after = metrics(2)
+    for name, labels, want in [
+            ("ringkv_requests_total", {"protocol": "resp", "op": "set"}, 40),
+            ("ringkv_requests_total", {"protocol": "resp", "op": "get"}, 1),
+            ("ringkv_requests_total", {"protocol": "resp", "op": "unknown"}, 1),
+            ("ringkv_replies_total", {"protocol": "resp", "status": "error"}, 1),
+            ("ringkv_write_duration_seconds_count", {"protocol": "resp"}, 40),
+            ("ringkv_read_duration_seconds_count", {"protocol": "resp"}, 1)]:
+        moved = adm.total(resp_after, name, **labels) - adm.total(resp_before, name, **labels)
+        adm.check(moved == want, "node 2 %s%s moved by %s, want %d" % (name, labels, moved,
+                                                                       want))
     samples, problems = settle(NODES, IDLE_SECONDS, idle_problems)
     adm.check(problems == [], "idle: applied = commit everywhere, lag 0: %s" % problems)
     after = leader_commit(samples)
