@@ -468,7 +468,7 @@ void replica_tick(struct replica *rep)
 		join_check(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
 		rep->tick_hold--;
-	else if (!rep->joining)
+	else if (!rep->joining && !replica_repair_tick(rep))
 		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
 	snapshot_send_tick(rep);
 	if (!rep->was_leader && props_count(rep) > 0 &&
@@ -610,6 +610,8 @@ bool replica_accept(struct replica *rep, const struct raft_msg *m)
 		rep->snap_msgs_waiting++;
 		return false;
 	}
+	if (!replica_repair_accept(rep, m))
+		return false;
 	if (!rep->joining)
 		return true;
 	switch (m->type) {
@@ -866,6 +868,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->votes_withheld = rep->votes_withheld;
 	out->joining = rep->joining;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
+	replica_repair_status(rep, out);
 	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
 		if (rep->sends[i] && rep->sends[i]->state == SNAP_SEND_STREAMING)
 			out->snapshot_sending = true;
@@ -879,6 +882,7 @@ void replica_free(struct replica *rep)
 		raft_destroy(rep->raft);
 	snapshot_send_free(rep);
 	snapshot_recv_free(rep);
+	replica_repair_free(rep);
 	peer_msg_buf_free(&rep->held);
 	free(rep->held_v);
 	free(rep->props);

@@ -1,0 +1,423 @@
+/*
+ * Repair of a damaged replica from its peers (issue 14), with three real
+ * ringkvd processes on 127.0.17.11-13 (peer port in 37000-37999), one core,
+ * one shard (one Raft group of three), 64 KiB memtables so the keys land in
+ * several SSTables:
+ *   1. 400 keys are written and acknowledged;
+ *   2. node 2 stops cleanly; 16 bytes are flipped in the first data block of
+ *      its oldest table (as tests/integration/corrupt_table.py does); it
+ *      restarts (a damaged block is not found at start-up);
+ *   3. node 2 is made the leader, without reading anything: the leader is
+ *      stopped with SIGTERM (it hands leadership to its most caught-up
+ *      follower) and restarted, at most 6 times, until node 2 leads;
+ *   4. every key is read through node 2 (linearizable reads: its own
+ *      shard): a read of the damaged block answers DATA_LOSS and marks the
+ *      table. From there no operator acts: node 2 must hand leadership on,
+ *      ask the new leader for a snapshot, install it, and log the repair's
+ *      start and end;
+ *   5. writes go on (a new leader, not node 2, takes them); every
+ *      acknowledged key reads back with its value from every node's own
+ *      replica (stale reads), node 2's included; node 2 no longer reports
+ *      its table damaged (its status shows no stopped apply and its reads
+ *      of the old block's keys succeed).
+ * Bounded: every wait has a deadline, the whole test well under 60 s on an
+ * idle machine; every process is stopped (harness_cleanup on failure).
+ *
+ * usage: test_cluster_repair RINGKVD
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tools/libringkv.h"
+
+#define NODES 3
+#define KEYS 400
+#define MORE 100
+#define VICTIM 1 /* node 2 */
+#define WAIT_MS 20000
+
+static const char *binary;
+static const char *base_dir;
+static char peers[256];
+static struct server nodes[NODES];
+static bool running[NODES];
+static struct rkv_client *conn[NODES];
+static char logs[NODES][512];
+static bool passed;
+
+static long ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void node_dir(unsigned i, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/node%u", base_dir, i + 1);
+}
+
+static void node_up(unsigned i)
+{
+	char dir[512], id[8];
+	const char *args[] = {
+		"--node-id", id, "--initial-cluster", peers, "--cores", "1", "--shards", "1",
+		"--data-dir", dir, "--election-timeout", "300ms", "--memtable-size", "64KiB",
+		"--log-level", "info", NULL,
+	};
+
+	node_dir(i, dir, sizeof dir);
+	snprintf(id, sizeof id, "%u", i + 1);
+	nodes[i].stderr_path = logs[i];
+	CHECK(server_start(&nodes[i], binary, args) == 0, "node %u did not start", i + 1);
+	running[i] = true;
+}
+
+static void disconnect(unsigned i)
+{
+	if (conn[i])
+		rkv_close(conn[i]);
+	conn[i] = NULL;
+}
+
+static void node_down(unsigned i)
+{
+	int status;
+
+	disconnect(i);
+	status = server_stop(&nodes[i], SIGTERM, 15000);
+	CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "node %u should stop cleanly on SIGTERM (status %d)", i + 1, status);
+	running[i] = false;
+}
+
+static struct rkv_client *client(unsigned i)
+{
+	char err[256];
+
+	if (!running[i])
+		return NULL;
+	if (!conn[i]) {
+		if (rkv_connect_timeout(nodes[i].addr, 2000, &conn[i], err, sizeof err) != 0) {
+			conn[i] = NULL;
+			return NULL;
+		}
+		rkv_set_timeout(conn[i], 3000);
+	}
+	return conn[i];
+}
+
+/* Key k and its value: 600 bytes that say which key they belong to. */
+struct pair {
+	char key[32];
+	char value[600];
+	size_t kl, vl;
+};
+
+static struct pair pair_of(unsigned k)
+{
+	struct pair p;
+	int n;
+
+	p.kl = (size_t)snprintf(p.key, sizeof p.key, "rk:%05u", k);
+	n = snprintf(p.value, 32, "v%u:", k);
+	for (size_t i = (size_t)n; i < sizeof p.value; i++)
+		p.value[i] = (char)('A' + (k * 7 + i) % 26);
+	p.vl = sizeof p.value;
+	return p;
+}
+
+/* Writes keys first..first+count-1 through any node; every one must be
+ * acknowledged within WAIT_MS. */
+static void write_range(unsigned first, unsigned count)
+{
+	for (unsigned k = first; k < first + count; k++) {
+		struct pair p = pair_of(k);
+		long deadline = ms_now() + WAIT_MS;
+		int rv = -1;
+
+		while (rv != RKV_STATUS_OK) {
+			CHECK(ms_now() < deadline, "key %u not acknowledged (last %s)", k,
+			      rkv_status_name(rv));
+			for (unsigned i = 0; i < NODES && rv != RKV_STATUS_OK; i++) {
+				struct rkv_client *c = client(i);
+
+				if (!c)
+					continue;
+				rv = rkv_put(c, p.key, p.kl, p.value, p.vl);
+				if (rv < 0)
+					disconnect(i);
+			}
+			if (rv != RKV_STATUS_OK)
+				usleep(20000);
+		}
+	}
+}
+
+/* The node node i believes leads shard 0 (0: none), from its own map. */
+static uint64_t leader_seen_by(unsigned i)
+{
+	struct rkv_client *c = client(i);
+	struct rkv_cluster_map *m = NULL;
+	uint64_t leader = 0;
+
+	if (!c)
+		return 0;
+	if (rkv_cluster_map(c, &m) != RKV_STATUS_OK) {
+		disconnect(i);
+		return 0;
+	}
+	if (m->shard_count > 0)
+		leader = m->shards[0].leader;
+	rkv_cluster_map_free(m);
+	return leader;
+}
+
+/* Node i's own replica: is it the leader, and did its apply stop? */
+static bool replica_of(unsigned i, bool *leads, bool *stopped)
+{
+	struct rkv_client *c = client(i);
+	struct rkv_cluster_status *st = NULL;
+	bool ok = false;
+
+	if (!c || rkv_cluster_status(c, &st) != RKV_STATUS_OK) {
+		disconnect(i);
+		return false;
+	}
+	if (st->replica_count > 0) {
+		*leads = strcmp(st->replicas[0].role, "leader") == 0;
+		*stopped = st->replicas[0].apply_stopped != 0;
+		ok = true;
+	}
+	rkv_cluster_status_free(st);
+	return ok;
+}
+
+/* Waits until the three nodes agree on one leader; returns its index. */
+static unsigned agreed_leader(void)
+{
+	long deadline = ms_now() + WAIT_MS;
+
+	for (;;) {
+		uint64_t l = leader_seen_by(0);
+
+		if (l != 0 && l == leader_seen_by(1) && l == leader_seen_by(2)) {
+			bool leads = false, stopped = false;
+
+			if (replica_of((unsigned)l - 1, &leads, &stopped) && leads)
+				return (unsigned)l - 1;
+		}
+		CHECK(ms_now() < deadline, "no agreed leader within %d ms", WAIT_MS);
+		usleep(50000);
+	}
+}
+
+/* Flips 16 bytes at offset 100 of node i's lowest-numbered table. */
+static void damage_oldest_table(unsigned i)
+{
+	char dir[512], path[800], oldest[64] = "";
+	uint8_t bytes[16];
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	node_dir(i, dir, sizeof dir);
+	strcat(dir, "/shard-0");
+	d = opendir(dir);
+	CHECK(d != NULL, "no %s", dir);
+	while ((e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+
+		if (n > 4 && n < sizeof oldest && strcmp(e->d_name + n - 4, ".sst") == 0 &&
+		    (oldest[0] == '\0' || strcmp(e->d_name, oldest) < 0))
+			strcpy(oldest, e->d_name);
+	}
+	closedir(d);
+	CHECK(oldest[0] != '\0', "node %u holds no table", i + 1);
+	snprintf(path, sizeof path, "%s/%s", dir, oldest);
+	fd = open(path, O_RDWR);
+	CHECK(fd >= 0 && pread(fd, bytes, sizeof bytes, 100) == (ssize_t)sizeof bytes,
+	      "read %s", path);
+	for (size_t k = 0; k < sizeof bytes; k++)
+		bytes[k] ^= 0x5A;
+	CHECK(pwrite(fd, bytes, sizeof bytes, 100) == (ssize_t)sizeof bytes, "write %s", path);
+	CHECK(fsync(fd) == 0 && close(fd) == 0, "sync %s", path);
+	printf("flipped 16 bytes at offset 100 of node %u's shard-0/%s\n", i + 1, oldest);
+}
+
+static unsigned lines_with(unsigned i, const char *what)
+{
+	FILE *f = fopen(logs[i], "r");
+	char line[1024];
+	unsigned n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}
+
+static void await_line(unsigned i, const char *what)
+{
+	long deadline = ms_now() + WAIT_MS;
+
+	while (lines_with(i, what) == 0) {
+		CHECK(ms_now() < deadline, "node %u never logged \"%s\"", i + 1, what);
+		usleep(50000);
+	}
+}
+
+/* Reads every key through node i, linearizably (node i leads): returns
+ * how many answered DATA_LOSS. Any other failure but a lost leadership
+ * (the damaged leader steps down meanwhile) fails the test. */
+static unsigned read_through(unsigned i, unsigned count)
+{
+	unsigned data_loss = 0;
+
+	for (unsigned k = 0; k < count; k++) {
+		struct pair p = pair_of(k);
+		struct rkv_client *c = client(i);
+		void *got = NULL;
+		size_t gl = 0;
+		int rv;
+
+		if (!c)
+			break;
+		rv = rkv_get(c, p.key, p.kl, &got, &gl);
+		if (rv == RKV_STATUS_OK)
+			CHECK(gl == p.vl && memcmp(got, p.value, p.vl) == 0,
+			      "key %u reads a wrong value through node %u", k, i + 1);
+		else if (rv == RKV_STATUS_DATA_LOSS)
+			data_loss++;
+		else
+			CHECK(rv != RKV_STATUS_NOT_FOUND, "key %u lost (node %u)", k, i + 1);
+		free(got);
+	}
+	return data_loss;
+}
+
+/* Node i's own replica holds key k with its value (stale read), in time. */
+static void own_copy(unsigned i, unsigned k)
+{
+	struct pair p = pair_of(k);
+	long deadline = ms_now() + WAIT_MS;
+	int rv = -1;
+
+	for (;;) {
+		struct rkv_client *c = client(i);
+		void *got = NULL;
+		size_t gl = 0;
+
+		if (c) {
+			rv = rkv_get_stale(c, p.key, p.kl, &got, &gl);
+			if (rv == RKV_STATUS_OK && gl == p.vl && memcmp(got, p.value, p.vl) == 0) {
+				free(got);
+				return;
+			}
+			free(got);
+			if (rv < 0)
+				disconnect(i);
+		}
+		CHECK(ms_now() < deadline, "node %u's own copy of key %u is not right "
+		      "(last answer %s)", i + 1, k, rkv_status_name(rv));
+		usleep(20000);
+	}
+}
+
+/* A failed run (or REPAIR_TEST_LOGS=1) shows what the nodes said. */
+static void keep_logs(void)
+{
+	char cmd[1200];
+
+	if (passed && !getenv("REPAIR_TEST_LOGS"))
+		return;
+	snprintf(cmd, sizeof cmd, "for f in '%s'/node*.log; do echo \"== $f\"; "
+		 "grep -E 'repair|damag|snapshot|leader' \"$f\" | tail -n 25; done >&2",
+		 base_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "(no logs)\n");
+}
+
+int main(int argc, char **argv)
+{
+	unsigned port = 37000 + (unsigned)getpid() % 1000, leader, tries = 0, lost;
+	long t0 = ms_now();
+	bool leads = false, stopped = false;
+
+	CHECK(argc == 2, "usage: %s RINGKVD", argv[0]);
+	binary = argv[1];
+	base_dir = harness_tmpdir();
+	CHECK(base_dir, "mkdtemp");
+	harness_at_cleanup(keep_logs);
+	for (unsigned i = 0; i < NODES; i++)
+		snprintf(logs[i], sizeof logs[i], "%s/node%u.log", base_dir, i + 1);
+	snprintf(peers, sizeof peers, "1=127.0.17.11:%u,2=127.0.17.12:%u,3=127.0.17.13:%u",
+		 port, port, port);
+	for (unsigned i = 0; i < NODES; i++)
+		node_up(i);
+
+	/* 1. */
+	write_range(0, KEYS);
+	printf("%u keys acknowledged\n", KEYS);
+
+	/* 2. (a leader hands on as it stops: a clean stop in any role) */
+	(void)agreed_leader();
+	node_down(VICTIM);
+	damage_oldest_table(VICTIM);
+	node_up(VICTIM);
+
+	/* 3. */
+	while ((leader = agreed_leader()) != VICTIM) {
+		CHECK(++tries <= 6, "node 2 never became the leader");
+		node_down(leader);
+		node_up(leader);
+	}
+	printf("node 2 leads with a damaged table (after %u hand-offs)\n", tries);
+	CHECK(lines_with(VICTIM, "repair from a peer started") == 0,
+	      "node 2 found the damage before anything read it");
+
+	/* 4. */
+	lost = read_through(VICTIM, KEYS);
+	printf("reads through node 2: %u answered DATA_LOSS\n", lost);
+	CHECK(lost > 0, "no read met the damaged block");
+	await_line(VICTIM, "repair from a peer started");
+	await_line(VICTIM, "handing leadership to node");
+	await_line(VICTIM, "asked node");
+	await_line(VICTIM, "repair from a peer done");
+	CHECK(lines_with(0, "(it asked: repair)") + lines_with(2, "(it asked: repair)") >= 1,
+	      "no leader streamed a snapshot for the request");
+
+	/* 5. */
+	write_range(KEYS, MORE);
+	leader = agreed_leader();
+	printf("%u more keys acknowledged; node %u leads\n", MORE, leader + 1);
+	for (unsigned i = 0; i < NODES; i++)
+		for (unsigned k = 0; k < KEYS + MORE; k++)
+			own_copy(i, k);
+	printf("every node's own replica holds all %u keys\n", KEYS + MORE);
+	CHECK(read_through(leader, KEYS + MORE) == 0, "DATA_LOSS after the repair");
+	CHECK(replica_of(VICTIM, &leads, &stopped) && !stopped,
+	      "node 2's apply is stopped after the repair");
+	CHECK(lines_with(VICTIM, "repair from a peer done") == 1,
+	      "node 2 should have repaired exactly once");
+
+	for (unsigned i = 0; i < NODES; i++)
+		node_down(i);
+	passed = true;
+	harness_cleanup();
+	printf("whole test: %ld ms; 1 passed, 0 failed\n", ms_now() - t0);
+	return 0;
+}
