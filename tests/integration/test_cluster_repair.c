@@ -17,9 +17,13 @@
  *      start and end;
  *   5. writes go on (a new leader, not node 2, takes them); every
  *      acknowledged key reads back with its value from every node's own
- *      replica (stale reads), node 2's included; node 2 no longer reports
- *      its table damaged (its status shows no stopped apply and its reads
- *      of the old block's keys succeed).
+ *      replica (stale reads), node 2's included, none answers DATA_LOSS
+ *      through the leader, node 2's apply is not stopped, and it repaired
+ *      exactly once;
+ *   6. a follower (node 3, or node 1 if node 3 leads) gets the same damage
+ *      while down; once it caught up, stale reads of its own replica meet
+ *      the damaged block, and it must repair itself the same way (without
+ *      leading first); writes and every copy are checked again.
  * Bounded: every wait has a deadline, the whole test well under 60 s on an
  * idle machine; every process is stopped (harness_cleanup on failure).
  *
@@ -270,20 +274,21 @@ static unsigned lines_with(unsigned i, const char *what)
 	return n;
 }
 
-static void await_line(unsigned i, const char *what)
+static void await_lines(unsigned i, const char *what, unsigned count)
 {
 	long deadline = ms_now() + WAIT_MS;
 
-	while (lines_with(i, what) == 0) {
+	while (lines_with(i, what) < count) {
 		CHECK(ms_now() < deadline, "node %u never logged \"%s\"", i + 1, what);
 		usleep(50000);
 	}
 }
 
-/* Reads every key through node i, linearizably (node i leads): returns
- * how many answered DATA_LOSS. Any other failure but a lost leadership
- * (the damaged leader steps down meanwhile) fails the test. */
-static unsigned read_through(unsigned i, unsigned count)
+/* Reads keys 0..count-1 through node i, linearizably (node i leads), or
+ * stale (node i's own replica): returns how many answered DATA_LOSS. A
+ * wrong value or a lost key fails the test; other answers (a damaged
+ * leader steps down meanwhile) are let pass. */
+static unsigned read_through(unsigned i, unsigned count, bool stale)
 {
 	unsigned data_loss = 0;
 
@@ -296,7 +301,8 @@ static unsigned read_through(unsigned i, unsigned count)
 
 		if (!c)
 			break;
-		rv = rkv_get(c, p.key, p.kl, &got, &gl);
+		rv = stale ? rkv_get_stale(c, p.key, p.kl, &got, &gl)
+			   : rkv_get(c, p.key, p.kl, &got, &gl);
 		if (rv == RKV_STATUS_OK)
 			CHECK(gl == p.vl && memcmp(got, p.value, p.vl) == 0,
 			      "key %u reads a wrong value through node %u", k, i + 1);
@@ -338,6 +344,23 @@ static void own_copy(unsigned i, unsigned k)
 }
 
 /* A failed run (or REPAIR_TEST_LOGS=1) shows what the nodes said. */
+/* Every node's own replica holds keys 0..count-1, none reads DATA_LOSS
+ * through the leader, and `repaired` no longer has its apply stopped. */
+static void check_every_copy(unsigned count, unsigned repaired)
+{
+	unsigned leader = agreed_leader();
+	bool leads = false, stopped = true;
+
+	for (unsigned i = 0; i < NODES; i++)
+		for (unsigned k = 0; k < count; k++)
+			own_copy(i, k);
+	printf("every node's own replica holds all %u keys; node %u leads\n", count,
+	       leader + 1);
+	CHECK(read_through(leader, count, false) == 0, "DATA_LOSS after the repair");
+	CHECK(replica_of(repaired, &leads, &stopped) && !stopped,
+	      "node %u's apply is stopped after the repair", repaired + 1);
+}
+
 static void keep_logs(void)
 {
 	char cmd[1200];
@@ -353,9 +376,9 @@ static void keep_logs(void)
 
 int main(int argc, char **argv)
 {
-	unsigned port = 37000 + (unsigned)getpid() % 1000, leader, tries = 0, lost;
+	unsigned port = 37000 + (unsigned)getpid() % 1000, leader, tries = 0, lost, follower,
+		 done;
 	long t0 = ms_now();
-	bool leads = false, stopped = false;
 
 	CHECK(argc == 2, "usage: %s RINGKVD", argv[0]);
 	binary = argv[1];
@@ -390,29 +413,39 @@ int main(int argc, char **argv)
 	      "node 2 found the damage before anything read it");
 
 	/* 4. */
-	lost = read_through(VICTIM, KEYS);
+	lost = read_through(VICTIM, KEYS, false);
 	printf("reads through node 2: %u answered DATA_LOSS\n", lost);
 	CHECK(lost > 0, "no read met the damaged block");
-	await_line(VICTIM, "repair from a peer started");
-	await_line(VICTIM, "handing leadership to node");
-	await_line(VICTIM, "asked node");
-	await_line(VICTIM, "repair from a peer done");
+	await_lines(VICTIM, "repair from a peer started", 1);
+	await_lines(VICTIM, "handing leadership to node", 1);
+	await_lines(VICTIM, "asked node", 1);
+	await_lines(VICTIM, "repair from a peer done", 1);
 	CHECK(lines_with(0, "(it asked: repair)") + lines_with(2, "(it asked: repair)") >= 1,
 	      "no leader streamed a snapshot for the request");
 
 	/* 5. */
 	write_range(KEYS, MORE);
-	leader = agreed_leader();
-	printf("%u more keys acknowledged; node %u leads\n", MORE, leader + 1);
-	for (unsigned i = 0; i < NODES; i++)
-		for (unsigned k = 0; k < KEYS + MORE; k++)
-			own_copy(i, k);
-	printf("every node's own replica holds all %u keys\n", KEYS + MORE);
-	CHECK(read_through(leader, KEYS + MORE) == 0, "DATA_LOSS after the repair");
-	CHECK(replica_of(VICTIM, &leads, &stopped) && !stopped,
-	      "node 2's apply is stopped after the repair");
+	printf("%u more keys acknowledged\n", MORE);
+	check_every_copy(KEYS + MORE, VICTIM);
 	CHECK(lines_with(VICTIM, "repair from a peer done") == 1,
 	      "node 2 should have repaired exactly once");
+
+	/* 6. A damaged follower, found by a stale read of its own replica. */
+	leader = agreed_leader();
+	follower = leader == 2 ? 0 : 2;
+	done = lines_with(follower, "repair from a peer done");
+	node_down(follower);
+	damage_oldest_table(follower);
+	node_up(follower);
+	own_copy(follower, KEYS + MORE - 1); /* caught up: a stale read may lag */
+	lost = read_through(follower, KEYS + MORE, true);
+	printf("stale reads on node %u: %u answered DATA_LOSS\n", follower + 1, lost);
+	CHECK(lost > 0, "no stale read met the damaged block");
+	await_lines(follower, "repair from a peer done", done + 1);
+	CHECK(lines_with(follower, "repair from a peer started") == done + 1,
+	      "node %u should have started one repair", follower + 1);
+	write_range(KEYS + MORE, MORE);
+	check_every_copy(KEYS + 2 * MORE, follower);
 
 	for (unsigned i = 0; i < NODES; i++)
 		node_down(i);
