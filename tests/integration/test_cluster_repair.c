@@ -23,24 +23,32 @@
  *   6. a follower (node 3, or node 1 if node 3 leads) gets the same damage
  *      while down; once it caught up, stale reads of its own replica meet
  *      the damaged block, and it must repair itself the same way (without
- *      leading first); writes and every copy are checked again.
+ *      leading first); writes and every copy are checked again;
+ *   7. requests nobody should act on, sent by the test itself over the peer
+ *      protocol as node `as` (from its address): to a follower (ignored:
+ *      "does not lead") and for a group outside the map (refused); both
+ *      logged, and the cluster still takes writes.
  * Bounded: every wait has a deadline, the whole test well under 60 s on an
  * idle machine; every process is stopped (harness_cleanup on failure).
  *
  * usage: test_cluster_repair RINGKVD
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/peer_msg.h"
 #include "harness.h"
 #include "tools/libringkv.h"
 
@@ -343,6 +351,45 @@ static void own_copy(unsigned i, unsigned k)
 	}
 }
 
+/* Speaks the peer protocol to node `to` as node `as` (bound to its peer
+ * address): a hello, then SnapshotRequests for `groups`. */
+static void request_as(unsigned as, unsigned to, unsigned port, const uint64_t *groups,
+		       size_t n)
+{
+	struct rkv_cluster_map *m = NULL;
+	struct sockaddr_in src = { .sin_family = AF_INET }, dst = { .sin_family = AF_INET };
+	struct peer_msg_buf out;
+	struct peer_msg_hello h = {
+		.node_id = as + 1, .version = PEER_MSG_VERSION, .to_node_id = to + 1,
+	};
+	char ip[32];
+	int fd;
+
+	CHECK(client(to) && rkv_cluster_map(client(to), &m) == RKV_STATUS_OK, "map");
+	h.cluster_id = m->cluster_id;
+	rkv_cluster_map_free(m);
+	peer_msg_buf_init(&out);
+	CHECK(peer_msg_encode_hello(&out, &h) == 0, "hello");
+	for (size_t i = 0; i < n; i++) {
+		struct peer_msg_snapshot_request q = { .group = groups[i], .applied = 1 };
+
+		CHECK(peer_msg_encode_snapshot_request(&out, &q) == 0, "request");
+	}
+	snprintf(ip, sizeof ip, "127.0.17.1%u", as + 1);
+	inet_pton(AF_INET, ip, &src.sin_addr);
+	snprintf(ip, sizeof ip, "127.0.17.1%u", to + 1);
+	inet_pton(AF_INET, ip, &dst.sin_addr);
+	dst.sin_port = htons((uint16_t)port);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&src, sizeof src) == 0 &&
+	      connect(fd, (struct sockaddr *)&dst, sizeof dst) == 0, "connect to node %u",
+	      to + 1);
+	CHECK(write(fd, out.data, out.len) == (ssize_t)out.len, "send");
+	usleep(300 * 1000); /* read before the close */
+	close(fd);
+	peer_msg_buf_free(&out);
+}
+
 /* A failed run (or REPAIR_TEST_LOGS=1) shows what the nodes said. */
 /* Every node's own replica holds keys 0..count-1, none reads DATA_LOSS
  * through the leader, and `repaired` no longer has its apply stopped. */
@@ -446,6 +493,21 @@ int main(int argc, char **argv)
 	      "node %u should have started one repair", follower + 1);
 	write_range(KEYS + MORE, MORE);
 	check_every_copy(KEYS + 2 * MORE, follower);
+
+	/* 7. */
+	{
+		const uint64_t groups[] = { 0, 7 };
+
+		leader = agreed_leader();
+		follower = (leader + 1) % NODES;
+		request_as(leader, follower, port, groups, 2);
+		await_lines(follower, "ignored: this replica does not lead", 1);
+		await_lines(follower, "refused: not a member of it here", 1);
+		CHECK(lines_with(follower, "receiving a snapshot") ==
+		      lines_with(follower, "snapshot installed"), "a stream started");
+		write_range(KEYS + 2 * MORE, 1);
+		printf("requests to a follower ignored, for a group outside the map refused\n");
+	}
 
 	for (unsigned i = 0; i < NODES; i++)
 		node_down(i);
