@@ -233,6 +233,14 @@ static void start(struct snap_send *s, uint64_t raft_index, bool forced)
 		shard_snapshot_end(&s->snap);
 		return;
 	}
+	if (forced && s->snap.index == 0) {
+		/* Nothing flushed yet: a receiver refuses a stream at 0. The
+		 * follower asks again; by then there may be tables. */
+		log_every(LOG_INFO, 10000, "replica %u: no snapshot for node %llu yet: nothing "
+			  "is flushed", rep->id, (unsigned long long)s->to);
+		shard_snapshot_end(&s->snap);
+		return;
+	}
 	s->state = SNAP_SEND_STREAMING;
 	s->raft_index = raft_index;
 	s->forced = forced;
@@ -265,8 +273,9 @@ bool snapshot_send_intercept(struct replica *rep, const struct raft_msg *m)
 	case SNAP_SEND_SENT:
 		if (s->forced || s->raft_index != m->index ||
 		    now - s->sent_at_us > SEND_TIMEOUT_US) {
-			/* A newer Raft snapshot, or the follower did not take
-			 * this one (lost chunks, restart): start over. */
+			/* A newer Raft snapshot, the follower did not take
+			 * this one (lost chunks, restart), or it was a forced
+			 * one Raft knows nothing of: start over for Raft. */
 			s->state = SNAP_SEND_IDLE;
 			start(s, m->index, false);
 			return true;

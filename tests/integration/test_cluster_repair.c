@@ -423,8 +423,8 @@ static void keep_logs(void)
 
 int main(int argc, char **argv)
 {
-	unsigned port = 37000 + (unsigned)getpid() % 1000, leader, tries = 0, lost, follower,
-		 done;
+	unsigned port = 37000 + (unsigned)getpid() % 1000, leader, tries = 0, rounds = 0, lost,
+		 follower, done;
 	long t0 = ms_now();
 
 	CHECK(argc == 2, "usage: %s RINGKVD", argv[0]);
@@ -449,20 +449,22 @@ int main(int argc, char **argv)
 	damage_oldest_table(VICTIM);
 	node_up(VICTIM);
 
-	/* 3. */
-	while ((leader = agreed_leader()) != VICTIM) {
-		CHECK(++tries <= 6, "node 2 never became the leader");
-		node_down(leader);
-		node_up(leader);
-	}
-	printf("node 2 leads with a damaged table (after %u hand-offs)\n", tries);
-	CHECK(lines_with(VICTIM, "repair from a peer started") == 0,
-	      "node 2 found the damage before anything read it");
-
-	/* 4. */
-	lost = read_through(VICTIM, KEYS, false);
-	printf("reads through node 2: %u answered DATA_LOSS\n", lost);
-	CHECK(lost > 0, "no read met the damaged block");
+	/* 3. and 4.: reads forwarded elsewhere meet no damage, so should node
+	 * 2 lose its leadership before them (a slow machine), it is made the
+	 * leader again. */
+	do {
+		CHECK(++rounds <= 3, "no read through node 2 met the damaged block");
+		while ((leader = agreed_leader()) != VICTIM) {
+			CHECK(++tries <= 6, "node 2 never became the leader");
+			node_down(leader);
+			node_up(leader);
+		}
+		printf("node 2 leads with a damaged table (after %u hand-offs)\n", tries);
+		CHECK(lines_with(VICTIM, "repair from a peer started") == 0,
+		      "node 2 found the damage before anything read it");
+		lost = read_through(VICTIM, KEYS, false);
+		printf("reads through node 2: %u answered DATA_LOSS\n", lost);
+	} while (lost == 0);
 	await_lines(VICTIM, "repair from a peer started", 1);
 	await_lines(VICTIM, "handing leadership to node", 1);
 	await_lines(VICTIM, "asked node", 1);
