@@ -408,6 +408,8 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		if (up->msgs[i].type == RAFT_MSG_SNAPSHOT &&
 		    snapshot_send_intercept(rep, &up->msgs[i]))
 			continue;
+		if (!replica_repair_send_ok(rep, &up->msgs[i]))
+			continue;
 		if (rep->hs_staged)
 			hold(rep, &up->msgs[i]);
 		else
@@ -468,8 +470,9 @@ void replica_tick(struct replica *rep)
 		join_check(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
 		rep->tick_hold--;
-	else if (!rep->joining && !replica_repair_tick(rep))
+	else if (!rep->joining)
 		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
+	replica_repair_tick(rep);
 	snapshot_send_tick(rep);
 	if (!rep->was_leader && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)

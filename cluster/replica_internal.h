@@ -92,6 +92,8 @@ struct replica_repair {
 	uint64_t ticks;               /* ticks since the repair began */
 	uint64_t transfer_due;        /* tick of the next leadership transfer */
 	uint64_t ask_due;             /* tick of the next snapshot request */
+	uint64_t recv_seen;           /* snap_recv_bytes when last looked at */
+	uint64_t recv_since;          /* tick it last changed */
 	uint64_t target;              /* node of the last leadership transfer */
 	uint64_t since_us;            /* when this repair began */
 	uint64_t index;               /* snapshot index of the last repair */
@@ -285,15 +287,20 @@ int snapshot_chunk_check(const struct peer_msg_chunk *ch, bool same_file, uint64
  * says it applied, for the log). Starts a stream as if Raft had asked,
  * unless one to it is under way. */
 void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied);
+/* The longest wait between two chunks of a stream at this node's
+ * --snapshot-rate (0: unlimited). */
+uint64_t snapshot_send_chunk_gap_us(const struct cluster_core *c);
 
 /* replica_repair.c: repair of a damaged replica from its peers. */
 /* Damaged (a table, or apply stopped on one) in a group of several voters. */
 bool replica_repair_needed(const struct replica *rep);
-/* From replica_tick: starts/drives a repair. True: withhold Raft's tick
- * (a damaged follower never campaigns). */
-bool replica_repair_tick(struct replica *rep);
+/* From replica_tick, after Raft's tick: starts and drives a repair. */
+void replica_repair_tick(struct replica *rep);
 /* From replica_accept: false drops the message (TIMEOUT_NOW while damaged). */
 bool replica_repair_accept(struct replica *rep, const struct raft_msg *m);
+/* Before a message of Raft's leaves: false drops it (a damaged replica's
+ * own vote requests: it never campaigns). */
+bool replica_repair_send_ok(const struct replica *rep, const struct raft_msg *m);
 /* A SnapshotRequest from node `from` (a member of the group per the map). */
 void replica_repair_request(struct replica *rep, uint64_t from,
 			    const struct peer_msg_snapshot_request *q);

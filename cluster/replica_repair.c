@@ -11,17 +11,26 @@
  *   1. a damaged leader hands leadership to its most caught-up follower
  *      (RAFT_EV_TRANSFER, as a SIGTERM does), again every election timeout
  *      while it still leads (the next-best follower when the last target
- *      did not take it), and a damaged replica does not campaign: its ticks
- *      are withheld and TIMEOUT_NOW is dropped;
+ *      did not take it), and a damaged replica does not campaign: its own
+ *      PREVOTE and VOTE requests are dropped before they leave, and
+ *      TIMEOUT_NOW is dropped when it arrives. Its ticks go on: Raft's
+ *      election clock must run, or a follower that heard from a leader
+ *      before that leader died would count itself in the leader's lease
+ *      for ever and refuse every other candidate's vote (pre-vote and
+ *      §4.2.3), and the survivors could not elect anyone without it. With
+ *      pre-vote on, a pre-candidate that sends nothing never raises its
+ *      term, so dropping its requests disturbs nobody;
  *   2. a damaged follower sends the leader a SnapshotRequest every
- *      REQUEST_EVERY election timeouts while no stream is being received;
+ *      REQUEST_EVERY election timeouts while no stream is being received
+ *      from that leader (a stream from a former leader, or one that made
+ *      no progress for as long, is dropped first);
  *      the leader starts a stream to it as if Raft had asked for one
  *      (snapshot_send_force: at most one stream per follower);
  *   3. the follower takes that stream even at or below its applied index
  *      (replica_repair_stream_ok), as long as the entries after it are still
  *      in its Raft log, so apply can restart right after it;
  *   4. after the install the replica applies again from the snapshot's
- *      index, is whole again, and ticks (campaigns) again.
+ *      index, is whole again, and may campaign again.
  * A group of one has nobody to repair from: nothing here applies to it (its
  * way out is `ringkvd repair`, docs/DAMAGED-DATADIR.md).
  *
@@ -101,6 +110,8 @@ static void repair_begin(struct replica *rep)
 	rep->repair.ticks = 0;
 	rep->repair.transfer_due = 0;
 	rep->repair.ask_due = 0;
+	rep->repair.recv_seen = rep->snap_recv_bytes;
+	rep->repair.recv_since = 0;
 	rep->repair.target = RAFT_NONE;
 	rep->repair.since_us = rep->core->r->now_us;
 	rep->repair.index = 0;
@@ -127,6 +138,18 @@ static void step_down(struct replica *rep)
 						 .transfer = { .target = to } });
 }
 
+/* Ticks without a chunk after which a stream from the leader counts as
+ * stalled: a few election timeouts, and twice the pause --snapshot-rate
+ * puts between two chunks (the leader's rate: assumed to be ours). */
+static uint64_t stall_ticks(const struct replica *rep)
+{
+	uint64_t tick_us = (uint64_t)rep->core->node->cfg.heartbeat_ms * 1000u;
+	uint64_t gap = 2 * snapshot_send_chunk_gap_us(rep->core) / (tick_us ? tick_us : 1) + 1;
+	uint64_t floor = REQUEST_EVERY * (uint64_t)rep->core->election_ticks;
+
+	return gap > floor ? gap : floor;
+}
+
 /* Follower: ask the leader for a snapshot while none is coming. */
 static void ask(struct replica *rep)
 {
@@ -137,9 +160,26 @@ static void ask(struct replica *rep)
 	struct peer_msg_buf *b = &rep->repair.frame;
 	int rv;
 
-	if (rep->recv.state != SNAP_RECV_IDLE || leader == RAFT_NONE ||
-	    leader == raft_id(rep->raft))
+	if (leader == RAFT_NONE || leader == raft_id(rep->raft) ||
+	    rep->recv.state == SNAP_RECV_INSTALLING)
 		return;
+	if (rep->recv.state == SNAP_RECV_RECEIVING) {
+		/* A stream from a leader that is gone, or one that stalled
+		 * (chunks lost: the leader only starts over when asked), is
+		 * dropped so the current leader can send one. */
+		if (rep->snap_recv_bytes != rep->repair.recv_seen) {
+			rep->repair.recv_seen = rep->snap_recv_bytes;
+			rep->repair.recv_since = rep->repair.ticks;
+		}
+		if (rep->recv.from == leader &&
+		    rep->repair.ticks - rep->repair.recv_since < stall_ticks(rep))
+			return;
+		log_info("replica %u: dropping the snapshot stream from node %" PRIu64 " (%s)",
+			 rep->id, rep->recv.from, rep->recv.from == leader ?
+			 "no chunk for too long" : "no longer the leader");
+		snapshot_recv_stop(rep);
+		rep->repair.ask_due = 0;
+	}
 	if (rep->repair.ticks < rep->repair.ask_due)
 		return;
 	rep->repair.ask_due = rep->repair.ticks + REQUEST_EVERY * rep->core->election_ticks;
@@ -158,11 +198,11 @@ static void ask(struct replica *rep)
 		  "repair from (applied %" PRIu64 ")", rep->id, leader, q.applied);
 }
 
-bool replica_repair_tick(struct replica *rep)
+void replica_repair_tick(struct replica *rep)
 {
 	if (!rep->repair.active) {
 		if (!replica_repair_needed(rep))
-			return false;
+			return;
 		repair_begin(rep);
 	} else if (!rep->installing && !replica_repair_needed(rep)) {
 		/* The damage went without a snapshot (a FLUSH dropped every
@@ -170,15 +210,20 @@ bool replica_repair_tick(struct replica *rep)
 		rep->repair.active = false;
 		log_warn("replica %u: no damage any more; repair ended without a snapshot",
 			 rep->id);
-		return false;
+		return;
 	}
 	rep->repair.ticks++;
-	if (raft_role(rep->raft) == RAFT_LEADER) {
+	if (raft_role(rep->raft) == RAFT_LEADER)
 		step_down(rep);
-		return false; /* a leader keeps its heartbeats until it hands over */
-	}
-	ask(rep);
-	return true; /* never campaign */
+	else
+		ask(rep);
+}
+
+bool replica_repair_send_ok(const struct replica *rep, const struct raft_msg *m)
+{
+	if (m->type != RAFT_MSG_PREVOTE && m->type != RAFT_MSG_VOTE)
+		return true;
+	return !replica_repair_needed(rep);
 }
 
 bool replica_repair_accept(struct replica *rep, const struct raft_msg *m)

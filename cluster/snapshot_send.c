@@ -285,6 +285,13 @@ bool snapshot_send_intercept(struct replica *rep, const struct raft_msg *m)
 	return true;
 }
 
+uint64_t snapshot_send_chunk_gap_us(const struct cluster_core *c)
+{
+	uint64_t rate = c->node->cfg.snapshot_rate;
+
+	return rate ? (uint64_t)SEND_CHUNK * 1000000u / rate : 0;
+}
+
 void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied)
 {
 	struct snap_send *s = slot_get(rep, to, true);

@@ -27,7 +27,15 @@
  *   7. requests nobody should act on, sent by the test itself over the peer
  *      protocol as node `as` (from its address): to a follower (ignored:
  *      "does not lead") and for a group outside the map (refused); both
- *      logged, and the cluster still takes writes.
+ *      logged, and the cluster still takes writes;
+ *   8. a damaged follower still votes and drops a stream from a leader that
+ *      died: every node restarts with --snapshot-rate 64KiB (a stream of a
+ *      few tables takes seconds), node B's table is damaged while it is
+ *      down; once B found it and receives a snapshot, the leader is killed
+ *      (-9). The third node must be elected (it needs B's vote: B heard
+ *      from the dead leader, so a B whose election clock stood still would
+ *      refuse it for ever), B must drop the dead leader's stream, ask the
+ *      new leader and repair from it; then every copy is checked again.
  * Bounded: every wait has a deadline, the whole test well under 60 s on an
  * idle machine; every process is stopped (harness_cleanup on failure).
  *
@@ -66,6 +74,7 @@ static bool running[NODES];
 static struct rkv_client *conn[NODES];
 static char logs[NODES][512];
 static bool passed;
+static const char *snapshot_rate = "64MiB"; /* the default */
 
 static long ms_now(void)
 {
@@ -86,7 +95,7 @@ static void node_up(unsigned i)
 	const char *args[] = {
 		"--node-id", id, "--initial-cluster", peers, "--cores", "1", "--shards", "1",
 		"--data-dir", dir, "--election-timeout", "300ms", "--memtable-size", "64KiB",
-		"--log-level", "info", NULL,
+		"--snapshot-rate", snapshot_rate, "--log-level", "info", NULL,
 	};
 
 	node_dir(i, dir, sizeof dir);
@@ -101,6 +110,13 @@ static void disconnect(unsigned i)
 	if (conn[i])
 		rkv_close(conn[i]);
 	conn[i] = NULL;
+}
+
+static void node_kill(unsigned i)
+{
+	disconnect(i);
+	CHECK(server_stop(&nodes[i], SIGKILL, 10000) != -1, "kill node %u", i + 1);
+	running[i] = false;
 }
 
 static void node_down(unsigned i)
@@ -509,6 +525,59 @@ int main(int argc, char **argv)
 		      lines_with(follower, "snapshot installed"), "a stream started");
 		write_range(KEYS + 2 * MORE, 1);
 		printf("requests to a follower ignored, for a group outside the map refused\n");
+	}
+
+	/* 8. */
+	{
+		unsigned damaged, healthy, streaming = 0;
+		long deadline;
+
+		for (unsigned i = 0; i < NODES; i++)
+			node_down(i);
+		snapshot_rate = "64KiB";
+		damaged = 0;
+		done = lines_with(damaged, "repair from a peer done");
+		streaming = lines_with(damaged, "receiving a snapshot");
+		damage_oldest_table(damaged);
+		for (unsigned i = 0; i < NODES; i++)
+			node_up(i);
+		leader = agreed_leader();
+		own_copy(damaged, KEYS + 2 * MORE);
+		CHECK(read_through(damaged, KEYS + 2 * MORE, true) > 0,
+		      "no stale read met the damage");
+		await_lines(damaged, "repair from a peer started", done + 1);
+		deadline = ms_now() + WAIT_MS;
+		while ((leader = agreed_leader()) == damaged) {
+			CHECK(ms_now() < deadline, "the damaged node keeps leading");
+			usleep(50000);
+		}
+		healthy = 3 - leader - damaged;
+		/* B receives from the leader: kill the leader mid-stream. */
+		deadline = ms_now() + WAIT_MS;
+		while (lines_with(damaged, "receiving a snapshot") <= streaming) {
+			CHECK(ms_now() < deadline, "node %u never received a stream", damaged + 1);
+			usleep(20000);
+		}
+		CHECK(lines_with(damaged, "repair from a peer done") == done,
+		      "the repair finished before the leader could be killed");
+		node_kill(leader);
+		printf("node %u (leader) killed while streaming to damaged node %u\n",
+		       leader + 1, damaged + 1);
+		deadline = ms_now() + WAIT_MS;
+		for (;;) {
+			bool leads = false, stopped = false;
+
+			if (replica_of(healthy, &leads, &stopped) && leads)
+				break;
+			CHECK(ms_now() < deadline, "node %u was not elected: the damaged node "
+			      "withholds its vote", healthy + 1);
+			usleep(50000);
+		}
+		printf("node %u elected with the damaged node's vote\n", healthy + 1);
+		await_lines(damaged, "repair from a peer done", done + 1);
+		node_up(leader);
+		write_range(KEYS + 2 * MORE + 1, MORE);
+		check_every_copy(KEYS + 3 * MORE + 1, damaged);
 	}
 
 	for (unsigned i = 0; i < NODES; i++)
