@@ -18,12 +18,13 @@
  *      before that leader died would count itself in the leader's lease
  *      for ever and refuse every other candidate's vote (pre-vote and
  *      §4.2.3), and the survivors could not elect anyone without it. With
- *      pre-vote on, a pre-candidate that sends nothing never raises its
- *      term, so dropping its requests disturbs nobody;
+ *      pre-vote on (cluster_core.c always sets it), a pre-candidate that
+ *      sends nothing never raises its term, so dropping its requests
+ *      disturbs nobody;
  *   2. a damaged follower sends the leader a SnapshotRequest every
  *      REQUEST_EVERY election timeouts while no stream is being received
- *      from that leader (a stream from a former leader, or one that made
- *      no progress for as long, is dropped first);
+ *      from that leader (a stream from a former leader is dropped first,
+ *      and so is one that stalled: stall_ticks);
  *      the leader starts a stream to it as if Raft had asked for one
  *      (snapshot_send_force: at most one stream per follower);
  *   3. the follower takes that stream even at or below its applied index
