@@ -334,15 +334,22 @@ struct xchunk {
 	uint8_t bytes[];
 };
 
-static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct peer_msg_chunk *ch)
+/* A snapshot chunk, or a snapshot request (replica_repair.c), on the core
+ * of its group. */
+static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct peer_msg_frame *f)
 {
-	struct replica *rep = c->by_shard[ch->group];
+	uint64_t group = f->kind == PEER_MSG_SNAPSHOT_CHUNK ? f->chunk.group
+							     : f->snapshot_request.group;
+	struct replica *rep = c->by_shard[group];
 
 	if (!rep) {
 		c->stats.dropped_bad++;
 		return;
 	}
-	snapshot_recv_chunk(rep, from_node, ch);
+	if (f->kind == PEER_MSG_SNAPSHOT_CHUNK)
+		snapshot_recv_chunk(rep, from_node, &f->chunk);
+	else
+		replica_repair_request(rep, from_node, &f->snapshot_request);
 }
 
 static void xchunk_handle(struct reactor *r, struct reactor_msg *base)
@@ -352,16 +359,17 @@ static void xchunk_handle(struct reactor *r, struct reactor_msg *base)
 
 	(void)r;
 	if (peer_msg_decode(&f, x->bytes, x->len, &x->to->limits, NULL, 0) == 0 &&
-	    f.kind == PEER_MSG_SNAPSHOT_CHUNK)
-		chunk_local(x->to, x->from, &f.chunk);
+	    (f.kind == PEER_MSG_SNAPSHOT_CHUNK || f.kind == PEER_MSG_SNAPSHOT_REQUEST))
+		chunk_local(x->to, x->from, &f);
 	else
 		x->to->stats.dropped_bad++;
 	free(x);
 }
 
-/* Chunks only from a member of the group, for a group this node holds. */
-static void chunk_in(struct cluster_core *c, uint64_t from_node, const struct peer_msg_frame *f,
-		     const uint8_t *data, size_t len)
+/* Chunks and snapshot requests only from a member of the group, for a
+ * group this node holds. */
+static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
+		     const struct peer_msg_frame *f, const uint8_t *data, size_t len)
 {
 	const struct cluster_map *map = &c->node->map;
 	int from_idx = cluster_map_index(map, from_node);
@@ -369,15 +377,19 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, const struct pe
 	struct cluster_core *to;
 	struct xchunk *x;
 
-	if (f->chunk.group >= map->shards || from_idx < 0 ||
-	    cluster_map_rank(map, (uint32_t)f->chunk.group, c->node->self_index) < 0 ||
-	    cluster_map_rank(map, (uint32_t)f->chunk.group, (unsigned)from_idx) < 0) {
+	if (group >= map->shards || from_idx < 0 ||
+	    cluster_map_rank(map, (uint32_t)group, c->node->self_index) < 0 ||
+	    cluster_map_rank(map, (uint32_t)group, (unsigned)from_idx) < 0) {
+		if (f->kind == PEER_MSG_SNAPSHOT_REQUEST)
+			log_every(LOG_WARN, 10000, "snapshot request from node %llu for group "
+				  "%llu refused: not a member of it here",
+				  (unsigned long long)from_node, (unsigned long long)group);
 		c->stats.dropped_bad++;
 		return;
 	}
-	core = cluster_map_core(map, (uint32_t)f->chunk.group, c->node->cfg.cores);
+	core = cluster_map_core(map, (uint32_t)group, c->node->cfg.cores);
 	if (core == c->index) {
-		chunk_local(c, from_node, &f->chunk);
+		chunk_local(c, from_node, f);
 		return;
 	}
 	to = atomic_load(&c->node->cores[core]);
@@ -409,8 +421,10 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 		c->stats.dropped_bad++;
 		return;
 	}
-	if (f.kind == PEER_MSG_SNAPSHOT_CHUNK) {
-		chunk_in(c, from_node, &f, data, len);
+	if (f.kind == PEER_MSG_SNAPSHOT_CHUNK || f.kind == PEER_MSG_SNAPSHOT_REQUEST) {
+		chunk_in(c, from_node,
+			 f.kind == PEER_MSG_SNAPSHOT_CHUNK ? f.chunk.group : f.snapshot_request.group,
+			 &f, data, len);
 		return;
 	}
 	if (f.kind != PEER_MSG_RAFT) {
@@ -919,23 +933,11 @@ void cluster_core_stop(struct cluster_core *c)
 	c->stop_deadline_us = c->r->now_us + (uint64_t)c->node->cfg.stop_grace_ms * 1000u;
 	for (size_t i = 0; i < c->nreps; i++) {
 		struct replica *rep = c->reps[i];
-		const struct raft_conf *conf = raft_conf(rep->raft);
-		uint64_t best = RAFT_NONE, best_match = 0;
+		uint64_t best;
 
 		if (raft_role(rep->raft) != RAFT_LEADER)
 			continue;
-		for (uint32_t k = 0; k < conf->n; k++) {
-			uint64_t match;
-
-			if (conf->servers[k].id == raft_id(rep->raft) ||
-			    conf->servers[k].role != RAFT_VOTER ||
-			    !raft_follower_match(rep->raft, conf->servers[k].id, &match))
-				continue;
-			if (best == RAFT_NONE || match > best_match) {
-				best = conf->servers[k].id;
-				best_match = match;
-			}
-		}
+		best = replica_best_follower(rep, RAFT_NONE);
 		if (best != RAFT_NONE)
 			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TRANSFER,
 								 .transfer = { .target = best } });

@@ -550,3 +550,21 @@ int peer_msg_encode_forward_reply(struct peer_msg_buf *out,
 	frame_close(out, p, frame_len);
 	return 0;
 }
+
+int peer_msg_encode_snapshot_request(struct peer_msg_buf *out,
+				     const struct peer_msg_snapshot_request *q)
+{
+	size_t body, frame_len;
+	uint8_t *p;
+
+	assert(out != NULL && q != NULL);
+	body = u64_field_size(ringkv_peer_SnapshotRequest_group_tag, q->group) +
+	       u64_field_size(ringkv_peer_SnapshotRequest_applied_tag, q->applied);
+	p = frame_open(out, ringkv_peer_Envelope_snapshot_request_tag, body, &frame_len);
+	if (p == NULL)
+		return -ENOMEM;
+	p = put_u64_field(p, ringkv_peer_SnapshotRequest_group_tag, q->group);
+	p = put_u64_field(p, ringkv_peer_SnapshotRequest_applied_tag, q->applied);
+	frame_close(out, p, frame_len);
+	return 0;
+}

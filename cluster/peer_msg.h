@@ -64,6 +64,7 @@ enum peer_msg_kind {
 	PEER_MSG_SNAPSHOT_CHUNK,
 	PEER_MSG_FORWARD,
 	PEER_MSG_FORWARD_REPLY,
+	PEER_MSG_SNAPSHOT_REQUEST,
 };
 
 struct peer_msg_hello {
@@ -113,6 +114,14 @@ struct peer_msg_forward {
 struct peer_msg_forward_reply {
 	uint64_t forward_id;
 	struct peer_msg_slice response; /* server/forward_wire.c's bytes */
+};
+
+/* A damaged replica asks its group's leader for a snapshot (see
+ * SnapshotRequest in proto/peer.proto). Any values decode: the receiver
+ * checks the group against its map and the sender against the group. */
+struct peer_msg_snapshot_request {
+	uint64_t group;
+	uint64_t applied; /* the sender's applied index */
 };
 
 /* ---- output buffer ------------------------------------------------------ */
@@ -205,6 +214,9 @@ int peer_msg_encode_forward(struct peer_msg_buf *out, const struct peer_msg_limi
 int peer_msg_encode_forward_reply(struct peer_msg_buf *out,
 				  const struct peer_msg_limits *l,
 				  const struct peer_msg_forward_reply *r);
+/* Never RKV_ETOOLARGE nor RKV_EINVAL: at most 25 bytes, any values. */
+int peer_msg_encode_snapshot_request(struct peer_msg_buf *out,
+				     const struct peer_msg_snapshot_request *q);
 
 /* ---- decoding ----------------------------------------------------------- */
 
@@ -233,6 +245,7 @@ struct peer_msg_frame {
 		struct peer_msg_chunk chunk;
 		struct peer_msg_forward forward;
 		struct peer_msg_forward_reply forward_reply;
+		struct peer_msg_snapshot_request snapshot_request;
 		uint32_t n_msgs; /* PEER_MSG_RAFT: messages in the batch, >= 1 */
 	};
 	/* After peer_msg_next() returned 1: the encoded RaftMessage it came

@@ -476,6 +476,33 @@ static int decode_forward_reply(struct peer_msg_frame *f, struct reader *r)
 	return 0;
 }
 
+static int decode_snapshot_request(struct peer_msg_frame *f, struct reader *r)
+{
+	struct peer_msg_snapshot_request *q = &f->snapshot_request;
+	uint32_t field, wire;
+	enum field_err fe;
+
+	memset(q, 0, sizeof(*q));
+	while (r->p < r->end) {
+		if (!get_tag(r, &field, &wire))
+			return fail(f, RKV_EPROTO, "snapshot request: bad field key");
+		switch (field) {
+		case ringkv_peer_SnapshotRequest_group_tag:
+			fe = get_u64(r, wire, &q->group);
+			break;
+		case ringkv_peer_SnapshotRequest_applied_tag:
+			fe = get_u64(r, wire, &q->applied);
+			break;
+		default:
+			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
+			break;
+		}
+		if (fe != FE_OK)
+			return field_fail(f, fe, "snapshot request", field);
+	}
+	return 0;
+}
+
 static enum peer_msg_kind kind_of_field(uint32_t field)
 {
 	switch (field) {
@@ -491,6 +518,8 @@ static enum peer_msg_kind kind_of_field(uint32_t field)
 		return PEER_MSG_FORWARD;
 	case ringkv_peer_Envelope_forward_reply_tag:
 		return PEER_MSG_FORWARD_REPLY;
+	case ringkv_peer_Envelope_snapshot_request_tag:
+		return PEER_MSG_SNAPSHOT_REQUEST;
 	default:
 		return PEER_MSG_NONE;
 	}
@@ -581,6 +610,9 @@ int peer_msg_decode(struct peer_msg_frame *f, const uint8_t *payload, size_t len
 		break;
 	case PEER_MSG_FORWARD_REPLY:
 		rv = decode_forward_reply(f, &body);
+		break;
+	case PEER_MSG_SNAPSHOT_REQUEST:
+		rv = decode_snapshot_request(f, &body);
 		break;
 	default:
 		rv = fail(f, RKV_EPROTO, "envelope: no known kind");

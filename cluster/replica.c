@@ -409,6 +409,8 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		if (up->msgs[i].type == RAFT_MSG_SNAPSHOT &&
 		    snapshot_send_intercept(rep, &up->msgs[i]))
 			continue;
+		if (!replica_repair_send_ok(rep, &up->msgs[i]))
+			continue;
 		if (rep->hs_staged)
 			hold(rep, &up->msgs[i]);
 		else
@@ -475,6 +477,7 @@ void replica_tick(struct replica *rep)
 		rep->tick_hold--;
 	else if (!rep->joining)
 		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
+	replica_repair_tick(rep);
 	snapshot_send_tick(rep);
 	if (!rep->was_leader && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
@@ -698,6 +701,8 @@ bool replica_accept(struct replica *rep, const struct raft_msg *m)
 		rep->snap_msgs_waiting++;
 		return false;
 	}
+	if (!replica_repair_accept(rep, m))
+		return false;
 	if (!rep->joining)
 		return true;
 	switch (m->type) {
@@ -955,6 +960,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->joining = rep->joining;
 	out->undecided = rep->undecided;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
+	replica_repair_status(rep, out);
 	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
 		if (rep->sends[i] && rep->sends[i]->state == SNAP_SEND_STREAMING)
 			out->snapshot_sending = true;
@@ -968,6 +974,7 @@ void replica_free(struct replica *rep)
 		raft_destroy(rep->raft);
 	snapshot_send_free(rep);
 	snapshot_recv_free(rep);
+	replica_repair_free(rep);
 	peer_msg_buf_free(&rep->held);
 	free(rep->held_v);
 	free(rep->props);

@@ -287,6 +287,11 @@ struct replica_status {
 	bool undecided;             /* started empty: new group or wiped node, not told yet */
 	bool snapshot_sending;      /* a stream to a follower is under way */
 	bool snapshot_receiving;    /* a stream from the leader, or its install */
+	bool repairing;             /* damaged: waiting for a snapshot from the
+				     * leader (cluster/replica_repair.c) */
+	uint64_t repairs_done;      /* repairs from a peer completed */
+	uint64_t repair_requests;   /* snapshot requests sent */
+	uint64_t repair_transfers;  /* leadership handed on because damaged */
 };
 void replica_status(const struct replica *rep, struct replica_status *out);
 

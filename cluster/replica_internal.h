@@ -37,6 +37,9 @@ struct snap_send {
 	enum snap_send_state state;
 	uint64_t to;                  /* follower node id */
 	uint64_t raft_index;          /* Raft snapshot it was started for */
+	bool forced;                  /* started for a SnapshotRequest (a damaged
+				       * follower), not for Raft: no SNAPSHOT
+				       * message follows it */
 	uint64_t index, term;         /* the pinned version: flushed index, its term */
 	struct shard_snapshot snap;   /* pinned while STREAMING */
 	size_t file;                  /* snap.files index; nfiles = the manifest */
@@ -89,6 +92,23 @@ struct snap_recv {
 	struct shard *retired;        /* the replaced shard: closed once quiet */
 	struct io_op retire_op;       /* its files' closes on the ring */
 	unsigned retire_closes;       /* of them, in flight */
+};
+
+/* Repair from a peer (cluster/replica_repair.c). */
+struct replica_repair {
+	bool active;                  /* the state machine is damaged: not
+				       * leading, not campaigning, asking the
+				       * leader for a snapshot */
+	uint64_t ticks;               /* ticks since the repair began */
+	uint64_t transfer_due;        /* tick of the next leadership transfer */
+	uint64_t ask_due;             /* tick of the next snapshot request */
+	uint64_t recv_seen;           /* snap_recv_bytes when last looked at */
+	uint64_t recv_since;          /* tick it last changed */
+	uint64_t target;              /* node of the last leadership transfer */
+	uint64_t since_us;            /* when this repair began */
+	uint64_t index;               /* snapshot index of the last repair */
+	uint64_t transfers, requests, done;
+	struct peer_msg_buf frame;    /* the request, encoded (reused) */
 };
 
 /* A client proposal waiting for its entry's fate. */
@@ -183,6 +203,7 @@ struct replica {
 	bool join_unlinking;
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
+	struct replica_repair repair;
 };
 
 struct out_batch {
@@ -275,6 +296,38 @@ void snapshot_recv_free(struct replica *rep);
  * reason. `expected` is the offset the stream is at for `file`. */
 int snapshot_chunk_check(const struct peer_msg_chunk *ch, bool same_file, uint64_t expected,
 			 const char **why);
+
+/* Leader: a damaged follower `to` asked for a snapshot (applied: what it
+ * says it applied, for the log). Starts a stream as if Raft had asked,
+ * unless one to it is under way. */
+void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied);
+/* The longest wait between two chunks of a stream at this node's
+ * --snapshot-rate (0: unlimited). */
+uint64_t snapshot_send_chunk_gap_us(const struct cluster_core *c);
+
+/* replica_repair.c: repair of a damaged replica from its peers. */
+/* Damaged (a table, or apply stopped on one) in a group of several voters. */
+bool replica_repair_needed(const struct replica *rep);
+/* From replica_tick, after Raft's tick: starts and drives a repair. */
+void replica_repair_tick(struct replica *rep);
+/* From replica_accept: false drops the message (TIMEOUT_NOW while damaged). */
+bool replica_repair_accept(struct replica *rep, const struct raft_msg *m);
+/* Before a message of Raft's leaves: false drops it (a damaged replica's
+ * own vote requests: it never campaigns). */
+bool replica_repair_send_ok(const struct replica *rep, const struct raft_msg *m);
+/* A SnapshotRequest from node `from` (a member of the group per the map). */
+void replica_repair_request(struct replica *rep, uint64_t from,
+			    const struct peer_msg_snapshot_request *q);
+/* May a new stream at `index` start? Above the applied index always; at or
+ * below it only while repairing and while the log holds what follows. */
+bool replica_repair_stream_ok(const struct replica *rep, uint64_t index);
+/* A snapshot at `index` was installed: apply resumes after it. */
+void replica_repair_installed(struct replica *rep, uint64_t index);
+void replica_repair_status(const struct replica *rep, struct replica_status *out);
+void replica_repair_free(struct replica *rep);
+/* The voter with the highest match (leader only), other than `avoid`
+ * unless it is the only one; RAFT_NONE when there is none. */
+uint64_t replica_best_follower(const struct replica *rep, uint64_t avoid);
 
 /* replica.c: gate for inbound Raft messages (wiped-node rule, snapshots).
  * False: drop it. */

@@ -454,8 +454,9 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		/* A new stream starts at offset 0 of its first file; anything
 		 * else is the tail of one we dropped. Only from the leader this
 		 * replica follows (never while it leads: its proposals wait on
-		 * the shard's answers), and only ahead of what it applied. */
-		if (ch->offset != 0 || ch->index <= shard_applied_index(rep->shard) ||
+		 * the shard's answers), and only ahead of what it applied
+		 * (or at or below it while repairing: replica_repair.c). */
+		if (ch->offset != 0 || !replica_repair_stream_ok(rep, ch->index) ||
 		    raft_role(rep->raft) == RAFT_LEADER || from != raft_leader(rep->raft)) {
 			rep->snap_rejected++;
 			return;
@@ -588,6 +589,7 @@ static void installed(void *arg, const struct shard_install_result *res)
 		rep->snap_installed++;
 		log_info("replica %u: snapshot installed, the shard is at index %" PRIu64,
 			 rep->id, shard_applied_index(fresh));
+		replica_repair_installed(rep, shard_applied_index(fresh));
 	}
 	rc->state = SNAP_RECV_IDLE;
 	rc->manifest_len = 0;

@@ -15,6 +15,13 @@
  * back to replicating. A stream the follower did not take within
  * SEND_TIMEOUT is started over on a fresh pin; one stream per follower.
  *
+ * A damaged follower may ask for a stream Raft never would (a
+ * SnapshotRequest, cluster/replica_repair.c): snapshot_send_force starts
+ * one on the same slot, marked `forced`. Raft sends no SNAPSHOT message
+ * after it (the follower's log is fine), so once SENT the slot only waits
+ * out SEND_TIMEOUT before it takes another request; a SNAPSHOT message of
+ * Raft's for that follower meanwhile starts over for Raft, as usual.
+ *
  * Invariant: a slot holds a pin exactly while STREAMING, and is freed only
  * when no read of it is in flight (`reading`).
  */
@@ -204,7 +211,7 @@ static void pump(struct snap_send *s)
 	}
 }
 
-static void start(struct snap_send *s, uint64_t raft_index)
+static void start(struct snap_send *s, uint64_t raft_index, bool forced)
 {
 	struct replica *rep = s->rep;
 	uint64_t term = 0;
@@ -226,16 +233,26 @@ static void start(struct snap_send *s, uint64_t raft_index)
 		shard_snapshot_end(&s->snap);
 		return;
 	}
+	if (forced && s->snap.index == 0) {
+		/* Nothing flushed yet: a receiver refuses a stream at 0. The
+		 * follower asks again; by then there may be tables. */
+		log_every(LOG_INFO, 10000, "replica %u: no snapshot for node %llu yet: nothing "
+			  "is flushed", rep->id, (unsigned long long)s->to);
+		shard_snapshot_end(&s->snap);
+		return;
+	}
 	s->state = SNAP_SEND_STREAMING;
 	s->raft_index = raft_index;
+	s->forced = forced;
 	s->index = s->snap.index;
 	s->term = term;
 	s->file = 0;
 	s->offset = 0;
 	s->bytes = 0;
 	s->next_us = 0;
-	log_info("replica %u: streaming a snapshot at %llu (%zu tables) to node %llu",
-		 rep->id, (unsigned long long)s->index, s->snap.nfiles, (unsigned long long)s->to);
+	log_info("replica %u: streaming a snapshot at %llu (%zu tables) to node %llu%s",
+		 rep->id, (unsigned long long)s->index, s->snap.nfiles, (unsigned long long)s->to,
+		 forced ? " (it asked: repair)" : "");
 	pump(s);
 }
 
@@ -249,21 +266,49 @@ bool snapshot_send_intercept(struct replica *rep, const struct raft_msg *m)
 	switch (s->state) {
 	case SNAP_SEND_IDLE:
 		if (!s->reading)
-			start(s, m->index);
+			start(s, m->index, false);
 		return true;
 	case SNAP_SEND_STREAMING:
 		return true;
 	case SNAP_SEND_SENT:
-		if (s->raft_index != m->index || now - s->sent_at_us > SEND_TIMEOUT_US) {
-			/* A newer Raft snapshot, or the follower did not take
-			 * this one (lost chunks, restart): start over. */
+		if (s->forced || s->raft_index != m->index ||
+		    now - s->sent_at_us > SEND_TIMEOUT_US) {
+			/* A newer Raft snapshot, the follower did not take
+			 * this one (lost chunks, restart), or it was a forced
+			 * one Raft knows nothing of: start over for Raft. */
 			s->state = SNAP_SEND_IDLE;
-			start(s, m->index);
+			start(s, m->index, false);
 			return true;
 		}
 		return false;
 	}
 	return true;
+}
+
+uint64_t snapshot_send_chunk_gap_us(const struct cluster_core *c)
+{
+	uint64_t rate = c->node->cfg.snapshot_rate;
+
+	return rate ? (uint64_t)SEND_CHUNK * 1000000u / rate : 0;
+}
+
+void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied)
+{
+	struct snap_send *s = slot_get(rep, to, true);
+
+	if (!s)
+		return; /* out of memory: the follower asks again */
+	if (s->state != SNAP_SEND_IDLE || s->reading) {
+		log_every(LOG_DEBUG, 10000, "replica %u: snapshot request from node %llu: a "
+			  "stream to it is under way", rep->id, (unsigned long long)to);
+		return;
+	}
+	log_every(LOG_INFO, 5000, "replica %u: node %llu asks for a snapshot to repair from "
+		  "(it applied %llu)", rep->id, (unsigned long long)to,
+		  (unsigned long long)applied);
+	/* Raft's own snapshot point is at or below the flushed index, so the
+	 * pinned version covers it and the term of its index is known. */
+	start(s, raft_snapshot(rep->raft)->index, true);
 }
 
 void snapshot_send_tick(struct replica *rep)
@@ -276,6 +321,15 @@ void snapshot_send_tick(struct replica *rep)
 
 		if (!s || s->state == SNAP_SEND_IDLE)
 			continue;
+		if (leader && s->forced) {
+			/* No Raft message to wait for: a forced slot is done
+			 * SEND_TIMEOUT after its last chunk (the follower asks
+			 * again if that one did not take). */
+			if (s->state == SNAP_SEND_SENT &&
+			    rep->core->r->now_us - s->sent_at_us > SEND_TIMEOUT_US)
+				s->state = SNAP_SEND_IDLE;
+			continue;
+		}
 		if (leader && !(raft_follower_match(rep->raft, s->to, &match) &&
 				match >= s->raft_index))
 			continue;

@@ -4,7 +4,8 @@
  * Each input is used twice: as a raw frame payload, and as the recipe for a
  * valid Raft batch that is encoded and then damaged at a position the input
  * chooses (so the fuzzer reaches the deep decoding paths without having to
- * discover protobuf by itself). Whatever decodes is encoded again and
+ * discover protobuf by itself); a third run builds a SnapshotRequest the
+ * same way. Whatever decodes is encoded again and
  * decoded again, and must give the same messages and fields. Both runs use
  * the default limits and tiny ones, so the too-large paths run too.
  * Invariants: only documented return codes, every returned slice inside the
@@ -140,6 +141,9 @@ static void round_trip_other(const struct peer_msg_frame *a,
 	case PEER_MSG_FORWARD_REPLY:
 		CHECK(peer_msg_encode_forward_reply(&again, l, &a->forward_reply) == 0);
 		break;
+	case PEER_MSG_SNAPSHOT_REQUEST:
+		CHECK(peer_msg_encode_snapshot_request(&again, &a->snapshot_request) == 0);
+		break;
 	default:
 		CHECK(0);
 	}
@@ -176,6 +180,10 @@ static void round_trip_other(const struct peer_msg_frame *a,
 		CHECK(a->forward.forward_id == b.forward.forward_id &&
 		      a->forward.group == b.forward.group &&
 		      slice_eq(a->forward.request, b.forward.request));
+		break;
+	case PEER_MSG_SNAPSHOT_REQUEST:
+		CHECK(a->snapshot_request.group == b.snapshot_request.group &&
+		      a->snapshot_request.applied == b.snapshot_request.applied);
 		break;
 	default:
 		CHECK(a->forward_reply.forward_id == b.forward_reply.forward_id &&
@@ -244,6 +252,9 @@ static void run_payload(const uint8_t *data, size_t size, const struct peer_msg_
 			     p, size));
 		round_trip_other(&f, l);
 		break;
+	case PEER_MSG_SNAPSHOT_REQUEST:
+		round_trip_other(&f, l);
+		break;
 	default:
 		CHECK(0);
 	}
@@ -271,6 +282,26 @@ static uint64_t take(struct recipe *r, unsigned bytes)
 	return v;
 }
 
+/*
+ * Damages one whole encoded frame as the recipe says -- flips a byte, cuts
+ * the frame, or both; or leaves it whole -- and decodes it. `width`: recipe
+ * bytes per position.
+ */
+static void damage_and_run(struct peer_msg_buf *out, struct recipe *r, unsigned width,
+			   const struct peer_msg_limits *l)
+{
+	size_t at, frame_len = 0;
+
+	CHECK(peer_msg_peek(out->data, out->len, l, &frame_len) == 0);
+	CHECK(frame_len == out->len);
+	at = (size_t)take(r, width) % out->len;
+	if (at >= PEER_MSG_HEADER_SIZE)
+		out->data[at] ^= (uint8_t)take(r, 1);
+	at = (size_t)take(r, width);
+	frame_len = at > PEER_MSG_HEADER_SIZE && at < out->len ? at : out->len;
+	run_payload(out->data + PEER_MSG_HEADER_SIZE, frame_len - PEER_MSG_HEADER_SIZE, l);
+}
+
 /* Builds a valid batch from the input, damages it, and decodes it. */
 static void run_recipe(const uint8_t *data, size_t size, const struct peer_msg_limits *l)
 {
@@ -282,7 +313,6 @@ static void run_recipe(const uint8_t *data, size_t size, const struct peer_msg_l
 	struct peer_msg_batch batch;
 	struct peer_msg_buf out;
 	uint32_t n = (uint32_t)(take(&r, 1) % 4) + 1;
-	size_t at, frame_len = 0;
 	int rv;
 
 	conf.n = (uint32_t)(take(&r, 1) % 4);
@@ -327,16 +357,26 @@ static void run_recipe(const uint8_t *data, size_t size, const struct peer_msg_l
 	peer_msg_batch_end(&out, &batch);
 	if (out.len == 0)
 		goto out;
-	CHECK(peer_msg_peek(out.data, out.len, l, &frame_len) == 0);
-	CHECK(frame_len == out.len);
-	/* Damage: flip a byte, cut the frame, or both; or leave it whole. */
-	at = (size_t)take(&r, 2) % out.len;
-	if (at >= PEER_MSG_HEADER_SIZE)
-		out.data[at] ^= (uint8_t)take(&r, 1);
-	at = (size_t)take(&r, 2);
-	frame_len = at > PEER_MSG_HEADER_SIZE && at < out.len ? at : out.len;
-	run_payload(out.data + PEER_MSG_HEADER_SIZE, frame_len - PEER_MSG_HEADER_SIZE, l);
+	damage_and_run(&out, &r, 2, l);
 out:
+	peer_msg_buf_free(&out);
+}
+
+/* A valid SnapshotRequest from the input, damaged like a batch (flipped
+ * byte, cut), then decoded: the frame a damaged replica sends its leader. */
+static void run_request_recipe(const uint8_t *data, size_t size,
+			       const struct peer_msg_limits *l)
+{
+	struct recipe r = { data, size };
+	struct peer_msg_snapshot_request q;
+	struct peer_msg_buf out;
+
+	q.group = take(&r, (unsigned)(take(&r, 1) % 9));
+	q.applied = take(&r, (unsigned)(take(&r, 1) % 9));
+	peer_msg_buf_init(&out);
+	CHECK(peer_msg_encode_snapshot_request(&out, &q) == 0);
+	CHECK(out.len <= PEER_MSG_HEADER_SIZE + 2 + 22);
+	damage_and_run(&out, &r, 1, l);
 	peer_msg_buf_free(&out);
 }
 
@@ -362,5 +402,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_payload(data, size, &tiny);
 	run_recipe(data, size, &l);
 	run_recipe(data, size, &tiny);
+	run_request_recipe(data, size, &l);
 	return 0;
 }
