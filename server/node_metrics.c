@@ -54,6 +54,18 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		  "under way; writes and linearizable reads of the shard wait)." },
 		{ &ids->raft_apply_stopped, false, "ringkv_raft_apply_stopped_replicas",
 		  "Replicas whose shard refused to apply committed entries (see the log)." },
+		{ &ids->raft_repairing, false, "ringkv_raft_repairing_replicas",
+		  "Replicas with a damaged shard waiting for a snapshot from their leader "
+		  "(they neither lead nor campaign meanwhile)." },
+		{ &ids->raft_repairs, true, "ringkv_raft_repairs_total",
+		  "Replicas repaired from a peer: a snapshot from the leader replaced a "
+		  "damaged shard." },
+		{ &ids->raft_undecided, false, "ringkv_raft_undecided_replicas",
+		  "Replicas that started empty and have not yet learned whether their group "
+		  "is new or has a history (a wiped node's wait)." },
+		{ &ids->raft_joining, false, "ringkv_raft_joining_replicas",
+		  "Replicas that started empty in a group with a history: no vote until "
+		  "caught up from a leader." },
 		{ &ids->raft_proposed, true, "ringkv_raft_proposals_total",
 		  "Writes proposed to a group this core leads." },
 		{ &ids->raft_overwritten, true, "ringkv_raft_proposals_overwritten_total",
@@ -360,7 +372,8 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	uint64_t leaderless = 0, stopped = 0, proposed = 0, overwritten = 0, unknown = 0;
 	uint64_t proposals = 0, reads = 0, apply_lag = 0, follower_lag = 0, refused = 0;
 	uint64_t leader_changes = 0, snap_sent = 0, snap_sent_bytes = 0, snap_received = 0;
-	uint64_t snap_received_bytes = 0;
+	uint64_t snap_received_bytes = 0, repairing = 0, repairs = 0, undecided = 0;
+	uint64_t joining = 0;
 	struct forward_stats fs;
 	struct replica_status st;
 	unsigned i, f;
@@ -373,6 +386,10 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 			roles[st.role]++;
 		leaderless += st.leader == RAFT_NONE;
 		stopped += st.apply_stopped;
+		repairing += st.repairing;
+		repairs += st.repairs_done;
+		undecided += st.undecided;
+		joining += st.joining;
 		proposed += st.proposed;
 		overwritten += st.overwritten;
 		unknown += st.unknown;
@@ -394,6 +411,10 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 		metrics_set(mc, ids->raft_replicas[i], roles[i]);
 	metrics_set(mc, ids->raft_leaderless, leaderless);
 	metrics_set(mc, ids->raft_apply_stopped, stopped);
+	metrics_set(mc, ids->raft_repairing, repairing);
+	metrics_set(mc, ids->raft_repairs, repairs);
+	metrics_set(mc, ids->raft_undecided, undecided);
+	metrics_set(mc, ids->raft_joining, joining);
 	metrics_set(mc, ids->raft_proposed, proposed);
 	metrics_set(mc, ids->raft_overwritten, overwritten);
 	metrics_set(mc, ids->raft_unknown, unknown);

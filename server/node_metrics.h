@@ -87,6 +87,10 @@ struct node_metric_ids {
 	int raft_replicas[NODE_METRICS_ROLES]; /* by role */
 	int raft_leaderless;     /* replicas that know no leader */
 	int raft_apply_stopped;  /* replicas whose shard refused to apply on */
+	int raft_repairing;      /* damaged, waiting for a snapshot from the leader */
+	int raft_repairs;        /* repaired from a peer, counter */
+	int raft_undecided;      /* started empty: new group or wiped node, not told */
+	int raft_joining;        /* started empty in a group with a history */
 	int raft_proposed;
 	int raft_overwritten;
 	int raft_unknown;
