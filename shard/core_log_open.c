@@ -233,7 +233,7 @@ struct seg_map {
 	uint8_t *base;
 	size_t len;
 	size_t end;         /* after the last good record */
-	bool checkpointed;  /* begins with RETAIN (its checkpoint) */
+	bool checkpointed;  /* its whole checkpoint parsed (a record after it did) */
 	bool records;       /* holds at least one record */
 };
 
@@ -535,7 +535,14 @@ static int replay_all(struct replay *rp, struct seg_map *maps, size_t n)
 					"checkpoint", dir, name, at);
 				return RKV_ECORRUPT;
 			}
-			if (!sm->records)
+			/* Checkpointed once a record of the batch stored with
+			 * the checkpoint parses: a crash can leave a prefix of
+			 * that store (RETAIN and part of the items), and a
+			 * segment counted as checkpointed then would never get
+			 * its checkpoint again while retention deletes the older
+			 * segments holding the only copy of some hard state. */
+			if (sm->records && r.kind != CORE_LOG_RETAIN && r.kind != CORE_LOG_SEAL &&
+			    r.kind != CORE_LOG_CHECKPOINT)
 				sm->checkpointed = true;
 			sm->records = true;
 			if (r.kind == CORE_LOG_SEAL && k > 0 && maps[k - 1].seq == r.a &&

@@ -878,6 +878,87 @@ static void test_zeroed_end_of_older_segment_refused(void **state)
 	assert_non_null(strstr(f->err, "cut or zeroed"));
 }
 
+/*
+ * A segment whose first store (checkpoint and batch) reached the disk only
+ * up to its RETAIN (and SEAL) record: its checkpoint is written again, so
+ * retention deleting the older segments keeps a hard state written once,
+ * long ago (group 3's). Found by review: the segment used to count as
+ * checkpointed once its RETAIN parsed.
+ */
+static void test_torn_checkpoint_written_again(void **state)
+{
+	struct fx *f = *state;
+	struct raft_hard_state hs = { .term = 7, .vote = 3 };
+	static uint8_t zeros[64 * KIB];
+	uint64_t lo, hi, last = 0, i = 1;
+	struct core_log_stats st;
+	char path[256];
+	struct stat sb;
+	unsigned n;
+	long at;
+	int fd;
+
+	must_open(f);
+	assert_int_equal(core_log_set_hard_state(f->log, 3, &hs), 0);
+	do {
+		assert_int_equal(append(f, 1, i, 4, 1, 4 * KIB), 0);
+		i += 4;
+		settle(f);
+		seg_range(f, &lo, &hi);
+	} while (hi < 4);
+	close_log(f);
+	seg_range(f, &lo, &hi);
+	/* The last segment holding records. */
+	for (last = hi; last >= lo; last--) {
+		at = last_of_kind(f, last, CORE_LOG_RETAIN, &n, NULL);
+		if (at > 0)
+			break;
+	}
+	assert_true(last >= 2);
+	/* A crash during the first store into `last`: no segment prepared
+	 * after it yet (preparing starts once it is half full). */
+	for (uint64_t q = last + 1; q <= hi; q++) {
+		path_of(f, q, path, sizeof path);
+		assert_int_equal(unlink(path), 0);
+	}
+	/* Its first CHECKPOINT record and all after it: zeros (the store
+	 * reached the disk only up to its RETAIN and SEAL). */
+	{
+		struct core_log_scanner sc;
+		struct core_log_record r;
+
+		assert_true(scan_segment(f, last, &sc));
+		at = -1;
+		while (core_log_scan_next(&sc, &r) == CORE_LOG_SCAN_RECORD)
+			if (r.kind == CORE_LOG_CHECKPOINT) {
+				at = (long)(sc.offset - core_log_record_size(r.payload_len));
+				break;
+			}
+	}
+	assert_true(at > 0);
+	path_of(f, last, path, sizeof path);
+	assert_int_equal(stat(path, &sb), 0);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	for (off_t o = at; o < sb.st_size; o += (off_t)sizeof zeros) {
+		size_t len = (size_t)(sb.st_size - o) < sizeof zeros ? (size_t)(sb.st_size - o)
+								     : sizeof zeros;
+		assert_int_equal(pwrite(fd, zeros, len, o), (ssize_t)len);
+	}
+	close(fd);
+	must_open(f);
+	/* Group 1 lets go of everything; writes go on, retention runs. */
+	core_log_release(f->log, 1, f->rg[1].first + f->rg[1].n - 1);
+	assert_int_equal(append(f, 1, f->rg[1].first + f->rg[1].n, 1, 1, 100), 0);
+	settle_long(f);
+	assert_int_equal(append(f, 1, f->rg[1].first + f->rg[1].n + 1, 1, 1, 100), 0);
+	settle_long(f);
+	core_log_stats(f->log, &st);
+	reopen(f);
+	seg_range(f, &lo, &hi);
+	assert_int_equal(f->rg[3].hs.term, 7);
+}
+
 static void test_missing_first_segment_refused(void **state)
 {
 	struct fx *f = *state;
@@ -1291,6 +1372,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_middle_segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zeroed_end_of_older_segment_refused, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_torn_checkpoint_written_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_first_segment_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_after_reset_and_remove, setup,
