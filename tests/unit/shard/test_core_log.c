@@ -834,6 +834,27 @@ static long last_of_kind(struct fx *f, uint64_t seq, uint8_t kind, unsigned *cou
 	return at;
 }
 
+/* Replaces everything from offset `at` of segment `seq` with zeros. */
+static void zero_from(struct fx *f, uint64_t seq, long at)
+{
+	static uint8_t zeros[64 * KIB];
+	char path[256];
+	struct stat st;
+	int fd;
+
+	path_of(f, seq, path, sizeof path);
+	assert_int_equal(stat(path, &st), 0);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	for (off_t o = at; o < st.st_size; o += (off_t)sizeof zeros) {
+		size_t len = (size_t)(st.st_size - o) < sizeof zeros ? (size_t)(st.st_size - o)
+								   : sizeof zeros;
+
+		assert_int_equal(pwrite(fd, zeros, len, o), (ssize_t)len);
+	}
+	close(fd);
+}
+
 /*
  * The records at the end of a segment that is not the last replaced by
  * zeros (or the file cut at a record boundary that is also a page
@@ -845,12 +866,8 @@ static void test_zeroed_end_of_older_segment_refused(void **state)
 {
 	struct fx *f = *state;
 	struct core_log_record seal;
-	static uint8_t zeros[64 * KIB];
-	char path[256];
-	struct stat st;
 	unsigned n;
 	long at;
-	int fd;
 
 	make_segments(f, 3);
 	/* Every segment after the first names the end of the one before. */
@@ -862,17 +879,7 @@ static void test_zeroed_end_of_older_segment_refused(void **state)
 	close_log(f);
 	at = last_of_kind(f, 2, CORE_LOG_ENTRY, &n, NULL);
 	assert_true(at > 0 && n > 1);
-	path_of(f, 2, path, sizeof path);
-	assert_int_equal(stat(path, &st), 0);
-	fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	for (off_t o = at; o < st.st_size; o += (off_t)sizeof zeros) {
-		size_t len = (size_t)(st.st_size - o) < sizeof zeros ? (size_t)(st.st_size - o)
-								   : sizeof zeros;
-
-		assert_int_equal(pwrite(fd, zeros, len, o), (ssize_t)len);
-	}
-	close(fd);
+	zero_from(f, 2, at);
 	assert_int_equal(open_log(f), RKV_ECORRUPT);
 	assert_non_null(strstr(f->err, "log-00000000000000000002.log"));
 	assert_non_null(strstr(f->err, "cut or zeroed"));
@@ -889,14 +896,11 @@ static void test_torn_checkpoint_written_again(void **state)
 {
 	struct fx *f = *state;
 	struct raft_hard_state hs = { .term = 7, .vote = 3 };
-	static uint8_t zeros[64 * KIB];
 	uint64_t lo, hi, last = 0, i = 1;
 	struct core_log_stats st;
 	char path[256];
-	struct stat sb;
 	unsigned n;
 	long at;
-	int fd;
 
 	must_open(f);
 	assert_int_equal(core_log_set_hard_state(f->log, 3, &hs), 0);
@@ -936,16 +940,7 @@ static void test_torn_checkpoint_written_again(void **state)
 			}
 	}
 	assert_true(at > 0);
-	path_of(f, last, path, sizeof path);
-	assert_int_equal(stat(path, &sb), 0);
-	fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	for (off_t o = at; o < sb.st_size; o += (off_t)sizeof zeros) {
-		size_t len = (size_t)(sb.st_size - o) < sizeof zeros ? (size_t)(sb.st_size - o)
-								     : sizeof zeros;
-		assert_int_equal(pwrite(fd, zeros, len, o), (ssize_t)len);
-	}
-	close(fd);
+	zero_from(f, last, at);
 	must_open(f);
 	/* Group 1 lets go of everything; writes go on, retention runs. */
 	core_log_release(f->log, 1, f->rg[1].first + f->rg[1].n - 1);
