@@ -21,8 +21,8 @@ int memtable_create(struct memtable **out, size_t arena_bytes);
 /*
  * The same, with its hash index sized up front for `expected_keys` distinct
  * keys (e.g. the count the memtable it replaces reached), so that a steady
- * workload never waits for the index to double. -EINVAL for an arena over
- * 32 GiB (the index names nodes by offset / 8 in 32 bits).
+ * workload never waits for the index to double. An arena over 32 GiB gets
+ * no index (it names nodes by offset / 8 in 32 bits): the skiplist alone.
  */
 int memtable_create_sized(struct memtable **out, size_t arena_bytes, size_t expected_keys);
 

@@ -470,8 +470,13 @@ static void test_index_sized(void **state)
 		assert_int_equal(memtable_put(mt, key, key_of(key, sizeof key, i), "v", 1), 0);
 	assert_int_equal(memtable_index_slots(mt), 16384); /* past 3/4: doubled */
 	memtable_destroy(mt);
-	/* No index for an arena the 32-bit node numbers cannot cover. */
-	assert_int_equal(memtable_create_sized(&mt, (size_t)40 << 30, 0), -EINVAL);
+	/* No index for an arena the 32-bit node numbers cannot cover, and
+	 * the memtable still works (the mapping is only reserved). */
+	assert_int_equal(memtable_create_sized(&mt, (size_t)40 << 30, 1000), 0);
+	assert_int_equal(memtable_index_slots(mt), 0);
+	put_str(mt, "big", "arena");
+	assert_value(mt, "big", "arena");
+	memtable_destroy(mt);
 }
 
 /* ---- the RKV_EFULL contract ---- */
