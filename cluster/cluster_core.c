@@ -76,6 +76,16 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 	n->cfg.map = &n->map;
 	snprintf(n->data_dir, sizeof n->data_dir, "%s", cfg->data_dir);
 	n->cfg.data_dir = n->data_dir;
+	/* The cores make what they need inside it; it may not exist yet. */
+	if ((mkdir(n->data_dir, 0755) != 0 && errno != EEXIST) ||
+	    (n->data_dir_fd = open(n->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "cluster: %s: %s", n->data_dir, strerror(e));
+		free(n->cores);
+		free(n);
+		return -e;
+	}
 	n->self_index = (unsigned)idx;
 	if (!n->cfg.cache_bytes)
 		n->cfg.cache_bytes = DEFAULT_CACHE_BYTES;
@@ -107,6 +117,8 @@ void cluster_node_destroy(struct cluster_node *n)
 {
 	if (!n)
 		return;
+	if (n->data_dir_fd >= 0)
+		close(n->data_dir_fd);
 	free(n->cores);
 	free(n);
 }

@@ -427,6 +427,11 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		reads_take_states(rep, up->reads, up->n_reads);
 
 	bool leader = raft_role(rep->raft) == RAFT_LEADER;
+	/* Elected with an empty log by a majority that granted it: settled
+	 * as soon as it is elected (the marker's removal is on its way to
+	 * disk while the term's first APPEND leaves). */
+	if (leader && rep->undecided)
+		undecided_settled(rep);
 	if (rep->was_leader && !leader)
 		rep->lost_at_us = c->r->now_us;
 	rep->was_leader = leader;
@@ -469,10 +474,6 @@ void replica_tick(struct replica *rep)
 
 	if (rep->joining)
 		join_check(rep);
-	/* Elected with an empty log by a majority that granted it: the group
-	 * had no history on a majority, so nothing is lost. */
-	if (rep->undecided && raft_role(rep->raft) == RAFT_LEADER)
-		undecided_settled(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
 		rep->tick_hold--;
 	else if (!rep->joining)
@@ -567,25 +568,42 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
  *     is applied here) or in this term, with this leader, whose commit
  *     index then already covered it when it sent join_target.
  */
+/* The marker's unlink, then (linked) the data dir's fsync: both come back. */
 static void join_unlinked(struct io_op *op, int res, unsigned flags)
 {
 	struct replica *rep = op->data;
 
 	(void)flags;
-	rep->join_unlinking = false;
-	if (res < 0 && res != -ENOENT)
-		log_warn("replica %u: %s: %s", rep->id, rep->join_marker, strerror(-res));
+	if (--rep->join_unlinking == 0 && rep->join_res < 0 && rep->join_res != -ENOENT)
+		log_warn("replica %u: %s: %s", rep->id, rep->join_marker, strerror(-rep->join_res));
+	if (res < 0 && res != -ECANCELED && rep->join_res == 0)
+		rep->join_res = res;
 }
 
+/*
+ * Removes the marker durably (unlinkat, then the data dir's fsync, linked):
+ * a restart must not find it once the replica acts as a settled member,
+ * or it would come back undecided with a log and could wait for ever.
+ */
 static void marker_unlink(struct replica *rep)
 {
-	struct io_uring_sqe *sqe = io_ring_get_sqe(&rep->core->r->io);
+	struct io_ring *io = &rep->core->r->io;
+	struct io_uring_sqe *sqe;
 
+	io_ring_reserve(io, 2);
+	rep->join_res = 0;
 	rep->join_op.done = join_unlinked;
 	rep->join_op.data = rep;
+	rep->join_sync_op.done = join_unlinked;
+	rep->join_sync_op.data = rep;
+	sqe = io_ring_get_sqe(io);
 	io_op_attach(sqe, &rep->join_op);
 	io_uring_prep_unlinkat(sqe, AT_FDCWD, rep->join_marker, 0);
-	rep->join_unlinking = true;
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = io_ring_get_sqe(io);
+	io_op_attach(sqe, &rep->join_sync_op);
+	io_uring_prep_fsync(sqe, node_of(rep)->data_dir_fd, 0);
+	rep->join_unlinking = 2;
 }
 
 static void join_check(struct replica *rep)
@@ -616,9 +634,11 @@ static void join_check(struct replica *rep)
  * entry committed on {old leader, this node} would be lost if the third
  * node, lacking it, won with this node's vote). Peers' messages tell:
  *   - a vote request from a candidate with an empty log is granted as Raft
- *     would (all replicas of a new group start empty; in a group with a
- *     history, a candidate with an empty log has nothing and cannot win
- *     without a second empty node: two faults of three);
+ *     would (all replicas of a new group start empty). In a group with a
+ *     history such a candidate holds nothing: it can only win with this
+ *     node's vote if the nodes holding the history are down, and then
+ *     committed entries are lost (a known limit: docs/cluster/snapshots.md,
+ *     "Wiped node"; --initial-cluster-state existing avoids it);
  *   - a vote request from a candidate with a log, a snapshot, or an APPEND
  *     that is not a new group's first (it has a commit index, starts
  *     after index 0, or carries entries of an earlier term) says the group

@@ -200,7 +200,9 @@ struct replica {
 					  * joining, so a restart before the
 					  * catch-up still withholds votes */
 	struct io_op join_op;            /* its unlink */
-	bool join_unlinking;
+	struct io_op join_sync_op;       /* then the data dir's fsync */
+	int join_res;                    /* the first error of the two */
+	unsigned join_unlinking;         /* of the two, not yet completed */
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
 	struct replica_repair repair;
@@ -217,6 +219,7 @@ struct cluster_node {
 	struct cluster_map map;
 	unsigned self_index;
 	char data_dir[PATH_MAX - 64];
+	int data_dir_fd;                 /* O_DIRECTORY, for fsyncs of it */
 	_Atomic(struct cluster_core *) *cores; /* [cfg.cores], set by each start */
 };
 
