@@ -34,6 +34,10 @@
 #define NO_SLOT UINT32_MAX
 /* After the stop, forwards in flight wait at most this for their answers. */
 #define STOP_WAIT_US (1000u * 1000u)
+/* While forwards are in flight, how often the core looks for a destination
+ * whose connection went down (their forwards are answered then, not at
+ * the timeout). */
+#define WATCH_US (10u * 1000u)
 
 _Static_assert(FORWARD_MAX_INFLIGHT <= (1u << ID_SLOT_BITS), "slot index fits the id");
 
@@ -49,6 +53,7 @@ struct fwd_slot {
 
 struct forward_core {
 	struct node_core *core;
+	struct timer watch;       /* armed while forwards are in flight */
 	struct fwd_slot *slots;   /* [FORWARD_MAX_INFLIGHT] */
 	uint32_t free_head;
 	uint32_t inflight;
@@ -271,15 +276,14 @@ static void on_reply(struct node_core *c, uint64_t from, const struct peer_msg_f
 	reactor_send(c->reactor, core, &k->msg);
 }
 
-static void timed_out(struct timer *t, void *arg)
+/* The forward in `s` gets no answer: a write's outcome is unknown (the
+ * frame may have been delivered), a read may be retried. */
+static void give_up(struct fwd_slot *s, const char *write_why, const char *read_why)
 {
-	struct fwd_slot *s = arg;
 	struct forward_core *fc = s->fc;
 	struct kv_req *req = s->req;
 
-	(void)t;
 	slot_release(fc, s);
-	fc->stats.timeouts++;
 	if (req->shard < fc->core->node->shards) {
 		/* Whoever we thought led may be gone: try another replica. */
 		fc->leader[req->shard] = 0;
@@ -288,15 +292,66 @@ static void timed_out(struct timer *t, void *arg)
 	req->value_len = 0;
 	if (op_is_write(req->op)) {
 		req->status = ringkv_Status_UNKNOWN;
-		req->error = fc->stopping ? "outcome unknown: the node stopped before the leader's "
-					    "node answered; the write may or may not have been applied"
-					  : "outcome unknown: the leader's node did not answer in "
-					    "time; the write may or may not have been applied";
+		req->error = write_why;
 	} else {
 		req->status = ringkv_Status_UNAVAILABLE;
-		req->error = "the leader's node did not answer in time";
+		req->error = read_why;
 	}
 	kv_answer_home(fc->core, req);
+}
+
+static void timed_out(struct timer *t, void *arg)
+{
+	struct fwd_slot *s = arg;
+	struct forward_core *fc = s->fc;
+
+	(void)t;
+	fc->stats.timeouts++;
+	give_up(s, fc->stopping ? "outcome unknown: the node stopped before the leader's node "
+				  "answered; the write may or may not have been applied"
+				: "outcome unknown: the leader's node did not answer in time; "
+				  "the write may or may not have been applied",
+		"the leader's node did not answer in time");
+}
+
+/*
+ * Forwards to a node whose connection went down (killed, restarted) are
+ * answered now rather than at their timeout (seconds): the transport has
+ * no "peer down" callback, so the core looks every WATCH_US while any
+ * forward is in flight. Only destinations seen down are scanned for.
+ */
+static void watch_fired(struct timer *t, void *arg)
+{
+	struct forward_core *fc = arg;
+	struct node_core *c = fc->core;
+	const struct cluster_map *map = cluster_core_map(c->cluster);
+	uint64_t self = cluster_core_self(c->cluster);
+	uint64_t down[CLUSTER_MAP_MAX_NODES];
+	unsigned ndown = 0;
+
+	(void)t;
+	for (unsigned i = 0; i < map->node_count; i++)
+		if (map->nodes[i].id != self &&
+		    !cluster_core_peer_connected(c->cluster, map->nodes[i].id))
+			down[ndown++] = map->nodes[i].id;
+	for (uint32_t i = 0; ndown > 0 && fc->inflight > 0 && i < FORWARD_MAX_INFLIGHT; i++) {
+		struct fwd_slot *s = &fc->slots[i];
+
+		if (!s->req)
+			continue;
+		for (unsigned d = 0; d < ndown; d++)
+			if (s->to == down[d]) {
+				fc->stats.lost++;
+				give_up(s, "outcome unknown: the connection to the leader's node "
+					   "went down before it answered; the write may or may not "
+					   "have been applied",
+					"the connection to the leader's node went down before it "
+					"answered");
+				break;
+			}
+	}
+	if (fc->inflight > 0)
+		reactor_timer_arm(c->reactor, &fc->watch, WATCH_US, watch_fired, fc);
 }
 
 /* ---- sending ---------------------------------------------------------------- */
@@ -375,6 +430,8 @@ static void send_forward(struct node_core *c, struct kv_req *req, uint64_t to)
 		timeout = STOP_WAIT_US;
 	s->deadline_us = c->reactor->now_us + timeout;
 	reactor_timer_arm(c->reactor, &s->timer, timeout, timed_out, s);
+	if (!timer_armed(&fc->watch))
+		reactor_timer_arm(c->reactor, &fc->watch, WATCH_US, watch_fired, fc);
 	fc->stats.sent++;
 }
 
@@ -656,6 +713,7 @@ void forward_core_finish(struct node_core *c)
 		cluster_core_set_frame_handler(c->cluster, NULL, NULL);
 	for (uint32_t i = 0; i < FORWARD_MAX_INFLIGHT; i++)
 		reactor_timer_cancel(c->reactor, &fc->slots[i].timer);
+	reactor_timer_cancel(c->reactor, &fc->watch);
 	peer_msg_buf_free(&fc->body);
 	peer_msg_buf_free(&fc->frame);
 	free(fc->slots);

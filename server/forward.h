@@ -43,6 +43,8 @@ struct forward_stats {
 	uint64_t sent;            /* forwards sent */
 	uint64_t answered;        /* their answers received */
 	uint64_t timeouts;        /* answered UNKNOWN/UNAVAILABLE at the timeout */
+	uint64_t lost;            /* answered so at once: the destination's
+				   * connection went down first */
 	uint64_t refused;         /* not sent: bound, queue full, hops, no leader */
 	uint64_t inbound;         /* forwarded in and executed here */
 	uint64_t inbound_refused; /* forwarded in, refused (bound, bad bytes) */

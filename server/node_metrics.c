@@ -104,6 +104,9 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		{ &ids->node_forward_timeouts, true, "ringkv_node_forward_timeouts_total",
 		  "Forwarded requests answered here at their timeout (outcome unknown "
 		  "for writes)." },
+		{ &ids->node_forwards_lost, true, "ringkv_node_forwards_lost_total",
+		  "Forwarded requests answered here at once because the connection to "
+		  "their destination went down first (outcome unknown for writes)." },
 		{ &ids->node_forwards_refused, true, "ringkv_node_forwards_refused_total",
 		  "Requests for a shard led elsewhere that were answered here instead "
 		  "of forwarded: NOT_LEADER when the client asked not to be forwarded, "
@@ -434,6 +437,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	metrics_set(mc, ids->node_forwards_sent, fs.sent);
 	metrics_set(mc, ids->node_forwards_answered, fs.answered);
 	metrics_set(mc, ids->node_forward_timeouts, fs.timeouts);
+	metrics_set(mc, ids->node_forwards_lost, fs.lost);
 	metrics_set(mc, ids->node_forwards_refused, fs.refused);
 	metrics_set(mc, ids->node_forwards_received, fs.inbound);
 	metrics_set(mc, ids->node_forwards_received_refused, fs.inbound_refused);

@@ -107,6 +107,7 @@ struct node_metric_ids {
 	int node_forwards_sent;  /* requests forwarded to another node */
 	int node_forwards_answered;
 	int node_forward_timeouts;
+	int node_forwards_lost;
 	int node_forwards_refused;
 	int node_forwards_received;
 	int node_forwards_received_refused;
