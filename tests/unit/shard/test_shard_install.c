@@ -574,6 +574,15 @@ static unsigned open_fds(void)
 	return n;
 }
 
+/* A failed install left the old replica serving, and no descriptor behind. */
+static void old_replica_kept(struct fixture *f, unsigned fds)
+{
+	check_state(f, f->dst, f->old_keys, "old");
+	shard_close(f->dst);
+	f->dst = NULL;
+	assert_int_equal(open_fds(), fds);
+}
+
 /* Loop turns until the install finished, at most `turns`. */
 static void drive(struct fixture *f, int turns)
 {
@@ -631,10 +640,7 @@ static void test_install_failures_keep_the_old_replica(void **state)
 		shard_install_free(f->in);
 		f->in = NULL;
 	}
-	check_state(f, f->dst, f->old_keys, "old");
-	shard_close(f->dst);
-	f->dst = NULL;
-	assert_int_equal(open_fds(), fds);
+	old_replica_kept(f, fds);
 
 	/* A stop before the exchange: the install ends at its next step. */
 	{
@@ -648,10 +654,7 @@ static void test_install_failures_keep_the_old_replica(void **state)
 		shard_install_free(f->in);
 		f->in = NULL;
 	}
-	check_state(f, f->dst, f->old_keys, "old");
-	shard_close(f->dst);
-	f->dst = NULL;
-	assert_int_equal(open_fds(), fds);
+	old_replica_kept(f, fds);
 	crash_and_check(f, false);
 }
 
