@@ -77,6 +77,10 @@ struct core_log_slot {
 	uint64_t last_term;
 };
 
+/* Alignment and granularity of direct writes: a page, which covers every
+ * logical block size a disk reports. */
+#define CORE_LOG_DIO_BLOCK 4096u
+
 struct core_log_batch {
 	uint8_t *buf;
 	size_t len;
@@ -105,6 +109,7 @@ struct core_log_sync {
 	uint64_t start_us;     /* CLOCK_MONOTONIC at submission */
 	uint64_t records;      /* the batch's records (its checkpoint not counted) */
 	bool busy;
+	bool direct;           /* one O_DIRECT WRITE with RWF_DSYNC, no fdatasync */
 };
 
 struct core_log_seg {
@@ -166,6 +171,15 @@ struct core_log {
 	struct core_log_sync syncs[CORE_LOG_MAX_SYNCS];
 	unsigned syncs_busy;
 	bool write_inflight;        /* a batch's WRITE has not completed */
+
+	/* Direct writes (core_log_config.buffered off, and the file system
+	 * takes O_DIRECT): each batch is one O_DIRECT WRITE with RWF_DSYNC of
+	 * whole blocks, the partial block at the append offset rewritten with
+	 * the bytes it already holds (dio_tail) followed by the new ones. */
+	bool direct;
+	uint8_t *dio_buf;           /* block-aligned staging of one WRITE */
+	size_t dio_cap;
+	uint8_t dio_tail[CORE_LOG_DIO_BLOCK]; /* the block holding `offset` */
 
 	/* preallocation of the active segment */
 	struct io_op grow_op;       /* FALLOCATE, linked to: */
