@@ -50,6 +50,7 @@
 /* fdatasyncs of batches in flight at once, at most (see core_log_config). */
 #define CORE_LOG_MAX_SYNCS 4
 #define CORE_LOG_DEFAULT_SYNCS 1
+#define CORE_LOG_DEFAULT_MARK_DELAY_MS 10
 
 /* What a group had stored when the log was opened: fed to raft_restore(). */
 struct core_log_group_state {
@@ -105,6 +106,11 @@ struct core_log_config {
 	 * this project's test machine (one virtio disk, 3 nodes on one CPU) 2
 	 * and 3 gave no gain over 1 (docs/cluster/core-log.md), so 1 it is. */
 	unsigned max_syncs;
+	/* Once the log has been quiet this long (no batch stored) with the
+	 * end of its last durable batch not yet marked, it writes the
+	 * durable-end mark alone, with one fdatasync (docs/cluster/core-log.md,
+	 * "The durable-end mark"). 0: CORE_LOG_DEFAULT_MARK_DELAY_MS. */
+	unsigned mark_delay_ms;
 	core_log_restore_fn *restore; /* may be NULL */
 	void *restore_arg;
 	core_log_persisted_fn *persisted; /* required */
@@ -127,6 +133,9 @@ struct core_log_stats {
 	uint64_t records;      /* records stored (checkpoints included) */
 	uint64_t batches;      /* batches stored */
 	uint64_t fsyncs;       /* fdatasyncs of batches issued */
+	uint64_t marks;        /* durable-end marks written with a batch */
+	uint64_t idle_marks;   /* marks written alone (each with its own
+				* fdatasync) after the log went quiet */
 	uint64_t segments;     /* segment files now */
 	uint64_t created;      /* segments created since open */
 	uint64_t deleted;      /* segments deleted since open */

@@ -97,9 +97,14 @@ struct core_log_batch {
 struct core_log_sync {
 	struct io_op op;       /* the fdatasync */
 	struct io_op write_op; /* the WRITEV of the checkpoint and the batch */
+	struct io_op mark_op;  /* the WRITE of a durable-end mark, if any */
 	struct iovec iov[2];
 	size_t write_len;
 	int write_res;
+	int mark_res;
+	bool marked;           /* the chain holds mark_op */
+	unsigned writes;       /* WRITEs of the chain not yet completed */
+	uint8_t mark[CORE_LOG_MARK_SIZE];
 	unsigned cqes;         /* completions still to come, of the two */
 	uint64_t gen;
 	uint64_t start_us;     /* CLOCK_MONOTONIC at submission */
@@ -165,7 +170,20 @@ struct core_log {
 	uint64_t gen_durable;       /* every batch up to this gen is durable */
 	struct core_log_sync syncs[CORE_LOG_MAX_SYNCS];
 	unsigned syncs_busy;
-	bool write_inflight;        /* a batch's WRITE has not completed */
+	bool write_inflight;        /* a batch's or a mark's WRITE has not completed */
+
+	/* durable-end marks of the active segment (page 0 slots) */
+	uint64_t durable_end;       /* its records are durable up to here */
+	uint64_t mark_end;          /* the highest end in a mark submitted */
+	uint64_t mark_count;        /* number of the last mark submitted */
+	struct io_op mark_timer_op; /* TIMEOUT: the log went quiet */
+	struct __kernel_timespec mark_delay;
+	bool mark_timer_armed;
+	struct io_op idle_mark_op;  /* WRITE of a mark alone, linked to: */
+	struct io_op idle_sync_op;  /* its fdatasync */
+	unsigned idle_cqes;
+	int idle_res;
+	uint8_t idle_mark[CORE_LOG_MARK_SIZE];
 
 	/* preallocation of the active segment */
 	struct io_op grow_op;       /* FALLOCATE, linked to: */
@@ -185,7 +203,7 @@ struct core_log {
 	unsigned prep_cqes;
 	int prep_res[4];
 	struct io_op prep_op[4];
-	uint8_t prep_header[CORE_LOG_SEGMENT_HEADER_SIZE];
+	uint8_t prep_header[CORE_LOG_RECORDS_START]; /* page 0 */
 	char prep_name[64];
 
 	/* retention */

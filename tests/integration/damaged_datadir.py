@@ -267,11 +267,11 @@ def fresh(pristine, work):
 
 def records(path):
     """(offset, length) of each whole record of a core log segment
-    (docs/cluster/core-log.md: a 32-byte header, records of a 48-byte
+    (docs/cluster/core-log.md: page 0 of 4096 bytes, records of a 48-byte
     header and payload_len bytes)."""
     with open(path, "rb") as f:
         data = f.read()
-    out, off = [], 32
+    out, off = [], 4096
     while off + 48 <= len(data) and data[off:off + 48] != bytes(48):
         n = int.from_bytes(data[off:off + 4], "little")
         if off + 48 + n > len(data):
@@ -375,6 +375,23 @@ def damage_cases(ringkvd, pristine, tmp):
         os.truncate(seg, cuts[0])
         start_refused(ringkvd, d, tmp, "core-1 log cut at a record boundary near its end",
                       rel(seg))
+
+    # The last records zeroed from a record boundary, the file's size
+    # kept (as a cut at a record and page boundary followed by
+    # preallocated space looks): the segment's durable-end mark, written
+    # once they were synced, says where they ended.
+    for back in (1, 3):
+        d = fresh(pristine, work)
+        seg = segments(d, 1)[-1]
+        recs = records(seg)
+        if len(recs) > back:
+            off = recs[-back][0]
+            size = os.path.getsize(seg)
+            with open(seg, "r+b") as f:
+                f.seek(off)
+                f.write(bytes(size - off))
+            start_refused(ringkvd, d, tmp, "core-1's last %d records zeroed" % back,
+                          rel(seg))
 
     # A dir without OPENED is a half-created one, but a shard whose tables
     # hold entries still needs its log.
@@ -493,10 +510,10 @@ def random_rounds(ringkvd, pristine, tmp, rounds, seed):
             if not os.path.exists(full):
                 continue
             size = os.path.getsize(full)
-            # A core log cut at a record boundary (not a page boundary: a
-            # cut there above every flushed index is not detected, see
-            # docs/notes/damaged.md, limits).
-            cuts = [off for off, _ in records(full) if off % 4096 != 0] \
+            # A core log cut at a record boundary (at a page boundary too:
+            # the segment's durable-end mark tells it; the node was
+            # stopped cleanly, so every batch was marked).
+            cuts = [off for off, _ in records(full)] \
                 if kind == "cut" and p.startswith("core-") else []
             if kind == "cut" and cuts:
                 os.truncate(full, rng.choice(cuts))
