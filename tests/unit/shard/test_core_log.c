@@ -31,6 +31,7 @@
 #include "shard/core_log.h"
 #include "shard/core_log_format.h"
 #include "shard/core_log_internal.h" /* the fdatasync failure test swaps the fd */
+#include "shard/crc32c.h"
 
 #define MAXG 1024
 #define KIB 1024u
@@ -1587,6 +1588,43 @@ static void test_marks_ride_with_batches(void **state)
 	assert_int_equal(m.end, end_before_last + 3 * core_log_record_size(200));
 }
 
+/*
+ * A segment of format version 1 (records from offset 32, no durable-end
+ * marks; development builds only) is refused by name, and left as it was.
+ */
+static void test_version_1_refused(void **state)
+{
+	struct fx *f = *state;
+	uint8_t seg[2 * 4096] = { 0 };
+	struct stat st;
+	char path[256];
+	uint32_t crc;
+	size_t len;
+	int fd;
+
+	must_open(f);
+	close_log(f);
+	path_of(f, 1, path, sizeof path);
+	/* A version 1 header, then its RETAIN record at 32. */
+	core_log_segment_header_encode(seg, 1);
+	seg[8] = 1;
+	crc = crc32c(0, seg, 28);
+	for (int i = 0; i < 4; i++)
+		seg[28 + i] = (uint8_t)(crc >> (8 * i));
+	len = 32 + core_log_record_finish(seg + 32, &(struct core_log_record){
+		.kind = CORE_LOG_RETAIN, .a = 1 });
+	assert_true(len < sizeof seg);
+	fd = open(path, O_RDWR | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, seg, sizeof seg, 0), (ssize_t)sizeof seg);
+	close(fd);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000001.log: offset 8: core log "
+				       "format version 1, but this ringkvd reads version 2 only"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, sizeof seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1619,6 +1657,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_check_holds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_cut_of_last_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_1_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_marks_ride_with_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_at_record_boundary_refused, setup,
 						teardown),
