@@ -266,5 +266,10 @@ int core_log_check_holds(const struct core_log *log, uint64_t group, uint64_t in
  * For tools that check a data dir without opening the log.
  */
 int core_log_segment_name_parse(const char *name, uint64_t *seq);
+/* The segment seqs in `dir`, ascending, in a malloc'd array the caller
+ * frees (other files are skipped). 0 or -errno. */
+int core_log_segments_list(const char *dir, uint64_t **seqs, size_t *count);
+/* The name of segment `seq` into buf: 0, or -ENAMETOOLONG. */
+int core_log_segment_name(char *buf, size_t len, uint64_t seq);
 
 #endif

@@ -320,3 +320,33 @@ enum core_log_scan_result core_log_scan_next(struct core_log_scanner *s,
 	s->reason = NULL;
 	return CORE_LOG_SCAN_RECORD;
 }
+
+void core_log_segment_examine(const uint8_t *buf, size_t len, uint64_t seq,
+			      struct core_log_segment_facts *out)
+{
+	struct core_log_scanner sc;
+	struct core_log_record r;
+	uint64_t header_seq = 0;
+
+	memset(out, 0, sizeof *out);
+	out->version = core_log_segment_header_version(buf, len);
+	out->header = core_log_segment_header_check(buf, len, &header_seq);
+	if (out->header == 0 && header_seq != seq)
+		out->header = RKV_ECORRUPT;
+	if (out->header != 0)
+		return;
+	out->marked = core_log_mark_read(buf, len, seq, &out->mark) == 0;
+	core_log_scan_init(&sc, buf, len);
+	while ((out->res = core_log_scan_next(&sc, &r)) == CORE_LOG_SCAN_RECORD) {
+		if (r.kind == CORE_LOG_SEAL && !out->sealed) {
+			out->sealed = true;
+			out->seal_seq = r.a;
+			out->seal_end = r.b;
+			out->seal_at = sc.offset - core_log_record_size(r.payload_len);
+		}
+		out->records++;
+	}
+	out->cut = sc.cut;
+	out->reason = sc.reason;
+	out->end = sc.offset;
+}

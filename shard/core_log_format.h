@@ -202,4 +202,29 @@ void core_log_scan_init(struct core_log_scanner *s, const uint8_t *buf, size_t l
 enum core_log_scan_result core_log_scan_next(struct core_log_scanner *s,
 					     struct core_log_record *out);
 
+/*
+ * What one segment held in memory says about its own end, for tools that
+ * check a log without opening it (server/repair.c); core_log_open.c applies
+ * the same rules while it replays. Untrusted bytes: every verdict is data.
+ */
+struct core_log_segment_facts {
+	int header;          /* 0, or core_log_segment_header_check's error */
+	uint32_t version;    /* the version the header names (0: no good header) */
+	enum core_log_scan_result res; /* how the scan stopped (END/TORN/CORRUPT) */
+	bool cut;            /* TORN: the file ends inside a record */
+	const char *reason;  /* CORRUPT: why */
+	size_t end;          /* where the records end, or the bad bytes start */
+	uint64_t records;    /* records read */
+	bool marked;         /* `mark` holds the segment's newest valid mark */
+	struct core_log_mark mark;
+	bool sealed;         /* a SEAL record: the segment before ends at */
+	uint64_t seal_seq;   /* seal_end (seal_seq = its seq) */
+	uint64_t seal_end;
+	size_t seal_at;      /* offset of the SEAL record */
+};
+
+/* Reads segment `seq` (buf[0..len)) through: header, records, mark, SEAL. */
+void core_log_segment_examine(const uint8_t *buf, size_t len, uint64_t seq,
+			      struct core_log_segment_facts *out);
+
 #endif

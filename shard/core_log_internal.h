@@ -247,8 +247,7 @@ void core_log_group_repin(struct core_log *log, uint32_t gi);
 /* The segment record of `seq`, or NULL if it is not (any longer) there. */
 struct core_log_seg *core_log_seg_find(struct core_log *log, uint64_t seq);
 
-/* core_log_open.c: recovery (see there); segment names. */
+/* core_log_open.c: recovery (see there). */
 int core_log_open_segments(struct core_log *log, char *err, size_t errlen);
-int core_log_segment_name(char *buf, size_t len, uint64_t seq);
 
 #endif

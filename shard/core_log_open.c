@@ -129,8 +129,9 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Segment seqs in `dir_fd`, ascending, in a malloc'd array. 0 or -errno. */
-static int list_segments(const char *dir, int dir_fd, uint64_t **out, size_t *count)
+/* Segment seqs in `dir_fd`, ascending, in a malloc'd array, warning of
+ * other files when `warn`. 0 or -errno. */
+static int list_segments(const char *dir, int dir_fd, bool warn, uint64_t **out, size_t *count)
 {
 	uint64_t *seqs = NULL;
 	size_t n = 0, cap = 0;
@@ -150,7 +151,7 @@ static int list_segments(const char *dir, int dir_fd, uint64_t **out, size_t *co
 		uint64_t seq;
 
 		if (core_log_segment_name_parse(de->d_name, &seq) != 0) {
-			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			if (warn && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 				log_warn("core log %s: %s is not a file the log writes; left "
 					 "alone and not read", dir, de->d_name);
 			continue;
@@ -185,6 +186,17 @@ static int list_segments(const char *dir, int dir_fd, uint64_t **out, size_t *co
 }
 
 /* Writes a new segment's page 0 (header and initial marks), then fsync. */
+int core_log_segments_list(const char *dir, uint64_t **seqs, size_t *count)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rv;
+
+	if (fd < 0)
+		return -errno;
+	rv = list_segments(dir, fd, false, seqs, count);
+	close(fd);
+	return rv;
+}
+
 static int write_header(int fd, uint64_t seq)
 {
 	uint8_t header[CORE_LOG_RECORDS_START];
@@ -805,7 +817,7 @@ int core_log_open_segments(struct core_log *log, char *err, size_t errlen)
 		set_err(err, errlen, "%s: open: %s", dir, strerror(-rv));
 		return rv;
 	}
-	rv = list_segments(dir, log->dir_fd, &seqs, &n);
+	rv = list_segments(dir, log->dir_fd, true, &seqs, &n);
 	if (rv != 0) {
 		set_err(err, errlen, "%s: listing segments: %s", dir, strerror(-rv));
 		return rv;
