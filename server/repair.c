@@ -12,8 +12,12 @@
  * - stray files (not written by ringkv, or tables no manifest names) in D
  *   and its shard and core log dirs;
  * and reports, without touching them, what it cannot mend: a damaged
- * MANIFEST or CLUSTER, a core log segment unreadable from some offset
- * (given), which only a backup repairs.
+ * MANIFEST or CLUSTER; a core log segment unreadable from some offset
+ * (given), cut or zeroed below its durable-end mark or below where the
+ * next segment's SEAL says it ends, missing from the sequence, or of a
+ * format version this build does not read -- the checks of ringkvd's own
+ * recovery (shard/core_log_open.c), through core_log_segment_examine() --
+ * which only a backup (or, replicated, the peers) repairs.
  * Only with --yes, and only when nothing unmendable was found, it acts:
  * every file it drops is moved into D/quarantine/repair-<time>/ (same path
  * below it), never deleted; a shard's old MANIFEST is copied there, and
@@ -27,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +43,7 @@
 #include "core/durable_file.h"
 #include "core/errors.h"
 #include "server/datadir.h"
+#include "shard/core_log.h" /* segment names */
 #include "shard/core_log_format.h"
 #include "shard/manifest.h"
 #include "shard/shard_internal.h" /* lsm_table_check */
@@ -312,78 +318,160 @@ static int examine_shard(struct repair *r, const char *name)
 	return 0;
 }
 
-/* Lists where a core log segment stops parsing; never changes it. */
-static void examine_segment(struct repair *r, const char *rel, const char *path)
-{
-	struct core_log_record rec;
-	struct core_log_scanner sc;
-	enum core_log_scan_result res;
-	uint8_t *buf = NULL;
-	size_t len = 0;
+/* What examine_core keeps of one segment for the checks of the next. */
+struct seg_seen {
 	uint64_t seq;
+	char rel[600];
+	bool parsed;        /* header good: `end` is where its records end */
+	size_t end;
+	bool torn;          /* a torn tail at `end` */
+};
 
-	if (read_whole(path, &buf, &len) != 0) {
-		printf("cannot mend: %s: unreadable\n", rel);
+static void cannot_mend(struct repair *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void cannot_mend(struct repair *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("cannot mend: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("; the entries there above the shards' flushed indexes are in no table "
+	       "(restore the data dir from a backup, or rebuild the node from its peers)\n");
+	r->unmendable++;
+}
+
+/*
+ * Checks one core log segment as ringkvd's recovery would (core_log_open.c)
+ * and says what it finds; never changes it. `prev` is the segment before
+ * (seq - 1) when present and read, else NULL; `last` whether no segment
+ * follows.
+ */
+static void examine_segment(struct repair *r, const char *core, uint64_t seq,
+			    struct seg_seen *prev, bool last, struct seg_seen *out)
+{
+	struct core_log_segment_facts f;
+	char path[REPAIR_PATH_MAX], name[64];
+	uint8_t *buf = NULL;
+	size_t len = 0, written;
+
+	core_log_segment_name(name, sizeof name, seq);
+	out->seq = seq;
+	out->parsed = false;
+	out->torn = false;
+	if (join(out->rel, sizeof out->rel, core, name) ||
+	    join(path, sizeof path, r->dir, out->rel) || read_whole(path, &buf, &len) != 0) {
+		printf("cannot mend: %s: unreadable\n", out->rel);
 		r->unmendable++;
 		return;
 	}
-	if (core_log_segment_header_check(buf, len, &seq) != 0) {
-		printf("cannot mend: %s: no whole segment header (ringkvd says whether it "
-		       "may rewrite it)\n", rel);
-		r->unmendable++;
-		free(buf);
-		return;
-	}
-	core_log_scan_init(&sc, buf, len);
-	while ((res = core_log_scan_next(&sc, &rec)) == CORE_LOG_SCAN_RECORD)
-		;
-	if (res == CORE_LOG_SCAN_CORRUPT || (res == CORE_LOG_SCAN_TORN && sc.cut)) {
-		size_t end = len;
-
-		while (end > sc.offset && buf[end - 1] == 0)
-			end--; /* preallocated space never written */
-		printf("cannot mend: %s: unreadable from offset %zu (%zu bytes up to the last "
-		       "written byte): %s; the entries there above the shards' flushed indexes "
-		       "are in no table (restore the data dir from a backup)\n", rel, sc.offset,
-		       end - sc.offset,
-		       res == CORE_LOG_SCAN_CORRUPT && sc.reason ? sc.reason : "cut inside a record");
-		r->unmendable++;
-	} else if (res == CORE_LOG_SCAN_TORN) {
-		printf("note: %s: torn tail at offset %zu (an unsynced write); ringkvd cuts it "
-		       "itself\n", rel, sc.offset);
-	}
+	core_log_segment_examine(buf, len, seq, &f);
+	written = len;
+	while (written > f.end && buf[written - 1] == 0)
+		written--; /* preallocated space never written */
 	free(buf);
+	if (f.header != 0) {
+		if (f.version != 0 && f.version != CORE_LOG_FORMAT_VERSION)
+			printf("cannot mend: %s: core log format version %" PRIu32 ", but this "
+			       "build reads version %d only (docs/cluster/core-log.md, \"Format "
+			       "versions\")\n", out->rel, f.version, CORE_LOG_FORMAT_VERSION);
+		else
+			printf("cannot mend: %s: no whole segment header (ringkvd says whether it "
+			       "may rewrite it)\n", out->rel);
+		r->unmendable++;
+		return;
+	}
+	if (f.res == CORE_LOG_SCAN_CORRUPT || (f.res == CORE_LOG_SCAN_TORN && f.cut)) {
+		cannot_mend(r, "%s: unreadable from offset %zu (%zu bytes up to the last written "
+			    "byte): %s", out->rel, f.end, written - f.end,
+			    f.res == CORE_LOG_SCAN_CORRUPT && f.reason ? f.reason
+								  : "cut inside a record");
+		return;
+	}
+	out->parsed = true;
+	out->end = f.end;
+	out->torn = f.res == CORE_LOG_SCAN_TORN;
+	/* A torn tail must be the log's end: a later segment with records
+	 * means the bad record was followed by data. */
+	if (prev && prev->parsed && prev->torn && f.records > 0)
+		cannot_mend(r, "%s: offset %zu: bad record followed by valid data in %s", prev->rel,
+			    prev->end, out->rel);
+	/* The segment before ends where this one's SEAL says (written once
+	 * all of its records were synced). */
+	if (f.sealed && prev && prev->parsed && prev->seq == f.seal_seq && prev->end != f.seal_end)
+		cannot_mend(r, "%s: its records end at offset %zu, but %s (begun once they were "
+			    "all synced) says they end at %" PRIu64 ": the file was cut or zeroed "
+			    "and the records synced after offset %zu are lost", prev->rel,
+			    prev->end, out->rel, f.seal_end, prev->end);
+	if (!f.marked && (f.records > 0 || !last))
+		cannot_mend(r, "%s: offset %d: neither durable-end mark slot of page 0 is valid, "
+			    "so whether records synced after offset %zu are lost cannot be told",
+			    out->rel, CORE_LOG_MARK_SLOT0, f.end);
+	else if (f.marked && f.mark.end > f.end)
+		cannot_mend(r, "%s: offset %zu: its records end here, but its durable-end mark "
+			    "(number %" PRIu64 ") says records were synced up to offset %" PRIu64
+			    ": the file was cut or zeroed, and the %" PRIu64 " bytes of records "
+			    "synced after offset %zu are lost", out->rel, f.end, f.mark.count,
+			    f.mark.end, f.mark.end - f.end, f.end);
+	else
+		printf("checked: %s: %" PRIu64 " records up to offset %zu, synced at least up to "
+		       "%" PRIu64 "%s\n", out->rel, f.records, f.end,
+		       f.marked ? f.mark.end : (uint64_t)CORE_LOG_RECORDS_START,
+		       f.sealed ? " (its SEAL was checked against the segment before)" : "");
+	if (out->torn)
+		printf("note: %s: torn tail at offset %zu (an unsynced write); ringkvd cuts it "
+		       "itself\n", out->rel, f.end);
 }
 
 static int examine_core(struct repair *r, const char *name)
 {
-	char path[REPAIR_PATH_MAX], rel[600];
+	char rel[600], path[REPAIR_PATH_MAX];
+	struct seg_seen seen[2];
 	struct dirent *de;
+	uint64_t *seqs = NULL, seq;
+	size_t n = 0;
 	DIR *d;
+	int rv;
 
 	d = open_below(r, name);
 	if (!d)
 		return -errno;
 	while ((de = readdir(d)) != NULL) {
-		size_t n = strlen(de->d_name);
-
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    core_log_segment_name_parse(de->d_name, &seq) == 0)
 			continue;
-		if (join(rel, sizeof rel, name, de->d_name) || join(path, sizeof path, r->dir, rel)) {
-			closedir(d);
-			return -ENAMETOOLONG;
-		}
-		if (n > 8 && !strncmp(de->d_name, "log-", 4) && !strcmp(de->d_name + n - 4, ".log")) {
-			examine_segment(r, rel, path);
-			continue;
-		}
-		printf("move stray: %s (not a log segment)\n", rel);
-		if (add_drop(r, rel, -1, 0, 0)) {
+		if (join(rel, sizeof rel, name, de->d_name) || add_drop(r, rel, -1, 0, 0)) {
 			closedir(d);
 			return -ENOMEM;
 		}
+		printf("move stray: %s (not a log segment)\n", rel);
 	}
 	closedir(d);
+	if (join(path, sizeof path, r->dir, name))
+		return -ENAMETOOLONG;
+	rv = core_log_segments_list(path, &seqs, &n);
+	if (rv)
+		return rv;
+	/* Oldest first, as recovery reads them: each against the one before. */
+	for (size_t k = 0; k < n; k++) {
+		struct seg_seen *prev = k > 0 && seqs[k] == seqs[k - 1] + 1 ? &seen[(k - 1) % 2]
+									   : NULL;
+
+		if (k > 0 && !prev) {
+			char missing[64];
+
+			core_log_segment_name(missing, sizeof missing, seqs[k - 1] + 1);
+			printf("cannot mend: %s/%s: segment missing (between %" PRIu64 " and %" PRIu64
+			       "); the entries it held are lost (restore the data dir from a "
+			       "backup, or rebuild the node from its peers)\n", name, missing,
+			       seqs[k - 1], seqs[k]);
+			r->unmendable++;
+		}
+		examine_segment(r, name, seqs[k], prev, k == n - 1, &seen[k % 2]);
+	}
+	free(seqs);
 	return 0;
 }
 

@@ -1,8 +1,8 @@
 /*
  * The per-core Raft log at run time: staging records of every group into
- * one batch, group commit (one store into the mapped segment and one
- * fdatasync per batch, whatever the number of groups), segments prepared
- * ahead and switched at a size bound, and retention. Opening (recovery) is
+ * one batch, group commit (one WRITEV and one fdatasync per batch, whatever
+ * the number of groups), durable-end marks in each segment's page 0,
+ * segments prepared ahead and switched at a size bound, and retention. Opening (recovery) is
  * in core_log_open.c, the group table and pins in core_log_group.c.
  *
  * Invariants (besides those in core_log.h):
@@ -390,6 +390,8 @@ static void batch_durable(struct core_log *log)
 
 	if (b->checkpoint && b->seq > log->checkpoint_durable)
 		log->checkpoint_durable = b->seq;
+	if (b->seq == active_seg(log)->seq && b->end > log->durable_end)
+		log->durable_end = b->end;
 	if (b->retain > log->retain_durable)
 		log->retain_durable = b->retain;
 	log->gen_durable = b->gen;
@@ -412,6 +414,8 @@ static void batch_durable(struct core_log *log)
 	log->head = (log->head + 1) % (CORE_LOG_MAX_SYNCS + 1);
 	log->nstored--;
 }
+
+static void mark_timer_arm(struct core_log *log);
 
 static uint64_t monotonic_us(void)
 {
@@ -460,6 +464,8 @@ static void sync_finished(struct core_log *log, struct core_log_sync *sync, int 
 	/* A failed or short WRITE cancels its linked fdatasync. */
 	if (sync->write_res < 0 || (size_t)sync->write_res != sync->write_len)
 		res = sync->write_res < 0 ? sync->write_res : -EIO;
+	else if (sync->marked && sync->mark_res != (int)sync->mark_len)
+		res = sync->mark_res < 0 ? sync->mark_res : -EIO;
 	if (res < 0) {
 		fail_log(log, res);
 		return;
@@ -467,6 +473,7 @@ static void sync_finished(struct core_log *log, struct core_log_sync *sync, int 
 	count_sync(log, sync);
 	while (log->nstored > 0 && log->gen_durable < sync->gen)
 		batch_durable(log);
+	mark_timer_arm(log);
 }
 
 static void sync_done(struct io_op *op, int res, unsigned flags)
@@ -476,29 +483,152 @@ static void sync_done(struct io_op *op, int res, unsigned flags)
 
 	(void)flags;
 	log->ops--;
-	/* A direct WRITE completes here (no write_op); a buffered one's
-	 * fdatasync comes after its WRITE's completion anyway. */
-	log->write_inflight = false;
+	/* A direct batch's records WRITE completes here (no write_op). */
 	if (sync->direct) {
 		sync->write_res = res;
 		res = res < 0 ? res : 0;
+		if (--sync->writes == 0)
+			log->write_inflight = false;
 	}
 	if (--sync->cqes == 0)
 		sync_finished(log, sync, res);
 }
 
+/* One WRITE of a chain (the records, or the mark behind them) is back. */
+static void chain_write_done(struct core_log *log, struct core_log_sync *sync)
+{
+	log->ops--;
+	if (--sync->writes == 0)
+		log->write_inflight = false;
+	if (--sync->cqes == 0)
+		sync_finished(log, sync, 0);
+}
+
 static void write_done(struct io_op *op, int res, unsigned flags)
 {
-	struct core_log *log = op->data;
 	struct core_log_sync *sync =
 		(struct core_log_sync *)((char *)op - offsetof(struct core_log_sync, write_op));
 
 	(void)flags;
-	log->ops--;
-	log->write_inflight = false;
 	sync->write_res = res;
-	if (--sync->cqes == 0)
-		sync_finished(log, sync, 0);
+	chain_write_done(op->data, sync);
+}
+
+static void mark_done(struct io_op *op, int res, unsigned flags)
+{
+	struct core_log_sync *sync =
+		(struct core_log_sync *)((char *)op - offsetof(struct core_log_sync, mark_op));
+
+	(void)flags;
+	sync->mark_res = res;
+	chain_write_done(op->data, sync);
+}
+
+/* ---- durable-end marks -------------------------------------------------
+ *
+ * Page 0 of a segment holds two mark slots (core_log_format.h). A mark
+ * names an offset the segment's records were durable up to when it was
+ * written: the end of the newest batch whose fdatasync had completed. So a
+ * mark is never above what a power loss can leave (recovery never refuses
+ * a genuinely torn tail), whichever order the kernel writes the pages back
+ * in; and recovery refuses a segment whose records end below its mark
+ * (cut or zeroed at a record and page boundary: synced data lost).
+ *
+ * A mark rides in the chain of the next batch (WRITEV, WRITE of the slot,
+ * one FSYNC): no fdatasync of its own, one more page written. What it
+ * cannot cover is the batch in flight itself: the newest durable batch is
+ * marked only by the next one. When none comes within mark_delay_ms, a
+ * TIMEOUT through the ring writes the mark alone with one fdatasync: one
+ * per quiet period, never one per batch. The window that stays: the last
+ * batch(es) made durable less than mark_delay_ms before a crash, or while
+ * batches keep coming, the last one before it.
+ *
+ * One mark WRITE in flight at a time (write_inflight), alternating slots:
+ * a torn write can spoil only the slot being written, the other still
+ * holds the previous mark.
+ */
+
+/* Encodes the next mark (end = durable_end) into `out`; its slot offset. */
+static uint64_t mark_next(struct core_log *log, uint8_t *out)
+{
+	struct core_log_mark m = { .seq = active_seg(log)->seq, .count = ++log->mark_count,
+				   .end = log->durable_end };
+
+	core_log_mark_encode(out, &m);
+	log->mark_end = log->durable_end;
+	return core_log_mark_offset(m.count);
+}
+
+static void idle_mark_done(struct io_op *op, int res, unsigned flags)
+{
+	struct core_log *log = op->data;
+
+	(void)flags;
+	log->ops--;
+	if (op == &log->idle_mark_op) {
+		log->write_inflight = false;
+		if (res != (int)log->idle_len && log->idle_res >= 0)
+			log->idle_res = res < 0 ? res : -EIO;
+	} else if (res < 0 && log->idle_res >= 0) {
+		log->idle_res = res;
+	}
+	if (--log->idle_cqes > 0)
+		return;
+	/* Its fdatasync failed (or was cancelled by the failed WRITE): what
+	 * it covered may not be durable; the log fails as for a batch. */
+	if (log->idle_res < 0 && !log->failed)
+		fail_log(log, log->idle_res);
+}
+
+static void mark_timer_done(struct io_op *op, int res, unsigned flags)
+{
+	struct core_log *log = op->data;
+	struct io_uring_sqe *sqe;
+	uint64_t at;
+
+	(void)res; /* -ETIME: it expired */
+	(void)flags;
+	log->ops--;
+	log->mark_timer_armed = false;
+	if (log->failed || log->durable_end <= log->mark_end)
+		return;
+	/* A batch in flight re-arms the timer when it is durable. */
+	if (log->nstored > 0 || log->write_inflight)
+		return;
+	at = mark_next(log, log->idle_mark);
+	log->stats.idle_marks++;
+	log->write_inflight = true;
+	log->idle_res = 0;
+	if (log->direct) {
+		/* Page 0 whole, durable when the write completes. */
+		memcpy(log->dio_page0 + at, log->idle_mark, CORE_LOG_MARK_SIZE);
+		log->idle_len = CORE_LOG_DIO_BLOCK;
+		log->idle_cqes = 1;
+		sqe = log_sqe(log, &log->idle_mark_op);
+		io_uring_prep_write(sqe, log->fd, log->dio_page0, CORE_LOG_DIO_BLOCK, 0);
+		sqe->rw_flags = RWF_DSYNC;
+		return;
+	}
+	log->idle_len = CORE_LOG_MARK_SIZE;
+	log->idle_cqes = 2;
+	io_ring_reserve(log->io, 2);
+	sqe = log_sqe(log, &log->idle_mark_op);
+	io_uring_prep_write(sqe, log->fd, log->idle_mark, CORE_LOG_MARK_SIZE, at);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = log_sqe(log, &log->idle_sync_op);
+	io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
+}
+
+/* Starts the quiet-period timer if a durable end is not marked yet. */
+static void mark_timer_arm(struct core_log *log)
+{
+	struct io_uring_sqe *sqe;
+
+	if (log->mark_timer_armed || log->failed || log->durable_end <= log->mark_end)
+		return;
+	log->mark_timer_armed = true;
+	sqe = log_sqe(log, &log->mark_timer_op);
+	io_uring_prep_timeout(sqe, &log->mark_delay, 0, 0);
 }
 
 /* ---- preallocation ---------------------------------------------------- */
@@ -655,7 +785,7 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 		sqe->flags |= IOSQE_IO_LINK;
 		sqe = log_sqe(log, &log->prep_op[1]);
 		io_uring_prep_write(sqe, log->prep_fd, log->prep_header,
-				    CORE_LOG_SEGMENT_HEADER_SIZE, 0);
+				    CORE_LOG_RECORDS_START, 0);
 		sqe->flags |= IOSQE_IO_LINK;
 		sqe = log_sqe(log, &log->prep_op[2]);
 		io_uring_prep_fsync(sqe, log->prep_fd, 0);
@@ -667,7 +797,7 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 	for (int i = 0; i < 4 && err == 0; i++)
 		if (log->prep_res[i] < 0 && log->prep_res[i] != -ECANCELED)
 			err = log->prep_res[i];
-	if (err == 0 && log->prep_res[1] != CORE_LOG_SEGMENT_HEADER_SIZE)
+	if (err == 0 && log->prep_res[1] != CORE_LOG_RECORDS_START)
 		err = log->prep_res[1] < 0 ? -EIO : -ENOSPC;
 	if (err == 0 && (log->prep_res[2] < 0 || log->prep_res[3] < 0))
 		err = -EIO;
@@ -685,7 +815,7 @@ static void prepare_start(struct core_log *log)
 
 	assert(log->prep == PREP_NONE);
 	core_log_segment_name(log->prep_name, sizeof log->prep_name, seq);
-	core_log_segment_header_encode(log->prep_header, seq);
+	core_log_segment_page0_encode(log->prep_header, seq);
 	log->prep = PREP_OPENING;
 	log->prep_cqes = 1;
 	log->prep_err = 0;
@@ -737,12 +867,17 @@ static int switch_segment(struct core_log *log, uint64_t need)
 	log->prep = PREP_NONE;
 	seg = &log->segs[log->nsegs++];
 	seg->seq = log->segs[log->nsegs - 2].seq + 1;
-	seg->bytes = CORE_LOG_SEGMENT_HEADER_SIZE;
+	seg->bytes = CORE_LOG_RECORDS_START;
 	seg->pins = 0;
-	log->offset = CORE_LOG_SEGMENT_HEADER_SIZE;
+	log->offset = CORE_LOG_RECORDS_START;
+	/* Its page 0 holds marks 0 and 1, both naming no record. */
+	log->durable_end = CORE_LOG_RECORDS_START;
+	log->mark_end = CORE_LOG_RECORDS_START;
+	log->mark_count = 1;
 	if (log->direct) {
+		/* Records start on a block: no tail block to carry over. */
 		log->direct = direct_on(log, log->fd);
-		memcpy(log->dio_tail, log->prep_header, CORE_LOG_SEGMENT_HEADER_SIZE);
+		memcpy(log->dio_page0, log->prep_header, CORE_LOG_RECORDS_START);
 	}
 	log->active_checkpointed = false;
 	log->active_batches = 0;
@@ -912,16 +1047,7 @@ static void store_direct(struct core_log *log, struct core_log_sync *sync, uint6
 	struct io_uring_sqe *sqe;
 	uint8_t *p;
 
-	if (dio_reserve(log, padded) != 0) {
-		/* No staging memory: this batch goes the buffered way. */
-		io_ring_reserve(log->io, 2);
-		sqe = log_sqe(log, &sync->write_op);
-		io_uring_prep_writev(sqe, log->fd, sync->iov, sync->iov[1].iov_len ? 2 : 1, off);
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe = log_sqe(log, &sync->op);
-		io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
-		return;
-	}
+	assert(padded <= log->dio_cap); /* submit() reserved it */
 	p = log->dio_buf;
 	memcpy(p, log->dio_tail, head);
 	p += head;
@@ -933,23 +1059,49 @@ static void store_direct(struct core_log *log, struct core_log_sync *sync, uint6
 	memcpy(log->dio_tail, log->dio_buf + tail_at, len - tail_at);
 	/* sync_finished() checks the write's length against write_len. */
 	sync->write_len = padded;
-	sync->cqes = 1;
 	sync->direct = true;
-	/* write_inflight stays set until it completes (sync_done): one direct
-	 * WRITE at a time, as two could rewrite the same block in either
-	 * order, and dio_buf is the one staging buffer. */
+	sync->cqes = 1;
+	/* write_inflight stays set until the records' WRITE completes
+	 * (sync_done): one direct WRITE at a time, as two could rewrite the
+	 * same block in either order, and dio_buf is the one staging buffer. */
+	sync->writes = 1;
+	io_ring_reserve(log->io, 2);
+	if (sync->marked) {
+		/* Page 0 whole, with the new mark in its slot; the records'
+		 * RWF_DSYNC write, linked behind it, flushes it with them. */
+		uint64_t at = mark_next(log, sync->mark);
+
+		memcpy(log->dio_page0 + at, sync->mark, CORE_LOG_MARK_SIZE);
+		sync->mark_len = CORE_LOG_DIO_BLOCK;
+		sync->cqes++;
+		sync->writes++;
+		log->stats.marks++;
+		sqe = log_sqe(log, &sync->mark_op);
+		io_uring_prep_write(sqe, log->fd, log->dio_page0, CORE_LOG_DIO_BLOCK, 0);
+		sqe->flags |= IOSQE_IO_LINK;
+	}
 	sqe = log_sqe(log, &sync->op);
 	io_uring_prep_write(sqe, log->fd, log->dio_buf, (unsigned)padded, start);
 	sqe->rw_flags = RWF_DSYNC;
 }
 
-/* The block holding the append offset, read once at open for store_direct. */
+/* Page 0 and the block holding the append offset, read once at open for
+ * store_direct. */
 static int direct_start(struct core_log *log)
 {
 	uint64_t start = log->offset / CORE_LOG_DIO_BLOCK * CORE_LOG_DIO_BLOCK;
 	size_t head = (size_t)(log->offset - start);
-	ssize_t n = head ? pread(log->fd, log->dio_tail, head, (off_t)start) : 0;
+	ssize_t n;
 
+	if (log->cfg.buffered)
+		return 0;
+	log->dio_page0 = aligned_alloc(CORE_LOG_DIO_BLOCK, CORE_LOG_DIO_BLOCK);
+	if (!log->dio_page0)
+		return -ENOMEM;
+	n = pread(log->fd, log->dio_page0, CORE_LOG_RECORDS_START, 0);
+	if (n < 0 || n != CORE_LOG_RECORDS_START)
+		return n < 0 ? -errno : -EIO;
+	n = head ? pread(log->fd, log->dio_tail, head, (off_t)start) : 0;
 	if (n < 0 || (size_t)n != head)
 		return n < 0 ? -errno : -EIO;
 	log->direct = direct_on(log, log->fd);
@@ -1017,8 +1169,13 @@ static void store(struct core_log *log)
 	sync->start_us = monotonic_us();
 	sync->records = b->records;
 	sync->cqes = 2;
+	sync->writes = 1;
 	sync->write_res = 0;
 	sync->direct = false;
+	sync->mark_res = 0;
+	sync->mark_len = CORE_LOG_MARK_SIZE;
+	/* The end of the newest durable batch, if not marked yet. */
+	sync->marked = log->durable_end > log->mark_end;
 	log->syncs_busy++;
 	/*
 	 * Through the ring, not stores into a mapping of the file: a mapping
@@ -1035,11 +1192,21 @@ static void store(struct core_log *log)
 	if (log->direct) {
 		store_direct(log, sync, sqe_off);
 	} else {
-		io_ring_reserve(log->io, 2);
+		io_ring_reserve(log->io, 3);
 		sqe = log_sqe(log, &sync->write_op);
 		io_uring_prep_writev(sqe, log->fd, sync->iov, sync->iov[1].iov_len ? 2 : 1,
 				     sqe_off);
 		sqe->flags |= IOSQE_IO_LINK;
+		if (sync->marked) {
+			uint64_t at = mark_next(log, sync->mark);
+
+			sync->cqes++;
+			sync->writes++;
+			log->stats.marks++;
+			sqe = log_sqe(log, &sync->mark_op);
+			io_uring_prep_write(sqe, log->fd, sync->mark, CORE_LOG_MARK_SIZE, at);
+			sqe->flags |= IOSQE_IO_LINK;
+		}
 		sqe = log_sqe(log, &sync->op);
 		io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
 	}
@@ -1065,7 +1232,7 @@ static void submit(struct core_log *log)
 		/* The active segment is done: move to the next one, once the
 		 * batches stored into it are durable (the flush after the last
 		 * one's fdatasync comes back to here). */
-		if (round > 0 || log->grow_inflight || log->nstored > 0)
+		if (round > 0 || log->grow_inflight || log->nstored > 0 || log->write_inflight)
 			return;
 		switch (log->prep) {
 		case PREP_FAILED: /* an earlier attempt: try again for this batch */
@@ -1087,6 +1254,12 @@ static void submit(struct core_log *log)
 	}
 	if (log->offset + need > log->map.alloc) {
 		grow(log, log->offset + need);
+		return;
+	}
+	/* Staging for a direct write: the batch, the head of its first block
+	 * and the padding of its last. */
+	if (log->direct && dio_reserve(log, need + 2 * CORE_LOG_DIO_BLOCK) != 0) {
+		fail_pending(log, -ENOMEM);
 		return;
 	}
 	store(log);
@@ -1197,7 +1370,15 @@ int core_log_open(struct core_log **out, const struct core_log_config *cfg,
 	for (int i = 0; i < CORE_LOG_MAX_SYNCS; i++) {
 		log->syncs[i].op = (struct io_op){ .done = sync_done, .data = log };
 		log->syncs[i].write_op = (struct io_op){ .done = write_done, .data = log };
+		log->syncs[i].mark_op = (struct io_op){ .done = mark_done, .data = log };
 	}
+	if (log->cfg.mark_delay_ms == 0)
+		log->cfg.mark_delay_ms = CORE_LOG_DEFAULT_MARK_DELAY_MS;
+	log->mark_delay.tv_sec = log->cfg.mark_delay_ms / 1000;
+	log->mark_delay.tv_nsec = (long long)(log->cfg.mark_delay_ms % 1000) * 1000000;
+	log->mark_timer_op = (struct io_op){ .done = mark_timer_done, .data = log };
+	log->idle_mark_op = (struct io_op){ .done = idle_mark_done, .data = log };
+	log->idle_sync_op = (struct io_op){ .done = idle_mark_done, .data = log };
 	log->grow_op = (struct io_op){ .done = grow_done, .data = log };
 	log->grow_sync_op = (struct io_op){ .done = grow_done, .data = log };
 	log->unlink_op = (struct io_op){ .done = unlink_done, .data = log };
@@ -1231,6 +1412,7 @@ void core_log_close(struct core_log *log)
 	assert(log->ops == 0);
 	wal_map_close(&log->map);
 	free(log->dio_buf);
+	free(log->dio_page0);
 	if (log->fd >= 0)
 		close(log->fd);
 	if (log->prep_fd >= 0)

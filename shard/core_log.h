@@ -50,6 +50,7 @@
 /* fdatasyncs of batches in flight at once, at most (see core_log_config). */
 #define CORE_LOG_MAX_SYNCS 4
 #define CORE_LOG_DEFAULT_SYNCS 1
+#define CORE_LOG_DEFAULT_MARK_DELAY_MS 10
 
 /* What a group had stored when the log was opened: fed to raft_restore(). */
 struct core_log_group_state {
@@ -111,6 +112,11 @@ struct core_log_config {
 	 * no io-wq worker thread and no fdatasync (docs/cluster/core-log.md);
 	 * a file system that refuses O_DIRECT gets the buffered path anyway. */
 	bool buffered;
+	/* Once the log has been quiet this long (no batch stored) with the
+	 * end of its last durable batch not yet marked, it writes the
+	 * durable-end mark alone, with one fdatasync (docs/cluster/core-log.md,
+	 * "The durable-end mark"). 0: CORE_LOG_DEFAULT_MARK_DELAY_MS. */
+	unsigned mark_delay_ms;
 	core_log_restore_fn *restore; /* may be NULL */
 	void *restore_arg;
 	core_log_persisted_fn *persisted; /* required */
@@ -133,6 +139,9 @@ struct core_log_stats {
 	uint64_t records;      /* records stored (checkpoints included) */
 	uint64_t batches;      /* batches stored */
 	uint64_t fsyncs;       /* fdatasyncs of batches issued */
+	uint64_t marks;        /* durable-end marks written with a batch */
+	uint64_t idle_marks;   /* marks written alone (each with its own
+				* fdatasync) after the log went quiet */
 	uint64_t segments;     /* segment files now */
 	uint64_t created;      /* segments created since open */
 	uint64_t deleted;      /* segments deleted since open */
@@ -263,5 +272,10 @@ int core_log_check_holds(const struct core_log *log, uint64_t group, uint64_t in
  * For tools that check a data dir without opening the log.
  */
 int core_log_segment_name_parse(const char *name, uint64_t *seq);
+/* The segment seqs in `dir`, ascending, in a malloc'd array the caller
+ * frees (other files are skipped). 0 or -errno. */
+int core_log_segments_list(const char *dir, uint64_t **seqs, size_t *count);
+/* The name of segment `seq` into buf: 0, or -ENAMETOOLONG. */
+int core_log_segment_name(char *buf, size_t len, uint64_t seq);
 
 #endif

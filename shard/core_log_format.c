@@ -92,7 +92,7 @@ static const char *shape_error(uint8_t kind, uint32_t type, uint64_t group, uint
 		return NULL;
 	case CORE_LOG_SEAL:
 		if (payload_len != 0 || type != 0 || group != 0 || a == 0 ||
-		    b < CORE_LOG_SEGMENT_HEADER_SIZE)
+		    b < CORE_LOG_RECORDS_START)
 			return "malformed seal record";
 		return NULL;
 	case CORE_LOG_CHECKPOINT:
@@ -164,7 +164,7 @@ void core_log_segment_header_encode(uint8_t out[CORE_LOG_SEGMENT_HEADER_SIZE], u
 int core_log_segment_header_check(const uint8_t *buf, size_t len, uint64_t *seq)
 {
 	assert(buf != NULL || len == 0);
-	if (len < CORE_LOG_SEGMENT_HEADER_SIZE)
+	if (len < CORE_LOG_RECORDS_START)
 		return RKV_ETORN;
 	if (memcmp(buf, segment_magic, sizeof segment_magic) != 0 ||
 	    get_le32(buf + 28) != crc32c(0, buf, 28) ||
@@ -175,13 +175,67 @@ int core_log_segment_header_check(const uint8_t *buf, size_t len, uint64_t *seq)
 	return 0;
 }
 
+uint32_t core_log_segment_header_version(const uint8_t *buf, size_t len)
+{
+	if (len < CORE_LOG_SEGMENT_HEADER_SIZE || memcmp(buf, segment_magic, sizeof segment_magic) ||
+	    get_le32(buf + 28) != crc32c(0, buf, 28))
+		return 0;
+	return get_le32(buf + 8);
+}
+
+#define MARK_MAGIC 0x4B4D4C43u /* "CLMK" */
+
+void core_log_mark_encode(uint8_t out[CORE_LOG_MARK_SIZE], const struct core_log_mark *m)
+{
+	assert(m->end >= CORE_LOG_RECORDS_START);
+	put_le32(out, MARK_MAGIC);
+	put_le64(out + 8, m->seq);
+	put_le64(out + 16, m->count);
+	put_le64(out + 24, m->end);
+	put_le32(out + 4, crc32c(0, out + 8, CORE_LOG_MARK_SIZE - 8));
+}
+
+void core_log_segment_page0_encode(uint8_t out[CORE_LOG_RECORDS_START], uint64_t seq)
+{
+	memset(out, 0, CORE_LOG_RECORDS_START);
+	core_log_segment_header_encode(out, seq);
+	for (uint64_t count = 0; count < 2; count++)
+		core_log_mark_encode(out + core_log_mark_offset(count),
+				     &(struct core_log_mark){ .seq = seq, .count = count,
+							      .end = CORE_LOG_RECORDS_START });
+}
+
+int core_log_mark_read(const uint8_t *buf, size_t len, uint64_t seq, struct core_log_mark *m)
+{
+	bool found = false;
+
+	for (uint64_t slot = 0; slot < 2; slot++) {
+		const uint8_t *p = buf + core_log_mark_offset(slot);
+		struct core_log_mark v;
+
+		if (len < core_log_mark_offset(slot) + CORE_LOG_MARK_SIZE ||
+		    get_le32(p) != MARK_MAGIC ||
+		    get_le32(p + 4) != crc32c(0, p + 8, CORE_LOG_MARK_SIZE - 8))
+			continue;
+		v.seq = get_le64(p + 8);
+		v.count = get_le64(p + 16);
+		v.end = get_le64(p + 24);
+		if (v.seq != seq || v.count % 2 != slot || v.end < CORE_LOG_RECORDS_START)
+			continue;
+		if (!found || v.count > m->count)
+			*m = v;
+		found = true;
+	}
+	return found ? 0 : RKV_ENOTFOUND;
+}
+
 void core_log_scan_init(struct core_log_scanner *s, const uint8_t *buf, size_t len)
 {
 	assert(s != NULL);
 	assert(buf != NULL || len == 0);
 	s->buf = buf;
 	s->len = len;
-	s->offset = len < CORE_LOG_SEGMENT_HEADER_SIZE ? len : CORE_LOG_SEGMENT_HEADER_SIZE;
+	s->offset = len < CORE_LOG_RECORDS_START ? len : CORE_LOG_RECORDS_START;
 	s->reason = NULL;
 	s->cut = false;
 }
@@ -265,4 +319,34 @@ enum core_log_scan_result core_log_scan_next(struct core_log_scanner *s,
 	s->offset += size;
 	s->reason = NULL;
 	return CORE_LOG_SCAN_RECORD;
+}
+
+void core_log_segment_examine(const uint8_t *buf, size_t len, uint64_t seq,
+			      struct core_log_segment_facts *out)
+{
+	struct core_log_scanner sc;
+	struct core_log_record r;
+	uint64_t header_seq = 0;
+
+	memset(out, 0, sizeof *out);
+	out->version = core_log_segment_header_version(buf, len);
+	out->header = core_log_segment_header_check(buf, len, &header_seq);
+	if (out->header == 0 && header_seq != seq)
+		out->header = RKV_ECORRUPT;
+	if (out->header != 0)
+		return;
+	out->marked = core_log_mark_read(buf, len, seq, &out->mark) == 0;
+	core_log_scan_init(&sc, buf, len);
+	while ((out->res = core_log_scan_next(&sc, &r)) == CORE_LOG_SCAN_RECORD) {
+		if (r.kind == CORE_LOG_SEAL && !out->sealed) {
+			out->sealed = true;
+			out->seal_seq = r.a;
+			out->seal_end = r.b;
+			out->seal_at = sc.offset - core_log_record_size(r.payload_len);
+		}
+		out->records++;
+	}
+	out->cut = sc.cut;
+	out->reason = sc.reason;
+	out->end = sc.offset;
 }

@@ -101,9 +101,16 @@ struct core_log_batch {
 struct core_log_sync {
 	struct io_op op;       /* the fdatasync */
 	struct io_op write_op; /* the WRITEV of the checkpoint and the batch */
+	struct io_op mark_op;  /* the WRITE of a durable-end mark, if any */
 	struct iovec iov[2];
 	size_t write_len;
 	int write_res;
+	int mark_res;
+	unsigned mark_len;     /* what its WRITE must return: the slot, or
+			        * page 0 whole for a direct batch */
+	bool marked;           /* the chain holds mark_op */
+	unsigned writes;       /* WRITEs of the chain not yet completed */
+	uint8_t mark[CORE_LOG_MARK_SIZE];
 	unsigned cqes;         /* completions still to come, of the two */
 	uint64_t gen;
 	uint64_t start_us;     /* CLOCK_MONOTONIC at submission */
@@ -170,7 +177,21 @@ struct core_log {
 	uint64_t gen_durable;       /* every batch up to this gen is durable */
 	struct core_log_sync syncs[CORE_LOG_MAX_SYNCS];
 	unsigned syncs_busy;
-	bool write_inflight;        /* a batch's WRITE has not completed */
+	bool write_inflight;        /* a batch's or a mark's WRITE has not completed */
+
+	/* durable-end marks of the active segment (page 0 slots) */
+	uint64_t durable_end;       /* its records are durable up to here */
+	uint64_t mark_end;          /* the highest end in a mark submitted */
+	uint64_t mark_count;        /* number of the last mark submitted */
+	struct io_op mark_timer_op; /* TIMEOUT: the log went quiet */
+	struct __kernel_timespec mark_delay;
+	bool mark_timer_armed;
+	struct io_op idle_mark_op;  /* WRITE of a mark alone, linked to: */
+	struct io_op idle_sync_op;  /* its fdatasync */
+	unsigned idle_cqes;
+	int idle_res;
+	unsigned idle_len;          /* the idle mark's WRITE length */
+	uint8_t idle_mark[CORE_LOG_MARK_SIZE];
 
 	/* Direct writes (core_log_config.buffered off, and the file system
 	 * takes O_DIRECT): each batch is one O_DIRECT WRITE with RWF_DSYNC of
@@ -180,6 +201,8 @@ struct core_log {
 	uint8_t *dio_buf;           /* block-aligned staging of one WRITE */
 	size_t dio_cap;
 	uint8_t dio_tail[CORE_LOG_DIO_BLOCK]; /* the block holding `offset` */
+	uint8_t *dio_page0;         /* the active segment's page 0 (block-aligned):
+				     * a mark is written as the whole page */
 
 	/* preallocation of the active segment */
 	struct io_op grow_op;       /* FALLOCATE, linked to: */
@@ -199,7 +222,7 @@ struct core_log {
 	unsigned prep_cqes;
 	int prep_res[4];
 	struct io_op prep_op[4];
-	uint8_t prep_header[CORE_LOG_SEGMENT_HEADER_SIZE];
+	uint8_t prep_header[CORE_LOG_RECORDS_START]; /* page 0 */
 	char prep_name[64];
 
 	/* retention */
@@ -243,8 +266,7 @@ void core_log_group_repin(struct core_log *log, uint32_t gi);
 /* The segment record of `seq`, or NULL if it is not (any longer) there. */
 struct core_log_seg *core_log_seg_find(struct core_log *log, uint64_t seq);
 
-/* core_log_open.c: recovery (see there); segment names. */
+/* core_log_open.c: recovery (see there). */
 int core_log_open_segments(struct core_log *log, char *err, size_t errlen);
-int core_log_segment_name(char *buf, size_t len, uint64_t seq);
 
 #endif

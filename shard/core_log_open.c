@@ -18,7 +18,11 @@
  * fdatasync made durable first (core_log.c, grow), so after a crash zeros
  * follow the last bytes written; and segment sizes are whole pages, so a
  * file that ends right after a record at another size was cut at a record
- * boundary. Anything else -- a bad record followed by data,
+ * boundary. A file cut or zeroed at a record boundary that is also a page
+ * boundary parses whole, so each segment's page 0 holds a durable-end mark
+ * (core_log.c): the records were durable up to there when it was written,
+ * and a crash never leaves them ending below it; records ending below it
+ * were cut. Anything else -- a bad record followed by data,
  * a record that does not fit its group's log, a gap in segment numbers, a
  * first segment newer than the last RETAIN record allows -- means data that
  * was acknowledged may be gone: open refuses, naming the file and offset.
@@ -125,8 +129,9 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Segment seqs in `dir_fd`, ascending, in a malloc'd array. 0 or -errno. */
-static int list_segments(const char *dir, int dir_fd, uint64_t **out, size_t *count)
+/* Segment seqs in `dir_fd`, ascending, in a malloc'd array, warning of
+ * other files when `warn`. 0 or -errno. */
+static int list_segments(const char *dir, int dir_fd, bool warn, uint64_t **out, size_t *count)
 {
 	uint64_t *seqs = NULL;
 	size_t n = 0, cap = 0;
@@ -146,7 +151,7 @@ static int list_segments(const char *dir, int dir_fd, uint64_t **out, size_t *co
 		uint64_t seq;
 
 		if (core_log_segment_name_parse(de->d_name, &seq) != 0) {
-			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			if (warn && strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
 				log_warn("core log %s: %s is not a file the log writes; left "
 					 "alone and not read", dir, de->d_name);
 			continue;
@@ -180,12 +185,24 @@ static int list_segments(const char *dir, int dir_fd, uint64_t **out, size_t *co
 	return 0;
 }
 
+/* Writes a new segment's page 0 (header and initial marks), then fsync. */
+int core_log_segments_list(const char *dir, uint64_t **seqs, size_t *count)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rv;
+
+	if (fd < 0)
+		return -errno;
+	rv = list_segments(dir, fd, false, seqs, count);
+	close(fd);
+	return rv;
+}
+
 static int write_header(int fd, uint64_t seq)
 {
-	uint8_t header[CORE_LOG_SEGMENT_HEADER_SIZE];
+	uint8_t header[CORE_LOG_RECORDS_START];
 	ssize_t n;
 
-	core_log_segment_header_encode(header, seq);
+	core_log_segment_page0_encode(header, seq);
 	if (ftruncate(fd, 0) != 0)
 		return -errno;
 	do
@@ -209,13 +226,13 @@ static bool all_zero(const uint8_t *p, size_t n)
 /* A last segment whose creation was cut short: see the essay above. */
 static bool header_torn(const uint8_t *buf, size_t len, uint64_t seq)
 {
-	uint8_t good[CORE_LOG_SEGMENT_HEADER_SIZE];
+	uint8_t good[CORE_LOG_RECORDS_START];
 
 	if (all_zero(buf, len))
 		return true;
-	if (len >= CORE_LOG_SEGMENT_HEADER_SIZE)
+	if (len >= CORE_LOG_RECORDS_START)
 		return false;
-	core_log_segment_header_encode(good, seq);
+	core_log_segment_page0_encode(good, seq);
 	return memcmp(buf, good, len) == 0;
 }
 
@@ -233,6 +250,8 @@ struct seg_map {
 	uint8_t *base;
 	size_t len;
 	size_t end;         /* after the last good record */
+	struct core_log_mark mark; /* its newest durable-end mark */
+	bool marked;        /* `mark` is valid */
 	bool checkpointed;  /* its whole checkpoint parsed (a record after it did) */
 	bool records;       /* holds at least one record */
 };
@@ -436,6 +455,15 @@ static int map_segment(struct replay *rp, struct seg_map *sm, bool last, bool al
 		sm->base = p;
 	}
 	rv = core_log_segment_header_check(sm->base, sm->len, &seq);
+	if (rv != 0 && core_log_segment_header_version(sm->base, sm->len) != 0 &&
+	    core_log_segment_header_version(sm->base, sm->len) != CORE_LOG_FORMAT_VERSION) {
+		set_err(rp->err, rp->errlen, "%s/%s: offset 8: core log format version %" PRIu32
+			", but this ringkvd reads version %d only (version 1, before durable-end "
+			"marks, was never released; docs/cluster/core-log.md \"Format versions\"): "
+			"refusing to start, nothing was changed", rp->dir, name,
+			core_log_segment_header_version(sm->base, sm->len), CORE_LOG_FORMAT_VERSION);
+		return RKV_ECORRUPT;
+	}
 	if (rv == 0 && seq != sm->seq) {
 		set_err(rp->err, rp->errlen, "%s/%s: offset 0: header names segment %" PRIu64,
 			rp->dir, name, seq);
@@ -466,8 +494,8 @@ static int map_segment(struct replay *rp, struct seg_map *sm, bool last, bool al
 			strerror(-rv));
 		return rv;
 	}
-	rp->log->stats.torn_bytes += CORE_LOG_SEGMENT_HEADER_SIZE;
-	sm->len = CORE_LOG_SEGMENT_HEADER_SIZE;
+	rp->log->stats.torn_bytes += CORE_LOG_RECORDS_START;
+	sm->len = CORE_LOG_RECORDS_START;
 	sm->base = mmap(NULL, sm->len, PROT_READ, MAP_SHARED, sm->fd, 0);
 	if (sm->base == MAP_FAILED) {
 		rv = -errno;
@@ -493,6 +521,40 @@ static int create_segment(struct core_log *log, uint64_t seq)
 		rv = -errno;
 	close(fd);
 	return rv;
+}
+
+/*
+ * The segment's records, scanned up to sm->end (the end, or the start of a
+ * torn tail), must reach its newest durable-end mark: the mark names bytes
+ * that were durable when it was written (core_log.c, "durable-end marks"),
+ * so a crash never leaves records ending below it; a file cut or zeroed
+ * there does. A segment with records must hold a valid mark: page 0 was
+ * written whole and synced when the segment was made, and later marks
+ * rewrite one slot at a time.
+ */
+static int check_mark(struct replay *rp, struct seg_map *sm, const char *name, bool last)
+{
+	sm->marked = core_log_mark_read(sm->base, sm->len, sm->seq, &sm->mark) == 0;
+	if (!sm->marked) {
+		if (!sm->records && last)
+			return 0; /* nothing to check; its marks start again */
+		set_err(rp->err, rp->errlen,
+			"%s/%s: offset %d: neither durable-end mark slot of page 0 is valid "
+			"(page 0 was overwritten or zeroed), so whether records synced after "
+			"offset %zu are lost cannot be told; refusing to start, nothing was "
+			"deleted", rp->dir, name, CORE_LOG_MARK_SLOT0, sm->end);
+		return RKV_ECORRUPT;
+	}
+	if (sm->mark.end <= sm->end)
+		return 0;
+	set_err(rp->err, rp->errlen,
+		"%s/%s: offset %zu: its records end at offset %zu, but its durable-end mark "
+		"(number %" PRIu64 ", written once they were synced) says records were synced "
+		"up to offset %" PRIu64 ": the file was cut or zeroed, and the %" PRIu64 " bytes "
+		"of records synced after offset %zu are lost; refusing to start, nothing was "
+		"deleted", rp->dir, name, sm->end, sm->end, sm->mark.count, sm->mark.end,
+		sm->mark.end - sm->end, sm->end);
+	return RKV_ECORRUPT;
 }
 
 /* Scans every segment and replays it; see the essay at the top. */
@@ -567,6 +629,11 @@ static int replay_all(struct replay *rp, struct seg_map *maps, size_t n)
 			}
 		}
 		sm->end = sc.offset;
+		if (res == CORE_LOG_SCAN_END || (res == CORE_LOG_SCAN_TORN && !sc.cut)) {
+			rv = check_mark(rp, sm, name, k == n - 1);
+			if (rv != 0)
+				return rv;
+		}
 		switch (res) {
 		case CORE_LOG_SCAN_END:
 			break;
@@ -692,6 +759,28 @@ static int adopt(struct replay *rp, struct seg_map *maps, size_t n)
 	log->active_checkpointed = last->checkpointed;
 	log->active_batches = last->records ? 1 : 0; /* size bound applies at once */
 	log->offset = last->end;
+	/* The records found are made durable before a mark may name them (a
+	 * mark in page 0 may be written back before them). */
+	if (fdatasync(last->fd) != 0) {
+		rv = -errno;
+		set_err(rp->err, rp->errlen, "%s: fdatasync of the last segment: %s", rp->dir,
+			strerror(-rv));
+		return rv;
+	}
+	log->durable_end = last->end;
+	/* A trailing segment prepared ahead and never written: its checkpoint
+	 * will seal the one before (synced now), as a switch at run time does. */
+	if (n >= 2 && !last->records && maps[n - 2].records) {
+		if (fdatasync(maps[n - 2].fd) != 0) {
+			rv = -errno;
+			set_err(rp->err, rp->errlen, "%s: fdatasync: %s", rp->dir, strerror(-rv));
+			return rv;
+		}
+		log->sealed_seq = maps[n - 2].seq;
+		log->sealed_end = maps[n - 2].end;
+	}
+	log->mark_end = last->marked ? last->mark.end : CORE_LOG_RECORDS_START;
+	log->mark_count = last->marked ? last->mark.count : 1;
 	rv = wal_map_open(&log->map, last->fd, log->cfg.segment_size + log->cfg.prealloc);
 	if (rv != 0) {
 		set_err(rp->err, rp->errlen, "%s: mapping the last segment: %s", rp->dir,
@@ -728,7 +817,7 @@ int core_log_open_segments(struct core_log *log, char *err, size_t errlen)
 		set_err(err, errlen, "%s: open: %s", dir, strerror(-rv));
 		return rv;
 	}
-	rv = list_segments(dir, log->dir_fd, &seqs, &n);
+	rv = list_segments(dir, log->dir_fd, true, &seqs, &n);
 	if (rv != 0) {
 		set_err(err, errlen, "%s: listing segments: %s", dir, strerror(-rv));
 		return rv;

@@ -184,7 +184,7 @@ static size_t put_record(uint8_t *at, const struct core_log_record *r)
 }
 
 /*
- * DIR/core-<core>/log-00000000000000000001.log: the segment header, the
+ * DIR/core-<core>/log-00000000000000000001.log: page 0 (header and marks), the
  * RETAIN record a segment begins with, a checkpoint of every group, then a
  * hard state and a LOG_RESET per group (what a snapshot install writes);
  * zeros to a whole page, as the log sizes its segments.
@@ -193,7 +193,7 @@ static int write_core_log(const char *data_dir, unsigned core, const uint32_t *s
 			  unsigned n, const struct backup_manifest *m)
 {
 	char dir[PATH_MAX + 32];
-	size_t cap = CORE_LOG_SEGMENT_HEADER_SIZE + 2 * CORE_LOG_RECORD_HEADER_SIZE +
+	size_t cap = CORE_LOG_RECORDS_START + 2 * CORE_LOG_RECORD_HEADER_SIZE +
 		     (size_t)n * (CORE_LOG_CHECKPOINT_ITEM + 2 * CORE_LOG_RECORD_HEADER_SIZE);
 	size_t len = 0;
 	uint8_t *buf;
@@ -205,8 +205,8 @@ static int write_core_log(const char *data_dir, unsigned core, const uint32_t *s
 	buf = calloc(1, cap);
 	if (!buf)
 		return -ENOMEM;
-	core_log_segment_header_encode(buf, 1);
-	len = CORE_LOG_SEGMENT_HEADER_SIZE;
+	core_log_segment_page0_encode(buf, 1);
+	len = CORE_LOG_RECORDS_START;
 	len += put_record(buf + len, &(struct core_log_record){ .kind = CORE_LOG_RETAIN, .a = 1 });
 	for (unsigned i = 0; i < n; i++) {
 		const struct backup_shard *sh = &m->shards[shards[i]];

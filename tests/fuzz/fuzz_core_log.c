@@ -52,7 +52,7 @@ static uint32_t get_le32(const uint8_t *p)
 /* Makes every record that fits valid as far as CRCs and padding go. */
 static void seal(uint8_t *buf, size_t len)
 {
-	size_t off = CORE_LOG_SEGMENT_HEADER_SIZE;
+	size_t off = CORE_LOG_RECORDS_START;
 
 	while (len - off >= CORE_LOG_RECORD_HEADER_SIZE) {
 		uint8_t *h = buf + off;
@@ -181,11 +181,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const uint8_t *from = data + 3 + (k == 0 ? 0 : split);
 		size_t n = k == 0 ? split : body - split;
 
-		len[k] = CORE_LOG_SEGMENT_HEADER_SIZE + n;
+		len[k] = CORE_LOG_RECORDS_START + n;
 		seg[k] = malloc(len[k]);
 		check(seg[k] != NULL);
-		core_log_segment_header_encode(seg[k], (uint64_t)k + 1);
-		memcpy(seg[k] + CORE_LOG_SEGMENT_HEADER_SIZE, from, n);
+		core_log_segment_page0_encode(seg[k], (uint64_t)k + 1);
+		memcpy(seg[k] + CORE_LOG_RECORDS_START, from, n);
 		if (flags & 1)
 			seal(seg[k], len[k]);
 		scan_all(seg[k], len[k]);

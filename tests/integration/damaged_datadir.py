@@ -267,11 +267,11 @@ def fresh(pristine, work):
 
 def records(path):
     """(offset, length) of each whole record of a core log segment
-    (docs/cluster/core-log.md: a 32-byte header, records of a 48-byte
+    (docs/cluster/core-log.md: page 0 of 4096 bytes, records of a 48-byte
     header and payload_len bytes)."""
     with open(path, "rb") as f:
         data = f.read()
-    out, off = [], 32
+    out, off = [], 4096
     while off + 48 <= len(data) and data[off:off + 48] != bytes(48):
         n = int.from_bytes(data[off:off + 4], "little")
         if off + 48 + n > len(data):
@@ -291,6 +291,103 @@ def start_half_created(ringkvd, d, tmp, what):
         check(wrong == 0 and lost == 0, "%s: no wrong value (%d served)" % (what, served))
     check(n.stop() == 0, "%s: stops cleanly" % what)
     n.stderr()
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli), as shard/crc32c.h computes it."""
+    crc ^= 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def le(v, n):
+    return v.to_bytes(n, "little")
+
+
+def log_mark(seq, count, end):
+    """A durable-end mark slot (docs/cluster/core-log.md)."""
+    body = le(seq, 8) + le(count, 8) + le(end, 8)
+    return le(0x4B4D4C43, 4) + le(crc32c(body), 4) + body
+
+
+def log_page0(seq, mark_end=4096):
+    """Page 0 of a core log segment, format 2: header and both marks."""
+    h = b"RKVCLOG\x01" + le(2, 4) + le(0, 4) + le(seq, 8) + le(0, 4)
+    page = bytearray(4096)
+    page[0:32] = h + le(crc32c(h), 4)
+    page[512:544] = log_mark(seq, 2, mark_end)
+    page[1024:1056] = log_mark(seq, 3, mark_end)
+    return bytes(page)
+
+
+def log_record(kind, group=0, a=0, b=0):
+    """A payload-less core log record."""
+    rest = bytes([kind, 0, 0, 0]) + le(0, 4) + le(group, 8) + le(a, 8) + le(b, 8)
+    head = le(0, 4) + le(crc32c(rest), 4) + rest
+    return head + le(crc32c(head), 4) + le(0, 4)
+
+
+def run_repair(ringkvd, d, *flags):
+    p = subprocess.run([ringkvd, "repair", "--data-dir", d] + list(flags),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+    text = p.stdout.decode(errors="replace")
+    print("   $ ringkvd repair %s -> %d\n   | %s" % (" ".join(flags), p.returncode,
+          "\n   | ".join(text.splitlines()[-6:])), flush=True)
+    return p.returncode, text
+
+
+def repair_cases(ringkvd, pristine, tmp):
+    """`ringkvd repair` checks core logs as recovery does: the durable-end
+    mark of each segment and the SEAL the next segment holds."""
+    work = os.path.join(tmp, "work")
+    d = fresh(pristine, work)
+    rc, text = run_repair(ringkvd, d, "--dry-run")
+    check(rc == 0 and "nothing to drop" in text, "repair: an undamaged dir has nothing to drop")
+    check("checked: core-1/log-00000000000000000001.log" in text,
+          "repair: reports each core log segment it checked")
+
+    d = fresh(pristine, work)
+    seg = segments(d, 1)[-1]
+    recs = records(seg)
+    off = recs[-3][0]
+    size = os.path.getsize(seg)
+    with open(seg, "r+b") as f:
+        f.seek(off)
+        f.write(bytes(size - off))
+    rc, text = run_repair(ringkvd, d, "--dry-run")
+    check(rc == 1 and "cannot mend: core-1/log-00000000000000000001.log: offset %d: " % off
+          in text and "durable-end mark" in text,
+          "repair: the last records zeroed below the mark: cannot mend, file and offset named")
+
+    # A second segment whose SEAL says where the first one's records end.
+    d = fresh(pristine, work)
+    seg = segments(d, 1)[-1]
+    recs = records(seg)
+    end = recs[-1][0] + recs[-1][1]
+    seg2 = os.path.join(d, "core-1", "log-00000000000000000002.log")
+    with open(seg2, "wb") as f:
+        f.write(log_page0(2) + log_record(5, a=1) + log_record(7, a=1, b=end))
+        f.write(bytes(4096 - 2 * 48))
+    rc, text = run_repair(ringkvd, d, "--dry-run")
+    check(rc == 0 and "its SEAL was checked against the segment before" in text,
+          "repair: a SEAL that matches is reported and accepted")
+    # Its last records zeroed and its mark rewound to before them (as if
+    # never marked): only the SEAL can tell.
+    off = recs[-3][0]
+    with open(seg, "r+b") as f:
+        f.write(log_page0(1, off))
+        f.seek(off)
+        f.write(bytes(os.path.getsize(seg) - off))
+    rc, text = run_repair(ringkvd, d, "--dry-run")
+    check(rc == 1 and "cannot mend: core-1/log-00000000000000000001.log: its records end at "
+          "offset %d, but core-1/log-00000000000000000002.log" % off in text and
+          "says they end at %d" % end in text,
+          "repair: the SEAL of the next segment refuses the zeroed end")
+    start_refused(ringkvd, d, tmp, "core-1's first segment zeroed below the next one's SEAL",
+                  "core-1/log-00000000000000000001.log")
 
 
 def damage_cases(ringkvd, pristine, tmp):
@@ -375,6 +472,23 @@ def damage_cases(ringkvd, pristine, tmp):
         os.truncate(seg, cuts[0])
         start_refused(ringkvd, d, tmp, "core-1 log cut at a record boundary near its end",
                       rel(seg))
+
+    # The last records zeroed from a record boundary, the file's size
+    # kept (as a cut at a record and page boundary followed by
+    # preallocated space looks): the segment's durable-end mark, written
+    # once they were synced, says where they ended.
+    for back in (1, 3):
+        d = fresh(pristine, work)
+        seg = segments(d, 1)[-1]
+        recs = records(seg)
+        if len(recs) > back:
+            off = recs[-back][0]
+            size = os.path.getsize(seg)
+            with open(seg, "r+b") as f:
+                f.seek(off)
+                f.write(bytes(size - off))
+            start_refused(ringkvd, d, tmp, "core-1's last %d records zeroed" % back,
+                          rel(seg))
 
     # A dir without OPENED is a half-created one, but a shard whose tables
     # hold entries still needs its log.
@@ -493,10 +607,10 @@ def random_rounds(ringkvd, pristine, tmp, rounds, seed):
             if not os.path.exists(full):
                 continue
             size = os.path.getsize(full)
-            # A core log cut at a record boundary (not a page boundary: a
-            # cut there above every flushed index is not detected, see
-            # docs/notes/damaged.md, limits).
-            cuts = [off for off, _ in records(full) if off % 4096 != 0] \
+            # A core log cut at a record boundary (at a page boundary too:
+            # the segment's durable-end mark tells it; the node was
+            # stopped cleanly, so every batch was marked).
+            cuts = [off for off, _ in records(full)] \
                 if kind == "cut" and p.startswith("core-") else []
             if kind == "cut" and cuts:
                 os.truncate(full, rng.choice(cuts))
@@ -577,6 +691,7 @@ def main():
         start_serves(ringkvd, fresh(pristine, os.path.join(tmp, "work")), tmp,
                      "undamaged restart")
         damage_cases(ringkvd, pristine, tmp)
+        repair_cases(ringkvd, pristine, tmp)
         cluster_case(ringkvd, tmp)
         random_rounds(ringkvd, pristine, tmp, rounds, seed)
     finally:

@@ -249,12 +249,12 @@ int main(int argc, char **argv)
 		snprintf(wal, sizeof wal, "%s/%s", shard_dir, newest);
 		f = fopen(wal, "r+b");
 		CHECK(f, "open %s", wal);
-		/* Inside the first record (segment header 32, record header 48):
-		 * valid records follow it, so this is corruption, not a tear. */
-		CHECK(fseek(f, 32 + 48 + 2, SEEK_SET) == 0, "seek");
+		/* Inside the first record (page 0 is 4096 bytes, record header
+		 * 48): valid records follow it, so this is corruption, not a tear. */
+		CHECK(fseek(f, 4096 + 48 + 2, SEEK_SET) == 0, "seek");
 		byte = fgetc(f);
 		CHECK(byte != EOF, "log too short");
-		CHECK(fseek(f, 32 + 48 + 2, SEEK_SET) == 0, "seek");
+		CHECK(fseek(f, 4096 + 48 + 2, SEEK_SET) == 0, "seek");
 		fputc(byte ^ 0x40, f);
 		fclose(f);
 		rc = run_capture(argv[1], args3, out, sizeof out);

@@ -31,6 +31,7 @@
 #include "shard/core_log.h"
 #include "shard/core_log_format.h"
 #include "shard/core_log_internal.h" /* the fdatasync failure test swaps the fd */
+#include "shard/crc32c.h"
 
 #define MAXG 1024
 #define KIB 1024u
@@ -53,6 +54,7 @@ struct fx {
 	uint64_t prealloc;
 	unsigned max_syncs;
 	bool buffered;     /* core_log_config.buffered */
+	unsigned mark_delay_ms;
 	char err[512];
 	/* persisted callbacks */
 	uint64_t calls;
@@ -148,6 +150,7 @@ static int open_log(struct fx *f)
 		.prealloc = f->prealloc,
 		.max_syncs = f->max_syncs,
 		.buffered = f->buffered,
+		.mark_delay_ms = f->mark_delay_ms,
 		.restore = on_restore,
 		.restore_arg = f,
 		.persisted = on_persisted,
@@ -647,6 +650,30 @@ static void test_one_fsync_per_flush(void **state)
 	assert_int_equal(fsyncs[1], rounds);
 }
 
+/*
+ * Sets both durable-end marks of segment `seq` to `end`: the state a crash
+ * leaves when the batch from `end` on was still in flight (its fdatasync
+ * not done, so no mark could name it yet). A test that tears records by
+ * hand tears only such a batch; tearing marked records is data loss.
+ */
+static void unmark(struct fx *f, uint64_t seq, long end)
+{
+	uint8_t slot[CORE_LOG_MARK_SIZE];
+	char path[256];
+	int fd;
+
+	path_of(f, seq, path, sizeof path);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	for (uint64_t count = 2; count < 4; count++) {
+		core_log_mark_encode(slot, &(struct core_log_mark){ .seq = seq, .count = count,
+								    .end = (uint64_t)end });
+		assert_int_equal(pwrite(fd, slot, sizeof slot, (off_t)core_log_mark_offset(count)),
+				 (ssize_t)sizeof slot);
+	}
+	close(fd);
+}
+
 /* A torn last record (written by hand): cut at open, appends go on. */
 static void test_torn_tail_truncated(void **state)
 {
@@ -666,6 +693,7 @@ static void test_torn_tail_truncated(void **state)
 	at = find_entry(f, 1, 1, 6);
 	assert_true(at > 0);
 	/* The end of record 6 never reached the disk. */
+	unmark(f, 1, at);
 	path_of(f, 1, path, sizeof path);
 	fd = open(path, O_RDWR);
 	assert_true(fd >= 0);
@@ -732,6 +760,7 @@ static void test_torn_tail_before_prepared_segment(void **state)
 	close_log(f);
 	assert_true(find_entry(f, active, 1, last) > 0);
 	assert_true(seg_exists(f, active + 1));
+	unmark(f, active, find_entry(f, active, 1, last));
 	tear(f, active, 1, last, 4 * KIB);
 	must_open(f);
 	check_group(f, 1, 1, (size_t)last - 1, 1);
@@ -765,6 +794,7 @@ static void test_torn_record_followed_by_segment_refused(void **state)
 	while (find_entry(f, active, 1, last + 1) > 0)
 		last++; /* the last record of that segment */
 	at = find_entry(f, active, 1, last);
+	unmark(f, active, at);
 	tear(f, active, 1, last, 4 * KIB);
 	assert_int_equal(open_log(f), RKV_ECORRUPT);
 	path_of(f, active, path, sizeof path);
@@ -985,6 +1015,7 @@ static void test_torn_checkpoint_written_again(void **state)
 			}
 	}
 	assert_true(at > 0);
+	unmark(f, last, at);
 	zero_from(f, last, at);
 	must_open(f);
 	/* Group 1 lets go of everything; writes go on, retention runs. */
@@ -1359,7 +1390,7 @@ static void test_check_holds(void **state)
 static void test_cut_at_record_boundary_refused(void **state)
 {
 	struct fx *f = *state;
-	char path[256];
+	char path[256], want[64];
 	struct stat st;
 	uint8_t junk[30];
 	long at;
@@ -1388,9 +1419,255 @@ static void test_cut_at_record_boundary_refused(void **state)
 	assert_int_equal(truncate(path, at), 0);
 	assert_int_equal(open_log(f), RKV_ECORRUPT);
 	assert_non_null(strstr(f->err, "log-00000000000000000001.log"));
-	assert_non_null(strstr(f->err, "record boundary"));
+	/* The durable-end mark (or, without it, the size) tells the cut. */
+	snprintf(want, sizeof want, "synced after offset %ld are lost", at);
+	assert_non_null(strstr(f->err, want));
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, at);
+}
+
+/* The whole file `path`, in a malloc'd buffer. */
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size);
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+/* Writes `buf` as the whole of `path` (truncated to `len`). */
+static void spit(const char *path, const uint8_t *buf, size_t len)
+{
+	int fd = open(path, O_RDWR | O_TRUNC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, len, 0), (ssize_t)len);
+	close(fd);
+}
+
+/*
+ * Issue 14: the last segment's records cut or zeroed at a record boundary
+ * (and a page boundary: zeros to a whole page follow, as after a crash).
+ * Every batch here was synced and the log went quiet after each, so each
+ * batch's end was marked: every such cut of the final log loses synced
+ * entries and is refused, naming the file and the offset. With page 0 as
+ * it was while the last batch was in flight (its fdatasync not done, so no
+ * mark could name it), a cut inside that batch is a torn tail: it opens
+ * with the entries before the cut; a cut before it is still refused.
+ */
+static void test_every_cut_of_last_segment(void **state)
+{
+	struct fx *f = *state;
+	const int batches = 6;
+	uint64_t offs[64], index_after[64]; /* record boundaries, entries below */
+	uint8_t *final, page0_before[CORE_LOG_RECORDS_START];
+	size_t len, nb = 0, accepted = 0, refused = 0;
+	uint64_t last_start = 0, index = 1;
+	struct core_log_stats st;
+	struct core_log_scanner sc;
+	struct core_log_record r;
+	struct raft_hard_state hs = { 1, 2 };
+	char path[256], want[300];
+	int fd;
+
+	f->segment_size = 1024 * KIB;
+	f->prealloc = 256 * KIB;
+	must_open(f);
+	path_of(f, 1, path, sizeof path);
+	for (int b = 0; b < batches; b++) {
+		if (b == batches - 1) {
+			/* page 0 as the last batch's chain leaves it */
+			fd = open(path, O_RDONLY);
+			assert_int_equal(pread(fd, page0_before, sizeof page0_before, 0),
+					 (ssize_t)sizeof page0_before);
+			close(fd);
+		}
+		assert_int_equal(append(f, 1, index, 3, 1, 300 + 100 * (size_t)b), 0);
+		index += 3;
+		hs.term++;
+		assert_int_equal(core_log_set_hard_state(f->log, 2, &hs), 0);
+		settle(f);
+	}
+	core_log_stats(f->log, &st);
+	/* Each quiet period wrote one mark alone; batches wrote none (the
+	 * one before them was already marked). */
+	assert_int_equal(st.idle_marks, (uint64_t)batches);
+	assert_int_equal(st.fsyncs, (uint64_t)batches);
+	close_log(f);
+	final = slurp(path, &len);
+	/* The boundaries, with the entries of group 1 wholly below each. */
+	assert_true(scan_segment(f, 1, &sc));
+	offs[nb] = sc.offset;
+	index_after[nb++] = 0;
+	while (core_log_scan_next(&sc, &r) == CORE_LOG_SCAN_RECORD) {
+		assert_true(nb < 64);
+		offs[nb] = sc.offset;
+		index_after[nb] = index_after[nb - 1];
+		if (r.kind == CORE_LOG_ENTRY && r.group == 1) {
+			index_after[nb] = r.a;
+			if (r.a == index - 3 && last_start == 0)
+				last_start = offs[nb - 1];
+		}
+		nb++;
+	}
+	assert_true(last_start > 0);
+	for (size_t k = 0; k < nb; k++) {
+		uint64_t at = offs[k];
+		bool end = k == nb - 1;
+
+		for (int variant = 0; variant < 4; variant++) {
+			bool before_mark = variant >= 2; /* page 0 of the in-flight batch */
+			bool opens = end || (before_mark && at >= last_start);
+
+			spit(path, final, len);
+			if (before_mark) {
+				fd = open(path, O_RDWR);
+				assert_int_equal(pwrite(fd, page0_before, sizeof page0_before, 0),
+						 (ssize_t)sizeof page0_before);
+				close(fd);
+			}
+			if (variant % 2 == 0) {
+				zero_from(f, 1, (long)at);
+			} else { /* cut, then zeros up to a whole page */
+				assert_int_equal(truncate(path, (off_t)at), 0);
+				assert_int_equal(truncate(path, (off_t)((at + 4095) / 4096 * 4096)), 0);
+			}
+			if (!opens) {
+				assert_int_equal(open_log(f), RKV_ECORRUPT);
+				snprintf(want, sizeof want, "%s: offset %" PRIu64 ": ", path, at);
+				assert_memory_equal(f->err, want, strlen(want));
+				assert_non_null(strstr(f->err, "synced after offset"));
+				refused++;
+				continue;
+			}
+			must_open(f);
+			if (index_after[k] > 0)
+				check_group(f, 1, 1, (size_t)index_after[k], 1);
+			close_log(f);
+			accepted++;
+		}
+	}
+	/* The last batch's 4 records: its 5 boundaries (its end included)
+	 * open with the in-flight page 0, zeroed and cut; the end opens with
+	 * the final page 0 too. Every other cut is refused. */
+	assert_int_equal(accepted, 2 * 5 + 2);
+	assert_int_equal(refused, 4 * (nb - 5) + 2 * 4);
+	free(final);
+}
+
+/* The newest durable-end mark of segment `seq` (read through the page
+ * cache: the log may be open). */
+static struct core_log_mark read_mark(struct fx *f, uint64_t seq)
+{
+	uint8_t page0[CORE_LOG_RECORDS_START];
+	struct core_log_mark m;
+	char path[256];
+	int fd;
+
+	path_of(f, seq, path, sizeof path);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, page0, sizeof page0, 0), (ssize_t)sizeof page0);
+	close(fd);
+	assert_int_equal(core_log_mark_read(page0, sizeof page0, seq, &m), 0);
+	return m;
+}
+
+/*
+ * While batches keep coming, each one's chain marks the end of the one
+ * before (no fdatasync of its own); once the log is quiet for
+ * mark_delay_ms, one mark alone (one fdatasync) names the last.
+ */
+static void test_marks_ride_with_batches(void **state)
+{
+	struct fx *f = *state;
+	const int rounds = 30;
+	struct core_log_stats st;
+	struct core_log_mark m;
+	uint64_t end_before_last = 0;
+	long at;
+
+	f->mark_delay_ms = 2000;
+	must_open(f);
+	for (int i = 1; i <= rounds; i++) {
+		assert_int_equal(append(f, 1, (uint64_t)i, 1, 1, 200), 0);
+		for (int k = 0; k < 1000 && f->durable_index[1] != (uint64_t)i; k++) {
+			core_log_flush(f->log);
+			assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
+			io_ring_dispatch(&f->io);
+		}
+		assert_int_equal(f->durable_index[1], i);
+	}
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.fsyncs, rounds);
+	assert_int_equal(st.idle_marks, 0);
+	assert_int_equal(st.marks, rounds - 1);
+	/* The last batch is not marked yet: the mark names the one before. */
+	at = find_entry(f, 1, 1, rounds);
+	assert_true(at > 0);
+	end_before_last = (uint64_t)at;
+	m = read_mark(f, 1);
+	assert_int_equal(m.end, end_before_last);
+	assert_int_equal(m.count, 1 + (uint64_t)rounds - 1);
+	settle(f); /* waits for the quiet-period mark */
+	core_log_stats(f->log, &st);
+	assert_int_equal(st.idle_marks, 1);
+	assert_int_equal(st.fsyncs, rounds);
+	m = read_mark(f, 1);
+	assert_int_equal(m.end, end_before_last + core_log_record_size(200));
+	/* A reopen continues the numbers. */
+	reopen(f);
+	assert_int_equal(append(f, 1, rounds + 1, 1, 1, 200), 0);
+	assert_int_equal(append(f, 1, rounds + 2, 1, 1, 200), 0);
+	settle(f);
+	m = read_mark(f, 1);
+	assert_int_equal(m.count, 1 + (uint64_t)rounds + 1);
+	assert_int_equal(m.end, end_before_last + 3 * core_log_record_size(200));
+}
+
+/*
+ * A segment of format version 1 (records from offset 32, no durable-end
+ * marks; development builds only) is refused by name, and left as it was.
+ */
+static void test_version_1_refused(void **state)
+{
+	struct fx *f = *state;
+	uint8_t seg[2 * 4096] = { 0 };
+	struct stat st;
+	char path[256];
+	uint32_t crc;
+	size_t len;
+	int fd;
+
+	must_open(f);
+	close_log(f);
+	path_of(f, 1, path, sizeof path);
+	/* A version 1 header, then its RETAIN record at 32. */
+	core_log_segment_header_encode(seg, 1);
+	seg[8] = 1;
+	crc = crc32c(0, seg, 28);
+	for (int i = 0; i < 4; i++)
+		seg[28 + i] = (uint8_t)(crc >> (8 * i));
+	len = 32 + core_log_record_finish(seg + 32, &(struct core_log_record){
+		.kind = CORE_LOG_RETAIN, .a = 1 });
+	assert_true(len < sizeof seg);
+	fd = open(path, O_RDWR | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, seg, sizeof seg, 0), (ssize_t)sizeof seg);
+	close(fd);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_non_null(strstr(f->err, "log-00000000000000000001.log: offset 8: core log "
+				       "format version 1, but this ringkvd reads version 2 only"));
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, sizeof seg);
 }
 
 int main(void)
@@ -1425,6 +1702,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lone_headerless_segment_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_check_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_every_cut_of_last_segment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_1_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_marks_ride_with_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cut_at_record_boundary_refused, setup,
 						teardown),
 	};

@@ -42,8 +42,8 @@ static void build(struct image *im)
 	struct core_log_record r;
 
 	memset(im, 0, sizeof *im);
-	core_log_segment_header_encode(im->buf, 5);
-	im->len = CORE_LOG_SEGMENT_HEADER_SIZE;
+	core_log_segment_page0_encode(im->buf, 5);
+	im->len = CORE_LOG_RECORDS_START;
 	put(im, 0, &(struct core_log_record){ .kind = CORE_LOG_RETAIN, .a = 3 }, NULL);
 	for (int i = 0; i < 2; i++)
 		core_log_checkpoint_item_encode(ck + i * CORE_LOG_CHECKPOINT_ITEM, &items[i]);
@@ -77,16 +77,71 @@ static enum core_log_scan_result scan(const uint8_t *buf, size_t len,
 
 static void test_header(void **state)
 {
-	uint8_t h[CORE_LOG_SEGMENT_HEADER_SIZE];
+	static uint8_t h[CORE_LOG_RECORDS_START];
 	uint64_t seq = 0;
 
 	(void)state;
-	core_log_segment_header_encode(h, 42);
+	core_log_segment_page0_encode(h, 42);
 	assert_int_equal(core_log_segment_header_check(h, sizeof h, &seq), 0);
 	assert_int_equal(seq, 42);
+	assert_int_equal(core_log_segment_header_version(h, sizeof h), CORE_LOG_FORMAT_VERSION);
+	/* Page 0 is written whole: shorter is a segment being created. */
 	assert_int_equal(core_log_segment_header_check(h, 31, &seq), RKV_ETORN);
+	assert_int_equal(core_log_segment_header_check(h, sizeof h - 1, &seq), RKV_ETORN);
 	h[16] ^= 1;
 	assert_int_equal(core_log_segment_header_check(h, sizeof h, &seq), RKV_ECORRUPT);
+	assert_int_equal(core_log_segment_header_version(h, sizeof h), 0);
+}
+
+/* Format version 1 (records at 32, no marks) is refused and named. */
+static void test_version_1_named(void **state)
+{
+	static uint8_t h[CORE_LOG_RECORDS_START];
+	uint64_t seq = 0;
+	uint32_t crc;
+
+	(void)state;
+	core_log_segment_page0_encode(h, 3);
+	h[8] = 1; /* version 1, CRC made good again */
+	crc = crc32c(0, h, 28);
+	for (int i = 0; i < 4; i++)
+		h[28 + i] = (uint8_t)(crc >> (8 * i));
+	assert_int_equal(core_log_segment_header_check(h, sizeof h, &seq), RKV_ECORRUPT);
+	assert_int_equal(core_log_segment_header_version(h, sizeof h), 1);
+}
+
+/* The newest valid mark wins; a spoiled or foreign slot is skipped. */
+static void test_marks(void **state)
+{
+	static uint8_t p[CORE_LOG_RECORDS_START];
+	struct core_log_mark m;
+
+	(void)state;
+	core_log_segment_page0_encode(p, 9);
+	assert_int_equal(core_log_mark_read(p, sizeof p, 9, &m), 0);
+	assert_int_equal(m.count, 1);
+	assert_int_equal(m.end, CORE_LOG_RECORDS_START);
+	assert_int_equal(core_log_mark_read(p, sizeof p, 8, &m), RKV_ENOTFOUND);
+	core_log_mark_encode(p + core_log_mark_offset(2),
+			     &(struct core_log_mark){ .seq = 9, .count = 2, .end = 9000 });
+	assert_int_equal(core_log_mark_read(p, sizeof p, 9, &m), 0);
+	assert_int_equal(m.count, 2);
+	assert_int_equal(m.end, 9000);
+	core_log_mark_encode(p + core_log_mark_offset(3),
+			     &(struct core_log_mark){ .seq = 9, .count = 3, .end = 12000 });
+	assert_int_equal(core_log_mark_read(p, sizeof p, 9, &m), 0);
+	assert_int_equal(m.end, 12000);
+	/* A torn write of slot 1 leaves slot 0's older mark. */
+	p[core_log_mark_offset(3) + 30] ^= 1;
+	assert_int_equal(core_log_mark_read(p, sizeof p, 9, &m), 0);
+	assert_int_equal(m.end, 9000);
+	/* A mark in the wrong slot for its number is not valid. */
+	core_log_mark_encode(p + core_log_mark_offset(3),
+			     &(struct core_log_mark){ .seq = 9, .count = 4, .end = 15000 });
+	assert_int_equal(core_log_mark_read(p, sizeof p, 9, &m), 0);
+	assert_int_equal(m.end, 9000);
+	/* Page 0 cut before the slots: none. */
+	assert_int_equal(core_log_mark_read(p, CORE_LOG_MARK_SLOT0 + 10, 9, &m), RKV_ENOTFOUND);
 }
 
 static void test_round_trip(void **state)
@@ -206,24 +261,26 @@ static void test_shape_checks(void **state)
 
 static void test_zeros_are_the_end(void **state)
 {
-	uint8_t buf[4096] = { 0 };
+	static uint8_t buf[2 * CORE_LOG_RECORDS_START];
 	struct core_log_scanner s;
 	int n;
 
 	(void)state;
-	core_log_segment_header_encode(buf, 1);
+	core_log_segment_page0_encode(buf, 1);
 	assert_int_equal(scan(buf, sizeof buf, &s, &n), CORE_LOG_SCAN_END);
 	assert_int_equal(n, 0);
-	assert_int_equal(s.offset, CORE_LOG_SEGMENT_HEADER_SIZE);
+	assert_int_equal(s.offset, CORE_LOG_RECORDS_START);
 	/* Fewer bytes than a record header, not all zero: torn. */
-	buf[50] = 1;
-	assert_int_equal(scan(buf, 60, &s, &n), CORE_LOG_SCAN_TORN);
+	buf[CORE_LOG_RECORDS_START + 20] = 1;
+	assert_int_equal(scan(buf, CORE_LOG_RECORDS_START + 30, &s, &n), CORE_LOG_SCAN_TORN);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header),
+		cmocka_unit_test(test_version_1_named),
+		cmocka_unit_test(test_marks),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_every_cut_of_last_record_is_torn),
 		cmocka_unit_test(test_corruption_followed_by_data),
