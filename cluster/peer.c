@@ -90,6 +90,7 @@ struct peer_in {
 	int fd;
 	enum in_stage stage;
 	bool recv_armed;
+	bool sock_nonempty;  /* the last receive left data in the socket */
 	bool closing;
 	uint8_t *buf;             /* [off, len) received, not yet handed out */
 	size_t cap, len, off;
@@ -930,6 +931,7 @@ static void in_recv_done(struct io_op *op, int res, unsigned flags)
 	struct peer_core *pc = in->pc;
 
 	in->recv_armed = false;
+	in->sock_nonempty = (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
 	pc->ops--;
 	if (in->closing || pc->stopping) {
 		in_close(in);
@@ -1007,6 +1009,9 @@ static void in_arm_recv(struct peer_in *in)
 	}
 	sqe = io_ring_get_sqe(&pc->r->io);
 	io_uring_prep_recv(sqe, in->fd, in->buf + in->len, room, flags);
+	/* Drained by the last receive: wait for data before trying. */
+	if (!in->sock_nonempty)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 	io_op_attach(sqe, &in->recv_op);
 	in->recv_armed = true;
 	pc->ops++;

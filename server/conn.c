@@ -271,6 +271,7 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 	struct conn *conn = op->data;
 
 	conn->recv_armed = false;
+	conn->sock_nonempty = (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
 	if (conn->draining && conn->shut_wr) {
 		/* Discarding what the peer still sends until it closes. */
 		if (res <= 0) {
@@ -331,6 +332,11 @@ static void arm_recv(struct conn *conn)
 	sqe = io_ring_get_sqe(&conn->core->reactor->io);
 	io_uring_prep_recv(sqe, conn->fd, conn->rbuf + conn->rlen,
 			   conn->rcap - conn->rlen, 0);
+	/* The socket was drained (a client that waits for its answer before
+	 * sending more): wait for data first instead of a receive that is
+	 * bound to find none and then waits anyway. */
+	if (!conn->sock_nonempty)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 	io_op_attach(sqe, &conn->recv_op);
 	conn->recv_armed = true;
 }

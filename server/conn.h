@@ -62,6 +62,7 @@ struct conn {
 	struct io_op send_op;
 	struct io_op close_op;
 	bool recv_armed;
+	bool sock_nonempty;     /* the last receive left data in the socket */
 	bool send_armed;
 	bool closing;               /* no more reads; close once output is sent */
 	bool dead;                  /* peer gone or broken: drop output, close now */
