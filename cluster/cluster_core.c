@@ -879,6 +879,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	snprintf(c->log_dir, sizeof c->log_dir, "%s/core-%u", n->data_dir, c->index);
 	lc.dir = c->log_dir;
 	lc.segment_size = n->cfg.core_log_segment_size;
+	lc.buffered = n->cfg.core_log_buffered;
 	lc.restore = log_restore;
 	lc.restore_arg = c;
 	lc.persisted = log_persisted;

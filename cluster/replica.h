@@ -54,6 +54,7 @@ struct cluster_node_config {
 	uint32_t election_timeout_ms;  /* 0: 300 */
 	uint32_t heartbeat_ms;         /* tick; 0: 50 */
 	uint64_t core_log_segment_size; /* 0: default (tests use small ones) */
+	bool core_log_buffered;        /* core_log_config.buffered */
 	uint64_t follower_compact_margin; /* entries a follower keeps behind its
 					   * flushed index; 0: 8192 */
 	uint64_t snapshot_rate;        /* bytes/s a snapshot streams at; 0: unlimited */

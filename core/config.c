@@ -66,6 +66,10 @@ void config_usage(FILE *out, const char *prog)
 		"                           while the node holds at most\n"
 		"                           --metrics-per-replica-max replicas (default auto)\n"
 		"  --metrics-per-replica-max N  auto's limit (default 1024)\n"
+		"  --log-io direct|buffered  how the Raft log writes a batch: one O_DIRECT\n"
+		"                           write with O_DSYNC, or a page-cache write and an\n"
+		"                           fdatasync (default direct where the file system\n"
+		"                           allows O_DIRECT)\n"
 		"  --enable-flush           allow FLUSHDB/FLUSHALL, which drop every key of\n"
 		"                           the cluster (default: refused)\n"
 		"  --config FILE            settings as 'key = value' lines named like these\n"
@@ -367,6 +371,7 @@ enum {
 	OPT_SNAPSHOT_LAG, OPT_INITIAL_STATE,
 	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
 	OPT_VERSION, OPT_ENABLE_FLUSH, OPT_METRICS_PER_REPLICA, OPT_METRICS_PER_REPLICA_MAX,
+	OPT_LOG_IO,
 };
 
 static const struct option long_options[] = {
@@ -399,6 +404,7 @@ static const struct option long_options[] = {
 	{ "enable-flush", no_argument, NULL, OPT_ENABLE_FLUSH },
 	{ "metrics-per-replica", required_argument, NULL, OPT_METRICS_PER_REPLICA },
 	{ "metrics-per-replica-max", required_argument, NULL, OPT_METRICS_PER_REPLICA_MAX },
+	{ "log-io", required_argument, NULL, OPT_LOG_IO },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -635,6 +641,14 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		else
 			goto bad_value;
 		break;
+	case OPT_LOG_IO:
+		if (!strcmp(arg, "direct"))
+			c->log_buffered = false;
+		else if (!strcmp(arg, "buffered"))
+			c->log_buffered = true;
+		else
+			goto bad_value;
+		break;
 	case OPT_METRICS_PER_REPLICA_MAX:
 		if (parse_count(arg, 0, UINT32_MAX, &v))
 			goto bad_value;
@@ -806,6 +820,7 @@ void config_print(FILE *out, const struct config *c)
 		c->metrics_per_replica == CONFIG_PER_REPLICA_ON ? "on" :
 		c->metrics_per_replica == CONFIG_PER_REPLICA_OFF ? "off" : "auto");
 	fprintf(out, "metrics-per-replica-max = %u\n", c->metrics_per_replica_max);
+	fprintf(out, "log-io = %s\n", c->log_buffered ? "buffered" : "direct");
 	if (c->cores)
 		fprintf(out, "cores = %u\n", c->cores);
 	if (c->shards)

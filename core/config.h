@@ -56,6 +56,8 @@ struct config {
 	int metrics_per_replica;           /* enum config_per_replica (auto) */
 	uint32_t metrics_per_replica_max;  /* auto: per-replica series up to this
 					    * many replicas on the node (1024) */
+	bool log_buffered;                 /* --log-io buffered: the Raft log through
+					    * the page cache + fdatasync (direct) */
 
 	/* The cluster (see docs/cluster/placement.md). After config_parse,
 	 * `initial` always lists the founding nodes, sorted by id: without

@@ -107,6 +107,7 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	cfg.election_timeout_ms = n->cfg.election_timeout_ms;
 	cfg.heartbeat_ms = n->cfg.heartbeat_ms;
 	cfg.snapshot_rate = n->cfg.snapshot_rate;
+	cfg.core_log_buffered = n->cfg.log_buffered;
 	cfg.snapshot_lag = n->cfg.snapshot_lag;
 	cfg.join_existing = n->cfg.join_existing;
 	rv = cluster_node_create(&n->cluster, &cfg, err, errlen);

@@ -38,6 +38,8 @@
 
 #define BATCH_MIN_CAP (64u << 10)
 
+static bool direct_on(struct core_log *log, int fd);
+
 static struct io_uring_sqe *log_sqe(struct core_log *log, struct io_op *op)
 {
 	struct io_uring_sqe *sqe = io_ring_get_sqe(log->io);
@@ -462,7 +464,7 @@ static void sync_finished(struct core_log *log, struct core_log_sync *sync, int 
 	/* A failed or short WRITE cancels its linked fdatasync. */
 	if (sync->write_res < 0 || (size_t)sync->write_res != sync->write_len)
 		res = sync->write_res < 0 ? sync->write_res : -EIO;
-	else if (sync->marked && sync->mark_res != CORE_LOG_MARK_SIZE)
+	else if (sync->marked && sync->mark_res != (int)sync->mark_len)
 		res = sync->mark_res < 0 ? sync->mark_res : -EIO;
 	if (res < 0) {
 		fail_log(log, res);
@@ -481,6 +483,13 @@ static void sync_done(struct io_op *op, int res, unsigned flags)
 
 	(void)flags;
 	log->ops--;
+	/* A direct batch's records WRITE completes here (no write_op). */
+	if (sync->direct) {
+		sync->write_res = res;
+		res = res < 0 ? res : 0;
+		if (--sync->writes == 0)
+			log->write_inflight = false;
+	}
 	if (--sync->cqes == 0)
 		sync_finished(log, sync, res);
 }
@@ -558,7 +567,7 @@ static void idle_mark_done(struct io_op *op, int res, unsigned flags)
 	log->ops--;
 	if (op == &log->idle_mark_op) {
 		log->write_inflight = false;
-		if (res != CORE_LOG_MARK_SIZE && log->idle_res >= 0)
+		if (res != (int)log->idle_len && log->idle_res >= 0)
 			log->idle_res = res < 0 ? res : -EIO;
 	} else if (res < 0 && log->idle_res >= 0) {
 		log->idle_res = res;
@@ -589,8 +598,19 @@ static void mark_timer_done(struct io_op *op, int res, unsigned flags)
 	at = mark_next(log, log->idle_mark);
 	log->stats.idle_marks++;
 	log->write_inflight = true;
-	log->idle_cqes = 2;
 	log->idle_res = 0;
+	if (log->direct) {
+		/* Page 0 whole, durable when the write completes. */
+		memcpy(log->dio_page0 + at, log->idle_mark, CORE_LOG_MARK_SIZE);
+		log->idle_len = CORE_LOG_DIO_BLOCK;
+		log->idle_cqes = 1;
+		sqe = log_sqe(log, &log->idle_mark_op);
+		io_uring_prep_write(sqe, log->fd, log->dio_page0, CORE_LOG_DIO_BLOCK, 0);
+		sqe->rw_flags = RWF_DSYNC;
+		return;
+	}
+	log->idle_len = CORE_LOG_MARK_SIZE;
+	log->idle_cqes = 2;
 	io_ring_reserve(log->io, 2);
 	sqe = log_sqe(log, &log->idle_mark_op);
 	io_uring_prep_write(sqe, log->fd, log->idle_mark, CORE_LOG_MARK_SIZE, at);
@@ -854,6 +874,11 @@ static int switch_segment(struct core_log *log, uint64_t need)
 	log->durable_end = CORE_LOG_RECORDS_START;
 	log->mark_end = CORE_LOG_RECORDS_START;
 	log->mark_count = 1;
+	if (log->direct) {
+		/* Records start on a block: no tail block to carry over. */
+		log->direct = direct_on(log, log->fd);
+		memcpy(log->dio_page0, log->prep_header, CORE_LOG_RECORDS_START);
+	}
 	log->active_checkpointed = false;
 	log->active_batches = 0;
 	log->grow_failed = false;
@@ -958,6 +983,131 @@ static bool may_store(const struct core_log *log)
 	       !log->write_inflight;
 }
 
+/* ---- direct writes --------------------------------------------------- */
+
+/*
+ * Turns O_DIRECT on for the active segment's fd. False (the buffered path
+ * stays) when the configuration asks for buffered writes or the file system
+ * refuses O_DIRECT (tmpfs, some FUSE file systems).
+ */
+static bool direct_on(struct core_log *log, int fd)
+{
+	int fl;
+
+	if (log->cfg.buffered)
+		return false;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) != 0) {
+		log_warn("core log %s: O_DIRECT refused (%s): batches are written through "
+			 "the page cache, each with an fdatasync", log->cfg.dir, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* Makes room for `len` bytes of block-aligned staging (grows to a peak). */
+static int dio_reserve(struct core_log *log, size_t len)
+{
+	size_t want = log->dio_cap ? log->dio_cap : BATCH_MIN_CAP;
+	uint8_t *grown;
+
+	if (len <= log->dio_cap)
+		return 0;
+	while (want < len) {
+		if (want > SIZE_MAX / 2)
+			return -ENOMEM;
+		want *= 2;
+	}
+	grown = aligned_alloc(CORE_LOG_DIO_BLOCK, want);
+	if (!grown)
+		return -ENOMEM;
+	free(log->dio_buf);
+	log->dio_buf = grown;
+	log->dio_cap = want;
+	return 0;
+}
+
+/*
+ * The batch (and the checkpoint before it) as one O_DIRECT WRITE with
+ * RWF_DSYNC: durable when it completes, so sync->op takes its completion
+ * and no fdatasync follows. It covers whole blocks from the one holding
+ * `off`: that block's bytes before `off` are written again, unchanged
+ * (dio_tail), and the last block is padded with zeros, which is what the
+ * preallocated space past the records holds anyway. A torn write leaves
+ * each sector old or new, and the old bytes of a rewritten sector equal
+ * the new ones, so no earlier record is at risk.
+ */
+static void store_direct(struct core_log *log, struct core_log_sync *sync, uint64_t off)
+{
+	uint64_t start = off / CORE_LOG_DIO_BLOCK * CORE_LOG_DIO_BLOCK;
+	size_t head = (size_t)(off - start);
+	size_t len = head + sync->write_len;
+	size_t padded = (len + CORE_LOG_DIO_BLOCK - 1) / CORE_LOG_DIO_BLOCK * CORE_LOG_DIO_BLOCK;
+	size_t tail_at = (len / CORE_LOG_DIO_BLOCK) * CORE_LOG_DIO_BLOCK;
+	struct io_uring_sqe *sqe;
+	uint8_t *p;
+
+	assert(padded <= log->dio_cap); /* submit() reserved it */
+	p = log->dio_buf;
+	memcpy(p, log->dio_tail, head);
+	p += head;
+	for (int i = 0; i < 2 && sync->iov[i].iov_len; i++) {
+		memcpy(p, sync->iov[i].iov_base, sync->iov[i].iov_len);
+		p += sync->iov[i].iov_len;
+	}
+	memset(p, 0, padded - len);
+	memcpy(log->dio_tail, log->dio_buf + tail_at, len - tail_at);
+	/* sync_finished() checks the write's length against write_len. */
+	sync->write_len = padded;
+	sync->direct = true;
+	sync->cqes = 1;
+	/* write_inflight stays set until the records' WRITE completes
+	 * (sync_done): one direct WRITE at a time, as two could rewrite the
+	 * same block in either order, and dio_buf is the one staging buffer. */
+	sync->writes = 1;
+	io_ring_reserve(log->io, 2);
+	if (sync->marked) {
+		/* Page 0 whole, with the new mark in its slot; the records'
+		 * RWF_DSYNC write, linked behind it, flushes it with them. */
+		uint64_t at = mark_next(log, sync->mark);
+
+		memcpy(log->dio_page0 + at, sync->mark, CORE_LOG_MARK_SIZE);
+		sync->mark_len = CORE_LOG_DIO_BLOCK;
+		sync->cqes++;
+		sync->writes++;
+		log->stats.marks++;
+		sqe = log_sqe(log, &sync->mark_op);
+		io_uring_prep_write(sqe, log->fd, log->dio_page0, CORE_LOG_DIO_BLOCK, 0);
+		sqe->flags |= IOSQE_IO_LINK;
+	}
+	sqe = log_sqe(log, &sync->op);
+	io_uring_prep_write(sqe, log->fd, log->dio_buf, (unsigned)padded, start);
+	sqe->rw_flags = RWF_DSYNC;
+}
+
+/* Page 0 and the block holding the append offset, read once at open for
+ * store_direct. */
+static int direct_start(struct core_log *log)
+{
+	uint64_t start = log->offset / CORE_LOG_DIO_BLOCK * CORE_LOG_DIO_BLOCK;
+	size_t head = (size_t)(log->offset - start);
+	ssize_t n;
+
+	if (log->cfg.buffered)
+		return 0;
+	log->dio_page0 = aligned_alloc(CORE_LOG_DIO_BLOCK, CORE_LOG_DIO_BLOCK);
+	if (!log->dio_page0)
+		return -ENOMEM;
+	n = pread(log->fd, log->dio_page0, CORE_LOG_RECORDS_START, 0);
+	if (n < 0 || n != CORE_LOG_RECORDS_START)
+		return n < 0 ? -errno : -EIO;
+	n = head ? pread(log->fd, log->dio_tail, head, (off_t)start) : 0;
+	if (n < 0 || (size_t)n != head)
+		return n < 0 ? -errno : -EIO;
+	log->direct = direct_on(log, log->fd);
+	return 0;
+}
+
 static void store(struct core_log *log)
 {
 	struct core_log_batch *b = log->pending;
@@ -1021,7 +1171,9 @@ static void store(struct core_log *log)
 	sync->cqes = 2;
 	sync->writes = 1;
 	sync->write_res = 0;
+	sync->direct = false;
 	sync->mark_res = 0;
+	sync->mark_len = CORE_LOG_MARK_SIZE;
 	/* The end of the newest durable batch, if not marked yet. */
 	sync->marked = log->durable_end > log->mark_end;
 	log->syncs_busy++;
@@ -1036,23 +1188,28 @@ static void store(struct core_log *log)
 	 * of its bytes followed by the preallocated zeros: a torn tail.
 	 */
 	log->write_inflight = true;
-	io_ring_reserve(log->io, 3);
-	sqe = log_sqe(log, &sync->write_op);
-	io_uring_prep_writev(sqe, log->fd, sync->iov, sync->iov[1].iov_len ? 2 : 1, sqe_off);
-	sqe->flags |= IOSQE_IO_LINK;
-	if (sync->marked) {
-		uint64_t at = mark_next(log, sync->mark);
-
-		sync->cqes++;
-		sync->writes++;
-		log->stats.marks++;
-		sqe = log_sqe(log, &sync->mark_op);
-		io_uring_prep_write(sqe, log->fd, sync->mark, CORE_LOG_MARK_SIZE, at);
-		sqe->flags |= IOSQE_IO_LINK;
-	}
-	sqe = log_sqe(log, &sync->op);
-	io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
 	log->stats.fsyncs++;
+	if (log->direct) {
+		store_direct(log, sync, sqe_off);
+	} else {
+		io_ring_reserve(log->io, 3);
+		sqe = log_sqe(log, &sync->write_op);
+		io_uring_prep_writev(sqe, log->fd, sync->iov, sync->iov[1].iov_len ? 2 : 1,
+				     sqe_off);
+		sqe->flags |= IOSQE_IO_LINK;
+		if (sync->marked) {
+			uint64_t at = mark_next(log, sync->mark);
+
+			sync->cqes++;
+			sync->writes++;
+			log->stats.marks++;
+			sqe = log_sqe(log, &sync->mark_op);
+			io_uring_prep_write(sqe, log->fd, sync->mark, CORE_LOG_MARK_SIZE, at);
+			sqe->flags |= IOSQE_IO_LINK;
+		}
+		sqe = log_sqe(log, &sync->op);
+		io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
+	}
 	if (!log->grow_failed && log->map.alloc - log->offset < log->cfg.prealloc / 2 &&
 	    log->offset + log->cfg.prealloc / 2 <= log->map.len)
 		grow(log, log->offset);
@@ -1097,6 +1254,12 @@ static void submit(struct core_log *log)
 	}
 	if (log->offset + need > log->map.alloc) {
 		grow(log, log->offset + need);
+		return;
+	}
+	/* Staging for a direct write: the batch, the head of its first block
+	 * and the padding of its last. */
+	if (log->direct && dio_reserve(log, need + 2 * CORE_LOG_DIO_BLOCK) != 0) {
+		fail_pending(log, -ENOMEM);
 		return;
 	}
 	store(log);
@@ -1225,13 +1388,19 @@ int core_log_open(struct core_log **out, const struct core_log_config *cfg,
 	rv = core_log_groups_init(log);
 	if (rv == 0)
 		rv = core_log_open_segments(log, err, errlen);
+	if (rv == 0) {
+		rv = direct_start(log);
+		if (rv != 0)
+			snprintf(err, errlen, "core log %s: reading the last block of the active "
+				 "segment: %s", log->cfg.dir, strerror(-rv));
+	}
 	if (rv != 0) {
 		core_log_close(log);
 		return rv;
 	}
 	log_info("core log %s: %zu segments, %u groups, append at %" PRIu64 " of %s/log-%020"
-		 PRIu64 ".log", log->cfg.dir, log->nsegs, log->live, log->offset, log->cfg.dir,
-		 active_seg(log)->seq);
+		 PRIu64 ".log, %s writes", log->cfg.dir, log->nsegs, log->live, log->offset,
+		 log->cfg.dir, active_seg(log)->seq, log->direct ? "direct (O_DSYNC)" : "buffered");
 	*out = log;
 	return 0;
 }
@@ -1242,6 +1411,8 @@ void core_log_close(struct core_log *log)
 		return;
 	assert(log->ops == 0);
 	wal_map_close(&log->map);
+	free(log->dio_buf);
+	free(log->dio_page0);
 	if (log->fd >= 0)
 		close(log->fd);
 	if (log->prep_fd >= 0)

@@ -106,6 +106,12 @@ struct core_log_config {
 	 * this project's test machine (one virtio disk, 3 nodes on one CPU) 2
 	 * and 3 gave no gain over 1 (docs/cluster/core-log.md), so 1 it is. */
 	unsigned max_syncs;
+	/* Write batches through the page cache (WRITEV, then an fdatasync
+	 * linked to it) instead of one O_DIRECT write with RWF_DSYNC per batch.
+	 * Direct is the default: the write is durable when it completes, with
+	 * no io-wq worker thread and no fdatasync (docs/cluster/core-log.md);
+	 * a file system that refuses O_DIRECT gets the buffered path anyway. */
+	bool buffered;
 	/* Once the log has been quiet this long (no batch stored) with the
 	 * end of its last durable batch not yet marked, it writes the
 	 * durable-end mark alone, with one fdatasync (docs/cluster/core-log.md,

@@ -77,6 +77,10 @@ struct core_log_slot {
 	uint64_t last_term;
 };
 
+/* Alignment and granularity of direct writes: a page, which covers every
+ * logical block size a disk reports. */
+#define CORE_LOG_DIO_BLOCK 4096u
+
 struct core_log_batch {
 	uint8_t *buf;
 	size_t len;
@@ -102,6 +106,8 @@ struct core_log_sync {
 	size_t write_len;
 	int write_res;
 	int mark_res;
+	unsigned mark_len;     /* what its WRITE must return: the slot, or
+			        * page 0 whole for a direct batch */
 	bool marked;           /* the chain holds mark_op */
 	unsigned writes;       /* WRITEs of the chain not yet completed */
 	uint8_t mark[CORE_LOG_MARK_SIZE];
@@ -110,6 +116,7 @@ struct core_log_sync {
 	uint64_t start_us;     /* CLOCK_MONOTONIC at submission */
 	uint64_t records;      /* the batch's records (its checkpoint not counted) */
 	bool busy;
+	bool direct;           /* one O_DIRECT WRITE with RWF_DSYNC, no fdatasync */
 };
 
 struct core_log_seg {
@@ -183,7 +190,19 @@ struct core_log {
 	struct io_op idle_sync_op;  /* its fdatasync */
 	unsigned idle_cqes;
 	int idle_res;
+	unsigned idle_len;          /* the idle mark's WRITE length */
 	uint8_t idle_mark[CORE_LOG_MARK_SIZE];
+
+	/* Direct writes (core_log_config.buffered off, and the file system
+	 * takes O_DIRECT): each batch is one O_DIRECT WRITE with RWF_DSYNC of
+	 * whole blocks, the partial block at the append offset rewritten with
+	 * the bytes it already holds (dio_tail) followed by the new ones. */
+	bool direct;
+	uint8_t *dio_buf;           /* block-aligned staging of one WRITE */
+	size_t dio_cap;
+	uint8_t dio_tail[CORE_LOG_DIO_BLOCK]; /* the block holding `offset` */
+	uint8_t *dio_page0;         /* the active segment's page 0 (block-aligned):
+				     * a mark is written as the whole page */
 
 	/* preallocation of the active segment */
 	struct io_op grow_op;       /* FALLOCATE, linked to: */

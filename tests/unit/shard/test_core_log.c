@@ -53,6 +53,7 @@ struct fx {
 	uint64_t segment_size;
 	uint64_t prealloc;
 	unsigned max_syncs;
+	bool buffered;     /* core_log_config.buffered */
 	unsigned mark_delay_ms;
 	char err[512];
 	/* persisted callbacks */
@@ -148,6 +149,7 @@ static int open_log(struct fx *f)
 		.segment_size = f->segment_size,
 		.prealloc = f->prealloc,
 		.max_syncs = f->max_syncs,
+		.buffered = f->buffered,
 		.mark_delay_ms = f->mark_delay_ms,
 		.restore = on_restore,
 		.restore_arg = f,
@@ -214,6 +216,9 @@ static int setup(void **state)
 	snprintf(f->dir, sizeof f->dir, "%s/core-0", f->base);
 	f->segment_size = 64 * KIB;
 	f->prealloc = 64 * KIB;
+	/* meson runs this file twice: direct writes (the default), and with
+	 * RINGKV_CORE_LOG_BUFFERED=1 the page-cache path. */
+	f->buffered = getenv("RINGKV_CORE_LOG_BUFFERED") != NULL;
 	assert_int_equal(io_ring_init(&f->io, 256, err, sizeof err), 0);
 	*state = f;
 	return 0;
@@ -485,6 +490,45 @@ static void test_remove_group(void **state)
 }
 
 /*
+ * By default a batch is one O_DIRECT write with RWF_DSYNC, whenever the
+ * file system takes O_DIRECT: no fdatasync, no io-wq thread. The blocks
+ * holding earlier records are written again with the same bytes, so many
+ * small batches in one block read back whole.
+ */
+static void test_direct_writes(void **state)
+{
+	struct fx *f = *state;
+	char probe[PATH_MAX];
+	int fd;
+
+	if (f->buffered)
+		skip();
+	snprintf(probe, sizeof probe, "%s/probe", f->base);
+	fd = open(probe, O_RDWR | O_CREAT | O_DIRECT, 0644);
+	if (fd < 0)
+		skip(); /* this file system refuses O_DIRECT: the buffered path */
+	close(fd);
+	unlink(probe);
+	uint64_t next[4] = { 0, 1, 1, 1 };
+
+	must_open(f);
+	assert_true(f->log->direct);
+	for (uint64_t i = 1; i <= 200; i++) {
+		uint64_t g = 1 + i % 3;
+
+		assert_int_equal(append(f, g, next[g]++, 1, 1, 7 + i % 50), 0);
+		core_log_flush(f->log);
+		settle(f);
+	}
+	core_log_close(f->log);
+	f->log = NULL;
+	must_open(f);
+	check_group(f, 1, 1, 66, 1);
+	check_group(f, 2, 1, 67, 1);
+	check_group(f, 3, 1, 67, 1);
+}
+
+/*
  * With max_syncs N, a flush stores the pending batch (once the last
  * batch's WRITE is done) while up to N - 1 earlier ones still wait for
  * their fdatasyncs (each gets its own), and no more. Every batch is called back once, in the
@@ -501,6 +545,7 @@ static void test_overlapping_fsyncs(void **state)
 		snprintf(f->dir, sizeof f->dir, "%s/core-%u", f->base, n);
 		memset(f->durable_index, 0, sizeof f->durable_index);
 		f->max_syncs = n;
+		f->buffered = true; /* a direct WRITE is its own sync: one at a time */
 		must_open(f);
 		/* The segment's first space is allocated by then. */
 		assert_int_equal(append(f, 1, next++, 1, 1, 100), 0);
@@ -1634,6 +1679,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_log_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_fsync_per_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_direct_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_overlapping_fsyncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_before_prepared_segment, setup, teardown),
