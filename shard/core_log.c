@@ -1061,9 +1061,11 @@ static void store_direct(struct core_log *log, struct core_log_sync *sync, uint6
 	sync->write_len = padded;
 	sync->direct = true;
 	sync->cqes = 1;
-	/* write_inflight stays set until the records' WRITE completes
-	 * (sync_done): one direct WRITE at a time, as two could rewrite the
-	 * same block in either order, and dio_buf is the one staging buffer. */
+	/* write_inflight stays set until the records' WRITE (sync_done) and
+	 * the mark's, if any, complete: one batch's writes at a time, as two
+	 * batches could rewrite the same block in either order, and dio_buf
+	 * and dio_page0 are single buffers. Its two writes never share a
+	 * block (page 0 holds no record). */
 	sync->writes = 1;
 	io_ring_reserve(log->io, 2);
 	if (sync->marked) {
