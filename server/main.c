@@ -24,6 +24,7 @@
 #include "core/topology.h"
 #include "server/admin.h"
 #include "server/datadir.h"
+#include "server/quarantine.h"
 #include "server/repair.h"
 #include "server/node.h"
 #include "tools/version.h"
@@ -221,6 +222,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringkvd: %s\n", long_err);
 		goto err_after_lock;
 	}
+	quarantine_report(node.cfg.data_dir);
 	node.cores = identity.cores;
 	node.shards = identity.map.shards;
 	if (node.cores > ncpus)

@@ -1061,14 +1061,21 @@ static void store_direct(struct core_log *log, struct core_log_sync *sync, uint6
 	sync->write_len = padded;
 	sync->direct = true;
 	sync->cqes = 1;
-	/* write_inflight stays set until the records' WRITE completes
-	 * (sync_done): one direct WRITE at a time, as two could rewrite the
-	 * same block in either order, and dio_buf is the one staging buffer. */
+	/* write_inflight stays set until the records' WRITE (sync_done) and
+	 * the mark's, if any, complete: one batch's writes at a time, as two
+	 * batches could rewrite the same block in either order, and dio_buf
+	 * and dio_page0 are single buffers. Its two writes never share a
+	 * block (page 0 holds no record). */
 	sync->writes = 1;
 	io_ring_reserve(log->io, 2);
 	if (sync->marked) {
-		/* Page 0 whole, with the new mark in its slot; the records'
-		 * RWF_DSYNC write, linked behind it, flushes it with them. */
+		/* Page 0 whole, with the new mark in its slot, RWF_DSYNC of
+		 * its own and beside the records' write, not linked before it:
+		 * the mark names only batches already durable, so the two may
+		 * land in either order (and page 0 is never a records block);
+		 * linked, the batch paid two device writes in a row, and a
+		 * device with FUA would flush only the records' write, leaving
+		 * the mark in its cache. */
 		uint64_t at = mark_next(log, sync->mark);
 
 		memcpy(log->dio_page0 + at, sync->mark, CORE_LOG_MARK_SIZE);
@@ -1078,7 +1085,7 @@ static void store_direct(struct core_log *log, struct core_log_sync *sync, uint6
 		log->stats.marks++;
 		sqe = log_sqe(log, &sync->mark_op);
 		io_uring_prep_write(sqe, log->fd, log->dio_page0, CORE_LOG_DIO_BLOCK, 0);
-		sqe->flags |= IOSQE_IO_LINK;
+		sqe->rw_flags = RWF_DSYNC;
 	}
 	sqe = log_sqe(log, &sync->op);
 	io_uring_prep_write(sqe, log->fd, log->dio_buf, (unsigned)padded, start);

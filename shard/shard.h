@@ -431,9 +431,13 @@ enum shard_install_step {
 	INSTALL_MANIFEST_RENAME, /* to MANIFEST */
 	INSTALL_STAGING_OPEN,
 	INSTALL_STAGING_SYNC,
+	INSTALL_QUARANTINE_MKDIR, /* a damaged old replica: DIR/quarantine/, */
+	INSTALL_QUARANTINE_MOVE,  /* the staging directory moved into it, */
+	INSTALL_QUARANTINE_OPEN,  /* which is opened (fsync'ed after the exchange) */
 	INSTALL_PARENT_OPEN,
 	INSTALL_EXCHANGE,        /* the commit point */
 	INSTALL_PARENT_SYNC,
+	INSTALL_QUARANTINE_SYNC,  /* the old replica's new name durable */
 	INSTALL_PARENT_CLOSE,
 	INSTALL_BUILD,           /* no I/O: the new shard; `installed` runs */
 	INSTALL_OLD_UNLINK,      /* the old replica's files, at the staging path */
@@ -457,6 +461,7 @@ struct shard_install_stats {
 	uint64_t steps;         /* steps taken (BUILD and DONE included) */
 	uint64_t ops;           /* ring operations completed */
 	bool plain_rename;      /* nothing was at `dir` */
+	bool quarantined;       /* the old replica was moved into quarantine */
 };
 
 typedef void shard_install_fn(void *arg, const struct shard_install_result *res);
@@ -475,9 +480,20 @@ struct shard_install_args {
 					 * not name are removed); valid until finished */
 	size_t nstaged;
 	const struct shard *old;        /* the shard open at `dir` (NULL: none):
-					 * its files are removed after the swap.
-					 * Read at start only; it may go on serving
-					 * reads, but must write nothing. */
+					 * its files are removed after the swap, or
+					 * moved into quarantine when it is damaged
+					 * (see `quarantine`). Read at start only; it
+					 * may go on serving reads, but must write
+					 * nothing. */
+	const char *quarantine;         /* why the replica at `dir` is replaced, if
+					 * it is damaged: its files are then moved
+					 * into <parent of dir>/quarantine/<name of
+					 * dir>-<UTC time>-<reason>, never deleted
+					 * (docs/cluster/repair-design.md). NULL:
+					 * "damaged-tables" when `old` has damaged
+					 * tables, "apply-stopped" when its apply
+					 * stopped on RKV_ECORRUPT, else removed.
+					 * Letters, digits and '-' only. */
 	shard_install_fn *installed;    /* once, from a completion: the outcome */
 	shard_install_finished_fn *finished; /* once, last: nothing in flight;
 					 * the installer may be freed in it */

@@ -12,12 +12,16 @@
  *   MANIFEST.tmp: openat, write, fdatasync; renameat to MANIFEST (its fd
  *     stays open: the new shard appends through it)
  *   the staging directory: openat (stays open: the new shard's dir_fd), fsync
+ *   a damaged old replica only (quarantine): mkdirat <parent>/quarantine,
+ *     renameat(staging, quarantine/<name>), openat quarantine
  *   the parent directory: openat
- *   --- the commit point: renameat(staging, dir, RENAME_EXCHANGE) ---
- *   the parent: fsync, close
+ *   --- the commit point: renameat(staging or quarantine/<name>, dir,
+ *       RENAME_EXCHANGE) ---
+ *   the parent: fsync (and the quarantine directory's), close
  *   the new shard is built from what is open and checked (no I/O)
  *   the old replica, now at the staging path: unlinkat each of its files,
- *     then the directory
+ *     then the directory; a damaged one is at quarantine/<name> already:
+ *     nothing of it is deleted
  *
  * Crash safety is the blocking version's: until the exchange `dir` is
  * untouched and the staging directory garbage (start-up recovery and the
@@ -27,6 +31,17 @@
  * shard is reported installed. So `dir` is always a whole replica, old or
  * new. tests/unit/shard/test_shard_install.c stops the machine before
  * each step and checks what a crash there leaves.
+ *
+ * Quarantine. The files of a damaged replica are evidence (what broke, and
+ * what an operator may still salvage), so they are never deleted
+ * automatically: the staged snapshot is moved to its quarantine name
+ * first and the exchange swaps it with `dir` across the two directories,
+ * so the old replica lands at its quarantine name in the same atomic
+ * rename that installs the new one. A crash before the exchange leaves
+ * `dir` untouched and the staged snapshot (not the old replica) in
+ * quarantine, logged, for the operator to remove; never the other way
+ * round. Quarantine is never emptied by ringkv (docs/cluster/repair-design.md
+ * says how an operator removes it; start-up reports what it holds).
  *
  * One operation is in flight at a time; memory is allocated once per
  * install (the table list, a metadata buffer grown to the largest table's).
@@ -39,6 +54,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/durable_file.h"
@@ -59,9 +75,13 @@ static const char *const step_names[] = {
 	[INSTALL_MANIFEST_RENAME] = "rename MANIFEST.tmp",
 	[INSTALL_STAGING_OPEN] = "open the staging directory",
 	[INSTALL_STAGING_SYNC] = "fsync the staging directory",
+	[INSTALL_QUARANTINE_MKDIR] = "make the quarantine directory",
+	[INSTALL_QUARANTINE_MOVE] = "move the staging directory into quarantine",
+	[INSTALL_QUARANTINE_OPEN] = "open the quarantine directory",
 	[INSTALL_PARENT_OPEN] = "open the parent directory",
 	[INSTALL_EXCHANGE] = "exchange",
 	[INSTALL_PARENT_SYNC] = "fsync the parent directory",
+	[INSTALL_QUARANTINE_SYNC] = "fsync the quarantine directory",
 	[INSTALL_PARENT_CLOSE] = "close the parent directory",
 	[INSTALL_BUILD] = "build the shard",
 	[INSTALL_OLD_UNLINK] = "unlink a file of the old replica",
@@ -79,6 +99,12 @@ struct shard_install {
 	char parent[PATH_MAX];
 	char path[PATH_MAX + 64];       /* of the op in flight (and a second) */
 	char path2[PATH_MAX + 64];
+	char qroot[PATH_MAX];           /* <parent>/quarantine */
+	char qpath[PATH_MAX + 128];     /* the old replica's quarantine name */
+	const char *swap_from;          /* the exchange's source: staging or qpath */
+	bool quarantine;                /* the old replica is damaged: keep it */
+	bool moved;                     /* the staging directory is at qpath */
+	int qroot_fd;
 	enum shard_install_step step;
 	struct io_op op;
 	bool inflight;
@@ -166,12 +192,18 @@ static int *next_open_fd(struct shard_install *in)
 		return &in->parts.dir_fd;
 	if (in->parent_fd >= 0)
 		return &in->parent_fd;
+	if (in->qroot_fd >= 0)
+		return &in->qroot_fd;
 	return NULL;
 }
 
 /* Ends with `rv`: reports it, then closes what is still open. */
 static void fail(struct shard_install *in, int rv)
 {
+	if (in->moved && !in->swapped)
+		log_warn("%s: holds the staged snapshot of an install that failed (not the "
+			 "replica it was to replace, which stays at %s): remove it", in->qpath,
+			 in->dir);
 	in->res.rv = rv;
 	if (!in->err[0])
 		snprintf(in->err, sizeof in->err, "%s: %s", shard_install_step_name(in->step),
@@ -224,10 +256,16 @@ static void build(struct shard_install *in)
 	/* A failed parent fsync leaves the old replica where the staging
 	 * directory was: the next stage or start-up removes it. */
 	in->cur = 0;
-	if (in->res.rv != 0 || in->stats.plain_rename || !in->a.old)
+	if (in->res.rv != 0 || in->stats.plain_rename || !in->a.old || in->moved)
 		in->step = INSTALL_CLOSE; /* (without cfg: the files still open) */
 	else
 		in->step = INSTALL_OLD_UNLINK;
+	if (in->moved && in->swapped && !in->stats.plain_rename) {
+		in->stats.quarantined = true;
+		log_warn("%s: the replaced replica was damaged: its files are kept in %s, never "
+			 "deleted by ringkv; inspect them, then remove that directory (rm -rf) "
+			 "when done (docs/cluster/repair-design.md, quarantine)", in->dir, in->qpath);
+	}
 	report(in);
 }
 
@@ -360,6 +398,8 @@ static void done(struct io_op *op, int res, unsigned flags)
 			break;
 		}
 		in->step++;
+		if (in->step == INSTALL_QUARANTINE_MKDIR && !in->quarantine)
+			in->step = INSTALL_PARENT_OPEN;
 		break;
 	case INSTALL_STAGING_OPEN:
 		if (res < 0) {
@@ -368,6 +408,32 @@ static void done(struct io_op *op, int res, unsigned flags)
 		}
 		in->parts.dir_fd = res;
 		in->step = INSTALL_STAGING_SYNC;
+		break;
+	case INSTALL_QUARANTINE_MKDIR:
+		if (res < 0 && res != -EEXIST) {
+			fail_errno(in, res, in->qroot);
+			break;
+		}
+		in->step = INSTALL_QUARANTINE_MOVE;
+		break;
+	case INSTALL_QUARANTINE_MOVE:
+		if (res < 0) {
+			snprintf(in->err, sizeof in->err, "%s -> %s: %s", in->staging, in->qpath,
+				 strerror(-res));
+			fail(in, res);
+			break;
+		}
+		in->moved = true;
+		in->swap_from = in->qpath;
+		in->step = INSTALL_QUARANTINE_OPEN;
+		break;
+	case INSTALL_QUARANTINE_OPEN:
+		if (res < 0) {
+			fail_errno(in, res, in->qroot);
+			break;
+		}
+		in->qroot_fd = res;
+		in->step = INSTALL_PARENT_OPEN;
 		break;
 	case INSTALL_PARENT_OPEN:
 		if (res < 0) {
@@ -384,7 +450,7 @@ static void done(struct io_op *op, int res, unsigned flags)
 			break;
 		}
 		if (res < 0) {
-			snprintf(in->err, sizeof in->err, "%s -> %s: %s", in->staging, in->dir,
+			snprintf(in->err, sizeof in->err, "%s -> %s: %s", in->swap_from, in->dir,
 				 strerror(-res));
 			fail(in, res);
 			break;
@@ -397,6 +463,16 @@ static void done(struct io_op *op, int res, unsigned flags)
 			/* The swap happened; whether it lasts a power loss is
 			 * unknown. `dir` is the new replica: it is opened. */
 			snprintf(in->err, sizeof in->err, "%s: fsync: %s", in->parent,
+				 strerror(-res));
+			in->res.rv = res;
+		}
+		in->step = in->moved ? INSTALL_QUARANTINE_SYNC : INSTALL_PARENT_CLOSE;
+		break;
+	case INSTALL_QUARANTINE_SYNC:
+		if (res < 0 && in->res.rv == 0) {
+			/* As a failed parent fsync: the swap happened, whether
+			 * it lasts a power loss is unknown. */
+			snprintf(in->err, sizeof in->err, "%s: fsync: %s", in->qroot,
 				 strerror(-res));
 			in->res.rv = res;
 		}
@@ -459,7 +535,9 @@ static void submit(struct shard_install *in)
 				in->a.finished(in->a.arg); /* may free `in`: last */
 			return;
 		}
-		if (in->stop && in->step < INSTALL_EXCHANGE && !in->reported) {
+		/* Once the staged snapshot is at its quarantine name, the
+		 * exchange follows (a stop would leave it there for nothing). */
+		if (in->stop && in->step < INSTALL_EXCHANGE && !in->moved && !in->reported) {
 			snprintf(in->err, sizeof in->err, "stopping");
 			fail(in, RKV_ESHUTDOWN);
 			continue;
@@ -529,12 +607,26 @@ static void submit(struct shard_install *in)
 	case INSTALL_STAGING_SYNC:
 		io_uring_prep_fsync(sqe, in->parts.dir_fd, 0);
 		break;
+	case INSTALL_QUARANTINE_MKDIR:
+		io_uring_prep_mkdirat(sqe, AT_FDCWD, in->qroot, 0755);
+		break;
+	case INSTALL_QUARANTINE_MOVE:
+		io_uring_prep_renameat(sqe, AT_FDCWD, in->staging, AT_FDCWD, in->qpath,
+				       RENAME_NOREPLACE);
+		break;
+	case INSTALL_QUARANTINE_OPEN:
+		io_uring_prep_openat(sqe, AT_FDCWD, in->qroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
+				     0);
+		break;
+	case INSTALL_QUARANTINE_SYNC:
+		io_uring_prep_fsync(sqe, in->qroot_fd, 0);
+		break;
 	case INSTALL_PARENT_OPEN:
 		io_uring_prep_openat(sqe, AT_FDCWD, in->parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC,
 				     0);
 		break;
 	case INSTALL_EXCHANGE:
-		io_uring_prep_renameat(sqe, AT_FDCWD, in->staging, AT_FDCWD, in->dir,
+		io_uring_prep_renameat(sqe, AT_FDCWD, in->swap_from, AT_FDCWD, in->dir,
 				       in->stats.plain_rename ? 0 : RENAME_EXCHANGE);
 		break;
 	case INSTALL_PARENT_SYNC:
@@ -615,6 +707,43 @@ static int load_image(struct shard_install *in)
 	return 0;
 }
 
+/*
+ * Whether the replica being replaced is damaged, and its quarantine name:
+ * <parent>/quarantine/<name of dir>-<UTC time>-<reason>-at-<snapshot index>.
+ * 0, or -ENAMETOOLONG / RKV_EINVAL (a reason with other characters).
+ */
+static int quarantine_name(struct shard_install *in)
+{
+	const char *reason = in->a.quarantine, *base = strrchr(in->dir, '/');
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	if (!reason && in->a.old && shard_damaged_tables(in->a.old) > 0)
+		reason = "damaged-tables";
+	else if (!reason && in->a.old && shard_apply_error(in->a.old) == RKV_ECORRUPT)
+		reason = "apply-stopped";
+	if (!reason)
+		return 0;
+	for (const char *c = reason; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '-'))
+			return RKV_EINVAL;
+	base = base ? base + 1 : in->dir;
+	gmtime_r(&now, &tm);
+	n = snprintf(in->qroot, sizeof in->qroot, "%s/quarantine", in->parent);
+	if (n < 0 || (size_t)n >= sizeof in->qroot)
+		return -ENAMETOOLONG;
+	n = snprintf(in->qpath, sizeof in->qpath,
+		     "%s/%s-%04d%02d%02dT%02d%02d%02dZ-%s-at-%" PRIu64, in->qroot, base,
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     reason, in->parts.manifest.flushed_index);
+	if (n < 0 || (size_t)n >= sizeof in->qpath)
+		return -ENAMETOOLONG;
+	in->quarantine = true;
+	return 0;
+}
+
 /* The names of the old replica's files: its tables (with those a
  * compaction dropped and a reader still holds), unfinished ones. */
 static int old_names(struct shard_install *in, const struct shard *old)
@@ -645,6 +774,7 @@ int shard_install_start(struct shard_install **out, const struct shard_install_a
 	}
 	in->a = *a;
 	in->parent_fd = -1;
+	in->qroot_fd = -1;
 	in->parts.dir_fd = -1;
 	in->parts.manifest_fd = -1;
 	manifest_version_init(&in->parts.manifest);
@@ -660,9 +790,14 @@ int shard_install_start(struct shard_install **out, const struct shard_install_a
 		in->cfg = *a->cfg;
 		in->cfg.dir = in->dir;
 	}
+	in->swap_from = in->staging;
 	rv = load_image(in);
 	if (rv == 0 && a->old)
 		rv = old_names(in, a->old);
+	if (rv == 0 && (rv = quarantine_name(in)) != 0)
+		snprintf(in->err, sizeof in->err, "%s: quarantine name: %s", dir,
+			 rv == RKV_EINVAL ? "a reason with other characters than letters, "
+					    "digits and '-'" : strerror(-rv));
 	if (rv) {
 		snprintf(err, errlen, "%s", in->err[0] ? in->err : "out of memory");
 		shard_install_free(in);

@@ -302,6 +302,11 @@ def main():
 
         node = Node(ringkvd, data, log)
         check(node.wait_ready(), "the node starts after the repair")
+        with open(log, "rb") as f:
+            said = f.read().decode(errors="replace")
+        check(re.search(r"quarantine holds 1 entry, [0-9.]+ MiB \(newest repair-", said)
+              is not None and "rm -rf" in said,
+              "start-up reports what quarantine holds and how to remove it")
         overwritten = set(k for k, _ in redo[:acked])
         droppable = lambda k: lo <= k <= hi and k not in overwritten
         served, lost, nil_ok, wrong = read_all(expected, droppable)

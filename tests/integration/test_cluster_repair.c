@@ -494,6 +494,31 @@ int main(int argc, char **argv)
 	check_every_copy(KEYS + MORE, VICTIM);
 	CHECK(lines_with(VICTIM, "repair from a peer done") == 1,
 	      "node 2 should have repaired exactly once");
+	/* The damaged replica it replaced is kept, whole, in quarantine. */
+	CHECK(lines_with(VICTIM, "the replaced replica was damaged: its files are kept in") == 1,
+	      "node 2 did not report its damaged replica kept in quarantine");
+	{
+		char qdir[512], manifest[1024];
+		struct dirent *e;
+		unsigned found = 0;
+		DIR *d;
+
+		node_dir(VICTIM, qdir, sizeof qdir);
+		strcat(qdir, "/quarantine");
+		d = opendir(qdir);
+		CHECK(d != NULL, "no %s after the repair", qdir);
+		while ((e = readdir(d)) != NULL) {
+			if (strncmp(e->d_name, "shard-0-", 8) != 0)
+				continue;
+			snprintf(manifest, sizeof manifest, "%s/%s/MANIFEST", qdir, e->d_name);
+			CHECK(access(manifest, F_OK) == 0, "no MANIFEST in %s/%s", qdir,
+			      e->d_name);
+			printf("quarantined: %s\n", e->d_name);
+			found++;
+		}
+		closedir(d);
+		CHECK(found == 1, "%u quarantined shard-0 replicas on node 2, not 1", found);
+	}
 
 	/* 6. A damaged follower, found by a stale read of its own replica. */
 	leader = agreed_leader();

@@ -61,6 +61,7 @@ struct fixture {
 	/* one install run */
 	struct shard_install *in;
 	int stop_at;                   /* hook call that stops it; -1: none */
+	const char *quarantine;        /* the install's quarantine reason */
 	int calls;
 	enum shard_install_step trace[MAX_TRACE];
 	size_t ntrace;
@@ -83,7 +84,7 @@ static void cfg_of(struct fixture *f, struct shard_config *cfg, char *dir, size_
 
 static struct shard *open_shard(struct fixture *f, const char *name)
 {
-	static char dir[128];
+	static char dir[256];
 	struct shard_config cfg;
 	struct shard *s = NULL;
 	char err[512];
@@ -333,7 +334,7 @@ static void start(struct fixture *f, int stop_at)
 		.manifest_len = f->snap.manifest_len,
 		.staged = (const char (*)[SHARD_FILE_NAME_MAX])names, .nstaged = nnames,
 		.old = f->dst, .installed = on_installed, .finished = on_finished, .arg = f,
-		.step_hook = hook,
+		.step_hook = hook, .quarantine = f->quarantine,
 	};
 	f->started_ms = now_ms();
 	assert_int_equal(shard_install_start(&f->in, &a, err, sizeof err), 0);
@@ -561,6 +562,104 @@ static void test_install_crash_before_each_step(void **state)
 	}
 }
 
+/* Entries of DIR/quarantine; the name of the last one read into `name`. */
+static unsigned quarantined(struct fixture *f, char *name, size_t len)
+{
+	char path[128];
+	struct dirent *de;
+	unsigned n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof path, "%s/quarantine", f->dir);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(name, len, "%s", de->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The replica in DIR/quarantine/<name> holds the old state, whole. */
+static void check_quarantined_old(struct fixture *f, const char *name)
+{
+	char rel[128];
+	struct shard *s;
+
+	snprintf(rel, sizeof rel, "quarantine/%.100s", name);
+	s = open_shard(f, rel);
+	assert_int_equal(shard_applied_index(s), f->old_index);
+	check_state(f, s, f->old_keys, "old");
+	shard_close(s);
+}
+
+/*
+ * Issue 14: a damaged replica replaced by a snapshot is moved into
+ * DIR/quarantine/<dir>-<time>-<reason>-at-<index>, whole, in the same
+ * exchange that installs the new one: nothing of it is unlinked. A crash
+ * before any step leaves dst whole (old before the exchange, new after);
+ * after the exchange the old replica is in quarantine, before it never
+ * (at most the staged snapshot, once moved there).
+ */
+static void test_install_quarantines_a_damaged_replica(void **state)
+{
+	struct fixture *f = *state;
+	enum shard_install_step full[MAX_TRACE];
+	char name[256], want[64], cmd[160];
+	struct run_stats rs;
+	size_t nfull, exchange, move;
+
+	f->quarantine = "test-damage";
+	run(f, -1, &rs);
+	assert_true(f->installed && f->finished);
+	assert_int_equal(f->res.rv, 0);
+	assert_true(f->res.swapped);
+	assert_true(shard_install_stats(f->in)->quarantined);
+	check_state(f, f->res.fresh, f->new_keys, "new");
+	assert_int_equal(count(f, INSTALL_OLD_UNLINK), 0);
+	assert_int_equal(count(f, INSTALL_OLD_RMDIR), 0);
+	assert_int_equal(count(f, INSTALL_QUARANTINE_MOVE), 1);
+	move = first(f, INSTALL_QUARANTINE_MOVE);
+	exchange = first(f, INSTALL_EXCHANGE);
+	assert_true(first(f, INSTALL_STAGING_SYNC) < first(f, INSTALL_QUARANTINE_MKDIR));
+	assert_true(first(f, INSTALL_QUARANTINE_MKDIR) < move && move < exchange);
+	assert_true(exchange < first(f, INSTALL_QUARANTINE_SYNC));
+	assert_true(first(f, INSTALL_QUARANTINE_SYNC) < first(f, INSTALL_BUILD));
+	/* Named dst-<time>-<reason>-at-<index>, holding the old replica. */
+	assert_int_equal(quarantined(f, name, sizeof name), 1);
+	snprintf(want, sizeof want, "-test-damage-at-%" PRIu64, f->snap.index);
+	assert_memory_equal(name, "dst-", 4);
+	assert_string_equal(name + strlen(name) - strlen(want), want);
+	shard_close(f->res.fresh);
+	f->res.fresh = NULL;
+	shard_close(f->dst);
+	f->dst = NULL;
+	check_quarantined_old(f, name);
+	nfull = f->ntrace;
+	memcpy(full, f->trace, nfull * sizeof full[0]);
+	shard_install_free(f->in);
+	f->in = NULL;
+
+	for (size_t k = 0; k < nfull; k++) {
+		snprintf(cmd, sizeof cmd, "rm -rf %s/quarantine", f->dir);
+		assert_int_equal(system(cmd), 0);
+		print_message("crash before step %zu (%s)\n", k, shard_install_step_name(full[k]));
+		run(f, (int)k, &rs);
+		crash_and_check(f, k > exchange);
+		if (k > exchange) {
+			assert_int_equal(quarantined(f, name, sizeof name), 1);
+			check_quarantined_old(f, name);
+		} else {
+			/* never the old replica; the staged snapshot once moved */
+			assert_int_equal(quarantined(f, name, sizeof name), k > move ? 1 : 0);
+		}
+	}
+}
+
 static unsigned open_fds(void)
 {
 	struct dirent *de;
@@ -747,6 +846,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_install_crash_before_each_step,
 						setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_install_failures_keep_the_old_replica,
+						setup_small, teardown),
+		cmocka_unit_test_setup_teardown(test_install_quarantines_a_damaged_replica,
 						setup_small, teardown),
 		cmocka_unit_test_setup_teardown(test_install_twenty_tables_figures,
 						setup_twenty, teardown),
