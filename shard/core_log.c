@@ -28,6 +28,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -987,15 +988,28 @@ static bool may_store(const struct core_log *log)
 
 /*
  * Turns O_DIRECT on for the active segment's fd. False (the buffered path
- * stays) when the configuration asks for buffered writes or the file system
- * refuses O_DIRECT (tmpfs, some FUSE file systems).
+ * stays) when the configuration asks for buffered writes, when the file
+ * system does not report its direct I/O alignment (statx STATX_DIOALIGN:
+ * tmpfs, for one, takes O_DIRECT but reports none, and writes through the
+ * page cache anyway) or needs more than CORE_LOG_DIO_BLOCK (a disk with
+ * 8 KiB logical blocks), or refuses O_DIRECT.
  */
 static bool direct_on(struct core_log *log, int fd)
 {
+	struct statx st;
 	int fl;
 
 	if (log->cfg.buffered)
 		return false;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &st) != 0 ||
+	    !(st.stx_mask & STATX_DIOALIGN) || st.stx_dio_offset_align == 0 ||
+	    st.stx_dio_offset_align > CORE_LOG_DIO_BLOCK ||
+	    st.stx_dio_mem_align > CORE_LOG_DIO_BLOCK) {
+		log_info("core log %s: the file system offers no direct I/O at %u-byte "
+			 "alignment: batches are written through the page cache, each "
+			 "with an fdatasync", log->cfg.dir, CORE_LOG_DIO_BLOCK);
+		return false;
+	}
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) != 0) {
 		log_warn("core log %s: O_DIRECT refused (%s): batches are written through "
