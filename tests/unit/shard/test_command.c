@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "shard/command.h"
+#include "shard/shard_strings.h"
 
 static void test_put_round_trip(void **state)
 {
@@ -255,6 +256,44 @@ static void test_incrbyfloat(void **state)
 	assert_int_equal(command_decode(buf, command_encoded_size(&c), &d), RKV_ECORRUPT);
 }
 
+/* shard/shard_strings.c's float rules, which INCRBYFLOAT applies on every
+ * replica: Redis's reading and writing of a float. */
+static void test_float_text(void **state)
+{
+	static const char *const bad[] = { "", " 1", "1 ", "nan", "-nan", "1e", "1..5",
+					   "abc", "1e5000", "-1e5000", "1e-5000" };
+	char out[SHARD_FLOAT_TEXT_MAX];
+	long double v;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_false(shard_float_parse(bad[i], strlen(bad[i]), &v));
+	assert_false(shard_float_parse("1\0", 2, &v));
+	assert_true(shard_float_parse("inf", 3, &v) && v > 0);
+	assert_true(shard_float_parse("0x10", 4, &v) && v == 16);
+	assert_true(shard_float_parse("-1.5e3", 6, &v) && v == -1500);
+
+	n = shard_float_format(10.5L, out);
+	assert_int_equal(n, 4);
+	assert_memory_equal(out, "10.5", 4);
+	n = shard_float_format(10.5L + 0.1L, out);
+	assert_memory_equal(out, "10.6", n);
+	assert_int_equal(n, 4);
+	n = shard_float_format(3.0L, out);
+	assert_int_equal(n, 1);
+	assert_memory_equal(out, "3", 1);
+	n = shard_float_format(-0.0L, out);
+	assert_int_equal(n, 1);
+	assert_memory_equal(out, "0", 1);
+	n = shard_float_format(-1e-30L, out); /* rounds to -0 at 17 decimals */
+	assert_int_equal(n, 1);
+	assert_memory_equal(out, "0", 1);
+	n = shard_float_format(5200.0L, out);
+	assert_memory_equal(out, "5200", n);
+	assert_int_equal(n, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_offset_ops),
 		cmocka_unit_test(test_incrbyfloat),
+		cmocka_unit_test(test_float_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
