@@ -164,6 +164,43 @@ static const struct resp_command_info commands[RESP_CMD_TOP_COUNT] = {
 	{ RESP_CMD_FLUSHALL, "flushall", -1, F_W, 0, 0, 0,
 	  "Remove all keys from all databases", "1.0.0", "server",
 	  "O(N) where N is the total number of keys in all databases", NULL, 0 },
+	/* String commands of server/redis_strings.c. */
+	{ RESP_CMD_GETDEL, "getdel", 2, F_W | F_FAST, 1, 1, 1,
+	  "Get the value of a key and delete the key", "6.2.0", "string", "O(1)", NULL, 0 },
+	{ RESP_CMD_GETRANGE, "getrange", 4, F_R, 1, 1, 1,
+	  "Get a substring of the string stored at a key", "2.4.0", "string",
+	  "O(N) where N is the length of the returned string. The complexity is ultimately "
+	  "determined by the returned length, but because creating a substring from an "
+	  "existing string is very cheap, it can be considered O(1) for small strings.",
+	  NULL, 0 },
+	{ RESP_CMD_SUBSTR, "substr", 4, F_R, 1, 1, 1,
+	  "Get a substring of the string stored at a key", "1.0.0", "string",
+	  "O(N) where N is the length of the returned string. The complexity is ultimately "
+	  "determined by the returned length, but because creating a substring from an "
+	  "existing string is very cheap, it can be considered O(1) for small strings.",
+	  NULL, 0 },
+	{ RESP_CMD_SETRANGE, "setrange", 4, F_W | F_OOM, 1, 1, 1,
+	  "Overwrite part of a string at key starting at the specified offset", "2.2.0",
+	  "string", "O(1), not counting the time taken to copy the new string in place. "
+	  "Usually, this string is very small so the amortized complexity is O(1). "
+	  "Otherwise, complexity is O(M) with M being the length of the value argument.",
+	  NULL, 0 },
+	{ RESP_CMD_GETBIT, "getbit", 3, F_R | F_FAST, 1, 1, 1,
+	  "Returns the bit value at offset in the string value stored at key", "2.2.0",
+	  "bitmap", "O(1)", NULL, 0 },
+	{ RESP_CMD_SETBIT, "setbit", 4, F_W | F_OOM, 1, 1, 1,
+	  "Sets or clears the bit at offset in the string value stored at key", "2.2.0",
+	  "bitmap", "O(1)", NULL, 0 },
+	{ RESP_CMD_BITCOUNT, "bitcount", -2, F_R, 1, 1, 1,
+	  "Count set bits in a string", "2.6.0", "bitmap", "O(N)", NULL, 0 },
+	{ RESP_CMD_BITPOS, "bitpos", -3, F_R, 1, 1, 1,
+	  "Find first bit set or clear in a string", "2.8.7", "bitmap", "O(N)", NULL, 0 },
+	{ RESP_CMD_LCS, "lcs", -3, F_R, 1, 2, 1,
+	  "Find longest common substring", "7.0.0", "string",
+	  "O(N*M) where N and M are the lengths of s1 and s2, respectively", NULL, 0 },
+	{ RESP_CMD_INCRBYFLOAT, "incrbyfloat", 3, F_W | F_OOM | F_FAST, 1, 1, 1,
+	  "Increment the float value of a key by the given amount", "2.6.0", "string",
+	  "O(1)", NULL, 0 },
 };
 
 static const char *const flag_names[RESP_CMDF_COUNT] = {

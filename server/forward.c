@@ -84,8 +84,7 @@ static struct node_core *core_of(struct reactor *r)
 
 static bool op_is_write(uint8_t op)
 {
-	return op == KV_PUT || op == KV_DELETE || op == KV_PUT_NX || op == KV_PUT_XX ||
-	       op == KV_INCRBY || op == KV_APPEND || op == KV_FLUSH;
+	return kv_op_is_write(op);
 }
 
 static void refuse(struct node_core *c, struct kv_req *req, int status, const char *text)
@@ -599,7 +598,10 @@ static void on_forward(struct node_core *c, uint64_t from, const struct peer_msg
 	uint32_t room;
 
 	if (fwd_request_decode(f->request.data, f->request.len, &fr) != 0 ||
-	    (fr.op > KV_SCAN && fr.op != KV_COUNT && fr.op != KV_FLUSH) ||
+	    (fr.op > KV_SCAN && fr.op != KV_COUNT && fr.op != KV_FLUSH &&
+	     fr.op != KV_SETRANGE && fr.op != KV_SETBIT && fr.op != KV_INCRBYFLOAT) ||
+	    (fr.op == KV_SETBIT && (fr.value_len != 1 || fr.data[fr.key_len + fr.arg_len] > 1)) ||
+	    ((fr.op == KV_SETRANGE || fr.op == KV_SETBIT) && fr.integer < 0) ||
 	    (fr.op == KV_FLUSH && fr.key_len != 0) || (fr.flags & ~known) != 0 ||
 	    fr.shard != f->group ||
 	    fr.shard >= c->node->shards || fr.key_len > cfg->max_key ||

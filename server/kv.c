@@ -619,6 +619,15 @@ static void execute(struct node_core *c, struct kv_req *req)
 		cmd.value = NULL;
 		cmd.value_len = 0;
 		break;
+	case KV_SETRANGE:
+	case KV_SETBIT:
+		cmd.op = req->op == KV_SETRANGE ? COMMAND_SETRANGE : COMMAND_SETBIT;
+		cmd.offset = (uint64_t)req->integer;
+		cmd.limit = req->limit;
+		break;
+	case KV_INCRBYFLOAT:
+		cmd.op = COMMAND_INCRBYFLOAT;
+		break;
 	case KV_FLUSH:
 		cmd.op = COMMAND_FLUSH;
 		cmd.key_len = 0;

@@ -49,7 +49,21 @@ enum kv_op {
 			* a linearizable read (DBSIZE sums it over every shard) */
 	KV_FLUSH,      /* a write without a key: drop every key of the shard
 			* (COMMAND_FLUSH; FLUSHDB sends one to every shard) */
+	/* The RESP door's string writes (server/redis_strings.c): */
+	KV_SETRANGE,   /* integer: byte offset; limit; integer out: new length */
+	KV_SETBIT,     /* integer: bit offset; value: one byte 0/1; limit;
+			* integer out: the old bit */
+	KV_INCRBYFLOAT,/* value: the increment as text; the new value out as
+			* the previous value (KV_WANT_PRIOR) */
 };
+
+/* Whether `op` changes the keyspace (a Raft proposal; UNKNOWN when lost). */
+static inline bool kv_op_is_write(unsigned op)
+{
+	return op == KV_PUT || op == KV_DELETE || op == KV_PUT_NX || op == KV_PUT_XX ||
+	       op == KV_INCRBY || op == KV_APPEND || op == KV_FLUSH || op == KV_SETRANGE ||
+	       op == KV_SETBIT || op == KV_INCRBYFLOAT;
+}
 
 #define KV_WANT_PRIOR 0x1 /* writes: return the previous value */
 #define KV_SCAN_AFTER 0x2 /* SCAN: start after the key, not at it */

@@ -234,8 +234,7 @@ void redis_send_part(struct redis_slot *slot, struct kv_req *req)
 
 static bool is_write(enum kv_op op)
 {
-	return op == KV_PUT || op == KV_DELETE || op == KV_PUT_NX || op == KV_PUT_XX ||
-	       op == KV_INCRBY || op == KV_APPEND || op == KV_FLUSH;
+	return kv_op_is_write(op);
 }
 
 void redis_part_done(struct node_core *c, struct kv_req *req)
@@ -329,6 +328,27 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 			return;
 		}
 	}
+	if (slot->cmd == RESP_CMD_LCS) {
+		const uint8_t *a = NULL, *b = NULL;
+		size_t alen = 0, blen = 0;
+
+		if (slot->reqs[0]->status == ringkv_Status_OK)
+			a = kv_answer(slot->reqs[0], &alen);
+		if (slot->reqs[1]->status == ringkv_Status_OK)
+			b = kv_answer(slot->reqs[1], &blen);
+		redis_format_lcs(conn, r, &slot->ra, a, alen, b, blen);
+		return;
+	}
+	if (slot->has_ra) {
+		const uint8_t *v = NULL;
+
+		len = 0;
+		if (req->status == ringkv_Status_OK)
+			v = kv_answer(req, &len);
+		redis_format_read(conn, r, slot->cmd, &slot->ra, req->status == ringkv_Status_OK,
+				  v, len);
+		return;
+	}
 	switch (slot->cmd) {
 	case RESP_CMD_GET:
 		if (req->status == ringkv_Status_OK) {
@@ -364,6 +384,7 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 		}
 		return;
 	case RESP_CMD_GETSET:
+	case RESP_CMD_GETDEL:
 		if (req->existed) {
 			const uint8_t *v = kv_answer(req, &len);
 			reply_bulk(conn, r, v, len);
@@ -394,15 +415,27 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 		else
 			reply_int(conn, r, req->integer);
 		return;
+	case RESP_CMD_STRLEN:
+		reply_int(conn, r, req->integer);
+		return;
 	case RESP_CMD_APPEND:
+	case RESP_CMD_SETRANGE:
+	case RESP_CMD_SETBIT:
 		if (req->result)
 			reply_errorf(conn, r, "ERR string exceeds maximum allowed size (%u bytes)",
-				 conn->core->node->cfg.max_value);
+				     conn->core->node->cfg.max_value);
 		else
 			reply_int(conn, r, req->integer);
 		return;
-	case RESP_CMD_STRLEN:
-		reply_int(conn, r, req->integer);
+	case RESP_CMD_INCRBYFLOAT:
+		if (req->result == RKV_EINVAL) {
+			reply_error(conn, r, "ERR value is not a valid float");
+		} else if (req->result) {
+			reply_error(conn, r, "ERR increment would produce NaN or Infinity");
+		} else {
+			const uint8_t *v = kv_answer(req, &len);
+			reply_bulk(conn, r, v, len);
+		}
 		return;
 	case RESP_CMD_TYPE:
 		/* Every ringkv value is a string. */
@@ -442,9 +475,9 @@ void redis_out_of_memory(struct conn *conn)
 	redis_drain(conn);
 }
 
-/* A command on single key argv[1] with optional value argv[2]. */
-static void single_key(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id,
-		       enum kv_op op, const struct resp_arg *value, unsigned opts, int64_t integer)
+void redis_single_key(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id,
+		      enum kv_op op, const struct resp_arg *value, unsigned opts, int64_t integer,
+		      const struct redis_read_args *ra)
 {
 	struct redis_conn *rc = conn->redis;
 	const struct resp_arg *key = &cmd->argv[1];
@@ -471,7 +504,9 @@ static void single_key(struct conn *conn, const struct resp_command *cmd, enum r
 					   &v, &len);
 
 			if (rv == 0 || rv == RKV_ENOTFOUND) {
-				if (id == RESP_CMD_TYPE)
+				if (ra)
+					redis_format_read(conn, &rc->scratch, id, ra, rv == 0, v, len);
+				else if (id == RESP_CMD_TYPE)
 					reply_simple(conn, &rc->scratch, rv == 0 ? "string" : "none");
 				else if (op == KV_STRLEN)
 					reply_int(conn, &rc->scratch, rv == 0 ? (int64_t)len : 0);
@@ -495,6 +530,10 @@ static void single_key(struct conn *conn, const struct resp_command *cmd, enum r
 		return;
 	}
 	slot->opts = opts;
+	if (ra) {
+		slot->ra = *ra;
+		slot->has_ra = true;
+	}
 	req = part_new(conn, slot, 0, op, key, 0, room);
 	if (!req) {
 		redis_out_of_memory(conn);
@@ -509,6 +548,43 @@ static void single_key(struct conn *conn, const struct resp_command *cmd, enum r
 	if ((opts & SET_GET) || id == RESP_CMD_GETSET)
 		req->flags |= KV_WANT_PRIOR;
 	redis_send_part(slot, req);
+	redis_drain(conn);
+}
+
+void redis_two_keys(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id,
+		    const struct redis_read_args *ra)
+{
+	struct redis_conn *rc = conn->redis;
+	struct redis_slot *slot;
+
+	reply_reset(&rc->scratch);
+	if (!key_ok(conn, &rc->scratch, &cmd->argv[1]) ||
+	    !key_ok(conn, &rc->scratch, &cmd->argv[2])) {
+		redis_reply_now(conn);
+		return;
+	}
+	slot = redis_slot_new(conn, id, 2);
+	if (!slot) {
+		redis_out_of_memory(conn);
+		return;
+	}
+	slot->ra = *ra;
+	slot->has_ra = true;
+	/* Both counted before either is sent (see multi_key). */
+	slot->pending = 1;
+	for (uint32_t i = 0; i < 2; i++) {
+		struct kv_req *req = part_new(conn, slot, i, KV_GET, &cmd->argv[1 + i], 0,
+					      REDIS_GET_ROOM);
+
+		if (!req) {
+			slot->pending--;
+			slot->oom = true;
+			redis_out_of_memory(conn);
+			return;
+		}
+		redis_send_part(slot, req);
+	}
+	slot->pending--;
 	redis_drain(conn);
 }
 
@@ -599,16 +675,11 @@ static void cmd_set(struct conn *conn, const struct resp_command *cmd)
 			return;
 		}
 	}
-	if ((opts & SET_NX) && (opts & SET_GET)) {
-		reply_error(conn, r, RESP_ERR_SYNTAX);
-		redis_reply_now(conn);
-		return;
-	}
 	if (opts & SET_NX)
 		op = KV_PUT_NX;
 	else if (opts & SET_XX)
 		op = KV_PUT_XX;
-	single_key(conn, cmd, RESP_CMD_SET, op, &cmd->argv[2], opts, 0);
+	redis_single_key(conn, cmd, RESP_CMD_SET, op, &cmd->argv[2], opts, 0, NULL);
 }
 
 static void cmd_incr(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id)
@@ -632,7 +703,7 @@ static void cmd_incr(struct conn *conn, const struct resp_command *cmd, enum res
 			delta = -delta;
 		}
 	}
-	single_key(conn, cmd, id, KV_INCRBY, NULL, 0, delta);
+	redis_single_key(conn, cmd, id, KV_INCRBY, NULL, 0, delta, NULL);
 }
 
 static void execute(struct conn *conn, const struct resp_command *cmd)
@@ -694,23 +765,23 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		redis_cmd_hello(conn, cmd);
 		return;
 	case RESP_CMD_GET:
-		single_key(conn, cmd, ci->id, KV_GET, NULL, 0, 0);
+		redis_single_key(conn, cmd, ci->id, KV_GET, NULL, 0, 0, NULL);
 		return;
 	case RESP_CMD_SET:
 		cmd_set(conn, cmd);
 		return;
 	case RESP_CMD_SETNX:
-		single_key(conn, cmd, ci->id, KV_PUT_NX, &cmd->argv[2], 0, 0);
+		redis_single_key(conn, cmd, ci->id, KV_PUT_NX, &cmd->argv[2], 0, 0, NULL);
 		return;
 	case RESP_CMD_GETSET:
-		single_key(conn, cmd, ci->id, KV_PUT, &cmd->argv[2], 0, 0);
+		redis_single_key(conn, cmd, ci->id, KV_PUT, &cmd->argv[2], 0, 0, NULL);
 		return;
 	case RESP_CMD_APPEND:
-		single_key(conn, cmd, ci->id, KV_APPEND, &cmd->argv[2], 0, 0);
+		redis_single_key(conn, cmd, ci->id, KV_APPEND, &cmd->argv[2], 0, 0, NULL);
 		return;
 	case RESP_CMD_STRLEN:
 	case RESP_CMD_TYPE:
-		single_key(conn, cmd, ci->id, KV_STRLEN, NULL, 0, 0);
+		redis_single_key(conn, cmd, ci->id, KV_STRLEN, NULL, 0, 0, NULL);
 		return;
 	case RESP_CMD_INCR:
 	case RESP_CMD_DECR:
@@ -769,6 +840,8 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	}
 	default:
+		if (redis_cmd_string(conn, cmd, ci->id)) /* server/redis_strings.c */
+			return;
 		resp_format_unknown_command(err, sizeof err, cmd->argv, cmd->argc);
 		reply_error(conn, r, err);
 		redis_reply_now(conn);

@@ -33,6 +33,22 @@ struct node_core;
 #define SET_XX 0x2
 #define SET_GET 0x4
 
+/*
+ * Arguments of a string read (server/redis_strings.c), parsed before the
+ * key is read and kept in its slot until the value is in.
+ */
+struct redis_read_args {
+	int64_t start;          /* GETRANGE, BITCOUNT, BITPOS: range start;
+				 * GETBIT: bit offset; LCS: MINMATCHLEN */
+	int64_t end;            /* range end */
+	const char *error;      /* answered instead, only if the key exists */
+	uint8_t bit;            /* BITPOS: the bit sought */
+	bool ranged;            /* BITCOUNT, BITPOS: a range was given */
+	bool end_given;         /* BITPOS: its end too */
+	bool bits;              /* the range counts bits (BIT), not bytes */
+	bool len, idx, with_match_len; /* LCS options */
+};
+
 /* A reply being built: grown from the core's pool, reused per connection. */
 struct reply {
 	uint8_t *data;
@@ -64,6 +80,8 @@ struct redis_slot {
 	size_t keys_cap;
 	uint32_t keys_found;
 	bool oom;                   /* a request could not be built: answer an error */
+	struct redis_read_args ra;  /* string reads: their arguments */
+	bool has_ra;
 	uint8_t timed;              /* latency histogram: 0 none, 1 read, 2 write */
 	uint64_t start_us;          /* the loop's clock when the command began */
 };
@@ -149,6 +167,28 @@ struct kv_req *redis_part_new(struct redis_slot *slot, uint32_t part, uint32_t r
 void redis_drain(struct conn *conn);
 void redis_out_of_memory(struct conn *conn);
 bool redis_arg_is(const struct resp_arg *a, const char *word);
+
+/*
+ * A command on single key argv[1] as request `op` (value: the request's
+ * value, or NULL; opts: SET_* (SET_GET: the previous value, or a command's
+ * byte answer, comes back); integer: the request's integer). With `ra`, a
+ * string read whose answer redis_format_read computes from the value.
+ */
+void redis_single_key(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id,
+		      enum kv_op op, const struct resp_arg *value, unsigned opts, int64_t integer,
+		      const struct redis_read_args *ra);
+/* Reads argv[1] and argv[2] (LCS) and answers with redis_format_lcs. */
+void redis_two_keys(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id,
+		    const struct redis_read_args *ra);
+
+/* ---- string commands (redis_strings.c) ---- */
+
+/* Runs command `id` if it is one of redis_strings.c's: true, else false. */
+bool redis_cmd_string(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id);
+void redis_format_read(struct conn *conn, struct reply *r, enum resp_cmd_id id,
+		       const struct redis_read_args *ra, bool found, const uint8_t *v, size_t len);
+void redis_format_lcs(struct conn *conn, struct reply *r, const struct redis_read_args *ra,
+		      const uint8_t *a, size_t n, const uint8_t *b, size_t m);
 
 /* ---- SCAN (redis_scan.c) ---- */
 

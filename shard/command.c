@@ -63,6 +63,8 @@ size_t command_encoded_size(const struct command *c)
 		n += COMMAND_LEN_SIZE + (size_t)encoded_value_len(c);
 	if (c->op == COMMAND_APPEND)
 		n += COMMAND_LEN_SIZE;
+	if (command_has_offset(c->op))
+		n += 8 + COMMAND_LEN_SIZE;
 	return n;
 }
 
@@ -95,6 +97,11 @@ size_t command_encode(const struct command *c, uint8_t *out)
 	if (c->op == COMMAND_APPEND) {
 		put_le32(p, c->limit);
 		p += COMMAND_LEN_SIZE;
+	}
+	if (command_has_offset(c->op)) {
+		put_le64(p, c->offset);
+		put_le32(p + 8, c->limit);
+		p += 8 + COMMAND_LEN_SIZE;
 	}
 	return (size_t)(p - out);
 }
@@ -146,6 +153,15 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
 		if (left < COMMAND_LEN_SIZE || value_len != left - COMMAND_LEN_SIZE)
 			return RKV_ECORRUPT;
 		c.limit = get_le32(p + value_len);
+	} else if (command_has_offset(op)) {
+		/* The value, the u64 offset, the u32 limit. */
+		if (left < 8 + COMMAND_LEN_SIZE || value_len != left - 8 - COMMAND_LEN_SIZE)
+			return RKV_ECORRUPT;
+		c.offset = get_le64(p + value_len);
+		c.limit = get_le32(p + value_len + 8);
+		/* SETBIT sets one bit: 0 or 1, nothing else. */
+		if (op == COMMAND_SETBIT && (value_len != 1 || p[0] > 1))
+			return RKV_ECORRUPT;
 	} else if (value_len != left) {
 		return RKV_ECORRUPT;
 	}
@@ -161,4 +177,24 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
 	c.value_len = value_len;
 	*out = c;
 	return 0;
+}
+
+uint64_t command_growth(const struct command *c)
+{
+	uint64_t end;
+
+	switch (c->op) {
+	case COMMAND_APPEND:
+		return c->value_len;
+	case COMMAND_SETRANGE:
+		end = c->value_len ? c->offset + c->value_len : 0;
+		break;
+	case COMMAND_SETBIT:
+		end = c->offset / 8 + 1;
+		break;
+	default:
+		return 0;
+	}
+	/* One that would pass its limit fails and writes nothing. */
+	return end > c->limit ? 0 : end;
 }

@@ -7,15 +7,25 @@
  * but DELETE u32 value_len and value bytes; INCRBY's value is its 8-byte
  * signed delta; APPEND ends with a u32 limit on the resulting length (part of
  * the command so that every replica, and every replay, applies the same
- * limit). FLUSH is the op and a zero key length, nothing else. Decoding
- * checks every length against the buffer.
+ * limit). FLUSH is the op and a zero key length, nothing else. SETRANGE
+ * and SETBIT end with a u64 offset (bytes; SETBIT: bits) and the u32 limit;
+ * SETBIT's value is one byte, 0 or 1; INCRBYFLOAT's value is the increment
+ * as decimal text (checked by the sender; applied as a long double, so every
+ * replica must run on the same long double format). Decoding checks every
+ * length against the buffer.
  *
  * Effects (shard/shard.c applies them, at run time and at replay alike):
  * PUT sets; DELETE removes; PUT_NX sets only an absent key, PUT_XX only a
  * present one; INCRBY adds delta to a value holding a decimal int64 (absent =
  * 0), failing without change on a non-integer or overflow; APPEND appends,
  * failing without change past `limit`; FLUSH drops every key the shard
- * holds (replicated mode only: shard/shard_drop.c; a WAL shard refuses it).
+ * holds (replicated mode only: shard/shard_drop.c; a WAL shard refuses it);
+ * SETRANGE overwrites the value from `offset` (absent = empty, zero-padded;
+ * an empty value changes nothing), SETBIT sets one bit (most significant
+ * first, zero-padded) and answers the old bit, INCRBYFLOAT adds the
+ * increment to a value holding a float and stores it as Redis formats it;
+ * each fails without change past `limit` (or, INCRBYFLOAT, on a non-float
+ * or a result that is not finite). The effects are in shard/shard_strings.c.
  */
 #ifndef RINGKV_SHARD_COMMAND_H
 #define RINGKV_SHARD_COMMAND_H
@@ -31,9 +41,13 @@ enum command_op {
 	COMMAND_INCRBY = 5,
 	COMMAND_APPEND = 6,
 	COMMAND_FLUSH = 7,
+	/* 8-29: the RESP door's string commands (shard/shard_strings.c) */
+	COMMAND_SETRANGE = 8,
+	COMMAND_SETBIT = 9,
+	COMMAND_INCRBYFLOAT = 10,
 };
 
-#define COMMAND_OP_MAX COMMAND_FLUSH
+#define COMMAND_OP_MAX COMMAND_INCRBYFLOAT
 
 struct command {
 	enum command_op op;
@@ -42,8 +56,24 @@ struct command {
 	const uint8_t *value; /* borrowed; NULL for DELETE and INCRBY */
 	uint32_t value_len;
 	int64_t delta;        /* INCRBY */
-	uint32_t limit;       /* APPEND: largest allowed resulting length */
+	uint32_t limit;       /* APPEND, SETRANGE, SETBIT: largest allowed
+			       * resulting length */
+	uint64_t offset;      /* SETRANGE: byte offset; SETBIT: bit offset */
 };
+
+/* Whether `op` ends with the u64 offset and u32 limit (SETRANGE, SETBIT). */
+static inline int command_has_offset(unsigned op)
+{
+	return op == COMMAND_SETRANGE || op == COMMAND_SETBIT;
+}
+
+/*
+ * The most a value can grow by applying `c`, whatever it holds before
+ * (bytes; 0 for commands that set a value of known size, and for one
+ * that would pass its limit, which writes nothing): what a writer queuing
+ * commands must set aside for the commands queued before the next.
+ */
+uint64_t command_growth(const struct command *c);
 
 /* Bytes command_encode() writes for `c`. */
 size_t command_encoded_size(const struct command *c);

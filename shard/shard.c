@@ -273,10 +273,9 @@ static int try_queue(struct shard *s, struct shard_waiter *w)
 	w->reserved = cost;
 	b->reserved += cost;
 	s->reserved += cost;
-	if (cmd->op == COMMAND_APPEND) {
-		b->appended += cmd->value_len;
-		s->appended += cmd->value_len;
-	}
+	/* APPEND, SETRANGE, SETBIT: what they may add to a value. */
+	b->appended += command_growth(cmd);
+	s->appended += command_growth(cmd);
 	w->next = NULL;
 	if (b->tail)
 		b->tail->next = w;
@@ -644,10 +643,8 @@ static void apply_batch(struct shard *s, struct wal_batch *b)
 		 * a write queued from the callback below sees the true room. */
 		s->reserved -= w->reserved;
 		b->reserved -= w->reserved;
-		if (c.op == COMMAND_APPEND) {
-			s->appended -= c.value_len;
-			b->appended -= c.value_len;
-		}
+		s->appended -= command_growth(&c);
+		b->appended -= command_growth(&c);
 		next = w->next;
 		if (!w->want_prior) {
 			res.old_value = NULL;

@@ -21,6 +21,7 @@
 #include "core/errors.h"
 #include "core/strint.h"
 #include "shard/shard_internal.h"
+#include "shard/shard_strings.h"
 
 static int grow_scratch(struct shard *s, size_t need)
 {
@@ -191,6 +192,26 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 		rv = set_value(s, c, s->scratch, len, res, before);
 		break;
 	}
+	case COMMAND_SETRANGE:
+	case COMMAND_SETBIT:
+	case COMMAND_INCRBYFLOAT: {
+		/* shard/shard_strings.c computes the new value in scratch. */
+		size_t len = 0;
+
+		rv = grow_scratch(s, shard_string_room(c, res->existed ? old_len : 0));
+		if (rv)
+			break;
+		if (!shard_string_exec(c, res->existed, old, old_len, s->scratch, &len, res))
+			break;
+		rv = set_value(s, c, s->scratch, len, res, before);
+		if (rv == 0 && c->op == COMMAND_INCRBYFLOAT) {
+			/* The answer is the new value: it travels where a
+			 * previous value would (the sender asks for it). */
+			res->old_value = s->scratch;
+			res->old_len = len;
+		}
+		break;
+	}
 	default:
 		rv = RKV_ECORRUPT;
 		break;
@@ -212,14 +233,22 @@ size_t shard_exec_cost(struct shard *s, const struct shard_waiter *w)
 		return memtable_entry_cost(cmd->key_len, 0);
 	case COMMAND_INCRBY:
 		return memtable_entry_cost(cmd->key_len, 20);
+	case COMMAND_INCRBYFLOAT:
+		return memtable_entry_cost(cmd->key_len, SHARD_FLOAT_TEXT_MAX);
 	case COMMAND_APPEND:
-		/* Whatever other APPENDs queued before it add, this key's value
-		 * can grow by at most all of them. */
+	case COMMAND_SETRANGE:
+	case COMMAND_SETBIT:
+		/* Whatever other growing commands queued before it add, this
+		 * key's value can grow by at most all of them. */
 		if (memtable_get(s->mem->mt, cmd->key, cmd->key_len, &cur, &cur_len) != 0 &&
 		    !(s->imm && memtable_get(s->imm->mt, cmd->key, cmd->key_len, &cur,
 					     &cur_len) == 0))
 			cur_len = w->prior_state == SHARD_PRIOR_TABLE ? w->prior_len : 0;
-		len = cur_len + s->appended + cmd->value_len;
+		len = cur_len + s->appended;
+		if (cmd->op == COMMAND_APPEND)
+			len += cmd->value_len;
+		else if (command_growth(cmd) > len)
+			len = (size_t)command_growth(cmd);
 		return memtable_entry_cost(cmd->key_len, len < cmd->limit ? len : cmd->limit);
 	default:
 		return memtable_entry_cost(cmd->key_len, cmd->value_len);

@@ -602,6 +602,8 @@ static void test_command_lookup(void **state)
 		"GETSET", "DEL", "EXISTS", "MGET", "MSET", "INCR", "DECR", "INCRBY",
 		"DECRBY", "APPEND", "STRLEN", "SCAN", "DBSIZE", "INFO", "COMMAND",
 		"CONFIG", "CLIENT", "KEYS", "TYPE", "TIME", "FLUSHDB", "FLUSHALL",
+		"GETDEL", "GETRANGE", "SUBSTR", "SETRANGE", "GETBIT", "SETBIT", "BITCOUNT",
+		"BITPOS", "LCS", "INCRBYFLOAT",
 	};
 	size_t count;
 	const struct resp_command_info *table = resp_command_table(&count);

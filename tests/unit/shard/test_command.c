@@ -9,6 +9,7 @@
 
 #include "core/errors.h"
 #include "shard/command.h"
+#include "shard/shard_strings.h"
 
 static void test_put_round_trip(void **state)
 {
@@ -171,6 +172,128 @@ static void test_flush(void **state)
 	assert_int_equal(command_decode(buf, n + 1, &d), RKV_ECORRUPT);
 }
 
+/* SETRANGE and SETBIT: the value, then the u64 offset and u32 limit. */
+static void test_offset_ops(void **state)
+{
+	struct command c = { .op = COMMAND_SETRANGE, .key = (const uint8_t *)"k",
+			     .key_len = 1, .value = (const uint8_t *)"ab", .value_len = 2,
+			     .offset = 0x0102030405060708ull, .limit = 0x0a0b0c0d };
+	static const uint8_t want[] = { 8, 1, 0, 0, 0, 'k', 2, 0, 0, 0, 'a', 'b',
+					8, 7, 6, 5, 4, 3, 2, 1, 0x0d, 0x0c, 0x0b, 0x0a };
+	struct command d;
+	uint8_t buf[64];
+
+	(void)state;
+	assert_int_equal(command_encoded_size(&c), sizeof want);
+	assert_int_equal(command_encode(&c, buf), sizeof want);
+	assert_memory_equal(buf, want, sizeof want);
+	assert_int_equal(command_decode(buf, sizeof want, &d), 0);
+	assert_int_equal(d.op, COMMAND_SETRANGE);
+	assert_int_equal(d.value_len, 2);
+	assert_memory_equal(d.value, "ab", 2);
+	assert_true(d.offset == 0x0102030405060708ull);
+	assert_int_equal(d.limit, 0x0a0b0c0d);
+	/* Short by one byte, or one byte too many: refused. */
+	assert_int_equal(command_decode(buf, sizeof want - 1, &d), RKV_ECORRUPT);
+	buf[sizeof want] = 0;
+	assert_int_equal(command_decode(buf, sizeof want + 1, &d), RKV_ECORRUPT);
+
+	/* SETBIT's value is one byte, 0 or 1. */
+	c.op = COMMAND_SETBIT;
+	c.value = (const uint8_t *)"\x01";
+	c.value_len = 1;
+	c.offset = 77;
+	assert_int_equal(command_encode(&c, buf), command_encoded_size(&c));
+	assert_int_equal(command_decode(buf, command_encoded_size(&c), &d), 0);
+	assert_int_equal(d.op, COMMAND_SETBIT);
+	assert_int_equal(d.value[0], 1);
+	assert_true(d.offset == 77);
+	buf[10] = 2;
+	assert_int_equal(command_decode(buf, command_encoded_size(&c), &d), RKV_ECORRUPT);
+	c.value = (const uint8_t *)"\x00\x00";
+	c.value_len = 2;
+	command_encode(&c, buf);
+	assert_int_equal(command_decode(buf, command_encoded_size(&c), &d), RKV_ECORRUPT);
+
+	/* What a queued command may add to a value: up to its end, nothing
+	 * past its limit (it will fail), APPEND its bytes. */
+	c.op = COMMAND_SETRANGE;
+	c.value_len = 2;
+	c.offset = 10;
+	c.limit = 100;
+	assert_true(command_growth(&c) == 12);
+	c.offset = 99;
+	assert_true(command_growth(&c) == 0);
+	c.op = COMMAND_SETBIT;
+	c.value_len = 1;
+	c.offset = 8 * 99 + 7;
+	assert_true(command_growth(&c) == 100);
+	c.offset = 8 * 100;
+	assert_true(command_growth(&c) == 0);
+	c.op = COMMAND_APPEND;
+	c.value_len = 5;
+	assert_true(command_growth(&c) == 5);
+}
+
+/* INCRBYFLOAT: the increment as text, like a PUT's value. */
+static void test_incrbyfloat(void **state)
+{
+	struct command c = { .op = COMMAND_INCRBYFLOAT, .key = (const uint8_t *)"k",
+			     .key_len = 1, .value = (const uint8_t *)"-1.5e3", .value_len = 6 };
+	struct command d;
+	uint8_t buf[64];
+
+	(void)state;
+	assert_int_equal(command_encoded_size(&c), 1 + 4 + 1 + 4 + 6);
+	command_encode(&c, buf);
+	assert_int_equal(buf[0], 10);
+	assert_int_equal(command_decode(buf, command_encoded_size(&c), &d), 0);
+	assert_int_equal(d.op, COMMAND_INCRBYFLOAT);
+	assert_memory_equal(d.value, "-1.5e3", 6);
+	assert_true(command_growth(&d) == 0);
+	/* Op 11 is not a command (yet): refused. */
+	buf[0] = 11;
+	assert_int_equal(command_decode(buf, command_encoded_size(&c), &d), RKV_ECORRUPT);
+}
+
+/* shard/shard_strings.c's float rules, which INCRBYFLOAT applies on every
+ * replica: Redis's reading and writing of a float. */
+static void test_float_text(void **state)
+{
+	static const char *const bad[] = { "", " 1", "1 ", "nan", "-nan", "1e", "1..5",
+					   "abc", "1e5000", "-1e5000", "1e-5000" };
+	char out[SHARD_FLOAT_TEXT_MAX];
+	long double v;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_false(shard_float_parse(bad[i], strlen(bad[i]), &v));
+	assert_false(shard_float_parse("1\0", 2, &v));
+	assert_true(shard_float_parse("inf", 3, &v) && v > 0);
+	assert_true(shard_float_parse("0x10", 4, &v) && v == 16);
+	assert_true(shard_float_parse("-1.5e3", 6, &v) && v == -1500);
+
+	n = shard_float_format(10.5L, out);
+	assert_int_equal(n, 4);
+	assert_memory_equal(out, "10.5", 4);
+	n = shard_float_format(10.5L + 0.1L, out);
+	assert_memory_equal(out, "10.6", n);
+	assert_int_equal(n, 4);
+	n = shard_float_format(3.0L, out);
+	assert_int_equal(n, 1);
+	assert_memory_equal(out, "3", 1);
+	n = shard_float_format(-0.0L, out);
+	assert_int_equal(n, 1);
+	assert_memory_equal(out, "0", 1);
+	n = shard_float_format(-1e-30L, out); /* rounds to -0 at 17 decimals */
+	assert_int_equal(n, 1);
+	assert_memory_equal(out, "0", 1);
+	n = shard_float_format(5200.0L, out);
+	assert_memory_equal(out, "5200", n);
+	assert_int_equal(n, 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +303,9 @@ int main(void)
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_conditional_and_read_modify_write_ops),
 		cmocka_unit_test(test_flush),
+		cmocka_unit_test(test_offset_ops),
+		cmocka_unit_test(test_incrbyfloat),
+		cmocka_unit_test(test_float_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Read-modify-write string commands in a 3-node cluster, through followers.
+
+Three ringkvd nodes (127.0.17.11-13, every shard on all three) and one
+redis-server. INCRBYFLOAT, SETRANGE, SETBIT and APPEND are sent round-robin
+through all three nodes' RESP ports, so for every key two of each three
+commands enter through a node that does not lead the key's shard and are
+forwarded to its leader. Each reply must equal a real Redis's reply to the
+same sequence. Then every node's own copy of every key is read with a
+stale read (libringkv's rkv_get_stale: that replica's applied state, no
+forwarding) until it equals Redis's final value: every replica applied the
+same commands to the same result.
+
+usage: resp_cluster_strings.py RINGKVD LIBRINGKV_SO
+"""
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp_strings import Conn  # noqa: E402
+
+HOSTS = ["127.0.17.11", "127.0.17.12", "127.0.17.13"]
+PEER, NATIVE, RESP = 37031, 37032, 37033
+REDIS = ("127.0.17.14", 37034)
+WAIT_S = 30
+
+
+def start(ringkvd, data):
+    procs = []
+    ic = ",".join("%d=%s:%d" % (i + 1, h, PEER) for i, h in enumerate(HOSTS))
+    for i, h in enumerate(HOSTS):
+        log = open(os.path.join(data, "n%d.log" % (i + 1)), "w")
+        procs.append(subprocess.Popen(
+            [ringkvd, "--node-id", str(i + 1), "--initial-cluster", ic, "--cores", "2",
+             "--listen", "%s:%d" % (h, NATIVE), "--resp-listen", "%s:%d" % (h, RESP),
+             "--data-dir", os.path.join(data, "n%d" % (i + 1))],
+            stdout=log, stderr=subprocess.STDOUT))
+    procs.append(subprocess.Popen(
+        ["redis-server", "--bind", REDIS[0], "--port", str(REDIS[1]), "--save", "",
+         "--appendonly", "no", "--dir", data],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def connect_when_up(host, port):
+    deadline = time.time() + WAIT_S
+    while True:
+        try:
+            return Conn(host, port)
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def wait_writable(conns):
+    """Until a write through every node succeeds (leaders elected)."""
+    deadline = time.time() + WAIT_S
+    for i, c in enumerate(conns):
+        while c.call("SET", "ready:%d" % i, "1") != b"+OK\r\n":
+            if time.time() > deadline:
+                raise RuntimeError("node %d: no write succeeded in %d s" % (i + 1, WAIT_S))
+            time.sleep(0.2)
+
+
+class Native:
+    """Stale reads through libringkv (each node's own applied copy)."""
+
+    def __init__(self, so):
+        self.lib = ctypes.CDLL(so)
+        self.libc = ctypes.CDLL(None)
+        self.lib.rkv_connect.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                         ctypes.c_char_p, ctypes.c_size_t]
+        self.lib.rkv_get_stale.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                           ctypes.POINTER(ctypes.c_void_p),
+                                           ctypes.POINTER(ctypes.c_size_t)]
+        self.lib.rkv_close.argtypes = [ctypes.c_void_p]
+        self.libc.free.argtypes = [ctypes.c_void_p]
+        self.clients = []
+        for h in HOSTS:
+            c = ctypes.c_void_p()
+            err = ctypes.create_string_buffer(256)
+            rv = self.lib.rkv_connect(("%s:%d" % (h, NATIVE)).encode(), ctypes.byref(c), err, 256)
+            if rv != 0:
+                raise RuntimeError("connect %s: %s" % (h, err.value))
+            self.clients.append(c)
+
+    def get_stale(self, node, key):
+        v = ctypes.c_void_p()
+        n = ctypes.c_size_t()
+        rv = self.lib.rkv_get_stale(self.clients[node], key, len(key), ctypes.byref(v),
+                                    ctypes.byref(n))
+        if rv == 1:
+            return None
+        if rv != 0:
+            raise RuntimeError("stale GET %r through node %d: status %d" % (key, node + 1, rv))
+        data = ctypes.string_at(v, n.value)
+        self.libc.free(v)
+        return data
+
+    def close(self):
+        for c in self.clients:
+            self.lib.rkv_close(c)
+
+
+def value_of(reply):
+    """The bytes of a bulk-string reply, None for a null."""
+    if reply.startswith(b"$-1"):
+        return None
+    return reply.split(b"\r\n", 1)[1][:-2]
+
+
+def main():
+    ringkvd, so = sys.argv[1], sys.argv[2]
+    if not shutil.which("redis-server"):
+        print("SKIP: redis-server not installed")
+        return 77
+    data = tempfile.mkdtemp(prefix="ringkv-resp-cluster-strings-")
+    procs = start(ringkvd, data)
+    native = None
+    failures = []
+    try:
+        nodes = [connect_when_up(h, RESP) for h in HOSTS]
+        redis = connect_when_up(*REDIS)
+        wait_writable(nodes)
+        keys = ["float:%d" % k for k in range(6)] + ["range:%d" % k for k in range(6)] + \
+               ["bits:%d" % k for k in range(6)] + ["append:%d" % k for k in range(6)]
+        for k in keys:
+            redis.call("DEL", k)
+        sent = 0
+        for step in range(30):
+            for k in keys:
+                node = nodes[(step + sent) % 3]
+                sent += 1
+                kind = k.split(":")[0]
+                if kind == "float":
+                    cmd = ("INCRBYFLOAT", k, "%d.%d" % (step % 7 - 3, step % 10))
+                elif kind == "range":
+                    cmd = ("SETRANGE", k, (step * 7) % 40, "r%02d" % step)
+                elif kind == "bits":
+                    cmd = ("SETBIT", k, (step * 13) % 97, step % 3 != 0)
+                else:
+                    cmd = ("APPEND", k, "a%d" % step)
+                cmd = tuple(int(a) if isinstance(a, bool) else a for a in cmd)
+                got, want = node.call(*cmd), redis.call(*cmd)
+                if got != want:
+                    failures.append("%r through node %d: %r, Redis %r" %
+                                    (cmd, nodes.index(node) + 1, got, want))
+        native = Native(so)
+        want = {k: value_of(redis.call("GET", k)) for k in keys}
+        # Followers may apply a little after their leader answered: polled,
+        # within one bound for the whole check.
+        deadline = time.time() + WAIT_S
+        while True:
+            differ = [(i, k, have) for i in range(3) for k in keys
+                      for have in [native.get_stale(i, k.encode())] if have != want[k]]
+            if not differ or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        for i, k, have in differ:
+            failures.append("node %d's copy of %s: %r, want %r" % (i + 1, k, have, want[k]))
+    finally:
+        if native:
+            native.close()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if failures:
+            for i in range(3):
+                sys.stdout.write(open(os.path.join(data, "n%d.log" % (i + 1))).read()[-2000:])
+        shutil.rmtree(data, ignore_errors=True)
+    for f in failures:
+        print("FAIL", f)
+    print("resp_cluster_strings: %d failures" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+#!/usr/bin/env python3
+"""Redis 7.0 parity of the string commands, checked against a real Redis.
+
+Sends the same commands, in the same order, to ringkvd and to a
+redis-server and requires byte-identical RESP replies, error texts
+included. The cases are written from Redis's command documentation
+(redis.io/commands): each option, each error, ranges with negative and
+out-of-range indexes, empty and binary values. A few replies where ringkv
+differs on purpose (the value size limit: ringkv's --max-value, Redis's
+512 MB) are checked against ringkv's own documented answer instead.
+
+usage: resp_strings.py RINGKV_HOST RINGKV_PORT REDIS_HOST REDIS_PORT
+       (REDIS_PORT 0: only the ringkv-specific checks)
+"""
+import random
+import socket
+import sys
+
+
+class Conn:
+    """A raw RESP2 client: replies come back as their exact bytes."""
+
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, port), timeout=10)
+        self.buf = b""
+
+    def send(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if isinstance(a, int):
+                a = str(a)
+            if isinstance(a, str):
+                a = a.encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-", b":"):
+            return line + b"\r\n"
+        n = int(rest)
+        if kind == b"$":
+            if n < 0:
+                return line + b"\r\n"
+            while len(self.buf) < n + 2:
+                self._fill()
+            data, self.buf = self.buf[: n + 2], self.buf[n + 2:]
+            return line + b"\r\n" + data
+        if kind == b"*":
+            if n < 0:
+                return line + b"\r\n"
+            return line + b"\r\n" + b"".join(self._reply() for _ in range(n))
+        raise ValueError("bad reply %r" % line)
+
+    def call(self, *args):
+        self.send(*args)
+        return self._reply()
+
+
+failures = []
+
+
+def same(rk, rd, *args):
+    """The command's reply from ringkv equals Redis's, byte for byte."""
+    a = rk.call(*args)
+    if rd is None:
+        return a
+    b = rd.call(*args)
+    if a != b:
+        failures.append("%r:\n  ringkv %r\n  redis  %r" % (args, a[:300], b[:300]))
+    return a
+
+
+def expect(rk, want, *args):
+    a = rk.call(*args)
+    if a != want:
+        failures.append("%r: ringkv %r, want %r" % (args, a[:300], want))
+
+
+def cases(rk, rd):
+    s = lambda *a: same(rk, rd, *a)  # noqa: E731
+    s("DEL", "s", "n", "f", "b", "e", "k1", "k2", "missing")
+
+    # SET with NX / XX / GET in every combination Redis 7.0 accepts.
+    for opts in ([], ["NX"], ["XX"], ["GET"], ["NX", "GET"], ["GET", "NX"],
+                 ["XX", "GET"], ["GET", "XX"], ["NX", "XX"], ["XX", "NX"],
+                 ["GET", "GET"], ["NX", "NX"], ["nx", "get"], ["BOGUS"]):
+        s("DEL", "s")
+        s("SET", "s", "one", *opts)
+        s("GET", "s")
+        s("SET", "s", "two", *opts)
+        s("GET", "s")
+
+    # GETDEL.
+    s("SET", "s", "value")
+    s("GETDEL", "s")
+    s("GETDEL", "s")
+    s("EXISTS", "s")
+    s("GETDEL")
+    s("GETDEL", "a", "b")
+
+    # GETRANGE / SUBSTR: negative, reversed, huge and out-of-range indexes.
+    s("SET", "s", "Hello, World")
+    for start, end in ((0, 3), (-3, -1), (0, -1), (10, 100), (5, 3), (-1, -5),
+                       (-100, -50), (-100, 2), (0, 0), (11, 11), (12, 20),
+                       (0, 9223372036854775807), (-9223372036854775808, 0),
+                       (9223372036854775807, 9223372036854775807)):
+        s("GETRANGE", "s", start, end)
+        s("SUBSTR", "s", start, end)
+    s("GETRANGE", "missing", 0, -1)
+    s("GETRANGE", "s", "a", 1)
+    s("GETRANGE", "s", 1, "1.5")
+    s("GETRANGE", "s", 1)
+    s("SET", "e", "")
+    s("GETRANGE", "e", 0, -1)
+    s("GETRANGE", "e", 0, 0)
+
+    # SETRANGE: padding, overwrite, empty value, errors.
+    s("SETRANGE", "n", 5, "abc")
+    s("GET", "n")
+    s("SETRANGE", "n", 0, "XY")
+    s("GET", "n")
+    s("SETRANGE", "n", 6, "0123456789")
+    s("GET", "n")
+    s("SETRANGE", "n", 3, "")
+    s("SETRANGE", "missing", 0, "")
+    s("SETRANGE", "missing", 100, "")
+    s("EXISTS", "missing")
+    s("SETRANGE", "n", -1, "x")
+    s("SETRANGE", "n", "x", "x")
+    s("SETRANGE", "n", 1)
+    s("SET", "i", "1234")
+    s("SETRANGE", "i", 1, "\x00")
+    s("GET", "i")
+    s("SETRANGE", "e", 0, "")
+    s("SETRANGE", "e", 2, "z")
+    s("GET", "e")
+
+    # SETBIT / GETBIT.
+    s("SETBIT", "b", 7, 1)
+    s("GET", "b")
+    s("SETBIT", "b", 7, 0)
+    s("SETBIT", "b", 7, 1)
+    s("SETBIT", "b", 0, 1)
+    s("SETBIT", "b", 100, 1)
+    s("GET", "b")
+    s("STRLEN", "b")
+    for off in (0, 1, 7, 8, 100, 101, 1000):
+        s("GETBIT", "b", off)
+    s("GETBIT", "missing", 3)
+    s("SETBIT", "b", -1, 1)
+    s("SETBIT", "b", "x", 1)
+    s("SETBIT", "b", 1, 2)
+    s("SETBIT", "b", 1, -1)
+    s("SETBIT", "b", 1, "a")
+    s("GETBIT", "b", -1)
+    s("GETBIT", "b", "x")
+    s("SETBIT", "b", 1)
+    s("SET", "s", "1")
+    s("SETBIT", "s", 6, 1)
+    s("GET", "s")
+
+    # BITCOUNT: whole, byte and bit ranges, errors only on existing keys.
+    s("SET", "s", "foobar")
+    s("BITCOUNT", "s")
+    for rng in ((0, 0), (1, 1), (0, -1), (-2, -1), (-1, -2), (2, 100), (-100, -1),
+                (100, 200), (5, 30, "BIT"), (0, -1, "BIT"), (1, 1, "bit"), (-3, -1, "BIT"),
+                (7, 7, "BIT"), (3, 2, "BIT"), (0, 0, "BYTE"), (0, 47, "BIT")):
+        s("BITCOUNT", "s", *rng)
+    s("BITCOUNT", "s", 0)
+    s("BITCOUNT", "s", 0, 1, "WORD")
+    s("BITCOUNT", "s", "a", 1)
+    s("BITCOUNT", "s", 0, 1, "BIT", "x")
+    s("BITCOUNT", "missing")
+    s("BITCOUNT", "missing", 0, 1, "WORD")
+    s("BITCOUNT", "missing", 0)
+    s("BITCOUNT", "e")
+
+    # BITPOS.
+    s("SET", "s", "\xff\xf0\x00")
+    s("SET", "f", "\xff\xff\xff")
+    s("SET", "z", "\x00\x00\x00")
+    for key in ("s", "f", "z", "e", "missing"):
+        for bit in (0, 1):
+            s("BITPOS", key, bit)
+            for rng in ((0,), (1,), (2,), (-1,), (5,), (0, 0), (1, 2), (0, -1), (2, 1),
+                        (-2, -1), (3, 10), (0, 7, "BIT"), (4, 12, "BIT"), (7, 15, "BIT"),
+                        (9, -1, "BIT"), (0, 0, "BYTE"), (12, 23, "BIT"), (0, 23, "bit")):
+                s("BITPOS", key, bit, *rng)
+    s("BITPOS", "s", 2)
+    s("BITPOS", "s", "x")
+    s("BITPOS", "missing", 2)
+    s("BITPOS", "s", 1, "x")
+    s("BITPOS", "missing", 1, "x")
+    s("BITPOS", "s", 1, 0, 1, "WORD")
+    s("BITPOS", "s", 1, 0, 1, "BIT", "x")
+
+    # LCS, its options and their errors.
+    s("SET", "k1", "ohmytext")
+    s("SET", "k2", "mynewtext")
+    for opts in ([], ["LEN"], ["IDX"], ["IDX", "WITHMATCHLEN"], ["IDX", "MINMATCHLEN", 4],
+                 ["IDX", "MINMATCHLEN", 4, "WITHMATCHLEN"], ["IDX", "MINMATCHLEN", -3],
+                 ["LEN", "IDX"], ["IDX", "LEN"], ["MINMATCHLEN"], ["MINMATCHLEN", "x"],
+                 ["BOGUS"], ["len"], ["WITHMATCHLEN"]):
+        s("LCS", "k1", "k2", *opts)
+    s("LCS", "k1", "missing")
+    s("LCS", "missing", "missing", "IDX")
+    s("LCS", "k1", "k1", "IDX", "WITHMATCHLEN")
+    rng = random.Random(21)
+    for _ in range(20):
+        a = "".join(rng.choice("ACGT") for _ in range(rng.randrange(0, 60)))
+        b = "".join(rng.choice("ACGT") for _ in range(rng.randrange(0, 60)))
+        s("SET", "k1", a)
+        s("SET", "k2", b)
+        s("LCS", "k1", "k2")
+        s("LCS", "k1", "k2", "IDX", "WITHMATCHLEN")
+        s("LCS", "k1", "k2", "IDX", "MINMATCHLEN", 2)
+
+    # INCRBYFLOAT: Redis's formatting, and its errors.
+    s("DEL", "f")
+    for incr in ("10.5", "0.1", "-5", "1.0e3", "3.0e-2", "-1000", "5.0e+3", "0",
+                 "-0.0", "1.7976931348623157e308", "-1.7976931348623157e308", "0x10",
+                 "123456789012345678"):
+        s("INCRBYFLOAT", "f", incr)
+        s("GET", "f")
+    s("SET", "f", "10")
+    s("INCRBYFLOAT", "f", "0.1")
+    s("SET", "f", "5.0e3")
+    s("INCRBYFLOAT", "f", "2.0e2")
+    s("SET", "f", "-0")
+    s("INCRBYFLOAT", "f", "0")
+    for bad in ("abc", "", " 1", "1 ", "nan", "1e", "1..5", "inf", "-inf", "1e5000",
+                "1\x00"):
+        s("INCRBYFLOAT", "f", bad)
+    s("SET", "f", "notanumber")
+    s("INCRBYFLOAT", "f", "1")
+    s("SET", "f", "1.5e4930")
+    s("INCRBYFLOAT", "f", "1.5e4930")
+    s("INCRBYFLOAT", "f")
+
+    # Arity errors (Redis's texts), old and new commands alike.
+    for cmd in (["PING", "a", "b"], ["GET"], ["SET", "k"], ["GETRANGE", "k", 1],
+                ["SETRANGE", "k", 1], ["GETBIT", "k"], ["SETBIT", "k", 1],
+                ["BITCOUNT"], ["BITPOS", "k"], ["LCS", "k"], ["INCRBYFLOAT", "k"],
+                ["GETDEL"], ["SUBSTR", "k", 1], ["STRLEN"], ["APPEND", "k"]):
+        s(*cmd)
+
+
+def ringkv_only(rk, max_value):
+    """Where ringkv's limit is --max-value, not Redis's 512 MB."""
+    too_big = b"-ERR string exceeds maximum allowed size (%d bytes)\r\n" % max_value
+    rk.call("DEL", "big")
+    expect(rk, too_big, "SETRANGE", "big", max_value, "x")
+    expect(rk, b":%d\r\n" % max_value, "SETRANGE", "big", max_value - 1, "x")
+    expect(rk, b"-ERR bit offset is not an integer or out of range\r\n",
+           "SETBIT", "big", max_value * 8, 1)
+    expect(rk, b":0\r\n", "SETBIT", "big", max_value * 8 - 1, 1)
+    expect(rk, b":1\r\n", "GETBIT", "big", max_value * 8 - 1)
+    expect(rk, b"-ERR bit offset is not an integer or out of range\r\n",
+           "GETBIT", "big", max_value * 8)
+    rk.call("DEL", "big")
+
+
+def main():
+    rk = Conn(sys.argv[1], int(sys.argv[2]))
+    rd = Conn(sys.argv[3], int(sys.argv[4])) if int(sys.argv[4]) else None
+    max_value = int(sys.argv[5]) if len(sys.argv) > 5 else 1 << 20
+    cases(rk, rd)
+    ringkv_only(rk, max_value)
+    for f in failures:
+        print("FAIL", f)
+    print("resp_strings: %d differences" % len(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
