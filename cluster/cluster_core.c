@@ -48,7 +48,7 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 			char *err, size_t errlen)
 {
 	struct cluster_node *n;
-	int idx;
+	int idx, rv;
 
 	if (!cfg->map || cfg->cores == 0 || !cfg->data_dir) {
 		snprintf(err, errlen, "cluster: no map, no cores or no data dir");
@@ -87,6 +87,26 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 		return -e;
 	}
 	n->self_index = (unsigned)idx;
+	/* Which replicas this node holds, and on which core: the map's
+	 * founding placement, changed by the moves in the hosting record. */
+	n->hosting = malloc(sizeof *n->hosting);
+	n->core_of = calloc(n->map.shards, sizeof *n->core_of);
+	if (!n->hosting || !n->core_of) {
+		cluster_node_destroy(n);
+		return -ENOMEM;
+	}
+	rv = cluster_hosting_load(n->data_dir, n->hosting, n->map.shards, cfg->cores, err,
+				  errlen);
+	if (rv) {
+		cluster_node_destroy(n);
+		return rv;
+	}
+	for (uint32_t s = 0; s < n->map.shards; s++)
+		n->core_of[s] = (int16_t)cluster_hosting_core(&n->map, n->hosting, n->self_index, s,
+							      cfg->cores);
+	if (n->hosting->n)
+		log_info("cluster: the hosting record moves %u replica%s away from the founding "
+			 "placement", n->hosting->n, n->hosting->n == 1 ? "" : "s");
 	if (!n->cfg.cache_bytes)
 		n->cfg.cache_bytes = DEFAULT_CACHE_BYTES;
 	if (!n->cfg.election_timeout_ms)
@@ -119,6 +139,8 @@ void cluster_node_destroy(struct cluster_node *n)
 		return;
 	if (n->data_dir_fd >= 0)
 		close(n->data_dir_fd);
+	free(n->hosting);
+	free(n->core_of);
 	free(n->cores);
 	free(n);
 }
@@ -288,11 +310,15 @@ static bool msg_ok(struct cluster_core *c, uint64_t from_node, uint64_t group,
 
 	if (group >= map->shards || m->to != c->node->cfg.self_id || m->from != from_node)
 		return false;
+	/* From any node of the cluster, for a group held here: the group's
+	 * configuration, not the map, says who its members are (a learner
+	 * being added is in no founding placement), and Raft judges the
+	 * sender (docs/cluster/membership.md). */
 	from_idx = cluster_map_index(map, from_node);
-	if (from_idx < 0 || cluster_map_rank(map, (uint32_t)group, c->node->self_index) < 0 ||
-	    cluster_map_rank(map, (uint32_t)group, (unsigned)from_idx) < 0)
+	if (from_idx < 0 || (unsigned)from_idx == c->node->self_index ||
+	    c->node->core_of[group] < 0)
 		return false;
-	*core = cluster_map_core(map, (uint32_t)group, c->node->cfg.cores);
+	*core = (unsigned)c->node->core_of[group];
 	return true;
 }
 
@@ -390,8 +416,7 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
 	struct xchunk *x;
 
 	if (group >= map->shards || from_idx < 0 ||
-	    cluster_map_rank(map, (uint32_t)group, c->node->self_index) < 0 ||
-	    cluster_map_rank(map, (uint32_t)group, (unsigned)from_idx) < 0) {
+	    (unsigned)from_idx == c->node->self_index || c->node->core_of[group] < 0) {
 		if (f->kind == PEER_MSG_SNAPSHOT_REQUEST)
 			log_every(LOG_WARN, 10000, "snapshot request from node %llu for group "
 				  "%llu refused: not a member of it here",
@@ -399,7 +424,7 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
 		c->stats.dropped_bad++;
 		return;
 	}
-	core = cluster_map_core(map, (uint32_t)group, c->node->cfg.cores);
+	core = (unsigned)c->node->core_of[group];
 	if (core == c->index) {
 		chunk_local(c, from_node, f);
 		return;
@@ -644,6 +669,8 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	unsigned r = cluster_map_replica_ids(&c->node->map, rep->id, ids);
 	const struct raft_entry *entries = NULL;
 	char holder[48];
+	struct raft_conf conf;
+	uint64_t conf_index;
 	size_t n = 0;
 	int rv;
 
@@ -653,9 +680,24 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
 	if (rv != 0)
 		return rv;
-	for (unsigned i = 0; i < r; i++)
-		snap.conf.servers[i] = (struct raft_server){ .id = ids[i], .role = RAFT_VOTER };
-	snap.conf.n = r;
+	/* The group's members: the last configuration it applied, as
+	 * recorded (replica_conf.c); without a record, the map's founding
+	 * placement, or none for a replica placed here by a move (it learns
+	 * its group from the leader's snapshot). Configuration entries in the
+	 * log after the restore point override either (raft_conf_reload). */
+	if (!rep->hosted_added) {
+		for (unsigned i = 0; i < r; i++)
+			snap.conf.servers[i] = (struct raft_server){ .id = ids[i],
+								     .role = RAFT_VOTER };
+		snap.conf.n = r;
+	}
+	rv = replica_conf_load(rep->conf_rec.path, &conf_index, &conf, err, errlen);
+	if (rv < 0)
+		return rv;
+	if (rv == 0) {
+		snap.conf = conf;
+		rep->conf_rec.want_index = rep->conf_rec.durable_index = conf_index;
+	}
 	if (rs->found) {
 		uint64_t last = rs->n ? rs->first_index + rs->n - 1 : rs->start_index;
 
@@ -706,13 +748,17 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * anything of the group is; it says "undecided" or is empty
 	 * (joining). */
 	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
-	if (r > 1 && ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
+	/* A replica placed here by a move starts empty in a group with a
+	 * history: joining, whatever the flags (it must not vote before it
+	 * holds what the group committed). */
+	if ((r > 1 || rep->hosted_added) &&
+	    ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
 		const char *base = strrchr(rep->join_marker, '/') + 1;
 		bool marked = access(rep->join_marker, F_OK) == 0;
-		bool undecided = marked ? marker_says_undecided(rep->join_marker)
-					: !c->node->cfg.join_existing;
+		bool existing = c->node->cfg.join_existing || rep->hosted_added;
+		bool undecided = marked ? marker_says_undecided(rep->join_marker) : !existing;
 
-		if (undecided && !c->node->cfg.join_existing) {
+		if (undecided && !existing) {
 			rep->undecided = true;
 			log_info("replica %u: started empty: a new group, or a wiped node's; "
 				 "no vote for a candidate with a log until its peers tell which",
@@ -779,6 +825,8 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	rep->shard_cfg = sc;
 	rep->shard_cfg.dir = rep->dir;
 	rep->recv.fd = -1;
+	rep->hosted_added = cluster_map_rank(&n->map, shard, n->self_index) < 0;
+	replica_conf_init(rep);
 	rv = shard_snapshot_recover(rep->dir, err, errlen);
 	if (rv)
 		return rv;
@@ -868,8 +916,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		goto fail;
 	}
 	for (uint32_t s = 0; s < map->shards; s++) {
-		if (cluster_map_rank(map, s, n->self_index) < 0 ||
-		    cluster_map_core(map, s, n->cfg.cores) != c->index)
+		if (n->core_of[s] != (int)c->index)
 			continue;
 		rv = open_replica(c, s, err, errlen);
 		if (rv)
@@ -986,7 +1033,7 @@ bool cluster_core_quiescent(struct cluster_core *c)
 			idle = false;
 		/* Streams end here: pins go, ring ops of the receiver drain. */
 		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]) ||
-		    c->reps[i]->join_unlinking)
+		    c->reps[i]->join_unlinking || !replica_conf_idle(c->reps[i]))
 			idle = false;
 	}
 	if (!core_log_idle(c->log))
@@ -1063,6 +1110,11 @@ bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to)
 			return st.connected;
 	}
 	return false;
+}
+
+int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard)
+{
+	return shard < n->map.shards ? n->core_of[shard] : -1;
 }
 
 const struct cluster_map *cluster_core_map(const struct cluster_core *c)

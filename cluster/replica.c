@@ -259,6 +259,7 @@ static void apply_drain(struct replica *rep)
 	       rep->apply_next <= rep->apply_to) {
 		uint64_t i = rep->apply_next;
 		const struct raft_entry *e = raft_entry_at(rep->raft, i);
+		struct raft_conf conf;
 		struct shard_waiter *w;
 		int rv;
 
@@ -269,6 +270,10 @@ static void apply_drain(struct replica *rep)
 			break;
 		}
 		w = props_match(rep, i, e->term);
+		/* Decoded before the hand-in: a waiter's callback may step
+		 * Raft, whose log then no longer holds `e` where it was. */
+		bool is_conf = e->type == RAFT_ENTRY_CONF &&
+			       raft_conf_decode(e->data, e->len, &conf) == 0;
 		rv = shard_apply(rep->shard, i,
 				 e->type == RAFT_ENTRY_NORMAL ? SHARD_ENTRY_COMMAND : SHARD_ENTRY_NOOP,
 				 e->data, e->len, w);
@@ -287,6 +292,8 @@ static void apply_drain(struct replica *rep)
 			break;
 		}
 		rep->apply_next++;
+		if (is_conf)
+			replica_conf_record(rep, i, &conf);
 	}
 }
 
@@ -381,6 +388,8 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		if (rep->apply_to < index)
 			rep->apply_to = index;
 		rep->compacted = index;
+		/* The snapshot's members are the group's as of its index. */
+		replica_conf_record(rep, index, &up->snapshot->conf);
 		props_fail_all(rep, RKV_EUNKNOWN);
 		log_info("replica %u: Raft took the snapshot at %llu (shard at %llu)", rep->id,
 			 (unsigned long long)index,
@@ -914,6 +923,47 @@ bool replica_read_local_ok(const struct replica *rep)
 	return shard_applied_index(rep->shard) >= commit;
 }
 
+int replica_conf_change(struct replica *rep, int op, uint64_t id, uint64_t *index)
+{
+	struct raft_update up;
+	int rv;
+
+	if (rep->core->stopping)
+		return RKV_ESHUTDOWN;
+	if (raft_role(rep->raft) != RAFT_LEADER)
+		return RAFT_ENOTLEADER;
+	rv = raft_step(rep->raft, &(struct raft_event){
+		.type = RAFT_EV_CONF_CHANGE, .conf_change = { .op = (uint32_t)op, .id = id } },
+		&up);
+	if (rv == 0) {
+		*index = up.proposed_index;
+		log_info("replica %u: membership change %s of node %llu proposed at index %llu",
+			 rep->id, op == RAFT_CONF_ADD_LEARNER ? "add-learner" :
+				  op == RAFT_CONF_PROMOTE ? "promote" : "remove",
+			 (unsigned long long)id, (unsigned long long)up.proposed_index);
+	}
+	replica_handle_update(rep, &up);
+	return rv;
+}
+
+int replica_transfer(struct replica *rep, uint64_t to)
+{
+	struct raft_update up;
+	int rv;
+
+	if (raft_role(rep->raft) != RAFT_LEADER)
+		return RAFT_ENOTLEADER;
+	rv = raft_step(rep->raft, &(struct raft_event){ .type = RAFT_EV_TRANSFER,
+							 .transfer = { .target = to } }, &up);
+	replica_handle_update(rep, &up);
+	return rv;
+}
+
+const struct raft_conf *replica_members(const struct replica *rep)
+{
+	return raft_conf(rep->raft);
+}
+
 uint64_t replica_leader(const struct replica *rep)
 {
 	return raft_leader(rep->raft);
@@ -981,6 +1031,9 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->undecided = rep->undecided;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
 	replica_repair_status(rep, out);
+	out->conf = *raft_conf(r);
+	out->conf_recorded = rep->conf_rec.durable_index;
+	out->conf_changes = rep->conf_changes;
 	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
 		if (rep->sends[i] && rep->sends[i]->state == SNAP_SEND_STREAMING)
 			out->snapshot_sending = true;

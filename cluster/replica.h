@@ -245,6 +245,35 @@ int replica_read(struct replica *rep, struct replica_read *rd);
  */
 bool replica_read_local_ok(const struct replica *rep);
 
+/*
+ * Leader only: proposes one membership change of the group (raft.h,
+ * RAFT_CONF_ADD_LEARNER / PROMOTE / REMOVE of node `id`), the step a replica
+ * move is made of (docs/cluster/membership.md). 0: the entry is in the log
+ * at *index (the change takes effect on every member as it appends it;
+ * wait for commit_index >= *index before the next). Or RAFT_ENOTLEADER,
+ * RAFT_EBUSY (the previous change is not committed yet, the leader has not
+ * committed an entry of its term, or a leadership transfer is under way:
+ * retry), RAFT_EBADCONF (adding a member, promoting a non-learner, removing
+ * a non-member or the last voter), RAFT_ENOTREADY (promoting a learner
+ * that does not hold every committed entry yet), RKV_ESHUTDOWN.
+ * The node `id` must host the replica already (a learner nobody hosts
+ * only costs the leader retries).
+ */
+int replica_conf_change(struct replica *rep, int op, uint64_t id, uint64_t *index);
+
+/* Leader only: hands leadership to voter `to` (RAFT_EV_TRANSFER). 0 or
+ * raft_step's refusals (RAFT_ENOTLEADER, RAFT_EBADCONF, RAFT_EBUSY). */
+int replica_transfer(struct replica *rep, uint64_t to);
+
+/* The group's configuration as this replica sees it (the latest in its
+ * log, committed or not). Valid until the next step of the group. */
+const struct raft_conf *replica_members(const struct replica *rep);
+
+/* The core that holds this node's replica of `shard` (the map's placement
+ * and the hosting record), or -1 when it holds none. Read-only after
+ * cluster_node_create. */
+int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard);
+
 /* The leader this replica knows of (node id), or RAFT_NONE. */
 uint64_t replica_leader(const struct replica *rep);
 bool replica_is_leader(const struct replica *rep);
@@ -292,6 +321,9 @@ struct replica_status {
 	uint64_t repairs_done;      /* repairs from a peer completed */
 	uint64_t repair_requests;   /* snapshot requests sent */
 	uint64_t repair_transfers;  /* leadership handed on because damaged */
+	struct raft_conf conf;      /* the group's members as seen here */
+	uint64_t conf_recorded;     /* index of the configuration on disk */
+	uint64_t conf_changes;      /* configurations recorded since start */
 };
 void replica_status(const struct replica *rep, struct replica_status *out);
 

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 #include "cluster/client_addrs.h"
+#include "cluster/hosting.h"
 #include "cluster/peer_msg.h"
 #include "cluster/replica.h"
 #include "core/timer.h"
@@ -111,6 +112,23 @@ struct replica_repair {
 	struct peer_msg_buf frame;    /* the request, encoded (reused) */
 };
 
+/* The configuration record being written (cluster/replica_conf.c). */
+#define REPLICA_CONF_FILE_MAX (20 + RAFT_CONF_ENCODED_MAX + 4)
+struct replica_conf_rec {
+	char path[PATH_MAX + 8];      /* DATA/shard-N.conf */
+	char tmp[PATH_MAX + 16];      /* DATA/shard-N.conf.tmp */
+	uint64_t want_index;          /* newest configuration to record, its index */
+	struct raft_conf want;
+	uint64_t writing_index;       /* of the write in flight */
+	uint64_t durable_index;       /* the record on disk holds this one */
+	int step;                     /* of the write in flight; 0: none */
+	int fd;
+	bool err;
+	struct io_op op;
+	uint8_t buf[REPLICA_CONF_FILE_MAX];
+	size_t len;
+};
+
 /* A client proposal waiting for its entry's fate. */
 struct proposal {
 	uint64_t index;
@@ -206,6 +224,10 @@ struct replica {
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
 	struct replica_repair repair;
+	struct replica_conf_rec conf_rec; /* DATA/shard-N.conf */
+	uint64_t conf_changes;        /* configurations recorded since start */
+	bool hosted_added;            /* placed here by the hosting record, not
+				       * by the map: no founding configuration */
 };
 
 struct out_batch {
@@ -220,6 +242,10 @@ struct cluster_node {
 	unsigned self_index;
 	char data_dir[PATH_MAX - 64];
 	int data_dir_fd;                 /* O_DIRECTORY, for fsyncs of it */
+	struct cluster_hosting *hosting; /* DATA/hosting as loaded at start-up */
+	int16_t *core_of;                /* [map.shards]: the core holding this
+					  * node's replica, -1 = none here (the
+					  * map's placement and the record) */
 	_Atomic(struct cluster_core *) *cores; /* [cfg.cores], set by each start */
 };
 
@@ -331,6 +357,22 @@ void replica_repair_free(struct replica *rep);
 /* The voter with the highest match (leader only), other than `avoid`
  * unless it is the only one; RAFT_NONE when there is none. */
 uint64_t replica_best_follower(const struct replica *rep, uint64_t avoid);
+
+/* replica_conf.c: the group's last applied configuration, on disk. */
+size_t replica_conf_encode(uint64_t index, const struct raft_conf *conf, uint8_t *buf);
+/* Untrusted bytes: 0 or RKV_ECORRUPT. */
+int replica_conf_decode(const uint8_t *buf, size_t len, uint64_t *index, struct raft_conf *conf);
+/* Start-up (blocking): 0 and the record, 1 when there is none, or an error
+ * with the reason in err. */
+int replica_conf_load(const char *path, uint64_t *index, struct raft_conf *conf, char *err,
+		      size_t errlen);
+/* Sets the record's paths from rep->dir. */
+void replica_conf_init(struct replica *rep);
+/* A committed configuration at `index` was applied (or installed with a
+ * snapshot): write it through the ring unless a newer one is recorded. */
+void replica_conf_record(struct replica *rep, uint64_t index, const struct raft_conf *conf);
+/* No write of the record in flight. */
+bool replica_conf_idle(const struct replica *rep);
 
 /* replica.c: gate for inbound Raft messages (wiped-node rule, snapshots).
  * False: drop it. */

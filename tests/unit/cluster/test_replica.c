@@ -34,16 +34,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/hosting.h"
 #include "cluster/map.h"
 #include "cluster/peer_msg.h"
 #include "cluster/peer.h"
 #include "cluster/replica.h"
+#include "cluster/replica_internal.h" /* replica_conf_load */
 #include "core/reactor.h"
 #include "core/topology.h"
 #include "shard/core_log.h"
 
 #define CORES 2
-#define MAX_NODES 3
+#define MAX_NODES 4
 #define MAX_SHARDS 16
 #define MAX_OPS 1024
 #define ELECTION_MS 150
@@ -131,6 +133,9 @@ static uint64_t segment_size;   /* 0: the core log's default */
 static unsigned value_pad;      /* extra bytes of each value */
 static uint32_t proposal_timeout_ms; /* 0: the engine's default */
 static uint32_t election_ms[MAX_NODES + 1]; /* per node; 0: ELECTION_MS */
+static unsigned excluded;       /* bit id: node id's replicas are not looked at
+				 * by agreed_leader and converged (a replica
+				 * removed from its group) */
 static size_t bulk_limit[MAX_NODES + 1];    /* per node; 0: the default */
 #define BIG_VALUE 40000
 static uint8_t big_value[BIG_VALUE];
@@ -535,7 +540,7 @@ static uint64_t agreed_leader(unsigned count, uint32_t shard)
 	uint64_t leader = 0;
 
 	for (unsigned id = 1; id <= count; id++) {
-		if (!node_up(id))
+		if (!node_up(id) || (excluded & (1u << id)))
 			continue;
 		refresh(&nodes[id]);
 		if (!nodes[id].status[shard].here)
@@ -549,7 +554,7 @@ static uint64_t agreed_leader(unsigned count, uint32_t shard)
 	if (!leader)
 		return 0;
 	for (unsigned id = 1; id <= count; id++)
-		if (node_up(id) && nodes[id].status[shard].here &&
+		if (node_up(id) && !(excluded & (1u << id)) && nodes[id].status[shard].here &&
 		    nodes[id].status[shard].st.leader != leader)
 			return 0;
 	return leader;
@@ -578,9 +583,9 @@ static bool wait_writes(unsigned first, unsigned count, unsigned timeout_ms)
 	return true;
 }
 
-/* Proposes writes[first, +count) on node `leader`, checks every one is
- * accepted and acknowledged with 0. */
-static void write_ok(uint64_t leader, uint32_t shard, unsigned first, unsigned count)
+/* Proposes writes[first, +count) on the leader without waiting for them:
+ * they are in flight while the next membership change is made. */
+static void write_async(uint64_t leader, uint32_t shard, unsigned first, unsigned count)
 {
 	struct tnode *n = &nodes[leader];
 
@@ -592,6 +597,13 @@ static void write_ok(uint64_t leader, uint32_t shard, unsigned first, unsigned c
 	run_job(n, job_propose);
 	for (unsigned i = first; i < first + count; i++)
 		assert_int_equal(n->job_rv[i], 0);
+}
+
+/* Proposes writes[first, +count) on node `leader`, checks every one is
+ * accepted and acknowledged with 0. */
+static void write_ok(uint64_t leader, uint32_t shard, unsigned first, unsigned count)
+{
+	write_async(leader, shard, first, count);
 	assert_true(wait_writes(first, count, 5000));
 	for (unsigned i = first; i < first + count; i++)
 		assert_int_equal(writes[i].rv, 0);
@@ -662,7 +674,7 @@ static bool converged(unsigned count, uint32_t shard, unsigned timeout_ms)
 		unsigned n = 0;
 
 		for (unsigned id = 1; id <= count; id++) {
-			if (!node_up(id))
+			if (!node_up(id) || (excluded & (1u << id)))
 				continue;
 			refresh(&nodes[id]);
 			if (nodes[id].status[shard].here)
@@ -1331,6 +1343,212 @@ static void test_fsyncs_independent_of_groups(void **state)
 	assert_true(sixteen <= one + one / 2 + 5);
 }
 
+
+/* ---- moving a replica (docs/cluster/membership.md) ---- */
+
+static int job_conf_op;
+static uint64_t job_conf_id, job_conf_index;
+
+static bool job_conf_change(struct tcore *c)
+{
+	struct tnode *n = c->node;
+	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
+
+	if (rep)
+		n->job_rv[0] = job_conf_op == 0 ? replica_transfer(rep, job_conf_id)
+						: replica_conf_change(rep, job_conf_op, job_conf_id,
+								      &job_conf_index);
+	return true;
+}
+
+/* Has the shard's leader (among the first `count` nodes) take one change,
+ * retrying while Raft says "not now" (the previous change or the term's
+ * first entry not committed, the learner not caught up), then waits until
+ * the leader committed it. Returns the leader that took it. */
+static uint64_t conf_change_ok(unsigned count, uint32_t shard, int op, uint64_t id,
+			       unsigned timeout_ms)
+{
+	uint64_t t0 = mono_us(), leader;
+	int rv;
+
+	for (;;) {
+		leader = wait_leader(count, shard, 5000);
+		assert_true(leader != 0);
+		nodes[leader].job_shard = shard;
+		nodes[leader].job_rv[0] = 1;
+		job_conf_op = op;
+		job_conf_id = id;
+		run_job(&nodes[leader], job_conf_change);
+		rv = nodes[leader].job_rv[0];
+		if (rv == 0)
+			break;
+		if (rv != RAFT_EBUSY && rv != RAFT_ENOTREADY && rv != RAFT_ENOTLEADER)
+			fail_msg("change %d of node %llu: %s", op, (unsigned long long)id,
+				 rkv_strerror(rv));
+		if (mono_us() - t0 > timeout_ms * 1000ull)
+			fail_msg("change %d of node %llu still refused after %u ms: %s", op,
+				 (unsigned long long)id, timeout_ms, rkv_strerror(rv));
+		sleep_ms(20);
+	}
+	if (op == 0)
+		return leader;
+	while (refresh(&nodes[leader]), nodes[leader].status[shard].st.commit < job_conf_index) {
+		if (mono_us() - t0 > timeout_ms * 1000ull)
+			fail_msg("change %d of node %llu not committed in %u ms", op,
+				 (unsigned long long)id, timeout_ms);
+		sleep_ms(10);
+	}
+	return leader;
+}
+
+static uint32_t conf_role(const struct raft_conf *conf, uint64_t id)
+{
+	return raft_conf_role(conf, id);
+}
+
+/*
+ * Shard 0 of a 4-node cluster (R = 3) lives on nodes 1, 2, 3 (core 0).
+ * Its replica moves from its leader, node 1, to node 4's core 1 while
+ * writes go on: node 4 hosts it (hosting record, as the host request will
+ * write it), the leader adds it as a learner, it catches up by snapshot
+ * (the leader's log is compacted past its start) and log, it is promoted,
+ * leadership moves off node 1, node 1 is removed. Then every write is on
+ * the new members, node 4's configuration record names the new group, and
+ * node 4 restarted keeps its replica and its vote.
+ */
+static void test_move_replica(void **state)
+{
+	const uint32_t s = 0;
+	struct cluster_hosting host = { 0 };
+	char text[256], path[512], err[256];
+	struct raft_conf conf;
+	uint64_t leader, conf_index;
+	unsigned next = 0;
+	FILE *f;
+	size_t len;
+
+	(void)state;
+	memtable_size = 64u << 10;
+	segment_size = 64u << 10;
+	value_pad = 300;
+	key_space = 300;
+	for (unsigned id = 1; id <= 4; id++)
+		node_addr(id);
+	make_map(4, 4, 3);
+	assert_true(cluster_map_rank(&map, s, 3) < 0); /* node 4 lacks it */
+	for (unsigned id = 1; id <= 4; id++)
+		node_start(id, 4);
+	leader = wait_leader(4, s, 5000);
+	assert_int_equal(leader, 1);
+	for (unsigned round = 0; round < 6; round++) {
+		write_ok(leader, s, next, 64);
+		next += 64;
+	}
+
+	/* Node 4 learns it hosts shard 0 on core 1 (durably) and opens it
+	 * empty: by a restart with the record, until the host request. */
+	node_stop(4);
+	assert_int_equal(cluster_hosting_set(&host, s, 1), 0);
+	len = cluster_hosting_encode(&host, text, sizeof text);
+	snprintf(path, sizeof path, "%s/%s", nodes[4].dir, CLUSTER_HOSTING_FILE);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	fclose(f);
+	node_start(4, 4);
+	excluded = 1u << 4; /* no leader known there before it is added */
+	refresh(&nodes[4]);
+	assert_true(nodes[4].status[s].here);
+	assert_int_equal(nodes[4].status[s].core->r->id, 1);
+	assert_true(nodes[4].status[s].st.joining);
+	assert_int_equal(nodes[4].status[s].st.conf.n, 0);
+
+	write_async(leader, s, next, 32);
+	next += 32;
+	assert_int_equal(conf_change_ok(4, s, RAFT_CONF_ADD_LEARNER, 4, 5000), leader);
+	excluded = 0;
+	write_async(leader, s, next, 32);
+	next += 32;
+	/* Catch-up, then promotion (refused until the learner holds every
+	 * committed entry). */
+	assert_int_equal(conf_change_ok(4, s, RAFT_CONF_PROMOTE, 4, 20000), leader);
+	assert_true(wait_writes(0, next, 5000));
+	refresh(&nodes[4]);
+	fprintf(stderr, "node 4: snapshots installed %llu (%llu bytes), applied %llu\n",
+		(unsigned long long)nodes[4].status[s].st.snap_installed,
+		(unsigned long long)nodes[4].status[s].st.snap_recv_bytes,
+		(unsigned long long)nodes[4].status[s].st.applied);
+	assert_true(nodes[4].status[s].st.snap_installed >= 1);
+	write_ok(leader, s, next, 32);
+	next += 32;
+
+	/* The leaving replica leads: leadership goes to node 2 first. */
+	assert_int_equal(conf_change_ok(4, s, 0, 2, 5000), 1);
+	{
+		uint64_t t0 = mono_us();
+
+		while ((leader = wait_leader(4, s, 5000)) == 1 && mono_us() - t0 < 5000000)
+			sleep_ms(20);
+	}
+	assert_int_equal(leader, 2);
+	write_async(leader, s, next, 32);
+	next += 32;
+	assert_int_equal(conf_change_ok(4, s, RAFT_CONF_REMOVE, 1, 5000), 2);
+	excluded = 1u << 1;
+	write_ok(leader, s, next, 32);
+	next += 32;
+	assert_true(wait_writes(0, next, 5000));
+	for (unsigned i = 0; i < next; i++)
+		assert_int_equal(writes[i].rv, 0);
+	assert_true(converged(4, s, 5000));
+	refresh(&nodes[2]);
+	conf = nodes[2].status[s].st.conf;
+	assert_int_equal(conf.n, 3);
+	assert_int_equal(conf_role(&conf, 1), 0);
+	assert_int_equal(conf_role(&conf, 2), RAFT_VOTER);
+	assert_int_equal(conf_role(&conf, 3), RAFT_VOTER);
+	assert_int_equal(conf_role(&conf, 4), RAFT_VOTER);
+	read_ok(leader, s, next - 32, 32);
+
+	/* Node 4's record names the new group; restarted, it keeps its
+	 * replica (hosting record) and its members (configuration record)
+	 * and is a voter that catches up. */
+	node_stop(4);
+	snprintf(path, sizeof path, "%s/shard-%u.conf", nodes[4].dir, s);
+	assert_int_equal(replica_conf_load(path, &conf_index, &conf, err, sizeof err), 0);
+	assert_int_equal(conf.n, 3);
+	assert_int_equal(conf_role(&conf, 4), RAFT_VOTER);
+	assert_int_equal(conf_role(&conf, 1), 0);
+	write_ok(leader, s, next, 32);
+	next += 32;
+	node_start(4, 4);
+	refresh(&nodes[4]);
+	assert_true(nodes[4].status[s].here);
+	assert_int_equal(nodes[4].status[s].core->r->id, 1);
+	assert_int_equal(conf_role(&nodes[4].status[s].st.conf, 4), RAFT_VOTER);
+	write_ok(leader, s, next, 32);
+	next += 32;
+	assert_true(converged(4, s, 5000));
+	/* With node 3 down, the group is {2, 4}: a majority of its three
+	 * voters, so writes still commit only if node 4 really votes. */
+	node_stop(3);
+	excluded |= 1u << 3;
+	leader = wait_leader(4, s, 5000);
+	assert_true(leader == 2 || leader == 4);
+	write_ok(leader, s, next, 32);
+	next += 32;
+	assert_true(converged(4, s, 5000));
+
+	excluded = 0;
+	for (unsigned id = 1; id <= 4; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+	}
+	memtable_size = 1u << 20;
+	segment_size = 0;
+	value_pad = 0;
+}
+
 static int setup(void **state)
 {
 	char err[256];
@@ -1373,7 +1591,12 @@ int main(void)
 		cmocka_unit_test(test_outcome_matches_replicas),
 		cmocka_unit_test(test_overwritten_outcome),
 		cmocka_unit_test(test_fsyncs_independent_of_groups),
+		cmocka_unit_test(test_move_replica),
 	};
+
+	/* e.g. TEST_FILTER=test_move_replica: one test, by name. */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,245 @@
+/*
+ * The configuration record of one replica: DATA/shard-N.conf holds the last
+ * configuration (members and their roles) the replica applied, so a restart
+ * restores the group's members as Raft last decided them, not as the map's
+ * founding placement says (docs/cluster/membership.md). Without it a node
+ * restarted after the entry that changed the group was compacted away would
+ * believe the founding members again.
+ *
+ * Format (little-endian): "RKVC", u32 version 1, u64 index, u32 length,
+ * raft_conf_encode() bytes, u32 CRC32C of everything before it.
+ *
+ * Writing goes through the core's ring, one write at a time per replica:
+ * openat(shard-N.conf.tmp) -> write -> fsync -> close -> renameat -> fsync of
+ * the data dir. A configuration applied while one is being written is
+ * written right after (only the newest counts). A crash at any point leaves
+ * the old record or the new one, whole: the rename is the commit.
+ *
+ * Invariant: the record never names a configuration that was not committed
+ * (it is written at apply time, or from an installed snapshot, whose index is
+ * committed).
+ */
+#include "cluster/replica_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "shard/crc32c.h"
+
+#define CONF_MAGIC "RKVC"
+#define CONF_VERSION 1u
+#define CONF_HEADER 20u /* magic, version, index, length */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+size_t replica_conf_encode(uint64_t index, const struct raft_conf *conf, uint8_t *buf)
+{
+	size_t len = raft_conf_encode(conf, buf + CONF_HEADER);
+
+	memcpy(buf, CONF_MAGIC, 4);
+	put32(buf + 4, CONF_VERSION);
+	put64(buf + 8, index);
+	put32(buf + 16, (uint32_t)len);
+	put32(buf + CONF_HEADER + len, crc32c(0, buf, CONF_HEADER + len));
+	return CONF_HEADER + len + 4;
+}
+
+int replica_conf_decode(const uint8_t *buf, size_t len, uint64_t *index, struct raft_conf *conf)
+{
+	uint32_t body;
+
+	if (len < CONF_HEADER + 4 || memcmp(buf, CONF_MAGIC, 4) != 0 ||
+	    get32(buf + 4) != CONF_VERSION)
+		return RKV_ECORRUPT;
+	body = get32(buf + 16);
+	if (body > RAFT_CONF_ENCODED_MAX || len != CONF_HEADER + body + 4 ||
+	    get32(buf + CONF_HEADER + body) != crc32c(0, buf, CONF_HEADER + body))
+		return RKV_ECORRUPT;
+	*index = get64(buf + 8);
+	return raft_conf_decode(buf + CONF_HEADER, body, conf);
+}
+
+int replica_conf_load(const char *path, uint64_t *index, struct raft_conf *conf, char *err,
+		      size_t errlen)
+{
+	uint8_t buf[REPLICA_CONF_FILE_MAX + 1];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rv;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		rv = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return rv;
+	}
+	n = read(fd, buf, sizeof buf);
+	rv = n < 0 ? -errno : 0;
+	close(fd);
+	if (rv) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-rv));
+		return rv;
+	}
+	if (replica_conf_decode(buf, (size_t)n, index, conf) != 0) {
+		snprintf(err, errlen, "%s: damaged configuration record (the group's members); "
+			 "restore the node's data dir or remove this replica", path);
+		return RKV_ECORRUPT;
+	}
+	return 0;
+}
+
+/* ---- the write, on the ring ------------------------------------------------- */
+
+enum conf_step { CONF_OPEN = 1, CONF_WRITE, CONF_SYNC, CONF_CLOSE, CONF_RENAME, CONF_DIRSYNC };
+
+static void conf_start(struct replica *rep);
+
+static void conf_failed(struct replica *rep, const char *what, int res)
+{
+	log_error("replica %u: writing %s failed at %s: %s; the group's members after a "
+		  "restart may be stale", rep->id, rep->conf_rec.path, what, strerror(-res));
+}
+
+static void conf_next(struct io_op *op, int res, unsigned flags)
+{
+	struct replica *rep = op->data;
+	struct replica_conf_rec *cr = &rep->conf_rec;
+	struct io_ring *io = &rep->core->r->io;
+	struct io_uring_sqe *sqe;
+
+	(void)flags;
+	switch (cr->step) {
+	case CONF_OPEN:
+		if (res < 0) {
+			conf_failed(rep, "open", res);
+			goto done;
+		}
+		cr->fd = res;
+		cr->step = CONF_WRITE;
+		sqe = io_ring_get_sqe(io);
+		io_op_attach(sqe, &cr->op);
+		io_uring_prep_write(sqe, cr->fd, cr->buf, (unsigned)cr->len, 0);
+		return;
+	case CONF_WRITE:
+		if (res != (int)cr->len) {
+			conf_failed(rep, "write", res < 0 ? res : -EIO);
+			cr->err = true;
+			goto close;
+		}
+		cr->step = CONF_SYNC;
+		sqe = io_ring_get_sqe(io);
+		io_op_attach(sqe, &cr->op);
+		io_uring_prep_fsync(sqe, cr->fd, 0);
+		return;
+	case CONF_SYNC:
+		if (res < 0) {
+			conf_failed(rep, "fsync", res);
+			cr->err = true;
+		}
+	close:
+		cr->step = CONF_CLOSE;
+		sqe = io_ring_get_sqe(io);
+		io_op_attach(sqe, &cr->op);
+		io_uring_prep_close(sqe, cr->fd);
+		return;
+	case CONF_CLOSE:
+		cr->fd = -1;
+		if (cr->err)
+			goto done;
+		cr->step = CONF_RENAME;
+		sqe = io_ring_get_sqe(io);
+		io_op_attach(sqe, &cr->op);
+		io_uring_prep_renameat(sqe, AT_FDCWD, cr->tmp, AT_FDCWD, cr->path, 0);
+		return;
+	case CONF_RENAME:
+		if (res < 0) {
+			conf_failed(rep, "rename", res);
+			goto done;
+		}
+		cr->step = CONF_DIRSYNC;
+		sqe = io_ring_get_sqe(io);
+		io_op_attach(sqe, &cr->op);
+		io_uring_prep_fsync(sqe, rep->core->node->data_dir_fd, 0);
+		return;
+	case CONF_DIRSYNC:
+		if (res < 0)
+			conf_failed(rep, "the data dir's fsync", res);
+		else
+			cr->durable_index = cr->writing_index;
+		goto done;
+	}
+done:
+	cr->step = 0;
+	if (cr->want_index > cr->writing_index)
+		conf_start(rep);
+}
+
+static void conf_start(struct replica *rep)
+{
+	struct replica_conf_rec *cr = &rep->conf_rec;
+	struct io_uring_sqe *sqe;
+
+	cr->len = replica_conf_encode(cr->want_index, &cr->want, cr->buf);
+	cr->writing_index = cr->want_index;
+	cr->err = false;
+	cr->step = CONF_OPEN;
+	cr->op.done = conf_next;
+	cr->op.data = rep;
+	sqe = io_ring_get_sqe(&rep->core->r->io);
+	io_op_attach(sqe, &cr->op);
+	io_uring_prep_openat(sqe, AT_FDCWD, cr->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			     0644);
+}
+
+void replica_conf_init(struct replica *rep)
+{
+	struct replica_conf_rec *cr = &rep->conf_rec;
+
+	cr->fd = -1;
+	snprintf(cr->path, sizeof cr->path, "%s.conf", rep->dir);
+	snprintf(cr->tmp, sizeof cr->tmp, "%s.conf.tmp", rep->dir);
+}
+
+void replica_conf_record(struct replica *rep, uint64_t index, const struct raft_conf *conf)
+{
+	struct replica_conf_rec *cr = &rep->conf_rec;
+
+	if (index <= cr->want_index)
+		return;
+	cr->want_index = index;
+	cr->want = *conf;
+	rep->conf_changes++;
+	if (cr->step == 0)
+		conf_start(rep);
+}
+
+bool replica_conf_idle(const struct replica *rep)
+{
+	return rep->conf_rec.step == 0;
+}
