@@ -306,7 +306,7 @@ static bool msg_ok(struct cluster_core *c, uint64_t from_node, uint64_t group,
 		   const struct raft_msg *m, unsigned *core)
 {
 	const struct cluster_map *map = &c->node->map;
-	int from_idx;
+	int from_idx, from_core;
 
 	if (group >= map->shards || m->to != c->node->cfg.self_id || m->from != from_node)
 		return false;
@@ -315,10 +315,10 @@ static bool msg_ok(struct cluster_core *c, uint64_t from_node, uint64_t group,
 	 * being added is in no founding placement), and Raft judges the
 	 * sender (docs/cluster/membership.md). */
 	from_idx = cluster_map_index(map, from_node);
-	if (from_idx < 0 || (unsigned)from_idx == c->node->self_index ||
-	    c->node->core_of[group] < 0)
+	from_core = atomic_load(&c->node->core_of[group]);
+	if (from_idx < 0 || (unsigned)from_idx == c->node->self_index || from_core < 0)
 		return false;
-	*core = (unsigned)c->node->core_of[group];
+	*core = (unsigned)from_core;
 	return true;
 }
 
@@ -326,7 +326,7 @@ static void step_local(struct cluster_core *c, uint64_t group, const struct raft
 {
 	struct replica *rep = c->by_shard[group];
 
-	if (!rep) {
+	if (!rep || rep->retired) {
 		c->stats.dropped_bad++;
 		return;
 	}
@@ -380,7 +380,7 @@ static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct
 							     : f->snapshot_request.group;
 	struct replica *rep = c->by_shard[group];
 
-	if (!rep) {
+	if (!rep || rep->retired) {
 		c->stats.dropped_bad++;
 		return;
 	}
@@ -411,12 +411,13 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
 {
 	const struct cluster_map *map = &c->node->map;
 	int from_idx = cluster_map_index(map, from_node);
+	int held = group < map->shards ? atomic_load(&c->node->core_of[group]) : -1;
 	unsigned core;
 	struct cluster_core *to;
 	struct xchunk *x;
 
 	if (group >= map->shards || from_idx < 0 ||
-	    (unsigned)from_idx == c->node->self_index || c->node->core_of[group] < 0) {
+	    (unsigned)from_idx == c->node->self_index || held < 0) {
 		if (f->kind == PEER_MSG_SNAPSHOT_REQUEST)
 			log_every(LOG_WARN, 10000, "snapshot request from node %llu for group "
 				  "%llu refused: not a member of it here",
@@ -424,7 +425,7 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
 		c->stats.dropped_bad++;
 		return;
 	}
-	core = (unsigned)c->node->core_of[group];
+	core = (unsigned)held;
 	if (core == c->index) {
 		chunk_local(c, from_node, f);
 		return;
@@ -441,6 +442,48 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
 	x->len = (uint32_t)len;
 	memcpy(x->bytes, data, len);
 	reactor_send(c->r, core, &x->base);
+	c->stats.msgs_forwarded++;
+}
+
+/* A Placement frame (a replica move) for a group of another core. */
+struct xplacement {
+	struct reactor_msg base;
+	struct cluster_core *to;
+	uint64_t from;
+	struct peer_msg_placement q;
+};
+
+static void xplacement_handle(struct reactor *r, struct reactor_msg *base)
+{
+	struct xplacement *x = (struct xplacement *)base;
+
+	(void)r;
+	replica_move_placement(x->to, x->from, &x->q);
+	free(x);
+}
+
+static void placement_in(struct cluster_core *c, uint64_t from_node,
+			 const struct peer_msg_placement *q)
+{
+	int core = replica_move_placement_core(c, q);
+	struct cluster_core *to;
+	struct xplacement *x;
+
+	if (core < 0 || (unsigned)core == c->index) {
+		replica_move_placement(c, from_node, q);
+		return;
+	}
+	to = atomic_load(&c->node->cores[core]);
+	x = to ? malloc(sizeof *x) : NULL;
+	if (!x) {
+		c->stats.dropped_bad++;
+		return;
+	}
+	x->base.handle = xplacement_handle;
+	x->to = to;
+	x->from = from_node;
+	x->q = *q;
+	reactor_send(c->r, (unsigned)core, &x->base);
 	c->stats.msgs_forwarded++;
 }
 
@@ -462,6 +505,10 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 		chunk_in(c, from_node,
 			 f.kind == PEER_MSG_SNAPSHOT_CHUNK ? f.chunk.group : f.snapshot_request.group,
 			 &f, data, len);
+		return;
+	}
+	if (f.kind == PEER_MSG_PLACEMENT) {
+		placement_in(c, from_node, &f.placement);
 		return;
 	}
 	if (f.kind != PEER_MSG_RAFT) {
@@ -691,7 +738,7 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 								     .role = RAFT_VOTER };
 		snap.conf.n = r;
 	}
-	rv = replica_conf_load(rep->conf_rec.path, &conf_index, &conf, err, errlen);
+	rv = replica_conf_load(rep->conf_rec.file.path, &conf_index, &conf, err, errlen);
 	if (rv < 0)
 		return rv;
 	if (rv == 0) {
@@ -825,7 +872,6 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	rep->shard_cfg = sc;
 	rep->shard_cfg.dir = rep->dir;
 	rep->recv.fd = -1;
-	rep->hosted_added = cluster_map_rank(&n->map, shard, n->self_index) < 0;
 	replica_conf_init(rep);
 	rv = shard_snapshot_recover(rep->dir, err, errlen);
 	if (rv)
@@ -846,6 +892,33 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	return rv;
 }
 
+int cluster_core_open_replica(struct cluster_core *c, uint32_t shard, bool added, char *err,
+			      size_t errlen)
+{
+	struct replica *rep;
+	int rv = open_replica(c, shard, err, errlen);
+
+	rep = c->by_shard[shard];
+	if (rv == 0) {
+		rep->hosted_added = added;
+		rv = restore_group(c, rep, err, errlen);
+	}
+	if (rv == 0) {
+		c->stats.replicas = c->nreps;
+		log_info("core %u: replica %u opened empty for a move: joining until caught up",
+			 c->index, shard);
+		return 0;
+	}
+	/* Not hosted after all: take it out again. */
+	c->by_shard[shard] = NULL;
+	c->nreps--;
+	snapshot_send_stop(rep);
+	if (rep->shard)
+		shard_close(rep->shard);
+	replica_free(rep);
+	return rv;
+}
+
 /* Closes and frees what the core holds; the core itself too when
  * `free_self` (its hook, if registered, will not run again). */
 static void close_all(struct cluster_core *c, bool free_self)
@@ -858,6 +931,7 @@ static void close_all(struct cluster_core *c, bool free_self)
 		replica_free(c->reps[i]);
 	}
 	c->nreps = 0;
+	replica_move_core_free(c);
 	if (c->log)
 		core_log_close(c->log);
 	if (c->cache)
@@ -915,12 +989,18 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		snprintf(err, errlen, "%s: %s", n->data_dir, strerror(errno));
 		goto fail;
 	}
+	rv = replica_move_core_start(c, err, errlen);
+	if (rv)
+		goto fail;
 	for (uint32_t s = 0; s < map->shards; s++) {
-		if (n->core_of[s] != (int)c->index)
+		const struct cluster_hosting_entry *e = cluster_hosting_find(n->hosting, s);
+
+		if (atomic_load(&n->core_of[s]) != (int)c->index)
 			continue;
 		rv = open_replica(c, s, err, errlen);
 		if (rv)
 			goto fail;
+		c->by_shard[s]->hosted_added = e && e->core >= 0;
 	}
 	/* The log keeps the pointer, not a copy: the path lives in c. */
 	snprintf(c->log_dir, sizeof c->log_dir, "%s/core-%u", n->data_dir, c->index);
@@ -933,6 +1013,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	rv = core_log_open(&c->log, &lc, &r->io, err, errlen);
 	if (rv)
 		goto fail;
+	replica_move_core_log_open(c);
 	for (size_t i = 0; i < c->nreps; i++) {
 		rv = restore_group(c, c->reps[i], err, errlen);
 		if (rv)
@@ -994,7 +1075,7 @@ void cluster_core_stop(struct cluster_core *c)
 		struct replica *rep = c->reps[i];
 		uint64_t best;
 
-		if (raft_role(rep->raft) != RAFT_LEADER)
+		if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 			continue;
 		best = replica_best_follower(rep, RAFT_NONE);
 		if (best != RAFT_NONE)
@@ -1036,7 +1117,7 @@ bool cluster_core_quiescent(struct cluster_core *c)
 		    c->reps[i]->join_unlinking || !replica_conf_idle(c->reps[i]))
 			idle = false;
 	}
-	if (!core_log_idle(c->log))
+	if (!core_log_idle(c->log) || !replica_move_idle(c))
 		idle = false;
 	if (c->pc && !peer_core_quiescent(c->pc))
 		idle = false;
@@ -1114,7 +1195,7 @@ bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to)
 
 int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard)
 {
-	return shard < n->map.shards ? n->core_of[shard] : -1;
+	return shard < n->map.shards ? atomic_load(&n->core_of[shard]) : -1;
 }
 
 const struct cluster_map *cluster_core_map(const struct cluster_core *c)

@@ -214,17 +214,18 @@ int cluster_hosting_decode(struct cluster_hosting *h, const char *buf, size_t le
 	return 0;
 }
 
-int cluster_hosting_load(const char *dir, struct cluster_hosting *h, uint32_t shards,
-			 unsigned cores, char *err, size_t errlen)
+int cluster_hosting_load_core(const char *dir, unsigned core, struct cluster_hosting *h,
+			      uint32_t shards, unsigned cores, char *err, size_t errlen)
 {
-	char path[4096], why[256];
+	char path[4096], name[32], why[256];
 	char *buf = NULL;
-	ssize_t got;
+	ssize_t got = 0;
 	size_t len = 0;
 	int fd, rv;
 
 	h->n = 0;
-	snprintf(path, sizeof path, "%s/%s", dir, CLUSTER_HOSTING_FILE);
+	snprintf(name, sizeof name, CLUSTER_HOSTING_FILE, core);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -252,10 +253,60 @@ int cluster_hosting_load(const char *dir, struct cluster_hosting *h, uint32_t sh
 		goto out;
 	}
 	rv = cluster_hosting_decode(h, buf, len, shards, cores, why, sizeof why);
+	if (rv == 0) {
+		for (uint32_t i = 0; i < h->n; i++)
+			if (h->e[i].core >= 0 && (unsigned)h->e[i].core != core) {
+				snprintf(why, sizeof why, "shard %u added on core %d in the file "
+					 "of core %u", h->e[i].shard, h->e[i].core, core);
+				rv = RKV_ECORRUPT;
+				break;
+			}
+	}
 	if (rv)
 		snprintf(err, errlen, "%s: %s", path, why);
 out:
 	close(fd);
 	free(buf);
 	return rv;
+}
+
+int cluster_hosting_load(const char *dir, struct cluster_hosting *h, uint32_t shards,
+			 unsigned cores, char *err, size_t errlen)
+{
+	struct cluster_hosting *one = malloc(sizeof *one);
+	char path[4096], name[32];
+	int rv = 0;
+
+	if (!one)
+		return -ENOMEM;
+	h->n = 0;
+	for (unsigned core = 0; core < cores && rv == 0; core++) {
+		rv = cluster_hosting_load_core(dir, core, one, shards, cores, err, errlen);
+		for (uint32_t i = 0; rv == 0 && i < one->n; i++) {
+			if (cluster_hosting_find(h, one->e[i].shard)) {
+				snprintf(err, errlen, "%s/" CLUSTER_HOSTING_FILE ": shard %u is also "
+					 "in another core's hosting record", dir, core,
+					 one->e[i].shard);
+				rv = RKV_ECORRUPT;
+			} else {
+				rv = cluster_hosting_set(h, one->e[i].shard, one->e[i].core);
+			}
+		}
+	}
+	free(one);
+	if (rv)
+		return rv;
+	/* Replicas recorded on a core this start does not have would be
+	 * silently lost: refuse. */
+	for (unsigned core = cores; core < cores + 256; core++) {
+		snprintf(name, sizeof name, CLUSTER_HOSTING_FILE, core);
+		snprintf(path, sizeof path, "%s/%s", dir, name);
+		if (access(path, F_OK) == 0) {
+			snprintf(err, errlen, "%s: a hosting record of core %u, and this node "
+				 "starts with %u cores: start it with at least %u", path, core,
+				 cores, core + 1);
+			return RKV_ECORRUPT;
+		}
+	}
+	return 0;
 }

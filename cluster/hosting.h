@@ -1,15 +1,18 @@
 /*
  * The hosting record: which shard replicas this node holds where the map's
  * founding placement (cluster/map.h) says otherwise, after moves
- * (docs/cluster/membership.md). File DATA/hosting, text:
+ * (docs/cluster/membership.md). One file per core, DATA/hosting-<core>,
+ * written only by that core (through its ring: no two writers), text:
  *
  *   ringkv-hosting 1
  *   add SHARD CORE      this node hosts a replica of SHARD on CORE
  *   drop SHARD          this node no longer hosts the map's replica of SHARD
  *   crc XXXXXXXX        CRC32C (hex) of every byte before this line
  *
- * No file means the founding placement. The record is read once at start-up
- * (blocking) and rewritten whole, atomically, when it changes. A damaged or
+ * An `add` is in the file of the core it names; a `drop` in the file of the
+ * core that held the replica. No files mean the founding placement. The
+ * record is read at start-up (blocking) and each core's file rewritten
+ * whole, atomically, when that core's part changes. A damaged or
  * inconsistent file is refused with the reason, never guessed around: the
  * replicas a node opens decide which data it serves.
  *
@@ -26,7 +29,7 @@
 
 #define CLUSTER_HOSTING_MAX 4096u     /* entries (moves in or out) per node */
 #define CLUSTER_HOSTING_DROP (-1)     /* entry's core: the map's replica is gone */
-#define CLUSTER_HOSTING_FILE "hosting"
+#define CLUSTER_HOSTING_FILE "hosting-%u" /* printf format: the core */
 
 struct cluster_hosting_entry {
 	uint32_t shard;
@@ -72,10 +75,17 @@ int cluster_hosting_core(const struct cluster_map *m, const struct cluster_hosti
 			 unsigned self, uint32_t shard, unsigned cores);
 
 /*
- * Start-up only (blocking): reads DIR/hosting into h (empty when the file
- * does not exist). 0, or an error with the file and the reason in err.
+ * Start-up only (blocking): reads every core's file DIR/hosting-<i>, i <
+ * cores, into h, merged (empty when there is none). A file of a core the
+ * node no longer has (started with fewer cores), an `add` in another core's
+ * file or a shard in two files is refused. 0, or an error with the file
+ * and the reason in err.
  */
 int cluster_hosting_load(const char *dir, struct cluster_hosting *h, uint32_t shards,
 			 unsigned cores, char *err, size_t errlen);
+
+/* Start-up only (blocking): core `core`'s own file (empty if none). */
+int cluster_hosting_load_core(const char *dir, unsigned core, struct cluster_hosting *h,
+			      uint32_t shards, unsigned cores, char *err, size_t errlen);
 
 #endif

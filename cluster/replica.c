@@ -481,6 +481,8 @@ void replica_tick(struct replica *rep)
 	struct cluster_node *n = node_of(rep);
 	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
 
+	if (rep->retired)
+		return;
 	if (rep->joining)
 		join_check(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
@@ -489,6 +491,7 @@ void replica_tick(struct replica *rep)
 		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
 	replica_repair_tick(rep);
 	snapshot_send_tick(rep);
+	replica_move_tick(rep);
 	if (!rep->was_leader && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
 		props_fail_all(rep, RKV_EUNKNOWN);
@@ -835,7 +838,7 @@ int replica_propose(struct replica *rep, const struct command *cmd, struct shard
 		cluster_core_wake(c);
 		return RKV_EFULL;
 	}
-	if (raft_role(rep->raft) != RAFT_LEADER)
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 		return RAFT_ENOTLEADER;
 	if (need > c->limits.max_entry_bytes)
 		return RKV_ETOOLARGE;
@@ -874,7 +877,7 @@ int replica_read(struct replica *rep, struct replica_read *rd)
 
 	if (rep->core->stopping)
 		return RKV_ESHUTDOWN;
-	if (raft_role(rep->raft) != RAFT_LEADER)
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 		return RAFT_ENOTLEADER;
 	rd->id = ++rep->read_seq;
 	rd->index = 0;
@@ -1032,6 +1035,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
 	replica_repair_status(rep, out);
 	out->conf = *raft_conf(r);
+	out->retired = rep->retired;
 	out->conf_recorded = rep->conf_rec.durable_index;
 	out->conf_changes = rep->conf_changes;
 	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)

@@ -274,6 +274,55 @@ const struct raft_conf *replica_members(const struct replica *rep);
  * cluster_node_create. */
 int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard);
 
+/*
+ * Moving one replica of the shard (docs/cluster/membership.md), driven by
+ * the shard's leader: HOST (the target records and creates an empty
+ * replica) -> LEARNER -> CATCHUP (snapshot, log) -> PROMOTE -> TRANSFER
+ * (when the leaving replica leads: the next leader carries the move on) ->
+ * REMOVE -> DROP (the source records the drop; its files go at its next
+ * start) -> DONE. The shard serves throughout.
+ */
+enum replica_move_phase {
+	REPLICA_MOVE_NONE = 0,
+	REPLICA_MOVE_HOST,
+	REPLICA_MOVE_LEARNER,
+	REPLICA_MOVE_CATCHUP,
+	REPLICA_MOVE_PROMOTE,
+	REPLICA_MOVE_TRANSFER,
+	REPLICA_MOVE_REMOVE,
+	REPLICA_MOVE_DROP,
+	REPLICA_MOVE_DONE,
+	REPLICA_MOVE_FAILED,
+	REPLICA_MOVE_HANDED_ON,   /* leadership moved: the new leader goes on */
+};
+
+const char *replica_move_phase_name(int phase);
+
+/*
+ * Leader only: starts moving the replica of node `from` to node `to`, core
+ * `to_core`. 0: started (see replica_move_status). Or, nothing changed:
+ * RAFT_ENOTLEADER; RAFT_EBUSY (a move of the shard is under way, or a
+ * membership change is not committed yet); RKV_EINVAL with the reason in
+ * `why`: unknown node, `to` already holds a replica, `from` holds none,
+ * from == to, RKV_ESHUTDOWN.
+ */
+int replica_move_start(struct replica *rep, uint64_t from, uint64_t to, uint32_t to_core,
+		       char *why, size_t whylen);
+
+struct replica_move_status {
+	int phase;                /* enum replica_move_phase */
+	uint64_t from, to;
+	uint32_t to_core;
+	uint64_t elapsed_us;      /* since the move started (here) */
+	uint64_t snap_bytes;      /* snapshot bytes streamed by this leader */
+	uint64_t match;           /* the target's match index (leader) */
+	uint64_t lag;             /* last index - match */
+	uint64_t leader;          /* HANDED_ON: the node carrying it on */
+	char reason[160];         /* FAILED: why; DONE: a note, or "" */
+};
+/* The last move this replica drove or is driving (phase NONE: none). */
+void replica_move_status(const struct replica *rep, struct replica_move_status *out);
+
 /* The leader this replica knows of (node id), or RAFT_NONE. */
 uint64_t replica_leader(const struct replica *rep);
 bool replica_is_leader(const struct replica *rep);
@@ -322,6 +371,7 @@ struct replica_status {
 	uint64_t repair_requests;   /* snapshot requests sent */
 	uint64_t repair_transfers;  /* leadership handed on because damaged */
 	struct raft_conf conf;      /* the group's members as seen here */
+	bool retired;               /* removed from the group and dropped here */
 	uint64_t conf_recorded;     /* index of the configuration on disk */
 	uint64_t conf_changes;      /* configurations recorded since start */
 };

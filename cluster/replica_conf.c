@@ -9,11 +9,9 @@
  * Format (little-endian): "RKVC", u32 version 1, u64 index, u32 length,
  * raft_conf_encode() bytes, u32 CRC32C of everything before it.
  *
- * Writing goes through the core's ring, one write at a time per replica:
- * openat(shard-N.conf.tmp) -> write -> fsync -> close -> renameat -> fsync of
- * the data dir. A configuration applied while one is being written is
- * written right after (only the newest counts). A crash at any point leaves
- * the old record or the new one, whole: the rename is the commit.
+ * Writing goes through the core's ring (cluster/ring_file.h), one write at a
+ * time per replica; a configuration applied while one is being written is
+ * written right after (only the newest counts).
  *
  * Invariant: the record never names a configuration that was not committed
  * (it is written at apply time, or from an installed snapshot, whose index is
@@ -116,86 +114,18 @@ int replica_conf_load(const char *path, uint64_t *index, struct raft_conf *conf,
 
 /* ---- the write, on the ring ------------------------------------------------- */
 
-enum conf_step { CONF_OPEN = 1, CONF_WRITE, CONF_SYNC, CONF_CLOSE, CONF_RENAME, CONF_DIRSYNC };
-
 static void conf_start(struct replica *rep);
 
-static void conf_failed(struct replica *rep, const char *what, int res)
+static void conf_written(struct ring_file *f, int res)
 {
-	log_error("replica %u: writing %s failed at %s: %s; the group's members after a "
-		  "restart may be stale", rep->id, rep->conf_rec.path, what, strerror(-res));
-}
-
-static void conf_next(struct io_op *op, int res, unsigned flags)
-{
-	struct replica *rep = op->data;
+	struct replica *rep = f->arg;
 	struct replica_conf_rec *cr = &rep->conf_rec;
-	struct io_ring *io = &rep->core->r->io;
-	struct io_uring_sqe *sqe;
 
-	(void)flags;
-	switch (cr->step) {
-	case CONF_OPEN:
-		if (res < 0) {
-			conf_failed(rep, "open", res);
-			goto done;
-		}
-		cr->fd = res;
-		cr->step = CONF_WRITE;
-		sqe = io_ring_get_sqe(io);
-		io_op_attach(sqe, &cr->op);
-		io_uring_prep_write(sqe, cr->fd, cr->buf, (unsigned)cr->len, 0);
-		return;
-	case CONF_WRITE:
-		if (res != (int)cr->len) {
-			conf_failed(rep, "write", res < 0 ? res : -EIO);
-			cr->err = true;
-			goto close;
-		}
-		cr->step = CONF_SYNC;
-		sqe = io_ring_get_sqe(io);
-		io_op_attach(sqe, &cr->op);
-		io_uring_prep_fsync(sqe, cr->fd, 0);
-		return;
-	case CONF_SYNC:
-		if (res < 0) {
-			conf_failed(rep, "fsync", res);
-			cr->err = true;
-		}
-	close:
-		cr->step = CONF_CLOSE;
-		sqe = io_ring_get_sqe(io);
-		io_op_attach(sqe, &cr->op);
-		io_uring_prep_close(sqe, cr->fd);
-		return;
-	case CONF_CLOSE:
-		cr->fd = -1;
-		if (cr->err)
-			goto done;
-		cr->step = CONF_RENAME;
-		sqe = io_ring_get_sqe(io);
-		io_op_attach(sqe, &cr->op);
-		io_uring_prep_renameat(sqe, AT_FDCWD, cr->tmp, AT_FDCWD, cr->path, 0);
-		return;
-	case CONF_RENAME:
-		if (res < 0) {
-			conf_failed(rep, "rename", res);
-			goto done;
-		}
-		cr->step = CONF_DIRSYNC;
-		sqe = io_ring_get_sqe(io);
-		io_op_attach(sqe, &cr->op);
-		io_uring_prep_fsync(sqe, rep->core->node->data_dir_fd, 0);
-		return;
-	case CONF_DIRSYNC:
-		if (res < 0)
-			conf_failed(rep, "the data dir's fsync", res);
-		else
-			cr->durable_index = cr->writing_index;
-		goto done;
-	}
-done:
-	cr->step = 0;
+	if (res < 0)
+		log_error("replica %u: writing %s failed: %s; the group's members after a "
+			  "restart may be stale", rep->id, f->path, strerror(-res));
+	else
+		cr->durable_index = cr->writing_index;
 	if (cr->want_index > cr->writing_index)
 		conf_start(rep);
 }
@@ -203,27 +133,19 @@ done:
 static void conf_start(struct replica *rep)
 {
 	struct replica_conf_rec *cr = &rep->conf_rec;
-	struct io_uring_sqe *sqe;
 
 	cr->len = replica_conf_encode(cr->want_index, &cr->want, cr->buf);
 	cr->writing_index = cr->want_index;
-	cr->err = false;
-	cr->step = CONF_OPEN;
-	cr->op.done = conf_next;
-	cr->op.data = rep;
-	sqe = io_ring_get_sqe(&rep->core->r->io);
-	io_op_attach(sqe, &cr->op);
-	io_uring_prep_openat(sqe, AT_FDCWD, cr->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			     0644);
+	ring_file_write(&cr->file, cr->buf, cr->len);
 }
 
 void replica_conf_init(struct replica *rep)
 {
-	struct replica_conf_rec *cr = &rep->conf_rec;
+	char path[PATH_MAX + 8];
 
-	cr->fd = -1;
-	snprintf(cr->path, sizeof cr->path, "%s.conf", rep->dir);
-	snprintf(cr->tmp, sizeof cr->tmp, "%s.conf.tmp", rep->dir);
+	snprintf(path, sizeof path, "%s.conf", rep->dir);
+	ring_file_init(&rep->conf_rec.file, &rep->core->r->io, rep->core->node->data_dir_fd, path,
+		       conf_written, rep);
 }
 
 void replica_conf_record(struct replica *rep, uint64_t index, const struct raft_conf *conf)
@@ -235,11 +157,11 @@ void replica_conf_record(struct replica *rep, uint64_t index, const struct raft_
 	cr->want_index = index;
 	cr->want = *conf;
 	rep->conf_changes++;
-	if (cr->step == 0)
+	if (ring_file_idle(&cr->file))
 		conf_start(rep);
 }
 
 bool replica_conf_idle(const struct replica *rep)
 {
-	return rep->conf_rec.step == 0;
+	return ring_file_idle(&rep->conf_rec.file);
 }

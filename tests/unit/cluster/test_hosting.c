@@ -168,11 +168,22 @@ static void test_overrides_map(void **state)
 	assert_int_equal(cluster_hosting_core(&m, NULL, 3, absent, 2), -1);
 }
 
+static void write_file(const char *dir, unsigned core, const struct cluster_hosting *rec)
+{
+	char path[160];
+	size_t len = cluster_hosting_encode(rec, text, sizeof text);
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/hosting-%u", dir, core);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	fclose(f);
+}
+
 static void test_load(void **state)
 {
-	char dir[] = "/tmp/test_hosting.XXXXXX", path[128], err[512];
-	FILE *f;
-	size_t len;
+	char dir[] = "/tmp/test_hosting.XXXXXX", path[160], err[512];
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -180,20 +191,38 @@ static void test_load(void **state)
 	h.n = 99;
 	assert_int_equal(cluster_hosting_load(dir, &h, 8, 2, err, sizeof err), 0);
 	assert_int_equal(h.n, 0);
+	/* Core 1 added shard 4, core 0 dropped shard 2: merged. */
+	memset(&h, 0, sizeof h);
 	assert_int_equal(cluster_hosting_set(&h, 4, 1), 0);
-	len = cluster_hosting_encode(&h, text, sizeof text);
-	snprintf(path, sizeof path, "%s/%s", dir, CLUSTER_HOSTING_FILE);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, len, f), len);
-	fclose(f);
+	write_file(dir, 1, &h);
+	memset(&h, 0, sizeof h);
+	assert_int_equal(cluster_hosting_set(&h, 2, CLUSTER_HOSTING_DROP), 0);
+	write_file(dir, 0, &h);
 	assert_int_equal(cluster_hosting_load(dir, &back, 8, 2, err, sizeof err), 0);
+	assert_int_equal(back.n, 2);
+	assert_int_equal(cluster_hosting_find(&back, 4)->core, 1);
+	assert_int_equal(cluster_hosting_find(&back, 2)->core, CLUSTER_HOSTING_DROP);
+	assert_int_equal(cluster_hosting_load_core(dir, 1, &back, 8, 2, err, sizeof err), 0);
 	assert_int_equal(back.n, 1);
-	/* The same file on a node restarted with one core: refused, named. */
+	/* The same files on a node restarted with one core: refused, named. */
 	assert_int_equal(cluster_hosting_load(dir, &back, 8, 1, err, sizeof err), RKV_ECORRUPT);
-	assert_non_null(strstr(err, path));
-	assert_non_null(strstr(err, "1 cores"));
-	unlink(path);
+	assert_non_null(strstr(err, "hosting-1"));
+	assert_non_null(strstr(err, "with 1 cores"));
+	/* An add in another core's file, a shard in two files: refused. */
+	memset(&h, 0, sizeof h);
+	assert_int_equal(cluster_hosting_set(&h, 4, 1), 0);
+	write_file(dir, 0, &h);
+	assert_int_equal(cluster_hosting_load(dir, &back, 8, 2, err, sizeof err), RKV_ECORRUPT);
+	assert_non_null(strstr(err, "in the file of core 0"));
+	memset(&h, 0, sizeof h);
+	assert_int_equal(cluster_hosting_set(&h, 4, CLUSTER_HOSTING_DROP), 0);
+	write_file(dir, 0, &h);
+	assert_int_equal(cluster_hosting_load(dir, &back, 8, 2, err, sizeof err), RKV_ECORRUPT);
+	assert_non_null(strstr(err, "also in another core's"));
+	for (unsigned core = 0; core < 2; core++) {
+		snprintf(path, sizeof path, "%s/hosting-%u", dir, core);
+		unlink(path);
+	}
 	rmdir(dir);
 }
 

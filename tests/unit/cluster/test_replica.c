@@ -1347,85 +1347,77 @@ static void test_fsyncs_independent_of_groups(void **state)
 /* ---- moving a replica (docs/cluster/membership.md) ---- */
 
 static int job_conf_op;
-static uint64_t job_conf_id, job_conf_index;
+static uint64_t job_conf_id;
 
-static bool job_conf_change(struct tcore *c)
+static int job_move_rv;
+static char job_move_why[200];
+static struct replica_move_status job_move_st;
+static bool job_move_start_it;
+
+/* Starts the move (job_move_start_it) or reads its status, on the core
+ * holding job_shard. */
+static bool job_move(struct tcore *c)
 {
 	struct tnode *n = c->node;
 	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
 
-	if (rep)
-		n->job_rv[0] = job_conf_op == 0 ? replica_transfer(rep, job_conf_id)
-						: replica_conf_change(rep, job_conf_op, job_conf_id,
-								      &job_conf_index);
+	if (!rep)
+		return true;
+	if (job_move_start_it)
+		job_move_rv = replica_move_start(rep, job_conf_id, (uint64_t)job_conf_op,
+						 n->job_first, job_move_why, sizeof job_move_why);
+	else
+		replica_move_status(rep, &job_move_st);
 	return true;
 }
 
-/* Has the shard's leader (among the first `count` nodes) take one change,
- * retrying while Raft says "not now" (the previous change or the term's
- * first entry not committed, the learner not caught up), then waits until
- * the leader committed it. Returns the leader that took it. */
-static uint64_t conf_change_ok(unsigned count, uint32_t shard, int op, uint64_t id,
-			       unsigned timeout_ms)
+static int move_start(unsigned node, uint32_t shard, uint64_t from, uint64_t to, unsigned core)
 {
-	uint64_t t0 = mono_us(), leader;
-	int rv;
-
-	for (;;) {
-		leader = wait_leader(count, shard, 5000);
-		assert_true(leader != 0);
-		nodes[leader].job_shard = shard;
-		nodes[leader].job_rv[0] = 1;
-		job_conf_op = op;
-		job_conf_id = id;
-		run_job(&nodes[leader], job_conf_change);
-		rv = nodes[leader].job_rv[0];
-		if (rv == 0)
-			break;
-		if (rv != RAFT_EBUSY && rv != RAFT_ENOTREADY && rv != RAFT_ENOTLEADER)
-			fail_msg("change %d of node %llu: %s", op, (unsigned long long)id,
-				 rkv_strerror(rv));
-		if (mono_us() - t0 > timeout_ms * 1000ull)
-			fail_msg("change %d of node %llu still refused after %u ms: %s", op,
-				 (unsigned long long)id, timeout_ms, rkv_strerror(rv));
-		sleep_ms(20);
-	}
-	if (op == 0)
-		return leader;
-	while (refresh(&nodes[leader]), nodes[leader].status[shard].st.commit < job_conf_index) {
-		if (mono_us() - t0 > timeout_ms * 1000ull)
-			fail_msg("change %d of node %llu not committed in %u ms", op,
-				 (unsigned long long)id, timeout_ms);
-		sleep_ms(10);
-	}
-	return leader;
+	nodes[node].job_shard = shard;
+	nodes[node].job_first = core;
+	job_conf_id = from;
+	job_conf_op = (int)to;
+	job_move_start_it = true;
+	job_move_rv = 1;
+	job_move_why[0] = '\0';
+	run_job(&nodes[node], job_move);
+	return job_move_rv;
 }
 
-static uint32_t conf_role(const struct raft_conf *conf, uint64_t id)
+static void move_status(unsigned node, uint32_t shard)
 {
-	return raft_conf_role(conf, id);
+	nodes[node].job_shard = shard;
+	job_move_start_it = false;
+	memset(&job_move_st, 0, sizeof job_move_st);
+	run_job(&nodes[node], job_move);
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
 }
 
 /*
- * Shard 0 of a 4-node cluster (R = 3) lives on nodes 1, 2, 3 (core 0).
- * Its replica moves from its leader, node 1, to node 4's core 1 while
- * writes go on: node 4 hosts it (hosting record, as the host request will
- * write it), the leader adds it as a learner, it catches up by snapshot
- * (the leader's log is compacted past its start) and log, it is promoted,
- * leadership moves off node 1, node 1 is removed. Then every write is on
- * the new members, node 4's configuration record names the new group, and
- * node 4 restarted keeps its replica and its vote.
+ * Shard 0 of a 4-node cluster (R = 3) lives on nodes 1, 2, 3 (core 0). Its
+ * replica moves from its leader, node 1, to node 4's core 1 while writes go
+ * on, driven by the leader (replica_move_start): node 4 hosts it on request,
+ * it is added as a learner and catches up by snapshot (the leader's log is
+ * compacted past its start) and log, it is promoted, leadership leaves
+ * node 1 and the new leader carries the move on: node 1 is removed and
+ * drops its replica. Then every write is on the new members, node 4's
+ * records (hosting, configuration) name the new group, node 4 restarted
+ * keeps its replica and its vote, node 1 restarted deletes its files.
  */
 static void test_move_replica(void **state)
 {
 	const uint32_t s = 0;
-	struct cluster_hosting host = { 0 };
-	char text[256], path[512], err[256];
+	char path[512], err[256];
 	struct raft_conf conf;
-	uint64_t leader, conf_index;
-	unsigned next = 0;
-	FILE *f;
-	size_t len;
+	uint64_t leader, conf_index, t0;
+	unsigned next = 0, carrier = 1;
 
 	(void)state;
 	memtable_size = 64u << 10;
@@ -1445,101 +1437,115 @@ static void test_move_replica(void **state)
 		next += 64;
 	}
 
-	/* Node 4 learns it hosts shard 0 on core 1 (durably) and opens it
-	 * empty: by a restart with the record, until the host request. */
-	node_stop(4);
-	assert_int_equal(cluster_hosting_set(&host, s, 1), 0);
-	len = cluster_hosting_encode(&host, text, sizeof text);
-	snprintf(path, sizeof path, "%s/%s", nodes[4].dir, CLUSTER_HOSTING_FILE);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, len, f), len);
-	fclose(f);
-	node_start(4, 4);
-	excluded = 1u << 4; /* no leader known there before it is added */
-	refresh(&nodes[4]);
-	assert_true(nodes[4].status[s].here);
-	assert_int_equal(nodes[4].status[s].core->r->id, 1);
-	assert_true(nodes[4].status[s].st.joining);
-	assert_int_equal(nodes[4].status[s].st.conf.n, 0);
+	/* Refusals change nothing. */
+	assert_int_equal(move_start(1, s, 1, 2, 0), RKV_EINVAL); /* 2 holds one */
+	assert_non_null(strstr(job_move_why, "already holds"));
+	assert_int_equal(move_start(1, s, 4, 2, 0), RKV_EINVAL); /* 4 holds none */
+	assert_non_null(strstr(job_move_why, "holds no replica"));
+	assert_int_equal(move_start(1, s, 1, 9, 0), RKV_EINVAL);
+	assert_non_null(strstr(job_move_why, "not in the cluster"));
+	assert_int_equal(move_start(1, s, 1, 4, 7), RKV_EINVAL); /* 2 cores */
+	assert_non_null(strstr(job_move_why, "no core 7"));
+	assert_int_equal(move_start(2, s, 1, 4, 1), RAFT_ENOTLEADER);
 
-	write_async(leader, s, next, 32);
-	next += 32;
-	assert_int_equal(conf_change_ok(4, s, RAFT_CONF_ADD_LEARNER, 4, 5000), leader);
-	excluded = 0;
-	write_async(leader, s, next, 32);
-	next += 32;
-	/* Catch-up, then promotion (refused until the learner holds every
-	 * committed entry). */
-	assert_int_equal(conf_change_ok(4, s, RAFT_CONF_PROMOTE, 4, 20000), leader);
-	assert_true(wait_writes(0, next, 5000));
-	refresh(&nodes[4]);
-	fprintf(stderr, "node 4: snapshots installed %llu (%llu bytes), applied %llu\n",
-		(unsigned long long)nodes[4].status[s].st.snap_installed,
-		(unsigned long long)nodes[4].status[s].st.snap_recv_bytes,
-		(unsigned long long)nodes[4].status[s].st.applied);
-	assert_true(nodes[4].status[s].st.snap_installed >= 1);
-	write_ok(leader, s, next, 32);
-	next += 32;
-
-	/* The leaving replica leads: leadership goes to node 2 first. */
-	assert_int_equal(conf_change_ok(4, s, 0, 2, 5000), 1);
-	{
-		uint64_t t0 = mono_us();
-
-		while ((leader = wait_leader(4, s, 5000)) == 1 && mono_us() - t0 < 5000000)
-			sleep_ms(20);
+	excluded = 1u << 4; /* holds nothing of shard 0 yet */
+	assert_int_equal(move_start(1, s, 1, 4, 1), 0);
+	assert_int_equal(move_start(1, s, 1, 4, 1), RAFT_EBUSY);
+	assert_non_null(strstr(job_move_why, "in progress"));
+	/* Writes go on while it moves; the move ends handed on (node 1 led). */
+	t0 = mono_us();
+	for (;;) {
+		leader = wait_leader(4, s, 5000);
+		if (leader && leader != 1 && excluded == (1u << 4))
+			excluded = 0; /* promoted and led by another: node 4 knows */
+		if (leader) {
+			write_async(leader, s, next, 16);
+			assert_true(wait_writes(next, 16, 5000));
+			next += 16;
+		}
+		move_status(carrier, s);
+		if (job_move_st.phase == REPLICA_MOVE_HANDED_ON) {
+			carrier = (unsigned)job_move_st.leader;
+			continue;
+		}
+		if (job_move_st.phase == REPLICA_MOVE_DONE ||
+		    job_move_st.phase == REPLICA_MOVE_FAILED)
+			break;
+		assert_true(mono_us() - t0 < 30000000);
+		sleep_ms(20);
 	}
-	assert_int_equal(leader, 2);
-	write_async(leader, s, next, 32);
-	next += 32;
-	assert_int_equal(conf_change_ok(4, s, RAFT_CONF_REMOVE, 1, 5000), 2);
+	fprintf(stderr, "move: %s on node %u after %llu ms (%s); snapshot bytes at node 1: see "
+		"the log\n", replica_move_phase_name(job_move_st.phase), carrier,
+		(unsigned long long)(mono_us() - t0) / 1000, job_move_st.reason);
+	assert_int_equal(job_move_st.phase, REPLICA_MOVE_DONE);
+	assert_string_equal(job_move_st.reason, "");
+	assert_true(carrier != 1);
 	excluded = 1u << 1;
+	leader = wait_leader(4, s, 5000);
+	assert_true(leader == 2 || leader == 3 || leader == 4);
 	write_ok(leader, s, next, 32);
 	next += 32;
-	assert_true(wait_writes(0, next, 5000));
 	for (unsigned i = 0; i < next; i++)
 		assert_int_equal(writes[i].rv, 0);
 	assert_true(converged(4, s, 5000));
-	refresh(&nodes[2]);
-	conf = nodes[2].status[s].st.conf;
+	refresh(&nodes[4]);
+	assert_true(nodes[4].status[s].here);
+	assert_int_equal(nodes[4].status[s].core->r->id, 1);
+	assert_true(nodes[4].status[s].st.snap_installed >= 1);
+	conf = nodes[4].status[s].st.conf;
 	assert_int_equal(conf.n, 3);
-	assert_int_equal(conf_role(&conf, 1), 0);
-	assert_int_equal(conf_role(&conf, 2), RAFT_VOTER);
-	assert_int_equal(conf_role(&conf, 3), RAFT_VOTER);
-	assert_int_equal(conf_role(&conf, 4), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 1), 0);
+	assert_int_equal(raft_conf_role(&conf, 2), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 3), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 4), RAFT_VOTER);
+	refresh(&nodes[1]);
+	assert_true(nodes[1].status[s].here && nodes[1].status[s].st.retired);
 	read_ok(leader, s, next - 32, 32);
+	/* Asked again: node 4 holds it now. */
+	assert_int_equal(move_start((unsigned)leader, s, 2, 4, 0), RKV_EINVAL);
 
-	/* Node 4's record names the new group; restarted, it keeps its
-	 * replica (hosting record) and its members (configuration record)
-	 * and is a voter that catches up. */
+	/* Node 4's records name the new group; restarted, it keeps its
+	 * replica and is a voter. */
 	node_stop(4);
+	assert_true(file_exists(nodes[4].dir, "hosting-1"));
 	snprintf(path, sizeof path, "%s/shard-%u.conf", nodes[4].dir, s);
 	assert_int_equal(replica_conf_load(path, &conf_index, &conf, err, sizeof err), 0);
 	assert_int_equal(conf.n, 3);
-	assert_int_equal(conf_role(&conf, 4), RAFT_VOTER);
-	assert_int_equal(conf_role(&conf, 1), 0);
-	write_ok(leader, s, next, 32);
+	assert_int_equal(raft_conf_role(&conf, 4), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 1), 0);
+	write_ok(leader == 4 ? wait_leader(4, s, 5000) : leader, s, next, 32);
 	next += 32;
 	node_start(4, 4);
 	refresh(&nodes[4]);
 	assert_true(nodes[4].status[s].here);
 	assert_int_equal(nodes[4].status[s].core->r->id, 1);
-	assert_int_equal(conf_role(&nodes[4].status[s].st.conf, 4), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&nodes[4].status[s].st.conf, 4), RAFT_VOTER);
+	leader = wait_leader(4, s, 5000);
+	assert_true(leader != 0);
 	write_ok(leader, s, next, 32);
 	next += 32;
 	assert_true(converged(4, s, 5000));
-	/* With node 3 down, the group is {2, 4}: a majority of its three
-	 * voters, so writes still commit only if node 4 really votes. */
+
+	/* Node 1 dropped it: its files go at its restart, and it holds no
+	 * replica of shard 0 any more. */
+	assert_true(file_exists(nodes[1].dir, "shard-0"));
+	node_stop(1);
+	node_start(1, 4);
+	refresh(&nodes[1]);
+	assert_false(nodes[1].status[s].here);
+	assert_false(file_exists(nodes[1].dir, "shard-0"));
+	assert_false(file_exists(nodes[1].dir, "shard-0.conf"));
+	excluded = 0;
+
+	/* With node 3 down the group is {2, 4} of three voters: writes commit
+	 * only if node 4 really votes and acknowledges. */
 	node_stop(3);
-	excluded |= 1u << 3;
 	leader = wait_leader(4, s, 5000);
 	assert_true(leader == 2 || leader == 4);
 	write_ok(leader, s, next, 32);
 	next += 32;
 	assert_true(converged(4, s, 5000));
 
-	excluded = 0;
 	for (unsigned id = 1; id <= 4; id++) {
 		node_stop(id);
 		rm_rf(nodes[id].dir);
