@@ -308,7 +308,7 @@ static void answer_status(struct gather *g)
 		struct frame_replica_status *x = &reps[i];
 
 		x->shard = g->held[i];
-		x->core = node_shard_core(n, g->held[i]);
+		x->core = (uint32_t)cluster_node_shard_core(n->cluster, g->held[i]);
 		x->role = text(raft_role_name(st->role));
 		x->term = st->term;
 		x->leader = st->leader;

@@ -22,7 +22,7 @@
 #include "tools/libringkv.h"
 
 #define POLL_MS 500
-#define HINT_TRIES 20
+#define HINT_TRIES 40
 #define NO_MOVE_GRACE_MS 10000  /* a new leader that has not heard of it yet */
 #define WAIT_BOUND_MS (30 * 60 * 1000)
 
@@ -104,6 +104,15 @@ static void print_progress(const struct rkv_move *mv, uint32_t shard)
 	fflush(stdout);
 }
 
+/* The node after `id` in the map's order (wrapping). */
+static uint64_t next_node(const struct rkv_cluster_map *m, uint64_t id)
+{
+	for (size_t i = 0; i < m->node_count; i++)
+		if (m->nodes[i].id == id)
+			return m->nodes[(i + 1) % m->node_count].id;
+	return m->nodes[0].id;
+}
+
 /* One request to the shard's leader, following hints. 0 with *mv; a
  * status > 0 (reason in *why); -1: no node reachable. */
 static int ask(struct conn_state *s, bool status_only, uint64_t *leader, struct rkv_move *mv,
@@ -145,9 +154,15 @@ static int ask(struct conn_state *s, bool status_only, uint64_t *leader, struct 
 			snprintf(why, whylen, "%s", mv->reason);
 			return 0;
 		}
+		if (!hint) {
+			/* The node knows no leader (an election, or it holds no
+			 * replica any more: the move's source): ask the next
+			 * node; every member knows its leader. */
+			hint = next_node(s->map, s->node);
+			if (attempt % (int)s->map->node_count == (int)s->map->node_count - 1)
+				sleep_ms(POLL_MS);
+		}
 		*leader = hint;
-		if (!hint)
-			sleep_ms(POLL_MS); /* an election: ask again */
 	}
 	snprintf(why, whylen, "no leader of shard %u found", s->a->shard);
 	return RKV_STATUS_UNAVAILABLE;
