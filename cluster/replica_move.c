@@ -350,6 +350,12 @@ static void waits_done(struct cluster_core *c, uint64_t gen, int res)
 			else
 				atomic_store(&c->node->core_of[w.group], (int16_t)c->index);
 		}
+		if (status != 0 && w.op == PEER_PLACEMENT_HOST) {
+			/* Not hosted after all: the record must not bring an
+			 * empty replica back at the next start. */
+			cluster_hosting_clear(c->hosting, w.group);
+			c->hosting_gen++;
+		}
 		if (status == 0 && w.op == PEER_PLACEMENT_DROP) {
 			atomic_store(&c->node->core_of[w.group], (int16_t)-1);
 			core_log_remove_group(c->log, w.group);
@@ -406,14 +412,23 @@ static void host(struct cluster_core *c, uint64_t from, const struct peer_msg_pl
 	uint32_t g = (uint32_t)q->group;
 	int core = atomic_load(&n->core_of[g]);
 
+	char path[PATH_MAX];
+
 	if (core == (int)c->index && c->by_shard[g] && !c->by_shard[g]->retired) {
 		answer(c, from, q->op, g, 0); /* asked again: done already */
 		return;
 	}
-	if (core >= 0 || cluster_map_rank(&n->map, g, n->self_index) >= 0) {
-		/* Held (on another core), or the founding placement's replica
-		 * was dropped here: re-hosting it would need its drop undone,
-		 * which this step does not do. */
+	if (c->stopping) {
+		answer(c, from, q->op, g, RKV_ESHUTDOWN);
+		return;
+	}
+	/* Held (on another core); or a replica of it was dropped here and its
+	 * files wait for the next start to go (re-hosting would reopen them),
+	 * or it is the founding placement's: refused. The stat is one cheap
+	 * syscall, beside the blocking creation below (membership.md). */
+	snprintf(path, sizeof path, "%s/shard-%u", n->data_dir, g);
+	if (core >= 0 || cluster_map_rank(&n->map, g, n->self_index) >= 0 ||
+	    (!waiting(c, g) && access(path, F_OK) == 0)) {
 		answer(c, from, q->op, g, -EEXIST);
 		return;
 	}
@@ -454,9 +469,9 @@ static void drop(struct cluster_core *c, uint64_t from, const struct peer_msg_pl
 		answer(c, from, q->op, g, RKV_EAGAIN);
 		return;
 	}
-	if (cluster_hosting_find(c->hosting, g))
-		cluster_hosting_clear(c->hosting, g);      /* an added one: gone */
-	else if ((rv = cluster_hosting_set(c->hosting, g, CLUSTER_HOSTING_DROP)) != 0) {
+	/* Founding or added: `drop` either way, so the next start deletes
+	 * its files (for an added one it also means "not hosted"). */
+	if ((rv = cluster_hosting_set(c->hosting, g, CLUSTER_HOSTING_DROP)) != 0) {
 		answer(c, from, q->op, g, rv);
 		return;
 	}
