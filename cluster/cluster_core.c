@@ -846,21 +846,17 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	return 0;
 }
 
-static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_t errlen)
+struct replica *cluster_core_replica_alloc(struct cluster_core *c, uint32_t shard)
 {
 	struct cluster_node *n = c->node;
 	struct replica *rep = calloc(1, sizeof *rep);
 	struct shard_config sc = n->cfg.shard;
-	struct raft_config rc;
-	int rv;
 
 	if (!rep)
-		return -ENOMEM;
+		return NULL;
 	rep->core = c;
 	rep->id = shard;
 	peer_msg_buf_init(&rep->held);
-	c->by_shard[shard] = rep;
-	c->reps[c->nreps++] = rep;
 	snprintf(rep->dir, sizeof rep->dir, "%s/shard-%u", n->data_dir, shard);
 	sc.id = shard;
 	sc.dir = rep->dir;
@@ -873,14 +869,18 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	rep->shard_cfg.dir = rep->dir;
 	rep->recv.fd = -1;
 	replica_conf_init(rep);
-	rv = shard_snapshot_recover(rep->dir, err, errlen);
-	if (rv)
-		return rv;
-	rv = shard_open(&rep->shard, &sc, &c->r->io, err, errlen);
-	if (rv)
-		return rv;
+	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
+	return rep;
+}
+
+int cluster_core_replica_raft(struct cluster_core *c, struct replica *rep, char *err,
+			      size_t errlen)
+{
+	struct raft_config rc;
+	int rv;
+
 	raft_config_default(&rc);
-	rc.id = n->cfg.self_id;
+	rc.id = c->node->cfg.self_id;
 	rc.rng = &c->rng;
 	rc.election_ticks = c->election_ticks;
 	rc.heartbeat_ticks = 1;
@@ -888,35 +888,26 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	rc.check_quorum = true;
 	rv = raft_create(&rep->raft, &rc);
 	if (rv)
-		snprintf(err, errlen, "shard %u: raft_create: %s", shard, rkv_strerror(rv));
+		snprintf(err, errlen, "shard %u: raft_create: %s", rep->id, rkv_strerror(rv));
 	return rv;
 }
 
-int cluster_core_open_replica(struct cluster_core *c, uint32_t shard, bool added, char *err,
-			      size_t errlen)
+static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_t errlen)
 {
-	struct replica *rep;
-	int rv = open_replica(c, shard, err, errlen);
+	struct replica *rep = cluster_core_replica_alloc(c, shard);
+	int rv;
 
-	rep = c->by_shard[shard];
-	if (rv == 0) {
-		rep->hosted_added = added;
-		rv = restore_group(c, rep, err, errlen);
-	}
-	if (rv == 0) {
-		c->stats.replicas = c->nreps;
-		log_info("core %u: replica %u opened empty for a move: joining until caught up",
-			 c->index, shard);
-		return 0;
-	}
-	/* Not hosted after all: take it out again. */
-	c->by_shard[shard] = NULL;
-	c->nreps--;
-	snapshot_send_stop(rep);
-	if (rep->shard)
-		shard_close(rep->shard);
-	replica_free(rep);
-	return rv;
+	if (!rep)
+		return -ENOMEM;
+	c->by_shard[shard] = rep;
+	c->reps[c->nreps++] = rep;
+	rv = shard_snapshot_recover(rep->dir, err, errlen);
+	if (rv)
+		return rv;
+	rv = shard_open(&rep->shard, &rep->shard_cfg, &c->r->io, err, errlen);
+	if (rv)
+		return rv;
+	return cluster_core_replica_raft(c, rep, err, errlen);
 }
 
 /* Closes and frees what the core holds; the core itself too when
@@ -1195,7 +1186,9 @@ bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to)
 
 int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard)
 {
-	return shard < n->map.shards ? atomic_load(&n->core_of[shard]) : -1;
+	int core = shard < n->map.shards ? atomic_load(&n->core_of[shard]) : -1;
+
+	return core >= 0 ? core : -1;
 }
 
 const struct cluster_map *cluster_core_map(const struct cluster_core *c)

@@ -147,6 +147,25 @@ struct placement_wait {
 };
 #define PLACEMENT_WAITS 16
 
+/* A move's new replica being made on this core, through the ring
+ * (cluster/replica_move.c): the staging directory, an empty shard installed
+ * there as a snapshot would be, the joining marker; published only then. */
+struct replica_create {
+	bool active;                  /* a creation is under way */
+	uint32_t group;
+	uint64_t from;                /* the leader to answer */
+	int step;
+	struct io_op op;              /* the staging directory's mkdir */
+	char staging[PATH_MAX + 16];
+	struct shard_config cfg;      /* outlives the installer */
+	char dir[PATH_MAX];
+	uint8_t *image;               /* an empty shard's MANIFEST */
+	size_t image_len;
+	struct shard_install *install;
+	struct replica *rep;          /* built, not yet published */
+	struct ring_file marker;
+};
+
 /* A client proposal waiting for its entry's fate. */
 struct proposal {
 	uint64_t index;
@@ -267,7 +286,8 @@ struct cluster_node {
 	struct cluster_hosting *hosting; /* DATA/hosting as loaded at start-up */
 	_Atomic(int16_t) *core_of;       /* [map.shards]: the core holding this
 					  * node's replica, -1 = none here (the
-					  * map's placement and the record).
+					  * map's placement and the record), -2 =
+					  * dropped, its files go at the next start.
 					  * Written only by the core that
 					  * hosts or drops the replica, read by
 					  * every core routing a message */
@@ -324,6 +344,7 @@ struct cluster_core {
 	struct placement_wait waits[PLACEMENT_WAITS];
 	unsigned nwaits;
 	struct peer_msg_buf placement_buf; /* encoded requests and answers */
+	struct replica_create create;   /* one new replica at a time */
 };
 
 /* replica.c, used by cluster_core.c */
@@ -425,10 +446,12 @@ void replica_move_core_log_open(struct cluster_core *c);
 bool replica_move_idle(const struct cluster_core *c);
 void replica_move_core_free(struct cluster_core *c);
 
-/* cluster_core.c, used by replica_move.c: opens and restores a replica of
- * `shard` on this core (blocking: a move's new replica, see
- * docs/cluster/membership.md). */
-int cluster_core_open_replica(struct cluster_core *c, uint32_t shard, bool added, char *err,
+/* cluster_core.c, used by replica_move.c: a replica of `shard` on this
+ * core, allocated with its paths and shard config, not opened nor
+ * published (NULL: no memory). */
+struct replica *cluster_core_replica_alloc(struct cluster_core *c, uint32_t shard);
+/* Gives rep its Raft group (raft_create). 0 or an error with the reason. */
+int cluster_core_replica_raft(struct cluster_core *c, struct replica *rep, char *err,
 			      size_t errlen);
 
 /* replica.c: gate for inbound Raft messages (wiped-node rule, snapshots).

@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "shard/manifest.h"
+#include "shard/sstable_block.h"
 
 #define HOST_RESEND_US 500000u      /* a HOST or DROP not answered: again */
 #define HOST_TIMEOUT_US 30000000u   /* the target never answers: give up */
@@ -328,6 +330,7 @@ void replica_move_status(const struct replica *rep, struct replica_move_status *
 /* ---- a node asked to host or drop: the hosting record ---------------------------- */
 
 static void hosting_kick(struct cluster_core *c);
+static int create_start(struct cluster_core *c, uint32_t group, uint64_t from);
 
 static void waits_done(struct cluster_core *c, uint64_t gen, int res)
 {
@@ -342,13 +345,10 @@ static void waits_done(struct cluster_core *c, uint64_t gen, int res)
 			continue;
 		}
 		if (status == 0 && w.op == PEER_PLACEMENT_HOST) {
-			char err[512];
-
-			status = cluster_core_open_replica(c, w.group, true, err, sizeof err);
-			if (status)
-				log_error("core %u: hosting shard %u: %s", c->index, w.group, err);
-			else
-				atomic_store(&c->node->core_of[w.group], (int16_t)c->index);
+			/* Recorded: make it (answered when published). */
+			status = create_start(c, w.group, w.from);
+			if (status == 0)
+				continue;
 		}
 		if (status != 0 && w.op == PEER_PLACEMENT_HOST) {
 			/* Not hosted after all: the record must not bring an
@@ -357,7 +357,8 @@ static void waits_done(struct cluster_core *c, uint64_t gen, int res)
 			c->hosting_gen++;
 		}
 		if (status == 0 && w.op == PEER_PLACEMENT_DROP) {
-			atomic_store(&c->node->core_of[w.group], (int16_t)-1);
+			/* -2: not hosted, files waiting for the next start */
+			atomic_store(&c->node->core_of[w.group], (int16_t)-2);
 			core_log_remove_group(c->log, w.group);
 			log_info("core %u: replica %u dropped (its files go at the next start)",
 				 c->index, w.group);
@@ -412,8 +413,6 @@ static void host(struct cluster_core *c, uint64_t from, const struct peer_msg_pl
 	uint32_t g = (uint32_t)q->group;
 	int core = atomic_load(&n->core_of[g]);
 
-	char path[PATH_MAX];
-
 	if (core == (int)c->index && c->by_shard[g] && !c->by_shard[g]->retired) {
 		answer(c, from, q->op, g, 0); /* asked again: done already */
 		return;
@@ -423,12 +422,9 @@ static void host(struct cluster_core *c, uint64_t from, const struct peer_msg_pl
 		return;
 	}
 	/* Held (on another core); or a replica of it was dropped here and its
-	 * files wait for the next start to go (re-hosting would reopen them),
-	 * or it is the founding placement's: refused. The stat is one cheap
-	 * syscall, beside the blocking creation below (membership.md). */
-	snprintf(path, sizeof path, "%s/shard-%u", n->data_dir, g);
-	if (core >= 0 || cluster_map_rank(&n->map, g, n->self_index) >= 0 ||
-	    (!waiting(c, g) && access(path, F_OK) == 0)) {
+	 * files wait for the next start to go (core -2: re-hosting would
+	 * reopen them), or it is the founding placement's: refused. */
+	if (core >= 0 || core == -2 || cluster_map_rank(&n->map, g, n->self_index) >= 0) {
 		answer(c, from, q->op, g, -EEXIST);
 		return;
 	}
@@ -584,6 +580,174 @@ void replica_move_placement(struct cluster_core *c, uint64_t from,
 	}
 }
 
+/* ---- making the new replica, through the ring ------------------------------------ */
+
+/*
+ * The move's new replica is built without blocking the core: the staging
+ * directory (mkdirat), an empty shard installed there as a snapshot would be
+ * (shard_install: its MANIFEST written, synced, the directory renamed into
+ * place, the shard built from it), then the joining marker (ring_file); only
+ * then is it published (by_shard, the core's list, core_of) and the leader
+ * told. One at a time per core: a second request is answered "again"
+ * (RKV_EAGAIN) and the leader asks again.
+ */
+enum create_step { CREATE_MKDIR = 1, CREATE_INSTALL, CREATE_MARKER };
+
+static void create_end(struct cluster_core *c, int status)
+{
+	struct replica_create *cr = &c->create;
+
+	if (status != 0) {
+		log_error("core %u: making the replica of shard %u failed: %s", c->index,
+			  cr->group, rkv_strerror(status));
+		if (cr->rep) {
+			if (cr->rep->shard)
+				shard_close(cr->rep->shard);
+			replica_free(cr->rep);
+		}
+		cluster_hosting_clear(c->hosting, cr->group);
+		c->hosting_gen++;
+		hosting_kick(c);
+	}
+	cr->rep = NULL;
+	free(cr->image);
+	cr->image = NULL;
+	cr->active = false;
+	answer(c, cr->from, PEER_PLACEMENT_HOST, cr->group, status);
+}
+
+static void marker_written(struct ring_file *f, int res)
+{
+	struct cluster_core *c = f->arg;
+	struct replica_create *cr = &c->create;
+	struct replica *rep = cr->rep;
+
+	if (res < 0) {
+		create_end(c, res);
+		return;
+	}
+	c->by_shard[cr->group] = rep;
+	c->reps[c->nreps++] = rep;
+	c->stats.replicas = c->nreps;
+	atomic_store(&c->node->core_of[cr->group], (int16_t)c->index);
+	log_info("core %u: replica %u made empty for a move: joining until caught up", c->index,
+		 cr->group);
+	cr->rep = NULL;
+	create_end(c, 0);
+}
+
+static void install_finished(void *arg)
+{
+	struct cluster_core *c = arg;
+
+	shard_install_free(c->create.install);
+	c->create.install = NULL;
+}
+
+static void installed(void *arg, const struct shard_install_result *res)
+{
+	struct cluster_core *c = arg;
+	struct replica_create *cr = &c->create;
+	struct replica *rep = cr->rep;
+	struct raft_snapshot_meta snap = { 0 };
+	struct raft_hard_state hs = { 0, RAFT_NONE };
+	char err[256];
+	int rv;
+
+	if (res->rv != 0 || !res->fresh) {
+		log_error("core %u: shard %u: %s", c->index, cr->group,
+			  res->err ? res->err : "no shard built");
+		create_end(c, res->rv ? res->rv : -EIO);
+		return;
+	}
+	rep->shard = res->fresh;
+	rv = cluster_core_replica_raft(c, rep, err, sizeof err);
+	/* No members, no log: it learns its group from the leader (a
+	 * snapshot), and never votes before it caught up (joining). */
+	if (rv == 0)
+		rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, NULL, 0);
+	if (rv != 0) {
+		create_end(c, rv);
+		return;
+	}
+	rep->hosted_added = true;
+	rep->joining = true;
+	rep->apply_next = 1;
+	cr->step = CREATE_MARKER;
+	ring_file_init(&cr->marker, &c->r->io, c->node->data_dir_fd, rep->join_marker,
+		       marker_written, c);
+	ring_file_write(&cr->marker, "", 0);
+}
+
+static void staging_made(struct io_op *op, int res, unsigned flags)
+{
+	struct cluster_core *c = op->data;
+	struct replica_create *cr = &c->create;
+	struct shard_install_args a = {
+		.cfg = &cr->cfg, .io = &c->r->io, .manifest = cr->image,
+		.manifest_len = cr->image_len, .installed = installed,
+		.finished = install_finished, .arg = c,
+	};
+	char err[256];
+	int rv;
+
+	(void)flags;
+	if (res < 0) {
+		/* -EEXIST: a staging directory left by a crash; the next start
+		 * clears it (shard_snapshot_recover). */
+		create_end(c, res);
+		return;
+	}
+	cr->step = CREATE_INSTALL;
+	rv = shard_install_start(&cr->install, &a, err, sizeof err);
+	if (rv != 0) {
+		log_error("core %u: shard %u: %s", c->index, cr->group, err);
+		create_end(c, rv);
+	}
+}
+
+static int create_start(struct cluster_core *c, uint32_t group, uint64_t from)
+{
+	struct replica_create *cr = &c->create;
+	struct manifest_version v;
+	struct sstable_buf image = { 0 };
+	struct io_uring_sqe *sqe;
+	int rv;
+
+	if (cr->active || cr->install)
+		return RKV_EAGAIN;
+	memset(cr, 0, sizeof *cr);
+	cr->rep = cluster_core_replica_alloc(c, group);
+	if (!cr->rep)
+		return -ENOMEM;
+	manifest_version_init(&v);
+	rv = manifest_version_snapshot(&v, &image);
+	manifest_version_destroy(&v);
+	if (rv == 0)
+		rv = shard_snapshot_staging_path(cr->staging, sizeof cr->staging, cr->rep->dir);
+	if (rv != 0) {
+		sstable_buf_free(&image);
+		replica_free(cr->rep);
+		cr->rep = NULL;
+		return rv;
+	}
+	cr->image = image.data;
+	cr->image_len = image.len;
+	snprintf(cr->dir, sizeof cr->dir, "%s", cr->rep->dir);
+	cr->cfg = cr->rep->shard_cfg;
+	cr->cfg.dir = cr->dir;
+	cr->active = true;
+	cr->group = group;
+	cr->from = from;
+	cr->step = CREATE_MKDIR;
+	cr->op.done = staging_made;
+	cr->op.data = c;
+	sqe = io_ring_get_sqe(&c->r->io);
+	io_op_attach(sqe, &cr->op);
+	io_uring_prep_mkdirat(sqe, AT_FDCWD, cr->staging, 0755);
+	return 0;
+}
+
 /* ---- start-up ---------------------------------------------------------------------- */
 
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -645,11 +809,20 @@ void replica_move_core_log_open(struct cluster_core *c)
 
 bool replica_move_idle(const struct cluster_core *c)
 {
-	return !c->hosting || ring_file_idle(&c->hosting_file);
+	return !c->hosting || (ring_file_idle(&c->hosting_file) && !c->create.active &&
+			       !c->create.install);
 }
 
 void replica_move_core_free(struct cluster_core *c)
 {
+	if (c->create.rep) {
+		if (c->create.rep->shard)
+			shard_close(c->create.rep->shard);
+		replica_free(c->create.rep);
+		c->create.rep = NULL;
+	}
+	free(c->create.image);
+	c->create.image = NULL;
 	free(c->hosting);
 	free(c->hosting_text);
 	peer_msg_buf_free(&c->placement_buf);
