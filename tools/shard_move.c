@@ -12,6 +12,7 @@
 #include "tools/shard_move.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,24 @@ static int ask(struct conn_state *s, bool status_only, uint64_t *leader, struct 
 	return RKV_STATUS_UNAVAILABLE;
 }
 
+/* The reason on stderr, and with --json also as an object on stdout. */
+__attribute__((format(printf, 2, 3))) static void complain(const struct shard_move_args *a,
+							   const char *fmt, ...)
+{
+	char text[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "ringkv: shard move: %s\n", text);
+	if (a->json) {
+		printf("{\"shard\":%u,\"done\":false,\"error\":", a->shard);
+		cli_json_string(stdout, text);
+		printf("}\n");
+	}
+}
+
 int shard_move_run(const struct shard_move_args *a)
 {
 	struct conn_state s = { .a = a };
@@ -179,36 +198,35 @@ int shard_move_run(const struct shard_move_args *a)
 	int rc, exit_code = SHARD_MOVE_EXIT_REFUSED;
 
 	if (rkv_connect_timeout(a->address, a->timeout_ms, &s.c, err, sizeof err) != 0) {
-		fprintf(stderr, "ringkv: shard move: %s\n", err);
+		complain(a, "%s", err);
 		return SHARD_MOVE_EXIT_USAGE;
 	}
 	rkv_set_timeout(s.c, a->timeout_ms);
 	rc = rkv_cluster_map(s.c, &s.map);
 	if (rc != 0) {
-		fprintf(stderr, "ringkv: shard move: %s\n", rkv_last_error(s.c));
+		complain(a, "%s", rkv_last_error(s.c));
 		rkv_close(s.c);
 		return rc < 0 ? SHARD_MOVE_EXIT_USAGE : SHARD_MOVE_EXIT_REFUSED;
 	}
 	s.node = s.map->node_id;
 	if (a->shard >= s.map->shard_count) {
-		fprintf(stderr, "ringkv: shard move: no shard %u (the cluster has %zu)\n", a->shard,
-			s.map->shard_count);
+		complain(a, "no shard %u (the cluster has %zu)", a->shard, s.map->shard_count);
 		goto out;
 	}
 	if (!known_node(s.map, a->from) || !known_node(s.map, a->to)) {
-		fprintf(stderr, "ringkv: shard move: node %" PRIu64 " is not in the cluster\n",
-			known_node(s.map, a->from) ? a->to : a->from);
+		complain(a, "node %" PRIu64 " is not in the cluster",
+			 known_node(s.map, a->from) ? a->to : a->from);
 		goto out;
 	}
 	leader = s.map->shards[a->shard].leader;
 	rc = ask(&s, false, &leader, &mv, err, sizeof err);
 	if (rc < 0) {
-		fprintf(stderr, "ringkv: shard move: %s\n", err);
+		complain(a, "%s", err);
 		exit_code = SHARD_MOVE_EXIT_USAGE;
 		goto out;
 	}
 	if (rc != 0) {
-		fprintf(stderr, "ringkv: shard move: refused: %s\n", err);
+		complain(a, "refused: %s", err);
 		goto out;
 	}
 	if (!a->wait) {
@@ -255,12 +273,12 @@ int shard_move_run(const struct shard_move_args *a)
 			leader = s.node;
 		rc = ask(&s, true, &leader, &mv, err, sizeof err);
 		if (rc < 0) {
-			fprintf(stderr, "ringkv: shard move: %s\n", err);
+			complain(a, "%s", err);
 			exit_code = SHARD_MOVE_EXIT_USAGE;
 			goto out;
 		}
 		if (rc != 0) {
-			fprintf(stderr, "ringkv: shard move: %s\n", err);
+			complain(a, "%s", err);
 			goto out;
 		}
 	}
