@@ -303,8 +303,10 @@ const char *replica_move_phase_name(int phase);
  * `to_core`. 0: started (see replica_move_status). Or, nothing changed:
  * RAFT_ENOTLEADER; RAFT_EBUSY (a move of the shard is under way, or a
  * membership change is not committed yet); RKV_EINVAL with the reason in
- * `why`: unknown node, `to` already holds a replica, `from` holds none,
- * from == to, RKV_ESHUTDOWN.
+ * `why`: unknown node or core, `to` already holds a replica, `from` holds
+ * none, from == to; RKV_ESHUTDOWN. A move stopped by the loss of its leader
+ * goes on from the group's configuration: `to` a learner (catch-up), or
+ * `to` a voter in a group one voter above its size (the removal).
  */
 int replica_move_start(struct replica *rep, uint64_t from, uint64_t to, uint32_t to_core,
 		       char *why, size_t whylen);

@@ -113,6 +113,15 @@ static void move_fail(struct replica *rep, const char *what, const char *detail)
 	m->phase = REPLICA_MOVE_FAILED;
 }
 
+static uint32_t voters(const struct raft_conf *conf)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < conf->n; i++)
+		n += conf->servers[i].role == RAFT_VOTER;
+	return n;
+}
+
 int replica_move_start(struct replica *rep, uint64_t from, uint64_t to, uint32_t to_core,
 		       char *why, size_t whylen)
 {
@@ -145,7 +154,7 @@ int replica_move_start(struct replica *rep, uint64_t from, uint64_t to, uint32_t
 			 rep->id);
 		return RKV_EINVAL;
 	}
-	if (raft_conf_role(conf, to) == RAFT_VOTER) {
+	if (raft_conf_role(conf, to) == RAFT_VOTER && voters(conf) <= map->replicas) {
 		snprintf(why, whylen, "node %" PRIu64 " already holds a replica of shard %u", to,
 			 rep->id);
 		return RKV_EINVAL;
@@ -168,10 +177,16 @@ int replica_move_start(struct replica *rep, uint64_t from, uint64_t to, uint32_t
 	rep->move.to_core = to_core;
 	rep->move.started_us = rep->core->r->now_us;
 	rep->move.snap_base = rep->snap_send_bytes;
-	/* A learner left by a move that stopped (its leader lost leadership
-	 * before the promotion): it is hosted already, go on from there. */
-	phase_set(rep, raft_conf_role(conf, to) == RAFT_LEARNER ? REPLICA_MOVE_CATCHUP
-								: REPLICA_MOVE_HOST);
+	/* A move stopped by the loss of its leader goes on from where the
+	 * group's configuration stands: a learner is hosted already (catch it
+	 * up); a target voting in a group one voter above its size was
+	 * promoted (remove the source). */
+	if (raft_conf_role(conf, to) == RAFT_VOTER)
+		phase_set(rep, from == node_of(rep)->cfg.self_id ? REPLICA_MOVE_TRANSFER
+								 : REPLICA_MOVE_REMOVE);
+	else
+		phase_set(rep, raft_conf_role(conf, to) == RAFT_LEARNER ? REPLICA_MOVE_CATCHUP
+									: REPLICA_MOVE_HOST);
 	return 0;
 }
 

@@ -1349,6 +1349,60 @@ static void test_fsyncs_independent_of_groups(void **state)
 static int job_conf_op;
 static uint64_t job_conf_id;
 
+/*
+ * Writes [first, +count) of `shard` while leadership may move (a move's
+ * transfer): a write refused at once (not the leader, a transfer under
+ * way) or answered "overwritten" was not applied and goes again to the
+ * leader of the moment; one answered "unknown" goes again too (a PUT of the
+ * same value: idempotent). Fails unless all are acknowledged in time.
+ */
+static void write_through_changes(uint32_t shard, unsigned first, unsigned count)
+{
+	uint64_t t0 = mono_us();
+	bool done[MAX_OPS] = { false };
+	unsigned left = count;
+
+	while (left > 0) {
+		uint64_t leader = wait_leader(MAX_NODES, shard, 5000);
+		struct tnode *n;
+
+		assert_true(mono_us() - t0 < 20000000);
+		if (!leader)
+			continue;
+		n = &nodes[leader];
+		for (unsigned i = first; i < first + count; i++) {
+			if (done[i])
+				continue;
+			n->job_shard = shard;
+			n->job_first = i;
+			n->job_count = 1;
+			n->job_rv[i] = 1;
+			run_job(n, job_propose);
+			if (n->job_rv[i] != 0)
+				break; /* refused: not applied; the next leader */
+			assert_true(wait_writes(i, 1, 5000));
+			if (writes[i].rv == 0) {
+				done[i] = true;
+				left--;
+				continue;
+			}
+			assert_true(writes[i].rv == RAFT_ENOTLEADER || writes[i].rv == RKV_EUNKNOWN);
+			break;
+		}
+	}
+}
+
+/* Four nodes of two cores, 4 shards, R = 3: shard s on nodes s+1, s+2,
+ * s+3 (mod 4), so each node lacks one shard (node 4 lacks shard 0). */
+static void start_four_nodes(void)
+{
+	for (unsigned id = 1; id <= 4; id++)
+		node_addr(id);
+	make_map(4, 4, 3);
+	for (unsigned id = 1; id <= 4; id++)
+		node_start(id, 4);
+}
+
 static int job_move_rv;
 static char job_move_why[200];
 static struct replica_move_status job_move_st;
@@ -1424,12 +1478,8 @@ static void test_move_replica(void **state)
 	segment_size = 64u << 10;
 	value_pad = 300;
 	key_space = 300;
-	for (unsigned id = 1; id <= 4; id++)
-		node_addr(id);
-	make_map(4, 4, 3);
+	start_four_nodes();
 	assert_true(cluster_map_rank(&map, s, 3) < 0); /* node 4 lacks it */
-	for (unsigned id = 1; id <= 4; id++)
-		node_start(id, 4);
 	leader = wait_leader(4, s, 5000);
 	assert_int_equal(leader, 1);
 	for (unsigned round = 0; round < 6; round++) {
@@ -1459,8 +1509,7 @@ static void test_move_replica(void **state)
 		if (leader && leader != 1 && excluded == (1u << 4))
 			excluded = 0; /* promoted and led by another: node 4 knows */
 		if (leader) {
-			write_async(leader, s, next, 16);
-			assert_true(wait_writes(next, 16, 5000));
+			write_through_changes(s, next, 16);
 			next += 16;
 		}
 		move_status(carrier, s);
@@ -1555,6 +1604,119 @@ static void test_move_replica(void **state)
 	value_pad = 0;
 }
 
+static uint64_t job_conf_index;
+
+/* One membership change on the core holding job_shard (its leader). */
+static bool job_conf_change(struct tcore *c)
+{
+	struct tnode *n = c->node;
+	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
+
+	if (rep)
+		n->job_rv[0] = replica_conf_change(rep, job_conf_op, job_conf_id, &job_conf_index);
+	return true;
+}
+
+/* Has node `leader` take the change, retrying while Raft says "not now",
+ * then waits for its commit there. */
+static void conf_change_ok(unsigned leader, uint32_t shard, int op, uint64_t id)
+{
+	uint64_t t0 = mono_us();
+
+	for (;;) {
+		nodes[leader].job_shard = shard;
+		nodes[leader].job_rv[0] = 1;
+		job_conf_op = op;
+		job_conf_id = id;
+		run_job(&nodes[leader], job_conf_change);
+		if (nodes[leader].job_rv[0] == 0)
+			break;
+		assert_true(nodes[leader].job_rv[0] == RAFT_EBUSY ||
+			    nodes[leader].job_rv[0] == RAFT_ENOTREADY);
+		assert_true(mono_us() - t0 < 10000000);
+		sleep_ms(20);
+	}
+	while (refresh(&nodes[leader]), nodes[leader].status[shard].st.commit < job_conf_index) {
+		assert_true(mono_us() - t0 < 10000000);
+		sleep_ms(10);
+	}
+}
+
+/*
+ * A move whose leader died after the promotion leaves the group one voter
+ * above its size; running the move again goes on with the removal. Shard 1
+ * lives on nodes 2, 3, 4 (node 2 leads); node 1 hosts an empty replica of
+ * it (its hosting record, as a HOST request would have written it) and is
+ * added and promoted by hand: four voters. Then `move 1 --from 3 --to 1`
+ * is taken (not refused as "already holds"), removes node 3, drops its
+ * replica, and the group is {1, 2, 4} with every write.
+ */
+static void test_move_resumes_after_promotion(void **state)
+{
+	const uint32_t s = 1;
+	struct cluster_hosting host = { 0 };
+	char text[256], path[512];
+	struct raft_conf conf;
+	uint64_t t0;
+	unsigned next = 0;
+	FILE *f;
+	size_t len;
+
+	(void)state;
+	key_space = 50;
+	start_four_nodes();
+	assert_true(cluster_map_rank(&map, s, 0) < 0); /* node 1 lacks it */
+	assert_int_equal(wait_leader(4, s, 5000), 2);
+	write_ok(2, s, next, 50);
+	next += 50;
+
+	node_stop(1);
+	assert_int_equal(cluster_hosting_set(&host, s, 1), 0);
+	len = cluster_hosting_encode(&host, text, sizeof text);
+	snprintf(path, sizeof path, "%s/hosting-1", nodes[1].dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	fclose(f);
+	node_start(1, 4);
+	excluded = 1u << 1;
+	conf_change_ok(2, s, RAFT_CONF_ADD_LEARNER, 1);
+	excluded = 0;
+	conf_change_ok(2, s, RAFT_CONF_PROMOTE, 1);
+	refresh(&nodes[2]);
+	assert_int_equal(nodes[2].status[s].st.conf.n, 4);
+
+	assert_int_equal(move_start(2, s, 3, 1, 1), 0);
+	t0 = mono_us();
+	do {
+		sleep_ms(20);
+		move_status(2, s);
+		assert_true(mono_us() - t0 < 10000000);
+	} while (job_move_st.phase != REPLICA_MOVE_DONE &&
+		 job_move_st.phase != REPLICA_MOVE_FAILED);
+	assert_int_equal(job_move_st.phase, REPLICA_MOVE_DONE);
+	excluded = 1u << 3;
+	write_ok(wait_leader(4, s, 5000), s, next, 20);
+	next += 20;
+	assert_true(converged(4, s, 5000));
+	refresh(&nodes[1]);
+	conf = nodes[1].status[s].st.conf;
+	assert_int_equal(conf.n, 3);
+	assert_int_equal(raft_conf_role(&conf, 3), 0);
+	assert_int_equal(raft_conf_role(&conf, 1), RAFT_VOTER);
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[s].st.retired);
+	/* Three voters again: node 1 holds one, a move to it is refused. */
+	assert_int_equal(move_start((unsigned)wait_leader(4, s, 5000), s, 2, 1, 1), RKV_EINVAL);
+	assert_non_null(strstr(job_move_why, "already holds"));
+
+	excluded = 0;
+	for (unsigned id = 1; id <= 4; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+	}
+}
+
 static int setup(void **state)
 {
 	char err[256];
@@ -1598,6 +1760,7 @@ int main(void)
 		cmocka_unit_test(test_overwritten_outcome),
 		cmocka_unit_test(test_fsyncs_independent_of_groups),
 		cmocka_unit_test(test_move_replica),
+		cmocka_unit_test(test_move_resumes_after_promotion),
 	};
 
 	/* e.g. TEST_FILTER=test_move_replica: one test, by name. */
