@@ -48,7 +48,7 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 			char *err, size_t errlen)
 {
 	struct cluster_node *n;
-	int idx;
+	int idx, rv;
 
 	if (!cfg->map || cfg->cores == 0 || !cfg->data_dir) {
 		snprintf(err, errlen, "cluster: no map, no cores or no data dir");
@@ -87,6 +87,26 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 		return -e;
 	}
 	n->self_index = (unsigned)idx;
+	/* Which replicas this node holds, and on which core: the map's
+	 * founding placement, changed by the moves in the hosting record. */
+	n->hosting = malloc(sizeof *n->hosting);
+	n->core_of = calloc(n->map.shards, sizeof *n->core_of);
+	if (!n->hosting || !n->core_of) {
+		cluster_node_destroy(n);
+		return -ENOMEM;
+	}
+	rv = cluster_hosting_load(n->data_dir, n->hosting, n->map.shards, cfg->cores, err,
+				  errlen);
+	if (rv) {
+		cluster_node_destroy(n);
+		return rv;
+	}
+	for (uint32_t s = 0; s < n->map.shards; s++)
+		n->core_of[s] = (int16_t)cluster_hosting_core(&n->map, n->hosting, n->self_index, s,
+							      cfg->cores);
+	if (n->hosting->n)
+		log_info("cluster: the hosting record moves %u replica%s away from the founding "
+			 "placement", n->hosting->n, n->hosting->n == 1 ? "" : "s");
 	if (!n->cfg.cache_bytes)
 		n->cfg.cache_bytes = DEFAULT_CACHE_BYTES;
 	if (!n->cfg.election_timeout_ms)
@@ -119,6 +139,8 @@ void cluster_node_destroy(struct cluster_node *n)
 		return;
 	if (n->data_dir_fd >= 0)
 		close(n->data_dir_fd);
+	free(n->hosting);
+	free(n->core_of);
 	free(n->cores);
 	free(n);
 }
@@ -284,15 +306,19 @@ static bool msg_ok(struct cluster_core *c, uint64_t from_node, uint64_t group,
 		   const struct raft_msg *m, unsigned *core)
 {
 	const struct cluster_map *map = &c->node->map;
-	int from_idx;
+	int from_idx, from_core;
 
 	if (group >= map->shards || m->to != c->node->cfg.self_id || m->from != from_node)
 		return false;
+	/* From any node of the cluster, for a group held here: the group's
+	 * configuration, not the map, says who its members are (a learner
+	 * being added is in no founding placement), and Raft judges the
+	 * sender (docs/cluster/membership.md). */
 	from_idx = cluster_map_index(map, from_node);
-	if (from_idx < 0 || cluster_map_rank(map, (uint32_t)group, c->node->self_index) < 0 ||
-	    cluster_map_rank(map, (uint32_t)group, (unsigned)from_idx) < 0)
+	from_core = atomic_load(&c->node->core_of[group]);
+	if (from_idx < 0 || (unsigned)from_idx == c->node->self_index || from_core < 0)
 		return false;
-	*core = cluster_map_core(map, (uint32_t)group, c->node->cfg.cores);
+	*core = (unsigned)from_core;
 	return true;
 }
 
@@ -300,7 +326,7 @@ static void step_local(struct cluster_core *c, uint64_t group, const struct raft
 {
 	struct replica *rep = c->by_shard[group];
 
-	if (!rep) {
+	if (!rep || rep->retired) {
 		c->stats.dropped_bad++;
 		return;
 	}
@@ -354,7 +380,7 @@ static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct
 							     : f->snapshot_request.group;
 	struct replica *rep = c->by_shard[group];
 
-	if (!rep) {
+	if (!rep || rep->retired) {
 		c->stats.dropped_bad++;
 		return;
 	}
@@ -385,13 +411,13 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
 {
 	const struct cluster_map *map = &c->node->map;
 	int from_idx = cluster_map_index(map, from_node);
+	int held = group < map->shards ? atomic_load(&c->node->core_of[group]) : -1;
 	unsigned core;
 	struct cluster_core *to;
 	struct xchunk *x;
 
 	if (group >= map->shards || from_idx < 0 ||
-	    cluster_map_rank(map, (uint32_t)group, c->node->self_index) < 0 ||
-	    cluster_map_rank(map, (uint32_t)group, (unsigned)from_idx) < 0) {
+	    (unsigned)from_idx == c->node->self_index || held < 0) {
 		if (f->kind == PEER_MSG_SNAPSHOT_REQUEST)
 			log_every(LOG_WARN, 10000, "snapshot request from node %llu for group "
 				  "%llu refused: not a member of it here",
@@ -399,7 +425,7 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
 		c->stats.dropped_bad++;
 		return;
 	}
-	core = cluster_map_core(map, (uint32_t)group, c->node->cfg.cores);
+	core = (unsigned)held;
 	if (core == c->index) {
 		chunk_local(c, from_node, f);
 		return;
@@ -416,6 +442,48 @@ static void chunk_in(struct cluster_core *c, uint64_t from_node, uint64_t group,
 	x->len = (uint32_t)len;
 	memcpy(x->bytes, data, len);
 	reactor_send(c->r, core, &x->base);
+	c->stats.msgs_forwarded++;
+}
+
+/* A Placement frame (a replica move) for a group of another core. */
+struct xplacement {
+	struct reactor_msg base;
+	struct cluster_core *to;
+	uint64_t from;
+	struct peer_msg_placement q;
+};
+
+static void xplacement_handle(struct reactor *r, struct reactor_msg *base)
+{
+	struct xplacement *x = (struct xplacement *)base;
+
+	(void)r;
+	replica_move_placement(x->to, x->from, &x->q);
+	free(x);
+}
+
+static void placement_in(struct cluster_core *c, uint64_t from_node,
+			 const struct peer_msg_placement *q)
+{
+	int core = replica_move_placement_core(c, q);
+	struct cluster_core *to;
+	struct xplacement *x;
+
+	if (core < 0 || (unsigned)core == c->index) {
+		replica_move_placement(c, from_node, q);
+		return;
+	}
+	to = atomic_load(&c->node->cores[core]);
+	x = to ? malloc(sizeof *x) : NULL;
+	if (!x) {
+		c->stats.dropped_bad++;
+		return;
+	}
+	x->base.handle = xplacement_handle;
+	x->to = to;
+	x->from = from_node;
+	x->q = *q;
+	reactor_send(c->r, (unsigned)core, &x->base);
 	c->stats.msgs_forwarded++;
 }
 
@@ -437,6 +505,10 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 		chunk_in(c, from_node,
 			 f.kind == PEER_MSG_SNAPSHOT_CHUNK ? f.chunk.group : f.snapshot_request.group,
 			 &f, data, len);
+		return;
+	}
+	if (f.kind == PEER_MSG_PLACEMENT) {
+		placement_in(c, from_node, &f.placement);
 		return;
 	}
 	if (f.kind != PEER_MSG_RAFT) {
@@ -644,6 +716,8 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	unsigned r = cluster_map_replica_ids(&c->node->map, rep->id, ids);
 	const struct raft_entry *entries = NULL;
 	char holder[48];
+	struct raft_conf conf;
+	uint64_t conf_index;
 	size_t n = 0;
 	int rv;
 
@@ -653,9 +727,24 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
 	if (rv != 0)
 		return rv;
-	for (unsigned i = 0; i < r; i++)
-		snap.conf.servers[i] = (struct raft_server){ .id = ids[i], .role = RAFT_VOTER };
-	snap.conf.n = r;
+	/* The group's members: the last configuration it applied, as
+	 * recorded (replica_conf.c); without a record, the map's founding
+	 * placement, or none for a replica placed here by a move (it learns
+	 * its group from the leader's snapshot). Configuration entries in the
+	 * log after the restore point override either (raft_conf_reload). */
+	if (!rep->hosted_added) {
+		for (unsigned i = 0; i < r; i++)
+			snap.conf.servers[i] = (struct raft_server){ .id = ids[i],
+								     .role = RAFT_VOTER };
+		snap.conf.n = r;
+	}
+	rv = replica_conf_load(rep->conf_rec.file.path, &conf_index, &conf, err, errlen);
+	if (rv < 0)
+		return rv;
+	if (rv == 0) {
+		snap.conf = conf;
+		rep->conf_rec.want_index = rep->conf_rec.durable_index = conf_index;
+	}
 	if (rs->found) {
 		uint64_t last = rs->n ? rs->first_index + rs->n - 1 : rs->start_index;
 
@@ -706,13 +795,17 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * anything of the group is; it says "undecided" or is empty
 	 * (joining). */
 	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
-	if (r > 1 && ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
+	/* A replica placed here by a move starts empty in a group with a
+	 * history: joining, whatever the flags (it must not vote before it
+	 * holds what the group committed). */
+	if ((r > 1 || rep->hosted_added) &&
+	    ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
 		const char *base = strrchr(rep->join_marker, '/') + 1;
 		bool marked = access(rep->join_marker, F_OK) == 0;
-		bool undecided = marked ? marker_says_undecided(rep->join_marker)
-					: !c->node->cfg.join_existing;
+		bool existing = c->node->cfg.join_existing || rep->hosted_added;
+		bool undecided = marked ? marker_says_undecided(rep->join_marker) : !existing;
 
-		if (undecided && !c->node->cfg.join_existing) {
+		if (undecided && !existing) {
 			rep->undecided = true;
 			log_info("replica %u: started empty: a new group, or a wiped node's; "
 				 "no vote for a candidate with a log until its peers tell which",
@@ -753,21 +846,17 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	return 0;
 }
 
-static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_t errlen)
+struct replica *cluster_core_replica_alloc(struct cluster_core *c, uint32_t shard)
 {
 	struct cluster_node *n = c->node;
 	struct replica *rep = calloc(1, sizeof *rep);
 	struct shard_config sc = n->cfg.shard;
-	struct raft_config rc;
-	int rv;
 
 	if (!rep)
-		return -ENOMEM;
+		return NULL;
 	rep->core = c;
 	rep->id = shard;
 	peer_msg_buf_init(&rep->held);
-	c->by_shard[shard] = rep;
-	c->reps[c->nreps++] = rep;
 	snprintf(rep->dir, sizeof rep->dir, "%s/shard-%u", n->data_dir, shard);
 	sc.id = shard;
 	sc.dir = rep->dir;
@@ -779,14 +868,19 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	rep->shard_cfg = sc;
 	rep->shard_cfg.dir = rep->dir;
 	rep->recv.fd = -1;
-	rv = shard_snapshot_recover(rep->dir, err, errlen);
-	if (rv)
-		return rv;
-	rv = shard_open(&rep->shard, &sc, &c->r->io, err, errlen);
-	if (rv)
-		return rv;
+	replica_conf_init(rep);
+	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
+	return rep;
+}
+
+int cluster_core_replica_raft(struct cluster_core *c, struct replica *rep, char *err,
+			      size_t errlen)
+{
+	struct raft_config rc;
+	int rv;
+
 	raft_config_default(&rc);
-	rc.id = n->cfg.self_id;
+	rc.id = c->node->cfg.self_id;
 	rc.rng = &c->rng;
 	rc.election_ticks = c->election_ticks;
 	rc.heartbeat_ticks = 1;
@@ -794,8 +888,26 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	rc.check_quorum = true;
 	rv = raft_create(&rep->raft, &rc);
 	if (rv)
-		snprintf(err, errlen, "shard %u: raft_create: %s", shard, rkv_strerror(rv));
+		snprintf(err, errlen, "shard %u: raft_create: %s", rep->id, rkv_strerror(rv));
 	return rv;
+}
+
+static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_t errlen)
+{
+	struct replica *rep = cluster_core_replica_alloc(c, shard);
+	int rv;
+
+	if (!rep)
+		return -ENOMEM;
+	c->by_shard[shard] = rep;
+	c->reps[c->nreps++] = rep;
+	rv = shard_snapshot_recover(rep->dir, err, errlen);
+	if (rv)
+		return rv;
+	rv = shard_open(&rep->shard, &rep->shard_cfg, &c->r->io, err, errlen);
+	if (rv)
+		return rv;
+	return cluster_core_replica_raft(c, rep, err, errlen);
 }
 
 /* Closes and frees what the core holds; the core itself too when
@@ -810,6 +922,7 @@ static void close_all(struct cluster_core *c, bool free_self)
 		replica_free(c->reps[i]);
 	}
 	c->nreps = 0;
+	replica_move_core_free(c);
 	if (c->log)
 		core_log_close(c->log);
 	if (c->cache)
@@ -867,13 +980,18 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		snprintf(err, errlen, "%s: %s", n->data_dir, strerror(errno));
 		goto fail;
 	}
+	rv = replica_move_core_start(c, err, errlen);
+	if (rv)
+		goto fail;
 	for (uint32_t s = 0; s < map->shards; s++) {
-		if (cluster_map_rank(map, s, n->self_index) < 0 ||
-		    cluster_map_core(map, s, n->cfg.cores) != c->index)
+		const struct cluster_hosting_entry *e = cluster_hosting_find(n->hosting, s);
+
+		if (atomic_load(&n->core_of[s]) != (int)c->index)
 			continue;
 		rv = open_replica(c, s, err, errlen);
 		if (rv)
 			goto fail;
+		c->by_shard[s]->hosted_added = e && e->core >= 0;
 	}
 	/* The log keeps the pointer, not a copy: the path lives in c. */
 	snprintf(c->log_dir, sizeof c->log_dir, "%s/core-%u", n->data_dir, c->index);
@@ -887,6 +1005,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	rv = core_log_open(&c->log, &lc, &r->io, err, errlen);
 	if (rv)
 		goto fail;
+	replica_move_core_log_open(c);
 	for (size_t i = 0; i < c->nreps; i++) {
 		rv = restore_group(c, c->reps[i], err, errlen);
 		if (rv)
@@ -948,7 +1067,7 @@ void cluster_core_stop(struct cluster_core *c)
 		struct replica *rep = c->reps[i];
 		uint64_t best;
 
-		if (raft_role(rep->raft) != RAFT_LEADER)
+		if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 			continue;
 		best = replica_best_follower(rep, RAFT_NONE);
 		if (best != RAFT_NONE)
@@ -987,10 +1106,10 @@ bool cluster_core_quiescent(struct cluster_core *c)
 			idle = false;
 		/* Streams end here: pins go, ring ops of the receiver drain. */
 		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]) ||
-		    c->reps[i]->join_unlinking)
+		    c->reps[i]->join_unlinking || !replica_conf_idle(c->reps[i]))
 			idle = false;
 	}
-	if (!core_log_idle(c->log))
+	if (!core_log_idle(c->log) || !replica_move_idle(c))
 		idle = false;
 	if (c->pc && !peer_core_quiescent(c->pc))
 		idle = false;
@@ -1064,6 +1183,13 @@ bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to)
 			return st.connected;
 	}
 	return false;
+}
+
+int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard)
+{
+	int core = shard < n->map.shards ? atomic_load(&n->core_of[shard]) : -1;
+
+	return core >= 0 ? core : -1;
 }
 
 const struct cluster_map *cluster_core_map(const struct cluster_core *c)

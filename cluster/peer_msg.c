@@ -568,3 +568,28 @@ int peer_msg_encode_snapshot_request(struct peer_msg_buf *out,
 	frame_close(out, p, frame_len);
 	return 0;
 }
+
+int peer_msg_encode_placement(struct peer_msg_buf *out, const struct peer_msg_placement *q)
+{
+	const uint64_t v[8] = { q->op, q->group, q->core, q->term, q->status, q->index,
+				q->from, q->to };
+	const uint32_t tag[8] = {
+		ringkv_peer_Placement_op_tag, ringkv_peer_Placement_group_tag,
+		ringkv_peer_Placement_core_tag, ringkv_peer_Placement_term_tag,
+		ringkv_peer_Placement_status_tag, ringkv_peer_Placement_index_tag,
+		ringkv_peer_Placement_from_tag, ringkv_peer_Placement_to_tag,
+	};
+	size_t body = 0, frame_len;
+	uint8_t *p;
+
+	assert(out != NULL && q != NULL);
+	for (int i = 0; i < 8; i++)
+		body += u64_field_size(tag[i], v[i]);
+	p = frame_open(out, ringkv_peer_Envelope_placement_tag, body, &frame_len);
+	if (p == NULL)
+		return -ENOMEM;
+	for (int i = 0; i < 8; i++)
+		p = put_u64_field(p, tag[i], v[i]);
+	frame_close(out, p, frame_len);
+	return 0;
+}

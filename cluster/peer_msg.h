@@ -65,6 +65,7 @@ enum peer_msg_kind {
 	PEER_MSG_FORWARD,
 	PEER_MSG_FORWARD_REPLY,
 	PEER_MSG_SNAPSHOT_REQUEST,
+	PEER_MSG_PLACEMENT,
 };
 
 struct peer_msg_hello {
@@ -122,6 +123,27 @@ struct peer_msg_forward_reply {
 struct peer_msg_snapshot_request {
 	uint64_t group;
 	uint64_t applied; /* the sender's applied index */
+};
+
+/* Host or drop a replica (Placement in proto/peer.proto). Any values
+ * decode: the receiver checks them. */
+enum peer_placement_op {
+	PEER_PLACEMENT_HOST = 1,
+	PEER_PLACEMENT_DROP = 2,
+	PEER_PLACEMENT_HOSTED = 3,
+	PEER_PLACEMENT_DROPPED = 4,
+	PEER_PLACEMENT_CONTINUE = 5,
+};
+
+struct peer_msg_placement {
+	uint64_t op;      /* enum peer_placement_op */
+	uint64_t group;
+	uint64_t core;
+	uint64_t term;
+	uint64_t status;  /* answers: 0, or -(RKV_* code) */
+	uint64_t index;
+	uint64_t from;    /* CONTINUE */
+	uint64_t to;      /* CONTINUE */
 };
 
 /* ---- output buffer ------------------------------------------------------ */
@@ -217,6 +239,8 @@ int peer_msg_encode_forward_reply(struct peer_msg_buf *out,
 /* Never RKV_ETOOLARGE nor RKV_EINVAL: at most 25 bytes, any values. */
 int peer_msg_encode_snapshot_request(struct peer_msg_buf *out,
 				     const struct peer_msg_snapshot_request *q);
+/* Never RKV_ETOOLARGE nor RKV_EINVAL: at most 90 bytes, any values. */
+int peer_msg_encode_placement(struct peer_msg_buf *out, const struct peer_msg_placement *q);
 
 /* ---- decoding ----------------------------------------------------------- */
 
@@ -246,6 +270,7 @@ struct peer_msg_frame {
 		struct peer_msg_forward forward;
 		struct peer_msg_forward_reply forward_reply;
 		struct peer_msg_snapshot_request snapshot_request;
+		struct peer_msg_placement placement;
 		uint32_t n_msgs; /* PEER_MSG_RAFT: messages in the batch, >= 1 */
 	};
 	/* After peer_msg_next() returned 1: the encoded RaftMessage it came

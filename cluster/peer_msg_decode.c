@@ -503,6 +503,51 @@ static int decode_snapshot_request(struct peer_msg_frame *f, struct reader *r)
 	return 0;
 }
 
+static int decode_placement(struct peer_msg_frame *f, struct reader *r)
+{
+	struct peer_msg_placement *q = &f->placement;
+	uint32_t field, wire;
+	enum field_err fe;
+
+	memset(q, 0, sizeof(*q));
+	while (r->p < r->end) {
+		if (!get_tag(r, &field, &wire))
+			return fail(f, RKV_EPROTO, "placement: bad field key");
+		switch (field) {
+		case ringkv_peer_Placement_op_tag:
+			fe = get_u64(r, wire, &q->op);
+			break;
+		case ringkv_peer_Placement_group_tag:
+			fe = get_u64(r, wire, &q->group);
+			break;
+		case ringkv_peer_Placement_core_tag:
+			fe = get_u64(r, wire, &q->core);
+			break;
+		case ringkv_peer_Placement_term_tag:
+			fe = get_u64(r, wire, &q->term);
+			break;
+		case ringkv_peer_Placement_status_tag:
+			fe = get_u64(r, wire, &q->status);
+			break;
+		case ringkv_peer_Placement_index_tag:
+			fe = get_u64(r, wire, &q->index);
+			break;
+		case ringkv_peer_Placement_from_tag:
+			fe = get_u64(r, wire, &q->from);
+			break;
+		case ringkv_peer_Placement_to_tag:
+			fe = get_u64(r, wire, &q->to);
+			break;
+		default:
+			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
+			break;
+		}
+		if (fe != FE_OK)
+			return field_fail(f, fe, "placement", field);
+	}
+	return 0;
+}
+
 static enum peer_msg_kind kind_of_field(uint32_t field)
 {
 	switch (field) {
@@ -520,6 +565,8 @@ static enum peer_msg_kind kind_of_field(uint32_t field)
 		return PEER_MSG_FORWARD_REPLY;
 	case ringkv_peer_Envelope_snapshot_request_tag:
 		return PEER_MSG_SNAPSHOT_REQUEST;
+	case ringkv_peer_Envelope_placement_tag:
+		return PEER_MSG_PLACEMENT;
 	default:
 		return PEER_MSG_NONE;
 	}
@@ -613,6 +660,9 @@ int peer_msg_decode(struct peer_msg_frame *f, const uint8_t *payload, size_t len
 		break;
 	case PEER_MSG_SNAPSHOT_REQUEST:
 		rv = decode_snapshot_request(f, &body);
+		break;
+	case PEER_MSG_PLACEMENT:
+		rv = decode_placement(f, &body);
 		break;
 	default:
 		rv = fail(f, RKV_EPROTO, "envelope: no known kind");

@@ -259,6 +259,7 @@ static void apply_drain(struct replica *rep)
 	       rep->apply_next <= rep->apply_to) {
 		uint64_t i = rep->apply_next;
 		const struct raft_entry *e = raft_entry_at(rep->raft, i);
+		struct raft_conf conf;
 		struct shard_waiter *w;
 		int rv;
 
@@ -269,6 +270,10 @@ static void apply_drain(struct replica *rep)
 			break;
 		}
 		w = props_match(rep, i, e->term);
+		/* Decoded before the hand-in: a waiter's callback may step
+		 * Raft, whose log then no longer holds `e` where it was. */
+		bool is_conf = e->type == RAFT_ENTRY_CONF &&
+			       raft_conf_decode(e->data, e->len, &conf) == 0;
 		rv = shard_apply(rep->shard, i,
 				 e->type == RAFT_ENTRY_NORMAL ? SHARD_ENTRY_COMMAND : SHARD_ENTRY_NOOP,
 				 e->data, e->len, w);
@@ -287,6 +292,8 @@ static void apply_drain(struct replica *rep)
 			break;
 		}
 		rep->apply_next++;
+		if (is_conf)
+			replica_conf_record(rep, i, &conf);
 	}
 }
 
@@ -381,6 +388,8 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		if (rep->apply_to < index)
 			rep->apply_to = index;
 		rep->compacted = index;
+		/* The snapshot's members are the group's as of its index. */
+		replica_conf_record(rep, index, &up->snapshot->conf);
 		props_fail_all(rep, RKV_EUNKNOWN);
 		log_info("replica %u: Raft took the snapshot at %llu (shard at %llu)", rep->id,
 			 (unsigned long long)index,
@@ -472,6 +481,8 @@ void replica_tick(struct replica *rep)
 	struct cluster_node *n = node_of(rep);
 	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
 
+	if (rep->retired)
+		return;
 	if (rep->joining)
 		join_check(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
@@ -480,6 +491,7 @@ void replica_tick(struct replica *rep)
 		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_TICK });
 	replica_repair_tick(rep);
 	snapshot_send_tick(rep);
+	replica_move_tick(rep);
 	if (!rep->was_leader && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
 		props_fail_all(rep, RKV_EUNKNOWN);
@@ -826,7 +838,7 @@ int replica_propose(struct replica *rep, const struct command *cmd, struct shard
 		cluster_core_wake(c);
 		return RKV_EFULL;
 	}
-	if (raft_role(rep->raft) != RAFT_LEADER)
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 		return RAFT_ENOTLEADER;
 	if (need > c->limits.max_entry_bytes)
 		return RKV_ETOOLARGE;
@@ -865,7 +877,7 @@ int replica_read(struct replica *rep, struct replica_read *rd)
 
 	if (rep->core->stopping)
 		return RKV_ESHUTDOWN;
-	if (raft_role(rep->raft) != RAFT_LEADER)
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 		return RAFT_ENOTLEADER;
 	rd->id = ++rep->read_seq;
 	rd->index = 0;
@@ -912,6 +924,47 @@ bool replica_read_local_ok(const struct replica *rep)
 	if (!raft_term_at(r, commit, &term) || term != raft_term(r))
 		return false;
 	return shard_applied_index(rep->shard) >= commit;
+}
+
+int replica_conf_change(struct replica *rep, int op, uint64_t id, uint64_t *index)
+{
+	struct raft_update up;
+	int rv;
+
+	if (rep->core->stopping)
+		return RKV_ESHUTDOWN;
+	if (raft_role(rep->raft) != RAFT_LEADER)
+		return RAFT_ENOTLEADER;
+	rv = raft_step(rep->raft, &(struct raft_event){
+		.type = RAFT_EV_CONF_CHANGE, .conf_change = { .op = (uint32_t)op, .id = id } },
+		&up);
+	if (rv == 0) {
+		*index = up.proposed_index;
+		log_info("replica %u: membership change %s of node %llu proposed at index %llu",
+			 rep->id, op == RAFT_CONF_ADD_LEARNER ? "add-learner" :
+				  op == RAFT_CONF_PROMOTE ? "promote" : "remove",
+			 (unsigned long long)id, (unsigned long long)up.proposed_index);
+	}
+	replica_handle_update(rep, &up);
+	return rv;
+}
+
+int replica_transfer(struct replica *rep, uint64_t to)
+{
+	struct raft_update up;
+	int rv;
+
+	if (raft_role(rep->raft) != RAFT_LEADER)
+		return RAFT_ENOTLEADER;
+	rv = raft_step(rep->raft, &(struct raft_event){ .type = RAFT_EV_TRANSFER,
+							 .transfer = { .target = to } }, &up);
+	replica_handle_update(rep, &up);
+	return rv;
+}
+
+const struct raft_conf *replica_members(const struct replica *rep)
+{
+	return raft_conf(rep->raft);
 }
 
 uint64_t replica_leader(const struct replica *rep)
@@ -981,6 +1034,10 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->undecided = rep->undecided;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
 	replica_repair_status(rep, out);
+	out->conf = *raft_conf(r);
+	out->retired = rep->retired;
+	out->conf_recorded = rep->conf_rec.durable_index;
+	out->conf_changes = rep->conf_changes;
 	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
 		if (rep->sends[i] && rep->sends[i]->state == SNAP_SEND_STREAMING)
 			out->snapshot_sending = true;

@@ -246,6 +246,86 @@ int replica_read(struct replica *rep, struct replica_read *rd);
  */
 bool replica_read_local_ok(const struct replica *rep);
 
+/*
+ * Leader only: proposes one membership change of the group (raft.h,
+ * RAFT_CONF_ADD_LEARNER / PROMOTE / REMOVE of node `id`), the step a replica
+ * move is made of (docs/cluster/membership.md). 0: the entry is in the log
+ * at *index (the change takes effect on every member as it appends it;
+ * wait for commit_index >= *index before the next). Or RAFT_ENOTLEADER,
+ * RAFT_EBUSY (the previous change is not committed yet, the leader has not
+ * committed an entry of its term, or a leadership transfer is under way:
+ * retry), RAFT_EBADCONF (adding a member, promoting a non-learner, removing
+ * a non-member or the last voter), RAFT_ENOTREADY (promoting a learner
+ * that does not hold every committed entry yet), RKV_ESHUTDOWN.
+ * The node `id` must host the replica already (a learner nobody hosts
+ * only costs the leader retries).
+ */
+int replica_conf_change(struct replica *rep, int op, uint64_t id, uint64_t *index);
+
+/* Leader only: hands leadership to voter `to` (RAFT_EV_TRANSFER). 0 or
+ * raft_step's refusals (RAFT_ENOTLEADER, RAFT_EBADCONF, RAFT_EBUSY). */
+int replica_transfer(struct replica *rep, uint64_t to);
+
+/* The group's configuration as this replica sees it (the latest in its
+ * log, committed or not). Valid until the next step of the group. */
+const struct raft_conf *replica_members(const struct replica *rep);
+
+/* The core that holds this node's replica of `shard` (the map's placement
+ * and the hosting record), or -1 when it holds none. Read-only after
+ * cluster_node_create. */
+int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard);
+
+/*
+ * Moving one replica of the shard (docs/cluster/membership.md), driven by
+ * the shard's leader: HOST (the target records and creates an empty
+ * replica) -> LEARNER -> CATCHUP (snapshot, log) -> PROMOTE -> TRANSFER
+ * (when the leaving replica leads: the next leader carries the move on) ->
+ * REMOVE -> DROP (the source records the drop; its files go at its next
+ * start) -> DONE. The shard serves throughout.
+ */
+enum replica_move_phase {
+	REPLICA_MOVE_NONE = 0,
+	REPLICA_MOVE_HOST,
+	REPLICA_MOVE_LEARNER,
+	REPLICA_MOVE_CATCHUP,
+	REPLICA_MOVE_PROMOTE,
+	REPLICA_MOVE_TRANSFER,
+	REPLICA_MOVE_REMOVE,
+	REPLICA_MOVE_DROP,
+	REPLICA_MOVE_DONE,
+	REPLICA_MOVE_FAILED,
+	REPLICA_MOVE_HANDED_ON,   /* leadership moved: the new leader goes on */
+};
+
+const char *replica_move_phase_name(int phase);
+
+/*
+ * Leader only: starts moving the replica of node `from` to node `to`, core
+ * `to_core`. 0: started (see replica_move_status). Or, nothing changed:
+ * RAFT_ENOTLEADER; RAFT_EBUSY (a move of the shard is under way, or a
+ * membership change is not committed yet); RKV_EINVAL with the reason in
+ * `why`: unknown node or core, `to` already holds a replica, `from` holds
+ * none, from == to; RKV_ESHUTDOWN. A move stopped by the loss of its leader
+ * goes on from the group's configuration: `to` a learner (catch-up), or
+ * `to` a voter in a group one voter above its size (the removal).
+ */
+int replica_move_start(struct replica *rep, uint64_t from, uint64_t to, uint32_t to_core,
+		       char *why, size_t whylen);
+
+struct replica_move_status {
+	int phase;                /* enum replica_move_phase */
+	uint64_t from, to;
+	uint32_t to_core;
+	uint64_t elapsed_us;      /* since the move started (here) */
+	uint64_t snap_bytes;      /* snapshot bytes streamed by this leader */
+	uint64_t match;           /* the target's match index (leader) */
+	uint64_t lag;             /* last index - match */
+	uint64_t leader;          /* HANDED_ON: the node carrying it on */
+	char reason[160];         /* FAILED: why; DONE: a note, or "" */
+};
+/* The last move this replica drove or is driving (phase NONE: none). */
+void replica_move_status(const struct replica *rep, struct replica_move_status *out);
+
 /* The leader this replica knows of (node id), or RAFT_NONE. */
 uint64_t replica_leader(const struct replica *rep);
 bool replica_is_leader(const struct replica *rep);
@@ -293,6 +373,10 @@ struct replica_status {
 	uint64_t repairs_done;      /* repairs from a peer completed */
 	uint64_t repair_requests;   /* snapshot requests sent */
 	uint64_t repair_transfers;  /* leadership handed on because damaged */
+	struct raft_conf conf;      /* the group's members as seen here */
+	bool retired;               /* removed from the group and dropped here */
+	uint64_t conf_recorded;     /* index of the configuration on disk */
+	uint64_t conf_changes;      /* configurations recorded since start */
 };
 void replica_status(const struct replica *rep, struct replica_status *out);
 

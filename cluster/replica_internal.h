@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 
 #include "cluster/client_addrs.h"
+#include "cluster/hosting.h"
+#include "cluster/ring_file.h"
 #include "cluster/peer_msg.h"
 #include "cluster/replica.h"
 #include "core/timer.h"
@@ -111,6 +113,59 @@ struct replica_repair {
 	struct peer_msg_buf frame;    /* the request, encoded (reused) */
 };
 
+/* The configuration record being written (cluster/replica_conf.c). */
+#define REPLICA_CONF_FILE_MAX (20 + RAFT_CONF_ENCODED_MAX + 4)
+struct replica_conf_rec {
+	struct ring_file file;        /* DATA/shard-N.conf */
+	uint64_t want_index;          /* newest configuration to record, its index */
+	struct raft_conf want;
+	uint64_t writing_index;       /* of the write in flight */
+	uint64_t durable_index;       /* the record on disk holds this one */
+	uint8_t buf[REPLICA_CONF_FILE_MAX];
+	size_t len;
+};
+
+/* Leader side of a replica move (cluster/replica_move.c). */
+struct replica_move {
+	int phase;                    /* enum replica_move_phase */
+	uint64_t from, to;
+	uint32_t to_core;
+	uint64_t conf_index;          /* the change waiting for its commit; 0: none */
+	uint64_t started_us, phase_us, sent_us;
+	uint64_t snap_base;           /* snap_send_bytes when it started */
+	uint64_t leader;              /* HANDED_ON: to whom */
+	char reason[160];
+};
+
+/* A placement request of a peer waiting for this core's hosting record to
+ * be durable (cluster/replica_move.c). */
+struct placement_wait {
+	uint32_t group;
+	uint64_t from;                /* the asking leader's node */
+	uint64_t op;                  /* PEER_PLACEMENT_HOST or _DROP */
+	uint64_t gen;                 /* record generation that carries it */
+};
+#define PLACEMENT_WAITS 16
+
+/* A move's new replica being made on this core, through the ring
+ * (cluster/replica_move.c): the staging directory, an empty shard installed
+ * there as a snapshot would be, the joining marker; published only then. */
+struct replica_create {
+	bool active;                  /* a creation is under way */
+	uint32_t group;
+	uint64_t from;                /* the leader to answer */
+	int step;
+	struct io_op op;              /* the staging directory's mkdir */
+	char staging[PATH_MAX + 16];
+	struct shard_config cfg;      /* outlives the installer */
+	char dir[PATH_MAX];
+	uint8_t *image;               /* an empty shard's MANIFEST */
+	size_t image_len;
+	struct shard_install *install;
+	struct replica *rep;          /* built, not yet published */
+	struct ring_file marker;
+};
+
 /* A client proposal waiting for its entry's fate. */
 struct proposal {
 	uint64_t index;
@@ -206,6 +261,14 @@ struct replica {
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
 	struct replica_repair repair;
+	struct replica_conf_rec conf_rec; /* DATA/shard-N.conf */
+	uint64_t conf_changes;        /* configurations recorded since start */
+	bool hosted_added;            /* placed here by the hosting record, not
+				       * by the map: no founding configuration */
+	bool retired;                 /* removed from its group and dropped here:
+				       * steps nothing, serves nothing; its files
+				       * go at the next start */
+	struct replica_move move;     /* leader: the move it drives */
 };
 
 struct out_batch {
@@ -220,6 +283,14 @@ struct cluster_node {
 	unsigned self_index;
 	char data_dir[PATH_MAX - 64];
 	int data_dir_fd;                 /* O_DIRECTORY, for fsyncs of it */
+	struct cluster_hosting *hosting; /* DATA/hosting as loaded at start-up */
+	_Atomic(int16_t) *core_of;       /* [map.shards]: the core holding this
+					  * node's replica, -1 = none here (the
+					  * map's placement and the record), -2 =
+					  * dropped, its files go at the next start.
+					  * Written only by the core that
+					  * hosts or drops the replica, read by
+					  * every core routing a message */
 	_Atomic(struct cluster_core *) *cores; /* [cfg.cores], set by each start */
 };
 
@@ -264,6 +335,16 @@ struct cluster_core {
 	cluster_shard_swap_fn *swap_fn;  /* a shard was reopened (snapshot) */
 	void *swap_arg;
 	struct client_addrs client_addrs; /* ours, and what peers' hellos said */
+	/* This core's hosting record, DATA/hosting-<i> (replica_move.c). */
+	struct cluster_hosting *hosting;
+	struct ring_file hosting_file;
+	char *hosting_text;             /* CLUSTER_HOSTING_TEXT_MAX, the write's */
+	uint64_t hosting_gen;           /* changes made to `hosting` */
+	uint64_t hosting_writing;       /* generation being written */
+	struct placement_wait waits[PLACEMENT_WAITS];
+	unsigned nwaits;
+	struct peer_msg_buf placement_buf; /* encoded requests and answers */
+	struct replica_create create;   /* one new replica at a time */
 };
 
 /* replica.c, used by cluster_core.c */
@@ -331,6 +412,47 @@ void replica_repair_free(struct replica *rep);
 /* The voter with the highest match (leader only), other than `avoid`
  * unless it is the only one; RAFT_NONE when there is none. */
 uint64_t replica_best_follower(const struct replica *rep, uint64_t avoid);
+
+/* replica_conf.c: the group's last applied configuration, on disk. */
+size_t replica_conf_encode(uint64_t index, const struct raft_conf *conf, uint8_t *buf);
+/* Untrusted bytes: 0 or RKV_ECORRUPT. */
+int replica_conf_decode(const uint8_t *buf, size_t len, uint64_t *index, struct raft_conf *conf);
+/* Start-up (blocking): 0 and the record, 1 when there is none, or an error
+ * with the reason in err. */
+int replica_conf_load(const char *path, uint64_t *index, struct raft_conf *conf, char *err,
+		      size_t errlen);
+/* Sets the record's paths from rep->dir. */
+void replica_conf_init(struct replica *rep);
+/* A committed configuration at `index` was applied (or installed with a
+ * snapshot): write it through the ring unless a newer one is recorded. */
+void replica_conf_record(struct replica *rep, uint64_t index, const struct raft_conf *conf);
+/* No write of the record in flight. */
+bool replica_conf_idle(const struct replica *rep);
+
+/* replica_move.c */
+/* From replica_tick: drives the move this replica leads. */
+void replica_move_tick(struct replica *rep);
+/* A Placement frame from node `from`, on the core it concerns. */
+void replica_move_placement(struct cluster_core *c, uint64_t from,
+			    const struct peer_msg_placement *q);
+/* The core a Placement frame concerns (its group's, or HOST's core), or -1
+ * to answer it right here. */
+int replica_move_placement_core(const struct cluster_core *c, const struct peer_msg_placement *q);
+/* Core start-up (blocking allowed): loads the core's hosting record, deletes
+ * the files of replicas it dropped. 0 or an error with the reason. */
+int replica_move_core_start(struct cluster_core *c, char *err, size_t errlen);
+/* After the core log is open: releases dropped groups' entries. */
+void replica_move_core_log_open(struct cluster_core *c);
+bool replica_move_idle(const struct cluster_core *c);
+void replica_move_core_free(struct cluster_core *c);
+
+/* cluster_core.c, used by replica_move.c: a replica of `shard` on this
+ * core, allocated with its paths and shard config, not opened nor
+ * published (NULL: no memory). */
+struct replica *cluster_core_replica_alloc(struct cluster_core *c, uint32_t shard);
+/* Gives rep its Raft group (raft_create). 0 or an error with the reason. */
+int cluster_core_replica_raft(struct cluster_core *c, struct replica *rep, char *err,
+			      size_t errlen);
 
 /* replica.c: gate for inbound Raft messages (wiped-node rule, snapshots).
  * False: drop it. */

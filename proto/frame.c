@@ -26,6 +26,7 @@
 
 #include "core/errors.h"
 #include "proto/frame_backup.h"
+#include "proto/frame_move.h"
 #include "ringkv.pb.h"
 
 #define FRAME_DEFAULT_MAX_FRAME (4u << 20)
@@ -194,6 +195,8 @@ static enum frame_op op_from_tag(pb_size_t tag)
 		return FRAME_OP_CLUSTER_STATUS;
 	case ringkv_Request_backup_tag:
 		return FRAME_OP_BACKUP;
+	case ringkv_Request_shard_move_tag:
+		return FRAME_OP_SHARD_MOVE;
 	default:
 		return FRAME_OP_NONE;
 	}
@@ -263,6 +266,8 @@ int frame_decode_request(const uint8_t *payload, size_t len,
 		out->stale = msg.op.scan.stale;
 	else if (out->op == FRAME_OP_BACKUP)
 		frame_backup_req_from_msg(&out->backup, &msg.op.backup);
+	else if (out->op == FRAME_OP_SHARD_MOVE)
+		frame_move_req_from_msg(&out->move, &msg.op.shard_move);
 	/* Empty fields point at the payload too, so that callers may memcpy
 	 * any slice (memcpy from NULL is undefined even for 0 bytes). */
 	if (out->key.data == NULL)
@@ -385,7 +390,9 @@ int frame_decode_response_pairs(const uint8_t *payload, size_t len, uint64_t *id
 	memset(&msg.cluster_map, 0, sizeof msg.cluster_map);
 	memset(&msg.cluster_status, 0, sizeof msg.cluster_status);
 	memset(&msg.backup, 0, sizeof msg.backup); /* frame_decode_backup_answer */
+	memset(&msg.shard_move, 0, sizeof msg.shard_move); /* frame_decode_move_answer */
 	msg.has_cluster_map = msg.has_cluster_status = msg.has_backup = false;
+	msg.has_shard_move = false;
 	msg.value.funcs.decode = decode_slice;
 	msg.value.arg = &value_sink;
 	msg.error.funcs.decode = decode_slice;
@@ -519,6 +526,8 @@ size_t frame_response_max_size(const struct frame_response *r)
 		n += frame_status_max_size(r->cluster_status);
 	if (r->backup)
 		n += frame_backup_max_size(r->backup);
+	if (r->move)
+		n += frame_move_max_size();
 	if (r->leader_hint)
 		n += PB_TAG_MAX + PB_VARINT64_MAX;
 	return n;
@@ -558,6 +567,7 @@ int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t c
 	msg.pairs.arg = (void *)r;
 	set_cluster_encoders(&msg, r);
 	frame_backup_set_encoders(&msg, r->backup);
+	frame_move_set_encoder(&msg, r->move);
 	return encode_framed(ringkv_Response_fields, &msg, out, cap);
 }
 
@@ -574,6 +584,7 @@ size_t frame_request_max_size(const struct frame_request *r)
 	n += PB_TAG_MAX + PB_VARINT64_MAX;             /* limit (SCAN) */
 	n += 2 * (PB_TAG_MAX + 1);                     /* no_forward, stale */
 	n += 6 * (PB_TAG_MAX + PB_VARINT64_MAX);       /* BackupRequest's numbers */
+	n += 5 * (PB_TAG_MAX + PB_VARINT64_MAX);       /* ShardMoveRequest's */
 	return n;
 }
 
@@ -619,6 +630,10 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 	case FRAME_OP_BACKUP:
 		msg.which_op = ringkv_Request_backup_tag;
 		frame_backup_req_to_msg(&msg.op.backup, &r->backup);
+		break;
+	case FRAME_OP_SHARD_MOVE:
+		msg.which_op = ringkv_Request_shard_move_tag;
+		frame_move_req_to_msg(&msg.op.shard_move, &r->move);
 		break;
 	case FRAME_OP_NONE:
 	default:

@@ -37,6 +37,17 @@ enum frame_op {
 	FRAME_OP_CLUSTER_STATUS, /* no key: answered with a struct frame_status */
 	FRAME_OP_BACKUP,         /* no key: frame_request.backup, answered with a
 				  * struct frame_backup (proto/frame_backup.h) */
+	FRAME_OP_SHARD_MOVE,     /* no key: frame_request.move, answered with a
+				  * struct frame_move (proto/frame_move.h) */
+};
+
+/* Request.shard_move (ShardMoveRequest): values as on the wire, unchecked. */
+struct frame_move_req {
+	uint32_t shard;
+	uint64_t from_node;
+	uint64_t to_node;
+	uint32_t to_core;
+	bool status_only;
 };
 
 /* Request.backup (BackupRequest): values as on the wire, unchecked. */
@@ -65,6 +76,7 @@ struct frame_request {
 	bool no_forward;          /* Request.no_forward */
 	bool stale;               /* GET, SCAN: a stale read (GetRequest.stale) */
 	struct frame_backup_req backup; /* BACKUP only */
+	struct frame_move_req move;     /* SHARD_MOVE only */
 };
 
 /* One key and its value, both slices of someone else's memory. */
@@ -163,6 +175,7 @@ struct frame_response {
 	const struct frame_map *map;       /* CLUSTER_MAP answer, or NULL */
 	const struct frame_status *cluster_status; /* CLUSTER_STATUS answer, or NULL */
 	const struct frame_backup *backup; /* BACKUP answer, or NULL */
+	const struct frame_move *move;     /* SHARD_MOVE answer, or NULL */
 };
 
 /*

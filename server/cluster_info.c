@@ -96,9 +96,14 @@ static void on_part(struct reactor *r, struct reactor_msg *m)
 	struct node_core *c = r->user;
 	struct peer_core *pc;
 
-	for (uint32_t i = 0; i < g->n_held; i++)
-		if (node_shard_core(c->node, g->held[i]) == r->id && c->replicas[g->held[i]])
-			replica_status(c->replicas[g->held[i]], &g->rs[i]);
+	/* The engine's placement, not the server's start-up copy: replicas
+	 * move in and out (docs/cluster/membership.md). */
+	for (uint32_t i = 0; i < g->n_held; i++) {
+		struct replica *rep = cluster_core_replica(c->cluster, g->held[i]);
+
+		if (cluster_node_shard_core(c->node->cluster, g->held[i]) == (int)r->id && rep)
+			replica_status(rep, &g->rs[i]);
+	}
 	memcpy(&part->addrs, cluster_core_client_addrs(c->cluster), sizeof part->addrs);
 	pc = cluster_core_peer_core(c->cluster);
 	part->npeers = pc ? peer_core_count(pc) : 0;
@@ -177,6 +182,28 @@ static void answer_error(struct gather *g, const char *why)
  * a term never goes down (it is durable), so neither does the version of
  * one node's answers while membership stays.
  */
+/* The voters of `conf`: those of the founding list ids[0..r) first, in
+ * its order, then the others; rewrites ids, returns their count. */
+static unsigned group_voters(const struct raft_conf *conf, uint64_t *ids, unsigned r)
+{
+	uint64_t out[CLUSTER_MAP_MAX_NODES];
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < r; k++)
+		if (raft_conf_role(conf, ids[k]) == RAFT_VOTER)
+			out[n++] = ids[k];
+	for (uint32_t i = 0; i < conf->n && n < CLUSTER_MAP_MAX_NODES; i++) {
+		bool founding = false;
+
+		for (unsigned k = 0; k < r; k++)
+			founding |= ids[k] == conf->servers[i].id;
+		if (!founding && conf->servers[i].role == RAFT_VOTER)
+			out[n++] = conf->servers[i].id;
+	}
+	memcpy(ids, out, n * sizeof *ids);
+	return n;
+}
+
 static void answer_map(struct gather *g)
 {
 	const struct node *n = g->origin->node;
@@ -219,14 +246,25 @@ static void answer_map(struct gather *g)
 		sh->slot_start = (uint32_t)(((uint64_t)s * ROUTE_SLOTS + map->shards - 1) / map->shards);
 		sh->slot_end = (uint32_t)(((uint64_t)(s + 1) * ROUTE_SLOTS + map->shards - 1) /
 					  map->shards);
+		/* A group this node holds: its voters as its Raft configuration
+		 * says (moves change them), founding members first in the
+		 * placement's order; else the founding placement. */
+		if (st && st->conf.n > 0)
+			r = group_voters(&st->conf, ids, r);
 		for (unsigned k = 0; k < r && k < FRAME_MAP_MAX_REPLICAS; k++) {
 			int idx = cluster_map_index(map, ids[k]);
 
 			sh->replicas[k].node = ids[k];
 			/* A node's core count is learnt from its hello; until
-			 * then its replica's core is not known: UINT32_MAX. */
-			sh->replicas[k].core = idx >= 0 && cores[idx] ?
-					       cluster_map_core(map, s, cores[idx]) : UINT32_MAX;
+			 * then its replica's core is not known: UINT32_MAX. So
+			 * is the core of a replica placed by a move elsewhere. */
+			sh->replicas[k].core = UINT32_MAX;
+			if (ids[k] == self)
+				sh->replicas[k].core =
+					(uint32_t)cluster_node_shard_core(n->cluster, s);
+			else if (idx >= 0 && cores[idx] &&
+				 cluster_map_rank(map, s, (unsigned)idx) >= 0)
+				sh->replicas[k].core = cluster_map_core(map, s, cores[idx]);
 		}
 		sh->replica_count = r < FRAME_MAP_MAX_REPLICAS ? r : FRAME_MAP_MAX_REPLICAS;
 		if (st) {
@@ -270,7 +308,7 @@ static void answer_status(struct gather *g)
 		struct frame_replica_status *x = &reps[i];
 
 		x->shard = g->held[i];
-		x->core = node_shard_core(n, g->held[i]);
+		x->core = (uint32_t)cluster_node_shard_core(n->cluster, g->held[i]);
 		x->role = text(raft_role_name(st->role));
 		x->term = st->term;
 		x->leader = st->leader;
@@ -367,7 +405,7 @@ bool cluster_info_submit(struct node_core *c, struct conn *conn, const struct fr
 	if (!g->held || !g->parts)
 		goto err_after_alloc;
 	for (uint32_t s = 0; s < n->shards; s++)
-		if (node_shard_core(n, s) != NODE_NO_CORE)
+		if (cluster_node_shard_core(n->cluster, s) >= 0)
 			g->held[g->n_held++] = s;
 	g->rs = calloc(g->n_held ? g->n_held : 1, sizeof *g->rs);
 	if (!g->rs)

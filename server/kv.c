@@ -14,6 +14,7 @@
 #include "proto/frame.h"
 #include "ringkv.pb.h"
 #include "server/backup.h"
+#include "server/move.h"
 #include "server/cluster_info.h"
 #include "server/conn.h"
 #include "server/forward.h"
@@ -728,6 +729,8 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 		return; /* cluster map or status: server/cluster_info.c */
 	if (backup_submit(c, conn, fr))
 		return; /* online backups: server/backup.c */
+	if (move_submit(c, conn, fr))
+		return; /* shard moves: server/move.c */
 	if (fr->op == FRAME_OP_GET && node_shard_core(c->node, shard) == c->reactor->id &&
 	    (fr->stale || replica_read_local_ok(c->replicas[shard]))) {
 		const void *value;

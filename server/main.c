@@ -258,6 +258,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringkvd: %s\n", long_err);
 		goto err_after_lock;
 	}
+	/* Replicas moved here or away (the data dir's hosting record,
+	 * docs/cluster/membership.md): the engine's placement has the last word. */
+	for (i = 0; i < node.shards; i++) {
+		int core = cluster_node_shard_core(node.cluster, i);
+
+		node.shard_core[i] = core >= 0 ? (uint16_t)core : NODE_NO_CORE;
+	}
 
 	/* Another process on one of our addresses: refuse before binding, so a
 	 * second node never joins the first one's SO_REUSEPORT group. */

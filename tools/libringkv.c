@@ -63,6 +63,7 @@ struct rkv_client {
 	bool no_forward;            /* mark requests queued now no_forward */
 	bool stale;                 /* mark GETs queued now stale */
 	const struct frame_backup_req *backup; /* the BACKUP request being queued */
+	const struct frame_move_req *move;     /* the SHARD_MOVE request being queued */
 
 	uint8_t *send_buf;
 	size_t send_len;  /* bytes queued */
@@ -612,6 +613,8 @@ static int queue_request(struct rkv_client *c, enum frame_op op, const void *key
 	};
 	if (op == FRAME_OP_BACKUP && c->backup)
 		req.backup = *c->backup;
+	if (op == FRAME_OP_SHARD_MOVE && c->move)
+		req.move = *c->move;
 	return queue_frame(c, &req, id);
 }
 
@@ -859,8 +862,8 @@ int libringkv_call_raw(struct rkv_client *c, int op, bool no_forward, const void
 	 * the rest of a line for the whole timeout. An id of 10 ('\n') makes
 	 * such a port answer at once (and rkv_recv says which port it is).
 	 * Ids are the client's to choose; later ones go on from there. */
-	if ((op == FRAME_OP_CLUSTER_MAP || op == FRAME_OP_CLUSTER_STATUS || op == FRAME_OP_BACKUP) &&
-	    c->next_id < 10)
+	if ((op == FRAME_OP_CLUSTER_MAP || op == FRAME_OP_CLUSTER_STATUS || op == FRAME_OP_BACKUP ||
+	     op == FRAME_OP_SHARD_MOVE) && c->next_id < 10)
 		c->next_id = 10;
 	c->no_forward = no_forward;
 	rc = call(c, (enum frame_op)op, key, key_len, value, value_len, res);
@@ -883,6 +886,18 @@ int libringkv_call_backup(struct rkv_client *c, const struct frame_backup_req *q
 	rc = libringkv_call_raw(c, FRAME_OP_BACKUP, true, NULL, 0, NULL, 0, res, payload,
 				payload_len);
 	c->backup = NULL;
+	return rc;
+}
+
+int libringkv_call_move(struct rkv_client *c, const struct frame_move_req *q,
+			struct rkv_result *res, const uint8_t **payload, size_t *payload_len)
+{
+	int rc;
+
+	c->move = q;
+	rc = libringkv_call_raw(c, FRAME_OP_SHARD_MOVE, true, NULL, 0, NULL, 0, res, payload,
+				payload_len);
+	c->move = NULL;
 	return rc;
 }
 

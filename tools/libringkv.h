@@ -334,4 +334,42 @@ int rkv_backup_end(struct rkv_client *c, uint64_t id);
 }
 #endif
 
+/* ---- moving a shard replica (docs/cluster/membership.md) ------------------ */
+
+/* Where a move stands, as the asked leader knows it. */
+struct rkv_move {
+	uint32_t shard;
+	uint32_t phase;               /* RKV_MOVE_* */
+	uint64_t from_node, to_node;
+	uint32_t to_core;
+	uint64_t snapshot_bytes;      /* streamed to the target by that leader */
+	uint64_t log_lag;             /* the target's lag behind the leader's log */
+	uint64_t elapsed_ms;
+	uint64_t next_leader;         /* RKV_MOVE_HANDED_ON: who carries it on */
+	char reason[256];             /* RKV_MOVE_FAILED: why; else a note or "" */
+};
+
+enum rkv_move_phase {
+	RKV_MOVE_NONE = 0, RKV_MOVE_HOST, RKV_MOVE_LEARNER, RKV_MOVE_CATCHUP,
+	RKV_MOVE_PROMOTE, RKV_MOVE_TRANSFER, RKV_MOVE_REMOVE, RKV_MOVE_DROP,
+	RKV_MOVE_DONE, RKV_MOVE_FAILED, RKV_MOVE_HANDED_ON,
+};
+
+/* "host", "learner", ... ("?" for an unknown value). */
+const char *rkv_move_phase_name(uint32_t phase);
+
+/*
+ * Starts moving shard `shard`'s replica from node from_node to node
+ * to_node's core to_core; with status_only, only asks where the last move
+ * of the shard stands. `c` must talk to the shard's leader: NOT_LEADER
+ * otherwise, with *leader_hint set when the node knows the leader (and *out
+ * filled when the node led the move before). 0 with *out; a status > 0 with
+ * the reason in rkv_last_error (INVALID_ARGUMENT: refused, nothing changed;
+ * UNAVAILABLE: a move of the shard is in progress); or a negative transport
+ * error.
+ */
+int rkv_shard_move(struct rkv_client *c, uint32_t shard, uint64_t from_node, uint64_t to_node,
+		   uint32_t to_core, int status_only, struct rkv_move *out,
+		   uint64_t *leader_hint);
+
 #endif

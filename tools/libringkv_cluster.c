@@ -21,6 +21,7 @@
 
 #include "core/errors.h"
 #include "proto/frame.h"
+#include "proto/frame_move.h"
 #include "shard/route.h"
 #include "tools/libringkv.h"
 #include "tools/libringkv_private.h"
@@ -697,4 +698,62 @@ int rkv_router_put(struct rkv_router *r, const void *key, size_t key_len, const 
 int rkv_router_del(struct rkv_router *r, const void *key, size_t key_len)
 {
 	return routed(r, FRAME_OP_DELETE, key, key_len, NULL, 0, NULL, NULL);
+}
+
+/* ---- moving a shard replica -------------------------------------------------- */
+
+const char *rkv_move_phase_name(uint32_t phase)
+{
+	static const char *const names[] = {
+		"none", "host", "learner", "catchup", "promote", "transfer",
+		"remove", "drop", "done", "failed", "handed-on",
+	};
+
+	return phase < sizeof names / sizeof names[0] ? names[phase] : "?";
+}
+
+int rkv_shard_move(struct rkv_client *c, uint32_t shard, uint64_t from_node, uint64_t to_node,
+		   uint32_t to_core, int status_only, struct rkv_move *out,
+		   uint64_t *leader_hint)
+{
+	struct frame_move_req q = { .shard = shard, .from_node = from_node, .to_node = to_node,
+				    .to_core = to_core, .status_only = status_only != 0 };
+	struct frame_move m;
+	struct frame_slice error;
+	struct rkv_result res;
+	const uint8_t *payload;
+	size_t len;
+	uint64_t id;
+	int rc, status;
+	bool has;
+
+	memset(out, 0, sizeof *out);
+	if (leader_hint)
+		*leader_hint = 0;
+	rc = libringkv_call_move(c, &q, &res, &payload, &len);
+	if (rc < 0 || !payload)
+		return rc;
+	if (rc == RKV_STATUS_NOT_LEADER && leader_hint)
+		frame_decode_response_hint(payload, len, leader_hint);
+	if (frame_decode_move_answer(payload, len, &id, &status, &error, &m, &has) != 0) {
+		libringkv_set_error(c, "the server's answer to the move is not valid");
+		return RKV_EPROTO;
+	}
+	if (has) {
+		out->shard = m.shard;
+		out->phase = m.phase;
+		out->from_node = m.from_node;
+		out->to_node = m.to_node;
+		out->to_core = m.to_core;
+		out->snapshot_bytes = m.snapshot_bytes;
+		out->log_lag = m.log_lag;
+		out->elapsed_ms = m.elapsed_ms;
+		out->next_leader = m.next_leader;
+		copy_text(out->reason, sizeof out->reason, error);
+	}
+	if (rc == 0 && !has) {
+		libringkv_set_error(c, "the server's answer holds no move (an older server?)");
+		return RKV_EPROTO;
+	}
+	return rc;
 }

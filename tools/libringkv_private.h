@@ -26,6 +26,11 @@ struct frame_backup_req;
 int libringkv_call_backup(struct rkv_client *c, const struct frame_backup_req *q,
 			  struct rkv_result *res, const uint8_t **payload, size_t *payload_len);
 
+/* libringkv_call_raw of a SHARD_MOVE request with q's fields (no_forward). */
+struct frame_move_req;
+int libringkv_call_move(struct rkv_client *c, const struct frame_move_req *q,
+			struct rkv_result *res, const uint8_t **payload, size_t *payload_len);
+
 /* A malloc'd copy of res's value; 0 or -ENOMEM. */
 int libringkv_copy_value(struct rkv_client *c, const struct rkv_result *res, void **value,
 			 size_t *value_len);

@@ -6,7 +6,8 @@
 # subcommand (health), and for get and del the keys
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
 # keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR); for
-# backup, create or restore, then directories.
+# backup, create or restore, then directories; for shard, move and its
+# options.
 
 _ringkv() {
 	local cur prev words cword
@@ -19,7 +20,7 @@ _ringkv() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put del scan ping cluster node backup"
+	local commands="get put del scan ping cluster node backup shard"
 	local options="-a --address -t --timeout -w --format --json --no-route -h --help -V --version"
 
 	case $prev in
@@ -27,7 +28,7 @@ _ringkv() {
 		return # a HOST:PORT: nothing to offer
 		;;
 	-t | --timeout | --limit | --prefix | --admin | --cores | --node-id | \
-		--initial-cluster | --replicas | --cluster-token)
+		--initial-cluster | --replicas | --cluster-token | --from | --to)
 		return
 		;;
 	--data-dir)
@@ -47,7 +48,8 @@ _ringkv() {
 		-a | --address) address=${words[i + 1]}; ((i++)) ;;
 		--address=*) address=${words[i]#--address=} ;;
 		-t | --timeout | -w | --format | --limit | --prefix | --admin | --data-dir | \
-			--cores | --node-id | --initial-cluster | --replicas | --cluster-token) ((i++)) ;;
+			--cores | --node-id | --initial-cluster | --replicas | --cluster-token | \
+			--from | --to) ((i++)) ;;
 		-*) ;;
 		*) [[ -z $command ]] && command=${words[i]} ;;
 		esac
@@ -57,6 +59,7 @@ _ringkv() {
 		local more=""
 		[[ $command == scan ]] && more="--limit --prefix"
 		[[ $command == node ]] && more="--admin"
+		[[ $command == shard ]] && more="--from --to --wait"
 		[[ $command == backup ]] &&
 			more="--data-dir --cores --node-id --initial-cluster --replicas --cluster-token"
 		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))
@@ -75,6 +78,11 @@ _ringkv() {
 	node)
 		[[ ${words[cword - 1]} == node ]] &&
 			COMPREPLY=($(compgen -W "health" -- "$cur"))
+		;;
+	shard)
+		# move, then a shard id and --from/--to NODE[:CORE]: no words.
+		[[ ${words[cword - 1]} == shard ]] &&
+			COMPREPLY=($(compgen -W "move" -- "$cur"))
 		;;
 	backup)
 		# create|restore, then the backup directory.

@@ -37,6 +37,7 @@
 #include "tools/cli_json.h"
 #include "tools/libringkv.h"
 #include "tools/node_health.h"
+#include "tools/shard_move.h"
 #include "tools/version.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:7070"
@@ -65,6 +66,7 @@ enum {
 	CMD_OPT_ADMIN = 1u << 2,   /* --admin HOST:PORT */
 	CMD_OFFLINE = 1u << 3,     /* runs without connecting to -a */
 	CMD_OPT_BACKUP = 1u << 4,  /* backup restore: --data-dir, ringkvd's cluster flags */
+	CMD_OPT_MOVE = 1u << 5,    /* shard move: --from, --to, --wait */
 };
 
 /* What the command line said, and the connection once open. */
@@ -79,6 +81,9 @@ struct cli {
 	struct rkv_client *client;
 	bool no_route;        /* --no-route: talk to -a's node only */
 	struct rkv_router *router; /* get/put/del of a cluster: to the leaders */
+	const char *move_from;     /* shard move --from NODE[:CORE] */
+	const char *move_to;       /* shard move --to NODE[:CORE] */
+	bool move_wait;            /* shard move --wait */
 };
 
 struct command {
@@ -912,6 +917,50 @@ static int cmd_backup(struct cli *cli, int argc, char **argv)
 	return backup_create(cli->client, cli->address, cli->timeout_ms, argv[1]);
 }
 
+/* ---- shard move (tools/shard_move.c) --------------------------------------- */
+
+static int parse_count(const char *text, uint64_t *out);
+
+static int check_shard(const struct cli *cli, int argc, char **argv)
+{
+	uint64_t node, shard;
+	uint32_t core;
+	bool has_core;
+
+	if (strcmp(argv[0], "move") != 0)
+		return usage_error("shard takes move, not '%s'", argv[0]);
+	if (argc != 2 || parse_count(argv[1], &shard) != 0 || shard > UINT32_MAX)
+		return usage_error("shard move takes SHARD (a shard id) --from NODE[:CORE] "
+				   "--to NODE[:CORE]");
+	if (!cli->move_from || !cli->move_to)
+		return usage_error("shard move needs --from NODE[:CORE] and --to NODE[:CORE]");
+	if (shard_move_parse_target(cli->move_from, &node, &core, &has_core) != 0)
+		return usage_error("--from takes NODE or NODE:CORE, not '%s'", cli->move_from);
+	if (shard_move_parse_target(cli->move_to, &node, &core, &has_core) != 0)
+		return usage_error("--to takes NODE or NODE:CORE, not '%s'", cli->move_to);
+	return CLI_EXIT_OK;
+}
+
+static int cmd_shard(struct cli *cli, int argc, char **argv)
+{
+	struct shard_move_args a = {
+		.address = cli->address, .timeout_ms = cli->timeout_ms,
+		.json = cli->format == CLI_JSON, .wait = cli->move_wait,
+	};
+	uint64_t shard = 0;
+	uint32_t core;
+	bool has_core;
+
+	(void)argc;
+	parse_count(argv[1], &shard);
+	a.shard = (uint32_t)shard;
+	/* The source's core is not needed (a node holds at most one replica
+	 * of a shard); the target's defaults to core 0. */
+	shard_move_parse_target(cli->move_from, &a.from, &core, &has_core);
+	shard_move_parse_target(cli->move_to, &a.to, &a.to_core, &has_core);
+	return shard_move_run(&a);
+}
+
 /* Every command; --help lists them in this order. */
 static const struct command commands[] = {
 	{ "get", "KEY", "print the value of KEY (exit 1 if missing)", 1, 1, 0, NULL,
@@ -945,6 +994,13 @@ static const struct command commands[] = {
 	  "--node-id N --initial-cluster ... [--replicas R]\n"
 	  "[--cluster-token T]: node N's dir of a new cluster",
 	  2, 2, CMD_OPT_BACKUP, check_backup, cmd_backup },
+	{ "shard", "move SHARD", "move SHARD --from NODE[:CORE] --to NODE[:CORE]:\n"
+				 "move one replica online (the shard's leader\n"
+				 "adds it as a learner, catches it up, promotes\n"
+				 "it, removes the old one); --wait shows the\n"
+				 "phases until done; exit 1 refused or failed,\n"
+				 "2 usage or no node reachable",
+	  2, 2, CMD_OPT_MOVE | CMD_OFFLINE, check_shard, cmd_shard },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -1173,6 +1229,24 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			if (taken < 0)
 				goto err_missing;
 			cli->prefix = value;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) && is_flag(arg, "wait", 0)) {
+			cli->move_wait = true;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) &&
+		    (taken = take_option(argc, argv, &i, "from", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->move_from = value;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) &&
+		    (taken = take_option(argc, argv, &i, "to", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->move_to = value;
 			continue;
 		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_ADMIN) &&

@@ -34,16 +34,18 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/hosting.h"
 #include "cluster/map.h"
 #include "cluster/peer_msg.h"
 #include "cluster/peer.h"
 #include "cluster/replica.h"
+#include "cluster/replica_internal.h" /* replica_conf_load */
 #include "core/reactor.h"
 #include "core/topology.h"
 #include "shard/core_log.h"
 
 #define CORES 2
-#define MAX_NODES 3
+#define MAX_NODES 4
 #define MAX_SHARDS 16
 #define MAX_OPS 1024
 #define ELECTION_MS 150
@@ -131,6 +133,9 @@ static uint64_t segment_size;   /* 0: the core log's default */
 static unsigned value_pad;      /* extra bytes of each value */
 static uint32_t proposal_timeout_ms; /* 0: the engine's default */
 static uint32_t election_ms[MAX_NODES + 1]; /* per node; 0: ELECTION_MS */
+static unsigned excluded;       /* bit id: node id's replicas are not looked at
+				 * by agreed_leader and converged (a replica
+				 * removed from its group) */
 static size_t bulk_limit[MAX_NODES + 1];    /* per node; 0: the default */
 #define BIG_VALUE 40000
 static uint8_t big_value[BIG_VALUE];
@@ -535,7 +540,7 @@ static uint64_t agreed_leader(unsigned count, uint32_t shard)
 	uint64_t leader = 0;
 
 	for (unsigned id = 1; id <= count; id++) {
-		if (!node_up(id))
+		if (!node_up(id) || (excluded & (1u << id)))
 			continue;
 		refresh(&nodes[id]);
 		if (!nodes[id].status[shard].here)
@@ -549,7 +554,7 @@ static uint64_t agreed_leader(unsigned count, uint32_t shard)
 	if (!leader)
 		return 0;
 	for (unsigned id = 1; id <= count; id++)
-		if (node_up(id) && nodes[id].status[shard].here &&
+		if (node_up(id) && !(excluded & (1u << id)) && nodes[id].status[shard].here &&
 		    nodes[id].status[shard].st.leader != leader)
 			return 0;
 	return leader;
@@ -578,9 +583,9 @@ static bool wait_writes(unsigned first, unsigned count, unsigned timeout_ms)
 	return true;
 }
 
-/* Proposes writes[first, +count) on node `leader`, checks every one is
- * accepted and acknowledged with 0. */
-static void write_ok(uint64_t leader, uint32_t shard, unsigned first, unsigned count)
+/* Proposes writes[first, +count) on the leader without waiting for them:
+ * they are in flight while the next membership change is made. */
+static void write_async(uint64_t leader, uint32_t shard, unsigned first, unsigned count)
 {
 	struct tnode *n = &nodes[leader];
 
@@ -592,6 +597,13 @@ static void write_ok(uint64_t leader, uint32_t shard, unsigned first, unsigned c
 	run_job(n, job_propose);
 	for (unsigned i = first; i < first + count; i++)
 		assert_int_equal(n->job_rv[i], 0);
+}
+
+/* Proposes writes[first, +count) on node `leader`, checks every one is
+ * accepted and acknowledged with 0. */
+static void write_ok(uint64_t leader, uint32_t shard, unsigned first, unsigned count)
+{
+	write_async(leader, shard, first, count);
 	assert_true(wait_writes(first, count, 5000));
 	for (unsigned i = first; i < first + count; i++)
 		assert_int_equal(writes[i].rv, 0);
@@ -662,7 +674,7 @@ static bool converged(unsigned count, uint32_t shard, unsigned timeout_ms)
 		unsigned n = 0;
 
 		for (unsigned id = 1; id <= count; id++) {
-			if (!node_up(id))
+			if (!node_up(id) || (excluded & (1u << id)))
 				continue;
 			refresh(&nodes[id]);
 			if (nodes[id].status[shard].here)
@@ -1331,6 +1343,393 @@ static void test_fsyncs_independent_of_groups(void **state)
 	assert_true(sixteen <= one + one / 2 + 5);
 }
 
+
+/* ---- moving a replica (docs/cluster/membership.md) ---- */
+
+static int job_conf_op;
+static uint64_t job_conf_id;
+
+/*
+ * Writes [first, +count) of `shard` while leadership may move (a move's
+ * transfer): a write refused at once (not the leader, a transfer under
+ * way) or answered "overwritten" was not applied and goes again to the
+ * leader of the moment; one answered "unknown" goes again too (a PUT of the
+ * same value: idempotent). Fails unless all are acknowledged in time.
+ */
+static void write_through_changes(uint32_t shard, unsigned first, unsigned count)
+{
+	uint64_t t0 = mono_us();
+	bool done[MAX_OPS] = { false };
+	unsigned left = count;
+
+	while (left > 0) {
+		uint64_t leader = wait_leader(MAX_NODES, shard, 5000);
+		struct tnode *n;
+
+		assert_true(mono_us() - t0 < 20000000);
+		if (!leader)
+			continue;
+		n = &nodes[leader];
+		for (unsigned i = first; i < first + count; i++) {
+			if (done[i])
+				continue;
+			n->job_shard = shard;
+			n->job_first = i;
+			n->job_count = 1;
+			n->job_rv[i] = 1;
+			run_job(n, job_propose);
+			if (n->job_rv[i] != 0)
+				break; /* refused: not applied; the next leader */
+			assert_true(wait_writes(i, 1, 5000));
+			if (writes[i].rv == 0) {
+				done[i] = true;
+				left--;
+				continue;
+			}
+			assert_true(writes[i].rv == RAFT_ENOTLEADER || writes[i].rv == RKV_EUNKNOWN);
+			break;
+		}
+	}
+}
+
+/* Four nodes of two cores, 4 shards, R = 3: shard s on nodes s+1, s+2,
+ * s+3 (mod 4), so each node lacks one shard (node 4 lacks shard 0). */
+static void start_four_nodes(void)
+{
+	for (unsigned id = 1; id <= 4; id++)
+		node_addr(id);
+	make_map(4, 4, 3);
+	for (unsigned id = 1; id <= 4; id++)
+		node_start(id, 4);
+}
+
+static int job_move_rv;
+static char job_move_why[200];
+static struct replica_move_status job_move_st;
+static bool job_move_start_it;
+
+/* Starts the move (job_move_start_it) or reads its status, on the core
+ * holding job_shard. */
+static bool job_move(struct tcore *c)
+{
+	struct tnode *n = c->node;
+	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
+
+	if (!rep)
+		return true;
+	if (job_move_start_it)
+		job_move_rv = replica_move_start(rep, job_conf_id, (uint64_t)job_conf_op,
+						 n->job_first, job_move_why, sizeof job_move_why);
+	else
+		replica_move_status(rep, &job_move_st);
+	return true;
+}
+
+static int move_start(unsigned node, uint32_t shard, uint64_t from, uint64_t to, unsigned core)
+{
+	nodes[node].job_shard = shard;
+	nodes[node].job_first = core;
+	job_conf_id = from;
+	job_conf_op = (int)to;
+	job_move_start_it = true;
+	job_move_rv = 1;
+	job_move_why[0] = '\0';
+	run_job(&nodes[node], job_move);
+	return job_move_rv;
+}
+
+static void move_status(unsigned node, uint32_t shard)
+{
+	nodes[node].job_shard = shard;
+	job_move_start_it = false;
+	memset(&job_move_st, 0, sizeof job_move_st);
+	run_job(&nodes[node], job_move);
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
+}
+
+/*
+ * Shard 0 of a 4-node cluster (R = 3) lives on nodes 1, 2, 3 (core 0). Its
+ * replica moves from its leader, node 1, to node 4's core 1 while writes go
+ * on, driven by the leader (replica_move_start): node 4 hosts it on request,
+ * it is added as a learner and catches up by snapshot (the leader's log is
+ * compacted past its start) and log, it is promoted, leadership leaves
+ * node 1 and the new leader carries the move on: node 1 is removed and
+ * drops its replica. Then every write is on the new members, node 4's
+ * records (hosting, configuration) name the new group, node 4 restarted
+ * keeps its replica and its vote, node 1 restarted deletes its files.
+ */
+static void test_move_replica(void **state)
+{
+	const uint32_t s = 0;
+	char path[512], err[256];
+	struct raft_conf conf;
+	uint64_t leader, conf_index, t0;
+	unsigned next = 0, carrier = 1;
+
+	(void)state;
+	memtable_size = 64u << 10;
+	segment_size = 64u << 10;
+	value_pad = 300;
+	key_space = 300;
+	start_four_nodes();
+	assert_true(cluster_map_rank(&map, s, 3) < 0); /* node 4 lacks it */
+	leader = wait_leader(4, s, 5000);
+	assert_int_equal(leader, 1);
+	for (unsigned round = 0; round < 6; round++) {
+		write_ok(leader, s, next, 64);
+		next += 64;
+	}
+
+	/* Refusals change nothing. */
+	assert_int_equal(move_start(1, s, 1, 2, 0), RKV_EINVAL); /* 2 holds one */
+	assert_non_null(strstr(job_move_why, "already holds"));
+	assert_int_equal(move_start(1, s, 4, 2, 0), RKV_EINVAL); /* 4 holds none */
+	assert_non_null(strstr(job_move_why, "holds no replica"));
+	assert_int_equal(move_start(1, s, 1, 9, 0), RKV_EINVAL);
+	assert_non_null(strstr(job_move_why, "not in the cluster"));
+	/* Node 4 has 2 cores: refused by the leader if it knows that from
+	 * node 4's hello, else by node 4 when asked to host (the move fails
+	 * there, nothing changed). */
+	if (move_start(1, s, 1, 4, 7) == 0) {
+		t0 = mono_us();
+		do {
+			sleep_ms(20);
+			move_status(1, s);
+			assert_true(mono_us() - t0 < 10000000);
+		} while (job_move_st.phase != REPLICA_MOVE_FAILED);
+		assert_non_null(strstr(job_move_st.reason, "no such core"));
+	} else {
+		assert_int_equal(job_move_rv, RKV_EINVAL);
+		assert_non_null(strstr(job_move_why, "no core 7"));
+	}
+	assert_int_equal(move_start(2, s, 1, 4, 1), RAFT_ENOTLEADER);
+
+	excluded = 1u << 4; /* holds nothing of shard 0 yet */
+	assert_int_equal(move_start(1, s, 1, 4, 1), 0);
+	assert_int_equal(move_start(1, s, 1, 4, 1), RAFT_EBUSY);
+	assert_non_null(strstr(job_move_why, "in progress"));
+	/* Writes go on while it moves; the move ends handed on (node 1 led). */
+	t0 = mono_us();
+	for (;;) {
+		leader = wait_leader(4, s, 5000);
+		if (leader && leader != 1 && excluded == (1u << 4))
+			excluded = 0; /* promoted and led by another: node 4 knows */
+		if (leader) {
+			write_through_changes(s, next, 16);
+			next += 16;
+		}
+		move_status(carrier, s);
+		if (job_move_st.phase == REPLICA_MOVE_HANDED_ON) {
+			carrier = (unsigned)job_move_st.leader;
+			continue;
+		}
+		if (job_move_st.phase == REPLICA_MOVE_DONE ||
+		    job_move_st.phase == REPLICA_MOVE_FAILED)
+			break;
+		assert_true(mono_us() - t0 < 30000000);
+		sleep_ms(20);
+	}
+	fprintf(stderr, "move: %s on node %u after %llu ms (%s); snapshot bytes at node 1: see "
+		"the log\n", replica_move_phase_name(job_move_st.phase), carrier,
+		(unsigned long long)(mono_us() - t0) / 1000, job_move_st.reason);
+	assert_int_equal(job_move_st.phase, REPLICA_MOVE_DONE);
+	assert_string_equal(job_move_st.reason, "");
+	assert_true(carrier != 1);
+	excluded = 1u << 1;
+	leader = wait_leader(4, s, 5000);
+	assert_true(leader == 2 || leader == 3 || leader == 4);
+	write_ok(leader, s, next, 32);
+	next += 32;
+	for (unsigned i = 0; i < next; i++)
+		assert_int_equal(writes[i].rv, 0);
+	assert_true(converged(4, s, 5000));
+	refresh(&nodes[4]);
+	assert_true(nodes[4].status[s].here);
+	assert_int_equal(nodes[4].status[s].core->r->id, 1);
+	assert_true(nodes[4].status[s].st.snap_installed >= 1);
+	conf = nodes[4].status[s].st.conf;
+	assert_int_equal(conf.n, 3);
+	assert_int_equal(raft_conf_role(&conf, 1), 0);
+	assert_int_equal(raft_conf_role(&conf, 2), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 3), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 4), RAFT_VOTER);
+	refresh(&nodes[1]);
+	assert_true(nodes[1].status[s].here && nodes[1].status[s].st.retired);
+	read_ok(leader, s, next - 32, 32);
+	/* Asked again: node 4 holds it now. */
+	assert_int_equal(move_start((unsigned)leader, s, 2, 4, 0), RKV_EINVAL);
+
+	/* Node 4's records name the new group; restarted, it keeps its
+	 * replica and is a voter. */
+	node_stop(4);
+	assert_true(file_exists(nodes[4].dir, "hosting-1"));
+	snprintf(path, sizeof path, "%s/shard-%u.conf", nodes[4].dir, s);
+	assert_int_equal(replica_conf_load(path, &conf_index, &conf, err, sizeof err), 0);
+	assert_int_equal(conf.n, 3);
+	assert_int_equal(raft_conf_role(&conf, 4), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 1), 0);
+	write_ok(leader == 4 ? wait_leader(4, s, 5000) : leader, s, next, 32);
+	next += 32;
+	node_start(4, 4);
+	refresh(&nodes[4]);
+	assert_true(nodes[4].status[s].here);
+	assert_int_equal(nodes[4].status[s].core->r->id, 1);
+	assert_int_equal(raft_conf_role(&nodes[4].status[s].st.conf, 4), RAFT_VOTER);
+	leader = wait_leader(4, s, 5000);
+	assert_true(leader != 0);
+	write_ok(leader, s, next, 32);
+	next += 32;
+	assert_true(converged(4, s, 5000));
+
+	/* Node 1 dropped it: its files go at its restart, and it holds no
+	 * replica of shard 0 any more. */
+	assert_true(file_exists(nodes[1].dir, "shard-0"));
+	node_stop(1);
+	node_start(1, 4);
+	refresh(&nodes[1]);
+	assert_false(nodes[1].status[s].here);
+	assert_false(file_exists(nodes[1].dir, "shard-0"));
+	assert_false(file_exists(nodes[1].dir, "shard-0.conf"));
+	excluded = 0;
+
+	/* With node 3 down the group is {2, 4} of three voters: writes commit
+	 * only if node 4 really votes and acknowledges. */
+	node_stop(3);
+	leader = wait_leader(4, s, 5000);
+	assert_true(leader == 2 || leader == 4);
+	write_ok(leader, s, next, 32);
+	next += 32;
+	assert_true(converged(4, s, 5000));
+
+	for (unsigned id = 1; id <= 4; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+	}
+	memtable_size = 1u << 20;
+	segment_size = 0;
+	value_pad = 0;
+}
+
+static uint64_t job_conf_index;
+
+/* One membership change on the core holding job_shard (its leader). */
+static bool job_conf_change(struct tcore *c)
+{
+	struct tnode *n = c->node;
+	struct replica *rep = cluster_core_replica(c->cc, n->job_shard);
+
+	if (rep)
+		n->job_rv[0] = replica_conf_change(rep, job_conf_op, job_conf_id, &job_conf_index);
+	return true;
+}
+
+/* Has node `leader` take the change, retrying while Raft says "not now",
+ * then waits for its commit there. */
+static void conf_change_ok(unsigned leader, uint32_t shard, int op, uint64_t id)
+{
+	uint64_t t0 = mono_us();
+
+	for (;;) {
+		nodes[leader].job_shard = shard;
+		nodes[leader].job_rv[0] = 1;
+		job_conf_op = op;
+		job_conf_id = id;
+		run_job(&nodes[leader], job_conf_change);
+		if (nodes[leader].job_rv[0] == 0)
+			break;
+		assert_true(nodes[leader].job_rv[0] == RAFT_EBUSY ||
+			    nodes[leader].job_rv[0] == RAFT_ENOTREADY);
+		assert_true(mono_us() - t0 < 10000000);
+		sleep_ms(20);
+	}
+	while (refresh(&nodes[leader]), nodes[leader].status[shard].st.commit < job_conf_index) {
+		assert_true(mono_us() - t0 < 10000000);
+		sleep_ms(10);
+	}
+}
+
+/*
+ * A move whose leader died after the promotion leaves the group one voter
+ * above its size; running the move again goes on with the removal. Shard 1
+ * lives on nodes 2, 3, 4 (node 2 leads); node 1 hosts an empty replica of
+ * it (its hosting record, as a HOST request would have written it) and is
+ * added and promoted by hand: four voters. Then `move 1 --from 3 --to 1`
+ * is taken (not refused as "already holds"), removes node 3, drops its
+ * replica, and the group is {1, 2, 4} with every write.
+ */
+static void test_move_resumes_after_promotion(void **state)
+{
+	const uint32_t s = 1;
+	struct cluster_hosting host = { 0 };
+	char text[256], path[512];
+	struct raft_conf conf;
+	uint64_t t0;
+	unsigned next = 0;
+	FILE *f;
+	size_t len;
+
+	(void)state;
+	key_space = 50;
+	start_four_nodes();
+	assert_true(cluster_map_rank(&map, s, 0) < 0); /* node 1 lacks it */
+	assert_int_equal(wait_leader(4, s, 5000), 2);
+	write_ok(2, s, next, 50);
+	next += 50;
+
+	node_stop(1);
+	assert_int_equal(cluster_hosting_set(&host, s, 1), 0);
+	len = cluster_hosting_encode(&host, text, sizeof text);
+	snprintf(path, sizeof path, "%s/hosting-1", nodes[1].dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	fclose(f);
+	node_start(1, 4);
+	excluded = 1u << 1;
+	conf_change_ok(2, s, RAFT_CONF_ADD_LEARNER, 1);
+	excluded = 0;
+	conf_change_ok(2, s, RAFT_CONF_PROMOTE, 1);
+	refresh(&nodes[2]);
+	assert_int_equal(nodes[2].status[s].st.conf.n, 4);
+
+	assert_int_equal(move_start(2, s, 3, 1, 1), 0);
+	t0 = mono_us();
+	do {
+		sleep_ms(20);
+		move_status(2, s);
+		assert_true(mono_us() - t0 < 10000000);
+	} while (job_move_st.phase != REPLICA_MOVE_DONE &&
+		 job_move_st.phase != REPLICA_MOVE_FAILED);
+	assert_int_equal(job_move_st.phase, REPLICA_MOVE_DONE);
+	excluded = 1u << 3;
+	write_ok(wait_leader(4, s, 5000), s, next, 20);
+	next += 20;
+	assert_true(converged(4, s, 5000));
+	refresh(&nodes[1]);
+	conf = nodes[1].status[s].st.conf;
+	assert_int_equal(conf.n, 3);
+	assert_int_equal(raft_conf_role(&conf, 3), 0);
+	assert_int_equal(raft_conf_role(&conf, 1), RAFT_VOTER);
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[s].st.retired);
+	/* Three voters again: node 1 holds one, a move to it is refused. */
+	assert_int_equal(move_start((unsigned)wait_leader(4, s, 5000), s, 2, 1, 1), RKV_EINVAL);
+	assert_non_null(strstr(job_move_why, "already holds"));
+
+	excluded = 0;
+	for (unsigned id = 1; id <= 4; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+	}
+}
+
 static int setup(void **state)
 {
 	char err[256];
@@ -1373,7 +1772,13 @@ int main(void)
 		cmocka_unit_test(test_outcome_matches_replicas),
 		cmocka_unit_test(test_overwritten_outcome),
 		cmocka_unit_test(test_fsyncs_independent_of_groups),
+		cmocka_unit_test(test_move_replica),
+		cmocka_unit_test(test_move_resumes_after_promotion),
 	};
+
+	/* e.g. TEST_FILTER=test_move_replica: one test, by name. */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

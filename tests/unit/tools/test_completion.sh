@@ -24,9 +24,9 @@ expect() {
 	fi
 }
 
-expect "ringkv " "get put del scan ping cluster node backup"
+expect "ringkv " "get put del scan ping cluster node backup shard"
 expect "ringkv p" "put ping"
-expect "ringkv -a 127.0.0.1:1 s" "scan"
+expect "ringkv -a 127.0.0.1:1 s" "scan shard"
 expect "ringkv --j" "--json"
 expect "ringkv -w " "text json"
 expect "ringkv --format j" "json"
@@ -36,6 +36,8 @@ expect "ringkv get --p" ""
 expect "ringkv --ti" "--timeout"
 expect "ringkv c" "cluster"
 expect "ringkv b" "backup"
+expect "ringkv shard " "move"
+expect "ringkv shard move 0 --w" "--wait"
 expect "ringkv backup " "create restore"
 expect "ringkv backup r" "restore"
 expect "ringkv backup restore /nonexistent-dir-x/ --data-" "--data-dir"

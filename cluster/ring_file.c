@@ -1,0 +1,114 @@
+/* Replacing a small file durably through the ring: see cluster/ring_file.h. */
+#include "cluster/ring_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+
+enum ring_file_step { RF_OPEN = 1, RF_WRITE, RF_SYNC, RF_CLOSE, RF_RENAME, RF_DIRSYNC };
+
+void ring_file_init(struct ring_file *f, struct io_ring *io, int dir_fd, const char *path,
+		    ring_file_done_fn *done, void *arg)
+{
+	snprintf(f->path, sizeof f->path, "%s", path);
+	snprintf(f->tmp, sizeof f->tmp, "%s.tmp", path);
+	f->io = io;
+	f->dir_fd = dir_fd;
+	f->done = done;
+	f->arg = arg;
+	f->step = 0;
+	f->fd = -1;
+}
+
+static void submit(struct ring_file *f, int step)
+{
+	struct io_uring_sqe *sqe = io_ring_get_sqe(f->io);
+
+	f->step = step;
+	io_op_attach(sqe, &f->op);
+	switch (step) {
+	case RF_OPEN:
+		io_uring_prep_openat(sqe, AT_FDCWD, f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				     0644);
+		break;
+	case RF_WRITE:
+		io_uring_prep_write(sqe, f->fd, f->data, (unsigned)f->len, 0);
+		break;
+	case RF_SYNC:
+		io_uring_prep_fsync(sqe, f->fd, 0);
+		break;
+	case RF_CLOSE:
+		io_uring_prep_close(sqe, f->fd);
+		break;
+	case RF_RENAME:
+		io_uring_prep_renameat(sqe, AT_FDCWD, f->tmp, AT_FDCWD, f->path, 0);
+		break;
+	case RF_DIRSYNC:
+		io_uring_prep_fsync(sqe, f->dir_fd, 0);
+		break;
+	}
+}
+
+static void finish(struct ring_file *f, int res)
+{
+	f->step = 0;
+	f->done(f, res);
+}
+
+static void step_done(struct io_op *op, int res, unsigned flags)
+{
+	struct ring_file *f = op->data;
+
+	(void)flags;
+	switch (f->step) {
+	case RF_OPEN:
+		if (res < 0) {
+			finish(f, res);
+			return;
+		}
+		f->fd = res;
+		f->res = 0;
+		submit(f, RF_WRITE);
+		return;
+	case RF_WRITE:
+		if (res != (int)f->len) {
+			f->res = res < 0 ? res : -EIO;
+			submit(f, RF_CLOSE);
+			return;
+		}
+		submit(f, RF_SYNC);
+		return;
+	case RF_SYNC:
+		if (res < 0)
+			f->res = res;
+		submit(f, RF_CLOSE);
+		return;
+	case RF_CLOSE:
+		f->fd = -1;
+		if (f->res < 0) {
+			finish(f, f->res);
+			return;
+		}
+		submit(f, RF_RENAME);
+		return;
+	case RF_RENAME:
+		if (res < 0) {
+			finish(f, res);
+			return;
+		}
+		submit(f, RF_DIRSYNC);
+		return;
+	case RF_DIRSYNC:
+		finish(f, res < 0 ? res : 0);
+		return;
+	}
+}
+
+void ring_file_write(struct ring_file *f, const void *data, size_t len)
+{
+	f->data = data;
+	f->len = len;
+	f->op.done = step_done;
+	f->op.data = f;
+	submit(f, RF_OPEN);
+}

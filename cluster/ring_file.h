@@ -1,0 +1,52 @@
+/*
+ * Replacing a small file durably through a core's io_uring ring, without
+ * blocking the reactor: openat(PATH.tmp) -> write -> fsync -> close ->
+ * renameat(PATH.tmp, PATH) -> fsync of the directory. A crash at any point
+ * leaves the old file or the new one, whole (the rename is the commit).
+ * One write at a time per `struct ring_file`; the records built on it
+ * (replica_conf.c, replica_move.c's hosting record) coalesce what changes
+ * meanwhile into the next write.
+ */
+#ifndef RINGKV_CLUSTER_RING_FILE_H
+#define RINGKV_CLUSTER_RING_FILE_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "io/ring.h"
+
+struct ring_file;
+/* The write ended: res 0 (durable), or the negative errno of the step that
+ * failed (then the old file is still in place, or the new one if only the
+ * directory's fsync failed). */
+typedef void ring_file_done_fn(struct ring_file *f, int res);
+
+struct ring_file {
+	char path[PATH_MAX + 16];
+	char tmp[PATH_MAX + 24];
+	struct io_ring *io;
+	int dir_fd;               /* the directory holding path, for its fsync */
+	ring_file_done_fn *done;
+	void *arg;                /* the owner's */
+	/* private */
+	const void *data;         /* the caller keeps it until done */
+	size_t len;
+	int step;                 /* of the write in flight; 0: idle */
+	int fd;
+	int res;
+	struct io_op op;
+};
+
+/* Sets the target; no I/O. */
+void ring_file_init(struct ring_file *f, struct io_ring *io, int dir_fd, const char *path,
+		    ring_file_done_fn *done, void *arg);
+/* Starts replacing the file with data[0..len). Precondition: idle. done runs
+ * later, from a completion. */
+void ring_file_write(struct ring_file *f, const void *data, size_t len);
+static inline bool ring_file_idle(const struct ring_file *f)
+{
+	return f->step == 0;
+}
+
+#endif

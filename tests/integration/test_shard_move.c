@@ -1,0 +1,430 @@
+/*
+ * Moving one shard replica online with `ringkv shard move` (issue #17's first
+ * step, docs/cluster/membership.md), on four real ringkvd processes (peers
+ * 127.0.16.11-14, R = 3, 4 shards, 2 cores each): shard 0 lives on nodes
+ * 1, 2, 3 and node 1 leads it; its replica moves from node 1 to node 4's
+ * core 1 while a writer keeps writing keys of every shard through every
+ * node. Then:
+ *   - the CLI exits 0 (and refuses bad moves with exit 1 and a reason);
+ *   - every acknowledged write reads back, through any node;
+ *   - node 4 holds shard 0 on core 1 (cluster status) and the map lists
+ *     {2, 3, 4}; node 4 serves stale reads of shard 0 from its own replica;
+ *   - node 1 restarted has deleted its shard-0 files and holds no replica;
+ *   - node 4 restarted keeps the replica (hosting record) and still votes:
+ *     with node 3 down, shard 0 commits on {2, 4} alone.
+ * A write answered UNKNOWN or cut off counts as neither acknowledged nor
+ * refused. Every process is stopped; every wait is bounded.
+ *
+ * usage: test_shard_move RINGKVD RINGKV
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "tools/libringkv.h"
+
+#define NODES 4
+#define MAX_KEYS 6000
+#define MOVE_LIMIT_MS 60000
+#define READ_LIMIT_MS 10000
+
+static struct cluster cluster;
+static bool acked[MAX_KEYS];
+static struct rkv_cluster_map *map; /* for the keys' shards */
+static char value_pad[1100];
+
+static size_t key_of(char *buf, size_t len, unsigned k)
+{
+	return (size_t)snprintf(buf, len, "key:%05u", k);
+}
+
+static size_t value_of(char *buf, size_t len, unsigned k)
+{
+	return (size_t)snprintf(buf, len, "value-%u-%s", k, value_pad);
+}
+
+static uint32_t shard_of(unsigned k)
+{
+	char key[32];
+	size_t kl = key_of(key, sizeof key, k);
+
+	return rkv_cluster_map_shard(map, key, kl)->id;
+}
+
+/* One attempt through node `first`, then the others. 1 acknowledged, 0
+ * unknown, -1 no node took it this time (refused: not applied). */
+static int put_once(unsigned k, unsigned first)
+{
+	char key[32], value[1200];
+	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
+
+	for (unsigned n = 0; n < NODES; n++) {
+		unsigned i = (first + n) % NODES;
+		struct rkv_client *c = cluster_client(&cluster, i);
+		int rv;
+
+		if (!c)
+			continue;
+		rv = rkv_put(c, key, kl, value, vl);
+		if (rv == RKV_STATUS_OK)
+			return 1;
+		if (rv == RKV_STATUS_NOT_LEADER || rv == RKV_STATUS_UNAVAILABLE)
+			continue;
+		if (rv < 0)
+			cluster_drop_client(&cluster, i);
+		return 0;
+	}
+	return -1;
+}
+
+static bool put_retry(unsigned k, unsigned first, long limit_ms)
+{
+	long deadline = harness_now_ms() + limit_ms;
+
+	while (harness_now_ms() < deadline) {
+		int rv = put_once(k, first);
+
+		if (rv == 1) {
+			acked[k] = true;
+			return true;
+		}
+		if (rv == 0)
+			return false;
+		usleep(20000);
+	}
+	return false;
+}
+
+static void check_key(unsigned k)
+{
+	char key[32], value[1200];
+	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
+	long deadline = harness_now_ms() + READ_LIMIT_MS;
+
+	while (harness_now_ms() < deadline) {
+		for (unsigned i = 0; i < NODES; i++) {
+			struct rkv_client *c = cluster_client(&cluster, i);
+			void *got;
+			size_t gl;
+			int rv;
+
+			if (!c)
+				continue;
+			rv = rkv_get(c, key, kl, &got, &gl);
+			if (rv == RKV_STATUS_OK) {
+				CHECK(gl == vl && memcmp(got, value, vl) == 0,
+				      "key %u reads a wrong value", k);
+				free(got);
+				return;
+			}
+			CHECK(rv != RKV_STATUS_NOT_FOUND,
+			      "acknowledged key %u is lost (read through node %u)", k, i + 1);
+			if (rv < 0)
+				cluster_drop_client(&cluster, i);
+		}
+		usleep(20000);
+	}
+	CHECK(false, "acknowledged key %u: no node served it within %d ms", k, READ_LIMIT_MS);
+}
+
+/* Runs `ringkv ARGS` to completion (bounded), output into out; exit code. */
+static int run_cli(const char *ringkv, const char *const *args, char *out, size_t len)
+{
+	int rc = run_capture(ringkv, args, out, len);
+
+	printf("$ ringkv");
+	for (unsigned i = 0; args[i]; i++)
+		printf(" %s", args[i]);
+	printf(" -> %d\n%s", rc, out);
+	return rc;
+}
+
+/* Node i's own view of shard s: its replica's core, or -1 if it holds none. */
+static int held_core(unsigned i, uint32_t s, char *role, size_t rlen)
+{
+	struct rkv_client *c = cluster_client(&cluster, i);
+	struct rkv_cluster_status *st;
+	int core = -1;
+
+	CHECK(c != NULL, "node %u does not answer", i + 1);
+	CHECK(rkv_cluster_status(c, &st) == 0, "node %u: cluster status: %s", i + 1,
+	      rkv_last_error(c));
+	for (size_t r = 0; r < st->replica_count; r++)
+		if (st->replicas[r].shard == s) {
+			core = (int)st->replicas[r].core;
+			snprintf(role, rlen, "%s", st->replicas[r].role);
+		}
+	rkv_cluster_status_free(st);
+	return core;
+}
+
+static bool path_exists(const char *dir, const char *name)
+{
+	char path[700];
+	struct stat sb;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return stat(path, &sb) == 0;
+}
+
+/* Writes keys of every shard (half of them of shard 0) through rotating
+ * nodes while the CLI's move runs in a child; returns its exit status. */
+static int move_under_writes(const char *ringkv, unsigned *next, unsigned *ok)
+{
+	char out_path[700], line[4096];
+	const char *addr = cluster.nodes[1].srv.addr;
+	long deadline = harness_now_ms() + MOVE_LIMIT_MS;
+	int status = -1, fd;
+	pid_t pid;
+	FILE *f;
+	size_t n;
+
+	snprintf(out_path, sizeof out_path, "%s/move.out", cluster.base_dir);
+	pid = fork();
+	CHECK(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		execl(ringkv, ringkv, "-a", addr, "shard", "move", "0", "--from", "1", "--to",
+		      "4:1", "--wait", (char *)NULL);
+		_exit(127);
+	}
+	while (harness_now_ms() < deadline && *next < MAX_KEYS) {
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (put_retry(*next, *next % NODES, 5000))
+			(*ok)++;
+		(*next)++;
+	}
+	if (waitpid(pid, &status, WNOHANG) == 0) {
+		/* Out of time or keys: wait a little more, then kill it. */
+		long end = harness_now_ms() + 10000;
+
+		while (waitpid(pid, &status, WNOHANG) == 0 && harness_now_ms() < end)
+			usleep(50000);
+		if (harness_now_ms() >= end) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+		}
+	}
+	f = fopen(out_path, "r");
+	if (f) {
+		n = fread(line, 1, sizeof line - 1, f);
+		line[n] = '\0';
+		fclose(f);
+		printf("$ ringkv -a %s shard move 0 --from 1 --to 4:1 --wait\n%s", addr, line);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* With more nodes than replicas a node's map names the leaders of the
+ * shards it holds only: waits until, between them, the nodes name a leader
+ * for every shard and each knows every node's client address. Returns node
+ * 1's map, or NULL when the time ran out. */
+static struct rkv_cluster_map *wait_leaders(long within_ms)
+{
+	long deadline = harness_now_ms() + within_ms;
+
+	while (harness_now_ms() < deadline) {
+		struct rkv_cluster_map *maps[NODES] = { NULL };
+		bool led[8] = { false }, ready = true;
+
+		for (unsigned i = 0; i < NODES; i++) {
+			struct rkv_client *c = cluster_client(&cluster, i);
+
+			if (!c || rkv_cluster_map(c, &maps[i]) != 0) {
+				cluster_drop_client(&cluster, i);
+				maps[i] = NULL;
+				ready = false;
+				continue;
+			}
+			for (size_t s = 0; s < maps[i]->shard_count && s < 8; s++)
+				led[s] |= maps[i]->shards[s].leader != 0;
+			for (size_t n = 0; n < maps[i]->node_count; n++)
+				ready &= maps[i]->nodes[n].client[0] != '\0';
+		}
+		for (size_t s = 0; ready && maps[0] && s < maps[0]->shard_count; s++)
+			ready &= s < 8 && led[s];
+		for (unsigned i = 1; i < NODES; i++)
+			rkv_cluster_map_free(maps[i]);
+		if (ready && maps[0])
+			return maps[0];
+		rkv_cluster_map_free(maps[0]);
+		harness_sleep_ms(100);
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned next = 0, ok = 0, checked = 0, shard0_keys = 0;
+	char out[4096], role[16];
+	struct rkv_cluster_map *m;
+	int rc, core;
+	long t0;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s RINGKVD RINGKV\n", argv[0]);
+		return 2;
+	}
+	memset(value_pad, 'x', 1000);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	cluster_init(&cluster, argv[1], NODES, "127.0.16.1", 36100 + (unsigned)getpid() % 800);
+	cluster_keep_logs(&cluster, getenv("SHARD_MOVE_LOGS"));
+	cluster.args = (const char *const[]){ "--cores", "2", "--shards", "4", "--replicas", "3",
+					      "--election-timeout", "300ms",
+					      "--memtable-size", "256KiB", NULL };
+	cluster_start_all(&cluster);
+	map = wait_leaders(20000);
+	CHECK(map != NULL, "no leader for every shard within 20 s");
+	CHECK(map->shard_count == 4 && map->shards[0].replica_count == 3,
+	      "unexpected map: %zu shards", map->shard_count);
+	CHECK(map->shards[0].replicas[0].node == 1 && map->shards[0].replicas[1].node == 2 &&
+	      map->shards[0].replicas[2].node == 3, "shard 0 is not on nodes 1, 2, 3");
+
+	/* Data before the move: enough that shard 0 flushes tables and its
+	 * leader's log no longer starts at 1 (the learner needs a snapshot). */
+	for (; next < 2000; next++)
+		if (put_retry(next, next % NODES, 10000))
+			ok++;
+	printf("before the move: %u of %u writes acknowledged\n", ok, next);
+
+	/* Refusals: nothing changes, exit 1 with the reason. */
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[0].srv.addr, "shard",
+						     "move", "0", "--from", "1", "--to", "2",
+						     NULL }, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "already holds"), "a move to a holder: exit %d", rc);
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[0].srv.addr, "shard",
+						     "move", "0", "--from", "4", "--to", "2",
+						     NULL }, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "holds no replica"), "a move from a non-holder: exit %d",
+	      rc);
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[0].srv.addr, "shard",
+						     "move", "0", "--from", "1", "--to", "9",
+						     NULL }, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "not in the cluster"), "a move to node 9: exit %d", rc);
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[0].srv.addr, "shard",
+						     "move", "0", "--from", "1", "--to", "4:5",
+						     "--wait", NULL }, out, sizeof out);
+	/* Refused by the leader when it knows node 4's core count (from its
+	 * hello), else by node 4 when asked to host: the move fails there. */
+	CHECK(rc == 1 && (strstr(out, "no core 5") || strstr(out, "no such core")),
+	      "a move to core 5: exit %d", rc);
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[0].srv.addr, "shard",
+						     "move", "0", "--from", "1", NULL },
+		     out, sizeof out);
+	CHECK(rc == 2, "a move without --to: exit %d", rc);
+
+	/* The move, under writes. */
+	t0 = harness_now_ms();
+	rc = move_under_writes(argv[2], &next, &ok);
+	printf("move: exit %d after %ld ms; %u of %u writes acknowledged so far\n", rc,
+	       harness_now_ms() - t0, ok, next);
+	CHECK(rc == 0, "the move did not finish (exit %d)", rc);
+	/* A few more writes after it, then every acknowledged one reads. */
+	for (unsigned end = next + 200; next < end; next++)
+		if (put_retry(next, next % NODES, 10000))
+			ok++;
+	for (unsigned k = 0; k < next; k++)
+		if (acked[k]) {
+			check_key(k);
+			checked++;
+			shard0_keys += shard_of(k) == 0;
+		}
+	printf("%u acknowledged writes read back (%u of shard 0)\n", checked, shard0_keys);
+	CHECK(checked == ok && shard0_keys > 0, "acknowledged %u, checked %u", ok, checked);
+
+	/* Node 4 holds shard 0 on core 1; the map says {2, 3, 4}. */
+	core = held_core(3, 0, role, sizeof role);
+	printf("node 4: shard 0 on core %d (%s)\n", core, role);
+	CHECK(core == 1, "node 4 holds shard 0 on core %d", core);
+	CHECK(rkv_cluster_map(cluster_client(&cluster, 1), &m) == 0, "map of node 2");
+	CHECK(m->shards[0].replica_count == 3 && m->shards[0].replicas[0].node == 2 &&
+	      m->shards[0].replicas[1].node == 3 && m->shards[0].replicas[2].node == 4,
+	      "node 2's map of shard 0: %u replicas, first %llu", m->shards[0].replica_count,
+	      (unsigned long long)m->shards[0].replicas[0].node);
+	rkv_cluster_map_free(m);
+
+	/* Node 1 restarted: its shard-0 files are gone, it holds no replica. */
+	CHECK(path_exists(cluster.nodes[0].dir, "shard-0"), "node 1 deleted its files early");
+	cluster_stop(&cluster, 0, 15000);
+	cluster_start(&cluster, 0);
+	CHECK(!path_exists(cluster.nodes[0].dir, "shard-0") &&
+	      !path_exists(cluster.nodes[0].dir, "shard-0.conf"),
+	      "node 1 kept the files of its moved replica");
+	CHECK(held_core(0, 0, role, sizeof role) == -1, "node 1 still holds shard 0");
+
+	/* Node 4 restarted: it keeps the replica and serves it. */
+	cluster_stop(&cluster, 3, 15000);
+	for (unsigned end = next + 50; next < end; next++)
+		if (put_retry(next, next % NODES, 10000))
+			ok++;
+	cluster_start(&cluster, 3);
+	core = held_core(3, 0, role, sizeof role);
+	CHECK(core == 1, "node 4 restarted holds shard 0 on core %d", core);
+	/* Stale reads on node 4: its own replica's state (it catches up). */
+	{
+		long deadline = harness_now_ms() + READ_LIMIT_MS;
+		unsigned last = 0, served = 0;
+
+		for (unsigned k = 0; k < next; k++)
+			if (acked[k] && shard_of(k) == 0)
+				last = k;
+		while (harness_now_ms() < deadline) {
+			char key[32], value[1200];
+			size_t kl = key_of(key, sizeof key, last);
+			size_t vl = value_of(value, sizeof value, last);
+			void *got;
+			size_t gl;
+			struct rkv_client *c = cluster_client(&cluster, 3);
+
+			if (c && rkv_get_stale(c, key, kl, &got, &gl) == RKV_STATUS_OK) {
+				CHECK(gl == vl && memcmp(got, value, vl) == 0, "stale read wrong");
+				free(got);
+				served = 1;
+				break;
+			}
+			usleep(50000);
+		}
+		CHECK(served, "node 4 did not serve key %u of shard 0", last);
+	}
+
+	/* Node 3 down: shard 0's voters {2, 4} commit only if node 4 votes. */
+	cluster_stop(&cluster, 2, 15000);
+	{
+		unsigned k = next, done = 0;
+		long deadline = harness_now_ms() + 20000;
+
+		while (done < 20 && harness_now_ms() < deadline) {
+			if (shard_of(k) == 0 && put_retry(k, 1, 10000)) {
+				ok++;
+				done++;
+			}
+			k++;
+		}
+		next = k;
+		CHECK(done == 20, "shard 0 took %u writes with node 3 down", done);
+	}
+	for (unsigned k = 0; k < next; k++)
+		if (acked[k])
+			check_key(k);
+	printf("after the restarts: %u writes acknowledged, every one reads back\n", ok);
+
+	rkv_cluster_map_free(map);
+	cluster_stop_all(&cluster, 15000);
+	harness_cleanup();
+	printf("ok\n");
+	return 0;
+}

@@ -1,0 +1,31 @@
+/*
+ * `ringkv shard move`: see tools/shard_move.c.
+ */
+#ifndef RINGKV_TOOLS_SHARD_MOVE_H
+#define RINGKV_TOOLS_SHARD_MOVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum shard_move_exit {
+	SHARD_MOVE_EXIT_OK = 0,       /* done; without --wait: started */
+	SHARD_MOVE_EXIT_REFUSED = 1,  /* refused or failed, with the reason */
+	SHARD_MOVE_EXIT_USAGE = 2,    /* bad arguments, or no node reachable */
+};
+
+struct shard_move_args {
+	const char *address;          /* any node of the cluster */
+	int timeout_ms;               /* connect and each request */
+	bool json;
+	bool wait;
+	uint32_t shard;
+	uint64_t from, to;
+	uint32_t to_core;
+};
+
+int shard_move_run(const struct shard_move_args *a);
+
+/* "NODE" or "NODE:CORE" (NODE >= 1). 0, or -1 when malformed. */
+int shard_move_parse_target(const char *text, uint64_t *node, uint32_t *core, bool *has_core);
+
+#endif
