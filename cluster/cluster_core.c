@@ -722,11 +722,19 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	int rv;
 
 	/* Segments removed or cut below the shard's flushed index (or the
-	 * group gone from the log): refused, never restored empty. */
+	 * group gone from the log): refused, never restored empty. Not for a
+	 * replica whose joining marker is there: it started empty (a new
+	 * group, a wiped node, a moved replica) and may have installed a
+	 * snapshot whose LOG_RESET was not durable yet when the node died, so
+	 * its tables are legitimately ahead of its log; it restarts joining
+	 * (no vote until caught up from a leader), from min(F, last index). */
 	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
-	rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
-	if (rv != 0)
-		return rv;
+	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
+	if (access(rep->join_marker, F_OK) != 0) {
+		rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
+		if (rv != 0)
+			return rv;
+	}
 	/* The group's members: the last configuration it applied, as
 	 * recorded (replica_conf.c); without a record, the map's founding
 	 * placement, or none for a replica placed here by a move (it learns

@@ -967,6 +967,65 @@ static void test_wiped_node_elects_no_stale_leader(void **state)
 		rm_rf(nodes[id].dir);
 }
 
+/*
+ * A wiped node killed after a snapshot install and before its LOG_RESET was
+ * durable holds tables at the leader's flushed index F while its core log
+ * still has the group at index 0 (and its joining marker). That is a state
+ * a crash makes, not damage: it restarts joining and catches up (it used
+ * to be refused as a log cut below F). Made on disk here: node 3 wiped and
+ * started alone (marker, empty group), then node 1's shard copied in.
+ */
+static void test_restart_between_install_and_log_reset(void **state)
+{
+	char cmd[1200];
+	uint64_t leader, digest;
+	unsigned next = 0;
+
+	(void)state;
+	memtable_size = 64u << 10;
+	value_pad = 300;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 1, 3);
+	key_space = 400;
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3);
+	leader = wait_leader(3, 0, 5000);
+	assert_true(leader != 0);
+	for (unsigned round = 0; round < 8; round++) {
+		write_ok(leader, 0, next, 64);
+		next += 64;
+	}
+	assert_true(converged(3, 0, 5000));
+	refresh(&nodes[1]);
+	digest = nodes[1].status[0].digest;
+	for (unsigned id = 1; id <= 3; id++)
+		node_stop(id);
+	rm_rf(nodes[3].dir);
+	node_start(3, 3); /* alone: the marker and an empty group, no leader */
+	sleep_ms(100);
+	node_stop(3);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s/shard-0' && cp -a '%s/shard-0' '%s/shard-0' && "
+		 "test -e '%s/shard-0.joining'", nodes[3].dir, nodes[1].dir, nodes[3].dir,
+		 nodes[3].dir);
+	assert_int_equal(system(cmd), 0);
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3); /* node 3 used to be refused here */
+	leader = wait_leader(3, 0, 8000);
+	assert_true(leader != 0);
+	assert_true(converged(3, 0, 8000));
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].digest, digest);
+	write_ok(leader, 0, next, 64);
+	assert_true(converged(3, 0, 8000));
+	for (unsigned id = 1; id <= 3; id++)
+		node_stop(id);
+	for (unsigned id = 1; id <= 3; id++)
+		rm_rf(nodes[id].dir);
+	memtable_size = 1u << 20;
+	value_pad = 0;
+}
+
 /* writes[first, +count): write i goes to shard i % shards. */
 static bool job_propose_spread(struct tcore *c)
 {
@@ -1768,6 +1827,7 @@ int main(void)
 		cmocka_unit_test(test_one_node),
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_wiped_node_elects_no_stale_leader),
+		cmocka_unit_test(test_restart_between_install_and_log_reset),
 		cmocka_unit_test(test_compaction_and_restart),
 		cmocka_unit_test(test_outcome_matches_replicas),
 		cmocka_unit_test(test_overwritten_outcome),
