@@ -1114,7 +1114,8 @@ bool cluster_core_quiescent(struct cluster_core *c)
 			idle = false;
 		/* Streams end here: pins go, ring ops of the receiver drain. */
 		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]) ||
-		    c->reps[i]->join_unlinking || !replica_conf_idle(c->reps[i]))
+		    c->reps[i]->join_unlinking || !replica_conf_idle(c->reps[i]) ||
+		    (c->reps[i]->join_file_ready && !ring_file_idle(&c->reps[i]->join_file)))
 			idle = false;
 	}
 	if (!core_log_idle(c->log) || !replica_move_idle(c))

@@ -631,6 +631,10 @@ static void join_check(struct replica *rep)
 	 * everything committed before this term began (§5.4.2). */
 	if (!raft_term_at(rep->raft, point, &term) || term != raft_term(rep->raft))
 		return;
+	/* The marker's rewrite first, or its rename could bring it back after
+	 * the unlink below (next pass). */
+	if (rep->join_file_ready && !ring_file_idle(&rep->join_file))
+		return;
 	rep->joining = false;
 	/* The marker goes (a crash before this is durable only means the
 	 * node waits to catch up once more after a restart). */
@@ -664,12 +668,31 @@ static void join_check(struct replica *rep)
  * "undecided") keeps the state across restarts until settled.
  * Returns 1 to accept the message, -1 to drop it, 0 for the joining rules.
  */
+static void join_file_written(struct ring_file *f, int res)
+{
+	struct replica *rep = f->arg;
+
+	if (res < 0)
+		log_warn("replica %u: %s: %s (after a restart it is undecided again)", rep->id,
+			 rep->join_marker, strerror(-res));
+}
+
 static void undecided_joins(struct replica *rep, const char *why)
 {
 	rep->undecided = false;
 	rep->joining = true;
 	log_warn("replica %u: started empty in a group with a history (%s): a wiped node? "
 		 "no vote until caught up from a leader", rep->id, why);
+	/* The marker says "undecided": make it say joining (empty), so a
+	 * restart before the catch-up does not come back undecided, granting
+	 * votes to empty candidates again. */
+	if (!rep->join_file_ready) {
+		ring_file_init(&rep->join_file, &rep->core->r->io, node_of(rep)->data_dir_fd,
+			       rep->join_marker, join_file_written, rep);
+		rep->join_file_ready = true;
+	}
+	if (ring_file_idle(&rep->join_file))
+		ring_file_write(&rep->join_file, "", 0);
 }
 
 static int undecided_filter(struct replica *rep, const struct raft_msg *m)

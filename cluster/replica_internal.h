@@ -258,6 +258,10 @@ struct replica {
 	struct io_op join_sync_op;       /* then the data dir's fsync */
 	int join_res;                    /* the first error of the two */
 	unsigned join_unlinking;         /* of the two, not yet completed */
+	struct ring_file join_file;      /* the marker rewritten "joining" when an
+					  * undecided replica learns the group
+					  * has a history */
+	bool join_file_ready;            /* join_file initialised */
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
 	struct replica_repair repair;
