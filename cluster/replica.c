@@ -931,6 +931,11 @@ int replica_read(struct replica *rep, struct replica_read *rd)
 	return rv;
 }
 
+bool replica_stale_ok(const struct replica *rep)
+{
+	return shard_applied_index(rep->shard) >= rep->stale_floor;
+}
+
 bool replica_read_local_ok(const struct replica *rep)
 {
 	const struct raft *r = rep->raft;

@@ -245,6 +245,11 @@ int replica_read(struct replica *rep, struct replica_read *rd);
  * applied everything committed.
  */
 bool replica_read_local_ok(const struct replica *rep);
+/* Whether a stale read may be served from this replica's applied state:
+ * false while a repair's snapshot, installed below the index the replica
+ * had applied, is being brought back up to it from the local log (the
+ * replica's answers never go back in time). */
+bool replica_stale_ok(const struct replica *rep);
 
 /*
  * Leader only: proposes one membership change of the group (raft.h,

@@ -262,6 +262,9 @@ struct replica {
 					  * undecided replica learns the group
 					  * has a history */
 	bool join_file_ready;            /* join_file initialised */
+	uint64_t stale_floor;            /* stale reads wait until applied is back
+					  * here: the applied index before a
+					  * snapshot install (snapshot_recv.c) */
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
 	struct replica_repair repair;

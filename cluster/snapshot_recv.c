@@ -637,6 +637,10 @@ void snapshot_recv_service(struct replica *rep)
 		replica_mark_dirty(rep); /* look again next pass */
 		return;
 	}
+	/* A repair may install below what this replica applied: its stale
+	 * reads wait until it applied that far again (replica_stale_ok). */
+	if (shard_applied_index(rep->shard) > rep->stale_floor)
+		rep->stale_floor = shard_applied_index(rep->shard);
 	rv = shard_install_start(&rc->install, &a, err, sizeof err);
 	if (rv != 0) {
 		/* Nothing done: the old shard goes on. */

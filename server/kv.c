@@ -559,7 +559,19 @@ static void execute(struct node_core *c, struct kv_req *req)
 	req->leader_hint = replica_leader(rep);
 	if (is_read(req) && (req->flags & KV_STALE)) {
 		/* Stale read: this replica's applied state, no ReadIndex
-		 * (docs/notes/forward.md says what it may return). */
+		 * (docs/notes/forward.md says what it may return), unless
+		 * that state went back behind what it served before (a
+		 * repair's snapshot is below its applied index until the
+		 * replica re-applied its log): never older than an earlier
+		 * answer of the same replica. */
+		if (!replica_stale_ok(rep)) {
+			req->value_len = 0;
+			req->status = ringkv_Status_UNAVAILABLE;
+			req->error = "this replica is re-applying its log after a repair; "
+				     "read from the leader or retry";
+			answer(c, req);
+			return;
+		}
 		execute_read(c, req);
 		return;
 	}
@@ -732,7 +744,8 @@ void kv_submit_native(struct node_core *c, struct conn *conn, const struct frame
 	if (move_submit(c, conn, fr))
 		return; /* shard moves: server/move.c */
 	if (fr->op == FRAME_OP_GET && node_shard_core(c->node, shard) == c->reactor->id &&
-	    (fr->stale || replica_read_local_ok(c->replicas[shard]))) {
+	    ((fr->stale && replica_stale_ok(c->replicas[shard])) ||
+	     replica_read_local_ok(c->replicas[shard]))) {
 		const void *value;
 		size_t len;
 
