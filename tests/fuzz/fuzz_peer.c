@@ -144,6 +144,9 @@ static void round_trip_other(const struct peer_msg_frame *a,
 	case PEER_MSG_SNAPSHOT_REQUEST:
 		CHECK(peer_msg_encode_snapshot_request(&again, &a->snapshot_request) == 0);
 		break;
+	case PEER_MSG_PLACEMENT:
+		CHECK(peer_msg_encode_placement(&again, &a->placement) == 0);
+		break;
 	default:
 		CHECK(0);
 	}
@@ -184,6 +187,9 @@ static void round_trip_other(const struct peer_msg_frame *a,
 	case PEER_MSG_SNAPSHOT_REQUEST:
 		CHECK(a->snapshot_request.group == b.snapshot_request.group &&
 		      a->snapshot_request.applied == b.snapshot_request.applied);
+		break;
+	case PEER_MSG_PLACEMENT:
+		CHECK(memcmp(&a->placement, &b.placement, sizeof a->placement) == 0);
 		break;
 	default:
 		CHECK(a->forward_reply.forward_id == b.forward_reply.forward_id &&
@@ -253,6 +259,7 @@ static void run_payload(const uint8_t *data, size_t size, const struct peer_msg_
 		round_trip_other(&f, l);
 		break;
 	case PEER_MSG_SNAPSHOT_REQUEST:
+	case PEER_MSG_PLACEMENT:
 		round_trip_other(&f, l);
 		break;
 	default:
