@@ -39,9 +39,8 @@
 
 #define BATCH_MIN_CAP (64u << 10)
 
-static bool direct_on(struct core_log *log, int fd);
 
-static struct io_uring_sqe *log_sqe(struct core_log *log, struct io_op *op)
+struct io_uring_sqe *core_log_sqe(struct core_log *log, struct io_op *op)
 {
 	struct io_uring_sqe *sqe = io_ring_get_sqe(log->io);
 
@@ -550,7 +549,7 @@ static void mark_done(struct io_op *op, int res, unsigned flags)
  */
 
 /* Encodes the next mark (end = durable_end) into `out`; its slot offset. */
-static uint64_t mark_next(struct core_log *log, uint8_t *out)
+uint64_t core_log_mark_next(struct core_log *log, uint8_t *out)
 {
 	struct core_log_mark m = { .seq = active_seg(log)->seq, .count = ++log->mark_count,
 				   .end = log->durable_end };
@@ -596,7 +595,7 @@ static void mark_timer_done(struct io_op *op, int res, unsigned flags)
 	/* A batch in flight re-arms the timer when it is durable. */
 	if (log->nstored > 0 || log->write_inflight)
 		return;
-	at = mark_next(log, log->idle_mark);
+	at = core_log_mark_next(log, log->idle_mark);
 	log->stats.idle_marks++;
 	log->write_inflight = true;
 	log->idle_res = 0;
@@ -605,7 +604,7 @@ static void mark_timer_done(struct io_op *op, int res, unsigned flags)
 		memcpy(log->dio_page0 + at, log->idle_mark, CORE_LOG_MARK_SIZE);
 		log->idle_len = CORE_LOG_DIO_BLOCK;
 		log->idle_cqes = 1;
-		sqe = log_sqe(log, &log->idle_mark_op);
+		sqe = core_log_sqe(log, &log->idle_mark_op);
 		io_uring_prep_write(sqe, log->fd, log->dio_page0, CORE_LOG_DIO_BLOCK, 0);
 		sqe->rw_flags = RWF_DSYNC;
 		return;
@@ -613,10 +612,10 @@ static void mark_timer_done(struct io_op *op, int res, unsigned flags)
 	log->idle_len = CORE_LOG_MARK_SIZE;
 	log->idle_cqes = 2;
 	io_ring_reserve(log->io, 2);
-	sqe = log_sqe(log, &log->idle_mark_op);
+	sqe = core_log_sqe(log, &log->idle_mark_op);
 	io_uring_prep_write(sqe, log->fd, log->idle_mark, CORE_LOG_MARK_SIZE, at);
 	sqe->flags |= IOSQE_IO_LINK;
-	sqe = log_sqe(log, &log->idle_sync_op);
+	sqe = core_log_sqe(log, &log->idle_sync_op);
 	io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
 }
 
@@ -628,7 +627,7 @@ static void mark_timer_arm(struct core_log *log)
 	if (log->mark_timer_armed || log->failed || log->durable_end <= log->mark_end)
 		return;
 	log->mark_timer_armed = true;
-	sqe = log_sqe(log, &log->mark_timer_op);
+	sqe = core_log_sqe(log, &log->mark_timer_op);
 	io_uring_prep_timeout(sqe, &log->mark_delay, 0, 0);
 }
 
@@ -693,10 +692,10 @@ static void grow(struct core_log *log, uint64_t need)
 	log->grow_cqes = 2;
 	log->grow_res = 0;
 	io_ring_reserve(log->io, 2);
-	sqe = log_sqe(log, &log->grow_op);
+	sqe = core_log_sqe(log, &log->grow_op);
 	io_uring_prep_fallocate(sqe, log->fd, 0, log->map.alloc, size - log->map.alloc);
 	sqe->flags |= IOSQE_IO_LINK;
-	sqe = log_sqe(log, &log->grow_sync_op);
+	sqe = core_log_sqe(log, &log->grow_sync_op);
 	io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
 }
 
@@ -738,7 +737,7 @@ static void close_step(struct core_log *log)
 	if (log->close_inflight || log->nclose == 0)
 		return;
 	log->close_inflight = true;
-	sqe = log_sqe(log, &log->close_op);
+	sqe = core_log_sqe(log, &log->close_op);
 	io_uring_prep_close(sqe, log->close_fds[--log->nclose]);
 }
 
@@ -781,17 +780,17 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 		/* FALLOCATE, header, its fsync, the directory's fsync: one chain,
 		 * so the segment is complete and its name durable when READY. */
 		io_ring_reserve(log->io, 4);
-		sqe = log_sqe(log, &log->prep_op[0]);
+		sqe = core_log_sqe(log, &log->prep_op[0]);
 		io_uring_prep_fallocate(sqe, log->prep_fd, 0, 0, log->cfg.prealloc);
 		sqe->flags |= IOSQE_IO_LINK;
-		sqe = log_sqe(log, &log->prep_op[1]);
+		sqe = core_log_sqe(log, &log->prep_op[1]);
 		io_uring_prep_write(sqe, log->prep_fd, log->prep_header,
 				    CORE_LOG_RECORDS_START, 0);
 		sqe->flags |= IOSQE_IO_LINK;
-		sqe = log_sqe(log, &log->prep_op[2]);
+		sqe = core_log_sqe(log, &log->prep_op[2]);
 		io_uring_prep_fsync(sqe, log->prep_fd, 0);
 		sqe->flags |= IOSQE_IO_LINK;
-		sqe = log_sqe(log, &log->prep_op[3]);
+		sqe = core_log_sqe(log, &log->prep_op[3]);
 		io_uring_prep_fsync(sqe, log->dir_fd, 0);
 		return;
 	}
@@ -820,7 +819,7 @@ static void prepare_start(struct core_log *log)
 	log->prep = PREP_OPENING;
 	log->prep_cqes = 1;
 	log->prep_err = 0;
-	sqe = log_sqe(log, &log->prep_op[0]);
+	sqe = core_log_sqe(log, &log->prep_op[0]);
 	/* O_TRUNC, not O_EXCL: a file of this seq can only be the leftover of
 	 * an attempt that failed (the name is above every segment in use). */
 	io_uring_prep_openat(sqe, log->dir_fd, log->prep_name,
@@ -877,7 +876,7 @@ static int switch_segment(struct core_log *log, uint64_t need)
 	log->mark_count = 1;
 	if (log->direct) {
 		/* Records start on a block: no tail block to carry over. */
-		log->direct = direct_on(log, log->fd);
+		log->direct = core_log_direct_on(log, log->fd);
 		memcpy(log->dio_page0, log->prep_header, CORE_LOG_RECORDS_START);
 	}
 	log->active_checkpointed = false;
@@ -984,151 +983,6 @@ static bool may_store(const struct core_log *log)
 	       !log->write_inflight;
 }
 
-/* ---- direct writes --------------------------------------------------- */
-
-/*
- * Turns O_DIRECT on for the active segment's fd. False (the buffered path
- * stays) when the configuration asks for buffered writes, when the file
- * system does not report its direct I/O alignment (statx STATX_DIOALIGN:
- * tmpfs, for one, takes O_DIRECT but reports none, and writes through the
- * page cache anyway) or needs more than CORE_LOG_DIO_BLOCK (a disk with
- * 8 KiB logical blocks), or refuses O_DIRECT.
- */
-static bool direct_on(struct core_log *log, int fd)
-{
-	struct statx st;
-	int fl;
-
-	if (log->cfg.buffered)
-		return false;
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &st) != 0 ||
-	    !(st.stx_mask & STATX_DIOALIGN) || st.stx_dio_offset_align == 0 ||
-	    st.stx_dio_offset_align > CORE_LOG_DIO_BLOCK ||
-	    st.stx_dio_mem_align > CORE_LOG_DIO_BLOCK) {
-		log_info("core log %s: the file system offers no direct I/O at %u-byte "
-			 "alignment: batches are written through the page cache, each "
-			 "with an fdatasync", log->cfg.dir, CORE_LOG_DIO_BLOCK);
-		return false;
-	}
-	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT) != 0) {
-		log_warn("core log %s: O_DIRECT refused (%s): batches are written through "
-			 "the page cache, each with an fdatasync", log->cfg.dir, strerror(errno));
-		return false;
-	}
-	return true;
-}
-
-/* Makes room for `len` bytes of block-aligned staging (grows to a peak). */
-static int dio_reserve(struct core_log *log, size_t len)
-{
-	size_t want = log->dio_cap ? log->dio_cap : BATCH_MIN_CAP;
-	uint8_t *grown;
-
-	if (len <= log->dio_cap)
-		return 0;
-	while (want < len) {
-		if (want > SIZE_MAX / 2)
-			return -ENOMEM;
-		want *= 2;
-	}
-	grown = aligned_alloc(CORE_LOG_DIO_BLOCK, want);
-	if (!grown)
-		return -ENOMEM;
-	free(log->dio_buf);
-	log->dio_buf = grown;
-	log->dio_cap = want;
-	return 0;
-}
-
-/*
- * The batch (and the checkpoint before it) as one O_DIRECT WRITE with
- * RWF_DSYNC: durable when it completes, so sync->op takes its completion
- * and no fdatasync follows. It covers whole blocks from the one holding
- * `off`: that block's bytes before `off` are written again, unchanged
- * (dio_tail), and the last block is padded with zeros, which is what the
- * preallocated space past the records holds anyway. A torn write leaves
- * each sector old or new, and the old bytes of a rewritten sector equal
- * the new ones, so no earlier record is at risk.
- */
-static void store_direct(struct core_log *log, struct core_log_sync *sync, uint64_t off)
-{
-	uint64_t start = off / CORE_LOG_DIO_BLOCK * CORE_LOG_DIO_BLOCK;
-	size_t head = (size_t)(off - start);
-	size_t len = head + sync->write_len;
-	size_t padded = (len + CORE_LOG_DIO_BLOCK - 1) / CORE_LOG_DIO_BLOCK * CORE_LOG_DIO_BLOCK;
-	size_t tail_at = (len / CORE_LOG_DIO_BLOCK) * CORE_LOG_DIO_BLOCK;
-	struct io_uring_sqe *sqe;
-	uint8_t *p;
-
-	assert(padded <= log->dio_cap); /* submit() reserved it */
-	p = log->dio_buf;
-	memcpy(p, log->dio_tail, head);
-	p += head;
-	for (int i = 0; i < 2 && sync->iov[i].iov_len; i++) {
-		memcpy(p, sync->iov[i].iov_base, sync->iov[i].iov_len);
-		p += sync->iov[i].iov_len;
-	}
-	memset(p, 0, padded - len);
-	memcpy(log->dio_tail, log->dio_buf + tail_at, len - tail_at);
-	/* sync_finished() checks the write's length against write_len. */
-	sync->write_len = padded;
-	sync->direct = true;
-	sync->cqes = 1;
-	/* write_inflight stays set until the records' WRITE (sync_done) and
-	 * the mark's, if any, complete: one batch's writes at a time, as two
-	 * batches could rewrite the same block in either order, and dio_buf
-	 * and dio_page0 are single buffers. Its two writes never share a
-	 * block (page 0 holds no record). */
-	sync->writes = 1;
-	io_ring_reserve(log->io, 2);
-	if (sync->marked) {
-		/* Page 0 whole, with the new mark in its slot, RWF_DSYNC of
-		 * its own and beside the records' write, not linked before it:
-		 * the mark names only batches already durable, so the two may
-		 * land in either order (and page 0 is never a records block);
-		 * linked, the batch paid two device writes in a row, and a
-		 * device with FUA would flush only the records' write, leaving
-		 * the mark in its cache. */
-		uint64_t at = mark_next(log, sync->mark);
-
-		memcpy(log->dio_page0 + at, sync->mark, CORE_LOG_MARK_SIZE);
-		sync->mark_len = CORE_LOG_DIO_BLOCK;
-		sync->cqes++;
-		sync->writes++;
-		log->stats.marks++;
-		sqe = log_sqe(log, &sync->mark_op);
-		io_uring_prep_write(sqe, log->fd, log->dio_page0, CORE_LOG_DIO_BLOCK, 0);
-		sqe->rw_flags = RWF_DSYNC;
-	}
-	sqe = log_sqe(log, &sync->op);
-	io_uring_prep_write(sqe, log->fd, log->dio_buf, (unsigned)padded, start);
-	sqe->rw_flags = RWF_DSYNC;
-}
-
-/* Page 0 and the block holding the append offset, read once at open for
- * store_direct. */
-static int direct_start(struct core_log *log)
-{
-	uint64_t start = log->offset / CORE_LOG_DIO_BLOCK * CORE_LOG_DIO_BLOCK;
-	size_t head = (size_t)(log->offset - start);
-	ssize_t n;
-
-	if (log->cfg.buffered)
-		return 0;
-	log->dio_page0 = aligned_alloc(CORE_LOG_DIO_BLOCK, CORE_LOG_DIO_BLOCK);
-	if (!log->dio_page0)
-		return -ENOMEM;
-	n = pread(log->fd, log->dio_page0, CORE_LOG_RECORDS_START, 0);
-	if (n < 0 || n != CORE_LOG_RECORDS_START)
-		return n < 0 ? -errno : -EIO;
-	n = head ? pread(log->fd, log->dio_tail, head, (off_t)start) : 0;
-	if (n < 0 || (size_t)n != head)
-		return n < 0 ? -errno : -EIO;
-	log->direct = direct_on(log, log->fd);
-	return 0;
-}
-
 static void store(struct core_log *log)
 {
 	struct core_log_batch *b = log->pending;
@@ -1211,24 +1065,24 @@ static void store(struct core_log *log)
 	log->write_inflight = true;
 	log->stats.fsyncs++;
 	if (log->direct) {
-		store_direct(log, sync, sqe_off);
+		core_log_store_direct(log, sync, sqe_off);
 	} else {
 		io_ring_reserve(log->io, 3);
-		sqe = log_sqe(log, &sync->write_op);
+		sqe = core_log_sqe(log, &sync->write_op);
 		io_uring_prep_writev(sqe, log->fd, sync->iov, sync->iov[1].iov_len ? 2 : 1,
 				     sqe_off);
 		sqe->flags |= IOSQE_IO_LINK;
 		if (sync->marked) {
-			uint64_t at = mark_next(log, sync->mark);
+			uint64_t at = core_log_mark_next(log, sync->mark);
 
 			sync->cqes++;
 			sync->writes++;
 			log->stats.marks++;
-			sqe = log_sqe(log, &sync->mark_op);
+			sqe = core_log_sqe(log, &sync->mark_op);
 			io_uring_prep_write(sqe, log->fd, sync->mark, CORE_LOG_MARK_SIZE, at);
 			sqe->flags |= IOSQE_IO_LINK;
 		}
-		sqe = log_sqe(log, &sync->op);
+		sqe = core_log_sqe(log, &sync->op);
 		io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
 	}
 	if (!log->grow_failed && log->map.alloc - log->offset < log->cfg.prealloc / 2 &&
@@ -1279,7 +1133,7 @@ static void submit(struct core_log *log)
 	}
 	/* Staging for a direct write: the batch, the head of its first block
 	 * and the padding of its last. */
-	if (log->direct && dio_reserve(log, need + 2 * CORE_LOG_DIO_BLOCK) != 0) {
+	if (log->direct && core_log_dio_reserve(log, need + 2 * CORE_LOG_DIO_BLOCK) != 0) {
 		fail_pending(log, -ENOMEM);
 		return;
 	}
@@ -1336,7 +1190,7 @@ static void retention_step(struct core_log *log)
 		return;
 	log->unlink_inflight = true;
 	core_log_segment_name(log->unlink_name, sizeof log->unlink_name, log->segs[0].seq);
-	sqe = log_sqe(log, &log->unlink_op);
+	sqe = core_log_sqe(log, &log->unlink_op);
 	io_uring_prep_unlinkat(sqe, log->dir_fd, log->unlink_name, 0);
 }
 
@@ -1410,7 +1264,7 @@ int core_log_open(struct core_log **out, const struct core_log_config *cfg,
 	if (rv == 0)
 		rv = core_log_open_segments(log, err, errlen);
 	if (rv == 0) {
-		rv = direct_start(log);
+		rv = core_log_direct_start(log);
 		if (rv != 0)
 			snprintf(err, errlen, "core log %s: reading the last block of the active "
 				 "segment: %s", log->cfg.dir, strerror(-rv));

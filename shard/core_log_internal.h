@@ -266,6 +266,17 @@ void core_log_group_repin(struct core_log *log, uint32_t gi);
 /* The segment record of `seq`, or NULL if it is not (any longer) there. */
 struct core_log_seg *core_log_seg_find(struct core_log *log, uint64_t seq);
 
+/* core_log.c, for core_log_direct.c */
+struct io_uring_sqe *core_log_sqe(struct core_log *log, struct io_op *op);
+/* Encodes the next durable-end mark into `out`; its slot offset. */
+uint64_t core_log_mark_next(struct core_log *log, uint8_t *out);
+
+/* core_log_direct.c: direct writes (see there). */
+bool core_log_direct_on(struct core_log *log, int fd);
+int core_log_dio_reserve(struct core_log *log, size_t len);
+void core_log_store_direct(struct core_log *log, struct core_log_sync *sync, uint64_t off);
+int core_log_direct_start(struct core_log *log);
+
 /* core_log_open.c: recovery (see there). */
 int core_log_open_segments(struct core_log *log, char *err, size_t errlen);
 
