@@ -1,17 +1,19 @@
 /*
  * libFuzzer harness for the frame codec: frame_peek on the raw input, then
  * the payload decoders (request, response, response with its cluster map
- * and status parts) on what follows the prefix (complete or not), with
+ * and status parts, response with its shard-move part) on what follows the prefix (complete or not), with
  * the default limits and with tiny ones so the too-large paths run too.
  * Invariants: only documented return codes, and every returned slice (scan
  * pairs included) lies inside the input.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "core/errors.h"
 #include "proto/frame.h"
+#include "proto/frame_move.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -85,6 +87,8 @@ static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 							       NULL };
 	struct frame_cluster_answer answer;
 	struct frame_request req;
+	struct frame_move move;
+	bool has_move;
 	struct frame_slice value, error;
 	uint64_t id;
 	uint32_t plen = 0;
@@ -106,7 +110,7 @@ static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 		CHECK(req.op == FRAME_OP_GET || req.op == FRAME_OP_PUT ||
 		      req.op == FRAME_OP_DELETE || req.op == FRAME_OP_SCAN ||
 		      req.op == FRAME_OP_CLUSTER_MAP || req.op == FRAME_OP_CLUSTER_STATUS ||
-		      req.op == FRAME_OP_BACKUP);
+		      req.op == FRAME_OP_BACKUP || req.op == FRAME_OP_SHARD_MOVE);
 		/* Any key may be empty (the empty key is a key); none is
 		 * over the limit. */
 		CHECK(req.key.len <= l->max_key && req.end.len <= l->max_key);
@@ -124,6 +128,10 @@ static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 	if (rc == 0)
 		CHECK(status >= 0 && in_range(value, data, size) &&
 		      in_range(error, data, size));
+	rc = frame_decode_move_answer(data, size, &id, &status, &error, &move, &has_move);
+	CHECK(rc == 0 || rc == RKV_EPROTO);
+	if (rc == 0)
+		CHECK(status >= 0 && in_range(error, data, size));
 	rc = frame_decode_cluster_answer(data, size, &answer, &cluster);
 	CHECK(rc == 0 || rc == RKV_EPROTO || rc == RKV_ETOOLARGE);
 	if (rc == 0)
