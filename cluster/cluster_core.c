@@ -27,6 +27,7 @@
 
 #include "core/durable_file.h"
 #include "core/log.h"
+#include "raft/log.h"
 #include "shard/block_cache.h"
 
 #define DEFAULT_CACHE_BYTES (8u << 20)
@@ -1133,6 +1134,7 @@ void cluster_core_finish(struct cluster_core *c)
 		peer_core_finish(c->pc);
 	c->pc = NULL;
 	close_all(c, true); /* the loop has ended: the hook never runs again */
+	raft_log_cache_release(); /* every log of this thread is freed */
 }
 
 void cluster_core_on_shard_swap(struct cluster_core *c, cluster_shard_swap_fn *fn, void *arg)
