@@ -253,6 +253,18 @@ void replica_fail_all(struct replica *rep, int prop_status, int read_status)
 
 /* ---- apply -------------------------------------------------------------- */
 
+/* How far ahead of the entry being applied the first half of a write's
+ * cache misses is started; the second half at half the distance. */
+#define APPLY_AHEAD 16
+
+static void prefetch_entry(struct replica *rep, uint64_t index, bool node)
+{
+	const struct raft_entry *e = raft_entry_at(rep->raft, index);
+
+	if (e && e->type == RAFT_ENTRY_NORMAL)
+		shard_prefetch(rep->shard, e->data, e->len, node);
+}
+
 static void apply_drain(struct replica *rep)
 {
 	while (!rep->apply_stopped && !rep->apply_blocked && !rep->installing &&
@@ -269,6 +281,12 @@ static void apply_drain(struct replica *rep)
 			rep->apply_stopped = true;
 			break;
 		}
+		/* The cache misses of writes a few entries ahead start now,
+		 * while this one applies (shard_prefetch). */
+		if (i + APPLY_AHEAD <= rep->apply_to)
+			prefetch_entry(rep, i + APPLY_AHEAD, false);
+		if (i + APPLY_AHEAD / 2 <= rep->apply_to)
+			prefetch_entry(rep, i + APPLY_AHEAD / 2, true);
 		w = props_match(rep, i, e->term);
 		/* Decoded before the hand-in: a waiter's callback may step
 		 * Raft, whose log then no longer holds `e` where it was. */

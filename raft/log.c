@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* Chunks start small (a quiet group holds a few bytes) and double up to
  * CHUNK_MAX as the log grows; an entry larger than that gets a chunk of
@@ -27,136 +26,36 @@ struct raft_log_chunk {
 };
 
 /*
- * Full-size chunks come from per-thread regions of huge pages and go back
- * to a per-thread free list, never to malloc. A replica's log holds what it
- * appended since its shard's last flush (tens of MiB under load) and gives
- * it back at the next flush. From malloc, every 4 KiB of it was a fresh
- * page whose fault perf put at a tenth of a replicated write's CPU (the
- * fault, not the zeroing, is what costs in a VM); a region of 2 MiB pages
- * takes one fault per 2 MiB, and a chunk on the free list none. Regions are
- * kept for the thread's life: their size is the most this thread's logs
- * ever held at once. Per thread because every log of a core lives on its
- * thread (raft_log_cache_release() unmaps them at its end).
+ * Emptied full-size chunks go on a per-thread free list, not back to
+ * malloc, and the next full-size chunk any log of the thread needs comes
+ * from there. A replica's log holds what it appended since its shard's last
+ * flush (tens of MiB under load) and gives it all back at the next flush,
+ * to need as much again within seconds: given back to malloc, those bytes
+ * were unmapped or trimmed and came back as fresh pages, a fault per 4 KiB.
+ * The list keeps what this thread's logs held at most at once, until
+ * raft_log_cache_release() (the core's end). Per thread because every log
+ * of a core lives on its thread.
  */
-#define REGION_BYTES (32u << 20) /* 128 full-size chunks */
-#define HUGE_PAGE (2u << 20)
-#define REGIONS_MAX 4096u         /* 128 GiB of log per thread */
-
-struct chunk_pool {
-	struct raft_log_chunk *free; /* linked through their first bytes */
-	uint8_t *next, *end;         /* the rest of the newest region */
-	void *regions[REGIONS_MAX];
-	unsigned nregions;
-};
-
-static _Thread_local struct chunk_pool pool;
+static _Thread_local struct raft_log_chunk *free_chunks; /* linked through data */
 
 static struct raft_log_chunk **free_link(struct raft_log_chunk *c)
 {
 	return (struct raft_log_chunk **)(void *)c->data;
 }
 
-/* `len` bytes (a multiple of HUGE_PAGE) of fresh memory, 2 MiB aligned
- * and advised huge pages, or NULL. */
-static void *huge_map(size_t len)
-{
-	size_t span = len + HUGE_PAGE;
-	uint8_t *p, *base;
-
-	p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	base = (uint8_t *)(((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
-	if (base > p)
-		munmap(p, (size_t)(base - p));
-	if (base + len < p + span)
-		munmap(base + len, (size_t)(p + span - (base + len)));
-	(void)madvise(base, len, MADV_HUGEPAGE); /* advice only */
-	return base;
-}
-
-static bool pool_grow(void)
-{
-	uint8_t *base;
-
-	if (pool.nregions == REGIONS_MAX)
-		return false;
-	base = huge_map(REGION_BYTES);
-	if (!base)
-		return false;
-	pool.regions[pool.nregions++] = base;
-	pool.next = base;
-	pool.end = base + REGION_BYTES;
-	return true;
-}
-
-/*
- * The entry array: malloc'd while small, then (from 2 MiB) a huge-page
- * mapping of its own, for the reason the chunks are: it grows by a 4 KiB
- * fault per 170 entries otherwise. Mapped lengths are whole huge pages.
- */
-static size_t entries_map_len(uint64_t cap)
-{
-	size_t bytes = (size_t)cap * sizeof(struct raft_entry);
-
-	return bytes < HUGE_PAGE ? 0 : (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-}
-
-static void entries_free(struct raft_log *log)
-{
-	size_t len = entries_map_len(log->cap);
-
-	if (len)
-		munmap(log->entries, len);
-	else
-		free(log->entries);
-	log->entries = NULL;
-	log->cap = 0;
-}
-
-static int entries_grow(struct raft_log *log, uint64_t cap)
-{
-	size_t len = entries_map_len(cap);
-	struct raft_entry *grown;
-
-	if (!len) {
-		grown = realloc(log->entries, cap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		log->entries = grown;
-		log->cap = cap;
-		return 0;
-	}
-	grown = huge_map(len);
-	if (!grown)
-		return -ENOMEM;
-	if (log->n)
-		memcpy(grown, log->entries, log->n * sizeof(*grown));
-	entries_free(log);
-	log->entries = grown;
-	log->cap = cap;
-	return 0;
-}
-
-/* A chunk of `cap` bytes: full-size ones from the pool, others malloc'd. */
+/* A chunk of `cap` bytes, or NULL. */
 static struct raft_log_chunk *chunk_new(size_t cap)
 {
-	const size_t full = sizeof(struct raft_log_chunk) + CHUNK_MAX;
 	struct raft_log_chunk *c;
 
-	if (cap != CHUNK_MAX) {
-		c = malloc(sizeof(*c) + cap);
-	} else if (pool.free) {
-		c = pool.free;
-		pool.free = *free_link(c);
+	if (cap == CHUNK_MAX && free_chunks) {
+		c = free_chunks;
+		free_chunks = *free_link(c);
 	} else {
-		if ((size_t)(pool.end - pool.next) < full && !pool_grow())
+		c = malloc(sizeof(*c) + cap);
+		if (!c)
 			return NULL;
-		c = (struct raft_log_chunk *)(void *)pool.next;
-		pool.next += (full + DATA_ALIGN - 1) / DATA_ALIGN * DATA_ALIGN;
 	}
-	if (!c)
-		return NULL;
 	c->cap = cap;
 	c->used = 0;
 	return c;
@@ -164,14 +63,12 @@ static struct raft_log_chunk *chunk_new(size_t cap)
 
 static void chunk_free(struct raft_log_chunk *c)
 {
-	if (!c)
-		return;
-	if (c->cap != CHUNK_MAX) {
+	if (c && c->cap == CHUNK_MAX) {
+		*free_link(c) = free_chunks;
+		free_chunks = c;
+	} else {
 		free(c);
-		return;
 	}
-	*free_link(c) = pool.free;
-	pool.free = c;
 }
 
 void raft_log_init(struct raft_log *log)
@@ -240,9 +137,12 @@ static struct raft_log_chunk *chunk_for(struct raft_log *log, size_t len)
 
 void raft_log_cache_release(void)
 {
-	for (unsigned i = 0; i < pool.nregions; i++)
-		munmap(pool.regions[i], REGION_BYTES);
-	memset(&pool, 0, sizeof(pool));
+	while (free_chunks) {
+		struct raft_log_chunk *c = free_chunks;
+
+		free_chunks = *free_link(c);
+		free(c);
+	}
 }
 
 void raft_log_free(struct raft_log *log)
@@ -251,7 +151,7 @@ void raft_log_free(struct raft_log *log)
 		chunk_free(log->chunks[i]);
 	free(log->chunks);
 	chunk_free(log->spare);
-	entries_free(log);
+	free(log->entries);
 	raft_log_init(log);
 }
 
@@ -289,8 +189,15 @@ int raft_log_append(struct raft_log *log, uint64_t term, uint32_t type,
 		    const void *data, uint32_t len)
 {
 	assert(term >= raft_log_last_term(log));
-	if (log->n == log->cap && entries_grow(log, log->cap ? log->cap * 2 : 8) != 0)
-		return -ENOMEM;
+	if (log->n == log->cap) {
+		uint64_t cap = log->cap ? log->cap * 2 : 8;
+		struct raft_entry *grown =
+			realloc(log->entries, cap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		log->entries = grown;
+		log->cap = cap;
+	}
 	struct raft_entry *e = &log->entries[log->n];
 	e->term = term;
 	e->type = type;
@@ -372,8 +279,11 @@ void raft_log_compact(struct raft_log *log, uint64_t index)
 	log->n -= drop;
 	log->offset = index;
 	chunks_compact(log);
-	if (log->n == 0)
-		entries_free(log);
+	if (log->n == 0) {
+		free(log->entries);
+		log->entries = NULL;
+		log->cap = 0;
+	}
 }
 
 void raft_log_reset(struct raft_log *log, uint64_t index, uint64_t term)

@@ -54,9 +54,9 @@ void raft_log_compact(struct raft_log *log, uint64_t index);
 /* Drop everything; the log restarts after (index, term). */
 void raft_log_reset(struct raft_log *log, uint64_t index, uint64_t term);
 /*
- * Unmaps the memory this thread's logs drew their full-size chunks from
- * (see log.c). A thread that used logs calls it once every one of them is
- * freed, before it exits; a log used afterwards simply maps new memory.
+ * Frees the emptied full-size chunks this thread keeps for its logs to
+ * reuse (see log.c). A thread that used logs calls it once every one of
+ * them is freed, before it exits; a log used afterwards simply allocates.
  */
 void raft_log_cache_release(void);
 /* Heap bytes held. */

@@ -419,6 +419,26 @@ static struct mt_node *find_eq(const struct memtable *mt, const uint8_t *key, si
 	return node != NULL && node_cmp(node, key, key_len) == 0 ? node : NULL;
 }
 
+void memtable_prefetch(const struct memtable *mt, const void *key, size_t key_len, bool node)
+{
+	const struct mt_index *ix = &mt->index;
+	uint32_t h;
+	uint64_t slot;
+	size_t i;
+
+	if (ix->slots == NULL)
+		return;
+	h = key_hash(mt, key, key_len);
+	i = h & (ix->cap - 1);
+	if (!node) {
+		__builtin_prefetch(&ix->slots[i], 0, 1);
+		return;
+	}
+	slot = ix->slots[i];
+	if (slot != 0 && (uint32_t)(slot >> 32) == h)
+		__builtin_prefetch(slot_node(mt, slot), 1, 1);
+}
+
 /* The common write: `value` NULL with tombstone true records a delete. */
 static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 		       const uint8_t *value, size_t value_len, bool tombstone,

@@ -55,6 +55,18 @@ size_t memtable_index_slots(const struct memtable *mt);
 void memtable_drop_index(struct memtable *mt);
 
 /*
+ * A hint that `key` will be written or read soon: with `node` false, loads
+ * its hash index slot into the cache; with `node` true (later, once that
+ * slot is there), also the node the slot names, when its hash matches.
+ * Changes nothing; a memtable without an index ignores it. A caller with a
+ * run of keys ahead (a replica applying a batch of committed entries)
+ * issues the first a few keys ahead and the second half as far, so the two
+ * cache misses of a write to a key already in the table overlap with the
+ * writes before it instead of following one another.
+ */
+void memtable_prefetch(const struct memtable *mt, const void *key, size_t key_len, bool node);
+
+/*
  * Inserts or overwrites `key` with `value` (copied into the arena).
  * 0, or RKV_EFULL when the arena cannot hold it (the memtable is unchanged).
  */

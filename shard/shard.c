@@ -49,6 +49,8 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "shard/command.h"
+#include "shard/memtable.h"
 #include "shard/shard_internal.h"
 #include "shard/wal_format.h"
 
@@ -772,4 +774,13 @@ static void grow_done(struct io_op *op, int res, unsigned flags)
 		  s->id, s->grow_size, strerror(-res));
 	fail_batches(s, NULL, res == -ENOSPC ? RKV_EFULL : -EIO);
 	wal_continue(s);
+}
+
+void shard_prefetch(const struct shard *s, const void *payload, size_t len, bool node)
+{
+	struct command cmd;
+
+	if (len == 0 || command_decode(payload, len, &cmd) != 0 || cmd.op == COMMAND_FLUSH)
+		return;
+	memtable_prefetch(s->mem->mt, cmd.key, cmd.key_len, node);
 }

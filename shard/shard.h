@@ -298,6 +298,14 @@ int shard_apply(struct shard *s, uint64_t index, enum shard_entry_type type,
 int shard_apply_skip(struct shard *s, uint64_t index);
 
 /*
+ * A hint for a COMMAND entry that shard_apply will see soon (`payload` as
+ * it will be handed in): brings the memory its key's write touches into
+ * the cache, in two halves (memtable_prefetch's `node`). Changes nothing;
+ * bytes that are not a command are ignored.
+ */
+void shard_prefetch(const struct shard *s, const void *payload, size_t len, bool node);
+
+/*
  * The last index whose effect reads see (replicated mode: applied to the
  * memtables; single-node mode: the last durable record applied).
  */

@@ -162,14 +162,15 @@ static void check_all(const struct raft_log *log, uint32_t len, uint8_t *buf)
 
 /*
  * What a replica's log does between two flushes: it fills with tens of MiB
- * (here 25 MiB in 200,000 entries: chunks from more than one huge-page
- * region's worth of memory, and an entry array past the 2 MiB where it is
- * mapped on its own) and is compacted whole. A log filling the same amount
- * afterwards on the same thread reuses those chunks: it takes almost no
- * page faults (a malloc'd chunk given back and taken again took one per
- * 4 KiB: 6,000 here), and every entry keeps its bytes through the reuse,
- * through a compaction that moves the entry array, and after the thread's
- * memory was released.
+ * (here 25 MiB in 200,000 entries, in 256 KiB chunks) and is compacted (to
+ * one entry, so that its entry array stays). Filling it again as much
+ * reuses the chunks it gave back: almost no page faults, where chunks given
+ * back to malloc may come back as fresh pages (ASan's allocator, whose
+ * quarantine never hands freed memory out again soon, shows it: 7,193
+ * faults; glibc happens to reuse them in this test). Every
+ * entry keeps its bytes through the reuse, through a compaction that moves
+ * the entry array, in a second log of the same thread that takes the
+ * chunks over, and after the thread's chunks were released.
  */
 static void test_chunks_reused_after_compaction(void **state)
 {
@@ -185,19 +186,21 @@ static void test_chunks_reused_after_compaction(void **state)
 	check_all(&a, sizeof buf, buf);
 	raft_log_compact(&a, count / 2); /* moves the entry array down */
 	check_all(&a, sizeof buf, buf);
-	raft_log_compact(&a, count);
-	assert_int_equal(a.n, 0);
+	raft_log_compact(&a, count - 1);
 
 	before = minor_faults();
-	append_many(&b, count, sizeof buf, buf);
+	append_many(&a, count, sizeof buf, buf);
 	faults = minor_faults() - before;
-	check_all(&b, sizeof buf, buf);
-	/* The entry array (4.8 MiB: 3 huge pages and the small arrays before
-	 * them) and the first small chunks fault; the 25 MiB of data, 6,400
-	 * pages, must not (the bound leaves room for a sanitizer's shadow
-	 * memory and quarantine: 1,171 faults under ASan, 294 without). */
-	if (faults > 1600)
+	check_all(&a, sizeof buf, buf);
+	/* 25 MiB is 6,400 pages: what is left is the small chunks a log
+	 * starts with and the odd page around them (42 faults measured,
+	 * 128 under ASan; 7,193 there without the free list). */
+	if (faults > 200)
 		fail_msg("%ld page faults filling a log whose chunks were freed before", faults);
+
+	raft_log_compact(&a, raft_log_last_index(&a));
+	append_many(&b, count, sizeof buf, buf);
+	check_all(&b, sizeof buf, buf);
 	raft_log_free(&a);
 	raft_log_free(&b);
 	raft_log_cache_release();

@@ -1,7 +1,8 @@
 /*
  * Tests for shard/memtable.c: order, overwrite, tombstones, seek, a long run
  * of random operations checked against a plain reference model (with the
- * hash index, across its growth, and without it), the index's sizing, and the
+ * hash index, across its growth, and without it; prefetch hints among them
+ * change nothing), the index's sizing, and the
  * RKV_EFULL contract (a failed write changes nothing; a write whose
  * memtable_entry_cost() fits in memtable_remaining() always succeeds).
  */
@@ -326,8 +327,13 @@ static void test_random_against_model(void **state)
 	assert_int_equal(memtable_create(&mt, 8 << 20), 0);
 	for (int op = 0; op < 20000; op++) {
 		struct model_entry *e = &model[rnd() % MODEL_KEYS];
+		const struct model_entry *ahead = &model[rnd() % MODEL_KEYS];
 		unsigned kind = (unsigned)(rnd() % 10);
 
+		/* Hints for keys present or not, with the index or without,
+		 * change nothing the model would see. */
+		memtable_prefetch(mt, ahead->key, ahead->key_len, false);
+		memtable_prefetch(mt, ahead->key, ahead->key_len, true);
 		if (kind < 5) {
 			e->value_len = (size_t)(rnd() % (MODEL_MAX_VALUE + 1));
 			for (size_t j = 0; j < e->value_len; j++)
