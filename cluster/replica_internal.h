@@ -227,6 +227,8 @@ struct replica {
 	uint64_t n_asked, n_ready;
 
 	bool dirty;                   /* in the core's dirty list */
+	bool bg_busy;                 /* in the core's list of shards with
+				       * background work under way */
 	uint32_t tick_hold;           /* ticks still withheld: a fresh group's
 				       * other replicas give its preferred
 				       * leader time to start and campaign */
@@ -318,6 +320,9 @@ struct cluster_core {
 	struct out_batch out[CLUSTER_MAP_MAX_NODES][2]; /* [node index][class] */
 	bool out_pending;
 	bool in_hook;
+	uint64_t bg_sweep_at;           /* reactor time of the next every-shard pass */
+	struct replica **bg;            /* replicas whose shard has background */
+	size_t nbg;                     /* work under way (shard_background_busy) */
 	struct timer tick;
 	struct raft_rng rng;
 	struct peer_msg_limits limits;

@@ -596,6 +596,15 @@ void shard_memory(const struct shard *s, size_t *used, size_t *capacity)
 	*capacity = s->memtable_size;
 }
 
+bool shard_background_busy(const struct shard *s)
+{
+	if (!s->replicated)
+		return true;
+	return s->imm != NULL || (s->apply.count > 0 && s->apply.waiting_room) ||
+	       s->flush.state != JOB_IDLE || s->compact.state != JOB_IDLE ||
+	       shard_drop_waiting(s) || s->mrw_stage != 0 || s->ndamage_new > 0;
+}
+
 bool shard_idle(const struct shard *s)
 {
 	if (s->replicated)

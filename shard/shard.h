@@ -596,6 +596,17 @@ void shard_flush(struct shard *s);
 /* No write pending, stalled or in flight (replicated: no entry waiting to
  * be applied). */
 bool shard_idle(const struct shard *s);
+/*
+ * True when shard_flush() has work it should do on this loop pass: a
+ * flush or compaction under way, a memtable waiting to be flushed, entries
+ * waiting for room, a FLUSH's drop, a manifest rewrite or damage mark in
+ * progress. False says only that nothing is under way: whether a new
+ * compaction or manifest rewrite is due is found by shard_flush(), which a
+ * core with many shards therefore also calls on every shard now and then
+ * (cluster_core.c: every 10 ms), not only on busy ones. A shard that is not
+ * replicated is always busy (its write path runs from shard_flush).
+ */
+bool shard_background_busy(const struct shard *s);
 
 /* No flush or compaction running, waiting or due (tests, benchmarks). */
 bool shard_background_idle(const struct shard *s);
