@@ -84,6 +84,8 @@ struct cli {
 	const char *move_from;     /* shard move --from NODE[:CORE] */
 	const char *move_to;       /* shard move --to NODE[:CORE] */
 	bool move_wait;            /* shard move --wait */
+	bool move_cancel;          /* shard move --cancel */
+	const char *move_rate;     /* shard move --rate BYTES/s */
 };
 
 struct command {
@@ -923,7 +925,7 @@ static int parse_count(const char *text, uint64_t *out);
 
 static int check_shard(const struct cli *cli, int argc, char **argv)
 {
-	uint64_t node, shard;
+	uint64_t node, shard, rate;
 	uint32_t core;
 	bool has_core;
 
@@ -932,6 +934,19 @@ static int check_shard(const struct cli *cli, int argc, char **argv)
 	if (argc != 2 || parse_count(argv[1], &shard) != 0 || shard > UINT32_MAX)
 		return usage_error("shard move takes SHARD (a shard id) --from NODE[:CORE] "
 				   "--to NODE[:CORE]");
+	if (cli->move_rate && shard_move_parse_rate(cli->move_rate, &rate) != 0)
+		return usage_error("--rate takes bytes per second (e.g. 512k, 64M/s), not '%s'",
+				   cli->move_rate);
+	if (cli->move_cancel) {
+		if (cli->move_from || cli->move_rate)
+			return usage_error("shard move --cancel takes SHARD [--to NODE] only");
+		if (cli->move_to &&
+		    (shard_move_parse_target(cli->move_to, &node, &core, &has_core) != 0 ||
+		     has_core))
+			return usage_error("--cancel --to takes NODE (the move's target), not "
+					   "'%s'", cli->move_to);
+		return CLI_EXIT_OK;
+	}
 	if (!cli->move_from || !cli->move_to)
 		return usage_error("shard move needs --from NODE[:CORE] and --to NODE[:CORE]");
 	if (shard_move_parse_target(cli->move_from, &node, &core, &has_core) != 0)
@@ -946,6 +961,7 @@ static int cmd_shard(struct cli *cli, int argc, char **argv)
 	struct shard_move_args a = {
 		.address = cli->address, .timeout_ms = cli->timeout_ms,
 		.json = cli->format == CLI_JSON, .wait = cli->move_wait,
+		.cancel = cli->move_cancel,
 	};
 	uint64_t shard = 0;
 	uint32_t core;
@@ -956,8 +972,12 @@ static int cmd_shard(struct cli *cli, int argc, char **argv)
 	a.shard = (uint32_t)shard;
 	/* The source's core is not needed (a node holds at most one replica
 	 * of a shard); the target's defaults to core 0. */
-	shard_move_parse_target(cli->move_from, &a.from, &core, &has_core);
-	shard_move_parse_target(cli->move_to, &a.to, &a.to_core, &has_core);
+	if (cli->move_from)
+		shard_move_parse_target(cli->move_from, &a.from, &core, &has_core);
+	if (cli->move_to)
+		shard_move_parse_target(cli->move_to, &a.to, &a.to_core, &has_core);
+	if (cli->move_rate)
+		shard_move_parse_rate(cli->move_rate, &a.rate);
 	return shard_move_run(&a);
 }
 
@@ -998,8 +1018,14 @@ static const struct command commands[] = {
 				 "move one replica online (the shard's leader\n"
 				 "adds it as a learner, catches it up, promotes\n"
 				 "it, removes the old one); --wait shows the\n"
-				 "phases until done; exit 1 refused or failed,\n"
-				 "2 usage or no node reachable",
+				 "phases (snapshot bytes of total, rate, ETA)\n"
+				 "until done; --rate BYTES/s (k/M/G) caps this\n"
+				 "move's snapshot stream;\n"
+				 "move SHARD --cancel [--to NODE] [--wait]: roll\n"
+				 "the move back (before the old replica's\n"
+				 "removal): the new replica leaves, its files go;\n"
+				 "exit 1 refused or failed, 2 usage or no node\n"
+				 "reachable",
 	  2, 2, CMD_OPT_MOVE | CMD_OFFLINE, check_shard, cmd_shard },
 };
 
@@ -1233,6 +1259,17 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) && is_flag(arg, "wait", 0)) {
 			cli->move_wait = true;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) && is_flag(arg, "cancel", 0)) {
+			cli->move_cancel = true;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) &&
+		    (taken = take_option(argc, argv, &i, "rate", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->move_rate = value;
 			continue;
 		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) &&

@@ -19,11 +19,16 @@ struct shard_move_args {
 	bool json;
 	bool wait;
 	uint32_t shard;
-	uint64_t from, to;
+	uint64_t from, to;            /* cancel: to names the target, or 0 */
 	uint32_t to_core;
+	bool cancel;                  /* --cancel: roll the move back */
+	uint64_t rate;                /* --rate: the move's snapshot cap; 0: none */
 };
 
 int shard_move_run(const struct shard_move_args *a);
+
+/* "1048576", "512k", "64M/s", "1GiB": bytes per second (> 0). 0 or -1. */
+int shard_move_parse_rate(const char *text, uint64_t *rate);
 
 /* "NODE" or "NODE:CORE" (NODE >= 1). 0, or -1 when malformed. */
 int shard_move_parse_target(const char *text, uint64_t *node, uint32_t *core, bool *has_core);

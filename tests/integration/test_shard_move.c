@@ -33,7 +33,7 @@
 #include "tools/libringkv.h"
 
 #define NODES 4
-#define MAX_KEYS 6000
+#define MAX_KEYS 20000
 #define MOVE_LIMIT_MS 60000
 #define READ_LIMIT_MS 10000
 
@@ -41,6 +41,7 @@ static struct cluster cluster;
 static bool acked[MAX_KEYS];
 static struct rkv_cluster_map *map; /* for the keys' shards */
 static char value_pad[1100];
+static uint64_t snapshot_seen; /* largest snapshot_total the leader reported */
 
 static size_t key_of(char *buf, size_t len, unsigned k)
 {
@@ -176,57 +177,201 @@ static bool path_exists(const char *dir, const char *name)
 	return stat(path, &sb) == 0;
 }
 
-/* Writes keys of every shard (half of them of shard 0) through rotating
- * nodes while the CLI's move runs in a child; returns its exit status. */
-static int move_under_writes(const char *ringkv, unsigned *next, unsigned *ok)
+/* The CLI's move (`ringkv -a NODE2 shard move 0 --from 1 --to 4:1 --wait
+ * EXTRA...`) in a child, its output into DIR/NAME.out. */
+static pid_t move_spawn(const char *ringkv, const char *name, const char *const *extra,
+			char *out_path, size_t out_len)
 {
-	char out_path[700], line[4096];
-	const char *addr = cluster.nodes[1].srv.addr;
-	long deadline = harness_now_ms() + MOVE_LIMIT_MS;
-	int status = -1, fd;
+	const char *argv[24] = { ringkv, "-a", cluster.nodes[1].srv.addr, "shard", "move", "0",
+				 "--from", "1", "--to", "4:1", "--wait" };
+	unsigned n = 11;
+	int fd;
 	pid_t pid;
-	FILE *f;
-	size_t n;
 
-	snprintf(out_path, sizeof out_path, "%s/move.out", cluster.base_dir);
+	for (unsigned i = 0; extra && extra[i] && n < 23; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	snprintf(out_path, out_len, "%s/%s.out", cluster.base_dir, name);
 	pid = fork();
 	CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(127);
-		execl(ringkv, ringkv, "-a", addr, "shard", "move", "0", "--from", "1", "--to",
-		      "4:1", "--wait", (char *)NULL);
+		execv(ringkv, (char *const *)argv);
 		_exit(127);
 	}
-	while (harness_now_ms() < deadline && *next < MAX_KEYS) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
+	printf("$ ringkv -a %s shard move 0 --from 1 --to 4:1 --wait", argv[2]);
+	for (unsigned i = 11; i < n; i++)
+		printf(" %s", argv[i]);
+	printf(" &\n");
+	return pid;
+}
 
-		if (w == pid)
+/* Waits for the child unless `reaped` (bounded: then killed), copies its
+ * output into out and prints it; its exit status. */
+static int move_reap(pid_t pid, int status, bool reaped, const char *out_path, char *out,
+		     size_t len)
+{
+	long end = harness_now_ms() + 10000;
+	FILE *f;
+	size_t n = 0;
+
+	while (!reaped && harness_now_ms() < end) {
+		reaped = waitpid(pid, &status, WNOHANG) == pid;
+		if (!reaped)
+			usleep(50000);
+	}
+	if (!reaped) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	f = fopen(out_path, "r");
+	if (f) {
+		n = fread(out, 1, len - 1, f);
+		fclose(f);
+	}
+	out[n] = '\0';
+	printf("%s", out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool leader_move_status(struct rkv_move *mv);
+
+/* Writes keys of every shard (half of them of shard 0) through rotating
+ * nodes while the CLI's move runs in a child, noting the size of the
+ * snapshot the leader streams; returns its exit status. */
+static int move_under_writes(const char *ringkv, const char *const *extra, unsigned *next,
+			     unsigned *ok, char *out, size_t len)
+{
+	char out_path[700];
+	long deadline = harness_now_ms() + MOVE_LIMIT_MS;
+	int status = -1;
+	bool reaped = false;
+	pid_t pid = move_spawn(ringkv, "move", extra, out_path, sizeof out_path);
+	long polled = 0;
+
+	snapshot_seen = 0;
+	while (harness_now_ms() < deadline && *next < MAX_KEYS) {
+		struct rkv_move mv;
+
+		if ((reaped = waitpid(pid, &status, WNOHANG) == pid))
 			break;
+		if (harness_now_ms() - polled >= 200) {
+			polled = harness_now_ms();
+			if (leader_move_status(&mv) && mv.snapshot_total > snapshot_seen)
+				snapshot_seen = mv.snapshot_total;
+		}
 		if (put_retry(*next, *next % NODES, 5000))
 			(*ok)++;
 		(*next)++;
 	}
-	if (waitpid(pid, &status, WNOHANG) == 0) {
-		/* Out of time or keys: wait a little more, then kill it. */
-		long end = harness_now_ms() + 10000;
+	return move_reap(pid, status, reaped, out_path, out, len);
+}
 
-		while (waitpid(pid, &status, WNOHANG) == 0 && harness_now_ms() < end)
-			usleep(50000);
-		if (harness_now_ms() >= end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-		}
+/* Shard 0's move as its leader reports it (asking every node): true with
+ * *mv from the node that answers OK. */
+static bool leader_move_status(struct rkv_move *mv)
+{
+	struct rkv_move_request q = { .shard = 0, .status_only = 1 };
+
+	for (unsigned i = 0; i < NODES; i++) {
+		struct rkv_client *c = cluster_client(&cluster, i);
+		int rv;
+
+		if (!c)
+			continue;
+		rv = rkv_shard_move_ask(c, &q, mv, NULL);
+		if (rv == 0)
+			return true;
+		if (rv < 0)
+			cluster_drop_client(&cluster, i);
 	}
-	f = fopen(out_path, "r");
-	if (f) {
-		n = fread(line, 1, sizeof line - 1, f);
-		line[n] = '\0';
-		fclose(f);
-		printf("$ ringkv -a %s shard move 0 --from 1 --to 4:1 --wait\n%s", addr, line);
+	return false;
+}
+
+/* Node i's map lists shard 0 on exactly these three nodes. */
+static bool shard0_on(unsigned i, uint64_t a, uint64_t b, uint64_t c)
+{
+	struct rkv_cluster_map *m;
+	bool ok;
+
+	CHECK(cluster_client(&cluster, i) && rkv_cluster_map(cluster_client(&cluster, i), &m) == 0,
+	      "map of node %u", i + 1);
+	ok = m->shards[0].replica_count == 3 && m->shards[0].replicas[0].node == a &&
+	     m->shards[0].replicas[1].node == b && m->shards[0].replicas[2].node == c;
+	if (!ok)
+		printf("node %u's map of shard 0: %u replicas, %llu %llu %llu\n", i + 1,
+		       m->shards[0].replica_count, (unsigned long long)m->shards[0].replicas[0].node,
+		       (unsigned long long)(m->shards[0].replica_count > 1 ?
+					    m->shards[0].replicas[1].node : 0),
+		       (unsigned long long)(m->shards[0].replica_count > 2 ?
+					    m->shards[0].replicas[2].node : 0));
+	rkv_cluster_map_free(m);
+	return ok;
+}
+
+/*
+ * A move throttled to 64 KiB/s, cancelled while its snapshot streams (phase
+ * catchup), under writes: the move's own --wait shows the bytes, the rate
+ * and an ETA, then ends "cancelled" (exit 1); `--cancel --wait` exits 0;
+ * the group is {1, 2, 3} again, node 4 holds nothing of shard 0 and its
+ * files are gone after its next start. A second cancel is refused.
+ */
+static void cancel_at_catchup(const char *ringkv, unsigned *next, unsigned *ok)
+{
+	char out_path[700], out[8192];
+	const char *const extra[] = { "--rate", "64k", NULL };
+	long deadline = harness_now_ms() + 30000;
+	struct rkv_move mv = { 0 };
+	bool caught = false;
+	char role[16];
+	int rc;
+	pid_t pid = move_spawn(ringkv, "cancelled", extra, out_path, sizeof out_path);
+
+	while (!caught && harness_now_ms() < deadline && *next < MAX_KEYS) {
+		if (put_retry(*next, *next % NODES, 5000))
+			(*ok)++;
+		(*next)++;
+		caught = leader_move_status(&mv) && mv.phase == RKV_MOVE_CATCHUP &&
+			 mv.snapshot_bytes > 0 && mv.snapshot_total > mv.snapshot_bytes;
 	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	CHECK(caught, "the throttled move was never seen streaming its snapshot (phase %s)",
+	      rkv_move_phase_name(mv.phase));
+	printf("catchup: %llu of %llu snapshot bytes streamed, cap %llu bytes/s\n",
+	       (unsigned long long)mv.snapshot_bytes, (unsigned long long)mv.snapshot_total,
+	       (unsigned long long)mv.rate);
+	CHECK(mv.rate == 64 << 10, "the move's cap is %llu", (unsigned long long)mv.rate);
+	/* Let the watcher print a progress line with its rate and ETA. */
+	for (long end = harness_now_ms() + 5000; harness_now_ms() < end && *next < MAX_KEYS;
+	     (*next)++)
+		if (put_retry(*next, *next % NODES, 5000))
+			(*ok)++;
+	rc = run_cli(ringkv, (const char *const[]){ "-a", cluster.nodes[2].srv.addr, "shard",
+						    "move", "0", "--cancel", "--wait", NULL },
+		     out, sizeof out);
+	CHECK(rc == 0 && strstr(out, "cancelled"), "the cancel: exit %d", rc);
+	rc = move_reap(pid, 0, false, out_path, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "cancelled (in phase catchup)"),
+	      "the cancelled move's watcher: exit %d", rc);
+	CHECK(strstr(out, "/s, ETA ") != NULL, "no rate and ETA in the move's progress");
+	for (unsigned end = *next + 50; *next < end; (*next)++)
+		if (put_retry(*next, *next % NODES, 10000))
+			(*ok)++;
+	CHECK(shard0_on(1, 1, 2, 3), "shard 0 is not back on nodes 1, 2, 3");
+	CHECK(held_core(3, 0, role, sizeof role) == -1, "node 4 still holds shard 0 (%s)", role);
+	rc = run_cli(ringkv, (const char *const[]){ "-a", cluster.nodes[0].srv.addr, "shard",
+						    "move", "0", "--cancel", NULL }, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "no move of shard 0"), "a second cancel: exit %d", rc);
+	/* Node 4's files of the cancelled replica go at its next start. */
+	CHECK(path_exists(cluster.nodes[3].dir, "shard-0"), "node 4 never made shard 0");
+	cluster_stop(&cluster, 3, 15000);
+	cluster_start(&cluster, 3);
+	CHECK(!path_exists(cluster.nodes[3].dir, "shard-0") &&
+	      !path_exists(cluster.nodes[3].dir, "shard-0.joining") &&
+	      !path_exists(cluster.nodes[3].dir, "shard-0.incoming"),
+	      "node 4 kept the files of the cancelled replica");
+	CHECK(held_core(3, 0, role, sizeof role) == -1, "node 4 restarted holds shard 0");
 }
 
 /* With more nodes than replicas a node's map names the leaders of the
@@ -273,7 +418,7 @@ int main(int argc, char **argv)
 	char out[4096], role[16];
 	struct rkv_cluster_map *m;
 	int rc, core;
-	long t0;
+	long t0, elapsed;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s RINGKVD RINGKV\n", argv[0]);
@@ -296,7 +441,7 @@ int main(int argc, char **argv)
 
 	/* Data before the move: enough that shard 0 flushes tables and its
 	 * leader's log no longer starts at 1 (the learner needs a snapshot). */
-	for (; next < 2000; next++)
+	for (; next < 3000; next++)
 		if (put_retry(next, next % NODES, 10000))
 			ok++;
 	printf("before the move: %u of %u writes acknowledged\n", ok, next);
@@ -327,12 +472,29 @@ int main(int argc, char **argv)
 		     out, sizeof out);
 	CHECK(rc == 2, "a move without --to: exit %d", rc);
 
-	/* The move, under writes. */
+	cancel_at_catchup(argv[2], &next, &ok);
+
+	/* The move, under writes, throttled: its snapshot takes at least
+	 * (bytes - one 256 KiB chunk, which goes at once) / rate. */
 	t0 = harness_now_ms();
-	rc = move_under_writes(argv[2], &next, &ok);
+	rc = move_under_writes(argv[2], (const char *const[]){ "--rate", "256k", NULL }, &next,
+			       &ok, out, sizeof out);
+	elapsed = harness_now_ms() - t0;
 	printf("move: exit %d after %ld ms; %u of %u writes acknowledged so far\n", rc,
-	       harness_now_ms() - t0, ok, next);
+	       elapsed, ok, next);
 	CHECK(rc == 0, "the move did not finish (exit %d)", rc);
+	{
+		uint64_t streamed = snapshot_seen, floor_ms;
+
+		floor_ms = streamed > (256u << 10) ? (streamed - (256u << 10)) * 1000 / (256u << 10)
+						   : 0;
+		printf("throttled move: %llu snapshot bytes at 256 KiB/s in %ld ms (at least "
+		       "%llu ms)\n", (unsigned long long)streamed, elapsed,
+		       (unsigned long long)floor_ms);
+		CHECK(streamed >= (512u << 10), "only %llu snapshot bytes: too few to time",
+		      (unsigned long long)streamed);
+		CHECK((uint64_t)elapsed >= floor_ms, "the throttled move took %ld ms", elapsed);
+	}
 	/* A few more writes after it, then every acknowledged one reads. */
 	for (unsigned end = next + 200; next < end; next++)
 		if (put_retry(next, next % NODES, 10000))
