@@ -342,6 +342,15 @@ void replica_move_set_rate(struct replica *rep, uint64_t rate);
  */
 int replica_move_cancel(struct replica *rep, uint64_t to, char *why, size_t whylen);
 
+/*
+ * Leader only: hands the shard's leadership to voter `to` (RAFT_NONE: the
+ * most caught-up voter other than this node). 0: the transfer is under
+ * way (the CLI watches the leader change). Or RAFT_ENOTLEADER; RAFT_EBUSY
+ * (a move of the shard is under way, or another transfer); RKV_EINVAL
+ * with the reason (`to` is no voter, or there is no other voter).
+ */
+int replica_move_transfer_leader(struct replica *rep, uint64_t to, char *why, size_t whylen);
+
 struct replica_move_status {
 	int phase;                /* enum replica_move_phase */
 	int cancelled_in;         /* CANCELLING/CANCELLED: the phase it left */

@@ -305,6 +305,38 @@ static void drop_tell(struct replica *rep, uint64_t node, int last)
 	}
 }
 
+int replica_move_transfer_leader(struct replica *rep, uint64_t to, char *why, size_t whylen)
+{
+	uint64_t self = node_of(rep)->cfg.self_id;
+	int rv;
+
+	if (rep->core->stopping)
+		return RKV_ESHUTDOWN;
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
+		return RAFT_ENOTLEADER;
+	if (move_active(&rep->move)) {
+		snprintf(why, whylen, "a move of shard %u is in progress (phase %s)", rep->id,
+			 replica_move_phase_name(rep->move.phase));
+		return RAFT_EBUSY;
+	}
+	if (to == RAFT_NONE || to == 0)
+		to = replica_best_follower(rep, self);
+	if (to == RAFT_NONE || to == self ||
+	    raft_conf_role(raft_conf(rep->raft), to) != RAFT_VOTER) {
+		snprintf(why, whylen, "shard %u has no other voter to lead it%s", rep->id,
+			 to == RAFT_NONE || to == self ? "" : " (the node named is none)");
+		return RKV_EINVAL;
+	}
+	rv = replica_transfer(rep, to);
+	if (rv == RAFT_EBUSY)
+		snprintf(why, whylen, "a leadership transfer of shard %u is under way", rep->id);
+	else if (rv != 0 && rv != RAFT_ENOTLEADER)
+		snprintf(why, whylen, "Raft refused the transfer: %s", rkv_strerror(rv));
+	if (rv == 0)
+		log_info("replica %u: leadership to node %" PRIu64 " (asked)", rep->id, to);
+	return rv;
+}
+
 /* CANCELLING: take the target out of the group (if it is in it), then have
  * it drop its replica. */
 static void cancel_tick(struct replica *rep)

@@ -18,6 +18,7 @@ void frame_move_req_from_msg(struct frame_move_req *out, const ringkv_ShardMoveR
 	out->status_only = msg->status_only;
 	out->cancel = msg->cancel;
 	out->rate = msg->rate;
+	out->transfer_leader = msg->transfer_leader;
 }
 
 void frame_move_req_to_msg(ringkv_ShardMoveRequest *msg, const struct frame_move_req *r)
@@ -29,6 +30,7 @@ void frame_move_req_to_msg(ringkv_ShardMoveRequest *msg, const struct frame_move
 	msg->status_only = r->status_only;
 	msg->cancel = r->cancel;
 	msg->rate = r->rate;
+	msg->transfer_leader = r->transfer_leader;
 }
 
 size_t frame_move_max_size(void)

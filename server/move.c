@@ -92,7 +92,10 @@ static void on_request(struct reactor *r, struct reactor_msg *m)
 		fill(mr, rep);
 		mr->status = ringkv_Status_OK;
 	} else {
-		if (mr->q.cancel) {
+		if (mr->q.transfer_leader) {
+			rv = replica_move_transfer_leader(rep, mr->q.to_node, mr->error,
+							  sizeof mr->error);
+		} else if (mr->q.cancel) {
 			rv = replica_move_cancel(rep, mr->q.to_node, mr->error, sizeof mr->error);
 		} else {
 			rv = replica_move_start(rep, mr->q.from_node, mr->q.to_node,

@@ -388,6 +388,9 @@ struct rkv_move_request {
 				       * leader drives no move, else 0 */
 	uint64_t rate;                /* start: the move's snapshot cap, bytes/s;
 				       * 0: the node's --snapshot-rate */
+	int transfer_leader;          /* instead: hand the shard's leadership to
+				       * voter to_node (0: the most caught-up
+				       * other voter); OK once under way */
 };
 
 /* As rkv_shard_move, with every option of the request. */

@@ -729,7 +729,8 @@ int rkv_shard_move_ask(struct rkv_client *c, const struct rkv_move_request *r,
 	struct frame_move_req q = { .shard = r->shard, .from_node = r->from_node,
 				    .to_node = r->to_node, .to_core = r->to_core,
 				    .status_only = r->status_only != 0,
-				    .cancel = r->cancel != 0, .rate = r->rate };
+				    .cancel = r->cancel != 0, .rate = r->rate,
+				    .transfer_leader = r->transfer_leader != 0 };
 	struct frame_move m;
 	struct frame_slice error;
 	struct rkv_result res;

@@ -260,9 +260,16 @@ __attribute__((format(printf, 2, 3))) static void complain(const struct shard_mo
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "ringkv: shard move%s: %s\n", a->cancel ? " --cancel" : "", text);
-	if (a->json) {
-		printf("{\"shard\":%u,\"done\":false,\"error\":", a->shard);
+	shard_move_complain(a->cancel ? "shard move --cancel" : "shard move",
+			    a->json && !a->quiet, "shard", a->shard, text);
+}
+
+void shard_move_complain(const char *command, bool json, const char *key, uint64_t id,
+			 const char *text)
+{
+	fprintf(stderr, "ringkv: %s: %s\n", command, text);
+	if (json) {
+		printf("{\"%s\":%" PRIu64 ",\"done\":false,\"error\":", key, id);
 		cli_json_string(stdout, text);
 		printf("}\n");
 	}
@@ -313,7 +320,9 @@ int shard_move_run(const struct shard_move_args *a)
 		goto out;
 	}
 	if (!a->wait) {
-		if (a->json)
+		if (a->quiet)
+			;
+		else if (a->json)
 			print_json(&mv, NULL, a->shard, false);
 		else if (a->cancel)
 			printf("shard %u: cancelling the move to node %" PRIu64 " (from phase %s; "
@@ -329,7 +338,7 @@ int shard_move_run(const struct shard_move_args *a)
 	}
 	for (;;) {
 		rate_update(&meter, &mv);
-		if (!a->json && (mv.phase != last_phase ||
+		if (!a->json && !a->quiet && (mv.phase != last_phase ||
 				 ((mv.phase == RKV_MOVE_CATCHUP || mv.phase == RKV_MOVE_LEARNER) &&
 				  now_ms() - printed >= 2000))) {
 			print_progress(&mv, &meter, a->shard);
@@ -374,7 +383,9 @@ int shard_move_run(const struct shard_move_args *a)
 			goto out;
 		}
 	}
-	if (a->json)
+	if (a->quiet)
+		;
+	else if (a->json)
 		print_json(&mv, &meter, a->shard, mv.phase == goal);
 	else if (mv.phase == goal && mv.reason[0])
 		printf("shard %u: %s, but: %s\n", a->shard, rkv_move_phase_name(goal), mv.reason);

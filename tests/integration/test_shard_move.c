@@ -15,6 +15,13 @@
  * A write answered UNKNOWN or cut off counts as neither acknowledged nor
  * refused. Every process is stopped; every wait is bounded.
  *
+ * Before that move, one throttled to 64 KiB/s is cancelled in its
+ * catch-up (`--cancel`); the move itself is throttled (`--rate 256k`) and
+ * takes at least its snapshot's size over the rate. After it, `ringkv node
+ * drain 1` under writes: node 1 hands its leadership on, its replicas go
+ * to the nodes without them, it ends with none, every write reads back; a
+ * drain with no room (node 1 down) is refused.
+ *
  * usage: test_shard_move RINGKVD RINGKV
  */
 #include <errno.h>
@@ -177,21 +184,23 @@ static bool path_exists(const char *dir, const char *name)
 	return stat(path, &sb) == 0;
 }
 
-/* The CLI's move (`ringkv -a NODE2 shard move 0 --from 1 --to 4:1 --wait
- * EXTRA...`) in a child, its output into DIR/NAME.out. */
-static pid_t move_spawn(const char *ringkv, const char *name, const char *const *extra,
-			char *out_path, size_t out_len)
+/* `ringkv ARGS` in a child, its output into DIR/NAME.out. */
+static pid_t cli_spawn(const char *ringkv, const char *name, const char *const *args,
+		       char *out_path, size_t out_len)
 {
-	const char *argv[24] = { ringkv, "-a", cluster.nodes[1].srv.addr, "shard", "move", "0",
-				 "--from", "1", "--to", "4:1", "--wait" };
-	unsigned n = 11;
+	const char *argv[24] = { ringkv };
+	unsigned n = 1;
 	int fd;
 	pid_t pid;
 
-	for (unsigned i = 0; extra && extra[i] && n < 23; i++)
-		argv[n++] = extra[i];
+	for (unsigned i = 0; args[i] && n < 23; i++)
+		argv[n++] = args[i];
 	argv[n] = NULL;
 	snprintf(out_path, out_len, "%s/%s.out", cluster.base_dir, name);
+	printf("$ ringkv");
+	for (unsigned i = 1; i < n; i++)
+		printf(" %s", argv[i]);
+	printf(" &\n");
 	pid = fork();
 	CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
@@ -201,11 +210,22 @@ static pid_t move_spawn(const char *ringkv, const char *name, const char *const 
 		execv(ringkv, (char *const *)argv);
 		_exit(127);
 	}
-	printf("$ ringkv -a %s shard move 0 --from 1 --to 4:1 --wait", argv[2]);
-	for (unsigned i = 11; i < n; i++)
-		printf(" %s", argv[i]);
-	printf(" &\n");
 	return pid;
+}
+
+/* The CLI's move (`ringkv -a NODE2 shard move 0 --from 1 --to 4:1 --wait
+ * EXTRA...`) in a child, its output into DIR/NAME.out. */
+static pid_t move_spawn(const char *ringkv, const char *name, const char *const *extra,
+			char *out_path, size_t out_len)
+{
+	const char *args[20] = { "-a", cluster.nodes[1].srv.addr, "shard", "move", "0",
+				 "--from", "1", "--to", "4:1", "--wait" };
+	unsigned n = 10;
+
+	for (unsigned i = 0; extra && extra[i] && n < 19; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	return cli_spawn(ringkv, name, args, out_path, out_len);
 }
 
 /* Waits for the child unless `reaped` (bounded: then killed), copies its
@@ -419,6 +439,10 @@ int main(int argc, char **argv)
 	struct rkv_cluster_map *m;
 	int rc, core;
 	long t0, elapsed;
+	int status = 0;
+	bool reaped = false;
+	pid_t pid;
+	char out_path[700];
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s RINGKVD RINGKV\n", argv[0]);
@@ -583,6 +607,60 @@ int main(int argc, char **argv)
 		if (acked[k])
 			check_key(k);
 	printf("after the restarts: %u writes acknowledged, every one reads back\n", ok);
+
+	/* node drain: node 3 back; node 1 (shards 2 and 3, founding) is
+	 * drained under writes: its leaderships first, then its replicas. */
+	cluster_start(&cluster, 2);
+	rkv_cluster_map_free(wait_leaders(20000));
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[1].srv.addr, "node",
+						     "drain", "1", "--dry-run", NULL },
+		     out, sizeof out);
+	CHECK(rc == 0 && strstr(out, "move 1 of 2: shard 2 from node 1") &&
+	      strstr(out, "move 2 of 2: shard 3 from node 1"), "the drain's plan: exit %d", rc);
+	CHECK(held_core(0, 2, role, sizeof role) >= 0, "a dry run moved shard 2");
+	pid = cli_spawn(argv[2], "drain", (const char *const[]){ "-a", cluster.nodes[1].srv.addr,
+								 "node", "drain", "1", "--wait",
+								 NULL }, out_path, sizeof out_path);
+	for (long end = harness_now_ms() + MOVE_LIMIT_MS; harness_now_ms() < end && next < MAX_KEYS;
+	     next++) {
+		if ((reaped = waitpid(pid, &status, WNOHANG) == pid))
+			break;
+		if (put_retry(next, next % NODES, 5000))
+			ok++;
+	}
+	rc = move_reap(pid, status, reaped, out_path, out, sizeof out);
+	CHECK(rc == 0 && strstr(out, "drained (2 replicas moved)"), "the drain: exit %d", rc);
+	CHECK(strstr(out, "leadership away from node 1") &&
+	      strstr(out, "leadership away from node 1") < strstr(out, "move 1 of 2: shard"),
+	      "the drain did not hand node 1's leadership on before its moves");
+	{
+		struct rkv_cluster_status *st;
+
+		CHECK(rkv_cluster_status(cluster_client(&cluster, 0), &st) == 0, "node 1 status");
+		printf("node 1 after the drain: %zu replicas\n", st->replica_count);
+		CHECK(st->replica_count == 0, "node 1 still holds %zu replicas", st->replica_count);
+		rkv_cluster_status_free(st);
+		m = wait_leaders(20000);
+		CHECK(m != NULL, "no leader for every shard after the drain");
+		rkv_cluster_map_free(m);
+		for (unsigned i = 1; i < NODES; i++) {
+			CHECK(rkv_cluster_map(cluster_client(&cluster, i), &m) == 0, "map");
+			for (size_t s = 0; s < m->shard_count; s++)
+				CHECK(m->shards[s].leader != 1, "node %u: node 1 leads shard %zu",
+				      i + 1, s);
+			rkv_cluster_map_free(m);
+		}
+	}
+	for (unsigned k = 0; k < next; k++)
+		if (acked[k])
+			check_key(k);
+	printf("after the drain: %u writes acknowledged, every one reads back\n", ok);
+	/* Node 1 down: nodes 3 and 4 hold every shard of node 2: refused. */
+	cluster_stop(&cluster, 0, 15000);
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[1].srv.addr, "node",
+						     "drain", "2", NULL }, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "no node can take"), "a drain with no room: exit %d", rc);
+	CHECK(held_core(1, 0, role, sizeof role) >= 0, "a refused drain moved shard 0");
 
 	rkv_cluster_map_free(map);
 	cluster_stop_all(&cluster, 15000);
