@@ -36,6 +36,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster_keys.h"
 #include "harness.h"
 #include "tools/libringkv.h"
 
@@ -68,30 +69,13 @@ static uint32_t shard_of(unsigned k)
 	return rkv_cluster_map_shard(map, key, kl)->id;
 }
 
-/* One attempt through node `first`, then the others. 1 acknowledged, 0
- * unknown, -1 no node took it this time (refused: not applied). */
+/* One attempt through node `first`, then the others (cluster_keys.h). */
 static int put_once(unsigned k, unsigned first)
 {
 	char key[32], value[1200];
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
 
-	for (unsigned n = 0; n < NODES; n++) {
-		unsigned i = (first + n) % NODES;
-		struct rkv_client *c = cluster_client(&cluster, i);
-		int rv;
-
-		if (!c)
-			continue;
-		rv = rkv_put(c, key, kl, value, vl);
-		if (rv == RKV_STATUS_OK)
-			return 1;
-		if (rv == RKV_STATUS_NOT_LEADER || rv == RKV_STATUS_UNAVAILABLE)
-			continue;
-		if (rv < 0)
-			cluster_drop_client(&cluster, i);
-		return 0;
-	}
-	return -1;
+	return cluster_keys_put_once(&cluster, key, kl, value, vl, first);
 }
 
 static bool put_retry(unsigned k, unsigned first, long limit_ms)
@@ -116,32 +100,8 @@ static void check_key(unsigned k)
 {
 	char key[32], value[1200];
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-	long deadline = harness_now_ms() + READ_LIMIT_MS;
 
-	while (harness_now_ms() < deadline) {
-		for (unsigned i = 0; i < NODES; i++) {
-			struct rkv_client *c = cluster_client(&cluster, i);
-			void *got;
-			size_t gl;
-			int rv;
-
-			if (!c)
-				continue;
-			rv = rkv_get(c, key, kl, &got, &gl);
-			if (rv == RKV_STATUS_OK) {
-				CHECK(gl == vl && memcmp(got, value, vl) == 0,
-				      "key %u reads a wrong value", k);
-				free(got);
-				return;
-			}
-			CHECK(rv != RKV_STATUS_NOT_FOUND,
-			      "acknowledged key %u is lost (read through node %u)", k, i + 1);
-			if (rv < 0)
-				cluster_drop_client(&cluster, i);
-		}
-		usleep(20000);
-	}
-	CHECK(false, "acknowledged key %u: no node served it within %d ms", k, READ_LIMIT_MS);
+	cluster_keys_check(&cluster, key, kl, value, vl, k, READ_LIMIT_MS);
 }
 
 /* Runs `ringkv ARGS` to completion (bounded), output into out; exit code. */
@@ -631,7 +591,7 @@ int main(int argc, char **argv)
 	rc = move_reap(pid, status, reaped, out_path, out, sizeof out);
 	CHECK(rc == 0 && strstr(out, "drained (2 replicas moved)"), "the drain: exit %d", rc);
 	CHECK(strstr(out, "leadership away from node 1") &&
-	      strstr(out, "leadership away from node 1") < strstr(out, "move 1 of 2: shard"),
+	      strstr(out, "leadership away from node 1") < strstr(out, "\nmove 1 of 2: shard"),
 	      "the drain did not hand node 1's leadership on before its moves");
 	{
 		struct rkv_cluster_status *st;
