@@ -354,6 +354,36 @@ static void cancel_at_catchup(const char *ringkv, unsigned *next, unsigned *ok)
 	CHECK(held_core(3, 0, role, sizeof role) == -1, "node 4 restarted holds shard 0");
 }
 
+/* Makes node `id` lead shard `shard` (a member of it): the leader is asked
+ * to hand its leadership on (ShardMoveRequest.transfer_leader), again
+ * every second, until node id's own status says it leads (bounded). */
+static void lead_shard_on(uint32_t shard, uint64_t id)
+{
+	long deadline = harness_now_ms() + 20000, asked = 0;
+
+	while (harness_now_ms() < deadline) {
+		char role[16] = "";
+
+		if (held_core((unsigned)id - 1, shard, role, sizeof role) >= 0 &&
+		    strcmp(role, "leader") == 0)
+			return;
+		if (harness_now_ms() - asked >= 1000) {
+			struct rkv_move_request q = { .shard = shard, .to_node = id,
+						      .transfer_leader = 1 };
+			struct rkv_move mv;
+
+			asked = harness_now_ms();
+			for (unsigned i = 0; i < NODES; i++)
+				if (cluster_client(&cluster, i) &&
+				    rkv_shard_move_ask(cluster_client(&cluster, i), &q, &mv, NULL) == 0)
+					printf("node %u hands shard %u's leadership to node %llu\n",
+					       i + 1, shard, (unsigned long long)id);
+		}
+		harness_sleep_ms(100);
+	}
+	CHECK(false, "node %llu does not lead shard %u after 20 s", (unsigned long long)id, shard);
+}
+
 /* With more nodes than replicas a node's map names the leaders of the
  * shards it holds only: waits until, between them, the nodes name a leader
  * for every shard and each knows every node's client address. Returns node
@@ -578,6 +608,7 @@ int main(int argc, char **argv)
 	CHECK(rc == 0 && strstr(out, "move 1 of 2: shard 2 from node 1") &&
 	      strstr(out, "move 2 of 2: shard 3 from node 1"), "the drain's plan: exit %d", rc);
 	CHECK(held_core(0, 2, role, sizeof role) >= 0, "a dry run moved shard 2");
+	lead_shard_on(3, 1);
 	pid = cli_spawn(argv[2], "drain", (const char *const[]){ "-a", cluster.nodes[1].srv.addr,
 								 "node", "drain", "1", "--wait",
 								 NULL }, out_path, sizeof out_path);
