@@ -300,6 +300,9 @@ enum replica_move_phase {
 	REPLICA_MOVE_DONE,
 	REPLICA_MOVE_FAILED,
 	REPLICA_MOVE_HANDED_ON,   /* leadership moved: the new leader goes on */
+	REPLICA_MOVE_CANCELLING,  /* rolling back: the target leaves the group,
+				   * then drops its replica */
+	REPLICA_MOVE_CANCELLED,   /* rolled back: the group as before the move */
 };
 
 const char *replica_move_phase_name(int phase);
@@ -317,8 +320,43 @@ const char *replica_move_phase_name(int phase);
 int replica_move_start(struct replica *rep, uint64_t from, uint64_t to, uint32_t to_core,
 		       char *why, size_t whylen);
 
+/*
+ * Leader only: caps the snapshot stream of the move this replica drives
+ * (to its target) at `rate` bytes/s, below the node's --snapshot-rate;
+ * 0: the node's rate. Ends with the move.
+ */
+void replica_move_set_rate(struct replica *rep, uint64_t rate);
+
+/*
+ * Leader only: rolls back the move of this shard while it is before its
+ * REMOVE (the source's removal not proposed yet): the target leaves the
+ * group (a learner, or a promoted voter: R+1 voters back to R, the source
+ * kept), then the target is told to drop its replica (DROP, as a moved
+ * source is); the driver stops. `to` names the target when this leader
+ * drives no move (one stopped by a lost leader: a learner, or a voter of a
+ * group one above its size); 0: the move this leader drives, else the
+ * group's only learner. 0: cancelling (see replica_move_status: CANCELLING,
+ * then CANCELLED). Or, nothing changed: RAFT_ENOTLEADER; RKV_EINVAL with
+ * the reason in `why` (no move to cancel; the source is already removed or
+ * its removal is under way).
+ */
+int replica_move_cancel(struct replica *rep, uint64_t to, char *why, size_t whylen);
+
+/*
+ * Leader only: hands the shard's leadership to voter `to` (RAFT_NONE: the
+ * most caught-up voter other than this node). 0: the transfer is under
+ * way (the CLI watches the leader change). Or RAFT_ENOTLEADER; RAFT_EBUSY
+ * (a move of the shard is under way, or another transfer); RKV_EINVAL
+ * with the reason (`to` is no voter, or there is no other voter).
+ */
+int replica_move_transfer_leader(struct replica *rep, uint64_t to, char *why, size_t whylen);
+
 struct replica_move_status {
 	int phase;                /* enum replica_move_phase */
+	int cancelled_in;         /* CANCELLING/CANCELLED: the phase it left */
+	uint64_t snap_total;      /* snap_bytes once the stream under way is
+				   * sent; 0: none under way */
+	uint64_t rate;            /* the move's own cap, bytes/s; 0: node's */
 	uint64_t from, to;
 	uint32_t to_core;
 	uint64_t elapsed_us;      /* since the move started (here) */

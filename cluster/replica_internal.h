@@ -56,6 +56,7 @@ struct snap_send {
 	uint64_t next_us;             /* not before this */
 	uint64_t sent_at_us;          /* when SENT began */
 	uint64_t bytes;               /* this stream */
+	uint64_t total;               /* this stream's size: tables + manifest */
 };
 
 /* Follower side: the stream being received (cluster/snapshot_recv.c). */
@@ -134,6 +135,9 @@ struct replica_move {
 	uint64_t started_us, phase_us, sent_us;
 	uint64_t snap_base;           /* snap_send_bytes when it started */
 	uint64_t leader;              /* HANDED_ON: to whom */
+	uint64_t rate;                /* the move's snapshot cap, bytes/s; 0: none */
+	int cancelled_in;             /* CANCELLING: the phase it left */
+	bool cancel_dropping;         /* CANCELLING: the target is out: DROP it */
 	char reason[160];
 };
 
@@ -400,6 +404,9 @@ void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied);
 /* The longest wait between two chunks of a stream at this node's
  * --snapshot-rate (0: unlimited). */
 uint64_t snapshot_send_chunk_gap_us(const struct cluster_core *c);
+/* The stream to `to` under way: its bytes sent and its size. false: none. */
+bool snapshot_send_progress(const struct replica *rep, uint64_t to, uint64_t *sent,
+			    uint64_t *total);
 
 /* replica_repair.c: repair of a damaged replica from its peers. */
 /* Damaged (a table, or apply stopped on one) in a group of several voters. */
@@ -444,6 +451,9 @@ bool replica_conf_idle(const struct replica *rep);
 /* replica_move.c */
 /* From replica_tick: drives the move this replica leads. */
 void replica_move_tick(struct replica *rep);
+/* snapshot_send.c: the rate (bytes/s, 0: unlimited) of a snapshot stream
+ * to `to`: the node's, or the cap of the move whose target `to` is. */
+uint64_t replica_move_send_rate(const struct replica *rep, uint64_t to, uint64_t node_rate);
 /* A Placement frame from node `from`, on the core it concerns. */
 void replica_move_placement(struct cluster_core *c, uint64_t from,
 			    const struct peer_msg_placement *q);

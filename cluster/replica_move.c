@@ -45,14 +45,17 @@ const char *replica_move_phase_name(int phase)
 		[REPLICA_MOVE_REMOVE] = "remove",   [REPLICA_MOVE_DROP] = "drop",
 		[REPLICA_MOVE_DONE] = "done",       [REPLICA_MOVE_FAILED] = "failed",
 		[REPLICA_MOVE_HANDED_ON] = "handed-on",
+		[REPLICA_MOVE_CANCELLING] = "cancelling",
+		[REPLICA_MOVE_CANCELLED] = "cancelled",
 	};
 
-	return phase >= 0 && phase <= REPLICA_MOVE_HANDED_ON ? names[phase] : "?";
+	return phase >= 0 && phase <= REPLICA_MOVE_CANCELLED ? names[phase] : "?";
 }
 
 static bool move_active(const struct replica_move *m)
 {
-	return m->phase >= REPLICA_MOVE_HOST && m->phase <= REPLICA_MOVE_DROP;
+	return (m->phase >= REPLICA_MOVE_HOST && m->phase <= REPLICA_MOVE_DROP) ||
+	       m->phase == REPLICA_MOVE_CANCELLING;
 }
 
 static struct cluster_node *node_of(const struct replica *rep)
@@ -190,6 +193,175 @@ int replica_move_start(struct replica *rep, uint64_t from, uint64_t to, uint32_t
 	return 0;
 }
 
+void replica_move_set_rate(struct replica *rep, uint64_t rate)
+{
+	rep->move.rate = rate;
+}
+
+uint64_t replica_move_send_rate(const struct replica *rep, uint64_t to, uint64_t node_rate)
+{
+	const struct replica_move *m = &rep->move;
+
+	if (!m->rate || m->to != to || !move_active(m))
+		return node_rate;
+	return node_rate && node_rate < m->rate ? node_rate : m->rate;
+}
+
+static bool change_committed(struct replica *rep, int op, uint64_t id);
+
+/* The group's only learner, or RAFT_NONE (none, or several). */
+static uint64_t only_learner(const struct raft_conf *conf)
+{
+	uint64_t found = RAFT_NONE;
+
+	for (uint32_t i = 0; i < conf->n; i++) {
+		if (conf->servers[i].role != RAFT_LEARNER)
+			continue;
+		if (found != RAFT_NONE)
+			return RAFT_NONE;
+		found = conf->servers[i].id;
+	}
+	return found;
+}
+
+int replica_move_cancel(struct replica *rep, uint64_t to, char *why, size_t whylen)
+{
+	struct replica_move *m = &rep->move;
+	const struct raft_conf *conf = raft_conf(rep->raft);
+	const struct cluster_map *map = &node_of(rep)->map;
+	int role;
+
+	if (rep->core->stopping)
+		return RKV_ESHUTDOWN;
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
+		return RAFT_ENOTLEADER;
+	if (m->phase == REPLICA_MOVE_CANCELLING && (to == 0 || to == m->to))
+		return 0; /* asked again */
+	if (move_active(m) && to != 0 && to != m->to) {
+		snprintf(why, whylen, "the move of shard %u goes to node %" PRIu64 ", not %" PRIu64,
+			 rep->id, m->to, to);
+		return RKV_EINVAL;
+	}
+	if (m->phase == REPLICA_MOVE_DROP ||
+	    (m->phase == REPLICA_MOVE_REMOVE && m->conf_index != 0)) {
+		snprintf(why, whylen, "the source is already removed (node %" PRIu64 "'s removal "
+			 "from shard %u is %s): the move can only finish", m->from, rep->id,
+			 m->phase == REPLICA_MOVE_DROP ? "committed" : "proposed");
+		return RKV_EINVAL;
+	}
+	if (!move_active(m)) {
+		/* No move driven here: one stopped by a lost leader may have
+		 * left a learner, or a promoted target (R+1 voters). */
+		if (to == 0)
+			to = only_learner(conf);
+		role = to == RAFT_NONE ? 0 : raft_conf_role(conf, to);
+		if (role == 0 || (role == RAFT_VOTER && voters(conf) <= map->replicas)) {
+			if (m->phase == REPLICA_MOVE_DONE && (to == 0 || to == m->to))
+				snprintf(why, whylen, "the source is already removed: the move of "
+					 "shard %u to node %" PRIu64 " is done", rep->id, m->to);
+			else if (to == RAFT_NONE)
+				snprintf(why, whylen, "no move of shard %u to cancel", rep->id);
+			else
+				snprintf(why, whylen, "no move of shard %u to cancel: node %" PRIu64
+					 " is %s", rep->id, to, role ? "one of its replicas, "
+					 "not an extra one" : "no member of its group");
+			return RKV_EINVAL;
+		}
+		memset(m, 0, sizeof *m);
+		m->to = to;
+		m->started_us = rep->core->r->now_us;
+		m->snap_base = rep->snap_send_bytes;
+		m->phase = role == RAFT_LEARNER ? REPLICA_MOVE_CATCHUP : REPLICA_MOVE_PROMOTE;
+	}
+	m->cancelled_in = m->phase;
+	m->cancel_dropping = false;
+	phase_set(rep, REPLICA_MOVE_CANCELLING);
+	return 0;
+}
+
+/* Tells `node` (out of the group) to drop its replica, every
+ * HOST_RESEND_US until answered (replica_move_placement); after
+ * DROP_TIMEOUT_US the move ends in `last` with a note. */
+static void drop_tell(struct replica *rep, uint64_t node, int last)
+{
+	struct replica_move *m = &rep->move;
+	uint64_t now = rep->core->r->now_us;
+
+	if (now - m->phase_us > DROP_TIMEOUT_US) {
+		snprintf(m->reason, sizeof m->reason, "node %" PRIu64 " did not confirm the drop "
+			 "(down?): it is no member any more; its files stay until it is told "
+			 "again", node);
+		m->phase = last;
+		return;
+	}
+	if (m->sent_us == 0 || now - m->sent_us >= HOST_RESEND_US) {
+		struct peer_msg_placement q = {
+			.op = PEER_PLACEMENT_DROP, .group = rep->id,
+			.term = raft_term(rep->raft), .index = m->conf_index,
+		};
+
+		m->sent_us = now;
+		placement_send(rep->core, node, &q);
+	}
+}
+
+int replica_move_transfer_leader(struct replica *rep, uint64_t to, char *why, size_t whylen)
+{
+	uint64_t self = node_of(rep)->cfg.self_id;
+	int rv;
+
+	if (rep->core->stopping)
+		return RKV_ESHUTDOWN;
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
+		return RAFT_ENOTLEADER;
+	if (move_active(&rep->move)) {
+		snprintf(why, whylen, "a move of shard %u is in progress (phase %s)", rep->id,
+			 replica_move_phase_name(rep->move.phase));
+		return RAFT_EBUSY;
+	}
+	if (to == RAFT_NONE || to == 0)
+		to = replica_best_follower(rep, self);
+	if (to == RAFT_NONE || to == self ||
+	    raft_conf_role(raft_conf(rep->raft), to) != RAFT_VOTER) {
+		snprintf(why, whylen, "shard %u has no other voter to lead it%s", rep->id,
+			 to == RAFT_NONE || to == self ? "" : " (the node named is none)");
+		return RKV_EINVAL;
+	}
+	rv = replica_transfer(rep, to);
+	if (rv == RAFT_EBUSY)
+		snprintf(why, whylen, "a leadership transfer of shard %u is under way", rep->id);
+	else if (rv != 0 && rv != RAFT_ENOTLEADER)
+		snprintf(why, whylen, "Raft refused the transfer: %s", rkv_strerror(rv));
+	if (rv == 0)
+		log_info("replica %u: leadership to node %" PRIu64 " (asked)", rep->id, to);
+	return rv;
+}
+
+/* CANCELLING: take the target out of the group (if it is in it), then have
+ * it drop its replica. */
+static void cancel_tick(struct replica *rep)
+{
+	struct replica_move *m = &rep->move;
+	uint64_t now = rep->core->r->now_us;
+
+	if (!m->cancel_dropping) {
+		/* In the configuration (learner, or voter; the latest one, even
+		 * uncommitted): remove it, once the pending change commits. */
+		if (m->conf_index == 0 && raft_conf_role(raft_conf(rep->raft), m->to) == 0) {
+			m->cancel_dropping = true;
+		} else if (change_committed(rep, RAFT_CONF_REMOVE, m->to)) {
+			m->cancel_dropping = true;
+		}
+		if (!m->cancel_dropping)
+			return;
+		log_info("replica %u: cancelled move: node %" PRIu64 " is out of the group; "
+			 "telling it to drop its replica", rep->id, m->to);
+		m->phase_us = now;
+		m->sent_us = 0;
+	}
+	drop_tell(rep, m->to, REPLICA_MOVE_CANCELLED);
+}
+
 /* Proposes one membership change once (retried while Raft says "not now":
  * the previous change or the term's first entry uncommitted, the learner
  * behind); then true once it is committed. */
@@ -223,7 +395,8 @@ void replica_move_tick(struct replica *rep)
 	if (raft_role(rep->raft) != RAFT_LEADER) {
 		uint64_t leader = raft_leader(rep->raft);
 
-		if (m->phase >= REPLICA_MOVE_TRANSFER && leader != RAFT_NONE && leader != self) {
+		if (m->phase >= REPLICA_MOVE_TRANSFER && m->phase <= REPLICA_MOVE_DROP &&
+		    leader != RAFT_NONE && leader != self) {
 			/* The new leader carries the rest on (REMOVE, DROP): it
 			 * holds every committed change, so it sees the target
 			 * voting and the source still a member. */
@@ -238,6 +411,9 @@ void replica_move_tick(struct replica *rep)
 			m->phase = REPLICA_MOVE_HANDED_ON;
 			log_info("replica %u: move handed on to the new leader, node %" PRIu64,
 				 rep->id, leader);
+		} else if (m->phase == REPLICA_MOVE_CANCELLING) {
+			move_fail(rep, "leadership was lost during the cancel: run the cancel "
+				  "again (--cancel --to the target, on the new leader)", "");
 		} else if (m->phase < REPLICA_MOVE_TRANSFER) {
 			move_fail(rep, "leadership was lost before the promotion: run the move "
 				  "again (it goes on from the learner already added)", "");
@@ -245,6 +421,9 @@ void replica_move_tick(struct replica *rep)
 		return;
 	}
 	switch (m->phase) {
+	case REPLICA_MOVE_CANCELLING:
+		cancel_tick(rep);
+		return;
 	case REPLICA_MOVE_HOST:
 		if (now - m->phase_us > HOST_TIMEOUT_US) {
 			move_fail(rep, "the target did not answer the host request (down?)", "");
@@ -299,22 +478,7 @@ void replica_move_tick(struct replica *rep)
 		}
 		return;
 	case REPLICA_MOVE_DROP:
-		if (now - m->phase_us > DROP_TIMEOUT_US) {
-			snprintf(m->reason, sizeof m->reason, "node %" PRIu64 " did not confirm the "
-				 "drop (down?): it is no member any more; its files stay until it "
-				 "is told again", m->from);
-			m->phase = REPLICA_MOVE_DONE;
-			return;
-		}
-		if (m->sent_us == 0 || now - m->sent_us >= HOST_RESEND_US) {
-			struct peer_msg_placement q = {
-				.op = PEER_PLACEMENT_DROP, .group = rep->id,
-				.term = raft_term(rep->raft), .index = m->conf_index,
-			};
-
-			m->sent_us = now;
-			placement_send(c, m->from, &q);
-		}
+		drop_tell(rep, m->from, REPLICA_MOVE_DONE);
 		return;
 	default:
 		return;
@@ -335,6 +499,16 @@ void replica_move_status(const struct replica *rep, struct replica_move_status *
 	if (m->phase != REPLICA_MOVE_NONE)
 		out->elapsed_us = rep->core->r->now_us - m->started_us;
 	out->snap_bytes = rep->snap_send_bytes - m->snap_base;
+	out->cancelled_in = m->cancelled_in;
+	out->rate = m->rate;
+	if (m->phase == REPLICA_MOVE_CATCHUP || m->phase == REPLICA_MOVE_LEARNER) {
+		uint64_t sent;
+
+		/* In the move's terms: what it streamed before this stream,
+		 * plus this stream's size. */
+		if (snapshot_send_progress(rep, m->to, &sent, &out->snap_total))
+			out->snap_total += out->snap_bytes - sent;
+	}
 	if (raft_follower_match(rep->raft, m->to, &match)) {
 		out->match = match;
 		out->lag = raft_last_index(rep->raft) > match ? raft_last_index(rep->raft) - match : 0;
@@ -466,11 +640,20 @@ static void drop(struct cluster_core *c, uint64_t from, const struct peer_msg_pl
 	int rv;
 
 	if (!rep || rep->retired) {
-		if (!waiting(c, g))
+		/* Being made for a move (a cancelled one): answered once it
+		 * exists, when it can be dropped. */
+		if (c->create.active && c->create.group == g)
+			answer(c, from, q->op, g, RKV_EAGAIN);
+		else if (!waiting(c, g))
 			answer(c, from, q->op, g, 0);
 		return;
 	}
-	if (q->term < raft_term(rep->raft) || raft_conf_role(raft_conf(rep->raft), from) == 0) {
+	/* A replica made for a move that knows no configuration yet (the
+	 * learner's addition never reached it) holds nothing anyone relies
+	 * on: the leader of any current term may have it dropped. */
+	if (q->term < raft_term(rep->raft) ||
+	    (raft_conf_role(raft_conf(rep->raft), from) == 0 &&
+	     !(rep->hosted_added && raft_conf(rep->raft)->n == 0))) {
 		/* A leader we know to be stale, or a node that is no member of
 		 * the group as we know it: not a word to delete data on. */
 		answer(c, from, q->op, g, RAFT_ENOTLEADER);
@@ -578,6 +761,19 @@ void replica_move_placement(struct cluster_core *c, uint64_t from,
 		else
 			move_fail(rep, "the target could not host the replica: ",
 				  rkv_strerror(status));
+	} else if (q->op == PEER_PLACEMENT_DROPPED && rep->move.phase == REPLICA_MOVE_CANCELLING &&
+		   rep->move.cancel_dropping && from == rep->move.to) {
+		int status = (int)-(int64_t)q->status;
+
+		if (status == RKV_EAGAIN)
+			return;
+		if (status != 0)
+			snprintf(rep->move.reason, sizeof rep->move.reason, "node %" PRIu64
+				 " refused to drop the replica: %s", rep->move.to,
+				 rkv_strerror(status));
+		rep->move.phase = REPLICA_MOVE_CANCELLED;
+		log_info("replica %u: move to node %" PRIu64 " cancelled (it was in phase %s)",
+			 rep->id, rep->move.to, replica_move_phase_name(rep->move.cancelled_in));
 	} else if (q->op == PEER_PLACEMENT_DROPPED && rep->move.phase == REPLICA_MOVE_DROP &&
 		   from == rep->move.from) {
 		int status = (int)-(int64_t)q->status;
@@ -792,14 +988,19 @@ int replica_move_core_start(struct cluster_core *c, char *err, size_t errlen)
 	snprintf(path, sizeof path, "%s/%s", n->data_dir, name);
 	ring_file_init(&c->hosting_file, &c->r->io, n->data_dir_fd, path, hosting_written, c);
 	/* The files of replicas dropped here (their drop is durable, so
-	 * their group committed a configuration without this node). */
+	 * their group committed a configuration without this node, or the
+	 * move that made it was cancelled). */
 	for (uint32_t i = 0; i < c->hosting->n; i++) {
 		uint32_t g = c->hosting->e[i].shard;
 
 		if (c->hosting->e[i].core != CLUSTER_HOSTING_DROP)
 			continue;
-		snprintf(path, sizeof path, "%s/shard-%u", n->data_dir, g);
-		if (access(path, F_OK) == 0) {
+		/* The replica, and a snapshot it was receiving when dropped. */
+		for (unsigned k = 0; k < 2; k++) {
+			snprintf(path, sizeof path, "%s/shard-%u%s", n->data_dir, g,
+				 k ? ".incoming" : "");
+			if (access(path, F_OK) != 0)
+				continue;
 			log_info("core %u: deleting %s: the replica was moved away", c->index, path);
 			if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) {
 				rv = -errno;

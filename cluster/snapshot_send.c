@@ -92,6 +92,7 @@ static int send_chunk(struct snap_send *s, const char *name, const void *data, u
 		      bool last)
 {
 	struct cluster_core *c = s->rep->core;
+	uint64_t rate;
 	struct peer_msg_chunk ch = {
 		.group = s->rep->id, .index = s->index, .term = s->term,
 		.file = { .data = (const uint8_t *)name, .len = (uint32_t)strlen(name) },
@@ -111,9 +112,11 @@ static int send_chunk(struct snap_send *s, const char *name, const void *data, u
 	s->bytes += len;
 	s->rep->snap_send_bytes += len;
 	s->offset += len;
-	/* The rate: this chunk's bytes buy time before the next one. */
-	if (c->node->cfg.snapshot_rate)
-		s->next_us = c->r->now_us + (uint64_t)len * 1000000u / c->node->cfg.snapshot_rate;
+	/* The rate: this chunk's bytes buy time before the next one (a
+	 * move's own cap may be lower: replica_move_send_rate). */
+	rate = replica_move_send_rate(s->rep, s->to, c->node->cfg.snapshot_rate);
+	if (rate)
+		s->next_us = c->r->now_us + (uint64_t)len * 1000000u / rate;
 	return 0;
 }
 
@@ -249,6 +252,9 @@ static void start(struct snap_send *s, uint64_t raft_index, bool forced)
 	s->file = 0;
 	s->offset = 0;
 	s->bytes = 0;
+	s->total = s->snap.manifest_len;
+	for (size_t i = 0; i < s->snap.nfiles; i++)
+		s->total += s->snap.files[i].size;
 	s->next_us = 0;
 	log_info("replica %u: streaming a snapshot at %llu (%zu tables) to node %llu%s",
 		 rep->id, (unsigned long long)s->index, s->snap.nfiles, (unsigned long long)s->to,
@@ -283,6 +289,21 @@ bool snapshot_send_intercept(struct replica *rep, const struct raft_msg *m)
 		return false;
 	}
 	return true;
+}
+
+bool snapshot_send_progress(const struct replica *rep, uint64_t to, uint64_t *sent,
+			    uint64_t *total)
+{
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		const struct snap_send *s = rep->sends[i];
+
+		if (s && s->to == to && s->state == SNAP_SEND_STREAMING) {
+			*sent = s->bytes;
+			*total = s->total;
+			return true;
+		}
+	}
+	return false;
 }
 
 uint64_t snapshot_send_chunk_gap_us(const struct cluster_core *c)
@@ -330,10 +351,12 @@ void snapshot_send_tick(struct replica *rep)
 				s->state = SNAP_SEND_IDLE;
 			continue;
 		}
-		if (leader && !(raft_follower_match(rep->raft, s->to, &match) &&
-				match >= s->raft_index))
+		if (leader && raft_conf_role(raft_conf(rep->raft), s->to) != 0 &&
+		    !(raft_follower_match(rep->raft, s->to, &match) && match >= s->raft_index))
 			continue;
-		/* Done (the follower matches) or no longer ours to send. */
+		/* Done (the follower matches), no longer ours to send, or the
+		 * follower left the group (a cancelled move's learner: a new
+		 * move to it must not get the rest of this stream). */
 		if (s->reading)
 			s->abandon = true;
 		else

@@ -48,6 +48,9 @@ struct frame_move_req {
 	uint64_t to_node;
 	uint32_t to_core;
 	bool status_only;
+	bool cancel;              /* roll the move back */
+	uint64_t rate;            /* the move's snapshot cap, bytes/s; 0: none */
+	bool transfer_leader;     /* hand leadership to to_node instead */
 };
 
 /* Request.backup (BackupRequest): values as on the wire, unchecked. */

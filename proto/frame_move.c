@@ -16,6 +16,9 @@ void frame_move_req_from_msg(struct frame_move_req *out, const ringkv_ShardMoveR
 	out->to_node = msg->to_node;
 	out->to_core = msg->to_core;
 	out->status_only = msg->status_only;
+	out->cancel = msg->cancel;
+	out->rate = msg->rate;
+	out->transfer_leader = msg->transfer_leader;
 }
 
 void frame_move_req_to_msg(ringkv_ShardMoveRequest *msg, const struct frame_move_req *r)
@@ -25,13 +28,16 @@ void frame_move_req_to_msg(ringkv_ShardMoveRequest *msg, const struct frame_move
 	msg->to_node = r->to_node;
 	msg->to_core = r->to_core;
 	msg->status_only = r->status_only;
+	msg->cancel = r->cancel;
+	msg->rate = r->rate;
+	msg->transfer_leader = r->transfer_leader;
 }
 
 size_t frame_move_max_size(void)
 {
-	/* The submessage's tag and length, then nine numbers of one-byte tag
-	 * and at most ten bytes each. */
-	return 1 + 5 + 9 * (1 + 10);
+	/* The submessage's tag and length, then twelve numbers of one-byte
+	 * tag and at most ten bytes each. */
+	return 1 + 5 + 12 * (1 + 10);
 }
 
 void frame_move_set_encoder(ringkv_Response *msg, const struct frame_move *m)
@@ -49,6 +55,9 @@ void frame_move_set_encoder(ringkv_Response *msg, const struct frame_move *m)
 	msg->shard_move.log_lag = m->log_lag;
 	msg->shard_move.elapsed_ms = m->elapsed_ms;
 	msg->shard_move.next_leader = m->next_leader;
+	msg->shard_move.snapshot_total = m->snapshot_total;
+	msg->shard_move.rate = m->rate;
+	msg->shard_move.cancelled_in = m->cancelled_in;
 }
 
 struct slice_ctx {
@@ -107,5 +116,8 @@ int frame_decode_move_answer(const uint8_t *payload, size_t len, uint64_t *id, i
 	out->log_lag = msg.shard_move.log_lag;
 	out->elapsed_ms = msg.shard_move.elapsed_ms;
 	out->next_leader = msg.shard_move.next_leader;
+	out->snapshot_total = msg.shard_move.snapshot_total;
+	out->rate = msg.shard_move.rate;
+	out->cancelled_in = msg.shard_move.cancelled_in;
 	return 0;
 }

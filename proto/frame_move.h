@@ -21,6 +21,9 @@ struct frame_move {
 	uint64_t log_lag;
 	uint64_t elapsed_ms;
 	uint64_t next_leader;
+	uint64_t snapshot_total;  /* the stream under way's size; 0: none */
+	uint64_t rate;            /* the move's cap, bytes/s; 0: the node's */
+	uint32_t cancelled_in;    /* cancelling/cancelled: the phase it left */
 };
 
 /* Bytes the move part adds to an encoded Response, at most. */

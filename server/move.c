@@ -60,6 +60,8 @@ static void fill(struct move_req *mr, struct replica *rep)
 		.shard = mr->q.shard, .phase = (uint32_t)st.phase, .from_node = st.from,
 		.to_node = st.to, .to_core = st.to_core, .snapshot_bytes = st.snap_bytes,
 		.log_lag = st.lag, .elapsed_ms = st.elapsed_us / 1000, .next_leader = st.leader,
+		.snapshot_total = st.snap_total, .rate = st.rate,
+		.cancelled_in = (uint32_t)st.cancelled_in,
 	};
 	if (st.phase == REPLICA_MOVE_FAILED || st.reason[0])
 		snprintf(mr->error, sizeof mr->error, "%s", st.reason);
@@ -90,8 +92,17 @@ static void on_request(struct reactor *r, struct reactor_msg *m)
 		fill(mr, rep);
 		mr->status = ringkv_Status_OK;
 	} else {
-		rv = replica_move_start(rep, mr->q.from_node, mr->q.to_node, mr->q.to_core,
-					mr->error, sizeof mr->error);
+		if (mr->q.transfer_leader) {
+			rv = replica_move_transfer_leader(rep, mr->q.to_node, mr->error,
+							  sizeof mr->error);
+		} else if (mr->q.cancel) {
+			rv = replica_move_cancel(rep, mr->q.to_node, mr->error, sizeof mr->error);
+		} else {
+			rv = replica_move_start(rep, mr->q.from_node, mr->q.to_node,
+						mr->q.to_core, mr->error, sizeof mr->error);
+			if (rv == 0)
+				replica_move_set_rate(rep, mr->q.rate);
+		}
 		switch (rv) {
 		case 0:
 			mr->status = ringkv_Status_OK;

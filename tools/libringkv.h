@@ -347,12 +347,17 @@ struct rkv_move {
 	uint64_t elapsed_ms;
 	uint64_t next_leader;         /* RKV_MOVE_HANDED_ON: who carries it on */
 	char reason[256];             /* RKV_MOVE_FAILED: why; else a note or "" */
+	uint64_t snapshot_total;      /* snapshot_bytes once the stream under way
+				       * is sent; 0: none under way */
+	uint64_t rate;                /* the move's own cap, bytes/s; 0: the node's */
+	uint32_t cancelled_in;        /* CANCELLING/CANCELLED: the phase it left */
 };
 
 enum rkv_move_phase {
 	RKV_MOVE_NONE = 0, RKV_MOVE_HOST, RKV_MOVE_LEARNER, RKV_MOVE_CATCHUP,
 	RKV_MOVE_PROMOTE, RKV_MOVE_TRANSFER, RKV_MOVE_REMOVE, RKV_MOVE_DROP,
-	RKV_MOVE_DONE, RKV_MOVE_FAILED, RKV_MOVE_HANDED_ON,
+	RKV_MOVE_DONE, RKV_MOVE_FAILED, RKV_MOVE_HANDED_ON, RKV_MOVE_CANCELLING,
+	RKV_MOVE_CANCELLED,
 };
 
 /* "host", "learner", ... ("?" for an unknown value). */
@@ -371,5 +376,25 @@ const char *rkv_move_phase_name(uint32_t phase);
 int rkv_shard_move(struct rkv_client *c, uint32_t shard, uint64_t from_node, uint64_t to_node,
 		   uint32_t to_core, int status_only, struct rkv_move *out,
 		   uint64_t *leader_hint);
+
+/* What rkv_shard_move_ask asks: rkv_shard_move's arguments, and more. */
+struct rkv_move_request {
+	uint32_t shard;
+	uint64_t from_node, to_node;
+	uint32_t to_core;
+	int status_only;
+	int cancel;                   /* roll the move back (before its REMOVE):
+				       * to_node names the target when the
+				       * leader drives no move, else 0 */
+	uint64_t rate;                /* start: the move's snapshot cap, bytes/s;
+				       * 0: the node's --snapshot-rate */
+	int transfer_leader;          /* instead: hand the shard's leadership to
+				       * voter to_node (0: the most caught-up
+				       * other voter); OK once under way */
+};
+
+/* As rkv_shard_move, with every option of the request. */
+int rkv_shard_move_ask(struct rkv_client *c, const struct rkv_move_request *q,
+		       struct rkv_move *out, uint64_t *leader_hint);
 
 #endif

@@ -706,7 +706,7 @@ const char *rkv_move_phase_name(uint32_t phase)
 {
 	static const char *const names[] = {
 		"none", "host", "learner", "catchup", "promote", "transfer",
-		"remove", "drop", "done", "failed", "handed-on",
+		"remove", "drop", "done", "failed", "handed-on", "cancelling", "cancelled",
 	};
 
 	return phase < sizeof names / sizeof names[0] ? names[phase] : "?";
@@ -716,8 +716,21 @@ int rkv_shard_move(struct rkv_client *c, uint32_t shard, uint64_t from_node, uin
 		   uint32_t to_core, int status_only, struct rkv_move *out,
 		   uint64_t *leader_hint)
 {
-	struct frame_move_req q = { .shard = shard, .from_node = from_node, .to_node = to_node,
-				    .to_core = to_core, .status_only = status_only != 0 };
+	struct rkv_move_request q = { .shard = shard, .from_node = from_node,
+				      .to_node = to_node, .to_core = to_core,
+				      .status_only = status_only };
+
+	return rkv_shard_move_ask(c, &q, out, leader_hint);
+}
+
+int rkv_shard_move_ask(struct rkv_client *c, const struct rkv_move_request *r,
+		       struct rkv_move *out, uint64_t *leader_hint)
+{
+	struct frame_move_req q = { .shard = r->shard, .from_node = r->from_node,
+				    .to_node = r->to_node, .to_core = r->to_core,
+				    .status_only = r->status_only != 0,
+				    .cancel = r->cancel != 0, .rate = r->rate,
+				    .transfer_leader = r->transfer_leader != 0 };
 	struct frame_move m;
 	struct frame_slice error;
 	struct rkv_result res;
@@ -749,6 +762,9 @@ int rkv_shard_move(struct rkv_client *c, uint32_t shard, uint64_t from_node, uin
 		out->log_lag = m.log_lag;
 		out->elapsed_ms = m.elapsed_ms;
 		out->next_leader = m.next_leader;
+		out->snapshot_total = m.snapshot_total;
+		out->rate = m.rate;
+		out->cancelled_in = m.cancelled_in;
 		copy_text(out->reason, sizeof out->reason, error);
 	}
 	if (rc == 0 && !has) {

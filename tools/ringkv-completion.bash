@@ -3,7 +3,7 @@
 # to try it from a build tree: source tools/ringkv-completion.bash
 #
 # Completes commands, options (node: --admin), --format values, node's
-# subcommand (health), and for get and del the keys
+# subcommand (health, drain), and for get and del the keys
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
 # keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR); for
 # backup, create or restore, then directories; for shard, move and its
@@ -28,7 +28,7 @@ _ringkv() {
 		return # a HOST:PORT: nothing to offer
 		;;
 	-t | --timeout | --limit | --prefix | --admin | --cores | --node-id | \
-		--initial-cluster | --replicas | --cluster-token | --from | --to)
+		--initial-cluster | --replicas | --cluster-token | --from | --to | --rate)
 		return
 		;;
 	--data-dir)
@@ -58,8 +58,8 @@ _ringkv() {
 	if [[ $cur == -* ]]; then
 		local more=""
 		[[ $command == scan ]] && more="--limit --prefix"
-		[[ $command == node ]] && more="--admin"
-		[[ $command == shard ]] && more="--from --to --wait"
+		[[ $command == node ]] && more="--admin --wait --dry-run --rate"
+		[[ $command == shard ]] && more="--from --to --wait --cancel --rate"
 		[[ $command == backup ]] &&
 			more="--data-dir --cores --node-id --initial-cluster --replicas --cluster-token"
 		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))
@@ -77,7 +77,7 @@ _ringkv() {
 		;;
 	node)
 		[[ ${words[cword - 1]} == node ]] &&
-			COMPREPLY=($(compgen -W "health" -- "$cur"))
+			COMPREPLY=($(compgen -W "health drain" -- "$cur"))
 		;;
 	shard)
 		# move, then a shard id and --from/--to NODE[:CORE]: no words.

@@ -37,6 +37,7 @@
 #include "tools/cli_json.h"
 #include "tools/libringkv.h"
 #include "tools/node_health.h"
+#include "tools/node_drain.h"
 #include "tools/shard_move.h"
 #include "tools/version.h"
 
@@ -67,6 +68,7 @@ enum {
 	CMD_OFFLINE = 1u << 3,     /* runs without connecting to -a */
 	CMD_OPT_BACKUP = 1u << 4,  /* backup restore: --data-dir, ringkvd's cluster flags */
 	CMD_OPT_MOVE = 1u << 5,    /* shard move: --from, --to, --wait */
+	CMD_OPT_DRAIN = 1u << 6,   /* node drain: --wait, --dry-run, --rate */
 };
 
 /* What the command line said, and the connection once open. */
@@ -84,6 +86,9 @@ struct cli {
 	const char *move_from;     /* shard move --from NODE[:CORE] */
 	const char *move_to;       /* shard move --to NODE[:CORE] */
 	bool move_wait;            /* shard move --wait */
+	bool move_cancel;          /* shard move --cancel */
+	const char *move_rate;     /* shard move --rate BYTES/s */
+	bool dry_run;              /* node drain --dry-run */
 };
 
 struct command {
@@ -858,24 +863,54 @@ static int cmd_cluster(struct cli *cli, int argc, char **argv)
 
 /* ---- node health ---------------------------------------------------------- */
 
+static int parse_count(const char *text, uint64_t *out);
+
 static int check_node(const struct cli *cli, int argc, char **argv)
 {
-	(void)cli;
-	(void)argc;
+	uint64_t id, rate;
+
+	if (strcmp(argv[0], "drain") == 0) {
+		if (argc != 2 || parse_count(argv[1], &id) != 0 || id == 0)
+			return usage_error("node drain takes ID (a node id)");
+		if (cli->move_rate && shard_move_parse_rate(cli->move_rate, &rate) != 0)
+			return usage_error("--rate takes bytes per second (e.g. 512k, 64M/s), "
+					   "not '%s'", cli->move_rate);
+		return CLI_EXIT_OK;
+	}
 	if (strcmp(argv[0], "health") != 0)
-		return usage_error("node takes health, not '%s'", argv[0]);
+		return usage_error("node takes health or drain, not '%s'", argv[0]);
+	if (argc != 1)
+		return usage_error("node health takes no argument (--admin HOST:PORT)");
+	if (cli->move_wait || cli->dry_run || cli->move_rate)
+		return usage_error("--wait, --dry-run and --rate are node drain's");
 	return CLI_EXIT_OK;
+}
+
+/* ringkv node drain ID (tools/node_drain.c). */
+static int cmd_node_drain(struct cli *cli, char **argv)
+{
+	struct node_drain_args a = {
+		.address = cli->address, .timeout_ms = cli->timeout_ms,
+		.json = cli->format == CLI_JSON, .wait = cli->move_wait,
+		.dry_run = cli->dry_run,
+	};
+
+	parse_count(argv[1], &a.node);
+	if (cli->move_rate)
+		shard_move_parse_rate(cli->move_rate, &a.rate);
+	return node_drain_run(&a);
 }
 
 /* 0 ready; 1 alive but not ready (like a key not found: the node answered
  * no); 2 a malformed --admin; 3 unreachable; 4 timeout. */
 static int cmd_node(struct cli *cli, int argc, char **argv)
 {
-	enum node_health_result r = node_health_run(cli->admin, cli->timeout_ms,
-						     cli->format == CLI_JSON);
+	enum node_health_result r;
 
 	(void)argc;
-	(void)argv;
+	if (strcmp(argv[0], "drain") == 0)
+		return cmd_node_drain(cli, argv);
+	r = node_health_run(cli->admin, cli->timeout_ms, cli->format == CLI_JSON);
 	if (finish_stdout("node health") != CLI_EXIT_OK)
 		return CLI_EXIT_ERROR;
 	switch (r) {
@@ -919,11 +954,9 @@ static int cmd_backup(struct cli *cli, int argc, char **argv)
 
 /* ---- shard move (tools/shard_move.c) --------------------------------------- */
 
-static int parse_count(const char *text, uint64_t *out);
-
 static int check_shard(const struct cli *cli, int argc, char **argv)
 {
-	uint64_t node, shard;
+	uint64_t node, shard, rate;
 	uint32_t core;
 	bool has_core;
 
@@ -932,6 +965,19 @@ static int check_shard(const struct cli *cli, int argc, char **argv)
 	if (argc != 2 || parse_count(argv[1], &shard) != 0 || shard > UINT32_MAX)
 		return usage_error("shard move takes SHARD (a shard id) --from NODE[:CORE] "
 				   "--to NODE[:CORE]");
+	if (cli->move_rate && shard_move_parse_rate(cli->move_rate, &rate) != 0)
+		return usage_error("--rate takes bytes per second (e.g. 512k, 64M/s), not '%s'",
+				   cli->move_rate);
+	if (cli->move_cancel) {
+		if (cli->move_from || cli->move_rate)
+			return usage_error("shard move --cancel takes SHARD [--to NODE] only");
+		if (cli->move_to &&
+		    (shard_move_parse_target(cli->move_to, &node, &core, &has_core) != 0 ||
+		     has_core))
+			return usage_error("--cancel --to takes NODE (the move's target), not "
+					   "'%s'", cli->move_to);
+		return CLI_EXIT_OK;
+	}
 	if (!cli->move_from || !cli->move_to)
 		return usage_error("shard move needs --from NODE[:CORE] and --to NODE[:CORE]");
 	if (shard_move_parse_target(cli->move_from, &node, &core, &has_core) != 0)
@@ -946,6 +992,7 @@ static int cmd_shard(struct cli *cli, int argc, char **argv)
 	struct shard_move_args a = {
 		.address = cli->address, .timeout_ms = cli->timeout_ms,
 		.json = cli->format == CLI_JSON, .wait = cli->move_wait,
+		.cancel = cli->move_cancel,
 	};
 	uint64_t shard = 0;
 	uint32_t core;
@@ -956,8 +1003,12 @@ static int cmd_shard(struct cli *cli, int argc, char **argv)
 	a.shard = (uint32_t)shard;
 	/* The source's core is not needed (a node holds at most one replica
 	 * of a shard); the target's defaults to core 0. */
-	shard_move_parse_target(cli->move_from, &a.from, &core, &has_core);
-	shard_move_parse_target(cli->move_to, &a.to, &a.to_core, &has_core);
+	if (cli->move_from)
+		shard_move_parse_target(cli->move_from, &a.from, &core, &has_core);
+	if (cli->move_to)
+		shard_move_parse_target(cli->move_to, &a.to, &a.to_core, &has_core);
+	if (cli->move_rate)
+		shard_move_parse_rate(cli->move_rate, &a.rate);
 	return shard_move_run(&a);
 }
 
@@ -980,10 +1031,18 @@ static const struct command commands[] = {
 				   "(leaders, terms, indexes, lag, reachability);\n"
 				   "map: the nodes, their addresses, shards and leaders",
 	  1, 1, 0, check_cluster, cmd_cluster },
-	{ "node", "health", "health: the node's admin port /health and /ready\n"
-			    "(--admin HOST:PORT, default " NODE_HEALTH_DEFAULT_ADMIN ");\n"
-			    "exit 0 ready, 1 alive but not ready",
-	  1, 1, CMD_OPT_ADMIN | CMD_OFFLINE, check_node, cmd_node },
+	{ "node", "health|drain ID",
+	  "health: the node's admin port /health and /ready\n"
+	  "(--admin HOST:PORT, default " NODE_HEALTH_DEFAULT_ADMIN ");\n"
+	  "exit 0 ready, 1 alive but not ready;\n"
+	  "drain ID [--wait] [--dry-run] [--rate BYTES/s]:\n"
+	  "hand node ID's leaderships to other voters, then\n"
+	  "move each of its replicas to a node without the\n"
+	  "shard (fewest replicas, then fewest on a core),\n"
+	  "one at a time (move n of m; --wait: the phases);\n"
+	  "--dry-run prints the plan and changes nothing;\n"
+	  "exit 1 when no node can take a replica",
+	  1, 2, CMD_OPT_ADMIN | CMD_OPT_DRAIN | CMD_OFFLINE, check_node, cmd_node },
 	{ "backup", "create|restore DIR",
 	  "create DIR: an online copy of every shard (each\n"
 	  "at its own applied index, holding every write\n"
@@ -998,8 +1057,14 @@ static const struct command commands[] = {
 				 "move one replica online (the shard's leader\n"
 				 "adds it as a learner, catches it up, promotes\n"
 				 "it, removes the old one); --wait shows the\n"
-				 "phases until done; exit 1 refused or failed,\n"
-				 "2 usage or no node reachable",
+				 "phases (snapshot bytes of total, rate, ETA)\n"
+				 "until done; --rate BYTES/s (k/M/G) caps this\n"
+				 "move's snapshot stream;\n"
+				 "move SHARD --cancel [--to NODE] [--wait]: roll\n"
+				 "the move back (before the old replica's\n"
+				 "removal): the new replica leaves, its files go;\n"
+				 "exit 1 refused or failed, 2 usage or no node\n"
+				 "reachable",
 	  2, 2, CMD_OPT_MOVE | CMD_OFFLINE, check_shard, cmd_shard },
 };
 
@@ -1231,8 +1296,24 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			cli->prefix = value;
 			continue;
 		}
-		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) && is_flag(arg, "wait", 0)) {
+		if (*cmd && ((*cmd)->options & CMD_OPT_DRAIN) && is_flag(arg, "dry-run", 0)) {
+			cli->dry_run = true;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & (CMD_OPT_MOVE | CMD_OPT_DRAIN)) &&
+		    is_flag(arg, "wait", 0)) {
 			cli->move_wait = true;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) && is_flag(arg, "cancel", 0)) {
+			cli->move_cancel = true;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & (CMD_OPT_MOVE | CMD_OPT_DRAIN)) &&
+		    (taken = take_option(argc, argv, &i, "rate", 0, false, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->move_rate = value;
 			continue;
 		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_MOVE) &&

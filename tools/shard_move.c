@@ -6,6 +6,11 @@
  * catches up). The move is the leader's to drive: this command only asks
  * and watches, so a killed CLI stops nothing.
  *
+ * With --cancel it asks the leader to roll the move back (before its
+ * REMOVE only) and, with --wait, follows the rollback to its end. --rate
+ * caps the move's snapshot stream; --wait shows the bytes streamed of the
+ * total, the rate measured between two polls and an ETA.
+ *
  * Exit status: 0 done (or, without --wait, started); 1 refused or failed,
  * with the reason; 2 usage, or no node reachable.
  */
@@ -19,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/config.h"
 #include "tools/cli_json.h"
 #include "tools/libringkv.h"
 
@@ -82,25 +88,93 @@ static bool known_node(const struct rkv_cluster_map *m, uint64_t id)
 	return false;
 }
 
-static void print_json(const struct rkv_move *mv, uint32_t shard, bool done)
+/* The snapshot's rate: its bytes over the time since the catch-up was
+ * first seen (a stream goes in 256 KiB chunks, so the rate between two
+ * polls jumps; the average does not), and an ETA from it. */
+struct rate_meter {
+	uint64_t bytes0;              /* snapshot_bytes when first seen */
+	uint64_t at0_ms;              /* the leader's elapsed_ms then; 0: not yet */
+	double rate;                  /* bytes/s; 0: not measured yet */
+};
+
+static void rate_update(struct rate_meter *r, const struct rkv_move *mv)
+{
+	if (mv->phase != RKV_MOVE_CATCHUP && mv->phase != RKV_MOVE_LEARNER)
+		return;
+	if (!r->at0_ms || mv->snapshot_bytes < r->bytes0) {
+		r->bytes0 = mv->snapshot_bytes;
+		r->at0_ms = mv->elapsed_ms ? mv->elapsed_ms : 1;
+		return;
+	}
+	if (mv->elapsed_ms > r->at0_ms && mv->snapshot_bytes > r->bytes0)
+		r->rate = (double)(mv->snapshot_bytes - r->bytes0) * 1000.0 /
+			  (double)(mv->elapsed_ms - r->at0_ms);
+}
+
+/* Seconds left of the snapshot stream; -1: unknown. */
+static double rate_eta(const struct rate_meter *r, const struct rkv_move *mv)
+{
+	if (!mv->snapshot_total || r->rate <= 0 || mv->snapshot_total < mv->snapshot_bytes)
+		return -1;
+	return (double)(mv->snapshot_total - mv->snapshot_bytes) / r->rate;
+}
+
+static void print_json(const struct rkv_move *mv, const struct rate_meter *r, uint32_t shard,
+		       bool done)
 {
 	printf("{\"shard\":%u,\"phase\":\"%s\",\"from\":%" PRIu64 ",\"to\":%" PRIu64
-	       ",\"to_core\":%u,\"snapshot_bytes\":%" PRIu64 ",\"log_lag\":%" PRIu64
-	       ",\"elapsed_ms\":%" PRIu64 ",\"done\":%s,\"reason\":",
+	       ",\"to_core\":%u,\"snapshot_bytes\":%" PRIu64 ",\"snapshot_total\":%" PRIu64
+	       ",\"rate_bytes_per_s\":%.0f,\"eta_s\":%.1f,\"rate_limit\":%" PRIu64
+	       ",\"log_lag\":%" PRIu64 ",\"elapsed_ms\":%" PRIu64,
 	       shard, rkv_move_phase_name(mv->phase), mv->from_node, mv->to_node, mv->to_core,
-	       mv->snapshot_bytes, mv->log_lag, mv->elapsed_ms, done ? "true" : "false");
+	       mv->snapshot_bytes, mv->snapshot_total, r ? r->rate : 0.0,
+	       r ? rate_eta(r, mv) : -1.0, mv->rate, mv->log_lag, mv->elapsed_ms);
+	if (mv->phase == RKV_MOVE_CANCELLING || mv->phase == RKV_MOVE_CANCELLED)
+		printf(",\"cancelled_in\":\"%s\"", rkv_move_phase_name(mv->cancelled_in));
+	printf(",\"done\":%s,\"reason\":", done ? "true" : "false");
 	cli_json_string(stdout, mv->reason);
 	printf("}\n");
 }
 
-static void print_progress(const struct rkv_move *mv, uint32_t shard)
+/* "1.5 MiB" */
+static void human_bytes(char *buf, size_t len, double v)
+{
+	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	unsigned u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+static void print_progress(const struct rkv_move *mv, const struct rate_meter *r,
+			   uint32_t shard)
 {
 	printf("shard %u: %s", shard, rkv_move_phase_name(mv->phase));
-	if (mv->phase == RKV_MOVE_CATCHUP || mv->phase == RKV_MOVE_LEARNER)
-		printf(" (snapshot %" PRIu64 " bytes streamed, log lag %" PRIu64 ")",
-		       mv->snapshot_bytes, mv->log_lag);
+	if (mv->phase == RKV_MOVE_CATCHUP || mv->phase == RKV_MOVE_LEARNER) {
+		char done[32], total[32], rate[32];
+		double eta = rate_eta(r, mv);
+
+		human_bytes(done, sizeof done, (double)mv->snapshot_bytes);
+		printf(" (snapshot %s", done);
+		if (mv->snapshot_total) {
+			human_bytes(total, sizeof total, (double)mv->snapshot_total);
+			printf(" of %s", total);
+		}
+		if (r->rate > 0) {
+			human_bytes(rate, sizeof rate, r->rate);
+			printf(", %s/s", rate);
+		}
+		if (eta >= 0)
+			printf(", ETA %.0f s", eta);
+		printf(", log lag %" PRIu64 ")", mv->log_lag);
+	}
 	if (mv->phase == RKV_MOVE_HANDED_ON)
 		printf(" (node %" PRIu64 " carries it on)", mv->next_leader);
+	if (mv->phase == RKV_MOVE_CANCELLING || mv->phase == RKV_MOVE_CANCELLED)
+		printf(" (from phase %s)", rkv_move_phase_name(mv->cancelled_in));
 	printf(" after %.1f s\n", (double)mv->elapsed_ms / 1000.0);
 	fflush(stdout);
 }
@@ -130,8 +204,14 @@ static int ask(struct conn_state *s, bool status_only, uint64_t *leader, struct 
 			sleep_ms(POLL_MS);
 			continue;
 		}
-		rc = rkv_shard_move(s->c, s->a->shard, s->a->from, s->a->to, s->a->to_core,
-				    status_only, mv, &hint);
+		struct rkv_move_request q = {
+			.shard = s->a->shard, .from_node = s->a->from, .to_node = s->a->to,
+			.to_core = s->a->to_core, .status_only = status_only,
+			.cancel = !status_only && s->a->cancel,
+			.rate = status_only ? 0 : s->a->rate,
+		};
+
+		rc = rkv_shard_move_ask(s->c, &q, mv, &hint);
 		if (rc < 0) {
 			snprintf(why, whylen, "%s", rkv_last_error(s->c));
 			rkv_close(s->c);
@@ -149,7 +229,8 @@ static int ask(struct conn_state *s, bool status_only, uint64_t *leader, struct 
 		/* A former leader still tells where its move went. */
 		if (status_only && mv->phase == RKV_MOVE_HANDED_ON && mv->next_leader)
 			hint = mv->next_leader;
-		if (status_only && mv->phase == RKV_MOVE_DONE)
+		if (status_only && (mv->phase == RKV_MOVE_DONE ||
+				    mv->phase == RKV_MOVE_CANCELLED))
 			return 0;
 		if (status_only && mv->phase == RKV_MOVE_FAILED) {
 			snprintf(why, whylen, "%s", mv->reason);
@@ -179,9 +260,16 @@ __attribute__((format(printf, 2, 3))) static void complain(const struct shard_mo
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "ringkv: shard move: %s\n", text);
-	if (a->json) {
-		printf("{\"shard\":%u,\"done\":false,\"error\":", a->shard);
+	shard_move_complain(a->cancel ? "shard move --cancel" : "shard move",
+			    a->json && !a->quiet, "shard", a->shard, text);
+}
+
+void shard_move_complain(const char *command, bool json, const char *key, uint64_t id,
+			 const char *text)
+{
+	fprintf(stderr, "ringkv: %s: %s\n", command, text);
+	if (json) {
+		printf("{\"%s\":%" PRIu64 ",\"done\":false,\"error\":", key, id);
 		cli_json_string(stdout, text);
 		printf("}\n");
 	}
@@ -194,7 +282,9 @@ int shard_move_run(const struct shard_move_args *a)
 	char err[512] = "";
 	uint64_t leader;
 	int64_t start = now_ms(), none_since = 0;
-	uint32_t last_phase = UINT32_MAX;
+	uint32_t last_phase = UINT32_MAX, goal = a->cancel ? RKV_MOVE_CANCELLED : RKV_MOVE_DONE;
+	struct rate_meter meter = { 0 };
+	int64_t printed = 0;
 	int rc, exit_code = SHARD_MOVE_EXIT_REFUSED;
 
 	if (rkv_connect_timeout(a->address, a->timeout_ms, &s.c, err, sizeof err) != 0) {
@@ -213,7 +303,7 @@ int shard_move_run(const struct shard_move_args *a)
 		complain(a, "no shard %u (the cluster has %zu)", a->shard, s.map->shard_count);
 		goto out;
 	}
-	if (!known_node(s.map, a->from) || !known_node(s.map, a->to)) {
+	if ((!a->cancel && !known_node(s.map, a->from)) || (a->to && !known_node(s.map, a->to))) {
 		complain(a, "node %" PRIu64 " is not in the cluster",
 			 known_node(s.map, a->from) ? a->to : a->from);
 		goto out;
@@ -230,8 +320,14 @@ int shard_move_run(const struct shard_move_args *a)
 		goto out;
 	}
 	if (!a->wait) {
-		if (a->json)
-			print_json(&mv, a->shard, false);
+		if (a->quiet)
+			;
+		else if (a->json)
+			print_json(&mv, NULL, a->shard, false);
+		else if (a->cancel)
+			printf("shard %u: cancelling the move to node %" PRIu64 " (from phase %s; "
+			       "ringkv shard move %u --cancel --wait follows it)\n", a->shard,
+			       mv.to_node, rkv_move_phase_name(mv.cancelled_in), a->shard);
 		else
 			printf("shard %u: moving the replica of node %" PRIu64 " to node %" PRIu64
 			       " core %u (ringkv shard move %u --from %" PRIu64 " --to %" PRIu64
@@ -241,11 +337,16 @@ int shard_move_run(const struct shard_move_args *a)
 		goto out;
 	}
 	for (;;) {
-		if (!a->json && mv.phase != last_phase) {
-			print_progress(&mv, a->shard);
+		rate_update(&meter, &mv);
+		if (!a->json && !a->quiet && (mv.phase != last_phase ||
+				 ((mv.phase == RKV_MOVE_CATCHUP || mv.phase == RKV_MOVE_LEARNER) &&
+				  now_ms() - printed >= 2000))) {
+			print_progress(&mv, &meter, a->shard);
 			last_phase = mv.phase;
+			printed = now_ms();
 		}
-		if (mv.phase == RKV_MOVE_DONE || mv.phase == RKV_MOVE_FAILED)
+		if (mv.phase == RKV_MOVE_DONE || mv.phase == RKV_MOVE_FAILED ||
+		    mv.phase == RKV_MOVE_CANCELLED)
 			break;
 		if (mv.phase == RKV_MOVE_NONE) {
 			if (!none_since)
@@ -282,12 +383,17 @@ int shard_move_run(const struct shard_move_args *a)
 			goto out;
 		}
 	}
-	if (a->json)
-		print_json(&mv, a->shard, mv.phase == RKV_MOVE_DONE);
-	else if (mv.phase == RKV_MOVE_DONE && mv.reason[0])
-		printf("shard %u: done, but: %s\n", a->shard, mv.reason);
-	if (mv.phase == RKV_MOVE_DONE) {
+	if (a->quiet)
+		;
+	else if (a->json)
+		print_json(&mv, &meter, a->shard, mv.phase == goal);
+	else if (mv.phase == goal && mv.reason[0])
+		printf("shard %u: %s, but: %s\n", a->shard, rkv_move_phase_name(goal), mv.reason);
+	if (mv.phase == goal) {
 		exit_code = SHARD_MOVE_EXIT_OK;
+	} else if (mv.phase == RKV_MOVE_CANCELLED) {
+		fprintf(stderr, "ringkv: shard move: cancelled (in phase %s)%s%s\n",
+			rkv_move_phase_name(mv.cancelled_in), mv.reason[0] ? ": " : "", mv.reason);
 	} else {
 		fprintf(stderr, "ringkv: shard move: failed in phase %s: %s\n",
 			rkv_move_phase_name(last_phase == UINT32_MAX ? mv.phase : last_phase),
@@ -298,6 +404,22 @@ out:
 	rkv_cluster_map_free(s.map);
 	rkv_close(s.c);
 	return exit_code;
+}
+
+int shard_move_parse_rate(const char *text, uint64_t *rate)
+{
+	char buf[64];
+	size_t len = strlen(text);
+
+	if (len >= 2 && strcmp(text + len - 2, "/s") == 0)
+		len -= 2;
+	if (len == 0 || len >= sizeof buf)
+		return -1;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	if (config_parse_size(buf, rate) != 0 || *rate == 0)
+		return -1;
+	return 0;
 }
 
 /* "7" or "7:1": node and optional core. 0 or -1. */

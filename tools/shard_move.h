@@ -19,11 +19,23 @@ struct shard_move_args {
 	bool json;
 	bool wait;
 	uint32_t shard;
-	uint64_t from, to;
+	uint64_t from, to;            /* cancel: to names the target, or 0 */
 	uint32_t to_core;
+	bool cancel;                  /* --cancel: roll the move back */
+	uint64_t rate;                /* --rate: the move's snapshot cap; 0: none */
+	bool quiet;                   /* nothing on stdout (node drain's --json);
+				       * the reasons still go to stderr */
 };
 
 int shard_move_run(const struct shard_move_args *a);
+
+/* The reason on stderr ("ringkv: COMMAND: TEXT"), and with json also an
+ * object {KEY: ID, "done": false, "error": TEXT} on stdout. */
+void shard_move_complain(const char *command, bool json, const char *key, uint64_t id,
+			 const char *text);
+
+/* "1048576", "512k", "64M/s", "1GiB": bytes per second (> 0). 0 or -1. */
+int shard_move_parse_rate(const char *text, uint64_t *rate);
 
 /* "NODE" or "NODE:CORE" (NODE >= 1). 0, or -1 when malformed. */
 int shard_move_parse_target(const char *text, uint64_t *node, uint32_t *core, bool *has_core);

@@ -15,6 +15,13 @@
  * A write answered UNKNOWN or cut off counts as neither acknowledged nor
  * refused. Every process is stopped; every wait is bounded.
  *
+ * Before that move, one throttled to 64 KiB/s is cancelled in its
+ * catch-up (`--cancel`); the move itself is throttled (`--rate 256k`) and
+ * takes at least its snapshot's size over the rate. After it, `ringkv node
+ * drain 1` under writes: node 1 hands its leadership on, its replicas go
+ * to the nodes without them, it ends with none, every write reads back; a
+ * drain with no room (node 1 down) is refused.
+ *
  * usage: test_shard_move RINGKVD RINGKV
  */
 #include <errno.h>
@@ -29,11 +36,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster_keys.h"
 #include "harness.h"
 #include "tools/libringkv.h"
 
 #define NODES 4
-#define MAX_KEYS 6000
+#define MAX_KEYS 20000
 #define MOVE_LIMIT_MS 60000
 #define READ_LIMIT_MS 10000
 
@@ -41,6 +49,7 @@ static struct cluster cluster;
 static bool acked[MAX_KEYS];
 static struct rkv_cluster_map *map; /* for the keys' shards */
 static char value_pad[1100];
+static uint64_t snapshot_seen; /* largest snapshot_total the leader reported */
 
 static size_t key_of(char *buf, size_t len, unsigned k)
 {
@@ -60,30 +69,13 @@ static uint32_t shard_of(unsigned k)
 	return rkv_cluster_map_shard(map, key, kl)->id;
 }
 
-/* One attempt through node `first`, then the others. 1 acknowledged, 0
- * unknown, -1 no node took it this time (refused: not applied). */
+/* One attempt through node `first`, then the others (cluster_keys.h). */
 static int put_once(unsigned k, unsigned first)
 {
 	char key[32], value[1200];
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
 
-	for (unsigned n = 0; n < NODES; n++) {
-		unsigned i = (first + n) % NODES;
-		struct rkv_client *c = cluster_client(&cluster, i);
-		int rv;
-
-		if (!c)
-			continue;
-		rv = rkv_put(c, key, kl, value, vl);
-		if (rv == RKV_STATUS_OK)
-			return 1;
-		if (rv == RKV_STATUS_NOT_LEADER || rv == RKV_STATUS_UNAVAILABLE)
-			continue;
-		if (rv < 0)
-			cluster_drop_client(&cluster, i);
-		return 0;
-	}
-	return -1;
+	return cluster_keys_put_once(&cluster, key, kl, value, vl, first);
 }
 
 static bool put_retry(unsigned k, unsigned first, long limit_ms)
@@ -108,32 +100,8 @@ static void check_key(unsigned k)
 {
 	char key[32], value[1200];
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-	long deadline = harness_now_ms() + READ_LIMIT_MS;
 
-	while (harness_now_ms() < deadline) {
-		for (unsigned i = 0; i < NODES; i++) {
-			struct rkv_client *c = cluster_client(&cluster, i);
-			void *got;
-			size_t gl;
-			int rv;
-
-			if (!c)
-				continue;
-			rv = rkv_get(c, key, kl, &got, &gl);
-			if (rv == RKV_STATUS_OK) {
-				CHECK(gl == vl && memcmp(got, value, vl) == 0,
-				      "key %u reads a wrong value", k);
-				free(got);
-				return;
-			}
-			CHECK(rv != RKV_STATUS_NOT_FOUND,
-			      "acknowledged key %u is lost (read through node %u)", k, i + 1);
-			if (rv < 0)
-				cluster_drop_client(&cluster, i);
-		}
-		usleep(20000);
-	}
-	CHECK(false, "acknowledged key %u: no node served it within %d ms", k, READ_LIMIT_MS);
+	cluster_keys_check(&cluster, key, kl, value, vl, k, READ_LIMIT_MS);
 }
 
 /* Runs `ringkv ARGS` to completion (bounded), output into out; exit code. */
@@ -176,57 +144,244 @@ static bool path_exists(const char *dir, const char *name)
 	return stat(path, &sb) == 0;
 }
 
-/* Writes keys of every shard (half of them of shard 0) through rotating
- * nodes while the CLI's move runs in a child; returns its exit status. */
-static int move_under_writes(const char *ringkv, unsigned *next, unsigned *ok)
+/* `ringkv ARGS` in a child, its output into DIR/NAME.out. */
+static pid_t cli_spawn(const char *ringkv, const char *name, const char *const *args,
+		       char *out_path, size_t out_len)
 {
-	char out_path[700], line[4096];
-	const char *addr = cluster.nodes[1].srv.addr;
-	long deadline = harness_now_ms() + MOVE_LIMIT_MS;
-	int status = -1, fd;
+	const char *argv[24] = { ringkv };
+	unsigned n = 1;
+	int fd;
 	pid_t pid;
-	FILE *f;
-	size_t n;
 
-	snprintf(out_path, sizeof out_path, "%s/move.out", cluster.base_dir);
+	for (unsigned i = 0; args[i] && n < 23; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	snprintf(out_path, out_len, "%s/%s.out", cluster.base_dir, name);
+	printf("$ ringkv");
+	for (unsigned i = 1; i < n; i++)
+		printf(" %s", argv[i]);
+	printf(" &\n");
 	pid = fork();
 	CHECK(pid >= 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
 		fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
 			_exit(127);
-		execl(ringkv, ringkv, "-a", addr, "shard", "move", "0", "--from", "1", "--to",
-		      "4:1", "--wait", (char *)NULL);
+		execv(ringkv, (char *const *)argv);
 		_exit(127);
 	}
-	while (harness_now_ms() < deadline && *next < MAX_KEYS) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
+	return pid;
+}
 
-		if (w == pid)
+/* The CLI's move (`ringkv -a NODE2 shard move 0 --from 1 --to 4:1 --wait
+ * EXTRA...`) in a child, its output into DIR/NAME.out. */
+static pid_t move_spawn(const char *ringkv, const char *name, const char *const *extra,
+			char *out_path, size_t out_len)
+{
+	const char *args[20] = { "-a", cluster.nodes[1].srv.addr, "shard", "move", "0",
+				 "--from", "1", "--to", "4:1", "--wait" };
+	unsigned n = 10;
+
+	for (unsigned i = 0; extra && extra[i] && n < 19; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	return cli_spawn(ringkv, name, args, out_path, out_len);
+}
+
+/* Waits for the child unless `reaped` (bounded: then killed), copies its
+ * output into out and prints it; its exit status. */
+static int move_reap(pid_t pid, int status, bool reaped, const char *out_path, char *out,
+		     size_t len)
+{
+	long end = harness_now_ms() + 10000;
+	FILE *f;
+	size_t n = 0;
+
+	while (!reaped && harness_now_ms() < end) {
+		reaped = waitpid(pid, &status, WNOHANG) == pid;
+		if (!reaped)
+			usleep(50000);
+	}
+	if (!reaped) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	f = fopen(out_path, "r");
+	if (f) {
+		n = fread(out, 1, len - 1, f);
+		fclose(f);
+	}
+	out[n] = '\0';
+	printf("%s", out);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static bool leader_move_status(struct rkv_move *mv);
+
+/* Writes keys of every shard (half of them of shard 0) through rotating
+ * nodes while the CLI's move runs in a child, noting the size of the
+ * snapshot the leader streams; returns its exit status. */
+static int move_under_writes(const char *ringkv, const char *const *extra, unsigned *next,
+			     unsigned *ok, char *out, size_t len)
+{
+	char out_path[700];
+	long deadline = harness_now_ms() + MOVE_LIMIT_MS;
+	int status = -1;
+	bool reaped = false;
+	pid_t pid = move_spawn(ringkv, "move", extra, out_path, sizeof out_path);
+	long polled = 0;
+
+	snapshot_seen = 0;
+	while (harness_now_ms() < deadline && *next < MAX_KEYS) {
+		struct rkv_move mv;
+
+		if ((reaped = waitpid(pid, &status, WNOHANG) == pid))
 			break;
+		if (harness_now_ms() - polled >= 200) {
+			polled = harness_now_ms();
+			if (leader_move_status(&mv) && mv.snapshot_total > snapshot_seen)
+				snapshot_seen = mv.snapshot_total;
+		}
 		if (put_retry(*next, *next % NODES, 5000))
 			(*ok)++;
 		(*next)++;
 	}
-	if (waitpid(pid, &status, WNOHANG) == 0) {
-		/* Out of time or keys: wait a little more, then kill it. */
-		long end = harness_now_ms() + 10000;
+	return move_reap(pid, status, reaped, out_path, out, len);
+}
 
-		while (waitpid(pid, &status, WNOHANG) == 0 && harness_now_ms() < end)
-			usleep(50000);
-		if (harness_now_ms() >= end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
+/* Shard 0's move as its leader reports it (asking every node): true with
+ * *mv from the node that answers OK. */
+static bool leader_move_status(struct rkv_move *mv)
+{
+	struct rkv_move_request q = { .shard = 0, .status_only = 1 };
+
+	for (unsigned i = 0; i < NODES; i++) {
+		struct rkv_client *c = cluster_client(&cluster, i);
+		int rv;
+
+		if (!c)
+			continue;
+		rv = rkv_shard_move_ask(c, &q, mv, NULL);
+		if (rv == 0)
+			return true;
+		if (rv < 0)
+			cluster_drop_client(&cluster, i);
+	}
+	return false;
+}
+
+/* Node i's map lists shard 0 on exactly these three nodes. */
+static bool shard0_on(unsigned i, uint64_t a, uint64_t b, uint64_t c)
+{
+	struct rkv_cluster_map *m;
+	bool ok;
+
+	CHECK(cluster_client(&cluster, i) && rkv_cluster_map(cluster_client(&cluster, i), &m) == 0,
+	      "map of node %u", i + 1);
+	ok = m->shards[0].replica_count == 3 && m->shards[0].replicas[0].node == a &&
+	     m->shards[0].replicas[1].node == b && m->shards[0].replicas[2].node == c;
+	if (!ok)
+		printf("node %u's map of shard 0: %u replicas, %llu %llu %llu\n", i + 1,
+		       m->shards[0].replica_count, (unsigned long long)m->shards[0].replicas[0].node,
+		       (unsigned long long)(m->shards[0].replica_count > 1 ?
+					    m->shards[0].replicas[1].node : 0),
+		       (unsigned long long)(m->shards[0].replica_count > 2 ?
+					    m->shards[0].replicas[2].node : 0));
+	rkv_cluster_map_free(m);
+	return ok;
+}
+
+/*
+ * A move throttled to 64 KiB/s, cancelled while its snapshot streams (phase
+ * catchup), under writes: the move's own --wait shows the bytes, the rate
+ * and an ETA, then ends "cancelled" (exit 1); `--cancel --wait` exits 0;
+ * the group is {1, 2, 3} again, node 4 holds nothing of shard 0 and its
+ * files are gone after its next start. A second cancel is refused.
+ */
+static void cancel_at_catchup(const char *ringkv, unsigned *next, unsigned *ok)
+{
+	char out_path[700], out[8192];
+	const char *const extra[] = { "--rate", "64k", NULL };
+	long deadline = harness_now_ms() + 30000;
+	struct rkv_move mv = { 0 };
+	bool caught = false;
+	char role[16];
+	int rc;
+	pid_t pid = move_spawn(ringkv, "cancelled", extra, out_path, sizeof out_path);
+
+	while (!caught && harness_now_ms() < deadline && *next < MAX_KEYS) {
+		if (put_retry(*next, *next % NODES, 5000))
+			(*ok)++;
+		(*next)++;
+		caught = leader_move_status(&mv) && mv.phase == RKV_MOVE_CATCHUP &&
+			 mv.snapshot_bytes > 0 && mv.snapshot_total > mv.snapshot_bytes;
+	}
+	CHECK(caught, "the throttled move was never seen streaming its snapshot (phase %s)",
+	      rkv_move_phase_name(mv.phase));
+	printf("catchup: %llu of %llu snapshot bytes streamed, cap %llu bytes/s\n",
+	       (unsigned long long)mv.snapshot_bytes, (unsigned long long)mv.snapshot_total,
+	       (unsigned long long)mv.rate);
+	CHECK(mv.rate == 64 << 10, "the move's cap is %llu", (unsigned long long)mv.rate);
+	/* Let the watcher print a progress line with its rate and ETA. */
+	for (long end = harness_now_ms() + 5000; harness_now_ms() < end && *next < MAX_KEYS;
+	     (*next)++)
+		if (put_retry(*next, *next % NODES, 5000))
+			(*ok)++;
+	rc = run_cli(ringkv, (const char *const[]){ "-a", cluster.nodes[2].srv.addr, "shard",
+						    "move", "0", "--cancel", "--wait", NULL },
+		     out, sizeof out);
+	CHECK(rc == 0 && strstr(out, "cancelled"), "the cancel: exit %d", rc);
+	rc = move_reap(pid, 0, false, out_path, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "cancelled (in phase catchup)"),
+	      "the cancelled move's watcher: exit %d", rc);
+	CHECK(strstr(out, "/s, ETA ") != NULL, "no rate and ETA in the move's progress");
+	for (unsigned end = *next + 50; *next < end; (*next)++)
+		if (put_retry(*next, *next % NODES, 10000))
+			(*ok)++;
+	CHECK(shard0_on(1, 1, 2, 3), "shard 0 is not back on nodes 1, 2, 3");
+	CHECK(held_core(3, 0, role, sizeof role) == -1, "node 4 still holds shard 0 (%s)", role);
+	rc = run_cli(ringkv, (const char *const[]){ "-a", cluster.nodes[0].srv.addr, "shard",
+						    "move", "0", "--cancel", NULL }, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "no move of shard 0"), "a second cancel: exit %d", rc);
+	/* Node 4's files of the cancelled replica go at its next start. */
+	CHECK(path_exists(cluster.nodes[3].dir, "shard-0"), "node 4 never made shard 0");
+	cluster_stop(&cluster, 3, 15000);
+	cluster_start(&cluster, 3);
+	CHECK(!path_exists(cluster.nodes[3].dir, "shard-0") &&
+	      !path_exists(cluster.nodes[3].dir, "shard-0.joining") &&
+	      !path_exists(cluster.nodes[3].dir, "shard-0.incoming"),
+	      "node 4 kept the files of the cancelled replica");
+	CHECK(held_core(3, 0, role, sizeof role) == -1, "node 4 restarted holds shard 0");
+}
+
+/* Makes node `id` lead shard `shard` (a member of it): the leader is asked
+ * to hand its leadership on (ShardMoveRequest.transfer_leader), again
+ * every second, until node id's own status says it leads (bounded). */
+static void lead_shard_on(uint32_t shard, uint64_t id)
+{
+	long deadline = harness_now_ms() + 20000, asked = 0;
+
+	while (harness_now_ms() < deadline) {
+		char role[16] = "";
+
+		if (held_core((unsigned)id - 1, shard, role, sizeof role) >= 0 &&
+		    strcmp(role, "leader") == 0)
+			return;
+		if (harness_now_ms() - asked >= 1000) {
+			struct rkv_move_request q = { .shard = shard, .to_node = id,
+						      .transfer_leader = 1 };
+			struct rkv_move mv;
+
+			asked = harness_now_ms();
+			for (unsigned i = 0; i < NODES; i++)
+				if (cluster_client(&cluster, i) &&
+				    rkv_shard_move_ask(cluster_client(&cluster, i), &q, &mv, NULL) == 0)
+					printf("node %u hands shard %u's leadership to node %llu\n",
+					       i + 1, shard, (unsigned long long)id);
 		}
+		harness_sleep_ms(100);
 	}
-	f = fopen(out_path, "r");
-	if (f) {
-		n = fread(line, 1, sizeof line - 1, f);
-		line[n] = '\0';
-		fclose(f);
-		printf("$ ringkv -a %s shard move 0 --from 1 --to 4:1 --wait\n%s", addr, line);
-	}
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	CHECK(false, "node %llu does not lead shard %u after 20 s", (unsigned long long)id, shard);
 }
 
 /* With more nodes than replicas a node's map names the leaders of the
@@ -273,7 +428,11 @@ int main(int argc, char **argv)
 	char out[4096], role[16];
 	struct rkv_cluster_map *m;
 	int rc, core;
-	long t0;
+	long t0, elapsed;
+	int status = 0;
+	bool reaped = false;
+	pid_t pid;
+	char out_path[700];
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s RINGKVD RINGKV\n", argv[0]);
@@ -296,7 +455,7 @@ int main(int argc, char **argv)
 
 	/* Data before the move: enough that shard 0 flushes tables and its
 	 * leader's log no longer starts at 1 (the learner needs a snapshot). */
-	for (; next < 2000; next++)
+	for (; next < 3000; next++)
 		if (put_retry(next, next % NODES, 10000))
 			ok++;
 	printf("before the move: %u of %u writes acknowledged\n", ok, next);
@@ -327,12 +486,29 @@ int main(int argc, char **argv)
 		     out, sizeof out);
 	CHECK(rc == 2, "a move without --to: exit %d", rc);
 
-	/* The move, under writes. */
+	cancel_at_catchup(argv[2], &next, &ok);
+
+	/* The move, under writes, throttled: its snapshot takes at least
+	 * (bytes - one 256 KiB chunk, which goes at once) / rate. */
 	t0 = harness_now_ms();
-	rc = move_under_writes(argv[2], &next, &ok);
+	rc = move_under_writes(argv[2], (const char *const[]){ "--rate", "256k", NULL }, &next,
+			       &ok, out, sizeof out);
+	elapsed = harness_now_ms() - t0;
 	printf("move: exit %d after %ld ms; %u of %u writes acknowledged so far\n", rc,
-	       harness_now_ms() - t0, ok, next);
+	       elapsed, ok, next);
 	CHECK(rc == 0, "the move did not finish (exit %d)", rc);
+	{
+		uint64_t streamed = snapshot_seen, floor_ms;
+
+		floor_ms = streamed > (256u << 10) ? (streamed - (256u << 10)) * 1000 / (256u << 10)
+						   : 0;
+		printf("throttled move: %llu snapshot bytes at 256 KiB/s in %ld ms (at least "
+		       "%llu ms)\n", (unsigned long long)streamed, elapsed,
+		       (unsigned long long)floor_ms);
+		CHECK(streamed >= (512u << 10), "only %llu snapshot bytes: too few to time",
+		      (unsigned long long)streamed);
+		CHECK((uint64_t)elapsed >= floor_ms, "the throttled move took %ld ms", elapsed);
+	}
 	/* A few more writes after it, then every acknowledged one reads. */
 	for (unsigned end = next + 200; next < end; next++)
 		if (put_retry(next, next % NODES, 10000))
@@ -421,6 +597,61 @@ int main(int argc, char **argv)
 		if (acked[k])
 			check_key(k);
 	printf("after the restarts: %u writes acknowledged, every one reads back\n", ok);
+
+	/* node drain: node 3 back; node 1 (shards 2 and 3, founding) is
+	 * drained under writes: its leaderships first, then its replicas. */
+	cluster_start(&cluster, 2);
+	rkv_cluster_map_free(wait_leaders(20000));
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[1].srv.addr, "node",
+						     "drain", "1", "--dry-run", NULL },
+		     out, sizeof out);
+	CHECK(rc == 0 && strstr(out, "move 1 of 2: shard 2 from node 1") &&
+	      strstr(out, "move 2 of 2: shard 3 from node 1"), "the drain's plan: exit %d", rc);
+	CHECK(held_core(0, 2, role, sizeof role) >= 0, "a dry run moved shard 2");
+	lead_shard_on(3, 1);
+	pid = cli_spawn(argv[2], "drain", (const char *const[]){ "-a", cluster.nodes[1].srv.addr,
+								 "node", "drain", "1", "--wait",
+								 NULL }, out_path, sizeof out_path);
+	for (long end = harness_now_ms() + MOVE_LIMIT_MS; harness_now_ms() < end && next < MAX_KEYS;
+	     next++) {
+		if ((reaped = waitpid(pid, &status, WNOHANG) == pid))
+			break;
+		if (put_retry(next, next % NODES, 5000))
+			ok++;
+	}
+	rc = move_reap(pid, status, reaped, out_path, out, sizeof out);
+	CHECK(rc == 0 && strstr(out, "drained (2 replicas moved)"), "the drain: exit %d", rc);
+	CHECK(strstr(out, "leadership away from node 1") &&
+	      strstr(out, "leadership away from node 1") < strstr(out, "\nmove 1 of 2: shard"),
+	      "the drain did not hand node 1's leadership on before its moves");
+	{
+		struct rkv_cluster_status *st;
+
+		CHECK(rkv_cluster_status(cluster_client(&cluster, 0), &st) == 0, "node 1 status");
+		printf("node 1 after the drain: %zu replicas\n", st->replica_count);
+		CHECK(st->replica_count == 0, "node 1 still holds %zu replicas", st->replica_count);
+		rkv_cluster_status_free(st);
+		m = wait_leaders(20000);
+		CHECK(m != NULL, "no leader for every shard after the drain");
+		rkv_cluster_map_free(m);
+		for (unsigned i = 1; i < NODES; i++) {
+			CHECK(rkv_cluster_map(cluster_client(&cluster, i), &m) == 0, "map");
+			for (size_t s = 0; s < m->shard_count; s++)
+				CHECK(m->shards[s].leader != 1, "node %u: node 1 leads shard %zu",
+				      i + 1, s);
+			rkv_cluster_map_free(m);
+		}
+	}
+	for (unsigned k = 0; k < next; k++)
+		if (acked[k])
+			check_key(k);
+	printf("after the drain: %u writes acknowledged, every one reads back\n", ok);
+	/* Node 1 down: nodes 3 and 4 hold every shard of node 2: refused. */
+	cluster_stop(&cluster, 0, 15000);
+	rc = run_cli(argv[2], (const char *const[]){ "-a", cluster.nodes[1].srv.addr, "node",
+						     "drain", "2", NULL }, out, sizeof out);
+	CHECK(rc == 1 && strstr(out, "no node can take"), "a drain with no room: exit %d", rc);
+	CHECK(held_core(1, 0, role, sizeof role) >= 0, "a refused drain moved shard 0");
 
 	rkv_cluster_map_free(map);
 	cluster_stop_all(&cluster, 15000);

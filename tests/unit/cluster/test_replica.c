@@ -1481,6 +1481,7 @@ static int job_move_rv;
 static char job_move_why[200];
 static struct replica_move_status job_move_st;
 static bool job_move_start_it;
+static bool job_move_cancel_it;
 
 /* Starts the move (job_move_start_it) or reads its status, on the core
  * holding job_shard. */
@@ -1491,7 +1492,10 @@ static bool job_move(struct tcore *c)
 
 	if (!rep)
 		return true;
-	if (job_move_start_it)
+	if (job_move_cancel_it)
+		job_move_rv = replica_move_cancel(rep, job_conf_id, job_move_why,
+						  sizeof job_move_why);
+	else if (job_move_start_it)
 		job_move_rv = replica_move_start(rep, job_conf_id, (uint64_t)job_conf_op,
 						 n->job_first, job_move_why, sizeof job_move_why);
 	else
@@ -1509,6 +1513,19 @@ static int move_start(unsigned node, uint32_t shard, uint64_t from, uint64_t to,
 	job_move_rv = 1;
 	job_move_why[0] = '\0';
 	run_job(&nodes[node], job_move);
+	return job_move_rv;
+}
+
+/* replica_move_cancel(to) on node `node`'s replica of `shard`. */
+static int move_cancel(unsigned node, uint32_t shard, uint64_t to)
+{
+	nodes[node].job_shard = shard;
+	job_conf_id = to;
+	job_move_cancel_it = true;
+	job_move_rv = 1;
+	job_move_why[0] = '\0';
+	run_job(&nodes[node], job_move);
+	job_move_cancel_it = false;
 	return job_move_rv;
 }
 
@@ -1729,6 +1746,49 @@ static void conf_change_ok(unsigned leader, uint32_t shard, int op, uint64_t id)
 	}
 }
 
+/* Node `id` (stopped) gets an `add SHARD CORE` hosting record by hand, as
+ * a HOST request would have written it; then it starts. */
+static void host_by_hand(unsigned id, uint32_t shard, int32_t core)
+{
+	struct cluster_hosting host = { 0 };
+	char text[256], path[512];
+	FILE *f;
+	size_t len;
+
+	node_stop(id);
+	assert_int_equal(cluster_hosting_set(&host, shard, core), 0);
+	len = cluster_hosting_encode(&host, text, sizeof text);
+	snprintf(path, sizeof path, "%s/hosting-%d", nodes[id].dir, (int)core);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	fclose(f);
+	node_start(id, 4);
+}
+
+/* Shard `s` (1: on nodes 2, 3, 4, node 2 leads) with 50 writes, then
+ * node 1 hosting it (by hand), added and promoted: four voters, as a move
+ * whose leader died after the promotion leaves it. Before the extra
+ * voter, a cancel finds nothing to cancel. The next write's number. */
+static unsigned four_voters(uint32_t s)
+{
+	key_space = 50;
+	start_four_nodes();
+	assert_true(cluster_map_rank(&map, s, 0) < 0); /* node 1 lacks it */
+	assert_int_equal(wait_leader(4, s, 5000), 2);
+	write_ok(2, s, 0, 50);
+	assert_int_equal(move_cancel(2, s, 0), RKV_EINVAL);
+	assert_non_null(strstr(job_move_why, "no move of shard 1"));
+	host_by_hand(1, s, 1);
+	excluded = 1u << 1;
+	conf_change_ok(2, s, RAFT_CONF_ADD_LEARNER, 1);
+	excluded = 0;
+	conf_change_ok(2, s, RAFT_CONF_PROMOTE, 1);
+	refresh(&nodes[2]);
+	assert_int_equal(nodes[2].status[s].st.conf.n, 4);
+	return 50;
+}
+
 /*
  * A move whose leader died after the promotion leaves the group one voter
  * above its size; running the move again goes on with the removal. Shard 1
@@ -1741,37 +1801,12 @@ static void conf_change_ok(unsigned leader, uint32_t shard, int op, uint64_t id)
 static void test_move_resumes_after_promotion(void **state)
 {
 	const uint32_t s = 1;
-	struct cluster_hosting host = { 0 };
-	char text[256], path[512];
 	struct raft_conf conf;
 	uint64_t t0;
 	unsigned next = 0;
-	FILE *f;
-	size_t len;
 
 	(void)state;
-	key_space = 50;
-	start_four_nodes();
-	assert_true(cluster_map_rank(&map, s, 0) < 0); /* node 1 lacks it */
-	assert_int_equal(wait_leader(4, s, 5000), 2);
-	write_ok(2, s, next, 50);
-	next += 50;
-
-	node_stop(1);
-	assert_int_equal(cluster_hosting_set(&host, s, 1), 0);
-	len = cluster_hosting_encode(&host, text, sizeof text);
-	snprintf(path, sizeof path, "%s/hosting-1", nodes[1].dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, len, f), len);
-	fclose(f);
-	node_start(1, 4);
-	excluded = 1u << 1;
-	conf_change_ok(2, s, RAFT_CONF_ADD_LEARNER, 1);
-	excluded = 0;
-	conf_change_ok(2, s, RAFT_CONF_PROMOTE, 1);
-	refresh(&nodes[2]);
-	assert_int_equal(nodes[2].status[s].st.conf.n, 4);
+	next = four_voters(s);
 
 	assert_int_equal(move_start(2, s, 3, 1, 1), 0);
 	t0 = mono_us();
@@ -1796,6 +1831,74 @@ static void test_move_resumes_after_promotion(void **state)
 	/* Three voters again: node 1 holds one, a move to it is refused. */
 	assert_int_equal(move_start((unsigned)wait_leader(4, s, 5000), s, 2, 1, 1), RKV_EINVAL);
 	assert_non_null(strstr(job_move_why, "already holds"));
+
+	excluded = 0;
+	for (unsigned id = 1; id <= 4; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+	}
+}
+
+/*
+ * Cancelling after the promotion: a move whose leader died once the target
+ * was promoted leaves shard 1 with four voters {1, 2, 3, 4} (made by hand
+ * as in test_move_resumes_after_promotion: node 1 is the extra one). The
+ * cancel names node 1: it is removed again (R+1 voters back to R, every
+ * other replica kept), told to drop its replica, and the group is
+ * {2, 3, 4} with every write. Refused: a cancel naming a regular replica,
+ * and one with no move and no learner.
+ */
+static void test_move_cancel_after_promotion(void **state)
+{
+	const uint32_t s = 1;
+	struct raft_conf conf;
+	uint64_t t0;
+	unsigned next = 0;
+
+	(void)state;
+	next = four_voters(s);
+	write_ok(2, s, next, 20);
+	next += 20;
+
+	/* Node 3 is one of the three: not an extra one to take out. */
+	assert_int_equal(move_cancel(2, s, 9), RKV_EINVAL);
+	assert_non_null(strstr(job_move_why, "no member"));
+	assert_int_equal(move_cancel(3, s, 1), RAFT_ENOTLEADER);
+	assert_int_equal(move_cancel(2, s, 1), 0);
+	assert_int_equal(move_cancel(2, s, 1), 0); /* asked again */
+	t0 = mono_us();
+	do {
+		sleep_ms(20);
+		move_status(2, s);
+		assert_true(mono_us() - t0 < 10000000);
+	} while (job_move_st.phase != REPLICA_MOVE_CANCELLED &&
+		 job_move_st.phase != REPLICA_MOVE_FAILED);
+	assert_int_equal(job_move_st.phase, REPLICA_MOVE_CANCELLED);
+	assert_int_equal(job_move_st.cancelled_in, REPLICA_MOVE_PROMOTE);
+	assert_string_equal(job_move_st.reason, "");
+	excluded = 1u << 1;
+	write_ok(wait_leader(4, s, 5000), s, next, 20);
+	next += 20;
+	assert_true(converged(4, s, 5000));
+	refresh(&nodes[2]);
+	conf = nodes[2].status[s].st.conf;
+	assert_int_equal(conf.n, 3);
+	assert_int_equal(raft_conf_role(&conf, 1), 0);
+	assert_int_equal(raft_conf_role(&conf, 2), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 3), RAFT_VOTER);
+	assert_int_equal(raft_conf_role(&conf, 4), RAFT_VOTER);
+	refresh(&nodes[1]);
+	assert_true(nodes[1].status[s].st.retired);
+	/* Nothing left to cancel; node 3 is a regular replica. */
+	assert_int_equal(move_cancel(2, s, 0), RKV_EINVAL);
+	assert_int_equal(move_cancel(2, s, 3), RKV_EINVAL);
+	assert_non_null(strstr(job_move_why, "not an extra one"));
+	/* Node 1's files go at its restart. */
+	node_stop(1);
+	node_start(1, 4);
+	refresh(&nodes[1]);
+	assert_false(nodes[1].status[s].here);
+	assert_false(file_exists(nodes[1].dir, "shard-1"));
 
 	excluded = 0;
 	for (unsigned id = 1; id <= 4; id++) {
@@ -1849,6 +1952,7 @@ int main(void)
 		cmocka_unit_test(test_fsyncs_independent_of_groups),
 		cmocka_unit_test(test_move_replica),
 		cmocka_unit_test(test_move_resumes_after_promotion),
+		cmocka_unit_test(test_move_cancel_after_promotion),
 	};
 
 	/* e.g. TEST_FILTER=test_move_replica: one test, by name. */
