@@ -612,12 +612,30 @@ static bool top_entry_known(const char *name, const struct datadir_cluster *c)
 		if (!strcmp(name, files[i]))
 			return true;
 	if (!strncmp(name, "shard-", 6)) {
+		static const char *const suffixes[] = {
+			".incoming",                      /* a snapshot's staging dir */
+			".conf", ".conf.tmp",             /* the group's membership record */
+			".joining", ".joining.tmp",       /* a replica not caught up yet */
+		};
 		size_t len = strlen(name + 6);
 
-		/* A snapshot's staging dir (shard/shard_snapshot.c) is ours too. */
-		if (len > 9 && !strcmp(name + 6 + len - 9, ".incoming"))
-			len -= 9;
+		for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+			size_t n = strlen(suffixes[i]);
+
+			if (len > n && !strcmp(name + 6 + len - n, suffixes[i])) {
+				len -= n;
+				break;
+			}
+		}
 		return strint_parse_u64(name + 6, len, &id) == 0 && id < c->map.shards;
+	}
+	if (!strncmp(name, "hosting-", 8)) {
+		/* The replicas a core hosts beyond CLUSTER's placement. */
+		size_t len = strlen(name + 8);
+
+		if (len > 4 && !strcmp(name + 8 + len - 4, ".tmp"))
+			len -= 4;
+		return strint_parse_u64(name + 8, len, &id) == 0 && id < c->cores;
 	}
 	return !strncmp(name, "core-", 5) &&
 	       strint_parse_u64(name + 5, strlen(name + 5), &id) == 0 && id < c->cores;

@@ -182,6 +182,13 @@ int server_start(struct server *s, const char *binary, const char *const *args)
 			close(out_fd);
 			return 0;
 		}
+		/* Whole lines before it (start-up reports) are dropped, so any
+		 * number of them fit; a line longer than the buffer does not. */
+		p = strrchr(line, '\n');
+		if (p) {
+			used = strlen(p + 1);
+			memmove(line, p + 1, used + 1);
+		}
 		if (used >= sizeof line - 1)
 			break;
 	}
