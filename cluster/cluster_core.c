@@ -718,6 +718,8 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	char holder[48];
 	struct raft_conf conf;
 	uint64_t conf_index;
+	struct install_origin origin;
+	bool from_install;
 	size_t n = 0;
 	int rv;
 
@@ -730,7 +732,11 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * (no vote until caught up from a leader), from min(F, last index). */
 	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
 	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
-	if (access(rep->join_marker, F_OK) != 0) {
+	/* Killed between a snapshot install's exchange and its LOG_RESET:
+	 * the shard's INSTALLED record says F came from that snapshot; the
+	 * reset is completed below (cluster/replica_origin.c). */
+	from_install = replica_origin_restore_point(rep, flushed, &origin);
+	if (!from_install && access(rep->join_marker, F_OK) != 0) {
 		rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
 		if (rv != 0)
 			return rv;
@@ -753,7 +759,14 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 		snap.conf = conf;
 		rep->conf_rec.want_index = rep->conf_rec.durable_index = conf_index;
 	}
-	if (rs->found) {
+	if (from_install) {
+		/* What the LOG_RESET at the snapshot does: no entry kept. */
+		hs = rs->hs;
+		if (hs.term < origin.term)
+			hs = (struct raft_hard_state){ origin.term, RAFT_NONE };
+		snap.index = origin.index;
+		snap.term = origin.term;
+	} else if (rs->found) {
 		uint64_t last = rs->n ? rs->first_index + rs->n - 1 : rs->start_index;
 
 		hs = rs->hs;
@@ -836,6 +849,11 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, entries, n);
 	if (rv != 0) {
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
+		return rv;
+	}
+	if (from_install && (rv = replica_origin_complete(rep, &origin)) != 0) {
+		snprintf(err, errlen, "shard %u: the log reset after a snapshot install: %s",
+			 rep->id, rkv_strerror(rv));
 		return rv;
 	}
 	/* The log agrees with the manifest: a crash's unfinished tables go. */
@@ -1115,6 +1133,7 @@ bool cluster_core_quiescent(struct cluster_core *c)
 		/* Streams end here: pins go, ring ops of the receiver drain. */
 		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]) ||
 		    c->reps[i]->join_unlinking || !replica_conf_idle(c->reps[i]) ||
+		    !replica_origin_idle(c->reps[i]) ||
 		    (c->reps[i]->join_file_ready && !ring_file_idle(&c->reps[i]->join_file)))
 			idle = false;
 	}

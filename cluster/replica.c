@@ -381,6 +381,8 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		rv = core_log_reset(c->log, rep->id, index, up->snapshot->term);
 		if (rv != 0)
 			log_error("replica %u: log reset not staged: %s", rep->id, rkv_strerror(rv));
+		else
+			replica_origin_reset_staged(rep, index);
 		rep->hs_staged = true;
 		rep->hs_batch = cluster_core_batches(c) + 1;
 		if (rep->apply_next <= index)
@@ -510,6 +512,7 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 
 	if (p->status == 0) {
 		c->log_full = false;
+		replica_origin_persisted(rep, p);
 		if ((p->hard_state || p->reset) && rep->hs_staged &&
 		    p->batch >= rep->hs_batch) {
 			rep->hs_staged = false;
