@@ -639,6 +639,10 @@ static void join_check(struct replica *rep)
 	if (rep->join_file_ready && !ring_file_idle(&rep->join_file))
 		return;
 	rep->joining = false;
+	if (rep->log_repairing) { /* rebuilt after its core log was damaged */
+		rep->log_repairing = false;
+		rep->repair.done++;
+	}
 	/* The marker goes (a crash before this is durable only means the
 	 * node waits to catch up once more after a restart). */
 	marker_unlink(rep);
@@ -936,7 +940,9 @@ int replica_read(struct replica *rep, struct replica_read *rd)
 
 bool replica_stale_ok(const struct replica *rep)
 {
-	return shard_applied_index(rep->shard) >= rep->stale_floor;
+	/* A replica rebuilt after its core log was damaged holds less than it
+	 * acknowledged until it caught up (core_log_repair.c). */
+	return shard_applied_index(rep->shard) >= rep->stale_floor && !rep->log_repairing;
 }
 
 bool replica_read_local_ok(const struct replica *rep)

@@ -281,6 +281,8 @@ struct replica {
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
 	struct replica_repair repair;
 	struct replica_origin origin;    /* replica_origin.c */
+	bool log_repairing;              /* rebuilt after its core log was damaged
+					  * (core_log_repair.c): until it caught up */
 	struct replica_conf_rec conf_rec; /* DATA/shard-N.conf */
 	uint64_t conf_changes;        /* configurations recorded since start */
 	bool hosted_added;            /* placed here by the hosting record, not
@@ -319,6 +321,8 @@ struct cluster_core {
 	struct reactor *r;
 	unsigned index;
 	struct core_log *log;
+	bool log_repaired;              /* opened by a salvage: every replica of
+					 * the core is rebuilt (core_log_repair.c) */
 	char log_dir[PATH_MAX];
 	struct block_cache *cache;
 	struct peer_net *net;
@@ -427,6 +431,26 @@ void replica_repair_request(struct replica *rep, uint64_t from,
 bool replica_repair_stream_ok(const struct replica *rep, uint64_t index);
 /* A snapshot at `index` was installed: apply resumes after it. */
 void replica_repair_installed(struct replica *rep, uint64_t index);
+
+/* ---- a damaged core log repaired from the peers (core_log_repair.c) ---- */
+
+/*
+ * Start-up (blocking), after the core's log refused to open with
+ * RKV_ECORRUPT: whether it can be repaired from the peers, and from which
+ * segment on it is then read (*salvage_from). 0 with the damage described
+ * in `why`; RKV_ECORRUPT with why it cannot (automatic repair off, no peer,
+ * the newest segment damaged, ...), nothing changed.
+ */
+int core_log_repair_plan(struct cluster_core *c, uint64_t *salvage_from, char *why,
+			 size_t whylen);
+/*
+ * Moves what the plan found into DATA/quarantine: every shard dir of the
+ * core (a fresh empty one in its place, its joining marker written first)
+ * and the segments below salvage_from. Nothing deleted; logged. 0 or an
+ * error in err. The replicas must be closed.
+ */
+int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, const char *why,
+			    char *err, size_t errlen);
 
 /* ---- the install origin record (cluster/replica_origin.c) ---- */
 
