@@ -624,7 +624,7 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		if (!strcmp(arg, "on"))
 			c->auto_repair = true;
 		else if (!strcmp(arg, "off"))
-			c->auto_repair = true;
+			c->auto_repair = false;
 		else
 			goto bad_value;
 		break;

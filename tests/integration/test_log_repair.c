@@ -373,7 +373,14 @@ static int run_refused(unsigned i, const char *mode, char *out, size_t outlen)
 	char dir[512], id[8];
 	const char *args[32];
 
+	unsigned k = 0;
+
 	node_args(i, dir, sizeof dir, id, mode, args);
+	while (args[k])
+		k++;
+	args[k++] = "--listen"; /* in this test's range, should it start */
+	args[k++] = "127.0.15.20:0";
+	args[k] = NULL;
 	return run_capture(binary, args, out, outlen);
 }
 
@@ -479,7 +486,7 @@ int main(int argc, char **argv)
 
 	/* 3. */
 	code = run_refused(VICTIM, "off", out, sizeof out);
-	CHECK(code == 1, "node 3 started on a damaged log with --auto-repair off (exit %d)", code);
+	CHECK(code == 1, "node 3 started on a damaged log with --auto-repair off (exit %d): %s", code, out);
 	CHECK(strstr(out, "automatic repair is off"), "the refusal does not say why: %s", out);
 	node_dir(VICTIM, dir, sizeof dir);
 	snprintf(path, sizeof path, "%s/core-0/log-%020llu.log", dir, (unsigned long long)first);
