@@ -745,6 +745,36 @@ static void undecided_settled(struct replica *rep)
 		 "member", rep->id);
 }
 
+/*
+ * A replica rebuilt after its core log was damaged (core_log_repair.c)
+ * holds less than it acknowledged, and the leader, which counts it at its
+ * old match, sends it nothing until its next write. At the first heartbeat
+ * of a term showing a commit index above its log, it answers what an
+ * APPEND would have got: a rejection with its last index as the hint,
+ * below its match, which makes the leader set the match back and probe it
+ * (raft/replication.c). The leader ignores it as stale otherwise.
+ */
+static void repair_nudge(struct replica *rep, const struct raft_msg *m)
+{
+	uint64_t last = raft_last_index(rep->raft), term = 0;
+	struct raft_msg r = { .type = RAFT_MSG_APPEND_RESP, .reject = true };
+
+	if (m->term < raft_term(rep->raft) || m->term == rep->nudged_term || m->commit <= last)
+		return;
+	rep->nudged_term = m->term;
+	(void)raft_term_at(rep->raft, last, &term);
+	r.from = raft_id(rep->raft);
+	r.to = m->from;
+	r.term = m->term;
+	r.index = last;
+	r.hint = last;
+	r.log_term = term;
+	if (rep->hs_staged)
+		hold(rep, &r);
+	else
+		cluster_core_queue_msg(rep->core, rep->id, &r);
+}
+
 bool replica_accept(struct replica *rep, const struct raft_msg *m)
 {
 	if (rep->undecided) {
@@ -776,6 +806,10 @@ bool replica_accept(struct replica *rep, const struct raft_msg *m)
 	case RAFT_MSG_APPEND:
 		if (m->term >= raft_term(rep->raft) && rep->join_target == 0 && m->commit > 0)
 			rep->join_target = m->commit;
+		return true;
+	case RAFT_MSG_HEARTBEAT:
+		if (rep->log_repairing)
+			repair_nudge(rep, m);
 		return true;
 	default:
 		return true;

@@ -283,6 +283,8 @@ struct replica {
 	struct replica_origin origin;    /* replica_origin.c */
 	bool log_repairing;              /* rebuilt after its core log was damaged
 					  * (core_log_repair.c): until it caught up */
+	uint64_t nudged_term;            /* term it last told the leader it lost
+					  * its log (replica.c, repair_nudge) */
 	struct replica_conf_rec conf_rec; /* DATA/shard-N.conf */
 	uint64_t conf_changes;        /* configurations recorded since start */
 	bool hosted_added;            /* placed here by the hosting record, not

@@ -12,10 +12,11 @@
  *   3. restarted with --auto-repair off, node 3 is refused (exit 1) and its
  *      segments are all still there;
  *   4. restarted with the default (on), it moves the two damaged segments
- *      and its shard dir into DATA/quarantine/ and rejoins; with the next
- *      writes (the leader sends it entries then) it logs that it caught up
- *      from a leader, and every acknowledged key reads back from its own
- *      replica (stale reads) and through every node; writes go on;
+ *      and its shard dir into DATA/quarantine/ and rejoins; with no write
+ *      meanwhile it logs that it caught up from a leader (it told the leader
+ *      at its first heartbeat that it lost its log), and every acknowledged
+ *      key reads back from its own replica (stale reads) and through every
+ *      node; writes go on;
  *   5. a one-node cluster (R = 1) with the same damage stays refused, even
  *      with automatic repair on.
  * Every wait has a deadline; every process is stopped (harness_cleanup).
@@ -496,10 +497,10 @@ int main(int argc, char **argv)
 	/* 4. */
 	node_up(VICTIM);
 	await_line(VICTIM, "repaired from the peers");
-	/* The leader sends it entries with the next write (as to any replica
-	 * that rejoins empty: a heartbeat carries no log position). */
-	write_range(KEYS, MORE);
+	/* No write meanwhile: the rebuilt replica tells the leader at its
+	 * first heartbeat that it lost its log (replica.c, repair_nudge). */
 	await_line(VICTIM, "caught up from the leader");
+	write_range(KEYS, MORE);
 	CHECK(quarantined(VICTIM, "core-0", q, sizeof q), "no core log in node 3's quarantine");
 	for (uint64_t s = first; s < first + 2; s++) {
 		snprintf(path, sizeof path, "%s/log-%020llu.log", q, (unsigned long long)s);
