@@ -768,6 +768,8 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	char holder[48];
 	struct raft_conf conf;
 	uint64_t conf_index;
+	struct install_origin origin;
+	bool from_install;
 	size_t n = 0;
 	int rv;
 
@@ -780,7 +782,11 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * (no vote until caught up from a leader), from min(F, last index). */
 	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
 	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
-	if (access(rep->join_marker, F_OK) != 0) {
+	/* Killed between a snapshot install's exchange and its LOG_RESET:
+	 * the shard's INSTALLED record says F came from that snapshot; the
+	 * reset is completed below (cluster/replica_origin.c). */
+	from_install = replica_origin_restore_point(rep, flushed, &origin);
+	if (!from_install && access(rep->join_marker, F_OK) != 0) {
 		rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
 		if (rv != 0)
 			return rv;
@@ -803,7 +809,19 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 		snap.conf = conf;
 		rep->conf_rec.want_index = rep->conf_rec.durable_index = conf_index;
 	}
-	if (rs->found) {
+	if (c->log_repaired) {
+		/* Rebuilt from the peers (core_log_repair.c): the hard state
+		 * is the log's, exact; no entry is kept; it joins. */
+		if (rs->found)
+			hs = rs->hs;
+	} else if (from_install) {
+		/* What the LOG_RESET at the snapshot does: no entry kept. */
+		hs = rs->hs;
+		if (hs.term < origin.term)
+			hs = (struct raft_hard_state){ origin.term, RAFT_NONE };
+		snap.index = origin.index;
+		snap.term = origin.term;
+	} else if (rs->found) {
 		uint64_t last = rs->n ? rs->first_index + rs->n - 1 : rs->start_index;
 
 		hs = rs->hs;
@@ -886,6 +904,22 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, entries, n);
 	if (rv != 0) {
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
+		return rv;
+	}
+	if (c->log_repaired) {
+		rv = core_log_reset(c->log, rep->id, 0, 0);
+		if (rv != 0) {
+			snprintf(err, errlen, "shard %u: dropping its log after a repair: %s",
+				 rep->id, rkv_strerror(rv));
+			return rv;
+		}
+		rep->hs_staged = true; /* messages wait for the reset */
+		rep->hs_batch = cluster_core_batches(c) + 1;
+		rep->log_repairing = true;
+	}
+	if (from_install && (rv = replica_origin_complete(rep, &origin)) != 0) {
+		snprintf(err, errlen, "shard %u: the log reset after a snapshot install: %s",
+			 rep->id, rkv_strerror(rv));
 		return rv;
 	}
 	/* The log agrees with the manifest: a crash's unfinished tables go. */
@@ -1010,6 +1044,68 @@ static void close_all(struct cluster_core *c, bool free_self)
 		free(c);
 }
 
+/* Every replica this core holds, opened (shards, Raft groups). */
+static int open_replicas(struct cluster_core *c, char *err, size_t errlen)
+{
+	struct cluster_node *n = c->node;
+
+	for (uint32_t s = 0; s < n->map.shards; s++) {
+		const struct cluster_hosting_entry *e = cluster_hosting_find(n->hosting, s);
+		int rv;
+
+		if (atomic_load(&n->core_of[s]) != (int)c->index)
+			continue;
+		rv = open_replica(c, s, err, errlen);
+		if (rv)
+			return rv;
+		c->by_shard[s]->hosted_added = e && e->core >= 0;
+	}
+	return 0;
+}
+
+/*
+ * The core log refused to open (RKV_ECORRUPT, reason in err): repaired
+ * from the peers where core_log_repair.c can prove it safe, else the
+ * refusal stands with its message. A trial open reads what will be kept
+ * before anything is moved.
+ */
+static int log_repair(struct cluster_core *c, struct core_log_config *lc, char *err,
+		      size_t errlen)
+{
+	char why[512], err2[512];
+	struct core_log *trial = NULL;
+	uint64_t from;
+	int rv = core_log_repair_plan(c, &from, why, sizeof why);
+
+	if (rv) {
+		log_error("core %u: the core log is not repaired automatically: %s", c->index, why);
+		return rv == -ENOMEM ? rv : RKV_ECORRUPT;
+	}
+	lc->salvage_from = from;
+	lc->restore = NULL;
+	rv = core_log_open(&trial, lc, &c->r->io, err2, sizeof err2);
+	if (rv) {
+		log_error("core %u: the core log is not repaired automatically: %s, and reading "
+			  "it from segment %" PRIu64 " on fails too: %s", c->index, why, from, err2);
+		return RKV_ECORRUPT;
+	}
+	core_log_close(trial);
+	for (size_t i = 0; i < c->nreps; i++) {
+		shard_close(c->reps[i]->shard);
+		c->by_shard[c->reps[i]->id] = NULL;
+		replica_free(c->reps[i]);
+	}
+	c->nreps = 0;
+	rv = core_log_repair_execute(c, from, why, err, errlen);
+	if (rv == 0)
+		rv = open_replicas(c, err, errlen);
+	if (rv)
+		return rv;
+	c->log_repaired = true;
+	lc->restore = log_restore;
+	return core_log_open(&c->log, lc, &c->r->io, err, errlen);
+}
+
 int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_net *net,
 		       struct cluster_core **out, char *err, size_t errlen)
 {
@@ -1047,16 +1143,9 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	rv = replica_move_core_start(c, err, errlen);
 	if (rv)
 		goto fail;
-	for (uint32_t s = 0; s < map->shards; s++) {
-		const struct cluster_hosting_entry *e = cluster_hosting_find(n->hosting, s);
-
-		if (atomic_load(&n->core_of[s]) != (int)c->index)
-			continue;
-		rv = open_replica(c, s, err, errlen);
-		if (rv)
-			goto fail;
-		c->by_shard[s]->hosted_added = e && e->core >= 0;
-	}
+	rv = open_replicas(c, err, errlen);
+	if (rv)
+		goto fail;
 	/* The log keeps the pointer, not a copy: the path lives in c. */
 	snprintf(c->log_dir, sizeof c->log_dir, "%s/core-%u", n->data_dir, c->index);
 	lc.dir = c->log_dir;
@@ -1067,6 +1156,8 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	lc.persisted = log_persisted;
 	lc.persisted_arg = c;
 	rv = core_log_open(&c->log, &lc, &r->io, err, errlen);
+	if (rv == RKV_ECORRUPT)
+		rv = log_repair(c, &lc, err, errlen);
 	if (rv)
 		goto fail;
 	replica_move_core_log_open(c);
@@ -1105,7 +1196,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
 			continue;
 		}
-		if (raft_term(rep->raft) != 0)
+		if (raft_term(rep->raft) != 0 || rep->joining)
 			continue;
 		if (cluster_map_first(map, rep->id) == n->self_index)
 			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
@@ -1171,6 +1262,7 @@ bool cluster_core_quiescent(struct cluster_core *c)
 		/* Streams end here: pins go, ring ops of the receiver drain. */
 		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]) ||
 		    c->reps[i]->join_unlinking || !replica_conf_idle(c->reps[i]) ||
+		    !replica_origin_idle(c->reps[i]) ||
 		    (c->reps[i]->join_file_ready && !ring_file_idle(&c->reps[i]->join_file)))
 			idle = false;
 	}

@@ -399,6 +399,8 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		rv = core_log_reset(c->log, rep->id, index, up->snapshot->term);
 		if (rv != 0)
 			log_error("replica %u: log reset not staged: %s", rep->id, rkv_strerror(rv));
+		else
+			replica_origin_reset_staged(rep, index);
 		rep->hs_staged = true;
 		rep->hs_batch = cluster_core_batches(c) + 1;
 		if (rep->apply_next <= index)
@@ -528,6 +530,7 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 
 	if (p->status == 0) {
 		c->log_full = false;
+		replica_origin_persisted(rep, p);
 		if ((p->hard_state || p->reset) && rep->hs_staged &&
 		    p->batch >= rep->hs_batch) {
 			rep->hs_staged = false;
@@ -654,6 +657,10 @@ static void join_check(struct replica *rep)
 	if (rep->join_file_ready && !ring_file_idle(&rep->join_file))
 		return;
 	rep->joining = false;
+	if (rep->log_repairing) { /* rebuilt after its core log was damaged */
+		rep->log_repairing = false;
+		rep->repair.done++;
+	}
 	/* The marker goes (a crash before this is durable only means the
 	 * node waits to catch up once more after a restart). */
 	marker_unlink(rep);
@@ -756,6 +763,36 @@ static void undecided_settled(struct replica *rep)
 		 "member", rep->id);
 }
 
+/*
+ * A replica rebuilt after its core log was damaged (core_log_repair.c)
+ * holds less than it acknowledged, and the leader, which counts it at its
+ * old match, sends it nothing until its next write. At the first heartbeat
+ * of a term showing a commit index above its log, it answers what an
+ * APPEND would have got: a rejection with its last index as the hint,
+ * below its match, which makes the leader set the match back and probe it
+ * (raft/replication.c). The leader ignores it as stale otherwise.
+ */
+static void repair_nudge(struct replica *rep, const struct raft_msg *m)
+{
+	uint64_t last = raft_last_index(rep->raft), term = 0;
+	struct raft_msg r = { .type = RAFT_MSG_APPEND_RESP, .reject = true };
+
+	if (m->term < raft_term(rep->raft) || m->term == rep->nudged_term || m->commit <= last)
+		return;
+	rep->nudged_term = m->term;
+	(void)raft_term_at(rep->raft, last, &term);
+	r.from = raft_id(rep->raft);
+	r.to = m->from;
+	r.term = m->term;
+	r.index = last;
+	r.hint = last;
+	r.log_term = term;
+	if (rep->hs_staged)
+		hold(rep, &r);
+	else
+		cluster_core_queue_msg(rep->core, rep->id, &r);
+}
+
 bool replica_accept(struct replica *rep, const struct raft_msg *m)
 {
 	if (rep->undecided) {
@@ -787,6 +824,10 @@ bool replica_accept(struct replica *rep, const struct raft_msg *m)
 	case RAFT_MSG_APPEND:
 		if (m->term >= raft_term(rep->raft) && rep->join_target == 0 && m->commit > 0)
 			rep->join_target = m->commit;
+		return true;
+	case RAFT_MSG_HEARTBEAT:
+		if (rep->log_repairing)
+			repair_nudge(rep, m);
 		return true;
 	default:
 		return true;
@@ -951,7 +992,9 @@ int replica_read(struct replica *rep, struct replica_read *rd)
 
 bool replica_stale_ok(const struct replica *rep)
 {
-	return shard_applied_index(rep->shard) >= rep->stale_floor;
+	/* A replica rebuilt after its core log was damaged holds less than it
+	 * acknowledged until it caught up (core_log_repair.c). */
+	return shard_applied_index(rep->shard) >= rep->stale_floor && !rep->log_repairing;
 }
 
 bool replica_read_local_ok(const struct replica *rep)

@@ -70,6 +70,12 @@ struct cluster_node_config {
 	uint32_t stop_grace_ms;        /* how long a stop waits for handoffs and
 					* proposals; 0: election timeout */
 	uint64_t seed;                 /* election randomness; 0: from the clock */
+	bool auto_repair;              /* a core log found damaged at start-up is
+					* repaired from the peers where it can be
+					* (cluster/core_log_repair.c); false: refused */
+	shard_install_hook_fn *install_step_hook; /* tests only: the step hook of
+					* every snapshot install (its arg is the
+					* replica); NULL in ringkvd */
 };
 
 /*

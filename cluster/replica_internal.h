@@ -13,6 +13,7 @@
 #include "cluster/ring_file.h"
 #include "cluster/peer_msg.h"
 #include "cluster/replica.h"
+#include "shard/install_origin.h"
 #include "core/timer.h"
 #include "shard/core_log.h"
 
@@ -112,6 +113,17 @@ struct replica_repair {
 	uint64_t index;               /* snapshot index of the last repair */
 	uint64_t transfers, requests, done;
 	struct peer_msg_buf frame;    /* the request, encoded (reused) */
+};
+
+/* A snapshot install's INSTALLED record (shard/install_origin.h), until
+ * the core log's LOG_RESET that follows it is durable (replica_origin.c). */
+struct replica_origin {
+	uint64_t index;               /* the record's index; 0: none to remove */
+	uint64_t reset_batch;         /* the batch holding a LOG_RESET at or past
+				       * it; 0: none staged yet */
+	struct io_op op;              /* its unlink */
+	bool unlinking;
+	char path[PATH_MAX + 16];
 };
 
 /* The configuration record being written (cluster/replica_conf.c). */
@@ -274,6 +286,11 @@ struct replica {
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld;
 	struct replica_repair repair;
+	struct replica_origin origin;    /* replica_origin.c */
+	bool log_repairing;              /* rebuilt after its core log was damaged
+					  * (core_log_repair.c): until it caught up */
+	uint64_t nudged_term;            /* term it last told the leader it lost
+					  * its log (replica.c, repair_nudge) */
 	struct replica_conf_rec conf_rec; /* DATA/shard-N.conf */
 	uint64_t conf_changes;        /* configurations recorded since start */
 	bool hosted_added;            /* placed here by the hosting record, not
@@ -312,6 +329,8 @@ struct cluster_core {
 	struct reactor *r;
 	unsigned index;
 	struct core_log *log;
+	bool log_repaired;              /* opened by a salvage: every replica of
+					 * the core is rebuilt (core_log_repair.c) */
 	char log_dir[PATH_MAX];
 	struct block_cache *cache;
 	struct peer_net *net;
@@ -426,6 +445,53 @@ void replica_repair_request(struct replica *rep, uint64_t from,
 bool replica_repair_stream_ok(const struct replica *rep, uint64_t index);
 /* A snapshot at `index` was installed: apply resumes after it. */
 void replica_repair_installed(struct replica *rep, uint64_t index);
+
+/* ---- a damaged core log repaired from the peers (core_log_repair.c) ---- */
+
+/*
+ * Start-up (blocking), after the core's log refused to open with
+ * RKV_ECORRUPT: whether it can be repaired from the peers, and from which
+ * segment on it is then read (*salvage_from). 0 with the damage described
+ * in `why`; RKV_ECORRUPT with why it cannot (automatic repair off, no peer,
+ * the newest segment damaged, ...), nothing changed.
+ */
+int core_log_repair_plan(struct cluster_core *c, uint64_t *salvage_from, char *why,
+			 size_t whylen);
+/*
+ * Moves what the plan found into DATA/quarantine: every shard dir of the
+ * core (a fresh empty one in its place, its joining marker written first)
+ * and the segments below salvage_from. Nothing deleted; logged. 0 or an
+ * error in err. The replicas must be closed.
+ */
+int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, const char *why,
+			    char *err, size_t errlen);
+
+/* ---- the install origin record (cluster/replica_origin.c) ---- */
+
+/*
+ * Start-up, from restore_group, before any check of the log against the
+ * shard: reads the shard's INSTALLED record. Returns true when it proves
+ * that the shard's flushed index `flushed` came from a snapshot (index,
+ * term in *o) the core log never recorded a LOG_RESET for (a kill between
+ * the install's exchange and that LOG_RESET): the group's log entries are
+ * then to be dropped, Raft restored at the snapshot, and the LOG_RESET
+ * completed (replica_origin_complete). False otherwise; a record that
+ * proves nothing more (the log holds the snapshot's entry, or the shard
+ * flushed past it) is removed here (blocking: start-up).
+ */
+bool replica_origin_restore_point(struct replica *rep, uint64_t flushed,
+				  struct install_origin *o);
+/* After raft_restore at *o: stages the LOG_RESET the crash kept from
+ * being durable; messages are held until it is (as after a snapshot). */
+int replica_origin_complete(struct replica *rep, const struct install_origin *o);
+/* The install swapped a snapshot at `index` in (its record is there). */
+void replica_origin_installed(struct replica *rep, uint64_t index);
+/* A LOG_RESET at `index` was staged for the group. */
+void replica_origin_reset_staged(struct replica *rep, uint64_t index);
+/* A batch with the group's records is durable. */
+void replica_origin_persisted(struct replica *rep, const struct core_log_persisted *p);
+/* No unlink of the record in flight. */
+bool replica_origin_idle(const struct replica *rep);
 void replica_repair_status(const struct replica *rep, struct replica_status *out);
 void replica_repair_free(struct replica *rep);
 /* The voter with the highest match (leader only), other than `avoid`

@@ -290,7 +290,7 @@ void replica_repair_installed(struct replica *rep, uint64_t index)
 
 void replica_repair_status(const struct replica *rep, struct replica_status *out)
 {
-	out->repairing = rep->repair.active;
+	out->repairing = rep->repair.active || rep->log_repairing;
 	out->repairs_done = rep->repair.done;
 	out->repair_requests = rep->repair.requests;
 	out->repair_transfers = rep->repair.transfers;

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "shard/install_origin.h"
 
 #define SNAP_MAX_FILE (16ull << 30)
 #define SNAP_MAX_MANIFEST (64u << 20)
@@ -403,6 +404,8 @@ static int stage(struct replica *rep)
 	if (rv == 0)
 		rv = op_queue(rep, OP_UNLINK, "MANIFEST.tmp", 0, NULL, 0);
 	if (rv == 0)
+		rv = op_queue(rep, OP_UNLINK, INSTALL_ORIGIN_NAME, 0, NULL, 0);
+	if (rv == 0)
 		rv = op_queue(rep, OP_RMDIR, "", 0, NULL, 0);
 	if (rv == 0)
 		rv = op_queue(rep, OP_MKDIR, "", 0, NULL, 0);
@@ -590,6 +593,8 @@ static void installed(void *arg, const struct shard_install_result *res)
 		log_info("replica %u: snapshot installed, the shard is at index %" PRIu64,
 			 rep->id, shard_applied_index(fresh));
 		replica_repair_installed(rep, shard_applied_index(fresh));
+		/* Its INSTALLED record goes once Raft's LOG_RESET is durable. */
+		replica_origin_installed(rep, rc->index);
 	}
 	rc->state = SNAP_RECV_IDLE;
 	rc->manifest_len = 0;
@@ -619,7 +624,8 @@ void snapshot_recv_service(struct replica *rep)
 		.manifest = rc->manifest, .manifest_len = rc->manifest_len,
 		.staged = (const char (*)[SHARD_FILE_NAME_MAX])rc->names, .nstaged = rc->nnames,
 		.old = rep->shard, .installed = installed, .finished = install_finished,
-		.arg = rep,
+		.arg = rep, .origin_index = rc->index, .origin_term = rc->term,
+		.step_hook = rep->core->node->cfg.install_step_hook,
 	};
 	char err[512];
 	int rv;

@@ -18,6 +18,7 @@ void config_defaults(struct config *c)
 	strcpy(c->listen_host, "127.0.0.1");
 	c->listen_port = 7070;
 	strcpy(c->data_dir, "./data");
+	c->auto_repair = true;
 	c->memtable_size = 64ull << 20;
 	c->manifest_rewrite_min = 1ull << 20;
 	c->block_cache_size = 256ull << 20;
@@ -99,6 +100,12 @@ void config_usage(FILE *out, const char *prog)
 		"  -h, --help               this text\n"
 		"  -V, --version            print the version, exit\n",
 		prog, prog);
+	/* A second string: one literal may not pass 4095 bytes. */
+	fprintf(out,
+		"  --auto-repair on|off     on (default): a core log damaged at start-up is\n"
+		"                           repaired from the peers when they can (its\n"
+		"                           files kept in DATA/quarantine); off: refused\n"
+		"  --log-segment-size SIZE  core log segment size (default 64MiB)\n");
 }
 
 int config_parse_size(const char *text, uint64_t *out)
@@ -368,7 +375,7 @@ enum {
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
 	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_NODE_ID, OPT_PEER_LISTEN, OPT_INITIAL_CLUSTER,
 	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
-	OPT_SNAPSHOT_LAG, OPT_INITIAL_STATE,
+	OPT_SNAPSHOT_LAG, OPT_INITIAL_STATE, OPT_AUTO_REPAIR, OPT_LOG_SEGMENT_SIZE,
 	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
 	OPT_VERSION, OPT_ENABLE_FLUSH, OPT_METRICS_PER_REPLICA, OPT_METRICS_PER_REPLICA_MAX,
 	OPT_LOG_IO,
@@ -400,6 +407,8 @@ static const struct option long_options[] = {
 	{ "snapshot-rate", required_argument, NULL, OPT_SNAPSHOT_RATE },
 	{ "snapshot-lag", required_argument, NULL, OPT_SNAPSHOT_LAG },
 	{ "initial-cluster-state", required_argument, NULL, OPT_INITIAL_STATE },
+	{ "auto-repair", required_argument, NULL, OPT_AUTO_REPAIR },
+	{ "log-segment-size", required_argument, NULL, OPT_LOG_SEGMENT_SIZE },
 	{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
 	{ "enable-flush", no_argument, NULL, OPT_ENABLE_FLUSH },
 	{ "metrics-per-replica", required_argument, NULL, OPT_METRICS_PER_REPLICA },
@@ -610,6 +619,19 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 			c->join_existing = true;
 		else
 			goto bad_value;
+		break;
+	case OPT_AUTO_REPAIR:
+		if (!strcmp(arg, "on"))
+			c->auto_repair = true;
+		else if (!strcmp(arg, "off"))
+			c->auto_repair = false;
+		else
+			goto bad_value;
+		break;
+	case OPT_LOG_SEGMENT_SIZE:
+		if (config_parse_size(arg, &v) || v < (64u << 10))
+			goto bad_value;
+		c->log_segment_size = v;
 		break;
 	case OPT_ADMIN_LISTEN:
 		if (!strcmp(arg, "none")) {
@@ -857,4 +879,7 @@ void config_print(FILE *out, const struct config *c)
 	fprintf(out, "snapshot-rate = %" PRIu64 "\n", c->snapshot_rate);
 	fprintf(out, "snapshot-lag = %" PRIu64 "\n", c->snapshot_lag);
 	fprintf(out, "initial-cluster-state = %s\n", c->join_existing ? "existing" : "new");
+	fprintf(out, "auto-repair = %s\n", c->auto_repair ? "on" : "off");
+	if (c->log_segment_size)
+		fprintf(out, "log-segment-size = %" PRIu64 "\n", c->log_segment_size);
 }

@@ -75,6 +75,10 @@ struct config {
 	uint64_t snapshot_lag;             /* entries a leader keeps for a lagging
 					    * follower before it needs a snapshot (65536) */
 	bool join_existing;                /* --initial-cluster-state existing */
+	bool auto_repair;                  /* --auto-repair on|off (on): a damaged
+					    * core log is repaired from the peers */
+	uint64_t log_segment_size;         /* --log-segment-size: core log segments
+					    * (0: the log's default, 64 MiB) */
 	char cluster_token[CONFIG_TOKEN_MAX]; /* "" = not given */
 };
 

@@ -199,6 +199,21 @@ void raft_handle_append_resp(struct raft *r, const struct raft_msg *m)
 		while (idx > r->log.offset && raft_log_term(&r->log, idx, &term) &&
 		       term > m->log_term)
 			idx--;
+		if (m->hint < pr->match) {
+			/* The follower holds less than it acknowledged: its log
+			 * was lost and it is being rebuilt (a damaged log,
+			 * cluster/core_log_repair.c). A whole follower never
+			 * answers below its match (what it acknowledged matches
+			 * this leader's log, which never cuts it), so this is no
+			 * stale answer. Its match goes back to 0 (conservative:
+			 * what is committed stays committed) and it is probed
+			 * from the hint. */
+			pr->match = 0;
+			raft_progress_become(pr, PROGRESS_PROBE);
+			pr->next = idx + 1;
+			raft_send_append(r, pr, true);
+			return;
+		}
 		if (raft_progress_decr(pr, m->index, idx))
 			raft_send_append(r, pr, true);
 		return;

@@ -110,6 +110,8 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	cfg.core_log_buffered = n->cfg.log_buffered;
 	cfg.snapshot_lag = n->cfg.snapshot_lag;
 	cfg.join_existing = n->cfg.join_existing;
+	cfg.auto_repair = n->cfg.auto_repair;
+	cfg.core_log_segment_size = n->cfg.log_segment_size;
 	rv = cluster_node_create(&n->cluster, &cfg, err, errlen);
 	if (rv)
 		return rv;

@@ -42,6 +42,7 @@
 
 #include "core/durable_file.h"
 #include "core/errors.h"
+#include "shard/install_origin.h"
 #include "server/datadir.h"
 #include "shard/core_log.h" /* segment names */
 #include "shard/core_log_format.h"
@@ -304,7 +305,7 @@ static int examine_shard(struct repair *r, const char *name)
 		uint64_t n;
 
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, "MANIFEST"))
+		    !strcmp(de->d_name, "MANIFEST") || !strcmp(de->d_name, INSTALL_ORIGIN_NAME))
 			continue;
 		if (table_name(de->d_name, &n) && named(&sh->v, n))
 			continue;

@@ -117,6 +117,16 @@ struct core_log_config {
 	 * durable-end mark alone, with one fdatasync (docs/cluster/core-log.md,
 	 * "The durable-end mark"). 0: CORE_LOG_DEFAULT_MARK_DELAY_MS. */
 	unsigned mark_delay_ms;
+	/* Salvage (a repair from peers, cluster/core_log_repair.c): 0 for a
+	 * normal open. Else segments below this seq are not read (they are
+	 * damaged, or older than a damaged one, and are being moved to
+	 * quarantine) and the oldest one read may be newer than the last
+	 * RETAIN record allows; every other check is made. The first flush
+	 * records a RETAIN of the oldest segment kept, so the next normal open
+	 * accepts it. Hard states and log starts come from that segment's
+	 * checkpoint and the records after it: exact, since every segment
+	 * begins with a checkpoint of every group (see core-log.md). */
+	uint64_t salvage_from;
 	core_log_restore_fn *restore; /* may be NULL */
 	void *restore_arg;
 	core_log_persisted_fn *persisted; /* required */

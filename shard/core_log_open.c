@@ -822,6 +822,20 @@ int core_log_open_segments(struct core_log *log, char *err, size_t errlen)
 		set_err(err, errlen, "%s: listing segments: %s", dir, strerror(-rv));
 		return rv;
 	}
+	if (log->cfg.salvage_from) {
+		size_t drop = 0;
+
+		while (drop < n && seqs[drop] < log->cfg.salvage_from)
+			drop++;
+		memmove(seqs, seqs + drop, (n - drop) * sizeof *seqs);
+		n -= drop;
+		if (n == 0) {
+			set_err(err, errlen, "%s: salvage: no segment from %" PRIu64 " on", dir,
+				log->cfg.salvage_from);
+			rv = RKV_ECORRUPT;
+			goto out;
+		}
+	}
 	if (n == 0) {
 		rv = create_segment(log, 1);
 		if (rv != 0) {
@@ -861,7 +875,7 @@ int core_log_open_segments(struct core_log *log, char *err, size_t errlen)
 	rv = replay_all(&rp, maps, n);
 	if (rv != 0)
 		goto out;
-	if (seqs[0] > rp.retain) {
+	if (seqs[0] > rp.retain && !log->cfg.salvage_from) {
 		char name[64];
 
 		core_log_segment_name(name, sizeof name, rp.retain);

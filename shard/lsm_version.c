@@ -407,7 +407,8 @@ static bool shard_file_known(const char *name)
 	uint64_t first;
 
 	return !strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "MANIFEST") ||
-	       !strcmp(name, "MANIFEST.tmp") || wal_segment_name_parse(name, &first) == 0;
+	       !strcmp(name, "MANIFEST.tmp") || !strcmp(name, "INSTALLED") || /* install_origin.h */
+	       wal_segment_name_parse(name, &first) == 0;
 }
 
 static void remove_unfinished(struct shard *s, const char *name)

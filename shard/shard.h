@@ -437,6 +437,10 @@ enum shard_install_step {
 	INSTALL_MANIFEST_WRITE,
 	INSTALL_MANIFEST_SYNC,
 	INSTALL_MANIFEST_RENAME, /* to MANIFEST */
+	INSTALL_ORIGIN_OPEN,     /* with an origin term: INSTALLED (install_origin.h) */
+	INSTALL_ORIGIN_WRITE,
+	INSTALL_ORIGIN_SYNC,
+	INSTALL_ORIGIN_CLOSE,
 	INSTALL_STAGING_OPEN,
 	INSTALL_STAGING_SYNC,
 	INSTALL_QUARANTINE_MKDIR, /* a damaged old replica: DIR/quarantine/, */
@@ -502,6 +506,12 @@ struct shard_install_args {
 					 * tables, "apply-stopped" when its apply
 					 * stopped on RKV_ECORRUPT, else removed.
 					 * Letters, digits and '-' only. */
+	uint64_t origin_index;          /* the snapshot's index and the term of */
+	uint64_t origin_term;           /* its entry (0: none): written into the
+					 * new replica as INSTALLED before the
+					 * exchange (shard/install_origin.h), so a
+					 * restart before the core log's LOG_RESET
+					 * knows its tables came from a peer */
 	shard_install_fn *installed;    /* once, from a completion: the outcome */
 	shard_install_finished_fn *finished; /* once, last: nothing in flight;
 					 * the installer may be freed in it */

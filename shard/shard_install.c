@@ -11,6 +11,9 @@
  *     (checked as shard_open checks them), fsync; the fd stays open
  *   MANIFEST.tmp: openat, write, fdatasync; renameat to MANIFEST (its fd
  *     stays open: the new shard appends through it)
+ *   with an origin (a replica's snapshot): INSTALLED (install_origin.h):
+ *     openat, write, fdatasync, close -- inside the staging directory, so
+ *     the exchange brings it in with the tables, atomically
  *   the staging directory: openat (stays open: the new shard's dir_fd), fsync
  *   a damaged old replica only (quarantine): mkdirat <parent>/quarantine,
  *     renameat(staging, quarantine/<name>), openat quarantine
@@ -60,6 +63,7 @@
 #include "core/durable_file.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "shard/install_origin.h"
 #include "shard/shard_internal.h"
 
 static const char *const step_names[] = {
@@ -73,6 +77,10 @@ static const char *const step_names[] = {
 	[INSTALL_MANIFEST_WRITE] = "write MANIFEST.tmp",
 	[INSTALL_MANIFEST_SYNC] = "fdatasync MANIFEST.tmp",
 	[INSTALL_MANIFEST_RENAME] = "rename MANIFEST.tmp",
+	[INSTALL_ORIGIN_OPEN] = "create INSTALLED",
+	[INSTALL_ORIGIN_WRITE] = "write INSTALLED",
+	[INSTALL_ORIGIN_SYNC] = "fdatasync INSTALLED",
+	[INSTALL_ORIGIN_CLOSE] = "close INSTALLED",
 	[INSTALL_STAGING_OPEN] = "open the staging directory",
 	[INSTALL_STAGING_SYNC] = "fsync the staging directory",
 	[INSTALL_QUARANTINE_MKDIR] = "make the quarantine directory",
@@ -105,6 +113,8 @@ struct shard_install {
 	bool quarantine;                /* the old replica is damaged: keep it */
 	bool moved;                     /* the staging directory is at qpath */
 	int qroot_fd;
+	int origin_fd;                  /* INSTALLED, while it is written */
+	uint8_t origin[INSTALL_ORIGIN_SIZE];
 	enum shard_install_step step;
 	struct io_op op;
 	bool inflight;
@@ -194,6 +204,8 @@ static int *next_open_fd(struct shard_install *in)
 		return &in->parent_fd;
 	if (in->qroot_fd >= 0)
 		return &in->qroot_fd;
+	if (in->origin_fd >= 0)
+		return &in->origin_fd;
 	return NULL;
 }
 
@@ -398,8 +410,38 @@ static void done(struct io_op *op, int res, unsigned flags)
 			break;
 		}
 		in->step++;
+		if (in->step == INSTALL_ORIGIN_OPEN && !in->a.origin_term)
+			in->step = INSTALL_STAGING_OPEN;
 		if (in->step == INSTALL_QUARANTINE_MKDIR && !in->quarantine)
 			in->step = INSTALL_PARENT_OPEN;
+		break;
+	case INSTALL_ORIGIN_OPEN:
+		if (res < 0) {
+			fail_errno(in, res, in->path);
+			break;
+		}
+		in->origin_fd = res;
+		in->step = INSTALL_ORIGIN_WRITE;
+		break;
+	case INSTALL_ORIGIN_WRITE:
+		if (res != (int)INSTALL_ORIGIN_SIZE) {
+			snprintf(in->err, sizeof in->err, "%s: write: %s", in->path,
+				 res < 0 ? strerror(-res) : "short");
+			fail(in, res < 0 ? res : -EIO);
+			break;
+		}
+		in->step = INSTALL_ORIGIN_SYNC;
+		break;
+	case INSTALL_ORIGIN_SYNC:
+		if (res < 0) {
+			fail_errno(in, res, in->path);
+			break;
+		}
+		in->step = INSTALL_ORIGIN_CLOSE;
+		break;
+	case INSTALL_ORIGIN_CLOSE:
+		/* The fd was let go at submission. */
+		in->step = INSTALL_STAGING_OPEN;
 		break;
 	case INSTALL_STAGING_OPEN:
 		if (res < 0) {
@@ -485,7 +527,7 @@ static void done(struct io_op *op, int res, unsigned flags)
 	case INSTALL_OLD_UNLINK:
 		if (res < 0 && res != -ENOENT)
 			log_warn("%s: %s", in->path, strerror(-res));
-		if (++in->cur >= in->nold + 2)
+		if (++in->cur >= in->nold + 3)
 			in->step = INSTALL_OLD_RMDIR;
 		break;
 	case INSTALL_OLD_RMDIR:
@@ -600,6 +642,23 @@ static void submit(struct shard_install *in)
 		snprintf(in->path2, sizeof in->path2, "%s/MANIFEST", in->staging);
 		io_uring_prep_renameat(sqe, AT_FDCWD, in->path, AT_FDCWD, in->path2, 0);
 		break;
+	case INSTALL_ORIGIN_OPEN:
+		snprintf(in->path, sizeof in->path, "%s/%s", in->staging, INSTALL_ORIGIN_NAME);
+		io_uring_prep_openat(sqe, AT_FDCWD, in->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+				     0644);
+		break;
+	case INSTALL_ORIGIN_WRITE:
+		install_origin_encode(in->origin, &(struct install_origin){
+			.index = in->a.origin_index, .term = in->a.origin_term });
+		io_uring_prep_write(sqe, in->origin_fd, in->origin, INSTALL_ORIGIN_SIZE, 0);
+		break;
+	case INSTALL_ORIGIN_SYNC:
+		io_uring_prep_fsync(sqe, in->origin_fd, IORING_FSYNC_DATASYNC);
+		break;
+	case INSTALL_ORIGIN_CLOSE:
+		io_uring_prep_close(sqe, in->origin_fd);
+		in->origin_fd = -1;
+		break;
 	case INSTALL_STAGING_OPEN:
 		io_uring_prep_openat(sqe, AT_FDCWD, in->staging,
 				     O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
@@ -641,7 +700,8 @@ static void submit(struct shard_install *in)
 				 in->old_numbers[in->cur]);
 		else
 			snprintf(in->path, sizeof in->path, "%s/%s", in->staging,
-				 in->cur == in->nold ? "MANIFEST" : "MANIFEST.tmp");
+				 in->cur == in->nold ? "MANIFEST" :
+				 in->cur == in->nold + 1 ? "MANIFEST.tmp" : INSTALL_ORIGIN_NAME);
 		io_uring_prep_unlinkat(sqe, AT_FDCWD, in->path, 0);
 		break;
 	case INSTALL_OLD_RMDIR:
@@ -775,6 +835,7 @@ int shard_install_start(struct shard_install **out, const struct shard_install_a
 	in->a = *a;
 	in->parent_fd = -1;
 	in->qroot_fd = -1;
+	in->origin_fd = -1;
 	in->parts.dir_fd = -1;
 	in->parts.manifest_fd = -1;
 	manifest_version_init(&in->parts.manifest);

@@ -30,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -137,6 +139,8 @@ static unsigned excluded;       /* bit id: node id's replicas are not looked at
 				 * by agreed_leader and converged (a replica
 				 * removed from its group) */
 static size_t bulk_limit[MAX_NODES + 1];    /* per node; 0: the default */
+static uint64_t snapshot_lag;   /* 0: the engine's default */
+static shard_install_hook_fn *install_hook; /* of the nodes started next */
 #define BIG_VALUE 40000
 static uint8_t big_value[BIG_VALUE];
 
@@ -475,6 +479,8 @@ static void node_start(unsigned id, unsigned count)
 	cfg.heartbeat_ms = HEARTBEAT_MS;
 	cfg.seed = id * 7919u + 1;
 	cfg.proposal_timeout_ms = proposal_timeout_ms;
+	cfg.snapshot_lag = snapshot_lag;
+	cfg.install_step_hook = install_hook;
 	assert_int_equal(cluster_node_create(&n->cn, &cfg, err, sizeof err), 0);
 	n->net = NULL;
 	if (count > 1) {
@@ -982,6 +988,31 @@ static void test_wiped_node_elects_no_stale_leader(void **state)
 		rm_rf(nodes[id].dir);
 }
 
+/* Three nodes, one group of 3 replicas, 64 KiB memtables; `rounds` x 64
+ * writes of 300-byte values from *next on, applied everywhere. Returns
+ * the leader. */
+static uint64_t three_nodes_written(unsigned rounds, unsigned *next)
+{
+	uint64_t leader;
+
+	memtable_size = 64u << 10;
+	value_pad = 300;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 1, 3);
+	key_space = 400;
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3);
+	leader = wait_leader(3, 0, 5000);
+	assert_true(leader != 0);
+	for (unsigned round = 0; round < rounds; round++) {
+		write_ok(leader, 0, *next, 64);
+		*next += 64;
+	}
+	assert_true(converged(3, 0, 5000));
+	return leader;
+}
+
 /*
  * A wiped node killed after a snapshot install and before its LOG_RESET was
  * durable holds tables at the leader's flushed index F while its core log
@@ -997,21 +1028,7 @@ static void test_restart_between_install_and_log_reset(void **state)
 	unsigned next = 0;
 
 	(void)state;
-	memtable_size = 64u << 10;
-	value_pad = 300;
-	for (unsigned id = 1; id <= 3; id++)
-		node_addr(id);
-	make_map(3, 1, 3);
-	key_space = 400;
-	for (unsigned id = 1; id <= 3; id++)
-		node_start(id, 3);
-	leader = wait_leader(3, 0, 5000);
-	assert_true(leader != 0);
-	for (unsigned round = 0; round < 8; round++) {
-		write_ok(leader, 0, next, 64);
-		next += 64;
-	}
-	assert_true(converged(3, 0, 5000));
+	leader = three_nodes_written(8, &next);
 	refresh(&nodes[1]);
 	digest = nodes[1].status[0].digest;
 	for (unsigned id = 1; id <= 3; id++)
@@ -1039,6 +1056,109 @@ static void test_restart_between_install_and_log_reset(void **state)
 		rm_rf(nodes[id].dir);
 	memtable_size = 1u << 20;
 	value_pad = 0;
+}
+
+/* The child's install hook: a kill -9 once the exchange is durable and
+ * before the shard is reported installed (so before Raft's LOG_RESET). */
+static bool kill_after_exchange(void *arg, enum shard_install_step step)
+{
+	(void)arg;
+	if (step == INSTALL_BUILD)
+		kill(getpid(), SIGKILL);
+	return true;
+}
+
+static bool path_exists(const char *dir, const char *name)
+{
+	char path[600];
+	struct stat st;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return stat(path, &st) == 0;
+}
+
+/*
+ * A LAGGING replica with a log (no joining marker) killed -9 between a
+ * snapshot install's exchange and its core log's LOG_RESET: its shard's
+ * flushed index F is the snapshot's, above every entry its log holds for
+ * the group. It used to be refused at restart as a log cut below F; the
+ * install's INSTALLED record (in the exchanged dir) now lets the restart
+ * complete the reset. Node 3 runs in a forked child whose install hook
+ * kills it right after the exchange was made durable.
+ */
+static void test_kill_between_exchange_and_log_reset(void **state)
+{
+	char shard_dir[400];
+	uint64_t leader, digest;
+	unsigned next = 0;
+	int pipefd[2], status = 0;
+	pid_t pid;
+
+	(void)state;
+	snapshot_lag = 32;
+	three_nodes_written(2, &next);
+	node_stop(3);
+	leader = wait_leader(2, 0, 5000);
+	assert_true(leader == 1 || leader == 2);
+	/* Far past node 3 (and snapshot_lag): the leader compacts past it. */
+	for (unsigned round = 0; round < 10; round++) {
+		write_ok(leader, 0, next, 64);
+		next += 64;
+	}
+	refresh(&nodes[leader]);
+	assert_true(nodes[leader].status[0].st.snapshot_index > 0);
+	snprintf(shard_dir, sizeof shard_dir, "%s/shard-0", nodes[3].dir);
+	assert_false(path_exists(nodes[3].dir, "shard-0.joining"));
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* The child: node 3 alone in this process, none of the
+		 * parent's descriptors (rings, sockets) but the pipe. */
+		alarm(30);
+		for (int fd = 3; fd < 4096; fd++)
+			if (fd != pipefd[1])
+				close(fd);
+		nodes[1].g = nodes[2].g = NULL;
+		nodes[3].fds[0] = nodes[3].fds[1] = 0;
+		install_hook = kill_after_exchange;
+		node_start(3, 3);
+		(void)!write(pipefd[1], "s", 1);
+		sleep_ms(20000);
+		_exit(2); /* never installed */
+	}
+	close(pipefd[1]);
+	for (unsigned t = 0; t < 3000 && waitpid(pid, &status, WNOHANG) == 0; t++)
+		sleep_ms(10);
+	close(pipefd[0]);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	/* Killed with the new tables and their record in place. */
+	assert_true(path_exists(shard_dir, "INSTALLED"));
+	assert_false(path_exists(nodes[3].dir, "shard-0.joining"));
+	refresh(&nodes[leader]);
+	digest = nodes[leader].status[0].digest;
+	node_start(3, 3); /* refused before the INSTALLED record */
+	assert_true(converged(3, 0, 8000));
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].digest, digest);
+	write_ok(wait_leader(3, 0, 5000), 0, next, 64);
+	assert_true(converged(3, 0, 8000));
+	/* The reset is durable: the record went. */
+	for (unsigned t = 0; t < 300 && path_exists(shard_dir, "INSTALLED"); t++)
+		sleep_ms(10);
+	assert_false(path_exists(shard_dir, "INSTALLED"));
+	/* And a clean restart finds everything again. */
+	node_stop(3);
+	node_start(3, 3);
+	assert_true(converged(3, 0, 8000));
+	for (unsigned id = 1; id <= 3; id++)
+		node_stop(id);
+	for (unsigned id = 1; id <= 3; id++)
+		rm_rf(nodes[id].dir);
+	memtable_size = 1u << 20;
+	value_pad = 0;
+	snapshot_lag = 0;
 }
 
 /* writes[first, +count): write i goes to shard i % shards. */
@@ -1946,6 +2066,7 @@ int main(void)
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_wiped_node_elects_no_stale_leader),
 		cmocka_unit_test(test_restart_between_install_and_log_reset),
+		cmocka_unit_test(test_kill_between_exchange_and_log_reset),
 		cmocka_unit_test(test_compaction_and_restart),
 		cmocka_unit_test(test_outcome_matches_replicas),
 		cmocka_unit_test(test_overwritten_outcome),

@@ -142,9 +142,12 @@ static void clear_restored(struct fx *f)
 	f->bad_payloads = 0;
 }
 
+static uint64_t salvage_from; /* open_log's core_log_config.salvage_from */
+
 static int open_log(struct fx *f)
 {
 	struct core_log_config cfg = {
+		.salvage_from = salvage_from,
 		.dir = f->dir,
 		.segment_size = f->segment_size,
 		.prealloc = f->prealloc,
@@ -1053,6 +1056,48 @@ static void test_missing_first_segment_refused(void **state)
 }
 
 /*
+ * Salvage (a repair from the peers, cluster/core_log_repair.c): the first
+ * segment damaged and set aside, the log reads from the second on with its
+ * hard states (written into the first segment only, and carried by every
+ * later checkpoint); its first flush records the new oldest segment, so a
+ * plain open accepts the log again.
+ */
+static void test_salvage_from(void **state)
+{
+	struct fx *f = *state;
+	struct raft_hard_state hs = { .term = 9, .vote = 2 };
+	char path[256];
+
+	must_open(f);
+	assert_int_equal(core_log_set_hard_state(f->log, 5, &hs), 0);
+	settle(f);
+	close_log(f);
+	make_segments(f, 3);
+	path_of(f, 1, path, sizeof path);
+	zero_from(f, 1, 0);
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(open_log(f), RKV_ECORRUPT); /* the RETAIN rule */
+	clear_restored(f);
+	salvage_from = 2;
+	must_open(f);
+	salvage_from = 0;
+	assert_true(f->rg[5].present);
+	assert_int_equal(f->rg[5].hs.term, 9);
+	assert_int_equal(f->rg[5].hs.vote, 2);
+	assert_int_equal(core_log_reset(f->log, 1, 0, 0), 0);
+	clear_restored(f);
+	reopen(f); /* plain: the flush recorded the oldest segment kept */
+	assert_int_equal(f->rg[5].hs.term, 9);
+	/* Nothing to read from: refused. */
+	close_log(f);
+	salvage_from = 1000;
+	assert_int_equal(open_log(f), RKV_ECORRUPT);
+	salvage_from = 0;
+	must_open(f);
+}
+
+/*
  * Retention: a segment goes only when no group needs an entry in it; a
  * hard state written once, long ago, survives its segment's deletion.
  */
@@ -1702,6 +1747,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_torn_checkpoint_written_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_first_segment_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_salvage_from, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_after_reset_and_remove, setup,
 						teardown),

@@ -43,6 +43,7 @@
 #include "io/ring.h"
 #include "shard/block_cache.h"
 #include "shard/command.h"
+#include "shard/install_origin.h"
 #include "shard/shard.h"
 #include "shard/shard_backup.h"
 #include "fs_watch.h"
@@ -335,6 +336,7 @@ static void start(struct fixture *f, int stop_at)
 		.staged = (const char (*)[SHARD_FILE_NAME_MAX])names, .nstaged = nnames,
 		.old = f->dst, .installed = on_installed, .finished = on_finished, .arg = f,
 		.step_hook = hook, .quarantine = f->quarantine,
+		.origin_index = f->snap.index, .origin_term = 3,
 	};
 	f->started_ms = now_ms();
 	assert_int_equal(shard_install_start(&f->in, &a, err, sizeof err), 0);
@@ -500,6 +502,20 @@ static void test_install_crash_before_each_step(void **state)
 	assert_true(first(f, INSTALL_MANIFEST_SYNC) < first(f, INSTALL_MANIFEST_RENAME));
 	/* ...and every name in the staging directory before the exchange... */
 	assert_true(first(f, INSTALL_MANIFEST_RENAME) < first(f, INSTALL_STAGING_SYNC));
+	/* ...the origin record's too (install_origin.h), written whole and
+	 * fdatasync'ed inside the staging directory, so the exchange brings
+	 * it in with the tables... */
+	assert_true(first(f, INSTALL_ORIGIN_WRITE) < first(f, INSTALL_ORIGIN_SYNC));
+	assert_true(first(f, INSTALL_ORIGIN_SYNC) < first(f, INSTALL_STAGING_SYNC));
+	{
+		struct install_origin o;
+		char dst[PATH_MAX];
+
+		snprintf(dst, sizeof dst, "%s/dst", f->dir);
+		assert_int_equal(install_origin_read(dst, &o), 0);
+		assert_int_equal(o.index, f->snap.index);
+		assert_int_equal(o.term, 3);
+	}
 	exchange = first(f, INSTALL_EXCHANGE);
 	assert_int_equal(count(f, INSTALL_EXCHANGE), 1);
 	assert_true(first(f, INSTALL_STAGING_SYNC) < exchange);
@@ -512,14 +528,15 @@ static void test_install_crash_before_each_step(void **state)
 	assert_true(last(f, INSTALL_OLD_UNLINK) < first(f, INSTALL_OLD_RMDIR));
 	assert_int_equal(count(f, INSTALL_CLOSE), 0);
 	/* Each step but BUILD was one ring operation: the stray, 5 per table,
-	 * 4 for the MANIFEST, 2 for the staging directory, the parent's open,
-	 * the exchange, its fsync and close, the old replica's files (its
-	 * tables, MANIFEST, MANIFEST.tmp) and directory. */
+	 * 4 for the MANIFEST, 4 for INSTALLED, 2 for the staging directory,
+	 * the parent's open, the exchange, its fsync and close, the old
+	 * replica's files (its tables, MANIFEST, MANIFEST.tmp, INSTALLED) and
+	 * directory. */
 	ops = (unsigned)shard_install_stats(f->in)->ops;
 	assert_int_equal(ops, f->ntrace - 1);
-	assert_int_equal(count(f, INSTALL_OLD_UNLINK), table_files(f->dst) + 2);
-	assert_int_equal(ops, 1 + 5 * tables + 4 + 2 + 1 + 1 + 2 +
-			      table_files(f->dst) + 2 + 1);
+	assert_int_equal(count(f, INSTALL_OLD_UNLINK), table_files(f->dst) + 3);
+	assert_int_equal(ops, 1 + 5 * tables + 4 + 4 + 2 + 1 + 1 + 2 +
+			      table_files(f->dst) + 3 + 1);
 	assert_true(rs.turns >= ops);
 	assert_true(rs.timer_turns > 0);
 	nfull = f->ntrace;
