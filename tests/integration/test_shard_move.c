@@ -41,12 +41,13 @@
 #include "tools/libringkv.h"
 
 #define NODES 4
-#define MAX_KEYS 20000
+#define MAX_KEYS 20000           /* where the timed write loops stop */
+#define KEY_SLOTS (MAX_KEYS + 1000) /* room for the fixed batches after them */
 #define MOVE_LIMIT_MS 60000
 #define READ_LIMIT_MS 10000
 
 static struct cluster cluster;
-static bool acked[MAX_KEYS];
+static bool acked[KEY_SLOTS];
 static struct rkv_cluster_map *map; /* for the keys' shards */
 static char value_pad[1100];
 static uint64_t snapshot_seen; /* largest snapshot_total the leader reported */
@@ -82,6 +83,7 @@ static bool put_retry(unsigned k, unsigned first, long limit_ms)
 {
 	long deadline = harness_now_ms() + limit_ms;
 
+	CHECK(k < KEY_SLOTS, "key %u: past the test's %u key slots", k, KEY_SLOTS);
 	while (harness_now_ms() < deadline) {
 		int rv = put_once(k, first);
 
