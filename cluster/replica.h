@@ -70,6 +70,9 @@ struct cluster_node_config {
 	uint32_t stop_grace_ms;        /* how long a stop waits for handoffs and
 					* proposals; 0: election timeout */
 	uint64_t seed;                 /* election randomness; 0: from the clock */
+	unsigned slot_function;        /* shard/route.h's enum route_slot_fn of the
+					* data dir; 0 = 1. Peers must agree: a
+					* hello naming another is refused */
 };
 
 /*

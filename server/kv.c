@@ -102,7 +102,7 @@ bool kv_scan_bound(struct kv_req *const *steps, uint32_t n, kv_scan_finished_fn 
 
 uint32_t kv_shard_of(const struct node_core *c, const void *key, size_t key_len)
 {
-	return route_shard(route_slot(key, key_len), c->node->shards);
+	return route_shard(route_slot_fn(c->node->slot_function, key, key_len), c->node->shards);
 }
 
 /* Origin core: the answer is in. */
