@@ -400,6 +400,8 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 		return;
 	case RESP_CMD_DEL:
 	case RESP_CMD_EXISTS:
+	case RESP_CMD_UNLINK:
+	case RESP_CMD_TOUCH:
 		for (i = 0; i < slot->parts; i++)
 			sum += slot->reqs[i]->existed;
 		reply_int(conn, r, sum);
@@ -588,14 +590,16 @@ void redis_two_keys(struct conn *conn, const struct resp_command *cmd, enum resp
 	redis_drain(conn);
 }
 
-/* DEL, EXISTS, MGET over argv[1..]; MSET over pairs. */
+/* DEL/UNLINK, EXISTS/TOUCH, MGET over argv[1..]; MSET over pairs. Keys on
+ * different shards are written or read one by one: not atomic. */
 static void multi_key(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id)
 {
 	struct redis_conn *rc = conn->redis;
 	bool pairs = id == RESP_CMD_MSET;
 	uint32_t n = (uint32_t)(pairs ? (cmd->argc - 1) / 2 : cmd->argc - 1);
-	enum kv_op op = id == RESP_CMD_DEL ? KV_DELETE : id == RESP_CMD_EXISTS ? KV_EXISTS :
-			id == RESP_CMD_MGET ? KV_GET : KV_PUT;
+	enum kv_op op = id == RESP_CMD_DEL || id == RESP_CMD_UNLINK ? KV_DELETE
+			: id == RESP_CMD_EXISTS || id == RESP_CMD_TOUCH ? KV_EXISTS
+			: id == RESP_CMD_MGET ? KV_GET : KV_PUT;
 	struct redis_slot *slot;
 	uint32_t i;
 
@@ -791,6 +795,8 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	case RESP_CMD_DEL:
 	case RESP_CMD_EXISTS:
+	case RESP_CMD_UNLINK:
+	case RESP_CMD_TOUCH:
 	case RESP_CMD_MGET:
 	case RESP_CMD_MSET:
 		multi_key(conn, cmd, ci->id);

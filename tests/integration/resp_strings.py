@@ -251,6 +251,18 @@ def cases(rk, rd):
     s("INCRBYFLOAT", "f", "1.5e4930")
     s("INCRBYFLOAT", "f")
 
+    # UNLINK and TOUCH: DEL and EXISTS by other names (counts, repeats,
+    # missing keys), and keys with hash tags are keys like any other.
+    s("MSET", "{t}a", "1", "{t}b", "2", "x{t}", "3", "{}", "4")
+    s("TOUCH", "{t}a", "{t}b", "missing", "{t}a", "{}")
+    s("UNLINK", "{t}a", "missing", "{t}a")
+    s("EXISTS", "{t}a", "{t}b", "x{t}", "{}")
+    s("UNLINK", "{t}b", "x{t}", "{}")
+    s("TOUCH", "{t}b")
+    s("MGET", "{t}a", "{t}b", "x{t}", "{}")
+    for cmd in (["UNLINK"], ["TOUCH"]):
+        s(*cmd)
+
     # Arity errors (Redis's texts), old and new commands alike.
     for cmd in (["PING", "a", "b"], ["GET"], ["SET", "k"], ["GETRANGE", "k", 1],
                 ["SETRANGE", "k", 1], ["GETBIT", "k"], ["SETBIT", "k", 1],
