@@ -641,6 +641,14 @@ static void execute(struct node_core *c, struct kv_req *req)
 	case KV_INCRBYFLOAT:
 		cmd.op = COMMAND_INCRBYFLOAT;
 		break;
+	case KV_MSETNX:
+	case KV_RENAME:
+	case KV_RENAMENX:
+	case KV_COPY:
+	case KV_COPY_REPLACE:
+		/* server/redis_multi.c; the ops keep COMMAND_MSETNX's order */
+		cmd.op = (enum command_op)(COMMAND_MSETNX + (req->op - KV_MSETNX));
+		break;
 	case KV_FLUSH:
 		cmd.op = COMMAND_FLUSH;
 		cmd.key_len = 0;

@@ -439,6 +439,12 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 			reply_bulk(conn, r, v, len);
 		}
 		return;
+	case RESP_CMD_MSETNX:
+	case RESP_CMD_RENAME:
+	case RESP_CMD_RENAMENX:
+	case RESP_CMD_COPY:
+		redis_format_multi(conn, r, slot->cmd, req); /* server/redis_multi.c */
+		return;
 	case RESP_CMD_TYPE:
 		/* Every ringkv value is a string. */
 		reply_simple(conn, r, req->existed ? "string" : "none");
@@ -727,7 +733,7 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	}
 	if (!resp_command_arity_ok(ci, cmd->argc) ||
-	    (ci->id == RESP_CMD_MSET && cmd->argc % 2 == 0)) {
+	    ((ci->id == RESP_CMD_MSET || ci->id == RESP_CMD_MSETNX) && cmd->argc % 2 == 0)) {
 		resp_format_wrong_arity(err, sizeof err, ci);
 		reply_error(conn, r, err);
 		redis_reply_now(conn);
@@ -847,6 +853,8 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 	}
 	default:
 		if (redis_cmd_string(conn, cmd, ci->id)) /* server/redis_strings.c */
+			return;
+		if (redis_cmd_multi(conn, cmd, ci->id)) /* server/redis_multi.c */
 			return;
 		resp_format_unknown_command(err, sizeof err, cmd->argv, cmd->argc);
 		reply_error(conn, r, err);
