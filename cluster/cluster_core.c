@@ -610,6 +610,7 @@ static int hello_make(void *arg, uint64_t to_node, uint8_t *buf, size_t cap)
 		.resp_address = { (const uint8_t *)c->client_addrs.self.resp,
 				  (uint32_t)strlen(c->client_addrs.self.resp) },
 		.cores = c->node->cfg.cores,
+		.slot_function = c->node->cfg.slot_function ? c->node->cfg.slot_function : 1,
 	};
 	struct peer_msg_buf b;
 	int len = -1;
@@ -643,6 +644,24 @@ static bool from_matches(const struct cluster_map_node *node, const struct socka
 	return true;
 }
 
+/* Two nodes that place keys by different slot functions would send a key's
+ * writes to different shards: they never talk. A hello without the field
+ * comes from a build before hash tags, which knows function 1 only. */
+static bool slot_function_agrees(const struct cluster_core *c, uint32_t theirs, char *err,
+				 size_t errlen)
+{
+	unsigned ours = c->node->cfg.slot_function ? c->node->cfg.slot_function : 1;
+
+	if (theirs == 0)
+		theirs = 1;
+	if (theirs == ours)
+		return true;
+	snprintf(err, errlen, "slot function %" PRIu32 " (its data dir's CLUSTER), ours is %u: "
+		 "nodes that place keys differently must not form one cluster",
+		 theirs, ours);
+	return false;
+}
+
 static int hello_check(void *arg, const uint8_t *hello, size_t len,
 		       const struct sockaddr *from, uint64_t *from_node,
 		       unsigned *target_core, char *err, size_t errlen)
@@ -661,6 +680,8 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 			 f.hello.cluster_id, c->node->map.cluster_id);
 		return -1;
 	}
+	if (!slot_function_agrees(c, f.hello.slot_function, err, errlen))
+		return -1;
 	if (f.hello.to_node_id != 0 && f.hello.to_node_id != c->node->cfg.self_id) {
 		snprintf(err, errlen, "addressed to node %" PRIu64 ", this is node %" PRIu64,
 			 f.hello.to_node_id, c->node->cfg.self_id);

@@ -391,6 +391,7 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	body = len_field_size(ringkv_peer_Hello_client_address_tag, h->client_address.len) +
 	       len_field_size(ringkv_peer_Hello_resp_address_tag, h->resp_address.len) +
 	       u64_field_size(ringkv_peer_Hello_cores_tag, h->cores) +
+	       u64_field_size(ringkv_peer_Hello_slot_function_tag, h->slot_function) +
 	       u64_field_size(ringkv_peer_Hello_cluster_id_tag, h->cluster_id) +
 	       u64_field_size(ringkv_peer_Hello_node_id_tag, h->node_id) +
 	       u64_field_size(ringkv_peer_Hello_from_core_tag, h->from_core) +
@@ -411,6 +412,7 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	p = put_bytes_field(p, ringkv_peer_Hello_resp_address_tag, h->resp_address.data,
 			    h->resp_address.len);
 	p = put_u64_field(p, ringkv_peer_Hello_cores_tag, h->cores);
+	p = put_u64_field(p, ringkv_peer_Hello_slot_function_tag, h->slot_function);
 	frame_close(out, p, frame_len);
 	return 0;
 }

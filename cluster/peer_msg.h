@@ -80,6 +80,8 @@ struct peer_msg_hello {
 	                                       * PEER_MSG_MAX_ADDRESS bytes */
 	struct peer_msg_slice resp_address;   /* its RESP address, empty = off */
 	uint32_t cores;                       /* its core count, 0 = unknown */
+	uint32_t slot_function;               /* its data dir's (shard/route.h);
+	                                       * 0 = not sent (an older build: 1) */
 };
 
 struct peer_msg_hello_reply {

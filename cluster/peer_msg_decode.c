@@ -265,6 +265,9 @@ static int decode_hello(struct peer_msg_frame *f, struct reader *r)
 		case ringkv_peer_Hello_cores_tag:
 			fe = get_u32(r, wire, &h->cores);
 			break;
+		case ringkv_peer_Hello_slot_function_tag:
+			fe = get_u32(r, wire, &h->slot_function);
+			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
 			break;

@@ -201,6 +201,32 @@ static const struct resp_command_info commands[RESP_CMD_TOP_COUNT] = {
 	{ RESP_CMD_INCRBYFLOAT, "incrbyfloat", 3, F_W | F_OOM | F_FAST, 1, 1, 1,
 	  "Increment the float value of a key by the given amount", "2.6.0", "string",
 	  "O(1)", NULL, 0 },
+	/* Keyspace commands that are DEL and EXISTS here: deleting is never
+	 * more than a tombstone, and ringkv keeps no access times. */
+	{ RESP_CMD_UNLINK, "unlink", -2, F_W | F_FAST, 1, -1, 1,
+	  "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but "
+	  "non blocking.", "4.0.0", "generic",
+	  "O(1) for each key removed regardless of its size. Then the command does O(N) work "
+	  "in a different thread in order to reclaim memory, where N is the number of "
+	  "allocations the deleted objects where composed of.", NULL, 0 },
+	{ RESP_CMD_TOUCH, "touch", -2, F_R | F_FAST, 1, -1, 1,
+	  "Alters the last access time of a key(s). Returns the number of existing keys "
+	  "specified.", "3.2.1", "generic", "O(N) where N is the number of keys that will be "
+	  "touched.", NULL, 0 },
+	/* Multi-key writes of server/redis_keys.c: atomic, so all their keys
+	 * must live on one shard (else CROSSSLOT, as Redis Cluster). */
+	{ RESP_CMD_MSETNX, "msetnx", -3, F_W | F_OOM, 1, -1, 2,
+	  "Set multiple keys to multiple values, only if none of the keys exist", "1.0.1",
+	  "string", "O(N) where N is the number of keys to set.", NULL, 0 },
+	{ RESP_CMD_RENAME, "rename", 3, F_W, 1, 2, 1,
+	  "Rename a key", "1.0.0", "generic", "O(1)", NULL, 0 },
+	{ RESP_CMD_RENAMENX, "renamenx", 3, F_W | F_FAST, 1, 2, 1,
+	  "Rename a key, only if the new key does not exist", "1.0.0", "generic", "O(1)",
+	  NULL, 0 },
+	{ RESP_CMD_COPY, "copy", -3, F_W | F_OOM, 1, 2, 1,
+	  "Copy a key", "6.2.0", "generic",
+	  "O(N) worst case for collections, where N is the number of nested items. O(1) for "
+	  "string values.", NULL, 0 },
 };
 
 static const char *const flag_names[RESP_CMDF_COUNT] = {

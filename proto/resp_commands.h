@@ -63,6 +63,12 @@ enum resp_cmd_id {
 	RESP_CMD_BITPOS,
 	RESP_CMD_LCS,
 	RESP_CMD_INCRBYFLOAT,
+	RESP_CMD_UNLINK,
+	RESP_CMD_TOUCH,
+	RESP_CMD_MSETNX,
+	RESP_CMD_RENAME,
+	RESP_CMD_RENAMENX,
+	RESP_CMD_COPY,
 	RESP_CMD_TOP_COUNT, /* number of top-level commands */
 	/* Subcommands, found with resp_subcommand_lookup. */
 	RESP_CMD_COMMAND_COUNT = 100,

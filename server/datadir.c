@@ -24,6 +24,7 @@
 #include "core/strint.h"
 #include "shard/core_log.h"
 #include "shard/core_log_format.h"
+#include "shard/route.h"
 
 static int mkdir_p(const char *dir)
 {
@@ -125,6 +126,8 @@ int datadir_cluster_format(const struct datadir_cluster *c, char *buf, size_t le
 		EMIT("token %s\n", c->token);
 	EMIT("map-version %llu\nplacement %016llx\n", (unsigned long long)c->map.version,
 	     (unsigned long long)c->placement);
+	if (c->slot_function != ROUTE_SLOT_FN_WHOLE_KEY)
+		EMIT("slot-function %u\n", c->slot_function);
 	EMIT("checksum %016llx\n", (unsigned long long)XXH3_64bits(buf, used));
 #undef EMIT
 	return (int)used;
@@ -197,6 +200,7 @@ int datadir_cluster_parse(const char *text, size_t len, struct datadir_cluster *
 		out->map.shards = (uint32_t)v;
 		out->map.replicas = 1;
 		out->map.version = 1;
+		out->slot_function = ROUTE_SLOT_FN_WHOLE_KEY;
 		return 0;
 	}
 	l = (struct lines){ .p = text, .end = text + len };
@@ -248,6 +252,12 @@ int datadir_cluster_parse(const char *text, size_t len, struct datadir_cluster *
 	if (!take_u64(&l, "map-version", 1, UINT64_MAX, &out->map.version) ||
 	    !take_hex(&l, "placement", &out->placement))
 		goto bad;
+	out->slot_function = ROUTE_SLOT_FN_WHOLE_KEY;
+	if (l.p + 14 < l.end && !memcmp(l.p, "slot-function ", 14)) {
+		if (!take_u64(&l, "slot-function", 1, ROUTE_SLOT_FN_MAX, &v))
+			goto bad;
+		out->slot_function = (unsigned)v;
+	}
 	sum_at = l.p;
 	if (!take_hex(&l, "checksum", &checksum) || l.p != l.end)
 		goto bad;
@@ -569,6 +579,8 @@ int datadir_cluster_open(const char *dir, const struct config *cfg, unsigned cpu
 		return rv;
 	out->placement = cluster_map_placement_hash(&out->map, out->cores);
 	out->file_version = 2;
+	/* Recorded keys stay where the recorded function put them. */
+	out->slot_function = found ? rec.slot_function : ROUTE_SLOT_FN_DEFAULT;
 
 	if (found && compare(dir, &rec, out, cfg, err, errlen) > 0)
 		return -EINVAL;

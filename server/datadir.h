@@ -25,11 +25,21 @@
  *   token prod-eu                   (only when --cluster-token was given)
  *   map-version 1
  *   placement 5d0c...               (cluster_map_placement_hash with `cores`)
+ *   slot-function 2                 (shard/route.h; absent = 1, see below)
  *   checksum 91aa...
  *
  * Version 1 ("ringkv-cluster 1\nshards N\n", single-node ringkvd) is read
  * as a one-node cluster (node 1, R = 1) and rewritten as version 2 once the
- * flags agree with it. The invariant: a directory that holds replicas
+ * flags agree with it.
+ *
+ * The slot function (which bytes of a key place it) is fixed when the
+ * directory is made: a new one takes ROUTE_SLOT_FN_DEFAULT (hash tags); a
+ * file without the line (every directory made before hash tags, and
+ * version 1) keeps function 1, the whole key, and is never rewritten to
+ * another: its keys live where function 1 put them. The line is written
+ * only for functions other than 1, so such a directory's file is unchanged;
+ * a build that predates the line refuses a file that has it (as damaged)
+ * rather than misplacing tagged keys. The invariant: a directory that holds replicas
  * (shard-*) is only ever opened by the node and cluster that made it.
  */
 #ifndef RINGKV_SERVER_DATADIR_H
@@ -49,6 +59,7 @@ struct datadir_cluster {
 	char token[CONFIG_TOKEN_MAX];   /* --cluster-token; "" = none */
 	uint64_t placement;             /* cluster_map_placement_hash(&map, cores) */
 	unsigned file_version;          /* of the CLUSTER file read: 1 or 2 */
+	unsigned slot_function;         /* enum route_slot_fn; 1 when not recorded */
 };
 
 /*

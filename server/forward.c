@@ -599,7 +599,8 @@ static void on_forward(struct node_core *c, uint64_t from, const struct peer_msg
 
 	if (fwd_request_decode(f->request.data, f->request.len, &fr) != 0 ||
 	    (fr.op > KV_SCAN && fr.op != KV_COUNT && fr.op != KV_FLUSH &&
-	     fr.op != KV_SETRANGE && fr.op != KV_SETBIT && fr.op != KV_INCRBYFLOAT) ||
+	     fr.op != KV_SETRANGE && fr.op != KV_SETBIT && fr.op != KV_INCRBYFLOAT &&
+	     (fr.op < KV_MSETNX || fr.op > KV_COPY_REPLACE)) ||
 	    (fr.op == KV_SETBIT && (fr.value_len != 1 || fr.data[fr.key_len + fr.arg_len] > 1)) ||
 	    ((fr.op == KV_SETRANGE || fr.op == KV_SETBIT) && fr.integer < 0) ||
 	    (fr.op == KV_FLUSH && fr.key_len != 0) || (fr.flags & ~known) != 0 ||

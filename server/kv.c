@@ -102,7 +102,7 @@ bool kv_scan_bound(struct kv_req *const *steps, uint32_t n, kv_scan_finished_fn 
 
 uint32_t kv_shard_of(const struct node_core *c, const void *key, size_t key_len)
 {
-	return route_shard(route_slot(key, key_len), c->node->shards);
+	return route_shard(route_slot_fn(c->node->slot_function, key, key_len), c->node->shards);
 }
 
 /* Origin core: the answer is in. */
@@ -640,6 +640,14 @@ static void execute(struct node_core *c, struct kv_req *req)
 		break;
 	case KV_INCRBYFLOAT:
 		cmd.op = COMMAND_INCRBYFLOAT;
+		break;
+	case KV_MSETNX:
+	case KV_RENAME:
+	case KV_RENAMENX:
+	case KV_COPY:
+	case KV_COPY_REPLACE:
+		/* server/redis_multi.c; the ops keep COMMAND_MSETNX's order */
+		cmd.op = (enum command_op)(COMMAND_MSETNX + (req->op - KV_MSETNX));
 		break;
 	case KV_FLUSH:
 		cmd.op = COMMAND_FLUSH;

@@ -55,6 +55,14 @@ enum kv_op {
 			* integer out: the old bit */
 	KV_INCRBYFLOAT,/* value: the increment as text; the new value out as
 			* the previous value (KV_WANT_PRIOR) */
+	/* Multi-key writes on one shard (server/redis_multi.c; COMMAND_MSETNX
+	 * .. COMMAND_COPY_REPLACE): applied out, result RKV_ENOTFOUND for a
+	 * RENAME of a missing key. */
+	KV_MSETNX,     /* no key; value: the pairs (command_pair_put) */
+	KV_RENAME,     /* key: source; value: destination key */
+	KV_RENAMENX,
+	KV_COPY,
+	KV_COPY_REPLACE,
 };
 
 /* Whether `op` changes the keyspace (a Raft proposal; UNKNOWN when lost). */
@@ -62,7 +70,7 @@ static inline bool kv_op_is_write(unsigned op)
 {
 	return op == KV_PUT || op == KV_DELETE || op == KV_PUT_NX || op == KV_PUT_XX ||
 	       op == KV_INCRBY || op == KV_APPEND || op == KV_FLUSH || op == KV_SETRANGE ||
-	       op == KV_SETBIT || op == KV_INCRBYFLOAT;
+	       op == KV_SETBIT || op == KV_INCRBYFLOAT || (op >= KV_MSETNX && op <= KV_COPY_REPLACE);
 }
 
 #define KV_WANT_PRIOR 0x1 /* writes: return the previous value */

@@ -27,6 +27,7 @@
 #include "server/quarantine.h"
 #include "server/repair.h"
 #include "server/node.h"
+#include "shard/route.h"
 #include "tools/version.h"
 
 #define MAX_CPUS 1024
@@ -112,6 +113,7 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	cfg.join_existing = n->cfg.join_existing;
 	cfg.auto_repair = n->cfg.auto_repair;
 	cfg.core_log_segment_size = n->cfg.log_segment_size;
+	cfg.slot_function = id->slot_function;
 	rv = cluster_node_create(&n->cluster, &cfg, err, errlen);
 	if (rv)
 		return rv;
@@ -227,17 +229,20 @@ int main(int argc, char **argv)
 	quarantine_report(node.cfg.data_dir);
 	node.cores = identity.cores;
 	node.shards = identity.map.shards;
+	node.slot_function = identity.slot_function;
 	if (node.cores > ncpus)
 		log_warn("--cores %u exceeds the %u CPUs of the cpuset; cores will share CPUs",
 			 node.cores, ncpus);
 	for (i = 0; i < node.cores; i++)
 		core_cpus[i] = cpus[i % ncpus];
 	config_format_address(node.cfg.peer_host, node.cfg.peer_port, peer, sizeof peer);
-	log_info("node %llu of cluster %016llx (%u node%s, %u shards, R=%u): peer %s",
-		 (unsigned long long)identity.node_id,
+	log_info("node %llu of cluster %016llx (%u node%s, %u shards, R=%u, slot function %u%s): "
+		 "peer %s", (unsigned long long)identity.node_id,
 		 (unsigned long long)identity.map.cluster_id, identity.map.node_count,
 		 identity.map.node_count == 1 ? "" : "s", identity.map.shards,
-		 identity.map.replicas, peer[0] == '-' ? "none" : peer);
+		 identity.map.replicas, identity.slot_function,
+		 identity.slot_function == ROUTE_SLOT_FN_HASH_TAG ? ", hash tags" : ", whole keys",
+		 peer[0] == '-' ? "none" : peer);
 	node.shard_core = calloc(node.shards, sizeof *node.shard_core);
 	node.listen_fds = calloc(node.cores, sizeof *node.listen_fds);
 	if (node.cfg.resp_host[0])

@@ -35,6 +35,7 @@ struct node {
 	struct frame_limits limits;
 	unsigned cores;
 	unsigned shards;
+	unsigned slot_function;   /* shard/route.h's, recorded in CLUSTER */
 	uint16_t *shard_core;     /* [shards]: the core holding this node's replica
 				   * of each shard, or NODE_NO_CORE */
 	struct cluster_node *cluster; /* the replication engine's node */

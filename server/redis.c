@@ -400,6 +400,8 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 		return;
 	case RESP_CMD_DEL:
 	case RESP_CMD_EXISTS:
+	case RESP_CMD_UNLINK:
+	case RESP_CMD_TOUCH:
 		for (i = 0; i < slot->parts; i++)
 			sum += slot->reqs[i]->existed;
 		reply_int(conn, r, sum);
@@ -436,6 +438,12 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 			const uint8_t *v = kv_answer(req, &len);
 			reply_bulk(conn, r, v, len);
 		}
+		return;
+	case RESP_CMD_MSETNX:
+	case RESP_CMD_RENAME:
+	case RESP_CMD_RENAMENX:
+	case RESP_CMD_COPY:
+		redis_format_multi(conn, r, slot->cmd, req); /* server/redis_multi.c */
 		return;
 	case RESP_CMD_TYPE:
 		/* Every ringkv value is a string. */
@@ -588,14 +596,16 @@ void redis_two_keys(struct conn *conn, const struct resp_command *cmd, enum resp
 	redis_drain(conn);
 }
 
-/* DEL, EXISTS, MGET over argv[1..]; MSET over pairs. */
+/* DEL/UNLINK, EXISTS/TOUCH, MGET over argv[1..]; MSET over pairs. Keys on
+ * different shards are written or read one by one: not atomic. */
 static void multi_key(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id)
 {
 	struct redis_conn *rc = conn->redis;
 	bool pairs = id == RESP_CMD_MSET;
 	uint32_t n = (uint32_t)(pairs ? (cmd->argc - 1) / 2 : cmd->argc - 1);
-	enum kv_op op = id == RESP_CMD_DEL ? KV_DELETE : id == RESP_CMD_EXISTS ? KV_EXISTS :
-			id == RESP_CMD_MGET ? KV_GET : KV_PUT;
+	enum kv_op op = id == RESP_CMD_DEL || id == RESP_CMD_UNLINK ? KV_DELETE
+			: id == RESP_CMD_EXISTS || id == RESP_CMD_TOUCH ? KV_EXISTS
+			: id == RESP_CMD_MGET ? KV_GET : KV_PUT;
 	struct redis_slot *slot;
 	uint32_t i;
 
@@ -723,7 +733,7 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	}
 	if (!resp_command_arity_ok(ci, cmd->argc) ||
-	    (ci->id == RESP_CMD_MSET && cmd->argc % 2 == 0)) {
+	    ((ci->id == RESP_CMD_MSET || ci->id == RESP_CMD_MSETNX) && cmd->argc % 2 == 0)) {
 		resp_format_wrong_arity(err, sizeof err, ci);
 		reply_error(conn, r, err);
 		redis_reply_now(conn);
@@ -791,6 +801,8 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	case RESP_CMD_DEL:
 	case RESP_CMD_EXISTS:
+	case RESP_CMD_UNLINK:
+	case RESP_CMD_TOUCH:
 	case RESP_CMD_MGET:
 	case RESP_CMD_MSET:
 		multi_key(conn, cmd, ci->id);
@@ -841,6 +853,8 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 	}
 	default:
 		if (redis_cmd_string(conn, cmd, ci->id)) /* server/redis_strings.c */
+			return;
+		if (redis_cmd_multi(conn, cmd, ci->id)) /* server/redis_multi.c */
 			return;
 		resp_format_unknown_command(err, sizeof err, cmd->argv, cmd->argc);
 		reply_error(conn, r, err);

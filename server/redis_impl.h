@@ -181,6 +181,15 @@ void redis_single_key(struct conn *conn, const struct resp_command *cmd, enum re
 void redis_two_keys(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id,
 		    const struct redis_read_args *ra);
 
+/* ---- multi-key writes (redis_multi.c) ---- */
+
+/* Runs command `id` if it is MSETNX, RENAME, RENAMENX or COPY: true, else
+ * false. Keys on different shards are answered CROSSSLOT. */
+bool redis_cmd_multi(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id);
+/* The reply of one of them, from its request's answer. */
+void redis_format_multi(struct conn *conn, struct reply *r, enum resp_cmd_id id,
+			const struct kv_req *req);
+
 /* ---- string commands (redis_strings.c) ---- */
 
 /* Runs command `id` if it is one of redis_strings.c's: true, else false. */

@@ -106,6 +106,71 @@ size_t command_encode(const struct command *c, uint8_t *out)
 	return (size_t)(p - out);
 }
 
+uint8_t *command_pair_put(uint8_t *out, const void *key, uint32_t key_len, const void *value,
+			  uint32_t value_len)
+{
+	put_le32(out, key_len);
+	if (key_len)
+		memcpy(out + 4, key, key_len);
+	out += 4 + key_len;
+	put_le32(out, value_len);
+	if (value_len)
+		memcpy(out + 4, value, value_len);
+	return out + 4 + value_len;
+}
+
+/* The pair at `pos` of `v`: its end, or 0 when it does not fit in len. */
+static size_t pair_at(const uint8_t *v, size_t len, size_t pos, struct command_pair *out)
+{
+	uint32_t key_len, value_len;
+
+	if (len - pos < 4)
+		return 0;
+	key_len = get_le32(v + pos);
+	pos += 4;
+	if (len - pos < key_len || len - pos - key_len < 4)
+		return 0;
+	out->key = v + pos;
+	out->key_len = key_len;
+	pos += key_len;
+	value_len = get_le32(v + pos);
+	pos += 4;
+	if (len - pos < value_len)
+		return 0;
+	out->value = v + pos;
+	out->value_len = value_len;
+	return pos + value_len;
+}
+
+int command_pair_next(const struct command *c, size_t *pos, struct command_pair *out)
+{
+	size_t end;
+
+	if (*pos >= c->value_len)
+		return 0;
+	end = pair_at(c->value, c->value_len, *pos, out);
+	if (end == 0)
+		return 0;
+	*pos = end;
+	return 1;
+}
+
+/* An MSETNX value: one or more pairs, exactly. */
+static bool pairs_valid(const uint8_t *v, size_t len)
+{
+	struct command_pair p;
+	size_t pos = 0;
+
+	if (len == 0)
+		return false;
+	while (pos < len) {
+		pos = pair_at(v, len, pos, &p);
+		if (pos == 0)
+			return false;
+	}
+	return true;
+}
+
 int command_decode(const uint8_t *buf, size_t len, struct command *out)
 {
 	size_t left = len;
@@ -173,6 +238,9 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
 		*out = c;
 		return 0;
 	}
+	/* MSETNX names its keys in its pairs, never as the key. */
+	if (op == COMMAND_MSETNX && (key_len != 0 || !pairs_valid(p, value_len)))
+		return RKV_ECORRUPT;
 	c.value = p;
 	c.value_len = value_len;
 	*out = c;

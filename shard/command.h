@@ -26,6 +26,20 @@
  * increment to a value holding a float and stores it as Redis formats it;
  * each fails without change past `limit` (or, INCRBYFLOAT, on a non-float
  * or a result that is not finite). The effects are in shard/shard_strings.c.
+ *
+ * Multi-key commands (shard/shard_multi.c), atomic because they are one
+ * entry applied by one replica step: MSETNX has an empty key and, as its
+ * value, the pairs packed as (u32 key_len, key, u32 value_len, value)...,
+ * at least one; it sets every pair when no key of them holds a value, else
+ * nothing (applied says which). RENAME, RENAMENX, COPY and COPY_REPLACE
+ * have the source key as key and the destination key as value. RENAME
+ * moves the source's value to the destination (replacing it) and deletes
+ * the source; RENAMENX only when the destination is absent; a source equal
+ * to its destination changes nothing. COPY sets the destination to the
+ * source's value when the destination is absent, COPY_REPLACE whatever it
+ * holds. A missing source fails RENAME* with RKV_ENOTFOUND (res.error) and
+ * makes COPY* change nothing; applied says whether the keyspace changed as
+ * asked (RENAME of a key onto itself: applied; RENAMENX: not).
  */
 #ifndef RINGKV_SHARD_COMMAND_H
 #define RINGKV_SHARD_COMMAND_H
@@ -45,9 +59,14 @@ enum command_op {
 	COMMAND_SETRANGE = 8,
 	COMMAND_SETBIT = 9,
 	COMMAND_INCRBYFLOAT = 10,
+	COMMAND_MSETNX = 11,
+	COMMAND_RENAME = 12,
+	COMMAND_RENAMENX = 13,
+	COMMAND_COPY = 14,
+	COMMAND_COPY_REPLACE = 15,
 };
 
-#define COMMAND_OP_MAX COMMAND_INCRBYFLOAT
+#define COMMAND_OP_MAX COMMAND_COPY_REPLACE
 
 struct command {
 	enum command_op op;
@@ -66,6 +85,35 @@ static inline int command_has_offset(unsigned op)
 {
 	return op == COMMAND_SETRANGE || op == COMMAND_SETBIT;
 }
+
+/* Whether `op` is one of the multi-key commands (MSETNX .. COPY_REPLACE). */
+static inline int command_is_multi(unsigned op)
+{
+	return op >= COMMAND_MSETNX && op <= COMMAND_COPY_REPLACE;
+}
+
+/* One pair of an MSETNX value. */
+struct command_pair {
+	const uint8_t *key, *value; /* into the command's value */
+	uint32_t key_len, value_len;
+};
+
+/* Bytes one pair takes in an MSETNX value. */
+static inline size_t command_pair_size(size_t key_len, size_t value_len)
+{
+	return 8 + key_len + value_len;
+}
+
+/* Writes one pair at `out` (command_pair_size bytes); returns the end. */
+uint8_t *command_pair_put(uint8_t *out, const void *key, uint32_t key_len, const void *value,
+			  uint32_t value_len);
+
+/*
+ * The pair at *pos of a decoded MSETNX's value (start with *pos = 0): 1 with
+ * *out set and *pos moved past it, 0 at the end. command_decode checked
+ * the packing, so this never fails on a decoded command.
+ */
+int command_pair_next(const struct command *c, size_t *pos, struct command_pair *out);
 
 /*
  * The most a value can grow by applying `c`, whatever it holds before

@@ -85,6 +85,7 @@ void shard_apply_destroy(struct shard *s)
 		free(q->prefetch);
 		q->prefetch = NULL;
 	}
+	shard_multi_release(s);
 	free(q->buf);
 	free(q->key);
 	q->buf = NULL;
@@ -195,6 +196,11 @@ static bool needs_prior(const struct command *c, const struct shard_waiter *w)
 	}
 }
 
+bool shard_apply_room(struct shard *s, size_t cost)
+{
+	return fits(s, cost) || make_room(s, cost);
+}
+
 /* Stops apply for good: the replica cannot compute the entry's effect. */
 static enum step stop(struct shard *s, const struct apply_rec *r, int err)
 {
@@ -229,6 +235,12 @@ static enum step step_head(struct shard *s, const struct apply_rec *r, int *rv,
 		s->stats.apply_errors++;
 		*rv = RKV_ECORRUPT;
 		return STEP_DONE;
+	}
+	if (command_is_multi(cmd.op)) {
+		err = shard_multi_step(s, r->index, &cmd, res);
+		if (err == SHARD_PRIOR_WAIT)
+			return STEP_WAIT;
+		return err ? stop(s, r, err) : STEP_DONE;
 	}
 	if (cmd.op == COMMAND_FLUSH) {
 		/* Every key goes, in time independent of their number. */

@@ -114,6 +114,13 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 	size_t old_len = 0;
 	int before, rv;
 
+	if (command_is_multi(c->op)) {
+		/* Only the apply step (shard_multi.c) settles several keys; the
+		 * WAL path refuses them, changing nothing. */
+		memset(res, 0, sizeof *res);
+		res->error = RKV_EINVAL;
+		return 0;
+	}
 	if (c->op == COMMAND_PUT || c->op == COMMAND_DELETE)
 		return apply_blind(s, c, w, res);
 	memset(res, 0, sizeof *res);

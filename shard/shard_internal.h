@@ -27,6 +27,7 @@
 #include "shard/manifest.h"
 #include "shard/memtable.h"
 #include "shard/shard.h"
+#include "shard/shard_multi.h"
 #include "shard/sstable.h"
 #include "shard/wal_format.h"
 #include "shard/wal_map.h"
@@ -192,6 +193,7 @@ struct apply_queue {
 	uint8_t *key;                   /* the head's key, stable while a block is read */
 	size_t key_cap;
 	struct apply_prefetch *prefetch; /* SHARD_APPLY_PREFETCH, made on first use */
+	struct apply_multi multi;       /* a multi-key head's progress (shard_multi.c) */
 	shard_flushed_fn *on_flushed;
 	shard_apply_ready_fn *on_ready;
 	void *hook_arg;
@@ -541,6 +543,20 @@ bool shard_needs_prior(const struct shard_waiter *w);
 #define SHARD_PRIOR_WAIT 1
 int shard_prior_resolve(struct shard *s, struct shard_waiter *w);
 void shard_prior_release(struct shard *s, struct shard_waiter *w);
+
+/*
+ * shard_multi.c: the multi-key command `c` at the head of the apply queue
+ * (entry `index`). 0: executed (res is the answer); SHARD_PRIOR_WAIT: a
+ * block is being read or the memtables have no room yet (shard_resume runs
+ * the head again); a negative errno or RKV_ECORRUPT: a value could not be
+ * read, apply must stop. shard_multi_release frees what the queue kept.
+ */
+int shard_multi_step(struct shard *s, uint64_t index, const struct command *c,
+		     struct shard_result *res);
+void shard_multi_release(struct shard *s);
+/* shard_apply.c: whether the active memtable takes `cost` bytes now,
+ * sealing it for a fresh one when it is full (false: wait for a flush). */
+bool shard_apply_room(struct shard *s, size_t cost);
 
 /*
  * shard_drop.c: FLUSH, "drop every key up to this index". shard_drop_head

@@ -166,7 +166,11 @@ int rkv_cluster_map(struct rkv_client *c, struct rkv_cluster_map **out)
 const struct rkv_shard *rkv_cluster_map_shard(const struct rkv_cluster_map *m,
 					      const void *key, size_t key_len)
 {
-	uint32_t slot = route_slot(key, key_len);
+	/* The function of clusters made by this build. A cluster made before
+	 * hash tags places tagged keys by the whole key: they then cost a
+	 * NOT_LEADER round trip, never a wrong answer (the node routes by its
+	 * own recorded function). The map does not carry it yet. */
+	uint32_t slot = route_slot_fn(ROUTE_SLOT_FN_DEFAULT, key, key_len);
 	size_t lo = 0, hi = m->shard_count;
 
 	while (lo + 1 < hi) { /* the last shard whose start is <= slot */

@@ -11,6 +11,13 @@ stale read (libringkv's rkv_get_stale: that replica's applied state, no
 forwarding) until it equals Redis's final value: every replica applied the
 same commands to the same result.
 
+Then the multi-key writes: MSETNX of keys on different shards is refused
+with Redis Cluster's CROSSSLOT error and writes nothing; MSETNX, RENAME,
+RENAMENX and COPY of keys sharing a hash tag ({u1}...) are accepted
+through every node (so the tag decides the shard: without it the keys
+spread over the 6 shards), answer as Redis does, and every node's copy of
+every key they touched equals Redis's.
+
 usage: resp_cluster_strings.py RINGKVD LIBRINGKV_SO
 """
 import ctypes
@@ -116,6 +123,52 @@ def value_of(reply):
     return reply.split(b"\r\n", 1)[1][:-2]
 
 
+CROSSSLOT = b"-CROSSSLOT Keys in request don't hash to the same slot\r\n"
+TAGGED = ["{u1}.%d" % i for i in range(12)] + ["x{u1}y%d" % i for i in range(4)]
+MULTI_KEYS = TAGGED + ["cross:%d" % i for i in range(12)]
+
+
+def multi_key(nodes, redis):
+    failures = []
+    # Untagged keys spread over the shards: refused, nothing written.
+    cross = MULTI_KEYS[len(TAGGED):]
+    args = [a for k in cross for a in (k, "v")]
+    for i, node in enumerate(nodes):
+        got = node.call("MSETNX", *args)
+        if got != CROSSSLOT:
+            failures.append("MSETNX of %d untagged keys through node %d: %r" %
+                            (len(cross), i + 1, got))
+    refused = sum(nodes[0].call("RENAME", cross[0], k) == CROSSSLOT for k in cross[1:])
+    if refused == 0:
+        failures.append("RENAME %s onto 11 other untagged keys: never CROSSSLOT" % cross[0])
+    if nodes[1].call("COPY", "{a}x", "{b}x") != CROSSSLOT and \
+            nodes[1].call("COPY", "{a}x", "{c}x") != CROSSSLOT:
+        failures.append("COPY between keys tagged {a}, {b}, {c}: never CROSSSLOT")
+    # Tagged: one shard, atomic, as Redis answers; through every node.
+    steps = [
+        ("MSETNX",) + tuple(a for k in TAGGED[:8] for a in (k, "m:" + k)),
+        ("MSETNX", TAGGED[8], "no", TAGGED[0], "no"),  # one exists: nothing set
+        ("MSETNX",) + tuple(a for k in TAGGED[8:] for a in (k, "n:" + k)),
+        ("RENAME", TAGGED[0], TAGGED[1]),
+        ("RENAME", TAGGED[0], TAGGED[1]),            # no such key now
+        ("RENAMENX", TAGGED[2], TAGGED[3]),           # exists: 0
+        ("RENAMENX", TAGGED[2], "{u1}.new"),
+        ("COPY", TAGGED[3], TAGGED[4]),               # exists: 0
+        ("COPY", TAGGED[3], TAGGED[4], "REPLACE"),
+        ("COPY", TAGGED[12], "{u1}.copy"),
+        ("RENAME", TAGGED[13], TAGGED[13]),
+        ("DEL", "{u1}.new", "{u1}.copy"),
+        ("RENAME", TAGGED[14], "{u1}.new"),
+    ]
+    redis.call("DEL", *MULTI_KEYS, "{u1}.new", "{u1}.copy")
+    for n, cmd in enumerate(steps):
+        node = nodes[n % 3]
+        got, want = node.call(*cmd), redis.call(*cmd)
+        if got != want:
+            failures.append("%r through node %d: %r, Redis %r" % (cmd, n % 3 + 1, got, want))
+    return failures
+
+
 def main():
     ringkvd, so = sys.argv[1], sys.argv[2]
     if not shutil.which("redis-server"):
@@ -131,7 +184,7 @@ def main():
         wait_writable(nodes)
         keys = ["float:%d" % k for k in range(6)] + ["range:%d" % k for k in range(6)] + \
                ["bits:%d" % k for k in range(6)] + ["append:%d" % k for k in range(6)]
-        for k in keys:
+        for k in keys + MULTI_KEYS:
             redis.call("DEL", k)
         sent = 0
         for step in range(30):
@@ -152,6 +205,8 @@ def main():
                 if got != want:
                     failures.append("%r through node %d: %r, Redis %r" %
                                     (cmd, nodes.index(node) + 1, got, want))
+        failures += multi_key(nodes, redis)
+        keys += MULTI_KEYS + ["{u1}.new", "{u1}.copy"]
         native = Native(so)
         want = {k: value_of(redis.call("GET", k)) for k in keys}
         # Followers may apply a little after their leader answered: polled,

@@ -251,6 +251,57 @@ def cases(rk, rd):
     s("INCRBYFLOAT", "f", "1.5e4930")
     s("INCRBYFLOAT", "f")
 
+    # UNLINK and TOUCH: DEL and EXISTS by other names (counts, repeats,
+    # missing keys), and keys with hash tags are keys like any other.
+    s("MSET", "{t}a", "1", "{t}b", "2", "x{t}", "3", "{}", "4")
+    s("TOUCH", "{t}a", "{t}b", "missing", "{t}a", "{}")
+    s("UNLINK", "{t}a", "missing", "{t}a")
+    s("EXISTS", "{t}a", "{t}b", "x{t}", "{}")
+    s("UNLINK", "{t}b", "x{t}", "{}")
+    s("TOUCH", "{t}b")
+    s("MGET", "{t}a", "{t}b", "x{t}", "{}")
+    for cmd in (["UNLINK"], ["TOUCH"]):
+        s(*cmd)
+
+    # MSETNX, RENAME, RENAMENX, COPY on one shard (tagged keys: every key
+    # below holds {m}); on one node every key is on... one of its shards, so
+    # the CROSSSLOT refusal is checked by resp_cluster_strings.py.
+    s("DEL", "{m}a", "{m}b", "{m}c", "{m}d")
+    s("MSETNX", "{m}a", "1", "{m}b", "2")
+    s("MGET", "{m}a", "{m}b")
+    s("MSETNX", "{m}c", "3", "{m}a", "x")
+    s("EXISTS", "{m}c")
+    s("MGET", "{m}a", "{m}c")
+    s("MSETNX", "{m}c", "3", "{m}c", "4")
+    s("GET", "{m}c")
+    s("MSETNX", "{m}a")
+    s("MSETNX", "{m}a", "1", "{m}b")
+    s("RENAME", "{m}a", "{m}d")
+    s("MGET", "{m}a", "{m}d")
+    s("RENAME", "{m}a", "{m}d")
+    s("RENAME", "{m}d", "{m}d")
+    s("RENAMENX", "{m}d", "{m}d")
+    s("RENAMENX", "{m}d", "{m}b")
+    s("RENAMENX", "{m}d", "{m}e")
+    s("MGET", "{m}d", "{m}e", "{m}b")
+    s("RENAME", "{m}e", "{m}b")
+    s("MGET", "{m}e", "{m}b")
+    s("COPY", "{m}b", "{m}c")
+    s("COPY", "{m}b", "{m}f")
+    s("MGET", "{m}b", "{m}f")
+    s("COPY", "{m}b", "{m}c", "REPLACE")
+    s("GET", "{m}c")
+    s("COPY", "{m}missing", "{m}c", "REPLACE")
+    s("COPY", "{m}b", "{m}b")
+    s("COPY", "{m}b", "{m}c", "DB", "0", "REPLACE")
+    s("COPY", "{m}b", "{m}c", "BOGUS")
+    s("COPY", "{m}b", "{m}c", "DB")
+    s("COPY", "{m}b", "{m}c", "DB", "x")
+    s("DEL", "{m}b", "{m}c", "{m}d", "{m}f")
+    for cmd in (["MSETNX"], ["MSETNX", "k"], ["RENAME", "k"], ["RENAMENX", "k"],
+                ["COPY", "k"], ["RENAME", "a", "b", "c"]):
+        s(*cmd)
+
     # Arity errors (Redis's texts), old and new commands alike.
     for cmd in (["PING", "a", "b"], ["GET"], ["SET", "k"], ["GETRANGE", "k", 1],
                 ["SETRANGE", "k", 1], ["GETBIT", "k"], ["SETBIT", "k", 1],

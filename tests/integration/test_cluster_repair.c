@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "cluster/peer_msg.h"
+#include "shard/route.h"
 #include "harness.h"
 #include "tools/libringkv.h"
 
@@ -377,6 +378,8 @@ static void request_as(unsigned as, unsigned to, unsigned port, const uint64_t *
 	struct peer_msg_buf out;
 	struct peer_msg_hello h = {
 		.node_id = as + 1, .version = PEER_MSG_VERSION, .to_node_id = to + 1,
+		/* the nodes' data dirs are new: they place keys by hash tags */
+		.slot_function = ROUTE_SLOT_FN_DEFAULT,
 	};
 	char ip[32];
 	int fd;

@@ -266,7 +266,7 @@ static void test_hello_addresses(void **state)
 	struct peer_msg_hello h = { .cluster_id = 7, .node_id = 2, .version = PEER_MSG_VERSION,
 				    .client_address = { (const uint8_t *)"127.0.2.12:22070", 16 },
 				    .resp_address = { (const uint8_t *)"[::1]:6379", 10 },
-				    .cores = 12 };
+				    .cores = 12, .slot_function = 2 };
 	struct peer_msg_hello_reply r = { .ok = true, .node_id = 3, .version = 1,
 					  .client_address = { (const uint8_t *)"h:1", 3 } };
 	uint8_t long_addr[PEER_MSG_MAX_ADDRESS + 1];
@@ -289,6 +289,7 @@ static void test_hello_addresses(void **state)
 	assert_int_equal(f.hello.resp_address.len, 10);
 	assert_memory_equal(f.hello.resp_address.data, "[::1]:6379", 10);
 	assert_int_equal(f.hello.cores, 12);
+	assert_int_equal(f.hello.slot_function, 2);
 
 	at = out.len;
 	assert_int_equal(peer_msg_encode_hello_reply(&out, &r), 0);

@@ -603,7 +603,8 @@ static void test_command_lookup(void **state)
 		"DECRBY", "APPEND", "STRLEN", "SCAN", "DBSIZE", "INFO", "COMMAND",
 		"CONFIG", "CLIENT", "KEYS", "TYPE", "TIME", "FLUSHDB", "FLUSHALL",
 		"GETDEL", "GETRANGE", "SUBSTR", "SETRANGE", "GETBIT", "SETBIT", "BITCOUNT",
-		"BITPOS", "LCS", "INCRBYFLOAT",
+		"BITPOS", "LCS", "INCRBYFLOAT", "UNLINK", "TOUCH",
+		"MSETNX", "RENAME", "RENAMENX", "COPY",
 	};
 	size_t count;
 	const struct resp_command_info *table = resp_command_table(&count);

@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "server/datadir.h"
+#include "shard/route.h"
 
 static void three_nodes(struct datadir_cluster *c, const char *token)
 {
@@ -41,6 +42,7 @@ static void three_nodes(struct datadir_cluster *c, const char *token)
 	strcpy(c->token, token);
 	c->placement = cluster_map_placement_hash(&c->map, 4);
 	c->file_version = 2;
+	c->slot_function = ROUTE_SLOT_FN_HASH_TAG;
 }
 
 static void test_round_trip(void **state)
@@ -190,6 +192,84 @@ static int make_config(struct config *cfg, const char *dir, const char *flags)
 	return config_parse(cfg, argc, argv, err, sizeof err);
 }
 
+/* The slot-function line: written only for functions other than 1, read
+ * back, absent = 1, a value outside the known functions refused. */
+static void test_slot_function_line(void **state)
+{
+	struct datadir_cluster a, b;
+	char text[4096], bad[4096], err[256];
+	int len;
+
+	(void)state;
+	three_nodes(&a, "");
+	len = datadir_cluster_format(&a, text, sizeof text);
+	assert_true(len > 0);
+	assert_non_null(strstr(text, "\nslot-function 2\nchecksum "));
+	assert_int_equal(datadir_cluster_parse(text, (size_t)len, &b, err, sizeof err), 0);
+	assert_int_equal(b.slot_function, ROUTE_SLOT_FN_HASH_TAG);
+
+	/* A directory made before hash tags: no line, function 1. */
+	a.slot_function = ROUTE_SLOT_FN_WHOLE_KEY;
+	len = datadir_cluster_format(&a, text, sizeof text);
+	assert_null(strstr(text, "slot-function"));
+	assert_int_equal(datadir_cluster_parse(text, (size_t)len, &b, err, sizeof err), 0);
+	assert_int_equal(b.slot_function, ROUTE_SLOT_FN_WHOLE_KEY);
+	assert_memory_equal(&a, &b, sizeof a);
+
+	/* Unknown functions are damage, not a guess. */
+	three_nodes(&a, "");
+	len = datadir_cluster_format(&a, text, sizeof text);
+	for (int i = 0; i < 3; i++) {
+		static const char *const to[] = { "slot-function 3\n", "slot-function 0\n",
+						  "slot-function x\n" };
+		size_t n = edit(text, (size_t)len, "slot-function 2\n", to[i], bad);
+
+		assert_int_equal(datadir_cluster_parse(bad, n, &b, err, sizeof err), -EINVAL);
+		assert_non_null(strstr(err, "slot-function"));
+	}
+}
+
+/* A data directory whose CLUSTER predates hash tags keeps function 1 and its
+ * file is left byte for byte as it was. */
+static void test_open_keeps_old_slot_function(void **state)
+{
+	static struct config cfg;
+	static struct datadir_cluster made, opened;
+	static char err[8192], before[4096], after[4096];
+	char path[300];
+	size_t n1, n2;
+	FILE *f;
+	int len;
+
+	(void)state;
+	snprintf(scratch, sizeof scratch, "/tmp/ringkv-test-datadir-XXXXXX");
+	assert_non_null(mkdtemp(scratch));
+	assert_int_equal(make_config(&cfg, scratch, "--node-id 1"), 0);
+	/* Made by this build, then rewritten as an older build wrote it. */
+	assert_int_equal(datadir_cluster_open(scratch, &cfg, 2, &made, err, sizeof err), 0);
+	assert_int_equal(made.slot_function, ROUTE_SLOT_FN_HASH_TAG);
+	made.slot_function = ROUTE_SLOT_FN_WHOLE_KEY;
+	len = datadir_cluster_format(&made, before, sizeof before);
+	assert_true(len > 0);
+	assert_null(strstr(before, "slot-function"));
+	snprintf(path, sizeof path, "%s/CLUSTER", scratch);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(before, 1, (size_t)len, f), (size_t)len);
+	fclose(f);
+
+	assert_int_equal(datadir_cluster_open(scratch, &cfg, 2, &opened, err, sizeof err), 0);
+	assert_int_equal(opened.slot_function, ROUTE_SLOT_FN_WHOLE_KEY);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n2 = fread(after, 1, sizeof after, f);
+	fclose(f);
+	n1 = (size_t)len;
+	assert_int_equal(n1, n2);
+	assert_memory_equal(before, after, n1);
+	remove_scratch();
+}
+
 static void test_open_records_and_refuses(void **state)
 {
 	static struct config cfg;
@@ -211,6 +291,7 @@ static void test_open_records_and_refuses(void **state)
 	assert_int_equal(datadir_cluster_open(scratch, &cfg, 2, &first, err, sizeof err), 0);
 	assert_int_equal(first.map.shards, 6);
 	assert_int_equal(first.map.replicas, 3);
+	assert_int_equal(first.slot_function, ROUTE_SLOT_FN_HASH_TAG);
 	assert_int_equal(first.cores, 2);
 	assert_int_equal(first.node_id, 3);
 	snprintf(path, sizeof path, "%s/PLACEMENT", scratch);
@@ -244,6 +325,9 @@ static void test_open_records_and_refuses(void **state)
 	assert_int_equal(datadir_cluster_read(scratch, &first, err, sizeof err), 1);
 	assert_int_equal(first.file_version, 2);
 	assert_int_equal(first.map.cluster_id, again.map.cluster_id);
+	/* ... keeping the whole-key slot function its keys were placed by. */
+	assert_int_equal(first.slot_function, ROUTE_SLOT_FN_WHOLE_KEY);
+	assert_int_equal(again.slot_function, ROUTE_SLOT_FN_WHOLE_KEY);
 
 	/* A shard directory and no CLUSTER: -ENOENT, nothing written. */
 	assert_int_equal(unlink(path), 0);
@@ -264,6 +348,8 @@ int main(void)
 		cmocka_unit_test(test_version_1),
 		cmocka_unit_test(test_damage_is_refused),
 		cmocka_unit_test(test_open_records_and_refuses),
+		cmocka_unit_test(test_slot_function_line),
+		cmocka_unit_test(test_open_keeps_old_slot_function),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

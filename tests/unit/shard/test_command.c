@@ -251,9 +251,105 @@ static void test_incrbyfloat(void **state)
 	assert_int_equal(d.op, COMMAND_INCRBYFLOAT);
 	assert_memory_equal(d.value, "-1.5e3", 6);
 	assert_true(command_growth(&d) == 0);
-	/* Op 11 is not a command (yet): refused. */
-	buf[0] = 11;
+	/* Op 16 is not a command (yet): refused. */
+	buf[0] = 16;
 	assert_int_equal(command_decode(buf, command_encoded_size(&c), &d), RKV_ECORRUPT);
+}
+
+/* MSETNX (11): an empty key, the pairs packed as its value, byte for byte;
+ * every malformed packing refused. */
+static void test_msetnx(void **state)
+{
+	static const uint8_t want[] = {
+		11, 0, 0, 0, 0,                  /* op, key_len 0 */
+		21, 0, 0, 0,                     /* value_len */
+		2, 0, 0, 0, 'k', '1', 1, 0, 0, 0, 'a',
+		2, 0, 0, 0, 'k', '2', 0, 0, 0, 0, /* an empty value is a value */
+	};
+	uint8_t pairs[64], buf[64], bad[64];
+	uint8_t *p = pairs;
+	struct command c = { .op = COMMAND_MSETNX }, d;
+	struct command_pair pr;
+	size_t pos = 0, n;
+
+	(void)state;
+	p = command_pair_put(p, "k1", 2, "a", 1);
+	p = command_pair_put(p, "k2", 2, "", 0);
+	assert_int_equal(p - pairs, command_pair_size(2, 1) + command_pair_size(2, 0));
+	c.value = pairs;
+	c.value_len = (uint32_t)(p - pairs);
+	n = command_encoded_size(&c);
+	assert_int_equal(n, sizeof want);
+	command_encode(&c, buf);
+	assert_memory_equal(buf, want, sizeof want);
+	assert_int_equal(command_decode(buf, n, &d), 0);
+	assert_int_equal(d.op, COMMAND_MSETNX);
+	assert_true(command_is_multi(d.op));
+	assert_int_equal(command_pair_next(&d, &pos, &pr), 1);
+	assert_int_equal(pr.key_len, 2);
+	assert_memory_equal(pr.key, "k1", 2);
+	assert_int_equal(pr.value_len, 1);
+	assert_int_equal(command_pair_next(&d, &pos, &pr), 1);
+	assert_memory_equal(pr.key, "k2", 2);
+	assert_int_equal(pr.value_len, 0);
+	assert_int_equal(command_pair_next(&d, &pos, &pr), 0);
+	assert_true(command_growth(&d) == 0);
+
+	/* Every shorter value (cut inside a pair, or no pair at all) and a
+	 * trailing byte: refused. */
+	for (uint32_t len = 0; len < 21; len++) {
+		if (len == 11)
+			continue; /* exactly the first pair: a valid MSETNX of one */
+		memcpy(bad, buf, n);
+		bad[5] = (uint8_t)len;
+		assert_int_equal(command_decode(bad, 9 + len, &d), RKV_ECORRUPT);
+	}
+	memcpy(bad, buf, n);
+	bad[5] = 11;
+	assert_int_equal(command_decode(bad, 9 + 11, &d), 0);
+	bad[5] = 22;
+	bad[n] = 0;
+	assert_int_equal(command_decode(bad, n + 1, &d), RKV_ECORRUPT);
+	/* A pair's key length past the end. */
+	memcpy(bad, buf, n);
+	bad[9] = 200;
+	assert_int_equal(command_decode(bad, n, &d), RKV_ECORRUPT);
+	/* MSETNX names no key of its own. */
+	c.key = (const uint8_t *)"x";
+	c.key_len = 1;
+	command_encode(&c, bad);
+	assert_int_equal(command_decode(bad, command_encoded_size(&c), &d), RKV_ECORRUPT);
+}
+
+/* RENAME, RENAMENX, COPY, COPY_REPLACE (12-15): source as key, destination
+ * as value. */
+static void test_rename_copy(void **state)
+{
+	static const enum command_op ops[] = { COMMAND_RENAME, COMMAND_RENAMENX, COMMAND_COPY,
+					       COMMAND_COPY_REPLACE };
+	uint8_t buf[64];
+	struct command d;
+
+	(void)state;
+	for (unsigned i = 0; i < 4; i++) {
+		struct command c = { .op = ops[i], .key = (const uint8_t *)"src", .key_len = 3,
+				     .value = (const uint8_t *)"{t}dst", .value_len = 6 };
+		static const uint8_t want[] = { 0, 3, 0, 0, 0, 's', 'r', 'c',
+						6, 0, 0, 0, '{', 't', '}', 'd', 's', 't' };
+
+		assert_int_equal(command_encoded_size(&c), sizeof want);
+		command_encode(&c, buf);
+		assert_int_equal(buf[0], 12 + i);
+		assert_memory_equal(buf + 1, want + 1, sizeof want - 1);
+		assert_int_equal(command_decode(buf, sizeof want, &d), 0);
+		assert_int_equal(d.op, ops[i]);
+		assert_true(command_is_multi(d.op));
+		assert_int_equal(d.key_len, 3);
+		assert_memory_equal(d.value, "{t}dst", 6);
+		assert_true(command_growth(&d) == 0);
+		assert_int_equal(command_decode(buf, sizeof want - 1, &d), RKV_ECORRUPT);
+	}
+	assert_false(command_is_multi(COMMAND_INCRBYFLOAT));
 }
 
 /* shard/shard_strings.c's float rules, which INCRBYFLOAT applies on every
@@ -305,6 +401,8 @@ int main(void)
 		cmocka_unit_test(test_flush),
 		cmocka_unit_test(test_offset_ops),
 		cmocka_unit_test(test_incrbyfloat),
+		cmocka_unit_test(test_msetnx),
+		cmocka_unit_test(test_rename_copy),
 		cmocka_unit_test(test_float_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

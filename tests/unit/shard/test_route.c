@@ -58,6 +58,66 @@ static void test_slot_known_keys(void **state)
 	assert_int_equal(route_shard(3231, 4), 0);
 }
 
+/* route_slot_fn(2) hashes what Redis Cluster's specification says it
+ * hashes ("Hash tags"): the examples of the specification, and the edges
+ * of the rule (first '{', first '}' after it, non-empty between). */
+static void test_hash_tag_rule(void **state)
+{
+	static const struct {
+		const char *key, *part;
+	} cases[] = {
+		{ "{user1000}.following", "user1000" },
+		{ "{user1000}.followers", "user1000" },
+		{ "foo{}{bar}", "foo{}{bar}" },   /* the first tag is empty: whole key */
+		{ "foo{{bar}}zap", "{bar" },      /* from the first '{' to the first '}' */
+		{ "foo{bar}{zap}", "bar" },       /* only the first tag counts */
+		{ "{}", "{}" },
+		{ "{", "{" },
+		{ "}", "}" },
+		{ "abc{", "abc{" },
+		{ "abc{def", "abc{def" },         /* no '}' after the '{' */
+		{ "x}y{z}", "z" },                /* a '}' before the '{' is ignored */
+		{ "{a}", "a" },
+		{ "{{}}", "{" },
+		{ "plain", "plain" },
+		{ "", "" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t len;
+		const char *part = route_hash_tag(cases[i].key, strlen(cases[i].key), &len);
+
+		assert_int_equal(len, strlen(cases[i].part));
+		assert_memory_equal(part, cases[i].part, len);
+		assert_int_equal(route_slot_fn(ROUTE_SLOT_FN_HASH_TAG, cases[i].key,
+					       strlen(cases[i].key)),
+				 route_slot(cases[i].part, strlen(cases[i].part)));
+	}
+	/* Binary keys: a NUL inside or around the tag is an ordinary byte. */
+	assert_int_equal(route_slot_fn(ROUTE_SLOT_FN_HASH_TAG, "\0{a\0b}\0", 7),
+			 route_slot("a\0b", 3));
+	/* Pinned: "{user:1000}x" lives where "user:1000" does (3231). */
+	assert_int_equal(route_slot_fn(ROUTE_SLOT_FN_HASH_TAG, "{user:1000}x", 12), 3231);
+	assert_int_equal(route_slot_fn(ROUTE_SLOT_FN_DEFAULT, "{user:1000}y", 12), 3231);
+}
+
+/* Function 1 is the whole key whatever it holds: directories made before
+ * hash tags keep every key where it is. */
+static void test_whole_key_function_unchanged(void **state)
+{
+	static const char *const keys[] = { "{user1000}.following", "foo{bar}", "", "foo" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+		assert_int_equal(route_slot_fn(ROUTE_SLOT_FN_WHOLE_KEY, keys[i], strlen(keys[i])),
+				 route_slot(keys[i], strlen(keys[i])));
+	assert_int_not_equal(route_slot_fn(ROUTE_SLOT_FN_WHOLE_KEY, "{user1000}.following", 20),
+			     route_slot_fn(ROUTE_SLOT_FN_WHOLE_KEY, "{user1000}.followers", 20));
+	/* Untagged keys are placed alike by both. */
+	assert_int_equal(route_slot_fn(ROUTE_SLOT_FN_HASH_TAG, "user:1000", 9), 3231);
+}
+
 static void test_shard_ranges(void **state)
 {
 	(void)state;
@@ -122,6 +182,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slot_matches_xxh3_vectors),
 		cmocka_unit_test(test_slot_known_keys),
+		cmocka_unit_test(test_hash_tag_rule),
+		cmocka_unit_test(test_whole_key_function_unchanged),
 		cmocka_unit_test(test_shard_ranges),
 		cmocka_unit_test(test_slot_distribution),
 	};

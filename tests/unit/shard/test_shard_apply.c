@@ -195,7 +195,12 @@ static void model_expect(const struct command *c, unsigned k, struct expect *e)
 		e->integer = cur + c->delta;
 		break;
 	case COMMAND_FLUSH:
-		break; /* make_entries: no key, nothing to say */
+	case COMMAND_MSETNX:
+	case COMMAND_RENAME:
+	case COMMAND_RENAMENX:
+	case COMMAND_COPY:
+	case COMMAND_COPY_REPLACE:
+		break; /* make_entries: no one key (model_multi) */
 	case COMMAND_APPEND:
 		if ((m->present ? m->len : 0) + c->value_len > c->limit) {
 			e->error = RKV_ETOOLARGE;
@@ -275,6 +280,12 @@ static void model_apply(const struct command *c, unsigned k)
 	case COMMAND_FLUSH:
 		memset(model, 0, sizeof model);
 		break;
+	case COMMAND_MSETNX:
+	case COMMAND_RENAME:
+	case COMMAND_RENAMENX:
+	case COMMAND_COPY:
+	case COMMAND_COPY_REPLACE:
+		break; /* model_multi */
 	case COMMAND_INCRBY:
 		if (m->present && !model_int(m, &cur))
 			break;
@@ -325,6 +336,65 @@ static void model_apply(const struct command *c, unsigned k)
 		break;
 	}
 	}
+}
+
+/* The key index of a key name made by key_name. */
+static unsigned key_index(const uint8_t *key, uint32_t len)
+{
+	char buf[16];
+
+	assert_true(len > 3 && len < sizeof buf);
+	memcpy(buf, key, len);
+	buf[len] = '\0';
+	return (unsigned)atoi(buf + 3);
+}
+
+/*
+ * The multi-key commands, written from their description in
+ * shard/command.h: the expected answer in *e, then their effect on the
+ * model.
+ */
+static void model_multi(const struct command *c, struct expect *e)
+{
+	memset(e, 0, sizeof *e);
+	if (c->op == COMMAND_MSETNX) {
+		struct command_pair p;
+		size_t pos = 0;
+		bool any = false;
+
+		while (command_pair_next(c, &pos, &p))
+			any |= model[key_index(p.key, p.key_len)].present;
+		if (any)
+			return;
+		pos = 0;
+		while (command_pair_next(c, &pos, &p)) {
+			struct model_key *m = &model[key_index(p.key, p.key_len)];
+
+			m->present = true;
+			memcpy(m->value, p.value, p.value_len);
+			m->len = p.value_len;
+		}
+		e->applied = true;
+		return;
+	}
+	unsigned from = key_index(c->key, c->key_len), to = key_index(c->value, c->value_len);
+	bool rename = c->op == COMMAND_RENAME || c->op == COMMAND_RENAMENX;
+
+	e->existed = model[from].present;
+	if (!model[from].present) {
+		e->error = rename ? RKV_ENOTFOUND : 0;
+		return;
+	}
+	if (from == to) {
+		e->applied = c->op == COMMAND_RENAME;
+		return;
+	}
+	if (model[to].present && (c->op == COMMAND_RENAMENX || c->op == COMMAND_COPY))
+		return;
+	model[to] = model[from];
+	if (rename)
+		model[from].present = false;
+	e->applied = true;
 }
 
 /*
@@ -404,8 +474,48 @@ static void make_entries(uint64_t seed)
 							 rnd() % 3 ? "" : "-",
 							 (unsigned)(rnd() % 50),
 							 (unsigned)(rnd() % 10));
-		} else if (r < 95) {
+		} else if (r < 92) {
 			c.op = COMMAND_PUT_NX;
+		} else if (r < 97) {
+			/* Multi-key: MSETNX of 1-3 keys (now and then a key
+			 * twice), RENAME*, COPY* between keys, sometimes one
+			 * key onto itself. */
+			static uint8_t pairs[300];
+			static char other[16];
+			uint8_t *p = pairs;
+
+			if (r < 94) {
+				unsigned n = 1 + (unsigned)(rnd() % 3);
+
+				for (unsigned j = 0; j < n; j++) {
+					char pk[16];
+					unsigned kk = j == 0 ? k : (unsigned)(rnd() % NKEYS);
+					uint32_t vl = (uint32_t)(10 + rnd() % 50);
+
+					key_name(pk, kk);
+					snprintf(value, 12, "m%06u.%u", i, j);
+					p = command_pair_put(p, pk, (uint32_t)strlen(pk), value, vl);
+				}
+				c.op = COMMAND_MSETNX;
+				c.key = NULL;
+				c.key_len = 0;
+				c.value = pairs;
+				c.value_len = (uint32_t)(p - pairs);
+			} else {
+				static const enum command_op ops[] = {
+					COMMAND_RENAME, COMMAND_RENAMENX, COMMAND_COPY,
+					COMMAND_COPY_REPLACE,
+				};
+
+				c.op = ops[rnd() % 4];
+				key_name(other, rnd() % 10 == 0 ? k : (unsigned)(rnd() % NKEYS));
+				c.value = (const uint8_t *)other;
+				c.value_len = (uint32_t)strlen(other);
+			}
+			assert_true(command_encoded_size(&c) <= sizeof e->bytes);
+			e->len = command_encode(&c, e->bytes);
+			model_multi(&c, &expects[i]);
+			continue;
 		} else {
 			c.op = COMMAND_PUT_XX;
 		}
