@@ -586,7 +586,7 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
  * voted (and acknowledged entries) before: it forgot both. Until it holds
  * everything that may have been committed with its help, it must not help
  * elect anyone, or an entry stored on it and one other node could be lost
- * (docs/notes/snapshot.md, "Wiped node"). With --initial-cluster-state
+ * (docs/cluster/snapshots.md, "Wiped node"). With --initial-cluster-state
  * existing, such a replica is `joining` (and a marker file keeps it so
  * across restarts until it caught up); while joining:
  *   - vote requests (and TIMEOUT_NOW) are dropped, and it does not tick,

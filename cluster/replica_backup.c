@@ -1,6 +1,6 @@
 /*
  * Online backups on the core that owns the replica: see
- * cluster/replica_backup.h and docs/notes/backup.md.
+ * cluster/replica_backup.h and docs/OPERATIONS.md.
  *
  * BEGIN: ReadIndex (replica_read) gives a point P at or above every write
  * acknowledged before the request came (an acknowledged write is committed,

@@ -1,5 +1,5 @@
 /*
- * Online backups, the replica's part (docs/notes/backup.md): on the core
+ * Online backups, the replica's part (docs/OPERATIONS.md): on the core
  * that owns a shard's replica, BEGIN takes a linearizable point (ReadIndex:
  * every write acknowledged before it was asked is at or below it), has the
  * shard flush up to it and pins that version; READ reads its files in

@@ -256,7 +256,7 @@ struct replica {
 	uint64_t leader_seen;         /* last leader known, for leader_changes */
 	uint64_t leader_changes;      /* times a different leader became known */
 
-	/* Snapshots (docs/notes/snapshot.md). */
+	/* Snapshots (docs/cluster/snapshots.md). */
 	struct shard_config shard_cfg;   /* to reopen the shard after an install */
 	struct snap_send *sends[RAFT_MAX_SERVERS]; /* leader: streams, made on use */
 	struct snap_recv recv;           /* follower */

@@ -1,5 +1,5 @@
 /*
- * Repair of a replica from its peers (issue 14; docs/notes/peerrepair.md).
+ * Repair of a replica from its peers (issue 14; docs/DAMAGED-DATADIR.md).
  *
  * A replica needs repair when its state machine is damaged: its shard knows
  * a damaged table (a block failed its checksum: shard_damaged_tables), or

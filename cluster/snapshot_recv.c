@@ -1,5 +1,5 @@
 /*
- * Follower side of snapshot streaming (docs/notes/snapshot.md).
+ * Follower side of snapshot streaming (docs/cluster/snapshots.md).
  *
  * Chunks come in order on one connection (the BULK class of the leader's
  * link). Each is checked (the transport already checked its CRC32C and

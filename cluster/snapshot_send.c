@@ -1,5 +1,5 @@
 /*
- * Leader side of snapshot streaming (docs/notes/snapshot.md).
+ * Leader side of snapshot streaming (docs/cluster/snapshots.md).
  *
  * Raft's snapshot data is a small descriptor; the state itself is the
  * shard's SSTables and manifest. When Raft asks to send its SNAPSHOT

@@ -1,6 +1,6 @@
 /*
  * The online backup requests of the native protocol (Request.backup, see
- * proto/ringkv.proto and docs/notes/backup.md), served like the cluster
+ * proto/ringkv.proto and docs/OPERATIONS.md), served like the cluster
  * requests: the receiving core sends one message to the core that owns the
  * shard's replica (cluster/replica_backup.h does the work there), and
  * encodes the answer when it comes back. Rare administrative requests: the

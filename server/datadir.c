@@ -335,7 +335,7 @@ int datadir_cluster_read(const char *dir, struct datadir_cluster *rec, char *err
 			 "cluster there would not be the one that wrote them. Restore %s from "
 			 "a backup (or from a copy of the data dir), or, in a cluster of "
 			 "several nodes, wipe this data dir and restart the node so its "
-			 "replicas are rebuilt from its peers (docs/notes/damaged.md)",
+			 "replicas are rebuilt from its peers (docs/DAMAGED-DATADIR.md)",
 			 dir, shard_dirs, shard_dirs == 1 ? "y" : "ies", count - shard_dirs,
 			 count - shard_dirs == 1 ? "y" : "ies", found, path);
 		return -ENOENT;
@@ -677,7 +677,7 @@ static int core_log_dir_check(const char *dir, unsigned core, char *err, size_t 
 		snprintf(err, errlen, "%s: %s, but the node has run on data dir %s before "
 			 "(%s/OPENED): core %u's Raft log was there, with the hard state (term, "
 			 "vote) and every entry after the flushed index of each shard on the core; "
-			 "refusing to start, nothing was changed (docs/notes/damaged.md: restore "
+			 "refusing to start, nothing was changed (docs/DAMAGED-DATADIR.md: restore "
 			 "it, or rebuild the node from its peers)", path,
 			 errno == ENOENT ? "missing" : strerror(errno), dir, dir, core);
 		return RKV_ECORRUPT;
@@ -704,7 +704,7 @@ static int core_log_dir_check(const char *dir, unsigned core, char *err, size_t 
 			 "(%s/OPENED): core %u's Raft log held the hard state (term, vote) and "
 			 "every acknowledged entry after the flushed index of each shard on the "
 			 "core, and they would be gone; refusing to start, nothing was changed "
-			 "(docs/notes/damaged.md: restore the segments, or rebuild the node from "
+			 "(docs/DAMAGED-DATADIR.md: restore the segments, or rebuild the node from "
 			 "its peers)", path, short_name, (long long)short_size, path, dir, dir,
 			 core);
 		return RKV_ECORRUPT;
@@ -712,7 +712,7 @@ static int core_log_dir_check(const char *dir, unsigned core, char *err, size_t 
 	snprintf(err, errlen, "%s: %s, but the node has run on data dir %s before (%s/OPENED): "
 		 "core %u's Raft log held the hard state (term, vote) and every acknowledged "
 		 "entry after the flushed index of each shard on the core, and they would be "
-		 "gone; refusing to start, nothing was changed (docs/notes/damaged.md: restore "
+		 "gone; refusing to start, nothing was changed (docs/DAMAGED-DATADIR.md: restore "
 		 "the segments, or rebuild the node from its peers)", path,
 		 "no log segment (log-*.log)", dir, dir, core);
 	return RKV_ECORRUPT;
@@ -752,7 +752,7 @@ int datadir_check_whole(const char *dir, const struct datadir_cluster *c, char *
 			 "CLUSTER places %s on this node and the node has run on this data dir "
 			 "before (%s/OPENED): the keys %s held would be gone; refusing to start "
 			 "rather than re-create %s empty, nothing was changed. Restore %s from a "
-			 "backup, or rebuild the node from its peers (docs/notes/damaged.md)",
+			 "backup, or rebuild the node from its peers (docs/DAMAGED-DATADIR.md)",
 			 dir, missing, missing == 1 ? "y is" : "ies are", names,
 			 missing == 1 ? "it" : "them", dir, missing == 1 ? "it" : "they",
 			 missing == 1 ? "it" : "them", missing == 1 ? "it" : "them");

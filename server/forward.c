@@ -1,6 +1,6 @@
 /*
  * Forwarding requests to the leader's node; see server/forward.h and
- * docs/notes/forward.md.
+ * docs/cluster/forwarding.md.
  *
  * Ownership: a forwarded request (struct kv_req) is held by the core that
  * forwarded it (its slot) until the answer, the timeout or the stop; then

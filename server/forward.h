@@ -1,7 +1,7 @@
 /*
  * Forwarding: a request for a shard whose leader is on another node goes
  * there over the peer transport and its answer comes back to the client
- * transparently (docs/notes/forward.md has the whole path).
+ * transparently (docs/cluster/forwarding.md has the whole path).
  *
  * Per core, a bounded table of forwards in flight (FORWARD_MAX_INFLIGHT
  * slots allocated at start-up: nothing is allocated per request), each with
@@ -11,7 +11,7 @@
  * Requests forwarded in from other nodes are executed as if a client of
  * the receiving core had sent them (kv_dispatch) and answered from there.
  *
- * Statuses this adds (see docs/notes/forward.md for retry safety):
+ * Statuses this adds (see docs/cluster/forwarding.md for retry safety):
  *   UNKNOWN            a forwarded write whose answer did not come back in
  *                      time (it may have been applied);
  *   UNAVAILABLE        a forwarded read without an answer in time; no

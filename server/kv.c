@@ -559,7 +559,7 @@ static void execute(struct node_core *c, struct kv_req *req)
 	req->leader_hint = replica_leader(rep);
 	if (is_read(req) && (req->flags & KV_STALE)) {
 		/* Stale read: this replica's applied state, no ReadIndex
-		 * (docs/notes/forward.md says what it may return), unless
+		 * (docs/cluster/forwarding.md says what it may return), unless
 		 * that state went back behind what it served before (a
 		 * repair's snapshot is below its applied index until the
 		 * replica re-applied its log): never older than an earlier

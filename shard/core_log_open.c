@@ -927,7 +927,7 @@ int core_log_check_holds(const struct core_log *log, uint64_t group, uint64_t in
 			"%s says its state up to index %" PRIu64 " came from this log, so the "
 			"log held the group's hard state (term, vote), entry %" PRIu64 " and "
 			"every acknowledged entry after it: they are lost (segments removed or "
-			"cut); refusing to start, nothing was deleted (docs/notes/damaged.md)",
+			"cut); refusing to start, nothing was deleted (docs/DAMAGED-DATADIR.md)",
 			log->cfg.dir, first, last, group, holder, index, index);
 	else
 		set_err(err, errlen, "core log %s (%s..%s): group %" PRIu64 "'s entries end at "
@@ -935,7 +935,7 @@ int core_log_check_holds(const struct core_log *log, uint64_t group, uint64_t in
 			"from this log, which always keeps that entry: entries %" PRIu64 "..%"
 			PRIu64 " and every acknowledged one after them are lost (segments "
 			"removed or cut); refusing to start, nothing was deleted "
-			"(docs/notes/damaged.md)", log->cfg.dir, first, last, group,
+			"(docs/DAMAGED-DATADIR.md)", log->cfg.dir, first, last, group,
 			v->has_entries ? v->last_index : v->start_index, holder, index,
 			(v->has_entries ? v->last_index : v->start_index) + 1, index);
 	log_error("%s", err);

@@ -1,5 +1,5 @@
 /*
- * Online backups, the shard's part (docs/notes/backup.md).
+ * Online backups, the shard's part (docs/OPERATIONS.md).
  *
  * A backup of a replicated shard is its SSTables and manifest at a flushed
  * index at or above a chosen point (every write acknowledged before the

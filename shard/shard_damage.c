@@ -23,7 +23,7 @@
  * not yet marked in it, each once; a table leaves it only when an edit
  * marking it is durable (or when the table left the version).
  * The way out is offline (`ringkvd repair`, docs/DAMAGED-DATADIR.md) or, for
- * a replica, a rebuild from its peers (docs/notes/corrupt.md).
+ * a replica, a rebuild from its peers (docs/DAMAGED-DATADIR.md).
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -3,7 +3,7 @@
  * loop starts or after it ends, with plain blocking calls. Start-up refuses
  * a directory that is not whole, naming the file and deleting nothing (no
  * MANIFEST beside tables, a table the manifest names missing or short, an
- * empty MANIFEST; docs/notes/damaged.md), reads
+ * empty MANIFEST; docs/DAMAGED-DATADIR.md), reads
  * the manifest (rewriting it when it is mostly history), opens and checks
  * every table, replays the WAL records above the flushed index, continues
  * or creates the WAL segment (mapped and preallocated, see wal_map.h), and
@@ -166,7 +166,7 @@ static int manifest_missing_check(struct shard *s, const char *path, char *err,
 	snprintf(err, errlen, "%s is missing, but shard %u's directory holds %zu table%s "
 		 "(*.sst)%s%s that depend on it (it says which tables make up the shard and "
 		 "up to which log index they hold its state); refusing to start, nothing was "
-		 "deleted (docs/notes/damaged.md: restore it, or rebuild the replica from its "
+		 "deleted (docs/DAMAGED-DATADIR.md: restore it, or rebuild the replica from its "
 		 "peers)", path, s->id, tables, tables == 1 ? "" : "s",
 		 segments ? " and WAL segments" : "", example);
 	return RKV_ECORRUPT;

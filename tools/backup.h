@@ -1,6 +1,6 @@
 /*
  * `ringkv backup create DIR` and `ringkv backup restore DIR --data-dir
- * NEWDIR` (docs/notes/backup.md). Both return a CLI exit status (0 ok,
+ * NEWDIR` (docs/OPERATIONS.md). Both return a CLI exit status (0 ok,
  * 3 error, 4 timeout) after printing what went wrong on stderr.
  */
 #ifndef RINGKV_TOOLS_BACKUP_H

@@ -1,5 +1,5 @@
 /*
- * `ringkv backup create DIR`: see tools/backup.h and docs/notes/backup.md.
+ * `ringkv backup create DIR`: see tools/backup.h and docs/OPERATIONS.md.
  *
  * One shard at a time: BEGIN on its leader (found in the cluster map,
  * following NOT_LEADER hints), every file read in 1 MiB chunks (each

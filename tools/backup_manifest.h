@@ -1,6 +1,6 @@
 /*
  * DIR/BACKUP: what `ringkv backup create` wrote and `restore` checks
- * (docs/notes/backup.md). Text, one record per line, the last line a
+ * (docs/OPERATIONS.md). Text, one record per line, the last line a
  * CRC32C of every byte before it:
  *
  *   ringkv-backup 1

@@ -1,6 +1,6 @@
 /*
  * `ringkv backup restore DIR --data-dir NEWDIR`: see tools/backup.h and
- * docs/notes/backup.md.
+ * docs/OPERATIONS.md.
  *
  * Check first, write after: BACKUP's checksum, every file's size and
  * CRC32C, and every shard's MANIFEST and tables as shard_open would check

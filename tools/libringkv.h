@@ -291,7 +291,7 @@ struct rkv_router_stats {
 };
 void rkv_router_stats(const struct rkv_router *r, struct rkv_router_stats *out);
 
-/* ---- online backups (Request.backup; docs/notes/backup.md) --------------- */
+/* ---- online backups (Request.backup; docs/OPERATIONS.md) --------------- */
 
 #define RKV_BACKUP_READ_MAX (1u << 20) /* bytes of one rkv_backup_read */
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Online backup of a 3-node cluster (docs/notes/backup.md): `backup create`
+# Online backup of a 3-node cluster (docs/OPERATIONS.md): `backup create`
 # through a node that leads only some shards (the CLI pins each shard on
 # its leader) while a client writes; the backup restored (1) into a
 # one-node data dir and (2) as the three data dirs of a new 3-node cluster

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Online backup (docs/notes/backup.md): `ringkv backup create` while two
+# Online backup (docs/OPERATIONS.md): `ringkv backup create` while two
 # clients keep writing, `ringkv backup restore` into a fresh data dir, a
 # new ringkvd serves it: every key acknowledged before the backup began
 # reads back with its value. Then the refusals: a bit flipped in a table

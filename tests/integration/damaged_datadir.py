@@ -8,7 +8,7 @@ memtables, so every shard holds SSTables up to its manifest's flushed index
 and its core's Raft log, DIR/core-<i>/log-*.log, holds the acknowledged
 entries after it) on a data dir that got ~6 MB of acknowledged writes over
 RESP and a clean stop. Then, on fresh copies of that dir, one kind of damage
-each (docs/notes/damaged.md): the node must exit 1 within a bound, its
+each (docs/DAMAGED-DATADIR.md): the node must exit 1 within a bound, its
 message must name the damaged file, and the listing of the dir must be the
 same after as before (nothing deleted). Harmless additions (a stray file, a
 table below the manifest's next file number), a torn tail and a removed
@@ -625,7 +625,7 @@ def random_rounds(ringkvd, pristine, tmp, rounds, seed):
                 # Where the data is: a flip in never-written zeros is no
                 # damage. In a core log, not in the last record: a bad
                 # payload with zeros after it is what a torn write looks
-                # like, and is cut (docs/notes/damaged.md, limits).
+                # like, and is cut (docs/DAMAGED-DATADIR.md, limits).
                 end = data_end(full) or size
                 if p.startswith("core-"):
                     recs = records(full)

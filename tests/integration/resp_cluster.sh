@@ -3,7 +3,7 @@
 # nodes that do not lead most shards: the scripted redis-cli session against
 # node 2, the redis-py suite against node 3 and redis-benchmark against
 # node 2 with zero errors allowed. Every request for a shard led elsewhere
-# is forwarded to its leader (docs/notes/forward.md).
+# is forwarded to its leader (docs/cluster/forwarding.md).
 # usage: resp_cluster.sh RINGKVD
 set -euo pipefail
 ringkvd=$1
@@ -64,7 +64,7 @@ run bash "$here/resp_cli_session.sh" 127.0.1.22 $((port + 2))
 # Every redis-py test but one timing bound: a SCAN call with a pathological
 # MATCH makes one step per key, and in a cluster each step is a ReadIndex
 # round at its shard's leader, so "each call under 1 s" is a one-node
-# figure (docs/notes/forward.md, "Limits"). Its correctness (every match
+# figure (docs/cluster/forwarding.md, "Limits"). Its correctness (every match
 # found) is the same code path as test_scan_many_keys.
 tests=$(grep -o '^    def test_[a-z0-9_]*' "$here/resp_redis_py.py" | sed 's/ *def /RespTest./' |
 	grep -v '^RespTest.test_scan_pathological_match_is_bounded$')

@@ -1,5 +1,5 @@
 /*
- * A damaged shard directory (docs/notes/damaged.md), on a real shard and
+ * A damaged shard directory (docs/DAMAGED-DATADIR.md), on a real shard and
  * ring: a missing MANIFEST beside tables is refused with the file named and
  * nothing deleted or created, in both of the shard's modes; a table the
  * manifest does not name is deleted only when its number proves it was an

@@ -1451,7 +1451,7 @@ static void recover_expect(struct fixture *f, const char *dir, uint64_t index, b
 }
 
 /*
- * The crash points of an install (docs/notes/snapshot.md), each left on
+ * The crash points of an install (docs/cluster/snapshots.md), each left on
  * disk as a crash would leave it, then recovered as at start-up: before
  * the exchange the old replica comes back, after it the new one, never a
  * mix, and the staging directory is gone either way.
