@@ -62,41 +62,11 @@
 
 #include "core/durable_file.h"
 #include "core/log.h"
+#include "shard/shard_backup.h"
 #include "shard/core_log_format.h"
 
-static int read_whole(const char *path, uint8_t **buf, size_t *len)
-{
-	struct stat st;
-	size_t done = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rv = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) != 0) {
-		rv = -errno;
-		goto out;
-	}
-	*len = (size_t)st.st_size;
-	*buf = malloc(*len ? *len : 1);
-	if (!*buf) {
-		rv = -ENOMEM;
-		goto out;
-	}
-	while (done < *len) {
-		ssize_t n = pread(fd, *buf + done, *len - done, (off_t)done);
-
-		if (n <= 0) {
-			rv = n < 0 ? -errno : -EIO;
-			free(*buf);
-			*buf = NULL;
-			goto out;
-		}
-		done += (size_t)n;
-	}
-out:
-	close(fd);
-	return rv;
-}
+/* A segment is read whole to be examined; larger than this is unreadable. */
+#define SEGMENT_READ_MAX ((size_t)1 << 40)
 
 /* One segment's verdict, as core_log_open would give it alone and
  * against the segment before it (server/repair.c applies the same rules
@@ -123,7 +93,7 @@ static void examine(const char *dir, uint64_t seq, bool last, struct seg_verdict
 	v->seq = seq;
 	core_log_segment_name(name, sizeof name, seq);
 	snprintf(path, sizeof path, "%s/%s", dir, name);
-	if (read_whole(path, &buf, &len) != 0) {
+	if (shard_backup_read_file(path, SEGMENT_READ_MAX, &buf, &len) != 0) {
 		v->bad = true;
 		snprintf(v->why, sizeof v->why, "%s: unreadable", name);
 		return;

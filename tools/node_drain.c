@@ -22,7 +22,6 @@
 #include "tools/node_drain.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,17 +77,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-__attribute__((format(printf, 2, 3))) static void complain(const struct node_drain_args *a,
-							   const char *fmt, ...)
-{
-	char text[600];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	shard_move_complain("node drain", a->json, "node", a->node, text);
-}
+#define complain(a, ...) shard_move_complain("node drain", (a)->json, "node", (a)->node, __VA_ARGS__)
 
 static const char *client_of(const struct rkv_cluster_map *m, uint64_t id)
 {

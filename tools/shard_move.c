@@ -250,9 +250,8 @@ static int ask(struct conn_state *s, bool status_only, uint64_t *leader, struct 
 	return RKV_STATUS_UNAVAILABLE;
 }
 
-/* The reason on stderr, and with --json also as an object on stdout. */
-__attribute__((format(printf, 2, 3))) static void complain(const struct shard_move_args *a,
-							   const char *fmt, ...)
+void shard_move_complain(const char *command, bool json, const char *key, uint64_t id,
+			 const char *fmt, ...)
 {
 	char text[600];
 	va_list ap;
@@ -260,13 +259,6 @@ __attribute__((format(printf, 2, 3))) static void complain(const struct shard_mo
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	shard_move_complain(a->cancel ? "shard move --cancel" : "shard move",
-			    a->json && !a->quiet, "shard", a->shard, text);
-}
-
-void shard_move_complain(const char *command, bool json, const char *key, uint64_t id,
-			 const char *text)
-{
 	fprintf(stderr, "ringkv: %s: %s\n", command, text);
 	if (json) {
 		printf("{\"%s\":%" PRIu64 ",\"done\":false,\"error\":", key, id);
@@ -274,6 +266,11 @@ void shard_move_complain(const char *command, bool json, const char *key, uint64
 		printf("}\n");
 	}
 }
+
+/* The reason on stderr, and with --json also as an object on stdout. */
+#define complain(a, ...)                                                              \
+	shard_move_complain((a)->cancel ? "shard move --cancel" : "shard move",       \
+			    (a)->json && !(a)->quiet, "shard", (a)->shard, __VA_ARGS__)
 
 int shard_move_run(const struct shard_move_args *a)
 {

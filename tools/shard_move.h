@@ -29,10 +29,11 @@ struct shard_move_args {
 
 int shard_move_run(const struct shard_move_args *a);
 
-/* The reason on stderr ("ringkv: COMMAND: TEXT"), and with json also an
- * object {KEY: ID, "done": false, "error": TEXT} on stdout. */
-void shard_move_complain(const char *command, bool json, const char *key, uint64_t id,
-			 const char *text);
+/* The reason (printf FMT) on stderr ("ringkv: COMMAND: TEXT"), and with
+ * json also an object {KEY: ID, "done": false, "error": TEXT} on stdout. */
+__attribute__((format(printf, 5, 6))) void
+shard_move_complain(const char *command, bool json, const char *key, uint64_t id,
+		    const char *fmt, ...);
 
 /* "1048576", "512k", "64M/s", "1GiB": bytes per second (> 0). 0 or -1. */
 int shard_move_parse_rate(const char *text, uint64_t *rate);

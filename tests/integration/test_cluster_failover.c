@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster_keys.h"
 #include "harness.h"
 #include "tools/libringkv.h"
 
@@ -53,29 +54,13 @@ static size_t value_of(char *buf, size_t len, unsigned k)
 	return (size_t)snprintf(buf, len, "value-%u-%u", k, k * 7919u);
 }
 
-/* One attempt at every live node. 1 acknowledged, 0 unknown or no leader
- * found this time, -1 refused in a way that says it was not applied. */
+/* One attempt at every live node (cluster_keys_put_once). */
 static int put_once(unsigned k)
 {
 	char key[32], value[64];
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
 
-	for (unsigned i = 0; i < NODES; i++) {
-		struct rkv_client *c = cluster_client(&cluster, i);
-		int rv;
-
-		if (!c)
-			continue;
-		rv = rkv_put(c, key, kl, value, vl);
-		if (rv == RKV_STATUS_OK)
-			return 1;
-		if (rv == RKV_STATUS_NOT_LEADER || rv == RKV_STATUS_UNAVAILABLE)
-			continue;
-		if (rv < 0)
-			cluster_drop_client(&cluster, i); /* cut off: outcome unknown */
-		return 0;
-	}
-	return -1;
+	return cluster_keys_put_once(&cluster, key, kl, value, vl, 0);
 }
 
 /* Writes k until acknowledged, for at most `limit_ms`. True when acked. */
@@ -102,32 +87,8 @@ static void check_key(unsigned k)
 {
 	char key[32], value[64];
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-	long deadline = harness_now_ms() + RESUME_LIMIT_MS;
 
-	while (harness_now_ms() < deadline) {
-		for (unsigned i = 0; i < NODES; i++) {
-			struct rkv_client *c = cluster_client(&cluster, i);
-			void *got;
-			size_t gl;
-			int rv;
-
-			if (!c)
-				continue;
-			rv = rkv_get(c, key, kl, &got, &gl);
-			if (rv == RKV_STATUS_OK) {
-				CHECK(gl == vl && memcmp(got, value, vl) == 0,
-				      "key %u reads a wrong value", k);
-				free(got);
-				return;
-			}
-			CHECK(rv != RKV_STATUS_NOT_FOUND,
-			      "acknowledged key %u is lost (read through node %u)", k, i + 1);
-			if (rv < 0)
-				cluster_drop_client(&cluster, i);
-		}
-		usleep(10000);
-	}
-	CHECK(false, "acknowledged key %u: no node served it within %d ms", k, RESUME_LIMIT_MS);
+	cluster_keys_check(&cluster, key, kl, value, vl, k, RESUME_LIMIT_MS);
 }
 
 static unsigned check_all(void)
