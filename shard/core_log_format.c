@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/le.h"
 #include "shard/crc32c.h"
 
 static const uint8_t segment_magic[8] = { 'R', 'K', 'V', 'C', 'L', 'O', 'G', 1 };
@@ -40,29 +41,6 @@ static const uint8_t segment_magic[8] = { 'R', 'K', 'V', 'C', 'L', 'O', 'G', 1 }
 #define REC_B 32
 #define REC_HEADER_CRC 40
 #define REC_RESERVED 44
-
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
 
 /*
  * NULL when the fields of a record whose CRCs are not yet checked fit its

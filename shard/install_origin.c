@@ -13,24 +13,10 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/le.h"
 #include "shard/crc32c.h"
 
 static const uint8_t magic[8] = { 'R', 'K', 'V', 'O', 'R', 'I', 'G', '1' };
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
 
 void install_origin_encode(uint8_t out[INSTALL_ORIGIN_SIZE], const struct install_origin *o)
 {
@@ -38,25 +24,20 @@ void install_origin_encode(uint8_t out[INSTALL_ORIGIN_SIZE], const struct instal
 
 	memset(out, 0, INSTALL_ORIGIN_SIZE);
 	memcpy(out, magic, sizeof magic);
-	put64(out + 8, o->index);
-	put64(out + 16, o->term);
+	put_le64(out + 8, o->index);
+	put_le64(out + 16, o->term);
 	crc = crc32c(0, out, 24);
-	for (int i = 0; i < 4; i++)
-		out[24 + i] = (uint8_t)(crc >> (8 * i));
+	put_le32(out + 24, crc);
 }
 
 int install_origin_decode(const uint8_t *p, size_t len, struct install_origin *o)
 {
-	uint32_t crc = 0;
-
 	if (len != INSTALL_ORIGIN_SIZE || memcmp(p, magic, sizeof magic) != 0)
 		return RKV_ECORRUPT;
-	for (int i = 3; i >= 0; i--)
-		crc = (crc << 8) | p[24 + i];
-	if (crc != crc32c(0, p, 24) || p[28] || p[29] || p[30] || p[31])
+	if (get_le32(p + 24) != crc32c(0, p, 24) || p[28] || p[29] || p[30] || p[31])
 		return RKV_ECORRUPT;
-	o->index = get64(p + 8);
-	o->term = get64(p + 16);
+	o->index = get_le64(p + 8);
+	o->term = get_le64(p + 16);
 	if (o->index == 0 || o->term == 0)
 		return RKV_ECORRUPT;
 	return 0;

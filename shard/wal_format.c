@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/le.h"
 #include "shard/crc32c.h"
 
 static const uint8_t segment_magic[8] = { 'R', 'K', 'V', 'W', 'A', 'L', 0, 1 };
@@ -39,29 +40,6 @@ static const uint8_t segment_magic[8] = { 'R', 'K', 'V', 'W', 'A', 'L', 0, 1 };
 #define REC_TERM 16
 #define REC_HEADER_CRC 24
 #define REC_RESERVED 28
-
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline void put_le64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static inline uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t get_le64(const uint8_t *p)
-{
-	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
 
 size_t wal_record_size(uint32_t payload_len)
 {
