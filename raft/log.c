@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Chunks start small (a quiet group holds a few bytes) and double up to
  * CHUNK_MAX as the log grows; an entry larger than that gets a chunk of
@@ -43,6 +44,27 @@ static struct raft_log_chunk **free_link(struct raft_log_chunk *c)
 	return (struct raft_log_chunk **)(void *)c->data;
 }
 
+/*
+ * Faults in a new full-size chunk's pages with one call rather than one
+ * fault per 4 KiB as the appends first touch them: the kernel still zeroes
+ * each page, but skips 63 of 64 exception entries and exits (most of a
+ * fault's cost in a VM). Advice only: a kernel without
+ * MADV_POPULATE_WRITE refuses it and the pages fault in as before.
+ */
+static void populate(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+	uintptr_t lo = ((uintptr_t)p + 4095u) & ~(uintptr_t)4095u;
+	uintptr_t hi = ((uintptr_t)p + len) & ~(uintptr_t)4095u;
+
+	if (hi > lo)
+		(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+#else
+	(void)p;
+	(void)len;
+#endif
+}
+
 /* A chunk of `cap` bytes, or NULL. */
 static struct raft_log_chunk *chunk_new(size_t cap)
 {
@@ -55,6 +77,8 @@ static struct raft_log_chunk *chunk_new(size_t cap)
 		c = malloc(sizeof(*c) + cap);
 		if (!c)
 			return NULL;
+		if (cap == CHUNK_MAX)
+			populate(c, sizeof(*c) + cap);
 	}
 	c->cap = cap;
 	c->used = 0;
