@@ -436,6 +436,8 @@ static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct
 	}
 	if (f->kind == PEER_MSG_SNAPSHOT_CHUNK)
 		snapshot_recv_chunk(rep, from_node, &f->chunk);
+	else if (f->snapshot_request.restart_stream != 0)
+		snapshot_send_restart(rep, from_node, f->snapshot_request.restart_stream);
 	else
 		replica_repair_request(rep, from_node, &f->snapshot_request);
 }

@@ -478,7 +478,9 @@ int peer_msg_encode_chunk(struct peer_msg_buf *out, const struct peer_msg_limits
 	       u64_field_size(ringkv_peer_SnapshotChunk_offset_tag, c->offset) +
 	       len_field_size(ringkv_peer_SnapshotChunk_data_tag, c->data.len) +
 	       (crc == 0 ? 0 : tag_size(ringkv_peer_SnapshotChunk_crc32c_tag) + 4) +
-	       u64_field_size(ringkv_peer_SnapshotChunk_last_tag, c->last);
+	       u64_field_size(ringkv_peer_SnapshotChunk_last_tag, c->last) +
+	       u64_field_size(ringkv_peer_SnapshotChunk_stream_tag, c->stream) +
+	       u64_field_size(ringkv_peer_SnapshotChunk_seq_tag, c->seq);
 	if (sub_field_size(ringkv_peer_Envelope_snapshot_chunk_tag, body) > l->max_frame)
 		return RKV_ETOOLARGE;
 	p = frame_open(out, ringkv_peer_Envelope_snapshot_chunk_tag, body, &frame_len);
@@ -498,6 +500,8 @@ int peer_msg_encode_chunk(struct peer_msg_buf *out, const struct peer_msg_limits
 		p += 4;
 	}
 	p = put_u64_field(p, ringkv_peer_SnapshotChunk_last_tag, c->last);
+	p = put_u64_field(p, ringkv_peer_SnapshotChunk_stream_tag, c->stream);
+	p = put_u64_field(p, ringkv_peer_SnapshotChunk_seq_tag, c->seq);
 	frame_close(out, p, frame_len);
 	return 0;
 }
@@ -561,12 +565,14 @@ int peer_msg_encode_snapshot_request(struct peer_msg_buf *out,
 
 	assert(out != NULL && q != NULL);
 	body = u64_field_size(ringkv_peer_SnapshotRequest_group_tag, q->group) +
-	       u64_field_size(ringkv_peer_SnapshotRequest_applied_tag, q->applied);
+	       u64_field_size(ringkv_peer_SnapshotRequest_applied_tag, q->applied) +
+	       u64_field_size(ringkv_peer_SnapshotRequest_restart_stream_tag, q->restart_stream);
 	p = frame_open(out, ringkv_peer_Envelope_snapshot_request_tag, body, &frame_len);
 	if (p == NULL)
 		return -ENOMEM;
 	p = put_u64_field(p, ringkv_peer_SnapshotRequest_group_tag, q->group);
 	p = put_u64_field(p, ringkv_peer_SnapshotRequest_applied_tag, q->applied);
+	p = put_u64_field(p, ringkv_peer_SnapshotRequest_restart_stream_tag, q->restart_stream);
 	frame_close(out, p, frame_len);
 	return 0;
 }

@@ -106,6 +106,8 @@ struct peer_msg_chunk {
 	uint32_t crc32c;              /* decode: crc32c(data), already checked;
 	                               * encode: ignored (computed from data) */
 	bool last;                    /* last chunk of the last file */
+	uint64_t stream;              /* the sender's stream id; 0: none */
+	uint64_t seq;                 /* chunk number in the stream, from 0 */
 };
 
 struct peer_msg_forward {
@@ -125,6 +127,7 @@ struct peer_msg_forward_reply {
 struct peer_msg_snapshot_request {
 	uint64_t group;
 	uint64_t applied; /* the sender's applied index */
+	uint64_t restart_stream; /* non-zero: "that stream of yours broke" */
 };
 
 /* Host or drop a replica (Placement in proto/peer.proto). Any values
@@ -238,7 +241,8 @@ int peer_msg_encode_forward(struct peer_msg_buf *out, const struct peer_msg_limi
 int peer_msg_encode_forward_reply(struct peer_msg_buf *out,
 				  const struct peer_msg_limits *l,
 				  const struct peer_msg_forward_reply *r);
-/* Never RKV_ETOOLARGE nor RKV_EINVAL: at most 25 bytes, any values. */
+/* Never RKV_ETOOLARGE nor RKV_EINVAL: at most 39 bytes with
+ * the length prefix, any values. */
 int peer_msg_encode_snapshot_request(struct peer_msg_buf *out,
 				     const struct peer_msg_snapshot_request *q);
 /* Never RKV_ETOOLARGE nor RKV_EINVAL: at most 90 bytes, any values. */

@@ -387,6 +387,12 @@ static int decode_chunk(struct peer_msg_frame *f, struct reader *r)
 		case ringkv_peer_SnapshotChunk_last_tag:
 			fe = get_bool(r, wire, &c->last);
 			break;
+		case ringkv_peer_SnapshotChunk_stream_tag:
+			fe = get_u64(r, wire, &c->stream);
+			break;
+		case ringkv_peer_SnapshotChunk_seq_tag:
+			fe = get_u64(r, wire, &c->seq);
+			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
 			break;
@@ -495,6 +501,9 @@ static int decode_snapshot_request(struct peer_msg_frame *f, struct reader *r)
 			break;
 		case ringkv_peer_SnapshotRequest_applied_tag:
 			fe = get_u64(r, wire, &q->applied);
+			break;
+		case ringkv_peer_SnapshotRequest_restart_stream_tag:
+			fe = get_u64(r, wire, &q->restart_stream);
 			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;

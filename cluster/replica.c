@@ -809,6 +809,7 @@ bool replica_accept(struct replica *rep, const struct raft_msg *m)
 		 * shard has the streamed state (the leader sends the message
 		 * again with every heartbeat). */
 		rep->snap_msgs_waiting++;
+		snapshot_recv_waiting(rep, m->from);
 		return false;
 	}
 	if (!replica_repair_accept(rep, m))
@@ -1118,6 +1119,8 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->snap_installed = rep->snap_installed;
 	out->snap_recv_bytes = rep->snap_recv_bytes;
 	out->snap_rejected = rep->snap_rejected;
+	out->snap_restarted = rep->snap_restarted;
+	out->snap_nacked = rep->snap_nacked;
 	out->votes_withheld = rep->votes_withheld;
 	out->joining = rep->joining;
 	out->undecided = rep->undecided;

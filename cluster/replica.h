@@ -76,6 +76,9 @@ struct cluster_node_config {
 	shard_install_hook_fn *install_step_hook; /* tests only: the step hook of
 					* every snapshot install (its arg is the
 					* replica); NULL in ringkvd */
+	bool (*snapshot_chunk_hook)(uint64_t to, uint64_t seq); /* tests only:
+					* false loses that chunk of a stream to
+					* node `to` (never sent); NULL in ringkvd */
 	unsigned slot_function;        /* shard/route.h's enum route_slot_fn of the
 					* data dir; 0 = 1. Peers must agree: a
 					* hello naming another is refused */
@@ -415,6 +418,8 @@ struct replica_status {
 	uint64_t snap_installed;    /* snapshots installed here */
 	uint64_t snap_recv_bytes;
 	uint64_t snap_rejected;     /* chunks refused (checks, order) */
+	uint64_t snap_restarted;    /* streams started over at a follower's word */
+	uint64_t snap_nacked;       /* broken streams we asked to start over */
 	uint64_t votes_withheld;    /* vote requests dropped while joining */
 	bool joining;               /* started empty, not caught up yet */
 	bool undecided;             /* started empty: new group or wiped node, not told yet */

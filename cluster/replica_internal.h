@@ -58,6 +58,10 @@ struct snap_send {
 	uint64_t sent_at_us;          /* when SENT began */
 	uint64_t bytes;               /* this stream */
 	uint64_t total;               /* this stream's size: tables + manifest */
+	uint64_t stream;              /* this stream's id (chunks carry it) */
+	uint64_t seq;                 /* the next chunk's number in it */
+	uint64_t restarted_us;        /* the last start over at the follower's
+				       * word: at most one per heartbeat */
 };
 
 /* Follower side: the stream being received (cluster/snapshot_recv.c). */
@@ -73,6 +77,9 @@ struct snap_recv_op;
 struct snap_recv {
 	enum snap_recv_state state;
 	uint64_t from, index, term;   /* stream identity */
+	uint64_t stream;              /* the sender's id of it; 0: an old sender */
+	uint64_t next_seq;            /* the chunk number expected next */
+	uint64_t nacked;              /* the last stream id we asked to restart */
 	char staging[PATH_MAX];
 	char file[PEER_MSG_MAX_FILE_NAME + 1]; /* file being received */
 	char path[PATH_MAX + PEER_MSG_MAX_FILE_NAME + 2]; /* of the op in flight */
@@ -284,7 +291,8 @@ struct replica {
 					  * here: the applied index before a
 					  * snapshot install (snapshot_recv.c) */
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
-		 snap_rejected, snap_msgs_waiting, votes_withheld;
+		 snap_rejected, snap_msgs_waiting, votes_withheld, snap_restarted,
+		 snap_nacked;
 	struct replica_repair repair;
 	struct replica_origin origin;    /* replica_origin.c */
 	bool log_repairing;              /* rebuilt after its core log was damaged
@@ -406,6 +414,15 @@ bool snapshot_send_stop(struct replica *rep);
 void snapshot_send_free(struct replica *rep);
 /* Follower: one decoded chunk from node `from` for this replica. */
 void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_msg_chunk *ch);
+/* Follower: a chunk of stream `stream` from the leader `to` went missing;
+ * asks it to start over (once per stream: each start over has a new id).
+ * SNAPSHOT_STREAM_ANY: whichever stream it finished sending us. */
+void snapshot_recv_nack(struct replica *rep, uint64_t to, uint64_t stream);
+#define SNAPSHOT_STREAM_ANY UINT64_MAX
+/* Follower: Raft's SNAPSHOT message from `from` waits for the streamed
+ * state (replica_accept). It travels behind the stream's chunks on the
+ * same bulk queue: a stream from `from` not complete by now lost its end. */
+void snapshot_recv_waiting(struct replica *rep, uint64_t from);
 /* From the hook: an install waiting for the shard to be quiet. */
 void snapshot_recv_service(struct replica *rep);
 /* Stops receiving; true once no ring op of it is in flight. */
@@ -420,6 +437,10 @@ int snapshot_chunk_check(const struct peer_msg_chunk *ch, bool same_file, uint64
  * says it applied, for the log). Starts a stream as if Raft had asked,
  * unless one to it is under way. */
 void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied);
+/* Leader: follower `to` reports that our stream `stream` to it lost a
+ * chunk. Starts that stream over now (not after SEND_TIMEOUT); a report
+ * naming any other stream than the current one is stale and ignored. */
+void snapshot_send_restart(struct replica *rep, uint64_t to, uint64_t stream);
 /* The longest wait between two chunks of a stream at this node's
  * --snapshot-rate (0: unlimited). */
 uint64_t snapshot_send_chunk_gap_us(const struct cluster_core *c);

@@ -431,6 +431,8 @@ static int stream_begin(struct replica *rep, uint64_t from, const struct peer_ms
 	rc->from = from;
 	rc->index = ch->index;
 	rc->term = ch->term;
+	rc->stream = ch->stream;
+	rc->next_seq = 0;
 	rc->file[0] = '\0';
 	rc->offset = 0;
 	rc->nfiles = 0;
@@ -438,6 +440,53 @@ static int stream_begin(struct replica *rep, uint64_t from, const struct peer_ms
 	log_info("replica %u: receiving a snapshot at %" PRIu64 " from node %" PRIu64, rep->id,
 		 ch->index, from);
 	return 0;
+}
+
+void snapshot_recv_nack(struct replica *rep, uint64_t to, uint64_t stream)
+{
+	struct snap_recv *rc = &rep->recv;
+	struct peer_msg_snapshot_request q = {
+		.group = rep->id, .applied = shard_applied_index(rep->shard),
+		.restart_stream = stream,
+	};
+	struct peer_msg_buf b;
+	int rv;
+
+	if (stream == 0 || stream == rc->nacked)
+		return; /* an old leader's stream, or asked already */
+	if (raft_leader(rep->raft) != to)
+		return; /* only the leader we follow streams to us */
+	peer_msg_buf_init(&b);
+	rv = peer_msg_encode_snapshot_request(&b, &q);
+	if (rv == 0)
+		rv = cluster_core_send_control(rep->core, to, b.data + PEER_MSG_HEADER_SIZE,
+					       b.len - PEER_MSG_HEADER_SIZE);
+	peer_msg_buf_free(&b);
+	if (rv != 0) {
+		/* Not remembered: the next chunk of the broken stream asks
+		 * again, and the leader's timeout remains the backstop. */
+		log_every(LOG_WARN, 10000, "replica %u: cannot ask node %" PRIu64 " to restart "
+			  "its snapshot stream: %s", rep->id, to, rkv_strerror(rv));
+		return;
+	}
+	if (stream != SNAPSHOT_STREAM_ANY)
+		rc->nacked = stream; /* ANY: at most once per Raft message */
+	rep->snap_nacked++;
+	log_info("replica %u: a chunk of the snapshot stream from node %" PRIu64 " is missing: "
+		 "asked it to start over", rep->id, to);
+}
+
+void snapshot_recv_waiting(struct replica *rep, uint64_t from)
+{
+	struct snap_recv *rc = &rep->recv;
+	uint64_t stream = rc->stream;
+
+	if (rc->state == SNAP_RECV_RECEIVING && rc->from == from) {
+		recv_reset(rep, "its last chunks are missing");
+		snapshot_recv_nack(rep, from, stream);
+	} else if (rc->state == SNAP_RECV_IDLE) {
+		snapshot_recv_nack(rep, from, SNAPSHOT_STREAM_ANY);
+	}
 }
 
 void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_msg_chunk *ch)
@@ -452,16 +501,26 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		return;
 	}
 	same_stream = rc->state == SNAP_RECV_RECEIVING && rc->from == from &&
-		      rc->index == ch->index && rc->term == ch->term;
+		      rc->index == ch->index && rc->term == ch->term && rc->stream == ch->stream;
 	if (!same_stream) {
 		/* A new stream starts at offset 0 of its first file; anything
 		 * else is the tail of one we dropped. Only from the leader this
 		 * replica follows (never while it leads: its proposals wait on
 		 * the shard's answers), and only ahead of what it applied
 		 * (or at or below it while repairing: replica_repair.c). */
-		if (ch->offset != 0 || !replica_repair_stream_ok(rep, ch->index) ||
-		    raft_role(rep->raft) == RAFT_LEADER || from != raft_leader(rep->raft)) {
+		if (raft_role(rep->raft) == RAFT_LEADER || from != raft_leader(rep->raft) ||
+		    !replica_repair_stream_ok(rep, ch->index)) {
 			rep->snap_rejected++;
+			return;
+		}
+		if (ch->offset != 0 || ch->seq != 0) {
+			/* The rest of a stream we dropped, or one whose first
+			 * chunk went missing: the leader starts over if it is
+			 * still sending that one -- once we could take it (a
+			 * last stream's ring ops drain first). */
+			rep->snap_rejected++;
+			if (!rc->op_inflight && !rc->head && !rc->install)
+				snapshot_recv_nack(rep, from, ch->stream);
 			return;
 		}
 		if (rc->state != SNAP_RECV_IDLE)
@@ -473,6 +532,15 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 	}
 	same_file = rc->file[0] && ch->file.len == strlen(rc->file) &&
 		    memcmp(ch->file.data, rc->file, ch->file.len) == 0;
+	if (rc->stream != 0 && ch->seq != rc->next_seq) {
+		/* Lost on the way (the transport drops the oldest bulk frames
+		 * past its bound, or a connection broke): a gap the offsets
+		 * cannot show when a file's last chunk went missing. */
+		rep->snap_rejected++;
+		recv_reset(rep, "a chunk is missing");
+		snapshot_recv_nack(rep, from, ch->stream);
+		return;
+	}
 	rv = snapshot_chunk_check(ch, same_file, rc->offset, &why);
 	if (rv == 0 && !same_file && ++rc->nfiles > SNAP_MAX_FILES) {
 		why = "too many files";
@@ -488,6 +556,7 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		return;
 	}
 	rep->snap_recv_bytes += ch->data.len;
+	rc->next_seq++;
 	if (!same_file) {
 		rv = file_end(rep);
 		memcpy(rc->file, ch->file.data, ch->file.len);

@@ -97,18 +97,23 @@ static int send_chunk(struct snap_send *s, const char *name, const void *data, u
 		.group = s->rep->id, .index = s->index, .term = s->term,
 		.file = { .data = (const uint8_t *)name, .len = (uint32_t)strlen(name) },
 		.offset = s->offset, .data = { .data = data, .len = len }, .last = last,
+		.stream = s->stream, .seq = s->seq,
 	};
 	int rv;
 
 	s->frame.len = 0;
 	rv = peer_msg_encode_chunk(&s->frame, &c->limits, &ch);
-	if (rv == 0)
+	if (rv == 0 && c->node->cfg.snapshot_chunk_hook &&
+	    !c->node->cfg.snapshot_chunk_hook(s->to, s->seq))
+		s->frame.len = 0; /* a test's lost chunk: as if the transport dropped it */
+	else if (rv == 0)
 		rv = c->pc ? peer_send(c->pc, s->to, PEER_BULK, s->frame.data + PEER_MSG_HEADER_SIZE,
 				       s->frame.len - PEER_MSG_HEADER_SIZE)
 			   : -ENOENT;
 	if (rv != 0)
 		return rv;
 	c->stats.frames_sent++;
+	s->seq++;
 	s->bytes += len;
 	s->rep->snap_send_bytes += len;
 	s->offset += len;
@@ -245,6 +250,11 @@ static void start(struct snap_send *s, uint64_t raft_index, bool forced)
 		return;
 	}
 	s->state = SNAP_SEND_STREAMING;
+	/* Ids only grow (the monotonic clock's microseconds, or the next):
+	 * a report about an earlier stream never matches a later one, even
+	 * across a restart of this process. */
+	s->stream = rep->core->r->now_us > s->stream ? rep->core->r->now_us : s->stream + 1;
+	s->seq = 0;
 	s->raft_index = raft_index;
 	s->forced = forced;
 	s->index = s->snap.index;
@@ -330,6 +340,39 @@ void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied)
 	/* Raft's own snapshot point is at or below the flushed index, so the
 	 * pinned version covers it and the term of its index is known. */
 	start(s, raft_snapshot(rep->raft)->index, true);
+}
+
+void snapshot_send_restart(struct replica *rep, uint64_t to, uint64_t stream)
+{
+	struct snap_send *s = slot_get(rep, to, false);
+
+	if (raft_role(rep->raft) != RAFT_LEADER || !s || s->state == SNAP_SEND_IDLE)
+		return;
+	/* ANY: the follower got Raft's message, which follows the last chunk,
+	 * and holds no stream from us: this one, all sent, was lost. */
+	if (stream == SNAPSHOT_STREAM_ANY ? s->state != SNAP_SEND_SENT || s->forced
+					  : s->stream != stream)
+		return;
+	/* A follower still busy with its last stream drops the first
+	 * chunks of the next and asks again: pace the starts over (Raft's
+	 * message, once a heartbeat, asks again after this). */
+	if (rep->core->r->now_us - s->restarted_us <
+	    (uint64_t)rep->core->node->cfg.heartbeat_ms * 1000u)
+		return;
+	s->restarted_us = rep->core->r->now_us;
+	log_info("replica %u: node %llu lost a chunk of the snapshot stream at %llu; "
+		 "starting it over", rep->id, (unsigned long long)to,
+		 (unsigned long long)s->index);
+	rep->snap_restarted++;
+	if (s->reading) {
+		/* The read's completion lets the pin go; Raft's next SNAPSHOT
+		 * message (a heartbeat away) or the follower's next request
+		 * then starts a fresh stream. */
+		s->abandon = true;
+		return;
+	}
+	unpin(s);
+	start(s, s->forced ? raft_snapshot(rep->raft)->index : s->raft_index, s->forced);
 }
 
 void snapshot_send_tick(struct replica *rep)

@@ -97,6 +97,9 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		  "Snapshots received from a leader and installed here." },
 		{ &ids->snapshots_received_bytes, true, "ringkv_snapshots_received_bytes_total",
 		  "Bytes of snapshot streams received from leaders." },
+		{ &ids->snapshots_restarted, true, "ringkv_snapshots_restarted_total",
+		  "Snapshot streams a leader on this core started over because the "
+		  "follower reported a chunk missing." },
 		{ &ids->node_forwards_sent, true, "ringkv_node_forwards_sent_total",
 		  "Requests forwarded to another node (the shard's leader, or a holder)." },
 		{ &ids->node_forwards_answered, true, "ringkv_node_forwards_answered_total",
@@ -375,7 +378,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	uint64_t leaderless = 0, stopped = 0, proposed = 0, overwritten = 0, unknown = 0;
 	uint64_t proposals = 0, reads = 0, apply_lag = 0, follower_lag = 0, refused = 0;
 	uint64_t leader_changes = 0, snap_sent = 0, snap_sent_bytes = 0, snap_received = 0;
-	uint64_t snap_received_bytes = 0, repairing = 0, repairs = 0, undecided = 0;
+	uint64_t snap_received_bytes = 0, snap_restarted = 0, repairing = 0, repairs = 0, undecided = 0;
 	uint64_t joining = 0;
 	struct forward_stats fs;
 	struct replica_status st;
@@ -404,6 +407,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 		snap_sent_bytes += st.snap_send_bytes;
 		snap_received += st.snap_installed;
 		snap_received_bytes += st.snap_recv_bytes;
+		snap_restarted += st.snap_restarted;
 		if (st.commit > st.applied)
 			apply_lag += st.commit - st.applied;
 		for (f = 0; f < st.n_followers; f++)
@@ -431,6 +435,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	metrics_set(mc, ids->snapshots_sent_bytes, snap_sent_bytes);
 	metrics_set(mc, ids->snapshots_received, snap_received);
 	metrics_set(mc, ids->snapshots_received_bytes, snap_received_bytes);
+	metrics_set(mc, ids->snapshots_restarted, snap_restarted);
 
 	/* Requests forwarded between nodes (server/forward.c keeps the counts). */
 	forward_core_stats(c, &fs);

@@ -104,6 +104,7 @@ struct node_metric_ids {
 	int snapshots_sent_bytes;
 	int snapshots_received;  /* installed here */
 	int snapshots_received_bytes;
+	int snapshots_restarted; /* started over at the follower's word */
 	int node_forwards_sent;  /* requests forwarded to another node */
 	int node_forwards_answered;
 	int node_forward_timeouts;

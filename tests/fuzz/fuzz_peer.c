@@ -176,6 +176,7 @@ static void round_trip_other(const struct peer_msg_frame *a,
 		CHECK(a->chunk.group == b.chunk.group && a->chunk.index == b.chunk.index &&
 		      a->chunk.term == b.chunk.term && a->chunk.offset == b.chunk.offset &&
 		      a->chunk.crc32c == b.chunk.crc32c && a->chunk.last == b.chunk.last &&
+		      a->chunk.stream == b.chunk.stream && a->chunk.seq == b.chunk.seq &&
 		      slice_eq(a->chunk.file, b.chunk.file) &&
 		      slice_eq(a->chunk.data, b.chunk.data));
 		break;
@@ -186,7 +187,8 @@ static void round_trip_other(const struct peer_msg_frame *a,
 		break;
 	case PEER_MSG_SNAPSHOT_REQUEST:
 		CHECK(a->snapshot_request.group == b.snapshot_request.group &&
-		      a->snapshot_request.applied == b.snapshot_request.applied);
+		      a->snapshot_request.applied == b.snapshot_request.applied &&
+		      a->snapshot_request.restart_stream == b.snapshot_request.restart_stream);
 		break;
 	case PEER_MSG_PLACEMENT:
 		CHECK(memcmp(&a->placement, &b.placement, sizeof a->placement) == 0);
@@ -380,9 +382,10 @@ static void run_request_recipe(const uint8_t *data, size_t size,
 
 	q.group = take(&r, (unsigned)(take(&r, 1) % 9));
 	q.applied = take(&r, (unsigned)(take(&r, 1) % 9));
+	q.restart_stream = take(&r, (unsigned)(take(&r, 1) % 9));
 	peer_msg_buf_init(&out);
 	CHECK(peer_msg_encode_snapshot_request(&out, &q) == 0);
-	CHECK(out.len <= PEER_MSG_HEADER_SIZE + 2 + 22);
+	CHECK(out.len <= PEER_MSG_HEADER_SIZE + 2 + 33);
 	damage_and_run(&out, &r, 1, l);
 	peer_msg_buf_free(&out);
 }

@@ -350,6 +350,7 @@ static void test_chunk_round_trip(void **state)
 		.group = 17, .index = 1ull << 40, .term = 5,
 		.file = { (const uint8_t *)"000123.sst", 10 }, .offset = 1ull << 33,
 		.data = { big, 65536 }, .crc32c = 0xdeadbeef /* ignored */, .last = true,
+		.stream = UINT64_MAX, .seq = 300,
 	};
 	struct peer_msg_buf out;
 	struct peer_msg_frame f;
@@ -373,6 +374,8 @@ static void test_chunk_round_trip(void **state)
 	assert_true(inside(f.chunk.data.data, 65536, payload, len));
 	assert_int_equal(f.chunk.crc32c, crc32c(0, big, 65536));
 	assert_true(f.chunk.last);
+	assert_true(f.chunk.stream == UINT64_MAX);
+	assert_int_equal(f.chunk.seq, 300);
 
 	/* An empty chunk (crc32c of nothing is 0: the field is left out). */
 	out.len = 0;

@@ -48,7 +48,9 @@ static int decode_copy(struct peer_msg_frame *f, const uint8_t *p, size_t len)
 
 static void encode(struct peer_msg_buf *out, uint64_t group, uint64_t applied)
 {
-	struct peer_msg_snapshot_request q = { .group = group, .applied = applied };
+	/* The restart field rides along with a value of its own. */
+	struct peer_msg_snapshot_request q = { .group = group, .applied = applied,
+					       .restart_stream = group ^ applied };
 
 	out->len = 0;
 	assert_int_equal(peer_msg_encode_snapshot_request(out, &q), 0);
@@ -71,8 +73,8 @@ static void test_round_trip(void **state)
 
 			encode(&out, values[i], values[k]);
 			/* 4-byte prefix, tag 7 and a one-byte length, then at
-			 * most two 10-byte varints with one-byte tags. */
-			assert_true(out.len <= PEER_MSG_HEADER_SIZE + 2 + 22);
+			 * most three 10-byte varints with one-byte tags. */
+			assert_true(out.len <= PEER_MSG_HEADER_SIZE + 2 + 33);
 			assert_int_equal(peer_msg_peek(out.data, out.len, &limits, &frame_len), 0);
 			assert_int_equal(frame_len, out.len);
 			assert_int_equal(decode_copy(&f, out.data + PEER_MSG_HEADER_SIZE,
@@ -80,6 +82,7 @@ static void test_round_trip(void **state)
 			assert_int_equal(f.kind, PEER_MSG_SNAPSHOT_REQUEST);
 			assert_true(f.snapshot_request.group == values[i]);
 			assert_true(f.snapshot_request.applied == values[k]);
+			assert_true(f.snapshot_request.restart_stream == (values[i] ^ values[k]));
 		}
 	}
 	peer_msg_buf_free(&out);
@@ -123,12 +126,14 @@ static void test_nanopb_agrees(void **state)
 	env.which_body = ringkv_peer_Envelope_snapshot_request_tag;
 	env.body.snapshot_request.group = 17;
 	env.body.snapshot_request.applied = UINT64_MAX;
+	env.body.snapshot_request.restart_stream = 17 ^ UINT64_MAX; /* as encode() sets */
 	os = pb_ostream_from_buffer(buf, sizeof(buf));
 	assert_true(pb_encode(&os, ringkv_peer_Envelope_fields, &env));
 	assert_int_equal(decode_copy(&f, buf, os.bytes_written), 0);
 	assert_int_equal(f.kind, PEER_MSG_SNAPSHOT_REQUEST);
 	assert_int_equal(f.snapshot_request.group, 17);
 	assert_true(f.snapshot_request.applied == UINT64_MAX);
+	assert_true(f.snapshot_request.restart_stream == (17 ^ UINT64_MAX));
 
 	/* We write, nanopb reads, and the bytes are the same as its own. */
 	peer_msg_buf_init(&out);
@@ -142,6 +147,7 @@ static void test_nanopb_agrees(void **state)
 	assert_int_equal(env.which_body, ringkv_peer_Envelope_snapshot_request_tag);
 	assert_int_equal(env.body.snapshot_request.group, 17);
 	assert_true(env.body.snapshot_request.applied == UINT64_MAX);
+	assert_true(env.body.snapshot_request.restart_stream == (17 ^ UINT64_MAX));
 	peer_msg_buf_free(&out);
 }
 
