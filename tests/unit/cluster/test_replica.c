@@ -1090,6 +1090,27 @@ static bool path_exists(const char *dir, const char *name)
 }
 
 /*
+ * Node 3 stopped, then `rounds` x 64 writes through the other two: far past
+ * node 3 (and snapshot_lag), so the leader compacts past it and node 3
+ * needs a snapshot when it comes back. Returns the leader.
+ */
+static uint64_t write_past_node3(unsigned rounds, unsigned *next)
+{
+	uint64_t leader;
+
+	node_stop(3);
+	leader = wait_leader(2, 0, 5000);
+	assert_true(leader == 1 || leader == 2);
+	for (unsigned round = 0; round < rounds; round++) {
+		write_ok(leader, 0, *next, 64);
+		*next += 64;
+	}
+	refresh(&nodes[leader]);
+	assert_true(nodes[leader].status[0].st.snapshot_index > 0);
+	return leader;
+}
+
+/*
  * A LAGGING replica with a log (no joining marker) killed -9 between a
  * snapshot install's exchange and its core log's LOG_RESET: its shard's
  * flushed index F is the snapshot's, above every entry its log holds for
@@ -1109,16 +1130,7 @@ static void test_kill_between_exchange_and_log_reset(void **state)
 	(void)state;
 	snapshot_lag = 32;
 	three_nodes_written(2, &next);
-	node_stop(3);
-	leader = wait_leader(2, 0, 5000);
-	assert_true(leader == 1 || leader == 2);
-	/* Far past node 3 (and snapshot_lag): the leader compacts past it. */
-	for (unsigned round = 0; round < 10; round++) {
-		write_ok(leader, 0, next, 64);
-		next += 64;
-	}
-	refresh(&nodes[leader]);
-	assert_true(nodes[leader].status[0].st.snapshot_index > 0);
+	leader = write_past_node3(10, &next);
 	snprintf(shard_dir, sizeof shard_dir, "%s/shard-0", nodes[3].dir);
 	assert_false(path_exists(nodes[3].dir, "shard-0.joining"));
 	assert_int_equal(pipe(pipefd), 0);
@@ -1193,16 +1205,7 @@ static void test_lost_snapshot_chunk(void **state)
 	snapshot_lag = 32;
 	three_nodes_written(2, &next);
 	for (unsigned k = 0; k < sizeof lose / sizeof lose[0]; k++) {
-		node_stop(3);
-		leader = wait_leader(2, 0, 5000);
-		assert_true(leader == 1 || leader == 2);
-		/* Far past node 3 and snapshot_lag (within writes[]). */
-		for (unsigned round = 0; round < 6; round++) {
-			write_ok(leader, 0, next, 64);
-			next += 64;
-		}
-		refresh(&nodes[leader]);
-		assert_true(nodes[leader].status[0].st.snapshot_index > 0);
+		leader = write_past_node3(6, &next); /* twice within writes[] */
 		atomic_store(&lose_chunk, lose[k]);
 		t0 = mono_us();
 		node_start(3, 3);
