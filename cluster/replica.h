@@ -76,9 +76,9 @@ struct cluster_node_config {
 	shard_install_hook_fn *install_step_hook; /* tests only: the step hook of
 					* every snapshot install (its arg is the
 					* replica); NULL in ringkvd */
-	bool (*snapshot_chunk_hook)(uint64_t to, uint64_t seq); /* tests only:
-					* false loses that chunk of a stream to
-					* node `to` (never sent); NULL in ringkvd */
+	bool (*snapshot_chunk_hook)(uint64_t to, uint64_t seq, bool last); /* tests
+					* only: false loses that chunk of a stream
+					* to node `to` (never sent); NULL in ringkvd */
 	unsigned slot_function;        /* shard/route.h's enum route_slot_fn of the
 					* data dir; 0 = 1. Peers must agree: a
 					* hello naming another is refused */

@@ -60,8 +60,9 @@ struct snap_send {
 	uint64_t total;               /* this stream's size: tables + manifest */
 	uint64_t stream;              /* this stream's id (chunks carry it) */
 	uint64_t seq;                 /* the next chunk's number in it */
-	uint64_t restarted_us;        /* the last start over at the follower's
-				       * word: at most one per heartbeat */
+	bool restart_due;             /* the follower asked for a start over */
+	uint64_t restarted_us;        /* the last one (0: none yet) */
+	unsigned restarts_in_row;     /* since the follower last took one */
 };
 
 /* Follower side: the stream being received (cluster/snapshot_recv.c). */
@@ -79,7 +80,10 @@ struct snap_recv {
 	uint64_t from, index, term;   /* stream identity */
 	uint64_t stream;              /* the sender's id of it; 0: an old sender */
 	uint64_t next_seq;            /* the chunk number expected next */
-	uint64_t nacked;              /* the last stream id we asked to restart */
+	uint64_t nacked;              /* the last stream id we asked to restart,
+				       * or dropped for a reason of our own */
+	bool complete;                /* its last chunk is taken (the install
+				       * waits for the disk) */
 	char staging[PATH_MAX];
 	char file[PEER_MSG_MAX_FILE_NAME + 1]; /* file being received */
 	char path[PATH_MAX + PEER_MSG_MAX_FILE_NAME + 2]; /* of the op in flight */

@@ -174,6 +174,12 @@ static void recv_reset(struct replica *rep, const char *why)
 			rc->fd = -1;
 		}
 	}
+	/* A stream dropped for a reason of ours (a check, the disk) is not
+	 * asked for again by its tail: the leader's timeout, or Raft's next
+	 * message, paces that. A gap asked before calling here. */
+	if (rc->state == SNAP_RECV_RECEIVING)
+		rc->nacked = rc->stream;
+	rc->complete = false;
 	rc->state = SNAP_RECV_IDLE;
 	rc->manifest_len = 0;
 	rc->file[0] = '\0';
@@ -433,6 +439,7 @@ static int stream_begin(struct replica *rep, uint64_t from, const struct peer_ms
 	rc->term = ch->term;
 	rc->stream = ch->stream;
 	rc->next_seq = 0;
+	rc->complete = false;
 	rc->file[0] = '\0';
 	rc->offset = 0;
 	rc->nfiles = 0;
@@ -482,8 +489,10 @@ void snapshot_recv_waiting(struct replica *rep, uint64_t from)
 	uint64_t stream = rc->stream;
 
 	if (rc->state == SNAP_RECV_RECEIVING && rc->from == from) {
-		recv_reset(rep, "its last chunks are missing");
+		if (rc->complete)
+			return; /* every chunk is here; the disk is behind */
 		snapshot_recv_nack(rep, from, stream);
+		recv_reset(rep, "its last chunks are missing");
 	} else if (rc->state == SNAP_RECV_IDLE) {
 		snapshot_recv_nack(rep, from, SNAPSHOT_STREAM_ANY);
 	}
@@ -537,8 +546,8 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		 * past its bound, or a connection broke): a gap the offsets
 		 * cannot show when a file's last chunk went missing. */
 		rep->snap_rejected++;
-		recv_reset(rep, "a chunk is missing");
 		snapshot_recv_nack(rep, from, ch->stream);
+		recv_reset(rep, "a chunk is missing");
 		return;
 	}
 	rv = snapshot_chunk_check(ch, same_file, rc->offset, &why);
@@ -593,8 +602,10 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 	}
 	if (rv == 0)
 		rc->offset += ch->data.len;
-	if (rv == 0 && ch->last)
+	if (rv == 0 && ch->last) {
 		rv = op_queue(rep, OP_INSTALL, NULL, 0, NULL, 0);
+		rc->complete = rv == 0;
+	}
 	if (rv != 0)
 		recv_reset(rep, rkv_strerror(rv));
 }

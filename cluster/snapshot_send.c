@@ -67,6 +67,7 @@ static struct snap_send *slot_get(struct replica *rep, uint64_t to, bool make)
 
 static void unpin(struct snap_send *s)
 {
+	s->restart_due = false;
 	if (s->state == SNAP_SEND_STREAMING)
 		shard_snapshot_end(&s->snap);
 	if (s->timer_armed) {
@@ -77,6 +78,7 @@ static void unpin(struct snap_send *s)
 }
 
 static void pump(struct snap_send *s);
+static void restart_try(struct snap_send *s);
 
 static void timer_fired(struct timer *t, void *arg)
 {
@@ -104,7 +106,7 @@ static int send_chunk(struct snap_send *s, const char *name, const void *data, u
 	s->frame.len = 0;
 	rv = peer_msg_encode_chunk(&s->frame, &c->limits, &ch);
 	if (rv == 0 && c->node->cfg.snapshot_chunk_hook &&
-	    !c->node->cfg.snapshot_chunk_hook(s->to, s->seq))
+	    !c->node->cfg.snapshot_chunk_hook(s->to, s->seq, last))
 		s->frame.len = 0; /* a test's lost chunk: as if the transport dropped it */
 	else if (rv == 0)
 		rv = c->pc ? peer_send(c->pc, s->to, PEER_BULK, s->frame.data + PEER_MSG_HEADER_SIZE,
@@ -143,6 +145,11 @@ static void read_done(struct shard_snapshot_chunk *rd, int res)
 		unpin(s);
 		return;
 	}
+	if (s->restart_due) {
+		/* This chunk belongs to the stream being started over. */
+		restart_try(s);
+		return;
+	}
 	if (res <= 0) {
 		stream_failed(s, "read", res < 0 ? res : -EIO);
 		return;
@@ -165,6 +172,10 @@ static void pump(struct snap_send *s)
 	struct cluster_core *c = s->rep->core;
 	uint64_t now = c->r->now_us;
 
+	if (s->restart_due) {
+		restart_try(s);
+		return;
+	}
 	if (s->state != SNAP_SEND_STREAMING || s->reading || s->timer_armed)
 		return;
 	if (s->next_us > now) {
@@ -250,6 +261,7 @@ static void start(struct snap_send *s, uint64_t raft_index, bool forced)
 		return;
 	}
 	s->state = SNAP_SEND_STREAMING;
+	s->restart_due = false;
 	/* Ids only grow (the monotonic clock's microseconds, or the next):
 	 * a report about an earlier stream never matches a later one, even
 	 * across a restart of this process. */
@@ -342,6 +354,40 @@ void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied)
 	start(s, raft_snapshot(rep->raft)->index, true);
 }
 
+/* The least time between two starts over of one follower's stream: a
+ * heartbeat, doubling with each start over that did not lead to the
+ * follower taking a snapshot, up to SEND_TIMEOUT (a follower that keeps
+ * failing on its side, a full disk say, costs what it did before). */
+static uint64_t restart_gap_us(const struct snap_send *s)
+{
+	uint64_t gap = (uint64_t)s->rep->core->node->cfg.heartbeat_ms * 1000u;
+	unsigned k = s->restarts_in_row < 16 ? s->restarts_in_row : 16;
+
+	gap <<= k;
+	return gap < SEND_TIMEOUT_US ? gap : SEND_TIMEOUT_US;
+}
+
+/* A start over asked for: now, or (from pump, read_done and the tick)
+ * once no read is in flight and the gap since the last one has passed;
+ * meanwhile the stream sends nothing more. */
+static void restart_try(struct snap_send *s)
+{
+	struct replica *rep = s->rep;
+	uint64_t now = rep->core->r->now_us;
+
+	if (!s->restart_due || s->reading ||
+	    (s->restarted_us && now - s->restarted_us < restart_gap_us(s)))
+		return;
+	log_info("replica %u: node %llu lost a chunk of the snapshot stream at %llu; "
+		 "starting it over", rep->id, (unsigned long long)s->to,
+		 (unsigned long long)s->index);
+	s->restarted_us = now;
+	s->restarts_in_row++;
+	rep->snap_restarted++;
+	unpin(s);
+	start(s, s->forced ? raft_snapshot(rep->raft)->index : s->raft_index, s->forced);
+}
+
 void snapshot_send_restart(struct replica *rep, uint64_t to, uint64_t stream)
 {
 	struct snap_send *s = slot_get(rep, to, false);
@@ -353,26 +399,8 @@ void snapshot_send_restart(struct replica *rep, uint64_t to, uint64_t stream)
 	if (stream == SNAPSHOT_STREAM_ANY ? s->state != SNAP_SEND_SENT || s->forced
 					  : s->stream != stream)
 		return;
-	/* A follower still busy with its last stream drops the first
-	 * chunks of the next and asks again: pace the starts over (Raft's
-	 * message, once a heartbeat, asks again after this). */
-	if (rep->core->r->now_us - s->restarted_us <
-	    (uint64_t)rep->core->node->cfg.heartbeat_ms * 1000u)
-		return;
-	s->restarted_us = rep->core->r->now_us;
-	log_info("replica %u: node %llu lost a chunk of the snapshot stream at %llu; "
-		 "starting it over", rep->id, (unsigned long long)to,
-		 (unsigned long long)s->index);
-	rep->snap_restarted++;
-	if (s->reading) {
-		/* The read's completion lets the pin go; Raft's next SNAPSHOT
-		 * message (a heartbeat away) or the follower's next request
-		 * then starts a fresh stream. */
-		s->abandon = true;
-		return;
-	}
-	unpin(s);
-	start(s, s->forced ? raft_snapshot(rep->raft)->index : s->raft_index, s->forced);
+	s->restart_due = true;
+	restart_try(s);
 }
 
 void snapshot_send_tick(struct replica *rep)
@@ -385,6 +413,10 @@ void snapshot_send_tick(struct replica *rep)
 
 		if (!s || s->state == SNAP_SEND_IDLE)
 			continue;
+		if (leader && s->restart_due) {
+			restart_try(s); /* the gap since the last one passed? */
+			continue;
+		}
 		if (leader && s->forced) {
 			/* No Raft message to wait for: a forced slot is done
 			 * SEND_TIMEOUT after its last chunk (the follower asks
@@ -400,6 +432,7 @@ void snapshot_send_tick(struct replica *rep)
 		/* Done (the follower matches), no longer ours to send, or the
 		 * follower left the group (a cancelled move's learner: a new
 		 * move to it must not get the rest of this stream). */
+		s->restarts_in_row = 0;
 		if (s->reading)
 			s->abandon = true;
 		else
