@@ -434,6 +434,10 @@ static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct
 		c->stats.dropped_bad++;
 		return;
 	}
+	if (rep->amnesiac) { /* takes no part: no snapshot in, none out */
+		rep->amnesia_dropped++;
+		return;
+	}
 	if (f->kind == PEER_MSG_SNAPSHOT_CHUNK)
 		snapshot_recv_chunk(rep, from_node, &f->chunk);
 	else
@@ -803,11 +807,16 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * (no vote until caught up from a leader), from min(F, last index). */
 	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
 	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
+	/* Amnesiac (its core's newest log segment was damaged): it takes no
+	 * part in its group; it restores empty as its marker left it. */
+	rv = replica_amnesia_load(rep, err, errlen);
+	if (rv != 0)
+		return rv;
 	/* Killed between a snapshot install's exchange and its LOG_RESET:
 	 * the shard's INSTALLED record says F came from that snapshot; the
 	 * reset is completed below (cluster/replica_origin.c). */
 	from_install = replica_origin_restore_point(rep, flushed, &origin);
-	if (!from_install && access(rep->join_marker, F_OK) != 0) {
+	if (!from_install && !rep->amnesiac && access(rep->join_marker, F_OK) != 0) {
 		rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
 		if (rv != 0)
 			return rv;
@@ -895,7 +904,7 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	/* A replica placed here by a move starts empty in a group with a
 	 * history: joining, whatever the flags (it must not vote before it
 	 * holds what the group committed). */
-	if ((r > 1 || rep->hosted_added) &&
+	if ((r > 1 || rep->hosted_added) && !rep->amnesiac &&
 	    ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
 		const char *base = strrchr(rep->join_marker, '/') + 1;
 		bool marked = access(rep->join_marker, F_OK) == 0;
@@ -1097,32 +1106,36 @@ static int log_repair(struct cluster_core *c, struct core_log_config *lc, char *
 	struct core_log *trial = NULL;
 	uint64_t from;
 	int rv = core_log_repair_plan(c, &from, why, sizeof why);
+	bool amnesia = rv == CORE_LOG_REPAIR_AMNESIA;
 
-	if (rv) {
+	if (rv && !amnesia) {
 		log_error("core %u: the core log is not repaired automatically: %s", c->index, why);
 		return rv == -ENOMEM ? rv : RKV_ECORRUPT;
 	}
-	lc->salvage_from = from;
+	/* Amnesia keeps nothing of the log: no trial open. */
+	lc->salvage_from = amnesia ? 0 : from;
 	lc->restore = NULL;
-	rv = core_log_open(&trial, lc, &c->r->io, err2, sizeof err2);
+	rv = amnesia ? 0 : core_log_open(&trial, lc, &c->r->io, err2, sizeof err2);
 	if (rv) {
 		log_error("core %u: the core log is not repaired automatically: %s, and reading "
 			  "it from segment %" PRIu64 " on fails too: %s", c->index, why, from, err2);
 		return RKV_ECORRUPT;
 	}
-	core_log_close(trial);
+	if (trial)
+		core_log_close(trial);
 	for (size_t i = 0; i < c->nreps; i++) {
 		shard_close(c->reps[i]->shard);
 		c->by_shard[c->reps[i]->id] = NULL;
 		replica_free(c->reps[i]);
 	}
 	c->nreps = 0;
-	rv = core_log_repair_execute(c, from, why, err, errlen);
+	rv = core_log_repair_execute(c, from, amnesia, why, err, errlen);
 	if (rv == 0)
 		rv = open_replicas(c, err, errlen);
 	if (rv)
 		return rv;
-	c->log_repaired = true;
+	/* Amnesiac replicas restore empty from their markers (restore_group). */
+	c->log_repaired = !amnesia;
 	lc->restore = log_restore;
 	return core_log_open(&c->log, lc, &c->r->io, err, errlen);
 }
@@ -1212,6 +1225,8 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		/* A group of one (a one-node cluster) elects itself at once,
 		 * after a restart too: nobody else can, and clients should
 		 * not wait an election timeout for it. */
+		if (rep->amnesiac)
+			continue;
 		if (raft_conf(rep->raft)->n == 1 &&
 		    raft_conf_role(raft_conf(rep->raft), n->cfg.self_id) == RAFT_VOTER) {
 			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });

@@ -501,7 +501,8 @@ void replica_tick(struct replica *rep)
 	struct cluster_node *n = node_of(rep);
 	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
 
-	if (rep->retired)
+	/* Amnesiac: no tick, so no campaign, no lease, no repair, no move. */
+	if (rep->retired || rep->amnesiac)
 		return;
 	if (rep->joining)
 		join_check(rep);
@@ -795,6 +796,9 @@ static void repair_nudge(struct replica *rep, const struct raft_msg *m)
 
 bool replica_accept(struct replica *rep, const struct raft_msg *m)
 {
+	/* First: an amnesiac replica takes no part at all. */
+	if (!replica_amnesia_accept(rep, m))
+		return false;
 	if (rep->undecided) {
 		int v = undecided_filter(rep, m);
 
@@ -920,7 +924,7 @@ int replica_propose(struct replica *rep, const struct command *cmd, struct shard
 		cluster_core_wake(c);
 		return RKV_EFULL;
 	}
-	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired || rep->amnesiac)
 		return RAFT_ENOTLEADER;
 	if (need > c->limits.max_entry_bytes)
 		return RKV_ETOOLARGE;
@@ -959,7 +963,7 @@ int replica_read(struct replica *rep, struct replica_read *rd)
 
 	if (rep->core->stopping)
 		return RKV_ESHUTDOWN;
-	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired || rep->amnesiac)
 		return RAFT_ENOTLEADER;
 	rd->id = ++rep->read_seq;
 	rd->index = 0;
@@ -994,7 +998,8 @@ bool replica_stale_ok(const struct replica *rep)
 {
 	/* A replica rebuilt after its core log was damaged holds less than it
 	 * acknowledged until it caught up (core_log_repair.c). */
-	return shard_applied_index(rep->shard) >= rep->stale_floor && !rep->log_repairing;
+	return shard_applied_index(rep->shard) >= rep->stale_floor && !rep->log_repairing &&
+	       !rep->amnesiac;
 }
 
 bool replica_read_local_ok(const struct replica *rep)
@@ -1120,6 +1125,9 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->snap_rejected = rep->snap_rejected;
 	out->votes_withheld = rep->votes_withheld;
 	out->joining = rep->joining;
+	out->amnesiac = rep->amnesiac;
+	out->amnesia_dropped = rep->amnesia_dropped;
+	snprintf(out->amnesia_why, sizeof out->amnesia_why, "%s", rep->amnesia_why);
 	out->undecided = rep->undecided;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
 	replica_repair_status(rep, out);

@@ -417,6 +417,11 @@ struct replica_status {
 	uint64_t snap_rejected;     /* chunks refused (checks, order) */
 	uint64_t votes_withheld;    /* vote requests dropped while joining */
 	bool joining;               /* started empty, not caught up yet */
+	bool amnesiac;              /* its core log lost what may hold a vote or
+				     * acks: takes no part in its group until
+				     * replaced (replica_amnesia.c) */
+	uint64_t amnesia_dropped;   /* Raft messages dropped while amnesiac */
+	char amnesia_why[256];      /* amnesiac: the damage (file, offset) */
 	bool undecided;             /* started empty: new group or wiped node, not told yet */
 	bool snapshot_sending;      /* a stream to a follower is under way */
 	bool snapshot_receiving;    /* a stream from the leader, or its install */

@@ -163,6 +163,9 @@ struct placement_wait {
 };
 #define PLACEMENT_WAITS 16
 
+/* An amnesiac replica's reason, as its marker holds it (bytes). */
+#define AMNESIA_WHY_MAX 256
+
 /* A move's new replica being made on this core, through the ring
  * (cluster/replica_move.c): the staging directory, an empty shard installed
  * there as a snapshot would be, the joining marker; published only then. */
@@ -299,6 +302,11 @@ struct replica {
 				       * steps nothing, serves nothing; its files
 				       * go at the next start */
 	struct replica_move move;     /* leader: the move it drives */
+	bool amnesiac;                /* its core's newest log segment was
+				       * damaged: takes no part in its group
+				       * (replica_amnesia.c) */
+	char amnesia_why[AMNESIA_WHY_MAX]; /* the damage, from the marker */
+	uint64_t amnesia_dropped;     /* Raft messages dropped because of it */
 };
 
 struct out_batch {
@@ -457,14 +465,36 @@ void replica_repair_installed(struct replica *rep, uint64_t index);
  */
 int core_log_repair_plan(struct cluster_core *c, uint64_t *salvage_from, char *why,
 			 size_t whylen);
+/* core_log_repair_plan's answer when the damage may have taken a hard
+ * state (the newest segment, or no whole segment with records after it):
+ * every segment goes (*salvage_from is above the newest) and every replica
+ * of the core becomes amnesiac (replica_amnesia.c); `why` names the file
+ * and the offset. */
+#define CORE_LOG_REPAIR_AMNESIA 1
 /*
  * Moves what the plan found into DATA/quarantine: every shard dir of the
  * core (a fresh empty one in its place, its joining marker written first)
- * and the segments below salvage_from. Nothing deleted; logged. 0 or an
+ * and the segments below salvage_from. With `amnesia`, every replica's
+ * amnesiac marker is written first. Nothing deleted; logged. 0 or an
  * error in err. The replicas must be closed.
  */
-int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, const char *why,
-			    char *err, size_t errlen);
+int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, bool amnesia,
+			    const char *why, char *err, size_t errlen);
+
+/* ---- an amnesiac replica (cluster/replica_amnesia.c) ---- */
+
+/* "shard-N.amnesiac", the marker's name in the data dir. */
+void replica_amnesia_marker_name(char *buf, size_t len, uint32_t shard);
+/* Start-up (blocking): writes the marker of `shard` durably, its text
+ * `why` (what was damaged: file and offset). 0 or a negative errno. */
+int replica_amnesia_mark(const char *data_dir, uint32_t shard, const char *why);
+/* Start-up (blocking), before the group is restored: a marker makes the
+ * replica amnesiac (logged with its reason). 0, or a negative errno with
+ * the file in err (a marker that exists and cannot be read). */
+int replica_amnesia_load(struct replica *rep, char *err, size_t errlen);
+/* Every inbound Raft message passes here first: false (dropped, counted)
+ * while the replica is amnesiac. */
+bool replica_amnesia_accept(struct replica *rep, const struct raft_msg *m);
 
 /* ---- the install origin record (cluster/replica_origin.c) ---- */
 

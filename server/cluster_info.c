@@ -309,7 +309,9 @@ static void answer_status(struct gather *g)
 
 		x->shard = g->held[i];
 		x->core = (uint32_t)cluster_node_shard_core(n->cluster, g->held[i]);
-		x->role = text(raft_role_name(st->role));
+		/* An amnesiac replica takes no part in its group whatever its
+		 * Raft role says (cluster/replica_amnesia.c). */
+		x->role = text(st->amnesiac ? "amnesiac" : raft_role_name(st->role));
 		x->term = st->term;
 		x->leader = st->leader;
 		x->commit = st->commit;

@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #define _XOPEN_SOURCE_EXTENDED 1
 #include <ftw.h>
 #include <netinet/in.h>
@@ -141,6 +142,8 @@ static unsigned excluded;       /* bit id: node id's replicas are not looked at
 static size_t bulk_limit[MAX_NODES + 1];    /* per node; 0: the default */
 static uint64_t snapshot_lag;   /* 0: the engine's default */
 static shard_install_hook_fn *install_hook; /* of the nodes started next */
+static bool auto_repair;        /* cluster_node_config.auto_repair of the
+				 * nodes started next */
 #define BIG_VALUE 40000
 static uint8_t big_value[BIG_VALUE];
 
@@ -481,6 +484,7 @@ static void node_start(unsigned id, unsigned count)
 	cfg.proposal_timeout_ms = proposal_timeout_ms;
 	cfg.snapshot_lag = snapshot_lag;
 	cfg.install_step_hook = install_hook;
+	cfg.auto_repair = auto_repair;
 	assert_int_equal(cluster_node_create(&n->cn, &cfg, err, sizeof err), 0);
 	n->net = NULL;
 	if (count > 1) {
@@ -1013,6 +1017,135 @@ static uint64_t three_nodes_written(unsigned rounds, unsigned *next)
 	return leader;
 }
 
+/* The end of a test begun with three_nodes_written: every node stopped,
+ * its data dir removed, the sizes back to their defaults. */
+static void three_nodes_done(void)
+{
+	for (unsigned id = 1; id <= 3; id++)
+		node_stop(id);
+	for (unsigned id = 1; id <= 3; id++)
+		rm_rf(nodes[id].dir);
+	memtable_size = 1u << 20;
+	value_pad = 0;
+}
+
+/* Flips 16 bytes of the first record of the newest segment of node id's
+ * core log `core`: a bad record header with data after it, in the segment
+ * that may hold a vote written after its checkpoint. */
+static void damage_newest_segment(unsigned id, unsigned core)
+{
+	char dir[400], name[64], path[480];
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+	uint8_t b[16];
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s/core-%u", nodes[id].dir, core);
+	assert_int_equal(core_log_segments_list(dir, &seqs, &n), 0);
+	assert_true(n > 0);
+	assert_int_equal(core_log_segment_name(name, sizeof name, seqs[n - 1]), 0);
+	free(seqs);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, sizeof b, 4096), (ssize_t)sizeof b);
+	for (size_t i = 0; i < sizeof b; i++)
+		b[i] ^= 0xff;
+	assert_int_equal(pwrite(fd, b, sizeof b, 4096), (ssize_t)sizeof b);
+	close(fd);
+}
+
+/*
+ * A replica whose core's newest log segment is damaged may have lost a
+ * vote and acknowledged entries: it starts (it used to be refused) but
+ * takes no part in its group (cluster/replica_amnesia.c). Node 3's newest
+ * segment is damaged while it is down; restarted, its replica is amnesiac:
+ *   - no acknowledgement: writes commit on 1 and 2 and the leader learns
+ *     no new match from 3, whose log and shard stay empty;
+ *   - no vote: with the leader stopped, the other node needs 3's vote and
+ *     must not get it for 20 election timeouts (an empty replica of term
+ *     0 would grant it at once);
+ *   - no campaign, no term: 3 stays at term 0; it serves no proposal;
+ *   - durable: restarted again, it is still amnesiac.
+ * Without the filter (replica_amnesia_accept letting messages through)
+ * the first and second checks fail.
+ */
+static void test_amnesiac_replica_takes_no_part(void **state)
+{
+	uint64_t leader, other, old_last;
+	unsigned core, next = 0;
+	char marker[400];
+	struct stat sb;
+
+	(void)state;
+	auto_repair = true;
+	three_nodes_written(1, &next);
+	refresh(&nodes[3]);
+	core = nodes[3].status[0].core->r->id;
+	old_last = nodes[3].status[0].st.last_index;
+	node_stop(3);
+	damage_newest_segment(3, core);
+	node_start(3, 3); /* refused before amnesiac replicas */
+	excluded = 1u << 3;
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.amnesiac);
+	assert_non_null(strstr(nodes[3].status[0].st.amnesia_why, "offset"));
+	snprintf(marker, sizeof marker, "%s/shard-0.amnesiac", nodes[3].dir);
+	assert_int_equal(stat(marker, &sb), 0);
+
+	/* No acknowledgement. */
+	leader = wait_leader(3, 0, 5000);
+	assert_true(leader == 1 || leader == 2);
+	write_ok(leader, 0, next, 64);
+	next += 64;
+	assert_true(converged(3, 0, 5000));
+	sleep_ms(5 * HEARTBEAT_MS);
+	/* The leader may still hold the match 3's old self acknowledged
+	 * (those entries were committed before); nothing above it. */
+	refresh(&nodes[leader]);
+	assert_true(nodes[leader].status[0].st.n_followers == 2);
+	assert_true(nodes[leader].status[0].st.commit >= old_last + 64);
+	for (unsigned f = 0; f < nodes[leader].status[0].st.n_followers; f++)
+		if (nodes[leader].status[0].st.followers[f].node == 3)
+			assert_true(nodes[leader].status[0].st.followers[f].match <= old_last);
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].keys, 0);
+	assert_int_equal(nodes[3].status[0].st.last_index, 0);
+	assert_true(nodes[3].status[0].st.amnesia_dropped > 0);
+
+	/* No vote: node `other` cannot win without 3. */
+	other = leader == 1 ? 2 : 1;
+	node_stop(leader);
+	for (unsigned t = 0; t < 20 * ELECTION_MS / 10; t++) {
+		refresh(&nodes[other]);
+		refresh(&nodes[3]);
+		assert_true(nodes[other].status[0].st.role != RAFT_LEADER);
+		assert_true(nodes[3].status[0].st.role != RAFT_LEADER);
+		sleep_ms(10);
+	}
+	refresh(&nodes[other]);
+	assert_true(nodes[other].status[0].st.term > 1); /* it did campaign */
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].st.term, 0);
+	nodes[3].job_shard = 0;
+	nodes[3].job_first = next;
+	nodes[3].job_count = 1;
+	run_job(&nodes[3], job_propose);
+	assert_int_equal(nodes[3].job_rv[next], RAFT_ENOTLEADER);
+
+	/* Durable: a restart keeps it amnesiac; the others serve again. */
+	node_stop(3);
+	node_start(3, 3);
+	node_start((unsigned)leader, 3);
+	assert_true(wait_leader(3, 0, 8000) != 0);
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.amnesiac);
+	assert_int_equal(nodes[3].status[0].st.term, 0);
+	excluded = 0;
+	auto_repair = false;
+	three_nodes_done();
+}
+
 /*
  * A wiped node killed after a snapshot install and before its LOG_RESET was
  * durable holds tables at the leader's flushed index F while its core log
@@ -1050,12 +1183,7 @@ static void test_restart_between_install_and_log_reset(void **state)
 	assert_int_equal(nodes[3].status[0].digest, digest);
 	write_ok(leader, 0, next, 64);
 	assert_true(converged(3, 0, 8000));
-	for (unsigned id = 1; id <= 3; id++)
-		node_stop(id);
-	for (unsigned id = 1; id <= 3; id++)
-		rm_rf(nodes[id].dir);
-	memtable_size = 1u << 20;
-	value_pad = 0;
+	three_nodes_done();
 }
 
 /* The child's install hook: a kill -9 once the exchange is durable and
@@ -1152,12 +1280,7 @@ static void test_kill_between_exchange_and_log_reset(void **state)
 	node_stop(3);
 	node_start(3, 3);
 	assert_true(converged(3, 0, 8000));
-	for (unsigned id = 1; id <= 3; id++)
-		node_stop(id);
-	for (unsigned id = 1; id <= 3; id++)
-		rm_rf(nodes[id].dir);
-	memtable_size = 1u << 20;
-	value_pad = 0;
+	three_nodes_done();
 	snapshot_lag = 0;
 }
 
@@ -2065,6 +2188,7 @@ int main(void)
 		cmocka_unit_test(test_one_node),
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_wiped_node_elects_no_stale_leader),
+		cmocka_unit_test(test_amnesiac_replica_takes_no_part),
 		cmocka_unit_test(test_restart_between_install_and_log_reset),
 		cmocka_unit_test(test_kill_between_exchange_and_log_reset),
 		cmocka_unit_test(test_compaction_and_restart),
