@@ -1063,6 +1063,10 @@ const struct raft_conf *replica_members(const struct replica *rep)
 
 uint64_t replica_leader(const struct replica *rep)
 {
+	/* Amnesiac: Raft knows no leader; the hint lets the front door
+	 * forward the shard's requests. */
+	if (rep->amnesiac)
+		return rep->amnesia_leader;
 	return raft_leader(rep->raft);
 }
 

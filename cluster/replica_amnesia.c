@@ -100,9 +100,15 @@ int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 
 bool replica_amnesia_accept(struct replica *rep, const struct raft_msg *m)
 {
-	(void)m;
 	if (!rep->amnesiac)
 		return true;
 	rep->amnesia_dropped++;
+	/* Only a leader sends these: remembered as a routing hint (the node's
+	 * front door forwards the shard's requests there), never stepped. */
+	if ((m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT) &&
+	    m->term >= rep->amnesia_leader_term) {
+		rep->amnesia_leader = m->from;
+		rep->amnesia_leader_term = m->term;
+	}
 	return false;
 }

@@ -307,6 +307,9 @@ struct replica {
 				       * (replica_amnesia.c) */
 	char amnesia_why[AMNESIA_WHY_MAX]; /* the damage, from the marker */
 	uint64_t amnesia_dropped;     /* Raft messages dropped because of it */
+	uint64_t amnesia_leader;      /* the sender of the last APPEND or
+				       * HEARTBEAT dropped: a routing hint only */
+	uint64_t amnesia_leader_term; /* its term */
 };
 
 struct out_batch {

@@ -8,7 +8,8 @@
  *      its newest core log segment is flipped, and it is restarted: it
  *      starts (it used to be refused), `ringkv cluster status` shows its
  *      replica "amnesiac", it answers no stale read from it, its log names
- *      the file and the offset, and the cluster keeps acknowledging writes;
+ *      the file and the offset, its front door forwards a write to the
+ *      leader, and the cluster keeps acknowledging writes;
  *   3. restarted again, it is still amnesiac (the marker is durable);
  *   4. the group replaces it: `ringkv shard move 0 --from VICTIM --to 4`,
  *      with writes going on meanwhile; the spare catches up by snapshot;
@@ -80,6 +81,31 @@ static void write_keys(unsigned count, const char *when)
 		acked[k] = rv == 1;
 		CHECK(rv != -1, "%s: key %u not acknowledged within 10 s", when, k);
 	}
+}
+
+/* A new key written through node i alone: acknowledged within 5 s (an
+ * amnesiac node forwards the shard's writes to the leader it heard of). */
+static void write_through(unsigned i)
+{
+	unsigned k = next_key++;
+	char key[32], value[700];
+	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
+	long deadline = harness_now_ms() + 5000;
+	int rv = -1;
+
+	CHECK(k < MAX_KEYS, "past %u keys", MAX_KEYS);
+	while (harness_now_ms() < deadline) {
+		struct rkv_client *c = cluster_client(&cluster, i);
+
+		rv = c ? rkv_put(c, key, kl, value, vl) : -1;
+		if (rv == RKV_STATUS_OK)
+			break;
+		if (rv != RKV_STATUS_NOT_LEADER && rv != RKV_STATUS_UNAVAILABLE)
+			cluster_drop_client(&cluster, i);
+		harness_sleep_ms(50);
+	}
+	acked[k] = rv == RKV_STATUS_OK;
+	CHECK(rv == RKV_STATUS_OK, "node %u: a write through it answers %d", i + 1, rv);
 }
 
 /* Node i's role for shard 0 in its own cluster status, "" when it holds
@@ -244,6 +270,7 @@ int main(int argc, char **argv)
 		      file_has(cluster.nodes[victim].log, "offset 4096"),
 		      "the log does not name the damage (%s)", cluster.nodes[victim].log);
 	no_stale_read(victim);
+	write_through(victim);
 	write_keys(100, "amnesiac");
 	/* 3. Durable. */
 	cluster_stop(&cluster, victim, 10000);
