@@ -187,7 +187,7 @@ static void out_send(struct cluster_core *c, unsigned node, int cls)
 
 void cluster_core_queue_msg(struct cluster_core *c, uint32_t group, const struct raft_msg *m)
 {
-	int idx = cluster_map_index(&c->node->map, m->to);
+	int idx = cluster_map_index(&c->node->map, replica_ident_node(m->to));
 	int cls = cluster_msg_class(m);
 	struct out_batch *ob;
 	int rv;
@@ -358,7 +358,10 @@ static bool msg_ok(struct cluster_core *c, uint64_t from_node, uint64_t group,
 	const struct cluster_map *map = &c->node->map;
 	int from_idx, from_core;
 
-	if (group >= map->shards || m->to != c->node->cfg.self_id || m->from != from_node)
+	/* Routed by the node parts; the replica's own core checks the whole
+	 * identity (replica_amnesia_accept). */
+	if (group >= map->shards || replica_ident_node(m->to) != c->node->cfg.self_id ||
+	    replica_ident_node(m->from) != from_node)
 		return false;
 	/* From any node of the cluster, for a group held here: the group's
 	 * configuration, not the map, says who its members are (a learner
@@ -381,6 +384,8 @@ static void step_local(struct cluster_core *c, uint64_t group, const struct raft
 		return;
 	}
 	c->stats.msgs_received++;
+	if (!replica_amnesia_accept(rep, m) || replica_rejoin_note(rep, m))
+		return;
 	if (!replica_accept(rep, m))
 		return;
 	replica_step(rep, &(struct raft_event){ .type = RAFT_EV_RECEIVE, .msg = m });
@@ -432,10 +437,6 @@ static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct
 
 	if (!rep || rep->retired) {
 		c->stats.dropped_bad++;
-		return;
-	}
-	if (rep->amnesiac) { /* takes no part: no snapshot in, none out */
-		rep->amnesia_dropped++;
 		return;
 	}
 	if (f->kind == PEER_MSG_SNAPSHOT_CHUNK)
@@ -807,11 +808,6 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * (no vote until caught up from a leader), from min(F, last index). */
 	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
 	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
-	/* Amnesiac (its core's newest log segment was damaged): it takes no
-	 * part in its group; it restores empty as its marker left it. */
-	rv = replica_amnesia_load(rep, err, errlen);
-	if (rv != 0)
-		return rv;
 	/* Killed between a snapshot install's exchange and its LOG_RESET:
 	 * the shard's INSTALLED record says F came from that snapshot; the
 	 * reset is completed below (cluster/replica_origin.c). */
@@ -1002,7 +998,7 @@ int cluster_core_replica_raft(struct cluster_core *c, struct replica *rep, char 
 	int rv;
 
 	raft_config_default(&rc);
-	rc.id = c->node->cfg.self_id;
+	rc.id = replica_ident(c->node->cfg.self_id, rep->incarnation);
 	rc.rng = &c->rng;
 	rc.election_ticks = c->election_ticks;
 	rc.heartbeat_ticks = 1;
@@ -1027,6 +1023,11 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	if (rv)
 		return rv;
 	rv = shard_open(&rep->shard, &rep->shard_cfg, &c->r->io, err, errlen);
+	if (rv)
+		return rv;
+	/* Its identity (an amnesiac replica rejoins as a new incarnation)
+	 * before its Raft is made. */
+	rv = replica_amnesia_load(rep, err, errlen);
 	if (rv)
 		return rv;
 	return cluster_core_replica_raft(c, rep, err, errlen);
@@ -1228,7 +1229,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		if (rep->amnesiac)
 			continue;
 		if (raft_conf(rep->raft)->n == 1 &&
-		    raft_conf_role(raft_conf(rep->raft), n->cfg.self_id) == RAFT_VOTER) {
+		    raft_conf_role(raft_conf(rep->raft), raft_id(rep->raft)) == RAFT_VOTER) {
 			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
 			continue;
 		}

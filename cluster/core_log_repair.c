@@ -285,7 +285,11 @@ int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, bool 
 		if (atomic_load(&n->core_of[s]) != (int)c->index)
 			continue;
 		if (amnesia) {
-			rv = replica_amnesia_mark(n->data_dir, s, why);
+			/* Its next identity: after the one its group records. */
+			snprintf(path, sizeof path, "%s/shard-%u.conf", n->data_dir, s);
+			rv = replica_amnesia_mark(n->data_dir, s, why,
+						  replica_amnesia_recorded_incarnation(
+							  path, n->cfg.self_id) + 1);
 			if (rv) {
 				snprintf(err, errlen, "%s/shard-%u.amnesiac: %s", n->data_dir, s,
 					 strerror(-rv));

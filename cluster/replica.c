@@ -337,7 +337,7 @@ static void hold(struct replica *rep, const struct raft_msg *m)
 	if (rv != 0)
 		goto drop;
 	rep->held_v[rep->n_held++] = (struct held_msg){
-		.to = m->to, .cls = (uint8_t)cluster_msg_class(m),
+		.to = replica_ident_node(m->to), .cls = (uint8_t)cluster_msg_class(m),
 		.off = start + PEER_MSG_HEADER_SIZE,
 		.len = rep->held.len - start - PEER_MSG_HEADER_SIZE,
 	};
@@ -501,9 +501,9 @@ void replica_tick(struct replica *rep)
 	struct cluster_node *n = node_of(rep);
 	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
 
-	/* Amnesiac: no tick, so no campaign, no lease, no repair, no move. */
-	if (rep->retired || rep->amnesiac)
+	if (rep->retired)
 		return;
+	replica_amnesia_tick(rep);
 	if (rep->joining)
 		join_check(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
@@ -619,24 +619,31 @@ static void join_unlinked(struct io_op *op, int res, unsigned flags)
  * a restart must not find it once the replica acts as a settled member,
  * or it would come back undecided with a log and could wait for ever.
  */
-static void marker_unlink(struct replica *rep)
+void replica_marker_unlink(struct replica *rep, const char *path, struct io_op *unlink_op,
+			   struct io_op *sync_op, io_done_fn *done)
 {
 	struct io_ring *io = &rep->core->r->io;
 	struct io_uring_sqe *sqe;
 
 	io_ring_reserve(io, 2);
-	rep->join_res = 0;
-	rep->join_op.done = join_unlinked;
-	rep->join_op.data = rep;
-	rep->join_sync_op.done = join_unlinked;
-	rep->join_sync_op.data = rep;
+	unlink_op->done = done;
+	unlink_op->data = rep;
+	sync_op->done = done;
+	sync_op->data = rep;
 	sqe = io_ring_get_sqe(io);
-	io_op_attach(sqe, &rep->join_op);
-	io_uring_prep_unlinkat(sqe, AT_FDCWD, rep->join_marker, 0);
+	io_op_attach(sqe, unlink_op);
+	io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe = io_ring_get_sqe(io);
-	io_op_attach(sqe, &rep->join_sync_op);
+	io_op_attach(sqe, sync_op);
 	io_uring_prep_fsync(sqe, node_of(rep)->data_dir_fd, 0);
+}
+
+static void marker_unlink(struct replica *rep)
+{
+	rep->join_res = 0;
+	replica_marker_unlink(rep, rep->join_marker, &rep->join_op, &rep->join_sync_op,
+			      join_unlinked);
 	rep->join_unlinking = 2;
 }
 
@@ -796,9 +803,6 @@ static void repair_nudge(struct replica *rep, const struct raft_msg *m)
 
 bool replica_accept(struct replica *rep, const struct raft_msg *m)
 {
-	/* First: an amnesiac replica takes no part at all. */
-	if (!replica_amnesia_accept(rep, m))
-		return false;
 	if (rep->undecided) {
 		int v = undecided_filter(rep, m);
 
@@ -924,7 +928,7 @@ int replica_propose(struct replica *rep, const struct command *cmd, struct shard
 		cluster_core_wake(c);
 		return RKV_EFULL;
 	}
-	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired || rep->amnesiac)
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 		return RAFT_ENOTLEADER;
 	if (need > c->limits.max_entry_bytes)
 		return RKV_ETOOLARGE;
@@ -963,7 +967,7 @@ int replica_read(struct replica *rep, struct replica_read *rd)
 
 	if (rep->core->stopping)
 		return RKV_ESHUTDOWN;
-	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired || rep->amnesiac)
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 		return RAFT_ENOTLEADER;
 	rd->id = ++rep->read_seq;
 	rd->index = 0;
@@ -1063,11 +1067,13 @@ const struct raft_conf *replica_members(const struct replica *rep)
 
 uint64_t replica_leader(const struct replica *rep)
 {
-	/* Amnesiac: Raft knows no leader; the hint lets the front door
-	 * forward the shard's requests. */
-	if (rep->amnesiac)
-		return rep->amnesia_leader;
-	return raft_leader(rep->raft);
+	uint64_t leader = raft_leader(rep->raft);
+
+	/* Amnesiac and no member yet: Raft knows no leader; the hint lets
+	 * the front door forward the shard's requests. A node id. */
+	if (leader == RAFT_NONE && rep->amnesiac)
+		leader = rep->amnesia_leader;
+	return replica_ident_node(leader);
 }
 
 bool replica_is_leader(const struct replica *rep)
@@ -1093,7 +1099,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->shard = rep->id;
 	out->role = raft_role(r);
 	out->term = raft_term(r);
-	out->leader = raft_leader(r);
+	out->leader = replica_ident_node(raft_leader(r));
 	out->commit = raft_commit_index(r);
 	out->applied = shard_applied_index(rep->shard);
 	out->last_index = raft_last_index(r);
@@ -1109,7 +1115,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 			    !raft_follower_match(r, conf->servers[i].id, &match))
 				continue;
 			out->followers[out->n_followers++] = (struct replica_follower){
-				.node = conf->servers[i].id, .match = match,
+				.node = replica_ident_node(conf->servers[i].id), .match = match,
 				.lag = out->last_index > match ? out->last_index - match : 0,
 			};
 		}

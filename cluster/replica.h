@@ -76,6 +76,8 @@ struct cluster_node_config {
 	shard_install_hook_fn *install_step_hook; /* tests only: the step hook of
 					* every snapshot install (its arg is the
 					* replica); NULL in ringkvd */
+	bool amnesia_no_rejoin;        /* tests only: an amnesiac replica does not
+					* ask to rejoin (it stays out of its group) */
 	unsigned slot_function;        /* shard/route.h's enum route_slot_fn of the
 					* data dir; 0 = 1. Peers must agree: a
 					* hello naming another is refused */

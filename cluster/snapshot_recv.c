@@ -460,7 +460,7 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		 * the shard's answers), and only ahead of what it applied
 		 * (or at or below it while repairing: replica_repair.c). */
 		if (ch->offset != 0 || !replica_repair_stream_ok(rep, ch->index) ||
-		    raft_role(rep->raft) == RAFT_LEADER || from != raft_leader(rep->raft)) {
+		    raft_role(rep->raft) == RAFT_LEADER || from != replica_ident_node(raft_leader(rep->raft))) {
 			rep->snap_rejected++;
 			return;
 		}

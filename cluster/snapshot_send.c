@@ -103,7 +103,7 @@ static int send_chunk(struct snap_send *s, const char *name, const void *data, u
 	s->frame.len = 0;
 	rv = peer_msg_encode_chunk(&s->frame, &c->limits, &ch);
 	if (rv == 0)
-		rv = c->pc ? peer_send(c->pc, s->to, PEER_BULK, s->frame.data + PEER_MSG_HEADER_SIZE,
+		rv = c->pc ? peer_send(c->pc, replica_ident_node(s->to), PEER_BULK, s->frame.data + PEER_MSG_HEADER_SIZE,
 				       s->frame.len - PEER_MSG_HEADER_SIZE)
 			   : -ENOENT;
 	if (rv != 0)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/replica_ident.h"
 #include "cluster/client_addrs.h"
 #include "cluster/peer.h"
 #include "cluster/replica.h"
@@ -197,8 +198,9 @@ static unsigned group_voters(const struct raft_conf *conf, uint64_t *ids, unsign
 
 		for (unsigned k = 0; k < r; k++)
 			founding |= ids[k] == conf->servers[i].id;
+		/* A node id (a rejoined replica's identity has an incarnation). */
 		if (!founding && conf->servers[i].role == RAFT_VOTER)
-			out[n++] = conf->servers[i].id;
+			out[n++] = replica_ident_node(conf->servers[i].id);
 	}
 	memcpy(ids, out, n * sizeof *ids);
 	return n;

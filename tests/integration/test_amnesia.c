@@ -1,25 +1,28 @@
 /*
  * An amnesiac replica with real processes (issue 14, a damaged NEWEST core
- * log segment; docs/DAMAGED-DATADIR.md, "Amnesiac replicas"): four ringkvd
- * on 127.0.15.21-24 (peer port in 35000-35999), one core, one shard of
- * three replicas, node 4 spare.
+ * log segment; docs/DAMAGED-DATADIR.md, "Amnesiac replicas"): three
+ * ringkvd on 127.0.15.21-23 (peer port in 35000-35999), one core, one shard
+ * of three replicas (R = node count: no spare node to move it to).
  *   1. keys of 600 bytes are written and acknowledged;
  *   2. a follower of the shard is killed (-9), the first record header of
  *      its newest core log segment is flipped, and it is restarted: it
- *      starts (it used to be refused), `ringkv cluster status` shows its
- *      replica "amnesiac", it answers no stale read from it, its log names
- *      the file and the offset, its front door forwards a write to the
- *      leader, and the cluster keeps acknowledging writes;
- *   3. restarted again, it is still amnesiac (the marker is durable);
- *   4. the group replaces it: `ringkv shard move 0 --from VICTIM --to 4`,
- *      with writes going on meanwhile; the spare catches up by snapshot;
- *      the victim is told to drop its replica, and at its next start its
- *      shard files and its marker are gone;
- *   5. every acknowledged key reads back linearizably through every node
- *      and from the new replica's own state (stale reads on node 4).
+ *      starts (it used to be refused), its log names the file and the
+ *      offset, and it rejoins its group as a new incarnation of its
+ *      replica while the cluster keeps acknowledging writes (each within
+ *      10 s, through every node in turn); once rejoined its replica holds
+ *      every acknowledged key (stale reads from its own state);
+ *   3. the same damage again, but with the other follower stopped: no
+ *      leader can exist, so it stays amnesiac (`ringkv cluster status`
+ *      shows it) for 3 s, answers no stale read, and its vote does not
+ *      elect the remaining node (its old identity takes no part, its new
+ *      one is no member); the other follower back, it rejoins again
+ *      (incarnation 2);
+ *   4. every acknowledged key reads back linearizably through every node
+ *      and from the victim's own replica; restarted, it is no longer
+ *      amnesiac.
  * Every wait has a deadline; every process is stopped (harness_cleanup).
  *
- * usage: test_amnesia RINGKVD RINGKV
+ * usage: test_amnesia RINGKVD
  */
 #include <dirent.h>
 #include <errno.h>
@@ -38,11 +41,10 @@
 #include "harness.h"
 #include "tools/libringkv.h"
 
-#define NODES 4
-#define SPARE 3                 /* node 4 holds no replica of shard 0 */
+#define NODES 3
 #define MAX_KEYS 4000
 #define READ_LIMIT_MS 10000
-#define MOVE_LIMIT_MS 60000
+#define REJOIN_LIMIT_MS 30000
 
 static struct cluster cluster;
 static bool acked[MAX_KEYS];
@@ -125,28 +127,42 @@ static void role_of(unsigned i, char *role, size_t len)
 	rkv_cluster_status_free(st);
 }
 
-/* Flips 16 bytes of the first record of node i's newest core log segment. */
+/* Flips 16 bytes of the first record of node i's newest core log segment
+ * that has one (a segment just begun may have none yet: then the damage is
+ * in the one before it, and no segment with records follows it). */
 static void damage_newest_segment(unsigned i)
 {
-	char dir[600], newest[64] = "", path[700];
+	char dir[600], names[2][64] = { "", "" }, path[800];
 	struct dirent *e;
-	unsigned char b[16];
+	unsigned char b[16], zero[16] = { 0 };
 	DIR *d;
-	int fd;
+	int fd = -1;
 
 	snprintf(dir, sizeof dir, "%s/core-0", cluster.nodes[i].dir);
 	d = opendir(dir);
 	CHECK(d != NULL, "%s: %s", dir, strerror(errno));
-	while ((e = readdir(d)) != NULL)
-		if (!strncmp(e->d_name, "log-", 4) && strlen(e->d_name) < sizeof newest &&
-		    strcmp(e->d_name, newest) > 0)
-			strcpy(newest, e->d_name);
+	while ((e = readdir(d)) != NULL) {
+		if (strncmp(e->d_name, "log-", 4) || strlen(e->d_name) >= sizeof names[0])
+			continue;
+		if (strcmp(e->d_name, names[0]) > 0) {
+			strcpy(names[1], names[0]);
+			strcpy(names[0], e->d_name);
+		} else if (strcmp(e->d_name, names[1]) > 0) {
+			strcpy(names[1], e->d_name);
+		}
+	}
 	closedir(d);
-	CHECK(newest[0], "no segment in %s", dir);
-	snprintf(path, sizeof path, "%s/%s", dir, newest);
-	fd = open(path, O_RDWR);
-	CHECK(fd >= 0, "%s: %s", path, strerror(errno));
-	CHECK(pread(fd, b, sizeof b, 4096) == (ssize_t)sizeof b, "%s: short", path);
+	for (unsigned k = 0; k < 2 && names[k][0]; k++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+		fd = open(path, O_RDWR);
+		CHECK(fd >= 0, "%s: %s", path, strerror(errno));
+		CHECK(pread(fd, b, sizeof b, 4096) == (ssize_t)sizeof b, "%s: short", path);
+		if (memcmp(b, zero, sizeof b))
+			break;
+		close(fd);
+		fd = -1;
+	}
+	CHECK(fd >= 0, "no segment with records in %s", dir);
 	for (size_t k = 0; k < sizeof b; k++)
 		b[k] ^= 0xff;
 	CHECK(pwrite(fd, b, sizeof b, 4096) == (ssize_t)sizeof b, "%s: write", path);
@@ -198,40 +214,61 @@ static void no_stale_read(unsigned i)
 	printf("node %u: stale read refused (status %d)\n", i + 1, rv);
 }
 
-/* Runs `ringkv ARGS` in a child, its output into BASE/move.out; its pid. */
-static pid_t move_spawn(const char *ringkv, unsigned from, char *out, size_t len)
+/* Every acknowledged key reads back from node i's own replica (stale
+ * reads), each within READ_LIMIT_MS. */
+static void own_replica_has_all(unsigned i)
 {
-	char from_id[8];
-	pid_t pid;
-	int fd;
+	for (unsigned k = 0; k < next_key; k++) {
+		char key[32], value[700];
+		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
+		void *got = NULL;
+		size_t got_len = 0;
+		long until = harness_now_ms() + READ_LIMIT_MS;
+		int rv;
 
-	snprintf(from_id, sizeof from_id, "%u", from + 1);
-	snprintf(out, len, "%s/move.out", cluster.base_dir);
-	printf("$ ringkv shard move 0 --from %s --to 4 --wait\n", from_id);
-	pid = fork();
-	CHECK(pid >= 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-			_exit(127);
-		execl(ringkv, ringkv, "-a", cluster.nodes[SPARE].srv.addr, "shard", "move", "0",
-		      "--from", from_id, "--to", "4", "--wait", (char *)NULL);
-		_exit(127);
+		if (!acked[k])
+			continue;
+		do {
+			struct rkv_client *c = cluster_client(&cluster, i);
+
+			free(got);
+			got = NULL;
+			rv = c ? rkv_get_stale(c, key, kl, &got, &got_len) : -1;
+			if (rv != RKV_STATUS_OK)
+				harness_sleep_ms(50);
+		} while (rv != RKV_STATUS_OK && harness_now_ms() < until);
+		CHECK(rv == RKV_STATUS_OK && got_len == vl && !memcmp(got, value, vl),
+		      "key %u: node %u's own replica answers %d", k, i + 1, rv);
+		free(got);
 	}
-	return pid;
+}
+
+/* Writes go on until node i's replica is no longer amnesiac. */
+static void await_rejoin(unsigned i, const char *when)
+{
+	long deadline = harness_now_ms() + REJOIN_LIMIT_MS;
+	char role[16];
+
+	for (;;) {
+		role_of(i, role, sizeof role);
+		if (role[0] && strcmp(role, "amnesiac"))
+			break;
+		CHECK(harness_now_ms() < deadline, "%s: node %u still '%s' after %d ms", when, i + 1,
+		      role, REJOIN_LIMIT_MS);
+		write_keys(5, when);
+		harness_sleep_ms(100);
+	}
+	printf("%s: node %u rejoined (%s)\n", when, i + 1, role);
 }
 
 int main(int argc, char **argv)
 {
 	struct rkv_cluster_map *map;
-	char role[16], out[700], cmd[900];
-	unsigned victim = NODES;
-	long deadline;
-	pid_t pid;
-	int status = 0;
+	char role[16];
+	unsigned victim = NODES, other = NODES, leader = NODES;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s RINGKVD RINGKV\n", argv[0]);
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s RINGKVD\n", argv[0]);
 		return 2;
 	}
 	memset(value_pad, 'a', 600);
@@ -245,96 +282,64 @@ int main(int argc, char **argv)
 	cluster_start_all(&cluster);
 	map = cluster_wait_leaders(&cluster, 0, 20000);
 	CHECK(map != NULL, "no leader within 20 s");
-	CHECK(map->shards[0].replica_count == 3, "shard 0 has %u replicas",
-	      map->shards[0].replica_count);
-	for (unsigned r = 0; r < 3; r++)
-		CHECK(map->shards[0].replicas[r].node != SPARE + 1, "node 4 holds shard 0");
-	/* A follower of the shard. */
-	for (unsigned r = 0; r < 3 && victim == NODES; r++)
-		if (map->shards[0].replicas[r].node != map->shards[0].leader)
-			victim = (unsigned)map->shards[0].replicas[r].node - 1;
+	leader = (unsigned)map->shards[0].leader - 1;
+	for (unsigned i = 0; i < NODES; i++)
+		if (i != leader)
+			*(victim == NODES ? &victim : &other) = i;
 	rkv_cluster_map_free(map);
 	printf("victim: node %u\n", victim + 1);
 
 	/* 1. Acknowledged data, several segments. */
 	write_keys(300, "before");
-	/* 2. kill -9, damage, restart: amnesiac, the others serve. */
+	/* 2. kill -9, damage, restart: it rejoins under writes. */
 	cluster_kill(&cluster, victim);
 	damage_newest_segment(victim);
 	cluster_start(&cluster, victim);
-	role_of(victim, role, sizeof role);
-	CHECK(!strcmp(role, "amnesiac"), "node %u shows its replica as '%s'", victim + 1, role);
-	CHECK(exists(cluster.nodes[victim].dir, "shard-0.amnesiac"), "no marker");
-	if (cluster.nodes[victim].log[0])
-		CHECK(file_has(cluster.nodes[victim].log, "amnesiac") &&
-		      file_has(cluster.nodes[victim].log, "offset 4096"),
-		      "the log does not name the damage (%s)", cluster.nodes[victim].log);
-	no_stale_read(victim);
 	write_through(victim);
-	write_keys(100, "amnesiac");
-	/* 3. Durable. */
-	cluster_stop(&cluster, victim, 10000);
+	await_rejoin(victim, "first damage");
+	CHECK(file_has(cluster.nodes[victim].log, "amnesiac") &&
+	      file_has(cluster.nodes[victim].log, "offset 4096"),
+	      "the log does not name the damage (%s)", cluster.nodes[victim].log);
+	CHECK(!exists(cluster.nodes[victim].dir, "shard-0.amnesiac"), "the marker stayed");
+	write_keys(50, "rejoined");
+	own_replica_has_all(victim);
+	printf("node %u: every acknowledged key in its own replica\n", victim + 1);
+
+	/* 3. Again, with no majority without it: it stays amnesiac. */
+	cluster_kill(&cluster, victim);
+	damage_newest_segment(victim);
+	cluster_stop(&cluster, other, 10000);
 	cluster_start(&cluster, victim);
-	role_of(victim, role, sizeof role);
-	CHECK(!strcmp(role, "amnesiac"), "after a restart, node %u shows '%s'", victim + 1, role);
-	write_keys(100, "amnesiac, restarted");
-	/* 4. The group replaces it, under writes. */
-	pid = move_spawn(argv[2], victim, out, sizeof out);
-	deadline = harness_now_ms() + MOVE_LIMIT_MS;
-	while (waitpid(pid, &status, WNOHANG) == 0) {
-		if (harness_now_ms() > deadline) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			CHECK(false, "the move did not end within %d ms", MOVE_LIMIT_MS);
-		}
-		write_keys(5, "during the move");
-	}
-	snprintf(cmd, sizeof cmd, "cat '%s'", out);
-	CHECK(system(cmd) == 0, "%s", out);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the move failed (%s)", out);
-	role_of(SPARE, role, sizeof role);
-	CHECK(role[0] && strcmp(role, "amnesiac"), "node 4 shows '%s' for shard 0", role);
-	write_keys(100, "after the move");
-	/* The victim recorded the drop; its files go at its next start. */
-	deadline = harness_now_ms() + 10000;
-	do {
+	for (long until = harness_now_ms() + 3000; harness_now_ms() < until;) {
 		role_of(victim, role, sizeof role);
-		if (role[0])
-			harness_sleep_ms(100);
-	} while (role[0] && harness_now_ms() < deadline);
-	cluster_stop(&cluster, victim, 10000);
-	cluster_start(&cluster, victim);
-	CHECK(!exists(cluster.nodes[victim].dir, "shard-0.amnesiac") &&
-	      !exists(cluster.nodes[victim].dir, "shard-0"),
-	      "node %u kept its dropped replica's files", victim + 1);
-	role_of(victim, role, sizeof role);
-	CHECK(!role[0], "node %u still holds shard 0 ('%s')", victim + 1, role);
-	/* 5. Every acknowledged key, through every node and from node 4's
-	 * own replica. */
+		CHECK(!strcmp(role, "amnesiac"), "node %u shows '%s'", victim + 1, role);
+		harness_sleep_ms(200);
+	}
+	role_of(leader, role, sizeof role);
+	CHECK(strcmp(role, "leader"), "node %u leads with only an amnesiac peer", leader + 1);
+	CHECK(exists(cluster.nodes[victim].dir, "shard-0.amnesiac"), "no marker");
+	no_stale_read(victim);
+	cluster_start(&cluster, other);
+	await_rejoin(victim, "second damage");
+	write_keys(50, "rejoined again");
+
+	/* 4. Every acknowledged key, everywhere. */
 	for (unsigned k = 0; k < next_key; k++) {
 		char key[32], value[700];
 		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-		void *got = NULL;
-		size_t got_len = 0;
-		long until = harness_now_ms() + READ_LIMIT_MS;
-		int rv;
 
-		if (!acked[k])
-			continue;
-		cluster_keys_check(&cluster, key, kl, value, vl, k, READ_LIMIT_MS);
-		do {
-			free(got);
-			got = NULL;
-			rv = rkv_get_stale(cluster_client(&cluster, SPARE), key, kl, &got, &got_len);
-			if (rv != RKV_STATUS_OK)
-				harness_sleep_ms(50);
-		} while (rv != RKV_STATUS_OK && harness_now_ms() < until);
-		CHECK(rv == RKV_STATUS_OK && got_len == vl && !memcmp(got, value, vl),
-		      "key %u: node 4's own replica answers %d", k, rv);
-		free(got);
+		if (acked[k])
+			cluster_keys_check(&cluster, key, kl, value, vl, k, READ_LIMIT_MS);
 	}
-	printf("%u keys written, every acknowledged one read back (every node, and node 4's "
-	       "own replica)\n", next_key);
+	own_replica_has_all(victim);
+	cluster_stop(&cluster, victim, 10000);
+	cluster_start(&cluster, victim);
+	role_of(victim, role, sizeof role);
+	CHECK(role[0] && strcmp(role, "amnesiac"), "restarted, node %u shows '%s'", victim + 1,
+	      role);
+	write_keys(20, "restarted");
+	printf("%u keys written, every acknowledged one read back (every node, and node %u's "
+	       "own replica)\n", next_key, victim + 1);
 	cluster_stop_all(&cluster, 10000);
 	harness_cleanup();
 	printf("PASS\n");

@@ -144,6 +144,7 @@ static uint64_t snapshot_lag;   /* 0: the engine's default */
 static shard_install_hook_fn *install_hook; /* of the nodes started next */
 static bool auto_repair;        /* cluster_node_config.auto_repair of the
 				 * nodes started next */
+static bool no_rejoin;          /* cluster_node_config.amnesia_no_rejoin */
 #define BIG_VALUE 40000
 static uint8_t big_value[BIG_VALUE];
 
@@ -485,6 +486,7 @@ static void node_start(unsigned id, unsigned count)
 	cfg.snapshot_lag = snapshot_lag;
 	cfg.install_step_hook = install_hook;
 	cfg.auto_repair = auto_repair;
+	cfg.amnesia_no_rejoin = no_rejoin;
 	assert_int_equal(cluster_node_create(&n->cn, &cfg, err, sizeof err), 0);
 	n->net = NULL;
 	if (count > 1) {
@@ -1067,8 +1069,10 @@ static void damage_newest_segment(unsigned id, unsigned core)
  *     0 would grant it at once);
  *   - no campaign, no term: 3 stays at term 0; it serves no proposal;
  *   - durable: restarted again, it is still amnesiac.
- * Without the filter (replica_amnesia_accept letting messages through)
- * the first and second checks fail.
+ * It does not ask to rejoin here (amnesia_no_rejoin): what is checked is
+ * that its old identity takes no part. Without the filter
+ * (replica_amnesia_accept letting messages through) the first and second
+ * checks fail.
  */
 static void test_amnesiac_replica_takes_no_part(void **state)
 {
@@ -1079,6 +1083,7 @@ static void test_amnesiac_replica_takes_no_part(void **state)
 
 	(void)state;
 	auto_repair = true;
+	no_rejoin = true;
 	three_nodes_written(1, &next);
 	refresh(&nodes[3]);
 	core = nodes[3].status[0].core->r->id;
@@ -1142,6 +1147,81 @@ static void test_amnesiac_replica_takes_no_part(void **state)
 	assert_true(nodes[3].status[0].st.amnesiac);
 	assert_int_equal(nodes[3].status[0].st.term, 0);
 	excluded = 0;
+	auto_repair = false;
+	no_rejoin = false;
+	three_nodes_done();
+}
+
+static bool path_exists(const char *dir, const char *name);
+
+/* Whether `conf` has member `id` with `role` (0: not a member). */
+static bool member_is(const struct raft_conf *conf, uint64_t id, int role)
+{
+	for (uint32_t i = 0; i < conf->n; i++)
+		if (conf->servers[i].id == id)
+			return (int)conf->servers[i].role == role;
+	return role == 0;
+}
+
+/*
+ * An amnesiac replica rejoins its group on the same node as a new
+ * incarnation (cluster/replica_amnesia.c): node 3's newest segment is
+ * damaged while it is down; restarted, it asks the leader, which removes
+ * identity (3, 0), adds (3, 1) as a learner and promotes it once caught
+ * up; its marker goes; it holds every key (contents compared), and it
+ * votes again: with the leader stopped, the other two elect one and
+ * commit. Restarted, it is incarnation 1 and not amnesiac.
+ */
+static void test_amnesiac_replica_rejoins(void **state)
+{
+	uint64_t leader, digest, new_id = (UINT64_C(1) << 48) | 3;
+	unsigned core, next = 0, t;
+
+	(void)state;
+	auto_repair = true;
+	three_nodes_written(2, &next);
+	refresh(&nodes[3]);
+	core = nodes[3].status[0].core->r->id;
+	node_stop(3);
+	damage_newest_segment(3, core);
+	node_start(3, 3);
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.amnesiac);
+	excluded = 1u << 3;
+	leader = wait_leader(3, 0, 5000);
+	assert_true(leader == 1 || leader == 2);
+	write_ok(leader, 0, next, 64);
+	next += 64;
+	for (t = 0; t < 1500; t++) {
+		refresh(&nodes[3]);
+		if (!nodes[3].status[0].st.amnesiac)
+			break;
+		sleep_ms(10);
+	}
+	assert_true(t < 1500);
+	excluded = 0;
+	assert_true(converged(3, 0, 8000));
+	refresh(&nodes[leader]);
+	digest = nodes[leader].status[0].digest;
+	assert_true(member_is(&nodes[leader].status[0].st.conf, new_id, RAFT_VOTER));
+	assert_true(member_is(&nodes[leader].status[0].st.conf, 3, 0));
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].digest, digest);
+	assert_false(path_exists(nodes[3].dir, "shard-0.amnesiac"));
+	/* A voter again: without the old leader, 3's vote makes a majority. */
+	node_stop((unsigned)leader);
+	leader = wait_leader(3, 0, 8000);
+	assert_true(leader != 0);
+	write_ok(leader, 0, next, 64);
+	next += 64;
+	node_stop(3);
+	node_start(3, 3);
+	refresh(&nodes[3]);
+	assert_false(nodes[3].status[0].st.amnesiac);
+	for (unsigned id = 1; id <= 3; id++)
+		if (!node_up(id))
+			node_start(id, 3);
+	assert_true(converged(3, 0, 8000));
 	auto_repair = false;
 	three_nodes_done();
 }
@@ -2189,6 +2269,7 @@ int main(void)
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_wiped_node_elects_no_stale_leader),
 		cmocka_unit_test(test_amnesiac_replica_takes_no_part),
+		cmocka_unit_test(test_amnesiac_replica_rejoins),
 		cmocka_unit_test(test_restart_between_install_and_log_reset),
 		cmocka_unit_test(test_kill_between_exchange_and_log_reset),
 		cmocka_unit_test(test_compaction_and_restart),
