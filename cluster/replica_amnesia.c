@@ -71,6 +71,8 @@ int replica_amnesia_mark(const char *data_dir, uint32_t shard, const char *why,
 	char name[64], text[AMNESIA_WHY_MAX + 32];
 	int n;
 
+	if (incarnation == 0 || incarnation > REPLICA_IDENT_INC_MAX)
+		return -ERANGE; /* 65,535 rejoins of one replica: refused */
 	replica_amnesia_marker_name(name, sizeof name, shard);
 	n = snprintf(text, sizeof text, "%.*s\nincarnation %" PRIu32 "\n", AMNESIA_WHY_MAX - 1,
 		     why, incarnation);
@@ -101,7 +103,8 @@ static void marker_parse(char *buf, size_t len, char *why, size_t whylen, uint32
 	*inc = 0;
 	if (line2) {
 		*line2++ = '\0';
-		if (sscanf(line2, "incarnation %llu", &k) == 1 && k > 0 && k <= UINT32_MAX)
+		if (sscanf(line2, "incarnation %llu", &k) == 1 && k > 0 &&
+		    k <= REPLICA_IDENT_INC_MAX)
 			*inc = (uint32_t)k;
 	}
 	for (char *p = buf; *p; p++)
@@ -141,8 +144,13 @@ int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 	}
 	buf[got] = '\0';
 	marker_parse(buf, (size_t)got, rep->amnesia_why, sizeof rep->amnesia_why, &inc);
-	if (inc == 0) /* no line: the incarnation after the recorded one */
+	if (inc == 0) /* no line (or a bad one): after the recorded one */
 		inc = recorded + 1;
+	if (inc > REPLICA_IDENT_INC_MAX) {
+		snprintf(err, errlen, "%s: incarnation %" PRIu32 " is above the largest, %u", path,
+			 inc, REPLICA_IDENT_INC_MAX);
+		return -ERANGE;
+	}
 	rep->incarnation = inc;
 	/* Rejoined already (killed before the marker's unlink): the record
 	 * names the new identity a voter. */

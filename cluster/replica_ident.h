@@ -22,7 +22,9 @@
 
 #define REPLICA_IDENT_SHIFT 48
 #define REPLICA_IDENT_NODE_MAX ((UINT64_C(1) << REPLICA_IDENT_SHIFT) - 1)
+#define REPLICA_IDENT_INC_MAX 0xffffu /* incarnations: the 16 bits above */
 
+/* node <= REPLICA_IDENT_NODE_MAX, incarnation <= REPLICA_IDENT_INC_MAX. */
 static inline uint64_t replica_ident(uint64_t node, uint32_t incarnation)
 {
 	return node | (uint64_t)incarnation << REPLICA_IDENT_SHIFT;
