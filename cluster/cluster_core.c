@@ -187,7 +187,7 @@ static void out_send(struct cluster_core *c, unsigned node, int cls)
 
 void cluster_core_queue_msg(struct cluster_core *c, uint32_t group, const struct raft_msg *m)
 {
-	int idx = cluster_map_index(&c->node->map, m->to);
+	int idx = cluster_map_index(&c->node->map, replica_ident_node(m->to));
 	int cls = cluster_msg_class(m);
 	struct out_batch *ob;
 	int rv;
@@ -358,7 +358,10 @@ static bool msg_ok(struct cluster_core *c, uint64_t from_node, uint64_t group,
 	const struct cluster_map *map = &c->node->map;
 	int from_idx, from_core;
 
-	if (group >= map->shards || m->to != c->node->cfg.self_id || m->from != from_node)
+	/* Routed by the node parts; the replica's own core checks the whole
+	 * identity (replica_amnesia_accept). */
+	if (group >= map->shards || replica_ident_node(m->to) != c->node->cfg.self_id ||
+	    replica_ident_node(m->from) != from_node)
 		return false;
 	/* From any node of the cluster, for a group held here: the group's
 	 * configuration, not the map, says who its members are (a learner
@@ -381,6 +384,8 @@ static void step_local(struct cluster_core *c, uint64_t group, const struct raft
 		return;
 	}
 	c->stats.msgs_received++;
+	if (!replica_amnesia_accept(rep, m) || replica_rejoin_note(rep, m))
+		return;
 	if (!replica_accept(rep, m))
 		return;
 	replica_step(rep, &(struct raft_event){ .type = RAFT_EV_RECEIVE, .msg = m });
@@ -809,7 +814,7 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * the shard's INSTALLED record says F came from that snapshot; the
 	 * reset is completed below (cluster/replica_origin.c). */
 	from_install = replica_origin_restore_point(rep, flushed, &origin);
-	if (!from_install && access(rep->join_marker, F_OK) != 0) {
+	if (!from_install && !rep->amnesiac && access(rep->join_marker, F_OK) != 0) {
 		rv = core_log_check_holds(c->log, rep->id, flushed, holder, err, errlen);
 		if (rv != 0)
 			return rv;
@@ -897,7 +902,7 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	/* A replica placed here by a move starts empty in a group with a
 	 * history: joining, whatever the flags (it must not vote before it
 	 * holds what the group committed). */
-	if ((r > 1 || rep->hosted_added) &&
+	if ((r > 1 || rep->hosted_added) && !rep->amnesiac &&
 	    ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
 		const char *base = strrchr(rep->join_marker, '/') + 1;
 		bool marked = access(rep->join_marker, F_OK) == 0;
@@ -995,7 +1000,7 @@ int cluster_core_replica_raft(struct cluster_core *c, struct replica *rep, char 
 	int rv;
 
 	raft_config_default(&rc);
-	rc.id = c->node->cfg.self_id;
+	rc.id = replica_ident(c->node->cfg.self_id, rep->incarnation);
 	rc.rng = &c->rng;
 	rc.election_ticks = c->election_ticks;
 	rc.heartbeat_ticks = 1;
@@ -1020,6 +1025,11 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 	if (rv)
 		return rv;
 	rv = shard_open(&rep->shard, &rep->shard_cfg, &c->r->io, err, errlen);
+	if (rv)
+		return rv;
+	/* Its identity (an amnesiac replica rejoins as a new incarnation)
+	 * before its Raft is made. */
+	rv = replica_amnesia_load(rep, err, errlen);
 	if (rv)
 		return rv;
 	return cluster_core_replica_raft(c, rep, err, errlen);
@@ -1099,32 +1109,36 @@ static int log_repair(struct cluster_core *c, struct core_log_config *lc, char *
 	struct core_log *trial = NULL;
 	uint64_t from;
 	int rv = core_log_repair_plan(c, &from, why, sizeof why);
+	bool amnesia = rv == CORE_LOG_REPAIR_AMNESIA;
 
-	if (rv) {
+	if (rv && !amnesia) {
 		log_error("core %u: the core log is not repaired automatically: %s", c->index, why);
 		return rv == -ENOMEM ? rv : RKV_ECORRUPT;
 	}
-	lc->salvage_from = from;
+	/* Amnesia keeps nothing of the log: no trial open. */
+	lc->salvage_from = amnesia ? 0 : from;
 	lc->restore = NULL;
-	rv = core_log_open(&trial, lc, &c->r->io, err2, sizeof err2);
+	rv = amnesia ? 0 : core_log_open(&trial, lc, &c->r->io, err2, sizeof err2);
 	if (rv) {
 		log_error("core %u: the core log is not repaired automatically: %s, and reading "
 			  "it from segment %" PRIu64 " on fails too: %s", c->index, why, from, err2);
 		return RKV_ECORRUPT;
 	}
-	core_log_close(trial);
+	if (trial)
+		core_log_close(trial);
 	for (size_t i = 0; i < c->nreps; i++) {
 		shard_close(c->reps[i]->shard);
 		c->by_shard[c->reps[i]->id] = NULL;
 		replica_free(c->reps[i]);
 	}
 	c->nreps = 0;
-	rv = core_log_repair_execute(c, from, why, err, errlen);
+	rv = core_log_repair_execute(c, from, amnesia, why, err, errlen);
 	if (rv == 0)
 		rv = open_replicas(c, err, errlen);
 	if (rv)
 		return rv;
-	c->log_repaired = true;
+	/* Amnesiac replicas restore empty from their markers (restore_group). */
+	c->log_repaired = !amnesia;
 	lc->restore = log_restore;
 	return core_log_open(&c->log, lc, &c->r->io, err, errlen);
 }
@@ -1214,8 +1228,10 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		/* A group of one (a one-node cluster) elects itself at once,
 		 * after a restart too: nobody else can, and clients should
 		 * not wait an election timeout for it. */
+		if (rep->amnesiac)
+			continue;
 		if (raft_conf(rep->raft)->n == 1 &&
-		    raft_conf_role(raft_conf(rep->raft), n->cfg.self_id) == RAFT_VOTER) {
+		    raft_conf_role(raft_conf(rep->raft), raft_id(rep->raft)) == RAFT_VOTER) {
 			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
 			continue;
 		}

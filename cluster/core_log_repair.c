@@ -17,8 +17,11 @@
  *     was at the crash, exactly;
  *   - when the newest segment itself is damaged, a hard state written
  *     after its checkpoint may be lost (a vote cast, then forgotten, could
- *     be cast again in the same term): refused, as before (the operator
- *     path). So is a log whose segment after the damage has no records.
+ *     be cast again in the same term). So for a log whose segment after
+ *     the damage has no records. Then (CORE_LOG_REPAIR_AMNESIA) every
+ *     segment goes to quarantine as below, the log starts empty, and every
+ *     replica of the core is marked amnesiac (replica_amnesia.c): it takes
+ *     no part in its group until the group replaces it.
  *
  * What was lost are entries, possibly acknowledged ones. Every group of the
  * core is rebuilt (which groups had records in the unreadable part cannot
@@ -38,7 +41,7 @@
  *
  * Not repaired here (the refusal stays, with today's message): a one-node
  * cluster, a group with a single replica (no peer to repair from), the
- * node started with --auto-repair off, a damaged newest segment. A group
+ * node started with --auto-repair off. A group
  * whose every replica lost its log gets no leader (no replica votes):
  * it waits, logged, and the operator acts.
  *
@@ -46,7 +49,10 @@
  * segments, each rename followed by its directories' fsyncs. A crash part
  * way leaves a log whose oldest segments are gone: the next start finds
  * that (the RETAIN rule), no damaged segment among those left, salvages
- * from the oldest present, and repeats the (idempotent) steps.
+ * from the oldest present, and repeats the (idempotent) steps. For an
+ * amnesiac core the newest segment goes last: until it is gone the next
+ * start finds it damaged and repeats the steps; once every segment is gone
+ * the markers (durable first) keep the replicas amnesiac.
  */
 #include "cluster/replica_internal.h"
 
@@ -203,8 +209,11 @@ int core_log_repair_plan(struct cluster_core *c, uint64_t *salvage_from, char *w
 		}
 	rv = RKV_ECORRUPT;
 	if (bad >= seqs[n - 1]) {
-		snprintf(why, whylen, "the newest segment is damaged (%s): a hard state (term, "
-			 "vote) written after its checkpoint may be lost", bad_why);
+		/* A hard state written after its checkpoint may be lost:
+		 * every replica of the core becomes amnesiac. */
+		snprintf(why, whylen, "%s/%s", c->log_dir, bad_why);
+		*salvage_from = seqs[n - 1] + 1;
+		rv = CORE_LOG_REPAIR_AMNESIA;
 		goto out;
 	}
 	/* The first segment kept: after the damage, or the oldest present
@@ -213,8 +222,12 @@ int core_log_repair_plan(struct cluster_core *c, uint64_t *salvage_from, char *w
 		if (seqs[k] <= bad)
 			continue;
 		if (!v[k].records) {
-			snprintf(why, whylen, "the segment after the damage has no records, so no "
-				 "checkpoint of the groups' hard state");
+			/* No checkpoint of the groups' hard state after the
+			 * damage: as for a damaged newest segment. */
+			snprintf(why, whylen, "%s/%s; the segment after it has no records, so no "
+				 "checkpoint of the groups' hard state", c->log_dir, bad_why);
+			*salvage_from = seqs[n - 1] + 1;
+			rv = CORE_LOG_REPAIR_AMNESIA;
 			goto out;
 		}
 		*salvage_from = seqs[k];
@@ -246,8 +259,8 @@ static int move_into(const char *from, const char *to_dir, const char *to_name, 
 	return 0;
 }
 
-int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, const char *why,
-			    char *err, size_t errlen)
+int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, bool amnesia,
+			    const char *why, char *err, size_t errlen)
 {
 	const struct cluster_node *n = c->node;
 	char stamp[32], qroot[PATH_MAX], qcore[PATH_MAX + 128], name[128], path[PATH_MAX + 256];
@@ -265,10 +278,25 @@ int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, const
 		snprintf(err, errlen, "%s: %s", qroot, strerror(-rv));
 		return rv;
 	}
-	/* 1. Every replica of the core joins: no vote until caught up. */
+	/* 1. Every replica of the core joins: no vote until caught up.
+	 * Amnesiac ones take no part at all until replaced: not "joining",
+	 * whose votes come back once caught up, which a lost vote forbids. */
 	for (uint32_t s = 0; s < n->map.shards; s++) {
 		if (atomic_load(&n->core_of[s]) != (int)c->index)
 			continue;
+		if (amnesia) {
+			/* Its next identity: after the one its group records. */
+			snprintf(path, sizeof path, "%s/shard-%u.conf", n->data_dir, s);
+			rv = replica_amnesia_mark(n->data_dir, s, why,
+						  replica_amnesia_recorded_incarnation(
+							  path, n->cfg.self_id) + 1);
+			if (rv) {
+				snprintf(err, errlen, "%s/shard-%u.amnesiac: %s", n->data_dir, s,
+					 strerror(-rv));
+				return rv;
+			}
+			continue;
+		}
 		snprintf(name, sizeof name, "shard-%u.joining", s);
 		rv = durable_file_replace(n->data_dir, name, "", 0);
 		if (rv) {
@@ -336,12 +364,21 @@ int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, const
 			goto out;
 		}
 	}
-	log_error("core %u: core log %s repaired from the peers: %s; %zu segment%s moved to "
-		  "%s, %zu shard dir%s moved to %s; every replica of the core rejoins (no vote "
-		  "until caught up from a leader); nothing was deleted (docs/DAMAGED-DATADIR.md, "
-		  "\"Automatic repair of a damaged core log\")", c->index, c->log_dir, why, moved,
-		  moved == 1 ? "" : "s", moved ? qcore : "(none)", shards, shards == 1 ? "" : "s",
-		  qroot);
+	if (amnesia)
+		log_error("core %u: core log %s damaged in its newest part (%s): a vote or "
+			  "acknowledged entries may be lost, so every replica of the core is "
+			  "amnesiac (no vote, no acknowledgement, no campaign, no read) until its "
+			  "group replaces it; %zu segment%s moved to %s, %zu shard dir%s moved to "
+			  "%s; nothing was deleted (docs/DAMAGED-DATADIR.md, \"Amnesiac "
+			  "replicas\")", c->index, c->log_dir, why, moved, moved == 1 ? "" : "s",
+			  moved ? qcore : "(none)", shards, shards == 1 ? "" : "s", qroot);
+	else
+		log_error("core %u: core log %s repaired from the peers: %s; %zu segment%s moved "
+			  "to %s, %zu shard dir%s moved to %s; every replica of the core rejoins "
+			  "(no vote until caught up from a leader); nothing was deleted "
+			  "(docs/DAMAGED-DATADIR.md, \"Automatic repair of a damaged core log\")",
+			  c->index, c->log_dir, why, moved, moved == 1 ? "" : "s",
+			  moved ? qcore : "(none)", shards, shards == 1 ? "" : "s", qroot);
 out:
 	free(seqs);
 	return rv;

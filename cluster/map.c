@@ -1,5 +1,6 @@
 /* The cluster map and its placement rule; see cluster/map.h. */
 #include "cluster/map.h"
+#include "cluster/replica_ident.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -70,6 +71,12 @@ int cluster_map_init(struct cluster_map *m, const struct cluster_map_node *nodes
 	for (i = 0; i < count; i++) {
 		if (m->nodes[i].id == 0) {
 			snprintf(err, errlen, "node ids start at 1");
+			return -EINVAL;
+		}
+		if (m->nodes[i].id > REPLICA_IDENT_NODE_MAX) { /* the rest: incarnations */
+			snprintf(err, errlen, "node id %llu: above the largest, %llu",
+				 (unsigned long long)m->nodes[i].id,
+				 (unsigned long long)REPLICA_IDENT_NODE_MAX);
 			return -EINVAL;
 		}
 		if (i > 0 && m->nodes[i].id == m->nodes[i - 1].id) {

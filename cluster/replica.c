@@ -337,7 +337,7 @@ static void hold(struct replica *rep, const struct raft_msg *m)
 	if (rv != 0)
 		goto drop;
 	rep->held_v[rep->n_held++] = (struct held_msg){
-		.to = m->to, .cls = (uint8_t)cluster_msg_class(m),
+		.to = replica_ident_node(m->to), .cls = (uint8_t)cluster_msg_class(m),
 		.off = start + PEER_MSG_HEADER_SIZE,
 		.len = rep->held.len - start - PEER_MSG_HEADER_SIZE,
 	};
@@ -503,6 +503,7 @@ void replica_tick(struct replica *rep)
 
 	if (rep->retired)
 		return;
+	replica_amnesia_tick(rep);
 	if (rep->joining)
 		join_check(rep);
 	if (rep->tick_hold > 0 && raft_term(rep->raft) == 0)
@@ -618,24 +619,31 @@ static void join_unlinked(struct io_op *op, int res, unsigned flags)
  * a restart must not find it once the replica acts as a settled member,
  * or it would come back undecided with a log and could wait for ever.
  */
-static void marker_unlink(struct replica *rep)
+void replica_marker_unlink(struct replica *rep, const char *path, struct io_op *unlink_op,
+			   struct io_op *sync_op, io_done_fn *done)
 {
 	struct io_ring *io = &rep->core->r->io;
 	struct io_uring_sqe *sqe;
 
 	io_ring_reserve(io, 2);
-	rep->join_res = 0;
-	rep->join_op.done = join_unlinked;
-	rep->join_op.data = rep;
-	rep->join_sync_op.done = join_unlinked;
-	rep->join_sync_op.data = rep;
+	unlink_op->done = done;
+	unlink_op->data = rep;
+	sync_op->done = done;
+	sync_op->data = rep;
 	sqe = io_ring_get_sqe(io);
-	io_op_attach(sqe, &rep->join_op);
-	io_uring_prep_unlinkat(sqe, AT_FDCWD, rep->join_marker, 0);
+	io_op_attach(sqe, unlink_op);
+	io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe = io_ring_get_sqe(io);
-	io_op_attach(sqe, &rep->join_sync_op);
+	io_op_attach(sqe, sync_op);
 	io_uring_prep_fsync(sqe, node_of(rep)->data_dir_fd, 0);
+}
+
+static void marker_unlink(struct replica *rep)
+{
+	rep->join_res = 0;
+	replica_marker_unlink(rep, rep->join_marker, &rep->join_op, &rep->join_sync_op,
+			      join_unlinked);
 	rep->join_unlinking = 2;
 }
 
@@ -809,7 +817,7 @@ bool replica_accept(struct replica *rep, const struct raft_msg *m)
 		 * shard has the streamed state (the leader sends the message
 		 * again with every heartbeat). */
 		rep->snap_msgs_waiting++;
-		snapshot_recv_waiting(rep, m->from);
+		snapshot_recv_waiting(rep, replica_ident_node(m->from));
 		return false;
 	}
 	if (!replica_repair_accept(rep, m))
@@ -995,7 +1003,8 @@ bool replica_stale_ok(const struct replica *rep)
 {
 	/* A replica rebuilt after its core log was damaged holds less than it
 	 * acknowledged until it caught up (core_log_repair.c). */
-	return shard_applied_index(rep->shard) >= rep->stale_floor && !rep->log_repairing;
+	return shard_applied_index(rep->shard) >= rep->stale_floor && !rep->log_repairing &&
+	       !rep->amnesiac;
 }
 
 bool replica_read_local_ok(const struct replica *rep)
@@ -1059,7 +1068,13 @@ const struct raft_conf *replica_members(const struct replica *rep)
 
 uint64_t replica_leader(const struct replica *rep)
 {
-	return raft_leader(rep->raft);
+	uint64_t leader = raft_leader(rep->raft);
+
+	/* Amnesiac and no member yet: Raft knows no leader; the hint lets
+	 * the front door forward the shard's requests. A node id. */
+	if (leader == RAFT_NONE && rep->amnesiac)
+		leader = rep->amnesia_leader;
+	return replica_ident_node(leader);
 }
 
 bool replica_is_leader(const struct replica *rep)
@@ -1085,7 +1100,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->shard = rep->id;
 	out->role = raft_role(r);
 	out->term = raft_term(r);
-	out->leader = raft_leader(r);
+	out->leader = replica_ident_node(raft_leader(r));
 	out->commit = raft_commit_index(r);
 	out->applied = shard_applied_index(rep->shard);
 	out->last_index = raft_last_index(r);
@@ -1101,7 +1116,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 			    !raft_follower_match(r, conf->servers[i].id, &match))
 				continue;
 			out->followers[out->n_followers++] = (struct replica_follower){
-				.node = conf->servers[i].id, .match = match,
+				.node = replica_ident_node(conf->servers[i].id), .match = match,
 				.lag = out->last_index > match ? out->last_index - match : 0,
 			};
 		}
@@ -1123,6 +1138,9 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->snap_nacked = rep->snap_nacked;
 	out->votes_withheld = rep->votes_withheld;
 	out->joining = rep->joining;
+	out->amnesiac = rep->amnesiac;
+	out->amnesia_dropped = rep->amnesia_dropped;
+	snprintf(out->amnesia_why, sizeof out->amnesia_why, "%s", rep->amnesia_why);
 	out->undecided = rep->undecided;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
 	replica_repair_status(rep, out);

@@ -78,7 +78,9 @@ struct cluster_node_config {
 					* replica); NULL in ringkvd */
 	bool (*snapshot_chunk_hook)(uint64_t to, uint64_t seq, bool last); /* tests
 					* only: false loses that chunk of a stream
-					* to node `to` (never sent); NULL in ringkvd */
+					* to replica `to` (never sent); NULL in ringkvd */
+	bool amnesia_no_rejoin;        /* tests only: an amnesiac replica does not
+					* ask to rejoin (it stays out of its group) */
 	unsigned slot_function;        /* shard/route.h's enum route_slot_fn of the
 					* data dir; 0 = 1. Peers must agree: a
 					* hello naming another is refused */
@@ -422,6 +424,11 @@ struct replica_status {
 	uint64_t snap_nacked;       /* broken streams we asked to start over */
 	uint64_t votes_withheld;    /* vote requests dropped while joining */
 	bool joining;               /* started empty, not caught up yet */
+	bool amnesiac;              /* its core log lost what may hold a vote or
+				     * acks: takes no part in its group until
+				     * replaced (replica_amnesia.c) */
+	uint64_t amnesia_dropped;   /* Raft messages dropped while amnesiac */
+	char amnesia_why[256];      /* amnesiac: the damage (file, offset) */
 	bool undecided;             /* started empty: new group or wiped node, not told yet */
 	bool snapshot_sending;      /* a stream to a follower is under way */
 	bool snapshot_receiving;    /* a stream from the leader, or its install */

@@ -13,6 +13,7 @@
 #include "cluster/ring_file.h"
 #include "cluster/peer_msg.h"
 #include "cluster/replica.h"
+#include "cluster/replica_ident.h"
 #include "shard/install_origin.h"
 #include "core/timer.h"
 #include "shard/core_log.h"
@@ -20,7 +21,7 @@
 /* A message held until its group's hard state is durable: an encoded
  * one-message batch frame in the replica's `held` buffer. */
 struct held_msg {
-	uint64_t to;
+	uint64_t to;      /* node */
 	uint8_t cls;      /* enum peer_class */
 	size_t off;       /* payload (after the length prefix) in held.data */
 	size_t len;
@@ -174,6 +175,9 @@ struct placement_wait {
 };
 #define PLACEMENT_WAITS 16
 
+/* An amnesiac replica's reason, as its marker holds it (bytes). */
+#define AMNESIA_WHY_MAX 256
+
 /* A move's new replica being made on this core, through the ring
  * (cluster/replica_move.c): the staging directory, an empty shard installed
  * there as a snapshot would be, the joining marker; published only then. */
@@ -311,6 +315,25 @@ struct replica {
 				       * steps nothing, serves nothing; its files
 				       * go at the next start */
 	struct replica_move move;     /* leader: the move it drives */
+	bool amnesiac;                /* its core's newest log segment was
+				       * damaged: takes no part in its group
+				       * (replica_amnesia.c) */
+	char amnesia_why[AMNESIA_WHY_MAX]; /* the damage, from the marker */
+	uint64_t amnesia_dropped;     /* Raft messages dropped because of it */
+	uint64_t amnesia_leader;      /* the sender of the last APPEND or
+				       * HEARTBEAT dropped: a routing hint only */
+	uint64_t amnesia_leader_term; /* its term */
+	uint32_t incarnation;         /* of this node's replica: its Raft id is
+				       * replica_ident(node, incarnation) */
+	uint64_t amnesia_asked_us;    /* when it last asked the leader to rejoin */
+	char amnesia_marker[PATH_MAX]; /* its path, while its unlink runs */
+	struct io_op amnesia_op;      /* the marker's unlink */
+	struct io_op amnesia_sync_op; /* then the data dir's fsync */
+	unsigned amnesia_unlinking;   /* of the two, not yet completed */
+	int amnesia_res;              /* the first error of the two */
+	uint64_t rejoin_id;           /* leader: a member asking to rejoin as
+				       * this new identity; RAFT_NONE: none */
+	uint64_t rejoins_done;        /* leader: rejoins driven to the end */
 };
 
 struct out_batch {
@@ -482,14 +505,57 @@ void replica_repair_installed(struct replica *rep, uint64_t index);
  */
 int core_log_repair_plan(struct cluster_core *c, uint64_t *salvage_from, char *why,
 			 size_t whylen);
+/* core_log_repair_plan's answer when the damage may have taken a hard
+ * state (the newest segment, or no whole segment with records after it):
+ * every segment goes (*salvage_from is above the newest) and every replica
+ * of the core becomes amnesiac (replica_amnesia.c); `why` names the file
+ * and the offset. */
+#define CORE_LOG_REPAIR_AMNESIA 1
 /*
  * Moves what the plan found into DATA/quarantine: every shard dir of the
  * core (a fresh empty one in its place, its joining marker written first)
- * and the segments below salvage_from. Nothing deleted; logged. 0 or an
+ * and the segments below salvage_from. With `amnesia`, every replica's
+ * amnesiac marker is written first. Nothing deleted; logged. 0 or an
  * error in err. The replicas must be closed.
  */
-int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, const char *why,
-			    char *err, size_t errlen);
+int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, bool amnesia,
+			    const char *why, char *err, size_t errlen);
+
+/* ---- an amnesiac replica (cluster/replica_amnesia.c) ---- */
+
+/* Unlinks the marker file `path` (absolute; it must stay valid until both
+ * complete), then fsyncs the data dir, linked: `done` is called for each
+ * of the two ops (data = rep). */
+void replica_marker_unlink(struct replica *rep, const char *path, struct io_op *unlink_op,
+			   struct io_op *sync_op, io_done_fn *done);
+
+/* "shard-N.amnesiac", the marker's name in the data dir. */
+void replica_amnesia_marker_name(char *buf, size_t len, uint32_t shard);
+/* Start-up (blocking): writes the marker of `shard` durably, its text
+ * `why` (what was damaged: file and offset). 0 or a negative errno. */
+int replica_amnesia_mark(const char *data_dir, uint32_t shard, const char *why,
+			 uint32_t incarnation);
+/* Start-up (blocking), before the replica's Raft is made: its
+ * incarnation, from its marker (then it is amnesiac, logged with its
+ * reason) or from its recorded configuration (0 without one); a marker
+ * whose incarnation the record already names a voter is removed. 0, or a
+ * negative errno with the file in err. */
+int replica_amnesia_load(struct replica *rep, char *err, size_t errlen);
+/* The incarnation node `node`'s replica of the group has in the record
+ * `conf_path` (DATA/shard-N.conf), 0 without one. Blocking. */
+uint32_t replica_amnesia_recorded_incarnation(const char *conf_path, uint64_t node);
+/* Every inbound Raft message for the replica passes here first (on its
+ * core): false (dropped, counted) when it is addressed to another identity
+ * than the replica's, e.g. an amnesiac replica's old one. */
+bool replica_amnesia_accept(struct replica *rep, const struct raft_msg *m);
+/* Leader: true when `m` is a replica's request to rejoin the group as a
+ * new incarnation (taken, not for Raft). */
+bool replica_rejoin_note(struct replica *rep, const struct raft_msg *m);
+/* Every tick: an amnesiac replica asks to rejoin and, once a voter of
+ * its group as recorded on disk, removes its marker; a leader drives a
+ * rejoin it was asked for (remove the old identity, add the new one as a
+ * learner, promote it once caught up). */
+void replica_amnesia_tick(struct replica *rep);
 
 /* ---- the install origin record (cluster/replica_origin.c) ---- */
 

@@ -1012,6 +1012,8 @@ int replica_move_core_start(struct cluster_core *c, char *err, size_t errlen)
 		unlink(path);
 		snprintf(path, sizeof path, "%s/shard-%u.joining", n->data_dir, g);
 		unlink(path);
+		snprintf(path, sizeof path, "%s/shard-%u.amnesiac", n->data_dir, g);
+		unlink(path);
 	}
 	return 0;
 }

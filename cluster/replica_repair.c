@@ -172,11 +172,11 @@ static void ask(struct replica *rep)
 			rep->repair.recv_seen = rep->snap_recv_bytes;
 			rep->repair.recv_since = rep->repair.ticks;
 		}
-		if (rep->recv.from == leader &&
+		if (rep->recv.from == replica_ident_node(leader) &&
 		    rep->repair.ticks - rep->repair.recv_since < stall_ticks(rep))
 			return;
 		log_info("replica %u: dropping the snapshot stream from node %" PRIu64 " (%s)",
-			 rep->id, rep->recv.from, rep->recv.from == leader ?
+			 rep->id, rep->recv.from, rep->recv.from == replica_ident_node(leader) ?
 			 "no chunk for too long" : "no longer the leader");
 		snapshot_recv_stop(rep);
 		rep->repair.ask_due = 0;
@@ -187,7 +187,8 @@ static void ask(struct replica *rep)
 	b->len = 0;
 	rv = peer_msg_encode_snapshot_request(b, &q);
 	if (rv == 0)
-		rv = cluster_core_send_control(rep->core, leader, b->data + PEER_MSG_HEADER_SIZE,
+		rv = cluster_core_send_control(rep->core, replica_ident_node(leader),
+					       b->data + PEER_MSG_HEADER_SIZE,
 					       b->len - PEER_MSG_HEADER_SIZE);
 	if (rv != 0) {
 		log_every(LOG_WARN, 10000, "replica %u: snapshot request to node %" PRIu64
@@ -239,17 +240,21 @@ bool replica_repair_accept(struct replica *rep, const struct raft_msg *m)
 void replica_repair_request(struct replica *rep, uint64_t from,
 			    const struct peer_msg_snapshot_request *q)
 {
+	uint64_t member;
+
 	if (raft_role(rep->raft) != RAFT_LEADER) {
 		log_every(LOG_INFO, 10000, "replica %u: snapshot request from node %" PRIu64
 			  " ignored: this replica does not lead", rep->id, from);
 		return;
 	}
-	if (from == raft_id(rep->raft) || raft_conf_role(raft_conf(rep->raft), from) == 0) {
+	/* `from` is a node; the member is its replica's identity. */
+	member = replica_ident_member(raft_conf(rep->raft), from, RAFT_NONE);
+	if (member == RAFT_NONE || member == raft_id(rep->raft)) {
 		log_every(LOG_WARN, 10000, "replica %u: snapshot request from node %" PRIu64
 			  " refused: not a member of the group", rep->id, from);
 		return;
 	}
-	snapshot_send_force(rep, from, q->applied);
+	snapshot_send_force(rep, member, q->applied);
 }
 
 bool replica_repair_stream_ok(const struct replica *rep, uint64_t index)

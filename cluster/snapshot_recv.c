@@ -461,7 +461,7 @@ void snapshot_recv_nack(struct replica *rep, uint64_t to, uint64_t stream)
 
 	if (stream == 0 || stream == rc->nacked)
 		return; /* an old leader's stream, or asked already */
-	if (raft_leader(rep->raft) != to)
+	if (replica_ident_node(raft_leader(rep->raft)) != to)
 		return; /* only the leader we follow streams to us */
 	peer_msg_buf_init(&b);
 	rv = peer_msg_encode_snapshot_request(&b, &q);
@@ -517,7 +517,8 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 		 * replica follows (never while it leads: its proposals wait on
 		 * the shard's answers), and only ahead of what it applied
 		 * (or at or below it while repairing: replica_repair.c). */
-		if (raft_role(rep->raft) == RAFT_LEADER || from != raft_leader(rep->raft) ||
+		if (raft_role(rep->raft) == RAFT_LEADER ||
+		    from != replica_ident_node(raft_leader(rep->raft)) ||
 		    !replica_repair_stream_ok(rep, ch->index)) {
 			rep->snap_rejected++;
 			return;

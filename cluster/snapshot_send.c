@@ -109,7 +109,8 @@ static int send_chunk(struct snap_send *s, const char *name, const void *data, u
 	    !c->node->cfg.snapshot_chunk_hook(s->to, s->seq, last))
 		s->frame.len = 0; /* a test's lost chunk: as if the transport dropped it */
 	else if (rv == 0)
-		rv = c->pc ? peer_send(c->pc, s->to, PEER_BULK, s->frame.data + PEER_MSG_HEADER_SIZE,
+		rv = c->pc ? peer_send(c->pc, replica_ident_node(s->to), PEER_BULK,
+				       s->frame.data + PEER_MSG_HEADER_SIZE,
 				       s->frame.len - PEER_MSG_HEADER_SIZE)
 			   : -ENOENT;
 	if (rv != 0)
@@ -390,9 +391,15 @@ static void restart_try(struct snap_send *s)
 
 void snapshot_send_restart(struct replica *rep, uint64_t to, uint64_t stream)
 {
-	struct snap_send *s = slot_get(rep, to, false);
+	struct snap_send *s = NULL;
 
-	if (raft_role(rep->raft) != RAFT_LEADER || !s || s->state == SNAP_SEND_IDLE)
+	/* `to` is the asking node; a slot is keyed by its replica's Raft id
+	 * (the node and an incarnation: cluster/replica_ident.h). */
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS && !s; i++)
+		if (rep->sends[i] && replica_ident_node(rep->sends[i]->to) == to &&
+		    rep->sends[i]->state != SNAP_SEND_IDLE)
+			s = rep->sends[i];
+	if (raft_role(rep->raft) != RAFT_LEADER || !s)
 		return;
 	/* ANY: the follower got Raft's message, which follows the last chunk,
 	 * and holds no stream from us: this one, all sent, was lost. */

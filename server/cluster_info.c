@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/replica_ident.h"
 #include "cluster/client_addrs.h"
 #include "cluster/peer.h"
 #include "cluster/replica.h"
@@ -197,8 +198,9 @@ static unsigned group_voters(const struct raft_conf *conf, uint64_t *ids, unsign
 
 		for (unsigned k = 0; k < r; k++)
 			founding |= ids[k] == conf->servers[i].id;
+		/* A node id (a rejoined replica's identity has an incarnation). */
 		if (!founding && conf->servers[i].role == RAFT_VOTER)
-			out[n++] = conf->servers[i].id;
+			out[n++] = replica_ident_node(conf->servers[i].id);
 	}
 	memcpy(ids, out, n * sizeof *ids);
 	return n;
@@ -309,7 +311,9 @@ static void answer_status(struct gather *g)
 
 		x->shard = g->held[i];
 		x->core = (uint32_t)cluster_node_shard_core(n->cluster, g->held[i]);
-		x->role = text(raft_role_name(st->role));
+		/* An amnesiac replica takes no part in its group whatever its
+		 * Raft role says (cluster/replica_amnesia.c). */
+		x->role = text(st->amnesiac ? "amnesiac" : raft_role_name(st->role));
 		x->term = st->term;
 		x->leader = st->leader;
 		x->commit = st->commit;

@@ -628,6 +628,7 @@ static bool top_entry_known(const char *name, const struct datadir_cluster *c)
 			".incoming",                      /* a snapshot's staging dir */
 			".conf", ".conf.tmp",             /* the group's membership record */
 			".joining", ".joining.tmp",       /* a replica not caught up yet */
+			".amnesiac", ".amnesiac.tmp",     /* its core log lost a vote? */
 		};
 		size_t len = strlen(name + 6);
 

@@ -66,6 +66,10 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		{ &ids->raft_joining, false, "ringkv_raft_joining_replicas",
 		  "Replicas that started empty in a group with a history: no vote until "
 		  "caught up from a leader." },
+		{ &ids->raft_amnesiac, false, "ringkv_raft_amnesiac_replicas",
+		  "Replicas whose core's newest log segment was damaged (a vote or "
+		  "acknowledged entries may be lost): they take no part in their group "
+		  "(no vote, no acknowledgement, no read) until it replaces them." },
 		{ &ids->raft_proposed, true, "ringkv_raft_proposals_total",
 		  "Writes proposed to a group this core leads." },
 		{ &ids->raft_overwritten, true, "ringkv_raft_proposals_overwritten_total",
@@ -378,8 +382,8 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	uint64_t leaderless = 0, stopped = 0, proposed = 0, overwritten = 0, unknown = 0;
 	uint64_t proposals = 0, reads = 0, apply_lag = 0, follower_lag = 0, refused = 0;
 	uint64_t leader_changes = 0, snap_sent = 0, snap_sent_bytes = 0, snap_received = 0;
-	uint64_t snap_received_bytes = 0, snap_restarted = 0, repairing = 0, repairs = 0, undecided = 0;
-	uint64_t joining = 0;
+	uint64_t snap_received_bytes = 0, snap_restarted = 0, repairing = 0, repairs = 0;
+	uint64_t undecided = 0, joining = 0, amnesiac = 0;
 	struct forward_stats fs;
 	struct replica_status st;
 	unsigned i, f;
@@ -396,6 +400,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 		repairs += st.repairs_done;
 		undecided += st.undecided;
 		joining += st.joining;
+		amnesiac += st.amnesiac;
 		proposed += st.proposed;
 		overwritten += st.overwritten;
 		unknown += st.unknown;
@@ -422,6 +427,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	metrics_set(mc, ids->raft_repairs, repairs);
 	metrics_set(mc, ids->raft_undecided, undecided);
 	metrics_set(mc, ids->raft_joining, joining);
+	metrics_set(mc, ids->raft_amnesiac, amnesiac);
 	metrics_set(mc, ids->raft_proposed, proposed);
 	metrics_set(mc, ids->raft_overwritten, overwritten);
 	metrics_set(mc, ids->raft_unknown, unknown);

@@ -22,6 +22,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #define _XOPEN_SOURCE_EXTENDED 1
 #include <ftw.h>
 #include <netinet/in.h>
@@ -144,6 +145,9 @@ static shard_install_hook_fn *install_hook; /* of the nodes started next */
 enum lose { LOSE_NONE, LOSE_FIRST, LOSE_LAST };
 static atomic_int lose_chunk;               /* a chunk the next stream to node 3
 					     * loses (enum lose), then LOSE_NONE */
+static bool auto_repair;        /* cluster_node_config.auto_repair of the
+				 * nodes started next */
+static bool no_rejoin;          /* cluster_node_config.amnesia_no_rejoin */
 
 /* Every node's snapshot_chunk_hook: loses one chunk when a test asks. */
 static bool chunk_hook(uint64_t to, uint64_t seq, bool last)
@@ -495,6 +499,8 @@ static void node_start(unsigned id, unsigned count)
 	cfg.snapshot_lag = snapshot_lag;
 	cfg.install_step_hook = install_hook;
 	cfg.snapshot_chunk_hook = chunk_hook;
+	cfg.auto_repair = auto_repair;
+	cfg.amnesia_no_rejoin = no_rejoin;
 	assert_int_equal(cluster_node_create(&n->cn, &cfg, err, sizeof err), 0);
 	n->net = NULL;
 	if (count > 1) {
@@ -1027,6 +1033,213 @@ static uint64_t three_nodes_written(unsigned rounds, unsigned *next)
 	return leader;
 }
 
+/* The end of a test begun with three_nodes_written: every node stopped,
+ * its data dir removed, the sizes back to their defaults. */
+static void three_nodes_done(void)
+{
+	for (unsigned id = 1; id <= 3; id++)
+		node_stop(id);
+	for (unsigned id = 1; id <= 3; id++)
+		rm_rf(nodes[id].dir);
+	memtable_size = 1u << 20;
+	value_pad = 0;
+}
+
+/* Flips 16 bytes of the first record of the newest segment of node id's
+ * core log `core`: a bad record header with data after it, in the segment
+ * that may hold a vote written after its checkpoint. */
+static void damage_newest_segment(unsigned id, unsigned core)
+{
+	char dir[400], name[64], path[480];
+	uint64_t *seqs = NULL;
+	size_t n = 0;
+	uint8_t b[16];
+	int fd;
+
+	snprintf(dir, sizeof dir, "%s/core-%u", nodes[id].dir, core);
+	assert_int_equal(core_log_segments_list(dir, &seqs, &n), 0);
+	assert_true(n > 0);
+	assert_int_equal(core_log_segment_name(name, sizeof name, seqs[n - 1]), 0);
+	free(seqs);
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, b, sizeof b, 4096), (ssize_t)sizeof b);
+	for (size_t i = 0; i < sizeof b; i++)
+		b[i] ^= 0xff;
+	assert_int_equal(pwrite(fd, b, sizeof b, 4096), (ssize_t)sizeof b);
+	close(fd);
+}
+
+/*
+ * A replica whose core's newest log segment is damaged may have lost a
+ * vote and acknowledged entries: it starts (it used to be refused) but
+ * takes no part in its group (cluster/replica_amnesia.c). Node 3's newest
+ * segment is damaged while it is down; restarted, its replica is amnesiac:
+ *   - no acknowledgement: writes commit on 1 and 2 and the leader learns
+ *     no new match from 3, whose log and shard stay empty;
+ *   - no vote: with the leader stopped, the other node needs 3's vote and
+ *     must not get it for 20 election timeouts (an empty replica of term
+ *     0 would grant it at once);
+ *   - no campaign, no term: 3 stays at term 0; it serves no proposal;
+ *   - durable: restarted again, it is still amnesiac.
+ * It does not ask to rejoin here (amnesia_no_rejoin): what is checked is
+ * that its old identity takes no part. Without the filter
+ * (replica_amnesia_accept letting messages through) the first and second
+ * checks fail.
+ */
+static void test_amnesiac_replica_takes_no_part(void **state)
+{
+	uint64_t leader, other, old_last;
+	unsigned core, next = 0;
+	char marker[400];
+	struct stat sb;
+
+	(void)state;
+	auto_repair = true;
+	no_rejoin = true;
+	three_nodes_written(1, &next);
+	refresh(&nodes[3]);
+	core = nodes[3].status[0].core->r->id;
+	old_last = nodes[3].status[0].st.last_index;
+	node_stop(3);
+	damage_newest_segment(3, core);
+	node_start(3, 3); /* refused before amnesiac replicas */
+	excluded = 1u << 3;
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.amnesiac);
+	assert_non_null(strstr(nodes[3].status[0].st.amnesia_why, "offset"));
+	snprintf(marker, sizeof marker, "%s/shard-0.amnesiac", nodes[3].dir);
+	assert_int_equal(stat(marker, &sb), 0);
+
+	/* No acknowledgement. */
+	leader = wait_leader(3, 0, 5000);
+	assert_true(leader == 1 || leader == 2);
+	write_ok(leader, 0, next, 64);
+	next += 64;
+	assert_true(converged(3, 0, 5000));
+	sleep_ms(5 * HEARTBEAT_MS);
+	/* The leader may still hold the match 3's old self acknowledged
+	 * (those entries were committed before); nothing above it. */
+	refresh(&nodes[leader]);
+	assert_true(nodes[leader].status[0].st.n_followers == 2);
+	assert_true(nodes[leader].status[0].st.commit >= old_last + 64);
+	for (unsigned f = 0; f < nodes[leader].status[0].st.n_followers; f++)
+		if (nodes[leader].status[0].st.followers[f].node == 3)
+			assert_true(nodes[leader].status[0].st.followers[f].match <= old_last);
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].keys, 0);
+	assert_int_equal(nodes[3].status[0].st.last_index, 0);
+	assert_true(nodes[3].status[0].st.amnesia_dropped > 0);
+
+	/* No vote: node `other` cannot win without 3. */
+	other = leader == 1 ? 2 : 1;
+	node_stop(leader);
+	for (unsigned t = 0; t < 20 * ELECTION_MS / 10; t++) {
+		refresh(&nodes[other]);
+		refresh(&nodes[3]);
+		assert_true(nodes[other].status[0].st.role != RAFT_LEADER);
+		assert_true(nodes[3].status[0].st.role != RAFT_LEADER);
+		sleep_ms(10);
+	}
+	refresh(&nodes[other]);
+	assert_true(nodes[other].status[0].st.term > 1); /* it did campaign */
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].st.term, 0);
+	nodes[3].job_shard = 0;
+	nodes[3].job_first = next;
+	nodes[3].job_count = 1;
+	run_job(&nodes[3], job_propose);
+	assert_int_equal(nodes[3].job_rv[next], RAFT_ENOTLEADER);
+
+	/* Durable: a restart keeps it amnesiac; the others serve again. */
+	node_stop(3);
+	node_start(3, 3);
+	node_start((unsigned)leader, 3);
+	assert_true(wait_leader(3, 0, 8000) != 0);
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.amnesiac);
+	assert_int_equal(nodes[3].status[0].st.term, 0);
+	excluded = 0;
+	auto_repair = false;
+	no_rejoin = false;
+	three_nodes_done();
+}
+
+static bool path_exists(const char *dir, const char *name);
+
+/* Whether `conf` has member `id` with `role` (0: not a member). */
+static bool member_is(const struct raft_conf *conf, uint64_t id, int role)
+{
+	for (uint32_t i = 0; i < conf->n; i++)
+		if (conf->servers[i].id == id)
+			return (int)conf->servers[i].role == role;
+	return role == 0;
+}
+
+/*
+ * An amnesiac replica rejoins its group on the same node as a new
+ * incarnation (cluster/replica_amnesia.c): node 3's newest segment is
+ * damaged while it is down; restarted, it asks the leader, which removes
+ * identity (3, 0), adds (3, 1) as a learner and promotes it once caught
+ * up; its marker goes; it holds every key (contents compared), and it
+ * votes again: with the leader stopped, the other two elect one and
+ * commit. Restarted, it is incarnation 1 and not amnesiac.
+ */
+static void test_amnesiac_replica_rejoins(void **state)
+{
+	uint64_t leader, digest, new_id = (UINT64_C(1) << 48) | 3;
+	unsigned core, next = 0, t;
+
+	(void)state;
+	auto_repair = true;
+	three_nodes_written(2, &next);
+	refresh(&nodes[3]);
+	core = nodes[3].status[0].core->r->id;
+	node_stop(3);
+	damage_newest_segment(3, core);
+	node_start(3, 3);
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.amnesiac);
+	excluded = 1u << 3;
+	leader = wait_leader(3, 0, 5000);
+	assert_true(leader == 1 || leader == 2);
+	write_ok(leader, 0, next, 64);
+	next += 64;
+	for (t = 0; t < 1500; t++) {
+		refresh(&nodes[3]);
+		if (!nodes[3].status[0].st.amnesiac)
+			break;
+		sleep_ms(10);
+	}
+	assert_true(t < 1500);
+	excluded = 0;
+	assert_true(converged(3, 0, 8000));
+	refresh(&nodes[leader]);
+	digest = nodes[leader].status[0].digest;
+	assert_true(member_is(&nodes[leader].status[0].st.conf, new_id, RAFT_VOTER));
+	assert_true(member_is(&nodes[leader].status[0].st.conf, 3, 0));
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].digest, digest);
+	assert_false(path_exists(nodes[3].dir, "shard-0.amnesiac"));
+	/* A voter again: without the old leader, 3's vote makes a majority. */
+	node_stop((unsigned)leader);
+	leader = wait_leader(3, 0, 8000);
+	assert_true(leader != 0);
+	write_ok(leader, 0, next, 64);
+	next += 64;
+	node_stop(3);
+	node_start(3, 3);
+	refresh(&nodes[3]);
+	assert_false(nodes[3].status[0].st.amnesiac);
+	for (unsigned id = 1; id <= 3; id++)
+		if (!node_up(id))
+			node_start(id, 3);
+	assert_true(converged(3, 0, 8000));
+	auto_repair = false;
+	three_nodes_done();
+}
+
 /*
  * A wiped node killed after a snapshot install and before its LOG_RESET was
  * durable holds tables at the leader's flushed index F while its core log
@@ -1064,12 +1277,7 @@ static void test_restart_between_install_and_log_reset(void **state)
 	assert_int_equal(nodes[3].status[0].digest, digest);
 	write_ok(leader, 0, next, 64);
 	assert_true(converged(3, 0, 8000));
-	for (unsigned id = 1; id <= 3; id++)
-		node_stop(id);
-	for (unsigned id = 1; id <= 3; id++)
-		rm_rf(nodes[id].dir);
-	memtable_size = 1u << 20;
-	value_pad = 0;
+	three_nodes_done();
 }
 
 /* The child's install hook: a kill -9 once the exchange is durable and
@@ -1178,12 +1386,7 @@ static void test_kill_between_exchange_and_log_reset(void **state)
 	node_stop(3);
 	node_start(3, 3);
 	assert_true(converged(3, 0, 8000));
-	for (unsigned id = 1; id <= 3; id++)
-		node_stop(id);
-	for (unsigned id = 1; id <= 3; id++)
-		rm_rf(nodes[id].dir);
-	memtable_size = 1u << 20;
-	value_pad = 0;
+	three_nodes_done();
 	snapshot_lag = 0;
 }
 
@@ -2151,6 +2354,8 @@ int main(void)
 		cmocka_unit_test(test_one_node),
 		cmocka_unit_test(test_three_nodes),
 		cmocka_unit_test(test_wiped_node_elects_no_stale_leader),
+		cmocka_unit_test(test_amnesiac_replica_takes_no_part),
+		cmocka_unit_test(test_amnesiac_replica_rejoins),
 		cmocka_unit_test(test_restart_between_install_and_log_reset),
 		cmocka_unit_test(test_kill_between_exchange_and_log_reset),
 		cmocka_unit_test(test_lost_snapshot_chunk),
