@@ -380,6 +380,7 @@ struct cluster_core {
 	unsigned nwaits;
 	struct peer_msg_buf placement_buf; /* encoded requests and answers */
 	struct replica_create create;   /* one new replica at a time */
+	struct cluster_leaders *leaders; /* every shard's leader (leaders.c) */
 };
 
 /* replica.c, used by cluster_core.c */
