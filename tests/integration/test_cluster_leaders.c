@@ -11,7 +11,11 @@
  *     term, the one the new leader's own status shows), and a leader for
  *     every shard;
  *   - the map's epoch stays 1 (no membership change) and its version is
- *     the epoch plus the sum of the terms.
+ *     the epoch plus the sum of the terms;
+ *   - a leadership transfer changes no epoch: a router whose cached map
+ *     names the old leader gets NOT_LEADER carrying the same epoch
+ *     (Response.map_epoch) and follows the hint without refetching the
+ *     map (an answer without the epoch would make it refetch).
  * Every process is stopped; every wait is bounded.
  *
  * usage: test_cluster_leaders RINGKVD
@@ -125,6 +129,62 @@ static bool maps_agree(const bool *live, long within_ms, uint64_t *leader_of, ui
 	return false;
 }
 
+/* A key of `shard` in map m (the router's slot function). */
+static void key_of_shard(const struct rkv_cluster_map *m, uint32_t shard, char *key, size_t len)
+{
+	for (unsigned k = 0; k < 100000; k++) {
+		snprintf(key, len, "key:%u", k);
+		if (rkv_cluster_map_shard(m, key, strlen(key))->id == shard)
+			return;
+	}
+	CHECK(false, "no key of shard %u", shard);
+}
+
+/* Hands `shard`'s leadership from node `from` to node `to` (voters both)
+ * and checks that a router that cached the old leader follows the hint of
+ * the NOT_LEADER answer without a new map. */
+static void transfer_keeps_epoch(uint32_t shard, uint64_t from, uint64_t to, const bool *live,
+				 uint64_t *leader_of, uint64_t *term_of)
+{
+	struct rkv_move_request q = { .shard = shard, .to_node = to, .transfer_leader = 1 };
+	struct rkv_router_stats before, after;
+	struct rkv_router *r;
+	struct rkv_move mv;
+	char key[32], err[256];
+	long deadline;
+	int rc;
+
+	CHECK(rkv_router_open(cluster.nodes[0].srv.addr, 2000, &r, err, sizeof err) == 0,
+	      "router: %s", err);
+	key_of_shard(rkv_router_map(r), shard, key, sizeof key);
+	CHECK(rkv_router_map(r)->shards[shard].leader == from, "the router's map names %llu",
+	      (unsigned long long)rkv_router_map(r)->shards[shard].leader);
+	CHECK(rkv_router_put(r, key, strlen(key), "v1", 2) == RKV_STATUS_OK, "put before");
+	deadline = harness_now_ms() + 20000;
+	do {
+		rc = rkv_shard_move_ask(cluster_client(&cluster, (unsigned)from - 1), &q, &mv, NULL);
+		if (rc == 0 && maps_agree(live, 2000, leader_of, term_of) &&
+		    leader_of[shard] == to)
+			break;
+		harness_sleep_ms(200);
+	} while (harness_now_ms() < deadline);
+	CHECK(leader_of[shard] == to, "shard %u still led by node %llu", shard,
+	      (unsigned long long)leader_of[shard]);
+	rkv_router_stats(r, &before);
+	CHECK(rkv_router_put(r, key, strlen(key), "v2", 2) == RKV_STATUS_OK, "put after");
+	rkv_router_stats(r, &after);
+	printf("shard %u moved from node %llu to %llu: the router saw %llu NOT_LEADER, "
+	       "fetched the map %llu times\n", shard, (unsigned long long)from,
+	       (unsigned long long)to, (unsigned long long)(after.not_leader - before.not_leader),
+	       (unsigned long long)(after.refreshes - before.refreshes));
+	CHECK(after.not_leader - before.not_leader == 1,
+	      "%llu NOT_LEADER answers", (unsigned long long)(after.not_leader - before.not_leader));
+	CHECK(after.refreshes == before.refreshes,
+	      "the router refetched the map within one epoch");
+	CHECK(rkv_router_map(r)->epoch == 1, "epoch %llu", (unsigned long long)rkv_router_map(r)->epoch);
+	rkv_router_close(r);
+}
+
 int main(int argc, char **argv)
 {
 	bool live[NODES] = { true, true, true, true };
@@ -163,8 +223,17 @@ int main(int argc, char **argv)
 				lacking = i;
 				break;
 			}
-	rkv_cluster_map_free(m);
 	CHECK(shard < SHARDS, "no shard lacking on some node (R = 3 of 4 nodes)");
+	/* Its leadership to another voter first (not the lacking node). */
+	for (unsigned k = 0; k < m->shards[shard].replica_count; k++) {
+		uint64_t id = m->shards[shard].replicas[k].node;
+
+		if (id != leader_of[shard]) {
+			transfer_keeps_epoch(shard, leader_of[shard], id, live, leader_of, term_of);
+			break;
+		}
+	}
+	rkv_cluster_map_free(m);
 	victim = (unsigned)leader_of[shard] - 1;
 	old_term = term_of[shard];
 	printf("node %u holds no replica of shard %u; killing its leader, node %u (term %llu)\n",
