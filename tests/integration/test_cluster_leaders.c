@@ -15,10 +15,14 @@
  *   - a leadership transfer changes no epoch: a router whose cached map
  *     names the old leader gets NOT_LEADER carrying the same epoch
  *     (Response.map_epoch) and follows the hint without refetching the
- *     map (an answer without the epoch would make it refetch).
+ *     map (an answer without the epoch would make it refetch);
+ *   - `ringkv node list --json` lists the four nodes up with 3 replicas
+ *     each, over both cores, and the 4 leaderships between them; after the
+ *     kill, the killed node unreachable (counted from the map) and the 4
+ *     leaderships on the live ones; the table form says the same.
  * Every process is stopped; every wait is bounded.
  *
- * usage: test_cluster_leaders RINGKVD
+ * usage: test_cluster_leaders RINGKVD RINGKV
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -185,6 +189,62 @@ static void transfer_keeps_epoch(uint32_t shard, uint64_t from, uint64_t to, con
 	rkv_router_close(r);
 }
 
+/* The value of "name": in the JSON object text [obj, end), or -1. */
+static long json_number(const char *obj, const char *end, const char *name)
+{
+	char pat[40];
+	const char *p;
+
+	snprintf(pat, sizeof pat, "\"%s\":", name);
+	p = strstr(obj, pat);
+	return p && p < end ? strtol(p + strlen(pat), NULL, 10) : -1;
+}
+
+/*
+ * `ringkv node list --json` from node `asked`: every node listed, the one
+ * `down` (or none: NODES) unreachable and counted from the map, the others
+ * up with 3 replicas on cores 0 and 1; the live nodes lead all 4 shards.
+ */
+static void check_node_list(const char *ringkv, unsigned asked, unsigned down)
+{
+	static char out[16384];
+	long leaders = 0;
+	int rc = run_capture(ringkv, (const char *const[]){ "-a",
+		cluster.nodes[asked].srv.addr, "node", "list", "--json", NULL }, out, sizeof out);
+
+	printf("$ ringkv node list --json -> %d\n%s", rc, out);
+	CHECK(rc == 0 && out[0] == '{', "node list: exit %d", rc);
+	for (unsigned i = 0; i < NODES; i++) {
+		char pat[32];
+		const char *obj, *end;
+
+		snprintf(pat, sizeof pat, "{\"id\":%u,", i + 1);
+		obj = strstr(out, pat);
+		CHECK(obj != NULL, "node %u not listed", i + 1);
+		end = strstr(obj + 1, "{\"id\":");
+		if (!end)
+			end = obj + strlen(obj);
+		if (i == down) {
+			CHECK(strstr(obj, "\"state\":\"unreachable\",\"counted_from\":\"map\"") &&
+			      strstr(obj, "\"state\"") < end, "node %u not unreachable", i + 1);
+			continue;
+		}
+		CHECK(strstr(obj, "\"state\":\"up\",\"counted_from\":\"status\"") &&
+		      strstr(obj, "\"state\"") < end, "node %u not up", i + 1);
+		CHECK(json_number(obj, end, "replicas") == 3, "node %u: %ld replicas", i + 1,
+		      json_number(obj, end, "replicas"));
+		CHECK(strstr(obj, "{\"core\":1,") && strstr(obj, "{\"core\":1,") < end,
+		      "node %u: no core 1", i + 1);
+		leaders += json_number(obj, end, "leaders");
+	}
+	CHECK(leaders == SHARDS, "the live nodes lead %ld shards", leaders);
+	rc = run_capture(ringkv, (const char *const[]){ "-a", cluster.nodes[asked].srv.addr,
+		"node", "list", NULL }, out, sizeof out);
+	printf("$ ringkv node list -> %d\n%s", rc, out);
+	CHECK(rc == 0 && strstr(out, "NODE") && (down == NODES) == !strstr(out, "unreachable"),
+	      "node list (table): exit %d", rc);
+}
+
 int main(int argc, char **argv)
 {
 	bool live[NODES] = { true, true, true, true };
@@ -193,8 +253,8 @@ int main(int argc, char **argv)
 	unsigned lacking = NODES, victim, shard = SHARDS;
 	long t0;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s RINGKVD\n", argv[0]);
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s RINGKVD RINGKV\n", argv[0]);
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -213,6 +273,7 @@ int main(int argc, char **argv)
 		printf(" %u:%llu(t%llu)", s, (unsigned long long)leader_of[s],
 		       (unsigned long long)term_of[s]);
 	printf("\n");
+	check_node_list(argv[2], 0, NODES);
 
 	/* A shard that some node lacks, led by another node. */
 	CHECK(rkv_cluster_map(cluster_client(&cluster, 0), &m) == 0, "node 1's map");
@@ -252,6 +313,7 @@ int main(int argc, char **argv)
 	       harness_now_ms() - t0, lacking + 1, (unsigned long long)leader_of[shard],
 	       (unsigned long long)term_of[shard], shard);
 
+	check_node_list(argv[2], lacking, victim);
 	cluster_stop_all(&cluster, 15000);
 	harness_cleanup();
 	printf("ok\n");
