@@ -12,6 +12,7 @@
  * core log stores and fdatasyncs everything staged in the pass at once.
  */
 #include "cluster/replica_internal.h"
+#include "cluster/leaders.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -335,6 +336,7 @@ static void tick_fired(struct timer *t, void *arg)
 	c->stats.ticks++;
 	for (size_t i = 0; i < c->nreps; i++)
 		replica_tick(c->reps[i]);
+	cluster_leaders_tick(c);
 	if (c->stopping && !c->grace_over && c->r->now_us >= c->stop_deadline_us) {
 		/* handled in quiescent; keep ticking until then */
 	}
@@ -566,6 +568,10 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 	}
 	if (f.kind == PEER_MSG_PLACEMENT) {
 		placement_in(c, from_node, &f.placement);
+		return;
+	}
+	if (f.kind == PEER_MSG_LEADERS) {
+		cluster_leaders_frame(c, from_node, &f, data, len, true);
 		return;
 	}
 	if (f.kind != PEER_MSG_RAFT) {
@@ -1063,6 +1069,8 @@ static void close_all(struct cluster_core *c, bool free_self)
 	free(c->bg);
 	free(c->scratch);
 	free(c->dec);
+	cluster_leaders_destroy(c->leaders);
+	c->leaders = NULL;
 	c->by_shard = NULL;
 	c->reps = NULL;
 	c->dirty = c->dirty_next = NULL;
@@ -1170,6 +1178,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	c->dirty_next = calloc(map->shards, sizeof *c->dirty_next);
 	c->bg = calloc(map->shards, sizeof *c->bg);
 	if (!c->by_shard || !c->reps || !c->dirty || !c->dirty_next || !c->bg ||
+	    cluster_leaders_create(&c->leaders, map->shards) != 0 ||
 	    block_cache_create(&c->cache, &copt) != 0)
 		goto fail;
 	if (mkdir(n->data_dir, 0755) != 0 && errno != EEXIST) {

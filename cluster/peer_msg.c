@@ -601,3 +601,38 @@ int peer_msg_encode_placement(struct peer_msg_buf *out, const struct peer_msg_pl
 	frame_close(out, p, frame_len);
 	return 0;
 }
+
+int peer_msg_encode_leaders(struct peer_msg_buf *out, const struct peer_msg_leader *entries,
+			    uint32_t n)
+{
+	const uint32_t tag[3] = { ringkv_peer_Leaders_shard_tag, ringkv_peer_Leaders_term_tag,
+				  ringkv_peer_Leaders_conf_index_tag };
+	size_t packed[3] = { 0, 0, 0 }, body, frame_len;
+	uint8_t *p;
+
+	assert(out != NULL && (entries != NULL || n == 0));
+	if (n > PEER_MSG_MAX_LEADERS)
+		return RKV_ETOOLARGE;
+	for (uint32_t i = 0; i < n; i++) {
+		packed[0] += varint_size(entries[i].shard);
+		packed[1] += varint_size(entries[i].term);
+		packed[2] += varint_size(entries[i].conf_index);
+	}
+	body = 0;
+	for (int k = 0; k < 3; k++)
+		body += len_field_size(tag[k], packed[k]);
+	p = frame_open(out, ringkv_peer_Envelope_leaders_tag, body, &frame_len);
+	if (p == NULL)
+		return -ENOMEM;
+	for (int k = 0; k < 3; k++) {
+		if (packed[k] == 0)
+			continue;
+		p = put_tag(p, tag[k], WT_LEN);
+		p = put_varint(p, packed[k]);
+		for (uint32_t i = 0; i < n; i++)
+			p = put_varint(p, k == 0 ? entries[i].shard
+					  : k == 1 ? entries[i].term : entries[i].conf_index);
+	}
+	frame_close(out, p, frame_len);
+	return 0;
+}

@@ -32,6 +32,7 @@
 #define PEER_MSG_MAX_REASON 1024  /* HelloReply.reason, bytes */
 #define PEER_MSG_MAX_ADDRESS 300  /* Hello{,Reply}.client_address and
                                    * resp_address, bytes ("HOST:PORT") */
+#define PEER_MSG_MAX_LEADERS 16384 /* Leaders entries per frame */
 
 /*
  * What a receiver accepts; a sender checks the same limits (with the same
@@ -66,6 +67,7 @@ enum peer_msg_kind {
 	PEER_MSG_FORWARD_REPLY,
 	PEER_MSG_SNAPSHOT_REQUEST,
 	PEER_MSG_PLACEMENT,
+	PEER_MSG_LEADERS,
 };
 
 struct peer_msg_hello {
@@ -149,6 +151,30 @@ struct peer_msg_placement {
 	uint64_t index;
 	uint64_t from;    /* CONTINUE */
 	uint64_t to;      /* CONTINUE */
+};
+
+/* One entry of a Leaders frame: the sender leads `shard` in `term`; its
+ * last applied configuration has index `conf_index`. */
+struct peer_msg_leader {
+	uint64_t shard;
+	uint64_t term;
+	uint64_t conf_index;
+};
+
+/* A decoded Leaders frame (proto/peer.proto). The three lists are still in
+ * their packed wire form, each checked (well-formed varints, `count` of
+ * each, count <= PEER_MSG_MAX_LEADERS); read them with
+ * peer_msg_leaders_next(). Any values decode: the receiver checks shards
+ * against its map. */
+struct peer_msg_leaders {
+	uint32_t count;
+	struct peer_msg_slice shard, term, conf_index; /* packed varints */
+};
+
+/* Reads entries of a decoded Leaders frame in order. */
+struct peer_msg_leaders_iter {
+	const uint8_t *p[3], *end[3];
+	uint32_t left;
 };
 
 /* ---- output buffer ------------------------------------------------------ */
@@ -248,6 +274,11 @@ int peer_msg_encode_snapshot_request(struct peer_msg_buf *out,
 /* Never RKV_ETOOLARGE nor RKV_EINVAL: at most 90 bytes, any values. */
 int peer_msg_encode_placement(struct peer_msg_buf *out, const struct peer_msg_placement *q);
 
+/* n entries (n <= PEER_MSG_MAX_LEADERS, else RKV_ETOOLARGE; 0 writes an
+ * empty frame). At most 20 + 30 * n bytes. */
+int peer_msg_encode_leaders(struct peer_msg_buf *out, const struct peer_msg_leader *entries,
+			    uint32_t n);
+
 /* ---- decoding ----------------------------------------------------------- */
 
 /*
@@ -277,6 +308,7 @@ struct peer_msg_frame {
 		struct peer_msg_forward_reply forward_reply;
 		struct peer_msg_snapshot_request snapshot_request;
 		struct peer_msg_placement placement;
+		struct peer_msg_leaders leaders;
 		uint32_t n_msgs; /* PEER_MSG_RAFT: messages in the batch, >= 1 */
 	};
 	/* After peer_msg_next() returned 1: the encoded RaftMessage it came
@@ -340,5 +372,11 @@ int peer_msg_next(struct peer_msg_frame *f, uint64_t *group, struct raft_msg *ms
 int peer_msg_decode_one(struct peer_msg_frame *f, const uint8_t *bytes, size_t len,
 			const struct peer_msg_limits *l, struct raft_entry *scratch,
 			uint32_t scratch_cap, uint64_t *group, struct raft_msg *msg);
+
+/* Starts reading the entries of a decoded Leaders frame (`l` and its
+ * payload must outlive the iterator). */
+void peer_msg_leaders_begin(struct peer_msg_leaders_iter *it, const struct peer_msg_leaders *l);
+/* 1 with *e filled, 0 after the last entry (the decoder checked them all). */
+int peer_msg_leaders_next(struct peer_msg_leaders_iter *it, struct peer_msg_leader *e);
 
 #endif

@@ -560,6 +560,106 @@ static int decode_placement(struct peer_msg_frame *f, struct reader *r)
 	return 0;
 }
 
+/* Counts the varints of a packed list, each checked: 0, RKV_EPROTO (one is
+ * malformed) or RKV_ETOOLARGE (more than `max`). */
+static int packed_count(const uint8_t *data, uint64_t len, uint32_t max, uint32_t *count)
+{
+	struct reader r = { data, data + len };
+	uint64_t v;
+	uint32_t n = 0;
+
+	while (r.p < r.end) {
+		if (n >= max)
+			return RKV_ETOOLARGE;
+		if (!get_varint(&r, &v))
+			return RKV_EPROTO;
+		n++;
+	}
+	*count = n;
+	return 0;
+}
+
+static int decode_leaders(struct peer_msg_frame *f, struct reader *r)
+{
+	struct peer_msg_leaders *q = &f->leaders;
+	struct peer_msg_slice *list[3] = { &q->shard, &q->term, &q->conf_index };
+	bool seen[3] = { false, false, false };
+	uint32_t counts[3] = { 0, 0, 0 };
+	uint32_t field, wire;
+	int rv;
+
+	memset(q, 0, sizeof(*q));
+	for (int k = 0; k < 3; k++)
+		*list[k] = slice_of(f, NULL, 0);
+	while (r->p < r->end) {
+		const uint8_t *data;
+		uint64_t len;
+		int k;
+
+		if (!get_tag(r, &field, &wire))
+			return fail(f, RKV_EPROTO, "leaders: bad field key");
+		switch (field) {
+		case ringkv_peer_Leaders_shard_tag:
+			k = 0;
+			break;
+		case ringkv_peer_Leaders_term_tag:
+			k = 1;
+			break;
+		case ringkv_peer_Leaders_conf_index_tag:
+			k = 2;
+			break;
+		default:
+			if (!skip_field(r, wire))
+				return field_fail(f, FE_WIRE, "leaders", field);
+			continue;
+		}
+		/* One packed run per list: this encoder writes nothing else,
+		 * and a second run would need its count added to the first. */
+		if (wire != WT_LEN || seen[k] || !get_len(r, &data, &len))
+			return field_fail(f, FE_WIRE, "leaders", field);
+		rv = packed_count(data, len, PEER_MSG_MAX_LEADERS, &counts[k]);
+		if (rv != 0)
+			return fail(f, rv, "leaders: list %u malformed or longer than %u entries",
+				    (unsigned)field, PEER_MSG_MAX_LEADERS);
+		seen[k] = true;
+		*list[k] = slice_of(f, data, len);
+	}
+	if (counts[0] != counts[1] || counts[0] != counts[2])
+		return fail(f, RKV_EPROTO, "leaders: lists of %u, %u and %u entries",
+			    counts[0], counts[1], counts[2]);
+	q->count = counts[0];
+	return 0;
+}
+
+void peer_msg_leaders_begin(struct peer_msg_leaders_iter *it, const struct peer_msg_leaders *l)
+{
+	const struct peer_msg_slice *list[3] = { &l->shard, &l->term, &l->conf_index };
+
+	for (int k = 0; k < 3; k++) {
+		it->p[k] = list[k]->data;
+		it->end[k] = list[k]->data + list[k]->len;
+	}
+	it->left = l->count;
+}
+
+int peer_msg_leaders_next(struct peer_msg_leaders_iter *it, struct peer_msg_leader *e)
+{
+	uint64_t *out[3] = { &e->shard, &e->term, &e->conf_index };
+
+	if (it->left == 0)
+		return 0;
+	for (int k = 0; k < 3; k++) {
+		struct reader r = { it->p[k], it->end[k] };
+
+		/* Checked by decode_leaders: a failure here is this code's bug. */
+		if (!get_varint(&r, out[k]))
+			return 0;
+		it->p[k] = r.p;
+	}
+	it->left--;
+	return 1;
+}
+
 static enum peer_msg_kind kind_of_field(uint32_t field)
 {
 	switch (field) {
@@ -579,6 +679,8 @@ static enum peer_msg_kind kind_of_field(uint32_t field)
 		return PEER_MSG_SNAPSHOT_REQUEST;
 	case ringkv_peer_Envelope_placement_tag:
 		return PEER_MSG_PLACEMENT;
+	case ringkv_peer_Envelope_leaders_tag:
+		return PEER_MSG_LEADERS;
 	default:
 		return PEER_MSG_NONE;
 	}
@@ -675,6 +777,9 @@ int peer_msg_decode(struct peer_msg_frame *f, const uint8_t *payload, size_t len
 		break;
 	case PEER_MSG_PLACEMENT:
 		rv = decode_placement(f, &body);
+		break;
+	case PEER_MSG_LEADERS:
+		rv = decode_leaders(f, &body);
 		break;
 	default:
 		rv = fail(f, RKV_EPROTO, "envelope: no known kind");

@@ -866,12 +866,23 @@ void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index)
 				 flushed_index - n->cfg.snapshot_lag : 0;
 
 		for (uint32_t i = 0; i < conf->n; i++) {
-			uint64_t match;
+			uint64_t match, keep;
 
 			if (conf->servers[i].id == raft_id(rep->raft))
 				continue;
 			if (!raft_follower_match(rep->raft, conf->servers[i].id, &match))
 				match = 0;
+			/* A follower taking a snapshot needs the log from the
+			 * stream's index on, however long the stream lasts:
+			 * compacting past it (the floor) would make Raft's
+			 * snapshot index move, the sent stream start over,
+			 * and a big shard under writes never arrive. */
+			keep = snapshot_send_keep(rep, conf->servers[i].id);
+			if (keep > match) {
+				if (keep < to)
+					to = keep;
+				continue;
+			}
 			if (match < to)
 				to = match > floor ? match : floor;
 		}

@@ -415,6 +415,7 @@ struct cluster_core {
 	unsigned nwaits;
 	struct peer_msg_buf placement_buf; /* encoded requests and answers */
 	struct replica_create create;   /* one new replica at a time */
+	struct cluster_leaders *leaders; /* every shard's leader (leaders.c) */
 };
 
 /* replica.c, used by cluster_core.c */
@@ -436,6 +437,10 @@ void replica_free(struct replica *rep);
 bool snapshot_send_intercept(struct replica *rep, const struct raft_msg *m);
 /* Checks every stream (tick): finished, timed out, leadership lost. */
 void snapshot_send_tick(struct replica *rep);
+/* Leader: the Raft snapshot index of a stream of Raft's to follower `to`
+ * under way or sent and not yet taken, or 0. The log after it must stay
+ * until the follower takes the stream (replica_flushed keeps it). */
+uint64_t snapshot_send_keep(const struct replica *rep, uint64_t to);
 /* Stops every stream of rep; true once no read of it is in flight. */
 bool snapshot_send_stop(struct replica *rep);
 void snapshot_send_free(struct replica *rep);

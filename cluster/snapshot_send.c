@@ -314,6 +314,17 @@ bool snapshot_send_intercept(struct replica *rep, const struct raft_msg *m)
 	return true;
 }
 
+uint64_t snapshot_send_keep(const struct replica *rep, uint64_t to)
+{
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		const struct snap_send *s = rep->sends[i];
+
+		if (s && s->to == to && s->state != SNAP_SEND_IDLE && !s->forced)
+			return s->raft_index;
+	}
+	return 0;
+}
+
 bool snapshot_send_progress(const struct replica *rep, uint64_t to, uint64_t *sent,
 			    uint64_t *total)
 {

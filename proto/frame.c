@@ -387,6 +387,7 @@ int frame_decode_response_pairs(const uint8_t *payload, size_t len, uint64_t *id
 	/* The cluster parts are skipped here (NULL callbacks): see
 	 * frame_decode_cluster_answer. */
 	msg.leader_hint = 0;
+	msg.map_epoch = 0;
 	memset(&msg.cluster_map, 0, sizeof msg.cluster_map);
 	memset(&msg.cluster_status, 0, sizeof msg.cluster_status);
 	memset(&msg.backup, 0, sizeof msg.backup); /* frame_decode_backup_answer */
@@ -530,6 +531,8 @@ size_t frame_response_max_size(const struct frame_response *r)
 		n += frame_move_max_size();
 	if (r->leader_hint)
 		n += PB_TAG_MAX + PB_VARINT64_MAX;
+	if (r->map_epoch)
+		n += PB_TAG_MAX + PB_VARINT64_MAX;
 	return n;
 }
 
@@ -561,6 +564,7 @@ int frame_encode_response(const struct frame_response *r, uint8_t *out, size_t c
 	msg.id = r->id;
 	msg.status = (ringkv_Status)r->status;
 	msg.leader_hint = r->leader_hint;
+	msg.map_epoch = r->map_epoch;
 	set_encoder(&msg.value, &r->value);
 	set_encoder(&msg.error, &error);
 	msg.pairs.funcs.encode = encode_pairs;
@@ -1089,6 +1093,7 @@ int frame_decode_cluster_answer(const uint8_t *payload, size_t len,
 	if (out->error.data == NULL)
 		out->error.data = payload;
 	out->leader_hint = msg.leader_hint;
+	out->map_epoch = msg.map_epoch;
 	out->has_map = msg.has_cluster_map;
 	out->map.version = msg.cluster_map.version;
 	out->map.cluster_id = msg.cluster_map.cluster_id;

@@ -175,6 +175,7 @@ struct frame_response {
 	const struct frame_kv *pairs;/* SCAN: pair_count pairs, in key order */
 	size_t pair_count;
 	uint64_t leader_hint;        /* NOT_LEADER: the believed leader, 0 none */
+	uint64_t map_epoch;          /* NOT_LEADER: the node's map epoch, 0 none */
 	const struct frame_map *map;       /* CLUSTER_MAP answer, or NULL */
 	const struct frame_status *cluster_status; /* CLUSTER_STATUS answer, or NULL */
 	const struct frame_backup *backup; /* BACKUP answer, or NULL */
@@ -272,6 +273,7 @@ struct frame_cluster_answer {
 	int status;
 	struct frame_slice error;
 	uint64_t leader_hint;       /* NOT_LEADER: the leader's node id, 0 = unknown */
+	uint64_t map_epoch;         /* NOT_LEADER: the node's map epoch, 0 = not sent */
 	bool has_map;
 	struct frame_map map;       /* scalars only (nodes, shards: NULL, 0) */
 	bool has_status;

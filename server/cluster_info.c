@@ -15,6 +15,7 @@
 
 #include "cluster/replica_ident.h"
 #include "cluster/client_addrs.h"
+#include "cluster/leaders.h"
 #include "cluster/peer.h"
 #include "cluster/replica.h"
 #include "core/log.h"
@@ -179,9 +180,11 @@ static void answer_error(struct gather *g, const char *why)
 }
 
 /*
- * The map. version = epoch << 40 | (sum of the shards' terms, low 40 bits):
- * a term never goes down (it is durable), so neither does the version of
- * one node's answers while membership stays.
+ * The map. epoch = 1 + the sum over shards of the index of the last
+ * configuration their leaders applied (cluster/leaders.h); version = epoch
+ * + the sum of the shards' terms. Neither a term (durable) nor a
+ * configuration's index ever goes down, so neither does the version of one
+ * node's answers while it runs; a membership change raises the epoch.
  */
 /* The voters of `conf`: those of the founding list ids[0..r) first, in
  * its order, then the others; rewrites ids, returns their count. */
@@ -206,6 +209,28 @@ static unsigned group_voters(const struct raft_conf *conf, uint64_t *ids, unsign
 	return n;
 }
 
+/*
+ * The leader of shard s and its term: this node's replica's view (st, NULL
+ * when it holds none) or what the leaders announced (cluster/leaders.h),
+ * whichever is of the later term; at an equal term a named leader wins
+ * over none (a follower that has not heard from its leader yet).
+ */
+static void shard_leader(const struct gather *g, const struct replica_status *st, uint32_t s,
+			 uint64_t *leader, uint64_t *term)
+{
+	const struct cluster_leaders *t = cluster_core_leaders(g->origin->cluster);
+	uint64_t heard_leader, heard_term;
+	bool heard = cluster_leaders_get(t, s, g->origin->reactor->now_us, &heard_leader,
+					 &heard_term);
+
+	*leader = st ? st->leader : 0;
+	*term = st ? st->term : 0;
+	if (heard && (heard_term > *term || (heard_term == *term && !*leader)))
+		*leader = heard_leader;
+	if (heard_term > *term)
+		*term = heard_term;
+}
+
 static void answer_map(struct gather *g)
 {
 	const struct node *n = g->origin->node;
@@ -217,6 +242,7 @@ static void answer_map(struct gather *g)
 	struct frame_map_shard *shards = malloc((size_t)map->shards * sizeof *shards);
 	uint32_t *cores = calloc(map->node_count, sizeof *cores);
 	uint64_t term_sum = 0;
+	uint64_t epoch = cluster_leaders_epoch(cluster_core_leaders(g->origin->cluster));
 	struct frame_map fm;
 	struct frame_response resp;
 
@@ -269,15 +295,12 @@ static void answer_map(struct gather *g)
 				sh->replicas[k].core = cluster_map_core(map, s, cores[idx]);
 		}
 		sh->replica_count = r < FRAME_MAP_MAX_REPLICAS ? r : FRAME_MAP_MAX_REPLICAS;
-		if (st) {
-			sh->leader = st->leader;
-			sh->term = st->term;
-			term_sum += st->term;
-		}
+		shard_leader(g, st, s, &sh->leader, &sh->term);
+		term_sum += sh->term;
 	}
 	fm = (struct frame_map){
-		.version = map->version << 40 | (term_sum & ((1ull << 40) - 1)),
-		.cluster_id = map->cluster_id, .epoch = map->version,
+		.version = epoch + term_sum,
+		.cluster_id = map->cluster_id, .epoch = epoch,
 		.node_id = cluster_node_self_id(n->cluster), .slots = ROUTE_SLOTS,
 		.nodes = nodes, .node_count = map->node_count,
 		.shards = shards, .shard_count = map->shards,
@@ -388,6 +411,11 @@ static void on_part_back(struct reactor *r, struct reactor_msg *m)
 	c->outstanding--;
 	conn_request_done(g->conn);
 	gather_free(g);
+}
+
+uint64_t cluster_info_epoch(const struct node_core *c)
+{
+	return c->cluster ? cluster_leaders_epoch(cluster_core_leaders(c->cluster)) : 1;
 }
 
 bool cluster_info_submit(struct node_core *c, struct conn *conn, const struct frame_request *fr)

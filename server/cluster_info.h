@@ -48,4 +48,8 @@ void cluster_info_advertised(const char *host, uint16_t port, const char *peer_h
  */
 bool cluster_info_submit(struct node_core *c, struct conn *conn, const struct frame_request *fr);
 
+/* The map's epoch as core c knows it (cluster/leaders.h): what its map
+ * answers say, and what NOT_LEADER answers carry (Response.map_epoch). */
+uint64_t cluster_info_epoch(const struct node_core *c);
+
 #endif

@@ -17,6 +17,7 @@
 #include "core/pool.h"
 #include "proto/frame.h"
 #include "ringkv.pb.h"
+#include "server/cluster_info.h"
 #include "server/kv.h"
 #include "server/node.h"
 #include "server/redis.h"
@@ -115,6 +116,8 @@ void conn_reply_hint(struct conn *conn, uint64_t id, int status, const void *val
 		.value = { .data = value, .len = (uint32_t)value_len },
 		.error = error,
 		.leader_hint = leader_hint,
+		/* A client with an older map refetches it (membership changed). */
+		.map_epoch = status == ringkv_Status_NOT_LEADER ? cluster_info_epoch(conn->core) : 0,
 	};
 
 	conn_reply_response(conn, &resp);

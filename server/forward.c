@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/leaders.h"
 #include "cluster/map.h"
 #include "cluster/peer_msg.h"
 #include "cluster/replica.h"
@@ -459,6 +460,15 @@ static uint64_t pick_holder(struct node_core *c, uint32_t shard, uint64_t self)
 	return fallback;
 }
 
+static uint64_t announced_leader(const struct node_core *c, uint32_t shard)
+{
+	uint64_t leader, term;
+
+	cluster_leaders_get(cluster_core_leaders(c->cluster), shard, c->reactor->now_us, &leader,
+			    &term);
+	return leader;
+}
+
 void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)
 {
 	struct forward_core *fc = c->forward;
@@ -468,7 +478,11 @@ void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)
 	if (rep) {
 		to = replica_leader(rep);
 	} else {
-		to = fc->leader[req->shard];
+		/* The leader its announcements name (cluster/leaders.h), else
+		 * the last hint learnt. */
+		to = announced_leader(c, req->shard);
+		if (!to)
+			to = fc->leader[req->shard];
 		if (to && !(req->flags & KV_NO_FORWARD) &&
 		    !cluster_core_peer_connected(c->cluster, to))
 			to = 0; /* the leader we learned is gone: ask a holder */

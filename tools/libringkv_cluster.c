@@ -597,6 +597,14 @@ static int pick_node(const struct rkv_router *r, const struct rkv_shard *sh)
 	return -1;
 }
 
+/* A NOT_LEADER hint worth following: another node of the map, not down. */
+static bool hint_usable(const struct rkv_router *r, uint64_t hint, uint64_t asked)
+{
+	int k = hint ? node_index(r->map, hint) : -1;
+
+	return hint && hint != asked && k >= 0 && !is_down(r, (size_t)k);
+}
+
 static int routed(struct rkv_router *r, int op, const void *key, size_t key_len,
 		  const void *value, size_t value_len, void **out, size_t *out_len)
 {
@@ -641,15 +649,23 @@ static int routed(struct rkv_router *r, int op, const void *key, size_t key_len,
 			continue;
 		}
 		if (rc == RKV_STATUS_NOT_LEADER) {
-			uint64_t hint = 0;
+			uint64_t hint = 0, epoch = 0, asked = r->map->nodes[i].id;
 
 			r->stats.not_leader++;
-			if (frame_decode_cluster_answer(payload, len, &a, NULL) == 0)
+			if (frame_decode_cluster_answer(payload, len, &a, NULL) == 0) {
 				hint = a.leader_hint;
+				epoch = a.map_epoch;
+			}
 			snprintf(r->error, sizeof r->error, "%s", rkv_last_error(c));
-			rkv_router_refresh(r);
-			if (hint && hint != r->map->nodes[i].id && node_index(r->map, hint) >= 0 &&
-			    !is_down(r, (size_t)node_index(r->map, hint))) {
+			/* Refetch the map when membership changed (a larger
+			 * epoch than the cached map's), when the server sends
+			 * none (older), or when the hint is no use below; a
+			 * leader change within one epoch needs only the hint. */
+			if (epoch == 0 || epoch > r->map->epoch)
+				rkv_router_refresh(r);
+			else if (!hint_usable(r, hint, asked))
+				rkv_router_refresh(r);
+			if (hint_usable(r, hint, asked)) {
 				/* The hint is newer than any map: the node that
 				 * gave it took part in the shard's term. Go now. */
 				r->map->shards[shard].leader = hint;
@@ -657,7 +673,7 @@ static int routed(struct rkv_router *r, int op, const void *key, size_t key_len,
 			}
 			/* No usable hint: an election is under way, or the
 			 * map is behind. Wait a little before the next try. */
-			if (r->map->shards[shard].leader == r->map->nodes[i].id)
+			if (r->map->shards[shard].leader == asked)
 				r->map->shards[shard].leader = 0;
 			pause_ms(attempt);
 			continue;

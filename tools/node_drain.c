@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "tools/cli_json.h"
+#include "tools/cluster_views.h"
 #include "tools/libringkv.h"
 #include "tools/shard_move.h"
 
@@ -79,31 +80,6 @@ static int64_t now_ms(void)
 
 #define complain(a, ...) shard_move_complain("node drain", (a)->json, "node", (a)->node, __VA_ARGS__)
 
-static const char *client_of(const struct rkv_cluster_map *m, uint64_t id)
-{
-	for (size_t i = 0; i < m->node_count; i++)
-		if (m->nodes[i].id == id && m->nodes[i].client[0])
-			return m->nodes[i].client;
-	return NULL;
-}
-
-/* Node `n`'s own status, or NULL (it does not answer). */
-static struct rkv_cluster_status *status_of(const struct drain *d, uint64_t id)
-{
-	const char *addr = client_of(d->map, id);
-	struct rkv_cluster_status *st = NULL;
-	struct rkv_client *c;
-	char err[256];
-
-	if (!addr || rkv_connect_timeout(addr, d->a->timeout_ms, &c, err, sizeof err) != 0)
-		return NULL;
-	rkv_set_timeout(c, d->a->timeout_ms);
-	if (rkv_cluster_status(c, &st) != 0)
-		st = NULL;
-	rkv_close(c);
-	return st;
-}
-
 static bool holds(const struct drain_node *n, uint32_t shard, const char **role)
 {
 	for (size_t i = 0; n->st && i < n->st->replica_count; i++)
@@ -117,11 +93,13 @@ static bool holds(const struct drain_node *n, uint32_t shard, const char **role)
 
 static void gather(struct drain *d)
 {
+	char err[256];
+
 	for (size_t i = 0; i < d->map->node_count && d->nnodes < DRAIN_MAX_NODES; i++) {
 		struct drain_node *n = &d->nodes[d->nnodes++];
 
 		n->id = d->map->nodes[i].id;
-		n->st = status_of(d, n->id);
+		n->st = cluster_views_status(d->map, n->id, d->a->timeout_ms, err, sizeof err);
 		n->answers = n->st != NULL;
 		if (!n->st)
 			continue;
@@ -210,7 +188,7 @@ static void print_plan(const struct drain *d)
  * status > 0 with the reason, or -1 (it does not answer). */
 static int transfer_ask(const struct drain *d, uint32_t shard, char *why, size_t whylen)
 {
-	const char *addr = client_of(d->map, d->a->node);
+	const char *addr = cluster_views_client(d->map, d->a->node);
 	struct rkv_move_request q = { .shard = shard, .transfer_leader = 1 };
 	struct rkv_client *c;
 	struct rkv_move mv;
@@ -229,7 +207,9 @@ static int transfer_ask(const struct drain *d, uint32_t shard, char *why, size_t
 /* Node `id` still leads some shard: how many (-1: it does not answer). */
 static int leads(const struct drain *d)
 {
-	struct rkv_cluster_status *st = status_of(d, d->a->node);
+	char err[256];
+	struct rkv_cluster_status *st = cluster_views_status(d->map, d->a->node,
+							     d->a->timeout_ms, err, sizeof err);
 	int n = 0;
 
 	if (!st)
@@ -257,7 +237,9 @@ static int hand_on_leaders(const struct drain *d, char *why, size_t whylen)
 			return 1;
 		}
 		if (!asked || now_ms() - asked >= TRANSFER_RETRY_MS) {
-			struct rkv_cluster_status *st = status_of(d, d->a->node);
+			char err[256];
+			struct rkv_cluster_status *st = cluster_views_status(
+				d->map, d->a->node, d->a->timeout_ms, err, sizeof err);
 
 			asked = now_ms();
 			for (size_t i = 0; st && i < st->replica_count; i++) {
@@ -300,7 +282,7 @@ int node_drain_run(const struct node_drain_args *a)
 		return rc < 0 ? NODE_DRAIN_EXIT_USAGE : NODE_DRAIN_EXIT_REFUSED;
 	}
 	rkv_close(c);
-	if (!client_of(d.map, a->node)) {
+	if (!cluster_views_client(d.map, a->node)) {
 		complain(a, "node %" PRIu64 " is not in the cluster (or its address is not known)",
 			 a->node);
 		goto out;

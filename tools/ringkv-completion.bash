@@ -3,7 +3,7 @@
 # to try it from a build tree: source tools/ringkv-completion.bash
 #
 # Completes commands, options (node: --admin), --format values, node's
-# subcommand (health, drain), and for get and del the keys
+# subcommand (health, list, drain), and for get and del the keys
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
 # keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR); for
 # backup, create or restore, then directories; for shard, move and its
@@ -77,7 +77,7 @@ _ringkv() {
 		;;
 	node)
 		[[ ${words[cword - 1]} == node ]] &&
-			COMPREPLY=($(compgen -W "health drain" -- "$cur"))
+			COMPREPLY=($(compgen -W "health list drain" -- "$cur"))
 		;;
 	shard)
 		# move, then a shard id and --from/--to NODE[:CORE]: no words.

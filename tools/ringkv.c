@@ -38,6 +38,7 @@
 #include "tools/libringkv.h"
 #include "tools/node_health.h"
 #include "tools/node_drain.h"
+#include "tools/node_list.h"
 #include "tools/shard_move.h"
 #include "tools/version.h"
 
@@ -877,10 +878,10 @@ static int check_node(const struct cli *cli, int argc, char **argv)
 					   "not '%s'", cli->move_rate);
 		return CLI_EXIT_OK;
 	}
-	if (strcmp(argv[0], "health") != 0)
-		return usage_error("node takes health or drain, not '%s'", argv[0]);
+	if (strcmp(argv[0], "health") != 0 && strcmp(argv[0], "list") != 0)
+		return usage_error("node takes health, list or drain, not '%s'", argv[0]);
 	if (argc != 1)
-		return usage_error("node health takes no argument (--admin HOST:PORT)");
+		return usage_error("node %s takes no argument", argv[0]);
 	if (cli->move_wait || cli->dry_run || cli->move_rate)
 		return usage_error("--wait, --dry-run and --rate are node drain's");
 	return CLI_EXIT_OK;
@@ -910,6 +911,11 @@ static int cmd_node(struct cli *cli, int argc, char **argv)
 	(void)argc;
 	if (strcmp(argv[0], "drain") == 0)
 		return cmd_node_drain(cli, argv);
+	if (strcmp(argv[0], "list") == 0)
+		return node_list_run(&(struct node_list_args){
+			.address = cli->address,
+			.timeout_ms = cli->timeout_ms ? cli->timeout_ms : 2000,
+			.json = cli->format == CLI_JSON });
 	r = node_health_run(cli->admin, cli->timeout_ms, cli->format == CLI_JSON);
 	if (finish_stdout("node health") != CLI_EXIT_OK)
 		return CLI_EXIT_ERROR;
@@ -1031,7 +1037,10 @@ static const struct command commands[] = {
 				   "(leaders, terms, indexes, lag, reachability);\n"
 				   "map: the nodes, their addresses, shards and leaders",
 	  1, 1, 0, check_cluster, cmd_cluster },
-	{ "node", "health|drain ID",
+	{ "node", "health|list|drain ID",
+	  "list: every node, its addresses, up or\n"
+	  "unreachable, its replicas and leaders in all and\n"
+	  "per core (an unreachable node's: from the map);\n"
 	  "health: the node's admin port /health and /ready\n"
 	  "(--admin HOST:PORT, default " NODE_HEALTH_DEFAULT_ADMIN ");\n"
 	  "exit 0 ready, 1 alive but not ready;\n"

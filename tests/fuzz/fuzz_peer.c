@@ -147,6 +147,18 @@ static void round_trip_other(const struct peer_msg_frame *a,
 	case PEER_MSG_PLACEMENT:
 		CHECK(peer_msg_encode_placement(&again, &a->placement) == 0);
 		break;
+	case PEER_MSG_LEADERS: {
+		static struct peer_msg_leader entries[PEER_MSG_MAX_LEADERS];
+		struct peer_msg_leaders_iter it;
+		uint32_t n = 0;
+
+		peer_msg_leaders_begin(&it, &a->leaders);
+		while (peer_msg_leaders_next(&it, &entries[n]) == 1)
+			CHECK(++n <= PEER_MSG_MAX_LEADERS);
+		CHECK(n == a->leaders.count);
+		CHECK(peer_msg_encode_leaders(&again, entries, n) == 0);
+		break;
+	}
 	default:
 		CHECK(0);
 	}
@@ -193,6 +205,22 @@ static void round_trip_other(const struct peer_msg_frame *a,
 	case PEER_MSG_PLACEMENT:
 		CHECK(memcmp(&a->placement, &b.placement, sizeof a->placement) == 0);
 		break;
+	case PEER_MSG_LEADERS: {
+		struct peer_msg_leaders_iter ia, ib;
+		struct peer_msg_leader ea, eb;
+		int ra, rb;
+
+		CHECK(a->leaders.count == b.leaders.count);
+		peer_msg_leaders_begin(&ia, &a->leaders);
+		peer_msg_leaders_begin(&ib, &b.leaders);
+		do {
+			ra = peer_msg_leaders_next(&ia, &ea);
+			rb = peer_msg_leaders_next(&ib, &eb);
+			CHECK(ra == rb);
+			CHECK(ra == 0 || memcmp(&ea, &eb, sizeof ea) == 0);
+		} while (ra == 1);
+		break;
+	}
 	default:
 		CHECK(a->forward_reply.forward_id == b.forward_reply.forward_id &&
 		      slice_eq(a->forward_reply.response, b.forward_reply.response));
@@ -262,6 +290,13 @@ static void run_payload(const uint8_t *data, size_t size, const struct peer_msg_
 		break;
 	case PEER_MSG_SNAPSHOT_REQUEST:
 	case PEER_MSG_PLACEMENT:
+		round_trip_other(&f, l);
+		break;
+	case PEER_MSG_LEADERS:
+		CHECK(f.leaders.count <= PEER_MSG_MAX_LEADERS);
+		CHECK(inside(f.leaders.shard.data, f.leaders.shard.len, p, size));
+		CHECK(inside(f.leaders.term.data, f.leaders.term.len, p, size));
+		CHECK(inside(f.leaders.conf_index.data, f.leaders.conf_index.len, p, size));
 		round_trip_other(&f, l);
 		break;
 	default:
@@ -390,6 +425,28 @@ static void run_request_recipe(const uint8_t *data, size_t size,
 	peer_msg_buf_free(&out);
 }
 
+/* A valid Leaders frame of up to 8 entries from the input, damaged like a
+ * batch, then decoded: what every core announces each tick. */
+static void run_leaders_recipe(const uint8_t *data, size_t size,
+			       const struct peer_msg_limits *l)
+{
+	struct recipe r = { data, size };
+	struct peer_msg_leader e[8];
+	struct peer_msg_buf out;
+	uint32_t n = (uint32_t)(take(&r, 1) % 9);
+
+	for (uint32_t i = 0; i < n; i++) {
+		e[i].shard = take(&r, (unsigned)(take(&r, 1) % 9));
+		e[i].term = take(&r, (unsigned)(take(&r, 1) % 9));
+		e[i].conf_index = take(&r, (unsigned)(take(&r, 1) % 9));
+	}
+	peer_msg_buf_init(&out);
+	CHECK(peer_msg_encode_leaders(&out, e, n) == 0);
+	CHECK(out.len <= PEER_MSG_HEADER_SIZE + 20 + 30 * n);
+	damage_and_run(&out, &r, 1, l);
+	peer_msg_buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct peer_msg_limits l;
@@ -413,5 +470,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_recipe(data, size, &l);
 	run_recipe(data, size, &tiny);
 	run_request_recipe(data, size, &l);
+	run_leaders_recipe(data, size, &l);
 	return 0;
 }

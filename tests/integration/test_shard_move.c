@@ -435,6 +435,8 @@ int main(int argc, char **argv)
 	bool reaped = false;
 	pid_t pid;
 	char out_path[700];
+	struct rkv_router *router;
+	uint64_t epoch0;
 
 	if (argc != 3) {
 		fprintf(stderr, "usage: %s RINGKVD RINGKV\n", argv[0]);
@@ -490,6 +492,16 @@ int main(int argc, char **argv)
 
 	cancel_at_catchup(argv[2], &next, &ok);
 
+	/* A router that caches the map from before the move, node 1 leading
+	 * shard 0: after the move node 1 answers NOT_LEADER with a larger
+	 * map epoch, and the router refetches the map. */
+	lead_shard_on(0, 1);
+	CHECK(rkv_router_open(cluster.nodes[0].srv.addr, 2000, &router, out, sizeof out) == 0,
+	      "router: %s", out);
+	epoch0 = rkv_router_map(router)->epoch;
+	CHECK(rkv_router_map(router)->shards[0].leader == 1, "the router's map: shard 0 led by %llu",
+	      (unsigned long long)rkv_router_map(router)->shards[0].leader);
+
 	/* The move, under writes, throttled: its snapshot takes at least
 	 * (bytes - one 256 KiB chunk, which goes at once) / rate. */
 	t0 = harness_now_ms();
@@ -533,6 +545,34 @@ int main(int argc, char **argv)
 	      m->shards[0].replicas[1].node == 3 && m->shards[0].replicas[2].node == 4,
 	      "node 2's map of shard 0: %u replicas, first %llu", m->shards[0].replica_count,
 	      (unsigned long long)m->shards[0].replicas[0].node);
+	/* Three configuration changes (learner, promotion, removal): a
+	 * larger epoch, which the router learns from a NOT_LEADER. */
+	printf("map epoch %llu before the move, %llu after\n", (unsigned long long)epoch0,
+	       (unsigned long long)m->epoch);
+	CHECK(m->epoch > epoch0, "the move left the map's epoch at %llu",
+	      (unsigned long long)m->epoch);
+	{
+		struct rkv_router_stats before, after;
+		char key[32];
+
+		for (unsigned k = 0;; k++) {
+			snprintf(key, sizeof key, "epoch:%u", k);
+			if (rkv_cluster_map_shard(rkv_router_map(router), key, strlen(key))->id == 0)
+				break;
+		}
+		rkv_router_stats(router, &before);
+		CHECK(rkv_router_put(router, key, strlen(key), "after", 5) == RKV_STATUS_OK,
+		      "a routed put after the move");
+		rkv_router_stats(router, &after);
+		printf("router after the move: %llu NOT_LEADER, %llu map fetches, epoch %llu\n",
+		       (unsigned long long)(after.not_leader - before.not_leader),
+		       (unsigned long long)(after.refreshes - before.refreshes),
+		       (unsigned long long)rkv_router_map(router)->epoch);
+		CHECK(after.not_leader > before.not_leader && after.refreshes > before.refreshes &&
+		      rkv_router_map(router)->epoch >= m->epoch,
+		      "the router did not refetch the map of the new epoch");
+	}
+	rkv_router_close(router);
 	rkv_cluster_map_free(m);
 
 	/* Node 1 restarted: its shard-0 files are gone, it holds no replica. */
