@@ -259,6 +259,37 @@ static int move_into(const char *from, const char *to_dir, const char *to_name, 
 	return 0;
 }
 
+/* True when anything this core's repair would name with `stamp` exists. */
+static bool stamp_taken(const struct cluster_core *c, const char *qroot, const char *stamp)
+{
+	const struct cluster_node *n = c->node;
+	char path[PATH_MAX + 160];
+
+	snprintf(path, sizeof path, "%s/core-%u-%s-damaged-log", qroot, c->index, stamp);
+	if (access(path, F_OK) == 0)
+		return true;
+	for (uint32_t s = 0; s < n->map.shards; s++) {
+		if (atomic_load(&n->core_of[s]) != (int)c->index)
+			continue;
+		snprintf(path, sizeof path, "%s/shard-%u-%s-damaged-log", qroot, s, stamp);
+		if (access(path, F_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A second repair within the same second (damaged again right after a
+ * restart) must not collide with the first's names: -2, -3, ... */
+static void unique_stamp(const struct cluster_core *c, const char *qroot, char *stamp,
+			 size_t len)
+{
+	char base[20]; /* YYYYmmddTHHMMSSZ */
+
+	snprintf(base, sizeof base, "%.19s", stamp);
+	for (unsigned k = 2; k < 1000 && stamp_taken(c, qroot, stamp); k++)
+		snprintf(stamp, len, "%s-%u", base, k);
+}
+
 int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, bool amnesia,
 			    const char *why, char *err, size_t errlen)
 {
@@ -278,6 +309,7 @@ int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, bool 
 		snprintf(err, errlen, "%s: %s", qroot, strerror(-rv));
 		return rv;
 	}
+	unique_stamp(c, qroot, stamp, sizeof stamp);
 	/* 1. Every replica of the core joins: no vote until caught up.
 	 * Amnesiac ones take no part at all until replaced: not "joining",
 	 * whose votes come back once caught up, which a lost vote forbids. */
@@ -285,11 +317,23 @@ int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, bool 
 		if (atomic_load(&n->core_of[s]) != (int)c->index)
 			continue;
 		if (amnesia) {
-			/* Its next identity: after the one its group records. */
+			/* Its next identity: after the one its group records
+			 * AND after one an earlier amnesia already took (its
+			 * record may lag: a conf entry counts in Raft once
+			 * appended, the record is written once applied), so
+			 * no identity that may have voted comes back. */
+			uint32_t recorded, marked;
+
 			snprintf(path, sizeof path, "%s/shard-%u.conf", n->data_dir, s);
+			rv = replica_amnesia_recorded_incarnation(path, n->cfg.self_id, &recorded,
+								  err, errlen);
+			if (rv == 0)
+				rv = replica_amnesia_marked_incarnation(n->data_dir, s, &marked,
+									err, errlen);
+			if (rv)
+				return rv;
 			rv = replica_amnesia_mark(n->data_dir, s, why,
-						  replica_amnesia_recorded_incarnation(
-							  path, n->cfg.self_id) + 1);
+						  (marked > recorded ? marked : recorded) + 1);
 			if (rv) {
 				snprintf(err, errlen, "%s/shard-%u.amnesiac: %s", n->data_dir, s,
 					 strerror(-rv));

@@ -81,16 +81,58 @@ int replica_amnesia_mark(const char *data_dir, uint32_t shard, const char *why,
 	return durable_file_replace(data_dir, name, text, (size_t)n);
 }
 
-uint32_t replica_amnesia_recorded_incarnation(const char *conf_path, uint64_t node)
+static void marker_parse(char *buf, size_t len, char *why, size_t whylen, uint32_t *inc);
+
+int replica_amnesia_recorded_incarnation(const char *conf_path, uint64_t node, uint32_t *inc,
+					 char *err, size_t errlen)
 {
 	struct raft_conf conf;
 	uint64_t index, id;
-	char err[256];
+	int rv;
 
-	if (replica_conf_load(conf_path, &index, &conf, err, sizeof err) != 0)
-		return 0;
+	*inc = 0;
+	if (access(conf_path, F_OK) != 0 && errno == ENOENT)
+		return 0; /* never recorded: the founding identity */
+	/* Unreadable or damaged: guessing could reuse an identity that voted. */
+	rv = replica_conf_load(conf_path, &index, &conf, err, errlen);
+	if (rv != 0)
+		return rv;
 	id = replica_ident_member(&conf, node, RAFT_NONE);
-	return id == RAFT_NONE ? 0 : replica_ident_inc(id);
+	*inc = id == RAFT_NONE ? 0 : replica_ident_inc(id);
+	return 0;
+}
+
+int replica_amnesia_marked_incarnation(const char *data_dir, uint32_t shard, uint32_t *inc,
+				       char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64], name[64], buf[AMNESIA_WHY_MAX + 32], why[8];
+	ssize_t got;
+	int fd;
+
+	*inc = 0;
+	replica_amnesia_marker_name(name, sizeof name, shard);
+	snprintf(path, sizeof path, "%s/%s", data_dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	got = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (got < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -EIO;
+	}
+	buf[got] = '\0';
+	marker_parse(buf, (size_t)got, why, sizeof why, inc);
+	if (*inc == 0) {
+		snprintf(err, errlen, "%s: no valid incarnation line: refused rather than guessed "
+			 "(an identity that voted must not come back)", path);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* The marker's text: the reason (printable bytes only: it comes from disk)
@@ -118,14 +160,17 @@ int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 {
 	const struct cluster_node *n = rep->core->node;
 	char path[PATH_MAX + 64], name[64], buf[AMNESIA_WHY_MAX + 32];
-	uint32_t recorded = replica_amnesia_recorded_incarnation(rep->conf_rec.file.path,
-								 n->cfg.self_id);
+	uint32_t recorded;
 	struct raft_conf conf;
 	uint64_t index;
 	ssize_t got;
 	uint32_t inc;
-	int fd;
+	int fd, rv;
 
+	rv = replica_amnesia_recorded_incarnation(rep->conf_rec.file.path, n->cfg.self_id,
+						  &recorded, err, errlen);
+	if (rv != 0)
+		return rv;
 	rep->incarnation = recorded;
 	replica_amnesia_marker_name(name, sizeof name, rep->id);
 	snprintf(path, sizeof path, "%s/%s", n->data_dir, name);
@@ -144,8 +189,13 @@ int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 	}
 	buf[got] = '\0';
 	marker_parse(buf, (size_t)got, rep->amnesia_why, sizeof rep->amnesia_why, &inc);
-	if (inc == 0) /* no line (or a bad one): after the recorded one */
-		inc = recorded + 1;
+	if (inc == 0) {
+		/* Guessing "after the recorded one" could reuse an identity
+		 * that voted (the record may lag the group). */
+		snprintf(err, errlen, "%s: no valid incarnation line; refused rather than "
+			 "guessed (docs/DAMAGED-DATADIR.md, \"Amnesiac replicas\")", path);
+		return -EINVAL;
+	}
 	if (inc > REPLICA_IDENT_INC_MAX) {
 		snprintf(err, errlen, "%s: incarnation %" PRIu32 " is above the largest, %u", path,
 			 inc, REPLICA_IDENT_INC_MAX);
@@ -175,8 +225,18 @@ int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 
 bool replica_amnesia_accept(struct replica *rep, const struct raft_msg *m)
 {
-	if (m->to == raft_id(rep->raft))
+	if (m->to == raft_id(rep->raft)) {
+		/* The new identity answers no vote request while its own
+		 * configuration does not name it a voter: promotion comes
+		 * only after it caught up, so this costs no liveness, and a
+		 * candidate that counts it before then is wrong. */
+		if (rep->amnesiac && (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) &&
+		    raft_conf_role(raft_conf(rep->raft), raft_id(rep->raft)) != RAFT_VOTER) {
+			rep->amnesia_dropped++;
+			return false;
+		}
 		return true;
+	}
 	if (rep->amnesiac) {
 		rep->amnesia_dropped++;
 		/* Only a leader sends these: remembered as a routing hint and

@@ -547,8 +547,14 @@ int replica_amnesia_mark(const char *data_dir, uint32_t shard, const char *why,
  * negative errno with the file in err. */
 int replica_amnesia_load(struct replica *rep, char *err, size_t errlen);
 /* The incarnation node `node`'s replica of the group has in the record
- * `conf_path` (DATA/shard-N.conf), 0 without one. Blocking. */
-uint32_t replica_amnesia_recorded_incarnation(const char *conf_path, uint64_t node);
+ * `conf_path` (DATA/shard-N.conf) into *inc, 0 without a record. A record
+ * that cannot be read is an error (err names it), never a guess. Blocking. */
+int replica_amnesia_recorded_incarnation(const char *conf_path, uint64_t node, uint32_t *inc,
+					 char *err, size_t errlen);
+/* The incarnation DATA/shard-N.amnesiac names into *inc, 0 without a
+ * marker; a marker without a valid one is an error. Blocking. */
+int replica_amnesia_marked_incarnation(const char *data_dir, uint32_t shard, uint32_t *inc,
+				       char *err, size_t errlen);
 /* Every inbound Raft message for the replica passes here first (on its
  * core): false (dropped, counted) when it is addressed to another identity
  * than the replica's, e.g. an amnesiac replica's old one. */

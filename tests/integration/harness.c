@@ -52,6 +52,12 @@ void harness_cleanup(void)
 	}
 	for (unsigned i = 0; i < ndirs; i++) {
 		char cmd[300];
+
+		if (getenv("RINGKV_TEST_KEEP")) {
+			/* Debugging a failure: the nodes' logs and data stay. */
+			fprintf(stderr, "kept %s (RINGKV_TEST_KEEP)\n", dirs[i]);
+			continue;
+		}
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dirs[i]);
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", dirs[i]);
