@@ -74,6 +74,9 @@ typedef void shard_read_fn(struct shard_read *rd, int rv, const void *value, siz
 struct shard_read {
 	shard_read_fn *done;
 	void *arg;                      /* the caller's context */
+	uint64_t deadline;              /* out with a value: its expiry deadline,
+					 * Unix ms, 0 for none (a value past it
+					 * by this node's clock reads as absent) */
 	/* private to the shard */
 	struct shard *s;
 	const uint8_t *key;
@@ -88,7 +91,9 @@ struct shard_read {
 	uint8_t *buf;                   /* the block read lands here */
 	struct block_cache_handle *pin; /* block holding the answer */
 	struct io_op op;
-	bool warm_only;                 /* just fill the cache (write path) */
+	bool warm_only;                 /* just fill the cache (write path):
+					 * its value is the stored bytes ... */
+	unsigned found_flags;           /* ... with these MEMTABLE_* flags */
 };
 
 /*
@@ -115,7 +120,8 @@ struct shard_waiter {
 	struct command cmd;        /* the command while it waits in the stall queue */
 	uint8_t prior_state;       /* enum shard_prior */
 	uint32_t prior_len;
-	const void *prior;         /* into the pinned block */
+	const void *prior;         /* into the pinned block: stored bytes ... */
+	unsigned prior_flags;      /* ... with these MEMTABLE_* flags */
 	struct block_cache_handle *prior_pin;
 	bool warming;              /* `warm` is looking the key up in the tables */
 	bool warm_done;            /* its answer: warm_rv, prior, prior_pin */
@@ -222,7 +228,10 @@ void shard_close(struct shard *s);
  * Reads `key` from memory only: the memtables, the bloom filters and the
  * block cache. 0 with *value (valid until the next call into this shard or
  * its ring: copy it at once), RKV_ENOTFOUND, RKV_ECORRUPT, or RKV_EAGAIN when
- * a block must be read from disk (use shard_read).
+ * a block must be read from disk (use shard_read). A value whose expiry
+ * deadline this node's clock has passed is RKV_ENOTFOUND; any other comes
+ * without its deadline (shard/value_deadline.h; rd->deadline of shard_read
+ * gives it).
  */
 int shard_get(struct shard *s, const void *key, size_t key_len,
 	      const void **value, size_t *value_len);

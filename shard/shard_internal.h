@@ -443,6 +443,25 @@ int lsm_lookup_cached(struct shard *s, struct lsm_version *v, const void *key,
 		      struct sstable_handle *h);
 
 /*
+ * The MEMTABLE_* flags of the value the last table lookup of this shard
+ * found (lsm_lookup_cached or lsm_get_blocking answering 0): the kind its
+ * block search left in s->get_scratch. Read it before the next lookup.
+ */
+static inline unsigned lsm_found_flags(const struct shard *s)
+{
+	return s->get_scratch.kind == SSTABLE_VALUE_DEADLINE ? MEMTABLE_DEADLINE : 0;
+}
+
+/* The SSTable kind of a memtable iterator's entry (flush, scans). */
+static inline enum sstable_kind memtable_iter_kind(const struct memtable_iter *it)
+{
+	if (memtable_iter_is_tombstone(it))
+		return SSTABLE_TOMBSTONE;
+	return (memtable_iter_flags(it) & MEMTABLE_DEADLINE) ? SSTABLE_VALUE_DEADLINE :
+							       SSTABLE_VALUE;
+}
+
+/*
  * The block cache's file id of table `number`: the cache is per core and
  * shared by the core's shards, whose file numbers each start at 1, so the
  * shard id is part of it (number below 2^40, shard ids below 2^24).
