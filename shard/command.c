@@ -187,9 +187,10 @@ static bool pairs_valid(const uint8_t *v, size_t len)
 	return true;
 }
 
-/* Whether the flags byte of a PUT_AT / EXPIRE_AT is one the op allows. */
-static bool flags_valid(unsigned op, uint8_t flags, uint64_t deadline)
+bool command_flags_valid(unsigned op, uint32_t flags, uint64_t deadline)
 {
+	if (flags > 0xff)
+		return false;
 	if (op == COMMAND_PUT_AT) {
 		if (flags & ~(COMMAND_SET_NX | COMMAND_SET_XX | COMMAND_SET_KEEPTTL))
 			return false;
@@ -265,7 +266,7 @@ static int decode_one(const uint8_t *buf, size_t len, struct command *out)
 	case COMMAND_EXPIRE_AT:
 		c.deadline = get_le64(p + value_len);
 		c.flags = p[value_len + 8];
-		if (!flags_valid(op, c.flags, c.deadline))
+		if (!command_flags_valid(op, c.flags, c.deadline))
 			return RKV_ECORRUPT;
 		break;
 	case COMMAND_EXPIRE_DELETE:

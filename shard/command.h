@@ -65,6 +65,7 @@
 #ifndef RINGKV_SHARD_COMMAND_H
 #define RINGKV_SHARD_COMMAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -176,5 +177,12 @@ size_t command_encode(const struct command *c, uint8_t *out);
  * trailing bytes.
  */
 int command_decode(const uint8_t *buf, size_t len, struct command *out);
+
+/*
+ * Whether `flags` and `deadline` are ones a PUT_AT (op COMMAND_PUT_AT) or
+ * an EXPIRE_AT (any other op) accepts: what command_decode checks, for a
+ * sender that checks before it proposes.
+ */
+bool command_flags_valid(unsigned op, uint32_t flags, uint64_t deadline);
 
 #endif
