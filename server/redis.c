@@ -928,6 +928,11 @@ int redis_core_init(struct node_core *c)
 		return -ENOMEM;
 	rcore->started = time(NULL);
 	c->redis = rcore;
+	if (redis_expiry_start(c) != 0) { /* server/redis_expiry.c */
+		free(rcore);
+		c->redis = NULL;
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -938,6 +943,7 @@ void redis_core_destroy(struct node_core *c)
 
 	if (!rcore)
 		return;
+	redis_expiry_stop(c);
 	for (i = 0; i < REDIS_CURSORS; i++)
 		pool_free(&c->reactor->pool, rcore->cursors[i].key);
 	free(rcore);

@@ -105,7 +105,10 @@ struct redis_cursor {
 	uint32_t len;
 };
 
+struct redis_expiry;
+
 struct redis_core {
+	struct redis_expiry *expiry; /* active expiry (redis_expiry.c) */
 	time_t started;             /* for INFO's uptime */
 	uint64_t next_seq;
 	struct redis_cursor cursors[REDIS_CURSORS];
@@ -193,7 +196,12 @@ bool redis_cmd_multi(struct conn *conn, const struct resp_command *cmd, enum res
 void redis_format_multi(struct conn *conn, struct reply *r, enum resp_cmd_id id,
 			const struct kv_req *req);
 
-/* ---- expiry (redis_expire.c) ---- */
+/* ---- expiry (redis_expire.c; active expiry: redis_expiry.c) ---- */
+
+/* Starts this core's background deletion of expired keys. 0 or -1 (no memory). */
+int redis_expiry_start(struct node_core *c);
+/* Stops it (the core is finishing: nothing in flight any more). */
+void redis_expiry_stop(struct node_core *c);
 
 /* SET with every Redis 7.0 option. */
 void redis_cmd_set(struct conn *conn, const struct resp_command *cmd);

@@ -595,6 +595,18 @@ int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
 	       size_t examine, shard_scan_fn *fn, shard_scan_done_fn *done, void *arg);
 
 /*
+ * shard_scan that visits, instead of the live keys, the values still stored
+ * whose deadline this node's clock has passed (shard/value_deadline.h),
+ * with that deadline: what the leader proposes EXPIRE_DELETE for. Every
+ * key counts towards `examine`, as for shard_scan.
+ */
+typedef bool shard_scan_expired_fn(void *arg, const void *key, size_t key_len,
+				   uint64_t deadline);
+int shard_scan_expired(struct shard *s, const void *start, size_t start_len, bool after,
+		       size_t examine, shard_scan_expired_fn *fn, shard_scan_done_fn *done,
+		       void *arg);
+
+/*
  * Keys holding a value: an ESTIMATE once SSTables exist. Each memtable and
  * table counts its values minus its tombstones, so a key overwritten in two
  * places counts twice and a delete of a key held elsewhere subtracts one,

@@ -402,7 +402,8 @@ struct scan {
 	size_t start_len;
 	bool after;
 	size_t examine;
-	shard_scan_fn *fn;
+	shard_scan_fn *fn;                /* live values, or NULL */
+	shard_scan_expired_fn *expired;   /* values past their deadline, or NULL */
 	shard_scan_done_fn *done;
 	void *arg;
 	struct merge merge;
@@ -646,13 +647,21 @@ static void scan_run(struct scan *sc)
 				return;
 			}
 			if (e.kind == SSTABLE_VALUE_DEADLINE) {
+				uint64_t deadline = value_deadline_get(e.value);
+
 				/* Expired: examined, not shown, as a tombstone. */
-				if (value_deadline_passed(value_deadline_get(e.value), now))
+				if (value_deadline_passed(deadline, now)) {
 					e.kind = SSTABLE_TOMBSTONE;
+					if (sc->expired &&
+					    !sc->expired(sc->arg, e.key, e.key_len, deadline)) {
+						scan_finish(sc, 0, false);
+						return;
+					}
+				}
 				e.value += VALUE_DEADLINE_SIZE;
 				e.value_len -= VALUE_DEADLINE_SIZE;
 			}
-			if (e.kind != SSTABLE_TOMBSTONE &&
+			if (e.kind != SSTABLE_TOMBSTONE && sc->fn &&
 			    !sc->fn(sc->arg, e.key, e.key_len, e.value, e.value_len)) {
 				scan_finish(sc, 0, false);
 				return;
@@ -675,8 +684,9 @@ static void scan_run(struct scan *sc)
 	}
 }
 
-int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
-	       size_t examine, shard_scan_fn *fn, shard_scan_done_fn *done, void *arg)
+static int scan_begin(struct shard *s, const void *start, size_t start_len, bool after,
+		      size_t examine, shard_scan_fn *fn, shard_scan_expired_fn *expired,
+		      shard_scan_done_fn *done, void *arg)
 {
 	struct scan *sc = calloc(1, sizeof *sc);
 	size_t max = 2 + MANIFEST_LEVELS, n = 0;
@@ -698,6 +708,7 @@ int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
 	sc->after = after;
 	sc->examine = examine;
 	sc->fn = fn;
+	sc->expired = expired;
 	sc->done = done;
 	sc->arg = arg;
 	sc->src[n].kind = SRC_MEM;
@@ -731,4 +742,17 @@ err:
 	free(ages);
 	scan_free(sc);
 	return -ENOMEM;
+}
+
+int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
+	       size_t examine, shard_scan_fn *fn, shard_scan_done_fn *done, void *arg)
+{
+	return scan_begin(s, start, start_len, after, examine, fn, NULL, done, arg);
+}
+
+int shard_scan_expired(struct shard *s, const void *start, size_t start_len, bool after,
+		       size_t examine, shard_scan_expired_fn *fn, shard_scan_done_fn *done,
+		       void *arg)
+{
+	return scan_begin(s, start, start_len, after, examine, NULL, fn, done, arg);
 }

@@ -10,6 +10,8 @@ through every node:
 - once the deadline passed (by this machine's clock, which the nodes
   share), GET, EXISTS, TTL and KEYS through every node, and every node's
   own copy, show the key gone;
+- 200 keys set with PX are deleted by the leaders' background expiry once
+  due (the stored-key count DBSIZE falls back, with no read of them);
 - every node is killed with SIGKILL and restarted on its data: the long
   key's absolute deadline (PEXPIRETIME) is the one it had, on every node,
   the plain key has none, the expired key stays gone, and a key set with
@@ -170,6 +172,21 @@ def main():
             check(b"short" not in keys and b"long" in keys, "KEYS node %d: %r" % (i + 1, keys))
             check(native.get_stale(i, b"short") is None,
                   "node %d's own copy of 'short' after its deadline" % (i + 1))
+        # Active expiry: 200 keys with PX through all nodes; once due, the
+        # leaders' EXPIRE_DELETEs remove them from the stored count without
+        # any read (DBSIZE counts stored keys, expired or not).
+        for i in range(200):
+            check(nodes[i % 3].call("SET", "bulk:%d" % i, "x", "PX", 1500) == b"+OK\r\n",
+                  "SET bulk:%d PX" % i)
+        live = 5  # ready:0-2, long, plain
+        check(integer(nodes[0].call("DBSIZE")) > live, "DBSIZE counts the bulk keys")
+        for i in range(3):
+            deadline = time.time() + WAIT_S
+            got = integer(nodes[i].call("DBSIZE"))
+            while got != live and time.time() < deadline:
+                time.sleep(0.2)
+                got = integer(nodes[i].call("DBSIZE"))
+            check(got == live, "DBSIZE through node %d: %d, %d keys live" % (i + 1, got, live))
         # A key that expires after the restart.
         check(nodes[1].call("SET", "later", "x", "PX", 15000) == b"+OK\r\n", "SET later PX")
         later_at = integer(nodes[1].call("PEXPIRETIME", "later"))
