@@ -3,7 +3,9 @@
  * deadline passed, in the background, so that a key nobody reads again
  * does not stay on disk.
  *
- * Every 100 ms each core takes the next shard it hosts and leads and scans
+ * Every 100 ms each core takes the next shard it hosts and leads (and that
+ * may hold deadlines: a whole sweep that meets none retires a shard until a
+ * value with a deadline is written to it) and scans
  * it from where the last pass stopped, at most REDIS_EXPIRY_EXAMINE keys
  * (shard_scan_expired: expired values only, by this node's clock), and
  * proposes an EXPIRE_DELETE of key and deadline for each expired one, at
@@ -47,6 +49,8 @@ struct redis_expiry {
 	uint8_t *cursor;           /* its last key examined (malloc) ... */
 	size_t cursor_len, cursor_cap;
 	bool have_cursor;          /* ... when there is one */
+	uint64_t sweep_writes;     /* shard_deadline_writes when the sweep began */
+	bool sweep_saw_deadline;   /* the sweep met a value with a deadline */
 	bool scanning;             /* a scan is running */
 	bool busy;                 /* the last pass filled its batch */
 	unsigned inflight;         /* EXPIRE_DELETEs not answered yet */
@@ -72,11 +76,15 @@ static void deleted(struct node_core *c, struct kv_req *req)
 		arm(x);
 }
 
-static bool found(void *arg, const void *key, size_t key_len, uint64_t deadline)
+static bool found(void *arg, const void *key, size_t key_len, uint64_t deadline,
+		  bool expired)
 {
 	struct redis_expiry *x = arg;
 	struct kv_req *req;
 
+	x->sweep_saw_deadline = true;
+	if (!expired)
+		return true;
 	if (x->nbatch == REDIS_EXPIRY_DELETES)
 		return false; /* the rest at the next pass */
 	req = kv_req_new(x->c, (uint32_t)key_len, 0);
@@ -104,6 +112,10 @@ static void scanned(void *arg, int rv, bool exhausted, const void *last, size_t 
 	if (rv != 0 || exhausted || !last) {
 		if (rv != 0)
 			log_warn("shard %u: expiry scan failed (%d); it starts over", x->shard, rv);
+		else if (!x->sweep_saw_deadline && x->c->shards[x->shard])
+			/* A whole sweep without a deadline: skip the shard
+			 * until one is written. */
+			shard_deadlines_none(x->c->shards[x->shard], x->sweep_writes);
 		x->shard++; /* the next shard from its first key */
 		x->have_cursor = false;
 	} else {
@@ -149,7 +161,8 @@ static void pass(struct timer *t, void *arg)
 		return; /* stopping, or the answers will arm it */
 	for (n = 0; n < shards; n++) {
 		i = (x->shard + n) % shards;
-		if (c->shards[i] && c->replicas[i] && replica_is_leader(c->replicas[i]))
+		if (c->shards[i] && c->replicas[i] && replica_is_leader(c->replicas[i]) &&
+		    shard_may_hold_deadlines(c->shards[i]))
 			break;
 	}
 	if (n == shards) {
@@ -160,6 +173,11 @@ static void pass(struct timer *t, void *arg)
 	if (i != x->shard % shards || x->shard >= shards) {
 		x->shard = i;
 		x->have_cursor = false;
+	}
+	if (!x->have_cursor) {
+		/* A sweep begins. */
+		x->sweep_writes = shard_deadline_writes(c->shards[i]);
+		x->sweep_saw_deadline = false;
 	}
 	x->scanning = true;
 	c->outstanding++;

@@ -595,16 +595,29 @@ int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
 	       size_t examine, shard_scan_fn *fn, shard_scan_done_fn *done, void *arg);
 
 /*
- * shard_scan that visits, instead of the live keys, the values still stored
- * whose deadline this node's clock has passed (shard/value_deadline.h),
- * with that deadline: what the leader proposes EXPIRE_DELETE for. Every
- * key counts towards `examine`, as for shard_scan.
+ * shard_scan that visits, instead of the live keys, the values that carry a
+ * deadline (shard/value_deadline.h), with it and whether this node's clock
+ * has passed it: the expired ones are what the leader proposes
+ * EXPIRE_DELETE for. Every key counts towards `examine`, as for shard_scan.
  */
 typedef bool shard_scan_expired_fn(void *arg, const void *key, size_t key_len,
-				   uint64_t deadline);
+				   uint64_t deadline, bool expired);
 int shard_scan_expired(struct shard *s, const void *start, size_t start_len, bool after,
 		       size_t examine, shard_scan_expired_fn *fn, shard_scan_done_fn *done,
 		       void *arg);
+
+/*
+ * Whether the shard may hold values with a deadline: until a whole sweep
+ * (shard_scan_expired from the first key to the end) found none, and again
+ * once one is written. A sweeper skips a shard for which this is false, so
+ * a keyspace without TTLs costs no background scans. shard_deadline_writes
+ * counts the values with a deadline written since open; the sweeper reads
+ * it when a sweep starts and, when the sweep saw no deadline, calls
+ * shard_deadlines_none with it (ignored if one was written meanwhile).
+ */
+bool shard_may_hold_deadlines(const struct shard *s);
+uint64_t shard_deadline_writes(const struct shard *s);
+void shard_deadlines_none(struct shard *s, uint64_t writes);
 
 /*
  * Keys holding a value: an ESTIMATE once SSTables exist. Each memtable and

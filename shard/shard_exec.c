@@ -58,6 +58,7 @@ static int set_value(struct shard *s, const struct command *c, const void *value
 	int rv = memtable_put_deadline(s->mem->mt, c->key, c->key_len, value, len, deadline,
 				       NULL);
 
+	s->deadline_writes += deadline != 0;
 	if (rv == 0) {
 		res->applied = true;
 		s->mem->live_delta += !res->existed;
@@ -87,11 +88,13 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 	int rv, before;
 
 	memset(res, 0, sizeof *res);
-	if (c->op != COMMAND_DELETE)
+	if (c->op != COMMAND_DELETE) {
+		uint64_t d = c->op == COMMAND_PUT_AT ? c->deadline : 0;
+
 		rv = memtable_put_deadline(s->mem->mt, c->key, c->key_len, c->value,
-					   c->value_len,
-					   c->op == COMMAND_PUT_AT ? c->deadline : 0, &pr);
-	else
+					   c->value_len, d, &pr);
+		s->deadline_writes += d != 0;
+	} else
 		rv = memtable_delete_prior(s->mem->mt, c->key, c->key_len, &pr);
 	if (rv)
 		return rv;

@@ -335,6 +335,12 @@ struct shard {
 
 	/* reads */
 	struct sstable_block_iter get_scratch;
+	/* Expiry sweeps (shard_may_hold_deadlines): values with a deadline
+	 * written since open, and the count when a whole sweep last found
+	 * none (valid when deadlines_clean). */
+	uint64_t deadline_writes;
+	uint64_t deadline_writes_clean;
+	bool deadlines_clean;
 	struct block_cache_handle *sync_pin; /* answer of the last shard_get */
 	unsigned io_inflight;           /* every op that references this shard */
 	struct io_op misc_op;           /* fire-and-forget: unlink, close */

@@ -649,14 +649,15 @@ static void scan_run(struct scan *sc)
 			if (e.kind == SSTABLE_VALUE_DEADLINE) {
 				uint64_t deadline = value_deadline_get(e.value);
 
+				bool passed = value_deadline_passed(deadline, now);
+
 				/* Expired: examined, not shown, as a tombstone. */
-				if (value_deadline_passed(deadline, now)) {
+				if (passed)
 					e.kind = SSTABLE_TOMBSTONE;
-					if (sc->expired &&
-					    !sc->expired(sc->arg, e.key, e.key_len, deadline)) {
-						scan_finish(sc, 0, false);
-						return;
-					}
+				if (sc->expired &&
+				    !sc->expired(sc->arg, e.key, e.key_len, deadline, passed)) {
+					scan_finish(sc, 0, false);
+					return;
 				}
 				e.value += VALUE_DEADLINE_SIZE;
 				e.value_len -= VALUE_DEADLINE_SIZE;
@@ -755,4 +756,22 @@ int shard_scan_expired(struct shard *s, const void *start, size_t start_len, boo
 		       void *arg)
 {
 	return scan_begin(s, start, start_len, after, examine, NULL, fn, done, arg);
+}
+
+bool shard_may_hold_deadlines(const struct shard *s)
+{
+	return !s->deadlines_clean || s->deadline_writes != s->deadline_writes_clean;
+}
+
+uint64_t shard_deadline_writes(const struct shard *s)
+{
+	return s->deadline_writes;
+}
+
+void shard_deadlines_none(struct shard *s, uint64_t writes)
+{
+	if (writes == s->deadline_writes) {
+		s->deadlines_clean = true;
+		s->deadline_writes_clean = writes;
+	}
 }
