@@ -3,9 +3,11 @@
  * deadline passed, in the background, so that a key nobody reads again
  * does not stay on disk.
  *
- * Every 100 ms each core takes the next shard it hosts and leads (and that
- * may hold deadlines: a whole sweep that meets none retires a shard until a
- * value with a deadline is written to it) and scans
+ * Every 100 ms each core takes the next shard it hosts and leads and that
+ * may hold deadlines (one was written or met since start, or since a whole
+ * sweep met none), or, once a second from a minute after start, one whose
+ * tables may hold deadlines from before the start (swept once, slowly, so
+ * that start-up is not slowed by a read of every table), and scans
  * it from where the last pass stopped, at most REDIS_EXPIRY_EXAMINE keys
  * (shard_scan_expired: expired values only, by this node's clock), and
  * proposes an EXPIRE_DELETE of key and deadline for each expired one, at
@@ -41,6 +43,11 @@
 #define REDIS_EXPIRY_BUSY_US 1000u
 #define REDIS_EXPIRY_EXAMINE 1024  /* keys one pass looks at */
 #define REDIS_EXPIRY_DELETES 64    /* EXPIRE_DELETEs one pass proposes */
+/* Shards whose tables may hold deadlines from before the node started
+ * (shard_deadlines_unknown) are swept once, slowly, from a minute after
+ * start: start-up and recovery are not slowed by a read of every table. */
+#define REDIS_EXPIRY_UNKNOWN_DELAY_US (60ull * 1000 * 1000)
+#define REDIS_EXPIRY_UNKNOWN_EVERY_US (1000ull * 1000)
 
 struct redis_expiry {
 	struct node_core *c;
@@ -51,6 +58,8 @@ struct redis_expiry {
 	bool have_cursor;          /* ... when there is one */
 	uint64_t sweep_writes;     /* shard_deadline_writes when the sweep began */
 	bool sweep_saw_deadline;   /* the sweep met a value with a deadline */
+	uint64_t started_us;       /* the loop's clock at start */
+	uint64_t next_unknown_us;  /* the next pass over an unknown shard, not before */
 	bool scanning;             /* a scan is running */
 	bool busy;                 /* the last pass filled its batch */
 	unsigned inflight;         /* EXPIRE_DELETEs not answered yet */
@@ -140,12 +149,25 @@ out:
 					  REDIS_EXPIRY_PASS_US), pass, x);
 }
 
+/* 0: not to sweep; 1: may hold deadlines; 2: unknown (the slow kind). */
+static int want(const struct node_core *c, uint32_t i)
+{
+	if (!c->shards[i] || !c->replicas[i] || !replica_is_leader(c->replicas[i]))
+		return 0;
+	if (shard_may_hold_deadlines(c->shards[i]))
+		return 1;
+	return shard_deadlines_unknown(c->shards[i]) ? 2 : 0;
+}
+
 static void pass(struct timer *t, void *arg)
 {
 	struct redis_expiry *x = arg;
 	struct node_core *c = x->c;
 	uint32_t shards = c->node->shards, i = 0, n;
-	int rv;
+	uint64_t now = c->reactor->now_us;
+	bool slow_ok = now >= x->started_us + REDIS_EXPIRY_UNKNOWN_DELAY_US &&
+		       now >= x->next_unknown_us;
+	int w = 0, rv;
 
 	(void)t;
 	if (x->nbatch) {
@@ -159,21 +181,36 @@ static void pass(struct timer *t, void *arg)
 	}
 	if (!c->accepting || x->scanning || x->inflight)
 		return; /* stopping, or the answers will arm it */
-	for (n = 0; n < shards; n++) {
-		i = (x->shard + n) % shards;
-		if (c->shards[i] && c->replicas[i] && replica_is_leader(c->replicas[i]) &&
-		    shard_may_hold_deadlines(c->shards[i]))
-			break;
+	if (x->have_cursor && x->shard < shards) {
+		/* Go on with the sweep under way. */
+		i = x->shard;
+		w = want(c, i);
+		if (w == 2 && !slow_ok) {
+			arm(x);
+			return;
+		}
 	}
-	if (n == shards) {
-		x->busy = false;
-		arm(x);
-		return;
-	}
-	if (i != x->shard % shards || x->shard >= shards) {
-		x->shard = i;
+	if (!w) {
 		x->have_cursor = false;
+		for (n = 0; n < shards && !w; n++) {
+			i = (x->shard + n) % shards;
+			if (want(c, i) == 1)
+				w = 1;
+		}
+		for (n = 0; n < shards && !w && slow_ok; n++) {
+			i = (x->shard + n) % shards;
+			if (want(c, i) == 2)
+				w = 2;
+		}
+		if (!w) {
+			x->busy = false;
+			arm(x);
+			return;
+		}
+		x->shard = i;
 	}
+	if (w == 2)
+		x->next_unknown_us = now + REDIS_EXPIRY_UNKNOWN_EVERY_US;
 	if (!x->have_cursor) {
 		/* A sweep begins. */
 		x->sweep_writes = shard_deadline_writes(c->shards[i]);
@@ -199,6 +236,7 @@ int redis_expiry_start(struct node_core *c)
 	if (!x)
 		return -1;
 	x->c = c;
+	x->started_us = c->reactor->now_us;
 	c->redis->expiry = x;
 	arm(x);
 	return 0;

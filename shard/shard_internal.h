@@ -341,6 +341,7 @@ struct shard {
 	uint64_t deadline_writes;
 	uint64_t deadline_writes_clean;
 	bool deadlines_clean;
+	bool deadlines_seen;       /* a read or scan met a value with one */
 	struct block_cache_handle *sync_pin; /* answer of the last shard_get */
 	unsigned io_inflight;           /* every op that references this shard */
 	struct io_op misc_op;           /* fire-and-forget: unlink, close */

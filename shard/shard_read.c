@@ -161,12 +161,14 @@ static int mem_lookup(struct shard *s, const void *key, size_t key_len, const vo
  * stripped (*deadline set, 0 for none), or RKV_ENOTFOUND once the serving
  * node's clock is past it.
  */
-static int visible(const void **value, size_t *value_len, unsigned flags, uint64_t *deadline)
+static int visible(struct shard *s, const void **value, size_t *value_len, unsigned flags,
+		   uint64_t *deadline)
 {
 	if (!(flags & MEMTABLE_DEADLINE)) {
 		*deadline = 0;
 		return 0;
 	}
+	s->deadlines_seen = true;
 	return value_deadline_strip(value, value_len, true, value_deadline_now(), deadline) ?
 		       0 : RKV_ENOTFOUND;
 }
@@ -193,7 +195,7 @@ static void read_finish(struct shard_read *rd, int rv, const void *value, size_t
 	 * this clock. */
 	rd->found_flags = rv == 0 ? flags : 0;
 	if (rv == 0 && !rd->warm_only)
-		rv = visible(&value, &len, flags, &rd->deadline);
+		rv = visible(s, &value, &len, flags, &rd->deadline);
 
 	rd->version = NULL;
 	if (!rd->warm_only)
@@ -339,7 +341,7 @@ int shard_get(struct shard *s, const void *key, size_t key_len,
 	} else if (rv == RKV_EDELETED) {
 		rv = RKV_ENOTFOUND;
 	}
-	return rv == 0 ? visible(value, value_len, flags, &deadline) : rv;
+	return rv == 0 ? visible(s, value, value_len, flags, &deadline) : rv;
 }
 
 int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_read *rd,
@@ -355,7 +357,7 @@ int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_re
 	rd->deadline = 0;
 	rv = mem_lookup(s, key, key_len, value, value_len, &flags);
 	if (rv == 0)
-		return visible(value, value_len, flags, &rd->deadline);
+		return visible(s, value, value_len, flags, &rd->deadline);
 	if (rv != RKV_ENOTFOUND)
 		return rv == RKV_EDELETED ? RKV_ENOTFOUND : rv;
 	rd->s = s;
@@ -369,7 +371,7 @@ int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_re
 	rv = lsm_lookup_cached(s, s->version, key, key_len, rd->hash, &rd->level, &rd->file,
 			       value, value_len, &s->sync_pin, &t, &h);
 	if (rv == 0)
-		return visible(value, value_len, lsm_found_flags(s), &rd->deadline);
+		return visible(s, value, value_len, lsm_found_flags(s), &rd->deadline);
 	if (rv != RKV_EAGAIN)
 		return rv;
 	rd->version = lsm_version_ref(s->version);
@@ -651,6 +653,7 @@ static void scan_run(struct scan *sc)
 
 				bool passed = value_deadline_passed(deadline, now);
 
+				sc->s->deadlines_seen = true;
 				/* Expired: examined, not shown, as a tombstone. */
 				if (passed)
 					e.kind = SSTABLE_TOMBSTONE;
@@ -760,7 +763,14 @@ int shard_scan_expired(struct shard *s, const void *start, size_t start_len, boo
 
 bool shard_may_hold_deadlines(const struct shard *s)
 {
-	return !s->deadlines_clean || s->deadline_writes != s->deadline_writes_clean;
+	return s->deadlines_seen || (s->deadlines_clean ?
+				     s->deadline_writes != s->deadline_writes_clean :
+				     s->deadline_writes != 0);
+}
+
+bool shard_deadlines_unknown(const struct shard *s)
+{
+	return !s->deadlines_clean && !shard_may_hold_deadlines(s);
 }
 
 uint64_t shard_deadline_writes(const struct shard *s)
@@ -773,5 +783,6 @@ void shard_deadlines_none(struct shard *s, uint64_t writes)
 	if (writes == s->deadline_writes) {
 		s->deadlines_clean = true;
 		s->deadline_writes_clean = writes;
+		s->deadlines_seen = false;
 	}
 }
