@@ -49,14 +49,32 @@ def start_node(ringkvd, data, i):
 
 
 def connect_when_up(host, port):
+    """A connection that answers PING: a node being killed (its io_uring
+    torn down after the process is gone) may still accept, then reset."""
     deadline = time.time() + WAIT_S
     while True:
         try:
-            return Conn(host, port)
+            c = Conn(host, port)
+            if c.call("PING") == b"+PONG\r\n":
+                return c
+            c.sock.close()
         except OSError:
             if time.time() > deadline:
                 raise
-            time.sleep(0.1)
+        time.sleep(0.1)
+
+
+def wait_gone(host, port):
+    """Until nothing accepts on the port any more (the killed node's
+    sockets are closed once the kernel has torn its rings down)."""
+    deadline = time.time() + WAIT_S
+    while time.time() < deadline:
+        try:
+            Conn(host, port).sock.close()
+        except OSError:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("%s:%d still accepts after the node was killed" % (host, port))
 
 
 def call_ok(conn, *args):
@@ -131,6 +149,7 @@ def main():
     procs = [start_node(ringkvd, data, i) for i in range(3)]
     native = None
     failures = []
+    finished = False
 
     def check(ok, what):
         if not ok:
@@ -202,6 +221,8 @@ def main():
             p.send_signal(signal.SIGKILL)
         for p in procs:
             p.wait()
+        for h in HOSTS:
+            wait_gone(h, RESP)
         procs = [start_node(ringkvd, data, i) for i in range(3)]
         nodes = [connect_when_up(h, RESP) for h in HOSTS]
         for i in range(3):
@@ -224,14 +245,15 @@ def main():
             check(native.get_stale(i, b"later") is None,
                   "node %d's own copy of 'later' past its deadline" % (i + 1))
             check(call_ok(nodes[i], "GET", "long") == b"$1\r\nl\r\n", "GET long node %d" % i)
+        finished = True
     finally:
         if native:
             native.close()
         for p in procs:
             p.send_signal(signal.SIGKILL)
             p.wait()
-        if failures:
-            print("data kept in", data)
+        if failures or not finished:
+            print("data (and the nodes' logs) kept in", data)
         else:
             shutil.rmtree(data, ignore_errors=True)
     for f in failures:
