@@ -69,6 +69,18 @@ enum resp_cmd_id {
 	RESP_CMD_RENAME,
 	RESP_CMD_RENAMENX,
 	RESP_CMD_COPY,
+	RESP_CMD_SETEX,
+	RESP_CMD_PSETEX,
+	RESP_CMD_GETEX,
+	RESP_CMD_EXPIRE,
+	RESP_CMD_PEXPIRE,
+	RESP_CMD_EXPIREAT,
+	RESP_CMD_PEXPIREAT,
+	RESP_CMD_PERSIST,
+	RESP_CMD_TTL,
+	RESP_CMD_PTTL,
+	RESP_CMD_EXPIRETIME,
+	RESP_CMD_PEXPIRETIME,
 	RESP_CMD_TOP_COUNT, /* number of top-level commands */
 	/* Subcommands, found with resp_subcommand_lookup. */
 	RESP_CMD_COMMAND_COUNT = 100,
@@ -163,7 +175,6 @@ size_t resp_command_flag_count(uint32_t flags);
 	"ERR FLUSHDB and FLUSHALL are disabled on this node: they drop every key of the " \
 	"cluster; start ringkvd with --enable-flush (or enable-flush = true in its config " \
 	"file) to allow them"
-#define RESP_ERR_TTL_UNSUPPORTED "ERR expiration (EX, PX, EXAT, PXAT, KEEPTTL) is not supported"
 
 /*
  * Formats Redis 7's reply to an unknown command into out[0..cap), NUL

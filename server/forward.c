@@ -601,6 +601,23 @@ static void inbound_complete(struct node_core *c, struct kv_req *req)
 	kv_req_free(c, req);
 }
 
+/* The deadline and flags of a forwarded expiry write are ones its command
+ * accepts (shard/command.h), so a bad peer cannot put a refused entry in
+ * the log. */
+static bool forward_expiry_ok(const struct fwd_request *fr)
+{
+	if (fr->op < KV_PUT_AT || fr->op > KV_EXPIRE_DELETE)
+		return true;
+	if (fr->op == KV_PERSIST)
+		return true;
+	if (fr->integer < 0 || (fr->op != KV_PUT_AT && fr->integer == 0))
+		return false;
+	if (fr->op == KV_EXPIRE_DELETE)
+		return true;
+	return command_flags_valid(fr->op == KV_PUT_AT ? COMMAND_PUT_AT : COMMAND_EXPIRE_AT,
+				   fr->limit, (uint64_t)fr->integer);
+}
+
 static void on_forward(struct node_core *c, uint64_t from, const struct peer_msg_forward *f)
 {
 	struct forward_core *fc = c->forward;
@@ -614,7 +631,9 @@ static void on_forward(struct node_core *c, uint64_t from, const struct peer_msg
 	if (fwd_request_decode(f->request.data, f->request.len, &fr) != 0 ||
 	    (fr.op > KV_SCAN && fr.op != KV_COUNT && fr.op != KV_FLUSH &&
 	     fr.op != KV_SETRANGE && fr.op != KV_SETBIT && fr.op != KV_INCRBYFLOAT &&
-	     (fr.op < KV_MSETNX || fr.op > KV_COPY_REPLACE)) ||
+	     (fr.op < KV_MSETNX || fr.op > KV_COPY_REPLACE) &&
+	     (fr.op < KV_PUT_AT || fr.op > KV_EXPIRE_DELETE)) ||
+	    !forward_expiry_ok(&fr) ||
 	    (fr.op == KV_SETBIT && (fr.value_len != 1 || fr.data[fr.key_len + fr.arg_len] > 1)) ||
 	    ((fr.op == KV_SETRANGE || fr.op == KV_SETBIT) && fr.integer < 0) ||
 	    (fr.op == KV_FLUSH && fr.key_len != 0) || (fr.flags & ~known) != 0 ||

@@ -23,6 +23,7 @@
 #include "server/redis.h"
 #include "shard/key_order.h"
 #include "shard/route.h"
+#include "shard/value_deadline.h"
 
 /* Spare room a forwarded GET carries for its answer; larger values take one
  * more round trip (see kv.h). */
@@ -395,6 +396,7 @@ static void read_answer(struct kv_req *req, int rv, const void *value, size_t le
 		req->integer = rv == 0 ? (int64_t)len : 0;
 		return;
 	}
+	req->integer = rv == 0 ? (int64_t)req->read.deadline : 0; /* TTL */
 	if (rv == RKV_ENOTFOUND) {
 		req->status = ringkv_Status_NOT_FOUND;
 	} else if (len > room) {
@@ -655,12 +657,29 @@ static void execute(struct node_core *c, struct kv_req *req)
 		cmd.value = NULL;
 		cmd.value_len = 0;
 		break;
+	case KV_PUT_AT:
+	case KV_EXPIRE_AT:
+	case KV_PERSIST:
+	case KV_EXPIRE_DELETE:
+		/* server/redis_expire.c; the ops keep COMMAND_PUT_AT's order */
+		cmd.op = (enum command_op)(COMMAND_PUT_AT + (req->op - KV_PUT_AT));
+		cmd.deadline = (uint64_t)req->integer;
+		cmd.flags = (uint8_t)req->limit;
+		if (req->op != KV_PUT_AT) {
+			cmd.value = NULL;
+			cmd.value_len = 0;
+		}
+		break;
 	default:
 		cmd.op = COMMAND_DELETE;
 		cmd.value = NULL;
 		cmd.value_len = 0;
 		break;
 	}
+	/* The proposer's time: the apply step judges expiry by it, the same
+	 * on every replica (shard/command.h). A blind SET needs none. */
+	if (cmd.op != COMMAND_PUT || (req->flags & KV_WANT_PRIOR))
+		cmd.now = value_deadline_now();
 	req->waiter.done = write_done;
 	req->waiter.want_prior = (req->flags & KV_WANT_PRIOR) != 0;
 	if (replica_is_leader(rep) && shard_writes_refused(replica_shard(rep))) {

@@ -63,6 +63,14 @@ enum kv_op {
 	KV_RENAMENX,
 	KV_COPY,
 	KV_COPY_REPLACE,
+	/* Expiry (server/redis_expire.c; shard/command.h COMMAND_PUT_AT ..
+	 * COMMAND_EXPIRE_DELETE). A KV_GET answers the value's deadline in
+	 * integer (Unix ms, 0 none). */
+	KV_PUT_AT,        /* integer: deadline (0 none); limit: COMMAND_SET_*;
+			   * applied out */
+	KV_EXPIRE_AT,     /* integer: deadline; limit: COMMAND_EXPIRE_*; applied out */
+	KV_PERSIST,       /* applied out */
+	KV_EXPIRE_DELETE, /* integer: the deadline the leader saw pass */
 };
 
 /* Whether `op` changes the keyspace (a Raft proposal; UNKNOWN when lost). */
@@ -70,7 +78,8 @@ static inline bool kv_op_is_write(unsigned op)
 {
 	return op == KV_PUT || op == KV_DELETE || op == KV_PUT_NX || op == KV_PUT_XX ||
 	       op == KV_INCRBY || op == KV_APPEND || op == KV_FLUSH || op == KV_SETRANGE ||
-	       op == KV_SETBIT || op == KV_INCRBYFLOAT || (op >= KV_MSETNX && op <= KV_COPY_REPLACE);
+	       op == KV_SETBIT || op == KV_INCRBYFLOAT || (op >= KV_MSETNX && op <= KV_COPY_REPLACE) ||
+	       (op >= KV_PUT_AT && op <= KV_EXPIRE_DELETE);
 }
 
 #define KV_WANT_PRIOR 0x1 /* writes: return the previous value */

@@ -450,6 +450,8 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 		reply_simple(conn, r, req->existed ? "string" : "none");
 		return;
 	default:
+		if (redis_format_expire(conn, r, slot->cmd, req)) /* server/redis_expire.c */
+			return;
 		reply_error(conn, r, "ERR internal error: unexpected reply");
 		return;
 	}
@@ -498,7 +500,7 @@ void redis_single_key(struct conn *conn, const struct resp_command *cmd, enum re
 		redis_reply_now(conn);
 		return;
 	}
-	if ((op == KV_GET || op == KV_STRLEN) && !rc->head) {
+	if ((op == KV_GET || op == KV_STRLEN) && !rc->head && !redis_is_ttl_read(id)) {
 		/* Nothing queued before it and the key's shard is on this core:
 		 * answer from memory (memtables, blooms, cached blocks) with no
 		 * slot and no request. A block to read takes the path below. */
@@ -553,6 +555,8 @@ void redis_single_key(struct conn *conn, const struct resp_command *cmd, enum re
 	}
 	req->integer = integer;
 	req->limit = conn->core->node->cfg.max_value;
+	if (op == KV_PUT_AT || op == KV_EXPIRE_AT)
+		req->limit = opts >> REDIS_OPTS_FLAGS_SHIFT;
 	if ((opts & SET_GET) || id == RESP_CMD_GETSET)
 		req->flags |= KV_WANT_PRIOR;
 	redis_send_part(slot, req);
@@ -652,46 +656,6 @@ static void multi_key(struct conn *conn, const struct resp_command *cmd, enum re
 	redis_drain(conn);
 }
 
-static void cmd_set(struct conn *conn, const struct resp_command *cmd)
-{
-	struct reply *r = &conn->redis->scratch;
-	unsigned opts = 0;
-	enum kv_op op = KV_PUT;
-	size_t i;
-
-	reply_reset(r);
-	for (i = 3; i < cmd->argc; i++) {
-		const struct resp_arg *a = &cmd->argv[i];
-
-		if (redis_arg_is(a, "NX") && !(opts & SET_XX)) {
-			opts |= SET_NX;
-		} else if (redis_arg_is(a, "XX") && !(opts & SET_NX)) {
-			opts |= SET_XX;
-		} else if (redis_arg_is(a, "GET")) {
-			opts |= SET_GET;
-		} else if (redis_arg_is(a, "EX") || redis_arg_is(a, "PX") || redis_arg_is(a, "EXAT") ||
-			   redis_arg_is(a, "PXAT") || redis_arg_is(a, "KEEPTTL")) {
-			/* As Redis: a time option without its number is a syntax
-			 * error; a well-formed one is refused until expiry exists. */
-			bool needs_number = !redis_arg_is(a, "KEEPTTL");
-
-			reply_error(conn, r, needs_number && i + 1 >= cmd->argc ? RESP_ERR_SYNTAX
-						  : RESP_ERR_TTL_UNSUPPORTED);
-			redis_reply_now(conn);
-			return;
-		} else {
-			reply_error(conn, r, RESP_ERR_SYNTAX);
-			redis_reply_now(conn);
-			return;
-		}
-	}
-	if (opts & SET_NX)
-		op = KV_PUT_NX;
-	else if (opts & SET_XX)
-		op = KV_PUT_XX;
-	redis_single_key(conn, cmd, RESP_CMD_SET, op, &cmd->argv[2], opts, 0, NULL);
-}
-
 static void cmd_incr(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id)
 {
 	struct reply *r = &conn->redis->scratch;
@@ -778,7 +742,7 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		redis_single_key(conn, cmd, ci->id, KV_GET, NULL, 0, 0, NULL);
 		return;
 	case RESP_CMD_SET:
-		cmd_set(conn, cmd);
+		redis_cmd_set(conn, cmd); /* server/redis_expire.c */
 		return;
 	case RESP_CMD_SETNX:
 		redis_single_key(conn, cmd, ci->id, KV_PUT_NX, &cmd->argv[2], 0, 0, NULL);
@@ -855,6 +819,8 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		if (redis_cmd_string(conn, cmd, ci->id)) /* server/redis_strings.c */
 			return;
 		if (redis_cmd_multi(conn, cmd, ci->id)) /* server/redis_multi.c */
+			return;
+		if (redis_cmd_expire(conn, cmd, ci->id)) /* server/redis_expire.c */
 			return;
 		resp_format_unknown_command(err, sizeof err, cmd->argv, cmd->argc);
 		reply_error(conn, r, err);
@@ -962,6 +928,11 @@ int redis_core_init(struct node_core *c)
 		return -ENOMEM;
 	rcore->started = time(NULL);
 	c->redis = rcore;
+	if (redis_expiry_start(c) != 0) { /* server/redis_expiry.c */
+		free(rcore);
+		c->redis = NULL;
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -972,6 +943,7 @@ void redis_core_destroy(struct node_core *c)
 
 	if (!rcore)
 		return;
+	redis_expiry_stop(c);
 	for (i = 0; i < REDIS_CURSORS; i++)
 		pool_free(&c->reactor->pool, rcore->cursors[i].key);
 	free(rcore);

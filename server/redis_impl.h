@@ -32,6 +32,9 @@ struct node_core;
 #define SET_NX 0x1
 #define SET_XX 0x2
 #define SET_GET 0x4
+/* redis_single_key's opts bits 16-23: a KV_PUT_AT's COMMAND_SET_* or a
+ * KV_EXPIRE_AT's COMMAND_EXPIRE_* flags (the request's limit). */
+#define REDIS_OPTS_FLAGS_SHIFT 16
 
 /*
  * Arguments of a string read (server/redis_strings.c), parsed before the
@@ -102,7 +105,10 @@ struct redis_cursor {
 	uint32_t len;
 };
 
+struct redis_expiry;
+
 struct redis_core {
+	struct redis_expiry *expiry; /* active expiry (redis_expiry.c) */
 	time_t started;             /* for INFO's uptime */
 	uint64_t next_seq;
 	struct redis_cursor cursors[REDIS_CURSORS];
@@ -189,6 +195,23 @@ bool redis_cmd_multi(struct conn *conn, const struct resp_command *cmd, enum res
 /* The reply of one of them, from its request's answer. */
 void redis_format_multi(struct conn *conn, struct reply *r, enum resp_cmd_id id,
 			const struct kv_req *req);
+
+/* ---- expiry (redis_expire.c; active expiry: redis_expiry.c) ---- */
+
+/* Starts this core's background deletion of expired keys. 0 or -1 (no memory). */
+int redis_expiry_start(struct node_core *c);
+/* Stops it (the core is finishing: nothing in flight any more). */
+void redis_expiry_stop(struct node_core *c);
+
+/* SET with every Redis 7.0 option. */
+void redis_cmd_set(struct conn *conn, const struct resp_command *cmd);
+/* Runs command `id` if it is one of redis_expire.c's: true, else false. */
+bool redis_cmd_expire(struct conn *conn, const struct resp_command *cmd, enum resp_cmd_id id);
+/* Whether `id` reads a deadline (never answered by the memory-only fast path). */
+bool redis_is_ttl_read(enum resp_cmd_id id);
+/* The reply of one of them: true, else false. */
+bool redis_format_expire(struct conn *conn, struct reply *r, enum resp_cmd_id id,
+			 const struct kv_req *req);
 
 /* ---- string commands (redis_strings.c) ---- */
 

@@ -20,6 +20,32 @@ static bool op_valid(unsigned op)
 	return op >= COMMAND_PUT && op <= COMMAND_OP_MAX;
 }
 
+/* Whether `op` has a u32 value length and value after its key. */
+static bool has_value(unsigned op)
+{
+	return op != COMMAND_DELETE && op != COMMAND_FLUSH && op != COMMAND_EXPIRE_AT &&
+	       op != COMMAND_PERSIST && op != COMMAND_EXPIRE_DELETE;
+}
+
+/* Bytes of `op`'s fixed fields after its value (after its key without one). */
+static size_t trailer_size(unsigned op)
+{
+	switch (op) {
+	case COMMAND_APPEND:
+		return COMMAND_LEN_SIZE;
+	case COMMAND_SETRANGE:
+	case COMMAND_SETBIT:
+		return 8 + COMMAND_LEN_SIZE;
+	case COMMAND_PUT_AT:
+	case COMMAND_EXPIRE_AT:
+		return 8 + 1;
+	case COMMAND_EXPIRE_DELETE:
+		return 8;
+	default:
+		return 0;
+	}
+}
+
 /* Bytes of the value field as encoded (INCRBY: the 8-byte delta). */
 static uint32_t encoded_value_len(const struct command *c)
 {
@@ -31,14 +57,13 @@ size_t command_encoded_size(const struct command *c)
 	size_t n;
 
 	assert(c != NULL);
-	assert(op_valid(c->op));
+	assert(op_valid(c->op) && c->op != COMMAND_AT_TIME);
 	n = COMMAND_OP_SIZE + COMMAND_LEN_SIZE + (size_t)c->key_len;
-	if (c->op != COMMAND_DELETE && c->op != COMMAND_FLUSH)
+	if (has_value(c->op))
 		n += COMMAND_LEN_SIZE + (size_t)encoded_value_len(c);
-	if (c->op == COMMAND_APPEND)
-		n += COMMAND_LEN_SIZE;
-	if (command_has_offset(c->op))
-		n += 8 + COMMAND_LEN_SIZE;
+	n += trailer_size(c->op);
+	if (c->now != 0)
+		n += COMMAND_OP_SIZE + 8;
 	return n;
 }
 
@@ -47,9 +72,14 @@ size_t command_encode(const struct command *c, uint8_t *out)
 	uint8_t *p = out;
 
 	assert(c != NULL && out != NULL);
-	assert(op_valid(c->op));
+	assert(op_valid(c->op) && c->op != COMMAND_AT_TIME);
 	assert(c->key != NULL || c->key_len == 0);
 	assert(c->op != COMMAND_FLUSH || c->key_len == 0);
+	if (c->now != 0) {
+		*p++ = COMMAND_AT_TIME;
+		put_le64(p, c->now);
+		p += 8;
+	}
 	*p++ = (uint8_t)c->op;
 	put_le32(p, c->key_len);
 	p += COMMAND_LEN_SIZE;
@@ -60,7 +90,7 @@ size_t command_encode(const struct command *c, uint8_t *out)
 		put_le32(p, 8);
 		put_le64(p + COMMAND_LEN_SIZE, (uint64_t)c->delta);
 		p += COMMAND_LEN_SIZE + 8;
-	} else if (c->op != COMMAND_DELETE && c->op != COMMAND_FLUSH) {
+	} else if (has_value(c->op)) {
 		assert(c->value != NULL || c->value_len == 0);
 		put_le32(p, c->value_len);
 		p += COMMAND_LEN_SIZE;
@@ -68,15 +98,27 @@ size_t command_encode(const struct command *c, uint8_t *out)
 			memcpy(p, c->value, c->value_len);
 		p += c->value_len;
 	}
-	if (c->op == COMMAND_APPEND) {
+	switch (c->op) {
+	case COMMAND_APPEND:
 		put_le32(p, c->limit);
-		p += COMMAND_LEN_SIZE;
-	}
-	if (command_has_offset(c->op)) {
+		break;
+	case COMMAND_SETRANGE:
+	case COMMAND_SETBIT:
 		put_le64(p, c->offset);
 		put_le32(p + 8, c->limit);
-		p += 8 + COMMAND_LEN_SIZE;
+		break;
+	case COMMAND_PUT_AT:
+	case COMMAND_EXPIRE_AT:
+		put_le64(p, c->deadline);
+		p[8] = c->flags;
+		break;
+	case COMMAND_EXPIRE_DELETE:
+		put_le64(p, c->deadline);
+		break;
+	default:
+		break;
 	}
+	p += trailer_size(c->op);
 	return (size_t)(p - out);
 }
 
@@ -145,24 +187,45 @@ static bool pairs_valid(const uint8_t *v, size_t len)
 	return true;
 }
 
-int command_decode(const uint8_t *buf, size_t len, struct command *out)
+bool command_flags_valid(unsigned op, uint32_t flags, uint64_t deadline)
 {
-	size_t left = len;
+	if (flags > 0xff)
+		return false;
+	if (op == COMMAND_PUT_AT) {
+		if (flags & ~(COMMAND_SET_NX | COMMAND_SET_XX | COMMAND_SET_KEEPTTL))
+			return false;
+		if ((flags & COMMAND_SET_NX) && (flags & COMMAND_SET_XX))
+			return false;
+		/* KEEPTTL keeps the old deadline: none of its own. */
+		return !((flags & COMMAND_SET_KEEPTTL) && deadline != 0);
+	}
+	if (flags & ~(COMMAND_EXPIRE_NX | COMMAND_EXPIRE_XX | COMMAND_EXPIRE_GT |
+		      COMMAND_EXPIRE_LT))
+		return false;
+	/* Redis: NX and XX, GT or LT are not compatible; nor GT with LT. */
+	if ((flags & COMMAND_EXPIRE_NX) && (flags & ~COMMAND_EXPIRE_NX))
+		return false;
+	if ((flags & COMMAND_EXPIRE_GT) && (flags & COMMAND_EXPIRE_LT))
+		return false;
+	return deadline != 0;
+}
+
+static int decode_one(const uint8_t *buf, size_t len, struct command *out)
+{
+	size_t left = len, trailer;
 	const uint8_t *p = buf;
 	uint32_t key_len;
 	uint32_t value_len;
 	struct command c;
 	uint8_t op;
 
-	/* *out is written only on success. */
-	assert(out != NULL);
-	assert(buf != NULL || len == 0);
 	if (left < COMMAND_OP_SIZE + COMMAND_LEN_SIZE)
 		return RKV_ECORRUPT;
 	op = p[0];
-	if (!op_valid(op))
+	if (!op_valid(op) || op == COMMAND_AT_TIME)
 		return RKV_ECORRUPT;
 	memset(&c, 0, sizeof c);
+	c.op = (enum command_op)op;
 	key_len = get_le32(p + COMMAND_OP_SIZE);
 	p += COMMAND_OP_SIZE + COMMAND_LEN_SIZE;
 	left -= COMMAND_OP_SIZE + COMMAND_LEN_SIZE;
@@ -172,39 +235,48 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
 	c.key_len = key_len;
 	p += key_len;
 	left -= key_len;
-	if (op == COMMAND_DELETE || op == COMMAND_FLUSH) {
-		/* Nothing after the key; FLUSH names no key. */
-		if (left != 0 || (op == COMMAND_FLUSH && key_len != 0))
+	trailer = trailer_size(op);
+	if (!has_value(op)) {
+		/* Nothing after the key but the fixed fields; FLUSH names no key. */
+		if (left != trailer || (op == COMMAND_FLUSH && key_len != 0))
 			return RKV_ECORRUPT;
-		c.op = (enum command_op)op;
-		c.value = NULL;
-		c.value_len = 0;
-		*out = c;
-		return 0;
+		value_len = 0;
+	} else {
+		if (left < COMMAND_LEN_SIZE)
+			return RKV_ECORRUPT;
+		value_len = get_le32(p);
+		p += COMMAND_LEN_SIZE;
+		left -= COMMAND_LEN_SIZE;
+		if (left < trailer || value_len != left - trailer)
+			return RKV_ECORRUPT;
 	}
-	if (left < COMMAND_LEN_SIZE)
-		return RKV_ECORRUPT;
-	value_len = get_le32(p);
-	p += COMMAND_LEN_SIZE;
-	left -= COMMAND_LEN_SIZE;
-	if (op == COMMAND_APPEND) {
-		/* The value, then the u32 limit. */
-		if (left < COMMAND_LEN_SIZE || value_len != left - COMMAND_LEN_SIZE)
-			return RKV_ECORRUPT;
+	switch (op) {
+	case COMMAND_APPEND:
 		c.limit = get_le32(p + value_len);
-	} else if (command_has_offset(op)) {
-		/* The value, the u64 offset, the u32 limit. */
-		if (left < 8 + COMMAND_LEN_SIZE || value_len != left - 8 - COMMAND_LEN_SIZE)
-			return RKV_ECORRUPT;
+		break;
+	case COMMAND_SETRANGE:
+	case COMMAND_SETBIT:
 		c.offset = get_le64(p + value_len);
 		c.limit = get_le32(p + value_len + 8);
 		/* SETBIT sets one bit: 0 or 1, nothing else. */
 		if (op == COMMAND_SETBIT && (value_len != 1 || p[0] > 1))
 			return RKV_ECORRUPT;
-	} else if (value_len != left) {
-		return RKV_ECORRUPT;
+		break;
+	case COMMAND_PUT_AT:
+	case COMMAND_EXPIRE_AT:
+		c.deadline = get_le64(p + value_len);
+		c.flags = p[value_len + 8];
+		if (!command_flags_valid(op, c.flags, c.deadline))
+			return RKV_ECORRUPT;
+		break;
+	case COMMAND_EXPIRE_DELETE:
+		c.deadline = get_le64(p);
+		if (c.deadline == 0)
+			return RKV_ECORRUPT;
+		break;
+	default:
+		break;
 	}
-	c.op = (enum command_op)op;
 	if (op == COMMAND_INCRBY) {
 		if (value_len != 8)
 			return RKV_ECORRUPT;
@@ -215,10 +287,36 @@ int command_decode(const uint8_t *buf, size_t len, struct command *out)
 	/* MSETNX names its keys in its pairs, never as the key. */
 	if (op == COMMAND_MSETNX && (key_len != 0 || !pairs_valid(p, value_len)))
 		return RKV_ECORRUPT;
-	c.value = p;
-	c.value_len = value_len;
+	if (has_value(op)) {
+		c.value = p;
+		c.value_len = value_len;
+	}
 	*out = c;
 	return 0;
+}
+
+int command_decode(const uint8_t *buf, size_t len, struct command *out)
+{
+	uint64_t now = 0;
+	int rv;
+
+	/* *out is written only on success. */
+	assert(out != NULL);
+	assert(buf != NULL || len == 0);
+	if (len >= COMMAND_OP_SIZE && buf[0] == COMMAND_AT_TIME) {
+		/* The proposer's time, then exactly one command. */
+		if (len < COMMAND_OP_SIZE + 8)
+			return RKV_ECORRUPT;
+		now = get_le64(buf + COMMAND_OP_SIZE);
+		if (now == 0)
+			return RKV_ECORRUPT;
+		buf += COMMAND_OP_SIZE + 8;
+		len -= COMMAND_OP_SIZE + 8;
+	}
+	rv = decode_one(buf, len, out);
+	if (rv == 0)
+		out->now = now;
+	return rv;
 }
 
 uint64_t command_growth(const struct command *c)

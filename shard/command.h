@@ -40,10 +40,32 @@
  * holds. A missing source fails RENAME* with RKV_ENOTFOUND (res.error) and
  * makes COPY* change nothing; applied says whether the keyspace changed as
  * asked (RENAME of a key onto itself: applied; RENAMENX: not).
+ *
+ * Expiry (issue #21, shard/value_deadline.h). Any command may be prefixed by
+ * AT_TIME: u8 16, u64 now (not 0), then the command; decoded, it is the
+ * command with `now` set. `now` is the proposer's clock: the apply step
+ * treats a value whose deadline is before `now` as absent (without `now`,
+ * as present until its EXPIRE_DELETE applies), and never reads a clock, so
+ * every replica and every replay decide alike. PUT_AT is PUT with, after
+ * the value, a u64 deadline (0: none) and a flags byte (COMMAND_SET_*: NX,
+ * XX, KEEPTTL; NX with XX, or KEEPTTL with a deadline, are refused);
+ * applied says whether it wrote. EXPIRE_AT has the key, a u64 deadline (not
+ * 0) and a flags byte (COMMAND_EXPIRE_*; NX with another, or GT with LT,
+ * refused): on a live key whose deadline the flags allow it sets the
+ * deadline, or deletes the key when the deadline is not after `now`;
+ * applied says so (EXPIRE's 1/0). PERSIST has the key only: removes a live
+ * key's deadline (applied when it had one). EXPIRE_DELETE has the key and
+ * a u64 deadline (not 0): deletes the key only if its stored deadline is
+ * that one, whatever `now` (the leader decided; a key written again since
+ * is kept). Every command that rewrites a value from the old one (INCRBY,
+ * APPEND, SETRANGE, SETBIT, INCRBYFLOAT) keeps its deadline; PUT, PUT_NX,
+ * PUT_XX and MSETNX write values without one; RENAME and COPY* carry the
+ * source's deadline to the destination.
  */
 #ifndef RINGKV_SHARD_COMMAND_H
 #define RINGKV_SHARD_COMMAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,9 +86,25 @@ enum command_op {
 	COMMAND_RENAMENX = 13,
 	COMMAND_COPY = 14,
 	COMMAND_COPY_REPLACE = 15,
+	/* Expiry (issue #21; effects in shard/shard_exec.c) */
+	COMMAND_AT_TIME = 16,      /* a prefix, never an op of its own */
+	COMMAND_PUT_AT = 17,
+	COMMAND_EXPIRE_AT = 18,
+	COMMAND_PERSIST = 19,
+	COMMAND_EXPIRE_DELETE = 20,
 };
 
-#define COMMAND_OP_MAX COMMAND_COPY_REPLACE
+#define COMMAND_OP_MAX COMMAND_EXPIRE_DELETE
+
+/* PUT_AT's flags */
+#define COMMAND_SET_NX 0x1      /* only when the key holds no (live) value */
+#define COMMAND_SET_XX 0x2      /* only when it holds one */
+#define COMMAND_SET_KEEPTTL 0x4 /* keep the old value's deadline (deadline 0) */
+/* EXPIRE_AT's flags (Redis 7.0's EXPIRE options; no deadline = infinite) */
+#define COMMAND_EXPIRE_NX 0x1   /* only when the key has no deadline */
+#define COMMAND_EXPIRE_XX 0x2   /* only when it has one */
+#define COMMAND_EXPIRE_GT 0x4   /* only when the new deadline is later */
+#define COMMAND_EXPIRE_LT 0x8   /* only when the new deadline is earlier */
 
 struct command {
 	enum command_op op;
@@ -78,6 +116,10 @@ struct command {
 	uint32_t limit;       /* APPEND, SETRANGE, SETBIT: largest allowed
 			       * resulting length */
 	uint64_t offset;      /* SETRANGE: byte offset; SETBIT: bit offset */
+	uint64_t deadline;    /* PUT_AT, EXPIRE_AT, EXPIRE_DELETE: Unix ms; 0 none */
+	uint8_t flags;        /* PUT_AT: COMMAND_SET_*; EXPIRE_AT: COMMAND_EXPIRE_* */
+	uint64_t now;         /* the proposer's time (Unix ms), 0 = not given:
+			       * encoded as an AT_TIME prefix when not 0 */
 };
 
 /* Whether `op` ends with the u64 offset and u32 limit (SETRANGE, SETBIT). */
@@ -135,5 +177,12 @@ size_t command_encode(const struct command *c, uint8_t *out);
  * trailing bytes.
  */
 int command_decode(const uint8_t *buf, size_t len, struct command *out);
+
+/*
+ * Whether `flags` and `deadline` are ones a PUT_AT (op COMMAND_PUT_AT) or
+ * an EXPIRE_AT (any other op) accepts: what command_decode checks, for a
+ * sender that checks before it proposes.
+ */
+bool command_flags_valid(unsigned op, uint32_t flags, uint64_t deadline);
 
 #endif

@@ -65,6 +65,7 @@
 #include <xxhash.h>
 
 #include "core/errors.h"
+#include "core/le.h"
 #include "shard/arena.h"
 #include "shard/key_order.h"
 
@@ -80,6 +81,7 @@ struct mt_node {
 	uint32_t key_len;
 	uint32_t value_len;   /* 0 for a tombstone */
 	uint8_t height;       /* entries in next[] */
+	uint8_t flags;        /* MEMTABLE_DEADLINE (in the padding: no cost) */
 	struct mt_node *next[];
 };
 
@@ -439,11 +441,26 @@ void memtable_prefetch(const struct memtable *mt, const void *key, size_t key_le
 		__builtin_prefetch(slot_node(mt, slot), 1, 1);
 }
 
+static void store_value(uint8_t *mem, const uint8_t *value, size_t value_len,
+			uint64_t deadline)
+{
+	if (deadline) {
+		put_le64(mem, deadline);
+		mem += MEMTABLE_DEADLINE_SIZE;
+	}
+	if (value_len != 0)
+		memcpy(mem, value, value_len);
+}
+
 /* The common write: `value` NULL with tombstone true records a delete. */
 static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
-		       const uint8_t *value, size_t value_len, bool tombstone,
+		       const uint8_t *value, size_t value_len, bool tombstone, uint64_t deadline,
 		       struct memtable_prior *prior)
 {
+	/* A value with a deadline is stored behind it (memtable.h). */
+	size_t stored_len = value_len + (deadline ? MEMTABLE_DEADLINE_SIZE : 0);
+	uint8_t flags = deadline ? MEMTABLE_DEADLINE : 0;
+
 	struct mt_node *prev[MT_MAX_HEIGHT];
 	struct mt_node *node;
 	uint64_t rng;
@@ -455,7 +472,7 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 	assert(mt != NULL);
 	assert(key != NULL || key_len == 0);
 	assert(value != NULL || value_len == 0);
-	if (key_len > MT_MAX_LEN || value_len > MT_MAX_LEN)
+	if (key_len > MT_MAX_LEN || stored_len > MT_MAX_LEN)
 		return RKV_EFULL;
 
 	if (mt->index.slots != NULL) {
@@ -473,20 +490,22 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 			prior->state = node->value ? 0 : RKV_EDELETED;
 			prior->value = node->value;
 			prior->value_len = node->value_len;
+			prior->flags = node->flags;
 		}
 		if (tombstone) {
 			node->value = NULL;
 			node->value_len = 0;
+			node->flags = 0;
 			return 0;
 		}
 		/* A non-NULL pointer marks "not a tombstone", even for 0 bytes. */
-		mem = arena_alloc_back(&mt->arena, value_len);
+		mem = arena_alloc_back(&mt->arena, stored_len);
 		if (mem == NULL)
 			return RKV_EFULL;
-		if (value_len != 0)
-			memcpy(mem, value, value_len);
+		store_value(mem, value, value_len, deadline);
 		node->value = mem;
-		node->value_len = (uint32_t)value_len;
+		node->value_len = (uint32_t)stored_len;
+		node->flags = flags;
 		return 0;
 	}
 
@@ -494,13 +513,14 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 		prior->state = RKV_ENOTFOUND;
 		prior->value = NULL;
 		prior->value_len = 0;
+		prior->flags = 0;
 	}
 	rng = mt->rng;
 	height = random_height(&rng);
 	/* Two allocations, node and value: check room for both (with the
 	 * worst-case padding) so that neither can fail after the other. */
 	if (arena_remaining(&mt->arena) <
-	    (MT_NODE_ALIGN - 1) + node_size(height, key_len) + value_len)
+	    (MT_NODE_ALIGN - 1) + node_size(height, key_len) + stored_len)
 		return RKV_EFULL;
 	if (mt->index.slots != NULL) {
 		size_t cap = mt->index.cap;
@@ -518,6 +538,7 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 
 	node = (struct mt_node *)mem;
 	node->height = (uint8_t)height;
+	node->flags = tombstone ? 0 : flags;
 	node->key_len = (uint32_t)key_len;
 	if (key_len != 0)
 		memcpy((uint8_t *)node_key(node), key, key_len);
@@ -525,13 +546,12 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 		node->value = NULL;
 		node->value_len = 0;
 	} else {
-		uint8_t *v = arena_alloc_back(&mt->arena, value_len);
+		uint8_t *v = arena_alloc_back(&mt->arena, stored_len);
 
 		assert(v != NULL);
-		if (value_len != 0)
-			memcpy(v, value, value_len);
+		store_value(v, value, value_len, deadline);
 		node->value = v;
-		node->value_len = (uint32_t)value_len;
+		node->value_len = (uint32_t)stored_len;
 	}
 	if (height > mt->height) {
 		for (unsigned l = mt->height; l < height; l++)
@@ -551,28 +571,41 @@ static int write_entry(struct memtable *mt, const uint8_t *key, size_t key_len,
 int memtable_put(struct memtable *mt, const void *key, size_t key_len,
 		 const void *value, size_t value_len)
 {
-	return write_entry(mt, key, key_len, value, value_len, false, NULL);
+	return write_entry(mt, key, key_len, value, value_len, false, 0, NULL);
 }
 
 int memtable_put_prior(struct memtable *mt, const void *key, size_t key_len,
 		       const void *value, size_t value_len, struct memtable_prior *prior)
 {
-	return write_entry(mt, key, key_len, value, value_len, false, prior);
+	return write_entry(mt, key, key_len, value, value_len, false, 0, prior);
+}
+
+int memtable_put_deadline(struct memtable *mt, const void *key, size_t key_len,
+			  const void *value, size_t value_len, uint64_t deadline,
+			  struct memtable_prior *prior)
+{
+	return write_entry(mt, key, key_len, value, value_len, false, deadline, prior);
 }
 
 int memtable_delete_prior(struct memtable *mt, const void *key, size_t key_len,
 			  struct memtable_prior *prior)
 {
-	return write_entry(mt, key, key_len, NULL, 0, true, prior);
+	return write_entry(mt, key, key_len, NULL, 0, true, 0, prior);
 }
 
 int memtable_delete(struct memtable *mt, const void *key, size_t key_len)
 {
-	return write_entry(mt, key, key_len, NULL, 0, true, NULL);
+	return write_entry(mt, key, key_len, NULL, 0, true, 0, NULL);
 }
 
 int memtable_get(const struct memtable *mt, const void *key, size_t key_len,
 		 const void **value, size_t *value_len)
+{
+	return memtable_get_flags(mt, key, key_len, value, value_len, NULL);
+}
+
+int memtable_get_flags(const struct memtable *mt, const void *key, size_t key_len,
+		       const void **value, size_t *value_len, unsigned *flags)
 {
 	const struct mt_node *node;
 
@@ -587,6 +620,8 @@ int memtable_get(const struct memtable *mt, const void *key, size_t key_len,
 		*value = node->value;
 	if (value_len != NULL)
 		*value_len = node->value_len;
+	if (flags != NULL)
+		*flags = node->flags;
 	return 0;
 }
 
@@ -645,4 +680,12 @@ bool memtable_iter_is_tombstone(const struct memtable_iter *it)
 
 	assert(n != NULL);
 	return n->value == NULL;
+}
+
+unsigned memtable_iter_flags(const struct memtable_iter *it)
+{
+	const struct mt_node *n = it->node;
+
+	assert(n != NULL);
+	return n->flags;
 }

@@ -73,12 +73,33 @@ void memtable_prefetch(const struct memtable *mt, const void *key, size_t key_le
 int memtable_put(struct memtable *mt, const void *key, size_t key_len,
 		 const void *value, size_t value_len);
 
+/*
+ * Flags a stored value carries beside its bytes.
+ * MEMTABLE_DEADLINE: the stored bytes are an expiry deadline (u64
+ * little-endian, MEMTABLE_DEADLINE_SIZE bytes) then the value, what an
+ * SSTABLE_VALUE_DEADLINE entry holds (shard/value_deadline.h). The
+ * memtable stores the deadline and gives it back, and gives it no meaning.
+ */
+#define MEMTABLE_DEADLINE 0x1u
+#define MEMTABLE_DEADLINE_SIZE 8
+
 /* What a key held before a write, found by the write's own search. */
 struct memtable_prior {
 	int state;            /* 0 value, RKV_EDELETED tombstone, RKV_ENOTFOUND absent */
 	const void *value;    /* the old value (stays valid: the arena keeps it) */
 	size_t value_len;
+	unsigned flags;       /* the old value's MEMTABLE_* flags */
 };
+
+/*
+ * memtable_put_prior of a value with an expiry deadline: stores the
+ * deadline then the value, flagged MEMTABLE_DEADLINE (deadline 0: a plain
+ * value, as memtable_put_prior). Costs memtable_entry_cost(key_len,
+ * value_len + MEMTABLE_DEADLINE_SIZE). `prior` may be NULL.
+ */
+int memtable_put_deadline(struct memtable *mt, const void *key, size_t key_len,
+			  const void *value, size_t value_len, uint64_t deadline,
+			  struct memtable_prior *prior);
 
 /*
  * memtable_put / memtable_delete that also report what the key held before,
@@ -101,6 +122,11 @@ int memtable_delete(struct memtable *mt, const void *key, size_t key_len);
 int memtable_get(const struct memtable *mt, const void *key, size_t key_len,
 		 const void **value, size_t *value_len);
 
+/* memtable_get that also gives the value's flags (*flags, when not NULL):
+ * with MEMTABLE_DEADLINE, *value starts with the deadline. */
+int memtable_get_flags(const struct memtable *mt, const void *key, size_t key_len,
+		       const void **value, size_t *value_len, unsigned *flags);
+
 /* Forward iterator in key order, tombstones included. */
 struct memtable_iter {
 	const struct memtable *mt;
@@ -117,5 +143,7 @@ const void *memtable_iter_key(const struct memtable_iter *it, size_t *key_len);
 /* NULL with *value_len 0 for a tombstone. */
 const void *memtable_iter_value(const struct memtable_iter *it, size_t *value_len);
 bool memtable_iter_is_tombstone(const struct memtable_iter *it);
+/* The current value's MEMTABLE_* flags (0 for a tombstone). */
+unsigned memtable_iter_flags(const struct memtable_iter *it);
 
 #endif

@@ -74,6 +74,9 @@ typedef void shard_read_fn(struct shard_read *rd, int rv, const void *value, siz
 struct shard_read {
 	shard_read_fn *done;
 	void *arg;                      /* the caller's context */
+	uint64_t deadline;              /* out with a value: its expiry deadline,
+					 * Unix ms, 0 for none (a value past it
+					 * by this node's clock reads as absent) */
 	/* private to the shard */
 	struct shard *s;
 	const uint8_t *key;
@@ -88,7 +91,9 @@ struct shard_read {
 	uint8_t *buf;                   /* the block read lands here */
 	struct block_cache_handle *pin; /* block holding the answer */
 	struct io_op op;
-	bool warm_only;                 /* just fill the cache (write path) */
+	bool warm_only;                 /* just fill the cache (write path):
+					 * its value is the stored bytes ... */
+	unsigned found_flags;           /* ... with these MEMTABLE_* flags */
 };
 
 /*
@@ -115,7 +120,8 @@ struct shard_waiter {
 	struct command cmd;        /* the command while it waits in the stall queue */
 	uint8_t prior_state;       /* enum shard_prior */
 	uint32_t prior_len;
-	const void *prior;         /* into the pinned block */
+	const void *prior;         /* into the pinned block: stored bytes ... */
+	unsigned prior_flags;      /* ... with these MEMTABLE_* flags */
 	struct block_cache_handle *prior_pin;
 	bool warming;              /* `warm` is looking the key up in the tables */
 	bool warm_done;            /* its answer: warm_rv, prior, prior_pin */
@@ -222,7 +228,10 @@ void shard_close(struct shard *s);
  * Reads `key` from memory only: the memtables, the bloom filters and the
  * block cache. 0 with *value (valid until the next call into this shard or
  * its ring: copy it at once), RKV_ENOTFOUND, RKV_ECORRUPT, or RKV_EAGAIN when
- * a block must be read from disk (use shard_read).
+ * a block must be read from disk (use shard_read). A value whose expiry
+ * deadline this node's clock has passed is RKV_ENOTFOUND; any other comes
+ * without its deadline (shard/value_deadline.h; rd->deadline of shard_read
+ * gives it).
  */
 int shard_get(struct shard *s, const void *key, size_t key_len,
 	      const void **value, size_t *value_len);
@@ -584,6 +593,35 @@ typedef void shard_scan_done_fn(void *arg, int rv, bool exhausted,
 				const void *last, size_t last_len);
 int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
 	       size_t examine, shard_scan_fn *fn, shard_scan_done_fn *done, void *arg);
+
+/*
+ * shard_scan that visits, instead of the live keys, the values that carry a
+ * deadline (shard/value_deadline.h), with it and whether this node's clock
+ * has passed it: the expired ones are what the leader proposes
+ * EXPIRE_DELETE for. Every key counts towards `examine`, as for shard_scan.
+ */
+typedef bool shard_scan_expired_fn(void *arg, const void *key, size_t key_len,
+				   uint64_t deadline, bool expired);
+int shard_scan_expired(struct shard *s, const void *start, size_t start_len, bool after,
+		       size_t examine, shard_scan_expired_fn *fn, shard_scan_done_fn *done,
+		       void *arg);
+
+/*
+ * What an expiry sweeper knows of the values with a deadline a shard holds.
+ * shard_may_hold_deadlines: one was written since open (or since a whole
+ * sweep found none), or a read or scan met one. shard_deadlines_unknown:
+ * neither that, nor a whole sweep since open that found none: its tables
+ * may hold some from before the open. A sweeper sweeps the first kind
+ * often and the second slowly, and none of the rest, so a keyspace without
+ * TTLs costs no background scans. shard_deadline_writes counts the values
+ * with a deadline written since open; the sweeper reads it when a sweep
+ * starts and, when the sweep met no deadline, calls shard_deadlines_none
+ * with it (ignored if one was written meanwhile).
+ */
+bool shard_may_hold_deadlines(const struct shard *s);
+bool shard_deadlines_unknown(const struct shard *s);
+uint64_t shard_deadline_writes(const struct shard *s);
+void shard_deadlines_none(struct shard *s, uint64_t writes);
 
 /*
  * Keys holding a value: an ESTIMATE once SSTables exist. Each memtable and

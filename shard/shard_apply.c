@@ -185,6 +185,8 @@ static bool make_room(struct shard *s, size_t cost)
 static bool needs_prior(const struct command *c, const struct shard_waiter *w)
 {
 	switch (c->op) {
+	case COMMAND_PUT_AT:
+		return c->flags != 0 || (w && w->want_prior); /* else a blind write */
 	case COMMAND_PUT:
 		return w && w->want_prior;
 	case COMMAND_DELETE:

@@ -11,6 +11,11 @@
  * replay, that executes the same commands in the same order reaches the
  * same state. Live-key counting (res->existed of a blind PUT) may differ;
  * it is an estimate.
+ *
+ * Expiry: a value stored with a deadline (shard/value_deadline.h) counts as
+ * absent for a command whose `now` (the proposer's time, from the entry) is
+ * past it, and as present without one: never this node's clock. Commands
+ * that rewrite a value from the old one keep its deadline.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +27,7 @@
 #include "core/strint.h"
 #include "shard/shard_internal.h"
 #include "shard/shard_strings.h"
+#include "shard/value_deadline.h"
 
 static int grow_scratch(struct shard *s, size_t need)
 {
@@ -47,15 +53,23 @@ size_t shard_mem_room(const struct shard *s)
 }
 
 static int set_value(struct shard *s, const struct command *c, const void *value,
-		     size_t len, struct shard_result *res, int before)
+		     size_t len, uint64_t deadline, struct shard_result *res)
 {
-	int rv = memtable_put(s->mem->mt, c->key, c->key_len, value, len);
+	int rv = memtable_put_deadline(s->mem->mt, c->key, c->key_len, value, len, deadline,
+				       NULL);
 
+	s->deadline_writes += deadline != 0;
 	if (rv == 0) {
 		res->applied = true;
 		s->mem->live_delta += !res->existed;
 	}
 	return rv;
+}
+
+/* Whether `c` is a PUT whose effect does not depend on the old value. */
+static bool is_blind_put(const struct command *c)
+{
+	return c->op == COMMAND_PUT || (c->op == COMMAND_PUT_AT && c->flags == 0);
 }
 
 /*
@@ -69,13 +83,18 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 	struct memtable_prior pr;
 	const void *old = NULL;
 	size_t old_len = 0;
+	unsigned flags = 0;
+	uint64_t deadline;
 	int rv, before;
 
 	memset(res, 0, sizeof *res);
-	if (c->op == COMMAND_PUT)
-		rv = memtable_put_prior(s->mem->mt, c->key, c->key_len, c->value,
-					c->value_len, &pr);
-	else
+	if (c->op != COMMAND_DELETE) {
+		uint64_t d = c->op == COMMAND_PUT_AT ? c->deadline : 0;
+
+		rv = memtable_put_deadline(s->mem->mt, c->key, c->key_len, c->value,
+					   c->value_len, d, &pr);
+		s->deadline_writes += d != 0;
+	} else
 		rv = memtable_delete_prior(s->mem->mt, c->key, c->key_len, &pr);
 	if (rv)
 		return rv;
@@ -83,20 +102,27 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 	if (before == 0) {
 		old = pr.value;
 		old_len = pr.value_len;
+		flags = pr.flags;
 	} else if (before == RKV_ENOTFOUND && s->imm) {
-		before = memtable_get(s->imm->mt, c->key, c->key_len, &old, &old_len);
+		before = memtable_get_flags(s->imm->mt, c->key, c->key_len, &old, &old_len,
+					    &flags);
 	}
 	if (before == RKV_ENOTFOUND && w && w->prior_state == SHARD_PRIOR_TABLE) {
 		old = w->prior;
 		old_len = w->prior_len;
+		flags = w->prior_flags;
 		before = 0;
 	}
+	/* `old` is NULL for a table value nobody asked for (write_one). */
+	if (before == 0 && old &&
+	    !value_deadline_strip(&old, &old_len, flags & MEMTABLE_DEADLINE, c->now, &deadline))
+		before = RKV_ENOTFOUND;
 	res->existed = before == 0;
 	if (res->existed) {
 		res->old_value = old;
 		res->old_len = old_len;
 	}
-	if (c->op == COMMAND_PUT) {
+	if (c->op != COMMAND_DELETE) {
 		res->applied = true;
 		s->mem->live_delta += !res->existed;
 	} else {
@@ -112,7 +138,10 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 	struct block_cache_handle *pin = NULL;
 	const void *old = NULL;
 	size_t old_len = 0;
-	int before, rv;
+	unsigned flags = 0;
+	uint64_t stored = 0; /* the deadline stored with the old value, live or not */
+	uint64_t keep = 0;   /* the live old value's deadline: what rewrites keep */
+	int rv;
 
 	if (command_is_multi(c->op)) {
 		/* Only the apply step (shard_multi.c) settles several keys; the
@@ -121,22 +150,31 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 		res->error = RKV_EINVAL;
 		return 0;
 	}
-	if (c->op == COMMAND_PUT || c->op == COMMAND_DELETE)
+	if (is_blind_put(c) || c->op == COMMAND_DELETE)
 		return apply_blind(s, c, w, res);
 	memset(res, 0, sizeof *res);
-	before = memtable_get(s->mem->mt, c->key, c->key_len, &old, &old_len);
-	rv = before;
+	rv = memtable_get_flags(s->mem->mt, c->key, c->key_len, &old, &old_len, &flags);
 	if (rv == RKV_ENOTFOUND && s->imm)
-		rv = memtable_get(s->imm->mt, c->key, c->key_len, &old, &old_len);
-	if (rv == RKV_ENOTFOUND && s->replaying && c->op != COMMAND_PUT &&
-	    c->op != COMMAND_DELETE) {
+		rv = memtable_get_flags(s->imm->mt, c->key, c->key_len, &old, &old_len, &flags);
+	if (rv == RKV_ENOTFOUND && s->replaying) {
 		rv = lsm_get_blocking(s, c->key, c->key_len, &old, &old_len, &pin);
 		if (rv != 0 && rv != RKV_ENOTFOUND)
 			return rv;
+		flags = rv == 0 ? lsm_found_flags(s) : 0;
 	} else if (rv == RKV_ENOTFOUND && w && w->prior_state == SHARD_PRIOR_TABLE) {
 		old = w->prior;
 		old_len = w->prior_len;
+		flags = w->prior_flags;
 		rv = 0;
+	}
+	if (rv == 0 && (flags & MEMTABLE_DEADLINE)) {
+		if (value_deadline_strip(&old, &old_len, true, c->now, &stored)) {
+			keep = stored;
+		} else {
+			rv = RKV_ENOTFOUND; /* expired by the entry's time */
+			old = NULL;
+			old_len = 0;
+		}
 	}
 	res->existed = rv == 0;
 	if (res->existed) {
@@ -144,14 +182,53 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 		res->old_len = old_len;
 	}
 	switch (c->op) {
-	case COMMAND_PUT:
-		rv = set_value(s, c, c->value, c->value_len, res, before);
-		break;
 	case COMMAND_PUT_NX:
-		rv = res->existed ? 0 : set_value(s, c, c->value, c->value_len, res, before);
+		rv = res->existed ? 0 : set_value(s, c, c->value, c->value_len, 0, res);
 		break;
 	case COMMAND_PUT_XX:
-		rv = res->existed ? set_value(s, c, c->value, c->value_len, res, before) : 0;
+		rv = res->existed ? set_value(s, c, c->value, c->value_len, 0, res) : 0;
+		break;
+	case COMMAND_PUT_AT:
+		rv = 0;
+		if (((c->flags & COMMAND_SET_NX) && res->existed) ||
+		    ((c->flags & COMMAND_SET_XX) && !res->existed))
+			break;
+		rv = set_value(s, c, c->value, c->value_len,
+			       (c->flags & COMMAND_SET_KEEPTTL) ? keep : c->deadline, res);
+		break;
+	case COMMAND_EXPIRE_AT:
+		rv = 0;
+		if (!res->existed || ((c->flags & COMMAND_EXPIRE_NX) && keep) ||
+		    ((c->flags & COMMAND_EXPIRE_XX) && !keep) ||
+		    /* no deadline is an infinite one (Redis) */
+		    ((c->flags & COMMAND_EXPIRE_GT) && (!keep || c->deadline <= keep)) ||
+		    ((c->flags & COMMAND_EXPIRE_LT) && keep && c->deadline >= keep))
+			break;
+		if (c->now != 0 && c->deadline <= c->now) {
+			/* Already past: Redis deletes the key at once. */
+			rv = memtable_delete(s->mem->mt, c->key, c->key_len);
+			if (rv == 0) {
+				res->applied = true;
+				s->mem->live_delta--;
+			}
+			break;
+		}
+		rv = set_value(s, c, old, old_len, c->deadline, res);
+		break;
+	case COMMAND_PERSIST:
+		rv = res->existed && keep ? set_value(s, c, old, old_len, 0, res) : 0;
+		break;
+	case COMMAND_EXPIRE_DELETE:
+		/* The leader saw this very deadline pass; a value written since
+		 * (another deadline, or none) is kept. */
+		rv = 0;
+		if (stored != c->deadline)
+			break;
+		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
+		if (rv == 0) {
+			res->applied = true;
+			s->mem->live_delta--;
+		}
 		break;
 	case COMMAND_DELETE:
 		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
@@ -177,7 +254,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 		}
 		res->integer = cur + c->delta;
 		n = snprintf(text, sizeof text, "%" PRId64, res->integer);
-		rv = set_value(s, c, text, (size_t)n, res, before);
+		rv = set_value(s, c, text, (size_t)n, keep, res);
 		break;
 	}
 	case COMMAND_APPEND: {
@@ -196,7 +273,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 		if (c->value_len)
 			memcpy(s->scratch + old_len, c->value, c->value_len);
 		res->integer = (int64_t)len;
-		rv = set_value(s, c, s->scratch, len, res, before);
+		rv = set_value(s, c, s->scratch, len, keep, res);
 		break;
 	}
 	case COMMAND_SETRANGE:
@@ -210,7 +287,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 			break;
 		if (!shard_string_exec(c, res->existed, old, old_len, s->scratch, &len, res))
 			break;
-		rv = set_value(s, c, s->scratch, len, res, before);
+		rv = set_value(s, c, s->scratch, len, keep, res);
 		if (rv == 0 && c->op == COMMAND_INCRBYFLOAT) {
 			/* The answer is the new value: it travels where a
 			 * previous value would (the sender asks for it). */
@@ -229,42 +306,59 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 	return rv;
 }
 
-size_t shard_exec_cost(struct shard *s, const struct shard_waiter *w)
+/* Stored bytes of the key's current value (0 for none), as settled for `w`. */
+static size_t current_len(struct shard *s, const struct shard_waiter *w)
 {
 	const struct command *cmd = &w->cmd;
 	const void *cur;
-	size_t cur_len = 0, len;
+	size_t cur_len = 0;
 
+	if (memtable_get(s->mem->mt, cmd->key, cmd->key_len, &cur, &cur_len) != 0 &&
+	    !(s->imm && memtable_get(s->imm->mt, cmd->key, cmd->key_len, &cur, &cur_len) == 0))
+		cur_len = w->prior_state == SHARD_PRIOR_TABLE ? w->prior_len : 0;
+	return cur_len;
+}
+
+size_t shard_exec_cost(struct shard *s, const struct shard_waiter *w)
+{
+	const struct command *cmd = &w->cmd;
+	size_t len;
+
+	/* Every value written may carry a deadline (kept or new): costs below
+	 * count its bytes. */
 	switch (cmd->op) {
 	case COMMAND_DELETE:
+	case COMMAND_EXPIRE_DELETE:
 		return memtable_entry_cost(cmd->key_len, 0);
 	case COMMAND_INCRBY:
-		return memtable_entry_cost(cmd->key_len, 20);
+		return memtable_entry_cost(cmd->key_len, 20 + VALUE_DEADLINE_SIZE);
 	case COMMAND_INCRBYFLOAT:
-		return memtable_entry_cost(cmd->key_len, SHARD_FLOAT_TEXT_MAX);
+		return memtable_entry_cost(cmd->key_len, SHARD_FLOAT_TEXT_MAX + VALUE_DEADLINE_SIZE);
+	case COMMAND_EXPIRE_AT:
+	case COMMAND_PERSIST:
+		/* The value rewritten with its new deadline (its stored size
+		 * already counts an old one). */
+		return memtable_entry_cost(cmd->key_len, current_len(s, w) + VALUE_DEADLINE_SIZE);
 	case COMMAND_APPEND:
 	case COMMAND_SETRANGE:
 	case COMMAND_SETBIT:
 		/* Whatever other growing commands queued before it add, this
 		 * key's value can grow by at most all of them. */
-		if (memtable_get(s->mem->mt, cmd->key, cmd->key_len, &cur, &cur_len) != 0 &&
-		    !(s->imm && memtable_get(s->imm->mt, cmd->key, cmd->key_len, &cur,
-					     &cur_len) == 0))
-			cur_len = w->prior_state == SHARD_PRIOR_TABLE ? w->prior_len : 0;
-		len = cur_len + s->appended;
+		len = current_len(s, w) + s->appended;
 		if (cmd->op == COMMAND_APPEND)
 			len += cmd->value_len;
 		else if (command_growth(cmd) > len)
 			len = (size_t)command_growth(cmd);
-		return memtable_entry_cost(cmd->key_len, len < cmd->limit ? len : cmd->limit);
+		return memtable_entry_cost(cmd->key_len, (len < cmd->limit ? len : cmd->limit) +
+								 VALUE_DEADLINE_SIZE);
 	default:
-		return memtable_entry_cost(cmd->key_len, cmd->value_len);
+		return memtable_entry_cost(cmd->key_len, cmd->value_len + VALUE_DEADLINE_SIZE);
 	}
 }
 
 bool shard_needs_prior(const struct shard_waiter *w)
 {
-	return w->cmd.op != COMMAND_PUT || w->want_prior;
+	return !is_blind_put(&w->cmd) || w->want_prior;
 }
 
 void shard_prior_release(struct shard *s, struct shard_waiter *w)
@@ -274,6 +368,7 @@ void shard_prior_release(struct shard *s, struct shard_waiter *w)
 	w->prior_pin = NULL;
 	w->prior = NULL;
 	w->prior_len = 0;
+	w->prior_flags = 0;
 	w->prior_state = SHARD_PRIOR_UNKNOWN;
 	w->warm_done = false;
 }
@@ -288,6 +383,7 @@ static void warm_done(struct shard_read *rd, int rv, const void *value, size_t l
 	w->warm_rv = rv;
 	w->prior = value;
 	w->prior_len = (uint32_t)len;
+	w->prior_flags = rd->found_flags;
 	w->prior_pin = rd->pin;
 	rd->pin = NULL;
 	if (!s->closing)
@@ -334,6 +430,7 @@ int shard_prior_resolve(struct shard *s, struct shard_waiter *w)
 		}
 		w->prior = value;
 		w->prior_len = (uint32_t)len;
+		w->prior_flags = rv == 0 ? lsm_found_flags(s) : 0;
 		w->prior_pin = pin;
 	}
 	w->warm_done = false;

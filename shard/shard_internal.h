@@ -335,6 +335,13 @@ struct shard {
 
 	/* reads */
 	struct sstable_block_iter get_scratch;
+	/* Expiry sweeps (shard_may_hold_deadlines): values with a deadline
+	 * written since open, and the count when a whole sweep last found
+	 * none (valid when deadlines_clean). */
+	uint64_t deadline_writes;
+	uint64_t deadline_writes_clean;
+	bool deadlines_clean;
+	bool deadlines_seen;       /* a read or scan met a value with one */
 	struct block_cache_handle *sync_pin; /* answer of the last shard_get */
 	unsigned io_inflight;           /* every op that references this shard */
 	struct io_op misc_op;           /* fire-and-forget: unlink, close */
@@ -441,6 +448,25 @@ int lsm_lookup_cached(struct shard *s, struct lsm_version *v, const void *key,
 		      const void **value, size_t *value_len,
 		      struct block_cache_handle **pin, struct lsm_table **t,
 		      struct sstable_handle *h);
+
+/*
+ * The MEMTABLE_* flags of the value the last table lookup of this shard
+ * found (lsm_lookup_cached or lsm_get_blocking answering 0): the kind its
+ * block search left in s->get_scratch. Read it before the next lookup.
+ */
+static inline unsigned lsm_found_flags(const struct shard *s)
+{
+	return s->get_scratch.kind == SSTABLE_VALUE_DEADLINE ? MEMTABLE_DEADLINE : 0;
+}
+
+/* The SSTable kind of a memtable iterator's entry (flush, scans). */
+static inline enum sstable_kind memtable_iter_kind(const struct memtable_iter *it)
+{
+	if (memtable_iter_is_tombstone(it))
+		return SSTABLE_TOMBSTONE;
+	return (memtable_iter_flags(it) & MEMTABLE_DEADLINE) ? SSTABLE_VALUE_DEADLINE :
+							       SSTABLE_VALUE;
+}
 
 /*
  * The block cache's file id of table `number`: the cache is per core and

@@ -546,7 +546,7 @@ static void flush_slice(struct shard *s, struct bg_job *job)
 		value = memtable_iter_value(&job->mit, &vlen);
 		tomb = memtable_iter_is_tombstone(&job->mit);
 		rv = sstable_builder_add(&out->b, key, klen, tomb ? NULL : value, tomb ? 0 : vlen,
-					 tomb ? SSTABLE_TOMBSTONE : SSTABLE_VALUE);
+					 memtable_iter_kind(&job->mit));
 		if (rv) {
 			job_fail(s, job, rv, "flush");
 			return;

@@ -16,12 +16,17 @@
  * The writes go through shard_exec with the carrier telling it whether a
  * key it overwrites or deletes was in a table, so the live-key counts move
  * as they do for PUT and DELETE.
+ *
+ * Expiry: a key whose deadline is before the entry's `now` holds nothing
+ * (shard_exec.c's rule); RENAME and COPY write the source's deadline with
+ * its value, MSETNX writes values without one.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/errors.h"
 #include "shard/shard_internal.h"
+#include "shard/value_deadline.h"
 
 void shard_multi_release(struct shard *s)
 {
@@ -52,18 +57,21 @@ static int stable_key(struct apply_queue *q, const uint8_t *key, uint32_t key_le
 }
 
 /*
- * Settles one key: 0 with *held (the key holds a value) and *in_table (found
- * in a table), and, when `copy`, the value copied into m->value; or
- * SHARD_PRIOR_WAIT / an error as shard_prior_resolve.
+ * Settles one key at time `now` (the entry's): 0 with *held (the key holds
+ * a live value) and *in_table (found in a table, live or not), and, when
+ * `copy`, the value copied into m->value and its deadline in m->deadline;
+ * or SHARD_PRIOR_WAIT / an error as shard_prior_resolve.
  */
-static int settle(struct shard *s, const uint8_t *key, uint32_t key_len, bool copy,
-		  bool *held, bool *in_table)
+static int settle(struct shard *s, const uint8_t *key, uint32_t key_len, uint64_t now,
+		  bool copy, bool *held, bool *in_table)
 {
 	struct apply_queue *q = &s->apply;
 	struct shard_waiter *c = &q->carrier;
 	struct apply_multi *m = &q->multi;
 	const void *value = NULL;
 	size_t len = 0;
+	unsigned flags = 0;
+	uint64_t deadline;
 	int rv;
 
 	if (!c->warming) {
@@ -82,13 +90,17 @@ static int settle(struct shard *s, const uint8_t *key, uint32_t key_len, bool co
 	if (*in_table) {
 		value = c->prior;
 		len = c->prior_len;
+		flags = c->prior_flags;
 		rv = 0;
 	} else {
-		rv = memtable_get(s->mem->mt, key, key_len, &value, &len);
+		rv = memtable_get_flags(s->mem->mt, key, key_len, &value, &len, &flags);
 		if (rv == RKV_ENOTFOUND && s->imm)
-			rv = memtable_get(s->imm->mt, key, key_len, &value, &len);
+			rv = memtable_get_flags(s->imm->mt, key, key_len, &value, &len, &flags);
 	}
-	*held = rv == 0;
+	*held = rv == 0 && value_deadline_strip(&value, &len, flags & MEMTABLE_DEADLINE, now,
+						&deadline);
+	if (copy)
+		m->deadline = *held ? deadline : 0;
 	if (*held && copy) {
 		if (m->value_cap < len || !m->value) {
 			size_t cap = m->value_cap ? m->value_cap : 64;
@@ -115,11 +127,13 @@ static int settle(struct shard *s, const uint8_t *key, uint32_t key_len, bool co
 /* One write of the command: `op` (PUT or DELETE) of key [= value], told
  * whether the key was found in a table. */
 static int write_one(struct shard *s, enum command_op op, const uint8_t *key,
-		     uint32_t key_len, const uint8_t *value, uint32_t value_len, bool in_table)
+		     uint32_t key_len, const uint8_t *value, uint32_t value_len,
+		     uint64_t deadline, bool in_table)
 {
 	struct shard_waiter *c = &s->apply.carrier;
-	struct command w = { .op = op, .key = key, .key_len = key_len, .value = value,
-			     .value_len = value_len };
+	struct command w = { .op = deadline ? COMMAND_PUT_AT : op, .key = key,
+			     .key_len = key_len, .value = value, .value_len = value_len,
+			     .deadline = deadline };
 	struct shard_result ignored;
 	int rv;
 
@@ -145,7 +159,7 @@ static int msetnx(struct shard *s, const struct command *c, struct shard_result 
 		cost += memtable_entry_cost(p.key_len, p.value_len);
 		if (i++ < m->next)
 			continue;
-		rv = settle(s, p.key, p.key_len, false, &held, &in_table);
+		rv = settle(s, p.key, p.key_len, c->now, false, &held, &in_table);
 		if (rv)
 			return rv;
 		m->any |= held;
@@ -159,7 +173,7 @@ static int msetnx(struct shard *s, const struct command *c, struct shard_result 
 	while (command_pair_next(c, &pos, &p)) {
 		/* Every key was absent; a key named twice is in the memtable
 		 * the second time, so it is counted once. */
-		rv = write_one(s, COMMAND_PUT, p.key, p.key_len, p.value, p.value_len, false);
+		rv = write_one(s, COMMAND_PUT, p.key, p.key_len, p.value, p.value_len, 0, false);
 		if (rv)
 			return rv;
 	}
@@ -176,7 +190,8 @@ static int move_or_copy(struct shard *s, const struct command *c, struct shard_r
 	int rv;
 
 	if (m->next == 0) {
-		rv = settle(s, c->key, c->key_len, true, &m->source, &m->source_in_table);
+		rv = settle(s, c->key, c->key_len, c->now, true, &m->source,
+			    &m->source_in_table);
 		if (rv)
 			return rv;
 		m->next = 1;
@@ -193,21 +208,23 @@ static int move_or_copy(struct shard *s, const struct command *c, struct shard_r
 		return 0;
 	}
 	if (m->next == 1) {
-		rv = settle(s, c->value, c->value_len, false, &m->dest, &m->dest_in_table);
+		rv = settle(s, c->value, c->value_len, c->now, false, &m->dest,
+			    &m->dest_in_table);
 		if (rv)
 			return rv;
 		m->next = 2;
 	}
 	if (m->dest && (c->op == COMMAND_RENAMENX || c->op == COMMAND_COPY))
 		return 0;
-	cost = memtable_entry_cost(c->value_len, m->value_len) +
+	cost = memtable_entry_cost(c->value_len, m->value_len + VALUE_DEADLINE_SIZE) +
 	       (rename ? memtable_entry_cost(c->key_len, 0) : 0);
 	if (!shard_apply_room(s, cost))
 		return SHARD_PRIOR_WAIT;
 	rv = write_one(s, COMMAND_PUT, c->value, c->value_len, m->value, (uint32_t)m->value_len,
-		       m->dest_in_table);
+		       m->deadline, m->dest_in_table);
 	if (rv == 0 && rename)
-		rv = write_one(s, COMMAND_DELETE, c->key, c->key_len, NULL, 0, m->source_in_table);
+		rv = write_one(s, COMMAND_DELETE, c->key, c->key_len, NULL, 0, 0,
+			       m->source_in_table);
 	if (rv)
 		return rv;
 	res->applied = true;
@@ -226,6 +243,7 @@ int shard_multi_step(struct shard *s, uint64_t index, const struct command *c,
 		m->next = 0;
 		m->any = m->source = m->source_in_table = m->dest = m->dest_in_table = false;
 		m->value_len = 0;
+		m->deadline = 0;
 	}
 	memset(res, 0, sizeof *res);
 	rv = c->op == COMMAND_MSETNX ? msetnx(s, c, res) : move_or_copy(s, c, res);

@@ -27,6 +27,7 @@ struct apply_multi {
 	uint8_t *value;       /* the source's value, copied (malloc, reused) */
 	size_t value_len;
 	size_t value_cap;
+	uint64_t deadline;    /* the source value's deadline (0 none) */
 };
 
 #endif

@@ -26,6 +26,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "shard/shard_internal.h"
+#include "shard/value_deadline.h"
 
 #define LOOKUP_NEXT 1 /* not in this table: go on */
 
@@ -35,7 +36,7 @@ static int block_lookup(struct shard *s, struct lsm_table *t, uint64_t offset,
 {
 	const char *why = NULL;
 	int rv = sstable_block_get(&s->get_scratch, data, len, false, key, key_len, value,
-				   value_len, &why);
+				   value_len, NULL, &why);
 
 	switch (rv) {
 	case 0:
@@ -146,13 +147,30 @@ int lsm_lookup_cached(struct shard *s, struct lsm_version *v, const void *key,
 }
 
 static int mem_lookup(struct shard *s, const void *key, size_t key_len, const void **value,
-		      size_t *value_len)
+		      size_t *value_len, unsigned *flags)
 {
-	int rv = memtable_get(s->mem->mt, key, key_len, value, value_len);
+	int rv = memtable_get_flags(s->mem->mt, key, key_len, value, value_len, flags);
 
 	if (rv == RKV_ENOTFOUND && s->imm)
-		rv = memtable_get(s->imm->mt, key, key_len, value, value_len);
+		rv = memtable_get_flags(s->imm->mt, key, key_len, value, value_len, flags);
 	return rv;
+}
+
+/*
+ * What a reader sees of a value found with `flags`: 0 with the deadline
+ * stripped (*deadline set, 0 for none), or RKV_ENOTFOUND once the serving
+ * node's clock is past it.
+ */
+static int visible(struct shard *s, const void **value, size_t *value_len, unsigned flags,
+		   uint64_t *deadline)
+{
+	if (!(flags & MEMTABLE_DEADLINE)) {
+		*deadline = 0;
+		return 0;
+	}
+	s->deadlines_seen = true;
+	return value_deadline_strip(value, value_len, true, value_deadline_now(), deadline) ?
+		       0 : RKV_ENOTFOUND;
 }
 
 static void release_sync_pin(struct shard *s)
@@ -165,11 +183,19 @@ static void release_sync_pin(struct shard *s)
 
 static void read_done(struct io_op *op, int res, unsigned flags);
 
-static void read_finish(struct shard_read *rd, int rv, const void *value, size_t len)
+static void read_finish(struct shard_read *rd, int rv, const void *value, size_t len,
+			unsigned flags)
 {
 	struct shard *s = rd->s;
 	struct block_cache_handle *pin = rd->pin;
 	struct lsm_version *v = rd->version;
+
+	/* A warming read (the write path settling a key) wants the stored
+	 * bytes: the apply step judges them by the entry's time, never by
+	 * this clock. */
+	rd->found_flags = rv == 0 ? flags : 0;
+	if (rv == 0 && !rd->warm_only)
+		rv = visible(s, &value, &len, flags, &rd->deadline);
 
 	rd->version = NULL;
 	if (!rd->warm_only)
@@ -189,7 +215,7 @@ static void read_issue(struct shard *s, struct shard_read *rd, struct lsm_table 
 
 	rd->buf = malloc(h->len);
 	if (!rd->buf) {
-		read_finish(rd, -ENOMEM, NULL, 0);
+		read_finish(rd, -ENOMEM, NULL, 0, 0);
 		return;
 	}
 	rd->table = t;
@@ -218,7 +244,7 @@ static void read_continue(struct shard_read *rd)
 	if (rv == RKV_EAGAIN)
 		read_issue(s, rd, t, &h);
 	else
-		read_finish(rd, rv, value, len);
+		read_finish(rd, rv, value, len, lsm_found_flags(s));
 }
 
 static void read_done(struct io_op *op, int res, unsigned flags)
@@ -264,7 +290,7 @@ static void read_done(struct io_op *op, int res, unsigned flags)
 	lsm_table_unref(s, t);
 	if (rv == 0) {
 		rd->pin = pin;
-		read_finish(rd, 0, value, len);
+		read_finish(rd, 0, value, len, lsm_found_flags(s));
 		return;
 	}
 	block_cache_release(s->cache, pin);
@@ -273,12 +299,12 @@ static void read_done(struct io_op *op, int res, unsigned flags)
 		read_continue(rd);
 		return;
 	}
-	read_finish(rd, rv, NULL, 0);
+	read_finish(rd, rv, NULL, 0, 0);
 	return;
 
 finish:
 	lsm_table_unref(s, t);
-	read_finish(rd, rv, NULL, 0);
+	read_finish(rd, rv, NULL, 0, 0);
 }
 
 void shard_read_start(struct shard *s, struct shard_read *rd, const void *key,
@@ -300,17 +326,22 @@ int shard_get(struct shard *s, const void *key, size_t key_len,
 {
 	struct sstable_handle h;
 	struct lsm_table *t;
-	unsigned level = 0;
+	unsigned level = 0, flags = 0;
 	size_t file = 0;
+	uint64_t deadline;
 	int rv;
 
 	release_sync_pin(s);
 	s->stats.reads++;
-	rv = mem_lookup(s, key, key_len, value, value_len);
-	if (rv != RKV_ENOTFOUND)
-		return rv == RKV_EDELETED ? RKV_ENOTFOUND : rv;
-	return lsm_lookup_cached(s, s->version, key, key_len, bloom_hash(key, key_len),
-				 &level, &file, value, value_len, &s->sync_pin, &t, &h);
+	rv = mem_lookup(s, key, key_len, value, value_len, &flags);
+	if (rv == RKV_ENOTFOUND) {
+		rv = lsm_lookup_cached(s, s->version, key, key_len, bloom_hash(key, key_len),
+				       &level, &file, value, value_len, &s->sync_pin, &t, &h);
+		flags = lsm_found_flags(s);
+	} else if (rv == RKV_EDELETED) {
+		rv = RKV_ENOTFOUND;
+	}
+	return rv == 0 ? visible(s, value, value_len, flags, &deadline) : rv;
 }
 
 int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_read *rd,
@@ -318,11 +349,15 @@ int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_re
 {
 	struct sstable_handle h;
 	struct lsm_table *t = NULL;
+	unsigned flags = 0;
 	int rv;
 
 	release_sync_pin(s);
 	s->stats.reads++;
-	rv = mem_lookup(s, key, key_len, value, value_len);
+	rd->deadline = 0;
+	rv = mem_lookup(s, key, key_len, value, value_len, &flags);
+	if (rv == 0)
+		return visible(s, value, value_len, flags, &rd->deadline);
 	if (rv != RKV_ENOTFOUND)
 		return rv == RKV_EDELETED ? RKV_ENOTFOUND : rv;
 	rd->s = s;
@@ -335,6 +370,8 @@ int shard_read(struct shard *s, const void *key, size_t key_len, struct shard_re
 	rd->warm_only = false;
 	rv = lsm_lookup_cached(s, s->version, key, key_len, rd->hash, &rd->level, &rd->file,
 			       value, value_len, &s->sync_pin, &t, &h);
+	if (rv == 0)
+		return visible(s, value, value_len, lsm_found_flags(s), &rd->deadline);
 	if (rv != RKV_EAGAIN)
 		return rv;
 	rd->version = lsm_version_ref(s->version);
@@ -367,7 +404,8 @@ struct scan {
 	size_t start_len;
 	bool after;
 	size_t examine;
-	shard_scan_fn *fn;
+	shard_scan_fn *fn;                /* live values, or NULL */
+	shard_scan_expired_fn *expired;   /* values past their deadline, or NULL */
 	shard_scan_done_fn *done;
 	void *arg;
 	struct merge merge;
@@ -512,10 +550,9 @@ static int src_advance(struct scan *sc, size_t slot)
 			size_t klen, vlen;
 			const void *key = memtable_iter_key(&src->mit, &klen);
 			const void *value = memtable_iter_value(&src->mit, &vlen);
-			bool tomb = memtable_iter_is_tombstone(&src->mit);
 
-			merge_feed(&sc->merge, slot, key, klen, tomb ? NULL : value, tomb ? 0 : vlen,
-				   tomb ? SSTABLE_TOMBSTONE : SSTABLE_VALUE);
+			merge_feed(&sc->merge, slot, key, klen, value, vlen,
+				   memtable_iter_kind(&src->mit));
 		} else {
 			merge_feed_end(&sc->merge, slot);
 		}
@@ -586,6 +623,8 @@ static void scan_read_done(struct io_op *op, int res, unsigned flags)
 
 static void scan_run(struct scan *sc)
 {
+	uint64_t now = value_deadline_now(); /* one clock read per run */
+
 	for (;;) {
 		struct merge_entry e;
 		size_t slot;
@@ -609,7 +648,24 @@ static void scan_run(struct scan *sc)
 				scan_finish(sc, 0, false);
 				return;
 			}
-			if (e.kind == SSTABLE_VALUE &&
+			if (e.kind == SSTABLE_VALUE_DEADLINE) {
+				uint64_t deadline = value_deadline_get(e.value);
+
+				bool passed = value_deadline_passed(deadline, now);
+
+				sc->s->deadlines_seen = true;
+				/* Expired: examined, not shown, as a tombstone. */
+				if (passed)
+					e.kind = SSTABLE_TOMBSTONE;
+				if (sc->expired &&
+				    !sc->expired(sc->arg, e.key, e.key_len, deadline, passed)) {
+					scan_finish(sc, 0, false);
+					return;
+				}
+				e.value += VALUE_DEADLINE_SIZE;
+				e.value_len -= VALUE_DEADLINE_SIZE;
+			}
+			if (e.kind != SSTABLE_TOMBSTONE && sc->fn &&
 			    !sc->fn(sc->arg, e.key, e.key_len, e.value, e.value_len)) {
 				scan_finish(sc, 0, false);
 				return;
@@ -632,8 +688,9 @@ static void scan_run(struct scan *sc)
 	}
 }
 
-int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
-	       size_t examine, shard_scan_fn *fn, shard_scan_done_fn *done, void *arg)
+static int scan_begin(struct shard *s, const void *start, size_t start_len, bool after,
+		      size_t examine, shard_scan_fn *fn, shard_scan_expired_fn *expired,
+		      shard_scan_done_fn *done, void *arg)
 {
 	struct scan *sc = calloc(1, sizeof *sc);
 	size_t max = 2 + MANIFEST_LEVELS, n = 0;
@@ -655,6 +712,7 @@ int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
 	sc->after = after;
 	sc->examine = examine;
 	sc->fn = fn;
+	sc->expired = expired;
 	sc->done = done;
 	sc->arg = arg;
 	sc->src[n].kind = SRC_MEM;
@@ -688,4 +746,43 @@ err:
 	free(ages);
 	scan_free(sc);
 	return -ENOMEM;
+}
+
+int shard_scan(struct shard *s, const void *start, size_t start_len, bool after,
+	       size_t examine, shard_scan_fn *fn, shard_scan_done_fn *done, void *arg)
+{
+	return scan_begin(s, start, start_len, after, examine, fn, NULL, done, arg);
+}
+
+int shard_scan_expired(struct shard *s, const void *start, size_t start_len, bool after,
+		       size_t examine, shard_scan_expired_fn *fn, shard_scan_done_fn *done,
+		       void *arg)
+{
+	return scan_begin(s, start, start_len, after, examine, NULL, fn, done, arg);
+}
+
+bool shard_may_hold_deadlines(const struct shard *s)
+{
+	return s->deadlines_seen || (s->deadlines_clean ?
+				     s->deadline_writes != s->deadline_writes_clean :
+				     s->deadline_writes != 0);
+}
+
+bool shard_deadlines_unknown(const struct shard *s)
+{
+	return !s->deadlines_clean && !shard_may_hold_deadlines(s);
+}
+
+uint64_t shard_deadline_writes(const struct shard *s)
+{
+	return s->deadline_writes;
+}
+
+void shard_deadlines_none(struct shard *s, uint64_t writes)
+{
+	if (writes == s->deadline_writes) {
+		s->deadlines_clean = true;
+		s->deadline_writes_clean = writes;
+		s->deadlines_seen = false;
+	}
 }

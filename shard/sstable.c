@@ -532,7 +532,7 @@ bool sstable_meta_find_block(const struct sstable_meta *m, const void *key, size
 
 int sstable_block_get(struct sstable_block_iter *scratch, const uint8_t *block, size_t len,
 		      bool verify_crc, const void *key, size_t key_len, const void **value,
-		      size_t *value_len, const char **reason)
+		      size_t *value_len, enum sstable_kind *kind, const char **reason)
 {
 	struct sstable_block blk;
 	int rv;
@@ -552,6 +552,8 @@ int sstable_block_get(struct sstable_block_iter *scratch, const uint8_t *block, 
 		return RKV_EDELETED;
 	*value = scratch->value;
 	*value_len = scratch->value_len;
+	if (kind != NULL)
+		*kind = scratch->kind;
 	return 0;
 }
 

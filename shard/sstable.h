@@ -195,12 +195,14 @@ struct sstable_handle sstable_meta_block(const struct sstable_meta *m, uint32_t 
 /*
  * Looks `key` up in one data block's bytes. `scratch` is an initialized block
  * iterator the caller reuses across gets (its key buffer). 0 with *value and
- * *value_len pointing into `block`; RKV_EDELETED for a tombstone;
+ * *value_len pointing into `block` and *kind (when not NULL) SSTABLE_VALUE
+ * or SSTABLE_VALUE_DEADLINE (the value then starts with the deadline);
+ * RKV_EDELETED for a tombstone;
  * RKV_ENOTFOUND; RKV_ECORRUPT with *reason; -ENOMEM.
  */
 int sstable_block_get(struct sstable_block_iter *scratch, const uint8_t *block, size_t len,
 		      bool verify_crc, const void *key, size_t key_len, const void **value,
-		      size_t *value_len, const char **reason);
+		      size_t *value_len, enum sstable_kind *kind, const char **reason);
 
 enum sstable_iter_state {
 	SSTABLE_ITER_NEED_BLOCK, /* feed the bytes of sstable_iter.need */

@@ -99,7 +99,8 @@ int sstable_block_builder_add(struct sstable_block_builder *b, const void *key, 
 
 	assert(b != NULL && (key != NULL || key_len == 0));
 	assert(value != NULL || value_len == 0);
-	assert(kind == SSTABLE_VALUE || (kind == SSTABLE_TOMBSTONE && value_len == 0));
+	assert(kind == SSTABLE_VALUE || (kind == SSTABLE_TOMBSTONE && value_len == 0) ||
+	       (kind == SSTABLE_VALUE_DEADLINE && value_len >= SSTABLE_DEADLINE_SIZE));
 	assert(b->count == 0 ||
 	       key_order_cmp(b->last_key.data, b->last_key.len, key, key_len) < 0);
 	assert(b->entries.len + key_len + value_len < UINT32_MAX / 2);
@@ -123,7 +124,7 @@ int sstable_block_builder_add(struct sstable_block_builder *b, const void *key, 
 	p = b->entries.data + b->entries.len;
 	p += sstable_put_varint(p, shared);
 	p += sstable_put_varint(p, key_len - shared);
-	p += sstable_put_varint(p, (uint64_t)value_len * 2 + (kind == SSTABLE_TOMBSTONE));
+	p += sstable_put_varint(p, (uint64_t)value_len * 2 + (kind != SSTABLE_VALUE));
 	if (key_len - shared != 0)
 		memcpy(p, (const uint8_t *)key + shared, key_len - shared);
 	p += key_len - shared;
@@ -257,9 +258,12 @@ static const char *decode_head(const struct sstable_block *blk, uint32_t off,
 	    (p = sstable_get_varint(p, end, &vk)) == NULL)
 		return "entry header runs past the entries";
 	h->value_len = vk >> 1;
-	h->kind = (vk & 1) ? SSTABLE_TOMBSTONE : SSTABLE_VALUE;
-	if (h->kind == SSTABLE_TOMBSTONE && h->value_len != 0)
-		return "tombstone with a value";
+	h->kind = SSTABLE_VALUE;
+	if (vk & 1) {
+		if (h->value_len != 0 && h->value_len < SSTABLE_DEADLINE_SIZE)
+			return "value with a deadline shorter than the deadline";
+		h->kind = h->value_len == 0 ? SSTABLE_TOMBSTONE : SSTABLE_VALUE_DEADLINE;
+	}
 	if (h->unshared > (uint64_t)(end - p) || h->value_len > (uint64_t)(end - p) - h->unshared)
 		return "entry runs past the entries";
 	h->key_delta = p;

@@ -9,6 +9,11 @@
  * Block layout (little-endian, byte by byte in docs/SSTABLE.md):
  *   entry*      varint shared | varint unshared | varint value_len * 2 + kind
  *               | key[shared..shared+unshared) | value
+ *               (kind bit 1 with value_len 0: a tombstone; kind bit 1 with
+ *               value_len >= 8: a value whose first 8 bytes are its expiry
+ *               deadline, shard/value_deadline.h; 1..7: corrupt. Builds
+ *               before expiry refuse the latter as "tombstone with a value",
+ *               so they never misread a table holding deadlines.)
  *   u32 restart[nrestarts]   offset of each restart entry, first 0, increasing
  *   u32 nrestarts            0 only for a block without entries
  *   u32 crc32c               over every byte before it
@@ -35,7 +40,11 @@
 enum sstable_kind {
 	SSTABLE_VALUE = 0,
 	SSTABLE_TOMBSTONE = 1,
+	SSTABLE_VALUE_DEADLINE = 2, /* value = u64 LE deadline (ms) + the bytes */
 };
+
+/* Bytes of the deadline that leads an SSTABLE_VALUE_DEADLINE value. */
+#define SSTABLE_DEADLINE_SIZE 8
 
 /* A growable byte buffer owned by whoever holds the struct (malloc'd). */
 struct sstable_buf {

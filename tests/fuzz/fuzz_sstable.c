@@ -59,7 +59,7 @@ static void fuzz_block(uint8_t *buf, size_t len, bool fix)
 	CHECK(rv == 0 || rv == RKV_ECORRUPT);
 	rv = sstable_block_iter_seek(&it, &blk, buf, len < 8 ? len : 8);
 	CHECK(rv == 0 || rv == RKV_ECORRUPT);
-	rv = sstable_block_get(&it, buf, len, false, "key", 3, &value, &value_len, NULL);
+	rv = sstable_block_get(&it, buf, len, false, "key", 3, &value, &value_len, NULL, NULL);
 	CHECK(rv == 0 || rv == RKV_ENOTFOUND || rv == RKV_EDELETED || rv == RKV_ECORRUPT);
 	if (rv == 0)
 		CHECK(inside(value, value_len, buf, len));
@@ -119,7 +119,7 @@ static void fuzz_table(uint8_t *buf, size_t len, bool fix)
 
 		CHECK(h.offset + h.len <= f.index_offset);
 		rv = sstable_block_get(&scratch, buf + h.offset, h.len, !fix, "key", 3, &value,
-				       &value_len, NULL);
+				       &value_len, NULL, NULL);
 		CHECK(rv == 0 || rv == RKV_ENOTFOUND || rv == RKV_EDELETED || rv == RKV_ECORRUPT);
 	}
 	sstable_block_iter_destroy(&scratch);

@@ -86,7 +86,7 @@ static void scan(const uint8_t *buf, size_t len, uint64_t expect)
 		n++;
 		if (command_decode(r.payload, r.payload_len, &c) == 0) {
 			check(c.key >= r.payload && c.key + c.key_len <= r.payload + r.payload_len);
-			check(c.op >= COMMAND_PUT && c.op <= COMMAND_OP_MAX);
+			check(c.op >= COMMAND_PUT && c.op <= COMMAND_OP_MAX && c.op != COMMAND_AT_TIME);
 		}
 	}
 	check(s.offset <= len);

@@ -150,14 +150,14 @@ expect "SET XX on missing" "(nil)" SET rkv:none x XX
 expect "SET NX on missing" "OK" SET rkv:nx v NX
 expect "SET NX XX" "(error) ERR syntax error" SET rkv:k v NX XX
 expect "SET bad option" "(error) ERR syntax error" SET rkv:k v BOGUS
-if ringkv_only "SET EX/PX/KEEPTTL refused"; then
-	for opt in "EX 10" "PX 100" "KEEPTTL"; do
-		# shellcheck disable=SC2086 # the option is two words
-		expect_match "SET $opt refused" '^\(error\) ERR .*not supported$' \
-			SET rkv:ttl v $opt
-	done
-	"${CLI[@]}" DEL rkv:ttl >/dev/null 2>&1 # in case it was accepted
-fi
+expect "SET EX" "OK" SET rkv:ttl v EX 100
+expect "TTL" "(integer) 100" TTL rkv:ttl
+expect "SET KEEPTTL" "OK" SET rkv:ttl w KEEPTTL
+expect "PERSIST" "(integer) 1" PERSIST rkv:ttl
+expect "TTL after PERSIST" "(integer) -1" TTL rkv:ttl
+expect "TTL of a missing key" "(integer) -2" TTL rkv:none
+expect "SET EX 0" "(error) ERR invalid expire time in 'set' command" SET rkv:ttl v EX 0
+"${CLI[@]}" DEL rkv:ttl >/dev/null 2>&1
 expect "SETNX on existing" "(integer) 0" SETNX rkv:k x
 expect "SETNX on missing" "(integer) 1" SETNX rkv:k2 x
 expect "GETSET" '"v3"' GETSET rkv:k v4

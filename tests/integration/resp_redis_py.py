@@ -26,6 +26,7 @@ except ImportError:
     print("resp_redis_py: python3 module 'redis' not found, skipping")
     sys.exit(77)
 
+import time
 import unittest
 
 HOST = "127.0.0.1"
@@ -140,17 +141,24 @@ class RespTest(unittest.TestCase):
         self.assertEqual(self.r.get(k), b"third")
         self.assertError("syntax error", "SET", k, "v", "NX", "XX")
 
-    @ringkv_only
-    def test_set_expiry_refused(self):
+    def test_set_expiry(self):
         k = self.k("k")
-        for opts in (("EX", 10), ("PX", 100), ("EXAT", 4000000000),
-                     ("PXAT", 4000000000000), ("KEEPTTL",)):
+        for opts in (("EX", 10), ("PX", 10000), ("EXAT", 4000000000),
+                     ("PXAT", 4000000000000)):
             with self.subTest(opts=opts):
-                self.assertError("not supported", "SET", k, "v", *opts)
+                self.assertTrue(self.r.execute_command("SET", k, "v", *opts))
+                self.assertGreater(self.r.pttl(k), 0)
+        self.assertTrue(self.r.execute_command("SET", k, "w", "KEEPTTL"))
+        self.assertEqual(self.r.pexpiretime(k), 4000000000000)
+        self.assertTrue(self.r.set(k, b"x", px=300))
+        time.sleep(0.6)
+        self.assertIsNone(self.r.get(k))
+        self.assertEqual(self.r.ttl(k), -2)
         # A time option without its number is a syntax error, as in Redis.
         for opt in ("EX", "PX", "EXAT", "PXAT"):
             with self.subTest(opt=opt):
                 self.assertError("syntax error", "SET", k, "v", opt)
+        self.assertError("invalid expire time in 'set' command", "SET", k, "v", "EX", 0)
         self.assertIsNone(self.r.get(k))
 
     def test_setnx_getset(self):

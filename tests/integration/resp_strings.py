@@ -302,6 +302,95 @@ def cases(rk, rd):
                 ["COPY", "k"], ["RENAME", "a", "b", "c"]):
         s(*cmd)
 
+    # Expiry (issue 21): options, errors and replies. Deadlines are given
+    # as absolute times, or read back as absolute times, so both servers
+    # answer the same bytes whatever the clock.
+    s("DEL", "t", "{t}a", "{t}b")
+    for opts in (["EX", 100], ["PX", 100000], ["EXAT", 4000000000], ["PXAT", 4000000000000],
+                 ["KEEPTTL"], ["EX", 100, "NX"], ["XX", "PX", 5000], ["EX", 100, "GET"],
+                 ["EX", 100, "PX", 100], ["EX", 100, "KEEPTTL"], ["KEEPTTL", "EXAT", 5],
+                 ["EX"], ["EX", 0], ["EX", -1], ["PX", 0], ["EX", "x"], ["EX", "1.5"],
+                 ["EXAT", 0], ["PXAT", -5], ["EX", 9223372036854775807],
+                 ["PX", 9223372036854775807], ["EX", 100, "EX", 200], ["ex", 100],
+                 ["NX", "GET", "EXAT", 4000000000], ["GET", "KEEPTTL", "XX"]):
+        s("SET", "t", "v", *opts)
+        s("EXISTS", "t")
+    s("SET", "t", "v", "EXAT", 4000000000)
+    s("EXPIRETIME", "t")
+    s("PEXPIRETIME", "t")
+    s("SET", "t", "w", "KEEPTTL")
+    s("EXPIRETIME", "t")
+    s("SET", "t", "x")
+    for cmd in ("TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"):
+        s(cmd, "t")
+        s(cmd, "missing")
+    for cmd, t in (("EXPIREAT", 4000000000), ("PEXPIREAT", 4000000001000)):
+        for flags in ([], ["NX"], ["XX"], ["GT"], ["LT"], ["NX", "XX"], ["GT", "LT"],
+                      ["NX", "GT"], ["XX", "GT"], ["XX", "LT"], ["FOO"], ["xx", "lt"]):
+            s("SET", "t", "v")
+            s(cmd, "t", t, *flags)
+            s("PEXPIRETIME", "t")
+            s(cmd, "t", t + 10, *flags)
+            s("PEXPIRETIME", "t")
+            s(cmd, "t", t - 10, *flags)
+            s("PEXPIRETIME", "t")
+    s("EXPIRE", "missing", 100)
+    s("EXPIRE", "t", "x")
+    s("EXPIRE", "t", 9223372036854775807)
+    s("PEXPIRE", "t", 9223372036854775807)
+    s("EXPIRE", "t", "x", "BOGUS")
+    s("SET", "t", "v")
+    s("EXPIRE", "t", -1)
+    s("EXISTS", "t")
+    s("SET", "t", "v")
+    s("EXPIREAT", "t", 1)
+    s("GET", "t")
+    s("SET", "t", "v")
+    s("PEXPIRE", "t", 0)
+    s("EXISTS", "t")
+    s("SET", "t", "v", "EXAT", 4000000000)
+    s("PERSIST", "t")
+    s("PERSIST", "t")
+    s("TTL", "t")
+    s("PERSIST", "missing")
+    for args in ((100, "v"), (0, "v"), (-1, "v"), ("x", "v")):
+        s("SETEX", "t", *args)
+        s("PSETEX", "t", *args)
+        s("GET", "t")
+    s("SET", "t", "v")
+    s("GETEX", "t")
+    s("GETEX", "t", "EXAT", 4000000000)
+    s("EXPIRETIME", "t")
+    s("GETEX", "t", "PERSIST")
+    s("TTL", "t")
+    s("GETEX", "t", "PXAT", 4000000000000)
+    s("PEXPIRETIME", "t")
+    for opts in (["EX"], ["EX", 0], ["EX", "x"], ["PERSIST", "EX", 10], ["EX", 10, "PERSIST"],
+                 ["KEEPTTL"], ["NX"], ["GET"], ["EX", 10, "PX", 10], ["BOGUS"]):
+        s("GETEX", "t", *opts)
+    s("GETEX", "missing", "EX", 10)
+    s("GETEX", "t", "EXAT", 1)
+    s("EXISTS", "t")
+    # Rewrites keep the deadline, SET clears it, RENAME and COPY carry it.
+    s("SET", "t", "1", "EXAT", 4000000000)
+    s("INCR", "t")
+    s("APPEND", "t", "0")
+    s("SETRANGE", "t", 0, "5")
+    s("INCRBYFLOAT", "t", "1.5")
+    s("EXPIRETIME", "t")
+    s("SET", "t", "2")
+    s("EXPIRETIME", "t")
+    s("SET", "{t}a", "v", "EXAT", 4000000000)
+    s("RENAME", "{t}a", "{t}b")
+    s("EXPIRETIME", "{t}b")
+    s("COPY", "{t}b", "{t}a")
+    s("EXPIRETIME", "{t}a")
+    s("DEL", "t", "{t}a", "{t}b")
+    for cmd in (["SETEX", "k", 1], ["PSETEX", "k"], ["GETEX"], ["EXPIRE", "k"], ["PERSIST"],
+                ["TTL"], ["TTL", "a", "b"], ["EXPIRETIME"], ["PEXPIREAT", "k"],
+                ["PERSIST", "a", "b"]):
+        s(*cmd)
+
     # Arity errors (Redis's texts), old and new commands alike.
     for cmd in (["PING", "a", "b"], ["GET"], ["SET", "k"], ["GETRANGE", "k", 1],
                 ["SETRANGE", "k", 1], ["GETBIT", "k"], ["SETBIT", "k", 1],

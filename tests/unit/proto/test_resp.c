@@ -605,6 +605,8 @@ static void test_command_lookup(void **state)
 		"GETDEL", "GETRANGE", "SUBSTR", "SETRANGE", "GETBIT", "SETBIT", "BITCOUNT",
 		"BITPOS", "LCS", "INCRBYFLOAT", "UNLINK", "TOUCH",
 		"MSETNX", "RENAME", "RENAMENX", "COPY",
+		"SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT",
+		"PERSIST", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME",
 	};
 	size_t count;
 	const struct resp_command_info *table = resp_command_table(&count);

@@ -251,8 +251,8 @@ static void test_incrbyfloat(void **state)
 	assert_int_equal(d.op, COMMAND_INCRBYFLOAT);
 	assert_memory_equal(d.value, "-1.5e3", 6);
 	assert_true(command_growth(&d) == 0);
-	/* Op 16 is not a command (yet): refused. */
-	buf[0] = 16;
+	/* Op 21 is not a command (yet): refused. */
+	buf[0] = 21;
 	assert_int_equal(command_decode(buf, command_encoded_size(&c), &d), RKV_ECORRUPT);
 }
 
@@ -352,6 +352,128 @@ static void test_rename_copy(void **state)
 	assert_false(command_is_multi(COMMAND_INCRBYFLOAT));
 }
 
+/* Decodes `len` bytes of `buf` and checks they come out as `c` (the fields
+ * the expiry ops use). */
+static void assert_round_trip(const struct command *c, const uint8_t *buf, size_t len)
+{
+	struct command d;
+
+	assert_int_equal(command_decode(buf, len, &d), 0);
+	assert_int_equal(d.op, c->op);
+	assert_int_equal(d.key_len, c->key_len);
+	assert_memory_equal(d.key, c->key, c->key_len);
+	assert_int_equal(d.value_len, c->value_len);
+	if (c->value_len)
+		assert_memory_equal(d.value, c->value, c->value_len);
+	assert_true(d.deadline == c->deadline);
+	assert_int_equal(d.flags, c->flags);
+	assert_true(d.now == c->now);
+	/* every shorter cut and one more byte refused */
+	for (size_t cut = 0; cut < len; cut++)
+		assert_int_equal(command_decode(buf, cut, &d), RKV_ECORRUPT);
+}
+
+/* Expiry ops 16-20, byte for byte; flags and deadlines the ops forbid
+ * refused. */
+static void test_expiry_ops(void **state)
+{
+	uint8_t buf[64], bad[64];
+	struct command d;
+	struct command put_at = { .op = COMMAND_PUT_AT, .key = (const uint8_t *)"k", .key_len = 1,
+				  .value = (const uint8_t *)"vv", .value_len = 2,
+				  .deadline = 0x0102030405060708ull, .flags = COMMAND_SET_NX };
+	static const uint8_t want_put_at[] = { 17, 1, 0, 0, 0, 'k', 2, 0, 0, 0, 'v', 'v',
+					       8, 7, 6, 5, 4, 3, 2, 1, COMMAND_SET_NX };
+	struct command expire_at = { .op = COMMAND_EXPIRE_AT, .key = (const uint8_t *)"k",
+				     .key_len = 1, .deadline = 1000,
+				     .flags = COMMAND_EXPIRE_XX | COMMAND_EXPIRE_GT };
+	static const uint8_t want_expire_at[] = { 18, 1, 0, 0, 0, 'k', 0xe8, 3, 0, 0, 0, 0, 0, 0,
+						  COMMAND_EXPIRE_XX | COMMAND_EXPIRE_GT };
+	struct command persist = { .op = COMMAND_PERSIST, .key = (const uint8_t *)"k", .key_len = 1 };
+	static const uint8_t want_persist[] = { 19, 1, 0, 0, 0, 'k' };
+	struct command edel = { .op = COMMAND_EXPIRE_DELETE, .key = (const uint8_t *)"k",
+				.key_len = 1, .deadline = 2 };
+	static const uint8_t want_edel[] = { 20, 1, 0, 0, 0, 'k', 2, 0, 0, 0, 0, 0, 0, 0 };
+	/* Any command with the proposer's time: the AT_TIME prefix. */
+	struct command timed = { .op = COMMAND_DELETE, .key = (const uint8_t *)"k", .key_len = 1,
+				 .now = 0x1122334455667788ull };
+	static const uint8_t want_timed[] = { 16, 0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11,
+					      2, 1, 0, 0, 0, 'k' };
+
+	(void)state;
+	assert_int_equal(command_encoded_size(&put_at), sizeof want_put_at);
+	command_encode(&put_at, buf);
+	assert_memory_equal(buf, want_put_at, sizeof want_put_at);
+	assert_round_trip(&put_at, buf, sizeof want_put_at);
+	buf[sizeof want_put_at] = 0;
+	assert_int_equal(command_decode(buf, sizeof want_put_at + 1, &d), RKV_ECORRUPT);
+
+	assert_int_equal(command_encoded_size(&expire_at), sizeof want_expire_at);
+	command_encode(&expire_at, buf);
+	assert_memory_equal(buf, want_expire_at, sizeof want_expire_at);
+	assert_round_trip(&expire_at, buf, sizeof want_expire_at);
+
+	assert_int_equal(command_encoded_size(&persist), sizeof want_persist);
+	command_encode(&persist, buf);
+	assert_memory_equal(buf, want_persist, sizeof want_persist);
+	assert_round_trip(&persist, buf, sizeof want_persist);
+
+	assert_int_equal(command_encoded_size(&edel), sizeof want_edel);
+	command_encode(&edel, buf);
+	assert_memory_equal(buf, want_edel, sizeof want_edel);
+	assert_round_trip(&edel, buf, sizeof want_edel);
+
+	assert_int_equal(command_encoded_size(&timed), sizeof want_timed);
+	command_encode(&timed, buf);
+	assert_memory_equal(buf, want_timed, sizeof want_timed);
+	assert_round_trip(&timed, buf, sizeof want_timed);
+
+	/* AT_TIME with time 0, AT_TIME twice, AT_TIME alone: refused. */
+	memcpy(bad, want_timed, sizeof want_timed);
+	memset(bad + 1, 0, 8);
+	assert_int_equal(command_decode(bad, sizeof want_timed, &d), RKV_ECORRUPT);
+	memcpy(bad, want_timed, 9);
+	memcpy(bad + 9, want_timed, sizeof want_timed);
+	assert_int_equal(command_decode(bad, 9 + sizeof want_timed, &d), RKV_ECORRUPT);
+	assert_int_equal(command_decode(want_timed, 9, &d), RKV_ECORRUPT);
+
+	/* PUT_AT: NX with XX, KEEPTTL with a deadline, unknown bits. */
+	static const uint8_t put_bad_flags[] = { COMMAND_SET_NX | COMMAND_SET_XX,
+						 COMMAND_SET_KEEPTTL, 0x8, 0x80 };
+	for (unsigned i = 0; i < sizeof put_bad_flags; i++) {
+		memcpy(bad, want_put_at, sizeof want_put_at);
+		bad[sizeof want_put_at - 1] = put_bad_flags[i];
+		assert_int_equal(command_decode(bad, sizeof want_put_at, &d), RKV_ECORRUPT);
+	}
+	/* KEEPTTL without a deadline, and no deadline at all, are fine. */
+	memcpy(bad, want_put_at, sizeof want_put_at);
+	memset(bad + 12, 0, 8);
+	bad[sizeof want_put_at - 1] = COMMAND_SET_KEEPTTL | COMMAND_SET_XX;
+	assert_int_equal(command_decode(bad, sizeof want_put_at, &d), 0);
+	assert_true(d.deadline == 0);
+	/* EXPIRE_AT: NX with any other, GT with LT, unknown bits, deadline 0. */
+	static const uint8_t exp_bad_flags[] = { COMMAND_EXPIRE_NX | COMMAND_EXPIRE_XX,
+						 COMMAND_EXPIRE_NX | COMMAND_EXPIRE_GT,
+						 COMMAND_EXPIRE_GT | COMMAND_EXPIRE_LT, 0x10 };
+	for (unsigned i = 0; i < sizeof exp_bad_flags; i++) {
+		memcpy(bad, want_expire_at, sizeof want_expire_at);
+		bad[sizeof want_expire_at - 1] = exp_bad_flags[i];
+		assert_int_equal(command_decode(bad, sizeof want_expire_at, &d), RKV_ECORRUPT);
+	}
+	memcpy(bad, want_expire_at, sizeof want_expire_at);
+	memset(bad + 6, 0, 8);
+	assert_int_equal(command_decode(bad, sizeof want_expire_at, &d), RKV_ECORRUPT);
+	/* EXPIRE_DELETE of deadline 0 */
+	memcpy(bad, want_edel, sizeof want_edel);
+	memset(bad + 6, 0, 8);
+	assert_int_equal(command_decode(bad, sizeof want_edel, &d), RKV_ECORRUPT);
+	/* An op byte of 16 is only ever a prefix. */
+	assert_int_equal(command_decode(want_persist + 0, sizeof want_persist, &d), 0);
+	memcpy(bad, want_persist, sizeof want_persist);
+	bad[0] = 16;
+	assert_int_equal(command_decode(bad, sizeof want_persist, &d), RKV_ECORRUPT);
+}
+
 /* shard/shard_strings.c's float rules, which INCRBYFLOAT applies on every
  * replica: Redis's reading and writing of a float. */
 static void test_float_text(void **state)
@@ -404,6 +526,7 @@ int main(void)
 		cmocka_unit_test(test_msetnx),
 		cmocka_unit_test(test_rename_copy),
 		cmocka_unit_test(test_float_text),
+		cmocka_unit_test(test_expiry_ops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

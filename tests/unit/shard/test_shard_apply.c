@@ -71,12 +71,43 @@ struct entry {
 static struct entry entries[NENTRIES + 1]; /* 1-based, like log indexes */
 
 struct model_key {
-	bool present;
+	bool present;             /* stored, expired or not */
 	char value[APPEND_LIMIT + 1];
 	size_t len;
+	uint64_t deadline;        /* 0: none */
 };
 
 static struct model_key model[NKEYS];
+
+/*
+ * Expiry in the model (shard/command.h): entry i carries now = MODEL_T0 + i
+ * (most of them; model_now 0 for the others), so the apply step sees keys
+ * expire as the log goes on. Deadlines are either near that time (years
+ * before this machine's clock: every read sees them expired) or
+ * MODEL_FAR_FUTURE + x (after it: reads see the value).
+ */
+#define MODEL_T0 1000000000000ull          /* 2001 */
+#define MODEL_FAR_FUTURE 4000000000000ull  /* 2096 */
+static uint64_t model_now;
+
+/* What the apply step of an entry with model_now sees of key k. */
+static bool model_expired(const struct model_key *m)
+{
+	return m->present && m->deadline && model_now && model_now > m->deadline;
+}
+
+static bool model_live(unsigned k)
+{
+	return model[k].present && !model_expired(&model[k]);
+}
+
+/* What a read sees of key k, by this machine's clock. */
+static bool model_visible(unsigned k)
+{
+	return model[k].present &&
+	       (model[k].deadline == 0 || model[k].deadline > MODEL_FAR_FUTURE / 2);
+}
+
 
 /* What each entry's waiter should be told (a client asking for the prior
  * value), computed by the model at the entry's place in the log. */
@@ -101,6 +132,14 @@ static uint64_t rnd(void)
 	rng_state ^= rng_state >> 7;
 	rng_state ^= rng_state << 17;
 	return rng_state;
+}
+
+/* A deadline for entry i: near its time (expired for reads), or far. */
+static uint64_t model_deadline(unsigned i)
+{
+	if (rnd() % 3 == 0)
+		return MODEL_FAR_FUTURE + rnd() % 1000;
+	return MODEL_T0 + i + rnd() % 200;
 }
 
 static void key_name(char *out, unsigned k)
@@ -166,9 +205,14 @@ static size_t model_float_text(long double v, char *out, size_t cap)
 /* The expected answer of `c` on key k, before model_apply changes it. */
 static void model_expect(const struct command *c, unsigned k, struct expect *e)
 {
-	const struct model_key *m = &model[k];
+	struct model_key view = model[k];
+	const struct model_key *m = &view;
 	long long cur = 0;
 
+	if (model_expired(&view)) {
+		view.present = false;
+		view.deadline = 0;
+	}
 	memset(e, 0, sizeof *e);
 	e->existed = m->present;
 	if (m->present) {
@@ -185,6 +229,28 @@ static void model_expect(const struct command *c, unsigned k, struct expect *e)
 	case COMMAND_PUT_XX:
 	case COMMAND_DELETE:
 		e->applied = m->present;
+		break;
+	case COMMAND_PUT_AT:
+		e->applied = !((c->flags & COMMAND_SET_NX) && m->present) &&
+			     !((c->flags & COMMAND_SET_XX) && !m->present);
+		break;
+	case COMMAND_EXPIRE_AT:
+		e->applied = m->present && !((c->flags & COMMAND_EXPIRE_NX) && m->deadline) &&
+			     !((c->flags & COMMAND_EXPIRE_XX) && !m->deadline) &&
+			     !((c->flags & COMMAND_EXPIRE_GT) &&
+			       (!m->deadline || c->deadline <= m->deadline)) &&
+			     !((c->flags & COMMAND_EXPIRE_LT) && m->deadline &&
+			       c->deadline >= m->deadline);
+		break;
+	case COMMAND_PERSIST:
+		e->applied = m->present && m->deadline;
+		break;
+	case COMMAND_EXPIRE_DELETE:
+		/* by what is stored, expired or not */
+		e->applied = model[k].present && model[k].deadline == c->deadline;
+		break;
+	case COMMAND_AT_TIME:
+		fail_msg("AT_TIME is never a decoded op");
 		break;
 	case COMMAND_INCRBY:
 		if (m->present && !model_int(m, &cur)) {
@@ -256,23 +322,75 @@ static void model_expect(const struct command *c, unsigned k, struct expect *e)
 static void model_apply(const struct command *c, unsigned k)
 {
 	struct model_key *m = &model[k];
+	struct model_key stored;
+	bool expired = model_expired(m);
+	struct expect e;
 	long long cur = 0;
 
+	if (!m->present)
+		m->deadline = 0; /* a deleted key's deadline went with it */
+	stored = *m;
+
+	/* The command sees an expired key as absent; if it writes nothing,
+	 * what is stored stays (an EXPIRE_DELETE may still find it). */
+	if (expired && c->op != COMMAND_EXPIRE_DELETE) {
+		m->present = false;
+		m->deadline = 0;
+	}
 	switch (c->op) {
 	case COMMAND_PUT:
 		m->present = true;
 		memcpy(m->value, c->value, c->value_len);
 		m->len = c->value_len;
+		m->deadline = 0;
+		break;
+	case COMMAND_PUT_AT:
+		model_now = 0; /* the view is already taken */
+		model_expect(c, k, &e);
+		if (e.applied) {
+			uint64_t keep = m->deadline;
+
+			model_apply(&(struct command){ .op = COMMAND_PUT, .value = c->value,
+						       .value_len = c->value_len }, k);
+			m->deadline = (c->flags & COMMAND_SET_KEEPTTL) ? keep : c->deadline;
+		}
+		break;
+	case COMMAND_EXPIRE_AT: {
+		uint64_t now = model_now;
+
+		model_now = 0;
+		model_expect(c, k, &e);
+		if (e.applied) {
+			if (now && c->deadline <= now)
+				m->present = false;
+			else
+				m->deadline = c->deadline;
+		}
+		break;
+	}
+	case COMMAND_PERSIST:
+		if (m->present)
+			m->deadline = 0;
+		break;
+	case COMMAND_EXPIRE_DELETE:
+		if (m->present && m->deadline == c->deadline)
+			m->present = false;
+		break;
+	case COMMAND_AT_TIME:
 		break;
 	case COMMAND_PUT_NX:
-		if (!m->present)
+		if (!m->present) {
+			model_now = 0;
 			model_apply(&(struct command){ .op = COMMAND_PUT, .value = c->value,
 						       .value_len = c->value_len }, k);
+		}
 		break;
 	case COMMAND_PUT_XX:
-		if (m->present)
+		if (m->present) {
+			model_now = 0;
 			model_apply(&(struct command){ .op = COMMAND_PUT, .value = c->value,
 						       .value_len = c->value_len }, k);
+		}
 		break;
 	case COMMAND_DELETE:
 		m->present = false;
@@ -324,9 +442,8 @@ static void model_apply(const struct command *c, unsigned k)
 			m->value[c->offset / 8] &= (char)~(0x80 >> (c->offset % 8));
 		m->present = true;
 		break;
-	case COMMAND_INCRBYFLOAT: {
-		struct expect e;
-
+	case COMMAND_INCRBYFLOAT:
+		model_now = 0;
 		model_expect(c, k, &e);
 		if (e.error)
 			break;
@@ -335,7 +452,8 @@ static void model_apply(const struct command *c, unsigned k)
 		m->present = true;
 		break;
 	}
-	}
+	if (expired && !m->present && c->op != COMMAND_DELETE && c->op != COMMAND_EXPIRE_DELETE)
+		*m = stored; /* nothing written */
 }
 
 /* The key index of a key name made by key_name. */
@@ -363,7 +481,7 @@ static void model_multi(const struct command *c, struct expect *e)
 		bool any = false;
 
 		while (command_pair_next(c, &pos, &p))
-			any |= model[key_index(p.key, p.key_len)].present;
+			any |= model_live(key_index(p.key, p.key_len));
 		if (any)
 			return;
 		pos = 0;
@@ -373,6 +491,7 @@ static void model_multi(const struct command *c, struct expect *e)
 			m->present = true;
 			memcpy(m->value, p.value, p.value_len);
 			m->len = p.value_len;
+			m->deadline = 0;
 		}
 		e->applied = true;
 		return;
@@ -380,8 +499,8 @@ static void model_multi(const struct command *c, struct expect *e)
 	unsigned from = key_index(c->key, c->key_len), to = key_index(c->value, c->value_len);
 	bool rename = c->op == COMMAND_RENAME || c->op == COMMAND_RENAMENX;
 
-	e->existed = model[from].present;
-	if (!model[from].present) {
+	e->existed = model_live(from);
+	if (!e->existed) {
 		e->error = rename ? RKV_ENOTFOUND : 0;
 		return;
 	}
@@ -389,9 +508,9 @@ static void model_multi(const struct command *c, struct expect *e)
 		e->applied = c->op == COMMAND_RENAME;
 		return;
 	}
-	if (model[to].present && (c->op == COMMAND_RENAMENX || c->op == COMMAND_COPY))
+	if (model_live(to) && (c->op == COMMAND_RENAMENX || c->op == COMMAND_COPY))
 		return;
-	model[to] = model[from];
+	model[to] = model[from]; /* the deadline with it */
 	if (rename)
 		model[from].present = false;
 	e->applied = true;
@@ -419,6 +538,9 @@ static void make_entries(uint64_t seed)
 
 		e->noop = i % 20 == 0;
 		memset(&expects[i], 0, sizeof expects[i]);
+		/* Most entries carry their proposer's time; some none. */
+		model_now = rnd() % 10 ? MODEL_T0 + i : 0;
+		c.now = model_now;
 		if (e->noop) {
 			e->len = 0;
 			continue;
@@ -437,7 +559,47 @@ static void make_entries(uint64_t seed)
 		c.key_len = (uint32_t)strlen(key);
 		c.value = (const uint8_t *)value;
 		c.value_len = (uint32_t)vlen;
-		if (r < 35) {
+		if (r < 35 && rnd() % 3 == 0) {
+			/* SET with EX/PX/KEEPTTL and NX/XX */
+			static const uint8_t flags[] = {
+				0, 0, COMMAND_SET_NX, COMMAND_SET_XX, COMMAND_SET_KEEPTTL,
+				COMMAND_SET_XX | COMMAND_SET_KEEPTTL,
+			};
+
+			c.op = COMMAND_PUT_AT;
+			c.flags = flags[rnd() % 6];
+			c.deadline = (c.flags & COMMAND_SET_KEEPTTL) || rnd() % 5 == 0 ?
+					     0 : model_deadline(i);
+			/* Often a number: INCRBY must keep the deadline. */
+			if (rnd() % 2)
+				c.value_len = (uint32_t)snprintf(value, sizeof value, "%u",
+								 (unsigned)(rnd() % 1000));
+		} else if (r >= 35 && r < 45 && rnd() % 2 == 0) {
+			/* Half the deletes' share: EXPIRE*, PERSIST and the
+			 * leader's EXPIRE_DELETE (so the bytes written, and the
+			 * flushes they cause, stay as they were). */
+			static const uint8_t flags[] = {
+				0, 0, COMMAND_EXPIRE_NX, COMMAND_EXPIRE_XX, COMMAND_EXPIRE_GT,
+				COMMAND_EXPIRE_LT, COMMAND_EXPIRE_XX | COMMAND_EXPIRE_GT,
+				COMMAND_EXPIRE_XX | COMMAND_EXPIRE_LT,
+			};
+
+			c.op = COMMAND_EXPIRE_AT;
+			c.flags = flags[rnd() % 8];
+			/* now and then already past: the key goes at once */
+			c.deadline = rnd() % 8 == 0 ? MODEL_T0 + i - rnd() % 5 : model_deadline(i);
+			c.value = NULL;
+			c.value_len = 0;
+		} else if (r >= 35 && r < 45 && rnd() % 2 == 0) {
+			c.op = rnd() % 2 ? COMMAND_PERSIST : COMMAND_EXPIRE_DELETE;
+			/* mostly the deadline the key holds (what the leader saw) */
+			c.deadline = model[k].present && model[k].deadline && rnd() % 4 ?
+					     model[k].deadline : model_deadline(i);
+			if (c.op == COMMAND_PERSIST)
+				c.deadline = 0;
+			c.value = NULL;
+			c.value_len = 0;
+		} else if (r < 35) {
 			c.op = COMMAND_PUT;
 		} else if (r < 45) {
 			c.op = COMMAND_DELETE;
@@ -563,11 +725,26 @@ static void check_answers(void)
 		if (c->done != 1 || c->rv != 0)
 			fail_msg("entry %u: answered %d times, rv %d", i, c->done, c->rv);
 		if (c->res.existed != e->existed || c->res.applied != e->applied ||
-		    c->res.error != e->error || c->res.integer != e->integer)
-			fail_msg("entry %u: existed %d applied %d error %d integer %" PRId64
-				 ", the model says %d %d %d %" PRId64, i, c->res.existed,
-				 c->res.applied, c->res.error, c->res.integer, e->existed,
-				 e->applied, e->error, e->integer);
+		    c->res.error != e->error || c->res.integer != e->integer) {
+			struct command cmd = { 0 };
+
+			(void)command_decode(entries[i].bytes, entries[i].len, &cmd);
+			if (getenv("DEBUG_HISTORY"))
+				for (unsigned j = 1; j < i; j++) {
+					struct command o = { 0 };
+
+					if (entries[j].noop || command_decode(entries[j].bytes, entries[j].len, &o) ||
+					    !((o.key_len == cmd.key_len && !memcmp(o.key, cmd.key, o.key_len)) ||
+					      command_is_multi(o.op) || o.op == COMMAND_FLUSH))
+						continue;
+					print_error("  %u: op %d key %.*s val %.*s flags %u now %" PRIu64 " dl %" PRIu64 " -> ex %d ap %d\n", j, o.op, (int)o.key_len, (const char *)o.key, (int)(o.value_len > 20 ? 20 : o.value_len), o.value ? (const char *)o.value : "", o.flags, o.now, o.deadline, clients[j].res.existed, clients[j].res.applied);
+				}
+			fail_msg("entry %u (op %d flags %u now %" PRIu64 " deadline %" PRIu64
+				 "): existed %d applied %d error %d integer %" PRId64
+				 ", the model says %d %d %d %" PRId64, i, cmd.op, cmd.flags, cmd.now,
+				 cmd.deadline, c->res.existed, c->res.applied, c->res.error,
+				 c->res.integer, e->existed, e->applied, e->error, e->integer);
+		}
 		if (e->existed && !entries[i].noop) {
 			assert_int_equal(c->old_len, e->old_len);
 			assert_memory_equal(c->old, e->old, e->old_len);
@@ -726,7 +903,7 @@ static bool scan_visit(void *arg, const void *key, size_t key_len, const void *v
 		return true;
 	}
 	key_name(name, k);
-	if (memcmp(name, key, 7) != 0 || !model[k].present || model[k].len != value_len ||
+	if (memcmp(name, key, 7) != 0 || !model_visible(k) || model[k].len != value_len ||
 	    memcmp(model[k].value, value, value_len) != 0) {
 		print_error("key %.*s differs from the model\n", (int)key_len, (const char *)key);
 		st->bad = true;
@@ -760,7 +937,7 @@ static void check_model_keys(struct fixture *f, struct shard *s, bool scan)
 
 		key_name(name, k);
 		rv = shard_test_get(s, &f->io, name, &g);
-		if (!model[k].present) {
+		if (!model_visible(k)) {
 			if (rv != RKV_ENOTFOUND)
 				fail_msg("%s: expected absent, got %d", name, rv);
 			continue;

@@ -106,7 +106,7 @@ static int get(const struct table *t, struct sstable_block_iter *scratch, const 
 		return RKV_ENOTFOUND;
 	assert_true(h.offset + h.len <= t->footer.index_offset);
 	return sstable_block_get(scratch, t->file.data + h.offset, h.len, true, key, key_len,
-				 value, value_len, NULL);
+				 value, value_len, NULL, NULL);
 }
 
 static void check_entry(const struct sstable_iter *it, unsigned i)
