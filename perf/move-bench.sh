@@ -2,7 +2,7 @@
 # Moves one replica of a shard holding --size MiB under client load and
 # reports what the move cost: snapshot bytes, the move's time, the rate it
 # achieved against the --rate asked, and client put/s and p99 before and
-# during the move (issue #17's performance item; docs/notes/move.md).
+# during the move (issue #17's performance item; figures in docs/PERFORMANCE.md).
 #
 #   perf/move-bench.sh [--size MIB] [--value-size B] [--rate BYTES/s]
 #       [--connections N] [--slice S] [--memtable BYTES] [--server-cpus LIST]

@@ -134,7 +134,7 @@ int main(int argc, char **argv)
 		 * the stream (the leader flushes every ~256), few enough that
 		 * the new replica catches up by log before the next flush once
 		 * installed (a replica still more than --snapshot-lag behind
-		 * then gets another snapshot: docs/notes/move.md). */
+		 * then gets another snapshot: docs/ARCHITECTURE.md, "Log retention during a stream"). */
 		if (next < MAX_KEYS) {
 			ok += acked[next] = put(r, next);
 			next++;
