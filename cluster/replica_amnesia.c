@@ -102,16 +102,23 @@ int replica_amnesia_recorded_incarnation(const char *conf_path, uint64_t node, u
 	return 0;
 }
 
-int replica_amnesia_marked_incarnation(const char *data_dir, uint32_t shard, uint32_t *inc,
-				       char *err, size_t errlen)
+/*
+ * Reads DATA/shard-N.amnesiac: its reason into why, its incarnation into
+ * *inc, its path into path. 0 with *inc = 0 when there is none; a marker
+ * without a valid incarnation line is refused rather than guessed (the
+ * record may lag the group: "after the recorded one" could bring back an
+ * identity that voted).
+ */
+static int marker_read(const char *data_dir, uint32_t shard, char *path, size_t pathlen,
+		       char *why, size_t whylen, uint32_t *inc, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 64], name[64], buf[AMNESIA_WHY_MAX + 32], why[8];
+	char name[64], buf[AMNESIA_WHY_MAX + 32];
 	ssize_t got;
 	int fd;
 
 	*inc = 0;
 	replica_amnesia_marker_name(name, sizeof name, shard);
-	snprintf(path, sizeof path, "%s/%s", data_dir, name);
+	snprintf(path, pathlen, "%s/%s", data_dir, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -126,13 +133,21 @@ int replica_amnesia_marked_incarnation(const char *data_dir, uint32_t shard, uin
 		return -EIO;
 	}
 	buf[got] = '\0';
-	marker_parse(buf, (size_t)got, why, sizeof why, inc);
+	marker_parse(buf, (size_t)got, why, whylen, inc);
 	if (*inc == 0) {
-		snprintf(err, errlen, "%s: no valid incarnation line: refused rather than guessed "
-			 "(an identity that voted must not come back)", path);
+		snprintf(err, errlen, "%s: no valid incarnation line; refused rather than "
+			 "guessed (docs/DAMAGED-DATADIR.md, \"Amnesiac replicas\")", path);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int replica_amnesia_marked_incarnation(const char *data_dir, uint32_t shard, uint32_t *inc,
+				       char *err, size_t errlen)
+{
+	char path[PATH_MAX + 64], why[8];
+
+	return marker_read(data_dir, shard, path, sizeof path, why, sizeof why, inc, err, errlen);
 }
 
 /* The marker's text: the reason (printable bytes only: it comes from disk)
@@ -159,48 +174,22 @@ static void marker_parse(char *buf, size_t len, char *why, size_t whylen, uint32
 int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 {
 	const struct cluster_node *n = rep->core->node;
-	char path[PATH_MAX + 64], name[64], buf[AMNESIA_WHY_MAX + 32];
+	char path[PATH_MAX + 64];
 	uint32_t recorded;
 	struct raft_conf conf;
 	uint64_t index;
-	ssize_t got;
 	uint32_t inc;
-	int fd, rv;
+	int rv;
 
 	rv = replica_amnesia_recorded_incarnation(rep->conf_rec.file.path, n->cfg.self_id,
 						  &recorded, err, errlen);
 	if (rv != 0)
 		return rv;
 	rep->incarnation = recorded;
-	replica_amnesia_marker_name(name, sizeof name, rep->id);
-	snprintf(path, sizeof path, "%s/%s", n->data_dir, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -errno;
-	}
-	got = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (got < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -EIO;
-	}
-	buf[got] = '\0';
-	marker_parse(buf, (size_t)got, rep->amnesia_why, sizeof rep->amnesia_why, &inc);
-	if (inc == 0) {
-		/* Guessing "after the recorded one" could reuse an identity
-		 * that voted (the record may lag the group). */
-		snprintf(err, errlen, "%s: no valid incarnation line; refused rather than "
-			 "guessed (docs/DAMAGED-DATADIR.md, \"Amnesiac replicas\")", path);
-		return -EINVAL;
-	}
-	if (inc > REPLICA_IDENT_INC_MAX) {
-		snprintf(err, errlen, "%s: incarnation %" PRIu32 " is above the largest, %u", path,
-			 inc, REPLICA_IDENT_INC_MAX);
-		return -ERANGE;
-	}
+	rv = marker_read(n->data_dir, rep->id, path, sizeof path, rep->amnesia_why,
+			 sizeof rep->amnesia_why, &inc, err, errlen);
+	if (rv != 0 || inc == 0)
+		return rv;
 	rep->incarnation = inc;
 	/* Rejoined already (killed before the marker's unlink): the record
 	 * names the new identity a voter. */

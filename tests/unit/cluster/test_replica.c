@@ -1472,12 +1472,7 @@ static void test_lost_snapshot_chunk(void **state)
 		/* Well inside the 5 s the leader's timeout took. */
 		assert_true(ms < 4500);
 	}
-	for (unsigned id = 1; id <= 3; id++)
-		node_stop(id);
-	for (unsigned id = 1; id <= 3; id++)
-		rm_rf(nodes[id].dir);
-	memtable_size = 1u << 20;
-	value_pad = 0;
+	three_nodes_done();
 	snapshot_lag = 0;
 }
 
