@@ -799,7 +799,7 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	uint64_t ids[CLUSTER_MAP_MAX_NODES];
 	unsigned r = cluster_map_replica_ids(&c->node->map, rep->id, ids);
 	const struct raft_entry *entries = NULL;
-	char holder[48];
+	char holder[48], path[PATH_MAX + 32];
 	struct raft_conf conf;
 	uint64_t conf_index;
 	struct install_origin origin;
@@ -815,7 +815,6 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * its tables are legitimately ahead of its log; it restarts joining
 	 * (no vote until caught up from a leader), from min(F, last index). */
 	snprintf(holder, sizeof holder, "shard-%u/MANIFEST", rep->id);
-	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
 	/* Killed between a snapshot install's exchange and its LOG_RESET:
 	 * the shard's INSTALLED record says F came from that snapshot; the
 	 * reset is completed below (cluster/replica_origin.c). */
@@ -836,7 +835,8 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 								     .role = RAFT_VOTER };
 		snap.conf.n = r;
 	}
-	rv = replica_conf_load(rep->conf_rec.file.path, &conf_index, &conf, err, errlen);
+	replica_conf_path(rep, path, sizeof path);
+	rv = replica_conf_load(path, &conf_index, &conf, err, errlen);
 	if (rv < 0)
 		return rv;
 	if (rv == 0) {
@@ -904,7 +904,6 @@ static int restore_group(struct cluster_core *c, struct replica *rep, char *err,
 	 * undecided_filter in replica.c. The marker is durable before
 	 * anything of the group is; it says "undecided" or is empty
 	 * (joining). */
-	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
 	/* A replica placed here by a move starts empty in a group with a
 	 * history: joining, whatever the flags (it must not vote before it
 	 * holds what the group committed). */
@@ -977,13 +976,20 @@ struct replica *cluster_core_replica_alloc(struct cluster_core *c, uint32_t shar
 	struct cluster_node *n = c->node;
 	struct replica *rep = calloc(1, sizeof *rep);
 	struct shard_config sc = n->cfg.shard;
+	int len = snprintf(NULL, 0, "%s/shard-%u", n->data_dir, shard);
 
-	if (!rep)
+	/* Exact sizes: a node holds thousands of replicas. */
+	if (!rep || !(rep->dir = malloc(2 * ((size_t)len + 1) + strlen(".joining")))) {
+		free(rep);
 		return NULL;
+	}
 	rep->core = c;
 	rep->id = shard;
 	peer_msg_buf_init(&rep->held);
-	snprintf(rep->dir, sizeof rep->dir, "%s/shard-%u", n->data_dir, shard);
+	snprintf(rep->dir, (size_t)len + 1, "%s/shard-%u", n->data_dir, shard);
+	rep->join_marker = rep->dir + len + 1;
+	memcpy(rep->join_marker, rep->dir, (size_t)len);
+	memcpy(rep->join_marker + len, ".joining", sizeof ".joining");
 	sc.id = shard;
 	sc.dir = rep->dir;
 	sc.cache = c->cache;
@@ -995,7 +1001,6 @@ struct replica *cluster_core_replica_alloc(struct cluster_core *c, uint32_t shar
 	rep->shard_cfg.dir = rep->dir;
 	rep->recv.fd = -1;
 	replica_conf_init(rep);
-	snprintf(rep->join_marker, sizeof rep->join_marker, "%s.joining", rep->dir);
 	return rep;
 }
 

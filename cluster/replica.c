@@ -619,7 +619,7 @@ static void join_unlinked(struct io_op *op, int res, unsigned flags)
  * a restart must not find it once the replica acts as a settled member,
  * or it would come back undecided with a log and could wait for ever.
  */
-void replica_marker_unlink(struct replica *rep, const char *path, struct io_op *unlink_op,
+void replica_marker_unlink(struct replica *rep, const char *name, struct io_op *unlink_op,
 			   struct io_op *sync_op, io_done_fn *done)
 {
 	struct io_ring *io = &rep->core->r->io;
@@ -632,7 +632,7 @@ void replica_marker_unlink(struct replica *rep, const char *path, struct io_op *
 	sync_op->data = rep;
 	sqe = io_ring_get_sqe(io);
 	io_op_attach(sqe, unlink_op);
-	io_uring_prep_unlinkat(sqe, AT_FDCWD, path, 0);
+	io_uring_prep_unlinkat(sqe, node_of(rep)->data_dir_fd, name, 0);
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe = io_ring_get_sqe(io);
 	io_op_attach(sqe, sync_op);
@@ -642,7 +642,8 @@ void replica_marker_unlink(struct replica *rep, const char *path, struct io_op *
 static void marker_unlink(struct replica *rep)
 {
 	rep->join_res = 0;
-	replica_marker_unlink(rep, rep->join_marker, &rep->join_op, &rep->join_sync_op,
+	replica_marker_unlink(rep, replica_file_name(rep->join_marker), &rep->join_op,
+			      &rep->join_sync_op,
 			      join_unlinked);
 	rep->join_unlinking = 2;
 }
@@ -721,7 +722,7 @@ static void undecided_joins(struct replica *rep, const char *why)
 	 * votes to empty candidates again. */
 	if (!rep->join_file_ready) {
 		ring_file_init(&rep->join_file, &rep->core->r->io, node_of(rep)->data_dir_fd,
-			       rep->join_marker, join_file_written, rep);
+			       replica_file_name(rep->join_marker), join_file_written, rep);
 		rep->join_file_ready = true;
 	}
 	if (ring_file_idle(&rep->join_file))
@@ -1151,7 +1152,8 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->joining = rep->joining;
 	out->amnesiac = rep->amnesiac;
 	out->amnesia_dropped = rep->amnesia_dropped;
-	snprintf(out->amnesia_why, sizeof out->amnesia_why, "%s", rep->amnesia_why);
+	snprintf(out->amnesia_why, sizeof out->amnesia_why, "%s",
+		 rep->amnesia_why ? rep->amnesia_why : "");
 	out->undecided = rep->undecided;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
 	replica_repair_status(rep, out);
@@ -1178,5 +1180,7 @@ void replica_free(struct replica *rep)
 	free(rep->props);
 	free(rep->restore.entries);
 	free(rep->restore.blob);
+	free(rep->dir);
+	free(rep->amnesia_why);
 	free(rep);
 }

@@ -174,26 +174,27 @@ static void marker_parse(char *buf, size_t len, char *why, size_t whylen, uint32
 int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 {
 	const struct cluster_node *n = rep->core->node;
-	char path[PATH_MAX + 64];
+	char path[PATH_MAX + 64], conf_path[PATH_MAX + 32], why[AMNESIA_WHY_MAX];
 	uint32_t recorded;
 	struct raft_conf conf;
 	uint64_t index;
 	uint32_t inc;
 	int rv;
 
-	rv = replica_amnesia_recorded_incarnation(rep->conf_rec.file.path, n->cfg.self_id,
+	replica_conf_path(rep, conf_path, sizeof conf_path);
+	rv = replica_amnesia_recorded_incarnation(conf_path, n->cfg.self_id,
 						  &recorded, err, errlen);
 	if (rv != 0)
 		return rv;
 	rep->incarnation = recorded;
-	rv = marker_read(n->data_dir, rep->id, path, sizeof path, rep->amnesia_why,
-			 sizeof rep->amnesia_why, &inc, err, errlen);
+	rv = marker_read(n->data_dir, rep->id, path, sizeof path, why, sizeof why, &inc, err,
+			 errlen);
 	if (rv != 0 || inc == 0)
 		return rv;
 	rep->incarnation = inc;
 	/* Rejoined already (killed before the marker's unlink): the record
 	 * names the new identity a voter. */
-	if (replica_conf_load(rep->conf_rec.file.path, &index, &conf, err, errlen) == 0 &&
+	if (replica_conf_load(conf_path, &index, &conf, err, errlen) == 0 &&
 	    raft_conf_role(&conf, replica_ident(n->cfg.self_id, inc)) == RAFT_VOTER) {
 		if (unlink(path) != 0 || durable_dir_sync(n->data_dir) != 0) {
 			snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -203,6 +204,9 @@ int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 			 "restart; %s removed", rep->id, inc, path);
 		return 0;
 	}
+	rep->amnesia_why = strdup(why);
+	if (!rep->amnesia_why)
+		return -ENOMEM;
 	rep->amnesiac = true;
 	log_error("replica %u: amnesiac: its core log was damaged where a vote or acknowledged "
 		  "entries may have been lost (%s); its old identity takes no part in its group "
@@ -280,11 +284,7 @@ static void marker_unlinked(struct io_op *op, int res, unsigned flags)
 
 static void marker_unlink(struct replica *rep)
 {
-	char name[64];
-
-	replica_amnesia_marker_name(name, sizeof name, rep->id);
-	snprintf(rep->amnesia_marker, sizeof rep->amnesia_marker, "%s/%s",
-		 rep->core->node->data_dir, name);
+	replica_amnesia_marker_name(rep->amnesia_marker, sizeof rep->amnesia_marker, rep->id);
 	rep->amnesia_res = 0;
 	replica_marker_unlink(rep, rep->amnesia_marker, &rep->amnesia_op, &rep->amnesia_sync_op,
 			      marker_unlinked);

@@ -122,8 +122,9 @@ static void conf_written(struct ring_file *f, int res)
 	struct replica_conf_rec *cr = &rep->conf_rec;
 
 	if (res < 0)
-		log_error("replica %u: writing %s failed: %s; the group's members after a "
-			  "restart may be stale", rep->id, f->path, strerror(-res));
+		log_error("replica %u: writing %s/%s failed: %s; the group's members after a "
+			  "restart may be stale", rep->id, rep->core->node->data_dir, f->name,
+			  strerror(-res));
 	else
 		cr->durable_index = cr->writing_index;
 	if (cr->want_index > cr->writing_index)
@@ -141,11 +142,16 @@ static void conf_start(struct replica *rep)
 
 void replica_conf_init(struct replica *rep)
 {
-	char path[PATH_MAX + 8];
+	char name[RING_FILE_NAME_MAX];
 
-	snprintf(path, sizeof path, "%s.conf", rep->dir);
-	ring_file_init(&rep->conf_rec.file, &rep->core->r->io, rep->core->node->data_dir_fd, path,
+	snprintf(name, sizeof name, "shard-%u.conf", rep->id);
+	ring_file_init(&rep->conf_rec.file, &rep->core->r->io, rep->core->node->data_dir_fd, name,
 		       conf_written, rep);
+}
+
+void replica_conf_path(const struct replica *rep, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.conf", rep->dir);
 }
 
 void replica_conf_record(struct replica *rep, uint64_t index, const struct raft_conf *conf)

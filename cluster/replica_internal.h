@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "cluster/client_addrs.h"
 #include "cluster/hosting.h"
@@ -85,9 +86,11 @@ struct snap_recv {
 				       * or dropped for a reason of our own */
 	bool complete;                /* its last chunk is taken (the install
 				       * waits for the disk) */
-	char staging[PATH_MAX];
+	char *staging;                /* made at the first stream, exact size,
+				       * one allocation with: */
+	char *path;                   /* of the op in flight (staging/file) */
+	size_t path_cap;
 	char file[PEER_MSG_MAX_FILE_NAME + 1]; /* file being received */
-	char path[PATH_MAX + PEER_MSG_MAX_FILE_NAME + 2]; /* of the op in flight */
 	uint64_t offset;              /* next expected byte of it */
 	uint32_t nfiles;
 	int fd;                       /* of `file`, -1 when none */
@@ -135,7 +138,7 @@ struct replica_origin {
 				       * it; 0: none staged yet */
 	struct io_op op;              /* its unlink */
 	bool unlinking;
-	char path[PATH_MAX + 16];
+	char name[40];                /* shard-N/INSTALLED, in the data dir */
 };
 
 /* The configuration record being written (cluster/replica_conf.c). */
@@ -220,7 +223,10 @@ struct replica {
 	uint32_t id;
 	struct shard *shard;
 	struct raft *raft;
-	char dir[PATH_MAX];
+	char *dir;                    /* DATA/shard-N; one allocation with: */
+	char *join_marker;            /* DATA/shard-N.joining: durable while
+				       * joining, so a restart before the
+				       * catch-up still withholds votes */
 
 	/* Hard state staged and not yet reported durable: every message of
 	 * the group waits in `held` until it is. */
@@ -284,9 +290,6 @@ struct replica {
 					  * (replica.c, undecided_filter) */
 	uint64_t join_target;            /* leader commit seen first; caught up
 					  * once applied reaches it */
-	char join_marker[PATH_MAX + 16]; /* DATA/shard-N.joining: durable while
-					  * joining, so a restart before the
-					  * catch-up still withholds votes */
 	struct io_op join_op;            /* its unlink */
 	struct io_op join_sync_op;       /* then the data dir's fsync */
 	int join_res;                    /* the first error of the two */
@@ -318,7 +321,8 @@ struct replica {
 	bool amnesiac;                /* its core's newest log segment was
 				       * damaged: takes no part in its group
 				       * (replica_amnesia.c) */
-	char amnesia_why[AMNESIA_WHY_MAX]; /* the damage, from the marker */
+	char *amnesia_why;            /* the damage, from the marker (amnesiac
+				       * replicas only) */
 	uint64_t amnesia_dropped;     /* Raft messages dropped because of it */
 	uint64_t amnesia_leader;      /* the sender of the last APPEND or
 				       * HEARTBEAT dropped: a routing hint only */
@@ -326,7 +330,8 @@ struct replica {
 	uint32_t incarnation;         /* of this node's replica: its Raft id is
 				       * replica_ident(node, incarnation) */
 	uint64_t amnesia_asked_us;    /* when it last asked the leader to rejoin */
-	char amnesia_marker[PATH_MAX]; /* its path, while its unlink runs */
+	char amnesia_marker[32];      /* its name in the data dir, while its
+				       * unlink runs */
 	struct io_op amnesia_op;      /* the marker's unlink */
 	struct io_op amnesia_sync_op; /* then the data dir's fsync */
 	unsigned amnesia_unlinking;   /* of the two, not yet completed */
@@ -528,10 +533,10 @@ int core_log_repair_execute(struct cluster_core *c, uint64_t salvage_from, bool 
 
 /* ---- an amnesiac replica (cluster/replica_amnesia.c) ---- */
 
-/* Unlinks the marker file `path` (absolute; it must stay valid until both
- * complete), then fsyncs the data dir, linked: `done` is called for each
+/* Unlinks the marker file `name` in the data dir (it must stay valid until
+ * both complete), then fsyncs the data dir, linked: `done` is called for each
  * of the two ops (data = rep). */
-void replica_marker_unlink(struct replica *rep, const char *path, struct io_op *unlink_op,
+void replica_marker_unlink(struct replica *rep, const char *name, struct io_op *unlink_op,
 			   struct io_op *sync_op, io_done_fn *done);
 
 /* "shard-N.amnesiac", the marker's name in the data dir. */
@@ -608,8 +613,17 @@ int replica_conf_decode(const uint8_t *buf, size_t len, uint64_t *index, struct 
  * with the reason in err. */
 int replica_conf_load(const char *path, uint64_t *index, struct raft_conf *conf, char *err,
 		      size_t errlen);
-/* Sets the record's paths from rep->dir. */
+/* The last component of a path of ours (it has a '/'): a name in its
+ * directory, for the ring's *at() calls. */
+static inline const char *replica_file_name(const char *path)
+{
+	return strrchr(path, '/') + 1;
+}
+
+/* Sets the record's file, DATA/shard-N.conf. */
 void replica_conf_init(struct replica *rep);
+/* Its path (for start-up's blocking reads). */
+void replica_conf_path(const struct replica *rep, char *buf, size_t len);
 /* A committed configuration at `index` was applied (or installed with a
  * snapshot): write it through the ring unless a newer one is recorded. */
 void replica_conf_record(struct replica *rep, uint64_t index, const struct raft_conf *conf);

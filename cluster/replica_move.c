@@ -562,7 +562,8 @@ static void hosting_written(struct ring_file *f, int res)
 	struct cluster_core *c = f->arg;
 
 	if (res < 0)
-		log_error("core %u: writing %s failed: %s", c->index, f->path, strerror(-res));
+		log_error("core %u: writing %s/%s failed: %s", c->index, c->node->data_dir, f->name,
+			  strerror(-res));
 	waits_done(c, c->hosting_writing, res);
 	hosting_kick(c);
 }
@@ -885,8 +886,8 @@ static void installed(void *arg, const struct shard_install_result *res)
 	rep->joining = true;
 	rep->apply_next = 1;
 	cr->step = CREATE_MARKER;
-	ring_file_init(&cr->marker, &c->r->io, c->node->data_dir_fd, rep->join_marker,
-		       marker_written, c);
+	ring_file_init(&cr->marker, &c->r->io, c->node->data_dir_fd,
+		       replica_file_name(rep->join_marker), marker_written, c);
 	ring_file_write(&cr->marker, "", 0);
 }
 
@@ -985,8 +986,7 @@ int replica_move_core_start(struct cluster_core *c, char *err, size_t errlen)
 	if (rv)
 		return rv;
 	snprintf(name, sizeof name, CLUSTER_HOSTING_FILE, c->index);
-	snprintf(path, sizeof path, "%s/%s", n->data_dir, name);
-	ring_file_init(&c->hosting_file, &c->r->io, n->data_dir_fd, path, hosting_written, c);
+	ring_file_init(&c->hosting_file, &c->r->io, n->data_dir_fd, name, hosting_written, c);
 	/* The files of replicas dropped here (their drop is durable, so
 	 * their group committed a configuration without this node, or the
 	 * move that made it was cancelled). */

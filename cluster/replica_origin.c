@@ -59,21 +59,21 @@ bool replica_origin_restore_point(struct replica *rep, uint64_t flushed,
 {
 	const struct restore_state *rs = &rep->restore;
 	int rv = install_origin_read(rep->dir, o);
+	char path[PATH_MAX + 32];
 
-	snprintf(rep->origin.path, sizeof rep->origin.path, "%s/%s", rep->dir,
-		 INSTALL_ORIGIN_NAME);
+	snprintf(path, sizeof path, "%s/%s", rep->dir, INSTALL_ORIGIN_NAME);
 	if (rv == -ENOENT)
 		return false;
 	if (rv != 0) {
 		log_warn("replica %u: %s: %s: it proves nothing; left in place", rep->id,
-			 rep->origin.path, rkv_strerror(rv));
+			 path, rkv_strerror(rv));
 		return false;
 	}
 	if (o->index != flushed || log_holds(rs, o) ||
 	    (rs->found && rs->start_index > o->index)) {
 		/* The LOG_RESET was durable (or the shard moved on): done. */
-		if (unlink(rep->origin.path) != 0 && errno != ENOENT)
-			log_warn("replica %u: %s: %s", rep->id, rep->origin.path, strerror(errno));
+		if (unlink(path) != 0 && errno != ENOENT)
+			log_warn("replica %u: %s: %s", rep->id, path, strerror(errno));
 		return false;
 	}
 	rep->origin.index = o->index; /* removed once a LOG_RESET is durable */
@@ -81,7 +81,7 @@ bool replica_origin_restore_point(struct replica *rep, uint64_t flushed,
 		log_warn("replica %u: %s says the shard came from a snapshot at index %" PRIu64
 			 ", but the core log has no record of the group at all (no hard "
 			 "state): not taken as a restart after an install", rep->id,
-			 rep->origin.path, o->index);
+			 path, o->index);
 		return false;
 	}
 	return true;
@@ -109,8 +109,6 @@ int replica_origin_complete(struct replica *rep, const struct install_origin *o)
 
 void replica_origin_installed(struct replica *rep, uint64_t index)
 {
-	snprintf(rep->origin.path, sizeof rep->origin.path, "%s/%s", rep->dir,
-		 INSTALL_ORIGIN_NAME);
 	rep->origin.index = index;
 	rep->origin.reset_batch = 0;
 }
@@ -128,8 +126,8 @@ static void unlinked(struct io_op *op, int res, unsigned flags)
 	(void)flags;
 	rep->origin.unlinking = false;
 	if (res < 0 && res != -ENOENT && res != -ECANCELED)
-		log_warn("replica %u: %s: %s (it goes at the next start)", rep->id,
-			 rep->origin.path, strerror(-res));
+		log_warn("replica %u: %s/%s: %s (it goes at the next start)", rep->id,
+			 rep->dir, INSTALL_ORIGIN_NAME, strerror(-res));
 }
 
 void replica_origin_persisted(struct replica *rep, const struct core_log_persisted *p)
@@ -145,7 +143,9 @@ void replica_origin_persisted(struct replica *rep, const struct core_log_persist
 	rep->origin.op.data = rep;
 	sqe = io_ring_get_sqe(&rep->core->r->io);
 	io_op_attach(sqe, &rep->origin.op);
-	io_uring_prep_unlinkat(sqe, AT_FDCWD, rep->origin.path, 0);
+	snprintf(rep->origin.name, sizeof rep->origin.name, "shard-%u/%s", rep->id,
+		 INSTALL_ORIGIN_NAME);
+	io_uring_prep_unlinkat(sqe, rep->core->node->data_dir_fd, rep->origin.name, 0);
 	rep->origin.unlinking = true;
 }
 

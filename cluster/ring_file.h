@@ -1,7 +1,9 @@
 /*
  * Replacing a small file durably through a core's io_uring ring, without
- * blocking the reactor: openat(PATH.tmp) -> write -> fsync -> close ->
- * renameat(PATH.tmp, PATH) -> fsync of the directory. A crash at any point
+ * blocking the reactor: openat(NAME.tmp) -> write -> fsync -> close ->
+ * renameat(NAME.tmp, NAME) -> fsync of the directory, NAME relative to the
+ * directory's descriptor (a short name, not a path: a replica holds two of
+ * these, and PATH_MAX buffers made most of its memory). A crash at any point
  * leaves the old file or the new one, whole (the rename is the commit).
  * One write at a time per `struct ring_file`; the records built on it
  * (replica_conf.c, replica_move.c's hosting record) coalesce what changes
@@ -10,7 +12,6 @@
 #ifndef RINGKV_CLUSTER_RING_FILE_H
 #define RINGKV_CLUSTER_RING_FILE_H
 
-#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -22,11 +23,14 @@ struct ring_file;
  * directory's fsync failed). */
 typedef void ring_file_done_fn(struct ring_file *f, int res);
 
+/* Names of our own making: "shard-4294967295.joining" is 24 bytes. */
+#define RING_FILE_NAME_MAX 40
+
 struct ring_file {
-	char path[PATH_MAX + 16];
-	char tmp[PATH_MAX + 24];
+	char name[RING_FILE_NAME_MAX];
+	char tmp[RING_FILE_NAME_MAX + 4];
 	struct io_ring *io;
-	int dir_fd;               /* the directory holding path, for its fsync */
+	int dir_fd;               /* the directory holding name */
 	ring_file_done_fn *done;
 	void *arg;                /* the owner's */
 	/* private */
@@ -38,8 +42,9 @@ struct ring_file {
 	struct io_op op;
 };
 
-/* Sets the target; no I/O. */
-void ring_file_init(struct ring_file *f, struct io_ring *io, int dir_fd, const char *path,
+/* Sets the target, `name` in the directory of dir_fd (shorter than
+ * RING_FILE_NAME_MAX); no I/O. */
+void ring_file_init(struct ring_file *f, struct io_ring *io, int dir_fd, const char *name,
 		    ring_file_done_fn *done, void *arg);
 /* Starts replacing the file with data[0..len). Precondition: idle. done runs
  * later, from a completion. */

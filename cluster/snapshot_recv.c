@@ -302,7 +302,7 @@ static void op_submit(struct replica *rep)
 	io_op_attach(sqe, &rc->op);
 	switch (op->kind) {
 	case OP_UNLINK:
-		snprintf(rc->path, sizeof rc->path, "%s/%s", rc->staging, op->name);
+		snprintf(rc->path, rc->path_cap, "%s/%s", rc->staging, op->name);
 		io_uring_prep_unlinkat(sqe, AT_FDCWD, rc->path, 0);
 		break;
 	case OP_RMDIR:
@@ -313,7 +313,7 @@ static void op_submit(struct replica *rep)
 		break;
 	case OP_OPEN:
 		/* rc->path lives until the completion: one op in flight. */
-		snprintf(rc->path, sizeof rc->path, "%s/%s", rc->staging, op->name);
+		snprintf(rc->path, rc->path_cap, "%s/%s", rc->staging, op->name);
 		io_uring_prep_openat(sqe, AT_FDCWD, rc->path,
 				     O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		break;
@@ -392,6 +392,23 @@ static int name_add(struct snap_recv *rc, const char *name)
 	return 0;
 }
 
+/* The staging directory's path and room for one of its files' (a replica
+ * that never receives a snapshot holds neither). */
+static int staging_paths(struct replica *rep)
+{
+	struct snap_recv *rc = &rep->recv;
+	size_t len = strlen(rep->dir) + sizeof ".incoming";
+
+	if (rc->staging)
+		return 0;
+	rc->path_cap = len + 1 + PEER_MSG_MAX_FILE_NAME + 1;
+	rc->staging = malloc(len + rc->path_cap);
+	if (!rc->staging)
+		return -ENOMEM;
+	rc->path = rc->staging + len;
+	return shard_snapshot_staging_path(rc->staging, len, rep->dir);
+}
+
 /*
  * The staging directory, empty, through the ring: the files a dropped
  * stream or a failed install left (the tables we created, the MANIFEST
@@ -401,7 +418,7 @@ static int name_add(struct snap_recv *rc, const char *name)
 static int stage(struct replica *rep)
 {
 	struct snap_recv *rc = &rep->recv;
-	int rv = shard_snapshot_staging_path(rc->staging, sizeof rc->staging, rep->dir);
+	int rv = staging_paths(rep);
 
 	for (size_t i = 0; rv == 0 && i < rc->nnames; i++)
 		rv = op_queue(rep, OP_UNLINK, rc->names[i], 0, NULL, 0);
@@ -769,6 +786,8 @@ void snapshot_recv_free(struct replica *rep)
 	free(rc->names);
 	rc->names = NULL;
 	rc->nnames = rc->names_cap = 0;
+	free(rc->staging);
+	rc->staging = rc->path = NULL;
 	/* After the ring's operations were cancelled and reaped; one still
 	 * in flight (a stop that timed out) is left to the process exit
 	 * rather than freed under the kernel. */

@@ -229,7 +229,7 @@ struct shard {
 	bool replicated;                /* no WAL: entries come through shard_apply */
 	struct apply_queue apply;
 	struct shard_drop drop;         /* replicated: a FLUSH being applied */
-	char dir[PATH_MAX];
+	char *dir;                      /* exact size: a node holds thousands */
 	int dir_fd;                     /* for OPENAT/UNLINKAT and directory fsync */
 	struct io_ring *io;
 	struct block_cache *cache;

@@ -493,11 +493,16 @@ static int shard_alloc(struct shard **out, const struct shard_config *cfg,
 	shard_manifest_init(s);
 	s->manifest_rewrite_min = cfg->manifest_rewrite_min ? cfg->manifest_rewrite_min :
 				  SHARD_MANIFEST_REWRITE_MIN;
-	if (strlen(cfg->dir) >= sizeof s->dir - 64) {
+	/* Room for a file name after it in PATH_MAX buffers. */
+	if (strlen(cfg->dir) >= PATH_MAX - 64) {
 		snprintf(err, errlen, "shard %u: directory name too long", cfg->id);
 		return -ENAMETOOLONG;
 	}
-	strcpy(s->dir, cfg->dir);
+	s->dir = strdup(cfg->dir);
+	if (!s->dir) {
+		snprintf(err, errlen, "shard %u: out of memory", cfg->id);
+		return -ENOMEM;
+	}
 	s->memtable_size = cfg->memtable_size;
 	s->wal_sync_off = cfg->wal_sync_off;
 	/* A segment ends at a memtable switch, so it holds about one memtable
@@ -726,5 +731,6 @@ void shard_close(struct shard *s)
 	free(s->scratch);
 	free(s->batches[0].buf);
 	free(s->batches[1].buf);
+	free(s->dir);
 	free(s);
 }
