@@ -601,7 +601,7 @@ bool shard_background_busy(const struct shard *s)
 	if (!s->replicated)
 		return true;
 	return s->imm != NULL || (s->apply.count > 0 && s->apply.waiting_room) ||
-	       s->flush.state != JOB_IDLE || s->compact.state != JOB_IDLE ||
+	       !shard_jobs_idle(s) ||
 	       shard_drop_waiting(s) || s->mrw_stage != 0 || s->ndamage_new > 0;
 }
 

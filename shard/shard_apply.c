@@ -41,7 +41,9 @@
 #include "shard/shard_internal.h"
 
 #define APPLY_DEFAULT_LIMIT (16ull << 20)
-#define APPLY_QUEUE_MIN (64u << 10)
+/* Small: an idle replica's queue holds an election's no-op now and then,
+ * and a node holds thousands; a busy one doubles to its working size once. */
+#define APPLY_QUEUE_MIN (1u << 10)
 
 /* One accepted entry in the queue; its payload follows. */
 struct apply_rec {

@@ -159,6 +159,11 @@ struct bg_job {
 	size_t nmarks;                  /* s->damage_new[0..nmarks) in its edit */
 };
 
+struct bg_jobs {
+	struct bg_job flush;
+	struct bg_job compact;
+};
+
 /*
  * Replicated mode (shard_apply.c): committed entries accepted and not yet
  * applied, in index order, each a struct apply_rec then its payload (8-byte
@@ -330,8 +335,10 @@ struct shard {
 	size_t damage_cap;
 	bool compaction_blocked;        /* the compaction due takes a damaged table */
 	bool disk_full;
-	struct bg_job flush;
-	struct bg_job compact;
+	struct bg_jobs *jobs;           /* made when the first flush or compaction
+					 * is due (an idle replica has none):
+					 * shard_jobs_idle() */
+	bool jobs_nomem;                /* making them failed (said once) */
 
 	/* reads */
 	struct sstable_block_iter get_scratch;
@@ -473,6 +480,13 @@ static inline enum sstable_kind memtable_iter_kind(const struct memtable_iter *i
  * shared by the core's shards, whose file numbers each start at 1, so the
  * shard id is part of it (number below 2^40, shard ids below 2^24).
  */
+/* No flush and no compaction under way (or none ever made). */
+static inline bool shard_jobs_idle(const struct shard *s)
+{
+	return !s->jobs ||
+	       (s->jobs->flush.state == JOB_IDLE && s->jobs->compact.state == JOB_IDLE);
+}
+
 static inline uint64_t lsm_cache_file(const struct shard *s, uint64_t number)
 {
 	return (uint64_t)s->id << 40 | number;
@@ -511,7 +525,6 @@ void shard_read_start(struct shard *s, struct shard_read *rd, const void *key,
 /* shard_job.c */
 void shard_jobs_step(struct shard *s);
 void shard_job_schedule_flush(struct shard *s);
-void shard_jobs_init(struct shard *s);
 /* shard.c, for shard_open.c: the completion handlers of the shard's own
  * ops; a WAL record replayed at start-up (a wal_replay_fn); the active
  * memtable made immutable, `fresh` taking writes. */

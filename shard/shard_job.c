@@ -130,10 +130,32 @@ static void job_init(struct shard *s, struct bg_job *job, bool compaction)
 	job->out.fd = -1;
 }
 
-void shard_jobs_init(struct shard *s)
+/*
+ * The two jobs' state (about 2 KiB: table writers, merge, pick), made when
+ * the first flush or compaction is due and kept until the shard closes: a
+ * node holds thousands of replicas, most of them idle.
+ */
+static bool jobs_make(struct shard *s)
 {
-	job_init(s, &s->flush, false);
-	job_init(s, &s->compact, true);
+	struct compaction pick;
+
+	if (s->jobs)
+		return true;
+	if (!(s->imm && !s->imm_installed && !shard_flush_held(s)) && s->ndamage_new == 0 &&
+	    (shard_compaction_stopped(s) ||
+	     !compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, &pick)))
+		return false;
+	s->jobs = malloc(sizeof *s->jobs);
+	if (!s->jobs) {
+		if (!s->jobs_nomem)
+			log_warn("shard %u: no memory to flush or compact; trying again", s->id);
+		s->jobs_nomem = true;
+		return false;
+	}
+	s->jobs_nomem = false;
+	job_init(s, &s->jobs->flush, false);
+	job_init(s, &s->jobs->compact, true);
+	return true;
 }
 
 void shard_job_schedule_flush(struct shard *s)
@@ -211,13 +233,15 @@ static void job_reset(struct shard *s, struct bg_job *job, bool unlink_outputs)
 
 void shard_jobs_destroy(struct shard *s)
 {
-	struct bg_job *jobs[2] = { &s->flush, &s->compact };
+	struct bg_job *jobs[2];
 
+	if (!s->jobs)
+		return;
+	jobs[0] = &s->jobs->flush;
+	jobs[1] = &s->jobs->compact;
 	for (int i = 0; i < 2; i++) {
 		struct bg_job *job = jobs[i];
 
-		if (job->op.data == NULL)
-			continue;
 		/* Finished outputs not in the manifest go at the next start. */
 		for (size_t j = 0; j < job->noutputs; j++) {
 			if (job->out_tables[j]) {
@@ -893,10 +917,11 @@ static void job_io_done(struct io_op *op, int res, unsigned flags)
 	struct bg_job *job;
 
 	shard_op_put(s);
-	if (op == &s->flush.op || op == &s->flush.op2 || op == &s->flush.timer_op)
-		job = &s->flush;
+	if (op == &s->jobs->flush.op || op == &s->jobs->flush.op2 ||
+	    op == &s->jobs->flush.timer_op)
+		job = &s->jobs->flush;
 	else
-		job = &s->compact;
+		job = &s->jobs->compact;
 	if (op == &job->op2)
 		job->res2 = res;
 	else if (op == &job->op)
@@ -915,7 +940,7 @@ static void job_io_done(struct io_op *op, int res, unsigned flags)
 
 void shard_jobs_step(struct shard *s)
 {
-	struct bg_job *f = &s->flush, *c = &s->compact;
+	struct bg_job *f, *c;
 	int rv;
 
 	if (s->closing)
@@ -926,6 +951,10 @@ void shard_jobs_step(struct shard *s)
 		shard_drop_poll(s);
 		return;
 	}
+	if (!jobs_make(s))
+		return;
+	f = &s->jobs->flush;
+	c = &s->jobs->compact;
 	if (f->state == JOB_IDLE && s->imm && !s->imm_installed && !shard_flush_held(s))
 		flush_start(s, f);
 	else if (f->state == JOB_RUN)
@@ -956,8 +985,13 @@ void shard_jobs_step(struct shard *s)
 
 bool shard_jobs_abandon(struct shard *s)
 {
-	struct bg_job *jobs[2] = { &s->flush, &s->compact };
+	struct bg_job *jobs[2];
 	bool idle = true;
+
+	if (!s->jobs)
+		return true;
+	jobs[0] = &s->jobs->flush;
+	jobs[1] = &s->jobs->compact;
 
 	for (int i = 0; i < 2; i++) {
 		struct bg_job *job = jobs[i];
@@ -975,8 +1009,7 @@ bool shard_background_idle(const struct shard *s)
 	struct compaction c;
 
 	/* A flush held by damage waits for a repair, not for time. */
-	if ((s->imm && !shard_flush_held(s)) || s->flush.state != JOB_IDLE ||
-	    s->compact.state != JOB_IDLE || s->ndamage_new > 0)
+	if ((s->imm && !shard_flush_held(s)) || !shard_jobs_idle(s) || s->ndamage_new > 0)
 		return false;
 	return shard_compaction_stopped(s) ||
 	       !compaction_pick(&s->manifest, &s->compact_opt, &s->cursor, &c) ||

@@ -556,7 +556,6 @@ static int shard_ready(struct shard **out, struct shard *s, const struct shard_c
 	shard_damage_open(s);
 	s->pending = &s->batches[0];
 	shard_apply_init(s, cfg);
-	shard_jobs_init(s);
 	shard_drop_init(s);
 	if (s->replicated)
 		log_info("shard %u: replicated, %u tables, applied index %" PRIu64, s->id,
@@ -732,5 +731,6 @@ void shard_close(struct shard *s)
 	free(s->batches[0].buf);
 	free(s->batches[1].buf);
 	free(s->dir);
+	free(s->jobs); /* here, not in shard_jobs_destroy: with the shard */
 	free(s);
 }
