@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "core/topology.h"
 #include "server/admin.h"
 #include "server/datadir.h"
+#include "server/fd_limit.h"
 #include "server/quarantine.h"
 #include "server/repair.h"
 #include "server/node.h"
@@ -255,11 +257,19 @@ int main(int argc, char **argv)
 	 * rule, cluster_map_core); the others are reached through their nodes. */
 	{
 		int self = cluster_map_index(&identity.map, identity.node_id);
+		uint64_t here = 0, fd_limit;
 
-		for (i = 0; i < node.shards; i++)
+		for (i = 0; i < node.shards; i++) {
 			node.shard_core[i] = cluster_map_rank(&identity.map, i, (unsigned)self) >= 0
 						     ? (uint16_t)cluster_map_core(&identity.map, i, node.cores)
 						     : NODE_NO_CORE;
+			here += node.shard_core[i] != NODE_NO_CORE;
+		}
+		if (fd_limit_setup(here, &fd_limit, long_err, sizeof long_err) != 0) {
+			fprintf(stderr, "ringkvd: %s\n", long_err);
+			goto err_after_lock;
+		}
+		log_debug("open-file limit %" PRIu64 " for %" PRIu64 " replicas", fd_limit, here);
 	}
 	if (start_cluster(&node, &identity, long_err, sizeof long_err) != 0) {
 		fprintf(stderr, "ringkvd: %s\n", long_err);
