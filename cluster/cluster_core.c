@@ -308,6 +308,7 @@ static void core_hook(struct reactor *r, void *arg)
 	sweep = c->r->now_us >= c->bg_sweep_at;
 	if (sweep) {
 		c->bg_sweep_at = c->r->now_us + BG_SWEEP_US;
+		cluster_core_budget_check(c);
 		for (size_t i = 0; i < c->nreps; i++) {
 			if (c->reps[i]->installing)
 				continue;
@@ -993,6 +994,7 @@ struct replica *cluster_core_replica_alloc(struct cluster_core *c, uint32_t shar
 	sc.id = shard;
 	sc.dir = rep->dir;
 	sc.cache = c->cache;
+	sc.mem_budget = &c->mem_budget;
 	sc.replicated = true;
 	sc.on_flushed = replica_flushed;
 	sc.on_apply_ready = replica_apply_ready;
@@ -1172,6 +1174,7 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	c->r = r;
 	c->index = r->id;
 	c->net = net;
+	c->mem_budget.limit = n->cfg.memtable_budget;
 	peer_msg_limits_default(&c->limits);
 	raft_rng_seed(&c->rng, n->cfg.seed * 1000003u + r->id);
 	c->election_ticks = n->cfg.election_timeout_ms / n->cfg.heartbeat_ms;

@@ -51,6 +51,8 @@ struct cluster_node_config {
 	struct shard_config shard;     /* template: id, dir, replicated and the
 					* hooks are set per shard; cache per core */
 	size_t cache_bytes;            /* block cache of each core; 0: 8 MiB */
+	uint64_t memtable_budget;      /* memtables of each core's shards
+					* together (shard_mem_budget); 0: none */
 	uint32_t election_timeout_ms;  /* 0: 300 */
 	uint32_t heartbeat_ms;         /* tick; 0: 50 */
 	uint64_t core_log_segment_size; /* 0: default (tests use small ones) */
@@ -161,6 +163,15 @@ struct cluster_core_stats {
 	uint64_t log_full;        /* persisted callbacks with RKV_EFULL */
 };
 void cluster_core_stats(const struct cluster_core *c, struct cluster_core_stats *out);
+
+/* The core's memtable budget (read on the core, for metrics). */
+const struct shard_mem_budget *cluster_core_mem_budget(const struct cluster_core *c);
+/*
+ * Past the budget, seals the largest active memtable of the core that can
+ * be sealed, so its flush gives the memory back (cluster/core_budget.c);
+ * one a call: the loop's every-shard sweep makes it.
+ */
+void cluster_core_budget_check(struct cluster_core *c);
 
 /*
  * Frames the engine does not handle itself (Forward, ForwardReply: the front

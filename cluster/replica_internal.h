@@ -373,6 +373,7 @@ struct cluster_core {
 					 * the core is rebuilt (core_log_repair.c) */
 	char log_dir[PATH_MAX];
 	struct block_cache *cache;
+	struct shard_mem_budget mem_budget; /* the memtables of its shards */
 	struct peer_net *net;
 	struct peer_core *pc;
 	struct replica **by_shard;      /* [map.shards]: NULL when not here */

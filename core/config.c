@@ -20,6 +20,7 @@ void config_defaults(struct config *c)
 	strcpy(c->data_dir, "./data");
 	c->auto_repair = true;
 	c->memtable_size = 64ull << 20;
+	c->memtable_budget = 512ull << 20;
 	c->manifest_rewrite_min = 1ull << 20;
 	c->block_cache_size = 256ull << 20;
 	c->max_frame = 4u << 20;
@@ -51,6 +52,8 @@ void config_usage(FILE *out, const char *prog)
 		"  --shards N               shards, fixed when the data dir is created\n"
 		"                           (default: one per core)\n"
 		"  --memtable-size BYTES    memtable per shard (default 64MiB)\n"
+		"  --memtable-budget BYTES  memtables of all a core's shards together; the\n"
+		"                           largest is flushed early past it (default 512MiB)\n"
 		"  --block-cache-size BYTES SSTable block cache per core (default 256MiB)\n"
 		"  --manifest-rewrite-min BYTES  rewrite a shard's manifest whole once it\n"
 		"                           is this long and 4x its version (default 1MiB)\n"
@@ -371,7 +374,7 @@ static int parse_count(const char *text, uint64_t min, uint64_t max, uint64_t *o
 }
 
 enum {
-	OPT_LISTEN = 256, OPT_RESP_LISTEN, OPT_DATA_DIR, OPT_CORES, OPT_SHARDS, OPT_MEMTABLE, OPT_BLOCK_CACHE, OPT_MANIFEST_REWRITE,
+	OPT_LISTEN = 256, OPT_RESP_LISTEN, OPT_DATA_DIR, OPT_CORES, OPT_SHARDS, OPT_MEMTABLE, OPT_MEMTABLE_BUDGET, OPT_BLOCK_CACHE, OPT_MANIFEST_REWRITE,
 	OPT_MAX_FRAME, OPT_MAX_KEY, OPT_MAX_VALUE, OPT_MAX_INFLIGHT,
 	OPT_MAX_CONNS, OPT_LOG_LEVEL, OPT_NODE_ID, OPT_PEER_LISTEN, OPT_INITIAL_CLUSTER,
 	OPT_REPLICAS, OPT_CLUSTER_TOKEN, OPT_ELECTION_TIMEOUT, OPT_HEARTBEAT, OPT_SNAPSHOT_RATE,
@@ -388,6 +391,7 @@ static const struct option long_options[] = {
 	{ "cores", required_argument, NULL, OPT_CORES },
 	{ "shards", required_argument, NULL, OPT_SHARDS },
 	{ "memtable-size", required_argument, NULL, OPT_MEMTABLE },
+	{ "memtable-budget", required_argument, NULL, OPT_MEMTABLE_BUDGET },
 	{ "block-cache-size", required_argument, NULL, OPT_BLOCK_CACHE },
 	{ "manifest-rewrite-min", required_argument, NULL, OPT_MANIFEST_REWRITE },
 	{ "max-frame", required_argument, NULL, OPT_MAX_FRAME },
@@ -484,6 +488,11 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		if (parse_count(arg, 64 << 10, 64ull << 30, &v))
 			goto bad_value;
 		c->memtable_size = v;
+		break;
+	case OPT_MEMTABLE_BUDGET:
+		if (parse_count(arg, 1 << 20, 1ull << 40, &v))
+			goto bad_value;
+		c->memtable_budget = v;
 		break;
 	case OPT_MANIFEST_REWRITE:
 		if (parse_count(arg, 1024, 1ull << 40, &v))
@@ -848,6 +857,7 @@ void config_print(FILE *out, const struct config *c)
 	if (c->shards)
 		fprintf(out, "shards = %u\n", c->shards);
 	fprintf(out, "memtable-size = %" PRIu64 "\n", c->memtable_size);
+	fprintf(out, "memtable-budget = %" PRIu64 "\n", c->memtable_budget);
 	fprintf(out, "block-cache-size = %" PRIu64 "\n", c->block_cache_size);
 	fprintf(out, "manifest-rewrite-min = %" PRIu64 "\n", c->manifest_rewrite_min);
 	fprintf(out, "max-frame = %u\nmax-key = %u\nmax-value = %u\n", c->max_frame,

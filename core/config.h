@@ -41,6 +41,7 @@ struct config {
 	unsigned cores;                    /* 0 = every CPU of the process cpuset */
 	unsigned shards;                   /* 0 = one per core, on first start only */
 	uint64_t memtable_size;            /* per shard, bytes (64 MiB) */
+	uint64_t memtable_budget;          /* per core, all its shards' (512 MiB) */
 	uint64_t manifest_rewrite_min;     /* rewrite a manifest past this (1 MiB) */
 	uint64_t block_cache_size;         /* SSTable block cache per core, bytes (256 MiB) */
 	uint32_t max_frame;                /* client frame payload limit (4 MiB) */

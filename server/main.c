@@ -105,6 +105,7 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	cfg.cores = n->cores;
 	cfg.data_dir = n->cfg.data_dir;
 	cfg.shard.memtable_size = n->cfg.memtable_size;
+	cfg.memtable_budget = n->cfg.memtable_budget;
 	cfg.shard.manifest_rewrite_min = n->cfg.manifest_rewrite_min;
 	cfg.cache_bytes = n->cfg.block_cache_size;
 	cfg.election_timeout_ms = n->cfg.election_timeout_ms;

@@ -287,12 +287,19 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 		"Memtable bytes in use (active and flushing).", 0);
 	ids->memtable_capacity = metrics_gauge(m, "ringkv_memtable_capacity_bytes", NULL,
 		"Memtable capacity (--memtable-size per shard).", 0);
+	ids->memtable_budget = metrics_gauge(m, "ringkv_memtable_budget_bytes", NULL,
+		"What the memtables of the core's shards may hold together (--memtable-budget).",
+		0);
+	ids->memtable_budget_seals = metrics_counter(m, "ringkv_memtable_budget_seals_total",
+		NULL, "Memtables sealed for a flush early to keep the core within its budget.", 0);
 	CHECK(ids->wal_bytes);
 	CHECK(ids->wal_syncs);
 	CHECK(ids->wal_records);
 	CHECK(ids->shards);
 	CHECK(ids->memtable_bytes);
 	CHECK(ids->memtable_capacity);
+	CHECK(ids->memtable_budget);
+	CHECK(ids->memtable_budget_seals);
 	for (i = 0; i < NODE_METRICS_LEVELS; i++) {
 		snprintf(labels, sizeof labels, "level=\"%u\"", i);
 		ids->sstables[i] = metrics_gauge(m, "ringkv_sstables", labels,
@@ -553,6 +560,10 @@ static void collect(struct metrics_core *mc, void *arg)
 		metrics_set_histogram(mc, ids->wal_sync_latency, ls.sync_us, ls.sync_us_sum);
 		metrics_set_histogram(mc, ids->wal_batch_records, ls.batch_records,
 				      ls.batch_records_sum);
+		metrics_set(mc, ids->memtable_budget,
+			    cluster_core_mem_budget(c->cluster)->limit);
+		metrics_set(mc, ids->memtable_budget_seals,
+			    cluster_core_mem_budget(c->cluster)->seals);
 	}
 	metrics_set(mc, ids->compaction_time, sum.compact_us);
 	metrics_set(mc, ids->wal_bytes, sum.wal_bytes);

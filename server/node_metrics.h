@@ -59,6 +59,8 @@ struct node_metric_ids {
 	int shards;
 	int memtable_bytes;
 	int memtable_capacity;
+	int memtable_budget;
+	int memtable_budget_seals;
 	int sstables[NODE_METRICS_LEVELS];
 	int sstable_bytes;
 	int flushes;

@@ -596,6 +596,42 @@ void shard_memory(const struct shard *s, size_t *used, size_t *capacity)
 	*capacity = s->memtable_size;
 }
 
+void shard_budget_sync(struct shard *s)
+{
+	uint64_t now = 0;
+
+	if (!s->budget)
+		return;
+	if (!s->closing && s->mem)
+		now = memtable_used(s->mem->mt) + (s->imm ? memtable_used(s->imm->mt) : 0);
+	s->budget->used = s->budget->used - s->budget_counted + now;
+	s->budget_counted = now;
+}
+
+size_t shard_active_memtable(const struct shard *s)
+{
+	return s->mem ? memtable_used(s->mem->mt) : 0;
+}
+
+bool shard_sealable(const struct shard *s)
+{
+	return s->replicated && !s->closing && !s->imm && s->mem &&
+	       memtable_count(s->mem->mt) > 0 && !shard_drop_waiting(s);
+}
+
+int shard_seal(struct shard *s)
+{
+	struct lsm_mem *fresh;
+
+	if (!shard_sealable(s))
+		return 0;
+	fresh = lsm_mem_new(s->memtable_size);
+	if (!fresh)
+		return -ENOMEM;
+	shard_seal_memtable(s, fresh);
+	return 1;
+}
+
 bool shard_background_busy(const struct shard *s)
 {
 	if (!s->replicated)

@@ -144,11 +144,26 @@ struct shard_waiter {
 typedef void shard_flushed_fn(void *arg, struct shard *s, uint64_t flushed_index);
 typedef void shard_apply_ready_fn(void *arg, struct shard *s);
 
+/*
+ * What the memtables of one core's shards may hold together (issue #18: a
+ * node of thousands of replicas cannot give each its own 64 MiB). Owned by
+ * the core, shared by its shards, touched only on that core. Each shard
+ * adds what its memtables hold as it applies and takes it back as they go;
+ * the core seals the largest memtable when `used` passes `limit`
+ * (shard_seal), so the bound is soft: flushes under way still hold theirs.
+ */
+struct shard_mem_budget {
+	uint64_t limit;             /* bytes; 0 = none */
+	uint64_t used;              /* held by the memtables of the core's shards */
+	uint64_t seals;             /* memtables sealed early to keep within it */
+};
+
 struct shard_config {
 	uint32_t id;
 	const char *dir;            /* the shard's directory, created if missing */
 	uint64_t memtable_size;     /* arena bytes of one memtable */
 	struct block_cache *cache;  /* the core's block cache (shared by its shards) */
+	struct shard_mem_budget *mem_budget; /* the core's (shared); NULL = none */
 	bool wal_sync_off;          /* BENCHMARK ONLY: group writes without fdatasync;
 				     * acknowledged writes may be lost on power failure */
 	uint64_t table_size;        /* compaction output files rotate here; 0 = 64 MiB */
@@ -633,6 +648,15 @@ uint64_t shard_live_keys(const struct shard *s);
 
 /* Memtable bytes in use (both memtables) and the capacity of one. */
 void shard_memory(const struct shard *s, size_t *used, size_t *capacity);
+/*
+ * Replicated shards: seals the active memtable now, for a flush, to give
+ * its memory back (the core's memtable budget). 1 when sealed, 0 when it
+ * cannot be now (empty, a flush still runs, closing), or -ENOMEM.
+ */
+int shard_seal(struct shard *s);
+bool shard_sealable(const struct shard *s);
+/* Bytes of the active memtable (what shard_seal would give back). */
+size_t shard_active_memtable(const struct shard *s);
 
 /*
  * Once per loop iteration: submits the pending WAL batch if none is in

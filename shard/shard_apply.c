@@ -423,6 +423,7 @@ void shard_apply_drain(struct shard *s)
 		}
 	} while (q->drain_again);
 	q->draining = false;
+	shard_budget_sync(s);
 	if (q->refused && q->tail - q->head <= q->limit / 2) {
 		q->refused = false;
 		if (q->on_ready)

@@ -128,6 +128,7 @@ static void drop_install(struct shard *s)
 	s->mem = d->fresh;
 	s->mem->last_index = d->index;
 	d->fresh = NULL;
+	shard_budget_sync(s);
 	s->gen++;
 	s->disk_full = false;
 	/* A damaged table that stopped compaction is gone with the rest. */

@@ -235,6 +235,8 @@ struct shard {
 	struct apply_queue apply;
 	struct shard_drop drop;         /* replicated: a FLUSH being applied */
 	char *dir;                      /* exact size: a node holds thousands */
+	struct shard_mem_budget *budget; /* the core's, or NULL */
+	uint64_t budget_counted;        /* of budget->used, this shard's share */
 	int dir_fd;                     /* for OPENAT/UNLINKAT and directory fsync */
 	struct io_ring *io;
 	struct block_cache *cache;
@@ -521,6 +523,10 @@ void shard_damage_close(struct shard *s);
 /* shard_read.c */
 void shard_read_start(struct shard *s, struct shard_read *rd, const void *key,
 		      size_t key_len);
+
+/* The memtables' bytes into the core's budget (shard.c): after they grew
+ * or one went. */
+void shard_budget_sync(struct shard *s);
 
 /* shard_job.c */
 void shard_jobs_step(struct shard *s);

@@ -110,6 +110,7 @@ void shard_imm_maybe_drop(struct shard *s)
 	s->imm = NULL;
 	s->imm_installed = false;
 	s->gen++;
+	shard_budget_sync(s);
 	/* Writes waiting for room can switch memtables now. */
 	if (!s->closing)
 		shard_resume(s);

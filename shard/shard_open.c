@@ -557,6 +557,8 @@ static int shard_ready(struct shard **out, struct shard *s, const struct shard_c
 	s->pending = &s->batches[0];
 	shard_apply_init(s, cfg);
 	shard_drop_init(s);
+	s->budget = cfg->mem_budget;
+	shard_budget_sync(s); /* what a WAL replay put in the memtable */
 	if (s->replicated)
 		log_info("shard %u: replicated, %u tables, applied index %" PRIu64, s->id,
 			 (unsigned)s->stats.table_files, s->applied_index);
@@ -694,6 +696,7 @@ void shard_close(struct shard *s)
 	if (!s)
 		return;
 	s->closing = true;
+	shard_budget_sync(s); /* gives its share back */
 	wait_io(s);
 	for (w = s->stall_head; w; w = w->next)
 		if (w->prior_pin)
