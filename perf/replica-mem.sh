@@ -53,7 +53,7 @@ cleanup() {
 trap cleanup EXIT
 
 leaders() { # the node's replicas that lead, from /metrics
-	curl -s --max-time 2 "http://127.0.7.41:27642/metrics" 2>/dev/null |
+	{ curl -s --max-time 2 "http://127.0.7.41:27642/metrics" 2>/dev/null || true; } |
 		awk '/^ringkv_raft_replicas\{.*role="leader"/ { n += $2 } END { print n + 0 }'
 }
 

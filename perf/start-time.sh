@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Start-up time with many replicas (issue #18: a node with 10,000 replicas
+# restarts and serves within 10 s): one node (a one-node cluster) with
+# --shards N starts on an empty data dir, then again on the same data dir;
+# each time, the seconds from exec to every replica leading (polled from
+# /metrics every 0.1 s), the node's RSS and its open descriptors then.
+#
+#   perf/start-time.sh [--shards N] [--cores C] [--rounds R] [--data-root DIR]
+#
+# Defaults: 2,000 shards, 2 cores, 1 round (a first start and a restart a
+# round). Each replica holds two descriptors: N above about (open-file
+# limit - 256) / 2 is refused by ringkvd (server/fd_limit.c). The node
+# listens on 127.0.7.42:27651 (admin 127.0.7.42:27652).
+#
+# Environment: RINGKVD (default build/server/ringkvd).
+set -euo pipefail
+
+prog=${0##*/}
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/perf/lib.sh"
+
+shards=2000
+cores=2
+rounds=1
+data_root=${TMPDIR:-/var/tmp}
+value_options=(shards cores rounds data_root)
+other_option() { die "unknown option $1 (see --help)"; }
+parse_options "$@"
+in_range "$shards" 1 100000 || die "--shards: 1 to 100000"
+in_range "$cores" 1 64 || die "--cores: 1 to 64"
+in_range "$rounds" 1 20 || die "--rounds: 1 to 20"
+ringkvd=${RINGKVD:-$root/build/server/ringkvd}
+[ -x "$ringkvd" ] || die "no $ringkvd: build first (ninja -C build)"
+command -v curl >/dev/null || die "needs curl"
+
+work=$(mktemp -d "$data_root/ringkv-start.XXXXXX")
+pid=
+cleanup() {
+	[ -z "$pid" ] || stop_pids "$pid"
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+leaders() {
+	{ curl -s --max-time 2 "http://127.0.7.42:27652/metrics" 2>/dev/null || true; } |
+		awk '/^ringkv_raft_replicas\{.*role="leader"/ { n += $2 } END { print n + 0 }'
+}
+
+start() { # ROUND WHAT: one start, one line of the table
+	local t0 t1 n=0
+	t0=$(date +%s.%N)
+	"$ringkvd" --cores "$cores" --shards "$shards" --listen 127.0.7.42:27651 \
+		--admin-listen 127.0.7.42:27652 --data-dir "$work/data" --log-level warn \
+		>>"$work/node.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 6000); do
+		n=$(leaders)
+		[ "$n" -ge "$shards" ] && break
+		kill -0 "$pid" 2>/dev/null || die "the node exited: $(tail -2 "$work/node.log")"
+		sleep 0.1
+	done
+	[ "$n" -ge "$shards" ] || die "$n of $shards replicas lead after 600 s"
+	t1=$(date +%s.%N)
+	printf '%-5s %-8s %10.2f %10d %8d\n' "$1" "$2" "$(echo "$t1 - $t0" | bc)" \
+		"$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")" "$(ls "/proc/$pid/fd" | wc -l)"
+	stop_pids "$pid"
+	pid=
+}
+
+printf '%-5s %-8s %10s %10s %8s\n' round start seconds "RSS KiB" fds
+for r in $(seq "$rounds"); do
+	rm -rf "$work/data"
+	start "$r" first
+	start "$r" restart
+done
