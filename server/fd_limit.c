@@ -37,7 +37,8 @@ int fd_limit_setup(uint64_t replicas, uint64_t *limit, char *err, size_t errlen)
 	if (*limit < need) {
 		snprintf(err, errlen,
 			 "the open-file limit is %" PRIu64 ", and this node's %" PRIu64 " replicas "
-			 "need at least %" PRIu64 " (%u each while idle, one more per SSTable, "
+			 "need at least %" PRIu64 " (%u each while idle, one more per SSTable and "
+			 "one for the manifest once written, "
 			 "%u for the rest): raise it (ulimit -n; LimitNOFILE= in a systemd unit, "
 			 "as packaging/ringkvd.service does)", *limit, replicas, need,
 			 FD_LIMIT_PER_REPLICA, FD_LIMIT_RESERVE);

@@ -1,6 +1,7 @@
 /*
- * The open-file limit at start-up. Every replica holds two descriptors
- * while idle (its directory and its manifest) and one per SSTable; a node
+ * The open-file limit at start-up. Every replica holds one descriptor
+ * while idle (its directory; its manifest's is opened at its first edit)
+ * and one per SSTable; a node
  * of 10,000 replicas needs more than the 1,024 or 20,000 shells often give.
  * ringkvd raises its soft limit to the hard one, and refuses to start when
  * even that cannot hold its replicas, instead of failing with EMFILE at
@@ -16,7 +17,7 @@
  * peer connections, core log segments, a few clients. */
 #define FD_LIMIT_RESERVE 256u
 /* Held by each idle replica. */
-#define FD_LIMIT_PER_REPLICA 2u
+#define FD_LIMIT_PER_REPLICA 1u
 
 /* What `replicas` replicas need at the least. */
 uint64_t fd_limit_needed(uint64_t replicas);

@@ -214,6 +214,11 @@ void shard_drop_poll(struct shard *s)
 		retry_later(s, "out of memory");
 		return;
 	}
+	rv = shard_manifest_fd(s);
+	if (rv) {
+		retry_later(s, strerror(-rv));
+		return;
+	}
 	d->edit_len = manifest_edit_encode(&e, d->edit_buf);
 	d->retry_us = 0;
 	d->state = DROP_IO;

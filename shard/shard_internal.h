@@ -541,6 +541,11 @@ void shard_seal_memtable(struct shard *s, struct lsm_mem *fresh);
 int shard_add_segment(struct shard *s, uint64_t first);
 /* shard_manifest.c: rewriting the manifest while running. */
 void shard_manifest_init(struct shard *s);
+/* The manifest's descriptor, opened when the first edit is due (0, or
+ * -errno: the edit waits, as for a failed write). */
+int shard_manifest_fd(struct shard *s);
+/* Closes it when nothing uses it (a replicated shard after start-up). */
+void shard_manifest_fd_release(struct shard *s);
 void shard_manifest_destroy(struct shard *s);
 /* Rewrite once the manifest reaches 4x `written` (the size of the version as
  * last written whole) or manifest_rewrite_min, whichever is larger. */

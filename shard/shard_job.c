@@ -446,6 +446,7 @@ static int job_manifest(struct shard *s, struct bg_job *job)
 {
 	struct manifest_edit e = { 0 };
 	size_t size;
+	int rv;
 
 	job->state = JOB_MANIFEST;
 	if (s->manifest_busy)
@@ -459,6 +460,9 @@ static int job_manifest(struct shard *s, struct bg_job *job)
 			return 0;
 		}
 	}
+	rv = shard_manifest_fd(s);
+	if (rv)
+		return rv;
 	job_edit(s, job, &e);
 	size = manifest_edit_size(&e);
 	free(job->edit_buf);

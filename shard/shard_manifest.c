@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -77,8 +78,10 @@ static void rewrite_finish(struct shard *s)
 	struct io_uring_sqe *sqe;
 	uint64_t old_len = s->manifest_len;
 
-	sqe = shard_sqe(s, &s->misc_op);
-	io_uring_prep_close(sqe, s->manifest_fd);
+	if (s->manifest_fd >= 0) {
+		sqe = shard_sqe(s, &s->misc_op);
+		io_uring_prep_close(sqe, s->manifest_fd);
+	}
 	s->manifest_fd = s->mrw_fd;
 	s->mrw_fd = -1;
 	s->manifest_len = s->mrw_buf.len;
@@ -187,6 +190,39 @@ void shard_manifest_maybe_rewrite(struct shard *s)
 	sqe = shard_sqe(s, &s->mrw_op[0]);
 	io_uring_prep_openat(sqe, s->dir_fd, tmp_name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
 			     0644);
+}
+
+int shard_manifest_fd(struct shard *s)
+{
+	struct stat st;
+	int fd;
+
+	if (s->manifest_fd >= 0)
+		return 0;
+	/* Blocking, but once in a shard's life at most: at its first flush,
+	 * compaction or FLUSH (an idle replica holds no descriptor for it). */
+	fd = openat(s->dir_fd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("shard %u: %s/%s: %s", s->id, s->dir, name, strerror(errno));
+		return -errno;
+	}
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != s->manifest_len) {
+		log_error("shard %u: %s/%s is %lld bytes, not the %" PRIu64 " read at start-up: "
+			  "changed by another hand? no edit appended", s->id, s->dir, name,
+			  (long long)st.st_size, s->manifest_len);
+		close(fd);
+		return -EIO;
+	}
+	s->manifest_fd = fd;
+	return 0;
+}
+
+void shard_manifest_fd_release(struct shard *s)
+{
+	if (s->manifest_fd < 0 || s->manifest_busy || s->mrw_stage != 0)
+		return;
+	close(s->manifest_fd);
+	s->manifest_fd = -1;
 }
 
 void shard_manifest_destroy(struct shard *s)

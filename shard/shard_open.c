@@ -598,6 +598,11 @@ int shard_open(struct shard **out, const struct shard_config *cfg,
 		goto err_after_alloc;
 	rv = cfg->replicated ? replicated_open(s, cfg, true, err, errlen) :
 			       wal_open(s, cfg, err, errlen);
+	/* A replica holds no manifest descriptor until its first edit: a
+	 * node of 10,000 replicas would need 10,000 more. (Start-up may
+	 * block; an install on the ring keeps its descriptor.) */
+	if (rv == 0 && cfg->replicated)
+		shard_manifest_fd_release(s);
 err_after_alloc:
 	return shard_ready(out, s, cfg, rv, err, errlen);
 }

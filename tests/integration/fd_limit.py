@@ -7,7 +7,7 @@ usage: fd_limit.py RINGKVD
 
 Each case starts ringkvd with limits set in the child only
 (resource.setrlimit before exec), one core, --shards 600 (600 replicas:
-at least 1,456 descriptors), on an ephemeral port, and stops it. Exits 0
+at least 856 descriptors), on an ephemeral port, and stops it. Exits 0
 when every check passes, 1 otherwise.
 """
 import os
@@ -50,23 +50,23 @@ def main():
             return 77
 
         # A hard limit too low: refused at once, exit 1, the reason given.
-        p = start(ringkvd, os.path.join(root, "low"), 1000, 1000)
+        p = start(ringkvd, os.path.join(root, "low"), 500, 500)
         try:
             out, _ = p.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             p.kill()
             out, _ = p.communicate()
-            failures.append("with a hard limit of 1000 it did not exit within 30 s")
+            failures.append("with a hard limit of 500 it did not exit within 30 s")
         else:
             if p.returncode != 1:
-                failures.append(f"hard limit 1000: exit {p.returncode}, want 1")
-            want = r"open-file limit is 1000, and this node's 600 replicas need at least (\d+)"
+                failures.append(f"hard limit 500: exit {p.returncode}, want 1")
+            want = r"open-file limit is 500, and this node's 600 replicas need at least (\d+)"
             m = re.search(want, out)
             if not m or "raise it" not in out:
-                failures.append(f"hard limit 1000: no clear reason in: {out.strip()[-400:]}")
+                failures.append(f"hard limit 500: no clear reason in: {out.strip()[-400:]}")
 
         # A soft limit too low under a high hard one: raised, and it serves.
-        p = start(ringkvd, os.path.join(root, "soft"), 1000, 4000)
+        p = start(ringkvd, os.path.join(root, "soft"), 500, 4000)
         try:
             deadline = time.monotonic() + 60
             line = ""
@@ -75,7 +75,7 @@ def main():
                 if not line or "listening on" in line:
                     break
             if "listening on" not in line:
-                failures.append(f"soft 1000 / hard 4000: did not start: {line.strip()}")
+                failures.append(f"soft 500 / hard 4000: did not start: {line.strip()}")
             else:
                 with open(f"/proc/{p.pid}/limits") as f:
                     row = [r for r in f if r.startswith("Max open files")][0].split()

@@ -821,7 +821,10 @@ static void test_install_twenty_tables_figures(void **state)
 	close_ms = now_ms() - t0;
 	fs_watch_on = false;
 	close_calls = fs_watch_calls;
-	assert_int_equal(closes, old_tables + 2);
+	/* Its tables and its directory: a replica opened at start-up holds
+	 * no manifest descriptor until its first edit, and this one made
+	 * none since it was opened. */
+	assert_int_equal(closes, old_tables + 1);
 	assert_int_equal(close_calls, 0);
 	for (int i = 0; i < 1000 && closer.done < closes; i++) {
 		assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
