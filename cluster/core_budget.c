@@ -9,10 +9,12 @@
  * next sweep sees what is still held. Shards whose flush still runs are
  * passed over: their memtable cannot be sealed again yet.
  *
- * The bound is soft: a memtable being flushed still counts until its
- * table is installed, and a shard whose flush runs cannot seal again, so
- * a core may hold up to the limit plus one flushing memtable per shard.
- * A shard's own --memtable-size stays its ceiling.
+ * The bound is on active memtables: sealed ones (flushing, or held by a
+ * damaged table) are counted apart (`flushing`) and not compared, since
+ * sealing more would give nothing back sooner, only seal ever smaller
+ * memtables. So a core may hold the limit plus one flushing memtable per
+ * shard whose flush runs. A shard's own --memtable-size stays its
+ * ceiling.
  */
 #include "cluster/replica_internal.h"
 
@@ -30,7 +32,10 @@ void cluster_core_budget_check(struct cluster_core *c)
 	size_t most = 0;
 	int rv;
 
-	if (b->limit == 0 || b->used <= b->limit)
+	/* Only what active memtables hold: sealing more while flushes run
+	 * (or one is held by damage) would seal ever smaller memtables and
+	 * give nothing back sooner. */
+	if (b->limit == 0 || c->stopping || b->used - b->flushing <= b->limit)
 		return;
 	for (size_t i = 0; i < c->nreps; i++) {
 		struct replica *rep = c->reps[i];

@@ -205,8 +205,10 @@ int replica_amnesia_load(struct replica *rep, char *err, size_t errlen)
 		return 0;
 	}
 	rep->amnesia_why = strdup(why);
-	if (!rep->amnesia_why)
+	if (!rep->amnesia_why) {
+		snprintf(err, errlen, "replica %u: out of memory", rep->id);
 		return -ENOMEM;
+	}
 	rep->amnesiac = true;
 	log_error("replica %u: amnesiac: its core log was damaged where a vote or acknowledged "
 		  "entries may have been lost (%s); its old identity takes no part in its group "

@@ -258,19 +258,11 @@ int main(int argc, char **argv)
 	 * rule, cluster_map_core); the others are reached through their nodes. */
 	{
 		int self = cluster_map_index(&identity.map, identity.node_id);
-		uint64_t here = 0, fd_limit;
 
-		for (i = 0; i < node.shards; i++) {
+		for (i = 0; i < node.shards; i++)
 			node.shard_core[i] = cluster_map_rank(&identity.map, i, (unsigned)self) >= 0
 						     ? (uint16_t)cluster_map_core(&identity.map, i, node.cores)
 						     : NODE_NO_CORE;
-			here += node.shard_core[i] != NODE_NO_CORE;
-		}
-		if (fd_limit_setup(here, &fd_limit, long_err, sizeof long_err) != 0) {
-			fprintf(stderr, "ringkvd: %s\n", long_err);
-			goto err_after_lock;
-		}
-		log_debug("open-file limit %" PRIu64 " for %" PRIu64 " replicas", fd_limit, here);
 	}
 	if (start_cluster(&node, &identity, long_err, sizeof long_err) != 0) {
 		fprintf(stderr, "ringkvd: %s\n", long_err);
@@ -278,10 +270,21 @@ int main(int argc, char **argv)
 	}
 	/* Replicas moved here or away (the data dir's hosting record,
 	 * docs/cluster/membership.md): the engine's placement has the last word. */
-	for (i = 0; i < node.shards; i++) {
-		int core = cluster_node_shard_core(node.cluster, i);
+	{
+		uint64_t here = 0, fd_limit;
 
-		node.shard_core[i] = core >= 0 ? (uint16_t)core : NODE_NO_CORE;
+		for (i = 0; i < node.shards; i++) {
+			int core = cluster_node_shard_core(node.cluster, i);
+
+			node.shard_core[i] = core >= 0 ? (uint16_t)core : NODE_NO_CORE;
+			here += core >= 0;
+		}
+		/* Before the cores open them (their start callbacks). */
+		if (fd_limit_setup(here, &fd_limit, long_err, sizeof long_err) != 0) {
+			fprintf(stderr, "ringkvd: %s\n", long_err);
+			goto err_after_lock;
+		}
+		log_debug("open-file limit %" PRIu64 " for %" PRIu64 " replicas", fd_limit, here);
 	}
 
 	/* Another process on one of our addresses: refuse before binding, so a

@@ -290,6 +290,9 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 	ids->memtable_budget = metrics_gauge(m, "ringkv_memtable_budget_bytes", NULL,
 		"What the memtables of the core's shards may hold together (--memtable-budget).",
 		0);
+	ids->memtable_budget_used = metrics_gauge(m, "ringkv_memtable_budget_used_bytes", NULL,
+		"What the core's memtables hold by its budget's count (ringkv_memtable_bytes "
+		"when it has not drifted).", 0);
 	ids->memtable_budget_seals = metrics_counter(m, "ringkv_memtable_budget_seals_total",
 		NULL, "Memtables sealed for a flush early to keep the core within its budget.", 0);
 	CHECK(ids->wal_bytes);
@@ -300,6 +303,7 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 	CHECK(ids->memtable_capacity);
 	CHECK(ids->memtable_budget);
 	CHECK(ids->memtable_budget_seals);
+	CHECK(ids->memtable_budget_used);
 	for (i = 0; i < NODE_METRICS_LEVELS; i++) {
 		snprintf(labels, sizeof labels, "level=\"%u\"", i);
 		ids->sstables[i] = metrics_gauge(m, "ringkv_sstables", labels,
@@ -564,6 +568,8 @@ static void collect(struct metrics_core *mc, void *arg)
 			    cluster_core_mem_budget(c->cluster)->limit);
 		metrics_set(mc, ids->memtable_budget_seals,
 			    cluster_core_mem_budget(c->cluster)->seals);
+		metrics_set(mc, ids->memtable_budget_used,
+			    cluster_core_mem_budget(c->cluster)->used);
 	}
 	metrics_set(mc, ids->compaction_time, sum.compact_us);
 	metrics_set(mc, ids->wal_bytes, sum.wal_bytes);

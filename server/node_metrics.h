@@ -60,6 +60,7 @@ struct node_metric_ids {
 	int memtable_bytes;
 	int memtable_capacity;
 	int memtable_budget;
+	int memtable_budget_used;
 	int memtable_budget_seals;
 	int sstables[NODE_METRICS_LEVELS];
 	int sstable_bytes;

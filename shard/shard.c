@@ -184,6 +184,7 @@ void shard_seal_memtable(struct shard *s, struct lsm_mem *fresh)
 	s->imm_installed = false;
 	s->mem = fresh;
 	s->gen++;
+	shard_budget_sync(s); /* its bytes now count as flushing */
 	shard_job_schedule_flush(s);
 }
 
@@ -598,14 +599,18 @@ void shard_memory(const struct shard *s, size_t *used, size_t *capacity)
 
 void shard_budget_sync(struct shard *s)
 {
-	uint64_t now = 0;
+	uint64_t now = 0, sealed = 0;
 
 	if (!s->budget)
 		return;
-	if (!s->closing && s->mem)
-		now = memtable_used(s->mem->mt) + (s->imm ? memtable_used(s->imm->mt) : 0);
+	if (!s->closing && s->mem) {
+		sealed = s->imm ? memtable_used(s->imm->mt) : 0;
+		now = memtable_used(s->mem->mt) + sealed;
+	}
 	s->budget->used = s->budget->used - s->budget_counted + now;
 	s->budget_counted = now;
+	s->budget->flushing = s->budget->flushing - s->budget_sealed + sealed;
+	s->budget_sealed = sealed;
 }
 
 size_t shard_active_memtable(const struct shard *s)

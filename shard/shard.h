@@ -155,6 +155,8 @@ typedef void shard_apply_ready_fn(void *arg, struct shard *s);
 struct shard_mem_budget {
 	uint64_t limit;             /* bytes; 0 = none */
 	uint64_t used;              /* held by the memtables of the core's shards */
+	uint64_t flushing;          /* of used, by sealed ones (flushing, or held
+				     * by damage): sealing more gives none back */
 	uint64_t seals;             /* memtables sealed early to keep within it */
 };
 

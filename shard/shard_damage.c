@@ -188,7 +188,7 @@ void shard_damage_close(struct shard *s)
 	/* Only onto a manifest that ends where the shard knows it ends: an
 	 * append or a rewrite cut short by the close leaves it otherwise, and
 	 * the marks are then found again at the next read of the blocks. */
-	if (!s->manifest_busy && s->mrw_stage == 0 && s->ndamage_new > 0 &&
+	if (!s->manifest_busy && s->mrw_stage == 0 && s->ndamage_new > 0 && s->dir_fd >= 0 &&
 	    shard_manifest_fd(s) == 0 &&
 	    fstat(s->manifest_fd, &st) == 0 && (uint64_t)st.st_size == s->manifest_len &&
 	    shard_damage_prepare(s) > 0) {

@@ -237,6 +237,7 @@ struct shard {
 	char *dir;                      /* exact size: a node holds thousands */
 	struct shard_mem_budget *budget; /* the core's, or NULL */
 	uint64_t budget_counted;        /* of budget->used, this shard's share */
+	uint64_t budget_sealed;         /* of budget->flushing, this shard's */
 	int dir_fd;                     /* for OPENAT/UNLINKAT and directory fsync */
 	struct io_ring *io;
 	struct block_cache *cache;

@@ -207,10 +207,14 @@ int shard_manifest_fd(struct shard *s)
 		return -errno;
 	}
 	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != s->manifest_len) {
+		/* Not retried: a flush would rewrite its table for ever. The
+		 * shard stops taking writes, as for a failed fsync. */
 		log_error("shard %u: %s/%s is %lld bytes, not the %" PRIu64 " read at start-up: "
-			  "changed by another hand? no edit appended", s->id, s->dir, name,
+			  "changed by another hand? no edit appended; the shard takes no "
+			  "more writes until a restart", s->id, s->dir, name,
 			  (long long)st.st_size, s->manifest_len);
 		close(fd);
+		s->failed = EIO;
 		return -EIO;
 	}
 	s->manifest_fd = fd;
