@@ -144,42 +144,84 @@ static void key_of_shard(const struct rkv_cluster_map *m, uint32_t shard, char *
 	CHECK(false, "no key of shard %u", shard);
 }
 
-/* Hands `shard`'s leadership from node `from` to node `to` (voters both)
- * and checks that a router that cached the old leader follows the hint of
- * the NOT_LEADER answer without a new map. */
-static void transfer_keeps_epoch(uint32_t shard, uint64_t from, uint64_t to, const bool *live,
-				 uint64_t *leader_of, uint64_t *term_of)
+/*
+ * Hands `shard`'s leadership from its leader to another voter and checks
+ * that a router that cached the old leader follows the hint of the
+ * NOT_LEADER answer without a new map. On a loaded machine an election may
+ * move the leadership at any time (300 ms election timeout): the old leader
+ * is the one the maps agree on when the router has its map, and the
+ * transfer is asked of whichever node the maps last named. Every ask,
+ * whatever its answer, is followed by a look at the maps: once the transfer
+ * took effect the old leader answers NOT_LEADER, and only the maps tell.
+ */
+static void transfer_keeps_epoch(uint32_t shard, const bool *live, uint64_t *leader_of,
+				 uint64_t *term_of)
 {
-	struct rkv_move_request q = { .shard = shard, .to_node = to, .transfer_leader = 1 };
+	struct rkv_move_request q = { .shard = shard, .transfer_leader = 1 };
 	struct rkv_router_stats before, after;
-	struct rkv_router *r;
+	struct rkv_router *r = NULL;
+	const struct rkv_shard *sh;
 	struct rkv_move mv;
+	uint64_t from = 0, asked;
 	char key[32], err[256];
+	bool moved = false;
 	long deadline;
 	int rc;
 
-	CHECK(rkv_router_open(cluster.nodes[0].srv.addr, 2000, &r, err, sizeof err) == 0,
-	      "router: %s", err);
+	for (unsigned tries = 0; tries < 5 && !r; tries++) {
+		CHECK(maps_agree(live, FIRST_WITHIN_MS, leader_of, term_of),
+		      "the maps did not agree on the leaders before the transfer");
+		from = leader_of[shard];
+		CHECK(rkv_router_open(cluster.nodes[0].srv.addr, 2000, &r, err, sizeof err) == 0,
+		      "router: %s", err);
+		if (rkv_router_map(r)->shards[shard].leader != from) {
+			printf("the router's map names node %llu for shard %u, the maps node %llu: "
+			       "an election in between; again\n",
+			       (unsigned long long)rkv_router_map(r)->shards[shard].leader, shard,
+			       (unsigned long long)from);
+			rkv_router_close(r);
+			r = NULL;
+		}
+	}
+	CHECK(r != NULL, "the leader of shard %u kept changing", shard);
+	sh = &rkv_router_map(r)->shards[shard];
+	for (unsigned k = 0; k < sh->replica_count && !q.to_node; k++)
+		if (sh->replicas[k].node != from)
+			q.to_node = sh->replicas[k].node;
+	CHECK(q.to_node != 0, "shard %u has no replica but its leader", shard);
 	key_of_shard(rkv_router_map(r), shard, key, sizeof key);
-	CHECK(rkv_router_map(r)->shards[shard].leader == from, "the router's map names %llu",
-	      (unsigned long long)rkv_router_map(r)->shards[shard].leader);
 	CHECK(rkv_router_put(r, key, strlen(key), "v1", 2) == RKV_STATUS_OK, "put before");
+	asked = from;
 	deadline = harness_now_ms() + 20000;
 	do {
-		rc = rkv_shard_move_ask(cluster_client(&cluster, (unsigned)from - 1), &q, &mv, NULL);
-		if (rc == 0 && maps_agree(live, 2000, leader_of, term_of) &&
-		    leader_of[shard] == to)
-			break;
-		harness_sleep_ms(200);
-	} while (harness_now_ms() < deadline);
-	CHECK(leader_of[shard] == to, "shard %u still led by node %llu", shard,
-	      (unsigned long long)leader_of[shard]);
+		rc = rkv_shard_move_ask(cluster_client(&cluster, (unsigned)asked - 1), &q, &mv, NULL);
+		if (rc < 0)	/* a transport failure: the connection is unusable */
+			cluster_drop_client(&cluster, (unsigned)asked - 1);
+		if (maps_agree(live, 2000, leader_of, term_of)) {
+			moved = leader_of[shard] == q.to_node;
+			printf("asked node %llu to hand shard %u to node %llu: answer %d; the maps "
+			       "name node %llu (term %llu)\n", (unsigned long long)asked, shard,
+			       (unsigned long long)q.to_node, rc,
+			       (unsigned long long)leader_of[shard],
+			       (unsigned long long)term_of[shard]);
+			asked = leader_of[shard];
+		} else {
+			printf("asked node %llu to hand shard %u to node %llu: answer %d; the maps "
+			       "do not agree yet\n", (unsigned long long)asked, shard,
+			       (unsigned long long)q.to_node, rc);
+		}
+		if (!moved)
+			harness_sleep_ms(200);
+	} while (!moved && harness_now_ms() < deadline);
+	CHECK(moved, "shard %u: the maps never agreed on node %llu as its leader within 20 s",
+	      shard, (unsigned long long)q.to_node);
 	rkv_router_stats(r, &before);
 	CHECK(rkv_router_put(r, key, strlen(key), "v2", 2) == RKV_STATUS_OK, "put after");
 	rkv_router_stats(r, &after);
 	printf("shard %u moved from node %llu to %llu: the router saw %llu NOT_LEADER, "
 	       "fetched the map %llu times\n", shard, (unsigned long long)from,
-	       (unsigned long long)to, (unsigned long long)(after.not_leader - before.not_leader),
+	       (unsigned long long)q.to_node,
+	       (unsigned long long)(after.not_leader - before.not_leader),
 	       (unsigned long long)(after.refreshes - before.refreshes));
 	CHECK(after.not_leader - before.not_leader == 1,
 	      "%llu NOT_LEADER answers", (unsigned long long)(after.not_leader - before.not_leader));
@@ -286,14 +328,7 @@ int main(int argc, char **argv)
 			}
 	CHECK(shard < SHARDS, "no shard lacking on some node (R = 3 of 4 nodes)");
 	/* Its leadership to another voter first (not the lacking node). */
-	for (unsigned k = 0; k < m->shards[shard].replica_count; k++) {
-		uint64_t id = m->shards[shard].replicas[k].node;
-
-		if (id != leader_of[shard]) {
-			transfer_keeps_epoch(shard, leader_of[shard], id, live, leader_of, term_of);
-			break;
-		}
-	}
+	transfer_keeps_epoch(shard, live, leader_of, term_of);
 	rkv_cluster_map_free(m);
 	victim = (unsigned)leader_of[shard] - 1;
 	old_term = term_of[shard];
