@@ -18,6 +18,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "io/tls_reason.h"
+
 struct tls_server {
 	SSL_CTX *ctx;
 };
@@ -34,21 +36,6 @@ struct tls_conn {
 
 /* The reason of the last failure on this core (tls_conn_error). */
 static _Thread_local char last_error[160];
-
-/* The first OpenSSL error queued, as text; empties the queue. */
-static void openssl_reason(char *buf, size_t len)
-{
-	unsigned long e = ERR_get_error();
-	const char *reason = e ? ERR_reason_error_string(e) : NULL;
-
-	if (reason)
-		snprintf(buf, len, "%s", reason);
-	else if (e)
-		ERR_error_string_n(e, buf, len);
-	else
-		snprintf(buf, len, "unknown TLS error");
-	ERR_clear_error();
-}
 
 /* A file OpenSSL is about to read: a clear errno message beats its own. */
 static int check_readable(const char *flag, const char *path, char *err, size_t errlen)
@@ -70,7 +57,7 @@ static int refuse(const char *flag, const char *path, const char *what, char *er
 {
 	char reason[160];
 
-	openssl_reason(reason, sizeof reason);
+	tls_reason(reason, sizeof reason);
 	snprintf(err, errlen, "%s %s: %s (%s)", flag, path, what, reason);
 	return -EINVAL;
 }
@@ -117,7 +104,12 @@ int tls_server_create(const char *cert_file, const char *key_file, const char *c
 		goto err;
 	}
 	if (SSL_CTX_use_PrivateKey_file(s->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-		rv = refuse("--tls-key", key_file, "not a PEM private key", err, errlen);
+		/* OpenSSL checks the pair as it loads the key. */
+		bool mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
+
+		rv = refuse("--tls-key", key_file,
+			    mismatch ? "does not match the certificate of --tls-cert"
+				     : "not a PEM private key", err, errlen);
 		goto err;
 	}
 	if (SSL_CTX_check_private_key(s->ctx) != 1) {
@@ -244,7 +236,7 @@ static int failure(struct tls_conn *t, int rv)
 	case SSL_ERROR_ZERO_RETURN:
 		return TLS_CLOSED;
 	default:
-		openssl_reason(last_error, sizeof last_error);
+		tls_reason(last_error, sizeof last_error);
 		return TLS_FAILED;
 	}
 }
