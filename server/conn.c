@@ -40,7 +40,7 @@ static bool paused(const struct conn *conn);
 static void start_send(struct conn *conn);
 static void try_release(struct conn *conn);
 static void tls_input(struct conn *conn);
-static void tls_send_more(struct conn *conn);
+static void tls_send_more(struct conn *conn, bool encrypt);
 
 bool conn_is_paused(const struct conn *conn)
 {
@@ -389,7 +389,7 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 	conn->core->stats.bytes_out += (size_t)res;
 	if (conn->tls) {
 		tls_conn_sent(conn->tls, (size_t)res);
-		tls_send_more(conn);
+		tls_send_more(conn, true);
 		if (!paused(conn) && !conn->closing) {
 			process(conn);
 			arm_recv(conn);
@@ -427,7 +427,7 @@ static void start_send(struct conn *conn)
 	size_t tcap;
 
 	if (conn->tls) {
-		tls_send_more(conn);
+		tls_send_more(conn, true);
 		return;
 	}
 	if (conn->send_armed || conn->fd_closed || conn->olen == 0)
@@ -450,19 +450,22 @@ static void start_send(struct conn *conn)
 /* ---- TLS: OpenSSL between the ring and the buffers (server/tls.h) ---- */
 
 /*
- * Encrypts the answers gathered (sbuf, then obuf swapped in) as far as the
- * pair takes them, and sends the ciphertext it holds (one send at a time).
- * Afterwards either a send is armed or everything is encrypted and sent. A
- * failure only marks the connection: the caller releases it.
+ * With `encrypt`, encrypts the answers gathered (sbuf, then obuf swapped
+ * in) as far as the pair takes them; then sends the ciphertext the pair
+ * holds (one send at a time). With `encrypt`, afterwards either a send is
+ * armed or everything is encrypted and sent. Answers are encrypted only
+ * from the per-iteration flush (and the sends it starts), so that all the
+ * answers an iteration produced for a connection make one record, not one
+ * each. A failure only marks the connection: the caller releases it.
  */
-static void tls_send_more(struct conn *conn)
+static void tls_send_more(struct conn *conn, bool encrypt)
 {
 	const uint8_t *data;
 	size_t len;
 
 	if (conn->send_armed || conn->fd_closed || conn->dead)
 		return;
-	while (tls_conn_established(conn->tls)) {
+	while (encrypt && tls_conn_established(conn->tls)) {
 		ssize_t n;
 
 		if (conn->ssent == conn->slen) {
@@ -567,7 +570,8 @@ static void tls_input(struct conn *conn)
 		}
 		break;
 	}
-	tls_send_more(conn);
+	/* Handshake messages and alerts; answers wait for the flush. */
+	tls_send_more(conn, false);
 	if (!conn->recv_armed && !conn->closing && !conn->eof && !conn->fd_closed &&
 	    !paused(conn) && (len = tls_conn_recv_room(conn->tls, &room)) > 0) {
 		sqe = io_ring_get_sqe(&conn->core->reactor->io);
@@ -625,7 +629,7 @@ static void try_release(struct conn *conn)
 				/* close_notify first: the peer then knows the
 				 * answers it got are all there is. */
 				tls_conn_shutdown(conn->tls);
-				tls_send_more(conn);
+				tls_send_more(conn, true);
 				if (conn->dead) {
 					try_release(conn);
 					return;

@@ -6,7 +6,8 @@ usage: tls.py RINGKVD RINGKV
 Makes a throwaway CA and certificates with the openssl CLI in a temp dir,
 then checks:
   - bad start-up settings are refused with a clear message (missing file,
-    key not matching the certificate, a certificate without its key);
+    key not matching the certificate, a certificate without its key, an
+    expired certificate);
   - the settings work from a config file (tls-cert = ... keys);
   - the native port: ringkv put/get with --tls-ca and with RINGKV_TLS_CA;
   - the RESP port: redis-cli --tls, and Python's ssl module (pipelined SETs,
@@ -57,13 +58,13 @@ def make_ca(d, name):
             "-subj", "/CN=ringkv test " + name, cwd=d)
 
 
-def make_cert(d, ca, name, san):
+def make_cert(d, ca, name, san, days="2"):
     openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
     with open(os.path.join(d, name + ".ext"), "w") as f:
         f.write("subjectAltName=%s\n" % san)
     openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
-            "-CAcreateserial", "-out", name + ".pem", "-days", "2", "-extfile",
+            "-CAcreateserial", "-out", name + ".pem", "-days", days, "-extfile",
             name + ".ext", cwd=d)
 
 
@@ -190,6 +191,7 @@ def main():
         make_ca(d, "otherca")
         make_cert(d, "ca", "server", "IP:%s,DNS:localhost" % HOST)
         make_cert(d, "ca", "elsewhere", "IP:127.0.19.9")
+        make_cert(d, "ca", "expired", "IP:%s" % HOST, days="0")  # ends now
         pki = lambda f: os.path.join(d, f)
 
         # -- bad start-up settings
@@ -205,6 +207,10 @@ def main():
         refused_at_start(ringkvd, ["--tls-cert", pki("server.key"), "--tls-key",
                                    pki("server.key")], work, "not a PEM certificate",
                          "a key given as the certificate")
+        time.sleep(1.1)
+        refused_at_start(ringkvd, ["--tls-cert", pki("expired.pem"), "--tls-key",
+                                   pki("expired.key")], work, "the certificate has expired",
+                         "an expired certificate")
         refused_at_start(ringkvd, ["--tls-cert", pki("server.pem"), "--tls-key",
                                    pki("server.key"), "--tls-ca", pki("server.key")], work,
                          "--tls-ca", "a --tls-ca without certificates")
