@@ -264,6 +264,17 @@ def main():
                   "redis-cli --tls SET/GET (%r %r)" % (p.stdout, q.stdout))
         else:
             check(False, "redis-cli is installed (scripts/deps.sh)")
+        try:
+            import redis  # python3-redis; not in every python (a pyenv one)
+        except ImportError:
+            redis = None
+            print("skip redis-py ssl=True: this python has no 'redis' module", flush=True)
+        if redis:
+            r = redis.Redis(host=HOST, port=resp, ssl=True, ssl_ca_certs=pki("ca.pem"),
+                            socket_timeout=TIMEOUT)
+            check(r.set("py-key", "py-value") and r.get("py-key") == b"py-value",
+                  "redis-py ssl=True SET/GET")
+            r.close()
         ctx = tls_context(pki("ca.pem"))
         keeper = resp_tls(ctx, resp)
         check(keeper.version() == "TLSv1.3", "the RESP port speaks %s" % keeper.version())
