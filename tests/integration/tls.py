@@ -36,7 +36,7 @@ import time
 TIMEOUT = 5.0
 HOST = "127.0.19.1"
 OTHER_HOST = "127.0.19.2"
-HANDSHAKE_TIMEOUT_S = 3.0
+HANDSHAKE_TIMEOUT_S = 4.0
 
 failures = 0
 
@@ -339,7 +339,7 @@ def main():
             if not ok:
                 break
         elapsed = time.monotonic() - t0
-        check(ok and slowest < 0.5 and elapsed < HANDSHAKE_TIMEOUT_S * 0.8,
+        check(ok and slowest < 1.0 and elapsed < HANDSHAKE_TIMEOUT_S * 0.8,
               "32 clients stalled mid-handshake: a new client handshakes and gets 200 "
               "answers in %.3f s (slowest %.3f s)" % (elapsed, slowest))
         p = ringkv(cli, ["-a", addr, "--tls-ca", pki("ca.pem"), "get", "tls-key"])
