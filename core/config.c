@@ -36,6 +36,7 @@ void config_defaults(struct config *c)
 	c->snapshot_lag = 65536;
 	c->metrics_per_replica = CONFIG_PER_REPLICA_AUTO;
 	c->metrics_per_replica_max = 1024;
+	c->tls_handshake_timeout_ms = 10000;
 }
 
 void config_usage(FILE *out, const char *prog)
@@ -108,7 +109,15 @@ void config_usage(FILE *out, const char *prog)
 		"  --auto-repair on|off     on (default): a core log damaged at start-up is\n"
 		"                           repaired from the peers when they can (its\n"
 		"                           files kept in DATA/quarantine); off: refused\n"
-		"  --log-segment-size SIZE  core log segment size (default 64MiB)\n");
+		"  --log-segment-size SIZE  core log segment size (default 64MiB)\n"
+		"tls:\n"
+		"  --tls-cert FILE          PEM certificate chain: TLS 1.3 on the client\n"
+		"                           ports (native and RESP); needs --tls-key\n"
+		"  --tls-key FILE           PEM private key of --tls-cert\n"
+		"  --tls-ca FILE            PEM CA certificates, checked at start-up and\n"
+		"                           kept for the peers' mutual TLS (not yet used)\n"
+		"  --tls-handshake-timeout DURATION  a client still handshaking after this\n"
+		"                           is closed (default 10s)\n");
 }
 
 int config_parse_size(const char *text, uint64_t *out)
@@ -381,7 +390,7 @@ enum {
 	OPT_SNAPSHOT_LAG, OPT_INITIAL_STATE, OPT_AUTO_REPAIR, OPT_LOG_SEGMENT_SIZE,
 	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
 	OPT_VERSION, OPT_ENABLE_FLUSH, OPT_METRICS_PER_REPLICA, OPT_METRICS_PER_REPLICA_MAX,
-	OPT_LOG_IO,
+	OPT_LOG_IO, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_HANDSHAKE_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -418,6 +427,10 @@ static const struct option long_options[] = {
 	{ "metrics-per-replica", required_argument, NULL, OPT_METRICS_PER_REPLICA },
 	{ "metrics-per-replica-max", required_argument, NULL, OPT_METRICS_PER_REPLICA_MAX },
 	{ "log-io", required_argument, NULL, OPT_LOG_IO },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+	{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE_TIMEOUT },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -685,6 +698,28 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 			goto bad_value;
 		c->metrics_per_replica_max = (uint32_t)v;
 		break;
+	case OPT_TLS_CERT:
+	case OPT_TLS_KEY:
+	case OPT_TLS_CA: {
+		char *dst = opt == OPT_TLS_CERT ? c->tls_cert :
+			    opt == OPT_TLS_KEY ? c->tls_key : c->tls_ca;
+
+		if (!*arg || strlen(arg) >= CONFIG_PATH_MAX) {
+			snprintf(err, errlen, "--%s: empty or longer than %d bytes", name,
+				 CONFIG_PATH_MAX - 1);
+			return -EINVAL;
+		}
+		strcpy(dst, arg);
+		break;
+	}
+	case OPT_TLS_HANDSHAKE_TIMEOUT:
+		if (config_parse_duration(arg, &ms) || ms < 100 || ms > 600000) {
+			snprintf(err, errlen, "--tls-handshake-timeout: expected 100ms to 600s, "
+				 "got '%s'", arg);
+			return -EINVAL;
+		}
+		c->tls_handshake_timeout_ms = ms;
+		break;
 	default:
 		snprintf(err, errlen, "--%s: not a setting", name);
 		return -EINVAL;
@@ -809,6 +844,15 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 		snprintf(err, errlen, "--max-frame must exceed --max-key + --max-value");
 		return -EINVAL;
 	}
+	if (!c->tls_cert[0] != !c->tls_key[0]) {
+		snprintf(err, errlen, "%s needs %s too", c->tls_cert[0] ? "--tls-cert" : "--tls-key",
+			 c->tls_cert[0] ? "--tls-key" : "--tls-cert");
+		return -EINVAL;
+	}
+	if (c->tls_ca[0] && !c->tls_cert[0]) {
+		snprintf(err, errlen, "--tls-ca needs --tls-cert and --tls-key");
+		return -EINVAL;
+	}
 	rv = check_cluster(c, peer_given, err, errlen);
 	if (rv == 0 && print) {
 		config_print(stdout, c);
@@ -892,4 +936,9 @@ void config_print(FILE *out, const struct config *c)
 	fprintf(out, "auto-repair = %s\n", c->auto_repair ? "on" : "off");
 	if (c->log_segment_size)
 		fprintf(out, "log-segment-size = %" PRIu64 "\n", c->log_segment_size);
+	if (c->tls_cert[0])
+		fprintf(out, "tls-cert = %s\ntls-key = %s\n", c->tls_cert, c->tls_key);
+	if (c->tls_ca[0])
+		fprintf(out, "tls-ca = %s\n", c->tls_ca);
+	fprintf(out, "tls-handshake-timeout = %ums\n", c->tls_handshake_timeout_ms);
 }

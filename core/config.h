@@ -16,6 +16,7 @@
 #define CONFIG_ADDR_MAX 256
 #define CONFIG_MAX_NODES 64        /* founding nodes in --initial-cluster */
 #define CONFIG_TOKEN_MAX 65        /* --cluster-token, with its NUL */
+#define CONFIG_PATH_MAX 1024       /* --tls-* file names, with their NUL */
 
 /* One entry of --initial-cluster: a founding node and its peer address. */
 struct config_node {
@@ -81,6 +82,14 @@ struct config {
 	uint64_t log_segment_size;         /* --log-segment-size: core log segments
 					    * (0: the log's default, 64 MiB) */
 	char cluster_token[CONFIG_TOKEN_MAX]; /* "" = not given */
+
+	/* TLS 1.3 on the client ports (native and RESP); "" = plaintext.
+	 * --tls-cert and --tls-key come together. */
+	char tls_cert[CONFIG_PATH_MAX];    /* PEM certificate chain */
+	char tls_key[CONFIG_PATH_MAX];     /* PEM private key */
+	char tls_ca[CONFIG_PATH_MAX];      /* PEM CA certificates; "" = none */
+	uint32_t tls_handshake_timeout_ms; /* a client still handshaking after
+					    * this is closed (10 s) */
 };
 
 void config_defaults(struct config *c);

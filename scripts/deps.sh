@@ -9,6 +9,7 @@ set -euo pipefail
 packages=(
 	build-essential clang libclang-rt-14-dev meson ninja-build pkg-config
 	liburing-dev libhwloc-dev nanopb libnanopb-dev libcmocka-dev libxxhash-dev libinih-dev
+	libssl-dev openssl # TLS (issue 19); the tests make their certificates with openssl
 	python3 python3-redis python3-prometheus-client redis-server redis-tools
 	iproute2 procps util-linux
 	help2man groff-base # man pages (packaging/man)

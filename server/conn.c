@@ -22,6 +22,7 @@
 #include "server/node.h"
 #include "server/redis.h"
 #include "server/scan.h"
+#include "server/tls.h"
 
 #define CONN_RBUF_INITIAL (64u << 10)
 #define CONN_OBUF_INITIAL (64u << 10)
@@ -38,6 +39,8 @@ static void arm_recv(struct conn *conn);
 static bool paused(const struct conn *conn);
 static void start_send(struct conn *conn);
 static void try_release(struct conn *conn);
+static void tls_input(struct conn *conn);
+static void tls_send_more(struct conn *conn, bool encrypt);
 
 bool conn_is_paused(const struct conn *conn)
 {
@@ -90,14 +93,20 @@ static int grow(struct pool *p, uint8_t **buf, size_t *cap, size_t keep, size_t 
 	return 0;
 }
 
-/* Drops the connection at once: the peer is gone or misbehaved beyond repair. */
-static void conn_kill(struct conn *conn)
+/* Marks the connection dropped; the caller releases it (try_release). */
+static void conn_fail(struct conn *conn)
 {
 	conn->closing = true;
 	conn->dead = true;
 	conn->olen = 0;
 	if (!conn->fd_closed)
 		shutdown(conn->fd, SHUT_RDWR);
+}
+
+/* Drops the connection at once: the peer is gone or misbehaved beyond repair. */
+static void conn_kill(struct conn *conn)
+{
+	conn_fail(conn);
 	try_release(conn);
 }
 
@@ -292,6 +301,8 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 		/* The peer shut its write side: answer every request it sent,
 		 * including those still held behind its writes, then close. */
 		conn->eof = true;
+		if (conn->tls)
+			tls_input(conn); /* what OpenSSL still holds */
 		process(conn);
 		try_release(conn);
 		return;
@@ -303,22 +314,27 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 		conn_kill(conn);
 		return;
 	}
-	conn->rlen += (size_t)res;
 	conn->core->stats.bytes_in += (size_t)res;
+	if (conn->tls) {
+		tls_conn_received(conn->tls, (size_t)res);
+		tls_input(conn);
+		try_release(conn);
+		return;
+	}
+	conn->rlen += (size_t)res;
 	process(conn);
 	arm_recv(conn);
 	/* Decoding may have closed it (protocol error, out of memory). */
 	try_release(conn);
 }
 
-static void arm_recv(struct conn *conn)
+/*
+ * Compacts the receive buffer and grows it for the next frame. Only while no
+ * recv is in flight into it and nothing is being decoded (decoding only
+ * advances roff). 0 or -ENOMEM.
+ */
+static int rbuf_room(struct conn *conn)
 {
-	struct io_uring_sqe *sqe;
-
-	if (conn->recv_armed || conn->closing || conn->eof || conn->fd_closed || paused(conn))
-		return;
-	/* The only place the receive buffer moves or grows: no recv is in
-	 * flight into it now. Decoding only advances roff. */
 	if (conn->roff) {
 		memmove(conn->rbuf, conn->rbuf + conn->roff, conn->rlen - conn->roff);
 		conn->rlen -= conn->roff;
@@ -327,10 +343,27 @@ static void arm_recv(struct conn *conn)
 	if (conn->rwant > conn->rcap || conn->rlen == conn->rcap) {
 		size_t need = conn->rwant > conn->rcap ? conn->rwant : conn->rcap * 2;
 
-		if (grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen, need) != 0) {
-			conn_kill(conn);
-			return;
-		}
+		return grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen, need);
+	}
+	return 0;
+}
+
+static void arm_recv(struct conn *conn)
+{
+	struct io_uring_sqe *sqe;
+
+	if (conn->tls) {
+		/* Decrypts what OpenSSL holds, then receives more. */
+		tls_input(conn);
+		return;
+	}
+	if (conn->recv_armed || conn->closing || conn->eof || conn->fd_closed || paused(conn))
+		return;
+	/* The only place a plaintext receive buffer moves or grows: no recv
+	 * is in flight into it now. */
+	if (rbuf_room(conn) != 0) {
+		conn_kill(conn);
+		return;
 	}
 	sqe = io_ring_get_sqe(&conn->core->reactor->io);
 	io_uring_prep_recv(sqe, conn->fd, conn->rbuf + conn->rlen,
@@ -353,8 +386,18 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 		conn_kill(conn);
 		return;
 	}
-	conn->ssent += (size_t)res;
 	conn->core->stats.bytes_out += (size_t)res;
+	if (conn->tls) {
+		tls_conn_sent(conn->tls, (size_t)res);
+		tls_send_more(conn, true);
+		if (!paused(conn) && !conn->closing) {
+			process(conn);
+			arm_recv(conn);
+		}
+		try_release(conn);
+		return;
+	}
+	conn->ssent += (size_t)res;
 	if (conn->ssent < conn->slen) {
 		struct io_uring_sqe *sqe = io_ring_get_sqe(&conn->core->reactor->io);
 
@@ -383,6 +426,10 @@ static void start_send(struct conn *conn)
 	uint8_t *tmp;
 	size_t tcap;
 
+	if (conn->tls) {
+		tls_send_more(conn, true);
+		return;
+	}
 	if (conn->send_armed || conn->fd_closed || conn->olen == 0)
 		return;
 	tmp = conn->sbuf;
@@ -398,6 +445,143 @@ static void start_send(struct conn *conn)
 	io_uring_prep_send(sqe, conn->fd, conn->sbuf, conn->slen, MSG_NOSIGNAL);
 	io_op_attach(sqe, &conn->send_op);
 	conn->send_armed = true;
+}
+
+/* ---- TLS: OpenSSL between the ring and the buffers (server/tls.h) ---- */
+
+/*
+ * With `encrypt`, encrypts the answers gathered (sbuf, then obuf swapped
+ * in) as far as the pair takes them; then sends the ciphertext the pair
+ * holds (one send at a time). With `encrypt`, afterwards either a send is
+ * armed or everything is encrypted and sent. Answers are encrypted only
+ * from the per-iteration flush (and the sends it starts), so that all the
+ * answers an iteration produced for a connection make one record, not one
+ * each. A failure only marks the connection: the caller releases it.
+ */
+static void tls_send_more(struct conn *conn, bool encrypt)
+{
+	const uint8_t *data;
+	size_t len;
+
+	if (conn->send_armed || conn->fd_closed || conn->dead)
+		return;
+	while (encrypt && tls_conn_established(conn->tls)) {
+		ssize_t n;
+
+		if (conn->ssent == conn->slen) {
+			uint8_t *tmp = conn->sbuf;
+			size_t tcap = conn->scap;
+
+			conn->slen = conn->ssent = 0;
+			if (conn->olen == 0)
+				break;
+			conn->sbuf = conn->obuf;
+			conn->scap = conn->ocap;
+			conn->slen = conn->olen;
+			conn->obuf = tmp;
+			conn->ocap = tcap;
+			conn->olen = 0;
+		}
+		n = tls_conn_write(conn->tls, conn->sbuf + conn->ssent, conn->slen - conn->ssent);
+		if (n == TLS_WANT)
+			break; /* the pair is full: send first */
+		if (n < 0) {
+			log_debug("connection %llu: TLS write: %s",
+				  (unsigned long long)conn->serial, tls_conn_error(conn->tls));
+			conn_fail(conn);
+			return;
+		}
+		conn->ssent += (size_t)n;
+	}
+	len = tls_conn_send_data(conn->tls, &data);
+	if (len) {
+		struct io_uring_sqe *sqe = io_ring_get_sqe(&conn->core->reactor->io);
+
+		io_uring_prep_send(sqe, conn->fd, data, len, MSG_NOSIGNAL);
+		io_op_attach(sqe, &conn->send_op);
+		conn->send_armed = true;
+	}
+}
+
+/* A client still handshaking when --tls-handshake-timeout runs out. */
+static void tls_timeout(struct timer *t, void *arg)
+{
+	struct conn *conn = arg;
+
+	(void)t;
+	log_every(LOG_INFO, 10000, "connection %llu: no TLS handshake within %u ms; closing",
+		  (unsigned long long)conn->serial, conn->core->node->cfg.tls_handshake_timeout_ms);
+	conn->core->stats.bad_frames++;
+	conn_kill(conn);
+}
+
+/*
+ * Runs the handshake, then decrypts into rbuf and decodes until OpenSSL
+ * needs more ciphertext (or the connection pauses), sends what OpenSSL
+ * wrote (handshake messages, alerts), and receives more. Never frees the
+ * connection: callers release it (try_release).
+ */
+static void tls_input(struct conn *conn)
+{
+	struct io_uring_sqe *sqe;
+	uint8_t *room;
+	size_t len;
+
+	if (conn->tls_busy || conn->fd_closed || conn->dead)
+		return;
+	conn->tls_busy = true;
+	if (!tls_conn_established(conn->tls) && !conn->closing) {
+		int rv = tls_conn_handshake(conn->tls);
+
+		if (rv == 1) {
+			reactor_timer_cancel(conn->core->reactor, &conn->tls_timer);
+		} else if (rv == TLS_FAILED) {
+			/* Plaintext, garbage or a bad hello: the alert OpenSSL
+			 * wrote goes out, then the connection closes. */
+			log_every(LOG_INFO, 10000, "connection %llu: TLS handshake refused: %s",
+				  (unsigned long long)conn->serial, tls_conn_error(conn->tls));
+			conn->core->stats.bad_frames++;
+			conn_close_after_reply(conn);
+		}
+	}
+	while (tls_conn_established(conn->tls) && !conn->closing && !paused(conn) &&
+	       !conn->in_process) {
+		ssize_t n;
+
+		if (rbuf_room(conn) != 0) {
+			conn_fail(conn);
+			break;
+		}
+		n = tls_conn_read(conn->tls, conn->rbuf + conn->rlen, conn->rcap - conn->rlen);
+		if (n > 0) {
+			conn->rlen += (size_t)n;
+			process(conn);
+			continue;
+		}
+		if (n == TLS_CLOSED) {
+			/* close_notify: as a FIN, answer what was sent, then close. */
+			conn->eof = true;
+			process(conn);
+		} else if (n == TLS_FAILED) {
+			log_every(LOG_INFO, 10000, "connection %llu: TLS: %s; closing",
+				  (unsigned long long)conn->serial, tls_conn_error(conn->tls));
+			conn->core->stats.bad_frames++;
+			conn_fail(conn);
+		}
+		break;
+	}
+	/* Handshake messages and alerts; answers wait for the flush. */
+	tls_send_more(conn, false);
+	if (!conn->recv_armed && !conn->closing && !conn->eof && !conn->fd_closed &&
+	    !paused(conn) && (len = tls_conn_recv_room(conn->tls, &room)) > 0) {
+		sqe = io_ring_get_sqe(&conn->core->reactor->io);
+		io_uring_prep_recv(sqe, conn->fd, room, len, 0);
+		if (!conn->sock_nonempty)
+			sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
+		io_op_attach(sqe, &conn->recv_op);
+		conn->recv_armed = true;
+	}
+	conn->tls_busy = false;
 }
 
 static void conn_free(struct conn *conn)
@@ -416,6 +600,8 @@ static void conn_free(struct conn *conn)
 	c->conn_count--;
 	if (conn->redis)
 		redis_conn_free(conn);
+	reactor_timer_cancel(c->reactor, &conn->tls_timer);
+	tls_conn_free(conn->tls);
 	pool_free(p, conn->rbuf);
 	pool_free(p, conn->obuf);
 	pool_free(p, conn->sbuf);
@@ -428,7 +614,7 @@ static void conn_free(struct conn *conn)
  */
 static void try_release(struct conn *conn)
 {
-	if (!conn->closing || conn->in_dirty || conn->in_process)
+	if (!conn->closing || conn->in_dirty || conn->in_process || conn->tls_busy)
 		return;
 	if (!conn->fd_closed) {
 		if (conn->olen && !conn->send_armed) {
@@ -439,6 +625,18 @@ static void try_release(struct conn *conn)
 		if (conn->draining && !conn->dead && !reactor_stopping(conn->core->reactor)) {
 			if (conn->send_armed || conn->olen || conn->inflight)
 				return;
+			if (conn->tls && !conn->shut_wr) {
+				/* close_notify first: the peer then knows the
+				 * answers it got are all there is. */
+				tls_conn_shutdown(conn->tls);
+				tls_send_more(conn, true);
+				if (conn->dead) {
+					try_release(conn);
+					return;
+				}
+				if (conn->send_armed)
+					return;
+			}
 			if (!conn->shut_wr) {
 				shutdown(conn->fd, SHUT_WR);
 				conn->shut_wr = true;
@@ -528,11 +726,25 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 		return;
 	}
 	conn->rcap = pool_block_size(conn->rbuf);
+	if (c->node->tls) {
+		/* No way to tell a TLS client why it is refused before its
+		 * handshake: over the limit, it is closed at once. */
+		conn->tls = refuse ? NULL : tls_conn_new(c->node->tls);
+		if (!conn->tls) {
+			if (refuse)
+				c->stats.refused++;
+			pool_free(p, conn->rbuf);
+			pool_free(p, conn);
+			close(fd);
+			return;
+		}
+	}
 	conn->core = c;
 	conn->fd = fd;
 	conn->serial = ++c->stats.connections;
 	conn->resp = resp;
 	if (resp && redis_conn_init(conn) != 0) {
+		tls_conn_free(conn->tls);
 		pool_free(p, conn->rbuf);
 		pool_free(p, conn);
 		close(fd);
@@ -570,7 +782,12 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 		conn_close_after_reply(conn);
 		return;
 	}
+	if (conn->tls)
+		reactor_timer_arm(c->reactor, &conn->tls_timer,
+				  (uint64_t)c->node->cfg.tls_handshake_timeout_ms * 1000, tls_timeout,
+				  conn);
 	arm_recv(conn);
+	try_release(conn);
 }
 
 void conn_stop_reading_all(struct node_core *c)
@@ -612,6 +829,8 @@ void conn_close_all(struct node_core *c)
 			close(conn->fd);
 		if (conn->redis)
 			redis_conn_free(conn);
+		reactor_timer_cancel(c->reactor, &conn->tls_timer);
+		tls_conn_free(conn->tls);
 		pool_free(p, conn->rbuf);
 		pool_free(p, conn->obuf);
 		pool_free(p, conn->sbuf);

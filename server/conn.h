@@ -22,6 +22,15 @@
  *
  * Lifetime: closing stops I/O at once, but the struct lives until its last
  * forwarded request has come back.
+ *
+ * TLS (--tls-cert, server/tls.h): the ring receives ciphertext into the
+ * connection's TLS state instead of rbuf, and sends ciphertext out of it
+ * instead of sbuf; OpenSSL sits between, decrypting into rbuf (so the
+ * parsers see plaintext exactly as on a plaintext port) and encrypting sbuf.
+ * sbuf's [ssent, slen) is then plaintext not yet encrypted. The handshake
+ * runs on the same path; a client that has not finished it within
+ * --tls-handshake-timeout is closed. Over --max-connections, a TLS client is
+ * closed without a reason (there is no channel to give it one yet).
  */
 #ifndef RINGKV_SERVER_CONN_H
 #define RINGKV_SERVER_CONN_H
@@ -30,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/timer.h"
 #include "io/ring.h"
 
 #define CONN_OUTPUT_HIGH (4u << 20)
@@ -39,6 +49,7 @@
 #define CONN_REFUSING_MAX 64u
 
 struct node_core;
+struct tls_conn;
 
 struct conn {
 	struct node_core *core;
@@ -79,6 +90,9 @@ struct conn {
 	bool in_process;            /* decoding: completions must not re-enter */
 	bool resp;                  /* speaks RESP2 instead of the native protocol */
 	struct redis_conn *redis;   /* RESP state */
+	struct tls_conn *tls;       /* TLS state, NULL on a plaintext port */
+	struct timer tls_timer;     /* closes a client still handshaking */
+	bool tls_busy;              /* in TLS input: nothing may free the conn */
 	bool fd_closed;
 	bool in_dirty;
 	uint64_t answer_bytes;      /* rooms of large values fetched for this

@@ -29,6 +29,7 @@
 #include "server/quarantine.h"
 #include "server/repair.h"
 #include "server/node.h"
+#include "server/tls.h"
 #include "shard/route.h"
 #include "tools/version.h"
 
@@ -201,6 +202,20 @@ int main(int argc, char **argv)
 	node.limits.max_frame = node.cfg.max_frame;
 	node.limits.max_key = node.cfg.max_key;
 	node.limits.max_value = node.cfg.max_value;
+	/* Certificates before anything else: a bad file is a setup error. */
+	if (node.cfg.tls_cert[0]) {
+		if (tls_server_create(node.cfg.tls_cert, node.cfg.tls_key,
+				      node.cfg.tls_ca[0] ? node.cfg.tls_ca : NULL, &node.tls, err,
+				      sizeof err) != 0) {
+			fprintf(stderr, "ringkvd: %s\n", err);
+			return 2;
+		}
+		/* kTLS is not written yet (server/tls.h): say which path runs. */
+		log_info("%s", tls_kernel_has_ulp()
+				       ? "tls: OpenSSL memory BIOs (the kernel has the tls ULP, "
+					 "but kTLS is not implemented)"
+				       : "tls: OpenSSL memory BIOs (kernel has no tls ULP)");
+	}
 
 	if (topology_load(&topo, err, sizeof err) != 0) {
 		fprintf(stderr, "ringkvd: %s\n", err);
@@ -350,16 +365,17 @@ int main(int argc, char **argv)
 	 * is damage. */
 	if (datadir_mark_opened(node.cfg.data_dir, err, sizeof err) != 0)
 		log_warn("%s", err);
-	printf("ringkvd: listening on %s:%u (%u cores, %u shards, data in %s)\n",
-	       node.cfg.listen_host, node.port, node.cores, node.shards, node.cfg.data_dir);
+	printf("ringkvd: listening on %s:%u (%u cores, %u shards, data in %s)%s\n",
+	       node.cfg.listen_host, node.port, node.cores, node.shards, node.cfg.data_dir,
+	       node.tls ? " with TLS" : "");
 	if (node.resp_fds)
-		printf("ringkvd: RESP2 (Redis protocol) on %s:%u\n", node.cfg.resp_host,
-		       node.resp_port);
+		printf("ringkvd: RESP2 (Redis protocol) on %s:%u%s\n", node.cfg.resp_host,
+		       node.resp_port, node.tls ? " with TLS" : "");
 	if (node.admin)
 		printf("ringkvd: admin (/metrics, /health, /ready) on http://%s:%u\n",
 		       node.cfg.admin_host, admin_port);
-	printf("ringkvd: try: ringkv -a %s:%u put hello world\n",
-	       node.cfg.listen_host, node.port);
+	printf("ringkvd: try: ringkv -a %s:%u%s put hello world\n",
+	       node.cfg.listen_host, node.port, node.tls ? " --tls-ca CA.pem" : "");
 	fflush(stdout);
 
 	do {
@@ -383,6 +399,7 @@ int main(int argc, char **argv)
 	free(node.listen_fds);
 	free(node.resp_fds);
 	close(lock_fd);
+	tls_server_destroy(node.tls);
 	log_info("stopped cleanly");
 	return 0;
 
@@ -406,5 +423,6 @@ err_after_lock:
 	close(lock_fd);
 err_after_topology:
 	topology_destroy(topo);
+	tls_server_destroy(node.tls);
 	return 1;
 }

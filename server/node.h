@@ -26,6 +26,7 @@ struct cluster_core;
 struct peer_net;
 struct replica;
 struct forward_core;
+struct tls_server;
 
 /* node->shard_core of a shard this node holds no replica of. */
 #define NODE_NO_CORE UINT16_MAX
@@ -47,6 +48,7 @@ struct node {
 	struct metrics *metrics;  /* the registry (server/node_metrics.h) */
 	const struct node_metric_ids *metric_ids;
 	struct admin *admin;      /* the admin HTTP port on core 0, or NULL */
+	struct tls_server *tls;   /* TLS on the client ports (server/tls.h), or NULL */
 };
 
 struct node_stats {

@@ -22,6 +22,11 @@
  * that accepts and never answers costs a caller at most its timeout. A
  * timed-out request is a transport failure like any other: its answer may
  * still come, and the connection can no longer pair answers with calls.
+ *
+ * TLS (rkv_tls_set_ca, RINGKV_TLS_CA; tools/libringkv_tls.c): the socket is
+ * non-blocking and every read and write goes through OpenSSL; a wait for
+ * the socket is the same poll() with the same deadline, for whichever
+ * direction OpenSSL asks.
  */
 #include "tools/libringkv.h"
 
@@ -42,6 +47,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "core/errors.h"
 #include "proto/frame.h"
 #include "tools/libringkv_private.h"
@@ -54,6 +62,7 @@
 
 struct rkv_client {
 	int fd;
+	SSL *ssl;                   /* TLS state, or NULL for plaintext */
 	uint64_t next_id;           /* ids start at 1; 0 means "unreadable" */
 	uint64_t in_flight;         /* requests queued or sent, not yet answered */
 	struct frame_limits limits; /* protocol defaults, applied to both ways */
@@ -307,6 +316,58 @@ static int connect_any(const struct addrinfo *list, int64_t deadline)
 	return rc;
 }
 
+/*
+ * Starts TLS on a connected c->fd when it is on (libringkv_tls.c): the
+ * socket becomes non-blocking and the handshake must end by `deadline`.
+ * 0, or a negative code with the reason in `err`.
+ */
+static int tls_start(struct rkv_client *c, const char *host, int64_t deadline,
+		     const char *address, int timeout_ms, char *err, size_t errlen)
+{
+	char why[400] = "";
+	int flags, rc;
+
+	rc = libringkv_tls_new(c->fd, host, &c->ssl, err, errlen);
+	if (rc < 0 || c->ssl == NULL)
+		return rc;
+	flags = fcntl(c->fd, F_GETFL);
+	if (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		rc = -errno;
+		goto err;
+	}
+	for (;;) {
+		int want;
+
+		ERR_clear_error();
+		rc = SSL_connect(c->ssl);
+		if (rc == 1)
+			return 0;
+		want = libringkv_tls_wants(c->ssl, rc, why, sizeof(why));
+		if (want < 0) {
+			rc = want;
+			format_into(err, errlen, "cannot connect to %s: %s", address,
+				    why[0] ? why : rkv_strerror(rc));
+			goto err_reported;
+		}
+		rc = wait_fd(c->fd, want == LIBRINGKV_TLS_WANT_READ ? POLLIN : POLLOUT, deadline);
+		if (rc == 0) {
+			format_into(err, errlen, "cannot connect to %s: no TLS handshake within "
+				    "%d ms", address, timeout_ms);
+			rc = -ETIMEDOUT;
+			goto err_reported;
+		}
+		if (rc < 0)
+			goto err;
+	}
+
+err:
+	format_into(err, errlen, "cannot connect to %s: %s", address, rkv_strerror(rc));
+err_reported:
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	return rc;
+}
+
 int rkv_connect(const char *address, struct rkv_client **out, char *err, size_t errlen)
 {
 	return rkv_connect_timeout(address, RKV_DEFAULT_CONNECT_TIMEOUT_MS, out, err, errlen);
@@ -319,6 +380,7 @@ int rkv_connect_timeout(const char *address, int timeout_ms, struct rkv_client *
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
 	struct addrinfo *list = NULL;
 	struct rkv_client *c;
+	int64_t deadline;
 	int rc, gai;
 
 	assert(out != NULL);
@@ -351,7 +413,8 @@ int rkv_connect_timeout(const char *address, int timeout_ms, struct rkv_client *
 		format_into(err, errlen, "out of memory");
 		goto err_after_resolve;
 	}
-	rc = connect_any(list, deadline_after(timeout_ms));
+	deadline = deadline_after(timeout_ms);
+	rc = connect_any(list, deadline);
 	if (rc == -ETIMEDOUT) {
 		format_into(err, errlen, "cannot connect to %s: no answer within %d ms",
 			    address, timeout_ms);
@@ -363,6 +426,11 @@ int rkv_connect_timeout(const char *address, int timeout_ms, struct rkv_client *
 		goto err_after_alloc;
 	}
 	c->fd = rc;
+	rc = tls_start(c, host, deadline, address, timeout_ms, err, errlen);
+	if (rc < 0) {
+		close(c->fd);
+		goto err_after_alloc;
+	}
 	c->next_id = 1;
 	c->deadline_ms = NO_DEADLINE;
 	frame_limits_default(&c->limits);
@@ -383,6 +451,11 @@ void rkv_close(struct rkv_client *c)
 {
 	if (c == NULL)
 		return;
+	if (c->ssl) {
+		SSL_shutdown(c->ssl); /* close_notify if it fits; no wait */
+		SSL_free(c->ssl);
+		ERR_clear_error();
+	}
 	close(c->fd);
 	free(c->send_buf);
 	free(c->recv_buf);
@@ -454,6 +527,52 @@ static int recv_reserve(struct rkv_client *c, size_t want)
 }
 
 /*
+ * Records a TLS failure `rc` from libringkv_tls_wants (RKV_ECLOSED,
+ * RKV_EPROTO with its reason `why`, or -errno) and returns it.
+ */
+static int tls_fail(struct rkv_client *c, int rc, const char *why, const char *what)
+{
+	if (rc == RKV_EPROTO) {
+		c->failed = rc;
+		format_into(c->error, sizeof(c->error), "%s: %s", what, why);
+		return rc;
+	}
+	return fail(c, rc, what);
+}
+
+/*
+ * recv_some over TLS: decrypts what OpenSSL has, waiting for the socket in
+ * whichever direction it asks (a key update may need a write).
+ */
+static ssize_t tls_recv_some(struct rkv_client *c, int flags)
+{
+	size_t room = c->recv_cap - c->recv_end;
+
+	for (;;) {
+		char why[300] = "";
+		int n, want, ready;
+
+		ERR_clear_error();
+		n = SSL_read(c->ssl, c->recv_buf + c->recv_end, room > INT_MAX ? INT_MAX : (int)room);
+		if (n > 0) {
+			c->recv_end += (size_t)n;
+			return n;
+		}
+		want = libringkv_tls_wants(c->ssl, n, why, sizeof(why));
+		if (want < 0)
+			return tls_fail(c, want, why, "receive");
+		if (flags & MSG_DONTWAIT)
+			return 0;
+		ready = wait_fd(c->fd, want == LIBRINGKV_TLS_WANT_READ ? POLLIN : POLLOUT,
+				c->deadline_ms);
+		if (ready == 0)
+			return fail_timeout(c, "receive");
+		if (ready < 0)
+			return fail(c, ready, "poll");
+	}
+}
+
+/*
  * Reads what the socket has (at least `want` bytes of room). Returns the
  * bytes read (> 0), or a failure; `flags` may hold MSG_DONTWAIT, in which
  * case -EAGAIN is not a failure and is returned as 0.
@@ -465,6 +584,8 @@ static ssize_t recv_some(struct rkv_client *c, size_t want, int flags)
 
 	if (rc < 0)
 		return fail(c, rc, "receive buffer");
+	if (c->ssl)
+		return tls_recv_some(c, flags);
 	for (;;) {
 		if (!(flags & MSG_DONTWAIT) && c->deadline_ms != NO_DEADLINE) {
 			int ready = wait_fd(c->fd, POLLIN, c->deadline_ms);
@@ -506,21 +627,50 @@ static void call_end(struct rkv_client *c, bool began)
 		c->deadline_ms = NO_DEADLINE;
 }
 
+/*
+ * Writes what it can without waiting: the bytes (>= 0), -EAGAIN when the
+ * socket (or OpenSSL) is full, another failure (recorded).
+ */
+static ssize_t send_some(struct rkv_client *c)
+{
+	size_t len = c->send_len - c->send_done;
+	ssize_t n;
+
+	if (c->ssl) {
+		char why[300] = "";
+		int w;
+
+		ERR_clear_error();
+		w = SSL_write(c->ssl, c->send_buf + c->send_done, len > INT_MAX ? INT_MAX : (int)len);
+		if (w > 0)
+			return w;
+		w = libringkv_tls_wants(c->ssl, w, why, sizeof(why));
+		if (w > 0)
+			return -EAGAIN;
+		return tls_fail(c, w, why, "send");
+	}
+	n = send(c->fd, c->send_buf + c->send_done, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n >= 0)
+		return n;
+	if (errno == EINTR)
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return -EAGAIN;
+	return fail(c, -errno, "send");
+}
+
 static int flush_queued(struct rkv_client *c)
 {
 	while (c->send_done < c->send_len) {
-		ssize_t n = send(c->fd, c->send_buf + c->send_done,
-				 c->send_len - c->send_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send_some(c);
 		int revents;
 
 		if (n >= 0) {
 			c->send_done += (size_t)n;
 			continue;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return fail(c, -errno, "send");
+		if (n != -EAGAIN)
+			return (int)n;
 		/* Socket full: wait, and read answers meanwhile (see top). */
 		revents = wait_fd(c->fd, POLLIN | POLLOUT, c->deadline_ms);
 		if (revents == 0)

@@ -78,6 +78,17 @@ const char *rkv_status_name(int status);
 int rkv_connect(const char *address, struct rkv_client **out, char *err, size_t errlen);
 void rkv_close(struct rkv_client *c);
 
+/*
+ * TLS: from now on every connection of the process (rkv_connect*, the
+ * cluster client's) speaks TLS 1.3 and accepts only a server whose
+ * certificate chains to the PEM CA certificates in `ca_file` and names the
+ * host or IP address connected to. NULL or "" turns TLS off. Without a
+ * call, the first connect reads the file named by RINGKV_TLS_CA (TLS off
+ * when unset). Connections already open keep what they had. 0, or a
+ * negative code with the reason in `err` (missing or not PEM).
+ */
+int rkv_tls_set_ca(const char *ca_file, char *err, size_t errlen);
+
 /* What rkv_connect waits for the TCP handshake, in milliseconds. */
 #define RKV_DEFAULT_CONNECT_TIMEOUT_MS 10000
 

@@ -38,4 +38,26 @@ int libringkv_copy_value(struct rkv_client *c, const struct rkv_result *res, voi
 /* Sets the text rkv_last_error(c) returns. */
 void libringkv_set_error(struct rkv_client *c, const char *text);
 
+/* ---- TLS (tools/libringkv_tls.c) ---- */
+
+typedef struct ssl_st SSL;
+
+/*
+ * The TLS state of a new connection on `fd` to `host`, or *out = NULL when
+ * TLS is off (no rkv_tls_set_ca, no RINGKV_TLS_CA). The server's
+ * certificate will be checked against the CA and `host`. 0, or a negative
+ * code with the reason in `err` (a bad RINGKV_TLS_CA file).
+ */
+int libringkv_tls_new(int fd, const char *host, SSL **out, char *err, size_t errlen);
+
+#define LIBRINGKV_TLS_WANT_READ 1
+#define LIBRINGKV_TLS_WANT_WRITE 2
+/*
+ * After an SSL call returned `rv` <= 0: LIBRINGKV_TLS_WANT_READ or _WRITE
+ * (wait for the socket, call again), or a negative code with the reason
+ * in `err`: RKV_ECLOSED (the server closed), RKV_EPROTO (a TLS failure, a
+ * refused certificate), -errno.
+ */
+int libringkv_tls_wants(SSL *ssl, int rv, char *err, size_t errlen);
+
 #endif

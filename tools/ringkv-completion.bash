@@ -21,7 +21,7 @@ _ringkv() {
 	fi
 
 	local commands="get put del scan ping cluster node backup shard"
-	local options="-a --address -t --timeout -w --format --json --no-route -h --help -V --version"
+	local options="-a --address -t --timeout -w --format --json --no-route --tls-ca -h --help -V --version"
 
 	case $prev in
 	-a | --address)
@@ -33,6 +33,10 @@ _ringkv() {
 		;;
 	--data-dir)
 		COMPREPLY=($(compgen -d -- "$cur"))
+		return
+		;;
+	--tls-ca)
+		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
 	-w | --format)

@@ -75,6 +75,7 @@ enum {
 /* What the command line said, and the connection once open. */
 struct cli {
 	const char *address;
+	const char *tls_ca;   /* --tls-ca FILE: TLS, checked against this CA */
 	int timeout_ms;       /* connect and each request; 0 = none */
 	enum cli_format format;
 	uint64_t scan_limit;  /* scan --limit: pairs in all; 0 = every pair */
@@ -1092,6 +1093,10 @@ static void usage(FILE *out)
 		"      --json               same as -w json\n"
 		"      --no-route           get/put/del through -a's node only (by\n"
 		"                           default they go to the key's leader)\n"
+		"      --tls-ca FILE        speak TLS, accepting only a server whose\n"
+		"                           certificate chains to this CA and names the\n"
+		"                           host connected to (default $RINGKV_TLS_CA;\n"
+		"                           unset: plaintext)\n"
 		"  -h, --help               show this help\n"
 		"  -V, --version            show the version\n\n"
 		"commands:\n",
@@ -1263,6 +1268,12 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			cli->address = value;
 			continue;
 		}
+		if ((taken = take_option(argc, argv, &i, "tls-ca", 0, !*cmd, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->tls_ca = value;
+			continue;
+		}
 		if ((taken = take_option(argc, argv, &i, "timeout", 't', !*cmd, &value)) != 0) {
 			if (taken < 0)
 				goto err_missing;
@@ -1419,6 +1430,13 @@ int main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 
+	/* Every connection of the process, the router's too (RINGKV_TLS_CA
+	 * otherwise, read by libringkv at the first connect). */
+	if (cli.tls_ca && rkv_tls_set_ca(cli.tls_ca, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ringkv: %s\n", err);
+		free(args);
+		return CLI_EXIT_USAGE;
+	}
 	/* Offline commands, and a backup restore (files only): no server. */
 	if ((cmd->options & CMD_OFFLINE) ||
 	    (cmd->run == cmd_backup && strcmp(args[0], "restore") == 0)) {

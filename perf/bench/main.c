@@ -16,10 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "perf/bench/options.h"
 #include "perf/bench/preflight.h"
 #include "perf/bench/report.h"
 #include "perf/bench/worker.h"
+#include "tools/libringkv.h"
 
 #define PROGRESS_POLL_NS (50u * 1000 * 1000)
 #define NS_PER_S 1e9
@@ -165,6 +168,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringkv-bench: %s\n", err);
 		return 2;
 	}
+	/* Before anything connects: the pre-flight look and the cluster map
+	 * go through libringkv too. */
+	if (opts.tls_ca && rkv_tls_set_ca(opts.tls_ca, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ringkv-bench: --tls-ca: %s\n", err);
+		return 2;
+	}
 	memset(&run, 0, sizeof(run));
 	run.opts = &opts;
 	if (resolve(&opts, &run) != 0)
@@ -186,7 +195,9 @@ int main(int argc, char **argv)
 		w->connections = opts.connections / opts.threads + (i < opts.connections % opts.threads);
 		w->quota = opts.requests / opts.threads + (i < opts.requests % opts.threads);
 		w->fds = malloc(w->connections * sizeof(*w->fds));
-		if (w->fds == NULL)
+		if (opts.tls_ca)
+			w->ssls = calloc(w->connections, sizeof(*w->ssls));
+		if (w->fds == NULL || (opts.tls_ca && w->ssls == NULL))
 			goto err_connect;
 		for (j = 0; j < w->connections; j++)
 			w->fds[j] = -1;
@@ -198,6 +209,11 @@ int main(int argc, char **argv)
 				goto err_connect;
 			}
 			w->fds[j] = rv;
+			if (w->ssls && worker_tls_handshake(rv, &w->ssls[j], err, sizeof(err)) != 0) {
+				fprintf(stderr, "ringkv-bench: TLS to %s:%s: %s\n", opts.host,
+					opts.port, err);
+				goto err_connect;
+			}
 		}
 	}
 	signal_run = &run;
@@ -231,8 +247,10 @@ int main(int argc, char **argv)
 	report_text(opts.json ? stderr : stdout, &opts, stats, window_seconds(&run, stats, stopped_ns));
 	if (opts.json)
 		report_json(stdout, &opts, stats, window_seconds(&run, stats, stopped_ns));
-	for (i = 0; i < opts.threads; i++)
+	for (i = 0; i < opts.threads; i++) {
 		free(workers[i].fds);
+		free(workers[i].ssls);
+	}
 	free(workers);
 	free(stats);
 	bench_route_free(&run.route);
@@ -245,7 +263,10 @@ err_connect:
 		for (j = 0; workers[i].fds != NULL && j < workers[i].connections; j++)
 			if (workers[i].fds[j] >= 0)
 				close(workers[i].fds[j]);
+		for (j = 0; workers[i].ssls != NULL && j < workers[i].connections; j++)
+			SSL_free(workers[i].ssls[j]);
 		free(workers[i].fds);
+		free(workers[i].ssls);
 	}
 err_alloc:
 	free(workers);

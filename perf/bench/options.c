@@ -35,6 +35,7 @@ enum {
 	OPT_JSON,
 	OPT_NO_ROUTE,
 	OPT_SEED,
+	OPT_TLS_CA,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -67,6 +68,9 @@ void options_usage(const char *argv0, void *out)
 		"                          cluster, each connection goes to one node and\n"
 		"                          gets the keys whose shard that node leads\n"
 		"  --seed N                random seed (default 1)\n"
+		"  --tls-ca FILE           TLS 1.3 to the server, whose certificate must\n"
+		"                          chain to this CA and name the IP address\n"
+		"                          connected to (handshakes before the run)\n"
 		"  --help                  this text\n"
 		"  --version               the version\n",
 		argv0, DEFAULT_ZIPF_S);
@@ -233,6 +237,7 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "no-route", no_argument, NULL, OPT_NO_ROUTE },
 		{ "seed", required_argument, NULL, OPT_SEED },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -307,6 +312,9 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 			break;
 		case OPT_NO_ROUTE:
 			opts->no_route = 1;
+			break;
+		case OPT_TLS_CA:
+			opts->tls_ca = arg;
 			break;
 		case 'h':
 		case OPT_HELP:

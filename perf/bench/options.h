@@ -31,6 +31,7 @@ struct bench_options {
 	int json;                     /* --json */
 	int no_route;                 /* --no-route: every connection to --addr */
 	uint64_t seed;                /* --seed */
+	const char *tls_ca;           /* --tls-ca FILE: TLS to the server, or NULL */
 	char ratio_text[32];          /* --ratio as given, for reports */
 	char distribution_text[32];   /* --distribution as given, for reports */
 };

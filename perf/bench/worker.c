@@ -22,6 +22,12 @@
  * so it never exceeds pipeline * codec_request_size_max() and is never
  * reallocated (a send may be reading it). The receive buffer grows only while
  * no recv is in flight.
+ *
+ * TLS (--tls-ca): the handshake is done before the run, blocking, on the
+ * socket; the connection's OpenSSL object then gets a BIO pair instead, as
+ * ringkvd does (server/tls.h): the ring receives ciphertext into `cipher`,
+ * which is fed to the pair and decrypted into `in`; requests are encrypted
+ * out of `out` into the pair and the ring sends the pair's ciphertext.
  */
 #include "perf/bench/worker.h"
 
@@ -35,13 +41,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include "core/errors.h"
+#include "tools/libringkv_private.h"
 #include "perf/bench/workload.h"
 
 #define WORKER_RECV_MIN (64u << 10)
 #define WORKER_MAX_WAIT_NS (100u * 1000 * 1000) /* recheck stop at least this often */
 #define WORKER_SLOT_BITS 16
 #define WORKER_SLOT_MASK ((UINT64_C(1) << WORKER_SLOT_BITS) - 1)
+#define WORKER_TLS_PAIR (40u << 10)   /* ciphertext each way in the BIO pair */
+#define WORKER_TLS_CIPHER (32u << 10) /* ciphertext received per recv */
 
 /* Single-writer counter update that a concurrent reader may load. */
 #define OWNER_ADD(field, delta)                                                        \
@@ -89,6 +104,9 @@ struct conn {
 	unsigned head;            /* RESP: oldest in-flight slot */
 	unsigned in_flight;
 	uint64_t seq;             /* native: request counter, for ids */
+	SSL *ssl;                 /* --tls-ca: OpenSSL, on the BIO pair; or NULL */
+	BIO *outer;               /* our end of the pair */
+	uint8_t *cipher;          /* [WORKER_TLS_CIPHER] ciphertext received */
 	uint64_t next_due_ns;     /* open loop: intended time of the next request */
 	uint64_t interval_ns;     /* open loop: time between two requests */
 	unsigned node;            /* routing: the node index it talks to */
@@ -169,6 +187,89 @@ int worker_connect(const struct bench_run *run, unsigned connection)
 	return fd;
 }
 
+int worker_tls_handshake(int fd, SSL **out, char *err, size_t err_len)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	char host[INET6_ADDRSTRLEN];
+	int rv;
+
+	*out = NULL;
+	if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0 ||
+	    getnameinfo((struct sockaddr *)&peer, len, host, sizeof(host), NULL, 0,
+			NI_NUMERICHOST) != 0) {
+		snprintf(err, err_len, "cannot name the server's address");
+		return -EINVAL;
+	}
+	rv = libringkv_tls_new(fd, host, out, err, err_len);
+	if (rv == 0 && *out == NULL) {
+		snprintf(err, err_len, "TLS is off");
+		rv = -EINVAL;
+	}
+	if (rv)
+		return rv;
+	ERR_clear_error();
+	rv = SSL_connect(*out); /* the socket blocks */
+	if (rv == 1)
+		return 0;
+	rv = libringkv_tls_wants(*out, rv, err, err_len);
+	SSL_free(*out);
+	*out = NULL;
+	return rv < 0 ? rv : -EIO;
+}
+
+/* Moves the connection's OpenSSL object from its socket to a BIO pair. */
+static int tls_attach(struct conn *c, SSL *ssl)
+{
+	BIO *inner;
+
+	c->ssl = ssl;
+	c->cipher = malloc(WORKER_TLS_CIPHER);
+	if (c->cipher == NULL ||
+	    BIO_new_bio_pair(&inner, WORKER_TLS_PAIR, &c->outer, WORKER_TLS_PAIR) != 1)
+		return -ENOMEM;
+	/* Nothing of the socket is buffered in OpenSSL (no read-ahead): what
+	 * the server sends next arrives through the ring. */
+	SSL_set_bio(ssl, inner, inner);
+	return 0;
+}
+
+/* Decrypts `n` received bytes of ciphertext into c->in. 0 or -EPROTO. */
+static int tls_absorb(struct conn *c, size_t n)
+{
+	size_t fed = 0;
+
+	for (;;) {
+		int w = 0, r;
+
+		if (fed < n) {
+			w = BIO_write(c->outer, c->cipher + fed, (int)(n - fed));
+			if (w > 0)
+				fed += (size_t)w;
+		}
+		if (c->in_len == c->in_cap) {
+			char *in = realloc(c->in, c->in_cap * 2);
+
+			if (in == NULL)
+				return -ENOMEM;
+			c->in = in;
+			c->in_cap *= 2;
+		}
+		ERR_clear_error();
+		r = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len));
+		if (r > 0) {
+			c->in_len += (size_t)r;
+			continue;
+		}
+		if (SSL_get_error(c->ssl, r) != SSL_ERROR_WANT_READ)
+			return -EPROTO;
+		if (fed == n)
+			return 0;
+		if (w <= 0)
+			return -EPROTO; /* neither side moved */
+	}
+}
+
 static struct io_uring_sqe *get_sqe(struct loop *loop)
 {
 	struct io_uring_sqe *sqe;
@@ -183,7 +284,10 @@ static void post_recv(struct conn *c)
 {
 	struct io_uring_sqe *sqe = get_sqe(c->loop);
 
-	io_uring_prep_recv(sqe, c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+	if (c->ssl)
+		io_uring_prep_recv(sqe, c->fd, c->cipher, WORKER_TLS_CIPHER, 0);
+	else
+		io_uring_prep_recv(sqe, c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
 	io_uring_sqe_set_data(sqe, &c->recv_op);
 	c->recv_pending = 1;
 }
@@ -192,6 +296,28 @@ static void flush_send(struct conn *c)
 {
 	struct io_uring_sqe *sqe;
 
+	if (c->ssl && !c->dead && !c->send_pending) {
+		char *data;
+		int n;
+
+		/* Encrypt what the pair takes; the rest waits for the next flush. */
+		while (c->out_len) {
+			ERR_clear_error();
+			n = SSL_write(c->ssl, c->out, (int)c->out_len);
+			if (n <= 0)
+				break;
+			memmove(c->out, c->out + n, c->out_len - (size_t)n);
+			c->out_len -= (size_t)n;
+		}
+		n = BIO_nread0(c->outer, &data);
+		if (n <= 0)
+			return;
+		sqe = get_sqe(c->loop);
+		io_uring_prep_send(sqe, c->fd, data, (size_t)n, MSG_NOSIGNAL);
+		io_uring_sqe_set_data(sqe, &c->send_op);
+		c->send_pending = 1;
+		return;
+	}
 	if (c->dead || c->send_pending || c->out_len == 0)
 		return;
 	sqe = get_sqe(c->loop);
@@ -363,7 +489,14 @@ static void on_recv(struct conn *c, int res)
 		return;
 	}
 	now = worker_now_ns();
-	c->in_len += (size_t)res;
+	if (c->ssl) {
+		if (tls_absorb(c, (size_t)res) != 0) {
+			conn_fail(c);
+			return;
+		}
+	} else {
+		c->in_len += (size_t)res;
+	}
 	for (;;) {
 		rv = codec_parse(loop->opts->protocol, c->in + pos, c->in_len - pos, &reply,
 				 &consumed);
@@ -406,6 +539,12 @@ static void on_send(struct conn *c, int res)
 		return; /* resent by the next flush */
 	if (res <= 0) {
 		conn_fail(c);
+		return;
+	}
+	if (c->ssl) {
+		char *sent;
+
+		BIO_nread(c->outer, &sent, res); /* the ciphertext left the pair */
 		return;
 	}
 	memmove(c->out, c->out + res, c->out_len - (size_t)res);
@@ -476,6 +615,13 @@ static int loop_init(struct loop *loop, struct worker *w)
 		for (j = 0; j < loop->pipeline; j++)
 			c->free_slots[j] = loop->pipeline - 1 - j;
 		c->free_count = loop->pipeline;
+		if (w->ssls && w->ssls[i]) {
+			SSL *ssl = w->ssls[i];
+
+			w->ssls[i] = NULL; /* the connection frees it now */
+			if (tls_attach(c, ssl) != 0)
+				return -ENOMEM;
+		}
 		if (loop->open_loop) {
 			double interval = 1e9 * opts->connections / opts->rate;
 
@@ -501,13 +647,19 @@ static void loop_destroy(struct loop *loop, int ring_up)
 	for (i = 0; loop->conns != NULL && i < loop->worker->connections; i++) {
 		struct conn *c = &loop->conns[i];
 
+		SSL_free(c->ssl);
+		BIO_free(c->outer);
+		free(c->cipher);
 		free(c->out);
 		free(c->in);
 		free(c->slots);
 		free(c->free_slots);
 	}
-	for (i = 0; i < loop->worker->connections; i++)
+	for (i = 0; i < loop->worker->connections; i++) {
+		if (loop->worker->ssls)
+			SSL_free(loop->worker->ssls[i]); /* not attached (setup failed) */
 		close(loop->worker->fds[i]);
+	}
 	free(loop->conns);
 	free(loop->key);
 	workload_destroy(&loop->workload);

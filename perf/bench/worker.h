@@ -20,6 +20,8 @@
 #include "perf/bench/options.h"
 #include "perf/bench/route.h"
 
+struct ssl_st;
+
 /* The run as every worker sees it; read-only once workers start, but stop. */
 struct bench_run {
 	const struct bench_options *opts;
@@ -50,6 +52,9 @@ struct worker {
 	uint64_t quota;            /* --requests: measured requests to issue (unused by time) */
 	struct bench_stats stats;  /* written by the worker only */
 	int *fds;                  /* connected sockets, connections of them; the worker closes them */
+	struct ssl_st **ssls;      /* --tls-ca: their TLS state once handshaken
+				    * (worker_tls_handshake), or NULL; the
+				    * worker frees them */
 	int error;                 /* 0, or the negative errno that stopped the worker */
 	char error_text[256];      /* detail for error */
 	int done;                  /* set (release) when the thread is about to exit */
@@ -59,6 +64,11 @@ struct worker {
  * number `connection`: to run->addr, or when routing to its node
  * (bench_route_conn_node). Returns the socket or a negative errno. */
 int worker_connect(const struct bench_run *run, unsigned connection);
+
+/* --tls-ca: the TLS handshake on connected socket `fd` (blocking, before
+ * the run; rkv_tls_set_ca was called). 0 with *ssl set, or a negative code
+ * with the reason in err. */
+int worker_tls_handshake(int fd, struct ssl_st **ssl, char *err, size_t err_len);
 
 /* Start w's thread. The caller fills run, index, first_connection,
  * connections and quota first. Returns 0 or a negative errno. */

@@ -147,7 +147,9 @@ static void test_print_round_trip(void **state)
 		   "admin-listen = 127.0.0.1:7171\nmax-value = 2MiB\nmax-frame = 8MiB\n"
 		   "node-id = 2\ninitial-cluster = 1=10.0.0.1:7100,2=10.0.0.2:7100\n"
 		   "replicas = 1\ncluster-token = t1\nlog-level = debug\nenable-flush = true\n"
-		   "metrics-per-replica = off\nmetrics-per-replica-max = 7\n");
+		   "metrics-per-replica = off\nmetrics-per-replica-max = 7\n"
+		   "tls-cert = /etc/ringkv/node.pem\ntls-key = /etc/ringkv/node.key\n"
+		   "tls-ca = /etc/ringkv/ca.pem\ntls-handshake-timeout = 2s\n");
 	assert_int_equal(parse(&a, path, NULL, NULL, err, sizeof err), 0);
 	unlink(path);
 	f = open_memstream(&text, &len);
@@ -212,6 +214,37 @@ static void test_metrics_per_replica(void **state)
 	unlink(path);
 }
 
+/* --tls-*: the file's keys, the pairs that must come together, the
+ * handshake timeout's range. Files are only read by ringkvd (server/tls.c). */
+static void test_tls(void **state)
+{
+	char *argv[] = { "ringkvd", "--tls-cert", "a.pem", "--tls-ca", "ca.pem", NULL };
+	struct config c;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, NULL, NULL, err, sizeof err), 0);
+	assert_string_equal(c.tls_cert, "");
+	assert_int_equal(c.tls_handshake_timeout_ms, 10000);
+	write_file("[tls]\ntls-cert = n.pem\ntls-key = n.key\ntls-handshake-timeout = 500ms\n");
+	assert_int_equal(parse(&c, path, NULL, NULL, err, sizeof err), 0);
+	assert_string_equal(c.tls_cert, "n.pem");
+	assert_string_equal(c.tls_key, "n.key");
+	assert_int_equal(c.tls_handshake_timeout_ms, 500);
+	unlink(path);
+	assert_int_equal(parse(&c, NULL, "--tls-key", "n.key", err, sizeof err), -EINVAL);
+	assert_string_equal(err, "--tls-key needs --tls-cert too");
+	assert_int_equal(parse(&c, NULL, "--tls-ca", "ca.pem", err, sizeof err), -EINVAL);
+	assert_string_equal(err, "--tls-ca needs --tls-cert and --tls-key");
+	config_defaults(&c);
+	assert_int_equal(config_parse(&c, 5, argv, err, sizeof err), -EINVAL);
+	assert_string_equal(err, "--tls-cert needs --tls-key too");
+	assert_int_equal(parse(&c, NULL, "--tls-handshake-timeout", "10ms", err, sizeof err),
+			 -EINVAL);
+	assert_non_null(strstr(err, "--tls-handshake-timeout: expected 100ms to 600s"));
+	assert_int_equal(parse(&c, NULL, "--tls-cert", "", err, sizeof err), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +255,7 @@ int main(void)
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_enable_flush),
 		cmocka_unit_test(test_metrics_per_replica),
+		cmocka_unit_test(test_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,334 @@
+/*
+ * TLS on the client ports through OpenSSL's BIO pair; see server/tls.h for
+ * how the ring feeds it and what it may allocate.
+ */
+#include "server/tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "io/tls_reason.h"
+
+struct tls_server {
+	SSL_CTX *ctx;
+};
+
+struct tls_conn {
+	SSL *ssl;
+	BIO *outer;           /* our end of the pair; OpenSSL has the other */
+	uint8_t *recv;        /* [TLS_RECV_ROOM] ciphertext from the ring */
+	size_t recv_len;      /* bytes received into it */
+	size_t recv_fed;      /* of those, bytes already written into the pair */
+	bool established;
+	bool shutdown_sent;
+};
+
+/* The reason of the last failure on this core (tls_conn_error). */
+static _Thread_local char last_error[160];
+
+/* A file OpenSSL is about to read: a clear errno message beats its own. */
+static int check_readable(const char *flag, const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0) {
+		int rv = -errno;
+
+		snprintf(err, errlen, "%s %s: %s", flag, path, strerror(errno));
+		return rv;
+	}
+	close(fd);
+	return 0;
+}
+
+static int refuse(const char *flag, const char *path, const char *what, char *err,
+		  size_t errlen)
+{
+	char reason[160];
+
+	tls_reason(reason, sizeof reason);
+	snprintf(err, errlen, "%s %s: %s (%s)", flag, path, what, reason);
+	return -EINVAL;
+}
+
+int tls_server_create(const char *cert_file, const char *key_file, const char *ca_file,
+		      struct tls_server **out, char *err, size_t errlen)
+{
+	struct tls_server *s;
+	X509 *cert;
+	int rv;
+
+	*out = NULL;
+	rv = check_readable("--tls-cert", cert_file, err, errlen);
+	if (rv == 0)
+		rv = check_readable("--tls-key", key_file, err, errlen);
+	if (rv == 0 && ca_file)
+		rv = check_readable("--tls-ca", ca_file, err, errlen);
+	if (rv)
+		return rv;
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ERR_clear_error();
+	s->ctx = SSL_CTX_new(TLS_server_method());
+	if (!s->ctx) {
+		rv = refuse("--tls-cert", cert_file, "cannot set up TLS", err, errlen);
+		goto err;
+	}
+	if (!SSL_CTX_set_min_proto_version(s->ctx, TLS1_3_VERSION)) {
+		rv = refuse("--tls-cert", cert_file, "TLS 1.3 unavailable", err, errlen);
+		goto err;
+	}
+	/* Partial writes: a full pair takes what fits, the rest waits for the
+	 * ring's send. No session tickets: clients do not resume. */
+	SSL_CTX_set_mode(s->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_clear_mode(s->ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_num_tickets(s->ctx, 0);
+	SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(s->ctx, cert_file) != 1) {
+		rv = refuse("--tls-cert", cert_file, "not a PEM certificate chain", err, errlen);
+		goto err;
+	}
+	if (SSL_CTX_use_PrivateKey_file(s->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL checks the pair as it loads the key. */
+		bool mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
+
+		rv = refuse("--tls-key", key_file,
+			    mismatch ? "does not match the certificate of --tls-cert"
+				     : "not a PEM private key", err, errlen);
+		goto err;
+	}
+	if (SSL_CTX_check_private_key(s->ctx) != 1) {
+		rv = refuse("--tls-key", key_file, "does not match the certificate of --tls-cert",
+			    err, errlen);
+		goto err;
+	}
+	cert = SSL_CTX_get0_certificate(s->ctx);
+	if (cert && X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
+		snprintf(err, errlen, "--tls-cert %s: the certificate has expired; clients "
+			 "would refuse it", cert_file);
+		rv = -EINVAL;
+		goto err;
+	}
+	/* Kept for the peers' mutual TLS (a later step); client ports do not
+	 * ask clients for certificates. Checked now so a bad file is found
+	 * at start-up. */
+	if (ca_file && SSL_CTX_load_verify_locations(s->ctx, ca_file, NULL) != 1) {
+		rv = refuse("--tls-ca", ca_file, "not a PEM certificate file", err, errlen);
+		goto err;
+	}
+	*out = s;
+	return 0;
+
+err:
+	SSL_CTX_free(s->ctx);
+	free(s);
+	return rv;
+}
+
+void tls_server_destroy(struct tls_server *s)
+{
+	if (!s)
+		return;
+	SSL_CTX_free(s->ctx);
+	free(s);
+}
+
+bool tls_kernel_has_ulp(void)
+{
+	char buf[256];
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_ulp", "re");
+	bool found = false;
+
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof buf, f)) {
+		for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n"))
+			if (strcmp(tok, "tls") == 0)
+				found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+struct tls_conn *tls_conn_new(struct tls_server *s)
+{
+	struct tls_conn *t = calloc(1, sizeof *t);
+	BIO *inner = NULL;
+
+	if (!t)
+		return NULL;
+	t->recv = malloc(TLS_RECV_ROOM);
+	t->ssl = SSL_new(s->ctx);
+	if (!t->recv || !t->ssl ||
+	    BIO_new_bio_pair(&inner, TLS_PAIR_SIZE, &t->outer, TLS_PAIR_SIZE) != 1) {
+		ERR_clear_error();
+		tls_conn_free(t);
+		return NULL;
+	}
+	SSL_set_bio(t->ssl, inner, inner); /* the SSL owns `inner` now */
+	SSL_set_accept_state(t->ssl);
+	return t;
+}
+
+void tls_conn_free(struct tls_conn *t)
+{
+	if (!t)
+		return;
+	SSL_free(t->ssl);
+	BIO_free(t->outer);
+	free(t->recv);
+	free(t);
+}
+
+size_t tls_conn_recv_room(struct tls_conn *t, uint8_t **room)
+{
+	if (t->recv_fed < t->recv_len)
+		return 0;
+	*room = t->recv;
+	return TLS_RECV_ROOM;
+}
+
+/* Moves received ciphertext into the pair, as much as fits: whether any moved. */
+static bool feed(struct tls_conn *t)
+{
+	int n;
+
+	if (t->recv_fed == t->recv_len)
+		return false;
+	n = BIO_write(t->outer, t->recv + t->recv_fed, (int)(t->recv_len - t->recv_fed));
+	if (n <= 0)
+		return false;
+	t->recv_fed += (size_t)n;
+	if (t->recv_fed == t->recv_len)
+		t->recv_fed = t->recv_len = 0;
+	return true;
+}
+
+void tls_conn_received(struct tls_conn *t, size_t n)
+{
+	t->recv_len = n;
+	t->recv_fed = 0;
+	feed(t);
+}
+
+/* What an SSL call's failure means here; records the reason of a failure. */
+static int failure(struct tls_conn *t, int rv)
+{
+	switch (SSL_get_error(t->ssl, rv)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return TLS_WANT;
+	case SSL_ERROR_ZERO_RETURN:
+		return TLS_CLOSED;
+	default:
+		tls_reason(last_error, sizeof last_error);
+		return TLS_FAILED;
+	}
+}
+
+int tls_conn_handshake(struct tls_conn *t)
+{
+	int rv;
+
+	if (t->established)
+		return 1;
+	for (;;) {
+		ERR_clear_error();
+		rv = SSL_do_handshake(t->ssl);
+		if (rv == 1) {
+			t->established = true;
+			return 1;
+		}
+		rv = failure(t, rv);
+		/* Ciphertext that did not fit the pair earlier may fit now. */
+		if (rv != TLS_WANT || !feed(t))
+			return rv == TLS_CLOSED ? TLS_FAILED : rv;
+	}
+}
+
+bool tls_conn_established(const struct tls_conn *t)
+{
+	return t->established;
+}
+
+ssize_t tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t cap)
+{
+	int n;
+
+	if (cap > INT_MAX)
+		cap = INT_MAX;
+	for (;;) {
+		ERR_clear_error();
+		n = SSL_read(t->ssl, buf, (int)cap);
+		if (n > 0)
+			return n;
+		n = failure(t, n);
+		if (n != TLS_WANT || !feed(t))
+			return n;
+	}
+}
+
+ssize_t tls_conn_write(struct tls_conn *t, const uint8_t *p, size_t len)
+{
+	int n;
+
+	if (len > INT_MAX)
+		len = INT_MAX;
+	ERR_clear_error();
+	n = SSL_write(t->ssl, p, (int)len);
+	if (n > 0)
+		return n;
+	n = failure(t, n);
+	return n == TLS_CLOSED ? TLS_FAILED : n;
+}
+
+void tls_conn_shutdown(struct tls_conn *t)
+{
+	if (t->shutdown_sent || !t->established)
+		return;
+	t->shutdown_sent = true;
+	ERR_clear_error();
+	SSL_shutdown(t->ssl); /* queues close_notify; the answer is not awaited */
+	ERR_clear_error();
+}
+
+size_t tls_conn_send_data(struct tls_conn *t, const uint8_t **data)
+{
+	char *p = NULL;
+	int n = BIO_nread0(t->outer, &p);
+
+	if (n <= 0) {
+		ERR_clear_error();
+		return 0;
+	}
+	*data = (const uint8_t *)p;
+	return (size_t)n;
+}
+
+void tls_conn_sent(struct tls_conn *t, size_t n)
+{
+	char *p;
+
+	BIO_nread(t->outer, &p, (int)n);
+}
+
+const char *tls_conn_error(const struct tls_conn *t)
+{
+	(void)t;
+	return last_error;
+}

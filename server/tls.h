@@ -1,0 +1,105 @@
+/*
+ * TLS 1.3 on the client ports, driven through memory: the ring receives
+ * ciphertext into the connection's receive room, which is fed to OpenSSL
+ * through a BIO pair; OpenSSL turns it into plaintext for the protocol
+ * parsers, and the answers' ciphertext is sent by the ring straight out of
+ * the pair's outgoing buffer. OpenSSL never touches the socket, so neither
+ * the handshake nor a record ever blocks a reactor.
+ *
+ * The ring does not receive into the pair itself: the pair rewinds its
+ * buffer whenever OpenSSL empties it, which would move the room under a
+ * receive in flight. Sending from the pair is safe: its outgoing bytes stay
+ * where they are until tls_conn_sent() consumes them.
+ *
+ * Kernel TLS (kTLS) would let the ring send and receive plaintext after the
+ * handshake; it needs the kernel's "tls" ULP, which tls_kernel_has_ulp()
+ * looks for. It is not implemented: the start-up log says which path runs.
+ *
+ * Memory: a receive room of TLS_RECV_ROOM bytes, one BIO pair of
+ * TLS_PAIR_SIZE bytes each way and OpenSSL's own
+ * record buffers (kept for the connection's life: SSL_MODE_RELEASE_BUFFERS
+ * is off) are allocated at accept; the data path allocates nothing. The
+ * pair bounds what a connection holds in ciphertext: the ring receives only
+ * into free room of the pair and OpenSSL writes only as much as fits.
+ *
+ * A `struct tls_server` (the SSL_CTX) is made once at start-up and shared
+ * read-only by every core; a `struct tls_conn` belongs to one connection and
+ * its core.
+ */
+#ifndef RINGKV_SERVER_TLS_H
+#define RINGKV_SERVER_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define TLS_PAIR_SIZE (40u << 10) /* ciphertext each way: two full records */
+#define TLS_RECV_ROOM (32u << 10) /* ciphertext received, not yet fed to the pair */
+
+struct tls_server;
+struct tls_conn;
+
+/*
+ * Loads certificate chain `cert_file` and private key `key_file` (PEM),
+ * checks they match, and, when `ca_file` is not NULL, that it holds
+ * certificates. 0, or a negative errno with one line in `err` naming the
+ * file and the reason (missing, unreadable, not PEM, key not matching).
+ * Blocking: start-up only.
+ */
+int tls_server_create(const char *cert_file, const char *key_file, const char *ca_file,
+		      struct tls_server **out, char *err, size_t errlen);
+void tls_server_destroy(struct tls_server *s);
+
+/* True when the kernel offers the "tls" ULP (kTLS could be used). */
+bool tls_kernel_has_ulp(void);
+
+/* A connection's TLS state (SSL object and BIO pair): NULL when out of memory. */
+struct tls_conn *tls_conn_new(struct tls_server *s);
+void tls_conn_free(struct tls_conn *t);
+
+/*
+ * Room for received ciphertext: a pointer and its length (0 while earlier
+ * ciphertext still waits for room in the pair: decrypt first). The ring
+ * receives into it; tls_conn_received() commits what arrived. The room stays
+ * valid until then, whatever else is called.
+ */
+size_t tls_conn_recv_room(struct tls_conn *t, uint8_t **room);
+void tls_conn_received(struct tls_conn *t, size_t n);
+
+/* Result of the calls below other than a byte count. */
+enum {
+	TLS_WANT = 0,        /* nothing more now: more ciphertext needed, or
+			      * (writes) the pair is full until sent */
+	TLS_CLOSED = -1,     /* the peer sent close_notify */
+	TLS_FAILED = -2,     /* a protocol error: the reason is in tls_conn_error() */
+};
+
+/* Drives the handshake: 1 once done, TLS_WANT, or TLS_FAILED. */
+int tls_conn_handshake(struct tls_conn *t);
+bool tls_conn_established(const struct tls_conn *t);
+
+/* Decrypts into buf[0, cap): the bytes (> 0), TLS_WANT, TLS_CLOSED or TLS_FAILED. */
+ssize_t tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t cap);
+
+/*
+ * Encrypts from p[0, len): the bytes taken (> 0), TLS_WANT (the pair is
+ * full: send first) or TLS_FAILED. After TLS_WANT, the next call must pass
+ * the same untaken bytes again (OpenSSL holds a record of them).
+ */
+ssize_t tls_conn_write(struct tls_conn *t, const uint8_t *p, size_t len);
+
+/* Queues close_notify (once). */
+void tls_conn_shutdown(struct tls_conn *t);
+
+/*
+ * Ciphertext waiting to be sent: a pointer and its length (0: none). Stays
+ * valid, with its bytes, until tls_conn_sent() consumes them.
+ */
+size_t tls_conn_send_data(struct tls_conn *t, const uint8_t **data);
+void tls_conn_sent(struct tls_conn *t, size_t n);
+
+/* The reason of the last TLS_FAILED, for logs ("wrong version number"...). */
+const char *tls_conn_error(const struct tls_conn *t);
+
+#endif
