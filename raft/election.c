@@ -186,6 +186,8 @@ static void leader_tick(struct raft *r)
 
 void raft_tick(struct raft *r)
 {
+	if (r->asleep)
+		return; /* raft/quiesce.c */
 	if (r->role == RAFT_LEADER) {
 		leader_tick(r);
 		return;
