@@ -432,6 +432,8 @@ struct replica_status {
 	bool undecided;             /* started empty: new group or wiped node, not told yet */
 	bool snapshot_sending;      /* a stream to a follower is under way */
 	bool snapshot_receiving;    /* a stream from the leader, or its install */
+	bool sleeping;              /* its group sleeps: no tick, no heartbeat
+				     * (raft/quiesce.c) */
 	bool repairing;             /* damaged: waiting for a snapshot from the
 				     * leader (cluster/replica_repair.c) */
 	uint64_t repairs_done;      /* repairs from a peer completed */

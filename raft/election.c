@@ -196,5 +196,5 @@ void raft_tick(struct raft *r)
 	if (r->election_elapsed >= r->timeout && raft_is_voter(r))
 		raft_campaign(r, r->cfg.pre_vote, false);
 	else if (r->election_elapsed >= r->timeout)
-		raft_reset_timeout(r);
+		raft_learner_timeout(r);
 }

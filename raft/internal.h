@@ -195,6 +195,8 @@ void raft_handle_timeout_now(struct raft *r, const struct raft_msg *m);
 int raft_sleep(struct raft *r);
 void raft_wake(struct raft *r, bool suspect);
 bool raft_follower_may_sleep(const struct raft *r, const struct raft_msg *m);
+/* A learner's election timeout ran out (it never campaigns). */
+void raft_learner_timeout(struct raft *r);
 
 /* snapshot.c: snapshot_taken records and compacts; send_snapshot sends
  * pr the chunk at its offset (restarting for a newer snapshot). */

@@ -6,10 +6,13 @@
  * the work. A leader whose group is idle may put it to sleep:
  *
  *   RAFT_EV_SLEEP (leader): accepted only when everything is settled: the
- *   leader's log is durable and committed to its end, every member's match
- *   is that end and it is in REPLICATE, a quorum answered since the last
- *   check-quorum round (recent_active), no read, transfer or
- *   configuration change is pending. The leader then sends every member a
+ *   leader's log is durable and committed to its end, a quorum of voters
+ *   answered since the last check-quorum round (recent_active), every
+ *   member that answered has a match at that end and is in REPLICATE, no
+ *   read, transfer or configuration change is pending. A member that did
+ *   not answer (its node down or cut off) may lag: a restarted node is
+ *   awake and its pre-vote wakes the group, a cut off one is woken by its
+ *   node liveness, and the group's next write catches it up. The leader then sends every member a
  *   HEARTBEAT with `done` set ("sleep") and falls asleep itself.
  *
  *   A follower that receives "sleep" from its leader of the current term
@@ -32,9 +35,9 @@
  *   nothing.
  *
  *   RAFT_EV_WAKE with `suspect` set: the caller suspects a member's node is
- *   gone (node liveness, outside Raft). A leader then checks its quorum
- *   within half an election timeout. A follower (it suspects its leader's
- *   node) counts its
+ *   gone (node liveness, outside Raft). A leader is woken (any wake makes
+ *   it count its quorum afresh, over an election timeout). A follower (it
+ *   suspects its leader's node) counts its
  *   election timeout as elapsed up to the minimum, so that it campaigns
  *   within one more random [0, election_ticks) and grants pre-votes at once
  *   (it no longer claims to hear from a leader).
@@ -72,10 +75,16 @@ int raft_sleep(struct raft *r)
 		const struct raft_progress *pr = &r->progress[i];
 		if (pr->id == r->cfg.id)
 			continue;
+		/* a member not heard from since the last quorum check (its
+		 * node down, cut off) may lag: it is awake when it returns
+		 * (a restart) or woken by its node liveness, and its pre-vote
+		 * or our next write brings it up to date */
+		if (!pr->recent_active)
+			continue;
 		if (pr->match != last || pr->state != PROGRESS_REPLICATE ||
 		    pr->inflight_count)
 			return RAFT_EBUSY;
-		active += pr->voter && pr->recent_active;
+		active += pr->voter;
 	}
 	/* a quorum heard from lately: a leader cut off (or just woken, its
 	 * answers not yet in) does not sleep */
@@ -83,12 +92,19 @@ int raft_sleep(struct raft *r)
 		return RAFT_EBUSY;
 	for (uint32_t i = 0; i < r->n_progress; i++) {
 		const struct raft_progress *pr = &r->progress[i];
-		if (pr->id == r->cfg.id)
+		/* one that did not answer is not told: alive, it stays awake,
+		 * its election timer runs out and its pre-vote wakes us to
+		 * catch it up (told, it would sleep behind) */
+		if (pr->id == r->cfg.id || !pr->recent_active)
 			continue;
 		struct raft_msg *m = raft_msg_new(r, RAFT_MSG_HEARTBEAT, pr->id);
 		if (!m)
 			return r->err;
-		m->commit = r->commit;
+		/* as any heartbeat: never past what it is known to hold. Only
+		 * members at the end are told, so this is the commit index;
+		 * kept as a guard: when lagging members were told too,
+		 * raft-sim found state machine safety broken without it */
+		m->commit = pr->match < r->commit ? pr->match : r->commit;
 		m->context = r->read_sent_round;
 		m->done = true;
 	}
@@ -102,12 +118,11 @@ void raft_wake(struct raft *r, bool suspect)
 		r->asleep = false;
 		if (r->role == RAFT_LEADER) {
 			/* its followers sleep too: wake them, and count the
-			 * quorum afresh (answers from before the sleep say
-			 * nothing about now); a member's node suspected gone:
-			 * count it within half an election timeout, so that a
-			 * leader cut off steps down about as soon as an awake
-			 * one would */
-			r->election_elapsed = suspect ? r->cfg.election_ticks / 2 : 0;
+			 * quorum afresh, over a whole election timeout (answers
+			 * from before the sleep say nothing about now; a
+			 * shorter round could depose a healthy leader whose
+			 * answers are slow) */
+			r->election_elapsed = 0;
 			r->heartbeat_elapsed = 0;
 			for (uint32_t i = 0; i < r->n_progress; i++)
 				r->progress[i].recent_active = false;
@@ -134,4 +149,19 @@ bool raft_follower_may_sleep(const struct raft *r, const struct raft_msg *m)
 	return m->done && r->role == RAFT_FOLLOWER && r->leader == m->from &&
 	       r->commit == m->commit && last == r->commit && r->persisted == last &&
 	       !r->recv;
+}
+
+void raft_learner_timeout(struct raft *r)
+{
+	raft_reset_timeout(r);
+	/* A learner never campaigns, so nothing else would tell a sleeping
+	 * leader that it lags (it was not told to sleep: it had not answered
+	 * lately): an election timeout without a word from the leader, it
+	 * pings it as a woken follower does. An awake leader takes it as a
+	 * heartbeat answer. */
+	if (r->leader != RAFT_NONE && r->leader != r->cfg.id) {
+		struct raft_msg *m = raft_msg_new(r, RAFT_MSG_HEARTBEAT_RESP, r->leader);
+		if (m)
+			m->reject = true;
+	}
 }
