@@ -195,7 +195,8 @@ static bool queue_beat(struct cluster_core *c, unsigned idx, uint32_t group,
 	struct beat_out *bo = &c->beats[idx];
 	struct peer_msg_beat b;
 
-	if (!peer_msg_beat_from_raft(m, group, &b))
+	if (!atomic_load_explicit(&c->node->beats_ok[idx], memory_order_relaxed) ||
+	    !peer_msg_beat_from_raft(m, group, &b))
 		return false;
 	if (bo->n == bo->cap) {
 		uint32_t cap = bo->cap ? bo->cap * 2 : 64;
@@ -416,6 +417,8 @@ static void core_hook(struct reactor *r, void *arg)
  * least each heartbeat (the beacon), so only a dead, cut off or stalled
  * node goes silent that long.
  */
+static void wake_node_groups(struct cluster_core *c, uint64_t node, bool suspect);
+
 static void liveness_check(struct cluster_core *c)
 {
 	const struct cluster_map *map = &c->node->map;
@@ -424,34 +427,42 @@ static void liveness_check(struct cluster_core *c)
 
 	for (unsigned i = 0; i < map->node_count; i++) {
 		uint64_t heard = atomic_load_explicit(&c->node->heard_us[i], memory_order_relaxed);
+		uint64_t hellos = atomic_load_explicit(&c->node->hellos[i], memory_order_relaxed);
 		bool silent = i != c->node->self_index && now > heard + limit;
-		uint64_t node = map->nodes[i].id;
+		bool suspect = silent && !c->suspected[i];
 
-		if (!silent || c->suspected[i]) {
-			c->suspected[i] = silent;
+		c->suspected[i] = silent;
+		if (suspect || hellos != c->hellos_seen[i])
+			wake_node_groups(c, map->nodes[i].id, suspect);
+		c->hellos_seen[i] = hellos;
+	}
+}
+
+/* Every sleeping group of the core with its leader (a follower) or a member
+ * (a leader) on `node` wakes; with `suspect` the node is thought gone, else
+ * it just connected (a restarted node's empty or lagging replicas, joining
+ * ones that never campaign, need the leader awake to catch up). */
+static void wake_node_groups(struct cluster_core *c, uint64_t node, bool suspect)
+{
+	for (size_t k = 0; k < c->nreps; k++) {
+		struct replica *rep = c->reps[k];
+		const struct raft_conf *conf;
+		bool member = false;
+
+		if (rep->retired || !raft_asleep(rep->raft))
 			continue;
+		if (raft_role(rep->raft) == RAFT_LEADER) {
+			conf = raft_conf(rep->raft);
+			for (uint32_t m = 0; m < conf->n; m++)
+				member |= replica_ident_node(conf->servers[m].id) == node;
+		} else {
+			member = replica_ident_node(raft_leader(rep->raft)) == node;
 		}
-		c->suspected[i] = true;
-		for (size_t k = 0; k < c->nreps; k++) {
-			struct replica *rep = c->reps[k];
-			const struct raft_conf *conf;
-			bool member = false;
-
-			if (rep->retired || !raft_asleep(rep->raft))
-				continue;
-			if (raft_role(rep->raft) == RAFT_LEADER) {
-				conf = raft_conf(rep->raft);
-				for (uint32_t m = 0; m < conf->n; m++)
-					member |= replica_ident_node(conf->servers[m].id) == node;
-			} else {
-				member = replica_ident_node(raft_leader(rep->raft)) == node;
-			}
-			if (!member)
-				continue;
-			c->wakes_suspect++;
-			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_WAKE,
-								.wake.suspect = true });
-		}
+		if (!member)
+			continue;
+		c->wakes_suspect += suspect;
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_WAKE,
+							.wake.suspect = suspect });
 	}
 }
 
@@ -781,6 +792,9 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 		return;
 	}
 	if (f.kind == PEER_MSG_HEARTBEATS) {
+		if (from_idx >= 0)
+			atomic_store_explicit(&c->node->beats_ok[from_idx], true,
+					      memory_order_relaxed);
 		beats_in(c, from_node, &f);
 		return;
 	}
@@ -928,6 +942,9 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 			   c->r->now_us);
 	*from_node = f.hello.node_id;
 	*target_core = f.hello.to_core % c->node->cfg.cores;
+	/* a new connection: the node (re)started or reconnected; sleeping
+	 * groups with a member there wake (liveness_check) */
+	atomic_fetch_add(&c->node->hellos[cluster_map_index(&c->node->map, f.hello.node_id)], 1);
 	return 0;
 }
 

@@ -366,6 +366,13 @@ struct cluster_node {
 	 * each node (by map index), written by the receiving core, read by
 	 * every core's tick (cluster_core.c, liveness_check). */
 	_Atomic(uint64_t) heard_us[CLUSTER_MAP_MAX_NODES];
+	/* A Heartbeats frame came from the node: it understands them, so its
+	 * heartbeats go coalesced (before that, as RaftMessages: a node of an
+	 * older build drops the frame). */
+	_Atomic(bool) beats_ok[CLUSTER_MAP_MAX_NODES];
+	/* Connections accepted from each node (hello_check): a change wakes
+	 * the sleeping groups with a member there (liveness_check). */
+	_Atomic(uint64_t) hellos[CLUSTER_MAP_MAX_NODES];
 };
 
 /* One core's coalesced heartbeats for one node, gathered in a pass. */
@@ -442,6 +449,7 @@ struct cluster_core {
 	bool beacon_due;                /* a tick passed: one to every node */
 	bool suspected[CLUSTER_MAP_MAX_NODES]; /* node silent for an election
 					 * timeout (by map index) */
+	uint64_t hellos_seen[CLUSTER_MAP_MAX_NODES]; /* node->hellos at the last tick */
 	uint64_t beats_sent, beacons_sent, wakes_suspect;
 };
 
