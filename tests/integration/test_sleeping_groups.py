@@ -30,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_admin as adm  # noqa: E402  (re-executes under /usr/bin/python3 if needed)
 
-SHARDS = 48
+SHARDS = int(os.environ.get("SLEEPING_SHARDS", "48"))  # more to measure failover at scale
 NODES = {1: "127.0.18.1", 2: "127.0.18.2", 3: "127.0.18.3"}
 BASE = 38000 + (os.getpid() % 225) * 4
 PEER_PORT, CLIENT_PORT, ADMIN_PORT, RESP_PORT = BASE, BASE + 1, BASE + 2, BASE + 3
