@@ -186,6 +186,37 @@ static void out_send(struct cluster_core *c, unsigned node, int cls)
 	ob->buf.len = 0;
 }
 
+/* A heartbeat or its answer into the node's Heartbeats frame of this pass
+ * (coalesced: docs/cluster/peer-protocol.md, "Heartbeats"). False when it
+ * cannot travel that way. */
+static bool queue_beat(struct cluster_core *c, unsigned idx, uint32_t group,
+		       const struct raft_msg *m)
+{
+	struct beat_out *bo = &c->beats[idx];
+	struct peer_msg_beat b;
+
+	if (!atomic_load_explicit(&c->node->beats_ok[idx], memory_order_relaxed) ||
+	    !peer_msg_beat_from_raft(m, group, &b))
+		return false;
+	if (bo->n == bo->cap) {
+		uint32_t cap = bo->cap ? bo->cap * 2 : 64;
+		struct peer_msg_beat *v;
+
+		if (cap > PEER_MSG_MAX_BEATS)
+			return false; /* a frame's worth this pass: the rest as RaftMessages */
+		v = realloc(bo->v, cap * sizeof *v);
+		if (!v)
+			return false;
+		bo->v = v;
+		bo->cap = cap;
+	}
+	bo->v[bo->n++] = b;
+	c->stats.msgs_sent++;
+	c->out_pending = true;
+	cluster_core_wake(c);
+	return true;
+}
+
 void cluster_core_queue_msg(struct cluster_core *c, uint32_t group, const struct raft_msg *m)
 {
 	int idx = cluster_map_index(&c->node->map, replica_ident_node(m->to));
@@ -197,6 +228,8 @@ void cluster_core_queue_msg(struct cluster_core *c, uint32_t group, const struct
 		c->stats.send_errors++;
 		return;
 	}
+	if (queue_beat(c, (unsigned)idx, group, m))
+		return;
 	ob = &c->out[idx][cls];
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (!ob->open) {
@@ -229,15 +262,45 @@ void cluster_core_send_now(struct cluster_core *c, uint64_t to, int cls, const v
 		c->stats.send_errors++;
 }
 
+/* The node's Heartbeats frame: its coalesced heartbeats, or an empty one
+ * (the liveness beacon) once per tick. Sent first: it is what keeps
+ * elections away, and it is small. */
+static void beats_send(struct cluster_core *c, unsigned node)
+{
+	struct beat_out *bo = &c->beats[node];
+	int rv;
+
+	if (node == c->node->self_index || (bo->n == 0 && !c->beacon_due))
+		return;
+	c->beat_buf.len = 0;
+	rv = peer_msg_encode_heartbeats(&c->beat_buf, bo->v, bo->n);
+	if (rv == 0 && c->pc)
+		rv = peer_send(c->pc, c->node->map.nodes[node].id, PEER_CONTROL,
+			       c->beat_buf.data + PEER_MSG_HEADER_SIZE,
+			       c->beat_buf.len - PEER_MSG_HEADER_SIZE);
+	else if (rv == 0)
+		rv = -ENOENT;
+	if (rv == 0) {
+		c->stats.frames_sent++;
+		c->beats_sent += bo->n;
+		c->beacons_sent += bo->n == 0;
+	} else {
+		c->stats.send_errors++;
+	}
+	bo->n = 0;
+}
+
 static void send_all(struct cluster_core *c)
 {
 	if (!c->out_pending)
 		return;
 	c->out_pending = false;
 	for (unsigned i = 0; i < c->node->map.node_count; i++) {
+		beats_send(c, i);
 		out_send(c, i, PEER_CONTROL);
 		out_send(c, i, PEER_BULK);
 	}
+	c->beacon_due = false;
 }
 
 /* ---- the loop pass ------------------------------------------------------------- */
@@ -267,6 +330,15 @@ static void bg_prune(struct cluster_core *c)
 			rep->bg_busy = false;
 	}
 	c->nbg = k;
+}
+
+/* One shard's background looked at (the sweep). */
+static void sweep_one(struct cluster_core *c, struct replica *rep)
+{
+	if (rep->installing)
+		return;
+	shard_flush(rep->shard);
+	bg_note(c, rep);
 }
 
 static void core_hook(struct reactor *r, void *arg)
@@ -307,14 +379,25 @@ static void core_hook(struct reactor *r, void *arg)
 		bg_note(c, list[i]);
 	sweep = c->r->now_us >= c->bg_sweep_at;
 	if (sweep) {
+		/* Awake replicas every sweep; sleeping ones (nothing written
+		 * since they fell asleep) a slice each sweep, each about once
+		 * a second: a compaction found due starts that much later. */
+		size_t slice = c->nreps / (1000000u / BG_SWEEP_US) + 1;
+		struct replica *sealed;
+
 		c->bg_sweep_at = c->r->now_us + BG_SWEEP_US;
-		cluster_core_budget_check(c);
-		for (size_t i = 0; i < c->nreps; i++) {
-			if (c->reps[i]->installing)
-				continue;
-			shard_flush(c->reps[i]->shard);
-			bg_note(c, c->reps[i]);
+		sealed = cluster_core_budget_check(c);
+		if (sealed)
+			bg_note(c, sealed); /* asleep or not, its flush starts now */
+		for (size_t i = 0; i < c->nawake; i++)
+			sweep_one(c, c->awake[i]);
+		for (size_t k = 0; k < slice && c->nreps; k++) {
+			struct replica *rep = c->reps[c->sweep_next++ % c->nreps];
+
+			if (!rep->awake)
+				sweep_one(c, rep);
 		}
+		c->sweep_next %= c->nreps ? c->nreps : 1;
 	} else {
 		for (size_t i = 0; i < c->nbg; i++)
 			if (!c->bg[i]->installing)
@@ -329,14 +412,89 @@ static void core_hook(struct reactor *r, void *arg)
 	c->in_hook = false;
 }
 
+/*
+ * Node liveness (docs/cluster/replica.md, "Sleeping groups"): a node no
+ * core has heard from for an election timeout is suspected; when this core
+ * first suspects it, every sleeping group of the core with a member there
+ * is woken with `suspect` (a follower whose leader is there campaigns soon;
+ * a leader counts its quorum again). Every node sends every core a frame at
+ * least each heartbeat (the beacon), so only a dead, cut off or stalled
+ * node goes silent that long.
+ */
+static void wake_node_groups(struct cluster_core *c, uint64_t node, bool suspect);
+
+static void liveness_check(struct cluster_core *c)
+{
+	const struct cluster_map *map = &c->node->map;
+	uint64_t now = c->r->now_us;
+	uint64_t limit = (uint64_t)c->node->cfg.election_timeout_ms * 1000u;
+
+	for (unsigned i = 0; i < map->node_count; i++) {
+		uint64_t heard = atomic_load_explicit(&c->node->heard_us[i], memory_order_relaxed);
+		uint64_t hellos = atomic_load_explicit(&c->node->hellos[i], memory_order_relaxed);
+		bool silent = i != c->node->self_index && now > heard + limit;
+		bool suspect = silent && !c->suspected[i];
+
+		c->suspected[i] = silent;
+		if (suspect || hellos != c->hellos_seen[i])
+			wake_node_groups(c, map->nodes[i].id, suspect);
+		c->hellos_seen[i] = hellos;
+	}
+}
+
+/* Every sleeping group of the core with its leader (a follower) or a member
+ * (a leader) on `node` wakes; with `suspect` the node is thought gone, else
+ * it just connected (a restarted node's empty or lagging replicas, joining
+ * ones that never campaign, need the leader awake to catch up). */
+static void wake_node_groups(struct cluster_core *c, uint64_t node, bool suspect)
+{
+	for (size_t k = 0; k < c->nreps; k++) {
+		struct replica *rep = c->reps[k];
+		const struct raft_conf *conf;
+		bool member = false;
+
+		if (rep->retired || !raft_asleep(rep->raft))
+			continue;
+		if (raft_role(rep->raft) == RAFT_LEADER) {
+			conf = raft_conf(rep->raft);
+			for (uint32_t m = 0; m < conf->n; m++)
+				member |= replica_ident_node(conf->servers[m].id) == node;
+		} else {
+			member = replica_ident_node(raft_leader(rep->raft)) == node;
+		}
+		if (!member)
+			continue;
+		c->wakes_suspect += suspect;
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_WAKE,
+							.wake.suspect = suspect });
+	}
+}
+
 static void tick_fired(struct timer *t, void *arg)
 {
 	struct cluster_core *c = arg;
+	size_t n, k = 0;
 
 	(void)t;
 	c->stats.ticks++;
-	for (size_t i = 0; i < c->nreps; i++)
-		replica_tick(c->reps[i]);
+	liveness_check(c);
+	/* Only the awake replicas tick; one that may rest leaves the list
+	 * (replicas woken during the loop are appended past n: kept). */
+	n = c->nawake;
+	for (size_t i = 0; i < n; i++) {
+		struct replica *rep = c->awake[i];
+
+		replica_tick(rep);
+		if (replica_may_rest(rep))
+			rep->awake = false;
+		else
+			c->awake[k++] = rep;
+	}
+	for (size_t i = n; i < c->nawake; i++)
+		c->awake[k++] = c->awake[i];
+	c->nawake = k;
+	c->beacon_due = true;
+	c->out_pending = true;
 	cluster_leaders_tick(c);
 	if (c->stopping && !c->grace_over && c->r->now_us >= c->stop_deadline_us) {
 		/* handled in quiescent; keep ticking until then */
@@ -387,6 +545,9 @@ static void step_local(struct cluster_core *c, uint64_t group, const struct raft
 		return;
 	}
 	c->stats.msgs_received++;
+	/* Whatever the message, the replica's own work may follow (a rejoin,
+	 * a repair): ticked at least once more; Raft wakes itself. */
+	replica_awake(rep);
 	if (!replica_amnesia_accept(rep, m) || replica_rejoin_note(rep, m))
 		return;
 	if (!replica_accept(rep, m))
@@ -442,6 +603,7 @@ static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct
 		c->stats.dropped_bad++;
 		return;
 	}
+	replica_awake(rep);
 	if (f->kind == PEER_MSG_SNAPSHOT_CHUNK)
 		snapshot_recv_chunk(rep, from_node, &f->chunk);
 	else if (f->snapshot_request.restart_stream != 0)
@@ -547,15 +709,73 @@ static void placement_in(struct cluster_core *c, uint64_t from_node,
 	c->stats.msgs_forwarded++;
 }
 
+/* A coalesced heartbeat for a group of another core. */
+struct xbeat {
+	struct reactor_msg base;
+	struct cluster_core *to;
+	uint64_t group;
+	struct raft_msg m; /* no pointers: a heartbeat or its answer */
+};
+
+static void xbeat_handle(struct reactor *r, struct reactor_msg *base)
+{
+	struct xbeat *x = (struct xbeat *)base;
+
+	(void)r;
+	step_local(x->to, x->group, &x->m);
+	free(x);
+}
+
+/* Each entry of a Heartbeats frame as the Raft message it stands for,
+ * checked and routed as any other. */
+static void beats_in(struct cluster_core *c, uint64_t from_node, const struct peer_msg_frame *f)
+{
+	struct peer_msg_heartbeats_iter it;
+	struct peer_msg_beat b;
+	struct raft_msg m;
+	unsigned core;
+
+	peer_msg_heartbeats_begin(&it, &f->heartbeats);
+	while (peer_msg_heartbeats_next(&it, &b) == 1) {
+		peer_msg_beat_to_raft(&b, from_node, c->node->cfg.self_id, &m);
+		if (!msg_ok(c, from_node, b.group, &m, &core)) {
+			c->stats.dropped_bad++;
+			continue;
+		}
+		if (core == c->index) {
+			step_local(c, b.group, &m);
+			continue;
+		}
+		struct cluster_core *to = atomic_load(&c->node->cores[core]);
+		struct xbeat *x = to ? malloc(sizeof *x) : NULL;
+
+		if (!x) {
+			c->stats.dropped_bad++;
+			continue;
+		}
+		x->base.handle = xbeat_handle;
+		x->to = to;
+		x->group = b.group;
+		x->m = m;
+		reactor_send(c->r, core, &x->base);
+		c->stats.msgs_forwarded++;
+	}
+}
+
 static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t len)
 {
 	struct cluster_core *c = arg;
+	int from_idx = cluster_map_index(&c->node->map, from_node);
 	struct peer_msg_frame f;
 	struct raft_msg m;
 	uint64_t group;
 	unsigned core;
 	int rv;
 
+	/* Any frame says its node is alive (node liveness, liveness_check). */
+	if (from_idx >= 0)
+		atomic_store_explicit(&c->node->heard_us[from_idx], c->r->now_us,
+				      memory_order_relaxed);
 	if (ensure_dec(c) != 0 ||
 	    peer_msg_decode(&f, data, len, &c->limits, c->dec, c->dec_cap) != 0) {
 		c->stats.dropped_bad++;
@@ -573,6 +793,13 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 	}
 	if (f.kind == PEER_MSG_LEADERS) {
 		cluster_leaders_frame(c, from_node, &f, data, len, true);
+		return;
+	}
+	if (f.kind == PEER_MSG_HEARTBEATS) {
+		if (from_idx >= 0)
+			atomic_store_explicit(&c->node->beats_ok[from_idx], true,
+					      memory_order_relaxed);
+		beats_in(c, from_node, &f);
 		return;
 	}
 	if (f.kind != PEER_MSG_RAFT) {
@@ -719,6 +946,9 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 			   c->r->now_us);
 	*from_node = f.hello.node_id;
 	*target_core = f.hello.to_core % c->node->cfg.cores;
+	/* a new connection: the node (re)started or reconnected; sleeping
+	 * groups with a member there wake (liveness_check) */
+	atomic_fetch_add(&c->node->hellos[cluster_map_index(&c->node->map, f.hello.node_id)], 1);
 	return 0;
 }
 
@@ -1034,6 +1264,7 @@ static int open_replica(struct cluster_core *c, uint32_t shard, char *err, size_
 		return -ENOMEM;
 	c->by_shard[shard] = rep;
 	c->reps[c->nreps++] = rep;
+	replica_awake(rep);
 	rv = shard_snapshot_recover(rep->dir, err, errlen);
 	if (rv)
 		return rv;
@@ -1074,6 +1305,14 @@ static void close_all(struct cluster_core *c, bool free_self)
 	free(c->dirty);
 	free(c->dirty_next);
 	free(c->bg);
+	free(c->awake);
+	c->awake = NULL;
+	c->nawake = 0;
+	for (unsigned i = 0; i < CLUSTER_MAP_MAX_NODES; i++) {
+		free(c->beats[i].v);
+		c->beats[i] = (struct beat_out){ 0 };
+	}
+	peer_msg_buf_free(&c->beat_buf);
 	free(c->scratch);
 	free(c->dec);
 	cluster_leaders_destroy(c->leaders);
@@ -1185,7 +1424,9 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 	c->dirty = calloc(map->shards, sizeof *c->dirty);
 	c->dirty_next = calloc(map->shards, sizeof *c->dirty_next);
 	c->bg = calloc(map->shards, sizeof *c->bg);
-	if (!c->by_shard || !c->reps || !c->dirty || !c->dirty_next || !c->bg ||
+	c->awake = calloc(map->shards, sizeof *c->awake);
+	peer_msg_buf_init(&c->beat_buf);
+	if (!c->by_shard || !c->reps || !c->dirty || !c->dirty_next || !c->bg || !c->awake ||
 	    cluster_leaders_create(&c->leaders, map->shards) != 0 ||
 	    block_cache_create(&c->cache, &copt) != 0)
 		goto fail;

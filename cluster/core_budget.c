@@ -25,7 +25,7 @@ const struct shard_mem_budget *cluster_core_mem_budget(const struct cluster_core
 	return &c->mem_budget;
 }
 
-void cluster_core_budget_check(struct cluster_core *c)
+struct replica *cluster_core_budget_check(struct cluster_core *c)
 {
 	struct shard_mem_budget *b = &c->mem_budget;
 	struct replica *pick = NULL;
@@ -36,7 +36,7 @@ void cluster_core_budget_check(struct cluster_core *c)
 	 * (or one is held by damage) would seal ever smaller memtables and
 	 * give nothing back sooner. */
 	if (b->limit == 0 || c->stopping || b->used - b->flushing <= b->limit)
-		return;
+		return NULL;
 	for (size_t i = 0; i < c->nreps; i++) {
 		struct replica *rep = c->reps[i];
 		size_t held;
@@ -50,11 +50,14 @@ void cluster_core_budget_check(struct cluster_core *c)
 		}
 	}
 	if (!pick)
-		return;
+		return NULL;
 	rv = shard_seal(pick->shard);
-	if (rv == 1)
+	if (rv == 1) {
 		b->seals++;
-	else if (rv < 0)
+		return pick;
+	}
+	if (rv < 0)
 		log_warn("core %u: sealing shard %u's memtable for the memtable budget: %s",
 			 c->index, pick->id, rkv_strerror(rv));
+	return NULL;
 }

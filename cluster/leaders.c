@@ -204,8 +204,13 @@ void cluster_leaders_tick(struct cluster_core *c)
 
 	if (full)
 		t->full_at_us = now + LEADERS_FULL_US;
-	for (size_t i = 0; i < c->nreps; i++) {
-		struct replica *rep = c->reps[i];
+	/* Between whole-table announcements only awake replicas can have
+	 * changed: a sleeping one keeps its role and term (raft/quiesce.c). */
+	struct replica **reps = full ? c->reps : c->awake;
+	size_t nreps = full ? c->nreps : c->nawake;
+
+	for (size_t i = 0; i < nreps; i++) {
+		struct replica *rep = reps[i];
 		struct announced *a = &t->announced[rep->id];
 		uint64_t term, conf_index;
 

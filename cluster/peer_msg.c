@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cluster/peer_msg_wire.h"
+#include "cluster/replica_ident.h"
 #include "core/errors.h"
 #include "shard/crc32c.h"
 
@@ -602,37 +603,96 @@ int peer_msg_encode_placement(struct peer_msg_buf *out, const struct peer_msg_pl
 	return 0;
 }
 
-int peer_msg_encode_leaders(struct peer_msg_buf *out, const struct peer_msg_leader *entries,
-			    uint32_t n)
+/*
+ * A frame of n parallel packed lists (Leaders, Heartbeats): entry i's
+ * value in list k is v[i * nlists + k] (structs of nlists uint64_t).
+ */
+static int encode_lists(struct peer_msg_buf *out, uint32_t env_tag, const uint32_t *tag,
+			int nlists, const uint64_t *v, uint32_t n)
 {
-	const uint32_t tag[3] = { ringkv_peer_Leaders_shard_tag, ringkv_peer_Leaders_term_tag,
-				  ringkv_peer_Leaders_conf_index_tag };
-	size_t packed[3] = { 0, 0, 0 }, body, frame_len;
+	size_t packed[5] = { 0, 0, 0, 0, 0 }, body = 0, frame_len;
 	uint8_t *p;
 
-	assert(out != NULL && (entries != NULL || n == 0));
-	if (n > PEER_MSG_MAX_LEADERS)
-		return RKV_ETOOLARGE;
-	for (uint32_t i = 0; i < n; i++) {
-		packed[0] += varint_size(entries[i].shard);
-		packed[1] += varint_size(entries[i].term);
-		packed[2] += varint_size(entries[i].conf_index);
-	}
-	body = 0;
-	for (int k = 0; k < 3; k++)
+	assert(nlists <= 5);
+	for (uint32_t i = 0; i < n; i++)
+		for (int k = 0; k < nlists; k++)
+			packed[k] += varint_size(v[(size_t)i * nlists + k]);
+	for (int k = 0; k < nlists; k++)
 		body += len_field_size(tag[k], packed[k]);
-	p = frame_open(out, ringkv_peer_Envelope_leaders_tag, body, &frame_len);
+	p = frame_open(out, env_tag, body, &frame_len);
 	if (p == NULL)
 		return -ENOMEM;
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < nlists; k++) {
 		if (packed[k] == 0)
 			continue;
 		p = put_tag(p, tag[k], WT_LEN);
 		p = put_varint(p, packed[k]);
 		for (uint32_t i = 0; i < n; i++)
-			p = put_varint(p, k == 0 ? entries[i].shard
-					  : k == 1 ? entries[i].term : entries[i].conf_index);
+			p = put_varint(p, v[(size_t)i * nlists + k]);
 	}
 	frame_close(out, p, frame_len);
 	return 0;
+}
+
+_Static_assert(sizeof(struct peer_msg_leader) == 3 * sizeof(uint64_t), "Leaders: 3 lists");
+_Static_assert(sizeof(struct peer_msg_beat) == 5 * sizeof(uint64_t), "Heartbeats: 5 lists");
+
+int peer_msg_encode_leaders(struct peer_msg_buf *out, const struct peer_msg_leader *entries,
+			    uint32_t n)
+{
+	static const uint32_t tag[3] = { ringkv_peer_Leaders_shard_tag,
+					 ringkv_peer_Leaders_term_tag,
+					 ringkv_peer_Leaders_conf_index_tag };
+
+	assert(out != NULL && (entries != NULL || n == 0));
+	if (n > PEER_MSG_MAX_LEADERS)
+		return RKV_ETOOLARGE;
+	return encode_lists(out, ringkv_peer_Envelope_leaders_tag, tag, 3,
+			    n ? &entries[0].shard : NULL, n);
+}
+
+int peer_msg_encode_heartbeats(struct peer_msg_buf *out, const struct peer_msg_beat *beats,
+			       uint32_t n)
+{
+	static const uint32_t tag[5] = {
+		ringkv_peer_Heartbeats_group_tag, ringkv_peer_Heartbeats_term_tag,
+		ringkv_peer_Heartbeats_commit_tag, ringkv_peer_Heartbeats_context_tag,
+		ringkv_peer_Heartbeats_flags_tag,
+	};
+
+	assert(out != NULL && (beats != NULL || n == 0));
+	if (n > PEER_MSG_MAX_BEATS)
+		return RKV_ETOOLARGE;
+	return encode_lists(out, ringkv_peer_Envelope_heartbeats_tag, tag, 5,
+			    n ? &beats[0].group : NULL, n);
+}
+
+bool peer_msg_beat_from_raft(const struct raft_msg *m, uint64_t group, struct peer_msg_beat *b)
+{
+	if ((m->type != RAFT_MSG_HEARTBEAT && m->type != RAFT_MSG_HEARTBEAT_RESP) ||
+	    replica_ident_inc(m->from) != 0 || replica_ident_inc(m->to) != 0 || m->index ||
+	    m->log_term || m->hint || m->offset || m->n_entries || m->len || m->conf ||
+	    (m->type == RAFT_MSG_HEARTBEAT_RESP && m->commit))
+		return false;
+	b->group = group;
+	b->term = m->term;
+	b->commit = m->commit;
+	b->context = m->context;
+	b->flags = (m->type == RAFT_MSG_HEARTBEAT_RESP ? PEER_BEAT_RESP : 0) |
+		   (m->done ? PEER_BEAT_DONE : 0) | (m->reject ? PEER_BEAT_REJECT : 0);
+	return true;
+}
+
+void peer_msg_beat_to_raft(const struct peer_msg_beat *b, uint64_t from_node, uint64_t to_node,
+			   struct raft_msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = b->flags & PEER_BEAT_RESP ? RAFT_MSG_HEARTBEAT_RESP : RAFT_MSG_HEARTBEAT;
+	m->from = replica_ident(from_node, 0);
+	m->to = replica_ident(to_node, 0);
+	m->term = b->term;
+	m->commit = b->flags & PEER_BEAT_RESP ? 0 : b->commit;
+	m->context = b->context;
+	m->done = (b->flags & PEER_BEAT_DONE) != 0;
+	m->reject = (b->flags & PEER_BEAT_REJECT) != 0;
 }

@@ -33,6 +33,8 @@
 #define PEER_MSG_MAX_ADDRESS 300  /* Hello{,Reply}.client_address and
                                    * resp_address, bytes ("HOST:PORT") */
 #define PEER_MSG_MAX_LEADERS 16384 /* Leaders entries per frame */
+#define PEER_MSG_MAX_BEATS 32768  /* Heartbeats entries per frame: a
+				   * heartbeat and an answer per shard */
 
 /*
  * What a receiver accepts; a sender checks the same limits (with the same
@@ -68,6 +70,7 @@ enum peer_msg_kind {
 	PEER_MSG_SNAPSHOT_REQUEST,
 	PEER_MSG_PLACEMENT,
 	PEER_MSG_LEADERS,
+	PEER_MSG_HEARTBEATS,
 };
 
 struct peer_msg_hello {
@@ -177,6 +180,33 @@ struct peer_msg_leaders_iter {
 	uint32_t left;
 };
 
+/* One entry of a Heartbeats frame: a HEARTBEAT (or, with PEER_BEAT_RESP,
+ * a HEARTBEAT_RESP) of `group` between the two nodes' incarnation-0
+ * replicas (proto/peer.proto). */
+#define PEER_BEAT_RESP 1u   /* HEARTBEAT_RESP */
+#define PEER_BEAT_DONE 2u   /* raft_msg.done */
+#define PEER_BEAT_REJECT 4u /* raft_msg.reject */
+struct peer_msg_beat {
+	uint64_t group;
+	uint64_t term;
+	uint64_t commit;
+	uint64_t context;
+	uint64_t flags;    /* PEER_BEAT_*; unknown bits are ignored */
+};
+
+/* A decoded Heartbeats frame: five packed lists, checked as Leaders'
+ * (count <= PEER_MSG_MAX_BEATS); read with peer_msg_heartbeats_next().
+ * count 0 is a liveness beacon. */
+struct peer_msg_heartbeats {
+	uint32_t count;
+	struct peer_msg_slice list[5]; /* group, term, commit, context, flags */
+};
+
+struct peer_msg_heartbeats_iter {
+	const uint8_t *p[5], *end[5];
+	uint32_t left;
+};
+
 /* ---- output buffer ------------------------------------------------------ */
 
 /*
@@ -279,6 +309,11 @@ int peer_msg_encode_placement(struct peer_msg_buf *out, const struct peer_msg_pl
 int peer_msg_encode_leaders(struct peer_msg_buf *out, const struct peer_msg_leader *entries,
 			    uint32_t n);
 
+/* n entries (n <= PEER_MSG_MAX_BEATS, else RKV_ETOOLARGE; 0 writes an
+ * empty frame, the liveness beacon). At most 20 + 50 * n bytes. */
+int peer_msg_encode_heartbeats(struct peer_msg_buf *out, const struct peer_msg_beat *beats,
+			       uint32_t n);
+
 /* ---- decoding ----------------------------------------------------------- */
 
 /*
@@ -309,6 +344,7 @@ struct peer_msg_frame {
 		struct peer_msg_snapshot_request snapshot_request;
 		struct peer_msg_placement placement;
 		struct peer_msg_leaders leaders;
+		struct peer_msg_heartbeats heartbeats;
 		uint32_t n_msgs; /* PEER_MSG_RAFT: messages in the batch, >= 1 */
 	};
 	/* After peer_msg_next() returned 1: the encoded RaftMessage it came
@@ -378,5 +414,19 @@ int peer_msg_decode_one(struct peer_msg_frame *f, const uint8_t *bytes, size_t l
 void peer_msg_leaders_begin(struct peer_msg_leaders_iter *it, const struct peer_msg_leaders *l);
 /* 1 with *e filled, 0 after the last entry (the decoder checked them all). */
 int peer_msg_leaders_next(struct peer_msg_leaders_iter *it, struct peer_msg_leader *e);
+
+/* Starts reading a decoded Heartbeats frame (same lifetime rules). */
+void peer_msg_heartbeats_begin(struct peer_msg_heartbeats_iter *it,
+			       const struct peer_msg_heartbeats *h);
+/* 1 with *b filled, 0 after the last entry. */
+int peer_msg_heartbeats_next(struct peer_msg_heartbeats_iter *it, struct peer_msg_beat *b);
+/* The Raft message entry b stands for, from node `from_node` to node
+ * `to_node` (their incarnation-0 replicas). */
+void peer_msg_beat_to_raft(const struct peer_msg_beat *b, uint64_t from_node, uint64_t to_node,
+			   struct raft_msg *m);
+/* Whether m (of any group) can travel as a Heartbeats entry: a HEARTBEAT or
+ * HEARTBEAT_RESP between incarnation-0 replicas that carries nothing the
+ * entry cannot; then *b is filled. */
+bool peer_msg_beat_from_raft(const struct raft_msg *m, uint64_t group, struct peer_msg_beat *b);
 
 #endif

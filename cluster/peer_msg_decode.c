@@ -579,56 +579,89 @@ static int packed_count(const uint8_t *data, uint64_t len, uint32_t max, uint32_
 	return 0;
 }
 
-static int decode_leaders(struct peer_msg_frame *f, struct reader *r)
+/*
+ * A body of n parallel packed lists of one length (Leaders, Heartbeats):
+ * field tags[k] is list k; each list's varints are checked and counted
+ * (at most max), unknown fields skipped; a list absent is empty.
+ */
+static int decode_lists(struct peer_msg_frame *f, struct reader *r, const char *what,
+			const uint32_t *tags, int n, struct peer_msg_slice *lists, uint32_t max,
+			uint32_t *count)
 {
-	struct peer_msg_leaders *q = &f->leaders;
-	struct peer_msg_slice *list[3] = { &q->shard, &q->term, &q->conf_index };
-	bool seen[3] = { false, false, false };
-	uint32_t counts[3] = { 0, 0, 0 };
+	bool seen[5] = { false, false, false, false, false };
+	uint32_t counts[5] = { 0, 0, 0, 0, 0 };
 	uint32_t field, wire;
 	int rv;
 
-	memset(q, 0, sizeof(*q));
-	for (int k = 0; k < 3; k++)
-		*list[k] = slice_of(f, NULL, 0);
+	assert(n <= 5);
+	for (int k = 0; k < n; k++)
+		lists[k] = slice_of(f, NULL, 0);
 	while (r->p < r->end) {
 		const uint8_t *data;
 		uint64_t len;
 		int k;
 
 		if (!get_tag(r, &field, &wire))
-			return fail(f, RKV_EPROTO, "leaders: bad field key");
-		switch (field) {
-		case ringkv_peer_Leaders_shard_tag:
-			k = 0;
-			break;
-		case ringkv_peer_Leaders_term_tag:
-			k = 1;
-			break;
-		case ringkv_peer_Leaders_conf_index_tag:
-			k = 2;
-			break;
-		default:
+			return fail(f, RKV_EPROTO, "%s: bad field key", what);
+		for (k = 0; k < n && tags[k] != field; k++)
+			;
+		if (k == n) {
 			if (!skip_field(r, wire))
-				return field_fail(f, FE_WIRE, "leaders", field);
+				return field_fail(f, FE_WIRE, what, field);
 			continue;
 		}
 		/* One packed run per list: this encoder writes nothing else,
 		 * and a second run would need its count added to the first. */
 		if (wire != WT_LEN || seen[k] || !get_len(r, &data, &len))
-			return field_fail(f, FE_WIRE, "leaders", field);
-		rv = packed_count(data, len, PEER_MSG_MAX_LEADERS, &counts[k]);
+			return field_fail(f, FE_WIRE, what, field);
+		rv = packed_count(data, len, max, &counts[k]);
 		if (rv != 0)
-			return fail(f, rv, "leaders: list %u malformed or longer than %u entries",
-				    (unsigned)field, PEER_MSG_MAX_LEADERS);
+			return fail(f, rv, "%s: list %u malformed or longer than %u entries", what,
+				    (unsigned)field, max);
 		seen[k] = true;
-		*list[k] = slice_of(f, data, len);
+		lists[k] = slice_of(f, data, len);
 	}
-	if (counts[0] != counts[1] || counts[0] != counts[2])
-		return fail(f, RKV_EPROTO, "leaders: lists of %u, %u and %u entries",
-			    counts[0], counts[1], counts[2]);
-	q->count = counts[0];
+	for (int k = 1; k < n; k++)
+		if (counts[k] != counts[0])
+			return fail(f, RKV_EPROTO, "%s: list %d of %u entries, list 1 of %u", what,
+				    k + 1, counts[k], counts[0]);
+	*count = counts[0];
 	return 0;
+}
+
+/* Reads entry i of n parallel packed lists (checked by decode_lists). */
+static int lists_next(const uint8_t **p, const uint8_t *const *end, int n, uint32_t *left,
+		      uint64_t **out)
+{
+	if (*left == 0)
+		return 0;
+	for (int k = 0; k < n; k++) {
+		struct reader r = { p[k], end[k] };
+
+		/* Checked by decode_lists: a failure here is this code's bug. */
+		if (!get_varint(&r, out[k]))
+			return 0;
+		p[k] = r.p;
+	}
+	(*left)--;
+	return 1;
+}
+
+static int decode_leaders(struct peer_msg_frame *f, struct reader *r)
+{
+	static const uint32_t tags[3] = { ringkv_peer_Leaders_shard_tag,
+					  ringkv_peer_Leaders_term_tag,
+					  ringkv_peer_Leaders_conf_index_tag };
+	struct peer_msg_leaders *q = &f->leaders;
+	struct peer_msg_slice lists[3];
+	int rv;
+
+	memset(q, 0, sizeof(*q));
+	rv = decode_lists(f, r, "leaders", tags, 3, lists, PEER_MSG_MAX_LEADERS, &q->count);
+	q->shard = lists[0];
+	q->term = lists[1];
+	q->conf_index = lists[2];
+	return rv;
 }
 
 void peer_msg_leaders_begin(struct peer_msg_leaders_iter *it, const struct peer_msg_leaders *l)
@@ -646,18 +679,37 @@ int peer_msg_leaders_next(struct peer_msg_leaders_iter *it, struct peer_msg_lead
 {
 	uint64_t *out[3] = { &e->shard, &e->term, &e->conf_index };
 
-	if (it->left == 0)
-		return 0;
-	for (int k = 0; k < 3; k++) {
-		struct reader r = { it->p[k], it->end[k] };
+	return lists_next(it->p, it->end, 3, &it->left, out);
+}
 
-		/* Checked by decode_leaders: a failure here is this code's bug. */
-		if (!get_varint(&r, out[k]))
-			return 0;
-		it->p[k] = r.p;
+static int decode_heartbeats(struct peer_msg_frame *f, struct reader *r)
+{
+	static const uint32_t tags[5] = {
+		ringkv_peer_Heartbeats_group_tag, ringkv_peer_Heartbeats_term_tag,
+		ringkv_peer_Heartbeats_commit_tag, ringkv_peer_Heartbeats_context_tag,
+		ringkv_peer_Heartbeats_flags_tag,
+	};
+	struct peer_msg_heartbeats *h = &f->heartbeats;
+
+	memset(h, 0, sizeof(*h));
+	return decode_lists(f, r, "heartbeats", tags, 5, h->list, PEER_MSG_MAX_BEATS, &h->count);
+}
+
+void peer_msg_heartbeats_begin(struct peer_msg_heartbeats_iter *it,
+			       const struct peer_msg_heartbeats *h)
+{
+	for (int k = 0; k < 5; k++) {
+		it->p[k] = h->list[k].data;
+		it->end[k] = h->list[k].data + h->list[k].len;
 	}
-	it->left--;
-	return 1;
+	it->left = h->count;
+}
+
+int peer_msg_heartbeats_next(struct peer_msg_heartbeats_iter *it, struct peer_msg_beat *b)
+{
+	uint64_t *out[5] = { &b->group, &b->term, &b->commit, &b->context, &b->flags };
+
+	return lists_next(it->p, it->end, 5, &it->left, out);
 }
 
 static enum peer_msg_kind kind_of_field(uint32_t field)
@@ -681,6 +733,8 @@ static enum peer_msg_kind kind_of_field(uint32_t field)
 		return PEER_MSG_PLACEMENT;
 	case ringkv_peer_Envelope_leaders_tag:
 		return PEER_MSG_LEADERS;
+	case ringkv_peer_Envelope_heartbeats_tag:
+		return PEER_MSG_HEARTBEATS;
 	default:
 		return PEER_MSG_NONE;
 	}
@@ -780,6 +834,9 @@ int peer_msg_decode(struct peer_msg_frame *f, const uint8_t *payload, size_t len
 		break;
 	case PEER_MSG_LEADERS:
 		rv = decode_leaders(f, &body);
+		break;
+	case PEER_MSG_HEARTBEATS:
+		rv = decode_heartbeats(f, &body);
 		break;
 	default:
 		rv = fail(f, RKV_EPROTO, "envelope: no known kind");

@@ -470,6 +470,8 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 		rep->leader_seen = known;
 		rep->leader_changes++;
 	}
+	if (!raft_asleep(rep->raft))
+		replica_awake(rep);
 }
 
 void replica_step(struct replica *rep, const struct raft_event *ev)
@@ -496,6 +498,67 @@ bool replica_idle(const struct replica *rep)
 	       shard_idle(rep->shard);
 }
 
+void replica_awake(struct replica *rep)
+{
+	struct cluster_core *c = rep->core;
+
+	if (rep->awake || !c->awake)
+		return;
+	rep->awake = true;
+	c->awake[c->nawake++] = rep;
+}
+
+/* Nothing of the replica's own (not Raft's) waits for a tick. */
+static bool quiet(const struct replica *rep)
+{
+	const struct cluster_core *c = rep->core;
+
+	if (c->stopping || rep->amnesiac ||
+	    rep->joining || rep->undecided || (rep->tick_hold && raft_term(rep->raft) == 0) ||
+	    rep->repair.active ||
+	    rep->recv.state != SNAP_RECV_IDLE || rep->installing || rep->log_repairing ||
+	    rep->move.phase != REPLICA_MOVE_NONE || rep->rejoin_id != RAFT_NONE ||
+	    props_count(rep) || rep->n_asked || rep->n_ready || rep->n_held || rep->hs_staged)
+		return false;
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
+		if (rep->sends[i] && rep->sends[i]->state != SNAP_SEND_IDLE)
+			return false;
+	return true;
+}
+
+bool replica_may_rest(const struct replica *rep)
+{
+	if (rep->retired)
+		return true; /* its tick does nothing */
+	return rep->raft && raft_asleep(rep->raft) && quiet(rep);
+}
+
+/* Leader: a group with no new entry for an election timeout, and nothing
+ * of ours under way, is put to sleep (Raft refuses while a follower lags
+ * or anything is pending, raft/quiesce.c). */
+static void maybe_sleep(struct replica *rep)
+{
+	uint64_t last = raft_last_index(rep->raft);
+
+	if (raft_role(rep->raft) != RAFT_LEADER || raft_asleep(rep->raft))
+		return;
+	if (last != rep->idle_last || props_count(rep) || rep->n_asked || rep->n_ready) {
+		rep->idle_last = last;
+		rep->idle_ticks = 0;
+		return;
+	}
+	if (rep->idle_ticks < rep->core->election_ticks) {
+		rep->idle_ticks++;
+		return;
+	}
+	/* Then at every tick until Raft agrees (it refuses right after a
+	 * quorum check, until the followers answered again). What of ours
+	 * waits for ticks must be done first, or the group would sleep
+	 * with it pending. */
+	if (quiet(rep))
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_SLEEP });
+}
+
 void replica_tick(struct replica *rep)
 {
 	struct cluster_node *n = node_of(rep);
@@ -513,6 +576,7 @@ void replica_tick(struct replica *rep)
 	replica_repair_tick(rep);
 	snapshot_send_tick(rep);
 	replica_move_tick(rep);
+	maybe_sleep(rep);
 	if (!rep->was_leader && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
 		props_fail_all(rep, RKV_EUNKNOWN);
@@ -1156,6 +1220,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 		 rep->amnesia_why ? rep->amnesia_why : "");
 	out->undecided = rep->undecided;
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
+	out->sleeping = raft_asleep(r);
 	replica_repair_status(rep, out);
 	out->conf = *raft_conf(r);
 	out->retired = rep->retired;

@@ -169,9 +169,10 @@ const struct shard_mem_budget *cluster_core_mem_budget(const struct cluster_core
 /*
  * Past the budget, seals the largest active memtable of the core that can
  * be sealed, so its flush gives the memory back (cluster/core_budget.c);
- * one a call: the loop's every-shard sweep makes it.
+ * one a call: the loop's every-shard sweep makes it. Returns the replica
+ * sealed (its flush is to start), or NULL.
  */
-void cluster_core_budget_check(struct cluster_core *c);
+struct replica *cluster_core_budget_check(struct cluster_core *c);
 
 /*
  * Frames the engine does not handle itself (Forward, ForwardReply: the front
@@ -443,6 +444,8 @@ struct replica_status {
 	bool undecided;             /* started empty: new group or wiped node, not told yet */
 	bool snapshot_sending;      /* a stream to a follower is under way */
 	bool snapshot_receiving;    /* a stream from the leader, or its install */
+	bool sleeping;              /* its group sleeps: no tick, no heartbeat
+				     * (raft/quiesce.c) */
 	bool repairing;             /* damaged: waiting for a snapshot from the
 				     * leader (cluster/replica_repair.c) */
 	uint64_t repairs_done;      /* repairs from a peer completed */

@@ -339,6 +339,11 @@ struct replica {
 	uint64_t rejoin_id;           /* leader: a member asking to rejoin as
 				       * this new identity; RAFT_NONE: none */
 	uint64_t rejoins_done;        /* leader: rejoins driven to the end */
+	/* Sleeping (raft/quiesce.c, docs/cluster/replica.md "Sleeping
+	 * groups"): in the core's tick list (c->awake) or not. */
+	bool awake;
+	uint32_t idle_ticks;          /* leader: ticks without a new entry */
+	uint64_t idle_last;           /* leader: last index when last looked */
 };
 
 struct out_batch {
@@ -362,6 +367,23 @@ struct cluster_node {
 					  * hosts or drops the replica, read by
 					  * every core routing a message */
 	_Atomic(struct cluster_core *) *cores; /* [cfg.cores], set by each start */
+	/* Node liveness: reactor time any core last received a frame from
+	 * each node (by map index), written by the receiving core, read by
+	 * every core's tick (cluster_core.c, liveness_check). */
+	_Atomic(uint64_t) heard_us[CLUSTER_MAP_MAX_NODES];
+	/* A Heartbeats frame came from the node: it understands them, so its
+	 * heartbeats go coalesced (before that, as RaftMessages: a node of an
+	 * older build drops the frame). */
+	_Atomic(bool) beats_ok[CLUSTER_MAP_MAX_NODES];
+	/* Connections accepted from each node (hello_check): a change wakes
+	 * the sleeping groups with a member there (liveness_check). */
+	_Atomic(uint64_t) hellos[CLUSTER_MAP_MAX_NODES];
+};
+
+/* One core's coalesced heartbeats for one node, gathered in a pass. */
+struct beat_out {
+	struct peer_msg_beat *v;
+	uint32_t n, cap;
 };
 
 struct cluster_core {
@@ -422,6 +444,19 @@ struct cluster_core {
 	struct peer_msg_buf placement_buf; /* encoded requests and answers */
 	struct replica_create create;   /* one new replica at a time */
 	struct cluster_leaders *leaders; /* every shard's leader (leaders.c) */
+	/* Sleeping groups: the replicas the tick visits ([map.shards]); the
+	 * others sleep (docs/cluster/replica.md, "Sleeping groups"). */
+	struct replica **awake;
+	size_t nawake;
+	size_t sweep_next;              /* sleeping shards' background: the
+					 * next of c->reps to look at */
+	struct beat_out beats[CLUSTER_MAP_MAX_NODES]; /* [node index] */
+	struct peer_msg_buf beat_buf;   /* the Heartbeats frame being sent */
+	bool beacon_due;                /* a tick passed: one to every node */
+	bool suspected[CLUSTER_MAP_MAX_NODES]; /* node silent for an election
+					 * timeout (by map index) */
+	uint64_t hellos_seen[CLUSTER_MAP_MAX_NODES]; /* node->hellos at the last tick */
+	uint64_t beats_sent, beacons_sent, wakes_suspect;
 };
 
 /* replica.c, used by cluster_core.c */
@@ -435,6 +470,12 @@ void replica_flushed(void *arg, struct shard *s, uint64_t flushed_index);
 void replica_apply_ready(void *arg, struct shard *s);
 void replica_fail_all(struct replica *rep, int prop_status, int read_status);
 bool replica_idle(const struct replica *rep);
+/* Into the core's tick list (a step woke its Raft, a new replica, work of
+ * the replica's own that ticks drive). */
+void replica_awake(struct replica *rep);
+/* Asleep in Raft and nothing of the replica's own waits for a tick: it may
+ * leave the tick list. */
+bool replica_may_rest(const struct replica *rep);
 void replica_free(struct replica *rep);
 
 /* snapshot_send.c / snapshot_recv.c, used by replica.c and cluster_core.c */

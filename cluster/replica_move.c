@@ -840,6 +840,7 @@ static void marker_written(struct ring_file *f, int res)
 	}
 	c->by_shard[cr->group] = rep;
 	c->reps[c->nreps++] = rep;
+	replica_awake(rep);
 	c->stats.replicas = c->nreps;
 	atomic_store(&c->node->core_of[cr->group], (int16_t)c->index);
 	log_info("core %u: replica %u made empty for a move: joining until caught up", c->index,

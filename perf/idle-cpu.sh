@@ -57,7 +57,7 @@ for i in 1 2 3; do
 	mkdir -p "$work/n$i"
 	pinned "${server_cpus:-0}" "$ringkvd" --node-id "$i" --initial-cluster "$initial" \
 		--cluster-token idle --cores "$cores" --shards "$shards" \
-		--listen "127.0.7.3$i:2760$i" --data-dir "$work/n$i" --log-level warn \
+		--listen "127.0.7.3$i:2760$i" --data-dir "$work/n$i" --log-level ${IDLE_LOG_LEVEL:-warn} \
 		>"$out/node$i.log" 2>&1 &
 	pids+=($!)
 done

@@ -186,6 +186,8 @@ static void leader_tick(struct raft *r)
 
 void raft_tick(struct raft *r)
 {
+	if (r->asleep)
+		return; /* raft/quiesce.c */
 	if (r->role == RAFT_LEADER) {
 		leader_tick(r);
 		return;
@@ -194,5 +196,5 @@ void raft_tick(struct raft *r)
 	if (r->election_elapsed >= r->timeout && raft_is_voter(r))
 		raft_campaign(r, r->cfg.pre_vote, false);
 	else if (r->election_elapsed >= r->timeout)
-		raft_reset_timeout(r);
+		raft_learner_timeout(r);
 }

@@ -104,6 +104,7 @@ struct raft {
 	uint32_t n_ready;
 	uint32_t cap_ready;
 	int err;                  /* sticky -ENOMEM inside a step */
+	bool asleep;              /* timers stopped (quiesce.c) */
 };
 
 /* raft.c: role changes (the one place legal transitions are asserted).
@@ -186,6 +187,16 @@ void raft_reads_fail(struct raft *r);
 int raft_transfer(struct raft *r, uint64_t target);
 void raft_transfer_check(struct raft *r, struct raft_progress *pr);
 void raft_handle_timeout_now(struct raft *r, const struct raft_msg *m);
+
+/* quiesce.c: sleep puts an idle leader's group to sleep (RAFT_EBUSY when
+ * something is pending); wake ends it (suspect: the leader's node is
+ * thought gone); follower_may_sleep says whether a "sleep" heartbeat
+ * (done set) may be obeyed. */
+int raft_sleep(struct raft *r);
+void raft_wake(struct raft *r, bool suspect);
+bool raft_follower_may_sleep(const struct raft *r, const struct raft_msg *m);
+/* A learner's election timeout ran out (it never campaigns). */
+void raft_learner_timeout(struct raft *r);
 
 /* snapshot.c: snapshot_taken records and compacts; send_snapshot sends
  * pr the chunk at its offset (restarting for a newer snapshot). */

@@ -288,6 +288,19 @@ static void receive(struct raft *r, const struct raft_msg *m)
 		return;
 	if (m->type == RAFT_MSG_APPEND && m->n_entries && !m->entries)
 		return;
+	/* any message wakes a sleeping group but "sleep" itself and the
+	 * answers to heartbeats of our term (raft/quiesce.c) */
+	if (r->asleep && !(m->type == RAFT_MSG_HEARTBEAT && m->done) &&
+	    !(m->type == RAFT_MSG_HEARTBEAT_RESP && m->term == r->term && !m->reject)) {
+		/* woken by its leader, a follower pings it (raft_wake) unless
+		 * that proves the leader awake: a plain heartbeat may be one
+		 * sent before "sleep" and overtaken by it */
+		if (r->role != RAFT_LEADER && m->from == r->leader &&
+		    m->type != RAFT_MSG_HEARTBEAT)
+			r->asleep = false;
+		else
+			raft_wake(r, false);
+	}
 	if (m->term > r->term) {
 		bool vote_req = m->type == RAFT_MSG_PREVOTE ||
 				m->type == RAFT_MSG_VOTE;
@@ -427,6 +440,8 @@ int raft_step(struct raft *r, const struct raft_event *ev,
 		receive(r, ev->msg);
 		break;
 	case RAFT_EV_PROPOSE:
+		if (r->role == RAFT_LEADER)
+			raft_wake(r, false);
 		rv = propose(r, ev, up);
 		break;
 	case RAFT_EV_PERSISTED:
@@ -438,12 +453,18 @@ int raft_step(struct raft *r, const struct raft_event *ev,
 					 ev->snapshot.data, ev->snapshot.len);
 		break;
 	case RAFT_EV_READ_INDEX:
+		if (r->role == RAFT_LEADER)
+			raft_wake(r, false);
 		rv = raft_read_index(r, ev->read.id);
 		break;
 	case RAFT_EV_TRANSFER:
+		if (r->role == RAFT_LEADER)
+			raft_wake(r, false);
 		rv = raft_transfer(r, ev->transfer.target);
 		break;
 	case RAFT_EV_CONF_CHANGE:
+		if (r->role == RAFT_LEADER)
+			raft_wake(r, false);
 		rv = raft_conf_change(r, ev->conf_change.op, ev->conf_change.id);
 		if (rv == 0) {
 			up->proposed_index = r->conf_index;
@@ -451,8 +472,15 @@ int raft_step(struct raft *r, const struct raft_event *ev,
 		}
 		break;
 	case RAFT_EV_CAMPAIGN:
+		raft_wake(r, false);
 		if (r->role != RAFT_LEADER)
 			raft_campaign(r, r->cfg.pre_vote, false);
+		break;
+	case RAFT_EV_SLEEP:
+		rv = raft_sleep(r);
+		break;
+	case RAFT_EV_WAKE:
+		raft_wake(r, ev->wake.suspect);
 		break;
 	default:
 		rv = -EINVAL;

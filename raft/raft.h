@@ -155,8 +155,10 @@ const char *raft_msg_name(int type);
  *   APPEND_RESP:       reject=0: index = highest index matching the leader;
  *                      reject=1: index = rejected prev index, hint/log_term =
  *                      follower's guess of the last matching entry
- *   HEARTBEAT:         commit; context = ReadIndex round
- *   HEARTBEAT_RESP:    context echoed
+ *   HEARTBEAT:         commit; context = ReadIndex round; done = "sleep"
+ *                      (raft/quiesce.c)
+ *   HEARTBEAT_RESP:    context echoed; done = "asleep" (obeyed a sleep);
+ *                      reject = told to sleep, could not
  *   SNAPSHOT:          index/log_term = snapshot; conf; offset/data/len one
  *                      chunk; done on the last one
  *   SNAPSHOT_RESP:     index = snapshot, offset = bytes the follower holds
@@ -202,6 +204,10 @@ enum raft_event_type {
 	RAFT_EV_TRANSFER,
 	RAFT_EV_CONF_CHANGE,
 	RAFT_EV_CAMPAIGN, /* start an election now (tests, operators) */
+	RAFT_EV_SLEEP,    /* leader: put the idle group to sleep, or
+			     RAFT_EBUSY (raft/quiesce.c) */
+	RAFT_EV_WAKE,     /* end a sleep; wake.suspect: the leader's node is
+			     thought gone, campaign soon */
 };
 
 struct raft_event {
@@ -236,6 +242,9 @@ struct raft_event {
 			uint32_t op; /* enum raft_conf_op */
 			uint64_t id;
 		} conf_change;
+		struct {
+			bool suspect;
+		} wake;
 	};
 };
 
@@ -327,6 +336,9 @@ bool raft_term_at(const struct raft *r, uint64_t index, uint64_t *term);
 const struct raft_entry *raft_entry_at(const struct raft *r, uint64_t index);
 const struct raft_conf *raft_conf(const struct raft *r);
 const struct raft_snapshot_meta *raft_snapshot(const struct raft *r);
+/* Asleep (raft/quiesce.c): ticks do nothing until an event wakes it; the
+ * caller need not tick it at all. */
+bool raft_asleep(const struct raft *r);
 /* Bytes of heap and struct this group holds now. */
 size_t raft_footprint(const struct raft *r);
 /* Leader only: the highest index known replicated on member `id` (its

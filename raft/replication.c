@@ -247,11 +247,23 @@ void raft_handle_heartbeat(struct raft *r, const struct raft_msg *m)
 		raft_msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	if (resp)
 		resp->context = m->context;
+	if (resp && raft_follower_may_sleep(r, m)) {
+		r->asleep = true;
+		resp->done = true;
+	} else if (resp && m->done) {
+		resp->reject = true; /* told to sleep, cannot: wake the leader */
+		r->asleep = false;
+	}
 }
 
 void raft_handle_heartbeat_resp(struct raft *r, const struct raft_msg *m)
 {
 	if (r->role != RAFT_LEADER)
+		return;
+	/* asleep, every answer of our term but a refusal to sleep (which woke
+	 * us in receive) answers a heartbeat sent before the sleep, or obeys
+	 * it: nothing to do (raft/quiesce.c) */
+	if (r->asleep)
 		return;
 	struct raft_progress *pr = raft_progress_get(r, m->from);
 	if (!pr)

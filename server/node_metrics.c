@@ -66,6 +66,10 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		{ &ids->raft_joining, false, "ringkv_raft_joining_replicas",
 		  "Replicas that started empty in a group with a history: no vote until "
 		  "caught up from a leader." },
+		{ &ids->raft_sleeping, false, "ringkv_raft_groups_sleeping",
+		  "Replicas whose group sleeps: idle, every member caught up, no tick "
+		  "and no heartbeat until a proposal, a message or a suspected node "
+		  "wakes it." },
 		{ &ids->raft_amnesiac, false, "ringkv_raft_amnesiac_replicas",
 		  "Replicas whose core's newest log segment was damaged (a vote or "
 		  "acknowledged entries may be lost): they take no part in their group "
@@ -394,7 +398,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	uint64_t proposals = 0, reads = 0, apply_lag = 0, follower_lag = 0, refused = 0;
 	uint64_t leader_changes = 0, snap_sent = 0, snap_sent_bytes = 0, snap_received = 0;
 	uint64_t snap_received_bytes = 0, snap_restarted = 0, repairing = 0, repairs = 0;
-	uint64_t undecided = 0, joining = 0, amnesiac = 0;
+	uint64_t undecided = 0, joining = 0, amnesiac = 0, sleeping = 0;
 	struct forward_stats fs;
 	struct replica_status st;
 	unsigned i, f;
@@ -412,6 +416,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 		undecided += st.undecided;
 		joining += st.joining;
 		amnesiac += st.amnesiac;
+		sleeping += st.sleeping;
 		proposed += st.proposed;
 		overwritten += st.overwritten;
 		unknown += st.unknown;
@@ -439,6 +444,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	metrics_set(mc, ids->raft_undecided, undecided);
 	metrics_set(mc, ids->raft_joining, joining);
 	metrics_set(mc, ids->raft_amnesiac, amnesiac);
+	metrics_set(mc, ids->raft_sleeping, sleeping);
 	metrics_set(mc, ids->raft_proposed, proposed);
 	metrics_set(mc, ids->raft_overwritten, overwritten);
 	metrics_set(mc, ids->raft_unknown, unknown);

@@ -159,6 +159,18 @@ static void round_trip_other(const struct peer_msg_frame *a,
 		CHECK(peer_msg_encode_leaders(&again, entries, n) == 0);
 		break;
 	}
+	case PEER_MSG_HEARTBEATS: {
+		static struct peer_msg_beat beats[PEER_MSG_MAX_BEATS];
+		struct peer_msg_heartbeats_iter it;
+		uint32_t n = 0;
+
+		peer_msg_heartbeats_begin(&it, &a->heartbeats);
+		while (peer_msg_heartbeats_next(&it, &beats[n]) == 1)
+			CHECK(++n <= PEER_MSG_MAX_BEATS);
+		CHECK(n == a->heartbeats.count);
+		CHECK(peer_msg_encode_heartbeats(&again, beats, n) == 0);
+		break;
+	}
 	default:
 		CHECK(0);
 	}
@@ -216,6 +228,22 @@ static void round_trip_other(const struct peer_msg_frame *a,
 		do {
 			ra = peer_msg_leaders_next(&ia, &ea);
 			rb = peer_msg_leaders_next(&ib, &eb);
+			CHECK(ra == rb);
+			CHECK(ra == 0 || memcmp(&ea, &eb, sizeof ea) == 0);
+		} while (ra == 1);
+		break;
+	}
+	case PEER_MSG_HEARTBEATS: {
+		struct peer_msg_heartbeats_iter ia, ib;
+		struct peer_msg_beat ea, eb;
+		int ra, rb;
+
+		CHECK(a->heartbeats.count == b.heartbeats.count);
+		peer_msg_heartbeats_begin(&ia, &a->heartbeats);
+		peer_msg_heartbeats_begin(&ib, &b.heartbeats);
+		do {
+			ra = peer_msg_heartbeats_next(&ia, &ea);
+			rb = peer_msg_heartbeats_next(&ib, &eb);
 			CHECK(ra == rb);
 			CHECK(ra == 0 || memcmp(&ea, &eb, sizeof ea) == 0);
 		} while (ra == 1);
@@ -297,6 +325,12 @@ static void run_payload(const uint8_t *data, size_t size, const struct peer_msg_
 		CHECK(inside(f.leaders.shard.data, f.leaders.shard.len, p, size));
 		CHECK(inside(f.leaders.term.data, f.leaders.term.len, p, size));
 		CHECK(inside(f.leaders.conf_index.data, f.leaders.conf_index.len, p, size));
+		round_trip_other(&f, l);
+		break;
+	case PEER_MSG_HEARTBEATS:
+		CHECK(f.heartbeats.count <= PEER_MSG_MAX_BEATS);
+		for (int k = 0; k < 5; k++)
+			CHECK(inside(f.heartbeats.list[k].data, f.heartbeats.list[k].len, p, size));
 		round_trip_other(&f, l);
 		break;
 	default:
@@ -447,6 +481,29 @@ static void run_leaders_recipe(const uint8_t *data, size_t size,
 	peer_msg_buf_free(&out);
 }
 
+/* A valid Heartbeats frame of up to 8 entries from the input, damaged like
+ * a batch, then decoded: coalesced heartbeats, or the empty beacon. */
+static void run_beats_recipe(const uint8_t *data, size_t size, const struct peer_msg_limits *l)
+{
+	struct recipe r = { data, size };
+	struct peer_msg_beat e[8];
+	struct peer_msg_buf out;
+	uint32_t n = (uint32_t)(take(&r, 1) % 9);
+
+	for (uint32_t i = 0; i < n; i++) {
+		e[i].group = take(&r, (unsigned)(take(&r, 1) % 9));
+		e[i].term = take(&r, (unsigned)(take(&r, 1) % 9));
+		e[i].commit = take(&r, (unsigned)(take(&r, 1) % 9));
+		e[i].context = take(&r, (unsigned)(take(&r, 1) % 9));
+		e[i].flags = take(&r, (unsigned)(take(&r, 1) % 9));
+	}
+	peer_msg_buf_init(&out);
+	CHECK(peer_msg_encode_heartbeats(&out, e, n) == 0);
+	CHECK(out.len <= PEER_MSG_HEADER_SIZE + 20 + 50 * n);
+	damage_and_run(&out, &r, 1, l);
+	peer_msg_buf_free(&out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct peer_msg_limits l;
@@ -471,5 +528,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_recipe(data, size, &tiny);
 	run_request_recipe(data, size, &l);
 	run_leaders_recipe(data, size, &l);
+	run_beats_recipe(data, size, &l);
 	return 0;
 }

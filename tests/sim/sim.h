@@ -62,6 +62,15 @@ struct sim_opts {
 	uint32_t snapshot_chunk;
 	uint32_t max_msg_bytes; /* entry bytes per APPEND */
 	uint32_t max_inflight;  /* APPENDs in flight per follower */
+	/* sleeping groups (raft/quiesce.c): at each of its ticks a leader is
+	 * told RAFT_EV_SLEEP with this chance (percent; it refuses unless
+	 * idle); an asleep follower whose leader is down or cut off from it
+	 * is woken with `suspect` (node liveness) with wake_pct chance per
+	 * tick, and any asleep node is woken for no reason (a false
+	 * suspicion) with spurious_wake_pct */
+	uint32_t sleep_pct;
+	uint32_t wake_pct;
+	uint32_t spurious_wake_pct;
 	bool trace;             /* print every event */
 	bool fixed_ticks;       /* every node ticks at multiples of interval */
 };
@@ -198,6 +207,8 @@ struct sim {
 				       while a queued write cuts below it */
 	uint64_t conf_changes;
 	uint64_t transfers;
+	uint64_t sleeps;     /* groups put to sleep by their leader */
+	uint64_t wakes;      /* asleep nodes woken by liveness (or falsely) */
 	uint64_t trace_hash;
 	uint64_t sent[SIM_MAX_NODES + 1][RAFT_MSG_TIMEOUT_NOW + 1]; /* by type */
 };

@@ -667,6 +667,48 @@ int sim_event(struct sim *s, uint64_t id, const struct raft_event *ev,
 	return rv;
 }
 
+/* Sleeping groups: after a tick, a leader may be told to sleep; an asleep
+ * follower is woken by a liveness oracle that sees what the node's peers
+ * would (its leader down, or cut off from it), late and sometimes wrong. */
+static void quiesce_tick(struct sim *s, struct sim_node *n)
+{
+	if (!n->up || s->failed)
+		return;
+	struct raft *r = n->raft;
+	if (s->opts.sleep_pct && raft_role(r) == RAFT_LEADER && !raft_asleep(r) &&
+	    raft_rng_below(&s->rng, 100) < s->opts.sleep_pct) {
+		struct raft_event ev = {.type = RAFT_EV_SLEEP};
+		if (sim_event(s, n->id, &ev, NULL) == 0)
+			s->sleeps++;
+		return;
+	}
+	if (!raft_asleep(r))
+		return;
+	/* a follower suspects its leader's node; a leader, any other
+	 * member's (then it wakes and counts its quorum again) */
+	uint64_t leader = raft_leader(r);
+	bool gone = false;
+	if (leader != n->id) {
+		gone = leader != RAFT_NONE &&
+		       (!s->nodes[leader].up || s->cut[leader][n->id]);
+	} else {
+		const struct raft_conf *conf = raft_conf(r);
+		for (uint32_t i = 0; i < conf->n; i++) {
+			uint64_t m = conf->servers[i].id;
+			if (m != n->id && (!s->nodes[m].up || s->cut[m][n->id]))
+				gone = true;
+		}
+	}
+	if ((gone && raft_rng_below(&s->rng, 100) < s->opts.wake_pct) ||
+	    (s->opts.spurious_wake_pct &&
+	     raft_rng_below(&s->rng, 1000) < s->opts.spurious_wake_pct)) {
+		struct raft_event ev = {.type = RAFT_EV_WAKE,
+					.wake.suspect = true};
+		s->wakes++;
+		sim_event(s, n->id, &ev, NULL);
+	}
+}
+
 int sim_tick(struct sim *s, uint64_t id)
 {
 	struct raft_event ev = {.type = RAFT_EV_TICK};
@@ -987,6 +1029,7 @@ bool sim_step(struct sim *s)
 		if (n->up && n->incarnation == ev.incarnation) {
 			trace(s, EV_TICK, n->id, 0, 0);
 			sim_tick(s, n->id);
+			quiesce_tick(s, n);
 			schedule_tick(s, n, s->opts.tick_interval);
 		}
 		break;
@@ -1026,7 +1069,7 @@ bool sim_step(struct sim *s)
 			trace(s, EV_DELIVER, m->from * 64 + m->to,
 			      m->type * 1000003ULL + m->term, m->index);
 			if (s->opts.trace)
-				printf("%llu: %llu->%llu %s t%llu i%llu c%llu n%u%s\n",
+				printf("%llu: %llu->%llu %s t%llu i%llu c%llu n%u%s%s\n",
 				       (unsigned long long)s->now,
 				       (unsigned long long)m->from,
 				       (unsigned long long)m->to,
@@ -1034,7 +1077,7 @@ bool sim_step(struct sim *s)
 				       (unsigned long long)m->term,
 				       (unsigned long long)m->index,
 				       (unsigned long long)m->commit,
-				       m->n_entries, m->reject ? " reject" : "");
+				       m->n_entries, m->reject ? " reject" : "", m->done ? " done" : "");
 			forge(s, n, m);
 			struct raft_event rev = {.type = RAFT_EV_RECEIVE,
 						 .msg = m};
