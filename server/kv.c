@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/le.h"
 #include "core/glob.h"
 #include "core/log.h"
 #include "proto/frame.h"
@@ -19,6 +20,7 @@
 #include "server/conn.h"
 #include "server/forward.h"
 #include "shard/core_log.h"
+#include "shard/deadline_index.h"
 #include "server/node.h"
 #include "server/redis.h"
 #include "shard/key_order.h"
@@ -424,6 +426,7 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 	req->status = ringkv_Status_OK;
 	if (req->op == KV_CORE_STATS) {
 		struct kv_core_stats st = { 0 };
+		uint64_t now = value_deadline_now();
 		unsigned i;
 
 		for (i = 0; i < c->owned_count; i++) {
@@ -432,7 +435,7 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 
 			shard_get_stats(c->owned[i], &ss);
 			shard_memory(c->owned[i], &used, &capacity);
-			st.live_keys += shard_live_keys(c->owned[i]);
+			st.live_keys += shard_visible_keys(c->owned[i], now, NULL);
 			st.writes += ss.writes + ss.applied;
 			st.memtable_used += used;
 			st.memtable_capacity += capacity;
@@ -485,7 +488,18 @@ static void execute_read(struct node_core *c, struct kv_req *req)
 		return;
 	}
 	if (req->op == KV_COUNT) {
-		req->integer = (int64_t)shard_live_keys(s);
+		/* Keys past their deadline are left out by this (the
+		 * leader's) clock; the keys with a deadline follow as a u64
+		 * when the request has room (INFO's expires=). */
+		uint64_t expires;
+		size_t room;
+		uint8_t *out = answer_room(req, &room);
+
+		req->integer = (int64_t)shard_visible_keys(s, value_deadline_now(), &expires);
+		if (room >= 8) {
+			put_le64(out, expires);
+			req->value_len = 8;
+		}
 		answer(c, req);
 		return;
 	}

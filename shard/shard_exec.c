@@ -60,6 +60,7 @@ static int set_value(struct shard *s, const struct command *c, const void *value
 
 	s->deadline_writes += deadline != 0;
 	if (rv == 0) {
+		shard_deadlines_note(s, c->key, c->key_len, deadline);
 		res->applied = true;
 		s->mem->live_delta += !res->existed;
 	}
@@ -98,6 +99,8 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 		rv = memtable_delete_prior(s->mem->mt, c->key, c->key_len, &pr);
 	if (rv)
 		return rv;
+	shard_deadlines_note(s, c->key, c->key_len,
+			     c->op == COMMAND_PUT_AT ? c->deadline : 0);
 	before = pr.state;
 	if (before == 0) {
 		old = pr.value;
@@ -208,6 +211,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 			/* Already past: Redis deletes the key at once. */
 			rv = memtable_delete(s->mem->mt, c->key, c->key_len);
 			if (rv == 0) {
+				shard_deadlines_note(s, c->key, c->key_len, 0);
 				res->applied = true;
 				s->mem->live_delta--;
 			}
@@ -226,6 +230,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 			break;
 		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
 		if (rv == 0) {
+			shard_deadlines_note(s, c->key, c->key_len, 0);
 			res->applied = true;
 			s->mem->live_delta--;
 		}
@@ -233,6 +238,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 	case COMMAND_DELETE:
 		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
 		if (rv == 0) {
+			shard_deadlines_note(s, c->key, c->key_len, 0);
 			res->applied = res->existed;
 			s->mem->live_delta -= res->existed;
 		}
