@@ -257,6 +257,8 @@ static const struct resp_command_info commands[RESP_CMD_TOP_COUNT] = {
 	{ RESP_CMD_PEXPIRETIME, "pexpiretime", 2, F_R | F_FAST, 1, 1, 1,
 	  "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0", "generic",
 	  "O(1)", NULL, 0 },
+	{ RESP_CMD_RANDOMKEY, "randomkey", 1, F_R, 0, 0, 0,
+	  "Return a random key from the keyspace", "1.0.0", "generic", "O(1)", NULL, 0 },
 };
 
 static const char *const flag_names[RESP_CMDF_COUNT] = {

@@ -14,7 +14,8 @@ through every node:
   every node while live, left out of DBSIZE as soon as they are due (the
   deadline index of each shard's leader, before any delete applies), and
   deleted by the leaders' background expiry (the stored-key count then
-  falls back, with no read of them);
+  falls back, with no read of them); RANDOMKEY through every node answers
+  each live key in time, and never a due one;
 - every node is killed with SIGKILL and restarted on its data: the long
   key's absolute deadline (PEXPIRETIME) is the one it had, on every node,
   the plain key has none, the expired key stays gone, and a key set with
@@ -237,6 +238,22 @@ def main():
                 time.sleep(0.2)
                 got = integer(nodes[i].call("DBSIZE"))
             check(got == live, "DBSIZE through node %d: %d, %d keys live" % (i + 1, got, live))
+        # RANDOMKEY through every node: only live keys (the 200 due ones,
+        # deleted or not yet, never), and each of them in time (shards
+        # spread over the nodes' cores, most led by another node).
+        names = [b"ready:0", b"ready:1", b"ready:2", b"long", b"plain"]
+        for i in range(3):
+            seen = set()
+            for _ in range(1500):
+                got = nodes[i].call("RANDOMKEY")
+                key = got.split(b"\r\n")[1] if got.startswith(b"$") and got != b"$-1\r\n" else got
+                if key not in names:
+                    check(False, "RANDOMKEY through node %d: %r" % (i + 1, got))
+                    break
+                seen.add(key)
+                if len(seen) == len(names):
+                    break
+            check(len(seen) == len(names), "RANDOMKEY through node %d saw %r" % (i + 1, seen))
         # A key that expires after the restart.
         check(nodes[1].call("SET", "later", "x", "PX", 15000) == b"+OK\r\n", "SET later PX")
         later_at = integer(nodes[1].call("PEXPIRETIME", "later"))

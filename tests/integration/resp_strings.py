@@ -399,6 +399,61 @@ def cases(rk, rd):
         s(*cmd)
 
 
+def bulk_list(reply):
+    """The elements of an array of bulk strings, as bytes."""
+    out, lines = [], reply.split(b"\r\n")
+    for i, line in enumerate(lines):
+        if line.startswith(b"$") and line != b"$-1":
+            out.append(lines[i + 1])
+    return out
+
+
+def randomkey_cases(rk, rd):
+    """RANDOMKEY: nil on an empty keyspace, the one key when there is one,
+    every key in time among several (across shards), never a key past its
+    deadline, arity. Every key is deleted first (KEYS, DEL)."""
+    s = lambda *a: same(rk, rd, *a)  # noqa: E731
+    for conn in (rk, rd) if rd else (rk,):
+        keys = bulk_list(conn.call("KEYS", "*"))
+        for i in range(0, len(keys), 100):
+            conn.call("DEL", *keys[i:i + 100])
+    s("DBSIZE")
+    for _ in range(5):
+        s("RANDOMKEY")
+    s("RANDOMKEY", "extra")
+    s("SET", "only", "1")
+    for _ in range(5):
+        s("RANDOMKEY")
+    s("SET", "", "empty key")
+    names = [b"only", b""] + [b"r:%d" % i for i in range(20)] + [b"\xff\x00bin", b"zz"]
+    for n in names[2:]:
+        s("SET", n, "v")
+    seen = set()
+    for _ in range(8000):  # the empty key comes about once in 150
+        got = bulk_list(rk.call("RANDOMKEY"))
+        if len(got) != 1 or got[0] not in names:
+            failures.append("RANDOMKEY answered %r" % got)
+            break
+        seen.add(got[0])
+        if len(seen) == len(names):
+            break
+    if len(seen) != len(names):
+        failures.append("RANDOMKEY never answered %r" % sorted(set(names) - seen))
+    # Keys past their deadline are never answered (deleted or not yet).
+    for n in names:
+        s("PEXPIREAT", n, 1)  # long past: deleted at once, as Redis does
+    s("RANDOMKEY")
+    for i in range(30):
+        s("SET", "gone:%d" % i, "v", "PX", 30)
+    s("SET", "stays", "v")
+    import time
+    time.sleep(0.06)
+    for _ in range(20):
+        s("RANDOMKEY")
+    s("DEL", "stays")
+    s("RANDOMKEY")
+
+
 def ringkv_only(rk, max_value):
     """Where ringkv's limit is --max-value, not Redis's 512 MB."""
     too_big = b"-ERR string exceeds maximum allowed size (%d bytes)\r\n" % max_value
@@ -419,6 +474,7 @@ def main():
     rd = Conn(sys.argv[3], int(sys.argv[4])) if int(sys.argv[4]) else None
     max_value = int(sys.argv[5]) if len(sys.argv) > 5 else 1 << 20
     cases(rk, rd)
+    randomkey_cases(rk, rd)
     ringkv_only(rk, max_value)
     for f in failures:
         print("FAIL", f)
