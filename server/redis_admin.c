@@ -131,8 +131,10 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			"# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\n"
 			"ringkv_requests_forwarded:%" PRIu64 "\r\n"
 			"ringkv_writes_durable:%" PRIu64 "\r\nringkv_wal_batches:%" PRIu64 "\r\n"
-			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n\r\n",
-			st.requests, st.forwarded, st.writes, st.batches, st.wal_bytes, st.fsyncs);
+			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n"
+			"expired_keys:%" PRIu64 "\r\n\r\n",
+			st.requests, st.forwarded, st.writes, st.batches, st.wal_bytes, st.fsyncs,
+			redis_expired_keys());
 	if (section_wanted(section, "keyspace"))
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n",

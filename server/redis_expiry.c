@@ -38,12 +38,14 @@
  * and a rebuild step counts as one outstanding request so that shutdown
  * waits for its scan.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster/replica.h"
 #include "core/log.h"
 #include "core/reactor.h"
+#include "ringkv.pb.h"
 #include "server/kv.h"
 #include "server/node.h"
 #include "server/redis_impl.h"
@@ -76,6 +78,15 @@ struct redis_expiry {
 
 static void pass(struct timer *t, void *arg);
 
+/* Keys this node's passes deleted (their EXPIRE_DELETE applied), all cores:
+ * INFO's expired_keys. One node per process. */
+static _Atomic uint64_t expired_keys;
+
+uint64_t redis_expired_keys(void)
+{
+	return atomic_load_explicit(&expired_keys, memory_order_relaxed);
+}
+
 static void arm(struct redis_expiry *x)
 {
 	reactor_timer_arm(x->c->reactor, &x->timer,
@@ -87,6 +98,8 @@ static void deleted(struct node_core *c, struct kv_req *req)
 	struct redis_expiry *x = req->ctx;
 
 	x->inflight--;
+	if (req->status == ringkv_Status_OK && req->applied)
+		atomic_fetch_add_explicit(&expired_keys, 1, memory_order_relaxed);
 	kv_req_free(c, req);
 	if (x->inflight == 0 && !x->rebuilding)
 		arm(x);

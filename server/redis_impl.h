@@ -252,6 +252,9 @@ void redis_cmd_randomkey(struct conn *conn);
 /* A step answered: the next one, or the answer (slot->stage 3: nil). */
 void redis_randomkey_continue(struct redis_slot *slot);
 void redis_format_randomkey(struct conn *conn, struct redis_slot *slot, struct reply *r);
+
+/* Keys this node's active expiry deleted since start (redis_expiry.c). */
+uint64_t redis_expired_keys(void);
 void redis_format_keys(struct conn *conn, struct redis_slot *slot, struct reply *r);
 
 /* ---- server commands (redis_admin.c) ---- */
