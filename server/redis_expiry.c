@@ -39,6 +39,7 @@
  * waits for its scan.
  */
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,7 @@
 #include "core/log.h"
 #include "core/reactor.h"
 #include "ringkv.pb.h"
+#include "server/conn.h"
 #include "server/kv.h"
 #include "server/node.h"
 #include "server/redis_impl.h"
@@ -81,6 +83,8 @@ static void pass(struct timer *t, void *arg);
 /* Keys this node's passes deleted (their EXPIRE_DELETE applied), all cores:
  * INFO's expired_keys. One node per process. */
 static _Atomic uint64_t expired_keys;
+/* DEBUG SET-ACTIVE-EXPIRE 0: this node's passes delete nothing (tests). */
+static _Atomic bool active_off;
 
 uint64_t redis_expired_keys(void)
 {
@@ -179,7 +183,8 @@ static void pass(struct timer *t, void *arg)
 	if (!c->accepting || x->rebuilding || x->inflight)
 		return; /* stopping, or the answers will arm it */
 	now = value_deadline_now();
-	for (uint32_t n = 0; n < shards && x->nbatch < REDIS_EXPIRY_DELETES; n++) {
+	for (uint32_t n = 0; n < shards && x->nbatch < REDIS_EXPIRY_DELETES &&
+			     !atomic_load_explicit(&active_off, memory_order_relaxed); n++) {
 		uint32_t i = (x->shard + n) % shards;
 
 		if (!c->shards[i] || !c->replicas[i] || !replica_is_leader(c->replicas[i]))
@@ -204,6 +209,31 @@ static void pass(struct timer *t, void *arg)
 	}
 	if (!x->rebuilding)
 		arm(x);
+}
+
+/*
+ * DEBUG SET-ACTIVE-EXPIRE 0|1 (Redis's test suite switches active expiry
+ * off to see an expired key still stored): this node's passes stop or
+ * resume deleting; reads hide expired keys all the same. Any other DEBUG
+ * subcommand is refused as Redis refuses an unknown one.
+ */
+void redis_cmd_debug(struct conn *conn, const struct resp_command *cmd)
+{
+	struct reply *r = &conn->redis->scratch;
+
+	reply_reset(r);
+	if (cmd->argc == 3 && redis_arg_is(&cmd->argv[1], "SET-ACTIVE-EXPIRE") &&
+	    cmd->argv[2].len == 1 && (cmd->argv[2].data[0] == '0' || cmd->argv[2].data[0] == '1')) {
+		atomic_store_explicit(&active_off, cmd->argv[2].data[0] == '0',
+				      memory_order_relaxed);
+		reply_simple(conn, r, "OK");
+	} else {
+		reply_errorf(conn, r, "ERR unknown subcommand or wrong number of arguments for "
+			     "'%.*s'. Try DEBUG HELP.",
+			     (int)(cmd->argv[1].len < 128 ? cmd->argv[1].len : 128),
+			     (const char *)cmd->argv[1].data);
+	}
+	redis_reply_now(conn);
 }
 
 int redis_expiry_start(struct node_core *c)

@@ -255,6 +255,8 @@ void redis_format_randomkey(struct conn *conn, struct redis_slot *slot, struct r
 
 /* Keys this node's active expiry deleted since start (redis_expiry.c). */
 uint64_t redis_expired_keys(void);
+/* DEBUG SET-ACTIVE-EXPIRE 0|1; anything else refused (redis_expiry.c). */
+void redis_cmd_debug(struct conn *conn, const struct resp_command *cmd);
 void redis_format_keys(struct conn *conn, struct redis_slot *slot, struct reply *r);
 
 /* ---- server commands (redis_admin.c) ---- */

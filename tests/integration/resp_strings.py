@@ -391,6 +391,25 @@ def cases(rk, rd):
                 ["PERSIST", "a", "b"]):
         s(*cmd)
 
+    # OBJECT: the encoding Redis's SET picks for the bytes, REFCOUNT of
+    # shared integers, IDLETIME of a key just written, FREQ's refusal,
+    # missing keys, unknown subcommands, arity, HELP.
+    for v in ("1", "0", "9999", "10000", "-1", "-0", "01", "+1", "12345678901234567890",
+              "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+              "1.5", "", " 1", "a" * 44, "a" * 45, "x" * 200):
+        s("SET", "o", v)
+        s("OBJECT", "ENCODING", "o")
+        s("OBJECT", "refcount", "o")
+    s("OBJECT", "IDLETIME", "o")
+    s("OBJECT", "FREQ", "o")
+    for sub in ("ENCODING", "REFCOUNT", "IDLETIME", "FREQ"):
+        s("OBJECT", sub, "missing")
+        s("OBJECT", sub)
+        s("OBJECT", sub, "o", "extra")
+    s("OBJECT", "BOGUS", "o")
+    s("OBJECT")
+    s("DEL", "o")
+
     # Arity errors (Redis's texts), old and new commands alike.
     for cmd in (["PING", "a", "b"], ["GET"], ["SET", "k"], ["GETRANGE", "k", 1],
                 ["SETRANGE", "k", 1], ["GETBIT", "k"], ["SETBIT", "k", 1],
@@ -467,6 +486,38 @@ def ringkv_only(rk, max_value):
     expect(rk, b"-ERR bit offset is not an integer or out of range\r\n",
            "GETBIT", "big", max_value * 8)
     rk.call("DEL", "big")
+    # OBJECT HELP: ringkv's own text, an array of simple strings.
+    got = rk.call("OBJECT", "HELP")
+    if not got.startswith(b"*11\r\n+OBJECT <subcommand>"):
+        failures.append("OBJECT HELP: %r" % got[:60])
+    # DEBUG SET-ACTIVE-EXPIRE (Redis refuses DEBUG unless enabled): off, a
+    # key past its deadline stays stored (INFO expired_keys unchanged) yet
+    # hidden; on again, it is deleted.
+    def expired_keys():
+        text = rk.call("INFO", "stats")
+        at = text.find(b"expired_keys:")
+        return int(text[at + 13:text.find(b"\r\n", at)])
+    expect(rk, b"+OK\r\n", "DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    before = expired_keys()
+    expect(rk, b"+OK\r\n", "SET", "dbg", "v", "PX", "20")
+    import time
+    time.sleep(0.4)
+    expect(rk, b"$-1\r\n", "GET", "dbg")
+    if expired_keys() != before:
+        failures.append("active expiry deleted a key while off")
+    expect(rk, b"+OK\r\n", "DEBUG", "set-active-expire", "1")
+    for _ in range(50):
+        if expired_keys() == before + 1:
+            break
+        time.sleep(0.1)
+    if expired_keys() != before + 1:
+        failures.append("active expiry on again: expired_keys %d, %d before"
+                        % (expired_keys(), before))
+    expect(rk, b"-ERR wrong number of arguments for 'debug' command\r\n", "DEBUG")
+    for args in (["DEBUG", "SET-ACTIVE-EXPIRE", "2"], ["DEBUG", "SLEEP", "0"]):
+        got = rk.call(*args)
+        if not got.startswith(b"-ERR unknown subcommand or wrong number of arguments for"):
+            failures.append("%r: %r" % (args, got))
 
 
 def main():
