@@ -153,7 +153,19 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 	 * cluster's figure; redis_format_stats falls back to this node's
 	 * replicas when a shard does not answer. */
 	unsigned shards = c->node->shards;
-	struct redis_slot *slot = redis_slot_new(conn, id, cores + shards);
+	struct redis_slot *slot;
+
+	/* INFO of sections without the keyspace counts no keys (a count
+	 * walks each shard's keys past their deadline). */
+	if (section && section->len > 0 && section->len < 64) {
+		char name[64];
+
+		memcpy(name, section->data, section->len);
+		name[section->len] = '\0';
+		if (!section_wanted(name, "keyspace"))
+			shards = 0;
+	}
+	slot = redis_slot_new(conn, id, cores + shards);
 	unsigned i;
 
 	if (!slot) {

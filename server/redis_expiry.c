@@ -10,7 +10,7 @@
  * its shards, and proposes an EXPIRE_DELETE of key and deadline for each.
  * No keyspace is scanned: a shard without due keys costs a look at the top
  * of its heap. The next pass starts once those proposals are answered;
- * while a pass fills its batch, the next one follows after 1 ms instead of
+ * while a pass fills its batch, the next one follows after 5 ms instead of
  * 100 ms (as Redis repeats while over a quarter of its sample is expired),
  * so a million keys due at once go in bounded slices rather than one long
  * stall.
@@ -29,7 +29,7 @@
  * carry deadlines until its index is rebuilt. From a minute after start,
  * each pass also runs one rebuild step (REDIS_EXPIRY_REBUILD keys) of the
  * next hosted shard whose index is incomplete, leader or not, and the
- * passes follow each other after 1 ms while one is: a million keys take
+ * passes follow each other after 5 ms while one is: a million keys take
  * some seconds. Until then,
  * keys the index does not hold yet are neither expired actively nor left
  * out of DBSIZE (reads hide them all the same).
@@ -55,7 +55,11 @@
 #include "shard/value_deadline.h"
 
 #define REDIS_EXPIRY_PASS_US (100u * 1000u)
-#define REDIS_EXPIRY_BUSY_US 1000u
+/* After a pass that filled its batch: 5 ms, so that a mass expiry takes at
+ * most some 13,000 entries a second per core from the log it shares with
+ * clients (measured: 1 ms gave 8-10x the p99 of other requests on a loaded
+ * 2-CPU machine, docs/PERFORMANCE.md "Session 9: mass expiry"). */
+#define REDIS_EXPIRY_BUSY_US 5000u
 #define REDIS_EXPIRY_DELETES 64    /* EXPIRE_DELETEs one pass proposes */
 #define REDIS_EXPIRY_REBUILD 4096  /* keys one rebuild step examines */
 /* Rebuilds start a minute after the core: start-up and recovery are not
