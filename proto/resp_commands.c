@@ -257,6 +257,14 @@ static const struct resp_command_info commands[RESP_CMD_TOP_COUNT] = {
 	{ RESP_CMD_PEXPIRETIME, "pexpiretime", 2, F_R | F_FAST, 1, 1, 1,
 	  "Get the expiration Unix timestamp for a key in milliseconds", "7.0.0", "generic",
 	  "O(1)", NULL, 0 },
+	{ RESP_CMD_RANDOMKEY, "randomkey", 1, F_R, 0, 0, 0,
+	  "Return a random key from the keyspace", "1.0.0", "generic", "O(1)", NULL, 0 },
+	{ RESP_CMD_OBJECT, "object", -2, 0, 0, 0, 0,
+	  "A container for object introspection commands", "2.2.3", "generic",
+	  "Depends on subcommand.", NULL, 0 },
+	{ RESP_CMD_DEBUG, "debug", -2, F_ADMIN | F_NOSCRIPT | F_LOADING | F_STALE, 0, 0, 0,
+	  "A container for debugging commands", "1.0.0", "server",
+	  "Depends on subcommand.", NULL, 0 },
 };
 
 static const char *const flag_names[RESP_CMDF_COUNT] = {

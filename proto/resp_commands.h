@@ -81,6 +81,9 @@ enum resp_cmd_id {
 	RESP_CMD_PTTL,
 	RESP_CMD_EXPIRETIME,
 	RESP_CMD_PEXPIRETIME,
+	RESP_CMD_RANDOMKEY,
+	RESP_CMD_OBJECT,
+	RESP_CMD_DEBUG,
 	RESP_CMD_TOP_COUNT, /* number of top-level commands */
 	/* Subcommands, found with resp_subcommand_lookup. */
 	RESP_CMD_COMMAND_COUNT = 100,

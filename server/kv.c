@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/le.h"
 #include "core/glob.h"
 #include "core/log.h"
 #include "proto/frame.h"
@@ -19,6 +20,7 @@
 #include "server/conn.h"
 #include "server/forward.h"
 #include "shard/core_log.h"
+#include "shard/deadline_index.h"
 #include "server/node.h"
 #include "server/redis.h"
 #include "shard/key_order.h"
@@ -432,6 +434,9 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 
 			shard_get_stats(c->owned[i], &ss);
 			shard_memory(c->owned[i], &used, &capacity);
+			/* Stored keys, O(1): the fallback of DBSIZE when a
+			 * shard's leader does not answer (KV_COUNT leaves due
+			 * keys out; this does not walk them). */
 			st.live_keys += shard_live_keys(c->owned[i]);
 			st.writes += ss.writes + ss.applied;
 			st.memtable_used += used;
@@ -485,7 +490,18 @@ static void execute_read(struct node_core *c, struct kv_req *req)
 		return;
 	}
 	if (req->op == KV_COUNT) {
-		req->integer = (int64_t)shard_live_keys(s);
+		/* Keys past their deadline are left out by this (the
+		 * leader's) clock; the keys with a deadline follow as a u64
+		 * when the request has room (INFO's expires=). */
+		uint64_t expires;
+		size_t room;
+		uint8_t *out = answer_room(req, &room);
+
+		req->integer = (int64_t)shard_visible_keys(s, value_deadline_now(), &expires);
+		if (room >= 8) {
+			put_le64(out, expires);
+			req->value_len = 8;
+		}
 		answer(c, req);
 		return;
 	}

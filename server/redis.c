@@ -271,6 +271,10 @@ void redis_part_done(struct node_core *c, struct kv_req *req)
 		redis_keys_continue(slot); /* the next round, or the answer */
 		return;
 	}
+	if (slot->cmd == RESP_CMD_RANDOMKEY) {
+		redis_randomkey_continue(slot); /* the next step, or the answer */
+		return;
+	}
 	redis_drain(conn);
 }
 
@@ -287,6 +291,10 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 	}
 	if (slot->cmd == RESP_CMD_KEYS) {
 		redis_format_keys(conn, slot, r);
+		return;
+	}
+	if (slot->cmd == RESP_CMD_RANDOMKEY) {
+		redis_format_randomkey(conn, slot, r);
 		return;
 	}
 	if (slot->cmd == RESP_CMD_SCAN) {
@@ -776,6 +784,9 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	case RESP_CMD_KEYS:
 		redis_cmd_keys(conn, cmd);
+		return;
+	case RESP_CMD_RANDOMKEY:
+		redis_cmd_randomkey(conn);
 		return;
 	case RESP_CMD_TIME: {
 		struct timespec now;

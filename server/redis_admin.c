@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "core/le.h"
 #include "core/log.h"
 #include "ringkv.pb.h"
 #include "server/conn.h"
@@ -72,6 +73,27 @@ static bool section_wanted(const char *section, const char *name)
 	       !strcasecmp(section, "everything") || !strcasecmp(section, "default");
 }
 
+/* The keys with a deadline (not past) of every shard, as its leader
+ * counted them with DBSIZE's figure; 0 when a shard did not answer. */
+static uint64_t count_expires(const struct redis_slot *slot)
+{
+	uint64_t sum = 0;
+
+	for (uint32_t i = 0; i < slot->parts; i++) {
+		const struct kv_req *req = slot->reqs[i];
+		const uint8_t *p;
+		size_t len;
+
+		if (!req || req->op != KV_COUNT)
+			continue;
+		p = kv_answer(req, &len);
+		if (req->status != ringkv_Status_OK || len != 8)
+			return 0;
+		sum += get_le64(p);
+	}
+	return sum;
+}
+
 void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply *r)
 {
 	struct node *n = conn->core->node;
@@ -109,12 +131,14 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			"# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\n"
 			"ringkv_requests_forwarded:%" PRIu64 "\r\n"
 			"ringkv_writes_durable:%" PRIu64 "\r\nringkv_wal_batches:%" PRIu64 "\r\n"
-			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n\r\n",
-			st.requests, st.forwarded, st.writes, st.batches, st.wal_bytes, st.fsyncs);
+			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n"
+			"expired_keys:%" PRIu64 "\r\n\r\n",
+			st.requests, st.forwarded, st.writes, st.batches, st.wal_bytes, st.fsyncs,
+			redis_expired_keys());
 	if (section_wanted(section, "keyspace"))
 		len += (size_t)snprintf(text + len, sizeof text - len,
-			"# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=0,avg_ttl=0\r\n",
-			st.live_keys);
+			"# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n",
+			st.live_keys, count_expires(slot));
 	if (len >= sizeof text)
 		len = sizeof text - 1;
 	reply_bulk(conn, r, text, len);
@@ -129,7 +153,19 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 	 * cluster's figure; redis_format_stats falls back to this node's
 	 * replicas when a shard does not answer. */
 	unsigned shards = c->node->shards;
-	struct redis_slot *slot = redis_slot_new(conn, id, cores + shards);
+	struct redis_slot *slot;
+
+	/* INFO of sections without the keyspace counts no keys (a count
+	 * walks each shard's keys past their deadline). */
+	if (section && section->len > 0 && section->len < 64) {
+		char name[64];
+
+		memcpy(name, section->data, section->len);
+		name[section->len] = '\0';
+		if (!section_wanted(name, "keyspace"))
+			shards = 0;
+	}
+	slot = redis_slot_new(conn, id, cores + shards);
 	unsigned i;
 
 	if (!slot) {
@@ -146,7 +182,7 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 	slot->pending = 1;
 	for (i = 0; i < cores + shards; i++) {
 		struct kv_req *req = redis_part_new(slot, i,
-						    i < cores ? sizeof(struct kv_core_stats) : 0);
+						    i < cores ? sizeof(struct kv_core_stats) : 8);
 
 		if (!req)
 			return;

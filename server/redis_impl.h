@@ -78,6 +78,10 @@ struct redis_slot {
 	uint8_t *cursor_key;        /* SCAN: resume key copy, or NULL */
 	uint32_t cursor_len;
 	bool from_start;            /* SCAN: cursor 0 */
+	uint32_t random_shard;      /* RANDOMKEY (redis_random.c): the shard, */
+	uint32_t random_tried;      /* shards found empty, */
+	uint8_t random_phase;       /* 0 the step starts at the cursor key, 1 after it, */
+	bool random_wrapped;        /* and whether it went on from the first key */
 	uint8_t *keys;              /* KEYS: the matches so far, as RESP bulk strings */
 	size_t keys_len;
 	size_t keys_cap;
@@ -242,6 +246,17 @@ void redis_cmd_keys(struct conn *conn, const struct resp_command *cmd);
 /* A round's steps are all back: keeps the complete keys, starts the next
  * round or lets the answer out (redis_drain; the slot may be freed). */
 void redis_keys_continue(struct redis_slot *slot);
+
+/* ---- RANDOMKEY (redis_random.c) ---- */
+void redis_cmd_randomkey(struct conn *conn);
+/* A step answered: the next one, or the answer (slot->stage 3: nil). */
+void redis_randomkey_continue(struct redis_slot *slot);
+void redis_format_randomkey(struct conn *conn, struct redis_slot *slot, struct reply *r);
+
+/* Keys this node's active expiry deleted since start (redis_expiry.c). */
+uint64_t redis_expired_keys(void);
+/* DEBUG SET-ACTIVE-EXPIRE 0|1; anything else refused (redis_expiry.c). */
+void redis_cmd_debug(struct conn *conn, const struct resp_command *cmd);
 void redis_format_keys(struct conn *conn, struct redis_slot *slot, struct reply *r);
 
 /* ---- server commands (redis_admin.c) ---- */

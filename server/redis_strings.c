@@ -130,6 +130,75 @@ static void cmd_getbit(struct conn *conn, const struct resp_command *cmd)
 	redis_single_key(conn, cmd, RESP_CMD_GETBIT, KV_GET, NULL, 0, 0, &ra);
 }
 
+/*
+ * OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key, OBJECT HELP. A read of the key
+ * (nil when it does not exist, as Redis); the answer is derived from the
+ * value, ringkv keeping no encodings, counts or access times:
+ * ENCODING is what Redis's SET would choose for these bytes ("int" for a
+ * canonical integer of at most 20 characters, "embstr" up to 44 bytes,
+ * "raw" beyond), REFCOUNT Redis's shared-integer answer for 0-9999 else 1,
+ * IDLETIME 0, FREQ Redis's error for a policy that does not count.
+ */
+enum { OBJECT_ENCODING = 1, OBJECT_REFCOUNT, OBJECT_IDLETIME, OBJECT_FREQ };
+
+static void cmd_object(struct conn *conn, const struct resp_command *cmd)
+{
+	static const char *const names[] = { "encoding", "refcount", "idletime", "freq" };
+	struct redis_read_args ra = { 0 };
+	struct resp_command keyed;
+	struct reply *r = &conn->redis->scratch;
+
+	for (unsigned i = 0; i < 4 && !ra.start; i++)
+		if (redis_arg_is(&cmd->argv[1], names[i]))
+			ra.start = i + 1;
+	if (ra.start && cmd->argc == 3) {
+		/* The key is argv[2]: shifted so redis_single_key finds it. */
+		keyed = (struct resp_command){ cmd->argv + 1, cmd->argc - 1, cmd->is_inline };
+		redis_single_key(conn, &keyed, RESP_CMD_OBJECT, KV_GET, NULL, 0, 0, &ra);
+		return;
+	}
+	reply_reset(r);
+	if (ra.start) {
+		reply_errorf(conn, r, "ERR wrong number of arguments for 'object|%s' command",
+			     names[ra.start - 1]);
+	} else if (redis_arg_is(&cmd->argv[1], "HELP") && cmd->argc == 2) {
+		/* ringkv's own words (Redis's client libraries only show it). */
+		static const char *const help[] = {
+			"OBJECT <subcommand> <key>: what ringkv can tell of a key's value.",
+			"ENCODING <key>",
+			"    int, embstr or raw: what Redis would choose for the value's bytes.",
+			"REFCOUNT <key>",
+			"    2147483647 for the integers 0-9999 (shared by Redis), else 1.",
+			"IDLETIME <key>",
+			"    Always 0: ringkv keeps no access times.",
+			"FREQ <key>",
+			"    Refused: no access frequency is kept.",
+			"HELP",
+			"    This text.",
+		};
+
+		reply_array(conn, r, sizeof help / sizeof help[0]);
+		for (size_t i = 0; i < sizeof help / sizeof help[0]; i++)
+			reply_simple(conn, r, help[i]);
+	} else {
+		reply_errorf(conn, r, "ERR unknown subcommand '%.*s'. Try OBJECT HELP.",
+			     (int)(cmd->argv[1].len < 64 ? cmd->argv[1].len : 64),
+			     (const char *)cmd->argv[1].data);
+	}
+	redis_reply_now(conn);
+}
+
+/* Whether Redis would store these bytes as an integer: a canonical long. */
+static bool object_is_int(const uint8_t *v, size_t len, int64_t *out)
+{
+	char text[24];
+
+	if (len == 0 || len > 20 || resp_parse_int64(v, len, out) != 0)
+		return false;
+	return (size_t)snprintf(text, sizeof text, "%lld", (long long)*out) == len &&
+	       !memcmp(text, v, len);
+}
+
 /* BITCOUNT key [start end [BYTE|BIT]] and BITPOS key bit [start [end
  * [BYTE|BIT]]]: the range arguments from argv[first]. */
 static void parse_range(const struct resp_command *cmd, size_t first, bool end_optional,
@@ -246,6 +315,12 @@ bool redis_cmd_string(struct conn *conn, const struct resp_command *cmd, enum re
 		return true;
 	case RESP_CMD_LCS:
 		cmd_lcs(conn, cmd);
+		return true;
+	case RESP_CMD_OBJECT:
+		cmd_object(conn, cmd);
+		return true;
+	case RESP_CMD_DEBUG:
+		redis_cmd_debug(conn, cmd); /* server/redis_expiry.c */
 		return true;
 	default:
 		return false;
@@ -378,6 +453,25 @@ void redis_format_read(struct conn *conn, struct reply *r, enum resp_cmd_id id,
 		else
 			reply_int(conn, r, bitpos(v, len, ra));
 		return;
+	case RESP_CMD_OBJECT: {
+		int64_t n;
+		bool is_int = found && object_is_int(v, len, &n);
+
+		if (!found)
+			reply_null(conn, r);
+		else if (ra->start == OBJECT_ENCODING)
+			reply_str(conn, r, is_int ? "int" : len <= 44 ? "embstr" : "raw");
+		else if (ra->start == OBJECT_REFCOUNT)
+			reply_int(conn, r, is_int && n >= 0 && n < 10000 ? 2147483647 : 1);
+		else if (ra->start == OBJECT_IDLETIME)
+			reply_int(conn, r, 0);
+		else
+			reply_error(conn, r, "ERR An LFU maxmemory policy is not selected, access "
+				    "frequency not tracked. Please note that when switching between "
+				    "policies at runtime LRU and LFU data will take some time to "
+				    "adjust.");
+		return;
+	}
 	default:
 		reply_error(conn, r, "ERR internal error: unexpected reply");
 		return;

@@ -137,6 +137,7 @@ static void drop_install(struct shard *s)
 	d->backoff_ms = 0;
 	d->state = DROP_DONE;
 	s->stats.drops++;
+	shard_deadlines_dropped(s);
 	log_info("shard %u: FLUSH at index %" PRIu64 ": %zu tables dropped", s->id, d->index,
 		 d->ndeleted);
 	/* The log up to F is no longer needed by this replica. */

@@ -52,7 +52,10 @@ size_t shard_mem_room(const struct shard *s)
 	return left < cap ? left : cap;
 }
 
-static int set_value(struct shard *s, const struct command *c, const void *value,
+/* `stored`: the key held a value before, expired by the entry's time or
+ * not (the live-key count counts stored values: DBSIZE leaves the expired
+ * ones out through the deadline index). */
+static int set_value(struct shard *s, const struct command *c, bool stored, const void *value,
 		     size_t len, uint64_t deadline, struct shard_result *res)
 {
 	int rv = memtable_put_deadline(s->mem->mt, c->key, c->key_len, value, len, deadline,
@@ -60,8 +63,9 @@ static int set_value(struct shard *s, const struct command *c, const void *value
 
 	s->deadline_writes += deadline != 0;
 	if (rv == 0) {
+		shard_deadlines_note(s, c->key, c->key_len, deadline);
 		res->applied = true;
-		s->mem->live_delta += !res->existed;
+		s->mem->live_delta += !stored;
 	}
 	return rv;
 }
@@ -86,6 +90,7 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 	unsigned flags = 0;
 	uint64_t deadline;
 	int rv, before;
+	bool stored;
 
 	memset(res, 0, sizeof *res);
 	if (c->op != COMMAND_DELETE) {
@@ -98,6 +103,8 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 		rv = memtable_delete_prior(s->mem->mt, c->key, c->key_len, &pr);
 	if (rv)
 		return rv;
+	shard_deadlines_note(s, c->key, c->key_len,
+			     c->op == COMMAND_PUT_AT ? c->deadline : 0);
 	before = pr.state;
 	if (before == 0) {
 		old = pr.value;
@@ -113,6 +120,7 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 		flags = w->prior_flags;
 		before = 0;
 	}
+	stored = before == 0;
 	/* `old` is NULL for a table value nobody asked for (write_one). */
 	if (before == 0 && old &&
 	    !value_deadline_strip(&old, &old_len, flags & MEMTABLE_DEADLINE, c->now, &deadline))
@@ -122,12 +130,13 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 		res->old_value = old;
 		res->old_len = old_len;
 	}
+	/* The live-key count follows stored values, expired or not. */
 	if (c->op != COMMAND_DELETE) {
 		res->applied = true;
-		s->mem->live_delta += !res->existed;
+		s->mem->live_delta += !stored;
 	} else {
 		res->applied = res->existed;
-		s->mem->live_delta -= res->existed;
+		s->mem->live_delta -= stored;
 	}
 	return 0;
 }
@@ -139,7 +148,8 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 	const void *old = NULL;
 	size_t old_len = 0;
 	unsigned flags = 0;
-	uint64_t stored = 0; /* the deadline stored with the old value, live or not */
+	uint64_t stored_deadline = 0; /* the deadline stored with the old value, live or not */
+	bool stored;          /* a value was stored, expired or not */
 	uint64_t keep = 0;   /* the live old value's deadline: what rewrites keep */
 	int rv;
 
@@ -167,9 +177,10 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 		flags = w->prior_flags;
 		rv = 0;
 	}
+	stored = rv == 0;
 	if (rv == 0 && (flags & MEMTABLE_DEADLINE)) {
-		if (value_deadline_strip(&old, &old_len, true, c->now, &stored)) {
-			keep = stored;
+		if (value_deadline_strip(&old, &old_len, true, c->now, &stored_deadline)) {
+			keep = stored_deadline;
 		} else {
 			rv = RKV_ENOTFOUND; /* expired by the entry's time */
 			old = NULL;
@@ -183,17 +194,17 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 	}
 	switch (c->op) {
 	case COMMAND_PUT_NX:
-		rv = res->existed ? 0 : set_value(s, c, c->value, c->value_len, 0, res);
+		rv = res->existed ? 0 : set_value(s, c, stored, c->value, c->value_len, 0, res);
 		break;
 	case COMMAND_PUT_XX:
-		rv = res->existed ? set_value(s, c, c->value, c->value_len, 0, res) : 0;
+		rv = res->existed ? set_value(s, c, stored, c->value, c->value_len, 0, res) : 0;
 		break;
 	case COMMAND_PUT_AT:
 		rv = 0;
 		if (((c->flags & COMMAND_SET_NX) && res->existed) ||
 		    ((c->flags & COMMAND_SET_XX) && !res->existed))
 			break;
-		rv = set_value(s, c, c->value, c->value_len,
+		rv = set_value(s, c, stored, c->value, c->value_len,
 			       (c->flags & COMMAND_SET_KEEPTTL) ? keep : c->deadline, res);
 		break;
 	case COMMAND_EXPIRE_AT:
@@ -208,24 +219,26 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 			/* Already past: Redis deletes the key at once. */
 			rv = memtable_delete(s->mem->mt, c->key, c->key_len);
 			if (rv == 0) {
+				shard_deadlines_note(s, c->key, c->key_len, 0);
 				res->applied = true;
 				s->mem->live_delta--;
 			}
 			break;
 		}
-		rv = set_value(s, c, old, old_len, c->deadline, res);
+		rv = set_value(s, c, stored, old, old_len, c->deadline, res);
 		break;
 	case COMMAND_PERSIST:
-		rv = res->existed && keep ? set_value(s, c, old, old_len, 0, res) : 0;
+		rv = res->existed && keep ? set_value(s, c, stored, old, old_len, 0, res) : 0;
 		break;
 	case COMMAND_EXPIRE_DELETE:
 		/* The leader saw this very deadline pass; a value written since
 		 * (another deadline, or none) is kept. */
 		rv = 0;
-		if (stored != c->deadline)
+		if (stored_deadline != c->deadline)
 			break;
 		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
 		if (rv == 0) {
+			shard_deadlines_note(s, c->key, c->key_len, 0);
 			res->applied = true;
 			s->mem->live_delta--;
 		}
@@ -233,8 +246,9 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 	case COMMAND_DELETE:
 		rv = memtable_delete(s->mem->mt, c->key, c->key_len);
 		if (rv == 0) {
+			shard_deadlines_note(s, c->key, c->key_len, 0);
 			res->applied = res->existed;
-			s->mem->live_delta -= res->existed;
+			s->mem->live_delta -= stored;
 		}
 		break;
 	case COMMAND_INCRBY: {
@@ -254,7 +268,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 		}
 		res->integer = cur + c->delta;
 		n = snprintf(text, sizeof text, "%" PRId64, res->integer);
-		rv = set_value(s, c, text, (size_t)n, keep, res);
+		rv = set_value(s, c, stored, text, (size_t)n, keep, res);
 		break;
 	}
 	case COMMAND_APPEND: {
@@ -273,7 +287,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 		if (c->value_len)
 			memcpy(s->scratch + old_len, c->value, c->value_len);
 		res->integer = (int64_t)len;
-		rv = set_value(s, c, s->scratch, len, keep, res);
+		rv = set_value(s, c, stored, s->scratch, len, keep, res);
 		break;
 	}
 	case COMMAND_SETRANGE:
@@ -287,7 +301,7 @@ int shard_exec(struct shard *s, const struct command *c, struct shard_waiter *w,
 			break;
 		if (!shard_string_exec(c, res->existed, old, old_len, s->scratch, &len, res))
 			break;
-		rv = set_value(s, c, s->scratch, len, keep, res);
+		rv = set_value(s, c, stored, s->scratch, len, keep, res);
 		if (rv == 0 && c->op == COMMAND_INCRBYFLOAT) {
 			/* The answer is the new value: it travels where a
 			 * previous value would (the sender asks for it). */

@@ -24,6 +24,7 @@
 
 #include "shard/block_cache.h"
 #include "shard/compaction_pick.h"
+#include "shard/deadline_index.h"
 #include "shard/manifest.h"
 #include "shard/memtable.h"
 #include "shard/shard.h"
@@ -352,6 +353,7 @@ struct shard {
 	uint64_t deadline_writes_clean;
 	bool deadlines_clean;
 	bool deadlines_seen;       /* a read or scan met a value with one */
+	struct shard_deadlines deadlines; /* the deadline index (shard_deadlines.c) */
 	struct block_cache_handle *sync_pin; /* answer of the last shard_get */
 	unsigned io_inflight;           /* every op that references this shard */
 	struct io_op misc_op;           /* fire-and-forget: unlink, close */

@@ -559,6 +559,7 @@ static int shard_ready(struct shard **out, struct shard *s, const struct shard_c
 	shard_drop_init(s);
 	s->budget = cfg->mem_budget;
 	shard_budget_sync(s); /* what a WAL replay put in the memtable */
+	shard_deadlines_open(s);
 	if (s->replicated)
 		log_info("shard %u: replicated, %u tables, applied index %" PRIu64, s->id,
 			 (unsigned)s->stats.table_files, s->applied_index);
@@ -713,6 +714,7 @@ void shard_close(struct shard *s)
 	shard_jobs_destroy(s);
 	shard_manifest_destroy(s);
 	shard_damage_close(s);
+	shard_deadlines_close(s);
 	if (s->wal_fd >= 0) {
 		/* Every acknowledged write was already synced (unless the
 		 * benchmark-only sync-off mode); this makes sure of it. */

@@ -10,12 +10,18 @@ through every node:
 - once the deadline passed (by this machine's clock, which the nodes
   share), GET, EXISTS, TTL and KEYS through every node, and every node's
   own copy, show the key gone;
-- 200 keys set with PX are deleted by the leaders' background expiry once
-  due (the stored-key count DBSIZE falls back, with no read of them);
+- 200 keys set with PX: counted by DBSIZE and INFO's `expires=` through
+  every node while live, left out of DBSIZE as soon as they are due (the
+  deadline index of each shard's leader, before any delete applies), and
+  deleted by the leaders' background expiry (INFO's expired_keys, summed
+  over the nodes, counts them and 'short', with no read of them); RANDOMKEY through every node answers
+  each live key in time, and never a due one;
 - every node is killed with SIGKILL and restarted on its data: the long
   key's absolute deadline (PEXPIRETIME) is the one it had, on every node,
   the plain key has none, the expired key stays gone, and a key set with
-  PX before the kill expires on time after the restart.
+  PX before the kill expires on time after the restart; `expires=` counts
+  the two keys with a deadline again once the indexes are rebuilt, and
+  DBSIZE leaves 'later' out as soon as it is due.
 Through followers too: keys are read through all three nodes, so two of
 three requests are forwarded to the shard's leader.
 
@@ -143,6 +149,18 @@ def stale_until(native, node, key, want):
     return got
 
 
+def expires(conn):
+    """INFO keyspace's expires= figure."""
+    text = conn.call("INFO", "keyspace")
+    at = text.find(b"expires=")
+    if at < 0:
+        return None
+    end = at + len(b"expires=")
+    while text[end:end + 1].isdigit():
+        end += 1
+    return int(text[at + len(b"expires="):end])
+
+
 def main():
     ringkvd, so = sys.argv[1], sys.argv[2]
     data = tempfile.mkdtemp(prefix="ringkv-resp-cluster-expiry-")
@@ -197,8 +215,22 @@ def main():
         for i in range(200):
             check(nodes[i % 3].call("SET", "bulk:%d" % i, "x", "PX", 1500) == b"+OK\r\n",
                   "SET bulk:%d PX" % i)
+        bulk_at = time.time() * 1000 + 1500  # no bulk deadline is later
         live = 5  # ready:0-2, long, plain
-        check(integer(nodes[0].call("DBSIZE")) > live, "DBSIZE counts the bulk keys")
+        for i in range(3):
+            if time.time() * 1000 < bulk_at - 300:
+                got = integer(nodes[i].call("DBSIZE"))
+                check(got == live + 200, "DBSIZE node %d with the bulk keys: %d" % (i + 1, got))
+                got = expires(nodes[i])
+                check(got == 201, "INFO expires= node %d with the bulk keys: %r" % (i + 1, got))
+        # Due: left out at once, before active expiry (100 ms passes) and
+        # its deletes can have applied.
+        while time.time() * 1000 <= bulk_at + 20:
+            time.sleep(0.01)
+        for i in range(3):
+            got = integer(nodes[i].call("DBSIZE"))
+            check(got == live, "DBSIZE node %d just past the bulk deadline: %d" % (i + 1, got))
+            check(expires(nodes[i]) == 1, "INFO expires= node %d: %r" % (i + 1, expires(nodes[i])))
         for i in range(3):
             deadline = time.time() + WAIT_S
             got = integer(nodes[i].call("DBSIZE"))
@@ -206,6 +238,40 @@ def main():
                 time.sleep(0.2)
                 got = integer(nodes[i].call("DBSIZE"))
             check(got == live, "DBSIZE through node %d: %d, %d keys live" % (i + 1, got, live))
+        # The leaders' deletes, counted by the nodes that made them (INFO's
+        # expired_keys): the 200 bulk keys and 'short' (ringkv's reads never
+        # delete). DBSIZE no longer shows them: it leaves due keys out.
+        def expired_total():
+            total = 0
+            for i in range(3):
+                text = nodes[i].call("INFO", "stats")
+                at = text.find(b"expired_keys:")
+                if at < 0:
+                    return -1
+                total += int(text[at + 13:text.find(b"\r\n", at)])
+            return total
+        deadline = time.time() + WAIT_S
+        total = expired_total()
+        while total < 201 and time.time() < deadline:
+            time.sleep(0.2)
+            total = expired_total()
+        check(total == 201, "INFO expired_keys summed over the nodes: %d" % total)
+        # RANDOMKEY through every node: only live keys (the 200 due ones,
+        # deleted or not yet, never), and each of them in time (shards
+        # spread over the nodes' cores, most led by another node).
+        names = [b"ready:0", b"ready:1", b"ready:2", b"long", b"plain"]
+        for i in range(3):
+            seen = set()
+            for _ in range(1500):
+                got = nodes[i].call("RANDOMKEY")
+                key = got.split(b"\r\n")[1] if got.startswith(b"$") and got != b"$-1\r\n" else got
+                if key not in names:
+                    check(False, "RANDOMKEY through node %d: %r" % (i + 1, got))
+                    break
+                seen.add(key)
+                if len(seen) == len(names):
+                    break
+            check(len(seen) == len(names), "RANDOMKEY through node %d saw %r" % (i + 1, seen))
         # A key that expires after the restart.
         check(nodes[1].call("SET", "later", "x", "PX", 15000) == b"+OK\r\n", "SET later PX")
         later_at = integer(nodes[1].call("PEXPIRETIME", "later"))
@@ -233,12 +299,23 @@ def main():
             got = call_ok(nodes[i], "PEXPIRETIME", "later")
             check(got == b":%d\r\n" % later_at or time.time() * 1000 > later_at,
                   "PEXPIRETIME later after restart, node %d: %r" % (i + 1, got))
+        for i in range(3):
+            deadline = time.time() + WAIT_S
+            got = expires(nodes[i])
+            while got != 2 and time.time() < deadline and time.time() * 1000 < later_at - 500:
+                time.sleep(0.1)
+                got = expires(nodes[i])
+            check(got == 2 or time.time() * 1000 >= later_at - 500,
+                  "INFO expires= node %d after restart: %r" % (i + 1, got))
         native = Native(so)
         for i in range(3):
             check(stale_until(native, i, b"long", b"l") == b"l",
                   "node %d's own copy of 'long' after restart" % (i + 1))
-        while time.time() * 1000 <= later_at + 50:
-            time.sleep(0.1)
+        while time.time() * 1000 <= later_at + 20:
+            time.sleep(0.01)
+        for i in range(3):
+            got = integer(nodes[i].call("DBSIZE"))
+            check(got == live, "DBSIZE node %d just past 'later' after restart: %d" % (i + 1, got))
         for i in range(3):
             check(call_ok(nodes[i], "GET", "later") == b"$-1\r\n",
                   "GET later past its deadline after restart, node %d" % (i + 1))

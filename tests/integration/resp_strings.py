@@ -391,12 +391,86 @@ def cases(rk, rd):
                 ["PERSIST", "a", "b"]):
         s(*cmd)
 
+    # OBJECT: the encoding Redis's SET picks for the bytes, REFCOUNT of
+    # shared integers, IDLETIME of a key just written, FREQ's refusal,
+    # missing keys, unknown subcommands, arity, HELP.
+    for v in ("1", "0", "9999", "10000", "-1", "-0", "01", "+1", "12345678901234567890",
+              "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+              "1.5", "", " 1", "a" * 44, "a" * 45, "x" * 200):
+        s("SET", "o", v)
+        s("OBJECT", "ENCODING", "o")
+        s("OBJECT", "refcount", "o")
+    s("OBJECT", "IDLETIME", "o")
+    s("OBJECT", "FREQ", "o")
+    for sub in ("ENCODING", "REFCOUNT", "IDLETIME", "FREQ"):
+        s("OBJECT", sub, "missing")
+        s("OBJECT", sub)
+        s("OBJECT", sub, "o", "extra")
+    s("OBJECT", "BOGUS", "o")
+    s("OBJECT")
+    s("DEL", "o")
+
     # Arity errors (Redis's texts), old and new commands alike.
     for cmd in (["PING", "a", "b"], ["GET"], ["SET", "k"], ["GETRANGE", "k", 1],
                 ["SETRANGE", "k", 1], ["GETBIT", "k"], ["SETBIT", "k", 1],
                 ["BITCOUNT"], ["BITPOS", "k"], ["LCS", "k"], ["INCRBYFLOAT", "k"],
                 ["GETDEL"], ["SUBSTR", "k", 1], ["STRLEN"], ["APPEND", "k"]):
         s(*cmd)
+
+
+def bulk_list(reply):
+    """The elements of an array of bulk strings, as bytes."""
+    out, lines = [], reply.split(b"\r\n")
+    for i, line in enumerate(lines):
+        if line.startswith(b"$") and line != b"$-1":
+            out.append(lines[i + 1])
+    return out
+
+
+def randomkey_cases(rk, rd):
+    """RANDOMKEY: nil on an empty keyspace, the one key when there is one,
+    every key in time among several (across shards), never a key past its
+    deadline, arity. Every key is deleted first (KEYS, DEL)."""
+    s = lambda *a: same(rk, rd, *a)  # noqa: E731
+    for conn in (rk, rd) if rd else (rk,):
+        keys = bulk_list(conn.call("KEYS", "*"))
+        for i in range(0, len(keys), 100):
+            conn.call("DEL", *keys[i:i + 100])
+    s("DBSIZE")
+    for _ in range(5):
+        s("RANDOMKEY")
+    s("RANDOMKEY", "extra")
+    s("SET", "only", "1")
+    for _ in range(5):
+        s("RANDOMKEY")
+    s("SET", "", "empty key")
+    names = [b"only", b""] + [b"r:%d" % i for i in range(20)] + [b"\xff\x00bin", b"zz"]
+    for n in names[2:]:
+        s("SET", n, "v")
+    seen = set()
+    for _ in range(8000):  # the empty key comes about once in 150
+        got = bulk_list(rk.call("RANDOMKEY"))
+        if len(got) != 1 or got[0] not in names:
+            failures.append("RANDOMKEY answered %r" % got)
+            break
+        seen.add(got[0])
+        if len(seen) == len(names):
+            break
+    if len(seen) != len(names):
+        failures.append("RANDOMKEY never answered %r" % sorted(set(names) - seen))
+    # Keys past their deadline are never answered (deleted or not yet).
+    for n in names:
+        s("PEXPIREAT", n, 1)  # long past: deleted at once, as Redis does
+    s("RANDOMKEY")
+    for i in range(30):
+        s("SET", "gone:%d" % i, "v", "PX", 30)
+    s("SET", "stays", "v")
+    import time
+    time.sleep(0.06)
+    for _ in range(20):
+        s("RANDOMKEY")
+    s("DEL", "stays")
+    s("RANDOMKEY")
 
 
 def ringkv_only(rk, max_value):
@@ -412,6 +486,63 @@ def ringkv_only(rk, max_value):
     expect(rk, b"-ERR bit offset is not an integer or out of range\r\n",
            "GETBIT", "big", max_value * 8)
     rk.call("DEL", "big")
+    # OBJECT HELP: ringkv's own text, an array of simple strings.
+    got = rk.call("OBJECT", "HELP")
+    if not got.startswith(b"*11\r\n+OBJECT <subcommand>"):
+        failures.append("OBJECT HELP: %r" % got[:60])
+    # DEBUG SET-ACTIVE-EXPIRE (Redis refuses DEBUG unless enabled): off, a
+    # key past its deadline stays stored (INFO expired_keys unchanged) yet
+    # hidden; on again, it is deleted.
+    def expired_keys():
+        text = rk.call("INFO", "stats")
+        at = text.find(b"expired_keys:")
+        return int(text[at + 13:text.find(b"\r\n", at)])
+    import time
+    # Keys of earlier cases that are due (RANDOMKEY's) go first: the count
+    # settles (a loaded machine can take a while).
+    settled, last = time.time(), expired_keys()
+    while time.time() - settled < 1.0:
+        time.sleep(0.2)
+        now = expired_keys()
+        if now != last:
+            settled, last = time.time(), now
+    expect(rk, b"+OK\r\n", "DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    time.sleep(0.3)  # a pass's deletes in flight land
+    before = expired_keys()
+    expect(rk, b"+OK\r\n", "SET", "dbg", "v", "PX", "20")
+    time.sleep(0.4)
+    expect(rk, b"$-1\r\n", "GET", "dbg")
+    if expired_keys() != before:
+        failures.append("active expiry deleted a key while off")
+    expect(rk, b"+OK\r\n", "DEBUG", "set-active-expire", "1")
+    for _ in range(50):
+        if expired_keys() == before + 1:
+            break
+        time.sleep(0.1)
+    if expired_keys() != before + 1:
+        failures.append("active expiry on again: expired_keys %d, %d before"
+                        % (expired_keys(), before))
+    # DBSIZE around keys past their deadline that active expiry has not
+    # deleted: not counted; a DEL of one answers 0 and leaves the count; a
+    # SET over one counts one key.
+    expect(rk, b"+OK\r\n", "DEBUG", "SET-ACTIVE-EXPIRE", "0")
+    size = rk.call("DBSIZE")
+    for k in ("e1", "e2"):
+        expect(rk, b"+OK\r\n", "SET", k, "v", "PX", "20")
+    time.sleep(0.3)
+    expect(rk, size, "DBSIZE")
+    expect(rk, b":0\r\n", "DEL", "e1")
+    expect(rk, size, "DBSIZE")
+    expect(rk, b"+OK\r\n", "SET", "e2", "v")
+    expect(rk, b":%d\r\n" % (int(size[1:]) + 1), "DBSIZE")
+    expect(rk, b":1\r\n", "DEL", "e2")
+    expect(rk, size, "DBSIZE")
+    expect(rk, b"+OK\r\n", "DEBUG", "SET-ACTIVE-EXPIRE", "1")
+    expect(rk, b"-ERR wrong number of arguments for 'debug' command\r\n", "DEBUG")
+    for args in (["DEBUG", "SET-ACTIVE-EXPIRE", "2"], ["DEBUG", "SLEEP", "0"]):
+        got = rk.call(*args)
+        if not got.startswith(b"-ERR unknown subcommand or wrong number of arguments for"):
+            failures.append("%r: %r" % (args, got))
 
 
 def main():
@@ -419,6 +550,7 @@ def main():
     rd = Conn(sys.argv[3], int(sys.argv[4])) if int(sys.argv[4]) else None
     max_value = int(sys.argv[5]) if len(sys.argv) > 5 else 1 << 20
     cases(rk, rd)
+    randomkey_cases(rk, rd)
     ringkv_only(rk, max_value)
     for f in failures:
         print("FAIL", f)

@@ -38,6 +38,7 @@
 #include "io/ring.h"
 #include "shard/block_cache.h"
 #include "shard/command.h"
+#include "shard/deadline_index.h"
 #include "shard/shard.h"
 #include "shard_test.h"
 
@@ -962,9 +963,65 @@ static void check_model_keys(struct fixture *f, struct shard *s, bool scan)
 	assert_int_equal(st.keys, present);
 }
 
+/*
+ * The deadline index (shard/deadline_index.h) against the model: every key
+ * it holds is stored with that deadline (so while it is incomplete it is
+ * never wrong); `whole`: it holds every stored key with a deadline.
+ */
+static void check_index_entries(struct shard *s, bool whole)
+{
+	const struct deadline_index *x = shard_deadline_index(s);
+	size_t with = 0, held = 0;
+
+	for (unsigned k = 0; k < NKEYS; k++) {
+		char name[16];
+		uint64_t d;
+
+		key_name(name, k);
+		d = deadline_index_get(x, name, 7);
+		if (model[k].present && model[k].deadline)
+			with++;
+		if (!d)
+			continue;
+		held++;
+		if (!model[k].present || model[k].deadline != d)
+			fail_msg("%s: index has deadline %" PRIu64 ", model %s %" PRIu64, name, d,
+				 model[k].present ? "present with" : "absent", model[k].deadline);
+	}
+	assert_int_equal(deadline_index_count(x), held);
+	if (whole)
+		assert_int_equal(held, with);
+}
+
+static void rebuild_step_done(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* Runs rebuild steps of a few keys each until the index is complete;
+ * `model`: checked against the model at each step and at the end. */
+static void rebuild_index(struct fixture *f, struct shard *s, bool with_model)
+{
+	for (int i = 0; i < 100000 && !shard_deadlines_complete(s); i++) {
+		int done = 0, rv = shard_deadlines_rebuild_step(s, 1 + i % 13, rebuild_step_done,
+								&done);
+
+		assert_true(rv == 0 || rv == 1);
+		for (int j = 0; rv == 0 && j < 100000 && !done; j++)
+			turn(f);
+		if (with_model)
+			check_index_entries(s, false);
+	}
+	assert_true(shard_deadlines_complete(s));
+	if (with_model)
+		check_index_entries(s, true);
+}
+
 static void check_model(struct fixture *f, struct shard *s)
 {
 	check_model_keys(f, s, true);
+	check_index_entries(s, shard_deadlines_complete(s));
+	rebuild_index(f, s, true);
 }
 
 /* A restart of the shard in `slot`: reopened at its flushed index, the log
@@ -974,7 +1031,17 @@ static void reopen_replay(struct fixture *f, int slot, const char *name)
 	shard_close(f->s[slot]);
 	f->s[slot] = NULL;
 	open_rep(f, slot, name, 0);
-	apply_range(f, f->s[slot], shard_flushed_index(f->s[slot]) + 1, NENTRIES, 0);
+	/* The deadline index is rebuilt by small steps while the log is
+	 * applied: steps that meet a write must not record older values. */
+	for (uint64_t i = shard_flushed_index(f->s[slot]) + 1; i <= NENTRIES; i++) {
+		int done = 0;
+
+		apply_range(f, f->s[slot], i, i, 0);
+		if (i % 3 == 0) {
+			(void)shard_deadlines_rebuild_step(f->s[slot], 2 + i % 5, NULL, &done);
+			turn(f);
+		}
+	}
 	settle(f);
 	check_model(f, f->s[slot]);
 }
@@ -1103,6 +1170,83 @@ static int apply_cmd(struct shard *s, uint64_t index, struct command c,
 	size_t len = command_encode(&c, buf);
 
 	return shard_apply(s, index, SHARD_ENTRY_COMMAND, buf, len, w);
+}
+
+/*
+ * The deadline index's rebuild meets writes: keys with deadlines in tables
+ * only, a rebuild step that waits for a block, and meanwhile every one of
+ * those keys written again without a deadline (and a few with another).
+ * Once rebuilt, the index holds exactly the new deadlines: nothing the
+ * step read before the writes landed.
+ */
+static void test_index_rebuild_meets_writes(void **state)
+{
+	struct fixture *f = *state;
+	char key[32], value[128];
+	uint64_t i = 1;
+	const unsigned n = 1500;
+	int done = 0;
+
+	open_rep(f, 0, "ix", 0);
+	assert_true(shard_deadlines_complete(f->s[0]));
+	memset(value, 'v', 100);
+	value[100] = '\0';
+	for (unsigned k = 0; k < n; k++, i++) {
+		struct command c;
+
+		snprintf(key, sizeof key, "dk%05u", k);
+		c = put_cmd(key, value);
+		c.op = COMMAND_PUT_AT;
+		c.deadline = MODEL_FAR_FUTURE + k;
+		assert_int_equal(apply_cmd(f->s[0], i, c, NULL), 0);
+		if (k % 16 == 0)
+			turn(f);
+	}
+	settle(f);
+	assert_int_equal(deadline_index_count(shard_deadline_index(f->s[0])), n);
+	/* Everything in tables: the memtable is flushed by a restart. */
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	open_rep(f, 0, "ix", 0);
+	assert_false(shard_deadlines_complete(f->s[0]));
+	/* Whatever is left of it in the small cache goes. */
+	block_cache_destroy(f->cache);
+	assert_int_equal(block_cache_create(&f->cache, &(struct block_cache_options){
+		.capacity = 64 << 10 }), 0);
+	shard_close(f->s[0]);
+	f->s[0] = NULL;
+	open_rep(f, 0, "ix", 0);
+	i = shard_applied_index(f->s[0]) + 1;
+	assert_int_equal(shard_deadlines_rebuild_step(f->s[0], 100000, rebuild_step_done, &done),
+			 0);
+	assert_int_equal(done, 0); /* it waits for a block */
+	for (unsigned k = 0; k < n; k++, i++) {
+		struct command c;
+
+		snprintf(key, sizeof key, "dk%05u", k);
+		c = put_cmd(key, "plain");
+		if (k % 100 == 7) {
+			c.op = COMMAND_PUT_AT;
+			c.deadline = MODEL_FAR_FUTURE + 5000 + k;
+		}
+		assert_int_equal(apply_cmd(f->s[0], i, c, NULL), 0);
+	}
+	for (int j = 0; j < 100000 && !done; j++)
+		turn(f);
+	assert_int_equal(done, 1);
+	rebuild_index(f, f->s[0], false);
+	assert_int_equal(deadline_index_count(shard_deadline_index(f->s[0])), n / 100);
+	for (unsigned k = 7; k < n; k += 100) {
+		snprintf(key, sizeof key, "dk%05u", k);
+		assert_int_equal(deadline_index_get(shard_deadline_index(f->s[0]), key, 7),
+				 MODEL_FAR_FUTURE + 5000 + k);
+	}
+	/* A FLUSH empties it, complete. */
+	assert_int_equal(apply_cmd(f->s[0], i, (struct command){ .op = COMMAND_FLUSH }, NULL),
+			 0);
+	settle(f);
+	assert_true(shard_deadlines_complete(f->s[0]));
+	assert_int_equal(deadline_index_count(shard_deadline_index(f->s[0])), 0);
 }
 
 /*
@@ -1903,6 +2047,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wal_directory_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_entries_same_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_drops_tables, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_rebuild_meets_writes, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
