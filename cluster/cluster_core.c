@@ -947,8 +947,13 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 	*from_node = f.hello.node_id;
 	*target_core = f.hello.to_core % c->node->cfg.cores;
 	/* a new connection: the node (re)started or reconnected; sleeping
-	 * groups with a member there wake (liveness_check) */
+	 * groups with a member there wake (liveness_check). It may be an
+	 * older build now: plain heartbeats until it sends a Heartbeats
+	 * frame again. */
 	atomic_fetch_add(&c->node->hellos[cluster_map_index(&c->node->map, f.hello.node_id)], 1);
+	atomic_store_explicit(&c->node->beats_ok[cluster_map_index(&c->node->map,
+								   f.hello.node_id)],
+			      false, memory_order_relaxed);
 	return 0;
 }
 

@@ -505,6 +505,7 @@ void replica_awake(struct replica *rep)
 	if (rep->awake || !c->awake)
 		return;
 	rep->awake = true;
+	rep->idle_ticks = 0; /* a woken leader stays up an election timeout */
 	c->awake[c->nawake++] = rep;
 }
 

@@ -97,6 +97,10 @@ static void phase_set(struct replica *rep, int phase)
 {
 	struct replica_move *m = &rep->move;
 
+	/* The move is driven from ticks: a sleeping group's replica is
+	 * ticked again (a move started on an idle group stalled, found by
+	 * the session 9 review). */
+	replica_awake(rep);
 	m->phase = phase;
 	m->phase_us = rep->core->r->now_us;
 	m->sent_us = 0;

@@ -418,7 +418,10 @@ class RespTest(unittest.TestCase):
             if calls % 10 == 0:
                 t1 = time.monotonic()
                 self.assertTrue(other.ping())
-                self.assertLess(time.monotonic() - t1, 1.0)
+                # Seconds, not milliseconds: one core serving both, on a
+                # machine that may be loaded (1.16 s seen at load 15);
+                # without the step cap a call takes minutes.
+                self.assertLess(time.monotonic() - t1, 3.0)
             if cursor == 0:
                 break
             self.assertLess(calls, 5000)
