@@ -1391,6 +1391,7 @@ static int log_repair(struct cluster_core *c, struct core_log_config *lc, char *
 		replica_free(c->reps[i]);
 	}
 	c->nreps = 0;
+	c->nawake = 0; /* the freed ones: open_replicas lists the new ones */
 	rv = core_log_repair_execute(c, from, amnesia, why, err, errlen);
 	if (rv == 0)
 		rv = open_replicas(c, err, errlen);

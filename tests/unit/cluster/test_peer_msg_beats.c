@@ -132,7 +132,8 @@ static int decode_body(const uint8_t *body, size_t n)
 	do {
 		buf[h++] = (uint8_t)((len & 0x7f) | (len >= 0x80 ? 0x80 : 0));
 	} while ((len >>= 7) != 0 && h < 8);
-	memcpy(buf + h, body, n);
+	if (n)
+		memcpy(buf + h, body, n); /* body may be NULL when empty */
 	rv = decode_copy(&f, &copy, buf, h + n);
 	free(copy);
 	free(buf);
