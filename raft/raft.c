@@ -280,6 +280,15 @@ static void reply_stale(struct raft *r, const struct raft_msg *m)
 	}
 }
 
+/* Asleep: `id` was told to sleep (it had answered since the last quorum
+ * check when the group fell asleep; recent_active stays as it was). */
+static bool told_to_sleep(struct raft *r, uint64_t id)
+{
+	const struct raft_progress *pr = raft_progress_get(r, id);
+
+	return pr && pr->recent_active;
+}
+
 static void receive(struct raft *r, const struct raft_msg *m)
 {
 	if (m->to != r->cfg.id || m->from == RAFT_NONE || m->from == r->cfg.id)
@@ -289,9 +298,13 @@ static void receive(struct raft *r, const struct raft_msg *m)
 	if (m->type == RAFT_MSG_APPEND && m->n_entries && !m->entries)
 		return;
 	/* any message wakes a sleeping group but "sleep" itself and the
-	 * answers to heartbeats of our term (raft/quiesce.c) */
+	 * answers to heartbeats of our term from members told to sleep
+	 * (raft/quiesce.c): one not told (it had not answered, its answer
+	 * held behind a slow fsync) may lag, and its late answer must wake
+	 * us to catch it up */
 	if (r->asleep && !(m->type == RAFT_MSG_HEARTBEAT && m->done) &&
-	    !(m->type == RAFT_MSG_HEARTBEAT_RESP && m->term == r->term && !m->reject)) {
+	    !(m->type == RAFT_MSG_HEARTBEAT_RESP && m->term == r->term && !m->reject &&
+	      told_to_sleep(r, m->from))) {
 		/* woken by its leader, a follower pings it (raft_wake) unless
 		 * that proves the leader awake: a plain heartbeat may be one
 		 * sent before "sleep" and overtaken by it */
