@@ -134,3 +134,24 @@ wait_listening() {
 	done
 	die "$what does not listen on port $port"
 }
+
+# Replicas of a node that lead, from the /metrics of its admin address
+# HOST:PORT (0 while it does not answer yet).
+leaders_of() {
+	{ curl -s --max-time 2 "http://$1/metrics" 2>/dev/null || true; } |
+		awk '/^ringkv_raft_replicas\{.*role="leader"/ { n += $2 } END { print n + 0 }'
+}
+
+# Waits up to SECONDS for N replicas of the node PID (admin address ADMIN)
+# to lead, polling every 0.1 s; dies, with the end of LOG, if the node exits
+# or the time runs out.
+wait_leaders() { # PID ADMIN N SECONDS LOG
+	local n=0
+	for _ in $(seq $(($4 * 10))); do
+		n=$(leaders_of "$2")
+		[ "$n" -ge "$3" ] && return 0
+		kill -0 "$1" 2>/dev/null || die "the node exited: $(tail -2 "$5")"
+		sleep 0.1
+	done
+	die "$n of $3 replicas lead after $4 s"
+}

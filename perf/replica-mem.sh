@@ -52,25 +52,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-leaders() { # the node's replicas that lead, from /metrics
-	{ curl -s --max-time 2 "http://127.0.7.41:27642/metrics" 2>/dev/null || true; } |
-		awk '/^ringkv_raft_replicas\{.*role="leader"/ { n += $2 } END { print n + 0 }'
-}
-
 rss_at() { # BINARY SHARDS: sets rss, the node's RSS in KiB once every replica leads
-	local bin=$1 shards=$2 i
+	local bin=$1 shards=$2
 	rm -rf "$work/data"
 	mkdir -p "$work/data"
 	pinned "${server_cpus:-0}" "$bin" --cores "$cores" --shards "$shards" \
 		--listen 127.0.7.41:27641 --admin-listen 127.0.7.41:27642 \
 		--data-dir "$work/data" --log-level warn >"$work/node.log" 2>&1 &
 	pid=$!
-	for i in $(seq 600); do
-		[ "$(leaders)" -ge "$shards" ] && break
-		kill -0 "$pid" 2>/dev/null || die "the node exited (log: $(tail -3 "$work/node.log"))"
-		sleep 0.1
-	done
-	[ "$(leaders)" -ge "$shards" ] || die "$shards replicas did not all lead within 60 s"
+	wait_leaders "$pid" 127.0.7.41:27642 "$shards" 60 "$work/node.log"
 	sleep "$settle"
 	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
 	stop_pids "$pid"

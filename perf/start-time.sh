@@ -41,25 +41,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-leaders() {
-	{ curl -s --max-time 2 "http://127.0.7.42:27652/metrics" 2>/dev/null || true; } |
-		awk '/^ringkv_raft_replicas\{.*role="leader"/ { n += $2 } END { print n + 0 }'
-}
-
 start() { # ROUND WHAT: one start, one line of the table
-	local t0 t1 n=0
+	local t0 t1
 	t0=$(date +%s.%N)
 	"$ringkvd" --cores "$cores" --shards "$shards" --listen 127.0.7.42:27651 \
 		--admin-listen 127.0.7.42:27652 --data-dir "$work/data" --log-level warn \
 		>>"$work/node.log" 2>&1 &
 	pid=$!
-	for _ in $(seq 6000); do
-		n=$(leaders)
-		[ "$n" -ge "$shards" ] && break
-		kill -0 "$pid" 2>/dev/null || die "the node exited: $(tail -2 "$work/node.log")"
-		sleep 0.1
-	done
-	[ "$n" -ge "$shards" ] || die "$n of $shards replicas lead after 600 s"
+	wait_leaders "$pid" 127.0.7.42:27652 "$shards" 600 "$work/node.log"
 	t1=$(date +%s.%N)
 	printf '%-5s %-8s %10.2f %10d %8d\n' "$1" "$2" "$(echo "$t1 - $t0" | bc)" \
 		"$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")" "$(ls "/proc/$pid/fd" | wc -l)"
