@@ -662,6 +662,21 @@ static inline const char *replica_file_name(const char *path)
 	return strrchr(path, '/') + 1;
 }
 
+/* cluster/core_open.c: the core's replicas at start-up (blocking). The
+ * core log's callbacks; every replica of the core opened; one group
+ * restored from what the log reported; the log repaired and the replicas
+ * opened again after a damaged core log. 0, or an error with err set. */
+struct core_log_persisted;
+struct core_log_group_state;
+struct core_log_config;
+void cluster_core_log_persisted(void *arg, const struct core_log_persisted *p);
+int cluster_core_log_restore(void *arg, const struct core_log_group_state *st);
+int cluster_core_open_replicas(struct cluster_core *c, char *err, size_t errlen);
+int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char *err,
+			       size_t errlen);
+int cluster_core_log_repair(struct cluster_core *c, struct core_log_config *lc, char *err,
+			    size_t errlen);
+
 /* Sets the record's file, DATA/shard-N.conf. */
 void replica_conf_init(struct replica *rep);
 /* Its path (for start-up's blocking reads). */
