@@ -624,23 +624,6 @@ int shard_scan_expired(struct shard *s, const void *start, size_t start_len, boo
 		       void *arg);
 
 /*
- * What an expiry sweeper knows of the values with a deadline a shard holds.
- * shard_may_hold_deadlines: one was written since open (or since a whole
- * sweep found none), or a read or scan met one. shard_deadlines_unknown:
- * neither that, nor a whole sweep since open that found none: its tables
- * may hold some from before the open. A sweeper sweeps the first kind
- * often and the second slowly, and none of the rest, so a keyspace without
- * TTLs costs no background scans. shard_deadline_writes counts the values
- * with a deadline written since open; the sweeper reads it when a sweep
- * starts and, when the sweep met no deadline, calls shard_deadlines_none
- * with it (ignored if one was written meanwhile).
- */
-bool shard_may_hold_deadlines(const struct shard *s);
-bool shard_deadlines_unknown(const struct shard *s);
-uint64_t shard_deadline_writes(const struct shard *s);
-void shard_deadlines_none(struct shard *s, uint64_t writes);
-
-/*
  * Keys holding a value: an ESTIMATE once SSTables exist. Each memtable and
  * table counts its values minus its tombstones, so a key overwritten in two
  * places counts twice and a delete of a key held elsewhere subtracts one,

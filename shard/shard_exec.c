@@ -61,7 +61,6 @@ static int set_value(struct shard *s, const struct command *c, bool stored, cons
 	int rv = memtable_put_deadline(s->mem->mt, c->key, c->key_len, value, len, deadline,
 				       NULL);
 
-	s->deadline_writes += deadline != 0;
 	if (rv == 0) {
 		shard_deadlines_note(s, c->key, c->key_len, deadline);
 		res->applied = true;
@@ -98,7 +97,6 @@ static int apply_blind(struct shard *s, const struct command *c, struct shard_wa
 
 		rv = memtable_put_deadline(s->mem->mt, c->key, c->key_len, c->value,
 					   c->value_len, d, &pr);
-		s->deadline_writes += d != 0;
 	} else
 		rv = memtable_delete_prior(s->mem->mt, c->key, c->key_len, &pr);
 	if (rv)

@@ -346,13 +346,6 @@ struct shard {
 
 	/* reads */
 	struct sstable_block_iter get_scratch;
-	/* Expiry sweeps (shard_may_hold_deadlines): values with a deadline
-	 * written since open, and the count when a whole sweep last found
-	 * none (valid when deadlines_clean). */
-	uint64_t deadline_writes;
-	uint64_t deadline_writes_clean;
-	bool deadlines_clean;
-	bool deadlines_seen;       /* a read or scan met a value with one */
 	struct shard_deadlines deadlines; /* the deadline index (shard_deadlines.c) */
 	struct block_cache_handle *sync_pin; /* answer of the last shard_get */
 	unsigned io_inflight;           /* every op that references this shard */

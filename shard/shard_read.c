@@ -168,7 +168,6 @@ static int visible(struct shard *s, const void **value, size_t *value_len, unsig
 		*deadline = 0;
 		return 0;
 	}
-	s->deadlines_seen = true;
 	return value_deadline_strip(value, value_len, true, value_deadline_now(), deadline) ?
 		       0 : RKV_ENOTFOUND;
 }
@@ -653,7 +652,6 @@ static void scan_run(struct scan *sc)
 
 				bool passed = value_deadline_passed(deadline, now);
 
-				sc->s->deadlines_seen = true;
 				/* Expired: examined, not shown, as a tombstone. */
 				if (passed)
 					e.kind = SSTABLE_TOMBSTONE;
@@ -759,30 +757,4 @@ int shard_scan_expired(struct shard *s, const void *start, size_t start_len, boo
 		       void *arg)
 {
 	return scan_begin(s, start, start_len, after, examine, NULL, fn, done, arg);
-}
-
-bool shard_may_hold_deadlines(const struct shard *s)
-{
-	return s->deadlines_seen || (s->deadlines_clean ?
-				     s->deadline_writes != s->deadline_writes_clean :
-				     s->deadline_writes != 0);
-}
-
-bool shard_deadlines_unknown(const struct shard *s)
-{
-	return !s->deadlines_clean && !shard_may_hold_deadlines(s);
-}
-
-uint64_t shard_deadline_writes(const struct shard *s)
-{
-	return s->deadline_writes;
-}
-
-void shard_deadlines_none(struct shard *s, uint64_t writes)
-{
-	if (writes == s->deadline_writes) {
-		s->deadlines_clean = true;
-		s->deadline_writes_clean = writes;
-		s->deadlines_seen = false;
-	}
 }
