@@ -339,6 +339,7 @@ static void sweep_one(struct cluster_core *c, struct replica *rep)
 		return;
 	shard_flush(rep->shard);
 	bg_note(c, rep);
+	replica_repair_wake(rep);
 }
 
 static void core_hook(struct reactor *r, void *arg)

@@ -532,6 +532,8 @@ bool snapshot_send_progress(const struct replica *rep, uint64_t to, uint64_t *se
 bool replica_repair_needed(const struct replica *rep);
 /* From replica_tick, after Raft's tick: starts and drives a repair. */
 void replica_repair_tick(struct replica *rep);
+/* Wakes a sleeping replica whose shard is damaged (its repair runs on ticks). */
+void replica_repair_wake(struct replica *rep);
 /* From replica_accept: false drops the message (TIMEOUT_NOW while damaged). */
 bool replica_repair_accept(struct replica *rep, const struct raft_msg *m);
 /* Before a message of Raft's leaves: false drops it (a damaged replica's

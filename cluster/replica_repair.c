@@ -200,6 +200,28 @@ static void ask(struct replica *rep)
 		  "repair from (applied %" PRIu64 ")", rep->id, leader, q.applied);
 }
 
+/*
+ * Damage can be found while a group sleeps: a stale read of a follower's
+ * own replica, or a flush or compaction of the core's background sweep,
+ * meets a bad block. Nothing ticks a sleeping replica, and its repair runs
+ * on ticks (replica_repair_tick), so it would wait for the group's next
+ * write. The core's sweep calls this for every replica, a sleeping one
+ * about once a second: a damaged one is woken (a follower's wake pings its
+ * leader, which wakes the group), and stays awake while its repair is
+ * active (quiet() in replica.c).
+ */
+void replica_repair_wake(struct replica *rep)
+{
+	if (rep->awake || rep->retired || rep->repair.active || !rep->raft ||
+	    !replica_repair_needed(rep))
+		return;
+	log_info("replica %u: damage found while its group slept: waking it for repair",
+		 rep->id);
+	if (raft_asleep(rep->raft))
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_WAKE });
+	replica_awake(rep);
+}
+
 void replica_repair_tick(struct replica *rep)
 {
 	if (!rep->repair.active) {

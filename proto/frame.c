@@ -781,6 +781,7 @@ static bool encode_replica_statuses(pb_ostream_t *stream, const pb_field_t *fiel
 		rs.proposals = x->proposals;
 		rs.reads = x->reads;
 		rs.apply_stopped = x->apply_stopped;
+		rs.sleeping = x->sleeping;
 		set_encoder(&rs.snapshot, &x->snapshot);
 		if (!pb_encode_tag_for_field(stream, field) ||
 		    !pb_encode_submessage(stream, ringkv_ReplicaStatus_fields, &rs))
@@ -1020,6 +1021,7 @@ static bool decode_replica_status(pb_istream_t *stream, const pb_field_t *field,
 	rs.proposals = msg.proposals;
 	rs.reads = msg.reads;
 	rs.apply_stopped = msg.apply_stopped;
+	rs.sleeping = msg.sleeping;
 	fill_empty(ctx, &rs.role);
 	fill_empty(ctx, &rs.snapshot);
 	return item_done(ctx, stream, role.too_large || snapshot.too_large,

@@ -143,6 +143,7 @@ struct frame_replica_status {
 	uint64_t term, leader, commit, applied, last_index, persisted, snapshot_index;
 	uint64_t proposals, reads;
 	bool apply_stopped;
+	bool sleeping;             /* its group sleeps */
 	struct frame_slice snapshot; /* "sending", "receiving", or empty */
 	uint32_t follower_count;
 	struct frame_follower followers[FRAME_STATUS_MAX_FOLLOWERS];

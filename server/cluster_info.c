@@ -347,6 +347,7 @@ static void answer_status(struct gather *g)
 		x->proposals = st->proposals;
 		x->reads = st->reads;
 		x->apply_stopped = st->apply_stopped;
+		x->sleeping = st->sleeping;
 		x->snapshot = text(st->snapshot_sending     ? "sending"
 				   : st->snapshot_receiving ? "receiving"
 							    : "");

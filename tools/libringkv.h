@@ -233,6 +233,7 @@ struct rkv_replica_status {
 	uint64_t term, leader, commit, applied, last_index, persisted, snapshot_index;
 	uint64_t proposals, reads;
 	int apply_stopped;
+	int sleeping;                 /* its group sleeps (idle: no ticks, no heartbeats) */
 	char snapshot[16];            /* in progress: "sending", "receiving"; "" = none */
 	unsigned follower_count;
 	struct rkv_follower followers[16];

@@ -211,6 +211,7 @@ static int status_replica(void *arg, const struct frame_replica_status *r)
 	x->proposals = r->proposals;
 	x->reads = r->reads;
 	x->apply_stopped = r->apply_stopped;
+	x->sleeping = r->sleeping;
 	copy_text(x->snapshot, sizeof x->snapshot, r->snapshot);
 	for (uint32_t i = 0; i < r->follower_count && i < 16; i++) {
 		x->followers[i].node = r->followers[i].node;

@@ -723,6 +723,7 @@ static void print_cluster_json(const struct rkv_cluster_map *m, const struct nod
 				       (unsigned long long)rs->commit,
 				       (unsigned long long)rs->applied,
 				       (unsigned long long)rs->last_index);
+				printf(",\"sleeping\":%s", rs->sleeping ? "true" : "false");
 				fputs(",\"snapshot\":", stdout);
 				if (rs->snapshot[0])
 					print_json_text(rs->snapshot);
@@ -786,9 +787,10 @@ static void print_cluster_table(const struct rkv_cluster_map *m, const struct no
 						 : (int)sh->replicas[k].core);
 			if (rs)
 				used += (size_t)snprintf(line + used, sizeof line - used,
-							 " %s %llu/%llu%s%s", rs->role,
+							 " %s %llu/%llu%s%s%s", rs->role,
 							 (unsigned long long)rs->commit,
 							 (unsigned long long)rs->applied,
+							 rs->sleeping ? " asleep" : "",
 							 rs->snapshot[0] ? " snapshot " : "",
 							 rs->snapshot);
 			else if (status)

@@ -54,6 +54,8 @@ def main():
                 fail("shard %d: replica %r" % (s["id"], r))
             elif r.get("snapshot", "missing") not in (None, "sending", "receiving"):
                 fail("shard %d: replica snapshot %r" % (s["id"], r.get("snapshot")))
+            elif r.get("sleeping") not in (True, False):
+                fail("shard %d: replica sleeping %r" % (s["id"], r.get("sleeping")))
         if roles.get(s["leader"]) != "leader":
             fail("shard %d: leader %d's replica says %r" % (s["id"], s["leader"],
                                                           roles.get(s["leader"])))

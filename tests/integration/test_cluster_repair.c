@@ -21,9 +21,11 @@
  *      through the leader, node 2's apply is not stopped, and it repaired
  *      exactly once;
  *   6. a follower (node 3, or node 1 if node 3 leads) gets the same damage
- *      while down; once it caught up, stale reads of its own replica meet
- *      the damaged block, and it must repair itself the same way (without
- *      leading first); writes and every copy are checked again;
+ *      while down; once it caught up and its group went to sleep (idle: no
+ *      ticks, so nothing of Raft's would find the damage), stale reads of
+ *      its own replica meet the damaged block, and it must wake and repair
+ *      itself the same way (without leading first); writes and every copy
+ *      are checked again;
  *   7. requests nobody should act on, sent by the test itself over the peer
  *      protocol as node `as` (from its address): to a follower (ignored:
  *      "does not lead") and for a group outside the map (refused); both
@@ -213,8 +215,9 @@ static uint64_t leader_seen_by(unsigned i)
 	return leader;
 }
 
-/* Node i's own replica: is it the leader, and did its apply stop? */
-static bool replica_of(unsigned i, bool *leads, bool *stopped)
+/* Node i's own replica: is it the leader, did its apply stop, does its
+ * group sleep (`asleep` may be NULL)? */
+static bool replica_state(unsigned i, bool *leads, bool *stopped, bool *asleep)
 {
 	struct rkv_client *c = client(i);
 	struct rkv_cluster_status *st = NULL;
@@ -227,10 +230,29 @@ static bool replica_of(unsigned i, bool *leads, bool *stopped)
 	if (st->replica_count > 0) {
 		*leads = strcmp(st->replicas[0].role, "leader") == 0;
 		*stopped = st->replicas[0].apply_stopped != 0;
+		if (asleep)
+			*asleep = st->replicas[0].sleeping != 0;
 		ok = true;
 	}
 	rkv_cluster_status_free(st);
 	return ok;
+}
+
+static bool replica_of(unsigned i, bool *leads, bool *stopped)
+{
+	return replica_state(i, leads, stopped, NULL);
+}
+
+/* Waits until node i's own replica reports its group asleep. */
+static void await_sleep(unsigned i)
+{
+	long deadline = ms_now() + WAIT_MS;
+	bool leads = false, stopped = false, asleep = false;
+
+	while (!replica_state(i, &leads, &stopped, &asleep) || !asleep) {
+		CHECK(ms_now() < deadline, "node %u's group did not go to sleep", i + 1);
+		usleep(50000);
+	}
 }
 
 /* Waits until the three nodes agree on one leader; returns its index. */
@@ -531,6 +553,12 @@ int main(int argc, char **argv)
 	damage_oldest_table(follower);
 	node_up(follower);
 	own_copy(follower, KEYS + MORE - 1); /* caught up: a stale read may lag */
+	await_sleep(follower);
+	/* A replica leaves its core's tick list at the first tick after its
+	 * group fell asleep (heartbeat interval, 50 ms): give it a few, so
+	 * that no tick of its own finds the damage. */
+	usleep(300 * 1000);
+	printf("node %u's group sleeps\n", follower + 1);
 	lost = read_through(follower, KEYS + MORE, true);
 	printf("stale reads on node %u: %u answered DATA_LOSS\n", follower + 1, lost);
 	CHECK(lost > 0, "no stale read met the damaged block");

@@ -260,7 +260,7 @@ static void test_status_round_trip(void **state)
 						 .term = 3, .leader = 2, .commit = 100,
 						 .applied = 99, .last_index = 101, .persisted = 101,
 						 .snapshot_index = 50, .proposals = 1, .reads = 2,
-						 .follower_count = 2 };
+						 .sleeping = true, .follower_count = 2 };
 	reps[0].followers[0] = (struct frame_follower){ 1, 101, 0 };
 	reps[0].followers[1] = (struct frame_follower){ 3, 40, 61 };
 	reps[1] = (struct frame_replica_status){ .shard = 5, .role = slice_str("follower"),
@@ -284,6 +284,8 @@ static void test_status_round_trip(void **state)
 	assert_int_equal(s.replicas[0].followers[1].node, 3);
 	assert_int_equal(s.replicas[0].followers[1].lag, 61);
 	assert_true(s.replicas[1].apply_stopped);
+	assert_true(s.replicas[0].sleeping);
+	assert_false(s.replicas[1].sleeping);
 	assert_int_equal(s.replicas[1].snapshot.len, 9);
 	assert_memory_equal(s.replicas[1].snapshot.data, "receiving", 9);
 	assert_int_equal(s.replicas[0].snapshot.len, 0);
