@@ -10,6 +10,13 @@
  * the registry's rows (core/metrics.h), then, when a /metrics request waits
  * and --metrics-per-replica allows, the replicas' rows
  * (server/replica_metrics.h); /ready is answered after the first part.
+ *
+ * With TLS on (--tls-cert), the port speaks HTTPS only, through the same
+ * memory-BIO layer as the client ports (server/tls.h): the ring receives
+ * ciphertext into the connection's TLS room, the request head is decrypted
+ * into `req`, and the answer is encrypted piecewise into the pair and sent
+ * from there (tls_pump), then close_notify. The deadline timer bounds the
+ * handshake too.
  */
 #include "server/admin.h"
 
@@ -28,6 +35,7 @@
 #include "server/node.h"
 #include "server/node_metrics.h"
 #include "server/replica_metrics.h"
+#include "server/tls.h"
 
 enum admin_want {
 	ADMIN_WANT_NOTHING,
@@ -43,6 +51,9 @@ struct admin_conn {
 	bool send_armed;
 	bool dead;                   /* shut down: release once nothing is in flight */
 	bool head_only;              /* HEAD: no body */
+	bool answering;              /* TLS: `out` holds the answer, encrypted up to `sent` */
+	bool tls_closing;            /* TLS: close_notify queued after the answer */
+	struct tls_conn *tls;        /* with --tls-cert, else NULL */
 	enum admin_want want;        /* waiting for the scrape */
 	char req[ADMIN_REQUEST_MAX]; /* the request head */
 	size_t rlen;
@@ -71,6 +82,7 @@ struct admin {
 static void arm_accept(struct admin *a);
 static void arm_recv(struct admin_conn *conn);
 static void start_send(struct admin_conn *conn);
+static void tls_pump(struct admin_conn *conn);
 
 static void release(struct admin_conn *conn)
 {
@@ -78,6 +90,8 @@ static void release(struct admin_conn *conn)
 		return;
 	reactor_timer_cancel(conn->admin->r, &conn->deadline);
 	close(conn->fd);
+	tls_conn_free(conn->tls);
+	conn->tls = NULL;
 	conn->in_use = false;
 	conn->want = ADMIN_WANT_NOTHING;
 }
@@ -135,6 +149,11 @@ static void respond(struct admin_conn *conn, int status, const char *type, const
 		return;
 	}
 	conn->sent = 0;
+	if (conn->tls) {
+		conn->answering = true;
+		tls_pump(conn);
+		return;
+	}
 	start_send(conn);
 }
 
@@ -153,6 +172,49 @@ static void start_send(struct admin_conn *conn)
 	conn->send_armed = true;
 }
 
+/*
+ * TLS: encrypts what is left of the answer into the pair, as far as it
+ * fits, then close_notify after its last byte; sends the pair's ciphertext
+ * (handshake records too), one send at a time; closes once all is out.
+ */
+static void tls_pump(struct admin_conn *conn)
+{
+	const uint8_t *data;
+	size_t len;
+
+	if (conn->dead)
+		return;
+	while (conn->answering && conn->sent < conn->out.len) {
+		ssize_t n = tls_conn_write(conn->tls, (const uint8_t *)conn->out.data + conn->sent,
+					   conn->out.len - conn->sent);
+
+		if (n == TLS_WANT)
+			break;
+		if (n < 0) {
+			log_debug("admin: tls: %s", tls_conn_error(conn->tls));
+			conn_kill(conn);
+			return;
+		}
+		conn->sent += (size_t)n;
+	}
+	if (conn->answering && conn->sent == conn->out.len && !conn->tls_closing) {
+		tls_conn_shutdown(conn->tls);
+		conn->tls_closing = true;
+	}
+	if (conn->send_armed)
+		return;
+	len = tls_conn_send_data(conn->tls, &data);
+	if (len) {
+		struct io_uring_sqe *sqe = io_ring_get_sqe(&conn->admin->r->io);
+
+		io_uring_prep_send(sqe, conn->fd, data, len, MSG_NOSIGNAL);
+		io_op_attach(sqe, &conn->send_op);
+		conn->send_armed = true;
+	} else if (conn->tls_closing) {
+		conn_kill(conn); /* all sent: the client sees the end */
+	}
+}
+
 static void send_done(struct io_op *op, int res, unsigned flags)
 {
 	struct admin_conn *conn = op->data;
@@ -161,6 +223,11 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 	conn->send_armed = false;
 	if (conn->dead || res <= 0) {
 		conn_kill(conn);
+		return;
+	}
+	if (conn->tls) {
+		tls_conn_sent(conn->tls, (size_t)res);
+		tls_pump(conn);
 		return;
 	}
 	conn->sent += (size_t)res;
@@ -377,6 +444,55 @@ static void handle_request(struct admin_conn *conn)
 	}
 }
 
+/* The head is whole (answered, or waiting for a scrape), or too long (431):
+ * true when no more of the request is wanted. */
+static bool head_in(struct admin_conn *conn)
+{
+	if (memmem(conn->req, conn->rlen, "\r\n\r\n", 4) || memmem(conn->req, conn->rlen,
+								    "\n\n", 2)) {
+		handle_request(conn);
+		return true;
+	}
+	if (conn->rlen == sizeof conn->req) {
+		respond_text(conn, 431, "request head over 4096 bytes\n");
+		return true;
+	}
+	return false;
+}
+
+/* TLS: ciphertext arrived; handshake, then decrypt the head into `req`. */
+static void tls_input(struct admin_conn *conn)
+{
+	bool done = false;
+
+	if (!tls_conn_established(conn->tls) &&
+	    tls_conn_handshake(conn->tls) == TLS_FAILED) {
+		log_debug("admin: tls handshake: %s", tls_conn_error(conn->tls));
+		conn_kill(conn);
+		return;
+	}
+	while (!done && tls_conn_established(conn->tls) && conn->rlen < sizeof conn->req) {
+		ssize_t n = tls_conn_read(conn->tls, (uint8_t *)conn->req + conn->rlen,
+					  sizeof conn->req - conn->rlen);
+
+		if (n == TLS_WANT)
+			break;
+		if (n < 0) {
+			conn_kill(conn);
+			return;
+		}
+		conn->rlen += (size_t)n;
+		done = head_in(conn);
+	}
+	if (!done && conn->rlen == sizeof conn->req)
+		done = head_in(conn);
+	if (conn->dead)
+		return;
+	tls_pump(conn); /* handshake records, or the answer */
+	if (!done && !conn->dead)
+		arm_recv(conn);
+}
+
 static void recv_done(struct io_op *op, int res, unsigned flags)
 {
 	struct admin_conn *conn = op->data;
@@ -387,25 +503,37 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 		conn_kill(conn);
 		return;
 	}
+	if (conn->tls) {
+		tls_conn_received(conn->tls, (size_t)res);
+		tls_input(conn);
+		return;
+	}
 	conn->rlen += (size_t)res;
-	if (memmem(conn->req, conn->rlen, "\r\n\r\n", 4) || memmem(conn->req, conn->rlen,
-								    "\n\n", 2)) {
-		handle_request(conn);
-		return;
-	}
-	if (conn->rlen == sizeof conn->req) {
-		respond_text(conn, 431, "request head over 4096 bytes\n");
-		return;
-	}
-	arm_recv(conn);
+	if (!head_in(conn))
+		arm_recv(conn);
 }
 
 static void arm_recv(struct admin_conn *conn)
 {
-	struct io_uring_sqe *sqe = io_ring_get_sqe(&conn->admin->r->io);
+	struct io_uring_sqe *sqe;
+	uint8_t *room = NULL;
+	size_t len = 0;
 
-	io_uring_prep_recv(sqe, conn->fd, conn->req + conn->rlen,
-			   sizeof conn->req - conn->rlen, 0);
+	if (conn->tls) {
+		len = tls_conn_recv_room(conn->tls, &room);
+		if (!len) {
+			/* Ciphertext still waits for the pair: nothing was read
+			 * from it, which only a peer flooding records causes. */
+			conn_kill(conn);
+			return;
+		}
+	}
+	sqe = io_ring_get_sqe(&conn->admin->r->io);
+	if (conn->tls)
+		io_uring_prep_recv(sqe, conn->fd, room, len, 0);
+	else
+		io_uring_prep_recv(sqe, conn->fd, conn->req + conn->rlen,
+				   sizeof conn->req - conn->rlen, 0);
 	io_op_attach(sqe, &conn->recv_op);
 	conn->recv_armed = true;
 }
@@ -423,8 +551,16 @@ static void take(struct admin *a, int fd)
 		close(fd);
 		return;
 	}
+	conn->tls = NULL;
+	if (a->node->tls && !(conn->tls = tls_conn_new(a->node->tls))) {
+		log_every(LOG_WARN, 10000, "admin: no memory for a TLS connection; closing it");
+		close(fd);
+		return;
+	}
 	conn->in_use = true;
 	conn->dead = false;
+	conn->answering = false;
+	conn->tls_closing = false;
 	conn->fd = fd;
 	conn->rlen = 0;
 	conn->want = ADMIN_WANT_NOTHING;

@@ -19,7 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
+#include "core/errors.h"
 #include "tools/cli_json.h"
+#include "tools/libringkv_private.h"
 
 #define ANSWER_MAX 8192        /* /health and /ready bodies are far smaller */
 #define REASONS_MAX 8
@@ -146,6 +150,45 @@ err:
 	return rv;
 }
 
+/*
+ * One send or receive on the connection, through TLS when `ssl` is set
+ * (--tls-ca or RINGKV_TLS_CA: a node with --tls-cert serves its admin port
+ * over TLS only). Bytes moved (> 0), 0 at the end of the answer (receive),
+ * or a negative code with the reason in err; waits for the socket until
+ * `deadline`.
+ */
+static ssize_t exchange(int fd, SSL *ssl, bool out, void *buf, size_t len, int64_t deadline,
+			char *err, size_t errlen)
+{
+	for (;;) {
+		ssize_t n;
+		int rv, ev;
+
+		if (ssl) {
+			int r = out ? SSL_write(ssl, buf, (int)len) : SSL_read(ssl, buf, (int)len);
+
+			if (r > 0)
+				return r;
+			rv = libringkv_tls_wants(ssl, r, err, errlen);
+			if (rv == RKV_ECLOSED && !out)
+				return 0;
+			if (rv < 0)
+				return rv;
+			ev = rv == LIBRINGKV_TLS_WANT_READ ? POLLIN : POLLOUT;
+		} else {
+			n = out ? send(fd, buf, len, MSG_NOSIGNAL) : recv(fd, buf, len, 0);
+			if (n >= 0)
+				return n;
+			if (errno != EAGAIN && errno != EINTR)
+				return -errno;
+			ev = out ? POLLOUT : POLLIN;
+		}
+		rv = wait_fd(fd, (short)ev, deadline);
+		if (rv)
+			return rv;
+	}
+}
+
 /* GET path; the whole answer (up to ANSWER_MAX bytes) into *a. 0,
  * -ETIMEDOUT, or another negative errno with the reason in err. */
 static int http_get(const char *host, const char *port, const char *path, int64_t deadline,
@@ -155,38 +198,40 @@ static int http_get(const char *host, const char *port, const char *path, int64_
 	size_t len = 0, sent = 0;
 	int fd, rv = 0, n;
 	char *head_end;
+	SSL *ssl = NULL;
+	ssize_t r;
 
 	a->status = 0;
 	a->body = "";
+	err[0] = '\0';
 	fd = connect_to(host, port, deadline, err, errlen);
 	if (fd < 0)
 		return fd;
+	rv = libringkv_tls_new(fd, host, &ssl, err, errlen);
+	if (rv)
+		goto err;
 	n = snprintf(request, sizeof request, "GET %s HTTP/1.1\r\nHost: %s\r\n"
 		     "Connection: close\r\n\r\n", path, host);
 	while (sent < (size_t)n) {
-		ssize_t w = send(fd, request + sent, (size_t)n - sent, MSG_NOSIGNAL);
-
-		if (w < 0 && (errno == EAGAIN || errno == EINTR))
-			rv = wait_fd(fd, POLLOUT, deadline);
-		else if (w < 0)
-			rv = -errno;
-		else
-			sent += (size_t)w;
-		if (rv)
+		r = exchange(fd, ssl, true, request + sent, (size_t)n - sent, deadline, err,
+			     errlen);
+		if (r < 0) {
+			rv = (int)r;
 			goto err;
+		}
+		sent += (size_t)r;
 	}
-	for (;;) {
-		ssize_t r = recv(fd, a->buf + len, ANSWER_MAX - len, 0);
-
-		if (r == 0 || (r > 0 && (len += (size_t)r) == ANSWER_MAX))
+	while (len < ANSWER_MAX) {
+		r = exchange(fd, ssl, false, a->buf + len, ANSWER_MAX - len, deadline, err, errlen);
+		if (r < 0) {
+			rv = (int)r;
+			goto err;
+		}
+		if (r == 0)
 			break;
-		if (r < 0 && (errno == EAGAIN || errno == EINTR))
-			rv = wait_fd(fd, POLLIN, deadline);
-		else if (r < 0)
-			rv = -errno;
-		if (rv)
-			goto err;
+		len += (size_t)r;
 	}
+	SSL_free(ssl);
 	close(fd);
 	a->buf[len] = '\0';
 	head_end = strstr(a->buf, "\r\n\r\n");
@@ -200,9 +245,17 @@ static int http_get(const char *host, const char *port, const char *path, int64_
 	return 0;
 
 err:
+	SSL_free(ssl);
 	close(fd);
-	snprintf(err, errlen, "%s:%s%s: %s", host, port, path,
-		 rv == -ETIMEDOUT ? "timed out" : strerror(-rv));
+	if (err[0] && rv != -ETIMEDOUT) { /* TLS said why (a refused certificate...) */
+		char why[256];
+
+		snprintf(why, sizeof why, "%s", err);
+		snprintf(err, errlen, "%s:%s%s: %s", host, port, path, why);
+	} else {
+		snprintf(err, errlen, "%s:%s%s: %s", host, port, path,
+			 rv == -ETIMEDOUT ? "timed out" : strerror(-rv));
+	}
 	return rv;
 }
 

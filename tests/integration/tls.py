@@ -17,9 +17,11 @@ then checks:
   - a plaintext client, garbage, and a truncated handshake are closed
     without harming a TLS client already connected;
   - clients stalled mid-handshake do not delay another client's requests,
-    and are closed after --tls-handshake-timeout.
+    and are closed after --tls-handshake-timeout;
+  - the admin port speaks HTTPS only: /metrics and /health over TLS (the
+    certificate checked), a plaintext HTTP request gets no answer.
 
-Servers listen on 127.0.19.1-2, ports 39000 + 2 * (pid % 450) and the next
+Servers listen on 127.0.19.1-2 (the admin port on 127.0.19.3), ports 39000 + 2 * (pid % 450) and the next
 one. Every process it starts, it stops; every socket has a timeout.
 Exits 0 when every check passes, 1 otherwise.
 """
@@ -37,6 +39,7 @@ TIMEOUT = 5.0
 HOST = "127.0.19.1"
 OTHER_HOST = "127.0.19.2"
 HANDSHAKE_TIMEOUT_S = 4.0
+ADMIN_HOST = "127.0.19.3"  # the admin port's address, in the certificate
 
 failures = 0
 
@@ -166,6 +169,27 @@ def client_hello(ctx):
     return out.read()
 
 
+def admin_get(port, path, ctx=None):
+    """One HTTP/1.1 GET to the admin port, over TLS when `ctx` is given:
+    the whole answer as bytes (the server closes after it)."""
+    sock = socket.create_connection((ADMIN_HOST, port), timeout=TIMEOUT)
+    if ctx:
+        sock = ctx.wrap_socket(sock, server_hostname="localhost")
+    got = b""
+    try:
+        sock.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path.encode())
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        sock.close()
+    return got
+
+
 def ringkv(cli, args, env_ca=None, timeout=30):
     env = dict(os.environ)
     env.pop("RINGKV_TLS_CA", None)
@@ -189,7 +213,7 @@ def main():
         os.makedirs(d)
         make_ca(d, "ca")
         make_ca(d, "otherca")
-        make_cert(d, "ca", "server", "IP:%s,DNS:localhost" % HOST)
+        make_cert(d, "ca", "server", "IP:%s,DNS:localhost,IP:%s" % (HOST, ADMIN_HOST))
         make_cert(d, "ca", "elsewhere", "IP:127.0.19.9")
         make_cert(d, "ca", "expired", "IP:%s" % HOST, days="0")  # ends now
         pki = lambda f: os.path.join(d, f)
@@ -223,7 +247,9 @@ def main():
                     % (pki("server.pem"), pki("server.key"), pki("ca.pem"),
                        HANDSHAKE_TIMEOUT_S * 1000))
         srv = Server(ringkvd, ["--config", conf, "--listen", "%s:%d" % (HOST, native),
-                               "--resp-listen", "%s:%d" % (HOST, resp)], work, "main")
+                               "--resp-listen", "%s:%d" % (HOST, resp),
+                               "--admin-listen", "%s:%d" % (ADMIN_HOST, native)],
+                     work, "main")
         servers.append(srv)
         if not srv.wait_listening():
             check(False, "ringkvd with TLS started: " + srv.log()[-2000:])
@@ -233,6 +259,33 @@ def main():
               "tls: OpenSSL memory BIOs (the kernel has the tls ULP" in log,
               "start-up says which TLS path runs")
         addr = "%s:%d" % (HOST, native)
+
+        # -- the admin port: HTTPS only
+        ctx = tls_context(pki("ca.pem"))
+        got = admin_get(native, "/metrics", ctx)
+        check(got.startswith(b"HTTP/1.1 200") and b"ringkv_requests_total" in got,
+              "GET /metrics over TLS on the admin port (%r)" % got[:80])
+        got = admin_get(native, "/health", ctx)
+        check(got.startswith(b"HTTP/1.1 200") and b'"status":"ok"' in got,
+              "GET /health over TLS on the admin port (%r)" % got[-80:])
+        got = admin_get(native, "/metrics")
+        check(b"HTTP/1.1" not in got and b"ringkv_" not in got,
+              "a plaintext HTTP request to the admin port gets no answer (%r)" % got[:80])
+        try:
+            admin_get(native, "/health", tls_context(pki("otherca.pem")))
+            check(False, "a client with another CA refuses the admin port")
+        except ssl.SSLCertVerificationError:
+            check(True, "a client with another CA refuses the admin port")
+        admin_addr = "%s:%d" % (ADMIN_HOST, native)
+        p = ringkv(cli, ["node", "health", "--admin", admin_addr, "--tls-ca", pki("ca.pem")])
+        check(p.returncode == 0 and "ready" in p.stdout,
+              "ringkv node health --tls-ca over the admin port (%d %r %s)"
+              % (p.returncode, p.stdout[:80], p.stderr.strip()))
+        p = ringkv(cli, ["node", "health", "--admin", admin_addr, "--tls-ca",
+                         pki("otherca.pem")])
+        check(p.returncode == 3 and "certificate is refused" in p.stderr,
+              "ringkv node health trusting another CA refuses the node (%d %s)"
+              % (p.returncode, p.stderr.strip()))
 
         # -- native port: the CLI
         p = ringkv(cli, ["-a", addr, "--tls-ca", pki("ca.pem"), "put", "tls-key", "tls-value"])
