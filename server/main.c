@@ -159,6 +159,26 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	return rv;
 }
 
+/* SIGHUP: the TLS certificate, key and CA files are read again; new
+ * connections get them, open ones keep theirs. A bad file changes nothing. */
+static void reload_tls(struct node *n)
+{
+	char err[512];
+
+	if (!n->tls) {
+		log_info("got SIGHUP: nothing to reload (no --tls-cert)");
+		return;
+	}
+	if (tls_server_reload(n->tls, n->cfg.tls_cert, n->cfg.tls_key,
+			      n->cfg.tls_ca[0] ? n->cfg.tls_ca : NULL, err, sizeof err) != 0) {
+		log_error("got SIGHUP: TLS reload refused, the old certificate is still served: %s",
+			  err);
+		return;
+	}
+	log_info("got SIGHUP: TLS certificate reloaded from %s; new connections use it",
+		 n->cfg.tls_cert);
+}
+
 int main(int argc, char **argv)
 {
 	static struct node node;
@@ -355,6 +375,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	if (reactor_group_start(&group, node.cores, core_cpus, topo, &cb, err, sizeof err) != 0) {
@@ -372,15 +393,20 @@ int main(int argc, char **argv)
 		printf("ringkvd: RESP2 (Redis protocol) on %s:%u%s\n", node.cfg.resp_host,
 		       node.resp_port, node.tls ? " with TLS" : "");
 	if (node.admin)
-		printf("ringkvd: admin (/metrics, /health, /ready) on http://%s:%u\n",
-		       node.cfg.admin_host, admin_port);
+		printf("ringkvd: admin (/metrics, /health, /ready) on %s://%s:%u\n",
+		       node.tls ? "https" : "http", node.cfg.admin_host, admin_port);
 	printf("ringkvd: try: ringkv -a %s:%u%s put hello world\n",
 	       node.cfg.listen_host, node.port, node.tls ? " --tls-ca CA.pem" : "");
 	fflush(stdout);
 
-	do {
+	for (;;) {
 		rv = sigwait(&sigs, &sig);
-	} while (rv == EINTR);
+		if (rv == EINTR)
+			continue;
+		if (rv != 0 || sig != SIGHUP)
+			break;
+		reload_tls(&node);
+	}
 	log_info("got %s: stopping (finishing in-flight writes)", strsignal(sig));
 	reactor_group_stop(group);
 	reactor_group_join(group);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,14 @@
 #include "io/tls_reason.h"
 
 struct tls_server {
-	SSL_CTX *ctx;
+	/* The context new connections take; SIGHUP swaps in a fresh one
+	 * (tls_server_reload). A connection's SSL holds its own reference. */
+	_Atomic(SSL_CTX *) ctx;
+	/* Contexts swapped out: a core may have loaded the pointer just before
+	 * a swap, so they are freed only at tls_server_destroy (a reload is an
+	 * operator's act: a handful per process life). */
+	SSL_CTX **retired;
+	size_t nretired;
 };
 
 struct tls_conn {
@@ -62,10 +70,11 @@ static int refuse(const char *flag, const char *path, const char *what, char *er
 	return -EINVAL;
 }
 
-int tls_server_create(const char *cert_file, const char *key_file, const char *ca_file,
-		      struct tls_server **out, char *err, size_t errlen)
+/* A server context from the three files, every check of start-up made. */
+static int make_ctx(const char *cert_file, const char *key_file, const char *ca_file,
+		    SSL_CTX **out, char *err, size_t errlen)
 {
-	struct tls_server *s;
+	SSL_CTX *ctx;
 	X509 *cert;
 	int rv;
 
@@ -77,33 +86,26 @@ int tls_server_create(const char *cert_file, const char *key_file, const char *c
 		rv = check_readable("--tls-ca", ca_file, err, errlen);
 	if (rv)
 		return rv;
-	s = calloc(1, sizeof *s);
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	ERR_clear_error();
-	s->ctx = SSL_CTX_new(TLS_server_method());
-	if (!s->ctx) {
-		rv = refuse("--tls-cert", cert_file, "cannot set up TLS", err, errlen);
-		goto err;
-	}
-	if (!SSL_CTX_set_min_proto_version(s->ctx, TLS1_3_VERSION)) {
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		return refuse("--tls-cert", cert_file, "cannot set up TLS", err, errlen);
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION)) {
 		rv = refuse("--tls-cert", cert_file, "TLS 1.3 unavailable", err, errlen);
 		goto err;
 	}
 	/* Partial writes: a full pair takes what fits, the rest waits for the
 	 * ring's send. No session tickets: clients do not resume. */
-	SSL_CTX_set_mode(s->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	SSL_CTX_clear_mode(s->ctx, SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_num_tickets(s->ctx, 0);
-	SSL_CTX_set_session_cache_mode(s->ctx, SSL_SESS_CACHE_OFF);
-	if (SSL_CTX_use_certificate_chain_file(s->ctx, cert_file) != 1) {
+	SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_num_tickets(ctx, 0);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
 		rv = refuse("--tls-cert", cert_file, "not a PEM certificate chain", err, errlen);
 		goto err;
 	}
-	if (SSL_CTX_use_PrivateKey_file(s->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
 		/* OpenSSL checks the pair as it loads the key. */
 		bool mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
 
@@ -112,12 +114,12 @@ int tls_server_create(const char *cert_file, const char *key_file, const char *c
 				     : "not a PEM private key", err, errlen);
 		goto err;
 	}
-	if (SSL_CTX_check_private_key(s->ctx) != 1) {
+	if (SSL_CTX_check_private_key(ctx) != 1) {
 		rv = refuse("--tls-key", key_file, "does not match the certificate of --tls-cert",
 			    err, errlen);
 		goto err;
 	}
-	cert = SSL_CTX_get0_certificate(s->ctx);
+	cert = SSL_CTX_get0_certificate(ctx);
 	if (cert && X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
 		snprintf(err, errlen, "--tls-cert %s: the certificate has expired; clients "
 			 "would refuse it", cert_file);
@@ -127,24 +129,68 @@ int tls_server_create(const char *cert_file, const char *key_file, const char *c
 	/* Kept for the peers' mutual TLS (a later step); client ports do not
 	 * ask clients for certificates. Checked now so a bad file is found
 	 * at start-up. */
-	if (ca_file && SSL_CTX_load_verify_locations(s->ctx, ca_file, NULL) != 1) {
+	if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
 		rv = refuse("--tls-ca", ca_file, "not a PEM certificate file", err, errlen);
 		goto err;
 	}
-	*out = s;
+	*out = ctx;
 	return 0;
 
 err:
-	SSL_CTX_free(s->ctx);
-	free(s);
+	SSL_CTX_free(ctx);
 	return rv;
+}
+
+int tls_server_create(const char *cert_file, const char *key_file, const char *ca_file,
+		      struct tls_server **out, char *err, size_t errlen)
+{
+	struct tls_server *s;
+	SSL_CTX *ctx;
+	int rv;
+
+	*out = NULL;
+	rv = make_ctx(cert_file, key_file, ca_file, &ctx, err, errlen);
+	if (rv)
+		return rv;
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		SSL_CTX_free(ctx);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	atomic_init(&s->ctx, ctx);
+	*out = s;
+	return 0;
+}
+
+int tls_server_reload(struct tls_server *s, const char *cert_file, const char *key_file,
+		      const char *ca_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx, *old, **grown;
+	int rv;
+
+	grown = realloc(s->retired, (s->nretired + 1) * sizeof *s->retired);
+	if (!grown) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->retired = grown;
+	rv = make_ctx(cert_file, key_file, ca_file, &ctx, err, errlen);
+	if (rv)
+		return rv;
+	old = atomic_exchange_explicit(&s->ctx, ctx, memory_order_acq_rel);
+	s->retired[s->nretired++] = old;
+	return 0;
 }
 
 void tls_server_destroy(struct tls_server *s)
 {
 	if (!s)
 		return;
-	SSL_CTX_free(s->ctx);
+	SSL_CTX_free(atomic_load(&s->ctx));
+	for (size_t i = 0; i < s->nretired; i++)
+		SSL_CTX_free(s->retired[i]);
+	free(s->retired);
 	free(s);
 }
 
@@ -173,7 +219,7 @@ struct tls_conn *tls_conn_new(struct tls_server *s)
 	if (!t)
 		return NULL;
 	t->recv = malloc(TLS_RECV_ROOM);
-	t->ssl = SSL_new(s->ctx);
+	t->ssl = SSL_new(atomic_load_explicit(&s->ctx, memory_order_acquire));
 	if (!t->recv || !t->ssl ||
 	    BIO_new_bio_pair(&inner, TLS_PAIR_SIZE, &t->outer, TLS_PAIR_SIZE) != 1) {
 		ERR_clear_error();

@@ -51,6 +51,15 @@ int tls_server_create(const char *cert_file, const char *key_file, const char *c
 		      struct tls_server **out, char *err, size_t errlen);
 void tls_server_destroy(struct tls_server *s);
 
+/*
+ * Builds a fresh context from the files (the same checks as start-up) and
+ * makes new connections take it; connections already open keep theirs.
+ * On failure nothing changes: the old certificate is served on. Blocking
+ * (reads files): the main thread's SIGHUP only, never a reactor.
+ */
+int tls_server_reload(struct tls_server *s, const char *cert_file, const char *key_file,
+		      const char *ca_file, char *err, size_t errlen);
+
 /* True when the kernel offers the "tls" ULP (kTLS could be used). */
 bool tls_kernel_has_ulp(void);
 

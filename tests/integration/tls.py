@@ -18,6 +18,9 @@ then checks:
     without harming a TLS client already connected;
   - clients stalled mid-handshake do not delay another client's requests,
     and are closed after --tls-handshake-timeout;
+  - SIGHUP reloads the certificate: new connections get a rotated one
+    (signed by another CA), a connection opened before is served on, and a
+    bad file at a reload is refused and logged with the old one kept;
   - the admin port speaks HTTPS only: /metrics and /health over TLS (the
     certificate checked), a plaintext HTTP request gets no answer.
 
@@ -28,6 +31,7 @@ Exits 0 when every check passes, 1 otherwise.
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -190,6 +194,21 @@ def admin_get(port, path, ctx=None):
     return got
 
 
+def wait_log(srv, text, count, seconds=10):
+    deadline = time.monotonic() + seconds
+    while srv.log().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return srv.log().count(text) >= count
+
+
+def replace_file(dst, src):
+    with open(src, "rb") as f:
+        data = f.read()
+    with open(dst + ".tmp", "wb") as f:
+        f.write(data)
+    os.rename(dst + ".tmp", dst)
+
+
 def ringkv(cli, args, env_ca=None, timeout=30):
     env = dict(os.environ)
     env.pop("RINGKV_TLS_CA", None)
@@ -216,6 +235,7 @@ def main():
         make_cert(d, "ca", "server", "IP:%s,DNS:localhost,IP:%s" % (HOST, ADMIN_HOST))
         make_cert(d, "ca", "elsewhere", "IP:127.0.19.9")
         make_cert(d, "ca", "expired", "IP:%s" % HOST, days="0")  # ends now
+        make_cert(d, "otherca", "rotated", "IP:%s,DNS:localhost,IP:%s" % (HOST, ADMIN_HOST))
         pki = lambda f: os.path.join(d, f)
 
         # -- bad start-up settings
@@ -407,6 +427,37 @@ def main():
         for s in stalled:
             s.close()
         keeper_alive("the stalled clients")
+
+        # -- SIGHUP: certificate rotation
+        for f in ("server.pem", "server.key"):
+            shutil.copy(pki(f), pki(f + ".orig"))
+        replace_file(pki("server.pem"), pki("rotated.pem"))
+        replace_file(pki("server.key"), pki("rotated.key"))
+        srv.proc.send_signal(signal.SIGHUP)
+        check(wait_log(srv, "TLS certificate reloaded", 1), "SIGHUP: the reload is logged")
+        rotated = resp_tls(tls_context(pki("otherca.pem")), resp)
+        rotated.sendall(b"*1\r\n$4\r\nPING\r\n")
+        check(read_reply(rotated, 7) == b"+PONG\r\n",
+              "after SIGHUP a new client gets the rotated certificate (another CA)")
+        try:
+            resp_tls(ctx, resp).close()
+            check(False, "after SIGHUP the old certificate is no longer served")
+        except ssl.SSLCertVerificationError:
+            check(True, "after SIGHUP the old certificate is no longer served")
+        keeper_alive("a certificate rotation")
+        with open(pki("server.pem"), "w") as f:
+            f.write("not a certificate\n")
+        srv.proc.send_signal(signal.SIGHUP)
+        check(wait_log(srv, "TLS reload refused", 1),
+              "SIGHUP with a bad certificate file: the reload is refused and logged")
+        again = resp_tls(tls_context(pki("otherca.pem")), resp)
+        again.sendall(b"*1\r\n$4\r\nPING\r\n")
+        check(read_reply(again, 7) == b"+PONG\r\n",
+              "and the last good certificate is still served")
+        again.close()
+        rotated.close()
+        for f in ("server.pem", "server.key"):
+            replace_file(pki(f), pki(f + ".orig"))
         fresh.close()
         keeper.close()
         check("TLS handshake refused" in srv.log(), "refused handshakes are logged")
