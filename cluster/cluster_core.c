@@ -773,10 +773,15 @@ static void on_frame(void *arg, uint64_t from_node, const uint8_t *data, size_t 
 	unsigned core;
 	int rv;
 
-	/* Any frame says its node is alive (node liveness, liveness_check). */
-	if (from_idx >= 0)
+	/* Any frame says its node is alive (node liveness, liveness_check).
+	 * The shared slot is written at most once a millisecond per core: a
+	 * store per frame bounced its cache line between the cores under
+	 * load, for a clock that is read against an election timeout. */
+	if (from_idx >= 0 && c->r->now_us - c->heard_stored[from_idx] >= 1000) {
+		c->heard_stored[from_idx] = c->r->now_us;
 		atomic_store_explicit(&c->node->heard_us[from_idx], c->r->now_us,
 				      memory_order_relaxed);
+	}
 	if (ensure_dec(c) != 0 ||
 	    peer_msg_decode(&f, data, len, &c->limits, c->dec, c->dec_cap) != 0) {
 		c->stats.dropped_bad++;

@@ -456,6 +456,8 @@ struct cluster_core {
 	bool suspected[CLUSTER_MAP_MAX_NODES]; /* node silent for an election
 					 * timeout (by map index) */
 	uint64_t hellos_seen[CLUSTER_MAP_MAX_NODES]; /* node->hellos at the last tick */
+	uint64_t heard_stored[CLUSTER_MAP_MAX_NODES]; /* last this core wrote to
+						       * node->heard_us */
 	uint64_t beats_sent, beacons_sent, wakes_suspect;
 };
 
