@@ -24,10 +24,11 @@
  *
  * Memory, per key with a deadline: an entry of 16 bytes plus the key,
  * rounded up to 16 (pooled, 64 KiB chunks; keys over 496 bytes are one
- * malloc each), a hash slot of 8 bytes at a load between 3/8 and 3/4, and
- * a heap slot of 16 bytes (the array doubles): about 60 bytes plus the key
- * on average. It grows with the keys that have a deadline only; pooled
- * entries freed are reused, not given back, until the shard closes or a
+ * malloc each), a hash slot of 12 bytes (pointer and 32 hash bits) at a
+ * load between 3/8 and 3/4, and a heap slot of 16 bytes (the array
+ * doubles): about 65 bytes plus the key on average. It grows with the
+ * keys that have a deadline only; pooled entries freed are reused, not
+ * given back, until the shard closes or a
  * FLUSH empties the index. Growing the hash table or the heap copies it
  * once (about 10 ms per million keys, on the apply path of the write that
  * grows it).
@@ -54,6 +55,8 @@ struct di_slot {                        /* one place in the heap */
 
 struct deadline_index {
 	struct di_entry **table;        /* open addressing, linear probing */
+	uint32_t *hashes;               /* [table_cap]: each slot's key hash, low
+					 * 32 bits (in table's block) */
 	size_t table_cap;               /* a power of two, or 0 */
 	size_t count;
 	struct di_slot *heap;           /* min-heap by deadline */
@@ -97,6 +100,9 @@ static inline uint64_t deadline_index_first(const struct deadline_index *x)
 void deadline_index_clear(struct deadline_index *x);
 /* Frees everything; the index is then empty and usable. */
 void deadline_index_destroy(struct deadline_index *x);
+/* The longest run of occupied table slots (wrapping around): what the
+ * longest probe walks. For tests and diagnostics; O(table). */
+size_t deadline_index_longest_run(const struct deadline_index *x);
 /* Bytes held (tables, heap, pool chunks, large entries). */
 size_t deadline_index_memory(const struct deadline_index *x);
 
