@@ -111,21 +111,23 @@ size_t deadline_index_memory(const struct deadline_index *x);
 struct shard;
 typedef void shard_deadlines_step_fn(void *arg);
 
-/* A shard's index and the state of its rebuild (struct shard.deadlines). */
+/* A rebuild under way (shard_deadlines.c): from its first step until the
+ * index is complete. */
+struct shard_deadlines_rebuild;
+
+/*
+ * A shard's index and the state of its rebuild (struct shard.deadlines).
+ * Kept small: a replica that never saw a deadline (most idle ones) holds
+ * this and no index. The index is allocated at the shard's first value
+ * with a deadline; the rebuild's state at its first step.
+ */
 struct shard_deadlines {
-	struct deadline_index index;
-	bool complete;                  /* every key with a deadline is in it */
-	bool stepping;                  /* a rebuild step's scan runs */
-	bool aborted;                   /* that step stopped at a write */
-	bool have_cursor;               /* the rebuild's last key examined ... */
-	uint8_t *cursor;                /* ... (malloc) */
-	size_t cursor_len, cursor_cap;
-	uint64_t step_seq;              /* index.seq when the step began */
+	struct deadline_index *index;   /* NULL until a first deadline (malloc) */
+	struct shard_deadlines_rebuild *rebuild; /* NULL unless rebuilding */
+	uint64_t seq;                   /* bumped by every note and emptying,
+					 * index or not */
 	uint64_t epoch;                 /* bumped when the index is emptied */
-	uint64_t step_epoch;
-	unsigned scan_errors;           /* steps that failed in a row */
-	shard_deadlines_step_fn *done;
-	void *arg;
+	bool complete;                  /* every key with a deadline is in it */
 };
 
 /* shard_exec: `key`'s value is now written with `deadline` (0: none, or
@@ -155,6 +157,7 @@ uint64_t shard_visible_keys(const struct shard *s, uint64_t now, uint64_t *expir
 /* Up to `limit` keys past their deadline at `now`, for active expiry. */
 size_t shard_deadlines_due(const struct shard *s, uint64_t now, size_t limit,
 			   deadline_index_fn *fn, void *arg);
+/* The shard's index (an empty one while none is allocated). */
 const struct deadline_index *shard_deadline_index(const struct shard *s);
 
 #endif
