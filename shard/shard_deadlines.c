@@ -97,9 +97,11 @@ void shard_deadlines_dropped(struct shard *s)
 	}
 	d->seq++;
 	d->complete = true;
-	if (d->rebuild)
-		d->rebuild->have_cursor = false; /* a step under way still ends */
 	d->epoch++;
+	if (d->rebuild && d->rebuild->stepping)
+		d->rebuild->have_cursor = false; /* the step under way frees it */
+	else
+		rebuild_free(d);
 }
 
 void shard_deadlines_close(struct shard *s)
