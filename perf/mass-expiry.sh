@@ -44,7 +44,7 @@ pin_setup
 server_cpu=$((ncpu - 1))
 client_cpu=0
 hosts=(127.0.17.41 127.0.17.42 127.0.17.43)
-base=$((37300 + $$ % 200 * 3))
+base=$((48000 + $$ % 600 * 3))
 peer=$base native=$((base + 1)) resp=$((base + 2))
 work=$(mktemp -d /tmp/ringkv-mass-expiry-XXXXXX)
 pids=()

@@ -413,10 +413,11 @@ int resp_parse(struct resp_parser *p, const uint8_t *buf, size_t len,
 				p->wanted = avail + 1;
 				goto need_more;
 			}
-			if (rv != 0 || number < -1 || number > (int64_t)p->limits.max_args)
+			if (rv != 0 || number > (int64_t)p->limits.max_args)
 				return fail(p, "invalid multibulk length");
 			if (number <= 0) {
-				/* "*0" and "*-1": no command, skipped as Redis does. */
+				/* "*0", "*-1", "*-10": no command, skipped as Redis
+				 * does for any count not above 0. */
 				base += next;
 				break;
 			}

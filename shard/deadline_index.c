@@ -2,6 +2,14 @@
  * The deadline index (shard/deadline_index.h): a hash table of entries by
  * key (open addressing, linear probing, backward-shift deletion) and a
  * binary min-heap of (deadline, entry); each entry knows its heap place.
+ *
+ * Beside each slot's entry pointer the table keeps the low 32 bits of its
+ * key's hash (`hashes`), so that walking a run of the table reads only the
+ * table: an entry is read when its hash bits match (a probe's last step,
+ * almost always), never to learn where another entry's home is. Reading
+ * each entry of the run cost a cache miss per step and was the largest
+ * part of a mass expiry's apply (docs/PERFORMANCE.md, "Session 10: mass
+ * expiry").
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +23,21 @@
 #define DI_POOL_MAX (16u * (DEADLINE_INDEX_CLASSES + 1)) /* 512: larger is malloc'd */
 #define DI_TABLE_MIN 64
 #define DI_HEAP_MIN 64
+/*
+ * The table's hash is seeded, never XXH3_64bits(key) itself: a key's slot
+ * is that hash mod 16384 (shard/route.c), and a shard holds a range of
+ * slots, so every key of a shard shares that hash's low bits' range. Homes
+ * taken from those bits would fall in a sixteenth of the table (with 16
+ * shards) and pile up into runs of thousands of entries: that made a mass
+ * expiry's apply walk them, 68% of the nodes' CPU (docs/PERFORMANCE.md,
+ * "Session 10: mass expiry"). Any other seed than 0 is as good.
+ */
+#define DI_HASH_SEED 0x9e3779b97f4a7c15ull
+
+static uint64_t key_hash(const void *key, size_t key_len)
+{
+	return XXH3_64bits_withSeed(key, key_len, DI_HASH_SEED);
+}
 
 struct di_entry {
 	uint64_t hash;
@@ -138,6 +161,7 @@ static size_t probe(const struct deadline_index *x, uint64_t hash, const void *k
 {
 	size_t mask = x->table_cap - 1;
 	size_t i = (size_t)hash & mask;
+	uint32_t low = (uint32_t)hash;
 
 	for (;;) {
 		const struct di_entry *e = x->table[i];
@@ -146,7 +170,8 @@ static size_t probe(const struct deadline_index *x, uint64_t hash, const void *k
 			*found = false;
 			return i;
 		}
-		if (e->hash == hash && e->len == key_len && !memcmp(e->key, key, key_len)) {
+		if (x->hashes[i] == low && e->hash == hash && e->len == key_len &&
+		    !memcmp(e->key, key, key_len)) {
 			*found = true;
 			return i;
 		}
@@ -154,25 +179,32 @@ static size_t probe(const struct deadline_index *x, uint64_t hash, const void *k
 	}
 }
 
+/* One block: the pointers, then the hash bits (freed with the table). */
 static int table_grow(struct deadline_index *x)
 {
 	size_t cap = x->table_cap ? 2 * x->table_cap : DI_TABLE_MIN;
-	struct di_entry **t = calloc(cap, sizeof *t);
+	struct di_entry **t;
+	uint32_t *h;
 
+	if (cap > (size_t)UINT32_MAX + 1) /* homes come from 32 hash bits */
+		return -ENOMEM;
+	t = calloc(cap, sizeof *t + sizeof *h);
 	if (!t)
 		return -ENOMEM;
+	h = (uint32_t *)(void *)(t + cap);
 	for (size_t i = 0; i < x->table_cap; i++) {
-		struct di_entry *e = x->table[i];
 		size_t j;
 
-		if (!e)
+		if (!x->table[i])
 			continue;
-		for (j = (size_t)e->hash & (cap - 1); t[j]; j = (j + 1) & (cap - 1))
+		for (j = x->hashes[i] & (cap - 1); t[j]; j = (j + 1) & (cap - 1))
 			;
-		t[j] = e;
+		t[j] = x->table[i];
+		h[j] = x->hashes[i];
 	}
 	free(x->table);
 	x->table = t;
+	x->hashes = h;
 	x->table_cap = cap;
 	return 0;
 }
@@ -189,10 +221,11 @@ static void table_remove_at(struct deadline_index *x, size_t i)
 		j = (j + 1) & mask;
 		if (!x->table[j])
 			break;
-		home = (size_t)x->table[j]->hash & mask;
+		home = x->hashes[j] & mask;
 		/* Entry j may fill the hole at i when its home is not in (i, j]. */
 		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
 			x->table[i] = x->table[j];
+			x->hashes[i] = x->hashes[j];
 			i = j;
 		}
 	}
@@ -231,7 +264,7 @@ int deadline_index_set(struct deadline_index *x, const void *key, size_t key_len
 	x->seq++;
 	if (!deadline && !x->count)
 		return 0; /* a keyspace without deadlines costs no hash */
-	hash = XXH3_64bits(key, key_len);
+	hash = key_hash(key, key_len);
 	if (x->table_cap)
 		slot = probe(x, hash, key, key_len, &found);
 	if (found) {
@@ -268,6 +301,7 @@ int deadline_index_set(struct deadline_index *x, const void *key, size_t key_len
 	if (key_len)
 		memcpy(e->key, key, key_len);
 	x->table[slot] = e;
+	x->hashes[slot] = (uint32_t)hash;
 	x->heap[x->count] = (struct di_slot){ deadline, e };
 	e->heap = (uint32_t)x->count;
 	x->count++;
@@ -282,7 +316,7 @@ uint64_t deadline_index_get(const struct deadline_index *x, const void *key, siz
 
 	if (!x->table_cap)
 		return 0;
-	slot = probe(x, XXH3_64bits(key, key_len), key, key_len, &found);
+	slot = probe(x, key_hash(key, key_len), key, key_len, &found);
 	return found ? x->heap[x->table[slot]->heap].deadline : 0;
 }
 
@@ -351,9 +385,30 @@ void deadline_index_destroy(struct deadline_index *x)
 	x->seq = seq + 1;
 }
 
+size_t deadline_index_longest_run(const struct deadline_index *x)
+{
+	size_t longest = 0, run = 0, first = 0;
+
+	for (size_t i = 0; i < x->table_cap; i++) {
+		if (x->table[i]) {
+			run++;
+			continue;
+		}
+		if (run == i)
+			first = run; /* the run at slot 0 may go on from the end */
+		longest = run > longest ? run : longest;
+		run = 0;
+	}
+	if (run == x->table_cap)
+		return run;
+	run += first;
+	return run > longest ? run : longest;
+}
+
 size_t deadline_index_memory(const struct deadline_index *x)
 {
-	size_t n = x->table_cap * sizeof *x->table + x->heap_cap * sizeof *x->heap +
+	size_t n = x->table_cap * (sizeof *x->table + sizeof *x->hashes) +
+		   x->heap_cap * sizeof *x->heap +
 		   x->nchunks * (DI_CHUNK + sizeof *x->chunks);
 
 	for (size_t i = 0; i < x->table_cap; i++)

@@ -24,10 +24,11 @@
  *
  * Memory, per key with a deadline: an entry of 16 bytes plus the key,
  * rounded up to 16 (pooled, 64 KiB chunks; keys over 496 bytes are one
- * malloc each), a hash slot of 8 bytes at a load between 3/8 and 3/4, and
- * a heap slot of 16 bytes (the array doubles): about 60 bytes plus the key
- * on average. It grows with the keys that have a deadline only; pooled
- * entries freed are reused, not given back, until the shard closes or a
+ * malloc each), a hash slot of 12 bytes (pointer and 32 hash bits) at a
+ * load between 3/8 and 3/4, and a heap slot of 16 bytes (the array
+ * doubles): about 65 bytes plus the key on average. It grows with the
+ * keys that have a deadline only; pooled entries freed are reused, not
+ * given back, until the shard closes or a
  * FLUSH empties the index. Growing the hash table or the heap copies it
  * once (about 10 ms per million keys, on the apply path of the write that
  * grows it).
@@ -54,6 +55,8 @@ struct di_slot {                        /* one place in the heap */
 
 struct deadline_index {
 	struct di_entry **table;        /* open addressing, linear probing */
+	uint32_t *hashes;               /* [table_cap]: each slot's key hash, low
+					 * 32 bits (in table's block) */
 	size_t table_cap;               /* a power of two, or 0 */
 	size_t count;
 	struct di_slot *heap;           /* min-heap by deadline */
@@ -97,6 +100,9 @@ static inline uint64_t deadline_index_first(const struct deadline_index *x)
 void deadline_index_clear(struct deadline_index *x);
 /* Frees everything; the index is then empty and usable. */
 void deadline_index_destroy(struct deadline_index *x);
+/* The longest run of occupied table slots (wrapping around): what the
+ * longest probe walks. For tests and diagnostics; O(table). */
+size_t deadline_index_longest_run(const struct deadline_index *x);
 /* Bytes held (tables, heap, pool chunks, large entries). */
 size_t deadline_index_memory(const struct deadline_index *x);
 
@@ -105,21 +111,23 @@ size_t deadline_index_memory(const struct deadline_index *x);
 struct shard;
 typedef void shard_deadlines_step_fn(void *arg);
 
-/* A shard's index and the state of its rebuild (struct shard.deadlines). */
+/* A rebuild under way (shard_deadlines.c): from its first step until the
+ * index is complete. */
+struct shard_deadlines_rebuild;
+
+/*
+ * A shard's index and the state of its rebuild (struct shard.deadlines).
+ * Kept small: a replica that never saw a deadline (most idle ones) holds
+ * this and no index. The index is allocated at the shard's first value
+ * with a deadline; the rebuild's state at its first step.
+ */
 struct shard_deadlines {
-	struct deadline_index index;
-	bool complete;                  /* every key with a deadline is in it */
-	bool stepping;                  /* a rebuild step's scan runs */
-	bool aborted;                   /* that step stopped at a write */
-	bool have_cursor;               /* the rebuild's last key examined ... */
-	uint8_t *cursor;                /* ... (malloc) */
-	size_t cursor_len, cursor_cap;
-	uint64_t step_seq;              /* index.seq when the step began */
+	struct deadline_index *index;   /* NULL until a first deadline (malloc) */
+	struct shard_deadlines_rebuild *rebuild; /* NULL unless rebuilding */
+	uint64_t seq;                   /* bumped by every note and emptying,
+					 * index or not */
 	uint64_t epoch;                 /* bumped when the index is emptied */
-	uint64_t step_epoch;
-	unsigned scan_errors;           /* steps that failed in a row */
-	shard_deadlines_step_fn *done;
-	void *arg;
+	bool complete;                  /* every key with a deadline is in it */
 };
 
 /* shard_exec: `key`'s value is now written with `deadline` (0: none, or
@@ -149,6 +157,7 @@ uint64_t shard_visible_keys(const struct shard *s, uint64_t now, uint64_t *expir
 /* Up to `limit` keys past their deadline at `now`, for active expiry. */
 size_t shard_deadlines_due(const struct shard *s, uint64_t now, size_t limit,
 			   deadline_index_fn *fn, void *arg);
+/* The shard's index (an empty one while none is allocated). */
 const struct deadline_index *shard_deadline_index(const struct shard *s);
 
 #endif

@@ -4,13 +4,18 @@
  *
  * Why a rebuild step may trust what its scan reports: the index changes
  * only through shard_deadlines_note (every write, any deadline) and
- * FLUSH, each bumping index.seq. A step's scan reads the memtables and
+ * FLUSH, each bumping the shard's `seq` (kept beside the index, not in it:
+ * the index is allocated only at the shard's first deadline, and a write
+ * without one must still count as a change). A step's scan reads the memtables and
  * tables as they are while it runs; it can report a value older than the
  * key's current one only if a write landed while it waited for a block.
  * So a value is taken only while seq is what it was when the step began;
  * otherwise the step stops there and the next one starts again from its
  * last key. Whatever apply recorded before or after is then never
  * overwritten by something older.
+ *
+ * Memory: a shard that never held a deadline has no index (an idle
+ * replica's size, issue #18), and a complete one no rebuild state.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,18 +27,57 @@
 #include "shard/shard_internal.h"
 #include "shard/value_deadline.h"
 
+struct shard_deadlines_rebuild {
+	bool stepping;                  /* a rebuild step's scan runs */
+	bool aborted;                   /* that step stopped at a write */
+	bool have_cursor;               /* the rebuild's last key examined ... */
+	uint8_t *cursor;                /* ... (malloc) */
+	size_t cursor_len, cursor_cap;
+	uint64_t step_seq;              /* seq when the step began */
+	uint64_t step_epoch;
+	unsigned scan_errors;           /* steps that failed in a row */
+	shard_deadlines_step_fn *done;
+	void *arg;
+};
+
+static const struct deadline_index no_index;
+
+static void rebuild_free(struct shard_deadlines *d)
+{
+	if (!d->rebuild)
+		return;
+	free(d->rebuild->cursor);
+	free(d->rebuild);
+	d->rebuild = NULL;
+}
+
+/* The index was emptied (memory) and must be rebuilt from the first key. */
+static void emptied(struct shard_deadlines *d)
+{
+	d->complete = false;
+	if (d->rebuild)
+		d->rebuild->have_cursor = false;
+	d->epoch++;
+}
+
 void shard_deadlines_note(struct shard *s, const void *key, size_t key_len,
 			  uint64_t deadline)
 {
 	struct shard_deadlines *d = &s->deadlines;
 
-	if (deadline_index_set(&d->index, key, key_len, deadline) == 0)
+	d->seq++;
+	if (!d->index) {
+		if (!deadline)
+			return; /* a keyspace without deadlines costs no index */
+		d->index = calloc(1, sizeof *d->index);
+		if (!d->index)
+			goto no_memory;
+	}
+	if (deadline_index_set(d->index, key, key_len, deadline) == 0)
 		return;
-	/* Emptied for lack of memory: rebuilt from the first key. */
+no_memory:
 	log_warn("shard %u: no memory for the deadline index; it is rebuilt", s->id);
-	d->complete = false;
-	d->have_cursor = false;
-	d->epoch++;
+	emptied(d);
 }
 
 void shard_deadlines_open(struct shard *s)
@@ -47,18 +91,29 @@ void shard_deadlines_dropped(struct shard *s)
 {
 	struct shard_deadlines *d = &s->deadlines;
 
-	deadline_index_clear(&d->index);
-	d->index.failed = false;
+	if (d->index) {
+		deadline_index_clear(d->index);
+		d->index->failed = false;
+	}
+	d->seq++;
 	d->complete = true;
-	d->have_cursor = false;
 	d->epoch++;
+	if (d->rebuild && d->rebuild->stepping)
+		d->rebuild->have_cursor = false; /* the step under way frees it */
+	else
+		rebuild_free(d);
 }
 
 void shard_deadlines_close(struct shard *s)
 {
-	deadline_index_destroy(&s->deadlines.index);
-	free(s->deadlines.cursor);
-	s->deadlines.cursor = NULL;
+	struct shard_deadlines *d = &s->deadlines;
+
+	if (d->index) {
+		deadline_index_destroy(d->index);
+		free(d->index);
+		d->index = NULL;
+	}
+	rebuild_free(d);
 }
 
 bool shard_deadlines_complete(const struct shard *s)
@@ -68,7 +123,7 @@ bool shard_deadlines_complete(const struct shard *s)
 
 const struct deadline_index *shard_deadline_index(const struct shard *s)
 {
-	return &s->deadlines.index;
+	return s->deadlines.index ? s->deadlines.index : &no_index;
 }
 
 static bool rebuild_found(void *arg, const void *key, size_t key_len, uint64_t deadline,
@@ -76,15 +131,16 @@ static bool rebuild_found(void *arg, const void *key, size_t key_len, uint64_t d
 {
 	struct shard *s = arg;
 	struct shard_deadlines *d = &s->deadlines;
+	struct shard_deadlines_rebuild *r = d->rebuild;
 
 	(void)expired;
-	if (d->index.seq != d->step_seq || d->epoch != d->step_epoch) {
-		d->aborted = true; /* a write landed meanwhile: this key again next step */
+	if (d->seq != r->step_seq || d->epoch != r->step_epoch) {
+		r->aborted = true; /* a write landed meanwhile: this key again next step */
 		return false;
 	}
 	shard_deadlines_note(s, key, key_len, deadline);
-	d->step_seq = d->index.seq;
-	return d->epoch == d->step_epoch;
+	r->step_seq = d->seq;
+	return d->epoch == r->step_epoch;
 }
 
 static void rebuild_scanned(void *arg, int rv, bool exhausted, const void *last,
@@ -92,76 +148,87 @@ static void rebuild_scanned(void *arg, int rv, bool exhausted, const void *last,
 {
 	struct shard *s = arg;
 	struct shard_deadlines *d = &s->deadlines;
-	shard_deadlines_step_fn *done = d->done;
+	struct shard_deadlines_rebuild *r = d->rebuild;
+	shard_deadlines_step_fn *done = r->done;
+	void *done_arg = r->arg;
 
-	d->stepping = false;
-	if (d->epoch != d->step_epoch) {
+	r->stepping = false;
+	r->done = NULL;
+	if (d->epoch != r->step_epoch) {
 		/* Emptied meanwhile (FLUSH, or memory): that decided the state. */
+		if (d->complete)
+			rebuild_free(d);
 	} else if (rv != 0) {
-		if (d->scan_errors++ == 0)
+		if (r->scan_errors++ == 0)
 			log_warn("shard %u: deadline index rebuild: scan failed: %s; retried",
 				 s->id, rkv_strerror(rv));
 	} else {
-		d->scan_errors = 0;
-		if (exhausted && !d->aborted) {
+		r->scan_errors = 0;
+		if (exhausted && !r->aborted) {
 			d->complete = true;
-			d->have_cursor = false;
+			rebuild_free(d);
 			log_info("shard %u: deadline index rebuilt: %zu keys with a deadline",
-				 s->id, deadline_index_count(&d->index));
+				 s->id, deadline_index_count(shard_deadline_index(s)));
 		} else if (last) {
-			if (d->cursor_cap < last_len) {
-				uint8_t *p = realloc(d->cursor, last_len);
+			if (r->cursor_cap < last_len) {
+				uint8_t *p = realloc(r->cursor, last_len);
 
 				if (!p) {
-					d->have_cursor = false; /* from the first key again */
+					r->have_cursor = false; /* from the first key again */
 					goto out;
 				}
-				d->cursor = p;
-				d->cursor_cap = last_len;
+				r->cursor = p;
+				r->cursor_cap = last_len;
 			}
 			if (last_len)
-				memcpy(d->cursor, last, last_len);
-			d->cursor_len = last_len;
-			d->have_cursor = true;
+				memcpy(r->cursor, last, last_len);
+			r->cursor_len = last_len;
+			r->have_cursor = true;
 		}
 	}
 out:
-	d->done = NULL;
 	if (done)
-		done(d->arg);
+		done(done_arg);
 }
 
 int shard_deadlines_rebuild_step(struct shard *s, size_t examine,
 				 shard_deadlines_step_fn *done, void *arg)
 {
 	struct shard_deadlines *d = &s->deadlines;
+	struct shard_deadlines_rebuild *r = d->rebuild;
 	int rv;
 
-	if (d->complete || d->stepping)
+	if (d->complete || (r && r->stepping))
 		return 1;
-	if (d->index.failed) {
-		d->index.failed = false;
-		d->have_cursor = false;
+	if (!r) {
+		r = calloc(1, sizeof *r);
+		if (!r)
+			return -ENOMEM;
+		d->rebuild = r;
 	}
-	d->stepping = true;
-	d->aborted = false;
-	d->step_seq = d->index.seq;
-	d->step_epoch = d->epoch;
-	d->done = done;
-	d->arg = arg;
-	rv = shard_scan_expired(s, d->have_cursor ? d->cursor : (const uint8_t *)"",
-				d->have_cursor ? d->cursor_len : 0, d->have_cursor, examine,
+	if (d->index && d->index->failed) {
+		d->index->failed = false;
+		r->have_cursor = false;
+	}
+	r->stepping = true;
+	r->aborted = false;
+	r->step_seq = d->seq;
+	r->step_epoch = d->epoch;
+	r->done = done;
+	r->arg = arg;
+	rv = shard_scan_expired(s, r->have_cursor ? r->cursor : (const uint8_t *)"",
+				r->have_cursor ? r->cursor_len : 0, r->have_cursor, examine,
 				rebuild_found, rebuild_scanned, s);
 	if (rv) {
-		d->stepping = false;
-		d->done = NULL;
+		r->stepping = false;
+		r->done = NULL;
 	}
 	return rv;
 }
 
 uint64_t shard_visible_keys(const struct shard *s, uint64_t now, uint64_t *expires)
 {
-	const struct deadline_index *x = &s->deadlines.index;
+	const struct deadline_index *x = shard_deadline_index(s);
 	uint64_t live = shard_live_keys(s);
 	uint64_t due = deadline_index_due_count(x, now);
 
@@ -173,5 +240,5 @@ uint64_t shard_visible_keys(const struct shard *s, uint64_t now, uint64_t *expir
 size_t shard_deadlines_due(const struct shard *s, uint64_t now, size_t limit,
 			   deadline_index_fn *fn, void *arg)
 {
-	return deadline_index_due(&s->deadlines.index, now, limit, fn, arg);
+	return deadline_index_due(shard_deadline_index(s), now, limit, fn, arg);
 }

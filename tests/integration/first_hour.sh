@@ -64,9 +64,10 @@ head -c 614400 /dev/urandom >"$work/big"
 expect "OK" 0 "$ringkv" -a "$addr" put big - <"$work/big"
 "$ringkv" -a "$addr" get big | head -c 614400 | cmp -s - "$work/big" ||
 	fail "the stdin value did not come back byte for byte"
-# Over the server's value limit: refused by the server, exit 3.
-head -c 2000000 /dev/zero | "$ringkv" -a "$addr" put huge - 2>"$work/err"
-[[ $? == 3 ]] && grep -q TOO_LARGE "$work/err" || fail "2 MB value: $(cat "$work/err")"
+# Over the server's value limit (4 MiB less 8 KiB, 4,186,112 bytes) and
+# within a frame: refused by the server, exit 3.
+head -c 4190000 /dev/zero | "$ringkv" -a "$addr" put huge - 2>"$work/err"
+[[ $? == 3 ]] && grep -q TOO_LARGE "$work/err" || fail "4.19 MB value: $(cat "$work/err")"
 
 # The native client at the Redis-protocol port says so; a bad port is a
 # usage error.

@@ -212,13 +212,19 @@ def main():
         # Active expiry: 200 keys with PX through all nodes; once due, the
         # leaders' EXPIRE_DELETEs remove them from the stored count without
         # any read (DBSIZE counts stored keys, expired or not).
+        # PX 4000: the 200 writes take over a second on a loaded machine,
+        # and the counts are checked only while the first key's deadline
+        # is 300 ms away or more.
+        first_due = time.time() * 1000 + 4000  # no bulk deadline is earlier
         for i in range(200):
-            check(nodes[i % 3].call("SET", "bulk:%d" % i, "x", "PX", 1500) == b"+OK\r\n",
+            check(nodes[i % 3].call("SET", "bulk:%d" % i, "x", "PX", 4000) == b"+OK\r\n",
                   "SET bulk:%d PX" % i)
-        bulk_at = time.time() * 1000 + 1500  # no bulk deadline is later
+        bulk_at = time.time() * 1000 + 4000  # no bulk deadline is later
         live = 5  # ready:0-2, long, plain
         for i in range(3):
-            if time.time() * 1000 < bulk_at - 300:
+            if time.time() * 1000 >= first_due - 300:
+                print("note: DBSIZE node %d with the bulk keys not checked (too slow)" % (i + 1))
+            else:
                 got = integer(nodes[i].call("DBSIZE"))
                 check(got == live + 200, "DBSIZE node %d with the bulk keys: %d" % (i + 1, got))
                 got = expires(nodes[i])

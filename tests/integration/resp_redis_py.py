@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """redis-py against the RESP front door: every served command, pipelines,
-MGET with missing keys, SET NX/XX, wrong arity, values up to 1 MiB,
+MGET with missing keys, SET NX/XX, wrong arity, values up to 4 MiB,
 binary-safe keys and values, SCAN over 2000 keys, KEYS over 6000, TYPE,
 TIME.
 
@@ -9,7 +9,7 @@ usage: resp_redis_py.py HOST PORT [unittest options]
 Every test works under its own key prefix and deletes what it wrote.
 RESP_TARGET=ringkv (default) also checks what is specific to ringkv (only
 DB 0, HELLO 3, SET EX/PX/KEEPTTL and FLUSHDB/FLUSHALL refused (no --enable-flush), values
-over 1 MiB refused, SCAN without repeats, KEYS's cap); RESP_TARGET=redis skips those, so the test can be
+over 4 MiB less 8 KiB refused, SCAN without repeats, KEYS's cap); RESP_TARGET=redis skips those, so the test can be
 checked against a real redis-server. Needs python3-redis (4.x); exits 77
 (skipped) when it is missing.
 """
@@ -232,12 +232,25 @@ class RespTest(unittest.TestCase):
         self.assertTrue(self.r.mset({a: b"a" * (MIB - 100), b: b"b" * (MIB - 100)}))
         self.assertEqual(self.r.mget(a, b), [b"a" * (MIB - 100), b"b" * (MIB - 100)])
 
+    def test_values_of_4mb(self):
+        for size in (4000000, 4 * MIB - 8 * 1024):
+            with self.subTest(size=size):
+                value = (bytes(range(256)) * (size // 256 + 1))[size % 7:size % 7 + size]
+                k = self.k("big%d" % size)
+                self.assertTrue(self.r.set(k, value))
+                self.assertEqual(self.r.strlen(k), size)
+                self.assertEqual(self.r.get(k), value)
+                self.assertEqual(self.r.delete(k), 1)
+
     @ringkv_only
-    def test_value_over_one_mib_refused(self):
+    def test_value_over_the_limit_refused(self):
+        limit = int(self.r.config_get("proto-max-bulk-len")["proto-max-bulk-len"])
+        self.assertEqual(limit, 4 * MIB - 8 * 1024)
         other = client()
-        with self.assertRaises((redis.exceptions.ResponseError,
-                                redis.exceptions.ConnectionError)):
-            other.set(self.k("huge"), b"x" * (MIB + 1))
+        with self.assertRaisesRegex((redis.exceptions.ResponseError,
+                                     redis.exceptions.ConnectionError),
+                                    "the limit is %d bytes|Connection" % limit):
+            other.set(self.k("huge"), b"x" * (limit + 1))
         other.close()
         self.assertTrue(self.r.ping())
         self.assertIsNone(self.r.get(self.k("huge")))

@@ -10,7 +10,8 @@ differs on purpose (the value size limit: ringkv's --max-value, Redis's
 512 MB) are checked against ringkv's own documented answer instead.
 
 usage: resp_strings.py RINGKV_HOST RINGKV_PORT REDIS_HOST REDIS_PORT
-       (REDIS_PORT 0: only the ringkv-specific checks)
+       (REDIS_PORT 0: only the ringkv-specific checks; ringkvd must run
+       with the default --max-value, read back by CONFIG GET)
 """
 import random
 import socket
@@ -473,6 +474,41 @@ def randomkey_cases(rk, rd):
     s("RANDOMKEY")
 
 
+def big_value_cases(rk, rd, max_value):
+    """Values of the size Redis's own suite writes (4,000,000 bytes) and
+    of ringkv's limit, binary, on both servers alike; APPEND and SETRANGE
+    growing one; a negative multibulk count skipped (Redis skips any count
+    not above 0)."""
+    def s(*args):
+        a = rk.call(*args)
+        b = rd.call(*args) if rd is not None else a
+        if a != b:
+            failures.append("%r (%d bytes of arguments):\n  ringkv %r\n  redis  %r"
+                            % (args[:2], sum(len(x) for x in args if isinstance(x, bytes)),
+                               a[:100], b[:100]))
+        return a
+    for size in (4000000, max_value):
+        value = (bytes(range(256)) * (size // 256 + 2))[size % 251:size % 251 + size]
+        s("SET", "big", value)
+        s("STRLEN", "big")
+        s("GETRANGE", "big", size - 10, -1)
+        got = s("GET", "big")
+        if got != b"$%d\r\n" % size + value + b"\r\n":
+            failures.append("GET of a %d-byte value: %d bytes back" % (size, len(got)))
+    s("SET", "big", b"x" * 4000000)
+    s("APPEND", "big", b"y" * 100000)
+    s("SETRANGE", "big", 4150000, b"z")
+    s("STRLEN", "big")
+    s("GETRANGE", "big", 3999998, 4000002)
+    s("GETRANGE", "big", 4149999, -1)
+    s("DEL", "big")
+    for conn in (rk, rd):
+        if conn is None:
+            continue
+        conn.sock.sendall(b"*-10\r\n*-1\r\n*0\r\n")
+    s("PING")
+
+
 def ringkv_only(rk, max_value):
     """Where ringkv's limit is --max-value, not Redis's 512 MB."""
     too_big = b"-ERR string exceeds maximum allowed size (%d bytes)\r\n" % max_value
@@ -486,6 +522,17 @@ def ringkv_only(rk, max_value):
     expect(rk, b"-ERR bit offset is not an integer or out of range\r\n",
            "GETBIT", "big", max_value * 8)
     rk.call("DEL", "big")
+    # A value one byte past the limit: a protocol error naming the limit,
+    # then the connection closes (the stream cannot be parsed past it).
+    other = Conn(*rk.sock.getpeername()[:2])
+    expect(other, b"-ERR Protocol error: invalid bulk length %d (the limit is %d bytes)\r\n"
+           % (max_value + 1, max_value), "SET", "big", b"v" * (max_value + 1))
+    try:
+        other.call("PING")
+        failures.append("the connection stayed open after a value past the limit")
+    except (ConnectionError, OSError):
+        pass
+    expect(rk, b":0\r\n", "EXISTS", "big")
     # OBJECT HELP: ringkv's own text, an array of simple strings.
     got = rk.call("OBJECT", "HELP")
     if not got.startswith(b"*11\r\n+OBJECT <subcommand>"):
@@ -548,8 +595,12 @@ def ringkv_only(rk, max_value):
 def main():
     rk = Conn(sys.argv[1], int(sys.argv[2]))
     rd = Conn(sys.argv[3], int(sys.argv[4])) if int(sys.argv[4]) else None
-    max_value = int(sys.argv[5]) if len(sys.argv) > 5 else 1 << 20
+    got = rk.call("CONFIG", "GET", "proto-max-bulk-len")
+    max_value = int(got.split(b"\r\n")[-2])
+    if max_value != (4 << 20) - (8 << 10):
+        failures.append("default --max-value %d, want 4 MiB less 8 KiB" % max_value)
     cases(rk, rd)
+    big_value_cases(rk, rd, max_value)
     randomkey_cases(rk, rd)
     ringkv_only(rk, max_value)
     for f in failures:

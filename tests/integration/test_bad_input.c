@@ -165,14 +165,14 @@ int main(int argc, char **argv)
 	/* Limits and semantics through the client library. */
 	CHECK(rkv_connect(srv.addr, &c, err, sizeof err) == 0, "connect: %s", err);
 	{
-		size_t big = (1u << 20) + 1;
+		size_t big = (4u << 20) - (8u << 10) + 1; /* the default --max-value + 1 */
 		char *v = calloc(1, big);
 		char key[5000];
 		void *got;
 		size_t gl;
 
 		memset(key, 'k', sizeof key);
-		CHECK(rkv_put(c, "big", 3, v, big) == RKV_STATUS_TOO_LARGE, "1 MiB + 1 value");
+		CHECK(rkv_put(c, "big", 3, v, big) == RKV_STATUS_TOO_LARGE, "--max-value + 1 value");
 		CHECK(rkv_put(c, key, sizeof key, "v", 1) == RKV_STATUS_TOO_LARGE, "5000-byte key");
 		/* The empty key is a key, on both protocols (as in Redis). */
 		CHECK(rkv_put(c, "", 0, "ev", 2) == 0, "PUT of the empty key");

@@ -182,8 +182,9 @@ static void test_multibulk_binary_safe(void **state)
 static void test_multibulk_empty_skipped(void **state)
 {
 	(void)state;
-	/* "*0" and "*-1" are no command; Redis skips them too. */
+	/* "*0" and any negative count are no command; Redis skips them too. */
 	EXPECT("*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n", "PING; END");
+	EXPECT("*-10\r\n*1\r\n$4\r\nPING\r\n*-9223372036854775808\r\n", "PING; END");
 	EXPECT("*0\r\n", "END");
 }
 
@@ -264,7 +265,9 @@ static void test_multibulk_count_limits(void **state)
 	(void)state;
 	EXPECT("*1048577\r\n", "ERR Protocol error: invalid multibulk length");
 	EXPECT("*1048576\r\n$4\r\nPING\r\n", "EAGAIN");
-	EXPECT("*-2\r\n", "ERR Protocol error: invalid multibulk length");
+	EXPECT("*-2\r\n", "END");
+	EXPECT("*-99999999999999999999\r\n", "ERR Protocol error: invalid multibulk length");
+	EXPECT("*-\r\n", "ERR Protocol error: invalid multibulk length");
 	EXPECT("*abc\r\n", "ERR Protocol error: invalid multibulk length");
 	EXPECT("*\r\n", "ERR Protocol error: invalid multibulk length");
 	EXPECT("*+1\r\n", "ERR Protocol error: invalid multibulk length");

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "shard/deadline_index.h"
+#include "shard/route.h"
 
 #define NK 3000
 
@@ -156,11 +157,77 @@ static void test_plain_writes(void **state)
 	deadline_index_destroy(&x);
 }
 
+/*
+ * The keys of one shard share their slot's range, that is the range of
+ * XXH3_64bits(key) % 16384 (shard/route.c): the table's homes must not
+ * come from those bits. 20,000 keys of shard 0 of 16 (slots 0-1023),
+ * inserted, then half removed: the longest run of the table (what the
+ * longest probe walks) stays short. Homes from the slot's hash bits put
+ * them in a sixteenth of the table, in runs of thousands.
+ */
+static void test_one_shard_keys(void **state)
+{
+	struct deadline_index x = { 0 };
+	char key[32];
+	unsigned have = 0;
+
+	(void)state;
+	for (unsigned i = 0; have < 20000; i++) {
+		int len = snprintf(key, sizeof key, "exp:%u", i);
+
+		if (route_shard(route_slot(key, (size_t)len), 16) != 0)
+			continue;
+		assert_int_equal(deadline_index_set(&x, key, (size_t)len, 1000 + i % 13), 0);
+		have++;
+	}
+	assert_int_equal(deadline_index_count(&x), 20000);
+	assert_true(deadline_index_longest_run(&x) < 300);
+	have = 0;
+	for (unsigned i = 0; have < 10000; i++) {
+		int len = snprintf(key, sizeof key, "exp:%u", i);
+
+		if (route_shard(route_slot(key, (size_t)len), 16) != 0)
+			continue;
+		assert_int_equal(deadline_index_set(&x, key, (size_t)len, 0), 0);
+		have++;
+	}
+	assert_int_equal(deadline_index_count(&x), 10000);
+	assert_true(deadline_index_longest_run(&x) < 300);
+	deadline_index_destroy(&x);
+}
+
+/* The longest run counts a run that wraps from the table's end to its
+ * start as one. */
+static void test_longest_run_wraps(void **state)
+{
+	struct deadline_index x = { 0 };
+
+	(void)state;
+	assert_int_equal(deadline_index_longest_run(&x), 0);
+	assert_int_equal(deadline_index_set(&x, "a", 1, 5), 0);
+	assert_true(x.table_cap >= 4);
+	assert_int_equal(deadline_index_longest_run(&x), 1);
+	/* Move the one entry to the last slot, and make it look like the
+	 * first two slots continue its run. */
+	for (size_t i = 0; i < x.table_cap; i++) {
+		if (x.table[i] && i != x.table_cap - 1) {
+			x.table[x.table_cap - 1] = x.table[i];
+			x.table[i] = NULL;
+		}
+	}
+	x.table[0] = x.table[1] = x.table[x.table_cap - 1];
+	assert_int_equal(deadline_index_longest_run(&x), 3);
+	x.table[0] = x.table[1] = NULL;
+	deadline_index_destroy(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_model),
 		cmocka_unit_test(test_plain_writes),
+		cmocka_unit_test(test_one_shard_keys),
+		cmocka_unit_test(test_longest_run_wraps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

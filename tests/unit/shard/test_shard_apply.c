@@ -1179,9 +1179,14 @@ static int apply_cmd(struct shard *s, uint64_t index, struct command c,
  * Once rebuilt, the index holds exactly the new deadlines: nothing the
  * step read before the writes landed.
  */
-static void test_index_rebuild_meets_writes(void **state)
+/*
+ * A rebuild step waiting for a block while every key is written again:
+ * with `some_deadlines`, one key in 100 gets a new deadline (the index
+ * exists again by then); without, none does, so the writes land while the
+ * shard has no index at all, and must still stop the step.
+ */
+static void rebuild_meets_writes(struct fixture *f, bool some_deadlines)
 {
-	struct fixture *f = *state;
 	char key[32], value[128];
 	uint64_t i = 1;
 	const unsigned n = 1500;
@@ -1226,7 +1231,7 @@ static void test_index_rebuild_meets_writes(void **state)
 
 		snprintf(key, sizeof key, "dk%05u", k);
 		c = put_cmd(key, "plain");
-		if (k % 100 == 7) {
+		if (some_deadlines && k % 100 == 7) {
 			c.op = COMMAND_PUT_AT;
 			c.deadline = MODEL_FAR_FUTURE + 5000 + k;
 		}
@@ -1236,8 +1241,9 @@ static void test_index_rebuild_meets_writes(void **state)
 		turn(f);
 	assert_int_equal(done, 1);
 	rebuild_index(f, f->s[0], false);
-	assert_int_equal(deadline_index_count(shard_deadline_index(f->s[0])), n / 100);
-	for (unsigned k = 7; k < n; k += 100) {
+	assert_int_equal(deadline_index_count(shard_deadline_index(f->s[0])),
+			 some_deadlines ? n / 100 : 0);
+	for (unsigned k = 7; some_deadlines && k < n; k += 100) {
 		snprintf(key, sizeof key, "dk%05u", k);
 		assert_int_equal(deadline_index_get(shard_deadline_index(f->s[0]), key, 7),
 				 MODEL_FAR_FUTURE + 5000 + k);
@@ -1248,6 +1254,16 @@ static void test_index_rebuild_meets_writes(void **state)
 	settle(f);
 	assert_true(shard_deadlines_complete(f->s[0]));
 	assert_int_equal(deadline_index_count(shard_deadline_index(f->s[0])), 0);
+}
+
+static void test_index_rebuild_meets_writes(void **state)
+{
+	rebuild_meets_writes(*state, true);
+}
+
+static void test_index_rebuild_meets_plain_writes(void **state)
+{
+	rebuild_meets_writes(*state, false);
 }
 
 /*
@@ -2049,6 +2065,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flush_entries_same_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush_drops_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index_rebuild_meets_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index_rebuild_meets_plain_writes, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
