@@ -229,6 +229,12 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
 		return rv;
 	}
+	/* Empty with no record of its own (not placed by a move): it asks
+	 * the group whether this node was a member before it takes part
+	 * (a wiped data dir; replica_wiped.c). */
+	if (r > 1 && !rep->hosted_added && !rep->amnesiac && !from_install && !c->log_repaired &&
+	    !rs->found && flushed == 0 && (rv = replica_wiped_begin(rep, &snap.conf, err, errlen)))
+		return rv;
 	if (c->log_repaired) {
 		rv = core_log_reset(c->log, rep->id, 0, 0);
 		if (rv != 0) {
