@@ -36,7 +36,6 @@
 #define DEFAULT_HEARTBEAT_MS 50u
 #define DEFAULT_COMPACT_MARGIN 8192u
 #define DEFAULT_SNAPSHOT_LAG 65536u
-#define FIRST_ELECTION_HOLD 4 /* x election timeout: see tick_hold */
 
 int cluster_msg_class(const struct raft_msg *m)
 {

@@ -218,6 +218,8 @@ struct restore_state {
 	uint8_t *blob;
 };
 
+#define FIRST_ELECTION_HOLD 4 /* x election timeout: see replica.tick_hold */
+
 struct replica {
 	struct cluster_core *core;
 	uint32_t id;

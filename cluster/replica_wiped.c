@@ -305,9 +305,12 @@ static void settle(struct replica *rep, enum wiped_outcome o)
 		 "member (%s)", rep->id, rep->joining ? "joining, as told" : "undecided");
 	/* As cluster_core_start does for a new group: its first placed
 	 * member campaigns at once, so first leaders spread as placed. */
-	if (!rep->joining && raft_term(rep->raft) == 0 &&
-	    cluster_map_first(&c->node->map, rep->id) == c->node->self_index)
+	if (rep->joining || raft_term(rep->raft) != 0)
+		return;
+	if (cluster_map_first(&c->node->map, rep->id) == c->node->self_index)
 		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
+	else
+		rep->tick_hold = FIRST_ELECTION_HOLD * c->election_ticks;
 }
 
 bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m)
