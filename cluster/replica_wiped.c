@@ -48,6 +48,8 @@
 #include "core/log.h"
 
 #define DATADIR_ID_FILE "DATADIR-ID"
+#define ASK_FAST_TICKS 40 /* asks every tick for this many ticks */
+#define ASK_SLOW_TICKS 10 /* then every this many */
 
 struct replica_wiped {
 	struct wiped_probe probe;
@@ -55,11 +57,16 @@ struct replica_wiped {
 	bool marking;                /* the amnesia marker is being written */
 	uint32_t incarnation;        /* what the marker says */
 	uint64_t asks;               /* asks sent */
+	uint64_t ticks;              /* ticks while probing */
 	uint64_t began_us;
 	struct ring_file marker;     /* DATA/shard-N.amnesiac */
 	char text[AMNESIA_WHY_MAX + 32];
 	struct io_op unlink_op;      /* the joining marker's removal */
 	struct io_op sync_op;
+	unsigned unlinking;          /* of the two, not completed yet */
+	struct raft_msg vote;        /* the last vote request dropped while
+				      * asking: stepped if it settles fresh */
+	bool has_vote;
 };
 
 /* ---- the node: its data dir's id -------------------------------------------- */
@@ -189,7 +196,7 @@ static void answer(struct replica *rep, const struct raft_msg *ask)
 	if (replica_wiped_probing(rep))
 		flags |= WIPED_ANSWER_ASKING;
 	if (raft_term(rep->raft) > 0 || raft_last_index(rep->raft) > 0 || rep->amnesiac ||
-	    shard_flushed_index(rep->shard) > 0)
+	    (rep->shard && shard_flushed_index(rep->shard) > 0))
 		flags |= WIPED_ANSWER_HISTORY;
 	wiped_probe_answer(ask, raft_id(rep->raft), raft_conf(rep->raft), raft_term(rep->raft),
 			   raft_last_index(rep->raft), flags, &out);
@@ -204,6 +211,8 @@ static void join_marker_unlinked(struct io_op *op, int res, unsigned flags)
 	if (res < 0 && res != -ENOENT && res != -ECANCELED)
 		log_warn("replica %u: removing %s: %s (harmless: it would wait to catch up "
 			 "once more after a restart)", rep->id, rep->join_marker, strerror(-res));
+	if (--rep->wiped->unlinking == 0)
+		replica_wiped_free(rep); /* its part is done: no memory kept */
 }
 
 /* The marker is durable: the replica becomes the amnesiac identity
@@ -245,6 +254,7 @@ static void become_amnesiac(struct replica *rep)
 	/* The joining marker is for an empty member of incarnation 0: it goes
 	 * (a crash before leaves it; the amnesia marker rules at the next
 	 * start, and after the rejoin it only costs one more catch-up). */
+	w->unlinking = 2;
 	replica_marker_unlink(rep, replica_file_name(rep->join_marker), &w->unlink_op, &w->sync_op,
 			      join_marker_unlinked);
 	log_warn("replica %u: node %" PRIu64 " was a member of this group before its data dir "
@@ -289,20 +299,65 @@ static void mark_amnesiac(struct replica *rep)
 	ring_file_write(&w->marker, w->text, (size_t)len);
 }
 
+static void settled_written(struct ring_file *f, int res)
+{
+	struct replica *rep = f->arg;
+
+	if (res < 0)
+		log_warn("replica %u: %s: %s (after a restart it asks its group again)", rep->id,
+			 f->name, strerror(-res));
+}
+
+/*
+ * Settled fresh and still empty: the joining marker says so ("settled"),
+ * so that a restart before it holds anything does not ask again. Such a
+ * replica never voted (a vote is durable before it is sent) nor
+ * acknowledged anything (its log is empty), so its own dir, not wiped
+ * (the marker is there), is all the proof it needs; asking again could
+ * wait for ever on a member that never comes (a new cluster whose third
+ * node is misconfigured). A marker rewrite under way (undecided ->
+ * joining) wins: then it asks again, which is only slower.
+ */
+static void note_settled(struct replica *rep)
+{
+	struct cluster_core *c = rep->core;
+
+	if (!rep->join_file_ready) {
+		ring_file_init(&rep->join_file, &c->r->io, c->node->data_dir_fd,
+			       replica_file_name(rep->join_marker), settled_written, rep);
+		rep->join_file_ready = true;
+	}
+	if (ring_file_idle(&rep->join_file))
+		ring_file_write(&rep->join_file, rep->undecided ? "undecided settled" : "settled",
+				rep->undecided ? 17 : 7);
+}
+
 static void settle(struct replica *rep, enum wiped_outcome o)
 {
 	struct replica_wiped *w = rep->wiped;
 	struct cluster_core *c = rep->core;
+	struct raft_msg vote;
+	bool has_vote;
 
+	/* Precondition: probing. On return rep->wiped may be freed. */
 	if (w->marking || o == WIPED_WAIT)
 		return;
 	if (o == WIPED_AMNESIAC) {
 		mark_amnesiac(rep);
 		return;
 	}
-	w->probing = false;
+	has_vote = w->has_vote;
+	vote = w->vote;
+	if (rep->undecided || rep->joining)
+		note_settled(rep);
+	replica_wiped_free(rep); /* nothing of it in flight: no memory kept */
 	log_info("replica %u: no member knows a history of this group: it is a new group's "
 		 "member (%s)", rep->id, rep->joining ? "joining, as told" : "undecided");
+	/* A new group's candidate that asked while we asked (its members
+	 * settle about together): its request is taken now, as any member
+	 * would take it, rather than lost for an election timeout. */
+	if (has_vote && replica_amnesia_accept(rep, &vote) && replica_accept(rep, &vote))
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_RECEIVE, .msg = &vote });
 	/* As cluster_core_start does for a new group: its first placed
 	 * member campaigns at once, so first leaders spread as placed. */
 	if (rep->joining || raft_term(rep->raft) != 0)
@@ -321,11 +376,22 @@ bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m)
 		answer(rep, m);
 		return true;
 	}
-	if (!w || !w->probing)
+		if (!w || !w->probing)
 		return wiped_probe_is_answer(m); /* a late answer: not Raft's */
 	if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE ||
 	    m->type == RAFT_MSG_TIMEOUT_NOW)
 		rep->votes_withheld++;
+	if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
+		/* A vote request has no entries, data or conf: no pointer into
+		 * the receive buffer is kept. */
+		w->vote = *m;
+		w->vote.entries = NULL;
+		w->vote.n_entries = 0;
+		w->vote.data = NULL;
+		w->vote.len = 0;
+		w->vote.conf = NULL;
+		w->has_vote = true;
+	}
 	settle(rep, wiped_probe_take(&w->probe, m));
 	return true;
 }
@@ -340,13 +406,17 @@ bool replica_wiped_tick(struct replica *rep)
 		return false;
 	if (w->marking)
 		return true;
+	/* Every tick at first (a new cluster's members start together), then
+	 * every ASK_SLOW_TICKS: a member down for long is not asked thousands
+	 * of times a second by every replica it shares. */
+	w->ticks++;
 	for (uint32_t i = 0; i < w->probe.nothers; i++) {
 		struct raft_msg ask;
 
-		if (w->probe.heard[i]) {
-			heard++;
+		heard += w->probe.heard[i];
+		if (w->probe.heard[i] ||
+		    (w->ticks > ASK_FAST_TICKS && w->ticks % ASK_SLOW_TICKS != 0))
 			continue;
-		}
 		wiped_probe_ask(&w->probe, raft_id(rep->raft), i, &ask);
 		cluster_core_queue_msg(c, rep->id, &ask);
 		w->asks++;

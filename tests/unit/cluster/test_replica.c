@@ -985,6 +985,7 @@ static void test_wiped_node_elects_no_stale_leader(void **state)
 	refresh(&nodes[3]);
 	assert_true(nodes[3].status[0].st.probing);
 	assert_true(nodes[3].status[0].st.votes_withheld > 0);
+	assert_int_equal(nodes[3].status[0].st.term, 0); /* no request stepped */
 	assert_false(nodes[3].status[0].st.amnesiac);
 	/* With 1 back: amnesiac, then a member again as incarnation 1. */
 	node_start(1, 3);
