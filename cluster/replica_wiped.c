@@ -299,57 +299,14 @@ static void mark_amnesiac(struct replica *rep)
 	ring_file_write(&w->marker, w->text, (size_t)len);
 }
 
-static void settled_written(struct ring_file *f, int res)
-{
-	struct replica *rep = f->arg;
-
-	if (res < 0)
-		log_warn("replica %u: %s: %s (after a restart it asks its group again)", rep->id,
-			 f->name, strerror(-res));
-}
-
-/*
- * Settled fresh and still empty: the joining marker says so ("settled"),
- * so that a restart before it holds anything does not ask again. Such a
- * replica never voted (a vote is durable before it is sent) nor
- * acknowledged anything (its log is empty), so its own dir, not wiped
- * (the marker is there), is all the proof it needs; asking again could
- * wait for ever on a member that never comes (a new cluster whose third
- * node is misconfigured). A marker rewrite under way (undecided ->
- * joining) wins: then it asks again, which is only slower.
- */
-static void note_settled(struct replica *rep)
-{
-	struct cluster_core *c = rep->core;
-
-	if (!rep->join_file_ready) {
-		ring_file_init(&rep->join_file, &c->r->io, c->node->data_dir_fd,
-			       replica_file_name(rep->join_marker), settled_written, rep);
-		rep->join_file_ready = true;
-	}
-	if (ring_file_idle(&rep->join_file))
-		ring_file_write(&rep->join_file, rep->undecided ? "undecided settled" : "settled",
-				rep->undecided ? 17 : 7);
-}
-
-static void settle(struct replica *rep, enum wiped_outcome o)
+/* A new group's member: the replica goes on as any empty member of one. */
+static void fresh(struct replica *rep)
 {
 	struct replica_wiped *w = rep->wiped;
 	struct cluster_core *c = rep->core;
-	struct raft_msg vote;
-	bool has_vote;
+	struct raft_msg vote = w->vote;
+	bool has_vote = w->has_vote;
 
-	/* Precondition: probing. On return rep->wiped may be freed. */
-	if (w->marking || o == WIPED_WAIT)
-		return;
-	if (o == WIPED_AMNESIAC) {
-		mark_amnesiac(rep);
-		return;
-	}
-	has_vote = w->has_vote;
-	vote = w->vote;
-	if (rep->undecided || rep->joining)
-		note_settled(rep);
 	replica_wiped_free(rep); /* nothing of it in flight: no memory kept */
 	log_info("replica %u: no member knows a history of this group: it is a new group's "
 		 "member (%s)", rep->id, rep->joining ? "joining, as told" : "undecided");
@@ -368,6 +325,57 @@ static void settle(struct replica *rep, enum wiped_outcome o)
 		rep->tick_hold = FIRST_ELECTION_HOLD * c->election_ticks;
 }
 
+/* The joining marker's rewrites from here on (this one, and replica.c's
+ * undecided -> joining, which reuses the ring file). */
+static void join_file_written(struct ring_file *f, int res)
+{
+	struct replica *rep = f->arg;
+
+	if (res < 0)
+		log_warn("replica %u: rewriting %s: %s", rep->id, f->name, strerror(-res));
+	if (replica_wiped_probing(rep) && rep->wiped->marking) {
+		rep->wiped->marking = false;
+		fresh(rep);
+	}
+}
+
+/*
+ * Settled fresh and still empty: the joining marker says so first
+ * ("undecided settled", or "settled" when joining), while the replica
+ * still takes no part (so no other rewrite or removal of the marker can
+ * race with this one), so that a restart before it holds anything does
+ * not ask again. Such a replica never voted (a vote is durable before it
+ * is sent) nor acknowledged anything (its log is empty), so its own dir,
+ * not wiped (the marker is there), is all the proof it needs; asking again
+ * could wait for ever on a member that never comes (a new cluster whose
+ * third node is misconfigured). A failed write only means it asks again
+ * after a restart.
+ */
+static void settle(struct replica *rep, enum wiped_outcome o)
+{
+	struct replica_wiped *w = rep->wiped;
+	struct cluster_core *c = rep->core;
+	bool undecided = rep->undecided;
+
+	/* Precondition: probing. On return rep->wiped may be freed. */
+	if (w->marking || o == WIPED_WAIT)
+		return;
+	if (o == WIPED_AMNESIAC) {
+		mark_amnesiac(rep);
+		return;
+	}
+	if ((!undecided && !rep->joining) || rep->join_file_ready) {
+		fresh(rep); /* no marker of its own to rewrite */
+		return;
+	}
+	ring_file_init(&rep->join_file, &c->r->io, c->node->data_dir_fd,
+		       replica_file_name(rep->join_marker), join_file_written, rep);
+	rep->join_file_ready = true;
+	w->marking = true;
+	ring_file_write(&rep->join_file, undecided ? "undecided settled" : "settled",
+			undecided ? 17 : 7);
+}
+
 bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m)
 {
 	struct replica_wiped *w = rep->wiped;
@@ -376,7 +384,7 @@ bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m)
 		answer(rep, m);
 		return true;
 	}
-		if (!w || !w->probing)
+	if (!w || !w->probing)
 		return wiped_probe_is_answer(m); /* a late answer: not Raft's */
 	if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE ||
 	    m->type == RAFT_MSG_TIMEOUT_NOW)
