@@ -36,7 +36,6 @@
 #define DEFAULT_HEARTBEAT_MS 50u
 #define DEFAULT_COMPACT_MARGIN 8192u
 #define DEFAULT_SNAPSHOT_LAG 65536u
-#define FIRST_ELECTION_HOLD 4 /* x election timeout: see tick_hold */
 
 int cluster_msg_class(const struct raft_msg *m)
 {
@@ -106,6 +105,11 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 	for (uint32_t s = 0; s < n->map.shards; s++)
 		n->core_of[s] = (int16_t)cluster_hosting_core(&n->map, n->hosting, n->self_index, s,
 							      cfg->cores);
+	rv = replica_wiped_node_init(n, err, errlen);
+	if (rv) {
+		cluster_node_destroy(n);
+		return rv;
+	}
 	if (n->hosting->n)
 		log_info("cluster: the hosting record moves %u replica%s away from the founding "
 			 "placement", n->hosting->n, n->hosting->n == 1 ? "" : "s");
@@ -549,7 +553,8 @@ static void step_local(struct cluster_core *c, uint64_t group, const struct raft
 	/* Whatever the message, the replica's own work may follow (a rejoin,
 	 * a repair): ticked at least once more; Raft wakes itself. */
 	replica_awake(rep);
-	if (!replica_amnesia_accept(rep, m) || replica_rejoin_note(rep, m))
+	if (replica_wiped_filter(rep, m) || !replica_amnesia_accept(rep, m) ||
+	    replica_rejoin_note(rep, m))
 		return;
 	if (!replica_accept(rep, m))
 		return;
@@ -858,6 +863,8 @@ static int hello_make(void *arg, uint64_t to_node, uint8_t *buf, size_t cap)
 				  (uint32_t)strlen(c->client_addrs.self.resp) },
 		.cores = c->node->cfg.cores,
 		.slot_function = c->node->cfg.slot_function ? c->node->cfg.slot_function : 1,
+		.data_dir_id = c->node->data_dir_id,
+		.data_dir_new = c->node->data_dir_new,
 	};
 	struct peer_msg_buf b;
 	int len = -1;
@@ -950,6 +957,7 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 								    f.hello.node_id)],
 			   f.hello.client_address, f.hello.resp_address, f.hello.cores,
 			   c->r->now_us);
+	replica_wiped_hello(c->node, f.hello.node_id, f.hello.data_dir_id, f.hello.data_dir_new);
 	*from_node = f.hello.node_id;
 	*target_core = f.hello.to_core % c->node->cfg.cores;
 	/* a new connection: the node (re)started or reconnected; sleeping
@@ -1111,8 +1119,8 @@ int cluster_core_start(struct cluster_node *n, struct reactor *r, struct peer_ne
 		/* A group of one (a one-node cluster) elects itself at once,
 		 * after a restart too: nobody else can, and clients should
 		 * not wait an election timeout for it. */
-		if (rep->amnesiac)
-			continue;
+		if (rep->amnesiac || replica_wiped_probing(rep))
+			continue; /* a probing one campaigns once settled */
 		if (raft_conf(rep->raft)->n == 1 &&
 		    raft_conf_role(raft_conf(rep->raft), raft_id(rep->raft)) == RAFT_VOTER) {
 			replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });

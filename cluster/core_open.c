@@ -64,18 +64,25 @@ int cluster_core_log_restore(void *arg, const struct core_log_group_state *st)
 	return 0;
 }
 
-/* Whether a replica's marker says "undecided" (else: joining). Start-up. */
-static bool marker_says_undecided(const char *path)
+/* A replica's marker: "undecided" or empty (joining), either followed by
+ * " settled" / "settled" once it asked its group and found it new
+ * (replica_wiped.c). Start-up. */
+static bool marker_says(const char *path, bool *settled)
 {
-	char buf[16] = "";
+	char buf[32] = "";
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
+	*settled = false;
 	if (fd < 0)
 		return false;
 	n = read(fd, buf, sizeof buf - 1);
 	close(fd);
-	return n == 9 && memcmp(buf, "undecided", 9) == 0;
+	if (n < 0)
+		return false;
+	*settled = (n == 7 && memcmp(buf, "settled", 7) == 0) ||
+		   (n == 17 && memcmp(buf, "undecided settled", 17) == 0);
+	return n >= 9 && memcmp(buf, "undecided", 9) == 0 && (n == 9 || *settled);
 }
 
 /* Feeds raft_restore from what the log and the shard hold (see
@@ -93,7 +100,7 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 	struct raft_conf conf;
 	uint64_t conf_index;
 	struct install_origin origin;
-	bool from_install;
+	bool from_install, settled = false;
 	size_t n = 0;
 	int rv;
 
@@ -202,7 +209,7 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 		const char *base = strrchr(rep->join_marker, '/') + 1;
 		bool marked = access(rep->join_marker, F_OK) == 0;
 		bool existing = c->node->cfg.join_existing || rep->hosted_added;
-		bool undecided = marked ? marker_says_undecided(rep->join_marker) : !existing;
+		bool undecided = marked ? marker_says(rep->join_marker, &settled) : !existing;
 
 		if (undecided && !existing) {
 			rep->undecided = true;
@@ -229,6 +236,13 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
 		return rv;
 	}
+	/* Empty with no record of its own (not placed by a move): it asks
+	 * the group whether this node was a member before it takes part
+	 * (a wiped data dir; replica_wiped.c). */
+	if (r > 1 && !rep->hosted_added && !rep->amnesiac && !from_install && !c->log_repaired &&
+	    !rs->found && flushed == 0 && !settled &&
+	    (rv = replica_wiped_begin(rep, &snap.conf, err, errlen)))
+		return rv;
 	if (c->log_repaired) {
 		rv = core_log_reset(c->log, rep->id, 0, 0);
 		if (rv != 0) {

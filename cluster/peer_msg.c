@@ -393,6 +393,8 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	       len_field_size(ringkv_peer_Hello_resp_address_tag, h->resp_address.len) +
 	       u64_field_size(ringkv_peer_Hello_cores_tag, h->cores) +
 	       u64_field_size(ringkv_peer_Hello_slot_function_tag, h->slot_function) +
+	       u64_field_size(ringkv_peer_Hello_data_dir_id_tag, h->data_dir_id) +
+	       u64_field_size(ringkv_peer_Hello_data_dir_new_tag, h->data_dir_new) +
 	       u64_field_size(ringkv_peer_Hello_cluster_id_tag, h->cluster_id) +
 	       u64_field_size(ringkv_peer_Hello_node_id_tag, h->node_id) +
 	       u64_field_size(ringkv_peer_Hello_from_core_tag, h->from_core) +
@@ -414,6 +416,8 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 			    h->resp_address.len);
 	p = put_u64_field(p, ringkv_peer_Hello_cores_tag, h->cores);
 	p = put_u64_field(p, ringkv_peer_Hello_slot_function_tag, h->slot_function);
+	p = put_u64_field(p, ringkv_peer_Hello_data_dir_id_tag, h->data_dir_id);
+	p = put_u64_field(p, ringkv_peer_Hello_data_dir_new_tag, h->data_dir_new);
 	frame_close(out, p, frame_len);
 	return 0;
 }

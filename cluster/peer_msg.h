@@ -87,6 +87,9 @@ struct peer_msg_hello {
 	uint32_t cores;                       /* its core count, 0 = unknown */
 	uint32_t slot_function;               /* its data dir's (shard/route.h);
 	                                       * 0 = not sent (an older build: 1) */
+	uint64_t data_dir_id;                 /* its data dir's creation id;
+	                                       * 0 = not sent (an older build) */
+	bool data_dir_new;                    /* first start on that data dir */
 };
 
 struct peer_msg_hello_reply {

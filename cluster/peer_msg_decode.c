@@ -268,6 +268,12 @@ static int decode_hello(struct peer_msg_frame *f, struct reader *r)
 		case ringkv_peer_Hello_slot_function_tag:
 			fe = get_u32(r, wire, &h->slot_function);
 			break;
+		case ringkv_peer_Hello_data_dir_id_tag:
+			fe = get_u64(r, wire, &h->data_dir_id);
+			break;
+		case ringkv_peer_Hello_data_dir_new_tag:
+			fe = get_bool(r, wire, &h->data_dir_new);
+			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
 			break;

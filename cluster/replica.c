@@ -565,7 +565,7 @@ void replica_tick(struct replica *rep)
 	struct cluster_node *n = node_of(rep);
 	uint64_t timeout_us = (uint64_t)n->cfg.proposal_timeout_ms * 1000u;
 
-	if (rep->retired)
+	if (rep->retired || replica_wiped_tick(rep))
 		return;
 	replica_amnesia_tick(rep);
 	if (rep->joining)
@@ -1220,6 +1220,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	snprintf(out->amnesia_why, sizeof out->amnesia_why, "%s",
 		 rep->amnesia_why ? rep->amnesia_why : "");
 	out->undecided = rep->undecided;
+	out->probing = replica_wiped_probing(rep);
 	out->snapshot_receiving = rep->recv.state != SNAP_RECV_IDLE;
 	out->sleeping = raft_asleep(r);
 	replica_repair_status(rep, out);
@@ -1248,5 +1249,6 @@ void replica_free(struct replica *rep)
 	free(rep->restore.blob);
 	free(rep->dir);
 	free(rep->amnesia_why);
+	replica_wiped_free(rep);
 	free(rep);
 }

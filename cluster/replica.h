@@ -442,6 +442,8 @@ struct replica_status {
 	uint64_t amnesia_dropped;   /* Raft messages dropped while amnesiac */
 	char amnesia_why[256];      /* amnesiac: the damage (file, offset) */
 	bool undecided;             /* started empty: new group or wiped node, not told yet */
+	bool probing;               /* started empty: asking whether its node was a
+				     * member; takes no part (replica_wiped.c) */
 	bool snapshot_sending;      /* a stream to a follower is under way */
 	bool snapshot_receiving;    /* a stream from the leader, or its install */
 	bool sleeping;              /* its group sleeps: no tick, no heartbeat

@@ -257,7 +257,7 @@ bool replica_rejoin_note(struct replica *rep, const struct raft_msg *m)
 	    rep->rejoin_id != m->from) {
 		rep->rejoin_id = m->from;
 		log_info("replica %u: node %" PRIu64 " asks to rejoin as incarnation %" PRIu32
-			 " (its log was damaged)", rep->id, replica_ident_node(m->from),
+			 " (its log was damaged, or its data dir wiped)", rep->id, replica_ident_node(m->from),
 			 replica_ident_inc(m->from));
 	}
 	return true;

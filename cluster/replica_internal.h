@@ -218,6 +218,8 @@ struct restore_state {
 	uint8_t *blob;
 };
 
+#define FIRST_ELECTION_HOLD 4 /* x election timeout: see replica.tick_hold */
+
 struct replica {
 	struct cluster_core *core;
 	uint32_t id;
@@ -327,6 +329,9 @@ struct replica {
 	uint64_t amnesia_leader;      /* the sender of the last APPEND or
 				       * HEARTBEAT dropped: a routing hint only */
 	uint64_t amnesia_leader_term; /* its term */
+	struct replica_wiped *wiped;  /* started empty: asking its group
+				       * whether this node was a member
+				       * (replica_wiped.c); NULL otherwise */
 	uint32_t incarnation;         /* of this node's replica: its Raft id is
 				       * replica_ident(node, incarnation) */
 	uint64_t amnesia_asked_us;    /* when it last asked the leader to rejoin */
@@ -378,6 +383,11 @@ struct cluster_node {
 	/* Connections accepted from each node (hello_check): a change wakes
 	 * the sleeping groups with a member there (liveness_check). */
 	_Atomic(uint64_t) hellos[CLUSTER_MAP_MAX_NODES];
+	/* The data dir id each node's latest hello carried (0: none yet);
+	 * an empty replica's ask must carry it (replica_wiped.c). */
+	_Atomic(uint64_t) peer_dir_id[CLUSTER_MAP_MAX_NODES];
+	uint64_t data_dir_id;   /* ours (DATA/DATADIR-ID), sent in hellos */
+	bool data_dir_new;      /* no OPENED at this start: never ran on it */
 };
 
 /* One core's coalesced heartbeats for one node, gathered in a pass. */
@@ -618,6 +628,26 @@ bool replica_rejoin_note(struct replica *rep, const struct raft_msg *m);
  * rejoin it was asked for (remove the old identity, add the new one as a
  * learner, promote it once caught up). */
 void replica_amnesia_tick(struct replica *rep);
+
+/* ---- an empty replica asks whether its node was a member (replica_wiped.c) ---- */
+
+/* Start-up (blocking): the data dir's id (DATA/DATADIR-ID, made when
+ * missing) and whether the node ever ran on it. 0 or a negative errno. */
+int replica_wiped_node_init(struct cluster_node *n, char *err, size_t errlen);
+/* A hello from `node` (any core): the data dir id it carried. */
+void replica_wiped_hello(struct cluster_node *n, uint64_t node, uint64_t dir_id, bool dir_new);
+/* Start-up: the replica started empty in a group of members `conf`: it
+ * asks them before it takes part. 0 or -ENOMEM. */
+int replica_wiped_begin(struct replica *rep, const struct raft_conf *conf, char *err,
+			size_t errlen);
+/* Every inbound Raft message passes here first: true when taken (an ask
+ * answered, an answer, or anything while the replica asks: dropped). */
+bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m);
+/* Every tick, first: true while the replica asks (nothing else of its
+ * tick runs: no Raft tick, no campaign). */
+bool replica_wiped_tick(struct replica *rep);
+bool replica_wiped_probing(const struct replica *rep);
+void replica_wiped_free(struct replica *rep);
 
 /* ---- the install origin record (cluster/replica_origin.c) ---- */
 

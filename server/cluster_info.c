@@ -335,8 +335,11 @@ static void answer_status(struct gather *g)
 		x->shard = g->held[i];
 		x->core = (uint32_t)cluster_node_shard_core(n->cluster, g->held[i]);
 		/* An amnesiac replica takes no part in its group whatever its
-		 * Raft role says (cluster/replica_amnesia.c). */
-		x->role = text(st->amnesiac ? "amnesiac" : raft_role_name(st->role));
+		 * Raft role says (cluster/replica_amnesia.c), nor does one
+		 * that asks whether its node was a member. */
+		x->role = text(st->amnesiac ? "amnesiac"
+			       : st->probing ? "asking" /* cluster/replica_wiped.c */
+					     : raft_role_name(st->role));
 		x->term = st->term;
 		x->leader = st->leader;
 		x->commit = st->commit;

@@ -617,7 +617,8 @@ static bool top_entry_known(const char *name, const struct datadir_cluster *c)
 {
 	static const char *const files[] = { ".", "..", "LOCK", "CLUSTER", "CLUSTER.tmp",
 					     "PLACEMENT", "PLACEMENT.tmp", "OPENED",
-					     "OPENED.tmp", "lost+found", "quarantine" };
+					     "OPENED.tmp", "lost+found", "quarantine",
+					     "DATADIR-ID", "DATADIR-ID.tmp" };
 	uint64_t id;
 
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)

@@ -480,7 +480,8 @@ static bool is_known_top(const char *name)
 {
 	static const char *const known[] = { ".", "..", "LOCK", "CLUSTER", "PLACEMENT",
 					     "OPENED", "OPENED.tmp", "quarantine", "CLUSTER.tmp",
-					     "PLACEMENT.tmp", "lost+found" };
+					     "PLACEMENT.tmp", "lost+found",
+					     "DATADIR-ID", "DATADIR-ID.tmp" /* cluster/replica_wiped.c */ };
 
 	for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
 		if (!strcmp(name, known[i]))

@@ -187,7 +187,9 @@ static void round_trip_other(const struct peer_msg_frame *a,
 		      a->hello.from_core == b.hello.from_core &&
 		      a->hello.to_core == b.hello.to_core &&
 		      a->hello.version == b.hello.version &&
-		      a->hello.to_node_id == b.hello.to_node_id);
+		      a->hello.to_node_id == b.hello.to_node_id &&
+		      a->hello.data_dir_id == b.hello.data_dir_id &&
+		      a->hello.data_dir_new == b.hello.data_dir_new);
 		break;
 	case PEER_MSG_HELLO_REPLY:
 		CHECK(a->hello_reply.ok == b.hello_reply.ok &&

@@ -2,6 +2,7 @@
 #include "cluster_keys.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -60,4 +61,40 @@ void cluster_keys_check(struct cluster *c, const void *key, size_t key_len,
 		usleep(20000);
 	}
 	CHECK(false, "acknowledged key %u: no node served it within %ld ms", k, limit_ms);
+}
+
+void cluster_keys_check_own(struct cluster *c, unsigned i, const void *key, size_t key_len,
+			    const void *value, size_t value_len, unsigned k, long limit_ms)
+{
+	long until = harness_now_ms() + limit_ms;
+	void *got = NULL;
+	size_t got_len = 0;
+	int rv;
+
+	do {
+		struct rkv_client *cl = cluster_client(c, i);
+
+		free(got);
+		got = NULL;
+		rv = cl ? rkv_get_stale(cl, key, key_len, &got, &got_len) : -1;
+		if (rv != RKV_STATUS_OK)
+			harness_sleep_ms(50);
+	} while (rv != RKV_STATUS_OK && harness_now_ms() < until);
+	CHECK(rv == RKV_STATUS_OK && got_len == value_len && !memcmp(got, value, value_len),
+	      "key %u: node %u's own replica answers %d", k, i + 1, rv);
+	free(got);
+}
+
+unsigned cluster_log_count(const struct cluster *c, unsigned i, const char *what)
+{
+	char line[4096];
+	unsigned n = 0;
+	FILE *f = fopen(c->nodes[i].log, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
 }

@@ -28,4 +28,15 @@ int cluster_keys_put_once(struct cluster *c, const void *key, size_t key_len,
 void cluster_keys_check(struct cluster *c, const void *key, size_t key_len,
 			const void *value, size_t value_len, unsigned k, long limit_ms);
 
+/*
+ * Reads key from node i's own replica (a stale read: what that replica
+ * holds, wherever the leader is), within limit_ms: the value must be
+ * `value`; anything else fails the test, naming key number `k`.
+ */
+void cluster_keys_check_own(struct cluster *c, unsigned i, const void *key, size_t key_len,
+			    const void *value, size_t value_len, unsigned k, long limit_ms);
+
+/* Lines of node i's log (cluster_keep_logs) that contain `what`. */
+unsigned cluster_log_count(const struct cluster *c, unsigned i, const char *what);
+
 #endif

@@ -45,6 +45,7 @@
 #define MAX_KEYS 4000
 #define READ_LIMIT_MS 10000
 #define REJOIN_LIMIT_MS 30000
+#define VALUE_MAX 700
 
 static struct cluster cluster;
 static bool acked[MAX_KEYS];
@@ -219,27 +220,11 @@ static void no_stale_read(unsigned i)
 static void own_replica_has_all(unsigned i)
 {
 	for (unsigned k = 0; k < next_key; k++) {
-		char key[32], value[700];
+		char key[32], value[VALUE_MAX];
 		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-		void *got = NULL;
-		size_t got_len = 0;
-		long until = harness_now_ms() + READ_LIMIT_MS;
-		int rv;
 
-		if (!acked[k])
-			continue;
-		do {
-			struct rkv_client *c = cluster_client(&cluster, i);
-
-			free(got);
-			got = NULL;
-			rv = c ? rkv_get_stale(c, key, kl, &got, &got_len) : -1;
-			if (rv != RKV_STATUS_OK)
-				harness_sleep_ms(50);
-		} while (rv != RKV_STATUS_OK && harness_now_ms() < until);
-		CHECK(rv == RKV_STATUS_OK && got_len == vl && !memcmp(got, value, vl),
-		      "key %u: node %u's own replica answers %d", k, i + 1, rv);
-		free(got);
+		if (acked[k])
+			cluster_keys_check_own(&cluster, i, key, kl, value, vl, k, READ_LIMIT_MS);
 	}
 }
 

@@ -6,7 +6,9 @@
  *      it, it restarts and must install a snapshot (its log says so);
  *   B. node 3 is killed, its data dir wiped, it restarts with the same
  *      flags plus --initial-cluster-state existing (it forgot its votes:
- *      it must not vote before it caught up) and must rejoin by snapshot;
+ *      it must not vote before it caught up) and must rejoin by snapshot
+ *      (since session 10 as a new incarnation of each replica: its groups
+ *      tell it that it was a member, cluster/replica_wiped.c);
  *   C. node 3 is killed with -9 while receiving a snapshot and must restart
  *      cleanly and install one.
  * After A and B every acknowledged key is read back with node 3 holding the
@@ -302,7 +304,8 @@ static void wait_log(unsigned i, const char *what, unsigned at_least)
 }
 
 /* Every replica of node i that logged "joining" since its last start has
- * logged "caught up" after it. */
+ * logged "caught up" after it (as a joining replica, or as an amnesiac one
+ * that rejoined as a new incarnation). */
 static bool all_joined(unsigned i)
 {
 	FILE *f = fopen(logs[i], "r");
@@ -323,7 +326,7 @@ static bool all_joined(unsigned i)
 			continue;
 		if (strstr(p, ": joining"))
 			join_at[r] = line_no;
-		if (strstr(p, ": caught up"))
+		if (strstr(p, ": caught up") || strstr(p, " and caught up"))
 			caught[r] = line_no;
 	}
 	fclose(f);

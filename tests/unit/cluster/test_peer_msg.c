@@ -266,7 +266,8 @@ static void test_hello_addresses(void **state)
 	struct peer_msg_hello h = { .cluster_id = 7, .node_id = 2, .version = PEER_MSG_VERSION,
 				    .client_address = { (const uint8_t *)"127.0.2.12:22070", 16 },
 				    .resp_address = { (const uint8_t *)"[::1]:6379", 10 },
-				    .cores = 12, .slot_function = 2 };
+				    .cores = 12, .slot_function = 2,
+				    .data_dir_id = 0xfedcba9876543210ull, .data_dir_new = true };
 	struct peer_msg_hello_reply r = { .ok = true, .node_id = 3, .version = 1,
 					  .client_address = { (const uint8_t *)"h:1", 3 } };
 	uint8_t long_addr[PEER_MSG_MAX_ADDRESS + 1];
@@ -290,6 +291,10 @@ static void test_hello_addresses(void **state)
 	assert_memory_equal(f.hello.resp_address.data, "[::1]:6379", 10);
 	assert_int_equal(f.hello.cores, 12);
 	assert_int_equal(f.hello.slot_function, 2);
+	/* The data dir's creation id and "first start on it" (fields 11-12,
+	 * cluster/replica_wiped.c), at the top of the u64 range. */
+	assert_true(f.hello.data_dir_id == 0xfedcba9876543210ull);
+	assert_true(f.hello.data_dir_new);
 
 	at = out.len;
 	assert_int_equal(peer_msg_encode_hello_reply(&out, &r), 0);

@@ -936,6 +936,8 @@ static void test_three_nodes(void **state)
  * timeouts there must be no leader, and 3 must have become "joining".
  * Once node 1 is back, it leads, 3 catches up, and every write is there.
  */
+static bool path_exists(const char *dir, const char *name);
+
 static void test_wiped_node_elects_no_stale_leader(void **state)
 {
 	uint64_t leader;
@@ -977,31 +979,30 @@ static void test_wiped_node_elects_no_stale_leader(void **state)
 		}
 		sleep_ms(10);
 	}
+	/* Node 3 asks whether it was a member (replica_wiped.c): 2 answers
+	 * with a history, 1 is down, so it takes no part (node 2's vote
+	 * requests are dropped, not granted) and decides nothing yet. */
 	refresh(&nodes[3]);
-	assert_true(nodes[3].status[0].st.joining);
+	assert_true(nodes[3].status[0].st.probing);
 	assert_true(nodes[3].status[0].st.votes_withheld > 0);
-	/* Its marker, "undecided" at the start, now says joining (empty) on
-	 * disk, so a restart keeps withholding its vote from node 2. */
-	{
-		char marker[400];
-		struct stat st;
-		unsigned t;
-
-		snprintf(marker, sizeof marker, "%s/shard-0.joining", nodes[3].dir);
-		for (t = 0; t < 200; t++) {
-			if (stat(marker, &st) == 0 && st.st_size == 0)
-				break;
-			sleep_ms(10);
-		}
-		assert_true(t < 200);
-	}
+	assert_int_equal(nodes[3].status[0].st.term, 0); /* no request stepped */
+	assert_false(nodes[3].status[0].st.amnesiac);
+	/* With 1 back: amnesiac, then a member again as incarnation 1. */
 	node_start(1, 3);
 	leader = wait_leader(3, 0, 8000);
 	assert_int_equal(leader, 1);
 	assert_true(converged(3, 0, 8000));
 	read_ok(leader, 0, 0, 40);
-	refresh(&nodes[3]);
+	for (unsigned t = 0; t < 800; t++) {
+		refresh(&nodes[3]);
+		if (!nodes[3].status[0].st.amnesiac && nodes[3].status[0].keys == 40)
+			break;
+		sleep_ms(10);
+	}
+	assert_false(nodes[3].status[0].st.probing);
+	assert_false(nodes[3].status[0].st.amnesiac);
 	assert_int_equal(nodes[3].status[0].keys, 40);
+	assert_false(path_exists(nodes[3].dir, "shard-0.amnesiac"));
 	for (unsigned id = 1; id <= 3; id++)
 		node_stop(id);
 	for (unsigned id = 1; id <= 3; id++)

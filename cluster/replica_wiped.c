@@ -1,0 +1,440 @@
+/*
+ * A replica that starts empty asks its group before it takes part
+ * (docs/cluster/repair-design.md, "Step 3: a wiped node"; the rule and why
+ * it is safe: cluster/wiped_probe.h).
+ *
+ * An empty replica is either a new group's (a new cluster's first start)
+ * or one that forgot what it promised: its node's data dir was wiped (same
+ * node id, empty dir), or it was down since its group began. From inside
+ * they look the same; the peers know. So while it asks ("probing"):
+ *   - every Raft message for it is dropped (no vote, no acknowledgement)
+ *     and its Raft is not ticked (no campaign): it has promised nothing
+ *     since it started, and its old identity's promises are never counted
+ *     by this process;
+ *   - every tick it asks each other founding member that has not answered
+ *     (a HEARTBEAT_RESP of term 0, routed to the core owning the group);
+ *     the answer says the answerer's term, log, whether it asks too and
+ *     which identity of our node its configuration names.
+ * Then, once enough answered (wiped_probe.h):
+ *   - a history: the marker DATA/shard-N.amnesiac is written ("incarnation
+ *     K", K = 1 + the highest incarnation named) through the ring, and only
+ *     then is the replica's Raft made again with identity (node, K), empty:
+ *     from there the amnesiac rejoin (replica_amnesia.c) adds it as a new
+ *     member, catches it up by snapshot and promotes it. Its joining marker
+ *     goes (an amnesiac replica needs none);
+ *   - no history: it goes on as today's empty replica (undecided, or
+ *     joining with --initial-cluster-state existing; replica.c).
+ * A crash while it asks leaves it empty: it asks again at the next start.
+ *
+ * The node part (node init, the hello's fields 11-12): every data dir has
+ * an id made at random when it is created (DATA/DATADIR-ID), sent in every
+ * hello; a peer answers an ask only when it carries the id of the asking
+ * node's latest hello, so an ask (or answer) of an earlier life of the
+ * node's data dir is never taken for this one's.
+ */
+#include "cluster/replica_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "cluster/wiped_probe.h"
+#include "core/durable_file.h"
+#include "core/log.h"
+
+#define DATADIR_ID_FILE "DATADIR-ID"
+#define ASK_FAST_TICKS 40 /* asks every tick for this many ticks */
+#define ASK_SLOW_TICKS 10 /* then every this many */
+
+struct replica_wiped {
+	struct wiped_probe probe;
+	bool probing;                /* asking; takes no part */
+	bool marking;                /* the amnesia marker is being written */
+	uint32_t incarnation;        /* what the marker says */
+	uint64_t asks;               /* asks sent */
+	uint64_t ticks;              /* ticks while probing */
+	uint64_t began_us;
+	struct ring_file marker;     /* DATA/shard-N.amnesiac */
+	char text[AMNESIA_WHY_MAX + 32];
+	struct io_op unlink_op;      /* the joining marker's removal */
+	struct io_op sync_op;
+	unsigned unlinking;          /* of the two, not completed yet */
+	struct raft_msg vote;        /* the last vote request dropped while
+				      * asking: stepped if it settles fresh */
+	bool has_vote;
+};
+
+/* ---- the node: its data dir's id -------------------------------------------- */
+
+static int id_read(const char *path, uint64_t *id)
+{
+	char buf[64];
+	unsigned long long v;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n < 0)
+		return -EIO;
+	buf[n] = '\0';
+	if (sscanf(buf, "ringkv-data-dir-id %llx", &v) != 1 || v == 0)
+		return -EINVAL;
+	*id = v;
+	return 0;
+}
+
+int replica_wiped_node_init(struct cluster_node *n, char *err, size_t errlen)
+{
+	char path[PATH_MAX + 32], text[64];
+	uint64_t id = 0;
+	int rv, len;
+
+	snprintf(path, sizeof path, "%s/OPENED", n->data_dir);
+	n->data_dir_new = access(path, F_OK) != 0;
+	snprintf(path, sizeof path, "%s/" DATADIR_ID_FILE, n->data_dir);
+	rv = id_read(path, &id);
+	if (rv == 0) {
+		n->data_dir_id = id;
+		return 0;
+	}
+	/* Missing (a new data dir, or one made by a build before this
+	 * file), or unreadable: a new id. It only pairs a node's asks with
+	 * its hello; nothing is lost by a new one. */
+	if (rv != -ENOENT)
+		log_warn("%s: %s; a new data dir id is made", path,
+			 rv == -EINVAL ? "not a data dir id" : strerror(-rv));
+	while (id == 0)
+		if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+			snprintf(err, errlen, "getrandom: %s", strerror(errno));
+			return -EIO;
+		}
+	len = snprintf(text, sizeof text, "ringkv-data-dir-id %016" PRIx64 "\n", id);
+	rv = durable_file_replace(n->data_dir, DATADIR_ID_FILE, text, (size_t)len);
+	if (rv) {
+		snprintf(err, errlen, "%s: %s", path, strerror(-rv));
+		return rv;
+	}
+	n->data_dir_id = id;
+	log_info("data dir %s: id %016" PRIx64 "%s", n->data_dir, id,
+		 n->data_dir_new ? " (a new data dir)" : "");
+	return 0;
+}
+
+void replica_wiped_hello(struct cluster_node *n, uint64_t node, uint64_t dir_id, bool dir_new)
+{
+	int idx = cluster_map_index(&n->map, node);
+	uint64_t was;
+
+	if (idx < 0 || dir_id == 0)
+		return;
+	was = atomic_exchange(&n->peer_dir_id[idx], dir_id);
+	if (was == dir_id)
+		return;
+	if (was != 0)
+		log_warn("node %" PRIu64 " runs on another data dir (id %016" PRIx64 ", was %016"
+			 PRIx64 ")%s: its empty replicas ask whether it was a member before "
+			 "taking part", node, dir_id, was, dir_new ? ", new: a wiped node?" : "");
+	else if (dir_new)
+		log_info("node %" PRIu64 " starts on a new data dir (id %016" PRIx64 ")", node,
+			 dir_id);
+}
+
+/* ---- the replica ------------------------------------------------------------ */
+
+bool replica_wiped_probing(const struct replica *rep)
+{
+	return rep->wiped && rep->wiped->probing;
+}
+
+int replica_wiped_begin(struct replica *rep, const struct raft_conf *conf, char *err,
+			size_t errlen)
+{
+	struct cluster_node *n = rep->core->node;
+	struct replica_wiped *w = calloc(1, sizeof *w);
+
+	if (!w) {
+		snprintf(err, errlen, "replica %u: out of memory", rep->id);
+		return -ENOMEM;
+	}
+	wiped_probe_init(&w->probe, n->cfg.self_id, n->data_dir_id, conf);
+	w->probing = true;
+	w->began_us = rep->core->r->now_us;
+	rep->wiped = w;
+	log_info("replica %u: started empty: asks %" PRIu32 " other member%s whether node %" PRIu64
+		 " was a member (a wiped data dir?) before it votes or acknowledges anything",
+		 rep->id, w->probe.nothers, w->probe.nothers == 1 ? "" : "s", n->cfg.self_id);
+	return 0;
+}
+
+void replica_wiped_free(struct replica *rep)
+{
+	free(rep->wiped);
+	rep->wiped = NULL;
+}
+
+/* An ask from another node's empty replica: what we know of the group. */
+static void answer(struct replica *rep, const struct raft_msg *ask)
+{
+	struct cluster_node *n = rep->core->node;
+	int idx = cluster_map_index(&n->map, replica_ident_node(ask->from));
+	unsigned flags = 0;
+	struct raft_msg out;
+
+	/* Only for the data dir of the node's latest hello. */
+	if (idx < 0 || atomic_load(&n->peer_dir_id[idx]) != ask->context) {
+		rep->core->stats.dropped_bad++;
+		return;
+	}
+	if (replica_wiped_probing(rep))
+		flags |= WIPED_ANSWER_ASKING;
+	if (raft_term(rep->raft) > 0 || raft_last_index(rep->raft) > 0 || rep->amnesiac ||
+	    (rep->shard && shard_flushed_index(rep->shard) > 0))
+		flags |= WIPED_ANSWER_HISTORY;
+	wiped_probe_answer(ask, raft_id(rep->raft), raft_conf(rep->raft), raft_term(rep->raft),
+			   raft_last_index(rep->raft), flags, &out);
+	cluster_core_queue_msg(rep->core, rep->id, &out);
+}
+
+static void join_marker_unlinked(struct io_op *op, int res, unsigned flags)
+{
+	struct replica *rep = op->data;
+
+	(void)flags;
+	if (res < 0 && res != -ENOENT && res != -ECANCELED)
+		log_warn("replica %u: removing %s: %s (harmless: it would wait to catch up "
+			 "once more after a restart)", rep->id, rep->join_marker, strerror(-res));
+	if (--rep->wiped->unlinking == 0)
+		replica_wiped_free(rep); /* its part is done: no memory kept */
+}
+
+/* The marker is durable: the replica becomes the amnesiac identity
+ * (node, K), empty, knowing the members the answers named. */
+static void become_amnesiac(struct replica *rep)
+{
+	struct replica_wiped *w = rep->wiped;
+	struct cluster_core *c = rep->core;
+	uint64_t self = c->node->cfg.self_id;
+	struct raft_hard_state hs = { 0, RAFT_NONE };
+	struct raft_snapshot_meta snap = { 0 };
+	char err[256];
+	bool named = false;
+	int rv;
+
+	for (uint32_t i = 0; i < w->probe.nothers; i++)
+		snap.conf.servers[snap.conf.n++] = (struct raft_server){
+			.id = wiped_probe_member(&w->probe, i), .role = RAFT_VOTER };
+	for (uint32_t i = 0; i < w->probe.nothers; i++)
+		named |= w->probe.heard[i] && (w->probe.flags[i] & WIPED_ANSWER_MEMBER);
+	if (named)
+		snap.conf.servers[snap.conf.n++] = (struct raft_server){
+			.id = replica_ident(self, w->incarnation - 1), .role = RAFT_VOTER };
+	raft_destroy(rep->raft);
+	rep->raft = NULL;
+	rep->incarnation = w->incarnation;
+	rv = cluster_core_replica_raft(c, rep, err, sizeof err);
+	if (rv == 0)
+		rv = raft_restore(rep->raft, &hs, &snap, NULL, 0, NULL, 0);
+	if (rv != 0)
+		panic("replica %u: remaking its Raft as incarnation %" PRIu32 ": %s", rep->id,
+		      w->incarnation, rv < 0 ? err : rkv_strerror(rv));
+	free(rep->amnesia_why);
+	rep->amnesia_why = strdup("started empty in a group with a history (a wiped data dir?)");
+	rep->amnesiac = true;
+	rep->undecided = false;
+	rep->joining = false;
+	w->probing = false;
+	/* The joining marker is for an empty member of incarnation 0: it goes
+	 * (a crash before leaves it; the amnesia marker rules at the next
+	 * start, and after the rejoin it only costs one more catch-up). */
+	w->unlinking = 2;
+	replica_marker_unlink(rep, replica_file_name(rep->join_marker), &w->unlink_op, &w->sync_op,
+			      join_marker_unlinked);
+	log_warn("replica %u: node %" PRIu64 " was a member of this group before its data dir "
+		 "was made (wiped, or down since the group began): it forgot its votes and what "
+		 "it acknowledged, so it rejoins as incarnation %" PRIu32 " (amnesiac; "
+		 "docs/DAMAGED-DATADIR.md, \"Amnesiac replicas\")", rep->id, self, w->incarnation);
+}
+
+static void marker_written(struct ring_file *f, int res)
+{
+	struct replica *rep = f->arg;
+	struct replica_wiped *w = rep->wiped;
+
+	w->marking = false;
+	if (res < 0) {
+		/* It keeps asking; the next answer tries again. */
+		log_warn("replica %u: writing %s: %s", rep->id, f->name, strerror(-res));
+		return;
+	}
+	become_amnesiac(rep);
+}
+
+static void mark_amnesiac(struct replica *rep)
+{
+	struct replica_wiped *w = rep->wiped;
+	char name[64];
+	int len;
+
+	w->incarnation = wiped_probe_incarnation(&w->probe);
+	if (w->incarnation > REPLICA_IDENT_INC_MAX) {
+		log_every(LOG_ERROR, 10000, "replica %u: its group names incarnation %" PRIu32
+			  " of this node, the last there is: it cannot rejoin (move the replica "
+			  "away: ringkv shard move)", rep->id, w->incarnation - 1);
+		return;
+	}
+	len = snprintf(w->text, sizeof w->text, "its data dir was new and its group has a "
+		       "history (a wiped node)\nincarnation %" PRIu32 "\n", w->incarnation);
+	replica_amnesia_marker_name(name, sizeof name, rep->id);
+	ring_file_init(&w->marker, &rep->core->r->io, rep->core->node->data_dir_fd, name,
+		       marker_written, rep);
+	w->marking = true;
+	ring_file_write(&w->marker, w->text, (size_t)len);
+}
+
+/* A new group's member: the replica goes on as any empty member of one. */
+static void fresh(struct replica *rep)
+{
+	struct replica_wiped *w = rep->wiped;
+	struct cluster_core *c = rep->core;
+	struct raft_msg vote = w->vote;
+	bool has_vote = w->has_vote;
+
+	replica_wiped_free(rep); /* nothing of it in flight: no memory kept */
+	log_info("replica %u: no member knows a history of this group: it is a new group's "
+		 "member (%s)", rep->id, rep->joining ? "joining, as told" : "undecided");
+	/* A new group's candidate that asked while we asked (its members
+	 * settle about together): its request is taken now, as any member
+	 * would take it, rather than lost for an election timeout. */
+	if (has_vote && replica_amnesia_accept(rep, &vote) && replica_accept(rep, &vote))
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_RECEIVE, .msg = &vote });
+	/* As cluster_core_start does for a new group: its first placed
+	 * member campaigns at once, so first leaders spread as placed. */
+	if (rep->joining || raft_term(rep->raft) != 0)
+		return;
+	if (cluster_map_first(&c->node->map, rep->id) == c->node->self_index)
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
+	else
+		rep->tick_hold = FIRST_ELECTION_HOLD * c->election_ticks;
+}
+
+/* The joining marker's rewrites from here on (this one, and replica.c's
+ * undecided -> joining, which reuses the ring file). */
+static void join_file_written(struct ring_file *f, int res)
+{
+	struct replica *rep = f->arg;
+
+	if (res < 0)
+		log_warn("replica %u: rewriting %s: %s", rep->id, f->name, strerror(-res));
+	if (replica_wiped_probing(rep) && rep->wiped->marking) {
+		rep->wiped->marking = false;
+		fresh(rep);
+	}
+}
+
+/*
+ * Settled fresh and still empty: the joining marker says so first
+ * ("undecided settled", or "settled" when joining), while the replica
+ * still takes no part (so no other rewrite or removal of the marker can
+ * race with this one), so that a restart before it holds anything does
+ * not ask again. Such a replica never voted (a vote is durable before it
+ * is sent) nor acknowledged anything (its log is empty), so its own dir,
+ * not wiped (the marker is there), is all the proof it needs; asking again
+ * could wait for ever on a member that never comes (a new cluster whose
+ * third node is misconfigured). A failed write only means it asks again
+ * after a restart.
+ */
+static void settle(struct replica *rep, enum wiped_outcome o)
+{
+	struct replica_wiped *w = rep->wiped;
+	struct cluster_core *c = rep->core;
+	bool undecided = rep->undecided;
+
+	/* Precondition: probing. On return rep->wiped may be freed. */
+	if (w->marking || o == WIPED_WAIT)
+		return;
+	if (o == WIPED_AMNESIAC) {
+		mark_amnesiac(rep);
+		return;
+	}
+	if ((!undecided && !rep->joining) || rep->join_file_ready) {
+		fresh(rep); /* no marker of its own to rewrite */
+		return;
+	}
+	ring_file_init(&rep->join_file, &c->r->io, c->node->data_dir_fd,
+		       replica_file_name(rep->join_marker), join_file_written, rep);
+	rep->join_file_ready = true;
+	w->marking = true;
+	ring_file_write(&rep->join_file, undecided ? "undecided settled" : "settled",
+			undecided ? 17 : 7);
+}
+
+bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m)
+{
+	struct replica_wiped *w = rep->wiped;
+
+	if (wiped_probe_is_ask(m)) {
+		answer(rep, m);
+		return true;
+	}
+	if (!w || !w->probing)
+		return wiped_probe_is_answer(m); /* a late answer: not Raft's */
+	if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE ||
+	    m->type == RAFT_MSG_TIMEOUT_NOW)
+		rep->votes_withheld++;
+	if (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE) {
+		/* A vote request has no entries, data or conf: no pointer into
+		 * the receive buffer is kept. */
+		w->vote = *m;
+		w->vote.entries = NULL;
+		w->vote.n_entries = 0;
+		w->vote.data = NULL;
+		w->vote.len = 0;
+		w->vote.conf = NULL;
+		w->has_vote = true;
+	}
+	settle(rep, wiped_probe_take(&w->probe, m));
+	return true;
+}
+
+bool replica_wiped_tick(struct replica *rep)
+{
+	struct replica_wiped *w = rep->wiped;
+	struct cluster_core *c = rep->core;
+	uint32_t heard = 0;
+
+	if (!w || !w->probing)
+		return false;
+	if (w->marking)
+		return true;
+	/* Every tick at first (a new cluster's members start together), then
+	 * every ASK_SLOW_TICKS: a member down for long is not asked thousands
+	 * of times a second by every replica it shares. */
+	w->ticks++;
+	for (uint32_t i = 0; i < w->probe.nothers; i++) {
+		struct raft_msg ask;
+
+		heard += w->probe.heard[i];
+		if (w->probe.heard[i] ||
+		    (w->ticks > ASK_FAST_TICKS && w->ticks % ASK_SLOW_TICKS != 0))
+			continue;
+		wiped_probe_ask(&w->probe, raft_id(rep->raft), i, &ask);
+		cluster_core_queue_msg(c, rep->id, &ask);
+		w->asks++;
+	}
+	if (c->r->now_us - w->began_us > 10000000u)
+		log_every(LOG_WARN, 10000, "replica %u: still asking whether node %" PRIu64
+			  " was a member: %" PRIu32 " of %" PRIu32 " other members answered; it "
+			  "takes no part until enough do (a majority of them, or all)", rep->id,
+			  c->node->cfg.self_id, heard, w->probe.nothers);
+	/* A decision waiting on a failed marker write is tried again. */
+	settle(rep, wiped_probe_decide(&w->probe));
+	return true;
+}

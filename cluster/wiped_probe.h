@@ -1,0 +1,103 @@
+/*
+ * "Was I a member?": what a replica that starts empty asks its group's other
+ * members before it takes part in anything, and how it decides from their
+ * answers (docs/cluster/repair-design.md, "Step 3: a wiped node"). Pure:
+ * no I/O, no clock; cluster/replica_wiped.c drives it on the replica's core.
+ *
+ * A replica that starts empty cannot tell from inside whether its group is
+ * new (a new cluster's first start) or whether it lost what it promised (a
+ * wiped data dir: votes cast, entries acknowledged). The fact lives on the
+ * peers. While it asks, the replica drops every Raft message (no vote, no
+ * acknowledgement, no campaign) and decides:
+ *
+ *   - AMNESIAC, once a majority of the other members answered and any
+ *     answer (or any leader's APPEND, HEARTBEAT or SNAPSHOT) shows a
+ *     history: a term above 0, a log or a snapshot. It rejoins as the next
+ *     incarnation, K = 1 + the highest incarnation of this node any answer
+ *     names (cluster/replica_amnesia.c). A majority, not the first answer:
+ *     the conf change that added the newest incarnation was committed on a
+ *     majority of the members other than the dead old identity, so it
+ *     reaches a majority of the others, which meets every majority of them.
+ *   - FRESH (start as any member of a new group), once a majority of the
+ *     other members answered with no history while not asking themselves:
+ *     any election ever won had a majority of voters, which meets that
+ *     majority, and each of them would hold a term > 0. Or once every other
+ *     member answered with no history, some of them asking too: all the
+ *     replicas of the group started empty (a new cluster's first start, or
+ *     every copy lost: nothing left to protect).
+ *   - WAIT otherwise (too few answers; a member that is asking itself
+ *     counts only when all answered): the replica keeps asking and takes no
+ *     part. Only the founding members of a group are asked: a wiped node
+ *     knows no more of its groups.
+ *
+ * Wire form (no new frame kind, routed to the owning core like any Raft
+ * message): the ask is a HEARTBEAT_RESP of term 0 from incarnation 0 with
+ * hint = WIPED_PROBE_ASK and context = the asker's data dir id; the answer a
+ * HEARTBEAT of term 0 with hint = WIPED_PROBE_ANSWER, the same context,
+ * `to` = the asker's member id in the answerer's configuration, log_term =
+ * the answerer's term, index = its last log index and offset = WIPED_*
+ * flags. Raft never sends a message of term 0, so neither is Raft's.
+ */
+#ifndef RINGKV_CLUSTER_WIPED_PROBE_H
+#define RINGKV_CLUSTER_WIPED_PROBE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "raft/raft.h"
+
+#define WIPED_PROBE_ASK 0x5749504541534bull    /* "WIPEASK" */
+#define WIPED_PROBE_ANSWER 0x57495045414e53ull /* "WIPEANS" */
+
+/* An answer's flags (its `offset`). */
+#define WIPED_ANSWER_ASKING 1u  /* the answerer's replica is asking too */
+#define WIPED_ANSWER_HISTORY 2u /* term > 0, a log, a snapshot, or amnesiac */
+#define WIPED_ANSWER_MEMBER 4u  /* its configuration names the asker's node */
+
+enum wiped_outcome {
+	WIPED_WAIT = 0,
+	WIPED_FRESH,    /* no history: a new group's member */
+	WIPED_AMNESIAC, /* a history: rejoin as wiped_probe_incarnation() */
+};
+
+struct wiped_probe {
+	uint64_t self_node;                   /* the asking node */
+	uint64_t dir_id;                      /* its data dir's creation id */
+	uint32_t nothers;                     /* other founding members */
+	uint64_t others[RAFT_MAX_SERVERS];    /* their node ids */
+	uint64_t ids[RAFT_MAX_SERVERS];       /* their member ids, as answered
+					       * (RAFT_NONE: not heard) */
+	uint8_t flags[RAFT_MAX_SERVERS];      /* WIPED_ANSWER_* as answered */
+	bool heard[RAFT_MAX_SERVERS];
+	bool history;                         /* some answer or leader showed one */
+	uint32_t max_inc;                     /* highest incarnation of self_node
+					       * named in any answer */
+};
+
+/* The probe of node self_node (data dir id dir_id, never 0) in a group
+ * whose members conf names (its founding placement). */
+void wiped_probe_init(struct wiped_probe *p, uint64_t self_node, uint64_t dir_id,
+		      const struct raft_conf *conf);
+/* Is m an ask / an answer (by form only)? */
+bool wiped_probe_is_ask(const struct raft_msg *m);
+bool wiped_probe_is_answer(const struct raft_msg *m);
+/* The ask from member id `from` to node others[i]. */
+void wiped_probe_ask(const struct wiped_probe *p, uint64_t from, uint32_t i,
+		     struct raft_msg *out);
+/* The answer to `ask` by member `self` whose configuration is conf, term
+ * `term`, last log index `last`, `flags` of WIPED_ANSWER_ASKING/HISTORY
+ * (MEMBER is worked out here). */
+void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct raft_conf *conf,
+			uint64_t term, uint64_t last, unsigned flags, struct raft_msg *out);
+/* Takes a message that reached the probing replica: an answer to its ask,
+ * or a leader's APPEND, HEARTBEAT or SNAPSHOT (a history, naming the
+ * asker's member id in m->to). Anything else, and anything from a node that
+ * is not another founding member, is ignored. Returns the outcome now. */
+enum wiped_outcome wiped_probe_take(struct wiped_probe *p, const struct raft_msg *m);
+enum wiped_outcome wiped_probe_decide(const struct wiped_probe *p);
+/* The incarnation to rejoin as: 1 + the highest one any answer named. */
+uint32_t wiped_probe_incarnation(const struct wiped_probe *p);
+/* The member id others[i] answered from, or replica_ident(others[i], 0). */
+uint64_t wiped_probe_member(const struct wiped_probe *p, uint32_t i);
+
+#endif

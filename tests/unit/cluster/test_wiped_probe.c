@@ -1,0 +1,268 @@
+/*
+ * Tests for cluster/wiped_probe.c: what a replica that started empty (a
+ * wiped data dir, or a new cluster's first start) decides from its group's
+ * answers, and the wire form of the ask and the answer. The rule is in
+ * cluster/wiped_probe.h; these tests read it case by case: a wiped node
+ * takes no part (no vote request is ever stepped: the probe only records)
+ * until a majority of the other members answered, and comes back as the
+ * incarnation after the newest one any answer names.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "cluster/peer_msg.h"
+#include "cluster/replica_ident.h"
+#include "cluster/wiped_probe.h"
+
+#define SELF 3
+#define DIR_ID 0x1234abcdull
+
+static struct raft_conf conf_of(unsigned n)
+{
+	struct raft_conf c = { .n = n };
+
+	for (unsigned i = 0; i < n; i++)
+		c.servers[i] = (struct raft_server){ .id = i + 1, .role = RAFT_VOTER };
+	return c;
+}
+
+/* Node `node`'s answer to the probe's ask, as its replica would make it:
+ * its configuration names our node as `member` (RAFT_NONE: not at all). */
+static struct raft_msg answer_from(const struct wiped_probe *p, uint64_t node, uint64_t term,
+				   uint64_t last, unsigned flags, uint64_t member)
+{
+	struct raft_conf theirs = conf_of(0);
+	struct raft_msg ask, out;
+	uint32_t i = 0;
+
+	while (p->others[i] != node)
+		i++;
+	wiped_probe_ask(p, replica_ident(SELF, 0), i, &ask);
+	assert_true(wiped_probe_is_ask(&ask));
+	theirs.servers[theirs.n++] = (struct raft_server){ node, RAFT_VOTER };
+	if (member != RAFT_NONE)
+		theirs.servers[theirs.n++] = (struct raft_server){ member, RAFT_VOTER };
+	wiped_probe_answer(&ask, replica_ident(node, 0), &theirs, term, last, flags, &out);
+	assert_true(wiped_probe_is_answer(&out));
+	return out;
+}
+
+/* Node 3 wiped in a group of 3 whose members 1 and 2 hold a history
+ * (term 4, 90 entries). It takes no part until both answered: a vote
+ * request of the term it may have voted in before is recorded and
+ * nothing else; the first answer alone decides nothing (the other may
+ * name a newer incarnation); then it is amnesiac, incarnation 1. */
+static void test_wiped_node_waits_then_rejoins(void **state)
+{
+	struct raft_conf conf = conf_of(3);
+	struct wiped_probe p;
+	struct raft_msg vote = { .type = RAFT_MSG_VOTE, .from = 2, .to = SELF, .term = 4,
+				 .index = 90, .log_term = 4 };
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	assert_int_equal(p.nothers, 2);
+	assert_int_equal(wiped_probe_decide(&p), WIPED_WAIT);
+	assert_int_equal(wiped_probe_take(&p, &vote), WIPED_WAIT); /* not an answer */
+	a = answer_from(&p, 1, 4, 90, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 2, 4, 90, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
+	assert_int_equal(wiped_probe_incarnation(&p), 1);
+	assert_true(wiped_probe_member(&p, 0) == replica_ident(1, 0));
+}
+
+/* The newest identity any answer names decides: node 3 rejoined twice
+ * before (incarnation 2), one answer lags (names incarnation 1). */
+static void test_incarnation_after_the_newest_named(void **state)
+{
+	struct raft_conf conf = conf_of(3);
+	struct wiped_probe p;
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	a = answer_from(&p, 1, 7, 10, 0, replica_ident(SELF, 1));
+	wiped_probe_take(&p, &a);
+	a = answer_from(&p, 2, 7, 10, 0, replica_ident(SELF, 2));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
+	assert_int_equal(wiped_probe_incarnation(&p), 3);
+	assert_true(wiped_probe_member(&p, 1) == replica_ident(2, 0));
+}
+
+/* A new cluster's first start: every replica asks. Nothing is decided
+ * until every other member answered (an asking member knows nothing);
+ * then all started empty: a new group. */
+static void test_first_start_all_asking(void **state)
+{
+	struct raft_conf conf = conf_of(3);
+	struct wiped_probe p;
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	a = answer_from(&p, 1, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_FRESH);
+}
+
+/*
+ * Five members. A majority of the others (3 of 4) settled and empty: no
+ * election was ever won (its voters would hold a term). Two settled and
+ * one asking is not enough: {1, 2, 3} may have elected 1, and 2 be wiped
+ * too (asking), while 4 and 5 were down -- 1, holding the history, has
+ * not answered. With all four answered and none with a history, every
+ * copy started empty: a new group.
+ */
+static void test_five_members(void **state)
+{
+	struct raft_conf conf = conf_of(5);
+	struct wiped_probe p, q;
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	assert_int_equal(p.nothers, 4);
+	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 4, 0, 0, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 5, 0, 0, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT); /* 3 heard, 2 settled */
+	q = p;
+	a = answer_from(&p, 1, 0, 0, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_FRESH);
+	/* Or 1 answers with the history: amnesiac. */
+	a = answer_from(&q, 1, 2, 5, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&q, &a), WIPED_AMNESIAC);
+	/* Three settled ones suffice without the fourth. */
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	for (uint64_t node = 1; node <= 4; node++) {
+		if (node == SELF)
+			continue;
+		a = answer_from(&p, node, 0, 0, 0, replica_ident(SELF, 0));
+		assert_int_equal(wiped_probe_take(&p, &a), node < 4 ? WIPED_WAIT : WIPED_FRESH);
+	}
+}
+
+/* A leader's APPEND, HEARTBEAT or SNAPSHOT shows a history and names our
+ * identity (m->to); a candidate's PREVOTE of term 1 does not (a new
+ * group's first campaign). An amnesiac answerer (term 0, no log) says so
+ * by its flag; a member whose group no longer has our node answers
+ * without MEMBER. */
+static void test_evidence_and_flags(void **state)
+{
+	struct raft_conf conf = conf_of(3);
+	struct wiped_probe p;
+	struct raft_msg prevote = { .type = RAFT_MSG_PREVOTE, .from = 1, .to = SELF, .term = 1 };
+	struct raft_msg hb = { .type = RAFT_MSG_HEARTBEAT, .from = 1,
+			       .to = replica_ident(SELF, 4), .term = 9 };
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	wiped_probe_take(&p, &prevote);
+	assert_false(p.heard[0]);
+	assert_int_equal(wiped_probe_take(&p, &hb), WIPED_WAIT);
+	assert_true(p.heard[0] && p.history);
+	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_HISTORY, RAFT_NONE);
+	assert_int_equal(a.offset & WIPED_ANSWER_MEMBER, 0);
+	assert_true(a.to == replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
+	assert_int_equal(wiped_probe_incarnation(&p), 5);
+}
+
+/* What is ignored: an answer to another data dir's ask (an earlier life
+ * of this node's dir), from a node that is no other member, for another
+ * node, and the asker's own node. */
+static void test_ignored(void **state)
+{
+	struct raft_conf conf = conf_of(3);
+	struct wiped_probe p;
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	a = answer_from(&p, 1, 5, 5, 0, replica_ident(SELF, 0));
+	a.context = DIR_ID + 1;
+	wiped_probe_take(&p, &a);
+	a = answer_from(&p, 1, 5, 5, 0, replica_ident(SELF, 0));
+	a.from = 7;
+	wiped_probe_take(&p, &a);
+	a = answer_from(&p, 1, 5, 5, 0, replica_ident(SELF, 0));
+	a.to = 2;
+	wiped_probe_take(&p, &a);
+	a = answer_from(&p, 1, 5, 5, 0, replica_ident(SELF, 0));
+	a.from = SELF;
+	wiped_probe_take(&p, &a);
+	assert_false(p.heard[0] || p.heard[1] || p.history);
+	/* A group of one has nobody to ask. */
+	conf = conf_of(0);
+	conf.servers[conf.n++] = (struct raft_server){ SELF, RAFT_VOTER };
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	assert_int_equal(wiped_probe_decide(&p), WIPED_FRESH);
+}
+
+/* On the wire: neither the ask nor the answer is coalesced into a
+ * Heartbeats frame (they carry fields a beat has not), and both come back
+ * field for field from a Raft batch; the ask is not a rejoin request
+ * (incarnation 0) and the answer is no Raft heartbeat (term 0). */
+static void test_wire(void **state)
+{
+	struct raft_conf conf = conf_of(3);
+	struct peer_msg_limits limits;
+	struct wiped_probe p;
+	struct raft_msg ask, ans, got;
+	struct peer_msg_item items[2] = { { 5, &ask }, { 5, &ans } };
+	struct peer_msg_beat b;
+	struct peer_msg_buf out;
+	struct peer_msg_frame f;
+	struct raft_entry dec[4];
+	uint64_t group;
+
+	(void)state;
+	peer_msg_limits_default(&limits);
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	wiped_probe_ask(&p, replica_ident(SELF, 0), 0, &ask);
+	ans = answer_from(&p, 1, 6, 77, WIPED_ANSWER_HISTORY, replica_ident(SELF, 2));
+	assert_false(peer_msg_beat_from_raft(&ask, 5, &b));
+	assert_false(peer_msg_beat_from_raft(&ans, 5, &b));
+	peer_msg_buf_init(&out);
+	assert_int_equal(peer_msg_encode_batch(&out, &limits, items, 2), 0);
+	assert_int_equal(peer_msg_decode(&f, out.data + PEER_MSG_HEADER_SIZE,
+					 out.len - PEER_MSG_HEADER_SIZE, &limits, dec, 4), 0);
+	assert_int_equal(peer_msg_next(&f, &group, &got), 1);
+	assert_true(wiped_probe_is_ask(&got) && got.context == DIR_ID && got.to == 1);
+	assert_int_equal(peer_msg_next(&f, &group, &got), 1);
+	assert_true(wiped_probe_is_answer(&got));
+	assert_true(got.log_term == 6 && got.index == 77 && got.context == DIR_ID);
+	assert_true(got.to == replica_ident(SELF, 2));
+	assert_int_equal(got.offset, WIPED_ANSWER_HISTORY | WIPED_ANSWER_MEMBER);
+	peer_msg_buf_free(&out);
+	ask.from = replica_ident(SELF, 1);
+	assert_false(wiped_probe_is_ask(&ask));
+	ans.term = 1;
+	assert_false(wiped_probe_is_answer(&ans));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_wiped_node_waits_then_rejoins),
+		cmocka_unit_test(test_incarnation_after_the_newest_named),
+		cmocka_unit_test(test_first_start_all_asking),
+		cmocka_unit_test(test_five_members),
+		cmocka_unit_test(test_evidence_and_flags),
+		cmocka_unit_test(test_ignored),
+		cmocka_unit_test(test_wire),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
