@@ -213,6 +213,9 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 
 		if (undecided && !existing) {
 			rep->undecided = true;
+			/* Asked its group at an earlier start and found it new
+			 * (replica_wiped.c): Raft's own vote rules. */
+			rep->asked_fresh = settled;
 			log_info("replica %u: started empty: a new group, or a wiped node's; "
 				 "no vote for a candidate with a log until its peers tell which",
 				 rep->id);

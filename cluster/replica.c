@@ -796,6 +796,15 @@ static void undecided_joins(struct replica *rep, const char *why)
 
 static int undecided_filter(struct replica *rep, const struct raft_msg *m)
 {
+	/* It asked its group (replica_wiped.c) and found it new: it never
+	 * took part, so Raft's own rules are safe; the first leader's
+	 * message settles it (its marker goes). */
+	if (rep->asked_fresh) {
+		if ((m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_SNAPSHOT ||
+		     m->type == RAFT_MSG_HEARTBEAT) && m->term >= raft_term(rep->raft))
+			undecided_settled(rep);
+		return 1;
+	}
 	switch (m->type) {
 	case RAFT_MSG_PREVOTE:
 	case RAFT_MSG_VOTE:

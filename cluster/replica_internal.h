@@ -346,6 +346,12 @@ struct replica {
 	uint64_t rejoins_done;        /* leader: rejoins driven to the end */
 	/* Sleeping (raft/quiesce.c, docs/cluster/replica.md "Sleeping
 	 * groups"): in the core's tick list (c->awake) or not. */
+	/* Reactor time this replica settled as a new group's member after
+	 * asking (replica_wiped.c fresh()), 0 otherwise: the askers it heard
+	 * from, on the data dirs they still run on, never took part. */
+	uint64_t fresh_at_us;
+	bool asked_fresh;            /* undecided, but it asked its group and
+				      * found it new: Raft's vote rules */
 	bool awake;
 	uint32_t idle_ticks;          /* leader: ticks without a new entry */
 	uint64_t idle_last;           /* leader: last index when last looked */
@@ -386,6 +392,9 @@ struct cluster_node {
 	/* The data dir id each node's latest hello carried (0: none yet);
 	 * an empty replica's ask must carry it (replica_wiped.c). */
 	_Atomic(uint64_t) peer_dir_id[CLUSTER_MAP_MAX_NODES];
+	/* CLOCK_MONOTONIC µs when peer_dir_id[i] took its current value
+	 * (replica_wiped.c: a member may vouch for an asker it saw empty). */
+	_Atomic(uint64_t) peer_dir_since_us[CLUSTER_MAP_MAX_NODES];
 	uint64_t data_dir_id;   /* ours (DATA/DATADIR-ID), sent in hellos */
 	bool data_dir_new;      /* no OPENED at this start: never ran on it */
 };

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/wiped_probe.h"
@@ -128,6 +129,16 @@ int replica_wiped_node_init(struct cluster_node *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* CLOCK_MONOTONIC now, not a reactor's time of its pass: the vouch
+ * compares times taken on different cores within one pass. */
+static uint64_t clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 void replica_wiped_hello(struct cluster_node *n, uint64_t node, uint64_t dir_id, bool dir_new)
 {
 	int idx = cluster_map_index(&n->map, node);
@@ -135,9 +146,13 @@ void replica_wiped_hello(struct cluster_node *n, uint64_t node, uint64_t dir_id,
 
 	if (idx < 0 || dir_id == 0)
 		return;
-	was = atomic_exchange(&n->peer_dir_id[idx], dir_id);
+	was = atomic_load(&n->peer_dir_id[idx]);
 	if (was == dir_id)
 		return;
+	/* `since` first: a reader that sees the new id sees a time no
+	 * earlier than its change (the vouch compares it). */
+	atomic_store(&n->peer_dir_since_us[idx], clock_us());
+	atomic_store(&n->peer_dir_id[idx], dir_id);
 	if (was != 0)
 		log_warn("node %" PRIu64 " runs on another data dir (id %016" PRIx64 ", was %016"
 			 PRIx64 ")%s: its empty replicas ask whether it was a member before "
@@ -198,6 +213,21 @@ static void answer(struct replica *rep, const struct raft_msg *ask)
 	if (raft_term(rep->raft) > 0 || raft_last_index(rep->raft) > 0 || rep->amnesiac ||
 	    (rep->shard && shard_flushed_index(rep->shard) > 0))
 		flags |= WIPED_ANSWER_HISTORY;
+	/*
+	 * The vouch: this replica settled fresh in this process, and the
+	 * asker's node has run on the data dir it asks from since before
+	 * that (we knew the id then). The group had no history when we
+	 * settled, and a replica that is empty on a data dir that was not
+	 * wiped never took part (a vote is durable before it is sent, an
+	 * acknowledgement needs entries in its log), so the asker is a new
+	 * member whatever the group did since: no history for it. Without
+	 * this, a member a few milliseconds later than the others to decide
+	 * found their first leader's term and came back amnesiac at a new
+	 * cluster's first start (the unit test's cluster raced into it).
+	 */
+	if ((flags & WIPED_ANSWER_HISTORY) && rep->fresh_at_us &&
+	    atomic_load(&n->peer_dir_since_us[idx]) <= rep->fresh_at_us)
+		flags = (flags & ~WIPED_ANSWER_HISTORY) | WIPED_ANSWER_VOUCH;
 	wiped_probe_answer(ask, raft_id(rep->raft), raft_conf(rep->raft), raft_term(rep->raft),
 			   raft_last_index(rep->raft), flags, &out);
 	cluster_core_queue_msg(rep->core, rep->id, &out);
@@ -308,8 +338,16 @@ static void fresh(struct replica *rep)
 	bool has_vote = w->has_vote;
 
 	replica_wiped_free(rep); /* nothing of it in flight: no memory kept */
+	rep->fresh_at_us = clock_us();
+	/* It asked and never took part: Raft's own vote rules, not the
+	 * undecided guess at a wiped node (which asks now). With that guess
+	 * groups were left with no leader: empty members took a first
+	 * leader's uncommitted no-op, in a candidate's log, for a history,
+	 * went joining, and no leader was left to catch them up
+	 * (replica.c undecided_filter). */
+	rep->asked_fresh = true;
 	log_info("replica %u: no member knows a history of this group: it is a new group's "
-		 "member (%s)", rep->id, rep->joining ? "joining, as told" : "undecided");
+		 "member%s", rep->id, rep->joining ? " (joining, as told)" : "");
 	/* A new group's candidate that asked while we asked (its members
 	 * settle about together): its request is taken now, as any member
 	 * would take it, rather than lost for an election timeout. */

@@ -71,7 +71,7 @@ void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct 
 	out->context = ask->context;
 	out->log_term = term;
 	out->index = last;
-	out->offset = (flags & (WIPED_ANSWER_ASKING | WIPED_ANSWER_HISTORY)) |
+	out->offset = (flags & (WIPED_ANSWER_ASKING | WIPED_ANSWER_HISTORY | WIPED_ANSWER_VOUCH)) |
 		      (member != RAFT_NONE ? WIPED_ANSWER_MEMBER : 0);
 }
 
@@ -96,11 +96,13 @@ enum wiped_outcome wiped_probe_take(struct wiped_probe *p, const struct raft_msg
 	if (i < 0 || replica_ident_node(m->to) != p->self_node)
 		return wiped_probe_decide(p);
 	if (wiped_probe_is_answer(m)) {
-		unsigned flags = (unsigned)(m->offset & 7u);
+		unsigned flags = (unsigned)(m->offset & 15u);
 
 		if (m->context != p->dir_id)
 			return wiped_probe_decide(p); /* asked by an earlier data dir */
-		if (m->log_term > 0 || m->index > 0)
+		if (flags & WIPED_ANSWER_VOUCH)
+			flags &= ~WIPED_ANSWER_HISTORY;
+		else if (m->log_term > 0 || m->index > 0)
 			flags |= WIPED_ANSWER_HISTORY;
 		p->heard[i] = true;
 		p->flags[i] |= (uint8_t)flags;
@@ -109,16 +111,11 @@ enum wiped_outcome wiped_probe_take(struct wiped_probe *p, const struct raft_msg
 			p->history = true;
 		if (flags & WIPED_ANSWER_MEMBER)
 			note_member(p, m->to);
-	} else if (m->term > 0 && (m->type == RAFT_MSG_APPEND || m->type == RAFT_MSG_HEARTBEAT ||
-				   m->type == RAFT_MSG_SNAPSHOT)) {
-		/* Only an elected leader sends these: a history, and its
-		 * configuration names us as m->to. It counts as an answer. */
-		p->heard[i] = true;
-		p->flags[i] |= WIPED_ANSWER_HISTORY | WIPED_ANSWER_MEMBER;
-		p->ids[i] = m->from;
-		p->history = true;
-		note_member(p, m->to);
 	}
+	/* A leader's APPEND or HEARTBEAT is no answer: the group has a
+	 * history, but this replica may be one its members vouch for (a new
+	 * cluster's member a little later than the others to decide), which
+	 * only their answers say. The leader answers the asks too. */
 	return wiped_probe_decide(p);
 }
 

@@ -53,6 +53,9 @@
 #define WIPED_ANSWER_ASKING 1u  /* the answerer's replica is asking too */
 #define WIPED_ANSWER_HISTORY 2u /* term > 0, a log, a snapshot, or amnesiac */
 #define WIPED_ANSWER_MEMBER 4u  /* its configuration names the asker's node */
+#define WIPED_ANSWER_VOUCH 8u   /* the answerer settled fresh having seen the asker
+				 * on this data dir: no history for it, whatever
+				 * its term and log (replica_wiped.c answer()) */
 
 enum wiped_outcome {
 	WIPED_WAIT = 0,

@@ -152,11 +152,11 @@ static void test_five_members(void **state)
 	}
 }
 
-/* A leader's APPEND, HEARTBEAT or SNAPSHOT shows a history and names our
- * identity (m->to); a candidate's PREVOTE of term 1 does not (a new
- * group's first campaign). An amnesiac answerer (term 0, no log) says so
+/* A leader's HEARTBEAT is no answer (its members may vouch for us), nor
+ * is a candidate's PREVOTE. An amnesiac answerer (term 0, no log) says so
  * by its flag; a member whose group no longer has our node answers
- * without MEMBER. */
+ * without MEMBER; a member that vouches for us (VOUCH) shows no history
+ * whatever its term and log. */
 static void test_evidence_and_flags(void **state)
 {
 	struct raft_conf conf = conf_of(3);
@@ -171,10 +171,19 @@ static void test_evidence_and_flags(void **state)
 	wiped_probe_take(&p, &prevote);
 	assert_false(p.heard[0]);
 	assert_int_equal(wiped_probe_take(&p, &hb), WIPED_WAIT);
-	assert_true(p.heard[0] && p.history);
+	assert_false(p.heard[0] || p.history);
+	a = answer_from(&p, 1, 9, 7, WIPED_ANSWER_VOUCH, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	assert_true(p.heard[0] && !p.history);
+	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_HISTORY, replica_ident(SELF, 4));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
+	assert_int_equal(wiped_probe_incarnation(&p), 5);
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
 	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_HISTORY, RAFT_NONE);
 	assert_int_equal(a.offset & WIPED_ANSWER_MEMBER, 0);
 	assert_true(a.to == replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT); /* one of two */
+	a = answer_from(&p, 1, 3, 2, 0, replica_ident(SELF, 4));
 	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
 	assert_int_equal(wiped_probe_incarnation(&p), 5);
 }
