@@ -34,11 +34,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cluster/map.h"
 #include "cluster/planner.h"
@@ -63,38 +61,8 @@ struct view {
 	bool have_founding;
 };
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The reason on stderr, and with --json as {"done": false, "error": ...}. */
-__attribute__((format(printf, 2, 3))) static void complain(const struct rebalance_args *a,
-							   const char *fmt, ...)
-{
-	char text[700];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "ringkv: rebalance: %s\n", text);
-	if (a->json) {
-		printf("{\"done\":false,\"error\":");
-		cli_json_string(stdout, text);
-		printf("}\n");
-	}
-}
+#define complain(a, ...) shard_move_complain("rebalance", (a)->json, NULL, 0, __VA_ARGS__)
 
 static void view_free(struct view *v)
 {
@@ -411,20 +379,20 @@ static int transfer_ask(const struct rebalance_args *a, const struct view *v,
 static int transfer_run(const struct rebalance_args *a, const struct view *v,
 			const struct planner_transfer *t, char *why, size_t whylen)
 {
-	int64_t start = now_ms(), asked = 0;
+	int64_t start = shard_move_now_ms(), asked = 0;
 	char reason[300] = "";
 
-	while (now_ms() - start < TRANSFER_LIMIT_MS) {
+	while (shard_move_now_ms() - start < TRANSFER_LIMIT_MS) {
 		int led = leads(v, t->to, t->shard, a->timeout_ms);
 
 		if (led == 1)
 			return 0;
-		if (!asked || now_ms() - asked >= TRANSFER_RETRY_MS) {
-			asked = now_ms();
+		if (!asked || shard_move_now_ms() - asked >= TRANSFER_RETRY_MS) {
+			asked = shard_move_now_ms();
 			if (transfer_ask(a, v, t, t->from, reason, sizeof reason) != 0 && !a->json)
 				printf("  shard %u: %s (asking again)\n", t->shard, reason);
 		}
-		sleep_ms(POLL_MS);
+		shard_move_sleep_ms(POLL_MS);
 	}
 	snprintf(why, whylen, "node %" PRIu64 " does not lead shard %u after %d s%s%s", t->to,
 		 t->shard, TRANSFER_LIMIT_MS / 1000, reason[0] ? ": " : "", reason);
