@@ -1111,7 +1111,7 @@ static const struct command commands[] = {
 				 "exit 1 refused or failed, 2 usage or no node\n"
 				 "reachable",
 	  2, 2, CMD_OPT_MOVE | CMD_OFFLINE, check_shard, cmd_shard },
-	{ "rebalance", "[--dry-run|--apply]",
+	{ "rebalance", "[--apply]",
 	  "plan the moves and leadership transfers that\n"
 	  "even out replicas (per node and per core) and\n"
 	  "leaders, from every node's own view, and print\n"
