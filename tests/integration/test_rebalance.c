@@ -10,7 +10,8 @@
  *   - `rebalance --apply --wait` under continuous writes through every
  *     node exits 0; every acknowledged write reads back; every shard has
  *     3 replicas on 3 distinct nodes; each node holds 6 (3 per core); the
- *     leaders are within one per node;
+ *     leaders are within one per node (after one more run of the command
+ *     if an election moved a leader since: it is made to be run again);
  *   - planned again, the cluster needs no move (convergence);
  *   - with a node down the rebalance is refused (exit 1, nothing changed);
  *     with the node asked down, exit 2.
@@ -181,7 +182,19 @@ static void placement_get(struct placement *p)
 		       p->replicas[i], p->per_core[i][0], p->per_core[i][1], p->leaders[i]);
 }
 
-/* `shard move SHARD --from 4 --to 1:CORE --wait`, with a few writes. */
+/* Leaders per node within one. */
+static bool leaders_even(const struct placement *p)
+{
+	unsigned lo = SHARDS, hi = 0;
+
+	for (unsigned i = 0; i < NODES; i++) {
+		lo = p->leaders[i] < lo ? p->leaders[i] : lo;
+		hi = p->leaders[i] > hi ? p->leaders[i] : hi;
+	}
+	return hi <= lo + 1;
+}
+
+/* `shard move SHARD --from 4 --to 1:CORE --wait`. */
 static void move_to_node1(const char *ringkv, const char *shard, const char *to)
 {
 	char out[8192];
@@ -317,19 +330,18 @@ int main(int argc, char **argv)
 		CHECK(after.per_core[i][0] == 3 && after.per_core[i][1] == 3,
 		      "node %u: %u and %u replicas on its cores", i + 1, after.per_core[i][0],
 		      after.per_core[i][1]);
-		CHECK(after.leaders[i] >= 1 && after.leaders[i] <= 3,
-		      "node %u leads %u shards", i + 1, after.leaders[i]);
 	}
 	CHECK(after.core[3][0] >= 0 && after.core[3][4] >= 0, "node 4 did not get shards 0, 4");
-	{
-		unsigned lo = SHARDS, hi = 0;
-
-		for (unsigned i = 0; i < NODES; i++) {
-			lo = after.leaders[i] < lo ? after.leaders[i] : lo;
-			hi = after.leaders[i] > hi ? after.leaders[i] : hi;
-		}
-		CHECK(hi <= lo + 1, "leaders per node from %u to %u", lo, hi);
+	if (!leaders_even(&after)) {
+		/* An election since the transfers (a loaded machine): the
+		 * command is made to be run again, and evens them out. */
+		rc = cli(argv[2], (const char *const[]){ "-a", cluster.nodes[0].srv.addr,
+							 "rebalance", "--apply", NULL },
+			 out, sizeof out);
+		CHECK(rc == 0 && strstr(out, "plan: 0 moves"), "run again: exit %d", rc);
+		placement_get(&after);
 	}
+	CHECK(leaders_even(&after), "the leaders per node are not within one");
 
 	/* Converged: nothing more to move. */
 	rc = cli(argv[2], (const char *const[]){ "-a", cluster.nodes[3].srv.addr, "rebalance",
