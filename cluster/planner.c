@@ -11,13 +11,14 @@
  *    that may host it, the one furthest below its share (then fewest
  *    replicas, then lowest id), on its core with the fewest replicas.
  * 3. Balance: while a node is above its share, one of its replicas goes to
- *    a node below its share that may host it: the replica on its fullest
- *    core, a follower before the leader, the lowest shard id; the node
- *    furthest below. Each move closes the gap by one on both sides and is
- *    never undone, so the count of moves is the sum of the gaps (minimal)
- *    whenever the view allows it. With every node allowed, a direct move
- *    always exists: a node above holds more shards than a node below, so
- *    one of its shards is not on that node.
+ *    a node below its share that may host it: a replica an earlier move
+ *    brought first (that move changes target: no second move), then the
+ *    replica on its fullest core, a follower before the leader, the lowest
+ *    shard id; the node furthest below. Each move closes the gap by one on
+ *    both sides and is never undone, so the count of moves is the sum of
+ *    the gaps (minimal) whenever the view allows it. With every node
+ *    allowed, a direct move always exists: a node above holds more shards
+ *    than a node below, so one of its shards is not on that node.
  * 4. Cores (only with core_moves): within one node, a replica from its
  *    fullest core to its emptiest until they are within one.
  * 5. Leaders: a leader on a node that is not up goes to its up holder with
