@@ -689,13 +689,20 @@ static int leaders_spread(struct work *w)
 				return -ENOMEM;
 			continue;
 		}
-		/* Swaps: x led by node n on its core with most leaders goes to
-		 * node m, y led by m goes to n's replica on n's core with fewest. */
+		/* Swaps: x led by node n goes to node m, y led by m to n. Only
+		 * an x whose core on n leads two more than n's emptiest core:
+		 * else n's part of the change is not negative, and a swap
+		 * whose gain is m's is found with the roles turned. */
 		for (uint32_t x = 0; x < S; x++) {
 			const struct wshard *xs = &w->sh[x];
-			unsigned n;
+			unsigned n, fewest = ~0u;
 
 			if (xs->leader < 0 || !w->up[n = xs->node[xs->leader]])
+				continue;
+			for (uint32_t c = 0; c < w->in->nodes[n].cores; c++)
+				if (*core_leads(w, n, c) < fewest)
+					fewest = *core_leads(w, n, c);
+			if (*core_leads(w, n, xs->core[xs->leader]) < fewest + 2)
 				continue;
 			for (uint32_t y = 0; y < S; y++) {
 				const struct wshard *ys = &w->sh[y];

@@ -309,6 +309,39 @@ static void test_may_host_is_respected(void **state)
 	planner_plan_free(&p);
 }
 
+/* The largest cluster: 63 nodes of 16 cores holding 16384 shards (R = 3)
+ * and a 64th, empty: it gets exactly its share, 768 replicas, in one
+ * move each, and everything ends even (the suite's timeout bounds it). */
+static void test_largest_cluster(void **state)
+{
+	struct planner_node nodes[64];
+	struct planner_shard *shards = calloc(16384, sizeof *shards);
+	struct planner_input in = { .nodes = nodes, .node_count = 64, .shards = shards,
+				    .shard_count = 16384, .replicas = 3 };
+	struct planner_plan p;
+	char err[256];
+
+	(void)state;
+	assert_non_null(shards);
+	for (unsigned i = 0; i < 64; i++)
+		nodes[i] = (struct planner_node){ .id = i + 1, .cores = 16 };
+	for (uint32_t s = 0; s < 16384; s++) {
+		shards[s].id = s;
+		shards[s].replica_count = 3;
+		for (unsigned k = 0; k < 3; k++)
+			shards[s].replicas[k] = (struct planner_replica){ (s + k) % 63 + 1,
+									  (s / 63 + k) % 16 };
+		shards[s].leader = shards[s].replicas[s % 3].node;
+	}
+	assert_int_equal(planner_plan(&in, &p, err, sizeof err), 0);
+	assert_int_equal(p.move_count, 768);
+	for (size_t i = 0; i < p.move_count; i++)
+		assert_int_equal(p.moves[i].to, 64);
+	assert_true(p.replicas_balanced && p.cores_balanced && p.leaders_balanced);
+	planner_plan_free(&p);
+	free(shards);
+}
+
 static void test_refusals(void **state)
 {
 	struct view v;
@@ -513,6 +546,7 @@ int main(void)
 		cmocka_unit_test(test_drain_empties_the_node),
 		cmocka_unit_test(test_may_host_is_respected),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_largest_cluster),
 		cmocka_unit_test(test_generated_with_core_moves),
 		cmocka_unit_test(test_generated_without_core_moves),
 	};
