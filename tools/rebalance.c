@@ -419,7 +419,18 @@ static int apply(const struct rebalance_args *a, struct view *v, struct planner_
 			       mv->to_core);
 			fflush(stdout);
 		}
-		if (shard_move_run(&m) != SHARD_MOVE_EXIT_OK) {
+		rc = shard_move_run(&m);
+		if (rc == SHARD_MOVE_EXIT_REFUSED) {
+			/* This very move under way (a rebalance whose CLI died
+			 * started it, still in HOST so the view did not show
+			 * it): follow it to its end. Anything else fails. */
+			if (!a->json)
+				printf("move %zu of %zu: following the move of shard %u under way, "
+				       "if it is this one\n", *moved + 1, p->move_count, mv->shard);
+			m.follow = true;
+			rc = shard_move_run(&m);
+		}
+		if (rc != SHARD_MOVE_EXIT_OK) {
 			snprintf(why, whylen, "move %zu of %zu (shard %u from node %" PRIu64
 				 " to node %" PRIu64 ") failed: see above; the moves before it "
 				 "are done, run the rebalance again to go on", *moved + 1,

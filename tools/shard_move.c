@@ -310,7 +310,13 @@ int shard_move_run(const struct shard_move_args *a)
 		goto out;
 	}
 	leader = s.map->shards[a->shard].leader;
-	rc = ask(&s, false, &leader, &mv, err, sizeof err);
+	rc = ask(&s, a->follow, &leader, &mv, err, sizeof err);
+	if (rc == 0 && a->follow && (mv.from_node != a->from || mv.to_node != a->to)) {
+		complain(a, "the move of shard %u under way is another (node %" PRIu64 " to node %"
+			 PRIu64 ", phase %s)", a->shard, mv.from_node, mv.to_node,
+			 rkv_move_phase_name(mv.phase));
+		goto out;
+	}
 	if (rc < 0) {
 		complain(a, "%s", err);
 		exit_code = SHARD_MOVE_EXIT_USAGE;

@@ -25,6 +25,9 @@ struct shard_move_args {
 	uint64_t rate;                /* --rate: the move's snapshot cap; 0: none */
 	bool quiet;                   /* nothing on stdout (node drain's --json);
 				       * the reasons still go to stderr */
+	bool follow;                  /* start nothing: follow the move of the
+				       * shard from `from` to `to` under way
+				       * (rebalance run again after its CLI died) */
 };
 
 int shard_move_run(const struct shard_move_args *a);

@@ -8,7 +8,9 @@
  *   - `rebalance` (and --dry-run, --json) prints a plan of exactly two
  *     moves, from node 1 to node 4, and changes nothing;
  *   - `rebalance --apply --wait` under continuous writes through every
- *     node exits 0; every acknowledged write reads back; every shard has
+ *     node, its CLI killed (-9) once its first move is under way, then run
+ *     again until it exits 0 (refused with the reason while that move is
+ *     under way); every acknowledged write reads back; every shard has
  *     3 replicas on 3 distinct nodes; each node holds 6 (3 per core); the
  *     leaders are within one per node (after one more run of the command
  *     if an election moved a leader since: it is made to be run again);
@@ -217,10 +219,24 @@ static void slurp(const char *path, char *out, size_t len)
 	printf("%s", out);
 }
 
+/* Does the file at path say `text` yet? */
+static bool file_has(const char *path, const char *text)
+{
+	static char buf[65536];
+	int fd = open(path, O_RDONLY);
+	ssize_t got = fd >= 0 ? read(fd, buf, sizeof buf - 1) : 0;
+
+	if (fd >= 0)
+		close(fd);
+	buf[got > 0 ? got : 0] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
 /* `ringkv rebalance --apply --wait` in a child (posix_spawn, its output to
- * DIR/apply.out) while this process writes; its output into out; its exit
- * status. */
-static int apply_under_writes(const char *ringkv, char *out, size_t len)
+ * DIR/apply.out) while this process writes; with kill_at, kill -9 of the
+ * child once its output says that. Its output into out; its exit status
+ * (128 + 9 when killed). */
+static int apply_under_writes(const char *ringkv, const char *kill_at, char *out, size_t len)
 {
 	char path[700];
 	const char *argv[] = { ringkv, "-a", cluster.nodes[1].srv.addr, "rebalance", "--apply",
@@ -240,8 +256,14 @@ static int apply_under_writes(const char *ringkv, char *out, size_t len)
 	CHECK(rc == 0, "posix_spawn %s: %s", ringkv, strerror(rc));
 	while (done != pid && harness_now_ms() < deadline) {
 		done = waitpid(pid, &status, WNOHANG);
-		if (done != pid)
-			write_next(5000);
+		if (done == pid)
+			break;
+		if (kill_at && file_has(path, kill_at)) {
+			kill(pid, SIGKILL);
+			done = waitpid(pid, &status, 0);
+			break;
+		}
+		write_next(5000);
 	}
 	if (done != pid) {
 		kill(pid, SIGKILL);
@@ -308,12 +330,26 @@ int main(int argc, char **argv)
 	placement_get(&after);
 	CHECK(memcmp(before.core, after.core, sizeof before.core) == 0, "a dry run moved");
 
-	/* Carried out under writes. */
-	rc = apply_under_writes(argv[2], out, sizeof out);
-	printf("rebalance --apply: exit %d; %u of %u writes acknowledged\n", rc, acked_count,
-	       next_key);
-	CHECK(rc == 0 && strstr(out, "move 2 of 2: shard 4") && strstr(out, "rebalanced: 2 moves"),
-	      "the rebalance: exit %d", rc);
+	/* Carried out under writes, its CLI killed (-9) once its first move
+	 * shows a phase (under way): the move goes on (the shard's leader
+	 * drives it), and running the command again goes on from where the
+	 * cluster stands: it follows the move if it is still in HOST (the
+	 * view shows R replicas), or is refused while the target is in the
+	 * group (R + 1) and is asked again. */
+	rc = apply_under_writes(argv[2], "shard 0: ", out, sizeof out);
+	printf("rebalance --apply: exit %d (killed: %d)\n", rc, 128 + SIGKILL);
+	CHECK(rc == 128 + SIGKILL || (rc == 0 && strstr(out, "rebalanced: 2 moves")),
+	      "the first rebalance: exit %d", rc);
+	for (unsigned runs = 0; rc != 0; runs++) {
+		CHECK(runs < 20, "the rebalance run again did not finish");
+		rc = apply_under_writes(argv[2], NULL, out, sizeof out);
+		CHECK(rc == 0 || (rc == 1 && strstr(out, "a move under way")),
+		      "the rebalance run again: exit %d", rc);
+		for (long end = harness_now_ms() + (rc ? 500 : 0); harness_now_ms() < end;)
+			write_next(5000);
+	}
+	printf("rebalance --apply: done; %u of %u writes acknowledged\n", acked_count, next_key);
+	CHECK(strstr(out, "rebalanced: "), "the last run did not say it rebalanced");
 	for (unsigned end = next_key + 100; next_key < end;)
 		write_next(10000);
 	check_acked();
