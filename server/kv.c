@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/replica.h"
 #include "core/errors.h"
 #include "core/le.h"
 #include "core/glob.h"
@@ -568,9 +569,16 @@ static void execute(struct node_core *c, struct kv_req *req)
 	}
 	rep = c->replicas[req->shard];
 	if (!rep) {
-		/* The table is fixed at start-up, so this cannot happen. */
-		panic("core %u got a request for shard %u it does not own",
-		      c->reactor->id, req->shard);
+		/* A replica hosted here by a move since start-up (kv_dispatch
+		 * found it in the engine's table): this core's own entry,
+		 * adopted into the tables built at start-up. */
+		rep = cluster_core_replica(c->cluster, req->shard);
+		if (!rep)
+			panic("core %u got a request for shard %u it does not own",
+			      c->reactor->id, req->shard);
+		c->replicas[req->shard] = rep;
+		c->shards[req->shard] = replica_shard(rep);
+		c->owned[c->owned_count++] = c->shards[req->shard];
 	}
 	req->status = ringkv_Status_OK;
 	req->exec = c;
@@ -735,6 +743,14 @@ void kv_dispatch(struct node_core *c, struct kv_req *req)
 	unsigned target = req->shard == KV_NO_SHARD ? req->target :
 			  node_shard_core(c->node, req->shard);
 
+	/* The start-up table knows no replica a move hosted here since: the
+	 * engine's table (written by the hosting core) does. */
+	if (target == NODE_NO_CORE && req->shard != KV_NO_SHARD) {
+		int hosted = cluster_node_shard_core(c->node->cluster, req->shard);
+
+		if (hosted >= 0)
+			target = (unsigned)hosted;
+	}
 	req->origin = (uint16_t)c->reactor->id;
 	req->target = (uint16_t)target;
 	c->outstanding++;

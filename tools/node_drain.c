@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tools/cli_json.h"
 #include "tools/cluster_views.h"
@@ -62,21 +61,6 @@ struct drain {
 	struct drain_move *moves;
 	size_t nmoves;
 };
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 #define complain(a, ...) shard_move_complain("node drain", (a)->json, "node", (a)->node, __VA_ARGS__)
 
@@ -223,7 +207,7 @@ static int leads(const struct drain *d)
 /* Step 3a: every leadership away. 0, or 1 with the reason. */
 static int hand_on_leaders(const struct drain *d, char *why, size_t whylen)
 {
-	int64_t start = now_ms(), asked = 0;
+	int64_t start = shard_move_now_ms(), asked = 0;
 	int n;
 
 	while ((n = leads(d)) != 0) {
@@ -231,17 +215,17 @@ static int hand_on_leaders(const struct drain *d, char *why, size_t whylen)
 			snprintf(why, whylen, "node %" PRIu64 " does not answer", d->a->node);
 			return 1;
 		}
-		if (now_ms() - start > TRANSFER_LIMIT_MS) {
+		if (shard_move_now_ms() - start > TRANSFER_LIMIT_MS) {
 			snprintf(why, whylen, "node %" PRIu64 " still leads %d shard%s after %d s",
 				 d->a->node, n, n == 1 ? "" : "s", TRANSFER_LIMIT_MS / 1000);
 			return 1;
 		}
-		if (!asked || now_ms() - asked >= TRANSFER_RETRY_MS) {
+		if (!asked || shard_move_now_ms() - asked >= TRANSFER_RETRY_MS) {
 			char err[256];
 			struct rkv_cluster_status *st = cluster_views_status(
 				d->map, d->a->node, d->a->timeout_ms, err, sizeof err);
 
-			asked = now_ms();
+			asked = shard_move_now_ms();
 			for (size_t i = 0; st && i < st->replica_count; i++) {
 				char reason[300];
 				int rc;
@@ -257,7 +241,7 @@ static int hand_on_leaders(const struct drain *d, char *why, size_t whylen)
 			rkv_cluster_status_free(st);
 			fflush(stdout);
 		}
-		sleep_ms(200);
+		shard_move_sleep_ms(200);
 	}
 	return 0;
 }

@@ -7,7 +7,7 @@
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
 # keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR); for
 # backup, create or restore, then directories; for shard, move and its
-# options.
+# options; rebalance's options.
 
 _ringkv() {
 	local cur prev words cword
@@ -20,7 +20,7 @@ _ringkv() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put del scan ping cluster node backup shard"
+	local commands="get put del scan ping cluster node backup shard rebalance"
 	local options="-a --address -t --timeout -w --format --json --no-route --tls-ca -h --help -V --version"
 
 	case $prev in
@@ -64,6 +64,7 @@ _ringkv() {
 		[[ $command == scan ]] && more="--limit --prefix"
 		[[ $command == node ]] && more="--admin --wait --dry-run --rate"
 		[[ $command == shard ]] && more="--from --to --wait --cancel --rate"
+		[[ $command == rebalance ]] && more="--dry-run --apply --wait --rate"
 		[[ $command == backup ]] &&
 			more="--data-dir --cores --node-id --initial-cluster --replicas --cluster-token"
 		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))

@@ -39,6 +39,7 @@
 #include "tools/node_health.h"
 #include "tools/node_drain.h"
 #include "tools/node_list.h"
+#include "tools/rebalance.h"
 #include "tools/shard_move.h"
 #include "tools/version.h"
 
@@ -70,6 +71,7 @@ enum {
 	CMD_OPT_BACKUP = 1u << 4,  /* backup restore: --data-dir, ringkvd's cluster flags */
 	CMD_OPT_MOVE = 1u << 5,    /* shard move: --from, --to, --wait */
 	CMD_OPT_DRAIN = 1u << 6,   /* node drain: --wait, --dry-run, --rate */
+	CMD_OPT_REBALANCE = 1u << 7, /* rebalance: --apply, and drain's */
 };
 
 /* What the command line said, and the connection once open. */
@@ -91,6 +93,7 @@ struct cli {
 	bool move_cancel;          /* shard move --cancel */
 	const char *move_rate;     /* shard move --rate BYTES/s */
 	bool dry_run;              /* node drain --dry-run */
+	bool apply;                /* rebalance --apply */
 };
 
 struct command {
@@ -1021,6 +1024,38 @@ static int cmd_shard(struct cli *cli, int argc, char **argv)
 	return shard_move_run(&a);
 }
 
+/* ---- rebalance (tools/rebalance.c) ----------------------------------------- */
+
+static int check_rebalance(const struct cli *cli, int argc, char **argv)
+{
+	uint64_t rate;
+
+	(void)argc;
+	(void)argv;
+	if (cli->apply && cli->dry_run)
+		return usage_error("rebalance takes --dry-run or --apply, not both");
+	if ((cli->move_wait || cli->move_rate) && !cli->apply)
+		return usage_error("--wait and --rate are rebalance --apply's");
+	if (cli->move_rate && shard_move_parse_rate(cli->move_rate, &rate) != 0)
+		return usage_error("--rate takes bytes per second (e.g. 512k, 64M/s), not '%s'",
+				   cli->move_rate);
+	return CLI_EXIT_OK;
+}
+
+static int cmd_rebalance(struct cli *cli, int argc, char **argv)
+{
+	struct rebalance_args a = {
+		.address = cli->address, .timeout_ms = cli->timeout_ms,
+		.json = cli->format == CLI_JSON, .apply = cli->apply, .wait = cli->move_wait,
+	};
+
+	(void)argc;
+	(void)argv;
+	if (cli->move_rate)
+		shard_move_parse_rate(cli->move_rate, &a.rate);
+	return rebalance_run(&a);
+}
+
 /* Every command; --help lists them in this order. */
 static const struct command commands[] = {
 	{ "get", "KEY", "print the value of KEY (exit 1 if missing)", 1, 1, 0, NULL,
@@ -1078,6 +1113,17 @@ static const struct command commands[] = {
 				 "exit 1 refused or failed, 2 usage or no node\n"
 				 "reachable",
 	  2, 2, CMD_OPT_MOVE | CMD_OFFLINE, check_shard, cmd_shard },
+	{ "rebalance", "[--apply]",
+	  "plan the moves and leadership transfers that\n"
+	  "even out replicas (per node and per core) and\n"
+	  "leaders, from every node's own view, and print\n"
+	  "them (--dry-run, the default: nothing changes);\n"
+	  "--apply: the moves one at a time (move n of m;\n"
+	  "--wait: each move's phases; --rate BYTES/s caps\n"
+	  "each), then the transfers; a stopped rebalance\n"
+	  "goes on when run again; exit 1 refused or a move\n"
+	  "failed, 2 usage or no node reachable",
+	  0, 0, CMD_OPT_REBALANCE | CMD_OFFLINE, check_rebalance, cmd_rebalance },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -1318,11 +1364,16 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			cli->prefix = value;
 			continue;
 		}
-		if (*cmd && ((*cmd)->options & CMD_OPT_DRAIN) && is_flag(arg, "dry-run", 0)) {
+		if (*cmd && ((*cmd)->options & CMD_OPT_REBALANCE) && is_flag(arg, "apply", 0)) {
+			cli->apply = true;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & (CMD_OPT_DRAIN | CMD_OPT_REBALANCE)) &&
+		    is_flag(arg, "dry-run", 0)) {
 			cli->dry_run = true;
 			continue;
 		}
-		if (*cmd && ((*cmd)->options & (CMD_OPT_MOVE | CMD_OPT_DRAIN)) &&
+		if (*cmd && ((*cmd)->options & (CMD_OPT_MOVE | CMD_OPT_DRAIN | CMD_OPT_REBALANCE)) &&
 		    is_flag(arg, "wait", 0)) {
 			cli->move_wait = true;
 			continue;
@@ -1331,7 +1382,7 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			cli->move_cancel = true;
 			continue;
 		}
-		if (*cmd && ((*cmd)->options & (CMD_OPT_MOVE | CMD_OPT_DRAIN)) &&
+		if (*cmd && ((*cmd)->options & (CMD_OPT_MOVE | CMD_OPT_DRAIN | CMD_OPT_REBALANCE)) &&
 		    (taken = take_option(argc, argv, &i, "rate", 0, false, &value)) != 0) {
 			if (taken < 0)
 				goto err_missing;

@@ -33,7 +33,7 @@
 #define NO_MOVE_GRACE_MS 10000  /* a new leader that has not heard of it yet */
 #define WAIT_BOUND_MS (30 * 60 * 1000)
 
-static int64_t now_ms(void)
+int64_t shard_move_now_ms(void)
 {
 	struct timespec ts;
 
@@ -41,7 +41,7 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void shard_move_sleep_ms(int ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
@@ -201,7 +201,7 @@ static int ask(struct conn_state *s, bool status_only, uint64_t *leader, struct 
 			snprintf(why, whylen, "node %" PRIu64 " (the shard's leader) is unreachable",
 				 *leader);
 			*leader = 0;
-			sleep_ms(POLL_MS);
+			shard_move_sleep_ms(POLL_MS);
 			continue;
 		}
 		struct rkv_move_request q = {
@@ -242,7 +242,7 @@ static int ask(struct conn_state *s, bool status_only, uint64_t *leader, struct 
 			 * node; every member knows its leader. */
 			hint = next_node(s->map, s->node);
 			if (attempt % (int)s->map->node_count == (int)s->map->node_count - 1)
-				sleep_ms(POLL_MS);
+				shard_move_sleep_ms(POLL_MS);
 		}
 		*leader = hint;
 	}
@@ -261,7 +261,11 @@ void shard_move_complain(const char *command, bool json, const char *key, uint64
 	va_end(ap);
 	fprintf(stderr, "ringkv: %s: %s\n", command, text);
 	if (json) {
-		printf("{\"%s\":%" PRIu64 ",\"done\":false,\"error\":", key, id);
+		if (key)
+			printf("{\"%s\":%" PRIu64 ",", key, id);
+		else
+			printf("{");
+		printf("\"done\":false,\"error\":");
 		cli_json_string(stdout, text);
 		printf("}\n");
 	}
@@ -278,7 +282,7 @@ int shard_move_run(const struct shard_move_args *a)
 	struct rkv_move mv;
 	char err[512] = "";
 	uint64_t leader;
-	int64_t start = now_ms(), none_since = 0;
+	int64_t start = shard_move_now_ms(), none_since = 0;
 	uint32_t last_phase = UINT32_MAX, goal = a->cancel ? RKV_MOVE_CANCELLED : RKV_MOVE_DONE;
 	struct rate_meter meter = { 0 };
 	int64_t printed = 0;
@@ -306,7 +310,13 @@ int shard_move_run(const struct shard_move_args *a)
 		goto out;
 	}
 	leader = s.map->shards[a->shard].leader;
-	rc = ask(&s, false, &leader, &mv, err, sizeof err);
+	rc = ask(&s, a->follow, &leader, &mv, err, sizeof err);
+	if (rc == 0 && a->follow && (mv.from_node != a->from || mv.to_node != a->to)) {
+		complain(a, "the move of shard %u under way is another (node %" PRIu64 " to node %"
+			 PRIu64 ", phase %s)", a->shard, mv.from_node, mv.to_node,
+			 rkv_move_phase_name(mv.phase));
+		goto out;
+	}
 	if (rc < 0) {
 		complain(a, "%s", err);
 		exit_code = SHARD_MOVE_EXIT_USAGE;
@@ -337,18 +347,18 @@ int shard_move_run(const struct shard_move_args *a)
 		rate_update(&meter, &mv);
 		if (!a->json && !a->quiet && (mv.phase != last_phase ||
 				 ((mv.phase == RKV_MOVE_CATCHUP || mv.phase == RKV_MOVE_LEARNER) &&
-				  now_ms() - printed >= 2000))) {
+				  shard_move_now_ms() - printed >= 2000))) {
 			print_progress(&mv, &meter, a->shard);
 			last_phase = mv.phase;
-			printed = now_ms();
+			printed = shard_move_now_ms();
 		}
 		if (mv.phase == RKV_MOVE_DONE || mv.phase == RKV_MOVE_FAILED ||
 		    mv.phase == RKV_MOVE_CANCELLED)
 			break;
 		if (mv.phase == RKV_MOVE_NONE) {
 			if (!none_since)
-				none_since = now_ms();
-			if (now_ms() - none_since > NO_MOVE_GRACE_MS) {
+				none_since = shard_move_now_ms();
+			if (shard_move_now_ms() - none_since > NO_MOVE_GRACE_MS) {
 				snprintf(mv.reason, sizeof mv.reason, "the shard's leader (node %"
 					 PRIu64 ") drives no move: leadership changed before the "
 					 "promotion; run the move again", s.node);
@@ -358,13 +368,13 @@ int shard_move_run(const struct shard_move_args *a)
 		} else {
 			none_since = 0;
 		}
-		if (now_ms() - start > WAIT_BOUND_MS) {
+		if (shard_move_now_ms() - start > WAIT_BOUND_MS) {
 			snprintf(mv.reason, sizeof mv.reason, "still moving after %d minutes "
 				 "(it goes on: ask again with --wait)", WAIT_BOUND_MS / 60000);
 			mv.phase = RKV_MOVE_FAILED;
 			break;
 		}
-		sleep_ms(POLL_MS);
+		shard_move_sleep_ms(POLL_MS);
 		if (mv.phase == RKV_MOVE_HANDED_ON)
 			leader = mv.next_leader;
 		else

@@ -25,15 +25,24 @@ struct shard_move_args {
 	uint64_t rate;                /* --rate: the move's snapshot cap; 0: none */
 	bool quiet;                   /* nothing on stdout (node drain's --json);
 				       * the reasons still go to stderr */
+	bool follow;                  /* start nothing: follow the move of the
+				       * shard from `from` to `to` under way
+				       * (rebalance run again after its CLI died) */
 };
 
 int shard_move_run(const struct shard_move_args *a);
 
 /* The reason (printf FMT) on stderr ("ringkv: COMMAND: TEXT"), and with
- * json also an object {KEY: ID, "done": false, "error": TEXT} on stdout. */
+ * json also an object {KEY: ID, "done": false, "error": TEXT} on stdout
+ * (without KEY when key is NULL). */
 __attribute__((format(printf, 5, 6))) void
 shard_move_complain(const char *command, bool json, const char *key, uint64_t id,
 		    const char *fmt, ...);
+
+/* CLOCK_MONOTONIC in milliseconds, and a sleep of ms milliseconds: the
+ * waits of the CLI's cluster commands. */
+int64_t shard_move_now_ms(void);
+void shard_move_sleep_ms(int ms);
 
 /* "1048576", "512k", "64M/s", "1GiB": bytes per second (> 0). 0 or -1. */
 int shard_move_parse_rate(const char *text, uint64_t *rate);

@@ -272,6 +272,18 @@ int run_capture(const char *binary, const char *const *args, char *buf, size_t l
 	return 128 + WTERMSIG(status);
 }
 
+int run_capture_echo(const char *binary, const char *const *args, char *buf, size_t len)
+{
+	const char *name = strrchr(binary, '/');
+	int rc = run_capture(binary, args, buf, len);
+
+	printf("$ %s", name ? name + 1 : binary);
+	for (unsigned i = 0; args[i]; i++)
+		printf(" %s", args[i]);
+	printf(" -> %d\n%s", rc, buf);
+	return rc;
+}
+
 void harness_connect_all(struct rkv_client **c, unsigned n, const char *addr)
 {
 	char err[256];

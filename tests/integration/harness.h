@@ -70,6 +70,10 @@ void server_stop_clean(struct server *s, int timeout_ms, const char *what);
  * code (or 128+signal), capturing stderr into buf. */
 int run_capture(const char *binary, const char *const *args, char *buf, size_t len);
 
+/* run_capture, then prints "$ NAME ARGS -> EXIT" and the output (for the
+ * test's log of CLI commands). */
+int run_capture_echo(const char *binary, const char *const *args, char *buf, size_t len);
+
 /* CLOCK_MONOTONIC in milliseconds, and a sleep of `ms` milliseconds. */
 long harness_now_ms(void);
 void harness_sleep_ms(long ms);

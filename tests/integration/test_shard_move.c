@@ -109,13 +109,7 @@ static void check_key(unsigned k)
 /* Runs `ringkv ARGS` to completion (bounded), output into out; exit code. */
 static int run_cli(const char *ringkv, const char *const *args, char *out, size_t len)
 {
-	int rc = run_capture(ringkv, args, out, len);
-
-	printf("$ ringkv");
-	for (unsigned i = 0; args[i]; i++)
-		printf(" %s", args[i]);
-	printf(" -> %d\n%s", rc, out);
-	return rc;
+	return run_capture_echo(ringkv, args, out, len);
 }
 
 /* Node i's own view of shard s: its replica's core, or -1 if it holds none. */

@@ -241,7 +241,8 @@ static void test_usage(void **state)
 	for (const char *const *c = (const char *const[]){ "get KEY", "put KEY VALUE",
 							   "del KEY", "scan START END",
 							   "--prefix", "ping", "--timeout",
-							   "--json", "RINGKV_ADDR", NULL };
+							   "--json", "RINGKV_ADDR",
+							   "rebalance [--apply]", NULL };
 	     *c; c++)
 		assert_non_null(strstr(r->out, *c));
 	run_cli(r, (const char *[]){ "--version", NULL });
@@ -271,6 +272,10 @@ static void test_usage(void **state)
 		{ { "-a", "no-port", "get", "k", NULL }, "HOST:PORT" },
 		{ { "-a", "127.0.0.1:70000", "get", "k", NULL }, "1 to 65535" },
 		{ { "-a", "127.0.0.1:0", "ping", NULL }, "1 to 65535" },
+		{ { "rebalance", "--apply", "--dry-run", NULL }, "--dry-run or --apply, not both" },
+		{ { "rebalance", "--wait", NULL }, "rebalance --apply's" },
+		{ { "rebalance", "--apply", "--rate", "fast", NULL }, "--rate takes bytes" },
+		{ { "rebalance", "now", NULL }, "unexpected 'now'" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *nl;

@@ -24,9 +24,11 @@ expect() {
 	fi
 }
 
-expect "ringkv " "get put del scan ping cluster node backup shard"
+expect "ringkv " "get put del scan ping cluster node backup shard rebalance"
 expect "ringkv p" "put ping"
 expect "ringkv -a 127.0.0.1:1 s" "scan shard"
+expect "ringkv r" "rebalance"
+expect "ringkv rebalance --ap" "--apply"
 expect "ringkv --j" "--json"
 expect "ringkv -w " "text json"
 expect "ringkv --format j" "json"
