@@ -155,3 +155,14 @@ wait_leaders() { # PID ADMIN N SECONDS LOG
 	done
 	die "$n of $3 replicas lead after $4 s"
 }
+
+# A process's CPU time so far, utime + stime from /proc/PID/stat, in clock
+# ticks (getconf CLK_TCK a second).
+cpu_ticks() { # PID
+	local f
+	read -r -a f <"/proc/$1/stat"
+	echo $((f[13] + f[14]))
+}
+
+# A process's resident memory, KiB.
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
