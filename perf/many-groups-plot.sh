@@ -30,13 +30,7 @@ awk '$1 == "idle" { c[$2] += $4; k[$2]++; m[$2] += $5 / 1024
 	END { for (n in c) printf "%d %.3f %.3f %.1f\n", n, c[n] / k[n], x[n], m[n] / k[n] }' \
 	"$dir/many-groups.tsv" | sort -n >"$dir/plot-idle.dat"
 # Throughput: per spread, the medians over rounds.
-awk '{ o[$2] = o[$2] " " $3; c[$2] = c[$2] " " $4 }
-	function med(s,   a, k, i, j, t) {
-		k = split(s, a, " ")
-		for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++)
-			if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-	}
+awk "$awk_median"'{ o[$2] = o[$2] " " $3; c[$2] = c[$2] " " $4 }
 	END { for (s in o) printf "%d %.0f %.2f\n", s, med(o[s]), med(c[s]) }' \
 	"$dir/many-groups-tput.tsv" | sort -n >"$dir/plot-tput.dat"
 

@@ -328,13 +328,7 @@ print("%.0f" % json.load(sys.stdin)["ops_per_sec"])')
 	stop_cluster
 	echo
 	echo "medians over $rounds rounds (ratio: per round, to spread ${spreads%% *}):"
-	awk -v b="${spreads%% *}" '{ ops[$1, $2] = $3; cpu[$1, $2] = $4; sp[$2] = 1; rs[$1] = 1 }
-		function med(s,   a, k, i, j, t) {
-			k = split(s, a, " ")
-			for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++)
-				if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-			return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
-		}
+	awk -v b="${spreads%% *}" "$awk_median"'{ ops[$1, $2] = $3; cpu[$1, $2] = $4; sp[$2] = 1; rs[$1] = 1 }
 		END {
 			for (s in sp) {
 				o = ""; c = ""; ro = ""; rc = ""

@@ -44,12 +44,8 @@ static int by_rank(const void *a, const void *b)
 static int spread_choose(struct bench_route *r, uint32_t count)
 {
 	struct spread_entry *e;
+	uint32_t led = 0;
 
-	if (count > r->shards) {
-		fprintf(stderr, "ringkv-bench: --shard-spread %u: the cluster has %u shards\n",
-			count, r->shards);
-		return -1;
-	}
 	e = calloc(r->shards, sizeof *e);
 	r->spread = calloc(count, sizeof *r->spread);
 	if (!e || !r->spread) {
@@ -57,13 +53,24 @@ static int spread_choose(struct bench_route *r, uint32_t count)
 		return -1;
 	}
 	for (uint32_t s = 0; s < r->shards; s++) {
-		e[s].pair = (uint64_t)r->leader[s] << 32 | r->leader_core[s];
-		e[s].shard = s;
+		if (r->leader[s] == BENCH_ROUTE_NO_LEADER)
+			continue;
+		e[led].pair = (uint64_t)r->leader[s] << 32 | r->leader_core[s];
+		e[led++].shard = s;
 	}
-	qsort(e, r->shards, sizeof *e, by_pair);
-	for (uint32_t s = 1; s < r->shards; s++)
+	if (count > led) {
+		fprintf(stderr, "ringkv-bench: --shard-spread %u: %u of the cluster's %u shards "
+			"have a leader\n", count, led, r->shards);
+		free(e);
+		return -1;
+	}
+	if (led < r->shards)
+		fprintf(stderr, "ringkv-bench: %u shards without a leader are left out\n",
+			r->shards - led);
+	qsort(e, led, sizeof *e, by_pair);
+	for (uint32_t s = 1; s < led; s++)
 		e[s].rank = e[s].pair == e[s - 1].pair ? e[s - 1].rank + 1 : 0;
-	qsort(e, r->shards, sizeof *e, by_rank);
+	qsort(e, led, sizeof *e, by_rank);
 	for (uint32_t i = 0; i < count; i++)
 		r->spread[i] = e[i].shard;
 	r->spread_count = count;
@@ -180,6 +187,11 @@ int bench_route_init(struct bench_route *r, const struct bench_options *opts)
 
 		for (k = 0; k < m->node_count && m->nodes[k].id != m->shards[s].leader; k++)
 			;
+		if (k == m->node_count && opts->shard_spread) {
+			r->leader[s] = BENCH_ROUTE_NO_LEADER; /* left out of the spread */
+			r->leader_core[s] = UINT32_MAX;
+			continue;
+		}
 		if (k == m->node_count) {
 			fprintf(stderr, "ringkv-bench: shard %zu has no leader yet; try again, or "
 				"use --no-route\n", s);
@@ -240,7 +252,7 @@ void bench_route_print_keys(const struct bench_route *r, const struct bench_opti
 		workload_format_key(&format, bench_route_key_number(r, i), key);
 		shard = route_shard(route_slot(key, opts->key_size), r->shards);
 		fprintf(out, "%.*s\t%u\t%llu\t%d\n", (int)opts->key_size, key, shard,
-			(unsigned long long)r->node_id[r->leader[shard]],
+			(unsigned long long)r->node_id[r->leader[shard]], /* always led */
 			r->leader_core[shard] == UINT32_MAX ? -1 : (int)r->leader_core[shard]);
 	}
 	free(key);

@@ -26,6 +26,7 @@
 
 #define BENCH_ROUTE_MAX_NODES 64
 #define BENCH_ROUTE_DRAWS 64
+#define BENCH_ROUTE_NO_LEADER 0xff        /* leader[] of a shard without one (spread only) */
 
 struct bench_route {
 	unsigned nodes;                   /* 0: not routing (one node, --no-route, RESP) */
@@ -33,7 +34,8 @@ struct bench_route {
 	struct sockaddr_storage addr[BENCH_ROUTE_MAX_NODES];
 	socklen_t addr_len[BENCH_ROUTE_MAX_NODES];
 	uint32_t shards;
-	uint8_t *leader;                  /* [shards]: node index of the leader */
+	uint8_t *leader;                  /* [shards]: node index of the leader, or
+					   * BENCH_ROUTE_NO_LEADER */
 	uint32_t *leader_core;            /* [shards]: its core (UINT32_MAX: unknown); with spread */
 	uint32_t spread_count;            /* --shard-spread: shards chosen; 0 = all */
 	uint32_t *spread;                 /* [spread_count]: the chosen shards, round-robin order */
@@ -47,7 +49,8 @@ struct bench_route {
  * the map is unusable (a shard without a leader, a node without a client
  * address), with a message on stderr. With opts->shard_spread, a one-node
  * cluster is routed too (r->nodes = 1), and -1 also when the spread cannot
- * be made (more shards asked than the map has, keys too short).
+ * be made (more shards asked than have a leader, keys too short); shards
+ * without a leader are then left out of the spread instead.
  */
 int bench_route_init(struct bench_route *r, const struct bench_options *opts);
 void bench_route_free(struct bench_route *r);
