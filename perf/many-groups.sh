@@ -151,8 +151,9 @@ alive_or_die() {
 	done
 }
 # Polls the command VALUE... (a number) every 0.5 s until it reaches
-# TARGET; gives up when it has not changed for STALL seconds (a stuck
-# election is a finding to report, not a hang) or after SECONDS. Sets
+# TARGET; gives up when, once above 0, it has not changed for STALL
+# seconds (a stuck election is a finding to report, not a hang) or after
+# SECONDS. Sets
 # `reached` to the last value and `reached_at` to when it was first seen
 # (now() time); dies if a node exits.
 wait_value() { # TARGET SECONDS STALL VALUE...
@@ -164,7 +165,7 @@ wait_value() { # TARGET SECONDS STALL VALUE...
 		v=$("$@")
 		[ "$v" != "$reached" ] && { reached=$v; changed=$SECONDS; reached_at=$(now); }
 		[ "$v" -ge "$target" ] && return 0
-		[ $((SECONDS - changed)) -ge "$stall" ] && return 1
+		[ "$reached" -gt 0 ] && [ $((SECONDS - changed)) -ge "$stall" ] && return 1
 		alive_or_die
 		sleep 0.5
 	done
@@ -188,7 +189,7 @@ asleep_min() {
 # Every shard led, or as many as elect (warns how many did not).
 wait_all_led() { # SHARDS SECONDS
 	if ! wait_value "$1" "$2" "$stall" led_shards; then
-		[ "$reached" -ge 1 ] || die "no shard led after $2 s"
+		[ "$reached" -ge 1 ] || die "no shard led after $2 s (logs in $out)"
 		echo "$prog: $1 shards: only $reached led, no change for $stall s: continuing" >&2
 	fi
 	led=$reached
