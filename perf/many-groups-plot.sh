@@ -45,7 +45,8 @@ set ylabel "CPU, % of one CPU (60 s, /proc/PID/stat)"
 set y2label "RSS, MiB"
 set ytics nomirror
 set y2tics
-set yrange [0:*]
+stats "$dir/plot-idle.dat" using 3 nooutput
+set yrange [0:(STATS_max > 5 ? 1.2 * STATS_max : 6)]
 set y2range [0:*]
 set key top left
 set grid
@@ -56,6 +57,7 @@ plot "$dir/plot-idle.dat" using 1:2 with linespoints lw 2 title "CPU, mean of no
 set title "PUT throughput against the shards the load spreads over"
 set xlabel "shards the keys fall in (3 = one per core)"
 set ylabel "PUT/s (median)"
+set yrange [0:*]
 set y2label "nodes' CPU µs per PUT (median)"
 plot "$dir/plot-tput.dat" using 1:2 with linespoints lw 2 title "PUT/s", \
      "" using 1:3 axes x1y2 with linespoints dt 3 title "CPU µs/PUT"

@@ -30,21 +30,21 @@
 #
 #   perf/many-groups.sh [--counts "100 1000 10000"] [--cores C]
 #       [--duration S] [--settle S] [--start-timeout S] [--stall S]
-#       [--failover-at N] [--probes K]
+#       [--failover-at N] [--probes K] [--restart-timeout S]
 #       [--tput-shards N] [--spreads "3 1 100 1000"] [--rounds R]
 #       [--tput-duration S] [--server-cpus LIST] [--bench-cpus LIST]
 #       [--skip idle|tput] [--data-root DIR] [--out DIR]
 #
 # Defaults: counts 100 1000 10000, 2 cores, 60 s measured after 5 s
-# settled, 900 s bound on each start (and the elections are given up as
-# done when the count of led shards has not moved for --stall 60 s:
-# the table says how many shards had a leader and slept), failover at the largest count with 5
-# probes; throughput on 1,000 shards, spreads "3 1 100 1000" (3 = one shard
-# per core: the baseline), 3 rounds of 8 s (2 s warm-up), servers on CPU 0
-# and the bench on CPU 1. Nodes on 127.0.0.41-43 (idle) and 127.0.0.44-46
-# (throughput), ports from 50000 + (pid mod 50) * 32. Each replica holds a
-# descriptor: ringkvd refuses a count its open-file limit cannot carry
-# (server/fd_limit.c).
+# settled, 900 s bound on each start (the elections are given up as done
+# when the count of led shards has not moved for --stall 60 s: the table
+# says how many shards had a leader and slept), failover at the largest
+# count with 5 probes, 180 s bound on the restart; throughput on 1,000
+# shards, spreads "3 1 100 1000" (3 = one shard per core: the baseline),
+# 3 rounds of 8 s (2 s warm-up), servers on CPU 0 and the bench on CPU 1.
+# Nodes on 127.0.0.41-43 (idle) and 127.0.0.44-46 (throughput), ports from
+# 50000 + (pid mod 50) * 32. Each replica holds a descriptor: ringkvd
+# refuses a count its open-file limit cannot carry (server/fd_limit.c).
 #
 # Environment: RINGKVD, RINGKV_CLI, RINGKV_BENCH (default build/...).
 set -euo pipefail
@@ -58,6 +58,7 @@ cores=2
 duration=60
 settle=5
 start_timeout=900
+restart_timeout=180
 stall=60
 failover_at=
 probes=5
@@ -70,7 +71,7 @@ bench_cpus=1
 skip=
 data_root=${TMPDIR:-/var/tmp}
 out=
-value_options=(counts cores duration settle start_timeout stall failover_at probes tput_shards
+value_options=(counts cores duration settle start_timeout restart_timeout stall failover_at probes tput_shards
 	spreads rounds tput_duration server_cpus bench_cpus skip data_root out)
 other_option() { die "unknown option $1 (see --help)"; }
 parse_options "$@"
@@ -80,6 +81,7 @@ in_range "$duration" 1 3600 || die "--duration: seconds, 1 to 3600"
 in_range "$settle" 0 3600 || die "--settle: seconds, 0 to 3600"
 in_range "$start_timeout" 10 7200 || die "--start-timeout: seconds, 10 to 7200"
 in_range "$stall" 5 3600 || die "--stall: seconds, 5 to 3600"
+in_range "$restart_timeout" 5 7200 || die "--restart-timeout: seconds, 5 to 7200"
 read -r -a count_list <<<"$counts"
 failover_at=${failover_at:-$(printf '%s\n' "${count_list[@]}" | sort -n | tail -1)}
 in_range "$probes" 1 100 || die "--probes: 1 to 100"
@@ -273,7 +275,7 @@ failover() { # N VICTIM LED: kill -9 VICTIM, time writes to its groups, restart 
 	t0=$(now)
 	start_node "$victim" "$n" "$cores" "many$n" ""
 	local up=0 t_open=
-	for _ in $(seq $((start_timeout * 5))); do
+	for _ in $(seq $((restart_timeout * 5))); do
 		if [ -z "$t_open" ] &&
 			[ "$(metric_sum "$(admin_of "$victim")" ringkv_raft_replicas)" -ge "$n" ]; then
 			t_open=$(since "$t0")
@@ -286,7 +288,12 @@ failover() { # N VICTIM LED: kill -9 VICTIM, time writes to its groups, restart 
 		kill -0 "${pids[victim - 1]}" 2>/dev/null || die "node $victim exited on restart"
 		sleep 0.2
 	done
-	[ "$up" = 1 ] || die "node $victim does not serve ${start_timeout} s after its restart"
+	if [ "$up" != 1 ]; then
+		printf 'restart: node %s with %s replicas: all open after %s s, but no write through it acknowledged %s s after its restart\n' \
+			"$victim" "$n" "${t_open:-(not all)}" "$restart_timeout"
+		echo "restart $n $victim ${t_open:--} -" >>"$out/many-groups.tsv"
+		return
+	fi
 	printf 'restart: node %s with %s replicas: all open after %.2f s, a write through it acknowledged after %.2f s, RSS %s MiB\n' \
 		"$victim" "$n" "$t_open" "$(since "$t0")" "$(($(rss_kib "${pids[victim - 1]}") / 1024))"
 	echo "restart $n $victim $t_open $(since "$t0")" >>"$out/many-groups.tsv"
