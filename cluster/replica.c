@@ -505,7 +505,7 @@ void replica_awake(struct replica *rep)
 	if (rep->awake || !c->awake)
 		return;
 	rep->awake = true;
-	rep->idle_ticks = 0; /* a woken leader stays up an election timeout */
+	rep->idle_ticks = 0; /* a woken leader stays up as a new one would */
 	c->awake[c->nawake++] = rep;
 }
 
@@ -534,9 +534,16 @@ bool replica_may_rest(const struct replica *rep)
 	return rep->raft && raft_asleep(rep->raft) && quiet(rep);
 }
 
-/* Leader: a group with no new entry for an election timeout, and nothing
- * of ours under way, is put to sleep (Raft refuses while a follower lags
- * or anything is pending, raft/quiesce.c). */
+/* Election timeouts without a new entry before a leader asks to sleep.
+ * One was too few: writes spread over 1,000 shards (a few a second each)
+ * put half the groups to sleep between two writes, and the sleep and wake
+ * exchanges cost 4x the CPU per write (docs/PERFORMANCE.md, "Session 10:
+ * many groups"). */
+#define REPLICA_SLEEP_AFTER_TIMEOUTS 10u
+
+/* Leader: a group with no new entry for REPLICA_SLEEP_AFTER_TIMEOUTS
+ * election timeouts, and nothing of ours under way, is put to sleep (Raft
+ * refuses while a follower lags or anything is pending, raft/quiesce.c). */
 static void maybe_sleep(struct replica *rep)
 {
 	uint64_t last = raft_last_index(rep->raft);
@@ -548,7 +555,7 @@ static void maybe_sleep(struct replica *rep)
 		rep->idle_ticks = 0;
 		return;
 	}
-	if (rep->idle_ticks < rep->core->election_ticks) {
+	if (rep->idle_ticks < REPLICA_SLEEP_AFTER_TIMEOUTS * rep->core->election_ticks) {
 		rep->idle_ticks++;
 		return;
 	}

@@ -10,8 +10,9 @@
 #                              build perf/etcd-load offline against
 #                              Debian's clientv3 (perf/etcd-load/build.sh)
 #   util-linux, coreutils      taskset, timeout
+#   gnuplot-nox, bc            perf/many-groups.sh's plot and arithmetic
 set -euo pipefail
-packages=(etcd-server etcd-client golang-go golang-etcd-server-dev util-linux coreutils python3)
+packages=(etcd-server etcd-client golang-go golang-etcd-server-dev util-linux coreutils python3 gnuplot-nox bc)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -155,3 +155,25 @@ wait_leaders() { # PID ADMIN N SECONDS LOG
 	done
 	die "$n of $3 replicas lead after $4 s"
 }
+
+# A process's CPU time so far, utime + stime from /proc/PID/stat, in clock
+# ticks (getconf CLK_TCK a second).
+cpu_ticks() { # PID
+	local f
+	read -r -a f <"/proc/$1/stat"
+	echo $((f[13] + f[14]))
+}
+
+# A process's resident memory, KiB.
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# An awk function for the scripts' awk programs (awk "$awk_median"'...'):
+# med(S), the median of the numbers in the space-separated string S.
+# shellcheck disable=SC2034
+awk_median='
+function med(s,   x, k, i, j, t) {
+	k = split(s, x, " ")
+	for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++)
+		if (x[j] + 0 < x[i] + 0) { t = x[i]; x[i] = x[j]; x[j] = t }
+	return k % 2 ? x[(k + 1) / 2] : (x[k / 2] + x[k / 2 + 1]) / 2
+}'

@@ -6,11 +6,12 @@
 # /metrics every 0.1 s), the node's RSS and its open descriptors then.
 #
 #   perf/start-time.sh [--shards N] [--cores C] [--rounds R] [--data-root DIR]
+#       [--host IP] [--port P]
 #
 # Defaults: 2,000 shards, 2 cores, 1 round (a first start and a restart a
-# round). Each replica holds two descriptors: N above about (open-file
-# limit - 256) / 2 is refused by ringkvd (server/fd_limit.c). The node
-# listens on 127.0.7.42:27651 (admin 127.0.7.42:27652).
+# round). Each idle replica holds one descriptor: N above about (open-file
+# limit - 256) is refused by ringkvd (server/fd_limit.c). The node
+# listens on --host:--port, default 127.0.7.42:27651 (admin: the next port).
 #
 # Environment: RINGKVD (default build/server/ringkvd).
 set -euo pipefail
@@ -23,12 +24,15 @@ shards=2000
 cores=2
 rounds=1
 data_root=${TMPDIR:-/var/tmp}
-value_options=(shards cores rounds data_root)
+host=127.0.7.42
+port=27651
+value_options=(shards cores rounds data_root host port)
 other_option() { die "unknown option $1 (see --help)"; }
 parse_options "$@"
 in_range "$shards" 1 100000 || die "--shards: 1 to 100000"
 in_range "$cores" 1 64 || die "--cores: 1 to 64"
 in_range "$rounds" 1 20 || die "--rounds: 1 to 20"
+in_range "$port" 1 65534 || die "--port: 1 to 65534"
 ringkvd=${RINGKVD:-$root/build/server/ringkvd}
 [ -x "$ringkvd" ] || die "no $ringkvd: build first (ninja -C build)"
 command -v curl >/dev/null || die "needs curl"
@@ -44,14 +48,14 @@ trap cleanup EXIT
 start() { # ROUND WHAT: one start, one line of the table
 	local t0 t1
 	t0=$(date +%s.%N)
-	"$ringkvd" --cores "$cores" --shards "$shards" --listen 127.0.7.42:27651 \
-		--admin-listen 127.0.7.42:27652 --data-dir "$work/data" --log-level warn \
+	"$ringkvd" --cores "$cores" --shards "$shards" --listen "$host:$port" \
+		--admin-listen "$host:$((port + 1))" --data-dir "$work/data" --log-level warn \
 		>>"$work/node.log" 2>&1 &
 	pid=$!
-	wait_leaders "$pid" 127.0.7.42:27652 "$shards" 600 "$work/node.log"
+	wait_leaders "$pid" "$host:$((port + 1))" "$shards" 600 "$work/node.log"
 	t1=$(date +%s.%N)
 	printf '%-5s %-8s %10.2f %10d %8d\n' "$1" "$2" "$(echo "$t1 - $t0" | bc)" \
-		"$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")" "$(ls "/proc/$pid/fd" | wc -l)"
+		"$(rss_kib "$pid")" "$(ls "/proc/$pid/fd" | wc -l)"
 	stop_pids "$pid"
 	pid=
 }

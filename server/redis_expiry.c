@@ -9,11 +9,14 @@
  * node's clock has passed, at most REDIS_EXPIRY_DELETES per pass over all
  * its shards, and proposes an EXPIRE_DELETE of key and deadline for each.
  * No keyspace is scanned: a shard without due keys costs a look at the top
- * of its heap. The next pass starts once those proposals are answered;
- * while a pass fills its batch, the next one follows after 5 ms instead of
- * 100 ms (as Redis repeats while over a quarter of its sample is expired),
- * so a million keys due at once go in bounded slices rather than one long
- * stall.
+ * of its heap, and a pass looks at no more than REDIS_EXPIRY_SCAN hosted
+ * shards, the next pass going on from where it stopped, so that 10,000
+ * idle replicas on a core cost a bounded look ten times a second (issue
+ * #18), not a walk of them all. The next pass starts once those proposals
+ * are answered; while a pass fills its batch, the next one follows after
+ * 5 ms instead of 100 ms (as Redis repeats while over a quarter of its
+ * sample is expired), so a million keys due at once go in bounded slices
+ * rather than one long stall.
  *
  * An EXPIRE_DELETE is an ordinary log entry: every replica deletes the key
  * at the same place in its history, and only if its stored deadline is
@@ -62,6 +65,9 @@
 #define REDIS_EXPIRY_BUSY_US 5000u
 #define REDIS_EXPIRY_DELETES 64    /* EXPIRE_DELETEs one pass proposes */
 #define REDIS_EXPIRY_REBUILD 4096  /* keys one rebuild step examines */
+/* Hosted shards one pass (and one look for a rebuild) examines: with 100
+ * ms passes, every shard of a core holding 10,000 at most once a second. */
+#define REDIS_EXPIRY_SCAN 1024u
 /* Rebuilds start a minute after the core: start-up and recovery are not
  * slowed by a read of every table (which would also find a damaged block
  * before any client's read does, something the repair tests rely on). */
@@ -154,11 +160,17 @@ static bool rebuild_step(struct redis_expiry *x)
 
 	if (c->reactor->now_us < x->started_us + REDIS_EXPIRY_REBUILD_DELAY_US)
 		return false;
-	for (uint32_t n = 0; n < shards; n++) {
+	for (uint32_t n = 0, looked = 0; n < shards; n++) {
 		uint32_t i = (x->rebuild_shard + n) % shards;
 		int rv;
 
-		if (!c->shards[i] || shard_deadlines_complete(c->shards[i]))
+		if (!c->shards[i])
+			continue;
+		if (++looked > REDIS_EXPIRY_SCAN) {
+			x->rebuild_shard = i; /* the next pass goes on here */
+			return false;
+		}
+		if (shard_deadlines_complete(c->shards[i]))
 			continue;
 		x->rebuild_shard = i;
 		x->rebuilding = true;
@@ -180,6 +192,7 @@ static void pass(struct timer *t, void *arg)
 	struct redis_expiry *x = arg;
 	struct node_core *c = x->c;
 	uint32_t shards = c->node->shards;
+	uint32_t n = 0, looked = 0;
 	uint64_t now;
 	bool rebuilding;
 
@@ -187,17 +200,21 @@ static void pass(struct timer *t, void *arg)
 	if (!c->accepting || x->rebuilding || x->inflight)
 		return; /* stopping, or the answers will arm it */
 	now = value_deadline_now();
-	for (uint32_t n = 0; n < shards && x->nbatch < REDIS_EXPIRY_DELETES &&
-			     !atomic_load_explicit(&active_off, memory_order_relaxed); n++) {
+	for (; n < shards && looked < REDIS_EXPIRY_SCAN && x->nbatch < REDIS_EXPIRY_DELETES &&
+	       !atomic_load_explicit(&active_off, memory_order_relaxed); n++) {
 		uint32_t i = (x->shard + n) % shards;
 
-		if (!c->shards[i] || !c->replicas[i] || !replica_is_leader(c->replicas[i]))
+		if (!c->shards[i])
+			continue;
+		looked++;
+		if (!c->replicas[i] || !replica_is_leader(c->replicas[i]))
 			continue;
 		x->collecting = i;
 		shard_deadlines_due(c->shards[i], now, REDIS_EXPIRY_DELETES - x->nbatch, found, x);
 	}
-	/* The next pass starts with the next shard: none starves another. */
-	x->shard = shards ? (x->shard + 1) % shards : 0;
+	/* The next pass starts after the last shard looked at (one further
+	 * at least): none starves another. */
+	x->shard = shards ? (x->shard + (n ? n : 1)) % shards : 0;
 	x->busy = x->nbatch == REDIS_EXPIRY_DELETES;
 	rebuilding = rebuild_step(x);
 	if (rebuilding)

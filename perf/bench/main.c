@@ -178,9 +178,20 @@ int main(int argc, char **argv)
 	run.opts = &opts;
 	if (resolve(&opts, &run) != 0)
 		return 1;
-	preflight_check_keys(&opts);
+	if (!opts.print_keys)
+		preflight_check_keys(&opts);
 	if (bench_route_init(&run.route, &opts) != 0)
 		return 1;
+	if (opts.shard_spread && !run.route.spread_count) {
+		fprintf(stderr, "ringkv-bench: --shard-spread: no cluster map from %s:%s\n",
+			opts.host, opts.port);
+		return 1;
+	}
+	if (opts.print_keys) {
+		bench_route_print_keys(&run.route, &opts, stdout);
+		bench_route_free(&run.route);
+		return 0;
+	}
 	workers = calloc(opts.threads, sizeof(*workers));
 	stats = malloc(sizeof(*stats));
 	if (workers == NULL || stats == NULL)

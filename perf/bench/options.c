@@ -36,6 +36,8 @@ enum {
 	OPT_NO_ROUTE,
 	OPT_SEED,
 	OPT_TLS_CA,
+	OPT_SHARD_SPREAD,
+	OPT_PRINT_KEYS,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -71,6 +73,13 @@ void options_usage(const char *argv0, void *out)
 		"  --tls-ca FILE           TLS 1.3 to the server, whose certificate must\n"
 		"                          chain to this CA and name the IP address\n"
 		"                          connected to (handshakes before the run)\n"
+		"  --shard-spread N        cluster: the --keys keys all fall in N of its\n"
+		"                          shards, chosen round-robin over the leaders'\n"
+		"                          (node, core) pairs, so N = nodes x cores puts\n"
+		"                          one loaded shard on every core (default: keys\n"
+		"                          over every shard)\n"
+		"  --print-keys            print the keys (key, shard, leader node, core),\n"
+		"                          one a line, and exit without sending any\n"
 		"  --help                  this text\n"
 		"  --version               the version\n",
 		argv0, DEFAULT_ZIPF_S);
@@ -238,11 +247,14 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 		{ "no-route", no_argument, NULL, OPT_NO_ROUTE },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "shard-spread", required_argument, NULL, OPT_SHARD_SPREAD },
+		{ "print-keys", no_argument, NULL, OPT_PRINT_KEYS },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	int have_addr = 0, have_duration = 0, have_requests = 0, opt, rv = 0, index = 0;
+	unsigned spread = 0;
 
 	set_defaults(opts);
 	optind = 1;
@@ -316,6 +328,13 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 		case OPT_TLS_CA:
 			opts->tls_ca = arg;
 			break;
+		case OPT_SHARD_SPREAD:
+			rv = parse_unsigned(arg, 1, 1u << 20, &spread);
+			opts->shard_spread = spread;
+			break;
+		case OPT_PRINT_KEYS:
+			opts->print_keys = 1;
+			break;
 		case 'h':
 		case OPT_HELP:
 			options_usage("ringkv-bench", stdout);
@@ -350,6 +369,12 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 			    "see --help)",
 			    opts->key_size, (unsigned long long)opts->keys,
 			    workload_key_size_min(opts->keys));
+	if (opts->shard_spread && (opts->no_route || opts->protocol != BENCH_PROTOCOL_NATIVE))
+		return fail(err, err_len, "--shard-spread needs the cluster map: the native "
+			    "protocol, without --no-route (see --help)");
+	if (opts->print_keys && !opts->shard_spread)
+		return fail(err, err_len, "--print-keys lists the keys of --shard-spread N "
+			    "(see --help)");
 	if (opts->threads > opts->connections)
 		opts->threads = opts->connections;
 	return 0;

@@ -364,6 +364,7 @@ static void issue(struct conn *c, uint64_t start_ns)
 {
 	struct loop *loop = c->loop;
 	struct workload *wl = &loop->workload;
+	const struct bench_route *route = &loop->run->route;
 	enum bench_op op = workload_next_op(wl);
 	const char *value = NULL;
 	unsigned index;
@@ -384,11 +385,11 @@ static void issue(struct conn *c, uint64_t start_ns)
 	s->measured = start_ns >= loop->run->measure_ns;
 	if (s->measured)
 		loop->issued_measured++;
-	workload_format_key(wl, workload_next_key(wl), loop->key);
+	workload_format_key(wl, bench_route_key_number(route, workload_next_key(wl)), loop->key);
 	/* Routing: a key this connection's node leads (see route.h). */
-	for (unsigned draw = 1; loop->run->route.nodes && draw < BENCH_ROUTE_DRAWS &&
-	     bench_route_node_of(&loop->run->route, loop->key, wl->key_size) != c->node; draw++)
-		workload_format_key(wl, workload_next_key(wl), loop->key);
+	for (unsigned draw = 1; route->nodes && draw < BENCH_ROUTE_DRAWS &&
+	     bench_route_node_of(route, loop->key, wl->key_size) != c->node; draw++)
+		workload_format_key(wl, bench_route_key_number(route, workload_next_key(wl)), loop->key);
 	if (op == BENCH_OP_PUT)
 		value = workload_next_value(wl);
 	n = codec_encode(loop->opts->protocol, c->out + c->out_len, id, op, loop->key,
