@@ -1266,5 +1266,6 @@ void replica_free(struct replica *rep)
 	free(rep->dir);
 	free(rep->amnesia_why);
 	replica_wiped_free(rep);
+	replica_wiped_free_vouch(rep);
 	free(rep);
 }

@@ -220,6 +220,8 @@ struct restore_state {
 
 #define FIRST_ELECTION_HOLD 4 /* x election timeout: see replica.tick_hold */
 
+struct wiped_vouch;
+
 struct replica {
 	struct cluster_core *core;
 	uint32_t id;
@@ -346,10 +348,11 @@ struct replica {
 	uint64_t rejoins_done;        /* leader: rejoins driven to the end */
 	/* Sleeping (raft/quiesce.c, docs/cluster/replica.md "Sleeping
 	 * groups"): in the core's tick list (c->awake) or not. */
-	/* Reactor time this replica settled as a new group's member after
-	 * asking (replica_wiped.c fresh()), 0 otherwise: the askers it heard
-	 * from, on the data dirs they still run on, never took part. */
-	uint64_t fresh_at_us;
+	/* Settled fresh after asking (replica_wiped.c fresh()): the members
+	 * whose answers said they were asking too, with the data dir each
+	 * answered from; NULL otherwise. Such a dir never took part while it
+	 * still asks: we vouch for it (answer()). */
+	struct wiped_vouch *vouch;
 	bool asked_fresh;            /* undecided, but it asked its group and
 				      * found it new: Raft's vote rules */
 	bool awake;
@@ -392,9 +395,6 @@ struct cluster_node {
 	/* The data dir id each node's latest hello carried (0: none yet);
 	 * an empty replica's ask must carry it (replica_wiped.c). */
 	_Atomic(uint64_t) peer_dir_id[CLUSTER_MAP_MAX_NODES];
-	/* CLOCK_MONOTONIC µs when peer_dir_id[i] took its current value
-	 * (replica_wiped.c: a member may vouch for an asker it saw empty). */
-	_Atomic(uint64_t) peer_dir_since_us[CLUSTER_MAP_MAX_NODES];
 	uint64_t data_dir_id;   /* ours (DATA/DATADIR-ID), sent in hellos */
 	bool data_dir_new;      /* no OPENED at this start: never ran on it */
 };
@@ -553,6 +553,7 @@ bool snapshot_send_progress(const struct replica *rep, uint64_t to, uint64_t *se
 bool replica_repair_needed(const struct replica *rep);
 /* From replica_tick, after Raft's tick: starts and drives a repair. */
 void replica_repair_tick(struct replica *rep);
+void replica_wiped_free_vouch(struct replica *rep);
 /* Wakes a sleeping replica whose shard is damaged (its repair runs on ticks). */
 void replica_repair_wake(struct replica *rep);
 /* From replica_accept: false drops the message (TIMEOUT_NOW while damaged). */

@@ -129,16 +129,6 @@ int replica_wiped_node_init(struct cluster_node *n, char *err, size_t errlen)
 	return 0;
 }
 
-/* CLOCK_MONOTONIC now, not a reactor's time of its pass: the vouch
- * compares times taken on different cores within one pass. */
-static uint64_t clock_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 void replica_wiped_hello(struct cluster_node *n, uint64_t node, uint64_t dir_id, bool dir_new)
 {
 	int idx = cluster_map_index(&n->map, node);
@@ -146,13 +136,9 @@ void replica_wiped_hello(struct cluster_node *n, uint64_t node, uint64_t dir_id,
 
 	if (idx < 0 || dir_id == 0)
 		return;
-	was = atomic_load(&n->peer_dir_id[idx]);
+	was = atomic_exchange(&n->peer_dir_id[idx], dir_id);
 	if (was == dir_id)
 		return;
-	/* `since` first: a reader that sees the new id sees a time no
-	 * earlier than its change (the vouch compares it). */
-	atomic_store(&n->peer_dir_since_us[idx], clock_us());
-	atomic_store(&n->peer_dir_id[idx], dir_id);
 	if (was != 0)
 		log_warn("node %" PRIu64 " runs on another data dir (id %016" PRIx64 ", was %016"
 			 PRIx64 ")%s: its empty replicas ask whether it was a member before "
@@ -189,10 +175,32 @@ int replica_wiped_begin(struct replica *rep, const struct raft_conf *conf, char 
 	return 0;
 }
 
+struct wiped_vouch {
+	uint32_t n;
+	struct {
+		uint64_t node, dir;
+	} of[];
+};
+
 void replica_wiped_free(struct replica *rep)
 {
 	free(rep->wiped);
 	rep->wiped = NULL;
+}
+
+void replica_wiped_free_vouch(struct replica *rep)
+{
+	free(rep->vouch);
+	rep->vouch = NULL;
+}
+
+/* Does our fresh settling vouch for `node` asking from data dir `dir`? */
+static bool vouches(const struct replica *rep, uint64_t node, uint64_t dir)
+{
+	for (uint32_t i = 0; rep->vouch && i < rep->vouch->n; i++)
+		if (rep->vouch->of[i].node == node && rep->vouch->of[i].dir == dir)
+			return true;
+	return false;
 }
 
 /* An ask from another node's empty replica: what we know of the group. */
@@ -214,22 +222,21 @@ static void answer(struct replica *rep, const struct raft_msg *ask)
 	    (rep->shard && shard_flushed_index(rep->shard) > 0))
 		flags |= WIPED_ANSWER_HISTORY;
 	/*
-	 * The vouch: this replica settled fresh in this process, and the
-	 * asker's node has run on the data dir it asks from since before
-	 * that (we knew the id then). The group had no history when we
-	 * settled, and a replica that is empty on a data dir that was not
-	 * wiped never took part (a vote is durable before it is sent, an
-	 * acknowledgement needs entries in its log), so the asker is a new
-	 * member whatever the group did since: no history for it. Without
-	 * this, a member a few milliseconds later than the others to decide
-	 * found their first leader's term and came back amnesiac at a new
-	 * cluster's first start (the unit test's cluster raced into it).
+	 * The vouch: when we settled fresh, this very data dir of the asker
+	 * had answered us that it was asking too (empty, taking no part).
+	 * It asks again, so it still holds nothing durable: it never voted
+	 * (a vote is durable before it is sent) nor acknowledged (that needs
+	 * entries in its log). So it is a new member whatever the group did
+	 * since: no history for it. Without this, a member a little later
+	 * than the others to decide at a new cluster's first start found
+	 * their first leader's term and came back amnesiac. A wiped asker has
+	 * a new dir id, which never answered us: no vouch.
 	 */
-	if ((flags & WIPED_ANSWER_HISTORY) && rep->fresh_at_us &&
-	    atomic_load(&n->peer_dir_since_us[idx]) <= rep->fresh_at_us)
+	if ((flags & WIPED_ANSWER_HISTORY) &&
+	    vouches(rep, replica_ident_node(ask->from), ask->context))
 		flags = (flags & ~WIPED_ANSWER_HISTORY) | WIPED_ANSWER_VOUCH;
 	wiped_probe_answer(ask, raft_id(rep->raft), raft_conf(rep->raft), raft_term(rep->raft),
-			   raft_last_index(rep->raft), flags, &out);
+			   raft_last_index(rep->raft), flags, n->data_dir_id, &out);
 	cluster_core_queue_msg(rep->core, rep->id, &out);
 }
 
@@ -329,6 +336,30 @@ static void mark_amnesiac(struct replica *rep)
 	ring_file_write(&w->marker, w->text, (size_t)len);
 }
 
+/* The members that answered they were asking too, and from which data
+ * dir: kept for the vouch (answer()); a few words, only for replicas that
+ * settled fresh this way. */
+static void record_vouch(struct replica *rep)
+{
+	const struct wiped_probe *p = &rep->wiped->probe;
+	uint32_t k = 0;
+
+	for (uint32_t i = 0; i < p->nothers; i++)
+		k += p->heard[i] && p->asking_dir[i] != 0;
+	if (k == 0)
+		return;
+	free(rep->vouch);
+	rep->vouch = malloc(sizeof *rep->vouch + k * sizeof rep->vouch->of[0]);
+	if (!rep->vouch)
+		return; /* no vouch: a late member comes back amnesiac (safe) */
+	rep->vouch->n = 0;
+	for (uint32_t i = 0; i < p->nothers; i++)
+		if (p->heard[i] && p->asking_dir[i] != 0) {
+			rep->vouch->of[rep->vouch->n].node = p->others[i];
+			rep->vouch->of[rep->vouch->n++].dir = p->asking_dir[i];
+		}
+}
+
 /* A new group's member: the replica goes on as any empty member of one. */
 static void fresh(struct replica *rep)
 {
@@ -337,8 +368,8 @@ static void fresh(struct replica *rep)
 	struct raft_msg vote = w->vote;
 	bool has_vote = w->has_vote;
 
+	record_vouch(rep);
 	replica_wiped_free(rep); /* nothing of it in flight: no memory kept */
-	rep->fresh_at_us = clock_us();
 	/* It asked and never took part: Raft's own vote rules, not the
 	 * undecided guess at a wiped node (which asks now). With that guess
 	 * groups were left with no leader: empty members took a first

@@ -52,7 +52,8 @@ void wiped_probe_ask(const struct wiped_probe *p, uint64_t from, uint32_t i,
 }
 
 void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct raft_conf *conf,
-			uint64_t term, uint64_t last, unsigned flags, struct raft_msg *out)
+			uint64_t term, uint64_t last, unsigned flags, uint64_t own_dir,
+			struct raft_msg *out)
 {
 	uint64_t node = replica_ident_node(ask->from), member = RAFT_NONE;
 
@@ -71,6 +72,7 @@ void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct 
 	out->context = ask->context;
 	out->log_term = term;
 	out->index = last;
+	out->commit = own_dir; /* the answerer's data dir id */
 	out->offset = (flags & (WIPED_ANSWER_ASKING | WIPED_ANSWER_HISTORY | WIPED_ANSWER_VOUCH)) |
 		      (member != RAFT_NONE ? WIPED_ANSWER_MEMBER : 0);
 }
@@ -106,6 +108,8 @@ enum wiped_outcome wiped_probe_take(struct wiped_probe *p, const struct raft_msg
 			flags |= WIPED_ANSWER_HISTORY;
 		p->heard[i] = true;
 		p->flags[i] |= (uint8_t)flags;
+		if (flags & WIPED_ANSWER_ASKING)
+			p->asking_dir[i] = m->commit;
 		p->ids[i] = m->from;
 		if (flags & WIPED_ANSWER_HISTORY)
 			p->history = true;

@@ -53,9 +53,10 @@
 #define WIPED_ANSWER_ASKING 1u  /* the answerer's replica is asking too */
 #define WIPED_ANSWER_HISTORY 2u /* term > 0, a log, a snapshot, or amnesiac */
 #define WIPED_ANSWER_MEMBER 4u  /* its configuration names the asker's node */
-#define WIPED_ANSWER_VOUCH 8u   /* the answerer settled fresh having seen the asker
-				 * on this data dir: no history for it, whatever
-				 * its term and log (replica_wiped.c answer()) */
+#define WIPED_ANSWER_VOUCH 8u   /* the asker's data dir once answered the answerer
+				 * that it was asking too: it never took part, no
+				 * history for it whatever the answerer's term and
+				 * log (replica_wiped.c answer()) */
 
 enum wiped_outcome {
 	WIPED_WAIT = 0,
@@ -71,6 +72,8 @@ struct wiped_probe {
 	uint64_t ids[RAFT_MAX_SERVERS];       /* their member ids, as answered
 					       * (RAFT_NONE: not heard) */
 	uint8_t flags[RAFT_MAX_SERVERS];      /* WIPED_ANSWER_* as answered */
+	uint64_t asking_dir[RAFT_MAX_SERVERS];/* the data dir an ASKING answer
+					       * came from (its `commit`), 0: none */
 	bool heard[RAFT_MAX_SERVERS];
 	bool history;                         /* some answer or leader showed one */
 	uint32_t max_inc;                     /* highest incarnation of self_node
@@ -91,7 +94,8 @@ void wiped_probe_ask(const struct wiped_probe *p, uint64_t from, uint32_t i,
  * `term`, last log index `last`, `flags` of WIPED_ANSWER_ASKING/HISTORY
  * (MEMBER is worked out here). */
 void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct raft_conf *conf,
-			uint64_t term, uint64_t last, unsigned flags, struct raft_msg *out);
+			uint64_t term, uint64_t last, unsigned flags, uint64_t own_dir,
+			struct raft_msg *out);
 /* Takes a message that reached the probing replica: an answer to its ask,
  * or a leader's APPEND, HEARTBEAT or SNAPSHOT (a history, naming the
  * asker's member id in m->to). Anything else, and anything from a node that

@@ -33,6 +33,9 @@ static struct raft_conf conf_of(unsigned n)
 
 /* Node `node`'s answer to the probe's ask, as its replica would make it:
  * its configuration names our node as `member` (RAFT_NONE: not at all). */
+/* The data dir id each answerer answers from (the answer's `commit`). */
+#define ANSWERER_DIR(node) (0xd1000ull + (node))
+
 static struct raft_msg answer_from(const struct wiped_probe *p, uint64_t node, uint64_t term,
 				   uint64_t last, unsigned flags, uint64_t member)
 {
@@ -47,7 +50,8 @@ static struct raft_msg answer_from(const struct wiped_probe *p, uint64_t node, u
 	theirs.servers[theirs.n++] = (struct raft_server){ node, RAFT_VOTER };
 	if (member != RAFT_NONE)
 		theirs.servers[theirs.n++] = (struct raft_server){ member, RAFT_VOTER };
-	wiped_probe_answer(&ask, replica_ident(node, 0), &theirs, term, last, flags, &out);
+	wiped_probe_answer(&ask, replica_ident(node, 0), &theirs, term, last, flags,
+			   ANSWERER_DIR(node), &out);
 	assert_true(wiped_probe_is_answer(&out));
 	return out;
 }
@@ -172,6 +176,11 @@ static void test_evidence_and_flags(void **state)
 	assert_false(p.heard[0]);
 	assert_int_equal(wiped_probe_take(&p, &hb), WIPED_WAIT);
 	assert_false(p.heard[0] || p.history);
+	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_ASKING, RAFT_NONE);
+	wiped_probe_take(&p, &a);
+	/* The vouch's record: which dir said it was asking (replica_wiped.c). */
+	assert_int_equal(p.asking_dir[1], ANSWERER_DIR(2));
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
 	a = answer_from(&p, 1, 9, 7, WIPED_ANSWER_VOUCH, replica_ident(SELF, 0));
 	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
 	assert_true(p.heard[0] && !p.history);
@@ -183,6 +192,7 @@ static void test_evidence_and_flags(void **state)
 	assert_int_equal(a.offset & WIPED_ANSWER_MEMBER, 0);
 	assert_true(a.to == replica_ident(SELF, 0));
 	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT); /* one of two */
+	assert_int_equal(p.asking_dir[1], 0); /* not asking: nothing to vouch for */
 	a = answer_from(&p, 1, 3, 2, 0, replica_ident(SELF, 4));
 	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
 	assert_int_equal(wiped_probe_incarnation(&p), 5);
