@@ -87,14 +87,5 @@ void cluster_keys_check_own(struct cluster *c, unsigned i, const void *key, size
 
 unsigned cluster_log_count(const struct cluster *c, unsigned i, const char *what)
 {
-	char line[4096];
-	unsigned n = 0;
-	FILE *f = fopen(c->nodes[i].log, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		n += strstr(line, what) != NULL;
-	fclose(f);
-	return n;
+	return harness_lines_with(c->nodes[i].log, what);
 }

@@ -455,3 +455,17 @@ struct rkv_cluster_map *cluster_wait_leaders(struct cluster *c, unsigned i, long
 	}
 	return NULL;
 }
+
+unsigned harness_lines_with(const char *path, const char *what)
+{
+	char line[4096];
+	unsigned n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		n += strstr(line, what) != NULL;
+	fclose(f);
+	return n;
+}

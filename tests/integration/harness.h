@@ -50,6 +50,10 @@ void harness_at_cleanup(void (*fn)(void));
 /* mkdtemp under $TMPDIR or /tmp, removed by harness_cleanup. */
 const char *harness_tmpdir(void);
 
+/* Lines of the file at `path` holding `what` (0 when it cannot be read):
+ * how the tests count a server's log lines. */
+unsigned harness_lines_with(const char *path, const char *what);
+
 /*
  * Starts `binary` with `args` (NULL-terminated, after argv[0]) plus
  * --listen 127.0.0.1:0, waits up to 15 s for its "listening on" line.

@@ -309,16 +309,7 @@ static void damage_oldest_table(unsigned i)
 
 static unsigned lines_with(unsigned i, const char *what)
 {
-	FILE *f = fopen(logs[i], "r");
-	char line[1024];
-	unsigned n = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		n += strstr(line, what) != NULL;
-	fclose(f);
-	return n;
+	return harness_lines_with(logs[i], what);
 }
 
 static void await_lines(unsigned i, const char *what, unsigned count)

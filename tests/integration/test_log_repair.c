@@ -209,19 +209,6 @@ static void all_readable(unsigned i, unsigned count, bool stale)
 	       stale ? "its own replica" : "linearizable");
 }
 
-static unsigned lines_with(const char *path, const char *what)
-{
-	FILE *f = fopen(path, "r");
-	char line[2048];
-	unsigned n = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof line, f))
-		n += strstr(line, what) != NULL;
-	fclose(f);
-	return n;
-}
 
 static void print_status(unsigned i)
 {
@@ -249,7 +236,7 @@ static void await_line(unsigned i, const char *what)
 {
 	long deadline = harness_now_ms() + WAIT_MS;
 
-	while (lines_with(logs[i], what) == 0) {
+	while (harness_lines_with(logs[i], what) == 0) {
 		if (getenv("LOG_REPAIR_DEBUG") && harness_now_ms() % 3000 < 60)
 			for (unsigned k = 0; k < NODES; k++)
 				print_status(k);
