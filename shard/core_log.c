@@ -640,20 +640,26 @@ static uint64_t pending_need(const struct core_log *log)
 	return log->pending->len + (log->active_checkpointed ? 0 : log->ckpt_len);
 }
 
-/* FALLOCATE and its fdatasync (linked): both complete, then the space is
- * the writer's. */
+/* FALLOCATE (or the zeros' WRITEVs) and the fdatasync linked after them:
+ * all complete, then the space is the writer's. */
 static void grow_done(struct io_op *op, int res, unsigned flags)
 {
 	struct core_log *log = op->data;
 
 	(void)flags;
 	log->ops--;
-	/* The FALLOCATE's error wins over the fdatasync it cancelled. */
-	if (op == &log->grow_op ? res < 0 : res < 0 && res != -ECANCELED && log->grow_res >= 0)
+	/* The first error wins over the -ECANCELED of what it cancelled; a
+	 * short WRITEV (the disk full) cancels the rest without an error of
+	 * its own and is caught by the count of bytes written. */
+	if (op == &log->grow_op && res > 0)
+		log->grow_zeroed += (uint64_t)res;
+	else if (res < 0 && res != -ECANCELED && log->grow_res >= 0)
 		log->grow_res = res;
 	if (--log->grow_cqes > 0)
 		return;
 	res = log->grow_res;
+	if (res >= 0 && log->grow_zeroed != log->grow_zero)
+		res = -ENOSPC;
 	log->grow_inflight = false;
 	if (res >= 0) {
 		wal_map_allocated(&log->map, log->grow_size);
@@ -671,7 +677,8 @@ static void grow_done(struct io_op *op, int res, unsigned flags)
 }
 
 /* Makes the active segment at least `need` bytes, with room ahead unless
- * the last attempt failed: one FALLOCATE through the ring. */
+ * the last attempt failed: zeros written through the ring in direct mode
+ * (core_log_direct.c, "Zero-filled space"), else one FALLOCATE. */
 static void grow(struct core_log *log, uint64_t need)
 {
 	struct io_uring_sqe *sqe;
@@ -689,12 +696,21 @@ static void grow(struct core_log *log, uint64_t need)
 	 * after a crash, zeros follow the last bytes written, never the end
 	 * of the file, so recovery can tell a file cut short (damage) from a
 	 * torn write (core_log_open.c). One fdatasync per `prealloc` bytes. */
-	log->grow_cqes = 2;
 	log->grow_res = 0;
-	io_ring_reserve(log->io, 2);
-	sqe = core_log_sqe(log, &log->grow_op);
-	io_uring_prep_fallocate(sqe, log->fd, 0, log->map.alloc, size - log->map.alloc);
-	sqe->flags |= IOSQE_IO_LINK;
+	log->grow_zeroed = 0;
+	if (log->direct && log->map.alloc % CORE_LOG_DIO_BLOCK == 0) {
+		log->grow_zero = size - log->map.alloc;
+		log->grow_cqes = core_log_zero_sqes(log->grow_zero) + 1;
+		io_ring_reserve(log->io, log->grow_cqes);
+		core_log_zero_fill(log, &log->grow_op, log->fd, log->map.alloc, size);
+	} else {
+		log->grow_zero = 0;
+		log->grow_cqes = 2;
+		io_ring_reserve(log->io, 2);
+		sqe = core_log_sqe(log, &log->grow_op);
+		io_uring_prep_fallocate(sqe, log->fd, 0, log->map.alloc, size - log->map.alloc);
+		sqe->flags |= IOSQE_IO_LINK;
+	}
 	sqe = core_log_sqe(log, &log->grow_sync_op);
 	io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
 }
@@ -766,7 +782,14 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 
 	(void)flags;
 	log->ops--;
-	log->prep_res[op - log->prep_op] = res;
+	if (log->prep == PREP_WRITING && op == &log->prep_op[0]) {
+		/* The zeros may take a WRITEV and a WRITE: what they wrote, or
+		 * the first error. */
+		if (log->prep_res[0] >= 0)
+			log->prep_res[0] = res < 0 ? res : log->prep_res[0] + res;
+	} else {
+		log->prep_res[op - log->prep_op] = res;
+	}
 	if (--log->prep_cqes > 0)
 		return;
 	if (log->prep == PREP_OPENING) {
@@ -777,15 +800,40 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 		log->prep_fd = res;
 		log->prep = PREP_WRITING;
 		log->prep_cqes = 4;
-		/* FALLOCATE, header, its fsync, the directory's fsync: one chain,
+		log->prep_res[0] = 0;
+		/* The space, page 0, its fsync, the directory's fsync: one chain,
 		 * so the segment is complete and its name durable when READY. */
 		io_ring_reserve(log->io, 4);
-		sqe = core_log_sqe(log, &log->prep_op[0]);
-		io_uring_prep_fallocate(sqe, log->prep_fd, 0, 0, log->cfg.prealloc);
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe = core_log_sqe(log, &log->prep_op[1]);
-		io_uring_prep_write(sqe, log->prep_fd, log->prep_header,
-				    CORE_LOG_RECORDS_START, 0);
+		if (log->direct && log->cfg.prealloc > CORE_LOG_RECORDS_START &&
+		    core_log_direct_on(log, log->prep_fd)) {
+			/* Zeros after page 0 (one WRITEV at most: a larger
+			 * prealloc is grown into later), page 0 itself from a
+			 * block-aligned copy. */
+			uint64_t end = log->cfg.prealloc;
+
+			if (end > CORE_LOG_RECORDS_START + CORE_LOG_ZERO_MAX)
+				end = CORE_LOG_RECORDS_START + CORE_LOG_ZERO_MAX;
+			static_assert(CORE_LOG_ZERO_MAX % CORE_LOG_ZERO_CHUNK == 0 &&
+				      CORE_LOG_RECORDS_START < CORE_LOG_ZERO_CHUNK,
+				      "one WRITEV and one WRITE fill up to ZERO_MAX after page 0");
+			log->prep_space = (int)(end - CORE_LOG_RECORDS_START);
+			log->prep_cqes += core_log_zero_sqes(end - CORE_LOG_RECORDS_START) - 1;
+			io_ring_reserve(log->io, log->prep_cqes);
+			core_log_zero_fill(log, &log->prep_op[0], log->prep_fd,
+					   CORE_LOG_RECORDS_START, end);
+			memcpy(log->prep_page, log->prep_header, CORE_LOG_RECORDS_START);
+			sqe = core_log_sqe(log, &log->prep_op[1]);
+			io_uring_prep_write(sqe, log->prep_fd, log->prep_page,
+					    CORE_LOG_RECORDS_START, 0);
+		} else {
+			log->prep_space = 0;
+			sqe = core_log_sqe(log, &log->prep_op[0]);
+			io_uring_prep_fallocate(sqe, log->prep_fd, 0, 0, log->cfg.prealloc);
+			sqe->flags |= IOSQE_IO_LINK;
+			sqe = core_log_sqe(log, &log->prep_op[1]);
+			io_uring_prep_write(sqe, log->prep_fd, log->prep_header,
+					    CORE_LOG_RECORDS_START, 0);
+		}
 		sqe->flags |= IOSQE_IO_LINK;
 		sqe = core_log_sqe(log, &log->prep_op[2]);
 		io_uring_prep_fsync(sqe, log->prep_fd, 0);
@@ -797,6 +845,9 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 	for (int i = 0; i < 4 && err == 0; i++)
 		if (log->prep_res[i] < 0 && log->prep_res[i] != -ECANCELED)
 			err = log->prep_res[i];
+	/* A short zero-fill cancels the rest without an error of its own. */
+	if (err == 0 && log->prep_res[0] != log->prep_space)
+		err = -ENOSPC;
 	if (err == 0 && log->prep_res[1] != CORE_LOG_RECORDS_START)
 		err = log->prep_res[1] < 0 ? -EIO : -ENOSPC;
 	if (err == 0 && (log->prep_res[2] < 0 || log->prep_res[3] < 0))
@@ -1288,6 +1339,9 @@ void core_log_close(struct core_log *log)
 	wal_map_close(&log->map);
 	free(log->dio_buf);
 	free(log->dio_page0);
+	free(log->prep_page);
+	free(log->zeros);
+	free(log->zero_iov);
 	if (log->fd >= 0)
 		close(log->fd);
 	if (log->prep_fd >= 0)

@@ -203,12 +203,19 @@ struct core_log {
 	uint8_t dio_tail[CORE_LOG_DIO_BLOCK]; /* the block holding `offset` */
 	uint8_t *dio_page0;         /* the active segment's page 0 (block-aligned):
 				     * a mark is written as the whole page */
+	/* Space ahead of the records is written with zeros, not FALLOCATEd,
+	 * in direct mode (core_log_direct.c, "Zero-filled space"). */
+	uint8_t *zeros;             /* CORE_LOG_ZERO_CHUNK zero bytes, block-aligned */
+	struct iovec *zero_iov;     /* CORE_LOG_ZERO_IOVS times `zeros` */
+	uint8_t *prep_page;         /* the next segment's page 0, block-aligned */
 
 	/* preallocation of the active segment */
-	struct io_op grow_op;       /* FALLOCATE, linked to: */
+	struct io_op grow_op;       /* FALLOCATE, or the zeros' WRITEVs, linked to: */
 	struct io_op grow_sync_op;  /* its fdatasync (the new size durable) */
 	unsigned grow_cqes;         /* completions still to come */
-	int grow_res;               /* the first error of the two */
+	int grow_res;               /* the first error */
+	uint64_t grow_zero;         /* bytes of zeros the WRITEVs must write (0: FALLOCATE) */
+	uint64_t grow_zeroed;       /* bytes they wrote */
 	bool grow_inflight;
 	bool grow_failed;           /* the last one failed: grow exactly next */
 	bool grow_exact;            /* the one in flight has no room ahead */
@@ -220,7 +227,9 @@ struct core_log {
 	int prep_fd;
 	int prep_err;
 	unsigned prep_cqes;
-	int prep_res[4];
+	int prep_res[4];            /* [0] the space (FALLOCATE or zeros), [1] page 0,
+				     * [2] the file's fsync, [3] the directory's */
+	int prep_space;             /* what [0] returns when it made all the space */
 	struct io_op prep_op[4];
 	uint8_t prep_header[CORE_LOG_RECORDS_START]; /* page 0 */
 	char prep_name[64];
@@ -276,6 +285,19 @@ bool core_log_direct_on(struct core_log *log, int fd);
 int core_log_dio_reserve(struct core_log *log, size_t len);
 void core_log_store_direct(struct core_log *log, struct core_log_sync *sync, uint64_t off);
 int core_log_direct_start(struct core_log *log);
+/* Bytes of zeros one WRITEV of core_log_zero_fill covers. */
+#define CORE_LOG_ZERO_CHUNK (64u << 10)
+#define CORE_LOG_ZERO_IOVS 64u
+#define CORE_LOG_ZERO_MAX ((uint64_t)CORE_LOG_ZERO_CHUNK * CORE_LOG_ZERO_IOVS)
+/* SQEs core_log_zero_fill queues for `len` bytes. */
+unsigned core_log_zero_sqes(uint64_t len);
+/*
+ * Queues O_DIRECT WRITEVs of zeros over [from, to) of `fd` (block-aligned),
+ * every one attached to `op` and linked to the next SQE; the caller has
+ * reserved core_log_zero_sqes(to - from) SQEs and the one that follows.
+ */
+void core_log_zero_fill(struct core_log *log, struct io_op *op, int fd, uint64_t from,
+			uint64_t to);
 
 /* core_log_open.c: recovery (see there). */
 int core_log_open_segments(struct core_log *log, char *err, size_t errlen);
