@@ -7,7 +7,7 @@
  *
  * Invariants (besides those in core_log.h):
  * - a batch is stored whole into one segment; the switch to the next
- *   segment happens only with no batch in flight and no FALLOCATE in flight
+ *   segment happens only with no batch in flight and no preallocation in flight
  *   on the old file, so every completion refers to the active segment;
  * - the first batch stored into a segment is preceded by the segment's
  *   checkpoint (RETAIN + CHECKPOINT records built from the groups' written
@@ -648,18 +648,25 @@ static void grow_done(struct io_op *op, int res, unsigned flags)
 
 	(void)flags;
 	log->ops--;
-	/* The first error wins over the -ECANCELED of what it cancelled; a
+	/* The first error wins over the -ECANCELED of what it cancelled. A
 	 * short WRITEV (the disk full) cancels the rest without an error of
-	 * its own and is caught by the count of bytes written. */
-	if (op == &log->grow_op && res > 0)
-		log->grow_zeroed += (uint64_t)res;
-	else if (res < 0 && res != -ECANCELED && log->grow_res >= 0)
-		log->grow_res = res;
+	 * its own: caught by the count of bytes written. The space is the
+	 * writer's only if the fdatasync itself returned 0. */
+	if (op == &log->grow_op) {
+		struct core_log_grow_tally *t = &log->grow_tally;
+
+		if (res > 0)
+			t->zeroed += (uint64_t)res;
+		else if (res == -ECANCELED)
+			t->cancelled = true;
+		else if (res < 0 && t->first_err == 0)
+			t->first_err = res;
+	} else {
+		log->grow_tally.sync_res = res;
+	}
 	if (--log->grow_cqes > 0)
 		return;
-	res = log->grow_res;
-	if (res >= 0 && log->grow_zeroed != log->grow_zero)
-		res = -ENOSPC;
+	res = core_log_grow_verdict(&log->grow_tally);
 	log->grow_inflight = false;
 	if (res >= 0) {
 		wal_map_allocated(&log->map, log->grow_size);
@@ -676,6 +683,16 @@ static void grow_done(struct io_op *op, int res, unsigned flags)
 		fail_pending(log, full_or(res));
 }
 
+/* How far ahead of the writer the active segment is grown: `prealloc`, but
+ * in direct mode, where the space is zeros written, never more than a
+ * segment (a small segment must not write megabytes of zeros per file). */
+static uint64_t grow_ahead(const struct core_log *log)
+{
+	uint64_t seg = (log->cfg.segment_size + CORE_LOG_PAGE - 1) / CORE_LOG_PAGE * CORE_LOG_PAGE;
+
+	return log->direct && seg < log->cfg.prealloc ? seg : log->cfg.prealloc;
+}
+
 /* Makes the active segment at least `need` bytes, with room ahead unless
  * the last attempt failed: zeros written through the ring in direct mode
  * (core_log_direct.c, "Zero-filled space"), else one FALLOCATE. */
@@ -686,7 +703,17 @@ static void grow(struct core_log *log, uint64_t need)
 
 	if (log->grow_inflight)
 		return;
-	size = wal_map_grow_target(&log->map, need, log->grow_failed ? 0 : log->cfg.prealloc);
+	size = wal_map_grow_target(&log->map, need, log->grow_failed ? 0 : grow_ahead(log));
+	if (log->direct && size > log->map.alloc) {
+		/* Zeros are written: the 1 MiB rounding would write them
+		 * beyond what the ahead asked for. */
+		uint64_t exact = wal_map_grow_target(&log->map, need, 0);
+		uint64_t want = (need + (log->grow_failed ? 0 : grow_ahead(log)) + CORE_LOG_PAGE - 1) /
+				CORE_LOG_PAGE * CORE_LOG_PAGE;
+
+		if (size > want)
+			size = want > exact ? want : exact;
+	}
 	if (size <= log->map.alloc)
 		return;
 	log->grow_exact = size == wal_map_grow_target(&log->map, need, 0);
@@ -696,15 +723,13 @@ static void grow(struct core_log *log, uint64_t need)
 	 * after a crash, zeros follow the last bytes written, never the end
 	 * of the file, so recovery can tell a file cut short (damage) from a
 	 * torn write (core_log_open.c). One fdatasync per `prealloc` bytes. */
-	log->grow_res = 0;
-	log->grow_zeroed = 0;
+	log->grow_tally = (struct core_log_grow_tally){ 0 };
 	if (log->direct && log->map.alloc % CORE_LOG_DIO_BLOCK == 0) {
-		log->grow_zero = size - log->map.alloc;
-		log->grow_cqes = core_log_zero_sqes(log->grow_zero) + 1;
+		log->grow_tally.zero = size - log->map.alloc;
+		log->grow_cqes = core_log_zero_sqes(log->grow_tally.zero) + 1;
 		io_ring_reserve(log->io, log->grow_cqes);
 		core_log_zero_fill(log, &log->grow_op, log->fd, log->map.alloc, size);
 	} else {
-		log->grow_zero = 0;
 		log->grow_cqes = 2;
 		io_ring_reserve(log->io, 2);
 		sqe = core_log_sqe(log, &log->grow_op);
@@ -783,10 +808,12 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 	(void)flags;
 	log->ops--;
 	if (log->prep == PREP_WRITING && op == &log->prep_op[0]) {
-		/* The zeros may take a WRITEV and a WRITE: what they wrote, or
-		 * the first error. */
-		if (log->prep_res[0] >= 0)
-			log->prep_res[0] = res < 0 ? res : log->prep_res[0] + res;
+		/* The zeros may take a WRITEV and a WRITE: what they wrote,
+		 * and the first error. */
+		if (res > 0)
+			log->prep_zeroed += (uint64_t)res;
+		else if (res < 0 && log->prep_res[0] >= 0)
+			log->prep_res[0] = res;
 	} else {
 		log->prep_res[op - log->prep_op] = res;
 	}
@@ -801,16 +828,19 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 		log->prep = PREP_WRITING;
 		log->prep_cqes = 4;
 		log->prep_res[0] = 0;
+		log->prep_zeroed = 0;
+		log->prep_direct = false;
 		/* The space, page 0, its fsync, the directory's fsync: one chain,
 		 * so the segment is complete and its name durable when READY. */
 		io_ring_reserve(log->io, 4);
-		if (log->direct && log->cfg.prealloc > CORE_LOG_RECORDS_START &&
+		if (log->direct && grow_ahead(log) > CORE_LOG_RECORDS_START &&
 		    core_log_direct_on(log, log->prep_fd)) {
-			/* Zeros after page 0 (one WRITEV at most: a larger
-			 * prealloc is grown into later), page 0 itself from a
-			 * block-aligned copy. */
-			uint64_t end = log->cfg.prealloc;
+			/* Zeros after page 0 up to the ahead (a WRITEV and a
+			 * WRITE at most: a larger one is grown into later),
+			 * page 0 itself from a block-aligned copy. */
+			uint64_t end = grow_ahead(log);
 
+			log->prep_direct = true;
 			if (end > CORE_LOG_RECORDS_START + CORE_LOG_ZERO_MAX)
 				end = CORE_LOG_RECORDS_START + CORE_LOG_ZERO_MAX;
 			static_assert(CORE_LOG_ZERO_MAX % CORE_LOG_ZERO_CHUNK == 0 &&
@@ -845,8 +875,11 @@ static void prep_done(struct io_op *op, int res, unsigned flags)
 	for (int i = 0; i < 4 && err == 0; i++)
 		if (log->prep_res[i] < 0 && log->prep_res[i] != -ECANCELED)
 			err = log->prep_res[i];
-	/* A short zero-fill cancels the rest without an error of its own. */
-	if (err == 0 && log->prep_res[0] != log->prep_space)
+	/* A short zero-fill cancels the rest without an error of its own; a
+	 * cancelled chain (io_ring_cancel_all) is no full disk. */
+	if (err == 0 && log->prep_res[0] == -ECANCELED)
+		err = log->prep_zeroed > 0 ? -ENOSPC : -ECANCELED;
+	if (err == 0 && log->prep_zeroed != (uint64_t)log->prep_space)
 		err = -ENOSPC;
 	if (err == 0 && log->prep_res[1] != CORE_LOG_RECORDS_START)
 		err = log->prep_res[1] < 0 ? -EIO : -ENOSPC;
@@ -926,8 +959,9 @@ static int switch_segment(struct core_log *log, uint64_t need)
 	log->mark_end = CORE_LOG_RECORDS_START;
 	log->mark_count = 1;
 	if (log->direct) {
-		/* Records start on a block: no tail block to carry over. */
-		log->direct = core_log_direct_on(log, log->fd);
+		/* Records start on a block: no tail block to carry over. The
+		 * prepared fd took O_DIRECT already, or is asked now. */
+		log->direct = log->prep_direct || core_log_direct_on(log, log->fd);
 		memcpy(log->dio_page0, log->prep_header, CORE_LOG_RECORDS_START);
 	}
 	log->active_checkpointed = false;
@@ -1136,8 +1170,8 @@ static void store(struct core_log *log)
 		sqe = core_log_sqe(log, &sync->op);
 		io_uring_prep_fsync(sqe, log->fd, IORING_FSYNC_DATASYNC);
 	}
-	if (!log->grow_failed && log->map.alloc - log->offset < log->cfg.prealloc / 2 &&
-	    log->offset + log->cfg.prealloc / 2 <= log->map.len)
+	if (!log->grow_failed && log->map.alloc - log->offset < grow_ahead(log) / 2 &&
+	    log->offset + grow_ahead(log) / 2 <= log->map.len)
 		grow(log, log->offset);
 }
 

@@ -22,9 +22,10 @@
  * Invariants:
  * - at most one batch is in flight; batches become durable in order, and
  *   callbacks come in that order;
- * - a batch is stored only into space the file already holds (FALLOCATE
- *   through the ring, ahead of the writer); one that does not fit waits for
- *   the FALLOCATE and fails whole, untouched on disk, with RKV_EFULL on a
+ * - a batch is stored only into space the file already holds (preallocated
+ *   through the ring ahead of the writer: zeros written in direct mode,
+ *   FALLOCATE otherwise); one that does not fit waits for the preallocation
+ *   and fails whole, untouched on disk, with RKV_EFULL on a
  *   full disk (the log keeps working);
  * - a failed fdatasync fails the log for good: every later call is refused
  *   with -EIO (what was written may or may not be durable; see fsyncgate);
@@ -96,8 +97,9 @@ typedef void core_log_persisted_fn(void *arg, const struct core_log_persisted *p
 struct core_log_config {
 	const char *dir;           /* this core's log directory; created if missing */
 	uint64_t segment_size;     /* start a new segment past this; 0: default */
-	uint64_t prealloc;         /* FALLOCATE this far ahead (rounded up to 4 KiB);
-				    * 0: default */
+	uint64_t prealloc;         /* preallocate this far ahead (rounded up to
+				    * 4 KiB; in direct mode at most a segment_size
+				    * of zeros); 0: default */
 	/* Batches whose fdatasyncs may be in flight together, 1 to
 	 * CORE_LOG_MAX_SYNCS; 0: CORE_LOG_DEFAULT_SYNCS (1). With 1, a batch
 	 * waits for the previous one's fdatasync to finish before it is

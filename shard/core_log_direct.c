@@ -150,6 +150,19 @@ void core_log_store_direct(struct core_log *log, struct core_log_sync *sync, uin
  * Recovery sees what it saw before: zeros after the last record. The
  * price is writing the zeros once, ahead of need, off the batches' path.
  */
+int core_log_grow_verdict(const struct core_log_grow_tally *t)
+{
+	if (t->first_err < 0)
+		return t->first_err;
+	if (t->zeroed != t->zero)
+		return t->zeroed > 0 ? -ENOSPC : -ECANCELED;
+	if (t->cancelled)
+		return -ECANCELED;
+	if (t->sync_res != 0)
+		return t->sync_res < 0 ? t->sync_res : -EIO;
+	return 0;
+}
+
 unsigned core_log_zero_sqes(uint64_t len)
 {
 	/* WRITEVs of whole chunks, then one WRITE for a partial chunk. */

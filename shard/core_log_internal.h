@@ -125,10 +125,20 @@ struct core_log_seg {
 	uint32_t pins;        /* groups whose pin_seq is this segment */
 };
 
+/* What the completions of one preallocation said (core_log_grow_verdict). */
+struct core_log_grow_tally {
+	int first_err;      /* the first error of the space's SQEs but -ECANCELED */
+	bool cancelled;     /* one of them came back -ECANCELED */
+	uint64_t zero;      /* bytes of zeros they had to write (0: a FALLOCATE) */
+	uint64_t zeroed;    /* bytes they wrote */
+	int sync_res;       /* the fdatasync's result */
+};
+
 enum core_log_prep {
 	PREP_NONE,
 	PREP_OPENING,   /* OPENAT in flight */
-	PREP_WRITING,   /* FALLOCATE, header WRITE, FSYNC, directory FSYNC */
+	PREP_WRITING,   /* the space (zeros or FALLOCATE), header WRITE, FSYNC,
+			 * directory FSYNC */
 	PREP_READY,
 	PREP_FAILED,
 };
@@ -213,9 +223,7 @@ struct core_log {
 	struct io_op grow_op;       /* FALLOCATE, or the zeros' WRITEVs, linked to: */
 	struct io_op grow_sync_op;  /* its fdatasync (the new size durable) */
 	unsigned grow_cqes;         /* completions still to come */
-	int grow_res;               /* the first error */
-	uint64_t grow_zero;         /* bytes of zeros the WRITEVs must write (0: FALLOCATE) */
-	uint64_t grow_zeroed;       /* bytes they wrote */
+	struct core_log_grow_tally grow_tally; /* its completions so far */
 	bool grow_inflight;
 	bool grow_failed;           /* the last one failed: grow exactly next */
 	bool grow_exact;            /* the one in flight has no room ahead */
@@ -229,7 +237,9 @@ struct core_log {
 	unsigned prep_cqes;
 	int prep_res[4];            /* [0] the space (FALLOCATE or zeros), [1] page 0,
 				     * [2] the file's fsync, [3] the directory's */
-	int prep_space;             /* what [0] returns when it made all the space */
+	int prep_space;             /* bytes of zeros [0] writes (0: FALLOCATE) */
+	uint64_t prep_zeroed;       /* bytes they wrote */
+	bool prep_direct;           /* the prepared fd took O_DIRECT */
 	struct io_op prep_op[4];
 	uint8_t prep_header[CORE_LOG_RECORDS_START]; /* page 0 */
 	char prep_name[64];
@@ -285,6 +295,14 @@ bool core_log_direct_on(struct core_log *log, int fd);
 int core_log_dio_reserve(struct core_log *log, size_t len);
 void core_log_store_direct(struct core_log *log, struct core_log_sync *sync, uint64_t off);
 int core_log_direct_start(struct core_log *log);
+/*
+ * 0 when a preallocation made its space durable, else why not: its first
+ * error; -ENOSPC when the zeros were cut short (a short WRITEV cancels the
+ * rest of its chain without an error of its own); -ECANCELED when it was
+ * cancelled (io_ring_cancel_all at exit), which is no full disk; the
+ * fdatasync's error, or -ECANCELED, when that did not return 0.
+ */
+int core_log_grow_verdict(const struct core_log_grow_tally *t);
 /* Bytes of zeros one WRITEV of core_log_zero_fill covers. */
 #define CORE_LOG_ZERO_CHUNK (64u << 10)
 #define CORE_LOG_ZERO_IOVS 64u

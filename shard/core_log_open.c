@@ -14,8 +14,9 @@
  * segment whose header is cut short or all zero was being created (if it is
  * the first segment ever, or a segment precedes it) and gets its header
  * written again. A file that ends inside a record was cut, not torn: the
- * writer stores records only into space that FALLOCATE gave the file and an
- * fdatasync made durable first (core_log.c, grow), so after a crash zeros
+ * writer stores records only into space that a preallocation (FALLOCATE, or
+ * zeros written: core_log_direct.c) gave the file and an fdatasync made
+ * durable first (core_log.c, grow), so after a crash zeros
  * follow the last bytes written; and segment sizes are whole pages, so a
  * file that ends right after a record at another size was cut at a record
  * boundary. A file cut or zeroed at a record boundary that is also a page
