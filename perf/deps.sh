@@ -11,8 +11,9 @@
 #                              Debian's clientv3 (perf/etcd-load/build.sh)
 #   util-linux, coreutils      taskset, timeout
 #   gnuplot-nox, bc            perf/many-groups.sh's plot and arithmetic
+#   valgrind                   perf/instructions.sh (callgrind)
 set -euo pipefail
-packages=(etcd-server etcd-client golang-go golang-etcd-server-dev util-linux coreutils python3 gnuplot-nox bc)
+packages=(etcd-server etcd-client golang-go golang-etcd-server-dev util-linux coreutils python3 gnuplot-nox bc valgrind)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -63,7 +63,7 @@ for p in $pipelines; do
 done
 [ -x "$ringkvd" ] || die "ringkvd not found at $ringkvd (build with: ninja -C build)"
 for tool in valgrind callgrind_control redis-server redis-benchmark python3; do
-	command -v "$tool" >/dev/null || die "$tool is needed (scripts/deps.sh installs it)"
+	command -v "$tool" >/dev/null || die "$tool is needed (perf/deps.sh installs it)"
 done
 
 if [ -z "$out" ]; then
