@@ -100,8 +100,9 @@ static uint64_t write_past_node3(unsigned rounds, unsigned *next)
  * executable again, with "--node3" (node3_child). posix_spawn execs it at
  * once, so the child runs none of this multithreaded process's code after
  * the fork (a forked copy could hang on a lock another thread held at the
- * fork). It gets what it needs to join the others: this process's pid
- * (their addresses and data dirs), the three peer ports and the settings
+ * fork), and with none of its descriptors but 0-2 (rings, sockets). It
+ * gets what it needs to join the others: this process's pid (their
+ * addresses and data dirs), the three peer ports and the settings
  * node_start reads that the test changed.
  */
 static pid_t node3_spawn(void)
@@ -110,7 +111,9 @@ static pid_t node3_spawn(void)
 	char *argv[] = { self, "--node3", parent, ports[0], ports[1], ports[2], memtable, lag,
 			 NULL };
 	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	posix_spawn_file_actions_t only_stdio;
 	pid_t pid;
+	int rv;
 
 	assert_true(len > 0 && (size_t)len < sizeof self - 1);
 	self[len] = '\0';
@@ -119,7 +122,11 @@ static pid_t node3_spawn(void)
 		snprintf(ports[id - 1], sizeof ports[0], "%u", nodes[id].port);
 	snprintf(memtable, sizeof memtable, "%llu", (unsigned long long)memtable_size);
 	snprintf(lag, sizeof lag, "%llu", (unsigned long long)snapshot_lag);
-	assert_int_equal(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
+	assert_int_equal(posix_spawn_file_actions_init(&only_stdio), 0);
+	assert_int_equal(posix_spawn_file_actions_addclosefrom_np(&only_stdio, 3), 0);
+	rv = posix_spawn(&pid, self, &only_stdio, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&only_stdio);
+	assert_int_equal(rv, 0);
 	return pid;
 }
 
@@ -132,10 +139,6 @@ static int node3_child(char **args)
 	int parent = atoi(args[0]);
 
 	alarm(30);
-	/* None of the parent's descriptors (rings, sockets) it did not mark
-	 * close-on-exec. */
-	for (int fd = 3; fd < 4096; fd++)
-		close(fd);
 	if (replica_fixture_setup_as((unsigned)parent, parent) != 0)
 		return 3;
 	for (unsigned id = 1; id <= 3; id++)
