@@ -57,7 +57,7 @@ for i in 1 2 3; do
 	mkdir -p "$work/n$i"
 	pinned "${server_cpus:-0}" "$ringkvd" --node-id "$i" --initial-cluster "$initial" \
 		--cluster-token idle --cores "$cores" --shards "$shards" \
-		--listen "127.0.7.3$i:2760$i" --data-dir "$work/n$i" --log-level ${IDLE_LOG_LEVEL:-warn} \
+		--listen "127.0.7.3$i:2760$i" --data-dir "$work/n$i" --log-level "${IDLE_LOG_LEVEL:-warn}" \
 		>"$out/node$i.log" 2>&1 &
 	pids+=($!)
 done
@@ -79,20 +79,13 @@ for i in 1 2 3; do
 done
 sleep "$settle"
 
-ticks() { # PID: utime + stime, in clock ticks
-	local f
-	read -r -a f <"/proc/$1/stat"
-	echo $((f[13] + f[14]))
-}
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
 hz=$(getconf CLK_TCK)
 declare -a before
-for i in 0 1 2; do before[i]=$(ticks "${pids[i]}"); done
+for i in 0 1 2; do before[i]=$(cpu_ticks "${pids[i]}"); done
 sleep "$duration"
 printf '%-6s %10s %12s %16s\n' node "cpu %" "rss MiB" "rss KiB/replica"
 for i in 0 1 2; do
-	used=$(($(ticks "${pids[i]}") - before[i]))
+	used=$(($(cpu_ticks "${pids[i]}") - before[i]))
 	rss=$(rss_kib "${pids[i]}")
 	awk -v n=$((i + 1)) -v t="$used" -v hz="$hz" -v d="$duration" -v rss="$rss" -v s="$shards" \
 		'BEGIN { printf "%-6s %10.2f %12.1f %16.1f\n", n, 100 * t / hz / d, rss / 1024, rss / s }'

@@ -18,6 +18,8 @@ import sys
 import tempfile
 import time
 
+from ringkv_test import stop_process
+
 TIMEOUT = 5.0
 
 
@@ -101,12 +103,7 @@ def main():
         check(s.recv(100) == b"+PONG\r\n", "served again once clients left")
         s.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 10)
         shutil.rmtree(tmp, ignore_errors=True)
     print("conn_limit: %d failed" % failures)
     return 1 if failures else 0

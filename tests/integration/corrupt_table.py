@@ -26,12 +26,13 @@ Every process is stopped, every wait bounded.
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from ringkv_test import stop_process
 
 HOST = "127.0.14.1"
 PEER_PORT = 34101
@@ -79,15 +80,9 @@ class Node:
         return False
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        code = stop_process(self.proc, 30)
         self.log.close()
-        return self.proc.returncode
+        return code
 
 
 class Resp:

@@ -25,12 +25,13 @@ import os
 import random
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from ringkv_test import stop_process
 
 KEYS = 6000
 VALUE_LEN = 1000
@@ -91,15 +92,9 @@ class Node:
             return None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        code = stop_process(self.proc, 30)
         self.log.flush()
-        return self.proc.returncode
+        return code
 
     def stderr(self):
         self.log.flush()

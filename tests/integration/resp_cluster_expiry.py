@@ -27,17 +27,16 @@ three requests are forwarded to the shard's leader.
 
 usage: resp_cluster_expiry.py RINGKVD LIBRINGKV_SO
 """
-import ctypes
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp_strings import Conn  # noqa: E402
+from ringkv_test import Native, start_cluster_node  # noqa: E402
 
 HOSTS = ["127.0.17.31", "127.0.17.32", "127.0.17.33"]
 PEER, NATIVE, RESP = 37041, 37042, 37043
@@ -45,13 +44,7 @@ WAIT_S = 60  # a shared, slow machine: generous; correctness is not loosened
 
 
 def start_node(ringkvd, data, i):
-    ic = ",".join("%d=%s:%d" % (j + 1, h, PEER) for j, h in enumerate(HOSTS))
-    log = open(os.path.join(data, "n%d.log" % (i + 1)), "a")
-    return subprocess.Popen(
-        [ringkvd, "--node-id", str(i + 1), "--initial-cluster", ic, "--cores", "2",
-         "--listen", "%s:%d" % (HOSTS[i], NATIVE), "--resp-listen", "%s:%d" % (HOSTS[i], RESP),
-         "--data-dir", os.path.join(data, "n%d" % (i + 1))],
-        stdout=log, stderr=subprocess.STDOUT)
+    return start_cluster_node(ringkvd, data, HOSTS, i, (PEER, NATIVE, RESP))
 
 
 def connect_when_up(host, port):
@@ -91,46 +84,6 @@ def call_ok(conn, *args):
         if not got.startswith(b"-") or time.time() > deadline:
             return got
         time.sleep(0.2)
-
-
-class Native:
-    """Stale reads through libringkv: each node's own applied copy."""
-
-    def __init__(self, so):
-        self.lib = ctypes.CDLL(so)
-        self.libc = ctypes.CDLL(None)
-        self.lib.rkv_connect.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
-                                         ctypes.c_char_p, ctypes.c_size_t]
-        self.lib.rkv_get_stale.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
-                                           ctypes.POINTER(ctypes.c_void_p),
-                                           ctypes.POINTER(ctypes.c_size_t)]
-        self.lib.rkv_close.argtypes = [ctypes.c_void_p]
-        self.libc.free.argtypes = [ctypes.c_void_p]
-        self.clients = []
-        for h in HOSTS:
-            c = ctypes.c_void_p()
-            err = ctypes.create_string_buffer(256)
-            rv = self.lib.rkv_connect(("%s:%d" % (h, NATIVE)).encode(), ctypes.byref(c), err, 256)
-            if rv != 0:
-                raise RuntimeError("connect %s: %s" % (h, err.value))
-            self.clients.append(c)
-
-    def get_stale(self, node, key):
-        v = ctypes.c_void_p()
-        n = ctypes.c_size_t()
-        rv = self.lib.rkv_get_stale(self.clients[node], key, len(key), ctypes.byref(v),
-                                    ctypes.byref(n))
-        if rv == 1:
-            return None
-        if rv != 0:
-            raise RuntimeError("stale GET %r through node %d: status %d" % (key, node + 1, rv))
-        data = ctypes.string_at(v, n.value)
-        self.libc.free(v)
-        return data
-
-    def close(self):
-        for c in self.clients:
-            self.lib.rkv_close(c)
 
 
 def integer(reply):
@@ -178,7 +131,7 @@ def main():
         nodes = [connect_when_up(h, RESP) for h in HOSTS]
         for i, c in enumerate(nodes):
             check(call_ok(c, "SET", "ready:%d" % i, "1") == b"+OK\r\n", "node %d writable" % i)
-        native = Native(so)
+        native = Native(so, ["%s:%d" % (h, NATIVE) for h in HOSTS])
         short_ms = 4000
         t0 = time.time()
         check(nodes[0].call("SET", "short", "s", "PX", short_ms) == b"+OK\r\n", "SET PX")
@@ -313,7 +266,7 @@ def main():
                 got = expires(nodes[i])
             check(got == 2 or time.time() * 1000 >= later_at - 500,
                   "INFO expires= node %d after restart: %r" % (i + 1, got))
-        native = Native(so)
+        native = Native(so, ["%s:%d" % (h, NATIVE) for h in HOSTS])
         for i in range(3):
             check(stale_until(native, i, b"long", b"l") == b"l",
                   "node %d's own copy of 'long' after restart" % (i + 1))

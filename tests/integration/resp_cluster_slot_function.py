@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp_strings import Conn  # noqa: E402
+from ringkv_test import start_cluster_node  # noqa: E402
 
 HOSTS = ["127.0.17.21", "127.0.17.22", "127.0.17.23"]
 PEER, NATIVE, RESP = 37041, 37042, 37043
@@ -33,13 +34,8 @@ WAIT_S = 30
 
 
 def start_node(ringkvd, data, i, procs):
-    ic = ",".join("%d=%s:%d" % (j + 1, h, PEER) for j, h in enumerate(HOSTS))
-    log = open(os.path.join(data, "n%d.log" % (i + 1)), "a")
-    procs[i] = subprocess.Popen(
-        [ringkvd, "--node-id", str(i + 1), "--initial-cluster", ic, "--cores", "2",
-         "--listen", "%s:%d" % (HOSTS[i], NATIVE), "--resp-listen", "%s:%d" % (HOSTS[i], RESP),
-         "--data-dir", os.path.join(data, "n%d" % (i + 1)), "--log-level", "debug"],
-        stdout=log, stderr=subprocess.STDOUT)
+    procs[i] = start_cluster_node(ringkvd, data, HOSTS, i, (PEER, NATIVE, RESP),
+                                  extra=("--log-level", "debug"))
 
 
 def stop(procs):

@@ -20,7 +20,6 @@ every key they touched equals Redis's.
 
 usage: resp_cluster_strings.py RINGKVD LIBRINGKV_SO
 """
-import ctypes
 import os
 import shutil
 import signal
@@ -31,6 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from resp_strings import Conn  # noqa: E402
+from ringkv_test import Native, start_cluster_node  # noqa: E402
 
 HOSTS = ["127.0.17.11", "127.0.17.12", "127.0.17.13"]
 PEER, NATIVE, RESP = 37031, 37032, 37033
@@ -39,15 +39,8 @@ WAIT_S = 30
 
 
 def start(ringkvd, data):
-    procs = []
-    ic = ",".join("%d=%s:%d" % (i + 1, h, PEER) for i, h in enumerate(HOSTS))
-    for i, h in enumerate(HOSTS):
-        log = open(os.path.join(data, "n%d.log" % (i + 1)), "w")
-        procs.append(subprocess.Popen(
-            [ringkvd, "--node-id", str(i + 1), "--initial-cluster", ic, "--cores", "2",
-             "--listen", "%s:%d" % (h, NATIVE), "--resp-listen", "%s:%d" % (h, RESP),
-             "--data-dir", os.path.join(data, "n%d" % (i + 1))],
-            stdout=log, stderr=subprocess.STDOUT))
+    procs = [start_cluster_node(ringkvd, data, HOSTS, i, (PEER, NATIVE, RESP), log_mode="w")
+             for i in range(len(HOSTS))]
     procs.append(subprocess.Popen(
         ["redis-server", "--bind", REDIS[0], "--port", str(REDIS[1]), "--save", "",
          "--appendonly", "no", "--dir", data],
@@ -74,46 +67,6 @@ def wait_writable(conns):
             if time.time() > deadline:
                 raise RuntimeError("node %d: no write succeeded in %d s" % (i + 1, WAIT_S))
             time.sleep(0.2)
-
-
-class Native:
-    """Stale reads through libringkv (each node's own applied copy)."""
-
-    def __init__(self, so):
-        self.lib = ctypes.CDLL(so)
-        self.libc = ctypes.CDLL(None)
-        self.lib.rkv_connect.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
-                                         ctypes.c_char_p, ctypes.c_size_t]
-        self.lib.rkv_get_stale.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
-                                           ctypes.POINTER(ctypes.c_void_p),
-                                           ctypes.POINTER(ctypes.c_size_t)]
-        self.lib.rkv_close.argtypes = [ctypes.c_void_p]
-        self.libc.free.argtypes = [ctypes.c_void_p]
-        self.clients = []
-        for h in HOSTS:
-            c = ctypes.c_void_p()
-            err = ctypes.create_string_buffer(256)
-            rv = self.lib.rkv_connect(("%s:%d" % (h, NATIVE)).encode(), ctypes.byref(c), err, 256)
-            if rv != 0:
-                raise RuntimeError("connect %s: %s" % (h, err.value))
-            self.clients.append(c)
-
-    def get_stale(self, node, key):
-        v = ctypes.c_void_p()
-        n = ctypes.c_size_t()
-        rv = self.lib.rkv_get_stale(self.clients[node], key, len(key), ctypes.byref(v),
-                                    ctypes.byref(n))
-        if rv == 1:
-            return None
-        if rv != 0:
-            raise RuntimeError("stale GET %r through node %d: status %d" % (key, node + 1, rv))
-        data = ctypes.string_at(v, n.value)
-        self.libc.free(v)
-        return data
-
-    def close(self):
-        for c in self.clients:
-            self.lib.rkv_close(c)
 
 
 def value_of(reply):
@@ -207,7 +160,7 @@ def main():
                                     (cmd, nodes.index(node) + 1, got, want))
         failures += multi_key(nodes, redis)
         keys += MULTI_KEYS + ["{u1}.new", "{u1}.copy"]
-        native = Native(so)
+        native = Native(so, ["%s:%d" % (h, NATIVE) for h in HOSTS])
         want = {k: value_of(redis.call("GET", k)) for k in keys}
         # Followers may apply a little after their leader answered: polled,
         # within one bound for the whole check.

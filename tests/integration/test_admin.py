@@ -27,6 +27,8 @@ import time
 import urllib.error
 import urllib.request
 
+from ringkv_test import admin_exchange
+
 try:
     from prometheus_client.parser import text_string_to_metric_families
 except ImportError:
@@ -147,20 +149,8 @@ def start(ringkvd, args, work):
 def raw(base, data, wait_reply=True):
     """Sends raw bytes to the admin port; returns what came back."""
     host, port = base[len("http://"):].split(":")
-    s = socket.create_connection((host, int(port)), timeout=TIMEOUT)
-    s.sendall(data)
-    reply = b""
-    if wait_reply:
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
-        except (ConnectionResetError, socket.timeout):
-            pass
-    s.close()
-    return reply
+    return admin_exchange(host, int(port), data, TIMEOUT, wait_reply=wait_reply,
+                          ignore=(ConnectionResetError, socket.timeout))
 
 
 def main():

@@ -70,17 +70,10 @@ static void write_keys(unsigned count, const char *when)
 		unsigned k = next_key++;
 		char key[32], value[700];
 		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-		long deadline = harness_now_ms() + 10000;
-		int rv = -1;
+		int rv;
 
 		CHECK(k < MAX_KEYS, "past %u keys", MAX_KEYS);
-		while (rv != 1 && harness_now_ms() < deadline) {
-			rv = cluster_keys_put_once(&cluster, key, kl, value, vl, k % NODES);
-			if (rv == 0) /* unknown: neither acknowledged nor refused */
-				break;
-			if (rv != 1)
-				harness_sleep_ms(20);
-		}
+		rv = cluster_keys_put(&cluster, key, kl, value, vl, k % NODES, 10000);
 		acked[k] = rv == 1;
 		CHECK(rv != -1, "%s: key %u not acknowledged within 10 s", when, k);
 	}
@@ -115,17 +108,10 @@ static void write_through(unsigned i)
  * no replica. */
 static void role_of(unsigned i, char *role, size_t len)
 {
-	struct rkv_client *c = cluster_client(&cluster, i);
-	struct rkv_cluster_status *st;
+	char roles[1][16];
 
-	role[0] = '\0';
-	CHECK(c != NULL, "node %u does not answer", i + 1);
-	CHECK(rkv_cluster_status(c, &st) == 0, "node %u: cluster status: %s", i + 1,
-	      rkv_last_error(c));
-	for (size_t r = 0; r < st->replica_count; r++)
-		if (st->replicas[r].shard == 0)
-			snprintf(role, len, "%s", st->replicas[r].role);
-	rkv_cluster_status_free(st);
+	cluster_node_replicas(&cluster, i, 1, roles, NULL);
+	snprintf(role, len, "%s", roles[0]);
 }
 
 /* Flips 16 bytes of the first record of node i's newest core log segment
@@ -219,13 +205,8 @@ static void no_stale_read(unsigned i)
  * reads), each within READ_LIMIT_MS. */
 static void own_replica_has_all(unsigned i)
 {
-	for (unsigned k = 0; k < next_key; k++) {
-		char key[32], value[VALUE_MAX];
-		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-
-		if (acked[k])
-			cluster_keys_check_own(&cluster, i, key, kl, value, vl, k, READ_LIMIT_MS);
-	}
+	cluster_keys_check_acked_own(&cluster, i, acked, next_key, key_of, value_of,
+				     READ_LIMIT_MS);
 }
 
 /* Writes go on until node i's replica is no longer amnesiac. */
@@ -309,13 +290,7 @@ int main(int argc, char **argv)
 	write_keys(50, "rejoined again");
 
 	/* 4. Every acknowledged key, everywhere. */
-	for (unsigned k = 0; k < next_key; k++) {
-		char key[32], value[700];
-		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-
-		if (acked[k])
-			cluster_keys_check(&cluster, key, kl, value, vl, k, READ_LIMIT_MS);
-	}
+	cluster_keys_check_acked(&cluster, acked, next_key, key_of, value_of, READ_LIMIT_MS);
 	own_replica_has_all(victim);
 	cluster_stop(&cluster, victim, 10000);
 	cluster_start(&cluster, victim);

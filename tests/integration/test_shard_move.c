@@ -41,6 +41,7 @@
 #include "tools/libringkv.h"
 
 #define NODES 4
+#define SHARDS 4
 #define MAX_KEYS 20000           /* where the timed write loops stop */
 #define KEY_SLOTS (MAX_KEYS + 1000) /* room for the fixed batches after them */
 #define MOVE_LIMIT_MS 60000
@@ -70,32 +71,18 @@ static uint32_t shard_of(unsigned k)
 	return rkv_cluster_map_shard(map, key, kl)->id;
 }
 
-/* One attempt through node `first`, then the others (cluster_keys.h). */
-static int put_once(unsigned k, unsigned first)
+/* Key k written through node `first`, then the others, retried within
+ * limit_ms (cluster_keys.h): whether it was acknowledged (then acked[k]). */
+static bool put_retry(unsigned k, unsigned first, long limit_ms)
 {
 	char key[32], value[1200];
 	size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
 
-	return cluster_keys_put_once(&cluster, key, kl, value, vl, first);
-}
-
-static bool put_retry(unsigned k, unsigned first, long limit_ms)
-{
-	long deadline = harness_now_ms() + limit_ms;
-
 	CHECK(k < KEY_SLOTS, "key %u: past the test's %u key slots", k, KEY_SLOTS);
-	while (harness_now_ms() < deadline) {
-		int rv = put_once(k, first);
-
-		if (rv == 1) {
-			acked[k] = true;
-			return true;
-		}
-		if (rv == 0)
-			return false;
-		usleep(20000);
-	}
-	return false;
+	if (cluster_keys_put(&cluster, key, kl, value, vl, first, limit_ms) != 1)
+		return false;
+	acked[k] = true;
+	return true;
 }
 
 static void check_key(unsigned k)
@@ -112,23 +99,17 @@ static int run_cli(const char *ringkv, const char *const *args, char *out, size_
 	return run_capture_echo(ringkv, args, out, len);
 }
 
-/* Node i's own view of shard s: its replica's core, or -1 if it holds none. */
+/* Node i's own view of shard s: its replica's core, or -1 if it holds none
+ * (then role is ""). */
 static int held_core(unsigned i, uint32_t s, char *role, size_t rlen)
 {
-	struct rkv_client *c = cluster_client(&cluster, i);
-	struct rkv_cluster_status *st;
-	int core = -1;
+	char roles[SHARDS][16];
+	int cores[SHARDS];
 
-	CHECK(c != NULL, "node %u does not answer", i + 1);
-	CHECK(rkv_cluster_status(c, &st) == 0, "node %u: cluster status: %s", i + 1,
-	      rkv_last_error(c));
-	for (size_t r = 0; r < st->replica_count; r++)
-		if (st->replicas[r].shard == s) {
-			core = (int)st->replicas[r].core;
-			snprintf(role, rlen, "%s", st->replicas[r].role);
-		}
-	rkv_cluster_status_free(st);
-	return core;
+	CHECK(s < SHARDS, "shard %u of %u", s, SHARDS);
+	cluster_node_replicas(&cluster, i, SHARDS, roles, cores);
+	snprintf(role, rlen, "%s", roles[s]);
+	return cores[s];
 }
 
 static bool path_exists(const char *dir, const char *name)
@@ -629,9 +610,7 @@ int main(int argc, char **argv)
 		next = k;
 		CHECK(done == 20, "shard 0 took %u writes with node 3 down", done);
 	}
-	for (unsigned k = 0; k < next; k++)
-		if (acked[k])
-			check_key(k);
+	cluster_keys_check_acked(&cluster, acked, next, key_of, value_of, READ_LIMIT_MS);
 	printf("after the restarts: %u writes acknowledged, every one reads back\n", ok);
 
 	/* node drain: node 3 back; node 1 (shards 2 and 3, founding) is
@@ -678,9 +657,7 @@ int main(int argc, char **argv)
 			rkv_cluster_map_free(m);
 		}
 	}
-	for (unsigned k = 0; k < next; k++)
-		if (acked[k])
-			check_key(k);
+	cluster_keys_check_acked(&cluster, acked, next, key_of, value_of, READ_LIMIT_MS);
 	printf("after the drain: %u writes acknowledged, every one reads back\n", ok);
 	/* Node 1 down: nodes 3 and 4 hold every shard of node 2: refused. */
 	cluster_stop(&cluster, 0, 15000);

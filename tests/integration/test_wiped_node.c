@@ -71,19 +71,12 @@ static void write_keys(unsigned count, unsigned mask, const char *when)
 		unsigned k = next_key++;
 		char key[32], value[300];
 		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-		long deadline = harness_now_ms() + 10000;
-		int rv = -1;
+		int rv;
 
 		CHECK(k < MAX_KEYS, "past %u keys", MAX_KEYS);
 		while (!(mask & 1u << via))
 			via = (via + 1) % NODES;
-		while (rv != 1 && harness_now_ms() < deadline) {
-			rv = cluster_keys_put_once(&cluster, key, kl, value, vl, via);
-			if (rv == 0) /* unknown: neither acknowledged nor refused */
-				break;
-			if (rv != 1)
-				harness_sleep_ms(20);
-		}
+		rv = cluster_keys_put(&cluster, key, kl, value, vl, via, 10000);
 		acked[k] = rv == 1;
 		CHECK(rv != -1, "%s: key %u not acknowledged within 10 s", when, k);
 		via = (via + 1) % NODES;
@@ -94,18 +87,7 @@ static void write_keys(unsigned count, unsigned mask, const char *when)
  * holds no replica of it). */
 static void roles_of(unsigned i, char role[SHARDS][16])
 {
-	struct rkv_client *c = cluster_client(&cluster, i);
-	struct rkv_cluster_status *st;
-
-	for (unsigned s = 0; s < SHARDS; s++)
-		role[s][0] = '\0';
-	CHECK(c != NULL, "node %u does not answer", i + 1);
-	CHECK(rkv_cluster_status(c, &st) == 0, "node %u: cluster status: %s", i + 1,
-	      rkv_last_error(c));
-	for (size_t r = 0; r < st->replica_count; r++)
-		if (st->replicas[r].shard < SHARDS)
-			snprintf(role[st->replicas[r].shard], 16, "%s", st->replicas[r].role);
-	rkv_cluster_status_free(st);
+	cluster_node_replicas(&cluster, i, SHARDS, role, NULL);
 }
 
 static unsigned log_count(unsigned i, const char *what)
@@ -160,13 +142,8 @@ static void await_rejoin(unsigned i, const char *rejoined, unsigned before, cons
  * reads), each within READ_LIMIT_MS. */
 static void own_replicas_have_all(unsigned i)
 {
-	for (unsigned k = 0; k < next_key; k++) {
-		char key[32], value[VALUE_MAX];
-		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-
-		if (acked[k])
-			cluster_keys_check_own(&cluster, i, key, kl, value, vl, k, READ_LIMIT_MS);
-	}
+	cluster_keys_check_acked_own(&cluster, i, acked, next_key, key_of, value_of,
+				     READ_LIMIT_MS);
 }
 
 int main(int argc, char **argv)
@@ -242,13 +219,7 @@ int main(int argc, char **argv)
 
 	/* C. Every acknowledged key, everywhere; a plain restart. */
 	write_keys(50, 7, "rejoined again");
-	for (unsigned k = 0; k < next_key; k++) {
-		char key[32], value[300];
-		size_t kl = key_of(key, sizeof key, k), vl = value_of(value, sizeof value, k);
-
-		if (acked[k])
-			cluster_keys_check(&cluster, key, kl, value, vl, k, READ_LIMIT_MS);
-	}
+	cluster_keys_check_acked(&cluster, acked, next_key, key_of, value_of, READ_LIMIT_MS);
 	own_replicas_have_all(VICTIM);
 	cluster_stop(&cluster, VICTIM, 10000);
 	before = log_count(VICTIM, "asks 2 other members");

@@ -39,6 +39,8 @@ import sys
 import tempfile
 import time
 
+from ringkv_test import admin_exchange, stop_process
+
 TIMEOUT = 5.0
 HOST = "127.0.19.1"
 OTHER_HOST = "127.0.19.2"
@@ -100,14 +102,7 @@ class Server:
         return self.err.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, 15)
 
 
 def refused_at_start(ringkvd, args, work, want, what):
@@ -176,22 +171,9 @@ def client_hello(ctx):
 def admin_get(port, path, ctx=None):
     """One HTTP/1.1 GET to the admin port, over TLS when `ctx` is given:
     the whole answer as bytes (the server closes after it)."""
-    sock = socket.create_connection((ADMIN_HOST, port), timeout=TIMEOUT)
-    if ctx:
-        sock = ctx.wrap_socket(sock, server_hostname="localhost")
-    got = b""
-    try:
-        sock.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path.encode())
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            got += chunk
-    except (OSError, ssl.SSLError):
-        pass
-    finally:
-        sock.close()
-    return got
+    return admin_exchange(ADMIN_HOST, port,
+                          b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path.encode(),
+                          TIMEOUT, ctx)
 
 
 def wait_log(srv, text, count, seconds=10):

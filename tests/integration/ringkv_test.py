@@ -1,0 +1,125 @@
+"""Helpers the Python integration tests share (tests/integration/*.py import
+it from their own folder, which Python puts first on sys.path):
+
+- read_until_closed, admin_exchange: raw bytes to and from the admin port,
+  plain or over TLS (test_admin.py, tls.py);
+- stop_process: SIGTERM, then SIGKILL after a bound;
+- start_cluster_node: one ringkvd of a static cluster with a RESP port
+  (the resp_cluster_*.py tests);
+- Native: stale reads through libringkv (ctypes), each node's own applied
+  copy of a key.
+
+Nothing here prints or counts failures: each test keeps its own checks.
+"""
+import ctypes
+import os
+import signal
+import socket
+import ssl
+import subprocess
+
+
+def read_until_closed(sock, ignore=(OSError,)):
+    """What `sock` receives until the peer closes it; an error of a class in
+    `ignore` ends the reading early (what came before it is kept)."""
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except ignore:
+        pass
+    return got
+
+
+def admin_exchange(host, port, data, timeout, ctx=None, wait_reply=True,
+                   ignore=(OSError, ssl.SSLError)):
+    """Sends `data` to the admin port at host:port, over TLS when `ctx` is
+    given (a certificate the context refuses raises
+    ssl.SSLCertVerificationError), and returns what came back until the
+    server closed (b"" without `wait_reply`). An error of a class in
+    `ignore` while sending gives b"", while reading what came before it."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    if ctx:
+        sock = ctx.wrap_socket(sock, server_hostname="localhost")
+    try:
+        sock.sendall(data)
+        return read_until_closed(sock, ignore) if wait_reply else b""
+    except ignore:
+        return b""
+    finally:
+        sock.close()
+
+
+def stop_process(proc, timeout, sig=signal.SIGTERM):
+    """Stops `proc` if it runs: `sig`, then SIGKILL if it has not exited
+    within `timeout` seconds. Returns its exit status (negative: the
+    signal that ended it)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
+def start_cluster_node(ringkvd, data, hosts, i, ports, extra=(), log_mode="a"):
+    """Node i + 1 of the static cluster `hosts` (one address a node; ports:
+    (peer, native, resp), the same on every node), two cores, its data dir
+    data/n<i+1> and its output in data/n<i+1>.log (opened with
+    `log_mode`). Returns the process."""
+    peer, native, resp = ports
+    ic = ",".join("%d=%s:%d" % (j + 1, h, peer) for j, h in enumerate(hosts))
+    log = open(os.path.join(data, "n%d.log" % (i + 1)), log_mode)
+    return subprocess.Popen(
+        [ringkvd, "--node-id", str(i + 1), "--initial-cluster", ic, "--cores", "2",
+         "--listen", "%s:%d" % (hosts[i], native), "--resp-listen", "%s:%d" % (hosts[i], resp),
+         "--data-dir", os.path.join(data, "n%d" % (i + 1))] + list(extra),
+        stdout=log, stderr=subprocess.STDOUT)
+
+
+class Native:
+    """Stale reads through libringkv (the shared object at `so`): each
+    node's own applied copy, one client a node of `addrs` ("host:port" of
+    its native port)."""
+
+    def __init__(self, so, addrs):
+        self.lib = ctypes.CDLL(so)
+        self.libc = ctypes.CDLL(None)
+        self.lib.rkv_connect.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                         ctypes.c_char_p, ctypes.c_size_t]
+        self.lib.rkv_get_stale.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                           ctypes.POINTER(ctypes.c_void_p),
+                                           ctypes.POINTER(ctypes.c_size_t)]
+        self.lib.rkv_close.argtypes = [ctypes.c_void_p]
+        self.libc.free.argtypes = [ctypes.c_void_p]
+        self.clients = []
+        for addr in addrs:
+            c = ctypes.c_void_p()
+            err = ctypes.create_string_buffer(256)
+            rv = self.lib.rkv_connect(addr.encode(), ctypes.byref(c), err, 256)
+            if rv != 0:
+                raise RuntimeError("connect %s: %s" % (addr.split(":")[0], err.value))
+            self.clients.append(c)
+
+    def get_stale(self, node, key):
+        """Node `node`'s (0-based) copy of `key`, None if it has none."""
+        v = ctypes.c_void_p()
+        n = ctypes.c_size_t()
+        rv = self.lib.rkv_get_stale(self.clients[node], key, len(key), ctypes.byref(v),
+                                    ctypes.byref(n))
+        if rv == 1:
+            return None
+        if rv != 0:
+            raise RuntimeError("stale GET %r through node %d: status %d" % (key, node + 1, rv))
+        data = ctypes.string_at(v, n.value)
+        self.libc.free(v)
+        return data
+
+    def close(self):
+        for c in self.clients:
+            self.lib.rkv_close(c)

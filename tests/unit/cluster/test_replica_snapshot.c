@@ -1,0 +1,277 @@
+/*
+ * Snapshots between replicas (cluster/snapshot_*.c, shard/shard_install.c)
+ * on the nodes of replica_fixture.h: a node killed or stopped between a
+ * snapshot install's steps restarts and catches up (the install's
+ * INSTALLED record completes the log reset); a lost snapshot chunk makes
+ * the follower ask the leader to start over at once.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "replica_fixture.h"
+
+extern char **environ;
+
+/*
+ * A wiped node killed after a snapshot install and before its LOG_RESET was
+ * durable holds tables at the leader's flushed index F while its core log
+ * still has the group at index 0 (and its joining marker). That is a state
+ * a crash makes, not damage: it restarts joining and catches up (it used
+ * to be refused as a log cut below F). Made on disk here: node 3 wiped and
+ * started alone (marker, empty group), then node 1's shard copied in.
+ */
+static void test_restart_between_install_and_log_reset(void **state)
+{
+	char cmd[1200];
+	uint64_t leader, digest;
+	unsigned next = 0;
+
+	(void)state;
+	leader = three_nodes_written(8, &next);
+	refresh(&nodes[1]);
+	digest = nodes[1].status[0].digest;
+	for (unsigned id = 1; id <= 3; id++)
+		node_stop(id);
+	rm_rf(nodes[3].dir);
+	node_start(3, 3); /* alone: the marker and an empty group, no leader */
+	sleep_ms(100);
+	node_stop(3);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s/shard-0' && cp -a '%s/shard-0' '%s/shard-0' && "
+		 "test -e '%s/shard-0.joining'", nodes[3].dir, nodes[1].dir, nodes[3].dir,
+		 nodes[3].dir);
+	assert_int_equal(system(cmd), 0);
+	for (unsigned id = 1; id <= 3; id++)
+		node_start(id, 3); /* node 3 used to be refused here */
+	leader = wait_leader(3, 0, 8000);
+	assert_true(leader != 0);
+	assert_true(converged(3, 0, 8000));
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].digest, digest);
+	write_ok(leader, 0, next, 64);
+	assert_true(converged(3, 0, 8000));
+	three_nodes_done();
+}
+
+/* The child's install hook: a kill -9 once the exchange is durable and
+ * before the shard is reported installed (so before Raft's LOG_RESET). */
+static bool kill_after_exchange(void *arg, enum shard_install_step step)
+{
+	(void)arg;
+	if (step == INSTALL_BUILD)
+		kill(getpid(), SIGKILL);
+	return true;
+}
+
+/*
+ * Node 3 stopped, then `rounds` x 64 writes through the other two: far past
+ * node 3 (and snapshot_lag), so the leader compacts past it and node 3
+ * needs a snapshot when it comes back. Returns the leader.
+ */
+static uint64_t write_past_node3(unsigned rounds, unsigned *next)
+{
+	uint64_t leader;
+
+	node_stop(3);
+	leader = wait_leader(2, 0, 5000);
+	assert_true(leader == 1 || leader == 2);
+	for (unsigned round = 0; round < rounds; round++) {
+		write_ok(leader, 0, *next, 64);
+		*next += 64;
+	}
+	refresh(&nodes[leader]);
+	assert_true(nodes[leader].status[0].st.snapshot_index > 0);
+	return leader;
+}
+
+/*
+ * Node 3 of the cluster three_nodes_written made, in a process of its own
+ * whose install hook kills it right after a snapshot's exchange: this very
+ * executable again, with "--node3" (node3_child). posix_spawn execs it at
+ * once, so the child runs none of this multithreaded process's code after
+ * the fork (a forked copy could hang on a lock another thread held at the
+ * fork), and with none of its descriptors but 0-2 (rings, sockets). It
+ * gets what it needs to join the others: this process's pid (their
+ * addresses and data dirs), the three peer ports and the settings
+ * node_start reads that the test changed.
+ */
+static pid_t node3_spawn(void)
+{
+	char self[512], parent[16], ports[3][8], memtable[24], lag[24];
+	char *argv[] = { self, "--node3", parent, ports[0], ports[1], ports[2], memtable, lag,
+			 NULL };
+	ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+	posix_spawn_file_actions_t only_stdio;
+	pid_t pid;
+	int rv;
+
+	assert_true(len > 0 && (size_t)len < sizeof self - 1);
+	self[len] = '\0';
+	snprintf(parent, sizeof parent, "%d", (int)getpid());
+	for (unsigned id = 1; id <= 3; id++)
+		snprintf(ports[id - 1], sizeof ports[0], "%u", nodes[id].port);
+	snprintf(memtable, sizeof memtable, "%llu", (unsigned long long)memtable_size);
+	snprintf(lag, sizeof lag, "%llu", (unsigned long long)snapshot_lag);
+	assert_int_equal(posix_spawn_file_actions_init(&only_stdio), 0);
+	assert_int_equal(posix_spawn_file_actions_addclosefrom_np(&only_stdio, 3), 0);
+	rv = posix_spawn(&pid, self, &only_stdio, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&only_stdio);
+	assert_int_equal(rv, 0);
+	return pid;
+}
+
+/* The child of node3_spawn (args: parent pid, the ports of nodes 1-3, the
+ * memtable size, the snapshot lag): node 3 alone in this process until its
+ * install hook kills it. Exits 2 if never installed within 20 s (and
+ * SIGALRM ends it at 30 s whatever happens), 3 if it could not start. */
+static int node3_child(char **args)
+{
+	int parent = atoi(args[0]);
+
+	alarm(30);
+	if (replica_fixture_setup_as((unsigned)parent, parent) != 0)
+		return 3;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr_known(id, CORES, (uint16_t)atoi(args[id]));
+	make_map(3, 1, 3);
+	memtable_size = strtoull(args[4], NULL, 10);
+	snapshot_lag = strtoull(args[5], NULL, 10);
+	install_hook = kill_after_exchange;
+	node_start(3, 3);
+	sleep_ms(20000);
+	return 2; /* never installed */
+}
+
+/*
+ * A LAGGING replica with a log (no joining marker) killed -9 between a
+ * snapshot install's exchange and its core log's LOG_RESET: its shard's
+ * flushed index F is the snapshot's, above every entry its log holds for
+ * the group. It used to be refused at restart as a log cut below F; the
+ * install's INSTALLED record (in the exchanged dir) now lets the restart
+ * complete the reset. Node 3 runs in a process of its own (node3_spawn)
+ * whose install hook kills it right after the exchange was made durable.
+ */
+static void test_kill_between_exchange_and_log_reset(void **state)
+{
+	char shard_dir[400];
+	uint64_t leader, digest;
+	unsigned next = 0;
+	int status = 0;
+	pid_t pid, done = 0;
+
+	(void)state;
+	snapshot_lag = 32;
+	three_nodes_written(2, &next);
+	leader = write_past_node3(10, &next);
+	snprintf(shard_dir, sizeof shard_dir, "%s/shard-0", nodes[3].dir);
+	assert_false(path_exists(nodes[3].dir, "shard-0.joining"));
+	pid = node3_spawn();
+	for (unsigned t = 0; t < 3000 && (done = waitpid(pid, &status, WNOHANG)) == 0; t++)
+		sleep_ms(10);
+	if (done != pid) { /* still running after 30 s: stopped, and the test fails */
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	assert_int_equal(done, pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+	/* Killed with the new tables and their record in place. */
+	assert_true(path_exists(shard_dir, "INSTALLED"));
+	assert_false(path_exists(nodes[3].dir, "shard-0.joining"));
+	refresh(&nodes[leader]);
+	digest = nodes[leader].status[0].digest;
+	node_start(3, 3); /* refused before the INSTALLED record */
+	assert_true(converged(3, 0, 8000));
+	refresh(&nodes[3]);
+	assert_int_equal(nodes[3].status[0].digest, digest);
+	write_ok(wait_leader(3, 0, 5000), 0, next, 64);
+	assert_true(converged(3, 0, 8000));
+	/* The reset is durable: the record went. */
+	for (unsigned t = 0; t < 300 && path_exists(shard_dir, "INSTALLED"); t++)
+		sleep_ms(10);
+	assert_false(path_exists(shard_dir, "INSTALLED"));
+	/* And a clean restart finds everything again. */
+	node_stop(3);
+	node_start(3, 3);
+	assert_true(converged(3, 0, 8000));
+	three_nodes_done();
+	snapshot_lag = 0;
+}
+
+/*
+ * A snapshot chunk lost on the way (the transport drops the oldest bulk
+ * frames past its bound; a connection breaks) used to cost the stream the
+ * leader's 5 s timeout before it started over. The follower now sees the
+ * gap by the chunks' numbers (a whole small table's chunk lost leaves the
+ * offsets contiguous) and asks the leader to start over at once.
+ */
+static void test_lost_snapshot_chunk(void **state)
+{
+	/* The first chunk (what follows is a tail with no stream), the last
+	 * (nothing follows: Raft's SNAPSHOT message, behind it on the same
+	 * queue, tells), and none: a whole stream is left alone. */
+	static const enum lose lose[] = { LOSE_FIRST, LOSE_LAST, LOSE_NONE };
+	uint64_t leader, t0, ms, restarted;
+	unsigned next = 0;
+
+	(void)state;
+	snapshot_lag = 32;
+	three_nodes_written(2, &next);
+	for (unsigned k = 0; k < sizeof lose / sizeof lose[0]; k++) {
+		leader = write_past_node3(4, &next); /* three times within writes[] */
+		restarted = nodes[leader].status[0].st.snap_restarted;
+		atomic_store(&lose_chunk, lose[k]);
+		t0 = mono_us();
+		node_start(3, 3);
+		assert_true(converged(3, 0, 8000));
+		ms = (mono_us() - t0) / 1000;
+		refresh(&nodes[leader]);
+		refresh(&nodes[3]);
+		restarted = nodes[leader].status[0].st.snap_restarted - restarted;
+		fprintf(stderr, "chunk lost: %s; node 3 caught up after %llu ms (the leader "
+			"restarted %llu streams, node 3 asked %llu times)\n",
+			lose[k] == LOSE_FIRST ? "the first" : lose[k] == LOSE_LAST ? "the last" :
+			"none", (unsigned long long)ms, (unsigned long long)restarted,
+			(unsigned long long)nodes[3].status[0].st.snap_nacked);
+		assert_int_equal(atomic_load(&lose_chunk), LOSE_NONE); /* it was lost */
+		assert_true(nodes[3].status[0].st.snap_installed >= 1);
+		assert_int_equal(nodes[3].status[0].digest, nodes[leader].status[0].digest);
+		if (lose[k] == LOSE_NONE) {
+			/* A stream that lost nothing is neither asked for nor
+			 * sent again (the disk may still be behind it when
+			 * Raft's message arrives). */
+			assert_int_equal(nodes[3].status[0].st.snap_nacked, 0);
+			assert_int_equal(restarted, 0);
+			continue;
+		}
+		assert_true(nodes[3].status[0].st.snap_nacked >= 1);
+		assert_true(restarted >= 1);
+		/* Well inside the 5 s the leader's timeout took. */
+		assert_true(ms < 4500);
+	}
+	three_nodes_done();
+	snapshot_lag = 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_restart_between_install_and_log_reset),
+		cmocka_unit_test(test_kill_between_exchange_and_log_reset),
+		cmocka_unit_test(test_lost_snapshot_chunk),
+	};
+
+	if (argc == 8 && strcmp(argv[1], "--node3") == 0)
+		return node3_child(argv + 2);
+	return replica_fixture_run(tests, sizeof tests / sizeof tests[0]);
+}
