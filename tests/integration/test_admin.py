@@ -104,6 +104,15 @@ def total(samples, name, **labels):
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
 
 
+def verdict(what):
+    """A test script's exit code: 1 with the number of failed checks, else 0."""
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("all %s checks passed" % what)
+    return 0
+
+
 def stop_all(procs, logs):
     """Stops every process of procs (SIGTERM, then SIGKILL after 20 s);
     when a check failed, prints the tail of each {name: path} log."""
