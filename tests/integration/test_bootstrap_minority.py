@@ -23,10 +23,13 @@ not started at first.
   the flag given again on its old dir: a warning to remove it) are up: the
   answers show a history, so each replica comes back as incarnation 2 all
   the same; it never takes part as a new member.
+- E. Five members, node 2 never up, nodes 1, 4, 5 bootstrap, node 3
+  default: node 3 first hears "asking" from the others, which settle
+  later; it learns their later answers and settles (see five_members).
 
 usage: test_bootstrap_minority.py RINGKVD
 
-Nodes on 127.0.62.1-3, ports 62000-62899 (the pid picks four of them),
+Nodes on 127.0.62.1-5, ports 62000-62899 (the pid picks four of them),
 one core each. Exits 0 when every check passes, 1 otherwise, 77 when
 prometheus_client is missing. Every process it starts, it stops.
 """
@@ -42,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_admin as adm  # noqa: E402  (re-executes under /usr/bin/python3 if needed)
 
 SHARDS = 4
-NODES = {1: "127.0.62.1", 2: "127.0.62.2", 3: "127.0.62.3"}
+NODES = {n: "127.0.62.%d" % n for n in range(1, 6)}  # 4 and 5: phase E only
 BASE = 62000 + (os.getpid() % 225) * 4
 PEER_PORT, CLIENT_PORT, ADMIN_PORT, RESP_PORT = BASE, BASE + 1, BASE + 2, BASE + 3
 START_BOUND = 20    # s: a started node answers its admin port, replicas settle
@@ -50,15 +53,16 @@ REJOIN_BOUND = 60   # s: a node's replicas rejoin as a new incarnation (loaded m
 HOLD = 4            # s: how long phase A watches that nothing is elected
 
 
-def node_args(ringkvd, work, nid, extra=()):
-    cluster = ",".join("%d=%s:%d" % (i, a, PEER_PORT) for i, a in sorted(NODES.items()))
+def node_args(ringkvd, work, nid, members, extra=()):
+    cluster = ",".join("%d=%s:%d" % (i, NODES[i], PEER_PORT) for i in members)
     host = NODES[nid]
     return [ringkvd, "--node-id", str(nid), "--initial-cluster", cluster,
             "--listen", "%s:%d" % (host, CLIENT_PORT),
             "--admin-listen", "%s:%d" % (host, ADMIN_PORT),
             "--resp-listen", "%s:%d" % (host, RESP_PORT),
             "--data-dir", os.path.join(work, "n%d" % nid), "--cores", "1",
-            "--shards", str(SHARDS), "--replicas", "3", "--election-timeout", "300ms",
+            "--shards", str(SHARDS), "--replicas", str(len(members)),
+            "--election-timeout", "300ms",
             "--log-level", "info"] + list(extra)
 
 
@@ -68,7 +72,7 @@ class Nodes:
         self.current = {}  # nid: (process, log) of the running ones
         self.starts = 0
 
-    def start(self, nid, data, extra=()):
+    def start(self, nid, data, extra=(), members=(1, 2, 3)):
         """Starts node nid on data dir work/<data>/n<nid>; its stderr goes
         to a log of its own per start (returned)."""
         self.starts += 1
@@ -76,7 +80,7 @@ class Nodes:
         out = open(os.path.join(self.work, "n%d-%d.out" % (nid, self.starts)), "w")
         self.logs["node %d (start %d)" % (nid, self.starts)] = log
         self.procs[(nid, self.starts)] = subprocess.Popen(
-            node_args(self.ringkvd, os.path.join(self.work, data), nid, extra),
+            node_args(self.ringkvd, os.path.join(self.work, data), nid, members, extra),
             stdout=out, stderr=open(log, "w"))
         self.current[nid] = (self.procs[(nid, self.starts)], log)
         return log
@@ -215,8 +219,51 @@ def run(ringkvd, work):
         adm.check(lines_with(log3, "it is a new group's member") == 0,
                   "D: no replica of wiped node 3 settled as a new group's member")
         print("D: wiped node 3 given bootstrap still rejoined as incarnation 2", flush=True)
+        for n in list(nodes.current):
+            nodes.stop(n)
+        five_members(nodes)
     finally:
         nodes.stop_all()
+
+
+def five_members(nodes):
+    """E. R = 5, node 2 never up. Node 3 (default flags) starts with node
+    1 (bootstrap): each hears the other asking, and 1, with one answer, is
+    not a majority yet, so it answers 'asking'. Nodes 4 and 5 (bootstrap)
+    come: 1, 4 and 5 settle. Node 3 needs three settled answers of four; it
+    holds 'asking' from 1, 4 and 5, which they no longer are: it must learn
+    their new answers (told when they settle, or asked again) and let them
+    replace the old ones, or it waits for node 2 for ever (the review's
+    finding). Then every shard has a leader with node 2 down."""
+    five = (1, 2, 3, 4, 5)
+    boot = ["--initial-cluster-state", "bootstrap"]
+    log3 = nodes.start(3, "e", members=five)
+    nodes.start(1, "e", boot, members=five)
+    for n in (1, 3):
+        wait_for("E: node %d's replicas all asking" % n, START_BOUND,
+                 lambda: gauge(n, "ringkv_raft_asking_replicas") == SHARDS)
+    time.sleep(1)
+    adm.check(gauge(3, "ringkv_raft_asking_replicas") == SHARDS,
+              "E: node 3 decides nothing with nodes 1 and 3 up")
+    for n in (4, 5):
+        nodes.start(n, "e", boot, members=five)
+    # Each replica of node 3 settles as a new group's member, or, when a
+    # member settled before it saw node 3's dir asking (so it does not
+    # vouch for it) and answered after its first election, rejoins as
+    # incarnation 1: safe either way; what must not happen is waiting.
+    settled = lambda: (lines_with(log3, "it is a new group's member") +
+                       lines_with(log3, "rejoined its group as incarnation 1 "))
+    wait_for("E: node 3's replicas settle (new members, or rejoined)", REJOIN_BOUND,
+             lambda: settled() >= SHARDS)
+    wait_for("E: a leader for every shard with node 2 down", START_BOUND,
+             lambda: leaders((1, 3, 4, 5)) == SHARDS)
+    for n in (1, 3, 4, 5):
+        adm.check(gauge(n, "ringkv_raft_asking_replicas") == 0, "E: node %d asks no more" % n)
+    adm.check(resp_set(3, 20, "five") == 20, "E: 20 keys acknowledged through node 3")
+    print("E: R = 5, node 3 learned that 1, 4 and 5 settled (%d replicas new members, %d "
+          "rejoined); leaders with node 2 down" %
+          (lines_with(log3, "it is a new group's member"),
+           lines_with(log3, "rejoined its group as incarnation 1 ")), flush=True)
 
 
 def main():
