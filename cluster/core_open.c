@@ -201,15 +201,15 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 	 * undecided_filter in replica.c. The marker is durable before
 	 * anything of the group is; it says "undecided" or is empty
 	 * (joining). */
-	/* A replica placed here by a move starts empty in a group with a
-	 * history: joining, whatever the flags (it must not vote before it
-	 * holds what the group committed). */
 	/* Empty with no record of its own (not placed by a move): unless it
 	 * settled at an earlier start, it asks the group whether this node
 	 * was a member before it takes part (a wiped data dir;
 	 * replica_wiped.c). */
 	asks = r > 1 && !rep->hosted_added && !rep->amnesiac && !from_install &&
 	       !c->log_repaired && !rs->found && flushed == 0;
+	/* A replica placed here by a move starts empty in a group with a
+	 * history: joining, whatever the flags (it must not vote before it
+	 * holds what the group committed). */
 	if ((r > 1 || rep->hosted_added) && !rep->amnesiac &&
 	    ((!rs->found && flushed == 0) || access(rep->join_marker, F_OK) == 0)) {
 		const char *base = strrchr(rep->join_marker, '/') + 1;

@@ -11,10 +11,13 @@
  *     and its Raft is not ticked (no campaign): it has promised nothing
  *     since it started, and its old identity's promises are never counted
  *     by this process;
- *   - every tick it asks each other founding member that has not answered
- *     (a HEARTBEAT_RESP of term 0, routed to the core owning the group);
- *     the answer says the answerer's term, log, whether it asks too and
- *     which identity of our node its configuration names.
+ *   - it asks each other founding member that has not answered, every
+ *     tick at first, and again, at a slow pace, each one whose latest
+ *     answer was that it asks too (a HEARTBEAT_RESP of term 0, routed to
+ *     the core owning the group); the answer says the answerer's term,
+ *     log, whether it asks too and which identity of our node its
+ *     configuration names. A member that answered "asking" is answered
+ *     again once we settle, and its latest answer replaces its earlier.
  * Then, once enough answered (wiped_probe.h):
  *   - a history: the marker DATA/shard-N.amnesiac is written ("incarnation
  *     K", K = 1 + the highest incarnation named) through the ring, and only
@@ -23,7 +26,10 @@
  *     member, catches it up by snapshot and promotes it. Its joining marker
  *     goes (an amnesiac replica needs none);
  *   - no history: it goes on as today's empty replica (undecided, or
- *     joining with --initial-cluster-state existing; replica.c).
+ *     joining with --initial-cluster-state existing; replica.c). With
+ *     --initial-cluster-state bootstrap on a new data dir (kept in
+ *     DATADIR-ID) it settles so once it and the members that answered,
+ *     none with a history, are a majority of the group.
  * A crash while it asks leaves it empty: it asks again at the next start.
  *
  * The node part (node init, the hello's fields 11-12): every data dir has
@@ -410,28 +416,47 @@ static void mark_amnesiac(struct replica *rep)
 	ring_file_write(&w->marker, w->text, (size_t)len);
 }
 
-/* The members that answered they were asking too, and from which data
- * dir: kept for the vouch (answer()); a few words, only for replicas that
- * settled fresh this way. */
+/* The members whose data dir showed us, before we settled, that it was
+ * asking: by answering "asking too" (asking_dir), or by asking us
+ * (asked_by: only a replica that asks sends an ask, and its dir id was
+ * checked against the node's hello). Kept for the vouch (answer()); a few
+ * words, only for replicas that settled fresh this way. */
 static void record_vouch(struct replica *rep)
 {
-	const struct wiped_probe *p = &rep->wiped->probe;
+	const struct replica_wiped *w = rep->wiped;
+	const struct wiped_probe *p = &w->probe;
+	struct {
+		uint64_t node, dir;
+	} of[2 * RAFT_MAX_SERVERS];
 	uint32_t k = 0;
 
 	for (uint32_t i = 0; i < p->nothers; i++)
-		k += p->heard[i] && p->asking_dir[i] != 0;
+		if (p->heard[i] && p->asking_dir[i] != 0) {
+			of[k].node = p->others[i];
+			of[k++].dir = p->asking_dir[i];
+		}
+	for (uint32_t i = 0; i < w->nasked; i++) {
+		uint64_t node = replica_ident_node(w->asked_by[i].from);
+		uint32_t j = 0;
+
+		while (j < k && !(of[j].node == node && of[j].dir == w->asked_by[i].context))
+			j++;
+		if (j == k) {
+			of[k].node = node;
+			of[k++].dir = w->asked_by[i].context;
+		}
+	}
 	if (k == 0)
 		return;
 	free(rep->vouch);
 	rep->vouch = malloc(sizeof *rep->vouch + k * sizeof rep->vouch->of[0]);
 	if (!rep->vouch)
 		return; /* no vouch: a late member comes back amnesiac (safe) */
-	rep->vouch->n = 0;
-	for (uint32_t i = 0; i < p->nothers; i++)
-		if (p->heard[i] && p->asking_dir[i] != 0) {
-			rep->vouch->of[rep->vouch->n].node = p->others[i];
-			rep->vouch->of[rep->vouch->n++].dir = p->asking_dir[i];
-		}
+	rep->vouch->n = k;
+	for (uint32_t j = 0; j < k; j++) {
+		rep->vouch->of[j].node = of[j].node;
+		rep->vouch->of[j].dir = of[j].dir;
+	}
 }
 
 /* A new group's member: the replica goes on as any empty member of one. */
