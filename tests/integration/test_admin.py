@@ -99,6 +99,15 @@ def parse(text):
     return samples
 
 
+def scrape(base):
+    """base's /metrics parsed, or None when it does not answer 200."""
+    try:
+        status, _, text = get(base, "/metrics")
+    except OSError:
+        return None
+    return parse(text) if status == 200 else None
+
+
 def total(samples, name, **labels):
     want = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))

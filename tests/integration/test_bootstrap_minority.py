@@ -94,16 +94,8 @@ class Nodes:
         adm.stop_all(self.procs, self.logs)
 
 
-def metrics(nid):
-    try:
-        status, _, text = adm.get("http://%s:%d" % (NODES[nid], ADMIN_PORT), "/metrics")
-    except OSError:
-        return None
-    return adm.parse(text) if status == 200 else None
-
-
 def gauge(nid, name, **labels):
-    s = metrics(nid)
+    s = adm.scrape("http://%s:%d" % (NODES[nid], ADMIN_PORT))
     return None if s is None else adm.total(s, name, **labels)
 
 
