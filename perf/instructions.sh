@@ -22,11 +22,14 @@
 #
 #   perf/instructions.sh [--requests N] [--keys N] [--connections N]
 #                        [--pipelines "1 16"] [--value-size B]
-#                        [--out DIR]
+#                        [--out DIR] [--annotate]
 #
 # Defaults: 10,000 requests per phase, 10,000 keys, 50 connections,
 # pipelines 1 and 16, 100-byte values. Prints a table: Ir per request for
-# each server and their ratio.
+# each server and their ratio. --annotate also writes each phase's
+# functions by instructions spent in them and what they call (inclusive
+# callgrind_annotate) to DIR. Run it on a
+# binary nobody rebuilds meanwhile (callgrind reads symbols lazily).
 #
 # Environment: RINGKVD (default build/server/ringkvd).
 set -euo pipefail
@@ -40,6 +43,7 @@ connections=50
 pipelines="1 16"
 value_size=100
 out=
+annotate=0
 ringkvd=${RINGKVD:-$root/build/server/ringkvd}
 server_pid=
 # usage, die, parse_options, in_range, stop_pids, stop_server, free_port,
@@ -49,8 +53,10 @@ server_pid=
 
 value_options=(requests keys connections pipelines value_size out)
 other_option() {
-	echo "$prog: unknown argument '$1' (see --help)" >&2
-	exit 2
+	case $1 in
+	--annotate) annotate=1; taken=1 ;;
+	*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+	esac
 }
 parse_options "$@"
 
@@ -111,6 +117,9 @@ phase() { # SERVER PHASE REQUESTS CMD...
 		sleep 0.1
 	done
 	ir=$(last_dump_ir "$server")
+	if [ "$annotate" = 1 ]; then
+		callgrind_annotate --inclusive=yes "$f" >"$out/$server-$name.annotate" 2>/dev/null || true
+	fi
 	printf '%s\t%s\t%s\t%s\t%s\n' "$server" "$name" "$n" \
 		"$(python3 -c "print(round($t1 - $t0, 3))")" "$ir" >>"$results"
 }
