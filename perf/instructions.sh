@@ -28,8 +28,8 @@
 # pipelines 1 and 16, 100-byte values. Prints a table: Ir per request for
 # each server and their ratio. --annotate also writes each phase's
 # functions by instructions spent in them and what they call (inclusive
-# callgrind_annotate) to DIR. Run it on a
-# binary nobody rebuilds meanwhile (callgrind reads symbols lazily).
+# callgrind_annotate) to DIR. Run it on a binary nobody rebuilds meanwhile
+# (callgrind reads symbols lazily).
 #
 # Environment: RINGKVD (default build/server/ringkvd).
 set -euo pipefail
