@@ -10,6 +10,10 @@
 #            the per-core log, durable before it is answered)
 #   redis    redis-server --appendonly yes --appendfsync always (durable
 #            before it is answered, the same promise)
+#   ringkvd3 with --cluster: the leader of a 3-node cluster (--cores 1,
+#            --shards 1, R = 3) under callgrind, its two followers run
+#            natively; GETs are linearizable (ReadIndex). Election timeouts
+#            of 10 s keep the slowed leader in office.
 #
 # Phases, per server: a prefill (SETs over the key space, not counted), then
 # for each pipeline depth a SET phase and a GET phase of --requests
@@ -22,7 +26,7 @@
 #
 #   perf/instructions.sh [--requests N] [--keys N] [--connections N]
 #                        [--pipelines "1 16"] [--value-size B]
-#                        [--out DIR] [--annotate]
+#                        [--out DIR] [--annotate] [--cluster]
 #
 # Defaults: 10,000 requests per phase, 10,000 keys, 50 connections,
 # pipelines 1 and 16, 100-byte values. Prints a table: Ir per request for
@@ -31,7 +35,8 @@
 # callgrind_annotate) to DIR. Run it on a binary nobody rebuilds meanwhile
 # (callgrind reads symbols lazily).
 #
-# Environment: RINGKVD (default build/server/ringkvd).
+# Environment: RINGKVD (default build/server/ringkvd), RINGKV (the CLI,
+# default build/tools/ringkv; --cluster reads the leader from it).
 set -euo pipefail
 
 prog=${0##*/}
@@ -44,7 +49,10 @@ pipelines="1 16"
 value_size=100
 out=
 annotate=0
+cluster=0
 ringkvd=${RINGKVD:-$root/build/server/ringkvd}
+cli=${RINGKV:-$root/build/tools/ringkv}
+followers=()
 server_pid=
 # usage, die, parse_options, in_range, stop_pids, stop_server, free_port,
 # wait_listening
@@ -55,6 +63,7 @@ value_options=(requests keys connections pipelines value_size out)
 other_option() {
 	case $1 in
 	--annotate) annotate=1; taken=1 ;;
+	--cluster) cluster=1; taken=1 ;;
 	*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 	esac
 }
@@ -82,6 +91,7 @@ results=$out/phases.tsv
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-instructions.XXXXXX")
 cleanup() {
 	stop_server
+	[ ${#followers[@]} -eq 0 ] || stop_pids "${followers[@]}"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -141,6 +151,31 @@ run_server() { # NAME
 			"$ringkvd" --cores 1 --listen 127.0.0.1:0 --resp-listen "127.0.0.1:$port" \
 			--data-dir "$data" --log-level warn >"$out/$name.log" 2>&1 &
 		;;
+	ringkvd3)
+		# Nodes 2 and 3 natively, node 1 (shard 0's first leader) under
+		# callgrind; all on 127.0.0.1, ports of their own.
+		local ic="" i peer=() client=()
+		for i in 1 2 3; do
+			peer[i]=$(free_port)
+			client[i]=$(free_port)
+			ic+="${ic:+,}$i=127.0.0.1:${peer[i]}"
+		done
+		for i in 2 3; do
+			mkdir -p "$data/n$i"
+			"$ringkvd" --node-id "$i" --initial-cluster "$ic" --cluster-token instr \
+				--cores 1 --shards 1 --election-timeout 10s \
+				--listen "127.0.0.1:${client[i]}" --resp-listen "127.0.0.1:$(free_port)" \
+				--data-dir "$data/n$i" --log-level warn >"$out/$name-n$i.log" 2>&1 &
+			followers+=($!)
+		done
+		mkdir -p "$data/n1"
+		valgrind --tool=callgrind --callgrind-out-file="$out/$name.cg.out" \
+			"$ringkvd" --node-id 1 --initial-cluster "$ic" --cluster-token instr \
+			--cores 1 --shards 1 --election-timeout 10s \
+			--listen "127.0.0.1:${client[1]}" --resp-listen "127.0.0.1:$port" \
+			--data-dir "$data/n1" --log-level warn >"$out/$name.log" 2>&1 &
+		leader_addr=127.0.0.1:${client[1]}
+		;;
 	redis)
 		valgrind --tool=callgrind --callgrind-out-file="$out/$name.cg.out" \
 			redis-server --port "$port" --bind 127.0.0.1 --appendonly yes \
@@ -157,6 +192,17 @@ run_server() { # NAME
 		sleep 10
 	done
 	wait_listening "$port" "$name"
+	if [ "$name" = ringkvd3 ]; then
+		for _ in $(seq 60); do
+			"$cli" -a "$leader_addr" -t 10 --json cluster status 2>/dev/null |
+				python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["shards"][0]["leader"] == 1 else 1)' &&
+				break
+			sleep 2
+		done
+		"$cli" -a "$leader_addr" -t 10 --json cluster status 2>/dev/null |
+			python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["shards"][0]["leader"] == 1 else 1)' ||
+			die "$name: node 1 does not lead shard 0 (logs in $out)"
+	fi
 	bench "$port" set $((keys * 3)) 16 >"$out/$name-prefill.load" 2>&1 ||
 		die "$name: the prefill failed (see $out/$name-prefill.load)"
 	for p in $pipelines; do
@@ -166,9 +212,16 @@ run_server() { # NAME
 	longest=$(awk -v s="$name" '$1 == s && $4 > m { m = $4 } END { print int(m + 1) }' "$results")
 	phase "$name" idle 0 sleep "$longest"
 	stop_server
+	if [ ${#followers[@]} -gt 0 ]; then
+		stop_pids "${followers[@]}"
+		followers=()
+	fi
 }
 
-for server in ringkvd redis; do
+servers=(ringkvd redis)
+[ "$cluster" = 1 ] && servers=(ringkvd ringkvd3 redis)
+[ "$cluster" = 0 ] || [ -x "$cli" ] || die "ringkv (the CLI) not found at $cli"
+for server in "${servers[@]}"; do
 	echo "$prog: $server under callgrind ..." >&2
 	run_server "$server"
 done
@@ -190,15 +243,21 @@ for server, name, n, secs, ir in rows:
 names = [name for server, name, n, s, i in rows if server == "ringkvd" and name != "idle"]
 print("%s requests per phase, %s keys, %s connections, %s-byte values (redis-benchmark)."
       % (requests, keys, conns, size))
-print("Idle Ir/s taken off each phase: ringkvd %.0f, redis %.0f." %
-      (idle.get("ringkvd", 0), idle.get("redis", 0)))
+sides = [s for s in ("ringkvd", "ringkvd3") if s in idle]
+print("Idle Ir/s taken off each phase: " +
+      ", ".join("%s %.0f" % (s, idle[s]) for s in sides + ["redis"] if s in idle) + ".")
 print()
-print("| workload | ringkvd Ir/request | redis Ir/request | ringkvd / redis |")
-print("| --- | ---: | ---: | ---: |")
+label = {"ringkvd": "ringkvd", "ringkvd3": "3-node leader"}
+head = "| workload | " + " | ".join(label[s] + " Ir/request" for s in sides) + \
+    " | redis Ir/request | " + " | ".join(label[s] + " / redis" for s in sides) + " |"
+print(head)
+print("|" + " --- |" + " ---: |" * (2 * len(sides) + 1))
 for name in names:
-    a, b = per.get(("ringkvd", name)), per.get(("redis", name))
-    if a is None or b is None:
+    b = per.get(("redis", name))
+    vals = [per.get((s, name)) for s in sides]
+    if b is None or any(v is None for v in vals):
         continue
-    print("| %s | %.0f | %.0f | %.2f |" % (name.upper(), a, b, a / b))
+    print("| %s | %s | %.0f | %s |" % (name.upper(), " | ".join("%.0f" % v for v in vals), b,
+                                      " | ".join("%.2f" % (v / b) for v in vals)))
 EOF
 echo "$prog: phases in $results, callgrind dumps in $out" >&2
