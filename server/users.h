@@ -46,7 +46,7 @@
 #define USERS_PASSWORD_MAX 512       /* longer passwords are refused */
 #define USERS_ITER_MIN 1000
 #define USERS_ITER_MAX 100000000u
-#define USERS_ITER_DEFAULT 100000    /* about 40 ms of one core here */
+#define USERS_ITER_DEFAULT 100000    /* tens of ms of one core */
 #define USERS_MAX 100000             /* users in one file */
 #define USERS_LINE_MAX 2048
 

@@ -1174,12 +1174,12 @@ static const struct command commands[] = {
 	  "failed, 2 usage or no node reachable",
 	  0, 0, CMD_OPT_REBALANCE | CMD_OFFLINE, check_rebalance, cmd_rebalance },
 	{ "user", "add|remove NAME",
-	  "add NAME --file FILE --role read|write|admin\n"
-	  "[--prefix P] [--iterations N]: add (or replace)\n"
-	  "a user of a ringkvd --users file, the password\n"
-	  "read from standard input (one line), hashed\n"
-	  "with PBKDF2-SHA256 (default 100000 iterations);\n"
-	  "--prefix: only keys starting with P;\n"
+	  "add NAME --file FILE --role read|write|admin:\n"
+	  "add (or replace) a user of a ringkvd --users\n"
+	  "file, the password read from standard input\n"
+	  "(one line), hashed with PBKDF2-SHA256;\n"
+	  "--iterations N: its cost (default 100000);\n"
+	  "--prefix P: only keys starting with P;\n"
 	  "remove NAME --file FILE (exit 1: no such user);\n"
 	  "the file is rewritten atomically; send ringkvd\n"
 	  "SIGHUP to load it",
