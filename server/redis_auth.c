@@ -197,6 +197,10 @@ static bool keys_ok(const struct users_entry *user, const struct resp_command *c
 {
 	long first = ci->first_key, last = ci->last_key, step = ci->key_step;
 
+	if (ci->id == RESP_CMD_OBJECT)
+		/* OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key: Redis's table
+		 * gives the container no key position. */
+		return cmd->argc < 3 || auth_key_ok(user, cmd->argv[2].data, cmd->argv[2].len);
 	if (first <= 0)
 		return true; /* no key (keyspace commands are refused before) */
 	if (last < 0)
