@@ -57,8 +57,10 @@ static size_t held_bytes(const struct conn *conn)
 
 static bool paused(const struct conn *conn)
 {
+	/* While a password is verified nothing more is read either: what
+	 * the client sends meanwhile waits in the socket, not in rbuf. */
 	return conn->inflight >= conn->core->node->cfg.max_inflight ||
-	       held_bytes(conn) > CONN_OUTPUT_HIGH;
+	       held_bytes(conn) > CONN_OUTPUT_HIGH || conn->auth.job;
 }
 
 bool conn_answer_room(const struct conn *conn, size_t need)
@@ -336,7 +338,7 @@ static void native_process(struct conn *conn)
 		char err[128];
 		int rv;
 
-		if (paused(conn) || conn->auth.job) {
+		if (paused(conn)) {
 			conn->held = true;
 			break;
 		}

@@ -864,9 +864,9 @@ void redis_process(struct conn *conn)
 		size_t consumed = 0;
 		int rv;
 
-		if (conn_is_paused(conn) || conn->auth.job) {
-			/* A password being verified: what follows runs as the
-			 * user it makes (or is refused). */
+		if (conn_is_paused(conn)) {
+			/* (Also while a password is verified: what follows runs
+			 * as the user it makes, or is refused.) */
 			conn->held = true;
 			break;
 		}

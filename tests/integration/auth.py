@@ -416,6 +416,19 @@ def main():
                 flood.append(f)
             except OSError:
                 pass
+        for i in range(40):
+            # A wrong AUTH, then 256 KiB at once: read only after the answer.
+            try:
+                f = Resp(resp_port, source="127.0.63.%d" % (70 + i % 10))
+                f.s.setblocking(False)
+                try:
+                    f.s.send(resp_cmd("AUTH", "alice", "bad") + b"z" * (256 << 10))
+                except BlockingIOError:
+                    pass
+                f.s.settimeout(TIMEOUT)
+                flood.append(f)
+            except OSError:
+                pass
         worst = 0.0
         served = 0
         for i in range(200):
