@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster/peer.h"
@@ -201,6 +202,7 @@ static void reload_users(struct node *n)
 int main(int argc, char **argv)
 {
 	static struct users users;
+	struct stat users_stat;
 	static struct node node;
 	static struct datadir_cluster identity;
 	static char long_err[16384];   /* a refusal names every difference */
@@ -278,6 +280,10 @@ int main(int argc, char **argv)
 		node.users = &users;
 		log_info("auth: %zu users from %s; every client port needs AUTH",
 			 users_current(&users)->count, node.cfg.users_file);
+		if (stat(node.cfg.users_file, &users_stat) == 0 && (users_stat.st_mode & 0077))
+			log_warn("auth: %s is readable by other users (mode %03o): its hashes can "
+				 "be attacked offline; chmod 600 it", node.cfg.users_file,
+				 (unsigned)(users_stat.st_mode & 0777));
 	}
 
 	if (topology_load(&topo, err, sizeof err) != 0) {

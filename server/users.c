@@ -227,10 +227,6 @@ int users_table_load(const char *path, struct users_table **out, char *err, size
 		}
 		if (len && line[len - 1] == '\r')
 			line[--len] = '\0';
-		if (memchr(line, '\0', len)) {
-			rv = fail(err, errlen, -EINVAL, "%s:%u: NUL byte in the line", path, lineno);
-			goto out;
-		}
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p == '\0' || *p == '#')
