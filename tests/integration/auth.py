@@ -477,6 +477,14 @@ def main():
             break
         if not ran:
             print("skip redis-py: no python with the redis module")
+
+        proc.terminate()
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 0 and "stopped cleanly" in log() and "Sanitizer" not in log(),
+              "ringkvd stops cleanly (exit %s)" % rc)
     finally:
         if proc and proc.poll() is None:
             proc.terminate()
