@@ -214,6 +214,17 @@ static bool native_admin_op(enum frame_op op)
 	return op == FRAME_OP_BACKUP || op == FRAME_OP_SHARD_MOVE;
 }
 
+/*
+ * Whether an admin request is audited: a move, a leadership transfer or a
+ * backup's start, not the status polls and file reads that follow them (a
+ * backup reads its files a MiB a request).
+ */
+static bool native_audited(const struct frame_request *req)
+{
+	return (req->op == FRAME_OP_SHARD_MOVE && !req->move.status_only) ||
+	       (req->op == FRAME_OP_BACKUP && req->backup.op == ringkv_BackupOp_BACKUP_BEGIN);
+}
+
 static const char *const native_op_names[] = {
 	[FRAME_OP_GET] = "get", [FRAME_OP_PUT] = "put", [FRAME_OP_DELETE] = "delete",
 	[FRAME_OP_SCAN] = "scan", [FRAME_OP_CLUSTER_MAP] = "cluster_map",
@@ -279,7 +290,7 @@ static bool native_auth_filter(struct conn *conn, struct frame_request *req)
 	struct node_core *c = conn->core;
 	const struct users_entry *user;
 	const char *why;
-	char what[32];
+	char what[128];
 
 	if (!c->node->users) {
 		if (req->op == FRAME_OP_AUTH) {
@@ -287,7 +298,7 @@ static bool native_auth_filter(struct conn *conn, struct frame_request *req)
 				    "authentication is not enabled on this node (ringkvd has no --users)");
 			return true;
 		}
-		if (native_admin_op(req->op) && c->node->audit_fd >= 0)
+		if (native_audited(req) && c->node->audit_fd >= 0)
 			audit_line(conn, "native", NULL, native_op_names[req->op], "allowed");
 		return false;
 	}
@@ -313,9 +324,19 @@ static bool native_auth_filter(struct conn *conn, struct frame_request *req)
 		return true;
 	}
 	why = native_denied(user, req);
-	snprintf(what, sizeof what, "%s", req->op < sizeof native_op_names / sizeof *native_op_names &&
-		 native_op_names[req->op] ? native_op_names[req->op] : "?");
-	if (native_admin_op(req->op))
+	if (req->op == FRAME_OP_SHARD_MOVE)
+		snprintf(what, sizeof what, "shard_move shard=%u from=%llu to=%llu%s%s",
+			 req->move.shard, (unsigned long long)req->move.from_node,
+			 (unsigned long long)req->move.to_node,
+			 req->move.transfer_leader ? " transfer_leader" : "",
+			 req->move.cancel ? " cancel" : "");
+	else if (req->op == FRAME_OP_BACKUP)
+		snprintf(what, sizeof what, "backup op=%d shard=%u", req->backup.op,
+			 req->backup.shard);
+	else
+		snprintf(what, sizeof what, "%s", native_op_names[req->op] ? native_op_names[req->op]
+									: "?");
+	if (native_audited(req) || (why && native_admin_op(req->op)))
 		audit_line(conn, "native", user->name, what, why ? "denied" : "allowed");
 	if (why) {
 		reply_error(conn, req->id, ringkv_Status_PERMISSION_DENIED, why);

@@ -331,7 +331,7 @@ def main():
               "failed: wrong user or password" in audit_text,
               "failures audited with user and address, never the password")
         check('user="root"' in audit_text and 'what="config|get" outcome="allowed"' in audit_text
-              and 'what="backup" outcome="denied"' in audit_text,
+              and 'what="backup op=1 shard=0" outcome="denied"' in audit_text,
               "admin commands audited (allowed and denied)")
         check("wrong-1" not in log(), "the log never holds a password")
 
