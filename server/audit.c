@@ -146,14 +146,19 @@ static size_t quoted(char *out, size_t cap, const char *text)
 void audit_line(struct conn *conn, const char *proto, const char *user, const char *what,
 		const char *outcome)
 {
-	struct node_core *c = conn->core;
+	audit_line_from(conn->core, &conn->auth, proto, user, what, outcome);
+}
+
+void audit_line_from(struct node_core *c, const struct conn_auth *ca, const char *proto,
+		     const char *user, const char *what, const char *outcome)
+{
 	struct audit_core *a = c->audit;
 	char line[768], from[64], q_user[160], q_what[256], q_outcome[160], ts[32];
 	struct timespec now;
 	struct tm tm;
 	int n;
 
-	auth_conn_from(conn, from, sizeof from);
+	auth_from(ca, from, sizeof from);
 	quoted(q_user, sizeof q_user, user ? user : "-");
 	quoted(q_what, sizeof q_what, what);
 	quoted(q_outcome, sizeof q_outcome, outcome);

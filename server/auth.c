@@ -39,7 +39,8 @@ enum job_state {
 
 struct auth_job {
 	struct auth_job *next;
-	struct conn *conn;
+	struct conn_auth *ca;               /* whose password (a connection's, or the admin port's) */
+	void *owner;                        /* the connection, for done */
 	auth_done_fn *done;
 	void *arg;
 	const char *proto;
@@ -132,44 +133,53 @@ static struct auth_source *source_of(struct auth_core *ac, const uint8_t *addr, 
 	return spare;
 }
 
-static struct auth_source *conn_source(struct conn *conn, bool create)
+static struct auth_source *ca_source(struct auth_core *ac, const struct conn_auth *ca,
+				     bool create)
 {
-	return source_of(conn->core->auth, conn->auth.addr, conn->auth.family, create);
+	return source_of(ac, ca->addr, ca->family, create);
 }
 
-void auth_conn_from(const struct conn *conn, char *buf, size_t len)
+static struct auth_source *conn_source(struct conn *conn, bool create)
+{
+	return ca_source(conn->core->auth, &conn->auth, create);
+}
+
+void auth_from(const struct conn_auth *ca, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN];
 
-	if (conn->auth.family == AF_INET6 &&
-	    inet_ntop(AF_INET6, conn->auth.addr, ip, sizeof ip))
-		snprintf(buf, len, "[%s]:%u", ip, conn->auth.port);
-	else if (conn->auth.family == AF_INET && inet_ntop(AF_INET, conn->auth.addr, ip, sizeof ip))
-		snprintf(buf, len, "%s:%u", ip, conn->auth.port);
+	if (ca->family == AF_INET6 && inet_ntop(AF_INET6, ca->addr, ip, sizeof ip))
+		snprintf(buf, len, "[%s]:%u", ip, ca->port);
+	else if (ca->family == AF_INET && inet_ntop(AF_INET, ca->addr, ip, sizeof ip))
+		snprintf(buf, len, "%s:%u", ip, ca->port);
 	else
 		snprintf(buf, len, "-");
 }
 
-/* The peer's address into conn->auth (getpeername: no I/O, never blocks). */
-static void read_peer(struct conn *conn)
+void auth_conn_from(const struct conn *conn, char *buf, size_t len)
+{
+	auth_from(&conn->auth, buf, len);
+}
+
+void auth_peer(struct conn_auth *ca, int fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 
-	if (getpeername(conn->fd, (struct sockaddr *)&ss, &len) != 0)
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
 		return;
 	if (ss.ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
 
-		conn->auth.family = AF_INET;
-		memcpy(conn->auth.addr, &in->sin_addr, 4);
-		conn->auth.port = ntohs(in->sin_port);
+		ca->family = AF_INET;
+		memcpy(ca->addr, &in->sin_addr, 4);
+		ca->port = ntohs(in->sin_port);
 	} else if (ss.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
 
-		conn->auth.family = AF_INET6;
-		memcpy(conn->auth.addr, &in6->sin6_addr, 16);
-		conn->auth.port = ntohs(in6->sin6_port);
+		ca->family = AF_INET6;
+		memcpy(ca->addr, &in6->sin6_addr, 16);
+		ca->port = ntohs(in6->sin6_port);
 	}
 }
 
@@ -177,7 +187,7 @@ bool auth_conn_open(struct conn *conn)
 {
 	struct auth_source *s;
 
-	read_peer(conn);
+	auth_peer(&conn->auth, conn->fd);
 	s = conn_source(conn, true);
 	if (!s) {
 		/* No address, or its probe window is all open connections:
@@ -194,14 +204,14 @@ bool auth_conn_open(struct conn *conn)
 	return true;
 }
 
-static void uncount(struct conn *conn)
+static void uncount(struct auth_core *ac, struct conn_auth *ca)
 {
 	struct auth_source *s;
 
-	if (!conn->auth.counted)
+	if (!ca->counted)
 		return;
-	conn->auth.counted = false;
-	s = conn_source(conn, false);
+	ca->counted = false;
+	s = ca_source(ac, ca, false);
 	if (s && s->unauth)
 		s->unauth--;
 }
@@ -236,7 +246,7 @@ void auth_conn_arm_timeout(struct conn *conn)
 void auth_conn_close(struct conn *conn)
 {
 	if (conn->core->auth)
-		uncount(conn);
+		uncount(conn->core->auth, &conn->auth);
 }
 
 bool auth_needed(struct conn *conn)
@@ -325,19 +335,25 @@ static void wake_timer(struct timer *t, void *arg)
 bool auth_start(struct conn *conn, const uint8_t *user, size_t ulen, const uint8_t *pw,
 		size_t plen, const char *proto, auth_done_fn *done, void *arg)
 {
-	struct node_core *c = conn->core;
+	return auth_verify(conn->core, &conn->auth, user, ulen, pw, plen, proto, done, conn, arg);
+}
+
+bool auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user, size_t ulen,
+		 const uint8_t *pw, size_t plen, const char *proto, auth_done_fn *done,
+		 void *owner, void *arg)
+{
 	struct auth_core *ac = c->auth;
 	struct auth_job *j = pool_alloc(&c->reactor->pool, sizeof *j);
 	struct auth_source *s;
 	size_t shown = ulen < USERS_NAME_MAX ? ulen : USERS_NAME_MAX;
 
 	if (!j) {
-		log_warn("connection %llu: out of memory verifying a password",
-			 (unsigned long long)conn->serial);
+		log_warn("auth: out of memory verifying a password (%s)", proto);
 		return false;
 	}
 	memset(j, 0, sizeof *j);
-	j->conn = conn;
+	j->ca = ca;
+	j->owner = owner;
 	j->done = done;
 	j->arg = arg;
 	j->proto = proto;
@@ -352,7 +368,7 @@ bool auth_start(struct conn *conn, const uint8_t *user, size_t ulen, const uint8
 		j->password_len = (uint32_t)plen;
 		quick_hash(j->user ? j->user : &dummy_user, pw, plen, j->quick);
 	}
-	s = conn_source(conn, true);
+	s = ca_source(ac, ca, true);
 	j->state = JOB_WAITING;
 	j->wait_until_us = s ? s->next_try_us : 0;
 	if (ac->tail)
@@ -360,7 +376,7 @@ bool auth_start(struct conn *conn, const uint8_t *user, size_t ulen, const uint8
 	else
 		ac->head = j;
 	ac->tail = j;
-	conn->auth.job = j;
+	ca->job = j;
 	reactor_poll_again(c->reactor);
 	return true;
 }
@@ -377,9 +393,8 @@ static uint64_t fail_delay(unsigned failures)
 /* The KDF is done (or skipped): decide, record, and hold a failure's answer. */
 static void decide(struct auth_core *ac, struct auth_job *j, bool ok)
 {
-	struct conn *conn = j->conn;
 	uint64_t now = ac->core->reactor->now_us;
-	struct auth_source *s = conn_source(conn, true);
+	struct auth_source *s = ca_source(ac, j->ca, true);
 	char from[64];
 
 	if (ok) {
@@ -402,10 +417,10 @@ static void decide(struct auth_core *ac, struct auth_job *j, bool ok)
 	}
 	j->state = JOB_DELAYED;
 	j->wait_until_us = s ? s->next_try_us : now + AUTH_FAIL_DELAY_US;
-	auth_conn_from(conn, from, sizeof from);
+	auth_from(j->ca, from, sizeof from);
 	log_every(LOG_WARN, 1000, "auth: failed for user '%s' from %s (%s; %u in a row from "
 		  "there)", j->name, from, j->proto, s ? s->failures : 0);
-	audit_line(conn, j->proto, j->name, "auth",
+	audit_line_from(ac->core, j->ca, j->proto, j->name, "auth",
 		   j->too_long ? "failed: name or password out of range"
 			       : "failed: wrong user or password");
 }
@@ -413,7 +428,7 @@ static void decide(struct auth_core *ac, struct auth_job *j, bool ok)
 /* Takes the job out of the FIFO and frees it; the caller then answers. */
 static void finish(struct auth_core *ac, struct auth_job *j, struct auth_job *prev, bool ok)
 {
-	struct conn *conn = j->conn;
+	struct conn_auth *ca = j->ca;
 
 	if (prev)
 		prev->next = j->next;
@@ -421,16 +436,17 @@ static void finish(struct auth_core *ac, struct auth_job *j, struct auth_job *pr
 		ac->head = j->next;
 	if (ac->tail == j)
 		ac->tail = prev;
-	conn->auth.job = NULL;
+	ca->job = NULL;
 	if (ok) {
-		conn->auth.table = j->table;
-		conn->auth.user = j->user;
-		uncount(conn);
-		reactor_timer_cancel(ac->core->reactor, &conn->auth.timer);
-		conn->auth.timeout_deferred = false;
-	} else if (conn->auth.timeout_deferred && !conn->auth.user) {
-		conn->auth.timeout_deferred = false;
-		auth_conn_arm_timeout(conn);
+		ca->table = j->table;
+		ca->user = j->user;
+		uncount(ac, ca);
+		reactor_timer_cancel(ac->core->reactor, &ca->timer);
+		ca->timeout_deferred = false;
+	} else if (ca->timeout_deferred && !ca->user) {
+		/* Only connections of the client ports defer a timeout. */
+		ca->timeout_deferred = false;
+		auth_conn_arm_timeout(j->owner);
 	}
 	OPENSSL_cleanse(j, sizeof *j);
 	pool_free(&ac->core->reactor->pool, j);
@@ -485,7 +501,7 @@ static void auth_hook(struct reactor *r, void *arg)
 	if (!ac)
 		return;
 	for (j = ac->head; j; j = next) {
-		struct conn *conn = j->conn;
+		void *owner = j->owner;
 		auth_done_fn *done = j->done;
 		void *done_arg = j->arg;
 		bool ok = false;
@@ -504,13 +520,13 @@ static void auth_hook(struct reactor *r, void *arg)
 			} else {
 				decide(ac, j, true);
 				finish(ac, j, prev, true);
-				done(conn, done_arg, true);
+				done(owner, done_arg, true);
 				continue;
 			}
 		}
 		if (j->state == JOB_DELAYED && j->wait_until_us <= r->now_us) {
 			finish(ac, j, prev, false);
-			done(conn, done_arg, false);
+			done(owner, done_arg, false);
 			continue;
 		}
 		if (j->state != JOB_COMPUTING && j->wait_until_us < next_wake)

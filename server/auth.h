@@ -77,9 +77,10 @@ struct conn_auth {
 	struct timer timer;              /* closes it while unauthenticated */
 };
 
-/* Called with the outcome of auth_start: `ok`, and the caller's `arg`. The
- * connection is authenticated already when ok. */
-typedef void auth_done_fn(struct conn *conn, void *arg, bool ok);
+/* Called with the outcome of auth_start / auth_verify: the owner (the
+ * connection), the caller's `arg`, and `ok`. Its conn_auth is
+ * authenticated already when ok. */
+typedef void auth_done_fn(void *owner, void *arg, bool ok);
 
 /* This core's state (hook, jobs, sources, cache). 0 or -ENOMEM. Only with --users. */
 int auth_core_init(struct node_core *c);
@@ -121,6 +122,19 @@ bool auth_preauth_request(struct conn *conn);
  */
 bool auth_start(struct conn *conn, const uint8_t *user, size_t ulen, const uint8_t *pw,
 		size_t plen, const char *proto, auth_done_fn *done, void *arg);
+
+/*
+ * auth_start for another kind of connection (the admin port): `ca` must
+ * stay in place until done(owner, arg, ok) has run.
+ */
+bool auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user, size_t ulen,
+		 const uint8_t *pw, size_t plen, const char *proto, auth_done_fn *done,
+		 void *owner, void *arg);
+
+/* The peer's address of socket `fd` into ca (getpeername: never blocks). */
+void auth_peer(struct conn_auth *ca, int fd);
+/* "127.0.0.1:5000", "[::1]:5000" or "-" of ca's peer, into buf. */
+void auth_from(const struct conn_auth *ca, char *buf, size_t len);
 
 /* Whether `user` may touch key[0, len) (its prefix). */
 bool auth_key_ok(const struct users_entry *user, const uint8_t *key, size_t len);

@@ -196,8 +196,9 @@ static void reply_error(struct conn *conn, uint64_t id, int status, const char *
 }
 
 /* A native Auth was decided (server/auth.h). */
-static void native_auth_done(struct conn *conn, void *arg, bool ok)
+static void native_auth_done(void *owner, void *arg, bool ok)
 {
+	struct conn *conn = owner;
 	uint64_t id = (uint64_t)(uintptr_t)arg;
 
 	if (ok)

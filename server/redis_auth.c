@@ -45,8 +45,9 @@ static void hello_reply(struct conn *conn, struct reply *r)
 }
 
 /* An AUTH (or HELLO ... AUTH) was decided: its answer takes its slot. */
-static void auth_done(struct conn *conn, void *arg, bool ok)
+static void auth_done(void *owner, void *arg, bool ok)
 {
+	struct conn *conn = owner;
 	struct redis_slot *slot = arg;
 	struct reply *r = &conn->redis->scratch;
 

@@ -29,6 +29,8 @@ Addresses 127.0.63.1 (server) and 127.0.63.2-99 (clients), ports
 63000 + 2 * (pid % 450) and the next. Every process it starts, it stops;
 every socket has a timeout. Exits 0 when every check passes, 1 otherwise.
 """
+import base64
+import http.client
 import os
 import shutil
 import signal
@@ -146,6 +148,7 @@ def main():
     work = tempfile.mkdtemp(prefix="ringkv-auth-")
     port = 63000 + 2 * (os.getpid() % 450)
     resp_port = port + 1
+    admin_port = 63900 + os.getpid() % 99
     users = os.path.join(work, "users")
     audit = os.path.join(work, "audit.log")
     proc = None
@@ -188,6 +191,7 @@ def main():
                                  os.path.join(work, "data"), "--listen",
                                  "%s:%d" % (HOST, port), "--resp-listen",
                                  "%s:%d" % (HOST, resp_port), "--users", users,
+                                 "--admin-listen", "%s:%d" % (HOST, admin_port),
                                  "--audit-log", audit, "--auth-timeout",
                                  "%dms" % (AUTH_TIMEOUT_S * 1000)],
                                 stdout=out, stderr=err)
@@ -293,6 +297,28 @@ def main():
         check(p.returncode != 0 and "PERMISSION_DENIED" in p.stderr,
               "native: backup needs admin (%s)" % p.stderr.strip()[:120])
 
+        # ---- the admin port: /metrics needs a user ----------------------------
+        def http_get(path, auth=None):
+            conn = http.client.HTTPConnection(HOST, admin_port, timeout=TIMEOUT)
+            headers = {}
+            if auth:
+                headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+            conn.request("GET", path, headers=headers)
+            r = conn.getresponse()
+            body = r.read()
+            conn.close()
+            return r.status, r.getheader("WWW-Authenticate"), body
+
+        st, _, _ = http_get("/health")
+        check(st == 200, "admin: /health is open (%d)" % st)
+        st, www, _ = http_get("/metrics")
+        check(st == 401 and www and "Basic" in www,
+              "admin: /metrics without a user is 401 with WWW-Authenticate (%d)" % st)
+        st, _, body = http_get("/metrics", "reader:reader-pw")
+        check(st == 200 and b"ringkv_" in body, "admin: /metrics with reader's password (%d)" % st)
+        st, _, _ = http_get("/metrics", "reader:nope")
+        check(st == 401, "admin: /metrics with a wrong password is 401 (%d)" % st)
+
         # ---- rate limit ------------------------------------------------------
         # One connection an attempt: --auth-timeout (2 s) closes a connection
         # that is still not authenticated, however it spends the time.
@@ -330,6 +356,8 @@ def main():
         check('user="alice" from=127.0.63.5' in audit_text and "wrong-1" not in audit_text and
               "failed: wrong user or password" in audit_text,
               "failures audited with user and address, never the password")
+        check('proto=admin what="auth" outcome="failed' in audit_text,
+              "admin: a wrong /metrics password is audited")
         check('user="root"' in audit_text and 'what="config|get" outcome="allowed"' in audit_text
               and 'what="backup op=1 shard=0" outcome="denied"' in audit_text,
               "admin commands audited (allowed and denied)")
