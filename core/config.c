@@ -42,6 +42,7 @@ void config_defaults(struct config *c)
 	c->metrics_per_replica = CONFIG_PER_REPLICA_AUTO;
 	c->metrics_per_replica_max = 1024;
 	c->tls_handshake_timeout_ms = 10000;
+	c->auth_timeout_ms = 5000;
 }
 
 void config_usage(FILE *out, const char *prog)
@@ -123,7 +124,15 @@ void config_usage(FILE *out, const char *prog)
 		"  --tls-ca FILE            PEM CA certificates, checked at start-up and\n"
 		"                           kept for the peers' mutual TLS (not yet used)\n"
 		"  --tls-handshake-timeout DURATION  a client still handshaking after this\n"
-		"                           is closed (default 10s)\n");
+		"                           is closed (default 10s)\n"
+		"authentication:\n"
+		"  --users FILE             users, roles and password hashes (made with\n"
+		"                           `ringkv user add`): every client port then needs\n"
+		"                           AUTH; SIGHUP reads the file again (default: none)\n"
+		"  --audit-log FILE         appends one line per failed authentication and\n"
+		"                           admin command (default: the log)\n"
+		"  --auth-timeout DURATION  a client not authenticated after this is closed\n"
+		"                           (default 5s)\n");
 }
 
 int config_parse_size(const char *text, uint64_t *out)
@@ -397,6 +406,7 @@ enum {
 	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
 	OPT_VERSION, OPT_ENABLE_FLUSH, OPT_METRICS_PER_REPLICA, OPT_METRICS_PER_REPLICA_MAX,
 	OPT_LOG_IO, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_HANDSHAKE_TIMEOUT,
+	OPT_USERS, OPT_AUDIT_LOG, OPT_AUTH_TIMEOUT,
 };
 
 static const struct option long_options[] = {
@@ -437,6 +447,9 @@ static const struct option long_options[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE_TIMEOUT },
+	{ "users", required_argument, NULL, OPT_USERS },
+	{ "audit-log", required_argument, NULL, OPT_AUDIT_LOG },
+	{ "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -706,9 +719,13 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		break;
 	case OPT_TLS_CERT:
 	case OPT_TLS_KEY:
-	case OPT_TLS_CA: {
+	case OPT_TLS_CA:
+	case OPT_USERS:
+	case OPT_AUDIT_LOG: {
 		char *dst = opt == OPT_TLS_CERT ? c->tls_cert :
-			    opt == OPT_TLS_KEY ? c->tls_key : c->tls_ca;
+			    opt == OPT_TLS_KEY ? c->tls_key :
+			    opt == OPT_TLS_CA ? c->tls_ca :
+			    opt == OPT_USERS ? c->users_file : c->audit_log;
 
 		if (!*arg || strlen(arg) >= CONFIG_PATH_MAX) {
 			snprintf(err, errlen, "--%s: empty or longer than %d bytes", name,
@@ -725,6 +742,14 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 			return -EINVAL;
 		}
 		c->tls_handshake_timeout_ms = ms;
+		break;
+	case OPT_AUTH_TIMEOUT:
+		if (config_parse_duration(arg, &ms) || ms < 100 || ms > 600000) {
+			snprintf(err, errlen, "--auth-timeout: expected 100ms to 600s, got '%s'",
+				 arg);
+			return -EINVAL;
+		}
+		c->auth_timeout_ms = ms;
 		break;
 	default:
 		snprintf(err, errlen, "--%s: not a setting", name);
@@ -947,4 +972,9 @@ void config_print(FILE *out, const struct config *c)
 	if (c->tls_ca[0])
 		fprintf(out, "tls-ca = %s\n", c->tls_ca);
 	fprintf(out, "tls-handshake-timeout = %ums\n", c->tls_handshake_timeout_ms);
+	if (c->users_file[0])
+		fprintf(out, "users = %s\n", c->users_file);
+	if (c->audit_log[0])
+		fprintf(out, "audit-log = %s\n", c->audit_log);
+	fprintf(out, "auth-timeout = %ums\n", c->auth_timeout_ms);
 }

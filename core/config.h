@@ -90,6 +90,12 @@ struct config {
 	char tls_ca[CONFIG_PATH_MAX];      /* PEM CA certificates; "" = none */
 	uint32_t tls_handshake_timeout_ms; /* a client still handshaking after
 					    * this is closed (10 s) */
+
+	/* Client authentication (server/users.h, server/auth.h). */
+	char users_file[CONFIG_PATH_MAX];  /* --users: "" = no authentication */
+	char audit_log[CONFIG_PATH_MAX];   /* --audit-log: "" = audit lines to the log */
+	uint32_t auth_timeout_ms;          /* a client not authenticated after this
+					    * is closed (5 s) */
 };
 
 void config_defaults(struct config *c);

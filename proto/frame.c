@@ -153,6 +153,10 @@ static bool decode_op(pb_istream_t *stream, const pb_field_t *field, void **arg)
 		key_cb = &((ringkv_ScanRequest *)field->pData)->start;
 		end_cb = &((ringkv_ScanRequest *)field->pData)->end;
 		break;
+	case ringkv_Request_auth_tag:
+		key_cb = &((ringkv_AuthRequest *)field->pData)->user;
+		value_cb = &((ringkv_AuthRequest *)field->pData)->password;
+		break;
 	default:
 		return true;
 	}
@@ -197,6 +201,8 @@ static enum frame_op op_from_tag(pb_size_t tag)
 		return FRAME_OP_BACKUP;
 	case ringkv_Request_shard_move_tag:
 		return FRAME_OP_SHARD_MOVE;
+	case ringkv_Request_auth_tag:
+		return FRAME_OP_AUTH;
 	default:
 		return FRAME_OP_NONE;
 	}
@@ -638,6 +644,11 @@ int frame_encode_request(const struct frame_request *r, uint8_t *out, size_t cap
 	case FRAME_OP_SHARD_MOVE:
 		msg.which_op = ringkv_Request_shard_move_tag;
 		frame_move_req_to_msg(&msg.op.shard_move, &r->move);
+		break;
+	case FRAME_OP_AUTH:
+		msg.which_op = ringkv_Request_auth_tag;
+		set_encoder(&msg.op.auth.user, &r->key);
+		set_encoder(&msg.op.auth.password, &r->value);
 		break;
 	case FRAME_OP_NONE:
 	default:

@@ -39,6 +39,8 @@ enum frame_op {
 				  * struct frame_backup (proto/frame_backup.h) */
 	FRAME_OP_SHARD_MOVE,     /* no key: frame_request.move, answered with a
 				  * struct frame_move (proto/frame_move.h) */
+	FRAME_OP_AUTH,           /* AuthRequest: key = the user name, value =
+				  * the password (limits max_key, max_value) */
 };
 
 /* Request.shard_move (ShardMoveRequest): values as on the wire, unchecked. */

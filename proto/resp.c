@@ -56,6 +56,18 @@ void resp_parser_init(struct resp_parser *p, const struct resp_limits *limits)
 	p->wanted = 1;
 }
 
+void resp_parser_set_limits(struct resp_parser *p, const struct resp_limits *limits)
+{
+	struct resp_arg *argv = p->argv;
+	size_t argv_cap = p->argv_cap;
+
+	assert(p->state == RESP_STATE_START);
+	free(p->scratch); /* sized by the old max_inline; made again when needed */
+	resp_parser_init(p, limits);
+	p->argv = argv;
+	p->argv_cap = argv_cap;
+}
+
 void resp_parser_destroy(struct resp_parser *p)
 {
 	assert(p != NULL);

@@ -101,6 +101,14 @@ struct resp_parser {
  */
 void resp_parser_init(struct resp_parser *p, const struct resp_limits *limits);
 
+/*
+ * Replaces the limits of a parser that is between commands (the last
+ * resp_parse returned a command, or none was parsed yet): a connection
+ * parses with small limits until it authenticates. Frees the inline
+ * scratch buffer (sized by the old limit); keeps argv.
+ */
+void resp_parser_set_limits(struct resp_parser *p, const struct resp_limits *limits);
+
 /* Frees what the parser owns. `p` may be initialized again afterwards. */
 void resp_parser_destroy(struct resp_parser *p);
 

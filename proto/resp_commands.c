@@ -265,6 +265,10 @@ static const struct resp_command_info commands[RESP_CMD_TOP_COUNT] = {
 	{ RESP_CMD_DEBUG, "debug", -2, F_ADMIN | F_NOSCRIPT | F_LOADING | F_STALE, 0, 0, 0,
 	  "A container for debugging commands", "1.0.0", "server",
 	  "Depends on subcommand.", NULL, 0 },
+	{ RESP_CMD_AUTH, "auth", -2,
+	  F_NOSCRIPT | F_LOADING | F_STALE | F_FAST | F_NOAUTH | F_BUSY, 0, 0, 0,
+	  "Authenticate to the server", "1.0.0", "connection",
+	  "O(N) where N is the number of passwords defined for the user", NULL, 0 },
 };
 
 static const char *const flag_names[RESP_CMDF_COUNT] = {

@@ -84,6 +84,7 @@ enum resp_cmd_id {
 	RESP_CMD_RANDOMKEY,
 	RESP_CMD_OBJECT,
 	RESP_CMD_DEBUG,
+	RESP_CMD_AUTH,
 	RESP_CMD_TOP_COUNT, /* number of top-level commands */
 	/* Subcommands, found with resp_subcommand_lookup. */
 	RESP_CMD_COMMAND_COUNT = 100,
@@ -174,6 +175,18 @@ size_t resp_command_flag_count(uint32_t flags);
 #define RESP_ERR_DB_INDEX "ERR DB index is out of range"
 #define RESP_ERR_INVALID_CURSOR "ERR invalid cursor"
 #define RESP_ERR_NOPROTO "NOPROTO unsupported protocol version"
+/* Authentication (ringkvd --users), Redis 7.0's texts. */
+#define RESP_ERR_NOAUTH "NOAUTH Authentication required."
+#define RESP_ERR_WRONGPASS "WRONGPASS invalid username-password pair or user is disabled."
+#define RESP_ERR_NOPERM_KEY \
+	"NOPERM this user has no permissions to access one of the keys used as arguments"
+#define RESP_ERR_HELLO_NOAUTH \
+	"NOAUTH HELLO must be called with the client already authenticated, otherwise the " \
+	"HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and " \
+	"select the RESP protocol version at the same time"
+#define RESP_ERR_AUTH_NO_PASSWORD \
+	"ERR AUTH <password> called without any password configured for the default user. " \
+	"Are you sure your configuration is correct?"
 #define RESP_ERR_FLUSH_DISABLED \
 	"ERR FLUSHDB and FLUSHALL are disabled on this node: they drop every key of the " \
 	"cluster; start ringkvd with --enable-flush (or enable-flush = true in its config " \

@@ -11,6 +11,10 @@
  * and --metrics-per-replica allows, the replicas' rows
  * (server/replica_metrics.h); /ready is answered after the first part.
  *
+ * With --users, /metrics needs HTTP Basic credentials of a user, verified
+ * by the core's authentication jobs (server/auth.h); the slot is kept while
+ * a job points at its conn_auth. /health and /ready stay open.
+ *
  * With TLS on (--tls-cert), the port speaks HTTPS only, through the same
  * memory-BIO layer as the client ports (server/tls.h): the ring receives
  * ciphertext into the connection's TLS room, the request head is decrypted
@@ -29,9 +33,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/reactor.h"
+#include "server/audit.h"
+#include "server/auth.h"
 #include "server/node.h"
 #include "server/node_metrics.h"
 #include "server/replica_metrics.h"
@@ -62,6 +71,7 @@ struct admin_conn {
 	struct io_op recv_op;
 	struct io_op send_op;
 	struct timer deadline;
+	struct conn_auth auth;       /* --users: /metrics needs a user (Basic) */
 };
 
 struct admin {
@@ -86,7 +96,8 @@ static void tls_pump(struct admin_conn *conn);
 
 static void release(struct admin_conn *conn)
 {
-	if (conn->recv_armed || conn->send_armed)
+	/* A password being verified points at conn->auth: wait for it. */
+	if (conn->recv_armed || conn->send_armed || conn->auth.job)
 		return;
 	reactor_timer_cancel(conn->admin->r, &conn->deadline);
 	close(conn->fd);
@@ -121,6 +132,7 @@ static const char *reason_of(int status)
 	switch (status) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 431: return "Request Header Fields Too Large";
@@ -139,8 +151,9 @@ static void respond(struct admin_conn *conn, int status, const char *type, const
 	out->len = 0;
 	out->failed = false;
 	metrics_buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-			   "Content-Length: %zu\r\nConnection: close\r\n"
-			   "Cache-Control: no-store\r\n\r\n", status, reason_of(status), type, len);
+			   "Content-Length: %zu\r\nConnection: close\r\n%s"
+			   "Cache-Control: no-store\r\n\r\n", status, reason_of(status), type, len,
+			   status == 401 ? "WWW-Authenticate: Basic realm=\"ringkv\"\r\n" : "");
 	if (!conn->head_only && len)
 		metrics_buf_printf(out, "%.*s", (int)len, body);
 	if (out->failed) {
@@ -410,6 +423,87 @@ static void want_scrape(struct admin_conn *conn, enum admin_want want)
 		metrics_scrape_start(a->r, &a->scrape, scrape_done, a);
 }
 
+/*
+ * The user and password of the head's "Authorization: Basic ..." line,
+ * NUL-terminated into user (ucap bytes) and pass (pcap bytes): true, or
+ * false when there is none, it is malformed or too long.
+ */
+static bool basic_credentials(const char *head, char *user, size_t ucap, char *pass, size_t pcap)
+{
+	char decoded[3 * ((USERS_NAME_MAX + USERS_PASSWORD_MAX + 4) / 3 + 2)];
+	const char *line, *token, *colon;
+	size_t tlen;
+	int n;
+
+	for (line = strchr(head, '\n'); line; line = strchr(line, '\n')) {
+		line++;
+		if (strncasecmp(line, "Authorization:", 14) == 0)
+			break;
+	}
+	if (!line)
+		return false;
+	token = line + 14;
+	token += strspn(token, " \t");
+	if (strncasecmp(token, "Basic ", 6) != 0)
+		return false;
+	token += 6;
+	token += strspn(token, " \t");
+	tlen = strcspn(token, " \t\r\n");
+	if (tlen == 0 || tlen % 4 || tlen / 4 * 3 >= sizeof decoded)
+		return false;
+	n = EVP_DecodeBlock((unsigned char *)decoded, (const unsigned char *)token, (int)tlen);
+	if (n < 0)
+		return false;
+	n -= (token[tlen - 1] == '=') + (token[tlen - 2] == '=');
+	decoded[n] = '\0';
+	colon = memchr(decoded, ':', (size_t)n);
+	if (!colon || (size_t)(colon - decoded) >= ucap ||
+	    (size_t)(decoded + n - colon - 1) >= pcap) {
+		OPENSSL_cleanse(decoded, sizeof decoded);
+		return false;
+	}
+	memcpy(user, decoded, (size_t)(colon - decoded));
+	user[colon - decoded] = '\0';
+	memcpy(pass, colon + 1, (size_t)(decoded + n - colon - 1));
+	pass[decoded + n - colon - 1] = '\0';
+	OPENSSL_cleanse(decoded, sizeof decoded);
+	return true;
+}
+
+/* The /metrics credentials were verified (server/auth.h). */
+static void metrics_auth_done(void *owner, void *arg, bool ok)
+{
+	struct admin_conn *conn = owner;
+
+	(void)arg;
+	if (conn->dead) {
+		release(conn);
+		return;
+	}
+	if (ok)
+		want_scrape(conn, ADMIN_WANT_METRICS);
+	else
+		respond_text(conn, 401, "invalid username-password pair\n");
+}
+
+/* --users: /metrics needs a user of the users file (any role), by HTTP
+ * Basic authentication; /health and /ready stay open for load balancers. */
+static void metrics_auth(struct admin_conn *conn)
+{
+	struct admin *a = conn->admin;
+	char user[USERS_NAME_MAX + 2], pass[USERS_PASSWORD_MAX + 2];
+
+	if (!basic_credentials(conn->req, user, sizeof user, pass, sizeof pass)) {
+		respond_text(conn, 401, "/metrics needs a user (HTTP Basic authentication)\n");
+		return;
+	}
+	if (!auth_verify(a->r->user, &conn->auth, (const uint8_t *)user, strlen(user),
+			 (const uint8_t *)pass, strlen(pass), "admin", metrics_auth_done, conn,
+			 NULL))
+		respond_text(conn, 500, "out of memory\n");
+	OPENSSL_cleanse(pass, sizeof pass);
+}
+
 /* A whole request head is in conn->req. */
 static void handle_request(struct admin_conn *conn)
 {
@@ -432,7 +526,10 @@ static void handle_request(struct admin_conn *conn)
 	path_len = strcspn(target, "?");
 	target[path_len] = '\0';
 	if (!strcmp(target, "/metrics")) {
-		want_scrape(conn, ADMIN_WANT_METRICS);
+		if (a->node->users)
+			metrics_auth(conn);
+		else
+			want_scrape(conn, ADMIN_WANT_METRICS);
 	} else if (!strcmp(target, "/ready")) {
 		want_scrape(conn, ADMIN_WANT_READY);
 	} else if (!strcmp(target, "/health")) {
@@ -565,6 +662,9 @@ static void take(struct admin *a, int fd)
 	conn->rlen = 0;
 	conn->want = ADMIN_WANT_NOTHING;
 	conn->head_only = false;
+	memset(&conn->auth, 0, sizeof conn->auth);
+	if (a->node->users)
+		auth_peer(&conn->auth, fd);
 	reactor_timer_arm(a->r, &conn->deadline, (uint64_t)ADMIN_TIMEOUT_MS * 1000,
 			  deadline_passed, conn);
 	arm_recv(conn);

@@ -17,6 +17,7 @@
 #include "core/pool.h"
 #include "proto/frame.h"
 #include "ringkv.pb.h"
+#include "server/audit.h"
 #include "server/cluster_info.h"
 #include "server/kv.h"
 #include "server/node.h"
@@ -26,6 +27,8 @@
 
 #define CONN_RBUF_INITIAL (64u << 10)
 #define CONN_OBUF_INITIAL (64u << 10)
+/* Before authentication: room for one AUTH_PREAUTH_FRAME frame. */
+#define CONN_RBUF_PREAUTH (AUTH_PREAUTH_FRAME + 64u)
 
 static struct pool *core_pool(struct node_core *c)
 {
@@ -54,8 +57,10 @@ static size_t held_bytes(const struct conn *conn)
 
 static bool paused(const struct conn *conn)
 {
+	/* While a password is verified nothing more is read either: what
+	 * the client sends meanwhile waits in the socket, not in rbuf. */
 	return conn->inflight >= conn->core->node->cfg.max_inflight ||
-	       held_bytes(conn) > CONN_OUTPUT_HIGH;
+	       held_bytes(conn) > CONN_OUTPUT_HIGH || conn->auth.job;
 }
 
 bool conn_answer_room(const struct conn *conn, size_t need)
@@ -108,6 +113,11 @@ static void conn_kill(struct conn *conn)
 {
 	conn_fail(conn);
 	try_release(conn);
+}
+
+void conn_drop(struct conn *conn)
+{
+	conn_kill(conn);
 }
 
 void conn_reply(struct conn *conn, uint64_t id, int status,
@@ -185,11 +195,163 @@ static void reply_error(struct conn *conn, uint64_t id, int status, const char *
 	conn_reply(conn, id, status, NULL, 0, text);
 }
 
+/* A native Auth was decided (server/auth.h). */
+static void native_auth_done(void *owner, void *arg, bool ok)
+{
+	struct conn *conn = owner;
+	uint64_t id = (uint64_t)(uintptr_t)arg;
+
+	if (ok)
+		conn_reply(conn, id, ringkv_Status_OK, NULL, 0, NULL);
+	else
+		conn_reply(conn, id, ringkv_Status_UNAUTHENTICATED, NULL, 0,
+			   "invalid username-password pair");
+	conn_request_done(conn);
+}
+
+/* Whether an op needs the admin role (the audit log records each). */
+static bool native_admin_op(enum frame_op op)
+{
+	return op == FRAME_OP_BACKUP || op == FRAME_OP_SHARD_MOVE;
+}
+
+/*
+ * Whether an admin request is audited: a move, a leadership transfer or a
+ * backup's start, not the status polls and file reads that follow them (a
+ * backup reads its files a MiB a request).
+ */
+static bool native_audited(const struct frame_request *req)
+{
+	return (req->op == FRAME_OP_SHARD_MOVE && !req->move.status_only) ||
+	       (req->op == FRAME_OP_BACKUP && req->backup.op == ringkv_BackupOp_BACKUP_BEGIN);
+}
+
+static const char *const native_op_names[] = {
+	[FRAME_OP_GET] = "get", [FRAME_OP_PUT] = "put", [FRAME_OP_DELETE] = "delete",
+	[FRAME_OP_SCAN] = "scan", [FRAME_OP_CLUSTER_MAP] = "cluster_map",
+	[FRAME_OP_CLUSTER_STATUS] = "cluster_status", [FRAME_OP_BACKUP] = "backup",
+	[FRAME_OP_SHARD_MOVE] = "shard_move", [FRAME_OP_AUTH] = "auth",
+};
+
+/* Byte strings in key order: <0, 0, >0. */
+static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	int c = memcmp(a, b, alen < blen ? alen : blen);
+
+	return c ? c : (alen > blen) - (alen < blen);
+}
+
+/*
+ * What `user` may not do of `req`: NULL when allowed (a SCAN is cut to the
+ * user's prefix), else the reason for PERMISSION_DENIED.
+ */
+static const char *native_denied(const struct users_entry *user, struct frame_request *req)
+{
+	enum users_role need = native_admin_op(req->op) ? USERS_ROLE_ADMIN :
+			       req->op == FRAME_OP_PUT || req->op == FRAME_OP_DELETE ? USERS_ROLE_WRITE :
+			       USERS_ROLE_READ;
+
+	if (user->role < need)
+		return need == USERS_ROLE_ADMIN ? "this user's role is not admin"
+						: "this user's role is read: no writes";
+	if (!user->has_prefix)
+		return NULL;
+	switch (req->op) {
+	case FRAME_OP_GET:
+	case FRAME_OP_PUT:
+	case FRAME_OP_DELETE:
+		if (!auth_key_ok(user, req->key.data, req->key.len))
+			return "this user has no permissions to access the key";
+		return NULL;
+	case FRAME_OP_SCAN:
+		/* The range is cut to [prefix, the prefix's end). */
+		if (key_cmp(req->key.data, req->key.len, user->prefix, user->prefix_len) < 0) {
+			req->key.data = user->prefix;
+			req->key.len = user->prefix_len;
+		}
+		if (user->prefix_end_len &&
+		    (req->end.len == 0 || key_cmp(req->end.data, req->end.len, user->prefix_end,
+						  user->prefix_end_len) > 0)) {
+			req->end.data = user->prefix_end;
+			req->end.len = user->prefix_end_len;
+		}
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * Authentication's part of a decoded request (--users): starts an Auth,
+ * refuses what the connection's user may not do, audits admin requests.
+ * True when the request was dealt with here (answered or started).
+ */
+static bool native_auth_filter(struct conn *conn, struct frame_request *req)
+{
+	struct node_core *c = conn->core;
+	const struct users_entry *user;
+	const char *why;
+	char what[128];
+
+	if (!c->node->users) {
+		if (req->op == FRAME_OP_AUTH) {
+			reply_error(conn, req->id, ringkv_Status_INVALID_ARGUMENT,
+				    "authentication is not enabled on this node (ringkvd has no --users)");
+			return true;
+		}
+		if (native_audited(req) && c->node->audit_fd >= 0)
+			audit_line(conn, "native", NULL, native_op_names[req->op], "allowed");
+		return false;
+	}
+	user = auth_user(conn);
+	if (!user && !auth_preauth_request(conn)) {
+		reply_error(conn, req->id, ringkv_Status_UNAUTHENTICATED,
+			    "too many requests before authentication; closing");
+		conn_close_after_reply(conn);
+		return true;
+	}
+	if (req->op == FRAME_OP_AUTH) {
+		conn->inflight++;
+		if (!auth_start(conn, req->key.data, req->key.len, req->value.data, req->value.len,
+				"native", native_auth_done, (void *)(uintptr_t)req->id)) {
+			conn->inflight--;
+			reply_error(conn, req->id, ringkv_Status_INTERNAL, "out of memory");
+		}
+		return true;
+	}
+	if (!user) {
+		reply_error(conn, req->id, ringkv_Status_UNAUTHENTICATED,
+			    "authentication required: send an Auth request first");
+		return true;
+	}
+	why = native_denied(user, req);
+	if (req->op == FRAME_OP_SHARD_MOVE)
+		snprintf(what, sizeof what, "shard_move shard=%u from=%llu to=%llu%s%s",
+			 req->move.shard, (unsigned long long)req->move.from_node,
+			 (unsigned long long)req->move.to_node,
+			 req->move.transfer_leader ? " transfer_leader" : "",
+			 req->move.cancel ? " cancel" : "");
+	else if (req->op == FRAME_OP_BACKUP)
+		snprintf(what, sizeof what, "backup op=%d shard=%u", req->backup.op,
+			 req->backup.shard);
+	else
+		snprintf(what, sizeof what, "%s", native_op_names[req->op] ? native_op_names[req->op]
+									: "?");
+	if (native_audited(req) || (why && native_admin_op(req->op)))
+		audit_line(conn, "native", user->name, what, why ? "denied" : "allowed");
+	if (why) {
+		reply_error(conn, req->id, ringkv_Status_PERMISSION_DENIED, why);
+		return true;
+	}
+	return false;
+}
+
 /* Decodes and handles every complete frame in the receive buffer. */
 static void native_process(struct conn *conn)
 {
 	struct node_core *c = conn->core;
 	const struct frame_limits *limits = &c->node->limits;
+	struct frame_limits preauth;
 	size_t off = conn->roff;
 
 	while (!conn->closing) {
@@ -201,6 +363,13 @@ static void native_process(struct conn *conn)
 		if (paused(conn)) {
 			conn->held = true;
 			break;
+		}
+		limits = &c->node->limits;
+		if (c->node->users && auth_needed(conn)) {
+			/* Before authentication: a few KiB a frame. */
+			preauth = *limits;
+			preauth.max_frame = AUTH_PREAUTH_FRAME;
+			limits = &preauth;
 		}
 		rv = frame_peek(conn->rbuf + off, conn->rlen - off, limits, &payload_len);
 		if (rv == RKV_EAGAIN) {
@@ -236,6 +405,8 @@ static void native_process(struct conn *conn)
 		off += FRAME_HEADER_SIZE + payload_len;
 		switch (rv) {
 		case 0:
+			if (native_auth_filter(conn, &req))
+				break;
 			if (req.op == FRAME_OP_SCAN)
 				scan_submit(c, conn, &req);
 			else
@@ -601,6 +772,8 @@ static void conn_free(struct conn *conn)
 	if (conn->redis)
 		redis_conn_free(conn);
 	reactor_timer_cancel(c->reactor, &conn->tls_timer);
+	reactor_timer_cancel(c->reactor, &conn->auth.timer);
+	auth_conn_close(conn);
 	tls_conn_free(conn->tls);
 	pool_free(p, conn->rbuf);
 	pool_free(p, conn->obuf);
@@ -719,8 +892,24 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 		return;
 	}
 	memset(conn, 0, sizeof *conn);
-	conn->rbuf = pool_alloc(p, CONN_RBUF_INITIAL);
+	conn->core = c;
+	conn->fd = fd;
+	if (c->node->users && !refuse && !auth_conn_open(conn)) {
+		/* A source with too many unauthenticated connections here. */
+		char from[64];
+
+		auth_conn_from(conn, from, sizeof from);
+		log_every(LOG_WARN, 10000, "%s has %u unauthenticated connections on this core; "
+			  "closing new ones", from, AUTH_PREAUTH_PER_SOURCE);
+		c->stats.refused++;
+		pool_free(p, conn);
+		close(fd);
+		return;
+	}
+	conn->rbuf = c->node->users ? pool_alloc_large(p, CONN_RBUF_PREAUTH)
+				    : pool_alloc(p, CONN_RBUF_INITIAL);
 	if (!conn->rbuf) {
+		auth_conn_close(conn);
 		pool_free(p, conn);
 		close(fd);
 		return;
@@ -733,17 +922,17 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 		if (!conn->tls) {
 			if (refuse)
 				c->stats.refused++;
+			auth_conn_close(conn);
 			pool_free(p, conn->rbuf);
 			pool_free(p, conn);
 			close(fd);
 			return;
 		}
 	}
-	conn->core = c;
-	conn->fd = fd;
 	conn->serial = ++c->stats.connections;
 	conn->resp = resp;
 	if (resp && redis_conn_init(conn) != 0) {
+		auth_conn_close(conn);
 		tls_conn_free(conn->tls);
 		pool_free(p, conn->rbuf);
 		pool_free(p, conn);
@@ -786,6 +975,8 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 		reactor_timer_arm(c->reactor, &conn->tls_timer,
 				  (uint64_t)c->node->cfg.tls_handshake_timeout_ms * 1000, tls_timeout,
 				  conn);
+	if (c->node->users)
+		auth_conn_arm_timeout(conn);
 	arm_recv(conn);
 	try_release(conn);
 }
@@ -830,6 +1021,8 @@ void conn_close_all(struct node_core *c)
 		if (conn->redis)
 			redis_conn_free(conn);
 		reactor_timer_cancel(c->reactor, &conn->tls_timer);
+		reactor_timer_cancel(c->reactor, &conn->auth.timer);
+		auth_conn_close(conn);
 		tls_conn_free(conn->tls);
 		pool_free(p, conn->rbuf);
 		pool_free(p, conn->obuf);

@@ -31,6 +31,12 @@
  * runs on the same path; a client that has not finished it within
  * --tls-handshake-timeout is closed. Over --max-connections, a TLS client is
  * closed without a reason (there is no channel to give it one yet).
+ *
+ * Authentication (--users, server/auth.h): a connection starts
+ * unauthenticated, with a receive buffer of a few KiB that may not grow past
+ * AUTH_PREAUTH_FRAME (a larger frame or command closes it), a handful of
+ * requests and --auth-timeout to authenticate. While a password is being
+ * verified, decoding holds (the next request waits for the outcome).
  */
 #ifndef RINGKV_SERVER_CONN_H
 #define RINGKV_SERVER_CONN_H
@@ -41,6 +47,7 @@
 
 #include "core/timer.h"
 #include "io/ring.h"
+#include "server/auth.h"
 
 #define CONN_OUTPUT_HIGH (4u << 20)
 #define CONN_REPLY_MAX (64u << 20)
@@ -107,6 +114,8 @@ struct conn {
 				     * may wait for its read index while the
 				     * write commits) */
 
+	struct conn_auth auth;      /* who it is (--users, server/auth.h) */
+
 	struct conn *prev, *next;   /* core's connection list */
 	struct conn *next_dirty;
 };
@@ -129,6 +138,10 @@ void conn_out_commit(struct conn *conn, size_t written);
  * RESOURCE_EXHAUSTED (the client asks for more than it reads).
  */
 bool conn_answer_room(const struct conn *conn, size_t need);
+
+/* Closes at once, dropping unsent output (a client past its auth timeout).
+ * The connection may be gone when this returns. */
+void conn_drop(struct conn *conn);
 
 /* Stop reading; close once everything queued is sent (QUIT, protocol error). */
 void conn_close_after_reply(struct conn *conn);

@@ -6,6 +6,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cluster/peer.h"
@@ -30,6 +32,7 @@
 #include "server/repair.h"
 #include "server/node.h"
 #include "server/tls.h"
+#include "server/users.h"
 #include "shard/route.h"
 #include "tools/version.h"
 
@@ -166,7 +169,8 @@ static void reload_tls(struct node *n)
 	char err[512];
 
 	if (!n->tls) {
-		log_info("got SIGHUP: nothing to reload (no --tls-cert)");
+		if (!n->users)
+			log_info("got SIGHUP: nothing to reload (no --tls-cert, no --users)");
 		return;
 	}
 	if (tls_server_reload(n->tls, n->cfg.tls_cert, n->cfg.tls_key,
@@ -179,8 +183,26 @@ static void reload_tls(struct node *n)
 		 n->cfg.tls_cert);
 }
 
+/* SIGHUP: the users file is read again; cores take the new table at their
+ * next check (server/users.h). A bad file changes nothing. */
+static void reload_users(struct node *n)
+{
+	char err[512];
+
+	if (!n->users)
+		return;
+	if (users_reload(n->users, n->cfg.users_file, err, sizeof err) != 0) {
+		log_error("got SIGHUP: users reload refused, the old users are kept: %s", err);
+		return;
+	}
+	log_info("got SIGHUP: %zu users reloaded from %s", users_current(n->users)->count,
+		 n->cfg.users_file);
+}
+
 int main(int argc, char **argv)
 {
+	static struct users users;
+	struct stat users_stat;
 	static struct node node;
 	static struct datadir_cluster identity;
 	static char long_err[16384];   /* a refusal names every difference */
@@ -235,6 +257,33 @@ int main(int argc, char **argv)
 				       ? "tls: OpenSSL memory BIOs (the kernel has the tls ULP, "
 					 "but kTLS is not implemented)"
 				       : "tls: OpenSSL memory BIOs (kernel has no tls ULP)");
+	}
+
+	node.audit_fd = -1;
+	if (node.cfg.audit_log[0]) {
+		node.audit_fd = open(node.cfg.audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+				     0600);
+		if (node.audit_fd < 0) {
+			fprintf(stderr, "ringkvd: --audit-log %s: %s\n", node.cfg.audit_log,
+				strerror(errno));
+			tls_server_destroy(node.tls);
+			return 2;
+		}
+	}
+	/* Users next: a bad file is a setup error too (FILE:LINE: reason). */
+	if (node.cfg.users_file[0]) {
+		if (users_create(&users, node.cfg.users_file, err, sizeof err) != 0) {
+			fprintf(stderr, "ringkvd: %s\n", err);
+			tls_server_destroy(node.tls);
+			return 2;
+		}
+		node.users = &users;
+		log_info("auth: %zu users from %s; every client port needs AUTH",
+			 users_current(&users)->count, node.cfg.users_file);
+		if (stat(node.cfg.users_file, &users_stat) == 0 && (users_stat.st_mode & 0077))
+			log_warn("auth: %s is readable by other users (mode %03o): its hashes can "
+				 "be attacked offline; chmod 600 it", node.cfg.users_file,
+				 (unsigned)(users_stat.st_mode & 0777));
 	}
 
 	if (topology_load(&topo, err, sizeof err) != 0) {
@@ -406,6 +455,7 @@ int main(int argc, char **argv)
 		if (rv != 0 || sig != SIGHUP)
 			break;
 		reload_tls(&node);
+		reload_users(&node);
 	}
 	log_info("got %s: stopping (finishing in-flight writes)", strsignal(sig));
 	reactor_group_stop(group);
@@ -426,6 +476,10 @@ int main(int argc, char **argv)
 	free(node.resp_fds);
 	close(lock_fd);
 	tls_server_destroy(node.tls);
+	if (node.users)
+		users_destroy(node.users);
+	if (node.audit_fd >= 0)
+		close(node.audit_fd);
 	log_info("stopped cleanly");
 	return 0;
 
@@ -450,5 +504,7 @@ err_after_lock:
 err_after_topology:
 	topology_destroy(topo);
 	tls_server_destroy(node.tls);
+	if (node.users)
+		users_destroy(node.users);
 	return 1;
 }

@@ -27,6 +27,8 @@
 #include "core/log.h"
 #include "server/admin.h"
 #include "server/cluster_info.h"
+#include "server/audit.h"
+#include "server/auth.h"
 #include "server/conn.h"
 #include "server/redis.h"
 #include "cluster/replica.h"
@@ -503,6 +505,11 @@ int node_core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 		snprintf(err, errlen, "core %u: out of memory", r->id);
 		return rv;
 	}
+	rv = auth_core_init(c); /* --users, --audit-log (server/auth.h) */
+	if (rv) {
+		snprintf(err, errlen, "core %u: cannot set up authentication", r->id);
+		return rv;
+	}
 	/* Metrics and the admin port (server/node_metrics.h, server/admin.h). */
 	c->metrics = metrics_core_of(n->metrics, r->id);
 	rv = node_metrics_core_start(c);
@@ -561,6 +568,8 @@ bool node_core_quiescent(struct reactor *r, void *arg)
 		return false;
 	if (c->cluster && !cluster_core_quiescent(c->cluster))
 		return false;
+	if (!audit_core_idle(c))
+		return false;
 	return conn_all_flushed(c);
 }
 
@@ -571,6 +580,7 @@ void node_core_finish(struct reactor *r, void *arg)
 	if (!c)
 		return;
 	conn_close_all(c);
+	auth_core_destroy(c);
 	redis_core_destroy(c);
 	if (c->forward) {
 		struct forward_stats fs;

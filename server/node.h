@@ -27,6 +27,8 @@ struct peer_net;
 struct replica;
 struct forward_core;
 struct tls_server;
+struct users;
+struct audit;
 
 /* node->shard_core of a shard this node holds no replica of. */
 #define NODE_NO_CORE UINT16_MAX
@@ -49,6 +51,9 @@ struct node {
 	const struct node_metric_ids *metric_ids;
 	struct admin *admin;      /* the admin HTTP port on core 0, or NULL */
 	struct tls_server *tls;   /* TLS on the client ports (server/tls.h), or NULL */
+	struct users *users;      /* --users (server/users.h): clients must
+				   * authenticate; NULL = no authentication */
+	int audit_fd;             /* --audit-log, opened for appending; -1 = the log */
 };
 
 struct node_stats {
@@ -90,6 +95,8 @@ struct node_core {
 	unsigned listener_count;
 	bool accepting;
 	struct redis_core *redis; /* RESP per-core state (SCAN cursors) */
+	struct auth_core *auth;   /* authentication (server/auth.h); NULL without --users */
+	struct audit_core *audit; /* --audit-log buffers (server/audit.h), or NULL */
 	struct forward_core *forward; /* requests forwarded to other nodes */
 
 	struct conn *conns;       /* every open connection */

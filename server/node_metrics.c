@@ -24,6 +24,7 @@ _Static_assert(FRAME_OP_BACKUP + 1 == NODE_METRICS_OPS, "a name for every native
 static const char *const status_names[NODE_METRICS_STATUSES] = {
 	"ok", "not_found", "invalid_argument", "too_large", "resource_exhausted",
 	"unavailable", "not_leader", "timeout", "internal", "data_loss", "unknown",
+	"unauthenticated", "permission_denied",
 };
 
 /* enum raft_role, in order. */

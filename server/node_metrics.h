@@ -28,7 +28,7 @@ struct node_core;
 				  * cluster_status, backup (FRAME_OP_*) */
 /* RESP requests by command (resp_cmd_id), the last for unknown commands. */
 #define NODE_METRICS_RESP_OPS (RESP_CMD_TOP_COUNT + 1)
-#define NODE_METRICS_STATUSES 11 /* ringkv_Status OK .. UNKNOWN */
+#define NODE_METRICS_STATUSES 13 /* ringkv_Status OK .. PERMISSION_DENIED */
 #define NODE_METRICS_ROLES 4     /* enum raft_role */
 #define NODE_METRICS_LEVELS 7    /* MANIFEST_LEVELS */
 

@@ -712,6 +712,8 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	}
 	conn->core->stats.requests++;
+	if (!redis_auth_allows(conn, cmd, ci)) /* server/redis_auth.c */
+		return;
 	switch (ci->id) {
 	case RESP_CMD_PING:
 		if (cmd->argc > 2) {
@@ -745,6 +747,9 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 		return;
 	case RESP_CMD_HELLO:
 		redis_cmd_hello(conn, cmd);
+		return;
+	case RESP_CMD_AUTH:
+		redis_cmd_auth(conn, cmd);
 		return;
 	case RESP_CMD_GET:
 		redis_single_key(conn, cmd, ci->id, KV_GET, NULL, 0, 0, NULL);
@@ -860,6 +865,8 @@ void redis_process(struct conn *conn)
 		int rv;
 
 		if (conn_is_paused(conn)) {
+			/* (Also while a password is verified: what follows runs
+			 * as the user it makes, or is refused.) */
 			conn->held = true;
 			break;
 		}
@@ -893,9 +900,24 @@ void redis_process(struct conn *conn)
 			conn_close_after_reply(conn);
 			break;
 		}
+		if (conn->core->node->users && !conn->auth.user && !auth_preauth_request(conn)) {
+			reply_reset(&rc->scratch);
+			reply_error(conn, &rc->scratch, "ERR too many commands before AUTH; closing");
+			redis_reply_now(conn);
+			conn_close_after_reply(conn);
+			break;
+		}
 		execute(conn, &cmd);
 	}
 	conn->roff = off;
+}
+
+void redis_parser_limits(struct conn *conn, struct resp_limits *limits)
+{
+	const struct config *cfg = &conn->core->node->cfg;
+
+	resp_limits_default(limits);
+	limits->max_bulk = cfg->max_value > cfg->max_key ? cfg->max_value : cfg->max_key;
 }
 
 int redis_conn_init(struct conn *conn)
@@ -906,12 +928,17 @@ int redis_conn_init(struct conn *conn)
 	if (!rc)
 		return -ENOMEM;
 	memset(rc, 0, sizeof *rc);
-	resp_limits_default(&limits);
-	limits.max_bulk = conn->core->node->cfg.max_value > conn->core->node->cfg.max_key ?
-			  conn->core->node->cfg.max_value : conn->core->node->cfg.max_key;
+	conn->redis = rc;
+	redis_parser_limits(conn, &limits);
+	if (conn->core->node->users) {
+		/* Before AUTH: small commands only (server/auth.h). */
+		limits.max_args = 16;
+		limits.max_bulk = USERS_PASSWORD_MAX + 64;
+		limits.max_inline = AUTH_PREAUTH_FRAME;
+		limits.max_request = AUTH_PREAUTH_FRAME;
+	}
 	resp_parser_init(&rc->parser, &limits);
 	rc->id = ((uint64_t)conn->core->reactor->id << 48) | conn->serial;
-	conn->redis = rc;
 	return 0;
 }
 

@@ -199,43 +199,6 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 	redis_drain(conn);
 }
 
-void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd)
-{
-	struct redis_conn *rc = conn->redis;
-	struct reply *r = &rc->scratch;
-	int64_t proto = 2;
-
-	reply_reset(r);
-	if (cmd->argc >= 2) {
-		if (resp_parse_int64(cmd->argv[1].data, cmd->argv[1].len, &proto) != 0) {
-			reply_error(conn, r, "ERR Protocol version is not an integer or out of range");
-			redis_reply_now(conn);
-			return;
-		}
-		if (proto != 2) {
-			reply_error(conn, r, RESP_ERR_NOPROTO);
-			redis_reply_now(conn);
-			return;
-		}
-	}
-	reply_array(conn, r, 14);
-	reply_str(conn, r, "server");
-	reply_str(conn, r, "ringkv");
-	reply_str(conn, r, "version");
-	reply_str(conn, r, "0.1.0");
-	reply_str(conn, r, "proto");
-	reply_int(conn, r, 2);
-	reply_str(conn, r, "id");
-	reply_int(conn, r, (int64_t)rc->id);
-	reply_str(conn, r, "mode");
-	reply_str(conn, r, "standalone");
-	reply_str(conn, r, "role");
-	reply_str(conn, r, "master");
-	reply_str(conn, r, "modules");
-	reply_array(conn, r, 0);
-	redis_reply_now(conn);
-}
-
 static void command_info(struct conn *conn, struct reply *r, const struct resp_command_info *ci)
 {
 	uint32_t f;

@@ -268,7 +268,20 @@ void redis_cmd_flush(struct conn *conn, const struct resp_command *cmd, enum res
 void redis_format_flush(struct conn *conn, struct redis_slot *slot, struct reply *r);
 void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_core_stats *sum);
 void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply *r);
+/* ---- authentication (redis_auth.c) ---- */
+
+/* HELLO [2 [AUTH user pass] [SETNAME name]] (protocol 3: NOPROTO). */
 void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd);
+/* AUTH [user] password. */
+void redis_cmd_auth(struct conn *conn, const struct resp_command *cmd);
+/*
+ * Whether the connection's user may run `cmd` (`ci` its entry): true, or
+ * false after answering NOAUTH / NOPERM. Audits admin commands.
+ */
+bool redis_auth_allows(struct conn *conn, const struct resp_command *cmd,
+		       const struct resp_command_info *ci);
+/* The parser limits of an authenticated connection (redis.c). */
+void redis_parser_limits(struct conn *conn, struct resp_limits *limits);
 void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,
 		       const struct resp_command_info *parent);
 void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,

@@ -104,6 +104,8 @@ static const char *const status_names[] = {
 	[RKV_STATUS_INTERNAL] = "INTERNAL",
 	[RKV_STATUS_DATA_LOSS] = "DATA_LOSS",
 	[RKV_STATUS_UNKNOWN] = "UNKNOWN",
+	[RKV_STATUS_UNAUTHENTICATED] = "UNAUTHENTICATED",
+	[RKV_STATUS_PERMISSION_DENIED] = "PERMISSION_DENIED",
 };
 
 const char *rkv_status_name(int status)
@@ -434,6 +436,12 @@ int rkv_connect_timeout(const char *address, int timeout_ms, struct rkv_client *
 	c->next_id = 1;
 	c->deadline_ms = NO_DEADLINE;
 	frame_limits_default(&c->limits);
+	rc = libringkv_auth(c, address, timeout_ms, err, errlen);
+	if (rc < 0) {
+		rkv_close(c);
+		freeaddrinfo(list);
+		return rc;
+	}
 	freeaddrinfo(list);
 	*out = c;
 	return 0;

@@ -42,6 +42,8 @@ enum rkv_status {
 	RKV_STATUS_UNKNOWN = 10,    /* a write's outcome is unknown (leadership lost
 				     * before it was seen committed): it may or may
 				     * not have been applied */
+	RKV_STATUS_UNAUTHENTICATED = 11, /* no (or a failed) authentication: rkv_auth_set */
+	RKV_STATUS_PERMISSION_DENIED = 12, /* the user's role or key prefix forbids it */
 };
 
 struct rkv_client;
@@ -88,6 +90,19 @@ void rkv_close(struct rkv_client *c);
  * negative code with the reason in `err` (missing or not PEM).
  */
 int rkv_tls_set_ca(const char *ca_file, char *err, size_t errlen);
+
+/*
+ * Credentials (ringkvd --users): from now on every connection of the
+ * process authenticates as `user` right after connecting; a refused
+ * password fails the connect with -EACCES. NULL or "" turns it off.
+ * Without a call, the first connect reads the file named by
+ * RINGKV_AUTH_FILE (see rkv_auth_set_file), else RINGKV_USER and
+ * RINGKV_PASSWORD. 0, or -EINVAL (too long) with the reason in `err`.
+ */
+int rkv_auth_set(const char *user, const char *password, char *err, size_t errlen);
+/* The same from a file of two lines: the user, then the password. 0 or a
+ * negative code with the reason in `err` (missing, not two lines). */
+int rkv_auth_set_file(const char *path, char *err, size_t errlen);
 
 /* What rkv_connect waits for the TCP handshake, in milliseconds. */
 #define RKV_DEFAULT_CONNECT_TIMEOUT_MS 10000

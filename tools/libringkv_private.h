@@ -38,6 +38,26 @@ int libringkv_copy_value(struct rkv_client *c, const struct rkv_result *res, voi
 /* Sets the text rkv_last_error(c) returns. */
 void libringkv_set_error(struct rkv_client *c, const char *text);
 
+/* ---- credentials (tools/libringkv_auth.c) ---- */
+
+/*
+ * Authenticates a new connection when credentials are set (rkv_auth_set*,
+ * RINGKV_AUTH_FILE, RINGKV_USER/RINGKV_PASSWORD), within timeout_ms. 0
+ * (done, or no credentials), -EACCES (refused) or a transport error, with
+ * the reason in `err`.
+ */
+int libringkv_auth(struct rkv_client *c, const char *address, int timeout_ms, char *err,
+		   size_t errlen);
+
+/*
+ * The credentials libringkv_auth would use, copied into user and password
+ * (len bytes each): 1, 0 when none are set, or a negative code with the
+ * reason in `err`. For clients that speak the protocol themselves
+ * (ringkv-bench).
+ */
+int libringkv_auth_credentials(char *user, char *password, size_t len, char *err,
+				size_t errlen);
+
 /* ---- TLS (tools/libringkv_tls.c) ---- */
 
 typedef struct ssl_st SSL;

@@ -7,7 +7,7 @@
 # that start with the word typed (one `ringkv scan --prefix` of at most 100
 # keys, 1 s timeout, at the -a address of the line or RINGKV_ADDR); for
 # backup, create or restore, then directories; for shard, move and its
-# options; rebalance's options.
+# options; rebalance's options; user's subcommands, --role values and files.
 
 _ringkv() {
 	local cur prev words cword
@@ -20,15 +20,24 @@ _ringkv() {
 		cword=$COMP_CWORD
 	fi
 
-	local commands="get put del scan ping cluster node backup shard rebalance"
-	local options="-a --address -t --timeout -w --format --json --no-route --tls-ca -h --help -V --version"
+	local commands="get put del scan ping cluster node backup shard rebalance user"
+	local options="-a --address -t --timeout -w --format --json --no-route --tls-ca --auth-file -h --help -V --version"
 
 	case $prev in
 	-a | --address)
 		return # a HOST:PORT: nothing to offer
 		;;
 	-t | --timeout | --limit | --prefix | --admin | --cores | --node-id | \
-		--initial-cluster | --replicas | --cluster-token | --from | --to | --rate)
+		--initial-cluster | --replicas | --cluster-token | --from | --to | --rate | \
+		--iterations)
+		return
+		;;
+	--role)
+		COMPREPLY=($(compgen -W "read write admin" -- "$cur"))
+		return
+		;;
+	--file | --auth-file)
+		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
 	--data-dir)
@@ -53,7 +62,7 @@ _ringkv() {
 		--address=*) address=${words[i]#--address=} ;;
 		-t | --timeout | -w | --format | --limit | --prefix | --admin | --data-dir | \
 			--cores | --node-id | --initial-cluster | --replicas | --cluster-token | \
-			--from | --to) ((i++)) ;;
+			--from | --to | --file | --role | --iterations | --auth-file | --tls-ca) ((i++)) ;;
 		-*) ;;
 		*) [[ -z $command ]] && command=${words[i]} ;;
 		esac
@@ -65,6 +74,7 @@ _ringkv() {
 		[[ $command == node ]] && more="--admin --wait --dry-run --rate"
 		[[ $command == shard ]] && more="--from --to --wait --cancel --rate"
 		[[ $command == rebalance ]] && more="--dry-run --apply --wait --rate"
+		[[ $command == user ]] && more="--file --role --prefix --iterations"
 		[[ $command == backup ]] &&
 			more="--data-dir --cores --node-id --initial-cluster --replicas --cluster-token"
 		COMPREPLY=($(compgen -W "$options $more" -- "$cur"))
@@ -83,6 +93,10 @@ _ringkv() {
 	node)
 		[[ ${words[cword - 1]} == node ]] &&
 			COMPREPLY=($(compgen -W "health list drain" -- "$cur"))
+		;;
+	user)
+		[[ ${words[cword - 1]} == user ]] &&
+			COMPREPLY=($(compgen -W "add remove" -- "$cur"))
 		;;
 	shard)
 		# move, then a shard id and --from/--to NODE[:CORE]: no words.

@@ -41,6 +41,7 @@
 #include "tools/node_list.h"
 #include "tools/rebalance.h"
 #include "tools/shard_move.h"
+#include "tools/user.h"
 #include "tools/version.h"
 
 #define DEFAULT_ADDRESS "127.0.0.1:7070"
@@ -72,12 +73,14 @@ enum {
 	CMD_OPT_MOVE = 1u << 5,    /* shard move: --from, --to, --wait */
 	CMD_OPT_DRAIN = 1u << 6,   /* node drain: --wait, --dry-run, --rate */
 	CMD_OPT_REBALANCE = 1u << 7, /* rebalance: --apply, and drain's */
+	CMD_OPT_USER = 1u << 8,    /* user: --file, --role, --iterations */
 };
 
 /* What the command line said, and the connection once open. */
 struct cli {
 	const char *address;
 	const char *tls_ca;   /* --tls-ca FILE: TLS, checked against this CA */
+	const char *auth_file; /* --auth-file FILE: user and password lines */
 	int timeout_ms;       /* connect and each request; 0 = none */
 	enum cli_format format;
 	uint64_t scan_limit;  /* scan --limit: pairs in all; 0 = every pair */
@@ -94,6 +97,9 @@ struct cli {
 	const char *move_rate;     /* shard move --rate BYTES/s */
 	bool dry_run;              /* node drain --dry-run */
 	bool apply;                /* rebalance --apply */
+	const char *user_file;     /* user --file */
+	const char *user_role;     /* user add --role */
+	const char *user_iterations; /* user add --iterations */
 };
 
 struct command {
@@ -1056,6 +1062,49 @@ static int cmd_rebalance(struct cli *cli, int argc, char **argv)
 	return rebalance_run(&a);
 }
 
+/* ---- users files (tools/user.c) ------------------------------------------ */
+
+static int user_args_of(const struct cli *cli, char **argv, struct user_args *a)
+{
+	uint64_t n = 0;
+
+	memset(a, 0, sizeof *a);
+	a->file = cli->user_file;
+	a->name = argv[1];
+	a->role = cli->user_role;
+	a->prefix = cli->prefix;
+	if (cli->user_iterations &&
+	    (parse_count(cli->user_iterations, &n) != 0 || n == 0 || n > UINT32_MAX))
+		return usage_error("--iterations takes a count, not '%s'", cli->user_iterations);
+	a->iterations = (uint32_t)n;
+	return CLI_EXIT_OK;
+}
+
+static int check_user(const struct cli *cli, int argc, char **argv)
+{
+	struct user_args a;
+	bool add = strcmp(argv[0], "add") == 0;
+	int rc;
+
+	if (!add && strcmp(argv[0], "remove") != 0)
+		return usage_error("user takes add or remove, not '%s'", argv[0]);
+	if (argc != 2)
+		return usage_error("user %s takes NAME", argv[0]);
+	if (!add && (cli->user_role || cli->prefix || cli->user_iterations))
+		return usage_error("user remove takes --file FILE NAME only");
+	rc = user_args_of(cli, argv, &a);
+	return rc != CLI_EXIT_OK ? rc : user_check(&a, add);
+}
+
+static int cmd_user(struct cli *cli, int argc, char **argv)
+{
+	struct user_args a;
+
+	(void)argc;
+	user_args_of(cli, argv, &a);
+	return strcmp(argv[0], "add") == 0 ? user_add(&a) : user_remove(&a);
+}
+
 /* Every command; --help lists them in this order. */
 static const struct command commands[] = {
 	{ "get", "KEY", "print the value of KEY (exit 1 if missing)", 1, 1, 0, NULL,
@@ -1124,6 +1173,17 @@ static const struct command commands[] = {
 	  "goes on when run again; exit 1 refused or a move\n"
 	  "failed, 2 usage or no node reachable",
 	  0, 0, CMD_OPT_REBALANCE | CMD_OFFLINE, check_rebalance, cmd_rebalance },
+	{ "user", "add|remove NAME",
+	  "add NAME --file FILE --role read|write|admin:\n"
+	  "add (or replace) a user of a ringkvd --users\n"
+	  "file, the password read from standard input\n"
+	  "(one line), hashed with PBKDF2-SHA256;\n"
+	  "--iterations N: its cost (default 100000);\n"
+	  "--prefix P: only keys starting with P;\n"
+	  "remove NAME --file FILE (exit 1: no such user);\n"
+	  "the file is rewritten atomically; send ringkvd\n"
+	  "SIGHUP to load it",
+	  1, 2, CMD_OPT_USER | CMD_OPT_PREFIX | CMD_OFFLINE, check_user, cmd_user },
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -1145,6 +1205,10 @@ static void usage(FILE *out)
 		"                           certificate chains to this CA and names the\n"
 		"                           host connected to (default $RINGKV_TLS_CA;\n"
 		"                           unset: plaintext)\n"
+		"      --auth-file FILE     authenticate (ringkvd --users) with the user on\n"
+		"                           the file's first line and the password on its\n"
+		"                           second (default $RINGKV_AUTH_FILE, else\n"
+		"                           $RINGKV_USER and $RINGKV_PASSWORD)\n"
 		"  -h, --help               show this help\n"
 		"  -V, --version            show the version\n\n"
 		"commands:\n",
@@ -1322,6 +1386,12 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			cli->tls_ca = value;
 			continue;
 		}
+		if ((taken = take_option(argc, argv, &i, "auth-file", 0, !*cmd, &value)) != 0) {
+			if (taken < 0)
+				goto err_missing;
+			cli->auth_file = value;
+			continue;
+		}
 		if ((taken = take_option(argc, argv, &i, "timeout", 't', !*cmd, &value)) != 0) {
 			if (taken < 0)
 				goto err_missing;
@@ -1362,6 +1432,27 @@ static int parse(struct cli *cli, int argc, char **argv, const struct command **
 			if (taken < 0)
 				goto err_missing;
 			cli->prefix = value;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_USER) &&
+		    ((taken = take_option(argc, argv, &i, "file", 0, false, &value)) != 0)) {
+			if (taken < 0)
+				goto err_missing;
+			cli->user_file = value;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_USER) &&
+		    ((taken = take_option(argc, argv, &i, "role", 0, false, &value)) != 0)) {
+			if (taken < 0)
+				goto err_missing;
+			cli->user_role = value;
+			continue;
+		}
+		if (*cmd && ((*cmd)->options & CMD_OPT_USER) &&
+		    ((taken = take_option(argc, argv, &i, "iterations", 0, false, &value)) != 0)) {
+			if (taken < 0)
+				goto err_missing;
+			cli->user_iterations = value;
 			continue;
 		}
 		if (*cmd && ((*cmd)->options & CMD_OPT_REBALANCE) && is_flag(arg, "apply", 0)) {
@@ -1486,6 +1577,11 @@ int main(int argc, char **argv)
 	/* Every connection of the process, the router's too (RINGKV_TLS_CA
 	 * otherwise, read by libringkv at the first connect). */
 	if (cli.tls_ca && rkv_tls_set_ca(cli.tls_ca, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ringkv: %s\n", err);
+		free(args);
+		return CLI_EXIT_USAGE;
+	}
+	if (cli.auth_file && rkv_auth_set_file(cli.auth_file, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ringkv: %s\n", err);
 		free(args);
 		return CLI_EXIT_USAGE;

@@ -18,6 +18,7 @@
 
 #include <openssl/ssl.h>
 
+#include "perf/bench/auth.h"
 #include "perf/bench/options.h"
 #include "perf/bench/preflight.h"
 #include "perf/bench/report.h"
@@ -170,6 +171,10 @@ int main(int argc, char **argv)
 	}
 	/* Before anything connects: the pre-flight look and the cluster map
 	 * go through libringkv too. */
+	if (opts.auth_file && rkv_auth_set_file(opts.auth_file, err, sizeof(err)) != 0) {
+		fprintf(stderr, "ringkv-bench: --auth-file: %s\n", err);
+		return 2;
+	}
 	if (opts.tls_ca && rkv_tls_set_ca(opts.tls_ca, err, sizeof(err)) != 0) {
 		fprintf(stderr, "ringkv-bench: --tls-ca: %s\n", err);
 		return 2;
@@ -223,6 +228,11 @@ int main(int argc, char **argv)
 			if (w->ssls && worker_tls_handshake(rv, &w->ssls[j], err, sizeof(err)) != 0) {
 				fprintf(stderr, "ringkv-bench: TLS to %s:%s: %s\n", opts.host,
 					opts.port, err);
+				goto err_connect;
+			}
+			if (bench_authenticate(rv, w->ssls ? w->ssls[j] : NULL, opts.protocol, err,
+					       sizeof(err)) != 0) {
+				fprintf(stderr, "ringkv-bench: %s:%s: %s\n", opts.host, opts.port, err);
 				goto err_connect;
 			}
 		}

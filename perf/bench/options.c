@@ -36,6 +36,7 @@ enum {
 	OPT_NO_ROUTE,
 	OPT_SEED,
 	OPT_TLS_CA,
+	OPT_AUTH_FILE,
 	OPT_SHARD_SPREAD,
 	OPT_PRINT_KEYS,
 	OPT_HELP,
@@ -73,6 +74,10 @@ void options_usage(const char *argv0, void *out)
 		"  --tls-ca FILE           TLS 1.3 to the server, whose certificate must\n"
 		"                          chain to this CA and name the IP address\n"
 		"                          connected to (handshakes before the run)\n"
+		"  --auth-file FILE        authenticate each connection (ringkvd --users) with\n"
+		"                          the user on the file's first line and the password\n"
+		"                          on its second (default $RINGKV_AUTH_FILE, else\n"
+		"                          $RINGKV_USER and $RINGKV_PASSWORD)\n"
 		"  --shard-spread N        cluster: the --keys keys all fall in N of its\n"
 		"                          shards, chosen round-robin over the leaders'\n"
 		"                          (node, core) pairs, so N = nodes x cores puts\n"
@@ -247,6 +252,7 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 		{ "no-route", no_argument, NULL, OPT_NO_ROUTE },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "auth-file", required_argument, NULL, OPT_AUTH_FILE },
 		{ "shard-spread", required_argument, NULL, OPT_SHARD_SPREAD },
 		{ "print-keys", no_argument, NULL, OPT_PRINT_KEYS },
 		{ "help", no_argument, NULL, OPT_HELP },
@@ -327,6 +333,9 @@ int options_parse(int argc, char **argv, struct bench_options *opts, char *err, 
 			break;
 		case OPT_TLS_CA:
 			opts->tls_ca = arg;
+			break;
+		case OPT_AUTH_FILE:
+			opts->auth_file = arg;
 			break;
 		case OPT_SHARD_SPREAD:
 			rv = parse_unsigned(arg, 1, 1u << 20, &spread);

@@ -32,6 +32,7 @@ struct bench_options {
 	int no_route;                 /* --no-route: every connection to --addr */
 	uint64_t seed;                /* --seed */
 	const char *tls_ca;           /* --tls-ca FILE: TLS to the server, or NULL */
+	const char *auth_file;        /* --auth-file FILE: user and password lines, or NULL */
 	uint32_t shard_spread;        /* --shard-spread N: keys of N shards only; 0 = all */
 	int print_keys;               /* --print-keys: list the keys and exit */
 	char ratio_text[32];          /* --ratio as given, for reports */

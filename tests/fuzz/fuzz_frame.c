@@ -1,7 +1,8 @@
 /*
  * libFuzzer harness for the frame codec: frame_peek on the raw input, then
  * the payload decoders (request, response, response with its cluster map
- * and status parts, response with its shard-move part) on what follows the prefix (complete or not), with
+ * and status parts, response with its shard-move part) on what follows the prefix (complete or not;
+ * requests include Auth, whose user and password are the key and value slices), with
  * the default limits and with tiny ones so the too-large paths run too.
  * Invariants: only documented return codes, and every returned slice (scan
  * pairs included) lies inside the input.
@@ -110,7 +111,8 @@ static void run(const uint8_t *data, size_t size, const struct frame_limits *l)
 		CHECK(req.op == FRAME_OP_GET || req.op == FRAME_OP_PUT ||
 		      req.op == FRAME_OP_DELETE || req.op == FRAME_OP_SCAN ||
 		      req.op == FRAME_OP_CLUSTER_MAP || req.op == FRAME_OP_CLUSTER_STATUS ||
-		      req.op == FRAME_OP_BACKUP || req.op == FRAME_OP_SHARD_MOVE);
+		      req.op == FRAME_OP_BACKUP || req.op == FRAME_OP_SHARD_MOVE ||
+		      req.op == FRAME_OP_AUTH);
 		/* Any key may be empty (the empty key is a key); none is
 		 * over the limit. */
 		CHECK(req.key.len <= l->max_key && req.end.len <= l->max_key);

@@ -7,9 +7,12 @@
  * and the two runs must give the same commands and the same outcome. Every
  * parsed command is echoed through the reply writer, whose output must be
  * exactly the size resp_size_* announced. The integer parser is checked
- * against a reference built on strtoll.
+ * against a reference built on strtoll. With the small limits, half the
+ * inputs switch to the defaults after the first command, as a connection
+ * does once it authenticates (resp_parser_set_limits).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +66,7 @@ static void echo_replies(const struct resp_command *cmd)
 }
 
 static void run(const uint8_t *stream, size_t len, const struct resp_limits *l,
-		size_t chunk, struct digest *d)
+		size_t chunk, bool widen, struct digest *d)
 {
 	struct resp_parser p;
 	struct resp_command cmd;
@@ -106,6 +109,8 @@ static void run(const uint8_t *stream, size_t len, const struct resp_limits *l,
 				mix(d, cmd.argv[i].data, cmd.argv[i].len);
 			}
 			echo_replies(&cmd);
+			if (widen && d->commands == 1)
+				resp_parser_set_limits(&p, NULL);
 		} else if (rv == RKV_EPROTO) {
 			const char *e = resp_parser_error(&p);
 
@@ -171,8 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	l = (data[0] & 1) ? &small : NULL;
 	chunk = (size_t)(data[0] >> 1) % 17 + 1;
-	run(data + 1, size - 1, l, 0, &whole);
-	run(data + 1, size - 1, l, chunk, &pieces);
+	run(data + 1, size - 1, l, 0, l && (data[0] & 0x80), &whole);
+	run(data + 1, size - 1, l, chunk, l && (data[0] & 0x80), &pieces);
 	if (whole.hash != pieces.hash || whole.commands != pieces.commands ||
 	    whole.outcome != pieces.outcome)
 		abort();

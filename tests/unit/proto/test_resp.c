@@ -610,7 +610,7 @@ static void test_command_lookup(void **state)
 		"MSETNX", "RENAME", "RENAMENX", "COPY",
 		"SETEX", "PSETEX", "GETEX", "EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT",
 		"PERSIST", "TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME",
-		"RANDOMKEY", "OBJECT", "DEBUG",
+		"RANDOMKEY", "OBJECT", "DEBUG", "AUTH",
 	};
 	size_t count;
 	const struct resp_command_info *table = resp_command_table(&count);

@@ -24,10 +24,14 @@ expect() {
 	fi
 }
 
-expect "ringkv " "get put del scan ping cluster node backup shard rebalance"
+expect "ringkv " "get put del scan ping cluster node backup shard rebalance user"
 expect "ringkv p" "put ping"
 expect "ringkv -a 127.0.0.1:1 s" "scan shard"
 expect "ringkv r" "rebalance"
+expect "ringkv user " "add remove"
+expect "ringkv user add --ro" "--role"
+expect "ringkv user add alice --role " "read write admin"
+expect "ringkv --au" "--auth-file"
 expect "ringkv rebalance --ap" "--apply"
 expect "ringkv --j" "--json"
 expect "ringkv -w " "text json"

@@ -1,0 +1,532 @@
+#!/usr/bin/env python3
+"""Client authentication (issue 19): ringkvd --users, ringkv user, AUTH.
+
+usage: auth.py RINGKVD RINGKV
+
+Checks:
+  - `ringkv user add/remove` (password from stdin, file mode 0600, exit
+    codes); a bad users file refuses the start with FILE:LINE;
+  - NOAUTH before AUTH on the RESP port and UNAUTHENTICATED on the native
+    port; AUTH success and failure with Redis's texts; HELLO 2 AUTH;
+  - roles and key prefixes: NOPERM texts on RESP (commands and keys,
+    multi-key commands too), PERMISSION_DENIED on the native port, a
+    prefixed user's native SCAN cut to its prefix;
+  - credentials for the CLI from --auth-file and from RINGKV_USER /
+    RINGKV_PASSWORD;
+  - a wrong password costs time (250 ms, doubling) for its source address
+    only, and is audited without the password; admin commands are audited;
+  - limits before authentication: a large frame or command closes the
+    connection, so do too many requests and --auth-timeout, and a source's
+    unauthenticated connections are capped;
+  - SIGHUP reloads the users: a removed user's open connection must
+    authenticate again, a new user works, a bad file is refused and logged;
+  - a flood of unauthenticated connections (many sources, partial
+    commands) while an authenticated client keeps being served, with the
+    node's RSS bounded;
+  - redis-py with a username and password (where a python has redis).
+
+Addresses 127.0.63.1 (server) and 127.0.63.2-99 (clients), ports
+63000 + 2 * (pid % 450) and the next. Every process it starts, it stops;
+every socket has a timeout. Exits 0 when every check passes, 1 otherwise.
+"""
+import base64
+import http.client
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TIMEOUT = 5.0
+HOST = "127.0.63.1"
+AUTH_TIMEOUT_S = 2.0
+
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print("%s %s" % ("ok  " if ok else "FAIL", what), flush=True)
+    failures += not ok
+
+
+def resp_cmd(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        if isinstance(a, str):
+            a = a.encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+class Resp:
+    """A raw RESP2 connection from a chosen source address."""
+
+    def __init__(self, port, source="127.0.63.2"):
+        self.s = socket.socket()
+        self.s.settimeout(TIMEOUT)
+        self.s.bind((source, 0))
+        self.s.connect((HOST, port))
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            d = self.s.recv(65536)
+            if not d:
+                raise ConnectionError("closed")
+            self.buf += d
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t in (b"+", b"-"):
+            return line.decode()
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                d = self.s.recv(65536)
+                if not d:
+                    raise ConnectionError("closed")
+                self.buf += d
+            v, self.buf = self.buf[:n], self.buf[n + 2:]
+            return v
+        if t == b"*":
+            return [self.reply() for _ in range(int(rest))]
+        raise ValueError("bad reply %r" % line)
+
+    def cmd(self, *args):
+        self.s.sendall(resp_cmd(*args))
+        return self.reply()
+
+    def closed_within(self, seconds):
+        """True when the server closes the connection within `seconds`."""
+        self.s.settimeout(seconds)
+        try:
+            while True:
+                d = self.s.recv(65536)
+                if not d:
+                    return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+        finally:
+            self.s.settimeout(TIMEOUT)
+
+    def close(self):
+        self.s.close()
+
+
+def user_add(ringkv, users, name, role, password, prefix=None, iterations="1000"):
+    args = [ringkv, "user", "add", "--file", users, name, "--role", role,
+            "--iterations", iterations]
+    if prefix:
+        args += ["--prefix", prefix]
+    return subprocess.run(args, input=password + "\n", capture_output=True, text=True,
+                          timeout=60)
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ringkvd, ringkv = sys.argv[1], sys.argv[2]
+    work = tempfile.mkdtemp(prefix="ringkv-auth-")
+    port = 63000 + 2 * (os.getpid() % 450)
+    resp_port = port + 1
+    admin_port = 63900 + os.getpid() % 99
+    users = os.path.join(work, "users")
+    audit = os.path.join(work, "audit.log")
+    proc = None
+    try:
+        # ---- ringkv user -------------------------------------------------
+        p = user_add(ringkv, users, "alice", "write", "alice-pw", prefix="app:")
+        check(p.returncode == 0, "user add alice (exit %d: %s)" % (p.returncode, p.stderr))
+        user_add(ringkv, users, "reader", "read", "reader-pw")
+        user_add(ringkv, users, "root", "admin", "root-pw", iterations="100000")
+        user_add(ringkv, users, "gone", "write", "gone-pw")
+        check(oct(os.stat(users).st_mode & 0o777) == "0o600", "the users file is mode 0600")
+        text = open(users).read()
+        check("alice-pw" not in text and "alice write ~app: pbkdf2-sha256:1000:" in text,
+              "the file holds a hash, not the password")
+        p = subprocess.run([ringkv, "user", "add", "--file", users, "bob", "--role", "boss"],
+                           input="x\n", capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and "--role" in p.stderr, "a bad role is a usage error (2)")
+        p = subprocess.run([ringkv, "user", "remove", "--file", users, "nobody"],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 1 and "no user nobody" in p.stderr,
+              "removing a missing user exits 1")
+        p = subprocess.run([ringkv, "user", "add", "--file", users, "bob", "--role", "read"],
+                           input="", capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and "password" in p.stderr, "an empty password is refused")
+
+        # ---- a bad file refuses the start ----------------------------------
+        bad = os.path.join(work, "bad-users")
+        with open(bad, "w") as f:
+            f.write("# users\nalice write ~app: pbkdf2-sha256:10:00:00\n")
+        p = subprocess.run([ringkvd, "--cores", "1", "--listen", HOST + ":0",
+                            "--data-dir", os.path.join(work, "bad-data"), "--users", bad],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and (bad + ":2:") in p.stderr,
+              "a bad users file refuses the start, naming its line (%s)" % p.stderr.strip())
+
+        # ---- the node ----------------------------------------------------
+        out = open(os.path.join(work, "stdout"), "w+")
+        err = open(os.path.join(work, "stderr"), "w+")
+        proc = subprocess.Popen([ringkvd, "--cores", "1", "--data-dir",
+                                 os.path.join(work, "data"), "--listen",
+                                 "%s:%d" % (HOST, port), "--resp-listen",
+                                 "%s:%d" % (HOST, resp_port), "--users", users,
+                                 "--admin-listen", "%s:%d" % (HOST, admin_port),
+                                 "--audit-log", audit, "--auth-timeout",
+                                 "%dms" % (AUTH_TIMEOUT_S * 1000)],
+                                stdout=out, stderr=err)
+        for _ in range(200):
+            out.seek(0)
+            if "try: ringkv" in out.read():
+                break
+            time.sleep(0.05)
+        else:
+            check(False, "ringkvd started")
+            return
+
+        def log():
+            err.seek(0)
+            return err.read()
+
+        # ---- RESP: NOAUTH, AUTH, HELLO -------------------------------------
+        c = Resp(resp_port)
+        check(c.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
+              "RESP: GET before AUTH is NOAUTH")
+        r = c.cmd("HELLO", "2")
+        check(isinstance(r, str) and r.startswith("-NOAUTH HELLO must be called"),
+              "RESP: HELLO without AUTH is NOAUTH")
+        check(c.cmd("AUTH", "alice", "nope") ==
+              "-WRONGPASS invalid username-password pair or user is disabled.",
+              "RESP: a wrong password is WRONGPASS")
+        check(c.cmd("AUTH", "alice", "alice-pw") == "+OK", "RESP: AUTH alice")
+        check(c.cmd("SET", "app:1", "v1") == "+OK", "RESP: alice writes app:1")
+        check(c.cmd("GET", "app:1") == b"v1", "RESP: alice reads app:1")
+        check(c.cmd("SET", "other", "x") == "-NOPERM this user has no permissions to access "
+              "one of the keys used as arguments", "RESP: alice may not write 'other'")
+        check(c.cmd("MSET", "app:2", "a", "b", "c").startswith("-NOPERM"),
+              "RESP: MSET with one key outside the prefix is refused")
+        check(c.cmd("DEL", "app:2", "zz").startswith("-NOPERM"),
+              "RESP: DEL with one key outside the prefix is refused")
+        check(c.cmd("MSET", "app:2", "a", "app:3", "b") == "+OK",
+              "RESP: MSET inside the prefix")
+        check(c.cmd("RENAME", "app:2", "elsewhere").startswith("-NOPERM") and
+              c.cmd("OBJECT", "ENCODING", "elsewhere").startswith("-NOPERM"),
+              "RESP: RENAME's second key and OBJECT's key are checked too")
+        check(c.cmd("SCAN", "0") == "-NOPERM this user has no permissions to run the 'scan' "
+              "command", "RESP: a prefixed user may not SCAN the whole keyspace")
+        check(c.cmd("CONFIG", "GET", "maxmemory") == "-NOPERM this user has no permissions "
+              "to run the 'config|get' command", "RESP: alice is not admin")
+        c.close()
+        c = Resp(resp_port)
+        check(c.cmd("AUTH", "reader", "reader-pw") == "+OK", "RESP: AUTH reader")
+        check(c.cmd("GET", "app:1") == b"v1", "RESP: reader reads")
+        check(c.cmd("SET", "app:1", "x") == "-NOPERM this user has no permissions to run the "
+              "'set' command", "RESP: reader may not write")
+        check(isinstance(c.cmd("SCAN", "0"), list), "RESP: reader scans (no prefix)")
+        c.close()
+        c = Resp(resp_port)
+        r = c.cmd("HELLO", "2", "AUTH", "root", "root-pw")
+        check(isinstance(r, list) and b"proto" in r, "RESP: HELLO 2 AUTH root")
+        check(isinstance(c.cmd("CONFIG", "GET", "maxmemory"), list), "RESP: root runs CONFIG")
+        check(c.cmd("HELLO", "3", "AUTH", "root", "root-pw") ==
+              "-NOPROTO unsupported protocol version", "RESP: HELLO 3 is NOPROTO")
+        c.close()
+
+        # ---- native --------------------------------------------------------
+        env = dict(os.environ)
+        for k in ("RINGKV_USER", "RINGKV_PASSWORD", "RINGKV_AUTH_FILE", "RINGKV_ADDR"):
+            env.pop(k, None)
+        addr = "%s:%d" % (HOST, port)
+
+        def cli(*args, extra_env=None):
+            e = dict(env)
+            e.update(extra_env or {})
+            return subprocess.run([ringkv, "-a", addr, "-t", "10", *args],
+                                  capture_output=True, text=True, timeout=60, env=e)
+
+        p = cli("get", "app:1")
+        check(p.returncode == 3 and "UNAUTHENTICATED" in p.stderr,
+              "native: no credentials is UNAUTHENTICATED (%s)" % p.stderr.strip())
+        p = cli("get", "app:1", extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "alice-pw"})
+        check(p.returncode == 0 and p.stdout == "v1\n",
+              "native: RINGKV_USER/RINGKV_PASSWORD (%s)" % p.stderr.strip())
+        authfile = os.path.join(work, "alice.auth")
+        with open(authfile, "w") as f:
+            f.write("alice\nalice-pw\n")
+        p = cli("--auth-file", authfile, "put", "app:n", "nv")
+        check(p.returncode == 0, "native: --auth-file put (%s)" % p.stderr.strip())
+        p = cli("--auth-file", authfile, "put", "other", "nv")
+        check(p.returncode == 3 and "PERMISSION_DENIED" in p.stderr,
+              "native: alice may not put 'other' (%s)" % p.stderr.strip())
+        p = cli("get", "app:1", extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "bad"})
+        check(p.returncode == 3 and "cannot authenticate" in p.stderr,
+              "native: a wrong password fails the connect (%s)" % p.stderr.strip())
+        p = cli("put", "k", "v", extra_env={"RINGKV_USER": "reader",
+                                           "RINGKV_PASSWORD": "reader-pw"})
+        check(p.returncode == 3 and "PERMISSION_DENIED" in p.stderr,
+              "native: reader may not put")
+        p = cli("put", "zz-outside", "v", extra_env={"RINGKV_USER": "root",
+                                                    "RINGKV_PASSWORD": "root-pw"})
+        check(p.returncode == 0, "native: root puts anywhere")
+        p = cli("scan", "", "", extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "alice-pw"})
+        keys = [line.split("\t")[0] for line in p.stdout.splitlines()]
+        check(p.returncode == 0 and keys and all(k.startswith("app:") for k in keys),
+              "native: alice's scan is cut to app: (%s)" % keys)
+        p = cli("backup", "create", os.path.join(work, "bk"),
+                extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "alice-pw"})
+        check(p.returncode != 0 and "PERMISSION_DENIED" in p.stderr,
+              "native: backup needs admin (%s)" % p.stderr.strip()[:120])
+
+        # ---- the admin port: /metrics needs a user ----------------------------
+        def http_get(path, auth=None):
+            conn = http.client.HTTPConnection(HOST, admin_port, timeout=TIMEOUT)
+            headers = {}
+            if auth:
+                headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+            conn.request("GET", path, headers=headers)
+            r = conn.getresponse()
+            body = r.read()
+            conn.close()
+            return r.status, r.getheader("WWW-Authenticate"), body
+
+        st, _, _ = http_get("/health")
+        check(st == 200, "admin: /health is open (%d)" % st)
+        st, www, _ = http_get("/metrics")
+        check(st == 401 and www and "Basic" in www,
+              "admin: /metrics without a user is 401 with WWW-Authenticate (%d)" % st)
+        st, _, body = http_get("/metrics", "reader:reader-pw")
+        check(st == 200 and b"ringkv_" in body, "admin: /metrics with reader's password (%d)" % st)
+        st, _, _ = http_get("/metrics", "reader:nope")
+        check(st == 401, "admin: /metrics with a wrong password is 401 (%d)" % st)
+
+        # ---- rate limit ------------------------------------------------------
+        # One connection an attempt: --auth-timeout (2 s) closes a connection
+        # that is still not authenticated, however it spends the time.
+        t0 = time.monotonic()
+        answers = []
+        for i in range(4):
+            c = Resp(resp_port, source="127.0.63.5")
+            answers.append(c.cmd("AUTH", "alice", "wrong-%d" % i))
+            c.close()
+        spent = time.monotonic() - t0
+        check(all(a.startswith("-WRONGPASS") for a in answers) and spent >= 3.5,
+              "4 wrong passwords cost %.2f s (>= 3.75 s: 250 ms doubling)" % spent)
+        other = Resp(resp_port, source="127.0.63.6")
+        t0 = time.monotonic()
+        ok = other.cmd("AUTH", "alice", "alice-pw") == "+OK"
+        check(ok and time.monotonic() - t0 < 2.0,
+              "another source is not slowed (%.2f s)" % (time.monotonic() - t0))
+        other.close()
+        # A fifth failure holds the source for 4 s: an AUTH from it meanwhile,
+        # even with the right password, is verified only after that.
+        c = Resp(resp_port, source="127.0.63.5")
+        c.s.sendall(resp_cmd("AUTH", "alice", "wrong-5"))
+        time.sleep(0.2)
+        d = Resp(resp_port, source="127.0.63.5")
+        t0 = time.monotonic()
+        ok = d.cmd("AUTH", "alice", "alice-pw") == "+OK"
+        check(ok and time.monotonic() - t0 >= 3.0,
+              "the failing source waits even with the right password (%.2f s)"
+              % (time.monotonic() - t0))
+        check(c.reply().startswith("-WRONGPASS"), "the fifth failure is answered too")
+        c.close()
+        d.close()
+        time.sleep(0.3)
+        audit_text = open(audit).read()
+        check('user="alice" from=127.0.63.5' in audit_text and "wrong-1" not in audit_text and
+              "failed: wrong user or password" in audit_text,
+              "failures audited with user and address, never the password")
+        check('proto=admin what="auth" outcome="failed' in audit_text,
+              "admin: a wrong /metrics password is audited")
+        check('user="root"' in audit_text and 'what="config|get" outcome="allowed"' in audit_text
+              and 'what="backup op=1 shard=0" outcome="denied"' in audit_text,
+              "admin commands audited (allowed and denied)")
+        check("wrong-1" not in log(), "the log never holds a password")
+
+        # ---- limits before authentication -----------------------------------
+        c = Resp(resp_port, source="127.0.63.7")
+        c.s.sendall(b"*2\r\n$3\r\nGET\r\n$100000\r\n" + b"x" * 8000)
+        check(c.closed_within(3), "RESP: a large command before AUTH closes the connection")
+        c = Resp(resp_port, source="127.0.63.7")
+        for _ in range(10):
+            c.s.sendall(resp_cmd("PING"))
+            c.reply()
+        c.s.sendall(resp_cmd("PING"))
+        r = c.reply()
+        check(r.startswith("-ERR too many commands before AUTH") and c.closed_within(3),
+              "RESP: the 11th command before AUTH closes the connection")
+        s = socket.create_connection((HOST, port), timeout=TIMEOUT)
+        s.sendall((100000).to_bytes(4, "little") + b"\x08\x01")
+        s.settimeout(3)
+        try:
+            closed = True
+            while s.recv(4096):
+                pass
+        except socket.timeout:
+            closed = False
+        except ConnectionError:
+            pass
+        check(closed, "native: a frame over 4 KiB before Auth closes the connection")
+        s.close()
+        c = Resp(resp_port, source="127.0.63.8")
+        t0 = time.monotonic()
+        check(c.closed_within(AUTH_TIMEOUT_S + 3) and
+              time.monotonic() - t0 >= AUTH_TIMEOUT_S - 0.3,
+              "an idle unauthenticated connection is closed after --auth-timeout (%.1f s)"
+              % (time.monotonic() - t0))
+        held = [Resp(resp_port, source="127.0.63.9") for _ in range(32)]
+        extra = Resp(resp_port, source="127.0.63.9")
+        check(extra.closed_within(2), "the 33rd unauthenticated connection of a source is closed")
+        fresh = Resp(resp_port, source="127.0.63.10")
+        check(fresh.cmd("AUTH", "reader", "reader-pw") == "+OK",
+              "another source still connects meanwhile")
+        for h in held + [extra, fresh]:
+            h.close()
+
+        # ---- SIGHUP reload ------------------------------------------------
+        gone = Resp(resp_port)
+        check(gone.cmd("AUTH", "gone", "gone-pw") == "+OK", "AUTH gone before the reload")
+        subprocess.run([ringkv, "user", "remove", "--file", users, "gone"], timeout=30,
+                       capture_output=True)
+        user_add(ringkv, users, "newbie", "read", "newbie-pw")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        check(gone.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
+              "SIGHUP: a removed user's connection must authenticate again")
+        gone.close()
+        c = Resp(resp_port)
+        check(c.cmd("AUTH", "newbie", "newbie-pw") == "+OK", "SIGHUP: a new user works")
+        c.close()
+        saved = open(users).read()
+        with open(users, "w") as f:
+            f.write("garbage line\n")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        check("users reload refused" in log() and ":1: " in log(),
+              "SIGHUP: a bad users file is refused and logged")
+        c = Resp(resp_port)
+        check(c.cmd("AUTH", "newbie", "newbie-pw") == "+OK",
+              "SIGHUP: the old users are kept after a bad file")
+        c.close()
+        with open(users, "w") as f:
+            f.write(saved)
+
+        # ---- flood of unauthenticated connections ---------------------------
+        good = Resp(resp_port, source="127.0.63.11")
+        check(good.cmd("AUTH", "alice", "alice-pw") == "+OK", "flood: the client authenticates")
+        rss_before = rss_kib(proc.pid)
+        flood = []
+        for i in range(400):
+            try:
+                f = Resp(resp_port, source="127.0.63.%d" % (20 + i % 40))
+                # A partial command, as a slow attacker would send.
+                f.s.sendall(b"*3\r\n$3\r\nSET\r\n$4000\r\n" + b"y" * 3000)
+                flood.append(f)
+            except OSError:
+                pass
+        for i in range(40):
+            # A wrong AUTH, then 1 MiB at once: read only after the answer.
+            try:
+                f = Resp(resp_port, source="127.0.63.%d" % (70 + i % 10))
+                f.s.setblocking(False)
+                try:
+                    f.s.send(resp_cmd("AUTH", "alice", "bad") + b"z" * (1 << 20))
+                except BlockingIOError:
+                    pass
+                f.s.settimeout(TIMEOUT)
+                flood.append(f)
+            except OSError:
+                pass
+        worst = 0.0
+        served = 0
+        for i in range(200):
+            t0 = time.monotonic()
+            if good.cmd("SET", "app:f%d" % i, "v") == "+OK" and \
+                    good.cmd("GET", "app:f%d" % i) == b"v":
+                served += 1
+            worst = max(worst, time.monotonic() - t0)
+        rss_after = rss_kib(proc.pid)
+        check(served == 200 and worst < 2.0,
+              "flood: %d connections held open, the client served (worst %.3f s)"
+              % (len(flood), worst))
+        check(rss_after - rss_before < 24 * 1024,
+              "flood: RSS grew %d KiB (< 24 MiB for %d connections)"
+              % (rss_after - rss_before, len(flood)))
+        time.sleep(AUTH_TIMEOUT_S + 1)
+        closed = sum(1 for f in flood if f.closed_within(0.2))
+        check(closed == len(flood), "flood: every unauthenticated connection closed (%d of %d)"
+              % (closed, len(flood)))
+        for f in flood:
+            f.close()
+        check(good.cmd("GET", "app:1") == b"v1", "flood: the client is still served")
+        good.close()
+
+        # ---- redis-py -------------------------------------------------------
+        script = ("import redis,sys\n"
+                  "r=redis.Redis(host=%r,port=%d,username='alice',password='alice-pw',"
+                  "socket_timeout=5)\n"
+                  "r.set('app:py','1'); assert r.get('app:py')==b'1'\n"
+                  "try:\n"
+                  "  redis.Redis(host=%r,port=%d,username='alice',password='bad',"
+                  "socket_timeout=5).ping(); sys.exit(3)\n"
+                  "except (redis.exceptions.AuthenticationError,\n"
+                  "        redis.exceptions.ResponseError) as e:\n"
+                  "  assert 'WRONGPASS' in str(e) or 'Invalid' in str(e), e\n"
+                  % (HOST, resp_port, HOST, resp_port))
+        pythons = [sys.executable] + [p for p in ("/usr/bin/python3",) if os.path.exists(p)]
+        ran = False
+        for py in pythons:
+            if subprocess.run([py, "-c", "import redis"], capture_output=True).returncode:
+                continue
+            p = subprocess.run([py, "-c", script], capture_output=True, text=True, timeout=60)
+            check(p.returncode == 0, "redis-py with username and password (%s)"
+                  % p.stderr.strip()[-200:])
+            ran = True
+            break
+        if not ran:
+            print("skip redis-py: no python with the redis module")
+
+        proc.terminate()
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 0 and "stopped cleanly" in log() and "Sanitizer" not in log(),
+              "ringkvd stops cleanly (exit %s)" % rc)
+    finally:
+        if proc and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if failures:
+            print("work dir kept: %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(1 if failures else 0)
