@@ -268,7 +268,12 @@ void cluster_core_send_now(struct cluster_core *c, uint64_t to, int cls, const v
 
 /* The node's Heartbeats frame: its coalesced heartbeats, or an empty one
  * (the liveness beacon) once per tick. Sent first: it is what keeps
- * elections away, and it is small. */
+ * elections away, and it is small. Not queued while our connection to the
+ * node is down: heartbeats and beacons only say "now", and a node that is
+ * down for a few seconds would otherwise be sent every tick's heartbeats of
+ * every group woken by its silence (megabytes at 10,000 groups) when it
+ * comes back. Raft takes them as lost messages; the next tick sends fresh
+ * ones. */
 static void beats_send(struct cluster_core *c, unsigned node)
 {
 	struct beat_out *bo = &c->beats[node];
@@ -276,6 +281,11 @@ static void beats_send(struct cluster_core *c, unsigned node)
 
 	if (node == c->node->self_index || (bo->n == 0 && !c->beacon_due))
 		return;
+	if (c->pc && !peer_up(c->pc, c->node->map.nodes[node].id)) {
+		c->beats_unsent += bo->n;
+		bo->n = 0;
+		return;
+	}
 	c->beat_buf.len = 0;
 	rv = peer_msg_encode_heartbeats(&c->beat_buf, bo->v, bo->n);
 	if (rv == 0 && c->pc)
