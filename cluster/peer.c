@@ -1379,7 +1379,7 @@ int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 	if (atomic_fetch_add(&n->started, 1) + 1 == n->cores) {
 		rv = listen_all(n, r, err, errlen);
 		if (rv)
-			return rv; /* the node fails to start; the core's stop frees pc */
+			return rv; /* the node does not start */
 	}
 	return 0;
 
@@ -1468,14 +1468,6 @@ void peer_core_finish(struct peer_core *pc)
 	pc->net->per_core[pc->r->id] = NULL;
 	free(pc->peers);
 	free(pc);
-}
-
-bool peer_up(const struct peer_core *pc, uint64_t to)
-{
-	for (unsigned i = 0; i < pc->npeers; i++)
-		if (pc->peers[i].node->id == to)
-			return pc->peers[i].state == OUT_UP;
-	return false;
 }
 
 unsigned peer_core_count(const struct peer_core *pc)

@@ -210,10 +210,6 @@ int peer_send_reserved(struct peer_core *pc, uint64_t to, enum peer_class cls,
 		       void *payload, size_t len);
 void peer_frame_release(struct peer_core *pc, void *payload);
 
-/* Whether this core's outbound connection to node `to` is up (connected,
- * the hello queued first): what is sent now goes out in this pass. */
-bool peer_up(const struct peer_core *pc, uint64_t to);
-
 /* Number of peers (index order = cfg.peers order). */
 unsigned peer_core_count(const struct peer_core *pc);
 

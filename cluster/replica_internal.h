@@ -478,7 +478,6 @@ struct cluster_core {
 	uint64_t heard_stored[CLUSTER_MAP_MAX_NODES]; /* last this core wrote to
 						       * node->heard_us */
 	uint64_t beats_sent, beacons_sent, wakes_suspect;
-	uint64_t beats_unsent; /* dropped: the connection to the node was down */
 };
 
 /* replica.c, used by cluster_core.c */
