@@ -668,8 +668,8 @@ static void test_slow_start_refuses_then_dials_back(void **state)
 	node_init(2, 7, true);
 	node_set_peers(&nodes[1], peers1, 1);
 	node_set_peers(&nodes[2], peers2, 1);
-	/* node 1 would wait 1.5-3 s before dialling node 2 again */
-	nodes[1].cfg.backoff_min_us = nodes[1].cfg.backoff_max_us = 3000000;
+	/* node 1 would wait 5-10 s before dialling node 2 again */
+	nodes[1].cfg.backoff_min_us = nodes[1].cfg.backoff_max_us = 10000000;
 	nodes[2].cfg.connect_timeout_us = 200000;
 	nodes[2].slow_core = 1;
 	nodes[2].slow_ms = 800;
