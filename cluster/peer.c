@@ -26,6 +26,8 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +109,9 @@ struct peer_in {
 struct peer_net {
 	struct peer_config cfg;
 	unsigned cores;
-	int *listen_fds;          /* [cores] */
+	int *listen_fds;          /* [cores], bound; listening once every core started */
 	struct peer_core **per_core; /* [cores], each set by its own core at start */
+	_Atomic unsigned started; /* cores past peer_core_start */
 };
 
 struct peer_core {
@@ -126,6 +129,7 @@ struct peer_core {
 
 	int listen_fd;
 	bool accept_armed;
+	struct reactor_msg accept_msg; /* "every core started: accept" */
 	struct io_op accept_op;
 	struct timer accept_pause;
 
@@ -835,6 +839,14 @@ static void in_set_node(struct peer_in *in, uint64_t node)
 
 	in->from_node = node;
 	in->peer_index = p ? (int)p->index : -1;
+	/* It dialled us, so it listens: our own connection to it, waiting out
+	 * a backoff (it was down, or still opening its replicas), dials now
+	 * rather than up to backoff_max later; what we have for it waits. */
+	if (p && p->state == OUT_BACKOFF && !p->pc->stopping) {
+		reactor_timer_cancel(p->pc->r, &p->timer);
+		p->backoff_us = p->pc->net->cfg.backoff_min_us;
+		connect_start(p);
+	}
 }
 
 static void handoff_arrived(struct reactor *r, struct reactor_msg *m);
@@ -1155,7 +1167,7 @@ int peer_listen(const struct sockaddr *addr, socklen_t addrlen, unsigned count,
 		fds[i] = fd;
 		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
 		    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-		    bind(fd, (struct sockaddr *)&ss, addrlen) != 0 || listen(fd, 1024) != 0)
+		    bind(fd, (struct sockaddr *)&ss, addrlen) != 0)
 			goto fail_after_socket;
 		if (i == 0) {
 			/* Port 0 chose a port: the other cores' listeners share it. */
@@ -1264,6 +1276,46 @@ void peer_net_destroy(struct peer_net *n)
 	free(n);
 }
 
+static void accept_msg_arrived(struct reactor *r, struct reactor_msg *m)
+{
+	struct peer_core *pc = (struct peer_core *)((char *)m - offsetof(struct peer_core,
+									   accept_msg));
+
+	(void)r;
+	if (!pc->stopping && !pc->accept_armed && !timer_armed(&pc->accept_pause))
+		arm_accept(pc);
+}
+
+/*
+ * Every core has started (its replicas open): the listeners listen, and
+ * each core starts accepting. Not before: a node opening 10,000 replicas
+ * takes seconds, and the kernel would complete the peers' connects into
+ * the backlog meanwhile; they would send their queues into sockets nobody
+ * reads until TCP_USER_TIMEOUT ended them, then dial again, each new
+ * connection a hello that wakes every group with a member here. Refused
+ * instead, they back off (at most backoff_max) and meet a node that reads.
+ */
+static int listen_all(struct peer_net *n, struct reactor *r, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < n->cores; i++) {
+		if (listen(n->listen_fds[i], 1024) != 0) {
+			int rv = -errno;
+
+			snprintf(err, errlen, "cannot listen for peers: %s", strerror(errno));
+			return rv;
+		}
+	}
+	for (unsigned i = 0; i < n->cores; i++) {
+		struct peer_core *pc = n->per_core[i];
+
+		if (i == r->id)
+			accept_msg_arrived(r, &pc->accept_msg);
+		else
+			reactor_send(r, i, &pc->accept_msg);
+	}
+	return 0;
+}
+
 int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 		    struct peer_core **out, char *err, size_t errlen)
 {
@@ -1295,9 +1347,9 @@ int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 	}
 	pc->accept_op.done = accept_done;
 	pc->accept_op.data = pc;
+	pc->accept_msg.handle = accept_msg_arrived;
 	n->per_core[r->id] = pc;
 	*out = pc;
-	arm_accept(pc);
 	for (i = 0; i < pc->npeers; i++) {
 		struct peer *p = &pc->peers[i];
 		char text[64];
@@ -1316,7 +1368,18 @@ int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 		p->probe_op.data = p;
 		addr_text((const struct sockaddr *)&p->node->addr, text, sizeof text);
 		snprintf(p->name, sizeof p->name, "node %" PRIu64 " (%s)", p->node->id, text);
-		connect_start(p);
+		/* Dialled on the first pass of the loop, not from here: a start
+		 * callback may have blocked for seconds (opening thousands of
+		 * replicas) since the loop last read its clock, and a connect
+		 * timeout armed from that stale clock fires at once. */
+		p->state = OUT_BACKOFF;
+		reactor_timer_arm(r, &p->timer, 0, backoff_fired, p);
+	}
+	/* The last core to start opens the door for all of them. */
+	if (atomic_fetch_add(&n->started, 1) + 1 == n->cores) {
+		rv = listen_all(n, r, err, errlen);
+		if (rv)
+			return rv; /* the node does not start */
 	}
 	return 0;
 

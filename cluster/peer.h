@@ -140,9 +140,11 @@ struct peer_net;
 struct peer_core;
 
 /*
- * Opens `count` listeners on `addr` with SO_REUSEPORT (port 0: a free port,
+ * Binds `count` listeners on `addr` with SO_REUSEPORT (port 0: a free port,
  * the same one for all). Fills fds[0, count) and *port. 0 or a negative errno
- * with the reason in err. Blocking: call before the reactors start.
+ * with the reason in err. Blocking: call before the reactors start. They
+ * listen only once every core of the node has passed peer_core_start (its
+ * replicas open): until then a peer's connect is refused, and it backs off.
  */
 int peer_listen(const struct sockaddr *addr, socklen_t addrlen, unsigned count,
 		int *fds, uint16_t *port, char *err, size_t errlen);
@@ -160,8 +162,10 @@ void peer_net_destroy(struct peer_net *n);
 
 /*
  * From a core's start callback: sets up this core's transport, registers its
- * send hook, starts accepting and connecting. `arg` is passed to the
- * callbacks. 0 or a negative errno with the reason in err.
+ * send hook; it connects to its peers on the first pass of its loop. The
+ * last core of the node to call it makes the listeners listen and every
+ * core accept. `arg` is passed to the callbacks. 0 or a negative errno with
+ * the reason in err.
  */
 int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 		    struct peer_core **out, char *err, size_t errlen);

@@ -85,6 +85,16 @@ struct tnode {
 	unsigned job_count;
 	size_t job_size;
 	enum peer_class job_cls;
+	/* A slow start: core slow_core blocks slow_ms in its start callback
+	 * before the transport starts (as a node opening thousands of
+	 * replicas does), after dialling its own node's peer address once
+	 * core 0's transport has started: probe_errno is that dial's errno
+	 * (0: the kernel completed the connect), -1 until it ran. */
+	unsigned slow_ms;
+	unsigned slow_core;
+	_Atomic int core0_started;
+	_Atomic int probe_errno;
+	_Atomic int slow_done;
 };
 
 static struct tnode nodes[MAX_NODES + 1];
@@ -355,6 +365,23 @@ static void job_stats(struct tcore *c)
 
 /* -- reactor callbacks of a test node -- */
 
+static void slow_start(struct tnode *n)
+{
+	uint64_t t0 = mono_us();
+	int fd;
+
+	while (!atomic_load(&n->core0_started) && mono_us() - t0 < 2000000)
+		sleep_ms(1);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0) {
+		int rv = connect(fd, (const struct sockaddr *)&n->addr, sizeof n->addr);
+
+		atomic_store(&n->probe_errno, rv == 0 ? 0 : errno);
+		close(fd);
+	}
+	sleep_ms(n->slow_ms);
+}
+
 static int core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 {
 	struct tnode *n = arg;
@@ -363,9 +390,15 @@ static int core_start(struct reactor *r, void *arg, char *err, size_t errlen)
 
 	c->node = n;
 	c->r = r;
+	if (n->slow_ms && r->id == n->slow_core)
+		slow_start(n);
 	rv = peer_core_start(n->net, r, c, &c->pc, err, errlen);
 	if (rv)
 		return rv;
+	if (r->id == 0)
+		atomic_store(&n->core0_started, 1);
+	if (n->slow_ms && r->id == n->slow_core)
+		atomic_store(&n->slow_done, 1);
 	reactor_timer_arm(r, &c->poll, 2000, poll_fired, c);
 	return 0;
 }
@@ -614,6 +647,62 @@ static void test_three_nodes_exchange(void **state)
 	assert_int_equal(adopted, handed);
 	for (id = 1; id <= 3; id++)
 		node_stop(&nodes[id]);
+}
+
+/*
+ * A node whose core takes long to start (the replicas it opens): no peer
+ * connection is accepted before every core started (a connect is refused,
+ * so peers do not fill sockets nobody reads until TCP_USER_TIMEOUT cuts
+ * them); the slow core's own first dials are not timed out by the clock
+ * its start left stale; and the peer, waiting out a long backoff, dials
+ * back as soon as the node's hello reaches it.
+ */
+static void test_slow_start_refuses_then_dials_back(void **state)
+{
+	static const unsigned peers1[] = { 2 }, peers2[] = { 1 };
+	uint64_t t0;
+	bool up = false;
+	unsigned k;
+
+	node_init(1, 7, true);
+	node_init(2, 7, true);
+	node_set_peers(&nodes[1], peers1, 1);
+	node_set_peers(&nodes[2], peers2, 1);
+	/* node 1 would wait 5-10 s before dialling node 2 again */
+	nodes[1].cfg.backoff_min_us = nodes[1].cfg.backoff_max_us = 10000000;
+	nodes[2].cfg.connect_timeout_us = 200000;
+	nodes[2].slow_core = 1;
+	nodes[2].slow_ms = 800;
+	atomic_store(&nodes[2].probe_errno, -1);
+	node_start(&nodes[1]);
+	sleep_ms(100); /* node 1's first dial: node 2 is not up */
+	node_start(&nodes[2]);
+	t0 = mono_us();
+	while (!atomic_load(&nodes[2].slow_done) && mono_us() - t0 < 5000000)
+		sleep_ms(2);
+	assert_true(atomic_load(&nodes[2].slow_done));
+	/* Every core up: both directions connect within a second, well
+	 * inside node 1's backoff. */
+	t0 = mono_us();
+	while (!up && mono_us() - t0 < 1000000) {
+		up = true;
+		run_job(&nodes[1], job_stats);
+		run_job(&nodes[2], job_stats);
+		for (k = 0; k < CORES; k++)
+			up = up && nodes[1].cores[k].stats[0].connected &&
+			     nodes[2].cores[k].stats[0].connected;
+		if (!up)
+			sleep_ms(10);
+	}
+	node_stop(&nodes[1]);
+	node_stop(&nodes[2]);
+	assert_int_equal(atomic_load(&nodes[2].probe_errno), ECONNREFUSED);
+	assert_true(up);
+	for (k = 0; k < CORES; k++) {
+		/* node 2's dials: one each, none timed out */
+		assert_int_equal(nodes[2].cores[k].stats[0].connects, 1);
+		assert_int_equal(nodes[2].cores[k].stats[0].reconnects, 0);
+	}
 }
 
 static void test_foreign_cluster_refused(void **state)
@@ -1057,6 +1146,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_three_nodes_exchange),
 		cmocka_unit_test(test_foreign_cluster_refused),
+		cmocka_unit_test(test_slow_start_refuses_then_dials_back),
 		cmocka_unit_test(test_down_peer_bounded_then_delivered),
 		cmocka_unit_test(test_large_frames),
 		cmocka_unit_test(test_slow_peer_never_blocks),
