@@ -76,6 +76,11 @@ struct auth_cache_entry {
 struct auth_core {
 	struct node_core *core;
 	struct evp_mac_ctx_st *mac;
+	/* The job whose KDF holds `mac` (keyed with its password), NULL when
+	 * none: no other job starts until it is decided (a review found a job
+	 * whose failure delay ended re-keying `mac` in the middle of another's
+	 * hash, which then failed a correct password). */
+	struct auth_job *running;
 	struct auth_job *head, *tail;
 	struct timer wake;
 	struct auth_source sources[AUTH_SOURCES];
@@ -430,6 +435,8 @@ static void finish(struct auth_core *ac, struct auth_job *j, struct auth_job *pr
 {
 	struct conn_auth *ca = j->ca;
 
+	if (ac->running == j)
+		ac->running = NULL;
 	if (prev)
 		prev->next = j->next;
 	else
@@ -470,6 +477,7 @@ static bool compute(struct auth_core *ac, struct auth_job *j, uint32_t *budget, 
 		}
 		users_kdf_start(&j->kdf, ac->mac, j->password, j->password_len, e->salt,
 				e->salt_len, e->iterations);
+		ac->running = j;
 		OPENSSL_cleanse(j->password, sizeof j->password);
 		j->password_len = 0;
 	}
@@ -482,6 +490,7 @@ static bool compute(struct auth_core *ac, struct auth_job *j, uint32_t *budget, 
 		if (!over)
 			return false;
 	}
+	ac->running = NULL;
 	*ok = j->user && !j->kdf.failed && users_hash_equal(j->kdf.t, j->user->hash);
 	if (*ok)
 		cache_put(ac, j);
@@ -494,7 +503,7 @@ static void auth_hook(struct reactor *r, void *arg)
 	struct auth_core *ac = c->auth;
 	uint32_t budget = AUTH_SLICE_ITERATIONS;
 	uint64_t next_wake = UINT64_MAX;
-	bool computing = false;
+	bool computing = false, again = false;
 	struct auth_job *j, *prev = NULL, *next;
 
 	audit_core_flush(c);
@@ -509,7 +518,9 @@ static void auth_hook(struct reactor *r, void *arg)
 		next = j->next;
 		if (j->state == JOB_WAITING && j->wait_until_us <= r->now_us)
 			j->state = JOB_COMPUTING;
-		if (j->state == JOB_COMPUTING && !computing) {
+		if (j->state == JOB_COMPUTING && !computing && ac->running && ac->running != j)
+			again = true; /* its turn comes when the running one is decided */
+		else if (j->state == JOB_COMPUTING && !computing) {
 			if (budget == 0 || !compute(ac, j, &budget, &ok)) {
 				computing = true; /* the next pass goes on with it */
 				prev = j;
@@ -533,7 +544,7 @@ static void auth_hook(struct reactor *r, void *arg)
 			next_wake = j->wait_until_us;
 		prev = j;
 	}
-	if (computing)
+	if (computing || again)
 		reactor_poll_again(r);
 	else if (next_wake != UINT64_MAX)
 		reactor_timer_arm(r, &ac->wake, next_wake > r->now_us ? next_wake - r->now_us : 0,

@@ -159,6 +159,11 @@ def main():
         user_add(ringkv, users, "reader", "read", "reader-pw")
         user_add(ringkv, users, "root", "admin", "root-pw", iterations="100000")
         user_add(ringkv, users, "gone", "write", "gone-pw")
+        # A prefix longer than the node's --max-key (200 below): it matches
+        # no key, and a review crashed a node with one through a SCAN.
+        user_add(ringkv, users, "longp", "read", "longp-pw", prefix="p" * 220)
+        # A slow hash (hundreds of ms), for the shared-KDF check below.
+        user_add(ringkv, users, "slow", "read", "slow-pw", iterations="1000000")
         check(oct(os.stat(users).st_mode & 0o777) == "0o600", "the users file is mode 0600")
         text = open(users).read()
         check("alice-pw" not in text and "alice write ~app: pbkdf2-sha256:1000:" in text,
@@ -192,6 +197,7 @@ def main():
                                  "%s:%d" % (HOST, port), "--resp-listen",
                                  "%s:%d" % (HOST, resp_port), "--users", users,
                                  "--admin-listen", "%s:%d" % (HOST, admin_port),
+                                 "--max-key", "200",
                                  "--audit-log", audit, "--auth-timeout",
                                  "%dms" % (AUTH_TIMEOUT_S * 1000)],
                                 stdout=out, stderr=err)
@@ -292,6 +298,10 @@ def main():
         keys = [line.split("\t")[0] for line in p.stdout.splitlines()]
         check(p.returncode == 0 and keys and all(k.startswith("app:") for k in keys),
               "native: alice's scan is cut to app: (%s)" % keys)
+        p = cli("scan", "", "", extra_env={"RINGKV_USER": "longp", "RINGKV_PASSWORD": "longp-pw"})
+        check(p.returncode != 0 and "longer than --max-key" in p.stderr and proc.poll() is None,
+              "native: a scan by a user whose prefix passes --max-key is refused, "
+              "the node lives (%s)" % p.stderr.strip())
         p = cli("backup", "create", os.path.join(work, "bk"),
                 extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "alice-pw"})
         check(p.returncode != 0 and "PERMISSION_DENIED" in p.stderr,
@@ -318,6 +328,26 @@ def main():
         check(st == 200 and b"ringkv_" in body, "admin: /metrics with reader's password (%d)" % st)
         st, _, _ = http_get("/metrics", "reader:nope")
         check(st == 401, "admin: /metrics with a wrong password is 401 (%d)" % st)
+
+        # ---- one hash at a time ------------------------------------------------
+        # A job whose source's delay ends while another's password is being
+        # hashed waits for that hash to end: a review found it re-keying the
+        # core's one KDF context mid-hash, so the correct password failed.
+        a1 = Resp(resp_port, source="127.0.63.7")
+        a2 = Resp(resp_port, source="127.0.63.7")
+        legit = Resp(resp_port, source="127.0.63.8")
+        a1.s.sendall(resp_cmd("AUTH", "alice", "wrong-a"))
+        time.sleep(0.02)
+        a2.s.sendall(resp_cmd("AUTH", "alice", "wrong-b"))  # waits out a1's 250 ms
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        r = legit.cmd("AUTH", "slow", "slow-pw")  # hashing spans a2's wake-up
+        check(r == "+OK", "a correct password while another source's AUTH wakes (%s, %.2f s)"
+              % (r, time.monotonic() - t0))
+        check(a1.reply().startswith("-WRONGPASS") and a2.reply().startswith("-WRONGPASS"),
+              "the wrong AUTHs fail")
+        for x in (a1, a2, legit):
+            x.close()
 
         # ---- rate limit ------------------------------------------------------
         # One connection an attempt: --auth-timeout (2 s) closes a connection
