@@ -91,7 +91,7 @@ static int lock_file(const char *file)
 
 	if (snprintf(path, sizeof path, "%s.lock", file) >= (int)sizeof path)
 		return -1;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0 || flock(fd, LOCK_EX) != 0) {
 		fprintf(stderr, "ringkv: %s: %s\n", path, strerror(errno));
 		if (fd >= 0)
@@ -120,6 +120,8 @@ static int load(const char *file, bool may_be_new, struct users_table **t)
 static int save(const char *file, const struct users_table *t)
 {
 	char tmp[PATH_MAX];
+	struct stat st;
+	bool had = stat(file, &st) == 0;
 	FILE *f;
 	int fd;
 
@@ -127,9 +129,21 @@ static int save(const char *file, const struct users_table *t)
 		fprintf(stderr, "ringkv: %s: name too long\n", file);
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	/* O_EXCL | O_NOFOLLOW: never through a link someone placed at the
+	 * name. The new file keeps the old one's owner, group and mode (the
+	 * node runs as its own user: a file left root's 0600 by `sudo ringkv
+	 * user add` would refuse its next reload). */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		fprintf(stderr, "ringkv: %s: %s\n", tmp, strerror(errno));
+		return -1;
+	}
+	if (had && (fchown(fd, st.st_uid, st.st_gid) != 0 ||
+		    fchmod(fd, st.st_mode & 07777) != 0)) {
+		fprintf(stderr, "ringkv: %s: keeping %s's owner and mode: %s\n", tmp, file,
+			strerror(errno));
+		close(fd);
+		unlink(tmp);
 		return -1;
 	}
 	f = fdopen(fd, "w");

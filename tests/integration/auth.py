@@ -165,6 +165,17 @@ def main():
         # A slow hash (hundreds of ms), for the shared-KDF check below.
         user_add(ringkv, users, "slow", "read", "slow-pw", iterations="1000000")
         check(oct(os.stat(users).st_mode & 0o777) == "0o600", "the users file is mode 0600")
+        if os.geteuid() == 0:
+            # An edit keeps the file's owner and mode (the node's own user's).
+            os.chown(users, 65534, 65534)
+            os.chmod(users, 0o640)
+            user_add(ringkv, users, "keep", "read", "keep-pw")
+            st = os.stat(users)
+            check(st.st_uid == 65534 and st.st_gid == 65534 and st.st_mode & 0o777 == 0o640,
+                  "user add keeps the file's owner and mode (%d:%d %o)" %
+                  (st.st_uid, st.st_gid, st.st_mode & 0o777))
+            os.chown(users, 0, 0)
+            os.chmod(users, 0o600)
         text = open(users).read()
         check("alice-pw" not in text and "alice write ~app: pbkdf2-sha256:1000:" in text,
               "the file holds a hash, not the password")
