@@ -269,13 +269,21 @@ const struct users_entry *auth_user(struct conn *conn)
 	now = users_current(conn->core->node->users);
 	if (now == conn->auth.table)
 		return conn->auth.user;
-	/* The users file was reloaded: the same name, its new role and keys. */
+	/* The users file was reloaded: the same name, its new role and keys,
+	 * unless its password changed (a rotated password ends the sessions
+	 * of the old one, as a removal does: a review found them kept). */
 	e = users_find(now, conn->auth.user->name, strlen(conn->auth.user->name));
+	if (e && (e->iterations != conn->auth.user->iterations ||
+		  e->salt_len != conn->auth.user->salt_len ||
+		  memcmp(e->salt, conn->auth.user->salt, e->salt_len) != 0 ||
+		  !users_hash_equal(e->hash, conn->auth.user->hash)))
+		e = NULL;
 	conn->auth.table = now;
 	conn->auth.user = e;
 	if (!e)
-		log_info("connection %llu: its user is gone from the reloaded users file; "
-			 "it must authenticate again", (unsigned long long)conn->serial);
+		log_info("connection %llu: its user is gone from the reloaded users file, or "
+			 "its password changed; it must authenticate again",
+			 (unsigned long long)conn->serial);
 	return e;
 }
 

@@ -165,11 +165,13 @@ def main():
         # A slow hash (hundreds of ms), for the shared-KDF check below.
         user_add(ringkv, users, "slow", "read", "slow-pw", iterations="1000000")
         check(oct(os.stat(users).st_mode & 0o777) == "0o600", "the users file is mode 0600")
-        if os.geteuid() == 0:
-            # An edit keeps the file's owner and mode (the node's own user's).
+        # An edit keeps the file's owner and mode (the node's own user's).
+        as_root = os.geteuid() == 0
+        if as_root:
             os.chown(users, 65534, 65534)
             os.chmod(users, 0o640)
-            user_add(ringkv, users, "keep", "read", "keep-pw")
+        user_add(ringkv, users, "keep", "read", "keep-pw")
+        if as_root:
             st = os.stat(users)
             check(st.st_uid == 65534 and st.st_gid == 65534 and st.st_mode & 0o777 == 0o640,
                   "user add keeps the file's owner and mode (%d:%d %o)" %
@@ -447,14 +449,22 @@ def main():
         # ---- SIGHUP reload ------------------------------------------------
         gone = Resp(resp_port)
         check(gone.cmd("AUTH", "gone", "gone-pw") == "+OK", "AUTH gone before the reload")
+        rotated = Resp(resp_port)
+        check(rotated.cmd("AUTH", "keep", "keep-pw") == "+OK", "AUTH keep before the reload")
         subprocess.run([ringkv, "user", "remove", "--file", users, "gone"], timeout=30,
                        capture_output=True)
         user_add(ringkv, users, "newbie", "read", "newbie-pw")
+        subprocess.run([ringkv, "user", "remove", "--file", users, "keep"], timeout=30,
+                       capture_output=True)
+        user_add(ringkv, users, "keep", "read", "keep-pw2")
         proc.send_signal(signal.SIGHUP)
         time.sleep(0.5)
         check(gone.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
               "SIGHUP: a removed user's connection must authenticate again")
         gone.close()
+        check(rotated.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
+              "SIGHUP: a changed password's connection must authenticate again")
+        rotated.close()
         c = Resp(resp_port)
         check(c.cmd("AUTH", "newbie", "newbie-pw") == "+OK", "SIGHUP: a new user works")
         c.close()
