@@ -333,8 +333,6 @@ static void test_small_segments_write_few_zeros(void **state)
 static void test_space_ahead_is_written(void **state)
 {
 	struct fx *f = *state;
-	static uint8_t data[PER_BATCH][ENTRY_LEN];
-	struct raft_entry e[PER_BATCH];
 	struct core_log_stats stats;
 	uint64_t next = 1;
 	unsigned checked_prep = 0, checked_active = 0;
@@ -345,14 +343,7 @@ static void test_space_ahead_is_written(void **state)
 		return;
 	}
 	for (int batch = 0; batch < 2000; batch++) {
-		for (unsigned i = 0; i < PER_BATCH; i++) {
-			for (size_t k = 0; k < ENTRY_LEN; k++)
-				data[i][k] = byte_of(next + i, k);
-			e[i] = (struct raft_entry){ .term = 1, .type = 1, .len = ENTRY_LEN,
-						    .data = data[i] };
-		}
-		assert_int_equal(core_log_append(f->log, GROUP, next, e, PER_BATCH), 0);
-		next += PER_BATCH;
+		next = stage(f, next);
 		settle(f);
 		assert_int_equal(f->durable, next - 1);
 		/* The active segment: written blocks from the append offset to
