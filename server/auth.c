@@ -53,7 +53,6 @@ struct auth_job {
 	enum job_state state;
 	bool started;
 	uint64_t wait_until_us;             /* WAITING / DELAYED */
-	uint64_t started_us;                /* when it left WAITING */
 	uint8_t quick[USERS_HASH_LEN];      /* the cache key (see auth.h) */
 	struct users_kdf kdf;
 };
@@ -431,15 +430,6 @@ static void decide(struct auth_core *ac, struct auth_job *j, bool ok)
 	}
 	j->state = JOB_DELAYED;
 	j->wait_until_us = s ? s->next_try_us : now + AUTH_FAIL_DELAY_US;
-	/* Timed from the job's start, not from now: how long its hash took
-	 * (an unknown name hashes with the default parameters, a user with
-	 * others) must not show in when the answer comes (a review told
-	 * users apart by it). */
-	if (j->started_us && s) {
-		uint64_t at = j->started_us + fail_delay(s->failures);
-
-		j->wait_until_us = at > now ? at : now;
-	}
 	auth_from(j->ca, from, sizeof from);
 	log_every(LOG_WARN, 1000, "auth: failed for user '%s' from %s (%s; %u in a row from "
 		  "there)", j->name, from, j->proto, s ? s->failures : 0);
@@ -534,23 +524,8 @@ static void auth_hook(struct reactor *r, void *arg)
 		bool ok = false;
 
 		next = j->next;
-		if (j->state == JOB_WAITING && j->wait_until_us <= r->now_us) {
-			/* A source that failed gets one attempt per delay, however
-			 * many connections it queued them on: the job that starts
-			 * takes the next slot, the others wait for theirs (a review
-			 * counted 65 guesses in 30 s from one address with 32
-			 * connections, where the delays allow about 7). */
-			struct auth_source *s = ca_source(ac, j->ca, false);
-
-			if (s && s->failures > 0 && s->next_try_us > r->now_us) {
-				j->wait_until_us = s->next_try_us;
-			} else {
-				if (s && s->failures > 0)
-					s->next_try_us = r->now_us + fail_delay(s->failures);
-				j->state = JOB_COMPUTING;
-				j->started_us = r->now_us;
-			}
-		}
+		if (j->state == JOB_WAITING && j->wait_until_us <= r->now_us)
+			j->state = JOB_COMPUTING;
 		if (j->state == JOB_COMPUTING && !computing && ac->running && ac->running != j)
 			again = true; /* its turn comes when the running one is decided */
 		else if (j->state == JOB_COMPUTING && !computing) {
