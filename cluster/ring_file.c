@@ -7,7 +7,25 @@
 #include <stdio.h>
 #include <string.h>
 
-enum ring_file_step { RF_OPEN = 1, RF_WRITE, RF_SYNC, RF_CLOSE, RF_RENAME, RF_DIRSYNC };
+enum ring_file_step { RF_WAIT = 1, RF_OPEN, RF_WRITE, RF_SYNC, RF_CLOSE, RF_RENAME, RF_DIRSYNC };
+
+/* This core's open temporary files and the writes waiting for a slot, in
+ * order (thread-per-core: the thread is the core, nothing shared). */
+static _Thread_local struct {
+	unsigned open;
+	unsigned waiting;
+	struct ring_file *head, *tail;
+} slots;
+
+unsigned ring_file_open_now(void)
+{
+	return slots.open;
+}
+
+unsigned ring_file_waiting_now(void)
+{
+	return slots.waiting;
+}
 
 void ring_file_init(struct ring_file *f, struct io_ring *io, int dir_fd, const char *name,
 		    ring_file_done_fn *done, void *arg)
@@ -53,6 +71,24 @@ static void submit(struct ring_file *f, int step)
 	}
 }
 
+/* The temporary file's descriptor is closed (or was never opened): its
+ * slot goes to the first write waiting, if any. */
+static void release_slot(void)
+{
+	struct ring_file *next = slots.head;
+
+	if (!next) {
+		slots.open--;
+		return;
+	}
+	slots.head = next->next_waiting;
+	if (!slots.head)
+		slots.tail = NULL;
+	next->next_waiting = NULL;
+	slots.waiting--;
+	submit(next, RF_OPEN);
+}
+
 static void finish(struct ring_file *f, int res)
 {
 	f->step = 0;
@@ -67,6 +103,7 @@ static void step_done(struct io_op *op, int res, unsigned flags)
 	switch (f->step) {
 	case RF_OPEN:
 		if (res < 0) {
+			release_slot();
 			finish(f, res);
 			return;
 		}
@@ -89,6 +126,7 @@ static void step_done(struct io_op *op, int res, unsigned flags)
 		return;
 	case RF_CLOSE:
 		f->fd = -1;
+		release_slot();
 		if (f->res < 0) {
 			finish(f, f->res);
 			return;
@@ -114,5 +152,17 @@ void ring_file_write(struct ring_file *f, const void *data, size_t len)
 	f->len = len;
 	f->op.done = step_done;
 	f->op.data = f;
-	submit(f, RF_OPEN);
+	if (slots.open < RING_FILE_OPEN_MAX) {
+		slots.open++;
+		submit(f, RF_OPEN);
+		return;
+	}
+	f->step = RF_WAIT;
+	f->next_waiting = NULL;
+	if (slots.tail)
+		slots.tail->next_waiting = f;
+	else
+		slots.head = f;
+	slots.tail = f;
+	slots.waiting++;
 }
