@@ -383,6 +383,25 @@ static uint64_t mark_completed(const struct replica *rep, uint64_t batch)
 	return rep->persist_marks[slot].batch == batch ? rep->persist_marks[slot].mark : 0;
 }
 
+/* For the metrics: how elections start and leaders stop (an election
+ * storm shows in these before it shows as leader changes). A candidate's
+ * every new term raises its hard state; a leader deposed by a higher term
+ * does too, while check-quorum steps it down within its term. */
+static void count_role_change(struct replica *rep, const struct raft_update *up)
+{
+	int role = raft_role(rep->raft);
+
+	if (role == RAFT_CANDIDATE && up->hard_state_changed)
+		rep->elections++;
+	if (role == rep->last_role)
+		return;
+	if (role == RAFT_PRECANDIDATE)
+		rep->pre_votes++;
+	if (rep->last_role == RAFT_LEADER && !up->hard_state_changed)
+		rep->quorum_losses++;
+	rep->last_role = (uint8_t)role;
+}
+
 void replica_handle_update(struct replica *rep, const struct raft_update *up)
 {
 	struct cluster_core *c = rep->core;
@@ -464,6 +483,7 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 	if (rep->was_leader && !leader)
 		rep->lost_at_us = c->r->now_us;
 	rep->was_leader = leader;
+	count_role_change(rep, up);
 	/* For the metrics: a leader other than the last one known. */
 	uint64_t known = raft_leader(rep->raft);
 	if (known != RAFT_NONE && known != rep->leader_seen) {
@@ -1222,6 +1242,9 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->unknown = rep->unknown;
 	out->snapshots_refused = rep->snapshots_refused;
 	out->leader_changes = rep->leader_changes;
+	out->pre_votes = rep->pre_votes;
+	out->elections = rep->elections;
+	out->quorum_losses = rep->quorum_losses;
 	out->snap_sent = rep->snap_sent;
 	out->snap_send_bytes = rep->snap_send_bytes;
 	out->snap_installed = rep->snap_installed;

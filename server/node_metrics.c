@@ -98,6 +98,16 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		{ &ids->raft_leader_changes, true, "ringkv_raft_leader_changes_total",
 		  "Times a replica learned of a leader other than the last it knew "
 		  "(the first leader included), summed over the core's replicas." },
+		{ &ids->raft_pre_votes, true, "ringkv_raft_pre_votes_total",
+		  "Times a replica became a precandidate (probing with pre-votes "
+		  "before raising its term), summed over the core's replicas." },
+		{ &ids->raft_elections, true, "ringkv_raft_elections_total",
+		  "Elections started: times a replica became a candidate in a new "
+		  "term, summed over the core's replicas." },
+		{ &ids->raft_quorum_losses, true, "ringkv_raft_quorum_losses_total",
+		  "Times a leader stepped down within its own term because it heard "
+		  "from no majority for an election timeout (check-quorum), summed "
+		  "over the core's replicas." },
 		{ &ids->snapshots_sent, true, "ringkv_snapshots_sent_total",
 		  "Snapshot streams a leader on this core completed to a follower." },
 		{ &ids->snapshots_sent_bytes, true, "ringkv_snapshots_sent_bytes_total",
@@ -397,6 +407,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	uint64_t roles[NODE_METRICS_ROLES] = { 0 };
 	uint64_t leaderless = 0, stopped = 0, proposed = 0, overwritten = 0, unknown = 0;
 	uint64_t proposals = 0, reads = 0, apply_lag = 0, follower_lag = 0, refused = 0;
+	uint64_t pre_votes = 0, elections = 0, quorum_losses = 0;
 	uint64_t leader_changes = 0, snap_sent = 0, snap_sent_bytes = 0, snap_received = 0;
 	uint64_t snap_received_bytes = 0, snap_restarted = 0, repairing = 0, repairs = 0;
 	uint64_t undecided = 0, joining = 0, amnesiac = 0, sleeping = 0;
@@ -425,6 +436,9 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 		reads += st.reads;
 		refused += st.snapshots_refused;
 		leader_changes += st.leader_changes;
+		pre_votes += st.pre_votes;
+		elections += st.elections;
+		quorum_losses += st.quorum_losses;
 		snap_sent += st.snap_sent;
 		snap_sent_bytes += st.snap_send_bytes;
 		snap_received += st.snap_installed;
@@ -455,6 +469,9 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	metrics_set(mc, ids->raft_follower_lag, follower_lag);
 	metrics_set(mc, ids->raft_snapshots_refused, refused);
 	metrics_set(mc, ids->raft_leader_changes, leader_changes);
+	metrics_set(mc, ids->raft_pre_votes, pre_votes);
+	metrics_set(mc, ids->raft_elections, elections);
+	metrics_set(mc, ids->raft_quorum_losses, quorum_losses);
 	metrics_set(mc, ids->snapshots_sent, snap_sent);
 	metrics_set(mc, ids->snapshots_sent_bytes, snap_sent_bytes);
 	metrics_set(mc, ids->snapshots_received, snap_received);

@@ -105,6 +105,9 @@ struct node_metric_ids {
 	int raft_follower_lag;   /* largest lag of a follower of a group led here */
 	int raft_snapshots_refused;
 	int raft_leader_changes; /* sum over replicas of leaders newly known */
+	int raft_pre_votes;
+	int raft_elections;
+	int raft_quorum_losses;
 	int snapshots_sent;      /* streams completed to followers */
 	int snapshots_sent_bytes;
 	int snapshots_received;  /* installed here */

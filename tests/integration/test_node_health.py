@@ -10,7 +10,10 @@
 - The whole cluster: every node ready (exit 0); a write through a node
   that does not lead the key's shard moves ringkv_node_forwards_sent_total
   there and ringkv_node_forwards_received_total at the leader; after kill -9
-  of a leader the survivors' ringkv_raft_leader_changes_total rise.
+  of a leader the survivors' ringkv_raft_leader_changes_total,
+  ringkv_raft_pre_votes_total and ringkv_raft_elections_total rise; after
+  kill -9 of a second node the last one's leaders step down
+  (ringkv_raft_quorum_losses_total).
 
 usage: test_node_health.py RINGKVD RINGKV
 
@@ -243,8 +246,30 @@ def cluster(ringkvd, work, procs):
     adm.check(changes_after - changes_before >= 2 * led,
               "leader changes on the survivors rose by >= %d: %s -> %s" %
               (2 * led, changes_before, changes_after))
+    for name in ("ringkv_raft_pre_votes_total", "ringkv_raft_elections_total"):
+        rose = sum(adm.total(settled[n], name) - adm.total(after[n], name) for n in rest)
+        # Each shard the victim led needed a pre-vote round and an election.
+        adm.check(rose >= led, "%s on the survivors rose by >= %d: %s" % (name, led, rose))
     adm.check(wait_for(lambda: all(health(admin_of(n))[0] == 0 for n in rest), 20, 0.3),
               "the survivors are ready again")
+
+    # kill -9 a second node: the last one's leaders hear from no majority
+    # and step down within their terms (check-quorum).
+    settled = {n: metrics(n) for n in rest}
+    if not all(settled.values()):
+        adm.check(False, "every survivor answers /metrics")
+        return
+    last = max(rest, key=lambda n: adm.total(settled[n], "ringkv_raft_replicas", role="leader"))
+    second = [n for n in rest if n != last][0]
+    led = adm.total(settled[last], "ringkv_raft_replicas", role="leader")
+    lost0 = adm.total(settled[last], "ringkv_raft_quorum_losses_total")
+    procs["n%d" % second].send_signal(signal.SIGKILL)
+    procs["n%d" % second].wait(timeout=20)
+    stepped = wait_for(lambda: adm.total(metrics(last) or {}, "ringkv_raft_quorum_losses_total")
+                       - lost0 >= led, 30, 0.3)
+    adm.check(led >= 1 and stepped,
+              "node %d's %d leaders stepped down by check-quorum (quorum losses %s -> %s)" %
+              (last, led, lost0, adm.total(metrics(last) or {}, "ringkv_raft_quorum_losses_total")))
 
 
 def main():
