@@ -6,7 +6,9 @@
   --json still one object; a malformed --admin: exit 2; a port that takes
   the connection and never answers: exit 4 within -t.
 - The first node of a 3-node cluster, alone: exit 1, and the reasons name
-  the replicas that know no leader and the peer connections that are down.
+  the replicas that know no leader and the peer connections that are down;
+  its replicas' asks (wiped-node probe) do not pile up for the nodes that
+  are down (ringkv_peer_queued_bytes).
 - The whole cluster: every node ready (exit 0); a write through a node
   that does not lead the key's shard moves ringkv_node_forwards_sent_total
   there and ringkv_node_forwards_received_total at the leader; after kill -9
@@ -178,6 +180,14 @@ def cluster(ringkvd, work, procs):
     adm.check(wait_for(lambda: admin_answers(NODES[1], ADMIN_PORT), 20),
               "node 1's admin port answers")
     time.sleep(1.0)  # several election timeouts: still no majority
+    # Its empty replicas ask the two other members, which are down: the
+    # asks are not queued for them (they would pile up until they come).
+    queued0 = adm.total(metrics(1) or {}, "ringkv_peer_queued_bytes")
+    time.sleep(3.0)
+    queued1 = adm.total(metrics(1) or {}, "ringkv_peer_queued_bytes")
+    adm.check(queued1 - queued0 < 1024,
+              "nothing piles up for the nodes that are down: queued %s -> %s bytes" %
+              (queued0, queued1))
     rc, obj, err = health_json(admin_of(1))
     reasons = " | ".join(obj.get("reasons", []))
     adm.check(rc == 1 and obj.get("alive") is True and obj.get("ready") is False,
