@@ -295,6 +295,25 @@ static int decode_one(const uint8_t *buf, size_t len, struct command *out)
 	return 0;
 }
 
+bool command_peek_key(const uint8_t *buf, size_t len, const uint8_t **key, uint32_t *key_len)
+{
+	uint32_t n;
+
+	if (len >= COMMAND_OP_SIZE + 8 && buf[0] == COMMAND_AT_TIME) {
+		buf += COMMAND_OP_SIZE + 8;
+		len -= COMMAND_OP_SIZE + 8;
+	}
+	if (len < COMMAND_OP_SIZE + COMMAND_LEN_SIZE || !op_valid(buf[0]) ||
+	    buf[0] == COMMAND_AT_TIME || buf[0] == COMMAND_FLUSH || buf[0] == COMMAND_MSETNX)
+		return false;
+	n = get_le32(buf + COMMAND_OP_SIZE);
+	if (n == 0 || n > len - COMMAND_OP_SIZE - COMMAND_LEN_SIZE)
+		return false;
+	*key = buf + COMMAND_OP_SIZE + COMMAND_LEN_SIZE;
+	*key_len = n;
+	return true;
+}
+
 int command_decode(const uint8_t *buf, size_t len, struct command *out)
 {
 	uint64_t now = 0;

@@ -179,6 +179,16 @@ size_t command_encode(const struct command *c, uint8_t *out);
 int command_decode(const uint8_t *buf, size_t len, struct command *out);
 
 /*
+ * The key of the encoded command in buf[0..len), without decoding the rest:
+ * for a hint (the apply's prefetch), where a full command_decode per entry
+ * cost more than the prefetch saved. true with *key and *key_len into buf
+ * when the op is known and the key lies within the bytes; false for FLUSH,
+ * MSETNX (no key of its own) and anything malformed. It checks nothing
+ * else: command_decode decides whether the command is valid.
+ */
+bool command_peek_key(const uint8_t *buf, size_t len, const uint8_t **key, uint32_t *key_len);
+
+/*
  * Whether `flags` and `deadline` are ones a PUT_AT (op COMMAND_PUT_AT) or
  * an EXPIRE_AT (any other op) accepts: what command_decode checks, for a
  * sender that checks before it proposes.

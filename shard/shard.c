@@ -828,9 +828,9 @@ static void grow_done(struct io_op *op, int res, unsigned flags)
 
 void shard_prefetch(const struct shard *s, const void *payload, size_t len, bool node)
 {
-	struct command cmd;
+	const uint8_t *key;
+	uint32_t key_len;
 
-	if (len == 0 || command_decode(payload, len, &cmd) != 0 || cmd.op == COMMAND_FLUSH)
-		return;
-	memtable_prefetch(s->mem->mt, cmd.key, cmd.key_len, node);
+	if (command_peek_key(payload, len, &key, &key_len))
+		memtable_prefetch(s->mem->mt, key, key_len, node);
 }

@@ -512,6 +512,43 @@ static void test_float_text(void **state)
 	assert_int_equal(n, 4);
 }
 
+/* command_peek_key finds what command_decode finds as the key, with and
+ * without the proposer's time in front, and refuses what has none or lies
+ * past the end; it reads no byte beyond len. */
+static void test_peek_key(void **state)
+{
+	const struct command cmds[] = {
+		{ .op = COMMAND_PUT, .key = (const uint8_t *)"key", .key_len = 3,
+		  .value = (const uint8_t *)"value", .value_len = 5 },
+		{ .op = COMMAND_DELETE, .key = (const uint8_t *)"gone", .key_len = 4 },
+		{ .op = COMMAND_PUT, .key = (const uint8_t *)"timed", .key_len = 5,
+		  .value = (const uint8_t *)"v", .value_len = 1, .now = 1700000000000ull },
+		{ .op = COMMAND_INCRBY, .key = (const uint8_t *)"n", .key_len = 1, .delta = 3 },
+	};
+	uint8_t buf[64];
+	const uint8_t *key;
+	uint32_t key_len;
+	struct command d, flush = { .op = COMMAND_FLUSH };
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		n = command_encode(&cmds[i], buf);
+		assert_int_equal(command_decode(buf, n, &d), 0);
+		assert_true(command_peek_key(buf, n, &key, &key_len));
+		assert_ptr_equal(key, d.key);
+		assert_int_equal(key_len, d.key_len);
+		/* Cut inside the key: no key. */
+		assert_false(command_peek_key(buf, (size_t)(d.key - buf) + d.key_len - 1, &key,
+					      &key_len));
+	}
+	n = command_encode(&flush, buf);
+	assert_false(command_peek_key(buf, n, &key, &key_len));
+	assert_false(command_peek_key(buf, 0, &key, &key_len));
+	buf[0] = 0xee; /* no such op */
+	assert_false(command_peek_key(buf, 16, &key, &key_len));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_rename_copy),
 		cmocka_unit_test(test_float_text),
 		cmocka_unit_test(test_expiry_ops),
+		cmocka_unit_test(test_peek_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
