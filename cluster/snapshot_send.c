@@ -22,6 +22,11 @@
  * out SEND_TIMEOUT before it takes another request; a SNAPSHOT message of
  * Raft's for that follower meanwhile starts over for Raft, as usual.
  *
+ * A follower that lost a chunk asks for a start over (snapshot_send_restart);
+ * its request carries a generation (its process's boot id, the latest
+ * stream of ours it saw), and one sent before it could know of the stream
+ * under way is ignored (restart_stale): a start over is one more stream.
+ *
  * Invariant: a slot holds a pin exactly while STREAMING, and is freed only
  * when no read of it is in flight (`reading`).
  */
