@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,6 +107,13 @@ int cluster_node_create(struct cluster_node **out, const struct cluster_node_con
 		n->core_of[s] = (int16_t)cluster_hosting_core(&n->map, n->hosting, n->self_index, s,
 							      cfg->cores);
 	rv = replica_wiped_node_init(n, err, errlen);
+	/* This process's id in hellos: a peer tells our snapshot requests
+	 * from those of an earlier process of this node by it. */
+	while (rv == 0 && n->boot_id == 0)
+		if (getrandom(&n->boot_id, sizeof n->boot_id, 0) != (ssize_t)sizeof n->boot_id) {
+			snprintf(err, errlen, "getrandom: %s", strerror(errno));
+			rv = -EIO;
+		}
 	if (rv) {
 		cluster_node_destroy(n);
 		return rv;
@@ -617,7 +625,7 @@ static void chunk_local(struct cluster_core *c, uint64_t from_node, const struct
 	if (f->kind == PEER_MSG_SNAPSHOT_CHUNK)
 		snapshot_recv_chunk(rep, from_node, &f->chunk);
 	else if (f->snapshot_request.restart_stream != 0)
-		snapshot_send_restart(rep, from_node, f->snapshot_request.restart_stream);
+		snapshot_send_restart(rep, from_node, &f->snapshot_request);
 	else
 		replica_repair_request(rep, from_node, &f->snapshot_request);
 }
@@ -869,6 +877,7 @@ static int hello_make(void *arg, uint64_t to_node, uint8_t *buf, size_t cap)
 		.slot_function = c->node->cfg.slot_function ? c->node->cfg.slot_function : 1,
 		.data_dir_id = c->node->data_dir_id,
 		.data_dir_new = c->node->data_dir_new,
+		.boot_id = c->node->boot_id,
 	};
 	struct peer_msg_buf b;
 	int len = -1;
@@ -962,6 +971,10 @@ static int hello_check(void *arg, const uint8_t *hello, size_t len,
 			   f.hello.client_address, f.hello.resp_address, f.hello.cores,
 			   c->r->now_us);
 	replica_wiped_hello(c->node, f.hello.node_id, f.hello.data_dir_id, f.hello.data_dir_new);
+	if (f.hello.boot_id != 0)
+		atomic_store(&c->node->peer_boot_id[cluster_map_index(&c->node->map,
+								       f.hello.node_id)],
+			     f.hello.boot_id);
 	*from_node = f.hello.node_id;
 	*target_core = f.hello.to_core % c->node->cfg.cores;
 	/* a new connection: the node (re)started or reconnected; sleeping

@@ -395,6 +395,7 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	       u64_field_size(ringkv_peer_Hello_slot_function_tag, h->slot_function) +
 	       u64_field_size(ringkv_peer_Hello_data_dir_id_tag, h->data_dir_id) +
 	       u64_field_size(ringkv_peer_Hello_data_dir_new_tag, h->data_dir_new) +
+	       u64_field_size(ringkv_peer_Hello_boot_id_tag, h->boot_id) +
 	       u64_field_size(ringkv_peer_Hello_cluster_id_tag, h->cluster_id) +
 	       u64_field_size(ringkv_peer_Hello_node_id_tag, h->node_id) +
 	       u64_field_size(ringkv_peer_Hello_from_core_tag, h->from_core) +
@@ -418,6 +419,7 @@ int peer_msg_encode_hello(struct peer_msg_buf *out, const struct peer_msg_hello 
 	p = put_u64_field(p, ringkv_peer_Hello_slot_function_tag, h->slot_function);
 	p = put_u64_field(p, ringkv_peer_Hello_data_dir_id_tag, h->data_dir_id);
 	p = put_u64_field(p, ringkv_peer_Hello_data_dir_new_tag, h->data_dir_new);
+	p = put_u64_field(p, ringkv_peer_Hello_boot_id_tag, h->boot_id);
 	frame_close(out, p, frame_len);
 	return 0;
 }
@@ -571,13 +573,17 @@ int peer_msg_encode_snapshot_request(struct peer_msg_buf *out,
 	assert(out != NULL && q != NULL);
 	body = u64_field_size(ringkv_peer_SnapshotRequest_group_tag, q->group) +
 	       u64_field_size(ringkv_peer_SnapshotRequest_applied_tag, q->applied) +
-	       u64_field_size(ringkv_peer_SnapshotRequest_restart_stream_tag, q->restart_stream);
+	       u64_field_size(ringkv_peer_SnapshotRequest_restart_stream_tag, q->restart_stream) +
+	       u64_field_size(ringkv_peer_SnapshotRequest_boot_id_tag, q->boot_id) +
+	       u64_field_size(ringkv_peer_SnapshotRequest_stream_seen_tag, q->stream_seen);
 	p = frame_open(out, ringkv_peer_Envelope_snapshot_request_tag, body, &frame_len);
 	if (p == NULL)
 		return -ENOMEM;
 	p = put_u64_field(p, ringkv_peer_SnapshotRequest_group_tag, q->group);
 	p = put_u64_field(p, ringkv_peer_SnapshotRequest_applied_tag, q->applied);
 	p = put_u64_field(p, ringkv_peer_SnapshotRequest_restart_stream_tag, q->restart_stream);
+	p = put_u64_field(p, ringkv_peer_SnapshotRequest_boot_id_tag, q->boot_id);
+	p = put_u64_field(p, ringkv_peer_SnapshotRequest_stream_seen_tag, q->stream_seen);
 	frame_close(out, p, frame_len);
 	return 0;
 }

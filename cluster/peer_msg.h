@@ -90,6 +90,8 @@ struct peer_msg_hello {
 	uint64_t data_dir_id;                 /* its data dir's creation id;
 	                                       * 0 = not sent (an older build) */
 	bool data_dir_new;                    /* first start on that data dir */
+	uint64_t boot_id;                     /* its process's random id;
+	                                       * 0 = not sent (an older build) */
 };
 
 struct peer_msg_hello_reply {
@@ -136,6 +138,10 @@ struct peer_msg_snapshot_request {
 	uint64_t group;
 	uint64_t applied; /* the sender's applied index */
 	uint64_t restart_stream; /* non-zero: "that stream of yours broke" */
+	uint64_t boot_id;        /* the sender's process (Hello.boot_id); 0: an
+				  * older build */
+	uint64_t stream_seen;    /* the sender's latest stream from this leader
+				  * in that process; 0: none */
 };
 
 /* Host or drop a replica (Placement in proto/peer.proto). Any values

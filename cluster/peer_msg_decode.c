@@ -274,6 +274,9 @@ static int decode_hello(struct peer_msg_frame *f, struct reader *r)
 		case ringkv_peer_Hello_data_dir_new_tag:
 			fe = get_bool(r, wire, &h->data_dir_new);
 			break;
+		case ringkv_peer_Hello_boot_id_tag:
+			fe = get_u64(r, wire, &h->boot_id);
+			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;
 			break;
@@ -510,6 +513,12 @@ static int decode_snapshot_request(struct peer_msg_frame *f, struct reader *r)
 			break;
 		case ringkv_peer_SnapshotRequest_restart_stream_tag:
 			fe = get_u64(r, wire, &q->restart_stream);
+			break;
+		case ringkv_peer_SnapshotRequest_boot_id_tag:
+			fe = get_u64(r, wire, &q->boot_id);
+			break;
+		case ringkv_peer_SnapshotRequest_stream_seen_tag:
+			fe = get_u64(r, wire, &q->stream_seen);
 			break;
 		default:
 			fe = skip_field(r, wire) ? FE_OK : FE_WIRE;

@@ -1251,6 +1251,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	out->snap_recv_bytes = rep->snap_recv_bytes;
 	out->snap_rejected = rep->snap_rejected;
 	out->snap_restarted = rep->snap_restarted;
+	out->snap_restart_stale = rep->snap_restart_stale;
 	out->snap_nacked = rep->snap_nacked;
 	out->votes_withheld = rep->votes_withheld;
 	out->joining = rep->joining;

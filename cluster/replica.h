@@ -436,6 +436,8 @@ struct replica_status {
 	uint64_t snap_recv_bytes;
 	uint64_t snap_rejected;     /* chunks refused (checks, order) */
 	uint64_t snap_restarted;    /* streams started over at a follower's word */
+	uint64_t snap_restart_stale; /* restart requests ignored as sent before
+				      * the stream under way (snapshot_send.c) */
 	uint64_t snap_nacked;       /* broken streams we asked to start over */
 	uint64_t votes_withheld;    /* vote requests dropped while joining */
 	bool joining;               /* started empty, not caught up yet */

@@ -63,6 +63,11 @@ struct snap_send {
 	uint64_t stream;              /* this stream's id (chunks carry it) */
 	uint64_t seq;                 /* the next chunk's number in it */
 	bool restart_due;             /* the follower asked for a start over */
+	uint64_t due_boot, due_seen;  /* that request's generation: the asking
+				       * process (boot id) and the stream it
+				       * named or last saw */
+	uint64_t asked_boot, asked_seen; /* the same of the request this stream
+				       * started over for (0: it was not) */
 	uint64_t restarted_us;        /* the last one (0: none yet) */
 	unsigned restarts_in_row;     /* since the follower last took one */
 };
@@ -84,6 +89,9 @@ struct snap_recv {
 	uint64_t next_seq;            /* the chunk number expected next */
 	uint64_t nacked;              /* the last stream id we asked to restart,
 				       * or dropped for a reason of our own */
+	uint64_t seen_from, seen;     /* the latest stream id any chunk from
+				       * that node carried, taken or not (a
+				       * restart request's generation) */
 	bool complete;                /* its last chunk is taken (the install
 				       * waits for the disk) */
 	char *staging;                /* made at the first stream, exact size,
@@ -312,7 +320,7 @@ struct replica {
 					  * snapshot install (snapshot_recv.c) */
 	uint64_t snap_sent, snap_send_bytes, snap_installed, snap_recv_bytes,
 		 snap_rejected, snap_msgs_waiting, votes_withheld, snap_restarted,
-		 snap_nacked;
+		 snap_nacked, snap_restart_stale;
 	struct replica_repair repair;
 	struct replica_origin origin;    /* replica_origin.c */
 	bool log_repairing;              /* rebuilt after its core log was damaged
@@ -400,6 +408,12 @@ struct cluster_node {
 	/* The data dir id each node's latest hello carried (0: none yet);
 	 * an empty replica's ask must carry it (replica_wiped.c). */
 	_Atomic(uint64_t) peer_dir_id[CLUSTER_MAP_MAX_NODES];
+	/* The boot id each node's latest hello carried (0: none yet, or an
+	 * older build): a snapshot restart request with another is from an
+	 * earlier process of that node (snapshot_send.c). */
+	_Atomic(uint64_t) peer_boot_id[CLUSTER_MAP_MAX_NODES];
+	uint64_t boot_id;       /* ours: drawn at random for this process,
+				 * sent in hellos and snapshot requests */
 	uint64_t data_dir_id;   /* ours (DATA/DATADIR-ID), sent in hellos */
 	bool data_dir_new;      /* no OPENED at this start: never ran on it */
 };
@@ -542,10 +556,15 @@ int snapshot_chunk_check(const struct peer_msg_chunk *ch, bool same_file, uint64
  * says it applied, for the log). Starts a stream as if Raft had asked,
  * unless one to it is under way. */
 void snapshot_send_force(struct replica *rep, uint64_t to, uint64_t applied);
-/* Leader: follower `to` reports that our stream `stream` to it lost a
- * chunk. Starts that stream over now (not after SEND_TIMEOUT); a report
- * naming any other stream than the current one is stale and ignored. */
-void snapshot_send_restart(struct replica *rep, uint64_t to, uint64_t stream);
+/* Leader: follower `to` reports (q->restart_stream) that our stream to it
+ * lost a chunk. Starts that stream over now (not after SEND_TIMEOUT). A
+ * stale report is ignored: one naming another stream than the current one,
+ * one from another process of `to` than its latest hello's (q->boot_id),
+ * and a SNAPSHOT_STREAM_ANY report sent before `to` could have seen the
+ * current stream (it started over for a request of that process, which
+ * had seen no newer stream than q->stream_seen). */
+void snapshot_send_restart(struct replica *rep, uint64_t to,
+			   const struct peer_msg_snapshot_request *q);
 /* The longest wait between two chunks of a stream at this node's
  * --snapshot-rate (0: unlimited). */
 uint64_t snapshot_send_chunk_gap_us(const struct cluster_core *c);

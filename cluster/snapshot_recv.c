@@ -469,9 +469,13 @@ static int stream_begin(struct replica *rep, uint64_t from, const struct peer_ms
 void snapshot_recv_nack(struct replica *rep, uint64_t to, uint64_t stream)
 {
 	struct snap_recv *rc = &rep->recv;
+	/* The request's generation: this process, and the latest stream
+	 * of this leader it saw (the leader tells a request sent before we
+	 * could see its stream under way from one about that stream). */
 	struct peer_msg_snapshot_request q = {
 		.group = rep->id, .applied = shard_applied_index(rep->shard),
-		.restart_stream = stream,
+		.restart_stream = stream, .boot_id = rep->core->node->boot_id,
+		.stream_seen = rc->seen_from == to ? rc->seen : 0,
 	};
 	struct peer_msg_buf b;
 	int rv;
@@ -522,6 +526,10 @@ void snapshot_recv_chunk(struct replica *rep, uint64_t from, const struct peer_m
 	const char *why = NULL;
 	int rv;
 
+	if (rc->seen_from != from || ch->stream > rc->seen) {
+		rc->seen_from = from;
+		rc->seen = ch->stream;
+	}
 	if (rep->core->stopping || rc->state == SNAP_RECV_INSTALLING) {
 		rep->snap_rejected++;
 		return;

@@ -22,6 +22,11 @@
  * out SEND_TIMEOUT before it takes another request; a SNAPSHOT message of
  * Raft's for that follower meanwhile starts over for Raft, as usual.
  *
+ * A follower that lost a chunk asks for a start over (snapshot_send_restart);
+ * its request carries a generation (its process's boot id, the latest
+ * stream of ours it saw), and one sent before it could know of the stream
+ * under way is ignored (restart_stale): a start over is one more stream.
+ *
  * Invariant: a slot holds a pin exactly while STREAMING, and is freed only
  * when no read of it is in flight (`reading`).
  */
@@ -268,6 +273,7 @@ static void start(struct snap_send *s, uint64_t raft_index, bool forced)
 	 * across a restart of this process. */
 	s->stream = rep->core->r->now_us > s->stream ? rep->core->r->now_us : s->stream + 1;
 	s->seq = 0;
+	s->asked_boot = s->asked_seen = 0; /* restart_try sets them after */
 	s->raft_index = raft_index;
 	s->forced = forced;
 	s->index = s->snap.index;
@@ -398,10 +404,42 @@ static void restart_try(struct snap_send *s)
 	rep->snap_restarted++;
 	unpin(s);
 	start(s, s->forced ? raft_snapshot(rep->raft)->index : s->raft_index, s->forced);
+	s->asked_boot = s->due_boot;
+	s->asked_seen = s->due_seen;
 }
 
-void snapshot_send_restart(struct replica *rep, uint64_t to, uint64_t stream)
+/* The boot id of node `to`'s latest hello; 0: none, or an older build. */
+static uint64_t peer_boot_id(const struct replica *rep, uint64_t to)
 {
+	const struct cluster_node *n = rep->core->node;
+	int idx = cluster_map_index(&n->map, to);
+
+	return idx < 0 ? 0 : atomic_load(&n->peer_boot_id[idx]);
+}
+
+/* A restart request the follower sent before it could know of the stream
+ * under way: from an earlier process of its node (its hello's boot id
+ * changed since: that process's streams are gone with it), or, naming no
+ * stream, from the process this stream started over for, which had seen
+ * no newer stream than when it asked (Raft's SNAPSHOT messages sent
+ * behind the old stream reach it before the new stream's chunks do). */
+static bool restart_stale(const struct snap_send *s, uint64_t to,
+			  const struct peer_msg_snapshot_request *q)
+{
+	uint64_t boot = peer_boot_id(s->rep, to);
+
+	if (q->boot_id == 0)
+		return false; /* an older build: no generation to judge by */
+	if (boot != 0 && q->boot_id != boot)
+		return true;
+	return q->restart_stream == SNAPSHOT_STREAM_ANY && q->boot_id == s->asked_boot &&
+	       q->stream_seen <= s->asked_seen;
+}
+
+void snapshot_send_restart(struct replica *rep, uint64_t to,
+			   const struct peer_msg_snapshot_request *q)
+{
+	uint64_t stream = q->restart_stream;
 	struct snap_send *s = NULL;
 
 	/* `to` is the asking node; a slot is keyed by its replica's Raft id
@@ -417,7 +455,16 @@ void snapshot_send_restart(struct replica *rep, uint64_t to, uint64_t stream)
 	if (stream == SNAPSHOT_STREAM_ANY ? s->state != SNAP_SEND_SENT || s->forced
 					  : s->stream != stream)
 		return;
+	if (restart_stale(s, to, q)) {
+		rep->snap_restart_stale++;
+		log_every(LOG_DEBUG, 10000, "replica %u: a stale snapshot restart request from "
+			  "node %llu (sent before its stream under way): ignored", rep->id,
+			  (unsigned long long)to);
+		return;
+	}
 	s->restart_due = true;
+	s->due_boot = q->boot_id;
+	s->due_seen = stream == SNAPSHOT_STREAM_ANY ? q->stream_seen : stream;
 	restart_try(s);
 }
 
@@ -428,11 +475,18 @@ void snapshot_send_tick(struct replica *rep)
 	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
 		struct snap_send *s = rep->sends[i];
 		uint64_t match;
+		bool taken;
 
 		if (!s || s->state == SNAP_SEND_IDLE)
 			continue;
-		if (leader && s->restart_due) {
-			restart_try(s); /* the gap since the last one passed? */
+		taken = leader && !s->forced && raft_conf_role(raft_conf(rep->raft), s->to) != 0 &&
+			raft_follower_match(rep->raft, s->to, &match) && match >= s->raft_index;
+		if (leader && s->restart_due && !taken) {
+			/* The gap since the last one passed? (A follower that
+			 * took the snapshot meanwhile needs none: it ends
+			 * below, or a start over asked for before it took
+			 * one would stream it again later for nothing.) */
+			restart_try(s);
 			continue;
 		}
 		if (leader && s->forced) {

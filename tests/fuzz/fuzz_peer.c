@@ -189,7 +189,8 @@ static void round_trip_other(const struct peer_msg_frame *a,
 		      a->hello.version == b.hello.version &&
 		      a->hello.to_node_id == b.hello.to_node_id &&
 		      a->hello.data_dir_id == b.hello.data_dir_id &&
-		      a->hello.data_dir_new == b.hello.data_dir_new);
+		      a->hello.data_dir_new == b.hello.data_dir_new &&
+		      a->hello.boot_id == b.hello.boot_id);
 		break;
 	case PEER_MSG_HELLO_REPLY:
 		CHECK(a->hello_reply.ok == b.hello_reply.ok &&
@@ -214,7 +215,9 @@ static void round_trip_other(const struct peer_msg_frame *a,
 	case PEER_MSG_SNAPSHOT_REQUEST:
 		CHECK(a->snapshot_request.group == b.snapshot_request.group &&
 		      a->snapshot_request.applied == b.snapshot_request.applied &&
-		      a->snapshot_request.restart_stream == b.snapshot_request.restart_stream);
+		      a->snapshot_request.restart_stream == b.snapshot_request.restart_stream &&
+		      a->snapshot_request.boot_id == b.snapshot_request.boot_id &&
+		      a->snapshot_request.stream_seen == b.snapshot_request.stream_seen);
 		break;
 	case PEER_MSG_PLACEMENT:
 		CHECK(memcmp(&a->placement, &b.placement, sizeof a->placement) == 0);
@@ -454,9 +457,11 @@ static void run_request_recipe(const uint8_t *data, size_t size,
 	q.group = take(&r, (unsigned)(take(&r, 1) % 9));
 	q.applied = take(&r, (unsigned)(take(&r, 1) % 9));
 	q.restart_stream = take(&r, (unsigned)(take(&r, 1) % 9));
+	q.boot_id = take(&r, (unsigned)(take(&r, 1) % 9));
+	q.stream_seen = take(&r, (unsigned)(take(&r, 1) % 9));
 	peer_msg_buf_init(&out);
 	CHECK(peer_msg_encode_snapshot_request(&out, &q) == 0);
-	CHECK(out.len <= PEER_MSG_HEADER_SIZE + 2 + 33);
+	CHECK(out.len <= PEER_MSG_HEADER_SIZE + 2 + 5 * 11); /* five u64 fields */
 	damage_and_run(&out, &r, 1, l);
 	peer_msg_buf_free(&out);
 }

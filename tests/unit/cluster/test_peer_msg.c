@@ -267,7 +267,8 @@ static void test_hello_addresses(void **state)
 				    .client_address = { (const uint8_t *)"127.0.2.12:22070", 16 },
 				    .resp_address = { (const uint8_t *)"[::1]:6379", 10 },
 				    .cores = 12, .slot_function = 2,
-				    .data_dir_id = 0xfedcba9876543210ull, .data_dir_new = true };
+				    .data_dir_id = 0xfedcba9876543210ull, .data_dir_new = true,
+				    .boot_id = 0x8000000000000001ull };
 	struct peer_msg_hello_reply r = { .ok = true, .node_id = 3, .version = 1,
 					  .client_address = { (const uint8_t *)"h:1", 3 } };
 	uint8_t long_addr[PEER_MSG_MAX_ADDRESS + 1];
@@ -295,6 +296,8 @@ static void test_hello_addresses(void **state)
 	 * cluster/replica_wiped.c), at the top of the u64 range. */
 	assert_true(f.hello.data_dir_id == 0xfedcba9876543210ull);
 	assert_true(f.hello.data_dir_new);
+	/* The process's boot id (field 13, snapshot_send.c's stale requests). */
+	assert_true(f.hello.boot_id == 0x8000000000000001ull);
 
 	at = out.len;
 	assert_int_equal(peer_msg_encode_hello_reply(&out, &r), 0);

@@ -186,7 +186,8 @@ static void test_we_encode_nanopb_decodes(void **state)
 			       .context = 9 };
 	struct peer_msg_item items[2] = { { 77, &m }, { 78, &hb } };
 	struct peer_msg_hello h = { .cluster_id = 1ull << 60, .node_id = 5, .from_core = 6, .to_core = 7, .version = 1, .to_node_id = 8,
-				    .data_dir_id = 1ull << 63 | 5, .data_dir_new = true };
+				    .data_dir_id = 1ull << 63 | 5, .data_dir_new = true,
+				    .boot_id = UINT64_MAX - 1 };
 	static struct nb_seen seen;
 	ringkv_peer_Envelope env;
 	struct peer_msg_buf out;
@@ -241,6 +242,7 @@ static void test_we_encode_nanopb_decodes(void **state)
 	assert_int_equal(env.which_body, ringkv_peer_Envelope_hello_tag);
 	assert_true(env.body.hello.data_dir_id == (1ull << 63 | 5));
 	assert_true(env.body.hello.data_dir_new);
+	assert_true(env.body.hello.boot_id == UINT64_MAX - 1);
 	assert_int_equal(env.body.hello.cluster_id, h.cluster_id);
 	assert_int_equal(env.body.hello.node_id, 5);
 	assert_int_equal(env.body.hello.from_core, 6);

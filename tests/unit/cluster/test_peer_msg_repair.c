@@ -48,9 +48,10 @@ static int decode_copy(struct peer_msg_frame *f, const uint8_t *p, size_t len)
 
 static void encode(struct peer_msg_buf *out, uint64_t group, uint64_t applied)
 {
-	/* The restart field rides along with a value of its own. */
+	/* The restart fields ride along with values of their own. */
 	struct peer_msg_snapshot_request q = { .group = group, .applied = applied,
-					       .restart_stream = group ^ applied };
+					       .restart_stream = group ^ applied,
+					       .boot_id = applied - group, .stream_seen = ~group };
 
 	out->len = 0;
 	assert_int_equal(peer_msg_encode_snapshot_request(out, &q), 0);
@@ -73,8 +74,8 @@ static void test_round_trip(void **state)
 
 			encode(&out, values[i], values[k]);
 			/* 4-byte prefix, tag 7 and a one-byte length, then at
-			 * most three 10-byte varints with one-byte tags. */
-			assert_true(out.len <= PEER_MSG_HEADER_SIZE + 2 + 33);
+			 * most five 10-byte varints with one-byte tags. */
+			assert_true(out.len <= PEER_MSG_HEADER_SIZE + 2 + 55);
 			assert_int_equal(peer_msg_peek(out.data, out.len, &limits, &frame_len), 0);
 			assert_int_equal(frame_len, out.len);
 			assert_int_equal(decode_copy(&f, out.data + PEER_MSG_HEADER_SIZE,
@@ -83,6 +84,8 @@ static void test_round_trip(void **state)
 			assert_true(f.snapshot_request.group == values[i]);
 			assert_true(f.snapshot_request.applied == values[k]);
 			assert_true(f.snapshot_request.restart_stream == (values[i] ^ values[k]));
+			assert_true(f.snapshot_request.boot_id == values[k] - values[i]);
+			assert_true(f.snapshot_request.stream_seen == ~values[i]);
 		}
 	}
 	peer_msg_buf_free(&out);
@@ -127,6 +130,8 @@ static void test_nanopb_agrees(void **state)
 	env.body.snapshot_request.group = 17;
 	env.body.snapshot_request.applied = UINT64_MAX;
 	env.body.snapshot_request.restart_stream = 17 ^ UINT64_MAX; /* as encode() sets */
+	env.body.snapshot_request.boot_id = UINT64_MAX - 17;
+	env.body.snapshot_request.stream_seen = ~UINT64_C(17);
 	os = pb_ostream_from_buffer(buf, sizeof(buf));
 	assert_true(pb_encode(&os, ringkv_peer_Envelope_fields, &env));
 	assert_int_equal(decode_copy(&f, buf, os.bytes_written), 0);
@@ -134,6 +139,8 @@ static void test_nanopb_agrees(void **state)
 	assert_int_equal(f.snapshot_request.group, 17);
 	assert_true(f.snapshot_request.applied == UINT64_MAX);
 	assert_true(f.snapshot_request.restart_stream == (17 ^ UINT64_MAX));
+	assert_true(f.snapshot_request.boot_id == UINT64_MAX - 17);
+	assert_true(f.snapshot_request.stream_seen == ~UINT64_C(17));
 
 	/* We write, nanopb reads, and the bytes are the same as its own. */
 	peer_msg_buf_init(&out);
@@ -148,6 +155,8 @@ static void test_nanopb_agrees(void **state)
 	assert_int_equal(env.body.snapshot_request.group, 17);
 	assert_true(env.body.snapshot_request.applied == UINT64_MAX);
 	assert_true(env.body.snapshot_request.restart_stream == (17 ^ UINT64_MAX));
+	assert_true(env.body.snapshot_request.boot_id == UINT64_MAX - 17);
+	assert_true(env.body.snapshot_request.stream_seen == ~UINT64_C(17));
 	peer_msg_buf_free(&out);
 }
 
@@ -223,8 +232,8 @@ static void test_unknown_fields_skipped(void **state)
 {
 	static const uint8_t extra[] = { 0x3a, 0x0f, 0x08, 0x02, 0x10, 0x2a,
 					 0x18, 0x07,             /* field 3 varint */
-					 0x22, 0x02, 0xaa, 0xbb, /* field 4 bytes */
-					 0x2d, 0x01, 0x02, 0x03, 0x04 }; /* 5 fixed32 */
+					 0x32, 0x02, 0xaa, 0xbb, /* field 6 bytes */
+					 0x3d, 0x01, 0x02, 0x03, 0x04 }; /* 7 fixed32 */
 	static const uint8_t beside[] = { 0x78, 0x01, 0x3a, 0x02, 0x08, 0x09 };
 	static const uint8_t empty[] = { 0x3a, 0x00 };
 	struct peer_msg_frame f;
