@@ -11,12 +11,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,7 +26,6 @@
 #include "core/log.h"
 #include "shard/core_log.h"
 #include "shard/core_log_format.h"
-#include "shard/core_log_internal.h" /* the fdatasync failure test swaps the fd */
 #include "shard/crc32c.h"
 #include "core_log_fixture.h"
 
