@@ -32,9 +32,7 @@ data_root=${TMPDIR:-/var/tmp}
 value_options=(shards cores rounds settle duration host port data_root)
 other_option() { die "unknown option $1 (see --help)"; }
 parse_options "$@"
-in_range "$shards" 1 100000 || die "--shards: 1 to 100000"
-in_range "$cores" 1 64 || die "--cores: 1 to 64"
-in_range "$rounds" 1 50 || die "--rounds: 1 to 50"
+check_node_options
 in_range "$settle" 0 600 || die "--settle: seconds, 0 to 600"
 in_range "$duration" 1 3600 || die "--duration: seconds, 1 to 3600"
 in_range "$port" 1 65534 || die "--port: 1 to 65534"
@@ -55,9 +53,8 @@ admin="$host:$((port + 1))"
 hz=$(getconf CLK_TCK)
 
 start() { # BINARY: sets pid once every replica leads
-	"$1" --cores "$cores" --shards "$shards" --listen "$host:$port" --admin-listen "$admin" \
-		--data-dir "$work/data" --log-level warn >>"$work/node.log" 2>&1 &
-	pid=$!
+	start_ringkvd "$1" "$host:$port" "$admin" "$work/data" "$work/node.log"
+	pid=$node_pid
 	wait_leaders "$pid" "$admin" "$shards" 600 "$work/node.log"
 }
 

@@ -6,7 +6,8 @@
 # name, for messages); the helpers that need them also read pin (1:
 # taskset, 0: not), server_pid and out (where the server logs go).
 # compare.sh, cluster-compare.sh, cluster-ab.sh, metrics-cost.sh,
-# resp-compare.sh, flamegraph.sh and storage/vs-db_bench.sh use it. Nothing
+# resp-compare.sh, flamegraph.sh, idle-node-ab.sh, restart-storm.sh and
+# storage/vs-db_bench.sh use it. Nothing
 # here prints unless a script asks: the scripts' output is quoted in
 # docs/PERFORMANCE.md and must not change.
 
@@ -133,6 +134,26 @@ wait_listening() {
 		sleep 0.1
 	done
 	die "$what does not listen on port $port"
+}
+
+# For the scripts that start nodes of many replicas (idle-node-ab.sh,
+# restart-storm.sh): checks their --shards, --cores and --rounds.
+check_node_options() {
+	in_range "$shards" 1 100000 || die "--shards: 1 to 100000"
+	in_range "$cores" 1 64 || die "--cores: 1 to 64"
+	in_range "$rounds" 1 50 || die "--rounds: 1 to 50"
+}
+
+# Starts the ringkvd BINARY in the background as a node of $shards replicas
+# on $cores cores, serving LISTEN (admin: ADMIN) from DATA_DIR, with the
+# OPTIONs first; warnings and worse appended to LOG. Sets node_pid.
+start_ringkvd() { # BINARY LISTEN ADMIN DATA_DIR LOG [OPTION...]
+	local bin=$1 listen=$2 admin=$3 data=$4 log=$5
+	shift 5
+	"$bin" "$@" --cores "$cores" --shards "$shards" --listen "$listen" --admin-listen "$admin" \
+		--data-dir "$data" --log-level warn >>"$log" 2>&1 &
+	# shellcheck disable=SC2034 # the caller's
+	node_pid=$!
 }
 
 # Replicas of a node that lead, from the /metrics of its admin address

@@ -48,9 +48,7 @@ out=
 value_options=(shards cores rounds pause probes restart_timeout start_timeout data_root out)
 other_option() { die "unknown option $1 (see --help)"; }
 parse_options "$@"
-in_range "$shards" 1 100000 || die "--shards: 1 to 100000"
-in_range "$cores" 1 64 || die "--cores: 1 to 64"
-in_range "$rounds" 1 50 || die "--rounds: 1 to 50"
+check_node_options
 in_range "$pause" 0 600 || die "--pause: seconds, 0 to 600"
 in_range "$probes" 1 100 || die "--probes: 1 to 100"
 in_range "$restart_timeout" 5 3600 || die "--restart-timeout: seconds, 5 to 3600"
@@ -84,14 +82,13 @@ metric_sum() { # I NAME
 	{ curl -s --max-time 2 "http://$(admin_of "$1")/metrics" 2>/dev/null || true; } |
 		awk -v name="$2" 'index($0, name) == 1 { n += $NF } END { print n + 0 }'
 }
-start_node() { # BUILD I TOKEN
+start_member() { # BUILD I TOKEN
 	local initial="" j
 	for j in 1 2 3; do initial+="${initial:+,}$j=$(host_of "$j"):$((base + 10 + j))"; done
 	mkdir -p "$work/n$2"
-	"$1" --node-id "$2" --initial-cluster "$initial" --cluster-token "$3" --cores "$cores" \
-		--shards "$shards" --listen "$(client_of "$2")" --admin-listen "$(admin_of "$2")" \
-		--data-dir "$work/n$2" --log-level warn >>"$out/node$2.log" 2>&1 &
-	pids[$2 - 1]=$!
+	start_ringkvd "$1" "$(client_of "$2")" "$(admin_of "$2")" "$work/n$2" "$out/node$2.log" \
+		--node-id "$2" --initial-cluster "$initial" --cluster-token "$3"
+	pids[$2 - 1]=$node_pid
 }
 alive_or_die() {
 	local i
@@ -122,7 +119,7 @@ wait_until() { # SECONDS TARGET COMMAND...: polls until COMMAND prints >= TARGET
 # reconnects cpu" (seconds; "-" for what did not happen in time).
 one_restart() { # BUILD ROUND
 	local b=$1 round=$2 i t0 t_open=- t_led=- t_served=- changes0 rec0 k key
-	for i in 1 2 3; do start_node "$b" "$i" "storm$round"; done
+	for i in 1 2 3; do start_member "$b" "$i" "storm$round"; done
 	wait_until "$start_timeout" "$shards" sum3 'ringkv_raft_replicas{core="' >/dev/null ||
 		die "replicas not all open after $start_timeout s"
 	wait_until "$start_timeout" "$shards" led_sum || die "not every shard led after $start_timeout s"
@@ -134,7 +131,7 @@ one_restart() { # BUILD ROUND
 	changes0=$(($(metric_sum 1 ringkv_raft_leader_changes_total) + $(metric_sum 2 ringkv_raft_leader_changes_total)))
 	rec0=$(($(metric_sum 1 ringkv_peer_reconnects_total) + $(metric_sum 2 ringkv_peer_reconnects_total)))
 	t0=$(now)
-	start_node "$b" 3 "storm$round"
+	start_member "$b" 3 "storm$round"
 
 	k=0
 	while [ "$(echo "$(now) - $t0 < $restart_timeout" | bc)" = 1 ]; do

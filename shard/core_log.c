@@ -699,24 +699,17 @@ static uint64_t grow_ahead(const struct core_log *log)
 static void grow(struct core_log *log, uint64_t need)
 {
 	struct io_uring_sqe *sqe;
-	uint64_t size;
+	uint64_t size, granule;
 
 	if (log->grow_inflight)
 		return;
-	size = wal_map_grow_target(&log->map, need, log->grow_failed ? 0 : grow_ahead(log));
-	if (log->direct && size > log->map.alloc) {
-		/* Zeros are written: the 1 MiB rounding would write them
-		 * beyond what the ahead asked for. */
-		uint64_t exact = wal_map_grow_target(&log->map, need, 0);
-		uint64_t want = (need + (log->grow_failed ? 0 : grow_ahead(log)) + CORE_LOG_PAGE - 1) /
-				CORE_LOG_PAGE * CORE_LOG_PAGE;
-
-		if (size > want)
-			size = want > exact ? want : exact;
-	}
+	/* In direct mode zeros are written: rounding to 1 MiB would write them
+	 * beyond what the ahead asked for. */
+	granule = log->direct ? CORE_LOG_PAGE : WAL_MAP_RELEASE_CHUNK;
+	size = wal_map_grow_target(&log->map, need, log->grow_failed ? 0 : grow_ahead(log), granule);
 	if (size <= log->map.alloc)
 		return;
-	log->grow_exact = size == wal_map_grow_target(&log->map, need, 0);
+	log->grow_exact = size == wal_map_grow_target(&log->map, need, 0, granule);
 	log->grow_inflight = true;
 	log->grow_size = size;
 	/* The new size is made durable before a record goes into the space:

@@ -392,7 +392,8 @@ static void wal_grow(struct shard *s, uint64_t need)
 
 	if (s->grow_inflight)
 		return;
-	size = wal_map_grow_target(&s->wal_map, need, s->grow_failed ? 0 : s->wal_step);
+	size = wal_map_grow_target(&s->wal_map, need, s->grow_failed ? 0 : s->wal_step,
+				   WAL_MAP_RELEASE_CHUNK);
 	if (size <= s->wal_map.alloc)
 		return;
 	s->grow_inflight = true;

@@ -301,7 +301,8 @@ static int manifest_open(struct shard *s, char *err, size_t errlen)
  */
 static int wal_preallocate_blocking(struct shard *s, char *err, size_t errlen)
 {
-	uint64_t size = wal_map_grow_target(&s->wal_map, s->wal_offset, s->wal_step);
+	uint64_t size = wal_map_grow_target(&s->wal_map, s->wal_offset, s->wal_step,
+					    WAL_MAP_RELEASE_CHUNK);
 	struct statfs fs;
 
 	if (fstatfs(s->wal_fd, &fs) == 0 && fs.f_type == BTRFS_SUPER_MAGIC)

@@ -80,12 +80,15 @@ void wal_map_store(struct wal_map *m, uint64_t off, const void *src, size_t len)
 		*to++ = *from++;
 }
 
-uint64_t wal_map_grow_target(const struct wal_map *m, uint64_t need, uint64_t ahead)
+uint64_t wal_map_grow_target(const struct wal_map *m, uint64_t need, uint64_t ahead,
+			     uint64_t granule)
 {
 	uint64_t exact = round_up(need, 4096);
-	uint64_t size = round_up(need + ahead, WAL_MAP_RELEASE_CHUNK);
+	uint64_t size;
 
 	assert(need <= m->len);
+	assert(granule > 0 && granule % 4096 == 0);
+	size = round_up(need + ahead, granule);
 	if (ahead == 0)
 		size = exact;
 	else if (size > m->len)

@@ -60,10 +60,15 @@ void wal_map_store(struct wal_map *m, uint64_t off, const void *src, size_t len)
 
 /*
  * The file size to preallocate so that `need` bytes fit, with `ahead` more
- * bytes beyond them when the mapping has room (0: exactly `need`, rounded to
- * a page). Precondition: need <= len.
+ * bytes beyond them when the mapping has room, `need + ahead` rounded up to
+ * `granule` (WAL_MAP_RELEASE_CHUNK where FALLOCATE makes the space, a page
+ * where the space is zeros written and rounding up would write more of
+ * them); `ahead` 0: exactly `need`, rounded to a page. Never below what the
+ * file holds, never past the mapping. Preconditions: need <= len; granule a
+ * multiple of 4096.
  */
-uint64_t wal_map_grow_target(const struct wal_map *m, uint64_t need, uint64_t ahead);
+uint64_t wal_map_grow_target(const struct wal_map *m, uint64_t need, uint64_t ahead,
+			     uint64_t granule);
 
 /* Records that the file now holds `size` bytes (a FALLOCATE completed). */
 void wal_map_allocated(struct wal_map *m, uint64_t size);

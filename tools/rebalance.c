@@ -40,6 +40,7 @@
 
 #include "cluster/map.h"
 #include "cluster/planner.h"
+#include "tools/cli.h"
 #include "tools/cli_json.h"
 #include "tools/cluster_views.h"
 #include "tools/libringkv.h"
@@ -510,3 +511,66 @@ out:
 	view_free(&v);
 	return rc;
 }
+
+/* ---- the command line: ringkv rebalance --------------------------------- */
+
+/* rebalance's options. */
+static struct {
+	bool apply;           /* --apply */
+	bool dry_run;         /* --dry-run (the default) */
+	bool wait;            /* --wait */
+	const char *rate;     /* --rate BYTES/s */
+} rebalance_opts;
+
+static int rebalance_option(int argc, char **argv, int *i)
+{
+	int taken;
+
+	if ((taken = cli_flag(argv, *i, "apply", &rebalance_opts.apply)) != 0 ||
+	    (taken = cli_flag(argv, *i, "dry-run", &rebalance_opts.dry_run)) != 0 ||
+	    (taken = cli_flag(argv, *i, "wait", &rebalance_opts.wait)) != 0)
+		return taken;
+	return cli_value(argc, argv, i, "rate", &rebalance_opts.rate);
+}
+
+static int check_rebalance(const struct cli *cli, int argc, char **argv)
+{
+	(void)cli;
+	(void)argc;
+	(void)argv;
+	if (rebalance_opts.apply && rebalance_opts.dry_run)
+		return cli_usage_error("rebalance takes --dry-run or --apply, not both");
+	if ((rebalance_opts.wait || rebalance_opts.rate) && !rebalance_opts.apply)
+		return cli_usage_error("--wait and --rate are rebalance --apply's");
+	return shard_move_check_rate(rebalance_opts.rate);
+}
+
+static int cmd_rebalance(struct cli *cli, int argc, char **argv)
+{
+	struct rebalance_args a = {
+		.address = cli->address, .timeout_ms = cli->timeout_ms,
+		.json = cli->format == CLI_JSON, .apply = rebalance_opts.apply,
+		.wait = rebalance_opts.wait,
+	};
+
+	(void)argc;
+	(void)argv;
+	if (rebalance_opts.rate)
+		shard_move_parse_rate(rebalance_opts.rate, &a.rate);
+	return rebalance_run(&a);
+}
+
+const struct cli_command cli_command_rebalance = {
+	"rebalance", "[--apply]",
+	"plan the moves and leadership transfers that\n"
+	"even out replicas (per node and per core) and\n"
+	"leaders, from every node's own view, and print\n"
+	"them (--dry-run, the default: nothing changes);\n"
+	"--apply: the moves one at a time (move n of m;\n"
+	"--wait: each move's phases; --rate BYTES/s caps\n"
+	"each), then the transfers; a stopped rebalance\n"
+	"goes on when run again; exit 1 refused or a move\n"
+	"failed, 2 usage or no node reachable",
+	0, 0, .offline = cli_offline, .option = rebalance_option,
+	.check = check_rebalance, .run = cmd_rebalance,
+};

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "core/config.h"
+#include "tools/cli.h"
 #include "tools/cli_json.h"
 #include "tools/libringkv.h"
 
@@ -455,3 +456,111 @@ int shard_move_parse_target(const char *text, uint64_t *node, uint32_t *core, bo
 	*has_core = true;
 	return 0;
 }
+
+/* ---- the command line: ringkv shard move ------------------------------- */
+
+/* shard move's options. */
+static struct {
+	const char *from;     /* --from NODE[:CORE] */
+	const char *to;       /* --to NODE[:CORE] */
+	bool wait;            /* --wait */
+	bool cancel;          /* --cancel */
+	const char *rate;     /* --rate BYTES/s */
+} move_opts;
+
+int shard_move_check_rate(const char *text)
+{
+	uint64_t rate;
+
+	if (text && shard_move_parse_rate(text, &rate) != 0)
+		return cli_usage_error("--rate takes bytes per second (e.g. 512k, 64M/s), not '%s'",
+				       text);
+	return CLI_EXIT_OK;
+}
+
+static int shard_option(int argc, char **argv, int *i)
+{
+	int taken;
+
+	if ((taken = cli_flag(argv, *i, "wait", &move_opts.wait)) != 0 ||
+	    (taken = cli_flag(argv, *i, "cancel", &move_opts.cancel)) != 0 ||
+	    (taken = cli_value(argc, argv, i, "rate", &move_opts.rate)) != 0 ||
+	    (taken = cli_value(argc, argv, i, "from", &move_opts.from)) != 0)
+		return taken;
+	return cli_value(argc, argv, i, "to", &move_opts.to);
+}
+
+static int check_shard(const struct cli *cli, int argc, char **argv)
+{
+	uint64_t node, shard;
+	uint32_t core;
+	bool has_core;
+
+	(void)cli;
+	if (strcmp(argv[0], "move") != 0)
+		return cli_usage_error("shard takes move, not '%s'", argv[0]);
+	if (argc != 2 || cli_parse_count(argv[1], &shard) != 0 || shard > UINT32_MAX)
+		return cli_usage_error("shard move takes SHARD (a shard id) --from NODE[:CORE] "
+				       "--to NODE[:CORE]");
+	if (shard_move_check_rate(move_opts.rate) != CLI_EXIT_OK)
+		return CLI_EXIT_USAGE;
+	if (move_opts.cancel) {
+		if (move_opts.from || move_opts.rate)
+			return cli_usage_error("shard move --cancel takes SHARD [--to NODE] only");
+		if (move_opts.to &&
+		    (shard_move_parse_target(move_opts.to, &node, &core, &has_core) != 0 ||
+		     has_core))
+			return cli_usage_error("--cancel --to takes NODE (the move's target), not "
+					       "'%s'", move_opts.to);
+		return CLI_EXIT_OK;
+	}
+	if (!move_opts.from || !move_opts.to)
+		return cli_usage_error("shard move needs --from NODE[:CORE] and --to NODE[:CORE]");
+	if (shard_move_parse_target(move_opts.from, &node, &core, &has_core) != 0)
+		return cli_usage_error("--from takes NODE or NODE:CORE, not '%s'", move_opts.from);
+	if (shard_move_parse_target(move_opts.to, &node, &core, &has_core) != 0)
+		return cli_usage_error("--to takes NODE or NODE:CORE, not '%s'", move_opts.to);
+	return CLI_EXIT_OK;
+}
+
+static int cmd_shard(struct cli *cli, int argc, char **argv)
+{
+	struct shard_move_args a = {
+		.address = cli->address, .timeout_ms = cli->timeout_ms,
+		.json = cli->format == CLI_JSON, .wait = move_opts.wait,
+		.cancel = move_opts.cancel,
+	};
+	uint64_t shard = 0;
+	uint32_t core;
+	bool has_core;
+
+	(void)argc;
+	cli_parse_count(argv[1], &shard);
+	a.shard = (uint32_t)shard;
+	/* The source's core is not needed (a node holds at most one replica
+	 * of a shard); the target's defaults to core 0. */
+	if (move_opts.from)
+		shard_move_parse_target(move_opts.from, &a.from, &core, &has_core);
+	if (move_opts.to)
+		shard_move_parse_target(move_opts.to, &a.to, &a.to_core, &has_core);
+	if (move_opts.rate)
+		shard_move_parse_rate(move_opts.rate, &a.rate);
+	return shard_move_run(&a);
+}
+
+const struct cli_command cli_command_shard = {
+	"shard", "move SHARD", "move SHARD --from NODE[:CORE] --to NODE[:CORE]:\n"
+			       "move one replica online (the shard's leader\n"
+			       "adds it as a learner, catches it up, promotes\n"
+			       "it, removes the old one); --wait shows the\n"
+			       "phases (snapshot bytes of total, rate, ETA)\n"
+			       "until done; --rate BYTES/s (k/M/G) caps this\n"
+			       "move's snapshot stream;\n"
+			       "move SHARD --cancel [--to NODE] [--wait]: roll\n"
+			       "the move back (before the old replica's\n"
+			       "removal): the new replica leaves, its files go;\n"
+			       "exit 1 refused or failed, 2 usage or no node\n"
+			       "reachable",
+	2, 2, .offline = cli_offline, .option = shard_option, .check = check_shard,
+	.run = cmd_shard,
+};

@@ -47,6 +47,10 @@ void shard_move_sleep_ms(int ms);
 /* "1048576", "512k", "64M/s", "1GiB": bytes per second (> 0). 0 or -1. */
 int shard_move_parse_rate(const char *text, uint64_t *rate);
 
+/* A --rate option's value (NULL: not given): CLI_EXIT_OK, or CLI_EXIT_USAGE
+ * after saying why on stderr. */
+int shard_move_check_rate(const char *text);
+
 /* "NODE" or "NODE:CORE" (NODE >= 1). 0, or -1 when malformed. */
 int shard_move_parse_target(const char *text, uint64_t *node, uint32_t *core, bool *has_core);
 

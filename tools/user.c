@@ -16,6 +16,7 @@
 
 #include "core/durable_file.h"
 #include "server/users.h"
+#include "tools/cli.h"
 
 enum { EXIT_OK = 0, EXIT_MISSING = 1, EXIT_USAGE = 2, EXIT_ERROR = 3 };
 
@@ -243,3 +244,82 @@ int user_remove(const struct user_args *a)
 	close(lock);
 	return rc;
 }
+
+/* ---- the command line: ringkv user add|remove ---------------------------- */
+
+/* user's options. */
+static struct {
+	const char *file;        /* --file */
+	const char *role;        /* add --role */
+	const char *iterations;  /* add --iterations */
+	const char *prefix;      /* add --prefix */
+} user_opts;
+
+static int user_option(int argc, char **argv, int *i)
+{
+	int taken;
+
+	if ((taken = cli_value(argc, argv, i, "prefix", &user_opts.prefix)) != 0 ||
+	    (taken = cli_value(argc, argv, i, "file", &user_opts.file)) != 0 ||
+	    (taken = cli_value(argc, argv, i, "role", &user_opts.role)) != 0)
+		return taken;
+	return cli_value(argc, argv, i, "iterations", &user_opts.iterations);
+}
+
+static int user_args_of(char **argv, struct user_args *a)
+{
+	uint64_t n = 0;
+
+	memset(a, 0, sizeof *a);
+	a->file = user_opts.file;
+	a->name = argv[1];
+	a->role = user_opts.role;
+	a->prefix = user_opts.prefix;
+	if (user_opts.iterations &&
+	    (cli_parse_count(user_opts.iterations, &n) != 0 || n == 0 || n > UINT32_MAX))
+		return cli_usage_error("--iterations takes a count, not '%s'",
+				       user_opts.iterations);
+	a->iterations = (uint32_t)n;
+	return CLI_EXIT_OK;
+}
+
+static int check_user(const struct cli *cli, int argc, char **argv)
+{
+	struct user_args a;
+	bool add = strcmp(argv[0], "add") == 0;
+	int rc;
+
+	(void)cli;
+	if (!add && strcmp(argv[0], "remove") != 0)
+		return cli_usage_error("user takes add or remove, not '%s'", argv[0]);
+	if (argc != 2)
+		return cli_usage_error("user %s takes NAME", argv[0]);
+	if (!add && (user_opts.role || user_opts.prefix || user_opts.iterations))
+		return cli_usage_error("user remove takes --file FILE NAME only");
+	rc = user_args_of(argv, &a);
+	return rc != CLI_EXIT_OK ? rc : user_check(&a, add);
+}
+
+static int cmd_user(struct cli *cli, int argc, char **argv)
+{
+	struct user_args a;
+
+	(void)argc;
+	user_args_of(argv, &a);
+	return strcmp(argv[0], "add") == 0 ? user_add(&a) : user_remove(&a);
+}
+
+const struct cli_command cli_command_user = {
+	"user", "add|remove NAME",
+	"add NAME --file FILE --role read|write|admin:\n"
+	"add (or replace) a user of a ringkvd --users\n"
+	"file, the password read from standard input\n"
+	"(one line), hashed with PBKDF2-SHA256;\n"
+	"--iterations N: its cost (default 100000);\n"
+	"--prefix P: only keys starting with P;\n"
+	"remove NAME --file FILE (exit 1: no such user);\n"
+	"the file is rewritten atomically; send ringkvd\n"
+	"SIGHUP to load it",
+	1, 2, .offline = cli_offline, .option = user_option, .check = check_user,
+	.run = cmd_user,
+};

@@ -60,20 +60,6 @@ static bool chunk_hook(uint64_t to, uint64_t seq, bool last)
 	return !atomic_compare_exchange_strong(&lose_chunk, &want, LOSE_NONE);
 }
 
-uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
-}
-
-void sleep_ms(unsigned ms)
-{
-	nanosleep(&(struct timespec){ .tv_sec = ms / 1000,
-				      .tv_nsec = (long)(ms % 1000) * 1000000 }, NULL);
-}
-
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	(void)sb;
@@ -135,8 +121,24 @@ void write_done(struct shard_waiter *w, int rv, const struct shard_result *res)
 	atomic_store(&tw->done, 1);
 }
 
-/* Proposes writes[first, first+count) on job_shard if this core leads it:
- * key k<i> (mod key_space), value v<i>. */
+int propose_write(struct replica *rep, unsigned i)
+{
+	struct twrite *tw = &writes[i];
+	struct command cmd = { .op = COMMAND_PUT };
+
+	memset(&tw->w, 0, sizeof tw->w);
+	tw->w.done = write_done;
+	atomic_store(&tw->done, 0);
+	key_name(tw->key, sizeof tw->key, i % key_space);
+	snprintf(tw->value, sizeof tw->value, "v%u-%0*u", i, (int)value_pad, 0u);
+	cmd.key = (const uint8_t *)tw->key;
+	cmd.key_len = (uint32_t)strlen(tw->key);
+	cmd.value = (const uint8_t *)tw->value;
+	cmd.value_len = (uint32_t)strlen(tw->value);
+	return replica_propose(rep, &cmd, &tw->w);
+}
+
+/* Proposes writes[first, first+count) on job_shard if this core leads it. */
 bool job_propose(struct tcore *c)
 {
 	struct tnode *n = c->node;
@@ -144,21 +146,8 @@ bool job_propose(struct tcore *c)
 
 	if (!rep)
 		return true;
-	for (unsigned i = n->job_first; i < n->job_first + n->job_count; i++) {
-		struct twrite *tw = &writes[i];
-		struct command cmd = { .op = COMMAND_PUT };
-
-		memset(&tw->w, 0, sizeof tw->w);
-		tw->w.done = write_done;
-		atomic_store(&tw->done, 0);
-		key_name(tw->key, sizeof tw->key, i % key_space);
-		snprintf(tw->value, sizeof tw->value, "v%u-%0*u", i, (int)value_pad, 0u);
-		cmd.key = (const uint8_t *)tw->key;
-		cmd.key_len = (uint32_t)strlen(tw->key);
-		cmd.value = (const uint8_t *)tw->value;
-		cmd.value_len = (uint32_t)strlen(tw->value);
-		n->job_rv[i] = replica_propose(rep, &cmd, &tw->w);
-	}
+	for (unsigned i = n->job_first; i < n->job_first + n->job_count; i++)
+		n->job_rv[i] = propose_write(rep, i);
 	return true;
 }
 
@@ -671,21 +660,11 @@ int replica_fixture_setup(void **state)
 
 int replica_fixture_setup_as(unsigned ip_seed, int dir_pid)
 {
-	char err[256];
-	unsigned n;
-
 	ip_x = 100 + ip_seed % 100;
 	ip_y = 1 + (ip_seed / 100) % 250;
 	snprintf(root, sizeof root, "/tmp/test_replica.%d", dir_pid);
 	mkdir(root, 0700);
-	if (topology_load(&topo, err, sizeof err) != 0)
-		return -1;
-	n = topology_cpus(topo, cpus, CORES);
-	if (n == 0)
-		return -1;
-	if (n < CORES)
-		cpus[1] = cpus[0];
-	return 0;
+	return node_cpus_pick(&topo, cpus, CORES);
 }
 
 int replica_fixture_teardown(void **state)

@@ -27,6 +27,7 @@
 #include "cluster/replica.h"
 #include "core/reactor.h"
 #include "shard/core_log.h"
+#include "node_util.h"
 
 #define CORES 2
 #define MAX_NODES 4
@@ -130,8 +131,6 @@ extern bool auto_repair;        /* cluster_node_config.auto_repair of the
 				 * nodes started next */
 extern bool no_rejoin;          /* cluster_node_config.amnesia_no_rejoin */
 
-uint64_t mono_us(void);
-void sleep_ms(unsigned ms);
 void rm_rf(const char *path);
 /* Whether dir/name exists. */
 bool path_exists(const char *dir, const char *name);
@@ -145,9 +144,11 @@ void run_job(struct tnode *n, bool (*job)(struct tcore *c));
 void key_name(char *buf, size_t cap, unsigned i);
 /* A struct twrite's waiter callback: records rv, then done. */
 void write_done(struct shard_waiter *w, int rv, const struct shard_result *res);
+/* Proposes writes[i] on `rep` (on its core's thread): key k<i % key_space>,
+ * value v<i> (padded by value_pad); replica_propose's code. */
+int propose_write(struct replica *rep, unsigned i);
 /* Proposes writes[job_first, +job_count) on job_shard if this core holds
- * it: key k<i % key_space>, value v<i> (padded by value_pad); each
- * replica_propose's code in job_rv[i]. */
+ * it (propose_write); each replica_propose's code in job_rv[i]. */
 bool job_propose(struct tcore *c);
 /* Reads the keys of writes[job_first, +job_count) through ReadIndex, into
  * reads[]; each replica_read's code in job_rv[i]. */

@@ -34,6 +34,7 @@
 #include "core/reactor.h"
 #include "core/timer.h"
 #include "core/topology.h"
+#include "node_util.h"
 
 #define CORES 2
 #define MAX_NODES 5
@@ -101,20 +102,6 @@ static struct tnode nodes[MAX_NODES + 1];
 static unsigned ip_x, ip_y;
 static struct topology *topo;
 static unsigned cpus[CORES];
-
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	nanosleep(&(struct timespec){ .tv_sec = ms / 1000,
-				      .tv_nsec = (long)(ms % 1000) * 1000000 }, NULL);
-}
 
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -1119,20 +1106,11 @@ static void test_stop_flushes_queued_frames(void **state)
 
 static int setup(void **state)
 {
-	char err[256];
-	unsigned n;
 	pid_t pid = getpid();
 
 	ip_x = 100 + (unsigned)pid % 100;
 	ip_y = 1 + ((unsigned)pid / 100) % 250;
-	if (topology_load(&topo, err, sizeof err) != 0)
-		return -1;
-	n = topology_cpus(topo, cpus, CORES);
-	if (n == 0)
-		return -1;
-	if (n < CORES)
-		cpus[1] = cpus[0];
-	return 0;
+	return node_cpus_pick(&topo, cpus, CORES);
 }
 
 static int teardown(void **state)

@@ -249,23 +249,10 @@ static bool job_propose_spread(struct tcore *c)
 
 	for (unsigned i = n->job_first; i < n->job_first + n->job_count; i++) {
 		struct replica *rep = cluster_core_replica(c->cc, i % map.shards);
-		struct twrite *tw = &writes[i];
-		struct command cmd = { .op = COMMAND_PUT };
 
-		if (!rep)
-			continue;
-		memset(&tw->w, 0, sizeof tw->w);
-		tw->w.done = write_done;
-		atomic_store(&tw->done, 0);
-		key_name(tw->key, sizeof tw->key, i % key_space);
-		snprintf(tw->value, sizeof tw->value, "v%u-%0*u", i, (int)value_pad, 0u);
-		cmd.key = (const uint8_t *)tw->key;
-		cmd.key_len = (uint32_t)strlen(tw->key);
-		cmd.value = (const uint8_t *)tw->value;
-		cmd.value_len = (uint32_t)strlen(tw->value);
-		if (replica_propose(rep, &cmd, &tw->w) != 0) {
-			tw->rv = -1;
-			atomic_store(&tw->done, 1);
+		if (rep && propose_write(rep, i) != 0) {
+			writes[i].rv = -1;
+			atomic_store(&writes[i].done, 1);
 		}
 	}
 	return true;

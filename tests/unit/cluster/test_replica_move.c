@@ -137,6 +137,38 @@ static void move_status(unsigned node, uint32_t shard)
 	run_job(&nodes[node], job_move);
 }
 
+/* Polls node `node`'s move of `shard` every 20 ms until it reaches phase
+ * `end` or fails (at most 10 s); job_move_st holds the last status. */
+static void wait_move(unsigned node, uint32_t shard, int end)
+{
+	uint64_t t0 = mono_us();
+
+	do {
+		sleep_ms(20);
+		move_status(node, shard);
+		assert_true(mono_us() - t0 < 10000000);
+	} while (job_move_st.phase != end && job_move_st.phase != REPLICA_MOVE_FAILED);
+}
+
+/* A group of three voters after a move: node `gone` out of it, the other
+ * three of nodes 1-4 voters. */
+static void assert_voters_without(const struct raft_conf *conf, unsigned gone)
+{
+	assert_int_equal(conf->n, 3);
+	for (unsigned id = 1; id <= 4; id++)
+		assert_int_equal(raft_conf_role(conf, id), id == gone ? 0 : RAFT_VOTER);
+}
+
+/* Stops the four nodes and removes their directories. */
+static void stop_four_nodes(void)
+{
+	excluded = 0;
+	for (unsigned id = 1; id <= 4; id++) {
+		node_stop(id);
+		rm_rf(nodes[id].dir);
+	}
+}
+
 /*
  * Shard 0 of a 4-node cluster (R = 3) lives on nodes 1, 2, 3 (core 0). Its
  * replica moves from its leader, node 1, to node 4's core 1 while writes go
@@ -181,12 +213,7 @@ static void test_move_replica(void **state)
 	 * node 4's hello, else by node 4 when asked to host (the move fails
 	 * there, nothing changed). */
 	if (move_start(1, s, 1, 4, 7) == 0) {
-		t0 = mono_us();
-		do {
-			sleep_ms(20);
-			move_status(1, s);
-			assert_true(mono_us() - t0 < 10000000);
-		} while (job_move_st.phase != REPLICA_MOVE_FAILED);
+		wait_move(1, s, REPLICA_MOVE_FAILED);
 		assert_non_null(strstr(job_move_st.reason, "no such core"));
 	} else {
 		assert_int_equal(job_move_rv, RKV_EINVAL);
@@ -237,12 +264,7 @@ static void test_move_replica(void **state)
 	assert_true(nodes[4].status[s].here);
 	assert_int_equal(nodes[4].status[s].core->r->id, 1);
 	assert_true(nodes[4].status[s].st.snap_installed >= 1);
-	conf = nodes[4].status[s].st.conf;
-	assert_int_equal(conf.n, 3);
-	assert_int_equal(raft_conf_role(&conf, 1), 0);
-	assert_int_equal(raft_conf_role(&conf, 2), RAFT_VOTER);
-	assert_int_equal(raft_conf_role(&conf, 3), RAFT_VOTER);
-	assert_int_equal(raft_conf_role(&conf, 4), RAFT_VOTER);
+	assert_voters_without(&nodes[4].status[s].st.conf, 1);
 	refresh(&nodes[1]);
 	assert_true(nodes[1].status[s].here && nodes[1].status[s].st.retired);
 	read_ok(leader, s, next - 32, 32);
@@ -255,9 +277,7 @@ static void test_move_replica(void **state)
 	assert_true(path_exists(nodes[4].dir, "hosting-1"));
 	snprintf(path, sizeof path, "%s/shard-%u.conf", nodes[4].dir, s);
 	assert_int_equal(replica_conf_load(path, &conf_index, &conf, err, sizeof err), 0);
-	assert_int_equal(conf.n, 3);
-	assert_int_equal(raft_conf_role(&conf, 4), RAFT_VOTER);
-	assert_int_equal(raft_conf_role(&conf, 1), 0);
+	assert_voters_without(&conf, 1);
 	write_ok(leader == 4 ? wait_leader(4, s, 5000) : leader, s, next, 32);
 	next += 32;
 	node_start(4, 4);
@@ -291,10 +311,7 @@ static void test_move_replica(void **state)
 	next += 32;
 	assert_true(converged(4, s, 5000));
 
-	for (unsigned id = 1; id <= 4; id++) {
-		node_stop(id);
-		rm_rf(nodes[id].dir);
-	}
+	stop_four_nodes();
 	memtable_size = 1u << 20;
 	segment_size = 0;
 	value_pad = 0;
@@ -393,42 +410,27 @@ static unsigned four_voters(uint32_t s)
 static void test_move_resumes_after_promotion(void **state)
 {
 	const uint32_t s = 1;
-	struct raft_conf conf;
-	uint64_t t0;
 	unsigned next = 0;
 
 	(void)state;
 	next = four_voters(s);
 
 	assert_int_equal(move_start(2, s, 3, 1, 1), 0);
-	t0 = mono_us();
-	do {
-		sleep_ms(20);
-		move_status(2, s);
-		assert_true(mono_us() - t0 < 10000000);
-	} while (job_move_st.phase != REPLICA_MOVE_DONE &&
-		 job_move_st.phase != REPLICA_MOVE_FAILED);
+	wait_move(2, s, REPLICA_MOVE_DONE);
 	assert_int_equal(job_move_st.phase, REPLICA_MOVE_DONE);
 	excluded = 1u << 3;
 	write_ok(wait_leader(4, s, 5000), s, next, 20);
 	next += 20;
 	assert_true(converged(4, s, 5000));
 	refresh(&nodes[1]);
-	conf = nodes[1].status[s].st.conf;
-	assert_int_equal(conf.n, 3);
-	assert_int_equal(raft_conf_role(&conf, 3), 0);
-	assert_int_equal(raft_conf_role(&conf, 1), RAFT_VOTER);
+	assert_voters_without(&nodes[1].status[s].st.conf, 3);
 	refresh(&nodes[3]);
 	assert_true(nodes[3].status[s].st.retired);
 	/* Three voters again: node 1 holds one, a move to it is refused. */
 	assert_int_equal(move_start((unsigned)wait_leader(4, s, 5000), s, 2, 1, 1), RKV_EINVAL);
 	assert_non_null(strstr(job_move_why, "already holds"));
 
-	excluded = 0;
-	for (unsigned id = 1; id <= 4; id++) {
-		node_stop(id);
-		rm_rf(nodes[id].dir);
-	}
+	stop_four_nodes();
 }
 
 /*
@@ -443,8 +445,6 @@ static void test_move_resumes_after_promotion(void **state)
 static void test_move_cancel_after_promotion(void **state)
 {
 	const uint32_t s = 1;
-	struct raft_conf conf;
-	uint64_t t0;
 	unsigned next = 0;
 
 	(void)state;
@@ -458,13 +458,7 @@ static void test_move_cancel_after_promotion(void **state)
 	assert_int_equal(move_cancel(3, s, 1), RAFT_ENOTLEADER);
 	assert_int_equal(move_cancel(2, s, 1), 0);
 	assert_int_equal(move_cancel(2, s, 1), 0); /* asked again */
-	t0 = mono_us();
-	do {
-		sleep_ms(20);
-		move_status(2, s);
-		assert_true(mono_us() - t0 < 10000000);
-	} while (job_move_st.phase != REPLICA_MOVE_CANCELLED &&
-		 job_move_st.phase != REPLICA_MOVE_FAILED);
+	wait_move(2, s, REPLICA_MOVE_CANCELLED);
 	assert_int_equal(job_move_st.phase, REPLICA_MOVE_CANCELLED);
 	assert_int_equal(job_move_st.cancelled_in, REPLICA_MOVE_PROMOTE);
 	assert_string_equal(job_move_st.reason, "");
@@ -473,12 +467,7 @@ static void test_move_cancel_after_promotion(void **state)
 	next += 20;
 	assert_true(converged(4, s, 5000));
 	refresh(&nodes[2]);
-	conf = nodes[2].status[s].st.conf;
-	assert_int_equal(conf.n, 3);
-	assert_int_equal(raft_conf_role(&conf, 1), 0);
-	assert_int_equal(raft_conf_role(&conf, 2), RAFT_VOTER);
-	assert_int_equal(raft_conf_role(&conf, 3), RAFT_VOTER);
-	assert_int_equal(raft_conf_role(&conf, 4), RAFT_VOTER);
+	assert_voters_without(&nodes[2].status[s].st.conf, 1);
 	refresh(&nodes[1]);
 	assert_true(nodes[1].status[s].st.retired);
 	/* Nothing left to cancel; node 3 is a regular replica. */
@@ -492,11 +481,7 @@ static void test_move_cancel_after_promotion(void **state)
 	assert_false(nodes[1].status[s].here);
 	assert_false(path_exists(nodes[1].dir, "shard-1"));
 
-	excluded = 0;
-	for (unsigned id = 1; id <= 4; id++) {
-		node_stop(id);
-		rm_rf(nodes[id].dir);
-	}
+	stop_four_nodes();
 }
 
 int main(void)

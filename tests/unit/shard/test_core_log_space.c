@@ -29,117 +29,21 @@
 #include "shard/core_log.h"
 #include "shard/core_log_format.h"
 #include "shard/core_log_internal.h" /* direct, fd, offset, prep state */
+#include "core_log_fixture.h"
 
 #define GROUP 7
 #define ENTRY_LEN 1000u
 #define PER_BATCH 16u
 
-struct fx {
-	uint64_t segment_size, prealloc; /* open_log's; 0: the test's defaults */
-	char base[96];
-	char dir[192];
-	struct io_ring io;
-	struct core_log *log;
-	uint64_t durable;     /* last index the persisted callback reported */
-	uint64_t restored_n;  /* entries of GROUP found by the last open */
-	uint64_t restored_first;
-	int bad;              /* restored entries whose bytes differ */
-	int failed_status;    /* the last failed batch's status (0: none failed) */
-};
-
-static uint8_t byte_of(uint64_t index, size_t k)
-{
-	return (uint8_t)(index * 131 + k);
-}
-
-static int on_restore(void *arg, const struct core_log_group_state *st)
-{
-	struct fx *f = arg;
-
-	if (st->group != GROUP)
-		return 0;
-	f->restored_first = st->first_index;
-	f->restored_n = st->n_entries;
-	for (size_t i = 0; i < st->n_entries; i++) {
-		const struct raft_entry *e = &st->entries[i];
-
-		for (size_t k = 0; k < e->len; k++)
-			if (e->len != ENTRY_LEN ||
-			    ((const uint8_t *)e->data)[k] != byte_of(st->first_index + i, k)) {
-				f->bad++;
-				break;
-			}
-	}
-	return 0;
-}
-
-static void on_persisted(void *arg, const struct core_log_persisted *p)
-{
-	struct fx *f = arg;
-
-	if (p->status != 0) {
-		f->failed_status = p->status;
-		return;
-	}
-	if (p->group == GROUP && p->entries)
-		f->durable = p->last_index;
-}
-
-static void open_log(struct fx *f)
-{
-	struct core_log_config cfg = {
-		.dir = f->dir,
-		.segment_size = f->segment_size ? f->segment_size : 256u << 10,
-		.prealloc = f->prealloc ? f->prealloc : 96u << 10,
-		.restore = on_restore,
-		.restore_arg = f,
-		.persisted = on_persisted,
-		.persisted_arg = f,
-	};
-	char err[512] = "";
-	int rv = core_log_open(&f->log, &cfg, &f->io, err, sizeof err);
-
-	if (rv)
-		fail_msg("core_log_open: %s (%s)", err, rkv_strerror(rv));
-}
-
-static void settle(struct fx *f)
-{
-	for (int i = 0; i < 10000 && !core_log_idle(f->log); i++) {
-		core_log_flush(f->log);
-		assert_int_equal(io_ring_submit_wait(&f->io, 100000), 0);
-		io_ring_dispatch(&f->io);
-	}
-	assert_true(core_log_idle(f->log));
-}
-
+/* The fixture with this test's segments: 256 KiB, 96 KiB ahead. */
 static int setup(void **state)
 {
-	struct fx *f = calloc(1, sizeof *f);
-	char err[256];
+	struct fx *f;
 
-	snprintf(f->base, sizeof f->base, "%s/ringkv-logspace-XXXXXX",
-		 getenv("RINGKV_CORE_LOG_TEST_DIR") ? getenv("RINGKV_CORE_LOG_TEST_DIR") : "/tmp");
-	assert_non_null(mkdtemp(f->base));
-	snprintf(f->dir, sizeof f->dir, "%s/core-0", f->base);
-	assert_int_equal(io_ring_init(&f->io, 256, err, sizeof err), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fx *f = *state;
-	char cmd[160];
-
-	if (f->log) {
-		settle(f);
-		core_log_close(f->log);
-	}
-	io_ring_exit(&f->io);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", f->base);
-	assert_int_equal(system(cmd), 0);
-	free(f);
+	core_log_fixture_setup(state);
+	f = *state;
+	f->segment_size = 256u << 10;
+	f->prealloc = 96u << 10;
 	return 0;
 }
 
@@ -216,16 +120,7 @@ static bool zeros_after(int log_fd, uint64_t from)
 /* Stages entries [next, next + PER_BATCH) of GROUP; the next index. */
 static uint64_t stage(struct fx *f, uint64_t next)
 {
-	static uint8_t data[PER_BATCH][ENTRY_LEN];
-	struct raft_entry e[PER_BATCH];
-
-	for (unsigned i = 0; i < PER_BATCH; i++) {
-		for (size_t k = 0; k < ENTRY_LEN; k++)
-			data[i][k] = byte_of(next + i, k);
-		e[i] = (struct raft_entry){ .term = 1, .type = 1, .len = ENTRY_LEN,
-					    .data = data[i] };
-	}
-	assert_int_equal(core_log_append(f->log, GROUP, next, e, PER_BATCH), 0);
+	assert_int_equal(append(f, GROUP, next, PER_BATCH, 1, ENTRY_LEN), 0);
 	return next + PER_BATCH;
 }
 
@@ -240,13 +135,10 @@ static uint64_t file_size(int fd)
 /* Closes and reopens the log: every entry below `next` comes back. */
 static void reopen_check(struct fx *f, uint64_t next)
 {
-	settle(f);
-	core_log_close(f->log);
-	f->log = NULL;
-	open_log(f);
-	assert_int_equal(f->bad, 0);
-	assert_true(f->restored_n > 0);
-	assert_int_equal(f->restored_first + f->restored_n, next);
+	reopen(f);
+	assert_int_equal(f->bad_payloads, 0);
+	assert_true(f->rg[GROUP].n > 0);
+	assert_int_equal(f->rg[GROUP].first + f->rg[GROUP].n, next);
 }
 
 /*
@@ -306,7 +198,7 @@ static void test_small_segments_write_few_zeros(void **state)
 
 	f->segment_size = seg;
 	f->prealloc = 4u << 20;
-	open_log(f);
+	must_open(f);
 	if (!f->log->direct) {
 		skip();
 		return;
@@ -337,7 +229,7 @@ static void test_space_ahead_is_written(void **state)
 	uint64_t next = 1;
 	unsigned checked_prep = 0, checked_active = 0;
 
-	open_log(f);
+	must_open(f);
 	if (!f->log->direct) {
 		skip(); /* the buffered path FALLOCATEs by design */
 		return;
@@ -345,7 +237,7 @@ static void test_space_ahead_is_written(void **state)
 	for (int batch = 0; batch < 2000; batch++) {
 		next = stage(f, next);
 		settle(f);
-		assert_int_equal(f->durable, next - 1);
+		assert_int_equal(f->durable_index[GROUP], next - 1);
 		/* The active segment: written blocks from the append offset to
 		 * its end (the grows), and only zeros there. */
 		{
@@ -378,9 +270,11 @@ static void test_space_ahead_is_written(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_space_ahead_is_written, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_space_ahead_is_written, setup,
+						core_log_fixture_teardown),
 		cmocka_unit_test(test_grow_verdict),
-		cmocka_unit_test_setup_teardown(test_small_segments_write_few_zeros, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_small_segments_write_few_zeros, setup,
+						core_log_fixture_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

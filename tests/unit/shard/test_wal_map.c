@@ -30,15 +30,24 @@ static void test_grow_target(void **state)
 	struct wal_map m = { .base = (uint8_t *)1, .len = 64 * MIB, .alloc = 16 };
 
 	(void)state;
-	/* Ahead: the need plus the step, rounded up to a chunk. */
-	assert_int_equal(wal_map_grow_target(&m, 100, 4 * MIB), 5 * MIB);
-	/* Exact (after a failure): the need rounded up to a page. */
-	assert_int_equal(wal_map_grow_target(&m, 100, 0), 4096);
-	assert_int_equal(wal_map_grow_target(&m, 4097, 0), 8192);
+	/* Ahead: the need plus the step, rounded up to the granule (a chunk
+	 * where FALLOCATE makes the space, a page where zeros are written). */
+	assert_int_equal(wal_map_grow_target(&m, 100, 4 * MIB, MIB), 5 * MIB);
+	assert_int_equal(wal_map_grow_target(&m, 100, 4 * MIB, 4096), 4 * MIB + 4096);
+	assert_int_equal(wal_map_grow_target(&m, 4096, 8192, 4096), 12288);
+	assert_int_equal(wal_map_grow_target(&m, 100, 64 * 1024, 8192), 72 * 1024);
+	/* Exact (after a failure): the need rounded up to a page, whatever
+	 * the granule. */
+	assert_int_equal(wal_map_grow_target(&m, 100, 0, MIB), 4096);
+	assert_int_equal(wal_map_grow_target(&m, 4097, 0, MIB), 8192);
+	assert_int_equal(wal_map_grow_target(&m, 4097, 0, 4096), 8192);
 	/* Never past the mapping, never below what the file holds. */
-	assert_int_equal(wal_map_grow_target(&m, 63 * MIB, 4 * MIB), 64 * MIB);
+	assert_int_equal(wal_map_grow_target(&m, 63 * MIB, 4 * MIB, MIB), 64 * MIB);
+	assert_int_equal(wal_map_grow_target(&m, 63 * MIB, 4 * MIB, 4096), 64 * MIB);
 	m.alloc = 10 * MIB;
-	assert_int_equal(wal_map_grow_target(&m, 100, 0), 10 * MIB);
+	assert_int_equal(wal_map_grow_target(&m, 100, 0, MIB), 10 * MIB);
+	assert_int_equal(wal_map_grow_target(&m, 100, 4096, 4096), 10 * MIB);
+	assert_int_equal(wal_map_grow_target(&m, 10 * MIB, 4096, 4096), 10 * MIB + 4096);
 }
 
 static void test_store_and_allocated(void **state)
