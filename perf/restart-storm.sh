@@ -17,8 +17,11 @@
 # (every 0.1 s, plus the time /metrics takes to answer).
 # and, from the restart to "served", the leader changes counted by the
 # three nodes (ringkv_raft_leader_changes_total: an election storm shows
-# as thousands), the peer reconnects of the survivors and node 3's CPU
-# time. A round that does not serve within --restart-timeout says so.
+# as thousands), the peer reconnects of the survivors, node 3's CPU
+# time, and the pre-vote rounds and check-quorum step-downs of all three
+# (ringkv_raft_pre_votes_total, ringkv_raft_quorum_losses_total: which of
+# the two drives a storm). A round that does not serve within
+# --restart-timeout says so.
 #
 #   perf/restart-storm.sh [--shards N] [--cores C] [--rounds R] [--pause S]
 #       [--probes K] [--restart-timeout S] [--start-timeout S]
@@ -118,7 +121,7 @@ wait_until() { # SECONDS TARGET COMMAND...: polls until COMMAND prints >= TARGET
 # One round of one build: sets `result` to "open led served changes
 # reconnects cpu" (seconds; "-" for what did not happen in time).
 one_restart() { # BUILD ROUND
-	local b=$1 round=$2 i t0 t_open=- t_led=- t_served=- changes0 rec0 k key
+	local b=$1 round=$2 i t0 t_open=- t_led=- t_served=- changes0 rec0 pv0 ql0 k key
 	for i in 1 2 3; do start_member "$b" "$i" "storm$round"; done
 	wait_until "$start_timeout" "$shards" sum3 'ringkv_raft_replicas{core="' >/dev/null ||
 		die "replicas not all open after $start_timeout s"
@@ -130,6 +133,8 @@ one_restart() { # BUILD ROUND
 	sleep "$pause"
 	changes0=$(($(metric_sum 1 ringkv_raft_leader_changes_total) + $(metric_sum 2 ringkv_raft_leader_changes_total)))
 	rec0=$(($(metric_sum 1 ringkv_peer_reconnects_total) + $(metric_sum 2 ringkv_peer_reconnects_total)))
+	pv0=$(($(metric_sum 1 ringkv_raft_pre_votes_total) + $(metric_sum 2 ringkv_raft_pre_votes_total)))
+	ql0=$(($(metric_sum 1 ringkv_raft_quorum_losses_total) + $(metric_sum 2 ringkv_raft_quorum_losses_total)))
 	t0=$(now)
 	start_member "$b" 3 "storm$round"
 
@@ -154,7 +159,10 @@ one_restart() { # BUILD ROUND
 		fi
 		sleep 0.1
 	done
-	local changes rec cpu
+	local changes rec cpu pv ql
+	# From the restart on, all three (node 3's counters began at it).
+	pv=$(($(sum3 ringkv_raft_pre_votes_total) - pv0))
+	ql=$(($(sum3 ringkv_raft_quorum_losses_total) - ql0))
 	changes=$(($(sum3 ringkv_raft_leader_changes_total) - changes0 -
 		$(metric_sum 3 ringkv_raft_leader_changes_total)))
 	rec=$(($(metric_sum 1 ringkv_peer_reconnects_total) + $(metric_sum 2 ringkv_peer_reconnects_total) - rec0))
@@ -162,7 +170,7 @@ one_restart() { # BUILD ROUND
 	stop_pids "${pids[@]}"
 	pids=()
 	rm -rf "$work/n1" "$work/n2" "$work/n3"
-	result="$t_open $t_led $t_served $changes $rec $cpu"
+	result="$t_open $t_led $t_served $changes $rec $cpu $pv $ql"
 }
 led_sum() {
 	local n=0 i
@@ -171,7 +179,8 @@ led_sum() {
 }
 
 echo "# $shards shards, $cores cores a node, pause $pause s, $probes probes; load $(cut -d' ' -f1 /proc/loadavg)"
-printf '%-5s %-5s %8s %8s %8s %14s %11s %9s\n' round build open_s led_s served_s survivor_elect reconnects n3_cpu_s
+printf '%-5s %-5s %8s %8s %8s %14s %11s %9s %9s %13s\n' round build open_s led_s served_s survivor_elect \
+	reconnects n3_cpu_s pre_votes quorum_losses
 : >"$out/restart-storm.tsv"
 for round in $(seq "$rounds"); do
 	sides=(A)
@@ -180,10 +189,10 @@ for round in $(seq "$rounds"); do
 		b=$build_a
 		[ "$side" = A ] || b=$build_b
 		one_restart "$b" "$round"
-		read -r t_open t_led t_served changes rec cpu <<<"$result"
-		printf '%-5s %-5s %8s %8s %8s %14s %11s %9s\n' "$round" "$side" "$t_open" "$t_led" \
-			"$t_served" "$changes" "$rec" "$cpu"
-		echo "$round $side $t_open $t_led $t_served $changes $rec $cpu $(cut -d' ' -f1 /proc/loadavg)" \
+		read -r t_open t_led t_served changes rec cpu pv ql <<<"$result"
+		printf '%-5s %-5s %8s %8s %8s %14s %11s %9s %9s %13s\n' "$round" "$side" "$t_open" "$t_led" \
+			"$t_served" "$changes" "$rec" "$cpu" "$pv" "$ql"
+		echo "$round $side $t_open $t_led $t_served $changes $rec $cpu $(cut -d' ' -f1 /proc/loadavg) $pv $ql" \
 			>>"$out/restart-storm.tsv"
 	done
 done
