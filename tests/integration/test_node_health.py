@@ -250,9 +250,16 @@ def cluster(ringkvd, work, procs):
     if not settled:
         return
     changes_before = sum(adm.total(after[n], "ringkv_raft_leader_changes_total") for n in rest)
-    changes_after = sum(adm.total(settled[n], "ringkv_raft_leader_changes_total") for n in rest)
     led = adm.total(after[victim], "ringkv_raft_replicas", role="leader")
-    # Each shard the victim led has two surviving replicas that learn its new leader.
+
+    def changes_now():
+        now = {n: metrics(n) for n in rest}
+        return sum(adm.total(now[n] or {}, "ringkv_raft_leader_changes_total") for n in rest)
+    # Each shard the victim led has two surviving replicas that learn its
+    # new leader: the one elected at once, the other from its first
+    # message, which may come a moment after the leaders are counted.
+    wait_for(lambda: changes_now() - changes_before >= 2 * led, 10, 0.2)
+    changes_after = changes_now()
     adm.check(changes_after - changes_before >= 2 * led,
               "leader changes on the survivors rose by >= %d: %s -> %s" %
               (2 * led, changes_before, changes_after))
