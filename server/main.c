@@ -191,7 +191,7 @@ static void reload_users(struct node *n)
 
 	if (!n->users)
 		return;
-	if (users_reload(n->users, n->cfg.users_file, err, sizeof err) != 0) {
+	if (users_reload(n->users, n->cfg.users_file, n->cfg.max_key, err, sizeof err) != 0) {
 		log_error("got SIGHUP: users reload refused, the old users are kept: %s", err);
 		return;
 	}
@@ -272,7 +272,7 @@ int main(int argc, char **argv)
 	}
 	/* Users next: a bad file is a setup error too (FILE:LINE: reason). */
 	if (node.cfg.users_file[0]) {
-		if (users_create(&users, node.cfg.users_file, err, sizeof err) != 0) {
+		if (users_create(&users, node.cfg.users_file, node.cfg.max_key, err, sizeof err) != 0) {
 			fprintf(stderr, "ringkvd: %s\n", err);
 			tls_server_destroy(node.tls);
 			return 2;

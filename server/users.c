@@ -466,20 +466,48 @@ bool users_kdf_step(struct users_kdf *k, uint32_t budget)
 
 /* ---- the live table ---------------------------------------------------- */
 
-int users_create(struct users *u, const char *path, char *err, size_t errlen)
+int users_table_check_prefixes(const struct users_table *t, uint32_t max_key, const char *path,
+			       char *err, size_t errlen)
+{
+	for (size_t i = 0; i < t->count; i++) {
+		const struct users_entry *e = &t->entries[i];
+
+		if (e->has_prefix && e->prefix_len > max_key)
+			return fail(err, errlen, -EINVAL, "--users %s: user %s: its key prefix of "
+				    "%u bytes is longer than --max-key (%u): no key could match it",
+				    path, e->name, e->prefix_len, max_key);
+	}
+	return 0;
+}
+
+/* users_table_load, then users_table_check_prefixes. */
+static int load_checked(const char *path, uint32_t max_key, struct users_table **out,
+			char *err, size_t errlen)
+{
+	int rv = users_table_load(path, out, err, errlen);
+
+	if (rv == 0 && (rv = users_table_check_prefixes(*out, max_key, path, err, errlen))) {
+		users_table_free(*out);
+		*out = NULL;
+	}
+	return rv;
+}
+
+int users_create(struct users *u, const char *path, uint32_t max_key, char *err, size_t errlen)
 {
 	struct users_table *t;
 	int rv;
 
 	memset(u, 0, sizeof *u);
-	rv = users_table_load(path, &t, err, errlen);
+	rv = load_checked(path, max_key, &t, err, errlen);
 	if (rv)
 		return rv;
 	atomic_init(&u->current, t);
 	return 0;
 }
 
-int users_reload(struct users *u, const char *path, char *err, size_t errlen)
+int users_reload(struct users *u, const char *path, uint32_t max_key, char *err,
+		 size_t errlen)
 {
 	struct users_table *t, *old, **grown;
 	int rv;
@@ -488,7 +516,7 @@ int users_reload(struct users *u, const char *path, char *err, size_t errlen)
 	if (!grown)
 		return fail(err, errlen, -ENOMEM, "out of memory");
 	u->retired = grown;
-	rv = users_table_load(path, &t, err, errlen);
+	rv = load_checked(path, max_key, &t, err, errlen);
 	if (rv)
 		return rv;
 	old = atomic_load_explicit(&u->current, memory_order_relaxed);

@@ -155,10 +155,22 @@ bool users_hash_equal(const uint8_t a[USERS_HASH_LEN], const uint8_t b[USERS_HAS
 
 /* ---- the live table -------------------------------------------------- */
 
-/* Loads `path` as the first table. 0 or as users_table_load. */
-int users_create(struct users *u, const char *path, char *err, size_t errlen);
-/* Loads `path` again and swaps it in; on failure the old table stays. */
-int users_reload(struct users *u, const char *path, char *err, size_t errlen);
+/*
+ * Whether every key prefix of `t` fits in `max_key` bytes (the node's
+ * --max-key): 0, or -EINVAL with "PATH: user NAME: ..." in `err`. A longer
+ * prefix matches no key the node takes, and its range bounds would not fit
+ * a scan's key buffers: the node refuses such a file rather than serve it.
+ */
+int users_table_check_prefixes(const struct users_table *t, uint32_t max_key, const char *path,
+			       char *err, size_t errlen);
+
+/* Loads `path` as the first table (users_table_load, then the prefixes
+ * checked against max_key). 0 or as those. */
+int users_create(struct users *u, const char *path, uint32_t max_key, char *err, size_t errlen);
+/* Loads `path` again and swaps it in; on failure (a bad line, a prefix
+ * longer than max_key) the old table stays. */
+int users_reload(struct users *u, const char *path, uint32_t max_key, char *err,
+		 size_t errlen);
 void users_destroy(struct users *u);
 
 /* The table new checks use (any thread). */
