@@ -24,6 +24,18 @@
 struct node_core;
 struct conn;
 
+struct node;
+
+/*
+ * SIGHUP (main thread): opens --audit-log FILE again, so that lines go to
+ * a file of that name again after logrotate moved the old one away. The
+ * new file takes the old descriptor's number (dup3), so a write a core
+ * has queued lands in one file or the other, never in a closed or reused
+ * descriptor. 0, or a negative errno with the reason in `err` (the old
+ * file is still written).
+ */
+int audit_reopen(struct node *n, char *err, size_t errlen);
+
 /* This core's buffers (--audit-log). 0 or -ENOMEM. */
 int audit_core_init(struct node_core *c);
 /* Writes out what is gathered (the core's hook). */

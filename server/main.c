@@ -26,6 +26,7 @@
 #include "core/reactor.h"
 #include "core/topology.h"
 #include "server/admin.h"
+#include "server/audit.h"
 #include "server/datadir.h"
 #include "server/fd_limit.h"
 #include "server/quarantine.h"
@@ -456,6 +457,10 @@ int main(int argc, char **argv)
 			break;
 		reload_tls(&node);
 		reload_users(&node);
+		if (audit_reopen(&node, err, sizeof err) != 0)
+			log_error("got SIGHUP: the audit log stays on its old file: %s", err);
+		else if (node.audit_fd >= 0)
+			log_info("got SIGHUP: audit log %s reopened", node.cfg.audit_log);
 	}
 	log_info("got %s: stopping (finishing in-flight writes)", strsignal(sig));
 	reactor_group_stop(group);

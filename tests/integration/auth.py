@@ -474,6 +474,18 @@ def main():
         c = Resp(resp_port)
         check(c.cmd("AUTH", "newbie", "newbie-pw") == "+OK", "SIGHUP: a new user works")
         c.close()
+        # logrotate: the audit log moved away, SIGHUP opens a new one.
+        os.rename(audit, audit + ".1")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        c = Resp(resp_port, source="127.0.54.12")
+        check(c.cmd("AUTH", "alice", "rotated-wrong").startswith("-WRONGPASS"),
+              "SIGHUP: a failure after the audit log moved")
+        c.close()
+        time.sleep(0.3)
+        check(os.path.exists(audit) and "from=127.0.54.12" in open(audit).read() and
+              "from=127.0.54.12" not in open(audit + ".1").read(),
+              "SIGHUP: the audit log is reopened (logrotate)")
         saved = open(users).read()
         with open(users, "w") as f:
             f.write("garbage line\n")
