@@ -9,7 +9,7 @@ Checks:
   - NOAUTH before AUTH on the RESP port and UNAUTHENTICATED on the native
     port; AUTH success and failure with Redis's texts; HELLO 2 AUTH;
   - roles and key prefixes: NOPERM texts on RESP (commands and keys,
-    multi-key commands too), PERMISSION_DENIED on the native port, a
+    multi-key commands too, INFO keyspace), PERMISSION_DENIED on the native port, a
     prefixed user's native SCAN cut to its prefix;
   - credentials for the CLI from --auth-file and from RINGKV_USER /
     RINGKV_PASSWORD;
@@ -265,6 +265,11 @@ def main():
               "command", "RESP: a prefixed user may not SCAN the whole keyspace")
         check(c.cmd("CONFIG", "GET", "maxmemory") == "-NOPERM this user has no permissions "
               "to run the 'config|get' command", "RESP: alice is not admin")
+        info = c.cmd("INFO")
+        check(isinstance(info, bytes) and b"# Server" in info and b"db0:" not in info,
+              "RESP: a prefixed user's INFO leaves out the keyspace's counts")
+        check(c.cmd("INFO", "keyspace").startswith("-NOPERM"),
+              "RESP: a prefixed user's INFO keyspace is refused")
         c.close()
         c = Resp(resp_port)
         check(c.cmd("AUTH", "reader", "reader-pw") == "+OK", "RESP: AUTH reader")
@@ -272,6 +277,7 @@ def main():
         check(c.cmd("SET", "app:1", "x") == "-NOPERM this user has no permissions to run the "
               "'set' command", "RESP: reader may not write")
         check(isinstance(c.cmd("SCAN", "0"), list), "RESP: reader scans (no prefix)")
+        check(b"db0:keys=" in c.cmd("INFO", "keyspace"), "RESP: reader sees the keyspace")
         c.close()
         c = Resp(resp_port)
         r = c.cmd("HELLO", "2", "AUTH", "root", "root-pw")
