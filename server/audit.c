@@ -169,10 +169,10 @@ static size_t quoted(char *out, size_t cap, const char *text)
 void audit_line(struct conn *conn, const char *proto, const char *user, const char *what,
 		const char *outcome)
 {
-	audit_line_from(conn->core, &conn->auth, proto, user, what, outcome);
+	audit_line_from(conn->core, &conn->auth.peer, proto, user, what, outcome);
 }
 
-void audit_line_from(struct node_core *c, const struct conn_auth *ca, const char *proto,
+void audit_line_from(struct node_core *c, const struct auth_addr *peer, const char *proto,
 		     const char *user, const char *what, const char *outcome)
 {
 	struct audit_core *a = c->audit;
@@ -181,7 +181,7 @@ void audit_line_from(struct node_core *c, const struct conn_auth *ca, const char
 	struct tm tm;
 	int n;
 
-	auth_from(ca, from, sizeof from);
+	auth_from(peer, from, sizeof from);
 	quoted(q_user, sizeof q_user, user ? user : "-");
 	quoted(q_what, sizeof q_what, what);
 	quoted(q_outcome, sizeof q_outcome, outcome);

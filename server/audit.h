@@ -51,9 +51,9 @@ void audit_core_destroy(struct node_core *c);
  */
 void audit_line(struct conn *conn, const char *proto, const char *user, const char *what,
 		const char *outcome);
-/* The same for a peer known by its conn_auth (the admin port's). */
-struct conn_auth;
-void audit_line_from(struct node_core *c, const struct conn_auth *ca, const char *proto,
+/* The same for a peer known by its address (the admin port's). */
+struct auth_addr;
+void audit_line_from(struct node_core *c, const struct auth_addr *peer, const char *proto,
 		     const char *user, const char *what, const char *outcome);
 
 #endif

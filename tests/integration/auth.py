@@ -353,6 +353,16 @@ def main():
         check(st == 200 and b"ringkv_" in body, "admin: /metrics with reader's password (%d)" % st)
         st, _, _ = http_get("/metrics", "reader:nope")
         check(st == 401, "admin: /metrics with a wrong password is 401 (%d)" % st)
+        # A second failure puts its address in a 500 ms delay, which the
+        # admin port does not hold a slot through: it answers 429 at once.
+        st, _, _ = http_get("/metrics", "reader:nope-again")
+        check(st == 401, "admin: a second wrong password is 401 (%d)" % st)
+        t0 = time.monotonic()
+        st, _, _ = http_get("/metrics", "reader:reader-pw")
+        check(st == 429 and time.monotonic() - t0 < 0.2,
+              "admin: an address in a failure delay gets 429 at once (%d, %.2f s)"
+              % (st, time.monotonic() - t0))
+        time.sleep(0.3)
 
         # ---- one hash at a time ------------------------------------------------
         # A job whose source's delay ends while another's password is being
@@ -392,20 +402,85 @@ def main():
         check(ok and time.monotonic() - t0 < 2.0,
               "another source is not slowed (%.2f s)" % (time.monotonic() - t0))
         other.close()
-        # A fifth failure holds the source for 4 s: an AUTH from it meanwhile,
-        # even with the right password, is verified only after that.
+        # A fifth failure holds the source for 4 s, past --auth-timeout (2 s):
+        # its answer comes at the deadline, and an AUTH from the source
+        # meanwhile, even with the right password, is answered as failed at
+        # its own deadline without being tried; both connections close.
+        t5 = time.monotonic()
         c = Resp(resp_port, source="127.0.54.5")
         c.s.sendall(resp_cmd("AUTH", "alice", "wrong-5"))
         time.sleep(0.2)
         d = Resp(resp_port, source="127.0.54.5")
         t0 = time.monotonic()
-        ok = d.cmd("AUTH", "alice", "alice-pw") == "+OK"
-        check(ok and time.monotonic() - t0 >= 3.0,
-              "the failing source waits even with the right password (%.2f s)"
-              % (time.monotonic() - t0))
-        check(c.reply().startswith("-WRONGPASS"), "the fifth failure is answered too")
+        r = d.cmd("AUTH", "alice", "alice-pw")
+        spent = time.monotonic() - t0
+        check(r.startswith("-WRONGPASS") and AUTH_TIMEOUT_S - 0.3 <= spent < AUTH_TIMEOUT_S + 1
+              and d.closed_within(2),
+              "an AUTH queued past its deadline fails at the deadline, closed (%s, %.2f s)"
+              % (r, spent))
+        check(c.reply().startswith("-WRONGPASS") and c.closed_within(2),
+              "the fifth failure is answered at its deadline, closed")
         c.close()
         d.close()
+        time.sleep(max(0.0, t5 + 4.3 - time.monotonic()))
+        d = Resp(resp_port, source="127.0.54.5")
+        check(d.cmd("AUTH", "alice", "alice-pw") == "+OK",
+              "after the delay the source's right password works")
+        d.close()
+
+        # Serialized: one guess per delay however many connections carry
+        # them (a review counted 65 guesses in 30 s from one address). One
+        # failure, then 6 connections guessing at once: within their 2 s
+        # the delays (250, 500, 1000 ms) allow 3 more hashes; the others
+        # wait past their deadline and are answered unhashed.
+        c = Resp(resp_port, source="127.0.54.30")
+        check(c.cmd("AUTH", "alice", "guess-0").startswith("-WRONGPASS"), "serial: a first failure")
+        c.close()
+        many = [Resp(resp_port, source="127.0.54.30") for _ in range(6)]
+        for i, m in enumerate(many):
+            m.s.sendall(resp_cmd("AUTH", "alice", "guess-%d" % (i + 1)))
+        answers = []
+        for m in many:
+            try:
+                answers.append(m.reply())
+            except (ConnectionError, OSError):
+                answers.append("closed")
+        closed = sum(1 for m in many if m.closed_within(1.5))
+        for m in many:
+            m.close()
+        time.sleep(0.3)
+        hashed = open(audit).read().count("from=127.0.54.30:")
+        check(all(a.startswith("-WRONGPASS") or a == "closed" for a in answers) and closed == 6
+              and 2 <= hashed <= 4,
+              "serial: 6 connections of one source guess at once: %d guesses tried in 2 s "
+              "(1 + at most 3), all answered and closed (%d)" % (hashed, closed))
+
+        # A success for one user does not forgive failures against another.
+        c = Resp(resp_port, source="127.0.54.31")
+        check(c.cmd("AUTH", "root", "guess").startswith("-WRONGPASS"), "per-user: root fails")
+        check(c.cmd("AUTH", "reader", "reader-pw") == "+OK", "per-user: reader succeeds")
+        t0 = time.monotonic()
+        r = c.cmd("AUTH", "root", "guess-2")
+        check(r.startswith("-WRONGPASS") and time.monotonic() - t0 >= 0.45,
+              "per-user: the next failure against root waits 500 ms, not 250 (%.2f s)"
+              % (time.monotonic() - t0))
+        c.close()
+
+        # Answer times do not tell users apart: an unknown name hashes with
+        # 100,000 iterations, alice with 1,000; a failure is answered 250 ms
+        # after its hash started, either way.
+        def fail_time(name, source):
+            x = Resp(resp_port, source=source)
+            t = time.monotonic()
+            x.cmd("AUTH", name, "not-it")
+            t = time.monotonic() - t
+            x.close()
+            return t
+        known = sorted(fail_time("alice", "127.0.54.%d" % (40 + i)) for i in range(3))[1]
+        unknown = sorted(fail_time("nosuchuser", "127.0.54.%d" % (43 + i)) for i in range(3))[1]
+        check(abs(unknown - known) < 0.04,
+              "a failure's answer time does not show whether the user exists "
+              "(median %.3f s unknown, %.3f s alice)" % (unknown, known))
         time.sleep(0.3)
         audit_text = open(audit).read()
         check('user="alice" from=127.0.54.5' in audit_text and "wrong-1" not in audit_text and
