@@ -37,6 +37,7 @@
 #include "server/audit.h"
 #include "server/conn.h"
 #include "server/node.h"
+#include "server/redis.h"
 
 #define SOURCE_SECRET 192u /* bytes of the hash key (XXH3 wants 136 or more) */
 /* Unauthenticated connections the overflow entry counts: what the probe
@@ -315,6 +316,26 @@ static const struct users_table *core_table(struct auth_core *ac)
 	return users_current(ac->core->node->users);
 }
 
+/*
+ * The connection's user is gone (or its password changed): it is back
+ * under the limits before authentication, with a fresh --auth-timeout.
+ */
+static void fall_back(struct conn *conn)
+{
+	char from[64];
+
+	conn->auth.requests = 0;
+	/* Uncounted when its source has its fill: the deadline bounds it. */
+	(void)count(conn);
+	auth_conn_arm_timeout(conn);
+	if (conn->resp)
+		redis_preauth_limits(conn);
+	auth_conn_from(conn, from, sizeof from);
+	log_every(LOG_INFO, 1000, "connection %llu from %s: its user is gone from the reloaded "
+		  "users file, or its password changed; it must authenticate again within %u ms",
+		  (unsigned long long)conn->serial, from, conn->core->node->cfg.auth_timeout_ms);
+}
+
 const struct users_entry *auth_user(struct conn *conn)
 {
 	const struct users_table *now;
@@ -337,9 +358,7 @@ const struct users_entry *auth_user(struct conn *conn)
 	conn->auth.table = now;
 	conn->auth.user = e;
 	if (!e)
-		log_info("connection %llu: its user is gone from the reloaded users file, or "
-			 "its password changed; it must authenticate again",
-			 (unsigned long long)conn->serial);
+		fall_back(conn);
 	return e;
 }
 

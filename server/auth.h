@@ -57,8 +57,10 @@
  *
  * Users file reloads (SIGHUP): a connection keeps the user's name; at its
  * next request under a new table its user is looked up again, so a changed
- * role or prefix applies at once and a removed user's connection is back to
- * unauthenticated.
+ * role or prefix applies at once. A connection whose user is gone (or whose
+ * password changed) is back to unauthenticated under the limits before
+ * authentication: small frames, AUTH_PREAUTH_REQUESTS requests, and a
+ * fresh --auth-timeout to authenticate again.
  */
 #ifndef RINGKV_SERVER_AUTH_H
 #define RINGKV_SERVER_AUTH_H

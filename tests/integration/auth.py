@@ -548,9 +548,16 @@ def main():
         time.sleep(0.5)
         check(gone.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
               "SIGHUP: a removed user's connection must authenticate again")
+        t0 = time.monotonic()
+        check(gone.closed_within(AUTH_TIMEOUT_S + 2) and time.monotonic() - t0 >= 1.5,
+              "SIGHUP: ... within a fresh --auth-timeout, or it is closed (%.1f s)"
+              % (time.monotonic() - t0))
         gone.close()
         check(rotated.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
               "SIGHUP: a changed password's connection must authenticate again")
+        rotated.s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8000\r\n" + b"x" * 8000 + b"\r\n")
+        check(rotated.closed_within(3),
+              "SIGHUP: ... under the limits before AUTH (a large command closes it)")
         rotated.close()
         c = Resp(resp_port)
         check(c.cmd("AUTH", "newbie", "newbie-pw") == "+OK", "SIGHUP: a new user works")
