@@ -75,7 +75,7 @@ struct auth_job {
 	bool scarce;                        /* ca->scarce when it started */
 	struct auth_addr from;              /* ca's peer (it outlives a cancel) */
 	struct auth_source *source;
-	const struct users_table *table;
+	const struct users_table *table;    /* a reference */
 	const struct users_entry *user;     /* NULL: no such user (a dummy is hashed) */
 	char name[USERS_NAME_MAX + 1];      /* as given (cut), for the logs */
 	uint64_t name_key;                  /* keyed hash of the name as given */
@@ -100,6 +100,7 @@ struct auth_cache_entry {
 struct auth_core {
 	struct node_core *core;
 	struct evp_mac_ctx_st *mac;
+	const struct users_table *table;    /* this core's hold (users_advance) */
 	/* The job whose KDF holds `mac` (keyed with its password), NULL when
 	 * none: no other job starts until it is decided (a review found a job
 	 * whose failure delay ended re-keying `mac` in the middle of another's
@@ -301,6 +302,8 @@ void auth_conn_close(struct conn *conn)
 		return;
 	auth_cancel(conn->core, &conn->auth);
 	uncount(&conn->auth);
+	if (conn->auth.table)
+		users_table_unref(conn->core->node->users, conn->auth.table);
 	conn->auth.table = NULL;
 	conn->auth.user = NULL;
 }
@@ -310,10 +313,11 @@ bool auth_needed(struct conn *conn)
 	return conn->core->node->users && !auth_user(conn);
 }
 
-/* This core's current table. */
+/* This core's current table (moving its hold to the newest). */
 static const struct users_table *core_table(struct auth_core *ac)
 {
-	return users_current(ac->core->node->users);
+	ac->table = users_advance(ac->core->node->users, ac->table);
+	return ac->table;
 }
 
 /*
@@ -338,6 +342,7 @@ static void fall_back(struct conn *conn)
 
 const struct users_entry *auth_user(struct conn *conn)
 {
+	struct node *n = conn->core->node;
 	const struct users_table *now;
 	const struct users_entry *e;
 
@@ -355,10 +360,16 @@ const struct users_entry *auth_user(struct conn *conn)
 		  memcmp(e->salt, conn->auth.user->salt, e->salt_len) != 0 ||
 		  !users_hash_equal(e->hash, conn->auth.user->hash)))
 		e = NULL;
+	users_table_unref(n->users, conn->auth.table);
+	conn->auth.table = NULL;
+	conn->auth.user = NULL;
+	if (!e) {
+		fall_back(conn);
+		return NULL;
+	}
+	users_table_ref(now);
 	conn->auth.table = now;
 	conn->auth.user = e;
-	if (!e)
-		fall_back(conn);
 	return e;
 }
 
@@ -450,6 +461,7 @@ static int verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user
 	j->source = s;
 	j->deadline_us = ca->deadline_us;
 	j->table = core_table(ac);
+	users_table_ref(j->table);
 	/* The name as the logs show it: any byte that could forge a line is '?'. */
 	for (size_t i = 0; i < shown; i++)
 		j->name[i] = user[i] >= 0x20 && user[i] < 0x7f ? (char)user[i] : '?';
@@ -573,6 +585,7 @@ static void decide(struct auth_core *ac, struct auth_job *j, bool ok)
 static void finish(struct auth_core *ac, struct auth_job *j, struct auth_job *prev, bool ok)
 {
 	struct conn_auth *ca = j->ca;
+	struct users *users = ac->core->node->users;
 	void *owner = j->owner;
 	auth_done_fn *done = j->done;
 	void *done_arg = j->arg;
@@ -595,13 +608,19 @@ static void finish(struct auth_core *ac, struct auth_job *j, struct auth_job *pr
 	if (ca) {
 		ca->job = NULL;
 		if (ok && j->client) {
+			/* The job's reference on its table becomes the session's. */
+			if (ca->table)
+				users_table_unref(users, ca->table);
 			ca->table = j->table;
 			ca->user = j->user;
+			j->table = NULL;
 			uncount(ca);
 			reactor_timer_cancel(ac->core->reactor, &ca->timer);
 			ca->deadline_us = 0;
 		}
 	}
+	if (j->table)
+		users_table_unref(users, j->table);
 	OPENSSL_cleanse(j, sizeof *j);
 	pool_free(&ac->core->reactor->pool, j);
 	if (!done)
@@ -671,6 +690,8 @@ static void auth_hook(struct reactor *r, void *arg)
 	audit_core_flush(c);
 	if (!ac)
 		return;
+	/* Lets go of tables a reload replaced, even on a core no client uses. */
+	core_table(ac);
 	for (j = ac->head; j; j = next) {
 		bool ok = false;
 
@@ -747,6 +768,7 @@ int auth_core_init(struct node_core *c)
 		}
 		ac->core = c;
 		ac->overflow.family = AF_UNSPEC;
+		ac->table = users_reader_attach(c->node->users);
 		c->auth = ac;
 	}
 	if (audit_core_init(c) != 0)
@@ -769,10 +791,13 @@ void auth_core_destroy(struct node_core *c)
 		struct auth_job *j = ac->head;
 
 		ac->head = j->next;
+		if (j->table)
+			users_table_unref(c->node->users, j->table);
 		OPENSSL_cleanse(j, sizeof *j);
 		pool_free(&c->reactor->pool, j);
 	}
 	reactor_timer_cancel(c->reactor, &ac->wake);
+	users_reader_detach(c->node->users, ac->table);
 	users_kdf_mac_free(ac->mac);
 	OPENSSL_cleanse(ac->cache, sizeof ac->cache);
 	OPENSSL_cleanse(ac->secret, sizeof ac->secret);

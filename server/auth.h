@@ -98,7 +98,8 @@ struct auth_source;
 
 /* Per connection, inside struct conn (and the admin port's). */
 struct conn_auth {
-	const struct users_table *table; /* the table `user` was found in */
+	const struct users_table *table; /* the table `user` was found in (a
+					  * reference: users_table_ref) */
 	const struct users_entry *user;  /* NULL: not authenticated */
 	struct auth_job *job;            /* a verification under way, or NULL */
 	struct auth_source *source;      /* counted in its unauthenticated ones */

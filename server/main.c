@@ -450,10 +450,20 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	for (;;) {
-		rv = sigwait(&sigs, &sig);
-		if (rv == EINTR)
+		/* Woken each second to free the users tables no session uses
+		 * any more (server/users.h). */
+		static const struct timespec tick = { .tv_sec = 1 };
+
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
+			size_t freed = node.users ? users_collect(node.users) : 0;
+
+			if (freed)
+				log_info("users: %zu old users table(s) freed (no session uses them)",
+					 freed);
 			continue;
-		if (rv != 0 || sig != SIGHUP)
+		}
+		if (sig != SIGHUP)
 			break;
 		reload_tls(&node);
 		reload_users(&node);

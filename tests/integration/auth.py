@@ -562,6 +562,9 @@ def main():
         c = Resp(resp_port)
         check(c.cmd("AUTH", "newbie", "newbie-pw") == "+OK", "SIGHUP: a new user works")
         c.close()
+        time.sleep(1.5)
+        check("old users table(s) freed" in log(),
+              "SIGHUP: the old users table is freed once no connection uses it")
         # logrotate: the audit log moved away, SIGHUP opens a new one.
         os.rename(audit, audit + ".1")
         proc.send_signal(signal.SIGHUP)
