@@ -13,7 +13,9 @@
  *
  * With --users, /metrics needs HTTP Basic credentials of a user, verified
  * by the core's authentication jobs (server/auth.h); the slot is kept while
- * a job points at its conn_auth. /health and /ready stay open.
+ * a job points at its conn_auth, never past the exchange's deadline (the
+ * job is cancelled) nor through a failure delay of its address (429 at
+ * once). /health and /ready stay open.
  *
  * With TLS on (--tls-cert), the port speaks HTTPS only, through the same
  * memory-BIO layer as the client ports (server/tls.h): the ring receives
@@ -96,7 +98,8 @@ static void tls_pump(struct admin_conn *conn);
 
 static void release(struct admin_conn *conn)
 {
-	/* A password being verified points at conn->auth: wait for it. */
+	/* A password being verified points at conn->auth: wait for it (a
+	 * killed exchange cancels it first, conn_kill). */
 	if (conn->recv_armed || conn->send_armed || conn->auth.job)
 		return;
 	reactor_timer_cancel(conn->admin->r, &conn->deadline);
@@ -115,6 +118,9 @@ static void conn_kill(struct admin_conn *conn)
 		conn->want = ADMIN_WANT_NOTHING;
 		shutdown(conn->fd, SHUT_RDWR);
 	}
+	/* No answer is wanted: the slot is not held for its verification. */
+	if (conn->admin->node->users)
+		auth_cancel(conn->admin->r->user, &conn->auth);
 	release(conn);
 }
 
@@ -135,6 +141,7 @@ static const char *reason_of(int status)
 	case 401: return "Unauthorized";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
@@ -492,14 +499,20 @@ static void metrics_auth(struct admin_conn *conn)
 {
 	struct admin *a = conn->admin;
 	char user[USERS_NAME_MAX + 2], pass[USERS_PASSWORD_MAX + 2];
+	int rv;
 
 	if (!basic_credentials(conn->req, user, sizeof user, pass, sizeof pass)) {
 		respond_text(conn, 401, "/metrics needs a user (HTTP Basic authentication)\n");
 		return;
 	}
-	if (!auth_verify(a->r->user, &conn->auth, (const uint8_t *)user, strlen(user),
-			 (const uint8_t *)pass, strlen(pass), "admin", metrics_auth_done, conn,
-			 NULL))
+	rv = auth_verify(a->r->user, &conn->auth, (const uint8_t *)user, strlen(user),
+			 (const uint8_t *)pass, strlen(pass), "admin", metrics_auth_done, conn, NULL);
+	if (rv == -EAGAIN)
+		/* Its address is in a failure delay: the slot is not held
+		 * through it (server/auth.h, "Deadlines"). */
+		respond_text(conn, 429, "too many failed authentications from this address; "
+					"retry later\n");
+	else if (rv)
 		respond_text(conn, 500, "out of memory\n");
 	OPENSSL_cleanse(pass, sizeof pass);
 }
@@ -663,8 +676,11 @@ static void take(struct admin *a, int fd)
 	conn->want = ADMIN_WANT_NOTHING;
 	conn->head_only = false;
 	memset(&conn->auth, 0, sizeof conn->auth);
-	if (a->node->users)
+	if (a->node->users) {
 		auth_peer(&conn->auth, fd);
+		conn->auth.scarce = true;
+		conn->auth.deadline_us = a->r->now_us + (uint64_t)ADMIN_TIMEOUT_MS * 1000;
+	}
 	reactor_timer_arm(a->r, &conn->deadline, (uint64_t)ADMIN_TIMEOUT_MS * 1000,
 			  deadline_passed, conn);
 	arm_recv(conn);

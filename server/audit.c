@@ -6,11 +6,13 @@
 #include "server/audit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "server/auth.h"
@@ -59,6 +61,27 @@ static void start_write(struct audit_core *a)
 			    (unsigned)(a->writing_len - a->written), (uint64_t)-1);
 	io_op_attach(sqe, &a->op);
 	a->in_flight = true;
+}
+
+int audit_reopen(struct node *n, char *err, size_t errlen)
+{
+	int fd, rv = 0;
+
+	if (n->audit_fd < 0)
+		return 0;
+	fd = open(n->cfg.audit_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rv = -errno;
+		snprintf(err, errlen, "--audit-log %s: %s", n->cfg.audit_log, strerror(errno));
+		return rv;
+	}
+	if (dup3(fd, n->audit_fd, O_CLOEXEC) < 0) {
+		rv = -errno;
+		snprintf(err, errlen, "--audit-log %s: dup3: %s", n->cfg.audit_log,
+			 strerror(errno));
+	}
+	close(fd);
+	return rv;
 }
 
 int audit_core_init(struct node_core *c)
@@ -146,10 +169,10 @@ static size_t quoted(char *out, size_t cap, const char *text)
 void audit_line(struct conn *conn, const char *proto, const char *user, const char *what,
 		const char *outcome)
 {
-	audit_line_from(conn->core, &conn->auth, proto, user, what, outcome);
+	audit_line_from(conn->core, &conn->auth.peer, proto, user, what, outcome);
 }
 
-void audit_line_from(struct node_core *c, const struct conn_auth *ca, const char *proto,
+void audit_line_from(struct node_core *c, const struct auth_addr *peer, const char *proto,
 		     const char *user, const char *what, const char *outcome)
 {
 	struct audit_core *a = c->audit;
@@ -158,7 +181,7 @@ void audit_line_from(struct node_core *c, const struct conn_auth *ca, const char
 	struct tm tm;
 	int n;
 
-	auth_from(ca, from, sizeof from);
+	auth_from(peer, from, sizeof from);
 	quoted(q_user, sizeof q_user, user ? user : "-");
 	quoted(q_what, sizeof q_what, what);
 	quoted(q_outcome, sizeof q_outcome, outcome);

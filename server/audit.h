@@ -24,6 +24,18 @@
 struct node_core;
 struct conn;
 
+struct node;
+
+/*
+ * SIGHUP (main thread): opens --audit-log FILE again, so that lines go to
+ * a file of that name again after logrotate moved the old one away. The
+ * new file takes the old descriptor's number (dup3), so a write a core
+ * has queued lands in one file or the other, never in a closed or reused
+ * descriptor. 0, or a negative errno with the reason in `err` (the old
+ * file is still written).
+ */
+int audit_reopen(struct node *n, char *err, size_t errlen);
+
 /* This core's buffers (--audit-log). 0 or -ENOMEM. */
 int audit_core_init(struct node_core *c);
 /* Writes out what is gathered (the core's hook). */
@@ -39,9 +51,9 @@ void audit_core_destroy(struct node_core *c);
  */
 void audit_line(struct conn *conn, const char *proto, const char *user, const char *what,
 		const char *outcome);
-/* The same for a peer known by its conn_auth (the admin port's). */
-struct conn_auth;
-void audit_line_from(struct node_core *c, const struct conn_auth *ca, const char *proto,
+/* The same for a peer known by its address (the admin port's). */
+struct auth_addr;
+void audit_line_from(struct node_core *c, const struct auth_addr *peer, const char *proto,
 		     const char *user, const char *what, const char *outcome);
 
 #endif

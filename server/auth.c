@@ -1,13 +1,20 @@
 /*
  * Client authentication on a core; see server/auth.h for the connection
- * states, the limits before authentication and the failure delays.
+ * states, the limits before authentication, the failure delays and the
+ * deadlines.
  *
  * Jobs: one per connection verifying a password, in a FIFO of the core.
- * The core's hook walks it each loop pass: a job waits until its source may
- * try again, then its KDF runs in slices (one job at a time, so one MAC
- * context serves the core), then a failed one waits out its delay before
- * its answer goes. A timer wakes the loop for the next waiting job; while a
- * KDF runs, the loop does not sleep.
+ * The core's hook walks it each loop pass. A job waits (WAITING) until its
+ * source has no other job hashing and is out of its failure delay, then
+ * its KDF runs in slices (COMPUTING; one KDF at a time, so one MAC context
+ * serves the core), then a failed one waits out its delay (DELAYED) before
+ * its answer goes. A job whose deadline passes before its hash started is
+ * answered as failed without hashing. A timer wakes the loop for the next
+ * waiting job or deadline; while a KDF runs, the loop does not sleep.
+ *
+ * Sources: an entry is never reused while a connection is counted in it,
+ * a job of it is queued or its failures are recent, so a job and a
+ * connection keep a plain pointer to theirs.
  */
 #include "server/auth.h"
 
@@ -21,6 +28,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <xxhash.h>
 
 #include "core/log.h"
 #include "core/pool.h"
@@ -28,43 +37,58 @@
 #include "server/audit.h"
 #include "server/conn.h"
 #include "server/node.h"
+#include "server/redis.h"
 
-#define SOURCE_PROBE 16u /* slots a source may sit in, from its hash */
+#define SOURCE_SECRET 192u /* bytes of the hash key (XXH3 wants 136 or more) */
+/* Unauthenticated connections the overflow entry counts: what the probe
+ * window of sources would have held. */
+#define OVERFLOW_PREAUTH (AUTH_PREAUTH_PER_SOURCE * AUTH_SOURCE_PROBE)
 
 enum job_state {
-	JOB_WAITING,    /* its source is in a failure delay */
-	JOB_COMPUTING,  /* KDF under way (only the first such job runs) */
-	JOB_DELAYED,    /* failed: the answer is held until deliver_us */
+	JOB_WAITING,    /* its source is busy or in a failure delay */
+	JOB_COMPUTING,  /* its source's turn: KDF under way (one at a time) */
+	JOB_DELAYED,    /* failed: the answer is held until wait_until_us */
+};
+
+struct auth_source {
+	uint8_t key[16];                    /* the address (an IPv6 one cut to /64) */
+	uint8_t family;                     /* 0: free */
+	bool busy;                          /* one of its jobs is COMPUTING */
+	bool failed_mixed;                  /* its failures were against several names */
+	uint16_t unauth;                    /* open unauthenticated connections */
+	uint16_t jobs;                      /* its jobs in the FIFO */
+	uint16_t failures;                  /* consecutive failed AUTHs */
+	uint64_t failed_name;               /* keyed hash of the name they were against */
+	uint64_t next_try_us;               /* no verification before this */
+	uint64_t last_us;                   /* last use, for reuse */
+	uint64_t last_failure_us;
 };
 
 struct auth_job {
 	struct auth_job *next;
-	struct conn_auth *ca;               /* whose password (a connection's, or the admin port's) */
+	struct conn_auth *ca;               /* whose password; NULL once cancelled */
 	void *owner;                        /* the connection, for done */
 	auth_done_fn *done;
 	void *arg;
 	const char *proto;
-	const struct users_table *table;
+	bool client;                        /* owner is a struct conn (client ports) */
+	bool scarce;                        /* ca->scarce when it started */
+	struct auth_addr from;              /* ca's peer (it outlives a cancel) */
+	struct auth_source *source;
+	const struct users_table *table;    /* a reference */
 	const struct users_entry *user;     /* NULL: no such user (a dummy is hashed) */
 	char name[USERS_NAME_MAX + 1];      /* as given (cut), for the logs */
+	uint64_t name_key;                  /* keyed hash of the name as given */
 	uint8_t password[USERS_PASSWORD_MAX];
 	uint32_t password_len;              /* cleared once the KDF is keyed */
 	bool too_long;                      /* name or password out of range */
 	enum job_state state;
-	bool started;
-	uint64_t wait_until_us;             /* WAITING / DELAYED */
+	bool started;                       /* its hash began (then it is a guess) */
+	uint64_t started_us;
+	uint64_t wait_until_us;             /* DELAYED */
+	uint64_t deadline_us;               /* 0: none */
 	uint8_t quick[USERS_HASH_LEN];      /* the cache key (see auth.h) */
 	struct users_kdf kdf;
-};
-
-struct auth_source {
-	uint8_t addr[16];
-	uint8_t family;                     /* 0: free */
-	uint16_t unauth;                    /* open unauthenticated connections */
-	uint16_t failures;                  /* consecutive failed AUTHs */
-	uint64_t next_try_us;               /* no verification before this */
-	uint64_t last_us;                   /* last use, for reuse */
-	uint64_t last_failure_us;
 };
 
 struct auth_cache_entry {
@@ -76,6 +100,7 @@ struct auth_cache_entry {
 struct auth_core {
 	struct node_core *core;
 	struct evp_mac_ctx_st *mac;
+	const struct users_table *table;    /* this core's hold (users_advance) */
 	/* The job whose KDF holds `mac` (keyed with its password), NULL when
 	 * none: no other job starts until it is decided (a review found a job
 	 * whose failure delay ended re-keying `mac` in the middle of another's
@@ -83,10 +108,12 @@ struct auth_core {
 	struct auth_job *running;
 	struct auth_job *head, *tail;
 	struct timer wake;
+	uint8_t secret[SOURCE_SECRET];      /* keys the source and name hashes */
 	struct auth_source sources[AUTH_SOURCES];
+	struct auth_source overflow;        /* sources that found no entry */
 	struct auth_cache_entry cache[AUTH_CACHE];
 	unsigned cache_next;
-	uint64_t failures, successes;
+	uint64_t failures, successes, expired;
 };
 
 /* Hashed for a user that does not exist, so that its answer takes as long. */
@@ -96,74 +123,92 @@ static const struct users_entry dummy_user = {
 
 /* ---- sources ------------------------------------------------------------- */
 
-static uint32_t addr_hash(const uint8_t *addr, uint8_t family)
+/* The key of a peer's source: IPv4 (or v4-mapped) whole, IPv6 its /64. */
+static uint8_t source_key(const struct auth_addr *peer, uint8_t key[16])
 {
-	uint32_t h = 2166136261u ^ family;
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
 
-	for (unsigned i = 0; i < 16; i++)
-		h = (h ^ addr[i]) * 16777619u;
-	return h;
+	memcpy(key, peer->addr, 16);
+	if (peer->family == AF_INET6 && memcmp(key, v4mapped, sizeof v4mapped) != 0)
+		memset(key + 8, 0, 8);
+	return peer->family;
+}
+
+/* Whether s failed lately: its entry must not be reused, or the failures
+ * would be forgotten. */
+static bool source_failing(const struct auth_source *s, uint64_t now)
+{
+	return s->failures > 0 &&
+	       (now < s->next_try_us || now - s->last_failure_us <= AUTH_FAIL_FORGET_US);
+}
+
+static bool source_reusable(const struct auth_source *s, uint64_t now)
+{
+	return s->unauth == 0 && s->jobs == 0 && !s->busy && !source_failing(s, now);
 }
 
 /*
- * The source entry of an address, made when `create` (reusing the stalest
- * probed entry that has no unauthenticated connection), or NULL: not found,
- * or (create) every probed entry holds open connections.
+ * The source entry of a peer, made if need be: its own, a free or stale
+ * entry of its probe window, else the overflow entry. NULL only when the
+ * address is unknown.
  */
-static struct auth_source *source_of(struct auth_core *ac, const uint8_t *addr, uint8_t family,
-				     bool create)
+static struct auth_source *source_of(struct auth_core *ac, const struct auth_addr *peer)
 {
-	uint32_t h = addr_hash(addr, family);
+	uint64_t now = ac->core->reactor->now_us;
+	uint8_t buf[17];
 	struct auth_source *spare = NULL;
+	uint64_t h;
 
-	if (family == 0)
+	if (peer->family == 0)
 		return NULL;
-	for (unsigned i = 0; i < SOURCE_PROBE; i++) {
+	buf[0] = source_key(peer, buf + 1);
+	h = XXH3_64bits_withSecret(buf, sizeof buf, ac->secret, sizeof ac->secret);
+	for (unsigned i = 0; i < AUTH_SOURCE_PROBE; i++) {
 		struct auth_source *s = &ac->sources[(h + i) % AUTH_SOURCES];
 
-		if (s->family == family && memcmp(s->addr, addr, 16) == 0)
+		if (s->family == buf[0] && memcmp(s->key, buf + 1, 16) == 0)
 			return s;
 		if (s->family == 0) {
 			if (!spare || spare->family != 0)
 				spare = s;
-		} else if (s->unauth == 0 && (!spare || (spare->family && s->last_us < spare->last_us))) {
+		} else if (source_reusable(s, now) &&
+			   (!spare || (spare->family && s->last_us < spare->last_us))) {
 			spare = s;
 		}
 	}
-	if (!create || !spare)
-		return NULL;
+	if (!spare) {
+		log_every(LOG_WARN, 10000, "auth: no source entry free for a new address (every "
+			  "one of its window has connections or recent failures); it shares "
+			  "the overflow entry");
+		return &ac->overflow;
+	}
 	memset(spare, 0, sizeof *spare);
-	spare->family = family;
-	memcpy(spare->addr, addr, 16);
+	spare->family = buf[0];
+	memcpy(spare->key, buf + 1, 16);
+	spare->last_us = now;
 	return spare;
 }
 
-static struct auth_source *ca_source(struct auth_core *ac, const struct conn_auth *ca,
-				     bool create)
+static uint64_t name_key(const struct auth_core *ac, const char *name)
 {
-	return source_of(ac, ca->addr, ca->family, create);
+	return XXH3_64bits_withSecret(name, strlen(name), ac->secret, sizeof ac->secret);
 }
 
-static struct auth_source *conn_source(struct conn *conn, bool create)
-{
-	return ca_source(conn->core->auth, &conn->auth, create);
-}
-
-void auth_from(const struct conn_auth *ca, char *buf, size_t len)
+void auth_from(const struct auth_addr *peer, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN];
 
-	if (ca->family == AF_INET6 && inet_ntop(AF_INET6, ca->addr, ip, sizeof ip))
-		snprintf(buf, len, "[%s]:%u", ip, ca->port);
-	else if (ca->family == AF_INET && inet_ntop(AF_INET, ca->addr, ip, sizeof ip))
-		snprintf(buf, len, "%s:%u", ip, ca->port);
+	if (peer->family == AF_INET6 && inet_ntop(AF_INET6, peer->addr, ip, sizeof ip))
+		snprintf(buf, len, "[%s]:%u", ip, peer->port);
+	else if (peer->family == AF_INET && inet_ntop(AF_INET, peer->addr, ip, sizeof ip))
+		snprintf(buf, len, "%s:%u", ip, peer->port);
 	else
 		snprintf(buf, len, "-");
 }
 
 void auth_conn_from(const struct conn *conn, char *buf, size_t len)
 {
-	auth_from(&conn->auth, buf, len);
+	auth_from(&conn->auth.peer, buf, len);
 }
 
 void auth_peer(struct conn_auth *ca, int fd)
@@ -176,47 +221,46 @@ void auth_peer(struct conn_auth *ca, int fd)
 	if (ss.ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
 
-		ca->family = AF_INET;
-		memcpy(ca->addr, &in->sin_addr, 4);
-		ca->port = ntohs(in->sin_port);
+		ca->peer.family = AF_INET;
+		memcpy(ca->peer.addr, &in->sin_addr, 4);
+		ca->peer.port = ntohs(in->sin_port);
 	} else if (ss.ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
 
-		ca->family = AF_INET6;
-		memcpy(ca->addr, &in6->sin6_addr, 16);
-		ca->port = ntohs(in6->sin6_port);
+		ca->peer.family = AF_INET6;
+		memcpy(ca->peer.addr, &in6->sin6_addr, 16);
+		ca->peer.port = ntohs(in6->sin6_port);
 	}
+}
+
+/* Counts the connection among its source's unauthenticated ones: false
+ * when the source has its fill. */
+static bool count(struct conn *conn)
+{
+	struct auth_core *ac = conn->core->auth;
+	struct auth_source *s = source_of(ac, &conn->auth.peer);
+
+	if (!s)
+		return true; /* no address: nothing to count it under */
+	if (s->unauth >= (s == &ac->overflow ? OVERFLOW_PREAUTH : AUTH_PREAUTH_PER_SOURCE))
+		return false;
+	s->unauth++;
+	s->last_us = conn->core->reactor->now_us;
+	conn->auth.source = s;
+	return true;
 }
 
 bool auth_conn_open(struct conn *conn)
 {
-	struct auth_source *s;
-
 	auth_peer(&conn->auth, conn->fd);
-	s = conn_source(conn, true);
-	if (!s) {
-		/* No address, or its probe window is all open connections:
-		 * the table is full of sources each holding connections. */
-		if (conn->auth.family == 0)
-			return true;
-		return false;
-	}
-	if (s->unauth >= AUTH_PREAUTH_PER_SOURCE)
-		return false;
-	s->unauth++;
-	s->last_us = conn->core->reactor->now_us;
-	conn->auth.counted = true;
-	return true;
+	return count(conn);
 }
 
-static void uncount(struct auth_core *ac, struct conn_auth *ca)
+static void uncount(struct conn_auth *ca)
 {
-	struct auth_source *s;
+	struct auth_source *s = ca->source;
 
-	if (!ca->counted)
-		return;
-	ca->counted = false;
-	s = ca_source(ac, ca, false);
+	ca->source = NULL;
 	if (s && s->unauth)
 		s->unauth--;
 }
@@ -229,9 +273,8 @@ static void auth_timeout(struct timer *t, void *arg)
 
 	(void)t;
 	if (conn->auth.job) {
-		/* Its AUTH is being answered (a failure's delay can pass the
-		 * timeout): the outcome first, then a fresh timeout. */
-		conn->auth.timeout_deferred = true;
+		/* The job answers (by the same deadline), then it closes. */
+		conn->auth.timed_out = true;
 		return;
 	}
 	auth_conn_from(conn, from, sizeof from);
@@ -244,14 +287,25 @@ static void auth_timeout(struct timer *t, void *arg)
 
 void auth_conn_arm_timeout(struct conn *conn)
 {
-	reactor_timer_arm(conn->core->reactor, &conn->auth.timer,
-			  (uint64_t)conn->core->node->cfg.auth_timeout_ms * 1000, auth_timeout, conn);
+	uint64_t after = (uint64_t)conn->core->node->cfg.auth_timeout_ms * 1000;
+
+	conn->auth.deadline_us = conn->core->reactor->now_us + after;
+	conn->auth.timed_out = false;
+	reactor_timer_arm(conn->core->reactor, &conn->auth.timer, after, auth_timeout, conn);
 }
 
 void auth_conn_close(struct conn *conn)
 {
-	if (conn->core->auth)
-		uncount(conn->core->auth, &conn->auth);
+	struct auth_core *ac = conn->core->auth;
+
+	if (!ac)
+		return;
+	auth_cancel(conn->core, &conn->auth);
+	uncount(&conn->auth);
+	if (conn->auth.table)
+		users_table_unref(conn->core->node->users, conn->auth.table);
+	conn->auth.table = NULL;
+	conn->auth.user = NULL;
 }
 
 bool auth_needed(struct conn *conn)
@@ -259,14 +313,42 @@ bool auth_needed(struct conn *conn)
 	return conn->core->node->users && !auth_user(conn);
 }
 
+/* This core's current table (moving its hold to the newest). */
+static const struct users_table *core_table(struct auth_core *ac)
+{
+	ac->table = users_advance(ac->core->node->users, ac->table);
+	return ac->table;
+}
+
+/*
+ * The connection's user is gone (or its password changed): it is back
+ * under the limits before authentication, with a fresh --auth-timeout.
+ */
+static void fall_back(struct conn *conn)
+{
+	char from[64];
+
+	conn->auth.requests = 0;
+	/* Uncounted when its source has its fill: the deadline bounds it. */
+	(void)count(conn);
+	auth_conn_arm_timeout(conn);
+	if (conn->resp)
+		redis_preauth_limits(conn);
+	auth_conn_from(conn, from, sizeof from);
+	log_every(LOG_INFO, 1000, "connection %llu from %s: its user is gone from the reloaded "
+		  "users file, or its password changed; it must authenticate again within %u ms",
+		  (unsigned long long)conn->serial, from, conn->core->node->cfg.auth_timeout_ms);
+}
+
 const struct users_entry *auth_user(struct conn *conn)
 {
+	struct node *n = conn->core->node;
 	const struct users_table *now;
 	const struct users_entry *e;
 
 	if (!conn->auth.user)
 		return NULL;
-	now = users_current(conn->core->node->users);
+	now = core_table(conn->core->auth);
 	if (now == conn->auth.table)
 		return conn->auth.user;
 	/* The users file was reloaded: the same name, its new role and keys,
@@ -278,12 +360,16 @@ const struct users_entry *auth_user(struct conn *conn)
 		  memcmp(e->salt, conn->auth.user->salt, e->salt_len) != 0 ||
 		  !users_hash_equal(e->hash, conn->auth.user->hash)))
 		e = NULL;
+	users_table_unref(n->users, conn->auth.table);
+	conn->auth.table = NULL;
+	conn->auth.user = NULL;
+	if (!e) {
+		fall_back(conn);
+		return NULL;
+	}
+	users_table_ref(now);
 	conn->auth.table = now;
 	conn->auth.user = e;
-	if (!e)
-		log_info("connection %llu: its user is gone from the reloaded users file, or "
-			 "its password changed; it must authenticate again",
-			 (unsigned long long)conn->serial);
 	return e;
 }
 
@@ -345,24 +431,23 @@ static void wake_timer(struct timer *t, void *arg)
 	reactor_poll_again(ac->core->reactor);
 }
 
-bool auth_start(struct conn *conn, const uint8_t *user, size_t ulen, const uint8_t *pw,
-		size_t plen, const char *proto, auth_done_fn *done, void *arg)
-{
-	return auth_verify(conn->core, &conn->auth, user, ulen, pw, plen, proto, done, conn, arg);
-}
-
-bool auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user, size_t ulen,
-		 const uint8_t *pw, size_t plen, const char *proto, auth_done_fn *done,
-		 void *owner, void *arg)
+/* auth_verify; `client`: the owner is the struct conn of `ca`. */
+static int verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user, size_t ulen,
+		  const uint8_t *pw, size_t plen, const char *proto, auth_done_fn *done,
+		  void *owner, void *arg, bool client)
 {
 	struct auth_core *ac = c->auth;
-	struct auth_job *j = pool_alloc(&c->reactor->pool, sizeof *j);
-	struct auth_source *s;
+	struct auth_source *s = source_of(ac, &ca->peer);
+	struct auth_job *j;
 	size_t shown = ulen < USERS_NAME_MAX ? ulen : USERS_NAME_MAX;
 
+	if (ca->scarce && s &&
+	    (s->busy || s->jobs > 0 || s->next_try_us > c->reactor->now_us))
+		return -EAGAIN;
+	j = pool_alloc(&c->reactor->pool, sizeof *j);
 	if (!j) {
 		log_warn("auth: out of memory verifying a password (%s)", proto);
-		return false;
+		return -ENOMEM;
 	}
 	memset(j, 0, sizeof *j);
 	j->ca = ca;
@@ -370,10 +455,17 @@ bool auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user,
 	j->done = done;
 	j->arg = arg;
 	j->proto = proto;
-	j->table = users_current(c->node->users);
+	j->client = client;
+	j->scarce = ca->scarce;
+	j->from = ca->peer;
+	j->source = s;
+	j->deadline_us = ca->deadline_us;
+	j->table = core_table(ac);
+	users_table_ref(j->table);
 	/* The name as the logs show it: any byte that could forge a line is '?'. */
 	for (size_t i = 0; i < shown; i++)
 		j->name[i] = user[i] >= 0x20 && user[i] < 0x7f ? (char)user[i] : '?';
+	j->name_key = name_key(ac, j->name);
 	j->too_long = ulen > USERS_NAME_MAX || plen > USERS_PASSWORD_MAX || plen == 0;
 	if (!j->too_long) {
 		j->user = users_find(j->table, (const char *)user, ulen);
@@ -381,9 +473,11 @@ bool auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user,
 		j->password_len = (uint32_t)plen;
 		quick_hash(j->user ? j->user : &dummy_user, pw, plen, j->quick);
 	}
-	s = ca_source(ac, ca, true);
+	if (s) {
+		s->jobs++;
+		s->last_us = c->reactor->now_us;
+	}
 	j->state = JOB_WAITING;
-	j->wait_until_us = s ? s->next_try_us : 0;
 	if (ac->tail)
 		ac->tail->next = j;
 	else
@@ -391,7 +485,32 @@ bool auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user,
 	ac->tail = j;
 	ca->job = j;
 	reactor_poll_again(c->reactor);
-	return true;
+	return 0;
+}
+
+bool auth_start(struct conn *conn, const uint8_t *user, size_t ulen, const uint8_t *pw,
+		size_t plen, const char *proto, auth_done_fn *done, void *arg)
+{
+	return verify(conn->core, &conn->auth, user, ulen, pw, plen, proto, done, conn, arg,
+		      true) == 0;
+}
+
+int auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user, size_t ulen,
+		const uint8_t *pw, size_t plen, const char *proto, auth_done_fn *done,
+		void *owner, void *arg)
+{
+	return verify(c, ca, user, ulen, pw, plen, proto, done, owner, arg, false);
+}
+
+void auth_cancel(struct node_core *c, struct conn_auth *ca)
+{
+	(void)c;
+	if (!ca->job)
+		return;
+	ca->job->ca = NULL;
+	ca->job->owner = NULL;
+	ca->job->done = NULL;
+	ca->job = NULL;
 }
 
 static uint64_t fail_delay(unsigned failures)
@@ -406,65 +525,110 @@ static uint64_t fail_delay(unsigned failures)
 /* The KDF is done (or skipped): decide, record, and hold a failure's answer. */
 static void decide(struct auth_core *ac, struct auth_job *j, bool ok)
 {
-	uint64_t now = ac->core->reactor->now_us;
-	struct auth_source *s = ca_source(ac, j->ca, true);
+	uint64_t now = ac->core->reactor->now_us, at;
+	struct auth_source *s = j->source;
 	char from[64];
 
+	if (s) {
+		s->busy = false;
+		s->last_us = now;
+	}
 	if (ok) {
 		ac->successes++;
-		if (s) {
+		/* Only the failures against this very name are forgiven: a
+		 * valid account must not wipe the guesses at another's. */
+		if (s && (s->failures == 0 || (!s->failed_mixed && s->failed_name == j->name_key))) {
 			s->failures = 0;
 			s->next_try_us = 0;
-			s->last_us = now;
 		}
 		return;
 	}
 	ac->failures++;
+	/* Timed from the hash's start, not from now: how long the hash took
+	 * must not show in when the answer comes (server/auth.h). */
+	at = j->started_us + AUTH_FAIL_DELAY_US;
 	if (s) {
 		if (now - s->last_failure_us > AUTH_FAIL_FORGET_US)
 			s->failures = 0;
+		if (s->failures == 0) {
+			s->failed_name = j->name_key;
+			s->failed_mixed = false;
+		} else if (s->failed_name != j->name_key) {
+			s->failed_mixed = true;
+		}
 		if (s->failures < UINT16_MAX)
 			s->failures++;
-		s->last_failure_us = s->last_us = now;
-		s->next_try_us = now + fail_delay(s->failures);
+		s->last_failure_us = now;
+		s->next_try_us = j->started_us + fail_delay(s->failures);
+		if (s->next_try_us < now)
+			s->next_try_us = now;
+		if (!j->scarce)
+			at = s->next_try_us;
 	}
 	j->state = JOB_DELAYED;
-	j->wait_until_us = s ? s->next_try_us : now + AUTH_FAIL_DELAY_US;
-	auth_from(j->ca, from, sizeof from);
+	j->wait_until_us = at > now ? at : now;
+	if (j->deadline_us && j->wait_until_us > j->deadline_us)
+		j->wait_until_us = j->deadline_us > now ? j->deadline_us : now;
+	auth_from(&j->from, from, sizeof from);
 	log_every(LOG_WARN, 1000, "auth: failed for user '%s' from %s (%s; %u in a row from "
 		  "there)", j->name, from, j->proto, s ? s->failures : 0);
-	audit_line_from(ac->core, j->ca, j->proto, j->name, "auth",
-		   j->too_long ? "failed: name or password out of range"
-			       : "failed: wrong user or password");
+	audit_line_from(ac->core, &j->from, j->proto, j->name, "auth",
+			j->too_long ? "failed: name or password out of range"
+				    : "failed: wrong user or password");
 }
 
-/* Takes the job out of the FIFO and frees it; the caller then answers. */
+/*
+ * Takes the job out of the FIFO and frees it, and answers its owner (if
+ * still there). A client connection past its deadline closes after the
+ * answer.
+ */
 static void finish(struct auth_core *ac, struct auth_job *j, struct auth_job *prev, bool ok)
 {
 	struct conn_auth *ca = j->ca;
+	struct users *users = ac->core->node->users;
+	void *owner = j->owner;
+	auth_done_fn *done = j->done;
+	void *done_arg = j->arg;
+	bool client = j->client && ca;
+	bool late = !ok && ((j->deadline_us && ac->core->reactor->now_us >= j->deadline_us) ||
+			    (ca && ca->timed_out));
 
 	if (ac->running == j)
 		ac->running = NULL;
+	if (j->state == JOB_COMPUTING && j->source)
+		j->source->busy = false;
+	if (j->source && j->source->jobs)
+		j->source->jobs--;
 	if (prev)
 		prev->next = j->next;
 	else
 		ac->head = j->next;
 	if (ac->tail == j)
 		ac->tail = prev;
-	ca->job = NULL;
-	if (ok) {
-		ca->table = j->table;
-		ca->user = j->user;
-		uncount(ac, ca);
-		reactor_timer_cancel(ac->core->reactor, &ca->timer);
-		ca->timeout_deferred = false;
-	} else if (ca->timeout_deferred && !ca->user) {
-		/* Only connections of the client ports defer a timeout. */
-		ca->timeout_deferred = false;
-		auth_conn_arm_timeout(j->owner);
+	if (ca) {
+		ca->job = NULL;
+		if (ok && j->client) {
+			/* The job's reference on its table becomes the session's. */
+			if (ca->table)
+				users_table_unref(users, ca->table);
+			ca->table = j->table;
+			ca->user = j->user;
+			j->table = NULL;
+			uncount(ca);
+			reactor_timer_cancel(ac->core->reactor, &ca->timer);
+			ca->deadline_us = 0;
+		}
 	}
+	if (j->table)
+		users_table_unref(users, j->table);
 	OPENSSL_cleanse(j, sizeof *j);
 	pool_free(&ac->core->reactor->pool, j);
+	if (!done)
+		return;
+	if (late && client && !ca->user)
+		/* Closing first: the answer still goes, nothing after it is read. */
+		conn_close_after_reply(owner);
+	done(owner, done_arg, ok);
 }
 
 /* Runs the KDF of `j` for up to *budget iterations: true when decided. */
@@ -474,6 +638,7 @@ static bool compute(struct auth_core *ac, struct auth_job *j, uint32_t *budget, 
 
 	if (!j->started) {
 		j->started = true;
+		j->started_us = ac->core->reactor->now_us;
 		if (j->too_long) {
 			*ok = false;
 			return true;
@@ -505,27 +670,52 @@ static bool compute(struct auth_core *ac, struct auth_job *j, uint32_t *budget, 
 	return true;
 }
 
+/* Whether a waiting job's source lets it start now. */
+static bool source_turn(const struct auth_job *j, uint64_t now)
+{
+	const struct auth_source *s = j->source;
+
+	return !s || (!s->busy && s->next_try_us <= now);
+}
+
 static void auth_hook(struct reactor *r, void *arg)
 {
 	struct node_core *c = arg;
 	struct auth_core *ac = c->auth;
 	uint32_t budget = AUTH_SLICE_ITERATIONS;
-	uint64_t next_wake = UINT64_MAX;
+	uint64_t now = r->now_us, next_wake = UINT64_MAX;
 	bool computing = false, again = false;
 	struct auth_job *j, *prev = NULL, *next;
 
 	audit_core_flush(c);
 	if (!ac)
 		return;
+	/* Lets go of tables a reload replaced, even on a core no client uses. */
+	core_table(ac);
 	for (j = ac->head; j; j = next) {
-		void *owner = j->owner;
-		auth_done_fn *done = j->done;
-		void *done_arg = j->arg;
 		bool ok = false;
 
 		next = j->next;
-		if (j->state == JOB_WAITING && j->wait_until_us <= r->now_us)
+		if (!j->started && (!j->ca || (j->deadline_us && j->deadline_us <= now))) {
+			/* Its owner left, or its deadline passed before its
+			 * turn: no hash, no guess counted. */
+			if (j->ca) {
+				char from[64];
+
+				ac->expired++;
+				auth_from(&j->from, from, sizeof from);
+				log_every(LOG_INFO, 10000, "auth: an AUTH from %s (%s) waited past its "
+					  "connection's deadline behind its source's failure delay; "
+					  "answered as failed without trying it", from, j->proto);
+			}
+			finish(ac, j, prev, false);
+			continue;
+		}
+		if (j->state == JOB_WAITING && source_turn(j, now)) {
 			j->state = JOB_COMPUTING;
+			if (j->source)
+				j->source->busy = true;
+		}
 		if (j->state == JOB_COMPUTING && !computing && ac->running && ac->running != j)
 			again = true; /* its turn comes when the running one is decided */
 		else if (j->state == JOB_COMPUTING && !computing) {
@@ -534,29 +724,30 @@ static void auth_hook(struct reactor *r, void *arg)
 				prev = j;
 				continue;
 			}
-			if (!ok) {
-				decide(ac, j, false); /* JOB_DELAYED now */
-			} else {
-				decide(ac, j, true);
+			decide(ac, j, ok);
+			if (ok) {
 				finish(ac, j, prev, true);
-				done(owner, done_arg, true);
 				continue;
 			}
 		}
-		if (j->state == JOB_DELAYED && j->wait_until_us <= r->now_us) {
+		if (j->state == JOB_DELAYED && (j->wait_until_us <= now || !j->ca)) {
 			finish(ac, j, prev, false);
-			done(owner, done_arg, false);
 			continue;
 		}
-		if (j->state != JOB_COMPUTING && j->wait_until_us < next_wake)
+		if (j->state == JOB_DELAYED && j->wait_until_us < next_wake)
 			next_wake = j->wait_until_us;
+		if (j->state == JOB_WAITING && j->source && j->source->next_try_us > now &&
+		    j->source->next_try_us < next_wake)
+			next_wake = j->source->next_try_us;
+		if (!j->started && j->deadline_us && j->deadline_us < next_wake)
+			next_wake = j->deadline_us;
 		prev = j;
 	}
 	if (computing || again)
 		reactor_poll_again(r);
 	else if (next_wake != UINT64_MAX)
-		reactor_timer_arm(r, &ac->wake, next_wake > r->now_us ? next_wake - r->now_us : 0,
-				  wake_timer, ac);
+		reactor_timer_arm(r, &ac->wake, next_wake > now ? next_wake - now : 0, wake_timer,
+				  ac);
 }
 
 int auth_core_init(struct node_core *c)
@@ -570,11 +761,14 @@ int auth_core_init(struct node_core *c)
 		if (!ac)
 			return -ENOMEM;
 		ac->mac = users_kdf_mac_new();
-		if (!ac->mac) {
+		if (!ac->mac || RAND_bytes(ac->secret, sizeof ac->secret) != 1) {
+			users_kdf_mac_free(ac->mac);
 			free(ac);
 			return -ENOMEM;
 		}
 		ac->core = c;
+		ac->overflow.family = AF_UNSPEC;
+		ac->table = users_reader_attach(c->node->users);
 		c->auth = ac;
 	}
 	if (audit_core_init(c) != 0)
@@ -589,19 +783,24 @@ void auth_core_destroy(struct node_core *c)
 	audit_core_destroy(c);
 	if (!ac)
 		return;
-	log_info("core %u: %llu authentications, %llu failed", c->reactor->id,
-		 (unsigned long long)ac->successes, (unsigned long long)ac->failures);
+	log_info("core %u: %llu authentications, %llu failed, %llu past their deadline unhashed",
+		 c->reactor->id, (unsigned long long)ac->successes,
+		 (unsigned long long)ac->failures, (unsigned long long)ac->expired);
 	/* Connections are gone (conn_close_all): jobs left are only freed. */
 	while (ac->head) {
 		struct auth_job *j = ac->head;
 
 		ac->head = j->next;
+		if (j->table)
+			users_table_unref(c->node->users, j->table);
 		OPENSSL_cleanse(j, sizeof *j);
 		pool_free(&c->reactor->pool, j);
 	}
 	reactor_timer_cancel(c->reactor, &ac->wake);
+	users_reader_detach(c->node->users, ac->table);
 	users_kdf_mac_free(ac->mac);
 	OPENSSL_cleanse(ac->cache, sizeof ac->cache);
+	OPENSSL_cleanse(ac->secret, sizeof ac->secret);
 	free(ac);
 	c->auth = NULL;
 }

@@ -23,20 +23,44 @@
  * stored hash and the password), so a pool of connections opening with the
  * same password pays the KDF once per core; a wrong password always pays it.
  *
- * A wrong password costs time: each source address has a failure count on
- * each core (a fixed table of AUTH_SOURCES entries; the stalest entry
- * without open unauthenticated connections is reused, so the table never
- * grows), and the answer to a failed AUTH is held for 250 ms, doubled per
- * further failure up to 8 s, during which no AUTH of that source is
- * verified. The count is forgotten a minute after the last failure, or at a
- * success. Failures are logged and audited (server/audit.h) with the user
+ * A wrong password costs time, per source: an IPv4 address, or an IPv6
+ * /64 (one host usually holds a whole /64). Each core keeps a fixed table
+ * of AUTH_SOURCES sources, found by a hash keyed with a random secret of
+ * the core (so no one can choose addresses that collide with a victim's).
+ * A source's failed AUTHs are serialized: one of its AUTHs is verified at a
+ * time, and after a failure the next is verified only when the failure's
+ * delay is over (250 ms, doubled per further failure up to 8 s), however
+ * many connections it spreads them over. The failure's answer is held
+ * until then too, timed from the start of its hash, so that how long a
+ * hash took (an unknown name is hashed with the default parameters, a
+ * user with its own) does not show as long as it takes less than the
+ * delay. A success resets the count only when the failures were all
+ * against the user that succeeded (a valid account must not wipe the
+ * failures of guesses at another); the count is forgotten a minute after
+ * the last failure. A source entry is reused only when it holds no
+ * connection, no AUTH and no recent failure (the stalest first), so many
+ * addresses cannot push a failing one out; a source that finds no entry
+ * shares the core's overflow entry, whose failures delay every source in
+ * it. Failures are logged and audited (server/audit.h) with the user
  * name and address, never the password. The limits are per core: the
  * kernel spreads one source's connections over the cores.
  *
+ * Deadlines: a queued AUTH carries its connection's deadline (its
+ * --auth-timeout from accept, or the admin port's exchange timeout). When
+ * the deadline passes before its hash started, the AUTH is answered as
+ * failed without hashing (it was no guess, so it is not counted) and the
+ * client connection closes as one past its --auth-timeout; a failure whose
+ * delay would end past the deadline is answered at the deadline, and its
+ * connection closes. The admin port (few slots) takes no AUTH of a source
+ * that is busy or in a failure delay: it is answered at once (429), and a
+ * failure of its own is answered after the first delay (250 ms) only.
+ *
  * Users file reloads (SIGHUP): a connection keeps the user's name; at its
  * next request under a new table its user is looked up again, so a changed
- * role or prefix applies at once and a removed user's connection is back to
- * unauthenticated.
+ * role or prefix applies at once. A connection whose user is gone (or whose
+ * password changed) is back to unauthenticated under the limits before
+ * authentication: small frames, AUTH_PREAUTH_REQUESTS requests, and a
+ * fresh --auth-timeout to authenticate again.
  */
 #ifndef RINGKV_SERVER_AUTH_H
 #define RINGKV_SERVER_AUTH_H
@@ -57,23 +81,33 @@
 #define AUTH_FAIL_DELAY_US 250000u     /* the first failure's delay; doubles */
 #define AUTH_FAIL_DELAY_MAX_US 8000000u
 #define AUTH_FAIL_FORGET_US 60000000u  /* failures forgotten after a quiet minute */
+#define AUTH_SOURCE_PROBE 16u          /* entries a source may sit in, from its hash */
 
 struct conn;
 struct node_core;
 struct auth_job;
 
-/* Per connection, inside struct conn. */
-struct conn_auth {
-	const struct users_table *table; /* the table `user` was found in */
-	const struct users_entry *user;  /* NULL: not authenticated */
-	struct auth_job *job;            /* a verification under way, or NULL */
-	uint32_t requests;               /* requests before authentication */
-	bool counted;                    /* one of its source's unauthenticated */
-	bool timeout_deferred;           /* the timeout came while its AUTH was
-					  * being answered: a fresh one after */
+/* A peer's address. */
+struct auth_addr {
 	uint8_t family;                  /* AF_INET / AF_INET6 / 0 (unknown) */
 	uint16_t port;
-	uint8_t addr[16];                /* the peer's address */
+	uint8_t addr[16];
+};
+
+struct auth_source;
+
+/* Per connection, inside struct conn (and the admin port's). */
+struct conn_auth {
+	const struct users_table *table; /* the table `user` was found in (a
+					  * reference: users_table_ref) */
+	const struct users_entry *user;  /* NULL: not authenticated */
+	struct auth_job *job;            /* a verification under way, or NULL */
+	struct auth_source *source;      /* counted in its unauthenticated ones */
+	uint32_t requests;               /* requests before authentication */
+	bool scarce;                     /* the admin port's: see "Deadlines" */
+	bool timed_out;                  /* its deadline passed while a job ran */
+	uint64_t deadline_us;            /* to authenticate by (0: none) */
+	struct auth_addr peer;
 	struct timer timer;              /* closes it while unauthenticated */
 };
 
@@ -124,17 +158,25 @@ bool auth_start(struct conn *conn, const uint8_t *user, size_t ulen, const uint8
 		size_t plen, const char *proto, auth_done_fn *done, void *arg);
 
 /*
- * auth_start for another kind of connection (the admin port): `ca` must
- * stay in place until done(owner, arg, ok) has run.
+ * auth_start for another kind of connection (the admin port, ca->scarce):
+ * `ca` stays in place until done(owner, arg, ok) has run or auth_cancel.
+ * 0 (done is called later), -ENOMEM, or -EAGAIN: ca is scarce and its
+ * source is busy or in a failure delay (done is never called).
  */
-bool auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user, size_t ulen,
-		 const uint8_t *pw, size_t plen, const char *proto, auth_done_fn *done,
-		 void *owner, void *arg);
+int auth_verify(struct node_core *c, struct conn_auth *ca, const uint8_t *user, size_t ulen,
+		const uint8_t *pw, size_t plen, const char *proto, auth_done_fn *done,
+		void *owner, void *arg);
+/*
+ * The owner of `ca` goes away: its verification (if any) never calls done.
+ * A hash under way still ends and a failure still counts for its source;
+ * a queued one is dropped.
+ */
+void auth_cancel(struct node_core *c, struct conn_auth *ca);
 
 /* The peer's address of socket `fd` into ca (getpeername: never blocks). */
 void auth_peer(struct conn_auth *ca, int fd);
-/* "127.0.0.1:5000", "[::1]:5000" or "-" of ca's peer, into buf. */
-void auth_from(const struct conn_auth *ca, char *buf, size_t len);
+/* "127.0.0.1:5000", "[::1]:5000" or "-" of an address, into buf. */
+void auth_from(const struct auth_addr *peer, char *buf, size_t len);
 
 /* Whether `user` may touch key[0, len) (its prefix). */
 bool auth_key_ok(const struct users_entry *user, const uint8_t *key, size_t len);

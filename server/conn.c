@@ -245,8 +245,7 @@ static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
  * What `user` may not do of `req`: NULL when allowed (a SCAN is cut to the
  * user's prefix), else the reason for PERMISSION_DENIED.
  */
-static const char *native_denied(const struct users_entry *user, struct frame_request *req,
-				 uint32_t max_key)
+static const char *native_denied(const struct users_entry *user, struct frame_request *req)
 {
 	enum users_role need = native_admin_op(req->op) ? USERS_ROLE_ADMIN :
 			       req->op == FRAME_OP_PUT || req->op == FRAME_OP_DELETE ? USERS_ROLE_WRITE :
@@ -265,12 +264,9 @@ static const char *native_denied(const struct users_entry *user, struct frame_re
 			return "this user has no permissions to access the key";
 		return NULL;
 	case FRAME_OP_SCAN:
-		/* The range is cut to [prefix, the prefix's end), bounds the
-		 * scan takes only within --max-key (a review crashed a node
-		 * with a prefix longer than that: an assert, or in a release
-		 * build a heap overflow in the scan's end buffer). */
-		if (user->prefix_len > max_key || user->prefix_end_len > max_key)
-			return "this user's key prefix is longer than --max-key: it matches no key";
+		/* The range is cut to [prefix, the prefix's end): the users
+		 * file's load refuses a prefix longer than --max-key, and
+		 * scan_submit answers an error for a bound it cannot take. */
 		if (key_cmp(req->key.data, req->key.len, user->prefix, user->prefix_len) < 0) {
 			req->key.data = user->prefix;
 			req->key.len = user->prefix_len;
@@ -330,7 +326,7 @@ static bool native_auth_filter(struct conn *conn, struct frame_request *req)
 			    "authentication required: send an Auth request first");
 		return true;
 	}
-	why = native_denied(user, req, c->node->limits.max_key);
+	why = native_denied(user, req);
 	if (req->op == FRAME_OP_SHARD_MOVE)
 		snprintf(what, sizeof what, "shard_move shard=%u from=%llu to=%llu%s%s",
 			 req->move.shard, (unsigned long long)req->move.from_node,

@@ -26,6 +26,7 @@
 #include "core/reactor.h"
 #include "core/topology.h"
 #include "server/admin.h"
+#include "server/audit.h"
 #include "server/datadir.h"
 #include "server/fd_limit.h"
 #include "server/quarantine.h"
@@ -191,7 +192,7 @@ static void reload_users(struct node *n)
 
 	if (!n->users)
 		return;
-	if (users_reload(n->users, n->cfg.users_file, err, sizeof err) != 0) {
+	if (users_reload(n->users, n->cfg.users_file, n->cfg.max_key, err, sizeof err) != 0) {
 		log_error("got SIGHUP: users reload refused, the old users are kept: %s", err);
 		return;
 	}
@@ -272,7 +273,7 @@ int main(int argc, char **argv)
 	}
 	/* Users next: a bad file is a setup error too (FILE:LINE: reason). */
 	if (node.cfg.users_file[0]) {
-		if (users_create(&users, node.cfg.users_file, err, sizeof err) != 0) {
+		if (users_create(&users, node.cfg.users_file, node.cfg.max_key, err, sizeof err) != 0) {
 			fprintf(stderr, "ringkvd: %s\n", err);
 			tls_server_destroy(node.tls);
 			return 2;
@@ -449,13 +450,27 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	for (;;) {
-		rv = sigwait(&sigs, &sig);
-		if (rv == EINTR)
+		/* Woken each second to free the users tables no session uses
+		 * any more (server/users.h). */
+		static const struct timespec tick = { .tv_sec = 1 };
+
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0 && (errno == EAGAIN || errno == EINTR)) {
+			size_t freed = node.users ? users_collect(node.users) : 0;
+
+			if (freed)
+				log_info("users: %zu old users table(s) freed (no session uses them)",
+					 freed);
 			continue;
-		if (rv != 0 || sig != SIGHUP)
+		}
+		if (sig != SIGHUP)
 			break;
 		reload_tls(&node);
 		reload_users(&node);
+		if (audit_reopen(&node, err, sizeof err) != 0)
+			log_error("got SIGHUP: the audit log stays on its old file: %s", err);
+		else if (node.audit_fd >= 0)
+			log_info("got SIGHUP: audit log %s reopened", node.cfg.audit_log);
 	}
 	log_info("got %s: stopping (finishing in-flight writes)", strsignal(sig));
 	reactor_group_stop(group);

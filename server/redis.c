@@ -900,7 +900,7 @@ void redis_process(struct conn *conn)
 			conn_close_after_reply(conn);
 			break;
 		}
-		if (conn->core->node->users && !conn->auth.user && !auth_preauth_request(conn)) {
+		if (conn->core->node->users && auth_needed(conn) && !auth_preauth_request(conn)) {
 			reply_reset(&rc->scratch);
 			reply_error(conn, &rc->scratch, "ERR too many commands before AUTH; closing");
 			redis_reply_now(conn);
@@ -920,6 +920,18 @@ void redis_parser_limits(struct conn *conn, struct resp_limits *limits)
 	limits->max_bulk = cfg->max_value > cfg->max_key ? cfg->max_value : cfg->max_key;
 }
 
+void redis_preauth_limits(struct conn *conn)
+{
+	struct resp_limits limits;
+
+	redis_parser_limits(conn, &limits);
+	limits.max_args = 16;
+	limits.max_bulk = USERS_PASSWORD_MAX + 64;
+	limits.max_inline = AUTH_PREAUTH_FRAME;
+	limits.max_request = AUTH_PREAUTH_FRAME;
+	resp_parser_set_limits(&conn->redis->parser, &limits);
+}
+
 int redis_conn_init(struct conn *conn)
 {
 	struct redis_conn *rc = pool_alloc(redis_pool(conn), sizeof *rc);
@@ -930,14 +942,9 @@ int redis_conn_init(struct conn *conn)
 	memset(rc, 0, sizeof *rc);
 	conn->redis = rc;
 	redis_parser_limits(conn, &limits);
-	if (conn->core->node->users) {
-		/* Before AUTH: small commands only (server/auth.h). */
-		limits.max_args = 16;
-		limits.max_bulk = USERS_PASSWORD_MAX + 64;
-		limits.max_inline = AUTH_PREAUTH_FRAME;
-		limits.max_request = AUTH_PREAUTH_FRAME;
-	}
 	resp_parser_init(&rc->parser, &limits);
+	if (conn->core->node->users)
+		redis_preauth_limits(conn);
 	rc->id = ((uint64_t)conn->core->reactor->id << 48) | conn->serial;
 	return 0;
 }

@@ -45,6 +45,9 @@ void redis_core_destroy(struct node_core *c);
 /* A new RESP connection. 0 or -ENOMEM. */
 int redis_conn_init(struct conn *conn);
 void redis_conn_free(struct conn *conn);
+/* The parser limits before authentication (server/auth.h), between
+ * commands: at accept with --users, and when the user is gone. */
+void redis_preauth_limits(struct conn *conn);
 
 /* Parses and runs every complete command in the connection's buffer. */
 void redis_process(struct conn *conn);

@@ -135,7 +135,7 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			"expired_keys:%" PRIu64 "\r\n\r\n",
 			st.requests, st.forwarded, st.writes, st.batches, st.wal_bytes, st.fsyncs,
 			redis_expired_keys());
-	if (section_wanted(section, "keyspace"))
+	if (section_wanted(section, "keyspace") && redis_auth_sees_keyspace(conn))
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n",
 			st.live_keys, count_expires(slot));
@@ -165,6 +165,8 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 		if (!section_wanted(name, "keyspace"))
 			shards = 0;
 	}
+	if (id == RESP_CMD_INFO && !redis_auth_sees_keyspace(conn))
+		shards = 0; /* not shown to a prefixed user (server/redis_auth.c) */
 	slot = redis_slot_new(conn, id, cores + shards);
 	unsigned i;
 

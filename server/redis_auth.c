@@ -9,7 +9,10 @@
  * with a key prefix may name only keys starting with it (every key
  * argument, by the command's key positions), and may not run the commands
  * that read or write the keyspace without naming keys (SCAN, KEYS,
- * RANDOMKEY, DBSIZE): their answers would reach past the prefix.
+ * RANDOMKEY, DBSIZE): their answers would reach past the prefix. For the
+ * same reason such a user's INFO leaves out the keyspace section (the
+ * node's key count), and INFO keyspace asked by name is refused NOPERM:
+ * counting only the prefix's keys would walk them all.
  */
 #include <stdio.h>
 #include <string.h>
@@ -214,6 +217,16 @@ static bool keys_ok(const struct users_entry *user, const struct resp_command *c
 	return true;
 }
 
+bool redis_auth_sees_keyspace(struct conn *conn)
+{
+	const struct users_entry *user;
+
+	if (!conn->core->node->users)
+		return true;
+	user = auth_user(conn);
+	return user && !user->has_prefix;
+}
+
 bool redis_auth_allows(struct conn *conn, const struct resp_command *cmd,
 		       const struct resp_command_info *ci)
 {
@@ -252,6 +265,10 @@ bool redis_auth_allows(struct conn *conn, const struct resp_command *cmd,
 		snprintf(err, sizeof err, "NOPERM this user has no permissions to run the '%s' command",
 			 eff->name);
 		reply_error(conn, r, err);
+	} else if (user->has_prefix && eff->id == RESP_CMD_INFO && cmd->argc >= 2 &&
+		   redis_arg_is(&cmd->argv[1], "keyspace")) {
+		reply_error(conn, r, "NOPERM this user has no permissions to see the keyspace's "
+			    "counts (its keys have a prefix)");
 	} else if (user->has_prefix && !keys_ok(user, cmd, eff)) {
 		reply_error(conn, r, RESP_ERR_NOPERM_KEY);
 	} else {

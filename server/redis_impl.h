@@ -280,6 +280,11 @@ void redis_cmd_auth(struct conn *conn, const struct resp_command *cmd);
  */
 bool redis_auth_allows(struct conn *conn, const struct resp_command *cmd,
 		       const struct resp_command_info *ci);
+/*
+ * Whether the connection may see the keyspace's counts (INFO keyspace): not
+ * when its user has a key prefix, as it may not run DBSIZE either.
+ */
+bool redis_auth_sees_keyspace(struct conn *conn);
 /* The parser limits of an authenticated connection (redis.c). */
 void redis_parser_limits(struct conn *conn, struct resp_limits *limits);
 void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,

@@ -481,7 +481,14 @@ void scan_submit(struct node_core *c, struct conn *conn, const struct frame_requ
 
 	assert(req->op == FRAME_OP_SCAN);
 	assert(req->limit > 0 && req->limit <= FRAME_SCAN_MAX_LIMIT);
-	assert(req->key.len <= max_key && req->end.len <= max_key);
+	/* The decoder holds the client's bounds to --max-key, but a bound
+	 * may come from elsewhere (a user's key prefix cuts the range): one
+	 * the cursor buffers cannot take is an error, never an overflow. */
+	if (req->key.len > max_key || req->end.len > max_key) {
+		conn_reply(conn, req->id, ringkv_Status_INVALID_ARGUMENT, NULL, 0,
+			   "scan bound longer than --max-key");
+		return;
+	}
 	size += (size_t)shards * (sizeof(struct kv_req *) + sizeof(struct scan_head));
 	size += (size_t)req->limit * sizeof(struct kv_req *);
 	size += 2 * (size_t)max_key;

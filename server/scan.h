@@ -36,7 +36,8 @@ struct frame_request;
 
 /*
  * Starts the scan `req` (op FRAME_OP_SCAN, limit already normalised by the
- * decoder) of `conn`. Counts it in conn->inflight; the answer is queued on
+ * decoder) of `conn`; bounds longer than --max-key are answered
+ * INVALID_ARGUMENT. Counts it in conn->inflight; the answer is queued on
  * the connection (which stays alive until then) when it is complete. Copies
  * what it needs from `req`, which may go away on return.
  */

@@ -466,43 +466,132 @@ bool users_kdf_step(struct users_kdf *k, uint32_t budget)
 
 /* ---- the live table ---------------------------------------------------- */
 
-int users_create(struct users *u, const char *path, char *err, size_t errlen)
+int users_table_check_prefixes(const struct users_table *t, uint32_t max_key, const char *path,
+			       char *err, size_t errlen)
+{
+	for (size_t i = 0; i < t->count; i++) {
+		const struct users_entry *e = &t->entries[i];
+
+		if (e->has_prefix && e->prefix_len > max_key)
+			return fail(err, errlen, -EINVAL, "--users %s: user %s: its key prefix of "
+				    "%u bytes is longer than --max-key (%u): no key could match it",
+				    path, e->name, e->prefix_len, max_key);
+	}
+	return 0;
+}
+
+/* users_table_load, then users_table_check_prefixes. */
+static int load_checked(const char *path, uint32_t max_key, struct users_table **out,
+			char *err, size_t errlen)
+{
+	int rv = users_table_load(path, out, err, errlen);
+
+	if (rv == 0 && (rv = users_table_check_prefixes(*out, max_key, path, err, errlen))) {
+		users_table_free(*out);
+		*out = NULL;
+	}
+	return rv;
+}
+
+int users_create(struct users *u, const char *path, uint32_t max_key, char *err, size_t errlen)
 {
 	struct users_table *t;
 	int rv;
 
 	memset(u, 0, sizeof *u);
-	rv = users_table_load(path, &t, err, errlen);
+	rv = load_checked(path, max_key, &t, err, errlen);
 	if (rv)
 		return rv;
+	atomic_init(&t->refs, 1); /* the main thread's */
 	atomic_init(&u->current, t);
 	return 0;
 }
 
-int users_reload(struct users *u, const char *path, char *err, size_t errlen)
+int users_reload(struct users *u, const char *path, uint32_t max_key, char *err,
+		 size_t errlen)
 {
-	struct users_table *t, *old, **grown;
+	struct users_table *t, *old;
 	int rv;
 
-	grown = realloc(u->retired, (u->nretired + 1) * sizeof *u->retired);
-	if (!grown)
-		return fail(err, errlen, -ENOMEM, "out of memory");
-	u->retired = grown;
-	rv = users_table_load(path, &t, err, errlen);
+	rv = load_checked(path, max_key, &t, err, errlen);
 	if (rv)
 		return rv;
 	old = atomic_load_explicit(&u->current, memory_order_relaxed);
 	t->generation = old->generation + 1;
+	/* The main thread's and every reader's, counted before any can see it. */
+	atomic_init(&t->refs, 1 + atomic_load(&u->readers));
+	atomic_store_explicit(&old->newer, t, memory_order_release);
 	atomic_store_explicit(&u->current, t, memory_order_release);
-	u->retired[u->nretired++] = old;
+	users_table_unref(u, old);
 	return 0;
+}
+
+void users_table_ref(const struct users_table *t)
+{
+	struct users_table *w = (struct users_table *)t; /* the count is not the table */
+
+	atomic_fetch_add_explicit(&w->refs, 1, memory_order_relaxed);
+}
+
+void users_table_unref(struct users *u, const struct users_table *t)
+{
+	struct users_table *w = (struct users_table *)t;
+
+	if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	w->dead_next = atomic_load_explicit(&u->dead, memory_order_relaxed);
+	while (!atomic_compare_exchange_weak_explicit(&u->dead, &w->dead_next, w,
+						      memory_order_release, memory_order_relaxed))
+		;
+}
+
+const struct users_table *users_reader_attach(struct users *u)
+{
+	struct users_table *t = atomic_load_explicit(&u->current, memory_order_acquire);
+
+	atomic_fetch_add(&u->readers, 1);
+	users_table_ref(t);
+	return t;
+}
+
+const struct users_table *users_advance(struct users *u, const struct users_table *held)
+{
+	const struct users_table *now = users_current(u);
+
+	while (held != now) {
+		const struct users_table *newer =
+			atomic_load_explicit(&((struct users_table *)held)->newer,
+					     memory_order_acquire);
+
+		users_table_unref(u, held);
+		held = newer;
+	}
+	return now;
+}
+
+void users_reader_detach(struct users *u, const struct users_table *held)
+{
+	users_table_unref(u, users_advance(u, held));
+}
+
+size_t users_collect(struct users *u)
+{
+	struct users_table *t = atomic_exchange_explicit(&u->dead, NULL, memory_order_acquire);
+	size_t n = 0;
+
+	while (t) {
+		struct users_table *next = t->dead_next;
+
+		users_table_free(t);
+		t = next;
+		n++;
+	}
+	return n;
 }
 
 void users_destroy(struct users *u)
 {
-	users_table_free(atomic_load(&u->current));
-	for (size_t i = 0; i < u->nretired; i++)
-		users_table_free(u->retired[i]);
-	free(u->retired);
+	users_table_unref(u, atomic_load(&u->current));
+	users_collect(u);
 	memset(u, 0, sizeof *u);
 }

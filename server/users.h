@@ -15,11 +15,18 @@
  * new passwords without touching the others. Blank lines and lines starting
  * with '#' are comments.
  *
- * A table is immutable once loaded. Cores read the current one through
- * users_current() (one atomic load): SIGHUP loads a new table and swaps the
- * pointer; tables swapped out are freed only at users_destroy(), since a core
- * may still point into one (a reload is an operator's act: a handful per
- * process life). So the data path takes no lock.
+ * A table is immutable once loaded. SIGHUP loads a new table and swaps
+ * the pointer `current`; the data path takes no lock. Lifetime: a table
+ * counts its references. The main thread holds one on the current table;
+ * each reader (a core, users_reader_attach) holds one on every table
+ * published since it attached, until it moves past it (users_advance): a
+ * reload publishes its table with 1 + readers references already counted,
+ * so a reader never takes a reference on a table that could be freed under
+ * it. A session (a connection, a password check) takes its own reference
+ * (users_table_ref) on the table its reader holds, and drops it when it
+ * closes or moves to a newer table. The last reference dropped puts the
+ * table on a free list that the main thread empties (users_collect), so a
+ * core never frees (and wipes) a whole table itself.
  *
  * The KDF runs in slices (struct users_kdf) so that a reactor verifying a
  * password never stalls for the whole hash: the PBKDF2 chain is computed
@@ -75,12 +82,15 @@ struct users_table {
 	size_t count;
 	struct users_entry *entries;       /* sorted by name */
 	uint64_t generation;               /* 1 for the first table, +1 a reload */
+	_Atomic uint32_t refs;             /* see "Lifetime" above (live tables only) */
+	_Atomic(struct users_table *) newer; /* the table published after it */
+	struct users_table *dead_next;     /* on the free list */
 };
 
 struct users {
 	_Atomic(struct users_table *) current;
-	struct users_table **retired;      /* freed at users_destroy */
-	size_t nretired;
+	_Atomic uint32_t readers;          /* users_reader_attach calls */
+	_Atomic(struct users_table *) dead; /* unreferenced, for users_collect */
 };
 
 /* "read", "write", "admin"; NULL for anything else. */
@@ -155,16 +165,48 @@ bool users_hash_equal(const uint8_t a[USERS_HASH_LEN], const uint8_t b[USERS_HAS
 
 /* ---- the live table -------------------------------------------------- */
 
-/* Loads `path` as the first table. 0 or as users_table_load. */
-int users_create(struct users *u, const char *path, char *err, size_t errlen);
-/* Loads `path` again and swaps it in; on failure the old table stays. */
-int users_reload(struct users *u, const char *path, char *err, size_t errlen);
-void users_destroy(struct users *u);
+/*
+ * Whether every key prefix of `t` fits in `max_key` bytes (the node's
+ * --max-key): 0, or -EINVAL with "PATH: user NAME: ..." in `err`. A longer
+ * prefix matches no key the node takes, and its range bounds would not fit
+ * a scan's key buffers: the node refuses such a file rather than serve it.
+ */
+int users_table_check_prefixes(const struct users_table *t, uint32_t max_key, const char *path,
+			       char *err, size_t errlen);
 
-/* The table new checks use (any thread). */
+/* Loads `path` as the first table (users_table_load, then the prefixes
+ * checked against max_key). 0 or as those. */
+int users_create(struct users *u, const char *path, uint32_t max_key, char *err, size_t errlen);
+/* Loads `path` again and swaps it in; on failure (a bad line, a prefix
+ * longer than max_key) the old table stays. */
+int users_reload(struct users *u, const char *path, uint32_t max_key, char *err,
+		 size_t errlen);
+/* After every reader detached: drops the current table, frees them all. */
+void users_destroy(struct users *u);
+/* Frees the tables no one refers to any more (main thread): how many. */
+size_t users_collect(struct users *u);
+
+/* The current table (the main thread's, or a reader's look). */
 static inline const struct users_table *users_current(struct users *u)
 {
 	return atomic_load_explicit(&u->current, memory_order_acquire);
 }
+
+/*
+ * A reader (a core) starts holding the current table, which it returns.
+ * Only before the first users_reload can race with it: cores attach while
+ * they start, and the main thread reloads only once they all have.
+ */
+const struct users_table *users_reader_attach(struct users *u);
+/* The reader holding `held` moves to the current table (dropping its
+ * references on the tables in between), which it returns. */
+const struct users_table *users_advance(struct users *u, const struct users_table *held);
+/* The reader holding `held` lets go of every table. */
+void users_reader_detach(struct users *u, const struct users_table *held);
+
+/* A session's reference on `t`, which its reader holds. */
+void users_table_ref(const struct users_table *t);
+/* Drops a reference on `t` (any thread). */
+void users_table_unref(struct users *u, const struct users_table *t);
 
 #endif

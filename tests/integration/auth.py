@@ -9,7 +9,7 @@ Checks:
   - NOAUTH before AUTH on the RESP port and UNAUTHENTICATED on the native
     port; AUTH success and failure with Redis's texts; HELLO 2 AUTH;
   - roles and key prefixes: NOPERM texts on RESP (commands and keys,
-    multi-key commands too), PERMISSION_DENIED on the native port, a
+    multi-key commands too, INFO keyspace), PERMISSION_DENIED on the native port, a
     prefixed user's native SCAN cut to its prefix;
   - credentials for the CLI from --auth-file and from RINGKV_USER /
     RINGKV_PASSWORD;
@@ -25,8 +25,8 @@ Checks:
     node's RSS bounded;
   - redis-py with a username and password (where a python has redis).
 
-Addresses 127.0.63.1 (server) and 127.0.63.2-99 (clients), ports
-63000 + 2 * (pid % 450) and the next. Every process it starts, it stops;
+Addresses 127.0.54.1 (server) and 127.0.54.2-99 (clients), ports
+54000 + 2 * (pid % 400) and the next, the admin port 54800 + pid % 99. Every process it starts, it stops;
 every socket has a timeout. Exits 0 when every check passes, 1 otherwise.
 """
 import base64
@@ -41,7 +41,7 @@ import tempfile
 import time
 
 TIMEOUT = 5.0
-HOST = "127.0.63.1"
+HOST = "127.0.54.1"
 AUTH_TIMEOUT_S = 2.0
 
 failures = 0
@@ -65,7 +65,7 @@ def resp_cmd(*args):
 class Resp:
     """A raw RESP2 connection from a chosen source address."""
 
-    def __init__(self, port, source="127.0.63.2"):
+    def __init__(self, port, source="127.0.54.2"):
         self.s = socket.socket()
         self.s.settimeout(TIMEOUT)
         self.s.bind((source, 0))
@@ -146,9 +146,9 @@ def rss_kib(pid):
 def main():
     ringkvd, ringkv = sys.argv[1], sys.argv[2]
     work = tempfile.mkdtemp(prefix="ringkv-auth-")
-    port = 63000 + 2 * (os.getpid() % 450)
+    port = 54000 + 2 * (os.getpid() % 400)
     resp_port = port + 1
-    admin_port = 63900 + os.getpid() % 99
+    admin_port = 54800 + os.getpid() % 99
     users = os.path.join(work, "users")
     audit = os.path.join(work, "audit.log")
     proc = None
@@ -159,9 +159,6 @@ def main():
         user_add(ringkv, users, "reader", "read", "reader-pw")
         user_add(ringkv, users, "root", "admin", "root-pw", iterations="100000")
         user_add(ringkv, users, "gone", "write", "gone-pw")
-        # A prefix longer than the node's --max-key (200 below): it matches
-        # no key, and a review crashed a node with one through a SCAN.
-        user_add(ringkv, users, "longp", "read", "longp-pw", prefix="p" * 220)
         # A slow hash (hundreds of ms), for the shared-KDF check below.
         user_add(ringkv, users, "slow", "read", "slow-pw", iterations="1000000")
         check(oct(os.stat(users).st_mode & 0o777) == "0o600", "the users file is mode 0600")
@@ -201,6 +198,19 @@ def main():
                            capture_output=True, text=True, timeout=30)
         check(p.returncode == 2 and (bad + ":2:") in p.stderr,
               "a bad users file refuses the start, naming its line (%s)" % p.stderr.strip())
+
+        # A key prefix longer than the node's --max-key (200 below) matches
+        # no key, and a review crashed a node with one through a SCAN: the
+        # start is refused, naming the user.
+        longp = os.path.join(work, "long-prefix-users")
+        shutil.copy(users, longp)
+        user_add(ringkv, longp, "longp", "read", "longp-pw", prefix="p" * 220)
+        p = subprocess.run([ringkvd, "--cores", "1", "--listen", HOST + ":0", "--max-key", "200",
+                            "--data-dir", os.path.join(work, "bad-data"), "--users", longp],
+                           capture_output=True, text=True, timeout=30)
+        check(p.returncode == 2 and "user longp: its key prefix of 220 bytes is longer than "
+              "--max-key (200)" in p.stderr,
+              "a prefix longer than --max-key refuses the start (%s)" % p.stderr.strip())
 
         # ---- the node ----------------------------------------------------
         out = open(os.path.join(work, "stdout"), "w+")
@@ -255,6 +265,11 @@ def main():
               "command", "RESP: a prefixed user may not SCAN the whole keyspace")
         check(c.cmd("CONFIG", "GET", "maxmemory") == "-NOPERM this user has no permissions "
               "to run the 'config|get' command", "RESP: alice is not admin")
+        info = c.cmd("INFO")
+        check(isinstance(info, bytes) and b"# Server" in info and b"db0:" not in info,
+              "RESP: a prefixed user's INFO leaves out the keyspace's counts")
+        check(c.cmd("INFO", "keyspace").startswith("-NOPERM"),
+              "RESP: a prefixed user's INFO keyspace is refused")
         c.close()
         c = Resp(resp_port)
         check(c.cmd("AUTH", "reader", "reader-pw") == "+OK", "RESP: AUTH reader")
@@ -262,6 +277,7 @@ def main():
         check(c.cmd("SET", "app:1", "x") == "-NOPERM this user has no permissions to run the "
               "'set' command", "RESP: reader may not write")
         check(isinstance(c.cmd("SCAN", "0"), list), "RESP: reader scans (no prefix)")
+        check(b"db0:keys=" in c.cmd("INFO", "keyspace"), "RESP: reader sees the keyspace")
         c.close()
         c = Resp(resp_port)
         r = c.cmd("HELLO", "2", "AUTH", "root", "root-pw")
@@ -311,10 +327,6 @@ def main():
         keys = [line.split("\t")[0] for line in p.stdout.splitlines()]
         check(p.returncode == 0 and keys and all(k.startswith("app:") for k in keys),
               "native: alice's scan is cut to app: (%s)" % keys)
-        p = cli("scan", "", "", extra_env={"RINGKV_USER": "longp", "RINGKV_PASSWORD": "longp-pw"})
-        check(p.returncode != 0 and "longer than --max-key" in p.stderr and proc.poll() is None,
-              "native: a scan by a user whose prefix passes --max-key is refused, "
-              "the node lives (%s)" % p.stderr.strip())
         p = cli("backup", "create", os.path.join(work, "bk"),
                 extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "alice-pw"})
         check(p.returncode != 0 and "PERMISSION_DENIED" in p.stderr,
@@ -341,14 +353,24 @@ def main():
         check(st == 200 and b"ringkv_" in body, "admin: /metrics with reader's password (%d)" % st)
         st, _, _ = http_get("/metrics", "reader:nope")
         check(st == 401, "admin: /metrics with a wrong password is 401 (%d)" % st)
+        # A second failure puts its address in a 500 ms delay, which the
+        # admin port does not hold a slot through: it answers 429 at once.
+        st, _, _ = http_get("/metrics", "reader:nope-again")
+        check(st == 401, "admin: a second wrong password is 401 (%d)" % st)
+        t0 = time.monotonic()
+        st, _, _ = http_get("/metrics", "reader:reader-pw")
+        check(st == 429 and time.monotonic() - t0 < 0.2,
+              "admin: an address in a failure delay gets 429 at once (%d, %.2f s)"
+              % (st, time.monotonic() - t0))
+        time.sleep(0.3)
 
         # ---- one hash at a time ------------------------------------------------
         # A job whose source's delay ends while another's password is being
         # hashed waits for that hash to end: a review found it re-keying the
         # core's one KDF context mid-hash, so the correct password failed.
-        a1 = Resp(resp_port, source="127.0.63.7")
-        a2 = Resp(resp_port, source="127.0.63.7")
-        legit = Resp(resp_port, source="127.0.63.8")
+        a1 = Resp(resp_port, source="127.0.54.7")
+        a2 = Resp(resp_port, source="127.0.54.7")
+        legit = Resp(resp_port, source="127.0.54.8")
         a1.s.sendall(resp_cmd("AUTH", "alice", "wrong-a"))
         time.sleep(0.02)
         a2.s.sendall(resp_cmd("AUTH", "alice", "wrong-b"))  # waits out a1's 250 ms
@@ -368,35 +390,100 @@ def main():
         t0 = time.monotonic()
         answers = []
         for i in range(4):
-            c = Resp(resp_port, source="127.0.63.5")
+            c = Resp(resp_port, source="127.0.54.5")
             answers.append(c.cmd("AUTH", "alice", "wrong-%d" % i))
             c.close()
         spent = time.monotonic() - t0
         check(all(a.startswith("-WRONGPASS") for a in answers) and spent >= 3.5,
               "4 wrong passwords cost %.2f s (>= 3.75 s: 250 ms doubling)" % spent)
-        other = Resp(resp_port, source="127.0.63.6")
+        other = Resp(resp_port, source="127.0.54.6")
         t0 = time.monotonic()
         ok = other.cmd("AUTH", "alice", "alice-pw") == "+OK"
         check(ok and time.monotonic() - t0 < 2.0,
               "another source is not slowed (%.2f s)" % (time.monotonic() - t0))
         other.close()
-        # A fifth failure holds the source for 4 s: an AUTH from it meanwhile,
-        # even with the right password, is verified only after that.
-        c = Resp(resp_port, source="127.0.63.5")
+        # A fifth failure holds the source for 4 s, past --auth-timeout (2 s):
+        # its answer comes at the deadline, and an AUTH from the source
+        # meanwhile, even with the right password, is answered as failed at
+        # its own deadline without being tried; both connections close.
+        t5 = time.monotonic()
+        c = Resp(resp_port, source="127.0.54.5")
         c.s.sendall(resp_cmd("AUTH", "alice", "wrong-5"))
         time.sleep(0.2)
-        d = Resp(resp_port, source="127.0.63.5")
+        d = Resp(resp_port, source="127.0.54.5")
         t0 = time.monotonic()
-        ok = d.cmd("AUTH", "alice", "alice-pw") == "+OK"
-        check(ok and time.monotonic() - t0 >= 3.0,
-              "the failing source waits even with the right password (%.2f s)"
-              % (time.monotonic() - t0))
-        check(c.reply().startswith("-WRONGPASS"), "the fifth failure is answered too")
+        r = d.cmd("AUTH", "alice", "alice-pw")
+        spent = time.monotonic() - t0
+        check(r.startswith("-WRONGPASS") and AUTH_TIMEOUT_S - 0.3 <= spent < AUTH_TIMEOUT_S + 1
+              and d.closed_within(2),
+              "an AUTH queued past its deadline fails at the deadline, closed (%s, %.2f s)"
+              % (r, spent))
+        check(c.reply().startswith("-WRONGPASS") and c.closed_within(2),
+              "the fifth failure is answered at its deadline, closed")
         c.close()
         d.close()
+        time.sleep(max(0.0, t5 + 4.3 - time.monotonic()))
+        d = Resp(resp_port, source="127.0.54.5")
+        check(d.cmd("AUTH", "alice", "alice-pw") == "+OK",
+              "after the delay the source's right password works")
+        d.close()
+
+        # Serialized: one guess per delay however many connections carry
+        # them (a review counted 65 guesses in 30 s from one address). One
+        # failure, then 6 connections guessing at once: within their 2 s
+        # the delays (250, 500, 1000 ms) allow 3 more hashes; the others
+        # wait past their deadline and are answered unhashed.
+        c = Resp(resp_port, source="127.0.54.30")
+        check(c.cmd("AUTH", "alice", "guess-0").startswith("-WRONGPASS"), "serial: a first failure")
+        c.close()
+        many = [Resp(resp_port, source="127.0.54.30") for _ in range(6)]
+        for i, m in enumerate(many):
+            m.s.sendall(resp_cmd("AUTH", "alice", "guess-%d" % (i + 1)))
+        answers = []
+        for m in many:
+            try:
+                answers.append(m.reply())
+            except (ConnectionError, OSError):
+                answers.append("closed")
+        closed = sum(1 for m in many if m.closed_within(1.5))
+        for m in many:
+            m.close()
+        time.sleep(0.3)
+        hashed = open(audit).read().count("from=127.0.54.30:")
+        check(all(a.startswith("-WRONGPASS") or a == "closed" for a in answers) and closed == 6
+              and 2 <= hashed <= 4,
+              "serial: 6 connections of one source guess at once: %d guesses tried in 2 s "
+              "(1 + at most 3), all answered and closed (%d)" % (hashed, closed))
+
+        # A success for one user does not forgive failures against another.
+        c = Resp(resp_port, source="127.0.54.31")
+        check(c.cmd("AUTH", "root", "guess").startswith("-WRONGPASS"), "per-user: root fails")
+        check(c.cmd("AUTH", "reader", "reader-pw") == "+OK", "per-user: reader succeeds")
+        t0 = time.monotonic()
+        r = c.cmd("AUTH", "root", "guess-2")
+        check(r.startswith("-WRONGPASS") and time.monotonic() - t0 >= 0.45,
+              "per-user: the next failure against root waits 500 ms, not 250 (%.2f s)"
+              % (time.monotonic() - t0))
+        c.close()
+
+        # Answer times do not tell users apart: an unknown name hashes with
+        # 100,000 iterations, alice with 1,000; a failure is answered 250 ms
+        # after its hash started, either way.
+        def fail_time(name, source):
+            x = Resp(resp_port, source=source)
+            t = time.monotonic()
+            x.cmd("AUTH", name, "not-it")
+            t = time.monotonic() - t
+            x.close()
+            return t
+        known = sorted(fail_time("alice", "127.0.54.%d" % (40 + i)) for i in range(3))[1]
+        unknown = sorted(fail_time("nosuchuser", "127.0.54.%d" % (43 + i)) for i in range(3))[1]
+        check(abs(unknown - known) < 0.04,
+              "a failure's answer time does not show whether the user exists "
+              "(median %.3f s unknown, %.3f s alice)" % (unknown, known))
         time.sleep(0.3)
         audit_text = open(audit).read()
-        check('user="alice" from=127.0.63.5' in audit_text and "wrong-1" not in audit_text and
+        check('user="alice" from=127.0.54.5' in audit_text and "wrong-1" not in audit_text and
               "failed: wrong user or password" in audit_text,
               "failures audited with user and address, never the password")
         check('proto=admin what="auth" outcome="failed' in audit_text,
@@ -407,10 +494,10 @@ def main():
         check("wrong-1" not in log(), "the log never holds a password")
 
         # ---- limits before authentication -----------------------------------
-        c = Resp(resp_port, source="127.0.63.7")
+        c = Resp(resp_port, source="127.0.54.7")
         c.s.sendall(b"*2\r\n$3\r\nGET\r\n$100000\r\n" + b"x" * 8000)
         check(c.closed_within(3), "RESP: a large command before AUTH closes the connection")
-        c = Resp(resp_port, source="127.0.63.7")
+        c = Resp(resp_port, source="127.0.54.7")
         for _ in range(10):
             c.s.sendall(resp_cmd("PING"))
             c.reply()
@@ -431,16 +518,16 @@ def main():
             pass
         check(closed, "native: a frame over 4 KiB before Auth closes the connection")
         s.close()
-        c = Resp(resp_port, source="127.0.63.8")
+        c = Resp(resp_port, source="127.0.54.8")
         t0 = time.monotonic()
         check(c.closed_within(AUTH_TIMEOUT_S + 3) and
               time.monotonic() - t0 >= AUTH_TIMEOUT_S - 0.3,
               "an idle unauthenticated connection is closed after --auth-timeout (%.1f s)"
               % (time.monotonic() - t0))
-        held = [Resp(resp_port, source="127.0.63.9") for _ in range(32)]
-        extra = Resp(resp_port, source="127.0.63.9")
+        held = [Resp(resp_port, source="127.0.54.9") for _ in range(32)]
+        extra = Resp(resp_port, source="127.0.54.9")
         check(extra.closed_within(2), "the 33rd unauthenticated connection of a source is closed")
-        fresh = Resp(resp_port, source="127.0.63.10")
+        fresh = Resp(resp_port, source="127.0.54.10")
         check(fresh.cmd("AUTH", "reader", "reader-pw") == "+OK",
               "another source still connects meanwhile")
         for h in held + [extra, fresh]:
@@ -461,13 +548,35 @@ def main():
         time.sleep(0.5)
         check(gone.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
               "SIGHUP: a removed user's connection must authenticate again")
+        t0 = time.monotonic()
+        check(gone.closed_within(AUTH_TIMEOUT_S + 2) and time.monotonic() - t0 >= 1.5,
+              "SIGHUP: ... within a fresh --auth-timeout, or it is closed (%.1f s)"
+              % (time.monotonic() - t0))
         gone.close()
         check(rotated.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
               "SIGHUP: a changed password's connection must authenticate again")
+        rotated.s.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$8000\r\n" + b"x" * 8000 + b"\r\n")
+        check(rotated.closed_within(3),
+              "SIGHUP: ... under the limits before AUTH (a large command closes it)")
         rotated.close()
         c = Resp(resp_port)
         check(c.cmd("AUTH", "newbie", "newbie-pw") == "+OK", "SIGHUP: a new user works")
         c.close()
+        time.sleep(1.5)
+        check("old users table(s) freed" in log(),
+              "SIGHUP: the old users table is freed once no connection uses it")
+        # logrotate: the audit log moved away, SIGHUP opens a new one.
+        os.rename(audit, audit + ".1")
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        c = Resp(resp_port, source="127.0.54.12")
+        check(c.cmd("AUTH", "alice", "rotated-wrong").startswith("-WRONGPASS"),
+              "SIGHUP: a failure after the audit log moved")
+        c.close()
+        time.sleep(0.3)
+        check(os.path.exists(audit) and "from=127.0.54.12" in open(audit).read() and
+              "from=127.0.54.12" not in open(audit + ".1").read(),
+              "SIGHUP: the audit log is reopened (logrotate)")
         saved = open(users).read()
         with open(users, "w") as f:
             f.write("garbage line\n")
@@ -475,6 +584,11 @@ def main():
         time.sleep(0.5)
         check("users reload refused" in log() and ":1: " in log(),
               "SIGHUP: a bad users file is refused and logged")
+        shutil.copy(longp, users)
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        check("users reload refused" in log() and "user longp: its key prefix" in log(),
+              "SIGHUP: a prefix longer than --max-key is refused, naming the user")
         c = Resp(resp_port)
         check(c.cmd("AUTH", "newbie", "newbie-pw") == "+OK",
               "SIGHUP: the old users are kept after a bad file")
@@ -483,13 +597,13 @@ def main():
             f.write(saved)
 
         # ---- flood of unauthenticated connections ---------------------------
-        good = Resp(resp_port, source="127.0.63.11")
+        good = Resp(resp_port, source="127.0.54.11")
         check(good.cmd("AUTH", "alice", "alice-pw") == "+OK", "flood: the client authenticates")
         rss_before = rss_kib(proc.pid)
         flood = []
         for i in range(400):
             try:
-                f = Resp(resp_port, source="127.0.63.%d" % (20 + i % 40))
+                f = Resp(resp_port, source="127.0.54.%d" % (20 + i % 40))
                 # A partial command, as a slow attacker would send.
                 f.s.sendall(b"*3\r\n$3\r\nSET\r\n$4000\r\n" + b"y" * 3000)
                 flood.append(f)
@@ -498,7 +612,7 @@ def main():
         for i in range(40):
             # A wrong AUTH, then 1 MiB at once: read only after the answer.
             try:
-                f = Resp(resp_port, source="127.0.63.%d" % (70 + i % 10))
+                f = Resp(resp_port, source="127.0.54.%d" % (70 + i % 10))
                 f.s.setblocking(False)
                 try:
                     f.s.send(resp_cmd("AUTH", "alice", "bad") + b"z" * (1 << 20))

@@ -2,7 +2,9 @@
  * Tests for server/users.c: the sliced KDF equals OpenSSL's PBKDF2 whatever
  * the slice size; a table written by users_table_write reads back the same;
  * each kind of bad line is refused with its line number; a reload that
- * fails keeps the old table, one that succeeds swaps in the new one.
+ * fails keeps the old table, one that succeeds swaps in the new one, and the
+ * old ones are freed once no reader or session holds them; a key
+ * prefix longer than --max-key is refused at the start and at a reload.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -191,22 +193,83 @@ static void test_reload(void **state)
 	(void)state;
 	snprintf(text, sizeof text, "alice read * %s\n", good_hash);
 	write_file(text);
-	assert_int_equal(users_create(&u, path, err, sizeof err), 0);
+	assert_int_equal(users_create(&u, path, 1024, err, sizeof err), 0);
 	first = users_current(&u);
 	assert_int_equal(first->count, 1);
 	write_file("garbage\n");
-	assert_int_equal(users_reload(&u, path, err, sizeof err), -EINVAL);
+	assert_int_equal(users_reload(&u, path, 1024, err, sizeof err), -EINVAL);
 	assert_ptr_equal(users_current(&u), first);
 	snprintf(text, sizeof text, "alice read * %s\nbob admin ~b: %s\n", good_hash, good_hash);
 	write_file(text);
-	assert_int_equal(users_reload(&u, path, err, sizeof err), 0);
+	assert_int_equal(users_reload(&u, path, 1024, err, sizeof err), 0);
 	assert_int_equal(users_current(&u)->count, 2);
 	assert_int_equal(users_current(&u)->generation, 2);
-	/* The old table stays readable until users_destroy. */
-	assert_non_null(users_find(first, "alice", 5));
+	/* No reader holds the old table: it is freed at the next collect. */
+	assert_int_equal(users_collect(&u), 1);
 	unlink(path);
-	assert_true(users_reload(&u, path, err, sizeof err) < 0);
+	assert_true(users_reload(&u, path, 1024, err, sizeof err) < 0);
 	assert_int_equal(users_current(&u)->count, 2);
+	users_destroy(&u);
+}
+
+/*
+ * Tables are freed once no reader and no session holds them: a reader
+ * holds every table published since it attached until it advances past
+ * it, a session's reference holds its table after that.
+ */
+static void test_tables_freed_when_unused(void **state)
+{
+	struct users u;
+	char text[1024], err[256];
+	const struct users_table *held, *session;
+
+	(void)state;
+	snprintf(text, sizeof text, "alice read * %s\n", good_hash);
+	write_file(text);
+	assert_int_equal(users_create(&u, path, 1024, err, sizeof err), 0);
+	held = users_reader_attach(&u);
+	session = held;
+	users_table_ref(session);
+	assert_int_equal(users_reload(&u, path, 1024, err, sizeof err), 0);
+	assert_int_equal(users_reload(&u, path, 1024, err, sizeof err), 0);
+	/* The reader has not moved: nothing is freed, the first is readable. */
+	assert_int_equal(users_collect(&u), 0);
+	assert_non_null(users_find(held, "alice", 5));
+	held = users_advance(&u, held);
+	assert_ptr_equal(held, users_current(&u));
+	assert_int_equal(held->generation, 3);
+	/* The second is freed; the first only once its session lets go. */
+	assert_int_equal(users_collect(&u), 1);
+	assert_non_null(users_find(session, "alice", 5));
+	users_table_unref(&u, session);
+	assert_int_equal(users_collect(&u), 1);
+	users_reader_detach(&u, held);
+	assert_int_equal(users_collect(&u), 0); /* the main thread still holds the current */
+	users_destroy(&u);
+}
+
+/* A key prefix longer than --max-key is refused at the start and at a
+ * reload (naming the user), which keeps the old table. */
+static void test_prefix_longer_than_max_key(void **state)
+{
+	struct users u;
+	char text[1024], err[256];
+	const struct users_table *first;
+
+	(void)state;
+	snprintf(text, sizeof text, "alice read ~abcdefgh %s\n", good_hash);
+	write_file(text);
+	assert_int_equal(users_create(&u, path, 7, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "user alice: its key prefix of 8 bytes is longer than "
+				    "--max-key (7)"));
+	assert_int_equal(users_create(&u, path, 8, err, sizeof err), 0);
+	first = users_current(&u);
+	snprintf(text, sizeof text, "alice read ~abcdefgh %s\nbob read ~123456789 %s\n",
+		 good_hash, good_hash);
+	write_file(text);
+	assert_int_equal(users_reload(&u, path, 8, err, sizeof err), -EINVAL);
+	assert_non_null(strstr(err, "user bob: its key prefix of 9 bytes"));
+	assert_ptr_equal(users_current(&u), first);
 	users_destroy(&u);
 }
 
@@ -217,6 +280,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prefix_longer_than_max_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tables_freed_when_unused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
