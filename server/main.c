@@ -31,7 +31,7 @@
 #include "server/quarantine.h"
 #include "server/repair.h"
 #include "server/node.h"
-#include "server/tls.h"
+#include "io/tls.h"
 #include "server/users.h"
 #include "shard/route.h"
 #include "tools/version.h"
@@ -252,7 +252,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ringkvd: %s\n", err);
 			return 2;
 		}
-		/* kTLS is not written yet (server/tls.h): say which path runs. */
+		/* kTLS is not written yet (io/tls.h): say which path runs. */
 		log_info("%s", tls_kernel_has_ulp()
 				       ? "tls: OpenSSL memory BIOs (the kernel has the tls ULP, "
 					 "but kTLS is not implemented)"
