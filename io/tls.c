@@ -42,10 +42,28 @@ struct tls_conn {
 	size_t recv_fed;      /* of those, bytes already written into the pair */
 	bool established;
 	bool shutdown_sent;
+	char who[224];        /* a refused certificate's subject and issuer */
 };
 
 /* The reason of the last failure on this core (tls_conn_error). */
-static _Thread_local char last_error[160];
+static _Thread_local char last_error[400];
+
+/* Verification of the other side's certificate (peers' context): notes
+ * whose certificate was refused, for tls_conn_error's line. */
+static int verify_note(int ok, X509_STORE_CTX *store)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *t = ssl ? SSL_get_app_data(ssl) : NULL;
+	X509 *cert = X509_STORE_CTX_get0_cert(store);
+	char subject[96], issuer[96];
+
+	if (ok || !t || !cert || t->who[0])
+		return ok;
+	X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+	X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
+	snprintf(t->who, sizeof t->who, "certificate %s issued by %s", subject, issuer);
+	return ok;
+}
 
 /* A file OpenSSL is about to read: a clear errno message beats its own. */
 static int check_readable(const char *flag, const char *path, char *err, size_t errlen)
@@ -148,7 +166,8 @@ static int make_ctx(const char *flag, bool mutual, const char *cert_file,
 		goto err;
 	}
 	if (mutual)
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+				   verify_note);
 	*out = ctx;
 	return 0;
 
@@ -262,6 +281,7 @@ static struct tls_conn *conn_new(struct tls_server *s, bool dial)
 		return NULL;
 	}
 	SSL_set_bio(t->ssl, inner, inner); /* the SSL owns `inner` now */
+	SSL_set_app_data(t->ssl, t);
 	if (dial)
 		SSL_set_connect_state(t->ssl);
 	else
@@ -337,8 +357,9 @@ static int failure(struct tls_conn *t, int rv)
 		if (verify != X509_V_OK) {
 			size_t used = strlen(last_error);
 
-			snprintf(last_error + used, sizeof last_error - used, ": %s",
-				 X509_verify_cert_error_string(verify));
+			snprintf(last_error + used, sizeof last_error - used, ": %s%s%s%s",
+				 X509_verify_cert_error_string(verify), t->who[0] ? " (" : "",
+				 t->who, t->who[0] ? ")" : "");
 		}
 		return TLS_FAILED;
 	}

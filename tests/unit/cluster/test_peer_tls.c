@@ -260,6 +260,8 @@ static void test_wrong_ca_refused(void **state)
 	assert_int_equal(r.acceptor, TLS_FAILED);
 	assert_non_null(strstr(r.acceptor_err, "certificate verify failed"));
 	assert_non_null(strstr(r.acceptor_err, "unable to get local issuer certificate"));
+	/* Whose certificate it was: one line says who and why. */
+	assert_non_null(strstr(r.acceptor_err, "(certificate /CN=foreign2 issued by /CN=otherca)"));
 	/* The dialler may have finished its side first (TLS 1.3 client
 	 * certificates are checked after it sent Finished): it reads the
 	 * alert with its first record, never a frame. */
