@@ -25,148 +25,37 @@
 
 #include "cluster/peer_tls.h"
 #include "io/tls.h"
+#include "tls_fixture.h"
 
-static char dir[] = "/tmp/test_peer_tls.XXXXXX";
-
-struct issuer {
-	EVP_PKEY *key;
-	X509 *cert;
-};
-
-static struct issuer cluster_ca, other_ca;
-
-static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-
-	X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
-	assert_non_null(ext);
-	assert_int_equal(X509_add_ext(cert, ext, -1), 1);
-	X509_EXTENSION_free(ext);
-}
-
-/* A certificate for `cn` valid from `from_s` to `to_s` seconds from now,
- * signed by `ca` (NULL: self-signed CA). */
-static X509 *make_cert(EVP_PKEY *key, const char *cn, const struct issuer *ca,
-		       const char *san, long from_s, long to_s)
-{
-	X509 *cert = X509_new();
-	X509_NAME *name = X509_NAME_new();
-	static long serial = 1;
-
-	assert_non_null(cert);
-	X509_set_version(cert, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), serial++);
-	X509_gmtime_adj(X509_getm_notBefore(cert), from_s);
-	X509_gmtime_adj(X509_getm_notAfter(cert), to_s);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
-	X509_set_subject_name(cert, name);
-	X509_set_issuer_name(cert, ca ? X509_get_subject_name(ca->cert) : name);
-	X509_set_pubkey(cert, key);
-	if (!ca) {
-		add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE");
-		add_ext(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign");
-	} else {
-		add_ext(cert, ca->cert, NID_basic_constraints, "CA:FALSE");
-		add_ext(cert, ca->cert, NID_ext_key_usage, "serverAuth,clientAuth");
-		if (san)
-			add_ext(cert, ca->cert, NID_subject_alt_name, san);
-	}
-	assert_true(X509_sign(cert, ca ? ca->key : key, EVP_sha256()) > 0);
-	X509_NAME_free(name);
-	return cert;
-}
-
-static void write_pem(const char *file, X509 *cert, EVP_PKEY *key)
-{
-	char path[256];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/%s", dir, file);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	if (cert)
-		assert_int_equal(PEM_write_X509(f, cert), 1);
-	if (key)
-		assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
-	fclose(f);
-}
-
-static void make_ca(struct issuer *ca, const char *name)
-{
-	char file[64];
-
-	ca->key = EVP_EC_gen("P-256");
-	assert_non_null(ca->key);
-	ca->cert = make_cert(ca->key, name, NULL, NULL, -60, 86400);
-	snprintf(file, sizeof file, "%s.pem", name);
-	write_pem(file, ca->cert, NULL);
-}
-
-/* NAME.pem and NAME.key: a node certificate signed by `ca`. */
-static void make_node(const char *name, const struct issuer *ca, const char *san,
-		      long from_s, long to_s)
-{
-	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *cert;
-	char file[64];
-
-	assert_non_null(key);
-	cert = make_cert(key, name, ca, san, from_s, to_s);
-	snprintf(file, sizeof file, "%s.pem", name);
-	write_pem(file, cert, NULL);
-	snprintf(file, sizeof file, "%s.key", name);
-	write_pem(file, NULL, key);
-	X509_free(cert);
-	EVP_PKEY_free(key);
-}
+static struct tls_fixture_ca cluster_ca, other_ca;
 
 static int setup(void **state)
 {
 	(void)state;
-	if (!mkdtemp(dir))
+	if (tls_fixture_init() != 0)
 		return -1;
-	make_ca(&cluster_ca, "ca");
-	make_ca(&other_ca, "otherca");
-	make_node("node2", &cluster_ca, "URI:ringkv://node/2,DNS:localhost", -60, 86400);
-	make_node("node4", &cluster_ca, "URI:ringkv://node/4", -60, 86400);
-	make_node("foreign2", &other_ca, "URI:ringkv://node/2", -60, 86400);
-	make_node("nameless", &cluster_ca, "DNS:node2.example", -60, 86400);
-	make_node("bad_uri", &cluster_ca, "URI:ringkv://node/02", -60, 86400);
-	make_node("two_ids", &cluster_ca, "URI:ringkv://node/2,URI:ringkv://node/3", -60, 86400);
+	tls_fixture_ca(&cluster_ca, "ca");
+	tls_fixture_ca(&other_ca, "otherca");
+	tls_fixture_node("node2", &cluster_ca, "URI:ringkv://node/2,DNS:localhost", -60, 86400);
+	tls_fixture_node("node4", &cluster_ca, "URI:ringkv://node/4", -60, 86400);
+	tls_fixture_node("foreign2", &other_ca, "URI:ringkv://node/2", -60, 86400);
+	tls_fixture_node("nameless", &cluster_ca, "DNS:node2.example", -60, 86400);
+	tls_fixture_node("bad_uri", &cluster_ca, "URI:ringkv://node/02", -60, 86400);
+	tls_fixture_node("two_ids", &cluster_ca, "URI:ringkv://node/2,URI:ringkv://node/3", -60, 86400);
 	/* Expired an hour ago: a node refuses to start with it, so the test
 	 * dials with a context made before the expiry check (raw OpenSSL). */
-	make_node("expired2", &cluster_ca, "URI:ringkv://node/2", -86400, -3600);
-	make_node("node1", &cluster_ca, "URI:ringkv://node/1", -60, 86400);
+	tls_fixture_node("expired2", &cluster_ca, "URI:ringkv://node/2", -86400, -3600);
+	tls_fixture_node("node1", &cluster_ca, "URI:ringkv://node/1", -60, 86400);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
-	X509_free(cluster_ca.cert);
-	EVP_PKEY_free(cluster_ca.key);
-	X509_free(other_ca.cert);
-	EVP_PKEY_free(other_ca.key);
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static struct tls_server *peer_ctx(const char *name, const char *ca)
-{
-	char cert[256], key[256], cafile[256], err[256] = "";
-	struct tls_server *s = NULL;
-
-	snprintf(cert, sizeof cert, "%s/%s.pem", dir, name);
-	snprintf(key, sizeof key, "%s/%s.key", dir, name);
-	snprintf(cafile, sizeof cafile, "%s/%s.pem", dir, ca);
-	if (tls_peer_create("--peer-tls", cert, key, cafile, &s, err, sizeof err) != 0)
-		fail_msg("%s: %s", name, err);
-	return s;
+	tls_fixture_ca_free(&cluster_ca);
+	tls_fixture_ca_free(&other_ca);
+	tls_fixture_cleanup();
+	return 0;
 }
 
 /* Moves the ciphertext `from` has to send into `to`: whether any moved. */
@@ -229,7 +118,7 @@ static struct result handshake(struct tls_server *dial_ctx, struct tls_server *a
 /* Node 2 dials node 1: both verify, each certificate names its node. */
 static void test_good_certificates(void **state)
 {
-	struct tls_server *n2 = peer_ctx("node2", "ca"), *n1 = peer_ctx("node1", "ca");
+	struct tls_server *n2 = tls_fixture_peer_ctx("node2", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
 	struct tls_conn *d, *a;
 	struct result r = handshake(n2, n1, &d, &a);
 	char err[200] = "";
@@ -252,7 +141,7 @@ static void test_good_certificates(void **state)
  * side that verifies it, and that side says why. */
 static void test_wrong_ca_refused(void **state)
 {
-	struct tls_server *foreign = peer_ctx("foreign2", "ca"), *n1 = peer_ctx("node1", "ca");
+	struct tls_server *foreign = tls_fixture_peer_ctx("foreign2", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
 	struct tls_conn *d, *a;
 	struct result r = handshake(foreign, n1, &d, &a);
 
@@ -280,7 +169,7 @@ static void test_wrong_ca_refused(void **state)
 /* Node 4's valid certificate does not make it node 2. */
 static void test_wrong_node_id_refused(void **state)
 {
-	struct tls_server *n4 = peer_ctx("node4", "ca"), *n1 = peer_ctx("node1", "ca");
+	struct tls_server *n4 = tls_fixture_peer_ctx("node4", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
 	struct tls_conn *d, *a;
 	struct result r = handshake(n4, n1, &d, &a);
 	char err[200] = "";
@@ -300,7 +189,7 @@ static void test_wrong_node_id_refused(void **state)
  * The dialler is raw OpenSSL, since tls_peer_create refuses expired files. */
 static void test_expired_refused(void **state)
 {
-	struct tls_server *n1 = peer_ctx("node1", "ca");
+	struct tls_server *n1 = tls_fixture_peer_ctx("node1", "ca");
 	struct tls_conn *a = tls_conn_new(n1);
 	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
 	char cert[256], key[256];
@@ -309,8 +198,8 @@ static void test_expired_refused(void **state)
 	int acceptor = 0;
 
 	(void)state;
-	snprintf(cert, sizeof cert, "%s/expired2.pem", dir);
-	snprintf(key, sizeof key, "%s/expired2.key", dir);
+	snprintf(cert, sizeof cert, "%s/expired2.pem", tls_fixture_dir());
+	snprintf(key, sizeof key, "%s/expired2.key", tls_fixture_dir());
 	assert_int_equal(SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM), 1);
 	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
 	ssl = SSL_new(ctx);
@@ -365,7 +254,7 @@ static void test_certificate_names(void **state)
 		X509 *cert;
 		FILE *f;
 
-		snprintf(path, sizeof path, "%s/%s.pem", dir, cases[i].file);
+		snprintf(path, sizeof path, "%s/%s.pem", tls_fixture_dir(), cases[i].file);
 		f = fopen(path, "r");
 		assert_non_null(f);
 		cert = PEM_read_X509(f, NULL, NULL, NULL);
@@ -385,8 +274,8 @@ static void test_peer_context_needs_ca(void **state)
 	struct tls_server *s = NULL;
 
 	(void)state;
-	snprintf(cert, sizeof cert, "%s/node2.pem", dir);
-	snprintf(key, sizeof key, "%s/node2.key", dir);
+	snprintf(cert, sizeof cert, "%s/node2.pem", tls_fixture_dir());
+	snprintf(key, sizeof key, "%s/node2.key", tls_fixture_dir());
 	assert_int_equal(tls_peer_create("--peer-tls", cert, key, NULL, &s, err, sizeof err),
 			 -EINVAL);
 	assert_null(s);
