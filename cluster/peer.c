@@ -1151,9 +1151,17 @@ static bool hello_received(struct peer_in *in)
 	in->off = in->want;
 	in->want = 0;
 	if (target != pc->r->id) {
-		if (in->sending) { /* the TLS state goes when OpenSSL's send is done */
+		/* TLS: the state goes once no operation of ours uses it (a send
+		 * of OpenSSL's, a receive into its room: cancelled). */
+		if (in->sending || in->recv_armed) {
 			in->handoff_wait = true;
 			in->handoff_core = target;
+			if (in->recv_armed) {
+				struct io_uring_sqe *sqe = io_ring_get_sqe(&pc->r->io);
+
+				io_uring_prep_cancel(sqe, &in->recv_op, 0);
+				io_uring_sqe_set_data(sqe, NULL);
+			}
 		} else {
 			in_handoff(in, target);
 		}
@@ -1208,6 +1216,14 @@ static void in_recv_done(struct io_op *op, int res, unsigned flags)
 	pc->ops--;
 	if (in->closing || pc->stopping) {
 		in_close(in);
+		return;
+	}
+	if (in->handoff_wait) {
+		/* Received before the cancel: it goes with the TLS state. */
+		if (res > 0)
+			tls_conn_received(in->tls, (size_t)res);
+		if (!in->sending)
+			in_handoff(in, in->handoff_core);
 		return;
 	}
 	if (res <= 0) {
@@ -1273,10 +1289,10 @@ static void in_send_done(struct io_op *op, int res, unsigned flags)
 		return;
 	}
 	tls_conn_sent(in->tls, (size_t)res);
-	if (in->handoff_wait)
-		in_handoff(in, in->handoff_core);
-	else
+	if (!in->handoff_wait)
 		in_tls_progress(in);
+	else if (!in->recv_armed)
+		in_handoff(in, in->handoff_core);
 }
 
 /*
