@@ -8,6 +8,11 @@
  *      ^                   |  (timeout: cancel)                       |
  *      +-------------------+--------- every op completed: close ------+
  *
+ * With TLS, CONNECTING --connected--> HANDSHAKE --verified--> UP; the
+ * HANDSHAKE state fails like CONNECTING. Its receive (probe_op) takes the
+ * server's handshake flights, later anything it sends (alerts, key
+ * updates; application data is a protocol error, as without TLS).
+ *
  * In CLOSING the socket is shut down so every operation in flight completes;
  * only when none is left is the descriptor closed and the unsent part of the
  * batch put back at the front of its queues. While stopping, CLOSING leads
@@ -16,7 +21,10 @@
  * Inbound connections read the hello with exact-size reads (MSG_WAITALL),
  * so a connection handed to another core carries no bytes of the stream
  * with it; afterwards one recv at a time fills a buffer grown to the largest
- * announced frame.
+ * announced frame. With TLS the ring receives ciphertext into the TLS
+ * state's room and OpenSSL decrypts into that buffer, possibly past the
+ * hello: a handed-off connection then carries its TLS state and the
+ * plaintext after the hello.
  */
 #include "cluster/peer.h"
 
@@ -34,9 +42,11 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cluster/peer_tls.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/timer.h"
+#include "io/tls.h"
 
 #define PEER_RBUF_INITIAL (16u << 10)
 #define PEER_ACCEPT_PAUSE_US 100000u
@@ -55,7 +65,7 @@ struct frame_queue {
 	uint64_t frames;
 };
 
-enum out_state { OUT_BACKOFF, OUT_CONNECTING, OUT_UP, OUT_CLOSING, OUT_STOPPED };
+enum out_state { OUT_BACKOFF, OUT_CONNECTING, OUT_HANDSHAKE, OUT_UP, OUT_CLOSING, OUT_STOPPED };
 
 struct peer {
 	struct peer_core *pc;
@@ -67,6 +77,7 @@ struct peer {
 	unsigned ops;             /* operations in flight on fd */
 	bool sending, probing, connecting;
 	bool failing;             /* a failure was logged; say when it connects */
+	int failing_err;          /* the failure logged: another one is logged too */
 	bool flapping;            /* the last connection died young: log quietly */
 	struct io_op connect_op, send_op, probe_op;
 	struct timer timer;       /* connect timeout, or the backoff */
@@ -83,9 +94,15 @@ struct peer {
 	struct msghdr msg;
 	uint8_t probe_byte;       /* a peer never writes on our connection */
 	struct peer_stats stats;
+
+	/* TLS (cfg.tls): from the connect until the close. */
+	struct tls_conn *tls;
+	struct peer_frame *tx;    /* the frame OpenSSL is taking, from a queue */
+	size_t tx_off;            /* its wire bytes taken so far */
+	char why[448];            /* TLS reason of the loss, for out_lost's line */
 };
 
-enum in_stage { IN_HELLO_LEN, IN_HELLO, IN_FRAMES };
+enum in_stage { IN_HANDSHAKE, IN_HELLO_LEN, IN_HELLO, IN_FRAMES };
 
 struct peer_in {
 	struct peer_core *pc;
@@ -94,6 +111,13 @@ struct peer_in {
 	bool recv_armed;
 	bool sock_nonempty;  /* the last receive left data in the socket */
 	bool closing;
+	bool sending;             /* TLS: ciphertext send in flight */
+	bool handoff_wait;        /* TLS: hand off once the send is done */
+	bool unproven;            /* TLS: counted in pc->nhandshaking */
+	struct tls_conn *tls;     /* TLS state, or NULL: plaintext */
+	uint64_t cert_node;       /* TLS: the node its certificate names */
+	unsigned handoff_core;    /* TLS: where handoff_wait takes it */
+	struct io_op send_op;
 	uint8_t *buf;             /* [off, len) received, not yet handed out */
 	size_t cap, len, off;
 	size_t want;              /* bytes from off the next frame needs, 0 = unknown */
@@ -122,6 +146,7 @@ struct peer_core {
 	unsigned npeers;
 	struct peer_in *inbound;
 	unsigned ninbound;
+	unsigned nhandshaking;    /* TLS inbound ones before their hello */
 	unsigned ops;             /* transport operations in flight on this core */
 	bool stopping;
 	uint64_t stop_deadline_us;
@@ -146,15 +171,22 @@ struct handoff {
 	uint64_t from_node;
 	char from_text[64];
 	struct sockaddr_storage from;
+	struct tls_conn *tls;     /* with TLS: its state, now the target's */
+	size_t rest_len;          /* plaintext decrypted after the hello */
+	uint8_t rest[];
 };
 
 #define PEER_REFUSAL_LOG_US (10u * 1000000u)
 
 static void connect_start(struct peer *p);
 static void start_batch(struct peer *p);
+static void out_tls_step(struct peer *p);
 static void out_lost(struct peer *p, int err);
 static void in_arm_recv(struct peer_in *in);
 static void in_recv_done(struct io_op *op, int res, unsigned flags);
+static void in_send_done(struct io_op *op, int res, unsigned flags);
+static void in_tls_progress(struct peer_in *in);
+static bool in_consume(struct peer_in *in);
 static void in_close(struct peer_in *in);
 static void arm_accept(struct peer_core *pc);
 
@@ -467,6 +499,16 @@ static void out_maybe_closed(struct peer *p)
 	}
 	p->nbatch = p->batch_done = 0;
 	p->batch_off = 0;
+	/* TLS: a frame OpenSSL took part of goes again whole. */
+	if (p->tx) {
+		if (p->tx->cls == FRAME_HELLO)
+			pool_free(core_pool(pc), p->tx);
+		else
+			queue_push_front(p->tx->cls == PEER_BULK ? &p->bulk : &p->control, p->tx);
+		p->tx = NULL;
+	}
+	tls_conn_free(p->tls);
+	p->tls = NULL;
 	bulk_make_room(p, 0);
 	if (p->hello) {
 		pool_free(core_pool(pc), p->hello);
@@ -488,10 +530,13 @@ static void out_lost(struct peer *p, int err)
 	struct peer_core *pc = p->pc;
 	const struct peer_config *cfg = &pc->net->cfg;
 
-	if (p->state != OUT_UP && p->state != OUT_CONNECTING)
+	const char *why;
+
+	if (p->state != OUT_UP && p->state != OUT_CONNECTING && p->state != OUT_HANDSHAKE)
 		return;
 	if (err)
 		p->stats.last_error = err;
+	why = p->why[0] ? p->why : err ? strerror(-err) : "closed by the peer";
 	if (p->state == OUT_UP) {
 		bool young = pc->r->now_us - p->up_since_us < cfg->backoff_max_us;
 
@@ -501,19 +546,20 @@ static void out_lost(struct peer *p, int err)
 		if (!young)
 			p->backoff_us = cfg->backoff_min_us;
 		if (pc->stopping || (young && p->flapping))
-			log_debug("peer %s: connection lost: %s", p->name,
-				  err ? strerror(-err) : "closed by the peer");
+			log_debug("peer %s: connection lost: %s", p->name, why);
 		else
-			log_warn("peer %s: connection lost: %s", p->name,
-				 err ? strerror(-err) : "closed by the peer");
+			log_warn("peer %s: connection lost: %s", p->name, why);
 		p->flapping = young;
-	} else if (!p->failing && !pc->stopping) {
-		log_warn("peer %s: cannot connect: %s (retrying with backoff)", p->name,
-			 strerror(-err));
+	} else if ((!p->failing || err != p->failing_err) && !pc->stopping) {
+		/* Once per kind of failure: a node that was down and is now
+		 * refused for its certificate says so. */
+		log_warn("peer %s: cannot connect: %s (retrying with backoff)", p->name, why);
 		p->failing = true;
+		p->failing_err = err;
 	} else {
-		log_debug("peer %s: connect failed again: %s", p->name, strerror(-err));
+		log_debug("peer %s: connect failed again: %s", p->name, why);
 	}
+	p->why[0] = '\0';
 	p->state = OUT_CLOSING;
 	reactor_timer_cancel(pc->r, &p->timer);
 	if (p->connecting) {
@@ -531,8 +577,41 @@ static void connect_timeout_fired(struct timer *t, void *arg)
 {
 	struct peer *p = arg;
 
-	if (p->state == OUT_CONNECTING)
+	if (p->state == OUT_HANDSHAKE)
+		snprintf(p->why, sizeof p->why, "TLS handshake not done within %u ms",
+			 p->pc->net->cfg.hello_timeout_us / 1000);
+	if (p->state == OUT_CONNECTING || p->state == OUT_HANDSHAKE)
 		out_lost(p, -ETIMEDOUT);
+}
+
+/* TLS: what the server sent on our connection (see out_tls_step). */
+static void tls_received(struct peer *p, int res)
+{
+	uint8_t scratch[64];
+	ssize_t n;
+
+	if (p->state != OUT_HANDSHAKE && p->state != OUT_UP) {
+		out_maybe_closed(p);
+		return;
+	}
+	if (res <= 0) {
+		out_lost(p, res < 0 ? res : 0);
+		out_maybe_closed(p);
+		return;
+	}
+	tls_conn_received(p->tls, (size_t)res);
+	if (p->state == OUT_UP) {
+		n = tls_conn_read(p->tls, scratch, sizeof scratch);
+		if (n != TLS_WANT) {
+			if (n == TLS_FAILED)
+				snprintf(p->why, sizeof p->why, "TLS: %s",
+					 tls_conn_error(p->tls));
+			out_lost(p, n == TLS_CLOSED ? 0 : -EPROTO);
+			out_maybe_closed(p);
+			return;
+		}
+	}
+	out_tls_step(p);
 }
 
 static void probe_done(struct io_op *op, int res, unsigned flags)
@@ -541,6 +620,10 @@ static void probe_done(struct io_op *op, int res, unsigned flags)
 
 	p->probing = false;
 	op_done(p);
+	if (p->tls) {
+		tls_received(p, res);
+		return;
+	}
 	/* EOF, an error, or bytes where none may come: the connection is over. */
 	out_lost(p, res < 0 ? res : res == 0 ? 0 : -EPROTO);
 	out_maybe_closed(p);
@@ -548,31 +631,30 @@ static void probe_done(struct io_op *op, int res, unsigned flags)
 
 static void arm_probe(struct peer *p)
 {
-	struct io_uring_sqe *sqe = io_ring_get_sqe(&p->pc->r->io);
+	struct io_uring_sqe *sqe;
+	uint8_t *room = &p->probe_byte;
+	size_t len = 1;
 
-	io_uring_prep_recv(sqe, p->fd, &p->probe_byte, 1, 0);
+	if (p->probing)
+		return;
+	/* TLS: into the state's room; none while fed ciphertext waits (the
+	 * next step makes room, and arms it). */
+	if (p->tls && (len = tls_conn_recv_room(p->tls, &room)) == 0)
+		return;
+	sqe = io_ring_get_sqe(&p->pc->r->io);
+	io_uring_prep_recv(sqe, p->fd, room, len, 0);
 	submit_op(p, sqe, &p->probe_op);
 	p->probing = true;
 }
 
-static void connect_done(struct io_op *op, int res, unsigned flags)
+/* Connected (and with TLS, the server verified as the node dialled): the
+ * hello goes first, then the queues. */
+static void out_up(struct peer *p)
 {
-	struct peer *p = op->data;
 	struct peer_core *pc = p->pc;
 	struct peer_frame *hello;
 	int n;
 
-	p->connecting = false;
-	op_done(p);
-	reactor_timer_cancel(pc->r, &p->timer);
-	if (p->state != OUT_CONNECTING) {
-		out_maybe_closed(p);
-		return;
-	}
-	if (res < 0) {
-		out_lost(p, res == -ECANCELED ? -ETIMEDOUT : res);
-		return;
-	}
 	hello = frame_alloc(pc, PEER_HELLO_MAX);
 	n = hello ? pc->net->cfg.cb.hello_make(pc->arg, p->node->id, hello->wire + 4,
 						PEER_HELLO_MAX) : -ENOMEM;
@@ -599,6 +681,85 @@ static void connect_done(struct io_op *op, int res, unsigned flags)
 	p->failing = false;
 	arm_probe(p);
 	start_batch(p);
+}
+
+/*
+ * TLS: drives the handshake, sends what OpenSSL has for the server, keeps
+ * a receive armed. On UP, start_batch does the sending.
+ */
+static void out_tls_step(struct peer *p)
+{
+	struct peer_core *pc = p->pc;
+	const uint8_t *data;
+	size_t len;
+	int rv;
+
+	if (p->state == OUT_HANDSHAKE) {
+		char err[160];
+
+		rv = tls_conn_handshake(p->tls);
+		if (rv == TLS_FAILED) {
+			snprintf(p->why, sizeof p->why, "TLS handshake: %s", tls_conn_error(p->tls));
+			out_lost(p, -EPROTO);
+			return;
+		}
+		if (rv == 1) {
+			/* The chain was verified; is it the node we dialled? */
+			if (peer_tls_check(p->tls, p->node->id, err, sizeof err) != 0) {
+				snprintf(p->why, sizeof p->why, "refused: %s", err);
+				out_lost(p, -EPERM);
+				return;
+			}
+			reactor_timer_cancel(pc->r, &p->timer);
+			out_up(p);
+			return;
+		}
+		if (!p->sending && (len = tls_conn_send_data(p->tls, &data)) > 0) {
+			struct io_uring_sqe *sqe = io_ring_get_sqe(&pc->r->io);
+
+			io_uring_prep_send(sqe, p->fd, data, len, MSG_NOSIGNAL);
+			submit_op(p, sqe, &p->send_op);
+			p->sending = true;
+		}
+		arm_probe(p);
+		return;
+	}
+	if (p->state == OUT_UP) {
+		start_batch(p);
+		arm_probe(p);
+	}
+}
+
+static void connect_done(struct io_op *op, int res, unsigned flags)
+{
+	struct peer *p = op->data;
+	struct peer_core *pc = p->pc;
+	const struct peer_config *cfg = &pc->net->cfg;
+
+	p->connecting = false;
+	op_done(p);
+	reactor_timer_cancel(pc->r, &p->timer);
+	if (p->state != OUT_CONNECTING) {
+		out_maybe_closed(p);
+		return;
+	}
+	if (res < 0) {
+		out_lost(p, res == -ECANCELED ? -ETIMEDOUT : res);
+		return;
+	}
+	if (!cfg->tls) {
+		out_up(p);
+		return;
+	}
+	/* Connection set-up, not the frame path: the TLS state is malloc'd. */
+	p->tls = tls_conn_dial(cfg->tls);
+	if (!p->tls) {
+		out_lost(p, -ENOMEM);
+		return;
+	}
+	p->state = OUT_HANDSHAKE;
+	reactor_timer_arm(pc->r, &p->timer, cfg->hello_timeout_us, connect_timeout_fired, p);
+	out_tls_step(p);
 }
 
 static void connect_start(struct peer *p)
@@ -640,6 +801,56 @@ fail:
 	out_lost(p, rv);
 }
 
+/*
+ * TLS: OpenSSL takes frames (the hello first, control ahead of bulk) until
+ * its outgoing buffer is full, one record each; one SEND carries out what
+ * it holds. A frame is freed once OpenSSL took all of it.
+ */
+static void start_batch_tls(struct peer *p)
+{
+	struct peer_core *pc = p->pc;
+	struct io_uring_sqe *sqe;
+	const uint8_t *data;
+	size_t len;
+
+	for (;;) {
+		ssize_t n;
+
+		if (!p->tx) {
+			if (p->hello) {
+				p->tx = p->hello;
+				p->hello = NULL;
+			} else if (!(p->tx = queue_pop(&p->control)) &&
+				   !(p->tx = queue_pop(&p->bulk))) {
+				break;
+			}
+			p->tx_off = 0;
+		}
+		n = tls_conn_write(p->tls, p->tx->wire + p->tx_off, p->tx->wire_len - p->tx_off);
+		if (n == TLS_WANT)
+			break;
+		if (n < 0) {
+			snprintf(p->why, sizeof p->why, "TLS: %s", tls_conn_error(p->tls));
+			out_lost(p, -EPROTO);
+			return;
+		}
+		p->tx_off += (size_t)n;
+		if (p->tx_off == p->tx->wire_len) {
+			p->stats.frames_sent++;
+			p->stats.bytes_sent += p->tx->wire_len;
+			pool_free(core_pool(pc), p->tx);
+			p->tx = NULL;
+		}
+	}
+	len = tls_conn_send_data(p->tls, &data);
+	if (len == 0)
+		return;
+	sqe = io_ring_get_sqe(&pc->r->io);
+	io_uring_prep_send(sqe, p->fd, data, len, MSG_NOSIGNAL);
+	submit_op(p, sqe, &p->send_op);
+	p->sending = true;
+}
+
 /* Sends the hello (first on a new connection), then control frames ahead
  * of bulk ones, up to PEER_BATCH_MAX frames in one SENDMSG. */
 static void start_batch(struct peer *p)
@@ -649,6 +860,10 @@ static void start_batch(struct peer *p)
 
 	if (p->state != OUT_UP || p->sending)
 		return;
+	if (p->tls) {
+		start_batch_tls(p);
+		return;
+	}
 	if (p->hello) {
 		p->batch[n++] = p->hello;
 		p->hello = NULL;
@@ -686,6 +901,14 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 	if (res <= 0) {
 		out_lost(p, res < 0 ? res : -EPIPE);
 		out_maybe_closed(p);
+		return;
+	}
+	if (p->tls) {
+		tls_conn_sent(p->tls, (size_t)res);
+		if (p->state != OUT_UP && p->state != OUT_HANDSHAKE)
+			out_maybe_closed(p);
+		else
+			out_tls_step(p); /* the rest, and what waited for room */
 		return;
 	}
 	left = (size_t)res;
@@ -736,7 +959,8 @@ static void flush_hook(struct reactor *r, void *arg)
 	for (i = 0; i < pc->npeers; i++) {
 		struct peer *p = &pc->peers[i];
 
-		if (p->state == OUT_UP && !p->sending && (p->control.head || p->bulk.head))
+		if (p->state == OUT_UP && !p->sending &&
+		    (p->control.head || p->bulk.head || p->tx))
 			start_batch(p);
 	}
 }
@@ -775,6 +999,9 @@ static void in_free(struct peer_in *in)
 	if (in->next)
 		in->next->prev = in->prev;
 	pc->ninbound--;
+	if (in->unproven)
+		pc->nhandshaking--;
+	tls_conn_free(in->tls);
 	pool_free(core_pool(pc), in->buf);
 	pool_free(core_pool(pc), in);
 }
@@ -784,7 +1011,7 @@ static void in_close(struct peer_in *in)
 {
 	in->closing = true;
 	reactor_timer_cancel(in->pc->r, &in->hello_timer);
-	if (in->recv_armed) {
+	if (in->recv_armed || in->sending) {
 		shutdown(in->fd, SHUT_RDWR);
 		return;
 	}
@@ -798,8 +1025,9 @@ static void hello_timeout_fired(struct timer *t, void *arg)
 {
 	struct peer_in *in = arg;
 
-	log_warn("peer connection from %s: no hello within %u ms; closing",
-		 in->from_text, in->pc->net->cfg.hello_timeout_us / 1000);
+	log_warn("peer connection from %s: no %s within %u ms; closing", in->from_text,
+		 in->stage == IN_HANDSHAKE ? "TLS handshake" : "hello",
+		 in->pc->net->cfg.hello_timeout_us / 1000);
 	in_close(in);
 }
 
@@ -825,6 +1053,8 @@ static struct peer_in *in_create(struct peer_core *pc, int fd, enum in_stage sta
 	snprintf(in->from_text, sizeof in->from_text, "%s", from_text);
 	in->recv_op.done = in_recv_done;
 	in->recv_op.data = in;
+	in->send_op.done = in_send_done;
+	in->send_op.data = in;
 	in->next = pc->inbound;
 	if (in->next)
 		in->next->prev = in;
@@ -851,8 +1081,41 @@ static void in_set_node(struct peer_in *in, uint64_t node)
 
 static void handoff_arrived(struct reactor *r, struct reactor_msg *m);
 
-/* The hello is complete in buf[0, len): judge it and find its core. */
-static void hello_received(struct peer_in *in)
+/* Passes the connection to core `target`, with its TLS state and the
+ * plaintext after the hello. */
+static void in_handoff(struct peer_in *in, unsigned target)
+{
+	struct peer_core *pc = in->pc;
+	size_t rest = in->len - in->off;
+	struct handoff *h = malloc(sizeof *h + rest);
+
+	if (!h) {
+		log_warn("peer connection from %s: out of memory handing it over", in->from_text);
+		in_close(in);
+		return;
+	}
+	/* Connection set-up, not the frame path: malloc is fine here, and
+	 * the receiving core may free it. */
+	h->msg.handle = handoff_arrived;
+	h->net = pc->net;
+	h->fd = in->fd;
+	h->from_node = in->from_node;
+	h->from = in->from;
+	snprintf(h->from_text, sizeof h->from_text, "%s", in->from_text);
+	h->tls = in->tls;
+	h->rest_len = rest;
+	if (rest)
+		memcpy(h->rest, in->buf + in->off, rest);
+	in->tls = NULL;
+	in->fd = -1;
+	pc->handed_off++;
+	in_free(in);
+	reactor_send(pc->r, target, &h->msg);
+}
+
+/* The hello is complete in buf[0, want): judge it and find its core. True
+ * when the connection stays here, reading frames from buf[off, len). */
+static bool hello_received(struct peer_in *in)
 {
 	struct peer_core *pc = in->pc;
 	const struct peer_config *cfg = &pc->net->cfg;
@@ -868,41 +1131,47 @@ static void hello_received(struct peer_in *in)
 		snprintf(err, sizeof err, "hello names core %u of %u", target, pc->net->cores);
 		rv = -EINVAL;
 	}
+	/* Its certificate must be the node it says it is. */
+	if (rv == 0 && in->tls && from_node != in->cert_node) {
+		snprintf(err, sizeof err, "its hello claims node %" PRIu64
+			 " but its certificate is for node %" PRIu64, from_node, in->cert_node);
+		rv = -EPERM;
+	}
 	if (rv != 0) {
 		log_refusal(pc, in->from_text, err[0] ? err : "bad hello");
 		in_close(in);
-		return;
+		return false;
 	}
 	reactor_timer_cancel(pc->r, &in->hello_timer);
+	if (in->unproven) {
+		in->unproven = false;
+		pc->nhandshaking--;
+	}
+	in->from_node = from_node;
+	in->off = in->want;
+	in->want = 0;
 	if (target != pc->r->id) {
-		struct handoff *h = malloc(sizeof *h);
+		/* TLS: the state goes once no operation of ours uses it (a send
+		 * of OpenSSL's, a receive into its room: cancelled). */
+		if (in->sending || in->recv_armed) {
+			in->handoff_wait = true;
+			in->handoff_core = target;
+			if (in->recv_armed) {
+				struct io_uring_sqe *sqe = io_ring_get_sqe(&pc->r->io);
 
-		if (!h) {
-			log_warn("peer connection from %s: out of memory handing it over",
-				 in->from_text);
-			in_close(in);
-			return;
+				io_uring_prep_cancel(sqe, &in->recv_op, 0);
+				io_uring_sqe_set_data(sqe, NULL);
+			}
+		} else {
+			in_handoff(in, target);
 		}
-		/* Connection set-up, not the frame path: malloc is fine here, and
-		 * the receiving core may free it. */
-		h->msg.handle = handoff_arrived;
-		h->net = pc->net;
-		h->fd = in->fd;
-		h->from_node = from_node;
-		h->from = in->from;
-		snprintf(h->from_text, sizeof h->from_text, "%s", in->from_text);
-		in->fd = -1;
-		pc->handed_off++;
-		in_free(in);
-		reactor_send(pc->r, target, &h->msg);
-		return;
+		return false;
 	}
 	in_set_node(in, from_node);
 	in->stage = IN_FRAMES;
-	in->len = in->off = in->want = 0;
 	log_debug("peer connection from %s: node %" PRIu64 " on core %u", in->from_text,
 		  from_node, pc->r->id);
-	in_arm_recv(in);
+	return true;
 }
 
 /* Hands every complete frame in the buffer to on_frame. False: closed. */
@@ -949,6 +1218,14 @@ static void in_recv_done(struct io_op *op, int res, unsigned flags)
 		in_close(in);
 		return;
 	}
+	if (in->handoff_wait) {
+		/* Received before the cancel: it goes with the TLS state. */
+		if (res > 0)
+			tls_conn_received(in->tls, (size_t)res);
+		if (!in->sending)
+			in_handoff(in, in->handoff_core);
+		return;
+	}
 	if (res <= 0) {
 		if (res < 0 && res != -ECONNRESET && res != -EPIPE)
 			log_debug("peer connection from %s: recv: %s", in->from_text,
@@ -956,11 +1233,136 @@ static void in_recv_done(struct io_op *op, int res, unsigned flags)
 		in_close(in);
 		return;
 	}
+	if (in->tls) {
+		tls_conn_received(in->tls, (size_t)res);
+		in_tls_progress(in);
+		return;
+	}
 	in->len += (size_t)res;
+	if (in_consume(in))
+		in_arm_recv(in);
+}
+
+/* Moves buf's unread bytes to its start and grows it to the next frame's
+ * size. No receive may be into buf. False: no memory, closed. */
+static bool in_make_room(struct peer_in *in)
+{
+	if (in->off) {
+		memmove(in->buf, in->buf + in->off, in->len - in->off);
+		in->len -= in->off;
+		in->off = 0;
+	}
+	if (in->want > in->cap &&
+	    grow(core_pool(in->pc), &in->buf, &in->cap, in->len, in->want) != 0) {
+		log_warn("peer connection from %s: no memory for a %zu-byte frame; closing",
+			 in->from_text, in->want);
+		in_close(in);
+		return false;
+	}
+	return true;
+}
+
+/* TLS: sends what OpenSSL has for the dialler (handshake flights, alerts). */
+static void in_tls_flush(struct peer_in *in)
+{
+	struct io_uring_sqe *sqe;
+	const uint8_t *data;
+	size_t len;
+
+	if (in->sending || in->closing || !(len = tls_conn_send_data(in->tls, &data)))
+		return;
+	sqe = io_ring_get_sqe(&in->pc->r->io);
+	io_uring_prep_send(sqe, in->fd, data, len, MSG_NOSIGNAL);
+	io_op_attach(sqe, &in->send_op);
+	in->sending = true;
+	in->pc->ops++;
+}
+
+static void in_send_done(struct io_op *op, int res, unsigned flags)
+{
+	struct peer_in *in = op->data;
+
+	in->sending = false;
+	in->pc->ops--;
+	if (in->closing || in->pc->stopping || res <= 0) {
+		in_close(in);
+		return;
+	}
+	tls_conn_sent(in->tls, (size_t)res);
+	if (!in->handoff_wait)
+		in_tls_progress(in);
+	else if (!in->recv_armed)
+		in_handoff(in, in->handoff_core);
+}
+
+/*
+ * TLS: drives the handshake (its certificate's node noted once verified),
+ * then decrypts into buf and acts on it as in_consume does, until OpenSSL
+ * needs more ciphertext; sends what it has to send; receives again.
+ */
+static void in_tls_progress(struct peer_in *in)
+{
+	struct peer_core *pc = in->pc;
+	char why[448];
+
+	if (in->stage == IN_HANDSHAKE) {
+		int rv = tls_conn_handshake(in->tls);
+		X509 *cert;
+
+		if (rv == TLS_FAILED) {
+			snprintf(why, sizeof why, "TLS handshake: %s", tls_conn_error(in->tls));
+			log_refusal(pc, in->from_text, why);
+			in_close(in);
+			return;
+		}
+		if (rv == 1) {
+			char err[160] = "it showed no certificate";
+
+			cert = tls_conn_peer_cert(in->tls);
+			if (!cert || peer_tls_cert_node(cert, &in->cert_node, err, sizeof err) != 0) {
+				snprintf(why, sizeof why, "TLS: %s", err);
+				log_refusal(pc, in->from_text, why);
+				in_close(in);
+				return;
+			}
+			in->stage = IN_HELLO_LEN;
+		}
+	}
+	while (in->stage != IN_HANDSHAKE) {
+		ssize_t n;
+
+		if (!in_make_room(in))
+			return;
+		n = tls_conn_read(in->tls, in->buf + in->len, in->cap - in->len);
+		if (n == TLS_WANT)
+			break;
+		if (n < 0) {
+			if (n == TLS_FAILED)
+				log_warn("peer connection from %s (node %" PRIu64 "): TLS: %s; closing",
+					 in->from_text, in->from_node, tls_conn_error(in->tls));
+			in_close(in);
+			return;
+		}
+		in->len += (size_t)n;
+		if (!in_consume(in))
+			return;
+	}
+	in_tls_flush(in);
+	in_arm_recv(in);
+}
+
+/* Acts on what buf holds: false when the connection left (closed, or
+ * handed to another core). */
+static bool in_consume(struct peer_in *in)
+{
+	struct peer_core *pc = in->pc;
+
 	switch (in->stage) {
+	case IN_HANDSHAKE:
+		return true;
 	case IN_HELLO_LEN:
 		if (in->len < 4)
-			break;
+			return true;
 		{
 			uint32_t hl = get_le32(in->buf);
 
@@ -971,7 +1373,7 @@ static void in_recv_done(struct io_op *op, int res, unsigned flags)
 					 hl, PEER_HELLO_MAX);
 				log_refusal(pc, in->from_text, why);
 				in_close(in);
-				return;
+				return false;
 			}
 			in->stage = IN_HELLO;
 			in->want = 4 + (size_t)hl;
@@ -979,48 +1381,47 @@ static void in_recv_done(struct io_op *op, int res, unsigned flags)
 		/* fall through */
 	case IN_HELLO:
 		if (in->len < in->want)
-			break;
-		hello_received(in);
-		return;
+			return true;
+		if (!hello_received(in))
+			return false;
+		/* With TLS, frames may follow the hello in buf. */
+		/* fall through */
 	case IN_FRAMES:
-		if (!in_deliver(in))
-			return;
-		break;
+		return in_deliver(in);
 	}
-	in_arm_recv(in);
+	return true;
 }
 
 static void in_arm_recv(struct peer_in *in)
 {
 	struct peer_core *pc = in->pc;
 	struct io_uring_sqe *sqe;
+	uint8_t *at;
 	size_t room;
 	int flags = 0;
 
 	if (in->recv_armed || in->closing)
 		return;
-	if (in->stage == IN_FRAMES) {
-		/* The only place the buffer moves or grows: no recv is in it. */
-		if (in->off) {
-			memmove(in->buf, in->buf + in->off, in->len - in->off);
-			in->len -= in->off;
-			in->off = 0;
-		}
-		if (in->want > in->cap &&
-		    grow(core_pool(pc), &in->buf, &in->cap, in->len, in->want) != 0) {
-			log_warn("peer connection from %s: no memory for a %zu-byte frame; closing",
-				 in->from_text, in->want);
-			in_close(in);
+	if (in->tls) {
+		/* Into the TLS state's room; none while fed ciphertext waits
+		 * (in_tls_progress makes room, and comes back here). */
+		room = tls_conn_recv_room(in->tls, &at);
+		if (room == 0)
 			return;
-		}
+	} else if (in->stage == IN_FRAMES) {
+		/* The only place the buffer moves or grows: no recv is in it. */
+		if (!in_make_room(in))
+			return;
+		at = in->buf + in->len;
 		room = in->cap - in->len;
 	} else {
 		/* Exactly the hello: the stream after it belongs to its core. */
+		at = in->buf + in->len;
 		room = (in->stage == IN_HELLO_LEN ? 4 : in->want) - in->len;
 		flags = MSG_WAITALL;
 	}
 	sqe = io_ring_get_sqe(&pc->r->io);
-	io_uring_prep_recv(sqe, in->fd, in->buf + in->len, room, flags);
+	io_uring_prep_recv(sqe, in->fd, at, room, flags);
 	/* Drained by the last receive: wait for data before trying. */
 	if (!in->sock_nonempty)
 		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
@@ -1036,21 +1437,37 @@ static void handoff_arrived(struct reactor *r, struct reactor_msg *m)
 	struct peer_in *in;
 
 	if (!pc || pc->stopping || pc->ninbound >= PEER_MAX_INBOUND) {
+		tls_conn_free(h->tls);
 		close(h->fd);
 		free(h);
 		return;
 	}
 	in = in_create(pc, h->fd, IN_FRAMES, &h->from, h->from_text);
-	if (!in) {
+	if (!in || grow(core_pool(pc), &in->buf, &in->cap, 0, h->rest_len) != 0) {
 		log_warn("peer connection from %s: out of memory; closing", h->from_text);
+		if (in) {
+			in->fd = -1;
+			in_free(in);
+		}
+		tls_conn_free(h->tls);
 		close(h->fd);
 		free(h);
 		return;
 	}
+	in->tls = h->tls;
+	in->cert_node = h->from_node;
+	memcpy(in->buf, h->rest, h->rest_len);
+	in->len = h->rest_len;
 	in_set_node(in, h->from_node);
 	pc->adopted++;
 	free(h);
-	in_arm_recv(in);
+	if (!in->tls) {
+		in_arm_recv(in);
+		return;
+	}
+	/* Frames decrypted with the hello, then what OpenSSL still holds. */
+	if (in_deliver(in))
+		in_tls_progress(in);
 }
 
 static void keepalive(int fd)
@@ -1084,11 +1501,25 @@ static void in_accepted(struct peer_core *pc, int fd)
 		close(fd);
 		return;
 	}
+	/* TLS buffers are ~130 KiB a connection: strangers get few of them. */
+	if (pc->net->cfg.tls && pc->nhandshaking >= PEER_MAX_HANDSHAKING) {
+		log_refusal(pc, text, "too many connections handshaking");
+		close(fd);
+		return;
+	}
 	keepalive(fd);
-	in = in_create(pc, fd, IN_HELLO_LEN, &from, text);
+	in = in_create(pc, fd, pc->net->cfg.tls ? IN_HANDSHAKE : IN_HELLO_LEN, &from, text);
+	if (in && pc->net->cfg.tls && !(in->tls = tls_conn_new(pc->net->cfg.tls))) {
+		in_free(in);
+		in = NULL;
+	}
 	if (!in) {
 		close(fd);
 		return;
+	}
+	if (in->tls) {
+		in->unproven = true;
+		pc->nhandshaking++;
 	}
 	pc->accepted++;
 	reactor_timer_arm(pc->r, &in->hello_timer, pc->net->cfg.hello_timeout_us,
@@ -1415,7 +1846,7 @@ void peer_core_stop(struct peer_core *pc)
 		if (p->state == OUT_BACKOFF) {
 			reactor_timer_cancel(pc->r, &p->timer);
 			p->state = OUT_STOPPED;
-		} else if (p->state == OUT_CONNECTING) {
+		} else if (p->state == OUT_CONNECTING || p->state == OUT_HANDSHAKE) {
 			out_lost(p, -ESHUTDOWN);
 		}
 		/* UP: keeps sending what is queued; see peer_core_quiescent. */
@@ -1431,7 +1862,8 @@ bool peer_core_quiescent(struct peer_core *pc)
 		struct peer *p = &pc->peers[i];
 
 		if (p->state == OUT_UP &&
-		    (late || (!p->sending && !p->hello && !p->control.head && !p->bulk.head)))
+		    (late || (!p->sending && !p->hello && !p->tx && !p->control.head &&
+			      !p->bulk.head)))
 			out_lost(p, 0);
 	}
 	return pc->ops == 0;
@@ -1462,6 +1894,8 @@ void peer_core_finish(struct peer_core *pc)
 		for (k = p->batch_done; k < p->nbatch; k++)
 			pool_free(core_pool(pc), p->batch[k]);
 		pool_free(core_pool(pc), p->hello);
+		pool_free(core_pool(pc), p->tx);
+		tls_conn_free(p->tls);
 		queue_free(pc, &p->control);
 		queue_free(pc, &p->bulk);
 	}

@@ -38,6 +38,22 @@
  * SENDMSG per peer per pass (a reactor hook), up to PEER_BATCH_MAX frames;
  * a partial send is resumed before anything else goes.
  *
+ * Mutual TLS (cfg.tls set, io/tls.h): every connection, outbound and
+ * inbound, is TLS 1.3 with a certificate required and verified both ways
+ * against the cluster's CA, and the certificate must name the node the
+ * connection is for (cluster/peer_tls.h): an outbound one the node dialled,
+ * an inbound one the node its hello claims; anything else is refused and
+ * logged. OpenSSL runs on memory buffers fed by the ring, so the handshake
+ * never blocks the core; hello_timeout_us bounds an inbound handshake plus
+ * hello, and connect_timeout_us + hello_timeout_us an outbound one. At most
+ * PEER_MAX_HANDSHAKING inbound connections per core are handshaking or
+ * waiting for their hello at once (each holds ~130 KiB of TLS buffers), so
+ * what strangers can make a node hold is bounded. Frames are encrypted one
+ * SSL_write each, straight from the queues; a frame counts as sent once
+ * OpenSSL took it (as bytes in the kernel's send buffer do without TLS).
+ * An inbound connection whose hello names another core goes there with its
+ * TLS state and any plaintext decrypted after the hello.
+ *
  * Dead or slow peers never block the core: every operation is asynchronous,
  * connects time out, TCP_USER_TIMEOUT ends a connection whose data goes
  * unacknowledged, and a failed or broken connection is retried after an
@@ -56,6 +72,8 @@
 
 #include "core/reactor.h"
 
+struct tls_server;
+
 #define PEER_MAX_PEERS 64                  /* other nodes a node talks to */
 #define PEER_BATCH_MAX 256                 /* frames per SENDMSG */
 #define PEER_HELLO_MAX 4096                /* largest hello accepted */
@@ -68,6 +86,7 @@
 #define PEER_DEFAULT_HELLO_TIMEOUT_US 5000000u
 #define PEER_DEFAULT_USER_TIMEOUT_MS 5000u
 #define PEER_MAX_INBOUND 1024              /* inbound connections per core */
+#define PEER_MAX_HANDSHAKING 64            /* TLS inbound ones before their hello */
 
 enum peer_class {
 	PEER_CONTROL, /* votes, heartbeats, client forwards and answers: never dropped */
@@ -110,6 +129,8 @@ struct peer_config {
 	struct peer_node peers[PEER_MAX_PEERS]; /* every OTHER node */
 	unsigned npeers;
 	const int *listen_fds;              /* [cores] from peer_listen(); taken over */
+	struct tls_server *tls;             /* peers' mutual TLS context, or NULL:
+					     * plaintext; not owned */
 	struct peer_callbacks cb;
 	/* 0 picks the PEER_DEFAULT_* value. */
 	uint32_t max_frame;                 /* largest payload sent or received */

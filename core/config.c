@@ -121,8 +121,12 @@ void config_usage(FILE *out, const char *prog)
 		"                           ports (native, RESP, admin); needs --tls-key;\n"
 		"                           SIGHUP reads the three files again\n"
 		"  --tls-key FILE           PEM private key of --tls-cert\n"
-		"  --tls-ca FILE            PEM CA certificates, checked at start-up and\n"
-		"                           kept for the peers' mutual TLS (not yet used)\n"
+		"  --tls-ca FILE            the cluster's CA (PEM): turns on mutual TLS on\n"
+		"                           the peer port; each node's certificate must then\n"
+		"                           name it as SAN URI ringkv://node/ID\n"
+		"  --peer-tls-cert FILE, --peer-tls-key FILE, --peer-tls-ca FILE\n"
+		"                           the peer port's own files (default: the --tls-*\n"
+		"                           ones); SIGHUP reads them again too\n"
 		"  --tls-handshake-timeout DURATION  a client still handshaking after this\n"
 		"                           is closed (default 10s)\n"
 		"authentication:\n"
@@ -406,6 +410,7 @@ enum {
 	OPT_ADMIN_LISTEN, OPT_CONFIG, OPT_PRINT_CONFIG, OPT_HELP, OPT_LOG_FORMAT,
 	OPT_VERSION, OPT_ENABLE_FLUSH, OPT_METRICS_PER_REPLICA, OPT_METRICS_PER_REPLICA_MAX,
 	OPT_LOG_IO, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_HANDSHAKE_TIMEOUT,
+	OPT_PEER_TLS_CERT, OPT_PEER_TLS_KEY, OPT_PEER_TLS_CA,
 	OPT_USERS, OPT_AUDIT_LOG, OPT_AUTH_TIMEOUT,
 };
 
@@ -447,6 +452,9 @@ static const struct option long_options[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_HANDSHAKE_TIMEOUT },
+	{ "peer-tls-cert", required_argument, NULL, OPT_PEER_TLS_CERT },
+	{ "peer-tls-key", required_argument, NULL, OPT_PEER_TLS_KEY },
+	{ "peer-tls-ca", required_argument, NULL, OPT_PEER_TLS_CA },
 	{ "users", required_argument, NULL, OPT_USERS },
 	{ "audit-log", required_argument, NULL, OPT_AUDIT_LOG },
 	{ "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
@@ -720,11 +728,17 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 	case OPT_TLS_CERT:
 	case OPT_TLS_KEY:
 	case OPT_TLS_CA:
+	case OPT_PEER_TLS_CERT:
+	case OPT_PEER_TLS_KEY:
+	case OPT_PEER_TLS_CA:
 	case OPT_USERS:
 	case OPT_AUDIT_LOG: {
 		char *dst = opt == OPT_TLS_CERT ? c->tls_cert :
 			    opt == OPT_TLS_KEY ? c->tls_key :
 			    opt == OPT_TLS_CA ? c->tls_ca :
+			    opt == OPT_PEER_TLS_CERT ? c->peer_tls_cert :
+			    opt == OPT_PEER_TLS_KEY ? c->peer_tls_key :
+			    opt == OPT_PEER_TLS_CA ? c->peer_tls_ca :
 			    opt == OPT_USERS ? c->users_file : c->audit_log;
 
 		if (!*arg || strlen(arg) >= CONFIG_PATH_MAX) {
@@ -884,6 +898,21 @@ int config_parse(struct config *c, int argc, char **argv, char *err, size_t errl
 		snprintf(err, errlen, "--tls-ca needs --tls-cert and --tls-key");
 		return -EINVAL;
 	}
+	if (!c->peer_tls_cert[0] != !c->peer_tls_key[0]) {
+		snprintf(err, errlen, "%s needs %s too",
+			 c->peer_tls_cert[0] ? "--peer-tls-cert" : "--peer-tls-key",
+			 c->peer_tls_cert[0] ? "--peer-tls-key" : "--peer-tls-cert");
+		return -EINVAL;
+	}
+	if (c->peer_tls_cert[0] && !c->peer_tls_ca[0] && !c->tls_ca[0]) {
+		snprintf(err, errlen, "--peer-tls-cert needs --peer-tls-ca (or --tls-ca)");
+		return -EINVAL;
+	}
+	if (c->peer_tls_ca[0] && !c->peer_tls_cert[0] && !c->tls_cert[0]) {
+		snprintf(err, errlen, "--peer-tls-ca needs --peer-tls-cert and --peer-tls-key "
+			 "(or --tls-cert and --tls-key)");
+		return -EINVAL;
+	}
 	rv = check_cluster(c, peer_given, err, errlen);
 	if (rv == 0 && print) {
 		config_print(stdout, c);
@@ -972,6 +1001,11 @@ void config_print(FILE *out, const struct config *c)
 	if (c->tls_ca[0])
 		fprintf(out, "tls-ca = %s\n", c->tls_ca);
 	fprintf(out, "tls-handshake-timeout = %ums\n", c->tls_handshake_timeout_ms);
+	if (c->peer_tls_cert[0])
+		fprintf(out, "peer-tls-cert = %s\npeer-tls-key = %s\n", c->peer_tls_cert,
+			c->peer_tls_key);
+	if (c->peer_tls_ca[0])
+		fprintf(out, "peer-tls-ca = %s\n", c->peer_tls_ca);
 	if (c->users_file[0])
 		fprintf(out, "users = %s\n", c->users_file);
 	if (c->audit_log[0])

@@ -90,6 +90,11 @@ struct config {
 	char tls_ca[CONFIG_PATH_MAX];      /* PEM CA certificates; "" = none */
 	uint32_t tls_handshake_timeout_ms; /* a client still handshaking after
 					    * this is closed (10 s) */
+	/* Mutual TLS on the peer port: on when a CA is given (--peer-tls-ca,
+	 * else --tls-ca); each file defaults to its --tls-* one. */
+	char peer_tls_cert[CONFIG_PATH_MAX];
+	char peer_tls_key[CONFIG_PATH_MAX];
+	char peer_tls_ca[CONFIG_PATH_MAX];
 
 	/* Client authentication (server/users.h, server/auth.h). */
 	char users_file[CONFIG_PATH_MAX];  /* --users: "" = no authentication */

@@ -1,6 +1,6 @@
 /*
  * The reason of an OpenSSL failure as one line of text, for the server's
- * TLS (server/tls.c) and libringkv's (tools/libringkv_tls.c). Header only:
+ * TLS (io/tls.c) and libringkv's (tools/libringkv_tls.c). Header only:
  * its includers link OpenSSL, the io library does not.
  */
 #ifndef RINGKV_IO_TLS_REASON_H

@@ -3,12 +3,21 @@
 # each round on fresh data dirs, servers pinned to one CPU and ringkv-bench
 # to the other; prints put/s, p50 and p99 per run and the median of the
 # per-round B/A ratios. For a change to the replication path, where
-# perf/compare.sh (one node) does not show it.
+# perf/compare.sh (one node) does not show it. Each run also gives the
+# three servers' CPU time per put (user + system from /proc/PID/stat over
+# the measured seconds, warm-up excluded), which a loaded machine disturbs
+# far less than put/s: the median of its per-round B/A ratios is printed
+# too.
 #
 #   perf/cluster-ab.sh [--rounds N] [--duration S] [--warmup S]
 #       [--connections N] [--pipeline D] [--keys N] [--value-size B]
-#       [--env-b VAR=VALUE] [--server-cpus LIST] [--bench-cpus LIST]
-#       RINGKVD_A RINGKVD_B
+#       [--env-b VAR=VALUE] [--peer-tls-b] [--server-cpus LIST]
+#       [--bench-cpus LIST] RINGKVD_A RINGKVD_B
+#
+# --peer-tls-b: B's nodes talk mutual TLS 1.3 on the peer port
+# (--peer-tls-cert/--peer-tls-key/--peer-tls-ca, certificates made here
+# with openssl); client ports stay plaintext on both sides, so the
+# difference is the peers' TLS alone. Give the same binary twice for it.
 #
 # Defaults: 3 rounds, 5 s after 1 s warm-up, 50 connections, pipeline 1,
 # 100,000 keys, 100-byte values, servers on CPU 0, load on CPU 1; data
@@ -32,8 +41,10 @@ data_root=${TMPDIR:-/var/tmp}
 args=()
 value_options=(rounds duration warmup connections pipeline keys value_size env_b server_cpus
 	       bench_cpus)
+peer_tls_b=0
 other_option() {
 	case $1 in
+	--peer-tls-b) peer_tls_b=1; taken=1 ;;
 	-*) echo "$prog: unknown option '$1' (see --help)" >&2; exit 2 ;;
 	*) args+=("$1"); taken=1 ;;
 	esac
@@ -56,16 +67,44 @@ stop_nodes() {
 }
 trap 'stop_nodes; rm -rf "$tmp"' EXIT
 
-# run SIDE BINARY ROUND: prints "put/s p50 p99" of one run.
+# A cluster CA and one certificate a node (SAN URI ringkv://node/ID).
+if [ "$peer_tls_b" = 1 ]; then
+	pki=$tmp/pki
+	mkdir -p "$pki"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-keyout "$pki/ca.key" -out "$pki/ca.pem" -subj "/CN=cluster-ab CA" 2>/dev/null
+	for i in 1 2 3; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+			-keyout "$pki/n$i.key" -out "$pki/n$i.csr" -subj "/CN=node$i" 2>/dev/null
+		printf 'subjectAltName=URI:ringkv://node/%d\n' "$i" >"$pki/n$i.ext"
+		openssl x509 -req -in "$pki/n$i.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" \
+			-CAcreateserial -days 2 -extfile "$pki/n$i.ext" -out "$pki/n$i.pem" 2>/dev/null
+	done
+fi
+
+# CPU ticks (user + system) of the running servers.
+cpu_ticks() {
+	local pid sum=0
+	for pid in "${pids[@]}"; do
+		sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+	done
+	echo "$sum"
+}
+
+# run SIDE BINARY ROUND: prints "put/s p50 p99 cpu_us_per_put" of one run.
 run() {
-	local side=$1 bin=$2 round=$3 i ic="" dir=$tmp/$1-$3 env=()
+	local side=$1 bin=$2 round=$3 i ic="" dir=$tmp/$1-$3 env=() tls=()
 	for i in 1 2 3; do ic+="${ic:+,}$i=127.0.7.3$i:$((27310 + i))"; done
 	[ "$side" = B ] && [ -n "$env_b" ] && env=("$env_b")
 	for i in 1 2 3; do
 		mkdir -p "$dir/n$i"
+		tls=()
+		[ "$side" = B ] && [ "$peer_tls_b" = 1 ] &&
+			tls=(--peer-tls-cert "$pki/n$i.pem" --peer-tls-key "$pki/n$i.key"
+			     --peer-tls-ca "$pki/ca.pem")
 		env "${env[@]}" taskset -c "$server_cpus" "$bin" --node-id "$i" --initial-cluster "$ic" \
 			--cluster-token "ab$round$side" --cores 1 --listen "127.0.7.3$i:$((27300 + i))" \
-			--data-dir "$dir/n$i" --log-level warn >"$dir/n$i.log" 2>&1 &
+			--data-dir "$dir/n$i" --log-level info "${tls[@]}" >"$dir/n$i.log" 2>&1 &
 		pids+=($!)
 	done
 	# Leaders for every shard: 64 keys written through node 1 (routed).
@@ -83,12 +122,24 @@ run() {
 	[ "$pipeline" -gt 1 ] && pipe=(--pipeline "$pipeline")
 	taskset -c "$bench_cpus" "$bench" --addr 127.0.7.31:27301 --ratio 0:1 --duration "$duration" \
 		--warmup "$warmup" --connections "$connections" "${pipe[@]}" --keys "$keys" \
-		--value-size "$value_size" --seed "$round" | awk '$1 == "put" { print $2, $4, $6 }'
+		--value-size "$value_size" --seed "$round" >"$dir/bench.out" &
+	local bench_pid=$! t0 t1
+	# B's peers must really be on TLS (the start-up line is at info).
+	if [ -n "${tls[*]}" ] && ! grep -q "peer port: mutual TLS" "$dir/n1.log"; then
+		stop_nodes
+		die "$side: node 1 did not start peer TLS (logs in $dir)"
+	fi
+	sleep "$warmup"
+	t0=$(cpu_ticks)
+	wait "$bench_pid"
+	t1=$(cpu_ticks)
+	awk -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" -v s="$duration" '$1 == "put" {
+		printf "%s %s %s %.1f\n", $2, $4, $6, ticks / hz * 1e6 / ($2 * s) }' "$dir/bench.out"
 	stop_nodes
 }
 
-declare -a ratios=()
-printf '%-5s %-4s %10s %10s %10s\n' round side put/s p50_us p99_us
+declare -a ratios=() cpu_a=() cpu_b=() cpu_ratios=()
+printf '%-5s %-4s %10s %10s %10s %12s\n' round side put/s p50_us p99_us cpu_us/put
 for r in $(seq "$rounds"); do
 	# A then B in odd rounds, B then A in even ones.
 	mapfile -t order < <(round_order "$r" A B)
@@ -99,13 +150,19 @@ for r in $(seq "$rounds"); do
 		line=$(run "$side" "$bin" "$r")
 		[ -n "$line" ] || die "round $r, $side: no result"
 		got[$side]=${line%% *}
-		printf '%-5s %-4s %10s %10s %10s\n' "$r" "$side" $line
+		if [ "$side" = A ]; then cpu_a+=("${line##* }"); else cpu_b+=("${line##* }"); fi
+		printf '%-5s %-4s %10s %10s %10s %12s\n' "$r" "$side" $line
 	done
 	ratios+=("$(awk -v a="${got[A]}" -v b="${got[B]}" 'BEGIN { printf "%.3f", b / a }')")
+	cpu_ratios+=("$(awk -v a="${cpu_a[-1]}" -v b="${cpu_b[-1]}" 'BEGIN { printf "%.3f", b / a }')")
 	unset got
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+median_of() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+median=$(median_of "${ratios[@]}")
 echo "B/A per round: ${ratios[*]}; median $median"
+echo "CPU us per put (3 servers): A median $(median_of "${cpu_a[@]}"), B median $(median_of "${cpu_b[@]}"); B/A per round: ${cpu_ratios[*]}; median $(median_of "${cpu_ratios[@]}")"
 echo "A: ${args[0]}"
-echo "B: ${args[1]}${env_b:+ with $env_b}"
+echo "B: ${args[1]}${env_b:+ with $env_b}$([ "$peer_tls_b" = 1 ] && echo " with peer TLS")"
 echo "3 x ringkvd --cores 1 (R=3, default shards) on CPU $server_cpus, ringkv-bench on CPU $bench_cpus, $connections connections, pipeline $pipeline, $keys keys, $value_size-byte values, PUT only, $duration s after $warmup s warm-up."

@@ -18,7 +18,7 @@
  * once). /health and /ready stay open.
  *
  * With TLS on (--tls-cert), the port speaks HTTPS only, through the same
- * memory-BIO layer as the client ports (server/tls.h): the ring receives
+ * memory-BIO layer as the client ports (io/tls.h): the ring receives
  * ciphertext into the connection's TLS room, the request head is decrypted
  * into `req`, and the answer is encrypted piecewise into the pair and sent
  * from there (tls_pump), then close_notify. The deadline timer bounds the
@@ -46,7 +46,7 @@
 #include "server/node.h"
 #include "server/node_metrics.h"
 #include "server/replica_metrics.h"
-#include "server/tls.h"
+#include "io/tls.h"
 
 enum admin_want {
 	ADMIN_WANT_NOTHING,

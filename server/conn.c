@@ -23,7 +23,7 @@
 #include "server/node.h"
 #include "server/redis.h"
 #include "server/scan.h"
-#include "server/tls.h"
+#include "io/tls.h"
 
 #define CONN_RBUF_INITIAL (64u << 10)
 #define CONN_OBUF_INITIAL (64u << 10)
@@ -620,7 +620,7 @@ static void start_send(struct conn *conn)
 	conn->send_armed = true;
 }
 
-/* ---- TLS: OpenSSL between the ring and the buffers (server/tls.h) ---- */
+/* ---- TLS: OpenSSL between the ring and the buffers (io/tls.h) ---- */
 
 /*
  * With `encrypt`, encrypts the answers gathered (sbuf, then obuf swapped

@@ -23,7 +23,7 @@
  * Lifetime: closing stops I/O at once, but the struct lives until its last
  * forwarded request has come back.
  *
- * TLS (--tls-cert, server/tls.h): the ring receives ciphertext into the
+ * TLS (--tls-cert, io/tls.h): the ring receives ciphertext into the
  * connection's TLS state instead of rbuf, and sends ciphertext out of it
  * instead of sbuf; OpenSSL sits between, decrypting into rbuf (so the
  * parsers see plaintext exactly as on a plaintext port) and encrypting sbuf.

@@ -32,7 +32,7 @@
 #include "server/quarantine.h"
 #include "server/repair.h"
 #include "server/node.h"
-#include "server/tls.h"
+#include "io/tls.h"
 #include "server/users.h"
 #include "shard/route.h"
 #include "tools/version.h"
@@ -155,6 +155,7 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 			 &port, err, errlen);
 	if (rv == 0) {
 		pcfg.listen_fds = fds;
+		pcfg.tls = n->peer_tls;
 		cluster_peer_callbacks(&pcfg.cb);
 		/* Takes the listeners over (closes them on failure too). */
 		rv = peer_net_create(&n->net, &pcfg, n->cores, err, errlen);
@@ -163,14 +164,45 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	return rv;
 }
 
+/*
+ * The peer port's files: each --peer-tls-* one, else its --tls-* one. Peer
+ * TLS is on when there is a CA to verify peers against. False: plaintext.
+ */
+static bool peer_tls_files(const struct config *c, const char **cert, const char **key,
+			   const char **ca)
+{
+	*cert = c->peer_tls_cert[0] ? c->peer_tls_cert : c->tls_cert;
+	*key = c->peer_tls_key[0] ? c->peer_tls_key : c->tls_key;
+	*ca = c->peer_tls_ca[0] ? c->peer_tls_ca : c->tls_ca;
+	return (*ca)[0] && (*cert)[0];
+}
+
+/* SIGHUP: the peers' files, like the client ports' below. */
+static void reload_peer_tls(struct node *n)
+{
+	const char *cert, *key, *ca;
+	char err[512];
+
+	if (!n->peer_tls || !peer_tls_files(&n->cfg, &cert, &key, &ca))
+		return;
+	if (tls_server_reload(n->peer_tls, cert, key, ca, err, sizeof err) != 0) {
+		log_error("got SIGHUP: peer TLS reload refused, the old certificate is still "
+			  "used: %s", err);
+		return;
+	}
+	log_info("got SIGHUP: peer TLS certificate reloaded from %s (CA %s); new peer "
+		 "connections use it", cert, ca);
+}
+
 /* SIGHUP: the TLS certificate, key and CA files are read again; new
  * connections get them, open ones keep theirs. A bad file changes nothing. */
 static void reload_tls(struct node *n)
 {
 	char err[512];
 
+	reload_peer_tls(n);
 	if (!n->tls) {
-		if (!n->users)
+		if (!n->users && !n->peer_tls)
 			log_info("got SIGHUP: nothing to reload (no --tls-cert, no --users)");
 		return;
 	}
@@ -253,11 +285,28 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ringkvd: %s\n", err);
 			return 2;
 		}
-		/* kTLS is not written yet (server/tls.h): say which path runs. */
+		/* kTLS is not written yet (io/tls.h): say which path runs. */
 		log_info("%s", tls_kernel_has_ulp()
 				       ? "tls: OpenSSL memory BIOs (the kernel has the tls ULP, "
 					 "but kTLS is not implemented)"
 				       : "tls: OpenSSL memory BIOs (kernel has no tls ULP)");
+	}
+	{
+		const char *cert, *key, *ca;
+
+		if (peer_tls_files(&node.cfg, &cert, &key, &ca)) {
+			if (tls_peer_create(node.cfg.peer_tls_cert[0] ? "--peer-tls" : "--tls", cert,
+					    key, ca, &node.peer_tls, err, sizeof err) != 0) {
+				fprintf(stderr, "ringkvd: %s\n", err);
+				tls_server_destroy(node.tls);
+				return 2;
+			}
+			log_info("tls: peer port: mutual TLS 1.3, certificates verified against %s "
+				 "and naming the node (SAN URI ringkv://node/ID)", ca);
+		} else if (node.tls) {
+			log_warn("tls: the peer port is plaintext and unauthenticated (no --tls-ca "
+				 "or --peer-tls-ca)");
+		}
 	}
 
 	node.audit_fd = -1;
@@ -268,6 +317,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ringkvd: --audit-log %s: %s\n", node.cfg.audit_log,
 				strerror(errno));
 			tls_server_destroy(node.tls);
+			tls_server_destroy(node.peer_tls);
 			return 2;
 		}
 	}
@@ -276,6 +326,7 @@ int main(int argc, char **argv)
 		if (users_create(&users, node.cfg.users_file, node.cfg.max_key, err, sizeof err) != 0) {
 			fprintf(stderr, "ringkvd: %s\n", err);
 			tls_server_destroy(node.tls);
+			tls_server_destroy(node.peer_tls);
 			return 2;
 		}
 		node.users = &users;
@@ -491,6 +542,7 @@ int main(int argc, char **argv)
 	free(node.resp_fds);
 	close(lock_fd);
 	tls_server_destroy(node.tls);
+	tls_server_destroy(node.peer_tls);
 	if (node.users)
 		users_destroy(node.users);
 	if (node.audit_fd >= 0)
@@ -519,6 +571,7 @@ err_after_lock:
 err_after_topology:
 	topology_destroy(topo);
 	tls_server_destroy(node.tls);
+	tls_server_destroy(node.peer_tls);
 	if (node.users)
 		users_destroy(node.users);
 	return 1;

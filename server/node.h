@@ -50,7 +50,8 @@ struct node {
 	struct metrics *metrics;  /* the registry (server/node_metrics.h) */
 	const struct node_metric_ids *metric_ids;
 	struct admin *admin;      /* the admin HTTP port on core 0, or NULL */
-	struct tls_server *tls;   /* TLS on the client ports (server/tls.h), or NULL */
+	struct tls_server *tls;   /* TLS on the client ports (io/tls.h), or NULL */
+	struct tls_server *peer_tls; /* mutual TLS between peers, or NULL */
 	struct users *users;      /* --users (server/users.h): clients must
 				   * authenticate; NULL = no authentication */
 	int audit_fd;             /* --audit-log, opened for appending; -1 = the log */

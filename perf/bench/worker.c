@@ -25,7 +25,7 @@
  *
  * TLS (--tls-ca): the handshake is done before the run, blocking, on the
  * socket; the connection's OpenSSL object then gets a BIO pair instead, as
- * ringkvd does (server/tls.h): the ring receives ciphertext into `cipher`,
+ * ringkvd does (io/tls.h): the ring receives ciphertext into `cipher`,
  * which is fed to the pair and decrypted into `in`; requests are encrypted
  * out of `out` into the pair and the ring sends the pair's ciphertext.
  */

@@ -149,7 +149,9 @@ static void test_print_round_trip(void **state)
 		   "replicas = 1\ncluster-token = t1\nlog-level = debug\nenable-flush = true\n"
 		   "metrics-per-replica = off\nmetrics-per-replica-max = 7\n"
 		   "tls-cert = /etc/ringkv/node.pem\ntls-key = /etc/ringkv/node.key\n"
-		   "tls-ca = /etc/ringkv/ca.pem\ntls-handshake-timeout = 2s\n");
+		   "tls-ca = /etc/ringkv/ca.pem\ntls-handshake-timeout = 2s\n"
+		   "peer-tls-cert = /etc/ringkv/peer.pem\npeer-tls-key = /etc/ringkv/peer.key\n"
+		   "peer-tls-ca = /etc/ringkv/peer-ca.pem\n");
 	assert_int_equal(parse(&a, path, NULL, NULL, err, sizeof err), 0);
 	unlink(path);
 	f = open_memstream(&text, &len);
@@ -215,7 +217,7 @@ static void test_metrics_per_replica(void **state)
 }
 
 /* --tls-*: the file's keys, the pairs that must come together, the
- * handshake timeout's range. Files are only read by ringkvd (server/tls.c). */
+ * handshake timeout's range. Files are only read by ringkvd (io/tls.c). */
 static void test_tls(void **state)
 {
 	char *argv[] = { "ringkvd", "--tls-cert", "a.pem", "--tls-ca", "ca.pem", NULL };
@@ -245,6 +247,36 @@ static void test_tls(void **state)
 	assert_int_equal(parse(&c, NULL, "--tls-cert", "", err, sizeof err), -EINVAL);
 }
 
+/* --peer-tls-*: the peer port's own files, each defaulting to its --tls-*
+ * one; a certificate without a CA to verify peers with is refused. */
+static void test_peer_tls(void **state)
+{
+	char *alone[] = { "ringkvd", "--peer-tls-cert", "p.pem", "--peer-tls-key", "p.key", NULL };
+	char *with_ca[] = { "ringkvd", "--peer-tls-cert", "p.pem", "--peer-tls-key", "p.key",
+			    "--tls-cert", "n.pem", "--tls-key", "n.key", "--tls-ca", "ca.pem", NULL };
+	struct config c;
+	char err[512] = "";
+
+	(void)state;
+	write_file("[tls]\npeer-tls-cert = p.pem\npeer-tls-key = p.key\npeer-tls-ca = pca.pem\n");
+	assert_int_equal(parse(&c, path, NULL, NULL, err, sizeof err), 0);
+	assert_string_equal(c.peer_tls_cert, "p.pem");
+	assert_string_equal(c.peer_tls_key, "p.key");
+	assert_string_equal(c.peer_tls_ca, "pca.pem");
+	unlink(path);
+	assert_int_equal(parse(&c, NULL, "--peer-tls-key", "p.key", err, sizeof err), -EINVAL);
+	assert_string_equal(err, "--peer-tls-key needs --peer-tls-cert too");
+	config_defaults(&c);
+	assert_int_equal(config_parse(&c, 5, alone, err, sizeof err), -EINVAL);
+	assert_string_equal(err, "--peer-tls-cert needs --peer-tls-ca (or --tls-ca)");
+	config_defaults(&c);
+	assert_int_equal(config_parse(&c, 11, with_ca, err, sizeof err), 0);
+	assert_string_equal(c.peer_tls_ca, "");
+	assert_int_equal(parse(&c, NULL, "--peer-tls-ca", "ca.pem", err, sizeof err), -EINVAL);
+	assert_string_equal(err, "--peer-tls-ca needs --peer-tls-cert and --peer-tls-key "
+			    "(or --tls-cert and --tls-key)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +288,7 @@ int main(void)
 		cmocka_unit_test(test_enable_flush),
 		cmocka_unit_test(test_metrics_per_replica),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_peer_tls),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

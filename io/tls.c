@@ -1,8 +1,8 @@
 /*
- * TLS on the client ports through OpenSSL's BIO pair; see server/tls.h for
- * how the ring feeds it and what it may allocate.
+ * TLS on the client ports and between peers through OpenSSL's BIO pair;
+ * see io/tls.h for how the ring feeds it and what it may allocate.
  */
-#include "server/tls.h"
+#include "io/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +30,8 @@ struct tls_server {
 	 * operator's act: a handful per process life). */
 	SSL_CTX **retired;
 	size_t nretired;
+	const char *flag;     /* "--tls" or the peers' prefix, for messages */
+	bool mutual;          /* the peers' context (tls_peer_create) */
 };
 
 struct tls_conn {
@@ -40,10 +42,28 @@ struct tls_conn {
 	size_t recv_fed;      /* of those, bytes already written into the pair */
 	bool established;
 	bool shutdown_sent;
+	char who[224];        /* a refused certificate's subject and issuer */
 };
 
 /* The reason of the last failure on this core (tls_conn_error). */
-static _Thread_local char last_error[160];
+static _Thread_local char last_error[400];
+
+/* Verification of the other side's certificate (peers' context): notes
+ * whose certificate was refused, for tls_conn_error's line. */
+static int verify_note(int ok, X509_STORE_CTX *store)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct tls_conn *t = ssl ? SSL_get_app_data(ssl) : NULL;
+	X509 *cert = X509_STORE_CTX_get0_cert(store);
+	char subject[96], issuer[96];
+
+	if (ok || !t || !cert || t->who[0])
+		return ok;
+	X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
+	X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
+	snprintf(t->who, sizeof t->who, "certificate %s issued by %s", subject, issuer);
+	return ok;
+}
 
 /* A file OpenSSL is about to read: a clear errno message beats its own. */
 static int check_readable(const char *flag, const char *path, char *err, size_t errlen)
@@ -70,28 +90,40 @@ static int refuse(const char *flag, const char *path, const char *what, char *er
 	return -EINVAL;
 }
 
-/* A server context from the three files, every check of start-up made. */
-static int make_ctx(const char *cert_file, const char *key_file, const char *ca_file,
-		    SSL_CTX **out, char *err, size_t errlen)
+/*
+ * A context from the three files, every check of start-up made: the client
+ * ports' (a TLS server), or with `mutual` the peers' (both roles, the other
+ * side's certificate required and verified against `ca_file`). `flag`
+ * ("--tls", "--peer-tls") names the files in messages.
+ */
+static int make_ctx(const char *flag, bool mutual, const char *cert_file,
+		    const char *key_file, const char *ca_file, SSL_CTX **out, char *err,
+		    size_t errlen)
 {
+	char cert_flag[32], key_flag[32], ca_flag[32], mismatch_text[80];
 	SSL_CTX *ctx;
 	X509 *cert;
 	int rv;
 
 	*out = NULL;
-	rv = check_readable("--tls-cert", cert_file, err, errlen);
+	snprintf(cert_flag, sizeof cert_flag, "%s-cert", flag);
+	snprintf(key_flag, sizeof key_flag, "%s-key", flag);
+	snprintf(ca_flag, sizeof ca_flag, "%s-ca", flag);
+	snprintf(mismatch_text, sizeof mismatch_text, "does not match the certificate of %s",
+		 cert_flag);
+	rv = check_readable(cert_flag, cert_file, err, errlen);
 	if (rv == 0)
-		rv = check_readable("--tls-key", key_file, err, errlen);
+		rv = check_readable(key_flag, key_file, err, errlen);
 	if (rv == 0 && ca_file)
-		rv = check_readable("--tls-ca", ca_file, err, errlen);
+		rv = check_readable(ca_flag, ca_file, err, errlen);
 	if (rv)
 		return rv;
 	ERR_clear_error();
-	ctx = SSL_CTX_new(TLS_server_method());
+	ctx = SSL_CTX_new(mutual ? TLS_method() : TLS_server_method());
 	if (!ctx)
-		return refuse("--tls-cert", cert_file, "cannot set up TLS", err, errlen);
+		return refuse(cert_flag, cert_file, "cannot set up TLS", err, errlen);
 	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION)) {
-		rv = refuse("--tls-cert", cert_file, "TLS 1.3 unavailable", err, errlen);
+		rv = refuse(cert_flag, cert_file, "TLS 1.3 unavailable", err, errlen);
 		goto err;
 	}
 	/* Partial writes: a full pair takes what fits, the rest waits for the
@@ -102,20 +134,20 @@ static int make_ctx(const char *cert_file, const char *key_file, const char *ca_
 	SSL_CTX_set_num_tickets(ctx, 0);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-		rv = refuse("--tls-cert", cert_file, "not a PEM certificate chain", err, errlen);
+		rv = refuse(cert_flag, cert_file, "not a PEM certificate chain", err, errlen);
 		goto err;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
 		/* OpenSSL checks the pair as it loads the key. */
 		bool mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
 
-		rv = refuse("--tls-key", key_file,
-			    mismatch ? "does not match the certificate of --tls-cert"
+		rv = refuse(key_flag, key_file,
+			    mismatch ? mismatch_text
 				     : "not a PEM private key", err, errlen);
 		goto err;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		rv = refuse("--tls-key", key_file, "does not match the certificate of --tls-cert",
+		rv = refuse(key_flag, key_file, mismatch_text,
 			    err, errlen);
 		goto err;
 	}
@@ -126,13 +158,16 @@ static int make_ctx(const char *cert_file, const char *key_file, const char *ca_
 		rv = -EINVAL;
 		goto err;
 	}
-	/* Kept for the peers' mutual TLS (a later step); client ports do not
-	 * ask clients for certificates. Checked now so a bad file is found
-	 * at start-up. */
+	/* Client ports do not ask clients for certificates: their --tls-ca
+	 * is only checked, so a bad file is found at start-up. Peers verify
+	 * each other against it, both ways. */
 	if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-		rv = refuse("--tls-ca", ca_file, "not a PEM certificate file", err, errlen);
+		rv = refuse(ca_flag, ca_file, "not a PEM certificate file", err, errlen);
 		goto err;
 	}
+	if (mutual)
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+				   verify_note);
 	*out = ctx;
 	return 0;
 
@@ -141,15 +176,16 @@ err:
 	return rv;
 }
 
-int tls_server_create(const char *cert_file, const char *key_file, const char *ca_file,
-		      struct tls_server **out, char *err, size_t errlen)
+static int create(const char *flag, bool mutual, const char *cert_file,
+		  const char *key_file, const char *ca_file, struct tls_server **out,
+		  char *err, size_t errlen)
 {
 	struct tls_server *s;
 	SSL_CTX *ctx;
 	int rv;
 
 	*out = NULL;
-	rv = make_ctx(cert_file, key_file, ca_file, &ctx, err, errlen);
+	rv = make_ctx(flag, mutual, cert_file, key_file, ca_file, &ctx, err, errlen);
 	if (rv)
 		return rv;
 	s = calloc(1, sizeof *s);
@@ -159,8 +195,26 @@ int tls_server_create(const char *cert_file, const char *key_file, const char *c
 		return -ENOMEM;
 	}
 	atomic_init(&s->ctx, ctx);
+	s->flag = flag;
+	s->mutual = mutual;
 	*out = s;
 	return 0;
+}
+
+int tls_server_create(const char *cert_file, const char *key_file, const char *ca_file,
+		      struct tls_server **out, char *err, size_t errlen)
+{
+	return create("--tls", false, cert_file, key_file, ca_file, out, err, errlen);
+}
+
+int tls_peer_create(const char *flag, const char *cert_file, const char *key_file,
+		    const char *ca_file, struct tls_server **out, char *err, size_t errlen)
+{
+	if (!ca_file) {
+		snprintf(err, errlen, "%s-ca: needed to verify the peers", flag);
+		return -EINVAL;
+	}
+	return create(flag, true, cert_file, key_file, ca_file, out, err, errlen);
 }
 
 int tls_server_reload(struct tls_server *s, const char *cert_file, const char *key_file,
@@ -175,7 +229,7 @@ int tls_server_reload(struct tls_server *s, const char *cert_file, const char *k
 		return -ENOMEM;
 	}
 	s->retired = grown;
-	rv = make_ctx(cert_file, key_file, ca_file, &ctx, err, errlen);
+	rv = make_ctx(s->flag, s->mutual, cert_file, key_file, ca_file, &ctx, err, errlen);
 	if (rv)
 		return rv;
 	old = atomic_exchange_explicit(&s->ctx, ctx, memory_order_acq_rel);
@@ -211,7 +265,7 @@ bool tls_kernel_has_ulp(void)
 	return found;
 }
 
-struct tls_conn *tls_conn_new(struct tls_server *s)
+static struct tls_conn *conn_new(struct tls_server *s, bool dial)
 {
 	struct tls_conn *t = calloc(1, sizeof *t);
 	BIO *inner = NULL;
@@ -227,8 +281,22 @@ struct tls_conn *tls_conn_new(struct tls_server *s)
 		return NULL;
 	}
 	SSL_set_bio(t->ssl, inner, inner); /* the SSL owns `inner` now */
-	SSL_set_accept_state(t->ssl);
+	SSL_set_app_data(t->ssl, t);
+	if (dial)
+		SSL_set_connect_state(t->ssl);
+	else
+		SSL_set_accept_state(t->ssl);
 	return t;
+}
+
+struct tls_conn *tls_conn_new(struct tls_server *s)
+{
+	return conn_new(s, false);
+}
+
+struct tls_conn *tls_conn_dial(struct tls_server *s)
+{
+	return conn_new(s, true);
 }
 
 void tls_conn_free(struct tls_conn *t)
@@ -281,9 +349,20 @@ static int failure(struct tls_conn *t, int rv)
 		return TLS_WANT;
 	case SSL_ERROR_ZERO_RETURN:
 		return TLS_CLOSED;
-	default:
+	default: {
+		long verify = SSL_get_verify_result(t->ssl);
+
 		tls_reason(last_error, sizeof last_error);
+		/* "certificate verify failed" alone does not say what to fix. */
+		if (verify != X509_V_OK) {
+			size_t used = strlen(last_error);
+
+			snprintf(last_error + used, sizeof last_error - used, ": %s%s%s%s",
+				 X509_verify_cert_error_string(verify), t->who[0] ? " (" : "",
+				 t->who, t->who[0] ? ")" : "");
+		}
 		return TLS_FAILED;
+	}
 	}
 }
 
@@ -377,4 +456,9 @@ const char *tls_conn_error(const struct tls_conn *t)
 {
 	(void)t;
 	return last_error;
+}
+
+X509 *tls_conn_peer_cert(const struct tls_conn *t)
+{
+	return SSL_get0_peer_certificate(t->ssl);
 }

@@ -1,5 +1,5 @@
 /*
- * TLS 1.3 on the client ports, driven through memory: the ring receives
+ * TLS 1.3 on the client ports and between peers, driven through memory: the ring receives
  * ciphertext into the connection's receive room, which is fed to OpenSSL
  * through a BIO pair; OpenSSL turns it into plaintext for the protocol
  * parsers, and the answers' ciphertext is sent by the ring straight out of
@@ -24,15 +24,25 @@
  *
  * A `struct tls_server` (the SSL_CTX) is made once at start-up and shared
  * read-only by every core; a `struct tls_conn` belongs to one connection and
- * its core.
+ * its core (it may be handed to another core with the connection, as the
+ * peer transport does: one core at a time uses it).
+ *
+ * Two kinds of context: the client ports' (tls_server_create: the node is
+ * the TLS server, clients show no certificate) and the peers'
+ * (tls_peer_create: mutual TLS, each side shows its certificate and
+ * verifies the other's against the cluster's CA; a node both accepts and
+ * dials with it). What a verified certificate must name is the caller's
+ * business (cluster/peer_tls.h).
  */
-#ifndef RINGKV_SERVER_TLS_H
-#define RINGKV_SERVER_TLS_H
+#ifndef RINGKV_IO_TLS_H
+#define RINGKV_IO_TLS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include <openssl/x509.h>
 
 #define TLS_PAIR_SIZE (40u << 10) /* ciphertext each way: two full records */
 #define TLS_RECV_ROOM (32u << 10) /* ciphertext received, not yet fed to the pair */
@@ -52,6 +62,17 @@ int tls_server_create(const char *cert_file, const char *key_file, const char *c
 void tls_server_destroy(struct tls_server *s);
 
 /*
+ * The peers' context: the same checks of the files as tls_server_create,
+ * `ca_file` required; both roles (accept and dial) require the other side's
+ * certificate and verify its chain against `ca_file` (expired, foreign CA
+ * or no certificate: the handshake fails, and tls_conn_error() says why).
+ * `flag` prefixes the error messages ("--peer-tls"). tls_server_reload and
+ * tls_server_destroy apply to it as to the client ports' one.
+ */
+int tls_peer_create(const char *flag, const char *cert_file, const char *key_file,
+		    const char *ca_file, struct tls_server **out, char *err, size_t errlen);
+
+/*
  * Builds a fresh context from the files (the same checks as start-up) and
  * makes new connections take it; connections already open keep theirs.
  * On failure nothing changes: the old certificate is served on. Blocking
@@ -63,8 +84,10 @@ int tls_server_reload(struct tls_server *s, const char *cert_file, const char *k
 /* True when the kernel offers the "tls" ULP (kTLS could be used). */
 bool tls_kernel_has_ulp(void);
 
-/* A connection's TLS state (SSL object and BIO pair): NULL when out of memory. */
+/* A connection's TLS state (SSL object and BIO pair): NULL when out of memory.
+ * tls_conn_new accepts (the TLS server's side), tls_conn_dial connects. */
 struct tls_conn *tls_conn_new(struct tls_server *s);
+struct tls_conn *tls_conn_dial(struct tls_server *s);
 void tls_conn_free(struct tls_conn *t);
 
 /*
@@ -108,7 +131,13 @@ void tls_conn_shutdown(struct tls_conn *t);
 size_t tls_conn_send_data(struct tls_conn *t, const uint8_t **data);
 void tls_conn_sent(struct tls_conn *t, size_t n);
 
-/* The reason of the last TLS_FAILED, for logs ("wrong version number"...). */
+/* The reason of the last TLS_FAILED, for logs ("wrong version number"...;
+ * a certificate refused by this side: "certificate verify failed: certificate
+ * has expired"). */
 const char *tls_conn_error(const struct tls_conn *t);
+
+/* The other side's certificate, verified (peers' context) once the
+ * handshake is done; NULL if it showed none. Owned by `t`. */
+X509 *tls_conn_peer_cert(const struct tls_conn *t);
 
 #endif

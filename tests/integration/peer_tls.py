@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Mutual TLS between peers (issue 19).
+
+usage: peer_tls.py RINGKVD RINGKV
+
+Makes a cluster CA, a foreign CA and node certificates (SAN URI
+ringkv://node/ID) with the openssl CLI in a temp dir, then:
+  - starts a 3-node cluster (two cores each, so inbound connections are
+    handed between cores with their TLS state) with --tls-cert/--tls-key/
+    --tls-ca, writes through node 1 and reads every key back through
+    node 3;
+  - a connection to a peer port that never handshakes is closed after the
+    hello timeout; a TLS client without a certificate is refused;
+  - stops node 2 and starts an impostor in its place (its addresses, its
+    node id) holding node 4's certificate, then one holding a node-2
+    certificate of another CA: each is refused by nodes 1 and 3, both
+    when it dials them and when they dial it, with one log line saying
+    who, from where and why, while the cluster keeps serving writes;
+  - the real node 2 comes back and serves again;
+  - rotates node 1's certificate (SIGHUP): the peer port then shows the
+    new one (openssl s_client), and node 3, restarted, connects to node 1
+    with it and writes through it.
+
+Addresses 127.0.55.1-3; ports 55000 + 3 * (pid % 300) and the two next.
+Every process it starts, it stops. Exits 0 when every check passes, 1
+otherwise.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ringkv_test import start_cluster_node, stop_process  # noqa: E402
+from tls import make_ca, make_cert  # noqa: E402
+
+HOSTS = ["127.0.55.1", "127.0.55.2", "127.0.55.3"]
+BASE = 55000 + 3 * (os.getpid() % 300)
+PEER, NATIVE, RESP = BASE, BASE + 1, BASE + 2
+
+# One line says why and whose certificate it was.
+FOREIGN_REFUSED = ("certificate verify failed: unable to get local issuer certificate "
+                   "(certificate /CN=foreign2 issued by /CN=ringkv test otherca)")
+
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print("%s %s" % ("ok  " if ok else "FAIL", what), flush=True)
+    failures += not ok
+
+
+def node_cert(d, ca, name, node_id, host):
+    make_cert(d, ca, name, "URI:ringkv://node/%d,IP:%s" % (node_id, host))
+
+
+def log_of(work, i):
+    with open(os.path.join(work, "n%d.log" % (i + 1)), errors="replace") as f:
+        return f.read()
+
+
+def refusals(log):
+    return [ln for ln in log.splitlines() if "peer connection from" in ln and "refused" in ln]
+
+
+def wait_log(work, i, text, seconds):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if text in log_of(work, i):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def cli(ringkv, pki, host, *args):
+    return subprocess.run([ringkv, "-a", "%s:%d" % (host, NATIVE), "--tls-ca",
+                           os.path.join(pki, "ca.pem"), *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def put_until(ringkv, pki, host, key, value, seconds):
+    """Retries a put until the cluster takes it (leaders being elected)."""
+    deadline = time.time() + seconds
+    p = None
+    while time.time() < deadline:
+        p = cli(ringkv, pki, host, "put", key, value)
+        if p.returncode == 0:
+            return True, ""
+        time.sleep(0.3)
+    return False, p.stderr.strip() if p else "no attempt"
+
+
+def start(ringkvd, work, pki, i, cert=None):
+    name = cert or "node%d" % (i + 1)
+    return start_cluster_node(ringkvd, work, HOSTS, i, (PEER, NATIVE, RESP),
+                              extra=["--tls-cert", os.path.join(pki, name + ".pem"),
+                                     "--tls-key", os.path.join(pki, name + ".key"),
+                                     "--tls-ca", os.path.join(pki, "ca.pem"),
+                                     "--shards", "4", "--log-level", "info"])
+
+
+def s_client(pki, host, cert):
+    """The certificate the peer port at `host` shows to a client showing
+    `cert` (None: no certificate): openssl x509 -subject output, and the
+    s_client output."""
+    args = ["openssl", "s_client", "-connect", "%s:%d" % (host, PEER), "-tls1_3",
+            "-CAfile", os.path.join(pki, "ca.pem"), "-verify_return_error"]
+    if cert:
+        args += ["-cert", os.path.join(pki, cert + ".pem"), "-key",
+                 os.path.join(pki, cert + ".key")]
+    p = subprocess.run(args, input="", capture_output=True, text=True, timeout=20)
+    x = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=p.stdout,
+                       capture_output=True, text=True, timeout=20)
+    return x.stdout.strip(), p.stdout + p.stderr
+
+
+def impostor(ringkvd, ringkv, work, pki, procs, cert, want_in, want_out, what):
+    """Node 2's place taken by a process with certificate `cert`: refused
+    inbound (`want_in` in node 1's or 3's log) and outbound (`want_out`),
+    the cluster serving meanwhile."""
+    marks = [len(log_of(work, 0)), len(log_of(work, 2))]
+    os.rename(os.path.join(work, "n2"), os.path.join(work, "n2.real"))
+    procs[1] = start(ringkvd, work, pki, 1, cert=cert)
+    try:
+        deadline = time.time() + 25  # refusals: one warning per 10 s a core
+        ins = outs = ""
+        while time.time() < deadline:
+            logs = [log_of(work, 0)[marks[0]:], log_of(work, 2)[marks[1]:]]
+            ins = [ln for lg in logs for ln in lg.splitlines()
+                   if "peer connection from 127.0.55.2:" in ln and want_in in ln]
+            outs = [ln for lg in logs for ln in lg.splitlines()
+                    if "peer node 2 (127.0.55.2:%d)" % PEER in ln and want_out in ln]
+            if ins and outs:
+                break
+            time.sleep(0.3)
+        check(bool(ins), "%s: refused when it dials, logged: %s" % (what, ins[:1]))
+        check(bool(outs), "%s: refused when dialled, logged: %s" % (what, outs[:1]))
+        ok, err = put_until(ringkv, pki, HOSTS[0], "during-" + cert, "v", 20)
+        check(ok, "%s: the cluster serves writes meanwhile (%s)" % (what, err))
+        p = cli(ringkv, pki, HOSTS[2], "get", "during-" + cert)
+        check(p.returncode == 0 and p.stdout.strip() == "v",
+              "%s: node 3 reads it (%r %s)" % (what, p.stdout, p.stderr.strip()))
+    finally:
+        stop_process(procs[1], 15)
+        shutil.rmtree(os.path.join(work, "n2"), ignore_errors=True)
+        os.rename(os.path.join(work, "n2.real"), os.path.join(work, "n2"))
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    ringkvd, ringkv = sys.argv[1], sys.argv[2]
+    if shutil.which("openssl") is None:
+        print("openssl CLI missing (apt-get install openssl)")
+        return 77
+    work = tempfile.mkdtemp(prefix="peer_tls.")
+    pki = os.path.join(work, "pki")
+    os.makedirs(pki)
+    procs = [None, None, None]
+    try:
+        make_ca(pki, "ca")
+        make_ca(pki, "otherca")
+        for i, host in enumerate(HOSTS):
+            node_cert(pki, "ca", "node%d" % (i + 1), i + 1, host)
+        node_cert(pki, "ca", "node4", 4, HOSTS[1])          # valid, another node
+        node_cert(pki, "otherca", "foreign2", 2, HOSTS[1])  # node 2, another CA
+        node_cert(pki, "ca", "node1-rotated", 1, HOSTS[0])
+
+        # -- a 3-node TLS cluster serves
+        for i in range(3):
+            procs[i] = start(ringkvd, work, pki, i)
+        ok, err = put_until(ringkv, pki, HOSTS[0], "k0", "v0", 30)
+        check(ok, "a write through node 1 of the TLS cluster (%s)" % err)
+        for k in range(1, 20):
+            p = cli(ringkv, pki, HOSTS[0], "put", "k%d" % k, "v%d" % k)
+            if p.returncode != 0:
+                break
+        check(p.returncode == 0, "20 writes through node 1 (%s)" % p.stderr.strip())
+        got = [cli(ringkv, pki, HOSTS[2], "get", "k%d" % k).stdout.strip()
+               for k in range(20)]
+        check(got == ["v%d" % k for k in range(20)], "node 3 reads all 20 back")
+        for i in range(3):
+            lg = log_of(work, i)
+            check("peer port: mutual TLS 1.3" in lg, "node %d says peer TLS is on" % (i + 1))
+            check(not refusals(lg), "node %d refused no peer (%s)" % (i + 1, refusals(lg)[:1]))
+
+        # -- a silent connection is timed out; a certificate is required
+        silent = socket.create_connection((HOSTS[0], PEER), timeout=10)
+        s_client(pki, HOSTS[0], None)
+        deadline = time.time() + 10
+        while not [ln for ln in refusals(log_of(work, 0)) if "certificate" in ln] \
+                and time.time() < deadline:
+            time.sleep(0.2)
+        lines = [ln for ln in refusals(log_of(work, 0)) if "certificate" in ln]
+        check(bool(lines), "a client without a certificate is refused and logged: %s"
+              % lines[:1])
+        try:
+            silent.settimeout(10)
+            t0 = time.time()
+            closed = silent.recv(1) == b""
+        except OSError:
+            closed = True
+        check(closed and time.time() - t0 < 9 and
+              wait_log(work, 0, "no TLS handshake within", 5),
+              "a silent connection is closed after the hello timeout")
+        silent.close()
+
+        # -- impostors in node 2's place
+        stop_process(procs[1], 15)
+        impostor(ringkvd, ringkv, work, pki, procs, "node4",
+                 "its hello claims node 2 but its certificate is for node 4",
+                 "its certificate is for node 4, not node 2", "node 4's certificate")
+        impostor(ringkvd, ringkv, work, pki, procs, "foreign2",
+                 FOREIGN_REFUSED, FOREIGN_REFUSED, "another CA's certificate")
+        procs[1] = start(ringkvd, work, pki, 1)
+        ok, err = put_until(ringkv, pki, HOSTS[1], "back", "2", 30)
+        check(ok, "the real node 2 is back and serves writes (%s)" % err)
+
+        # -- rotation on SIGHUP
+        subject, out = s_client(pki, HOSTS[0], "node3")
+        check("CN = node1" in subject and "rotated" not in subject,
+              "node 1's peer port shows its certificate (%s)" % subject)
+        for ext in ("pem", "key"):
+            shutil.copy(os.path.join(pki, "node1-rotated." + ext),
+                        os.path.join(pki, "node1." + ext))
+        procs[0].send_signal(signal.SIGHUP)
+        check(wait_log(work, 0, "peer TLS certificate reloaded", 10),
+              "node 1 logs the peer certificate reload")
+        subject, out = s_client(pki, HOSTS[0], "node3")
+        check("CN = node1-rotated" in subject,
+              "new peer connections get the rotated certificate (%s)" % subject)
+        stop_process(procs[2], 15)
+        procs[2] = start(ringkvd, work, pki, 2)
+        ok, err = put_until(ringkv, pki, HOSTS[2], "after-rotation", "r", 30)
+        check(ok, "node 3, restarted, writes through the cluster (%s)" % err)
+        p = cli(ringkv, pki, HOSTS[0], "get", "after-rotation")
+        check(p.stdout.strip() == "r", "node 1 reads it (%r)" % p.stdout)
+        lg = log_of(work, 0)
+        late = refusals(lg.split("peer TLS certificate reloaded")[-1])
+        check(not late, "node 1 refused no peer after the rotation (%s)" % late[:1])
+    finally:
+        for p in procs:
+            if p:
+                stop_process(p, 15)
+        if failures:
+            for i in range(3):
+                print("---- n%d.log (tail)" % (i + 1))
+                print(log_of(work, i)[-3000:])
+        shutil.rmtree(work, ignore_errors=True)
+    print("peer_tls: %d failed" % failures)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

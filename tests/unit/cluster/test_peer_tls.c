@@ -1,0 +1,297 @@
+/*
+ * Peer mutual TLS (cluster/peer_tls.c over io/tls.c): two connections of
+ * the peers' context handshake through memory, one dialling and one
+ * accepting, with certificates this test makes itself (a cluster CA, a
+ * foreign CA; nodes 2 and 4; an expired one). Checks what a node accepts
+ * and the reason it gives when it refuses.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "cluster/peer_tls.h"
+#include "io/tls.h"
+#include "tls_fixture.h"
+
+static struct tls_fixture_ca cluster_ca, other_ca;
+
+static int setup(void **state)
+{
+	(void)state;
+	if (tls_fixture_init() != 0)
+		return -1;
+	tls_fixture_ca(&cluster_ca, "ca");
+	tls_fixture_ca(&other_ca, "otherca");
+	tls_fixture_node("node2", &cluster_ca, "URI:ringkv://node/2,DNS:localhost", -60, 86400);
+	tls_fixture_node("node4", &cluster_ca, "URI:ringkv://node/4", -60, 86400);
+	tls_fixture_node("foreign2", &other_ca, "URI:ringkv://node/2", -60, 86400);
+	tls_fixture_node("nameless", &cluster_ca, "DNS:node2.example", -60, 86400);
+	tls_fixture_node("bad_uri", &cluster_ca, "URI:ringkv://node/02", -60, 86400);
+	tls_fixture_node("two_ids", &cluster_ca, "URI:ringkv://node/2,URI:ringkv://node/3", -60, 86400);
+	/* Expired an hour ago: a node refuses to start with it, so the test
+	 * dials with a context made before the expiry check (raw OpenSSL). */
+	tls_fixture_node("expired2", &cluster_ca, "URI:ringkv://node/2", -86400, -3600);
+	tls_fixture_node("node1", &cluster_ca, "URI:ringkv://node/1", -60, 86400);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tls_fixture_ca_free(&cluster_ca);
+	tls_fixture_ca_free(&other_ca);
+	tls_fixture_cleanup();
+	return 0;
+}
+
+/* Moves the ciphertext `from` has to send into `to`: whether any moved. */
+static bool pump(struct tls_conn *from, struct tls_conn *to)
+{
+	const uint8_t *data;
+	uint8_t *room;
+	size_t n = tls_conn_send_data(from, &data), cap;
+
+	if (n == 0)
+		return false;
+	cap = tls_conn_recv_room(to, &room);
+	if (cap == 0)
+		return false;
+	if (n > cap)
+		n = cap;
+	memcpy(room, data, n);
+	tls_conn_received(to, n);
+	tls_conn_sent(from, n);
+	return true;
+}
+
+struct result {
+	int dialer, acceptor;             /* last tls_conn_handshake results */
+	char dialer_err[200], acceptor_err[200];
+};
+
+/* Handshakes a dialler of `dial_ctx` with an acceptor of `accept_ctx`. */
+static struct result handshake(struct tls_server *dial_ctx, struct tls_server *accept_ctx,
+			       struct tls_conn **dialer_out, struct tls_conn **acceptor_out)
+{
+	struct tls_conn *d = tls_conn_dial(dial_ctx), *a = tls_conn_new(accept_ctx);
+	struct result r = { 0, 0, "", "" };
+
+	assert_non_null(d);
+	assert_non_null(a);
+	for (int round = 0; round < 20; round++) {
+		if (r.dialer == 0) {
+			r.dialer = tls_conn_handshake(d);
+			if (r.dialer == TLS_FAILED)
+				snprintf(r.dialer_err, sizeof r.dialer_err, "%s", tls_conn_error(d));
+		}
+		if (r.acceptor == 0) {
+			r.acceptor = tls_conn_handshake(a);
+			if (r.acceptor == TLS_FAILED)
+				snprintf(r.acceptor_err, sizeof r.acceptor_err, "%s",
+					 tls_conn_error(a));
+		}
+		bool moved = pump(d, a);
+
+		moved |= pump(a, d);
+		if (!moved && r.dialer != 0 && r.acceptor != 0)
+			break;
+	}
+	*dialer_out = d;
+	*acceptor_out = a;
+	return r;
+}
+
+/* Node 2 dials node 1: both verify, each certificate names its node. */
+static void test_good_certificates(void **state)
+{
+	struct tls_server *n2 = tls_fixture_peer_ctx("node2", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_conn *d, *a;
+	struct result r = handshake(n2, n1, &d, &a);
+	char err[200] = "";
+
+	(void)state;
+	assert_int_equal(r.dialer, 1);
+	assert_int_equal(r.acceptor, 1);
+	assert_int_equal(peer_tls_check(a, 2, err, sizeof err), 0);
+	assert_int_equal(peer_tls_check(d, 1, err, sizeof err), 0);
+	/* The same connections do not pass for other nodes. */
+	assert_int_equal(peer_tls_check(a, 3, err, sizeof err), -EPERM);
+	assert_string_equal(err, "its certificate is for node 2, not node 3");
+	tls_conn_free(d);
+	tls_conn_free(a);
+	tls_server_destroy(n2);
+	tls_server_destroy(n1);
+}
+
+/* A certificate of another CA (another cluster) fails the handshake on the
+ * side that verifies it, and that side says why. */
+static void test_wrong_ca_refused(void **state)
+{
+	struct tls_server *foreign = tls_fixture_peer_ctx("foreign2", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_conn *d, *a;
+	struct result r = handshake(foreign, n1, &d, &a);
+
+	(void)state;
+	assert_int_equal(r.acceptor, TLS_FAILED);
+	assert_non_null(strstr(r.acceptor_err, "certificate verify failed"));
+	assert_non_null(strstr(r.acceptor_err, "unable to get local issuer certificate"));
+	/* Whose certificate it was: one line says who and why. */
+	assert_non_null(strstr(r.acceptor_err, "(certificate /CN=foreign2 issued by /CN=otherca)"));
+	/* The dialler may have finished its side first (TLS 1.3 client
+	 * certificates are checked after it sent Finished): it reads the
+	 * alert with its first record, never a frame. */
+	tls_conn_free(d);
+	tls_conn_free(a);
+	/* And the other way: node 1 dialling a node of another cluster refuses it. */
+	r = handshake(n1, foreign, &d, &a);
+	assert_int_equal(r.dialer, TLS_FAILED);
+	assert_non_null(strstr(r.dialer_err, "unable to get local issuer certificate"));
+	tls_conn_free(d);
+	tls_conn_free(a);
+	tls_server_destroy(foreign);
+	tls_server_destroy(n1);
+}
+
+/* Node 4's valid certificate does not make it node 2. */
+static void test_wrong_node_id_refused(void **state)
+{
+	struct tls_server *n4 = tls_fixture_peer_ctx("node4", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_conn *d, *a;
+	struct result r = handshake(n4, n1, &d, &a);
+	char err[200] = "";
+
+	(void)state;
+	assert_int_equal(r.acceptor, 1); /* the chain is good */
+	assert_int_equal(peer_tls_check(a, 2, err, sizeof err), -EPERM);
+	assert_string_equal(err, "its certificate is for node 4, not node 2");
+	assert_int_equal(peer_tls_check(a, 4, err, sizeof err), 0);
+	tls_conn_free(d);
+	tls_conn_free(a);
+	tls_server_destroy(n4);
+	tls_server_destroy(n1);
+}
+
+/* An expired certificate: node 1 refuses the handshake, naming the expiry.
+ * The dialler is raw OpenSSL, since tls_peer_create refuses expired files. */
+static void test_expired_refused(void **state)
+{
+	struct tls_server *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_conn *a = tls_conn_new(n1);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+	char cert[256], key[256];
+	BIO *inner, *outer;
+	SSL *ssl;
+	int acceptor = 0;
+
+	(void)state;
+	snprintf(cert, sizeof cert, "%s/expired2.pem", tls_fixture_dir());
+	snprintf(key, sizeof key, "%s/expired2.key", tls_fixture_dir());
+	assert_int_equal(SSL_CTX_use_certificate_file(ctx, cert, SSL_FILETYPE_PEM), 1);
+	assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+	ssl = SSL_new(ctx);
+	assert_int_equal(BIO_new_bio_pair(&inner, 0, &outer, 0), 1);
+	SSL_set_bio(ssl, inner, inner);
+	SSL_set_connect_state(ssl);
+	for (int round = 0; round < 20 && acceptor == 0; round++) {
+		uint8_t buf[8192], *room;
+		int n;
+
+		SSL_do_handshake(ssl);
+		while ((n = BIO_read(outer, buf, sizeof buf)) > 0) {
+			assert_true(tls_conn_recv_room(a, &room) >= (size_t)n);
+			memcpy(room, buf, (size_t)n);
+			tls_conn_received(a, (size_t)n);
+		}
+		acceptor = tls_conn_handshake(a);
+		for (const uint8_t *data; (n = (int)tls_conn_send_data(a, &data)) > 0;) {
+			assert_int_equal(BIO_write(outer, data, n), n);
+			tls_conn_sent(a, (size_t)n);
+		}
+	}
+	assert_int_equal(acceptor, TLS_FAILED);
+	assert_non_null(strstr(tls_conn_error(a), "certificate has expired"));
+	SSL_free(ssl);
+	BIO_free(outer);
+	SSL_CTX_free(ctx);
+	tls_conn_free(a);
+	tls_server_destroy(n1);
+}
+
+/* The identity convention itself, on certificates without a handshake. */
+static void test_certificate_names(void **state)
+{
+	static const struct {
+		const char *file;
+		int rv;
+		uint64_t node;
+		const char *err;
+	} cases[] = {
+		{ "node2", 0, 2, "" },
+		{ "node4", 0, 4, "" },
+		{ "nameless", -ENOENT, 0, "its certificate names no node (no SAN URI ringkv://node/<id>)" },
+		{ "bad_uri", -EINVAL, 0, "its certificate's URI ringkv://node/02 is not ringkv://node/<node id>" },
+		{ "two_ids", -EINVAL, 0, "its certificate names two nodes (2 and 3)" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char path[256], err[200] = "";
+		uint64_t node = 99;
+		X509 *cert;
+		FILE *f;
+
+		snprintf(path, sizeof path, "%s/%s.pem", tls_fixture_dir(), cases[i].file);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		cert = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+		assert_non_null(cert);
+		assert_int_equal(peer_tls_cert_node(cert, &node, err, sizeof err), cases[i].rv);
+		assert_int_equal(node, cases[i].node);
+		assert_string_equal(err, cases[i].err);
+		X509_free(cert);
+	}
+}
+
+/* The peers' context needs a CA: without one nobody could be verified. */
+static void test_peer_context_needs_ca(void **state)
+{
+	char cert[256], key[256], err[200] = "";
+	struct tls_server *s = NULL;
+
+	(void)state;
+	snprintf(cert, sizeof cert, "%s/node2.pem", tls_fixture_dir());
+	snprintf(key, sizeof key, "%s/node2.key", tls_fixture_dir());
+	assert_int_equal(tls_peer_create("--peer-tls", cert, key, NULL, &s, err, sizeof err),
+			 -EINVAL);
+	assert_null(s);
+	assert_string_equal(err, "--peer-tls-ca: needed to verify the peers");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_certificates),
+		cmocka_unit_test(test_wrong_ca_refused),
+		cmocka_unit_test(test_wrong_node_id_refused),
+		cmocka_unit_test(test_expired_refused),
+		cmocka_unit_test(test_certificate_names),
+		cmocka_unit_test(test_peer_context_needs_ca),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
