@@ -179,7 +179,15 @@ static int read_number_line(const uint8_t *cmd, size_t avail, size_t start,
 {
 	size_t end = start + RESP_NUMBER_MAX + 1;
 	const uint8_t *cr;
+	uint32_t short_value;
+	size_t short_len;
 
+	/* Nearly every length line a client sends: no memchr, no range checks. */
+	if (strint_parse_short_line(cmd + start, avail - start, &short_value, &short_len)) {
+		*value = short_value;
+		*next = start + short_len;
+		return 0;
+	}
 	if (end > avail)
 		end = avail;
 	cr = start < end ? memchr(cmd + start, '\r', end - start) : NULL;
@@ -207,17 +215,6 @@ static bool is_space(uint8_t c)
 	       c == '\r';
 }
 
-static int hex_value(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Unescapes one token that contains quotes, from line[*at..end) into
  * scratch. Follows sdssplitargs: quotes may open anywhere in a token; a
@@ -234,9 +231,10 @@ static int split_quoted(const uint8_t *line, size_t end, size_t *at,
 			if (i >= end)
 				return RKV_EPROTO;
 			if (line[i] == '\\' && i + 3 < end && line[i + 1] == 'x' &&
-			    hex_value(line[i + 2]) >= 0 && hex_value(line[i + 3]) >= 0) {
-				scratch[n++] = (uint8_t)(hex_value(line[i + 2]) * 16 +
-							 hex_value(line[i + 3]));
+			    strint_hex_digit(line[i + 2]) >= 0 &&
+			    strint_hex_digit(line[i + 3]) >= 0) {
+				scratch[n++] = (uint8_t)(strint_hex_digit(line[i + 2]) * 16 +
+							 strint_hex_digit(line[i + 3]));
 				i += 4;
 			} else if (line[i] == '\\' && i + 1 < end) {
 				uint8_t c = line[i + 1];
