@@ -168,26 +168,14 @@ static int argv_reserve(struct resp_parser *p, size_t need, size_t limit)
 	return 0;
 }
 
-/*
- * Reads "<number>\r\n" starting at `start` of cmd[0..avail). Returns 0 with
- * *value and *next (the offset after LF), RKV_EAGAIN, or RKV_EINVAL. The
- * answer does not depend on how much of the line is there: a line with no CR
- * within RESP_NUMBER_MAX + 1 bytes could not hold a valid number anyway.
- */
-static int read_number_line(const uint8_t *cmd, size_t avail, size_t start,
-			    int64_t *value, size_t *next)
+/* read_number_line's general path: any line, every check. */
+static __attribute__((noinline)) int read_number_line_general(const uint8_t *cmd, size_t avail,
+							    size_t start, int64_t *value,
+							    size_t *next)
 {
 	size_t end = start + RESP_NUMBER_MAX + 1;
 	const uint8_t *cr;
-	uint32_t short_value;
-	size_t short_len;
 
-	/* Nearly every length line a client sends: no memchr, no range checks. */
-	if (strint_parse_short_line(cmd + start, avail - start, &short_value, &short_len)) {
-		*value = short_value;
-		*next = start + short_len;
-		return 0;
-	}
 	if (end > avail)
 		end = avail;
 	cr = start < end ? memchr(cmd + start, '\r', end - start) : NULL;
@@ -201,6 +189,28 @@ static int read_number_line(const uint8_t *cmd, size_t avail, size_t start,
 		return RKV_EINVAL;
 	*next = (size_t)(cr - cmd) + 2;
 	return 0;
+}
+
+/*
+ * Reads "<number>\r\n" starting at `start` of cmd[0..avail). Returns 0 with
+ * *value and *next (the offset after LF), RKV_EAGAIN, or RKV_EINVAL. The
+ * answer does not depend on how much of the line is there: a line with no CR
+ * within RESP_NUMBER_MAX + 1 bytes could not hold a valid number anyway.
+ * Nearly every length line a client sends is 1-4 digits, all there: that
+ * case is read in line, without a call, memchr or range checks.
+ */
+static inline int read_number_line(const uint8_t *cmd, size_t avail, size_t start,
+				   int64_t *value, size_t *next)
+{
+	uint32_t short_value;
+	size_t short_len;
+
+	if (strint_parse_short_line(cmd + start, avail - start, &short_value, &short_len)) {
+		*value = short_value;
+		*next = start + short_len;
+		return 0;
+	}
+	return read_number_line_general(cmd, avail, start, value, next);
 }
 
 /* Token ends, as in Redis' sdssplitargs. */
