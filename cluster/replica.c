@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/reactor.h"
 
 static void join_check(struct replica *rep);
 static void undecided_settled(struct replica *rep);
@@ -181,30 +182,87 @@ static void read_push(struct replica_read **head, struct replica_read **tail,
 	*tail = rd;
 }
 
+/*
+ * Raft's answer for read id X covers every asked read up to X: they were
+ * handed to it together (reads_hand), the last one's id standing for all.
+ * Raft answers its reads in the order it was given them, so the asked list
+ * (ids increasing) is taken from its head.
+ */
 static void reads_take_states(struct replica *rep, const struct raft_read_state *st, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct replica_read *prev = NULL, *rd = rep->asked;
+		while (rep->asked && rep->asked->id <= st[i].id) {
+			struct replica_read *rd = rep->asked;
 
-		while (rd && rd->id != st[i].id) {
-			prev = rd;
-			rd = rd->next;
-		}
-		if (!rd)
-			continue;
-		if (prev)
-			prev->next = rd->next;
-		else
 			rep->asked = rd->next;
-		if (rep->asked_tail == rd)
-			rep->asked_tail = prev;
-		rep->n_asked--;
-		rd->index = st[i].index;
-		read_push(&rep->ready, &rep->ready_tail, rd);
-		rep->n_ready++;
+			if (!rep->asked)
+				rep->asked_tail = NULL;
+			rep->n_asked--;
+			rd->index = st[i].index;
+			read_push(&rep->ready, &rep->ready_tail, rd);
+			rep->n_ready++;
+		}
 	}
 	if (n)
 		replica_mark_dirty(rep);
+}
+
+/* Fails the asked reads Raft was not given (ids above read_handed, the
+ * list's tail) with `status`. */
+static void reads_fail_unhanded(struct replica *rep, int status)
+{
+	struct replica_read *prev = NULL, *rd = rep->asked, *next;
+
+	while (rd && rd->id <= rep->read_handed) {
+		prev = rd;
+		rd = rd->next;
+	}
+	if (prev)
+		prev->next = NULL;
+	else
+		rep->asked = NULL;
+	rep->asked_tail = prev;
+	for (; rd; rd = next) {
+		next = rd->next;
+		rep->n_asked--;
+		rd->done(rd, status);
+	}
+}
+
+/*
+ * Hands this pass's reads to Raft as one read of the last one's id: one
+ * raft_step and one place in a ReadIndex round for all of them. Called by
+ * the pass's hook before it sends the pass's messages, so the round that
+ * confirms them (sent now, or the next one if a round is out) leaves after
+ * every one of them arrived, as §6.4 requires; their read index, the
+ * commit index now, is at least what it was when each arrived.
+ */
+static void reads_hand(struct replica *rep)
+{
+	struct raft_update up;
+	uint64_t last;
+	int rv;
+
+	if (!rep->asked_tail || rep->asked_tail->id <= rep->read_handed)
+		return;
+	last = rep->asked_tail->id;
+	if (rep->core->stopping) {
+		reads_fail_unhanded(rep, RKV_ESHUTDOWN);
+		return;
+	}
+	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired) {
+		reads_fail_unhanded(rep, RAFT_ENOTLEADER);
+		return;
+	}
+	rv = raft_step(rep->raft, &(struct raft_event){ .type = RAFT_EV_READ_INDEX,
+							 .read = { .id = last } }, &up);
+	if (rv != 0) {
+		reads_fail_unhanded(rep, rv);
+	} else {
+		rep->read_handed = last;
+		rep->read_batches++;
+	}
+	replica_handle_update(rep, &up);
 }
 
 static void reads_serve(struct replica *rep)
@@ -508,6 +566,7 @@ void replica_service(struct replica *rep)
 {
 	snapshot_recv_service(rep);
 	apply_drain(rep);
+	reads_hand(rep);
 	if (rep->ready)
 		reads_serve(rep);
 }
@@ -1076,40 +1135,20 @@ int replica_propose(struct replica *rep, const struct command *cmd, struct shard
 
 int replica_read(struct replica *rep, struct replica_read *rd)
 {
-	struct raft_update up;
-	int rv;
-
 	if (rep->core->stopping)
 		return RKV_ESHUTDOWN;
 	if (raft_role(rep->raft) != RAFT_LEADER || rep->retired)
 		return RAFT_ENOTLEADER;
 	rd->id = ++rep->read_seq;
 	rd->index = 0;
-	/* Queued first: Raft may answer within this very step (one voter). */
 	read_push(&rep->asked, &rep->asked_tail, rd);
 	rep->n_asked++;
-	rv = raft_step(rep->raft, &(struct raft_event){ .type = RAFT_EV_READ_INDEX,
-							 .read = { .id = rd->id } }, &up);
-	if (rv != 0) {
-		/* Not queued in Raft: take it back. */
-		struct replica_read *prev = NULL, *it = rep->asked;
-
-		while (it && it != rd) {
-			prev = it;
-			it = it->next;
-		}
-		if (it) {
-			if (prev)
-				prev->next = it->next;
-			else
-				rep->asked = it->next;
-			if (rep->asked_tail == it)
-				rep->asked_tail = prev;
-			rep->n_asked--;
-		}
-	}
-	replica_handle_update(rep, &up);
-	return rv;
+	/* Handed to Raft by this pass's hook (reads_hand); asked from a hook,
+	 * by the next pass's, which must then not wait for a completion. */
+	replica_mark_dirty(rep);
+	if (rep->core->in_hook)
+		reactor_poll_again(rep->core->r);
+	return 0;
 }
 
 bool replica_stale_ok(const struct replica *rep)
@@ -1236,6 +1275,7 @@ void replica_status(const struct replica *rep, struct replica_status *out)
 	}
 	out->proposals = props_count(rep);
 	out->reads = rep->n_asked + rep->n_ready;
+	out->read_batches = rep->read_batches;
 	out->apply_stopped = rep->apply_stopped;
 	out->proposed = rep->proposed;
 	out->overwritten = rep->overwritten;

@@ -258,10 +258,13 @@ struct replica_read {
 };
 
 /*
- * Asks for a linearizable read point (ReadIndex, batched: one heartbeat
- * round serves every read queued behind it). 0: rd->done runs once, later
- * (never from inside this call). Or synchronously: RAFT_ENOTLEADER,
- * RKV_ESHUTDOWN, -ENOMEM.
+ * Asks for a linearizable read point (ReadIndex, batched: the reads of one
+ * loop pass go to Raft as one request when the pass's hook services the
+ * replica, before the pass's messages are sent, and one heartbeat round
+ * serves every read queued behind it). 0: rd->done runs once, later (never
+ * from inside this call), with 0 or the error that stopped it
+ * (RAFT_ENOTLEADER, RKV_ESHUTDOWN, -ENOMEM). Or synchronously:
+ * RAFT_ENOTLEADER, RKV_ESHUTDOWN.
  */
 int replica_read(struct replica *rep, struct replica_read *rd);
 
@@ -421,6 +424,8 @@ struct replica_status {
 	struct replica_follower followers[RAFT_MAX_SERVERS];
 	uint64_t proposals;       /* waiting for their outcome */
 	uint64_t reads;           /* waiting */
+	uint64_t read_batches;    /* ReadIndex requests made: one per loop pass
+				   * with reads, for all of them */
 	bool apply_stopped;       /* the shard refused to apply on */
 	uint64_t proposed;        /* counters since start */
 	uint64_t overwritten;

@@ -269,10 +269,15 @@ struct replica {
 	uint64_t lost_at_us;          /* when leadership was last lost */
 
 	/* Reads: asked (waiting for Raft), then ready (index known, waiting
-	 * for apply, or failed with index 0). FIFO lists. */
+	 * for apply, or failed with index 0). FIFO lists, ids increasing.
+	 * The reads of one loop pass are handed to Raft together, as one
+	 * read of the last one's id, when the pass's hook services the
+	 * replica: the asked reads above read_handed are not in Raft yet. */
 	struct replica_read *asked, *asked_tail;
 	struct replica_read *ready, *ready_tail;
 	uint64_t read_seq;
+	uint64_t read_handed;         /* highest read id handed to Raft */
+	uint64_t read_batches;        /* times reads were handed to Raft */
 	uint64_t n_asked, n_ready;
 
 	bool dirty;                   /* in the core's dirty list */

@@ -168,14 +168,10 @@ static int argv_reserve(struct resp_parser *p, size_t need, size_t limit)
 	return 0;
 }
 
-/*
- * Reads "<number>\r\n" starting at `start` of cmd[0..avail). Returns 0 with
- * *value and *next (the offset after LF), RKV_EAGAIN, or RKV_EINVAL. The
- * answer does not depend on how much of the line is there: a line with no CR
- * within RESP_NUMBER_MAX + 1 bytes could not hold a valid number anyway.
- */
-static int read_number_line(const uint8_t *cmd, size_t avail, size_t start,
-			    int64_t *value, size_t *next)
+/* read_number_line's general path: any line, every check. */
+static __attribute__((noinline)) int read_number_line_general(const uint8_t *cmd, size_t avail,
+							    size_t start, int64_t *value,
+							    size_t *next)
 {
 	size_t end = start + RESP_NUMBER_MAX + 1;
 	const uint8_t *cr;
@@ -195,6 +191,28 @@ static int read_number_line(const uint8_t *cmd, size_t avail, size_t start,
 	return 0;
 }
 
+/*
+ * Reads "<number>\r\n" starting at `start` of cmd[0..avail). Returns 0 with
+ * *value and *next (the offset after LF), RKV_EAGAIN, or RKV_EINVAL. The
+ * answer does not depend on how much of the line is there: a line with no CR
+ * within RESP_NUMBER_MAX + 1 bytes could not hold a valid number anyway.
+ * Nearly every length line a client sends is 1-4 digits, all there: that
+ * case is read in line, without a call, memchr or range checks.
+ */
+static inline int read_number_line(const uint8_t *cmd, size_t avail, size_t start,
+				   int64_t *value, size_t *next)
+{
+	uint32_t short_value;
+	size_t short_len;
+
+	if (strint_parse_short_line(cmd + start, avail - start, &short_value, &short_len)) {
+		*value = short_value;
+		*next = start + short_len;
+		return 0;
+	}
+	return read_number_line_general(cmd, avail, start, value, next);
+}
+
 /* Token ends, as in Redis' sdssplitargs. */
 static bool is_token_end(uint8_t c)
 {
@@ -205,17 +223,6 @@ static bool is_space(uint8_t c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
 	       c == '\r';
-}
-
-static int hex_value(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /*
@@ -234,9 +241,10 @@ static int split_quoted(const uint8_t *line, size_t end, size_t *at,
 			if (i >= end)
 				return RKV_EPROTO;
 			if (line[i] == '\\' && i + 3 < end && line[i + 1] == 'x' &&
-			    hex_value(line[i + 2]) >= 0 && hex_value(line[i + 3]) >= 0) {
-				scratch[n++] = (uint8_t)(hex_value(line[i + 2]) * 16 +
-							 hex_value(line[i + 3]));
+			    strint_hex_digit(line[i + 2]) >= 0 &&
+			    strint_hex_digit(line[i + 3]) >= 0) {
+				scratch[n++] = (uint8_t)(strint_hex_digit(line[i + 2]) * 16 +
+							 strint_hex_digit(line[i + 3]));
 				i += 4;
 			} else if (line[i] == '\\' && i + 1 < end) {
 				uint8_t c = line[i + 1];

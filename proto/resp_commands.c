@@ -2,12 +2,15 @@
  * The command table of the RESP front door (see proto/resp_commands.h).
  * Arities, flags, key positions and docs are copied from Redis 7.0's
  * COMMAND INFO / COMMAND DOCS so clients that read them see what they
- * expect. The table is small, so lookup is a linear scan comparing the
- * length first; it allocates nothing.
+ * expect. A top-level name is found through an index of the table by a hash
+ * of the lower-cased name (built once, on the first lookup, then read-only);
+ * subcommands by a scan of their parent's few. Nothing is allocated.
  */
 #include "proto/resp_commands.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -305,10 +308,49 @@ find(const struct resp_command_info *table, size_t count, size_t skip,
 	return NULL;
 }
 
+/* Open addressing, at most half full: a probe ends within a few slots. */
+#define INDEX_SLOTS 256u
+_Static_assert(ARRAY_LEN(commands) * 2 <= INDEX_SLOTS && ARRAY_LEN(commands) < 255,
+	       "the command index is too small for the table");
+
+/* index_slot[h]: 1 + the position in commands[] of the name hashed to h
+ * (or probed on to it), 0 for none. Written once, by index_build. */
+static uint8_t index_slot[INDEX_SLOTS];
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+
+static unsigned name_hash(const uint8_t *name, size_t len)
+{
+	uint32_t h = (uint32_t)len;
+
+	for (size_t i = 0; i < len; i++)
+		h = h * 31 + (uint8_t)to_lower(name[i]);
+	return h % INDEX_SLOTS;
+}
+
+static void index_build(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+		const char *n = commands[i].name;
+		unsigned h = name_hash((const uint8_t *)n, strlen(n));
+
+		while (index_slot[h])
+			h = (h + 1) % INDEX_SLOTS;
+		index_slot[h] = (uint8_t)(i + 1);
+	}
+}
+
 const struct resp_command_info *resp_command_lookup(const uint8_t *name,
 						    size_t len)
 {
-	return find(commands, ARRAY_LEN(commands), 0, name, len);
+	assert(name != NULL || len == 0);
+	pthread_once(&index_once, index_build);
+	for (unsigned h = name_hash(name, len); index_slot[h]; h = (h + 1) % INDEX_SLOTS) {
+		const struct resp_command_info *ci = &commands[index_slot[h] - 1];
+
+		if (name_equals(ci->name, name, len))
+			return ci;
+	}
+	return NULL;
 }
 
 const struct resp_command_info *

@@ -16,6 +16,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "core/strint.h"
+
 #define HASH_SCHEME "pbkdf2-sha256"
 
 const char *users_role_name(enum users_role role)
@@ -57,24 +59,14 @@ bool users_name_ok(const char *name, size_t len)
 	return true;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex text[0, len) into out (max bytes): the byte count, or -1. */
 static int unhex(const char *text, size_t len, uint8_t *out, size_t max)
 {
 	if (len % 2 || len / 2 > max)
 		return -1;
 	for (size_t i = 0; i < len; i += 2) {
-		int hi = hexval(text[i]), lo = hexval(text[i + 1]);
+		int hi = strint_hex_digit((uint8_t)text[i]);
+		int lo = strint_hex_digit((uint8_t)text[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;
@@ -99,7 +91,8 @@ static int parse_prefix(const char *text, struct users_entry *e)
 		if (n == USERS_PREFIX_MAX)
 			return -1;
 		if (c == '%') {
-			int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
+			int hi = strint_hex_digit((uint8_t)p[1]);
+			int lo = hi < 0 ? -1 : strint_hex_digit((uint8_t)p[2]);
 
 			if (hi < 0 || lo < 0)
 				return -1;

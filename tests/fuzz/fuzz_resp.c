@@ -7,9 +7,10 @@
  * and the two runs must give the same commands and the same outcome. Every
  * parsed command is echoed through the reply writer, whose output must be
  * exactly the size resp_size_* announced. The integer parser is checked
- * against a reference built on strtoll. With the small limits, half the
- * inputs switch to the defaults after the first command, as a connection
- * does once it authenticates (resp_parser_set_limits).
+ * against a reference built on strtoll, and the short path for length lines
+ * against the general one. With the small limits, half the inputs switch to
+ * the defaults after the first command, as a connection does once it
+ * authenticates (resp_parser_set_limits).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "core/errors.h"
+#include "core/strint.h"
 #include "proto/resp.h"
 #include "proto/resp_commands.h"
 
@@ -164,6 +166,32 @@ static void check_int64(const uint8_t *s, size_t len)
 		abort();
 }
 
+/*
+ * The parser's short path for length lines (strint_parse_short_line) against
+ * the general reading of a line: digits before the first CR, then LF. What
+ * it accepts the general path must accept alike, and every line of 1-4
+ * digits the general path accepts it must take.
+ */
+static void check_short_line(const uint8_t *s, size_t len)
+{
+	const uint8_t *cr = memchr(s, '\r', len);
+	bool general = false, fast;
+	int64_t general_value = -1;
+	uint32_t fast_value;
+	size_t fast_len, general_len = 0;
+
+	if (cr && (size_t)(cr - s) + 1 < len && cr[1] == '\n' &&
+	    resp_parse_int64(s, (size_t)(cr - s), &general_value) == 0) {
+		general = true;
+		general_len = (size_t)(cr - s) + 2;
+	}
+	fast = strint_parse_short_line(s, len, &fast_value, &fast_len);
+	if (fast && (!general || general_value != fast_value || general_len != fast_len))
+		abort();
+	if (!fast && general && general_value >= 0 && general_len <= 6)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct resp_limits small = { .max_args = 4, .max_bulk = 16,
@@ -182,5 +210,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    whole.outcome != pieces.outcome)
 		abort();
 	check_int64(data + 1, size - 1);
+	check_short_line(data + 1, size - 1);
 	return 0;
 }

@@ -5,10 +5,10 @@
  * placed, apply every write on every replica (contents compared key by
  * key), answer not-leader with the right hint on followers, elect again and
  * keep writing when the leader's node stops, catch a restarted node up by
- * log; reads through ReadIndex see every acknowledged write; a leader cut
- * off from its followers answers its proposal "unknown"; the fsync count
- * does not grow with the number of groups on a core; flushes compact the
- * log. Wiped and amnesiac replicas: test_replica_amnesia.c; snapshots:
+ * log; reads through ReadIndex see every acknowledged write, the reads of
+ * one loop pass asked of Raft as one; a leader cut off from its followers
+ * answers its proposal "unknown"; the fsync count does not grow with the
+ * number of groups on a core; flushes compact the log. Wiped and amnesiac replicas: test_replica_amnesia.c; snapshots:
  * test_replica_snapshot.c; replica moves: test_replica_move.c.
  */
 #include <stdarg.h>
@@ -139,8 +139,15 @@ static void test_three_nodes(void **state)
 	}
 	/* Writes on every group's leader are applied on every replica. */
 	for (uint32_t s = 0; s < shards; s++) {
+		struct tnode *l = &nodes[leader[s]];
+
 		write_ok(leader[s], s, next, 30);
+		refresh(l);
+		uint64_t batches = l->status[s].st.read_batches;
 		read_ok(leader[s], s, next, 30);
+		/* The 30 reads, asked in one loop pass, went to Raft as one. */
+		refresh(l);
+		assert_int_equal(l->status[s].st.read_batches, batches + 1);
 		next += 30;
 	}
 	for (uint32_t s = 0; s < shards; s++)

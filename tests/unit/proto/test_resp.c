@@ -306,6 +306,42 @@ static void test_bulk_length_limits(void **state)
 		      "ERR Protocol error: invalid bulk length 6 (the limit is 5 bytes)");
 }
 
+/*
+ * Length lines of 1-4 digits take a fast path (strint_parse_short_line);
+ * its edges must answer exactly as the general path: where it stops (a
+ * fifth digit, a leading zero, a sign, a bad terminator, a line not all
+ * there) the general path decides, and limits apply to what it reads.
+ */
+static void test_length_line_fast_path_edges(void **state)
+{
+	struct resp_limits l = { .max_args = 2, .max_bulk = 999 };
+
+	(void)state;
+	EXPECT("*1\r\n$9999\r\n", "EAGAIN");
+	EXPECT("*1\r\n$10000\r\n", "EAGAIN");
+	EXPECT("*1\r\n$0\r\n\r\n", "; END");
+	EXPECT("*1\r\n$00\r\n", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$0001\r\n", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$01234\r\n", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$-0\r\n", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$12\rX", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$1234\n\r\n", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$1234\n\r", "EAGAIN");
+	EXPECT("*1\r\n$12\n", "EAGAIN");
+	EXPECT("*1\r\n$12 \r\n", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$1\r\r\n", "ERR Protocol error: invalid bulk length");
+	EXPECT("*1\r\n$12\r", "EAGAIN");
+	EXPECT("*1\r\n$1234", "EAGAIN");
+	EXPECT("*0001\r\n", "ERR Protocol error: invalid multibulk length");
+	EXPECT("*9\rx", "ERR Protocol error: invalid multibulk length");
+	EXPECT("*1:\r\n", "ERR Protocol error: invalid multibulk length");
+	EXPECT("*2\r\n$1\r\na\r\n$1000\r\n", "EAGAIN");
+	EXPECT_LIMITS("*3\r\n", &l, "ERR Protocol error: invalid multibulk length");
+	EXPECT_LIMITS("*1\r\n$1000\r\n", &l,
+		      "ERR Protocol error: invalid bulk length 1000 (the limit is 999 bytes)");
+	EXPECT_LIMITS("*2\r\n$999\r\n", &l, "EAGAIN");
+}
+
 static void test_request_limit(void **state)
 {
 	struct resp_limits l = { .max_request = 40 };
@@ -759,6 +795,7 @@ int main(void)
 		cmocka_unit_test(test_multibulk_many_args_reuse_argv),
 		cmocka_unit_test(test_multibulk_count_limits),
 		cmocka_unit_test(test_bulk_length_limits),
+		cmocka_unit_test(test_length_line_fast_path_edges),
 		cmocka_unit_test(test_request_limit),
 		cmocka_unit_test(test_bad_type_byte),
 		cmocka_unit_test(test_missing_crlf_after_bulk),
