@@ -403,7 +403,11 @@ static void count_role_change(struct replica *rep, const struct raft_update *up)
 		rep->pre_votes++;
 	if (role == rep->last_role)
 		return;
-	if (rep->last_role == RAFT_LEADER && !up->hard_state_changed)
+	/* Within its term: check-quorum, or a committed configuration that
+	 * left it out (a removal proposed by an earlier leader, committed
+	 * by this one), which is no lost quorum. */
+	if (rep->last_role == RAFT_LEADER && !up->hard_state_changed &&
+	    raft_conf_role(raft_conf(rep->raft), raft_id(rep->raft)) == RAFT_VOTER)
 		rep->quorum_losses++;
 	rep->last_role = (uint8_t)role;
 }
