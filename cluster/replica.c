@@ -448,14 +448,24 @@ static uint64_t mark_completed(const struct replica *rep, uint64_t batch)
 static void count_role_change(struct replica *rep, const struct raft_update *up)
 {
 	int role = raft_role(rep->raft);
+	bool round = rep->last_role != RAFT_PRECANDIDATE;
 
 	if (role == RAFT_CANDIDATE && up->hard_state_changed)
 		rep->elections++;
+	/* A precandidate whose round got no answer (its peers down or cut
+	 * off) starts the next one as a precandidate still: its PREVOTE
+	 * messages tell the round. */
+	for (size_t i = 0; role == RAFT_PRECANDIDATE && !round && i < up->n_msgs; i++)
+		round = up->msgs[i].type == RAFT_MSG_PREVOTE;
+	if (role == RAFT_PRECANDIDATE && round)
+		rep->pre_votes++;
 	if (role == rep->last_role)
 		return;
-	if (role == RAFT_PRECANDIDATE)
-		rep->pre_votes++;
-	if (rep->last_role == RAFT_LEADER && !up->hard_state_changed)
+	/* Within its term: check-quorum, or a committed configuration that
+	 * left it out (a removal proposed by an earlier leader, committed
+	 * by this one), which is no lost quorum. */
+	if (rep->last_role == RAFT_LEADER && !up->hard_state_changed &&
+	    raft_conf_role(raft_conf(rep->raft), raft_id(rep->raft)) == RAFT_VOTER)
 		rep->quorum_losses++;
 	rep->last_role = (uint8_t)role;
 }

@@ -432,7 +432,7 @@ struct replica_status {
 	uint64_t unknown;
 	uint64_t snapshots_refused; /* snapshots received and not installable */
 	uint64_t leader_changes;    /* times a different leader became known */
-	uint64_t pre_votes;         /* became a precandidate */
+	uint64_t pre_votes;         /* pre-vote rounds started */
 	uint64_t elections;         /* became a candidate, each new term */
 	uint64_t quorum_losses;     /* stopped leading within its term (check-quorum) */
 	uint64_t snap_sent;         /* streams completed (leader) */

@@ -294,7 +294,7 @@ struct replica {
 	uint64_t leader_seen;         /* last leader known, for leader_changes */
 	uint64_t leader_changes;      /* times a different leader became known */
 	uint8_t last_role;            /* enum raft_role at the last update */
-	uint32_t pre_votes;           /* became a precandidate */
+	uint32_t pre_votes;           /* pre-vote rounds started */
 	uint32_t elections;           /* became a candidate (a new term) */
 	uint32_t quorum_losses;       /* stopped leading within its term: it heard
 				       * from no majority (check-quorum) */

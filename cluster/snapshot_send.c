@@ -41,6 +41,10 @@
 
 #define SEND_CHUNK (256u << 10)
 #define SEND_TIMEOUT_US (5u * 1000000u) /* after SENT, before starting over */
+/* After SENT, how long a "whichever you finished" request that saw no
+ * newer stream than the one this stream started over for is taken as sent
+ * before the follower could see this one (restart_stale). */
+#define RESTART_STALE_US 1000000u
 
 static struct snap_send *slot_get(struct replica *rep, uint64_t to, bool make)
 {
@@ -432,8 +436,13 @@ static bool restart_stale(const struct snap_send *s, uint64_t to,
 		return false; /* an older build: no generation to judge by */
 	if (boot != 0 && q->boot_id != boot)
 		return true;
+	/* Such a request reaches us about as soon as the stream is all
+	 * handed over; later, the same words say the whole stream was lost
+	 * (nothing of it reached the follower), which SEND_TIMEOUT would
+	 * otherwise be left to notice. */
 	return q->restart_stream == SNAPSHOT_STREAM_ANY && q->boot_id == s->asked_boot &&
-	       q->stream_seen <= s->asked_seen;
+	       q->stream_seen <= s->asked_seen &&
+	       s->rep->core->r->now_us - s->sent_at_us < RESTART_STALE_US;
 }
 
 void snapshot_send_restart(struct replica *rep, uint64_t to,

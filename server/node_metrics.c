@@ -99,8 +99,9 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		  "Times a replica learned of a leader other than the last it knew "
 		  "(the first leader included), summed over the core's replicas." },
 		{ &ids->raft_pre_votes, true, "ringkv_raft_pre_votes_total",
-		  "Times a replica became a precandidate (probing with pre-votes "
-		  "before raising its term), summed over the core's replicas." },
+		  "Pre-vote rounds started (probing before raising the term; a "
+		  "precandidate left unanswered starts another), summed over the "
+		  "core's replicas." },
 		{ &ids->raft_elections, true, "ringkv_raft_elections_total",
 		  "Elections started: times a replica became a candidate in a new "
 		  "term, summed over the core's replicas." },

@@ -55,7 +55,17 @@ static bool chunk_hook(uint64_t to, uint64_t seq, bool last)
 {
 	int want = seq == 0 ? LOSE_FIRST : LOSE_LAST;
 
-	if (to != 3 || (want == LOSE_LAST && !last))
+	if (to != 3)
+		return true;
+	if (atomic_load(&lose_chunk) == LOSE_ALL) {
+		if (last)
+			atomic_store(&lose_chunk, LOSE_NONE);
+		return false;
+	}
+	want = last && atomic_load(&lose_chunk) == LOSE_LAST_THEN_ALL ? LOSE_LAST_THEN_ALL : want;
+	if (want == LOSE_LAST_THEN_ALL)
+		return !atomic_compare_exchange_strong(&lose_chunk, &want, LOSE_ALL);
+	if (want == LOSE_LAST && !last)
 		return true;
 	return !atomic_compare_exchange_strong(&lose_chunk, &want, LOSE_NONE);
 }

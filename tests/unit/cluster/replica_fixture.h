@@ -124,9 +124,11 @@ extern unsigned excluded;       /* bit id: node id's replicas are not looked at
 extern size_t bulk_limit[MAX_NODES + 1];    /* per node; 0: the default */
 extern uint64_t snapshot_lag;   /* 0: the engine's default */
 extern shard_install_hook_fn *install_hook; /* of the nodes started next */
-enum lose { LOSE_NONE, LOSE_FIRST, LOSE_LAST };
+enum lose { LOSE_NONE, LOSE_FIRST, LOSE_LAST, LOSE_LAST_THEN_ALL, LOSE_ALL };
 extern atomic_int lose_chunk;   /* a chunk the next stream to node 3 loses
-				 * (enum lose), then LOSE_NONE */
+				 * (enum lose), then LOSE_NONE; LOSE_LAST_THEN_ALL:
+				 * the last chunk of one stream, then every chunk
+				 * of the next */
 extern bool auto_repair;        /* cluster_node_config.auto_repair of the
 				 * nodes started next */
 extern bool no_rejoin;          /* cluster_node_config.amnesia_no_rejoin */

@@ -612,6 +612,43 @@ static void test_fsyncs_independent_of_groups(void **state)
 	assert_true(sixteen <= one + one / 2 + 5);
 }
 
+/*
+ * ringkv_raft_pre_votes_total counts pre-vote rounds: a replica whose two
+ * peers are gone keeps probing, a new round every election timeout, while
+ * it stays a precandidate (no answer turns it back into a follower). Each
+ * round is one more pre-vote; counting role changes only saw the first.
+ * The leader cut off steps down once (check-quorum), within its term.
+ */
+static void test_pre_vote_rounds_counted(void **state)
+{
+	unsigned next = 0;
+	uint64_t leader, pv0, el0, ql0;
+	struct replica_status *st;
+
+	(void)state;
+	leader = three_nodes_written(1, &next);
+	refresh(&nodes[leader]);
+	pv0 = nodes[leader].status[0].st.pre_votes;
+	el0 = nodes[leader].status[0].st.elections;
+	ql0 = nodes[leader].status[0].st.quorum_losses;
+	for (unsigned id = 1; id <= 3; id++)
+		if (id != leader)
+			node_stop(id);
+	/* Up to 2 election timeouts to step down, then a round every
+	 * [1, 2) timeouts: 40 timeouts leave well over 5 rounds. */
+	sleep_ms(40 * ELECTION_MS);
+	refresh(&nodes[leader]);
+	st = &nodes[leader].status[0].st;
+	fprintf(stderr, "node %llu alone: pre_votes +%llu elections +%llu quorum_losses +%llu "
+		"role %d\n", (unsigned long long)leader, (unsigned long long)(st->pre_votes - pv0),
+		(unsigned long long)(st->elections - el0),
+		(unsigned long long)(st->quorum_losses - ql0), (int)st->role);
+	assert_int_equal(st->quorum_losses - ql0, 1);
+	assert_true(st->pre_votes - pv0 >= 5);
+	assert_int_equal(st->elections - el0, 0); /* no round won: no new term */
+	three_nodes_done();
+}
+
 
 int main(void)
 {
@@ -623,6 +660,7 @@ int main(void)
 		cmocka_unit_test(test_outcome_matches_replicas),
 		cmocka_unit_test(test_overwritten_outcome),
 		cmocka_unit_test(test_fsyncs_independent_of_groups),
+		cmocka_unit_test(test_pre_vote_rounds_counted),
 	};
 
 	return replica_fixture_run(tests, sizeof tests / sizeof tests[0]);

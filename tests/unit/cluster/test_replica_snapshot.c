@@ -431,6 +431,45 @@ static void test_stale_restart_request(void **state)
 	snapshot_lag = 0;
 }
 
+/*
+ * The last chunk of a stream lost (Raft's SNAPSHOT message tells: node 3
+ * asks for "whichever you finished"), then every chunk of the stream
+ * started over for it: node 3 asks the same again, having seen no newer
+ * stream, which the leader takes for a request sent before the new stream
+ * could reach it (restart_stale). Past RESTART_STALE_US after the stream
+ * was all handed over, such a request means the whole stream was lost and
+ * starts a third; before, only SEND_TIMEOUT (5 s) did (5,057 ms here).
+ */
+static void test_lost_restarted_stream(void **state)
+{
+	uint64_t leader, t0, ms, restarted, stale;
+	unsigned next = 0;
+
+	(void)state;
+	snapshot_lag = 32;
+	three_nodes_written(2, &next);
+	leader = write_past_node3(4, &next);
+	restarted = nodes[leader].status[0].st.snap_restarted;
+	stale = nodes[leader].status[0].st.snap_restart_stale;
+	atomic_store(&lose_chunk, LOSE_LAST_THEN_ALL);
+	t0 = mono_us();
+	node_start(3, 3);
+	assert_true(converged(3, 0, 12000));
+	ms = (mono_us() - t0) / 1000;
+	refresh(&nodes[leader]);
+	refresh(&nodes[3]);
+	fprintf(stderr, "last chunk, then a whole stream lost: node 3 caught up after %llu ms "
+		"(the leader restarted %llu streams, ignored %llu requests as stale)\n",
+		(unsigned long long)ms,
+		(unsigned long long)(nodes[leader].status[0].st.snap_restarted - restarted),
+		(unsigned long long)(nodes[leader].status[0].st.snap_restart_stale - stale));
+	assert_int_equal(atomic_load(&lose_chunk), LOSE_NONE); /* both were lost */
+	assert_int_equal(nodes[3].status[0].digest, nodes[leader].status[0].digest);
+	assert_true(ms < 4500);
+	three_nodes_done();
+	snapshot_lag = 0;
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -438,6 +477,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_kill_between_exchange_and_log_reset),
 		cmocka_unit_test(test_lost_snapshot_chunk),
 		cmocka_unit_test(test_stale_restart_request),
+		cmocka_unit_test(test_lost_restarted_stream),
 	};
 
 	if (argc == 8 && strcmp(argv[1], "--node3") == 0)
