@@ -1278,16 +1278,7 @@ int cluster_core_send_control(struct cluster_core *c, uint64_t to, const void *p
 
 bool cluster_core_peer_connected(const struct cluster_core *c, uint64_t to)
 {
-	unsigned n = c->pc ? peer_core_count(c->pc) : 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		struct peer_stats st;
-
-		peer_core_stats(c->pc, i, &st);
-		if (st.node_id == to)
-			return st.connected;
-	}
-	return false;
+	return c->pc && peer_core_connected(c->pc, to);
 }
 
 int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard)

@@ -1909,6 +1909,14 @@ unsigned peer_core_count(const struct peer_core *pc)
 	return pc->npeers;
 }
 
+bool peer_core_connected(const struct peer_core *pc, uint64_t node)
+{
+	for (unsigned i = 0; i < pc->npeers; i++)
+		if (pc->peers[i].node->id == node)
+			return pc->peers[i].stats.connected;
+	return false;
+}
+
 void peer_core_stats(const struct peer_core *pc, unsigned index, struct peer_stats *out)
 {
 	const struct peer *p = &pc->peers[index];

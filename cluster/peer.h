@@ -234,6 +234,10 @@ void peer_frame_release(struct peer_core *pc, void *payload);
 /* Number of peers (index order = cfg.peers order). */
 unsigned peer_core_count(const struct peer_core *pc);
 
+/* Whether this core's outbound connection to `node` is up (no copy of the
+ * counters: asked per forwarded request and per wiped-node ask). */
+bool peer_core_connected(const struct peer_core *pc, uint64_t node);
+
 /* Copies peer `index`'s counters (this core's share) into *out. */
 void peer_core_stats(const struct peer_core *pc, unsigned index, struct peer_stats *out);
 
