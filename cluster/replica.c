@@ -548,10 +548,9 @@ void replica_handle_update(struct replica *rep, const struct raft_update *up)
 	 * disk while the term's first APPEND leaves). */
 	if (leader && rep->undecided)
 		undecided_settled(rep);
-	if (rep->was_leader && !leader)
+	if (rep->last_role == RAFT_LEADER && !leader)
 		rep->lost_at_us = c->r->now_us;
-	rep->was_leader = leader;
-	count_role_change(rep, up);
+	count_role_change(rep, up); /* last_role becomes the role now */
 	/* For the metrics: a leader other than the last one known. */
 	uint64_t known = raft_leader(rep->raft);
 	if (known != RAFT_NONE && known != rep->leader_seen) {
@@ -674,7 +673,7 @@ void replica_tick(struct replica *rep)
 	snapshot_send_tick(rep);
 	replica_move_tick(rep);
 	maybe_sleep(rep);
-	if (!rep->was_leader && props_count(rep) > 0 &&
+	if (rep->last_role != RAFT_LEADER && props_count(rep) > 0 &&
 	    rep->core->r->now_us - rep->lost_at_us >= timeout_us)
 		props_fail_all(rep, RKV_EUNKNOWN);
 	/* Proposals whose entries cannot be made durable (full disk) are

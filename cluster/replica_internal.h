@@ -265,7 +265,6 @@ struct replica {
 	struct proposal *props;
 	size_t props_head, props_tail, props_cap;
 	uint64_t applied_term;        /* term of the last entry handed to apply */
-	bool was_leader;
 	uint64_t lost_at_us;          /* when leadership was last lost */
 
 	/* Reads: asked (waiting for Raft), then ready (index known, waiting
@@ -293,7 +292,8 @@ struct replica {
 	uint64_t proposed, overwritten, unknown, snapshots_refused;
 	uint64_t leader_seen;         /* last leader known, for leader_changes */
 	uint64_t leader_changes;      /* times a different leader became known */
-	uint8_t last_role;            /* enum raft_role at the last update */
+	uint8_t last_role;            /* enum raft_role at the last update (was
+				       * it leading: lost_at_us, the metrics) */
 	uint32_t pre_votes;           /* pre-vote rounds started */
 	uint32_t elections;           /* became a candidate (a new term) */
 	uint32_t quorum_losses;       /* stopped leading within its term: it heard
