@@ -124,6 +124,8 @@ void raft_handle_vote(struct raft *r, const struct raft_msg *m)
 		return;
 	if (can_vote && log_up_to_date(r, m)) {
 		resp->term = m->term;
+		if (pre && m->term > r->prevote_max)
+			r->prevote_max = m->term;
 		if (!pre) {
 			r->vote = m->from;
 			r->hs_dirty = true;

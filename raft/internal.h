@@ -65,6 +65,8 @@ struct raft {
 	bool snap_installed;      /* this step installed a received snapshot */
 	uint64_t term;            /* currentTerm */
 	uint64_t vote;            /* votedFor */
+	uint64_t prevote_max;     /* highest term it granted a pre-vote for, in
+				   * this process (volatile, like pre-votes) */
 	uint64_t leader;          /* known leader of term, or RAFT_NONE */
 	struct raft_log log;
 	uint64_t commit;          /* highest index known committed */

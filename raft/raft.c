@@ -495,6 +495,10 @@ int raft_step(struct raft *r, const struct raft_event *ev,
 	case RAFT_EV_WAKE:
 		raft_wake(r, ev->wake.suspect);
 		break;
+	case RAFT_EV_SKIP_TERM:
+		if (ev->skip.term > r->term)
+			raft_become_follower(r, ev->skip.term, RAFT_NONE);
+		break;
 	default:
 		rv = -EINVAL;
 		break;
@@ -518,6 +522,11 @@ uint64_t raft_id(const struct raft *r)
 uint64_t raft_term(const struct raft *r)
 {
 	return r->term;
+}
+
+uint64_t raft_prevote_max(const struct raft *r)
+{
+	return r->prevote_max;
 }
 
 uint64_t raft_vote(const struct raft *r)

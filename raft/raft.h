@@ -208,6 +208,11 @@ enum raft_event_type {
 			     RAFT_EBUSY (raft/quiesce.c) */
 	RAFT_EV_WAKE,     /* end a sleep; wake.suspect: the leader's node is
 			     thought gone, campaign soon */
+	RAFT_EV_SKIP_TERM, /* move to term skip.term as a follower with no
+			      vote, if it is above the current term (what a
+			      message of that term would do): a replica that
+			      may not vote in a term at or below it (a wiped
+			      node's probe, docs/cluster/wiped-rule-proposal.md) */
 };
 
 struct raft_event {
@@ -245,6 +250,9 @@ struct raft_event {
 		struct {
 			bool suspect;
 		} wake;
+		struct {
+			uint64_t term;
+		} skip;
 	};
 };
 
@@ -324,6 +332,9 @@ int raft_step(struct raft *r, const struct raft_event *ev,
 int raft_role(const struct raft *r);
 uint64_t raft_id(const struct raft *r);
 uint64_t raft_term(const struct raft *r);
+/* The highest term this node granted a pre-vote for since it was created
+ * (0: none). Not durable: a pre-vote changes no state. */
+uint64_t raft_prevote_max(const struct raft *r);
 uint64_t raft_vote(const struct raft *r);
 uint64_t raft_leader(const struct raft *r);
 uint64_t raft_commit_index(const struct raft *r);

@@ -62,12 +62,78 @@ static void test_prevote_changes_no_state(void **state)
 	raft_destroy(w.r);
 }
 
+/* raft_prevote_max: the highest term a pre-vote was granted for, not one
+ * refused; it changes no durable state (the wiped-node probe reads it). */
+static void test_prevote_max_records_grants_only(void **state)
+{
+	(void)state;
+	struct raw w;
+	raw_init(&w, 1, 1, NULL, 0);
+	assert_int_equal(raft_prevote_max(w.r), 0);
+	struct raft_msg pre = {.type = RAFT_MSG_PREVOTE, .from = 2, .to = 1,
+			       .term = 4};
+	raw_recv(&w, &pre);
+	assert_false(raw_reply(&w, RAFT_MSG_PREVOTE_RESP)->reject);
+	assert_int_equal(raft_prevote_max(w.r), 4);
+	/* a lower grant does not lower it */
+	pre.term = 3;
+	raw_recv(&w, &pre);
+	assert_false(raw_reply(&w, RAFT_MSG_PREVOTE_RESP)->reject);
+	assert_int_equal(raft_prevote_max(w.r), 4);
+	/* a refused one (its log is behind ours) does not count */
+	const uint64_t terms[] = {1, 1};
+	struct raw v;
+	raw_init(&v, 1, 1, terms, 2);
+	pre = (struct raft_msg){.type = RAFT_MSG_PREVOTE, .from = 2, .to = 1,
+				.term = 9, .index = 0, .log_term = 0};
+	raw_recv(&v, &pre);
+	assert_true(raw_reply(&v, RAFT_MSG_PREVOTE_RESP)->reject);
+	assert_int_equal(raft_prevote_max(v.r), 0);
+	assert_int_equal(raft_term(w.r), 1);
+	raft_destroy(v.r);
+	raft_destroy(w.r);
+}
+
+/* RAFT_EV_SKIP_TERM: to a higher term as a follower with no vote, the hard
+ * state reported for the caller to make durable; a term not above the
+ * current one changes nothing. */
+static void test_skip_term(void **state)
+{
+	(void)state;
+	struct raw w;
+	raw_init(&w, 1, 2, NULL, 0);
+	struct raft_event ev = {.type = RAFT_EV_SKIP_TERM, .skip = {.term = 5}};
+	assert_int_equal(raft_step(w.r, &ev, &w.up), 0);
+	assert_true(w.up.hard_state_changed);
+	assert_int_equal(w.up.hard_state.term, 5);
+	assert_int_equal(w.up.hard_state.vote, RAFT_NONE);
+	assert_int_equal(raft_term(w.r), 5);
+	assert_int_equal(raft_role(w.r), RAFT_FOLLOWER);
+	ev.skip.term = 5;
+	assert_int_equal(raft_step(w.r, &ev, &w.up), 0);
+	assert_false(w.up.hard_state_changed);
+	ev.skip.term = 3;
+	assert_int_equal(raft_step(w.r, &ev, &w.up), 0);
+	assert_false(w.up.hard_state_changed);
+	assert_int_equal(raft_term(w.r), 5);
+	/* a vote request of the skipped-over term is refused */
+	struct raft_msg vote = {.type = RAFT_MSG_VOTE, .from = 2, .to = 1, .term = 4};
+	raw_recv(&w, &vote);
+	const struct raft_msg *resp = raw_reply(&w, RAFT_MSG_VOTE_RESP);
+	assert_true(resp == NULL || resp->reject);
+	assert_int_equal(raft_vote(w.r), RAFT_NONE);
+	assert_int_equal(raft_term(w.r), 5);
+	raft_destroy(w.r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rejoining_node_does_not_disrupt),
 		cmocka_unit_test(test_without_prevote_rejoining_node_deposes_leader),
 		cmocka_unit_test(test_prevote_changes_no_state),
+		cmocka_unit_test(test_prevote_max_records_grants_only),
+		cmocka_unit_test(test_skip_term),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
