@@ -66,23 +66,37 @@ int cluster_core_log_restore(void *arg, const struct core_log_group_state *st)
 
 /* A replica's marker: "undecided" or empty (joining), either followed by
  * " settled" / "settled" once it asked its group and found it new
- * (replica_wiped.c). Start-up. */
-static bool marker_says(const char *path, bool *settled)
+ * (replica_wiped.c), then a line "term N" if it skipped to term N then
+ * (*floor; 0 without). Start-up. */
+static bool marker_says(const char *path, bool *settled, uint64_t *floor)
 {
-	char buf[32] = "";
+	char buf[64] = "";
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
+	unsigned long long term;
+	ssize_t n, head;
+	int used = 0;
 
 	*settled = false;
+	*floor = 0;
 	if (fd < 0)
 		return false;
 	n = read(fd, buf, sizeof buf - 1);
 	close(fd);
 	if (n < 0)
 		return false;
-	*settled = (n == 7 && memcmp(buf, "settled", 7) == 0) ||
-		   (n == 17 && memcmp(buf, "undecided settled", 17) == 0);
-	return n >= 9 && memcmp(buf, "undecided", 9) == 0 && (n == 9 || *settled);
+	buf[n] = '\0';
+	head = (ssize_t)strcspn(buf, "\n");
+	/* "term N" of a digit or more, nothing after but the newline: else
+	 * the marker is taken as unsettled, which only asks again. */
+	if (head < n && (sscanf(buf + head, "\nterm %llu\n%n", &term, &used) != 1 ||
+			 head + used != n || buf[head + 6] < '0' || buf[head + 6] > '9' ||
+			 term == 0))
+		return (head == 9 || head == 17) && memcmp(buf, "undecided", 9) == 0;
+	*settled = (head == 7 && memcmp(buf, "settled", 7) == 0) ||
+		   (head == 17 && memcmp(buf, "undecided settled", 17) == 0);
+	if (*settled && head < n)
+		*floor = term;
+	return head >= 9 && memcmp(buf, "undecided", 9) == 0 && (head == 9 || *settled);
 }
 
 /* Feeds raft_restore from what the log and the shard hold (see
@@ -101,6 +115,7 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 	uint64_t conf_index;
 	struct install_origin origin;
 	bool from_install, settled = false;
+	uint64_t floor = 0;
 	size_t n = 0;
 	int rv;
 
@@ -209,13 +224,19 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 		const char *base = strrchr(rep->join_marker, '/') + 1;
 		bool marked = access(rep->join_marker, F_OK) == 0;
 		bool existing = c->node->cfg.join_existing || rep->hosted_added;
-		bool undecided = marked ? marker_says(rep->join_marker, &settled) : !existing;
+		bool undecided = marked ? marker_says(rep->join_marker, &settled, &floor) : !existing;
 
 		if (undecided && !existing) {
 			rep->undecided = true;
 			/* Asked its group at an earlier start and found it new
 			 * (replica_wiped.c): Raft's own vote rules. */
 			rep->asked_fresh = settled;
+			/* It skipped to term `floor` when it settled: never
+			 * below it again, though its hard state may not have
+			 * held it yet (replica_wiped.c fresh()). */
+			rep->term_floor = floor;
+			if (hs.term < floor)
+				hs = (struct raft_hard_state){ floor, RAFT_NONE };
 			log_info("replica %u: started empty: a new group, or a wiped node's; "
 				 "no vote for a candidate with a log until its peers tell which",
 				 rep->id);

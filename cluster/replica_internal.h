@@ -373,6 +373,14 @@ struct replica {
 	struct wiped_vouch *vouch;
 	bool asked_fresh;            /* undecided, but it asked its group and
 				      * found it new: Raft's vote rules */
+	bool settled_here;           /* it started empty and settled fresh in
+				      * this process: its pre-vote mark
+				      * covers its whole life on this data
+				      * dir (answers carry HCOMPLETE) */
+	uint64_t term_floor;         /* the term it skipped to when it settled
+				      * (its marker's "term" line), 0: none. A
+				      * term above it is a history; at it,
+				      * with no vote, none (replica_wiped.c) */
 	bool awake;
 	uint32_t idle_ticks;          /* leader: ticks without a new entry */
 	uint64_t idle_last;           /* leader: last index when last looked */

@@ -210,6 +210,7 @@ static void answer(struct replica *rep, const struct raft_msg *ask)
 	int idx = cluster_map_index(&n->map, replica_ident_node(ask->from));
 	unsigned flags = 0;
 	struct raft_msg out;
+	uint64_t h = raft_term(rep->raft);
 
 	/* Only for the data dir of the node's latest hello. */
 	if (idx < 0 || atomic_load(&n->peer_dir_id[idx]) != ask->context) {
@@ -218,9 +219,19 @@ static void answer(struct replica *rep, const struct raft_msg *ask)
 	}
 	if (replica_wiped_probing(rep))
 		flags |= WIPED_ANSWER_ASKING;
-	if (raft_term(rep->raft) > 0 || raft_last_index(rep->raft) > 0 || rep->amnesiac ||
+	/* A term it skipped to when it settled, with no vote, is no
+	 * history: it only says what it will not vote in. */
+	if (raft_term(rep->raft) > rep->term_floor || raft_vote(rep->raft) != RAFT_NONE ||
+	    raft_last_index(rep->raft) > 0 || rep->amnesiac ||
 	    (rep->shard && shard_flushed_index(rep->shard) > 0))
 		flags |= WIPED_ANSWER_HISTORY;
+	/* h: no vote of a wiped asker's old data dir can be pending in a
+	 * term above it that we took part in (wiped_probe.h, "The skip").
+	 * Complete only if this process saw all the replica's life here. */
+	if (raft_prevote_max(rep->raft) > h)
+		h = raft_prevote_max(rep->raft);
+	if (rep->settled_here)
+		flags |= WIPED_ANSWER_HCOMPLETE;
 	/*
 	 * The vouch: when we settled fresh, this very data dir of the asker
 	 * had answered us that it was asking too (empty, taking no part).
@@ -235,7 +246,7 @@ static void answer(struct replica *rep, const struct raft_msg *ask)
 	if ((flags & WIPED_ANSWER_HISTORY) &&
 	    vouches(rep, replica_ident_node(ask->from), ask->context))
 		flags = (flags & ~WIPED_ANSWER_HISTORY) | WIPED_ANSWER_VOUCH;
-	wiped_probe_answer(ask, raft_id(rep->raft), raft_conf(rep->raft), raft_term(rep->raft),
+	wiped_probe_answer(ask, raft_id(rep->raft), raft_conf(rep->raft), h,
 			   raft_last_index(rep->raft), flags, n->data_dir_id, &out);
 	cluster_core_queue_msg(rep->core, rep->id, &out);
 }
@@ -367,9 +378,21 @@ static void fresh(struct replica *rep)
 	struct cluster_core *c = rep->core;
 	struct raft_msg vote = w->vote;
 	bool has_vote = w->has_vote;
+	uint64_t skip = wiped_probe_skip_term(&w->probe);
 
 	record_vouch(rep);
 	replica_wiped_free(rep); /* nothing of it in flight: no memory kept */
+	rep->settled_here = true;
+	/* Above every term a forgotten vote of this node may be pending in
+	 * (wiped_probe.h, "The skip"), before it takes part: the marker,
+	 * durable already, says the same for a restart. */
+	if (skip > 0) {
+		rep->term_floor = skip;
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_SKIP_TERM,
+							.skip.term = skip });
+		log_info("replica %u: a member answered it took part up to term %" PRIu64 ": it "
+			 "starts at term %" PRIu64 ", no vote", rep->id, skip - 1, skip);
+	}
 	/* It asked and never took part: Raft's own vote rules, not the
 	 * undecided guess at a wiped node (which asks now). With that guess
 	 * groups were left with no leader: empty members took a first
@@ -410,7 +433,8 @@ static void join_file_written(struct ring_file *f, int res)
 
 /*
  * Settled fresh and still empty: the joining marker says so first
- * ("undecided settled", or "settled" when joining), while the replica
+ * ("undecided settled", or "settled" when joining, then a line "term N"
+ * when it skips to term N: fresh()), while the replica
  * still takes no part (so no other rewrite or removal of the marker can
  * race with this one), so that a restart before it holds anything does
  * not ask again. Such a replica never voted (a vote is durable before it
@@ -425,6 +449,8 @@ static void settle(struct replica *rep, enum wiped_outcome o)
 	struct replica_wiped *w = rep->wiped;
 	struct cluster_core *c = rep->core;
 	bool undecided = rep->undecided;
+	uint64_t skip;
+	int len;
 
 	/* Precondition: probing. On return rep->wiped may be freed. */
 	if (w->marking || o == WIPED_WAIT)
@@ -437,12 +463,16 @@ static void settle(struct replica *rep, enum wiped_outcome o)
 		fresh(rep); /* no marker of its own to rewrite */
 		return;
 	}
+	skip = wiped_probe_skip_term(&w->probe);
+	len = snprintf(w->text, sizeof w->text, "%s", undecided ? "undecided settled" : "settled");
+	if (skip > 0)
+		len += snprintf(w->text + len, sizeof w->text - (size_t)len, "\nterm %" PRIu64 "\n",
+				skip);
 	ring_file_init(&rep->join_file, &c->r->io, c->node->data_dir_fd,
 		       replica_file_name(rep->join_marker), join_file_written, rep);
 	rep->join_file_ready = true;
 	w->marking = true;
-	ring_file_write(&rep->join_file, undecided ? "undecided settled" : "settled",
-			undecided ? 17 : 7);
+	ring_file_write(&rep->join_file, w->text, (size_t)len);
 }
 
 bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m)

@@ -52,7 +52,7 @@ void wiped_probe_ask(const struct wiped_probe *p, uint64_t from, uint32_t i,
 }
 
 void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct raft_conf *conf,
-			uint64_t term, uint64_t last, unsigned flags, uint64_t own_dir,
+			uint64_t h, uint64_t last, unsigned flags, uint64_t own_dir,
 			struct raft_msg *out)
 {
 	uint64_t node = replica_ident_node(ask->from), member = RAFT_NONE;
@@ -70,11 +70,10 @@ void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct 
 	out->to = member != RAFT_NONE ? member : replica_ident(node, 0);
 	out->hint = WIPED_PROBE_ANSWER;
 	out->context = ask->context;
-	out->log_term = term;
+	out->log_term = h;
 	out->index = last;
 	out->commit = own_dir; /* the answerer's data dir id */
-	out->offset = (flags & (WIPED_ANSWER_ASKING | WIPED_ANSWER_HISTORY | WIPED_ANSWER_VOUCH)) |
-		      (member != RAFT_NONE ? WIPED_ANSWER_MEMBER : 0);
+	out->offset = (flags & WIPED_ANSWER_FLAGS & ~WIPED_ANSWER_MEMBER) | (member != RAFT_NONE ? WIPED_ANSWER_MEMBER : 0);
 }
 
 static int other_index(const struct wiped_probe *p, uint64_t node)
@@ -98,14 +97,21 @@ enum wiped_outcome wiped_probe_take(struct wiped_probe *p, const struct raft_msg
 	if (i < 0 || replica_ident_node(m->to) != p->self_node)
 		return wiped_probe_decide(p);
 	if (wiped_probe_is_answer(m)) {
-		unsigned flags = (unsigned)(m->offset & 15u);
+		unsigned flags = (unsigned)(m->offset & WIPED_ANSWER_FLAGS);
 
 		if (m->context != p->dir_id)
 			return wiped_probe_decide(p); /* asked by an earlier data dir */
-		if (flags & WIPED_ANSWER_VOUCH)
+		/* The answerer's HISTORY flag says it (a term above the one it
+		 * skipped to, a vote, a log, a flushed shard, amnesia; an older
+		 * build's covers any term): its h > 0 alone is none, a log is. */
+		if (flags & WIPED_ANSWER_VOUCH) {
 			flags &= ~WIPED_ANSWER_HISTORY;
-		else if (m->log_term > 0 || m->index > 0)
-			flags |= WIPED_ANSWER_HISTORY;
+		} else {
+			if (m->index > 0)
+				flags |= WIPED_ANSWER_HISTORY;
+			if (m->log_term > p->max_h)
+				p->max_h = m->log_term;
+		}
 		p->heard[i] = true;
 		p->flags[i] |= (uint8_t)flags;
 		if (flags & WIPED_ANSWER_ASKING)
@@ -133,7 +139,8 @@ enum wiped_outcome wiped_probe_decide(const struct wiped_probe *p)
 		if (!p->heard[i])
 			continue;
 		heard++;
-		if (!(p->flags[i] & WIPED_ANSWER_ASKING))
+		if (!(p->flags[i] & WIPED_ANSWER_ASKING) &&
+		    (p->flags[i] & (WIPED_ANSWER_HCOMPLETE | WIPED_ANSWER_VOUCH)))
 			settled++;
 	}
 	if (heard < majority)
@@ -143,6 +150,11 @@ enum wiped_outcome wiped_probe_decide(const struct wiped_probe *p)
 	if (settled >= majority || heard == p->nothers)
 		return WIPED_FRESH;
 	return WIPED_WAIT;
+}
+
+uint64_t wiped_probe_skip_term(const struct wiped_probe *p)
+{
+	return p->max_h > 0 ? p->max_h + 1 : 0;
 }
 
 uint32_t wiped_probe_incarnation(const struct wiped_probe *p)

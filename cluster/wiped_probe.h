@@ -11,20 +11,39 @@
  * acknowledgement, no campaign) and decides:
  *
  *   - AMNESIAC, once a majority of the other members answered and any
- *     answer (or any leader's APPEND, HEARTBEAT or SNAPSHOT) shows a
- *     history: a term above 0, a log or a snapshot. It rejoins as the next
- *     incarnation, K = 1 + the highest incarnation of this node any answer
- *     names (cluster/replica_amnesia.c). A majority, not the first answer:
+ *     answer shows a history: a vote, a term above the one the answerer
+ *     skipped to when it settled (0 if none), a log or a snapshot. It
+ *     rejoins as the next incarnation, K = 1 + the highest incarnation of
+ *     this node any answer names (cluster/replica_amnesia.c). A majority, not the first answer:
  *     the conf change that added the newest incarnation was committed on a
  *     majority of the members other than the dead old identity, so it
  *     reaches a majority of the others, which meets every majority of them.
  *   - FRESH (start as any member of a new group), once a majority of the
- *     other members answered with no history while not asking themselves:
- *     any election ever won had a majority of voters, which meets that
- *     majority, and each of them would hold a term > 0. Or once every other
- *     member answered with no history, some of them asking too: all the
- *     replicas of the group started empty (a new cluster's first start, or
- *     every copy lost: nothing left to protect).
+ *     other members answered with no history while not asking themselves,
+ *     each either with HCOMPLETE (its h covers its whole life on its data
+ *     dir) or vouching: any election ever won had a majority of voters,
+ *     which meets that majority, and each of them would show a history. Or
+ *     once every other member answered with no history, some of them
+ *     asking too: all the replicas of the group started empty (a new
+ *     cluster's first start, or every copy lost: nothing left to protect).
+ *   - The skip, with FRESH: "no history" is a snapshot, not a promise. The
+ *     wiped node's old data dir may have voted in term t for a candidate
+ *     whose election is not over (its pre-vote majority P formed before the
+ *     wipe; a vote request to a member may still be in flight). Every
+ *     answer carries h = the highest of the answerer's term and the highest
+ *     term it granted a pre-vote for; the counted majority meets P minus
+ *     the wiped node in a member that granted t's pre-vote (an asker or a
+ *     voucher took no part before the asker's dir existed, so that member
+ *     is a settled HCOMPLETE one): t <= H, the largest h taken. A replica
+ *     that settles fresh with H > 0 moves to term H + 1 with no vote before
+ *     it takes part, durably (its marker's "term" line), so it never votes
+ *     in a term a forgotten vote of its node may have been cast in.
+ *     A vouch's h is not taken: the voucher settled after the asker's dir
+ *     was made, so it granted no pre-vote of the old dir's time (and its
+ *     term, a leader's often, would only make the new member disrupt it).
+ *     The fault model is one wiped member per group at a time: two wipes
+ *     inside one pre-vote round defeat it (docs/cluster/wiped-rule-
+ *     proposal.md, schedule 4, and what would close it).
  *   - WAIT otherwise (too few answers; a member that is asking itself
  *     counts only when all answered): the replica keeps asking and takes no
  *     part. Only the founding members of a group are asked: a wiped node
@@ -35,8 +54,9 @@
  * hint = WIPED_PROBE_ASK and context = the asker's data dir id; the answer a
  * HEARTBEAT of term 0 with hint = WIPED_PROBE_ANSWER, the same context,
  * `to` = the asker's member id in the answerer's configuration, log_term =
- * the answerer's term, index = its last log index and offset = WIPED_*
- * flags. Raft never sends a message of term 0, so neither is Raft's.
+ * h (above), index = its last log index and offset = WIPED_* flags. An
+ * older build sent its term as log_term and set HISTORY for any term or
+ * log itself; its answers never carry HCOMPLETE. Raft never sends a message of term 0, so neither is Raft's.
  */
 #ifndef RINGKV_CLUSTER_WIPED_PROBE_H
 #define RINGKV_CLUSTER_WIPED_PROBE_H
@@ -51,12 +71,18 @@
 
 /* An answer's flags (its `offset`). */
 #define WIPED_ANSWER_ASKING 1u  /* the answerer's replica is asking too */
-#define WIPED_ANSWER_HISTORY 2u /* term > 0, a log, a snapshot, or amnesiac */
+#define WIPED_ANSWER_HISTORY 2u /* a vote, a term above its floor, a log, a
+				 * snapshot, or amnesiac */
 #define WIPED_ANSWER_MEMBER 4u  /* its configuration names the asker's node */
 #define WIPED_ANSWER_VOUCH 8u   /* the asker's data dir once answered the answerer
 				 * that it was asking too: it never took part, no
 				 * history for it whatever the answerer's term and
 				 * log (replica_wiped.c answer()) */
+#define WIPED_ANSWER_HCOMPLETE 16u /* the answerer's h covers its whole life on
+				    * its data dir: it started empty and settled
+				    * in this process (pre-vote grants are kept in
+				    * memory only) */
+#define WIPED_ANSWER_FLAGS 31u
 
 enum wiped_outcome {
 	WIPED_WAIT = 0,
@@ -76,6 +102,8 @@ struct wiped_probe {
 					       * came from (its `commit`), 0: none */
 	bool heard[RAFT_MAX_SERVERS];
 	bool history;                         /* some answer or leader showed one */
+	uint64_t max_h;                       /* H: the largest h of the answers
+					       * taken, vouches' aside */
 	uint32_t max_inc;                     /* highest incarnation of self_node
 					       * named in any answer */
 };
@@ -90,11 +118,11 @@ bool wiped_probe_is_answer(const struct raft_msg *m);
 /* The ask from member id `from` to node others[i]. */
 void wiped_probe_ask(const struct wiped_probe *p, uint64_t from, uint32_t i,
 		     struct raft_msg *out);
-/* The answer to `ask` by member `self` whose configuration is conf, term
- * `term`, last log index `last`, `flags` of WIPED_ANSWER_ASKING/HISTORY
- * (MEMBER is worked out here). */
+/* The answer to `ask` by member `self` whose configuration is conf, h
+ * max(term, highest pre-vote granted), last log index `last`, `flags` of
+ * WIPED_ANSWER_* (MEMBER is worked out here). */
 void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct raft_conf *conf,
-			uint64_t term, uint64_t last, unsigned flags, uint64_t own_dir,
+			uint64_t h, uint64_t last, unsigned flags, uint64_t own_dir,
 			struct raft_msg *out);
 /* Takes a message that reached the probing replica: an answer to its ask,
  * or a leader's APPEND, HEARTBEAT or SNAPSHOT (a history, naming the
@@ -102,6 +130,9 @@ void wiped_probe_answer(const struct raft_msg *ask, uint64_t self, const struct 
  * is not another founding member, is ignored. Returns the outcome now. */
 enum wiped_outcome wiped_probe_take(struct wiped_probe *p, const struct raft_msg *m);
 enum wiped_outcome wiped_probe_decide(const struct wiped_probe *p);
+/* The term a replica that settles FRESH moves to before it takes part:
+ * H + 1, or 0 (no skip) when every h taken was 0. */
+uint64_t wiped_probe_skip_term(const struct wiped_probe *p);
 /* The incarnation to rejoin as: 1 + the highest one any answer named. */
 uint32_t wiped_probe_incarnation(const struct wiped_probe *p);
 /* The member id others[i] answered from, or replica_ident(others[i], 0). */

@@ -21,6 +21,10 @@ Rules (--rule):
   props  prop hardened for two wipes: FRESH only when every other member
          answered (or by the bootstrap statement); a vouch is no history only
          then; otherwise a vouch counts as a history (AMNESIAC, a rejoin).
+  mainh  main's rule with the proposal's safety parts only (what session 13
+         builds): h, HC and the skip; a settled answer counts toward M only
+         with HC or as a vouch; a vouch's h is not taken (a narrow voucher
+         took no part before the asker's dir existed); HISTORY with the floor.
   prop1  prop, and "asking" answers count toward M too (a single-wipe
          rule: live at R = 5 with one founding member down and no operator
          statement; shown unsafe with two wipes).
@@ -47,7 +51,7 @@ import random
 import sys
 import time
 
-RULES = ("main", "branch", "bbfd", "prop", "props", "prop1")
+RULES = ("main", "branch", "bbfd", "prop", "props", "prop1", "mainh")
 NONE = None
 
 
@@ -209,7 +213,7 @@ class Sim:
     def history(self, n):
         if n["st"] == "amn":
             return True
-        if self.m.rule.startswith("prop"):
+        if self.m.rule.startswith("prop") or self.m.rule == "mainh":
             return n["vote"] is not NONE or n["term"] > n["floor"]
         return n["term"] > 0
 
@@ -223,7 +227,7 @@ class Sim:
         if hist and (a, sdir) in n["vouch"]:
             hist, vouch = False, True
         h = max(n["term"], n["pv"])
-        if asking and rule != "main":
+        if asking and rule not in ("main", "mainh"):
             node_mut(n)
             n["asked_by"][a] = sdir
         return ("ans", x, a, sdir, asking, hist, vouch, h, n["hc"], n["dir"])
@@ -235,8 +239,9 @@ class Sim:
         _, x, _, ctx, asking, hist, vouch, h, hc, adir = msg
         rule = self.m.rule
         n["heard"] = n["heard"] | {x}
-        if rule == "main":
-            n["orf"][x] = n["orf"].get(x, 0) | (1 if asking else 0) | (2 if hist else 0)
+        if rule in ("main", "mainh"):
+            n["orf"][x] = (n["orf"].get(x, 0) | (1 if asking else 0) | (2 if hist else 0) |
+                           (4 if hc or vouch else 0))
         else:
             n["latest"][x] = (asking, vouch, hc)
             if rule == "bbfd" and (asking or vouch):
@@ -247,7 +252,8 @@ class Sim:
             n["hist"] = True
         if vouch:
             n["vhist"] = True
-        n["H"] = max(n["H"], h)
+        if not (rule == "mainh" and vouch):
+            n["H"] = max(n["H"], h)
 
     def decide(self, s, a):
         n = s["nodes"][a]
@@ -259,6 +265,13 @@ class Sim:
             if n["hist"]:
                 return "AMNESIAC"
             settled = sum(1 for x in n["heard"] if not n["orf"][x] & 1)
+            return "FRESH" if settled >= M or heard == allo else "WAIT"
+        if rule == "mainh":
+            if heard < M:
+                return "WAIT"
+            if n["hist"]:
+                return "AMNESIAC"
+            settled = sum(1 for x in n["heard"] if n["orf"][x] & 5 == 4)
             return "FRESH" if settled >= M or heard == allo else "WAIT"
         if rule == "props":
             if heard >= M:
@@ -300,26 +313,27 @@ class Sim:
             n["st"] = "amn"
             self.say("  %s(dir %d) decides AMNESIAC (rejoins as a new incarnation)" %
                      (nm(a), n["dir"]))
-            if rule != "main":
+            if rule not in ("main", "mainh"):
                 for x, d in sorted(n["asked_by"].items()):
                     self.send(s, self.answer(s, a, x, d))
             return
         # FRESH
         vouch = set((x, d) for x, d in n["adir"].items())
-        if rule != "main":
+        if rule not in ("main", "mainh"):
             vouch |= set(n["asked_by"].items())
         n["vouch"] = frozenset(vouch)
         n["st"] = "fresh"
         n["role"] = "F"
-        if rule.startswith("prop") and n["H"] > 0:
+        if (rule.startswith("prop") or rule == "mainh") and n["H"] > 0:
             n["term"] = n["H"] + 1
             n["floor"] = n["term"]
             n["vote"] = NONE
         self.say("  %s(dir %d) decides FRESH at term %d%s" % (
             nm(a), n["dir"], n["term"],
-            " (skips past H=%d)" % n["H"] if rule.startswith("prop") and n["H"] else ""))
+            " (skips past H=%d)" % n["H"] if n["H"] and (rule.startswith("prop") or
+                                                          rule == "mainh") else ""))
         self.check_fresh(s, a)
-        if rule != "main":
+        if rule not in ("main", "mainh"):
             for x, d in sorted(n["asked_by"].items()):
                 self.send(s, self.answer(s, a, x, d))
         sv = n["svote"]
@@ -426,7 +440,7 @@ class Sim:
             # a settled "no history" answer is not final off the
             # all-answered path: asked again until it is a vouch (a history)
             return not n["latest"][x][1]
-        return self.m.rule != "main" and n["latest"][x][0]
+        return self.m.rule not in ("main", "mainh") and n["latest"][x][0]
 
     def actions(self, s):
         m, out = self.m, []

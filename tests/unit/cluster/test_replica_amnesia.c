@@ -101,6 +101,54 @@ static void test_wiped_node_elects_no_stale_leader(void **state)
 		rm_rf(nodes[id].dir);
 }
 
+/*
+ * The skip, through the real code (replica_wiped.c, core_open.c): node 3's
+ * replica settled at an earlier start, skipping to term 5 (its marker
+ * says "undecided settled" and "term 5"), and holds nothing else. Nodes 1
+ * and 2 start empty and ask: 3 answers with h = 5 and no history (a term
+ * it skipped to, with no vote, is none), 1 and 2 hear every member with
+ * no history: a new group, but each starts at term 6 with no vote. So no
+ * leader of a term below 7: without the marker's floor the group elects
+ * in term 1, without the skip in term 6 (node 3 campaigning from 5).
+ */
+static void test_settled_fresh_skips_past_answers(void **state)
+{
+	char path[400];
+	uint64_t leader;
+	FILE *f;
+
+	(void)state;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 1, 3);
+	key_space = 10;
+	assert_int_equal(mkdir(nodes[3].dir, 0755), 0);
+	snprintf(path, sizeof path, "%s/shard-0.joining", nodes[3].dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("undecided settled\nterm 5\n", f);
+	assert_int_equal(fclose(f), 0);
+	node_start(3, 3);
+	refresh(&nodes[3]);
+	assert_false(nodes[3].status[0].st.probing);
+	assert_int_equal(nodes[3].status[0].st.term, 5);
+	node_start(1, 3);
+	node_start(2, 3);
+	leader = wait_leader(3, 0, 8000);
+	assert_true(leader != 0);
+	refresh(&nodes[leader]);
+	assert_true(nodes[leader].status[0].st.term >= 7);
+	for (unsigned id = 1; id <= 3; id++) {
+		refresh(&nodes[id]);
+		assert_false(nodes[id].status[0].st.amnesiac);
+	}
+	write_ok(leader, 0, 0, 10);
+	assert_true(converged(3, 0, 5000));
+	for (unsigned id = 1; id <= 3; id++)
+		node_stop(id);
+	for (unsigned id = 1; id <= 3; id++)
+		rm_rf(nodes[id].dir);
+}
 
 /* Flips 16 bytes of the first record of the newest segment of node id's
  * core log `core`: a bad record header with data after it, in the segment
@@ -330,6 +378,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wiped_node_elects_no_stale_leader),
+		cmocka_unit_test(test_settled_fresh_skips_past_answers),
 		cmocka_unit_test(test_amnesiac_replica_takes_no_part),
 		cmocka_unit_test(test_amnesiac_replica_rejoins),
 	};

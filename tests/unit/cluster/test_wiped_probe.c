@@ -118,8 +118,9 @@ static void test_first_start_all_asking(void **state)
 }
 
 /*
- * Five members. A majority of the others (3 of 4) settled and empty: no
- * election was ever won (its voters would hold a term). Two settled and
+ * Five members. A majority of the others (3 of 4) settled and empty, each
+ * complete (HCOMPLETE): no election was ever won (its voters would show a
+ * history). Two settled and
  * one asking is not enough: {1, 2, 3} may have elected 1, and 2 be wiped
  * too (asking), while 4 and 5 were down -- 1, holding the history, has
  * not answered. With all four answered and none with a history, every
@@ -146,14 +147,99 @@ static void test_five_members(void **state)
 	/* Or 1 answers with the history: amnesiac. */
 	a = answer_from(&q, 1, 2, 5, 0, replica_ident(SELF, 0));
 	assert_int_equal(wiped_probe_take(&q, &a), WIPED_AMNESIAC);
-	/* Three settled ones suffice without the fourth. */
+	/* Three settled complete ones suffice without the fourth. */
 	wiped_probe_init(&p, SELF, DIR_ID, &conf);
 	for (uint64_t node = 1; node <= 4; node++) {
 		if (node == SELF)
 			continue;
-		a = answer_from(&p, node, 0, 0, 0, replica_ident(SELF, 0));
+		a = answer_from(&p, node, 0, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
 		assert_int_equal(wiped_probe_take(&p, &a), node < 4 ? WIPED_WAIT : WIPED_FRESH);
 	}
+	assert_int_equal(wiped_probe_skip_term(&p), 0);
+}
+
+/*
+ * A settled answer without HCOMPLETE (a replica restarted since it
+ * settled, or an older build's) may have forgotten a pre-vote it granted:
+ * it does not count toward the majority, only toward "every member
+ * answered". A vouch counts.
+ */
+static void test_settled_needs_hcomplete(void **state)
+{
+	struct raft_conf conf = conf_of(5);
+	struct wiped_probe p, q;
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	a = answer_from(&p, 1, 0, 0, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 4, 0, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT); /* 2 counted of 3 heard */
+	q = p;
+	a = answer_from(&p, 5, 0, 0, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_FRESH); /* every member answered */
+	/* A member that vouches for us counts, its term and log aside. */
+	a = answer_from(&q, 5, 8, 0, WIPED_ANSWER_VOUCH, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&q, &a), WIPED_FRESH);
+	/* An asking answer with HCOMPLETE set is still an asker's. */
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	for (uint64_t node = 1; node <= 4; node++) {
+		if (node == SELF)
+			continue;
+		a = answer_from(&p, node, 0, 0,
+				WIPED_ANSWER_HCOMPLETE | (node == 1 ? WIPED_ANSWER_ASKING : 0),
+				replica_ident(SELF, 0));
+		assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	}
+}
+
+/*
+ * "Settled, no history" is a snapshot, not a promise (docs/cluster/
+ * wiped-rule-proposal.md, schedule 3): node 3's old data dir voted in
+ * term 1 for node 1, whose vote request to node 2 is still in flight;
+ * node 2 granted node 1's pre-vote for term 1 (h = 1). Node 3's new dir
+ * hears 2, 4 and 5 settled with no history: a new group's member, but at
+ * term 2 with no vote, never in term 1. h is the answerer's pre-vote
+ * mark or its term; a term without the HISTORY flag (one it skipped to)
+ * is none; a vouch's h is not taken.
+ */
+static void test_skip_past_granted_prevotes(void **state)
+{
+	struct raft_conf conf = conf_of(5);
+	struct wiped_probe p;
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	a = answer_from(&p, 2, 1, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	assert_false(p.history);
+	a = answer_from(&p, 4, 0, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 5, 0, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_FRESH);
+	assert_int_equal(wiped_probe_skip_term(&p), 2);
+	/* A vouch's h (a leader's term, often) is not taken. */
+	a = answer_from(&p, 1, 7, 0, WIPED_ANSWER_VOUCH, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_FRESH);
+	assert_int_equal(wiped_probe_skip_term(&p), 2);
+	/* The skipped-to term of a member that settled so itself (term 6, no
+	 * vote, no log) shows no history; a log does, flag or not. */
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	for (uint64_t node = 1; node <= 4; node++) {
+		if (node == SELF)
+			continue;
+		a = answer_from(&p, node, node == 4 ? 6 : 0, 0, WIPED_ANSWER_HCOMPLETE,
+				replica_ident(SELF, 0));
+		wiped_probe_take(&p, &a);
+	}
+	assert_int_equal(wiped_probe_decide(&p), WIPED_FRESH);
+	assert_int_equal(wiped_probe_skip_term(&p), 7);
+	a = answer_from(&p, 5, 0, 3, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
 }
 
 /* A leader's HEARTBEAT is no answer (its members may vouch for us), nor
@@ -264,6 +350,10 @@ static void test_wire(void **state)
 	assert_true(got.log_term == 6 && got.index == 77 && got.context == DIR_ID);
 	assert_true(got.to == replica_ident(SELF, 2));
 	assert_int_equal(got.offset, WIPED_ANSWER_HISTORY | WIPED_ANSWER_MEMBER);
+	/* HCOMPLETE travels; MEMBER is the answerer's to work out, not the
+	 * caller's to claim. */
+	ans = answer_from(&p, 1, 0, 0, WIPED_ANSWER_HCOMPLETE | WIPED_ANSWER_MEMBER, RAFT_NONE);
+	assert_int_equal(ans.offset, WIPED_ANSWER_HCOMPLETE);
 	peer_msg_buf_free(&out);
 	ask.from = replica_ident(SELF, 1);
 	assert_false(wiped_probe_is_ask(&ask));
@@ -278,6 +368,8 @@ int main(void)
 		cmocka_unit_test(test_incarnation_after_the_newest_named),
 		cmocka_unit_test(test_first_start_all_asking),
 		cmocka_unit_test(test_five_members),
+		cmocka_unit_test(test_settled_needs_hcomplete),
+		cmocka_unit_test(test_skip_past_granted_prevotes),
 		cmocka_unit_test(test_evidence_and_flags),
 		cmocka_unit_test(test_ignored),
 		cmocka_unit_test(test_wire),
