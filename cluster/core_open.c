@@ -114,7 +114,7 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 	struct raft_conf conf;
 	uint64_t conf_index;
 	struct install_origin origin;
-	bool from_install, settled = false;
+	bool from_install, settled = false, asks;
 	uint64_t floor = 0;
 	size_t n = 0;
 	int rv;
@@ -216,6 +216,12 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 	 * undecided_filter in replica.c. The marker is durable before
 	 * anything of the group is; it says "undecided" or is empty
 	 * (joining). */
+	/* Empty with no record of its own (not placed by a move): unless it
+	 * settled at an earlier start, it asks the group whether this node
+	 * was a member before it takes part (a wiped data dir;
+	 * replica_wiped.c). */
+	asks = r > 1 && !rep->hosted_added && !rep->amnesiac && !from_install &&
+	       !c->log_repaired && !rs->found && flushed == 0;
 	/* A replica placed here by a move starts empty in a group with a
 	 * history: joining, whatever the flags (it must not vote before it
 	 * holds what the group committed). */
@@ -231,20 +237,28 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 			/* Asked its group at an earlier start and found it new
 			 * (replica_wiped.c): Raft's own vote rules. */
 			rep->asked_fresh = settled;
-			/* It skipped to term `floor` when it settled: never
-			 * below it again, though its hard state may not have
-			 * held it yet (replica_wiped.c fresh()). */
-			rep->term_floor = floor;
-			if (hs.term < floor)
-				hs = (struct raft_hard_state){ floor, RAFT_NONE };
-			log_info("replica %u: started empty: a new group, or a wiped node's; "
-				 "no vote for a candidate with a log until its peers tell which",
-				 rep->id);
+			if (settled)
+				log_info("replica %u: started empty, and asked its group at an "
+					 "earlier start: a new group's member, it votes by Raft's "
+					 "rules until its first leader is heard", rep->id);
+			else if (asks)
+				log_info("replica %u: started empty: a new group, or a wiped "
+					 "node's; it asks its group which before it votes", rep->id);
+			else
+				log_info("replica %u: restarted undecided (not yet settled by a "
+					 "leader): no vote for a candidate with a log until a new "
+					 "group's first leader is heard", rep->id);
 		} else {
 			rep->joining = true;
 			log_info("replica %u: joining (started empty, or not caught up before a "
 				 "restart): no vote until caught up from a leader", rep->id);
 		}
+		/* It skipped to term `floor` when it settled (undecided or
+		 * joining): never below it again, though its hard state may
+		 * not have held it yet (replica_wiped.c fresh()). */
+		rep->term_floor = floor;
+		if (hs.term < floor)
+			hs = (struct raft_hard_state){ floor, RAFT_NONE };
 		if (!marked || (rep->joining && undecided)) {
 			rv = rep->undecided ? durable_file_replace(c->node->data_dir, base,
 								   "undecided", 9)
@@ -260,12 +274,7 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 		snprintf(err, errlen, "shard %u: raft_restore: %s", rep->id, rkv_strerror(rv));
 		return rv;
 	}
-	/* Empty with no record of its own (not placed by a move): it asks
-	 * the group whether this node was a member before it takes part
-	 * (a wiped data dir; replica_wiped.c). */
-	if (r > 1 && !rep->hosted_added && !rep->amnesiac && !from_install && !c->log_repaired &&
-	    !rs->found && flushed == 0 && !settled &&
-	    (rv = replica_wiped_begin(rep, &snap.conf, err, errlen)))
+	if (asks && !settled && (rv = replica_wiped_begin(rep, &snap.conf, err, errlen)))
 		return rv;
 	if (c->log_repaired) {
 		rv = core_log_reset(c->log, rep->id, 0, 0);

@@ -66,6 +66,9 @@ struct cluster_node_config {
 	bool join_existing;            /* --initial-cluster-state existing: a replica
 					* that starts empty never votes before it
 					* caught up from a leader */
+	bool bootstrap;                /* --initial-cluster-state bootstrap: this
+					* node never took part in its cluster before
+					* a new data dir (replica_wiped.c) */
 	uint32_t proposal_timeout_ms;  /* after losing leadership, a proposal not
 					* resolved by then is answered
 					* RKV_EUNKNOWN; 0: 2 x election timeout */

@@ -429,6 +429,9 @@ struct cluster_node {
 				 * sent in hellos and snapshot requests */
 	uint64_t data_dir_id;   /* ours (DATA/DATADIR-ID), sent in hellos */
 	bool data_dir_new;      /* no OPENED at this start: never ran on it */
+	bool data_dir_bootstrap; /* made for a new cluster's first start
+				  * (--initial-cluster-state bootstrap, kept in
+				  * DATADIR-ID): replica_wiped.c */
 };
 
 /* One core's coalesced heartbeats for one node, gathered in a pass. */

@@ -11,10 +11,13 @@
  *     and its Raft is not ticked (no campaign): it has promised nothing
  *     since it started, and its old identity's promises are never counted
  *     by this process;
- *   - every tick it asks each other founding member that has not answered
- *     (a HEARTBEAT_RESP of term 0, routed to the core owning the group);
- *     the answer says the answerer's term, log, whether it asks too and
- *     which identity of our node its configuration names.
+ *   - it asks each other founding member that has not answered, every
+ *     tick at first, and again, at a slow pace, each one whose latest
+ *     answer was that it asks too (a HEARTBEAT_RESP of term 0, routed to
+ *     the core owning the group); the answer says the answerer's term,
+ *     log, whether it asks too and which identity of our node its
+ *     configuration names. A member that answered "asking" is answered
+ *     again once we settle, and its latest answer replaces its earlier.
  * Then, once enough answered (wiped_probe.h):
  *   - a history: the marker DATA/shard-N.amnesiac is written ("incarnation
  *     K", K = 1 + the highest incarnation named) through the ring, and only
@@ -23,7 +26,10 @@
  *     member, catches it up by snapshot and promotes it. Its joining marker
  *     goes (an amnesiac replica needs none);
  *   - no history: it goes on as today's empty replica (undecided, or
- *     joining with --initial-cluster-state existing; replica.c).
+ *     joining with --initial-cluster-state existing; replica.c). With
+ *     --initial-cluster-state bootstrap on a new data dir (kept in
+ *     DATADIR-ID) it settles so once it and the members that answered,
+ *     none with a history, are a majority of the group.
  * A crash while it asks leaves it empty: it asks again at the next start.
  *
  * The node part (node init, the hello's fields 11-12): every data dir has
@@ -50,7 +56,10 @@
 
 #define DATADIR_ID_FILE "DATADIR-ID"
 #define ASK_FAST_TICKS 40 /* asks every tick for this many ticks */
-#define ASK_SLOW_TICKS 10 /* then every this many */
+#define ASK_SLOW_TICKS 10 /* then every this many (at least an election
+			   * timeout); a member that answered it was asking
+			   * too is asked again at this pace only */
+#define BOOTSTRAP_LINE "new-cluster\n" /* DATADIR-ID's second line */
 
 struct replica_wiped {
 	struct wiped_probe probe;
@@ -68,13 +77,19 @@ struct replica_wiped {
 	struct raft_msg vote;        /* the last vote request dropped while
 				      * asking: stepped if it settles fresh */
 	bool has_vote;
+	uint32_t nasked;             /* members whose asks we answered while
+				      * asking ourselves: answered again once
+				      * we settle (asked_by) */
+	struct {
+		uint64_t from, context;
+	} asked_by[RAFT_MAX_SERVERS];
 };
 
 /* ---- the node: its data dir's id -------------------------------------------- */
 
-static int id_read(const char *path, uint64_t *id)
+static int id_read(const char *path, uint64_t *id, bool *bootstrap)
 {
-	char buf[64];
+	char buf[96];
 	unsigned long long v;
 	ssize_t n;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -89,43 +104,67 @@ static int id_read(const char *path, uint64_t *id)
 	if (sscanf(buf, "ringkv-data-dir-id %llx", &v) != 1 || v == 0)
 		return -EINVAL;
 	*id = v;
+	*bootstrap = strstr(buf, "\n" BOOTSTRAP_LINE) != NULL;
 	return 0;
 }
 
 int replica_wiped_node_init(struct cluster_node *n, char *err, size_t errlen)
 {
-	char path[PATH_MAX + 32], text[64];
+	char path[PATH_MAX + 32], text[96];
 	uint64_t id = 0;
+	bool recorded = false, bootstrap;
 	int rv, len;
 
 	snprintf(path, sizeof path, "%s/OPENED", n->data_dir);
 	n->data_dir_new = access(path, F_OK) != 0;
 	snprintf(path, sizeof path, "%s/" DATADIR_ID_FILE, n->data_dir);
-	rv = id_read(path, &id);
-	if (rv == 0) {
-		n->data_dir_id = id;
-		return 0;
-	}
+	rv = id_read(path, &id, &recorded);
 	/* Missing (a new data dir, or one made by a build before this
 	 * file), or unreadable: a new id. It only pairs a node's asks with
 	 * its hello; nothing is lost by a new one. */
-	if (rv != -ENOENT)
+	if (rv != 0 && rv != -ENOENT)
 		log_warn("%s: %s; a new data dir id is made", path,
 			 rv == -EINVAL ? "not a data dir id" : strerror(-rv));
-	while (id == 0)
+	while (rv != 0 && id == 0)
 		if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
 			snprintf(err, errlen, "getrandom: %s", strerror(errno));
 			return -EIO;
 		}
-	len = snprintf(text, sizeof text, "ringkv-data-dir-id %016" PRIx64 "\n", id);
-	rv = durable_file_replace(n->data_dir, DATADIR_ID_FILE, text, (size_t)len);
-	if (rv) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-rv));
-		return rv;
+	/*
+	 * --initial-cluster-state bootstrap states that this node never took
+	 * part in its cluster before this data dir: a statement about the
+	 * dir's making, so it is taken only when the dir is new (no OPENED)
+	 * and kept in the dir, for every later start on it (a replica still
+	 * asking when the node stopped asks again on the same statement). On
+	 * a dir that ran without it, it is ignored: that dir may have been
+	 * made by a wiped node's restart.
+	 */
+	bootstrap = recorded || (n->cfg.bootstrap && n->data_dir_new);
+	if (n->cfg.bootstrap && !n->data_dir_new)
+		log_warn("data dir %s: --initial-cluster-state bootstrap %s: it is taken only "
+			 "when the node starts on a new data dir, and this one ran before; remove "
+			 "it from the configuration, so that it is not given to this node once "
+			 "its data dir is wiped", n->data_dir,
+			 recorded ? "not needed (the data dir was made with it and keeps it)"
+				  : "ignored (the data dir was made without it)");
+	if (rv != 0 || bootstrap != recorded) {
+		len = snprintf(text, sizeof text, "ringkv-data-dir-id %016" PRIx64 "\n%s", id,
+			       bootstrap ? BOOTSTRAP_LINE : "");
+		rv = durable_file_replace(n->data_dir, DATADIR_ID_FILE, text, (size_t)len);
+		if (rv) {
+			snprintf(err, errlen, "%s: %s", path, strerror(-rv));
+			return rv;
+		}
+		log_info("data dir %s: id %016" PRIx64 "%s", n->data_dir, id,
+			 n->data_dir_new ? " (a new data dir)" : "");
 	}
 	n->data_dir_id = id;
-	log_info("data dir %s: id %016" PRIx64 "%s", n->data_dir, id,
-		 n->data_dir_new ? " (a new data dir)" : "");
+	n->data_dir_bootstrap = bootstrap;
+	if (bootstrap)
+		log_info("data dir %s was made for a new cluster's first start "
+			 "(--initial-cluster-state bootstrap): its empty replicas take part once "
+			 "they and the members that answered, none with a history, are a majority "
+			 "of their group", n->data_dir);
 	return 0;
 }
 
@@ -166,6 +205,7 @@ int replica_wiped_begin(struct replica *rep, const struct raft_conf *conf, char 
 		return -ENOMEM;
 	}
 	wiped_probe_init(&w->probe, n->cfg.self_id, n->data_dir_id, conf);
+	w->probe.self_new = n->data_dir_bootstrap;
 	w->probing = true;
 	w->began_us = rep->core->r->now_us;
 	rep->wiped = w;
@@ -201,6 +241,23 @@ static bool vouches(const struct replica *rep, uint64_t node, uint64_t dir)
 		if (rep->vouch->of[i].node == node && rep->vouch->of[i].dir == dir)
 			return true;
 	return false;
+}
+
+/* We answered `ask` that we were asking too: its sender is answered
+ * again once we settle (the latest ask per node). */
+static void note_asker(struct replica_wiped *w, const struct raft_msg *ask)
+{
+	uint64_t node = replica_ident_node(ask->from);
+	uint32_t i = 0;
+
+	while (i < w->nasked && replica_ident_node(w->asked_by[i].from) != node)
+		i++;
+	if (i == RAFT_MAX_SERVERS)
+		return; /* more askers than members: it asks again anyway */
+	if (i == w->nasked)
+		w->nasked++;
+	w->asked_by[i].from = ask->from;
+	w->asked_by[i].context = ask->context;
 }
 
 /* An ask from another node's empty replica: what we know of the group. */
@@ -249,6 +306,27 @@ static void answer(struct replica *rep, const struct raft_msg *ask)
 	wiped_probe_answer(ask, raft_id(rep->raft), raft_conf(rep->raft), h,
 			   raft_last_index(rep->raft), flags, n->data_dir_id, &out);
 	cluster_core_queue_msg(rep->core, rep->id, &out);
+	if (flags & WIPED_ANSWER_ASKING)
+		note_asker(rep->wiped, ask);
+}
+
+/* Once we settle, the members we told we were asking are told what we
+ * are now (asked_by): they need not wait for their next ask, which comes
+ * at the slow pace (replica_wiped_tick). */
+static void answer_askers(struct replica *rep, uint32_t n, const struct raft_msg *asks)
+{
+	for (uint32_t i = 0; i < n; i++)
+		answer(rep, &asks[i]);
+}
+
+static uint32_t askers(const struct replica_wiped *w, struct raft_msg *asks)
+{
+	for (uint32_t i = 0; i < w->nasked; i++)
+		asks[i] = (struct raft_msg){ .type = RAFT_MSG_HEARTBEAT_RESP,
+					     .from = w->asked_by[i].from,
+					     .hint = WIPED_PROBE_ASK,
+					     .context = w->asked_by[i].context };
+	return w->nasked;
 }
 
 static void join_marker_unlinked(struct io_op *op, int res, unsigned flags)
@@ -272,6 +350,7 @@ static void become_amnesiac(struct replica *rep)
 	uint64_t self = c->node->cfg.self_id;
 	struct raft_hard_state hs = { 0, RAFT_NONE };
 	struct raft_snapshot_meta snap = { 0 };
+	struct raft_msg asks[RAFT_MAX_SERVERS];
 	char err[256];
 	bool named = false;
 	int rv;
@@ -309,6 +388,7 @@ static void become_amnesiac(struct replica *rep)
 		 "was made (wiped, or down since the group began): it forgot its votes and what "
 		 "it acknowledged, so it rejoins as incarnation %" PRIu32 " (amnesiac; "
 		 "docs/DAMAGED-DATADIR.md, \"Amnesiac replicas\")", rep->id, self, w->incarnation);
+	answer_askers(rep, askers(w, asks), asks);
 }
 
 static void marker_written(struct ring_file *f, int res)
@@ -347,28 +427,47 @@ static void mark_amnesiac(struct replica *rep)
 	ring_file_write(&w->marker, w->text, (size_t)len);
 }
 
-/* The members that answered they were asking too, and from which data
- * dir: kept for the vouch (answer()); a few words, only for replicas that
- * settled fresh this way. */
+/* The members whose data dir showed us, before we settled, that it was
+ * asking: by answering "asking too" (asking_dir), or by asking us
+ * (asked_by: only a replica that asks sends an ask, and its dir id was
+ * checked against the node's hello). Kept for the vouch (answer()); a few
+ * words, only for replicas that settled fresh this way. */
 static void record_vouch(struct replica *rep)
 {
-	const struct wiped_probe *p = &rep->wiped->probe;
+	const struct replica_wiped *w = rep->wiped;
+	const struct wiped_probe *p = &w->probe;
+	struct {
+		uint64_t node, dir;
+	} of[2 * RAFT_MAX_SERVERS];
 	uint32_t k = 0;
 
 	for (uint32_t i = 0; i < p->nothers; i++)
-		k += p->heard[i] && p->asking_dir[i] != 0;
+		if (p->heard[i] && p->asking_dir[i] != 0) {
+			of[k].node = p->others[i];
+			of[k++].dir = p->asking_dir[i];
+		}
+	for (uint32_t i = 0; i < w->nasked; i++) {
+		uint64_t node = replica_ident_node(w->asked_by[i].from);
+		uint32_t j = 0;
+
+		while (j < k && !(of[j].node == node && of[j].dir == w->asked_by[i].context))
+			j++;
+		if (j == k) {
+			of[k].node = node;
+			of[k++].dir = w->asked_by[i].context;
+		}
+	}
 	if (k == 0)
 		return;
 	free(rep->vouch);
 	rep->vouch = malloc(sizeof *rep->vouch + k * sizeof rep->vouch->of[0]);
 	if (!rep->vouch)
 		return; /* no vouch: a late member comes back amnesiac (safe) */
-	rep->vouch->n = 0;
-	for (uint32_t i = 0; i < p->nothers; i++)
-		if (p->heard[i] && p->asking_dir[i] != 0) {
-			rep->vouch->of[rep->vouch->n].node = p->others[i];
-			rep->vouch->of[rep->vouch->n++].dir = p->asking_dir[i];
-		}
+	rep->vouch->n = k;
+	for (uint32_t j = 0; j < k; j++) {
+		rep->vouch->of[j].node = of[j].node;
+		rep->vouch->of[j].dir = of[j].dir;
+	}
 }
 
 /* A new group's member: the replica goes on as any empty member of one. */
@@ -376,9 +475,10 @@ static void fresh(struct replica *rep)
 {
 	struct replica_wiped *w = rep->wiped;
 	struct cluster_core *c = rep->core;
-	struct raft_msg vote = w->vote;
+	struct raft_msg vote = w->vote, asks[RAFT_MAX_SERVERS];
 	bool has_vote = w->has_vote;
 	uint64_t skip = wiped_probe_skip_term(&w->probe);
+	uint32_t nasks = askers(w, asks);
 
 	record_vouch(rep);
 	replica_wiped_free(rep); /* nothing of it in flight: no memory kept */
@@ -402,6 +502,7 @@ static void fresh(struct replica *rep)
 	rep->asked_fresh = true;
 	log_info("replica %u: no member knows a history of this group: it is a new group's "
 		 "member%s", rep->id, rep->joining ? " (joining, as told)" : "");
+	answer_askers(rep, nasks, asks);
 	/* A new group's candidate that asked while we asked (its members
 	 * settle about together): its request is taken now, as any member
 	 * would take it, rather than lost for an election timeout. */
@@ -507,22 +608,34 @@ bool replica_wiped_tick(struct replica *rep)
 {
 	struct replica_wiped *w = rep->wiped;
 	struct cluster_core *c = rep->core;
-	uint32_t heard = 0;
+	uint32_t heard = 0, asking = 0, slow = ASK_SLOW_TICKS;
+	bool slow_turn;
 
 	if (!w || !w->probing)
 		return false;
 	if (w->marking)
 		return true;
 	/* Every tick at first (a new cluster's members start together), then
-	 * every ASK_SLOW_TICKS: a member down for long is not asked thousands
-	 * of times a second by every replica it shares. */
+	 * every `slow` ticks: a member down for long is not asked thousands
+	 * of times a second by every replica it shares. A member whose
+	 * latest answer was that it asks too may settle (or get a history)
+	 * later, so it is asked again, at the slow pace only (it answers;
+	 * 10,000 waiting replicas must not make every tick a storm). The
+	 * replicas of a core take turns (by group id) so that they do not
+	 * all ask on the same tick. A member that answered settled is never
+	 * asked again: its answer is final for what we need. */
+	if (slow < c->election_ticks)
+		slow = c->election_ticks;
 	w->ticks++;
+	slow_turn = (w->ticks + rep->id) % slow == 0;
 	for (uint32_t i = 0; i < w->probe.nothers; i++) {
 		struct raft_msg ask;
 
 		heard += w->probe.heard[i];
-		if (w->probe.heard[i] ||
-		    (w->ticks > ASK_FAST_TICKS && w->ticks % ASK_SLOW_TICKS != 0))
+		asking += w->probe.heard[i] && (w->probe.flags[i] & WIPED_ANSWER_ASKING);
+		if (!wiped_probe_unsettled(&w->probe, i))
+			continue;
+		if (!slow_turn && (w->probe.heard[i] || w->ticks > ASK_FAST_TICKS))
 			continue;
 		wiped_probe_ask(&w->probe, raft_id(rep->raft), i, &ask);
 		/* Not queued for a node that is down: a peer's queue keeps what
@@ -536,9 +649,10 @@ bool replica_wiped_tick(struct replica *rep)
 	}
 	if (c->r->now_us - w->began_us > 10000000u)
 		log_every(LOG_WARN, 10000, "replica %u: still asking whether node %" PRIu64
-			  " was a member: %" PRIu32 " of %" PRIu32 " other members answered; it "
-			  "takes no part until enough do (a majority of them, or all)", rep->id,
-			  c->node->cfg.self_id, heard, w->probe.nothers);
+			  " was a member: %" PRIu32 " of %" PRIu32 " other members answered, %"
+			  PRIu32 " of them asking too; it takes no part until enough answer (a "
+			  "majority of them settled, or all)", rep->id, c->node->cfg.self_id, heard,
+			  w->probe.nothers, asking);
 	/* A decision waiting on a failed marker write is tried again. */
 	settle(rep, wiped_probe_decide(&w->probe));
 	return true;

@@ -112,8 +112,13 @@ enum wiped_outcome wiped_probe_take(struct wiped_probe *p, const struct raft_msg
 			if (m->log_term > p->max_h)
 				p->max_h = m->log_term;
 		}
+		/* The latest answer replaces the earlier one: a member that
+		 * was asking may have settled since (fresh, or with a
+		 * history). What an answer showed of the group stays: a
+		 * history seen (p->history), the newest incarnation named
+		 * (p->max_inc), the dir that said it was asking (the vouch). */
 		p->heard[i] = true;
-		p->flags[i] |= (uint8_t)flags;
+		p->flags[i] = (uint8_t)flags;
 		if (flags & WIPED_ANSWER_ASKING)
 			p->asking_dir[i] = m->commit;
 		p->ids[i] = m->from;
@@ -143,11 +148,17 @@ enum wiped_outcome wiped_probe_decide(const struct wiped_probe *p)
 		    (p->flags[i] & (WIPED_ANSWER_HCOMPLETE | WIPED_ANSWER_VOUCH)))
 			settled++;
 	}
-	if (heard < majority)
-		return WIPED_WAIT;
-	if (p->history)
-		return WIPED_AMNESIAC;
-	if (settled >= majority || heard == p->nothers)
+	if (heard >= majority) {
+		if (p->history)
+			return WIPED_AMNESIAC;
+		if (settled >= majority || heard == p->nothers)
+			return WIPED_FRESH;
+	}
+	/* The operator's statement (self_new): this node never took part,
+	 * so nothing it promised can be lost; it waits only until it and
+	 * the members that answered, none with a history, are a majority
+	 * of the group (fewer could elect nothing anyway). */
+	if (p->self_new && !p->history && 1 + heard >= (p->nothers + 1) / 2 + 1)
 		return WIPED_FRESH;
 	return WIPED_WAIT;
 }
@@ -155,6 +166,12 @@ enum wiped_outcome wiped_probe_decide(const struct wiped_probe *p)
 uint64_t wiped_probe_skip_term(const struct wiped_probe *p)
 {
 	return p->max_h > 0 ? p->max_h + 1 : 0;
+}
+
+bool wiped_probe_unsettled(const struct wiped_probe *p, uint32_t i)
+{
+	assert(i < p->nothers);
+	return !p->heard[i] || (p->flags[i] & WIPED_ANSWER_ASKING);
 }
 
 uint32_t wiped_probe_incarnation(const struct wiped_probe *p)

@@ -44,10 +44,21 @@
  *     The fault model is one wiped member per group at a time: two wipes
  *     inside one pre-vote round defeat it (docs/cluster/wiped-rule-
  *     proposal.md, schedule 4, and what would close it).
+ *   - FRESH also when the operator stated that this node's data dir was
+ *     made for a new cluster's first start (`self_new`, from
+ *     --initial-cluster-state bootstrap: this node never took part in the
+ *     group before), no answer shows a history, and the answers with this
+ *     replica make a majority of the group: enough for a new cluster to
+ *     elect with a minority of its founding nodes down. Its own statement
+ *     is the proof (nothing on the peers can tell a wiped node from a new
+ *     one whose peers holding the history are down); the answers are only
+ *     a net for a wrong statement (a history answered first makes it wait).
  *   - WAIT otherwise (too few answers; a member that is asking itself
  *     counts only when all answered): the replica keeps asking and takes no
  *     part. Only the founding members of a group are asked: a wiped node
- *     knows no more of its groups.
+ *     knows no more of its groups. A member whose latest answer was ASKING
+ *     may settle later: it is asked again (wiped_probe_unsettled), and its
+ *     latest answer replaces the earlier one.
  *
  * Wire form (no new frame kind, routed to the owning core like any Raft
  * message): the ask is a HEARTBEAT_RESP of term 0 from incarnation 0 with
@@ -97,13 +108,19 @@ struct wiped_probe {
 	uint64_t others[RAFT_MAX_SERVERS];    /* their node ids */
 	uint64_t ids[RAFT_MAX_SERVERS];       /* their member ids, as answered
 					       * (RAFT_NONE: not heard) */
-	uint8_t flags[RAFT_MAX_SERVERS];      /* WIPED_ANSWER_* as answered */
+	uint8_t flags[RAFT_MAX_SERVERS];      /* WIPED_ANSWER_* of the latest
+					       * answer (it replaces earlier ones) */
 	uint64_t asking_dir[RAFT_MAX_SERVERS];/* the data dir an ASKING answer
-					       * came from (its `commit`), 0: none */
+					       * came from (its `commit`), 0: none;
+					       * kept when a later answer settles */
 	bool heard[RAFT_MAX_SERVERS];
-	bool history;                         /* some answer or leader showed one */
+	bool history;                         /* some answer showed one (kept:
+					       * the group had a history) */
 	uint64_t max_h;                       /* H: the largest h of the answers
 					       * taken, vouches' aside */
+	bool self_new;                        /* set by the caller: the operator
+					       * stated this node's data dir was made
+					       * for a new cluster's first start */
 	uint32_t max_inc;                     /* highest incarnation of self_node
 					       * named in any answer */
 };
@@ -133,6 +150,9 @@ enum wiped_outcome wiped_probe_decide(const struct wiped_probe *p);
 /* The term a replica that settles FRESH moves to before it takes part:
  * H + 1, or 0 (no skip) when every h taken was 0. */
 uint64_t wiped_probe_skip_term(const struct wiped_probe *p);
+/* Is others[i] still worth asking: not heard yet, or its latest answer
+ * said it was asking too (it may settle, or get a history, later)? */
+bool wiped_probe_unsettled(const struct wiped_probe *p, uint32_t i);
 /* The incarnation to rejoin as: 1 + the highest one any answer named. */
 uint32_t wiped_probe_incarnation(const struct wiped_probe *p);
 /* The member id others[i] answered from, or replica_ident(others[i], 0). */

@@ -102,16 +102,20 @@ void config_usage(FILE *out, const char *prog)
 		"  --heartbeat-interval DURATION  leader heartbeats (default 50ms)\n"
 		"  --snapshot-rate BYTES/s  snapshot streaming limit, 0 = none (default 64MiB)\n"
 		"  --snapshot-lag ENTRIES   a leader stops keeping its log for a follower this\n"
-		"                           far behind; it gets a snapshot (default 65536)\n"
-		"  --initial-cluster-state new|existing  existing: a replica found empty\n"
-		"                           never votes before it caught up; new (default):\n"
-		"                           it votes only for empty candidates until peers\n"
-		"                           show a history (then as existing)\n"
-		"  -h, --help               this text\n"
-		"  -V, --version            print the version, exit\n",
+		"                           far behind; it gets a snapshot (default 65536)\n",
 		prog, prog);
 	/* A second string: one literal may not pass 4095 bytes. */
 	fprintf(out,
+		"  --initial-cluster-state new|existing|bootstrap  existing: a replica found\n"
+		"                           empty never votes before it caught up; new\n"
+		"                           (default): it asks its group first, and a new\n"
+		"                           group elects once all its members answered;\n"
+		"                           bootstrap: as new, and this node never ran in\n"
+		"                           this cluster (its first start, on a new data dir:\n"
+		"                           kept there; never for a wiped node): a new group\n"
+		"                           elects with a minority of its members down\n"
+		"  -h, --help               this text\n"
+		"  -V, --version            print the version, exit\n"
 		"  --auto-repair on|off     on (default): a core log damaged at start-up is\n"
 		"                           repaired from the peers when they can (its\n"
 		"                           files kept in DATA/quarantine); off: refused\n"
@@ -662,12 +666,10 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		c->snapshot_lag = v;
 		break;
 	case OPT_INITIAL_STATE:
-		if (!strcmp(arg, "new"))
-			c->join_existing = false;
-		else if (!strcmp(arg, "existing"))
-			c->join_existing = true;
-		else
+		if (strcmp(arg, "new") && strcmp(arg, "existing") && strcmp(arg, "bootstrap"))
 			goto bad_value;
+		c->join_existing = !strcmp(arg, "existing");
+		c->bootstrap = !strcmp(arg, "bootstrap");
 		break;
 	case OPT_AUTO_REPAIR:
 		if (!strcmp(arg, "on"))
@@ -992,7 +994,8 @@ void config_print(FILE *out, const struct config *c)
 		c->election_timeout_ms, c->heartbeat_ms);
 	fprintf(out, "snapshot-rate = %" PRIu64 "\n", c->snapshot_rate);
 	fprintf(out, "snapshot-lag = %" PRIu64 "\n", c->snapshot_lag);
-	fprintf(out, "initial-cluster-state = %s\n", c->join_existing ? "existing" : "new");
+	fprintf(out, "initial-cluster-state = %s\n",
+		c->join_existing ? "existing" : c->bootstrap ? "bootstrap" : "new");
 	fprintf(out, "auto-repair = %s\n", c->auto_repair ? "on" : "off");
 	if (c->log_segment_size)
 		fprintf(out, "log-segment-size = %" PRIu64 "\n", c->log_segment_size);

@@ -77,6 +77,9 @@ struct config {
 	uint64_t snapshot_lag;             /* entries a leader keeps for a lagging
 					    * follower before it needs a snapshot (65536) */
 	bool join_existing;                /* --initial-cluster-state existing */
+	bool bootstrap;                    /* --initial-cluster-state bootstrap: this
+					    * node never ran in its cluster before
+					    * (taken on a new data dir only) */
 	bool auto_repair;                  /* --auto-repair on|off (on): a damaged
 					    * core log is repaired from the peers */
 	uint64_t log_segment_size;         /* --log-segment-size: core log segments

@@ -119,6 +119,7 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	cfg.core_log_buffered = n->cfg.log_buffered;
 	cfg.snapshot_lag = n->cfg.snapshot_lag;
 	cfg.join_existing = n->cfg.join_existing;
+	cfg.bootstrap = n->cfg.bootstrap;
 	cfg.auto_repair = n->cfg.auto_repair;
 	cfg.core_log_segment_size = n->cfg.log_segment_size;
 	cfg.slot_function = id->slot_function;

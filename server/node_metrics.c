@@ -64,6 +64,10 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		{ &ids->raft_undecided, false, "ringkv_raft_undecided_replicas",
 		  "Replicas that started empty and have not yet learned whether their group "
 		  "is new or has a history (a wiped node's wait)." },
+		{ &ids->raft_asking, false, "ringkv_raft_asking_replicas",
+		  "Replicas that started empty and still ask their group whether this "
+		  "node was a member before (a wiped data dir, or a new cluster's first "
+		  "start): no vote, no acknowledgement until enough members answer." },
 		{ &ids->raft_joining, false, "ringkv_raft_joining_replicas",
 		  "Replicas that started empty in a group with a history: no vote until "
 		  "caught up from a leader." },
@@ -411,7 +415,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	uint64_t pre_votes = 0, elections = 0, quorum_losses = 0;
 	uint64_t leader_changes = 0, snap_sent = 0, snap_sent_bytes = 0, snap_received = 0;
 	uint64_t snap_received_bytes = 0, snap_restarted = 0, repairing = 0, repairs = 0;
-	uint64_t undecided = 0, joining = 0, amnesiac = 0, sleeping = 0;
+	uint64_t undecided = 0, joining = 0, amnesiac = 0, sleeping = 0, asking = 0;
 	struct forward_stats fs;
 	struct replica_status st;
 	unsigned i, f;
@@ -427,6 +431,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 		repairing += st.repairing;
 		repairs += st.repairs_done;
 		undecided += st.undecided;
+		asking += st.probing;
 		joining += st.joining;
 		amnesiac += st.amnesiac;
 		sleeping += st.sleeping;
@@ -458,6 +463,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	metrics_set(mc, ids->raft_repairing, repairing);
 	metrics_set(mc, ids->raft_repairs, repairs);
 	metrics_set(mc, ids->raft_undecided, undecided);
+	metrics_set(mc, ids->raft_asking, asking);
 	metrics_set(mc, ids->raft_joining, joining);
 	metrics_set(mc, ids->raft_amnesiac, amnesiac);
 	metrics_set(mc, ids->raft_sleeping, sleeping);

@@ -95,6 +95,7 @@ struct node_metric_ids {
 	int raft_undecided;      /* started empty: new group or wiped node, not told */
 	int raft_joining;        /* started empty in a group with a history */
 	int raft_amnesiac;       /* newest core log segment damaged: no part */
+	int raft_asking;         /* started empty, asking its group (replica_wiped.c) */
 	int raft_sleeping;       /* groups asleep (raft/quiesce.c) */
 	int raft_proposed;
 	int raft_overwritten;

@@ -101,9 +101,27 @@ def parse(text):
     return samples
 
 
+def scrape(base):
+    """base's /metrics parsed, or None when it does not answer 200."""
+    try:
+        status, _, text = get(base, "/metrics")
+    except OSError:
+        return None
+    return parse(text) if status == 200 else None
+
+
 def total(samples, name, **labels):
     want = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and want <= set(ls))
+
+
+def verdict(what):
+    """A test script's exit code: 1 with the number of failed checks, else 0."""
+    if failures:
+        print("%d check(s) failed" % len(failures))
+        return 1
+    print("all %s checks passed" % what)
+    return 0
 
 
 def stop_all(procs, logs):

@@ -351,10 +351,10 @@ def run(ringkvd, work, procs, dashboard):
                                                                        want))
     samples, problems = settle(NODES, IDLE_SECONDS, idle_problems)
     adm.check(problems == [], "idle: applied = commit everywhere, lag 0: %s" % problems)
-    # A new cluster's empty replicas settled as members (none undecided or
-    # joining), and none is repairing.
+    # A new cluster's empty replicas settled as members (none asking,
+    # undecided or joining), and none is repairing.
     for name in ("ringkv_raft_undecided_replicas", "ringkv_raft_joining_replicas",
-                 "ringkv_raft_repairing_replicas"):
+                 "ringkv_raft_repairing_replicas", "ringkv_raft_asking_replicas"):
         stuck = {nid: adm.total(samples[nid], name) for nid in samples}
         adm.check(not any(stuck.values()), "%s after the writes: %s" % (name, stuck))
     after = leader_commit(samples)

@@ -25,6 +25,8 @@ Rules (--rule):
          builds): h, HC and the skip; a settled answer counts toward M only
          with HC or as a vouch; a vouch's h is not taken (a narrow voucher
          took no part before the asker's dir existed); HISTORY with the floor.
+  propv  prop where a vouch's h is not taken (as mainh; what session 13
+         builds on the branch's liveness parts).
   prop1  prop, and "asking" answers count toward M too (a single-wipe
          rule: live at R = 5 with one founding member down and no operator
          statement; shown unsafe with two wipes).
@@ -51,7 +53,7 @@ import random
 import sys
 import time
 
-RULES = ("main", "branch", "bbfd", "prop", "props", "prop1", "mainh")
+RULES = ("main", "branch", "bbfd", "prop", "props", "prop1", "mainh", "propv")
 NONE = None
 
 
@@ -252,7 +254,7 @@ class Sim:
             n["hist"] = True
         if vouch:
             n["vhist"] = True
-        if not (rule == "mainh" and vouch):
+        if not (rule in ("mainh", "propv") and vouch):
             n["H"] = max(n["H"], h)
 
     def decide(self, s, a):
@@ -290,7 +292,7 @@ class Sim:
             if rule in ("branch", "bbfd"):
                 settled = sum(1 for x in n["heard"] if not n["latest"][x][0] and
                               not (rule == "bbfd" and x in n["was"]))
-            elif rule == "prop":
+            elif rule in ("prop", "propv"):
                 settled = sum(1 for x in n["heard"] if not n["latest"][x][0] and
                               (n["latest"][x][1] or n["latest"][x][2]))
             else:  # prop1

@@ -242,6 +242,99 @@ static void test_skip_past_granted_prevotes(void **state)
 	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
 }
 
+/*
+ * Five members, the earlier answer ASKING, a later one settled (a review
+ * found the asker stayed undecided for ever: the ASKING flag counted for
+ * good and the member was never asked again). Node 1 answers first that
+ * it asks too; 4 and 5 answer settled and empty; 2 is down. Three heard,
+ * two settled: wait, and 1 is still worth asking. 1 settles (fresh) and
+ * answers again: its latest answer replaces the first, three settled of
+ * four: fresh. Then the other way: 1 settles with a history (it came back
+ * amnesiac, or got a leader): amnesiac. What an answer showed of the group
+ * stays: a history answered once is not undone by a later ASKING answer
+ * (that member wiped since), and the vouch's record of the dir that said
+ * it was asking is kept.
+ */
+static void test_asking_answer_replaced_by_a_settled_one(void **state)
+{
+	struct raft_conf conf = conf_of(5);
+	struct wiped_probe p, q;
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	a = answer_from(&p, 1, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	assert_true(wiped_probe_unsettled(&p, 0));
+	a = answer_from(&p, 4, 0, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 5, 0, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT); /* 3 heard, 2 settled */
+	assert_true(wiped_probe_unsettled(&p, 0));  /* asking: asked again */
+	assert_true(wiped_probe_unsettled(&p, 1));  /* node 2: not heard */
+	assert_false(wiped_probe_unsettled(&p, 2)); /* node 4: settled, final */
+	q = p;
+	a = answer_from(&p, 1, 0, 0, WIPED_ANSWER_HCOMPLETE, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_FRESH);
+	assert_false(wiped_probe_unsettled(&p, 0));
+	assert_int_equal(p.asking_dir[0], ANSWERER_DIR(1)); /* the vouch's record */
+	a = answer_from(&q, 1, 3, 12, WIPED_ANSWER_HISTORY, replica_ident(SELF, 1));
+	assert_int_equal(wiped_probe_take(&q, &a), WIPED_AMNESIAC);
+	assert_int_equal(wiped_probe_incarnation(&q), 2);
+	/* A history stays: node 1 answered one, then (wiped since) asking. */
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	a = answer_from(&p, 1, 3, 12, 0, replica_ident(SELF, 0));
+	wiped_probe_take(&p, &a);
+	a = answer_from(&p, 1, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	wiped_probe_take(&p, &a);
+	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	wiped_probe_take(&p, &a);
+	a = answer_from(&p, 4, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
+}
+
+/*
+ * --initial-cluster-state bootstrap (self_new): the operator states this
+ * node's data dir was made for a new cluster's first start. Three members,
+ * node 2 never started: without the statement, 1's answer (asking) is not
+ * enough and nothing is ever elected; with it, this replica and 1 are a
+ * majority of the group and no history was shown: fresh. A history
+ * answered first makes it wait all the same (the statement was wrong: a
+ * wiped node given the flag), and with a majority heard it is amnesiac.
+ * Five members: it and two answers (three of five), not one.
+ */
+static void test_bootstrap_minority_down(void **state)
+{
+	struct raft_conf conf = conf_of(3);
+	struct wiped_probe p;
+	struct raft_msg a;
+
+	(void)state;
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	assert_int_equal(wiped_probe_decide(&p), WIPED_WAIT);
+	a = answer_from(&p, 1, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	p.self_new = true;
+	assert_int_equal(wiped_probe_decide(&p), WIPED_FRESH);
+	/* No answer yet: it waits (alone it could elect nothing). */
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	p.self_new = true;
+	assert_int_equal(wiped_probe_decide(&p), WIPED_WAIT);
+	/* The statement contradicted by a history. */
+	a = answer_from(&p, 1, 4, 30, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 2, 4, 30, 0, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_AMNESIAC);
+	/* Five members: two answers needed. */
+	conf = conf_of(5);
+	wiped_probe_init(&p, SELF, DIR_ID, &conf);
+	p.self_new = true;
+	a = answer_from(&p, 1, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_WAIT);
+	a = answer_from(&p, 2, 0, 0, WIPED_ANSWER_ASKING, replica_ident(SELF, 0));
+	assert_int_equal(wiped_probe_take(&p, &a), WIPED_FRESH);
+}
+
 /* A leader's HEARTBEAT is no answer (its members may vouch for us), nor
  * is a candidate's PREVOTE. An amnesiac answerer (term 0, no log) says so
  * by its flag; a member whose group no longer has our node answers
@@ -370,6 +463,8 @@ int main(void)
 		cmocka_unit_test(test_five_members),
 		cmocka_unit_test(test_settled_needs_hcomplete),
 		cmocka_unit_test(test_skip_past_granted_prevotes),
+		cmocka_unit_test(test_asking_answer_replaced_by_a_settled_one),
+		cmocka_unit_test(test_bootstrap_minority_down),
 		cmocka_unit_test(test_evidence_and_flags),
 		cmocka_unit_test(test_ignored),
 		cmocka_unit_test(test_wire),

@@ -151,7 +151,7 @@ static void test_print_round_trip(void **state)
 		   "tls-cert = /etc/ringkv/node.pem\ntls-key = /etc/ringkv/node.key\n"
 		   "tls-ca = /etc/ringkv/ca.pem\ntls-handshake-timeout = 2s\n"
 		   "peer-tls-cert = /etc/ringkv/peer.pem\npeer-tls-key = /etc/ringkv/peer.key\n"
-		   "peer-tls-ca = /etc/ringkv/peer-ca.pem\n");
+		   "peer-tls-ca = /etc/ringkv/peer-ca.pem\ninitial-cluster-state = bootstrap\n");
 	assert_int_equal(parse(&a, path, NULL, NULL, err, sizeof err), 0);
 	unlink(path);
 	f = open_memstream(&text, &len);
@@ -164,7 +164,32 @@ static void test_print_round_trip(void **state)
 	assert_true(b.enable_flush);
 	assert_int_equal(b.metrics_per_replica, CONFIG_PER_REPLICA_OFF);
 	assert_int_equal(b.metrics_per_replica_max, 7);
+	assert_true(b.bootstrap && !b.join_existing);
 	assert_memory_equal(&a, &b, sizeof a);
+}
+
+/* --initial-cluster-state: new by default; existing; bootstrap; anything
+ * else refused, naming the value, the earlier setting kept; the flag over
+ * the file. */
+static void test_initial_cluster_state(void **state)
+{
+	struct config c;
+	char err[512] = "";
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, NULL, NULL, err, sizeof err), 0);
+	assert_false(c.bootstrap || c.join_existing);
+	assert_int_equal(parse(&c, NULL, "--initial-cluster-state", "existing", err, sizeof err),
+			 0);
+	assert_true(c.join_existing && !c.bootstrap);
+	write_file("initial-cluster-state = bootstrap\n");
+	assert_int_equal(parse(&c, path, NULL, NULL, err, sizeof err), 0);
+	assert_true(c.bootstrap && !c.join_existing);
+	assert_int_equal(parse(&c, path, "--initial-cluster-state", "new", err, sizeof err), 0);
+	assert_false(c.bootstrap || c.join_existing);
+	unlink(path);
+	assert_true(parse(&c, NULL, "--initial-cluster-state", "fresh", err, sizeof err) != 0);
+	assert_non_null(strstr(err, "fresh"));
 }
 
 /* --enable-flush: off by default, a flag without a value, true/false in a
@@ -286,6 +311,7 @@ int main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_print_round_trip),
 		cmocka_unit_test(test_enable_flush),
+		cmocka_unit_test(test_initial_cluster_state),
 		cmocka_unit_test(test_metrics_per_replica),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_peer_tls),
