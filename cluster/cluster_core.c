@@ -1209,7 +1209,7 @@ bool cluster_core_quiescent(struct cluster_core *c)
 		/* Streams end here: pins go, ring ops of the receiver drain. */
 		if (!snapshot_send_stop(c->reps[i]) || !snapshot_recv_stop(c->reps[i]) ||
 		    c->reps[i]->join_unlinking || !replica_conf_idle(c->reps[i]) ||
-		    !replica_origin_idle(c->reps[i]) ||
+		    !replica_origin_idle(c->reps[i]) || !replica_wiped_idle(c->reps[i]) ||
 		    (c->reps[i]->join_file_ready && !ring_file_idle(&c->reps[i]->join_file)))
 			idle = false;
 	}

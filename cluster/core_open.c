@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/wiped_probe.h"
 #include "core/durable_file.h"
 #include "core/log.h"
 #include "raft/log.h"
@@ -86,11 +87,14 @@ static bool marker_says(const char *path, bool *settled, uint64_t *floor)
 		return false;
 	buf[n] = '\0';
 	head = (ssize_t)strcspn(buf, "\n");
-	/* "term N" of a digit or more, nothing after but the newline: else
-	 * the marker is taken as unsettled, which only asks again. */
+	/* "term N" of a digit or more (a term Raft can reach), nothing after
+	 * but the newline, the file shorter than the buffer: else the marker
+	 * is taken as unsettled, which only asks again. */
+	if (n == (ssize_t)sizeof buf - 1)
+		return false;
 	if (head < n && (sscanf(buf + head, "\nterm %llu\n%n", &term, &used) != 1 ||
 			 head + used != n || buf[head + 6] < '0' || buf[head + 6] > '9' ||
-			 term == 0))
+			 term == 0 || term > WIPED_TERM_MAX))
 		return (head == 9 || head == 17) && memcmp(buf, "undecided", 9) == 0;
 	*settled = (head == 7 && memcmp(buf, "settled", 7) == 0) ||
 		   (head == 17 && memcmp(buf, "undecided settled", 17) == 0);
@@ -260,9 +264,20 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 		if (hs.term < floor)
 			hs = (struct raft_hard_state){ floor, RAFT_NONE };
 		if (!marked || (rep->joining && undecided)) {
+			char text[48] = "";
+			int len = 0;
+
+			/* Joining now (told `existing`) after it settled: the
+			 * marker keeps saying so, with its term (else a later
+			 * restart would lose the floor and ask again). */
+			if (rep->joining && settled)
+				len = floor ? snprintf(text, sizeof text, "settled\nterm %" PRIu64
+						       "\n", floor)
+					    : snprintf(text, sizeof text, "settled");
 			rv = rep->undecided ? durable_file_replace(c->node->data_dir, base,
 								   "undecided", 9)
-					    : durable_file_replace(c->node->data_dir, base, "", 0);
+					    : durable_file_replace(c->node->data_dir, base, text,
+								   (size_t)len);
 			if (rv) {
 				snprintf(err, errlen, "%s: %s", rep->join_marker, strerror(-rv));
 				return rv;

@@ -23,6 +23,7 @@
 
 static void join_check(struct replica *rep);
 static void undecided_settled(struct replica *rep);
+static void marker_unlink(struct replica *rep);
 
 static struct cluster_node *node_of(const struct replica *rep)
 {
@@ -697,6 +698,12 @@ void replica_persisted(struct replica *rep, const struct core_log_persisted *p)
 			rep->hs_staged = false;
 			release_held(rep);
 		}
+		if (rep->settle_unlink_pending && (p->hard_state || p->entries) &&
+		    !rep->hs_staged && !rep->join_unlinking &&
+		    (!rep->join_file_ready || ring_file_idle(&rep->join_file))) {
+			rep->settle_unlink_pending = false;
+			marker_unlink(rep);
+		}
 		if (p->entries)
 			replica_step(rep, &(struct raft_event){
 				.type = RAFT_EV_PERSISTED,
@@ -936,7 +943,15 @@ static int undecided_filter(struct replica *rep, const struct raft_msg *m)
 static void undecided_settled(struct replica *rep)
 {
 	rep->undecided = false;
-	marker_unlink(rep);
+	/* One that asked keeps its marker until something of the group is
+	 * durable in its log (replica_persisted): removed before, a crash
+	 * would bring it back empty with no marker, asking again as if it
+	 * had never taken part, its pre-vote grants forgotten (its answers
+	 * would claim HCOMPLETE: replica_wiped.c). */
+	if (rep->asked_fresh)
+		rep->settle_unlink_pending = true;
+	else
+		marker_unlink(rep);
 	log_info("replica %u: a new group (its first leader's first entries): it votes as any "
 		 "member", rep->id);
 }

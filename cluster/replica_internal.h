@@ -373,6 +373,9 @@ struct replica {
 	struct wiped_vouch *vouch;
 	bool asked_fresh;            /* undecided, but it asked its group and
 				      * found it new: Raft's vote rules */
+	bool settle_unlink_pending;  /* settled by its first leader after it
+				      * asked: the marker goes once a hard
+				      * state or entries of it are durable */
 	bool settled_here;           /* it started empty and settled fresh in
 				      * this process: its pre-vote mark
 				      * covers its whole life on this data
@@ -697,6 +700,9 @@ bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m);
  * tick runs: no Raft tick, no campaign). */
 bool replica_wiped_tick(struct replica *rep);
 bool replica_wiped_probing(const struct replica *rep);
+/* No ring op of the probe in flight (the amnesia marker's write, the
+ * joining marker's removal): the core may stop. */
+bool replica_wiped_idle(const struct replica *rep);
 void replica_wiped_free(struct replica *rep);
 
 /* ---- the install origin record (cluster/replica_origin.c) ---- */

@@ -76,6 +76,8 @@ struct replica_wiped {
 	unsigned unlinking;          /* of the two, not completed yet */
 	struct raft_msg vote;        /* the last vote request dropped while
 				      * asking: stepped if it settles fresh */
+	uint64_t skip;               /* the term the settle marker names (0:
+				      * none): fresh() skips to this one */
 	bool has_vote;
 	uint32_t nasked;             /* members whose asks we answered while
 				      * asking ourselves: answered again once
@@ -194,6 +196,13 @@ bool replica_wiped_probing(const struct replica *rep)
 	return rep->wiped && rep->wiped->probing;
 }
 
+bool replica_wiped_idle(const struct replica *rep)
+{
+	const struct replica_wiped *w = rep->wiped;
+
+	return !w || (ring_file_idle(&w->marker) && w->unlinking == 0);
+}
+
 int replica_wiped_begin(struct replica *rep, const struct raft_conf *conf, char *err,
 			size_t errlen)
 {
@@ -299,9 +308,14 @@ static void answer(struct replica *rep, const struct raft_msg *ask)
 	 * than the others to decide at a new cluster's first start found
 	 * their first leader's term and came back amnesiac. A wiped asker has
 	 * a new dir id, which never answered us: no vouch.
+	 * A vouch is given with no history of ours too: the asker takes no
+	 * h from it (we settled after its dir was made, so no pre-vote we
+	 * granted is of its node's earlier dir's time), and without it a
+	 * member settling a moment after the others at a new cluster's
+	 * first start skipped past the first candidate's pre-vote and made
+	 * the first leader step down (wiped_probe.h, "The skip").
 	 */
-	if ((flags & WIPED_ANSWER_HISTORY) &&
-	    vouches(rep, replica_ident_node(ask->from), ask->context))
+	if (vouches(rep, replica_ident_node(ask->from), ask->context))
 		flags = (flags & ~WIPED_ANSWER_HISTORY) | WIPED_ANSWER_VOUCH;
 	wiped_probe_answer(ask, raft_id(rep->raft), raft_conf(rep->raft), h,
 			   raft_last_index(rep->raft), flags, n->data_dir_id, &out);
@@ -477,7 +491,7 @@ static void fresh(struct replica *rep)
 	struct cluster_core *c = rep->core;
 	struct raft_msg vote = w->vote, asks[RAFT_MAX_SERVERS];
 	bool has_vote = w->has_vote;
-	uint64_t skip = wiped_probe_skip_term(&w->probe);
+	uint64_t skip = w->skip;
 	uint32_t nasks = askers(w, asks);
 
 	record_vouch(rep);
@@ -525,10 +539,15 @@ static void join_file_written(struct ring_file *f, int res)
 	struct replica *rep = f->arg;
 
 	if (res < 0)
-		log_warn("replica %u: rewriting %s: %s", rep->id, f->name, strerror(-res));
+		log_warn("replica %u: rewriting %s: %s%s", rep->id, f->name, strerror(-res),
+			 replica_wiped_probing(rep) ? " (it keeps asking and tries again)" : "");
 	if (replica_wiped_probing(rep) && rep->wiped->marking) {
 		rep->wiped->marking = false;
-		fresh(rep);
+		/* Only once the marker says it: a replica that took part with
+		 * its marker unsettled would ask again after a restart and
+		 * answer HCOMPLETE having forgotten its pre-votes. */
+		if (res >= 0)
+			fresh(rep);
 	}
 }
 
@@ -542,8 +561,8 @@ static void join_file_written(struct ring_file *f, int res)
  * is sent) nor acknowledged anything (its log is empty), so its own dir,
  * not wiped (the marker is there), is all the proof it needs; asking again
  * could wait for ever on a member that never comes (a new cluster whose
- * third node is misconfigured). A failed write only means it asks again
- * after a restart.
+ * third node is misconfigured). A failed write leaves it asking (the next
+ * tick writes again): it takes part only once the marker is durable.
  */
 static void settle(struct replica *rep, enum wiped_outcome o)
 {
@@ -560,11 +579,14 @@ static void settle(struct replica *rep, enum wiped_outcome o)
 		mark_amnesiac(rep);
 		return;
 	}
-	if ((!undecided && !rep->joining) || rep->join_file_ready) {
+	/* The skip is frozen here: the marker and fresh() name one term. */
+	w->skip = skip = wiped_probe_skip_term(&w->probe);
+	if (!undecided && !rep->joining) {
 		fresh(rep); /* no marker of its own to rewrite */
 		return;
 	}
-	skip = wiped_probe_skip_term(&w->probe);
+	if (rep->join_file_ready && !ring_file_idle(&rep->join_file))
+		return; /* a write still in flight: the next tick tries again */
 	len = snprintf(w->text, sizeof w->text, "%s", undecided ? "undecided settled" : "settled");
 	if (skip > 0)
 		len += snprintf(w->text + len, sizeof w->text - (size_t)len, "\nterm %" PRIu64 "\n",

@@ -107,9 +107,9 @@ enum wiped_outcome wiped_probe_take(struct wiped_probe *p, const struct raft_msg
 		if (flags & WIPED_ANSWER_VOUCH) {
 			flags &= ~WIPED_ANSWER_HISTORY;
 		} else {
-			if (m->index > 0)
+			if (m->index > 0 || m->log_term > WIPED_TERM_MAX)
 				flags |= WIPED_ANSWER_HISTORY;
-			if (m->log_term > p->max_h)
+			if (m->log_term > p->max_h && m->log_term <= WIPED_TERM_MAX)
 				p->max_h = m->log_term;
 		}
 		/* The latest answer replaces the earlier one: a member that

@@ -95,6 +95,11 @@
 				    * memory only) */
 #define WIPED_ANSWER_FLAGS 31u
 
+/* Above any term a group reaches (a billion elections a second would take
+ * a century): an answer's h or a marker's term beyond it is garbage, taken
+ * as a history (the answer) or as no settling (the marker). */
+#define WIPED_TERM_MAX (1ull << 62)
+
 enum wiped_outcome {
 	WIPED_WAIT = 0,
 	WIPED_FRESH,    /* no history: a new group's member */

@@ -226,7 +226,7 @@ class Sim:
         asking = n["st"] == "probing"
         hist = self.history(n)
         vouch = False
-        if hist and (a, sdir) in n["vouch"]:
+        if (a, sdir) in n["vouch"] and (hist or rule in ("mainh", "propv")):
             hist, vouch = False, True
         h = max(n["term"], n["pv"])
         if asking and rule not in ("main", "mainh"):

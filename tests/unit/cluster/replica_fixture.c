@@ -30,6 +30,7 @@
 
 struct tnode nodes[MAX_NODES + 1];
 struct cluster_map map;
+bool node_join_existing[MAX_NODES + 1];
 unsigned ip_x, ip_y;
 struct topology *topo;
 unsigned cpus[CORES];
@@ -392,6 +393,7 @@ void node_start(unsigned id, unsigned count)
 
 	cfg.map = &map;
 	cfg.self_id = id;
+	cfg.join_existing = node_join_existing[id];
 	cfg.cores = n->ncores;
 	cfg.data_dir = n->dir;
 	cfg.shard.memtable_size = memtable_size;

@@ -171,6 +171,8 @@ void node_addr_cores(unsigned id, unsigned cores);
 void node_addr(unsigned id);
 /* The map of nodes 1..count (their addresses when count > 1). */
 void make_map(unsigned count, uint32_t shards, uint32_t replicas);
+/* --initial-cluster-state existing, per node (false unless a test sets it). */
+extern bool node_join_existing[MAX_NODES + 1];
 /* Starts node id of a cluster of `count` nodes, with the settings above. */
 void node_start(unsigned id, unsigned count);
 /* Stops node id (within 5 s) if it runs. */

@@ -150,6 +150,71 @@ static void test_settled_fresh_skips_past_answers(void **state)
 		rm_rf(nodes[id].dir);
 }
 
+/* Node 3 alone (its peers not started) on a data dir holding only the
+ * marker `text`, with --initial-cluster-state existing or not: its term
+ * after the start (UINT64_MAX: it asks, not settled), and the marker's
+ * text after it. */
+static uint64_t start_on_marker(const char *text, bool existing, char *after, size_t cap)
+{
+	char path[400];
+	uint64_t term;
+	size_t k = 0;
+	FILE *f;
+
+	assert_int_equal(mkdir(nodes[3].dir, 0755), 0);
+	snprintf(path, sizeof path, "%s/shard-0.joining", nodes[3].dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	node_join_existing[3] = existing;
+	node_start(3, 3);
+	refresh(&nodes[3]);
+	term = nodes[3].status[0].st.probing ? UINT64_MAX : nodes[3].status[0].st.term;
+	node_stop(3);
+	node_join_existing[3] = false;
+	f = fopen(path, "r");
+	assert_non_null(f);
+	k = fread(after, 1, cap - 1, f);
+	after[k] = '\0';
+	fclose(f);
+	rm_rf(nodes[3].dir);
+	return term;
+}
+
+/*
+ * The skip's term survives whichever way the replica is restarted (the
+ * review of session 13): the settle marker of a joining replica
+ * ("settled", --initial-cluster-state existing) is applied as the
+ * undecided one's, and an "undecided settled" marker met with `existing`
+ * is rewritten for joining with its term, not emptied (the next restart
+ * would have lost the floor). A marker whose term line is garbage, or a
+ * term no group reaches, is no settling: the replica asks again.
+ */
+static void test_settled_floor_kept_when_joining(void **state)
+{
+	char after[64];
+
+	(void)state;
+	for (unsigned id = 1; id <= 3; id++)
+		node_addr(id);
+	make_map(3, 1, 3);
+	assert_int_equal(start_on_marker("undecided settled\nterm 5\n", false, after,
+					 sizeof after), 5);
+	assert_string_equal(after, "undecided settled\nterm 5\n");
+	assert_int_equal(start_on_marker("settled\nterm 5\n", true, after, sizeof after), 5);
+	assert_string_equal(after, "settled\nterm 5\n");
+	assert_int_equal(start_on_marker("undecided settled\nterm 5\n", true, after,
+					 sizeof after), 5);
+	assert_string_equal(after, "settled\nterm 5\n");
+	assert_true(start_on_marker("undecided settled\nterm x5\n", false, after,
+				    sizeof after) == UINT64_MAX);
+	assert_true(start_on_marker("undecided settled\nterm 99999999999999999999\n", false,
+				    after, sizeof after) == UINT64_MAX);
+	assert_true(start_on_marker("undecided settled\nterm 5\nterm 6\n", false, after,
+				    sizeof after) == UINT64_MAX);
+}
+
 /* Flips 16 bytes of the first record of the newest segment of node id's
  * core log `core`: a bad record header with data after it, in the segment
  * that may hold a vote written after its checkpoint. */
@@ -379,6 +444,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wiped_node_elects_no_stale_leader),
 		cmocka_unit_test(test_settled_fresh_skips_past_answers),
+		cmocka_unit_test(test_settled_floor_kept_when_joining),
 		cmocka_unit_test(test_amnesiac_replica_takes_no_part),
 		cmocka_unit_test(test_amnesiac_replica_rejoins),
 	};
