@@ -141,7 +141,7 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			st.live_keys, count_expires(slot));
 	if (len >= sizeof text)
 		len = sizeof text - 1;
-	reply_bulk(conn, r, text, len);
+	reply_verbatim(conn, r, text, len);
 }
 
 void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_arg *section)
@@ -210,7 +210,7 @@ static void command_info(struct conn *conn, struct reply *r, const struct resp_c
 	reply_array(conn, r, 10);
 	reply_str(conn, r, ci->name);
 	reply_int(conn, r, ci->arity);
-	reply_array(conn, r, resp_command_flag_count(ci->flags));
+	reply_set(conn, r, resp_command_flag_count(ci->flags));
 	for (f = 1; f && f <= ci->flags; f <<= 1)
 		if (ci->flags & f)
 			REPLY_WRITE(conn, r, resp_size_simple(strlen(resp_command_flag_name(f))),
@@ -218,16 +218,19 @@ static void command_info(struct conn *conn, struct reply *r, const struct resp_c
 	reply_int(conn, r, ci->first_key);
 	reply_int(conn, r, ci->last_key);
 	reply_int(conn, r, ci->key_step);
-	reply_array(conn, r, 0);
-	reply_array(conn, r, 0);
-	reply_array(conn, r, 0);
-	reply_array(conn, r, 0);
+	reply_set(conn, r, 0);     /* ACL categories */
+	reply_set(conn, r, 0);     /* tips */
+	reply_set(conn, r, 0);     /* key specs */
+	if (ci->subcommands)
+		reply_array(conn, r, 0); /* subcommands: not listed */
+	else
+		reply_set(conn, r, 0);
 }
 
 static void command_docs(struct conn *conn, struct reply *r, const struct resp_command_info *ci)
 {
 	reply_str(conn, r, ci->name);
-	reply_array(conn, r, 8);
+	reply_map(conn, r, 4);
 	reply_str(conn, r, "summary");
 	reply_str(conn, r, ci->summary ? ci->summary : "");
 	reply_str(conn, r, "since");
@@ -274,21 +277,21 @@ void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,
 			if (ci)
 				command_info(conn, r, ci);
 			else
-				REPLY_WRITE(conn, r, resp_size_null_array(), resp_write_null_array(&o));
+				reply_null(conn, r); /* Redis 7.0: $-1, RESP3 _ */
 		}
 		break;
 	default: { /* COMMAND DOCS [name ...] */
 		size_t found = 0;
 
 		if (cmd->argc == 2) {
-			reply_array(conn, r, 2 * n);
+			reply_map(conn, r, n);
 			for (i = 0; i < n; i++)
 				command_docs(conn, r, &table[i]);
 			break;
 		}
 		for (i = 2; i < cmd->argc; i++)
 			found += resp_command_lookup(cmd->argv[i].data, cmd->argv[i].len) != NULL;
-		reply_array(conn, r, 2 * found);
+		reply_map(conn, r, found);
 		for (i = 2; i < cmd->argc; i++) {
 			const struct resp_command_info *ci =
 				resp_command_lookup(cmd->argv[i].data, cmd->argv[i].len);
@@ -349,7 +352,7 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 				matched++;
 			}
 	}
-	reply_array(conn, r, 2 * matched);
+	reply_map(conn, r, matched);
 	for (i = 0; i < nparams; i++)
 		if (hit[i]) {
 			reply_str(conn, r, params[i][0]);
@@ -407,7 +410,7 @@ void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
 	}
 	default: /* INFO, LIST: this connection only */
 		client_line(conn, line, sizeof line);
-		reply_str(conn, r, line);
+		reply_verbatim(conn, r, line, strlen(line));
 		break;
 	}
 	redis_reply_now(conn);

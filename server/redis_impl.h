@@ -101,6 +101,7 @@ struct redis_conn {
 	uint64_t id;
 	char name[128];
 	bool has_name;
+	bool resp3;                 /* HELLO 3: RESP3 replies (maps, _ nulls...) */
 };
 
 struct redis_cursor {
@@ -153,6 +154,21 @@ void reply_bulk(struct conn *conn, struct reply *r, const void *data, size_t len
 void reply_str(struct conn *conn, struct reply *r, const char *text);
 void reply_null(struct conn *conn, struct reply *r);
 void reply_array(struct conn *conn, struct reply *r, size_t n);
+/*
+ * Replies whose form depends on the connection's protocol (HELLO 2|3), as
+ * Redis 7.0 writes them: a RESP2 connection gets *-1 for a null array, an
+ * array of 2n for a map, an array for a set, a bulk string for a verbatim
+ * string, a double or a big number, and :1/:0 for a boolean.
+ */
+void reply_null_array(struct conn *conn, struct reply *r);
+void reply_map(struct conn *conn, struct reply *r, size_t pairs);
+void reply_set(struct conn *conn, struct reply *r, size_t n);
+void reply_verbatim(struct conn *conn, struct reply *r, const void *data, size_t len);
+void reply_bool(struct conn *conn, struct reply *r, bool value);
+void reply_double(struct conn *conn, struct reply *r, const char *text);
+void reply_bignum(struct conn *conn, struct reply *r, const char *text);
+/* RESP3 only (the caller checks): an attribute's or a push's header. */
+void reply_aggregate3(struct conn *conn, struct reply *r, uint8_t type, size_t n);
 /* The reply for a request that failed with a status other than OK/NOT_FOUND. */
 void reply_status_error(struct conn *conn, struct reply *r, const struct kv_req *req);
 
