@@ -11,7 +11,10 @@ GET, COMMAND INFO/DOCS, LCS IDX, DEBUG PROTOCOL): the same command under
 HELLO 3 and after HELLO 2 again. Where ringkv answers with other contents
 on purpose (HELLO's server and version, INFO's text, COMMAND's ACL
 categories and key specs), the reply's RESP3 shape is compared instead.
-Then redis-cli -3 prints the same for both. Also the protocol desync
+INFO's sections (the issue's nine, headings and Redis's field names;
+commandstats counted over both cores) and CONFIG SET's checks are
+compared the same way. Then redis-cli -3 prints the same for both. Also
+the protocol desync
 checks: a stream that never forms a command must get a protocol error and
 a closed connection, not be buffered for ever.
 
@@ -131,6 +134,17 @@ def protocol_cases(rk, rd, resp3):
     s("CONFIG", "GET", "timeout")
     s("CONFIG", "GET", "nosuchparameter")
     s("CONFIG", "GET", "timeout", "nosuch*")
+    # CONFIG SET: Redis 7.0's checks; a parameter set to its value.
+    s("CONFIG", "SET", "timeout", "0")
+    s("CONFIG", "SET", "TIMEOUT", "0", "appendfsync", "always")
+    s("CONFIG", "SET", "nosuchparameter", "1")
+    s("CONFIG", "SET", "timeout")
+    s("CONFIG", "SET", "timeout", "0", "maxmemory")
+    s("CONFIG", "SET", "timeout", "0", "timeout", "0")
+    got = rk.call("CONFIG", "SET", "timeout", "5")
+    check(got.startswith(b"-ERR CONFIG SET failed (possibly related to argument 'timeout') - "
+                         b"ringkv does not change it at run time"), "CONFIG SET timeout 5: %r" % got)
+    s("CONFIG", "GET", "timeout")
     s("CLIENT", "GETNAME")
     s("CLIENT", "SETNAME", "parity")
     s("CLIENT", "GETNAME")
@@ -157,6 +171,67 @@ def protocol_cases(rk, rd, resp3):
             want = b"=" if resp3 else b"$"
             check(a[:1] == want and (not resp3 or a.split(b"\r\n", 1)[1][:4] == b"txt:"),
                   "%r: %s a verbatim string: %r" % (args, "not" if resp3 else "", a[:40]))
+
+
+# INFO's sections the issue names, with the fields ringkv answers under
+# Redis's names (each must be in redis-server's answer too).
+INFO_FIELDS = {
+    "server": ["redis_version", "redis_mode", "os", "arch_bits", "multiplexing_api",
+               "process_id", "tcp_port", "uptime_in_seconds", "uptime_in_days"],
+    "clients": ["connected_clients", "maxclients", "blocked_clients", "tracking_clients"],
+    "memory": ["used_memory", "used_memory_rss", "maxmemory", "maxmemory_policy"],
+    "persistence": ["loading", "aof_enabled", "rdb_bgsave_in_progress",
+                    "aof_rewrite_in_progress"],
+    "stats": ["total_commands_processed", "expired_keys", "evicted_keys"],
+    "replication": ["role", "connected_slaves", "master_failover_state"],
+    "cpu": ["used_cpu_sys", "used_cpu_user", "used_cpu_sys_children",
+            "used_cpu_user_children"],
+    "commandstats": [],
+    "keyspace": ["db0"],
+}
+
+
+def info_fields(reply):
+    body = reply.split(b"\r\n", 1)[1].decode()
+    if body.startswith("txt:"):
+        body = body[4:]
+    return body, {line.split(":", 1)[0]: line.split(":", 1)[1]
+                  for line in body.split("\r\n") if ":" in line and not line.startswith("#")}
+
+
+def info_cases(rk, rd):
+    rk.call("SET", "info:k", "v")
+    rd.call("SET", "info:k", "v")
+    for section, fields in INFO_FIELDS.items():
+        (a, fa), (b, fb) = (info_fields(c.call("INFO", section)) for c in (rk, rd))
+        check(a.split("\r\n", 1)[0] == b.split("\r\n", 1)[0],
+              "INFO %s: heading ringkv %r, redis %r" % (section, a[:20], b[:20]))
+        for f in fields:
+            check(f in fa and f in fb, "INFO %s: field %s ringkv %s, redis %s"
+                  % (section, f, f in fa, f in fb))
+        check(all(isinstance(v, str) for v in fa.values()), "INFO %s" % section)
+    # commandstats: only asked by name (or all/everything), and every
+    # core's count summed: GETs from 6 connections (both cores).
+    for c in (rk, rd):
+        check(b"cmdstat_" not in c.call("INFO"), "INFO without arguments: no commandstats")
+        check(b"cmdstat_" not in c.call("INFO", "default"), "INFO default: no commandstats")
+        check(b"cmdstat_get:calls=" in c.call("INFO", "everything"), "INFO everything")
+    before = {}
+    for name, c in (("ringkv", rk), ("redis", rd)):
+        before[name] = int(info_fields(c.call("INFO", "commandstats"))[1]
+                           .get("cmdstat_get", "calls=0").split(",")[0][6:])
+    conns = [(Conn(BASE + 1), Conn(BASE + 2)) for _ in range(6)]
+    for i, (a, b) in enumerate(conns):
+        for _ in range(i + 1):
+            a.call("GET", "info:k")
+            b.call("GET", "info:k")
+    for name, c in (("ringkv", rk), ("redis", rd)):
+        after = int(info_fields(c.call("INFO", "commandstats"))[1]["cmdstat_get"]
+                    .split(",")[0][6:])
+        check(after - before[name] == 21, "%s: INFO commandstats counted %d GETs of 21"
+              % (name, after - before[name]))
+    rk.call("DEL", "info:k")
+    rd.call("DEL", "info:k")
 
 
 def hello_cases(rk, rd):
@@ -292,9 +367,11 @@ def main():
         wait_ping(BASE + 2)
         rk, rd = Conn(BASE + 1), Conn(BASE + 2)
         protocol_cases(rk, rd, False)
+        info_cases(rk, rd)
         hello_cases(rk, rd)
         check(rk.call("HELLO", "3")[:4] == rd.call("HELLO", "3")[:4], "HELLO 3")
         protocol_cases(rk, rd, True)
+        info_cases(rk, rd)
         rk.call("HELLO", "2")
         rd.call("HELLO", "2")
         protocol_cases(rk, rd, False)
