@@ -946,6 +946,7 @@ int redis_conn_init(struct conn *conn)
 	if (conn->core->node->users)
 		redis_preauth_limits(conn);
 	rc->id = ((uint64_t)conn->core->reactor->id << 48) | conn->serial;
+	rc->created = time(NULL);
 	return 0;
 }
 

@@ -518,20 +518,12 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 	redis_reply_now(conn);
 }
 
-static void client_line(struct conn *conn, char *buf, size_t len)
-{
-	struct redis_conn *rc = conn->redis;
-
-	snprintf(buf, len, "id=%" PRIu64 " fd=%d name=%s db=0 cmd=client\n", rc->id,
-		 conn->fd, rc->has_name ? rc->name : "");
-}
-
 void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
 		       const struct resp_command_info *sub)
 {
 	struct redis_conn *rc = conn->redis;
 	struct reply *r = &rc->scratch;
-	char line[256];
+	char line[512];
 	uint32_t i;
 
 	reply_reset(r);
@@ -565,10 +557,17 @@ void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
 		reply_simple(conn, r, "OK");
 		break;
 	}
-	default: /* INFO, LIST: this connection only */
-		client_line(conn, line, sizeof line);
-		reply_verbatim(conn, r, line, strlen(line));
+	case RESP_CMD_CLIENT_LIST:
+	case RESP_CMD_CLIENT_KILL:
+		/* server/redis_client.c */
+		redis_client_gather(conn, cmd, sub->id == RESP_CMD_CLIENT_KILL);
+		return;
+	default: { /* INFO: this connection */
+		size_t n = redis_client_line(conn, line, sizeof line);
+
+		reply_verbatim(conn, r, line, n);
 		break;
+	}
 	}
 	redis_reply_now(conn);
 }

@@ -102,6 +102,7 @@ struct redis_conn {
 	char name[128];
 	bool has_name;
 	bool resp3;                 /* HELLO 3: RESP3 replies (maps, _ nulls...) */
+	time_t created;             /* for CLIENT LIST's age */
 };
 
 struct redis_cursor {
@@ -313,6 +314,13 @@ void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
  * The subcommand of `parent` named by argv[1], or NULL after replying with
  * the unknown-subcommand or wrong-arity error.
  */
+/* ---- CLIENT LIST / KILL over every core (redis_client.c) ---- */
+
+/* CLIENT LIST (kill false) or CLIENT KILL (true): every core's connections. */
+void redis_client_gather(struct conn *conn, const struct resp_command *cmd, bool kill);
+/* The connection's CLIENT LIST line, NUL-terminated; its length. */
+size_t redis_client_line(struct conn *conn, char *buf, size_t cap);
+
 const struct resp_command_info *redis_subcommand(struct conn *conn,
 						 const struct resp_command *cmd,
 						 const struct resp_command_info *parent);

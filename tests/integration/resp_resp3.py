@@ -234,6 +234,84 @@ def info_cases(rk, rd):
     rd.call("DEL", "info:k")
 
 
+def client_ids(listing):
+    body = listing.split(b"\r\n", 1)[1]
+    if body.startswith(b"txt:"):
+        body = body[4:]
+    return [dict(f.split(b"=", 1) for f in line.split(b" ") if b"=" in f)
+            for line in body.rstrip(b"\r\n").split(b"\n") if line]
+
+
+def client_cases(rk, rd):
+    """CLIENT LIST and CLIENT KILL over several connections (on both of
+    ringkv's cores): what each lists, who is killed, the counts and the
+    errors, as Redis 7.0 answers them."""
+    s = lambda *a: same(rk, rd, *a)  # noqa: E731
+    for args in (("CLIENT", "KILL"), ("CLIENT", "KILL", "ID"), ("CLIENT", "KILL", "ID", "0"),
+                 ("CLIENT", "KILL", "ID", "x"), ("CLIENT", "KILL", "ID", "-3"),
+                 ("CLIENT", "KILL", "FOO", "bar"), ("CLIENT", "KILL", "ID", "5", "SKIPME"),
+                 ("CLIENT", "KILL", "TYPE", "foo", "ID"), ("CLIENT", "KILL", "TYPE", "master"),
+                 ("CLIENT", "KILL", "TYPE", "pubsub", "ID", "99999"),
+                 ("CLIENT", "KILL", "USER", "nosuchuser"), ("CLIENT", "KILL", "SKIPME", "maybe"),
+                 ("CLIENT", "KILL", "ID", "999999999"), ("CLIENT", "KILL", "1.2.3.4:5"),
+                 ("CLIENT", "KILL", "ADDR", "1.2.3.4:5"), ("CLIENT", "LIST", "TYPE", "foo"),
+                 ("CLIENT", "LIST", "TYPE", "replica"), ("CLIENT", "LIST", "ID", "x"),
+                 ("CLIENT", "LIST", "ID", "999999999", "-1"), ("CLIENT", "LIST", "FOO"),
+                 ("CLIENT", "LIST", "TYPE", "normal", "ID")):
+        s(*args)
+    for name, c, port in (("ringkv", rk, BASE + 1), ("redis", rd, BASE + 2)):
+        others = [Conn(port) for _ in range(6)]
+        for i, o in enumerate(others):
+            o.call("CLIENT", "SETNAME", "other%d" % i)
+        me = int(c.call("CLIENT", "ID")[1:-2])
+        ids = {}
+        for o in others:
+            ids[int(o.call("CLIENT", "ID")[1:-2])] = o
+        listed = client_ids(c.call("CLIENT", "LIST"))
+        names = {e[b"name"] for e in listed}
+        check(all(b"other%d" % i in names for i in range(6)) and
+              {int(e[b"id"]) for e in listed} >= set(ids) | {me},
+              "%s: CLIENT LIST shows every connection: %r" % (name, names))
+        one = client_ids(c.call("CLIENT", "LIST", "ID", str(me), "99999999"))
+        check(len(one) == 1 and int(one[0][b"id"]) == me, "%s: CLIENT LIST ID: %r" % (name, one))
+        info = client_ids(c.call("CLIENT", "INFO"))
+        check(len(info) == 1 and int(info[0][b"id"]) == me and
+              info[0][b"addr"] == one[0][b"addr"], "%s: CLIENT INFO %r" % (name, info))
+        victims = list(ids)[:3]
+        got = c.call("CLIENT", "KILL", "ID", str(victims[0]))
+        check(got == b":1\r\n", "%s: CLIENT KILL ID answers %r" % (name, got))
+        # By address, old form and new.
+        addr = client_ids(ids[victims[1]].call("CLIENT", "INFO"))[0][b"addr"]
+        got = c.call("CLIENT", "KILL", addr)
+        check(got == b"+OK\r\n", "%s: CLIENT KILL addr answers %r" % (name, got))
+        addr = client_ids(ids[victims[2]].call("CLIENT", "INFO"))[0][b"addr"]
+        got = c.call("CLIENT", "KILL", "ADDR", addr, "SKIPME", "yes")
+        check(got == b":1\r\n", "%s: CLIENT KILL ADDR answers %r" % (name, got))
+        for v in victims:
+            try:
+                dead = ids[v].call("PING") != b"+PONG\r\n"
+            except OSError:
+                dead = True
+            check(dead, "%s: a killed connection still answers" % name)
+        left = {int(e[b"id"]) for e in client_ids(c.call("CLIENT", "LIST"))}
+        check(not (left & set(victims)) and set(list(ids)[3:]) <= left,
+              "%s: after the kills CLIENT LIST shows %r" % (name, left))
+        # Its own id: skipped by default, killed (after its answer) with SKIPME no.
+        check(c.call("CLIENT", "KILL", "ID", str(me)) == b":0\r\n", "%s: SKIPME yes" % name)
+        victim = ids[list(ids)[3]]
+        vid = victim.call("CLIENT", "ID")[1:-2]
+        got = victim.call("CLIENT", "KILL", "ID", vid.decode(), "SKIPME", "no")
+        check(got == b":1\r\n", "%s: killing itself answers %r" % (name, got))
+        try:
+            victim.send("PING")
+            closed = victim.sock.recv(100) == b""
+        except OSError:
+            closed = True
+        check(closed, "%s: a connection that killed itself is closed" % name)
+        for o in others:
+            o.sock.close()
+
+
 def hello_cases(rk, rd):
     s = lambda *a: same(rk, rd, *a)  # noqa: E731
     for args in (("HELLO", "4"), ("HELLO", "1"), ("HELLO", "0"), ("HELLO", "-1"),
@@ -368,10 +446,12 @@ def main():
         rk, rd = Conn(BASE + 1), Conn(BASE + 2)
         protocol_cases(rk, rd, False)
         info_cases(rk, rd)
+        client_cases(rk, rd)
         hello_cases(rk, rd)
         check(rk.call("HELLO", "3")[:4] == rd.call("HELLO", "3")[:4], "HELLO 3")
         protocol_cases(rk, rd, True)
         info_cases(rk, rd)
+        client_cases(rk, rd)
         rk.call("HELLO", "2")
         rd.call("HELLO", "2")
         protocol_cases(rk, rd, False)
