@@ -134,6 +134,12 @@ static void start(struct conn *conn, enum resp_cmd_id id, const struct resp_arg 
 	}
 }
 
+/* Without --users, the one user (Redis's "default", with no password). */
+static bool is_default_user(const struct resp_arg *user)
+{
+	return user->len == 7 && memcmp(user->data, "default", 7) == 0;
+}
+
 void redis_cmd_auth(struct conn *conn, const struct resp_command *cmd)
 {
 	struct reply *r = &conn->redis->scratch;
@@ -145,8 +151,14 @@ void redis_cmd_auth(struct conn *conn, const struct resp_command *cmd)
 		return;
 	}
 	if (!conn->core->node->users) {
-		/* As Redis without a password or users set up. */
-		reply_error(conn, r, cmd->argc == 2 ? RESP_ERR_AUTH_NO_PASSWORD : RESP_ERR_WRONGPASS);
+		/* As Redis without a password or users set up: its one user,
+		 * "default", takes any password. */
+		if (cmd->argc == 2)
+			reply_error(conn, r, RESP_ERR_AUTH_NO_PASSWORD);
+		else if (is_default_user(&cmd->argv[1]))
+			reply_simple(conn, r, "OK");
+		else
+			reply_error(conn, r, RESP_ERR_WRONGPASS);
 		redis_reply_now(conn);
 		return;
 	}
@@ -205,7 +217,7 @@ void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd)
 		start(conn, RESP_CMD_HELLO, user, pass, name, (unsigned)proto);
 		return;
 	}
-	if (pass) {
+	if (pass && !is_default_user(user)) {
 		reply_error(conn, r, RESP_ERR_WRONGPASS);
 	} else if (conn->core->node->users && !auth_user(conn)) {
 		reply_error(conn, r, RESP_ERR_HELLO_NOAUTH);

@@ -318,6 +318,14 @@ def hello_cases(rk, rd):
                  ("HELLO", "abc"), ("HELLO", "3", "FOO"), ("HELLO", "3", "SETNAME"),
                  ("HELLO", "3", "AUTH", "x"), ("HELLO", "3", "SETNAME", "a b")):
         s(*args)
+    # Without users, the default user takes any password (Redis's nopass).
+    for args in (("AUTH", "default", "anything"), ("AUTH", "Default", "x"), ("AUTH", "bob", "x"),
+                 ("AUTH", "x"), ("AUTH", "a", "b", "c")):
+        s(*args)
+    a, b = rk.call("HELLO", "2", "AUTH", "bob", "x"), rd.call("HELLO", "2", "AUTH", "bob", "x")
+    check(a == b and a.startswith(b"-WRONGPASS"), "HELLO AUTH bob: %r %r" % (a, b))
+    a, b = rk.call("HELLO", "2", "AUTH", "default", "x"), rd.call("HELLO", "2", "AUTH", "default", "x")
+    check(shape(a) == shape(b) and a.startswith(b"*14"), "HELLO AUTH default: %r %r" % (a, b))
     # Refused HELLOs changed nothing: still RESP2.
     s("GET", "missing")
     for proto in ("3", "2", "3"):
