@@ -79,8 +79,17 @@ static bool section_wanted(const char *section, const char *name)
 	return !section[0] || !strcasecmp(section, name) || !strcasecmp(section, "default");
 }
 
-/* An INFO commandstats' scrape of every core's metrics row (core/metrics.h):
- * the per-command counts live on each core. */
+/* INFO's stats and commandstats figures kept on each core, summed over
+ * every core's metrics row by a scrape (core/metrics.h). */
+enum info_sum {
+	INFO_CONNECTIONS = NODE_METRICS_RESP_OPS, /* after the calls per command id */
+	INFO_REFUSED,
+	INFO_ERRORS,
+	INFO_BYTES_IN,
+	INFO_BYTES_OUT,
+	INFO_SUMS,
+};
+
 struct info_scrape {
 	struct metrics_scrape scrape;
 	struct redis_slot *slot;
@@ -92,14 +101,19 @@ static void info_scrape_done(struct metrics_scrape *s, void *arg)
 	struct redis_slot *slot = is->slot;
 	struct conn *conn = slot->conn;
 	const struct node_metric_ids *ids = conn->core->node->metric_ids;
-	uint64_t *calls = pool_alloc(redis_pool(conn), NODE_METRICS_RESP_OPS * sizeof *calls);
+	uint64_t *sums = pool_alloc(redis_pool(conn), INFO_SUMS * sizeof *sums);
 
-	/* slot->keys: the calls per command id (freed with the slot). */
-	if (calls) {
+	/* slot->keys: enum info_sum's figures (freed with the slot). */
+	if (sums) {
 		for (unsigned i = 0; i < NODE_METRICS_RESP_OPS; i++)
-			calls[i] = metrics_row_sum(s->m, s->rows, ids->requests_resp[i]);
-		slot->keys = (uint8_t *)calls;
-		slot->keys_len = NODE_METRICS_RESP_OPS * sizeof *calls;
+			sums[i] = metrics_row_sum(s->m, s->rows, ids->requests_resp[i]);
+		sums[INFO_CONNECTIONS] = metrics_row_sum(s->m, s->rows, ids->connections_accepted);
+		sums[INFO_REFUSED] = metrics_row_sum(s->m, s->rows, ids->connections_refused);
+		sums[INFO_ERRORS] = metrics_row_sum(s->m, s->rows, ids->resp_errors);
+		sums[INFO_BYTES_IN] = metrics_row_sum(s->m, s->rows, ids->received_bytes);
+		sums[INFO_BYTES_OUT] = metrics_row_sum(s->m, s->rows, ids->sent_bytes);
+		slot->keys = (uint8_t *)sums;
+		slot->keys_len = INFO_SUMS * sizeof *sums;
 	}
 	metrics_scrape_destroy(s);
 	free(is);
@@ -224,15 +238,28 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			"ringkv_fsync:always\r\nringkv_damaged_tables:%" PRIu64 "\r\n"
 			"ringkv_shards_refusing_writes:%" PRIu64 "\r\n\r\n",
 			st.damaged_tables, st.writes_refused);
-	if (section_wanted(section, "stats"))
+	if (section_wanted(section, "stats")) {
+		const uint64_t *sums = (const uint64_t *)slot->keys;
+
+		len += (size_t)snprintf(text + len, sizeof text - len, "# Stats\r\n");
+		if (sums)
+			len += (size_t)snprintf(text + len, sizeof text - len,
+				"total_connections_received:%" PRIu64 "\r\n"
+				"rejected_connections:%" PRIu64 "\r\n"
+				"total_net_input_bytes:%" PRIu64 "\r\n"
+				"total_net_output_bytes:%" PRIu64 "\r\n"
+				"total_error_replies:%" PRIu64 "\r\n",
+				sums[INFO_CONNECTIONS], sums[INFO_REFUSED], sums[INFO_BYTES_IN],
+				sums[INFO_BYTES_OUT], sums[INFO_ERRORS]);
 		len += (size_t)snprintf(text + len, sizeof text - len,
-			"# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\n"
+			"total_commands_processed:%" PRIu64 "\r\n"
 			"expired_keys:%" PRIu64 "\r\nevicted_keys:0\r\n"
 			"ringkv_requests_forwarded:%" PRIu64 "\r\n"
 			"ringkv_writes_durable:%" PRIu64 "\r\nringkv_wal_batches:%" PRIu64 "\r\n"
 			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n\r\n",
 			st.requests, redis_expired_keys(), st.forwarded, st.writes, st.batches,
 			st.wal_bytes, st.fsyncs);
+	}
 	if (section_wanted(section, "replication"))
 		/* Every node takes writes (a follower forwards them to the
 		 * shard's leader) and replication is per shard, by Raft: no
@@ -318,8 +345,9 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 		}
 		redis_send_part(slot, req);
 	}
-	if (id == RESP_CMD_INFO && section_wanted(slot->pattern ? (const char *)slot->pattern : "",
-						  "commandstats"))
+	if (id == RESP_CMD_INFO &&
+	    (section_wanted(slot->pattern ? (const char *)slot->pattern : "", "commandstats") ||
+	     section_wanted(slot->pattern ? (const char *)slot->pattern : "", "stats")))
 		info_scrape_start(slot);
 	slot->pending--;
 	redis_drain(conn);

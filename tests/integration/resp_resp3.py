@@ -182,7 +182,9 @@ INFO_FIELDS = {
     "memory": ["used_memory", "used_memory_rss", "maxmemory", "maxmemory_policy"],
     "persistence": ["loading", "aof_enabled", "rdb_bgsave_in_progress",
                     "aof_rewrite_in_progress"],
-    "stats": ["total_commands_processed", "expired_keys", "evicted_keys"],
+    "stats": ["total_commands_processed", "expired_keys", "evicted_keys",
+              "total_connections_received", "rejected_connections", "total_net_input_bytes",
+              "total_net_output_bytes", "total_error_replies"],
     "replication": ["role", "connected_slaves", "master_failover_state"],
     "cpu": ["used_cpu_sys", "used_cpu_user", "used_cpu_sys_children",
             "used_cpu_user_children"],
@@ -216,6 +218,22 @@ def info_cases(rk, rd):
         check(b"cmdstat_" not in c.call("INFO"), "INFO without arguments: no commandstats")
         check(b"cmdstat_" not in c.call("INFO", "default"), "INFO default: no commandstats")
         check(b"cmdstat_get:calls=" in c.call("INFO", "everything"), "INFO everything")
+    # The stats counted on every core: connections and error replies.
+    for name, c, port in (("ringkv", rk, BASE + 1), ("redis", rd, BASE + 2)):
+        f0 = info_fields(c.call("INFO", "stats"))[1]
+        extra = [Conn(port) for _ in range(4)]
+        for e in extra:
+            e.call("NOSUCHCOMMAND")
+        f1 = info_fields(c.call("INFO", "stats"))[1]
+        for e in extra:
+            e.sock.close()
+        got = [int(f1[k]) - int(f0[k]) for k in ("total_connections_received",
+                                                 "total_error_replies")]
+        check(got == [4, 4], "%s: INFO stats counted %r connections and errors of 4 and 4"
+              % (name, got))
+        check(int(f1["total_net_input_bytes"]) > int(f0["total_net_input_bytes"]) and
+              int(f1["total_net_output_bytes"]) > int(f0["total_net_output_bytes"]),
+              "%s: INFO stats' byte counts grow" % name)
     before = {}
     for name, c in (("ringkv", rk), ("redis", rd)):
         before[name] = int(info_fields(c.call("INFO", "commandstats"))[1]
