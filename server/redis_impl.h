@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/pool.h"
+#include "core/timer.h"
 #include "proto/resp.h"
 #include "proto/resp_commands.h"
 #include "server/kv.h"
@@ -28,6 +29,7 @@ struct node_core;
 #define REDIS_MAX_KEYS 65536u          /* keys of one MGET/MSET/DEL/EXISTS */
 #define REDIS_KEYS_STEP 1000u          /* keys a KEYS round examines per shard */
 #define REDIS_KEYS_MAX_REPLY (4u << 20) /* KEYS answers whole up to this, or refuses */
+#define REDIS_DESYNC_CLOSE_US 1000000u /* a protocol error's connection closes by then */
 
 #define SET_NX 0x1
 #define SET_XX 0x2
@@ -103,6 +105,7 @@ struct redis_conn {
 	bool has_name;
 	bool resp3;                 /* HELLO 3: RESP3 replies (maps, _ nulls...) */
 	time_t created;             /* for CLIENT LIST's age */
+	struct timer desync_close;  /* after a protocol error: see redis.c */
 };
 
 struct redis_cursor {
