@@ -125,8 +125,11 @@ static void info_scrape_done(struct metrics_scrape *s, void *arg)
 static void info_scrape_start(struct redis_slot *slot)
 {
 	struct node_core *c = slot->conn->core;
-	struct info_scrape *is = calloc(1, sizeof *is);
+	struct info_scrape *is;
 
+	if (!c->node->metrics || !c->node->metric_ids)
+		return; /* (a node without its registry: the figures are left out) */
+	is = calloc(1, sizeof *is);
 	if (!is)
 		return; /* the section then says nothing */
 	if (metrics_scrape_init(&is->scrape, c->node->metrics, c->reactor->id) != 0) {
