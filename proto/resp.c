@@ -708,3 +708,64 @@ int resp_write_null_array(struct resp_out *out)
 {
 	return write_raw(out, "*-1\r\n", 5);
 }
+
+/* ---- RESP3 ---- */
+
+size_t resp_size_aggregate(size_t count) { return resp_size_array(count); }
+size_t resp_size_null3(void) { return 3; }
+
+size_t resp_size_verbatim(size_t data_len)
+{
+	return resp_size_bulk(data_len + 4);
+}
+
+int resp_write_aggregate(struct resp_out *out, uint8_t type, size_t count)
+{
+	if (!has_room(out, resp_size_aggregate(count)))
+		return -ENOBUFS;
+	out->len += put_header(out->data + out->len, type, count);
+	return 0;
+}
+
+int resp_write_null3(struct resp_out *out)
+{
+	return write_raw(out, "_\r\n", 3);
+}
+
+int resp_write_bool(struct resp_out *out, bool value)
+{
+	return write_raw(out, value ? "#t\r\n" : "#f\r\n", 4);
+}
+
+int resp_write_double(struct resp_out *out, const char *text, size_t len)
+{
+	return write_line(out, ',', text, len);
+}
+
+int resp_write_bignum(struct resp_out *out, const char *text, size_t len)
+{
+	return write_line(out, '(', text, len);
+}
+
+int resp_write_verbatim(struct resp_out *out, const char *format, const void *data, size_t len)
+{
+	uint8_t *dst;
+	size_t n;
+
+	assert(format != NULL && strlen(format) == 3);
+	assert(data != NULL || len == 0);
+	if (!has_room(out, resp_size_verbatim(len)))
+		return -ENOBUFS;
+	dst = out->data + out->len;
+	n = put_header(dst, '=', len + 4);
+	memcpy(dst + n, format, 3);
+	dst[n + 3] = ':';
+	n += 4;
+	if (len)
+		memcpy(dst + n, data, len);
+	n += len;
+	dst[n++] = '\r';
+	dst[n++] = '\n';
+	out->len += n;
+	return 0;
+}

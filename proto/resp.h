@@ -209,6 +209,31 @@ int resp_write_null_bulk(struct resp_out *out);
 int resp_write_array(struct resp_out *out, size_t count);
 int resp_write_null_array(struct resp_out *out);
 
+/*
+ * RESP3 (HELLO 3). The aggregate headers share one writer: `type` is one of
+ * RESP3_MAP '%' (count = pairs), RESP3_SET '~', RESP3_PUSH '>',
+ * RESP3_ATTRIBUTE '|' or '*'. A double, a big number and a boolean are one
+ * line ("," "(" "#"); a verbatim string is "=<len+4>\r\n<fmt>:<data>\r\n"
+ * with a three-byte format ("txt"); the null is "_\r\n". A connection that
+ * speaks RESP2 never gets these: the caller picks.
+ */
+#define RESP3_MAP '%'
+#define RESP3_SET '~'
+#define RESP3_PUSH '>'
+#define RESP3_ATTRIBUTE '|'
+
+size_t resp_size_aggregate(size_t count);  /* "<type>count\r\n" */
+size_t resp_size_null3(void);              /* "_\r\n" */
+size_t resp_size_verbatim(size_t data_len);
+int resp_write_aggregate(struct resp_out *out, uint8_t type, size_t count);
+int resp_write_null3(struct resp_out *out);
+int resp_write_bool(struct resp_out *out, bool value);
+/* `text` is the number as text: "3.141", "inf", "1234567999...". */
+int resp_write_double(struct resp_out *out, const char *text, size_t len);
+int resp_write_bignum(struct resp_out *out, const char *text, size_t len);
+/* `format`: three bytes ("txt", "mkd"). */
+int resp_write_verbatim(struct resp_out *out, const char *format, const void *data, size_t len);
+
 /* Convenience for NUL-terminated texts. */
 int resp_write_simple_str(struct resp_out *out, const char *text);
 int resp_write_error_str(struct resp_out *out, const char *text);

@@ -73,6 +73,10 @@ static const struct resp_command_info client_subcommands[] = {
 	  F_ADMIN | F_NOSCRIPT | F_LOADING | F_STALE, 0, 0, 0,
 	  "Get the list of client connections", "2.4.0", "connection",
 	  "O(N) where N is the number of client connections", NULL, 0 },
+	{ RESP_CMD_CLIENT_KILL, "client|kill", -3,
+	  F_ADMIN | F_NOSCRIPT | F_LOADING | F_STALE, 0, 0, 0,
+	  "Kill the connection of a client", "2.4.0", "connection",
+	  "O(N) where N is the number of client connections", NULL, 0 },
 };
 
 static const struct resp_command_info commands[RESP_CMD_TOP_COUNT] = {

@@ -99,6 +99,7 @@ enum resp_cmd_id {
 	RESP_CMD_CLIENT_SETNAME,
 	RESP_CMD_CLIENT_INFO,
 	RESP_CMD_CLIENT_LIST,
+	RESP_CMD_CLIENT_KILL,
 };
 
 /* Command flags, as COMMAND INFO names them (resp_command_flag_name). */

@@ -846,6 +846,19 @@ static void execute(struct conn *conn, const struct resp_command *cmd)
 }
 
 /* Commands that read the keyspace (and so must see earlier writes). */
+/*
+ * A connection answered a protocol error: closed once its answer is out,
+ * then drained until the peer closes (server/conn.c), so the error is not
+ * lost to a reset. A peer that keeps sending would keep it open for ever
+ * (Redis's "protocol desync" tests send for 30 s): it is dropped a second
+ * after the error, as Redis closes such a connection at once.
+ */
+static void desync_close(struct timer *t, void *arg)
+{
+	(void)t;
+	conn_drop(arg);
+}
+
 static bool has_flag(const struct resp_command *cmd, uint32_t flag)
 {
 	const struct resp_command_info *ci =
@@ -898,6 +911,8 @@ void redis_process(struct conn *conn)
 							  : "ERR out of memory");
 			redis_reply_now(conn);
 			conn_close_after_reply(conn);
+			reactor_timer_arm(conn->core->reactor, &rc->desync_close,
+					  REDIS_DESYNC_CLOSE_US, desync_close, conn);
 			break;
 		}
 		if (conn->core->node->users && auth_needed(conn) && !auth_preauth_request(conn)) {
@@ -946,6 +961,7 @@ int redis_conn_init(struct conn *conn)
 	if (conn->core->node->users)
 		redis_preauth_limits(conn);
 	rc->id = ((uint64_t)conn->core->reactor->id << 48) | conn->serial;
+	rc->created = time(NULL);
 	return 0;
 }
 
@@ -959,6 +975,7 @@ void redis_conn_free(struct conn *conn)
 		rc->head = slot->next;
 		slot_free(conn, slot);
 	}
+	reactor_timer_cancel(conn->core->reactor, &rc->desync_close);
 	resp_parser_destroy(&rc->parser);
 	pool_free(redis_pool(conn), rc->scratch.data);
 	pool_free(redis_pool(conn), rc);

@@ -1,6 +1,6 @@
 /*
- * The Redis protocol (RESP2) front door: redis-cli, redis-benchmark and Redis
- * client libraries talk to ringkvd unchanged.
+ * The Redis protocol (RESP2, and RESP3 after HELLO 3) front door: redis-cli,
+ * redis-benchmark and Redis client libraries talk to ringkvd unchanged.
  *
  * Every command of a connection takes a reply slot in a FIFO, so replies leave
  * in request order although the keys of consecutive commands (or of one MGET)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,10 +68,114 @@ void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_co
 		sum->live_keys = counted;
 }
 
+/* Whether INFO's argument `section` asks for section `name`. As Redis,
+ * commandstats is left out of the default set and of no argument. */
 static bool section_wanted(const char *section, const char *name)
 {
-	return !section[0] || !strcasecmp(section, name) || !strcasecmp(section, "all") ||
-	       !strcasecmp(section, "everything") || !strcasecmp(section, "default");
+	if (!strcasecmp(section, "all") || !strcasecmp(section, "everything"))
+		return true;
+	if (!strcmp(name, "commandstats"))
+		return !strcasecmp(section, name);
+	return !section[0] || !strcasecmp(section, name) || !strcasecmp(section, "default");
+}
+
+/* INFO's stats and commandstats figures kept on each core, summed over
+ * every core's metrics row by a scrape (core/metrics.h). */
+enum info_sum {
+	INFO_CONNECTIONS = NODE_METRICS_RESP_OPS, /* after the calls per command id */
+	INFO_REFUSED,
+	INFO_ERRORS,
+	INFO_BYTES_IN,
+	INFO_BYTES_OUT,
+	INFO_SUMS,
+};
+
+struct info_scrape {
+	struct metrics_scrape scrape;
+	struct redis_slot *slot;
+};
+
+static void info_scrape_done(struct metrics_scrape *s, void *arg)
+{
+	struct info_scrape *is = arg;
+	struct redis_slot *slot = is->slot;
+	struct conn *conn = slot->conn;
+	const struct node_metric_ids *ids = conn->core->node->metric_ids;
+	uint64_t *sums = pool_alloc(redis_pool(conn), INFO_SUMS * sizeof *sums);
+
+	/* slot->keys: enum info_sum's figures (freed with the slot). */
+	if (sums) {
+		for (unsigned i = 0; i < NODE_METRICS_RESP_OPS; i++)
+			sums[i] = metrics_row_sum(s->m, s->rows, ids->requests_resp[i]);
+		sums[INFO_CONNECTIONS] = metrics_row_sum(s->m, s->rows, ids->connections_accepted);
+		sums[INFO_REFUSED] = metrics_row_sum(s->m, s->rows, ids->connections_refused);
+		sums[INFO_ERRORS] = metrics_row_sum(s->m, s->rows, ids->resp_errors);
+		sums[INFO_BYTES_IN] = metrics_row_sum(s->m, s->rows, ids->received_bytes);
+		sums[INFO_BYTES_OUT] = metrics_row_sum(s->m, s->rows, ids->sent_bytes);
+		slot->keys = (uint8_t *)sums;
+		slot->keys_len = INFO_SUMS * sizeof *sums;
+	}
+	metrics_scrape_destroy(s);
+	free(is);
+	if (--slot->pending == 0)
+		redis_drain(conn);
+}
+
+/* Starts INFO commandstats' scrape; the slot waits for it as for a part. */
+static void info_scrape_start(struct redis_slot *slot)
+{
+	struct node_core *c = slot->conn->core;
+	struct info_scrape *is;
+
+	if (!c->node->metrics || !c->node->metric_ids)
+		return; /* (a node without its registry: the figures are left out) */
+	is = calloc(1, sizeof *is);
+	if (!is)
+		return; /* the section then says nothing */
+	if (metrics_scrape_init(&is->scrape, c->node->metrics, c->reactor->id) != 0) {
+		free(is);
+		return;
+	}
+	is->slot = slot;
+	slot->pending++;
+	metrics_scrape_start(c->reactor, &is->scrape, info_scrape_done, is);
+}
+
+static void info_commandstats(const struct redis_slot *slot, char *text, size_t cap,
+			      size_t *len)
+{
+	const uint64_t *calls = (const uint64_t *)slot->keys;
+
+	*len += (size_t)snprintf(text + *len, cap - *len, "# Commandstats\r\n");
+	for (unsigned i = 0; calls && i < RESP_CMD_TOP_COUNT && *len < cap; i++) {
+		const struct resp_command_info *ci = resp_command_by_id((enum resp_cmd_id)i);
+
+		if (ci && calls[i])
+			*len += (size_t)snprintf(text + *len, cap - *len,
+						 "cmdstat_%s:calls=%" PRIu64 "\r\n", ci->name,
+						 calls[i]);
+	}
+	if (*len < cap)
+		*len += (size_t)snprintf(text + *len, cap - *len, "\r\n");
+}
+
+static double timeval_s(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* The process's resident set, from /proc/self/statm (0 when unreadable). */
+static uint64_t rss_bytes(void)
+{
+	unsigned long long pages = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu %llu", &pages, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
 /* The keys with a deadline (not past) of every shard, as its leader
@@ -98,9 +203,10 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 {
 	struct node *n = conn->core->node;
 	struct kv_core_stats st;
-	char text[2048];
+	char text[8192];
 	const char *section = (const char *)slot->pattern;
 	size_t len = 0;
+	long uptime = (long)(time(NULL) - conn->core->redis->started);
 
 	redis_format_stats(conn, slot, &st);
 	if (!section)
@@ -109,39 +215,84 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Server\r\nredis_version:7.0.0\r\nringkv_version:%s\r\n"
 			"redis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\n"
-			"process_id:%ld\r\ntcp_port:%u\r\nuptime_in_seconds:%ld\r\n"
+			"multiplexing_api:io_uring\r\nprocess_id:%ld\r\ntcp_port:%u\r\n"
+			"uptime_in_seconds:%ld\r\nuptime_in_days:%ld\r\n"
 			"cores:%u\r\nshards:%u\r\n\r\n",
-			"0.1.0", (long)getpid(), n->resp_port,
-			(long)(time(NULL) - conn->core->redis->started), n->cores, n->shards);
+			"0.1.0", (long)getpid(), n->resp_port, uptime, uptime / 86400, n->cores,
+			n->shards);
 	if (section_wanted(section, "clients"))
 		len += (size_t)snprintf(text + len, sizeof text - len,
-			"# Clients\r\nconnected_clients:%" PRIu64 "\r\n\r\n", st.connections);
-	if (section_wanted(section, "memory"))
+			"# Clients\r\nconnected_clients:%" PRIu64 "\r\nmaxclients:%" PRIu64
+			"\r\nblocked_clients:0\r\ntracking_clients:0\r\n\r\n", st.connections,
+			(uint64_t)n->cfg.max_connections * n->cores);
+	if (section_wanted(section, "memory")) {
+		uint64_t rss = rss_bytes();
+
 		len += (size_t)snprintf(text + len, sizeof text - len,
-			"# Memory\r\nused_memory:%" PRIu64 "\r\nmemtable_capacity:%" PRIu64
-			"\r\n\r\n", st.memtable_used, st.memtable_capacity);
+			"# Memory\r\nused_memory:%" PRIu64 "\r\nused_memory_rss:%" PRIu64
+			"\r\nmaxmemory:%" PRIu64 "\r\nmaxmemory_policy:noeviction\r\n"
+			"memtable_capacity:%" PRIu64 "\r\n\r\n",
+			st.memtable_used, rss, n->cfg.memtable_size * n->shards, st.memtable_capacity);
+	}
 	if (section_wanted(section, "persistence"))
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Persistence\r\nloading:0\r\naof_enabled:1\r\n"
+			"rdb_bgsave_in_progress:0\r\naof_rewrite_in_progress:0\r\n"
 			"ringkv_fsync:always\r\nringkv_damaged_tables:%" PRIu64 "\r\n"
 			"ringkv_shards_refusing_writes:%" PRIu64 "\r\n\r\n",
 			st.damaged_tables, st.writes_refused);
-	if (section_wanted(section, "stats"))
+	if (section_wanted(section, "stats")) {
+		const uint64_t *sums = (const uint64_t *)slot->keys;
+
+		len += (size_t)snprintf(text + len, sizeof text - len, "# Stats\r\n");
+		if (sums)
+			len += (size_t)snprintf(text + len, sizeof text - len,
+				"total_connections_received:%" PRIu64 "\r\n"
+				"rejected_connections:%" PRIu64 "\r\n"
+				"total_net_input_bytes:%" PRIu64 "\r\n"
+				"total_net_output_bytes:%" PRIu64 "\r\n"
+				"total_error_replies:%" PRIu64 "\r\n",
+				sums[INFO_CONNECTIONS], sums[INFO_REFUSED], sums[INFO_BYTES_IN],
+				sums[INFO_BYTES_OUT], sums[INFO_ERRORS]);
 		len += (size_t)snprintf(text + len, sizeof text - len,
-			"# Stats\r\ntotal_commands_processed:%" PRIu64 "\r\n"
+			"total_commands_processed:%" PRIu64 "\r\n"
+			"expired_keys:%" PRIu64 "\r\nevicted_keys:0\r\n"
 			"ringkv_requests_forwarded:%" PRIu64 "\r\n"
 			"ringkv_writes_durable:%" PRIu64 "\r\nringkv_wal_batches:%" PRIu64 "\r\n"
-			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n"
-			"expired_keys:%" PRIu64 "\r\n\r\n",
-			st.requests, st.forwarded, st.writes, st.batches, st.wal_bytes, st.fsyncs,
-			redis_expired_keys());
-	if (section_wanted(section, "keyspace") && redis_auth_sees_keyspace(conn))
+			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n\r\n",
+			st.requests, redis_expired_keys(), st.forwarded, st.writes, st.batches,
+			st.wal_bytes, st.fsyncs);
+	}
+	if (section_wanted(section, "replication"))
+		/* Every node takes writes (a follower forwards them to the
+		 * shard's leader) and replication is per shard, by Raft: no
+		 * Redis replica ever connects. */
+		len += (size_t)snprintf(text + len, sizeof text - len,
+			"# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"
+			"master_failover_state:no-failover\r\n\r\n");
+	if (section_wanted(section, "cpu")) {
+		struct rusage self, children;
+
+		memset(&self, 0, sizeof self);
+		memset(&children, 0, sizeof children);
+		getrusage(RUSAGE_SELF, &self);
+		getrusage(RUSAGE_CHILDREN, &children);
+		len += (size_t)snprintf(text + len, sizeof text - len,
+			"# CPU\r\nused_cpu_sys:%.6f\r\nused_cpu_user:%.6f\r\n"
+			"used_cpu_sys_children:%.6f\r\nused_cpu_user_children:%.6f\r\n\r\n",
+			timeval_s(self.ru_stime), timeval_s(self.ru_utime),
+			timeval_s(children.ru_stime), timeval_s(children.ru_utime));
+	}
+	if (section_wanted(section, "commandstats") && len < sizeof text)
+		info_commandstats(slot, text, sizeof text, &len);
+	if (section_wanted(section, "keyspace") && redis_auth_sees_keyspace(conn) &&
+	    len < sizeof text)
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Keyspace\r\ndb0:keys=%" PRIu64 ",expires=%" PRIu64 ",avg_ttl=0\r\n",
 			st.live_keys, count_expires(slot));
 	if (len >= sizeof text)
 		len = sizeof text - 1;
-	reply_bulk(conn, r, text, len);
+	reply_verbatim(conn, r, text, len);
 }
 
 void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_arg *section)
@@ -197,6 +348,10 @@ void redis_all_cores(struct conn *conn, enum resp_cmd_id id, const struct resp_a
 		}
 		redis_send_part(slot, req);
 	}
+	if (id == RESP_CMD_INFO &&
+	    (section_wanted(slot->pattern ? (const char *)slot->pattern : "", "commandstats") ||
+	     section_wanted(slot->pattern ? (const char *)slot->pattern : "", "stats")))
+		info_scrape_start(slot);
 	slot->pending--;
 	redis_drain(conn);
 }
@@ -210,7 +365,7 @@ static void command_info(struct conn *conn, struct reply *r, const struct resp_c
 	reply_array(conn, r, 10);
 	reply_str(conn, r, ci->name);
 	reply_int(conn, r, ci->arity);
-	reply_array(conn, r, resp_command_flag_count(ci->flags));
+	reply_set(conn, r, resp_command_flag_count(ci->flags));
 	for (f = 1; f && f <= ci->flags; f <<= 1)
 		if (ci->flags & f)
 			REPLY_WRITE(conn, r, resp_size_simple(strlen(resp_command_flag_name(f))),
@@ -218,16 +373,19 @@ static void command_info(struct conn *conn, struct reply *r, const struct resp_c
 	reply_int(conn, r, ci->first_key);
 	reply_int(conn, r, ci->last_key);
 	reply_int(conn, r, ci->key_step);
-	reply_array(conn, r, 0);
-	reply_array(conn, r, 0);
-	reply_array(conn, r, 0);
-	reply_array(conn, r, 0);
+	reply_set(conn, r, 0);     /* ACL categories */
+	reply_set(conn, r, 0);     /* tips */
+	reply_set(conn, r, 0);     /* key specs */
+	if (ci->subcommands)
+		reply_array(conn, r, 0); /* subcommands: not listed */
+	else
+		reply_set(conn, r, 0);
 }
 
 static void command_docs(struct conn *conn, struct reply *r, const struct resp_command_info *ci)
 {
 	reply_str(conn, r, ci->name);
-	reply_array(conn, r, 8);
+	reply_map(conn, r, 4);
 	reply_str(conn, r, "summary");
 	reply_str(conn, r, ci->summary ? ci->summary : "");
 	reply_str(conn, r, "since");
@@ -274,21 +432,21 @@ void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,
 			if (ci)
 				command_info(conn, r, ci);
 			else
-				REPLY_WRITE(conn, r, resp_size_null_array(), resp_write_null_array(&o));
+				reply_null(conn, r); /* Redis 7.0: $-1, RESP3 _ */
 		}
 		break;
 	default: { /* COMMAND DOCS [name ...] */
 		size_t found = 0;
 
 		if (cmd->argc == 2) {
-			reply_array(conn, r, 2 * n);
+			reply_map(conn, r, n);
 			for (i = 0; i < n; i++)
 				command_docs(conn, r, &table[i]);
 			break;
 		}
 		for (i = 2; i < cmd->argc; i++)
 			found += resp_command_lookup(cmd->argv[i].data, cmd->argv[i].len) != NULL;
-		reply_array(conn, r, 2 * found);
+		reply_map(conn, r, found);
 		for (i = 2; i < cmd->argc; i++) {
 			const struct resp_command_info *ci =
 				resp_command_lookup(cmd->argv[i].data, cmd->argv[i].len);
@@ -331,8 +489,41 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 		return;
 	}
 	if (sub->id == RESP_CMD_CONFIG_SET) {
-		reply_error(conn, r, "ERR CONFIG SET is not supported: ringkvd takes its "
-			"configuration from flags");
+		/* Redis 7.0's checks and texts, all pairs before any is taken.
+		 * ringkv changes none of these at run time (ringkvd's flags set
+		 * them): a parameter set to the value it has is accepted. */
+		if (cmd->argc % 2 != 0) {
+			reply_error(conn, r, RESP_ERR_SYNTAX);
+			redis_reply_now(conn);
+			return;
+		}
+		for (k = 2; k < cmd->argc; k += 2) {
+			const struct resp_arg *name = &cmd->argv[k], *value = &cmd->argv[k + 1];
+			int nl = (int)(name->len > 64 ? 64 : name->len);
+
+			for (i = 0; i < nparams && !redis_arg_is(name, params[i][0]); i++)
+				;
+			if (i == nparams) {
+				reply_errorf(conn, r, "ERR Unknown option or number of arguments for "
+					     "CONFIG SET - '%.*s'", nl, (const char *)name->data);
+				break;
+			}
+			if (hit[i]) {
+				reply_errorf(conn, r, "ERR CONFIG SET failed (possibly related to "
+					     "argument '%s') - duplicate parameter", params[i][0]);
+				break;
+			}
+			hit[i] = true;
+			if (!redis_arg_is(value, params[i][1])) {
+				reply_errorf(conn, r, "ERR CONFIG SET failed (possibly related to "
+					     "argument '%s') - ringkv does not change it at run time "
+					     "(it is %s; set by ringkvd's flags)", params[i][0],
+					     params[i][1][0] ? params[i][1] : "\"\"");
+				break;
+			}
+		}
+		if (k >= cmd->argc)
+			reply_simple(conn, r, "OK");
 		redis_reply_now(conn);
 		return;
 	}
@@ -349,7 +540,7 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 				matched++;
 			}
 	}
-	reply_array(conn, r, 2 * matched);
+	reply_map(conn, r, matched);
 	for (i = 0; i < nparams; i++)
 		if (hit[i]) {
 			reply_str(conn, r, params[i][0]);
@@ -358,20 +549,12 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 	redis_reply_now(conn);
 }
 
-static void client_line(struct conn *conn, char *buf, size_t len)
-{
-	struct redis_conn *rc = conn->redis;
-
-	snprintf(buf, len, "id=%" PRIu64 " fd=%d name=%s db=0 cmd=client\n", rc->id,
-		 conn->fd, rc->has_name ? rc->name : "");
-}
-
 void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
 		       const struct resp_command_info *sub)
 {
 	struct redis_conn *rc = conn->redis;
 	struct reply *r = &rc->scratch;
-	char line[256];
+	char line[512];
 	uint32_t i;
 
 	reply_reset(r);
@@ -405,10 +588,17 @@ void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
 		reply_simple(conn, r, "OK");
 		break;
 	}
-	default: /* INFO, LIST: this connection only */
-		client_line(conn, line, sizeof line);
-		reply_str(conn, r, line);
+	case RESP_CMD_CLIENT_LIST:
+	case RESP_CMD_CLIENT_KILL:
+		/* server/redis_client.c */
+		redis_client_gather(conn, cmd, sub->id == RESP_CMD_CLIENT_KILL);
+		return;
+	default: { /* INFO: this connection */
+		size_t n = redis_client_line(conn, line, sizeof line);
+
+		reply_verbatim(conn, r, line, n);
 		break;
+	}
 	}
 	redis_reply_now(conn);
 }

@@ -27,16 +27,17 @@
 #include "server/redis.h"
 #include "server/redis_impl.h"
 
-/* HELLO's answer, protocol 2 (the only one served). */
+/* HELLO's answer: a map (an array of pairs in RESP2), in the protocol the
+ * connection speaks from now on. */
 static void hello_reply(struct conn *conn, struct reply *r)
 {
-	reply_array(conn, r, 14);
+	reply_map(conn, r, 7);
 	reply_str(conn, r, "server");
 	reply_str(conn, r, "ringkv");
 	reply_str(conn, r, "version");
 	reply_str(conn, r, "0.1.0");
 	reply_str(conn, r, "proto");
-	reply_int(conn, r, 2);
+	reply_int(conn, r, conn->redis->resp3 ? 3 : 2);
 	reply_str(conn, r, "id");
 	reply_int(conn, r, (int64_t)conn->redis->id);
 	reply_str(conn, r, "mode");
@@ -45,6 +46,21 @@ static void hello_reply(struct conn *conn, struct reply *r)
 	reply_str(conn, r, "master");
 	reply_str(conn, r, "modules");
 	reply_array(conn, r, 0);
+}
+
+/* What a HELLO that succeeds changes, as Redis 7.0 does once the client is
+ * authenticated: the name (`name` NULL: kept), then the protocol (0: kept). */
+static void hello_apply(struct conn *conn, const uint8_t *name, size_t name_len, unsigned proto)
+{
+	struct redis_conn *rc = conn->redis;
+
+	if (name) {
+		memcpy(rc->name, name, name_len);
+		rc->name[name_len] = '\0';
+		rc->has_name = name_len > 0;
+	}
+	if (proto)
+		rc->resp3 = proto == 3;
 }
 
 /* An AUTH (or HELLO ... AUTH) was decided: its answer takes its slot. */
@@ -63,8 +79,13 @@ static void auth_done(void *owner, void *arg, bool ok)
 		/* Authenticated: the full limits from now on. */
 		redis_parser_limits(conn, &limits);
 		resp_parser_set_limits(&conn->redis->parser, &limits);
-		if (slot->cmd == RESP_CMD_HELLO)
+		if (slot->cmd == RESP_CMD_HELLO) {
+			/* opts: the protocol asked, 0x100 when a name was given
+			 * (slot->pattern, its length in slot->pattern_len). */
+			hello_apply(conn, (slot->opts & 0x100) ? slot->pattern : NULL,
+				    slot->pattern_len, slot->opts & 0xff);
 			hello_reply(conn, r);
+		}
 		else
 			reply_simple(conn, r, "OK");
 	}
@@ -81,7 +102,7 @@ static void auth_done(void *owner, void *arg, bool ok)
 
 /* Starts verifying user/pass for AUTH or HELLO (`id`); the answer comes later. */
 static void start(struct conn *conn, enum resp_cmd_id id, const struct resp_arg *user,
-		  const struct resp_arg *pass)
+		  const struct resp_arg *pass, const struct resp_arg *name, unsigned proto)
 {
 	static const struct resp_arg default_user = { .data = (const uint8_t *)"default", .len = 7 };
 	struct redis_slot *slot = redis_slot_new(conn, id, 0);
@@ -89,6 +110,18 @@ static void start(struct conn *conn, enum resp_cmd_id id, const struct resp_arg 
 	if (!slot) {
 		redis_out_of_memory(conn);
 		return;
+	}
+	slot->opts = proto;
+	if (name) {
+		slot->pattern = pool_alloc(redis_pool(conn), name->len ? name->len : 1);
+		if (!slot->pattern) {
+			slot->oom = true;
+			redis_drain(conn);
+			return;
+		}
+		memcpy(slot->pattern, name->data, name->len);
+		slot->pattern_len = name->len;
+		slot->opts |= 0x100;
 	}
 	slot->pending = 1;
 	if (!user)
@@ -99,6 +132,12 @@ static void start(struct conn *conn, enum resp_cmd_id id, const struct resp_arg 
 		slot->oom = true;
 		redis_drain(conn);
 	}
+}
+
+/* Without --users, the one user (Redis's "default", with no password). */
+static bool is_default_user(const struct resp_arg *user)
+{
+	return user->len == 7 && memcmp(user->data, "default", 7) == 0;
 }
 
 void redis_cmd_auth(struct conn *conn, const struct resp_command *cmd)
@@ -112,21 +151,27 @@ void redis_cmd_auth(struct conn *conn, const struct resp_command *cmd)
 		return;
 	}
 	if (!conn->core->node->users) {
-		/* As Redis without a password or users set up. */
-		reply_error(conn, r, cmd->argc == 2 ? RESP_ERR_AUTH_NO_PASSWORD : RESP_ERR_WRONGPASS);
+		/* As Redis without a password or users set up: its one user,
+		 * "default", takes any password. */
+		if (cmd->argc == 2)
+			reply_error(conn, r, RESP_ERR_AUTH_NO_PASSWORD);
+		else if (is_default_user(&cmd->argv[1]))
+			reply_simple(conn, r, "OK");
+		else
+			reply_error(conn, r, RESP_ERR_WRONGPASS);
 		redis_reply_now(conn);
 		return;
 	}
 	start(conn, RESP_CMD_AUTH, cmd->argc == 3 ? &cmd->argv[1] : NULL,
-	      &cmd->argv[cmd->argc - 1]);
+	      &cmd->argv[cmd->argc - 1], NULL, 0);
 }
 
 void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd)
 {
 	struct redis_conn *rc = conn->redis;
 	struct reply *r = &rc->scratch;
-	const struct resp_arg *user = NULL, *pass = NULL;
-	int64_t proto = 2;
+	const struct resp_arg *user = NULL, *pass = NULL, *name = NULL;
+	int64_t proto = 0;
 
 	reply_reset(r);
 	if (cmd->argc >= 2) {
@@ -135,7 +180,7 @@ void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd)
 			redis_reply_now(conn);
 			return;
 		}
-		if (proto != 2) {
+		if (proto < 2 || proto > 3) {
 			reply_error(conn, r, RESP_ERR_NOPROTO);
 			redis_reply_now(conn);
 			return;
@@ -149,9 +194,10 @@ void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd)
 			pass = &cmd->argv[i + 2];
 			i += 2;
 		} else if (redis_arg_is(&cmd->argv[i], "SETNAME") && more >= 1) {
-			const struct resp_arg *name = &cmd->argv[++i];
-			bool ok = name->len < sizeof rc->name;
+			bool ok;
 
+			name = &cmd->argv[++i];
+			ok = name->len < sizeof rc->name;
 			for (uint32_t k = 0; ok && k < name->len; k++)
 				ok = name->data[k] > ' ' && name->data[k] < 0x7f;
 			if (!ok) {
@@ -159,9 +205,6 @@ void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd)
 				redis_reply_now(conn);
 				return;
 			}
-			memcpy(rc->name, name->data, name->len);
-			rc->name[name->len] = '\0';
-			rc->has_name = name->len > 0;
 		} else {
 			reply_errorf(conn, r, "ERR Syntax error in HELLO option '%.*s'",
 				     (int)(cmd->argv[i].len > 64 ? 64 : cmd->argv[i].len),
@@ -171,14 +214,15 @@ void redis_cmd_hello(struct conn *conn, const struct resp_command *cmd)
 		}
 	}
 	if (pass && conn->core->node->users) {
-		start(conn, RESP_CMD_HELLO, user, pass);
+		start(conn, RESP_CMD_HELLO, user, pass, name, (unsigned)proto);
 		return;
 	}
-	if (pass) {
+	if (pass && !is_default_user(user)) {
 		reply_error(conn, r, RESP_ERR_WRONGPASS);
 	} else if (conn->core->node->users && !auth_user(conn)) {
 		reply_error(conn, r, RESP_ERR_HELLO_NOAUTH);
 	} else {
+		hello_apply(conn, name ? name->data : NULL, name ? name->len : 0, (unsigned)proto);
 		hello_reply(conn, r);
 	}
 	redis_reply_now(conn);

@@ -43,6 +43,7 @@
  */
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,6 +239,71 @@ static void pass(struct timer *t, void *arg)
  * resume deleting; reads hide expired keys all the same. Any other DEBUG
  * subcommand is refused as Redis refuses an unknown one.
  */
+/*
+ * DEBUG PROTOCOL <type>: one reply of each RESP type, as Redis 7.0 answers
+ * it (clients and Redis's suite test their parsers with it). A RESP2
+ * connection gets each in its RESP2 form; an attribute is left out, a push
+ * refused.
+ */
+static void debug_protocol(struct conn *conn, struct reply *r, const struct resp_arg *type)
+{
+	static const char attrib_reply[] = "Some real reply following the attribute";
+	bool resp3 = conn->redis->resp3;
+	char num[32];
+
+	if (redis_arg_is(type, "string")) {
+		reply_str(conn, r, "Hello World");
+	} else if (redis_arg_is(type, "integer")) {
+		reply_int(conn, r, 12345);
+	} else if (redis_arg_is(type, "double")) {
+		snprintf(num, sizeof num, "%.17g", 3.141);
+		reply_double(conn, r, num);
+	} else if (redis_arg_is(type, "bignum")) {
+		reply_bignum(conn, r, "1234567999999999999999999999999999999");
+	} else if (redis_arg_is(type, "null")) {
+		reply_null(conn, r);
+	} else if (redis_arg_is(type, "array") || redis_arg_is(type, "set")) {
+		if (redis_arg_is(type, "set"))
+			reply_set(conn, r, 3);
+		else
+			reply_array(conn, r, 3);
+		for (int j = 0; j < 3; j++)
+			reply_int(conn, r, j);
+	} else if (redis_arg_is(type, "map")) {
+		reply_map(conn, r, 3);
+		for (int j = 0; j < 3; j++) {
+			reply_int(conn, r, j);
+			reply_bool(conn, r, j == 1);
+		}
+	} else if (redis_arg_is(type, "attrib")) {
+		if (resp3) {
+			reply_aggregate3(conn, r, RESP3_ATTRIBUTE, 1);
+			reply_str(conn, r, "key-popularity");
+			reply_array(conn, r, 2);
+			reply_str(conn, r, "key:123");
+			reply_int(conn, r, 90);
+		}
+		reply_str(conn, r, attrib_reply);
+	} else if (redis_arg_is(type, "push")) {
+		if (!resp3) {
+			reply_error(conn, r, "ERR RESP2 is not supported by this command");
+			return;
+		}
+		reply_aggregate3(conn, r, RESP3_PUSH, 2);
+		reply_str(conn, r, "server-cpu-usage");
+		reply_int(conn, r, 42);
+		reply_str(conn, r, "Some real reply following the push reply");
+	} else if (redis_arg_is(type, "true") || redis_arg_is(type, "false")) {
+		reply_bool(conn, r, redis_arg_is(type, "true"));
+	} else if (redis_arg_is(type, "verbatim")) {
+		reply_verbatim(conn, r, "This is a verbatim\nstring", 25);
+	} else {
+		reply_error(conn, r, "ERR Wrong protocol type name. Please use one of the following: "
+			    "string|integer|double|bignum|null|array|set|map|attrib|push|verbatim|"
+			    "true|false");
+	}
+}
+
 void redis_cmd_debug(struct conn *conn, const struct resp_command *cmd)
 {
 	struct reply *r = &conn->redis->scratch;
@@ -248,6 +314,8 @@ void redis_cmd_debug(struct conn *conn, const struct resp_command *cmd)
 		atomic_store_explicit(&active_off, cmd->argv[2].data[0] == '0',
 				      memory_order_relaxed);
 		reply_simple(conn, r, "OK");
+	} else if (cmd->argc == 3 && redis_arg_is(&cmd->argv[1], "PROTOCOL")) {
+		debug_protocol(conn, r, &cmd->argv[2]);
 	} else {
 		reply_errorf(conn, r, "ERR unknown subcommand or wrong number of arguments for "
 			     "'%.*s'. Try DEBUG HELP.",

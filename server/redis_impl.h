@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "core/pool.h"
+#include "core/timer.h"
 #include "proto/resp.h"
 #include "proto/resp_commands.h"
 #include "server/kv.h"
@@ -28,6 +29,7 @@ struct node_core;
 #define REDIS_MAX_KEYS 65536u          /* keys of one MGET/MSET/DEL/EXISTS */
 #define REDIS_KEYS_STEP 1000u          /* keys a KEYS round examines per shard */
 #define REDIS_KEYS_MAX_REPLY (4u << 20) /* KEYS answers whole up to this, or refuses */
+#define REDIS_DESYNC_CLOSE_US 1000000u /* a protocol error's connection closes by then */
 
 #define SET_NX 0x1
 #define SET_XX 0x2
@@ -101,6 +103,9 @@ struct redis_conn {
 	uint64_t id;
 	char name[128];
 	bool has_name;
+	bool resp3;                 /* HELLO 3: RESP3 replies (maps, _ nulls...) */
+	time_t created;             /* for CLIENT LIST's age */
+	struct timer desync_close;  /* after a protocol error: see redis.c */
 };
 
 struct redis_cursor {
@@ -153,6 +158,21 @@ void reply_bulk(struct conn *conn, struct reply *r, const void *data, size_t len
 void reply_str(struct conn *conn, struct reply *r, const char *text);
 void reply_null(struct conn *conn, struct reply *r);
 void reply_array(struct conn *conn, struct reply *r, size_t n);
+/*
+ * Replies whose form depends on the connection's protocol (HELLO 2|3), as
+ * Redis 7.0 writes them: a RESP2 connection gets *-1 for a null array, an
+ * array of 2n for a map, an array for a set, a bulk string for a verbatim
+ * string, a double or a big number, and :1/:0 for a boolean.
+ */
+void reply_null_array(struct conn *conn, struct reply *r);
+void reply_map(struct conn *conn, struct reply *r, size_t pairs);
+void reply_set(struct conn *conn, struct reply *r, size_t n);
+void reply_verbatim(struct conn *conn, struct reply *r, const void *data, size_t len);
+void reply_bool(struct conn *conn, struct reply *r, bool value);
+void reply_double(struct conn *conn, struct reply *r, const char *text);
+void reply_bignum(struct conn *conn, struct reply *r, const char *text);
+/* RESP3 only (the caller checks): an attribute's or a push's header. */
+void reply_aggregate3(struct conn *conn, struct reply *r, uint8_t type, size_t n);
 /* The reply for a request that failed with a status other than OK/NOT_FOUND. */
 void reply_status_error(struct conn *conn, struct reply *r, const struct kv_req *req);
 
@@ -297,6 +317,13 @@ void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,
  * The subcommand of `parent` named by argv[1], or NULL after replying with
  * the unknown-subcommand or wrong-arity error.
  */
+/* ---- CLIENT LIST / KILL over every core (redis_client.c) ---- */
+
+/* CLIENT LIST (kill false) or CLIENT KILL (true): every core's connections. */
+void redis_client_gather(struct conn *conn, const struct resp_command *cmd, bool kill);
+/* The connection's CLIENT LIST line, NUL-terminated; its length. */
+size_t redis_client_line(struct conn *conn, char *buf, size_t cap);
+
 const struct resp_command_info *redis_subcommand(struct conn *conn,
 						 const struct resp_command *cmd,
 						 const struct resp_command_info *parent);

@@ -60,7 +60,74 @@ void reply_str(struct conn *conn, struct reply *r, const char *text)
 
 void reply_null(struct conn *conn, struct reply *r)
 {
-	REPLY_WRITE(conn, r, resp_size_null_bulk(), resp_write_null_bulk(&o));
+	if (conn->redis->resp3)
+		REPLY_WRITE(conn, r, resp_size_null3(), resp_write_null3(&o));
+	else
+		REPLY_WRITE(conn, r, resp_size_null_bulk(), resp_write_null_bulk(&o));
+}
+
+void reply_null_array(struct conn *conn, struct reply *r)
+{
+	if (conn->redis->resp3)
+		REPLY_WRITE(conn, r, resp_size_null3(), resp_write_null3(&o));
+	else
+		REPLY_WRITE(conn, r, resp_size_null_array(), resp_write_null_array(&o));
+}
+
+void reply_aggregate3(struct conn *conn, struct reply *r, uint8_t type, size_t n)
+{
+	REPLY_WRITE(conn, r, resp_size_aggregate(n), resp_write_aggregate(&o, type, n));
+}
+
+void reply_map(struct conn *conn, struct reply *r, size_t pairs)
+{
+	if (conn->redis->resp3)
+		reply_aggregate3(conn, r, RESP3_MAP, pairs);
+	else
+		reply_array(conn, r, 2 * pairs);
+}
+
+void reply_set(struct conn *conn, struct reply *r, size_t n)
+{
+	if (conn->redis->resp3)
+		reply_aggregate3(conn, r, RESP3_SET, n);
+	else
+		reply_array(conn, r, n);
+}
+
+void reply_verbatim(struct conn *conn, struct reply *r, const void *data, size_t len)
+{
+	if (conn->redis->resp3)
+		REPLY_WRITE(conn, r, resp_size_verbatim(len),
+			    resp_write_verbatim(&o, "txt", data, len));
+	else
+		reply_bulk(conn, r, data, len);
+}
+
+void reply_bool(struct conn *conn, struct reply *r, bool value)
+{
+	if (conn->redis->resp3)
+		REPLY_WRITE(conn, r, 4, resp_write_bool(&o, value));
+	else
+		reply_int(conn, r, value);
+}
+
+void reply_double(struct conn *conn, struct reply *r, const char *text)
+{
+	if (conn->redis->resp3)
+		REPLY_WRITE(conn, r, resp_size_simple(strlen(text)),
+			    resp_write_double(&o, text, strlen(text)));
+	else
+		reply_str(conn, r, text);
+}
+
+void reply_bignum(struct conn *conn, struct reply *r, const char *text)
+{
+	if (conn->redis->resp3)
+		REPLY_WRITE(conn, r, resp_size_simple(strlen(text)),
+			    resp_write_bignum(&o, text, strlen(text)));
+	else
+		reply_str(conn, r, text);
 }
 
 void reply_array(struct conn *conn, struct reply *r, size_t n)

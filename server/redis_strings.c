@@ -544,7 +544,7 @@ void redis_format_lcs(struct conn *conn, struct reply *r, const struct redis_rea
 		uint32_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
 
 		if (pass == 1 && ra->idx) {
-			reply_array(conn, r, 4);
+			reply_map(conn, r, 2);
 			reply_str(conn, r, "matches");
 			reply_array(conn, r, matches);
 		}

@@ -101,6 +101,10 @@ class Resp:
             return v
         if t == b"*":
             return [self.reply() for _ in range(int(rest))]
+        if t == b"%":  # RESP3 (HELLO 3): a map, as its pairs
+            return [self.reply() for _ in range(2 * int(rest))]
+        if t == b"_":  # RESP3's null
+            return "_"
         raise ValueError("bad reply %r" % line)
 
     def cmd(self, *args):
@@ -283,8 +287,20 @@ def main():
         r = c.cmd("HELLO", "2", "AUTH", "root", "root-pw")
         check(isinstance(r, list) and b"proto" in r, "RESP: HELLO 2 AUTH root")
         check(isinstance(c.cmd("CONFIG", "GET", "maxmemory"), list), "RESP: root runs CONFIG")
-        check(c.cmd("HELLO", "3", "AUTH", "root", "root-pw") ==
-              "-NOPROTO unsupported protocol version", "RESP: HELLO 3 is NOPROTO")
+        check(c.cmd("HELLO", "4", "AUTH", "root", "root-pw") ==
+              "-NOPROTO unsupported protocol version", "RESP: HELLO 4 is NOPROTO")
+        r = c.cmd("HELLO", "3", "AUTH", "root", "root-pw")
+        check(isinstance(r, list) and r[r.index(b"proto") + 1] == 3 and
+              c.cmd("GET", "nosuchkey") == "_", "RESP: HELLO 3 AUTH root speaks RESP3")
+        c.close()
+        # A HELLO 3 whose AUTH fails changes neither the user nor the protocol.
+        c = Resp(resp_port)
+        check(c.cmd("HELLO", "3", "AUTH", "root", "wrong").startswith("-WRONGPASS"),
+              "RESP: HELLO 3 AUTH with a wrong password")
+        check(c.cmd("AUTH", "root", "root-pw") == "+OK" and c.cmd("GET", "nosuchkey") is None,
+              "RESP: after a failed HELLO 3 AUTH the connection still speaks RESP2")
+        check(c.cmd("HELLO", "3", "AUTH", "root", "root-pw", "SETNAME", "rooty")[0] == b"server"
+              and c.cmd("CLIENT", "GETNAME") == b"rooty", "RESP: HELLO 3 AUTH ... SETNAME")
         c.close()
 
         # ---- native --------------------------------------------------------

@@ -7,7 +7,7 @@
 #
 # The database must be empty at the start; the script deletes what it
 # wrote before it exits. RESP_TARGET=ringkv (default) also checks what is
-# specific to ringkv: only DB 0, HELLO 3 refused, SET EX/PX/KEEPTTL refused.
+# specific to ringkv: only DB 0, SET EX/PX/KEEPTTL refused.
 # RESP_TARGET=redis skips those checks, so the script can be checked against
 # a real redis-server. Exits 0 when every check passed, 1 with a diff per
 # mismatch, 2 when the server cannot be reached.
@@ -111,9 +111,10 @@ hello=$("${CLI[@]}" HELLO 2 2>&1)
 compare "HELLO 2 answers proto 2" '"proto"
 (integer) 2' "$(printf '%s\n' "$hello" | sed 's/^ *[0-9]*) //' |
 	grep -A1 -x '"proto"')"
-if ringkv_only "HELLO 3 refused"; then
-	expect "HELLO 3 refused" "(error) NOPROTO unsupported protocol version" HELLO 3
-fi
+hello=$("${CLI[@]}" -3 HELLO 3 2>&1)
+compare "HELLO 3 answers a map with proto 3 (redis-cli -3)" '3# "proto" => (integer) 3' \
+	"$(printf '%s\n' "$hello" | grep -F '"proto"')"
+compare "redis-cli -3: a missing key is (nil)" '(nil)' "$("${CLI[@]}" -3 GET rkv:nosuchkey 2>&1)"
 expect "HELLO 4 refused" "(error) NOPROTO unsupported protocol version" HELLO 4
 
 session "CLIENT SETNAME/GETNAME on one connection" '(nil)

@@ -627,6 +627,46 @@ static void test_writer_no_room(void **state)
 	expect_out(&o, "$3\r\nabc\r\n", 9);
 }
 
+/* RESP3's types, byte for byte as the protocol's specification writes them. */
+static void test_writer_resp3(void **state)
+{
+	uint8_t buf[128];
+	struct resp_out o = { buf, 0, sizeof(buf) };
+
+	(void)state;
+	assert_int_equal(resp_write_aggregate(&o, RESP3_MAP, 3), 0);
+	assert_int_equal(resp_write_aggregate(&o, RESP3_SET, 0), 0);
+	assert_int_equal(resp_write_aggregate(&o, RESP3_PUSH, 12), 0);
+	assert_int_equal(resp_write_aggregate(&o, RESP3_ATTRIBUTE, 1), 0);
+	assert_int_equal(resp_write_null3(&o), 0);
+	expect_out(&o, "%3\r\n~0\r\n>12\r\n|1\r\n_\r\n", 4 + 4 + 5 + 4 + 3);
+	assert_int_equal(o.len - 3, resp_size_aggregate(3) + resp_size_aggregate(0) +
+		resp_size_aggregate(12) + resp_size_aggregate(1));
+	o.len = 0;
+	assert_int_equal(resp_write_bool(&o, true), 0);
+	assert_int_equal(resp_write_bool(&o, false), 0);
+	assert_int_equal(resp_write_double(&o, "3.1410000000000000", 18), 0);
+	assert_int_equal(resp_write_double(&o, "-inf", 4), 0);
+	assert_int_equal(resp_write_bignum(&o, "-12345678901234567890", 21), 0);
+	expect_out(&o, "#t\r\n#f\r\n,3.1410000000000000\r\n,-inf\r\n(-12345678901234567890\r\n",
+		   8 + 21 + 7 + 24);
+	o.len = 0;
+	assert_int_equal(resp_write_verbatim(&o, "txt", "Some\r\nstring", 12), 0);
+	assert_int_equal(resp_write_verbatim(&o, "mkd", NULL, 0), 0);
+	expect_out(&o, "=16\r\ntxt:Some\r\nstring\r\n=4\r\nmkd:\r\n", 5 + 16 + 2 + 4 + 4 + 2);
+	assert_int_equal(o.len, resp_size_verbatim(12) + resp_size_verbatim(0));
+	/* No room: nothing written. */
+	o.len = 0;
+	o.cap = 6;
+	assert_int_equal(resp_write_verbatim(&o, "txt", "ab", 2), -ENOBUFS);
+	assert_int_equal(resp_write_aggregate(&o, RESP3_MAP, 123456), -ENOBUFS);
+	assert_int_equal(resp_write_double(&o, "1.5e100", 7), -ENOBUFS);
+	assert_int_equal(o.len, 0);
+	assert_int_equal(resp_write_bool(&o, true), 0);
+	assert_int_equal(resp_write_null3(&o), -ENOBUFS);
+	expect_out(&o, "#t\r\n", 4);
+}
+
 /* ---- command table ---- */
 
 static const struct resp_command_info *lookup(const char *name)
@@ -809,6 +849,7 @@ int main(void)
 		cmocka_unit_test(test_writer_exact_bytes),
 		cmocka_unit_test(test_writer_sizes_match),
 		cmocka_unit_test(test_writer_no_room),
+		cmocka_unit_test(test_writer_resp3),
 		cmocka_unit_test(test_command_lookup),
 		cmocka_unit_test(test_command_arity),
 		cmocka_unit_test(test_subcommands),
