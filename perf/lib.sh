@@ -6,7 +6,8 @@
 # name, for messages); the helpers that need them also read pin (1:
 # taskset, 0: not), server_pid and out (where the server logs go).
 # compare.sh, cluster-compare.sh, cluster-ab.sh, metrics-cost.sh,
-# resp-compare.sh, flamegraph.sh, idle-node-ab.sh, restart-storm.sh and
+# resp-compare.sh, flamegraph.sh, idle-node-ab.sh, restart-storm.sh,
+# replication-instructions.sh, replication-cpu.sh and
 # storage/vs-db_bench.sh use it. Nothing
 # here prints unless a script asks: the scripts' output is quoted in
 # docs/PERFORMANCE.md and must not change.

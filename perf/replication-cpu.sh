@@ -5,9 +5,9 @@
 # cluster) and of each node of a 3-node cluster (R = 3), under the same
 # fixed load, for one build or two side by side.
 #
-# Each round starts fresh: the one-node server, then the cluster (the order
-# swaps every round), all servers --cores 1 --shards 1 on --server-cpus,
-# redis-benchmark (SET, --pipeline, --connections, --value-size bytes) on
+# Each round starts fresh: for each build the one-node server, then the
+# cluster (the order reverses every round), all servers --cores 1
+# --shards 1 on --server-cpus, redis-benchmark (SET, --pipeline, --connections, --value-size bytes) on
 # --bench-cpus, sending --requests writes to the one node or to the
 # cluster's leader (node 1, election timeouts of 10 s) after a prefill. Per
 # server, over the load alone: CPU time (utime + stime of every thread, from
@@ -18,7 +18,9 @@
 # WAL syncs and peer bytes sent. Everything is divided by --requests. The
 # table gives each figure's median over the rounds; "3 nodes / 1 node" is
 # the cluster's sum over its three servers against the one node's (the 0.5x
-# throughput target needs CPU at most 2x when the servers share a CPU).
+# throughput target needs CPU at most 2x when the servers share a CPU);
+# then that CPU ratio round by round, and with two builds the cluster's
+# and the one node's CPU per write B / A round by round, with medians.
 #
 # CPU time and switches vary with the machine's load; the counts of
 # syscalls, submissions and syncs per write do not much.
@@ -36,10 +38,12 @@
 #
 # Defaults: 3 rounds, 200,000 requests, 10,000 keys, 50 connections,
 # pipeline 16, 100-byte values, servers on CPU 0, load on CPU 1, a prefill
-# of 600,000 SETs first (past the first 64 MiB memtable's flush: before it,
-# every write also pays the first touch of the memtable's and Raft log's
-# fresh memory, which later ones reuse). Nodes on
-# 127.0.52.1-4, ports from 52000 + (pid mod 40) * 20.
+# of 600,000 SETs first (about one 64 MiB memtable of 100-byte overwrites).
+# A shard's first two memtables are fresh memory, whose first touch (huge
+# page faults, zeroing) costs every replica about 0.25 us per write on
+# this VM; later memtables reuse a flushed one's arena. The default window
+# lies in the second memtable; --prefill 1300000 measures past both.
+# Nodes on 127.0.52.1-4, ports from 52000 + (pid mod 40) * 20.
 #
 # Environment: RINGKV (the CLI, default build/tools/ringkv).
 set -euo pipefail
@@ -199,7 +203,7 @@ measure() { # SIDE NODES...
 	fi
 	for i in "$@"; do
 		python3 - "$side" "$i" "$requests" "$tmp/perf-$i" "$(tail -n "$#" "$tmp/raw" | awk -v n="$i" '$2 == n')" \
-			>>"$tmp/rows" <<'EOF'
+			"$cur_round" >>"$tmp/rows" <<'EOF'
 import sys
 side, node, req, perf_file, raw = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5].split()
 c = {}
@@ -215,7 +219,7 @@ row = [cpu / req, sys_us / req, sw / req, c.get("raw_syscalls:sys_enter", 0) / r
        c.get("io_uring:io_uring_submit_req", 0) / req,
        c.get("io_uring:io_uring_queue_async_work", 0) / req,
        it / req, sy / req, pb / req]
-print(side, node, " ".join("%.4f" % x for x in row))
+print(side, node, " ".join("%.4f" % x for x in row), sys.argv[6])
 EOF
 	done
 }
@@ -249,13 +253,16 @@ run_three() { # BUILD-INDEX ROUND
 
 : >"$tmp/rows"
 : >"$tmp/raw"
+sides=()
+for b in "${!builds[@]}"; do
+	sides+=("$b:one" "$b:three")
+done
 for round in $(seq "$rounds"); do
-	for b in "${!builds[@]}"; do
-		while read -r what; do
-			echo "$prog: round $round, build $((b + 1)), $what" >&2
-			"run_$what" "$b" "$round"
-		done < <(round_order "$round" one three)
-	done
+	cur_round=$round
+	while IFS=: read -r b what; do
+		echo "$prog: round $round, build $((b + 1)), $what" >&2
+		"run_$what" "$b" "$round"
+	done < <(round_order "$round" "${sides[@]}")
 done
 cp "$tmp/rows" "$out/rows"
 
@@ -266,7 +273,7 @@ nb = int(sys.argv[2])
 names = ["CPU us", "of it sys", "switches", "syscalls", "io_uring_enter", "SQEs", "io-wq punts",
          "loop passes", "WAL syncs", "peer bytes"]
 def med(side, node):
-    rs = [[float(x) for x in r[2:]] for r in rows if r[0] == side and r[1] == node]
+    rs = [[float(x) for x in r[2:-1]] for r in rows if r[0] == side and r[1] == node]
     return [statistics.median(col) for col in zip(*rs)]
 print("\nper write, median of %d rounds\n" % (len(rows) // (4 * nb)))
 print("| build | server | " + " | ".join(names) + " |")
@@ -281,6 +288,22 @@ for b in range(nb):
     tot = [sum(c) for c in zip(*three)]
     print("| %s | 3 nodes / 1 node | %s |" % ("AB"[b], " | ".join(
         "%.2f" % (t / o) if o else "-" for t, o in zip(tot, one))))
+# CPU per write per round: the 3 servers' sum, and against the one node
+def cpu(side, rnd, nodes):
+    return sum(float(r[2]) for r in rows if r[0] == side and r[-1] == rnd and r[1] in nodes)
+rounds = sorted({r[-1] for r in rows}, key=int)
+print()
+for b in range(nb):
+    per = [cpu("b%d-three" % b, k, "123") / cpu("b%d-one" % b, k, "4") for k in rounds]
+    print("%s: 3 nodes' CPU / 1 node's, per round: %s; median %.2f" % (
+        "AB"[b], " ".join("%.2f" % x for x in per), statistics.median(per)))
+if nb == 2:
+    per = [cpu("b1-three", k, "123") / cpu("b0-three", k, "123") for k in rounds]
+    print("3 nodes' CPU per write, B / A per round: %s; median %.3f" % (
+        " ".join("%.3f" % x for x in per), statistics.median(per)))
+    per = [cpu("b1-one", k, "4") / cpu("b0-one", k, "4") for k in rounds]
+    print("1 node's CPU per write, B / A per round: %s; median %.3f" % (
+        " ".join("%.3f" % x for x in per), statistics.median(per)))
 EOF
 echo
 echo "A: ${builds[0]}${builds[1]:+; B: ${builds[1]}}. Servers on CPU $server_cpus, load on CPU $bench_cpus; $requests SETs, pipeline $pipeline, $connections connections, $keys keys, $value_size-byte values. Logs in $out"
