@@ -6,7 +6,8 @@
 # name, for messages); the helpers that need them also read pin (1:
 # taskset, 0: not), server_pid and out (where the server logs go).
 # compare.sh, cluster-compare.sh, cluster-ab.sh, metrics-cost.sh,
-# resp-compare.sh, flamegraph.sh, idle-node-ab.sh, restart-storm.sh and
+# resp-compare.sh, flamegraph.sh, idle-node-ab.sh, restart-storm.sh,
+# replication-instructions.sh, replication-cpu.sh and
 # storage/vs-db_bench.sh use it. Nothing
 # here prints unless a script asks: the scripts' output is quoted in
 # docs/PERFORMANCE.md and must not change.
@@ -51,6 +52,31 @@ parse_options() {
 
 # Whether $1 is a whole number from $2 to $3.
 in_range() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
+
+# For the scripts that drive redis-benchmark against one or two builds
+# (replication-instructions.sh, replication-cpu.sh): checks $requests (at
+# least MIN), $keys, $connections, $pipeline, $value_size, that builds
+# holds one or two executables, and that the CLI ($cli) and each TOOL are
+# there.
+check_bench_options() { # MIN-REQUESTS TOOL...
+	local b tool
+	in_range "$requests" "$1" 100000000 || die "--requests must be $1..100000000"
+	shift
+	in_range "$keys" 1 100000000 || die "--keys must be 1..100000000"
+	in_range "$connections" 1 10000 || die "--connections must be 1..10000"
+	in_range "$pipeline" 1 1024 || die "--pipeline must be 1..1024"
+	in_range "$value_size" 1 1048576 || die "--value-size must be 1..1048576"
+	if [ ${#builds[@]} -lt 1 ] || [ ${#builds[@]} -gt 2 ]; then
+		die "give one or two ringkvd binaries (see --help)"
+	fi
+	for b in "${builds[@]}"; do
+		[ -x "$b" ] || die "not an executable: $b"
+	done
+	[ -x "$cli" ] || die "ringkv (the CLI) not found at $cli"
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || die "$tool is needed (perf/deps.sh installs it)"
+	done
+}
 
 # Prints the sides (the arguments after ROUND) one a line, reversed in even
 # rounds (A B C, C B A, A B C, ...) so that drift favours none of them.

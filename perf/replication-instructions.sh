@@ -18,14 +18,16 @@
 #
 #   perf/replication-instructions.sh [--requests N] [--keys N]
 #       [--connections N] [--pipeline D] [--value-size B] [--settle S]
-#       [--out DIR] [--annotate] A_RINGKVD [B_RINGKVD]
+#       [--out DIR] [--annotate] [--net A.B.C] [--ports BASE]
+#       A_RINGKVD [B_RINGKVD]
 #
 # Defaults: 10,000 requests, 10,000 keys, 50 connections, pipeline 16,
 # 100-byte values, 3 s settle. Prints a table: Ir per write, leader and
 # follower, for each build, and B / A. --annotate writes each measured
 # phase's inclusive callgrind_annotate to DIR. Run it on binaries nobody
 # rebuilds meanwhile (callgrind reads symbols lazily). Nodes on
-# 127.0.59.1-3, ports from 59000 + (pid mod 90) * 10.
+# NET.1-3 (--net, default 127.0.59), ports from PORTS + (pid mod 90) * 10
+# (--ports, default 59000).
 #
 # Environment: RINGKV (the CLI, default build/tools/ringkv).
 set -euo pipefail
@@ -42,6 +44,8 @@ connections=50
 pipeline=16
 value_size=100
 settle=3
+net=127.0.59
+ports=59000
 out=""
 annotate=0
 builds=()
@@ -49,7 +53,7 @@ cli=${RINGKV:-$root/build/tools/ringkv}
 pids=()
 result=0
 
-value_options=(requests keys connections pipeline value_size settle out)
+value_options=(requests keys connections pipeline value_size settle out net ports)
 other_option() {
 	case $1 in
 	--annotate) annotate=1; taken=1 ;;
@@ -59,22 +63,10 @@ other_option() {
 }
 parse_options "$@"
 
-in_range "$requests" 100 10000000 || die "--requests must be 100..10000000"
-in_range "$keys" 1 100000000 || die "--keys must be 1..100000000"
-in_range "$connections" 1 10000 || die "--connections must be 1..10000"
-in_range "$pipeline" 1 1024 || die "--pipeline must be 1..1024"
-in_range "$value_size" 1 1048576 || die "--value-size must be 1..1048576"
 in_range "$settle" 1 600 || die "--settle must be 1..600 seconds"
-if [ ${#builds[@]} -lt 1 ] || [ ${#builds[@]} -gt 2 ]; then
-	die "give one or two ringkvd binaries (see --help)"
-fi
-for b in "${builds[@]}"; do
-	[ -x "$b" ] || die "not an executable: $b"
-done
-[ -x "$cli" ] || die "ringkv (the CLI) not found at $cli"
-for tool in valgrind callgrind_control redis-benchmark python3; do
-	command -v "$tool" >/dev/null || die "$tool is needed (perf/deps.sh installs it)"
-done
+[[ $net =~ ^127\.[0-9]+\.[0-9]+$ ]] || die "--net takes the first three parts of a loopback address"
+in_range "$ports" 1024 64000 || die "--ports must be 1024..64000"
+check_bench_options 100 valgrind callgrind_control redis-benchmark python3
 [ -n "$out" ] || out=$root/perf/out/replication-instructions-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringkv-repl-instr.XXXXXX")
@@ -85,8 +77,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-base=$((59000 + ($$ % 90) * 10))
-addr() { echo "127.0.59.$1"; }
+base=$((ports + ($$ % 90) * 10))
+addr() { echo "$net.$1"; }
 ic="1=$(addr 1):$((base + 1)),2=$(addr 2):$((base + 2)),3=$(addr 3):$((base + 3))"
 
 # The counted node's newest dump's Ir.

@@ -24,9 +24,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Membership as of index: the last CONF entry at or below it. */
+/* Membership as of index: the last CONF entry at or below it. The log
+ * holds none after conf_index, so when that is at or below index it is
+ * r->conf: no walk back over every entry since the last compaction (a
+ * memtable's worth, cold: perf put the walk at 5% of a follower's CPU). */
 static void conf_at(const struct raft *r, uint64_t index, struct raft_conf *out)
 {
+	if (r->conf_index <= index) {
+		*out = r->conf;
+		return;
+	}
 	for (uint64_t i = index; i > r->log.offset; i--) {
 		const struct raft_entry *e = raft_log_get(&r->log, i);
 		if (e->type == RAFT_ENTRY_CONF &&

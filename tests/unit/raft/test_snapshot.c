@@ -128,6 +128,38 @@ static void test_snapshot_ahead_of_persisted_is_refused(void **state)
 	sim_destroy(s);
 }
 
+/* Node 1 snapshots at `index` (applied, durable); returns the members its
+ * snapshot records. */
+static uint32_t members_at(struct sim *s, uint64_t index)
+{
+	struct raft_event ev = {.type = RAFT_EV_SNAPSHOT_TAKEN,
+				.snapshot = {.index = index, .data = "x", .len = 1}};
+	struct raft_update up;
+	assert_int_equal(raft_step(sim_raft(s, 1), &ev, &up), 0);
+	assert_int_equal(raft_snapshot(sim_raft(s, 1))->index, index);
+	return raft_snapshot(sim_raft(s, 1))->conf.n;
+}
+
+/* A snapshot records the membership as of its own index: the one before
+ * a later CONF entry, the new one from that entry on. */
+static void test_snapshot_records_membership_at_its_index(void **state)
+{
+	(void)state;
+	struct sim *s = cluster(3);
+	elect(s, 1, 10);
+	write_n(s, 1, 3); /* entries 2-4 */
+	assert_int_equal(sim_conf_change(s, 1, RAFT_CONF_ADD_LEARNER, 4), 0);
+	write_n(s, 1, 2); /* the change at 5, entries 6-7 */
+	sim_run_until(s, 60);
+	ASSERT_APPLIED(s, 1, 7);
+	assert_int_equal(members_at(s, 3), 3);
+	assert_int_equal(members_at(s, 4), 3);
+	assert_int_equal(members_at(s, 5), 4);
+	assert_int_equal(members_at(s, 7), 4);
+	ASSERT_SAFE(s);
+	sim_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +168,7 @@ int main(void)
 		cmocka_unit_test(test_append_after_snapshot_without_entries),
 		cmocka_unit_test(test_restart_from_snapshot),
 		cmocka_unit_test(test_snapshot_ahead_of_persisted_is_refused),
+		cmocka_unit_test(test_snapshot_records_membership_at_its_index),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
