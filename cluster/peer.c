@@ -78,6 +78,7 @@ struct peer {
 	bool sending, probing, connecting;
 	bool failing;             /* a failure was logged; say when it connects */
 	int failing_err;          /* the failure logged: another one is logged too */
+	uint64_t failing_why;     /* a hash of its reason's text (TLS: one errno, many reasons) */
 	bool flapping;            /* the last connection died young: log quietly */
 	struct io_op connect_op, send_op, probe_op;
 	struct timer timer;       /* connect timeout, or the backoff */
@@ -114,6 +115,7 @@ struct peer_in {
 	bool sending;             /* TLS: ciphertext send in flight */
 	bool handoff_wait;        /* TLS: hand off once the send is done */
 	bool unproven;            /* TLS: counted in pc->nhandshaking */
+	bool refusing;            /* TLS: refused; closes once its alert is sent */
 	struct tls_conn *tls;     /* TLS state, or NULL: plaintext */
 	uint64_t cert_node;       /* TLS: the node its certificate names */
 	unsigned handoff_core;    /* TLS: where handoff_wait takes it */
@@ -177,6 +179,7 @@ struct handoff {
 };
 
 #define PEER_REFUSAL_LOG_US (10u * 1000000u)
+#define PEER_REFUSE_FLUSH_US (1000u * 1000u) /* a refused dialler's alert: bound */
 
 static void connect_start(struct peer *p);
 static void start_batch(struct peer *p);
@@ -188,6 +191,8 @@ static void in_send_done(struct io_op *op, int res, unsigned flags);
 static void in_tls_progress(struct peer_in *in);
 static bool in_consume(struct peer_in *in);
 static void in_close(struct peer_in *in);
+static void in_refuse(struct peer_in *in);
+static void in_tls_flush(struct peer_in *in);
 static void arm_accept(struct peer_core *pc);
 
 static struct pool *core_pool(struct peer_core *pc)
@@ -524,6 +529,16 @@ static void out_maybe_closed(struct peer *p)
 	schedule_reconnect(p);
 }
 
+/* FNV-1a of a reason's text: a new reason is logged, a repeated one not. */
+static uint64_t text_hash(const char *text)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *text; text++)
+		h = (h ^ (uint8_t)*text) * 0x100000001b3ull;
+	return h;
+}
+
 /* The connection failed or broke: stop everything on it. */
 static void out_lost(struct peer *p, int err)
 {
@@ -550,12 +565,14 @@ static void out_lost(struct peer *p, int err)
 		else
 			log_warn("peer %s: connection lost: %s", p->name, why);
 		p->flapping = young;
-	} else if ((!p->failing || err != p->failing_err) && !pc->stopping) {
+	} else if ((!p->failing || err != p->failing_err || text_hash(why) != p->failing_why) &&
+		   !pc->stopping) {
 		/* Once per kind of failure: a node that was down and is now
 		 * refused for its certificate says so. */
 		log_warn("peer %s: cannot connect: %s (retrying with backoff)", p->name, why);
 		p->failing = true;
 		p->failing_err = err;
+		p->failing_why = text_hash(why);
 	} else {
 		log_debug("peer %s: connect failed again: %s", p->name, why);
 	}
@@ -730,6 +747,15 @@ static void out_tls_step(struct peer *p)
 	}
 }
 
+/* TLS, inside the handshake: the server must be the node dialled (a
+ * refusal is an alert to it, and the reason in our log line). */
+static int out_cert_check(void *arg, X509 *cert, char *why, size_t len)
+{
+	struct peer *p = arg;
+
+	return peer_tls_cert_is(cert, p->node->id, why, len);
+}
+
 static void connect_done(struct io_op *op, int res, unsigned flags)
 {
 	struct peer *p = op->data;
@@ -757,6 +783,7 @@ static void connect_done(struct io_op *op, int res, unsigned flags)
 		out_lost(p, -ENOMEM);
 		return;
 	}
+	tls_conn_set_check(p->tls, out_cert_check, p);
 	p->state = OUT_HANDSHAKE;
 	reactor_timer_arm(pc->r, &p->timer, cfg->hello_timeout_us, connect_timeout_fired, p);
 	out_tls_step(p);
@@ -1021,6 +1048,34 @@ static void in_close(struct peer_in *in)
 	in_free(in);
 }
 
+static void refuse_timeout_fired(struct timer *t, void *arg)
+{
+	in_close(arg);
+}
+
+/*
+ * Closes a refused connection. With TLS, what OpenSSL queued for the
+ * dialler goes out through the ring first: the alert of a failed handshake
+ * (its reason: unknown CA, certificate expired, bad certificate), or the
+ * close_notify the caller queued; at most PEER_REFUSE_FLUSH_US is spent on
+ * it, and nothing the dialler sends meanwhile is read.
+ */
+static void in_refuse(struct peer_in *in)
+{
+	const uint8_t *data;
+
+	if (!in->tls || in->closing || in->refusing ||
+	    (!in->sending && tls_conn_send_data(in->tls, &data) == 0)) {
+		in_close(in);
+		return;
+	}
+	in->refusing = true;
+	in_tls_flush(in);
+	reactor_timer_cancel(in->pc->r, &in->hello_timer);
+	reactor_timer_arm(in->pc->r, &in->hello_timer, PEER_REFUSE_FLUSH_US,
+			  refuse_timeout_fired, in);
+}
+
 static void hello_timeout_fired(struct timer *t, void *arg)
 {
 	struct peer_in *in = arg;
@@ -1103,6 +1158,8 @@ static void in_handoff(struct peer_in *in, unsigned target)
 	h->from = in->from;
 	snprintf(h->from_text, sizeof h->from_text, "%s", in->from_text);
 	h->tls = in->tls;
+	if (h->tls)
+		tls_conn_set_check(h->tls, NULL, NULL); /* `in` goes */
 	h->rest_len = rest;
 	if (rest)
 		memcpy(h->rest, in->buf + in->off, rest);
@@ -1139,7 +1196,11 @@ static bool hello_received(struct peer_in *in)
 	}
 	if (rv != 0) {
 		log_refusal(pc, in->from_text, err[0] ? err : "bad hello");
-		in_close(in);
+		/* After the handshake OpenSSL has no alert to send: a
+		 * close_notify ends the connection cleanly. */
+		if (in->tls)
+			tls_conn_shutdown(in->tls);
+		in_refuse(in);
 		return false;
 	}
 	reactor_timer_cancel(pc->r, &in->hello_timer);
@@ -1214,10 +1275,12 @@ static void in_recv_done(struct io_op *op, int res, unsigned flags)
 	in->recv_armed = false;
 	in->sock_nonempty = (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
 	pc->ops--;
-	if (in->closing || pc->stopping) {
+	if (in->closing || pc->stopping || (in->refusing && !in->sending)) {
 		in_close(in);
 		return;
 	}
+	if (in->refusing)
+		return; /* its alert is still being sent: in_send_done closes */
 	if (in->handoff_wait) {
 		/* Received before the cancel: it goes with the TLS state. */
 		if (res > 0)
@@ -1289,6 +1352,12 @@ static void in_send_done(struct io_op *op, int res, unsigned flags)
 		return;
 	}
 	tls_conn_sent(in->tls, (size_t)res);
+	if (in->refusing) {
+		in_tls_flush(in);
+		if (!in->sending)
+			in_close(in);
+		return;
+	}
 	if (!in->handoff_wait)
 		in_tls_progress(in);
 	else if (!in->recv_armed)
@@ -1310,19 +1379,24 @@ static void in_tls_progress(struct peer_in *in)
 		X509 *cert;
 
 		if (rv == TLS_FAILED) {
-			snprintf(why, sizeof why, "TLS handshake: %s", tls_conn_error(in->tls));
+			const char *alert = tls_conn_alert_sent(in->tls);
+
+			snprintf(why, sizeof why, "TLS handshake: %s%s%s", tls_conn_error(in->tls),
+				 alert ? "; alert sent: " : "", alert ? alert : "");
 			log_refusal(pc, in->from_text, why);
-			in_close(in);
+			in_refuse(in);
 			return;
 		}
 		if (rv == 1) {
 			char err[160] = "it showed no certificate";
 
+			/* in_cert_check saw it in the handshake; checked again. */
 			cert = tls_conn_peer_cert(in->tls);
 			if (!cert || peer_tls_cert_node(cert, &in->cert_node, err, sizeof err) != 0) {
 				snprintf(why, sizeof why, "TLS: %s", err);
 				log_refusal(pc, in->from_text, why);
-				in_close(in);
+				tls_conn_shutdown(in->tls);
+				in_refuse(in);
 				return;
 			}
 			in->stage = IN_HELLO_LEN;
@@ -1372,7 +1446,9 @@ static bool in_consume(struct peer_in *in)
 				snprintf(why, sizeof why, "a %" PRIu32 "-byte hello (limit %u)",
 					 hl, PEER_HELLO_MAX);
 				log_refusal(pc, in->from_text, why);
-				in_close(in);
+				if (in->tls)
+					tls_conn_shutdown(in->tls);
+				in_refuse(in);
 				return false;
 			}
 			in->stage = IN_HELLO;
@@ -1482,6 +1558,22 @@ static void keepalive(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 }
 
+/* TLS, inside the handshake: the dialler's certificate must name one node,
+ * a peer of this one (a refusal is a bad_certificate alert to it). */
+static int in_cert_check(void *arg, X509 *cert, char *why, size_t len)
+{
+	struct peer_in *in = arg;
+
+	if (peer_tls_cert_node(cert, &in->cert_node, why, len) != 0)
+		return -1;
+	if (!find_peer(in->pc, in->cert_node)) {
+		snprintf(why, len, "its certificate is for node %" PRIu64 ", not a peer of this "
+			 "node", in->cert_node);
+		return -1;
+	}
+	return 0;
+}
+
 static void in_accepted(struct peer_core *pc, int fd)
 {
 	struct sockaddr_storage from;
@@ -1513,6 +1605,8 @@ static void in_accepted(struct peer_core *pc, int fd)
 		in_free(in);
 		in = NULL;
 	}
+	if (in && in->tls)
+		tls_conn_set_check(in->tls, in_cert_check, in);
 	if (!in) {
 		close(fd);
 		return;
