@@ -30,7 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import auth  # noqa: E402
-from auth import Resp, user_add  # noqa: E402
+from auth import Resp, user_add, wait_started  # noqa: E402
 from ringkv_test import stop_process  # noqa: E402
 
 HOST = "127.0.55.21"
@@ -86,12 +86,7 @@ def main():
                                  "%s:%d" % (HOST, resp_port), "--users", users,
                                  "--audit-log", audit, "--auth-timeout", "5000ms"],
                                 stdout=out, stderr=err)
-        for _ in range(200):
-            out.seek(0)
-            if "try: ringkv" in out.read():
-                break
-            time.sleep(0.05)
-        else:
+        if not wait_started(out):
             check(False, "ringkvd started")
             return 1
 
