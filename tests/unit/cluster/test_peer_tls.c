@@ -285,7 +285,7 @@ static const char *dialler_refusal(struct tls_conn *d)
 	return tls_conn_error(d);
 }
 
-/* The node 1 of cluster/peer.c's in_cert_check: only node 2 is its peer. */
+/* The node 1 of cluster/peer_tls_io.c's peer_in_cert_check: only node 2 is its peer. */
 static int only_node2(void *arg, X509 *cert, char *why, size_t len)
 {
 	(void)arg;
