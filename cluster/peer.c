@@ -25,6 +25,11 @@
  * state's room and OpenSSL decrypts into that buffer, possibly past the
  * hello: a handed-off connection then carries its TLS state and the
  * plaintext after the hello.
+ *
+ * This file holds the outbound side, the queues, set-up and shutdown; the
+ * inbound side is cluster/peer_in.c, the TLS driving of both sides
+ * cluster/peer_tls_io.c, and the structures they share
+ * cluster/peer_internal.h.
  */
 #include "cluster/peer.h"
 
@@ -42,158 +47,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "cluster/peer_internal.h"
 #include "cluster/peer_tls.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/timer.h"
 #include "io/tls.h"
-
-#define PEER_RBUF_INITIAL (16u << 10)
-#define PEER_ACCEPT_PAUSE_US 100000u
-#define FRAME_HELLO 0xff /* internal class of the hello frame */
-
-struct peer_frame {
-	struct peer_frame *next;
-	uint32_t wire_len;        /* 4 + payload */
-	uint8_t cls;              /* enum peer_class or FRAME_HELLO */
-	uint8_t wire[];           /* u32 LE payload length, then the payload */
-};
-
-struct frame_queue {
-	struct peer_frame *head, *tail;
-	size_t bytes;             /* wire bytes queued */
-	uint64_t frames;
-};
-
-enum out_state { OUT_BACKOFF, OUT_CONNECTING, OUT_HANDSHAKE, OUT_UP, OUT_CLOSING, OUT_STOPPED };
-
-struct peer {
-	struct peer_core *pc;
-	unsigned index;
-	const struct peer_node *node;
-	char name[80];            /* "node 2 (127.0.0.12:7000)" for logs */
-	enum out_state state;
-	int fd;
-	unsigned ops;             /* operations in flight on fd */
-	bool sending, probing, connecting;
-	bool failing;             /* a failure was logged; say when it connects */
-	int failing_err;          /* the failure logged: another one is logged too */
-	bool flapping;            /* the last connection died young: log quietly */
-	struct io_op connect_op, send_op, probe_op;
-	struct timer timer;       /* connect timeout, or the backoff */
-	uint64_t backoff_us;      /* the next backoff, before jitter */
-	uint64_t up_since_us;
-	struct frame_queue control, bulk;
-	struct peer_frame *hello; /* built on connect, first in the next batch */
-
-	struct peer_frame *batch[PEER_BATCH_MAX]; /* the SENDMSG in flight */
-	struct iovec iov[PEER_BATCH_MAX];
-	unsigned nbatch;
-	unsigned batch_done;      /* frames of the batch completely sent */
-	size_t batch_off;         /* bytes of batch[batch_done] sent */
-	struct msghdr msg;
-	uint8_t probe_byte;       /* a peer never writes on our connection */
-	struct peer_stats stats;
-
-	/* TLS (cfg.tls): from the connect until the close. */
-	struct tls_conn *tls;
-	struct peer_frame *tx;    /* the frame OpenSSL is taking, from a queue */
-	size_t tx_off;            /* its wire bytes taken so far */
-	char why[448];            /* TLS reason of the loss, for out_lost's line */
-};
-
-enum in_stage { IN_HANDSHAKE, IN_HELLO_LEN, IN_HELLO, IN_FRAMES };
-
-struct peer_in {
-	struct peer_core *pc;
-	int fd;
-	enum in_stage stage;
-	bool recv_armed;
-	bool sock_nonempty;  /* the last receive left data in the socket */
-	bool closing;
-	bool sending;             /* TLS: ciphertext send in flight */
-	bool handoff_wait;        /* TLS: hand off once the send is done */
-	bool unproven;            /* TLS: counted in pc->nhandshaking */
-	struct tls_conn *tls;     /* TLS state, or NULL: plaintext */
-	uint64_t cert_node;       /* TLS: the node its certificate names */
-	unsigned handoff_core;    /* TLS: where handoff_wait takes it */
-	struct io_op send_op;
-	uint8_t *buf;             /* [off, len) received, not yet handed out */
-	size_t cap, len, off;
-	size_t want;              /* bytes from off the next frame needs, 0 = unknown */
-	uint64_t from_node;
-	int peer_index;           /* into pc->peers, -1 for an unknown node */
-	char from_text[64];
-	struct sockaddr_storage from;
-	struct io_op recv_op;
-	struct timer hello_timer;
-	struct peer_in *prev, *next;
-};
-
-struct peer_net {
-	struct peer_config cfg;
-	unsigned cores;
-	int *listen_fds;          /* [cores], bound; listening once every core started */
-	struct peer_core **per_core; /* [cores], each set by its own core at start */
-	_Atomic unsigned started; /* cores past peer_core_start */
-};
-
-struct peer_core {
-	struct peer_net *net;
-	struct reactor *r;
-	void *arg;
-	struct peer *peers;       /* [net->cfg.npeers] */
-	unsigned npeers;
-	struct peer_in *inbound;
-	unsigned ninbound;
-	unsigned nhandshaking;    /* TLS inbound ones before their hello */
-	unsigned ops;             /* transport operations in flight on this core */
-	bool stopping;
-	uint64_t stop_deadline_us;
-	uint64_t rng;
-
-	int listen_fd;
-	bool accept_armed;
-	struct reactor_msg accept_msg; /* "every core started: accept" */
-	struct io_op accept_op;
-	struct timer accept_pause;
-
-	uint64_t accepted, handed_off, adopted, refused;
-	uint64_t refusal_log_at_us;  /* next refusal logged at warn from then */
-	uint64_t refusals_quiet;     /* refusals logged at debug since the last warn */
-};
-
-/* A connection whose hello names another core, on its way there. */
-struct handoff {
-	struct reactor_msg msg;
-	struct peer_net *net;
-	int fd;
-	uint64_t from_node;
-	char from_text[64];
-	struct sockaddr_storage from;
-	struct tls_conn *tls;     /* with TLS: its state, now the target's */
-	size_t rest_len;          /* plaintext decrypted after the hello */
-	uint8_t rest[];
-};
-
-#define PEER_REFUSAL_LOG_US (10u * 1000000u)
-
-static void connect_start(struct peer *p);
-static void start_batch(struct peer *p);
-static void out_tls_step(struct peer *p);
-static void out_lost(struct peer *p, int err);
-static void in_arm_recv(struct peer_in *in);
-static void in_recv_done(struct io_op *op, int res, unsigned flags);
-static void in_send_done(struct io_op *op, int res, unsigned flags);
-static void in_tls_progress(struct peer_in *in);
-static bool in_consume(struct peer_in *in);
-static void in_close(struct peer_in *in);
-static void arm_accept(struct peer_core *pc);
-
-static struct pool *core_pool(struct peer_core *pc)
-{
-	return &pc->r->pool;
-}
 
 static uint64_t rng_next(struct peer_core *pc)
 {
@@ -206,21 +65,7 @@ static uint64_t rng_next(struct peer_core *pc)
 	return x;
 }
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	       (uint32_t)p[3] << 24;
-}
-
-static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
+void peer_addr_text(const struct sockaddr *sa, char *buf, size_t len)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 	unsigned port = 0;
@@ -247,7 +92,7 @@ static void addr_text(const struct sockaddr *sa, char *buf, size_t len)
  * warning per PEER_REFUSAL_LOG_US per core (a misconfigured node redials
  * every second from every core), counting the quiet ones.
  */
-static void log_refusal(struct peer_core *pc, const char *from, const char *why)
+void peer_log_refusal(struct peer_core *pc, const char *from, const char *why)
 {
 	pc->refused++;
 	if (pc->r->now_us < pc->refusal_log_at_us) {
@@ -302,7 +147,7 @@ static void queue_push_front(struct frame_queue *q, struct peer_frame *f)
 	q->frames++;
 }
 
-static struct peer_frame *queue_pop(struct frame_queue *q)
+struct peer_frame *peer_queue_pop(struct frame_queue *q)
 {
 	struct peer_frame *f = q->head;
 
@@ -321,7 +166,7 @@ static void queue_free(struct peer_core *pc, struct frame_queue *q)
 {
 	struct peer_frame *f;
 
-	while ((f = queue_pop(q)))
+	while ((f = peer_queue_pop(q)))
 		pool_free(core_pool(pc), f);
 }
 
@@ -331,7 +176,7 @@ static void bulk_make_room(struct peer *p, size_t incoming)
 	struct peer_core *pc = p->pc;
 
 	while (p->bulk.head && p->bulk.bytes + incoming > pc->net->cfg.bulk_limit) {
-		struct peer_frame *f = queue_pop(&p->bulk);
+		struct peer_frame *f = peer_queue_pop(&p->bulk);
 
 		p->stats.dropped_frames++;
 		p->stats.dropped_bytes += f->wire_len;
@@ -339,7 +184,7 @@ static void bulk_make_room(struct peer *p, size_t incoming)
 	}
 }
 
-static struct peer *find_peer(struct peer_core *pc, uint64_t node)
+struct peer *peer_find(struct peer_core *pc, uint64_t node)
 {
 	unsigned i;
 
@@ -385,7 +230,7 @@ int peer_send_reserved(struct peer_core *pc, uint64_t to, enum peer_class cls,
 		rv = -ESHUTDOWN;
 		goto err;
 	}
-	p = find_peer(pc, to);
+	p = peer_find(pc, to);
 	if (!p) {
 		rv = -ENOENT;
 		goto err;
@@ -428,7 +273,7 @@ int peer_send(struct peer_core *pc, uint64_t to, enum peer_class cls,
 	/* Cheap refusals first, before copying. */
 	if (pc->stopping)
 		return -ESHUTDOWN;
-	if (!find_peer(pc, to))
+	if (!peer_find(pc, to))
 		return -ENOENT;
 	payload = peer_frame_reserve(pc, len);
 	if (!payload)
@@ -440,7 +285,7 @@ int peer_send(struct peer_core *pc, uint64_t to, enum peer_class cls,
 
 /* -- outbound -- */
 
-static void submit_op(struct peer *p, struct io_uring_sqe *sqe, struct io_op *op)
+void peer_submit_op(struct peer *p, struct io_uring_sqe *sqe, struct io_op *op)
 {
 	io_op_attach(sqe, op);
 	p->ops++;
@@ -458,7 +303,7 @@ static void backoff_fired(struct timer *t, void *arg)
 	struct peer *p = arg;
 
 	if (p->state == OUT_BACKOFF && !p->pc->stopping)
-		connect_start(p);
+		peer_connect_start(p);
 }
 
 static void schedule_reconnect(struct peer *p)
@@ -477,7 +322,7 @@ static void schedule_reconnect(struct peer *p)
 }
 
 /* CLOSING with nothing in flight: close, give the unsent back to the queues. */
-static void out_maybe_closed(struct peer *p)
+void peer_out_maybe_closed(struct peer *p)
 {
 	struct peer_core *pc = p->pc;
 	unsigned i;
@@ -524,8 +369,18 @@ static void out_maybe_closed(struct peer *p)
 	schedule_reconnect(p);
 }
 
+/* FNV-1a of a reason's text: a new reason is logged, a repeated one not. */
+static uint64_t text_hash(const char *text)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *text; text++)
+		h = (h ^ (uint8_t)*text) * 0x100000001b3ull;
+	return h;
+}
+
 /* The connection failed or broke: stop everything on it. */
-static void out_lost(struct peer *p, int err)
+void peer_out_lost(struct peer *p, int err)
 {
 	struct peer_core *pc = p->pc;
 	const struct peer_config *cfg = &pc->net->cfg;
@@ -550,12 +405,14 @@ static void out_lost(struct peer *p, int err)
 		else
 			log_warn("peer %s: connection lost: %s", p->name, why);
 		p->flapping = young;
-	} else if ((!p->failing || err != p->failing_err) && !pc->stopping) {
+	} else if ((!p->failing || err != p->failing_err || text_hash(why) != p->failing_why) &&
+		   !pc->stopping) {
 		/* Once per kind of failure: a node that was down and is now
 		 * refused for its certificate says so. */
 		log_warn("peer %s: cannot connect: %s (retrying with backoff)", p->name, why);
 		p->failing = true;
 		p->failing_err = err;
+		p->failing_why = text_hash(why);
 	} else {
 		log_debug("peer %s: connect failed again: %s", p->name, why);
 	}
@@ -570,7 +427,7 @@ static void out_lost(struct peer *p, int err)
 	}
 	if (p->fd >= 0)
 		shutdown(p->fd, SHUT_RDWR); /* wakes the send and the probe */
-	out_maybe_closed(p);
+	peer_out_maybe_closed(p);
 }
 
 static void connect_timeout_fired(struct timer *t, void *arg)
@@ -581,37 +438,7 @@ static void connect_timeout_fired(struct timer *t, void *arg)
 		snprintf(p->why, sizeof p->why, "TLS handshake not done within %u ms",
 			 p->pc->net->cfg.hello_timeout_us / 1000);
 	if (p->state == OUT_CONNECTING || p->state == OUT_HANDSHAKE)
-		out_lost(p, -ETIMEDOUT);
-}
-
-/* TLS: what the server sent on our connection (see out_tls_step). */
-static void tls_received(struct peer *p, int res)
-{
-	uint8_t scratch[64];
-	ssize_t n;
-
-	if (p->state != OUT_HANDSHAKE && p->state != OUT_UP) {
-		out_maybe_closed(p);
-		return;
-	}
-	if (res <= 0) {
-		out_lost(p, res < 0 ? res : 0);
-		out_maybe_closed(p);
-		return;
-	}
-	tls_conn_received(p->tls, (size_t)res);
-	if (p->state == OUT_UP) {
-		n = tls_conn_read(p->tls, scratch, sizeof scratch);
-		if (n != TLS_WANT) {
-			if (n == TLS_FAILED)
-				snprintf(p->why, sizeof p->why, "TLS: %s",
-					 tls_conn_error(p->tls));
-			out_lost(p, n == TLS_CLOSED ? 0 : -EPROTO);
-			out_maybe_closed(p);
-			return;
-		}
-	}
-	out_tls_step(p);
+		peer_out_lost(p, -ETIMEDOUT);
 }
 
 static void probe_done(struct io_op *op, int res, unsigned flags)
@@ -621,15 +448,15 @@ static void probe_done(struct io_op *op, int res, unsigned flags)
 	p->probing = false;
 	op_done(p);
 	if (p->tls) {
-		tls_received(p, res);
+		peer_out_tls_received(p, res);
 		return;
 	}
 	/* EOF, an error, or bytes where none may come: the connection is over. */
-	out_lost(p, res < 0 ? res : res == 0 ? 0 : -EPROTO);
-	out_maybe_closed(p);
+	peer_out_lost(p, res < 0 ? res : res == 0 ? 0 : -EPROTO);
+	peer_out_maybe_closed(p);
 }
 
-static void arm_probe(struct peer *p)
+void peer_arm_probe(struct peer *p)
 {
 	struct io_uring_sqe *sqe;
 	uint8_t *room = &p->probe_byte;
@@ -643,13 +470,13 @@ static void arm_probe(struct peer *p)
 		return;
 	sqe = io_ring_get_sqe(&p->pc->r->io);
 	io_uring_prep_recv(sqe, p->fd, room, len, 0);
-	submit_op(p, sqe, &p->probe_op);
+	peer_submit_op(p, sqe, &p->probe_op);
 	p->probing = true;
 }
 
 /* Connected (and with TLS, the server verified as the node dialled): the
  * hello goes first, then the queues. */
-static void out_up(struct peer *p)
+void peer_out_up(struct peer *p)
 {
 	struct peer_core *pc = p->pc;
 	struct peer_frame *hello;
@@ -660,9 +487,9 @@ static void out_up(struct peer *p)
 						PEER_HELLO_MAX) : -ENOMEM;
 	if (n < 0 || n > PEER_HELLO_MAX) {
 		pool_free(core_pool(pc), hello);
-		p->state = OUT_UP; /* so that out_lost closes it */
+		p->state = OUT_UP; /* so that peer_out_lost closes it */
 		p->up_since_us = pc->r->now_us;
-		out_lost(p, n < 0 ? n : -EMSGSIZE);
+		peer_out_lost(p, n < 0 ? n : -EMSGSIZE);
 		return;
 	}
 	hello->cls = FRAME_HELLO;
@@ -679,55 +506,8 @@ static void out_up(struct peer *p)
 	else
 		log_debug("peer %s: connected", p->name);
 	p->failing = false;
-	arm_probe(p);
-	start_batch(p);
-}
-
-/*
- * TLS: drives the handshake, sends what OpenSSL has for the server, keeps
- * a receive armed. On UP, start_batch does the sending.
- */
-static void out_tls_step(struct peer *p)
-{
-	struct peer_core *pc = p->pc;
-	const uint8_t *data;
-	size_t len;
-	int rv;
-
-	if (p->state == OUT_HANDSHAKE) {
-		char err[160];
-
-		rv = tls_conn_handshake(p->tls);
-		if (rv == TLS_FAILED) {
-			snprintf(p->why, sizeof p->why, "TLS handshake: %s", tls_conn_error(p->tls));
-			out_lost(p, -EPROTO);
-			return;
-		}
-		if (rv == 1) {
-			/* The chain was verified; is it the node we dialled? */
-			if (peer_tls_check(p->tls, p->node->id, err, sizeof err) != 0) {
-				snprintf(p->why, sizeof p->why, "refused: %s", err);
-				out_lost(p, -EPERM);
-				return;
-			}
-			reactor_timer_cancel(pc->r, &p->timer);
-			out_up(p);
-			return;
-		}
-		if (!p->sending && (len = tls_conn_send_data(p->tls, &data)) > 0) {
-			struct io_uring_sqe *sqe = io_ring_get_sqe(&pc->r->io);
-
-			io_uring_prep_send(sqe, p->fd, data, len, MSG_NOSIGNAL);
-			submit_op(p, sqe, &p->send_op);
-			p->sending = true;
-		}
-		arm_probe(p);
-		return;
-	}
-	if (p->state == OUT_UP) {
-		start_batch(p);
-		arm_probe(p);
-	}
+	peer_arm_probe(p);
+	peer_start_batch(p);
 }
 
 static void connect_done(struct io_op *op, int res, unsigned flags)
@@ -740,29 +520,30 @@ static void connect_done(struct io_op *op, int res, unsigned flags)
 	op_done(p);
 	reactor_timer_cancel(pc->r, &p->timer);
 	if (p->state != OUT_CONNECTING) {
-		out_maybe_closed(p);
+		peer_out_maybe_closed(p);
 		return;
 	}
 	if (res < 0) {
-		out_lost(p, res == -ECANCELED ? -ETIMEDOUT : res);
+		peer_out_lost(p, res == -ECANCELED ? -ETIMEDOUT : res);
 		return;
 	}
 	if (!cfg->tls) {
-		out_up(p);
+		peer_out_up(p);
 		return;
 	}
 	/* Connection set-up, not the frame path: the TLS state is malloc'd. */
 	p->tls = tls_conn_dial(cfg->tls);
 	if (!p->tls) {
-		out_lost(p, -ENOMEM);
+		peer_out_lost(p, -ENOMEM);
 		return;
 	}
+	tls_conn_set_check(p->tls, peer_out_cert_check, p);
 	p->state = OUT_HANDSHAKE;
 	reactor_timer_arm(pc->r, &p->timer, cfg->hello_timeout_us, connect_timeout_fired, p);
-	out_tls_step(p);
+	peer_out_tls_step(p);
 }
 
-static void connect_start(struct peer *p)
+void peer_connect_start(struct peer *p)
 {
 	struct peer_core *pc = p->pc;
 	const struct peer_config *cfg = &pc->net->cfg;
@@ -788,7 +569,7 @@ static void connect_start(struct peer *p)
 	sqe = io_ring_get_sqe(&pc->r->io);
 	io_uring_prep_connect(sqe, p->fd, (const struct sockaddr *)&p->node->addr,
 			      p->node->addrlen);
-	submit_op(p, sqe, &p->connect_op);
+	peer_submit_op(p, sqe, &p->connect_op);
 	p->connecting = true;
 	p->state = OUT_CONNECTING;
 	reactor_timer_arm(pc->r, &p->timer, cfg->connect_timeout_us,
@@ -797,63 +578,13 @@ static void connect_start(struct peer *p)
 
 fail:
 	rv = -errno;
-	p->state = OUT_CONNECTING; /* so that out_lost logs and backs off */
-	out_lost(p, rv);
-}
-
-/*
- * TLS: OpenSSL takes frames (the hello first, control ahead of bulk) until
- * its outgoing buffer is full, one record each; one SEND carries out what
- * it holds. A frame is freed once OpenSSL took all of it.
- */
-static void start_batch_tls(struct peer *p)
-{
-	struct peer_core *pc = p->pc;
-	struct io_uring_sqe *sqe;
-	const uint8_t *data;
-	size_t len;
-
-	for (;;) {
-		ssize_t n;
-
-		if (!p->tx) {
-			if (p->hello) {
-				p->tx = p->hello;
-				p->hello = NULL;
-			} else if (!(p->tx = queue_pop(&p->control)) &&
-				   !(p->tx = queue_pop(&p->bulk))) {
-				break;
-			}
-			p->tx_off = 0;
-		}
-		n = tls_conn_write(p->tls, p->tx->wire + p->tx_off, p->tx->wire_len - p->tx_off);
-		if (n == TLS_WANT)
-			break;
-		if (n < 0) {
-			snprintf(p->why, sizeof p->why, "TLS: %s", tls_conn_error(p->tls));
-			out_lost(p, -EPROTO);
-			return;
-		}
-		p->tx_off += (size_t)n;
-		if (p->tx_off == p->tx->wire_len) {
-			p->stats.frames_sent++;
-			p->stats.bytes_sent += p->tx->wire_len;
-			pool_free(core_pool(pc), p->tx);
-			p->tx = NULL;
-		}
-	}
-	len = tls_conn_send_data(p->tls, &data);
-	if (len == 0)
-		return;
-	sqe = io_ring_get_sqe(&pc->r->io);
-	io_uring_prep_send(sqe, p->fd, data, len, MSG_NOSIGNAL);
-	submit_op(p, sqe, &p->send_op);
-	p->sending = true;
+	p->state = OUT_CONNECTING; /* so that peer_out_lost logs and backs off */
+	peer_out_lost(p, rv);
 }
 
 /* Sends the hello (first on a new connection), then control frames ahead
  * of bulk ones, up to PEER_BATCH_MAX frames in one SENDMSG. */
-static void start_batch(struct peer *p)
+void peer_start_batch(struct peer *p)
 {
 	struct io_uring_sqe *sqe;
 	unsigned n = 0;
@@ -861,7 +592,7 @@ static void start_batch(struct peer *p)
 	if (p->state != OUT_UP || p->sending)
 		return;
 	if (p->tls) {
-		start_batch_tls(p);
+		peer_start_batch_tls(p);
 		return;
 	}
 	if (p->hello) {
@@ -869,9 +600,9 @@ static void start_batch(struct peer *p)
 		p->hello = NULL;
 	}
 	while (n < PEER_BATCH_MAX && p->control.head)
-		p->batch[n++] = queue_pop(&p->control);
+		p->batch[n++] = peer_queue_pop(&p->control);
 	while (n < PEER_BATCH_MAX && p->bulk.head)
-		p->batch[n++] = queue_pop(&p->bulk);
+		p->batch[n++] = peer_queue_pop(&p->bulk);
 	if (n == 0)
 		return;
 	for (unsigned i = 0; i < n; i++) {
@@ -886,7 +617,7 @@ static void start_batch(struct peer *p)
 	p->msg.msg_iovlen = n;
 	sqe = io_ring_get_sqe(&p->pc->r->io);
 	io_uring_prep_sendmsg(sqe, p->fd, &p->msg, MSG_NOSIGNAL);
-	submit_op(p, sqe, &p->send_op);
+	peer_submit_op(p, sqe, &p->send_op);
 	p->sending = true;
 }
 
@@ -899,16 +630,16 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 	p->sending = false;
 	op_done(p);
 	if (res <= 0) {
-		out_lost(p, res < 0 ? res : -EPIPE);
-		out_maybe_closed(p);
+		peer_out_lost(p, res < 0 ? res : -EPIPE);
+		peer_out_maybe_closed(p);
 		return;
 	}
 	if (p->tls) {
 		tls_conn_sent(p->tls, (size_t)res);
 		if (p->state != OUT_UP && p->state != OUT_HANDSHAKE)
-			out_maybe_closed(p);
+			peer_out_maybe_closed(p);
 		else
-			out_tls_step(p); /* the rest, and what waited for room */
+			peer_out_tls_step(p); /* the rest, and what waited for room */
 		return;
 	}
 	left = (size_t)res;
@@ -928,7 +659,7 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 		p->batch_off = 0;
 	}
 	if (p->state != OUT_UP) {
-		out_maybe_closed(p); /* requeues what is left of the batch */
+		peer_out_maybe_closed(p); /* requeues what is left of the batch */
 		return;
 	}
 	if (p->batch_done < p->nbatch) {
@@ -941,7 +672,7 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 		p->msg.msg_iovlen = p->nbatch - p->batch_done;
 		sqe = io_ring_get_sqe(&pc->r->io);
 		io_uring_prep_sendmsg(sqe, p->fd, &p->msg, MSG_NOSIGNAL);
-		submit_op(p, sqe, &p->send_op);
+		peer_submit_op(p, sqe, &p->send_op);
 		p->sending = true;
 		return;
 	}
@@ -961,619 +692,8 @@ static void flush_hook(struct reactor *r, void *arg)
 
 		if (p->state == OUT_UP && !p->sending &&
 		    (p->control.head || p->bulk.head || p->tx))
-			start_batch(p);
+			peer_start_batch(p);
 	}
-}
-
-/* -- inbound -- */
-
-static int grow(struct pool *pool, uint8_t **buf, size_t *cap, size_t keep, size_t need)
-{
-	size_t want = *cap ? *cap : 4096;
-	uint8_t *nbuf;
-
-	if (need <= *cap)
-		return 0;
-	while (want < need)
-		want *= 2;
-	nbuf = pool_alloc_large(pool, want);
-	if (!nbuf)
-		return -ENOMEM;
-	if (keep)
-		memcpy(nbuf, *buf, keep);
-	pool_free(pool, *buf);
-	*buf = nbuf;
-	*cap = pool_block_size(nbuf);
-	return 0;
-}
-
-static void in_free(struct peer_in *in)
-{
-	struct peer_core *pc = in->pc;
-
-	reactor_timer_cancel(pc->r, &in->hello_timer);
-	if (in->prev)
-		in->prev->next = in->next;
-	else
-		pc->inbound = in->next;
-	if (in->next)
-		in->next->prev = in->prev;
-	pc->ninbound--;
-	if (in->unproven)
-		pc->nhandshaking--;
-	tls_conn_free(in->tls);
-	pool_free(core_pool(pc), in->buf);
-	pool_free(core_pool(pc), in);
-}
-
-/* Closes once no recv uses the socket (a pending one is woken first). */
-static void in_close(struct peer_in *in)
-{
-	in->closing = true;
-	reactor_timer_cancel(in->pc->r, &in->hello_timer);
-	if (in->recv_armed || in->sending) {
-		shutdown(in->fd, SHUT_RDWR);
-		return;
-	}
-	if (in->fd >= 0)
-		close(in->fd);
-	in->fd = -1;
-	in_free(in);
-}
-
-static void hello_timeout_fired(struct timer *t, void *arg)
-{
-	struct peer_in *in = arg;
-
-	log_warn("peer connection from %s: no %s within %u ms; closing", in->from_text,
-		 in->stage == IN_HANDSHAKE ? "TLS handshake" : "hello",
-		 in->pc->net->cfg.hello_timeout_us / 1000);
-	in_close(in);
-}
-
-static struct peer_in *in_create(struct peer_core *pc, int fd, enum in_stage stage,
-				 const struct sockaddr_storage *from, const char *from_text)
-{
-	struct peer_in *in = pool_alloc(core_pool(pc), sizeof *in);
-
-	if (!in)
-		return NULL;
-	memset(in, 0, sizeof *in);
-	in->buf = pool_alloc(core_pool(pc), PEER_RBUF_INITIAL);
-	if (!in->buf) {
-		pool_free(core_pool(pc), in);
-		return NULL;
-	}
-	in->cap = pool_block_size(in->buf);
-	in->pc = pc;
-	in->fd = fd;
-	in->stage = stage;
-	in->peer_index = -1;
-	in->from = *from;
-	snprintf(in->from_text, sizeof in->from_text, "%s", from_text);
-	in->recv_op.done = in_recv_done;
-	in->recv_op.data = in;
-	in->send_op.done = in_send_done;
-	in->send_op.data = in;
-	in->next = pc->inbound;
-	if (in->next)
-		in->next->prev = in;
-	pc->inbound = in;
-	pc->ninbound++;
-	return in;
-}
-
-static void in_set_node(struct peer_in *in, uint64_t node)
-{
-	struct peer *p = find_peer(in->pc, node);
-
-	in->from_node = node;
-	in->peer_index = p ? (int)p->index : -1;
-	/* It dialled us, so it listens: our own connection to it, waiting out
-	 * a backoff (it was down, or still opening its replicas), dials now
-	 * rather than up to backoff_max later; what we have for it waits. */
-	if (p && p->state == OUT_BACKOFF && !p->pc->stopping) {
-		reactor_timer_cancel(p->pc->r, &p->timer);
-		p->backoff_us = p->pc->net->cfg.backoff_min_us;
-		connect_start(p);
-	}
-}
-
-static void handoff_arrived(struct reactor *r, struct reactor_msg *m);
-
-/* Passes the connection to core `target`, with its TLS state and the
- * plaintext after the hello. */
-static void in_handoff(struct peer_in *in, unsigned target)
-{
-	struct peer_core *pc = in->pc;
-	size_t rest = in->len - in->off;
-	struct handoff *h = malloc(sizeof *h + rest);
-
-	if (!h) {
-		log_warn("peer connection from %s: out of memory handing it over", in->from_text);
-		in_close(in);
-		return;
-	}
-	/* Connection set-up, not the frame path: malloc is fine here, and
-	 * the receiving core may free it. */
-	h->msg.handle = handoff_arrived;
-	h->net = pc->net;
-	h->fd = in->fd;
-	h->from_node = in->from_node;
-	h->from = in->from;
-	snprintf(h->from_text, sizeof h->from_text, "%s", in->from_text);
-	h->tls = in->tls;
-	h->rest_len = rest;
-	if (rest)
-		memcpy(h->rest, in->buf + in->off, rest);
-	in->tls = NULL;
-	in->fd = -1;
-	pc->handed_off++;
-	in_free(in);
-	reactor_send(pc->r, target, &h->msg);
-}
-
-/* The hello is complete in buf[0, want): judge it and find its core. True
- * when the connection stays here, reading frames from buf[off, len). */
-static bool hello_received(struct peer_in *in)
-{
-	struct peer_core *pc = in->pc;
-	const struct peer_config *cfg = &pc->net->cfg;
-	uint64_t from_node = 0;
-	unsigned target = 0;
-	char err[160] = "";
-	int rv;
-
-	rv = cfg->cb.hello_check(pc->arg, in->buf + 4, in->len - 4,
-				 (const struct sockaddr *)&in->from, &from_node, &target,
-				 err, sizeof err);
-	if (rv == 0 && target >= pc->net->cores) {
-		snprintf(err, sizeof err, "hello names core %u of %u", target, pc->net->cores);
-		rv = -EINVAL;
-	}
-	/* Its certificate must be the node it says it is. */
-	if (rv == 0 && in->tls && from_node != in->cert_node) {
-		snprintf(err, sizeof err, "its hello claims node %" PRIu64
-			 " but its certificate is for node %" PRIu64, from_node, in->cert_node);
-		rv = -EPERM;
-	}
-	if (rv != 0) {
-		log_refusal(pc, in->from_text, err[0] ? err : "bad hello");
-		in_close(in);
-		return false;
-	}
-	reactor_timer_cancel(pc->r, &in->hello_timer);
-	if (in->unproven) {
-		in->unproven = false;
-		pc->nhandshaking--;
-	}
-	in->from_node = from_node;
-	in->off = in->want;
-	in->want = 0;
-	if (target != pc->r->id) {
-		/* TLS: the state goes once no operation of ours uses it (a send
-		 * of OpenSSL's, a receive into its room: cancelled). */
-		if (in->sending || in->recv_armed) {
-			in->handoff_wait = true;
-			in->handoff_core = target;
-			if (in->recv_armed) {
-				struct io_uring_sqe *sqe = io_ring_get_sqe(&pc->r->io);
-
-				io_uring_prep_cancel(sqe, &in->recv_op, 0);
-				io_uring_sqe_set_data(sqe, NULL);
-			}
-		} else {
-			in_handoff(in, target);
-		}
-		return false;
-	}
-	in_set_node(in, from_node);
-	in->stage = IN_FRAMES;
-	log_debug("peer connection from %s: node %" PRIu64 " on core %u", in->from_text,
-		  from_node, pc->r->id);
-	return true;
-}
-
-/* Hands every complete frame in the buffer to on_frame. False: closed. */
-static bool in_deliver(struct peer_in *in)
-{
-	struct peer_core *pc = in->pc;
-	const struct peer_config *cfg = &pc->net->cfg;
-	struct peer *p = in->peer_index >= 0 ? &pc->peers[in->peer_index] : NULL;
-
-	in->want = 0;
-	while (in->len - in->off >= 4) {
-		uint32_t plen = get_le32(in->buf + in->off);
-
-		if (plen > cfg->max_frame) {
-			log_warn("peer connection from %s (node %" PRIu64 "): frame of %" PRIu32
-				 " bytes exceeds the %" PRIu32 "-byte limit; closing",
-				 in->from_text, in->from_node, plen, cfg->max_frame);
-			in_close(in);
-			return false;
-		}
-		if (in->len - in->off < 4 + (size_t)plen) {
-			in->want = 4 + (size_t)plen;
-			break;
-		}
-		cfg->cb.on_frame(pc->arg, in->from_node, in->buf + in->off + 4, plen);
-		in->off += 4 + (size_t)plen;
-		if (p) {
-			p->stats.frames_received++;
-			p->stats.bytes_received += 4 + (uint64_t)plen;
-		}
-	}
-	return true;
-}
-
-static void in_recv_done(struct io_op *op, int res, unsigned flags)
-{
-	struct peer_in *in = op->data;
-	struct peer_core *pc = in->pc;
-
-	in->recv_armed = false;
-	in->sock_nonempty = (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
-	pc->ops--;
-	if (in->closing || pc->stopping) {
-		in_close(in);
-		return;
-	}
-	if (in->handoff_wait) {
-		/* Received before the cancel: it goes with the TLS state. */
-		if (res > 0)
-			tls_conn_received(in->tls, (size_t)res);
-		if (!in->sending)
-			in_handoff(in, in->handoff_core);
-		return;
-	}
-	if (res <= 0) {
-		if (res < 0 && res != -ECONNRESET && res != -EPIPE)
-			log_debug("peer connection from %s: recv: %s", in->from_text,
-				  strerror(-res));
-		in_close(in);
-		return;
-	}
-	if (in->tls) {
-		tls_conn_received(in->tls, (size_t)res);
-		in_tls_progress(in);
-		return;
-	}
-	in->len += (size_t)res;
-	if (in_consume(in))
-		in_arm_recv(in);
-}
-
-/* Moves buf's unread bytes to its start and grows it to the next frame's
- * size. No receive may be into buf. False: no memory, closed. */
-static bool in_make_room(struct peer_in *in)
-{
-	if (in->off) {
-		memmove(in->buf, in->buf + in->off, in->len - in->off);
-		in->len -= in->off;
-		in->off = 0;
-	}
-	if (in->want > in->cap &&
-	    grow(core_pool(in->pc), &in->buf, &in->cap, in->len, in->want) != 0) {
-		log_warn("peer connection from %s: no memory for a %zu-byte frame; closing",
-			 in->from_text, in->want);
-		in_close(in);
-		return false;
-	}
-	return true;
-}
-
-/* TLS: sends what OpenSSL has for the dialler (handshake flights, alerts). */
-static void in_tls_flush(struct peer_in *in)
-{
-	struct io_uring_sqe *sqe;
-	const uint8_t *data;
-	size_t len;
-
-	if (in->sending || in->closing || !(len = tls_conn_send_data(in->tls, &data)))
-		return;
-	sqe = io_ring_get_sqe(&in->pc->r->io);
-	io_uring_prep_send(sqe, in->fd, data, len, MSG_NOSIGNAL);
-	io_op_attach(sqe, &in->send_op);
-	in->sending = true;
-	in->pc->ops++;
-}
-
-static void in_send_done(struct io_op *op, int res, unsigned flags)
-{
-	struct peer_in *in = op->data;
-
-	in->sending = false;
-	in->pc->ops--;
-	if (in->closing || in->pc->stopping || res <= 0) {
-		in_close(in);
-		return;
-	}
-	tls_conn_sent(in->tls, (size_t)res);
-	if (!in->handoff_wait)
-		in_tls_progress(in);
-	else if (!in->recv_armed)
-		in_handoff(in, in->handoff_core);
-}
-
-/*
- * TLS: drives the handshake (its certificate's node noted once verified),
- * then decrypts into buf and acts on it as in_consume does, until OpenSSL
- * needs more ciphertext; sends what it has to send; receives again.
- */
-static void in_tls_progress(struct peer_in *in)
-{
-	struct peer_core *pc = in->pc;
-	char why[448];
-
-	if (in->stage == IN_HANDSHAKE) {
-		int rv = tls_conn_handshake(in->tls);
-		X509 *cert;
-
-		if (rv == TLS_FAILED) {
-			snprintf(why, sizeof why, "TLS handshake: %s", tls_conn_error(in->tls));
-			log_refusal(pc, in->from_text, why);
-			in_close(in);
-			return;
-		}
-		if (rv == 1) {
-			char err[160] = "it showed no certificate";
-
-			cert = tls_conn_peer_cert(in->tls);
-			if (!cert || peer_tls_cert_node(cert, &in->cert_node, err, sizeof err) != 0) {
-				snprintf(why, sizeof why, "TLS: %s", err);
-				log_refusal(pc, in->from_text, why);
-				in_close(in);
-				return;
-			}
-			in->stage = IN_HELLO_LEN;
-		}
-	}
-	while (in->stage != IN_HANDSHAKE) {
-		ssize_t n;
-
-		if (!in_make_room(in))
-			return;
-		n = tls_conn_read(in->tls, in->buf + in->len, in->cap - in->len);
-		if (n == TLS_WANT)
-			break;
-		if (n < 0) {
-			if (n == TLS_FAILED)
-				log_warn("peer connection from %s (node %" PRIu64 "): TLS: %s; closing",
-					 in->from_text, in->from_node, tls_conn_error(in->tls));
-			in_close(in);
-			return;
-		}
-		in->len += (size_t)n;
-		if (!in_consume(in))
-			return;
-	}
-	in_tls_flush(in);
-	in_arm_recv(in);
-}
-
-/* Acts on what buf holds: false when the connection left (closed, or
- * handed to another core). */
-static bool in_consume(struct peer_in *in)
-{
-	struct peer_core *pc = in->pc;
-
-	switch (in->stage) {
-	case IN_HANDSHAKE:
-		return true;
-	case IN_HELLO_LEN:
-		if (in->len < 4)
-			return true;
-		{
-			uint32_t hl = get_le32(in->buf);
-
-			if (hl > PEER_HELLO_MAX) {
-				char why[64];
-
-				snprintf(why, sizeof why, "a %" PRIu32 "-byte hello (limit %u)",
-					 hl, PEER_HELLO_MAX);
-				log_refusal(pc, in->from_text, why);
-				in_close(in);
-				return false;
-			}
-			in->stage = IN_HELLO;
-			in->want = 4 + (size_t)hl;
-		}
-		/* fall through */
-	case IN_HELLO:
-		if (in->len < in->want)
-			return true;
-		if (!hello_received(in))
-			return false;
-		/* With TLS, frames may follow the hello in buf. */
-		/* fall through */
-	case IN_FRAMES:
-		return in_deliver(in);
-	}
-	return true;
-}
-
-static void in_arm_recv(struct peer_in *in)
-{
-	struct peer_core *pc = in->pc;
-	struct io_uring_sqe *sqe;
-	uint8_t *at;
-	size_t room;
-	int flags = 0;
-
-	if (in->recv_armed || in->closing)
-		return;
-	if (in->tls) {
-		/* Into the TLS state's room; none while fed ciphertext waits
-		 * (in_tls_progress makes room, and comes back here). */
-		room = tls_conn_recv_room(in->tls, &at);
-		if (room == 0)
-			return;
-	} else if (in->stage == IN_FRAMES) {
-		/* The only place the buffer moves or grows: no recv is in it. */
-		if (!in_make_room(in))
-			return;
-		at = in->buf + in->len;
-		room = in->cap - in->len;
-	} else {
-		/* Exactly the hello: the stream after it belongs to its core. */
-		at = in->buf + in->len;
-		room = (in->stage == IN_HELLO_LEN ? 4 : in->want) - in->len;
-		flags = MSG_WAITALL;
-	}
-	sqe = io_ring_get_sqe(&pc->r->io);
-	io_uring_prep_recv(sqe, in->fd, at, room, flags);
-	/* Drained by the last receive: wait for data before trying. */
-	if (!in->sock_nonempty)
-		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-	io_op_attach(sqe, &in->recv_op);
-	in->recv_armed = true;
-	pc->ops++;
-}
-
-static void handoff_arrived(struct reactor *r, struct reactor_msg *m)
-{
-	struct handoff *h = (struct handoff *)m;
-	struct peer_core *pc = h->net->per_core[r->id];
-	struct peer_in *in;
-
-	if (!pc || pc->stopping || pc->ninbound >= PEER_MAX_INBOUND) {
-		tls_conn_free(h->tls);
-		close(h->fd);
-		free(h);
-		return;
-	}
-	in = in_create(pc, h->fd, IN_FRAMES, &h->from, h->from_text);
-	if (!in || grow(core_pool(pc), &in->buf, &in->cap, 0, h->rest_len) != 0) {
-		log_warn("peer connection from %s: out of memory; closing", h->from_text);
-		if (in) {
-			in->fd = -1;
-			in_free(in);
-		}
-		tls_conn_free(h->tls);
-		close(h->fd);
-		free(h);
-		return;
-	}
-	in->tls = h->tls;
-	in->cert_node = h->from_node;
-	memcpy(in->buf, h->rest, h->rest_len);
-	in->len = h->rest_len;
-	in_set_node(in, h->from_node);
-	pc->adopted++;
-	free(h);
-	if (!in->tls) {
-		in_arm_recv(in);
-		return;
-	}
-	/* Frames decrypted with the hello, then what OpenSSL still holds. */
-	if (in_deliver(in))
-		in_tls_progress(in);
-}
-
-static void keepalive(int fd)
-{
-	int one = 1, idle = 10, intvl = 2, cnt = 3;
-
-	/* The sender never reads from us, so only keepalives notice a sender
-	 * that vanished (power loss, partition) and free the connection. */
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-}
-
-static void in_accepted(struct peer_core *pc, int fd)
-{
-	struct sockaddr_storage from;
-	socklen_t fromlen = sizeof from;
-	char text[64];
-	struct peer_in *in;
-
-	memset(&from, 0, sizeof from);
-	if (getpeername(fd, (struct sockaddr *)&from, &fromlen) != 0) {
-		close(fd); /* already gone */
-		return;
-	}
-	addr_text((struct sockaddr *)&from, text, sizeof text);
-	if (pc->ninbound >= PEER_MAX_INBOUND) {
-		log_warn("peer connection from %s refused: %u inbound connections on core %u",
-			 text, pc->ninbound, pc->r->id);
-		close(fd);
-		return;
-	}
-	/* TLS buffers are ~130 KiB a connection: strangers get few of them. */
-	if (pc->net->cfg.tls && pc->nhandshaking >= PEER_MAX_HANDSHAKING) {
-		log_refusal(pc, text, "too many connections handshaking");
-		close(fd);
-		return;
-	}
-	keepalive(fd);
-	in = in_create(pc, fd, pc->net->cfg.tls ? IN_HANDSHAKE : IN_HELLO_LEN, &from, text);
-	if (in && pc->net->cfg.tls && !(in->tls = tls_conn_new(pc->net->cfg.tls))) {
-		in_free(in);
-		in = NULL;
-	}
-	if (!in) {
-		close(fd);
-		return;
-	}
-	if (in->tls) {
-		in->unproven = true;
-		pc->nhandshaking++;
-	}
-	pc->accepted++;
-	reactor_timer_arm(pc->r, &in->hello_timer, pc->net->cfg.hello_timeout_us,
-			  hello_timeout_fired, in);
-	in_arm_recv(in);
-}
-
-static void accept_pause_over(struct timer *t, void *arg)
-{
-	struct peer_core *pc = arg;
-
-	if (!pc->stopping && !pc->accept_armed)
-		arm_accept(pc);
-}
-
-static void accept_done(struct io_op *op, int res, unsigned flags)
-{
-	struct peer_core *pc = op->data;
-
-	if (!(flags & IORING_CQE_F_MORE)) {
-		pc->accept_armed = false;
-		pc->ops--;
-	}
-	if (res >= 0) {
-		if (pc->stopping)
-			close(res);
-		else
-			in_accepted(pc, res);
-	} else if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
-		if (!timer_armed(&pc->accept_pause)) {
-			log_warn("peer accept: %s; pausing accepts for %u ms", strerror(-res),
-				 PEER_ACCEPT_PAUSE_US / 1000);
-			reactor_timer_arm(pc->r, &pc->accept_pause, PEER_ACCEPT_PAUSE_US,
-					  accept_pause_over, pc);
-		}
-		return;
-	} else if (res != -ECANCELED && res != -EINVAL && res != -EBADF) {
-		log_warn("peer accept: %s", strerror(-res));
-	}
-	if (!pc->stopping && !pc->accept_armed && !timer_armed(&pc->accept_pause))
-		arm_accept(pc);
-}
-
-static void arm_accept(struct peer_core *pc)
-{
-	struct io_uring_sqe *sqe = io_ring_get_sqe(&pc->r->io);
-
-	if (pc->r->io.has_multishot_accept)
-		io_uring_prep_multishot_accept(sqe, pc->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	else
-		io_uring_prep_accept(sqe, pc->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_op_attach(sqe, &pc->accept_op);
-	pc->accept_armed = true;
-	pc->ops++;
 }
 
 /* -- set-up and shutdown -- */
@@ -1589,7 +709,7 @@ int peer_listen(const struct sockaddr *addr, socklen_t addrlen, unsigned count,
 
 	memset(&ss, 0, sizeof ss);
 	memcpy(&ss, addr, addrlen);
-	addr_text(addr, text, sizeof text);
+	peer_addr_text(addr, text, sizeof text);
 	for (i = 0; i < count; i++) {
 		int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -1714,7 +834,7 @@ static void accept_msg_arrived(struct reactor *r, struct reactor_msg *m)
 
 	(void)r;
 	if (!pc->stopping && !pc->accept_armed && !timer_armed(&pc->accept_pause))
-		arm_accept(pc);
+		peer_arm_accept(pc);
 }
 
 /*
@@ -1776,7 +896,7 @@ int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 		free(pc);
 		return rv;
 	}
-	pc->accept_op.done = accept_done;
+	pc->accept_op.done = peer_accept_done;
 	pc->accept_op.data = pc;
 	pc->accept_msg.handle = accept_msg_arrived;
 	n->per_core[r->id] = pc;
@@ -1797,7 +917,7 @@ int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 		p->send_op.data = p;
 		p->probe_op.done = probe_done;
 		p->probe_op.data = p;
-		addr_text((const struct sockaddr *)&p->node->addr, text, sizeof text);
+		peer_addr_text((const struct sockaddr *)&p->node->addr, text, sizeof text);
 		snprintf(p->name, sizeof p->name, "node %" PRIu64 " (%s)", p->node->id, text);
 		/* Dialled on the first pass of the loop, not from here: a start
 		 * callback may have blocked for seconds (opening thousands of
@@ -1838,7 +958,7 @@ void peer_core_stop(struct peer_core *pc)
 	}
 	for (in = pc->inbound; in; in = next) {
 		next = in->next;
-		in_close(in);
+		peer_in_close(in);
 	}
 	for (i = 0; i < pc->npeers; i++) {
 		struct peer *p = &pc->peers[i];
@@ -1847,7 +967,7 @@ void peer_core_stop(struct peer_core *pc)
 			reactor_timer_cancel(pc->r, &p->timer);
 			p->state = OUT_STOPPED;
 		} else if (p->state == OUT_CONNECTING || p->state == OUT_HANDSHAKE) {
-			out_lost(p, -ESHUTDOWN);
+			peer_out_lost(p, -ESHUTDOWN);
 		}
 		/* UP: keeps sending what is queued; see peer_core_quiescent. */
 	}
@@ -1864,7 +984,7 @@ bool peer_core_quiescent(struct peer_core *pc)
 		if (p->state == OUT_UP &&
 		    (late || (!p->sending && !p->hello && !p->tx && !p->control.head &&
 			      !p->bulk.head)))
-			out_lost(p, 0);
+			peer_out_lost(p, 0);
 	}
 	return pc->ops == 0;
 }
@@ -1882,7 +1002,7 @@ void peer_core_finish(struct peer_core *pc)
 		if (in->fd >= 0)
 			close(in->fd);
 		in->fd = -1;
-		in_free(in);
+		peer_in_free(in);
 	}
 	for (i = 0; i < pc->npeers; i++) {
 		struct peer *p = &pc->peers[i];

@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
 #include "io/tls.h"
@@ -59,9 +62,9 @@ int peer_tls_cert_node(X509 *cert, uint64_t *node, char *err, size_t errlen)
 				 (int)(len > 64 ? 64 : len), (const char *)uri,
 				 PEER_TLS_URI_PREFIX);
 			rv = -EINVAL;
-		} else if (found && found != id) {
+		} else if (found) {
 			snprintf(err, errlen, "its certificate names two nodes (%" PRIu64 " and %"
-				 PRIu64 ")", found, id);
+				 PRIu64 "); it must name exactly one", found, id);
 			rv = -EINVAL;
 		} else {
 			found = id;
@@ -81,12 +84,18 @@ int peer_tls_cert_node(X509 *cert, uint64_t *node, char *err, size_t errlen)
 int peer_tls_check(const struct tls_conn *t, uint64_t node, char *err, size_t errlen)
 {
 	X509 *cert = tls_conn_peer_cert(t);
-	uint64_t named;
 
 	if (!cert) {
 		snprintf(err, errlen, "it showed no certificate");
 		return -EPERM;
 	}
+	return peer_tls_cert_is(cert, node, err, errlen);
+}
+
+int peer_tls_cert_is(X509 *cert, uint64_t node, char *err, size_t errlen)
+{
+	uint64_t named;
+
 	if (peer_tls_cert_node(cert, &named, err, errlen) != 0)
 		return -EPERM;
 	if (named != node) {
@@ -95,4 +104,88 @@ int peer_tls_check(const struct tls_conn *t, uint64_t node, char *err, size_t er
 		return -EPERM;
 	}
 	return 0;
+}
+
+/* The certificates of a PEM file: the first in *leaf, the others in *chain. */
+static int read_chain(const char *path, X509 **leaf, STACK_OF(X509) **chain)
+{
+	FILE *f = fopen(path, "re");
+	X509 *x;
+
+	*leaf = NULL;
+	*chain = sk_X509_new_null();
+	if (!f || !*chain) {
+		if (f)
+			fclose(f);
+		return -EINVAL;
+	}
+	*leaf = PEM_read_X509(f, NULL, NULL, NULL);
+	while (*leaf && (x = PEM_read_X509(f, NULL, NULL, NULL)))
+		if (!sk_X509_push(*chain, x))
+			X509_free(x);
+	fclose(f);
+	ERR_clear_error(); /* the end of the file reads as an error */
+	return *leaf ? 0 : -EINVAL;
+}
+
+int peer_tls_own_check(const char *flag, const char *cert_file, const char *ca_file,
+		       uint64_t node, char *err, size_t errlen)
+{
+	STACK_OF(X509) *chain = NULL;
+	X509_STORE_CTX *vctx = NULL;
+	X509_STORE *store = NULL;
+	X509 *leaf = NULL;
+	char why[200];
+	uint64_t named;
+	int rv = -EINVAL;
+
+	if (read_chain(cert_file, &leaf, &chain) != 0) {
+		snprintf(err, errlen, "%s-cert %s: no PEM certificate in it", flag, cert_file);
+		goto out;
+	}
+	if (peer_tls_cert_node(leaf, &named, why, sizeof why) != 0) {
+		/* "its certificate ..." reads as "the certificate ..." here. */
+		snprintf(err, errlen, "%s-cert %s: %s; this is node %" PRIu64, flag, cert_file,
+			 strncmp(why, "its ", 4) == 0 ? why + 4 : why, node);
+		goto out;
+	}
+	if (named != node) {
+		snprintf(err, errlen, "%s-cert %s: the certificate is for node %" PRIu64
+			 " (SAN URI %s%" PRIu64 "), but this is node %" PRIu64 "; its peers "
+			 "would refuse it", flag, cert_file, named, PEER_TLS_URI_PREFIX, named, node);
+		goto out;
+	}
+	if (X509_cmp_current_time(X509_get0_notBefore(leaf)) >= 0) {
+		snprintf(err, errlen, "%s-cert %s: the certificate is not valid yet (check the "
+			 "clock); its peers would refuse it", flag, cert_file);
+		goto out;
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
+		snprintf(err, errlen, "%s-cert %s: the certificate has expired; its peers would "
+			 "refuse it", flag, cert_file);
+		goto out;
+	}
+	store = X509_STORE_new();
+	vctx = X509_STORE_CTX_new();
+	if (!store || !vctx || X509_STORE_load_file(store, ca_file) != 1 ||
+	    X509_STORE_CTX_init(vctx, store, leaf, chain) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s-ca %s: cannot load it to check %s-cert", flag, ca_file,
+			 flag);
+		goto out;
+	}
+	if (X509_verify_cert(vctx) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "%s-cert %s: not signed by %s-ca %s (%s); its peers would "
+			 "refuse it", flag, cert_file, flag, ca_file,
+			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(vctx)));
+		goto out;
+	}
+	rv = 0;
+out:
+	X509_STORE_CTX_free(vctx);
+	X509_STORE_free(store);
+	X509_free(leaf);
+	sk_X509_pop_free(chain, X509_free);
+	return rv;
 }

@@ -24,10 +24,27 @@ struct tls_conn;
 
 /*
  * The node id `cert` names in its SAN URI into *node. 0; -ENOENT when it
- * names none; -EINVAL when a ringkv URI is malformed, or two name different
- * nodes. The reason in err (for a log line).
+ * names none; -EINVAL when a ringkv URI is malformed, or there are two (a
+ * certificate names exactly one node). The reason in err (for a log line).
  */
 int peer_tls_cert_node(X509 *cert, uint64_t *node, char *err, size_t errlen);
+
+/*
+ * A node's own peer certificate, checked at start-up and before a SIGHUP
+ * reload takes it: the first certificate of `cert_file` must name `node`
+ * in exactly one SAN URI, be valid now, and chain (through the file's other
+ * certificates) to `ca_file`. 0; else -EINVAL with one line in err saying
+ * what is wrong, `flag` ("--peer-tls") naming the option. Blocking (reads
+ * the files): the main thread only.
+ */
+int peer_tls_own_check(const char *flag, const char *cert_file, const char *ca_file,
+		       uint64_t node, char *err, size_t errlen);
+
+/*
+ * 0 when `cert` names node `node` (and no other); else -EPERM with the
+ * reason in err ("its certificate is for node 4, not node 2", ...).
+ */
+int peer_tls_cert_is(X509 *cert, uint64_t node, char *err, size_t errlen);
 
 /*
  * After the handshake of `t` (chain already verified): 0 when the other

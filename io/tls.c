@@ -42,14 +42,24 @@ struct tls_conn {
 	size_t recv_fed;      /* of those, bytes already written into the pair */
 	bool established;
 	bool shutdown_sent;
-	char who[224];        /* a refused certificate's subject and issuer */
+	uint16_t alert_in;    /* the fatal alert received (level << 8 | code), 0: none */
+	uint16_t alert_out;   /* the fatal alert sent, 0: none */
+	tls_cert_check_fn *check; /* the caller's check of the other side's certificate */
+	void *check_arg;
+	char who[224];        /* a refused certificate's subject and issuer, or
+			       * the check's reason */
 };
 
 /* The reason of the last failure on this core (tls_conn_error). */
 static _Thread_local char last_error[400];
 
-/* Verification of the other side's certificate (peers' context): notes
- * whose certificate was refused, for tls_conn_error's line. */
+/*
+ * Verification of the other side's certificate (peers' context): notes
+ * whose certificate was refused, for tls_conn_error's line, and runs the
+ * caller's check on the leaf (depth 0, the last one verified) once its chain
+ * holds. A check's refusal is X509_V_ERR_CERT_REJECTED: OpenSSL then fails
+ * the handshake with a bad_certificate alert.
+ */
 static int verify_note(int ok, X509_STORE_CTX *store)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -57,7 +67,15 @@ static int verify_note(int ok, X509_STORE_CTX *store)
 	X509 *cert = X509_STORE_CTX_get0_cert(store);
 	char subject[96], issuer[96];
 
-	if (ok || !t || !cert || t->who[0])
+	if (!t || !cert)
+		return ok;
+	if (ok && t->check && X509_STORE_CTX_get_error_depth(store) == 0) {
+		if (t->check(t->check_arg, cert, t->who, sizeof t->who) == 0)
+			return ok;
+		X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+		return 0;
+	}
+	if (ok || t->who[0])
 		return ok;
 	X509_NAME_oneline(X509_get_subject_name(cert), subject, sizeof subject);
 	X509_NAME_oneline(X509_get_issuer_name(cert), issuer, sizeof issuer);
@@ -153,8 +171,8 @@ static int make_ctx(const char *flag, bool mutual, const char *cert_file,
 	}
 	cert = SSL_CTX_get0_certificate(ctx);
 	if (cert && X509_cmp_current_time(X509_get0_notAfter(cert)) < 0) {
-		snprintf(err, errlen, "--tls-cert %s: the certificate has expired; clients "
-			 "would refuse it", cert_file);
+		snprintf(err, errlen, "%s %s: the certificate has expired; %s would refuse it",
+			 cert_flag, cert_file, mutual ? "its peers" : "clients");
 		rv = -EINVAL;
 		goto err;
 	}
@@ -265,6 +283,22 @@ bool tls_kernel_has_ulp(void)
 	return found;
 }
 
+/* Notes the fatal alerts either side sends (SSL_CB_ALERT; close_notify is
+ * a warning, not noted). */
+static void info_note(const SSL *ssl, int where, int ret)
+{
+	struct tls_conn *t = SSL_get_app_data(ssl);
+
+	if (!t || !(where & SSL_CB_ALERT) || (ret >> 8) != SSL3_AL_FATAL)
+		return;
+	if (where & SSL_CB_READ) {
+		if (!t->alert_in)
+			t->alert_in = (uint16_t)ret;
+	} else if (!t->alert_out) {
+		t->alert_out = (uint16_t)ret;
+	}
+}
+
 static struct tls_conn *conn_new(struct tls_server *s, bool dial)
 {
 	struct tls_conn *t = calloc(1, sizeof *t);
@@ -282,6 +316,7 @@ static struct tls_conn *conn_new(struct tls_server *s, bool dial)
 	}
 	SSL_set_bio(t->ssl, inner, inner); /* the SSL owns `inner` now */
 	SSL_set_app_data(t->ssl, t);
+	SSL_set_info_callback(t->ssl, info_note);
 	if (dial)
 		SSL_set_connect_state(t->ssl);
 	else
@@ -340,6 +375,44 @@ void tls_conn_received(struct tls_conn *t, size_t n)
 	feed(t);
 }
 
+/* An alert's name ("unknown CA"); OpenSSL 3.0 does not name TLS 1.3's. */
+static const char *alert_name(unsigned alert)
+{
+	if ((alert & 0xff) == TLS13_AD_CERTIFICATE_REQUIRED)
+		return "certificate required";
+	return SSL_alert_desc_string_long((int)alert);
+}
+
+/* What a fatal alert received says about our side, for the log line. */
+static const char *alert_meaning(unsigned code)
+{
+	switch (code) {
+	case SSL3_AD_HANDSHAKE_FAILURE:
+		return "no parameters in common";
+	case SSL3_AD_BAD_CERTIFICATE:
+		return "it refused our certificate: not a node it accepts from here, or "
+		       "not valid yet; its log says which";
+	case SSL3_AD_UNSUPPORTED_CERTIFICATE:
+		return "our certificate is not for this use";
+	case SSL3_AD_CERTIFICATE_REVOKED:
+		return "our certificate was revoked";
+	case SSL3_AD_CERTIFICATE_EXPIRED:
+		return "our certificate has expired by its clock";
+	case SSL3_AD_CERTIFICATE_UNKNOWN:
+		return "it refused our certificate";
+	case TLS1_AD_UNKNOWN_CA:
+		return "it does not trust the CA that signed our certificate";
+	case TLS1_AD_DECRYPT_ERROR:
+		return "a signature did not verify";
+	case TLS1_AD_PROTOCOL_VERSION:
+		return "no TLS version in common: ringkv needs TLS 1.3";
+	case TLS13_AD_CERTIFICATE_REQUIRED:
+		return "we showed no certificate";
+	default:
+		return "see its log";
+	}
+}
+
 /* What an SSL call's failure means here; records the reason of a failure. */
 static int failure(struct tls_conn *t, int rv)
 {
@@ -352,6 +425,15 @@ static int failure(struct tls_conn *t, int rv)
 	default: {
 		long verify = SSL_get_verify_result(t->ssl);
 
+		if (t->alert_in) {
+			/* The other side refused us: its alert is the reason. */
+			ERR_clear_error();
+			snprintf(last_error, sizeof last_error,
+				 "refused by the other side: TLS alert %s (%s)",
+				 alert_name(t->alert_in),
+				 alert_meaning(t->alert_in & 0xff));
+			return TLS_FAILED;
+		}
 		tls_reason(last_error, sizeof last_error);
 		/* "certificate verify failed" alone does not say what to fix. */
 		if (verify != X509_V_OK) {
@@ -461,4 +543,20 @@ const char *tls_conn_error(const struct tls_conn *t)
 X509 *tls_conn_peer_cert(const struct tls_conn *t)
 {
 	return SSL_get0_peer_certificate(t->ssl);
+}
+
+void tls_conn_set_check(struct tls_conn *t, tls_cert_check_fn *fn, void *arg)
+{
+	t->check = fn;
+	t->check_arg = arg;
+}
+
+const char *tls_conn_alert_received(const struct tls_conn *t)
+{
+	return t->alert_in ? alert_name(t->alert_in) : NULL;
+}
+
+const char *tls_conn_alert_sent(const struct tls_conn *t)
+{
+	return t->alert_out ? alert_name(t->alert_out) : NULL;
 }

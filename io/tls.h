@@ -133,11 +133,30 @@ void tls_conn_sent(struct tls_conn *t, size_t n);
 
 /* The reason of the last TLS_FAILED, for logs ("wrong version number"...;
  * a certificate refused by this side: "certificate verify failed: certificate
- * has expired"). */
+ * has expired"; refused by the other side's alert: "refused by the other
+ * side: TLS alert unknown CA (it does not trust the CA of our certificate)"). */
 const char *tls_conn_error(const struct tls_conn *t);
 
 /* The other side's certificate, verified (peers' context) once the
  * handshake is done; NULL if it showed none. Owned by `t`. */
 X509 *tls_conn_peer_cert(const struct tls_conn *t);
+
+/*
+ * A check of the other side's certificate made inside the handshake (peers'
+ * context), once OpenSSL verified its chain: 0 accepts it; anything else
+ * refuses it with the reason in `why`, and the handshake fails with a
+ * bad_certificate alert to the other side (queued in the pair like any
+ * handshake flight: send it before closing). Set before the handshake runs.
+ */
+typedef int tls_cert_check_fn(void *arg, X509 *cert, char *why, size_t len);
+void tls_conn_set_check(struct tls_conn *t, tls_cert_check_fn *fn, void *arg);
+
+/*
+ * The fatal alert the other side sent (its refusal) or this side sent, as
+ * "bad certificate", or NULL when none. tls_conn_error() already says it;
+ * these are for callers that log their own line.
+ */
+const char *tls_conn_alert_received(const struct tls_conn *t);
+const char *tls_conn_alert_sent(const struct tls_conn *t);
 
 #endif

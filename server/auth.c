@@ -29,7 +29,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <xxhash.h>
 
 #include "core/log.h"
 #include "core/pool.h"
@@ -39,7 +38,6 @@
 #include "server/node.h"
 #include "server/redis.h"
 
-#define SOURCE_SECRET 192u /* bytes of the hash key (XXH3 wants 136 or more) */
 /* Unauthenticated connections the overflow entry counts: what the probe
  * window of sources would have held. */
 #define OVERFLOW_PREAUTH (AUTH_PREAUTH_PER_SOURCE * AUTH_SOURCE_PROBE)
@@ -48,20 +46,6 @@ enum job_state {
 	JOB_WAITING,    /* its source is busy or in a failure delay */
 	JOB_COMPUTING,  /* its source's turn: KDF under way (one at a time) */
 	JOB_DELAYED,    /* failed: the answer is held until wait_until_us */
-};
-
-struct auth_source {
-	uint8_t key[16];                    /* the address (an IPv6 one cut to /64) */
-	uint8_t family;                     /* 0: free */
-	bool busy;                          /* one of its jobs is COMPUTING */
-	bool failed_mixed;                  /* its failures were against several names */
-	uint16_t unauth;                    /* open unauthenticated connections */
-	uint16_t jobs;                      /* its jobs in the FIFO */
-	uint16_t failures;                  /* consecutive failed AUTHs */
-	uint64_t failed_name;               /* keyed hash of the name they were against */
-	uint64_t next_try_us;               /* no verification before this */
-	uint64_t last_us;                   /* last use, for reuse */
-	uint64_t last_failure_us;
 };
 
 struct auth_job {
@@ -108,9 +92,7 @@ struct auth_core {
 	struct auth_job *running;
 	struct auth_job *head, *tail;
 	struct timer wake;
-	uint8_t secret[SOURCE_SECRET];      /* keys the source and name hashes */
-	struct auth_source sources[AUTH_SOURCES];
-	struct auth_source overflow;        /* sources that found no entry */
+	struct auth_sources sources;        /* its secret keys the name hashes too */
 	struct auth_cache_entry cache[AUTH_CACHE];
 	unsigned cache_next;
 	uint64_t failures, successes, expired;
@@ -121,77 +103,16 @@ static const struct users_entry dummy_user = {
 	.name = "", .iterations = USERS_ITER_DEFAULT, .salt_len = USERS_SALT_DEFAULT,
 };
 
-/* ---- sources ------------------------------------------------------------- */
+/* ---- sources (server/auth_source.h) ------------------------------------ */
 
-/* The key of a peer's source: IPv4 (or v4-mapped) whole, IPv6 its /64. */
-static uint8_t source_key(const struct auth_addr *peer, uint8_t key[16])
-{
-	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	memcpy(key, peer->addr, 16);
-	if (peer->family == AF_INET6 && memcmp(key, v4mapped, sizeof v4mapped) != 0)
-		memset(key + 8, 0, 8);
-	return peer->family;
-}
-
-/* Whether s failed lately: its entry must not be reused, or the failures
- * would be forgotten. */
-static bool source_failing(const struct auth_source *s, uint64_t now)
-{
-	return s->failures > 0 &&
-	       (now < s->next_try_us || now - s->last_failure_us <= AUTH_FAIL_FORGET_US);
-}
-
-static bool source_reusable(const struct auth_source *s, uint64_t now)
-{
-	return s->unauth == 0 && s->jobs == 0 && !s->busy && !source_failing(s, now);
-}
-
-/*
- * The source entry of a peer, made if need be: its own, a free or stale
- * entry of its probe window, else the overflow entry. NULL only when the
- * address is unknown.
- */
 static struct auth_source *source_of(struct auth_core *ac, const struct auth_addr *peer)
 {
-	uint64_t now = ac->core->reactor->now_us;
-	uint8_t buf[17];
-	struct auth_source *spare = NULL;
-	uint64_t h;
-
-	if (peer->family == 0)
-		return NULL;
-	buf[0] = source_key(peer, buf + 1);
-	h = XXH3_64bits_withSecret(buf, sizeof buf, ac->secret, sizeof ac->secret);
-	for (unsigned i = 0; i < AUTH_SOURCE_PROBE; i++) {
-		struct auth_source *s = &ac->sources[(h + i) % AUTH_SOURCES];
-
-		if (s->family == buf[0] && memcmp(s->key, buf + 1, 16) == 0)
-			return s;
-		if (s->family == 0) {
-			if (!spare || spare->family != 0)
-				spare = s;
-		} else if (source_reusable(s, now) &&
-			   (!spare || (spare->family && s->last_us < spare->last_us))) {
-			spare = s;
-		}
-	}
-	if (!spare) {
-		log_every(LOG_WARN, 10000, "auth: no source entry free for a new address (every "
-			  "one of its window has connections or recent failures); it shares "
-			  "the overflow entry");
-		return &ac->overflow;
-	}
-	memset(spare, 0, sizeof *spare);
-	spare->family = buf[0];
-	memcpy(spare->key, buf + 1, 16);
-	spare->last_us = now;
-	return spare;
+	return auth_source_of(&ac->sources, peer, ac->core->reactor->now_us);
 }
 
 static uint64_t name_key(const struct auth_core *ac, const char *name)
 {
-	return XXH3_64bits_withSecret(name, strlen(name), ac->secret, sizeof ac->secret);
+	return auth_sources_hash(&ac->sources, name, strlen(name));
 }
 
 void auth_from(const struct auth_addr *peer, char *buf, size_t len)
@@ -242,7 +163,7 @@ static bool count(struct conn *conn)
 
 	if (!s)
 		return true; /* no address: nothing to count it under */
-	if (s->unauth >= (s == &ac->overflow ? OVERFLOW_PREAUTH : AUTH_PREAUTH_PER_SOURCE))
+	if (s->unauth >= (s == &ac->sources.overflow ? OVERFLOW_PREAUTH : AUTH_PREAUTH_PER_SOURCE))
 		return false;
 	s->unauth++;
 	s->last_us = conn->core->reactor->now_us;
@@ -761,13 +682,14 @@ int auth_core_init(struct node_core *c)
 		if (!ac)
 			return -ENOMEM;
 		ac->mac = users_kdf_mac_new();
-		if (!ac->mac || RAND_bytes(ac->secret, sizeof ac->secret) != 1) {
+		if (!ac->mac ||
+		    RAND_bytes(ac->sources.secret, sizeof ac->sources.secret) != 1) {
 			users_kdf_mac_free(ac->mac);
 			free(ac);
 			return -ENOMEM;
 		}
 		ac->core = c;
-		ac->overflow.family = AF_UNSPEC;
+		auth_sources_init(&ac->sources);
 		ac->table = users_reader_attach(c->node->users);
 		c->auth = ac;
 	}
@@ -800,7 +722,7 @@ void auth_core_destroy(struct node_core *c)
 	users_reader_detach(c->node->users, ac->table);
 	users_kdf_mac_free(ac->mac);
 	OPENSSL_cleanse(ac->cache, sizeof ac->cache);
-	OPENSSL_cleanse(ac->secret, sizeof ac->secret);
+	OPENSSL_cleanse(ac->sources.secret, sizeof ac->sources.secret);
 	free(ac);
 	c->auth = NULL;
 }

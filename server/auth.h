@@ -26,7 +26,8 @@
  * A wrong password costs time, per source: an IPv4 address, or an IPv6
  * /64 (one host usually holds a whole /64). Each core keeps a fixed table
  * of AUTH_SOURCES sources, found by a hash keyed with a random secret of
- * the core (so no one can choose addresses that collide with a victim's).
+ * the core (so no one can choose addresses that collide with a victim's;
+ * server/auth_source.h).
  * A source's failed AUTHs are serialized: one of its AUTHs is verified at a
  * time, and after a failure the next is verified only when the failure's
  * delay is over (250 ms, doubled per further failure up to 8 s), however
@@ -70,31 +71,21 @@
 #include <stdint.h>
 
 #include "core/timer.h"
+#include "server/auth_source.h"
 #include "server/users.h"
 
 #define AUTH_PREAUTH_FRAME 4096u       /* bytes of a frame or command before AUTH */
 #define AUTH_PREAUTH_REQUESTS 10u      /* requests before AUTH succeeds */
 #define AUTH_PREAUTH_PER_SOURCE 32u    /* unauthenticated connections per source, per core */
 #define AUTH_SLICE_ITERATIONS 2048u    /* PBKDF2 iterations per loop pass and core */
-#define AUTH_SOURCES 1024u             /* source addresses remembered per core */
 #define AUTH_CACHE 64u                 /* verified passwords remembered per core */
 #define AUTH_FAIL_DELAY_US 250000u     /* the first failure's delay; doubles */
 #define AUTH_FAIL_DELAY_MAX_US 8000000u
-#define AUTH_FAIL_FORGET_US 60000000u  /* failures forgotten after a quiet minute */
-#define AUTH_SOURCE_PROBE 16u          /* entries a source may sit in, from its hash */
 
 struct conn;
 struct node_core;
 struct auth_job;
 
-/* A peer's address. */
-struct auth_addr {
-	uint8_t family;                  /* AF_INET / AF_INET6 / 0 (unknown) */
-	uint16_t port;
-	uint8_t addr[16];
-};
-
-struct auth_source;
 
 /* Per connection, inside struct conn (and the admin port's). */
 struct conn_auth {

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cluster/peer.h"
+#include "cluster/peer_tls.h"
 #include "cluster/replica.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -178,7 +179,14 @@ static bool peer_tls_files(const struct config *c, const char **cert, const char
 	return (*ca)[0] && (*cert)[0];
 }
 
-/* SIGHUP: the peers' files, like the client ports' below. */
+/* The prefix of the options the peer port's files came from, for messages. */
+static const char *peer_tls_flag(const struct config *c)
+{
+	return c->peer_tls_cert[0] ? "--peer-tls" : "--tls";
+}
+
+/* SIGHUP: the peers' files, like the client ports' below, and the
+ * certificate checked as at start-up (it must still name this node). */
 static void reload_peer_tls(struct node *n)
 {
 	const char *cert, *key, *ca;
@@ -186,7 +194,9 @@ static void reload_peer_tls(struct node *n)
 
 	if (!n->peer_tls || !peer_tls_files(&n->cfg, &cert, &key, &ca))
 		return;
-	if (tls_server_reload(n->peer_tls, cert, key, ca, err, sizeof err) != 0) {
+	if ((n->net && peer_tls_own_check(peer_tls_flag(&n->cfg), cert, ca, n->self_id, err,
+			       sizeof err) != 0) ||
+	    tls_server_reload(n->peer_tls, cert, key, ca, err, sizeof err) != 0) {
 		log_error("got SIGHUP: peer TLS reload refused, the old certificate is still "
 			  "used: %s", err);
 		return;
@@ -296,8 +306,8 @@ int main(int argc, char **argv)
 		const char *cert, *key, *ca;
 
 		if (peer_tls_files(&node.cfg, &cert, &key, &ca)) {
-			if (tls_peer_create(node.cfg.peer_tls_cert[0] ? "--peer-tls" : "--tls", cert,
-					    key, ca, &node.peer_tls, err, sizeof err) != 0) {
+			if (tls_peer_create(peer_tls_flag(&node.cfg), cert, key, ca, &node.peer_tls,
+					    err, sizeof err) != 0) {
 				fprintf(stderr, "ringkvd: %s\n", err);
 				tls_server_destroy(node.tls);
 				return 2;
@@ -367,6 +377,20 @@ int main(int argc, char **argv)
 		goto err_after_lock;
 	}
 	quarantine_report(node.cfg.data_dir);
+	/* Our own peer certificate must be one our peers accept: names this
+	 * node, valid now, signed by the CA. Said now rather than by every peer
+	 * refusing us. A one-node cluster has no peers to show it to. */
+	node.self_id = identity.node_id;
+	if (node.peer_tls && identity.map.node_count > 1) {
+		const char *cert, *key, *ca;
+
+		peer_tls_files(&node.cfg, &cert, &key, &ca);
+		if (peer_tls_own_check(peer_tls_flag(&node.cfg), cert, ca, node.self_id, long_err,
+				       sizeof long_err) != 0) {
+			fprintf(stderr, "ringkvd: %s\n", long_err);
+			goto err_after_lock;
+		}
+	}
 	node.cores = identity.cores;
 	node.shards = identity.map.shards;
 	node.slot_function = identity.slot_function;

@@ -52,6 +52,7 @@ struct node {
 	struct admin *admin;      /* the admin HTTP port on core 0, or NULL */
 	struct tls_server *tls;   /* TLS on the client ports (io/tls.h), or NULL */
 	struct tls_server *peer_tls; /* mutual TLS between peers, or NULL */
+	uint64_t self_id;         /* this node's id: what its peer certificate names */
 	struct users *users;      /* --users (server/users.h): clients must
 				   * authenticate; NULL = no authentication */
 	int audit_fd;             /* --audit-log, opened for appending; -1 = the log */

@@ -139,6 +139,16 @@ def user_add(ringkv, users, name, role, password, prefix=None, iterations="1000"
                           timeout=60)
 
 
+def wait_started(out):
+    """Whether ringkvd, its standard output in file `out`, is serving (10 s)."""
+    for _ in range(200):
+        out.seek(0)
+        if "try: ringkv" in out.read():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -228,12 +238,7 @@ def main():
                                  "--audit-log", audit, "--auth-timeout",
                                  "%dms" % (AUTH_TIMEOUT_S * 1000)],
                                 stdout=out, stderr=err)
-        for _ in range(200):
-            out.seek(0)
-            if "try: ringkv" in out.read():
-                break
-            time.sleep(0.05)
-        else:
+        if not wait_started(out):
             check(False, "ringkvd started")
             return
 

@@ -11,11 +11,15 @@ ringkv://node/ID) with the openssl CLI in a temp dir, then:
     node 3;
   - a connection to a peer port that never handshakes is closed after the
     hello timeout; a TLS client without a certificate is refused;
-  - stops node 2 and starts an impostor in its place (its addresses, its
-    node id) holding node 4's certificate, then one holding a node-2
-    certificate of another CA: each is refused by nodes 1 and 3, both
-    when it dials them and when they dial it, with one log line saying
-    who, from where and why, while the cluster keeps serving writes;
+  - stops node 2: a ringkvd in its place (its addresses, its node id)
+    refuses to start with node 4's certificate, a node-2 certificate of
+    another CA or an expired one, saying what is wrong with it;
+  - an impostor in node 2's place (a TLS peer made with python's ssl, on
+    node 2's addresses) holding each of those certificates is refused by
+    nodes 1 and 3, both when it dials them (it gets the TLS alert saying
+    why: bad certificate, unknown CA, certificate expired) and when they
+    dial it, with one log line saying who, from where and why, while the
+    cluster keeps serving writes;
   - the real node 2 comes back and serves again;
   - rotates node 1's certificate (SIGHUP): the peer port then shows the
     new one (openssl s_client), and node 3, restarted, connects to node 1
@@ -29,14 +33,18 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ringkv_test import start_cluster_node, stop_process  # noqa: E402
 from tls import make_ca, make_cert  # noqa: E402
+import peer_tls_common as common  # noqa: E402
+from peer_tls_common import log_of  # noqa: E402
 
 HOSTS = ["127.0.55.1", "127.0.55.2", "127.0.55.3"]
 BASE = 55000 + 3 * (os.getpid() % 300)
@@ -59,11 +67,6 @@ def node_cert(d, ca, name, node_id, host):
     make_cert(d, ca, name, "URI:ringkv://node/%d,IP:%s" % (node_id, host))
 
 
-def log_of(work, i):
-    with open(os.path.join(work, "n%d.log" % (i + 1)), errors="replace") as f:
-        return f.read()
-
-
 def refusals(log):
     return [ln for ln in log.splitlines() if "peer connection from" in ln and "refused" in ln]
 
@@ -78,21 +81,12 @@ def wait_log(work, i, text, seconds):
 
 
 def cli(ringkv, pki, host, *args):
-    return subprocess.run([ringkv, "-a", "%s:%d" % (host, NATIVE), "--tls-ca",
-                           os.path.join(pki, "ca.pem"), *args],
-                          capture_output=True, text=True, timeout=30)
+    return common.cli(ringkv, NATIVE, os.path.join(pki, "ca.pem"), host, *args)
 
 
 def put_until(ringkv, pki, host, key, value, seconds):
-    """Retries a put until the cluster takes it (leaders being elected)."""
-    deadline = time.time() + seconds
-    p = None
-    while time.time() < deadline:
-        p = cli(ringkv, pki, host, "put", key, value)
-        if p.returncode == 0:
-            return True, ""
-        time.sleep(0.3)
-    return False, p.stderr.strip() if p else "no attempt"
+    return common.put_until(ringkv, NATIVE, os.path.join(pki, "ca.pem"), host, key, value,
+                            seconds)
 
 
 def start(ringkvd, work, pki, i, cert=None):
@@ -119,14 +113,86 @@ def s_client(pki, host, cert):
     return x.stdout.strip(), p.stdout + p.stderr
 
 
-def impostor(ringkvd, ringkv, work, pki, procs, cert, want_in, want_out, what):
-    """Node 2's place taken by a process with certificate `cert`: refused
-    inbound (`want_in` in node 1's or 3's log) and outbound (`want_out`),
-    the cluster serving meanwhile."""
-    marks = [len(log_of(work, 0)), len(log_of(work, 2))]
-    os.rename(os.path.join(work, "n2"), os.path.join(work, "n2.real"))
-    procs[1] = start(ringkvd, work, pki, 1, cert=cert)
+def refused_start(ringkvd, work, pki, cert, want, what):
+    """A ringkvd in node 2's place with certificate `cert` refuses to start,
+    saying `want`."""
+    data = os.path.join(work, "n2")
+    os.rename(data, data + ".real")
     try:
+        p = start(ringkvd, work, pki, 1, cert=cert)
+        try:
+            rc = p.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        lines = [ln for ln in log_of(work, 1).splitlines() if "ringkvd: " in ln]
+        check(rc not in (None, 0) and any(want in ln for ln in lines),
+              "a node 2 with %s refuses to start (exit %s: %s)" % (what, rc, lines[-1:]))
+    finally:
+        if p.poll() is None:
+            stop_process(p, 15)
+        shutil.rmtree(data, ignore_errors=True)
+        os.rename(data + ".real", data)
+
+
+class ImpostorServer(threading.Thread):
+    """A TLS server on node 2's peer address showing certificate `cert`
+    (asking the dialler for one), for nodes 1 and 3 to dial and refuse."""
+
+    def __init__(self, pki, cert):
+        super().__init__(daemon=True)
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.ctx.load_cert_chain(os.path.join(pki, cert + ".pem"),
+                                 os.path.join(pki, cert + ".key"))
+        self.ctx.verify_mode = ssl.CERT_OPTIONAL
+        self.ctx.load_verify_locations(os.path.join(pki, "ca.pem"))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOSTS[1], PEER))
+        self.sock.listen(16)
+        self.sock.settimeout(0.3)
+        self.stopping = False
+
+    def run(self):
+        while not self.stopping:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            try:
+                conn.settimeout(2)
+                with self.ctx.wrap_socket(conn, server_side=True) as t:
+                    t.recv(1)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    def stop(self):
+        self.stopping = True
+        self.join(10)
+        self.sock.close()
+
+
+def impostor_dial(pki, cert, host):
+    """Dials the peer port at `host` from node 2's address as a peer showing
+    `cert`: what ended the connection (common.peer_dial)."""
+    return common.peer_dial(pki, cert, "ca.pem", host, PEER, HOSTS[1])[0]
+
+
+def impostor(ringkv, work, pki, cert, want_in, want_out, alert, what):
+    """Node 2's place taken by a TLS peer with certificate `cert` (a test
+    tool: ringkvd itself refuses to start with it): refused inbound
+    (`want_in` in node 1's or 3's log, and the dialler gets TLS alert
+    `alert`) and outbound (`want_out`), the cluster serving meanwhile."""
+    marks = [len(log_of(work, 0)), len(log_of(work, 2))]
+    server = ImpostorServer(pki, cert)
+    server.start()
+    try:
+        for i in (0, 2):
+            got = impostor_dial(pki, cert, HOSTS[i])
+            check(got == alert, "%s: node %d's refusal reaches the dialler as TLS alert %s "
+                  "(got %s)" % (what, i + 1, alert, got))
         deadline = time.time() + 25  # refusals: one warning per 10 s a core
         ins = outs = ""
         while time.time() < deadline:
@@ -137,7 +203,9 @@ def impostor(ringkvd, ringkv, work, pki, procs, cert, want_in, want_out, what):
                     if "peer node 2 (127.0.55.2:%d)" % PEER in ln and want_out in ln]
             if ins and outs:
                 break
-            time.sleep(0.3)
+            if not ins:  # it redials, as a node would: quiet refusals are not logged
+                impostor_dial(pki, cert, HOSTS[0])
+            time.sleep(0.5)
         check(bool(ins), "%s: refused when it dials, logged: %s" % (what, ins[:1]))
         check(bool(outs), "%s: refused when dialled, logged: %s" % (what, outs[:1]))
         ok, err = put_until(ringkv, pki, HOSTS[0], "during-" + cert, "v", 20)
@@ -146,9 +214,7 @@ def impostor(ringkvd, ringkv, work, pki, procs, cert, want_in, want_out, what):
         check(p.returncode == 0 and p.stdout.strip() == "v",
               "%s: node 3 reads it (%r %s)" % (what, p.stdout, p.stderr.strip()))
     finally:
-        stop_process(procs[1], 15)
-        shutil.rmtree(os.path.join(work, "n2"), ignore_errors=True)
-        os.rename(os.path.join(work, "n2.real"), os.path.join(work, "n2"))
+        server.stop()
 
 
 def main():
@@ -170,6 +236,7 @@ def main():
             node_cert(pki, "ca", "node%d" % (i + 1), i + 1, host)
         node_cert(pki, "ca", "node4", 4, HOSTS[1])          # valid, another node
         node_cert(pki, "otherca", "foreign2", 2, HOSTS[1])  # node 2, another CA
+        make_cert(pki, "ca", "expired2", "URI:ringkv://node/2,IP:%s" % HOSTS[1], days="0")
         node_cert(pki, "ca", "node1-rotated", 1, HOSTS[0])
 
         # -- a 3-node TLS cluster serves
@@ -213,11 +280,20 @@ def main():
 
         # -- impostors in node 2's place
         stop_process(procs[1], 15)
-        impostor(ringkvd, ringkv, work, pki, procs, "node4",
-                 "its hello claims node 2 but its certificate is for node 4",
-                 "its certificate is for node 4, not node 2", "node 4's certificate")
-        impostor(ringkvd, ringkv, work, pki, procs, "foreign2",
-                 FOREIGN_REFUSED, FOREIGN_REFUSED, "another CA's certificate")
+        refused_start(ringkvd, work, pki, "node4", "the certificate is for node 4 (SAN URI "
+                      "ringkv://node/4), but this is node 2", "node 4's certificate")
+        refused_start(ringkvd, work, pki, "foreign2", "not signed by --tls-ca",
+                      "another CA's certificate")
+        refused_start(ringkvd, work, pki, "expired2", "the certificate has expired",
+                      "an expired certificate")
+        impostor(ringkv, work, pki, "node4",
+                 "its certificate is for node 4, not a peer of this node); alert sent: "
+                 "bad certificate", "its certificate is for node 4, not node 2",
+                 "SSLV3_ALERT_BAD_CERTIFICATE", "node 4's certificate")
+        impostor(ringkv, work, pki, "foreign2", FOREIGN_REFUSED + "; alert sent: unknown CA",
+                 FOREIGN_REFUSED, "TLSV1_ALERT_UNKNOWN_CA", "another CA's certificate")
+        impostor(ringkv, work, pki, "expired2", "certificate has expired", "certificate has "
+                 "expired", "SSLV3_ALERT_CERTIFICATE_EXPIRED", "an expired certificate")
         procs[1] = start(ringkvd, work, pki, 1)
         ok, err = put_until(ringkv, pki, HOSTS[1], "back", "2", 30)
         check(ok, "the real node 2 is back and serves writes (%s)" % err)
@@ -245,13 +321,7 @@ def main():
         late = refusals(lg.split("peer TLS certificate reloaded")[-1])
         check(not late, "node 1 refused no peer after the rotation (%s)" % late[:1])
     finally:
-        for p in procs:
-            if p:
-                stop_process(p, 15)
-        if failures:
-            for i in range(3):
-                print("---- n%d.log (tail)" % (i + 1))
-                print(log_of(work, i)[-3000:])
+        common.stop_all(work, procs, failures)
         shutil.rmtree(work, ignore_errors=True)
     print("peer_tls: %d failed" % failures)
     return 1 if failures else 0

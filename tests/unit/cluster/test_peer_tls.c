@@ -2,8 +2,9 @@
  * Peer mutual TLS (cluster/peer_tls.c over io/tls.c): two connections of
  * the peers' context handshake through memory, one dialling and one
  * accepting, with certificates this test makes itself (a cluster CA, a
- * foreign CA; nodes 2 and 4; an expired one). Checks what a node accepts
- * and the reason it gives when it refuses.
+ * foreign CA; nodes 2 and 4; an expired one). Checks what a node accepts,
+ * the reason it gives when it refuses and the alert the refused side reads,
+ * and the check of a node's own certificate at start-up.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -42,6 +43,7 @@ static int setup(void **state)
 	tls_fixture_node("nameless", &cluster_ca, "DNS:node2.example", -60, 86400);
 	tls_fixture_node("bad_uri", &cluster_ca, "URI:ringkv://node/02", -60, 86400);
 	tls_fixture_node("two_ids", &cluster_ca, "URI:ringkv://node/2,URI:ringkv://node/3", -60, 86400);
+	tls_fixture_node("twice2", &cluster_ca, "URI:ringkv://node/2,URI:ringkv://node/2", -60, 86400);
 	/* Expired an hour ago: a node refuses to start with it, so the test
 	 * dials with a context made before the expiry check (raw OpenSSL). */
 	tls_fixture_node("expired2", &cluster_ca, "URI:ringkv://node/2", -86400, -3600);
@@ -83,6 +85,9 @@ struct result {
 	char dialer_err[200], acceptor_err[200];
 };
 
+/* The acceptor's check inside the handshake (tls_conn_set_check), or NULL. */
+static tls_cert_check_fn *acceptor_check;
+
 /* Handshakes a dialler of `dial_ctx` with an acceptor of `accept_ctx`. */
 static struct result handshake(struct tls_server *dial_ctx, struct tls_server *accept_ctx,
 			       struct tls_conn **dialer_out, struct tls_conn **acceptor_out)
@@ -92,6 +97,8 @@ static struct result handshake(struct tls_server *dial_ctx, struct tls_server *a
 
 	assert_non_null(d);
 	assert_non_null(a);
+	if (acceptor_check)
+		tls_conn_set_check(a, acceptor_check, NULL);
 	for (int round = 0; round < 20; round++) {
 		if (r.dialer == 0) {
 			r.dialer = tls_conn_handshake(d);
@@ -244,7 +251,8 @@ static void test_certificate_names(void **state)
 		{ "node4", 0, 4, "" },
 		{ "nameless", -ENOENT, 0, "its certificate names no node (no SAN URI ringkv://node/<id>)" },
 		{ "bad_uri", -EINVAL, 0, "its certificate's URI ringkv://node/02 is not ringkv://node/<node id>" },
-		{ "two_ids", -EINVAL, 0, "its certificate names two nodes (2 and 3)" },
+		{ "two_ids", -EINVAL, 0, "its certificate names two nodes (2 and 3); it must name exactly one" },
+		{ "twice2", -EINVAL, 0, "its certificate names two nodes (2 and 2); it must name exactly one" },
 	};
 
 	(void)state;
@@ -264,6 +272,106 @@ static void test_certificate_names(void **state)
 		assert_int_equal(node, cases[i].node);
 		assert_string_equal(err, cases[i].err);
 		X509_free(cert);
+	}
+}
+
+/* What the dialler reads after the acceptor refused it (TLS 1.3: the
+ * dialler's handshake was over first): TLS_FAILED, the alert's reason. */
+static const char *dialler_refusal(struct tls_conn *d)
+{
+	uint8_t buf[64];
+
+	assert_int_equal(tls_conn_read(d, buf, sizeof buf), TLS_FAILED);
+	return tls_conn_error(d);
+}
+
+/* The node 1 of cluster/peer_tls_io.c's peer_in_cert_check: only node 2 is its peer. */
+static int only_node2(void *arg, X509 *cert, char *why, size_t len)
+{
+	(void)arg;
+	return peer_tls_cert_is(cert, 2, why, len);
+}
+
+/* A check inside the handshake refuses with a bad_certificate alert, which
+ * the dialler reads as the reason; a CA refusal is an unknown_ca alert. */
+static void test_refusals_send_alerts(void **state)
+{
+	struct tls_server *n4 = tls_fixture_peer_ctx("node4", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_server *foreign = tls_fixture_peer_ctx("foreign2", "ca");
+	struct tls_conn *d, *a;
+	struct result r;
+
+	(void)state;
+	acceptor_check = only_node2;
+	r = handshake(n4, n1, &d, &a);
+	assert_int_equal(r.acceptor, TLS_FAILED);
+	assert_string_equal(r.acceptor_err, "certificate verify failed: certificate rejected "
+			    "(its certificate is for node 4, not node 2)");
+	assert_string_equal(tls_conn_alert_sent(a), "bad certificate");
+	assert_int_equal(r.dialer, 1);
+	assert_non_null(strstr(dialler_refusal(d), "refused by the other side: TLS alert bad "
+				"certificate (it refused our certificate"));
+	assert_string_equal(tls_conn_alert_received(d), "bad certificate");
+	tls_conn_free(d);
+	tls_conn_free(a);
+	/* Node 2 passes the same check. */
+	tls_server_destroy(n4);
+	n4 = tls_fixture_peer_ctx("node2", "ca");
+	r = handshake(n4, n1, &d, &a);
+	assert_int_equal(r.acceptor, 1);
+	assert_null(tls_conn_alert_sent(a));
+	tls_conn_free(d);
+	tls_conn_free(a);
+	acceptor_check = NULL;
+	r = handshake(foreign, n1, &d, &a);
+	assert_int_equal(r.acceptor, TLS_FAILED);
+	assert_string_equal(tls_conn_alert_sent(a), "unknown CA");
+	assert_string_equal(dialler_refusal(d), "refused by the other side: TLS alert unknown "
+			    "CA (it does not trust the CA that signed our certificate)");
+	tls_conn_free(d);
+	tls_conn_free(a);
+	tls_server_destroy(foreign);
+	tls_server_destroy(n4);
+	tls_server_destroy(n1);
+}
+
+/* A node's own certificate at start-up: it names the node, once, is valid
+ * now and signed by the CA given; else one line says what is wrong. */
+static void test_own_certificate_checked(void **state)
+{
+	static const struct {
+		const char *cert, *ca;
+		uint64_t node;
+		const char *err;   /* a part of the message; NULL: accepted */
+	} cases[] = {
+		{ "node2", "ca", 2, NULL },
+		{ "node2", "ca", 3, "the certificate is for node 2 (SAN URI ringkv://node/2), but "
+				    "this is node 3; its peers would refuse it" },
+		{ "foreign2", "ca", 2, "not signed by --peer-tls-ca" },
+		{ "node2", "otherca", 2, "not signed by --peer-tls-ca" },
+		{ "expired2", "ca", 2, "the certificate has expired" },
+		{ "nameless", "ca", 2, "certificate names no node (no SAN URI ringkv://node/<id>); "
+				       "this is node 2" },
+		{ "twice2", "ca", 2, "certificate names two nodes (2 and 2); it must name exactly one" },
+		{ "missing", "ca", 2, "no PEM certificate in it" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char cert[256], ca[256], err[400] = "";
+		int rv;
+
+		snprintf(cert, sizeof cert, "%s/%s.pem", tls_fixture_dir(), cases[i].cert);
+		snprintf(ca, sizeof ca, "%s/%s.pem", tls_fixture_dir(), cases[i].ca);
+		rv = peer_tls_own_check("--peer-tls", cert, ca, cases[i].node, err, sizeof err);
+		if (!cases[i].err) {
+			assert_int_equal(rv, 0);
+			continue;
+		}
+		assert_int_equal(rv, -EINVAL);
+		if (!strstr(err, cases[i].err))
+			fail_msg("case %zu: %s", i, err);
+		assert_non_null(strstr(err, "--peer-tls-"));
 	}
 }
 
@@ -290,6 +398,8 @@ int main(void)
 		cmocka_unit_test(test_wrong_node_id_refused),
 		cmocka_unit_test(test_expired_refused),
 		cmocka_unit_test(test_certificate_names),
+		cmocka_unit_test(test_refusals_send_alerts),
+		cmocka_unit_test(test_own_certificate_checked),
 		cmocka_unit_test(test_peer_context_needs_ca),
 	};
 

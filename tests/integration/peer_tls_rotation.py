@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""A cluster moves from one CA to another without a restart (issue 19).
+
+usage: peer_tls_rotation.py RINGKVD RINGKV
+
+Makes CA1 and CA2 and node certificates from each (SAN URI
+ringkv://node/ID) with the openssl CLI in a temp dir, starts a 3-node
+cluster on CA1 (--tls-cert/--tls-key/--tls-ca, one CA file for all), and
+while a writer puts keys through node 1 all along:
+  1. the CA file becomes CA1+CA2, SIGHUP to every node;
+  2. every node's certificate becomes its CA2 one, SIGHUP: new peer
+     connections show it (a TLS client trusting CA2 only checks);
+  3. the CA file becomes CA2 alone, SIGHUP: a peer showing a CA1
+     certificate is refused with TLS alert unknown CA (a TLS client made
+     with python's ssl from node 2's address), while one with a CA2
+     certificate is let through the handshake;
+  then node 3 restarts with its CA1 certificate (trusting both CAs, as a
+  node that missed step 2): nodes 1 and 2 refuse it with TLS alert unknown
+  CA, and its log shows the alert's reason; back on CA2 it serves.
+Every write of the writer during the rotation must succeed, no gap over
+5 s. Addresses 127.0.55.11-13; ports 55000 + 3 * (pid % 300) and the two
+next. Every process it starts, it stops. Exits 0 when every check passes,
+1 otherwise.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ringkv_test import start_cluster_node, stop_process  # noqa: E402
+from tls import make_ca, make_cert  # noqa: E402
+import peer_tls_common as common  # noqa: E402
+from peer_tls_common import log_of  # noqa: E402
+
+HOSTS = ["127.0.55.11", "127.0.55.12", "127.0.55.13"]
+BASE = 55000 + 3 * (os.getpid() % 300)
+PEER, NATIVE, RESP = BASE, BASE + 1, BASE + 2
+
+failures = 0
+
+
+def check(ok, what):
+    global failures
+    print("%s %s" % ("ok  " if ok else "FAIL", what), flush=True)
+    failures += not ok
+
+
+def cat(pki, dst, *srcs):
+    """Writes the concatenation of srcs to dst, replacing it at once."""
+    with open(os.path.join(pki, dst + ".tmp"), "w") as out:
+        for s in srcs:
+            with open(os.path.join(pki, s)) as f:
+                out.write(f.read())
+    os.rename(os.path.join(pki, dst + ".tmp"), os.path.join(pki, dst))
+
+
+def start(ringkvd, work, pki, i, ca="cluster-ca.pem"):
+    return start_cluster_node(ringkvd, work, HOSTS, i, (PEER, NATIVE, RESP),
+                              extra=["--tls-cert", os.path.join(pki, "n%d.pem" % (i + 1)),
+                                     "--tls-key", os.path.join(pki, "n%d.key" % (i + 1)),
+                                     "--tls-ca", os.path.join(pki, ca),
+                                     "--shards", "4", "--log-level", "info"])
+
+
+def cli(ringkv, pki, host, *args):
+    # The client trusts both CAs throughout: its own rotation is not the test's.
+    return common.cli(ringkv, NATIVE, os.path.join(pki, "both.pem"), host, *args)
+
+
+def put_until(ringkv, pki, host, key, value, seconds):
+    return common.put_until(ringkv, NATIVE, os.path.join(pki, "both.pem"), host, key, value,
+                            seconds)
+
+
+class Writer(threading.Thread):
+    """Puts w0, w1, ... through node 1 until stopped; notes failures and the
+    longest time between two successful writes."""
+
+    def __init__(self, ringkv, pki):
+        super().__init__(daemon=True)
+        self.ringkv, self.pki = ringkv, pki
+        self.ok = 0
+        self.failed = []
+        self.max_gap = 0.0
+        self.stopping = False
+
+    def run(self):
+        last = time.time()
+        while not self.stopping:
+            p = cli(self.ringkv, self.pki, HOSTS[0], "put", "w%d" % self.ok, "v")
+            now = time.time()
+            if p.returncode == 0:
+                self.ok += 1
+                self.max_gap = max(self.max_gap, now - last)
+                last = now
+            else:
+                self.failed.append(p.stderr.strip())
+            time.sleep(0.05)
+
+
+def peer_dial(pki, cert, host, trust):
+    """A peer showing `cert` dials `host` from node 2's address (common.peer_dial)."""
+    return common.peer_dial(pki, cert, trust, host, PEER, HOSTS[1])
+
+
+def sighup_all(work, procs, since, what):
+    marks = [len(log_of(work, i)) for i in range(3)]
+    for p in procs:
+        p.send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if all("peer TLS certificate reloaded" in log_of(work, i)[marks[i]:]
+               for i in range(3)):
+            break
+        time.sleep(0.2)
+    bad = [log_of(work, i)[marks[i]:] for i in range(3)
+           if "peer TLS certificate reloaded" not in log_of(work, i)[marks[i]:]]
+    check(not bad, "%s: every node reloaded (%s)" % (what, [b[-300:] for b in bad][:1]))
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    ringkvd, ringkv = sys.argv[1], sys.argv[2]
+    if shutil.which("openssl") is None:
+        print("openssl CLI missing (apt-get install openssl)")
+        return 77
+    work = tempfile.mkdtemp(prefix="peer_tls_rotation.")
+    pki = os.path.join(work, "pki")
+    os.makedirs(pki)
+    procs = [None, None, None]
+    writer = None
+    try:
+        make_ca(pki, "ca1")
+        make_ca(pki, "ca2")
+        for i, host in enumerate(HOSTS):
+            for ca in ("ca1", "ca2"):
+                make_cert(pki, ca, "n%d-%s" % (i + 1, ca),
+                          "URI:ringkv://node/%d,IP:%s" % (i + 1, host))
+        cat(pki, "both.pem", "ca1.pem", "ca2.pem")
+        cat(pki, "cluster-ca.pem", "ca1.pem")
+        for i in range(3):
+            for ext in ("pem", "key"):
+                cat(pki, "n%d.%s" % (i + 1, ext), "n%d-ca1.%s" % (i + 1, ext))
+            procs[i] = start(ringkvd, work, pki, i)
+        ok, err = put_until(ringkv, pki, HOSTS[0], "k0", "v0", 30)
+        check(ok, "the CA1 cluster takes a write (%s)" % err)
+
+        writer = Writer(ringkv, pki)
+        writer.start()
+        time.sleep(2)
+
+        # 1. trust both
+        cat(pki, "cluster-ca.pem", "ca1.pem", "ca2.pem")
+        sighup_all(work, procs, None, "CA file CA1+CA2")
+        time.sleep(2)
+        # 2. CA2 certificates
+        for i in range(3):
+            for ext in ("pem", "key"):
+                cat(pki, "n%d.%s" % (i + 1, ext), "n%d-ca2.%s" % (i + 1, ext))
+        sighup_all(work, procs, None, "CA2 certificates")
+        for i in range(3):
+            got, subject = peer_dial(pki, "n2-ca2", HOSTS[i], "ca2.pem")
+            check(subject == "n%d-ca2" % (i + 1),
+                  "node %d's peer port shows its CA2 certificate to a client trusting "
+                  "CA2 only (%s, %s)" % (i + 1, subject, got))
+        time.sleep(2)
+        # 3. CA2 alone
+        cat(pki, "cluster-ca.pem", "ca2.pem")
+        sighup_all(work, procs, None, "CA file CA2 alone")
+        time.sleep(2)
+        for i in (0, 2):
+            got, _ = peer_dial(pki, "n2-ca1", HOSTS[i], "ca2.pem")
+            check(got == "TLSV1_ALERT_UNKNOWN_CA",
+                  "node %d refuses a CA1 certificate with TLS alert unknown CA (%s)"
+                  % (i + 1, got))
+            got, _ = peer_dial(pki, "n2-ca2", HOSTS[i], "ca2.pem")
+            check(got in ("closed", "reset"),
+                  "node %d lets a CA2 certificate through the handshake (%s; its "
+                  "hello is refused)" % (i + 1, got))
+        writer.stopping = True
+        writer.join(60)
+        check(writer.ok >= 10 and not writer.failed and writer.max_gap < 5,
+              "the writer's puts all succeeded during the rotation (%d ok, %d failed %s, "
+              "longest gap %.1f s)" % (writer.ok, len(writer.failed), writer.failed[:1],
+                                       writer.max_gap))
+        p = cli(ringkv, pki, HOSTS[2], "get", "w%d" % (writer.ok - 1))
+        check(p.stdout.strip() == "v", "node 3 reads the last write (%r)" % p.stdout)
+
+        # node 3 back with its CA1 certificate (it missed step 2; it trusts
+        # both CAs, so only the others' refusal stops it): refused, and its
+        # log says why
+        stop_process(procs[2], 15)
+        for ext in ("pem", "key"):
+            cat(pki, "n3.%s" % ext, "n3-ca1.%s" % ext)
+        mark = len(log_of(work, 2))
+        procs[2] = start(ringkvd, work, pki, 2, ca="both.pem")
+        want = ("refused by the other side: TLS alert unknown CA (it does not trust the CA "
+                "that signed our certificate)")
+        deadline = time.time() + 20
+        while time.time() < deadline and want not in log_of(work, 2)[mark:]:
+            time.sleep(0.3)
+        lines = [ln for ln in log_of(work, 2)[mark:].splitlines() if want in ln]
+        check(bool(lines), "a node with a CA1 certificate is refused, its log says why: %s"
+              % (lines[:1] or [ln for ln in log_of(work, 2)[mark:].splitlines()
+                               if "peer " in ln][:6]))
+        ins = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
+               if "peer connection from %s:" % HOSTS[2] in ln and "alert sent: unknown CA" in ln]
+        check(bool(ins), "nodes 1 and 2 log the refusal: %s" % ins[:1])
+        ok, err = put_until(ringkv, pki, HOSTS[0], "without-3", "v", 20)
+        check(ok, "nodes 1 and 2 serve writes meanwhile (%s)" % err)
+        stop_process(procs[2], 15)
+        for ext in ("pem", "key"):
+            cat(pki, "n3.%s" % ext, "n3-ca2.%s" % ext)
+        procs[2] = start(ringkvd, work, pki, 2)
+        ok, err = put_until(ringkv, pki, HOSTS[2], "with-3", "v", 30)
+        check(ok, "node 3 back with its CA2 certificate writes through the cluster (%s)" % err)
+    finally:
+        if writer:
+            writer.stopping = True
+            writer.join(60)
+        common.stop_all(work, procs, failures)
+        shutil.rmtree(work, ignore_errors=True)
+    print("peer_tls_rotation: %d failed" % failures)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
