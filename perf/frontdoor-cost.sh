@@ -2,8 +2,10 @@
 # Server-side cost per RESP request, robust to a loaded machine: for each
 # binary (alternated round by round) and Redis, redis-benchmark drives one
 # test (SET, then GET) while `perf stat -p` counts the server's CPU time
-# (task-clock), its system calls, its io_uring_enter calls and io_uring's
-# poll arms and task-work items; each is divided by the request count.
+# (task-clock), its system calls, its io_uring_enter calls, io_uring's
+# poll arms, SQEs and CQEs, its context switches, and redis-benchmark's
+# own CPU time and context switches (the client's share of the loopback
+# work); each is divided by the request count.
 # Throughput is printed too, but on a loaded machine only the per-request
 # counts mean much.
 #
@@ -72,25 +74,30 @@ start() { # kind bin
 	echo "server did not come up" >&2; cat "$work"/*.log >&2; exit 1
 }
 
-events=task-clock,raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter,io_uring:io_uring_poll_arm,io_uring:io_uring_task_add
+events=task-clock,context-switches,raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter,io_uring:io_uring_poll_arm,io_uring:io_uring_submit_req,io_uring:io_uring_complete
 measure() { # name round
 	local t
 	for t in set get; do
 		perf stat -x, -e "$events" -p "$pid" -o "$work/perf.txt" &
 		local ppid=$!
 		sleep 0.3
-		taskset -c 0 redis-benchmark -h "$host" -p "$port" -t "$t" -n "$requests" \
+		perf stat -x, -e task-clock,context-switches -o "$work/client.txt" -- \
+			taskset -c 0 redis-benchmark -h "$host" -p "$port" -t "$t" -n "$requests" \
 			-c "$clients" -P "$pipeline" -d 16 -r 100000 --csv >"$work/out.csv" 2>/dev/null
 		kill -INT "$ppid"; wait "$ppid" 2>/dev/null || true
-		python3 - "$1" "$2" "$t" "$requests" "$work/perf.txt" "$work/out.csv" >>"$work/results.tsv" <<'PY'
+		python3 - "$1" "$2" "$t" "$requests" "$work/perf.txt" "$work/out.csv" "$work/client.txt" >>"$work/results.tsv" <<'PY'
 import csv, sys
-name, rnd, test, n, perf, out = sys.argv[1:7]
+name, rnd, test, n, perf, out, client = sys.argv[1:8]
 n = int(n)
-v = {}
-for line in open(perf):
-    f = line.strip().split(",")
-    if len(f) > 2 and f[0] and f[0][0].isdigit():
-        v[f[2]] = float(f[0])
+def counts(path):
+    v = {}
+    for line in open(path):
+        f = line.strip().split(",")
+        if len(f) > 2 and f[0] and f[0][0].isdigit():
+            v[f[2]] = float(f[0])
+    return v
+v = counts(perf)
+cv = counts(client)
 rps = 0.0
 for row in csv.reader(open(out)):
     if row and row[0] in ("SET", "GET"):
@@ -99,7 +106,11 @@ print("\t".join([name, rnd, test.upper(), f"{v.get('task-clock', 0) * 1000 / n:.
                  f"{v.get('raw_syscalls:sys_enter', 0) / n:.3f}",
                  f"{v.get('syscalls:sys_enter_io_uring_enter', 0) / n:.3f}",
                  f"{v.get('io_uring:io_uring_poll_arm', 0) / n:.3f}",
-                 f"{v.get('io_uring:io_uring_task_add', 0) / n:.3f}", f"{rps:.0f}"]))
+                 f"{v.get('io_uring:io_uring_submit_req', 0) / n:.3f}",
+                 f"{v.get('io_uring:io_uring_complete', 0) / n:.3f}",
+                 f"{cv.get('task-clock', 0) * 1000 / n:.2f}",
+                 f"{v.get('context-switches', 0) / n:.3f}",
+                 f"{cv.get('context-switches', 0) / n:.3f}", f"{rps:.0f}"]))
 PY
 	done
 }
@@ -129,13 +140,13 @@ for name, rnd, test, *vals in rows:
         keys.append((name, test))
     data.setdefault((name, test), []).append([float(x) for x in vals])
 print()
-print("| test | server | CPU us/req | syscalls/req | io_uring_enter/req | poll arms/req | task work/req | ops/s |")
-print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| test | server | CPU us/req | syscalls/req | io_uring_enter/req | poll arms/req | SQEs/req | CQEs/req | client CPU us/req | server ctx switches/req | client ctx switches/req | ops/s |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for test in ("SET", "GET"):
     for name, t in keys:
         if t != test:
             continue
         cols = list(zip(*data[(name, t)]))
         med = [statistics.median(c) for c in cols]
-        print(f"| {test} | {name} | {med[0]:.2f} | {med[1]:.3f} | {med[2]:.3f} | {med[3]:.3f} | {med[4]:.3f} | {med[5]:,.0f} |")
+        print(f"| {test} | {name} | {med[0]:.2f} | {med[1]:.3f} | {med[2]:.3f} | {med[3]:.3f} | {med[4]:.3f} | {med[5]:.3f} | {med[6]:.2f} | {med[7]:.3f} | {med[8]:.3f} | {med[9]:,.0f} |")
 PY
