@@ -9,9 +9,9 @@
  * runs out of provided buffers the receive ends with ENOBUFS and is armed
  * again; when the connection pauses (below) it is cancelled, and what
  * arrives before the cancel takes effect (a completion or two) is kept.
- * Without provided buffers (an old kernel, RINGKV_RECV_BUFFERS=0) and on
- * TLS connections one plain recv is in flight at a time, straight into
- * the receive buffer. Complete frames are decoded in place. Answers
+ * Without provided buffers (an old kernel, RINGKV_RECV_BUFFERS=0), on TLS
+ * connections and before authentication (its small receive buffer) one
+ * plain recv is in flight at a time, straight into the receive buffer. Complete frames are decoded in place. Answers
  * are encoded into an output buffer and sent once per loop iteration (one
  * send for every answer produced in that iteration).
  *
