@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -48,6 +49,10 @@ int io_ring_init(struct io_ring *r, unsigned entries, char *err, size_t errlen)
 		snprintf(err, errlen, "io_uring_queue_init: %s", strerror(-rv));
 		return rv;
 	}
+	/* io_uring_enter then names the ring by its index in this thread's
+	 * registered rings, sparing the kernel a file lookup per call (the
+	 * ring is used only by this thread: SINGLE_ISSUER). */
+	r->ring_fd_registered = io_uring_register_ring_fd(&r->ring) == 1;
 	probe = io_uring_get_probe_ring(&r->ring);
 	if (probe) {
 		r->has_msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
@@ -61,8 +66,60 @@ int io_ring_init(struct io_ring *r, unsigned entries, char *err, size_t errlen)
 	return 0;
 }
 
+int io_ring_bufs_init(struct io_ring *r, unsigned count, unsigned size)
+{
+	struct io_uring_buf_reg reg;
+	size_t ring_len = (size_t)count * sizeof(struct io_uring_buf);
+	size_t len;
+	void *map;
+	unsigned i;
+	int rv;
+
+	if (r->buf_count)
+		return 0;
+	if (count == 0 || count > 32768 || (count & (count - 1)) || size == 0)
+		return -EINVAL;
+	/* The ring first (page-aligned, as the kernel wants), then the
+	 * buffers; pages are touched only when the kernel fills them. */
+	ring_len = (ring_len + 4095) & ~(size_t)4095;
+	len = ring_len + (size_t)count * size;
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	r->buf_ring = map;
+	r->buf_base = (uint8_t *)map + ring_len;
+	r->buf_size = size;
+	r->buf_count = count;
+	io_uring_buf_ring_init(r->buf_ring);
+	memset(&reg, 0, sizeof reg);
+	reg.ring_addr = (uint64_t)(uintptr_t)map;
+	reg.ring_entries = count;
+	reg.bgid = IO_RING_BGID;
+	rv = io_uring_register_buf_ring(&r->ring, &reg, 0);
+	if (rv != 0) {
+		munmap(map, len);
+		r->buf_ring = NULL;
+		r->buf_base = NULL;
+		r->buf_count = r->buf_size = 0;
+		return rv;
+	}
+	r->buf_map_len = len;
+	for (i = 0; i < count; i++)
+		io_uring_buf_ring_add(r->buf_ring, r->buf_base + (size_t)i * size, size,
+				      (unsigned short)i, (int)(count - 1), (int)i);
+	io_uring_buf_ring_advance(r->buf_ring, (int)count);
+	return 0;
+}
+
 void io_ring_exit(struct io_ring *r)
 {
+	if (r->buf_count) {
+		io_uring_unregister_buf_ring(&r->ring, IO_RING_BGID);
+		munmap(r->buf_ring, r->buf_map_len);
+		r->buf_ring = NULL;
+		r->buf_base = NULL;
+		r->buf_count = 0;
+	}
 	io_uring_queue_exit(&r->ring);
 	free(r->deferred);
 	r->deferred = NULL;
@@ -77,10 +134,10 @@ void io_ring_describe(const struct io_ring *r, char *buf, size_t len)
 		mode = "single-issuer+defer-taskrun";
 	else if (r->setup_flags & IORING_SETUP_COOP_TASKRUN)
 		mode = "coop-taskrun";
-	snprintf(buf, len, "io_uring %s, msg_ring %s, multishot accept %s, ftruncate %s",
-		 mode, r->has_msg_ring ? "yes" : "no",
+	snprintf(buf, len, "io_uring %s, msg_ring %s, multishot accept %s, ftruncate %s, "
+		 "registered ring fd %s", mode, r->has_msg_ring ? "yes" : "no",
 		 r->has_multishot_accept ? "yes" : "no",
-		 r->has_ftruncate ? "yes" : "no");
+		 r->has_ftruncate ? "yes" : "no", r->ring_fd_registered ? "yes" : "no");
 }
 
 /* Moves every ready CQE into the deferred queue (handlers run later, from

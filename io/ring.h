@@ -39,10 +39,23 @@ struct io_ring {
 	bool has_multishot_accept;
 	bool has_recv_multishot;
 	bool has_ftruncate;     /* IORING_OP_FTRUNCATE (kernel 6.9) */
+	bool ring_fd_registered; /* io_uring_register_ring_fd took */
 	uint64_t submitted;     /* SQEs handed to the kernel, for metrics */
 	uint64_t completions;   /* CQEs dispatched */
 	uint64_t waits;         /* io_uring_enter calls that waited */
 	int64_t pending;        /* operations whose last completion is not in */
+
+	/* Provided buffers (io_ring_bufs_init): one ring of `buf_count`
+	 * buffers of `buf_size` bytes in group IO_RING_BGID, for multishot
+	 * receives. The kernel takes a buffer per completion; its user gives
+	 * it back with io_ring_buf_recycle() as soon as it copied it out. */
+	struct io_uring_buf_ring *buf_ring;
+	uint8_t *buf_base;
+	size_t buf_map_len;
+	unsigned buf_count;     /* a power of two; 0: none */
+	unsigned buf_size;
+	bool buf_tried;         /* its user tried to set it up (once) */
+	uint64_t buf_enobufs;   /* multishot receives ended for want of a buffer */
 
 	/* Completions reaped while making room for SQEs: handed to their
 	 * handlers by the next io_ring_dispatch, never from inside
@@ -96,6 +109,33 @@ int io_ring_submit_wait(struct io_ring *r, uint64_t timeout_us);
 
 /* Dispatches every ready completion. Returns how many. */
 unsigned io_ring_dispatch(struct io_ring *r);
+
+/* The buffer group of io_ring_bufs_init's ring. */
+#define IO_RING_BGID 0
+
+/*
+ * Sets up and registers the provided-buffer ring: `count` (a power of two,
+ * at most 32768) buffers of `size` bytes. 0 or a negative errno (the kernel
+ * lacks it, or no memory); nothing is left behind on failure.
+ */
+int io_ring_bufs_init(struct io_ring *r, unsigned count, unsigned size);
+
+/* The data of the provided buffer a completion with IORING_CQE_F_BUFFER
+ * in `flags` used. */
+static inline const uint8_t *io_ring_buf(const struct io_ring *r, unsigned flags)
+{
+	return r->buf_base + (size_t)(flags >> IORING_CQE_BUFFER_SHIFT) * r->buf_size;
+}
+
+/* Gives that buffer back to the kernel. */
+static inline void io_ring_buf_recycle(struct io_ring *r, unsigned flags)
+{
+	unsigned short bid = (unsigned short)(flags >> IORING_CQE_BUFFER_SHIFT);
+
+	io_uring_buf_ring_add(r->buf_ring, r->buf_base + (size_t)bid * r->buf_size,
+			      r->buf_size, bid, (int)(r->buf_count - 1), 0);
+	io_uring_buf_ring_advance(r->buf_ring, 1);
+}
 
 /*
  * At exit: cancels every pending operation and dispatches completions until

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,6 +30,12 @@
 #define CONN_OBUF_INITIAL (64u << 10)
 /* Before authentication: room for one AUTH_PREAUTH_FRAME frame. */
 #define CONN_RBUF_PREAUTH (AUTH_PREAUTH_FRAME + 64u)
+/* Provided buffers of a core's multishot receives (conn.h): every
+ * connection of the core shares them, each only until its completion is
+ * copied out. RINGKV_RECV_BUFFERS=COUNT[:SIZE] overrides (0: plain
+ * receives), for tests and measurements. */
+#define CONN_RECV_BUFFERS 256u
+#define CONN_RECV_BUFFER_SIZE (16u << 10)
 
 static struct pool *core_pool(struct node_core *c)
 {
@@ -451,12 +458,86 @@ static void process(struct conn *conn)
 	}
 }
 
+/*
+ * Appends `n` received bytes to the receive buffer, compacting and growing
+ * it as needed (no receive is ever in flight into it while multishot
+ * receives are used, and decoding is not running: completions are never
+ * dispatched from inside it). 0 or -ENOMEM.
+ */
+static int rbuf_append(struct conn *conn, const uint8_t *data, size_t n)
+{
+	if (conn->roff == conn->rlen) {
+		conn->roff = conn->rlen = 0;
+	} else if (conn->rcap - conn->rlen < n && conn->roff) {
+		memmove(conn->rbuf, conn->rbuf + conn->roff, conn->rlen - conn->roff);
+		conn->rlen -= conn->roff;
+		conn->roff = 0;
+	}
+	if (conn->rcap - conn->rlen < n &&
+	    grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen, conn->rlen + n) != 0)
+		return -ENOMEM;
+	memcpy(conn->rbuf + conn->rlen, data, n);
+	conn->rlen += n;
+	return 0;
+}
+
+/* Stops a paused connection's multishot receive: what the client sends
+ * meanwhile waits in the socket. Its completion (-ECANCELED, or whatever
+ * ended it first) clears recv_armed. */
+static void cancel_multishot(struct conn *conn)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!conn->recv_armed || !conn->recv_multi || conn->recv_cancel)
+		return;
+	sqe = io_ring_get_sqe(&conn->core->reactor->io);
+	io_uring_prep_cancel(sqe, &conn->recv_op, 0);
+	conn->recv_cancel = true;
+}
+
 static void recv_done(struct io_op *op, int res, unsigned flags)
 {
 	struct conn *conn = op->data;
+	struct io_ring *io = &conn->core->reactor->io;
+	const uint8_t *pbuf = NULL;
 
-	conn->recv_armed = false;
-	conn->sock_nonempty = (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+	if (flags & IORING_CQE_F_BUFFER)
+		pbuf = io_ring_buf(io, flags);
+	if (!(flags & IORING_CQE_F_MORE)) {
+		conn->recv_armed = false;
+		conn->recv_multi = false;
+		conn->recv_cancel = false;
+	}
+	if (!pbuf)
+		conn->sock_nonempty = (flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+	if (res > 0 && pbuf && !conn->closing) {
+		/* Copied out, the provided buffer goes straight back. */
+		int rv = rbuf_append(conn, pbuf, (size_t)res);
+
+		io_ring_buf_recycle(io, flags);
+		if (rv != 0) {
+			conn_kill(conn);
+			return;
+		}
+		pbuf = NULL;
+	} else if (pbuf) {
+		io_ring_buf_recycle(io, flags);
+		pbuf = NULL;
+	}
+	if (res == -ENOBUFS || (res == -ECANCELED && !reactor_stopping(conn->core->reactor))) {
+		/* Out of provided buffers (they come back as this pass's
+		 * completions are handled), or cancelled because paused:
+		 * nothing was lost, the data waits in the socket. */
+		if (res == -ENOBUFS)
+			io->buf_enobufs++;
+		if (conn->draining && conn->shut_wr) {
+			try_release(conn); /* discards with a plain recv */
+			return;
+		}
+		arm_recv(conn);
+		try_release(conn);
+		return;
+	}
 	if (conn->draining && conn->shut_wr) {
 		/* Discarding what the peer still sends until it closes. */
 		if (res <= 0) {
@@ -494,8 +575,11 @@ static void recv_done(struct io_op *op, int res, unsigned flags)
 		try_release(conn);
 		return;
 	}
-	conn->rlen += (size_t)res;
+	if (!(flags & IORING_CQE_F_BUFFER))
+		conn->rlen += (size_t)res;
 	process(conn);
+	if (conn->recv_multi && paused(conn))
+		cancel_multishot(conn);
 	arm_recv(conn);
 	/* Decoding may have closed it (protocol error, out of memory). */
 	try_release(conn);
@@ -521,6 +605,47 @@ static int rbuf_room(struct conn *conn)
 	return 0;
 }
 
+/* Whether this core's plaintext connections receive with multishot
+ * receives into provided buffers; sets the buffers up on first use. */
+static bool multishot_ready(struct node_core *c)
+{
+	struct io_ring *io = &c->reactor->io;
+	unsigned long count = CONN_RECV_BUFFERS, size = CONN_RECV_BUFFER_SIZE;
+	const char *env;
+	int rv;
+
+	if (io->buf_count)
+		return true;
+	if (io->buf_tried)
+		return false;
+	io->buf_tried = true;
+	env = getenv("RINGKV_RECV_BUFFERS");
+	if (env && *env) {
+		char *end;
+
+		count = strtoul(env, &end, 10);
+		if (*end == ':')
+			size = strtoul(end + 1, &end, 10);
+		if (*end || count > 32768 || (count & (count - 1)) || size < 64 || size > (1u << 20)) {
+			log_warn("RINGKV_RECV_BUFFERS=%s is not COUNT[:SIZE] (a power of two up "
+				 "to 32768, 64 B to 1 MiB); using %u:%u", env, CONN_RECV_BUFFERS,
+				 CONN_RECV_BUFFER_SIZE);
+			count = CONN_RECV_BUFFERS;
+			size = CONN_RECV_BUFFER_SIZE;
+		}
+	}
+	if (count == 0 || !io->has_recv_multishot)
+		return false;
+	rv = io_ring_bufs_init(io, (unsigned)count, (unsigned)size);
+	if (rv != 0) {
+		log_warn("provided buffers unavailable (%s): plain receives", strerror(-rv));
+		return false;
+	}
+	log_info("client connections: multishot receives, %lu provided buffers of %lu bytes",
+		 count, size);
+	return true;
+}
+
 static void arm_recv(struct conn *conn)
 {
 	struct io_uring_sqe *sqe;
@@ -532,8 +657,22 @@ static void arm_recv(struct conn *conn)
 	}
 	if (conn->recv_armed || conn->closing || conn->eof || conn->fd_closed || paused(conn))
 		return;
-	/* The only place a plaintext receive buffer moves or grows: no recv
-	 * is in flight into it now. */
+	/* Before authentication the receive buffer stays small (conn.h):
+	 * plain receives, which never fill it past its size. */
+	if (multishot_ready(conn->core) && !(conn->core->node->users && auth_needed(conn))) {
+		/* Stays armed across requests; completions carry provided
+		 * buffers, copied to rbuf by recv_done. */
+		sqe = io_ring_get_sqe(&conn->core->reactor->io);
+		io_uring_prep_recv_multishot(sqe, conn->fd, NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = IO_RING_BGID;
+		io_op_attach(sqe, &conn->recv_op);
+		conn->recv_armed = true;
+		conn->recv_multi = true;
+		return;
+	}
+	/* The only place a plaintext receive buffer moves or grows with
+	 * plain receives: no recv is in flight into it now. */
 	if (rbuf_room(conn) != 0) {
 		conn_kill(conn);
 		return;

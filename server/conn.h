@@ -1,7 +1,17 @@
 /*
  * A client connection of the native protocol, owned by the core that
- * accepted it. One recv is in flight at a time, straight into the
- * connection's receive buffer, so complete frames are decoded in place. Answers
+ * accepted it. One receive is armed at a time. On a plaintext port it is
+ * a multishot receive into the core's provided buffers (io/ring.h): it
+ * stays armed across requests, each completion's bytes are copied to the
+ * end of the connection's receive buffer and the provided buffer goes
+ * back to the kernel at once, so no connection holds one and a partial
+ * frame simply waits in the receive buffer for the rest. When the kernel
+ * runs out of provided buffers the receive ends with ENOBUFS and is armed
+ * again; when the connection pauses (below) it is cancelled, and what
+ * arrives before the cancel takes effect (a completion or two) is kept.
+ * Without provided buffers (an old kernel, RINGKV_RECV_BUFFERS=0), on TLS
+ * connections and before authentication (its small receive buffer) one
+ * plain recv is in flight at a time, straight into the receive buffer. Complete frames are decoded in place. Answers
  * are encoded into an output buffer and sent once per loop iteration (one
  * send for every answer produced in that iteration).
  *
@@ -80,6 +90,8 @@ struct conn {
 	struct io_op send_op;
 	struct io_op close_op;
 	bool recv_armed;
+	bool recv_multi;            /* the armed receive is multishot */
+	bool recv_cancel;           /* ... and its cancel is on the way */
 	bool sock_nonempty;     /* the last receive left data in the socket */
 	bool send_armed;
 	bool closing;               /* no more reads; close once output is sent */

@@ -4,6 +4,7 @@ it from their own folder, which Python puts first on sys.path):
 - read_until_closed, admin_exchange: raw bytes to and from the admin port,
   plain or over TLS (test_admin.py, tls.py);
 - stop_process: SIGTERM, then SIGKILL after a bound;
+- RespReader: RESP2 replies off a blocking socket, decoded;
 - start_cluster_node: one ringkvd of a static cluster with a RESP port
   (the resp_cluster_*.py tests);
 - Native: stale reads through libringkv (ctypes), each node's own applied
@@ -51,6 +52,45 @@ def admin_exchange(host, port, data, timeout, ctx=None, wait_reply=True,
         return b""
     finally:
         sock.close()
+
+
+class RespReader:
+    """Reads RESP2 replies from a blocking socket: simple strings, errors
+    and integers as their line (b"+OK", b"-ERR ...", b":3"), bulk strings
+    as their bytes (None for a null), arrays as lists."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+
+    def _fill(self):
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise EOFError("server closed")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-", b":"):
+            return line
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill()
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data
+        if kind == b"*":
+            return [self.reply() for _ in range(int(rest))]
+        raise ValueError("bad reply line %r" % line)
 
 
 def stop_process(proc, timeout, sig=signal.SIGTERM):
