@@ -383,6 +383,9 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 		"Wake-ups rung for a sleeping core.", 0);
 	ids->io_submitted = metrics_counter(m, "ringkv_io_submitted_total", NULL,
 		"io_uring operations submitted.", 0);
+	ids->recv_enobufs = metrics_counter(m, "ringkv_io_recv_buffers_exhausted_total", NULL,
+		"Multishot client receives that ended because the core's provided "
+		"receive buffers were all in use (each is armed again at once).", 0);
 	ids->outbox_messages = metrics_gauge(m, "ringkv_core_mailbox_depth", NULL,
 		"Messages this core sent to other cores that they have not taken yet "
 		"(the SPSC mailboxes' depth, summed over the peers).", 0);
@@ -400,6 +403,7 @@ int node_metrics_register(struct metrics *m, struct node_metric_ids *ids)
 	CHECK(ids->messages_out);
 	CHECK(ids->doorbells);
 	CHECK(ids->io_submitted);
+	CHECK(ids->recv_enobufs);
 	CHECK(ids->build_info);
 	CHECK(ids->admin_requests);
 	return register_replication(m, ids);
@@ -632,6 +636,7 @@ static void collect(struct metrics_core *mc, void *arg)
 	metrics_set(mc, ids->messages_out, c->reactor->msgs_out);
 	metrics_set(mc, ids->doorbells, c->reactor->doorbells);
 	metrics_set(mc, ids->io_submitted, c->reactor->io.submitted);
+	metrics_set(mc, ids->recv_enobufs, c->reactor->io.buf_enobufs);
 	{
 		struct reactor *r = c->reactor;
 		uint64_t queued = 0, overflowing = 0;

@@ -82,6 +82,7 @@ struct node_metric_ids {
 	int messages_out;
 	int doorbells;
 	int io_submitted;
+	int recv_enobufs;        /* multishot receives ended by ENOBUFS */
 	int outbox_messages;     /* sent to other cores, not yet taken by them */
 	int outbox_overflowing;  /* peers whose mailbox is full (overflow queue in use) */
 	int build_info;

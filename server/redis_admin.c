@@ -218,7 +218,7 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			"multiplexing_api:io_uring\r\nprocess_id:%ld\r\ntcp_port:%u\r\n"
 			"uptime_in_seconds:%ld\r\nuptime_in_days:%ld\r\n"
 			"cores:%u\r\nshards:%u\r\n\r\n",
-			"0.1.0", (long)getpid(), n->resp_port, uptime, uptime / 86400, n->cores,
+			RINGKV_VERSION, (long)getpid(), n->resp_port, uptime, uptime / 86400, n->cores,
 			n->shards);
 	if (section_wanted(section, "clients"))
 		len += (size_t)snprintf(text + len, sizeof text - len,

@@ -35,7 +35,7 @@ static void hello_reply(struct conn *conn, struct reply *r)
 	reply_str(conn, r, "server");
 	reply_str(conn, r, "ringkv");
 	reply_str(conn, r, "version");
-	reply_str(conn, r, "0.1.0");
+	reply_str(conn, r, RINGKV_VERSION);
 	reply_str(conn, r, "proto");
 	reply_int(conn, r, conn->redis->resp3 ? 3 : 2);
 	reply_str(conn, r, "id");

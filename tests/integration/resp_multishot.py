@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 from ringkv_test import RespReader as Reader, stop_process
 
@@ -141,6 +142,21 @@ def run_checks(addr, pid, check, tag):
     s.close()
 
 
+def metric(addr, name):
+    """The value of counter `name` in the admin port's /metrics (summed over
+    its lines), or None when the scrape fails."""
+    try:
+        with urllib.request.urlopen("http://%s:%d/metrics" % addr, timeout=TIMEOUT) as f:
+            text = f.read().decode()
+    except OSError:
+        return None
+    total = None
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            total = (total or 0) + float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -162,8 +178,10 @@ def main():
         if bufs is not None:
             env["RINGKV_RECV_BUFFERS"] = bufs
         log = open(os.path.join(tmp, "stderr"), "w+")
+        admin = (host, base_port + 8 + idx)
         proc = subprocess.Popen([sys.argv[1], "--cores", "1", "--listen", "%s:%d" % (host, port + 1),
                                  "--resp-listen", "%s:%d" % (host, port),
+                                 "--admin-listen", "%s:%d" % admin,
                                  "--data-dir", os.path.join(tmp, "data")],
                                 stdout=subprocess.DEVNULL, stderr=log, env=env)
         try:
@@ -178,6 +196,13 @@ def main():
             check(up, "%s: server up" % tag)
             if up:
                 run_checks((host, port), proc.pid, check, tag)
+                # Four 64-byte buffers run out all the time; plain
+                # receives never use them.
+                n = metric(admin, "ringkv_io_recv_buffers_exhausted_total")
+                if tag == "4x64":
+                    check(n is not None and n > 0, "%s: buffer exhaustion counted (%s)" % (tag, n))
+                elif tag == "plain":
+                    check(n == 0, "%s: no buffer exhaustion counted (%s)" % (tag, n))
         except (OSError, EOFError, ValueError) as e:
             check(False, "%s: %s" % (tag, e))
         finally:
