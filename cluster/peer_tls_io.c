@@ -101,7 +101,9 @@ void peer_out_tls_step(struct peer *p)
 }
 
 /* TLS, inside the handshake: the server must be the node dialled (a
- * refusal is an alert to it, and the reason in our log line). */
+ * refusal is the reason in our log line; the alert OpenSSL makes for it is
+ * not sent: peer_out_lost closes at once, so the server sees the
+ * connection end -- not done yet, unlike the inbound side's in_refuse). */
 int peer_out_cert_check(void *arg, X509 *cert, char *why, size_t len)
 {
 	struct peer *p = arg;

@@ -57,10 +57,12 @@ int io_ring_init(struct io_ring *r, unsigned entries, char *err, size_t errlen)
 	if (probe) {
 		r->has_msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
 		r->has_ftruncate = io_uring_opcode_supported(probe, IORING_OP_FTRUNCATE);
-		/* Multishot accept/recv came with 5.19/6.0, with IORING_OP_SOCKET
-		 * (5.19) as the closest probe-able marker. */
+		/* Multishot accept came with 5.19 (IORING_OP_SOCKET, the
+		 * closest probe-able marker), multishot recv with 6.0
+		 * (IORING_OP_SEND_ZC, same release): on 5.19 a multishot recv
+		 * fails with EINVAL, which would drop every connection. */
 		r->has_multishot_accept = io_uring_opcode_supported(probe, IORING_OP_SOCKET);
-		r->has_recv_multishot = r->has_multishot_accept;
+		r->has_recv_multishot = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
 		io_uring_free_probe(probe);
 	}
 	return 0;

@@ -65,9 +65,14 @@ static size_t held_bytes(const struct conn *conn)
 static bool paused(const struct conn *conn)
 {
 	/* While a password is verified nothing more is read either: what
-	 * the client sends meanwhile waits in the socket, not in rbuf. */
+	 * the client sends meanwhile waits in the socket, not in rbuf. So
+	 * it does while decoding is held behind earlier requests (the
+	 * ordering rule) and more than CONN_OUTPUT_HIGH bytes wait undecoded:
+	 * a client streaming requests without reading, behind a write that
+	 * waits seconds for a leader, would grow rbuf at line rate. */
 	return conn->inflight >= conn->core->node->cfg.max_inflight ||
-	       held_bytes(conn) > CONN_OUTPUT_HIGH || conn->auth.job;
+	       held_bytes(conn) > CONN_OUTPUT_HIGH || conn->auth.job ||
+	       (conn->held && conn->rlen - conn->roff > CONN_OUTPUT_HIGH);
 }
 
 bool conn_answer_room(const struct conn *conn, size_t need)
@@ -967,8 +972,11 @@ static void try_release(struct conn *conn)
 			return;
 		}
 		if (conn->recv_armed) {
-			/* Wake the pending recv; its completion comes back here. */
+			/* Wake the pending recv; its completion comes back here.
+			 * A multishot one is cancelled too: after SHUT_RD alone a
+			 * client that keeps sending keeps it completing. */
 			shutdown(conn->fd, SHUT_RD);
+			cancel_multishot(conn);
 			return;
 		}
 		if (conn->send_armed || conn->olen || (conn->inflight && !conn->dead))
