@@ -150,9 +150,6 @@ void raft_handle_append(struct raft *r, const struct raft_msg *m)
 		reject(r, m);
 		return;
 	}
-	/* this leader's log was known to match ours up to prev already */
-	bool continued = m->index <= r->leader_match;
-	bool appended = false;
 	for (uint32_t i = 0; i < m->n_entries; i++) {
 		const struct raft_entry *e = &m->entries[i];
 		uint64_t index = m->index + 1 + i;
@@ -167,7 +164,6 @@ void raft_handle_append(struct raft *r, const struct raft_msg *m)
 			r->err = -ENOMEM;
 			return;
 		}
-		appended = true;
 		if (index < r->unstable_from)
 			r->unstable_from = index;
 		if (e->type == RAFT_ENTRY_CONF) {
@@ -182,19 +178,7 @@ void raft_handle_append(struct raft *r, const struct raft_msg *m)
 	if (last_new > r->leader_match)
 		r->leader_match = last_new;
 	raft_follower_commit(r, m->commit < last_new ? m->commit : last_new);
-	/*
-	 * One answer per round, not two. An APPEND that continues what
-	 * this leader already matched with us, and added entries, is
-	 * answered by their write's report (raft_handle_persisted): an
-	 * answer now could say only what is durable, which that report
-	 * says too, with the new entries. Every other APPEND is answered
-	 * now: nothing appended means no report will come; one that does
-	 * not continue may be the leader's probe, paused until an answer,
-	 * which must not hang on a write a crash can lose (after a crash
-	 * leader_match is 0, so the next APPEND is answered at once).
-	 */
-	if (!appended || !continued)
-		send_ack(r, m->from);
+	send_ack(r, m->from);
 }
 
 void raft_handle_append_resp(struct raft *r, const struct raft_msg *m)

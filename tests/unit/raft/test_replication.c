@@ -380,58 +380,6 @@ static void test_report_of_an_overwritten_write_is_stale(void **state)
 	raft_destroy(w.r);
 }
 
-/*
- * One answer per round: an APPEND that continues what this leader already
- * matched, and adds entries, is answered by their write's report, not
- * also on receipt (that answer could only repeat the durable index). A
- * first APPEND of a leader (maybe its probe) and one that adds nothing
- * are answered at once.
- */
-static void test_continuing_append_answered_by_its_write(void **state)
-{
-	(void)state;
-	static const uint64_t one[1] = {1};
-	struct raw w;
-	raw_init(&w, 2, 1, one, 1);
-	struct raft_entry e[2] = {{.term = 1, .type = RAFT_ENTRY_NORMAL},
-				  {.term = 1, .type = RAFT_ENTRY_NORMAL}};
-	/* the leader's first APPEND: answered now, with what is durable */
-	struct raft_msg m = {.type = RAFT_MSG_APPEND, .from = 1, .to = 2,
-			     .term = 1, .index = 1, .log_term = 1,
-			     .entries = e, .n_entries = 2};
-	assert_int_equal(raw_recv(&w, &m), 0);
-	const struct raft_msg *ack = raw_reply(&w, RAFT_MSG_APPEND_RESP);
-	assert_non_null(ack);
-	assert_int_equal(ack->index, 1);
-	uint64_t mark = w.up.persist_mark;
-	assert_int_equal(persisted_report(&w, 3, 1, mark), 3);
-	/* continuing after index 3 with entry 4: no answer until durable */
-	m = (struct raft_msg){.type = RAFT_MSG_APPEND, .from = 1, .to = 2,
-			      .term = 1, .index = 3, .log_term = 1,
-			      .entries = e, .n_entries = 1};
-	assert_int_equal(raw_recv(&w, &m), 0);
-	assert_null(raw_reply(&w, RAFT_MSG_APPEND_RESP));
-	assert_int_equal(w.up.n_persist, 1);
-	mark = w.up.persist_mark;
-	assert_int_equal(persisted_report(&w, 4, 1, mark), 4);
-	/* the same entry again (a duplicate): nothing to write, answered now */
-	assert_int_equal(raw_recv(&w, &m), 0);
-	ack = raw_reply(&w, RAFT_MSG_APPEND_RESP);
-	assert_non_null(ack);
-	assert_int_equal(ack->index, 4);
-	/* a new term's leader: its first APPEND is answered at once */
-	m = (struct raft_msg){.type = RAFT_MSG_APPEND, .from = 3, .to = 2,
-			      .term = 2, .index = 4, .log_term = 1,
-			      .entries = e, .n_entries = 1};
-	e[0].term = 2;
-	assert_int_equal(raw_recv(&w, &m), 0);
-	ack = raw_reply(&w, RAFT_MSG_APPEND_RESP);
-	assert_non_null(ack);
-	assert_int_equal(ack->index, 4);
-	assert_int_equal(w.up.n_persist, 1);
-	raft_destroy(w.r);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,7 +394,6 @@ int main(void)
 		cmocka_unit_test(test_match_of_an_earlier_term_is_not_acknowledged),
 		cmocka_unit_test(test_leader_drops_ack_beyond_its_log),
 		cmocka_unit_test(test_report_of_an_overwritten_write_is_stale),
-		cmocka_unit_test(test_continuing_append_answered_by_its_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
