@@ -97,7 +97,12 @@ def resp_set(nid, keys, timeout=10):
         for key in keys:
             k = key.encode()
             s.sendall(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$1\r\nv\r\n" % (len(k), k))
-            ok += f.readline() == b"+OK\r\n"
+            line = f.readline()
+            if line == b"+OK\r\n":
+                ok += 1
+            elif not hasattr(resp_set, "first_error"):
+                # The first answer that was not +OK, for the failure's line.
+                resp_set.first_error = "%s: %r" % (key, line)
     return ok
 
 
@@ -119,7 +124,10 @@ def run(ringkvd, work, procs):
     if not led:
         return
     # Writes to many keys (every shard, with luck) and then idle: asleep.
-    adm.check(resp_set(2, ["warm-%d" % i for i in range(200)]) == 200, "200 warm-up writes")
+    warm = resp_set(2, ["warm-%d" % i for i in range(200)])
+    adm.check(warm == 200, "200 warm-up writes (%d +OK%s)" % (
+        warm, "; first other answer " + resp_set.first_error
+        if hasattr(resp_set, "first_error") else ""))
     t0 = time.time()
     samples = wait_until(SLEEP_BOUND, lambda: all_asleep(NODES))
     adm.check(samples is not None, "all %d groups asleep on every node within %d s (last: %s)"
