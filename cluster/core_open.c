@@ -271,9 +271,7 @@ int cluster_core_restore_group(struct cluster_core *c, struct replica *rep, char
 			 * marker keeps saying so, with its term (else a later
 			 * restart would lose the floor and ask again). */
 			if (rep->joining && settled)
-				len = floor ? snprintf(text, sizeof text, "settled\nterm %" PRIu64
-						       "\n", floor)
-					    : snprintf(text, sizeof text, "settled");
+				len = replica_settle_marker(text, sizeof text, false, floor);
 			rv = rep->undecided ? durable_file_replace(c->node->data_dir, base,
 								   "undecided", 9)
 					    : durable_file_replace(c->node->data_dir, base, text,

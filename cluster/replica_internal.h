@@ -700,6 +700,10 @@ bool replica_wiped_filter(struct replica *rep, const struct raft_msg *m);
  * tick runs: no Raft tick, no campaign). */
 bool replica_wiped_tick(struct replica *rep);
 bool replica_wiped_probing(const struct replica *rep);
+/* The joining marker's text once the replica settled after asking
+ * ("undecided settled" or "settled", then "term N" when it skipped to N;
+ * core_open.c marker_says reads it); its length. */
+int replica_settle_marker(char *buf, size_t cap, bool undecided, uint64_t term);
 /* No ring op of the probe in flight (the amnesia marker's write, the
  * joining marker's removal): the core may stop. */
 bool replica_wiped_idle(const struct replica *rep);

@@ -196,6 +196,14 @@ bool replica_wiped_probing(const struct replica *rep)
 	return rep->wiped && rep->wiped->probing;
 }
 
+int replica_settle_marker(char *buf, size_t cap, bool undecided, uint64_t term)
+{
+	const char *head = undecided ? "undecided settled" : "settled";
+
+	return term ? snprintf(buf, cap, "%s\nterm %" PRIu64 "\n", head, term)
+		    : snprintf(buf, cap, "%s", head);
+}
+
 bool replica_wiped_idle(const struct replica *rep)
 {
 	const struct replica_wiped *w = rep->wiped;
@@ -587,10 +595,7 @@ static void settle(struct replica *rep, enum wiped_outcome o)
 	}
 	if (rep->join_file_ready && !ring_file_idle(&rep->join_file))
 		return; /* a write still in flight: the next tick tries again */
-	len = snprintf(w->text, sizeof w->text, "%s", undecided ? "undecided settled" : "settled");
-	if (skip > 0)
-		len += snprintf(w->text + len, sizeof w->text - (size_t)len, "\nterm %" PRIu64 "\n",
-				skip);
+	len = replica_settle_marker(w->text, sizeof w->text, undecided, skip);
 	ring_file_init(&rep->join_file, &c->r->io, c->node->data_dir_fd,
 		       replica_file_name(rep->join_marker), join_file_written, rep);
 	rep->join_file_ready = true;

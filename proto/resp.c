@@ -663,6 +663,18 @@ static size_t put_header(uint8_t *dst, uint8_t type, uint64_t count)
 	return n;
 }
 
+/* A bulk-like reply's payload after its header of `n` bytes at dst: the
+ * bytes and the closing CRLF; the reply is then taken into out. */
+static void put_body(struct resp_out *out, uint8_t *dst, size_t n, const void *data, size_t len)
+{
+	if (len)
+		memcpy(dst + n, data, len);
+	n += len;
+	dst[n++] = '\r';
+	dst[n++] = '\n';
+	out->len += n;
+}
+
 int resp_write_bulk(struct resp_out *out, const void *data, size_t len)
 {
 	uint8_t *dst;
@@ -673,12 +685,7 @@ int resp_write_bulk(struct resp_out *out, const void *data, size_t len)
 		return -ENOBUFS;
 	dst = out->data + out->len;
 	n = put_header(dst, '$', len);
-	if (len)
-		memcpy(dst + n, data, len);
-	n += len;
-	dst[n++] = '\r';
-	dst[n++] = '\n';
-	out->len += n;
+	put_body(out, dst, n, data, len);
 	return 0;
 }
 
@@ -761,11 +768,6 @@ int resp_write_verbatim(struct resp_out *out, const char *format, const void *da
 	memcpy(dst + n, format, 3);
 	dst[n + 3] = ':';
 	n += 4;
-	if (len)
-		memcpy(dst + n, data, len);
-	n += len;
-	dst[n++] = '\r';
-	dst[n++] = '\n';
-	out->len += n;
+	put_body(out, dst, n, data, len);
 	return 0;
 }
