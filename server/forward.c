@@ -39,6 +39,9 @@
  * whose connection went down (their forwards are answered then, not at
  * the timeout). */
 #define WATCH_US (10u * 1000u)
+/* A request no route can take yet waits for one, asking again this often
+ * (see hold()). */
+#define HOLD_RETRY_US (10u * 1000u)
 
 _Static_assert(FORWARD_MAX_INFLIGHT <= (1u << ID_SLOT_BITS), "slot index fits the id");
 
@@ -65,6 +68,7 @@ struct forward_core {
 	struct peer_msg_buf frame;
 	struct peer_msg_limits limits;
 	uint64_t timeout_us;
+	uint64_t hold_us;         /* longest wait for a route: an election timeout */
 	bool stopping;
 	struct forward_stats stats;
 };
@@ -460,6 +464,51 @@ static uint64_t pick_holder(struct node_core *c, uint32_t shard, uint64_t self)
 	return fallback;
 }
 
+static void held_retry(struct timer *t, void *arg)
+{
+	struct fwd_slot *s = arg;
+	struct forward_core *fc = s->fc;
+	struct kv_req *req = s->req;
+
+	(void)t;
+	slot_release(fc, s);
+	kv_route_again(fc->core, req);
+}
+
+/*
+ * A request that no route can take yet -- no leader known (a first
+ * election, or one replacing a dead leader), or the leader's node not
+ * connected from this core (its connection still being made) -- waits in
+ * a slot and is routed again every HOLD_RETRY_US, for at most an election
+ * timeout from when it was first held. Nothing was sent, so refusing it
+ * after that stays safe to retry. False: not held (stopping, no slot free,
+ * or its time is up); the caller refuses it.
+ */
+static bool hold(struct node_core *c, struct kv_req *req)
+{
+	struct forward_core *fc = c->forward;
+	uint64_t now = c->reactor->now_us;
+	struct fwd_slot *s;
+
+	if (fc->stopping || fc->free_head == NO_SLOT)
+		return false;
+	if (!req->hold_until_us)
+		req->hold_until_us = now + fc->hold_us;
+	if (now + HOLD_RETRY_US > req->hold_until_us)
+		return false;
+	s = &fc->slots[fc->free_head];
+	fc->free_head = s->next_free;
+	fc->inflight++;
+	/* A new generation: no late answer can take this slot for its own. */
+	s->gen = (s->gen + 1) & ID_GEN_MASK;
+	s->req = req;
+	s->to = 0;
+	s->deadline_us = req->hold_until_us;
+	reactor_timer_arm(c->reactor, &s->timer, HOLD_RETRY_US, held_retry, s);
+	fc->stats.held++;
+	return true;
+}
+
 static uint64_t announced_leader(const struct node_core *c, uint32_t shard)
 {
 	uint64_t leader, term;
@@ -499,6 +548,8 @@ void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)
 		return;
 	}
 	if (!to) {
+		if (hold(c, req))
+			return;
 		refuse(c, req, ringkv_Status_UNAVAILABLE,
 		       "no leader known for the key's shard (an election may be under way); "
 		       "not applied, retry shortly");
@@ -517,7 +568,10 @@ void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)
 	if (!cluster_core_peer_connected(c->cluster, to)) {
 		/* Not sent: a frame queued for a peer that is down could be
 		 * delivered much later, and its write's outcome would be
-		 * unknown; refusing now is safe to retry. */
+		 * unknown; waiting a little for the connection (or for another
+		 * leader), then refusing, is safe to retry. */
+		if (hold(c, req))
+			return;
 		refuse(c, req, ringkv_Status_UNAVAILABLE,
 		       "the leader's node is not reachable from this node (down, or an "
 		       "election is under way); not applied, retry shortly");
@@ -715,6 +769,8 @@ int forward_core_start(struct node_core *c, uint32_t timeout_ms)
 	peer_msg_buf_init(&fc->frame);
 	peer_msg_limits_default(&fc->limits);
 	fc->timeout_us = (uint64_t)timeout_ms * 1000;
+	fc->hold_us = (uint64_t)(c->node->cfg.election_timeout_ms ? c->node->cfg.election_timeout_ms
+								      : 300) * 1000;
 	c->forward = fc;
 	cluster_core_set_frame_handler(c->cluster, on_frame, c);
 	return 0;
@@ -732,7 +788,9 @@ void forward_core_stop(struct node_core *c)
 	for (uint32_t i = 0; i < FORWARD_MAX_INFLIGHT; i++) {
 		struct fwd_slot *s = &fc->slots[i];
 
-		if (s->req && s->deadline_us > limit) {
+		/* A held request (to 0: nothing sent) is refused at its next
+		 * try, as not applied. */
+		if (s->req && s->to && s->deadline_us > limit) {
 			s->deadline_us = limit;
 			reactor_timer_arm(c->reactor, &s->timer, STOP_WAIT_US, timed_out, s);
 		}

@@ -46,6 +46,8 @@ struct forward_stats {
 	uint64_t lost;            /* answered so at once: the destination's
 				   * connection went down first */
 	uint64_t refused;         /* not sent: bound, queue full, hops, no leader */
+	uint64_t held;            /* waits for a route (no leader known yet, the
+				   * leader's node not connected yet) */
 	uint64_t inbound;         /* forwarded in and executed here */
 	uint64_t inbound_refused; /* forwarded in, refused (bound, bad bytes) */
 	uint64_t late;            /* answers for a forward already answered */

@@ -725,6 +725,15 @@ static void execute(struct node_core *c, struct kv_req *req)
 	}
 }
 
+void kv_route_again(struct node_core *c, struct kv_req *req)
+{
+	if (req->shard != KV_NO_SHARD &&
+	    (c->replicas[req->shard] || cluster_core_replica(c->cluster, req->shard)))
+		execute(c, req);
+	else
+		forward_route(c, req, NULL);
+}
+
 static void on_request(struct reactor *r, struct reactor_msg *m)
 {
 	struct node_core *c = core_of(r);

@@ -130,6 +130,8 @@ struct kv_req {
 	int status;               /* out: ringkv_Status */
 	int result;               /* out: shard_result.error for RMW commands */
 	const char *error;        /* out: static text for non-OK statuses */
+	uint64_t hold_until_us;   /* executing side: held for a route until
+				   * then (server/forward.c), 0 never held */
 	int64_t integer;          /* in/out, per op */
 	uint32_t limit;           /* in: APPEND limit; SCAN: keys to examine */
 	uint32_t key_len;
@@ -209,6 +211,10 @@ void kv_dispatch(struct node_core *c, struct kv_req *req);
  * of): the request has its answer, send it home to its origin core.
  */
 void kv_answer_home(struct node_core *c, struct kv_req *req);
+
+/* A request server/forward.c held for want of a route, on the core that
+ * held it: executed again from the start (nothing of it was done). */
+void kv_route_again(struct node_core *c, struct kv_req *req);
 
 /* Native protocol: executes or forwards one decoded request of `conn`. */
 struct conn;

@@ -139,6 +139,10 @@ static int register_replication(struct metrics *m, struct node_metric_ids *ids)
 		  "of forwarded: NOT_LEADER when the client asked not to be forwarded, "
 		  "UNAVAILABLE or RESOURCE_EXHAUSTED when no leader is known or "
 		  "reachable, a bound or the hop limit is reached, or the node stops." },
+		{ &ids->node_forwards_held, true, "ringkv_node_forwards_held_total",
+		  "Waits of a request for a route, each up to 10 ms and at most an "
+		  "election timeout in all: no leader known yet, or the leader's node "
+		  "not connected from this core yet." },
 		{ &ids->node_forwards_received, true, "ringkv_node_forwards_received_total",
 		  "Requests forwarded here by another node and executed." },
 		{ &ids->node_forwards_received_refused, true,
@@ -496,6 +500,7 @@ static void collect_replication(struct metrics_core *mc, struct node_core *c)
 	metrics_set(mc, ids->node_forward_timeouts, fs.timeouts);
 	metrics_set(mc, ids->node_forwards_lost, fs.lost);
 	metrics_set(mc, ids->node_forwards_refused, fs.refused);
+	metrics_set(mc, ids->node_forwards_held, fs.held);
 	metrics_set(mc, ids->node_forwards_received, fs.inbound);
 	metrics_set(mc, ids->node_forwards_received_refused, fs.inbound_refused);
 

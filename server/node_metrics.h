@@ -120,6 +120,7 @@ struct node_metric_ids {
 	int node_forward_timeouts;
 	int node_forwards_lost;
 	int node_forwards_refused;
+	int node_forwards_held;
 	int node_forwards_received;
 	int node_forwards_received_refused;
 	int peer_nodes;          /* peer nodes this core talks to */
