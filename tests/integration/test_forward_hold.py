@@ -3,10 +3,12 @@
 
 usage: test_forward_hold.py RINGKVD
 
-Three ringkvd nodes, one shard, R = 3, --election-timeout 2000ms, RESP
+Three ringkvd nodes, one shard, R = 3, --election-timeout 4000ms, RESP
 through node 1 (server/forward.c, hold()). Nodes 2 and 3 are stopped
 (SIGSTOP) once started, before the first election can end (it cannot
-start before an election timeout):
+start before an election timeout; when a slow start let one end first,
+node 1 knows a leader half a second after the stop, and the cluster is
+started again, three times at most):
   - a SET through node 1 is refused with "no leader known", not at once
     but after about an election timeout (it waited for a route), the waits
     are counted (ringkv_node_forwards_held_total), and it was not applied;
@@ -30,7 +32,7 @@ import test_admin as adm  # noqa: E402  (re-executes under /usr/bin/python3 if n
 NODES = {1: "127.0.57.1", 2: "127.0.57.2", 3: "127.0.57.3"}
 BASE = 57000 + (os.getpid() % 225) * 4
 PEER_PORT, CLIENT_PORT, ADMIN_PORT, RESP_PORT = BASE, BASE + 1, BASE + 2, BASE + 3
-ELECTION_S = 2.0
+ELECTION_S = 4.0
 
 
 def node_args(ringkvd, work, nid):
@@ -78,22 +80,37 @@ def held(nid):
     return adm.total(m, "ringkv_node_forwards_held_total") if m else -1
 
 
-def run(ringkvd, work, procs):
+def start(ringkvd, work, procs):
+    """Starts the three nodes and stops 2 and 3 before the first election
+    can end (node 1 alone elects no leader). False when a slow start let a
+    leader be elected first: the caller starts again."""
     for nid in NODES:
         out = open(os.path.join(work, "n%d.err" % nid), "w")
         procs[nid] = subprocess.Popen(node_args(ringkvd, work, nid), stdout=out, stderr=out)
     t0 = time.time()
     up = wait_until(20, lambda: all(metrics(n) for n in NODES))
     for nid in (2, 3):
-        # Stopped before the first election can end: node 1 alone elects
-        # no leader.
         procs[nid].send_signal(signal.SIGSTOP)
     adm.check(bool(up), "every node serves /metrics")
+    # Votes sent just before the stop land within this.
+    time.sleep(0.5)
     m = metrics(1)
     leaderless = adm.total(m, "ringkv_raft_leaderless_replicas") if m else -1
-    adm.check(leaderless == 1, "node 1 knows no leader %.2f s after the start (%s leaderless "
-              "replicas; an election timeout is %.0f s)" % (time.time() - t0, leaderless,
-                                                            ELECTION_S))
+    print("node 1 knows %s leader %.2f s after the start (an election timeout is %.0f s)"
+          % ("no" if leaderless == 1 else "a", time.time() - t0, ELECTION_S))
+    return leaderless == 1
+
+
+def run(ringkvd, work, procs):
+    for attempt in range(3):
+        if start(ringkvd, work, procs) or adm.failures:
+            break
+        stop(procs, work)
+        procs.clear()
+        shutil.rmtree(work, ignore_errors=True)
+        os.mkdir(work)
+    else:
+        adm.check(False, "three starts with node 1 knowing no leader when 2 and 3 stopped")
     if adm.failures:
         return
     s, f = resp_connect(1)
@@ -129,6 +146,13 @@ def run(ringkvd, work, procs):
     s.close()
 
 
+def stop(procs, work):
+    for p in procs.values():
+        if p.poll() is None:
+            p.send_signal(signal.SIGCONT)
+    adm.stop_all(procs, {"node %d" % nid: os.path.join(work, "n%d.err" % nid) for nid in NODES})
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__)
@@ -138,11 +162,7 @@ def main():
     try:
         run(sys.argv[1], work, procs)
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-        adm.stop_all(procs, {"node %d" % nid: os.path.join(work, "n%d.err" % nid)
-                             for nid in NODES})
+        stop(procs, work)
         if not os.environ.get("KEEP"):
             shutil.rmtree(work, ignore_errors=True)
     return adm.verdict("forward-hold")
