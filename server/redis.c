@@ -1006,6 +1006,7 @@ void redis_core_destroy(struct node_core *c)
 	if (!rcore)
 		return;
 	redis_expiry_stop(c);
+	redis_count_stop(c); /* server/redis_count.c */
 	for (i = 0; i < REDIS_CURSORS; i++)
 		pool_free(&c->reactor->pool, rcore->cursors[i].key);
 	free(rcore);

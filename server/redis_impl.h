@@ -116,11 +116,13 @@ struct redis_cursor {
 
 struct redis_expiry;
 
+
 struct redis_core {
 	struct redis_expiry *expiry; /* active expiry (redis_expiry.c) */
 	time_t started;             /* for INFO's uptime */
 	uint64_t next_seq;
 	struct redis_cursor cursors[REDIS_CURSORS];
+	struct redis_counts *counts; /* DBSIZE's exact counts (redis_count.c), or NULL */
 };
 
 /* ---- reply building (redis_reply.c) ---- */
