@@ -64,6 +64,8 @@ struct kv_req;
 typedef void redis_count_fn(struct kv_req *req, int rv, uint64_t visible, uint64_t expires);
 void redis_count_shard(struct node_core *c, uint32_t shard, struct kv_req *req,
 		       redis_count_fn *finish);
+/* Connections a core takes (both ports): CONFIG SET maxclients. */
+uint32_t redis_conn_limit(const struct node_core *c);
 /* Counting passes finished on this core (for tests and INFO). */
 uint64_t redis_count_passes(const struct node_core *c);
 /* Ends the core's counting passes, at its stop (from redis_core_destroy). */

@@ -247,6 +247,14 @@ static void on_part_back(struct reactor *r, struct reactor_msg *m)
 	}
 	if (g->kill_self)
 		conn_close_after_reply(conn);
+	gather_free(g, cores);
+	redis_slot_answer(conn, slot);
+}
+
+void redis_slot_answer(struct conn *conn, struct redis_slot *slot)
+{
+	struct reply *rep = &conn->redis->scratch;
+
 	slot->bytes = rep->failed ? NULL : pool_alloc_large(redis_pool(conn), rep->len);
 	if (slot->bytes) {
 		memcpy(slot->bytes, rep->data, rep->len);
@@ -254,7 +262,6 @@ static void on_part_back(struct reactor *r, struct reactor_msg *m)
 	} else {
 		slot->oom = true;
 	}
-	gather_free(g, cores);
 	slot->pending = 0;
 	redis_drain(conn);
 }
