@@ -50,6 +50,7 @@
 #include "server/redis_impl.h"
 
 #define MIN_BULK (1u << 20) /* Redis's least proto-max-bulk-len */
+#define PARAMS 10           /* parameters CONFIG GET knows */
 
 enum live { LIVE_MAXCLIENTS, LIVE_BULK, LIVE_LOGLEVEL, LIVE_COUNT };
 
@@ -259,11 +260,11 @@ static void on_set(struct reactor *r, struct reactor_msg *m)
 }
 
 static void config_set(struct conn *conn, const struct resp_command *cmd,
-		       const char *params[][2], size_t nparams)
+		       const char *params[PARAMS][2])
 {
 	struct reply *r = &conn->redis->scratch;
 	unsigned cores = conn->core->node->cores;
-	bool hit[16] = { false }, set[LIVE_COUNT] = { false };
+	bool hit[PARAMS] = { false }, set[LIVE_COUNT] = { false };
 	struct redis_settings want = conn->core->redis->settings;
 	struct config_gather *g;
 	struct redis_slot *slot;
@@ -280,9 +281,9 @@ static void config_set(struct conn *conn, const struct resp_command *cmd,
 		const struct resp_arg *name = &cmd->argv[k], *value = &cmd->argv[k + 1];
 		int nl = (int)(name->len > 64 ? 64 : name->len);
 
-		for (i = 0; i < nparams && !redis_arg_is(name, params[i][0]); i++)
+		for (i = 0; i < PARAMS && !redis_arg_is(name, params[i][0]); i++)
 			;
-		if (i == nparams) {
+		if (i == PARAMS) {
 			reply_errorf(conn, r, "ERR Unknown option or number of arguments for "
 				     "CONFIG SET - '%.*s'", nl, (const char *)name->data);
 			break;
@@ -341,7 +342,7 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 	struct reply *r = &conn->redis->scratch;
 	char maxmem[32], port[16], maxval[32], maxclients[32];
 	/* The live ones first, in enum live's order. */
-	const char *params[][2] = {
+	const char *params[PARAMS][2] = {
 		{ "maxclients", maxclients },
 		{ "proto-max-bulk-len", maxval },
 		{ "loglevel", level_names[s->loglevel < LEVELS ? s->loglevel : 2] },
@@ -353,9 +354,8 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 		{ "port", port },
 		{ "timeout", "0" },
 	};
-	const size_t nparams = sizeof params / sizeof params[0];
 	size_t i, k, matched = 0;
-	bool hit[sizeof params / sizeof params[0]] = { false };
+	bool hit[PARAMS] = { false };
 
 	snprintf(maxmem, sizeof maxmem, "%" PRIu64, n->cfg.memtable_size * n->shards);
 	snprintf(port, sizeof port, "%u", n->resp_port);
@@ -368,7 +368,7 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 		return;
 	}
 	if (sub->id == RESP_CMD_CONFIG_SET) {
-		config_set(conn, cmd, params, nparams);
+		config_set(conn, cmd, params);
 		return;
 	}
 	for (k = 2; k < cmd->argc; k++) {
@@ -378,14 +378,14 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 			continue;
 		memcpy(pat, cmd->argv[k].data, cmd->argv[k].len);
 		pat[cmd->argv[k].len] = '\0';
-		for (i = 0; i < nparams; i++)
+		for (i = 0; i < PARAMS; i++)
 			if (!hit[i] && fnmatch(pat, params[i][0], FNM_CASEFOLD) == 0) {
 				hit[i] = true;
 				matched++;
 			}
 	}
 	reply_map(conn, r, matched);
-	for (i = 0; i < nparams; i++)
+	for (i = 0; i < PARAMS; i++)
 		if (hit[i]) {
 			reply_str(conn, r, params[i][0]);
 			reply_str(conn, r, params[i][1]);

@@ -190,6 +190,12 @@ static void step_done(void *arg, int rv, bool exhausted, const void *last, size_
 		job_finish(j, rv, 0, 0);
 		return;
 	}
+	if (j->c->shards[j->shard] != j->s) {
+		/* Swapped (a snapshot install) or moved during the step: the
+		 * next step starts over on the new one, or ends the pass. */
+		reactor_timer_arm(j->c->reactor, &j->timer, 0, step_timer, j);
+		return;
+	}
 	if (!exhausted && last) {
 		if (last_len > j->cursor_cap) {
 			uint8_t *p = realloc(j->cursor, last_len);
