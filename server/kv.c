@@ -454,6 +454,7 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 			st.batches = ls.batches;
 			st.fsyncs = ls.fsyncs;
 		}
+		st.count_scans = redis_count_passes(c);
 		st.shards = c->owned_count;
 		st.connections = c->conn_count;
 		st.requests = c->stats.requests;

@@ -162,6 +162,7 @@ struct kv_core_stats {
 	uint64_t memtable_capacity;
 	uint64_t damaged_tables;  /* tables with a damaged block (issue 14) */
 	uint64_t writes_refused;  /* shards refusing writes for one */
+	uint64_t count_scans;     /* DBSIZE's counting passes (redis_count.c) */
 };
 
 /* The error text of a write refused for lack of disk space (compared by

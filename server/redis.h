@@ -66,7 +66,7 @@ void redis_count_shard(struct node_core *c, uint32_t shard, struct kv_req *req,
 		       redis_count_fn *finish);
 /* Connections a core takes (both ports): CONFIG SET maxclients. */
 uint32_t redis_conn_limit(const struct node_core *c);
-/* Counting passes finished on this core (for tests and INFO). */
+/* Counting passes finished on this core (INFO's ringkv_dbsize_scans). */
 uint64_t redis_count_passes(const struct node_core *c);
 /* Ends the core's counting passes, at its stop (from redis_core_destroy). */
 void redis_count_stop(struct node_core *c);

@@ -57,6 +57,7 @@ void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_co
 		sum->wal_bytes += st.wal_bytes;
 		sum->batches += st.batches;
 		sum->fsyncs += st.fsyncs;
+		sum->count_scans += st.count_scans;
 		sum->memtable_used += st.memtable_used;
 		sum->memtable_capacity += st.memtable_capacity;
 		sum->damaged_tables += st.damaged_tables;
@@ -259,9 +260,10 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			"expired_keys:%" PRIu64 "\r\nevicted_keys:0\r\n"
 			"ringkv_requests_forwarded:%" PRIu64 "\r\n"
 			"ringkv_writes_durable:%" PRIu64 "\r\nringkv_wal_batches:%" PRIu64 "\r\n"
-			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n\r\n",
+			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n"
+			"ringkv_dbsize_scans:%" PRIu64 "\r\n\r\n",
 			st.requests, redis_expired_keys(), st.forwarded, st.writes, st.batches,
-			st.wal_bytes, st.fsyncs);
+			st.wal_bytes, st.fsyncs, st.count_scans);
 	}
 	if (section_wanted(section, "replication"))
 		/* Every node takes writes (a follower forwards them to the

@@ -17,7 +17,9 @@ Redis's DBSIZE):
   live, not counted once past their deadline (Redis's figure is taken once
   its own expiry removed them);
 - 20000 more keys: a shard's count takes several steps;
-- DBSIZE asked again with no write between answers the same.
+- DBSIZE asked again with no write between answers the same without
+  counting again (INFO stats' ringkv_dbsize_scans, summed over the nodes),
+  and one SET makes its shard counted again.
 The count before this change (each table's values less its tombstones)
 fails the overwrite and delete phases here.
 
@@ -118,6 +120,16 @@ def dbsize_everywhere(both, what):
     return want
 
 
+def count_scans(nodes):
+    """Counting passes of every node (INFO stats' ringkv_dbsize_scans)."""
+    total = 0
+    for c in nodes:
+        text = c.call("INFO", "stats")
+        at = text.find(b"ringkv_dbsize_scans:")
+        total += int(text[at:].split(b"\r\n", 1)[0].split(b":")[1])
+    return total
+
+
 def tables(data, node):
     """Directories (one a shard replica) of the node holding an SSTable."""
     n = 0
@@ -208,9 +220,17 @@ def main():
         # More keys than one counting step examines (4096) on every shard.
         both.run([("SET", "b%d" % i, "b") for i in range(20000)])
         dbsize_everywhere(both, "20000 more keys (several counting steps a shard)")
+        # The count of a shard is kept until it applies another entry.
+        time.sleep(1)  # active expiry's deletes all applied
         first = [integer(c.call("DBSIZE")) for c in nodes]
+        scans = count_scans(nodes)
         again = [integer(c.call("DBSIZE")) for c in nodes]
         check(first == again, "DBSIZE with no write between: %r then %r" % (first, again))
+        check(count_scans(nodes) == scans, "DBSIZE with no write between scanned again "
+              "(%d scans, then %d)" % (scans, count_scans(nodes)))
+        both.run([("SET", "k1", "one more")])
+        dbsize_everywhere(both, "after one SET")
+        check(count_scans(nodes) > scans, "one SET: its shard counted again")
         finished = True
     finally:
         for p in procs:
