@@ -435,9 +435,9 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 
 			shard_get_stats(c->owned[i], &ss);
 			shard_memory(c->owned[i], &used, &capacity);
-			/* Stored keys, O(1): the fallback of DBSIZE when a
-			 * shard's leader does not answer (KV_COUNT leaves due
-			 * keys out; this does not walk them). */
+			/* Stored keys, O(1), an estimate once tables exist:
+			 * the fallback of DBSIZE when a shard's leader does not
+			 * answer (KV_COUNT is exact: server/redis_count.c). */
 			st.live_keys += shard_live_keys(c->owned[i]);
 			st.writes += ss.writes + ss.applied;
 			st.memtable_used += used;
