@@ -872,6 +872,7 @@ void redis_process(struct conn *conn)
 	struct redis_conn *rc = conn->redis;
 	size_t off = conn->roff;
 
+	rc->last_us = conn->core->reactor->now_us; /* CONFIG SET timeout */
 	while (!conn->closing) {
 		struct resp_command cmd;
 		size_t consumed = 0;
@@ -963,6 +964,7 @@ int redis_conn_init(struct conn *conn)
 		redis_preauth_limits(conn);
 	rc->id = ((uint64_t)conn->core->reactor->id << 48) | conn->serial;
 	rc->created = time(NULL);
+	rc->last_us = conn->core->reactor->now_us;
 	return 0;
 }
 
@@ -1009,6 +1011,7 @@ void redis_core_destroy(struct node_core *c)
 		return;
 	redis_expiry_stop(c);
 	redis_count_stop(c); /* server/redis_count.c */
+	redis_settings_stop(c); /* server/redis_config.c */
 	for (i = 0; i < REDIS_CURSORS; i++)
 		pool_free(&c->reactor->pool, rcore->cursors[i].key);
 	free(rcore);

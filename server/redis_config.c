@@ -14,6 +14,9 @@
  *   connections take it for their next request, as in Redis.
  * - loglevel: debug, verbose, notice, warning (verbose and notice are
  *   ringkv's info level). The level itself is the process's (core/log.c).
+ * - timeout: a RESP connection that sent nothing for that many seconds and
+ *   waits for no reply is closed, by a sweep of each core's connections
+ *   once a second while it is not 0 (the native port's are left alone).
  *
  * CONFIG SET checks every pair first (Redis's texts), then sends the new
  * values to every core by message (reactor_send, as CLIENT LIST does); the
@@ -26,7 +29,7 @@
  * Redis server has its own), and a restart goes back to the flags.
  *
  * The other parameters CONFIG GET answers (save, appendonly, appendfsync,
- * maxmemory, port, timeout) do not change at run time: set to the value
+ * maxmemory, port) do not change at run time: set to the value
  * they have, they are accepted; to another, refused with Redis's text for
  * an immutable parameter. databases is refused whatever the value, as
  * Redis does (immutable there too).
@@ -51,11 +54,12 @@
 
 #define MIN_BULK (1u << 20) /* Redis's least proto-max-bulk-len */
 #define PARAMS 10           /* parameters CONFIG GET knows */
+#define SWEEP_US 1000000    /* idle clients looked for every second */
 
-enum live { LIVE_MAXCLIENTS, LIVE_BULK, LIVE_LOGLEVEL, LIVE_COUNT };
+enum live { LIVE_MAXCLIENTS, LIVE_BULK, LIVE_LOGLEVEL, LIVE_TIMEOUT, LIVE_COUNT };
 
 static const char *const live_names[LIVE_COUNT] = { "maxclients", "proto-max-bulk-len",
-						    "loglevel" };
+						    "loglevel", "timeout" };
 static const char *const level_names[] = { "debug", "verbose", "notice", "warning" };
 static const enum log_level level_values[] = { LOG_DEBUG, LOG_INFO, LOG_INFO, LOG_WARN };
 #define LEVELS (sizeof level_names / sizeof level_names[0])
@@ -97,6 +101,34 @@ void redis_settings_init(struct node_core *c)
 	s->maxclients = (uint64_t)cfg->max_connections * c->node->cores;
 	s->max_bulk = cfg->max_value;
 	s->loglevel = cfg->log_level == LOG_DEBUG ? 0 : cfg->log_level == LOG_INFO ? 2 : 3;
+}
+
+/* Every second while `timeout` is set: closes this core's RESP connections
+ * that sent nothing for that long and wait for no reply (Redis's clientsCron
+ * does the same for its clients). O(connections of the core). */
+static void idle_sweep(struct timer *t, void *arg)
+{
+	struct node_core *c = arg;
+	uint64_t limit = (uint64_t)c->redis->settings.timeout_s * 1000000u;
+	uint64_t now = c->reactor->now_us;
+	struct conn *conn, *next;
+
+	(void)t;
+	if (!limit)
+		return;
+	for (conn = c->conns; conn; conn = next) {
+		next = conn->next;
+		if (!conn->resp || !conn->redis || conn->closing || conn->redis->head)
+			continue;
+		if (now - conn->redis->last_us > limit)
+			conn_drop(conn);
+	}
+	reactor_timer_arm(c->reactor, &c->redis->idle_sweep, SWEEP_US, idle_sweep, c);
+}
+
+void redis_settings_stop(struct node_core *c)
+{
+	reactor_timer_cancel(c->reactor, &c->redis->idle_sweep);
 }
 
 uint32_t redis_max_value(const struct node_core *c)
@@ -185,6 +217,20 @@ static bool check_live(struct conn *conn, struct reply *r, enum live which,
 		want->max_bulk = (uint32_t)m;
 		return true;
 	}
+	case LIVE_TIMEOUT:
+		if (resp_parse_int64(value->data, value->len, &v) != 0) {
+			reply_errorf(conn, r, "ERR CONFIG SET failed (possibly related to argument "
+				     "'%s') - argument couldn't be parsed into an integer", name);
+			return false;
+		}
+		if (v < 0 || v > INT32_MAX) {
+			reply_errorf(conn, r, "ERR CONFIG SET failed (possibly related to argument "
+				     "'%s') - argument must be between 0 and 2147483647 inclusive",
+				     name);
+			return false;
+		}
+		want->timeout_s = (uint32_t)v;
+		return true;
 	default:
 		for (unsigned i = 0; i < LEVELS; i++)
 			if (redis_arg_is(value, level_names[i])) {
@@ -241,6 +287,14 @@ static void on_set(struct reactor *r, struct reactor_msg *m)
 		s->stamps[LIVE_LOGLEVEL] = g->stamp;
 		if (r->id == 0) /* one process-wide level: set once */
 			log_set_level(level_values[s->loglevel]);
+	}
+	if (g->set[LIVE_TIMEOUT] && g->stamp > s->stamps[LIVE_TIMEOUT]) {
+		s->timeout_s = g->want.timeout_s;
+		s->stamps[LIVE_TIMEOUT] = g->stamp;
+		if (s->timeout_s)
+			reactor_timer_arm(r, &c->redis->idle_sweep, SWEEP_US, idle_sweep, c);
+		else
+			reactor_timer_cancel(r, &c->redis->idle_sweep);
 	}
 	if (bulk) {
 		/* This core's authenticated RESP connections parse their next
@@ -340,19 +394,19 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 	struct node *n = conn->core->node;
 	const struct redis_settings *s = &conn->core->redis->settings;
 	struct reply *r = &conn->redis->scratch;
-	char maxmem[32], port[16], maxval[32], maxclients[32];
+	char maxmem[32], port[16], maxval[32], maxclients[32], timeout[16];
 	/* The live ones first, in enum live's order. */
 	const char *params[PARAMS][2] = {
 		{ "maxclients", maxclients },
 		{ "proto-max-bulk-len", maxval },
 		{ "loglevel", level_names[s->loglevel < LEVELS ? s->loglevel : 2] },
+		{ "timeout", timeout },
 		{ "save", "" },
 		{ "appendonly", "yes" },
 		{ "appendfsync", "always" },
 		{ "databases", "1" },
 		{ "maxmemory", maxmem },
 		{ "port", port },
-		{ "timeout", "0" },
 	};
 	size_t i, k, matched = 0;
 	bool hit[PARAMS] = { false };
@@ -361,6 +415,7 @@ void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 	snprintf(port, sizeof port, "%u", n->resp_port);
 	snprintf(maxval, sizeof maxval, "%u", s->max_bulk);
 	snprintf(maxclients, sizeof maxclients, "%" PRIu64, s->maxclients);
+	snprintf(timeout, sizeof timeout, "%u", s->timeout_s);
 	reply_reset(r);
 	if (sub->id == RESP_CMD_CONFIG_RESETSTAT) {
 		reply_simple(conn, r, "OK");

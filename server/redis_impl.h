@@ -105,6 +105,7 @@ struct redis_conn {
 	bool has_name;
 	bool resp3;                 /* HELLO 3: RESP3 replies (maps, _ nulls...) */
 	time_t created;             /* for CLIENT LIST's age */
+	uint64_t last_us;           /* the core's clock at its last input (CONFIG timeout) */
 	struct timer desync_close;  /* after a protocol error: see redis.c */
 };
 
@@ -123,7 +124,8 @@ struct redis_settings {
 	uint32_t conn_limit;  /* connections per core: ceil(maxclients / cores) */
 	uint32_t max_bulk;    /* proto-max-bulk-len, at most --max-value */
 	unsigned loglevel;    /* debug, verbose, notice, warning */
-	uint64_t stamps[3];   /* of the last value taken, per setting */
+	uint32_t timeout_s;   /* idle RESP clients closed after this; 0 never */
+	uint64_t stamps[4];   /* of the last value taken, per setting */
 };
 
 struct redis_core {
@@ -133,6 +135,7 @@ struct redis_core {
 	struct redis_cursor cursors[REDIS_CURSORS];
 	struct redis_counts *counts; /* DBSIZE's exact counts (redis_count.c), or NULL */
 	struct redis_settings settings; /* CONFIG SET's (redis_config.c) */
+	struct timer idle_sweep;        /* while settings.timeout_s > 0 */
 };
 
 /* ---- reply building (redis_reply.c) ---- */
@@ -324,6 +327,8 @@ void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,
 /* CONFIG's run-time settings (redis_config.c): each core's copy set from
  * the flags at start (from redis_core_init). */
 void redis_settings_init(struct node_core *c);
+/* Stops the idle sweep (from redis_core_destroy). */
+void redis_settings_stop(struct node_core *c);
 /* The largest value a RESP request may carry now (proto-max-bulk-len). */
 uint32_t redis_max_value(const struct node_core *c);
 /* A slot waiting on cores (slot->pending 1) is answered with the scratch

@@ -17,6 +17,9 @@ proto-max-bulk-len: the error's prefix is compared then). Then, on ringkvd:
   one, on both cores, and a 1 MiB value is taken; back to the start value,
   a 1.5 MiB value is taken again;
 - loglevel: CONFIG GET answers what was set;
+- timeout 1: six idle connections (over both cores) are closed within
+  3.5 s while two that send a PING every 0.3 s stay; timeout 0: six idle
+  connections stay 2.5 s;
 - a CONFIG SET with a bad pair changes none of its pairs.
 
 usage: resp_config.py RINGKVD
@@ -67,6 +70,15 @@ def served(host, port, n):
         except OSError:
             refused += 1  # closed before the error could be read
     return ok, refused, conns
+
+
+def closed(conn):
+    """Whether the server closed the connection (a PING gets nothing)."""
+    try:
+        conn.sock.settimeout(2)
+        return conn.call("PING") != b"+PONG\r\n"
+    except OSError:
+        return True
 
 
 def big_set(conn, size):
@@ -143,8 +155,28 @@ def main():
         same("CONFIG", "SET", "loglevel", "verbose", "maxclients", "100")
         same("CONFIG", "GET", "loglevel")
         same("CONFIG", "GET", "maxclients")
-        got = rk.call("CONFIG", "SET", "timeout", "5")
-        check(got == E + b"'timeout') - can't set immutable config\r\n", repr(got))
+        got = rk.call("CONFIG", "SET", "appendfsync", "everysec")
+        check(got == E + b"'appendfsync') - can't set immutable config\r\n", repr(got))
+        same("CONFIG", "SET", "timeout", "-1")
+        same("CONFIG", "SET", "timeout", "x")
+
+        # timeout: idle connections (on both cores) closed, busy ones kept.
+        check(rk.call("CONFIG", "SET", "timeout", "1") == b"+OK\r\n", "timeout 1")
+        check(config_get(rk, "timeout") == "1", "CONFIG GET timeout 1")
+        _, _, idle = served(HOST, BASE + 1, 6)
+        busy = Conn(HOST, BASE + 1)
+        until = time.time() + 3.5
+        while time.time() < until:
+            for c in (rk, busy):
+                check(c.call("PING") == b"+PONG\r\n", "a busy connection kept")
+            time.sleep(0.3)
+        gone = sum(1 for c in idle if closed(c))
+        check(gone == 6, "timeout 1: %d of 6 idle connections closed after 3.5 s" % gone)
+        check(rk.call("CONFIG", "SET", "timeout", "0") == b"+OK\r\n", "timeout 0")
+        _, _, idle = served(HOST, BASE + 1, 6)
+        time.sleep(2.5)
+        kept = sum(1 for c in idle if c.call("PING") == b"+PONG\r\n")
+        check(kept == 6, "timeout 0: %d of 6 idle connections kept after 2.5 s" % kept)
 
         # maxclients: one connection a core.
         check(rk.call("CONFIG", "SET", "maxclients", "2") == b"+OK\r\n", "maxclients 2")
