@@ -116,9 +116,11 @@ size_t redis_client_line(struct conn *conn, char *buf, size_t cap)
 
 	conn_addrs(conn, addr, laddr);
 	n = snprintf(buf, cap, "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%lld "
-		     "flags=N db=0 user=%s resp=%d\n",
+		     "idle=%llu flags=N db=0 user=%s resp=%d\n",
 		     rc->id, addr, laddr, conn->fd, rc->has_name ? rc->name : "",
-		     (long long)(time(NULL) - rc->created), conn_user(conn), rc->resp3 ? 3 : 2);
+		     (long long)(time(NULL) - rc->created),
+		     (unsigned long long)((conn->core->reactor->now_us - rc->last_us) / 1000000u),
+		     conn_user(conn), rc->resp3 ? 3 : 2);
 	return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 

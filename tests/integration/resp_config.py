@@ -19,7 +19,7 @@ proto-max-bulk-len: the error's prefix is compared then). Then, on ringkvd:
 - loglevel: CONFIG GET answers what was set;
 - timeout 1: six idle connections (over both cores) are closed within
   3.5 s while two that send a PING every 0.3 s stay; timeout 0: six idle
-  connections stay 2.5 s;
+  connections stay 2.5 s, CLIENT LIST showing idle=2 or more for them;
 - a CONFIG SET with a bad pair changes none of its pairs.
 
 usage: resp_config.py RINGKVD
@@ -175,6 +175,12 @@ def main():
         check(rk.call("CONFIG", "SET", "timeout", "0") == b"+OK\r\n", "timeout 0")
         _, _, idle = served(HOST, BASE + 1, 6)
         time.sleep(2.5)
+        listed = rk.call("CLIENT", "LIST").decode(errors="replace")
+        idle_s = [int(f[5:]) for f in listed.split() if f.startswith("idle=")]
+        check(sum(1 for s in idle_s if s >= 2) >= 6,
+              "CLIENT LIST: idle= of the idle connections (%r)" % idle_s)
+        me = rk.call("CLIENT", "INFO").decode(errors="replace")
+        check(" idle=0 " in me, "CLIENT INFO of the asking connection: %r" % me)
         kept = sum(1 for c in idle if c.call("PING") == b"+PONG\r\n")
         check(kept == 6, "timeout 0: %d of 6 idle connections kept after 2.5 s" % kept)
 
