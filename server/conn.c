@@ -1023,11 +1023,12 @@ void conn_accept(struct node_core *c, int fd, bool resp)
 	struct conn *conn;
 	int one = 1;
 
-	bool refuse = c->conn_count >= c->node->cfg.max_connections;
+	uint32_t limit = redis_conn_limit(c); /* --max-connections, CONFIG SET maxclients */
+	bool refuse = c->conn_count >= limit;
 
 	if (refuse) {
 		log_every(LOG_WARN, 10000, "connection limit (%u per core) reached; refusing clients",
-			  c->node->cfg.max_connections);
+			  limit);
 		if (refusing >= CONN_REFUSING_MAX) {
 			/* A flood: no room even to say why. */
 			c->stats.refused++;

@@ -435,9 +435,9 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 
 			shard_get_stats(c->owned[i], &ss);
 			shard_memory(c->owned[i], &used, &capacity);
-			/* Stored keys, O(1): the fallback of DBSIZE when a
-			 * shard's leader does not answer (KV_COUNT leaves due
-			 * keys out; this does not walk them). */
+			/* Stored keys, O(1), an estimate once tables exist:
+			 * the fallback of DBSIZE when a shard's leader does not
+			 * answer (KV_COUNT is exact: server/redis_count.c). */
 			st.live_keys += shard_live_keys(c->owned[i]);
 			st.writes += ss.writes + ss.applied;
 			st.memtable_used += used;
@@ -454,6 +454,7 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 			st.batches = ls.batches;
 			st.fsyncs = ls.fsyncs;
 		}
+		st.count_scans = redis_count_passes(c);
 		st.shards = c->owned_count;
 		st.connections = c->conn_count;
 		st.requests = c->stats.requests;
@@ -477,6 +478,33 @@ static void execute_core(struct node_core *c, struct kv_req *req)
 	}
 }
 
+/* KV_COUNT's answer: the shard's visible keys in integer, the keys with a
+ * deadline (INFO's expires=) after as a u64 when the request has room. */
+static void count_answer(struct kv_req *req, int rv, uint64_t visible, uint64_t expires)
+{
+	size_t room;
+	uint8_t *out = answer_room(req, &room);
+
+	req->value_len = 0;
+	if (rv == RKV_ECORRUPT) {
+		req->status = ringkv_Status_DATA_LOSS;
+		req->error = "stored data failed its checksum (see the server log)";
+	} else if (rv == RKV_ESHUTDOWN) {
+		req->status = ringkv_Status_UNAVAILABLE;
+		req->error = "the shard left this core";
+	} else if (rv) {
+		req->status = ringkv_Status_INTERNAL;
+		req->error = "count failed";
+	} else {
+		req->integer = (int64_t)visible;
+		if (room >= 8) {
+			put_le64(out, expires);
+			req->value_len = 8;
+		}
+	}
+	answer(req->exec, req);
+}
+
 /* A read whose read index is confirmed (or that needs none): read the shard. */
 static void execute_read(struct node_core *c, struct kv_req *req)
 {
@@ -491,19 +519,9 @@ static void execute_read(struct node_core *c, struct kv_req *req)
 		return;
 	}
 	if (req->op == KV_COUNT) {
-		/* Keys past their deadline are left out by this (the
-		 * leader's) clock; the keys with a deadline follow as a u64
-		 * when the request has room (INFO's expires=). */
-		uint64_t expires;
-		size_t room;
-		uint8_t *out = answer_room(req, &room);
-
-		req->integer = (int64_t)shard_visible_keys(s, value_deadline_now(), &expires);
-		if (room >= 8) {
-			put_le64(out, expires);
-			req->value_len = 8;
-		}
-		answer(c, req);
+		/* Exact, by this (the leader's) clock: server/redis_count.c. */
+		req->exec = c;
+		redis_count_shard(c, req->shard, req, count_answer);
 		return;
 	}
 	req->exec = c;

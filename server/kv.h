@@ -45,7 +45,7 @@ enum kv_op {
 	KV_SCAN,       /* one shard's step of a SCAN, see kv_scan_* */
 	KV_CORE_STATS, /* core-level: struct kv_core_stats in the room */
 	KV_CORE_CURSOR,/* core-level: integer = cursor in; its key out */
-	KV_COUNT,      /* a shard's live keys (shard_live_keys) out in integer;
+	KV_COUNT,      /* a shard's visible keys, exact (redis_count.c), out in integer;
 			* a linearizable read (DBSIZE sums it over every shard) */
 	KV_FLUSH,      /* a write without a key: drop every key of the shard
 			* (COMMAND_FLUSH; FLUSHDB sends one to every shard) */
@@ -164,6 +164,7 @@ struct kv_core_stats {
 	uint64_t memtable_capacity;
 	uint64_t damaged_tables;  /* tables with a damaged block (issue 14) */
 	uint64_t writes_refused;  /* shards refusing writes for one */
+	uint64_t count_scans;     /* DBSIZE's counting passes (redis_count.c) */
 };
 
 /* The error text of a write refused for lack of disk space (compared by

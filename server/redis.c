@@ -433,7 +433,7 @@ static void format_slot(struct conn *conn, struct redis_slot *slot, struct reply
 	case RESP_CMD_SETBIT:
 		if (req->result)
 			reply_errorf(conn, r, "ERR string exceeds maximum allowed size (%u bytes)",
-				     conn->core->node->cfg.max_value);
+				     redis_max_value(conn->core));
 		else
 			reply_int(conn, r, req->integer);
 		return;
@@ -562,7 +562,7 @@ void redis_single_key(struct conn *conn, const struct resp_command *cmd, enum re
 		req->value_len = value->len;
 	}
 	req->integer = integer;
-	req->limit = conn->core->node->cfg.max_value;
+	req->limit = redis_max_value(conn->core);
 	if (op == KV_PUT_AT || op == KV_EXPIRE_AT)
 		req->limit = opts >> REDIS_OPTS_FLAGS_SHIFT;
 	if ((opts & SET_GET) || id == RESP_CMD_GETSET)
@@ -872,6 +872,7 @@ void redis_process(struct conn *conn)
 	struct redis_conn *rc = conn->redis;
 	size_t off = conn->roff;
 
+	rc->last_us = conn->core->reactor->now_us; /* CONFIG SET timeout */
 	while (!conn->closing) {
 		struct resp_command cmd;
 		size_t consumed = 0;
@@ -930,9 +931,10 @@ void redis_process(struct conn *conn)
 void redis_parser_limits(struct conn *conn, struct resp_limits *limits)
 {
 	const struct config *cfg = &conn->core->node->cfg;
+	uint32_t max_value = redis_max_value(conn->core); /* CONFIG SET proto-max-bulk-len */
 
 	resp_limits_default(limits);
-	limits->max_bulk = cfg->max_value > cfg->max_key ? cfg->max_value : cfg->max_key;
+	limits->max_bulk = max_value > cfg->max_key ? max_value : cfg->max_key;
 }
 
 void redis_preauth_limits(struct conn *conn)
@@ -962,6 +964,7 @@ int redis_conn_init(struct conn *conn)
 		redis_preauth_limits(conn);
 	rc->id = ((uint64_t)conn->core->reactor->id << 48) | conn->serial;
 	rc->created = time(NULL);
+	rc->last_us = conn->core->reactor->now_us;
 	return 0;
 }
 
@@ -990,6 +993,7 @@ int redis_core_init(struct node_core *c)
 		return -ENOMEM;
 	rcore->started = time(NULL);
 	c->redis = rcore;
+	redis_settings_init(c); /* server/redis_config.c */
 	if (redis_expiry_start(c) != 0) { /* server/redis_expiry.c */
 		free(rcore);
 		c->redis = NULL;
@@ -1006,6 +1010,8 @@ void redis_core_destroy(struct node_core *c)
 	if (!rcore)
 		return;
 	redis_expiry_stop(c);
+	redis_count_stop(c); /* server/redis_count.c */
+	redis_settings_stop(c); /* server/redis_config.c */
 	for (i = 0; i < REDIS_CURSORS; i++)
 		pool_free(&c->reactor->pool, rcore->cursors[i].key);
 	free(rcore);

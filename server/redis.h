@@ -55,4 +55,20 @@ void redis_process(struct conn *conn);
 /* The key of a cursor issued by this core. 0, or -ENOENT when unknown. */
 int redis_cursor_lookup(struct node_core *c, uint64_t cursor, const void **key, size_t *len);
 
+/*
+ * DBSIZE's exact count of `shard`, hosted by core `c` (server/redis_count.c):
+ * finish(req, 0, visible keys, keys with a deadline not past) once known,
+ * maybe before this returns, or finish(req, rv < 0 or RKV_*, 0, 0).
+ */
+struct kv_req;
+typedef void redis_count_fn(struct kv_req *req, int rv, uint64_t visible, uint64_t expires);
+void redis_count_shard(struct node_core *c, uint32_t shard, struct kv_req *req,
+		       redis_count_fn *finish);
+/* Connections a core takes (both ports): CONFIG SET maxclients. */
+uint32_t redis_conn_limit(const struct node_core *c);
+/* Counting passes finished on this core (INFO's ringkv_dbsize_scans). */
+uint64_t redis_count_passes(const struct node_core *c);
+/* Ends the core's counting passes, at its stop (from redis_core_destroy). */
+void redis_count_stop(struct node_core *c);
+
 #endif

@@ -57,6 +57,7 @@ void redis_format_stats(struct conn *conn, struct redis_slot *slot, struct kv_co
 		sum->wal_bytes += st.wal_bytes;
 		sum->batches += st.batches;
 		sum->fsyncs += st.fsyncs;
+		sum->count_scans += st.count_scans;
 		sum->memtable_used += st.memtable_used;
 		sum->memtable_capacity += st.memtable_capacity;
 		sum->damaged_tables += st.damaged_tables;
@@ -224,7 +225,7 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 		len += (size_t)snprintf(text + len, sizeof text - len,
 			"# Clients\r\nconnected_clients:%" PRIu64 "\r\nmaxclients:%" PRIu64
 			"\r\nblocked_clients:0\r\ntracking_clients:0\r\n\r\n", st.connections,
-			(uint64_t)n->cfg.max_connections * n->cores);
+			conn->core->redis->settings.maxclients);
 	if (section_wanted(section, "memory")) {
 		uint64_t rss = rss_bytes();
 
@@ -259,9 +260,10 @@ void redis_format_info(struct conn *conn, struct redis_slot *slot, struct reply 
 			"expired_keys:%" PRIu64 "\r\nevicted_keys:0\r\n"
 			"ringkv_requests_forwarded:%" PRIu64 "\r\n"
 			"ringkv_writes_durable:%" PRIu64 "\r\nringkv_wal_batches:%" PRIu64 "\r\n"
-			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n\r\n",
+			"ringkv_wal_bytes:%" PRIu64 "\r\nringkv_log_fsyncs:%" PRIu64 "\r\n"
+			"ringkv_dbsize_scans:%" PRIu64 "\r\n\r\n",
 			st.requests, redis_expired_keys(), st.forwarded, st.writes, st.batches,
-			st.wal_bytes, st.fsyncs);
+			st.wal_bytes, st.fsyncs, st.count_scans);
 	}
 	if (section_wanted(section, "replication"))
 		/* Every node takes writes (a follower forwards them to the
@@ -456,96 +458,6 @@ void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,
 		break;
 	}
 	}
-	redis_reply_now(conn);
-}
-
-void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
-		       const struct resp_command_info *sub)
-{
-	struct node *n = conn->core->node;
-	struct reply *r = &conn->redis->scratch;
-	char maxmem[32], port[16], maxval[32];
-	const char *params[][2] = {
-		{ "save", "" },
-		{ "appendonly", "yes" },
-		{ "appendfsync", "always" },
-		{ "databases", "1" },
-		{ "maxmemory", maxmem },
-		{ "port", port },
-		{ "proto-max-bulk-len", maxval },
-		{ "timeout", "0" },
-	};
-	const size_t nparams = sizeof params / sizeof params[0];
-	size_t i, k, matched = 0;
-	bool hit[sizeof params / sizeof params[0]] = { false };
-
-	snprintf(maxmem, sizeof maxmem, "%" PRIu64, n->cfg.memtable_size * n->shards);
-	snprintf(port, sizeof port, "%u", n->resp_port);
-	snprintf(maxval, sizeof maxval, "%u", n->cfg.max_value);
-	reply_reset(r);
-	if (sub->id == RESP_CMD_CONFIG_RESETSTAT) {
-		reply_simple(conn, r, "OK");
-		redis_reply_now(conn);
-		return;
-	}
-	if (sub->id == RESP_CMD_CONFIG_SET) {
-		/* Redis 7.0's checks and texts, all pairs before any is taken.
-		 * ringkv changes none of these at run time (ringkvd's flags set
-		 * them): a parameter set to the value it has is accepted. */
-		if (cmd->argc % 2 != 0) {
-			reply_error(conn, r, RESP_ERR_SYNTAX);
-			redis_reply_now(conn);
-			return;
-		}
-		for (k = 2; k < cmd->argc; k += 2) {
-			const struct resp_arg *name = &cmd->argv[k], *value = &cmd->argv[k + 1];
-			int nl = (int)(name->len > 64 ? 64 : name->len);
-
-			for (i = 0; i < nparams && !redis_arg_is(name, params[i][0]); i++)
-				;
-			if (i == nparams) {
-				reply_errorf(conn, r, "ERR Unknown option or number of arguments for "
-					     "CONFIG SET - '%.*s'", nl, (const char *)name->data);
-				break;
-			}
-			if (hit[i]) {
-				reply_errorf(conn, r, "ERR CONFIG SET failed (possibly related to "
-					     "argument '%s') - duplicate parameter", params[i][0]);
-				break;
-			}
-			hit[i] = true;
-			if (!redis_arg_is(value, params[i][1])) {
-				reply_errorf(conn, r, "ERR CONFIG SET failed (possibly related to "
-					     "argument '%s') - ringkv does not change it at run time "
-					     "(it is %s; set by ringkvd's flags)", params[i][0],
-					     params[i][1][0] ? params[i][1] : "\"\"");
-				break;
-			}
-		}
-		if (k >= cmd->argc)
-			reply_simple(conn, r, "OK");
-		redis_reply_now(conn);
-		return;
-	}
-	for (k = 2; k < cmd->argc; k++) {
-		char pat[128];
-
-		if (cmd->argv[k].len >= sizeof pat)
-			continue;
-		memcpy(pat, cmd->argv[k].data, cmd->argv[k].len);
-		pat[cmd->argv[k].len] = '\0';
-		for (i = 0; i < nparams; i++)
-			if (!hit[i] && fnmatch(pat, params[i][0], FNM_CASEFOLD) == 0) {
-				hit[i] = true;
-				matched++;
-			}
-	}
-	reply_map(conn, r, matched);
-	for (i = 0; i < nparams; i++)
-		if (hit[i]) {
-			reply_str(conn, r, params[i][0]);
-			reply_str(conn, r, params[i][1]);
-		}
 	redis_reply_now(conn);
 }
 

@@ -116,9 +116,11 @@ size_t redis_client_line(struct conn *conn, char *buf, size_t cap)
 
 	conn_addrs(conn, addr, laddr);
 	n = snprintf(buf, cap, "id=%" PRIu64 " addr=%s laddr=%s fd=%d name=%s age=%lld "
-		     "flags=N db=0 user=%s resp=%d\n",
+		     "idle=%llu flags=N db=0 user=%s resp=%d\n",
 		     rc->id, addr, laddr, conn->fd, rc->has_name ? rc->name : "",
-		     (long long)(time(NULL) - rc->created), conn_user(conn), rc->resp3 ? 3 : 2);
+		     (long long)(time(NULL) - rc->created),
+		     (unsigned long long)((conn->core->reactor->now_us - rc->last_us) / 1000000u),
+		     conn_user(conn), rc->resp3 ? 3 : 2);
 	return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
@@ -247,6 +249,14 @@ static void on_part_back(struct reactor *r, struct reactor_msg *m)
 	}
 	if (g->kill_self)
 		conn_close_after_reply(conn);
+	gather_free(g, cores);
+	redis_slot_answer(conn, slot);
+}
+
+void redis_slot_answer(struct conn *conn, struct redis_slot *slot)
+{
+	struct reply *rep = &conn->redis->scratch;
+
 	slot->bytes = rep->failed ? NULL : pool_alloc_large(redis_pool(conn), rep->len);
 	if (slot->bytes) {
 		memcpy(slot->bytes, rep->data, rep->len);
@@ -254,7 +264,6 @@ static void on_part_back(struct reactor *r, struct reactor_msg *m)
 	} else {
 		slot->oom = true;
 	}
-	gather_free(g, cores);
 	slot->pending = 0;
 	redis_drain(conn);
 }

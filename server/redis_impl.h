@@ -105,6 +105,7 @@ struct redis_conn {
 	bool has_name;
 	bool resp3;                 /* HELLO 3: RESP3 replies (maps, _ nulls...) */
 	time_t created;             /* for CLIENT LIST's age */
+	uint64_t last_us;           /* the core's clock at its last input (CONFIG timeout) */
 	struct timer desync_close;  /* after a protocol error: see redis.c */
 };
 
@@ -116,11 +117,25 @@ struct redis_cursor {
 
 struct redis_expiry;
 
+/* The settings CONFIG SET changes at run time, each core's own copy
+ * (server/redis_config.c). */
+struct redis_settings {
+	uint64_t maxclients;  /* as set: CONFIG GET answers it */
+	uint32_t conn_limit;  /* connections per core: ceil(maxclients / cores) */
+	uint32_t max_bulk;    /* proto-max-bulk-len, at most --max-value */
+	unsigned loglevel;    /* debug, verbose, notice, warning */
+	uint32_t timeout_s;   /* idle RESP clients closed after this; 0 never */
+	uint64_t stamps[4];   /* of the last value taken, per setting */
+};
+
 struct redis_core {
 	struct redis_expiry *expiry; /* active expiry (redis_expiry.c) */
 	time_t started;             /* for INFO's uptime */
 	uint64_t next_seq;
 	struct redis_cursor cursors[REDIS_CURSORS];
+	struct redis_counts *counts; /* DBSIZE's exact counts (redis_count.c), or NULL */
+	struct redis_settings settings; /* CONFIG SET's (redis_config.c) */
+	struct timer idle_sweep;        /* while settings.timeout_s > 0 */
 };
 
 /* ---- reply building (redis_reply.c) ---- */
@@ -309,6 +324,16 @@ bool redis_auth_sees_keyspace(struct conn *conn);
 void redis_parser_limits(struct conn *conn, struct resp_limits *limits);
 void redis_cmd_command(struct conn *conn, const struct resp_command *cmd,
 		       const struct resp_command_info *parent);
+/* CONFIG's run-time settings (redis_config.c): each core's copy set from
+ * the flags at start (from redis_core_init). */
+void redis_settings_init(struct node_core *c);
+/* Stops the idle sweep (from redis_core_destroy). */
+void redis_settings_stop(struct node_core *c);
+/* The largest value a RESP request may carry now (proto-max-bulk-len). */
+uint32_t redis_max_value(const struct node_core *c);
+/* A slot waiting on cores (slot->pending 1) is answered with the scratch
+ * reply; the connection's replies drain (the slot may be freed). */
+void redis_slot_answer(struct conn *conn, struct redis_slot *slot);
 void redis_cmd_config(struct conn *conn, const struct resp_command *cmd,
 		      const struct resp_command_info *sub);
 void redis_cmd_client(struct conn *conn, const struct resp_command *cmd,

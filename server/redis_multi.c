@@ -122,12 +122,12 @@ static void cmd_msetnx(struct conn *conn, const struct resp_command *cmd)
 	for (size_t i = 1; i + 1 < cmd->argc; i += 2)
 		bytes += command_pair_size(cmd->argv[i].len, cmd->argv[i + 1].len);
 	/* One log entry holds them all: bounded like one value. */
-	if (bytes > conn->core->node->cfg.max_value) {
+	if (bytes > redis_max_value(conn->core)) {
 		struct reply *r = &conn->redis->scratch;
 
 		reply_reset(r);
 		reply_errorf(conn, r, "ERR MSETNX keys and values exceed the maximum allowed size "
-			     "(%u bytes)", conn->core->node->cfg.max_value);
+			     "(%u bytes)", redis_max_value(conn->core));
 		redis_reply_now(conn);
 		return;
 	}

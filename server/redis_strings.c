@@ -43,7 +43,7 @@ static bool parse_int(const struct resp_arg *a, int64_t *v)
 static bool parse_bit_offset(struct conn *conn, const struct resp_arg *a, int64_t *v)
 {
 	return parse_int(a, v) && *v >= 0 &&
-	       (uint64_t)*v / 8 < conn->core->node->cfg.max_value;
+	       (uint64_t)*v / 8 < redis_max_value(conn->core);
 }
 
 static void answer_error(struct conn *conn, const char *text)

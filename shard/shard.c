@@ -592,6 +592,15 @@ uint64_t shard_live_keys(const struct shard *s)
 	return n > 0 ? (uint64_t)n : 0;
 }
 
+bool shard_live_keys_exact(const struct shard *s)
+{
+	if (s->version)
+		for (unsigned l = 0; l < MANIFEST_LEVELS; l++)
+			if (s->version->count[l] > 0)
+				return false;
+	return true;
+}
+
 void shard_memory(const struct shard *s, size_t *used, size_t *capacity)
 {
 	*used = memtable_used(s->mem->mt) + (s->imm ? memtable_used(s->imm->mt) : 0);

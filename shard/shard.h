@@ -622,6 +622,15 @@ typedef bool shard_scan_expired_fn(void *arg, const void *key, size_t key_len,
 int shard_scan_expired(struct shard *s, const void *start, size_t start_len, bool after,
 		       size_t examine, shard_scan_expired_fn *fn, shard_scan_done_fn *done,
 		       void *arg);
+/*
+ * Both at once, for an exact count of the stored keys (DBSIZE,
+ * server/redis_count.c): `expired` sees every value carrying a deadline,
+ * then `fn` the live ones as shard_scan (an expired value is not shown to
+ * it).
+ */
+int shard_scan_all(struct shard *s, const void *start, size_t start_len, bool after,
+		   size_t examine, shard_scan_fn *fn, shard_scan_expired_fn *expired,
+		   shard_scan_done_fn *done, void *arg);
 
 /*
  * Keys holding a value: an ESTIMATE once SSTables exist. Each memtable and
@@ -630,6 +639,10 @@ int shard_scan_expired(struct shard *s, const void *start, size_t start_len, boo
  * until compaction merges them; exact while everything is in one memtable.
  */
 uint64_t shard_live_keys(const struct shard *s);
+/* Whether shard_live_keys is exact now: no SSTable holds anything (every
+ * value and tombstone is in the memtables, where the count is kept by apply
+ * from what each key held). */
+bool shard_live_keys_exact(const struct shard *s);
 
 /* Memtable bytes in use (both memtables) and the capacity of one. */
 void shard_memory(const struct shard *s, size_t *used, size_t *capacity);

@@ -758,3 +758,10 @@ int shard_scan_expired(struct shard *s, const void *start, size_t start_len, boo
 {
 	return scan_begin(s, start, start_len, after, examine, NULL, fn, done, arg);
 }
+
+int shard_scan_all(struct shard *s, const void *start, size_t start_len, bool after,
+		   size_t examine, shard_scan_fn *fn, shard_scan_expired_fn *expired,
+		   shard_scan_done_fn *done, void *arg)
+{
+	return scan_begin(s, start, start_len, after, examine, fn, expired, done, arg);
+}

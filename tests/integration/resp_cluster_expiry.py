@@ -102,16 +102,21 @@ def stale_until(native, node, key, want):
     return got
 
 
-def expires(conn):
-    """INFO keyspace's expires= figure."""
+def keyspace_field(conn, name):
+    """A figure of INFO keyspace's db0 line (keys=, expires=), or None."""
     text = conn.call("INFO", "keyspace")
-    at = text.find(b"expires=")
+    at = text.find(name.encode() + b"=")
     if at < 0:
         return None
-    end = at + len(b"expires=")
+    end = at + len(name) + 1
     while text[end:end + 1].isdigit():
         end += 1
-    return int(text[at + len(b"expires="):end])
+    return int(text[at + len(name) + 1:end])
+
+
+def expires(conn):
+    """INFO keyspace's expires= figure."""
+    return keyspace_field(conn, "expires")
 
 
 def main():
