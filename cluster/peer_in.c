@@ -203,6 +203,9 @@ static bool hello_received(struct peer_in *in)
 		peer_in_refuse(in);
 		return false;
 	}
+	/* Its handshake ran against a context a reload has replaced since. */
+	if (!peer_in_recheck(in))
+		return false;
 	reactor_timer_cancel(pc->r, &in->hello_timer);
 	if (in->unproven) {
 		in->unproven = false;
@@ -441,6 +444,8 @@ static void handoff_arrived(struct reactor *r, struct reactor_msg *m)
 		peer_in_arm_recv(in);
 		return;
 	}
+	/* A reload this core has acted on already, while it travelled. */
+	peer_in_recheck_later(in);
 	/* Frames decrypted with the hello, then what OpenSSL still holds. */
 	if (in_deliver(in))
 		peer_in_tls_progress(in);

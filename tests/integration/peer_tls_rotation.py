@@ -16,7 +16,8 @@ while a writer puts keys through node 1 all along:
      certificate is let through the handshake;
   then node 3 restarts with its CA1 certificate (trusting both CAs, as a
   node that missed step 2): nodes 1 and 2 refuse it with TLS alert unknown
-  CA, and its log shows the alert's reason; back on CA2 it serves.
+  CA, both when it dials them and when they dial it, and its log shows the
+  alert's reason both ways; back on CA2 it serves.
 Every write of the writer during the rotation must succeed, no gap over
 5 s. Addresses 127.0.55.11-13; ports 55000 + 3 * (pid % 300) and the two
 next. Every process it starts, it stops. Exits 0 when every check passes,
@@ -213,6 +214,25 @@ def main():
         ins = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
                if "peer connection from %s:" % HOSTS[2] in ln and "alert sent: unknown CA" in ln]
         check(bool(ins), "nodes 1 and 2 log the refusal: %s" % ins[:1])
+        # The other way: nodes 1 and 2 dialling node 3 refuse its CA1
+        # certificate, and their alert reaches it before the close.
+        outs = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
+                if "peer node 3 (%s:%d): cannot connect:" % (HOSTS[2], PEER) in ln and
+                "alert sent: unknown CA" in ln]
+        check(bool(outs), "nodes 1 and 2 refuse node 3 when they dial it, saying they sent "
+              "the alert: %s" % outs[:1])
+        want = ("(node %d's address): TLS handshake: refused by the other side: TLS alert "
+                "unknown CA (it does not trust the CA that signed our certificate)")
+        deadline = time.time() + 20
+        dialled = []
+        while time.time() < deadline and len(dialled) < 2:
+            dialled = [n for n in (1, 2) if any(
+                "peer connection from %s:" % HOSTS[n - 1] in ln and want % n in ln
+                for ln in log_of(work, 2)[mark:].splitlines())]
+            time.sleep(0.3)
+        check(dialled == [1, 2], "node 3's log says nodes 1 and 2 refused it when they dialled "
+              "it, and why (%s): %s" % (dialled, [ln for ln in log_of(work, 2)[mark:].splitlines()
+                                                   if "peer connection from" in ln][:2]))
         ok, err = put_until(ringkv, pki, HOSTS[0], "without-3", "v", 20)
         check(ok, "nodes 1 and 2 serve writes meanwhile (%s)" % err)
         stop_process(procs[2], 15)
