@@ -258,6 +258,24 @@ void peer_in_send_done(struct io_op *op, int res, unsigned flags)
 		peer_in_handoff(in, in->handoff_core);
 }
 
+/* TLS: the dialler refused the certificate we showed; its alert says why
+ * (logged, naming the node whose address dialled). No peer_in_refuse: a
+ * fatal alert received leaves nothing to send. */
+static void in_refused_by_dialler(struct peer_in *in)
+{
+	uint64_t node = peer_node_at(in->pc, &in->from);
+	char from[112], why[448];
+
+	if (node)
+		snprintf(from, sizeof from, "%s (node %" PRIu64 "'s address)", in->from_text,
+			 node);
+	else
+		snprintf(from, sizeof from, "%s", in->from_text);
+	snprintf(why, sizeof why, "TLS handshake: %s", tls_conn_error(in->tls));
+	peer_log_refused_by(in->pc, from, why);
+	peer_in_close(in);
+}
+
 /*
  * TLS: drives the handshake (its certificate's node noted once verified),
  * then decrypts into buf and acts on it as peer_in_consume does, until OpenSSL
@@ -276,17 +294,7 @@ void peer_in_tls_progress(struct peer_in *in)
 			const char *alert = tls_conn_alert_sent(in->tls);
 
 			if (tls_conn_alert_received(in->tls)) {
-				/* The dialler refused our certificate: its
-				 * alert says why; no peer_in_refuse: it is gone. */
-				uint64_t node = peer_node_at(pc, &in->from);
-				char from[96];
-
-				snprintf(from, sizeof from, node ? "%s (node %" PRIu64
-					 "'s address)" : "%s", in->from_text, node);
-				snprintf(why, sizeof why, "TLS handshake: %s",
-					 tls_conn_error(in->tls));
-				peer_log_refused_by(pc, from, why);
-				peer_in_close(in);
+				in_refused_by_dialler(in);
 				return;
 			}
 			snprintf(why, sizeof why, "TLS handshake: %s%s%s", tls_conn_error(in->tls),
