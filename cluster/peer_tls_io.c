@@ -1,8 +1,9 @@
 /*
  * TLS on the peer transport's connections, both sides (cluster/peer_internal.h):
  * the outbound handshake, frames into OpenSSL and its ciphertext out by the
- * ring, the inbound handshake and decryption, and the refusal of a peer
- * with the alert that says why. The checks of a certificate's node id run
+ * ring, the inbound handshake and decryption, the refusal of a peer with
+ * the alert that says why (either side), and the check of open connections
+ * after a reload of the context. The checks of a certificate's node id run
  * inside the handshake (tls_conn_set_check); cluster/peer_tls.c says what a
  * certificate must name.
  */
