@@ -133,16 +133,17 @@ def main():
         check(bool(lines), "a node with a CA1 certificate is refused, its log says why: %s"
               % (lines[:1] or [ln for ln in log_of(work, 2)[mark:].splitlines()
                                if "peer " in ln][:6]))
-        ins = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
-               if "peer connection from %s:" % HOSTS[2] in ln and "alert sent: unknown CA" in ln]
-        check(bool(ins), "nodes 1 and 2 log the refusal: %s" % ins[:1])
         # The other way: nodes 1 and 2 dialling node 3 refuse its CA1
         # certificate, and their alert reaches it before the close.
         want = ("(node %d's address): TLS handshake: refused by the other side: TLS alert "
                 "unknown CA (it does not trust the CA that signed our certificate)")
         deadline = time.time() + 20
-        dialled = outs = []
-        while time.time() < deadline and (len(dialled) < 2 or not outs):
+        dialled = outs = ins = []
+        # (refusals are logged at most once per 10 s per core: poll)
+        while time.time() < deadline and (not dialled or not outs or not ins):
+            ins = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
+                   if "peer connection from %s:" % HOSTS[2] in ln and
+                   "alert sent: unknown CA" in ln]
             outs = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
                     if "peer node 3 (%s:%d): cannot connect:" % (HOSTS[2], PEER) in ln and
                     "alert sent: unknown CA" in ln]
@@ -150,9 +151,11 @@ def main():
                 "peer connection from %s:" % HOSTS[n - 1] in ln and want % n in ln
                 for ln in log_of(work, 2)[mark:].splitlines())]
             time.sleep(0.3)
+        check(bool(ins), "nodes 1 and 2 log the refusal: %s" % ins[:1])
         check(bool(outs), "nodes 1 and 2 refuse node 3 when they dial it, saying they sent "
               "the alert: %s" % outs[:1])
-        check(dialled == [1, 2], "node 3's log says nodes 1 and 2 refused it when they dialled "
+        # (one of them at least: node 3 too logs one such line per 10 s per core)
+        check(bool(dialled), "node 3's log says nodes 1 and 2 refused it when they dialled "
               "it, and why (%s): %s" % (dialled, [ln for ln in log_of(work, 2)[mark:].splitlines()
                                                    if "peer connection from" in ln][:2]))
         ok, err = put_until(ringkv, pki, HOSTS[0], "without-3", "v", 20)
