@@ -54,7 +54,7 @@
 #include "core/timer.h"
 #include "io/tls.h"
 
-static uint64_t rng_next(struct peer_core *pc)
+uint64_t peer_rng(struct peer_core *pc)
 {
 	uint64_t x = pc->rng;
 
@@ -88,26 +88,68 @@ void peer_addr_text(const struct sockaddr *sa, char *buf, size_t len)
 }
 
 /*
- * Logs a refused inbound connection: the first at warn, then at most one
- * warning per PEER_REFUSAL_LOG_US per core (a misconfigured node redials
- * every second from every core), counting the quiet ones.
+ * One line about an inbound connection that failed to become a peer's: the
+ * first at warn, then at most one warning per PEER_REFUSAL_LOG_US per core
+ * (a misconfigured node redials every second from every core), counting
+ * the quiet ones. `verb` follows the address: " refused" or "".
  */
-void peer_log_refusal(struct peer_core *pc, const char *from, const char *why)
+static void log_inbound_failure(struct peer_core *pc, const char *from, const char *verb,
+				const char *why)
 {
-	pc->refused++;
 	if (pc->r->now_us < pc->refusal_log_at_us) {
 		pc->refusals_quiet++;
-		log_debug("peer connection from %s refused: %s", from, why);
+		log_debug("peer connection from %s%s: %s", from, verb, why);
 		return;
 	}
 	if (pc->refusals_quiet)
-		log_warn("peer connection from %s refused: %s (%" PRIu64
-			 " more refused in the last %u s)", from, why, pc->refusals_quiet,
+		log_warn("peer connection from %s%s: %s (%" PRIu64 " more refused in the "
+			 "last %u s)", from, verb, why, pc->refusals_quiet,
 			 PEER_REFUSAL_LOG_US / 1000000u);
 	else
-		log_warn("peer connection from %s refused: %s", from, why);
+		log_warn("peer connection from %s%s: %s", from, verb, why);
 	pc->refusals_quiet = 0;
 	pc->refusal_log_at_us = pc->r->now_us + PEER_REFUSAL_LOG_US;
+}
+
+/* An inbound connection this node refused. */
+void peer_log_refusal(struct peer_core *pc, const char *from, const char *why)
+{
+	pc->refused++;
+	log_inbound_failure(pc, from, " refused", why);
+}
+
+/* An inbound connection whose dialler refused this node (its TLS alert). */
+void peer_log_refused_by(struct peer_core *pc, const char *from, const char *why)
+{
+	log_inbound_failure(pc, from, "", why);
+}
+
+/* The peer whose address has the IP of `from` (any port: a node dials from
+ * its own peer address's IP), when exactly one has it; else 0. */
+uint64_t peer_node_at(const struct peer_core *pc, const struct sockaddr_storage *from)
+{
+	uint64_t found = 0;
+
+	for (unsigned i = 0; i < pc->npeers; i++) {
+		const struct sockaddr_storage *a = &pc->peers[i].node->addr;
+		bool same;
+
+		if (a->ss_family != from->ss_family)
+			continue;
+		if (a->ss_family == AF_INET)
+			same = ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+			       ((const struct sockaddr_in *)from)->sin_addr.s_addr;
+		else
+			same = memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+				      &((const struct sockaddr_in6 *)from)->sin6_addr,
+				      sizeof(struct in6_addr)) == 0;
+		if (!same)
+			continue;
+		if (found)
+			return 0;
+		found = pc->peers[i].node->id;
+	}
+	return found;
 }
 
 /* -- frames and queues -- */
@@ -315,7 +357,7 @@ static void schedule_reconnect(struct peer *p)
 
 	/* "Equal jitter": half fixed, half random, so cores and nodes that
 	 * lost a peer together do not all dial it again in the same instant. */
-	jittered = delay / 2 + rng_next(pc) % (delay / 2 + 1);
+	jittered = delay / 2 + peer_rng(pc) % (delay / 2 + 1);
 	p->backoff_us = delay * 2 > cfg->backoff_max_us ? cfg->backoff_max_us : delay * 2;
 	p->state = OUT_BACKOFF;
 	reactor_timer_arm(pc->r, &p->timer, jittered, backoff_fired, p);
@@ -329,6 +371,7 @@ void peer_out_maybe_closed(struct peer *p)
 
 	if (p->state != OUT_CLOSING || p->ops)
 		return;
+	p->flushing = false;
 	if (p->fd >= 0)
 		close(p->fd);
 	p->fd = -1;
@@ -379,6 +422,45 @@ static uint64_t text_hash(const char *text)
 	return h;
 }
 
+/* TLS: the flush of a closing connection is over (sent, failed or timed
+ * out): the shutdown wakes the probe, and a send still in flight. */
+static void flush_end(struct peer *p)
+{
+	p->flushing = false;
+	reactor_timer_cancel(p->pc->r, &p->timer);
+	if (p->fd >= 0)
+		shutdown(p->fd, SHUT_RDWR);
+}
+
+static void flush_timeout_fired(struct timer *t, void *arg)
+{
+	struct peer *p = arg;
+
+	if (p->flushing)
+		flush_end(p);
+	peer_out_maybe_closed(p);
+}
+
+/*
+ * TLS, closing at peer_out_refuse's request: what OpenSSL queued for the
+ * other side (a refusal's alert, a close_notify) goes out through the ring
+ * before the shutdown, within PEER_REFUSE_FLUSH_US; the probe stays as it
+ * is (nothing is read meanwhile but what it takes). False when there is
+ * nothing to send: close at once.
+ */
+static bool flush_start(struct peer *p)
+{
+	struct peer_core *pc = p->pc;
+
+	if (!p->close_flush || !p->tls || p->fd < 0 || pc->stopping)
+		return false;
+	if (!p->sending && !peer_out_send_tls(p))
+		return false;
+	p->flushing = true;
+	reactor_timer_arm(pc->r, &p->timer, PEER_REFUSE_FLUSH_US, flush_timeout_fired, p);
+	return true;
+}
+
 /* The connection failed or broke: stop everything on it. */
 void peer_out_lost(struct peer *p, int err)
 {
@@ -425,9 +507,20 @@ void peer_out_lost(struct peer *p, int err)
 		io_uring_prep_cancel(sqe, &p->connect_op, 0);
 		io_uring_sqe_set_data(sqe, NULL);
 	}
+	if (flush_start(p))
+		return;
 	if (p->fd >= 0)
 		shutdown(p->fd, SHUT_RDWR); /* wakes the send and the probe */
 	peer_out_maybe_closed(p);
+}
+
+/* As peer_out_lost, but with TLS what OpenSSL queued for the other side
+ * (the alert of a refused handshake, a close_notify) is sent first. */
+void peer_out_refuse(struct peer *p, int err)
+{
+	p->close_flush = true;
+	peer_out_lost(p, err);
+	p->close_flush = false;
 }
 
 static void connect_timeout_fired(struct timer *t, void *arg)
@@ -629,6 +722,16 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 
 	p->sending = false;
 	op_done(p);
+	if (p->flushing) {
+		if (res > 0) {
+			tls_conn_sent(p->tls, (size_t)res);
+			if (peer_out_send_tls(p))
+				return; /* the rest of the alert or close_notify */
+		}
+		flush_end(p);
+		peer_out_maybe_closed(p);
+		return;
+	}
 	if (res <= 0) {
 		peer_out_lost(p, res < 0 ? res : -EPIPE);
 		peer_out_maybe_closed(p);
@@ -687,6 +790,9 @@ static void flush_hook(struct reactor *r, void *arg)
 	struct peer_core *pc = arg;
 	unsigned i;
 
+	/* A SIGHUP reloaded the peers' TLS context: check the connections. */
+	if (pc->net->cfg.tls && tls_server_generation(pc->net->cfg.tls) != pc->tls_generation)
+		peer_tls_reloaded(pc);
 	for (i = 0; i < pc->npeers; i++) {
 		struct peer *p = &pc->peers[i];
 
@@ -882,6 +988,8 @@ int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 	pc->arg = arg;
 	pc->npeers = n->cfg.npeers;
 	pc->listen_fd = n->listen_fds[r->id];
+	if (n->cfg.tls)
+		pc->tls_generation = tls_server_generation(n->cfg.tls);
 	pc->rng = (n->cfg.self_id * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)r->id << 32) ^
 		  r->now_us ^ 0x2545f4914f6cdd1dull;
 	if (!pc->rng)

@@ -52,7 +52,12 @@
  * SSL_write each, straight from the queues; a frame counts as sent once
  * OpenSSL took it (as bytes in the kernel's send buffer do without TLS).
  * An inbound connection whose hello names another core goes there with its
- * TLS state and any plaintext decrypted after the hello.
+ * TLS state and any plaintext decrypted after the hello. Refusals, by
+ * either side, send the TLS alert that says why before the close. After a
+ * reload of cfg.tls (tls_server_reload, SIGHUP) each core checks the
+ * certificate of every established connection again against the new
+ * context, at random moments within 2 s, and closes (close_notify first)
+ * those that no longer verify; the others stay (cluster/peer_tls_io.c).
  *
  * Dead or slow peers never block the core: every operation is asynchronous,
  * connects time out, TCP_USER_TIMEOUT ends a connection whose data goes

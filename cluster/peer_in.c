@@ -17,30 +17,11 @@
 
 #include "cluster/peer_internal.h"
 #include "cluster/peer_tls.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "io/tls.h"
 
 static void in_recv_done(struct io_op *op, int res, unsigned flags);
-
-static int grow(struct pool *pool, uint8_t **buf, size_t *cap, size_t keep, size_t need)
-{
-	size_t want = *cap ? *cap : 4096;
-	uint8_t *nbuf;
-
-	if (need <= *cap)
-		return 0;
-	while (want < need)
-		want *= 2;
-	nbuf = pool_alloc_large(pool, want);
-	if (!nbuf)
-		return -ENOMEM;
-	if (keep)
-		memcpy(nbuf, *buf, keep);
-	pool_free(pool, *buf);
-	*buf = nbuf;
-	*cap = pool_block_size(nbuf);
-	return 0;
-}
 
 void peer_in_free(struct peer_in *in)
 {
@@ -203,6 +184,9 @@ static bool hello_received(struct peer_in *in)
 		peer_in_refuse(in);
 		return false;
 	}
+	/* Its handshake ran against a context a reload has replaced since. */
+	if (!peer_in_recheck(in))
+		return false;
 	reactor_timer_cancel(pc->r, &in->hello_timer);
 	if (in->unproven) {
 		in->unproven = false;
@@ -316,7 +300,7 @@ bool peer_in_make_room(struct peer_in *in)
 		in->off = 0;
 	}
 	if (in->want > in->cap &&
-	    grow(core_pool(in->pc), &in->buf, &in->cap, in->len, in->want) != 0) {
+	    buf_grow(core_pool(in->pc), &in->buf, &in->cap, in->len, in->want) != 0) {
 		log_warn("peer connection from %s: no memory for a %zu-byte frame; closing",
 			 in->from_text, in->want);
 		peer_in_close(in);
@@ -419,7 +403,7 @@ static void handoff_arrived(struct reactor *r, struct reactor_msg *m)
 		return;
 	}
 	in = in_create(pc, h->fd, IN_FRAMES, &h->from, h->from_text);
-	if (!in || grow(core_pool(pc), &in->buf, &in->cap, 0, h->rest_len) != 0) {
+	if (!in || buf_grow(core_pool(pc), &in->buf, &in->cap, 0, h->rest_len) != 0) {
 		log_warn("peer connection from %s: out of memory; closing", h->from_text);
 		if (in) {
 			in->fd = -1;
@@ -441,6 +425,8 @@ static void handoff_arrived(struct reactor *r, struct reactor_msg *m)
 		peer_in_arm_recv(in);
 		return;
 	}
+	/* A reload this core has acted on already, while it travelled. */
+	peer_in_recheck_later(in);
 	/* Frames decrypted with the hello, then what OpenSSL still holds. */
 	if (in_deliver(in))
 		peer_in_tls_progress(in);

@@ -79,6 +79,9 @@ struct peer {
 	struct peer_frame *tx;    /* the frame OpenSSL is taking, from a queue */
 	size_t tx_off;            /* its wire bytes taken so far */
 	char why[448];            /* TLS reason of the loss, for peer_out_lost's line */
+	bool close_flush;         /* TLS: peer_out_lost sends what OpenSSL queued first */
+	bool flushing;            /* TLS: closing, the alert or close_notify going out */
+	unsigned cut_logged;      /* TLS: the reload whose cut of this node was logged */
 };
 
 enum in_stage { IN_HANDSHAKE, IN_HELLO_LEN, IN_HELLO, IN_FRAMES };
@@ -141,6 +144,7 @@ struct peer_core {
 	uint64_t accepted, handed_off, adopted, refused;
 	uint64_t refusal_log_at_us;  /* next refusal logged at warn from then */
 	uint64_t refusals_quiet;     /* refusals logged at debug since the last warn */
+	unsigned tls_generation;     /* the TLS reload (tls_server_generation) acted on */
 };
 
 /* A connection whose hello names another core, on its way there. */
@@ -157,7 +161,11 @@ struct handoff {
 };
 
 #define PEER_REFUSAL_LOG_US (10u * 1000000u)
-#define PEER_REFUSE_FLUSH_US (1000u * 1000u) /* a refused dialler's alert: bound */
+#define PEER_REFUSE_FLUSH_US (1000u * 1000u) /* a refusal's alert going out: bound */
+/* After a TLS reload, each established connection is checked again at a
+ * random moment within this: closures (and their reconnections) are spread
+ * over it rather than all at once, and none outlives it. */
+#define PEER_RELOAD_SPREAD_US (2000u * 1000u)
 
 static inline struct pool *core_pool(struct peer_core *pc)
 {
@@ -181,10 +189,14 @@ static inline uint32_t get_le32(const uint8_t *p)
 /* peer.c: the outbound side, queues, helpers shared with the others */
 void peer_addr_text(const struct sockaddr *sa, char *buf, size_t len);
 void peer_log_refusal(struct peer_core *pc, const char *from, const char *why);
+void peer_log_refused_by(struct peer_core *pc, const char *from, const char *why);
+uint64_t peer_node_at(const struct peer_core *pc, const struct sockaddr_storage *from);
+uint64_t peer_rng(struct peer_core *pc);
 struct peer *peer_find(struct peer_core *pc, uint64_t node);
 void peer_connect_start(struct peer *p);
 void peer_submit_op(struct peer *p, struct io_uring_sqe *sqe, struct io_op *op);
 void peer_out_lost(struct peer *p, int err);
+void peer_out_refuse(struct peer *p, int err);
 void peer_out_maybe_closed(struct peer *p);
 void peer_out_up(struct peer *p);
 void peer_arm_probe(struct peer *p);
@@ -202,11 +214,15 @@ void peer_accept_done(struct io_op *op, int res, unsigned flags);
 /* peer_tls_io.c: TLS driven on both sides */
 void peer_out_tls_received(struct peer *p, int res);
 void peer_out_tls_step(struct peer *p);
+bool peer_out_send_tls(struct peer *p);
 int peer_out_cert_check(void *arg, X509 *cert, char *why, size_t len);
 void peer_start_batch_tls(struct peer *p);
 void peer_in_refuse(struct peer_in *in);
 void peer_in_send_done(struct io_op *op, int res, unsigned flags);
 void peer_in_tls_progress(struct peer_in *in);
 int peer_in_cert_check(void *arg, X509 *cert, char *why, size_t len);
+void peer_tls_reloaded(struct peer_core *pc);
+void peer_in_recheck_later(struct peer_in *in);
+bool peer_in_recheck(struct peer_in *in);
 
 #endif

@@ -1,8 +1,9 @@
 /*
  * TLS on the peer transport's connections, both sides (cluster/peer_internal.h):
  * the outbound handshake, frames into OpenSSL and its ciphertext out by the
- * ring, the inbound handshake and decryption, and the refusal of a peer
- * with the alert that says why. The checks of a certificate's node id run
+ * ring, the inbound handshake and decryption, the refusal of a peer with
+ * the alert that says why (either side), and the check of open connections
+ * after a reload of the context. The checks of a certificate's node id run
  * inside the handshake (tls_conn_set_check); cluster/peer_tls.c says what a
  * certificate must name.
  */
@@ -53,6 +54,42 @@ void peer_out_tls_received(struct peer *p, int res)
 	peer_out_tls_step(p);
 }
 
+/* TLS: one SEND of what OpenSSL holds for the server; false when it holds
+ * nothing. No send may be in flight. */
+bool peer_out_send_tls(struct peer *p)
+{
+	struct io_uring_sqe *sqe;
+	const uint8_t *data;
+	size_t len = tls_conn_send_data(p->tls, &data);
+
+	if (len == 0)
+		return false;
+	sqe = io_ring_get_sqe(&p->pc->r->io);
+	io_uring_prep_send(sqe, p->fd, data, len, MSG_NOSIGNAL);
+	peer_submit_op(p, sqe, &p->send_op);
+	p->sending = true;
+	return true;
+}
+
+/*
+ * TLS: the server's certificate was verified against a context a reload
+ * has replaced since: checked again against the current one. False when
+ * it fails: closed (close_notify first), the reason in the loss's line.
+ */
+static bool out_recheck(struct peer *p)
+{
+	char err[320];
+
+	if (!tls_conn_stale(p->tls, p->pc->net->cfg.tls) ||
+	    tls_conn_recheck(p->tls, p->pc->net->cfg.tls, err, sizeof err) == 0)
+		return true;
+	snprintf(p->why, sizeof p->why, "closed after the TLS reload: its certificate no "
+		 "longer verifies: %s", err);
+	tls_conn_shutdown(p->tls);
+	peer_out_refuse(p, -EKEYREJECTED);
+	return false;
+}
+
 /*
  * TLS: drives the handshake, sends what OpenSSL has for the server, keeps
  * a receive armed. On UP, peer_start_batch does the sending.
@@ -60,8 +97,6 @@ void peer_out_tls_received(struct peer *p, int res)
 void peer_out_tls_step(struct peer *p)
 {
 	struct peer_core *pc = p->pc;
-	const uint8_t *data;
-	size_t len;
 	int rv;
 
 	if (p->state == OUT_HANDSHAKE) {
@@ -69,28 +104,34 @@ void peer_out_tls_step(struct peer *p)
 
 		rv = tls_conn_handshake(p->tls);
 		if (rv == TLS_FAILED) {
-			snprintf(p->why, sizeof p->why, "TLS handshake: %s", tls_conn_error(p->tls));
-			peer_out_lost(p, -EPROTO);
+			const char *alert = tls_conn_alert_sent(p->tls);
+
+			/* A refusal of ours: the alert OpenSSL queued says why
+			 * to the server's log (peer_out_refuse sends it). */
+			snprintf(p->why, sizeof p->why, "TLS handshake: %s%s%s",
+				 tls_conn_error(p->tls), alert ? "; alert sent: " : "",
+				 alert ? alert : "");
+			peer_out_refuse(p, -EPROTO);
 			return;
 		}
 		if (rv == 1) {
-			/* The chain was verified; is it the node we dialled? */
+			/* The chain was verified; is it the node we dialled?
+			 * (peer_out_cert_check said so inside the handshake.) */
 			if (peer_tls_check(p->tls, p->node->id, err, sizeof err) != 0) {
 				snprintf(p->why, sizeof p->why, "refused: %s", err);
-				peer_out_lost(p, -EPERM);
+				tls_conn_shutdown(p->tls);
+				peer_out_refuse(p, -EPERM);
 				return;
 			}
+			/* Verified against the context of before a reload. */
+			if (!out_recheck(p))
+				return;
 			reactor_timer_cancel(pc->r, &p->timer);
 			peer_out_up(p);
 			return;
 		}
-		if (!p->sending && (len = tls_conn_send_data(p->tls, &data)) > 0) {
-			struct io_uring_sqe *sqe = io_ring_get_sqe(&pc->r->io);
-
-			io_uring_prep_send(sqe, p->fd, data, len, MSG_NOSIGNAL);
-			peer_submit_op(p, sqe, &p->send_op);
-			p->sending = true;
-		}
+		if (!p->sending)
+			peer_out_send_tls(p);
 		peer_arm_probe(p);
 		return;
 	}
@@ -101,9 +142,8 @@ void peer_out_tls_step(struct peer *p)
 }
 
 /* TLS, inside the handshake: the server must be the node dialled (a
- * refusal is the reason in our log line; the alert OpenSSL makes for it is
- * not sent: peer_out_lost closes at once, so the server sees the
- * connection end -- not done yet, unlike the inbound side's in_refuse). */
+ * refusal is the reason in our log line, and a bad_certificate alert that
+ * peer_out_refuse sends before closing, for the server's). */
 int peer_out_cert_check(void *arg, X509 *cert, char *why, size_t len)
 {
 	struct peer *p = arg;
@@ -119,9 +159,6 @@ int peer_out_cert_check(void *arg, X509 *cert, char *why, size_t len)
 void peer_start_batch_tls(struct peer *p)
 {
 	struct peer_core *pc = p->pc;
-	struct io_uring_sqe *sqe;
-	const uint8_t *data;
-	size_t len;
 
 	for (;;) {
 		ssize_t n;
@@ -152,13 +189,7 @@ void peer_start_batch_tls(struct peer *p)
 			p->tx = NULL;
 		}
 	}
-	len = tls_conn_send_data(p->tls, &data);
-	if (len == 0)
-		return;
-	sqe = io_ring_get_sqe(&pc->r->io);
-	io_uring_prep_send(sqe, p->fd, data, len, MSG_NOSIGNAL);
-	peer_submit_op(p, sqe, &p->send_op);
-	p->sending = true;
+	peer_out_send_tls(p);
 }
 
 static void refuse_timeout_fired(struct timer *t, void *arg)
@@ -228,6 +259,24 @@ void peer_in_send_done(struct io_op *op, int res, unsigned flags)
 		peer_in_handoff(in, in->handoff_core);
 }
 
+/* TLS: the dialler refused the certificate we showed; its alert says why
+ * (logged, naming the node whose address dialled). No peer_in_refuse: a
+ * fatal alert received leaves nothing to send. */
+static void in_refused_by_dialler(struct peer_in *in)
+{
+	uint64_t node = peer_node_at(in->pc, &in->from);
+	char from[112], why[448];
+
+	if (node)
+		snprintf(from, sizeof from, "%s (node %" PRIu64 "'s address)", in->from_text,
+			 node);
+	else
+		snprintf(from, sizeof from, "%s", in->from_text);
+	snprintf(why, sizeof why, "TLS handshake: %s", tls_conn_error(in->tls));
+	peer_log_refused_by(in->pc, from, why);
+	peer_in_close(in);
+}
+
 /*
  * TLS: drives the handshake (its certificate's node noted once verified),
  * then decrypts into buf and acts on it as peer_in_consume does, until OpenSSL
@@ -245,6 +294,10 @@ void peer_in_tls_progress(struct peer_in *in)
 		if (rv == TLS_FAILED) {
 			const char *alert = tls_conn_alert_sent(in->tls);
 
+			if (tls_conn_alert_received(in->tls)) {
+				in_refused_by_dialler(in);
+				return;
+			}
 			snprintf(why, sizeof why, "TLS handshake: %s%s%s", tls_conn_error(in->tls),
 				 alert ? "; alert sent: " : "", alert ? alert : "");
 			peer_log_refusal(pc, in->from_text, why);
@@ -303,4 +356,102 @@ int peer_in_cert_check(void *arg, X509 *cert, char *why, size_t len)
 		return -1;
 	}
 	return 0;
+}
+
+/* -- after a reload of the peers' TLS context (SIGHUP) -- */
+
+/*
+ * The rule: a connection whose other side's certificate no longer
+ * verifies against the reloaded CA file (a CA removed, a certificate
+ * expired) is closed, with close_notify; one that still verifies lives on,
+ * whatever certificate this node now shows (a renewal costs no
+ * reconnection; the other side's own reload judges ours). Established
+ * connections are checked at random moments within PEER_RELOAD_SPREAD_US,
+ * so that their closures and reconnections are spread; one still in its
+ * handshake is checked once it is done (outbound) or at its hello
+ * (inbound).
+ */
+
+static void out_recheck_fired(struct timer *t, void *arg)
+{
+	struct peer *p = arg;
+
+	if (p->state == OUT_UP && p->tls && !p->pc->stopping)
+		out_recheck(p);
+}
+
+static void in_recheck_fired(struct timer *t, void *arg)
+{
+	struct peer_in *in = arg;
+
+	if (!in->closing && !in->refusing && !in->pc->stopping)
+		peer_in_recheck(in);
+}
+
+static uint64_t spread(struct peer_core *pc)
+{
+	return peer_rng(pc) % PEER_RELOAD_SPREAD_US;
+}
+
+/* An established inbound connection verified before a reload: checked at
+ * a random moment within the spread (its hello timer is free by then). */
+void peer_in_recheck_later(struct peer_in *in)
+{
+	struct peer_core *pc = in->pc;
+
+	if (in->tls && in->stage == IN_FRAMES && !in->closing && !in->refusing &&
+	    tls_conn_stale(in->tls, pc->net->cfg.tls))
+		reactor_timer_arm(pc->r, &in->hello_timer, spread(pc), in_recheck_fired, in);
+}
+
+/*
+ * The dialler's certificate checked against the current context when a
+ * reload replaced the one that verified it. False when it fails: logged
+ * (at warn once per node per reload on this core) and closed after a
+ * close_notify.
+ */
+bool peer_in_recheck(struct peer_in *in)
+{
+	struct peer_core *pc = in->pc;
+	struct peer *p = peer_find(pc, in->cert_node);
+	unsigned generation;
+	char err[320];
+
+	if (!in->tls || !tls_conn_stale(in->tls, pc->net->cfg.tls) ||
+	    tls_conn_recheck(in->tls, pc->net->cfg.tls, err, sizeof err) == 0)
+		return true;
+	generation = tls_server_generation(pc->net->cfg.tls);
+	if (p && p->cut_logged != generation) {
+		p->cut_logged = generation;
+		log_warn("peer connection from %s (node %" PRIu64 "): closed after the TLS "
+			 "reload: its certificate no longer verifies: %s", in->from_text,
+			 in->cert_node, err);
+	} else {
+		log_debug("peer connection from %s (node %" PRIu64 "): closed after the TLS "
+			  "reload: its certificate no longer verifies: %s", in->from_text,
+			  in->cert_node, err);
+	}
+	tls_conn_shutdown(in->tls);
+	peer_in_refuse(in);
+	return false;
+}
+
+/* From the send hook, once per reload: schedules the checks. */
+void peer_tls_reloaded(struct peer_core *pc)
+{
+	struct peer_in *in;
+
+	pc->tls_generation = tls_server_generation(pc->net->cfg.tls);
+	if (pc->stopping)
+		return;
+	for (unsigned i = 0; i < pc->npeers; i++) {
+		struct peer *p = &pc->peers[i];
+
+		/* The timer of an UP connection is free (connect timeouts and
+		 * backoffs are over). */
+		if (p->state == OUT_UP && p->tls && tls_conn_stale(p->tls, pc->net->cfg.tls))
+			reactor_timer_arm(pc->r, &p->timer, spread(pc), out_recheck_fired, p);
+	}
+	for (in = pc->inbound; in; in = in->next)
+		peer_in_recheck_later(in);
 }

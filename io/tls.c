@@ -25,6 +25,7 @@ struct tls_server {
 	/* The context new connections take; SIGHUP swaps in a fresh one
 	 * (tls_server_reload). A connection's SSL holds its own reference. */
 	_Atomic(SSL_CTX *) ctx;
+	_Atomic unsigned generation; /* reloads taken; bumped after ctx is swapped */
 	/* Contexts swapped out: a core may have loaded the pointer just before
 	 * a swap, so they are freed only at tls_server_destroy (a reload is an
 	 * operator's act: a handful per process life). */
@@ -48,6 +49,7 @@ struct tls_conn {
 	void *check_arg;
 	char who[224];        /* a refused certificate's subject and issuer, or
 			       * the check's reason */
+	unsigned generation;  /* of the context it was verified against */
 };
 
 /* The reason of the last failure on this core (tls_conn_error). */
@@ -252,7 +254,15 @@ int tls_server_reload(struct tls_server *s, const char *cert_file, const char *k
 		return rv;
 	old = atomic_exchange_explicit(&s->ctx, ctx, memory_order_acq_rel);
 	s->retired[s->nretired++] = old;
+	/* After the swap: a core that sees the new generation loads a context
+	 * at least as new as the one that bumped it. */
+	atomic_fetch_add_explicit(&s->generation, 1, memory_order_release);
 	return 0;
+}
+
+unsigned tls_server_generation(const struct tls_server *s)
+{
+	return atomic_load_explicit(&s->generation, memory_order_acquire);
 }
 
 void tls_server_destroy(struct tls_server *s)
@@ -306,6 +316,7 @@ static struct tls_conn *conn_new(struct tls_server *s, bool dial)
 
 	if (!t)
 		return NULL;
+	t->generation = tls_server_generation(s); /* before the context: see reload */
 	t->recv = malloc(TLS_RECV_ROOM);
 	t->ssl = SSL_new(atomic_load_explicit(&s->ctx, memory_order_acquire));
 	if (!t->recv || !t->ssl ||
@@ -549,6 +560,52 @@ void tls_conn_set_check(struct tls_conn *t, tls_cert_check_fn *fn, void *arg)
 {
 	t->check = fn;
 	t->check_arg = arg;
+}
+
+bool tls_conn_stale(const struct tls_conn *t, const struct tls_server *s)
+{
+	return t->generation != tls_server_generation(s);
+}
+
+int tls_conn_recheck(struct tls_conn *t, struct tls_server *s, char *why, size_t len)
+{
+	unsigned generation = tls_server_generation(s);
+	SSL_CTX *ctx = atomic_load_explicit(&s->ctx, memory_order_acquire);
+	X509 *leaf = SSL_get0_peer_certificate(t->ssl);
+	X509_STORE_CTX *verify;
+	char subject[96], issuer[96];
+	int ok, err;
+
+	if (!leaf) {
+		snprintf(why, len, "it showed no certificate");
+		return -EPERM;
+	}
+	verify = X509_STORE_CTX_new();
+	/* The chain as the handshake received it (without the leaf on the
+	 * server's side), untrusted; the CA comes from the new context. */
+	if (!verify || X509_STORE_CTX_init(verify, SSL_CTX_get_cert_store(ctx), leaf,
+					   SSL_get_peer_cert_chain(t->ssl)) != 1) {
+		X509_STORE_CTX_free(verify);
+		ERR_clear_error();
+		snprintf(why, len, "out of memory");
+		return -ENOMEM;
+	}
+	/* The purpose OpenSSL checks in the handshake: a dialler's certificate
+	 * is a client's, an accepting side's a server's. */
+	X509_STORE_CTX_set_default(verify, SSL_is_server(t->ssl) ? "ssl_client" : "ssl_server");
+	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(verify), SSL_CTX_get0_param(ctx));
+	ok = X509_verify_cert(verify);
+	err = X509_STORE_CTX_get_error(verify);
+	X509_STORE_CTX_free(verify);
+	ERR_clear_error();
+	t->generation = generation;
+	if (ok == 1)
+		return 0;
+	X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof subject);
+	X509_NAME_oneline(X509_get_issuer_name(leaf), issuer, sizeof issuer);
+	snprintf(why, len, "%s (certificate %s issued by %s)", X509_verify_cert_error_string(err),
+		 subject, issuer);
+	return -EPERM;
 }
 
 const char *tls_conn_alert_received(const struct tls_conn *t)

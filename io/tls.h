@@ -81,6 +81,12 @@ int tls_peer_create(const char *flag, const char *cert_file, const char *key_fil
 int tls_server_reload(struct tls_server *s, const char *cert_file, const char *key_file,
 		      const char *ca_file, char *err, size_t errlen);
 
+/*
+ * How many reloads `s` has taken (0 at creation). Cheap (one atomic load):
+ * a core compares it with the last value it acted on to learn of a reload.
+ */
+unsigned tls_server_generation(const struct tls_server *s);
+
 /* True when the kernel offers the "tls" ULP (kTLS could be used). */
 bool tls_kernel_has_ulp(void);
 
@@ -150,6 +156,23 @@ X509 *tls_conn_peer_cert(const struct tls_conn *t);
  */
 typedef int tls_cert_check_fn(void *arg, X509 *cert, char *why, size_t len);
 void tls_conn_set_check(struct tls_conn *t, tls_cert_check_fn *fn, void *arg);
+
+/*
+ * After a reload of `s`, the connections made before it were verified
+ * against the old context. tls_conn_stale: `t` was made from (or last
+ * rechecked against) a context older than the current one of `s`.
+ * tls_conn_recheck: verifies again the certificate chain the other side
+ * showed in its handshake against the current context's CA, at the current
+ * time (an expired certificate fails too), and marks `t` as checked against
+ * it. 0 when it still verifies; -EPERM with the reason in `why` ("unable to
+ * get local issuer certificate (certificate /CN=n2 issued by /CN=old CA)");
+ * -ENOMEM. The node id the certificate names is not checked again: the
+ * certificate is the one checked at the handshake. Peers' context, after
+ * the handshake. Costs one chain verification (a signature check or two,
+ * tens of microseconds): callers spread many of them over time.
+ */
+bool tls_conn_stale(const struct tls_conn *t, const struct tls_server *s);
+int tls_conn_recheck(struct tls_conn *t, struct tls_server *s, char *why, size_t len);
 
 /*
  * The fatal alert the other side sent (its refusal) or this side sent, as

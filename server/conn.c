@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -90,26 +91,6 @@ static void mark_dirty(struct conn *conn)
 }
 
 /* Replaces *buf with a pool block of at least `need` bytes, keeping `keep`. */
-static int grow(struct pool *p, uint8_t **buf, size_t *cap, size_t keep, size_t need)
-{
-	size_t want = *cap ? *cap : 4096;
-	uint8_t *nbuf;
-
-	if (need <= *cap)
-		return 0;
-	while (want < need)
-		want *= 2;
-	nbuf = pool_alloc_large(p, want);
-	if (!nbuf)
-		return -ENOMEM;
-	if (keep)
-		memcpy(nbuf, *buf, keep);
-	pool_free(p, *buf);
-	*buf = nbuf;
-	*cap = pool_block_size(nbuf);
-	return 0;
-}
-
 /* Marks the connection dropped; the caller releases it (try_release). */
 static void conn_fail(struct conn *conn)
 {
@@ -178,7 +159,7 @@ uint8_t *conn_out_reserve(struct conn *conn, size_t need)
 {
 	if (conn->dead || conn->fd_closed)
 		return NULL;
-	if (grow(core_pool(conn->core), &conn->obuf, &conn->ocap, conn->olen,
+	if (buf_grow(core_pool(conn->core), &conn->obuf, &conn->ocap, conn->olen,
 		 conn->olen + need) != 0) {
 		log_warn("connection %llu: no memory for a %zu-byte answer; closing",
 			 (unsigned long long)conn->serial, need);
@@ -479,7 +460,7 @@ static int rbuf_append(struct conn *conn, const uint8_t *data, size_t n)
 		conn->roff = 0;
 	}
 	if (conn->rcap - conn->rlen < n &&
-	    grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen, conn->rlen + n) != 0)
+	    buf_grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen, conn->rlen + n) != 0)
 		return -ENOMEM;
 	memcpy(conn->rbuf + conn->rlen, data, n);
 	conn->rlen += n;
@@ -605,7 +586,7 @@ static int rbuf_room(struct conn *conn)
 	if (conn->rwant > conn->rcap || conn->rlen == conn->rcap) {
 		size_t need = conn->rwant > conn->rcap ? conn->rwant : conn->rcap * 2;
 
-		return grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen, need);
+		return buf_grow(core_pool(conn->core), &conn->rbuf, &conn->rcap, conn->rlen, need);
 	}
 	return 0;
 }

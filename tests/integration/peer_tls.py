@@ -36,7 +36,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -54,13 +53,7 @@ PEER, NATIVE, RESP = BASE, BASE + 1, BASE + 2
 FOREIGN_REFUSED = ("certificate verify failed: unable to get local issuer certificate "
                    "(certificate /CN=foreign2 issued by /CN=ringkv test otherca)")
 
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print("%s %s" % ("ok  " if ok else "FAIL", what), flush=True)
-    failures += not ok
+check = common.check
 
 
 def node_cert(d, ca, name, node_id, host):
@@ -218,16 +211,10 @@ def impostor(ringkv, work, pki, cert, want_in, want_out, alert, what):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    ringkvd, ringkv = sys.argv[1], sys.argv[2]
-    if shutil.which("openssl") is None:
-        print("openssl CLI missing (apt-get install openssl)")
-        return 77
-    work = tempfile.mkdtemp(prefix="peer_tls.")
-    pki = os.path.join(work, "pki")
-    os.makedirs(pki)
+    started = common.begin(__doc__, "peer_tls")
+    if isinstance(started, int):
+        return started
+    ringkvd, ringkv, work, pki = started
     procs = [None, None, None]
     try:
         make_ca(pki, "ca")
@@ -321,10 +308,8 @@ def main():
         late = refusals(lg.split("peer TLS certificate reloaded")[-1])
         check(not late, "node 1 refused no peer after the rotation (%s)" % late[:1])
     finally:
-        common.stop_all(work, procs, failures)
-        shutil.rmtree(work, ignore_errors=True)
-    print("peer_tls: %d failed" % failures)
-    return 1 if failures else 0
+        common.cleanup(work, procs)
+    return common.result("peer_tls")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,66 @@
 """Helpers of the peer TLS tests (peer_tls.py, peer_tls_rotation.py): a
 node's log, the CLI over TLS, and a raw TLS peer made with python's ssl."""
 import os
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
+import sys
+import tempfile
+import threading
 import time
 
-from ringkv_test import stop_process
+from ringkv_test import start_cluster_node, stop_process
+from tls import make_ca, make_cert
+
+failures = 0
+
+
+def check(ok, what):
+    """Prints one check's outcome; failures counts the failed ones."""
+    global failures
+    print("%s %s" % ("ok  " if ok else "FAIL", what), flush=True)
+    failures += not ok
+
+
+def begin(doc, prefix):
+    """A test's start: (ringkvd, ringkv, work dir, its pki dir), or the exit
+    code to return at once (usage: 2; no openssl CLI: 77, skipped)."""
+    if len(sys.argv) != 3:
+        print(doc)
+        return 2
+    if shutil.which("openssl") is None:
+        print("openssl CLI missing (apt-get install openssl)")
+        return 77
+    work = tempfile.mkdtemp(prefix=prefix + ".")
+    pki = os.path.join(work, "pki")
+    os.makedirs(pki)
+    return sys.argv[1], sys.argv[2], work, pki
+
+
+def cleanup(work, procs):
+    """A test's end, whatever happened: stops its nodes, removes its files."""
+    stop_all(work, procs, failures)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def result(name):
+    """The exit code: 0 when every check passed."""
+    print("%s: %d failed" % (name, failures))
+    return 1 if failures else 0
+
+
+def two_cas(pki, hosts):
+    """CA1 and CA2, each node's certificate from each (nI-ca1, nI-ca2, SAN
+    URI ringkv://node/I and its IP), and both.pem holding both CAs."""
+    make_ca(pki, "ca1")
+    make_ca(pki, "ca2")
+    for i, host in enumerate(hosts):
+        for ca in ("ca1", "ca2"):
+            make_cert(pki, ca, "n%d-%s" % (i + 1, ca),
+                      "URI:ringkv://node/%d,IP:%s" % (i + 1, host))
+    cat(pki, "both.pem", "ca1.pem", "ca2.pem")
 
 
 def log_of(work, i):
@@ -18,6 +72,43 @@ def log_of(work, i):
 def cli(ringkv, port, ca, host, *args):
     return subprocess.run([ringkv, "-a", "%s:%d" % (host, port), "--tls-ca", ca, *args],
                           capture_output=True, text=True, timeout=30)
+
+
+def cat(pki, dst, *srcs):
+    """Writes the concatenation of pki/srcs to pki/dst, replacing it at once."""
+    with open(os.path.join(pki, dst + ".tmp"), "w") as out:
+        for s in srcs:
+            with open(os.path.join(pki, s)) as f:
+                out.write(f.read())
+    os.rename(os.path.join(pki, dst + ".tmp"), os.path.join(pki, dst))
+
+
+class Writer(threading.Thread):
+    """Puts w0, w1, ... through host:port (TLS, trusting ca) until stopped;
+    notes failures and the longest time between two successful writes."""
+
+    def __init__(self, ringkv, port, ca, host):
+        super().__init__(daemon=True)
+        self.ringkv, self.port, self.ca, self.host = ringkv, port, ca, host
+        self.ok = 0
+        self.failed = []
+        self.failed_at = []  # time.time() of each failure
+        self.max_gap = 0.0
+        self.stopping = False
+
+    def run(self):
+        last = time.time()
+        while not self.stopping:
+            p = cli(self.ringkv, self.port, self.ca, self.host, "put", "w%d" % self.ok, "v")
+            now = time.time()
+            if p.returncode == 0:
+                self.ok += 1
+                self.max_gap = max(self.max_gap, now - last)
+                last = now
+            else:
+                self.failed.append(p.stderr.strip())
+                self.failed_at.append(now)
+            time.sleep(0.05)
 
 
 def put_until(ringkv, port, ca, host, key, value, seconds):
@@ -73,3 +164,29 @@ def stop_all(work, procs, failed):
         for i in range(len(procs)):
             print("---- n%d.log (tail)" % (i + 1))
             print(log_of(work, i)[-3000:])
+
+
+def start_node(ringkvd, work, pki, hosts, ports, i, ca):
+    """Node i + 1 of `hosts` (start_cluster_node) with certificate
+    pki/n<i+1>.pem and .key and CA file pki/`ca`."""
+    n = i + 1
+    return start_cluster_node(ringkvd, work, hosts, i, ports,
+                              extra=["--tls-cert", os.path.join(pki, "n%d.pem" % n),
+                                     "--tls-key", os.path.join(pki, "n%d.key" % n),
+                                     "--tls-ca", os.path.join(pki, ca),
+                                     "--shards", "4", "--log-level", "info"])
+
+
+def sighup(work, procs, nodes, what):
+    """SIGHUP to `nodes` (1-based); checks each logs its peer TLS reload."""
+    marks = {n: len(log_of(work, n - 1)) for n in nodes}
+    for n in nodes:
+        procs[n - 1].send_signal(signal.SIGHUP)
+    deadline = time.time() + 10
+    while time.time() < deadline and not all(
+            "peer TLS certificate reloaded" in log_of(work, n - 1)[marks[n]:] for n in nodes):
+        time.sleep(0.1)
+    bad = [n for n in nodes
+           if "peer TLS certificate reloaded" not in log_of(work, n - 1)[marks[n]:]]
+    check(not bad, "%s: nodes %s reloaded (not: %s%s)"
+          % (what, list(nodes), bad, [log_of(work, n - 1)[marks[n]:][-300:] for n in bad][:1]))

@@ -16,55 +16,31 @@ while a writer puts keys through node 1 all along:
      certificate is let through the handshake;
   then node 3 restarts with its CA1 certificate (trusting both CAs, as a
   node that missed step 2): nodes 1 and 2 refuse it with TLS alert unknown
-  CA, and its log shows the alert's reason; back on CA2 it serves.
+  CA, both when it dials them and when they dial it, and its log shows the
+  alert's reason both ways; back on CA2 it serves.
 Every write of the writer during the rotation must succeed, no gap over
 5 s. Addresses 127.0.55.11-13; ports 55000 + 3 * (pid % 300) and the two
 next. Every process it starts, it stops. Exits 0 when every check passes,
 1 otherwise.
 """
 import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ringkv_test import start_cluster_node, stop_process  # noqa: E402
-from tls import make_ca, make_cert  # noqa: E402
+from ringkv_test import stop_process  # noqa: E402
 import peer_tls_common as common  # noqa: E402
-from peer_tls_common import log_of  # noqa: E402
+from peer_tls_common import Writer, cat, log_of  # noqa: E402
 
 HOSTS = ["127.0.55.11", "127.0.55.12", "127.0.55.13"]
 BASE = 55000 + 3 * (os.getpid() % 300)
 PEER, NATIVE, RESP = BASE, BASE + 1, BASE + 2
 
-failures = 0
-
-
-def check(ok, what):
-    global failures
-    print("%s %s" % ("ok  " if ok else "FAIL", what), flush=True)
-    failures += not ok
-
-
-def cat(pki, dst, *srcs):
-    """Writes the concatenation of srcs to dst, replacing it at once."""
-    with open(os.path.join(pki, dst + ".tmp"), "w") as out:
-        for s in srcs:
-            with open(os.path.join(pki, s)) as f:
-                out.write(f.read())
-    os.rename(os.path.join(pki, dst + ".tmp"), os.path.join(pki, dst))
+check = common.check
 
 
 def start(ringkvd, work, pki, i, ca="cluster-ca.pem"):
-    return start_cluster_node(ringkvd, work, HOSTS, i, (PEER, NATIVE, RESP),
-                              extra=["--tls-cert", os.path.join(pki, "n%d.pem" % (i + 1)),
-                                     "--tls-key", os.path.join(pki, "n%d.key" % (i + 1)),
-                                     "--tls-ca", os.path.join(pki, ca),
-                                     "--shards", "4", "--log-level", "info"])
+    return common.start_node(ringkvd, work, pki, HOSTS, (PEER, NATIVE, RESP), i, ca)
 
 
 def cli(ringkv, pki, host, *args):
@@ -77,73 +53,20 @@ def put_until(ringkv, pki, host, key, value, seconds):
                             seconds)
 
 
-class Writer(threading.Thread):
-    """Puts w0, w1, ... through node 1 until stopped; notes failures and the
-    longest time between two successful writes."""
-
-    def __init__(self, ringkv, pki):
-        super().__init__(daemon=True)
-        self.ringkv, self.pki = ringkv, pki
-        self.ok = 0
-        self.failed = []
-        self.max_gap = 0.0
-        self.stopping = False
-
-    def run(self):
-        last = time.time()
-        while not self.stopping:
-            p = cli(self.ringkv, self.pki, HOSTS[0], "put", "w%d" % self.ok, "v")
-            now = time.time()
-            if p.returncode == 0:
-                self.ok += 1
-                self.max_gap = max(self.max_gap, now - last)
-                last = now
-            else:
-                self.failed.append(p.stderr.strip())
-            time.sleep(0.05)
-
-
 def peer_dial(pki, cert, host, trust):
     """A peer showing `cert` dials `host` from node 2's address (common.peer_dial)."""
     return common.peer_dial(pki, cert, trust, host, PEER, HOSTS[1])
 
 
-def sighup_all(work, procs, since, what):
-    marks = [len(log_of(work, i)) for i in range(3)]
-    for p in procs:
-        p.send_signal(signal.SIGHUP)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if all("peer TLS certificate reloaded" in log_of(work, i)[marks[i]:]
-               for i in range(3)):
-            break
-        time.sleep(0.2)
-    bad = [log_of(work, i)[marks[i]:] for i in range(3)
-           if "peer TLS certificate reloaded" not in log_of(work, i)[marks[i]:]]
-    check(not bad, "%s: every node reloaded (%s)" % (what, [b[-300:] for b in bad][:1]))
-
-
 def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    ringkvd, ringkv = sys.argv[1], sys.argv[2]
-    if shutil.which("openssl") is None:
-        print("openssl CLI missing (apt-get install openssl)")
-        return 77
-    work = tempfile.mkdtemp(prefix="peer_tls_rotation.")
-    pki = os.path.join(work, "pki")
-    os.makedirs(pki)
+    started = common.begin(__doc__, "peer_tls_rotation")
+    if isinstance(started, int):
+        return started
+    ringkvd, ringkv, work, pki = started
     procs = [None, None, None]
     writer = None
     try:
-        make_ca(pki, "ca1")
-        make_ca(pki, "ca2")
-        for i, host in enumerate(HOSTS):
-            for ca in ("ca1", "ca2"):
-                make_cert(pki, ca, "n%d-%s" % (i + 1, ca),
-                          "URI:ringkv://node/%d,IP:%s" % (i + 1, host))
-        cat(pki, "both.pem", "ca1.pem", "ca2.pem")
+        common.two_cas(pki, HOSTS)
         cat(pki, "cluster-ca.pem", "ca1.pem")
         for i in range(3):
             for ext in ("pem", "key"):
@@ -152,19 +75,19 @@ def main():
         ok, err = put_until(ringkv, pki, HOSTS[0], "k0", "v0", 30)
         check(ok, "the CA1 cluster takes a write (%s)" % err)
 
-        writer = Writer(ringkv, pki)
+        writer = Writer(ringkv, NATIVE, os.path.join(pki, "both.pem"), HOSTS[0])
         writer.start()
         time.sleep(2)
 
         # 1. trust both
         cat(pki, "cluster-ca.pem", "ca1.pem", "ca2.pem")
-        sighup_all(work, procs, None, "CA file CA1+CA2")
+        common.sighup(work, procs, (1, 2, 3), "CA file CA1+CA2")
         time.sleep(2)
         # 2. CA2 certificates
         for i in range(3):
             for ext in ("pem", "key"):
                 cat(pki, "n%d.%s" % (i + 1, ext), "n%d-ca2.%s" % (i + 1, ext))
-        sighup_all(work, procs, None, "CA2 certificates")
+        common.sighup(work, procs, (1, 2, 3), "CA2 certificates")
         for i in range(3):
             got, subject = peer_dial(pki, "n2-ca2", HOSTS[i], "ca2.pem")
             check(subject == "n%d-ca2" % (i + 1),
@@ -173,7 +96,7 @@ def main():
         time.sleep(2)
         # 3. CA2 alone
         cat(pki, "cluster-ca.pem", "ca2.pem")
-        sighup_all(work, procs, None, "CA file CA2 alone")
+        common.sighup(work, procs, (1, 2, 3), "CA file CA2 alone")
         time.sleep(2)
         for i in (0, 2):
             got, _ = peer_dial(pki, "n2-ca1", HOSTS[i], "ca2.pem")
@@ -210,9 +133,31 @@ def main():
         check(bool(lines), "a node with a CA1 certificate is refused, its log says why: %s"
               % (lines[:1] or [ln for ln in log_of(work, 2)[mark:].splitlines()
                                if "peer " in ln][:6]))
-        ins = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
-               if "peer connection from %s:" % HOSTS[2] in ln and "alert sent: unknown CA" in ln]
+        # The other way: nodes 1 and 2 dialling node 3 refuse its CA1
+        # certificate, and their alert reaches it before the close.
+        want = ("(node %d's address): TLS handshake: refused by the other side: TLS alert "
+                "unknown CA (it does not trust the CA that signed our certificate)")
+        deadline = time.time() + 20
+        dialled = outs = ins = []
+        # (refusals are logged at most once per 10 s per core: poll)
+        while time.time() < deadline and (not dialled or not outs or not ins):
+            ins = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
+                   if "peer connection from %s:" % HOSTS[2] in ln and
+                   "alert sent: unknown CA" in ln]
+            outs = [ln for i in (0, 1) for ln in log_of(work, i).splitlines()
+                    if "peer node 3 (%s:%d): cannot connect:" % (HOSTS[2], PEER) in ln and
+                    "alert sent: unknown CA" in ln]
+            dialled = [n for n in (1, 2) if any(
+                "peer connection from %s:" % HOSTS[n - 1] in ln and want % n in ln
+                for ln in log_of(work, 2)[mark:].splitlines())]
+            time.sleep(0.3)
         check(bool(ins), "nodes 1 and 2 log the refusal: %s" % ins[:1])
+        check(bool(outs), "nodes 1 and 2 refuse node 3 when they dial it, saying they sent "
+              "the alert: %s" % outs[:1])
+        # (one of them at least: node 3 too logs one such line per 10 s per core)
+        check(bool(dialled), "node 3's log says nodes 1 and 2 refused it when they dialled "
+              "it, and why (%s): %s" % (dialled, [ln for ln in log_of(work, 2)[mark:].splitlines()
+                                                   if "peer connection from" in ln][:2]))
         ok, err = put_until(ringkv, pki, HOSTS[0], "without-3", "v", 20)
         check(ok, "nodes 1 and 2 serve writes meanwhile (%s)" % err)
         stop_process(procs[2], 15)
@@ -225,10 +170,8 @@ def main():
         if writer:
             writer.stopping = True
             writer.join(60)
-        common.stop_all(work, procs, failures)
-        shutil.rmtree(work, ignore_errors=True)
-    print("peer_tls_rotation: %d failed" % failures)
-    return 1 if failures else 0
+        common.cleanup(work, procs)
+    return common.result("peer_tls_rotation")
 
 
 if __name__ == "__main__":

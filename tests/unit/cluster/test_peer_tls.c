@@ -85,8 +85,9 @@ struct result {
 	char dialer_err[200], acceptor_err[200];
 };
 
-/* The acceptor's check inside the handshake (tls_conn_set_check), or NULL. */
-static tls_cert_check_fn *acceptor_check;
+/* The acceptor's and the dialler's checks inside the handshake
+ * (tls_conn_set_check), or NULL. */
+static tls_cert_check_fn *acceptor_check, *dialer_check;
 
 /* Handshakes a dialler of `dial_ctx` with an acceptor of `accept_ctx`. */
 static struct result handshake(struct tls_server *dial_ctx, struct tls_server *accept_ctx,
@@ -99,6 +100,8 @@ static struct result handshake(struct tls_server *dial_ctx, struct tls_server *a
 	assert_non_null(a);
 	if (acceptor_check)
 		tls_conn_set_check(a, acceptor_check, NULL);
+	if (dialer_check)
+		tls_conn_set_check(d, dialer_check, NULL);
 	for (int round = 0; round < 20; round++) {
 		if (r.dialer == 0) {
 			r.dialer = tls_conn_handshake(d);
@@ -163,10 +166,16 @@ static void test_wrong_ca_refused(void **state)
 	 * alert with its first record, never a frame. */
 	tls_conn_free(d);
 	tls_conn_free(a);
-	/* And the other way: node 1 dialling a node of another cluster refuses it. */
+	/* And the other way: node 1 dialling a node of another cluster refuses
+	 * it, with the alert that tells the refused side why. */
 	r = handshake(n1, foreign, &d, &a);
 	assert_int_equal(r.dialer, TLS_FAILED);
 	assert_non_null(strstr(r.dialer_err, "unable to get local issuer certificate"));
+	assert_string_equal(tls_conn_alert_sent(d), "unknown CA");
+	assert_int_equal(r.acceptor, TLS_FAILED);
+	assert_string_equal(tls_conn_alert_received(a), "unknown CA");
+	assert_string_equal(r.acceptor_err, "refused by the other side: TLS alert unknown CA "
+			    "(it does not trust the CA that signed our certificate)");
 	tls_conn_free(d);
 	tls_conn_free(a);
 	tls_server_destroy(foreign);
@@ -330,8 +339,118 @@ static void test_refusals_send_alerts(void **state)
 			    "CA (it does not trust the CA that signed our certificate)");
 	tls_conn_free(d);
 	tls_conn_free(a);
+	/* The dialler's check refuses the node it reached (node 4 where it
+	 * dialled node 2): its alert reaches the refused side, which says why. */
+	dialer_check = only_node2;
+	tls_server_destroy(n4);
+	n4 = tls_fixture_peer_ctx("node4", "ca");
+	r = handshake(n1, n4, &d, &a);
+	dialer_check = NULL;
+	assert_int_equal(r.dialer, TLS_FAILED);
+	assert_string_equal(tls_conn_alert_sent(d), "bad certificate");
+	assert_int_equal(r.acceptor, TLS_FAILED);
+	assert_string_equal(tls_conn_alert_received(a), "bad certificate");
+	assert_non_null(strstr(r.acceptor_err, "refused by the other side: TLS alert bad "
+			       "certificate (it refused our certificate"));
+	tls_conn_free(d);
+	tls_conn_free(a);
 	tls_server_destroy(foreign);
 	tls_server_destroy(n4);
+	tls_server_destroy(n1);
+}
+
+/* Writes the concatenation of the fixture's PEM files a and b as `name`. */
+static void ca_file(const char *name, const char *a, const char *b)
+{
+	char path[256], in[256], buf[4096];
+	FILE *out, *f;
+	size_t n;
+
+	snprintf(path, sizeof path, "%s/%s.pem", tls_fixture_dir(), name);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	for (const char *src = a; src; src = src == a ? b : NULL) {
+		snprintf(in, sizeof in, "%s/%s.pem", tls_fixture_dir(), src);
+		f = fopen(in, "r");
+		assert_non_null(f);
+		while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+			assert_int_equal(fwrite(buf, 1, n, out), n);
+		fclose(f);
+	}
+	assert_int_equal(fclose(out), 0);
+}
+
+static void reload(struct tls_server *s, const char *name, const char *ca)
+{
+	char cert[256], key[256], cafile[256], err[200] = "";
+
+	snprintf(cert, sizeof cert, "%s/%s.pem", tls_fixture_dir(), name);
+	snprintf(key, sizeof key, "%s/%s.key", tls_fixture_dir(), name);
+	snprintf(cafile, sizeof cafile, "%s/%s.pem", tls_fixture_dir(), ca);
+	assert_int_equal(tls_server_reload(s, cert, key, cafile, err, sizeof err), 0);
+}
+
+/* After a reload, a connection verified against the old context is stale,
+ * and its other side's certificate is verified again against the new CA
+ * file: dropping the CA that signed it fails it, naming whose it is;
+ * keeping it (beside another) passes; either way it is no longer stale. */
+static void test_recheck_after_reload(void **state)
+{
+	struct tls_server *n2 = tls_fixture_peer_ctx("node2", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_conn *d, *a;
+	struct result r = handshake(n2, n1, &d, &a);
+	char why[320] = "";
+	unsigned before = tls_server_generation(n1);
+
+	(void)state;
+	assert_int_equal(r.dialer, 1);
+	assert_int_equal(r.acceptor, 1);
+	assert_false(tls_conn_stale(a, n1));
+	assert_false(tls_conn_stale(d, n2));
+	ca_file("both", "ca", "otherca");
+	/* The accepting side now trusts the other CA only. */
+	reload(n1, "node1", "otherca");
+	assert_int_equal(tls_server_generation(n1), before + 1);
+	assert_true(tls_conn_stale(a, n1));
+	assert_int_equal(tls_conn_recheck(a, n1, why, sizeof why), -EPERM);
+	/* (The fixture's chain files carry the CA: OpenSSL then names it.) */
+	assert_true(strcmp(why, "unable to get local issuer certificate (certificate /CN=node2 "
+			   "issued by /CN=ca)") == 0 ||
+		    strcmp(why, "self-signed certificate in certificate chain (certificate "
+			   "/CN=node2 issued by /CN=ca)") == 0);
+	assert_false(tls_conn_stale(a, n1));
+	/* The dialling side trusts both: node 1's certificate still verifies. */
+	reload(n2, "node2", "both");
+	assert_true(tls_conn_stale(d, n2));
+	assert_int_equal(tls_conn_recheck(d, n2, why, sizeof why), 0);
+	assert_false(tls_conn_stale(d, n2));
+	tls_conn_free(d);
+	tls_conn_free(a);
+	tls_server_destroy(n2);
+	tls_server_destroy(n1);
+}
+
+/* A certificate that expired since its handshake fails the recheck. */
+static void test_recheck_expired(void **state)
+{
+	struct tls_server *n2, *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_conn *d, *a;
+	struct result r;
+	char why[320] = "";
+
+	(void)state;
+	tls_fixture_node("brief2", &cluster_ca, "URI:ringkv://node/2", -60, 2);
+	n2 = tls_fixture_peer_ctx("brief2", "ca");
+	r = handshake(n2, n1, &d, &a);
+	assert_int_equal(r.acceptor, 1);
+	sleep(3);
+	reload(n1, "node1", "ca");
+	assert_int_equal(tls_conn_recheck(a, n1, why, sizeof why), -EPERM);
+	assert_string_equal(why, "certificate has expired (certificate /CN=brief2 issued by "
+			    "/CN=ca)");
+	tls_conn_free(d);
+	tls_conn_free(a);
+	tls_server_destroy(n2);
 	tls_server_destroy(n1);
 }
 
@@ -399,6 +518,8 @@ int main(void)
 		cmocka_unit_test(test_expired_refused),
 		cmocka_unit_test(test_certificate_names),
 		cmocka_unit_test(test_refusals_send_alerts),
+		cmocka_unit_test(test_recheck_after_reload),
+		cmocka_unit_test(test_recheck_expired),
 		cmocka_unit_test(test_own_certificate_checked),
 		cmocka_unit_test(test_peer_context_needs_ca),
 	};
