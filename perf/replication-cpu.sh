@@ -53,31 +53,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=perf/lib.sh
 . "$root/perf/lib.sh"
 
+bench_defaults 200000
 rounds=3
-requests=200000
-keys=10000
-connections=50
-pipeline=16
-value_size=100
 prefill=600000
 server_cpus=0
 bench_cpus=1
-out=""
 profile=0
-builds=()
-cli=${RINGKV:-$root/build/tools/ringkv}
 pids=()
 perf_pids=()
 declare -A nodepid
 
-value_options=(rounds requests keys connections pipeline value_size prefill server_cpus bench_cpus out)
-other_option() {
-	case $1 in
-	--profile) profile=1; taken=1 ;;
-	-*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-	*) builds+=("$1"); taken=1 ;;
-	esac
-}
+value_options+=(rounds prefill server_cpus bench_cpus)
+flag_options=(profile)
+other_option() { bench_build_option "$@"; }
 parse_options "$@"
 
 in_range "$rounds" 1 50 || die "--rounds must be 1..50"

@@ -34,33 +34,21 @@ set -euo pipefail
 
 prog=${0##*/}
 root=$(cd "$(dirname "$0")/.." && pwd)
-# usage, die, parse_options, in_range, stop_pids
+# usage, die, bench_defaults, parse_options, in_range, stop_pids
 # shellcheck source=perf/lib.sh
 . "$root/perf/lib.sh"
 
-requests=10000
-keys=10000
-connections=50
-pipeline=16
-value_size=100
+bench_defaults 10000
 settle=3
 net=127.0.59
 ports=59000
-out=""
 annotate=0
-builds=()
-cli=${RINGKV:-$root/build/tools/ringkv}
 pids=()
 result=0
 
-value_options=(requests keys connections pipeline value_size settle out net ports)
-other_option() {
-	case $1 in
-	--annotate) annotate=1; taken=1 ;;
-	-*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-	*) builds+=("$1"); taken=1 ;;
-	esac
-}
+value_options+=(settle net ports)
+flag_options=(annotate)
+other_option() { bench_build_option "$@"; }
 parse_options "$@"
 
 in_range "$settle" 1 600 || die "--settle must be 1..600 seconds"
