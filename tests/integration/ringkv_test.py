@@ -4,7 +4,8 @@ it from their own folder, which Python puts first on sys.path):
 - read_until_closed, admin_exchange: raw bytes to and from the admin port,
   plain or over TLS (test_admin.py, tls.py);
 - stop_process: SIGTERM, then SIGKILL after a bound;
-- RespReader: RESP2 replies off a blocking socket, decoded;
+- resp_command: a command as RESP2 bytes; RespReader: RESP2 replies off a
+  blocking socket, decoded or as their exact bytes;
 - start_cluster_node: one ringkvd of a static cluster with a RESP port
   (the resp_cluster_*.py tests);
 - Native: stale reads through libringkv (ctypes), each node's own applied
@@ -54,10 +55,25 @@ def admin_exchange(host, port, data, timeout, ctx=None, wait_reply=True,
         sock.close()
 
 
+def resp_command(*args):
+    """A command as a RESP2 array of bulk strings; each argument bytes, str
+    (UTF-8) or int (its decimal text)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, int):
+            a = str(a)
+        if isinstance(a, str):
+            a = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
 class RespReader:
-    """Reads RESP2 replies from a blocking socket: simple strings, errors
-    and integers as their line (b"+OK", b"-ERR ...", b":3"), bulk strings
-    as their bytes (None for a null), arrays as lists."""
+    """Reads RESP2 replies from a blocking socket. reply(): simple strings,
+    errors and integers as their line (b"+OK", b"-ERR ...", b":3"), bulk
+    strings as their bytes (None for a null), arrays as lists. raw_reply():
+    a reply's exact bytes, CRLFs and nested replies included. A connection
+    the server closes mid-reply raises ConnectionError."""
 
     def __init__(self, sock):
         self.sock = sock
@@ -66,7 +82,7 @@ class RespReader:
     def _fill(self):
         chunk = self.sock.recv(1 << 16)
         if not chunk:
-            raise EOFError("server closed")
+            raise ConnectionError("server closed")
         self.buf += chunk
 
     def _line(self):
@@ -75,6 +91,12 @@ class RespReader:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
     def reply(self):
         line = self._line()
         kind, rest = line[:1], line[1:]
@@ -82,14 +104,23 @@ class RespReader:
             return line
         if kind == b"$":
             n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
+            return None if n < 0 else self._take(n + 2)[:n]
         if kind == b"*":
             return [self.reply() for _ in range(int(rest))]
+        raise ValueError("bad reply line %r" % line)
+
+    def raw_reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        head = line + b"\r\n"
+        if kind in (b"+", b"-", b":"):
+            return head
+        if kind == b"$":
+            n = int(rest)
+            return head if n < 0 else head + self._take(n + 2)
+        if kind == b"*":
+            n = int(rest)
+            return head + b"".join(self.raw_reply() for _ in range(max(n, 0)))
         raise ValueError("bad reply line %r" % line)
 
 
