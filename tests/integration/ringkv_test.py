@@ -4,8 +4,11 @@ it from their own folder, which Python puts first on sys.path):
 - read_until_closed, admin_exchange: raw bytes to and from the admin port,
   plain or over TLS (test_admin.py, tls.py);
 - stop_process: SIGTERM, then SIGKILL after a bound;
+- Server: one ringkvd whose output goes to files, and its start-up wait
+  (tls.py, auth.py, auth_cores.py);
 - resp_command: a command as RESP2 bytes; RespReader: RESP2 replies off a
   blocking socket, decoded or as their exact bytes;
+- programs_from_argv: the RINGKVD RINGKV command line most tests take;
 - start_cluster_node: one ringkvd of a static cluster with a RESP port
   (the resp_cluster_*.py tests);
 - Native: stale reads through libringkv (ctypes), each node's own applied
@@ -19,6 +22,8 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
+import time
 
 
 def read_until_closed(sock, ignore=(OSError,)):
@@ -124,6 +129,16 @@ class RespReader:
         raise ValueError("bad reply line %r" % line)
 
 
+def programs_from_argv(doc):
+    """The two paths of a test's command line `NAME.py RINGKVD RINGKV` (the
+    server, the CLI); with another count of arguments, prints the test's
+    usage `doc` and exits 2."""
+    if len(sys.argv) != 3:
+        print(doc)
+        sys.exit(2)
+    return sys.argv[1], sys.argv[2]
+
+
 def stop_process(proc, timeout, sig=signal.SIGTERM):
     """Stops `proc` if it runs: `sig`, then SIGKILL if it has not exited
     within `timeout` seconds. Returns its exit status (negative: the
@@ -136,6 +151,40 @@ def stop_process(proc, timeout, sig=signal.SIGTERM):
             proc.kill()
             proc.wait(timeout=10)
     return proc.returncode
+
+
+class Server:
+    """One ringkvd of `cores` cores, started with `args`, in the directory
+    work/name (made here): its data in data/, its standard output and error
+    in the files stdout and stderr there."""
+
+    def __init__(self, ringkvd, args, work, name, cores=1):
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir)
+        self.out = open(os.path.join(self.dir, "stdout"), "w+")
+        self.err = open(os.path.join(self.dir, "stderr"), "w+")
+        self.proc = subprocess.Popen([ringkvd, "--cores", str(cores), "--data-dir",
+                                      os.path.join(self.dir, "data"), *args],
+                                     stdout=self.out, stderr=self.err)
+
+    def wait_listening(self):
+        """Whether it serves within 10 s (False at once if it exits)."""
+        for _ in range(200):
+            self.out.seek(0)
+            if "try: ringkv" in self.out.read():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def log(self):
+        """Its standard error so far."""
+        self.err.seek(0)
+        return self.err.read()
+
+    def stop(self):
+        return stop_process(self.proc, 15)
 
 
 def start_cluster_node(ringkvd, data, hosts, i, ports, extra=(), log_mode="a"):
