@@ -77,6 +77,13 @@ bench_defaults() { # REQUESTS
 	value_options=(requests keys connections pipeline value_size out)
 }
 
+# Their --net (the first three parts of a loopback address, the nodes'
+# NET.1, NET.2, ...) and --ports (where their port ranges begin), checked.
+check_net_options() {
+	[[ $net =~ ^127\.[0-9]+\.[0-9]+$ ]] || die "--net takes the first three parts of a loopback address"
+	in_range "$ports" 1024 64000 || die "--ports must be 1024..64000"
+}
+
 # Their other_option (`other_option() { bench_build_option "$@"; }`): a
 # word that is not an option is a build, appended to builds; an unknown
 # option exits 2.

@@ -52,8 +52,7 @@ other_option() { bench_build_option "$@"; }
 parse_options "$@"
 
 in_range "$settle" 1 600 || die "--settle must be 1..600 seconds"
-[[ $net =~ ^127\.[0-9]+\.[0-9]+$ ]] || die "--net takes the first three parts of a loopback address"
-in_range "$ports" 1024 64000 || die "--ports must be 1024..64000"
+check_net_options
 check_bench_options 100 valgrind callgrind_control redis-benchmark python3
 [ -n "$out" ] || out=$root/perf/out/replication-instructions-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
