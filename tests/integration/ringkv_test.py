@@ -77,7 +77,8 @@ class RespReader:
     """Reads RESP2 replies from a blocking socket. reply(): simple strings,
     errors and integers as their line (b"+OK", b"-ERR ...", b":3"), bulk
     strings as their bytes (None for a null), arrays as lists. raw_reply():
-    a reply's exact bytes, CRLFs and nested replies included. A connection
+    a reply's exact bytes, CRLFs and nested replies included, RESP3's types
+    too (resp_strings.py, resp_resp3.py). A connection
     the server closes mid-reply raises ConnectionError."""
 
     def __init__(self, sock):
@@ -118,14 +119,20 @@ class RespReader:
         line = self._line()
         kind, rest = line[:1], line[1:]
         head = line + b"\r\n"
-        if kind in (b"+", b"-", b":"):
+        if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
             return head
-        if kind == b"$":
-            n = int(rest)
+        n = int(rest)
+        if kind in (b"$", b"=", b"!"):
             return head if n < 0 else head + self._take(n + 2)
-        if kind == b"*":
-            n = int(rest)
-            return head + b"".join(self.raw_reply() for _ in range(max(n, 0)))
+        if kind in (b"*", b"~"):
+            return head if n < 0 else head + b"".join(self.raw_reply() for _ in range(n))
+        if kind == b">":
+            # RESP3's out-of-band push: the command's own reply follows.
+            return head + b"".join(self.raw_reply() for _ in range(n)) + self.raw_reply()
+        if kind in (b"%", b"|"):
+            body = b"".join(self.raw_reply() for _ in range(2 * n))
+            # An attribute comes before the reply it describes.
+            return head + body + (self.raw_reply() if kind == b"|" else b"")
         raise ValueError("bad reply line %r" % line)
 
 
