@@ -1229,6 +1229,7 @@ void cluster_core_finish(struct cluster_core *c)
 	c->pc = NULL;
 	close_all(c, true); /* the loop has ended: the hook never runs again */
 	raft_log_cache_release(); /* every log of this thread is freed */
+	ring_file_forget_all();   /* and every replica's ring_file */
 }
 
 void cluster_core_on_shard_swap(struct cluster_core *c, cluster_shard_swap_fn *fn, void *arg)

@@ -27,6 +27,11 @@ unsigned ring_file_waiting_now(void)
 	return slots.waiting;
 }
 
+void ring_file_forget_all(void)
+{
+	memset(&slots, 0, sizeof slots);
+}
+
 void ring_file_init(struct ring_file *f, struct io_ring *io, int dir_fd, const char *name,
 		    ring_file_done_fn *done, void *arg)
 {

@@ -69,5 +69,10 @@ static inline bool ring_file_idle(const struct ring_file *f)
  * (for tests and metrics). */
 unsigned ring_file_open_now(void);
 unsigned ring_file_waiting_now(void);
+/* The core of this thread is freed, its ring with it: forgets its writes
+ * waiting for a slot and its open slots (their owners go with the core,
+ * their operations with the ring), so that a core started later on this
+ * thread (tests start many) begins with none. */
+void ring_file_forget_all(void);
 
 #endif

@@ -23,10 +23,11 @@ die() {
 }
 
 # Reads the command line. "--NAME VALUE" sets the variable NAME (dashes as
-# underscores) when NAME is one of the caller's value_options; -h and
-# --help print usage and exit 0. Anything else goes to the caller's
-# other_option, given the rest of the line, which sets `taken` to the
-# number of words it used (or exits on what it does not know).
+# underscores) when NAME is one of the caller's value_options; "--NAME"
+# alone sets NAME to 1 when NAME is one of its flag_options (if it has
+# any); -h and --help print usage and exit 0. Anything else goes to the
+# caller's other_option, given the rest of the line, which sets `taken` to
+# the number of words it used (or exits on what it does not know).
 parse_options() {
 	local opt_name
 	while [ $# -gt 0 ]; do
@@ -39,6 +40,11 @@ parse_options() {
 				[ -n "${2:-}" ] || die "$1 needs a value (see --help)"
 				printf -v "$opt_name" '%s' "$2"
 				shift 2
+				continue
+			fi
+			if [[ $1 != *_* && " ${flag_options[*]:-} " == *" $opt_name "* ]]; then
+				printf -v "$opt_name" 1
+				shift
 				continue
 			fi
 			;;
@@ -54,7 +60,41 @@ parse_options() {
 in_range() { [[ $1 =~ ^[0-9]+$ ]] && [ "$1" -ge "$2" ] && [ "$1" -le "$3" ]; }
 
 # For the scripts that drive redis-benchmark against one or two builds
-# (replication-instructions.sh, replication-cpu.sh): checks $requests (at
+# (replication-instructions.sh, replication-cpu.sh): the defaults of the
+# options they share, REQUESTS requests, 10,000 keys, 50 connections,
+# pipeline 16, 100-byte values, no --out (the script picks one); the CLI
+# ($RINGKV, or the build's); and their value_options, to which the script
+# adds its own.
+bench_defaults() { # REQUESTS
+	requests=$1
+	keys=10000
+	connections=50
+	pipeline=16
+	value_size=100
+	out=""
+	builds=()
+	cli=${RINGKV:-$root/build/tools/ringkv}
+	value_options=(requests keys connections pipeline value_size out)
+}
+
+# Their --net (the first three parts of a loopback address, the nodes'
+# NET.1, NET.2, ...) and --ports (where their port ranges begin), checked.
+check_net_options() {
+	[[ $net =~ ^127\.[0-9]+\.[0-9]+$ ]] || die "--net takes the first three parts of a loopback address"
+	in_range "$ports" 1024 64000 || die "--ports must be 1024..64000"
+}
+
+# Their other_option (`other_option() { bench_build_option "$@"; }`): a
+# word that is not an option is a build, appended to builds; an unknown
+# option exits 2.
+bench_build_option() {
+	case $1 in
+	-*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+	*) builds+=("$1"); taken=1 ;;
+	esac
+}
+
+# For the same scripts, once the command line is read: checks $requests (at
 # least MIN), $keys, $connections, $pipeline, $value_size, that builds
 # holds one or two executables, and that the CLI ($cli) and each TOOL are
 # there.

@@ -28,7 +28,7 @@
 #   perf/replication-cpu.sh [--rounds N] [--requests N] [--keys N]
 #       [--connections N] [--pipeline D] [--value-size B] [--prefill N]
 #       [--server-cpus LIST] [--bench-cpus LIST] [--out DIR] [--profile]
-#       A_RINGKVD [B_RINGKVD]
+#       [--net A.B.C] [--ports BASE] A_RINGKVD [B_RINGKVD]
 #
 # --profile also samples every server during the load (perf record -e
 # cpu-clock -g, user and kernel) and writes each one's `perf report
@@ -43,7 +43,8 @@
 # page faults, zeroing) costs every replica about 0.25 us per write on
 # this VM; later memtables reuse a flushed one's arena. The default window
 # lies in the second memtable; --prefill 1300000 measures past both.
-# Nodes on 127.0.52.1-4, ports from 52000 + (pid mod 40) * 20.
+# Nodes on NET.1-4 (--net, default 127.0.52), ports from PORTS + (pid mod
+# 40) * 20 (--ports, default 52000).
 #
 # Environment: RINGKV (the CLI, default build/tools/ringkv).
 set -euo pipefail
@@ -53,35 +54,26 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=perf/lib.sh
 . "$root/perf/lib.sh"
 
+bench_defaults 200000
 rounds=3
-requests=200000
-keys=10000
-connections=50
-pipeline=16
-value_size=100
 prefill=600000
 server_cpus=0
 bench_cpus=1
-out=""
 profile=0
-builds=()
-cli=${RINGKV:-$root/build/tools/ringkv}
+net=127.0.52
+ports=52000
 pids=()
 perf_pids=()
 declare -A nodepid
 
-value_options=(rounds requests keys connections pipeline value_size prefill server_cpus bench_cpus out)
-other_option() {
-	case $1 in
-	--profile) profile=1; taken=1 ;;
-	-*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-	*) builds+=("$1"); taken=1 ;;
-	esac
-}
+value_options+=(rounds prefill server_cpus bench_cpus net ports)
+flag_options=(profile)
+other_option() { bench_build_option "$@"; }
 parse_options "$@"
 
 in_range "$rounds" 1 50 || die "--rounds must be 1..50"
 in_range "$prefill" 0 100000000 || die "--prefill must be 0..100000000"
+check_net_options
 check_bench_options 1000 perf redis-benchmark python3 curl taskset
 pin=1
 [ -n "$out" ] || out=$root/perf/out/replication-cpu-$(date +%Y%m%d-%H%M%S)
@@ -95,8 +87,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-base=$((52000 + ($$ % 40) * 20))
-addr() { echo "127.0.52.$1"; }
+base=$((ports + ($$ % 40) * 20))
+addr() { echo "$net.$1"; }
 # Node i (1-3 the cluster, 4 the one node): peer base+i, native
 # base+4+i, RESP base+8+i, admin base+12+i.
 ic="1=$(addr 1):$((base + 1)),2=$(addr 2):$((base + 2)),3=$(addr 3):$((base + 3))"

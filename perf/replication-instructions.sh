@@ -34,38 +34,25 @@ set -euo pipefail
 
 prog=${0##*/}
 root=$(cd "$(dirname "$0")/.." && pwd)
-# usage, die, parse_options, in_range, stop_pids
+# usage, die, bench_defaults, parse_options, in_range, stop_pids
 # shellcheck source=perf/lib.sh
 . "$root/perf/lib.sh"
 
-requests=10000
-keys=10000
-connections=50
-pipeline=16
-value_size=100
+bench_defaults 10000
 settle=3
 net=127.0.59
 ports=59000
-out=""
 annotate=0
-builds=()
-cli=${RINGKV:-$root/build/tools/ringkv}
 pids=()
 result=0
 
-value_options=(requests keys connections pipeline value_size settle out net ports)
-other_option() {
-	case $1 in
-	--annotate) annotate=1; taken=1 ;;
-	-*) echo "$prog: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-	*) builds+=("$1"); taken=1 ;;
-	esac
-}
+value_options+=(settle net ports)
+flag_options=(annotate)
+other_option() { bench_build_option "$@"; }
 parse_options "$@"
 
 in_range "$settle" 1 600 || die "--settle must be 1..600 seconds"
-[[ $net =~ ^127\.[0-9]+\.[0-9]+$ ]] || die "--net takes the first three parts of a loopback address"
-in_range "$ports" 1024 64000 || die "--ports must be 1024..64000"
+check_net_options
 check_bench_options 100 valgrind callgrind_control redis-benchmark python3
 [ -n "$out" ] || out=$root/perf/out/replication-instructions-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"

@@ -210,6 +210,34 @@ bool command_flags_valid(unsigned op, uint32_t flags, uint64_t deadline)
 	return deadline != 0;
 }
 
+/* One command's op and key length (no AT_TIME prefix): false when the
+ * bytes are too few for them, the op is unknown or AT_TIME, or the key runs
+ * past the end. What command_decode and command_peek_key both read first. */
+static bool command_head(const uint8_t *buf, size_t len, uint8_t *op, uint32_t *key_len)
+{
+	if (len < COMMAND_OP_SIZE + COMMAND_LEN_SIZE || !op_valid(buf[0]) ||
+	    buf[0] == COMMAND_AT_TIME)
+		return false;
+	*op = buf[0];
+	*key_len = get_le32(buf + COMMAND_OP_SIZE);
+	return *key_len <= len - COMMAND_OP_SIZE - COMMAND_LEN_SIZE;
+}
+
+/* Moves *buf and *len past an AT_TIME prefix, *now its time: 1; without
+ * one, leaves them and sets *now 0: 0; -1 when the prefix is cut short. */
+static int skip_at_time(const uint8_t **buf, size_t *len, uint64_t *now)
+{
+	*now = 0;
+	if (*len < COMMAND_OP_SIZE || (*buf)[0] != COMMAND_AT_TIME)
+		return 0;
+	if (*len < COMMAND_OP_SIZE + 8)
+		return -1;
+	*now = get_le64(*buf + COMMAND_OP_SIZE);
+	*buf += COMMAND_OP_SIZE + 8;
+	*len -= COMMAND_OP_SIZE + 8;
+	return 1;
+}
+
 static int decode_one(const uint8_t *buf, size_t len, struct command *out)
 {
 	size_t left = len, trailer;
@@ -219,18 +247,12 @@ static int decode_one(const uint8_t *buf, size_t len, struct command *out)
 	struct command c;
 	uint8_t op;
 
-	if (left < COMMAND_OP_SIZE + COMMAND_LEN_SIZE)
-		return RKV_ECORRUPT;
-	op = p[0];
-	if (!op_valid(op) || op == COMMAND_AT_TIME)
+	if (!command_head(buf, len, &op, &key_len))
 		return RKV_ECORRUPT;
 	memset(&c, 0, sizeof c);
 	c.op = (enum command_op)op;
-	key_len = get_le32(p + COMMAND_OP_SIZE);
 	p += COMMAND_OP_SIZE + COMMAND_LEN_SIZE;
 	left -= COMMAND_OP_SIZE + COMMAND_LEN_SIZE;
-	if (key_len > left)
-		return RKV_ECORRUPT;
 	c.key = p;
 	c.key_len = key_len;
 	p += key_len;
@@ -297,17 +319,12 @@ static int decode_one(const uint8_t *buf, size_t len, struct command *out)
 
 bool command_peek_key(const uint8_t *buf, size_t len, const uint8_t **key, uint32_t *key_len)
 {
+	uint64_t now;
 	uint32_t n;
+	uint8_t op;
 
-	if (len >= COMMAND_OP_SIZE + 8 && buf[0] == COMMAND_AT_TIME) {
-		buf += COMMAND_OP_SIZE + 8;
-		len -= COMMAND_OP_SIZE + 8;
-	}
-	if (len < COMMAND_OP_SIZE + COMMAND_LEN_SIZE || !op_valid(buf[0]) ||
-	    buf[0] == COMMAND_AT_TIME || buf[0] == COMMAND_FLUSH || buf[0] == COMMAND_MSETNX)
-		return false;
-	n = get_le32(buf + COMMAND_OP_SIZE);
-	if (n == 0 || n > len - COMMAND_OP_SIZE - COMMAND_LEN_SIZE)
+	if (skip_at_time(&buf, &len, &now) < 0 || !command_head(buf, len, &op, &n) ||
+	    op == COMMAND_FLUSH || op == COMMAND_MSETNX || n == 0)
 		return false;
 	*key = buf + COMMAND_OP_SIZE + COMMAND_LEN_SIZE;
 	*key_len = n;
@@ -316,22 +333,16 @@ bool command_peek_key(const uint8_t *buf, size_t len, const uint8_t **key, uint3
 
 int command_decode(const uint8_t *buf, size_t len, struct command *out)
 {
-	uint64_t now = 0;
-	int rv;
+	uint64_t now;
+	int at, rv;
 
 	/* *out is written only on success. */
 	assert(out != NULL);
 	assert(buf != NULL || len == 0);
-	if (len >= COMMAND_OP_SIZE && buf[0] == COMMAND_AT_TIME) {
-		/* The proposer's time, then exactly one command. */
-		if (len < COMMAND_OP_SIZE + 8)
-			return RKV_ECORRUPT;
-		now = get_le64(buf + COMMAND_OP_SIZE);
-		if (now == 0)
-			return RKV_ECORRUPT;
-		buf += COMMAND_OP_SIZE + 8;
-		len -= COMMAND_OP_SIZE + 8;
-	}
+	/* The proposer's time (never 0), then exactly one command. */
+	at = skip_at_time(&buf, &len, &now);
+	if (at < 0 || (at > 0 && now == 0))
+		return RKV_ECORRUPT;
 	rv = decode_one(buf, len, out);
 	if (rv == 0)
 		out->now = now;

@@ -58,16 +58,28 @@ int cli_finish_stdout(const char *what)
 	return CLI_EXIT_OK;
 }
 
-int cli_parse_count(const char *text, uint64_t *out)
+int cli_parse_leading_count(const char *text, uint64_t *out, const char **end)
 {
-	char *end;
+	char *stop;
 	unsigned long long v;
 
 	if (text[0] < '0' || text[0] > '9')
 		return -1;
 	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || *end)
+	v = strtoull(text, &stop, 10);
+	if (errno)
+		return -1;
+	*out = v;
+	*end = stop;
+	return 0;
+}
+
+int cli_parse_count(const char *text, uint64_t *out)
+{
+	const char *end;
+	uint64_t v;
+
+	if (cli_parse_leading_count(text, &v, &end) != 0 || *end)
 		return -1;
 	*out = v;
 	return 0;

@@ -85,6 +85,11 @@ int cli_finish_stdout(const char *what);
 /* A decimal count ("0", "12"; no sign, no space): 0, or -1. */
 int cli_parse_count(const char *text, uint64_t *out);
 
+/* A decimal count at the start of text, *end set after its last digit
+ * ("7:1" gives 7 and ":1"): 0, or -1 when text does not start with a digit
+ * or the count passes 2^64 - 1. */
+int cli_parse_leading_count(const char *text, uint64_t *out, const char **end);
+
 /*
  * If argv[*i] is the option `long_name` (or `short_name`), takes its value
  * ("--x V", "--x=V", "-x V", and "-xV" when `attached` allows it) into

@@ -16,7 +16,6 @@
  */
 #include "tools/shard_move.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -433,24 +432,17 @@ int shard_move_parse_rate(const char *text, uint64_t *rate)
 /* "7" or "7:1": node and optional core. 0 or -1. */
 int shard_move_parse_target(const char *text, uint64_t *node, uint32_t *core, bool *has_core)
 {
-	char *end;
-	unsigned long long v;
+	const char *end;
+	uint64_t v;
 
 	*has_core = false;
 	*core = 0;
-	if (text[0] < '0' || text[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(text, &end, 10);
-	if (errno || v == 0)
+	if (cli_parse_leading_count(text, &v, &end) != 0 || v == 0)
 		return -1;
 	*node = v;
 	if (*end == '\0')
 		return 0;
-	if (*end != ':' || end[1] < '0' || end[1] > '9')
-		return -1;
-	v = strtoull(end + 1, &end, 10);
-	if (errno || *end || v > UINT32_MAX)
+	if (*end != ':' || cli_parse_count(end + 1, &v) != 0 || v > UINT32_MAX)
 		return -1;
 	*core = (uint32_t)v;
 	*has_core = true;

@@ -40,6 +40,8 @@ import sys
 import tempfile
 import time
 
+from ringkv_test import Server, programs_from_argv, stop_process
+
 TIMEOUT = 5.0
 HOST = "127.0.54.1"
 AUTH_TIMEOUT_S = 2.0
@@ -139,16 +141,6 @@ def user_add(ringkv, users, name, role, password, prefix=None, iterations="1000"
                           timeout=60)
 
 
-def wait_started(out):
-    """Whether ringkvd, its standard output in file `out`, is serving (10 s)."""
-    for _ in range(200):
-        out.seek(0)
-        if "try: ringkv" in out.read():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -158,7 +150,7 @@ def rss_kib(pid):
 
 
 def main():
-    ringkvd, ringkv = sys.argv[1], sys.argv[2]
+    ringkvd, ringkv = programs_from_argv(__doc__)
     work = tempfile.mkdtemp(prefix="ringkv-auth-")
     port = 54000 + 2 * (os.getpid() % 400)
     resp_port = port + 1
@@ -227,24 +219,17 @@ def main():
               "a prefix longer than --max-key refuses the start (%s)" % p.stderr.strip())
 
         # ---- the node ----------------------------------------------------
-        out = open(os.path.join(work, "stdout"), "w+")
-        err = open(os.path.join(work, "stderr"), "w+")
-        proc = subprocess.Popen([ringkvd, "--cores", "1", "--data-dir",
-                                 os.path.join(work, "data"), "--listen",
-                                 "%s:%d" % (HOST, port), "--resp-listen",
-                                 "%s:%d" % (HOST, resp_port), "--users", users,
-                                 "--admin-listen", "%s:%d" % (HOST, admin_port),
-                                 "--max-key", "200",
-                                 "--audit-log", audit, "--auth-timeout",
-                                 "%dms" % (AUTH_TIMEOUT_S * 1000)],
-                                stdout=out, stderr=err)
-        if not wait_started(out):
+        node = Server(ringkvd, ["--listen", "%s:%d" % (HOST, port), "--resp-listen",
+                                "%s:%d" % (HOST, resp_port), "--users", users,
+                                "--admin-listen", "%s:%d" % (HOST, admin_port),
+                                "--max-key", "200", "--audit-log", audit,
+                                "--auth-timeout", "%dms" % (AUTH_TIMEOUT_S * 1000)],
+                      work, "node")
+        proc = node.proc
+        if not node.wait_listening():
             check(False, "ringkvd started")
             return
-
-        def log():
-            err.seek(0)
-            return err.read()
+        log = node.log
 
         # ---- RESP: NOAUTH, AUTH, HELLO -------------------------------------
         c = Resp(resp_port)
@@ -700,13 +685,8 @@ def main():
         check(rc == 0 and "stopped cleanly" in log() and "Sanitizer" not in log(),
               "ringkvd stops cleanly (exit %s)" % rc)
     finally:
-        if proc and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc:
+            stop_process(proc, 15)
         if failures:
             print("work dir kept: %s" % work)
         else:

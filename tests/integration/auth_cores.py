@@ -30,8 +30,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import auth  # noqa: E402
-from auth import Resp, user_add, wait_started  # noqa: E402
-from ringkv_test import stop_process  # noqa: E402
+from auth import Resp, user_add  # noqa: E402
+from ringkv_test import Server, programs_from_argv, stop_process  # noqa: E402
 
 HOST = "127.0.55.21"
 auth.HOST = HOST  # Resp connects to auth.HOST
@@ -64,29 +64,23 @@ def is_open(r):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    ringkvd, ringkv = sys.argv[1], sys.argv[2]
+    ringkvd, ringkv = programs_from_argv(__doc__)
     work = tempfile.mkdtemp(prefix="ringkv-auth-cores-")
     port = 55000 + 2 * (os.getpid() % 450)
     resp_port = port + 1
     users = os.path.join(work, "users")
     audit = os.path.join(work, "audit.log")
-    proc = None
+    node = proc = None
     conns = []
     try:
         user_add(ringkv, users, "alice", "write", "alice-pw", prefix="app:")
         user_add(ringkv, users, "gone", "write", "gone-pw")
-        out = open(os.path.join(work, "stdout"), "w+")
-        err = open(os.path.join(work, "stderr"), "w+")
-        proc = subprocess.Popen([ringkvd, "--cores", "2", "--data-dir",
-                                 os.path.join(work, "data"), "--listen",
-                                 "%s:%d" % (HOST, port), "--resp-listen",
-                                 "%s:%d" % (HOST, resp_port), "--users", users,
-                                 "--audit-log", audit, "--auth-timeout", "5000ms"],
-                                stdout=out, stderr=err)
-        if not wait_started(out):
+        node = Server(ringkvd, ["--listen", "%s:%d" % (HOST, port), "--resp-listen",
+                                "%s:%d" % (HOST, resp_port), "--users", users,
+                                "--audit-log", audit, "--auth-timeout", "5000ms"],
+                      work, "node", cores=2)
+        proc = node.proc
+        if not node.wait_listening():
             check(False, "ringkvd started")
             return 1
 
@@ -156,8 +150,7 @@ def main():
 
         rc = stop_process(proc, 15)
         proc = None
-        err.seek(0)
-        log = err.read()
+        log = node.log()
         counts = {int(c): int(n) for c, n in
                   re.findall(r"core (\d): (\d+) authentications", log)}
         check(rc == 0 and len(counts) == 2 and all(n > 0 for n in counts.values()),
@@ -167,12 +160,8 @@ def main():
             c.close()
         if proc:
             stop_process(proc, 15)
-        if failures:
-            try:
-                with open(os.path.join(work, "stderr")) as f:
-                    print("---- stderr (tail)\n" + f.read()[-3000:])
-            except OSError:
-                pass
+        if failures and node:
+            print("---- stderr (tail)\n" + node.log()[-3000:])
         shutil.rmtree(work, ignore_errors=True)
     print("auth_cores: %d failed" % failures)
     return 1 if failures else 0

@@ -17,58 +17,22 @@ import random
 import socket
 import sys
 
+from ringkv_test import RespReader, resp_command
+
 
 class Conn:
     """A raw RESP2 client: replies come back as their exact bytes."""
 
     def __init__(self, host, port):
         self.sock = socket.create_connection((host, port), timeout=10)
-        self.buf = b""
+        self.reader = RespReader(self.sock)
 
     def send(self, *args):
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            if isinstance(a, int):
-                a = str(a)
-            if isinstance(a, str):
-                a = a.encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
-
-    def _fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("connection closed")
-        self.buf += chunk
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        if kind in (b"+", b"-", b":"):
-            return line + b"\r\n"
-        n = int(rest)
-        if kind == b"$":
-            if n < 0:
-                return line + b"\r\n"
-            while len(self.buf) < n + 2:
-                self._fill()
-            data, self.buf = self.buf[: n + 2], self.buf[n + 2:]
-            return line + b"\r\n" + data
-        if kind == b"*":
-            if n < 0:
-                return line + b"\r\n"
-            return line + b"\r\n" + b"".join(self._reply() for _ in range(n))
-        raise ValueError("bad reply %r" % line)
+        self.sock.sendall(resp_command(*args))
 
     def call(self, *args):
         self.send(*args)
-        return self._reply()
+        return self.reader.raw_reply()
 
 
 failures = []

@@ -4,7 +4,11 @@ it from their own folder, which Python puts first on sys.path):
 - read_until_closed, admin_exchange: raw bytes to and from the admin port,
   plain or over TLS (test_admin.py, tls.py);
 - stop_process: SIGTERM, then SIGKILL after a bound;
-- RespReader: RESP2 replies off a blocking socket, decoded;
+- Server: one ringkvd whose output goes to files, and its start-up wait
+  (tls.py, auth.py, auth_cores.py);
+- resp_command: a command as RESP2 bytes; RespReader: RESP2 replies off a
+  blocking socket, decoded or as their exact bytes;
+- programs_from_argv: the RINGKVD RINGKV command line most tests take;
 - start_cluster_node: one ringkvd of a static cluster with a RESP port
   (the resp_cluster_*.py tests);
 - Native: stale reads through libringkv (ctypes), each node's own applied
@@ -18,6 +22,8 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
+import time
 
 
 def read_until_closed(sock, ignore=(OSError,)):
@@ -54,10 +60,26 @@ def admin_exchange(host, port, data, timeout, ctx=None, wait_reply=True,
         sock.close()
 
 
+def resp_command(*args):
+    """A command as a RESP2 array of bulk strings; each argument bytes, str
+    (UTF-8) or int (its decimal text)."""
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        if isinstance(a, int):
+            a = str(a)
+        if isinstance(a, str):
+            a = a.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
 class RespReader:
-    """Reads RESP2 replies from a blocking socket: simple strings, errors
-    and integers as their line (b"+OK", b"-ERR ...", b":3"), bulk strings
-    as their bytes (None for a null), arrays as lists."""
+    """Reads RESP2 replies from a blocking socket. reply(): simple strings,
+    errors and integers as their line (b"+OK", b"-ERR ...", b":3"), bulk
+    strings as their bytes (None for a null), arrays as lists. raw_reply():
+    a reply's exact bytes, CRLFs and nested replies included, RESP3's types
+    too (resp_strings.py, resp_resp3.py). A connection
+    the server closes mid-reply raises ConnectionError."""
 
     def __init__(self, sock):
         self.sock = sock
@@ -66,7 +88,7 @@ class RespReader:
     def _fill(self):
         chunk = self.sock.recv(1 << 16)
         if not chunk:
-            raise EOFError("server closed")
+            raise ConnectionError("server closed")
         self.buf += chunk
 
     def _line(self):
@@ -75,6 +97,12 @@ class RespReader:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
     def reply(self):
         line = self._line()
         kind, rest = line[:1], line[1:]
@@ -82,15 +110,40 @@ class RespReader:
             return line
         if kind == b"$":
             n = int(rest)
-            if n < 0:
-                return None
-            while len(self.buf) < n + 2:
-                self._fill()
-            data, self.buf = self.buf[:n], self.buf[n + 2:]
-            return data
+            return None if n < 0 else self._take(n + 2)[:n]
         if kind == b"*":
             return [self.reply() for _ in range(int(rest))]
         raise ValueError("bad reply line %r" % line)
+
+    def raw_reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        head = line + b"\r\n"
+        if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
+            return head
+        n = int(rest)
+        if kind in (b"$", b"=", b"!"):
+            return head if n < 0 else head + self._take(n + 2)
+        if kind in (b"*", b"~"):
+            return head if n < 0 else head + b"".join(self.raw_reply() for _ in range(n))
+        if kind == b">":
+            # RESP3's out-of-band push: the command's own reply follows.
+            return head + b"".join(self.raw_reply() for _ in range(n)) + self.raw_reply()
+        if kind in (b"%", b"|"):
+            body = b"".join(self.raw_reply() for _ in range(2 * n))
+            # An attribute comes before the reply it describes.
+            return head + body + (self.raw_reply() if kind == b"|" else b"")
+        raise ValueError("bad reply line %r" % line)
+
+
+def programs_from_argv(doc):
+    """The two paths of a test's command line `NAME.py RINGKVD RINGKV` (the
+    server, the CLI); with another count of arguments, prints the test's
+    usage `doc` and exits 2."""
+    if len(sys.argv) != 3:
+        print(doc)
+        sys.exit(2)
+    return sys.argv[1], sys.argv[2]
 
 
 def stop_process(proc, timeout, sig=signal.SIGTERM):
@@ -105,6 +158,40 @@ def stop_process(proc, timeout, sig=signal.SIGTERM):
             proc.kill()
             proc.wait(timeout=10)
     return proc.returncode
+
+
+class Server:
+    """One ringkvd of `cores` cores, started with `args`, in the directory
+    work/name (made here): its data in data/, its standard output and error
+    in the files stdout and stderr there."""
+
+    def __init__(self, ringkvd, args, work, name, cores=1):
+        self.dir = os.path.join(work, name)
+        os.makedirs(self.dir)
+        self.out = open(os.path.join(self.dir, "stdout"), "w+")
+        self.err = open(os.path.join(self.dir, "stderr"), "w+")
+        self.proc = subprocess.Popen([ringkvd, "--cores", str(cores), "--data-dir",
+                                      os.path.join(self.dir, "data"), *args],
+                                     stdout=self.out, stderr=self.err)
+
+    def wait_listening(self):
+        """Whether it serves within 10 s (False at once if it exits)."""
+        for _ in range(200):
+            self.out.seek(0)
+            if "try: ringkv" in self.out.read():
+                return True
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
+
+    def log(self):
+        """Its standard error so far."""
+        self.err.seek(0)
+        return self.err.read()
+
+    def stop(self):
+        return stop_process(self.proc, 15)
 
 
 def start_cluster_node(ringkvd, data, hosts, i, ports, extra=(), log_mode="a"):

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from ringkv_test import admin_exchange, stop_process
+from ringkv_test import Server, admin_exchange, programs_from_argv
 
 TIMEOUT = 5.0
 HOST = "127.0.19.1"
@@ -75,34 +75,6 @@ def make_cert(d, ca, name, san, days="2"):
     openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
             "-CAcreateserial", "-out", name + ".pem", "-days", days, "-extfile",
             name + ".ext", cwd=d)
-
-
-class Server:
-    def __init__(self, ringkvd, args, work, name):
-        self.dir = os.path.join(work, name)
-        os.makedirs(self.dir)
-        self.out = open(os.path.join(self.dir, "stdout"), "w+")
-        self.err = open(os.path.join(self.dir, "stderr"), "w+")
-        self.proc = subprocess.Popen([ringkvd, "--cores", "1", "--data-dir",
-                                      os.path.join(self.dir, "data"), *args],
-                                     stdout=self.out, stderr=self.err)
-
-    def wait_listening(self):
-        for _ in range(200):
-            self.out.seek(0)
-            if "try: ringkv" in self.out.read():
-                return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.05)
-        return False
-
-    def log(self):
-        self.err.seek(0)
-        return self.err.read()
-
-    def stop(self):
-        return stop_process(self.proc, 15)
 
 
 def refused_at_start(ringkvd, args, work, want, what):
@@ -201,10 +173,7 @@ def ringkv(cli, args, env_ca=None, timeout=30):
 
 
 def main():
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    ringkvd, cli = sys.argv[1], sys.argv[2]
+    ringkvd, cli = programs_from_argv(__doc__)
     work = tempfile.mkdtemp(prefix="ringkv-tls-")
     servers = []
     base = 39000 + 2 * (os.getpid() % 450)

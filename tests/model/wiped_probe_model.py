@@ -46,8 +46,13 @@ Usage (run with `nice`; only the standard library):
                                 slow to finish: not quoted)
   model.py search R RULE [WIPES [SECS [RESTARTS]]]
   model.py all                  scripts and live
+  model.py check FILE           whether `scripts` prints FILE exactly (the
+                                meson test model-wiped_probe, against
+                                scripts-expected.txt beside this file)
 """
 import collections
+import contextlib
+import io
 import itertools
 import random
 import sys
@@ -55,6 +60,38 @@ import time
 
 RULES = ("main", "branch", "bbfd", "prop", "props", "prop1", "mainh", "propv")
 NONE = None
+
+# What each rule does, one flag a part of it (the rules above, part by part):
+#   liveness     the branch's liveness parts: a member's latest answer
+#                replaces its earlier one (else answers are OR-ed), members
+#                whose latest answer is "asking" are asked again, answers
+#                pushed to the askers at settling, the widened vouch
+#                (asked_by too), the bootstrap (self_new) rule
+#   skip         h, HC and the skip: HISTORY = voted or a term above the
+#                floor, a FRESH decision moves to term H + 1
+#   vouch_no_h   a vouch is a vouch with or without a history, and its h is
+#                not taken
+#   was_waits    bbfd: a member ever "asking" or vouching counts toward
+#                FRESH only when every member answered
+#   needs_hc     a settled answer counts toward M only with HC or as a vouch
+#   asking_counts  "asking" answers count toward M too
+#   all_answered props: FRESH only when every other member answered (or by
+#                the bootstrap statement), a vouch a history otherwise, a
+#                settled member asked again until it vouches
+Rule = collections.namedtuple("Rule", "liveness skip vouch_no_h was_waits needs_hc "
+                                      "asking_counts all_answered")
+FEATURES = {
+    #              liveness skip   vouch_no_h was_waits needs_hc asking all_answered
+    "main":   Rule(False,   False, False,     False,    False,   False, False),
+    "branch": Rule(True,    False, False,     False,    False,   False, False),
+    "bbfd":   Rule(True,    False, False,     True,     False,   False, False),
+    "prop":   Rule(True,    True,  False,     False,    True,    False, False),
+    "props":  Rule(True,    True,  False,     False,    True,    False, True),
+    "prop1":  Rule(True,    True,  False,     False,    True,    True,  False),
+    "mainh":  Rule(False,   True,  True,      False,    True,    False, False),
+    "propv":  Rule(True,    True,  True,      False,    True,    False, False),
+}
+assert set(FEATURES) == set(RULES)
 
 
 # ---------------------------------------------------------------- the state
@@ -81,7 +118,7 @@ class Model:
         self.init = init
         self.dbs_rng = None
         assert rule in RULES
-        self.R, self.rule = R, rule
+        self.R, self.rule, self.f = R, rule, FEATURES[rule]
         self.M = (R - 1) // 2 + 1          # a majority of the others
         self.Q = R // 2 + 1                # a majority of the group
         self.max_term, self.max_wipes = max_term, max_wipes
@@ -215,21 +252,21 @@ class Sim:
     def history(self, n):
         if n["st"] == "amn":
             return True
-        if self.m.rule.startswith("prop") or self.m.rule == "mainh":
+        if self.m.f.skip:
             return n["vote"] is not NONE or n["term"] > n["floor"]
         return n["term"] > 0
 
     def answer(self, s, x, a, sdir):
         """x answers an ask from a (dir sdir): the answer message."""
         n = s["nodes"][x]
-        rule = self.m.rule
+        f = self.m.f
         asking = n["st"] == "probing"
         hist = self.history(n)
         vouch = False
-        if (a, sdir) in n["vouch"] and (hist or rule in ("mainh", "propv")):
+        if (a, sdir) in n["vouch"] and (hist or f.vouch_no_h):
             hist, vouch = False, True
         h = max(n["term"], n["pv"])
-        if asking and rule not in ("main", "mainh"):
+        if asking and f.liveness:
             node_mut(n)
             n["asked_by"][a] = sdir
         return ("ans", x, a, sdir, asking, hist, vouch, h, n["hc"], n["dir"])
@@ -239,14 +276,14 @@ class Sim:
         n = s["nodes"][a]
         node_mut(n)
         _, x, _, ctx, asking, hist, vouch, h, hc, adir = msg
-        rule = self.m.rule
+        f = self.m.f
         n["heard"] = n["heard"] | {x}
-        if rule in ("main", "mainh"):
+        if not f.liveness:
             n["orf"][x] = (n["orf"].get(x, 0) | (1 if asking else 0) | (2 if hist else 0) |
                            (4 if hc or vouch else 0))
         else:
             n["latest"][x] = (asking, vouch, hc)
-            if rule == "bbfd" and (asking or vouch):
+            if f.was_waits and (asking or vouch):
                 n["was"] = n["was"] | {x}
         if asking:
             n["adir"][x] = adir
@@ -254,53 +291,38 @@ class Sim:
             n["hist"] = True
         if vouch:
             n["vhist"] = True
-        if not (rule in ("mainh", "propv") and vouch):
+        if not (f.vouch_no_h and vouch):
             n["H"] = max(n["H"], h)
+
+    def counts(self, n, x):
+        """Whether x's answer, settled, counts toward M for FRESH."""
+        f = self.m.f
+        if f.liveness:
+            asking, vouch, hc = n["latest"][x]
+            vouch_or_hc = vouch or hc
+        else:  # answers OR-ed: ever "asking", ever HC or a vouch
+            asking, vouch_or_hc = n["orf"][x] & 1, n["orf"][x] & 4
+        if asking:
+            return f.asking_counts
+        return (vouch_or_hc or not f.needs_hc) and not (f.was_waits and x in n["was"])
 
     def decide(self, s, a):
         n = s["nodes"][a]
-        rule, M, allo = self.m.rule, self.m.M, self.m.R - 1
+        f, M, allo = self.m.f, self.m.M, self.m.R - 1
         heard = len(n["heard"])
-        if rule == "main":
-            if heard < M:
-                return "WAIT"
+        if heard >= M:
             if n["hist"]:
                 return "AMNESIAC"
-            settled = sum(1 for x in n["heard"] if not n["orf"][x] & 1)
-            return "FRESH" if settled >= M or heard == allo else "WAIT"
-        if rule == "mainh":
-            if heard < M:
-                return "WAIT"
-            if n["hist"]:
-                return "AMNESIAC"
-            settled = sum(1 for x in n["heard"] if n["orf"][x] & 5 == 4)
-            return "FRESH" if settled >= M or heard == allo else "WAIT"
-        if rule == "props":
-            if heard >= M:
-                if n["hist"]:
-                    return "AMNESIAC"
+            if f.all_answered:
                 if heard == allo:
                     return "FRESH"
                 if n["vhist"]:
                     return "AMNESIAC"
-            if n["boot"] and not n["hist"] and 1 + heard >= self.m.Q:
-                return "FRESH"
-            return "WAIT"
-        if heard >= M:
-            if n["hist"]:
-                return "AMNESIAC"
-            if rule in ("branch", "bbfd"):
-                settled = sum(1 for x in n["heard"] if not n["latest"][x][0] and
-                              not (rule == "bbfd" and x in n["was"]))
-            elif rule in ("prop", "propv"):
-                settled = sum(1 for x in n["heard"] if not n["latest"][x][0] and
-                              (n["latest"][x][1] or n["latest"][x][2]))
-            else:  # prop1
-                settled = sum(1 for x in n["heard"] if n["latest"][x][0] or
-                              n["latest"][x][1] or n["latest"][x][2])
-            if settled >= M or heard == allo:
-                return "FRESH"
-        if n["boot"] and not n["hist"] and 1 + heard >= self.m.Q:
+            else:
+                settled = sum(1 for x in n["heard"] if self.counts(n, x))
+                if settled >= M or heard == allo:
+                    return "FRESH"
+        if f.liveness and n["boot"] and not n["hist"] and 1 + heard >= self.m.Q:
             return "FRESH"
         return "WAIT"
 
@@ -310,32 +332,31 @@ class Sim:
             return
         n = s["nodes"][a]
         node_mut(n)
-        rule = self.m.rule
+        f = self.m.f
         if o == "AMNESIAC":
             n["st"] = "amn"
             self.say("  %s(dir %d) decides AMNESIAC (rejoins as a new incarnation)" %
                      (nm(a), n["dir"]))
-            if rule not in ("main", "mainh"):
+            if f.liveness:
                 for x, d in sorted(n["asked_by"].items()):
                     self.send(s, self.answer(s, a, x, d))
             return
         # FRESH
         vouch = set((x, d) for x, d in n["adir"].items())
-        if rule not in ("main", "mainh"):
+        if f.liveness:
             vouch |= set(n["asked_by"].items())
         n["vouch"] = frozenset(vouch)
         n["st"] = "fresh"
         n["role"] = "F"
-        if (rule.startswith("prop") or rule == "mainh") and n["H"] > 0:
+        if f.skip and n["H"] > 0:
             n["term"] = n["H"] + 1
             n["floor"] = n["term"]
             n["vote"] = NONE
         self.say("  %s(dir %d) decides FRESH at term %d%s" % (
             nm(a), n["dir"], n["term"],
-            " (skips past H=%d)" % n["H"] if n["H"] and (rule.startswith("prop") or
-                                                          rule == "mainh") else ""))
+            " (skips past H=%d)" % n["H"] if n["H"] and f.skip else ""))
         self.check_fresh(s, a)
-        if rule not in ("main", "mainh"):
+        if f.liveness:
             for x, d in sorted(n["asked_by"].items()):
                 self.send(s, self.answer(s, a, x, d))
         sv = n["svote"]
@@ -438,11 +459,11 @@ class Sim:
             return False
         if x not in n["heard"]:
             return True
-        if self.m.rule == "props":
+        if self.m.f.all_answered:
             # a settled "no history" answer is not final off the
             # all-answered path: asked again until it is a vouch (a history)
             return not n["latest"][x][1]
-        return self.m.rule not in ("main", "mainh") and n["latest"][x][0]
+        return self.m.f.liveness and n["latest"][x][0]
 
     def actions(self, s):
         m, out = self.m, []
@@ -1716,6 +1737,21 @@ def main(argv):
     elif cmd == "all":
         run_scripts()
         run_live()
+    elif cmd == "check" and len(argv) == 3:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            run_scripts()
+        got = out.getvalue().splitlines()
+        with open(argv[2]) as f:
+            want = f.read().splitlines()
+        for n, (g, w) in enumerate(zip(got, want)):
+            if g != w:
+                print("line %d differs:\n  now:  %s\n  kept: %s" % (n + 1, g, w))
+                return 1
+        if len(got) != len(want):
+            print("%d lines now, %d kept" % (len(got), len(want)))
+            return 1
+        print("the schedules' %d lines of output, every rule, as kept" % len(got))
     else:
         print(__doc__)
         return 2

@@ -167,12 +167,49 @@ static void test_failed_open_gives_the_slot_back(void **state)
 	unlinkat(fx->dir_fd, "not-a-dir", 0);
 }
 
+/* A core freed with writes in flight and waiting (cluster_core_finish):
+ * ring_file_forget_all leaves the thread's next core no slot taken and no
+ * write queued (a freed replica's write, resumed later, wrote through a
+ * ring that is gone), and that core's first write opens at once. */
+static void test_a_freed_core_leaves_no_queue(void **state)
+{
+	struct fixture *fx = *state;
+	char name[RING_FILE_NAME_MAX], err[128];
+
+	for (unsigned i = 0; i < WRITES; i++) {
+		snprintf(name, sizeof name, "marker-%u", i);
+		ring_file_init(&fx->files[i], &fx->io, fx->dir_fd, name, written, fx);
+		ring_file_write(&fx->files[i], "x", 1);
+	}
+	assert_int_equal(ring_file_waiting_now(), WRITES - RING_FILE_OPEN_MAX);
+	io_ring_exit(&fx->io);
+	ring_file_forget_all();
+	assert_int_equal(ring_file_open_now(), 0);
+	assert_int_equal(ring_file_waiting_now(), 0);
+
+	assert_int_equal(io_ring_init(&fx->io, 256, err, sizeof err), 0);
+	fx->done = 0;
+	fx->res[0] = 1;
+	ring_file_init(&fx->files[0], &fx->io, fx->dir_fd, "marker-0", written, fx);
+	ring_file_write(&fx->files[0], "y", 1);
+	assert_int_equal(ring_file_open_now(), 1);
+	assert_int_equal(ring_file_waiting_now(), 0);
+	run(fx, 1);
+	assert_int_equal(fx->res[0], 0);
+	assert_int_equal(ring_file_open_now(), 0);
+	for (unsigned i = 0; i < RING_FILE_OPEN_MAX; i++) {
+		snprintf(name, sizeof name, "marker-%u.tmp", i);
+		unlinkat(fx->dir_fd, name, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_writes_beyond_the_slots_wait_their_turn, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_failed_open_gives_the_slot_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_a_freed_core_leaves_no_queue, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

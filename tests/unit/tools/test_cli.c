@@ -253,7 +253,7 @@ static void test_usage(void **state)
 
 	/* A usage error is one line naming the bad word, and a hint: exit 2. */
 	static const struct {
-		const char *args[6];
+		const char *args[8];
 		const char *says;
 	} bad[] = {
 		{ { NULL }, "no command given" },
@@ -276,6 +276,18 @@ static void test_usage(void **state)
 		{ { "rebalance", "--wait", NULL }, "rebalance --apply's" },
 		{ { "rebalance", "--apply", "--rate", "fast", NULL }, "--rate takes bytes" },
 		{ { "rebalance", "now", NULL }, "unexpected 'now'" },
+		/* Counts: digits only, within their range. */
+		{ { "shard", "move", "x", "--from", "1", "--to", "2", NULL }, "takes SHARD" },
+		{ { "shard", "move", "4294967296", "--from", "1", "--to", "2", NULL }, "takes SHARD" },
+		{ { "shard", "move", "0", "--from", "0", "--to", "2", NULL }, "--from takes NODE" },
+		{ { "shard", "move", "0", "--from", "+1", "--to", "2", NULL }, "not '+1'" },
+		{ { "shard", "move", "0", "--from", "1:", "--to", "2", NULL }, "not '1:'" },
+		{ { "shard", "move", "0", "--from", "1:2x", "--to", "2", NULL }, "not '1:2x'" },
+		{ { "shard", "move", "0", "--from", "1", "--to", "2:4294967296", NULL },
+		  "--to takes NODE or NODE:CORE, not '2:4294967296'" },
+		{ { "shard", "move", "0", "--from", "18446744073709551616", "--to", "2", NULL },
+		  "not '18446744073709551616'" },
+		{ { "shard", "move", "0", "--cancel", "--to", "2:1", NULL }, "--cancel --to takes NODE" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char *nl;
