@@ -38,37 +38,11 @@ failures = []
 
 
 class Conn(resp_strings.Conn):
-    """resp_strings.py's raw client, reading RESP3's types too: each reply
-    comes back as its exact bytes."""
+    """resp_strings.py's raw client (ringkv_test.RespReader.raw_reply reads
+    RESP3's types too): each reply comes back as its exact bytes."""
 
     def __init__(self, port):
         super().__init__(HOST, port)
-
-    def _data(self, n):
-        while len(self.buf) < n + 2:
-            self._fill()
-        data, self.buf = self.buf[: n + 2], self.buf[n + 2:]
-        return data
-
-    def _reply(self):
-        line = self._line()
-        kind, rest = line[:1], line[1:]
-        head = line + b"\r\n"
-        if kind in (b"+", b"-", b":", b"_", b",", b"#", b"("):
-            return head
-        n = int(rest)
-        if kind in (b"$", b"=", b"!"):
-            return head if n < 0 else head + self._data(n)
-        if kind in (b"*", b"~"):
-            return head if n < 0 else head + b"".join(self._reply() for _ in range(n))
-        if kind == b">":
-            # Out of band: the command's own reply follows.
-            return head + b"".join(self._reply() for _ in range(n)) + self._reply()
-        if kind in (b"%", b"|"):
-            body = b"".join(self._reply() for _ in range(2 * n))
-            # An attribute comes before the reply it describes.
-            return head + body + (self._reply() if kind == b"|" else b"")
-        raise ValueError("bad reply %r" % line)
 
 
 def same(rk, rd, *args):
