@@ -10,7 +10,7 @@
  * The last tests run the rule through the real code (replica_wiped.c,
  * answer() and settle()) on nodes of replica_fixture.h, with the messages
  * each node receives chosen by the test (deliver_filter): the unsafe
- * schedule at R = 5, and a settle marker whose write fails.
+ * schedule at R = 5, and a settle or amnesia marker whose write fails.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -479,6 +479,7 @@ enum phase {
 		       * and 3, their grants back, its vote request to 2 (and
 		       * 2's grant back); the one to 3 held */
 	SPLIT,        /* {1, 3} and the others apart, anything inside a side */
+	NOT_3,        /* anything, but Raft's messages to and from node 3 */
 };
 static atomic_int phase;
 static _Atomic unsigned answers_blocked; /* bit per node: answers to it dropped */
@@ -506,6 +507,8 @@ static bool schedule(uint64_t from, uint64_t to, uint64_t group, struct raft_msg
 	(void)group;
 	if (ph == SPLIT)
 		return side(from) == side(to);
+	if (ph == NOT_3 && from != 3 && to != 3)
+		return true;
 	if (!m)
 		return false; /* a leader's beats: there is none before SPLIT */
 	if (wiped_probe_is_answer(m)) {
@@ -649,6 +652,7 @@ static void stop_all(unsigned count)
 	atomic_store(&probed, 0);
 	atomic_store(&held_set, false);
 	atomic_store(&vote_counted, false);
+	no_rejoin = false;
 	atomic_store(&seen_h, 0);
 	atomic_store(&seen_from, 0);
 	atomic_store(&seen_hcomplete, 0);
@@ -782,6 +786,61 @@ static void test_five_wiped_schedule3(void **state)
 	stop_all(5);
 }
 
+/* Makes the name DATA/<name>.tmp of node id a directory (with a file in
+ * it): the ring's write of <name> fails at its openat (EISDIR), as it
+ * would with ENOSPC or EIO; clear_tmp_block takes it away. */
+static void block_tmp(unsigned id, const char *name)
+{
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s.tmp", nodes[id].dir, name);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/%s.tmp/x", nodes[id].dir, name);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static void clear_tmp_block(unsigned id, const char *name)
+{
+	char path[400];
+
+	snprintf(path, sizeof path, "%s/%s.tmp/x", nodes[id].dir, name);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof path, "%s/%s.tmp", nodes[id].dir, name);
+	assert_int_equal(rmdir(path), 0);
+}
+
+/* Node 3 wiped, its marker `name` set to fail before any answer reaches
+ * it; returns once nodes 1 and 2 both answered it. */
+static void wipe_3_failing(const char *name)
+{
+	atomic_store(&answers_blocked, 1u << 3);
+	atomic_store(&probed, 3);
+	wipe(3, 3);
+	assert_true(rstate(3).probing);
+	block_tmp(3, name);
+	atomic_store(&answers_blocked, 0);
+	for (unsigned t = 0; t < 500 && atomic_load(&seen_from) != ((1u << 1) | (1u << 2)); t++)
+		sleep_ms(10);
+	assert_int_equal(atomic_load(&seen_from), (1u << 1) | (1u << 2));
+}
+
+/* Node 3 still asks and took no part, for 60 looks 10 ms apart. */
+static void still_asking_3(void)
+{
+	for (unsigned t = 0; t < 60; t++) {
+		struct rstate s = rstate(3);
+
+		assert_true(s.probing);
+		assert_int_equal(s.term, 0);
+		assert_true(s.vote == RAFT_NONE);
+		assert_int_equal(s.prevote_max, 0);
+		sleep_ms(10);
+	}
+}
+
 /*
  * The settle marker's write fails (its temporary file's name taken by a
  * directory: the openat of the ring's write fails with EISDIR, as ENOSPC
@@ -792,9 +851,8 @@ static void test_five_wiped_schedule3(void **state)
  */
 static void test_marker_write_fails(void **state)
 {
-	char path[400], text[64];
+	char text[64];
 	struct rstate s;
-	int fd;
 
 	(void)state;
 	start_settled(3, 0);
@@ -803,46 +861,50 @@ static void test_marker_write_fails(void **state)
 	for (unsigned t = 0; t < 500 && rstate(2).prevote_max != 1; t++)
 		sleep_ms(10);
 	assert_int_equal(rstate(2).prevote_max, 1);
-	/* Answers to 3 held until its marker's write is set to fail; node 1's
-	 * pre-votes still reach 2 only (3 would drop them anyway). */
-	atomic_store(&answers_blocked, 1u << 3);
-	atomic_store(&probed, 3);
-	wipe(3, 3);
-	assert_true(rstate(3).probing);
-	snprintf(path, sizeof path, "%s/shard-0.joining.tmp", nodes[3].dir);
-	assert_int_equal(mkdir(path, 0755), 0);
-	snprintf(path, sizeof path, "%s/shard-0.joining.tmp/x", nodes[3].dir);
-	fd = open(path, O_WRONLY | O_CREAT, 0644);
-	assert_true(fd >= 0);
-	close(fd);
-	atomic_store(&answers_blocked, 0);
-	for (unsigned t = 0; t < 500 && atomic_load(&seen_hcomplete) != ((1u << 1) | (1u << 2));
-	     t++)
-		sleep_ms(10);
+	/* Node 1's pre-votes still reach 2 only (3 would drop them anyway). */
+	wipe_3_failing("shard-0.joining");
 	/* Both answered, settled and complete: FRESH is decided (the pure
 	 * tests above), the write fails, again and again. */
 	assert_int_equal(atomic_load(&seen_hcomplete), (1u << 1) | (1u << 2));
 	assert_int_equal(atomic_load(&seen_h), 1);
-	for (unsigned t = 0; t < 60; t++) {
-		s = rstate(3);
-		assert_true(s.probing);
-		assert_int_equal(s.term, 0);
-		assert_true(s.vote == RAFT_NONE);
-		assert_int_equal(s.prevote_max, 0);
-		sleep_ms(10);
-	}
+	still_asking_3();
 	marker_text(3, text, sizeof text);
 	assert_string_equal(text, "undecided");
 	/* The way cleared: the next tick's write goes through. */
-	assert_int_equal(unlink(path), 0);
-	snprintf(path, sizeof path, "%s/shard-0.joining.tmp", nodes[3].dir);
-	assert_int_equal(rmdir(path), 0);
+	clear_tmp_block(3, "shard-0.joining");
 	assert_true(wait_probing(3, false, 3000));
 	s = rstate(3);
 	assert_int_equal(s.term, 2);
 	assert_true(s.vote == RAFT_NONE);
 	marker_text(3, text, sizeof text);
 	assert_string_equal(text, "undecided settled\nterm 2\n");
+	stop_all(3);
+}
+
+/*
+ * The same for the amnesia marker (mark_amnesiac): nodes 1 and 2 elected
+ * a leader (a history), node 3 is wiped. While DATA/shard-0.amnesiac
+ * cannot be written the replica keeps asking, takes no part and is not
+ * remade as incarnation 1; once it can, it is.
+ */
+static void test_amnesia_marker_write_fails(void **state)
+{
+	(void)state;
+	no_rejoin = true;
+	start_settled(3, 0);
+	atomic_store(&phase, NOT_3);
+	assert_true(wait_leader(2, 0, 5000) != 0);
+	wipe_3_failing("shard-0.amnesiac");
+	still_asking_3();
+	refresh(&nodes[3]);
+	assert_false(nodes[3].status[0].st.amnesiac);
+	assert_false(path_exists(nodes[3].dir, "shard-0.amnesiac"));
+	clear_tmp_block(3, "shard-0.amnesiac");
+	assert_true(wait_probing(3, false, 3000));
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.amnesiac);
+	assert_true(path_exists(nodes[3].dir, "shard-0.amnesiac"));
+	no_rejoin = false;
 	stop_all(3);
 }
 
@@ -862,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_wire),
 		cmocka_unit_test(test_five_wiped_schedule3),
 		cmocka_unit_test(test_marker_write_fails),
+		cmocka_unit_test(test_amnesia_marker_write_fails),
 	};
 
 	return replica_fixture_run(tests, sizeof tests / sizeof tests[0]);
