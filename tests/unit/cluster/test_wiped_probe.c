@@ -490,6 +490,7 @@ static atomic_uint probed;               /* the node whose answers are recorded 
 static _Atomic uint64_t seen_h;          /* the largest h of those answers */
 static atomic_uint seen_from;            /* bit per answering node */
 static atomic_uint seen_hcomplete;       /* bit per node that answered HCOMPLETE */
+static atomic_uint seen_history;         /* bit per node that answered HISTORY */
 static struct raft_msg held;             /* node 1's vote request to node 3 */
 static atomic_bool held_set;
 static atomic_bool vote_counted;         /* node 2's grant delivered to node 1 */
@@ -524,6 +525,8 @@ static bool schedule(uint64_t from, uint64_t to, uint64_t group, struct raft_msg
 			atomic_fetch_or(&seen_from, 1u << from);
 			if (m->offset & WIPED_ANSWER_HCOMPLETE)
 				atomic_fetch_or(&seen_hcomplete, 1u << from);
+			if (m->offset & WIPED_ANSWER_HISTORY)
+				atomic_fetch_or(&seen_history, 1u << from);
 		}
 		return true;
 	}
@@ -656,6 +659,7 @@ static void stop_all(unsigned count)
 	atomic_store(&seen_h, 0);
 	atomic_store(&seen_from, 0);
 	atomic_store(&seen_hcomplete, 0);
+	atomic_store(&seen_history, 0);
 }
 
 /* Starts node id again on a new, empty data dir (the same node id). */
@@ -908,6 +912,60 @@ static void test_amnesia_marker_write_fails(void **state)
 	stop_all(3);
 }
 
+/*
+ * A stop after the replica settled (its marker and the skip's hard state
+ * durable) and before the marker goes (it stays until the first leader's
+ * entries or hard state are: replica.c settle_unlink_pending), as a crash
+ * in that window would leave it (a crash before the hard state is the
+ * marker alone: test_replica_amnesia.c
+ * test_settled_fresh_skips_past_answers): restarted, the
+ * replica does not ask again, keeps its term (2, skipped to), and answers
+ * a later asker with h = 2, no history (a skipped-to term with no vote)
+ * and without HCOMPLETE (its pre-vote grants of the earlier process are
+ * forgotten): that asker does not count it toward a majority of settled
+ * members; it settles only on every member answering, above h = 2.
+ * Three nodes: node 2 granted node 1's pre-vote for term 1; node 3 wiped
+ * settles at term 2 and restarts; then node 1 is wiped.
+ */
+static void test_restarted_settled_answers(void **state)
+{
+	char text[64];
+	struct rstate s;
+
+	(void)state;
+	start_settled(3, 0);
+	atomic_store(&phase, PREVOTE_ONLY);
+	run_job(&nodes[1], job_campaign);
+	for (unsigned t = 0; t < 500 && rstate(2).prevote_max != 1; t++)
+		sleep_ms(10);
+	assert_int_equal(rstate(2).prevote_max, 1);
+	atomic_store(&phase, ONLY_PROBES);
+	wipe(3, 3);
+	assert_true(wait_probing(3, false, 5000));
+	assert_int_equal(rstate(3).term, 2);
+	node_stop(3);
+	node_start(3, 3);
+	s = rstate(3);
+	assert_false(s.probing);
+	assert_int_equal(s.term, 2);
+	assert_true(s.vote == RAFT_NONE);
+	marker_text(3, text, sizeof text);
+	assert_string_equal(text, "undecided settled\nterm 2\n");
+	/* Node 1 wiped: 2 answers complete with h = 1, 3 with h = 2, not
+	 * complete; neither with a history. */
+	atomic_store(&probed, 1);
+	wipe(1, 3);
+	assert_true(wait_probing(1, false, 5000));
+	assert_int_equal(atomic_load(&seen_from), (1u << 2) | (1u << 3));
+	assert_int_equal(atomic_load(&seen_hcomplete), 1u << 2);
+	assert_int_equal(atomic_load(&seen_history), 0);
+	assert_int_equal(atomic_load(&seen_h), 2);
+	s = rstate(1);
+	assert_int_equal(s.term, 3);
+	assert_true(s.vote == RAFT_NONE);
+	stop_all(3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -925,6 +983,7 @@ int main(void)
 		cmocka_unit_test(test_five_wiped_schedule3),
 		cmocka_unit_test(test_marker_write_fails),
 		cmocka_unit_test(test_amnesia_marker_write_fails),
+		cmocka_unit_test(test_restarted_settled_answers),
 	};
 
 	return replica_fixture_run(tests, sizeof tests / sizeof tests[0]);
