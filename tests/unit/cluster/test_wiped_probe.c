@@ -816,6 +816,18 @@ static void clear_tmp_block(unsigned id, const char *name)
 	assert_int_equal(rmdir(path), 0);
 }
 
+/* Three nodes settled (start_settled); node 1 campaigned for term 1 and
+ * only node 2 got its pre-vote (granted: h = 1), the grant not back. */
+static void three_settled_prevote(void)
+{
+	start_settled(3, 0);
+	atomic_store(&phase, PREVOTE_ONLY);
+	run_job(&nodes[1], job_campaign);
+	for (unsigned t = 0; t < 500 && rstate(2).prevote_max != 1; t++)
+		sleep_ms(10);
+	assert_int_equal(rstate(2).prevote_max, 1);
+}
+
 /* Node 3 wiped, its marker `name` set to fail before any answer reaches
  * it; returns once nodes 1 and 2 both answered it. */
 static void wipe_3_failing(const char *name)
@@ -859,12 +871,7 @@ static void test_marker_write_fails(void **state)
 	struct rstate s;
 
 	(void)state;
-	start_settled(3, 0);
-	atomic_store(&phase, PREVOTE_ONLY);
-	run_job(&nodes[1], job_campaign);
-	for (unsigned t = 0; t < 500 && rstate(2).prevote_max != 1; t++)
-		sleep_ms(10);
-	assert_int_equal(rstate(2).prevote_max, 1);
+	three_settled_prevote();
 	/* Node 1's pre-votes still reach 2 only (3 would drop them anyway). */
 	wipe_3_failing("shard-0.joining");
 	/* Both answered, settled and complete: FRESH is decided (the pure
@@ -933,12 +940,7 @@ static void test_restarted_settled_answers(void **state)
 	struct rstate s;
 
 	(void)state;
-	start_settled(3, 0);
-	atomic_store(&phase, PREVOTE_ONLY);
-	run_job(&nodes[1], job_campaign);
-	for (unsigned t = 0; t < 500 && rstate(2).prevote_max != 1; t++)
-		sleep_ms(10);
-	assert_int_equal(rstate(2).prevote_max, 1);
+	three_settled_prevote();
 	atomic_store(&phase, ONLY_PROBES);
 	wipe(3, 3);
 	assert_true(wait_probing(3, false, 5000));
