@@ -1,10 +1,11 @@
 /*
- * The fixture of the replication engine's tests (test_replica*.c): each
- * "node" is its own reactor group of two cores (or one) with its own data
- * dir, all in this process, talking through the real peer transport on
- * 127.X.Y.11-15 (X.Y from the pid). Jobs run on every core of a node from
- * a polling timer and record what they saw; the test thread checks after
- * the job is done (reactor threads never call cmocka asserts).
+ * The fixture of the replication engine's tests (test_replica*.c,
+ * test_wiped_probe.c): each "node" is its own reactor group of two cores
+ * (or one) with its own data dir, all in this process, talking through the
+ * real peer transport on 127.X.Y.11-15 (X.Y from the pid). Jobs run on
+ * every core of a node from a polling timer and record what they saw; the
+ * test thread checks after the job is done (reactor threads never call
+ * cmocka asserts).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -490,7 +491,8 @@ void node_start(unsigned id, unsigned count)
 		n->pcfg.backoff_max_us = 100000;
 		n->pcfg.bulk_limit = bulk_limit[id];
 		cluster_peer_callbacks(&n->pcfg.cb);
-		cluster_on_frame = n->pcfg.cb.on_frame;
+		if (!cluster_on_frame) /* set once, before any reactor reads it */
+			cluster_on_frame = n->pcfg.cb.on_frame;
 		n->pcfg.cb.on_frame = filtered_frame;
 		assert_int_equal(peer_net_create(&n->net, &n->pcfg, n->ncores, err, sizeof err), 0);
 		n->fds[0] = n->fds[1] = -1; /* taken over */

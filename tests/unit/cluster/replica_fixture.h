@@ -1,6 +1,7 @@
 /*
  * The fixture of the replication engine's tests (test_replica.c,
- * test_replica_amnesia.c, test_replica_snapshot.c, test_replica_move.c):
+ * test_replica_amnesia.c, test_replica_snapshot.c, test_replica_move.c,
+ * test_wiped_probe.c):
  * each "node" is its own reactor group of two cores (or one) with its own
  * data dir under /tmp/test_replica.PID, all in this process, talking
  * through the real peer transport on 127.X.Y.11-15 (X.Y from the pid).
