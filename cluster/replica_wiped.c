@@ -420,8 +420,11 @@ static void marker_written(struct ring_file *f, int res)
 
 	w->marking = false;
 	if (res < 0) {
-		/* It keeps asking; the next answer tries again. */
-		log_warn("replica %u: writing %s: %s", rep->id, f->name, strerror(-res));
+		/* It keeps asking; the next tick tries again (a line each
+		 * 10 s at most: every tick, on a full disk, of every asking
+		 * replica of the core, was a flood). */
+		log_every(LOG_WARN, 10000, "replica %u: writing %s: %s (it keeps asking and tries "
+			  "again)", rep->id, f->name, strerror(-res));
 		return;
 	}
 	become_amnesiac(rep);
@@ -547,8 +550,9 @@ static void join_file_written(struct ring_file *f, int res)
 	struct replica *rep = f->arg;
 
 	if (res < 0)
-		log_warn("replica %u: rewriting %s: %s%s", rep->id, f->name, strerror(-res),
-			 replica_wiped_probing(rep) ? " (it keeps asking and tries again)" : "");
+		log_every(LOG_WARN, 10000, "replica %u: rewriting %s: %s%s", rep->id, f->name,
+			  strerror(-res),
+			  replica_wiped_probing(rep) ? " (it keeps asking and tries again)" : "");
 	if (replica_wiped_probing(rep) && rep->wiped->marking) {
 		rep->wiped->marking = false;
 		/* Only once the marker says it: a replica that took part with

@@ -1,10 +1,11 @@
 /*
- * The fixture of the replication engine's tests (test_replica*.c): each
- * "node" is its own reactor group of two cores (or one) with its own data
- * dir, all in this process, talking through the real peer transport on
- * 127.X.Y.11-14 (X.Y from the pid). Jobs run on every core of a node from
- * a polling timer and record what they saw; the test thread checks after
- * the job is done (reactor threads never call cmocka asserts).
+ * The fixture of the replication engine's tests (test_replica*.c,
+ * test_wiped_probe.c): each "node" is its own reactor group of two cores
+ * (or one) with its own data dir, all in this process, talking through the
+ * real peer transport on 127.X.Y.11-15 (X.Y from the pid). Jobs run on
+ * every core of a node from a polling timer and record what they saw; the
+ * test thread checks after the job is done (reactor threads never call
+ * cmocka asserts).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,6 +26,8 @@
 #include <unistd.h>
 
 #include "cluster/peer.h"
+#include "cluster/peer_msg.h"
+#include "cluster/replica_internal.h" /* struct cluster_core: a frame's node */
 #include "core/topology.h"
 #include "replica_fixture.h"
 
@@ -50,6 +53,9 @@ shard_install_hook_fn *install_hook;
 atomic_int lose_chunk;
 bool auto_repair;
 bool no_rejoin;
+deliver_fn *_Atomic deliver_filter;
+/* cluster_peer_callbacks' frame handler, behind filtered_frame. */
+static void (*cluster_on_frame)(void *arg, uint64_t from_node, const uint8_t *data, size_t len);
 
 /* Every node's snapshot_chunk_hook: loses one chunk when a test asks. */
 static bool chunk_hook(uint64_t to, uint64_t seq, bool last)
@@ -82,6 +88,55 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 void rm_rf(const char *path)
 {
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * Every node's frame handler: the engine's, behind deliver_filter when a
+ * test set one. A Raft batch is decoded and each message the filter keeps
+ * goes on in a frame of its own, encoded before the next one is decoded.
+ */
+static void filtered_frame(void *arg, uint64_t from, const uint8_t *data, size_t len)
+{
+	deliver_fn *keep = atomic_load(&deliver_filter);
+	const struct cluster_core *c = arg;
+	struct peer_msg_limits limits;
+	struct raft_entry *scratch;
+	struct peer_msg_frame f;
+	struct peer_msg_buf out;
+	struct raft_msg m;
+	uint64_t to, group;
+	bool whole;
+	int rv;
+
+	if (!keep) {
+		cluster_on_frame(arg, from, data, len);
+		return;
+	}
+	to = c->node->cfg.self_id;
+	peer_msg_limits_default(&limits);
+	scratch = malloc(limits.max_entries * sizeof *scratch);
+	rv = scratch ? peer_msg_decode(&f, data, len, &limits, scratch, limits.max_entries)
+		     : -ENOMEM;
+	if (rv != 0 || f.kind != PEER_MSG_RAFT) {
+		whole = rv == 0 && f.kind != PEER_MSG_HEARTBEATS ? true : keep(from, to, 0, NULL);
+		free(scratch);
+		if (whole)
+			cluster_on_frame(arg, from, data, len);
+		return;
+	}
+	peer_msg_buf_init(&out);
+	while (peer_msg_next(&f, &group, &m) == 1) {
+		struct peer_msg_item item = { group, &m };
+
+		if (!keep(from, to, group, &m))
+			continue;
+		out.len = 0;
+		if (peer_msg_encode_batch(&out, &limits, &item, 1) == 0)
+			cluster_on_frame(arg, from, out.data + PEER_MSG_HEADER_SIZE,
+					 out.len - PEER_MSG_HEADER_SIZE);
+	}
+	peer_msg_buf_free(&out);
+	free(scratch);
 }
 
 /* ---- jobs: run on every core of a node from a polling timer ---- */
@@ -436,6 +491,9 @@ void node_start(unsigned id, unsigned count)
 		n->pcfg.backoff_max_us = 100000;
 		n->pcfg.bulk_limit = bulk_limit[id];
 		cluster_peer_callbacks(&n->pcfg.cb);
+		if (!cluster_on_frame) /* set once, before any reactor reads it */
+			cluster_on_frame = n->pcfg.cb.on_frame;
+		n->pcfg.cb.on_frame = filtered_frame;
 		assert_int_equal(peer_net_create(&n->net, &n->pcfg, n->ncores, err, sizeof err), 0);
 		n->fds[0] = n->fds[1] = -1; /* taken over */
 	}

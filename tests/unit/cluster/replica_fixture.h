@@ -1,9 +1,10 @@
 /*
  * The fixture of the replication engine's tests (test_replica.c,
- * test_replica_amnesia.c, test_replica_snapshot.c, test_replica_move.c):
+ * test_replica_amnesia.c, test_replica_snapshot.c, test_replica_move.c,
+ * test_wiped_probe.c):
  * each "node" is its own reactor group of two cores (or one) with its own
  * data dir under /tmp/test_replica.PID, all in this process, talking
- * through the real peer transport on 127.X.Y.11-14 (X.Y from the pid).
+ * through the real peer transport on 127.X.Y.11-15 (X.Y from the pid).
  *
  * A test drives nodes from its own thread: it starts and stops them, runs
  * jobs on every core of a node (run_job: a polling timer calls the job on
@@ -30,7 +31,7 @@
 #include "node_util.h"
 
 #define CORES 2
-#define MAX_NODES 4
+#define MAX_NODES 5
 #define MAX_SHARDS 16
 #define MAX_OPS 1024
 #define ELECTION_MS 150
@@ -132,6 +133,18 @@ extern atomic_int lose_chunk;   /* a chunk the next stream to node 3 loses
 extern bool auto_repair;        /* cluster_node_config.auto_repair of the
 				 * nodes started next */
 extern bool no_rejoin;          /* cluster_node_config.amnesia_no_rejoin */
+/*
+ * What every node receives from its peers, message by message (tests
+ * only; NULL, the default: everything). Called on the receiving node's
+ * reactor thread for each Raft message of a frame from node `from` to node
+ * `to`, or with m NULL for a frame of coalesced heartbeats (a leader's
+ * beats) and for a frame it could not decode; false drops that message (or
+ * frame). The message may be changed (a copy is delivered then); its
+ * entries and data belong to the frame. Other frames (snapshots, leaders,
+ * placement) always pass. A test sets it back to NULL at its end.
+ */
+typedef bool deliver_fn(uint64_t from, uint64_t to, uint64_t group, struct raft_msg *m);
+extern deliver_fn *_Atomic deliver_filter;
 
 void rm_rf(const char *path);
 /* Whether dir/name exists. */

@@ -6,6 +6,11 @@
  * takes no part (no vote request is ever stepped: the probe only records)
  * until a majority of the other members answered, and comes back as the
  * incarnation after the newest one any answer names.
+ *
+ * The last tests run the rule through the real code (replica_wiped.c,
+ * answer() and settle()) on nodes of replica_fixture.h, with the messages
+ * each node receives chosen by the test (deliver_filter): the unsafe
+ * schedule at R = 5, and a settle or amnesia marker whose write fails.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,11 +18,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cluster/peer_msg.h"
 #include "cluster/replica_ident.h"
+#include "cluster/replica_internal.h"
 #include "cluster/wiped_probe.h"
+#include "replica_fixture.h"
 
 #define SELF 3
 #define DIR_ID 0x1234abcdull
@@ -454,6 +466,514 @@ static void test_wire(void **state)
 	assert_false(wiped_probe_is_answer(&ans));
 }
 
+/* ---- through the real code, on nodes of replica_fixture.h ---------------- */
+
+/* What the test lets through (deliver_filter below), set by the test
+ * thread, read on the nodes' reactor threads. */
+enum phase {
+	ONLY_PROBES,  /* asks and answers only: the replicas settle, nobody
+		       * campaigns with effect */
+	PREVOTE_ONLY, /* and node 1's pre-vote for term 1 to node 2, its
+		       * grant not back (test_marker_write_fails) */
+	VOTE,         /* schedule 3's vote: node 1's pre-vote for term 1 to 2
+		       * and 3, their grants back, its vote request to 2 (and
+		       * 2's grant back); the one to 3 held */
+	SPLIT,        /* {1, 3} and the others apart, anything inside a side */
+	NOT_3,        /* anything, but Raft's messages to and from node 3 */
+};
+static atomic_int phase;
+static _Atomic unsigned answers_blocked; /* bit per node: answers to it dropped */
+static atomic_uint no_answer_from;       /* node whose answers are dropped, or 0 */
+static atomic_bool strip_hcomplete;      /* answers lose HCOMPLETE (a restarted
+					  * or older answerer's) */
+static atomic_uint probed;               /* the node whose answers are recorded */
+static _Atomic uint64_t seen_h;          /* the largest h of those answers */
+static atomic_uint seen_from;            /* bit per answering node */
+static atomic_uint seen_hcomplete;       /* bit per node that answered HCOMPLETE */
+static atomic_uint seen_history;         /* bit per node that answered HISTORY */
+static struct raft_msg held;             /* node 1's vote request to node 3 */
+static atomic_bool held_set;
+static atomic_bool vote_counted;         /* node 2's grant delivered to node 1 */
+
+static bool side(uint64_t node)
+{
+	return node == 1 || node == 3;
+}
+
+static bool schedule(uint64_t from, uint64_t to, uint64_t group, struct raft_msg *m)
+{
+	enum phase ph = (enum phase)atomic_load(&phase);
+	uint64_t h;
+
+	(void)group;
+	if (ph == SPLIT)
+		return side(from) == side(to);
+	if (ph == NOT_3 && from != 3 && to != 3)
+		return true;
+	if (!m)
+		return false; /* a leader's beats: there is none before SPLIT */
+	if (wiped_probe_is_answer(m)) {
+		if ((atomic_load(&answers_blocked) & (1u << to)) ||
+		    from == atomic_load(&no_answer_from))
+			return false;
+		if (atomic_load(&strip_hcomplete))
+			m->offset &= ~(uint64_t)WIPED_ANSWER_HCOMPLETE;
+		if (to == atomic_load(&probed)) {
+			h = atomic_load(&seen_h);
+			while (m->log_term > h && !atomic_compare_exchange_weak(&seen_h, &h, m->log_term))
+				;
+			atomic_fetch_or(&seen_from, 1u << from);
+			if (m->offset & WIPED_ANSWER_HCOMPLETE)
+				atomic_fetch_or(&seen_hcomplete, 1u << from);
+			if (m->offset & WIPED_ANSWER_HISTORY)
+				atomic_fetch_or(&seen_history, 1u << from);
+		}
+		return true;
+	}
+	if (wiped_probe_is_ask(m))
+		return true;
+	if (ph == PREVOTE_ONLY)
+		return m->type == RAFT_MSG_PREVOTE && m->term == 1 && from == 1 && to == 2;
+	if (ph != VOTE)
+		return false;
+	if (m->type == RAFT_MSG_PREVOTE && m->term == 1 && from == 1)
+		return to == 2 || to == 3;
+	if (m->type == RAFT_MSG_PREVOTE_RESP && to == 1)
+		return from == 2 || from == 3;
+	if (m->type == RAFT_MSG_VOTE && m->term == 1 && from == 1 && to == 3 &&
+	    !atomic_load(&held_set)) {
+		held = *m;
+		atomic_store(&held_set, true);
+		return false;
+	}
+	if (m->type == RAFT_MSG_VOTE && m->term == 1 && from == 1)
+		return to == 2;
+	if (m->type == RAFT_MSG_VOTE_RESP && from == 2 && to == 1 && !m->reject) {
+		atomic_store(&vote_counted, true);
+		return true;
+	}
+	return false;
+}
+
+/* Raft's state of shard 0's replica on a node, read on its core. */
+struct rstate {
+	bool here, probing;
+	int role;
+	uint64_t term, vote, prevote_max;
+};
+static struct rstate rstates[MAX_NODES + 1];
+
+static bool job_rstate(struct tcore *c)
+{
+	struct replica *rep = cluster_core_replica(c->cc, 0);
+	struct rstate *s = &rstates[c->node->id];
+
+	if (!rep || !rep->raft)
+		return true;
+	s->here = true;
+	s->probing = replica_wiped_probing(rep);
+	s->role = raft_role(rep->raft);
+	s->term = raft_term(rep->raft);
+	s->vote = raft_vote(rep->raft);
+	s->prevote_max = raft_prevote_max(rep->raft);
+	return true;
+}
+
+static struct rstate rstate(unsigned id)
+{
+	memset(&rstates[id], 0, sizeof rstates[id]);
+	run_job(&nodes[id], job_rstate);
+	assert_true(rstates[id].here);
+	return rstates[id];
+}
+
+/* Waits (timeout_ms at most) for node id's replica to be probing or not. */
+static bool wait_probing(unsigned id, bool probing, unsigned timeout_ms)
+{
+	for (unsigned t = 0; t < timeout_ms / 10; t++) {
+		if (rstate(id).probing == probing)
+			return true;
+		sleep_ms(10);
+	}
+	return rstate(id).probing == probing;
+}
+
+static bool job_campaign(struct tcore *c)
+{
+	struct replica *rep = cluster_core_replica(c->cc, 0);
+
+	if (rep)
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_CAMPAIGN });
+	return true;
+}
+
+static bool job_deliver_held(struct tcore *c)
+{
+	struct replica *rep = cluster_core_replica(c->cc, 0);
+
+	if (rep)
+		replica_step(rep, &(struct raft_event){ .type = RAFT_EV_RECEIVE, .msg = &held });
+	return true;
+}
+
+static void stop_all(unsigned count);
+
+/* Nodes 1..count, one core each, one group of `count` replicas, every
+ * message but the probe's dropped: each replica settles fresh (term 0, no
+ * vote, HCOMPLETE in its answers). */
+static void start_settled(unsigned count, uint32_t node1_election_ms)
+{
+	stop_all(MAX_NODES); /* what a failed test before left */
+	election_ms[1] = node1_election_ms;
+	for (unsigned id = 1; id <= count; id++)
+		node_addr_cores(id, 1);
+	make_map(count, 1, count);
+	key_space = 10;
+	atomic_store(&phase, ONLY_PROBES);
+	atomic_store(&deliver_filter, schedule);
+	for (unsigned id = 1; id <= count; id++)
+		node_start(id, count);
+	for (unsigned id = 1; id <= count; id++) {
+		assert_true(wait_probing(id, false, 8000));
+		assert_int_equal(rstate(id).term, 0);
+	}
+}
+
+static void stop_all(unsigned count)
+{
+	atomic_store(&deliver_filter, NULL);
+	for (unsigned id = 1; id <= count; id++)
+		node_stop(id);
+	for (unsigned id = 1; id <= count; id++)
+		if (nodes[id].dir[0])
+			rm_rf(nodes[id].dir);
+	for (unsigned id = 1; id <= count; id++)
+		election_ms[id] = 0;
+	atomic_store(&answers_blocked, 0);
+	atomic_store(&no_answer_from, 0);
+	atomic_store(&strip_hcomplete, false);
+	atomic_store(&probed, 0);
+	atomic_store(&held_set, false);
+	atomic_store(&vote_counted, false);
+	no_rejoin = false;
+	atomic_store(&seen_h, 0);
+	atomic_store(&seen_from, 0);
+	atomic_store(&seen_hcomplete, 0);
+	atomic_store(&seen_history, 0);
+}
+
+/* Starts node id again on a new, empty data dir (the same node id). */
+static void wipe(unsigned id, unsigned count)
+{
+	node_stop(id);
+	rm_rf(nodes[id].dir);
+	node_start(id, count);
+}
+
+/* The marker DATA/shard-0.joining of node id, or "" if none. */
+static void marker_text(unsigned id, char *buf, size_t cap)
+{
+	char path[400];
+	size_t k = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/shard-0.joining", nodes[id].dir);
+	f = fopen(path, "r");
+	if (f) {
+		k = fread(buf, 1, cap - 1, f);
+		fclose(f);
+	}
+	buf[k] = '\0';
+}
+
+/*
+ * docs/cluster/wiped-rule-proposal.md, schedule 3, at R = 5 on the real
+ * code (A..E = nodes 1..5; node 2 is the wiped one). A settled new group;
+ * 1 campaigns for term 1, 2 and 3 grant its pre-vote, 2 votes for it; 1's
+ * vote request to 3 is held, the ones to 4 and 5 lost. Node 2 is wiped;
+ * its new data dir asks and hears 3, 4 and 5 "settled, no history" (1's
+ * answers are lost), 3's with h = 1 (the pre-vote it granted).
+ *  - First the answers lack HCOMPLETE (answerers restarted since they
+ *    settled, or of an older build): it must not settle (only 3 answered
+ *    of 4, and none counts).
+ *  - Restarted (still empty: it asks again), with the answers whole: it
+ *    settles, at a term above every h an answer carried (h + 1 = 2), with
+ *    no vote: so it can never vote in term 1 again.
+ *  - Then 3 gets 1's held request (1 leads term 1 with its old dir's vote)
+ *    and {2, 4, 5} elect apart from {1, 3}: never two leaders of one term.
+ *    Without the skip node 2 grants a term-1 election on its side: two
+ *    leaders in term 1, the bug the skip closed (seen: "nodes 1 and 5
+ *    both lead term 1" with wiped_probe_skip_term returning 0).
+ */
+static void test_five_wiped_schedule3(void **state)
+{
+	uint64_t leader_of[64] = { 0 };
+	struct rstate s;
+	char text[64];
+	bool other_side = false;
+
+	(void)state;
+	/* Node 1 stays a candidate of term 1 (8 to 16 s) until 3's vote. */
+	start_settled(5, 8000);
+	atomic_store(&phase, VOTE);
+	run_job(&nodes[1], job_campaign);
+	for (unsigned t = 0; t < 500; t++) {
+		s = rstate(2);
+		if (s.term == 1 && s.vote == replica_ident(1, 0) && atomic_load(&held_set) &&
+		    atomic_load(&vote_counted))
+			break;
+		sleep_ms(10);
+	}
+	assert_int_equal(s.term, 1);
+	assert_true(s.vote == replica_ident(1, 0));
+	assert_true(atomic_load(&held_set) && atomic_load(&vote_counted));
+	s = rstate(3);
+	assert_int_equal(s.term, 0);
+	assert_int_equal(s.prevote_max, 1);
+	s = rstate(1);
+	assert_int_equal(s.role, RAFT_CANDIDATE);
+	assert_int_equal(s.term, 1);
+
+	/* Node 2 wiped; the answers it gets lack HCOMPLETE: it waits. */
+	atomic_store(&phase, ONLY_PROBES);
+	atomic_store(&no_answer_from, 1);
+	atomic_store(&strip_hcomplete, true);
+	atomic_store(&probed, 2);
+	wipe(2, 5);
+	for (unsigned t = 0; t < 100; t++) {
+		s = rstate(2);
+		assert_true(s.probing);
+		assert_int_equal(s.term, 0);
+		assert_true(s.vote == RAFT_NONE);
+		sleep_ms(10);
+	}
+	assert_int_equal(atomic_load(&seen_from), (1u << 3) | (1u << 4) | (1u << 5));
+	assert_int_equal(atomic_load(&seen_hcomplete), 0);
+	marker_text(2, text, sizeof text);
+	assert_string_equal(text, "undecided");
+
+	/* Restarted on the same (empty) dir, the answers whole: it settles
+	 * above every h it was told. */
+	node_stop(2);
+	atomic_store(&strip_hcomplete, false);
+	atomic_store(&seen_h, 0);
+	atomic_store(&seen_from, 0);
+	node_start(2, 5);
+	assert_true(wait_probing(2, false, 5000));
+	assert_int_equal(atomic_load(&seen_hcomplete), (1u << 3) | (1u << 4) | (1u << 5));
+	assert_int_equal(atomic_load(&seen_h), 1); /* node 3's pre-vote */
+	s = rstate(2);
+	assert_true(s.term > atomic_load(&seen_h));
+	assert_int_equal(s.term, 2);
+	assert_true(s.vote == RAFT_NONE);
+	marker_text(2, text, sizeof text);
+	assert_string_equal(text, "undecided settled\nterm 2\n");
+
+	/* 1 wins term 1 with 3's late vote; the others elect on their side. */
+	atomic_store(&phase, SPLIT);
+	run_job(&nodes[3], job_deliver_held);
+	for (unsigned t = 0; t < 400 || (!other_side && t < 1000); t++) {
+		for (unsigned id = 1; id <= 5; id++) {
+			s = rstate(id);
+			if (s.role != RAFT_LEADER || s.term >= 64)
+				continue;
+			if (leader_of[s.term] && leader_of[s.term] != id)
+				fail_msg("nodes %" PRIu64 " and %u both lead term %" PRIu64,
+					 leader_of[s.term], id, s.term);
+			leader_of[s.term] = id;
+			other_side |= !side(id);
+		}
+		sleep_ms(5);
+	}
+	assert_int_equal(leader_of[1], 1);
+	assert_true(other_side);
+	assert_true(rstate(2).term >= 2);
+	/* Together again, node 1 learns the newer term and steps down, so
+	 * its stop does not wait for a handoff (its grace: 8 s). */
+	atomic_store(&deliver_filter, NULL);
+	for (unsigned t = 0; t < 300 && rstate(1).role == RAFT_LEADER; t++)
+		sleep_ms(10);
+	stop_all(5);
+}
+
+/* Makes the name DATA/<name>.tmp of node id a directory (with a file in
+ * it): the ring's write of <name> fails at its openat (EISDIR), as it
+ * would with ENOSPC or EIO; clear_tmp_block takes it away. */
+static void block_tmp(unsigned id, const char *name)
+{
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof path, "%s/%s.tmp", nodes[id].dir, name);
+	assert_int_equal(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/%s.tmp/x", nodes[id].dir, name);
+	fd = open(path, O_WRONLY | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static void clear_tmp_block(unsigned id, const char *name)
+{
+	char path[400];
+
+	snprintf(path, sizeof path, "%s/%s.tmp/x", nodes[id].dir, name);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof path, "%s/%s.tmp", nodes[id].dir, name);
+	assert_int_equal(rmdir(path), 0);
+}
+
+/* Three nodes settled (start_settled); node 1 campaigned for term 1 and
+ * only node 2 got its pre-vote (granted: h = 1), the grant not back. */
+static void three_settled_prevote(void)
+{
+	start_settled(3, 0);
+	atomic_store(&phase, PREVOTE_ONLY);
+	run_job(&nodes[1], job_campaign);
+	for (unsigned t = 0; t < 500 && rstate(2).prevote_max != 1; t++)
+		sleep_ms(10);
+	assert_int_equal(rstate(2).prevote_max, 1);
+}
+
+/* Node 3 wiped, its marker `name` set to fail before any answer reaches
+ * it; returns once nodes 1 and 2 both answered it. */
+static void wipe_3_failing(const char *name)
+{
+	atomic_store(&answers_blocked, 1u << 3);
+	atomic_store(&probed, 3);
+	wipe(3, 3);
+	assert_true(rstate(3).probing);
+	block_tmp(3, name);
+	atomic_store(&answers_blocked, 0);
+	for (unsigned t = 0; t < 500 && atomic_load(&seen_from) != ((1u << 1) | (1u << 2)); t++)
+		sleep_ms(10);
+	assert_int_equal(atomic_load(&seen_from), (1u << 1) | (1u << 2));
+}
+
+/* Node 3 still asks and took no part, for 60 looks 10 ms apart. */
+static void still_asking_3(void)
+{
+	for (unsigned t = 0; t < 60; t++) {
+		struct rstate s = rstate(3);
+
+		assert_true(s.probing);
+		assert_int_equal(s.term, 0);
+		assert_true(s.vote == RAFT_NONE);
+		assert_int_equal(s.prevote_max, 0);
+		sleep_ms(10);
+	}
+}
+
+/*
+ * The settle marker's write fails (its temporary file's name taken by a
+ * directory: the openat of the ring's write fails with EISDIR, as ENOSPC
+ * or EIO would): the replica decided to settle, but keeps asking -- no
+ * vote, no term skipped -- and writes again each tick; once a write goes
+ * through it settles, at the skip's term. Three nodes: node 2 granted 1's
+ * pre-vote for term 1 (h = 1); node 3 is wiped.
+ */
+static void test_marker_write_fails(void **state)
+{
+	char text[64];
+	struct rstate s;
+
+	(void)state;
+	three_settled_prevote();
+	/* Node 1's pre-votes still reach 2 only (3 would drop them anyway). */
+	wipe_3_failing("shard-0.joining");
+	/* Both answered, settled and complete: FRESH is decided (the pure
+	 * tests above), the write fails, again and again. */
+	assert_int_equal(atomic_load(&seen_hcomplete), (1u << 1) | (1u << 2));
+	assert_int_equal(atomic_load(&seen_h), 1);
+	still_asking_3();
+	marker_text(3, text, sizeof text);
+	assert_string_equal(text, "undecided");
+	/* The way cleared: the next tick's write goes through. */
+	clear_tmp_block(3, "shard-0.joining");
+	assert_true(wait_probing(3, false, 3000));
+	s = rstate(3);
+	assert_int_equal(s.term, 2);
+	assert_true(s.vote == RAFT_NONE);
+	marker_text(3, text, sizeof text);
+	assert_string_equal(text, "undecided settled\nterm 2\n");
+	stop_all(3);
+}
+
+/*
+ * The same for the amnesia marker (mark_amnesiac): nodes 1 and 2 elected
+ * a leader (a history), node 3 is wiped. While DATA/shard-0.amnesiac
+ * cannot be written the replica keeps asking, takes no part and is not
+ * remade as incarnation 1; once it can, it is.
+ */
+static void test_amnesia_marker_write_fails(void **state)
+{
+	(void)state;
+	no_rejoin = true;
+	start_settled(3, 0);
+	atomic_store(&phase, NOT_3);
+	assert_true(wait_leader(2, 0, 5000) != 0);
+	wipe_3_failing("shard-0.amnesiac");
+	still_asking_3();
+	refresh(&nodes[3]);
+	assert_false(nodes[3].status[0].st.amnesiac);
+	assert_false(path_exists(nodes[3].dir, "shard-0.amnesiac"));
+	clear_tmp_block(3, "shard-0.amnesiac");
+	assert_true(wait_probing(3, false, 3000));
+	refresh(&nodes[3]);
+	assert_true(nodes[3].status[0].st.amnesiac);
+	assert_true(path_exists(nodes[3].dir, "shard-0.amnesiac"));
+	no_rejoin = false;
+	stop_all(3);
+}
+
+/*
+ * A stop after the replica settled (its marker and the skip's hard state
+ * durable) and before the marker goes (it stays until the first leader's
+ * entries or hard state are: replica.c settle_unlink_pending), as a crash
+ * in that window would leave it (a crash before the hard state is the
+ * marker alone: test_replica_amnesia.c
+ * test_settled_fresh_skips_past_answers): restarted, the
+ * replica does not ask again, keeps its term (2, skipped to), and answers
+ * a later asker with h = 2, no history (a skipped-to term with no vote)
+ * and without HCOMPLETE (its pre-vote grants of the earlier process are
+ * forgotten): that asker does not count it toward a majority of settled
+ * members; it settles only on every member answering, above h = 2.
+ * Three nodes: node 2 granted node 1's pre-vote for term 1; node 3 wiped
+ * settles at term 2 and restarts; then node 1 is wiped.
+ */
+static void test_restarted_settled_answers(void **state)
+{
+	char text[64];
+	struct rstate s;
+
+	(void)state;
+	three_settled_prevote();
+	atomic_store(&phase, ONLY_PROBES);
+	wipe(3, 3);
+	assert_true(wait_probing(3, false, 5000));
+	assert_int_equal(rstate(3).term, 2);
+	node_stop(3);
+	node_start(3, 3);
+	s = rstate(3);
+	assert_false(s.probing);
+	assert_int_equal(s.term, 2);
+	assert_true(s.vote == RAFT_NONE);
+	marker_text(3, text, sizeof text);
+	assert_string_equal(text, "undecided settled\nterm 2\n");
+	/* Node 1 wiped: 2 answers complete with h = 1, 3 with h = 2, not
+	 * complete; neither with a history. */
+	atomic_store(&probed, 1);
+	wipe(1, 3);
+	assert_true(wait_probing(1, false, 5000));
+	assert_int_equal(atomic_load(&seen_from), (1u << 2) | (1u << 3));
+	assert_int_equal(atomic_load(&seen_hcomplete), 1u << 2);
+	assert_int_equal(atomic_load(&seen_history), 0);
+	assert_int_equal(atomic_load(&seen_h), 2);
+	s = rstate(1);
+	assert_int_equal(s.term, 3);
+	assert_true(s.vote == RAFT_NONE);
+	stop_all(3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,7 +988,11 @@ int main(void)
 		cmocka_unit_test(test_evidence_and_flags),
 		cmocka_unit_test(test_ignored),
 		cmocka_unit_test(test_wire),
+		cmocka_unit_test(test_five_wiped_schedule3),
+		cmocka_unit_test(test_marker_write_fails),
+		cmocka_unit_test(test_amnesia_marker_write_fails),
+		cmocka_unit_test(test_restarted_settled_answers),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return replica_fixture_run(tests, sizeof tests / sizeof tests[0]);
 }
