@@ -68,6 +68,12 @@ void resp_parser_set_limits(struct resp_parser *p, const struct resp_limits *lim
 	p->argv_cap = argv_cap;
 }
 
+void resp_parser_set_max_bulk(struct resp_parser *p, uint32_t max_bulk)
+{
+	if (max_bulk)
+		p->limits.max_bulk = max_bulk;
+}
+
 void resp_parser_destroy(struct resp_parser *p)
 {
 	assert(p != NULL);

@@ -108,6 +108,10 @@ void resp_parser_init(struct resp_parser *p, const struct resp_limits *limits);
  * scratch buffer (sized by the old limit); keeps argv.
  */
 void resp_parser_set_limits(struct resp_parser *p, const struct resp_limits *limits);
+/* Only the bulk limit, in any state (a command part-way parsed keeps the
+ * lengths it already accepted; the next bulk header is checked against the
+ * new limit). 0 leaves it. */
+void resp_parser_set_max_bulk(struct resp_parser *p, uint32_t max_bulk);
 
 /* Frees what the parser owns. `p` may be initialized again afterwards. */
 void resp_parser_destroy(struct resp_parser *p);

@@ -9,6 +9,7 @@
 #ifndef RINGKV_SERVER_NODE_H
 #define RINGKV_SERVER_NODE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -56,6 +57,8 @@ struct node {
 	struct users *users;      /* --users (server/users.h): clients must
 				   * authenticate; NULL = no authentication */
 	int audit_fd;             /* --audit-log, opened for appending; -1 = the log */
+	_Atomic uint64_t config_stamp; /* CONFIG SETs taken (server/redis_config.c):
+					* their order on every core */
 };
 
 struct node_stats {

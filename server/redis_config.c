@@ -37,11 +37,11 @@
 #include <errno.h>
 #include <fnmatch.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "core/log.h"
 #include "core/reactor.h"
@@ -81,14 +81,12 @@ struct config_gather {
 	struct config_part parts[];
 };
 
-static uint64_t stamp_now(unsigned core)
+/* A node-wide count: every core orders two CONFIG SETs the same way, and it
+ * never wraps (a clock's nanoseconds shifted to make room would, after 52
+ * days of uptime, and every later SET would be dropped after its +OK). */
+static uint64_t stamp_next(struct node *n)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	/* ns, the asking core in the low bits: two SETs never tie. */
-	return (((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) << 12) |
-	       (core & 0xfff);
+	return atomic_fetch_add_explicit(&n->config_stamp, 1, memory_order_relaxed) + 1;
 }
 
 void redis_settings_init(struct node_core *c)
@@ -297,16 +295,17 @@ static void on_set(struct reactor *r, struct reactor_msg *m)
 			reactor_timer_cancel(r, &c->redis->idle_sweep);
 	}
 	if (bulk) {
-		/* This core's authenticated RESP connections parse their next
-		 * request with the new limit (the others keep the limits
-		 * before authentication until they authenticate). */
+		/* This core's authenticated RESP connections check their next
+		 * bulk header against the new limit, a command part-way
+		 * received included (the others keep the limits before
+		 * authentication until they authenticate). */
 		for (struct conn *conn = c->conns; conn; conn = conn->next) {
 			struct resp_limits limits;
 
 			if (!conn->resp || !conn->redis || conn->closing || auth_needed(conn))
 				continue;
 			redis_parser_limits(conn, &limits);
-			resp_parser_set_limits(&conn->redis->parser, &limits);
+			resp_parser_set_max_bulk(&conn->redis->parser, limits.max_bulk);
 		}
 	}
 	part->msg.handle = on_set_back;
@@ -378,7 +377,7 @@ static void config_set(struct conn *conn, const struct resp_command *cmd,
 	g->origin = conn->core->reactor->id;
 	g->pending = cores;
 	g->want = want;
-	g->stamp = stamp_now(g->origin);
+	g->stamp = stamp_next(conn->core->node);
 	memcpy(g->set, set, sizeof set);
 	slot->pending = 1;
 	for (unsigned c = 0; c < cores; c++) {

@@ -201,6 +201,22 @@ def main():
         ok, refused, conns = served(HOST, BASE + 1, 12)
         check(ok == 12, "maxclients 100: %d of 12 served" % ok)
 
+        # proto-max-bulk-len changed while connections (both cores, most
+        # likely) are part-way through a command: they finish it (the
+        # parser asserted it was between commands, and the node aborted).
+        half = [Conn(HOST, BASE + 1) for _ in range(4)]
+        for c in half:
+            c.sock.sendall(b"*3\r\n$3\r\nSET\r\n$4\r\nhalf\r\n$5\r\nab")
+        time.sleep(0.2)
+        check(rk.call("CONFIG", "SET", "proto-max-bulk-len", "2mb") == b"+OK\r\n",
+              "bulk 2mb with commands half received")
+        for c in half:
+            c.sock.sendall(b"cde\r\n")
+            got = c.reader.raw_reply()
+            check(got == b"+OK\r\n", "a command half received across the change: %r" % got)
+            c.sock.close()
+        check(rk.call("GET", "half") == b"$5\r\nabcde\r\n", "its value written")
+
         # proto-max-bulk-len: the open connections (both cores, most likely)
         # and a new one.
         check(rk.call("CONFIG", "SET", "proto-max-bulk-len", "1mb") == b"+OK\r\n", "bulk 1mb")

@@ -306,6 +306,37 @@ static void test_bulk_length_limits(void **state)
 		      "ERR Protocol error: invalid bulk length 6 (the limit is 5 bytes)");
 }
 
+/* CONFIG SET proto-max-bulk-len reaches connections part-way through a
+ * command: the bulk limit changes in any state (no reset, no assert), the
+ * lengths already accepted stand, the next header meets the new limit. */
+static void test_max_bulk_changed_mid_command(void **state)
+{
+	static const char head[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\nab";
+	static const char all[] = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\nabcd\r\n"
+				  "*2\r\n$3\r\nGET\r\n$4\r\nabcd\r\n";
+	struct resp_limits l = { .max_bulk = 8 };
+	struct resp_parser p;
+	struct resp_command cmd;
+	size_t used, off = 0;
+
+	(void)state;
+	resp_parser_init(&p, &l);
+	assert_int_equal(resp_parse(&p, (const uint8_t *)head, sizeof head - 1, &cmd, &used),
+			 RKV_EAGAIN);
+	off += used;
+	resp_parser_set_max_bulk(&p, 3);
+	assert_int_equal(resp_parse(&p, (const uint8_t *)all + off, sizeof all - 1 - off, &cmd,
+				    &used), 0);
+	assert_int_equal(cmd.argc, 3);
+	assert_memory_equal(cmd.argv[2].data, "abcd", 4);
+	off += used;
+	assert_int_equal(resp_parse(&p, (const uint8_t *)all + off, sizeof all - 1 - off, &cmd,
+				    &used), RKV_EPROTO);
+	assert_string_equal(resp_parser_error(&p),
+			    "ERR Protocol error: invalid bulk length 4 (the limit is 3 bytes)");
+	resp_parser_destroy(&p);
+}
+
 /*
  * Length lines of 1-4 digits take a fast path (strint_parse_short_line);
  * its edges must answer exactly as the general path: where it stops (a
@@ -835,6 +866,7 @@ int main(void)
 		cmocka_unit_test(test_multibulk_many_args_reuse_argv),
 		cmocka_unit_test(test_multibulk_count_limits),
 		cmocka_unit_test(test_bulk_length_limits),
+		cmocka_unit_test(test_max_bulk_changed_mid_command),
 		cmocka_unit_test(test_length_line_fast_path_edges),
 		cmocka_unit_test(test_request_limit),
 		cmocka_unit_test(test_bad_type_byte),
