@@ -676,9 +676,13 @@ static void drop(struct cluster_core *c, uint64_t from, const struct peer_msg_pl
 	}
 	c->hosting_gen++;
 	wait_add(c, from, q->op, g);
-	/* From now on it neither votes, nor campaigns, nor serves. */
+	/* From now on it neither votes, nor campaigns, nor serves. Its
+	 * proposals' entries may be committed by the group all the same (it
+	 * led until a moment ago): outcome unknown, never "not applied",
+	 * which would send them to the new leader to be applied twice.
+	 * Reads read nothing: they go to the leader. */
 	rep->retired = true;
-	replica_fail_all(rep, RAFT_ENOTLEADER, RAFT_ENOTLEADER);
+	replica_fail_all(rep, RKV_EUNKNOWN, RAFT_ENOTLEADER);
 	log_info("core %u: replica %u removed from its group (index %" PRIu64 ", node %" PRIu64
 		 "'s term %" PRIu64 "): dropping it", c->index, g, q->index, from, q->term);
 	hosting_kick(c);
