@@ -1258,6 +1258,11 @@ bool replica_is_leader(const struct replica *rep)
 	return raft_role(rep->raft) == RAFT_LEADER;
 }
 
+bool replica_retired(const struct replica *rep)
+{
+	return rep->retired;
+}
+
 struct shard *replica_shard(struct replica *rep)
 {
 	return rep->shard;

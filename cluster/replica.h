@@ -404,6 +404,9 @@ void replica_move_status(const struct replica *rep, struct replica_move_status *
 /* The leader this replica knows of (node id), or RAFT_NONE. */
 uint64_t replica_leader(const struct replica *rep);
 bool replica_is_leader(const struct replica *rep);
+/* Removed from its group by a move and dropped here: it neither votes nor
+ * serves, and knows no leader any more. */
+bool replica_retired(const struct replica *rep);
 struct shard *replica_shard(struct replica *rep);
 uint32_t replica_id(const struct replica *rep);
 

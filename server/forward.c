@@ -42,6 +42,10 @@
 /* A request no route can take yet waits for one, asking again this often
  * (see hold()). */
 #define HOLD_RETRY_US (10u * 1000u)
+/* Of the slots, at most this many hold requests waiting for a route (those
+ * forwarded in from other nodes included), so that the core's own forwards
+ * always find slots. */
+#define HOLD_MAX (FORWARD_MAX_INFLIGHT / 4)
 
 _Static_assert(FORWARD_MAX_INFLIGHT <= (1u << ID_SLOT_BITS), "slot index fits the id");
 
@@ -69,6 +73,7 @@ struct forward_core {
 	struct peer_msg_limits limits;
 	uint64_t timeout_us;
 	uint64_t hold_us;         /* longest wait for a route: an election timeout */
+	uint32_t holding;         /* slots holding a request (hold()) */
 	bool stopping;
 	struct forward_stats stats;
 };
@@ -472,6 +477,7 @@ static void held_retry(struct timer *t, void *arg)
 
 	(void)t;
 	slot_release(fc, s);
+	fc->holding--;
 	kv_route_again(fc->core, req);
 }
 
@@ -482,7 +488,7 @@ static void held_retry(struct timer *t, void *arg)
  * a slot and is routed again every HOLD_RETRY_US, for at most an election
  * timeout from when it was first held. Nothing was sent, so refusing it
  * after that stays safe to retry. False: not held (stopping, no slot free,
- * or its time is up); the caller refuses it.
+ * HOLD_MAX held already, or its time is up); the caller refuses it.
  */
 static bool hold(struct node_core *c, struct kv_req *req)
 {
@@ -490,7 +496,7 @@ static bool hold(struct node_core *c, struct kv_req *req)
 	uint64_t now = c->reactor->now_us;
 	struct fwd_slot *s;
 
-	if (fc->stopping || fc->free_head == NO_SLOT)
+	if (fc->stopping || fc->free_head == NO_SLOT || fc->holding >= HOLD_MAX)
 		return false;
 	if (!req->hold_until_us)
 		req->hold_until_us = now + fc->hold_us;
@@ -499,6 +505,7 @@ static bool hold(struct node_core *c, struct kv_req *req)
 	s = &fc->slots[fc->free_head];
 	fc->free_head = s->next_free;
 	fc->inflight++;
+	fc->holding++;
 	/* A new generation: no late answer can take this slot for its own. */
 	s->gen = (s->gen + 1) & ID_GEN_MASK;
 	s->req = req;
@@ -524,6 +531,10 @@ void forward_route(struct node_core *c, struct kv_req *req, struct replica *rep)
 	uint64_t self = cluster_core_self(c->cluster);
 	uint64_t to;
 
+	/* A replica removed from its group (a move) knows no leader any
+	 * more: routed as by a node without one. */
+	if (rep && replica_retired(rep))
+		rep = NULL;
 	if (rep) {
 		to = replica_leader(rep);
 	} else {
