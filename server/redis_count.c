@@ -23,9 +23,11 @@
  *   of 0 ms between steps, so requests interleave), counting the live
  *   values and those past their deadline; O(keys stored + tombstones) in
  *   time and the block reads of a full scan, memory O(1) (the cursor).
- *   Writes applied while it runs land before or after its cursor: the
- *   answer is then that of some moment during the pass, and the next
- *   DBSIZE counts again.
+ *   Writes applied while it runs land before or after its cursor, so a
+ *   pass during writes is exact only up to them: a key written behind
+ *   the cursor is missed, one ahead of it counted, and a key renamed
+ *   from behind the cursor to ahead of it counted twice (or, the other
+ *   way, not at all). The next DBSIZE counts again.
  * A DBSIZE costs one pass per shard that took writes since the last; see
  * docs/REDIS-PARITY.md ("Exact DBSIZE").
  */
