@@ -202,7 +202,8 @@ static void reload_peer_tls(struct node *n)
 		return;
 	}
 	log_info("got SIGHUP: peer TLS certificate reloaded from %s (CA %s); new peer "
-		 "connections use it", cert, ca);
+		 "connections use it, and open ones whose peer certificate no longer verifies "
+		 "are closed within 2 s", cert, ca);
 }
 
 /* SIGHUP: the TLS certificate, key and CA files are read again; new
