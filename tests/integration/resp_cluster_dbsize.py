@@ -79,11 +79,11 @@ class Both:
                 if self.redis:
                     self.redis.send(*args)
             for args, c in zip(part, targets):
-                got = c._reply()
+                got = c.reader.raw_reply()
                 want = self.apply(args)
                 check(got == want, "%r answered %r, Redis %r" % (args, got, want))
                 if self.redis:
-                    r = self.redis._reply()
+                    r = self.redis.reader.raw_reply()
                     check(r == want, "redis-server answered %r to %r, the model %r"
                           % (r, args, want))
 
