@@ -383,10 +383,21 @@ def main():
         time.sleep(0.05)
         t0 = time.monotonic()
         r = legit.cmd("AUTH", "slow", "slow-pw")  # hashing spans a2's wake-up
+        took = time.monotonic() - t0
         check(r == "+OK", "a correct password while another source's AUTH wakes (%s, %.2f s)"
-              % (r, time.monotonic() - t0))
-        check(a1.reply().startswith("-WRONGPASS") and a2.reply().startswith("-WRONGPASS"),
-              "the wrong AUTHs fail")
+              % (r, took))
+
+        def refused(c):
+            try:
+                return c.reply().startswith("-WRONGPASS")
+            except ConnectionError:
+                # Its hash waited behind the slow one until --auth-timeout
+                # (a slow machine: ASan under load took 2.4 s): closed
+                # unauthenticated, as it must be then.
+                return took >= AUTH_TIMEOUT_S - 0.5
+        check(refused(a1) and refused(a2),
+              "the wrong AUTHs fail (or are closed at --auth-timeout when the slow hash "
+              "outlasted it: %.2f s)" % took)
         for x in (a1, a2, legit):
             x.close()
 
