@@ -2,8 +2,8 @@
  * Moving a replica (cluster/replica_move.c, docs/cluster/membership.md) on
  * four nodes of replica_fixture.h: the leader-driven move under writes
  * (learner, snapshot, promotion, transfer, removal), refusals, the records
- * a restart finds, and a move whose leader died after the promotion:
- * resumed or cancelled.
+ * a restart finds, a move whose leader died after the promotion:
+ * resumed or cancelled, and the writes a dropped replica still held.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -484,12 +484,69 @@ static void test_move_cancel_after_promotion(void **state)
 	stop_four_nodes();
 }
 
+/* Node 2 hears no Raft message from its peers (its own go out). */
+static bool deaf_node_2(uint64_t from, uint64_t to, uint64_t group, struct raft_msg *m)
+{
+	(void)from;
+	(void)group;
+	(void)m;
+	return to != 2;
+}
+
+/*
+ * A replica dropped by a move while it still holds a write it proposed as
+ * leader: the write's entry may be committed by the group without it (it
+ * is here), so its client learns "outcome unknown" (RKV_EUNKNOWN), never
+ * "not applied" (RAFT_ENOTLEADER), which server/kv.c's write_done sends on
+ * to the new leader: applied twice. Shard 1 with four voters, node 2
+ * leading, stops hearing its peers; the write it proposes reaches them,
+ * and once node 2 steps down (no quorum heard) a new leader commits it.
+ * Node 2 still holds it (the proposal timeout is 60 s) when the new
+ * leader resumes `move 1 --from 2 --to 1`, removes node 2 and has it drop
+ * its replica: the drop answers the write.
+ */
+static void test_move_drop_fails_proposals_unknown(void **state)
+{
+	const uint32_t s = 1;
+	uint64_t leader;
+	unsigned next, held;
+
+	(void)state;
+	proposal_timeout_ms = 60000;
+	next = four_voters(s);
+	assert_int_equal(wait_leader(4, s, 5000), 2);
+	atomic_store(&deliver_filter, deaf_node_2);
+	held = next++;
+	write_async(2, s, held, 1);
+	excluded = 1u << 2;
+	leader = wait_leader(4, s, 5000);
+	assert_true(leader == 1 || leader == 3 || leader == 4);
+	/* Committed by the others, its outcome not known at node 2. */
+	read_ok(leader, s, held, 1);
+	assert_false(atomic_load(&writes[held].done));
+
+	assert_int_equal(move_start((unsigned)leader, s, 2, 1, 1), 0);
+	wait_move((unsigned)leader, s, REPLICA_MOVE_DONE);
+	assert_int_equal(job_move_st.phase, REPLICA_MOVE_DONE);
+	refresh(&nodes[2]);
+	assert_true(nodes[2].status[s].st.retired);
+	assert_true(wait_writes(held, 1, 5000));
+	assert_int_equal(writes[held].rv, RKV_EUNKNOWN);
+	atomic_store(&deliver_filter, NULL);
+	write_ok(wait_leader(4, s, 5000), s, next, 20);
+	assert_true(converged(4, s, 5000));
+
+	stop_four_nodes();
+	proposal_timeout_ms = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_move_replica),
 		cmocka_unit_test(test_move_resumes_after_promotion),
 		cmocka_unit_test(test_move_cancel_after_promotion),
+		cmocka_unit_test(test_move_drop_fails_proposals_unknown),
 	};
 
 	return replica_fixture_run(tests, sizeof tests / sizeof tests[0]);
