@@ -10,7 +10,8 @@
  * The last tests run the rule through the real code (replica_wiped.c,
  * answer() and settle()) on nodes of replica_fixture.h, with the messages
  * each node receives chosen by the test (deliver_filter): the unsafe
- * schedule at R = 5, and a settle or amnesia marker whose write fails.
+ * schedule at R = 5, a settle or amnesia marker whose write fails, and a
+ * settle marker kept until the group's state is durable.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -480,6 +481,8 @@ enum phase {
 		       * 2's grant back); the one to 3 held */
 	SPLIT,        /* {1, 3} and the others apart, anything inside a side */
 	NOT_3,        /* anything, but Raft's messages to and from node 3 */
+	ONLY_1_LEADS, /* anything, but no vote requests from 2 or 3, and to 3
+		       * only 1's vote requests, and its beats once beats_to_3 */
 };
 static atomic_int phase;
 static _Atomic unsigned answers_blocked; /* bit per node: answers to it dropped */
@@ -494,10 +497,22 @@ static atomic_uint seen_history;         /* bit per node that answered HISTORY *
 static struct raft_msg held;             /* node 1's vote request to node 3 */
 static atomic_bool held_set;
 static atomic_bool vote_counted;         /* node 2's grant delivered to node 1 */
+static atomic_bool beats_to_3;           /* ONLY_1_LEADS: the leader's beats reach 3 */
 
 static bool side(uint64_t node)
 {
 	return node == 1 || node == 3;
+}
+
+static bool only_1_leads(uint64_t from, uint64_t to, const struct raft_msg *m)
+{
+	bool vote = m && (m->type == RAFT_MSG_PREVOTE || m->type == RAFT_MSG_VOTE);
+
+	if (vote && from != 1)
+		return false;
+	if (to != 3 || vote || (m && wiped_probe_is_answer(m)))
+		return true;
+	return atomic_load(&beats_to_3) && (!m || m->type == RAFT_MSG_HEARTBEAT);
 }
 
 static bool schedule(uint64_t from, uint64_t to, uint64_t group, struct raft_msg *m)
@@ -510,6 +525,8 @@ static bool schedule(uint64_t from, uint64_t to, uint64_t group, struct raft_msg
 		return side(from) == side(to);
 	if (ph == NOT_3 && from != 3 && to != 3)
 		return true;
+	if (ph == ONLY_1_LEADS)
+		return only_1_leads(from, to, m);
 	if (!m)
 		return false; /* a leader's beats: there is none before SPLIT */
 	if (wiped_probe_is_answer(m)) {
@@ -557,7 +574,7 @@ static bool schedule(uint64_t from, uint64_t to, uint64_t group, struct raft_msg
 
 /* Raft's state of shard 0's replica on a node, read on its core. */
 struct rstate {
-	bool here, probing;
+	bool here, probing, undecided;
 	int role;
 	uint64_t term, vote, prevote_max;
 };
@@ -572,6 +589,7 @@ static bool job_rstate(struct tcore *c)
 		return true;
 	s->here = true;
 	s->probing = replica_wiped_probing(rep);
+	s->undecided = rep->undecided;
 	s->role = raft_role(rep->raft);
 	s->term = raft_term(rep->raft);
 	s->vote = raft_vote(rep->raft);
@@ -655,6 +673,7 @@ static void stop_all(unsigned count)
 	atomic_store(&probed, 0);
 	atomic_store(&held_set, false);
 	atomic_store(&vote_counted, false);
+	atomic_store(&beats_to_3, false);
 	no_rejoin = false;
 	atomic_store(&seen_h, 0);
 	atomic_store(&seen_from, 0);
@@ -974,6 +993,57 @@ static void test_restarted_settled_answers(void **state)
 	stop_all(3);
 }
 
+/*
+ * A replica that settled by asking keeps its marker after its first
+ * leader's message until a hard state or entries of the group are durable
+ * in its log (replica.c settle_unlink_pending): removed before, a crash
+ * would bring it back empty with no marker, asking again, its pre-vote
+ * grants forgotten. Three nodes settled (start_settled); node 1 alone may
+ * campaign, node 3 grants its vote for term 1 (durable before the beats
+ * come: 200 ms), then hears node 1's beats of that term and no APPEND:
+ * settled (no longer undecided), nothing new to make durable, so the
+ * marker stays. Once the APPENDs pass, the entries are durable and it goes.
+ * Fails with the marker removed at the first leader's message. (Here its
+ * vote was durable already; the window that matters, a first message
+ * raising the term from 0, lasts one fsync: no test holds it open.)
+ */
+static void test_settle_marker_waits_for_durable_state(void **state)
+{
+	char text[64];
+	struct rstate s;
+
+	(void)state;
+	start_settled(3, 0);
+	marker_text(3, text, sizeof text);
+	assert_string_equal(text, "undecided settled");
+	atomic_store(&phase, ONLY_1_LEADS);
+	for (unsigned t = 0; t < 500; t++) {
+		s = rstate(3);
+		if (rstate(1).role == RAFT_LEADER && s.term == 1 && s.vote == replica_ident(1, 0))
+			break;
+		sleep_ms(10);
+	}
+	assert_int_equal(rstate(1).role, RAFT_LEADER);
+	assert_int_equal(s.term, 1);
+	assert_true(s.vote == replica_ident(1, 0));
+	assert_true(rstate(3).undecided);
+	sleep_ms(200);
+	atomic_store(&beats_to_3, true);
+	for (unsigned t = 0; t < 300 && rstate(3).undecided; t++)
+		sleep_ms(10);
+	assert_false(rstate(3).undecided);
+	for (unsigned t = 0; t < 60; t++) {
+		marker_text(3, text, sizeof text);
+		assert_string_equal(text, "undecided settled");
+		sleep_ms(10);
+	}
+	atomic_store(&deliver_filter, NULL);
+	for (unsigned t = 0; t < 300 && path_exists(nodes[3].dir, "shard-0.joining"); t++)
+		sleep_ms(10);
+	assert_false(path_exists(nodes[3].dir, "shard-0.joining"));
+	stop_all(3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -992,6 +1062,7 @@ int main(void)
 		cmocka_unit_test(test_marker_write_fails),
 		cmocka_unit_test(test_amnesia_marker_write_fails),
 		cmocka_unit_test(test_restarted_settled_answers),
+		cmocka_unit_test(test_settle_marker_waits_for_durable_state),
 	};
 
 	return replica_fixture_run(tests, sizeof tests / sizeof tests[0]);
