@@ -1289,6 +1289,11 @@ int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard)
 	return core >= 0 ? core : -1;
 }
 
+uint32_t cluster_node_election_timeout_ms(const struct cluster_node *n)
+{
+	return n->cfg.election_timeout_ms; /* the default filled in at creation */
+}
+
 const struct cluster_map *cluster_core_map(const struct cluster_core *c)
 {
 	return &c->node->map;

@@ -312,6 +312,10 @@ const struct raft_conf *replica_members(const struct replica *rep);
  * cluster_node_create. */
 int cluster_node_shard_core(const struct cluster_node *n, uint32_t shard);
 
+/* The election timeout the node's groups run with, in ms: the configured
+ * one, or the default when it was left 0. */
+uint32_t cluster_node_election_timeout_ms(const struct cluster_node *n);
+
 /*
  * Moving one replica of the shard (docs/cluster/membership.md), driven by
  * the shard's leader: HOST (the target records and creates an empty

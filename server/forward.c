@@ -11,6 +11,7 @@
  */
 #include "server/forward.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -188,6 +189,23 @@ static void apply_reply(struct node_core *c, struct kv_req *req, const struct fw
 			req->error = status_text(r->status);
 		}
 	}
+}
+
+/* The first free slot, for `req` going to node `to` (0: held, not sent).
+ * Precondition: one is free. A new generation: no late answer for its
+ * last use can take it for its own. */
+static struct fwd_slot *slot_take(struct forward_core *fc, struct kv_req *req, uint64_t to)
+{
+	struct fwd_slot *s;
+
+	assert(fc->free_head != NO_SLOT);
+	s = &fc->slots[fc->free_head];
+	fc->free_head = s->next_free;
+	fc->inflight++;
+	s->gen = (s->gen + 1) & ID_GEN_MASK;
+	s->req = req;
+	s->to = to;
+	return s;
 }
 
 static void slot_release(struct forward_core *fc, struct fwd_slot *s)
@@ -393,7 +411,6 @@ static void send_forward(struct node_core *c, struct kv_req *req, uint64_t to)
 	};
 	struct peer_msg_forward f;
 	struct fwd_slot *s;
-	uint32_t idx;
 	uint64_t timeout;
 	int rv;
 
@@ -403,13 +420,11 @@ static void send_forward(struct node_core *c, struct kv_req *req, uint64_t to)
 		       "not applied, retry later");
 		return;
 	}
-	idx = fc->free_head;
-	s = &fc->slots[idx];
-	s->gen = (s->gen + 1) & ID_GEN_MASK;
+	s = slot_take(fc, req, to);
 	fc->body.len = 0;
 	fc->frame.len = 0;
 	f.forward_id = (uint64_t)c->reactor->id << (ID_SLOT_BITS + ID_GEN_BITS) |
-		       (uint64_t)s->gen << ID_SLOT_BITS | idx;
+		       (uint64_t)s->gen << ID_SLOT_BITS | (uint32_t)(s - fc->slots);
 	f.group = req->shard;
 	rv = fwd_request_encode(&fc->body, &fr);
 	if (rv == 0) {
@@ -426,13 +441,10 @@ static void send_forward(struct node_core *c, struct kv_req *req, uint64_t to)
 				  : rv == RKV_ETOOLARGE ? "the request is too large to forward"
 				  : "the leader's node cannot be reached; not applied";
 
+		slot_release(fc, s);
 		refuse(c, req, ringkv_Status_UNAVAILABLE, why);
 		return;
 	}
-	fc->free_head = s->next_free;
-	fc->inflight++;
-	s->req = req;
-	s->to = to;
 	/* Inner hops wait less, so the hop nearest the trouble answers. */
 	timeout = fc->timeout_us * (FORWARD_MAX_HOPS + 1 - req->hops) / (FORWARD_MAX_HOPS + 1);
 	if (fc->stopping && timeout > STOP_WAIT_US)
@@ -502,14 +514,8 @@ static bool hold(struct node_core *c, struct kv_req *req)
 		req->hold_until_us = now + fc->hold_us;
 	if (now + HOLD_RETRY_US > req->hold_until_us)
 		return false;
-	s = &fc->slots[fc->free_head];
-	fc->free_head = s->next_free;
-	fc->inflight++;
+	s = slot_take(fc, req, 0);
 	fc->holding++;
-	/* A new generation: no late answer can take this slot for its own. */
-	s->gen = (s->gen + 1) & ID_GEN_MASK;
-	s->req = req;
-	s->to = 0;
 	s->deadline_us = req->hold_until_us;
 	reactor_timer_arm(c->reactor, &s->timer, HOLD_RETRY_US, held_retry, s);
 	fc->stats.held++;
@@ -780,8 +786,7 @@ int forward_core_start(struct node_core *c, uint32_t timeout_ms)
 	peer_msg_buf_init(&fc->frame);
 	peer_msg_limits_default(&fc->limits);
 	fc->timeout_us = (uint64_t)timeout_ms * 1000;
-	fc->hold_us = (uint64_t)(c->node->cfg.election_timeout_ms ? c->node->cfg.election_timeout_ms
-								      : 300) * 1000;
+	fc->hold_us = (uint64_t)cluster_node_election_timeout_ms(c->node->cluster) * 1000;
 	c->forward = fc;
 	cluster_core_set_frame_handler(c->cluster, on_frame, c);
 	return 0;

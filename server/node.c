@@ -419,9 +419,7 @@ int node_address_check(const char *host, uint16_t port, const char *flag, char *
  */
 static uint32_t node_forward_timeout_ms(const struct node *n)
 {
-	uint32_t election = n->cfg.election_timeout_ms ? n->cfg.election_timeout_ms : 300;
-
-	return 3000 + 4 * election;
+	return 3000 + 4 * cluster_node_election_timeout_ms(n->cluster);
 }
 
 static void flush_hook(struct reactor *r, void *arg)
