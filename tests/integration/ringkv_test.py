@@ -8,21 +8,29 @@ it from their own folder, which Python puts first on sys.path):
   (tls.py, auth.py, auth_cores.py);
 - resp_command: a command as RESP2 bytes; RespReader: RESP2 replies off a
   blocking socket, decoded or as their exact bytes;
-- programs_from_argv: the RINGKVD RINGKV command line most tests take;
-- start_cluster_node: one ringkvd of a static cluster with a RESP port
-  (the resp_cluster_*.py tests);
+- programs_from_argv, ringkvd_from_argv: the RINGKVD RINGKV (or RINGKVD)
+  command line the tests take;
+- work_dir: a test's temporary directory, kept when KEEP is set;
+- wait_until: polls a condition for a bound;
+- cluster_node_args: the command line of one node of a static cluster;
+  start_cluster_node: such a node with a RESP port, started (the
+  resp_cluster_*.py tests);
 - Native: stale reads through libringkv (ctypes), each node's own applied
   copy of a key.
 
-Nothing here prints or counts failures: each test keeps its own checks.
+Nothing here counts failures (each test keeps its own checks), and only
+work_dir prints: where it kept a directory.
 """
+import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 
 
@@ -136,14 +144,54 @@ class RespReader:
         raise ValueError("bad reply line %r" % line)
 
 
+def _argv_or_usage(doc, count):
+    """The test's `count` arguments; with another count, prints the test's
+    usage `doc` and exits 2."""
+    if len(sys.argv) != count + 1:
+        print(doc)
+        sys.exit(2)
+    return sys.argv[1:]
+
+
 def programs_from_argv(doc):
     """The two paths of a test's command line `NAME.py RINGKVD RINGKV` (the
     server, the CLI); with another count of arguments, prints the test's
     usage `doc` and exits 2."""
-    if len(sys.argv) != 3:
-        print(doc)
-        sys.exit(2)
-    return sys.argv[1], sys.argv[2]
+    ringkvd, ringkv = _argv_or_usage(doc, 2)
+    return ringkvd, ringkv
+
+
+def ringkvd_from_argv(doc):
+    """The server's path, the one argument of `NAME.py RINGKVD`; otherwise
+    as programs_from_argv."""
+    return _argv_or_usage(doc, 1)[0]
+
+
+@contextlib.contextmanager
+def work_dir(prefix):
+    """A new temporary directory (its name starts with `prefix`) for the
+    block's nodes, removed after it unless the environment sets KEEP (then
+    its path is printed)."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield work
+    finally:
+        if os.environ.get("KEEP"):
+            print("kept", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_until(seconds, pred, step=0.05):
+    """pred()'s first true value, asked every `step` seconds for `seconds`;
+    None if it gave none."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(step)
+    return None
 
 
 def stop_process(proc, timeout, sig=signal.SIGTERM):
@@ -194,19 +242,40 @@ class Server:
         return stop_process(self.proc, 15)
 
 
+def cluster_node_args(ringkvd, nodes, nid, work, ports, members=None, cores=1, shards=None):
+    """ringkvd's command line for node `nid` of a static cluster: `nodes`
+    maps each node id to its address; every node listens on the same
+    `ports`, (peer, native, admin, resp), admin and resp left out when
+    None; --initial-cluster names `members` in their order (by default
+    every node of `nodes`, by id); the data dir is work/n<nid>. The test
+    adds its own flags after it."""
+    peer, native, admin, resp = ports
+    host = nodes[nid]
+    ids = sorted(nodes) if members is None else members
+    args = [ringkvd, "--node-id", str(nid),
+            "--initial-cluster", ",".join("%d=%s:%d" % (i, nodes[i], peer) for i in ids),
+            "--listen", "%s:%d" % (host, native)]
+    if admin is not None:
+        args += ["--admin-listen", "%s:%d" % (host, admin)]
+    if resp is not None:
+        args += ["--resp-listen", "%s:%d" % (host, resp)]
+    args += ["--data-dir", os.path.join(work, "n%d" % nid), "--cores", str(cores)]
+    if shards is not None:
+        args += ["--shards", str(shards)]
+    return args
+
+
 def start_cluster_node(ringkvd, data, hosts, i, ports, extra=(), log_mode="a"):
     """Node i + 1 of the static cluster `hosts` (one address a node; ports:
     (peer, native, resp), the same on every node), two cores, its data dir
     data/n<i+1> and its output in data/n<i+1>.log (opened with
     `log_mode`). Returns the process."""
     peer, native, resp = ports
-    ic = ",".join("%d=%s:%d" % (j + 1, h, peer) for j, h in enumerate(hosts))
+    nodes = {j + 1: h for j, h in enumerate(hosts)}
     log = open(os.path.join(data, "n%d.log" % (i + 1)), log_mode)
     return subprocess.Popen(
-        [ringkvd, "--node-id", str(i + 1), "--initial-cluster", ic, "--cores", "2",
-         "--listen", "%s:%d" % (hosts[i], native), "--resp-listen", "%s:%d" % (hosts[i], resp),
-         "--data-dir", os.path.join(data, "n%d" % (i + 1))] + list(extra),
-        stdout=log, stderr=subprocess.STDOUT)
+        cluster_node_args(ringkvd, nodes, i + 1, data, (peer, native, None, resp), cores=2)
+        + list(extra), stdout=log, stderr=subprocess.STDOUT)
 
 
 class Native:

@@ -38,11 +38,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_admin as adm  # noqa: E402  (re-executes under /usr/bin/python3 if needed)
+from ringkv_test import cluster_node_args, ringkvd_from_argv, work_dir  # noqa: E402
 
 SHARDS = 4
 NODES = {n: "127.0.62.%d" % n for n in range(1, 6)}  # 4 and 5: phase E only
@@ -54,16 +54,11 @@ HOLD = 4            # s: how long phase A watches that nothing is elected
 
 
 def node_args(ringkvd, work, nid, members, extra=()):
-    cluster = ",".join("%d=%s:%d" % (i, NODES[i], PEER_PORT) for i in members)
-    host = NODES[nid]
-    return [ringkvd, "--node-id", str(nid), "--initial-cluster", cluster,
-            "--listen", "%s:%d" % (host, CLIENT_PORT),
-            "--admin-listen", "%s:%d" % (host, ADMIN_PORT),
-            "--resp-listen", "%s:%d" % (host, RESP_PORT),
-            "--data-dir", os.path.join(work, "n%d" % nid), "--cores", "1",
-            "--shards", str(SHARDS), "--replicas", str(len(members)),
-            "--election-timeout", "300ms",
-            "--log-level", "info"] + list(extra)
+    return cluster_node_args(ringkvd, NODES, nid, work,
+                             (PEER_PORT, CLIENT_PORT, ADMIN_PORT, RESP_PORT), members=members,
+                             shards=SHARDS) + [
+        "--replicas", str(len(members)), "--election-timeout", "300ms",
+        "--log-level", "info"] + list(extra)
 
 
 class Nodes:
@@ -259,14 +254,9 @@ def five_members(nodes):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    work = tempfile.mkdtemp(prefix="ringkv-bootstrap-")
-    try:
-        run(sys.argv[1], work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    ringkvd = ringkvd_from_argv(__doc__)
+    with work_dir("ringkv-bootstrap-") as work:
+        run(ringkvd, work)
     return adm.verdict("bootstrap")
 
 

@@ -23,11 +23,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_admin as adm  # noqa: E402  (re-executes under /usr/bin/python3 if needed)
+from ringkv_test import (cluster_node_args, ringkvd_from_argv, wait_until,  # noqa: E402
+                         work_dir)
 
 NODES = {1: "127.0.57.1", 2: "127.0.57.2", 3: "127.0.57.3"}
 BASE = 57000 + (os.getpid() % 225) * 4
@@ -36,33 +37,13 @@ ELECTION_S = 4.0
 
 
 def node_args(ringkvd, work, nid):
-    cluster = ",".join("%d=%s:%d" % (i, a, PEER_PORT) for i, a in sorted(NODES.items()))
-    host = NODES[nid]
-    return [ringkvd, "--node-id", str(nid), "--initial-cluster", cluster,
-            "--listen", "%s:%d" % (host, CLIENT_PORT),
-            "--admin-listen", "%s:%d" % (host, ADMIN_PORT),
-            "--resp-listen", "%s:%d" % (host, RESP_PORT),
-            "--data-dir", os.path.join(work, "n%d" % nid), "--cores", "1",
-            "--shards", "1", "--election-timeout", "%dms" % (ELECTION_S * 1000),
-            "--log-level", "info"]
+    return cluster_node_args(ringkvd, NODES, nid, work,
+                             (PEER_PORT, CLIENT_PORT, ADMIN_PORT, RESP_PORT), shards=1) + [
+        "--election-timeout", "%dms" % (ELECTION_S * 1000), "--log-level", "info"]
 
 
 def metrics(nid):
-    try:
-        status, _, text = adm.get("http://%s:%d" % (NODES[nid], ADMIN_PORT), "/metrics")
-    except OSError:
-        return None
-    return adm.parse(text) if status == 200 else None
-
-
-def wait_until(seconds, pred):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.02)
-    return None
+    return adm.scrape("http://%s:%d" % (NODES[nid], ADMIN_PORT))
 
 
 def resp_connect(nid):
@@ -88,7 +69,7 @@ def start(ringkvd, work, procs):
         out = open(os.path.join(work, "n%d.err" % nid), "w")
         procs[nid] = subprocess.Popen(node_args(ringkvd, work, nid), stdout=out, stderr=out)
     t0 = time.time()
-    up = wait_until(20, lambda: all(metrics(n) for n in NODES))
+    up = wait_until(20, lambda: all(metrics(n) for n in NODES), step=0.02)
     for nid in (2, 3):
         procs[nid].send_signal(signal.SIGSTOP)
     adm.check(bool(up), "every node serves /metrics")
@@ -154,17 +135,13 @@ def stop(procs, work):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    work = tempfile.mkdtemp(prefix="ringkv-hold-")
+    ringkvd = ringkvd_from_argv(__doc__)
     procs = {}
-    try:
-        run(sys.argv[1], work, procs)
-    finally:
-        stop(procs, work)
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
+    with work_dir("ringkv-hold-") as work:
+        try:
+            run(ringkvd, work, procs)
+        finally:
+            stop(procs, work)
     return adm.verdict("forward-hold")
 
 

@@ -25,16 +25,16 @@ prometheus_client is missing.
 """
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_admin as adm  # noqa: E402  (re-executes under /usr/bin/python3 if needed)
+from ringkv_test import (cluster_node_args, programs_from_argv, wait_until,  # noqa: E402
+                         work_dir)
 
 RINGKV = None
 SINGLE = "127.0.12.1"
@@ -60,16 +60,6 @@ def health_json(admin, *extra):
         return rc, {}, err
 
 
-def wait_for(cond, seconds, step=0.1):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(step)
-    return cond()
-
-
 def admin_answers(host, port):
     try:
         return adm.get("http://%s:%d" % (host, port), "/health")[0] == 200
@@ -89,9 +79,9 @@ def single_node(ringkvd, work, procs):
         "--admin-listen", "%s:%d" % (SINGLE, SINGLE_ADMIN),
         "--data-dir", os.path.join(work, "single"), "--cores", "1"])
     admin = "%s:%d" % (SINGLE, SINGLE_ADMIN)
-    adm.check(wait_for(lambda: admin_answers(SINGLE, SINGLE_ADMIN), 20),
+    adm.check(wait_until(20, lambda: admin_answers(SINGLE, SINGLE_ADMIN), 0.1),
               "the single node's admin port answers")
-    wait_for(lambda: health(admin)[0] == 0, 10)
+    wait_until(10, lambda: health(admin)[0] == 0, 0.1)
     rc, out, err = health(admin)
     adm.check(rc == 0 and "alive, ready" in out,
               "a ready node: exit 0, 'alive, ready': %d %r %r" % (rc, out, err))
@@ -141,13 +131,8 @@ def unreachable():
 
 
 def node_args(ringkvd, work, nid):
-    cluster = ",".join("%d=%s:%d" % (i, a, PEER_PORT) for i, a in sorted(NODES.items()))
-    host = NODES[nid]
-    return [ringkvd, "--node-id", str(nid), "--initial-cluster", cluster,
-            "--listen", "%s:%d" % (host, CLIENT_PORT),
-            "--admin-listen", "%s:%d" % (host, ADMIN_PORT),
-            "--data-dir", os.path.join(work, "n%d" % nid), "--cores", "1",
-            "--shards", str(SHARDS)]
+    return cluster_node_args(ringkvd, NODES, nid, work, (PEER_PORT, CLIENT_PORT, ADMIN_PORT, None),
+                             shards=SHARDS)
 
 
 def admin_of(nid):
@@ -155,11 +140,7 @@ def admin_of(nid):
 
 
 def metrics(nid):
-    try:
-        status, _, text = adm.get("http://" + admin_of(nid), "/metrics")
-    except OSError:
-        return None
-    return adm.parse(text) if status == 200 else None
+    return adm.scrape("http://" + admin_of(nid))
 
 
 def leaders_settled(nids, seconds):
@@ -171,13 +152,13 @@ def leaders_settled(nids, seconds):
                 for s in samples.values()) == SHARDS:
             return samples
         return None
-    return wait_for(settled, seconds)
+    return wait_until(seconds, settled, 0.1)
 
 
 def cluster(ringkvd, work, procs):
     # Node 1 alone cannot elect: alive, not ready, and it says why.
     launch(procs, work, "n1", node_args(ringkvd, work, 1))
-    adm.check(wait_for(lambda: admin_answers(NODES[1], ADMIN_PORT), 20),
+    adm.check(wait_until(20, lambda: admin_answers(NODES[1], ADMIN_PORT), 0.1),
               "node 1's admin port answers")
     time.sleep(1.0)  # several election timeouts: still no majority
     # Its empty replicas ask the two other members, which are down: the
@@ -203,7 +184,7 @@ def cluster(ringkvd, work, procs):
 
     for nid in (2, 3):
         launch(procs, work, "n%d" % nid, node_args(ringkvd, work, nid))
-    ready = wait_for(lambda: all(health(admin_of(n))[0] == 0 for n in NODES), 40, 0.3)
+    ready = wait_until(40, lambda: all(health(admin_of(n))[0] == 0 for n in NODES), 0.3)
     adm.check(ready, "every node ready: %s" % {n: health(admin_of(n)) for n in NODES})
     before = leaders_settled(NODES, 20)
     adm.check(before is not None, "the shards have leaders")
@@ -258,7 +239,7 @@ def cluster(ringkvd, work, procs):
     # Each shard the victim led has two surviving replicas that learn its
     # new leader: the one elected at once, the other from its first
     # message, which may come a moment after the leaders are counted.
-    wait_for(lambda: changes_now() - changes_before >= 2 * led, 10, 0.2)
+    wait_until(10, lambda: changes_now() - changes_before >= 2 * led, 0.2)
     changes_after = changes_now()
     adm.check(changes_after - changes_before >= 2 * led,
               "leader changes on the survivors rose by >= %d: %s -> %s" %
@@ -267,7 +248,7 @@ def cluster(ringkvd, work, procs):
         rose = sum(adm.total(settled[n], name) - adm.total(after[n], name) for n in rest)
         # Each shard the victim led needed a pre-vote round and an election.
         adm.check(rose >= led, "%s on the survivors rose by >= %d: %s" % (name, led, rose))
-    adm.check(wait_for(lambda: all(health(admin_of(n))[0] == 0 for n in rest), 20, 0.3),
+    adm.check(wait_until(20, lambda: all(health(admin_of(n))[0] == 0 for n in rest), 0.3),
               "the survivors are ready again")
 
     # kill -9 a second node: the last one's leaders hear from no majority
@@ -282,8 +263,9 @@ def cluster(ringkvd, work, procs):
     lost0 = adm.total(settled[last], "ringkv_raft_quorum_losses_total")
     procs["n%d" % second].send_signal(signal.SIGKILL)
     procs["n%d" % second].wait(timeout=20)
-    stepped = wait_for(lambda: adm.total(metrics(last) or {}, "ringkv_raft_quorum_losses_total")
-                       - lost0 >= led, 30, 0.3)
+    stepped = wait_until(30, lambda: adm.total(metrics(last) or {},
+                                               "ringkv_raft_quorum_losses_total") - lost0 >= led,
+                         0.3)
     adm.check(led >= 1 and stepped,
               "node %d's %d leaders stepped down by check-quorum (quorum losses %s -> %s)" %
               (last, led, lost0, adm.total(metrics(last) or {}, "ringkv_raft_quorum_losses_total")))
@@ -291,24 +273,16 @@ def cluster(ringkvd, work, procs):
 
 def main():
     global RINGKV
-    if len(sys.argv) != 3:
-        print(__doc__)
-        return 2
-    ringkvd, RINGKV = sys.argv[1], sys.argv[2]
-    work = tempfile.mkdtemp(prefix="ringkv-node-health-")
+    ringkvd, RINGKV = programs_from_argv(__doc__)
     procs = {}
-    try:
-        unreachable()
-        single_node(ringkvd, work, procs)
-        cluster(ringkvd, work, procs)
-    finally:
-        adm.stop_all(procs, {name: os.path.join(work, name + ".err") for name in procs})
-        shutil.rmtree(work, ignore_errors=True)
-    if adm.failures:
-        print("%d check(s) failed" % len(adm.failures))
-        return 1
-    print("all node health checks passed")
-    return 0
+    with work_dir("ringkv-node-health-") as work:
+        try:
+            unreachable()
+            single_node(ringkvd, work, procs)
+            cluster(ringkvd, work, procs)
+        finally:
+            adm.stop_all(procs, {name: os.path.join(work, name + ".err") for name in procs})
+    return adm.verdict("node health")
 
 
 if __name__ == "__main__":

@@ -19,16 +19,16 @@ Nodes on 127.0.18.1-3, ports 38000-38899 (the pid picks four of them),
 prometheus_client is missing. Every process it starts, it stops.
 """
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_admin as adm  # noqa: E402  (re-executes under /usr/bin/python3 if needed)
+from ringkv_test import (cluster_node_args, ringkvd_from_argv, wait_until,  # noqa: E402
+                         work_dir)
 
 SHARDS = int(os.environ.get("SLEEPING_SHARDS", "48"))  # more to measure failover at scale
 NODES = {1: "127.0.18.1", 2: "127.0.18.2", 3: "127.0.18.3"}
@@ -46,22 +46,14 @@ def cores(nid):
 
 
 def node_args(ringkvd, work, nid):
-    cluster = ",".join("%d=%s:%d" % (i, a, PEER_PORT) for i, a in sorted(NODES.items()))
-    host = NODES[nid]
-    return [ringkvd, "--node-id", str(nid), "--initial-cluster", cluster,
-            "--listen", "%s:%d" % (host, CLIENT_PORT),
-            "--admin-listen", "%s:%d" % (host, ADMIN_PORT),
-            "--resp-listen", "%s:%d" % (host, RESP_PORT),
-            "--data-dir", os.path.join(work, "n%d" % nid), "--cores", str(cores(nid)),
-            "--shards", str(SHARDS), "--log-level", "info", "--metrics-per-replica", "on"]
+    return cluster_node_args(ringkvd, NODES, nid, work,
+                             (PEER_PORT, CLIENT_PORT, ADMIN_PORT, RESP_PORT), cores=cores(nid),
+                             shards=SHARDS) + [
+        "--log-level", "info", "--metrics-per-replica", "on"]
 
 
 def metrics(nid):
-    try:
-        status, _, text = adm.get("http://%s:%d" % (NODES[nid], ADMIN_PORT), "/metrics")
-    except OSError:
-        return None
-    return adm.parse(text) if status == 200 else None
+    return adm.scrape("http://%s:%d" % (NODES[nid], ADMIN_PORT))
 
 
 def sleeping(s):
@@ -76,16 +68,6 @@ def roles(s):
             ls = dict(labels)
             out[int(ls["shard"])] = ls["role"]
     return out
-
-
-def wait_until(seconds, pred):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    return None
 
 
 def resp_set(nid, keys, timeout=10):
@@ -184,25 +166,15 @@ def run(ringkvd, work, procs):
 
 
 def main():
-    if len(sys.argv) != 2:
-        print(__doc__)
-        return 2
-    work = tempfile.mkdtemp(prefix="ringkv-sleeping-")
+    ringkvd = ringkvd_from_argv(__doc__)
     procs = {}
-    try:
-        run(sys.argv[1], work, procs)
-    finally:
-        adm.stop_all(procs, {"node %d" % nid: os.path.join(work, "n%d.err" % nid)
-                             for nid in NODES})
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print("kept", work)
-    if adm.failures:
-        print("%d check(s) failed" % len(adm.failures))
-        return 1
-    print("all sleeping-group checks passed")
-    return 0
+    with work_dir("ringkv-sleeping-") as work:
+        try:
+            run(ringkvd, work, procs)
+        finally:
+            adm.stop_all(procs, {"node %d" % nid: os.path.join(work, "n%d.err" % nid)
+                                 for nid in NODES})
+    return adm.verdict("sleeping-group")
 
 
 if __name__ == "__main__":
