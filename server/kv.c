@@ -491,7 +491,8 @@ static void count_answer(struct kv_req *req, int rv, uint64_t visible, uint64_t 
 		req->error = "stored data failed its checksum (see the server log)";
 	} else if (rv == RKV_ESHUTDOWN) {
 		req->status = ringkv_Status_UNAVAILABLE;
-		req->error = "the shard left this core";
+		req->error = reactor_stopping(req->exec->reactor) ? "the node is stopping"
+								  : "the shard left this core";
 	} else if (rv) {
 		req->status = ringkv_Status_INTERNAL;
 		req->error = "count failed";

@@ -29,7 +29,11 @@
  *   from behind the cursor to ahead of it counted twice (or, the other
  *   way, not at all). The next DBSIZE counts again.
  * A DBSIZE costs one pass per shard that took writes since the last; see
- * docs/REDIS-PARITY.md ("Exact DBSIZE").
+ * docs/REDIS-PARITY.md ("Exact DBSIZE"). A shard has at most one pass at a
+ * time: DBSIZEs arriving while it runs share it, or the next one when a
+ * write was applied since it began (struct count_job). Once the node
+ * stops, no pass starts and a running one ends at its next step, its
+ * callers told the node is stopping.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -55,10 +59,23 @@ struct redis_count_cache {
 	bool valid;
 };
 
-struct count_job {
-	struct node_core *c;
+/* A DBSIZE's shard count waiting for a pass. */
+struct count_waiter {
 	struct kv_req *req;
 	redis_count_fn *finish;
+	struct count_waiter *next;
+};
+
+/*
+ * A counting pass: at most one per shard at a time on its core, answering
+ * every caller that waits for it. A caller that arrives while a pass runs
+ * and nothing was applied since the pass began joins it (the pass counts
+ * the state the caller would count); one that arrives after a write
+ * waits for the next pass (this one may have passed that write's key),
+ * which starts when this one ends and answers every such caller at once.
+ */
+struct count_job {
+	struct node_core *c;
 	uint32_t shard;
 	struct shard *s;
 	uint64_t applied;  /* the shard's applied index when the pass began */
@@ -70,12 +87,13 @@ struct count_job {
 	bool stepping;     /* a step is in the shard's hands */
 	bool orphan;       /* the core stopped: the step's end frees the job */
 	struct timer timer;
-	struct count_job *prev, *next;
+	struct count_waiter *waiters; /* answered by this pass */
+	struct count_waiter *later;   /* came after a write: the next pass's */
 };
 
 struct redis_counts {
 	struct redis_count_cache *cache; /* [node->shards] */
-	struct count_job *jobs;          /* passes running on this core */
+	struct count_job **running;      /* [node->shards]: the shard's pass, or NULL */
 	uint64_t passes;                 /* counting passes finished */
 };
 
@@ -85,11 +103,15 @@ static struct redis_counts *counts_of(struct node_core *c)
 
 	if (!rc->counts) {
 		struct redis_counts *k = calloc(1, sizeof *k);
+		size_t shards = c->node->shards ? c->node->shards : 1;
 
 		if (!k)
 			return NULL;
-		k->cache = calloc(c->node->shards ? c->node->shards : 1, sizeof *k->cache);
-		if (!k->cache) {
+		k->cache = calloc(shards, sizeof *k->cache);
+		k->running = calloc(shards, sizeof *k->running);
+		if (!k->cache || !k->running) {
+			free(k->cache);
+			free(k->running);
 			free(k);
 			return NULL;
 		}
@@ -115,33 +137,62 @@ static uint64_t expires_of(const struct shard *s, uint64_t now)
 	return expires;
 }
 
-static void job_unlink(struct redis_counts *k, struct count_job *j)
+static void waiters_free(struct count_waiter *w)
 {
-	if (j->prev)
-		j->prev->next = j->next;
-	else
-		k->jobs = j->next;
-	if (j->next)
-		j->next->prev = j->prev;
-	j->prev = j->next = NULL;
+	while (w) {
+		struct count_waiter *next = w->next;
+
+		free(w);
+		w = next;
+	}
 }
 
 static void job_free(struct count_job *j)
 {
+	waiters_free(j->waiters);
+	waiters_free(j->later);
 	free(j->cursor);
 	free(j);
 }
 
+static void step_timer(struct timer *t, void *arg);
+
+/* Ends the pass: answers its callers, then starts the next pass for those
+ * that came after a write, on a later turn of the loop (this may run
+ * inside a step's scan). */
 static void job_finish(struct count_job *j, int rv, uint64_t visible, uint64_t expires)
 {
-	struct redis_counts *k = j->c->redis->counts;
-	struct kv_req *req = j->req;
-	redis_count_fn *finish = j->finish;
+	struct node_core *c = j->c;
+	struct count_waiter *w = j->waiters;
 
-	reactor_timer_cancel(j->c->reactor, &j->timer);
-	job_unlink(k, j);
+	reactor_timer_cancel(c->reactor, &j->timer);
+	c->redis->counts->running[j->shard] = NULL;
+	j->waiters = NULL;
+	if (j->later) {
+		struct count_job *next = calloc(1, sizeof *next);
+
+		if (next) {
+			next->c = c;
+			next->shard = j->shard;
+			next->s = c->shards[j->shard];
+			next->applied = next->s ? shard_applied_index(next->s) : 0;
+			next->waiters = j->later;
+			j->later = NULL;
+			c->redis->counts->running[j->shard] = next;
+			reactor_timer_arm(c->reactor, &next->timer, 0, step_timer, next);
+		} else {
+			for (struct count_waiter *l = j->later; l; l = l->next)
+				l->finish(l->req, -ENOMEM, 0, 0);
+		}
+	}
 	job_free(j);
-	finish(req, rv, visible, expires);
+	while (w) {
+		struct count_waiter *next = w->next;
+
+		w->finish(w->req, rv, visible, expires);
+		free(w);
+		w = next;
+	}
 }
 
 static bool count_live(void *arg, const void *key, size_t key_len, const void *value,
@@ -241,6 +292,12 @@ static void job_step(struct count_job *j)
 	struct shard *s = j->c->shards[j->shard];
 	int rv;
 
+	if (reactor_stopping(j->c->reactor)) {
+		/* The node stops: a pass may take seconds, which the stop
+		 * would wait for; its callers are told instead. */
+		job_finish(j, RKV_ESHUTDOWN, 0, 0);
+		return;
+	}
 	if (!s) {
 		/* The shard left this core between steps (a move). */
 		job_finish(j, RKV_ESHUTDOWN, 0, 0);
@@ -249,11 +306,12 @@ static void job_step(struct count_job *j)
 	if (s != j->s) {
 		/* A snapshot installed a new shard object: count it afresh. */
 		j->s = s;
-		j->applied = shard_applied_index(s);
 		j->live = j->expired = 0;
 		j->have_cursor = false;
 		j->cursor_len = 0;
 	}
+	if (!j->have_cursor)
+		j->applied = shard_applied_index(s); /* what the pass starts from */
 	j->stepping = true;
 	rv = shard_scan_all(s, j->cursor, j->have_cursor ? j->cursor_len : 0, j->have_cursor,
 			    COUNT_STEP, count_live, count_deadline, step_done, j);
@@ -263,51 +321,87 @@ static void job_step(struct count_job *j)
 	}
 }
 
-void redis_count_shard(struct node_core *c, uint32_t shard, struct kv_req *req,
-		       redis_count_fn *finish)
+/* Answers at once, from the shard's exact stored-key count or the cache
+ * of its last pass, when either is exact now; else false. */
+static bool answer_now(struct node_core *c, struct shard *s, uint32_t shard,
+		       struct kv_req *req, redis_count_fn *finish)
 {
-	struct shard *s = shard < c->node->shards ? c->shards[shard] : NULL;
-	struct redis_counts *k;
-	struct count_job *j;
+	struct redis_counts *k = c->redis->counts;
 	uint64_t now = value_deadline_now();
 
 	if (!s) {
 		finish(req, RKV_ESHUTDOWN, 0, 0);
-		return;
+		return true;
 	}
 	if (shard_live_keys_exact(s)) {
 		uint64_t expires;
 		uint64_t visible = shard_visible_keys(s, now, &expires);
 
 		finish(req, 0, visible, expires);
-		return;
+		return true;
 	}
-	k = counts_of(c);
-	if (!k) {
-		finish(req, -ENOMEM, 0, 0);
-		return;
-	}
-	if (k->cache[shard].valid && k->cache[shard].s == s &&
+	if (k && k->cache[shard].valid && k->cache[shard].s == s &&
 	    k->cache[shard].applied == shard_applied_index(s) && shard_deadlines_complete(s)) {
 		finish(req, 0, visible_from(s, k->cache[shard].stored, now), expires_of(s, now));
+		return true;
+	}
+	if (reactor_stopping(c->reactor)) {
+		finish(req, RKV_ESHUTDOWN, 0, 0); /* no pass starts once the node stops */
+		return true;
+	}
+	return false;
+}
+
+/* Makes `w` wait for the pass of shard `s` (not NULL): the running one
+ * when nothing was applied since it began, else the next; starts one when
+ * none runs. Takes `w`. */
+static void count_enqueue(struct node_core *c, struct shard *s, uint32_t shard,
+			  struct count_waiter *w)
+{
+	struct redis_counts *k = c->redis->counts;
+	struct count_job *j = k->running[shard];
+
+	if (j) {
+		if (j->s == s && j->applied == shard_applied_index(s)) {
+			w->next = j->waiters;
+			j->waiters = w;
+		} else {
+			w->next = j->later;
+			j->later = w;
+		}
 		return;
 	}
 	j = calloc(1, sizeof *j);
 	if (!j) {
-		finish(req, -ENOMEM, 0, 0);
+		w->finish(w->req, -ENOMEM, 0, 0);
+		free(w);
 		return;
 	}
 	j->c = c;
-	j->req = req;
-	j->finish = finish;
 	j->shard = shard;
 	j->s = s;
 	j->applied = shard_applied_index(s);
-	j->next = k->jobs;
-	if (k->jobs)
-		k->jobs->prev = j;
-	k->jobs = j;
+	j->waiters = w;
+	k->running[shard] = j;
 	job_step(j);
+}
+
+void redis_count_shard(struct node_core *c, uint32_t shard, struct kv_req *req,
+		       redis_count_fn *finish)
+{
+	struct shard *s = shard < c->node->shards ? c->shards[shard] : NULL;
+	struct count_waiter *w;
+
+	if (answer_now(c, s, shard, req, finish))
+		return;
+	w = counts_of(c) ? calloc(1, sizeof *w) : NULL;
+	if (!w) {
+		finish(req, -ENOMEM, 0, 0);
+		return;
+	}
+	w->req = req;
+	w->finish = finish;
+	count_enqueue(c, s, shard, w);
 }
 
 uint64_t redis_count_passes(const struct node_core *c)
@@ -318,22 +412,27 @@ uint64_t redis_count_passes(const struct node_core *c)
 void redis_count_stop(struct node_core *c)
 {
 	struct redis_counts *k = c->redis ? c->redis->counts : NULL;
+	uint32_t shard;
 
 	if (!k)
 		return;
-	/* The core stops: its connections are gone, nobody waits for these
-	 * answers. A step still in the shard's hands frees its job when it
-	 * ends. */
-	while (k->jobs) {
-		struct count_job *j = k->jobs;
+	/* The core is destroyed: its connections are gone, nobody waits for
+	 * these answers (a pass ends at its next step once the node stops, so
+	 * one is left only when the stop's grace period ran out). A step
+	 * still in the shard's hands frees its job when it ends. */
+	for (shard = 0; shard < (c->node->shards ? c->node->shards : 1); shard++) {
+		struct count_job *j = k->running[shard];
 
+		if (!j)
+			continue;
 		reactor_timer_cancel(c->reactor, &j->timer);
-		job_unlink(k, j);
+		k->running[shard] = NULL;
 		if (j->stepping)
 			j->orphan = true;
 		else
 			job_free(j);
 	}
+	free(k->running);
 	free(k->cache);
 	free(k);
 	c->redis->counts = NULL;
