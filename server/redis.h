@@ -58,7 +58,8 @@ int redis_cursor_lookup(struct node_core *c, uint64_t cursor, const void **key, 
 /*
  * DBSIZE's exact count of `shard`, hosted by core `c` (server/redis_count.c):
  * finish(req, 0, visible keys, keys with a deadline not past) once known,
- * maybe before this returns, or finish(req, rv < 0 or RKV_*, 0, 0).
+ * maybe before this returns, or finish(req, rv < 0 or RKV_*, 0, 0)
+ * (RKV_ESHUTDOWN: the shard left the core, or the node is stopping).
  */
 struct kv_req;
 typedef void redis_count_fn(struct kv_req *req, int rv, uint64_t visible, uint64_t expires);
@@ -68,7 +69,9 @@ void redis_count_shard(struct node_core *c, uint32_t shard, struct kv_req *req,
 uint32_t redis_conn_limit(const struct node_core *c);
 /* Counting passes finished on this core (INFO's ringkv_dbsize_scans). */
 uint64_t redis_count_passes(const struct node_core *c);
-/* Ends the core's counting passes, at its stop (from redis_core_destroy). */
+/* Frees the core's counting state (from redis_core_destroy). Passes end by
+ * themselves once the node stops; one still running here (the stop's grace
+ * period ran out) is dropped with its callers unanswered. */
 void redis_count_stop(struct node_core *c);
 
 #endif
