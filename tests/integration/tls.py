@@ -288,17 +288,26 @@ def main():
                   "redis-cli --tls SET/GET (%r %r)" % (p.stdout, q.stdout))
         else:
             check(False, "redis-cli is installed (scripts/deps.sh)")
-        try:
-            import redis  # python3-redis; not in every python (a pyenv one)
-        except ImportError:
-            redis = None
-            print("skip redis-py ssl=True: this python has no 'redis' module", flush=True)
-        if redis:
-            r = redis.Redis(host=HOST, port=resp, ssl=True, ssl_ca_certs=pki("ca.pem"),
-                            socket_timeout=TIMEOUT)
-            check(r.set("py-key", "py-value") and r.get("py-key") == b"py-value",
-                  "redis-py ssl=True SET/GET")
-            r.close()
+        # redis-py: Debian's python3-redis lives in the system interpreter,
+        # which a pyenv or venv python3 first on PATH does not see.
+        script = ("import redis\n"
+                  "r=redis.Redis(host=%r,port=%d,ssl=True,ssl_ca_certs=%r,socket_timeout=5)\n"
+                  "assert r.set('py-key','py-value') and r.get('py-key')==b'py-value'\n"
+                  "try:\n"
+                  "  redis.Redis(host=%r,port=%d,socket_timeout=5).ping(); raise SystemExit(3)\n"
+                  "except redis.exceptions.ConnectionError:\n"
+                  "  pass\n" % (HOST, resp, pki("ca.pem"), HOST, resp))
+        pythons = [sys.executable] + [p for p in ("/usr/bin/python3",) if os.path.exists(p)]
+        with_redis = [py for py in pythons
+                      if subprocess.run([py, "-c", "import redis"],
+                                        capture_output=True).returncode == 0]
+        if with_redis:
+            p = subprocess.run([with_redis[0], "-c", script], capture_output=True, text=True,
+                               timeout=60)
+            check(p.returncode == 0, "redis-py ssl=True SET/GET; without ssl it fails to "
+                  "connect (%s: %s)" % (with_redis[0], p.stderr.strip()[-200:]))
+        else:
+            check(False, "a python with redis-py (python3-redis, scripts/deps.sh)")
         ctx = tls_context(pki("ca.pem"))
         keeper = resp_tls(ctx, resp)
         check(keeper.version() == "TLSv1.3", "the RESP port speaks %s" % keeper.version())
