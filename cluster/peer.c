@@ -1034,6 +1034,7 @@ int peer_core_start(struct peer_net *n, struct reactor *r, void *arg,
 		p->state = OUT_BACKOFF;
 		reactor_timer_arm(r, &p->timer, 0, backoff_fired, p);
 	}
+	peer_expiry_start(pc);
 	/* The last core to start opens the door for all of them. */
 	if (atomic_fetch_add(&n->started, 1) + 1 == n->cores) {
 		rv = listen_all(n, r, err, errlen);
@@ -1058,6 +1059,7 @@ void peer_core_stop(struct peer_core *pc)
 	pc->stopping = true;
 	pc->stop_deadline_us = pc->r->now_us + pc->net->cfg.backoff_max_us;
 	reactor_timer_cancel(pc->r, &pc->accept_pause);
+	reactor_timer_cancel(pc->r, &pc->expiry_timer);
 	if (pc->accept_armed) {
 		struct io_uring_sqe *sqe = io_ring_get_sqe(&pc->r->io);
 
@@ -1104,6 +1106,7 @@ void peer_core_finish(struct peer_core *pc)
 	if (!pc)
 		return;
 	reactor_timer_cancel(pc->r, &pc->accept_pause);
+	reactor_timer_cancel(pc->r, &pc->expiry_timer);
 	while (pc->inbound) {
 		struct peer_in *in = pc->inbound;
 

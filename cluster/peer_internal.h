@@ -82,6 +82,7 @@ struct peer {
 	bool close_flush;         /* TLS: peer_out_lost sends what OpenSSL queued first */
 	bool flushing;            /* TLS: closing, the alert or close_notify going out */
 	unsigned cut_logged;      /* TLS: the reload whose cut of this node was logged */
+	int64_t expiry_logged;    /* TLS: the notAfter whose expiry cut was logged */
 };
 
 enum in_stage { IN_HANDSHAKE, IN_HELLO_LEN, IN_HELLO, IN_FRAMES };
@@ -145,6 +146,7 @@ struct peer_core {
 	uint64_t refusal_log_at_us;  /* next refusal logged at warn from then */
 	uint64_t refusals_quiet;     /* refusals logged at debug since the last warn */
 	unsigned tls_generation;     /* the TLS reload (tls_server_generation) acted on */
+	struct timer expiry_timer;   /* TLS: the sweep for expired certificates */
 };
 
 /* A connection whose hello names another core, on its way there. */
@@ -166,6 +168,10 @@ struct handoff {
  * random moment within this: closures (and their reconnections) are spread
  * over it rather than all at once, and none outlives it. */
 #define PEER_RELOAD_SPREAD_US (2000u * 1000u)
+/* How often each core looks for connections whose other side's certificate
+ * has expired since their handshake (peer_tls_io.c): the bound on how long
+ * one outlives it. */
+#define PEER_EXPIRY_SWEEP_US (1000u * 1000u)
 
 static inline struct pool *core_pool(struct peer_core *pc)
 {
@@ -224,5 +230,6 @@ int peer_in_cert_check(void *arg, X509 *cert, char *why, size_t len);
 void peer_tls_reloaded(struct peer_core *pc);
 void peer_in_recheck_later(struct peer_in *in);
 bool peer_in_recheck(struct peer_in *in);
+void peer_expiry_start(struct peer_core *pc);
 
 #endif

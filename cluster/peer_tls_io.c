@@ -3,9 +3,10 @@
  * the outbound handshake, frames into OpenSSL and its ciphertext out by the
  * ring, the inbound handshake and decryption, the refusal of a peer with
  * the alert that says why (either side), and the check of open connections
- * after a reload of the context. The checks of a certificate's node id run
- * inside the handshake (tls_conn_set_check); cluster/peer_tls.c says what a
- * certificate must name.
+ * after a reload of the context and when a certificate they showed expires.
+ * The checks of a certificate's node id run inside the handshake
+ * (tls_conn_set_check); cluster/peer_tls.c says what a certificate must
+ * name.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cluster/peer_internal.h"
@@ -72,22 +74,30 @@ bool peer_out_send_tls(struct peer *p)
 }
 
 /*
- * TLS: the server's certificate was verified against a context a reload
- * has replaced since: checked again against the current one. False when
- * it fails: closed (close_notify first), the reason in the loss's line.
+ * TLS: the server's certificate verified again, against the current
+ * context at the current time; `occasion` says why, for the loss's line
+ * ("after the TLS reload"). False when it fails: closed (close_notify
+ * first), the reason in the loss's line.
  */
-static bool out_recheck(struct peer *p)
+static bool out_verify(struct peer *p, const char *occasion)
 {
 	char err[320];
 
-	if (!tls_conn_stale(p->tls, p->pc->net->cfg.tls) ||
-	    tls_conn_recheck(p->tls, p->pc->net->cfg.tls, err, sizeof err) == 0)
+	if (tls_conn_recheck(p->tls, p->pc->net->cfg.tls, err, sizeof err) == 0)
 		return true;
-	snprintf(p->why, sizeof p->why, "closed after the TLS reload: its certificate no "
-		 "longer verifies: %s", err);
+	snprintf(p->why, sizeof p->why, "closed %s: its certificate no longer verifies: %s",
+		 occasion, err);
 	tls_conn_shutdown(p->tls);
 	peer_out_refuse(p, -EKEYREJECTED);
 	return false;
+}
+
+/* TLS: out_verify, when the server's certificate was verified against a
+ * context a reload has replaced since. */
+static bool out_recheck(struct peer *p)
+{
+	return !tls_conn_stale(p->tls, p->pc->net->cfg.tls) ||
+	       out_verify(p, "after the TLS reload");
 }
 
 /*
@@ -405,35 +415,41 @@ void peer_in_recheck_later(struct peer_in *in)
 }
 
 /*
- * The dialler's certificate checked against the current context when a
- * reload replaced the one that verified it. False when it fails: logged
- * (at warn once per node per reload on this core) and closed after a
- * close_notify.
+ * The dialler's certificate verified again, against the current context at
+ * the current time; `occasion` says why ("after the TLS reload"). False
+ * when it fails: logged (at warn once per node per reload on this core, and
+ * once per certificate for an expiry) and closed after a close_notify.
  */
-bool peer_in_recheck(struct peer_in *in)
+static bool in_verify(struct peer_in *in, const char *occasion)
 {
 	struct peer_core *pc = in->pc;
 	struct peer *p = peer_find(pc, in->cert_node);
-	unsigned generation;
+	bool loud = false;
 	char err[320];
 
-	if (!in->tls || !tls_conn_stale(in->tls, pc->net->cfg.tls) ||
-	    tls_conn_recheck(in->tls, pc->net->cfg.tls, err, sizeof err) == 0)
+	if (tls_conn_recheck(in->tls, pc->net->cfg.tls, err, sizeof err) == 0)
 		return true;
-	generation = tls_server_generation(pc->net->cfg.tls);
-	if (p && p->cut_logged != generation) {
+	if (p && tls_conn_not_after(in->tls) <= (int64_t)time(NULL)) {
+		loud = p->expiry_logged != tls_conn_not_after(in->tls);
+		p->expiry_logged = tls_conn_not_after(in->tls);
+	} else if (p) {
+		unsigned generation = tls_server_generation(pc->net->cfg.tls);
+
+		loud = p->cut_logged != generation;
 		p->cut_logged = generation;
-		log_warn("peer connection from %s (node %" PRIu64 "): closed after the TLS "
-			 "reload: its certificate no longer verifies: %s", in->from_text,
-			 in->cert_node, err);
-	} else {
-		log_debug("peer connection from %s (node %" PRIu64 "): closed after the TLS "
-			  "reload: its certificate no longer verifies: %s", in->from_text,
-			  in->cert_node, err);
 	}
+	log_write(loud ? LOG_WARN : LOG_DEBUG, "peer connection from %s (node %" PRIu64 "): "
+		  "closed %s: its certificate no longer verifies: %s", in->from_text,
+		  in->cert_node, occasion, err);
 	tls_conn_shutdown(in->tls);
 	peer_in_refuse(in);
 	return false;
+}
+
+bool peer_in_recheck(struct peer_in *in)
+{
+	return !in->tls || !tls_conn_stale(in->tls, in->pc->net->cfg.tls) ||
+	       in_verify(in, "after the TLS reload");
 }
 
 /* From the send hook, once per reload: schedules the checks. */
@@ -454,4 +470,49 @@ void peer_tls_reloaded(struct peer_core *pc)
 	}
 	for (in = pc->inbound; in; in = in->next)
 		peer_in_recheck_later(in);
+}
+
+/* -- certificates that expire while connected -- */
+
+/*
+ * TLS 1.3 has no renegotiation: a connection shows the certificate of its
+ * handshake until it closes. Each core looks at its connections every
+ * PEER_EXPIRY_SWEEP_US: one whose other side's chain has passed its
+ * earliest notAfter (tls_conn_not_after, a field) is verified again and,
+ * failing, closed like one cut by a reload ("closed at its certificate's
+ * expiry: ... certificate has expired"). Its node redials and is let in
+ * only with a certificate that verifies (renewed, and taken by its own
+ * SIGHUP). A pass costs a comparison per connection; the verification
+ * runs only for the expired ones, once (they close).
+ */
+static void expiry_sweep(struct timer *t, void *arg)
+{
+	struct peer_core *pc = arg;
+	int64_t now = (int64_t)time(NULL);
+	struct peer_in *in, *next;
+
+	if (pc->stopping)
+		return;
+	for (unsigned i = 0; i < pc->npeers; i++) {
+		struct peer *p = &pc->peers[i];
+
+		if (p->state == OUT_UP && p->tls && tls_conn_not_after(p->tls) <= now)
+			out_verify(p, "at its certificate's expiry");
+	}
+	for (in = pc->inbound; in; in = next) {
+		next = in->next;
+		/* One in its handshake is judged by it; one on its way to
+		 * another core, by that core's sweep. */
+		if (in->tls && in->stage != IN_HANDSHAKE && !in->closing && !in->refusing &&
+		    !in->handoff_wait && tls_conn_not_after(in->tls) <= now)
+			in_verify(in, "at its certificate's expiry");
+	}
+	reactor_timer_arm(pc->r, t, PEER_EXPIRY_SWEEP_US, expiry_sweep, pc);
+}
+
+void peer_expiry_start(struct peer_core *pc)
+{
+	if (pc->net->cfg.tls)
+		reactor_timer_arm(pc->r, &pc->expiry_timer, PEER_EXPIRY_SWEEP_US, expiry_sweep,
+				  pc);
 }

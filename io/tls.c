@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -50,6 +51,8 @@ struct tls_conn {
 	char who[224];        /* a refused certificate's subject and issuer, or
 			       * the check's reason */
 	unsigned generation;  /* of the context it was verified against */
+	int64_t not_after;    /* earliest notAfter of the chain verified, seconds
+			       * since the epoch; INT64_MAX: none verified */
 };
 
 /* The reason of the last failure on this core (tls_conn_error). */
@@ -317,6 +320,7 @@ static struct tls_conn *conn_new(struct tls_server *s, bool dial)
 	if (!t)
 		return NULL;
 	t->generation = tls_server_generation(s); /* before the context: see reload */
+	t->not_after = INT64_MAX;
 	t->recv = malloc(TLS_RECV_ROOM);
 	t->ssl = SSL_new(atomic_load_explicit(&s->ctx, memory_order_acquire));
 	if (!t->recv || !t->ssl ||
@@ -459,6 +463,27 @@ static int failure(struct tls_conn *t, int rv)
 	}
 }
 
+/* The earliest notAfter of `chain` (seconds since the epoch), INT64_MAX
+ * for none. A date OpenSSL cannot read counts as already passed: the
+ * connection is checked again at once (the check says what is wrong). */
+static int64_t chain_not_after(STACK_OF(X509) *chain)
+{
+	int64_t earliest = INT64_MAX;
+	int n = chain ? sk_X509_num(chain) : 0;
+
+	for (int i = 0; i < n; i++) {
+		struct tm tm;
+		int64_t when = 0;
+
+		if (ASN1_TIME_to_tm(X509_get0_notAfter(sk_X509_value(chain, i)), &tm) == 1)
+			when = (int64_t)timegm(&tm);
+		if (when < earliest)
+			earliest = when;
+	}
+	ERR_clear_error();
+	return earliest;
+}
+
 int tls_conn_handshake(struct tls_conn *t)
 {
 	int rv;
@@ -470,6 +495,7 @@ int tls_conn_handshake(struct tls_conn *t)
 		rv = SSL_do_handshake(t->ssl);
 		if (rv == 1) {
 			t->established = true;
+			t->not_after = chain_not_after(SSL_get0_verified_chain(t->ssl));
 			return 1;
 		}
 		rv = failure(t, rv);
@@ -596,6 +622,8 @@ int tls_conn_recheck(struct tls_conn *t, struct tls_server *s, char *why, size_t
 	X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(verify), SSL_CTX_get0_param(ctx));
 	ok = X509_verify_cert(verify);
 	err = X509_STORE_CTX_get_error(verify);
+	if (ok == 1)
+		t->not_after = chain_not_after(X509_STORE_CTX_get0_chain(verify));
 	X509_STORE_CTX_free(verify);
 	ERR_clear_error();
 	t->generation = generation;
@@ -606,6 +634,11 @@ int tls_conn_recheck(struct tls_conn *t, struct tls_server *s, char *why, size_t
 	snprintf(why, len, "%s (certificate %s issued by %s)", X509_verify_cert_error_string(err),
 		 subject, issuer);
 	return -EPERM;
+}
+
+int64_t tls_conn_not_after(const struct tls_conn *t)
+{
+	return t->not_after;
 }
 
 const char *tls_conn_alert_received(const struct tls_conn *t)

@@ -175,6 +175,18 @@ bool tls_conn_stale(const struct tls_conn *t, const struct tls_server *s);
 int tls_conn_recheck(struct tls_conn *t, struct tls_server *s, char *why, size_t len);
 
 /*
+ * When the other side's certificate stops verifying by the clock: the
+ * earliest notAfter (seconds since the epoch, the wall clock OpenSSL
+ * checks against) of the chain verified at the handshake, or at the last
+ * tls_conn_recheck that passed (its chain may end at another CA). INT64_MAX
+ * when no chain was verified (the client ports' context: clients show no
+ * certificate). TLS 1.3 has no renegotiation: past it, the connection's
+ * identity has expired, and tls_conn_recheck fails with "certificate has
+ * expired". Cheap (a field).
+ */
+int64_t tls_conn_not_after(const struct tls_conn *t);
+
+/*
  * The fatal alert the other side sent (its refusal) or this side sent, as
  * "bad certificate", or NULL when none. tls_conn_error() already says it;
  * these are for callers that log their own line.

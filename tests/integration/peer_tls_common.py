@@ -1,5 +1,7 @@
-"""Helpers of the peer TLS tests (peer_tls.py, peer_tls_rotation.py): a
-node's log, the CLI over TLS, and a raw TLS peer made with python's ssl."""
+"""Helpers of the peer TLS tests (peer_tls*.py): a node's log, the CLI over
+TLS, the peer connections between nodes, and a raw TLS peer made with
+python's ssl."""
+import json
 import os
 import shutil
 import signal
@@ -121,6 +123,80 @@ def put_until(ringkv, port, ca, host, key, value, seconds):
             return True, ""
         time.sleep(0.3)
     return False, p.stderr.strip() if p else "no attempt"
+
+
+def peer_connections(hosts, peer):
+    """The established TCP connections between two of `hosts` with one end
+    on port `peer`, each as ((ip, port), (ip, port)) sorted, from
+    /proc/net/tcp (both ends are on this machine: each is listed twice)."""
+    def endpoint(text):
+        ip, port = text.split(":")
+        return socket.inet_ntoa(bytes.fromhex(ip)[::-1]), int(port, 16)
+
+    found = set()
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[3] != "01":  # ESTABLISHED
+                continue
+            a, b = endpoint(fields[1]), endpoint(fields[2])
+            if a[0] in hosts and b[0] in hosts and peer in (a[1], b[1]):
+                found.add(tuple(sorted((a, b))))
+    return found
+
+
+def between(conns, hosts, x, y):
+    """Those of conns between node x and node y (1-based in `hosts`)."""
+    return {c for c in conns if {c[0][0], c[1][0]} == {hosts[x - 1], hosts[y - 1]}}
+
+
+def leaderships(ringkv, port, ca, host, node):
+    """How many shards `node` leads (ringkv cluster status through
+    host:port), or -1."""
+    p = cli(ringkv, port, ca, host, "cluster", "status", "--json")
+    try:
+        return sum(1 for sh in json.loads(p.stdout)["shards"] if sh["leader"] == node)
+    except (ValueError, KeyError, TypeError):
+        return -1
+
+
+def none_lives_on(connections):
+    """Checks that no connection of `connections()` (a set) seen now is
+    still there 1.5 s later: the refused node's redials are all cut."""
+    a = connections()
+    time.sleep(1.5)
+    b = connections()
+    check(not (a & b), "no connection node 3 makes afterwards lives on (%s)"
+          % sorted(a & b)[:2])
+
+
+def check_cut_logged(work, marks, host, peer, *why):
+    """Checks that nodes 1 and 2 logged, since `marks` (their logs'
+    lengths), closing node 3's connections (node 3 at host:peer) both ways,
+    the one they dialled and the one it dialled, in lines holding every
+    text of `why`."""
+    cut = [ln for i in (0, 1) for ln in log_of(work, i)[marks[i]:].splitlines()
+           if all(w in ln for w in why)]
+    check(any("peer node 3 (%s:%d)" % (host, peer) in ln for ln in cut) and
+          any("peer connection from %s:" % host in ln and "(node 3)" in ln for ln in cut),
+          "nodes 1 and 2 say why they closed node 3's connections, both ways: %s" % cut[:2])
+
+
+def check_writer(writer, cut_at, led3):
+    """Stops `writer` and checks its puts: a put whose shard node 3 led
+    when it was cut off (time `cut_at`; `led3` leaderships) may fail, as
+    with any node lost (its leadership lost, the outcome unknown); no
+    other, and no gap over 5 s."""
+    writer.stopping = True
+    writer.join(60)
+    early = [m for m, t in zip(writer.failed, writer.failed_at) if t < cut_at]
+    other = [m for m in writer.failed if "leader" not in m and "UNAVAILABLE" not in m]
+    check(writer.ok >= 10 and not early and not other and
+          len(writer.failed) <= (3 if led3 else 0) and writer.max_gap < 5,
+          "the writer's puts succeeded but for those of node 3's %d leaderships at its "
+          "cut (%d ok, %d failed %s, longest gap %.1f s)"
+          % (led3, writer.ok, len(writer.failed), writer.failed[:1], writer.max_gap))
 
 
 def peer_dial(pki, cert, trust, host, port, source):

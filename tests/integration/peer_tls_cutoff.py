@@ -25,9 +25,7 @@ Addresses 127.0.54.201-203; ports 54000 + 3 * (pid % 300) and the two
 next. Every process it starts, it stops. Exits 0 when every check passes,
 1 otherwise.
 """
-import json
 import os
-import socket
 import sys
 import time
 
@@ -58,38 +56,15 @@ def put_until(ringkv, pki, host, key, value, seconds):
 
 
 def peer_connections():
-    """The established TCP connections between two of HOSTS with one end on
-    the peer port, each as ((ip, port), (ip, port)) sorted, from
-    /proc/net/tcp (both ends are on this machine: each is listed twice)."""
-    def endpoint(text):
-        ip, port = text.split(":")
-        return socket.inet_ntoa(bytes.fromhex(ip)[::-1]), int(port, 16)
-
-    found = set()
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if fields[3] != "01":  # ESTABLISHED
-                continue
-            a, b = endpoint(fields[1]), endpoint(fields[2])
-            if a[0] in HOSTS and b[0] in HOSTS and PEER in (a[1], b[1]):
-                found.add(tuple(sorted((a, b))))
-    return found
+    return common.peer_connections(HOSTS, PEER)
 
 
 def between(conns, x, y):
-    """Those of conns between node x and node y (1-based)."""
-    return {c for c in conns if {c[0][0], c[1][0]} == {HOSTS[x - 1], HOSTS[y - 1]}}
+    return common.between(conns, HOSTS, x, y)
 
 
 def leaderships(ringkv, pki, node):
-    """How many shards `node` leads (ringkv cluster status), or -1."""
-    p = cli(ringkv, pki, HOSTS[0], "cluster", "status", "--json")
-    try:
-        return sum(1 for sh in json.loads(p.stdout)["shards"] if sh["leader"] == node)
-    except (ValueError, KeyError, TypeError):
-        return -1
+    return common.leaderships(ringkv, NATIVE, os.path.join(pki, "both.pem"), HOSTS[0], node)
 
 
 def main():
@@ -151,24 +126,16 @@ def main():
               "the SIGHUP (bound %.0f s; left: %s)" % (len(old3), took, SPREAD_BOUND,
                                                        sorted(left)[:2]))
         time.sleep(1)
-        a = between(peer_connections(), 1, 3) | between(peer_connections(), 2, 3)
-        time.sleep(1.5)
-        b = between(peer_connections(), 1, 3) | between(peer_connections(), 2, 3)
-        check(not (a & b), "no connection node 3 makes afterwards lives on (%s)"
-              % sorted(a & b)[:2])
+        common.none_lives_on(lambda: between(peer_connections(), 1, 3) |
+                             between(peer_connections(), 2, 3))
         now12 = between(peer_connections(), 1, 2)
         check(len(old12) >= 4 and not (old12 & now12) and len(now12) >= 4,
               "the connections between nodes 1 and 2, made with CA1 certificates, are "
               "replaced (%d old, %d new, %d old left)" % (len(old12), len(now12),
                                                           len(old12 & now12)))
-        cut = [ln for i in (0, 1) for ln in log_of(work, i)[marks[i]:].splitlines()
-               if "closed after the TLS reload: its certificate no longer verifies" in ln
-               and "/CN=n3-ca1 issued by /CN=ringkv test ca1" in ln]
-        check(any("peer node 3 (%s:%d)" % (HOSTS[2], PEER) in ln for ln in cut) and
-              any("peer connection from %s:" % HOSTS[2] in ln and "(node 3)" in ln
-                  for ln in cut),
-              "nodes 1 and 2 say why they closed node 3's connections, both ways: %s"
-              % cut[:2])
+        common.check_cut_logged(work, marks, HOSTS[2], PEER,
+                                "closed after the TLS reload: its certificate no longer "
+                                "verifies", "/CN=n3-ca1 issued by /CN=ringkv test ca1")
         lg3 = log_of(work, 2)[marks[2]:]
         alert = ("TLS alert unknown CA (it does not trust the CA that signed our "
                  "certificate)")
@@ -178,17 +145,7 @@ def main():
                   "the other side: " + alert in ln for ln in lg3.splitlines()),
               "node 3's log shows the alert's reason when it is dialled")
         time.sleep(1)
-        writer.stopping = True
-        writer.join(60)
-        # A put whose shard node 3 led when it was cut off may fail, as with
-        # any node lost (its leadership lost, the outcome unknown); no other.
-        early = [m for m, t in zip(writer.failed, writer.failed_at) if t < t0]
-        other = [m for m in writer.failed if "leader" not in m and "UNAVAILABLE" not in m]
-        check(writer.ok >= 10 and not early and not other and
-              len(writer.failed) <= (3 if led3 else 0) and writer.max_gap < 5,
-              "the writer's puts succeeded but for those of node 3's %d leaderships at its "
-              "cut (%d ok, %d failed %s, longest gap %.1f s)"
-              % (led3, writer.ok, len(writer.failed), writer.failed[:1], writer.max_gap))
+        common.check_writer(writer, t0, led3)
 
         # node 3 takes its CA2 certificate: let in again
         cat(pki, "ca-n3.pem", "ca2.pem")

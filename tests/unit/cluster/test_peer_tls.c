@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -454,6 +455,42 @@ static void test_recheck_expired(void **state)
 	tls_server_destroy(n1);
 }
 
+/* When a connection's identity expires: the earliest notAfter of the chain
+ * verified at the handshake, the node's or its CA's, whichever is first. */
+static void test_not_after(void **state)
+{
+	struct tls_server *soon, *late, *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_conn *d, *a;
+	int64_t now = (int64_t)time(NULL);
+	struct result r;
+
+	(void)state;
+	tls_fixture_node("soon2", &cluster_ca, "URI:ringkv://node/2", -60, 100);
+	tls_fixture_node("late2", &cluster_ca, "URI:ringkv://node/2", -60, 3 * 86400);
+	soon = tls_fixture_peer_ctx("soon2", "ca");
+	late = tls_fixture_peer_ctx("late2", "ca");
+	a = tls_conn_new(n1);
+	assert_true(tls_conn_not_after(a) == INT64_MAX); /* nothing verified yet */
+	tls_conn_free(a);
+	r = handshake(soon, n1, &d, &a);
+	assert_int_equal(r.dialer, 1);
+	assert_int_equal(r.acceptor, 1);
+	assert_in_range(tls_conn_not_after(a), now + 99, now + 102); /* node 2's */
+	/* node 1's and the CA's: a day from the fixture's set-up */
+	assert_in_range(tls_conn_not_after(d), now + 86400 - 30, now + 86402);
+	tls_conn_free(d);
+	tls_conn_free(a);
+	r = handshake(late, n1, &d, &a);
+	assert_int_equal(r.acceptor, 1);
+	/* Node 2's certificate outlives its CA: the CA's date. */
+	assert_in_range(tls_conn_not_after(a), now + 86400 - 30, now + 86402);
+	tls_conn_free(d);
+	tls_conn_free(a);
+	tls_server_destroy(late);
+	tls_server_destroy(soon);
+	tls_server_destroy(n1);
+}
+
 /* A node's own certificate at start-up: it names the node, once, is valid
  * now and signed by the CA given; else one line says what is wrong. */
 static void test_own_certificate_checked(void **state)
@@ -520,6 +557,7 @@ int main(void)
 		cmocka_unit_test(test_refusals_send_alerts),
 		cmocka_unit_test(test_recheck_after_reload),
 		cmocka_unit_test(test_recheck_expired),
+		cmocka_unit_test(test_not_after),
 		cmocka_unit_test(test_own_certificate_checked),
 		cmocka_unit_test(test_peer_context_needs_ca),
 	};
