@@ -10,13 +10,14 @@ Checks:
     port; AUTH success and failure with Redis's texts; HELLO 2 AUTH;
   - roles and key prefixes: NOPERM texts on RESP (commands and keys,
     multi-key commands too, INFO keyspace), PERMISSION_DENIED on the native port, a
-    prefixed user's native SCAN cut to its prefix;
+    prefixed user's native SCAN cut to its prefix; backups and shard moves
+    (rebalance, node drain) need admin;
   - credentials for the CLI from --auth-file and from RINGKV_USER /
     RINGKV_PASSWORD;
   - a wrong password costs time (250 ms, doubling) for its source address
     only, and is audited without the password; admin commands are audited;
   - limits before authentication: a large frame or command closes the
-    connection, so do too many requests and --auth-timeout, and a source's
+    connection, so do too many requests (both ports) and --auth-timeout, and a source's
     unauthenticated connections are capped;
   - SIGHUP reloads the users: a removed user's open connection must
     authenticate again, a new user works, a bad file is refused and logged;
@@ -337,6 +338,17 @@ def main():
                 extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "alice-pw"})
         check(p.returncode != 0 and "PERMISSION_DENIED" in p.stderr,
               "native: backup needs admin (%s)" % p.stderr.strip()[:120])
+        # Shard moves: `ringkv shard move`, and the moves of `ringkv
+        # rebalance --apply` and `ringkv node drain`.
+        p = cli("shard", "move", "0", "--cancel",
+                extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "alice-pw"})
+        check(p.returncode != 0 and "this user's role is not admin" in p.stderr,
+              "native: a shard move needs admin (%s)" % p.stderr.strip()[:120])
+        p = cli("shard", "move", "0", "--cancel",
+                extra_env={"RINGKV_USER": "root", "RINGKV_PASSWORD": "root-pw"})
+        check("PERMISSION_DENIED" not in p.stderr and "UNAUTHENTICATED" not in p.stderr,
+              "native: root may ask for a shard move (%d %s)"
+              % (p.returncode, p.stderr.strip()[:120]))
 
         # ---- the admin port: /metrics needs a user ----------------------------
         def http_get(path, auth=None):
@@ -506,8 +518,15 @@ def main():
         check('proto=admin what="auth" outcome="failed' in audit_text,
               "admin: a wrong /metrics password is audited")
         check('user="root"' in audit_text and 'what="config|get" outcome="allowed"' in audit_text
-              and 'what="backup op=1 shard=0" outcome="denied"' in audit_text,
-              "admin commands audited (allowed and denied)")
+              and 'what="backup op=1 shard=0" outcome="denied"' in audit_text
+              and any('user="alice" from=127.0.0.1:' in ln and 'proto=native what="shard_move '
+                      'shard=0 from=0 to=0 cancel" outcome="denied"' in ln
+                      for ln in audit_text.splitlines())
+              and any('user="root" from=127.0.0.1:' in ln and 'proto=native what="shard_move '
+                      'shard=0 from=0 to=0 cancel" outcome="allowed"' in ln
+                      for ln in audit_text.splitlines()),
+              "admin commands audited (allowed and denied): %s"
+              % [ln for ln in audit_text.splitlines() if "shard_move" in ln])
         check("wrong-1" not in log(), "the log never holds a password")
 
         # ---- limits before authentication -----------------------------------
@@ -534,6 +553,29 @@ def main():
         except ConnectionError:
             pass
         check(closed, "native: a frame over 4 KiB before Auth closes the connection")
+        s.close()
+        # Ten requests before Auth are answered UNAUTHENTICATED; the 11th
+        # also says so, and the connection is closed.
+        s = socket.create_connection((HOST, port), timeout=TIMEOUT)
+        for i in range(1, 12):
+            get = b"\x08" + bytes([i]) + b"\x12\x03\x0a\x01k"  # id i, GET "k"
+            s.sendall(len(get).to_bytes(4, "little") + get)
+        answers = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                answers += chunk
+            closed = True
+        except socket.timeout:
+            closed = False
+        except ConnectionError:
+            closed = True
+        check(closed and answers.count(b"authentication required") == 10 and
+              b"too many requests before authentication" in answers,
+              "native: the 11th request before Auth closes the connection (%s, %r)"
+              % ("closed" if closed else "open", answers[-80:]))
         s.close()
         c = Resp(resp_port, source="127.0.54.8")
         t0 = time.monotonic()
