@@ -10,7 +10,8 @@ ringkv://node/ID) with the openssl CLI in a temp dir, then:
     --tls-ca, writes through node 1 and reads every key back through
     node 3;
   - a connection to a peer port that never handshakes is closed after the
-    hello timeout; a TLS client without a certificate is refused;
+    hello timeout, a plaintext one at once; a TLS client without a
+    certificate is refused;
   - stops node 2: a ringkvd in its place (its addresses, its node id)
     refuses to start with node 4's certificate, a node-2 certificate of
     another CA or an expired one, saying what is wrong with it;
@@ -264,6 +265,24 @@ def main():
               wait_log(work, 0, "no TLS handshake within", 5),
               "a silent connection is closed after the hello timeout")
         silent.close()
+        # A plaintext peer (a hello frame, no TLS) is closed at once: its
+        # bytes are no TLS record.
+        plain = socket.create_connection((HOSTS[0], PEER), timeout=10)
+        plain.sendall((16).to_bytes(4, "little") + b"\x08\x02" + b"\0" * 14)
+        t0 = time.time()
+        closed = False
+        try:
+            while plain.recv(4096):  # an alert first, perhaps
+                pass
+            closed = True
+        except socket.timeout:
+            pass
+        except OSError:
+            closed = True
+        check(closed and time.time() - t0 < 3,
+              "a plaintext peer on the TLS peer port is closed at once (%.1f s)"
+              % (time.time() - t0))
+        plain.close()
 
         # -- impostors in node 2's place
         stop_process(procs[1], 15)
