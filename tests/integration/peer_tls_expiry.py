@@ -26,7 +26,6 @@ Addresses 127.0.52.201-203; ports 52000 + 3 * (pid % 300) and the two
 next. Every process it starts, it stops. Exits 0 when every check passes,
 1 otherwise.
 """
-import datetime
 import os
 import signal
 import sys
@@ -36,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import peer_tls_common as common  # noqa: E402
 from peer_tls_common import Writer, cat, log_of  # noqa: E402
 from ringkv_test import stop_process  # noqa: E402
-from tls import make_ca, make_cert, openssl  # noqa: E402
+from tls import make_ca, make_cert, make_short_cert  # noqa: E402
 
 HOSTS = ["127.0.52.201", "127.0.52.202", "127.0.52.203"]
 BASE = 52000 + 3 * (os.getpid() % 300)
@@ -46,32 +45,6 @@ MARGIN = 3.0  # node 3 must be connected this long before its expiry
 BOUND = 4.0   # the 1 s expiry sweep, with room for a loaded machine
 
 check = common.check
-
-
-def make_short_cert(pki, ca, name, san, seconds):
-    """pki/name.pem and .key signed by pki/ca, valid from a minute ago until
-    `seconds` from now (whole seconds): its notAfter as a POSIX time."""
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=pki)
-    db = os.path.join(pki, "short-ca")
-    os.makedirs(db, exist_ok=True)
-    open(os.path.join(db, "index.txt"), "w").close()
-    with open(os.path.join(db, "serial"), "w") as f:
-        f.write("%x\n" % (int(time.time() * 1000) | 1 << 44))
-    with open(os.path.join(db, "ca.cnf"), "w") as f:
-        f.write("[ca]\ndefault_ca = short\n[short]\ndatabase = %s/index.txt\n"
-                "new_certs_dir = %s\nserial = %s/serial\ndefault_md = sha256\n"
-                "policy = any\nx509_extensions = ext\nunique_subject = no\n"
-                "[any]\ncommonName = supplied\n[ext]\nsubjectAltName = %s\n"
-                % (db, db, db, san))
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    end = now + datetime.timedelta(seconds=seconds)
-    stamp = "%y%m%d%H%M%SZ"
-    openssl("ca", "-batch", "-config", os.path.join(db, "ca.cnf"), "-cert", ca + ".pem",
-            "-keyfile", ca + ".key", "-in", name + ".csr", "-out", name + ".pem", "-notext",
-            "-startdate", (now - datetime.timedelta(minutes=1)).strftime(stamp),
-            "-enddate", end.strftime(stamp), cwd=pki)
-    return end.timestamp()
 
 
 def start(ringkvd, work, pki, i):

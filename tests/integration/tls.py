@@ -12,8 +12,10 @@ then checks:
   - the native port: ringkv put/get with --tls-ca and with RINGKV_TLS_CA;
   - the RESP port: redis-cli --tls, and Python's ssl module (pipelined SETs,
     a 1 MiB value both ways);
-  - a client with another CA, or a server certificate naming another
-    address, is refused by the client;
+  - a client with another CA, a server certificate naming another
+    address, or one that expired while served (made by `openssl ca
+    -enddate` to last 5 s), is refused by the client (ringkv, Python's
+    ssl, redis-cli --tls);
   - a plaintext client, garbage, and a truncated handshake are closed
     without harming a TLS client already connected;
   - clients stalled mid-handshake do not delay another client's requests,
@@ -28,6 +30,7 @@ Servers listen on 127.0.19.1-2 (the admin port on 127.0.19.3), ports 39000 + 2 *
 one. Every process it starts, it stops; every socket has a timeout.
 Exits 0 when every check passes, 1 otherwise.
 """
+import datetime
 import os
 import re
 import shutil
@@ -75,6 +78,32 @@ def make_cert(d, ca, name, san, days="2"):
     openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
             "-CAcreateserial", "-out", name + ".pem", "-days", days, "-extfile",
             name + ".ext", cwd=d)
+
+
+def make_short_cert(pki, ca, name, san, seconds):
+    """pki/name.pem and .key signed by pki/ca, valid from a minute ago until
+    `seconds` from now (whole seconds): its notAfter as a POSIX time."""
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name, cwd=pki)
+    db = os.path.join(pki, "short-ca")
+    os.makedirs(db, exist_ok=True)
+    open(os.path.join(db, "index.txt"), "w").close()
+    with open(os.path.join(db, "serial"), "w") as f:
+        f.write("%x\n" % (int(time.time() * 1000) | 1 << 44))
+    with open(os.path.join(db, "ca.cnf"), "w") as f:
+        f.write("[ca]\ndefault_ca = short\n[short]\ndatabase = %s/index.txt\n"
+                "new_certs_dir = %s\nserial = %s/serial\ndefault_md = sha256\n"
+                "policy = any\nx509_extensions = ext\nunique_subject = no\n"
+                "[any]\ncommonName = supplied\n[ext]\nsubjectAltName = %s\n"
+                % (db, db, db, san))
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    end = now + datetime.timedelta(seconds=seconds)
+    stamp = "%y%m%d%H%M%SZ"
+    openssl("ca", "-batch", "-config", os.path.join(db, "ca.cnf"), "-cert", ca + ".pem",
+            "-keyfile", ca + ".key", "-in", name + ".csr", "-out", name + ".pem", "-notext",
+            "-startdate", (now - datetime.timedelta(minutes=1)).strftime(stamp),
+            "-enddate", end.strftime(stamp), cwd=pki)
+    return end.timestamp()
 
 
 def refused_at_start(ringkvd, args, work, want, what):
@@ -415,6 +444,32 @@ def main():
         check(read_reply(again, 7) == b"+PONG\r\n",
               "and the last good certificate is still served")
         again.close()
+        # A certificate that expires while served: clients refuse it.
+        not_after = make_short_cert(d, "ca", "brief", "IP:%s" % HOST, 5)
+        replace_file(pki("server.pem"), pki("brief.pem"))
+        replace_file(pki("server.key"), pki("brief.key"))
+        srv.proc.send_signal(signal.SIGHUP)
+        check(wait_log(srv, "TLS certificate reloaded", 2), "SIGHUP: a brief certificate")
+        p = ringkv(cli, ["-a", addr, "--tls-ca", pki("ca.pem"), "get", "tls-key"])
+        check(p.returncode == 0, "the brief certificate is taken while valid (%d %s)"
+              % (p.returncode, p.stderr.strip()))
+        time.sleep(max(0.0, not_after - time.time()) + 1.1)
+        p = ringkv(cli, ["-a", addr, "--tls-ca", pki("ca.pem"), "get", "tls-key"])
+        check(p.returncode == 3 and "certificate has expired" in p.stderr,
+              "ringkv refuses the server's certificate once expired (%d %s)"
+              % (p.returncode, p.stderr.strip()))
+        try:
+            resp_tls(ctx, resp).close()
+            check(False, "Python's ssl refuses the server's certificate once expired")
+        except ssl.SSLCertVerificationError as e:
+            check("certificate has expired" in str(e),
+                  "Python's ssl refuses the server's certificate once expired (%s)" % e)
+        rc = shutil.which("redis-cli")
+        p = subprocess.run([rc or "redis-cli", "-h", HOST, "-p", str(resp), "--tls", "--cacert",
+                            pki("ca.pem"), "PING"], capture_output=True, text=True, timeout=30)
+        check("PONG" not in p.stdout and "certificate verify failed" in p.stdout + p.stderr,
+              "redis-cli --tls refuses the server's certificate once expired (%r %r)"
+              % (p.stdout.strip(), p.stderr.strip()))
         rotated.close()
         for f in ("server.pem", "server.key"):
             replace_file(pki(f), pki(f + ".orig"))
