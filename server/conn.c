@@ -314,12 +314,6 @@ static bool native_auth_filter(struct conn *conn, struct frame_request *req)
 		}
 		return true;
 	}
-	if (!user) {
-		reply_error(conn, req->id, ringkv_Status_UNAUTHENTICATED,
-			    "authentication required: send an Auth request first");
-		return true;
-	}
-	why = native_denied(user, req);
 	if (req->op == FRAME_OP_SHARD_MOVE)
 		snprintf(what, sizeof what, "shard_move shard=%u from=%llu to=%llu%s%s",
 			 req->move.shard, (unsigned long long)req->move.from_node,
@@ -332,6 +326,16 @@ static bool native_auth_filter(struct conn *conn, struct frame_request *req)
 	else
 		snprintf(what, sizeof what, "%s", native_op_names[req->op] ? native_op_names[req->op]
 									: "?");
+	if (!user) {
+		/* An admin request before authentication is audited too: who
+		 * probes for them is worth knowing. */
+		if (native_admin_op(req->op))
+			audit_line(conn, "native", NULL, what, "denied: not authenticated");
+		reply_error(conn, req->id, ringkv_Status_UNAUTHENTICATED,
+			    "authentication required: send an Auth request first");
+		return true;
+	}
+	why = native_denied(user, req);
 	if (native_audited(req) || (why && native_admin_op(req->op)))
 		audit_line(conn, "native", user->name, what, why ? "denied" : "allowed");
 	if (why) {

@@ -299,6 +299,9 @@ bool redis_auth_allows(struct conn *conn, const struct resp_command *cmd,
 	user = auth_user(conn);
 	reply_reset(r);
 	if (!user) {
+		/* An admin command before authentication is audited too. */
+		if (need == USERS_ROLE_ADMIN)
+			audit_line(conn, "resp", NULL, eff->name, "denied: not authenticated");
 		reply_error(conn, r, RESP_ERR_NOAUTH);
 		redis_reply_now(conn);
 		return false;

@@ -15,7 +15,8 @@ Checks:
   - credentials for the CLI from --auth-file and from RINGKV_USER /
     RINGKV_PASSWORD;
   - a wrong password costs time (250 ms, doubling) for its source address
-    only, and is audited without the password; admin commands are audited;
+    only, and is audited without the password; admin commands are audited
+    (allowed, denied, or sent before authentication);
   - limits before authentication: a large frame or command closes the
     connection, so do too many requests (both ports) and --auth-timeout, and a source's
     unauthenticated connections are capped;
@@ -236,6 +237,8 @@ def main():
         c = Resp(resp_port)
         check(c.cmd("GET", "app:1") == "-NOAUTH Authentication required.",
               "RESP: GET before AUTH is NOAUTH")
+        check(c.cmd("CONFIG", "GET", "maxclients") == "-NOAUTH Authentication required.",
+              "RESP: CONFIG GET before AUTH is NOAUTH (and audited)")
         r = c.cmd("HELLO", "2")
         check(isinstance(r, str) and r.startswith("-NOAUTH HELLO must be called"),
               "RESP: HELLO without AUTH is NOAUTH")
@@ -338,6 +341,18 @@ def main():
                 extra_env={"RINGKV_USER": "alice", "RINGKV_PASSWORD": "alice-pw"})
         check(p.returncode != 0 and "PERMISSION_DENIED" in p.stderr,
               "native: backup needs admin (%s)" % p.stderr.strip()[:120])
+        # A backup's start before Auth (ringkv backup asks for the cluster
+        # map first: a raw frame). Request{id 1, backup {op BACKUP_BEGIN}}.
+        s = socket.socket()
+        s.settimeout(TIMEOUT)
+        s.bind(("127.0.54.3", 0))
+        s.connect((HOST, port))
+        begin = b"\x08\x01\x4a\x02\x08\x01"
+        s.sendall(len(begin).to_bytes(4, "little") + begin)
+        answer = s.recv(4096)
+        s.close()
+        check(b"authentication required" in answer,
+              "native: a backup before Auth is UNAUTHENTICATED (and audited) (%r)" % answer)
         # Shard moves: `ringkv shard move`, and the moves of `ringkv
         # rebalance --apply` and `ringkv node drain`.
         p = cli("shard", "move", "0", "--cancel",
@@ -515,6 +530,14 @@ def main():
         check('user="alice" from=127.0.54.5' in audit_text and "wrong-1" not in audit_text and
               "failed: wrong user or password" in audit_text,
               "failures audited with user and address, never the password")
+        unauthenticated = [ln for ln in audit_text.splitlines()
+                           if 'outcome="denied: not authenticated"' in ln]
+        check(any('user="-" from=127.0.54.2:' in ln and 'proto=resp what="config|get"' in ln
+                  for ln in unauthenticated) and
+              any('user="-" from=127.0.54.3:' in ln and
+                  'proto=native what="backup op=1 shard=0"' in ln for ln in unauthenticated),
+              "admin commands before authentication are audited, both ports: %s"
+              % unauthenticated)
         check('proto=admin what="auth" outcome="failed' in audit_text,
               "admin: a wrong /metrics password is audited")
         check('user="root"' in audit_text and 'what="config|get" outcome="allowed"' in audit_text
