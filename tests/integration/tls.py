@@ -16,6 +16,7 @@ then checks:
     address, or one that expired while served (made by `openssl ca
     -enddate` to last 5 s), is refused by the client (ringkv, Python's
     ssl, redis-cli --tls);
+  - a client offering at most TLS 1.2 is refused;
   - a plaintext client, garbage, and a truncated handshake are closed
     without harming a TLS client already connected;
   - clients stalled mid-handshake do not delay another client's requests,
@@ -357,6 +358,14 @@ def main():
             check(False, "Python's ssl with another CA refuses the server")
         except ssl.SSLCertVerificationError:
             check(True, "Python's ssl with another CA refuses the server")
+        # TLS 1.3 only: a client that offers at most TLS 1.2 is refused.
+        old_tls = ssl.create_default_context(cafile=pki("ca.pem"))
+        old_tls.maximum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            resp_tls(old_tls, resp).close()
+            check(False, "a TLS 1.2 client is refused")
+        except ssl.SSLError as e:
+            check("version" in str(e).lower(), "a TLS 1.2 client is refused (%s)" % e)
 
         def keeper_alive(what):
             keeper.sendall(b"*1\r\n$4\r\nPING\r\n")
