@@ -129,6 +129,11 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 		return rv;
 	if (id->map.node_count == 1)
 		return 0;
+	/* --users guards the client ports; only mutual TLS guards this one. */
+	if (n->users && !n->peer_tls)
+		log_warn("auth: the peer port is not authenticated (no --tls-ca or --peer-tls-ca): "
+			 "whoever reaches it can pose as a node and read or write any key, "
+			 "whatever --users says");
 
 	memset(&pcfg, 0, sizeof pcfg);
 	pcfg.self_id = id->node_id;

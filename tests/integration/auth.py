@@ -25,6 +25,8 @@ Checks:
   - a flood of unauthenticated connections (many sources, partial
     commands) while an authenticated client keeps being served, with the
     node's RSS bounded; the same over TLS (the RESP port with --tls-cert);
+  - a cluster node with --users but no peer TLS warns that its peer port
+    is not authenticated;
   - redis-py with a username and password (where a python has redis).
 
 Addresses 127.0.54.1 (server) and 127.0.54.2-99 (clients), ports
@@ -820,6 +822,23 @@ def main():
                   256)
         else:
             check(False, "ringkvd with TLS started (%s)" % tls_node.log()[-500:])
+        tls_node.stop()
+
+        # ---- a cluster node with --users but a plaintext peer port ------------
+        peer_port = 54900 + os.getpid() % 99
+        cluster_node = Server(ringkvd, ["--node-id", "1", "--initial-cluster",
+                                        "1=%s:%d,2=127.0.54.98:%d" % (HOST, peer_port, peer_port),
+                                        "--listen", "%s:%d" % (HOST, port), "--users", users],
+                              work, "cluster-node")
+        proc = cluster_node.proc
+        deadline = time.monotonic() + 10
+        while "auth: the peer port is not authenticated" not in cluster_node.log() and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        check("auth: the peer port is not authenticated (no --tls-ca or --peer-tls-ca)"
+              in cluster_node.log(),
+              "a cluster node with --users and no peer TLS warns that its peer port is open")
+        cluster_node.stop()
     finally:
         if proc:
             stop_process(proc, 15)
