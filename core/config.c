@@ -140,7 +140,24 @@ void config_usage(FILE *out, const char *prog)
 		"  --audit-log FILE         appends one line per failed authentication and\n"
 		"                           admin command (default: the log)\n"
 		"  --auth-timeout DURATION  a client not authenticated after this is closed\n"
-		"                           (default 5s)\n");
+		"                           (default 5s)\n"
+		"  --unauthenticated-peers refuse|allow  refuse (default): a cluster node\n"
+		"                           with --users and no peer mutual TLS (--tls-ca or\n"
+		"                           --peer-tls-ca) does not start, as anyone who\n"
+		"                           reaches its peer port could pose as a node;\n"
+		"                           allow: it starts, with a warning\n");
+}
+
+/* A flag of two words: `no` sets false, `yes` true; -1 for anything else. */
+static int parse_switch(const char *arg, const char *no, const char *yes, bool *out)
+{
+	if (!strcmp(arg, yes))
+		*out = true;
+	else if (!strcmp(arg, no))
+		*out = false;
+	else
+		return -1;
+	return 0;
 }
 
 int config_parse_size(const char *text, uint64_t *out)
@@ -415,7 +432,7 @@ enum {
 	OPT_VERSION, OPT_ENABLE_FLUSH, OPT_METRICS_PER_REPLICA, OPT_METRICS_PER_REPLICA_MAX,
 	OPT_LOG_IO, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_HANDSHAKE_TIMEOUT,
 	OPT_PEER_TLS_CERT, OPT_PEER_TLS_KEY, OPT_PEER_TLS_CA,
-	OPT_USERS, OPT_AUDIT_LOG, OPT_AUTH_TIMEOUT,
+	OPT_USERS, OPT_AUDIT_LOG, OPT_AUTH_TIMEOUT, OPT_UNAUTHENTICATED_PEERS,
 };
 
 static const struct option long_options[] = {
@@ -462,6 +479,7 @@ static const struct option long_options[] = {
 	{ "users", required_argument, NULL, OPT_USERS },
 	{ "audit-log", required_argument, NULL, OPT_AUDIT_LOG },
 	{ "auth-timeout", required_argument, NULL, OPT_AUTH_TIMEOUT },
+	{ "unauthenticated-peers", required_argument, NULL, OPT_UNAUTHENTICATED_PEERS },
 	{ "config", required_argument, NULL, OPT_CONFIG },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -671,12 +689,12 @@ static int apply(struct config *c, int opt, const char *name, const char *arg,
 		c->join_existing = !strcmp(arg, "existing");
 		c->bootstrap = !strcmp(arg, "bootstrap");
 		break;
+	case OPT_UNAUTHENTICATED_PEERS:
+		if (parse_switch(arg, "refuse", "allow", &c->unauthenticated_peers))
+			goto bad_value;
+		break;
 	case OPT_AUTO_REPAIR:
-		if (!strcmp(arg, "on"))
-			c->auto_repair = true;
-		else if (!strcmp(arg, "off"))
-			c->auto_repair = false;
-		else
+		if (parse_switch(arg, "off", "on", &c->auto_repair))
 			goto bad_value;
 		break;
 	case OPT_LOG_SEGMENT_SIZE:
@@ -1014,4 +1032,5 @@ void config_print(FILE *out, const struct config *c)
 	if (c->audit_log[0])
 		fprintf(out, "audit-log = %s\n", c->audit_log);
 	fprintf(out, "auth-timeout = %ums\n", c->auth_timeout_ms);
+	fprintf(out, "unauthenticated-peers = %s\n", c->unauthenticated_peers ? "allow" : "refuse");
 }

@@ -104,6 +104,9 @@ struct config {
 	char audit_log[CONFIG_PATH_MAX];   /* --audit-log: "" = audit lines to the log */
 	uint32_t auth_timeout_ms;          /* a client not authenticated after this
 					    * is closed (5 s) */
+	bool unauthenticated_peers;        /* --unauthenticated-peers allow: a cluster
+					    * node with --users may run without peer
+					    * mutual TLS (refused by default) */
 };
 
 void config_defaults(struct config *c);

@@ -124,16 +124,25 @@ static int start_cluster(struct node *n, const struct datadir_cluster *id, char 
 	cfg.auto_repair = n->cfg.auto_repair;
 	cfg.core_log_segment_size = n->cfg.log_segment_size;
 	cfg.slot_function = id->slot_function;
+	/* --users guards the client ports; only mutual TLS guards the peer
+	 * port, without which --users would promise what it cannot keep. */
+	if (id->map.node_count > 1 && n->users && !n->peer_tls) {
+		if (!n->cfg.unauthenticated_peers) {
+			snprintf(err, errlen, "--users needs mutual TLS between the nodes "
+				 "(--tls-ca or --peer-tls-ca): without it whoever reaches the "
+				 "peer port can pose as a node and read or write any key; "
+				 "--unauthenticated-peers allow starts anyway");
+			return -EPERM;
+		}
+		log_warn("auth: the peer port is not authenticated (no --tls-ca or --peer-tls-ca): "
+			 "whoever reaches it can pose as a node and read or write any key, "
+			 "whatever --users says (--unauthenticated-peers allow)");
+	}
 	rv = cluster_node_create(&n->cluster, &cfg, err, errlen);
 	if (rv)
 		return rv;
 	if (id->map.node_count == 1)
 		return 0;
-	/* --users guards the client ports; only mutual TLS guards this one. */
-	if (n->users && !n->peer_tls)
-		log_warn("auth: the peer port is not authenticated (no --tls-ca or --peer-tls-ca): "
-			 "whoever reaches it can pose as a node and read or write any key, "
-			 "whatever --users says");
 
 	memset(&pcfg, 0, sizeof pcfg);
 	pcfg.self_id = id->node_id;

@@ -25,8 +25,9 @@ Checks:
   - a flood of unauthenticated connections (many sources, partial
     commands) while an authenticated client keeps being served, with the
     node's RSS bounded; the same over TLS (the RESP port with --tls-cert);
-  - a cluster node with --users but no peer TLS warns that its peer port
-    is not authenticated;
+  - a cluster node with --users but no peer TLS refuses to start, and
+    with --unauthenticated-peers allow starts and warns that its peer
+    port is not authenticated;
   - redis-py with a username and password (where a python has redis).
 
 Addresses 127.0.54.1 (server) and 127.0.54.2-99 (clients), ports
@@ -826,18 +827,30 @@ def main():
 
         # ---- a cluster node with --users but a plaintext peer port ------------
         peer_port = 54900 + os.getpid() % 99
-        cluster_node = Server(ringkvd, ["--node-id", "1", "--initial-cluster",
-                                        "1=%s:%d,2=127.0.54.98:%d" % (HOST, peer_port, peer_port),
-                                        "--listen", "%s:%d" % (HOST, port), "--users", users],
-                              work, "cluster-node")
+        cluster_args = ["--node-id", "1", "--initial-cluster",
+                        "1=%s:%d,2=127.0.54.98:%d" % (HOST, peer_port, peer_port),
+                        "--listen", "%s:%d" % (HOST, port), "--users", users]
+        cluster_node = Server(ringkvd, cluster_args, work, "cluster-refused")
+        proc = cluster_node.proc
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            rc = None
+        check(rc == 1 and "--users needs mutual TLS between the nodes" in cluster_node.log(),
+              "a cluster node with --users and no peer TLS refuses to start (exit %s: %s)"
+              % (rc, cluster_node.log()[-300:]))
+        cluster_node.stop()
+        cluster_node = Server(ringkvd, cluster_args + ["--unauthenticated-peers", "allow"],
+                              work, "cluster-allowed")
         proc = cluster_node.proc
         deadline = time.monotonic() + 10
         while "auth: the peer port is not authenticated" not in cluster_node.log() and \
-                time.monotonic() < deadline:
+                proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         check("auth: the peer port is not authenticated (no --tls-ca or --peer-tls-ca)"
-              in cluster_node.log(),
-              "a cluster node with --users and no peer TLS warns that its peer port is open")
+              in cluster_node.log() and proc.poll() is None,
+              "with --unauthenticated-peers allow it starts and warns that its peer port "
+              "is open")
         cluster_node.stop()
     finally:
         if proc:
