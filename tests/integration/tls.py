@@ -461,7 +461,8 @@ def main():
         replace_file(pki("server.pem"), pki("brief.pem"))
         replace_file(pki("server.key"), pki("brief.key"))
         srv.proc.send_signal(signal.SIGHUP)
-        check(wait_log(srv, "got SIGHUP: TLS certificate reloaded", 2), "SIGHUP: a brief certificate")
+        check(wait_log(srv, "got SIGHUP: TLS certificate reloaded", 2),
+              "SIGHUP: a brief certificate")
         p = ringkv(cli, ["-a", addr, "--tls-ca", pki("ca.pem"), "get", "tls-key"])
         check(p.returncode == 0, "the brief certificate is taken while valid (%d %s)"
               % (p.returncode, p.stderr.strip()))
