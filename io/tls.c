@@ -39,10 +39,14 @@ struct tls_server {
 struct tls_conn {
 	SSL *ssl;
 	BIO *outer;           /* our end of the pair; OpenSSL has the other */
-	uint8_t *recv;        /* [TLS_RECV_ROOM] ciphertext from the ring */
+	uint8_t *recv;        /* [recv_cap] ciphertext from the ring */
+	size_t recv_cap;      /* TLS_SMALL_ROOM, then TLS_RECV_ROOM once grown */
 	size_t recv_len;      /* bytes received into it */
 	size_t recv_fed;      /* of those, bytes already written into the pair */
 	bool established;
+	bool grow_wanted;     /* tls_conn_grow called (or due at the handshake) */
+	bool grow_at_handshake; /* the peers' context: the handshake authenticates */
+	bool pair_grown;      /* the pair is TLS_PAIR_SIZE each way */
 	bool shutdown_sent;
 	uint16_t alert_in;    /* the fatal alert received (level << 8 | code), 0: none */
 	uint16_t alert_out;   /* the fatal alert sent, 0: none */
@@ -150,7 +154,9 @@ static int make_ctx(const char *flag, bool mutual, const char *cert_file,
 		goto err;
 	}
 	/* Partial writes: a full pair takes what fits, the rest waits for the
-	 * ring's send. No session tickets: clients do not resume. */
+	 * ring's send. No session tickets: clients do not resume. Record
+	 * buffers are kept; an accepted connection releases them until it is
+	 * grown (conn_new, tls_conn_grow). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
 				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -316,19 +322,27 @@ static struct tls_conn *conn_new(struct tls_server *s, bool dial)
 {
 	struct tls_conn *t = calloc(1, sizeof *t);
 	BIO *inner = NULL;
+	size_t pair;
 
 	if (!t)
 		return NULL;
 	t->generation = tls_server_generation(s); /* before the context: see reload */
 	t->not_after = INT64_MAX;
-	t->recv = malloc(TLS_RECV_ROOM);
+	/* What we dial is a peer we chose: full size at once. What we accept
+	 * starts small until it has authenticated (tls_conn_grow). */
+	t->grow_wanted = t->pair_grown = dial;
+	t->grow_at_handshake = s->mutual;
+	t->recv_cap = dial ? TLS_RECV_ROOM : TLS_SMALL_ROOM;
+	pair = dial ? TLS_PAIR_SIZE : TLS_SMALL_PAIR;
+	t->recv = malloc(t->recv_cap);
 	t->ssl = SSL_new(atomic_load_explicit(&s->ctx, memory_order_acquire));
-	if (!t->recv || !t->ssl ||
-	    BIO_new_bio_pair(&inner, TLS_PAIR_SIZE, &t->outer, TLS_PAIR_SIZE) != 1) {
+	if (!t->recv || !t->ssl || BIO_new_bio_pair(&inner, pair, &t->outer, pair) != 1) {
 		ERR_clear_error();
 		tls_conn_free(t);
 		return NULL;
 	}
+	if (!dial)
+		SSL_set_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
 	SSL_set_bio(t->ssl, inner, inner); /* the SSL owns `inner` now */
 	SSL_set_app_data(t->ssl, t);
 	SSL_set_info_callback(t->ssl, info_note);
@@ -359,12 +373,57 @@ void tls_conn_free(struct tls_conn *t)
 	free(t);
 }
 
+/*
+ * Swaps in a full-size pair once tls_conn_grow asked for it and the small
+ * one is empty both ways: no ciphertext OpenSSL wrote waits to be sent (so
+ * no send is in flight from it: its bytes stay pending until
+ * tls_conn_sent) and OpenSSL has read all that was fed to it (a partial
+ * record it read is in its own buffer, which stays). Else retried at the
+ * next call.
+ */
+static void grow_pair(struct tls_conn *t)
+{
+	BIO *inner, *outer;
+
+	if (BIO_ctrl_pending(t->outer) || BIO_ctrl_wpending(t->outer))
+		return;
+	if (BIO_new_bio_pair(&inner, TLS_PAIR_SIZE, &outer, TLS_PAIR_SIZE) != 1) {
+		ERR_clear_error();
+		return;
+	}
+	SSL_set_bio(t->ssl, inner, inner); /* frees the old inner end */
+	BIO_free(t->outer);
+	t->outer = outer;
+	SSL_clear_mode(t->ssl, SSL_MODE_RELEASE_BUFFERS);
+	t->pair_grown = true;
+}
+
+void tls_conn_grow(struct tls_conn *t)
+{
+	if (t->grow_wanted)
+		return;
+	t->grow_wanted = true;
+	grow_pair(t);
+}
+
 size_t tls_conn_recv_room(struct tls_conn *t, uint8_t **room)
 {
 	if (t->recv_fed < t->recv_len)
 		return 0;
+	if (t->grow_wanted && !t->pair_grown)
+		grow_pair(t);
+	if (t->grow_wanted && t->recv_cap < TLS_RECV_ROOM) {
+		/* Empty, and no receive is in it (the caller is about to arm one). */
+		uint8_t *big = malloc(TLS_RECV_ROOM);
+
+		if (big) {
+			free(t->recv);
+			t->recv = big;
+			t->recv_cap = TLS_RECV_ROOM;
+		}
+	}
 	*room = t->recv;
-	return TLS_RECV_ROOM;
+	return t->recv_cap;
 }
 
 /* Moves received ciphertext into the pair, as much as fits: whether any moved. */
@@ -496,6 +555,9 @@ int tls_conn_handshake(struct tls_conn *t)
 		if (rv == 1) {
 			t->established = true;
 			t->not_after = chain_not_after(SSL_get0_verified_chain(t->ssl));
+			/* Mutual TLS: the other side's certificate is verified. */
+			if (t->grow_at_handshake)
+				tls_conn_grow(t);
 			return 1;
 		}
 		rv = failure(t, rv);
@@ -533,6 +595,8 @@ ssize_t tls_conn_write(struct tls_conn *t, const uint8_t *p, size_t len)
 
 	if (len > INT_MAX)
 		len = INT_MAX;
+	if (t->grow_wanted && !t->pair_grown)
+		grow_pair(t);
 	ERR_clear_error();
 	n = SSL_write(t->ssl, p, (int)len);
 	if (n > 0)
@@ -554,7 +618,11 @@ void tls_conn_shutdown(struct tls_conn *t)
 size_t tls_conn_send_data(struct tls_conn *t, const uint8_t **data)
 {
 	char *p = NULL;
-	int n = BIO_nread0(t->outer, &p);
+	int n;
+
+	if (t->grow_wanted && !t->pair_grown)
+		grow_pair(t);
+	n = BIO_nread0(t->outer, &p);
 
 	if (n <= 0) {
 		ERR_clear_error();

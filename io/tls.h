@@ -15,12 +15,24 @@
  * handshake; it needs the kernel's "tls" ULP, which tls_kernel_has_ulp()
  * looks for. It is not implemented: the start-up log says which path runs.
  *
- * Memory: a receive room of TLS_RECV_ROOM bytes, one BIO pair of
- * TLS_PAIR_SIZE bytes each way and OpenSSL's own
- * record buffers (kept for the connection's life: SSL_MODE_RELEASE_BUFFERS
- * is off) are allocated at accept; the data path allocates nothing. The
- * pair bounds what a connection holds in ciphertext: the ring receives only
- * into free room of the pair and OpenSSL writes only as much as fits.
+ * Memory, in two steps. An accepted connection starts small: a receive
+ * room of TLS_SMALL_ROOM bytes, a BIO pair of TLS_SMALL_PAIR bytes each way,
+ * and SSL_MODE_RELEASE_BUFFERS, so OpenSSL frees its record buffers
+ * whenever it holds no partial record. The handshake and the first requests
+ * flow through them, a few KiB at a time. Nothing the other side sends can
+ * make it hold more than that plus one partial record in OpenSSL's read
+ * buffer (a record is up to 16 KiB and is decrypted only whole: no TLS
+ * implementation can hold less). OpenSSL 3.0 gives no smaller read buffer:
+ * SSL_CTX_set_default_read_buffer_len only enlarges it, for read-ahead.
+ * Once the caller says the other side has earned it (tls_conn_grow: the
+ * client authenticated; a peer's certificate verified at the handshake),
+ * the room becomes TLS_RECV_ROOM bytes, the pair TLS_PAIR_SIZE bytes each
+ * way (a new pair, swapped in at the first moment both directions of the
+ * old one are empty) and OpenSSL keeps its record buffers for the
+ * connection's life: from then on the data path allocates nothing. A
+ * dialled connection (the peers') starts grown. The pair bounds what a
+ * connection holds in ciphertext: the ring receives only into free room of
+ * the pair and OpenSSL writes only as much as fits.
  *
  * A `struct tls_server` (the SSL_CTX) is made once at start-up and shared
  * read-only by every core; a `struct tls_conn` belongs to one connection and
@@ -46,6 +58,10 @@
 
 #define TLS_PAIR_SIZE (40u << 10) /* ciphertext each way: two full records */
 #define TLS_RECV_ROOM (32u << 10) /* ciphertext received, not yet fed to the pair */
+/* Before tls_conn_grow: enough for a handshake flight or a request a few
+ * sends at a time (a larger one waits for the pair to drain). */
+#define TLS_SMALL_PAIR (1u << 10)
+#define TLS_SMALL_ROOM (1u << 10)
 
 struct tls_server;
 struct tls_conn;
@@ -95,6 +111,17 @@ bool tls_kernel_has_ulp(void);
 struct tls_conn *tls_conn_new(struct tls_server *s);
 struct tls_conn *tls_conn_dial(struct tls_server *s);
 void tls_conn_free(struct tls_conn *t);
+
+/*
+ * The other side has earned full-size buffers (see "Memory" above): the
+ * room grows at the next tls_conn_recv_room, the pair at the first call
+ * below that finds both its directions empty (ciphertext the ring is
+ * sending stays where it is until then), and OpenSSL keeps its record
+ * buffers. Idempotent and cheap (a flag) once called; nothing else
+ * changes: a failed allocation leaves the small buffers working and is
+ * retried. The peers' context calls it itself once the handshake is done.
+ */
+void tls_conn_grow(struct tls_conn *t);
 
 /*
  * Room for received ciphertext: a pointer and its length (0 while earlier

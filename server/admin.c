@@ -247,6 +247,14 @@ static void send_done(struct io_op *op, int res, unsigned flags)
 	}
 	if (conn->tls) {
 		tls_conn_sent(conn->tls, (size_t)res);
+		/* A handshake flight larger than the pair (a connection's is
+		 * small, io/tls.h) goes on now there is room for it. */
+		if (!tls_conn_established(conn->tls) &&
+		    tls_conn_handshake(conn->tls) == TLS_FAILED) {
+			log_debug("admin: tls handshake: %s", tls_conn_error(conn->tls));
+			conn_kill(conn);
+			return;
+		}
 		tls_pump(conn);
 		return;
 	}

@@ -857,6 +857,11 @@ static void tls_input(struct conn *conn)
 		n = tls_conn_read(conn->tls, conn->rbuf + conn->rlen, conn->rcap - conn->rlen);
 		if (n > 0) {
 			conn->rlen += (size_t)n;
+			/* Without --users, a request is what earns full-size
+			 * TLS buffers: an idle or handshaking client keeps the
+			 * small ones (io/tls.h). */
+			if (!conn->core->node->users)
+				tls_conn_grow(conn->tls);
 			process(conn);
 			continue;
 		}
@@ -872,6 +877,10 @@ static void tls_input(struct conn *conn)
 		}
 		break;
 	}
+	/* With --users, authenticating earns them (AUTH may have completed
+	 * above, or while its password was verified). */
+	if (conn->core->node->users && tls_conn_established(conn->tls) && !auth_needed(conn))
+		tls_conn_grow(conn->tls);
 	/* Handshake messages and alerts; answers wait for the flush. */
 	tls_send_more(conn, false);
 	if (!conn->recv_armed && !conn->closing && !conn->eof && !conn->fd_closed &&
