@@ -491,6 +491,116 @@ static void test_not_after(void **state)
 	tls_server_destroy(n1);
 }
 
+/* Sends `len` bytes of a pattern from `from` to `to` and reads them back
+ * whole: the connections carry data after whatever buffers they hold. */
+static void carry(struct tls_conn *from, struct tls_conn *to, size_t len)
+{
+	static uint8_t out[100000], in[100000];
+	size_t written = 0, got = 0;
+
+	assert_true(len <= sizeof out);
+	for (size_t i = 0; i < len; i++)
+		out[i] = (uint8_t)(i * 7);
+	for (int round = 0; round < 10000 && got < len; round++) {
+		ssize_t n;
+
+		if (written < len) {
+			n = tls_conn_write(from, out + written, len - written);
+			assert_true(n > 0 || n == TLS_WANT);
+			if (n > 0)
+				written += (size_t)n;
+		}
+		while (pump(from, to))
+			;
+		while (got < len && (n = tls_conn_read(to, in + got, len - got)) > 0)
+			got += (size_t)n;
+		if (got < len && n != TLS_WANT)
+			fail_msg("round %d: read %zd after %zu of %zu bytes: %s", round, n, got, len,
+				 tls_conn_error(to));
+	}
+	assert_int_equal(got, len);
+	assert_memory_equal(in, out, len);
+}
+
+static size_t room_of(struct tls_conn *t)
+{
+	uint8_t *room;
+
+	return tls_conn_recv_room(t, &room);
+}
+
+/* An accepted connection holds small buffers until it has earned full-size
+ * ones (io/tls.h): on the client ports, until tls_conn_grow (the client
+ * authenticated); on the peer port, until the handshake verified the other
+ * side's certificate. A dialled one is full size at once. Data flows the
+ * same before and after the grow. */
+static void test_buffers_grow_once_authenticated(void **state)
+{
+	struct tls_server *n2 = tls_fixture_peer_ctx("node2", "ca"), *n1 = tls_fixture_peer_ctx("node1", "ca");
+	struct tls_server *client_port;
+	struct tls_conn *d, *a;
+	char cert[256], key[256], err[200] = "";
+	static uint8_t big[20000], got[20000];
+	struct result r;
+	ssize_t n;
+
+	(void)state;
+	a = tls_conn_new(n1);
+	assert_int_equal(room_of(a), TLS_SMALL_ROOM);
+	tls_conn_free(a);
+	r = handshake(n2, n1, &d, &a);
+	assert_int_equal(r.acceptor, 1);
+	assert_int_equal(room_of(d), TLS_RECV_ROOM);
+	assert_int_equal(room_of(a), TLS_RECV_ROOM);
+	carry(d, a, 100000);
+	carry(a, d, 100000);
+	tls_conn_free(d);
+	tls_conn_free(a);
+
+	snprintf(cert, sizeof cert, "%s/node2.pem", tls_fixture_dir());
+	snprintf(key, sizeof key, "%s/node2.key", tls_fixture_dir());
+	assert_int_equal(tls_server_create(cert, key, NULL, &client_port, err, sizeof err), 0);
+	r = handshake(n1, client_port, &d, &a);
+	assert_int_equal(r.dialer, 1);
+	assert_int_equal(r.acceptor, 1);
+	assert_int_equal(room_of(a), TLS_SMALL_ROOM); /* not authenticated yet */
+	carry(d, a, 5000); /* an AUTH and more, through the small pair */
+	carry(a, d, 5000);
+	/* A full record does not fit the small pair at once: it goes out
+	 * a pair at a time. */
+	n = tls_conn_write(a, big, sizeof big);
+	assert_int_equal(n, TLS_WANT);
+	for (int round = 0; round < 100 && n == TLS_WANT; round++) {
+		while (pump(a, d))
+			;
+		n = tls_conn_write(a, big, sizeof big);
+	}
+	assert_true(n > 0);
+	while (pump(a, d))
+		;
+	for (ssize_t total = 0, k; total < n; total += k)
+		assert_true((k = tls_conn_read(d, got, sizeof got)) > 0);
+	/* Grown while an answer waits to be sent: the pair is swapped only
+	 * once that is out, and nothing is lost. */
+	assert_int_equal(tls_conn_write(a, (const uint8_t *)"+OK", 3), 3);
+	tls_conn_grow(a);
+	assert_int_equal(room_of(a), TLS_RECV_ROOM);
+	while (pump(a, d))
+		;
+	assert_int_equal(tls_conn_read(d, got, sizeof got), 3);
+	assert_memory_equal(got, "+OK", 3);
+	carry(d, a, 100000);
+	carry(a, d, 100000);
+	assert_int_equal(tls_conn_read(d, got, sizeof got), TLS_WANT);
+	/* Now a whole record fits the pair at once. */
+	assert_true(tls_conn_write(a, big, sizeof big) >= 16384);
+	tls_conn_free(d);
+	tls_conn_free(a);
+	tls_server_destroy(client_port);
+	tls_server_destroy(n2);
+	tls_server_destroy(n1);
+}
+
 /* A node's own certificate at start-up: it names the node, once, is valid
  * now and signed by the CA given; else one line says what is wrong. */
 static void test_own_certificate_checked(void **state)
@@ -558,6 +668,7 @@ int main(void)
 		cmocka_unit_test(test_recheck_after_reload),
 		cmocka_unit_test(test_recheck_expired),
 		cmocka_unit_test(test_not_after),
+		cmocka_unit_test(test_buffers_grow_once_authenticated),
 		cmocka_unit_test(test_own_certificate_checked),
 		cmocka_unit_test(test_peer_context_needs_ca),
 	};
