@@ -19,11 +19,15 @@
  * room of TLS_SMALL_ROOM bytes, a BIO pair of TLS_SMALL_PAIR bytes each way,
  * and SSL_MODE_RELEASE_BUFFERS, so OpenSSL frees its record buffers
  * whenever it holds no partial record. The handshake and the first requests
- * flow through them, a few KiB at a time. Nothing the other side sends can
- * make it hold more than that plus one partial record in OpenSSL's read
- * buffer (a record is up to 16 KiB and is decrypted only whole: no TLS
- * implementation can hold less). OpenSSL 3.0 gives no smaller read buffer:
- * SSL_CTX_set_default_read_buffer_len only enlarges it, for read-ahead.
+ * flow through them, a few KiB at a time. Once the handshake is done,
+ * nothing the other side sends can make it hold more than that, OpenSSL's
+ * state (about 15 KiB) and one partial record in OpenSSL's read buffer (a
+ * record is up to 16 KiB and is decrypted only whole: no TLS
+ * implementation can hold less); during the handshake, OpenSSL also
+ * gathers each handshake message whole (it takes a ClientHello of up to
+ * 128 KiB), for --tls-handshake-timeout at most. OpenSSL 3.0 gives no
+ * smaller read buffer: SSL_CTX_set_default_read_buffer_len only enlarges
+ * it, for read-ahead.
  * Once the caller says the other side has earned it (tls_conn_grow: the
  * client authenticated; a peer's certificate verified at the handshake),
  * the room becomes TLS_RECV_ROOM bytes, the pair TLS_PAIR_SIZE bytes each
