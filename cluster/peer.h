@@ -47,7 +47,8 @@
  * never blocks the core; hello_timeout_us bounds an inbound handshake plus
  * hello, and connect_timeout_us + hello_timeout_us an outbound one. At most
  * PEER_MAX_HANDSHAKING inbound connections per core are handshaking or
- * waiting for their hello at once (each holds ~130 KiB of TLS buffers), so
+ * waiting for their hello at once (each holds ~20 KiB of TLS state while it
+ * handshakes, ~130 KiB of buffers once its certificate is verified), so
  * what strangers can make a node hold is bounded. Frames are encrypted one
  * SSL_write each, straight from the queues; a frame counts as sent once
  * OpenSSL took it (as bytes in the kernel's send buffer do without TLS).

@@ -463,7 +463,8 @@ static void in_accepted(struct peer_core *pc, int fd)
 		close(fd);
 		return;
 	}
-	/* TLS buffers are ~130 KiB a connection: strangers get few of them. */
+	/* TLS state is ~20 KiB a connection while it handshakes, ~130 KiB once
+	 * its certificate verified (io/tls.h): strangers get few of them. */
 	if (pc->net->cfg.tls && pc->nhandshaking >= PEER_MAX_HANDSHAKING) {
 		peer_log_refusal(pc, text, "too many connections handshaking");
 		close(fd);
