@@ -378,14 +378,15 @@ void tls_conn_free(struct tls_conn *t)
  * one is empty both ways: no ciphertext OpenSSL wrote waits to be sent (so
  * no send is in flight from it: its bytes stay pending until
  * tls_conn_sent) and OpenSSL has read all that was fed to it (a partial
- * record it read is in its own buffer, which stays). Else retried at the
- * next call.
+ * record it read is in its own buffer, which stays). Else, and before a
+ * grow was asked, nothing: every path that touches the pair calls it.
  */
 static void grow_pair(struct tls_conn *t)
 {
 	BIO *inner, *outer;
 
-	if (BIO_ctrl_pending(t->outer) || BIO_ctrl_wpending(t->outer))
+	if (!t->grow_wanted || t->pair_grown ||
+	    BIO_ctrl_pending(t->outer) || BIO_ctrl_wpending(t->outer))
 		return;
 	if (BIO_new_bio_pair(&inner, TLS_PAIR_SIZE, &outer, TLS_PAIR_SIZE) != 1) {
 		ERR_clear_error();
@@ -410,8 +411,7 @@ size_t tls_conn_recv_room(struct tls_conn *t, uint8_t **room)
 {
 	if (t->recv_fed < t->recv_len)
 		return 0;
-	if (t->grow_wanted && !t->pair_grown)
-		grow_pair(t);
+	grow_pair(t);
 	if (t->grow_wanted && t->recv_cap < TLS_RECV_ROOM) {
 		/* Empty, and no receive is in it (the caller is about to arm one). */
 		uint8_t *big = malloc(TLS_RECV_ROOM);
@@ -595,8 +595,7 @@ ssize_t tls_conn_write(struct tls_conn *t, const uint8_t *p, size_t len)
 
 	if (len > INT_MAX)
 		len = INT_MAX;
-	if (t->grow_wanted && !t->pair_grown)
-		grow_pair(t);
+	grow_pair(t);
 	ERR_clear_error();
 	n = SSL_write(t->ssl, p, (int)len);
 	if (n > 0)
@@ -620,8 +619,7 @@ size_t tls_conn_send_data(struct tls_conn *t, const uint8_t **data)
 	char *p = NULL;
 	int n;
 
-	if (t->grow_wanted && !t->pair_grown)
-		grow_pair(t);
+	grow_pair(t);
 	n = BIO_nread0(t->outer, &p);
 
 	if (n <= 0) {

@@ -157,6 +157,25 @@ static void job_free(struct count_job *j)
 
 static void step_timer(struct timer *t, void *arg);
 
+/* The shard's pass for `waiters`, recorded as the one running; NULL when
+ * out of memory (nothing recorded, `waiters` still the caller's). Its
+ * first step notes the applied index it starts from (job_step). */
+static struct count_job *job_new(struct node_core *c, uint32_t shard, struct shard *s,
+				 struct count_waiter *waiters)
+{
+	struct count_job *j = calloc(1, sizeof *j);
+
+	if (!j)
+		return NULL;
+	j->c = c;
+	j->shard = shard;
+	j->s = s;
+	j->applied = s ? shard_applied_index(s) : 0;
+	j->waiters = waiters;
+	c->redis->counts->running[shard] = j;
+	return j;
+}
+
 /* Ends the pass: answers its callers, then starts the next pass for those
  * that came after a write, on a later turn of the loop (this may run
  * inside a step's scan). */
@@ -169,16 +188,10 @@ static void job_finish(struct count_job *j, int rv, uint64_t visible, uint64_t e
 	c->redis->counts->running[j->shard] = NULL;
 	j->waiters = NULL;
 	if (j->later) {
-		struct count_job *next = calloc(1, sizeof *next);
+		struct count_job *next = job_new(c, j->shard, c->shards[j->shard], j->later);
 
 		if (next) {
-			next->c = c;
-			next->shard = j->shard;
-			next->s = c->shards[j->shard];
-			next->applied = next->s ? shard_applied_index(next->s) : 0;
-			next->waiters = j->later;
 			j->later = NULL;
-			c->redis->counts->running[j->shard] = next;
 			reactor_timer_arm(c->reactor, &next->timer, 0, step_timer, next);
 		} else {
 			for (struct count_waiter *l = j->later; l; l = l->next)
@@ -371,18 +384,12 @@ static void count_enqueue(struct node_core *c, struct shard *s, uint32_t shard,
 		}
 		return;
 	}
-	j = calloc(1, sizeof *j);
+	j = job_new(c, shard, s, w);
 	if (!j) {
 		w->finish(w->req, -ENOMEM, 0, 0);
 		free(w);
 		return;
 	}
-	j->c = c;
-	j->shard = shard;
-	j->s = s;
-	j->applied = shard_applied_index(s);
-	j->waiters = w;
-	k->running[shard] = j;
 	job_step(j);
 }
 
